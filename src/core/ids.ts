@@ -1,0 +1,23 @@
+/** Distinct id types, so a pack id is never passed where a blob id belongs. All are lowercase hex. */
+export type BlobId = string & { readonly __brand: 'BlobId' };
+export type PackId = string & { readonly __brand: 'PackId' };
+export type KeyId = string & { readonly __brand: 'KeyId' };
+export type MachineId = string & { readonly __brand: 'MachineId' };
+export type PointId = string & { readonly __brand: 'PointId' };
+export type JobId = string & { readonly __brand: 'JobId' };
+
+/** The two kinds of blob a pack holds: file content chunks and directory listings. */
+export type BlobType = 'data' | 'tree';
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const HEX32 = /^[0-9a-f]{32}$/;
+
+/** True for a 32-byte id in lowercase hex (blob and pack ids). */
+export function isHex64(s: unknown): s is string {
+  return typeof s === 'string' && HEX64.test(s);
+}
+
+/** True for a 16-byte id in lowercase hex (key, machine and job ids). */
+export function isHex32(s: unknown): s is string {
+  return typeof s === 'string' && HEX32.test(s);
+}
