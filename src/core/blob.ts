@@ -3,11 +3,18 @@
  * one-byte flag; sealed with AES-256-GCM under a per-blob subkey HKDF(dataKey, id), random 12-byte
  * nonce, AAD = type and id. Sealed layout: nonce(12) | ciphertext | tag(16).
  */
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { BlobId, BlobType } from './ids.js';
+import { isHex64 } from './ids.js';
 import type { VaultKeys } from './keys.js';
+import { asBuffer, corrupt, hkdf32 } from './validate.js';
+import { zstdCompress, zstdDecompress } from './zstd.js';
 
 /** Largest plaintext a blob may have (the chunker's max, plus room for big tree listings). */
 export const MAX_BLOB_SIZE = 64 * 1024 * 1024;
+
+/** Bytes a sealed blob adds to its body: nonce, flag and tag. */
+export const BLOB_OVERHEAD = 12 + 1 + 16;
 
 export interface EncodedBlob {
   readonly id: BlobId;
@@ -15,36 +22,98 @@ export interface EncodedBlob {
   readonly rawLength: number;
 }
 
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+const DEFAULT_LEVEL = 3;
+const FLAG_RAW = 0;
+const FLAG_ZSTD = 1;
+const TYPE_BYTE: Readonly<Record<BlobType, number>> = { data: 1, tree: 2 };
+
 /** The content id of `plaintext` under `keys`. */
 export function blobId(keys: VaultKeys, plaintext: Uint8Array): BlobId {
-  void keys;
-  void plaintext;
-  throw new Error('not implemented');
+  return createHmac('sha256', keys.idKey).update(plaintext).digest('hex') as BlobId;
 }
 
-/** Compresses and seals one blob. `id` may be passed when already computed. */
+function blobKey(keys: VaultKeys, idBytes: Buffer): Buffer {
+  return hkdf32(keys.dataKey, idBytes, 'azbk blob v1');
+}
+
+function blobAad(type: BlobType, idBytes: Buffer): Buffer {
+  const aad = Buffer.allocUnsafe(1 + idBytes.length);
+  aad[0] = TYPE_BYTE[type];
+  idBytes.copy(aad, 1);
+  return aad;
+}
+
+/**
+ * Compresses and seals one blob. `id` may be passed when already computed; it is trusted (not
+ * recomputed), so it must be blobId(keys, plaintext). `level` is the zstd level (default 3).
+ * Throws RangeError when the plaintext is larger than MAX_BLOB_SIZE.
+ */
 export function encodeBlob(
   keys: VaultKeys,
   type: BlobType,
   plaintext: Uint8Array,
   opts?: { id?: BlobId; level?: number },
 ): EncodedBlob {
-  void keys;
-  void type;
-  void plaintext;
-  void opts;
-  throw new Error('not implemented');
+  if (plaintext.length > MAX_BLOB_SIZE) {
+    throw new RangeError(`blob of ${plaintext.length} bytes exceeds MAX_BLOB_SIZE`);
+  }
+  if (TYPE_BYTE[type] === undefined) throw new TypeError(`unknown blob type ${String(type)}`);
+  const id = opts?.id ?? blobId(keys, plaintext);
+  if (!isHex64(id)) throw new TypeError('blob id must be 64 lowercase hex characters');
+  const idBytes = Buffer.from(id, 'hex');
+  let flag = FLAG_RAW;
+  let body: Uint8Array = plaintext;
+  if (plaintext.length > 0) {
+    const packed = zstdCompress(plaintext, opts?.level ?? DEFAULT_LEVEL);
+    if (packed.length < plaintext.length) {
+      flag = FLAG_ZSTD;
+      body = packed;
+    }
+  }
+  const nonce = randomBytes(NONCE_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', blobKey(keys, idBytes), nonce);
+  cipher.setAAD(blobAad(type, idBytes));
+  const sealed = Buffer.concat([
+    nonce,
+    cipher.update(Buffer.of(flag)),
+    cipher.update(body),
+    cipher.final(),
+    cipher.getAuthTag(),
+  ]);
+  return { id: id as BlobId, sealed, rawLength: plaintext.length };
 }
 
 /**
  * Opens, decompresses and checks one blob: the result's HMAC must equal `id`. Throws AzbkError
  * AZBK_VAULT_CORRUPT on any tampering (ciphertext, nonce, tag, flag, type or id swapped) and when
- * the decompressed size would exceed MAX_BLOB_SIZE.
+ * the decompressed size would exceed MAX_BLOB_SIZE (checked from the zstd frame header before
+ * anything is allocated).
  */
 export function decodeBlob(keys: VaultKeys, type: BlobType, id: BlobId, sealed: Uint8Array): Buffer {
-  void keys;
-  void type;
-  void id;
-  void sealed;
-  throw new Error('not implemented');
+  if (!isHex64(id)) throw corrupt('blob id is not 64 hex characters');
+  if (TYPE_BYTE[type] === undefined) throw corrupt(`unknown blob type ${String(type)}`);
+  if (sealed.length < BLOB_OVERHEAD || sealed.length > BLOB_OVERHEAD + MAX_BLOB_SIZE) {
+    throw corrupt(`blob ${id} has an impossible length (${sealed.length} bytes)`);
+  }
+  const buf = asBuffer(sealed);
+  const idBytes = Buffer.from(id, 'hex');
+  const decipher = createDecipheriv('aes-256-gcm', blobKey(keys, idBytes), buf.subarray(0, NONCE_BYTES));
+  decipher.setAAD(blobAad(type, idBytes));
+  decipher.setAuthTag(buf.subarray(buf.length - TAG_BYTES));
+  let body: Buffer;
+  try {
+    body = Buffer.concat([decipher.update(buf.subarray(NONCE_BYTES, buf.length - TAG_BYTES)), decipher.final()]);
+  } catch (err) {
+    throw corrupt(`blob ${id} failed authentication`, err);
+  }
+  const flag = body[0];
+  let plaintext: Buffer;
+  if (flag === FLAG_RAW) plaintext = body.subarray(1);
+  else if (flag === FLAG_ZSTD) plaintext = zstdDecompress(body.subarray(1), MAX_BLOB_SIZE);
+  else throw corrupt(`blob ${id} has an unknown compression flag ${String(flag)}`);
+  const actual = createHmac('sha256', keys.idKey).update(plaintext).digest();
+  if (!timingSafeEqual(actual, idBytes)) throw corrupt(`blob ${id} does not match its id`);
+  return plaintext;
 }

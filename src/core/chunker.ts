@@ -2,7 +2,15 @@
  * Content-defined chunking (FastCDC with a gear hash and normalized chunking).
  * Pure: buffers in, chunks out. The same bytes and seed always give the same boundaries; an insert
  * near the start of a stream moves only the boundaries next to it.
+ *
+ * The hash is h = (h << 1) + G[byte] over 32 bits, so h after any byte is a function of the last 32
+ * bytes only, and its high bits mix all of them. A cut is allowed after a byte that makes the chunk
+ * at least `min` long and whose hash has the masked HIGH bits all zero: a harder mask (2 more bits
+ * than log2(avg)) while the chunk is shorter than `avg`, an easier one (2 fewer) after, and a
+ * forced cut at `max`. Hashing starts WINDOW bytes before `min`, so skipped bytes cost nothing and
+ * every test sees the same hash it would if the whole chunk had been hashed.
  */
+import { createHmac } from 'node:crypto';
 
 export interface ChunkerParams {
   /** No chunk is shorter than this, except the last one of a stream. */
@@ -15,24 +23,152 @@ export interface ChunkerParams {
 
 export const DEFAULT_CHUNKER: ChunkerParams = { min: 512 * 1024, avg: 1024 * 1024, max: 8 * 1024 * 1024 };
 
+/** The gear table used when no seed is given. */
+const DEFAULT_SEED = Buffer.from('azbk default chunker seed v1', 'utf8');
+/** Bytes that influence the 32-bit gear hash. */
+const WINDOW = 32;
+/** Normalization level: bits added below avg and removed above it. */
+const NORMALIZATION = 2;
+const MAX_CHUNK_LIMIT = 1 << 30;
+const INITIAL_BUFFER = 64 * 1024;
+
+/** 256 32-bit gear values: HMAC-SHA256(seed, label | counter) in counter mode, little endian. */
+function gearTable(seed: Uint8Array): Uint32Array {
+  const bytes = Buffer.alloc(256 * 4);
+  for (let i = 0; i < 32; i++) {
+    const block = Buffer.alloc(4);
+    block.writeUInt32BE(i);
+    createHmac('sha256', seed).update('azbk gear v1').update(block).digest().copy(bytes, i * 32);
+  }
+  const table = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) table[i] = bytes.readUInt32LE(i * 4);
+  return table;
+}
+
+/** A mask of the top `bits` bits of a 32-bit word. */
+function highMask(bits: number): number {
+  return bits >= 32 ? 0xffffffff : (~0 << (32 - bits)) >>> 0;
+}
+
+function checkParams(p: ChunkerParams): void {
+  const { min, avg, max } = p;
+  const ints = [min, avg, max].every((v) => Number.isSafeInteger(v));
+  if (!ints || min < 1 || min > avg || avg > max || max > MAX_CHUNK_LIMIT) {
+    throw new RangeError(`chunker params must satisfy 1 <= min <= avg <= max <= 2^30: ${JSON.stringify(p)}`);
+  }
+  if ((avg & (avg - 1)) !== 0 || avg < 1 << (NORMALIZATION + 1)) {
+    throw new RangeError(`chunker avg must be a power of two >= ${1 << (NORMALIZATION + 1)}: ${avg}`);
+  }
+}
+
 /**
  * Streams bytes into chunks. `push` returns the chunks completed by the new bytes (possibly none);
- * `finish` returns the rest (at most one chunk; none for an empty stream). Memory held is at most
- * `max` plus the last pushed buffer. Returned buffers are owned by the caller.
+ * `finish` returns the rest (at most one chunk; none for an empty stream) and leaves the chunker
+ * ready for a new stream. Memory held is at most `max` plus the last pushed buffer. Returned
+ * buffers are owned by the caller (always copies, never views of pushed data).
  * `seed` selects the gear table (a keyed table hides chunk sizes from the vault); without it a
- * fixed table is used.
+ * fixed table is used. Throws RangeError for params that are not 1 <= min <= avg <= max <= 2^30
+ * with avg a power of two.
  */
 export class Chunker {
+  private readonly min: number;
+  private readonly avg: number;
+  private readonly max: number;
+  private readonly maskS: number;
+  private readonly maskL: number;
+  private readonly gear: Uint32Array;
+  /** Bytes of the current chunk seen in earlier pushes, held in `buf[0, len)`. */
+  private buf: Buffer = Buffer.alloc(0);
+  private len = 0;
+  private hash = 0;
+
   constructor(params: ChunkerParams = DEFAULT_CHUNKER, seed?: Uint8Array) {
-    void params;
-    void seed;
-    throw new Error('not implemented');
+    checkParams(params);
+    this.min = params.min;
+    this.avg = params.avg;
+    this.max = params.max;
+    const bits = Math.log2(params.avg);
+    this.maskS = highMask(bits + NORMALIZATION);
+    this.maskL = highMask(bits - NORMALIZATION);
+    this.gear = gearTable(seed ?? DEFAULT_SEED);
   }
+
   push(data: Uint8Array): Buffer[] {
-    void data;
-    throw new Error('not implemented');
+    const out: Buffer[] = [];
+    let off = 0;
+    while (off < data.length) {
+      const cut = this.scan(data, off);
+      if (cut < 0) {
+        this.hold(data.subarray(off));
+        break;
+      }
+      const piece = data.subarray(off, cut);
+      out.push(this.len === 0 ? Buffer.from(piece) : Buffer.concat([this.buf.subarray(0, this.len), piece]));
+      this.len = 0;
+      this.hash = 0;
+      off = cut;
+    }
+    return out;
   }
+
   finish(): Buffer[] {
-    throw new Error('not implemented');
+    const out = this.len === 0 ? [] : [Buffer.from(this.buf.subarray(0, this.len))];
+    this.buf = Buffer.alloc(0);
+    this.len = 0;
+    this.hash = 0;
+    return out;
+  }
+
+  /** Appends bytes of the current chunk, growing the buffer by doubling up to `max`. */
+  private hold(piece: Uint8Array): void {
+    const need = this.len + piece.length;
+    if (need > this.buf.length) {
+      let size = Math.max(this.buf.length * 2, INITIAL_BUFFER);
+      while (size < need) size *= 2;
+      const grown = Buffer.allocUnsafe(Math.min(size, this.max));
+      this.buf.copy(grown, 0, 0, this.len);
+      this.buf = grown;
+    }
+    this.buf.set(piece, this.len);
+    this.len = need;
+  }
+
+  /**
+   * Scans `data` from `start`, continuing the current chunk (`len` bytes long so far). Returns the
+   * index in `data` just after the cut, or -1 when `data` ends first (then `hash` is saved).
+   */
+  private scan(data: Uint8Array, start: number): number {
+    const G = this.gear;
+    const end = data.length;
+    const { min, avg, max } = this;
+    let h = this.hash;
+    let i = start;
+    // `base` is the chunk length before data[start]; the chunk length after data[i] is base + i - start + 1.
+    const base = this.len - start;
+
+    // Bytes more than WINDOW before min cannot affect any tested hash: skip them.
+    const skip = Math.min(end, start + Math.max(0, min - WINDOW - this.len));
+    i = skip;
+    // Warm up: hash, no test, until the chunk is min - 1 long.
+    let limit = Math.min(end, min - 1 - base);
+    for (; i < limit; i++) h = ((h << 1) + G[data[i]!]!) >>> 0;
+    // Harder mask while the chunk is shorter than avg.
+    const maskS = this.maskS;
+    limit = Math.min(end, avg - 1 - base);
+    for (; i < limit; i++) {
+      h = ((h << 1) + G[data[i]!]!) >>> 0;
+      if ((h & maskS) === 0) return i + 1;
+    }
+    // Easier mask up to max - 1.
+    const maskL = this.maskL;
+    limit = Math.min(end, max - 1 - base);
+    for (; i < limit; i++) {
+      h = ((h << 1) + G[data[i]!]!) >>> 0;
+      if ((h & maskL) === 0) return i + 1;
+    }
+    // The byte that makes the chunk max long ends it, whatever its hash.
+    if (i < end) return i + 1;
+    this.hash = h;
+    return -1;
   }
 }

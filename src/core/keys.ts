@@ -4,7 +4,10 @@
  * ids), dataKey (per-blob subkeys), metaKey (index, point and checkpoint objects, pack headers) and
  * chunkerSeed (the gear table, so chunk boundaries do not reveal content).
  */
+import { createCipheriv, createDecipheriv, randomBytes, scrypt } from 'node:crypto';
 import type { KeyId } from './ids.js';
+import { isHex32 } from './ids.js';
+import { corrupt, decodeBase64, hkdf32, isRecord } from './validate.js';
 
 export interface KdfParams {
   readonly alg: 'scrypt';
@@ -41,42 +44,166 @@ export interface VaultKeys {
 /** scrypt cost used for new envelopes (about a quarter second on one core). */
 export const DEFAULT_KDF = { N: 1 << 16, r: 8, p: 1 } as const;
 
+/**
+ * Bounds on scrypt parameters read from a vault, so a hostile envelope cannot make an agent spend
+ * gigabytes or minutes: N a power of two in [2^10, 2^22], r in [1, 32], p in [1, 16], and on top
+ * memory (128 * N * r) at most 1 GiB and work (N * r * p) at most 64 times the default.
+ */
+const KDF_LIMITS = { minLogN: 10, maxLogN: 22, maxR: 32, maxP: 16, maxMem: 1 << 30, maxWork: 1 << 25 } as const;
+const SALT_BYTES = { min: 16, max: 64, new: 32 } as const;
+const MASTER_BYTES = 32;
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+const CREATED_MAX = 64;
+
 export function generateMasterKey(): Buffer {
-  throw new Error('not implemented');
+  return randomBytes(MASTER_BYTES);
 }
 
-/** Derives the working keys from a master key. Deterministic. */
+/**
+ * Derives the working keys from a master key. Deterministic, and independent of `keyId` (which is
+ * only carried along), so every envelope of one master key yields the same keys.
+ */
 export function deriveKeys(keyId: KeyId, master: Buffer): VaultKeys {
-  void keyId;
-  void master;
-  throw new Error('not implemented');
+  if (!isHex32(keyId)) throw new TypeError('keyId must be 32 lowercase hex characters');
+  if (master.length !== MASTER_BYTES) throw new TypeError(`master key must be ${MASTER_BYTES} bytes`);
+  const none = Buffer.alloc(0);
+  return {
+    keyId,
+    master: Buffer.from(master),
+    idKey: hkdf32(master, none, 'azbk id key v1'),
+    dataKey: hkdf32(master, none, 'azbk data key v1'),
+    metaKey: hkdf32(master, none, 'azbk meta key v1'),
+    chunkerSeed: hkdf32(master, none, 'azbk chunker seed v1'),
+  };
 }
 
-/** Wraps `master` under `passphrase`. `id` is the new envelope's id (random if omitted). */
+/** Why `cost` is refused, or null when it is within KDF_LIMITS. */
+function costProblem(N: unknown, r: unknown, p: unknown): string | null {
+  if (typeof N !== 'number' || typeof r !== 'number' || typeof p !== 'number') return 'N, r and p must be numbers';
+  if (![N, r, p].every(Number.isSafeInteger)) return 'N, r and p must be integers';
+  const logN = Math.log2(N);
+  if (!Number.isInteger(logN) || logN < KDF_LIMITS.minLogN || logN > KDF_LIMITS.maxLogN) {
+    return `N must be a power of two from 2^${KDF_LIMITS.minLogN} to 2^${KDF_LIMITS.maxLogN}`;
+  }
+  if (r < 1 || r > KDF_LIMITS.maxR) return `r must be from 1 to ${KDF_LIMITS.maxR}`;
+  if (p < 1 || p > KDF_LIMITS.maxP) return `p must be from 1 to ${KDF_LIMITS.maxP}`;
+  if (128 * N * r > KDF_LIMITS.maxMem) return 'scrypt memory (128 * N * r) exceeds 1 GiB';
+  if (N * r * p > KDF_LIMITS.maxWork) return 'scrypt work (N * r * p) is too high';
+  return null;
+}
+
+/**
+ * scrypt to a 32-byte key-encryption key. The passphrase is NFC-normalised so the same words typed
+ * on macOS, Linux and Windows give the same key.
+ */
+function kek(passphrase: string, salt: Buffer, N: number, r: number, p: number): Promise<Buffer> {
+  const maxmem = 128 * N * r + 128 * r * p + 32 * 1024 * 1024;
+  return new Promise((resolve, reject) => {
+    scrypt(passphrase.normalize('NFC'), salt, 32, { N, r, p, maxmem }, (err, key) =>
+      err ? reject(err) : resolve(key),
+    );
+  });
+}
+
+/** AAD of the wrapped key: every field that decides how it is unwrapped. */
+function envelopeAad(e: Omit<KeyEnvelope, 'created' | 'nonce' | 'wrapped'>): Buffer {
+  const { version, id, cipher, kdf } = e;
+  return Buffer.from(
+    `azbk key envelope\0${JSON.stringify([version, id, cipher, kdf.alg, kdf.N, kdf.r, kdf.p, kdf.salt])}`,
+    'utf8',
+  );
+}
+
+/**
+ * Wraps `master` under `passphrase`. `id` is the new envelope's id (random if omitted), `cost`
+ * the scrypt parameters (DEFAULT_KDF if omitted; refused with RangeError outside the limits
+ * unwrapMasterKey accepts), `now` the creation time recorded in the envelope.
+ */
 export async function wrapMasterKey(
   master: Buffer,
   passphrase: string,
   opts?: { id?: KeyId; cost?: { N: number; r: number; p: number }; now?: Date },
 ): Promise<KeyEnvelope> {
-  void master;
-  void passphrase;
-  void opts;
-  throw new Error('not implemented');
+  if (master.length !== MASTER_BYTES) throw new TypeError(`master key must be ${MASTER_BYTES} bytes`);
+  const id = opts?.id ?? (randomBytes(16).toString('hex') as KeyId);
+  if (!isHex32(id)) throw new TypeError('envelope id must be 32 lowercase hex characters');
+  const { N, r, p } = opts?.cost ?? DEFAULT_KDF;
+  const problem = costProblem(N, r, p);
+  if (problem !== null) throw new RangeError(`refusing scrypt parameters: ${problem}`);
+  const salt = randomBytes(SALT_BYTES.new);
+  const nonce = randomBytes(NONCE_BYTES);
+  const kdf: KdfParams = { alg: 'scrypt', N, r, p, salt: salt.toString('base64') };
+  const head = { version: 1, id, cipher: 'aes-256-gcm', kdf } as const;
+  const key = await kek(passphrase, salt, N, r, p);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(envelopeAad(head));
+  const wrapped = Buffer.concat([cipher.update(master), cipher.final(), cipher.getAuthTag()]);
+  return {
+    ...head,
+    created: (opts?.now ?? new Date()).toISOString(),
+    nonce: nonce.toString('base64'),
+    wrapped: wrapped.toString('base64'),
+  };
 }
 
 /**
  * Unwraps the master key, or returns null when the passphrase is wrong. Throws AzbkError
  * AZBK_VAULT_CORRUPT when the envelope itself is malformed (hostile input: validate every field,
- * refuse absurd scrypt parameters).
+ * refuse absurd scrypt parameters). A well-formed envelope whose id, kdf parameters, nonce or
+ * wrapped key were altered cannot be told from a wrong passphrase, so it also gives null.
  */
 export async function unwrapMasterKey(envelope: unknown, passphrase: string): Promise<Buffer | null> {
-  void envelope;
-  void passphrase;
-  throw new Error('not implemented');
+  const e = parseEnvelope(envelope);
+  const salt = decodeBase64(e.kdf.salt)!;
+  const nonce = decodeBase64(e.nonce)!;
+  const wrapped = decodeBase64(e.wrapped)!;
+  const key = await kek(passphrase, salt, e.kdf.N, e.kdf.r, e.kdf.p);
+  const decipher = createDecipheriv('aes-256-gcm', key, nonce);
+  decipher.setAAD(envelopeAad(e));
+  decipher.setAuthTag(wrapped.subarray(MASTER_BYTES));
+  try {
+    return Buffer.concat([decipher.update(wrapped.subarray(0, MASTER_BYTES)), decipher.final()]);
+  } catch {
+    return null;
+  }
 }
 
-/** Validates an untrusted envelope read from the vault; throws AZBK_VAULT_CORRUPT if malformed. */
+/**
+ * Validates an untrusted envelope read from the vault; throws AZBK_VAULT_CORRUPT if malformed.
+ * Returns a fresh object holding only the known fields.
+ */
 export function parseEnvelope(value: unknown): KeyEnvelope {
-  void value;
-  throw new Error('not implemented');
+  const bad = (why: string) => corrupt(`key envelope is malformed: ${why}`);
+  if (!isRecord(value)) throw bad('not an object');
+  if (value.version !== 1) throw bad('unsupported version');
+  if (!isHex32(value.id)) throw bad('id is not 32 hex characters');
+  const created = value.created;
+  if (typeof created !== 'string' || created.length > CREATED_MAX || Number.isNaN(Date.parse(created))) {
+    throw bad('created is not a time');
+  }
+  if (value.cipher !== 'aes-256-gcm') throw bad('unknown cipher');
+  const kdf = value.kdf;
+  if (!isRecord(kdf) || kdf.alg !== 'scrypt') throw bad('unknown key derivation');
+  const problem = costProblem(kdf.N, kdf.r, kdf.p);
+  if (problem !== null) throw bad(problem);
+  const salt = decodeBase64(kdf.salt);
+  if (salt === null || salt.length < SALT_BYTES.min || salt.length > SALT_BYTES.max) {
+    throw bad(`salt is not base64 of ${SALT_BYTES.min} to ${SALT_BYTES.max} bytes`);
+  }
+  const nonce = decodeBase64(value.nonce);
+  if (nonce === null || nonce.length !== NONCE_BYTES) throw bad(`nonce is not base64 of ${NONCE_BYTES} bytes`);
+  const wrapped = decodeBase64(value.wrapped);
+  if (wrapped === null || wrapped.length !== MASTER_BYTES + TAG_BYTES) {
+    throw bad(`wrapped key is not base64 of ${MASTER_BYTES + TAG_BYTES} bytes`);
+  }
+  return {
+    version: 1,
+    id: value.id as KeyId,
+    created,
+    kdf: { alg: 'scrypt', N: kdf.N as number, r: kdf.r as number, p: kdf.p as number, salt: kdf.salt as string },
+    cipher: 'aes-256-gcm',
+    nonce: value.nonce as string,
+    wrapped: value.wrapped as string,
+  };
 }

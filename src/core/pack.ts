@@ -5,8 +5,14 @@
  * length, raw length. A pack's id is the SHA-256 of its bytes, so the vault can verify an upload
  * and a retried upload of the same pack is the same object.
  */
+import { createHash } from 'node:crypto';
+import { entryProblem, MAX_PACK_SIZE, toEntry } from './entries.js';
 import type { BlobId, BlobType, PackId } from './ids.js';
 import type { VaultKeys } from './keys.js';
+import { openObject, sealObject } from './sealed-object.js';
+import { asBuffer, corrupt, isRecord } from './validate.js';
+
+export { MAX_PACK_SIZE } from './entries.js';
 
 export const TARGET_PACK_SIZE = 16 * 1024 * 1024;
 
@@ -25,41 +31,99 @@ export interface FinishedPack {
   readonly entries: readonly PackEntry[];
 }
 
-/** Collects sealed blobs into one pack. */
+const MAGIC = Buffer.from('AZBKPAK1', 'latin1');
+const TRAILER_BYTES = 4 + MAGIC.length;
+/** The smallest sealed object: its fixed header and tag. */
+const MIN_HEADER_BYTES = 8 + 16 + 12 + 16;
+
+/**
+ * Collects sealed blobs into one pack. The caller decides when to finish (typically once `size`
+ * reaches TARGET_PACK_SIZE); the blob area may not exceed MAX_PACK_SIZE. Sealed buffers are kept
+ * by reference until `finish`.
+ */
 export class PackBuilder {
+  private readonly keys: VaultKeys;
+  private readonly parts: Buffer[] = [];
+  private readonly entries: PackEntry[] = [];
+  private bytes = 0;
+  private done = false;
+
   constructor(keys: VaultKeys) {
-    void keys;
-    throw new Error('not implemented');
+    this.keys = keys;
   }
-  /** Appends an already sealed blob (from encodeBlob). */
+
+  /**
+   * Appends an already sealed blob (from encodeBlob) and returns where it lies. Throws RangeError
+   * for an entry readPackHeader would refuse (bad id or type, impossible lengths, pack too big),
+   * and Error after `finish`.
+   */
   add(type: BlobType, id: BlobId, sealed: Buffer, rawLength: number): PackEntry {
-    void type;
-    void id;
-    void sealed;
-    void rawLength;
-    throw new Error('not implemented');
+    if (this.done) throw new Error('PackBuilder used after finish');
+    const entry: PackEntry = { type, id, offset: this.bytes, length: sealed.length, rawLength };
+    const problem = entryProblem(entry);
+    if (problem !== null) throw new RangeError(`cannot add blob ${String(id)}: ${problem}`);
+    this.parts.push(sealed);
+    this.entries.push(entry);
+    this.bytes += sealed.length;
+    return entry;
   }
+
+  /** Bytes of sealed blobs added so far (the header is not counted). */
   get size(): number {
-    throw new Error('not implemented');
+    return this.bytes;
   }
+
+  /** Blobs added so far. */
   get count(): number {
-    throw new Error('not implemented');
+    return this.entries.length;
   }
+
   /** Writes the header and returns the pack. The builder must not be used afterwards. */
   finish(): FinishedPack {
-    throw new Error('not implemented');
+    if (this.done) throw new Error('PackBuilder used after finish');
+    this.done = true;
+    const header = sealObject(this.keys, 'pack-header', '', { version: 1, blobs: this.entries });
+    const trailer = Buffer.alloc(TRAILER_BYTES);
+    trailer.writeUInt32LE(header.length, 0);
+    MAGIC.copy(trailer, 4);
+    const data = Buffer.concat([...this.parts, header, trailer]);
+    this.parts.length = 0;
+    return { id: packIdOf(data), data, entries: this.entries };
   }
 }
 
 /** The SHA-256 id of pack bytes. */
 export function packIdOf(data: Uint8Array): PackId {
-  void data;
-  throw new Error('not implemented');
+  return createHash('sha256').update(data).digest('hex') as PackId;
 }
 
-/** Reads a pack's header (for repair and prune); throws AZBK_VAULT_CORRUPT if damaged. */
+/**
+ * Reads a pack's header (for repair and prune); throws AZBK_VAULT_CORRUPT if damaged: bad magic or
+ * header length, a header that fails authentication, or entries that do not tile the blob area
+ * exactly (in order, from offset 0 to the header, no gaps or overlaps).
+ */
 export function readPackHeader(keys: VaultKeys, data: Uint8Array): PackEntry[] {
-  void keys;
-  void data;
-  throw new Error('not implemented');
+  const buf = asBuffer(data);
+  if (buf.length < MIN_HEADER_BYTES + TRAILER_BYTES) throw corrupt('pack is too short');
+  if (!buf.subarray(buf.length - MAGIC.length).equals(MAGIC)) throw corrupt('pack does not end with AZBKPAK1');
+  const headerLength = buf.readUInt32LE(buf.length - TRAILER_BYTES);
+  const headerStart = buf.length - TRAILER_BYTES - headerLength;
+  if (headerLength < MIN_HEADER_BYTES || headerStart < 0) throw corrupt('pack header length is impossible');
+  if (headerStart > MAX_PACK_SIZE) throw corrupt('pack is larger than MAX_PACK_SIZE');
+  const header = openObject(keys, 'pack-header', '', buf.subarray(headerStart, buf.length - TRAILER_BYTES));
+  if (!isRecord(header) || header.version !== 1 || !Array.isArray(header.blobs)) {
+    throw corrupt('pack header is not a version 1 header');
+  }
+  const entries: PackEntry[] = [];
+  let next = 0;
+  for (const [i, v] of (header.blobs as unknown[]).entries()) {
+    const problem = entryProblem(v);
+    if (problem !== null) throw corrupt(`pack header entry ${i}: ${problem}`);
+    const entry = toEntry(v);
+    if (entry.offset !== next) throw corrupt(`pack header entry ${i} does not start where the previous one ends`);
+    next = entry.offset + entry.length;
+    entries.push(entry);
+  }
+  if (next !== headerStart) throw corrupt('pack header entries do not cover the blob area');
+  return entries;
 }
