@@ -1,0 +1,271 @@
+/**
+ * The BlobStore of a vault on a local (or mounted) disk: one file per object under a root folder.
+ *
+ * Atomic put without overwrite: the data goes to a unique file in `<root>/.tmp/`, is fsynced, and
+ * is then hard-linked to its final name. link(2) fails with EEXIST when the name is taken, so of
+ * many concurrent writers exactly one wins and nobody overwrites; a reader sees the whole file or
+ * no file. The parent folder is fsynced afterwards so the new name survives a power loss.
+ */
+import { randomBytes } from 'node:crypto';
+import { type Dirent } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { AzbkError, isAzbkError } from '../../shared/errors.js';
+import type { BlobStore } from './blobstore.js';
+import { clipRange, isKeySegment, validateKey, validatePrefix, type ByteRange } from './keys.js';
+
+/** The folder under the root that holds files being written; never listed. */
+export const TEMP_DIR = '.tmp';
+
+type Op = 'put' | 'get' | 'stat' | 'list' | 'delete';
+
+/**
+ * A BlobStore over the folder `root`, which must exist: FsBlobStore never creates it, so a vault
+ * on an unmounted disk is reported as missing (AZBK_VAULT_NOT_FOUND) instead of being recreated
+ * on the disk underneath. Sub-folders are created as needed; empty ones are never removed.
+ *
+ * Differences from the general contract, forced by the file system:
+ * - keys whose first segment is `.tmp` are reserved and rejected with AZBK_BAD_INPUT;
+ * - a key cannot also be a folder of other keys ('a' and 'a/b'): such a put throws AZBK_BAD_INPUT;
+ * - a segment longer than the file system allows (usually 255 bytes) throws AZBK_BAD_INPUT.
+ * OS errors are reported as AZBK_VAULT_UNREACHABLE with the OS error as `cause`.
+ */
+export class FsBlobStore implements BlobStore {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  async put(key: string, data: Uint8Array): Promise<'created' | 'exists'> {
+    const file = this.#path(key);
+    const tempDir = path.join(this.root, TEMP_DIR);
+    const temp = path.join(tempDir, `${randomBytes(12).toString('hex')}.tmp`);
+    try {
+      await this.#ensureTempDir(tempDir);
+      await writeDurably(temp, data);
+      const parent = path.dirname(file);
+      const created = await fs.mkdir(parent, { recursive: true }).catch((err: unknown) => {
+        // A file where a folder should be: the key extends another key ('a' exists, put 'a/b').
+        throw errno(err) === 'ENOTDIR' || errno(err) === 'EEXIST' ? keyConflict(key) : err;
+      });
+      try {
+        await fs.link(temp, file);
+      } catch (err) {
+        if (errno(err) !== 'EEXIST') throw err;
+        if ((await fs.lstat(file)).isFile()) return 'exists';
+        throw keyConflict(key);
+      }
+      await syncDirs(created === undefined ? parent : path.dirname(created), parent);
+      return 'created';
+    } catch (err) {
+      throw toStorageError(err, 'put', key, this.root);
+    } finally {
+      await fs.rm(temp, { force: true }).catch(() => undefined);
+    }
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Buffer | null> {
+    const file = this.#path(key);
+    clipRange(0, range); // reject a bad range before touching the disk
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(file, 'r');
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw toStorageError(err, 'get', key, this.root);
+    }
+    try {
+      const stat = await handle.stat();
+      if (!stat.isFile()) return null;
+      const { start, end } = clipRange(stat.size, range);
+      const out = Buffer.allocUnsafe(end - start);
+      let done = 0;
+      while (done < out.length) {
+        const { bytesRead } = await handle.read(out, done, out.length - done, start + done);
+        if (bytesRead === 0) break; // objects never shrink; guard against a loop anyway
+        done += bytesRead;
+      }
+      return done === out.length ? out : out.subarray(0, done);
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw toStorageError(err, 'get', key, this.root);
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+
+  async stat(key: string): Promise<{ size: number } | null> {
+    const file = this.#path(key);
+    try {
+      const stat = await fs.stat(file);
+      return stat.isFile() ? { size: stat.size } : null;
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw toStorageError(err, 'stat', key, this.root);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    validatePrefix(prefix);
+    const cut = prefix.lastIndexOf('/');
+    const dirKey = prefix.slice(0, Math.max(cut, 0));
+    const start = prefix.slice(cut + 1);
+    // Depth-first over folders; `stack` holds key prefixes ('' or ending in '/') still to read.
+    const stack: { key: string; filter: string }[] = [{ key: dirKey ? `${dirKey}/` : '', filter: start }];
+    while (stack.length > 0) {
+      const { key: dir, filter } = stack.pop()!;
+      for (const entry of await this.#readDir(dir, prefix)) {
+        const name = entry.name;
+        if (!name.startsWith(filter) || !isKeySegment(name)) continue;
+        if (dir === '' && name === TEMP_DIR) continue;
+        if (entry.isDirectory()) stack.push({ key: `${dir}${name}/`, filter: '' });
+        else if (entry.isFile()) yield `${dir}${name}`;
+      }
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const file = this.#path(key);
+    try {
+      await fs.unlink(file);
+    } catch (err) {
+      // EISDIR: the key names a folder of other keys, so no object has that key.
+      if (isMissing(err)) return;
+      throw toStorageError(err, 'delete', key, this.root);
+    }
+  }
+
+  /**
+   * Removes files left in `.tmp` by writers that crashed, if older than `maxAgeMs` (default one
+   * hour, far longer than any put takes). Best effort: returns how many it removed.
+   */
+  async removeStaleTemp(maxAgeMs = 60 * 60 * 1000, now = Date.now()): Promise<number> {
+    const tempDir = path.join(this.root, TEMP_DIR);
+    let removed = 0;
+    const names = await fs.readdir(tempDir).catch(() => [] as string[]);
+    for (const name of names) {
+      const file = path.join(tempDir, name);
+      const stat = await fs.lstat(file).catch(() => null);
+      if (stat?.isFile() && now - stat.mtimeMs > maxAgeMs) {
+        await fs.rm(file, { force: true }).then(() => removed++, () => undefined);
+      }
+    }
+    return removed;
+  }
+
+  #path(key: string): string {
+    validateKey(key);
+    if (key === TEMP_DIR || key.startsWith(`${TEMP_DIR}/`)) {
+      throw new AzbkError('AZBK_BAD_INPUT', `Invalid object key "${key}": "${TEMP_DIR}" is reserved.`);
+    }
+    return path.join(this.root, ...key.split('/'));
+  }
+
+  async #ensureTempDir(tempDir: string): Promise<void> {
+    try {
+      await fs.mkdir(tempDir);
+    } catch (err) {
+      if (errno(err) === 'EEXIST') return;
+      if (errno(err) === 'ENOENT') {
+        throw new AzbkError('AZBK_VAULT_NOT_FOUND', `The vault folder ${this.root} does not exist.`, {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+  }
+
+  async #readDir(dirKey: string, prefix: string): Promise<Dirent[]> {
+    try {
+      return await fs.readdir(path.join(this.root, ...dirKey.split('/')), { withFileTypes: true });
+    } catch (err) {
+      if (isMissing(err)) return [];
+      throw toStorageError(err, 'list', prefix, this.root);
+    }
+  }
+}
+
+/** Writes `data` to a new file `file` (failing if it exists) and fsyncs it before closing. */
+async function writeDurably(file: string, data: Uint8Array): Promise<void> {
+  const handle = await fs.open(file, 'wx');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Fsyncs every folder from `top` down to `bottom` (its descendant or itself). */
+async function syncDirs(top: string, bottom: string): Promise<void> {
+  const dirs = [bottom];
+  for (let d = bottom; d !== top && path.dirname(d) !== d; ) dirs.push((d = path.dirname(d)));
+  for (const dir of dirs) {
+    try {
+      const handle = await fs.open(dir, 'r');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    } catch (err) {
+      // Windows cannot open or fsync a folder; NTFS journals the link itself.
+      if (process.platform !== 'win32') throw err;
+    }
+  }
+}
+
+function errno(err: unknown): string | undefined {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function isMissing(err: unknown): boolean {
+  const code = errno(err);
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR';
+}
+
+function keyConflict(key: string): AzbkError {
+  return new AzbkError(
+    'AZBK_BAD_INPUT',
+    `Object key "${key}" conflicts with another key: on disk a key cannot also be a folder of keys.`,
+  );
+}
+
+const DESCRIPTIONS: Record<string, { text: string; hint?: string }> = {
+  ENOSPC: { text: 'no space left on device', hint: 'Free space on the vault disk, then run the command again.' },
+  EDQUOT: { text: 'disk quota exceeded', hint: 'Raise the quota or free space on the vault disk.' },
+  EACCES: { text: 'permission denied', hint: 'Check that azbk may read and write the vault folder.' },
+  EPERM: { text: 'operation not permitted', hint: 'Check that azbk may read and write the vault folder.' },
+  EROFS: { text: 'read-only file system', hint: 'Mount the vault disk read-write.' },
+  EIO: { text: 'input/output error', hint: 'The vault disk reported an I/O error; check the disk.' },
+  EMFILE: { text: 'too many open files' },
+  ENFILE: { text: 'too many open files in the system' },
+  EBUSY: { text: 'resource busy' },
+  EAGAIN: { text: 'resource temporarily unavailable' },
+  ETIMEDOUT: { text: 'timed out' },
+  ESTALE: { text: 'stale network file handle' },
+  EXDEV: { text: 'the vault spans several file systems', hint: 'Keep the whole vault folder on one file system.' },
+};
+
+/**
+ * Turns an error thrown by `fs` while doing `op` on `key` into an AzbkError: AzbkErrors pass
+ * through, ENAMETOOLONG becomes AZBK_BAD_INPUT, any other OS error AZBK_VAULT_UNREACHABLE with the
+ * OS error as `cause` and a hint for the common ones (disk full, permissions, read-only, I/O).
+ * Errors without an OS code (bugs) pass through unchanged. Messages name the key, never data.
+ */
+export function toStorageError(err: unknown, op: Op, key: string, root: string): unknown {
+  if (isAzbkError(err)) return err;
+  const code = errno(err);
+  // Node's own errors (ERR_INVALID_ARG_TYPE and the like) are bugs, not storage trouble.
+  if (code === undefined || code.startsWith('ERR_')) return err;
+  if (code === 'ENAMETOOLONG') {
+    return new AzbkError('AZBK_BAD_INPUT', `Object key "${key}" is too long for the vault's file system.`, {
+      cause: err,
+    });
+  }
+  const known = DESCRIPTIONS[code];
+  const message = `Cannot ${op} vault object "${key}" in ${root}: ${known ? `${known.text} (${code})` : code}.`;
+  return new AzbkError('AZBK_VAULT_UNREACHABLE', message, { cause: err, hint: known?.hint });
+}

@@ -1,0 +1,119 @@
+/**
+ * A BlobStore wrapper that retries transient failures (AzbkError AZBK_VAULT_UNREACHABLE) with
+ * exponential back-off and jitter. Every other error, AZBK_BAD_INPUT included, goes straight to
+ * the caller.
+ */
+import { isAzbkError } from '../../shared/errors.js';
+import type { BlobStore } from './blobstore.js';
+import type { ByteRange } from './keys.js';
+
+/** What a RetryingBlobStore reports before each retry, e.g. to log it. */
+export interface RetryEvent {
+  readonly op: 'put' | 'get' | 'stat' | 'list' | 'delete';
+  /** The key, or the prefix for `list`. */
+  readonly key: string;
+  /** The attempt that failed, from 1. */
+  readonly attempt: number;
+  readonly delayMs: number;
+  readonly error: unknown;
+}
+
+/** Options of RetryingBlobStore; every field has a default. */
+export interface RetryOptions {
+  /** Tries per operation, the first included (default 5). */
+  readonly attempts?: number;
+  /** Delay before the first retry; it doubles for each further retry (default 200 ms). */
+  readonly baseDelayMs?: number;
+  /** Ceiling of one delay (default 10 s). */
+  readonly maxDelayMs?: number;
+  /** Waits `ms` milliseconds (default: a timer); tests pass a fake that returns at once. */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** A number in [0, 1) for the jitter (default Math.random). */
+  readonly random?: () => number;
+  /** Called before each retry. */
+  readonly onRetry?: (event: RetryEvent) => void;
+}
+
+const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Wraps `inner`, retrying each operation up to `attempts` times in all while it throws
+ * AZBK_VAULT_UNREACHABLE, then throwing the last error. The delay before retry n (from 1) is
+ * drawn from [d/2, d) with d = min(maxDelayMs, baseDelayMs * 2^(n-1)).
+ *
+ * - `put`: a failed attempt may still have created the object (the reply was lost), so when a
+ *   retry returns 'exists' the result is 'exists'. Callers that must tell their own write from
+ *   someone else's compare the content.
+ * - `list`: when listing fails midway the listing restarts, and keys already yielded are skipped,
+ *   so each key is yielded once; this holds the yielded keys in memory.
+ */
+export class RetryingBlobStore implements BlobStore {
+  readonly #inner: BlobStore;
+  readonly #attempts: number;
+  readonly #baseDelayMs: number;
+  readonly #maxDelayMs: number;
+  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #random: () => number;
+  readonly #onRetry: ((event: RetryEvent) => void) | undefined;
+
+  constructor(inner: BlobStore, options: RetryOptions = {}) {
+    this.#inner = inner;
+    this.#attempts = Math.max(1, Math.floor(options.attempts ?? 5));
+    this.#baseDelayMs = options.baseDelayMs ?? 200;
+    this.#maxDelayMs = options.maxDelayMs ?? 10_000;
+    this.#sleep = options.sleep ?? defaultSleep;
+    this.#random = options.random ?? Math.random;
+    this.#onRetry = options.onRetry;
+  }
+
+  put(key: string, data: Uint8Array): Promise<'created' | 'exists'> {
+    return this.#retry('put', key, () => this.#inner.put(key, data));
+  }
+
+  get(key: string, range?: ByteRange): Promise<Buffer | null> {
+    return this.#retry('get', key, () => this.#inner.get(key, range));
+  }
+
+  stat(key: string): Promise<{ size: number } | null> {
+    return this.#retry('stat', key, () => this.#inner.stat(key));
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    const seen = new Set<string>();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        for await (const key of this.#inner.list(prefix)) {
+          if (seen.has(key)) continue;
+          seen.add(key);
+          yield key;
+        }
+        return;
+      } catch (err) {
+        await this.#backOff('list', prefix, attempt, err);
+      }
+    }
+  }
+
+  delete(key: string): Promise<void> {
+    return this.#retry('delete', key, () => this.#inner.delete(key));
+  }
+
+  async #retry<T>(op: RetryEvent['op'], key: string, run: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (err) {
+        await this.#backOff(op, key, attempt, err);
+      }
+    }
+  }
+
+  /** Rethrows `error` unless it is transient and attempts remain; otherwise waits. */
+  async #backOff(op: RetryEvent['op'], key: string, attempt: number, error: unknown): Promise<void> {
+    if (!isAzbkError(error, 'AZBK_VAULT_UNREACHABLE') || attempt >= this.#attempts) throw error;
+    const ceiling = Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (attempt - 1));
+    const delayMs = Math.round(ceiling / 2 + (this.#random() * ceiling) / 2);
+    this.#onRetry?.({ op, key, attempt, delayMs, error });
+    await this.#sleep(delayMs);
+  }
+}

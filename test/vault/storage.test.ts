@@ -1,0 +1,127 @@
+import { mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { AzbkError } from '../../src/shared/errors.js';
+import { FsBlobStore, TEMP_DIR, toStorageError } from '../../src/vault/storage/fs-store.js';
+import { validateKey, validatePrefix } from '../../src/vault/storage/keys.js';
+import { MemoryBlobStore } from '../../src/vault/storage/memory-store.js';
+import { makeTempDir } from '../helpers/tmp.js';
+import { expectAzbkError, listAll, runBlobStoreConformance } from './storage-conformance.js';
+
+runBlobStoreConformance('FsBlobStore', async () => new FsBlobStore(await makeTempDir('azbk-fs-store-')));
+runBlobStoreConformance('MemoryBlobStore', () => new MemoryBlobStore());
+
+describe('validateKey and validatePrefix', () => {
+  test('return valid input unchanged', () => {
+    expect(validateKey('packs/ab/abcdef')).toBe('packs/ab/abcdef');
+    expect(validatePrefix('')).toBe('');
+    expect(validatePrefix('packs/')).toBe('packs/');
+    expect(validatePrefix('packs/a')).toBe('packs/a');
+  });
+
+  test('name the offending key in the message, cut short and escaped', () => {
+    expect(() => validateKey('a\0b')).toThrow(/"a\\u0000b"/);
+    expect(() => validateKey('y'.repeat(600))).toThrow(/y{80}\.\.\."/);
+  });
+});
+
+describe('FsBlobStore on disk', () => {
+  async function fresh(): Promise<{ root: string; store: FsBlobStore }> {
+    const root = await makeTempDir('azbk-fs-store-');
+    return { root, store: new FsBlobStore(root) };
+  }
+
+  test('stores each object as a file at its key, and leaves no temporary file', async () => {
+    const { root, store } = await fresh();
+    await store.put('packs/ab/abcd', Buffer.from('pack'));
+    await store.put('packs/ab/abcd', Buffer.from('again'));
+    await store.put('config', Buffer.from('{}'));
+    expect((await stat(join(root, 'packs', 'ab', 'abcd'))).size).toBe(4);
+    expect((await stat(join(root, 'packs', 'ab', 'abcd'))).nlink).toBe(1);
+    expect(await readdir(join(root, TEMP_DIR))).toEqual([]);
+  });
+
+  test('a put that fails after writing its data leaves neither object nor temporary file', async () => {
+    const { root, store } = await fresh();
+    await store.put('f', Buffer.from('a file where a folder is needed'));
+    await expectAzbkError(store.put('f/x', Buffer.from('data')), 'AZBK_BAD_INPUT');
+    await expectAzbkError(store.put(`n/${'x'.repeat(300)}`, Buffer.from('data')), 'AZBK_BAD_INPUT');
+    expect(await store.get('f/x')).toBeNull();
+    expect(await listAll(store, '')).toEqual(['f']);
+    expect(await readdir(join(root, TEMP_DIR))).toEqual([]);
+  });
+
+  test('a put that cannot write reports AZBK_VAULT_UNREACHABLE and leaves no object', async () => {
+    const { root, store } = await fresh();
+    await writeFile(join(root, TEMP_DIR), 'not a folder');
+    const err: unknown = await store.put('k', Buffer.from('data')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AzbkError);
+    expect(err).toMatchObject({ code: 'AZBK_VAULT_UNREACHABLE', cause: { code: 'ENOTDIR' } });
+    expect(await store.stat('k')).toBeNull();
+  });
+
+  test('a key cannot also be a folder of keys', async () => {
+    const { store } = await fresh();
+    await store.put('a/b', Buffer.from('x'));
+    await expectAzbkError(store.put('a', Buffer.from('y')), 'AZBK_BAD_INPUT');
+    expect(await store.get('a')).toBeNull();
+    expect(await store.get('a', { offset: 0, length: 1 })).toBeNull();
+    expect(await store.stat('a')).toBeNull();
+    await store.delete('a');
+    expect(await listAll(store, '')).toEqual(['a/b']);
+  });
+
+  test('never creates a missing root, and reads it as empty', async () => {
+    const root = join(await makeTempDir('azbk-fs-store-'), 'unmounted');
+    const store = new FsBlobStore(root);
+    await expectAzbkError(store.put('config', Buffer.from('{}')), 'AZBK_VAULT_NOT_FOUND');
+    await expect(stat(root)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await store.get('config')).toBeNull();
+    expect(await listAll(store, '')).toEqual([]);
+  });
+
+  test('keeps .tmp to itself', async () => {
+    const { root, store } = await fresh();
+    await store.put('k', Buffer.from('x'));
+    await writeFile(join(root, TEMP_DIR, 'left-over.tmp'), 'partial');
+    await expectAzbkError(store.put('.tmp/x', Buffer.from('y')), 'AZBK_BAD_INPUT');
+    await expectAzbkError(store.get('.tmp'), 'AZBK_BAD_INPUT');
+    expect(await listAll(store, '')).toEqual(['k']);
+    expect(await listAll(store, '.')).toEqual([]);
+  });
+
+  test('list skips names that are not valid keys and things that are not files', async () => {
+    const { root, store } = await fresh();
+    await store.put('d/ok', Buffer.from('x'));
+    await writeFile(join(root, 'd', 'has space'), 'x');
+    await mkdir(join(root, 'd', 'empty'));
+    expect(await listAll(store, '')).toEqual(['d/ok']);
+  });
+
+  test('removeStaleTemp removes only old temporary files', async () => {
+    const { root, store } = await fresh();
+    await store.put('k', Buffer.from('x'));
+    const old = join(root, TEMP_DIR, 'old.tmp');
+    await writeFile(old, 'x');
+    await writeFile(join(root, TEMP_DIR, 'new.tmp'), 'x');
+    const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+    await utimes(old, twoHoursAgo, twoHoursAgo);
+    expect(await store.removeStaleTemp()).toBe(1);
+    expect(await readdir(join(root, TEMP_DIR))).toEqual(['new.tmp']);
+  });
+
+  test('OS errors become AzbkErrors that name the key, keep the cause and never the data', () => {
+    const enospc = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    const err = toStorageError(enospc, 'put', 'packs/ab/cd', '/vault');
+    expect(err).toBeInstanceOf(AzbkError);
+    expect(err).toMatchObject({ code: 'AZBK_VAULT_UNREACHABLE', cause: enospc, exitCode: 10 });
+    expect((err as AzbkError).message).toBe(
+      'Cannot put vault object "packs/ab/cd" in /vault: no space left on device (ENOSPC).',
+    );
+    expect((err as AzbkError).hint).toMatch(/Free space/);
+    const odd = Object.assign(new Error('odd'), { code: 'EWHATEVER' });
+    expect(toStorageError(odd, 'get', 'k', '/v')).toMatchObject({ code: 'AZBK_VAULT_UNREACHABLE' });
+    const bug = Object.assign(new TypeError('bad arg'), { code: 'ERR_INVALID_ARG_TYPE' });
+    expect(toStorageError(bug, 'put', 'k', '/v')).toBe(bug);
+  });
+});
