@@ -1,0 +1,285 @@
+/**
+ * A backup job: walk the included paths, store file content as deduplicated chunks and every
+ * directory as a tree blob, then write the recovery point. The point is written last, after every
+ * blob it refers to is in the vault and indexed, so a failed job never leaves a half-written point.
+ */
+import { randomBytes } from 'node:crypto';
+import type { BigIntStats } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Chunker } from '../core/chunker.js';
+import type { BlobId } from '../core/ids.js';
+import { encodeTree, type FileNode, type TreeNode } from '../core/tree.js';
+import { AzbkError } from '../shared/errors.js';
+import { errnoCode } from '../shared/files.js';
+import type { PointInfo } from '../vault/api.js';
+import { BlobIndex } from './blob-index.js';
+import { BlobWriter } from './blob-writer.js';
+import type { AgentContext } from './context.js';
+import { fromSegments, toSegments } from './fspath.js';
+import { acquireJobLock } from './lock.js';
+import { sealManifest, type BackupStats, type PointManifest, type SkippedItem } from './manifest.js';
+
+const READ_SIZE = 4 * 1024 * 1024;
+
+export type BackupEvent =
+  | { readonly type: 'start'; readonly jobId: string; readonly paths: readonly string[] }
+  | { readonly type: 'file'; readonly path: string; readonly size: number }
+  | { readonly type: 'skipped'; readonly path: string; readonly reason: string };
+
+export interface BackupOptions {
+  readonly include: readonly string[];
+  readonly onEvent?: (e: BackupEvent) => void;
+}
+
+export interface BackupResult {
+  readonly jobId: string;
+  readonly point: PointInfo;
+  readonly paths: readonly string[];
+  readonly stats: BackupStats;
+  readonly skipped: readonly SkippedItem[];
+  readonly warnings: readonly SkippedItem[];
+  readonly started: string;
+  readonly finished: string;
+}
+
+interface Trie {
+  included: boolean;
+  readonly children: Map<string, Trie>;
+}
+
+/** Runs one backup job for the registered machine in `ctx`. */
+export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise<BackupResult> {
+  if (opts.include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'No folders or files to back up were given.');
+  const jobId = randomBytes(16).toString('hex');
+  const lock = await acquireJobLock(ctx.paths.lock, { jobId, kind: 'backup' });
+  try {
+    return await new BackupJob(ctx, jobId, opts).run();
+  } finally {
+    await lock.release();
+  }
+}
+
+class BackupJob {
+  private readonly skipped: SkippedItem[] = [];
+  private readonly warnings: SkippedItem[] = [];
+  private readonly stats: BackupStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0, newBytes: 0, uploadedBytes: 0, blobs: 0, newBlobs: 0, packs: 0 };
+  private writer!: BlobWriter;
+  private chunkerParams!: { min: number; avg: number; max: number };
+
+  constructor(
+    private readonly ctx: AgentContext,
+    private readonly jobId: string,
+    private readonly opts: BackupOptions,
+  ) {}
+
+  private skip(p: string, reason: string): void {
+    this.skipped.push({ path: p, reason });
+    this.opts.onEvent?.({ type: 'skipped', path: p, reason });
+  }
+
+  async run(): Promise<BackupResult> {
+    const started = new Date();
+    const { session, keys } = this.ctx;
+    const cfg = await session.config();
+    this.chunkerParams = { min: cfg.chunker.min, avg: cfg.chunker.avg, max: cfg.chunker.max };
+    const index = await BlobIndex.load(session, keys);
+    this.writer = new BlobWriter(session, keys, index, { packSize: cfg.packSize, level: cfg.compression.level });
+
+    const trie = await this.buildTrie();
+    const includedPaths = collectIncluded(trie, []);
+    this.opts.onEvent?.({ type: 'start', jobId: this.jobId, paths: includedPaths.map(fromSegments) });
+    if (includedPaths.length === 0) {
+      throw new AzbkError('AZBK_PATH_NOT_FOUND', `None of the paths to back up exist: ${this.skipped.map((s) => s.path).join(', ')}.`);
+    }
+    const root = await this.ancestorTree([], trie);
+    await this.writer.flush();
+
+    const w = this.writer.stats;
+    Object.assign(this.stats, { blobs: w.blobs, newBlobs: w.newBlobs, newBytes: w.newRawBytes, packs: w.packs });
+    const manifest: PointManifest = {
+      version: 1,
+      jobId: this.jobId,
+      keyId: keys.keyId,
+      machineName: this.ctx.registration.machineName,
+      hostname: os.hostname(),
+      platform: process.platform,
+      started: started.toISOString(),
+      finished: new Date().toISOString(),
+      tree: root,
+      paths: includedPaths,
+      stats: this.stats,
+      skipped: this.skipped,
+      warnings: this.warnings,
+    };
+    const sealed = sealManifest(keys, manifest);
+    this.stats.uploadedBytes = w.uploadedBytes + sealed.length;
+    const point = await session.putPoint({ keyId: keys.keyId, jobId: this.jobId, manifest: sealed });
+    return {
+      jobId: this.jobId,
+      point,
+      paths: includedPaths.map(fromSegments),
+      stats: this.stats,
+      skipped: this.skipped,
+      warnings: this.warnings,
+      started: manifest.started,
+      finished: manifest.finished,
+    };
+  }
+
+  /** The included paths as a trie of segments; missing ones are skipped, nested ones merged. */
+  private async buildTrie(): Promise<Trie> {
+    const root: Trie = { included: false, children: new Map() };
+    for (const p of this.opts.include) {
+      const abs = path.resolve(p);
+      try {
+        await fs.lstat(abs);
+      } catch (err) {
+        this.skip(abs, errnoCode(err) === 'ENOENT' ? 'not found' : `cannot read (${errnoCode(err) ?? 'error'})`);
+        continue;
+      }
+      let node = root;
+      for (const seg of toSegments(abs)) {
+        let next = node.children.get(seg);
+        if (next === undefined) {
+          next = { included: false, children: new Map() };
+          node.children.set(seg, next);
+        }
+        node = next;
+      }
+      node.included = true;
+    }
+    return root;
+  }
+
+  /** A tree for a directory above the included paths: only the children on the way down. */
+  private async ancestorTree(segs: string[], trie: Trie): Promise<BlobId> {
+    const nodes: TreeNode[] = [];
+    for (const [name, child] of trie.children) {
+      const childSegs = [...segs, name];
+      const abs = fromSegments(childSegs);
+      if (child.included) {
+        const node = await this.entry(abs, name);
+        if (node !== null) nodes.push(node);
+        continue;
+      }
+      const st = await fs.lstat(abs, { bigint: true });
+      nodes.push({ type: 'dir', name, ...meta(st), subtree: await this.ancestorTree(childSegs, child) });
+    }
+    return this.writer.add('tree', encodeTree(nodes));
+  }
+
+  /** Backs up one filesystem entry; null (and listed as skipped) when it cannot be read. */
+  private async entry(abs: string, name: string): Promise<TreeNode | null> {
+    let st: BigIntStats;
+    try {
+      st = await fs.lstat(abs, { bigint: true });
+    } catch (err) {
+      this.skip(abs, describe(err));
+      return null;
+    }
+    try {
+      if (st.isFile()) return await this.file(abs, name, st);
+      if (st.isDirectory()) {
+        const subtree = await this.dir(abs);
+        if (subtree === null) return null;
+        this.stats.dirs++;
+        return { type: 'dir', name, ...meta(st), subtree };
+      }
+      if (st.isSymbolicLink()) {
+        const target = await fs.readlink(abs);
+        this.stats.symlinks++;
+        return { type: 'symlink', name, ...meta(st), target };
+      }
+      this.warnings.push({ path: abs, reason: 'special file (device, socket or pipe) not backed up' });
+      return null;
+    } catch (err) {
+      if (err instanceof AzbkError) throw err;
+      this.skip(abs, describe(err));
+      return null;
+    }
+  }
+
+  private async dir(abs: string): Promise<BlobId | null> {
+    let names: string[];
+    try {
+      names = await fs.readdir(abs);
+    } catch (err) {
+      this.skip(abs, describe(err));
+      return null;
+    }
+    names.sort();
+    const nodes: TreeNode[] = [];
+    for (const name of names) {
+      const node = await this.entry(path.join(abs, name), name);
+      if (node !== null) nodes.push(node);
+    }
+    return this.writer.add('tree', encodeTree(nodes));
+  }
+
+  private async file(abs: string, name: string, before: BigIntStats): Promise<FileNode> {
+    // A file that changes while it is read is read once more; if it changes again, what was read
+    // is kept and the file is listed as changed during backup.
+    let st = before;
+    for (let attempt = 0; ; attempt++) {
+      const { content, size, after } = await this.readFile(abs);
+      const changed = after.size !== st.size || after.mtimeNs !== st.mtimeNs || size !== Number(after.size);
+      if (!changed || attempt === 1) {
+        if (changed) this.warnings.push({ path: abs, reason: 'changed during backup' });
+        this.stats.files++;
+        this.stats.bytes += size;
+        this.opts.onEvent?.({ type: 'file', path: abs, size });
+        return { type: 'file', name, ...meta(after), size, content };
+      }
+      st = after;
+    }
+  }
+
+  private async readFile(abs: string): Promise<{ content: BlobId[]; size: number; after: BigIntStats }> {
+    const fh = await fs.open(abs, 'r');
+    try {
+      const chunker = new Chunker(this.chunkerParams, this.ctx.keys.chunkerSeed);
+      const content: BlobId[] = [];
+      let size = 0;
+      for (;;) {
+        const buf = Buffer.allocUnsafe(READ_SIZE);
+        const { bytesRead } = await fh.read(buf, 0, READ_SIZE, null);
+        if (bytesRead === 0) break;
+        size += bytesRead;
+        for (const chunk of chunker.push(buf.subarray(0, bytesRead))) content.push(await this.writer.add('data', chunk));
+      }
+      for (const chunk of chunker.finish()) content.push(await this.writer.add('data', chunk));
+      return { content, size, after: await fh.stat({ bigint: true }) };
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+function meta(st: BigIntStats): { mode: number; mtime: string } {
+  return { mode: Number(st.mode & 0o7777n), mtime: st.mtimeNs.toString() };
+}
+
+function describe(err: unknown): string {
+  switch (errnoCode(err)) {
+    case 'ENOENT':
+      return 'vanished during backup';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EBUSY':
+      return 'locked by another process';
+    default:
+      return `cannot read (${errnoCode(err) ?? (err as Error).message})`;
+  }
+}
+
+function collectIncluded(trie: Trie, segs: string[]): string[][] {
+  const out: string[][] = [];
+  for (const [name, child] of trie.children) {
+    if (child.included) out.push([...segs, name]);
+    else out.push(...collectIncluded(child, [...segs, name]));
+  }
+  return out;
+}

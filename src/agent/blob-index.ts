@@ -1,0 +1,53 @@
+/**
+ * The agent's view of which blobs the vault holds (for one key family): loaded from the vault's
+ * index files, and extended as packs are uploaded. Index files of other key families are skipped;
+ * damaged ones are reported and skipped (their blobs are simply stored again).
+ */
+import type { BlobId, PackId } from '../core/ids.js';
+import { decodeIndex } from '../core/index-file.js';
+import type { VaultKeys } from '../core/keys.js';
+import type { PackEntry } from '../core/pack.js';
+import { objectKeyId } from '../core/sealed-object.js';
+import type { VaultSession } from '../vault/api.js';
+
+export interface BlobLocation {
+  readonly pack: PackId;
+  readonly entry: PackEntry;
+}
+
+export class BlobIndex {
+  private readonly blobs = new Map<string, BlobLocation>();
+  /** names of index files that could not be read */
+  readonly damaged: string[] = [];
+
+  has(id: BlobId): boolean {
+    return this.blobs.has(id);
+  }
+
+  get(id: BlobId): BlobLocation | undefined {
+    return this.blobs.get(id);
+  }
+
+  get size(): number {
+    return this.blobs.size;
+  }
+
+  addPack(pack: PackId, entries: readonly PackEntry[]): void {
+    for (const entry of entries) this.blobs.set(entry.id, { pack, entry });
+  }
+
+  /** Loads every index file of `keys`' family from the vault. */
+  static async load(session: VaultSession, keys: VaultKeys): Promise<BlobIndex> {
+    const index = new BlobIndex();
+    for (const name of await session.listIndex()) {
+      const data = await session.readIndex(name);
+      if (objectKeyId(data) !== keys.keyId) continue;
+      try {
+        for (const p of decodeIndex(keys, name, data).packs) index.addPack(p.id, p.blobs);
+      } catch {
+        index.damaged.push(name);
+      }
+    }
+    return index;
+  }
+}

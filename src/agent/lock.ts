@@ -1,0 +1,53 @@
+/**
+ * One job at a time per machine: a lock file under AZBK_HOME, created exclusively, naming the job
+ * and its process. A lock whose process is gone (killed, crashed, rebooted) is taken over.
+ */
+import fs from 'node:fs/promises';
+import { AzbkError } from '../shared/errors.js';
+import { errnoCode, readJsonFile } from '../shared/files.js';
+
+export interface JobLock {
+  release(): Promise<void>;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoCode(err) === 'EPERM';
+  }
+}
+
+interface LockBody {
+  pid?: unknown;
+  jobId?: unknown;
+  kind?: unknown;
+}
+
+async function readLock(file: string): Promise<LockBody | null> {
+  try {
+    return (await readJsonFile(file)) as LockBody | null;
+  } catch {
+    return null; // a torn lock file: its writer died mid-write
+  }
+}
+
+/** Takes the machine's job lock; AZBK_JOB_RUNNING when a live process holds it. */
+export async function acquireJobLock(file: string, job: { jobId: string; kind: string }): Promise<JobLock> {
+  const body = JSON.stringify({ pid: process.pid, jobId: job.jobId, kind: job.kind, started: new Date().toISOString() });
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await fs.writeFile(file, body, { flag: 'wx', mode: 0o600 });
+      return { release: () => fs.rm(file, { force: true }) };
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST') throw err;
+    }
+    const held = await readLock(file);
+    if (held !== null && typeof held.pid === 'number' && held.pid !== process.pid && alive(held.pid)) {
+      throw new AzbkError('AZBK_JOB_RUNNING', `Another ${String(held.kind)} job (${String(held.jobId)}, process ${held.pid}) is running on this machine.`);
+    }
+    await fs.rm(file, { force: true });
+  }
+  throw new AzbkError('AZBK_JOB_RUNNING', 'Could not take the job lock; another job keeps taking it.');
+}

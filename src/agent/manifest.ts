@@ -1,0 +1,58 @@
+/** Recovery point manifests: sealed under the machine's keys, named by the job that wrote them. */
+import { isHex64, type BlobId, type KeyId } from '../core/ids.js';
+import type { VaultKeys } from '../core/keys.js';
+import { openObject, sealObject } from '../core/sealed-object.js';
+import { AzbkError } from '../shared/errors.js';
+
+export interface SkippedItem {
+  readonly path: string;
+  readonly reason: string;
+}
+
+export interface BackupStats {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;
+  newBytes: number;
+  uploadedBytes: number;
+  blobs: number;
+  newBlobs: number;
+  packs: number;
+}
+
+export interface PointManifest {
+  readonly version: 1;
+  readonly jobId: string;
+  readonly keyId: KeyId;
+  readonly machineName: string;
+  readonly hostname: string;
+  readonly platform: string;
+  readonly started: string;
+  readonly finished: string;
+  /** the tree of the filesystem root, holding the backed-up paths and their ancestors */
+  readonly tree: BlobId;
+  /** the backed-up paths, as segment lists */
+  readonly paths: readonly (readonly string[])[];
+  readonly stats: BackupStats;
+  readonly skipped: readonly SkippedItem[];
+  readonly warnings: readonly SkippedItem[];
+}
+
+export function sealManifest(keys: VaultKeys, m: PointManifest): Buffer {
+  return sealObject(keys, 'point', m.jobId, m);
+}
+
+/** Opens a point's manifest; AZBK_VAULT_CORRUPT when damaged or malformed. */
+export function openManifest(keys: VaultKeys, jobId: string, data: Uint8Array): PointManifest {
+  const m = openObject(keys, 'point', jobId, data) as PointManifest;
+  if (m?.version !== 1 || !isHex64(m.tree) || !Array.isArray(m.paths) || m.jobId !== jobId) {
+    throw new AzbkError('AZBK_VAULT_CORRUPT', 'A recovery point manifest is malformed.');
+  }
+  for (const p of m.paths) {
+    if (!Array.isArray(p) || !p.every((s) => typeof s === 'string')) {
+      throw new AzbkError('AZBK_VAULT_CORRUPT', 'A recovery point manifest is malformed.');
+    }
+  }
+  return m;
+}

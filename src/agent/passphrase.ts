@@ -1,0 +1,58 @@
+/** Passphrase rules and sources other than the terminal (which lives in src/cli/prompt.ts). */
+import { randomInt } from 'node:crypto';
+import fs from 'node:fs/promises';
+import { AzbkError } from '../shared/errors.js';
+import { errnoCode } from '../shared/files.js';
+
+export const MIN_PASSPHRASE = 16;
+const MAX_PASSPHRASE = 1024;
+
+/** Refuses passphrases shorter than 16 characters (counted as Unicode code points) or absurdly long. */
+export function checkPassphrase(p: string): string {
+  const n = [...p].length;
+  if (n < MIN_PASSPHRASE) {
+    throw new AzbkError('AZBK_PASSPHRASE_TOO_SHORT', `The passphrase has ${n} characters; it needs at least ${MIN_PASSPHRASE}.`);
+  }
+  if (n > MAX_PASSPHRASE) throw new AzbkError('AZBK_BAD_INPUT', `The passphrase is longer than ${MAX_PASSPHRASE} characters.`);
+  return p;
+}
+
+/** Reads a passphrase file: its first line, without the line ending. */
+export async function readPassphraseFile(file: string): Promise<string> {
+  let text: string;
+  try {
+    const st = await fs.stat(file);
+    if (st.size > 64 * 1024) throw new AzbkError('AZBK_BAD_INPUT', `The passphrase file ${file} is too large.`);
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if (err instanceof AzbkError) throw err;
+    throw new AzbkError('AZBK_BAD_INPUT', `Cannot read the passphrase file ${file} (${errnoCode(err) ?? 'error'}).`);
+  }
+  return checkPassphrase(text.split(/\r?\n/, 1)[0] ?? '');
+}
+
+const ALPHABET = 'abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789';
+
+/** A random passphrase: 6 groups of 5 characters from 56 unambiguous ones (about 174 bits). */
+export function generatePassphrase(): string {
+  const groups: string[] = [];
+  for (let g = 0; g < 6; g++) {
+    let s = '';
+    for (let i = 0; i < 5; i++) s += ALPHABET[randomInt(ALPHABET.length)];
+    groups.push(s);
+  }
+  return groups.join('-');
+}
+
+/** Writes a generated passphrase to a new file only its owner can read; never overwrites. */
+export async function writePassphraseFile(file: string, passphrase: string): Promise<void> {
+  try {
+    await fs.writeFile(file, passphrase + '\n', { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    const code = errnoCode(err);
+    throw new AzbkError(
+      'AZBK_BAD_INPUT',
+      code === 'EEXIST' ? `${file} already exists; azbk will not overwrite it.` : `Cannot write ${file} (${code ?? 'error'}).`,
+    );
+  }
+}

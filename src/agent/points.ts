@@ -1,0 +1,65 @@
+/** Finding machines and recovery points, and opening a point with the right keys. */
+import type { MachineId } from '../core/ids.js';
+import type { VaultKeys } from '../core/keys.js';
+import { AzbkError } from '../shared/errors.js';
+import type { MachineInfo, PointInfo, PointRecord } from '../vault/api.js';
+import type { AgentContext } from './context.js';
+import { openManifest, type PointManifest } from './manifest.js';
+import { unlockWithPassphrase } from './unlock.js';
+
+/** The machine named `name` (case-insensitive), or this machine when `name` is undefined. */
+export async function findMachine(ctx: AgentContext, name: string | undefined): Promise<MachineInfo> {
+  const machines = await ctx.session.listMachines();
+  const wanted = (name ?? ctx.registration.machineName).toLowerCase();
+  const m = name === undefined
+    ? machines.find((x) => x.id === ctx.registration.machineId)
+    : machines.find((x) => x.name.toLowerCase() === wanted);
+  if (m === undefined) throw new AzbkError('AZBK_MACHINE_NOT_FOUND', `No machine named ${name ?? ctx.registration.machineName} is registered with the vault.`);
+  return m;
+}
+
+/**
+ * Picks a point: 'latest', an exact point id, or an ISO time (the newest point at or before it).
+ */
+export function pickPoint(points: readonly PointInfo[], spec: string): PointInfo {
+  const sorted = [...points].sort((a, b) => a.id.localeCompare(b.id));
+  let found: PointInfo | undefined;
+  if (spec === 'latest') found = sorted.at(-1);
+  else {
+    found = sorted.find((p) => p.id === spec);
+    if (found === undefined && /^\d{4}-\d{2}-\d{2}/.test(spec)) {
+      const t = Date.parse(spec);
+      if (!Number.isFinite(t)) throw new AzbkError('AZBK_BAD_INPUT', `${spec} is not a valid time.`);
+      found = sorted.filter((p) => Date.parse(p.time) <= t).at(-1);
+    }
+  }
+  if (found === undefined) {
+    throw new AzbkError('AZBK_POINT_NOT_FOUND', spec === 'latest' ? 'There are no recovery points yet.' : `No recovery point matches ${spec}.`);
+  }
+  return found;
+}
+
+/**
+ * The keys that open `machine`'s points: this machine's own, or, for another machine, the ones
+ * `passphrase` unlocks (AZBK_WRONG_PASSPHRASE when it unlocks none).
+ */
+export async function keysFor(ctx: AgentContext, machine: MachineId, passphrase: string | undefined): Promise<VaultKeys> {
+  if (passphrase === undefined) {
+    if (machine === ctx.registration.machineId) return ctx.keys;
+    throw new AzbkError('AZBK_NO_PASSPHRASE', "Restoring another machine's data needs its passphrase.", {
+      hint: 'Give --passphrase-file FILE with the passphrase of the machine that made the backup.',
+    });
+  }
+  const keys = await unlockWithPassphrase(await ctx.session.listKeys(), passphrase);
+  if (keys === null) throw new AzbkError('AZBK_WRONG_PASSPHRASE', 'The passphrase is wrong: it opens no key in this vault.');
+  return keys;
+}
+
+/** Reads and opens a point; AZBK_WRONG_PASSPHRASE when `keys` are not the ones it was made with. */
+export async function openPoint(ctx: AgentContext, keys: VaultKeys, info: PointInfo): Promise<{ record: PointRecord; manifest: PointManifest }> {
+  const record = await ctx.session.readPoint(info.machineId, info.id);
+  if (record.keyId !== keys.keyId) {
+    throw new AzbkError('AZBK_WRONG_PASSPHRASE', `The passphrase does not open recovery point ${info.id}.`);
+  }
+  return { record, manifest: openManifest(keys, record.jobId, record.manifest) };
+}

@@ -1,0 +1,72 @@
+/** Registering this machine with a vault, all or nothing. */
+import os from 'node:os';
+import { generateMasterKey, deriveKeys, wrapMasterKey, type KeyEnvelope } from '../core/keys.js';
+import { AzbkError } from '../shared/errors.js';
+import type { HomePaths } from '../shared/paths.js';
+import { parseCredentials } from '../vault/credentials.js';
+import { connectVault } from '../vault/connect.js';
+import { osName } from '../vault/vault.js';
+import { loadRegistration, saveRegistration, type LocalRegistration } from './state.js';
+import { unlockWithPassphrase } from './unlock.js';
+
+export interface RegisterOptions {
+  readonly paths: HomePaths;
+  readonly credentialsText: string;
+  readonly passphrase: string;
+  readonly machineName: string;
+  readonly reregister: boolean;
+  readonly now?: Date;
+  /** Runs once the credentials and vault are checked, before anything is written to the vault. */
+  readonly beforeCommit?: () => Promise<void>;
+}
+
+export interface RegisterResult {
+  readonly registration: LocalRegistration;
+  /** true when the passphrase opened no envelope, so this machine starts a new key family */
+  readonly newKeyFamily: boolean;
+}
+
+/** Registers this machine. On any error nothing is left registered, locally or in the vault. */
+export async function registerMachine(o: RegisterOptions): Promise<RegisterResult> {
+  const now = o.now ?? new Date();
+  if ((await loadRegistration(o.paths)) !== null && !o.reregister) {
+    throw new AzbkError('AZBK_ALREADY_REGISTERED', `This machine is already registered (AZBK_HOME ${o.paths.home}).`);
+  }
+  const creds = parseCredentials(o.credentialsText, now);
+  const vault = await connectVault(creds.endpoint);
+  const cfg = await vault.config();
+  if (cfg.id !== creds.vaultId) {
+    throw new AzbkError('AZBK_CREDENTIALS_INVALID', 'The credentials file belongs to another vault than the one at its endpoint.');
+  }
+  const envelopes = await vault.listKeysForRegistration(creds.token);
+  await o.beforeCommit?.();
+
+  let keys = await unlockWithPassphrase(envelopes, o.passphrase);
+  let newKey: KeyEnvelope | undefined;
+  if (keys === null) {
+    const master = generateMasterKey();
+    newKey = await wrapMasterKey(master, o.passphrase, { now });
+    keys = deriveKeys(newKey.id, master);
+  }
+  const reg = await vault.register({
+    token: creds.token,
+    machineName: o.machineName,
+    os: osName(),
+    hostname: os.hostname(),
+    reregister: o.reregister,
+    ...(newKey ? { newKey } : {}),
+  });
+  const registration: LocalRegistration = {
+    version: 1,
+    vaultId: cfg.id,
+    vaultName: cfg.name,
+    endpoint: creds.endpoint,
+    certFingerprint: creds.certFingerprint,
+    machineId: reg.machineId,
+    machineName: o.machineName,
+    keyId: keys.keyId,
+    registered: now.toISOString(),
+  };
+  await saveRegistration(o.paths, registration, { version: 1, machineSecret: reg.secret, masterKey: keys.master.toString('base64') });
+  return { registration, newKeyFamily: newKey !== undefined };
+}

@@ -1,0 +1,264 @@
+/**
+ * Restoring a recovery point, whole or in part. Each file is written under a temporary name in
+ * its destination folder and renamed into place once complete and checked, so a failure never
+ * leaves a half-written file under a real name. A damaged blob or listing fails only the files it
+ * belongs to; everything else is still restored.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { decodeBlob } from '../core/blob.js';
+import type { BlobId } from '../core/ids.js';
+import type { VaultKeys } from '../core/keys.js';
+import { decodeTree, isSafeName, type DirNode, type FileNode, type SymlinkNode, type Tree, type TreeNode } from '../core/tree.js';
+import { AzbkError, isAzbkError } from '../shared/errors.js';
+import { errnoCode } from '../shared/files.js';
+import type { PointInfo } from '../vault/api.js';
+import { BlobIndex } from './blob-index.js';
+import type { AgentContext } from './context.js';
+import { displayPath, restoreLocation, toSegments } from './fspath.js';
+import { acquireJobLock } from './lock.js';
+import type { PointManifest, SkippedItem } from './manifest.js';
+import { findMachine, keysFor, openPoint, pickPoint } from './points.js';
+
+export type ConflictRule = 'overwrite' | 'skip' | 'copy';
+
+export interface RestoreOptions {
+  readonly point: string;
+  readonly target: string | null;
+  readonly paths: readonly string[];
+  readonly machine?: string;
+  readonly passphrase?: string;
+  readonly conflict: ConflictRule;
+  readonly now?: () => Date;
+  readonly onEvent?: (e: { type: 'file'; path: string; size: number }) => void;
+}
+
+export interface RestoreResult {
+  readonly point: PointInfo;
+  readonly machineName: string;
+  readonly target: string | null;
+  readonly restored: { files: number; dirs: number; symlinks: number; bytes: number };
+  /** existing items left alone (skip) or kept beside a restored copy (copy) */
+  readonly conflicts: readonly { path: string; action: 'skipped' | 'copied'; restoredAs?: string }[];
+  readonly failed: readonly SkippedItem[];
+}
+
+interface Selected {
+  readonly segs: readonly string[];
+  readonly node: TreeNode;
+}
+
+/** Restores a point of this or another machine. */
+export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<RestoreResult> {
+  const machine = await findMachine(ctx, o.machine);
+  const keys = await keysFor(ctx, machine.id, machine.id === ctx.registration.machineId ? undefined : o.passphrase);
+  const info = pickPoint(await ctx.session.listPoints(machine.id), o.point);
+  const { manifest } = await openPoint(ctx, keys, info);
+  const index = await BlobIndex.load(ctx.session, keys);
+  const job = new RestoreJob(ctx, keys, index, o);
+  // Everything asked for is found before anything is written.
+  const selected = await job.select(manifest);
+  const lock = await acquireJobLock(ctx.paths.lock, { jobId: randomBytes(16).toString('hex'), kind: 'restore' });
+  try {
+    for (const s of selected) await job.restoreSelected(s);
+  } finally {
+    await lock.release();
+  }
+  return { point: info, machineName: machine.name, target: o.target, restored: job.restored, conflicts: job.conflicts, failed: job.failed };
+}
+
+class RestoreJob {
+  readonly restored = { files: 0, dirs: 0, symlinks: 0, bytes: 0 };
+  readonly conflicts: { path: string; action: 'skipped' | 'copied'; restoredAs?: string }[] = [];
+  readonly failed: SkippedItem[] = [];
+  private readonly trees = new Map<string, Tree>();
+
+  constructor(
+    private readonly ctx: AgentContext,
+    private readonly keys: VaultKeys,
+    private readonly index: BlobIndex,
+    private readonly o: RestoreOptions,
+  ) {}
+
+  private async blob(type: 'data' | 'tree', id: BlobId): Promise<Buffer> {
+    const loc = this.index.get(id);
+    if (loc === undefined || loc.entry.type !== type) {
+      throw new AzbkError('AZBK_VAULT_CORRUPT', `blob ${id.slice(0, 12)} is missing from the vault`);
+    }
+    const sealed = await this.ctx.session.readPack(loc.pack, loc.entry.offset, loc.entry.length);
+    return decodeBlob(this.keys, type, id, sealed);
+  }
+
+  private async tree(id: BlobId): Promise<Tree> {
+    let t = this.trees.get(id);
+    if (t === undefined) {
+      t = decodeTree(await this.blob('tree', id));
+      if (this.trees.size > 10_000) this.trees.clear();
+      this.trees.set(id, t);
+    }
+    return t;
+  }
+
+  /** Resolves the paths to restore to tree nodes; AZBK_PATH_NOT_FOUND for a path not in the point. */
+  async select(m: PointManifest): Promise<Selected[]> {
+    const wanted = this.o.paths.length > 0 ? this.o.paths.map((p) => toSegments(p)) : m.paths.map((p) => [...p]);
+    const out: Selected[] = [];
+    for (const segs of wanted) {
+      if (segs.length === 0 || !segs.every(isSafeName)) throw new AzbkError('AZBK_BAD_INPUT', `Cannot restore ${displayPath(segs)}.`);
+      let tree = await this.tree(m.tree);
+      let node: TreeNode | undefined;
+      for (let i = 0; i < segs.length; i++) {
+        node = tree.nodes.find((n) => n.name === segs[i]);
+        if (node === undefined) break;
+        if (i < segs.length - 1) {
+          if (node.type !== 'dir') {
+            node = undefined;
+            break;
+          }
+          tree = await this.tree(node.subtree);
+        }
+      }
+      if (node === undefined || !m.paths.some((p) => p.length <= segs.length && p.every((s, i) => s === segs[i]))) {
+        throw new AzbkError('AZBK_PATH_NOT_FOUND', `${displayPath(segs)} is not in recovery point.`, {
+          hint: 'Give the original absolute path of a file or folder in the point; azbk points --json lists the backed-up paths.',
+        });
+      }
+      out.push({ segs, node });
+    }
+    return out;
+  }
+
+  async restoreSelected(s: Selected): Promise<void> {
+    const dest = restoreLocation(s.segs, this.o.target);
+    await fs.mkdir(path.dirname(dest), { recursive: true });
+    await this.node(s.segs, s.node, dest);
+  }
+
+  private fail(segs: readonly string[], err: unknown): void {
+    const reason = isAzbkError(err) ? err.message : `${errnoCode(err) ?? (err as Error).message}`;
+    this.failed.push({ path: displayPath(segs), reason });
+  }
+
+  private async node(segs: readonly string[], node: TreeNode, dest: string): Promise<void> {
+    try {
+      if (node.type === 'dir') await this.dir(segs, node, dest);
+      else if (node.type === 'file') await this.file(segs, node, dest);
+      else await this.symlink(segs, node, dest);
+    } catch (err) {
+      this.fail(segs, err);
+    }
+  }
+
+  /** Where to write an item given the conflict rule; null to leave the existing one alone. */
+  private async destination(segs: readonly string[], dest: string, wantDir: boolean): Promise<string | null> {
+    let existing;
+    try {
+      existing = await fs.lstat(dest);
+    } catch {
+      return dest;
+    }
+    if (wantDir && existing.isDirectory()) return dest; // merge into an existing folder
+    const shown = displayPath(segs);
+    if (this.o.conflict === 'skip') {
+      this.conflicts.push({ path: shown, action: 'skipped' });
+      return null;
+    }
+    if (this.o.conflict === 'overwrite' && !existing.isDirectory() && !wantDir) return dest;
+    if (this.o.conflict === 'overwrite') {
+      throw new AzbkError('AZBK_BAD_INPUT', 'a folder and a file have the same name; the existing one was left alone');
+    }
+    const copy = await copyName(dest, (this.o.now ?? (() => new Date()))());
+    this.conflicts.push({ path: shown, action: 'copied', restoredAs: copy });
+    return copy;
+  }
+
+  private async dir(segs: readonly string[], node: DirNode, dest: string): Promise<void> {
+    const to = await this.destination(segs, dest, true);
+    if (to === null) return;
+    await fs.mkdir(to, { recursive: true });
+    let tree: Tree;
+    try {
+      tree = await this.tree(node.subtree);
+    } catch (err) {
+      this.fail(segs, err);
+      return;
+    }
+    for (const child of tree.nodes) await this.node([...segs, child.name], child, path.join(to, child.name));
+    await fs.chmod(to, node.mode);
+    const t = toTime(node.mtime);
+    await fs.utimes(to, t, t);
+    this.restored.dirs++;
+  }
+
+  private async file(segs: readonly string[], node: FileNode, dest: string): Promise<void> {
+    const to = await this.destination(segs, dest, false);
+    if (to === null) return;
+    const tmp = tempName(to);
+    const fh = await fs.open(tmp, 'wx', 0o600);
+    let size = 0;
+    try {
+      try {
+        for (const id of node.content) {
+          const data = await this.blob('data', id);
+          await fh.write(data, 0, data.length, null);
+          size += data.length;
+        }
+        if (size !== node.size) throw new AzbkError('AZBK_VAULT_CORRUPT', `restored ${size} bytes where ${node.size} were backed up`);
+        await fh.chmod(node.mode);
+        const t = toTime(node.mtime);
+        await fh.utimes(t, t);
+      } finally {
+        await fh.close();
+      }
+      await fs.rename(tmp, to);
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+    this.restored.files++;
+    this.restored.bytes += size;
+    this.o.onEvent?.({ type: 'file', path: to, size });
+  }
+
+  private async symlink(segs: readonly string[], node: SymlinkNode, dest: string): Promise<void> {
+    const to = await this.destination(segs, dest, false);
+    if (to === null) return;
+    const tmp = tempName(to);
+    await fs.symlink(node.target, tmp);
+    try {
+      const t = toTime(node.mtime);
+      await fs.lutimes(tmp, t, t);
+      await fs.rename(tmp, to);
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+    this.restored.symlinks++;
+  }
+}
+
+function tempName(dest: string): string {
+  return path.join(path.dirname(dest), `.azbk-restore-${randomBytes(6).toString('hex')}`);
+}
+
+/** Seconds since the epoch with microsecond precision, from nanoseconds as a decimal string. */
+function toTime(ns: string): number {
+  return Number(BigInt(ns) / 1000n) / 1e6;
+}
+
+const pad = (n: number) => String(n).padStart(2, '0');
+
+/** "YYYY-MM-DD HH-mm Copy of NAME" beside `dest`, numbered when that too exists. */
+async function copyName(dest: string, now: Date): Promise<string> {
+  const stamp = `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())} ${pad(now.getHours())}-${pad(now.getMinutes())}`;
+  const base = `${stamp} Copy of ${path.basename(dest)}`;
+  for (let n = 1; ; n++) {
+    const candidate = path.join(path.dirname(dest), n === 1 ? base : `${base} (${n})`);
+    try {
+      await fs.lstat(candidate);
+    } catch {
+      return candidate;
+    }
+  }
+}

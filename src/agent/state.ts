@@ -1,0 +1,82 @@
+/**
+ * The agent's registration and secrets under AZBK_HOME. `registration.json` holds who this machine
+ * is and where its vault is; `secrets.json` (mode 0600, written whole or not at all) holds the
+ * machine secret and the unwrapped master key, so scheduled jobs run without the passphrase.
+ */
+import fs from 'node:fs/promises';
+import { isHex32, type KeyId, type MachineId } from '../core/ids.js';
+import { AzbkError } from '../shared/errors.js';
+import { readJsonFile, writeFileAtomic } from '../shared/files.js';
+import type { HomePaths } from '../shared/paths.js';
+
+export interface LocalRegistration {
+  readonly version: 1;
+  readonly vaultId: string;
+  readonly vaultName: string;
+  readonly endpoint: string;
+  readonly certFingerprint: string | null;
+  readonly machineId: MachineId;
+  readonly machineName: string;
+  readonly keyId: KeyId;
+  readonly registered: string;
+}
+
+export interface LocalSecrets {
+  readonly version: 1;
+  readonly machineSecret: string;
+  /** base64 of the 32-byte master key */
+  readonly masterKey: string;
+}
+
+function damaged(file: string): AzbkError {
+  return new AzbkError('AZBK_NOT_REGISTERED', `The local registration in ${file} is damaged.`, {
+    hint: 'Register the machine again: azbk register --vault-credentials FILE --reregister.',
+  });
+}
+
+/** The local registration, or null when this AZBK_HOME has none. */
+export async function loadRegistration(paths: HomePaths): Promise<LocalRegistration | null> {
+  let v: unknown;
+  try {
+    v = await readJsonFile(paths.registration);
+  } catch {
+    throw damaged(paths.registration);
+  }
+  if (v === null) return null;
+  const r = v as LocalRegistration;
+  if (r.version !== 1 || !isHex32(r.machineId) || !isHex32(r.keyId) || typeof r.endpoint !== 'string') {
+    throw damaged(paths.registration);
+  }
+  return r;
+}
+
+/** The local registration; AZBK_NOT_REGISTERED when there is none. */
+export async function requireRegistration(paths: HomePaths): Promise<LocalRegistration> {
+  const r = await loadRegistration(paths);
+  if (r === null) throw new AzbkError('AZBK_NOT_REGISTERED', 'This machine is not registered with a vault.');
+  return r;
+}
+
+export async function loadSecrets(paths: HomePaths): Promise<LocalSecrets> {
+  let v: unknown;
+  try {
+    v = await readJsonFile(paths.secrets);
+  } catch {
+    throw damaged(paths.secrets);
+  }
+  const s = v as LocalSecrets | null;
+  if (s === null || s.version !== 1 || typeof s.machineSecret !== 'string' || typeof s.masterKey !== 'string') {
+    throw damaged(paths.secrets);
+  }
+  return s;
+}
+
+/**
+ * Saves secrets, then the registration, each atomically: a crash in between leaves no
+ * registration.json, so the machine counts as unregistered rather than half-registered.
+ */
+export async function saveRegistration(paths: HomePaths, reg: LocalRegistration, secrets: LocalSecrets): Promise<void> {
+  await fs.mkdir(paths.home, { recursive: true, mode: 0o700 });
+  await writeFileAtomic(paths.secrets, JSON.stringify(secrets), { mode: 0o600 });
+  await writeFileAtomic(paths.registration, JSON.stringify(reg, null, 2) + '\n', { mode: 0o600 });
+}

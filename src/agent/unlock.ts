@@ -1,0 +1,26 @@
+/** Finding and opening the passphrase envelope that matches a passphrase. */
+import { deriveKeys, parseEnvelope, unwrapMasterKey, type VaultKeys } from '../core/keys.js';
+import type { KeyId } from '../core/ids.js';
+
+/**
+ * The keys of the first envelope `passphrase` opens, or null when it opens none. Malformed
+ * envelopes (a hostile or damaged vault) are passed over, not trusted.
+ */
+export async function unlockWithPassphrase(envelopes: readonly unknown[], passphrase: string): Promise<VaultKeys | null> {
+  for (const raw of envelopes) {
+    let id: KeyId;
+    try {
+      id = parseEnvelope(raw).id;
+    } catch {
+      continue;
+    }
+    let master: Buffer | null;
+    try {
+      master = await unwrapMasterKey(raw, passphrase);
+    } catch {
+      continue;
+    }
+    if (master !== null) return deriveKeys(id, master);
+  }
+  return null;
+}

@@ -1,0 +1,91 @@
+/** azbk register: registers this machine with a vault using a downloaded credentials file. */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { checkPassphrase, generatePassphrase, readPassphraseFile, writePassphraseFile } from '../../agent/passphrase.js';
+import { registerMachine } from '../../agent/register.js';
+import { AzbkError } from '../../shared/errors.js';
+import { errnoCode } from '../../shared/files.js';
+import { promptHidden } from '../prompt.js';
+import { action } from '../run.js';
+
+interface Opts {
+  vaultCredentials: string;
+  passphraseFile?: string;
+  generatePassphrase?: string;
+  machineName?: string;
+  reregister?: boolean;
+  json?: boolean;
+}
+
+/** The default machine name: the host name, reduced to the characters a machine name may have. */
+function defaultMachineName(): string {
+  const name = os.hostname().split('.')[0]?.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') ?? '';
+  return name.slice(0, 64) || 'machine';
+}
+
+export function registerCommand(program: Command): void {
+  program
+    .command('register')
+    .description('register this machine with a vault')
+    .requiredOption('--vault-credentials <file>', 'the .VaultCredentials file from the vault')
+    .option('--passphrase-file <file>', 'read the passphrase (16+ characters) from the first line of this file')
+    .option('--generate-passphrase <file>', 'generate a strong passphrase and save it to this new file (mode 0600)')
+    .option('--machine-name <name>', 'name of this machine in the vault (default: the host name)')
+    .option('--reregister', 'take over a machine name that is already registered, or register this AZBK_HOME again')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExit codes: 0 registered, 2 bad input or passphrase too short, 10 vault not found,\n13 credentials invalid or expired, 14 vault full.')
+    .action(
+      action('register', async ({ paths, out, log }, o: Opts) => {
+        if (o.passphraseFile !== undefined && o.generatePassphrase !== undefined) {
+          throw new AzbkError('AZBK_USAGE', 'Give either --passphrase-file or --generate-passphrase, not both.');
+        }
+        let credentialsText: string;
+        try {
+          credentialsText = await fs.readFile(o.vaultCredentials, 'utf8');
+        } catch (err) {
+          throw new AzbkError('AZBK_BAD_INPUT', `Cannot read the credentials file ${o.vaultCredentials} (${errnoCode(err) ?? 'error'}).`);
+        }
+        let passphrase: string;
+        let writeGenerated: (() => Promise<void>) | undefined;
+        if (o.passphraseFile !== undefined) passphrase = await readPassphraseFile(o.passphraseFile);
+        else if (o.generatePassphrase !== undefined) {
+          const file = path.resolve(o.generatePassphrase);
+          passphrase = generatePassphrase();
+          writeGenerated = () => writePassphraseFile(file, passphrase);
+        } else {
+          passphrase = checkPassphrase(await promptHidden('Passphrase (16+ characters): '));
+          if ((await promptHidden('Passphrase again: ')) !== passphrase) {
+            throw new AzbkError('AZBK_PASSPHRASE_MISMATCH', 'The two passphrases differ.');
+          }
+        }
+        const machineName = o.machineName ?? defaultMachineName();
+        let wroteGenerated = false;
+        try {
+          const { registration, newKeyFamily } = await registerMachine({
+            paths,
+            credentialsText,
+            passphrase,
+            machineName,
+            reregister: o.reregister === true,
+            beforeCommit: async () => {
+              await writeGenerated?.();
+              wroteGenerated = writeGenerated !== undefined;
+            },
+          });
+          log.info({ machineId: registration.machineId, vaultId: registration.vaultId, newKeyFamily }, 'registered');
+          out.line(`Registered ${registration.machineName} (${registration.machineId}) with vault ${registration.vaultName}.`);
+          if (o.generatePassphrase !== undefined) {
+            out.line(`Passphrase saved to ${path.resolve(o.generatePassphrase)}. Keep a copy somewhere safe, away from this`);
+            out.line('machine: without it nobody, the vault included, can restore this data elsewhere.');
+          }
+          out.line(newKeyFamily ? 'This passphrase starts a new key: data is shared only with machines that use it.' : 'This passphrase matches other machines of the vault: they share deduplication and can restore each other.');
+          out.result({ ...registration, newKeyFamily, passphraseFile: o.generatePassphrase ? path.resolve(o.generatePassphrase) : undefined });
+        } catch (err) {
+          if (wroteGenerated && o.generatePassphrase !== undefined) await fs.rm(path.resolve(o.generatePassphrase), { force: true });
+          throw err;
+        }
+      }),
+    );
+}

@@ -1,0 +1,72 @@
+/** azbk restore --point: brings back a recovery point, whole or in part. */
+import path from 'node:path';
+import type { Command } from 'commander';
+import { openAgent } from '../../agent/context.js';
+import { recordJob } from '../../agent/jobs.js';
+import { readPassphraseFile } from '../../agent/passphrase.js';
+import { runRestore, type ConflictRule } from '../../agent/restore.js';
+import { AzbkError, ExitCode } from '../../shared/errors.js';
+import { formatBytes } from '../output.js';
+import { action, setExitCode } from '../run.js';
+
+interface Opts {
+  point: string;
+  target?: string;
+  path?: string[];
+  machine?: string;
+  passphraseFile?: string;
+  conflict: string;
+  json?: boolean;
+}
+
+const RULES: readonly ConflictRule[] = ['overwrite', 'skip', 'copy'];
+
+export function restoreCommand(program: Command): void {
+  program
+    .command('restore')
+    .description('restore a recovery point, all of it or some paths')
+    .requiredOption('--point <id>', "point id, 'latest', or an ISO time (the newest point at or before it)")
+    .option('--target <dir>', 'restore under this folder (TARGET/<original absolute path>) instead of the original location')
+    .option('--path <path...>', 'original absolute paths of files or folders to restore (default: everything)')
+    .option('--machine <name>', "restore another machine's point (needs its passphrase)")
+    .option('--passphrase-file <file>', 'the passphrase of the machine that made the backup')
+    .option('--conflict <rule>', 'when a file exists: overwrite, skip or copy (keep both)', 'skip')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExit codes: 0 restored, 2 bad input, 3 some files could not be restored (listed),\n10 vault unreachable, 12 wrong passphrase.')
+    .action(
+      action('restore', async ({ paths, out, log }, o: Opts) => {
+        if (!RULES.includes(o.conflict as ConflictRule)) {
+          throw new AzbkError('AZBK_USAGE', `--conflict must be overwrite, skip or copy, not ${o.conflict}.`);
+        }
+        if (o.passphraseFile !== undefined && o.machine === undefined) {
+          throw new AzbkError('AZBK_USAGE', '--passphrase-file is for restoring another machine: add --machine NAME.');
+        }
+        const passphrase = o.passphraseFile === undefined ? undefined : await readPassphraseFile(o.passphraseFile);
+        const ctx = await openAgent(paths);
+        const started = new Date().toISOString();
+        const r = await runRestore(ctx, {
+          point: o.point,
+          target: o.target === undefined ? null : path.resolve(o.target),
+          paths: o.path ?? [],
+          conflict: o.conflict as ConflictRule,
+          ...(o.machine === undefined ? {} : { machine: o.machine }),
+          ...(passphrase === undefined ? {} : { passphrase }),
+        });
+        const status = r.failed.length > 0 ? 'partial' : 'ok';
+        await recordJob(paths, { kind: 'restore', status, started, finished: new Date().toISOString(), point: r.point.id, restored: r.restored, failed: r.failed.length });
+        log.info({ point: r.point.id, restored: r.restored, failed: r.failed.length, conflicts: r.conflicts.length }, 'restore finished');
+        const s = r.restored;
+        out.line(`Restored point ${r.point.id} of ${r.machineName}${r.target === null ? ' to its original location' : ` under ${r.target}`}.`);
+        out.line(`  ${s.files} files (${formatBytes(s.bytes)}), ${s.dirs} folders, ${s.symlinks} links.`);
+        const skipped = r.conflicts.filter((c) => c.action === 'skipped');
+        if (skipped.length > 0) out.line(`  ${skipped.length} existing item(s) left as they were (--conflict skip).`);
+        for (const c of r.conflicts.filter((x) => x.action === 'copied')) out.line(`  ${c.path} exists; restored as ${c.restoredAs}`);
+        if (r.failed.length > 0) {
+          out.line(`  ${r.failed.length} item(s) could not be restored:`);
+          for (const f of r.failed) out.line(`    ${f.path}: ${f.reason}`);
+          setExitCode(ExitCode.partial);
+        }
+        out.result({ status, ...r });
+      }),
+    );
+}

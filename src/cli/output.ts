@@ -1,0 +1,46 @@
+/** Everything azbk prints goes through here: text for people, JSON for programs. */
+import { AzbkError } from '../shared/errors.js';
+
+export interface Output {
+  readonly json: boolean;
+  /** A line of text (suppressed in --json mode). */
+  line(text: string): void;
+  /** The command's result: JSON in --json mode, otherwise nothing (the command printed lines). */
+  result(value: unknown): void;
+  /** A warning on stderr (in both modes). */
+  warn(text: string): void;
+}
+
+export function makeOutput(json: boolean): Output {
+  return {
+    json,
+    line: (text) => {
+      if (!json) process.stdout.write(text + '\n');
+    },
+    result: (value) => {
+      if (json) process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+    },
+    warn: (text) => process.stderr.write(`azbk: ${text}\n`),
+  };
+}
+
+/** Prints an error: one line with its code and message, one with the hint. */
+export function printError(err: AzbkError, json: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify({ error: { code: err.code, message: err.message, hint: err.hint, exitCode: err.exitCode } }, null, 2) + '\n');
+  }
+  process.stderr.write(`azbk: error ${err.code}: ${err.message}\n  hint: ${err.hint}\n`);
+}
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+
+/** 1536 -> "1.5 KiB" */
+export function formatBytes(n: number): string {
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < UNITS.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${UNITS[u]}`;
+}

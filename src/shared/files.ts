@@ -1,0 +1,57 @@
+/** Small file helpers shared by the agent and the vault. */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * Writes `data` to `file` atomically: a temporary file in the same folder, fsync, rename. With
+ * `mode` the file is created with those permissions from the start (0o600 for secrets), so its
+ * content is never readable by others, not even for a moment. With `exclusive`, an existing file
+ * is left alone and the call fails with EEXIST.
+ */
+export async function writeFileAtomic(
+  file: string,
+  data: string | Uint8Array,
+  opts: { mode?: number; exclusive?: boolean } = {},
+): Promise<void> {
+  const dir = path.dirname(file);
+  await fs.mkdir(dir, { recursive: true });
+  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await fs.open(tmp, 'wx', opts.mode ?? 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    if (opts.exclusive) {
+      await fs.link(tmp, file);
+      await fs.unlink(tmp);
+    } else {
+      await fs.rename(tmp, file);
+    }
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Reads and parses a JSON file; null when it does not exist. */
+export async function readJsonFile(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  return JSON.parse(text) as unknown;
+}
+
+/** The errno code of a Node.js system error, if any. */
+export function errnoCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err
+    ? String((err as { code: unknown }).code)
+    : undefined;
+}

@@ -1,0 +1,19 @@
+/**
+ * The agent's log: pino JSON lines in AZBK_HOME/logs/azbk.log. Secrets never reach it: callers log
+ * ids and counts, and the redact list catches the field names that could carry one.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+const REDACT = ['passphrase', 'secret', 'machineSecret', 'masterKey', 'key', 'token', 'connectionString', '*.secret', '*.passphrase', '*.token'];
+
+/** Opens the log file under `logDir` (created 0700); a silent logger if `logDir` is null. */
+export function openLogger(logDir: string | null, level = process.env.AZBK_LOG_LEVEL ?? 'info'): Logger {
+  if (logDir === null) return pino({ level: 'silent' });
+  fs.mkdirSync(logDir, { recursive: true, mode: 0o700 });
+  const dest = pino.destination({ dest: path.join(logDir, 'azbk.log'), sync: true, mkdir: true });
+  return pino({ level, redact: { paths: REDACT, censor: '[redacted]' }, base: { pid: process.pid } }, dest);
+}

@@ -1,0 +1,37 @@
+/**
+ * Where azbk keeps its local state. Everything lives under AZBK_HOME, which defaults to the
+ * platform's config folder: `$XDG_CONFIG_HOME/azbk` or `~/.config/azbk` on Linux,
+ * `~/Library/Application Support/azbk` on macOS, `%ProgramData%\azbk` on Windows.
+ */
+import os from 'node:os';
+import path from 'node:path';
+
+/** The AZBK_HOME folder for this process. */
+export function azbkHome(env: NodeJS.ProcessEnv = process.env): string {
+  const explicit = env.AZBK_HOME;
+  if (explicit !== undefined && explicit !== '') return path.resolve(explicit);
+  switch (process.platform) {
+    case 'win32':
+      return path.join(env.ProgramData ?? 'C:\\ProgramData', 'azbk');
+    case 'darwin':
+      return path.join(os.homedir(), 'Library', 'Application Support', 'azbk');
+    default:
+      return path.join(env.XDG_CONFIG_HOME ?? path.join(os.homedir(), '.config'), 'azbk');
+  }
+}
+
+/** The files and folders under AZBK_HOME. */
+export function homePaths(home: string) {
+  return {
+    home,
+    registration: path.join(home, 'registration.json'),
+    secrets: path.join(home, 'secrets.json'),
+    policy: path.join(home, 'policy.json'),
+    lock: path.join(home, 'job.lock'),
+    jobs: path.join(home, 'jobs.jsonl'),
+    logs: path.join(home, 'logs'),
+    log: path.join(home, 'logs', 'azbk.log'),
+    vaults: path.join(home, 'vaults'),
+  } as const;
+}
+export type HomePaths = ReturnType<typeof homePaths>;

@@ -1,0 +1,78 @@
+/**
+ * What an agent can ask of a vault. Two implementations answer it: the in-process session of an
+ * embedded vault, and (later) the HTTPS client of a vault service. Both run the same rules in
+ * `Vault`, so behaviour is the same either way.
+ */
+import type { KeyId, MachineId, PackId, PointId } from '../core/ids.js';
+import type { KeyEnvelope } from '../core/keys.js';
+import type { VaultConfig } from './config.js';
+
+export interface MachineInfo {
+  readonly id: MachineId;
+  readonly name: string;
+  readonly os: string;
+  readonly hostname: string;
+  readonly registered: string;
+}
+
+export interface PointInfo {
+  readonly id: PointId;
+  readonly machineId: MachineId;
+  /** set by the vault when the point was written */
+  readonly time: string;
+}
+
+export interface PointRecord extends PointInfo {
+  readonly keyId: KeyId;
+  readonly jobId: string;
+  readonly manifest: Buffer;
+}
+
+export interface RegisterRequest {
+  readonly token: string;
+  readonly machineName: string;
+  readonly os: string;
+  readonly hostname: string;
+  readonly reregister: boolean;
+  /** A new passphrase envelope to store with the registration (a passphrase no envelope opens). */
+  readonly newKey?: KeyEnvelope;
+}
+
+export interface Registration {
+  readonly machineId: MachineId;
+  /** base64 of 32 random bytes; the vault keeps only its hash */
+  readonly secret: string;
+}
+
+/** Operations open to an unregistered agent. */
+export interface VaultEntry {
+  config(): Promise<VaultConfig>;
+  register(req: RegisterRequest): Promise<Registration>;
+  /** Authenticates a registered machine; AZBK_CREDENTIALS_INVALID when the secret is wrong. */
+  session(machineId: MachineId, secret: string): Promise<VaultSession>;
+  /** Envelopes for a new registration to try its passphrase against (before it has a session). */
+  listKeysForRegistration(token: string): Promise<unknown[]>;
+}
+
+/**
+ * Operations open to a registered machine. Append-only: nothing here deletes or overwrites data,
+ * and a machine writes points only under its own id.
+ */
+export interface VaultSession {
+  readonly machineId: MachineId;
+  config(): Promise<VaultConfig>;
+  listKeys(): Promise<unknown[]>;
+  addKey(envelope: KeyEnvelope): Promise<void>;
+  listMachines(): Promise<MachineInfo[]>;
+  /** Stores a pack; its id must be the SHA-256 of its bytes. Storing an existing pack is a no-op. */
+  putPack(id: PackId, data: Uint8Array): Promise<void>;
+  /** Reads `length` bytes at `offset` of a pack; AZBK_VAULT_CORRUPT when the pack is missing or short. */
+  readPack(id: PackId, offset: number, length: number): Promise<Buffer>;
+  putIndex(name: string, data: Uint8Array): Promise<void>;
+  listIndex(): Promise<string[]>;
+  readIndex(name: string): Promise<Buffer>;
+  /** Writes a recovery point for this machine; the vault sets its id and time. */
+  putPoint(p: { keyId: KeyId; jobId: string; manifest: Uint8Array }): Promise<PointInfo>;
+  listPoints(machine: MachineId): Promise<PointInfo[]>;
+  readPoint(machine: MachineId, id: PointId): Promise<PointRecord>;
+}

@@ -1,0 +1,39 @@
+/** Opens the vault an endpoint names: `file://` for an embedded vault (HTTPS comes with the service). */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { AzbkError } from '../shared/errors.js';
+import type { VaultEntry } from './api.js';
+import { FsBlobStore } from './storage/fs-store.js';
+import { RetryingBlobStore } from './storage/retrying-store.js';
+import { Vault } from './vault.js';
+
+/** The `file://` endpoint of an embedded vault folder. */
+export function fileEndpoint(dir: string): string {
+  return pathToFileURL(path.resolve(dir)).href;
+}
+
+/** Opens the embedded vault in `dir`; AZBK_VAULT_NOT_FOUND when the folder holds none. */
+export async function openEmbeddedVault(dir: string): Promise<Vault> {
+  try {
+    const st = await fs.stat(dir);
+    if (!st.isDirectory()) throw new Error('not a directory');
+  } catch {
+    throw new AzbkError('AZBK_VAULT_NOT_FOUND', `No vault folder at ${dir}.`);
+  }
+  return Vault.open(new RetryingBlobStore(new FsBlobStore(dir)));
+}
+
+/** Connects to the vault at `endpoint`. */
+export async function connectVault(endpoint: string): Promise<VaultEntry> {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw new AzbkError('AZBK_CREDENTIALS_INVALID', `The vault endpoint ${endpoint} is not a URL.`);
+  }
+  if (url.protocol === 'file:') return openEmbeddedVault(fileURLToPath(url));
+  throw new AzbkError('AZBK_VAULT_UNREACHABLE', `This version of azbk cannot reach ${url.protocol}// vaults.`, {
+    hint: 'Use an embedded vault (file://) or a newer azbk.',
+  });
+}

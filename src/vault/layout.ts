@@ -1,0 +1,26 @@
+/** Object keys of a vault in its BlobStore (see DESIGN.md, "Vault layout"). */
+import type { KeyId, MachineId, PackId, PointId } from '../core/ids.js';
+
+export const layout = {
+  config: 'config',
+  signingKey: 'vault/signing-key',
+  key: (id: KeyId) => `keys/${id}`,
+  keysPrefix: 'keys/',
+  machine: (id: MachineId) => `machines/${id}`,
+  machinesPrefix: 'machines/',
+  pack: (id: PackId) => `packs/${id.slice(0, 2)}/${id}`,
+  packsPrefix: 'packs/',
+  index: (name: string) => `index/${name}`,
+  indexPrefix: 'index/',
+  point: (machine: MachineId, id: PointId) => `points/${machine}/${id}`,
+  pointsPrefix: (machine: MachineId) => `points/${machine}/`,
+  checkpoint: (machine: MachineId, job: string) => `checkpoints/${machine}/${job}`,
+  checkpointsPrefix: (machine: MachineId) => `checkpoints/${machine}/`,
+  policy: (machine: MachineId) => `policies/${machine}`,
+} as const;
+
+/** The last segment of an object key. */
+export function baseName(key: string): string {
+  const i = key.lastIndexOf('/');
+  return i < 0 ? key : key.slice(i + 1);
+}

@@ -1,0 +1,304 @@
+/**
+ * The vault's rules, in one place for both the embedded vault and the vault service: creation,
+ * credentials, registration (at most `limits.machines` machines, unique names, secrets kept only
+ * as hashes), and machine sessions that may read and append but never delete or overwrite.
+ */
+import { createHash, generateKeyPairSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import os from 'node:os';
+import { isHex32, isHex64, type KeyId, type MachineId, type PackId, type PointId } from '../core/ids.js';
+import { parseEnvelope, type KeyEnvelope } from '../core/keys.js';
+import { packIdOf } from '../core/pack.js';
+import { AzbkError } from '../shared/errors.js';
+import type { MachineInfo, PointInfo, PointRecord, RegisterRequest, Registration, VaultEntry, VaultSession } from './api.js';
+import { newVaultConfig, parseVaultConfig, VAULT_NAME, type VaultConfig } from './config.js';
+import { issueCredentials, verifyToken, type CredentialsFile } from './credentials.js';
+import { baseName, layout } from './layout.js';
+import type { BlobStore } from './storage/blobstore.js';
+
+/** Machine names: printable, no path separators, 1..64 characters. */
+export const MACHINE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const MAX_OBJECT = 256 * 1024 * 1024;
+const INDEX_NAME = /^[0-9a-f]{64}$/;
+const JOB_ID = /^[0-9a-f]{32}$/;
+const POINT_ID = /^\d{8}T\d{9}Z-[0-9a-f]{8}$/;
+
+interface MachineRecord extends MachineInfo {
+  readonly secretHash: string;
+}
+
+const json = (v: unknown) => Buffer.from(JSON.stringify(v, null, 1));
+const hashSecret = (secret: Buffer) => createHash('sha256').update(secret).digest('hex');
+
+/** A point id sorts by time: 20261125T161000123Z-1a2b3c4d. */
+export function pointIdFor(time: Date): PointId {
+  const iso = time.toISOString(); // 2026-11-25T16:10:00.123Z
+  const compact = iso.replace(/[-:]/g, '').replace('.', '');
+  return `${compact}-${randomBytes(4).toString('hex')}` as PointId;
+}
+
+function parseJson(data: Buffer, what: string): unknown {
+  try {
+    return JSON.parse(data.toString('utf8'));
+  } catch {
+    throw new AzbkError('AZBK_VAULT_CORRUPT', `The vault object ${what} is not valid JSON.`);
+  }
+}
+
+/** A vault over a BlobStore. `now` is the vault's clock: it, not the agent, dates points. */
+export class Vault implements VaultEntry {
+  private constructor(
+    private readonly store: BlobStore,
+    private readonly cfg: VaultConfig,
+    private readonly now: () => Date,
+  ) {}
+
+  /** Creates a new vault in an empty store; AZBK_VAULT_EXISTS if it already holds one. */
+  static async create(store: BlobStore, p: { name: string; now?: () => Date; maxMachines?: number }): Promise<Vault> {
+    if (!VAULT_NAME.test(p.name)) {
+      throw new AzbkError('AZBK_BAD_INPUT', 'A vault name has 1 to 64 letters, digits, spaces, dots, dashes or underscores.');
+    }
+    const now = p.now ?? (() => new Date());
+    if ((await store.stat(layout.config)) !== null) {
+      throw new AzbkError('AZBK_VAULT_EXISTS', 'A vault already exists there.');
+    }
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const cfg = newVaultConfig({
+      id: randomBytes(16).toString('hex'),
+      name: p.name,
+      created: now(),
+      publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      maxMachines: p.maxMachines,
+    });
+    // The signing key first: a config without one would be a vault that cannot register anyone.
+    await store.put(layout.signingKey, json({ alg: 'ed25519', privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() }));
+    if ((await store.put(layout.config, json(cfg))) === 'exists') {
+      throw new AzbkError('AZBK_VAULT_EXISTS', 'A vault already exists there.');
+    }
+    return new Vault(store, cfg, now);
+  }
+
+  /** Opens the vault in `store`; AZBK_VAULT_NOT_FOUND when there is none. */
+  static async open(store: BlobStore, p: { now?: () => Date } = {}): Promise<Vault> {
+    const data = await store.get(layout.config);
+    if (data === null) throw new AzbkError('AZBK_VAULT_NOT_FOUND', 'No vault was found there.');
+    return new Vault(store, parseVaultConfig(parseJson(data, 'config')), p.now ?? (() => new Date()));
+  }
+
+  async config(): Promise<VaultConfig> {
+    return this.cfg;
+  }
+
+  /** A fresh, signed credentials file for this vault. */
+  async credentials(p: { endpoint: string; certFingerprint: string | null; validDays: number }): Promise<CredentialsFile> {
+    const data = await this.store.get(layout.signingKey);
+    if (data === null) throw new AzbkError('AZBK_VAULT_CORRUPT', 'The vault has lost its signing key.');
+    const key = parseJson(data, 'vault/signing-key') as { privateKey?: unknown };
+    if (typeof key.privateKey !== 'string') throw new AzbkError('AZBK_VAULT_CORRUPT', 'The vault signing key is damaged.');
+    return issueCredentials({
+      vaultId: this.cfg.id,
+      vaultName: this.cfg.name,
+      endpoint: p.endpoint,
+      certFingerprint: p.certFingerprint,
+      privateKeyPem: key.privateKey,
+      now: this.now(),
+      validDays: p.validDays,
+    });
+  }
+
+  private verify(token: string): void {
+    verifyToken(token, { vaultId: this.cfg.id, publicKeyPem: this.cfg.signing.publicKey, now: this.now() });
+  }
+
+  async listKeysForRegistration(token: string): Promise<unknown[]> {
+    this.verify(token);
+    return this.readKeys();
+  }
+
+  /** Every passphrase envelope in the vault, as untrusted JSON. */
+  async readKeys(): Promise<unknown[]> {
+    const out: unknown[] = [];
+    for await (const key of this.store.list(layout.keysPrefix)) {
+      const data = await this.store.get(key);
+      if (data !== null && data.length < 64 * 1024) out.push(parseJson(data, key));
+    }
+    return out;
+  }
+
+  async addKey(envelope: KeyEnvelope): Promise<void> {
+    const env = parseEnvelope(envelope);
+    await this.store.put(layout.key(env.id), json(env));
+  }
+
+  async machines(): Promise<MachineRecord[]> {
+    const out: MachineRecord[] = [];
+    for await (const key of this.store.list(layout.machinesPrefix)) {
+      const data = await this.store.get(key);
+      if (data === null) continue;
+      const rec = parseJson(data, key) as MachineRecord;
+      if (isHex32(rec.id) && typeof rec.name === 'string' && typeof rec.secretHash === 'string') out.push(rec);
+    }
+    return out.sort((a, b) => a.registered.localeCompare(b.registered));
+  }
+
+  async register(req: RegisterRequest): Promise<Registration> {
+    this.verify(req.token);
+    if (!MACHINE_NAME.test(req.machineName)) {
+      throw new AzbkError('AZBK_BAD_INPUT', 'A machine name has 1 to 64 letters, digits, dots, dashes or underscores.');
+    }
+    const machines = await this.machines();
+    const existing = machines.find((m) => m.name.toLowerCase() === req.machineName.toLowerCase());
+    if (existing && !req.reregister) {
+      throw new AzbkError('AZBK_MACHINE_NAME_TAKEN', `A machine named ${req.machineName} is already registered with this vault.`);
+    }
+    if (!existing && machines.length >= this.cfg.limits.machines) {
+      throw new AzbkError('AZBK_VAULT_LIMIT', `The vault already holds ${machines.length} machines, its limit.`);
+    }
+    if (req.newKey !== undefined) await this.addKey(req.newKey);
+    const secret = randomBytes(32);
+    const id = existing?.id ?? (randomBytes(16).toString('hex') as MachineId);
+    const record: MachineRecord = {
+      id,
+      name: req.machineName,
+      os: String(req.os).slice(0, 64),
+      hostname: String(req.hostname).slice(0, 255),
+      registered: this.now().toISOString(),
+      secretHash: hashSecret(secret),
+    };
+    // Re-registration replaces the record: only the vault itself ever removes an object.
+    if (existing) await this.store.delete(layout.machine(id));
+    if ((await this.store.put(layout.machine(id), json(record))) === 'exists') {
+      throw new AzbkError('AZBK_MACHINE_NAME_TAKEN', `A machine named ${req.machineName} was registered at the same time.`);
+    }
+    return { machineId: id, secret: secret.toString('base64') };
+  }
+
+  async session(machineId: MachineId, secret: string): Promise<VaultSession> {
+    const denied = () => new AzbkError('AZBK_CREDENTIALS_INVALID', 'The vault does not recognise this machine.', {
+      hint: 'Register the machine again with a fresh credentials file: azbk register --reregister.',
+    });
+    if (!isHex32(machineId)) throw denied();
+    const data = await this.store.get(layout.machine(machineId));
+    if (data === null) throw denied();
+    const rec = parseJson(data, 'machine record') as MachineRecord;
+    const given = Buffer.from(hashSecret(Buffer.from(secret, 'base64')), 'hex');
+    const stored = Buffer.from(String(rec.secretHash), 'hex');
+    if (given.length !== stored.length || !timingSafeEqual(given, stored)) throw denied();
+    return new Session(this, this.store, machineId, this.now);
+  }
+}
+
+/** A registered machine's view of the vault: read anything encrypted, append, never delete. */
+class Session implements VaultSession {
+  constructor(
+    private readonly vault: Vault,
+    private readonly store: BlobStore,
+    readonly machineId: MachineId,
+    private readonly now: () => Date,
+  ) {}
+
+  config(): Promise<VaultConfig> {
+    return this.vault.config();
+  }
+
+  listKeys(): Promise<unknown[]> {
+    return this.vault.readKeys();
+  }
+
+  addKey(envelope: KeyEnvelope): Promise<void> {
+    return this.vault.addKey(envelope);
+  }
+
+  async listMachines(): Promise<MachineInfo[]> {
+    return (await this.vault.machines()).map(({ secretHash: _h, ...info }) => info);
+  }
+
+  async putPack(id: PackId, data: Uint8Array): Promise<void> {
+    if (!isHex64(id)) throw new AzbkError('AZBK_BAD_INPUT', 'A pack id is 64 hex digits.');
+    if (data.length > MAX_OBJECT) throw new AzbkError('AZBK_BAD_INPUT', 'The pack is too large.');
+    if (packIdOf(data) !== id) throw new AzbkError('AZBK_BAD_INPUT', 'The pack does not match its id.');
+    await this.store.put(layout.pack(id), data);
+  }
+
+  async readPack(id: PackId, offset: number, length: number): Promise<Buffer> {
+    if (!isHex64(id)) throw new AzbkError('AZBK_BAD_INPUT', 'A pack id is 64 hex digits.');
+    const data = await this.store.get(layout.pack(id), { offset, length });
+    if (data === null) throw new AzbkError('AZBK_VAULT_CORRUPT', `Pack ${id} is missing from the vault.`);
+    if (data.length !== length) throw new AzbkError('AZBK_VAULT_CORRUPT', `Pack ${id} is shorter than its index says.`);
+    return data;
+  }
+
+  async putIndex(name: string, data: Uint8Array): Promise<void> {
+    if (!INDEX_NAME.test(name)) throw new AzbkError('AZBK_BAD_INPUT', 'An index name is 64 hex digits.');
+    if (data.length > MAX_OBJECT) throw new AzbkError('AZBK_BAD_INPUT', 'The index is too large.');
+    await this.store.put(layout.index(name), data);
+  }
+
+  async listIndex(): Promise<string[]> {
+    const out: string[] = [];
+    for await (const key of this.store.list(layout.indexPrefix)) {
+      const name = baseName(key);
+      if (INDEX_NAME.test(name)) out.push(name);
+    }
+    return out.sort();
+  }
+
+  async readIndex(name: string): Promise<Buffer> {
+    if (!INDEX_NAME.test(name)) throw new AzbkError('AZBK_BAD_INPUT', 'An index name is 64 hex digits.');
+    const data = await this.store.get(layout.index(name));
+    if (data === null) throw new AzbkError('AZBK_VAULT_CORRUPT', `Index ${name} is missing from the vault.`);
+    return data;
+  }
+
+  async putPoint(p: { keyId: KeyId; jobId: string; manifest: Uint8Array }): Promise<PointInfo> {
+    if (!isHex32(p.keyId) || !JOB_ID.test(p.jobId)) throw new AzbkError('AZBK_BAD_INPUT', 'Bad key or job id.');
+    if (p.manifest.length > MAX_OBJECT) throw new AzbkError('AZBK_BAD_INPUT', 'The manifest is too large.');
+    for (;;) {
+      const time = this.now();
+      const id = pointIdFor(time);
+      const record = {
+        version: 1,
+        id,
+        machineId: this.machineId,
+        time: time.toISOString(),
+        keyId: p.keyId,
+        jobId: p.jobId,
+        manifest: Buffer.from(p.manifest).toString('base64'),
+      };
+      if ((await this.store.put(layout.point(this.machineId, id), json(record))) === 'created') {
+        return { id, machineId: this.machineId, time: record.time };
+      }
+    }
+  }
+
+  async listPoints(machine: MachineId): Promise<PointInfo[]> {
+    if (!isHex32(machine)) throw new AzbkError('AZBK_BAD_INPUT', 'Bad machine id.');
+    const out: PointInfo[] = [];
+    for await (const key of this.store.list(layout.pointsPrefix(machine))) {
+      const id = baseName(key);
+      if (POINT_ID.test(id)) out.push({ id: id as PointId, machineId: machine, time: timeOfPointId(id) });
+    }
+    return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  async readPoint(machine: MachineId, id: PointId): Promise<PointRecord> {
+    if (!isHex32(machine) || !POINT_ID.test(id)) throw new AzbkError('AZBK_BAD_INPUT', 'Bad point id.');
+    const data = await this.store.get(layout.point(machine, id));
+    if (data === null) throw new AzbkError('AZBK_POINT_NOT_FOUND', `Recovery point ${id} does not exist.`);
+    const r = parseJson(data, `point ${id}`) as Record<string, unknown>;
+    if (r.id !== id || r.machineId !== machine || !isHex32(r.keyId) || typeof r.jobId !== 'string' || typeof r.manifest !== 'string' || typeof r.time !== 'string') {
+      throw new AzbkError('AZBK_VAULT_CORRUPT', `Recovery point ${id} is damaged.`);
+    }
+    return { id, machineId: machine, time: r.time, keyId: r.keyId as KeyId, jobId: r.jobId, manifest: Buffer.from(r.manifest, 'base64') };
+  }
+}
+
+/** The ISO time encoded in a point id. */
+export function timeOfPointId(id: string): string {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z/.exec(id);
+  return m ? `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.${m[7]}Z` : '';
+}
+
+/** This machine's OS, as recorded at registration. */
+export function osName(): string {
+  return `${os.platform()}-${os.arch()}`;
+}
