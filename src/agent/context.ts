@@ -19,6 +19,6 @@ export async function openAgent(paths: HomePaths): Promise<AgentContext> {
   const secrets = await loadSecrets(paths);
   const vault = await connectVault(registration.endpoint);
   const session = await vault.session(registration.machineId, secrets.machineSecret);
-  const keys = deriveKeys(registration.keyId, Buffer.from(secrets.masterKey, 'base64'));
+  const keys = deriveKeys(Buffer.from(secrets.masterKey, 'base64'));
   return { paths, registration, session, keys };
 }

@@ -46,7 +46,7 @@ export async function registerMachine(o: RegisterOptions): Promise<RegisterResul
   if (keys === null) {
     const master = generateMasterKey();
     newKey = await wrapMasterKey(master, o.passphrase, { now });
-    keys = deriveKeys(newKey.id, master);
+    keys = deriveKeys(master);
   }
   const reg = await vault.register({
     token: creds.token,

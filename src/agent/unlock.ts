@@ -1,6 +1,5 @@
 /** Finding and opening the passphrase envelope that matches a passphrase. */
-import { deriveKeys, parseEnvelope, unwrapMasterKey, type VaultKeys } from '../core/keys.js';
-import type { KeyId } from '../core/ids.js';
+import { deriveKeys, unwrapMasterKey, type VaultKeys } from '../core/keys.js';
 
 /**
  * The keys of the first envelope `passphrase` opens, or null when it opens none. Malformed
@@ -8,19 +7,13 @@ import type { KeyId } from '../core/ids.js';
  */
 export async function unlockWithPassphrase(envelopes: readonly unknown[], passphrase: string): Promise<VaultKeys | null> {
   for (const raw of envelopes) {
-    let id: KeyId;
-    try {
-      id = parseEnvelope(raw).id;
-    } catch {
-      continue;
-    }
     let master: Buffer | null;
     try {
       master = await unwrapMasterKey(raw, passphrase);
     } catch {
       continue;
     }
-    if (master !== null) return deriveKeys(id, master);
+    if (master !== null) return deriveKeys(master);
   }
   return null;
 }

@@ -31,7 +31,7 @@ export interface KeyEnvelope {
   readonly wrapped: string;
 }
 
-/** Keys derived from one master key. `keyId` is the envelope family they belong to. */
+/** Keys derived from one master key. `keyId` is the key family (see keyFamilyId), not an envelope id. */
 export interface VaultKeys {
   readonly keyId: KeyId;
   readonly master: Buffer;
@@ -61,15 +61,21 @@ export function generateMasterKey(): Buffer {
 }
 
 /**
- * Derives the working keys from a master key. Deterministic, and independent of `keyId` (which is
- * only carried along), so every envelope of one master key yields the same keys.
+ * The key family of a master key: 16 bytes of HKDF output, as hex. Every envelope that wraps the
+ * same master key (for example after a passphrase change) belongs to the same family, so objects
+ * sealed under the family stay readable.
  */
-export function deriveKeys(keyId: KeyId, master: Buffer): VaultKeys {
-  if (!isHex32(keyId)) throw new TypeError('keyId must be 32 lowercase hex characters');
+export function keyFamilyId(master: Buffer): KeyId {
+  if (master.length !== MASTER_BYTES) throw new TypeError(`master key must be ${MASTER_BYTES} bytes`);
+  return hkdf32(master, Buffer.alloc(0), 'azbk key family v1').subarray(0, 16).toString('hex') as KeyId;
+}
+
+/** Derives the working keys, and their family id, from a master key. Deterministic. */
+export function deriveKeys(master: Buffer): VaultKeys {
   if (master.length !== MASTER_BYTES) throw new TypeError(`master key must be ${MASTER_BYTES} bytes`);
   const none = Buffer.alloc(0);
   return {
-    keyId,
+    keyId: keyFamilyId(master),
     master: Buffer.from(master),
     idKey: hkdf32(master, none, 'azbk id key v1'),
     dataKey: hkdf32(master, none, 'azbk data key v1'),

@@ -1,7 +1,6 @@
 /** Shared helpers for the core unit tests: deterministic bytes, test keys, corruption checks. */
 import { createCipheriv, createHash } from 'node:crypto';
 import { expect } from 'vitest';
-import type { KeyId } from '../../src/core/ids.js';
 import { deriveKeys, type VaultKeys } from '../../src/core/keys.js';
 import { isAzbkError } from '../../src/shared/errors.js';
 
@@ -26,8 +25,7 @@ export function rng(seed: number): () => number {
 /** Keys from a fixed master key; `n` picks a different master and family. */
 export function testKeys(n = 1): VaultKeys {
   const master = createHash('sha256').update(`azbk master ${n}`).digest();
-  const keyId = createHash('sha256').update(`azbk key id ${n}`).digest('hex').slice(0, 32) as KeyId;
-  return deriveKeys(keyId, master);
+  return deriveKeys(master);
 }
 
 /** Asserts that `fn` throws AzbkError AZBK_VAULT_CORRUPT. */

@@ -37,16 +37,17 @@ describe('keys', () => {
     expect(a.equals(generateMasterKey())).toBe(false);
   });
 
-  it('derives distinct, deterministic keys that do not depend on the envelope id', () => {
+  it('derives distinct, deterministic keys and a family id from the master key alone', () => {
     const master = generateMasterKey();
-    const k = deriveKeys(ID, master);
-    const again = deriveKeys('ffffffffffffffffffffffffffffffff' as KeyId, master);
+    const k = deriveKeys(master);
+    const again = deriveKeys(Buffer.from(master));
     const all = [k.idKey, k.dataKey, k.metaKey, k.chunkerSeed, k.master];
     expect(new Set(all.map((b) => b.toString('hex'))).size).toBe(5);
     expect(k.idKey.equals(again.idKey) && k.dataKey.equals(again.dataKey)).toBe(true);
-    expect(k.keyId).toBe(ID);
-    expect(() => deriveKeys('nothex' as KeyId, master)).toThrow();
-    expect(() => deriveKeys(ID, Buffer.alloc(16))).toThrow();
+    expect(k.keyId).toBe(again.keyId);
+    expect(k.keyId).toMatch(/^[0-9a-f]{32}$/);
+    expect(deriveKeys(generateMasterKey()).keyId).not.toBe(k.keyId);
+    expect(() => deriveKeys(Buffer.alloc(16))).toThrow();
   });
 
   it('wraps and unwraps the master key', async () => {
