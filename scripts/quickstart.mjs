@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// The quick start: an embedded vault under AZBK_HOME, this machine registered with a generated
+// passphrase, one backup of FOLDER, and the list of recovery points. Safe to run again: it
+// reuses the vault and the registration it finds.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { azbkHome } from '../dist/shared/paths.js';
+
+const folder = process.argv[2];
+if (!folder) {
+  process.stderr.write('usage: npm run quickstart -- FOLDER\n');
+  process.exit(2);
+}
+const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'azbk');
+const home = azbkHome();
+const vault = path.join(home, 'vaults', 'default');
+const creds = path.join(home, 'vaults', 'default.VaultCredentials');
+const passphrase = path.join(home, 'passphrase.txt');
+
+function azbk(...args) {
+  process.stdout.write(`$ azbk ${args.join(' ')}\n`);
+  const r = spawnSync(process.execPath, [bin, ...args], { stdio: 'inherit' });
+  return r.status ?? 1;
+}
+function must(code) {
+  if (code !== 0) process.exit(code);
+}
+
+process.stdout.write(`AZBK_HOME is ${home}\n`);
+if (!fs.existsSync(path.join(vault, 'config'))) {
+  must(azbk('vault', 'create', '--path', vault, '--name', 'default', '--credentials-out', creds));
+}
+if (!fs.existsSync(path.join(home, 'registration.json'))) {
+  if (fs.existsSync(creds)) fs.rmSync(creds);
+  must(azbk('vault', 'credentials', '--path', vault, '--out', creds));
+  must(azbk('register', '--vault-credentials', creds, '--generate-passphrase', passphrase));
+}
+const code = azbk('backup', '--now', '--include', path.resolve(folder));
+must(azbk('points'));
+process.exit(code);
