@@ -11,30 +11,50 @@ import path from 'node:path';
 import { Chunker } from '../core/chunker.js';
 import type { BlobId } from '../core/ids.js';
 import { encodeTree, type FileNode, type TreeNode } from '../core/tree.js';
-import { AzbkError } from '../shared/errors.js';
+import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { errnoCode } from '../shared/files.js';
 import type { PointInfo } from '../vault/api.js';
 import { BlobIndex } from './blob-index.js';
 import { BlobWriter } from './blob-writer.js';
 import type { AgentContext } from './context.js';
 import { fromSegments, toSegments } from './fspath.js';
+import { findResumable, sealCheckpoint, unchanged, type KnownFile, type PartialFile, type ResumeState } from './checkpoint.js';
 import { acquireJobLock } from './lock.js';
 import { sealManifest, type BackupStats, type PointManifest, type SkippedItem } from './manifest.js';
 
 const READ_SIZE = 4 * 1024 * 1024;
 
 export type BackupEvent =
-  | { readonly type: 'start'; readonly jobId: string; readonly paths: readonly string[] }
+  | { readonly type: 'start'; readonly jobId: string; readonly paths: readonly string[]; readonly resumed: ResumedFrom | null }
+  | { readonly type: 'checkpoint'; readonly seq: number; readonly final: boolean }
   | { readonly type: 'file'; readonly path: string; readonly size: number }
   | { readonly type: 'skipped'; readonly path: string; readonly reason: string };
 
 export interface BackupOptions {
   readonly include: readonly string[];
   readonly onEvent?: (e: BackupEvent) => void;
+  /** write a checkpoint at least this often (default 60 s) */
+  readonly checkpointIntervalMs?: number;
+  /** and after reading this many bytes since the last one (default 512 MiB) */
+  readonly checkpointBytes?: number;
+  /** aborting saves a last checkpoint and ends the job with AZBK_CANCELLED */
+  readonly signal?: AbortSignal;
 }
+
+/** The checkpoint a job continued from. */
+export interface ResumedFrom {
+  readonly jobId: string;
+  readonly seq: number;
+  readonly time: string;
+}
+
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 60_000;
+export const DEFAULT_CHECKPOINT_BYTES = 512 * 1024 * 1024;
 
 export interface BackupResult {
   readonly jobId: string;
+  readonly resumed: ResumedFrom | null;
+  readonly checkpoints: number;
   readonly point: PointInfo;
   readonly paths: readonly string[];
   readonly stats: BackupStats;
@@ -52,10 +72,22 @@ interface Trie {
 /** Runs one backup job for the registered machine in `ctx`. */
 export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise<BackupResult> {
   if (opts.include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'No folders or files to back up were given.');
-  const jobId = randomBytes(16).toString('hex');
-  const lock = await acquireJobLock(ctx.paths.lock, { jobId, kind: 'backup' });
+  const lock = await acquireJobLock(ctx.paths.lock, { jobId: randomBytes(16).toString('hex'), kind: 'backup' });
   try {
-    return await new BackupJob(ctx, jobId, opts).run();
+    const resume = await findResumable(ctx.session, ctx.keys);
+    const job = new BackupJob(ctx, resume, opts);
+    try {
+      return await job.run();
+    } catch (err) {
+      if (isAzbkError(err, 'AZBK_VAULT_UNREACHABLE') || isAzbkError(err, 'AZBK_VAULT_NOT_FOUND')) {
+        const saved = job.lastSeq > 0 ? `checkpoint ${job.lastSeq} of job ${job.id}` : null;
+        throw new AzbkError(err.code, `${err.message} The backup stopped${saved ? `; the next one continues from ${saved}` : ''}.`, {
+          hint: err.hint,
+          cause: err,
+        });
+      }
+      throw err;
+    }
   } finally {
     await lock.release();
   }
@@ -67,12 +99,67 @@ class BackupJob {
   private readonly stats: BackupStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0, newBytes: 0, uploadedBytes: 0, blobs: 0, newBlobs: 0, packs: 0 };
   private writer!: BlobWriter;
   private chunkerParams!: { min: number; avg: number; max: number };
+  private readonly jobId: string;
+  private readonly known: Map<string, KnownFile>;
+  private readonly partial: PartialFile | null;
+  private seq: number;
+  private checkpoints = 0;
+  private finishedSince: [string, KnownFile][] = [];
+  private bytesSince = 0;
+  private lastCheckpoint = Date.now();
 
   constructor(
     private readonly ctx: AgentContext,
-    private readonly jobId: string,
+    private readonly resume: ResumeState | null,
     private readonly opts: BackupOptions,
-  ) {}
+  ) {
+    this.jobId = resume?.jobId ?? randomBytes(16).toString('hex');
+    this.seq = resume?.seq ?? 0;
+    this.known = resume?.files ?? new Map();
+    this.partial = resume?.partial ?? null;
+  }
+
+  get id(): string {
+    return this.jobId;
+  }
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  private get resumedFrom(): ResumedFrom | null {
+    return this.resume === null ? null : { jobId: this.resume.jobId, seq: this.resume.seq, time: this.resume.time };
+  }
+
+  /**
+   * Called between chunks and between files: writes a checkpoint when one is due, and a last one
+   * followed by AZBK_CANCELLED when the job was asked to stop.
+   */
+  private async tick(partial: PartialFile | null): Promise<void> {
+    const cancelled = this.opts.signal?.aborted === true;
+    const due =
+      this.bytesSince >= (this.opts.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES) ||
+      Date.now() - this.lastCheckpoint >= (this.opts.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS);
+    if (!cancelled && !due) return;
+    await this.checkpoint(partial, cancelled);
+    if (cancelled) {
+      throw new AzbkError('AZBK_CANCELLED', `Backup cancelled; checkpoint ${this.seq} of job ${this.jobId} saved.`, {
+        hint: 'Run azbk backup --now again: it continues from the checkpoint.',
+      });
+    }
+  }
+
+  private async checkpoint(partial: PartialFile | null, final: boolean): Promise<void> {
+    await this.writer.flush();
+    this.seq++;
+    const data = sealCheckpoint(this.ctx.keys, { version: 1, jobId: this.jobId, seq: this.seq, files: this.finishedSince, partial });
+    await this.ctx.session.putCheckpoint({ jobId: this.jobId, seq: this.seq, data });
+    this.checkpoints++;
+    this.finishedSince = [];
+    this.bytesSince = 0;
+    this.lastCheckpoint = Date.now();
+    this.opts.onEvent?.({ type: 'checkpoint', seq: this.seq, final });
+  }
 
   private skip(p: string, reason: string): void {
     this.skipped.push({ path: p, reason });
@@ -89,7 +176,7 @@ class BackupJob {
 
     const trie = await this.buildTrie();
     const includedPaths = collectIncluded(trie, []);
-    this.opts.onEvent?.({ type: 'start', jobId: this.jobId, paths: includedPaths.map(fromSegments) });
+    this.opts.onEvent?.({ type: 'start', jobId: this.jobId, paths: includedPaths.map(fromSegments), resumed: this.resumedFrom });
     if (includedPaths.length === 0) {
       throw new AzbkError('AZBK_PATH_NOT_FOUND', `None of the paths to back up exist: ${this.skipped.map((s) => s.path).join(', ')}.`);
     }
@@ -118,6 +205,8 @@ class BackupJob {
     const point = await session.putPoint({ keyId: keys.keyId, jobId: this.jobId, manifest: sealed });
     return {
       jobId: this.jobId,
+      resumed: this.resumedFrom,
+      checkpoints: this.checkpoints,
       point,
       paths: includedPaths.map(fromSegments),
       stats: this.stats,
@@ -219,35 +308,61 @@ class BackupJob {
   }
 
   private async file(abs: string, name: string, before: BigIntStats): Promise<FileNode> {
+    const known = this.known.get(abs);
+    if (known !== undefined && unchanged(known, identity(before))) {
+      // Finished before the checkpoint this job resumed from: not read again.
+      return this.finishFile(abs, name, before, known.content, known.size, false);
+    }
     // A file that changes while it is read is read once more; if it changes again, what was read
     // is kept and the file is listed as changed during backup.
     let st = before;
     for (let attempt = 0; ; attempt++) {
-      const { content, size, after } = await this.readFile(abs);
+      const { content, size, after } = await this.readFile(abs, st);
       const changed = after.size !== st.size || after.mtimeNs !== st.mtimeNs || size !== Number(after.size);
       if (!changed || attempt === 1) {
         if (changed) this.warnings.push({ path: abs, reason: 'changed during backup' });
-        this.stats.files++;
-        this.stats.bytes += size;
-        this.opts.onEvent?.({ type: 'file', path: abs, size });
-        return { type: 'file', name, ...meta(after), size, content };
+        return this.finishFile(abs, name, after, content, size, true);
       }
       st = after;
     }
   }
 
-  private async readFile(abs: string): Promise<{ content: BlobId[]; size: number; after: BigIntStats }> {
+  private async finishFile(abs: string, name: string, st: BigIntStats, content: readonly BlobId[], size: number, record: boolean): Promise<FileNode> {
+    this.stats.files++;
+    this.stats.bytes += size;
+    this.opts.onEvent?.({ type: 'file', path: abs, size });
+    if (record) this.finishedSince.push([abs, { ...identity(st), size, content }]);
+    await this.tick(null);
+    return { type: 'file', name, ...meta(st), size, content: [...content] };
+  }
+
+  private async readFile(abs: string, st: BigIntStats): Promise<{ content: BlobId[]; size: number; after: BigIntStats }> {
     const fh = await fs.open(abs, 'r');
     try {
       const chunker = new Chunker(this.chunkerParams, this.ctx.keys.chunkerSeed);
-      const content: BlobId[] = [];
-      let size = 0;
+      const id = identity(st);
+      let content: BlobId[] = [];
+      let offset = 0;
+      // A file this job was half-way through when it stopped continues from its last chunk boundary.
+      const p = this.partial;
+      if (p !== null && p.path === abs && unchanged(p, id)) {
+        content = [...p.content];
+        offset = p.offset;
+      }
+      let size = offset;
+      let position = offset;
       for (;;) {
         const buf = Buffer.allocUnsafe(READ_SIZE);
-        const { bytesRead } = await fh.read(buf, 0, READ_SIZE, null);
+        const { bytesRead } = await fh.read(buf, 0, READ_SIZE, position);
         if (bytesRead === 0) break;
+        position += bytesRead;
         size += bytesRead;
-        for (const chunk of chunker.push(buf.subarray(0, bytesRead))) content.push(await this.writer.add('data', chunk));
+        this.bytesSince += bytesRead;
+        for (const chunk of chunker.push(buf.subarray(0, bytesRead))) {
+          content.push(await this.writer.add('data', chunk));
+          offset += chunk.length;
+          await this.tick({ path: abs, ...id, offset, content });
+        }
       }
       for (const chunk of chunker.finish()) content.push(await this.writer.add('data', chunk));
       return { content, size, after: await fh.stat({ bigint: true }) };
@@ -255,6 +370,11 @@ class BackupJob {
       await fh.close();
     }
   }
+}
+
+/** The metadata that tell whether a file changed since it was last read. */
+function identity(st: BigIntStats): { size: number; mtime: string; ctime: string; ino: string } {
+  return { size: Number(st.size), mtime: st.mtimeNs.toString(), ctime: st.ctimeNs.toString(), ino: st.ino.toString() };
 }
 
 function meta(st: BigIntStats): { mode: number; mtime: string } {

@@ -28,6 +28,14 @@ export interface PointRecord extends PointInfo {
   readonly manifest: Buffer;
 }
 
+/** A checkpoint of a running backup job; `time` is set by the vault, `seq` counts from 1 per job. */
+export interface CheckpointInfo {
+  readonly name: string;
+  readonly time: string;
+  readonly jobId: string;
+  readonly seq: number;
+}
+
 export interface RegisterRequest {
   readonly token: string;
   readonly machineName: string;
@@ -75,4 +83,9 @@ export interface VaultSession {
   putPoint(p: { keyId: KeyId; jobId: string; manifest: Uint8Array }): Promise<PointInfo>;
   listPoints(machine: MachineId): Promise<PointInfo[]>;
   readPoint(machine: MachineId, id: PointId): Promise<PointRecord>;
+  /** Writes checkpoint `seq` of job `jobId` for this machine; names sort by the vault's time. */
+  putCheckpoint(p: { jobId: string; seq: number; data: Uint8Array }): Promise<CheckpointInfo>;
+  /** This machine's checkpoints, oldest first. */
+  listCheckpoints(): Promise<CheckpointInfo[]>;
+  readCheckpoint(name: string): Promise<Buffer>;
 }

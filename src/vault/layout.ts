@@ -14,7 +14,7 @@ export const layout = {
   indexPrefix: 'index/',
   point: (machine: MachineId, id: PointId) => `points/${machine}/${id}`,
   pointsPrefix: (machine: MachineId) => `points/${machine}/`,
-  checkpoint: (machine: MachineId, job: string) => `checkpoints/${machine}/${job}`,
+  checkpoint: (machine: MachineId, name: string) => `checkpoints/${machine}/${name}`,
   checkpointsPrefix: (machine: MachineId) => `checkpoints/${machine}/`,
   policy: (machine: MachineId) => `policies/${machine}`,
 } as const;

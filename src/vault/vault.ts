@@ -9,7 +9,7 @@ import { isHex32, isHex64, type KeyId, type MachineId, type PackId, type PointId
 import { parseEnvelope, type KeyEnvelope } from '../core/keys.js';
 import { packIdOf } from '../core/pack.js';
 import { AzbkError } from '../shared/errors.js';
-import type { MachineInfo, PointInfo, PointRecord, RegisterRequest, Registration, VaultEntry, VaultSession } from './api.js';
+import type { CheckpointInfo, MachineInfo, PointInfo, PointRecord, RegisterRequest, Registration, VaultEntry, VaultSession } from './api.js';
 import { newVaultConfig, parseVaultConfig, VAULT_NAME, type VaultConfig } from './config.js';
 import { issueCredentials, verifyToken, type CredentialsFile } from './credentials.js';
 import { baseName, layout } from './layout.js';
@@ -21,6 +21,8 @@ const MAX_OBJECT = 256 * 1024 * 1024;
 const INDEX_NAME = /^[0-9a-f]{64}$/;
 const JOB_ID = /^[0-9a-f]{32}$/;
 const POINT_ID = /^\d{8}T\d{9}Z-[0-9a-f]{8}$/;
+const CHECKPOINT_NAME = /^(\d{8}T\d{9}Z)-([0-9a-f]{32})-(\d{6})$/;
+const MAX_CHECKPOINT_SEQ = 999_999;
 
 interface MachineRecord extends MachineInfo {
   readonly secretHash: string;
@@ -270,6 +272,33 @@ class Session implements VaultSession {
     }
   }
 
+  async putCheckpoint(p: { jobId: string; seq: number; data: Uint8Array }): Promise<CheckpointInfo> {
+    if (!JOB_ID.test(p.jobId) || !Number.isInteger(p.seq) || p.seq < 1 || p.seq > MAX_CHECKPOINT_SEQ) {
+      throw new AzbkError('AZBK_BAD_INPUT', 'Bad job id or checkpoint number.');
+    }
+    if (p.data.length > MAX_OBJECT) throw new AzbkError('AZBK_BAD_INPUT', 'The checkpoint is too large.');
+    const stamp = pointIdFor(this.now()).slice(0, 19);
+    const name = `${stamp}-${p.jobId}-${String(p.seq).padStart(6, '0')}`;
+    await this.store.put(layout.checkpoint(this.machineId, name), p.data);
+    return parseCheckpointName(name)!;
+  }
+
+  async listCheckpoints(): Promise<CheckpointInfo[]> {
+    const out: CheckpointInfo[] = [];
+    for await (const key of this.store.list(layout.checkpointsPrefix(this.machineId))) {
+      const info = parseCheckpointName(baseName(key));
+      if (info !== null) out.push(info);
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async readCheckpoint(name: string): Promise<Buffer> {
+    if (parseCheckpointName(name) === null) throw new AzbkError('AZBK_BAD_INPUT', 'Bad checkpoint name.');
+    const data = await this.store.get(layout.checkpoint(this.machineId, name));
+    if (data === null) throw new AzbkError('AZBK_VAULT_CORRUPT', `Checkpoint ${name} is missing.`);
+    return data;
+  }
+
   async listPoints(machine: MachineId): Promise<PointInfo[]> {
     if (!isHex32(machine)) throw new AzbkError('AZBK_BAD_INPUT', 'Bad machine id.');
     const out: PointInfo[] = [];
@@ -290,6 +319,13 @@ class Session implements VaultSession {
     }
     return { id, machineId: machine, time: r.time, keyId: r.keyId as KeyId, jobId: r.jobId, manifest: Buffer.from(r.manifest, 'base64') };
   }
+}
+
+/** Parses a checkpoint object name: <vault time>-<job id>-<seq>. */
+export function parseCheckpointName(name: string): CheckpointInfo | null {
+  const m = CHECKPOINT_NAME.exec(name);
+  if (m === null) return null;
+  return { name, time: timeOfPointId(m[1]!), jobId: m[2]!, seq: Number(m[3]) };
 }
 
 /** The ISO time encoded in a point id. */

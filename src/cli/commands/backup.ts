@@ -11,7 +11,45 @@ import { action, setExitCode } from '../run.js';
 interface Opts {
   now?: boolean;
   include?: string[];
+  checkpointInterval: string;
+  checkpointBytes: string;
   json?: boolean;
+}
+
+/** Parses a byte count: digits with an optional K, M, G or T suffix (powers of 1024). */
+export function parseBytes(s: string, flag: string): number {
+  const m = /^(\d+)([KMGT]i?B?)?$/i.exec(s.trim());
+  const n = m ? Number(m[1]) * 1024 ** ' KMGT'.indexOf((m[2]?.[0] ?? ' ').toUpperCase()) : NaN;
+  if (!Number.isSafeInteger(n) || n <= 0) throw new AzbkError('AZBK_USAGE', `${flag} must be a positive size such as 512M, not ${s}.`);
+  return n;
+}
+
+function parseSeconds(s: string, flag: string): number {
+  const n = Number(s);
+  if (!/^\d+(\.\d+)?$/.test(s) || !(n > 0) || n > 86_400) throw new AzbkError('AZBK_USAGE', `${flag} must be a number of seconds from 1 to 86400, not ${s}.`);
+  return n;
+}
+
+/**
+ * Ctrl-C or SIGTERM once: stop at the next safe point after saving a checkpoint. Twice: stop at
+ * once (the previous checkpoint still counts).
+ */
+function cancelOnSignals(warn: (s: string) => void): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const onSignal = () => {
+    if (controller.signal.aborted) process.exit(ExitCode.cancelled);
+    warn('stopping: saving a checkpoint (press Ctrl-C again to stop at once)');
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
 }
 
 export function backupCommand(program: Command): void {
@@ -20,19 +58,38 @@ export function backupCommand(program: Command): void {
     .description('back up files and folders into a new recovery point')
     .option('--now', 'run a backup now')
     .option('--include <path...>', 'files or folders to back up (default: the policy\'s)')
+    .option('--checkpoint-interval <seconds>', 'save a checkpoint at least this often', '60')
+    .option('--checkpoint-bytes <size>', 'and after reading this much data (K, M, G suffixes)', '512M')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExit codes: 0 done, 1 failed, 2 bad input, 3 done but some items skipped (listed),\n10 vault unreachable, 11 another job is running.')
+    .addHelpText(
+      'after',
+      '\nA stopped backup (Ctrl-C, SIGTERM, kill, power loss, lost vault) continues from its last checkpoint\n' +
+        'the next time backup runs.\n\nExit codes: 0 done, 1 failed, 2 bad input, 3 done but some items skipped (listed),\n' +
+        '10 vault unreachable, 11 another job is running, 130 cancelled (checkpoint saved).',
+    )
     .action(
       action('backup', async ({ paths, out, log }, o: Opts) => {
         if (o.now !== true) throw new AzbkError('AZBK_USAGE', 'Say when: azbk backup --now.');
         const include = o.include ?? (await loadPolicy(paths)).include;
         if (include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'Nothing to back up: no --include and no policy.');
+        const checkpointIntervalMs = parseSeconds(o.checkpointInterval, '--checkpoint-interval') * 1000;
+        const checkpointBytes = parseBytes(o.checkpointBytes, '--checkpoint-bytes');
         const ctx = await openAgent(paths);
         const started = new Date().toISOString();
+        const cancel = cancelOnSignals(out.warn);
         try {
-          const r = await runBackup(ctx, { include });
+          const r = await runBackup(ctx, {
+            include,
+            checkpointIntervalMs,
+            checkpointBytes,
+            signal: cancel.signal,
+            onEvent: (e) => {
+              if (e.type === 'start' && e.resumed) out.line(`Continuing job ${e.resumed.jobId} from checkpoint ${e.resumed.seq} (${e.resumed.time}).`);
+              if (e.type === 'checkpoint') log.info({ seq: e.seq, final: e.final }, 'checkpoint saved');
+            },
+          });
           const status = r.skipped.length > 0 ? 'partial' : 'ok';
-          await recordJob(paths, { jobId: r.jobId, kind: 'backup', status, started: r.started, finished: r.finished, point: r.point.id, stats: r.stats, skipped: r.skipped.length });
+          await recordJob(paths, { jobId: r.jobId, kind: 'backup', status, started: r.started, finished: r.finished, point: r.point.id, resumedFrom: r.resumed, checkpoints: r.checkpoints, stats: r.stats, skipped: r.skipped.length });
           log.info({ jobId: r.jobId, point: r.point.id, stats: r.stats, skipped: r.skipped.length }, 'backup finished');
           const s = r.stats;
           out.line(`Recovery point ${r.point.id} created at ${r.point.time}.`);
@@ -45,8 +102,11 @@ export function backupCommand(program: Command): void {
           }
           out.result({ status, ...r });
         } catch (err) {
-          await recordJob(paths, { kind: 'backup', status: 'failed', started, finished: new Date().toISOString(), error: err instanceof AzbkError ? err.code : 'AZBK_INTERNAL' });
+          const code = err instanceof AzbkError ? err.code : 'AZBK_INTERNAL';
+          await recordJob(paths, { kind: 'backup', status: code === 'AZBK_CANCELLED' ? 'cancelled' : 'failed', started, finished: new Date().toISOString(), error: code });
           throw err;
+        } finally {
+          cancel.dispose();
         }
       }),
     );

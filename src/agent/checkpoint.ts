@@ -1,0 +1,121 @@
+/**
+ * Backup checkpoints. While a job runs it writes, every interval, a sealed delta to the vault: the
+ * files finished since the previous checkpoint (path, metadata, chunk list) and how far it got in
+ * the file it is reading. Every blob a checkpoint names was flushed and indexed before it was
+ * written. The next backup of the machine continues the newest job that has no recovery point
+ * yet: finished files whose metadata still match are not read again, and a half-read file
+ * continues from its last chunk boundary.
+ */
+import { isHex64, type BlobId } from '../core/ids.js';
+import type { VaultKeys } from '../core/keys.js';
+import { objectKeyId, openObject, sealObject } from '../core/sealed-object.js';
+import type { CheckpointInfo, VaultSession } from '../vault/api.js';
+
+/** What identifies an unchanged file, and its content. */
+export interface KnownFile {
+  readonly size: number;
+  /** nanoseconds as decimal strings; ino as a decimal string */
+  readonly mtime: string;
+  readonly ctime: string;
+  readonly ino: string;
+  readonly content: readonly BlobId[];
+}
+
+/** A file read up to `offset` (a chunk boundary); `content` holds the chunks before it. */
+export interface PartialFile extends KnownFile {
+  readonly path: string;
+  readonly offset: number;
+}
+
+export interface CheckpointData {
+  readonly version: 1;
+  readonly jobId: string;
+  readonly seq: number;
+  readonly files: readonly (readonly [string, KnownFile])[];
+  readonly partial: PartialFile | null;
+}
+
+/** What a resumed job starts from. */
+export interface ResumeState {
+  readonly jobId: string;
+  readonly seq: number;
+  readonly time: string;
+  readonly files: Map<string, KnownFile>;
+  readonly partial: PartialFile | null;
+}
+
+const objectName = (jobId: string, seq: number) => `${jobId}.${seq}`;
+
+export function sealCheckpoint(keys: VaultKeys, data: CheckpointData): Buffer {
+  return sealObject(keys, 'checkpoint', objectName(data.jobId, data.seq), data);
+}
+
+const DEC = /^-?\d{1,24}$/;
+
+function isKnownFile(v: unknown): v is KnownFile {
+  const f = v as KnownFile;
+  return (
+    typeof f === 'object' && f !== null &&
+    Number.isSafeInteger(f.size) && f.size >= 0 &&
+    typeof f.mtime === 'string' && DEC.test(f.mtime) &&
+    typeof f.ctime === 'string' && DEC.test(f.ctime) &&
+    typeof f.ino === 'string' && DEC.test(f.ino) &&
+    Array.isArray(f.content) && f.content.every(isHex64)
+  );
+}
+
+/** Opens and validates a checkpoint; null when it is damaged or malformed (it is then not used). */
+export function openCheckpoint(keys: VaultKeys, jobId: string, seq: number, data: Uint8Array): CheckpointData | null {
+  let c: CheckpointData;
+  try {
+    c = openObject(keys, 'checkpoint', objectName(jobId, seq), data) as CheckpointData;
+  } catch {
+    return null;
+  }
+  if (c?.version !== 1 || c.jobId !== jobId || c.seq !== seq || !Array.isArray(c.files)) return null;
+  for (const entry of c.files) {
+    if (!Array.isArray(entry) || typeof entry[0] !== 'string' || !isKnownFile(entry[1])) return null;
+  }
+  const p = c.partial;
+  if (p !== null && !(isKnownFile(p) && typeof p.path === 'string' && Number.isSafeInteger(p.offset) && p.offset >= 0 && p.offset <= p.size)) {
+    return null;
+  }
+  return c;
+}
+
+/**
+ * The job to resume: the newest job with a checkpoint newer than this machine's newest point,
+ * read from its first checkpoint up to the last one that is whole and in sequence.
+ */
+export async function findResumable(session: VaultSession, keys: VaultKeys): Promise<ResumeState | null> {
+  const checkpoints = await session.listCheckpoints();
+  if (checkpoints.length === 0) return null;
+  const points = await session.listPoints(session.machineId);
+  const lastPoint = points.at(-1)?.time ?? '';
+  const newest = checkpoints.filter((c) => c.time > lastPoint).at(-1);
+  if (newest === undefined) return null;
+  const chain = new Map<number, CheckpointInfo>();
+  // Oldest first, so a seq written again after a damaged one replaces it.
+  for (const c of checkpoints) if (c.jobId === newest.jobId) chain.set(c.seq, c);
+
+  const files = new Map<string, KnownFile>();
+  let partial: PartialFile | null = null;
+  let last: CheckpointInfo | null = null;
+  for (let seq = 1; chain.has(seq); seq++) {
+    const info = chain.get(seq)!;
+    const raw = await session.readCheckpoint(info.name);
+    if (objectKeyId(raw) !== keys.keyId) break;
+    const c = openCheckpoint(keys, info.jobId, seq, raw);
+    if (c === null) break;
+    for (const [path, f] of c.files) files.set(path, f);
+    partial = c.partial;
+    last = info;
+  }
+  if (last === null) return null;
+  return { jobId: last.jobId, seq: last.seq, time: last.time, files, partial };
+}
+
+/** True when a file's current metadata match what a checkpoint recorded. */
+export function unchanged(known: KnownFile, now: { size: number; mtime: string; ctime: string; ino: string }): boolean {
+  return known.size === now.size && known.mtime === now.mtime && known.ctime === now.ctime && known.ino === now.ino;
+}
