@@ -2,13 +2,16 @@
  * A backup job: walk the included paths, store file content as deduplicated chunks and every
  * directory as a tree blob, then write the recovery point. The point is written last, after every
  * blob it refers to is in the vault and indexed, so a failed job never leaves a half-written point.
+ *
+ * The walk runs on the main thread with synchronous lstat and readdir (fast, and it never waits
+ * on a file's content); files whose metadata match the checkpoint being resumed or the local
+ * cache are not read; the others go to the chunk workers (pipeline/pool.ts), which read, chunk,
+ * hash, compress and seal on every core while the main thread deduplicates, packs and uploads.
  */
 import { randomBytes } from 'node:crypto';
-import type { BigIntStats } from 'node:fs';
-import fs from 'node:fs/promises';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Chunker } from '../core/chunker.js';
 import type { BlobId } from '../core/ids.js';
 import { encodeTree, type FileNode, type TreeNode } from '../core/tree.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
@@ -16,13 +19,14 @@ import { errnoCode } from '../shared/files.js';
 import type { PointInfo } from '../vault/api.js';
 import { BlobIndex } from './blob-index.js';
 import { BlobWriter } from './blob-writer.js';
-import type { AgentContext } from './context.js';
-import { fromSegments, toSegments } from './fspath.js';
 import { findResumable, sealCheckpoint, unchanged, type KnownFile, type PartialFile, type ResumeState } from './checkpoint.js';
+import type { AgentContext } from './context.js';
+import { FileCache } from './file-cache.js';
+import { fromSegments, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
 import { sealManifest, type BackupStats, type PointManifest, type SkippedItem } from './manifest.js';
-
-const READ_SIZE = 4 * 1024 * 1024;
+import { ChunkPool } from './pipeline/pool.js';
+import type { FileStat } from './pipeline/protocol.js';
 
 export type BackupEvent =
   | { readonly type: 'start'; readonly jobId: string; readonly paths: readonly string[]; readonly resumed: ResumedFrom | null }
@@ -39,6 +43,8 @@ export interface BackupOptions {
   readonly checkpointBytes?: number;
   /** aborting saves a last checkpoint and ends the job with AZBK_CANCELLED */
   readonly signal?: AbortSignal;
+  /** chunk workers (default: one per core) */
+  readonly workers?: number;
 }
 
 /** The checkpoint a job continued from. */
@@ -73,9 +79,10 @@ interface Trie {
 export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise<BackupResult> {
   if (opts.include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'No folders or files to back up were given.');
   const lock = await acquireJobLock(ctx.paths.lock, { jobId: randomBytes(16).toString('hex'), kind: 'backup' });
+  const cache = FileCache.open(path.join(ctx.paths.home, 'cache', `${ctx.registration.vaultId}-${ctx.keys.keyId}.sqlite`));
   try {
     const resume = await findResumable(ctx.session, ctx.keys);
-    const job = new BackupJob(ctx, resume, opts);
+    const job = new BackupJob(ctx, resume, cache, opts);
     try {
       return await job.run();
     } catch (err) {
@@ -89,34 +96,50 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
       throw err;
     }
   } finally {
+    cache.close();
     await lock.release();
   }
 }
+
+/** A file being read by a worker: what a checkpoint needs to continue it. */
+interface InFlight {
+  readonly path: string;
+  readonly id: Identity;
+  offset: number;
+  content: BlobId[];
+}
+
+type Identity = { size: number; mtime: string; ctime: string; ino: string };
 
 class BackupJob {
   private readonly skipped: SkippedItem[] = [];
   private readonly warnings: SkippedItem[] = [];
   private readonly stats: BackupStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0, newBytes: 0, uploadedBytes: 0, blobs: 0, newBlobs: 0, packs: 0 };
   private writer!: BlobWriter;
-  private chunkerParams!: { min: number; avg: number; max: number };
+  private index!: BlobIndex;
+  private pool!: ChunkPool;
   private readonly jobId: string;
   private readonly known: Map<string, KnownFile>;
-  private readonly partial: PartialFile | null;
+  private readonly partials: Map<string, PartialFile>;
+  private readonly inFlight = new Set<InFlight>();
   private seq: number;
   private checkpoints = 0;
   private finishedSince: [string, KnownFile][] = [];
   private bytesSince = 0;
   private lastCheckpoint = Date.now();
+  private checkpointing: Promise<void> = Promise.resolve();
+  private finalCheckpoint: Promise<void> | null = null;
 
   constructor(
     private readonly ctx: AgentContext,
     private readonly resume: ResumeState | null,
+    private readonly cache: FileCache,
     private readonly opts: BackupOptions,
   ) {
     this.jobId = resume?.jobId ?? randomBytes(16).toString('hex');
     this.seq = resume?.seq ?? 0;
     this.known = resume?.files ?? new Map();
-    this.partial = resume?.partial ?? null;
+    this.partials = resume?.partials ?? new Map();
   }
 
   get id(): string {
@@ -131,36 +154,6 @@ class BackupJob {
     return this.resume === null ? null : { jobId: this.resume.jobId, seq: this.resume.seq, time: this.resume.time };
   }
 
-  /**
-   * Called between chunks and between files: writes a checkpoint when one is due, and a last one
-   * followed by AZBK_CANCELLED when the job was asked to stop.
-   */
-  private async tick(partial: PartialFile | null): Promise<void> {
-    const cancelled = this.opts.signal?.aborted === true;
-    const due =
-      this.bytesSince >= (this.opts.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES) ||
-      Date.now() - this.lastCheckpoint >= (this.opts.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS);
-    if (!cancelled && !due) return;
-    await this.checkpoint(partial, cancelled);
-    if (cancelled) {
-      throw new AzbkError('AZBK_CANCELLED', `Backup cancelled; checkpoint ${this.seq} of job ${this.jobId} saved.`, {
-        hint: 'Run azbk backup --now again: it continues from the checkpoint.',
-      });
-    }
-  }
-
-  private async checkpoint(partial: PartialFile | null, final: boolean): Promise<void> {
-    await this.writer.flush();
-    this.seq++;
-    const data = sealCheckpoint(this.ctx.keys, { version: 1, jobId: this.jobId, seq: this.seq, files: this.finishedSince, partial });
-    await this.ctx.session.putCheckpoint({ jobId: this.jobId, seq: this.seq, data });
-    this.checkpoints++;
-    this.finishedSince = [];
-    this.bytesSince = 0;
-    this.lastCheckpoint = Date.now();
-    this.opts.onEvent?.({ type: 'checkpoint', seq: this.seq, final });
-  }
-
   private skip(p: string, reason: string): void {
     this.skipped.push({ path: p, reason });
     this.opts.onEvent?.({ type: 'skipped', path: p, reason });
@@ -170,18 +163,26 @@ class BackupJob {
     const started = new Date();
     const { session, keys } = this.ctx;
     const cfg = await session.config();
-    this.chunkerParams = { min: cfg.chunker.min, avg: cfg.chunker.avg, max: cfg.chunker.max };
-    const index = await BlobIndex.load(session, keys);
-    this.writer = new BlobWriter(session, keys, index, { packSize: cfg.packSize, level: cfg.compression.level });
-
-    const trie = await this.buildTrie();
+    this.index = await BlobIndex.load(session, keys);
+    this.writer = new BlobWriter(session, keys, this.index, { packSize: cfg.packSize, level: cfg.compression.level });
+    const trie = this.buildTrie();
     const includedPaths = collectIncluded(trie, []);
-    this.opts.onEvent?.({ type: 'start', jobId: this.jobId, paths: includedPaths.map(fromSegments), resumed: this.resumedFrom });
     if (includedPaths.length === 0) {
       throw new AzbkError('AZBK_PATH_NOT_FOUND', `None of the paths to back up exist: ${this.skipped.map((s) => s.path).join(', ')}.`);
     }
-    const root = await this.ancestorTree([], trie);
-    await this.writer.flush();
+    this.opts.onEvent?.({ type: 'start', jobId: this.jobId, paths: includedPaths.map(fromSegments), resumed: this.resumedFrom });
+
+    this.pool = new ChunkPool(
+      { master: keys.master, chunker: { min: cfg.chunker.min, avg: cfg.chunker.avg, max: cfg.chunker.max }, level: cfg.compression.level },
+      this.opts.workers === undefined ? {} : { workers: this.opts.workers },
+    );
+    let root: BlobId;
+    try {
+      root = await this.ancestorTree([], trie);
+      await this.writer.flush();
+    } finally {
+      await this.pool.close();
+    }
 
     const w = this.writer.stats;
     Object.assign(this.stats, { blobs: w.blobs, newBlobs: w.newBlobs, newBytes: w.newRawBytes, packs: w.packs });
@@ -217,15 +218,58 @@ class BackupJob {
     };
   }
 
+  /**
+   * Called as chunks and files complete: writes a checkpoint when one is due, and a last one
+   * followed by AZBK_CANCELLED when the job was asked to stop. Checkpoints never overlap.
+   */
+  private async tick(): Promise<void> {
+    if (this.opts.signal?.aborted === true) {
+      this.finalCheckpoint ??= this.checkpointing.then(() => this.checkpoint(true));
+      await this.finalCheckpoint;
+      throw new AzbkError('AZBK_CANCELLED', `Backup cancelled; checkpoint ${this.seq} of job ${this.jobId} saved.`, {
+        hint: 'Run azbk backup --now again: it continues from the checkpoint.',
+      });
+    }
+    const due =
+      this.bytesSince >= (this.opts.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES) ||
+      Date.now() - this.lastCheckpoint >= (this.opts.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS);
+    if (!due) return;
+    // Reset the triggers at once, so callers arriving while this one runs do not start another.
+    this.bytesSince = 0;
+    this.lastCheckpoint = Date.now();
+    this.checkpointing = this.checkpointing.then(() => this.checkpoint(false));
+    await this.checkpointing;
+  }
+
+  /**
+   * Takes what is finished and how far each file in flight got, flushes the writer (so every blob
+   * those name is uploaded and indexed), then stores the checkpoint.
+   */
+  private async checkpoint(final: boolean): Promise<void> {
+    const files = this.finishedSince;
+    this.finishedSince = [];
+    const partials: PartialFile[] = [...this.inFlight].filter((f) => f.offset > 0).map((f) => ({ path: f.path, ...f.id, offset: f.offset, content: [...f.content] }));
+    await this.writer.flush();
+    const seq = this.seq + 1;
+    const data = sealCheckpoint(this.ctx.keys, { version: 1, jobId: this.jobId, seq, files, partials });
+    await this.ctx.session.putCheckpoint({ jobId: this.jobId, seq, data });
+    this.seq = seq;
+    this.cache.flush();
+    this.checkpoints++;
+    this.bytesSince = 0;
+    this.lastCheckpoint = Date.now();
+    this.opts.onEvent?.({ type: 'checkpoint', seq, final });
+  }
+
   /** The included paths as a trie of segments; missing ones are skipped, nested ones merged. */
-  private async buildTrie(): Promise<Trie> {
+  private buildTrie(): Trie {
     const root: Trie = { included: false, children: new Map() };
     for (const p of this.opts.include) {
       const abs = path.resolve(p);
       try {
-        await fs.lstat(abs);
+        fs.lstatSync(abs);
       } catch (err) {
-        this.skip(abs, errnoCode(err) === 'ENOENT' ? 'not found' : `cannot read (${errnoCode(err) ?? 'error'})`);
+        this.skip(abs, errnoCode(err) === 'ENOENT' ? 'not found' : describe(err));
         continue;
       }
       let node = root;
@@ -244,141 +288,145 @@ class BackupJob {
 
   /** A tree for a directory above the included paths: only the children on the way down. */
   private async ancestorTree(segs: string[], trie: Trie): Promise<BlobId> {
-    const nodes: TreeNode[] = [];
+    const nodes: Promise<TreeNode | null>[] = [];
     for (const [name, child] of trie.children) {
       const childSegs = [...segs, name];
       const abs = fromSegments(childSegs);
-      if (child.included) {
-        const node = await this.entry(abs, name);
-        if (node !== null) nodes.push(node);
-        continue;
+      if (child.included) nodes.push(this.entry(abs, name));
+      else {
+        const st = fs.lstatSync(abs, { bigint: true });
+        nodes.push(this.ancestorTree(childSegs, child).then((subtree) => ({ type: 'dir', name, ...meta(st), subtree })));
       }
-      const st = await fs.lstat(abs, { bigint: true });
-      nodes.push({ type: 'dir', name, ...meta(st), subtree: await this.ancestorTree(childSegs, child) });
     }
-    return this.writer.add('tree', encodeTree(nodes));
+    return this.writer.add('tree', encodeTree(present(await Promise.all(nodes))));
   }
 
   /** Backs up one filesystem entry; null (and listed as skipped) when it cannot be read. */
   private async entry(abs: string, name: string): Promise<TreeNode | null> {
-    let st: BigIntStats;
+    let st: fs.BigIntStats;
     try {
-      st = await fs.lstat(abs, { bigint: true });
+      st = fs.lstatSync(abs, { bigint: true });
     } catch (err) {
       this.skip(abs, describe(err));
       return null;
     }
-    try {
-      if (st.isFile()) return await this.file(abs, name, st);
-      if (st.isDirectory()) {
-        const subtree = await this.dir(abs);
-        if (subtree === null) return null;
-        this.stats.dirs++;
-        return { type: 'dir', name, ...meta(st), subtree };
-      }
-      if (st.isSymbolicLink()) {
-        const target = await fs.readlink(abs);
+    if (st.isFile()) return this.file(abs, name, st);
+    if (st.isDirectory()) {
+      const subtree = await this.dir(abs);
+      if (subtree === null) return null;
+      this.stats.dirs++;
+      return { type: 'dir', name, ...meta(st), subtree };
+    }
+    if (st.isSymbolicLink()) {
+      try {
+        const target = fs.readlinkSync(abs);
         this.stats.symlinks++;
         return { type: 'symlink', name, ...meta(st), target };
+      } catch (err) {
+        this.skip(abs, describe(err));
+        return null;
       }
-      this.warnings.push({ path: abs, reason: 'special file (device, socket or pipe) not backed up' });
-      return null;
-    } catch (err) {
-      if (err instanceof AzbkError) throw err;
-      this.skip(abs, describe(err));
-      return null;
     }
+    this.warnings.push({ path: abs, reason: 'special file (device, socket or pipe) not backed up' });
+    return null;
   }
 
   private async dir(abs: string): Promise<BlobId | null> {
     let names: string[];
     try {
-      names = await fs.readdir(abs);
+      names = fs.readdirSync(abs);
     } catch (err) {
       this.skip(abs, describe(err));
       return null;
     }
     names.sort();
-    const nodes: TreeNode[] = [];
+    const nodes: Promise<TreeNode | null>[] = [];
     for (const name of names) {
-      const node = await this.entry(path.join(abs, name), name);
-      if (node !== null) nodes.push(node);
+      await this.pool.room();
+      nodes.push(this.entry(path.join(abs, name), name));
     }
-    return this.writer.add('tree', encodeTree(nodes));
+    return this.writer.add('tree', encodeTree(present(await Promise.all(nodes))));
   }
 
-  private async file(abs: string, name: string, before: BigIntStats): Promise<FileNode> {
-    const known = this.known.get(abs);
-    if (known !== undefined && unchanged(known, identity(before))) {
-      // Finished before the checkpoint this job resumed from: not read again.
-      return this.finishFile(abs, name, before, known.content, known.size, false);
+  private async file(abs: string, name: string, st: fs.BigIntStats): Promise<FileNode | null> {
+    const id = identity(st);
+    const known = this.known.get(abs) ?? this.cache.get(abs);
+    if (known !== undefined && unchanged(known, id) && known.content.every((c) => this.index.has(c))) {
+      // Unchanged since the checkpoint this job resumes from, or since the last backup: not read.
+      return this.finishFile(abs, name, st, id, known.content, false);
     }
     // A file that changes while it is read is read once more; if it changes again, what was read
     // is kept and the file is listed as changed during backup.
-    let st = before;
+    let expected = id;
     for (let attempt = 0; ; attempt++) {
-      const { content, size, after } = await this.readFile(abs, st);
-      const changed = after.size !== st.size || after.mtimeNs !== st.mtimeNs || size !== Number(after.size);
+      const r = await this.read(abs, expected);
+      if ('error' in r) {
+        this.skip(abs, describe({ code: r.error, message: r.message }));
+        return null;
+      }
+      const after = { size: r.after.size, mtime: r.after.mtime, ctime: r.after.ctime, ino: r.after.ino };
+      const changed = !sameContentStat(r.before, expected) || !sameContentStat(r.after, r.before) || r.size !== r.after.size;
       if (!changed || attempt === 1) {
         if (changed) this.warnings.push({ path: abs, reason: 'changed during backup' });
-        return this.finishFile(abs, name, after, content, size, true);
+        return this.finishFile(abs, name, { mode: r.after.mode, mtimeNs: BigInt(r.after.mtime) }, after, r.content, !changed);
       }
-      st = after;
+      expected = after;
     }
   }
 
-  private async finishFile(abs: string, name: string, st: BigIntStats, content: readonly BlobId[], size: number, record: boolean): Promise<FileNode> {
-    this.stats.files++;
-    this.stats.bytes += size;
-    this.opts.onEvent?.({ type: 'file', path: abs, size });
-    if (record) this.finishedSince.push([abs, { ...identity(st), size, content }]);
-    await this.tick(null);
-    return { type: 'file', name, ...meta(st), size, content: [...content] };
-  }
-
-  private async readFile(abs: string, st: BigIntStats): Promise<{ content: BlobId[]; size: number; after: BigIntStats }> {
-    const fh = await fs.open(abs, 'r');
+  /** Reads a file through the workers, continuing a half-read file from the resumed checkpoint. */
+  private async read(abs: string, id: Identity): Promise<{ error: string; message: string } | { size: number; before: FileStat; after: FileStat; content: BlobId[] }> {
+    const p = this.partials.get(abs);
+    const resumeAt = p !== undefined && unchanged(p, id) && p.content.every((c) => this.index.has(c));
+    const f: InFlight = { path: abs, id, offset: resumeAt ? p.offset : 0, content: resumeAt ? [...p.content] : [] };
+    this.inFlight.add(f);
     try {
-      const chunker = new Chunker(this.chunkerParams, this.ctx.keys.chunkerSeed);
-      const id = identity(st);
-      let content: BlobId[] = [];
-      let offset = 0;
-      // A file this job was half-way through when it stopped continues from its last chunk boundary.
-      const p = this.partial;
-      if (p !== null && p.path === abs && unchanged(p, id)) {
-        content = [...p.content];
-        offset = p.offset;
-      }
-      let size = offset;
-      let position = offset;
-      for (;;) {
-        const buf = Buffer.allocUnsafe(READ_SIZE);
-        const { bytesRead } = await fh.read(buf, 0, READ_SIZE, position);
-        if (bytesRead === 0) break;
-        position += bytesRead;
-        size += bytesRead;
-        this.bytesSince += bytesRead;
-        for (const chunk of chunker.push(buf.subarray(0, bytesRead))) {
-          content.push(await this.writer.add('data', chunk));
-          offset += chunk.length;
-          await this.tick({ path: abs, ...id, offset, content });
+      const r = await this.pool.read(abs, f.offset, id.size - f.offset, async (chunks, offset) => {
+        for (const c of chunks) {
+          await this.writer.addSealed('data', c.id as BlobId, c.sealed, c.rawLength);
+          // content and offset move together, so a checkpoint taken at any await sees a chunk boundary
+          f.content.push(c.id as BlobId);
+          f.offset += c.rawLength;
+          this.bytesSince += c.rawLength;
         }
-      }
-      for (const chunk of chunker.finish()) content.push(await this.writer.add('data', chunk));
-      return { content, size, after: await fh.stat({ bigint: true }) };
+        if (f.offset !== offset) throw new AzbkError('AZBK_INTERNAL', `Chunk offsets of ${abs} do not add up.`);
+        await this.tick();
+      });
+      return 'error' in r ? r : { ...r, content: f.content };
     } finally {
-      await fh.close();
+      this.inFlight.delete(f);
     }
+  }
+
+  private async finishFile(abs: string, name: string, st: { mode: bigint | number; mtimeNs: bigint }, id: Identity, content: readonly BlobId[], remember: boolean): Promise<FileNode> {
+    this.stats.files++;
+    this.stats.bytes += id.size;
+    this.opts.onEvent?.({ type: 'file', path: abs, size: id.size });
+    if (remember) {
+      const known: KnownFile = { ...id, content };
+      this.finishedSince.push([abs, known]);
+      this.cache.put(abs, known);
+    }
+    await this.tick();
+    return { type: 'file', name, mode: Number(BigInt(st.mode) & 0o7777n), mtime: st.mtimeNs.toString(), size: id.size, content: [...content] };
   }
 }
 
 /** The metadata that tell whether a file changed since it was last read. */
-function identity(st: BigIntStats): { size: number; mtime: string; ctime: string; ino: string } {
+function identity(st: fs.BigIntStats): Identity {
   return { size: Number(st.size), mtime: st.mtimeNs.toString(), ctime: st.ctimeNs.toString(), ino: st.ino.toString() };
 }
 
-function meta(st: BigIntStats): { mode: number; mtime: string } {
+function sameContentStat(a: { size: number; mtime: string; ino: string }, b: { size: number; mtime: string; ino: string }): boolean {
+  return a.size === b.size && a.mtime === b.mtime && a.ino === b.ino;
+}
+
+function meta(st: fs.BigIntStats): { mode: number; mtime: string } {
   return { mode: Number(st.mode & 0o7777n), mtime: st.mtimeNs.toString() };
+}
+
+function present<T>(xs: readonly (T | null)[]): T[] {
+  return xs.filter((x): x is T => x !== null);
 }
 
 function describe(err: unknown): string {

@@ -27,55 +27,101 @@ export class BlobWriter {
   private pack: PackBuilder | null = null;
   private readonly pending = new Set<string>();
   private unindexed: IndexPack[] = [];
+  private readonly uploads = new Set<Promise<void>>();
+  private failed: unknown = undefined;
   readonly stats: WriterStats = { blobs: 0, newBlobs: 0, rawBytes: 0, newRawBytes: 0, uploadedBytes: 0, packs: 0, indexFiles: 0 };
 
   constructor(
     private readonly session: VaultSession,
     private readonly keys: VaultKeys,
     private readonly index: BlobIndex,
-    private readonly opts: { packSize?: number; level?: number } = {},
+    private readonly opts: { packSize?: number; level?: number; uploads?: number } = {},
   ) {}
+
+  /**
+   * The error of a failed upload, once one failed. The blobs of that pack are lost but counted as
+   * stored, so from then on every `add` and `flush` throws it: nothing may refer to them.
+   */
+  get failure(): unknown {
+    return this.failed;
+  }
+
+  private check(): void {
+    if (this.failed !== undefined) throw this.failed;
+  }
 
   /** Stores `plaintext` as a blob unless it is already stored; returns its id. */
   async add(type: BlobType, plaintext: Uint8Array): Promise<BlobId> {
+    this.check();
     const id = blobId(this.keys, plaintext);
-    this.stats.blobs++;
-    this.stats.rawBytes += plaintext.length;
-    if (this.index.has(id) || this.pending.has(id)) return id;
+    if (this.isStored(id, plaintext.length)) return id;
     const enc = encodeBlob(this.keys, type, plaintext, { id, level: this.opts.level });
-    this.pack ??= new PackBuilder(this.keys);
-    this.pack.add(type, id, enc.sealed, enc.rawLength);
-    this.pending.add(id);
-    this.stats.newBlobs++;
-    this.stats.newRawBytes += plaintext.length;
-    if (this.pack.size >= (this.opts.packSize ?? TARGET_PACK_SIZE)) await this.uploadPack();
+    await this.append(type, id, enc.sealed, enc.rawLength);
     return id;
   }
 
+  /** Stores a blob sealed elsewhere (by a chunk worker) unless it is already stored. */
+  async addSealed(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): Promise<void> {
+    this.check();
+    if (this.isStored(id, rawLength)) return;
+    await this.append(type, id, sealed, rawLength);
+  }
+
+  /** Counts a blob, and tells whether the vault or this job already has it. */
+  private isStored(id: BlobId, rawLength: number): boolean {
+    this.stats.blobs++;
+    this.stats.rawBytes += rawLength;
+    return this.index.has(id) || this.pending.has(id);
+  }
+
+  private async append(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): Promise<void> {
+    this.pack ??= new PackBuilder(this.keys);
+    this.pack.add(type, id, Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength), rawLength);
+    this.pending.add(id);
+    this.stats.newBlobs++;
+    this.stats.newRawBytes += rawLength;
+    if (this.pack.size >= (this.opts.packSize ?? TARGET_PACK_SIZE)) await this.uploadPack();
+  }
+
+  /** Starts uploading the open pack; waits only while too many uploads are in flight. */
   private async uploadPack(): Promise<void> {
     const builder = this.pack;
     if (builder === null || builder.count === 0) return;
     this.pack = null;
     const pack = builder.finish();
-    await this.session.putPack(pack.id, pack.data);
-    this.stats.packs++;
-    this.stats.uploadedBytes += pack.data.length;
-    this.unindexed.push({ id: pack.id, blobs: pack.entries });
+    const upload = this.session.putPack(pack.id, pack.data).then(
+      () => {
+        this.stats.packs++;
+        this.stats.uploadedBytes += pack.data.length;
+        this.unindexed.push({ id: pack.id, blobs: pack.entries });
+        this.uploads.delete(upload);
+      },
+      (err: unknown) => {
+        this.failed ??= err ?? new Error('pack upload failed');
+        throw err;
+      },
+    );
+    upload.catch(() => undefined); // surfaced by whoever awaits it below
+    this.uploads.add(upload);
+    while (this.uploads.size >= (this.opts.uploads ?? 2)) await Promise.race(this.uploads);
   }
 
   /** Uploads the open pack and indexes every uploaded pack. Afterwards all added blobs are durable. */
   async flush(): Promise<void> {
+    this.check();
     await this.uploadPack();
+    await Promise.all(this.uploads);
     if (this.unindexed.length === 0) return;
+    const packs = this.unindexed;
+    this.unindexed = [];
     const name = randomBytes(32).toString('hex');
-    const data = encodeIndex(this.keys, name, this.unindexed);
+    const data = encodeIndex(this.keys, name, packs);
     await this.session.putIndex(name, data);
     this.stats.indexFiles++;
     this.stats.uploadedBytes += data.length;
-    for (const p of this.unindexed) {
+    for (const p of packs) {
       this.index.addPack(p.id, p.blobs);
       for (const b of p.blobs) this.pending.delete(b.id);
     }
-    this.unindexed = [];
   }
 }

@@ -32,7 +32,8 @@ export interface CheckpointData {
   readonly jobId: string;
   readonly seq: number;
   readonly files: readonly (readonly [string, KnownFile])[];
-  readonly partial: PartialFile | null;
+  /** files being read when the checkpoint was taken (several workers read at once) */
+  readonly partials: readonly PartialFile[];
 }
 
 /** What a resumed job starts from. */
@@ -41,7 +42,7 @@ export interface ResumeState {
   readonly seq: number;
   readonly time: string;
   readonly files: Map<string, KnownFile>;
-  readonly partial: PartialFile | null;
+  readonly partials: Map<string, PartialFile>;
 }
 
 const objectName = (jobId: string, seq: number) => `${jobId}.${seq}`;
@@ -76,9 +77,10 @@ export function openCheckpoint(keys: VaultKeys, jobId: string, seq: number, data
   for (const entry of c.files) {
     if (!Array.isArray(entry) || typeof entry[0] !== 'string' || !isKnownFile(entry[1])) return null;
   }
-  const p = c.partial;
-  if (p !== null && !(isKnownFile(p) && typeof p.path === 'string' && Number.isSafeInteger(p.offset) && p.offset >= 0 && p.offset <= p.size)) {
-    return null;
+  if (!Array.isArray(c.partials)) return null;
+  for (const p of c.partials as readonly unknown[]) {
+    const f = p as PartialFile;
+    if (!(isKnownFile(p) && typeof f.path === 'string' && Number.isSafeInteger(f.offset) && f.offset >= 0 && f.offset <= f.size)) return null;
   }
   return c;
 }
@@ -99,7 +101,7 @@ export async function findResumable(session: VaultSession, keys: VaultKeys): Pro
   for (const c of checkpoints) if (c.jobId === newest.jobId) chain.set(c.seq, c);
 
   const files = new Map<string, KnownFile>();
-  let partial: PartialFile | null = null;
+  let partials: readonly PartialFile[] = [];
   let last: CheckpointInfo | null = null;
   for (let seq = 1; chain.has(seq); seq++) {
     const info = chain.get(seq)!;
@@ -108,11 +110,11 @@ export async function findResumable(session: VaultSession, keys: VaultKeys): Pro
     const c = openCheckpoint(keys, info.jobId, seq, raw);
     if (c === null) break;
     for (const [path, f] of c.files) files.set(path, f);
-    partial = c.partial;
+    partials = c.partials;
     last = info;
   }
   if (last === null) return null;
-  return { jobId: last.jobId, seq: last.seq, time: last.time, files, partial };
+  return { jobId: last.jobId, seq: last.seq, time: last.time, files, partials: new Map(partials.map((p) => [p.path, p])) };
 }
 
 /** True when a file's current metadata match what a checkpoint recorded. */

@@ -1,0 +1,109 @@
+/**
+ * A chunk worker: reads files with synchronous I/O (fast for many small files, and this thread
+ * has nothing else to do), cuts them into content-defined chunks, and hashes, compresses and
+ * seals each chunk. Results go back in batches; the worker pauses while the main thread has more
+ * than `creditLimit` bytes of its output still to consume, so memory stays bounded.
+ */
+import fs from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { encodeBlob } from '../../core/blob.js';
+import { Chunker } from '../../core/chunker.js';
+import { deriveKeys } from '../../core/keys.js';
+import type { FileStat, FileTask, FromWorker, OutItem, SealedChunk, ToWorker, WorkerInit } from './protocol.js';
+
+const init = workerData as WorkerInit;
+const keys = deriveKeys(Buffer.from(init.master));
+const credit = new Int32Array(init.credit);
+const READ_SIZE = 4 * 1024 * 1024;
+const FLUSH_BYTES = 4 * 1024 * 1024;
+const buf = Buffer.allocUnsafe(READ_SIZE);
+
+let items: OutItem[] = [];
+let transfer: ArrayBuffer[] = [];
+let pendingBytes = 0;
+
+function flush(): void {
+  if (items.length === 0) return;
+  Atomics.add(credit, 0, pendingBytes);
+  const msg: FromWorker = { type: 'out', items, bytes: pendingBytes };
+  parentPort!.postMessage(msg, transfer);
+  items = [];
+  transfer = [];
+  pendingBytes = 0;
+  // Back-pressure: wait while the main thread is behind.
+  while (Atomics.load(credit, 0) > init.creditLimit) Atomics.wait(credit, 0, Atomics.load(credit, 0), 50);
+}
+
+function statOf(st: fs.BigIntStats): FileStat {
+  return { size: Number(st.size), mtime: st.mtimeNs.toString(), ctime: st.ctimeNs.toString(), ino: st.ino.toString(), mode: Number(st.mode & 0o7777n) };
+}
+
+function push(item: OutItem, bytes: number, buffers: ArrayBuffer[] = []): void {
+  items.push(item);
+  transfer.push(...buffers);
+  pendingBytes += bytes;
+  if (pendingBytes >= FLUSH_BYTES) flush();
+}
+
+function emitChunks(taskId: number, chunks: SealedChunk[], offset: number): void {
+  const bytes = chunks.reduce((n, c) => n + c.sealed.byteLength, 0);
+  push({ kind: 'chunks', taskId, chunks, offset }, bytes, chunks.map((c) => c.sealed.buffer as ArrayBuffer));
+}
+
+function seal(chunk: Buffer): SealedChunk {
+  const enc = encodeBlob(keys, 'data', chunk, { level: init.level });
+  // A buffer of its own, so it can be transferred without taking a pool slab along.
+  const sealed = new Uint8Array(enc.sealed.byteLength);
+  sealed.set(enc.sealed);
+  return { id: enc.id, sealed, rawLength: enc.rawLength };
+}
+
+function readFile(task: FileTask): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(task.path, 'r');
+  } catch (err) {
+    push({ kind: 'error', taskId: task.taskId, code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: (err as Error).message }, 0);
+    return;
+  }
+  try {
+    const before = statOf(fs.fstatSync(fd, { bigint: true }));
+    const chunker = new Chunker(init.chunker, keys.chunkerSeed);
+    let position = task.offset;
+    let offset = task.offset;
+    let pending: SealedChunk[] = [];
+    let pendingSize = 0;
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, READ_SIZE, position);
+      if (n === 0) break;
+      position += n;
+      for (const chunk of chunker.push(buf.subarray(0, n))) {
+        const s = seal(chunk);
+        offset += chunk.length;
+        pending.push(s);
+        pendingSize += s.sealed.byteLength;
+        if (pendingSize >= FLUSH_BYTES) {
+          emitChunks(task.taskId, pending, offset);
+          pending = [];
+          pendingSize = 0;
+        }
+      }
+    }
+    for (const chunk of chunker.finish()) {
+      pending.push(seal(chunk));
+      offset += chunk.length;
+    }
+    if (pending.length > 0) emitChunks(task.taskId, pending, offset);
+    const after = statOf(fs.fstatSync(fd, { bigint: true }));
+    push({ kind: 'done', taskId: task.taskId, size: position, before, after }, 0);
+  } catch (err) {
+    push({ kind: 'error', taskId: task.taskId, code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: (err as Error).message }, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+parentPort!.on('message', (msg: ToWorker) => {
+  for (const task of msg.files) readFile(task);
+  flush();
+});

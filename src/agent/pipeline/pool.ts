@@ -1,0 +1,165 @@
+/**
+ * The main thread's side of the chunk workers: a queue of files, dispatched in batches to one
+ * worker per core, and their results consumed in order. Memory is bounded twice: the walk waits
+ * for `room()` before queueing more files, and each worker pauses while too much of its output
+ * is still unconsumed (a shared credit counter).
+ */
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { ChunkerParams } from '../../core/chunker.js';
+import { AzbkError } from '../../shared/errors.js';
+import type { FileStat, FileTask, FromWorker, OutItem, SealedChunk, ToWorker, WorkerInit } from './protocol.js';
+
+export interface FileRead {
+  readonly size: number;
+  readonly before: FileStat;
+  readonly after: FileStat;
+}
+
+export type ChunkHandler = (chunks: readonly SealedChunk[], offset: number) => Promise<void>;
+
+interface Pending {
+  readonly task: FileTask;
+  readonly sizeHint: number;
+  readonly onChunks: ChunkHandler;
+  readonly resolve: (r: FileRead | { error: string; message: string }) => void;
+  readonly reject: (e: unknown) => void;
+  /** the last file of its batch: when it is done, its worker can take another batch */
+  lastOfBatch?: boolean;
+}
+
+interface Slot {
+  readonly worker: Worker;
+  readonly credit: Int32Array;
+  batches: number;
+}
+
+export interface PoolOptions {
+  readonly workers?: number;
+  /** files queued before room() waits */
+  readonly maxQueued?: number;
+  readonly batchFiles?: number;
+  readonly batchBytes?: number;
+  readonly creditLimit?: number;
+}
+
+const WORKER_URL = new URL('./chunk-worker.js', import.meta.url);
+
+export class ChunkPool {
+  private readonly slots: Slot[] = [];
+  private readonly queue: Pending[] = [];
+  private readonly running = new Map<number, Pending>();
+  private nextId = 1;
+  private chain: Promise<void> = Promise.resolve();
+  private failure: unknown = null;
+  private roomWaiters: (() => void)[] = [];
+  private readonly opts: Required<PoolOptions>;
+
+  constructor(init: { master: Buffer; chunker: ChunkerParams; level: number }, opts: PoolOptions = {}) {
+    this.opts = {
+      workers: opts.workers ?? Math.max(1, os.availableParallelism()),
+      maxQueued: opts.maxQueued ?? 4096,
+      batchFiles: opts.batchFiles ?? 64,
+      batchBytes: opts.batchBytes ?? 8 * 1024 * 1024,
+      creditLimit: opts.creditLimit ?? 24 * 1024 * 1024,
+    };
+    for (let i = 0; i < this.opts.workers; i++) {
+      const shared = new SharedArrayBuffer(4);
+      const data: WorkerInit = { master: new Uint8Array(init.master), chunker: init.chunker, level: init.level, credit: shared, creditLimit: this.opts.creditLimit };
+      const worker = new Worker(WORKER_URL, { workerData: data });
+      const slot: Slot = { worker, credit: new Int32Array(shared), batches: 0 };
+      worker.on('message', (msg: FromWorker) => this.receive(slot, msg));
+      worker.on('error', (err) => this.fail(new AzbkError('AZBK_INTERNAL', `A chunk worker failed: ${err.message}`, { cause: err })));
+      this.slots.push(slot);
+    }
+  }
+
+  /** Reads a file (from `offset`, a chunk boundary) in a worker; `onChunks` gets its chunks in order. */
+  read(path: string, offset: number, sizeHint: number, onChunks: ChunkHandler): Promise<FileRead | { error: string; message: string }> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ task: { taskId: this.nextId++, path, offset }, sizeHint, onChunks, resolve, reject });
+      this.pump();
+    });
+  }
+
+  /** Resolves when the queue has room for more files. */
+  room(): Promise<void> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.queue.length < this.opts.maxQueued) return Promise.resolve();
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  /** Stops the workers; pending reads are rejected with `reason`. */
+  async close(reason: unknown = new AzbkError('AZBK_CANCELLED', 'Stopped.')): Promise<void> {
+    this.fail(reason);
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+
+  private pump(): void {
+    for (const slot of this.slots) {
+      while (slot.batches < 2 && this.queue.length > 0) {
+        const files: FileTask[] = [];
+        let bytes = 0;
+        while (this.queue.length > 0 && files.length < this.opts.batchFiles && (files.length === 0 || bytes + this.queue[0]!.sizeHint <= this.opts.batchBytes)) {
+          const p = this.queue.shift()!;
+          this.running.set(p.task.taskId, p);
+          files.push(p.task);
+          bytes += p.sizeHint;
+        }
+        slot.batches++;
+        this.running.get(files.at(-1)!.taskId)!.lastOfBatch = true;
+        slot.worker.postMessage({ type: 'batch', files } satisfies ToWorker);
+      }
+    }
+    if (this.queue.length < this.opts.maxQueued) {
+      const waiters = this.roomWaiters;
+      this.roomWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  private receive(slot: Slot, msg: FromWorker): void {
+    this.chain = this.chain.then(async () => {
+      if (this.failure !== null) return;
+      try {
+        for (const item of msg.items) await this.handle(slot, item);
+      } catch (err) {
+        this.fail(err);
+      } finally {
+        Atomics.sub(slot.credit, 0, msg.bytes);
+        Atomics.notify(slot.credit, 0);
+      }
+    });
+  }
+
+  private async handle(slot: Slot, item: OutItem): Promise<void> {
+    const p = this.running.get(item.taskId);
+    if (p === undefined) return;
+    if (item.kind === 'chunks') {
+      await p.onChunks(item.chunks, item.offset);
+      return;
+    }
+    this.running.delete(item.taskId);
+    if (p.lastOfBatch === true) {
+      slot.batches--;
+      this.pump();
+    }
+    if (item.kind === 'done') p.resolve({ size: item.size, before: item.before, after: item.after });
+    else p.resolve({ error: item.code, message: item.message });
+  }
+
+  private fail(err: unknown): void {
+    if (this.failure !== null) return;
+    this.failure = err;
+    for (const p of [...this.queue, ...this.running.values()]) p.reject(err);
+    this.queue.length = 0;
+    this.running.clear();
+    for (const w of this.roomWaiters) w();
+    this.roomWaiters = [];
+    for (const s of this.slots) {
+      Atomics.store(s.credit, 0, 0);
+      Atomics.notify(s.credit, 0);
+    }
+  }
+}

@@ -1,0 +1,46 @@
+/** Messages between the backup's main thread and its chunk workers. */
+import type { ChunkerParams } from '../../core/chunker.js';
+
+export interface WorkerInit {
+  /** the 32-byte master key; the worker derives the working keys itself */
+  readonly master: Uint8Array;
+  readonly chunker: ChunkerParams;
+  readonly level: number;
+  /** Int32Array(1) over a SharedArrayBuffer: bytes posted by the worker, not yet consumed */
+  readonly credit: SharedArrayBuffer;
+  /** the worker pauses while more than this many bytes are outstanding */
+  readonly creditLimit: number;
+}
+
+/** One file to read from `offset` (a chunk boundary; 0 for a whole file). */
+export interface FileTask {
+  readonly taskId: number;
+  readonly path: string;
+  readonly offset: number;
+}
+
+export type ToWorker = { readonly type: 'batch'; readonly files: readonly FileTask[] };
+
+export interface SealedChunk {
+  readonly id: string;
+  readonly sealed: Uint8Array;
+  readonly rawLength: number;
+}
+
+/** File metadata as the worker saw them, in decimal strings where they can exceed 2^53. */
+export interface FileStat {
+  readonly size: number;
+  readonly mtime: string;
+  readonly ctime: string;
+  readonly ino: string;
+  readonly mode: number;
+}
+
+export type OutItem =
+  /** chunks of a file in order; `offset` is where the file stands after the last one */
+  | { readonly kind: 'chunks'; readonly taskId: number; readonly chunks: readonly SealedChunk[]; readonly offset: number }
+  /** the file is read: `before`/`after` are fstat before and after reading */
+  | { readonly kind: 'done'; readonly taskId: number; readonly size: number; readonly before: FileStat; readonly after: FileStat }
+  | { readonly kind: 'error'; readonly taskId: number; readonly code: string; readonly message: string };
+
+export type FromWorker = { readonly type: 'out'; readonly items: readonly OutItem[]; readonly bytes: number };
