@@ -10,7 +10,7 @@ import path from 'node:path';
 import { decodeBlob } from '../core/blob.js';
 import type { BlobId } from '../core/ids.js';
 import type { VaultKeys } from '../core/keys.js';
-import { decodeTree, isSafeName, type DirNode, type FileNode, type SymlinkNode, type Tree, type TreeNode } from '../core/tree.js';
+import { decodeTree, isPortableName, isSafeName, type DirNode, type SymlinkNode, type Tree, type TreeNode } from '../core/tree.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { errnoCode } from '../shared/files.js';
 import type { PointInfo } from '../vault/api.js';
@@ -18,6 +18,7 @@ import { BlobIndex } from './blob-index.js';
 import type { AgentContext } from './context.js';
 import { displayPath, restoreLocation, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
+import { restoreData, toTime, type FilePlan } from './restore-data.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
 import { findMachine, keysFor, openPoint, pickPoint } from './points.js';
 
@@ -61,7 +62,7 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
   const selected = await job.select(manifest);
   const lock = await acquireJobLock(ctx.paths.lock, { jobId: randomBytes(16).toString('hex'), kind: 'restore' });
   try {
-    for (const s of selected) await job.restoreSelected(s);
+    await job.restoreAll(selected);
   } finally {
     await lock.release();
   }
@@ -129,10 +130,28 @@ class RestoreJob {
     return out;
   }
 
-  async restoreSelected(s: Selected): Promise<void> {
-    const dest = restoreLocation(s.segs, this.o.target);
-    await fs.mkdir(path.dirname(dest), { recursive: true });
-    await this.node(s.segs, s.node, dest);
+  /** Creates folders and links, and an empty temporary file for each file, then writes the data. */
+  async restoreAll(selected: readonly Selected[]): Promise<void> {
+    const files: FilePlan[] = [];
+    const dirs: { path: string; node: DirNode }[] = [];
+    for (const s of selected) {
+      const dest = restoreLocation(s.segs, this.o.target);
+      await fs.mkdir(path.dirname(dest), { recursive: true });
+      await this.plan(s.segs, s.node, dest, files, dirs);
+    }
+    try {
+      const r = await restoreData(this.ctx.session, this.keys, this.index, files, { onFile: (f) => this.o.onEvent?.({ type: 'file', path: f.dest, size: f.node.size }) });
+      this.restored.files += r.files;
+      this.restored.bytes += r.bytes;
+    } finally {
+      for (const f of files) if (f.error !== null) this.failed.push({ path: f.shown, reason: f.error });
+    }
+    // Folder times last, deepest first, since writing into a folder changes its time.
+    for (const d of dirs.reverse()) {
+      await fs.chmod(d.path, d.node.mode);
+      const t = toTime(d.node.mtime);
+      await fs.utimes(d.path, t, t);
+    }
   }
 
   private fail(segs: readonly string[], err: unknown): void {
@@ -140,11 +159,28 @@ class RestoreJob {
     this.failed.push({ path: displayPath(segs), reason });
   }
 
-  private async node(segs: readonly string[], node: TreeNode, dest: string): Promise<void> {
+  private async plan(segs: readonly string[], node: TreeNode, dest: string, files: FilePlan[], dirs: { path: string; node: DirNode }[]): Promise<void> {
     try {
-      if (node.type === 'dir') await this.dir(segs, node, dest);
-      else if (node.type === 'file') await this.file(segs, node, dest);
-      else await this.symlink(segs, node, dest);
+      const to = await this.destination(segs, dest, node.type === 'dir');
+      if (to === null) return;
+      if (node.type === 'symlink') await this.symlink(node, to);
+      else if (node.type === 'file') {
+        const tmp = tempName(to);
+        await (await fs.open(tmp, 'wx', 0o600)).close();
+        files.push({ shown: displayPath(segs), dest: to, tmp, node, remaining: 0, error: null });
+      } else {
+        await fs.mkdir(to, { recursive: true });
+        const tree = await this.tree(node.subtree);
+        dirs.push({ path: to, node });
+        this.restored.dirs++;
+        for (const child of tree.nodes) {
+          if (process.platform === 'win32' && !isPortableName(child.name)) {
+            this.fail([...segs, child.name], new AzbkError('AZBK_BAD_INPUT', 'this name cannot be created on Windows'));
+            continue;
+          }
+          await this.plan([...segs, child.name], child, path.join(to, child.name), files, dirs);
+        }
+      }
     } catch (err) {
       this.fail(segs, err);
     }
@@ -173,57 +209,7 @@ class RestoreJob {
     return copy;
   }
 
-  private async dir(segs: readonly string[], node: DirNode, dest: string): Promise<void> {
-    const to = await this.destination(segs, dest, true);
-    if (to === null) return;
-    await fs.mkdir(to, { recursive: true });
-    let tree: Tree;
-    try {
-      tree = await this.tree(node.subtree);
-    } catch (err) {
-      this.fail(segs, err);
-      return;
-    }
-    for (const child of tree.nodes) await this.node([...segs, child.name], child, path.join(to, child.name));
-    await fs.chmod(to, node.mode);
-    const t = toTime(node.mtime);
-    await fs.utimes(to, t, t);
-    this.restored.dirs++;
-  }
-
-  private async file(segs: readonly string[], node: FileNode, dest: string): Promise<void> {
-    const to = await this.destination(segs, dest, false);
-    if (to === null) return;
-    const tmp = tempName(to);
-    const fh = await fs.open(tmp, 'wx', 0o600);
-    let size = 0;
-    try {
-      try {
-        for (const id of node.content) {
-          const data = await this.blob('data', id);
-          await fh.write(data, 0, data.length, null);
-          size += data.length;
-        }
-        if (size !== node.size) throw new AzbkError('AZBK_VAULT_CORRUPT', `restored ${size} bytes where ${node.size} were backed up`);
-        await fh.chmod(node.mode);
-        const t = toTime(node.mtime);
-        await fh.utimes(t, t);
-      } finally {
-        await fh.close();
-      }
-      await fs.rename(tmp, to);
-    } catch (err) {
-      await fs.rm(tmp, { force: true });
-      throw err;
-    }
-    this.restored.files++;
-    this.restored.bytes += size;
-    this.o.onEvent?.({ type: 'file', path: to, size });
-  }
-
-  private async symlink(segs: readonly string[], node: SymlinkNode, dest: string): Promise<void> {
-    const to = await this.destination(segs, dest, false);
-    if (to === null) return;
+  private async symlink(node: SymlinkNode, to: string): Promise<void> {
     const tmp = tempName(to);
     await fs.symlink(node.target, tmp);
     try {
@@ -240,11 +226,6 @@ class RestoreJob {
 
 function tempName(dest: string): string {
   return path.join(path.dirname(dest), `.azbk-restore-${randomBytes(6).toString('hex')}`);
-}
-
-/** Seconds since the epoch with microsecond precision, from nanoseconds as a decimal string. */
-function toTime(ns: string): number {
-  return Number(BigInt(ns) / 1000n) / 1e6;
 }
 
 const pad = (n: number) => String(n).padStart(2, '0');

@@ -1,7 +1,7 @@
 /**
  * Tree blobs: one directory listing each, with the metadata a restore needs. Names are validated
  * when read, since a tree comes from the vault and a hostile one must not steer a restore outside
- * its target (no '/', '\', NUL, '.', '..' or empty names; no duplicates).
+ * its target (no '/', NUL, '.', '..' or empty names; no duplicates).
  */
 import { isHex64, type BlobId } from './ids.js';
 import { AzbkError } from '../shared/errors.js';
@@ -39,16 +39,18 @@ export function encodeTree(nodes: readonly TreeNode[]): Buffer {
   return Buffer.from(JSON.stringify({ version: 1, nodes: sorted } satisfies Tree));
 }
 
-/** True for a name that is safe to join onto a directory path on every platform we run on. */
+/**
+ * True for a name that cannot climb out of the folder it is joined to: not empty, '.' or '..', and
+ * without '/' or NUL. A backslash is an ordinary character on POSIX; `isPortableName` says whether
+ * a name is also safe on Windows.
+ */
 export function isSafeName(name: unknown): name is string {
-  return (
-    typeof name === 'string' &&
-    name.length > 0 &&
-    name.length <= 4096 &&
-    name !== '.' &&
-    name !== '..' &&
-    !/[/\\\0]/.test(name)
-  );
+  return typeof name === 'string' && name.length > 0 && name.length <= 4096 && name !== '.' && name !== '..' && !/[/\0]/.test(name);
+}
+
+/** True for a safe name that Windows can also create (no backslash, colon or other reserved character). */
+export function isPortableName(name: string): boolean {
+  return isSafeName(name) && !/[\\:*?"<>|]/.test(name) && !/[. ]$/.test(name);
 }
 
 function bad(why: string): AzbkError {
