@@ -21,7 +21,8 @@ import { BlobIndex } from './blob-index.js';
 import { BlobWriter } from './blob-writer.js';
 import { findResumable, sealCheckpoint, unchanged, type KnownFile, type PartialFile, type ResumeState } from './checkpoint.js';
 import type { AgentContext } from './context.js';
-import { FileCache } from './file-cache.js';
+import { FileCache, type KnownDir } from './file-cache.js';
+import { changesSince, dirtyFolders, journalOffset } from './journal.js';
 import { fromSegments, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
 import { sealManifest, type BackupStats, type PointManifest, type SkippedItem } from './manifest.js';
@@ -59,6 +60,8 @@ export const DEFAULT_CHECKPOINT_BYTES = 512 * 1024 * 1024;
 
 export interface BackupResult {
   readonly jobId: string;
+  /** full scan or optimized (change journal), and why */
+  readonly scan: ScanMode;
   readonly resumed: ResumedFrom | null;
   readonly checkpoints: number;
   readonly point: PointInfo;
@@ -101,6 +104,38 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
   }
 }
 
+const LAST_BACKUP = 'last-backup';
+
+/** The start time and journal offset of the last completed backup, from the cache. */
+function lastBackup(v: unknown): { started: string; offset: number } | null {
+  const b = v as { started?: unknown; offset?: unknown } | undefined;
+  return typeof b?.started === 'string' && typeof b.offset === 'number' ? { started: b.started, offset: b.offset } : null;
+}
+
+interface Counts {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;
+}
+
+/** A backed-up entry and the totals beneath it. */
+interface Entry {
+  readonly node: TreeNode;
+  readonly counts: Counts;
+}
+
+interface Folder {
+  readonly tree: BlobId;
+  readonly counts: Counts;
+}
+
+/** How the job found what to back up. */
+export interface ScanMode {
+  readonly mode: 'full' | 'optimized';
+  readonly reason: string;
+}
+
 /** A file being read by a worker: what a checkpoint needs to continue it. */
 interface InFlight {
   readonly path: string;
@@ -128,6 +163,10 @@ class BackupJob {
   private bytesSince = 0;
   private lastCheckpoint = Date.now();
   private checkpointing: Promise<void> = Promise.resolve();
+  /** folders the change journal saw change (optimized mode), or null for a full scan */
+  private dirty: Set<string> | null = null;
+  private scan: ScanMode = { mode: 'full', reason: '' };
+  private readonly walkedDirs: [string, KnownDir][] = [];
   private finalCheckpoint: Promise<void> | null = null;
 
   constructor(
@@ -172,11 +211,20 @@ class BackupJob {
     }
     this.opts.onEvent?.({ type: 'start', jobId: this.jobId, paths: includedPaths.map(fromSegments), resumed: this.resumedFrom });
 
+    // The journal's length now: the next backup reads what changes from here on.
+    const home = this.ctx.paths.home;
+    const offset = journalOffset(home);
+    const journal = changesSince(home, lastBackup(this.cache.getMeta(LAST_BACKUP)), includedPaths.map(fromSegments));
+    if (journal.ok) {
+      this.dirty = dirtyFolders(journal.changed);
+      this.scan = { mode: 'optimized', reason: `the change journal covers the time since the last backup; ${journal.changed.size} path(s) changed` };
+    } else this.scan = { mode: 'full', reason: journal.why };
+
     this.pool = new ChunkPool(
       { master: keys.master, chunker: { min: cfg.chunker.min, avg: cfg.chunker.avg, max: cfg.chunker.max }, level: cfg.compression.level },
       this.opts.workers === undefined ? {} : { workers: this.opts.workers },
     );
-    let root: BlobId;
+    let root: Folder;
     try {
       root = await this.ancestorTree([], trie);
       await this.writer.flush();
@@ -185,7 +233,7 @@ class BackupJob {
     }
 
     const w = this.writer.stats;
-    Object.assign(this.stats, { blobs: w.blobs, newBlobs: w.newBlobs, newBytes: w.newRawBytes, packs: w.packs });
+    Object.assign(this.stats, { ...root.counts, blobs: w.blobs, newBlobs: w.newBlobs, newBytes: w.newRawBytes, packs: w.packs });
     const manifest: PointManifest = {
       version: 1,
       jobId: this.jobId,
@@ -195,7 +243,7 @@ class BackupJob {
       platform: process.platform,
       started: started.toISOString(),
       finished: new Date().toISOString(),
-      tree: root,
+      tree: root.tree,
       paths: includedPaths,
       stats: this.stats,
       skipped: this.skipped,
@@ -204,7 +252,10 @@ class BackupJob {
     const sealed = sealManifest(keys, manifest);
     this.stats.uploadedBytes = w.uploadedBytes + sealed.length;
     const point = await session.putPoint({ keyId: keys.keyId, jobId: this.jobId, manifest: sealed });
+    this.cache.putDirs(this.walkedDirs);
+    this.cache.setMeta(LAST_BACKUP, { started: manifest.started, offset });
     return {
+      scan: this.scan,
       jobId: this.jobId,
       resumed: this.resumedFrom,
       checkpoints: this.checkpoints,
@@ -287,22 +338,34 @@ class BackupJob {
   }
 
   /** A tree for a directory above the included paths: only the children on the way down. */
-  private async ancestorTree(segs: string[], trie: Trie): Promise<BlobId> {
-    const nodes: Promise<TreeNode | null>[] = [];
+  private async ancestorTree(segs: string[], trie: Trie): Promise<Folder> {
+    const entries: Promise<Entry | null>[] = [];
     for (const [name, child] of trie.children) {
       const childSegs = [...segs, name];
       const abs = fromSegments(childSegs);
-      if (child.included) nodes.push(this.entry(abs, name));
+      if (child.included) entries.push(this.entry(abs, name));
       else {
         const st = fs.lstatSync(abs, { bigint: true });
-        nodes.push(this.ancestorTree(childSegs, child).then((subtree) => ({ type: 'dir', name, ...meta(st), subtree })));
+        entries.push(this.ancestorTree(childSegs, child).then((f) => ({ node: { type: 'dir', name, ...meta(st), subtree: f.tree }, counts: f.counts })));
       }
     }
-    return this.writer.add('tree', encodeTree(present(await Promise.all(nodes))));
+    return this.folder(present(await Promise.all(entries)), false);
+  }
+
+  /** Stores a folder's listing; `counted` adds the folder itself to the totals. */
+  private async folder(entries: readonly Entry[], counted: boolean): Promise<Folder> {
+    const counts: Counts = { files: 0, dirs: counted ? 1 : 0, symlinks: 0, bytes: 0 };
+    for (const e of entries) {
+      counts.files += e.counts.files;
+      counts.dirs += e.counts.dirs;
+      counts.symlinks += e.counts.symlinks;
+      counts.bytes += e.counts.bytes;
+    }
+    return { tree: await this.writer.add('tree', encodeTree(entries.map((e) => e.node))), counts };
   }
 
   /** Backs up one filesystem entry; null (and listed as skipped) when it cannot be read. */
-  private async entry(abs: string, name: string): Promise<TreeNode | null> {
+  private async entry(abs: string, name: string): Promise<Entry | null> {
     let st: fs.BigIntStats;
     try {
       st = fs.lstatSync(abs, { bigint: true });
@@ -310,18 +373,18 @@ class BackupJob {
       this.skip(abs, describe(err));
       return null;
     }
-    if (st.isFile()) return this.file(abs, name, st);
+    if (st.isFile()) {
+      const node = await this.file(abs, name, st);
+      return node === null ? null : { node, counts: { files: 1, dirs: 0, symlinks: 0, bytes: node.size } };
+    }
     if (st.isDirectory()) {
-      const subtree = await this.dir(abs);
-      if (subtree === null) return null;
-      this.stats.dirs++;
-      return { type: 'dir', name, ...meta(st), subtree };
+      const f = await this.dir(abs);
+      return f === null ? null : { node: { type: 'dir', name, ...meta(st), subtree: f.tree }, counts: f.counts };
     }
     if (st.isSymbolicLink()) {
       try {
         const target = fs.readlinkSync(abs);
-        this.stats.symlinks++;
-        return { type: 'symlink', name, ...meta(st), target };
+        return { node: { type: 'symlink', name, ...meta(st), target }, counts: { files: 0, dirs: 0, symlinks: 1, bytes: 0 } };
       } catch (err) {
         this.skip(abs, describe(err));
         return null;
@@ -331,7 +394,15 @@ class BackupJob {
     return null;
   }
 
-  private async dir(abs: string): Promise<BlobId | null> {
+  private async dir(abs: string): Promise<Folder | null> {
+    if (this.dirty !== null && !this.dirty.has(abs)) {
+      // The change journal saw nothing change in here since the last backup.
+      const known = this.cache.getDir(abs);
+      if (known !== undefined && this.index.has(known.tree)) {
+        const { tree, ...counts } = known;
+        return { tree, counts };
+      }
+    }
     let names: string[];
     try {
       names = fs.readdirSync(abs);
@@ -340,12 +411,14 @@ class BackupJob {
       return null;
     }
     names.sort();
-    const nodes: Promise<TreeNode | null>[] = [];
+    const entries: Promise<Entry | null>[] = [];
     for (const name of names) {
       await this.pool.room();
-      nodes.push(this.entry(path.join(abs, name), name));
+      entries.push(this.entry(path.join(abs, name), name));
     }
-    return this.writer.add('tree', encodeTree(present(await Promise.all(nodes))));
+    const folder = await this.folder(present(await Promise.all(entries)), true);
+    this.walkedDirs.push([abs, { tree: folder.tree, ...folder.counts }]);
+    return folder;
   }
 
   private async file(abs: string, name: string, st: fs.BigIntStats): Promise<FileNode | null> {
@@ -399,8 +472,6 @@ class BackupJob {
   }
 
   private async finishFile(abs: string, name: string, st: { mode: bigint | number; mtimeNs: bigint }, id: Identity, content: readonly BlobId[], remember: boolean): Promise<FileNode> {
-    this.stats.files++;
-    this.stats.bytes += id.size;
     this.opts.onEvent?.({ type: 'file', path: abs, size: id.size });
     if (remember) {
       const known: KnownFile = { ...id, content };

@@ -1,0 +1,49 @@
+/** azbk watch: records changed paths between backups, so backups examine only what changed. */
+import path from 'node:path';
+import type { Command } from 'commander';
+import { journalFiles, runWatcher, watcherRunning } from '../../agent/journal.js';
+import { loadPolicy } from '../../agent/policy.js';
+import { AzbkError } from '../../shared/errors.js';
+import { action } from '../run.js';
+
+interface Opts {
+  include?: string[];
+  json?: boolean;
+}
+
+export function watchCommand(program: Command): void {
+  program
+    .command('watch')
+    .description('keep a change journal of the backed-up folders (runs until stopped)')
+    .option('--include <path...>', "folders to watch (default: the policy's)")
+    .option('--json', 'print events as JSON')
+    .addHelpText(
+      'after',
+      '\nWhile it runs, and has been running since the last backup, `azbk backup --now` examines only\n' +
+        'the paths that changed ("optimized") instead of scanning everything ("full scan").\n' +
+        'Stop it with Ctrl-C or SIGTERM (exit 0). Exit codes: 0 stopped, 2 nothing to watch, 11 already running.',
+    )
+    .action(
+      action('watch', async ({ paths, out, log }, o: Opts) => {
+        const include = (o.include ?? (await loadPolicy(paths)).include).map((p) => path.resolve(p));
+        if (include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'Nothing to watch: no --include and no policy.');
+        const running = watcherRunning(paths.home);
+        if (running !== null) throw new AzbkError('AZBK_JOB_RUNNING', `A watcher (process ${running}) already keeps this machine's change journal.`);
+        const controller = new AbortController();
+        const stop = () => controller.abort();
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+        try {
+          await runWatcher(paths.home, include, controller.signal, () => {
+            log.info({ paths: include.length }, 'watching');
+            out.line(`Watching ${include.join(', ')}; changes go to ${journalFiles(paths.home).changes}.`);
+            out.result({ event: 'ready', paths: include });
+          });
+        } finally {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+        }
+        out.line('Stopped watching.');
+      }),
+    );
+}
