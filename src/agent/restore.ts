@@ -5,7 +5,7 @@
  * belongs to; everything else is still restored.
  */
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs/promises';
+import fs from 'node:fs';
 import path from 'node:path';
 import { decodeBlob } from '../core/blob.js';
 import type { BlobId } from '../core/ids.js';
@@ -136,7 +136,7 @@ class RestoreJob {
     const dirs: { path: string; node: DirNode }[] = [];
     for (const s of selected) {
       const dest = restoreLocation(s.segs, this.o.target);
-      await fs.mkdir(path.dirname(dest), { recursive: true });
+      fs.mkdirSync(path.dirname(dest), { recursive: true });
       await this.plan(s.segs, s.node, dest, files, dirs);
     }
     try {
@@ -148,9 +148,9 @@ class RestoreJob {
     }
     // Folder times last, deepest first, since writing into a folder changes its time.
     for (const d of dirs.reverse()) {
-      await fs.chmod(d.path, d.node.mode);
+      fs.chmodSync(d.path, d.node.mode);
       const t = toTime(d.node.mtime);
-      await fs.utimes(d.path, t, t);
+      fs.utimesSync(d.path, t, t);
     }
   }
 
@@ -166,10 +166,10 @@ class RestoreJob {
       if (node.type === 'symlink') await this.symlink(node, to);
       else if (node.type === 'file') {
         const tmp = tempName(to);
-        await (await fs.open(tmp, 'wx', 0o600)).close();
+        fs.closeSync(fs.openSync(tmp, 'wx', 0o600));
         files.push({ shown: displayPath(segs), dest: to, tmp, node, remaining: 0, error: null });
       } else {
-        await fs.mkdir(to, { recursive: true });
+        fs.mkdirSync(to, { recursive: true });
         const tree = await this.tree(node.subtree);
         dirs.push({ path: to, node });
         this.restored.dirs++;
@@ -190,7 +190,7 @@ class RestoreJob {
   private async destination(segs: readonly string[], dest: string, wantDir: boolean): Promise<string | null> {
     let existing;
     try {
-      existing = await fs.lstat(dest);
+      existing = fs.lstatSync(dest);
     } catch {
       return dest;
     }
@@ -211,13 +211,13 @@ class RestoreJob {
 
   private async symlink(node: SymlinkNode, to: string): Promise<void> {
     const tmp = tempName(to);
-    await fs.symlink(node.target, tmp);
+    fs.symlinkSync(node.target, tmp);
     try {
       const t = toTime(node.mtime);
-      await fs.lutimes(tmp, t, t);
-      await fs.rename(tmp, to);
+      fs.lutimesSync(tmp, t, t);
+      fs.renameSync(tmp, to);
     } catch (err) {
-      await fs.rm(tmp, { force: true });
+      fs.rmSync(tmp, { force: true });
       throw err;
     }
     this.restored.symlinks++;
@@ -237,7 +237,7 @@ async function copyName(dest: string, now: Date): Promise<string> {
   for (let n = 1; ; n++) {
     const candidate = path.join(path.dirname(dest), n === 1 ? base : `${base} (${n})`);
     try {
-      await fs.lstat(candidate);
+      fs.lstatSync(candidate);
     } catch {
       return candidate;
     }
