@@ -17,7 +17,7 @@ export interface AgentContext {
 export async function openAgent(paths: HomePaths): Promise<AgentContext> {
   const registration = await requireRegistration(paths);
   const secrets = await loadSecrets(paths);
-  const vault = await connectVault(registration.endpoint);
+  const vault = await connectVault(registration.endpoint, registration.certFingerprint);
   const session = await vault.session(registration.machineId, secrets.machineSecret);
   const keys = deriveKeys(Buffer.from(secrets.masterKey, 'base64'));
   return { paths, registration, session, keys };

@@ -33,7 +33,7 @@ export async function registerMachine(o: RegisterOptions): Promise<RegisterResul
     throw new AzbkError('AZBK_ALREADY_REGISTERED', `This machine is already registered (AZBK_HOME ${o.paths.home}).`);
   }
   const creds = parseCredentials(o.credentialsText, now);
-  const vault = await connectVault(creds.endpoint);
+  const vault = await connectVault(creds.endpoint, creds.certFingerprint);
   const cfg = await vault.config();
   if (cfg.id !== creds.vaultId) {
     throw new AzbkError('AZBK_CREDENTIALS_INVALID', 'The credentials file belongs to another vault than the one at its endpoint.');

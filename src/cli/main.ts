@@ -6,8 +6,10 @@ import { pointsCommand } from './commands/points.js';
 import { policyCommand } from './commands/policy.js';
 import { registerCommand } from './commands/register.js';
 import { restoreCommand } from './commands/restore.js';
+import { watchCommand } from './commands/watch.js';
 import { vaultCreateCommand } from './commands/vault-create.js';
 import { vaultCredentialsCommand } from './commands/vault-credentials.js';
+import { vaultServeCommand } from './commands/vault-serve.js';
 import { currentExitCode } from './run.js';
 
 const EXIT_CODES = `
@@ -28,11 +30,13 @@ export function buildProgram(): Command {
   const vault = program.command('vault').description('create and manage vaults');
   vaultCreateCommand(vault);
   vaultCredentialsCommand(vault);
+  vaultServeCommand(vault);
   registerCommand(program);
   policyCommand(program);
   backupCommand(program);
   pointsCommand(program);
   restoreCommand(program);
+  watchCommand(program);
   const usageExits = (cmd: Command) => {
     cmd.exitOverride();
     for (const sub of cmd.commands) usageExits(sub);

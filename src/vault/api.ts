@@ -76,6 +76,8 @@ export interface VaultSession {
   putPack(id: PackId, data: Uint8Array): Promise<void>;
   /** Reads `length` bytes at `offset` of a pack; AZBK_VAULT_CORRUPT when the pack is missing or short. */
   readPack(id: PackId, offset: number, length: number): Promise<Buffer>;
+  /** The size of a pack in bytes, or null when the vault does not hold it. */
+  statPack(id: PackId): Promise<number | null>;
   putIndex(name: string, data: Uint8Array): Promise<void>;
   listIndex(): Promise<string[]>;
   readIndex(name: string): Promise<Buffer>;

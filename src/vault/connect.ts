@@ -1,9 +1,10 @@
-/** Opens the vault an endpoint names: `file://` for an embedded vault (HTTPS comes with the service). */
+/** Opens the vault an endpoint names: `file://` for an embedded vault, `https://` for a vault service. */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AzbkError } from '../shared/errors.js';
 import type { VaultEntry } from './api.js';
+import { HttpVault } from './http-client.js';
 import { FsBlobStore } from './storage/fs-store.js';
 import { RetryingBlobStore } from './storage/retrying-store.js';
 import { Vault } from './vault.js';
@@ -24,8 +25,12 @@ export async function openEmbeddedVault(dir: string): Promise<Vault> {
   return Vault.open(new RetryingBlobStore(new FsBlobStore(dir)));
 }
 
-/** Connects to the vault at `endpoint`. */
-export async function connectVault(endpoint: string): Promise<VaultEntry> {
+/**
+ * Connects to the vault at `endpoint`: an embedded vault for `file://`, the HTTPS client for
+ * `https://`, which accepts only the certificate whose SHA-256 is `certFingerprint` (hex; null
+ * falls back on the usual CA checks).
+ */
+export async function connectVault(endpoint: string, certFingerprint: string | null): Promise<VaultEntry> {
   let url: URL;
   try {
     url = new URL(endpoint);
@@ -33,7 +38,13 @@ export async function connectVault(endpoint: string): Promise<VaultEntry> {
     throw new AzbkError('AZBK_CREDENTIALS_INVALID', `The vault endpoint ${endpoint} is not a URL.`);
   }
   if (url.protocol === 'file:') return openEmbeddedVault(fileURLToPath(url));
-  throw new AzbkError('AZBK_VAULT_UNREACHABLE', `This version of azbk cannot reach ${url.protocol}// vaults.`, {
-    hint: 'Use an embedded vault (file://) or a newer azbk.',
+  if (url.protocol === 'https:') {
+    if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
+      throw new AzbkError('AZBK_CREDENTIALS_INVALID', 'The vault endpoint must be a plain https://HOST:PORT URL.');
+    }
+    return new HttpVault(url.href, certFingerprint);
+  }
+  throw new AzbkError('AZBK_CREDENTIALS_INVALID', `azbk cannot reach ${url.protocol}// vaults.`, {
+    hint: 'The endpoint of a vault is a file:// folder or an https:// vault service.',
   });
 }

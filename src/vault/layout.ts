@@ -4,6 +4,8 @@ import type { KeyId, MachineId, PackId, PointId } from '../core/ids.js';
 export const layout = {
   config: 'config',
   signingKey: 'vault/signing-key',
+  /** the TLS certificate and key a vault service presents (JSON {version, cert, key}) */
+  tls: 'vault/tls',
   key: (id: KeyId) => `keys/${id}`,
   keysPrefix: 'keys/',
   machine: (id: MachineId) => `machines/${id}`,

@@ -30,6 +30,17 @@ interface MachineRecord extends MachineInfo {
 
 const json = (v: unknown) => Buffer.from(JSON.stringify(v, null, 1));
 const hashSecret = (secret: Buffer) => createHash('sha256').update(secret).digest('hex');
+const forbidden = (message: string) => new AzbkError('AZBK_FORBIDDEN', message);
+
+/**
+ * Stores `data` under `key` unless it exists. Writing the same bytes again succeeds (a retry
+ * after a lost reply); other bytes under an existing key are an overwrite: AZBK_FORBIDDEN.
+ */
+async function putOnce(store: BlobStore, key: string, data: Uint8Array, what: string): Promise<void> {
+  if ((await store.put(key, data)) === 'created') return;
+  const old = await store.get(key);
+  if (old === null || !old.equals(data)) throw forbidden(`${what} already exists with other content; it cannot be overwritten.`);
+}
 
 /** A point id sorts by time: 20261125T161000123Z-1a2b3c4d. */
 export function pointIdFor(time: Date): PointId {
@@ -127,8 +138,13 @@ export class Vault implements VaultEntry {
   }
 
   async addKey(envelope: KeyEnvelope): Promise<void> {
-    const env = parseEnvelope(envelope);
-    await this.store.put(layout.key(env.id), json(env));
+    let env: KeyEnvelope;
+    try {
+      env = parseEnvelope(envelope);
+    } catch (err) {
+      throw new AzbkError('AZBK_BAD_INPUT', `The key envelope is not valid: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    await putOnce(this.store, layout.key(env.id), json(env), `Key envelope ${env.id}`);
   }
 
   async machines(): Promise<MachineRecord[]> {
@@ -217,7 +233,11 @@ class Session implements VaultSession {
   async putPack(id: PackId, data: Uint8Array): Promise<void> {
     if (!isHex64(id)) throw new AzbkError('AZBK_BAD_INPUT', 'A pack id is 64 hex digits.');
     if (data.length > MAX_OBJECT) throw new AzbkError('AZBK_BAD_INPUT', 'The pack is too large.');
-    if (packIdOf(data) !== id) throw new AzbkError('AZBK_BAD_INPUT', 'The pack does not match its id.');
+    if (packIdOf(data) !== id) {
+      // Packs are content-addressed: other bytes under an existing pack's id are an overwrite.
+      if ((await this.store.stat(layout.pack(id))) !== null) throw forbidden(`Pack ${id} already exists with other content.`);
+      throw new AzbkError('AZBK_BAD_INPUT', 'The pack does not match its id.');
+    }
     await this.store.put(layout.pack(id), data);
   }
 
@@ -229,10 +249,15 @@ class Session implements VaultSession {
     return data;
   }
 
+  async statPack(id: PackId): Promise<number | null> {
+    if (!isHex64(id)) throw new AzbkError('AZBK_BAD_INPUT', 'A pack id is 64 hex digits.');
+    return (await this.store.stat(layout.pack(id)))?.size ?? null;
+  }
+
   async putIndex(name: string, data: Uint8Array): Promise<void> {
     if (!INDEX_NAME.test(name)) throw new AzbkError('AZBK_BAD_INPUT', 'An index name is 64 hex digits.');
     if (data.length > MAX_OBJECT) throw new AzbkError('AZBK_BAD_INPUT', 'The index is too large.');
-    await this.store.put(layout.index(name), data);
+    await putOnce(this.store, layout.index(name), data, `Index ${name}`);
   }
 
   async listIndex(): Promise<string[]> {
@@ -254,6 +279,14 @@ class Session implements VaultSession {
   async putPoint(p: { keyId: KeyId; jobId: string; manifest: Uint8Array }): Promise<PointInfo> {
     if (!isHex32(p.keyId) || !JOB_ID.test(p.jobId)) throw new AzbkError('AZBK_BAD_INPUT', 'Bad key or job id.');
     if (p.manifest.length > MAX_OBJECT) throw new AzbkError('AZBK_BAD_INPUT', 'The manifest is too large.');
+    // A retry after a lost reply must not make a second point: one job writes one point, so when
+    // this machine's newest point has the same job and manifest, that is the point asked for.
+    const newest = (await this.listPoints(this.machineId)).at(-1);
+    if (newest !== undefined) {
+      // A damaged newest point must not block new ones.
+      const r = await this.readPoint(this.machineId, newest.id).catch(() => null);
+      if (r !== null && r.jobId === p.jobId && r.keyId === p.keyId && r.manifest.equals(p.manifest)) return newest;
+    }
     for (;;) {
       const time = this.now();
       const id = pointIdFor(time);
@@ -266,7 +299,10 @@ class Session implements VaultSession {
         jobId: p.jobId,
         manifest: Buffer.from(p.manifest).toString('base64'),
       };
-      if ((await this.store.put(layout.point(this.machineId, id), json(record))) === 'created') {
+      const key = layout.point(this.machineId, id);
+      const body = json(record);
+      // 'exists' with our own bytes: the store retried a put whose reply was lost.
+      if ((await this.store.put(key, body)) === 'created' || (await this.store.get(key))?.equals(body)) {
         return { id, machineId: this.machineId, time: record.time };
       }
     }

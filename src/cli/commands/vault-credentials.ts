@@ -1,14 +1,23 @@
-/** azbk vault credentials: a fresh, signed credentials file for an existing vault. */
+/**
+ * azbk vault credentials: a fresh, signed credentials file for an existing vault, naming either
+ * the vault folder (embedded) or a vault service's https endpoint and the certificate to pin.
+ */
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { AzbkError } from '../../shared/errors.js';
 import { errnoCode, writeFileAtomic } from '../../shared/files.js';
 import { MAX_VALID_DAYS, type CredentialsFile } from '../../vault/credentials.js';
-import { fileEndpoint, openEmbeddedVault } from '../../vault/connect.js';
+import { fileEndpoint } from '../../vault/connect.js';
+import { openVaultStore } from '../../vault/open-store.js';
+import { ensureTlsIdentity, fingerprintOfPem } from '../../vault/tls.js';
+import { Vault } from '../../vault/vault.js';
 import { action } from '../run.js';
+import { addLocationOptions, parseHttpsEndpoint, resolveLocation, type LocationOpts } from '../vault-location.js';
 
-interface Opts {
-  path: string;
+interface Opts extends LocationOpts {
+  endpoint?: string;
+  tlsCert?: string;
   out: string;
   validDays: string;
   json?: boolean;
@@ -36,22 +45,44 @@ export async function writeCredentialsFile(out: string, creds: CredentialsFile):
 }
 
 export function vaultCredentialsCommand(vault: Command): void {
-  vault
-    .command('credentials')
-    .description('write a fresh credentials file for registering machines')
-    .requiredOption('--path <dir>', 'the vault folder')
+  const cmd = vault.command('credentials').description('write a fresh credentials file for registering machines');
+  addLocationOptions(cmd)
+    .option('--endpoint <url>', 'the https://HOST:PORT of the vault service (default for --path: the folder itself)')
+    .option('--tls-cert <file>', "pin this PEM certificate instead of the vault's own (when the service is given --tls-cert)")
     .requiredOption('--out <file>', 'where to write the .VaultCredentials file')
     .option('--valid-days <n>', 'days the credentials stay valid (1..10)', '10')
     .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExit codes: 0 written, 2 bad input, 10 vault not found or unreachable.')
     .action(
       action('vault credentials', async ({ out }, o: Opts) => {
+        const loc = resolveLocation(o, out);
         const validDays = parseValidDays(o.validDays);
-        const dir = path.resolve(o.path);
-        const v = await openEmbeddedVault(dir);
-        const creds = await v.credentials({ endpoint: fileEndpoint(dir), certFingerprint: null, validDays });
+        const endpoint = o.endpoint === undefined ? undefined : parseHttpsEndpoint(o.endpoint);
+        if (endpoint === undefined && loc.kind === 'azure') {
+          throw new AzbkError('AZBK_USAGE', 'Agents reach an Azure vault through `azbk vault serve`: give --endpoint https://HOST:PORT.');
+        }
+        if (endpoint === undefined && o.tlsCert !== undefined) throw new AzbkError('AZBK_USAGE', '--tls-cert goes with --endpoint.');
+        const store = await openVaultStore(loc);
+        const v = await Vault.open(store);
+        let certFingerprint: string | null = null;
+        if (endpoint !== undefined) {
+          certFingerprint = o.tlsCert !== undefined
+            ? fingerprintOfPem(await readText(o.tlsCert))
+            : (await ensureTlsIdentity(store, { commonName: `azbk vault ${(await v.config()).id}` })).fingerprint;
+        }
+        const creds = await v.credentials({ endpoint: endpoint ?? fileEndpoint((loc as { dir: string }).dir), certFingerprint, validDays });
         const file = await writeCredentialsFile(o.out, creds);
         out.line(`Credentials written to ${file}; valid until ${creds.expires}.`);
-        out.result({ credentials: file, vaultId: creds.vaultId, expires: creds.expires });
+        if (certFingerprint !== null) out.line(`Agents will accept only the certificate with SHA-256 ${certFingerprint}.`);
+        out.result({ credentials: file, vaultId: creds.vaultId, endpoint: creds.endpoint, certFingerprint, expires: creds.expires });
       }),
     );
+}
+
+async function readText(file: string): Promise<string> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (err) {
+    throw new AzbkError('AZBK_BAD_INPUT', `Cannot read ${file} (${errnoCode(err) ?? 'error'}).`);
+  }
 }

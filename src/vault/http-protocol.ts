@@ -1,0 +1,79 @@
+/**
+ * What the vault service and its HTTPS client agree on: paths, header names, size limits, how an
+ * error code maps to an HTTP status, and the machine's bearer credentials. The routes themselves
+ * are documented at the top of server.ts.
+ */
+import { createHash } from 'node:crypto';
+import { isHex32, type MachineId } from '../core/ids.js';
+import type { ErrorCode } from '../shared/errors.js';
+
+/** Every route lives under this prefix. */
+export const API = '/v1';
+
+/** Header names (lowercase, as Node reports them). */
+export const HEADER = {
+  /** hex SHA-256 of an upload's body; the server refuses a body that does not match it */
+  sha256: 'x-azbk-content-sha256',
+  keyId: 'x-azbk-key-id',
+  jobId: 'x-azbk-job-id',
+  pointTime: 'x-azbk-point-time',
+} as const;
+
+/** Largest JSON request body, and the largest JSON response a client accepts. */
+export const JSON_LIMIT = 1024 * 1024;
+export const JSON_RESPONSE_LIMIT = 64 * 1024 * 1024;
+/** Largest object (pack, index file, manifest, checkpoint) in either direction. */
+export const OBJECT_LIMIT = 256 * 1024 * 1024;
+
+/** The body of every HTTP error the server sends, after fastify's shape. */
+export interface ErrorBody {
+  readonly statusCode: number;
+  readonly code: ErrorCode;
+  readonly error: string;
+  readonly message: string;
+}
+
+/** The HTTP status the server answers with for an error code. */
+export function statusOf(code: ErrorCode): number {
+  switch (code) {
+    case 'AZBK_CREDENTIALS_INVALID':
+    case 'AZBK_CREDENTIALS_EXPIRED':
+      return 401;
+    case 'AZBK_FORBIDDEN':
+      return 403;
+    case 'AZBK_POINT_NOT_FOUND':
+    case 'AZBK_MACHINE_NOT_FOUND':
+    case 'AZBK_VAULT_CORRUPT': // a vault object that is missing or unusable
+      return 404;
+    case 'AZBK_MACHINE_NAME_TAKEN':
+    case 'AZBK_VAULT_LIMIT':
+    case 'AZBK_VAULT_EXISTS':
+      return 409;
+    case 'AZBK_VAULT_UNREACHABLE':
+    case 'AZBK_VAULT_NOT_FOUND':
+      return 503; // the server's storage is unavailable: clients may retry
+    case 'AZBK_INTERNAL':
+      return 500;
+    default:
+      return 400;
+  }
+}
+
+/** The Authorization header of a registered machine. */
+export function bearer(machineId: MachineId, secret: string): string {
+  return `Bearer ${machineId}:${secret}`;
+}
+
+const BEARER = /^Bearer ([0-9a-f]{32}):([A-Za-z0-9+/]{43}=)$/;
+
+/** Machine id and secret from an Authorization header, or null when it is not one of ours. */
+export function parseBearer(header: string | undefined): { machineId: MachineId; secret: string } | null {
+  const m = header === undefined || header.length > 200 ? null : BEARER.exec(header);
+  if (m === null || !isHex32(m[1])) return null;
+  return { machineId: m[1] as MachineId, secret: m[2]! };
+}
+
+/** Lowercase hex SHA-256 of `data`, as sent in HEADER.sha256. */
+export function sha256Hex(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}

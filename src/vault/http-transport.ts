@@ -1,0 +1,201 @@
+/**
+ * The HTTPS transport of the vault client: a keep-alive undici pool to one vault server, the
+ * server certificate pinned by its SHA-256 fingerprint, retries with exponential back-off, error
+ * replies mapped to AzbkErrors, and response bodies read with a size limit (the network is
+ * hostile input).
+ */
+import type { TLSSocket } from 'node:tls';
+import { buildConnector, Pool } from 'undici';
+import { AzbkError, errorRegistry, type ErrorCode } from '../shared/errors.js';
+import { normalizeFingerprint } from './tls.js';
+
+/** Tuning of an HttpTransport; every field has a default. */
+export interface TransportOptions {
+  /** tries per request, the first included (default 5) */
+  readonly attempts?: number;
+  /** delay before the first retry, doubling per retry (default 250 ms), at most maxDelayMs (8 s) */
+  readonly baseDelayMs?: number;
+  readonly maxDelayMs?: number;
+  /** parallel connections to the server (default 8) */
+  readonly connections?: number;
+  readonly connectTimeoutMs?: number;
+  /** waiting for a reply's headers or the next piece of its body (default 10 min) */
+  readonly replyTimeoutMs?: number;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/** One request; `limit` bounds the reply body, `idempotent` allows retries once it may have arrived. */
+export interface TransportRequest {
+  readonly method: 'GET' | 'HEAD' | 'POST' | 'PUT';
+  readonly path: string;
+  readonly headers?: Record<string, string>;
+  readonly body?: Uint8Array | string;
+  readonly limit: number;
+  readonly idempotent: boolean;
+  /** statuses returned to the caller instead of thrown (2xx always are) */
+  readonly accept?: readonly number[];
+  /** the error for a 404 without an AZBK code (default AZBK_VAULT_NOT_FOUND) */
+  readonly notFound?: () => AzbkError;
+}
+
+/** A reply with its whole body. */
+export interface TransportResponse {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: Buffer;
+}
+
+/** Thrown by the pinning connector when the server shows another certificate; never retried. */
+class PinMismatch extends Error {
+  readonly code = 'AZBK_CERT_MISMATCH';
+}
+
+/**
+ * An undici connector that accepts only the certificate whose SHA-256 is `fingerprint` (hex).
+ * Chain verification is off (self-signed certificates are the point); the pin replaces it, and is
+ * checked on every new connection before any request is written.
+ */
+export function pinnedConnector(fingerprint: string, timeoutMs: number): buildConnector.connector {
+  const inner = buildConnector({ rejectUnauthorized: false, maxCachedSessions: 0, timeout: timeoutMs });
+  return (options, callback) => {
+    inner(options, (err, socket) => {
+      if (err !== null) return callback(err, null);
+      const seen = normalizeFingerprint((socket as TLSSocket).getPeerCertificate?.()?.fingerprint256 ?? '');
+      if (seen !== fingerprint) {
+        socket.destroy();
+        return callback(new PinMismatch(`the server presented certificate ${seen ?? '(none)'}, not the pinned ${fingerprint}`), null);
+      }
+      callback(null, socket);
+    });
+  };
+}
+
+const SHORT_REPLY = 'AZBK_SHORT_REPLY';
+
+/** Errors before a request was sent: safe to retry whatever the request. */
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+/** Errors of a connection that broke or stalled: the request may have arrived. */
+const NETWORK_ERRORS = new Set([
+  'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED',
+  'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_ABORTED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', SHORT_REPLY,
+]);
+
+const codeOf = (err: unknown): string => String((err as { code?: unknown })?.code ?? '');
+const clean = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').slice(0, 300);
+
+/** An error reply as an AzbkError: the server's AZBK code when it sent one, else by status. */
+function replyError(status: number, body: Buffer, req: TransportRequest, origin: string): AzbkError {
+  let sent: { code?: unknown; message?: unknown } = {};
+  try {
+    sent = JSON.parse(body.toString('utf8')) as typeof sent;
+  } catch {
+    // not our server's JSON: fall back on the status
+  }
+  const message = typeof sent?.message === 'string' ? clean(sent.message) : `The vault server answered ${status}.`;
+  if (typeof sent?.code === 'string' && Object.hasOwn(errorRegistry, sent.code)) return new AzbkError(sent.code as ErrorCode, message);
+  if (status === 401) return new AzbkError('AZBK_CREDENTIALS_INVALID', message);
+  if (status === 403) return new AzbkError('AZBK_FORBIDDEN', message);
+  if (status === 404) return req.notFound?.() ?? new AzbkError('AZBK_VAULT_NOT_FOUND', `No vault service answers at ${origin}.`);
+  if (status >= 500 || status === 429) return new AzbkError('AZBK_VAULT_UNREACHABLE', `The vault server at ${origin} failed (${status}).`);
+  return new AzbkError('AZBK_BAD_INPUT', message);
+}
+
+/** A pool of connections to one vault server; requests may run in parallel. */
+export class HttpTransport {
+  readonly #pool: Pool;
+  readonly #origin: string;
+  readonly #base: string;
+  readonly #attempts: number;
+  readonly #baseDelayMs: number;
+  readonly #maxDelayMs: number;
+  readonly #sleep: (ms: number) => Promise<void>;
+
+  /** `endpoint` is https://host:port[/prefix]; `fingerprint` pins the certificate (null: CA checks). */
+  constructor(endpoint: URL, fingerprint: string | null, o: TransportOptions = {}) {
+    this.#origin = endpoint.origin;
+    this.#base = endpoint.pathname.replace(/\/+$/, '');
+    this.#attempts = Math.max(1, o.attempts ?? 5);
+    this.#baseDelayMs = o.baseDelayMs ?? 250;
+    this.#maxDelayMs = o.maxDelayMs ?? 8000;
+    this.#sleep = o.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    const connectTimeout = o.connectTimeoutMs ?? 10_000;
+    const replyTimeout = o.replyTimeoutMs ?? 10 * 60_000;
+    this.#pool = new Pool(this.#origin, {
+      connections: o.connections ?? 8,
+      keepAliveTimeout: 30_000,
+      headersTimeout: replyTimeout,
+      bodyTimeout: replyTimeout,
+      connect: fingerprint === null ? { timeout: connectTimeout } : pinnedConnector(fingerprint, connectTimeout),
+    });
+  }
+
+  /** Sends `req`, retrying transient failures; throws an AzbkError for every failure. */
+  async request(req: TransportRequest): Promise<TransportResponse> {
+    for (let attempt = 1; ; attempt++) {
+      let retry: AzbkError;
+      try {
+        const res = await this.#once(req);
+        if ((res.status >= 200 && res.status < 300) || req.accept?.includes(res.status)) return res;
+        const err = replyError(res.status, res.body, req, this.#origin);
+        if (!((res.status >= 500 || res.status === 429) && req.idempotent)) throw err;
+        retry = err;
+      } catch (err) {
+        if (err instanceof AzbkError) throw err;
+        const code = codeOf(err);
+        if (err instanceof PinMismatch) {
+          throw new AzbkError('AZBK_VAULT_UNREACHABLE', `The vault server at ${this.#origin} is not the one the credentials name: ${err.message}.`, {
+            hint: 'The certificate differs from the one pinned at registration. If the vault really changed its certificate, register again with a fresh credentials file (azbk register --reregister); otherwise something is intercepting the connection.',
+          });
+        }
+        const known = CONNECT_ERRORS.has(code) || (req.idempotent && NETWORK_ERRORS.has(code));
+        const what = code || (err instanceof Error ? clean(err.message) : 'error');
+        const wrapped = new AzbkError('AZBK_VAULT_UNREACHABLE', `Cannot reach the vault at ${this.#origin} (${what}).`, { cause: err });
+        if (!known) throw wrapped;
+        retry = wrapped;
+      }
+      if (attempt >= this.#attempts) throw retry;
+      const ceiling = Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (attempt - 1));
+      await this.#sleep(Math.round(ceiling / 2 + (Math.random() * ceiling) / 2));
+    }
+  }
+
+  /** One attempt: the reply with its body, at most `req.limit` bytes. */
+  async #once(req: TransportRequest): Promise<TransportResponse> {
+    const res = await this.#pool.request({
+      origin: this.#origin,
+      path: this.#base + req.path,
+      method: req.method,
+      headers: req.headers,
+      body: req.body === undefined ? null : typeof req.body === 'string' ? req.body : Buffer.from(req.body.buffer, req.body.byteOffset, req.body.byteLength),
+    });
+    const limit = res.statusCode >= 400 ? Math.min(req.limit, 64 * 1024) : req.limit;
+    const declared = Number(res.headers['content-length']);
+    const tooBig = () => new AzbkError('AZBK_VAULT_CORRUPT', `The vault server sent a larger reply than ${req.method} ${req.path} allows.`);
+    if (req.method === 'HEAD') {
+      await res.body.dump();
+      return { status: res.statusCode, headers: res.headers, body: Buffer.alloc(0) };
+    }
+    if (Number.isFinite(declared) && declared > limit) {
+      res.body.destroy();
+      throw tooBig();
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) {
+        res.body.destroy();
+        throw tooBig();
+      }
+      chunks.push(chunk);
+    }
+    const body = Buffer.concat(chunks, size);
+    if (Number.isFinite(declared) && declared !== size) throw Object.assign(new Error('the reply was cut short'), { code: SHORT_REPLY });
+    return { status: res.statusCode, headers: res.headers, body };
+  }
+
+  /** Closes every connection. */
+  close(): Promise<void> {
+    return this.#pool.close();
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * Where a vault's objects live, and opening its BlobStore there: a local folder or an Azure Blob
+ * Storage container, always behind a RetryingBlobStore. A connection string is a secret: it is
+ * never part of a message or a log line (describeLocation names the container instead).
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { AzbkError } from '../shared/errors.js';
+import type { BlobStore } from './storage/blobstore.js';
+import { FsBlobStore } from './storage/fs-store.js';
+import { RetryingBlobStore } from './storage/retrying-store.js';
+
+/** A vault's storage: a folder, or an Azure container named by a connection string. */
+export type VaultLocation =
+  | { readonly kind: 'fs'; readonly dir: string }
+  | { readonly kind: 'azure'; readonly connectionString: string; readonly container: string };
+
+/** A description of `loc` for messages and logs, without secrets. */
+export function describeLocation(loc: VaultLocation): string {
+  return loc.kind === 'fs' ? path.resolve(loc.dir) : `Azure container ${loc.container}`;
+}
+
+/**
+ * Opens the store of `loc`. With `create` the folder or container is created when missing (and a
+ * folder must then be empty but for a `.tmp`); without it a missing one is AZBK_VAULT_NOT_FOUND.
+ */
+export async function openVaultStore(loc: VaultLocation, o: { create?: boolean } = {}): Promise<BlobStore> {
+  if (loc.kind === 'azure') {
+    // Loaded only for Azure: the SDK is large.
+    const { AzureBlobStore } = await import('./storage/azure-store.js');
+    const store = await AzureBlobStore.fromConnectionString(loc.connectionString, loc.container, { createContainer: o.create === true });
+    return new RetryingBlobStore(store);
+  }
+  const dir = path.resolve(loc.dir);
+  if (o.create) {
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    const entries = (await fs.readdir(dir)).filter((e) => e !== '.tmp');
+    if (entries.length > 0) throw new AzbkError('AZBK_VAULT_EXISTS', `${dir} is not empty.`);
+  } else {
+    const st = await fs.stat(dir).catch(() => null);
+    if (st === null || !st.isDirectory()) throw new AzbkError('AZBK_VAULT_NOT_FOUND', `No vault folder at ${dir}.`);
+  }
+  return new RetryingBlobStore(new FsBlobStore(dir));
+}

@@ -1,0 +1,191 @@
+/**
+ * The routes of the vault service (listed at the top of server.ts). Each one validates its input
+ * with a schema, calls one Vault or VaultSession method and shapes the reply; the rules are the
+ * vault's, not the routes'.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { KeyId, MachineId, PackId, PointId } from '../core/ids.js';
+import type { KeyEnvelope } from '../core/keys.js';
+import { AzbkError, type ErrorCode } from '../shared/errors.js';
+import type { VaultSession } from './api.js';
+import { HEADER, OBJECT_LIMIT, sha256Hex } from './http-protocol.js';
+import type { Vault } from './vault.js';
+
+/** Resolves the machine behind a request (see SessionCache in server.ts). */
+export interface Authenticator {
+  /** onRequest hook: throws AZBK_CREDENTIALS_INVALID (401) unless the request names a machine. */
+  authenticate(req: FastifyRequest): Promise<void>;
+  /** The session of a request that passed `authenticate`. */
+  of(req: FastifyRequest): VaultSession;
+}
+
+/** An error with an HTTP status of its own (411, 415, 416), still carrying an AZBK code. */
+export class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly azbkCode: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const str = (pattern: string, maxLength = 256) => ({ type: 'string', pattern, maxLength }) as const;
+const HEX64 = str('^[0-9a-f]{64}$');
+const HEX32 = str('^[0-9a-f]{32}$');
+const POINT = str('^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{8}$');
+const CHECKPOINT = str('^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{32}-[0-9]{6}$');
+const params = (props: Record<string, unknown>) => ({ type: 'object', required: Object.keys(props), properties: props });
+const SHA_HEADER = { type: 'object', required: [HEADER.sha256], properties: { [HEADER.sha256]: HEX64 } };
+
+/** onRequest hook of uploads: octet-stream with a Content-Length, refused before the body is read. */
+async function requireUpload(req: FastifyRequest): Promise<void> {
+  const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/octet-stream') throw new HttpError(415, 'AZBK_BAD_INPUT', 'Uploads are application/octet-stream.');
+  const length = req.headers['content-length'];
+  if (length === undefined || !/^\d{1,12}$/.test(length)) throw new HttpError(411, 'AZBK_BAD_INPUT', 'Uploads need a Content-Length.');
+  if (Number(length) > OBJECT_LIMIT) throw new HttpError(413, 'AZBK_BAD_INPUT', 'The request body is too large.');
+}
+
+/** The uploaded bytes, checked against X-Azbk-Content-Sha256 when the route asks for it. */
+function body(req: FastifyRequest, checkHash: boolean): Buffer {
+  const data = req.body;
+  if (!Buffer.isBuffer(data)) throw new HttpError(415, 'AZBK_BAD_INPUT', 'Uploads are application/octet-stream.');
+  if (checkHash && sha256Hex(data) !== req.headers[HEADER.sha256]) {
+    throw new AzbkError('AZBK_BAD_INPUT', `The upload does not match its ${HEADER.sha256}: it was damaged or cut short.`);
+  }
+  return data;
+}
+
+const octets = (reply: FastifyReply, data: Buffer) => reply.type('application/octet-stream').send(data);
+
+/** Parses `Range: bytes=a-b` (one closed range) into offset and length; 416 for anything else. */
+function parseRange(header: string): { offset: number; length: number } {
+  const m = /^bytes=(\d{1,15})-(\d{1,15})$/.exec(header.trim());
+  const first = Number(m?.[1]);
+  const last = Number(m?.[2]);
+  if (m === null || last < first || last - first + 1 > OBJECT_LIMIT) {
+    throw new HttpError(416, 'AZBK_BAD_INPUT', 'Only one range bytes=FIRST-LAST of at most 256 MiB is served.');
+  }
+  return { offset: first, length: last - first + 1 };
+}
+
+/** Registers every route on `app` (mounted under /v1). */
+export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; sessions: Authenticator }): Promise<void> {
+  const { vault, sessions } = ctx;
+
+  app.get('/config', async () => vault.config());
+
+  app.post<{ Body: { token: string } }>('/register/keys', {
+    schema: { body: { type: 'object', required: ['token'], additionalProperties: false, properties: { token: { type: 'string', maxLength: 8192 } } } },
+  }, async (req) => ({ keys: await vault.listKeysForRegistration(req.body.token) }));
+
+  app.post<{ Body: { token: string; machineName: string; os: string; hostname: string; reregister: boolean; newKey?: KeyEnvelope } }>('/register', {
+    schema: {
+      body: {
+        type: 'object',
+        required: ['token', 'machineName', 'os', 'hostname', 'reregister'],
+        additionalProperties: false,
+        properties: {
+          token: { type: 'string', maxLength: 8192 },
+          machineName: { type: 'string', maxLength: 64 },
+          os: { type: 'string', maxLength: 64 },
+          hostname: { type: 'string', maxLength: 255 },
+          reregister: { type: 'boolean' },
+          newKey: { type: 'object' },
+        },
+      },
+    },
+  }, async (req, reply) => reply.code(201).send(await vault.register(req.body)));
+
+  await app.register(async (auth) => {
+    auth.addHook('onRequest', sessions.authenticate);
+    const s = sessions.of;
+
+    auth.get('/session', async (req) => ({ machineId: s(req).machineId }));
+    auth.get('/keys', async (req) => ({ keys: await s(req).listKeys() }));
+    auth.post<{ Body: KeyEnvelope }>('/keys', { schema: { body: { type: 'object' } } }, async (req, reply) => {
+      await s(req).addKey(req.body);
+      return reply.code(204).send();
+    });
+    auth.get('/machines', async (req) => ({ machines: await s(req).listMachines() }));
+
+    auth.put<{ Params: { id: string } }>('/packs/:id', {
+      schema: { params: params({ id: HEX64 }) },
+      onRequest: requireUpload,
+      bodyLimit: OBJECT_LIMIT,
+    }, async (req, reply) => {
+      await s(req).putPack(req.params.id as PackId, body(req, false));
+      return reply.code(204).send();
+    });
+    auth.get<{ Params: { id: string } }>('/packs/:id', { schema: { params: params({ id: HEX64 }) } }, async (req, reply) => {
+      const id = req.params.id as PackId;
+      const range = req.headers.range;
+      if (range === undefined) {
+        const size = await s(req).statPack(id);
+        if (size === null) throw new AzbkError('AZBK_VAULT_CORRUPT', `Pack ${id} is missing from the vault.`);
+        return octets(reply, await s(req).readPack(id, 0, size));
+      }
+      const { offset, length } = parseRange(range);
+      const data = await s(req).readPack(id, offset, length);
+      reply.code(206).header('content-range', `bytes ${offset}-${offset + length - 1}/*`);
+      return octets(reply, data);
+    });
+    auth.head<{ Params: { id: string } }>('/packs/:id', { schema: { params: params({ id: HEX64 }) } }, async (req, reply) => {
+      const size = await s(req).statPack(req.params.id as PackId);
+      if (size === null) return reply.code(404).header('content-length', '0').send();
+      return reply.code(200).header('content-type', 'application/octet-stream').header('content-length', String(size)).send();
+    });
+
+    auth.put<{ Params: { name: string } }>('/index/:name', {
+      schema: { params: params({ name: HEX64 }), headers: SHA_HEADER },
+      onRequest: requireUpload,
+      bodyLimit: OBJECT_LIMIT,
+    }, async (req, reply) => {
+      await s(req).putIndex(req.params.name, body(req, true));
+      return reply.code(204).send();
+    });
+    auth.get('/index', async (req) => ({ names: await s(req).listIndex() }));
+    auth.get<{ Params: { name: string } }>('/index/:name', { schema: { params: params({ name: HEX64 }) } }, async (req, reply) =>
+      octets(reply, await s(req).readIndex(req.params.name)),
+    );
+
+    auth.post<{ Params: { id: string }; Headers: Record<string, string> }>('/machines/:id/points', {
+      schema: {
+        params: params({ id: HEX32 }),
+        headers: { type: 'object', required: [HEADER.sha256, HEADER.keyId, HEADER.jobId], properties: { [HEADER.sha256]: HEX64, [HEADER.keyId]: HEX32, [HEADER.jobId]: HEX32 } },
+      },
+      onRequest: requireUpload,
+      bodyLimit: OBJECT_LIMIT,
+    }, async (req, reply) => {
+      const session = s(req);
+      if (req.params.id !== session.machineId) throw new AzbkError('AZBK_FORBIDDEN', 'A machine may write recovery points only under its own id.');
+      const manifest = body(req, true);
+      const info = await session.putPoint({ keyId: req.headers[HEADER.keyId] as KeyId, jobId: req.headers[HEADER.jobId]!, manifest });
+      return reply.code(201).send(info);
+    });
+    auth.get<{ Params: { id: string } }>('/machines/:id/points', { schema: { params: params({ id: HEX32 }) } }, async (req) => ({
+      points: await s(req).listPoints(req.params.id as MachineId),
+    }));
+    auth.get<{ Params: { id: string; point: string } }>('/machines/:id/points/:point', {
+      schema: { params: params({ id: HEX32, point: POINT }) },
+    }, async (req, reply) => {
+      const r = await s(req).readPoint(req.params.id as MachineId, req.params.point as PointId);
+      reply.header(HEADER.keyId, r.keyId).header(HEADER.jobId, r.jobId).header(HEADER.pointTime, r.time);
+      return octets(reply, r.manifest);
+    });
+
+    auth.put<{ Params: { job: string; seq: string } }>('/checkpoints/:job/:seq', {
+      schema: { params: params({ job: HEX32, seq: str('^[0-9]{1,6}$') }), headers: SHA_HEADER },
+      onRequest: requireUpload,
+      bodyLimit: OBJECT_LIMIT,
+    }, async (req, reply) => {
+      const info = await s(req).putCheckpoint({ jobId: req.params.job, seq: Number(req.params.seq), data: body(req, true) });
+      return reply.code(201).send(info);
+    });
+    auth.get('/checkpoints', async (req) => ({ checkpoints: await s(req).listCheckpoints() }));
+    auth.get<{ Params: { name: string } }>('/checkpoints/:name', { schema: { params: params({ name: CHECKPOINT }) } }, async (req, reply) =>
+      octets(reply, await s(req).readCheckpoint(req.params.name)),
+    );
+  });
+}

@@ -1,0 +1,205 @@
+/**
+ * The vault service: HTTPS over fastify in front of a `Vault`. The server only maps HTTP to the
+ * Vault / VaultSession API; every rule (registration, limits, append-only) lives in vault.ts, so
+ * the embedded vault and the service behave the same. It keeps no state of its own beyond a short
+ * cache of authenticated sessions, so several servers may serve one store.
+ *
+ * API (all under /v1; JSON bodies at most 1 MiB, objects at most 256 MiB):
+ *   GET  /v1/config                         public: the vault config
+ *   POST /v1/register/keys {token}          -> {keys}: envelopes to try a passphrase against
+ *   POST /v1/register {token, machineName, os, hostname, reregister, newKey?} -> 201 {machineId, secret}
+ * Everything else needs `Authorization: Bearer <machineId>:<secret>` (401 otherwise):
+ *   GET  /v1/session                        -> {machineId}: checks the credentials
+ *   GET  /v1/keys -> {keys};   POST /v1/keys <envelope> -> 204
+ *   GET  /v1/machines                       -> {machines}
+ *   PUT  /v1/packs/:id                      octet-stream, Content-Length required -> 204
+ *   GET  /v1/packs/:id  Range: bytes=a-b    -> 206 (200 with the whole pack without Range)
+ *   HEAD /v1/packs/:id                      -> 200 with Content-Length, or 404
+ *   PUT  /v1/index/:name                    octet-stream + X-Azbk-Content-Sha256 -> 204
+ *   GET  /v1/index -> {names};  GET /v1/index/:name -> octet-stream
+ *   POST /v1/machines/:id/points            own id only (403 otherwise); octet-stream manifest,
+ *                                           X-Azbk-Key-Id, X-Azbk-Job-Id, X-Azbk-Content-Sha256
+ *                                           -> 201 PointInfo
+ *   GET  /v1/machines/:id/points            -> {points}
+ *   GET  /v1/machines/:id/points/:point     -> octet-stream manifest; X-Azbk-Key-Id, X-Azbk-Job-Id,
+ *                                              X-Azbk-Point-Time
+ *   PUT  /v1/checkpoints/:job/:seq          octet-stream + X-Azbk-Content-Sha256 -> 201 CheckpointInfo
+ *   GET  /v1/checkpoints -> {checkpoints};  GET /v1/checkpoints/:name -> octet-stream
+ * Any other change (DELETE, PUT or POST elsewhere) is refused with 403 once authenticated.
+ * Every error is JSON {statusCode, code, error, message} with an AZBK_* code from the registry.
+ */
+import { createHash } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { AzbkError, isAzbkError, type ErrorCode } from '../shared/errors.js';
+import type { VaultSession } from './api.js';
+import { API, JSON_LIMIT, parseBearer, statusOf, type ErrorBody } from './http-protocol.js';
+import { HttpError, registerRoutes } from './server-routes.js';
+import type { TlsIdentity } from './tls.js';
+import type { Vault } from './vault.js';
+
+/** How a server is built; everything but the vault has a default. */
+export interface ServerOptions {
+  readonly vault: Vault;
+  /** request log (default: none); the Authorization header is redacted either way */
+  readonly logger?: Logger;
+  /** serve HTTPS with this certificate (default: plain HTTP, for tests with inject) */
+  readonly tls?: TlsIdentity;
+  /** how long an authenticated session is reused without asking the vault (default 30 s) */
+  readonly sessionCacheMs?: number;
+}
+
+/** Log settings of a vault server: JSON lines, secrets redacted. */
+export const SERVER_LOG_REDACT = ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'token', 'secret', '*.token', '*.secret'];
+
+/** A pino logger for a vault server writing JSON lines to `dest` (default stderr). */
+export function serverLogger(level = process.env.AZBK_LOG_LEVEL ?? 'info', dest: NodeJS.WritableStream = process.stderr): Logger {
+  return pino({ level, redact: { paths: SERVER_LOG_REDACT, censor: '[redacted]' } }, dest as pino.DestinationStream);
+}
+
+/** The status, code and message an error is answered with; internals never reach the client. */
+function describe(err: unknown): { status: number; code: ErrorCode; message: string } {
+  if (isAzbkError(err)) return { status: statusOf(err.code), code: err.code, message: err.message };
+  if (err instanceof HttpError) return { status: err.statusCode, code: err.azbkCode, message: err.message };
+  const e = err as { statusCode?: unknown; message?: unknown; code?: unknown; validation?: unknown };
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    const message = e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'The request body is too large.' : String(e.message).slice(0, 300);
+    return { status: e.statusCode, code: 'AZBK_BAD_INPUT', message };
+  }
+  return { status: 500, code: 'AZBK_INTERNAL', message: 'The vault server failed to answer the request.' };
+}
+
+/** Requests Node cannot even parse (or that time out) still get the one error shape. */
+function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+  const body = JSON.stringify({ statusCode: status, code: 'AZBK_BAD_INPUT', error: STATUS_CODES[status] ?? 'Bad Request', message: 'The request is not valid HTTP or took too long.' } satisfies ErrorBody);
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy();
+}
+
+/** Sends the one error shape. */
+function sendError(reply: FastifyReply, status: number, code: ErrorCode, message: string): FastifyReply {
+  const body: ErrorBody = { statusCode: status, code, error: STATUS_CODES[status] ?? 'Error', message };
+  if (status === 401) reply.header('www-authenticate', 'Bearer realm="azbk"');
+  return reply.code(status).type('application/json; charset=utf-8').send(body);
+}
+
+/** Resolves `Authorization` headers to vault sessions, remembering successes for a short while. */
+class SessionCache {
+  readonly #sessions = new WeakMap<FastifyRequest, VaultSession>();
+  readonly #cache = new Map<string, { session: VaultSession; expires: number }>();
+
+  constructor(
+    private readonly vault: Vault,
+    private readonly ttlMs: number,
+  ) {}
+
+  /** onRequest hook: authenticates the request or answers 401 before its body is read. */
+  readonly authenticate = async (req: FastifyRequest): Promise<void> => {
+    const header = req.headers.authorization;
+    const creds = parseBearer(header);
+    if (creds === null) {
+      throw new AzbkError('AZBK_CREDENTIALS_INVALID', 'This request needs Authorization: Bearer <machine id>:<secret>.');
+    }
+    const key = createHash('sha256').update(header!).digest('hex');
+    const hit = this.#cache.get(key);
+    let session: VaultSession;
+    if (hit !== undefined && hit.expires > Date.now()) session = hit.session;
+    else {
+      session = await this.vault.session(creds.machineId, creds.secret);
+      if (this.#cache.size >= 4096) this.#cache.clear();
+      if (this.ttlMs > 0) this.#cache.set(key, { session, expires: Date.now() + this.ttlMs });
+    }
+    this.#sessions.set(req, session);
+  };
+
+  /** The session of an authenticated request. */
+  readonly of = (req: FastifyRequest): VaultSession => {
+    const s = this.#sessions.get(req);
+    if (s === undefined) throw new AzbkError('AZBK_INTERNAL', 'Route without authentication.');
+    return s;
+  };
+}
+
+/** Builds the fastify app for `o.vault` (not listening; tests use `inject`). */
+export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
+  const app = fastify({
+    loggerInstance: o.logger ?? pino({ level: 'silent' }),
+    bodyLimit: JSON_LIMIT,
+    ...(o.tls ? { https: { cert: o.tls.cert, key: o.tls.key, minVersion: 'TLSv1.2' as const } } : {}),
+    requestTimeout: 15 * 60_000,
+    keepAliveTimeout: 65_000,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    exposeHeadRoutes: false,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    clientErrorHandler: onClientError,
+  }) as unknown as FastifyInstance;
+
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.setErrorHandler((err, req, reply) => {
+    const { status, code, message } = describe(err);
+    if (status >= 500) req.log.error({ code, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'request failed');
+    else req.log.info({ code, message }, 'request refused');
+    // An unread body may still be arriving: do not parse it as the next request.
+    if (status === 413 || status === 411 || status === 415) reply.header('connection', 'close');
+    return sendError(reply, status, code, message);
+  });
+
+  const sessions = new SessionCache(o.vault, o.sessionCacheMs ?? 30_000);
+  app.setNotFoundHandler(async (req, reply) => {
+    if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') {
+      return sendError(reply, 404, 'AZBK_BAD_INPUT', `No such route: ${req.method} ${req.url.slice(0, 200)}.`);
+    }
+    // Authenticate first: strangers learn nothing, machines learn the vault is append-only.
+    await sessions.authenticate(req);
+    return sendError(reply, 403, 'AZBK_FORBIDDEN', 'Machines may only add data to the vault; this change is not allowed.');
+  });
+
+  await app.register(async (scope) => registerRoutes(scope, { vault: o.vault, sessions }), { prefix: API });
+  return app;
+}
+
+/** A listening vault server. */
+export interface RunningServer {
+  readonly app: FastifyInstance;
+  /** e.g. https://127.0.0.1:8443 */
+  readonly url: string;
+  readonly fingerprint: string;
+  /**
+   * Stops accepting connections and lets requests in flight finish; after `graceMs` (default
+   * 30 s) the connections still open are cut, so a stalled client cannot hold up a shutdown. An
+   * upload cut off never becomes an object: the vault stores only whole bodies, atomically.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Builds the server with TLS and listens on `host`:`port` (0 picks a free port). */
+export async function startServer(o: ServerOptions & { tls: TlsIdentity; host: string; port: number }): Promise<RunningServer> {
+  const app = await buildServer(o);
+  await app.listen({ host: o.host, port: o.port });
+  const addr = app.server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]` : addr.address;
+  const close = async (graceMs = 30_000) => {
+    const cut = setTimeout(() => (app.server as { closeAllConnections?: () => void }).closeAllConnections?.(), graceMs);
+    try {
+      await app.close();
+    } finally {
+      clearTimeout(cut);
+    }
+  };
+  return { app, url: `https://${host}:${addr.port}`, fingerprint: o.tls.fingerprint, close };
+}
+
+/** `HOST:PORT` of --listen: a host name, IPv4 or [IPv6] address, and a port 0..65535. */
+export function parseListen(s: string): { host: string; port: number } {
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(s);
+  const port = Number(m?.[2]);
+  if (m === null || port > 65535) throw new AzbkError('AZBK_BAD_INPUT', `--listen takes HOST:PORT (e.g. 127.0.0.1:8443 or [::]:8443), not ${s}.`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}

@@ -1,0 +1,174 @@
+/**
+ * The vault as an HTTPS service, end to end with the built CLI: `azbk vault serve` in a child
+ * process, machines registered through https credentials, backup, points, restore on the same and
+ * on another machine, certificate pinning, clean shutdown; and two stateless servers over one
+ * Azure (Azurite) container.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backup, expectExit, expectNoStack, parseJson, runCli, setupMachine, writePassphrase, PASSPHRASE, type Machine, type Vault } from '../helpers/cli.js';
+import { expectSameTree, writeRandomFile } from '../helpers/fs-tree.js';
+import { startAzurite, type Azurite } from '../helpers/azurite.js';
+import { startServe, type ServeProcess } from '../helpers/serve.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+const MiB = 1024 * 1024;
+
+async function sourceTree(root: string): Promise<string> {
+  const src = path.join(root, 'src');
+  await fs.mkdir(path.join(src, 'docs', 'empty'), { recursive: true });
+  await fs.writeFile(path.join(src, 'docs', 'note.txt'), 'served over https\n');
+  await writeRandomFile(path.join(src, 'random.bin'), 3 * MiB + 17);
+  await fs.writeFile(path.join(src, 'zeros.bin'), Buffer.alloc(9 * MiB + 5));
+  await fs.symlink('docs/note.txt', path.join(src, 'link'));
+  return src;
+}
+
+/** Writes https credentials for `endpoint` next to the vault; extra args pick the storage. */
+async function credentials(root: string, name: string, where: readonly string[], endpoint: string, extra: readonly string[] = [], env?: Record<string, string>) {
+  const file = path.join(root, `${name}.VaultCredentials`);
+  const r = await runCli(['vault', 'credentials', ...where, '--endpoint', endpoint, '--out', file, ...extra], env ? { env } : {});
+  expectExit(r, 0);
+  return file;
+}
+
+async function setRegistration(m: Machine, change: (r: Record<string, unknown>) => void): Promise<void> {
+  const file = path.join(m.home, 'registration.json');
+  const reg = JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>;
+  change(reg);
+  await fs.writeFile(file, JSON.stringify(reg, null, 2));
+}
+
+describe('vault service over a folder', () => {
+  let root: string;
+  let server: ServeProcess;
+  let vault: Vault;
+
+  beforeAll(async () => {
+    root = await fs.realpath(await fs.mkdtemp(path.join((await import('node:os')).tmpdir(), 'azbk-service-')));
+    const dir = path.join(root, 'vault');
+    const created = await runCli(['vault', 'create', '--path', dir, '--name', 'Served', '--json']);
+    expectExit(created, 0);
+    server = await startServe(['--path', dir]);
+    expect(server.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    expect(server.fingerprint).toBe(parseJson(created).certFingerprint);
+    vault = { dir, credentials: await credentials(root, 'Served', ['--path', dir], server.url) };
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await fs.rm(root, { recursive: true, force: true });
+  });
+
+  it('backs up, lists and restores byte for byte through the service, also on another machine', async () => {
+    const creds = JSON.parse(await fs.readFile(vault.credentials, 'utf8'));
+    expect(creds.endpoint).toBe(server.url);
+    expect(creds.certFingerprint).toBe(server.fingerprint);
+    const a = await setupMachine(root, { name: 'A', vault });
+    const b = await setupMachine(root, { name: 'B', vault });
+    const src = await sourceTree(root);
+    const first = await backup(a, [src]);
+    expect(first.stats.files).toBe(3);
+
+    const points = await a.run(['points', '--json']);
+    expectExit(points, 0);
+    expect(JSON.stringify(parseJson(points))).toContain(first.point.id);
+
+    const mine = path.join(root, 'restore-A');
+    expectExit(await a.run(['restore', '--point', 'latest', '--target', mine]), 0);
+    await expectSameTree(src, path.join(mine, src));
+
+    const theirs = path.join(root, 'restore-B');
+    const pass = await writePassphrase(root, PASSPHRASE);
+    const r = await b.run(['restore', '--machine', 'A', '--point', first.point.id, '--passphrase-file', pass, '--target', theirs]);
+    expectExit(r, 0);
+    await expectSameTree(src, path.join(theirs, src));
+
+    // A second backup of unchanged data uploads next to nothing: deduplication works over HTTPS.
+    const second = await backup(a, [src]);
+    expect(second.stats.newBytes).toBeLessThan(MiB);
+    expect(server.stderr()).not.toMatch(/Bearer [0-9a-f]{32}:/);
+  });
+
+  it('refuses credentials whose fingerprint was altered, or that pin another certificate', async () => {
+    const text = await fs.readFile(vault.credentials, 'utf8');
+    const altered = path.join(root, 'altered.VaultCredentials');
+    await fs.writeFile(altered, text.replace(/"certFingerprint": "[0-9a-f]{64}"/, `"certFingerprint": "${'0'.repeat(64)}"`));
+    const pass = await writePassphrase(root, PASSPHRASE);
+    const home = path.join(root, 'home-X');
+    const r1 = await runCli(['register', '--vault-credentials', altered, '--passphrase-file', pass, '--machine-name', 'X'], { home });
+    expectExit(r1, 13);
+    expect(r1.stderr).toMatch(/AZBK_CREDENTIALS_INVALID.*certFingerprint/);
+
+    // Properly signed, but pinning another certificate (as if someone were in between).
+    const other = path.join(root, 'other-vault');
+    expectExit(await runCli(['vault', 'create', '--path', other, '--name', 'Other']), 0);
+    const otherCert = path.join(root, 'other-cert.pem');
+    await fs.writeFile(otherCert, JSON.parse(await fs.readFile(path.join(other, 'vault', 'tls'), 'utf8')).cert);
+    const pinned = await credentials(root, 'pinned', ['--path', vault.dir], server.url, ['--tls-cert', otherCert]);
+    const r2 = await runCli(['register', '--vault-credentials', pinned, '--passphrase-file', pass, '--machine-name', 'X'], { home });
+    expectExit(r2, 10);
+    expectNoStack(r2);
+    expect(r2.stderr).toMatch(/AZBK_VAULT_UNREACHABLE.*certificate/);
+    expect(r2.stderr).toMatch(/hint: .*pinned/);
+  });
+
+  it('stops promptly with exit code 0 on SIGTERM', async () => {
+    const dir = await makeTempDir();
+    const v = path.join(dir, 'vault');
+    expectExit(await runCli(['vault', 'create', '--path', v, '--name', 'Stop']), 0);
+    const s = await startServe(['--path', v]);
+    const stopped = await s.stop();
+    expect(stopped.code, s.stderr()).toBe(0);
+    expect(stopped.ms).toBeLessThan(5000);
+  });
+});
+
+describe('two vault servers over one Azure container', () => {
+  let azurite: Azurite;
+  beforeAll(async () => {
+    azurite = await startAzurite();
+  });
+  afterAll(async () => {
+    await azurite?.stop();
+  });
+
+  it('serve the same vault with the same certificate: register via one, back up via the other, restore via the first', async () => {
+    const root = await makeTempDir();
+    const env = { AZBK_AZURE_CONNECTION_STRING: azurite.connectionString };
+    const where = ['--azure', '--container', 'vault-e2e'];
+    const created = await runCli(['vault', 'create', ...where, '--name', 'Cloud', '--json'], { env });
+    expectExit(created, 0);
+    expect(created.stderr).not.toContain('command line'); // no warning: the secret came from the environment
+    const one = await startServe(where, { env });
+    const two = await startServe(where, { env });
+    try {
+      expect(one.fingerprint).toBe(parseJson(created).certFingerprint);
+      expect(two.fingerprint).toBe(one.fingerprint);
+      const vault = { dir: '', credentials: await credentials(root, 'Cloud', where, one.url, [], env) };
+      const a = await setupMachine(root, { name: 'A', vault });
+      const src = await sourceTree(root);
+      await setRegistration(a, (r) => (r.endpoint = two.url));
+      const b = await backup(a, [src]);
+      expect(b.stats.files).toBe(3);
+      await setRegistration(a, (r) => (r.endpoint = one.url));
+      const target = path.join(root, 'restored');
+      expectExit(await a.run(['restore', '--point', 'latest', '--target', target]), 0);
+      await expectSameTree(src, path.join(target, src));
+      for (const s of [one, two]) expect(s.stdout() + s.stderr()).not.toContain(azurite.connectionString.split(';').find((p) => p.startsWith('AccountKey='))!.slice(11));
+      expect(one.stderr() + two.stderr()).toMatch(/request completed/);
+      expect(two.stderr()).toMatch(/"method":"PUT","url":"\/v1\/packs\//);
+    } finally {
+      expect((await one.stop()).code).toBe(0);
+      expect((await two.stop()).code).toBe(0);
+    }
+  });
+
+  it('warns when the connection string is given on the command line, and never prints it', async () => {
+    const r = await runCli(['vault', 'create', '--azure', azurite.connectionString, '--container', 'vault-warn', '--name', 'Warn']);
+    expectExit(r, 0);
+    expect(r.stderr).toMatch(/AZBK_AZURE_CONNECTION_STRING/);
+    expect(r.stdout + r.stderr).not.toContain('AccountKey');
+  });
+});

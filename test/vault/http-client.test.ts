@@ -1,0 +1,227 @@
+/**
+ * The HTTPS client of the vault service against a real TLS server: the whole session API, the
+ * errors it maps, certificate pinning, retries, and a hostile server whose replies it must refuse.
+ */
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { generate } from 'selfsigned';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { KeyId, MachineId, PackId, PointId } from '../../src/core/ids.js';
+import { packIdOf } from '../../src/core/pack.js';
+import { isAzbkError } from '../../src/shared/errors.js';
+import { HttpVault } from '../../src/vault/http-client.js';
+import type { RunningServer } from '../../src/vault/server.js';
+import { parseTlsIdentity, type TlsIdentity } from '../../src/vault/tls.js';
+import { bytes, createTestVault, listen, testTls } from '../helpers/vault-service.js';
+
+const fast = { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 };
+let cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups = [];
+});
+
+async function service(o: { maxMachines?: number; tls?: TlsIdentity } = {}): Promise<{ server: RunningServer; token: string; client: HttpVault }> {
+  const t = await createTestVault(o);
+  const server = await listen(t, o.tls);
+  const client = new HttpVault(server.url, server.fingerprint, fast);
+  cleanups.push(() => server.close(), () => client.close());
+  return { server, token: t.token, client };
+}
+
+const reg = (token: string, machineName: string, reregister = false) => ({ token, machineName, os: 'linux-x64', hostname: 'h', reregister });
+
+/** The AzbkError code `p` rejects with. */
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    if (isAzbkError(err)) return err.code;
+    throw err;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('HttpVault against a vault server', () => {
+  it('runs the whole session API, with several requests in flight', async () => {
+    const { client, token } = await service();
+    expect((await client.config()).name).toBe('Service');
+    expect(await client.listKeysForRegistration(token)).toEqual([]);
+    const a = await client.register(reg(token, 'alpha'));
+    const b = await client.register(reg(token, 'beta'));
+    const sa = await client.session(a.machineId, a.secret);
+    const sb = await client.session(b.machineId, b.secret);
+    expect((await sa.listMachines()).map((m) => m.name)).toEqual(['alpha', 'beta']);
+
+    const packs = Array.from({ length: 6 }, () => bytes(200_000));
+    await Promise.all(packs.map((p) => sa.putPack(packIdOf(p), p)));
+    await sa.putPack(packIdOf(packs[0]!), packs[0]!); // again: a no-op
+    const reads = await Promise.all(packs.map((p) => sb.readPack(packIdOf(p), 1000, 5000)));
+    reads.forEach((r, i) => expect(r.equals(packs[i]!.subarray(1000, 6000))).toBe(true));
+    expect(await sb.statPack(packIdOf(packs[1]!))).toBe(200_000);
+    expect(await sb.statPack('00'.repeat(32) as PackId)).toBeNull();
+    expect(await sb.readPack(packIdOf(packs[1]!), 10, 0)).toHaveLength(0);
+
+    const index = bytes(1234);
+    await sa.putIndex('12'.repeat(32), index);
+    await sa.putIndex('12'.repeat(32), index); // a retry after a lost reply
+    expect(await sb.listIndex()).toEqual(['12'.repeat(32)]);
+    expect((await sb.readIndex('12'.repeat(32))).equals(index)).toBe(true);
+
+    const manifest = bytes(300);
+    const p = { keyId: '34'.repeat(16) as KeyId, jobId: '56'.repeat(16), manifest };
+    const point = await sa.putPoint(p);
+    expect(await sa.putPoint(p)).toEqual(point);
+    expect(await sb.listPoints(a.machineId)).toEqual([point]);
+    const rec = await sb.readPoint(a.machineId, point.id);
+    expect(rec).toMatchObject({ ...point, keyId: p.keyId, jobId: p.jobId });
+    expect(rec.manifest.equals(manifest)).toBe(true);
+
+    const cp = await sa.putCheckpoint({ jobId: '78'.repeat(16), seq: 1, data: bytes(50) });
+    expect(await sa.listCheckpoints()).toEqual([cp]);
+    expect(await sb.listCheckpoints()).toEqual([]);
+    expect(await sa.readCheckpoint(cp.name)).toHaveLength(50);
+  });
+
+  it('maps error replies to the codes of the embedded vault', async () => {
+    const { client, token } = await service({ maxMachines: 2 });
+    const a = await client.register(reg(token, 'alpha'));
+    expect(await codeOf(client.register(reg(token, 'alpha')))).toBe('AZBK_MACHINE_NAME_TAKEN');
+    await client.register(reg(token, 'beta'));
+    expect(await codeOf(client.register(reg(token, 'gamma')))).toBe('AZBK_VAULT_LIMIT');
+    expect(await codeOf(client.register(reg(`${token}x`, 'gamma')))).toBe('AZBK_CREDENTIALS_INVALID');
+    expect(await codeOf(client.session(a.machineId, Buffer.alloc(32).toString('base64')))).toBe('AZBK_CREDENTIALS_INVALID');
+    const s = await client.session(a.machineId, a.secret);
+    await s.putIndex('ab'.repeat(32), bytes(10));
+    expect(await codeOf(s.putIndex('ab'.repeat(32), bytes(10)))).toBe('AZBK_FORBIDDEN');
+    expect(await codeOf(s.readIndex('cd'.repeat(32)))).toBe('AZBK_VAULT_CORRUPT');
+    expect(await codeOf(s.readPack('cd'.repeat(32) as PackId, 0, 10))).toBe('AZBK_VAULT_CORRUPT');
+    expect(await codeOf(s.readPoint(a.machineId, '20200101T000000000Z-00000000' as PointId))).toBe('AZBK_POINT_NOT_FOUND');
+    const data = bytes(10);
+    expect(await codeOf(s.putPack('ef'.repeat(32) as PackId, data))).toBe('AZBK_BAD_INPUT');
+  });
+
+  it('refuses a server whose certificate is not the pinned one, at once and clearly', async () => {
+    const { server } = await service();
+    const wrong = new HttpVault(server.url, 'ab'.repeat(32), { attempts: 5, baseDelayMs: 500 });
+    cleanups.push(() => wrong.close());
+    const started = Date.now();
+    const err = await wrong.config().catch((e: unknown) => e);
+    expect(isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')).toBe(true);
+    expect((err as Error).message).toMatch(/certificate/);
+    expect((err as Error).message).toContain(server.fingerprint);
+    expect((err as { hint: string }).hint).toMatch(/pinned/);
+    expect(Date.now() - started).toBeLessThan(400); // not retried
+    // Without a pin, a self-signed certificate fails the CA checks.
+    const unpinned = new HttpVault(server.url, null, fast);
+    cleanups.push(() => unpinned.close());
+    expect(await codeOf(unpinned.config())).toBe('AZBK_VAULT_UNREACHABLE');
+  });
+
+  it('accepts a CA-signed certificate with its chain, pinned by the leaf fingerprint', async () => {
+    const ca = await generate([{ name: 'commonName', value: 'azbk test CA' }], {
+      keyType: 'ec',
+      algorithm: 'sha256',
+      extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
+    });
+    const leaf = await generate([{ name: 'commonName', value: 'vault.test' }], {
+      keyType: 'ec',
+      algorithm: 'sha256',
+      ca: { key: ca.private, cert: ca.cert },
+      extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] }],
+    });
+    const tls = parseTlsIdentity(`${leaf.cert}\n${ca.cert}`, leaf.private);
+    expect(tls.fingerprint).toBe(createHash('sha256').update(Buffer.from(leaf.cert.replace(/-----[^-]+-----|\s/g, ''), 'base64')).digest('hex'));
+    const { client, token } = await service({ tls });
+    const a = await client.register(reg(token, 'alpha'));
+    expect((await client.session(a.machineId, a.secret)).machineId).toBe(a.machineId);
+  });
+
+  it('retries connection failures with back-off, then reports AZBK_VAULT_UNREACHABLE', async () => {
+    const { server } = await service();
+    const url = server.url;
+    await server.close();
+    const delays: number[] = [];
+    const client = new HttpVault(url, server.fingerprint, { attempts: 4, baseDelayMs: 10, sleep: async (ms) => void delays.push(ms) });
+    cleanups.push(() => client.close());
+    const err = await client.config().catch((e: unknown) => e);
+    expect(isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')).toBe(true);
+    expect((err as Error).message).toMatch(/ECONNREFUSED/);
+    expect(delays).toHaveLength(3);
+    expect(delays[2]!).toBeGreaterThanOrEqual(20);
+  });
+});
+
+describe('HttpVault against a hostile server', () => {
+  /** An HTTPS server with the test certificate that answers with `handler`. */
+  async function hostile(handler: (req: IncomingMessage, res: ServerResponse) => void) {
+    const tls = await testTls();
+    const server = https.createServer({ cert: tls.cert, key: tls.key }, handler);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    cleanups.push(async () => {
+      server.closeAllConnections();
+      server.close();
+    });
+    const client = new HttpVault(`https://127.0.0.1:${(server.address() as AddressInfo).port}`, tls.fingerprint, fast);
+    cleanups.push(() => client.close());
+    return client;
+  }
+
+  const machine = 'aa'.repeat(16) as MachineId;
+  const secret = Buffer.alloc(32, 1).toString('base64');
+
+  it('refuses malformed replies with AZBK_VAULT_CORRUPT', async () => {
+    let calls = 0;
+    const client = await hostile((req, res) => {
+      calls++;
+      const url = req.url ?? '';
+      if (url === '/v1/config') return res.end('{"format": "azbk-vault"');
+      if (url === '/v1/session') return res.end(JSON.stringify({ machineId: machine }));
+      if (url === '/v1/index') return res.end(JSON.stringify({ names: ['../../config'] }));
+      if (url === '/v1/machines') return res.end(JSON.stringify({ machines: [{ id: machine, name: 7 }] }));
+      if (url.startsWith('/v1/packs/')) {
+        res.writeHead(206);
+        return res.end(Buffer.alloc(5));
+      }
+      if (url.endsWith('/points')) return res.end(JSON.stringify({ points: [{ id: '20200101T000000000Z-00000000', machineId: 'bb'.repeat(16), time: 'x' }] }));
+      res.writeHead(200);
+      res.end('[]');
+    });
+    expect(await codeOf(client.config())).toBe('AZBK_VAULT_CORRUPT');
+    const s = await client.session(machine, secret);
+    expect(await codeOf(s.listIndex())).toBe('AZBK_VAULT_CORRUPT');
+    expect(await codeOf(s.listMachines())).toBe('AZBK_VAULT_CORRUPT');
+    expect(await codeOf(s.readPack('cd'.repeat(32) as PackId, 0, 100))).toBe('AZBK_VAULT_CORRUPT');
+    expect(await codeOf(s.listPoints(machine))).toBe('AZBK_VAULT_CORRUPT');
+    expect(await codeOf(s.listKeys())).toBe('AZBK_VAULT_CORRUPT');
+    expect(calls).toBe(7); // none of these is retried
+  });
+
+  it('retries 5xx for idempotent requests only, and takes the server error code', async () => {
+    let configCalls = 0;
+    let registerCalls = 0;
+    const client = await hostile((req, res) => {
+      if (req.url === '/v1/register') {
+        registerCalls++;
+        res.writeHead(503, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify({ statusCode: 503, code: 'AZBK_VAULT_UNREACHABLE', error: 'Service Unavailable', message: 'storage down\u001b[31m' }));
+      }
+      if (++configCalls < 3) {
+        res.writeHead(502);
+        return res.end('bad gateway');
+      }
+      res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ statusCode: 500, code: 'AZBK_NO_SUCH_CODE', message: 'x' }));
+    });
+    const err = await client.register(reg('t', 'alpha')).catch((e: unknown) => e);
+    expect(isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')).toBe(true);
+    expect((err as Error).message).toBe('storage down [31m');
+    expect(registerCalls).toBe(1);
+    expect(await codeOf(client.config())).toBe('AZBK_VAULT_UNREACHABLE');
+    expect(configCalls).toBe(3);
+  });
+});
