@@ -3,6 +3,7 @@
  * and its process. A lock whose process is gone (killed, crashed, rebooted) is taken over.
  */
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import { AzbkError } from '../shared/errors.js';
 import { errnoCode, readJsonFile } from '../shared/files.js';
 
@@ -33,20 +34,37 @@ async function readLock(file: string): Promise<LockBody | null> {
   }
 }
 
-/** Takes the machine's job lock; AZBK_JOB_RUNNING when a live process holds it. */
+/**
+ * Lock files this process holds. A lock file naming this process's pid is stale (left by an
+ * earlier process that had the same pid) unless it is in here: then a job of this very process,
+ * e.g. one started from a test or a future scheduler, holds it.
+ */
+const heldHere = new Set<string>();
+
+/** Takes the machine's job lock; AZBK_JOB_RUNNING when a live process (this one included) holds it. */
 export async function acquireJobLock(file: string, job: { jobId: string; kind: string }): Promise<JobLock> {
   const body = JSON.stringify({ pid: process.pid, jobId: job.jobId, kind: job.kind, started: new Date().toISOString() });
+  const key = path.resolve(file);
+  const running = (held: LockBody | null) =>
+    new AzbkError('AZBK_JOB_RUNNING', `Another ${String(held?.kind ?? 'azbk')} job (${String(held?.jobId ?? '?')}, process ${String(held?.pid ?? process.pid)}) is running on this machine.`);
   for (let attempt = 0; attempt < 3; attempt++) {
+    if (heldHere.has(key)) throw running(await readLock(file));
+    heldHere.add(key); // taken synchronously, so two jobs of this process cannot both get here
     try {
       await fs.writeFile(file, body, { flag: 'wx', mode: 0o600 });
-      return { release: () => fs.rm(file, { force: true }) };
+      return {
+        release: async () => {
+          heldHere.delete(key);
+          await fs.rm(file, { force: true });
+        },
+      };
     } catch (err) {
+      heldHere.delete(key);
       if (errnoCode(err) !== 'EEXIST') throw err;
     }
     const held = await readLock(file);
-    if (held !== null && typeof held.pid === 'number' && held.pid !== process.pid && alive(held.pid)) {
-      throw new AzbkError('AZBK_JOB_RUNNING', `Another ${String(held.kind)} job (${String(held.jobId)}, process ${held.pid}) is running on this machine.`);
-    }
+    if (held !== null && typeof held.pid === 'number' && held.pid !== process.pid && alive(held.pid)) throw running(held);
+    if (heldHere.has(key)) throw running(held);
     await fs.rm(file, { force: true });
   }
   throw new AzbkError('AZBK_JOB_RUNNING', 'Could not take the job lock; another job keeps taking it.');

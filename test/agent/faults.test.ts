@@ -1,0 +1,348 @@
+/**
+ * Fault injection into backup and restore, in process: failing and lost store writes and reads,
+ * files changing while read, leftovers in a disk vault, cancellation, and the job lock. After
+ * each fault the vault must stay consistent (verifyVault) and a later job must finish the work.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { runBackup, type BackupOptions } from '../../src/agent/backup.js';
+import { runRestore, type RestoreResult } from '../../src/agent/restore.js';
+import { verifyVault } from '../../src/agent/verify.js';
+import { AzbkError } from '../../src/shared/errors.js';
+import { layout } from '../../src/vault/layout.js';
+import { FsBlobStore } from '../../src/vault/storage/fs-store.js';
+import { expectSameBytes, expectSameTree, listFiles, writeRandomFile } from '../helpers/fs-tree.js';
+import { createMachine, dataOnlyPack, filesInPack, readPoint, type TestMachine } from '../helpers/machine.js';
+
+// Backups read files in worker threads; under vitest those run from a bundle of their source.
+vi.mock('node:worker_threads', async (orig) => (await import('../helpers/worker-threads.js')).withSourceWorkers(await orig()));
+
+const MiB = 1 << 20;
+const PACK = 16 * MiB;
+const CHECKPOINT_BYTES = 8 * MiB;
+
+/**
+ * A few files of random data, about 40 MiB (more with a bigger `big.bin`): several packs, and
+ * checkpoints every 8 MiB.
+ */
+async function makeSource(m: TestMachine, bigSize = 22 * MiB): Promise<string> {
+  const src = path.join(m.dir, 'src');
+  await writeRandomFile(path.join(src, 'big.bin'), bigSize + 12345);
+  await writeRandomFile(path.join(src, 'docs', 'mid.bin'), 12 * MiB);
+  await writeRandomFile(path.join(src, 'docs', 'small.bin'), 300 * 1024);
+  await writeRandomFile(path.join(src, 'z', 'last.bin'), 5 * MiB + 7);
+  await fs.writeFile(path.join(src, 'docs', 'note.txt'), 'a note\n');
+  await fs.mkdir(path.join(src, 'empty'));
+  return src;
+}
+
+/** Restores the latest point under a fresh target folder. */
+async function restore(m: TestMachine): Promise<{ result: RestoreResult; target: string }> {
+  const target = await fs.mkdtemp(path.join(m.dir, 'restore-'));
+  const result = await runRestore(m.ctx, { point: 'latest', target, paths: [], conflict: 'overwrite' });
+  return { result, target };
+}
+
+/** Restores the latest point and expects `src` back exactly. */
+async function expectRestores(m: TestMachine, src: string): Promise<void> {
+  const { result, target } = await restore(m);
+  expect(result.failed).toEqual([]);
+  await expectSameTree(src, path.join(target, src));
+}
+
+/** verifyVault finds no problem; `readData` decodes every chunk too (slower). */
+async function expectConsistent(m: TestMachine, readData = false): Promise<Awaited<ReturnType<typeof verifyVault>>> {
+  const report = await verifyVault(m.ctx.session, m.keys, { readData });
+  expect(report.problems).toEqual([]);
+  return report;
+}
+
+async function backupError(m: TestMachine, opts: BackupOptions): Promise<AzbkError> {
+  const err: unknown = await runBackup(m.ctx, opts).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(AzbkError);
+  return err as AzbkError;
+}
+
+const isPack = (key: string) => key.startsWith('packs/');
+
+describe('transient store failures', () => {
+  it('retries failed and lost puts: the backup succeeds and restores exactly', async () => {
+    const m = await createMachine();
+    const src = await makeSource(m);
+    m.faulty
+      .fail('put', { after: 2, mode: 'error' }) // the 3rd put of any kind
+      .fail('put', { after: 1, mode: 'lost-reply', match: isPack }) // the 2nd pack is stored, its reply lost
+      .fail('put', { mode: 'lost-reply', match: (k) => k.startsWith('index/') })
+      .fail('put', { mode: 'lost-reply', match: (k) => k.startsWith('checkpoints/') });
+    const res = await runBackup(m.ctx, { include: [src], checkpointBytes: CHECKPOINT_BYTES });
+    expect(m.faulty.faults.put).toBe(4);
+    expect(m.retries.filter((r) => r.op === 'put')).toHaveLength(4);
+    expect(res.checkpoints).toBeGreaterThanOrEqual(3);
+    expect(res.skipped).toEqual([]);
+    expect(await m.ctx.session.listPoints(m.ctx.registration.machineId)).toHaveLength(1);
+    await expectRestores(m, src);
+    const report = await expectConsistent(m, true);
+    expect(report.points).toBe(1);
+  });
+
+  it('a lost reply to the point write leaves exactly one point', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await writeRandomFile(path.join(src, 'f.bin'), MiB);
+    m.faulty.fail('put', { mode: 'lost-reply', match: (k) => k.startsWith('points/') });
+    const res = await runBackup(m.ctx, { include: [src] });
+    expect(m.faulty.faults.put).toBe(1);
+    const points = await m.ctx.session.listPoints(m.ctx.registration.machineId);
+    expect(points.map((p) => p.id)).toEqual([res.point.id]);
+    await expectRestores(m, src);
+  });
+});
+
+describe('persistent put failure from some put on', () => {
+  // Puts of a job with checkpoints every 8 MiB: pack, index, checkpoint, pack, index, checkpoint...
+  // Let through 3 (fail the 2nd pack), 5 (fail the 2nd checkpoint) or 7 (fail the 3rd index).
+  // Pack bytes of one clean backup of makeSource's data (random, so about the same every time).
+  let cleanBytes = 0;
+
+  it.each([3, 5, 7])('after %i puts: the job stops, the vault stays consistent, the next job resumes', async (after) => {
+    const m = await createMachine();
+    const src = await makeSource(m);
+    if (cleanBytes === 0) {
+      const clean = await createMachine();
+      await runBackup(clean.ctx, { include: [src], checkpointBytes: CHECKPOINT_BYTES });
+      cleanBytes = await clean.packBytes();
+    }
+
+    m.faulty.fail('put', { after, times: Infinity });
+    const err = await backupError(m, { include: [src], checkpointBytes: CHECKPOINT_BYTES });
+    expect(err.code).toBe('AZBK_VAULT_UNREACHABLE');
+    const stored = await m.ctx.session.listCheckpoints();
+    expect(stored.length).toBeGreaterThanOrEqual(1);
+    // The message names the last checkpoint that was actually stored.
+    const last = stored.at(-1)!;
+    expect(err.message).toContain(`the next one continues from checkpoint ${last.seq} of job ${last.jobId}`);
+    expect(await m.ctx.session.listPoints(m.ctx.registration.machineId)).toEqual([]);
+    const mid = await expectConsistent(m);
+    expect(mid).toMatchObject({ points: 0, checkpoints: stored.length });
+
+    m.faulty.clearFaults();
+    const res = await runBackup(m.ctx, { include: [src], checkpointBytes: CHECKPOINT_BYTES });
+    expect(res.resumed).not.toBeNull();
+    expect(res.resumed).toMatchObject({ jobId: last.jobId, seq: last.seq });
+    await expectRestores(m, src);
+    await expectConsistent(m, true);
+    // What the failed job uploaded after its last checkpoint may be stored twice, nothing more.
+    expect(await m.packBytes()).toBeLessThanOrEqual(cleanBytes + 2 * PACK + CHECKPOINT_BYTES);
+  });
+
+  it.each(['packs/', 'index/', 'checkpoints/'])('a put of %s failing with an unexpected error fails the job; no file is skipped', async (prefix) => {
+    const m = await createMachine();
+    const src = await makeSource(m);
+    m.faulty.fail('put', { match: (k) => k.startsWith(prefix), error: () => new Error('socket hang up') });
+    const err: unknown = await runBackup(m.ctx, { include: [src], checkpointBytes: CHECKPOINT_BYTES }).then(
+      (r) => r.skipped,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toContain('socket hang up');
+    expect(await m.ctx.session.listPoints(m.ctx.registration.machineId)).toEqual([]);
+    await expectConsistent(m);
+  });
+});
+
+describe('get failures during restore', () => {
+  it('retries transient failures', async () => {
+    const m = await createMachine();
+    const src = await makeSource(m);
+    await runBackup(m.ctx, { include: [src] });
+    m.faulty.fail('get', { match: isPack, times: 3 }).fail('get', { match: isPack, after: 5, mode: 'lost-reply' });
+    await expectRestores(m, src);
+    expect(m.faulty.faults.get).toBe(4);
+  });
+
+  it('a pack that cannot be read fails only the files with chunks in it', async () => {
+    const m = await createMachine();
+    const src = await makeSource(m, 36 * MiB); // big.bin spans a pack of its data only
+    const res = await runBackup(m.ctx, { include: [src] });
+    // A pack of file data only: no directory listing of the point lives in it.
+    const contents = await readPoint(m, res.point);
+    const { files } = contents;
+    const pack = dataOnlyPack(contents, path.join(src, 'big.bin'));
+    const affected = filesInPack(contents, pack);
+    expect(affected).toContain(path.join(src, 'big.bin'));
+    expect(affected.length).toBeLessThan(files.size);
+
+    m.faulty.fail('get', { match: (k) => k === layout.pack(pack), times: Infinity });
+    const { result, target } = await restore(m);
+    expect(result.failed.map((f) => f.path).sort()).toEqual([...affected].sort());
+    for (const f of result.failed) expect(f.reason).toMatch(/Injected fault/);
+    for (const p of files.keys()) {
+      const restored = path.join(target, p);
+      if (affected.includes(p)) await expect(fs.lstat(restored)).rejects.toThrow(/ENOENT/);
+      else await expectSameBytes(p, restored);
+    }
+    // No half-written file is left under a temporary name.
+    expect((await listFiles(target)).filter((f) => path.basename(f).startsWith('.azbk-restore-'))).toEqual([]);
+    expect(result.restored.files).toBe(files.size - affected.length);
+  });
+});
+
+describe('a file that changes while it is read', () => {
+  /** Rewrites `size` bytes at the start of `file` with new random data; its metadata show the change. */
+  async function rewrite(file: string, size = MiB): Promise<void> {
+    const before = await fs.stat(file, { bigint: true });
+    const fh = await fs.open(file, 'r+');
+    try {
+      await fh.write(randomBytes(size), 0, size, 0);
+    } finally {
+      await fh.close();
+    }
+    const after = await fs.stat(file, { bigint: true });
+    if (after.mtimeNs === before.mtimeNs) {
+      const t = new Date(Number(before.mtimeNs / 1_000_000n) + 1000);
+      await fs.utimes(file, t, t);
+    }
+  }
+
+  it('changed once: the file is read again and its final content is backed up', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    const file = await writeRandomFile(path.join(src, 'growing.bin'), 52 * MiB);
+    const original = await fs.readFile(file);
+    let changes = 0;
+    m.hooks.afterPutPack = async () => {
+      if (changes++ === 0) await rewrite(file);
+    };
+    const res = await runBackup(m.ctx, { include: [src] });
+    expect(changes).toBeGreaterThanOrEqual(2); // a pack mid-read, and more after
+    expect(res.warnings).toEqual([]);
+    m.hooks.afterPutPack = undefined;
+    const final = await fs.readFile(file);
+    expect(final.equals(original)).toBe(false);
+    const { result, target } = await restore(m);
+    expect(result.failed).toEqual([]);
+    expect((await fs.readFile(path.join(target, file))).equals(final)).toBe(true);
+    await expectConsistent(m);
+  });
+
+  it('changed on every pack: the job finishes and lists the file as changed during backup', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    const file = await writeRandomFile(path.join(src, 'growing.bin'), 52 * MiB);
+    await writeRandomFile(path.join(src, 'steady.bin'), MiB);
+    // Unchanged chunks are not stored again, so a re-read uploads packs (and so changes the file
+    // again) only when enough of it is new: rewrite 20 MiB each time.
+    m.hooks.afterPutPack = () => rewrite(file, 20 * MiB);
+    const res = await runBackup(m.ctx, { include: [src] });
+    m.hooks.afterPutPack = undefined;
+    expect(res.warnings).toEqual([{ path: file, reason: 'changed during backup' }]);
+    expect(res.skipped).toEqual([]);
+    expect(res.stats.files).toBe(2);
+    const { result, target } = await restore(m);
+    expect(result.failed).toEqual([]);
+    await expectSameBytes(path.join(src, 'steady.bin'), path.join(target, src, 'steady.bin'));
+    expect((await fs.stat(path.join(target, file))).size).toBe(52 * MiB);
+    await expectConsistent(m);
+  });
+});
+
+describe('a disk vault with leftovers', () => {
+  it('backs up, restores and verifies with junk in .tmp and a truncated, unindexed pack', async () => {
+    const outer = await createMachine(); // only for its temporary folder
+    const root = path.join(outer.dir, 'vault');
+    await fs.mkdir(path.join(root, '.tmp'), { recursive: true });
+    await fs.writeFile(path.join(root, '.tmp', '0123456789abcdef01234567.tmp'), Buffer.alloc(5000, 7));
+    await fs.writeFile(path.join(root, '.tmp', 'junk'), 'half a write');
+    const orphan = 'ab' + 'cd'.repeat(31);
+    await fs.mkdir(path.join(root, 'packs', 'ab'), { recursive: true });
+    await fs.writeFile(path.join(root, 'packs', 'ab', orphan), Buffer.alloc(1234, 1));
+
+    const m = await createMachine({ base: new FsBlobStore(root) });
+    const src = await makeSource(m);
+    const res = await runBackup(m.ctx, { include: [src], checkpointBytes: CHECKPOINT_BYTES });
+    expect(res.stats.packs).toBeGreaterThanOrEqual(3);
+    await expectRestores(m, src);
+    const report = await expectConsistent(m, true);
+    expect(report.points).toBe(1);
+    expect(report.orphanPacks).toBe(0);
+    // The leftovers are still there, untouched (removing them is prune's job).
+    expect((await fs.stat(path.join(root, 'packs', 'ab', orphan))).size).toBe(1234);
+    expect(await fs.readdir(path.join(root, '.tmp'))).toEqual(expect.arrayContaining(['junk']));
+  });
+});
+
+describe('cancellation', () => {
+  it('an abort after the first checkpoint saves one more; the next job resumes and uploads less', async () => {
+    const clean = await createMachine();
+    const m = await createMachine();
+    const src = await makeSource(m);
+    const full = await runBackup(clean.ctx, { include: [src], checkpointBytes: CHECKPOINT_BYTES });
+
+    const ac = new AbortController();
+    const err = await backupError(m, {
+      include: [src],
+      checkpointBytes: CHECKPOINT_BYTES,
+      signal: ac.signal,
+      onEvent: (e) => {
+        if (e.type === 'checkpoint') ac.abort();
+      },
+    });
+    expect(err.code).toBe('AZBK_CANCELLED');
+    const saved = await m.ctx.session.listCheckpoints();
+    // The first checkpoint, and the last one the abort wrote.
+    expect(saved.length).toBeGreaterThanOrEqual(2);
+    expect(saved.map((c) => c.seq)).toEqual(saved.map((_, i) => i + 1));
+    expect(err.message).toContain(`checkpoint ${saved.length} of job ${saved[0]!.jobId} saved`);
+    expect(await m.ctx.session.listPoints(m.ctx.registration.machineId)).toEqual([]);
+    await expectConsistent(m);
+
+    const res = await runBackup(m.ctx, { include: [src], checkpointBytes: CHECKPOINT_BYTES });
+    expect(res.resumed?.seq).toBeGreaterThanOrEqual(1);
+    expect(res.resumed?.jobId).toBe(saved[0]!.jobId);
+    expect(res.stats.uploadedBytes).toBeLessThan(full.stats.uploadedBytes);
+    expect(res.stats.files).toBe(full.stats.files);
+    await expectRestores(m, src);
+    await expectConsistent(m, true);
+  });
+});
+
+describe('the job lock', () => {
+  it('a second backup while one runs fails at once with AZBK_JOB_RUNNING', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await writeRandomFile(path.join(src, 'f.bin'), MiB);
+    let entered!: () => void;
+    const inUpload = new Promise<void>((resolve) => (entered = resolve));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    m.hooks.beforePutPack = async () => {
+      entered();
+      await gate;
+    };
+    const first = runBackup(m.ctx, { include: [src] });
+    await inUpload;
+    const t0 = Date.now();
+    await expect(runBackup(m.ctx, { include: [src] })).rejects.toMatchObject({ code: 'AZBK_JOB_RUNNING' });
+    expect(Date.now() - t0).toBeLessThan(2000);
+    release();
+    const res = await first;
+    expect(res.stats.files).toBe(1);
+    await expect(fs.lstat(m.ctx.paths.lock)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('a lock file left by a dead process does not block', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await writeRandomFile(path.join(src, 'f.bin'), MiB);
+    expect(() => process.kill(999999, 0)).toThrow();
+    await fs.writeFile(m.ctx.paths.lock, JSON.stringify({ pid: 999999, jobId: 'x', kind: 'backup' }));
+    const res = await runBackup(m.ctx, { include: [src] });
+    expect(res.stats.files).toBe(1);
+    await expect(fs.lstat(m.ctx.paths.lock)).rejects.toThrow(/ENOENT/);
+  });
+});

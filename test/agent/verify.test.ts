@@ -1,0 +1,133 @@
+/** verifyVault on a healthy vault, one with a pack deleted under it, and one with unused packs. */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { runBackup } from '../../src/agent/backup.js';
+import { BlobIndex } from '../../src/agent/blob-index.js';
+import { BlobWriter } from '../../src/agent/blob-writer.js';
+import { openPoint } from '../../src/agent/points.js';
+import { verifyVault } from '../../src/agent/verify.js';
+import { decodeBlob } from '../../src/core/blob.js';
+import { decodeTree, encodeTree, type Tree } from '../../src/core/tree.js';
+import type { BlobId } from '../../src/core/ids.js';
+import { layout } from '../../src/vault/layout.js';
+import { writeRandomFile } from '../helpers/fs-tree.js';
+import { createMachine, dataOnlyPack, filesInPack, readPoint, type TestMachine } from '../helpers/machine.js';
+
+// Backups read files in worker threads; under vitest those run from a bundle of their source.
+vi.mock('node:worker_threads', async (orig) => (await import('../helpers/worker-threads.js')).withSourceWorkers(await orig()));
+
+const MiB = 1 << 20;
+
+/** A small source tree; with `big`, a.bin spans three packs, the middle one of its data only. */
+async function smallTree(m: TestMachine, big = false): Promise<string> {
+  const src = path.join(m.dir, 'src');
+  await writeRandomFile(path.join(src, 'a.bin'), big ? 36 * MiB : 3 * MiB);
+  await writeRandomFile(path.join(src, 'sub', 'b.bin'), 2 * MiB);
+  await fs.writeFile(path.join(src, 'sub', 'c.txt'), 'hello');
+  await fs.mkdir(path.join(src, 'empty'));
+  return src;
+}
+
+/** The tree blob `id` of the machine's vault, read directly. */
+async function readTree(m: TestMachine, index: BlobIndex, id: BlobId): Promise<Tree> {
+  const loc = index.get(id)!;
+  return decodeTree(decodeBlob(m.keys, 'tree', id, await m.ctx.session.readPack(loc.pack, loc.entry.offset, loc.entry.length)));
+}
+
+describe('verifyVault', () => {
+  it('finds nothing wrong with a healthy vault, with or without reading data', async () => {
+    const m = await createMachine();
+    const src = await smallTree(m);
+    await runBackup(m.ctx, { include: [src] });
+    await runBackup(m.ctx, { include: [src] });
+    for (const readData of [false, true]) {
+      const r = await verifyVault(m.ctx.session, m.keys, { readData });
+      expect(r.problems).toEqual([]);
+      expect(r.points).toBe(2);
+      expect(r.checkpoints).toBe(0);
+      // root, the ancestors of src, src, sub, empty: at least 3 distinct trees; 3 files' chunks
+      expect(r.trees).toBeGreaterThanOrEqual(4);
+      expect(r.blobs).toBeGreaterThanOrEqual(r.trees + 3);
+      expect(r.orphanPacks).toBe(0);
+    }
+  });
+
+  it('reports the files of a point whose pack was deleted from the store', async () => {
+    const m = await createMachine();
+    const src = await smallTree(m, true);
+    const res = await runBackup(m.ctx, { include: [src] });
+    // A pack of a.bin's data and no listing of the point.
+    const contents = await readPoint(m, res.point);
+    const pack = dataOnlyPack(contents, path.join(src, 'a.bin'));
+    const affected = filesInPack(contents, pack);
+    expect(affected).toContain(path.join(src, 'a.bin'));
+    await m.base.delete(layout.pack(pack));
+
+    for (const readData of [false, true]) {
+      const r = await verifyVault(m.ctx.session, m.keys, { readData });
+      expect(r.problems.map((p) => p.where).sort()).toEqual(affected.map((p) => `${res.point.id}:${p}`).sort());
+      if (!readData) for (const p of r.problems) expect(p.what).toMatch(/chunks unreadable: pack \w+ of data blob \w+ is missing/);
+    }
+  });
+
+  it('reports a damaged blob only when reading data', async () => {
+    const m = await createMachine();
+    const src = await smallTree(m, true);
+    const res = await runBackup(m.ctx, { include: [src] });
+    // Flip a byte in a pack of file data only (the store never overwrites: delete, then put).
+    const pack = dataOnlyPack(await readPoint(m, res.point), path.join(src, 'a.bin'));
+    const key = layout.pack(pack);
+    const data = (await m.base.get(key))!;
+    data[5] = data[5]! ^ 1;
+    await m.base.delete(key);
+    await m.base.put(key, data);
+    expect((await verifyVault(m.ctx.session, m.keys)).problems).toEqual([]);
+    const r = await verifyVault(m.ctx.session, m.keys, { readData: true });
+    expect(r.problems).toHaveLength(1);
+    expect(r.problems[0]!.what).toMatch(/1 of \d+ chunks unreadable: .*failed authentication/);
+  });
+
+  it('counts indexed packs nothing refers to as orphans, not problems', async () => {
+    const m = await createMachine();
+    const src = await smallTree(m);
+    await runBackup(m.ctx, { include: [src] });
+    // What an interrupted job leaves: a pack with its index, referenced by no point or checkpoint.
+    const index = await BlobIndex.load(m.ctx.session, m.keys);
+    const w = new BlobWriter(m.ctx.session, m.keys, index);
+    await w.add('data', Buffer.from('left over by a job that never finished'));
+    await w.flush();
+    const r = await verifyVault(m.ctx.session, m.keys);
+    expect(r.problems).toEqual([]);
+    expect(r.orphanPacks).toBe(1);
+  });
+
+  it('skips points of another key family', async () => {
+    const m = await createMachine();
+    const src = await smallTree(m);
+    await runBackup(m.ctx, { include: [src] });
+    const other = { ...m.keys, keyId: '0'.repeat(32) } as typeof m.keys;
+    const r = await verifyVault(m.ctx.session, other);
+    expect(r).toMatchObject({ points: 0, checkpoints: 0, blobs: 0, problems: [] });
+  });
+});
+
+describe('known bug: a data chunk and a tree with the same bytes share one blob id', () => {
+  // Blob ids are HMAC(idKey, plaintext) whatever the type, and BlobIndex/BlobWriter dedupe by id
+  // alone. A file holding exactly an empty folder's listing makes that folder's tree blob count as
+  // "already stored" (as data), and restore then (rightly, given the index) refuses a data blob as
+  // a tree: the folder cannot be restored. verifyVault must flag it. When the bug is fixed (ids or
+  // the index take the type into account), this test fails: then expect no problem instead.
+  it('verifyVault flags the folder (or file) whose blob is indexed under the other type', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await fs.mkdir(path.join(src, 'b-empty'), { recursive: true });
+    await fs.writeFile(path.join(src, 'a.json'), encodeTree([]));
+    const res = await runBackup(m.ctx, { include: [src] });
+    const r = await verifyVault(m.ctx.session, m.keys);
+    // Whichever was stored first, the other one is the casualty.
+    expect(r.problems).toHaveLength(1);
+    expect([`${res.point.id}:${path.join(src, 'b-empty')}`, `${res.point.id}:${path.join(src, 'a.json')}`]).toContain(r.problems[0]!.where);
+    expect(r.problems[0]!.what).toMatch(/indexed as (data|tree) but referenced as (tree|data)/);
+  });
+});
