@@ -398,7 +398,7 @@ class BackupJob {
     if (this.dirty !== null && !this.dirty.has(abs)) {
       // The change journal saw nothing change in here since the last backup.
       const known = this.cache.getDir(abs);
-      if (known !== undefined && this.index.has(known.tree)) {
+      if (known !== undefined && this.index.has('tree', known.tree)) {
         const { tree, ...counts } = known;
         return { tree, counts };
       }
@@ -424,7 +424,7 @@ class BackupJob {
   private async file(abs: string, name: string, st: fs.BigIntStats): Promise<FileNode | null> {
     const id = identity(st);
     const known = this.known.get(abs) ?? this.cache.get(abs);
-    if (known !== undefined && unchanged(known, id) && known.content.every((c) => this.index.has(c))) {
+    if (known !== undefined && unchanged(known, id) && known.content.every((c) => this.index.has('data', c))) {
       // Unchanged since the checkpoint this job resumes from, or since the last backup: not read.
       return this.finishFile(abs, name, st, id, known.content, false);
     }
@@ -450,7 +450,7 @@ class BackupJob {
   /** Reads a file through the workers, continuing a half-read file from the resumed checkpoint. */
   private async read(abs: string, id: Identity): Promise<{ error: string; message: string } | { size: number; before: FileStat; after: FileStat; content: BlobId[] }> {
     const p = this.partials.get(abs);
-    const resumeAt = p !== undefined && unchanged(p, id) && p.content.every((c) => this.index.has(c));
+    const resumeAt = p !== undefined && unchanged(p, id) && p.content.every((c) => this.index.has('data', c));
     const f: InFlight = { path: abs, id, offset: resumeAt ? p.offset : 0, content: resumeAt ? [...p.content] : [] };
     this.inFlight.add(f);
     try {

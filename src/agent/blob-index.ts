@@ -3,7 +3,7 @@
  * index files, and extended as packs are uploaded. Index files of other key families are skipped;
  * damaged ones are reported and skipped (their blobs are simply stored again).
  */
-import type { BlobId, PackId } from '../core/ids.js';
+import type { BlobId, BlobType, PackId } from '../core/ids.js';
 import { decodeIndex } from '../core/index-file.js';
 import type { VaultKeys } from '../core/keys.js';
 import type { PackEntry } from '../core/pack.js';
@@ -15,17 +15,26 @@ export interface BlobLocation {
   readonly entry: PackEntry;
 }
 
+/** The key of a blob in sets and maps: its type's initial and its id. */
+export function blobKey(type: BlobType, id: string): string {
+  return type === 'data' ? `d${id}` : `t${id}`;
+}
+
 export class BlobIndex {
   private readonly blobs = new Map<string, BlobLocation>();
   /** names of index files that could not be read */
   readonly damaged: string[] = [];
 
-  has(id: BlobId): boolean {
-    return this.blobs.has(id);
+  /**
+   * A chunk and a folder listing with the same bytes have the same id but are different blobs
+   * (each is sealed with its type), so blobs are known by type and id.
+   */
+  has(type: BlobType, id: BlobId): boolean {
+    return this.blobs.has(blobKey(type, id));
   }
 
-  get(id: BlobId): BlobLocation | undefined {
-    return this.blobs.get(id);
+  get(type: BlobType, id: BlobId): BlobLocation | undefined {
+    return this.blobs.get(blobKey(type, id));
   }
 
   get size(): number {
@@ -33,7 +42,7 @@ export class BlobIndex {
   }
 
   addPack(pack: PackId, entries: readonly PackEntry[]): void {
-    for (const entry of entries) this.blobs.set(entry.id, { pack, entry });
+    for (const entry of entries) this.blobs.set(blobKey(entry.type, entry.id), { pack, entry });
   }
 
   /** Loads every index file of `keys`' family from the vault. */

@@ -11,7 +11,7 @@ import { encodeIndex, type IndexPack } from '../core/index-file.js';
 import type { VaultKeys } from '../core/keys.js';
 import { PackBuilder, TARGET_PACK_SIZE } from '../core/pack.js';
 import type { VaultSession } from '../vault/api.js';
-import type { BlobIndex } from './blob-index.js';
+import { blobKey, type BlobIndex } from './blob-index.js';
 
 export interface WriterStats {
   blobs: number;
@@ -54,7 +54,7 @@ export class BlobWriter {
   async add(type: BlobType, plaintext: Uint8Array): Promise<BlobId> {
     this.check();
     const id = blobId(this.keys, plaintext);
-    if (this.isStored(id, plaintext.length)) return id;
+    if (this.isStored(type, id, plaintext.length)) return id;
     const enc = encodeBlob(this.keys, type, plaintext, { id, level: this.opts.level });
     await this.append(type, id, enc.sealed, enc.rawLength);
     return id;
@@ -63,21 +63,21 @@ export class BlobWriter {
   /** Stores a blob sealed elsewhere (by a chunk worker) unless it is already stored. */
   async addSealed(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): Promise<void> {
     this.check();
-    if (this.isStored(id, rawLength)) return;
+    if (this.isStored(type, id, rawLength)) return;
     await this.append(type, id, sealed, rawLength);
   }
 
   /** Counts a blob, and tells whether the vault or this job already has it. */
-  private isStored(id: BlobId, rawLength: number): boolean {
+  private isStored(type: BlobType, id: BlobId, rawLength: number): boolean {
     this.stats.blobs++;
     this.stats.rawBytes += rawLength;
-    return this.index.has(id) || this.pending.has(id);
+    return this.index.has(type, id) || this.pending.has(blobKey(type, id));
   }
 
   private async append(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): Promise<void> {
     this.pack ??= new PackBuilder(this.keys);
     this.pack.add(type, id, Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength), rawLength);
-    this.pending.add(id);
+    this.pending.add(blobKey(type, id));
     this.stats.newBlobs++;
     this.stats.newRawBytes += rawLength;
     if (this.pack.size >= (this.opts.packSize ?? TARGET_PACK_SIZE)) await this.uploadPack();
@@ -121,7 +121,7 @@ export class BlobWriter {
     this.stats.uploadedBytes += data.length;
     for (const p of packs) {
       this.index.addPack(p.id, p.blobs);
-      for (const b of p.blobs) this.pending.delete(b.id);
+      for (const b of p.blobs) this.pending.delete(blobKey(b.type, b.id));
     }
   }
 }

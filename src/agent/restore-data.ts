@@ -79,8 +79,8 @@ export async function restoreData(
   for (const f of files) {
     let offset = 0;
     for (const id of f.node.content) {
-      const loc = index.get(id);
-      if (loc === undefined || loc.entry.type !== 'data') {
+      const loc = index.get('data', id);
+      if (loc === undefined) {
         failFile(f, `chunk ${id.slice(0, 12)} is missing from the vault`);
         continue;
       }

@@ -83,8 +83,8 @@ class RestoreJob {
   ) {}
 
   private async blob(type: 'data' | 'tree', id: BlobId): Promise<Buffer> {
-    const loc = this.index.get(id);
-    if (loc === undefined || loc.entry.type !== type) {
+    const loc = this.index.get(type, id);
+    if (loc === undefined) {
       throw new AzbkError('AZBK_VAULT_CORRUPT', `blob ${id.slice(0, 12)} is missing from the vault`);
     }
     const sealed = await this.ctx.session.readPack(loc.pack, loc.entry.offset, loc.entry.length);

@@ -87,11 +87,10 @@ export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: 
     const key = `${type}:${id}`;
     const seen = checked.get(key);
     if (seen !== undefined) return { problem: seen };
-    const loc = index.get(id);
+    const loc = index.get(type, id);
     let problem: string | null = null;
     let plain: Buffer | undefined;
     if (loc === undefined) problem = `${type} blob ${id.slice(0, 12)} is not in the index`;
-    else if (loc.entry.type !== type) problem = `blob ${id.slice(0, 12)} is indexed as ${loc.entry.type} but referenced as ${type}`;
     else {
       usedPacks.add(loc.pack);
       if (!packSizes.has(loc.pack)) packSizes.set(loc.pack, await session.statPack(loc.pack));

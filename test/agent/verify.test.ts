@@ -6,6 +6,7 @@ import { runBackup } from '../../src/agent/backup.js';
 import { BlobIndex } from '../../src/agent/blob-index.js';
 import { BlobWriter } from '../../src/agent/blob-writer.js';
 import { openPoint } from '../../src/agent/points.js';
+import { runRestore } from '../../src/agent/restore.js';
 import { verifyVault } from '../../src/agent/verify.js';
 import { decodeBlob } from '../../src/core/blob.js';
 import { decodeTree, encodeTree, type Tree } from '../../src/core/tree.js';
@@ -31,7 +32,7 @@ async function smallTree(m: TestMachine, big = false): Promise<string> {
 
 /** The tree blob `id` of the machine's vault, read directly. */
 async function readTree(m: TestMachine, index: BlobIndex, id: BlobId): Promise<Tree> {
-  const loc = index.get(id)!;
+  const loc = index.get('tree', id)!;
   return decodeTree(decodeBlob(m.keys, 'tree', id, await m.ctx.session.readPack(loc.pack, loc.entry.offset, loc.entry.length)));
 }
 
@@ -112,22 +113,21 @@ describe('verifyVault', () => {
   });
 });
 
-describe('known bug: a data chunk and a tree with the same bytes share one blob id', () => {
-  // Blob ids are HMAC(idKey, plaintext) whatever the type, and BlobIndex/BlobWriter dedupe by id
-  // alone. A file holding exactly an empty folder's listing makes that folder's tree blob count as
-  // "already stored" (as data), and restore then (rightly, given the index) refuses a data blob as
-  // a tree: the folder cannot be restored. verifyVault must flag it. When the bug is fixed (ids or
-  // the index take the type into account), this test fails: then expect no problem instead.
-  it('verifyVault flags the folder (or file) whose blob is indexed under the other type', async () => {
+describe('a data chunk and a tree with the same bytes', () => {
+  // Blob ids are HMAC(idKey, plaintext) whatever the type; each blob is sealed with its type, and
+  // the index knows blobs by type and id, so the two are distinct blobs and both restore.
+  it('are stored as two blobs: the vault verifies and both come back', async () => {
     const m = await createMachine();
     const src = path.join(m.dir, 'src');
     await fs.mkdir(path.join(src, 'b-empty'), { recursive: true });
     await fs.writeFile(path.join(src, 'a.json'), encodeTree([]));
-    const res = await runBackup(m.ctx, { include: [src] });
-    const r = await verifyVault(m.ctx.session, m.keys);
-    // Whichever was stored first, the other one is the casualty.
-    expect(r.problems).toHaveLength(1);
-    expect([`${res.point.id}:${path.join(src, 'b-empty')}`, `${res.point.id}:${path.join(src, 'a.json')}`]).toContain(r.problems[0]!.where);
-    expect(r.problems[0]!.what).toMatch(/indexed as (data|tree) but referenced as (tree|data)/);
+    await runBackup(m.ctx, { include: [src] });
+    const r = await verifyVault(m.ctx.session, m.keys, { readData: true });
+    expect(r.problems).toEqual([]);
+    const target = path.join(m.dir, 'restored');
+    const res = await runRestore(m.ctx, { point: 'latest', target, paths: [], conflict: 'skip' });
+    expect(res.failed).toEqual([]);
+    expect((await fs.readFile(path.join(target, src, 'a.json'))).equals(encodeTree([]))).toBe(true);
+    expect((await fs.stat(path.join(target, src, 'b-empty'))).isDirectory()).toBe(true);
   });
 });

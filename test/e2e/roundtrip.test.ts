@@ -4,10 +4,10 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { backup, expectExit, parseJson, setupMachine, show } from '../helpers/cli.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backup, expectExit, parseJson, setupMachine, show, type Machine } from '../helpers/cli.js';
 import { expectSameTree, walk, writeRandomFile } from '../helpers/fs-tree.js';
-import { makeTempDir } from '../helpers/tmp.js';
+import { createTempDir, makeTempDir, type TempDir } from '../helpers/tmp.js';
 
 const MiB = 1024 * 1024;
 
@@ -65,6 +65,17 @@ async function buildOddTree(src: string): Promise<void> {
   }
 }
 
+let tmp: TempDir;
+let a: Machine;
+
+// One registered machine; each test backs up and restores its own folders.
+beforeAll(async () => {
+  tmp = await createTempDir();
+  a = await setupMachine(tmp.path);
+});
+
+afterAll(() => tmp?.cleanup());
+
 describe('round trip', () => {
   it('restores a tree of odd names, links, modes and times under --target exactly', async () => {
     const root = await makeTempDir();
@@ -79,7 +90,6 @@ describe('round trip', () => {
     }
     expect(counts).toEqual({ files: 18, dirs: 9, symlinks: 6 });
 
-    const a = await setupMachine(root);
     const b = await backup(a, [src]);
     expect(b.status).toBe('ok');
     expect(b.stats).toMatchObject(counts);
@@ -107,7 +117,6 @@ describe('round trip', () => {
     await fs.mkdir(src);
     await fs.writeFile(path.join(src, 'r\u00e9sum\u00e9'), 'NFC');
     await fs.writeFile(path.join(src, 're\u0301sume\u0301'), 'NFD');
-    const a = await setupMachine(root);
     await backup(a, [src]);
     const target = path.join(root, 't');
     expectExit(await a.run(['restore', '--point', 'latest', '--target', target]), 0);
@@ -124,7 +133,6 @@ describe('round trip', () => {
     await fs.mkdir(src);
     await fs.writeFile(path.join(src, 'back\\slash.txt'), 'backslash');
     await fs.writeFile(path.join(src, 'ok.txt'), 'ok');
-    const a = await setupMachine(root);
     const b = await a.run(['backup', '--now', '--include', src, '--json']);
     // Either the backup says it cannot keep that name (partial, listed), or the restore brings it back.
     if (b.code === 3) {

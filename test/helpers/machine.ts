@@ -132,7 +132,7 @@ export async function readPoint(m: TestMachine, point: PointInfo): Promise<Point
   const trees = new Set<BlobId>();
   const visit = async (segs: string[], id: BlobId): Promise<void> => {
     trees.add(id);
-    const loc = index.get(id);
+    const loc = index.get('tree', id);
     if (loc === undefined) throw new Error(`tree ${id} is not indexed`);
     const sealed = await m.ctx.session.readPack(loc.pack, loc.entry.offset, loc.entry.length);
     for (const node of decodeTree(decodeBlob(m.keys, 'tree', id, sealed)).nodes) {
@@ -151,13 +151,13 @@ export async function readPoint(m: TestMachine, point: PointInfo): Promise<Point
 export function dataOnlyPack(c: PointContents, file: string): PackId {
   const node = c.files.get(file);
   if (node === undefined) throw new Error(`${file} is not in the point`);
-  const treePacks = new Set([...c.trees].map((t) => c.index.get(t)?.pack));
-  const pack = node.content.map((id) => c.index.get(id)?.pack).find((p) => p !== undefined && !treePacks.has(p));
+  const treePacks = new Set([...c.trees].map((t) => c.index.get('tree', t)?.pack));
+  const pack = node.content.map((id) => c.index.get('data', id)?.pack).find((p) => p !== undefined && !treePacks.has(p));
   if (pack === undefined) throw new Error(`every pack of ${file} also holds directory listings`);
   return pack;
 }
 
 /** The files of `c` with at least one chunk in `pack`. */
 export function filesInPack(c: PointContents, pack: PackId): string[] {
-  return [...c.files].filter(([, f]) => f.content.some((id) => c.index.get(id)?.pack === pack)).map(([p]) => p);
+  return [...c.files].filter(([, f]) => f.content.some((id) => c.index.get('data', id)?.pack === pack)).map(([p]) => p);
 }
