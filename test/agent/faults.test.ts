@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runBackup, type BackupOptions } from '../../src/agent/backup.js';
 import { runRestore, type RestoreResult } from '../../src/agent/restore.js';
 import { verifyVault } from '../../src/agent/verify.js';
@@ -17,7 +17,6 @@ import { expectSameBytes, expectSameTree, listFiles, writeRandomFile } from '../
 import { createMachine, dataOnlyPack, filesInPack, readPoint, type TestMachine } from '../helpers/machine.js';
 
 // Backups read files in worker threads; under vitest those run from a bundle of their source.
-vi.mock('node:worker_threads', async (orig) => (await import('../helpers/worker-threads.js')).withSourceWorkers(await orig()));
 
 const MiB = 1 << 20;
 const PACK = 16 * MiB;

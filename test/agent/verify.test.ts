@@ -1,7 +1,7 @@
 /** verifyVault on a healthy vault, one with a pack deleted under it, and one with unused packs. */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runBackup } from '../../src/agent/backup.js';
 import { BlobIndex } from '../../src/agent/blob-index.js';
 import { BlobWriter } from '../../src/agent/blob-writer.js';
@@ -16,7 +16,6 @@ import { writeRandomFile } from '../helpers/fs-tree.js';
 import { createMachine, dataOnlyPack, filesInPack, readPoint, type TestMachine } from '../helpers/machine.js';
 
 // Backups read files in worker threads; under vitest those run from a bundle of their source.
-vi.mock('node:worker_threads', async (orig) => (await import('../helpers/worker-threads.js')).withSourceWorkers(await orig()));
 
 const MiB = 1 << 20;
 
