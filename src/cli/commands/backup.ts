@@ -5,10 +5,11 @@ import { openAgent } from '../../agent/context.js';
 import { recordJob } from '../../agent/jobs.js';
 import { loadPolicy } from '../../agent/policy.js';
 import { AzbkError, ExitCode } from '../../shared/errors.js';
+import { limitOptions, withLimits, type LimitOpts } from '../limits.js';
 import { formatBytes } from '../output.js';
 import { action, setExitCode } from '../run.js';
 
-interface Opts {
+interface Opts extends LimitOpts {
   now?: boolean;
   include?: string[];
   checkpointInterval: string;
@@ -53,8 +54,8 @@ function cancelOnSignals(warn: (s: string) => void): { signal: AbortSignal; disp
 }
 
 export function backupCommand(program: Command): void {
-  program
-    .command('backup')
+  limitOptions(program
+    .command('backup'))
     .description('back up files and folders into a new recovery point')
     .option('--now', 'run a backup now')
     .option('--include <path...>', 'files or folders to back up (default: the policy\'s)')
@@ -74,7 +75,7 @@ export function backupCommand(program: Command): void {
         if (include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'Nothing to back up: no --include and no policy.');
         const checkpointIntervalMs = parseSeconds(o.checkpointInterval, '--checkpoint-interval') * 1000;
         const checkpointBytes = parseBytes(o.checkpointBytes, '--checkpoint-bytes');
-        const ctx = await openAgent(paths);
+        const ctx = await withLimits(await openAgent(paths), o);
         const started = new Date().toISOString();
         const cancel = cancelOnSignals(out.warn);
         try {

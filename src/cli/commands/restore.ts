@@ -6,10 +6,11 @@ import { recordJob } from '../../agent/jobs.js';
 import { readPassphraseFile } from '../../agent/passphrase.js';
 import { runRestore, type ConflictRule } from '../../agent/restore.js';
 import { AzbkError, ExitCode } from '../../shared/errors.js';
+import { limitOptions, withLimits, type LimitOpts } from '../limits.js';
 import { formatBytes } from '../output.js';
 import { action, setExitCode } from '../run.js';
 
-interface Opts {
+interface Opts extends LimitOpts {
   point: string;
   target?: string;
   path?: string[];
@@ -22,8 +23,8 @@ interface Opts {
 const RULES: readonly ConflictRule[] = ['overwrite', 'skip', 'copy'];
 
 export function restoreCommand(program: Command): void {
-  program
-    .command('restore')
+  limitOptions(program
+    .command('restore'))
     .description('restore a recovery point, all of it or some paths')
     .requiredOption('--point <id>', "point id, 'latest', or an ISO time (the newest point at or before it)")
     .option('--target <dir>', 'restore under this folder (TARGET/<original absolute path>) instead of the original location')
@@ -42,7 +43,7 @@ export function restoreCommand(program: Command): void {
           throw new AzbkError('AZBK_USAGE', '--passphrase-file is for restoring another machine: add --machine NAME.');
         }
         const passphrase = o.passphraseFile === undefined ? undefined : await readPassphraseFile(o.passphraseFile);
-        const ctx = await openAgent(paths);
+        const ctx = await withLimits(await openAgent(paths), o);
         const started = new Date().toISOString();
         const r = await runRestore(ctx, {
           point: o.point,

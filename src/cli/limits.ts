@@ -1,0 +1,31 @@
+/** --limit-upload / --limit-download, shared by the commands that move data. */
+import type { Command } from 'commander';
+import type { AgentContext } from '../agent/context.js';
+import { loadPolicy } from '../agent/policy.js';
+import { policyRate, throttleSession, type RateSource } from '../agent/throttle.js';
+import { parseRateOption } from './commands/policy.js';
+
+export interface LimitOpts {
+  limitUpload?: string;
+  limitDownload?: string;
+}
+
+/** Adds the two options to a command. */
+export function limitOptions(cmd: Command): Command {
+  return cmd
+    .option('--limit-upload <rate>', 'upload at most this many bytes per second, e.g. 2M (default: the policy\'s bandwidth)')
+    .option('--limit-download <rate>', 'download at most this many bytes per second (default: the policy\'s bandwidth)');
+}
+
+/** The context with its session throttled by the options, or else by the policy's bandwidth. */
+export async function withLimits(ctx: AgentContext, o: LimitOpts): Promise<AgentContext> {
+  const fromPolicy = policyRate((await loadPolicy(ctx.paths)).bandwidth);
+  const fixed = (s: string | undefined, flag: string): RateSource => {
+    if (s === undefined) return fromPolicy;
+    const n = parseRateOption(s, flag);
+    return () => n;
+  };
+  const upload = fixed(o.limitUpload, '--limit-upload');
+  const download = fixed(o.limitDownload, '--limit-download');
+  return { ...ctx, session: throttleSession(ctx.session, { upload, download }) };
+}

@@ -1,0 +1,54 @@
+/**
+ * Bandwidth rules, as the MARS agent has them: one limit during work hours on work days, another
+ * the rest of the time. Pure: the caller passes the local time.
+ */
+
+export interface BandwidthPolicy {
+  /** days of the week that have work hours, 0 = Sunday */
+  readonly workDays: readonly number[];
+  /** minutes after local midnight */
+  readonly workStart: number;
+  readonly workEnd: number;
+  /** bytes per second; null = unlimited */
+  readonly work: number | null;
+  readonly off: number | null;
+}
+
+/** The limit in force at `local` (bytes per second), or null for none. */
+export function limitAt(p: BandwidthPolicy, local: { day: number; minutes: number }): number | null {
+  const working = p.workDays.includes(local.day) && local.minutes >= p.workStart && local.minutes < p.workEnd;
+  return working ? p.work : p.off;
+}
+
+const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+
+/** Parses "mon-fri", "mon,wed,fri" or "sat-sun" into day numbers; null when malformed. */
+export function parseDays(s: string): number[] | null {
+  const out = new Set<number>();
+  for (const part of s.toLowerCase().split(',')) {
+    const [a, b] = part.split('-').map((d) => DAYS.indexOf(d.trim().slice(0, 3)));
+    if (a === undefined || a < 0 || (b !== undefined && b < 0)) return null;
+    for (let d = a; ; d = (d + 1) % 7) {
+      out.add(d);
+      if (b === undefined || d === b) break;
+    }
+  }
+  return [...out].sort();
+}
+
+/** Parses "09:00-17:30" (or "9-17") into minutes after midnight; null when malformed. */
+export function parseHours(s: string): { start: number; end: number } | null {
+  const m = /^(\d{1,2})(?::(\d{2}))?-(\d{1,2})(?::(\d{2}))?$/.exec(s.trim());
+  if (m === null) return null;
+  const start = Number(m[1]) * 60 + Number(m[2] ?? 0);
+  const end = Number(m[3]) * 60 + Number(m[4] ?? 0);
+  return start < end && end <= 24 * 60 && Number(m[2] ?? 0) < 60 && Number(m[4] ?? 0) < 60 ? { start, end } : null;
+}
+
+/** Parses a rate: digits with an optional K, M or G suffix (powers of 1024), per second; 0 = unlimited. */
+export function parseRate(s: string): number | null {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMG])?(?:i?B)?(?:\/s)?$/i.exec(s.trim());
+  if (m === null) return null;
+  const n = Math.round(Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] ?? ' ').toUpperCase()));
+  return Number.isSafeInteger(n) && n >= 0 ? n : null;
+}

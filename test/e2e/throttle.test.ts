@@ -1,0 +1,44 @@
+/**
+ * Bandwidth limits through the CLI. Only lower bounds are asserted: a throttled transfer cannot
+ * finish sooner than its size allows, however fast or loaded the machine is.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { expectExit, parseJson, setupMachine, show } from '../helpers/cli.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+const MiB = 1024 * 1024;
+
+describe('bandwidth limits', () => {
+  it('--limit-upload, --limit-download and the policy bandwidth slow transfers to their rate', async () => {
+    const root = await makeTempDir('azbk-throttle-');
+    const m = await setupMachine(root);
+    const file = path.join(root, 'data.bin');
+    await fs.writeFile(file, randomBytes(12 * MiB));
+
+    const up = await m.run(['backup', '--now', '--include', file, '--limit-upload', '4M', '--json']);
+    expectExit(up, 0);
+    expect(parseJson(up).stats.uploadedBytes).toBeGreaterThan(12 * MiB);
+    // 12 MiB at 4 MiB/s, with at most one second of credit: at least two seconds.
+    expect(up.ms, show(up)).toBeGreaterThanOrEqual(2000);
+
+    const target = path.join(root, 'out');
+    const down = await m.run(['restore', '--point', 'latest', '--target', target, '--limit-download', '4M']);
+    expectExit(down, 0);
+    expect(down.ms, show(down)).toBeGreaterThanOrEqual(2000);
+    expect((await fs.readFile(path.join(target, file))).equals(await fs.readFile(file))).toBe(true);
+
+    // The policy's bandwidth applies when no option is given; all day, every day here.
+    expectExit(await m.run(['policy', 'set', '--work-days', 'sun-sat', '--work-hours', '00:00-24:00', '--work-bandwidth', '4M', '--off-bandwidth', '4M']), 0);
+    await fs.writeFile(file, randomBytes(12 * MiB));
+    const byPolicy = await m.run(['backup', '--now', '--include', file]);
+    expectExit(byPolicy, 0);
+    expect(byPolicy.ms, show(byPolicy)).toBeGreaterThanOrEqual(2000);
+
+    const bad = await m.run(['backup', '--now', '--include', file, '--limit-upload', 'fast']);
+    expectExit(bad, 2);
+    expect(bad.stderr).toMatch(/--limit-upload must be a rate/);
+  }, 120_000);
+});
