@@ -127,6 +127,20 @@ describe('round trip', () => {
     expect(await fs.readFile(path.join(dir, 're\u0301sume\u0301'), 'utf8')).toBe('NFD');
   });
 
+  it('keeps a file whose bytes equal an empty folder\'s listing apart from that listing', async () => {
+    const root = await makeTempDir();
+    const src = path.join(root, 'same bytes');
+    await fs.mkdir(path.join(src, 'empty folder'), { recursive: true });
+    // The listing of an empty folder, byte for byte: same plaintext, same content id.
+    await fs.writeFile(path.join(src, 'listing.json'), '{"version":1,"nodes":[]}');
+    await backup(a, [src]);
+    const target = path.join(root, 't');
+    const r = await a.run(['restore', '--point', 'latest', '--target', target, '--json']);
+    expectExit(r, 0);
+    expect(parseJson(r).failed).toEqual([]);
+    await expectSameTree(src, path.join(target, src));
+  });
+
   it('restores a file whose name holds a backslash (a legal name on POSIX)', async () => {
     const root = await makeTempDir();
     const src = path.join(root, 'bs');

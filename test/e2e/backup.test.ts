@@ -1,0 +1,178 @@
+/** backup --now: missing include paths (partial), the policy, one job at a time, a vanished vault. */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { backup, BIN, expectExit, expectNoStack, parseJson, runCli, setupMachine } from '../helpers/cli.js';
+import { exists, expectSameTree, writeRandomFile } from '../helpers/fs-tree.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Starts `azbk backup --now --include src` as machine `home`, in the background. */
+function spawnBackup(home: string, src: string) {
+  const child = spawn(process.execPath, [BIN, 'backup', '--now', '--include', src], { env: { ...process.env, AZBK_HOME: home }, stdio: 'ignore' });
+  const done = new Promise<number | null>((resolve) => child.on('close', resolve));
+  return { child, done };
+}
+
+/** The pid named in a job lock file, or null while there is none (or it is still empty). */
+function lockPid(lock: string): number | null {
+  try {
+    return (JSON.parse(readFileSync(lock, 'utf8')) as { pid?: number }).pid ?? null;
+  } catch {
+    return null;
+  }
+}
+
+describe('backup', () => {
+  it('backs up what exists, lists what does not, and exits 3', async () => {
+    const root = await makeTempDir();
+    const here = path.join(root, 'here');
+    const gone = path.join(root, 'not there');
+    await fs.mkdir(here);
+    await fs.writeFile(path.join(here, 'f.txt'), 'present\n');
+    const a = await setupMachine(root);
+
+    const text = await a.run(['backup', '--now', '--include', gone, here]);
+    expectExit(text, 3);
+    expect(text.stdout).toContain(gone);
+    expect(text.stdout).toMatch(/1 item\(s\) skipped/);
+
+    const json = await backup(a, [here, gone], 3);
+    expect(json.status).toBe('partial');
+    expect(json.skipped).toEqual([{ path: gone, reason: 'not found' }]);
+    expect(json.paths).toEqual([here]);
+
+    const target = path.join(root, 't');
+    expectExit(await a.run(['restore', '--point', json.point.id, '--target', target]), 0);
+    await expectSameTree(here, path.join(target, here));
+    expect(await exists(path.join(target, gone))).toBe(false);
+  });
+
+  it('exits 2 and makes no point when no include path exists', async () => {
+    const root = await makeTempDir();
+    const a = await setupMachine(root);
+    const r = await a.run(['backup', '--now', '--include', path.join(root, 'nope1'), path.join(root, 'nope2')]);
+    expectExit(r, 2);
+    expectNoStack(r);
+    expect(r.stderr).toContain('nope1');
+    const points = await a.run(['points', '--json']);
+    expectExit(points, 0);
+    expect(parseJson(points).points).toEqual([]);
+  });
+
+  it('uses the policy when --include is not given', async () => {
+    const root = await makeTempDir();
+    const a = await setupMachine(root);
+    const noPolicy = await a.run(['backup', '--now']);
+    expectExit(noPolicy, 2);
+    expect(noPolicy.stderr).toMatch(/AZBK_NOTHING_TO_BACK_UP/);
+    const notNow = await a.run(['backup', '--include', root]);
+    expectExit(notNow, 2);
+
+    const p1 = path.join(root, 'documents');
+    const p2 = path.join(root, 'pictures');
+    await fs.mkdir(p1);
+    await fs.mkdir(p2);
+    await fs.writeFile(path.join(p1, 'cv.txt'), 'cv');
+    await fs.writeFile(path.join(p2, 'cat.txt'), 'cat');
+    await fs.writeFile(path.join(root, 'outside.txt'), 'not in the policy');
+    const set = await a.run(['policy', 'set', '--include', p1, p2]);
+    expectExit(set, 0);
+    const show = await a.run(['policy', 'show', '--json']);
+    expectExit(show, 0);
+    expect(parseJson(show).include).toEqual([p1, p2]);
+
+    const r = await a.run(['backup', '--now', '--json']);
+    expectExit(r, 0);
+    const res = parseJson(r);
+    expect(res.paths).toEqual([p1, p2]);
+    expect(res.stats.files).toBe(2);
+    const target = path.join(root, 't');
+    expectExit(await a.run(['restore', '--point', 'latest', '--target', target]), 0);
+    await expectSameTree(p1, path.join(target, p1));
+    await expectSameTree(p2, path.join(target, p2));
+    expect(await exists(path.join(target, root, 'outside.txt'))).toBe(false);
+  });
+
+  it('runs one job at a time per machine: a second backup or a restore exits 11', async () => {
+    const root = await makeTempDir();
+    const src = path.join(root, 'big');
+    await fs.mkdir(src);
+    await fs.writeFile(path.join(src, 'small.txt'), 'small');
+    const a = await setupMachine(root);
+    await backup(a, [src]); // a point to restore
+    await writeRandomFile(path.join(src, 'data.bin'), 48 * 1024 * 1024);
+    const lock = path.join(a.home, 'job.lock');
+    const first = spawnBackup(a.home, src);
+    let stopped = false;
+    try {
+      // Once the first backup holds the lock (written, naming its process), freeze it, so the
+      // checks cannot race the end of the job.
+      for (let i = 0; i < 6000 && first.child.exitCode === null && lockPid(lock) !== first.child.pid; i++) await sleep(5);
+      stopped = first.child.kill('SIGSTOP');
+      expect(lockPid(lock), 'the first backup holds the job lock').toBe(first.child.pid);
+      const second = await a.run(['backup', '--now', '--include', src]);
+      expectExit(second, 11);
+      expectNoStack(second);
+      expect(second.stderr).toMatch(/AZBK_JOB_RUNNING/);
+      const target = path.join(root, 't');
+      const restore = await a.run(['restore', '--point', 'latest', '--target', target]);
+      expectExit(restore, 11);
+      expect(await exists(path.join(target, src)), 'the refused restore wrote nothing').toBe(false);
+    } finally {
+      if (stopped) first.child.kill('SIGCONT');
+      expect(await first.done).toBe(0);
+    }
+    // The lock is released when the job ends, and a lock left by a dead process is taken over.
+    expect(await exists(lock)).toBe(false);
+    await fs.writeFile(lock, JSON.stringify({ pid: 2 ** 22 + 12345, jobId: 'x', kind: 'backup' }));
+    const after = await a.run(['backup', '--now', '--include', src]);
+    expectExit(after, 0);
+    expect(await exists(lock)).toBe(false);
+  });
+
+  it('refuses a second job even at the moment the first one is creating the lock', async () => {
+    const root = await makeTempDir();
+    const src = path.join(root, 'src');
+    await writeRandomFile(path.join(src, 'f.bin'), 1024 * 1024);
+    const a = await setupMachine(root);
+    const lock = path.join(a.home, 'job.lock');
+    // Freeze the first backup the instant job.lock appears, which often lands between its
+    // creation and the write of its content. A few tries make hitting that moment likely.
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const first = spawnBackup(a.home, src);
+      const deadline = Date.now() + 30_000;
+      while (!existsSync(lock) && Date.now() < deadline) {
+        // busy-wait: a timer would miss the moment
+      }
+      const stopped = first.child.kill('SIGSTOP');
+      let caughtEmpty = false;
+      try {
+        expect(existsSync(lock), 'the first backup created the job lock').toBe(true);
+        caughtEmpty = readFileSync(lock, 'utf8') === '';
+        const second = await a.run(['backup', '--now', '--include', src]);
+        expect(second.code, `attempt ${attempt}: a second backup ran while the first was ${caughtEmpty ? 'creating' : 'holding'} the lock`).toBe(11);
+      } finally {
+        if (stopped) first.child.kill('SIGCONT');
+        expect(await first.done).toBe(0);
+      }
+      if (caughtEmpty) break;
+    }
+  });
+
+  it('exits 2 on an unregistered machine and 10 when the vault folder is gone', async () => {
+    const root = await makeTempDir();
+    const fresh = await runCli(['backup', '--now', '--include', root], { home: path.join(root, 'fresh home') });
+    expectExit(fresh, 2);
+    expect(fresh.stderr).toMatch(/AZBK_NOT_REGISTERED/);
+    const a = await setupMachine(root);
+    await fs.rename(a.vault.dir, path.join(root, 'elsewhere'));
+    const r = await a.run(['backup', '--now', '--include', a.home]);
+    expectExit(r, 10);
+    expectNoStack(r);
+    expectExit(await a.run(['points']), 10);
+  });
+});

@@ -1,0 +1,55 @@
+/** The command line itself: help, usage errors (exit 2), error format in text and --json. */
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { expectExit, expectNoStack, parseJson, runCli } from '../helpers/cli.js';
+import { exists } from '../helpers/fs-tree.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+describe('azbk command line', () => {
+  it('--help exits 0, lists the commands and the exit codes', async () => {
+    const r = await runCli(['--help']);
+    expectExit(r, 0);
+    for (const cmd of ['vault', 'register', 'backup', 'points', 'restore', 'policy']) expect(r.stdout).toContain(cmd);
+    expect(r.stdout).toMatch(/10 vault unreachable or not found/);
+    expect(r.stdout).toMatch(/13 credentials invalid or expired/);
+    const sub = await runCli(['restore', '--help']);
+    expectExit(sub, 0);
+    expect(sub.stdout).toContain('--conflict');
+  });
+
+  it('usage errors exit 2 without a stack trace', async () => {
+    const root = await makeTempDir();
+    const home = path.join(root, 'home');
+    for (const args of [
+      ['no-such-command'],
+      ['backup', '--now', '--bogus-option'],
+      ['restore'], // --point is required
+      ['register'], // --vault-credentials is required
+      ['vault', 'create', '--path', path.join(root, 'v')], // --name and --credentials-out missing
+      ['restore', '--point', 'latest', '--passphrase-file', path.join(root, 'p.txt')], // needs --machine
+    ]) {
+      const r = await runCli(args, { home });
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expectNoStack(r);
+      expect(r.stderr.length, `${args.join(' ')} explains itself`).toBeGreaterThan(0);
+    }
+    expect(await exists(path.join(root, 'v'))).toBe(false);
+  });
+
+  it('reports an error as one line with a code and a hint, and as JSON with --json', async () => {
+    const root = await makeTempDir();
+    const home = path.join(root, 'home');
+    const text = await runCli(['points'], { home });
+    expectExit(text, 2);
+    expect(text.stderr).toMatch(/^azbk: error AZBK_NOT_REGISTERED: .+\n  hint: .+\n$/);
+    expect(text.stdout).toBe('');
+
+    const json = await runCli(['points', '--json'], { home });
+    expectExit(json, 2);
+    const err = parseJson(json).error;
+    expect(err).toMatchObject({ code: 'AZBK_NOT_REGISTERED', exitCode: 2 });
+    expect(typeof err.message).toBe('string');
+    expect(typeof err.hint).toBe('string');
+    expect(await exists(path.join(home, 'registration.json'))).toBe(false);
+  });
+});

@@ -1,0 +1,87 @@
+/**
+ * Restoring another machine's data: same passphrase works with --machine and --passphrase-file;
+ * a wrong passphrase or a machine of another key family gets exit 12 and nothing is written.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backup, expectExit, expectNoStack, parseJson, PASSPHRASE, setupMachine, writePassphrase, type Machine } from '../helpers/cli.js';
+import { exists, expectSameTree } from '../helpers/fs-tree.js';
+import { createTempDir, type TempDir } from '../helpers/tmp.js';
+
+let tmp: TempDir;
+let a: Machine;
+let src: string;
+let pointId: string;
+
+beforeAll(async () => {
+  tmp = await createTempDir();
+  src = path.join(tmp.path, 'machine A data');
+  await fs.mkdir(path.join(src, 'sub'), { recursive: true });
+  await fs.writeFile(path.join(src, 'a.txt'), 'written on A\n');
+  await fs.writeFile(path.join(src, 'sub', 'b.bin'), Buffer.from([0, 1, 2, 3, 255]));
+  await fs.symlink('a.txt', path.join(src, 'link'));
+  a = await setupMachine(tmp.path, { name: 'alpha' });
+  pointId = (await backup(a, [src])).point.id;
+});
+
+afterAll(() => tmp?.cleanup());
+
+describe('another machine', () => {
+  it('registered with the same passphrase, restores A\'s point with --machine and --passphrase-file', async () => {
+    const b = await setupMachine(tmp.path, { name: 'bravo', vault: a.vault });
+    const list = await b.run(['points', '--machine', 'alpha', '--json']);
+    expectExit(list, 0);
+    expect(parseJson(list).points.map((p: { id: string }) => p.id)).toEqual([pointId]);
+
+    const target = path.join(tmp.path, 'on B');
+    const r = await b.run(['restore', '--point', 'latest', '--machine', 'alpha', '--passphrase-file', b.passphraseFile, '--target', target, '--json']);
+    expectExit(r, 0);
+    expect(parseJson(r).machineName).toBe('alpha');
+    await expectSameTree(src, path.join(target, src));
+
+    // The passphrase is still needed: B's own keys are not used silently for A's data.
+    const noPass = await b.run(['restore', '--point', 'latest', '--machine', 'alpha', '--target', path.join(tmp.path, 'no pass')]);
+    expectExit(noPass, 2);
+    expect(await exists(path.join(tmp.path, 'no pass'))).toBe(false);
+  });
+
+  it('with a wrong passphrase exits 12 and writes nothing in the target', async () => {
+    const c = await setupMachine(tmp.path, { name: 'charlie', vault: a.vault });
+    const wrong = await writePassphrase(tmp.path, 'definitely not the right passphrase');
+    const target = path.join(tmp.path, 'wrong');
+    await fs.mkdir(target);
+    const r = await c.run(['restore', '--point', pointId, '--machine', 'alpha', '--passphrase-file', wrong, '--target', target]);
+    expectExit(r, 12);
+    expectNoStack(r);
+    expect(r.stderr).toMatch(/AZBK_WRONG_PASSPHRASE/);
+    expect(await fs.readdir(target)).toEqual([]);
+  });
+
+  it('registered with a different passphrase, cannot read A\'s data (exit 12)', async () => {
+    const other = 'a completely different passphrase';
+    const d = await setupMachine(tmp.path, { name: 'delta', vault: a.vault, passphrase: other });
+    const target = path.join(tmp.path, 'delta');
+    // Its own passphrase opens its own key, which does not open A's points.
+    const r = await d.run(['restore', '--point', 'latest', '--machine', 'alpha', '--passphrase-file', d.passphraseFile, '--target', target]);
+    expectExit(r, 12);
+    expectNoStack(r);
+    expect(await exists(target)).toBe(false);
+    // A's points list without their (encrypted) details.
+    const list = await d.run(['points', '--machine', 'alpha', '--json']);
+    expectExit(list, 0);
+    const p = parseJson(list).points[0];
+    expect(p.id).toBe(pointId);
+    expect(p.paths).toBeUndefined();
+    // With A's passphrase it can.
+    const ok = await d.run(['restore', '--point', 'latest', '--machine', 'alpha', '--passphrase-file', await writePassphrase(tmp.path, PASSPHRASE), '--target', target]);
+    expectExit(ok, 0);
+    await expectSameTree(src, path.join(target, src));
+  });
+
+  it('an unknown machine name exits 2', async () => {
+    const r = await a.run(['restore', '--point', 'latest', '--machine', 'zulu', '--passphrase-file', a.passphraseFile, '--target', path.join(tmp.path, 'z')]);
+    expectExit(r, 2);
+    expect(await exists(path.join(tmp.path, 'z'))).toBe(false);
+  });
+});

@@ -1,0 +1,108 @@
+/**
+ * Damage in the vault: a flipped byte in a pack fails only the files whose data it holds (exit 3,
+ * listed), a damaged directory listing or point manifest gives a clear error, never a stack trace,
+ * and no file is ever restored with wrong content.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { backup, expectExit, expectNoStack, parseJson, setupMachine, show } from '../helpers/cli.js';
+import { exists, flipByte, listFiles, vaultObjects, walk } from '../helpers/fs-tree.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+async function setup() {
+  const root = await makeTempDir();
+  const src = path.join(root, 'data');
+  await fs.mkdir(path.join(src, 'sub'), { recursive: true });
+  const files = ['a.bin', 'b.bin', 'c.bin', 'sub/d.bin'].map((f) => path.join(src, f));
+  for (const f of files) await fs.writeFile(f, randomBytes(64 * 1024));
+  const a = await setupMachine(root);
+  await backup(a, [src]);
+  const packs = await vaultObjects(a.vault.dir, 'packs');
+  expect(packs, 'the small backup fits one pack').toHaveLength(1);
+  return { root, src, files, a, pack: packs[0]! };
+}
+
+/** Asserts every file restored under `target` has the bytes of its source, and returns their sources. */
+async function expectRestoredFilesCorrect(target: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const f of await listFiles(target)) {
+    expect(path.basename(f)).not.toMatch(/^\.azbk-restore-/);
+    const original = '/' + path.relative(target, f);
+    expect((await fs.readFile(f)).equals(await fs.readFile(original)), `${original} restored with wrong content`).toBe(true);
+    out.push(original);
+  }
+  return out.sort();
+}
+
+describe('vault damage', () => {
+  it('a flipped byte in a pack fails only the affected file; the rest is restored (exit 3)', async () => {
+    const { root, files, a, pack } = await setup();
+    await flipByte(pack, 20); // inside the first sealed blob, past its 12-byte nonce
+
+    const target = path.join(root, 'target');
+    const r = await a.run(['restore', '--point', 'latest', '--target', target, '--json']);
+    expectExit(r, 3);
+    expectNoStack(r);
+    const res = parseJson(r);
+    expect(res.status).toBe('partial');
+    expect(res.failed, show(r)).toHaveLength(1);
+    const failed = res.failed[0].path as string;
+    expect(files).toContain(failed);
+    expect(res.failed[0].reason).toMatch(/fail|damag|corrupt|authentic/i);
+    const restored = await expectRestoredFilesCorrect(target);
+    expect(restored).toEqual(files.filter((f) => f !== failed).sort());
+    expect(await exists(path.join(target, failed))).toBe(false);
+
+    // In text mode the damaged file is named too.
+    const text = await a.run(['restore', '--point', 'latest', '--target', path.join(root, 'target2')]);
+    expectExit(text, 3);
+    expect(text.stdout + text.stderr).toContain(failed);
+    expectNoStack(text);
+  });
+
+  it('a damaged directory listing gives a clear error and restores no wrong data', async () => {
+    const { root, a, pack } = await setup();
+    // The blob just before the pack header is the last one written: a directory listing.
+    const data = await fs.readFile(pack);
+    const headerLength = data.readUInt32LE(data.length - 12);
+    const headerStart = data.length - 12 - headerLength;
+    await flipByte(pack, headerStart - 1);
+
+    const target = path.join(root, 'target');
+    const r = await a.run(['restore', '--point', 'latest', '--target', target, '--json']);
+    expectNoStack(r);
+    expect([1, 3], show(r)).toContain(r.code);
+    expect(r.stdout + r.stderr).toMatch(/damaged|corrupt|failed authentication/i);
+    if (r.code === 1) expect(r.stderr).toMatch(/^azbk: error AZBK_VAULT_CORRUPT: .+\n  hint: .+\n$/);
+    if (r.code === 3) expect(parseJson(r).failed.length).toBeGreaterThan(0);
+    if (await exists(target)) await expectRestoredFilesCorrect(target);
+  });
+
+  it("a damaged point manifest gives a clear error (exit 1) and writes nothing", async () => {
+    const { root, src, a } = await setup();
+    const [pointFile] = await vaultObjects(a.vault.dir, 'points');
+    const envelope = JSON.parse(await fs.readFile(pointFile!, 'utf8'));
+    const manifest = Buffer.from(envelope.manifest, 'base64');
+    const mid = Math.floor(manifest.length / 2);
+    manifest[mid] = manifest[mid]! ^ 0x40;
+    envelope.manifest = manifest.toString('base64');
+    await fs.writeFile(pointFile!, JSON.stringify(envelope));
+
+    const target = path.join(root, 'target');
+    const r = await a.run(['restore', '--point', 'latest', '--target', target]);
+    expectExit(r, 1);
+    expectNoStack(r);
+    expect(r.stderr).toMatch(/^azbk: error AZBK_VAULT_CORRUPT: .+\n  hint: .+\n$/);
+    expect(await exists(target)).toBe(false);
+    // Restoring into the original place leaves the source alone too.
+    const before = await walk(src);
+    expectExit(await a.run(['restore', '--point', 'latest', '--conflict', 'overwrite']), 1);
+    expect(await walk(src)).toEqual(before);
+    // Listing the points still works and shows the damaged one.
+    const p = await a.run(['points']);
+    expectExit(p, 0);
+    expect(p.stdout).toContain(envelope.id);
+  });
+});

@@ -1,0 +1,96 @@
+/** --conflict skip (the default), overwrite and copy when a restored file already exists. */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backup, expectExit, parseJson, setupMachine, type Machine } from '../helpers/cli.js';
+import { createTempDir, type TempDir } from '../helpers/tmp.js';
+
+const BACKED_UP = 'the content that was backed up\n';
+const LOCAL = 'a local change made after the backup\n';
+const T0 = 1_600_000_000.25;
+
+let tmp: TempDir;
+let machine: Machine;
+let dir: string;
+let file: string;
+
+// One machine and one point for all the tests; each test starts from the changed local file.
+beforeAll(async () => {
+  tmp = await createTempDir();
+  dir = path.join(tmp.path, 'work');
+  await fs.mkdir(dir);
+  file = path.join(dir, 'notes.txt');
+  await fs.writeFile(file, BACKED_UP);
+  await fs.chmod(file, 0o640);
+  await fs.utimes(file, T0, T0);
+  machine = await setupMachine(tmp.path);
+  await backup(machine, [dir]);
+});
+
+afterAll(() => tmp?.cleanup());
+
+async function setup(): Promise<{ a: Machine; dir: string; file: string }> {
+  for (const name of await fs.readdir(dir)) if (name !== 'notes.txt') await fs.rm(path.join(dir, name), { recursive: true });
+  await fs.writeFile(file, LOCAL);
+  await fs.chmod(file, 0o600);
+  return { a: machine, dir, file };
+}
+
+const pad = (n: number) => String(n).padStart(2, '0');
+const stamp = (d: Date) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}-${pad(d.getMinutes())}`;
+
+describe('restore --conflict', () => {
+  it('skip (the default) leaves an existing changed file untouched', async () => {
+    const { a, dir, file } = await setup();
+    const before = await fs.stat(file);
+    const r = await a.run(['restore', '--point', 'latest', '--json']);
+    expectExit(r, 0);
+    expect(parseJson(r).conflicts).toEqual([{ path: file, action: 'skipped' }]);
+    expect(await fs.readFile(file, 'utf8')).toBe(LOCAL);
+    const after = await fs.stat(file);
+    expect(after.mtimeMs).toBe(before.mtimeMs);
+    expect(after.mode & 0o7777).toBe(0o600);
+    expect(await fs.readdir(dir)).toEqual(['notes.txt']);
+
+    const text = await a.run(['restore', '--point', 'latest', '--conflict', 'skip']);
+    expectExit(text, 0);
+    expect(text.stdout).toMatch(/1 existing item\(s\) left as they were/);
+    expect(await fs.readFile(file, 'utf8')).toBe(LOCAL);
+  });
+
+  it('overwrite replaces the existing file with the backed-up one, mode and time included', async () => {
+    const { a, dir, file } = await setup();
+    const r = await a.run(['restore', '--point', 'latest', '--conflict', 'overwrite', '--json']);
+    expectExit(r, 0);
+    expect(parseJson(r).conflicts).toEqual([]);
+    expect(await fs.readFile(file, 'utf8')).toBe(BACKED_UP);
+    const st = await fs.stat(file);
+    expect(st.mode & 0o7777).toBe(0o640);
+    expect(Math.abs(st.mtimeMs - T0 * 1000)).toBeLessThan(1);
+    expect(await fs.readdir(dir)).toEqual(['notes.txt']);
+  });
+
+  it('copy keeps both: the restored file is named "YYYY-MM-DD HH-mm Copy of <name>"', async () => {
+    const { a, dir, file } = await setup();
+    const t1 = new Date();
+    const r = await a.run(['restore', '--point', 'latest', '--conflict', 'copy', '--json']);
+    const t2 = new Date();
+    expectExit(r, 0);
+    expect(await fs.readFile(file, 'utf8')).toBe(LOCAL);
+    const names = (await fs.readdir(dir)).filter((n) => n !== 'notes.txt');
+    expect(names).toHaveLength(1);
+    const copy = names[0]!;
+    expect(copy).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}-\d{2} Copy of notes\.txt$/);
+    expect([stamp(t1), stamp(t2)]).toContain(copy.slice(0, 16)); // local time of the restore
+    expect(await fs.readFile(path.join(dir, copy), 'utf8')).toBe(BACKED_UP);
+    expect((await fs.stat(path.join(dir, copy))).mode & 0o7777).toBe(0o640);
+    expect(parseJson(r).conflicts).toEqual([{ path: file, action: 'copied', restoredAs: path.join(dir, copy) }]);
+  });
+
+  it('refuses an unknown rule with exit 2', async () => {
+    const { a, file } = await setup();
+    const r = await a.run(['restore', '--point', 'latest', '--conflict', 'replace']);
+    expectExit(r, 2);
+    expect(await fs.readFile(file, 'utf8')).toBe(LOCAL);
+  });
+});
