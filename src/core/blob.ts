@@ -3,11 +3,12 @@
  * one-byte flag; sealed with AES-256-GCM under a per-blob subkey HKDF(dataKey, id), random 12-byte
  * nonce, AAD = type and id. Sealed layout: nonce(12) | ciphertext | tag(16).
  */
-import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hmacSha256 } from './hmac.js';
 import type { BlobId, BlobType } from './ids.js';
 import { isHex64 } from './ids.js';
 import type { VaultKeys } from './keys.js';
-import { asBuffer, corrupt, hkdf32 } from './validate.js';
+import { asBuffer, corrupt } from './validate.js';
 import { zstdCompress, zstdDecompress } from './zstd.js';
 
 /** Largest plaintext a blob may have (the chunker's max, plus room for big tree listings). */
@@ -31,11 +32,14 @@ const TYPE_BYTE: Readonly<Record<BlobType, number>> = { data: 1, tree: 2 };
 
 /** The content id of `plaintext` under `keys`. */
 export function blobId(keys: VaultKeys, plaintext: Uint8Array): BlobId {
-  return createHmac('sha256', keys.idKey).update(plaintext).digest('hex') as BlobId;
+  return hmacSha256(keys.idKey, plaintext).toString('hex') as BlobId;
 }
 
+const BLOB_KEY_LABEL = Buffer.from('azbk blob key v1\0');
+
+/** The blob's own key: HMAC-SHA256(dataKey, label | id), a PRF output unique to the blob. */
 function blobKey(keys: VaultKeys, idBytes: Buffer): Buffer {
-  return hkdf32(keys.dataKey, idBytes, 'azbk blob v1');
+  return hmacSha256(keys.dataKey, BLOB_KEY_LABEL, idBytes);
 }
 
 function blobAad(type: BlobType, idBytes: Buffer): Buffer {
@@ -113,7 +117,7 @@ export function decodeBlob(keys: VaultKeys, type: BlobType, id: BlobId, sealed: 
   if (flag === FLAG_RAW) plaintext = body.subarray(1);
   else if (flag === FLAG_ZSTD) plaintext = zstdDecompress(body.subarray(1), MAX_BLOB_SIZE);
   else throw corrupt(`blob ${id} has an unknown compression flag ${String(flag)}`);
-  const actual = createHmac('sha256', keys.idKey).update(plaintext).digest();
+  const actual = hmacSha256(keys.idKey, plaintext);
   if (!timingSafeEqual(actual, idBytes)) throw corrupt(`blob ${id} does not match its id`);
   return plaintext;
 }

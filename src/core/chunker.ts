@@ -33,7 +33,20 @@ const MAX_CHUNK_LIMIT = 1 << 30;
 const INITIAL_BUFFER = 64 * 1024;
 
 /** 256 32-bit gear values: HMAC-SHA256(seed, label | counter) in counter mode, little endian. */
+const gearTables = new Map<string, Uint32Array>();
+
+/** The gear table of a seed, computed once per seed. */
 function gearTable(seed: Uint8Array): Uint32Array {
+  const key = Buffer.from(seed).toString('hex');
+  let table = gearTables.get(key);
+  if (table === undefined) {
+    table = makeGearTable(seed);
+    gearTables.set(key, table);
+  }
+  return table;
+}
+
+function makeGearTable(seed: Uint8Array): Uint32Array {
   const bytes = Buffer.alloc(256 * 4);
   for (let i = 0; i < 32; i++) {
     const block = Buffer.alloc(4);

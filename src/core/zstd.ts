@@ -3,14 +3,23 @@
  * than a caller-given limit (the frame's declared content size is checked before any output
  * buffer exists).
  */
-import { compress } from 'zstd-napi';
+import { Compressor } from 'zstd-napi';
 import binding from 'zstd-napi/binding.js';
 import { corrupt } from './validate.js';
 
 /** Compresses `data` into one zstd frame that records its content size. */
 export function zstdCompress(data: Uint8Array, level: number): Buffer {
-  return compress(data, { compressionLevel: level });
+  let c = compressors.get(level);
+  if (c === undefined) {
+    c = new Compressor();
+    c.setParameters({ compressionLevel: level });
+    compressors.set(level, c);
+  }
+  return c.compress(data);
 }
+
+/** One context per level, reused: setting parameters for every call costs more than small inputs. */
+const compressors = new Map<number, Compressor>();
 
 let dctx: InstanceType<typeof binding.DCtx> | undefined;
 

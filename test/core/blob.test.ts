@@ -1,4 +1,4 @@
-import { createCipheriv, createHmac, hkdfSync } from 'node:crypto';
+import { createCipheriv, createHmac } from 'node:crypto';
 import { compress } from 'zstd-napi';
 import { describe, expect, it } from 'vitest';
 import { BLOB_OVERHEAD, blobId, decodeBlob, encodeBlob, MAX_BLOB_SIZE } from '../../src/core/blob.js';
@@ -11,7 +11,7 @@ const keys = testKeys();
 /** Seals an arbitrary body (flag byte included) the way encodeBlob does, to test decodeBlob. */
 function sealBody(k: VaultKeys, type: BlobType, id: string, body: Buffer): Buffer {
   const idBytes = Buffer.from(id, 'hex');
-  const key = Buffer.from(hkdfSync('sha256', k.dataKey, idBytes, 'azbk blob v1', 32));
+  const key = createHmac('sha256', k.dataKey).update('azbk blob key v1\0').update(idBytes).digest();
   const nonce = Buffer.alloc(12, 7);
   const c = createCipheriv('aes-256-gcm', key, nonce);
   c.setAAD(Buffer.concat([Buffer.of(type === 'data' ? 1 : 2), idBytes]));
@@ -114,5 +114,21 @@ describe('blobs', () => {
 
   it('refuses to encode more than MAX_BLOB_SIZE', () => {
     expect(() => encodeBlob(keys, 'data', new Uint8Array(MAX_BLOB_SIZE + 1))).toThrow(RangeError);
+  });
+});
+
+describe('prepared HMAC', () => {
+  it('is exactly HMAC-SHA256 for short, block-sized and long keys and any split of the message', async () => {
+    const { createHmac, randomBytes } = await import('node:crypto');
+    const { hmacSha256 } = await import('../../src/core/hmac.js');
+    for (const keyLen of [0, 16, 32, 64, 65, 200]) {
+      const key = randomBytes(keyLen);
+      for (const msgLen of [0, 1, 63, 64, 1000]) {
+        const msg = randomBytes(msgLen);
+        const want = createHmac('sha256', key).update(msg).digest();
+        expect(hmacSha256(key, msg).equals(want)).toBe(true);
+        expect(hmacSha256(key, msg.subarray(0, msgLen >> 1), msg.subarray(msgLen >> 1)).equals(want)).toBe(true);
+      }
+    }
   });
 });

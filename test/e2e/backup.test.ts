@@ -4,9 +4,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { backup, BIN, expectExit, expectNoStack, parseJson, runCli, setupMachine } from '../helpers/cli.js';
+import { backup, BIN, expectExit, expectNoStack, parseJson, runCli, setupMachine, tempDir } from '../helpers/cli.js';
 import { exists, expectSameTree, writeRandomFile } from '../helpers/fs-tree.js';
-import { makeTempDir } from '../helpers/tmp.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -26,9 +25,9 @@ function lockPid(lock: string): number | null {
   }
 }
 
-describe('backup', () => {
-  it('backs up what exists, lists what does not, and exits 3', async () => {
-    const root = await makeTempDir();
+describe.concurrent('backup', () => {
+  it('backs up what exists, lists what does not, and exits 3', async (ctx) => {
+    const root = await tempDir(ctx);
     const here = path.join(root, 'here');
     const gone = path.join(root, 'not there');
     await fs.mkdir(here);
@@ -51,8 +50,8 @@ describe('backup', () => {
     expect(await exists(path.join(target, gone))).toBe(false);
   });
 
-  it('exits 2 and makes no point when no include path exists', async () => {
-    const root = await makeTempDir();
+  it('exits 2 and makes no point when no include path exists', async (ctx) => {
+    const root = await tempDir(ctx);
     const a = await setupMachine(root);
     const r = await a.run(['backup', '--now', '--include', path.join(root, 'nope1'), path.join(root, 'nope2')]);
     expectExit(r, 2);
@@ -63,8 +62,8 @@ describe('backup', () => {
     expect(parseJson(points).points).toEqual([]);
   });
 
-  it('uses the policy when --include is not given', async () => {
-    const root = await makeTempDir();
+  it('uses the policy when --include is not given', async (ctx) => {
+    const root = await tempDir(ctx);
     const a = await setupMachine(root);
     const noPolicy = await a.run(['backup', '--now']);
     expectExit(noPolicy, 2);
@@ -97,8 +96,8 @@ describe('backup', () => {
     expect(await exists(path.join(target, root, 'outside.txt'))).toBe(false);
   });
 
-  it('runs one job at a time per machine: a second backup or a restore exits 11', async () => {
-    const root = await makeTempDir();
+  it('runs one job at a time per machine: a second backup or a restore exits 11', async (ctx) => {
+    const root = await tempDir(ctx);
     const src = path.join(root, 'big');
     await fs.mkdir(src);
     await fs.writeFile(path.join(src, 'small.txt'), 'small');
@@ -134,8 +133,8 @@ describe('backup', () => {
     expect(await exists(lock)).toBe(false);
   });
 
-  it('refuses a second job even at the moment the first one is creating the lock', async () => {
-    const root = await makeTempDir();
+  it('refuses a second job even at the moment the first one is creating the lock', async (ctx) => {
+    const root = await tempDir(ctx);
     const src = path.join(root, 'src');
     await writeRandomFile(path.join(src, 'f.bin'), 1024 * 1024);
     const a = await setupMachine(root);
@@ -163,8 +162,8 @@ describe('backup', () => {
     }
   });
 
-  it('exits 2 on an unregistered machine and 10 when the vault folder is gone', async () => {
-    const root = await makeTempDir();
+  it('exits 2 on an unregistered machine and 10 when the vault folder is gone', async (ctx) => {
+    const root = await tempDir(ctx);
     const fresh = await runCli(['backup', '--now', '--include', root], { home: path.join(root, 'fresh home') });
     expectExit(fresh, 2);
     expect(fresh.stderr).toMatch(/AZBK_NOT_REGISTERED/);

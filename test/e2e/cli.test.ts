@@ -1,11 +1,10 @@
 /** The command line itself: help, usage errors (exit 2), error format in text and --json. */
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { expectExit, expectNoStack, parseJson, runCli } from '../helpers/cli.js';
+import { expectExit, expectNoStack, parseJson, runCli, tempDir } from '../helpers/cli.js';
 import { exists } from '../helpers/fs-tree.js';
-import { makeTempDir } from '../helpers/tmp.js';
 
-describe('azbk command line', () => {
+describe.concurrent('azbk command line', () => {
   it('--help exits 0, lists the commands and the exit codes', async () => {
     const r = await runCli(['--help']);
     expectExit(r, 0);
@@ -17,8 +16,8 @@ describe('azbk command line', () => {
     expect(sub.stdout).toContain('--conflict');
   });
 
-  it('usage errors exit 2 without a stack trace', async () => {
-    const root = await makeTempDir();
+  it('usage errors exit 2 without a stack trace', async (ctx) => {
+    const root = await tempDir(ctx);
     const home = path.join(root, 'home');
     for (const args of [
       ['no-such-command'],
@@ -36,8 +35,8 @@ describe('azbk command line', () => {
     expect(await exists(path.join(root, 'v'))).toBe(false);
   });
 
-  it('reports an error as one line with a code and a hint, and as JSON with --json', async () => {
-    const root = await makeTempDir();
+  it('reports an error as one line with a code and a hint, and as JSON with --json', async (ctx) => {
+    const root = await tempDir(ctx);
     const home = path.join(root, 'home');
     const text = await runCli(['points'], { home });
     expectExit(text, 2);

@@ -6,9 +6,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { createVault, DIST, expectExit, expectNoStack, PASSPHRASE, runCli, writePassphrase, type Vault } from '../helpers/cli.js';
+import { createVault, DIST, expectExit, expectNoStack, PASSPHRASE, runCli, writePassphrase, type Vault, tempDir } from '../helpers/cli.js';
 import { exists, vaultObjects } from '../helpers/fs-tree.js';
-import { makeTempDir } from '../helpers/tmp.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -48,9 +47,9 @@ async function writeCreds(root: string, name: string, creds: unknown): Promise<s
   return file;
 }
 
-describe('vault create and vault credentials', () => {
-  it('writes an owner-only credentials file valid for 10 days by default, or --valid-days', async () => {
-    const root = await makeTempDir();
+describe.concurrent('vault create and vault credentials', () => {
+  it('writes an owner-only credentials file valid for 10 days by default, or --valid-days', async (ctx) => {
+    const root = await tempDir(ctx);
     const vault = await createVault(root);
     const st = await fs.stat(vault.credentials);
     expect(st.mode & 0o777).toBe(0o600);
@@ -67,8 +66,8 @@ describe('vault create and vault credentials', () => {
     expectExit((await register(root, out)).r, 0);
   });
 
-  it('refuses --valid-days outside 1..10 with exit 2 and writes nothing', async () => {
-    const root = await makeTempDir();
+  it('refuses --valid-days outside 1..10 with exit 2 and writes nothing', async (ctx) => {
+    const root = await tempDir(ctx);
     for (const days of ['11', '0', '1.5', 'ten', '-1']) {
       const dir = path.join(root, `v${days}`);
       const cred = path.join(root, `c${days}.VaultCredentials`);
@@ -86,8 +85,8 @@ describe('vault create and vault credentials', () => {
     expect(await exists(out)).toBe(false);
   });
 
-  it('never overwrites a file, refuses a non-empty folder, and reports a missing vault with exit 10', async () => {
-    const root = await makeTempDir();
+  it('never overwrites a file, refuses a non-empty folder, and reports a missing vault with exit 10', async (ctx) => {
+    const root = await tempDir(ctx);
     const vault = await createVault(root);
     const before = await fs.readFile(vault.credentials, 'utf8');
     const again = await runCli(['vault', 'credentials', '--path', vault.dir, '--out', vault.credentials]);
@@ -104,9 +103,9 @@ describe('vault create and vault credentials', () => {
   });
 });
 
-describe('register with bad credentials', () => {
-  it('refuses expired credentials with exit 13, says to download new ones, registers nothing', async () => {
-    const root = await makeTempDir();
+describe.concurrent('register with bad credentials', () => {
+  it('refuses expired credentials with exit 13, says to download new ones, registers nothing', async (ctx) => {
+    const root = await tempDir(ctx);
     const vault = await createVault(root);
     const { issueCredentials } = (await import(pathToFileURL(path.join(DIST, 'vault', 'credentials.js')).href)) as {
       issueCredentials: (p: Record<string, unknown>) => CredentialsFile;
@@ -135,8 +134,8 @@ describe('register with bad credentials', () => {
     expectExit((await register(root, await writeCreds(root, 'fresh', fresh))).r, 0);
   });
 
-  it('refuses altered credentials with exit 13 and registers nothing', async () => {
-    const root = await makeTempDir();
+  it('refuses altered credentials with exit 13 and registers nothing', async (ctx) => {
+    const root = await tempDir(ctx);
     const vault = await createVault(root);
     const good = await readCreds(vault.credentials);
     const [payload, sig] = good.token.split('.') as [string, string];
@@ -169,8 +168,8 @@ describe('register with bad credentials', () => {
     expectExit((await register(root, vault.credentials)).r, 0);
   });
 
-  it('reports a vault folder that is gone with exit 10', async () => {
-    const root = await makeTempDir();
+  it('reports a vault folder that is gone with exit 10', async (ctx) => {
+    const root = await tempDir(ctx);
     const vault = await createVault(root);
     await fs.rename(vault.dir, path.join(root, 'moved away'));
     const { r, home } = await register(root, vault.credentials);
@@ -181,9 +180,9 @@ describe('register with bad credentials', () => {
   });
 });
 
-describe('vault limit', () => {
-  it('registers 50 machines and refuses the 51st with exit 14', async () => {
-    const root = await makeTempDir();
+describe.concurrent('vault limit', () => {
+  it('registers 50 machines and refuses the 51st with exit 14', async (ctx) => {
+    const root = await tempDir(ctx);
     const vault = await createVault(root);
     expectExit((await register(root, vault.credentials, 'real-1')).r, 0);
     // 48 more machine records, as the vault writes them (registering each would take minutes).

@@ -27,7 +27,7 @@ beforeAll(async () => {
 
 afterAll(() => tmp?.cleanup());
 
-describe('another machine', () => {
+describe.concurrent('another machine', () => {
   it('registered with the same passphrase, restores A\'s point with --machine and --passphrase-file', async () => {
     const b = await setupMachine(tmp.path, { name: 'bravo', vault: a.vault });
     const list = await b.run(['points', '--machine', 'alpha', '--json']);

@@ -6,13 +6,12 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { backup, expectExit, expectNoStack, parseJson, setupMachine, show } from '../helpers/cli.js';
+import { describe, expect, it, type TestContext } from 'vitest';
+import { backup, expectExit, expectNoStack, parseJson, setupMachine, show, tempDir } from '../helpers/cli.js';
 import { exists, flipByte, listFiles, vaultObjects, walk } from '../helpers/fs-tree.js';
-import { makeTempDir } from '../helpers/tmp.js';
 
-async function setup() {
-  const root = await makeTempDir();
+async function setup(ctx: Pick<TestContext, 'onTestFinished'>) {
+  const root = await tempDir(ctx);
   const src = path.join(root, 'data');
   await fs.mkdir(path.join(src, 'sub'), { recursive: true });
   const files = ['a.bin', 'b.bin', 'c.bin', 'sub/d.bin'].map((f) => path.join(src, f));
@@ -36,9 +35,9 @@ async function expectRestoredFilesCorrect(target: string): Promise<string[]> {
   return out.sort();
 }
 
-describe('vault damage', () => {
-  it('a flipped byte in a pack fails only the affected file; the rest is restored (exit 3)', async () => {
-    const { root, files, a, pack } = await setup();
+describe.concurrent('vault damage', () => {
+  it('a flipped byte in a pack fails only the affected file; the rest is restored (exit 3)', async (ctx) => {
+    const { root, files, a, pack } = await setup(ctx);
     await flipByte(pack, 20); // inside the first sealed blob, past its 12-byte nonce
 
     const target = path.join(root, 'target');
@@ -62,8 +61,8 @@ describe('vault damage', () => {
     expectNoStack(text);
   });
 
-  it('a damaged directory listing gives a clear error and restores no wrong data', async () => {
-    const { root, a, pack } = await setup();
+  it('a damaged directory listing gives a clear error and restores no wrong data', async (ctx) => {
+    const { root, a, pack } = await setup(ctx);
     // The blob just before the pack header is the last one written: a directory listing.
     const data = await fs.readFile(pack);
     const headerLength = data.readUInt32LE(data.length - 12);
@@ -80,8 +79,8 @@ describe('vault damage', () => {
     if (await exists(target)) await expectRestoredFilesCorrect(target);
   });
 
-  it("a damaged point manifest gives a clear error (exit 1) and writes nothing", async () => {
-    const { root, src, a } = await setup();
+  it("a damaged point manifest gives a clear error (exit 1) and writes nothing", async (ctx) => {
+    const { root, src, a } = await setup(ctx);
     const [pointFile] = await vaultObjects(a.vault.dir, 'points');
     const envelope = JSON.parse(await fs.readFile(pointFile!, 'utf8'));
     const manifest = Buffer.from(envelope.manifest, 'base64');

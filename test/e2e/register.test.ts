@@ -2,9 +2,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createVault, expectExit, expectNoStack, parseJson, PASSPHRASE, runCli, writePassphrase } from '../helpers/cli.js';
+import { createVault, expectExit, expectNoStack, parseJson, PASSPHRASE, runCli, writePassphrase, tempDir } from '../helpers/cli.js';
 import { exists, vaultObjects } from '../helpers/fs-tree.js';
-import { makeTempDir } from '../helpers/tmp.js';
 
 function registerArgs(credentials: string, name: string, ...more: string[]): string[] {
   return ['register', '--vault-credentials', credentials, '--machine-name', name, '--json', ...more];
@@ -15,9 +14,9 @@ async function expectUnregistered(home: string): Promise<void> {
   expect(await exists(path.join(home, 'secrets.json')), 'secrets.json').toBe(false);
 }
 
-describe('register', () => {
-  it('refuses a passphrase shorter than 16 characters with exit 2 and registers nothing', async () => {
-    const root = await makeTempDir();
+describe.concurrent('register', () => {
+  it('refuses a passphrase shorter than 16 characters with exit 2 and registers nothing', async (ctx) => {
+    const root = await tempDir(ctx);
     const vault = await createVault(root);
     const home = path.join(root, 'home');
     // 15 characters; the second one is 30 bytes of UTF-8 but still 15 characters.
@@ -36,8 +35,8 @@ describe('register', () => {
     expect(await vaultObjects(vault.dir, 'machines')).toHaveLength(1);
   });
 
-  it('stores the local secrets owner-only', async () => {
-    const root = await makeTempDir();
+  it('stores the local secrets owner-only', async (ctx) => {
+    const root = await tempDir(ctx);
     const vault = await createVault(root);
     const home = path.join(root, 'home');
     const r = await runCli(registerArgs(vault.credentials, 'A', '--passphrase-file', await writePassphrase(root, PASSPHRASE)), { home });
@@ -61,8 +60,8 @@ describe('register', () => {
     expect(await vaultObjects(vault.dir, 'machines')).toHaveLength(1);
   });
 
-  it('--generate-passphrase writes a new 0600 file with a strong passphrase that other machines can use', async () => {
-    const root = await makeTempDir();
+  it('--generate-passphrase writes a new 0600 file with a strong passphrase that other machines can use', async (ctx) => {
+    const root = await tempDir(ctx);
     const vault = await createVault(root);
     const out = path.join(root, 'generated passphrase.txt');
     const r = await runCli(registerArgs(vault.credentials, 'A', '--generate-passphrase', out), { home: path.join(root, 'hA') });
@@ -85,8 +84,8 @@ describe('register', () => {
     expect((await fs.readFile(out2, 'utf8')).split('\n')[0]).not.toBe(passphrase);
   });
 
-  it('--generate-passphrase refuses an existing file with exit 2 and leaves it unchanged', async () => {
-    const root = await makeTempDir();
+  it('--generate-passphrase refuses an existing file with exit 2 and leaves it unchanged', async (ctx) => {
+    const root = await tempDir(ctx);
     const vault = await createVault(root);
     const out = path.join(root, 'precious.txt');
     await fs.writeFile(out, 'do not overwrite me\n', { mode: 0o644 });
@@ -101,8 +100,8 @@ describe('register', () => {
     expect(await vaultObjects(vault.dir, 'keys')).toEqual([]);
   });
 
-  it('leaves no registration and no generated file when registration fails', async () => {
-    const root = await makeTempDir();
+  it('leaves no registration and no generated file when registration fails', async (ctx) => {
+    const root = await tempDir(ctx);
     const vault = await createVault(root);
     const home = path.join(root, 'home');
     const out = path.join(root, 'gen.txt');
@@ -123,8 +122,8 @@ describe('register', () => {
     expect(await vaultObjects(vault.dir, 'machines')).toHaveLength(1);
   });
 
-  it('needs a passphrase source when there is no terminal, and only one', async () => {
-    const root = await makeTempDir();
+  it('needs a passphrase source when there is no terminal, and only one', async (ctx) => {
+    const root = await tempDir(ctx);
     const vault = await createVault(root);
     const home = path.join(root, 'home');
     const none = await runCli(registerArgs(vault.credentials, 'A'), { home });

@@ -5,9 +5,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { backup, expectExit, setupMachine } from '../helpers/cli.js';
+import { backup, expectExit, setupMachine, tempDir } from '../helpers/cli.js';
 import { listFiles } from '../helpers/fs-tree.js';
-import { makeTempDir } from '../helpers/tmp.js';
 
 const M = {
   content: 'QZX-CONTENT-MARKER-7f3a9c',
@@ -49,9 +48,9 @@ function strings(v: unknown): string[] {
   return [];
 }
 
-describe('vault secrecy', () => {
-  it('keeps contents, names and link targets out of every vault object', async () => {
-    const root = await makeTempDir();
+describe.concurrent('vault secrecy', () => {
+  it('keeps contents, names and link targets out of every vault object', async (ctx) => {
+    const root = await tempDir(ctx);
     const src = path.join(root, M.rootName);
     const sub = path.join(src, M.dirName, `nested ${M.dirName}`);
     await fs.mkdir(sub, { recursive: true });
@@ -89,8 +88,8 @@ describe('vault secrecy', () => {
     expect(scanned).toBeGreaterThan(10_000); // ~3.5 MB of text compresses to tens of KB
   });
 
-  it('has no plain JSON besides config, keys, machines, points envelopes and the signing key', async () => {
-    const root = await makeTempDir();
+  it('has no plain JSON besides config, keys, machines, points envelopes and the signing key', async (ctx) => {
+    const root = await tempDir(ctx);
     const src = path.join(root, 'src');
     await fs.mkdir(path.join(src, 'd'), { recursive: true });
     await fs.writeFile(path.join(src, 'd', 'f.json'), JSON.stringify({ hello: M.content }));

@@ -10,7 +10,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expect } from 'vitest';
+import { expect, type TestContext } from 'vitest';
+import { createTempDir } from './tmp.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = path.join(REPO, 'bin', 'azbk');
@@ -87,6 +88,16 @@ export async function runCli(args: readonly string[], opts: RunOptions = {}): Pr
     ms: Date.now() - started,
     ...(maxRssKiB === undefined ? {} : { maxRssKiB }),
   };
+}
+
+/**
+ * A temporary folder removed when the test of `ctx` finishes. Unlike makeTempDir it works in
+ * concurrent tests (describe.concurrent), which must use their own context's hooks.
+ */
+export async function tempDir(ctx: Pick<TestContext, 'onTestFinished'>, prefix = 'azbk-e2e-'): Promise<string> {
+  const dir = await createTempDir(prefix);
+  ctx.onTestFinished(dir.cleanup);
+  return dir.path;
 }
 
 /** A readable description of a result, for assertion messages. */

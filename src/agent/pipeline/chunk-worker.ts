@@ -14,8 +14,8 @@ import type { FileStat, FileTask, FromWorker, OutItem, SealedChunk, ToWorker, Wo
 const init = workerData as WorkerInit;
 const keys = deriveKeys(Buffer.from(init.master));
 const credit = new Int32Array(init.credit);
-const READ_SIZE = 4 * 1024 * 1024;
-const FLUSH_BYTES = 4 * 1024 * 1024;
+const READ_SIZE = 1024 * 1024;
+const FLUSH_BYTES = 2 * 1024 * 1024;
 const buf = Buffer.allocUnsafe(READ_SIZE);
 
 let items: OutItem[] = [];
@@ -52,9 +52,10 @@ function emitChunks(taskId: number, chunks: SealedChunk[], offset: number): void
 
 function seal(chunk: Buffer): SealedChunk {
   const enc = encodeBlob(keys, 'data', chunk, { level: init.level });
-  // A buffer of its own, so it can be transferred without taking a pool slab along.
-  const sealed = new Uint8Array(enc.sealed.byteLength);
-  sealed.set(enc.sealed);
+  // Transferred to the main thread: it must own its whole ArrayBuffer (small buffers are slices
+  // of a shared pool, which would go along).
+  const own = enc.sealed.byteOffset === 0 && enc.sealed.byteLength === enc.sealed.buffer.byteLength;
+  const sealed = own ? enc.sealed : Uint8Array.prototype.slice.call(enc.sealed);
   return { id: enc.id, sealed, rawLength: enc.rawLength };
 }
 

@@ -70,12 +70,13 @@ export class ChunkPool {
       maxQueued: opts.maxQueued ?? 4096,
       batchFiles: opts.batchFiles ?? 64,
       batchBytes: opts.batchBytes ?? 8 * 1024 * 1024,
-      creditLimit: opts.creditLimit ?? 24 * 1024 * 1024,
+      creditLimit: opts.creditLimit ?? 4 * 1024 * 1024,
     };
     for (let i = 0; i < this.opts.workers; i++) {
       const shared = new SharedArrayBuffer(4);
       const data: WorkerInit = { master: new Uint8Array(init.master), chunker: init.chunker, level: init.level, credit: shared, creditLimit: this.opts.creditLimit };
-      const worker = new Worker(WORKER_URL, { workerData: data });
+      // A small young generation: the workers' garbage is short-lived buffers, collected often.
+      const worker = new Worker(WORKER_URL, { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 8 } });
       const slot: Slot = { worker, credit: new Int32Array(shared), batches: 0 };
       worker.on('message', (msg: FromWorker) => this.receive(slot, msg));
       worker.on('error', (err) => this.fail(new AzbkError('AZBK_INTERNAL', `A chunk worker failed: ${err.message}`, { cause: err })));
