@@ -2,6 +2,7 @@
  * One job at a time per machine: a lock file under AZBK_HOME, created exclusively, naming the job
  * and its process. A lock whose process is gone (killed, crashed, rebooted) is taken over.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AzbkError } from '../shared/errors.js';
@@ -41,6 +42,25 @@ async function readLock(file: string): Promise<LockBody | null> {
  */
 const heldHere = new Set<string>();
 
+/**
+ * Removes a stale lock: moved aside first (only one process can move a given file), then checked
+ * again, so a fresh lock another process took meanwhile is put back rather than lost.
+ */
+async function takeOverStale(file: string): Promise<void> {
+  const aside = `${file}.${randomBytes(6).toString('hex')}.stale`;
+  try {
+    await fs.rename(file, aside);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return;
+    throw err;
+  }
+  const moved = await readLock(aside);
+  if (moved !== null && typeof moved.pid === 'number' && moved.pid !== process.pid && alive(moved.pid)) {
+    await fs.link(aside, file).catch(() => undefined);
+  }
+  await fs.rm(aside, { force: true });
+}
+
 /** Takes the machine's job lock; AZBK_JOB_RUNNING when a live process (this one included) holds it. */
 export async function acquireJobLock(file: string, job: { jobId: string; kind: string }): Promise<JobLock> {
   const body = JSON.stringify({ pid: process.pid, jobId: job.jobId, kind: job.kind, started: new Date().toISOString() });
@@ -51,7 +71,15 @@ export async function acquireJobLock(file: string, job: { jobId: string; kind: s
     if (heldHere.has(key)) throw running(await readLock(file));
     heldHere.add(key); // taken synchronously, so two jobs of this process cannot both get here
     try {
-      await fs.writeFile(file, body, { flag: 'wx', mode: 0o600 });
+      // Written whole under a temporary name, then linked into place: nobody ever reads a lock
+      // file that exists but is still empty.
+      const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+      await fs.writeFile(tmp, body, { flag: 'wx', mode: 0o600 });
+      try {
+        await fs.link(tmp, file);
+      } finally {
+        await fs.rm(tmp, { force: true });
+      }
       return {
         release: async () => {
           heldHere.delete(key);
@@ -65,7 +93,7 @@ export async function acquireJobLock(file: string, job: { jobId: string; kind: s
     const held = await readLock(file);
     if (held !== null && typeof held.pid === 'number' && held.pid !== process.pid && alive(held.pid)) throw running(held);
     if (heldHere.has(key)) throw running(held);
-    await fs.rm(file, { force: true });
+    await takeOverStale(file);
   }
   throw new AzbkError('AZBK_JOB_RUNNING', 'Could not take the job lock; another job keeps taking it.');
 }
