@@ -36,7 +36,7 @@ interface Wanted {
 }
 
 const MAX_GAP = 1024 * 1024;
-const MAX_RANGE = 32 * 1024 * 1024;
+const MAX_RANGE = 16 * 1024 * 1024;
 
 export interface DataResult {
   readonly files: number;
@@ -101,7 +101,7 @@ export async function restoreData(
   };
   const packs = [...byPack.entries()];
   let next = 0;
-  const workers = Array.from({ length: Math.min(opts.concurrency ?? 4, packs.length) }, async () => {
+  const workers = Array.from({ length: Math.min(opts.concurrency ?? 3, packs.length) }, async () => {
     while (next < packs.length) {
       const [pack, blobs] = packs[next++]!;
       for (const range of ranges([...blobs.values()])) {
