@@ -4,7 +4,6 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AzbkError } from '../shared/errors.js';
 import type { VaultEntry } from './api.js';
-import { HttpVault } from './http-client.js';
 import { FsBlobStore } from './storage/fs-store.js';
 import { RetryingBlobStore } from './storage/retrying-store.js';
 import { Vault } from './vault.js';
@@ -42,6 +41,8 @@ export async function connectVault(endpoint: string, certFingerprint: string | n
     if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
       throw new AzbkError('AZBK_CREDENTIALS_INVALID', 'The vault endpoint must be a plain https://HOST:PORT URL.');
     }
+    // Loaded only for a vault service: the HTTP stack costs start-up time every other command would pay.
+    const { HttpVault } = await import('./http-client.js');
     return new HttpVault(url.href, certFingerprint);
   }
   throw new AzbkError('AZBK_CREDENTIALS_INVALID', `azbk cannot reach ${url.protocol}// vaults.`, {

@@ -6,7 +6,6 @@
  */
 import type { Command } from 'commander';
 import { describeLocation, openVaultStore } from '../../vault/open-store.js';
-import { parseListen, serverLogger, startServer } from '../../vault/server.js';
 import { ensureTlsIdentity } from '../../vault/tls.js';
 import { Vault } from '../../vault/vault.js';
 import { action } from '../run.js';
@@ -38,6 +37,8 @@ export function vaultServeCommand(vault: Command): void {
     .action(
       action('vault serve', async ({ out, log }, o: Opts) => {
         const loc = resolveLocation(o, out);
+        // The server stack is loaded only by this command.
+        const { parseListen, serverLogger, startServer } = await import('../../vault/server.js');
         const { host, port } = parseListen(o.listen);
         const given = await givenTls(o);
         const store = await openVaultStore(loc);
