@@ -67,7 +67,7 @@ export class ChunkPool {
   constructor(init: { master: Buffer; chunker: ChunkerParams; level: number }, opts: PoolOptions = {}) {
     this.opts = {
       workers: opts.workers ?? Math.max(1, os.availableParallelism()),
-      maxQueued: opts.maxQueued ?? 4096,
+      maxQueued: opts.maxQueued ?? 1024,
       batchFiles: opts.batchFiles ?? 64,
       batchBytes: opts.batchBytes ?? 8 * 1024 * 1024,
       creditLimit: opts.creditLimit ?? 4 * 1024 * 1024,
