@@ -281,95 +281,78 @@ async function measure(name, cmd, args, { env, cwd, logDir, okCodes = [0] }) {
 // ---------------------------------------------------------------------------------------------
 // the tools
 
-function makeTools(source, work, passphrase) {
-  const tools = {
-    azbk: {
-      name: 'azbk',
-      available: () => fs.existsSync(path.join(ROOT, 'dist', 'cli', 'main.js')),
-      installHint: 'run npm run build (npm run bench does)',
-      version: () => {
-        const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
-        return `azbk ${pkg.version} (${STATE.git.commit}${STATE.git.dirty ? ', working tree modified' : ''})`;
-      },
-      compression: 'zstd level 3 (the vault default)',
-      // azbk exits 3 when some items were skipped; it still made a point
-      okCodes: [0, 3],
-      dir: path.join(work, 'azbk'),
-      env() {
-        return { AZBK_HOME: path.join(this.dir, 'home') };
-      },
-      repo() {
-        return path.join(this.dir, 'vault');
-      },
-      cache() {
-        return path.join(this.dir, 'home');
-      },
-      async setup(m) {
-        const creds = path.join(this.dir, 'vault.VaultCredentials');
+/** azbk, embedded (a vault folder) or through `azbk vault serve` on 127.0.0.1 (`https`). */
+function azbkTool(name, https, work, source) {
+  return {
+    name,
+    available: () => fs.existsSync(path.join(ROOT, 'dist', 'cli', 'main.js')),
+    installHint: 'run npm run build (npm run bench does)',
+    version: () => {
+      const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+      const v = `azbk ${pkg.version} (${STATE.git.commit}${STATE.git.dirty ? ', working tree modified' : ''})`;
+      return https ? `${v} through azbk vault serve on 127.0.0.1` : v;
+    },
+    compression: 'zstd level 3 (the vault default)',
+    // azbk exits 3 when some items were skipped; it still made a point
+    okCodes: [0, 3],
+    dir: path.join(work, name),
+    env() {
+      return { AZBK_HOME: path.join(this.dir, 'home') };
+    },
+    repo() {
+      return path.join(this.dir, 'vault');
+    },
+    cache() {
+      return path.join(this.dir, 'home');
+    },
+    async setup(m) {
+      const creds = path.join(this.dir, 'vault.VaultCredentials');
+      if (!https) {
         const r1 = await m('setup-vault', process.execPath, [AZBK, 'vault', 'create', '--path', this.repo(), '--name', 'bench', '--credentials-out', creds]);
         if (!r1.ok) return r1;
-        return m('setup-register', process.execPath, [AZBK, 'register', '--vault-credentials', creds, '--generate-passphrase', path.join(this.dir, 'passphrase.txt'), '--machine-name', 'bench']);
-      },
-      async backup(m, run) {
-        const r = await m(`backup-${run}`, process.execPath, [AZBK, 'backup', '--now', '--include', source, '--json']);
-        try {
-          r.azbkStats = JSON.parse(fs.readFileSync(r.stdout, 'utf8')).stats ?? null;
-        } catch {
-          r.azbkStats = null;
-        }
-        return r;
-      },
-      restore: (m, target) => m('restore', process.execPath, [AZBK, 'restore', '--point', 'latest', '--target', target, '--json']),
-    },
-    // The same agent, backing up to the same kind of vault folder through `azbk vault serve` on
-    // 127.0.0.1 (HTTPS, self-signed certificate pinned by the credentials).
-    'azbk-https': {
-      name: 'azbk-https',
-      available: () => fs.existsSync(path.join(ROOT, 'dist', 'cli', 'main.js')),
-      installHint: 'run npm run build (npm run bench does)',
-      version: () => 'azbk through azbk vault serve on 127.0.0.1',
-      compression: 'zstd level 3 (the vault default)',
-      okCodes: [0, 3],
-      dir: path.join(work, 'azbk-https'),
-      env() {
-        return { AZBK_HOME: path.join(this.dir, 'home') };
-      },
-      repo() {
-        return path.join(this.dir, 'vault');
-      },
-      cache() {
-        return path.join(this.dir, 'home');
-      },
-      async setup(m) {
-        const creds = path.join(this.dir, 'vault.VaultCredentials');
+      } else {
         const r1 = await m('setup-vault', process.execPath, [AZBK, 'vault', 'create', '--path', this.repo(), '--name', 'bench']);
         if (!r1.ok) return r1;
-        const server = spawn(process.execPath, [AZBK, 'vault', 'serve', '--path', this.repo(), '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'ignore'] });
-        process.on('exit', () => server.kill('SIGKILL'));
-        const url = await new Promise((resolve, reject) => {
-          let out = '';
-          server.stdout.on('data', (b) => {
-            out += b.toString();
-            const match = /listening on (https:\/\/\S+)/.exec(out);
-            if (match) resolve(match[1]);
-          });
-          server.on('exit', () => reject(new Error(`azbk vault serve exited: ${out}`)));
-        });
+        const url = await startVaultServer(this.repo());
         const r2 = await m('setup-credentials', process.execPath, [AZBK, 'vault', 'credentials', '--path', this.repo(), '--endpoint', url, '--out', creds]);
         if (!r2.ok) return r2;
-        return m('setup-register', process.execPath, [AZBK, 'register', '--vault-credentials', creds, '--generate-passphrase', path.join(this.dir, 'passphrase.txt'), '--machine-name', 'bench']);
-      },
-      async backup(m, run) {
-        const r = await m(`backup-${run}`, process.execPath, [AZBK, 'backup', '--now', '--include', source, '--json']);
-        try {
-          r.azbkStats = JSON.parse(fs.readFileSync(r.stdout, 'utf8')).stats ?? null;
-        } catch {
-          r.azbkStats = null;
-        }
-        return r;
-      },
-      restore: (m, target) => m('restore', process.execPath, [AZBK, 'restore', '--point', 'latest', '--target', target, '--json']),
+      }
+      return m('setup-register', process.execPath, [AZBK, 'register', '--vault-credentials', creds, '--generate-passphrase', path.join(this.dir, 'passphrase.txt'), '--machine-name', 'bench']);
     },
+    async backup(m, run) {
+      const r = await m(`backup-${run}`, process.execPath, [AZBK, 'backup', '--now', '--include', source, '--json']);
+      try {
+        r.azbkStats = JSON.parse(fs.readFileSync(r.stdout, 'utf8')).stats ?? null;
+      } catch {
+        r.azbkStats = null;
+      }
+      return r;
+    },
+    restore: (m, target) => m('restore', process.execPath, [AZBK, 'restore', '--point', 'latest', '--target', target, '--json']),
+  };
+}
+
+/** Starts `azbk vault serve` for the rest of this run; resolves with its https URL. */
+function startVaultServer(repo) {
+  const server = spawn(process.execPath, [AZBK, 'vault', 'serve', '--path', repo, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  process.on('exit', () => server.kill('SIGKILL'));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    server.stdout.on('data', (b) => {
+      out += b.toString();
+      const match = /listening on (https:\/\/\S+)/.exec(out);
+      if (match) resolve(match[1]);
+    });
+    server.on('exit', () => reject(new Error(`azbk vault serve exited: ${out}`)));
+  });
+}
+
+function makeTools(source, work, passphrase) {
+  const tools = {
+    azbk: azbkTool('azbk', false, work, source),
+    // The same agent, backing up to the same kind of vault folder through `azbk vault serve` on
+    // 127.0.0.1 (HTTPS, self-signed certificate pinned by the credentials).
+    'azbk-https': azbkTool('azbk-https', true, work, source),
     restic: {
       name: 'restic',
       available: () => which('restic') !== null,
