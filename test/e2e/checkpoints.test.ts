@@ -87,10 +87,10 @@ describe('checkpoints', () => {
     const deadline = Date.now() + 45_000;
     let kills = 0;
     for (let i = 0; i < 12 && Date.now() < deadline; i++) {
-      const job = startBackup(m, ['--include', src, '--checkpoint-bytes', String(interval)]);
-      // Random moments; on a loaded machine the first ones may all land before any checkpoint,
-      // so the later ones reach further into the job.
-      await sleep(300 + Math.floor(Math.random() * (900 + i * 200)));
+      // The upload limit stretches the job to several seconds, so the kills land at random
+      // moments inside it however fast the machine is.
+      const job = startBackup(m, ['--include', src, '--checkpoint-bytes', String(interval), '--limit-upload', '16M']);
+      await sleep(300 + Math.floor(Math.random() * 2000));
       job.stop('SIGKILL');
       const r = await job.done;
       if (r.signal === 'SIGKILL') kills++;
@@ -121,7 +121,7 @@ describe('checkpoints', () => {
     const size = await makeTree(src, [48, 48, 32], 10);
     const m = await setupMachine(root);
 
-    const job = startBackup(m, ['--include', src, '--checkpoint-bytes', '16M']);
+    const job = startBackup(m, ['--include', src, '--checkpoint-bytes', '16M', '--limit-upload', '32M']);
     // Stop once the first checkpoint is in the vault, so the test does not race the job's start.
     for (let i = 0; i < 200; i++) {
       const names = await fs.readdir(path.join(m.vault.dir, 'checkpoints'), { recursive: true }).catch(() => []);
@@ -153,7 +153,7 @@ describe('checkpoints', () => {
     await makeTree(src, [64, 64], 0);
     const m = await setupMachine(root);
 
-    const job = startBackup(m, ['--include', src]);
+    const job = startBackup(m, ['--include', src, '--limit-upload', '16M']);
     for (let i = 0; i < 200; i++) {
       if (await fs.stat(path.join(m.home, 'job.lock')).catch(() => null)) break;
       await sleep(10);
