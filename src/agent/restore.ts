@@ -22,6 +22,9 @@ import { restoreData, toTime, type FilePlan } from './restore-data.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
 import { findMachine, keysFor, openPoint, pickPoint } from './points.js';
 
+/** Decoded folder listings kept in memory during a restore. */
+const MAX_CACHED_TREES = 10_000;
+
 export type ConflictRule = 'overwrite' | 'skip' | 'copy';
 
 export interface RestoreOptions {
@@ -95,7 +98,7 @@ class RestoreJob {
     let t = this.trees.get(id);
     if (t === undefined) {
       t = decodeTree(await this.blob('tree', id));
-      if (this.trees.size > 10_000) this.trees.clear();
+      if (this.trees.size > MAX_CACHED_TREES) this.trees.clear();
       this.trees.set(id, t);
     }
     return t;
@@ -131,7 +134,36 @@ class RestoreJob {
   }
 
   /** Creates folders and links, and an empty temporary file for each file, then writes the data. */
+  /**
+   * Reads the folder listings under the selected folders, several at a time and level by level,
+   * into the cache, so planning does not wait on one request per folder (a vault service is a
+   * round trip away). Stops when the cache is full; planning then reads the rest as it goes.
+   */
+  private async prefetchTrees(selected: readonly Selected[]): Promise<void> {
+    const seen = new Set<BlobId>();
+    let level = selected.flatMap((s) => (s.node.type === 'dir' ? [s.node.subtree] : []));
+    while (level.length > 0 && seen.size < MAX_CACHED_TREES) {
+      const next: BlobId[] = [];
+      let i = 0;
+      const worker = async () => {
+        while (i < level.length && seen.size < MAX_CACHED_TREES) {
+          const id = level[i++]!;
+          if (seen.has(id)) continue;
+          seen.add(id);
+          try {
+            for (const n of (await this.tree(id)).nodes) if (n.type === 'dir') next.push(n.subtree);
+          } catch {
+            // a damaged listing is reported when planning reaches it
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: 8 }, worker));
+      level = next;
+    }
+  }
+
   async restoreAll(selected: readonly Selected[]): Promise<void> {
+    await this.prefetchTrees(selected);
     const files: FilePlan[] = [];
     const dirs: { path: string; node: DirNode }[] = [];
     for (const s of selected) {
