@@ -341,7 +341,12 @@ function startVaultServer(repo) {
     server.stdout.on('data', (b) => {
       out += b.toString();
       const match = /listening on (https:\/\/\S+)/.exec(out);
-      if (match) resolve(match[1]);
+      if (match) {
+        // The server must not keep this process alive; it is killed when this process exits.
+        server.unref();
+        server.stdout.unref();
+        resolve(match[1]);
+      }
     });
     server.on('exit', () => reject(new Error(`azbk vault serve exited: ${out}`)));
   });
