@@ -11,8 +11,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { watch } from 'chokidar';
 import { writeFileAtomic } from '../shared/files.js';
+import { processAlive } from '../shared/process.js';
 
 export interface JournalSession {
   readonly version: 1;
@@ -28,15 +28,6 @@ export function journalFiles(home: string) {
   return { dir, session: path.join(dir, 'session.json'), changes: path.join(dir, 'changes.log') };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function readSession(home: string): JournalSession | null {
   try {
     const s = JSON.parse(fs.readFileSync(journalFiles(home).session, 'utf8')) as JournalSession;
@@ -49,7 +40,7 @@ function readSession(home: string): JournalSession | null {
 /** The pid of a live watcher keeping this AZBK_HOME's journal, or null. */
 export function watcherRunning(home: string): number | null {
   const s = readSession(home);
-  return s !== null && s.pid !== process.pid && alive(s.pid) ? s.pid : null;
+  return s !== null && s.pid !== process.pid && processAlive(s.pid) ? s.pid : null;
 }
 
 /** The journal's current length: where the next backup will start reading. */
@@ -75,7 +66,7 @@ export function changesSince(
   if (since === null) return { ok: false, why: 'no earlier backup on this machine to compare with' };
   const s = readSession(home);
   if (s === null) return { ok: false, why: 'no change journal (azbk watch is not running)' };
-  if (!alive(s.pid)) return { ok: false, why: 'the change journal stopped (azbk watch is not running)' };
+  if (!processAlive(s.pid)) return { ok: false, why: 'the change journal stopped (azbk watch is not running)' };
   if (s.broken !== undefined) return { ok: false, why: `the change journal reported an error: ${s.broken}` };
   if (s.started > since.started) return { ok: false, why: 'the change journal started after the last backup' };
   const uncovered = include.find((p) => !s.paths.some((root) => within(p, root)));
@@ -128,6 +119,8 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   const files = journalFiles(home);
   fs.mkdirSync(files.dir, { recursive: true, mode: 0o700 });
   const log = fs.openSync(files.changes, 'a', 0o600);
+  // chokidar is loaded only by the watcher, not by every backup that reads the journal.
+  const { watch } = await import('chokidar');
   const watcher = watch([...paths], { ignoreInitial: true, followSymlinks: false, persistent: true });
   let session: JournalSession | null = null;
   const record = (p: string) => fs.writeSync(log, JSON.stringify(path.resolve(p)) + '\n');

@@ -7,18 +7,10 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AzbkError } from '../shared/errors.js';
 import { errnoCode, readJsonFile } from '../shared/files.js';
+import { processAlive } from '../shared/process.js';
 
 export interface JobLock {
   release(): Promise<void>;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errnoCode(err) === 'EPERM';
-  }
 }
 
 interface LockBody {
@@ -55,7 +47,7 @@ async function takeOverStale(file: string): Promise<void> {
     throw err;
   }
   const moved = await readLock(aside);
-  if (moved !== null && typeof moved.pid === 'number' && moved.pid !== process.pid && alive(moved.pid)) {
+  if (moved !== null && typeof moved.pid === 'number' && moved.pid !== process.pid && processAlive(moved.pid)) {
     await fs.link(aside, file).catch(() => undefined);
   }
   await fs.rm(aside, { force: true });
@@ -91,7 +83,7 @@ export async function acquireJobLock(file: string, job: { jobId: string; kind: s
       if (errnoCode(err) !== 'EEXIST') throw err;
     }
     const held = await readLock(file);
-    if (held !== null && typeof held.pid === 'number' && held.pid !== process.pid && alive(held.pid)) throw running(held);
+    if (held !== null && typeof held.pid === 'number' && held.pid !== process.pid && processAlive(held.pid)) throw running(held);
     if (heldHere.has(key)) throw running(held);
     await takeOverStale(file);
   }
