@@ -5,7 +5,7 @@
 import path from 'node:path';
 import type { BandwidthPolicy } from '../core/bandwidth.js';
 import { AzbkError } from '../shared/errors.js';
-import { readJsonFile, writeFileAtomic } from '../shared/files.js';
+import { readLocalJson, writeFileAtomic } from '../shared/files.js';
 import type { HomePaths } from '../shared/paths.js';
 
 export interface Policy {
@@ -32,12 +32,7 @@ function validBandwidth(b: unknown): b is BandwidthPolicy {
 }
 
 export async function loadPolicy(paths: HomePaths): Promise<Policy> {
-  let v: unknown;
-  try {
-    v = await readJsonFile(paths.policy);
-  } catch {
-    throw damaged(paths.policy);
-  }
+  const v = await readLocalJson(paths.policy, () => damaged(paths.policy));
   if (v === null) return EMPTY;
   const p = v as Policy;
   if (p.version !== 1 || !Array.isArray(p.include) || !p.include.every((x) => typeof x === 'string')) throw damaged(paths.policy);

@@ -6,7 +6,7 @@
 import fs from 'node:fs/promises';
 import { isHex32, type KeyId, type MachineId } from '../core/ids.js';
 import { AzbkError } from '../shared/errors.js';
-import { readJsonFile, writeFileAtomic } from '../shared/files.js';
+import { readLocalJson, writeFileAtomic } from '../shared/files.js';
 import type { HomePaths } from '../shared/paths.js';
 
 export interface LocalRegistration {
@@ -36,12 +36,7 @@ function damaged(file: string): AzbkError {
 
 /** The local registration, or null when this AZBK_HOME has none. */
 export async function loadRegistration(paths: HomePaths): Promise<LocalRegistration | null> {
-  let v: unknown;
-  try {
-    v = await readJsonFile(paths.registration);
-  } catch {
-    throw damaged(paths.registration);
-  }
+  const v = await readLocalJson(paths.registration, () => damaged(paths.registration));
   if (v === null) return null;
   const r = v as LocalRegistration;
   if (r.version !== 1 || !isHex32(r.machineId) || !isHex32(r.keyId) || typeof r.endpoint !== 'string') {
@@ -58,13 +53,7 @@ export async function requireRegistration(paths: HomePaths): Promise<LocalRegist
 }
 
 export async function loadSecrets(paths: HomePaths): Promise<LocalSecrets> {
-  let v: unknown;
-  try {
-    v = await readJsonFile(paths.secrets);
-  } catch {
-    throw damaged(paths.secrets);
-  }
-  const s = v as LocalSecrets | null;
+  const s = (await readLocalJson(paths.secrets, () => damaged(paths.secrets))) as LocalSecrets | null;
   if (s === null || s.version !== 1 || typeof s.machineSecret !== 'string' || typeof s.masterKey !== 'string') {
     throw damaged(paths.secrets);
   }

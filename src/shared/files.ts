@@ -49,6 +49,15 @@ export async function readJsonFile(file: string): Promise<unknown> {
   return JSON.parse(text) as unknown;
 }
 
+/** Like readJsonFile, but an unreadable or malformed file throws `damaged()` instead. */
+export async function readLocalJson(file: string, damaged: () => Error): Promise<unknown> {
+  try {
+    return await readJsonFile(file);
+  } catch {
+    throw damaged();
+  }
+}
+
 /** The errno code of a Node.js system error, if any. */
 export function errnoCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err
