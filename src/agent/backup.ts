@@ -8,7 +8,7 @@
  * cache are not read; the others go to the chunk workers (pipeline/pool.ts), which read, chunk,
  * hash, compress and seal on every core while the main thread deduplicates, packs and uploads.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,7 +21,7 @@ import { BlobIndex } from './blob-index.js';
 import { BlobWriter } from './blob-writer.js';
 import { findResumable, sealCheckpoint, unchanged, type KnownFile, type PartialFile, type ResumeState } from './checkpoint.js';
 import type { AgentContext } from './context.js';
-import { FileCache, type KnownDir } from './file-cache.js';
+import { FileCache } from './file-cache.js';
 import { changesSince, dirtyFolders, journalOffset } from './journal.js';
 import { fromSegments, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
@@ -146,6 +146,19 @@ interface InFlight {
 
 type Identity = { size: number; mtime: string; ctime: string; ino: string };
 
+/** What the backup keeps of an lstat: the kind of entry, its permission bits and its identity. */
+interface EntryStat extends Identity {
+  readonly kind: 'file' | 'dir' | 'symlink' | 'other';
+  readonly mode: number;
+}
+
+/** A folder's entry as lstat saw it. */
+interface Listed {
+  readonly abs: string;
+  readonly name: string;
+  readonly st: EntryStat;
+}
+
 class BackupJob {
   private readonly skipped: SkippedItem[] = [];
   private readonly warnings: SkippedItem[] = [];
@@ -166,7 +179,6 @@ class BackupJob {
   /** folders the change journal saw change (optimized mode), or null for a full scan */
   private dirty: Set<string> | null = null;
   private scan: ScanMode = { mode: 'full', reason: '' };
-  private readonly walkedDirs: [string, KnownDir][] = [];
   private finalCheckpoint: Promise<void> | null = null;
 
   constructor(
@@ -252,7 +264,6 @@ class BackupJob {
     const sealed = sealManifest(keys, manifest);
     this.stats.uploadedBytes = w.uploadedBytes + sealed.length;
     const point = await session.putPoint({ keyId: keys.keyId, jobId: this.jobId, manifest: sealed });
-    this.cache.putDirs(this.walkedDirs);
     this.cache.setMeta(LAST_BACKUP, { started: manifest.started, offset });
     return {
       scan: this.scan,
@@ -340,16 +351,25 @@ class BackupJob {
   /** A tree for a directory above the included paths: only the children on the way down. */
   private async ancestorTree(segs: string[], trie: Trie): Promise<Folder> {
     const entries: Promise<Entry | null>[] = [];
+    const abs = fromSegments(segs);
+    // Files included on their own are remembered under a key no folder path can have.
+    const key = `\0${abs}`;
+    const known = this.cache.getFiles(key);
+    const remembered = new Map<string, KnownFile>();
     for (const [name, child] of trie.children) {
       const childSegs = [...segs, name];
-      const abs = fromSegments(childSegs);
-      if (child.included) entries.push(this.entry(abs, name));
-      else {
-        const st = fs.lstatSync(abs, { bigint: true });
+      const childAbs = fromSegments(childSegs);
+      if (child.included) {
+        const l = this.lstat(childAbs, name);
+        entries.push(l === null ? Promise.resolve(null) : l.st.kind === 'dir' ? this.dirEntry(l, this.dir(childAbs)) : this.entry(l, known, remembered));
+      } else {
+        const st = entryStat(fs.lstatSync(childAbs, { bigint: true }));
         entries.push(this.ancestorTree(childSegs, child).then((f) => ({ node: { type: 'dir', name, ...meta(st), subtree: f.tree }, counts: f.counts })));
       }
     }
-    return this.folder(present(await Promise.all(entries)), false);
+    const folder = await this.folder(present(await Promise.all(entries)), false);
+    if (remembered.size > 0) this.cache.putDir(key, { fingerprint: null, tree: folder.tree, ...folder.counts, known: remembered });
+    return folder;
   }
 
   /** Stores a folder's listing; `counted` adds the folder itself to the totals. */
@@ -364,24 +384,35 @@ class BackupJob {
     return { tree: await this.writer.add('tree', encodeTree(entries.map((e) => e.node))), counts };
   }
 
-  /** Backs up one filesystem entry; null (and listed as skipped) when it cannot be read. */
-  private async entry(abs: string, name: string): Promise<Entry | null> {
-    let st: fs.BigIntStats;
+  /** lstat, or null (and listed as skipped) when the entry cannot be examined. */
+  private lstat(abs: string, name: string): Listed | null {
     try {
-      st = fs.lstatSync(abs, { bigint: true });
+      return { abs, name, st: entryStat(fs.lstatSync(abs, { bigint: true })) };
     } catch (err) {
       this.skip(abs, describe(err));
       return null;
     }
-    if (st.isFile()) {
-      const node = await this.file(abs, name, st);
-      return node === null ? null : { node, counts: { files: 1, dirs: 0, symlinks: 0, bytes: node.size } };
+  }
+
+  /** A subfolder's entry in its parent's listing, once its own tree is stored. */
+  private async dirEntry(l: Listed, sub: Promise<Folder | null>): Promise<Entry | null> {
+    const f = await sub;
+    return f === null ? null : { node: { type: 'dir', name: l.name, ...meta(l.st), subtree: f.tree }, counts: f.counts };
+  }
+
+  /**
+   * Backs up a file, symlink or special file; null when it is not backed up. A regular file that
+   * was read cleanly (or matched what was known) goes into `remembered`.
+   */
+  private async entry(l: Listed, known: ReadonlyMap<string, KnownFile>, remembered: Map<string, KnownFile>): Promise<Entry | null> {
+    const { abs, name, st } = l;
+    if (st.kind === 'file') {
+      const r = await this.file(abs, name, st, known.get(name));
+      if (r === null) return null;
+      if (r.known !== null) remembered.set(name, r.known);
+      return { node: r.node, counts: { files: 1, dirs: 0, symlinks: 0, bytes: r.node.size } };
     }
-    if (st.isDirectory()) {
-      const f = await this.dir(abs);
-      return f === null ? null : { node: { type: 'dir', name, ...meta(st), subtree: f.tree }, counts: f.counts };
-    }
-    if (st.isSymbolicLink()) {
+    if (st.kind === 'symlink') {
       try {
         const target = fs.readlinkSync(abs);
         return { node: { type: 'symlink', name, ...meta(st), target }, counts: { files: 0, dirs: 0, symlinks: 1, bytes: 0 } };
@@ -394,12 +425,17 @@ class BackupJob {
     return null;
   }
 
+  /**
+   * Backs up a folder. Its subfolders come first: their trees are part of this folder's
+   * fingerprint, and when the fingerprint matches the cache (nothing in here changed since a
+   * backup stored it), that backup's tree is used without looking at the files one by one.
+   */
   private async dir(abs: string): Promise<Folder | null> {
     if (this.dirty !== null && !this.dirty.has(abs)) {
       // The change journal saw nothing change in here since the last backup.
       const known = this.cache.getDir(abs);
       if (known !== undefined && this.index.has('tree', known.tree)) {
-        const { tree, ...counts } = known;
+        const { tree, fingerprint: _, ...counts } = known;
         return { tree, counts };
       }
     }
@@ -411,19 +447,52 @@ class BackupJob {
       return null;
     }
     names.sort();
-    const entries: Promise<Entry | null>[] = [];
+    const listed: Listed[] = [];
     for (const name of names) {
-      await this.pool.room();
-      entries.push(this.entry(path.join(abs, name), name));
+      const l = this.lstat(path.join(abs, name), name);
+      if (l !== null) listed.push(l);
     }
-    const folder = await this.folder(present(await Promise.all(entries)), true);
-    this.walkedDirs.push([abs, { tree: folder.tree, ...folder.counts }]);
+    const subdirs = new Map<string, Promise<Folder | null>>();
+    for (const l of listed) {
+      if (l.st.kind !== 'dir') continue;
+      await this.pool.room();
+      subdirs.set(l.name, handled(this.dir(l.abs)));
+    }
+    const subtrees = new Map<string, Folder | null>();
+    for (const [name, sub] of subdirs) subtrees.set(name, await sub);
+
+    const cached = this.cache.getDir(abs);
+    if (cached?.fingerprint != null && listed.length === names.length && this.index.has('tree', cached.tree)) {
+      const fp = fingerprint(listed.map((l) => [l.name, l.st, null]), subtrees);
+      if (fp !== null && fp.equals(cached.fingerprint)) {
+        const { tree, fingerprint: _, ...counts } = cached;
+        return { tree, counts };
+      }
+    }
+
+    const known = cached === undefined ? NO_FILES : this.cache.getFiles(abs);
+    const remembered = new Map<string, KnownFile>();
+    const entries: Promise<Entry | null>[] = [];
+    for (const l of listed) {
+      if (l.st.kind === 'dir') entries.push(this.dirEntry(l, Promise.resolve(subtrees.get(l.name)!)));
+      else {
+        await this.pool.room();
+        entries.push(handled(this.entry(l, known, remembered)));
+      }
+    }
+    const done = await Promise.all(entries);
+    const folder = await this.folder(present(done), true);
+    // A folder with anything skipped, special or changed while read is examined again next time.
+    const clean = listed.length === names.length && done.every((e, i) => e !== null && (listed[i]!.st.kind !== 'file' || remembered.has(listed[i]!.name)));
+    const fp = clean ? fingerprint(listed.map((l) => [l.name, l.st, remembered.get(l.name) ?? null]), subtrees) : null;
+    this.cache.putDir(abs, { fingerprint: fp, tree: folder.tree, ...folder.counts, known: remembered });
     return folder;
   }
 
-  private async file(abs: string, name: string, st: fs.BigIntStats): Promise<FileNode | null> {
+  /** Backs up a regular file; `known` is what was known of it (`null` in the result: changed while read). */
+  private async file(abs: string, name: string, st: EntryStat, cached: KnownFile | undefined): Promise<{ node: FileNode; known: KnownFile | null } | null> {
     const id = identity(st);
-    const known = this.known.get(abs) ?? this.cache.get(abs);
+    const known = this.known.get(abs) ?? cached;
     if (known !== undefined && unchanged(known, id) && known.content.every((c) => this.index.has('data', c))) {
       // Unchanged since the checkpoint this job resumes from, or since the last backup: not read.
       return this.finishFile(abs, name, st, id, known.content, false);
@@ -440,8 +509,11 @@ class BackupJob {
       const after = { size: r.after.size, mtime: r.after.mtime, ctime: r.after.ctime, ino: r.after.ino };
       const changed = !sameContentStat(r.before, expected) || !sameContentStat(r.after, r.before) || r.size !== r.after.size;
       if (!changed || attempt === 1) {
-        if (changed) this.warnings.push({ path: abs, reason: 'changed during backup' });
-        return this.finishFile(abs, name, { mode: r.after.mode, mtimeNs: BigInt(r.after.mtime) }, after, r.content, !changed);
+        if (changed) {
+          this.warnings.push({ path: abs, reason: 'changed during backup' });
+          return { node: (await this.finishFile(abs, name, { mode: r.after.mode, mtime: r.after.mtime }, after, r.content, false)).node, known: null };
+        }
+        return this.finishFile(abs, name, { mode: r.after.mode, mtime: r.after.mtime }, after, r.content, true);
       }
       expected = after;
     }
@@ -471,29 +543,64 @@ class BackupJob {
     }
   }
 
-  private async finishFile(abs: string, name: string, st: { mode: bigint | number; mtimeNs: bigint }, id: Identity, content: readonly BlobId[], remember: boolean): Promise<FileNode> {
+  /** The file's listing entry and what to remember of it; `fresh`: just read (the checkpoint records it). */
+  private async finishFile(abs: string, name: string, st: { mode: number; mtime: string }, id: Identity, content: readonly BlobId[], fresh: boolean): Promise<{ node: FileNode; known: KnownFile }> {
     this.opts.onEvent?.({ type: 'file', path: abs, size: id.size });
-    if (remember) {
-      const known: KnownFile = { ...id, content };
-      this.finishedSince.push([abs, known]);
-      this.cache.put(abs, known);
-    }
+    const known: KnownFile = { ...id, content };
+    if (fresh) this.finishedSince.push([abs, known]);
     await this.tick();
-    return { type: 'file', name, mode: Number(BigInt(st.mode) & 0o7777n), mtime: st.mtimeNs.toString(), size: id.size, content: [...content] };
+    return { node: { type: 'file', name, mode: st.mode, mtime: st.mtime, size: id.size, content: [...content] }, known };
   }
 }
 
+const NO_FILES: ReadonlyMap<string, KnownFile> = new Map();
+
+/**
+ * What a folder's fingerprint covers: each entry's name, type, mode, times, size and inode (for a
+ * file read in this job, the metadata it had when read), and each subfolder's tree. Null when a
+ * subfolder could not be backed up.
+ */
+function fingerprint(entries: readonly (readonly [string, EntryStat, KnownFile | null])[], subtrees: ReadonlyMap<string, Folder | null>): Buffer | null {
+  let text = '';
+  for (const [name, st, known] of entries) {
+    let sub = '';
+    if (st.kind === 'dir') {
+      const f = subtrees.get(name);
+      if (f == null) return null;
+      sub = f.tree;
+    }
+    const id = known ?? identity(st);
+    text += `${name}\0${st.kind}\0${st.mode}\0${id.mtime}\0${id.ctime}\0${id.ino}\0${id.size}\0${sub}\n`;
+  }
+  return createHash('sha256').update(text).digest();
+}
+
 /** The metadata that tell whether a file changed since it was last read. */
-function identity(st: fs.BigIntStats): Identity {
-  return { size: Number(st.size), mtime: st.mtimeNs.toString(), ctime: st.ctimeNs.toString(), ino: st.ino.toString() };
+function identity(st: Identity): Identity {
+  return { size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino };
+}
+
+function entryStat(st: fs.BigIntStats): EntryStat {
+  const kind = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
+  return { kind, mode: Number(st.mode & 0o7777n), size: Number(st.size), mtime: st.mtimeNs.toString(), ctime: st.ctimeNs.toString(), ino: st.ino.toString() };
 }
 
 function sameContentStat(a: { size: number; mtime: string; ino: string }, b: { size: number; mtime: string; ino: string }): boolean {
   return a.size === b.size && a.mtime === b.mtime && a.ino === b.ino;
 }
 
-function meta(st: fs.BigIntStats): { mode: number; mtime: string } {
-  return { mode: Number(st.mode & 0o7777n), mtime: st.mtimeNs.toString() };
+function meta(st: { mode: number; mtime: string }): { mode: number; mtime: string } {
+  return { mode: st.mode, mtime: st.mtime };
+}
+
+/**
+ * Marks `p` as handled at once; whoever awaits it later still sees its rejection. A job that fails
+ * while it is still starting more work must not leave rejections that nobody awaits (Node would
+ * end the process with a stack trace instead of the job's error).
+ */
+function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
 }
 
 function present<T>(xs: readonly (T | null)[]): T[] {

@@ -1,8 +1,15 @@
 /**
- * The local metadata cache: for each file backed up, its size, mtime, ctime, inode and chunk ids,
- * in SQLite under AZBK_HOME/cache (one database per vault and key family, owner-only). A file
- * whose metadata match is not read again, provided every one of its chunks is still in the
- * vault's index. Memory use does not grow with the number of files.
+ * The local metadata cache, in SQLite under AZBK_HOME/cache (one database per vault and key
+ * family, owner-only). One row per backed-up folder:
+ * - a fingerprint of what lstat says of its entries (names, types, modes, times, sizes, inodes)
+ *   and of its subfolders' trees: when a full scan finds the same fingerprint, the folder's stored
+ *   tree is used as it is, without looking at its files one by one;
+ * - its tree and the totals beneath it (the change journal's optimized backups reuse these for
+ *   folders that did not change);
+ * - each regular file's size, mtime, ctime, inode and chunk ids: a file whose metadata match is
+ *   not read again, provided every one of its chunks is still in the vault's index.
+ * Memory use does not grow with the number of files: rows are read when their folder is reached
+ * and written in batches.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,6 +18,9 @@ import type { BlobId } from '../core/ids.js';
 import type { KnownFile } from './checkpoint.js';
 
 const ID_BYTES = 32;
+/** Bumped when the tables change; an older cache is dropped (it only saves work). */
+const SCHEMA_VERSION = 2;
+const BATCH = 256;
 
 /** What a backed-up folder held: its tree and the totals beneath it. */
 export interface KnownDir {
@@ -21,18 +31,36 @@ export interface KnownDir {
   readonly bytes: number;
 }
 
+/** A folder's row: `fingerprint` is null when the folder must be examined file by file next time. */
+export interface DirRecord extends KnownDir {
+  readonly fingerprint: Buffer | null;
+  /** regular files by name */
+  readonly known: ReadonlyMap<string, KnownFile>;
+}
+
+type FileRow = [name: string, size: number, mtime: string, ctime: string, ino: string, chunks: number];
+
+interface DirRow {
+  fp: Buffer | null;
+  tree: Buffer;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;
+}
+
 export class FileCache {
-  private readonly getStmt: Database.Statement<[string], { size: number; mtime: string; ctime: string; ino: string; content: Buffer }>;
-  private readonly putStmt: Database.Statement<[string, number, string, string, string, Buffer]>;
-  private pending: [string, KnownFile][] = [];
-  private readonly getDirStmt: Database.Statement<[string], { tree: Buffer; files: number; dirs: number; symlinks: number; bytes: number }>;
-  private readonly putDirStmt: Database.Statement<[string, Buffer, number, number, number, number]>;
+  private readonly getDirStmt: Database.Statement<[string], DirRow>;
+  private readonly getFilesStmt: Database.Statement<[string], { names: string; chunks: Buffer }>;
+  private readonly putDirStmt: Database.Statement<[string, Buffer | null, Buffer, number, number, number, number]>;
+  private readonly putFilesStmt: Database.Statement<[string, string, Buffer]>;
+  private pending: [string, DirRecord][] = [];
 
   private constructor(private readonly db: Database.Database) {
-    this.getStmt = db.prepare('SELECT size, mtime, ctime, ino, content FROM files WHERE path = ?');
-    this.putStmt = db.prepare('INSERT OR REPLACE INTO files (path, size, mtime, ctime, ino, content) VALUES (?, ?, ?, ?, ?, ?)');
-    this.getDirStmt = db.prepare('SELECT tree, files, dirs, symlinks, bytes FROM dirs WHERE path = ?');
-    this.putDirStmt = db.prepare('INSERT OR REPLACE INTO dirs (path, tree, files, dirs, symlinks, bytes) VALUES (?, ?, ?, ?, ?, ?)');
+    this.getFilesStmt = db.prepare('SELECT names, chunks FROM dir_files WHERE path = ?');
+    this.getDirStmt = db.prepare('SELECT fp, tree, files, dirs, symlinks, bytes FROM dirs WHERE path = ?');
+    this.putDirStmt = db.prepare('INSERT OR REPLACE INTO dirs (path, fp, tree, files, dirs, symlinks, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    this.putFilesStmt = db.prepare('INSERT OR REPLACE INTO dir_files (path, names, chunks) VALUES (?, ?, ?)');
   }
 
   /** Opens (creating if needed) the cache database `file`. */
@@ -42,48 +70,50 @@ export class FileCache {
     const db = new Database(file);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
-    db.exec('CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime TEXT NOT NULL, ctime TEXT NOT NULL, ino TEXT NOT NULL, content BLOB NOT NULL) WITHOUT ROWID');
-    db.exec('CREATE TABLE IF NOT EXISTS dirs (path TEXT PRIMARY KEY, tree BLOB NOT NULL, files INTEGER NOT NULL, dirs INTEGER NOT NULL, symlinks INTEGER NOT NULL, bytes INTEGER NOT NULL) WITHOUT ROWID');
+    if (db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
+      db.exec('DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS dirs; DROP TABLE IF EXISTS dir_files; DROP TABLE IF EXISTS meta');
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    }
+    // Folders and their files in two tables: a full scan reads only the first, which stays small.
+    db.exec(
+      'CREATE TABLE IF NOT EXISTS dirs (path TEXT PRIMARY KEY, fp BLOB, tree BLOB NOT NULL, files INTEGER NOT NULL, dirs INTEGER NOT NULL,' +
+        ' symlinks INTEGER NOT NULL, bytes INTEGER NOT NULL) WITHOUT ROWID',
+    );
+    db.exec('CREATE TABLE IF NOT EXISTS dir_files (path TEXT PRIMARY KEY, names TEXT NOT NULL, chunks BLOB NOT NULL) WITHOUT ROWID');
     db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
     return new FileCache(db);
   }
 
-  /** What the cache knows of `file`, or undefined. */
-  get(file: string): KnownFile | undefined {
-    const row = this.getStmt.get(file);
-    if (row === undefined || row.content.length % ID_BYTES !== 0) return undefined;
-    const content: BlobId[] = [];
-    for (let i = 0; i < row.content.length; i += ID_BYTES) content.push(row.content.toString('hex', i, i + ID_BYTES) as BlobId);
-    return { size: row.size, mtime: row.mtime, ctime: row.ctime, ino: row.ino, content };
+  /** The folder's tree and totals and the fingerprint they were stored under, or undefined. */
+  getDir(dir: string): (KnownDir & { readonly fingerprint: Buffer | null }) | undefined {
+    const row = this.getDirStmt.get(dir);
+    if (row === undefined || row.tree.length !== ID_BYTES) return undefined;
+    return { fingerprint: row.fp, tree: row.tree.toString('hex') as BlobId, files: row.files, dirs: row.dirs, symlinks: row.symlinks, bytes: row.bytes };
   }
 
-  /** Records a file; written in batches (see flush). */
-  put(file: string, known: KnownFile): void {
-    this.pending.push([file, known]);
-    if (this.pending.length >= 2000) this.flush();
+  /** The files of the folder as last recorded (empty when unknown or unreadable). */
+  getFiles(dir: string): ReadonlyMap<string, KnownFile> {
+    const row = this.getFilesStmt.get(dir);
+    return row === undefined ? new Map() : decodeFiles(row.names, row.chunks);
   }
 
-  /** Writes the recorded files in one transaction. */
+  /** Records a folder; written in batches (see flush). */
+  putDir(dir: string, record: DirRecord): void {
+    this.pending.push([dir, record]);
+    if (this.pending.length >= BATCH) this.flush();
+  }
+
+  /** Writes the recorded folders in one transaction. */
   flush(): void {
     if (this.pending.length === 0) return;
     const rows = this.pending;
     this.pending = [];
     this.db.transaction(() => {
-      for (const [file, k] of rows) this.putStmt.run(file, k.size, k.mtime, k.ctime, k.ino, Buffer.from(k.content.join(''), 'hex'));
-    })();
-  }
-
-  /** The folder as the last completed backup stored it, or undefined. */
-  getDir(dir: string): KnownDir | undefined {
-    const row = this.getDirStmt.get(dir);
-    if (row === undefined || row.tree.length !== ID_BYTES) return undefined;
-    return { tree: row.tree.toString('hex') as BlobId, files: row.files, dirs: row.dirs, symlinks: row.symlinks, bytes: row.bytes };
-  }
-
-  /** Records the folders of a completed backup, in one transaction. */
-  putDirs(dirs: readonly (readonly [string, KnownDir])[]): void {
-    this.db.transaction(() => {
-      for (const [dir, d] of dirs) this.putDirStmt.run(dir, Buffer.from(d.tree, 'hex'), d.files, d.dirs, d.symlinks, d.bytes);
+      for (const [dir, d] of rows) {
+        const { names, chunks } = encodeFiles(d.known);
+        this.putDirStmt.run(dir, d.fingerprint, Buffer.from(d.tree, 'hex'), d.files, d.dirs, d.symlinks, d.bytes);
+        this.putFilesStmt.run(dir, names, chunks);
+      }
     })();
   }
 
@@ -106,4 +136,41 @@ export class FileCache {
     this.flush();
     this.db.close();
   }
+}
+
+function encodeFiles(known: ReadonlyMap<string, KnownFile>): { names: string; chunks: Buffer } {
+  const rows: FileRow[] = [];
+  const ids: string[] = [];
+  for (const [name, k] of known) {
+    rows.push([name, k.size, k.mtime, k.ctime, k.ino, k.content.length]);
+    for (const c of k.content) ids.push(c);
+  }
+  return { names: JSON.stringify(rows), chunks: Buffer.from(ids.join(''), 'hex') };
+}
+
+/** Reads a row's files; a row that does not parse counts as empty (the files are read again). */
+function decodeFiles(names: string, chunks: Buffer): Map<string, KnownFile> {
+  const out = new Map<string, KnownFile>();
+  let rows: unknown;
+  try {
+    rows = JSON.parse(names);
+  } catch {
+    return out;
+  }
+  if (!Array.isArray(rows)) return out;
+  let at = 0;
+  for (const r of rows as unknown[]) {
+    if (!isFileRow(r) || at + r[5] * ID_BYTES > chunks.length) return new Map();
+    const content: BlobId[] = [];
+    for (let i = 0; i < r[5]; i++, at += ID_BYTES) content.push(chunks.toString('hex', at, at + ID_BYTES) as BlobId);
+    out.set(r[0], { size: r[1], mtime: r[2], ctime: r[3], ino: r[4], content });
+  }
+  return out;
+}
+
+function isFileRow(r: unknown): r is FileRow {
+  return (
+    Array.isArray(r) && r.length === 6 && typeof r[0] === 'string' && Number.isSafeInteger(r[1]) &&
+    typeof r[2] === 'string' && typeof r[3] === 'string' && typeof r[4] === 'string' && Number.isSafeInteger(r[5]) && r[5] >= 0
+  );
 }

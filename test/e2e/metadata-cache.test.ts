@@ -1,0 +1,84 @@
+/**
+ * The local metadata cache through the CLI: an unchanged folder reuses the tree a backup stored
+ * (nothing new is uploaded), and every kind of change under it is still seen, including the ones
+ * that keep a file's size and mtime or a folder's mtime the same.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { backup, expectExit, setupMachine, tempDir } from '../helpers/cli.js';
+import { expectSameTree } from '../helpers/fs-tree.js';
+
+async function write(file: string, text: string): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  await fs.writeFile(file, text);
+}
+
+describe('metadata cache', () => {
+  it.skipIf(process.platform === 'win32')('reuses unchanged folders and still sees every change beneath them', async (ctx) => {
+    const root = await tempDir(ctx, 'azbk-cache-');
+    const src = path.join(root, 'src');
+    for (let d = 0; d < 6; d++) {
+      for (let f = 0; f < 5; f++) await write(path.join(src, `d${d}`, 'deep', `f${f}.txt`), `folder ${d} file ${f}\n`.repeat(50));
+    }
+    await fs.symlink('d0/deep/f0.txt', path.join(src, 'link'));
+    const m = await setupMachine(root);
+
+    const first = await backup(m, [src]);
+    expect(first.stats.files).toBe(30);
+    const second = await backup(m, [src]);
+    expect(second.stats.newBlobs, 'an unchanged tree stores nothing new').toBe(0);
+    expect(second.stats.bytes).toBe(first.stats.bytes);
+    expect(second.stats.files).toBe(30);
+
+    // Changes the folder fingerprints must catch.
+    const deep = (d: number, f: string) => path.join(src, `d${d}`, 'deep', f);
+    // same size and mtime to the nanosecond (touch -r copies it), new content: only ctime tells
+    const f1 = deep(1, 'f1.txt');
+    const ref = path.join(root, 'ref');
+    await fs.writeFile(ref, '');
+    expect(spawnSync('touch', ['-r', f1, ref]).status).toBe(0);
+    await fs.writeFile(f1, (await fs.readFile(f1, 'utf8')).replace('folder 1', 'FOLDER 1'));
+    expect(spawnSync('touch', ['-r', ref, f1]).status).toBe(0);
+    // permissions only
+    await fs.chmod(deep(2, 'f2.txt'), 0o600);
+    // mtime only
+    await fs.utimes(deep(3, 'f3.txt'), new Date('2020-01-02T03:04:05.678Z'), new Date('2020-01-02T03:04:05.678Z'));
+    // a rename in place (same inode and metadata), and a new file with the folder's mtime put back
+    await fs.rename(deep(4, 'f4.txt'), deep(4, 'renamed.txt'));
+    const d5 = path.join(src, 'd5', 'deep');
+    const st5 = await fs.stat(d5);
+    await write(path.join(d5, 'added.txt'), 'a new file\n');
+    await fs.utimes(d5, st5.atime, st5.mtime);
+    // a symlink pointed elsewhere
+    await fs.rm(path.join(src, 'link'));
+    await fs.symlink('d1/deep/f1.txt', path.join(src, 'link'));
+
+    const third = await backup(m, [src]);
+    expect(third.stats.files).toBe(31);
+    const target = path.join(root, 'restored');
+    expectExit(await m.run(['restore', '--point', third.point.id, '--target', target]), 0);
+    await expectSameTree(src, path.join(target, path.relative(path.parse(src).root, src)));
+
+    // The run after it stores nothing for the tree (only the listings of the folders above it,
+    // whose times changed when the restore target was made).
+    const fourth = await backup(m, [src]);
+    expect(fourth.stats.newBlobs).toBeLessThanOrEqual(src.split(path.sep).length);
+    expect(fourth.stats.newBytes).toBeLessThan(4096);
+    expect(fourth.stats.files).toBe(31);
+  });
+
+  it.skipIf(process.platform === 'win32')('lists a skipped special file again in every backup of an unchanged folder', async (ctx) => {
+    const root = await tempDir(ctx, 'azbk-cache-');
+    const src = path.join(root, 'src');
+    await write(path.join(src, 'sub', 'a.txt'), 'a\n');
+    expect(spawnSync('mkfifo', [path.join(src, 'sub', 'pipe')]).status).toBe(0);
+    const m = await setupMachine(root);
+    for (let run = 0; run < 2; run++) {
+      const r = await backup(m, [src]);
+      expect(r.warnings.map((w: { path: string }) => path.basename(w.path)), `run ${run + 1}`).toEqual(['pipe']);
+      expect(r.stats.files).toBe(1);
+    }
+  });
+});
