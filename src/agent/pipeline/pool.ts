@@ -64,7 +64,10 @@ export class ChunkPool {
   private roomWaiters: (() => void)[] = [];
   private readonly opts: Required<PoolOptions>;
 
-  constructor(init: { master: Buffer; chunker: ChunkerParams; level: number }, opts: PoolOptions = {}) {
+  constructor(
+    private readonly init: { master: Buffer; chunker: ChunkerParams; level: number },
+    opts: PoolOptions = {},
+  ) {
     this.opts = {
       workers: opts.workers ?? Math.max(1, os.availableParallelism()),
       maxQueued: opts.maxQueued ?? 1024,
@@ -72,6 +75,12 @@ export class ChunkPool {
       batchBytes: opts.batchBytes ?? 8 * 1024 * 1024,
       creditLimit: opts.creditLimit ?? 4 * 1024 * 1024,
     };
+  }
+
+  /** Starts the workers when the first file needs reading: a backup with nothing to read needs none. */
+  private start(): void {
+    if (this.slots.length > 0) return;
+    const { init } = this;
     for (let i = 0; i < this.opts.workers; i++) {
       const shared = new SharedArrayBuffer(4);
       const data: WorkerInit = { master: new Uint8Array(init.master), chunker: init.chunker, level: init.level, credit: shared, creditLimit: this.opts.creditLimit };
@@ -89,6 +98,7 @@ export class ChunkPool {
     if (this.failure !== null) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       this.queue.push({ task: { taskId: this.nextId++, path, offset }, sizeHint, onChunks, resolve, reject });
+      this.start();
       this.pump();
     });
   }
