@@ -3,7 +3,7 @@
  * one-byte flag; sealed with AES-256-GCM under a per-blob subkey HKDF(dataKey, id), random 12-byte
  * nonce, AAD = type and id. Sealed layout: nonce(12) | ciphertext | tag(16).
  */
-import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomFillSync, timingSafeEqual } from 'node:crypto';
 import { hmacSha256 } from './hmac.js';
 import type { BlobId, BlobType } from './ids.js';
 import { isHex64 } from './ids.js';
@@ -33,6 +33,22 @@ const TYPE_BYTE: Readonly<Record<BlobType, number>> = { data: 1, tree: 2 };
 /** The content id of `plaintext` under `keys`. */
 export function blobId(keys: VaultKeys, plaintext: Uint8Array): BlobId {
   return hmacSha256(keys.idKey, plaintext).toString('hex') as BlobId;
+}
+
+/** Random nonces, drawn from the CSPRNG a few hundred at a time (one call per blob costs more than the blob). */
+const noncePool = Buffer.alloc(NONCE_BYTES * 512);
+let nonceAt = noncePool.length;
+
+/** Writes a fresh random nonce at the start of `out` and returns that view. */
+function nextNonce(out: Buffer): Buffer {
+  if (nonceAt === noncePool.length) {
+    randomFillSync(noncePool);
+    nonceAt = 0;
+  }
+  noncePool.copy(out, 0, nonceAt, nonceAt + NONCE_BYTES);
+  noncePool.fill(0, nonceAt, nonceAt + NONCE_BYTES);
+  nonceAt += NONCE_BYTES;
+  return out.subarray(0, NONCE_BYTES);
 }
 
 const BLOB_KEY_LABEL = Buffer.from('azbk blob key v1\0');
@@ -76,16 +92,17 @@ export function encodeBlob(
       body = packed;
     }
   }
-  const nonce = randomBytes(NONCE_BYTES);
+  // The sealed blob gets a buffer of its own (not a slice of a shared pool), so it can be handed
+  // to another thread without copying.
+  const sealed = Buffer.allocUnsafeSlow(BLOB_OVERHEAD + body.length);
+  const nonce = nextNonce(sealed);
   const cipher = createCipheriv('aes-256-gcm', blobKey(keys, idBytes), nonce);
   cipher.setAAD(blobAad(type, idBytes));
-  const sealed = Buffer.concat([
-    nonce,
-    cipher.update(Buffer.of(flag)),
-    cipher.update(body),
-    cipher.final(),
-    cipher.getAuthTag(),
-  ]);
+  let at = NONCE_BYTES;
+  at += cipher.update(Buffer.of(flag)).copy(sealed, at);
+  at += cipher.update(body).copy(sealed, at);
+  at += cipher.final().copy(sealed, at);
+  cipher.getAuthTag().copy(sealed, at);
   return { id: id as BlobId, sealed, rawLength: plaintext.length };
 }
 

@@ -3,23 +3,35 @@
  * than a caller-given limit (the frame's declared content size is checked before any output
  * buffer exists).
  */
-import { Compressor } from 'zstd-napi';
 import binding from 'zstd-napi/binding.js';
 import { corrupt } from './validate.js';
 
-/** Compresses `data` into one zstd frame that records its content size. */
+/** Inputs whose compressed form may be larger than this get their own output buffer. */
+const SCRATCH_LIMIT = 16 * 1024 * 1024;
+let scratch = Buffer.alloc(0);
+
+/**
+ * Compresses `data` into one zstd frame that records its content size. The result is a view of a
+ * buffer reused by the next call: copy or consume it first (the sealing code encrypts it at once).
+ * One context per level is kept: setting parameters for every call costs more than small inputs.
+ */
 export function zstdCompress(data: Uint8Array, level: number): Buffer {
-  let c = compressors.get(level);
+  let c = contexts.get(level);
   if (c === undefined) {
-    c = new Compressor();
-    c.setParameters({ compressionLevel: level });
-    compressors.set(level, c);
+    c = new binding.CCtx();
+    c.setParameter(binding.CParameter.compressionLevel, level);
+    contexts.set(level, c);
   }
-  return c.compress(data);
+  const bound = binding.compressBound(data.length);
+  let out = scratch;
+  if (bound > out.length) {
+    out = Buffer.allocUnsafeSlow(bound);
+    if (bound <= SCRATCH_LIMIT) scratch = out;
+  }
+  return out.subarray(0, c.compress2(out, data));
 }
 
-/** One context per level, reused: setting parameters for every call costs more than small inputs. */
-const compressors = new Map<number, Compressor>();
+const contexts = new Map<number, InstanceType<typeof binding.CCtx>>();
 
 let dctx: InstanceType<typeof binding.DCtx> | undefined;
 

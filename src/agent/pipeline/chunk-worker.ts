@@ -51,12 +51,9 @@ function emitChunks(taskId: number, chunks: SealedChunk[], offset: number): void
 }
 
 function seal(chunk: Buffer): SealedChunk {
+  // encodeBlob gives each sealed blob a buffer of its own: it is transferred, not copied.
   const enc = encodeBlob(keys, 'data', chunk, { level: init.level });
-  // Transferred to the main thread: it must own its whole ArrayBuffer (small buffers are slices
-  // of a shared pool, which would go along).
-  const own = enc.sealed.byteOffset === 0 && enc.sealed.byteLength === enc.sealed.buffer.byteLength;
-  const sealed = own ? enc.sealed : Uint8Array.prototype.slice.call(enc.sealed);
-  return { id: enc.id, sealed, rawLength: enc.rawLength };
+  return { id: enc.id, sealed: enc.sealed, rawLength: enc.rawLength };
 }
 
 function readFile(task: FileTask): void {
