@@ -4,7 +4,7 @@
  * repositories on the same disk, with compression on for all, and prints one table with each
  * step's time (or size, or memory) and its ratio to restic. See bench/README.md.
  *
- *   node bench/run.mjs PATH [--tools azbk,restic,borg] [--work DIR] [--json FILE] [--keep]
+ *   node bench/run.mjs PATH [--tools azbk,azbk-https,azbk-journal,restic,borg] [--work DIR] [--json FILE] [--keep]
  *                           [--change-every N] [--no-floor] [--verify all|azbk|none] [--azbk DIR]
  *                           [--wait-idle SECONDS]
  *
@@ -28,13 +28,18 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 // the azbk checkout that is measured: this one, or --azbk DIR (a built clone of a given commit)
 let ROOT = path.resolve(HERE, '..');
 let AZBK = path.join(ROOT, 'bin', 'azbk');
-const ALL_TOOLS = ['azbk', 'azbk-https', 'restic', 'borg'];
-// the default set: azbk through its HTTPS vault service is opt-in (--tools azbk,azbk-https)
+const ALL_TOOLS = ['azbk', 'azbk-https', 'azbk-journal', 'restic', 'borg'];
+// the default set: azbk through its HTTPS vault service and azbk with its change journal
+// (`azbk watch` running) are opt-in (--tools azbk,azbk-https,azbk-journal,restic,borg)
 const DEFAULT_TOOLS = ['azbk', 'restic', 'borg'];
 const CHANGE_SUFFIX = Buffer.from('\n/* azbk-bench: changed */\n');
 const GNU_TIME = '/usr/bin/time';
 /** a step during which other processes used this many cores on average is marked in the table */
 const BUSY_MARK = 0.25;
+/** how long `azbk watch` may take to set up its watches (a big tree takes a while) */
+const WATCH_READY_TIMEOUT_S = 900;
+/** how long the change journal may take to record the changed files */
+const JOURNAL_CATCH_UP_TIMEOUT_S = 120;
 
 // ---------------------------------------------------------------------------------------------
 // arguments
@@ -42,7 +47,7 @@ const BUSY_MARK = 0.25;
 function usage(msg) {
   if (msg) process.stderr.write(`bench: ${msg}\n`);
   process.stderr.write(
-    'usage: node bench/run.mjs PATH [--tools azbk,restic,borg] [--work DIR] [--json FILE] [--keep]\n' +
+    'usage: node bench/run.mjs PATH [--tools azbk,azbk-https,azbk-journal,restic,borg] [--work DIR] [--json FILE] [--keep]\n' +
       '                          [--change-every N] [--no-floor] [--verify all|azbk|none] [--azbk DIR]\n' +
       '                          [--wait-idle SECONDS]\n',
   );
@@ -281,8 +286,12 @@ async function measure(name, cmd, args, { env, cwd, logDir, okCodes = [0] }) {
 // ---------------------------------------------------------------------------------------------
 // the tools
 
-/** azbk, embedded (a vault folder) or through `azbk vault serve` on 127.0.0.1 (`https`). */
-function azbkTool(name, https, work, source) {
+/**
+ * azbk, embedded (a vault folder) or through `azbk vault serve` on 127.0.0.1 (`https`); with
+ * `journal`, `azbk watch --include SOURCE` keeps the change journal (same AZBK_HOME) from before
+ * the initial backup until after the tool's last backup, so its re-runs are "optimized".
+ */
+function azbkTool(name, { https = false, journal = false }, work, source) {
   return {
     name,
     available: () => fs.existsSync(path.join(ROOT, 'dist', 'cli', 'main.js')),
@@ -290,12 +299,14 @@ function azbkTool(name, https, work, source) {
     version: () => {
       const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
       const v = `azbk ${pkg.version} (${STATE.git.commit}${STATE.git.dirty ? ', working tree modified' : ''})`;
-      return https ? `${v} through azbk vault serve on 127.0.0.1` : v;
+      return `${v}${https ? ' through azbk vault serve on 127.0.0.1' : ''}${journal ? ' with azbk watch keeping the change journal' : ''}`;
     },
     compression: 'zstd level 3 (the vault default)',
     // azbk exits 3 when some items were skipped; it still made a point
     okCodes: [0, 3],
     dir: path.join(work, name),
+    /** the running `azbk watch` (journal only), see startWatcher */
+    watcher: null,
     env() {
       return { AZBK_HOME: path.join(this.dir, 'home') };
     },
@@ -317,19 +328,200 @@ function azbkTool(name, https, work, source) {
         const r2 = await m('setup-credentials', process.execPath, [AZBK, 'vault', 'credentials', '--path', this.repo(), '--endpoint', url, '--out', creds]);
         if (!r2.ok) return r2;
       }
-      return m('setup-register', process.execPath, [AZBK, 'register', '--vault-credentials', creds, '--generate-passphrase', path.join(this.dir, 'passphrase.txt'), '--machine-name', 'bench']);
+      const r3 = await m('setup-register', process.execPath, [AZBK, 'register', '--vault-credentials', creds, '--generate-passphrase', path.join(this.dir, 'passphrase.txt'), '--machine-name', 'bench']);
+      if (!r3.ok || !journal) return r3;
+      log(`  starting azbk watch --include ${source} (not timed) and waiting for it to be ready`);
+      this.watcher = startWatcher(source, this.env(), this.dir);
+      try {
+        const secs = await this.watcher.ready;
+        log(`  watcher ready after ${fmtSecs(secs)} (pid ${this.watcher.child.pid})`);
+        return r3;
+      } catch (err) {
+        log(`  azbk watch FAILED: ${err.message}`);
+        await this.stop();
+        return { ...r3, name: 'setup-watch', command: `${process.execPath} ${AZBK} watch --include ${source} --json`, ok: false, exitCode: this.watcher?.info?.exitCode ?? 1, error: err.message };
+      }
     },
     async backup(m, run) {
       const r = await m(`backup-${run}`, process.execPath, [AZBK, 'backup', '--now', '--include', source, '--json']);
+      let res = null;
       try {
-        r.azbkStats = JSON.parse(fs.readFileSync(r.stdout, 'utf8')).stats ?? null;
+        res = JSON.parse(fs.readFileSync(r.stdout, 'utf8'));
       } catch {
-        r.azbkStats = null;
+        // no result: the step failed, and says so
+      }
+      r.azbkStats = res?.stats ?? null;
+      // full scan or optimized (the change journal), and why
+      r.azbkScan = res?.scan ?? null;
+      if (r.azbkScan) log(`    scan: ${r.azbkScan.mode}${r.azbkScan.reason ? ` (${r.azbkScan.reason})` : ''}`);
+      if (journal && run !== 'initial' && r.ok && r.azbkScan?.mode !== 'optimized') {
+        log(`  !!! WARNING: ${name} ${run} re-run was NOT optimized (${r.azbkScan ? `${r.azbkScan.mode}: ${r.azbkScan.reason}` : 'no scan in its result'}): this column does not measure the change journal`);
       }
       return r;
     },
     restore: (m, target) => m('restore', process.execPath, [AZBK, 'restore', '--point', 'latest', '--target', target, '--json']),
+    // the change journal only: wait until it has recorded the changed files; stop the watcher
+    afterChange: journal ? function (files) {
+      const child = this.watcher?.child;
+      return child ? waitForJournal(this.cache(), files, () => child.exitCode === null && child.signalCode === null) : null;
+    } : undefined,
+    stop: journal ? async function () {
+      return this.watcher ? stopWatcher(this.watcher, path.join(this.dir, 'logs')) : null;
+    } : undefined,
   };
+}
+
+/**
+ * Starts `azbk watch --include SOURCE --json` in the background (not timed). Returns
+ * { child, ready, exited, info }: `ready` resolves with the seconds it took to print its ready event
+ * ({"event": "ready", ...}, pretty-printed over several lines) or rejects if it exits first or
+ * takes longer than WATCH_READY_TIMEOUT_S.
+ */
+function startWatcher(source, env, cwd) {
+  const t0 = process.hrtime.bigint();
+  const child = spawn(process.execPath, [AZBK, 'watch', '--include', source, '--json'], { env: { ...process.env, ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const w = { child, stdout: '', stderr: '', exited: null, info: null, ready: null, readySeconds: null };
+  STATE.watchers.add(w);
+  child.stdout.on('data', (b) => (w.stdout += b.toString()));
+  child.stderr.on('data', (b) => (w.stderr += b.toString()));
+  w.exited = new Promise((resolve) => {
+    child.on('error', (err) => {
+      w.stderr += `${err.message}\n`;
+      resolve(127);
+    });
+    child.on('exit', (code, signal) => resolve(code ?? 128 + (os.constants.signals[signal] ?? 0)));
+  }).then((code) => {
+    STATE.watchers.delete(w);
+    return code;
+  });
+  const isReady = () => {
+    // the whole output (pretty-printed JSON), or any one line (compact JSON)
+    for (const text of [w.stdout, ...w.stdout.split('\n')]) {
+      try {
+        if (JSON.parse(text)?.event === 'ready') return true;
+      } catch {
+        // not (yet) a whole JSON value
+      }
+    }
+    return false;
+  };
+  w.ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ready event after ${WATCH_READY_TIMEOUT_S} s`)), WATCH_READY_TIMEOUT_S * 1000);
+    const check = () => {
+      if (!isReady()) return;
+      clearTimeout(timer);
+      child.stdout.off('data', check);
+      resolve(Number(process.hrtime.bigint() - t0) / 1e9);
+    };
+    child.stdout.on('data', check);
+    void w.exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`azbk watch exited (${code}) before it was ready: ${w.stderr.trim().split('\n').slice(-3).join(' / ')}`));
+    });
+  });
+  w.ready.then((secs) => (w.readySeconds = secs), () => {}); // a failure is the caller's to report
+  return w;
+}
+
+/** The watcher's peak RSS and CPU seconds so far, from /proc (null where there is none). */
+function procUsage(pid) {
+  const usage = { peakRss: null, cpuSeconds: null };
+  try {
+    const kb = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    if (kb) usage.peakRss = Number(kb[1]) * 1024;
+    // fields after the command name: state is field 3, utime 14, stime 15 (clock ticks, 100/s)
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    usage.cpuSeconds = (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    // gone, or not Linux
+  }
+  return usage;
+}
+
+/**
+ * Stops a watcher: SIGTERM, then waits for it to exit (SIGKILL after 30 s). Saves its output
+ * under logDir and returns what is known about it (time to ready, peak RSS, CPU, exit code).
+ */
+async function stopWatcher(w, logDir) {
+  if (w.info !== null) return w.info;
+  const usage = procUsage(w.child.pid);
+  if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGTERM');
+  let timer;
+  const killed = new Promise((resolve) => {
+    timer = setTimeout(() => {
+      log(`  azbk watch (pid ${w.child.pid}) did not stop within 30 s of SIGTERM: SIGKILL`);
+      w.child.kill('SIGKILL');
+      resolve();
+    }, 30_000);
+  });
+  const exitCode = await Promise.race([w.exited, killed.then(() => w.exited)]);
+  clearTimeout(timer);
+  w.info = { readySeconds: w.readySeconds ?? null, peakRss: usage.peakRss, cpuSeconds: usage.cpuSeconds, exitCode };
+  try {
+    fs.mkdirSync(logDir, { recursive: true });
+    fs.writeFileSync(path.join(logDir, 'watch.out'), w.stdout);
+    fs.writeFileSync(path.join(logDir, 'watch.err'), w.stderr);
+  } catch {
+    // the work folder is going anyway
+  }
+  log(`  stopped azbk watch (pid ${w.child.pid}): exit ${exitCode}${usage.peakRss !== null ? `, peak ${fmtBytes(usage.peakRss)}, cpu ${fmtSecs(usage.cpuSeconds)}` : ''}`);
+  return w.info;
+}
+
+/**
+ * Waits until the change journal (AZBK_HOME/journal/changes.log) has a line for every one of
+ * `files` (absolute paths), then until it has stopped growing for a second, so that the
+ * optimized re-run sees the whole change. Gives up after JOURNAL_CATCH_UP_TIMEOUT_S, or at once
+ * when the watcher is gone (`alive()` false), and says so.
+ */
+async function waitForJournal(home, files, alive) {
+  const changesLog = path.join(home, 'journal', 'changes.log');
+  const t0 = Date.now();
+  const want = new Set(files);
+  const seen = new Set();
+  let offset = 0;
+  let rest = '';
+  let lastSize = -1;
+  let stableSince = null;
+  for (;;) {
+    let size = 0;
+    try {
+      const buf = fs.readFileSync(changesLog);
+      size = buf.length;
+      if (size < offset) {
+        offset = 0;
+        rest = '';
+      }
+      const lines = (rest + buf.subarray(offset).toString('utf8')).split('\n');
+      offset = size;
+      rest = lines.pop();
+      for (const l of lines) {
+        try {
+          const p = JSON.parse(l);
+          if (want.has(p)) seen.add(p);
+        } catch {
+          // not one of ours
+        }
+      }
+    } catch {
+      // no journal yet
+    }
+    const now = Date.now();
+    if (size !== lastSize) stableSince = now;
+    lastSize = size;
+    const secs = (now - t0) / 1000;
+    if (seen.size === want.size && now - stableSince >= 1000) {
+      log(`  the change journal recorded all ${want.size} changed files after ${fmtSecs(secs)}`);
+      return { ok: true, seconds: secs, expected: want.size, seen: seen.size, journalBytes: size };
+    }
+    const gone = !alive();
+    if (gone || secs > JOURNAL_CATCH_UP_TIMEOUT_S) {
+      log(`  !!! WARNING: ${gone ? 'azbk watch is not running any more' : `after ${JOURNAL_CATCH_UP_TIMEOUT_S} s`}: the change journal has recorded ${seen.size} of the ${want.size} changed files; an optimized re-run would miss changes`);
+      return { ok: false, seconds: secs, expected: want.size, seen: seen.size, journalBytes: size, watcherGone: gone };
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 /** Starts `azbk vault serve` for the rest of this run; resolves with its https URL. */
@@ -354,10 +546,13 @@ function startVaultServer(repo) {
 
 function makeTools(source, work, passphrase) {
   const tools = {
-    azbk: azbkTool('azbk', false, work, source),
+    azbk: azbkTool('azbk', {}, work, source),
     // The same agent, backing up to the same kind of vault folder through `azbk vault serve` on
     // 127.0.0.1 (HTTPS, self-signed certificate pinned by the credentials).
-    'azbk-https': azbkTool('azbk-https', true, work, source),
+    'azbk-https': azbkTool('azbk-https', { https: true }, work, source),
+    // The same embedded agent, with `azbk watch` keeping the change journal in the background
+    // from before the initial backup: its re-runs examine only what changed ("optimized").
+    'azbk-journal': azbkTool('azbk-journal', { journal: true }, work, source),
     restic: {
       name: 'restic',
       available: () => which('restic') !== null,
@@ -420,10 +615,12 @@ function makeTools(source, work, passphrase) {
 // ---------------------------------------------------------------------------------------------
 // the run
 
-const STATE = { waitIdle: 0, gnuTime: false, child: null, git: { commit: 'unknown', dirty: false }, changed: [], source: null };
+const STATE = { waitIdle: 0, gnuTime: false, interrupted: false, child: null, watchers: new Set(), git: { commit: 'unknown', dirty: false }, changed: [], source: null };
 
 /** Appends CHANGE_SUFFIX to the chosen files, remembering each one's size and times. */
 async function applyChange(source, files) {
+  // after Ctrl-C the harness only winds down: no change to put back
+  if (STATE.interrupted) throw new Error('interrupted');
   for (const rel of files) {
     const f = path.join(source, rel);
     const st = await fsp.stat(f);
@@ -437,6 +634,29 @@ async function applyChange(source, files) {
  * the precision of a JS Date; the ctime cannot be reset, so a later run sees these files as
  * touched, which does not matter as every run starts from fresh repositories).
  */
+/** Sends `sig` to every azbk watch still running (synchronous: for signal and exit handlers). */
+function killWatchers(sig) {
+  for (const w of STATE.watchers) {
+    try {
+      w.child.kill(sig);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** The azbk-journal re-runs that were not optimized: ['unchanged: full (why)', ...]. */
+function journalNotOptimized(result) {
+  const r = result.tools['azbk-journal'];
+  if (!r) return [];
+  const bad = [];
+  for (const k of ['unchanged', 'changed']) {
+    const s = r.steps[k];
+    if (s?.ok && s.azbkScan?.mode !== 'optimized') bad.push(`${k}: ${s.azbkScan ? `${s.azbkScan.mode} (${s.azbkScan.reason})` : 'no scan mode in its result'}`);
+  }
+  return bad;
+}
+
 function revertChange() {
   let n = 0;
   for (const c of STATE.changed) {
@@ -469,7 +689,7 @@ function machineInfo() {
 function gitInfo() {
   const rev = spawnSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
   const st = spawnSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no', '--', 'src', 'bin', 'package.json', 'package-lock.json'], { encoding: 'utf8' });
-  return { commit: rev.status === 0 ? rev.stdout.trim() : 'unknown', dirty: st.status === 0 && st.stdout.trim() !== '', dirtyFiles: st.status === 0 ? st.stdout.trim().split('\n').filter(Boolean) : [] };
+  return { commit: rev.status === 0 ? rev.stdout.trim() : 'unknown', dirty: st.status === 0 && st.stdout.trim() !== '', dirtyFiles: st.status === 0 ? st.stdout.split('\n').filter(Boolean) : [] };
 }
 
 function fsInfo(dir) {
@@ -511,6 +731,7 @@ async function main() {
   log(`work folder ${work}${sameDevice ? ' (same file system as PATH)' : ' (NOT the same file system as PATH)'}`);
 
   const onSignal = (sig) => {
+    STATE.interrupted = true;
     if (STATE.child) {
       try {
         process.kill(-STATE.child.pid, sig);
@@ -518,8 +739,9 @@ async function main() {
         // already gone
       }
     }
+    killWatchers('SIGTERM');
     revertChange();
-    // give the stopped tool a moment to exit before its folder goes
+    // give the stopped tool (and any azbk watch) a moment to exit before its folder goes
     setTimeout(() => {
       if (!opts.keep) fs.rmSync(work, { recursive: true, force: true });
       process.exit(130);
@@ -527,6 +749,11 @@ async function main() {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // last resort: no azbk watch outlives the harness, and the tree is put back, whatever way it ends
+  process.on('exit', () => {
+    killWatchers('SIGKILL');
+    revertChange();
+  });
 
   const passphrase = `bench-${createHash('sha256').update(`${Date.now()}-${process.pid}-${Math.random()}`).digest('hex').slice(0, 32)}`;
   const allTools = makeTools(source, work, passphrase);
@@ -559,6 +786,10 @@ async function main() {
       'Repository size is du of the repository folder only; local caches (restic cache, borg cache, AZBK_HOME) are reported separately.',
       'Peak RSS is GNU time -v "Maximum resident set size" of the tool process.',
       'otherCores per step: CPU used by other processes during the step (from /proc/stat), as cores on average; above 0.25 the step is marked with * in the table.',
+      'azbkScan per azbk backup step: full scan or optimized (the change journal), and why, from the backup\'s JSON result.',
+      ...(opts.tools.includes('azbk-journal')
+        ? ['azbk-journal: azbk watch --include PATH (same AZBK_HOME) runs in the background, not timed, from before its initial backup until after its last one, so also during the other tools\' steps in between (idle there: it only waits for inotify events); after the change the harness waits (not timed) until the journal has recorded every changed file.']
+        : []),
     ],
     tree: null,
     versions: {},
@@ -610,12 +841,14 @@ async function main() {
       r.steps.setup = s;
       if (!s.ok) {
         r.failed = 'setup';
+        if (t.stop) r.watcher = await t.stop();
         continue;
       }
       log(`${t.name}: initial backup`);
       r.steps.initial = await t.backup(m(t), 'initial');
       if (!r.steps.initial.ok) {
         r.failed = 'initial';
+        if (t.stop) r.watcher = await t.stop();
         continue;
       }
       log(`${t.name}: unchanged re-run`);
@@ -630,6 +863,12 @@ async function main() {
     for (const c of STATE.changed) chosenSize += c.size;
     result.change = { every: opts.changeEvery, files: chosen.length, percentOfFiles: (100 * chosen.length) / tree.files.length, appendedBytesEach: CHANGE_SUFFIX.length, sizeOfChangedFiles: chosenSize };
     log(`changed ${chosen.length} of ${tree.files.length} files (every ${opts.changeEvery}th by sorted path; ${CHANGE_SUFFIX.length} bytes appended to each, ${changedBytes} in all; those files hold ${fmtBytes(chosenSize)})`);
+    // a change journal must have recorded the change before its re-run starts (not timed)
+    for (const t of tools) {
+      if (result.tools[t.name].failed || !t.afterChange) continue;
+      log(`${t.name}: waiting for the change journal to record the changed files`);
+      result.tools[t.name].journalCatchUp = await t.afterChange(chosen.map((f) => path.join(source, f)));
+    }
 
     for (const t of tools) {
       const r = result.tools[t.name];
@@ -637,6 +876,8 @@ async function main() {
       log(`${t.name}: re-run after the change`);
       r.steps.changed = await t.backup(m(t), 'changed');
       if (!r.steps.changed.ok) r.failed = 'changed';
+      // its last backup: the watcher is not needed any more (and stays out of the restores)
+      if (t.stop) r.watcher = await t.stop();
     }
 
     // 3: restore each tool's latest point into a fresh folder, check a sample, remove it
@@ -651,7 +892,7 @@ async function main() {
       log(`${t.name}: restore`);
       r.steps.restore = await t.restore(m(t), target);
       if (!r.steps.restore.ok) r.failed = 'restore';
-      else if (opts.verify === 'all' || (opts.verify === 'azbk' && t.name === 'azbk')) {
+      else if (opts.verify === 'all' || (opts.verify === 'azbk' && t.name.startsWith('azbk'))) {
         const root = path.join(target, source);
         const bad = [];
         let checked = 0;
@@ -676,6 +917,8 @@ async function main() {
       r.peakRss = peak;
     }
   } finally {
+    // any watcher still running (a failure on the way): stopped before the tree is put back
+    for (const t of tools) if (t.stop && result.tools[t.name]) result.tools[t.name].watcher = await t.stop();
     revertChange();
   }
 
@@ -689,7 +932,8 @@ async function main() {
   if (opts.keep) log(`kept ${work} (repositories and logs)`);
   else await fsp.rm(work, { recursive: true, force: true });
   const anyFailed = Object.values(result.tools).some((r) => r.failed || (r.verify && r.verify.mismatched > 0));
-  process.exitCode = anyFailed ? 1 : 0;
+  const notOptimized = journalNotOptimized(result);
+  process.exitCode = anyFailed || notOptimized.length > 0 ? 1 : 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -726,6 +970,19 @@ function printTable(result, names) {
     ['peak RSS', (n) => cell(n, (r) => r?.peakRss?.bytes ?? null, fmtBytes)],
     ['initial backup CPU (user+sys)', (n) => cell(n, cpu('initial'), fmtSecs)],
   ];
+  // azbk's scan mode per backup: full scan or optimized (the change journal)
+  const scanOf = (r, k) => {
+    const s = r?.steps?.[k];
+    if (!s) return 'n/a';
+    if (!s.ok) return 'failed';
+    return s.azbkScan?.mode ?? '?';
+  };
+  if (names.some((n) => Object.values(R[n]?.steps ?? {}).some((s) => s.azbkScan))) {
+    rows.push([
+      'azbk scan: initial / unchanged / changed',
+      (n) => (n.startsWith('azbk') ? ['initial', 'unchanged', 'changed'].map((k) => scanOf(R[n], k)).join(' / ') : '-'),
+    ]);
+  }
   const header = ['', ...names];
   const body = rows.map(([label, f]) => [label, ...names.map(f)]);
   const widths = header.map((_, i) => Math.max(...[header, ...body].map((r) => r[i].length)));
@@ -762,16 +1019,25 @@ function printTable(result, names) {
     if (r.peakRss) notes.push(`peak RSS in ${r.peakRss.step}`);
     if (r.localCacheSize?.allocated != null) notes.push(`local cache/home ${fmtBytes(r.localCacheSize.allocated)}`);
     if (r.verify) notes.push(`restore check ${r.verify.checked - r.verify.mismatched}/${r.verify.checked} sampled files equal`);
+    // azbk-journal: its azbk watch (background, not timed) and how soon the journal had the change
+    const w = r.watcher;
+    if (w) notes.push(`azbk watch (not timed) ready ${w.readySeconds !== null ? `${fmtSecs(w.readySeconds)} after start` : 'never'}, peak RSS ${fmtBytes(w.peakRss)}, cpu ${fmtSecs(w.cpuSeconds)} in all, exit ${w.exitCode}`);
+    const c = r.journalCatchUp;
+    if (c) notes.push(`journal had ${c.seen}/${c.expected} changed files ${fmtSecs(c.seconds)} after the change${c.ok ? '' : ' (GAVE UP WAITING)'}`);
     for (const [k, s] of Object.entries(r.steps)) if (s.exitCode !== 0) notes.push(`${k} exit ${s.exitCode}${s.ok ? '' : ' (failed)'}`);
     if (r.failed) notes.push(`FAILED at ${r.failed}`);
     out.push(`${n}: ${notes.join('; ')}`);
   }
+  const bad = journalNotOptimized(result);
+  if (bad.length > 0) out.push(`!!! WARNING: azbk-journal re-runs NOT optimized, so that column does not measure the change journal: ${bad.join('; ')}`);
   if (!result.gnuTime) out.push('GNU time missing (apt-get install -y time): no peak RSS or CPU time.');
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
 main().catch((err) => {
   revertChange();
+  // Ctrl-C: the signal handler ends the run (exit 130) and removes the work folder
+  if (STATE.interrupted) return;
   process.stderr.write(`bench: ${err.stack ?? err}\n(the work folder, with the logs of every step, is kept; remove it by hand)\n`);
   process.exit(1);
 });
