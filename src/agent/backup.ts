@@ -214,7 +214,7 @@ class BackupJob {
     const started = new Date();
     const { session, keys } = this.ctx;
     const cfg = await session.config();
-    this.index = await BlobIndex.load(session, keys);
+    this.index = await BlobIndex.load(session, keys, this.cache);
     this.writer = new BlobWriter(session, keys, this.index, { packSize: cfg.packSize, level: cfg.compression.level });
     const trie = this.buildTrie();
     const includedPaths = collectIncluded(trie, []);

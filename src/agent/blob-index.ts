@@ -4,7 +4,7 @@
  * damaged ones are reported and skipped (their blobs are simply stored again).
  */
 import type { BlobId, BlobType, PackId } from '../core/ids.js';
-import { decodeIndex } from '../core/index-file.js';
+import { decodeIndex, type IndexPack } from '../core/index-file.js';
 import type { VaultKeys } from '../core/keys.js';
 import type { PackEntry } from '../core/pack.js';
 import { objectKeyId } from '../core/sealed-object.js';
@@ -66,18 +66,21 @@ export class BlobIndex {
       if (!(entry.offset <= MAX_U32 && entry.length <= MAX_U32 && entry.rawLength <= MAX_U32)) {
         throw new RangeError(`blob ${entry.id} in pack ${pack} has an impossible offset or length`);
       }
-      const key = blobKey(entry.type, entry.id);
-      let row = this.rows.get(key);
-      if (row === undefined) {
-        row = this.rows.size;
-        if (row === this.pack.length) this.grow();
-        this.rows.set(key, row);
-      }
-      this.pack[row] = p;
-      this.offset[row] = entry.offset;
-      this.length[row] = entry.length;
-      this.rawLength[row] = entry.rawLength;
+      this.setRow(blobKey(entry.type, entry.id), p, entry.offset, entry.length, entry.rawLength);
     }
+  }
+
+  private setRow(key: string, pack: number, offset: number, length: number, rawLength: number): void {
+    let row = this.rows.get(key);
+    if (row === undefined) {
+      row = this.rows.size;
+      if (row === this.pack.length) this.grow();
+      this.rows.set(key, row);
+    }
+    this.pack[row] = pack;
+    this.offset[row] = offset;
+    this.length[row] = length;
+    this.rawLength[row] = rawLength;
   }
 
   private grow(): void {
@@ -89,18 +92,94 @@ export class BlobIndex {
     }
   }
 
-  /** Loads every index file of `keys`' family from the vault. */
-  static async load(session: VaultSession, keys: VaultKeys): Promise<BlobIndex> {
+  /**
+   * Loads every index file of `keys`' family from the vault. With a local `cache`, an index file
+   * read once is kept there in a compact binary form and not read from the vault again (index
+   * files never change once written).
+   */
+  static async load(session: VaultSession, keys: VaultKeys, cache?: IndexCache): Promise<BlobIndex> {
     const index = new BlobIndex();
     for (const name of await session.listIndex()) {
+      const local = cache?.getIndex(name);
+      if (local !== undefined && index.addCompact(local)) continue;
       const data = await session.readIndex(name);
       if (objectKeyId(data) !== keys.keyId) continue;
+      let packs: readonly IndexPack[];
       try {
-        for (const p of decodeIndex(keys, name, data).packs) index.addPack(p.id, p.blobs);
+        packs = decodeIndex(keys, name, data).packs;
       } catch {
         index.damaged.push(name);
+        continue;
       }
+      for (const p of packs) index.addPack(p.id, p.blobs);
+      cache?.putIndex(name, compactIndex(packs));
     }
     return index;
   }
+
+  /** Adds the packs of a compact index (see compactIndex); false, adding nothing, if it is malformed. */
+  private addCompact(buf: Buffer): boolean {
+    // Check the whole layout first, so a damaged copy adds nothing (the vault's is read instead).
+    if (buf.length < 4) return false;
+    const packs = buf.readUInt32LE(0);
+    let at = 4;
+    for (let i = 0; i < packs; i++) {
+      if (at + ID_BYTES + 4 > buf.length) return false;
+      at += ID_BYTES + 4 + buf.readUInt32LE(at + ID_BYTES) * COMPACT_BLOB;
+    }
+    if (at !== buf.length) return false;
+    at = 4;
+    for (let i = 0; i < packs; i++) {
+      const pack = buf.toString('hex', at, at + ID_BYTES) as PackId;
+      const blobs = buf.readUInt32LE(at + ID_BYTES);
+      at += ID_BYTES + 4;
+      let p = this.packRows.get(pack);
+      if (p === undefined) {
+        p = this.packIds.push(pack) - 1;
+        this.packRows.set(pack, p);
+      }
+      for (let j = 0; j < blobs; j++, at += COMPACT_BLOB) {
+        const key = (buf[at] === TREE ? 't' : 'd') + buf.toString('hex', at + 1, at + 1 + ID_BYTES);
+        this.setRow(key, p, buf.readUInt32LE(at + 33), buf.readUInt32LE(at + 37), buf.readUInt32LE(at + 41));
+      }
+    }
+    return true;
+  }
+}
+
+/** Where the agent keeps index files it has read (the local metadata cache). */
+export interface IndexCache {
+  getIndex(name: string): Buffer | undefined;
+  putIndex(name: string, data: Buffer): void;
+}
+
+const ID_BYTES = 32;
+const TREE = 2;
+/** type (1), id (32), offset, length and raw length (4 each) */
+const COMPACT_BLOB = 1 + ID_BYTES + 12;
+
+/**
+ * An index file's packs in a compact binary form for the local cache: pack count, then per pack
+ * its id, its blob count and per blob type, id, offset, length and raw length (little-endian).
+ */
+export function compactIndex(packs: readonly IndexPack[]): Buffer {
+  let size = 4;
+  for (const p of packs) size += ID_BYTES + 4 + p.blobs.length * COMPACT_BLOB;
+  const buf = Buffer.alloc(size);
+  buf.writeUInt32LE(packs.length, 0);
+  let at = 4;
+  for (const p of packs) {
+    buf.write(p.id, at, 'hex');
+    buf.writeUInt32LE(p.blobs.length, at + ID_BYTES);
+    at += ID_BYTES + 4;
+    for (const b of p.blobs) {
+      buf[at] = b.type === 'tree' ? TREE : 1;
+      buf.write(b.id, at + 1, 'hex');
+      buf.writeUInt32LE(b.offset, at + 33);
+      buf.writeUInt32LE(b.length, at + 37);
+      buf.writeUInt32LE(b.rawLength, at + 41);
+      at += COMPACT_BLOB;
+    }
+  }
+  return buf;
 }

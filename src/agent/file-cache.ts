@@ -8,6 +8,8 @@
  *   folders that did not change);
  * - each regular file's size, mtime, ctime, inode and chunk ids: a file whose metadata match is
  *   not read again, provided every one of its chunks is still in the vault's index.
+ * It also keeps the vault's index files in a compact form (they never change once written), so a
+ * backup does not decrypt and parse them all again.
  * Memory use does not grow with the number of files: rows are read when their folder is reached
  * and written in batches.
  */
@@ -15,11 +17,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { BlobId } from '../core/ids.js';
+import type { IndexCache } from './blob-index.js';
 import type { KnownFile } from './checkpoint.js';
 
 const ID_BYTES = 32;
 /** Bumped when the tables change; an older cache is dropped (it only saves work). */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 const BATCH = 256;
 
 /** What a backed-up folder held: its tree and the totals beneath it. */
@@ -49,7 +52,7 @@ interface DirRow {
   bytes: number;
 }
 
-export class FileCache {
+export class FileCache implements IndexCache {
   private readonly getDirStmt: Database.Statement<[string], DirRow>;
   private readonly getFilesStmt: Database.Statement<[string], { names: string; chunks: Buffer }>;
   private readonly putDirStmt: Database.Statement<[string, Buffer | null, Buffer, number, number, number, number]>;
@@ -71,7 +74,7 @@ export class FileCache {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     if (db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
-      db.exec('DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS dirs; DROP TABLE IF EXISTS dir_files; DROP TABLE IF EXISTS meta');
+      db.exec('DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS dirs; DROP TABLE IF EXISTS dir_files; DROP TABLE IF EXISTS index_files; DROP TABLE IF EXISTS meta');
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }
     // Folders and their files in two tables: a full scan reads only the first, which stays small.
@@ -80,6 +83,7 @@ export class FileCache {
         ' symlinks INTEGER NOT NULL, bytes INTEGER NOT NULL) WITHOUT ROWID',
     );
     db.exec('CREATE TABLE IF NOT EXISTS dir_files (path TEXT PRIMARY KEY, names TEXT NOT NULL, chunks BLOB NOT NULL) WITHOUT ROWID');
+    db.exec('CREATE TABLE IF NOT EXISTS index_files (name TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID');
     db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
     return new FileCache(db);
   }
@@ -115,6 +119,15 @@ export class FileCache {
         this.putFilesStmt.run(dir, names, chunks);
       }
     })();
+  }
+
+  /** A vault index file as the blob index keeps it (see compactIndex), or undefined. */
+  getIndex(name: string): Buffer | undefined {
+    return (this.db.prepare('SELECT data FROM index_files WHERE name = ?').get(name) as { data: Buffer } | undefined)?.data;
+  }
+
+  putIndex(name: string, data: Buffer): void {
+    this.db.prepare('INSERT OR REPLACE INTO index_files (name, data) VALUES (?, ?)').run(name, data);
   }
 
   /** A JSON value stored under `key`, or undefined. */

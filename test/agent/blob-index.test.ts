@@ -1,0 +1,66 @@
+/**
+ * The blob index with its local cache: index files read once are kept in a compact form, give the
+ * same locations as the vault's copies, are not read from the vault again, and a damaged cached
+ * copy is ignored in favour of the vault's.
+ */
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BlobIndex } from '../../src/agent/blob-index.js';
+import { BlobWriter } from '../../src/agent/blob-writer.js';
+import { FileCache } from '../../src/agent/file-cache.js';
+import type { BlobId } from '../../src/core/ids.js';
+import type { VaultSession } from '../../src/vault/api.js';
+import { createMachine } from '../helpers/machine.js';
+
+/** The session, counting index reads. */
+function counting(inner: VaultSession): { session: VaultSession; reads: () => number } {
+  let reads = 0;
+  const session = new Proxy(inner, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target) as unknown;
+      if (prop === 'readIndex') return (name: string) => (reads++, target.readIndex(name));
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  return { session, reads: () => reads };
+}
+
+describe('blob index cache', () => {
+  it('keeps index files locally and gives the same locations without reading the vault again', async () => {
+    const m = await createMachine();
+    const writer = new BlobWriter(m.ctx.session, m.keys, new BlobIndex(), { packSize: 4096 });
+    const ids: { type: 'data' | 'tree'; id: BlobId }[] = [];
+    for (let i = 0; i < 40; i++) {
+      const type = i % 5 === 0 ? 'tree' : 'data';
+      ids.push({ type, id: await writer.add(type, Buffer.from(`blob ${i} `.repeat(100 + i))) });
+      if (i % 13 === 12) await writer.flush();
+    }
+    await writer.flush();
+    const fromVault = await BlobIndex.load(m.ctx.session, m.keys);
+    expect(fromVault.size).toBe(40);
+
+    const cache = FileCache.open(path.join(m.dir, 'cache.sqlite'));
+    try {
+      const first = counting(m.ctx.session);
+      await BlobIndex.load(first.session, m.keys, cache);
+      expect(first.reads()).toBe(writer.stats.indexFiles);
+
+      const second = counting(m.ctx.session);
+      const cached = await BlobIndex.load(second.session, m.keys, cache);
+      expect(second.reads(), 'every index file came from the cache').toBe(0);
+      expect(cached.size).toBe(40);
+      for (const { type, id } of ids) expect(cached.get(type, id)).toEqual(fromVault.get(type, id));
+      expect(cached.has('tree', ids[1]!.id), 'a data blob is not a tree').toBe(false);
+
+      // A damaged cached copy is not used: the vault's is read again.
+      const [name] = await m.ctx.session.listIndex();
+      cache.putIndex(name!, Buffer.from([1, 0, 0, 0, 9]));
+      const third = counting(m.ctx.session);
+      const repaired = await BlobIndex.load(third.session, m.keys, cache);
+      expect(third.reads()).toBe(1);
+      for (const { type, id } of ids) expect(repaired.get(type, id)).toEqual(fromVault.get(type, id));
+    } finally {
+      cache.close();
+    }
+  });
+});
