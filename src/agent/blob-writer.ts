@@ -13,6 +13,9 @@ import { PackBuilder, TARGET_PACK_SIZE } from '../core/pack.js';
 import type { VaultSession } from '../vault/api.js';
 import { blobKey, type BlobIndex } from './blob-index.js';
 
+/** Room in a new pack's buffer beyond the target size: a last blob and the header usually fit. */
+const PACK_SLACK = 2 * 1024 * 1024;
+
 export interface WriterStats {
   blobs: number;
   newBlobs: number;
@@ -75,8 +78,9 @@ export class BlobWriter {
   }
 
   private async append(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): Promise<void> {
-    this.pack ??= new PackBuilder(this.keys);
-    this.pack.add(type, id, Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength), rawLength);
+    // Room for a full pack and its header: most packs never grow.
+    this.pack ??= new PackBuilder(this.keys, (this.opts.packSize ?? TARGET_PACK_SIZE) + PACK_SLACK);
+    this.pack.add(type, id, sealed, rawLength);
     this.pending.add(blobKey(type, id));
     this.stats.newBlobs++;
     this.stats.newRawBytes += rawLength;

@@ -38,18 +38,20 @@ const MIN_HEADER_BYTES = 8 + 16 + 12 + 16;
 
 /**
  * Collects sealed blobs into one pack. The caller decides when to finish (typically once `size`
- * reaches TARGET_PACK_SIZE); the blob area may not exceed MAX_PACK_SIZE. Sealed buffers are kept
- * by reference until `finish`.
+ * reaches TARGET_PACK_SIZE); the blob area may not exceed MAX_PACK_SIZE. Sealed blobs are copied
+ * into one buffer as they come (sized for `expected` bytes, grown when needed), so the caller's
+ * buffers can go at once and finishing does not copy the pack again.
  */
 export class PackBuilder {
   private readonly keys: VaultKeys;
-  private readonly parts: Buffer[] = [];
+  private buf: Buffer;
   private readonly entries: PackEntry[] = [];
   private bytes = 0;
   private done = false;
 
-  constructor(keys: VaultKeys) {
+  constructor(keys: VaultKeys, expected = 0) {
     this.keys = keys;
+    this.buf = Buffer.allocUnsafeSlow(Math.min(expected, MAX_PACK_SIZE));
   }
 
   /**
@@ -57,15 +59,25 @@ export class PackBuilder {
    * for an entry readPackHeader would refuse (bad id or type, impossible lengths, pack too big),
    * and Error after `finish`.
    */
-  add(type: BlobType, id: BlobId, sealed: Buffer, rawLength: number): PackEntry {
+  add(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): PackEntry {
     if (this.done) throw new Error('PackBuilder used after finish');
     const entry: PackEntry = { type, id, offset: this.bytes, length: sealed.length, rawLength };
     const problem = entryProblem(entry);
     if (problem !== null) throw new RangeError(`cannot add blob ${String(id)}: ${problem}`);
-    this.parts.push(sealed);
+    this.append(sealed);
     this.entries.push(entry);
-    this.bytes += sealed.length;
     return entry;
+  }
+
+  private append(data: Uint8Array): void {
+    const need = this.bytes + data.length;
+    if (need > this.buf.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(need, Math.ceil(this.buf.length * 1.5), 64 * 1024));
+      this.buf.copy(grown, 0, 0, this.bytes);
+      this.buf = grown;
+    }
+    this.buf.set(data, this.bytes);
+    this.bytes = need;
   }
 
   /** Bytes of sealed blobs added so far (the header is not counted). */
@@ -86,8 +98,9 @@ export class PackBuilder {
     const trailer = Buffer.alloc(TRAILER_BYTES);
     trailer.writeUInt32LE(header.length, 0);
     MAGIC.copy(trailer, 4);
-    const data = Buffer.concat([...this.parts, header, trailer]);
-    this.parts.length = 0;
+    this.append(header);
+    this.append(trailer);
+    const data = this.buf.subarray(0, this.bytes);
     return { id: packIdOf(data), data, entries: this.entries };
   }
 }
