@@ -84,8 +84,9 @@ export class ChunkPool {
     for (let i = 0; i < this.opts.workers; i++) {
       const shared = new SharedArrayBuffer(4);
       const data: WorkerInit = { master: new Uint8Array(init.master), chunker: init.chunker, level: init.level, credit: shared, creditLimit: this.opts.creditLimit };
-      // A small young generation: the workers' garbage is short-lived buffers, collected often.
-      const worker = new Worker(WORKER_URL, { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 8 } });
+      // A small young generation: the workers' garbage is short-lived buffers, and every scavenge frees the
+      // ones already used (a larger one let each worker hold about 60 MiB of them).
+      const worker = new Worker(WORKER_URL, { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
       const slot: Slot = { worker, credit: new Int32Array(shared), batches: 0 };
       worker.on('message', (msg: FromWorker) => this.receive(slot, msg));
       worker.on('error', (err) => this.fail(new AzbkError('AZBK_INTERNAL', `A chunk worker failed: ${err.message}`, { cause: err })));
