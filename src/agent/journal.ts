@@ -99,6 +99,14 @@ export function changesSince(
   return { ok: true, changed };
 }
 
+function isDirectory(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 /** Every folder a changed path makes dirty: the path itself and all its ancestors. */
 export function dirtyFolders(changed: Iterable<string>): Set<string> {
   const dirty = new Set<string>();
@@ -121,10 +129,28 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   const log = fs.openSync(files.changes, 'a', 0o600);
   // chokidar is loaded only by the watcher, not by every backup that reads the journal.
   const { watch } = await import('chokidar');
-  const watcher = watch([...paths], { ignoreInitial: true, followSymlinks: false, persistent: true });
+  // Folders only: a folder's watch reports every change to the entries in it (the 'raw' events),
+  // so files need no watch of their own. One watch per file would take hundreds of MiB and, on a
+  // big tree, more inotify watches than the system allows.
+  const roots = new Set(paths.map((p) => path.resolve(p)));
+  const rootFiles = new Set([...roots].filter((p) => !isDirectory(p)));
+  const watcher = watch([...paths], {
+    ignoreInitial: true,
+    followSymlinks: false,
+    persistent: true,
+    ignored: (p: string, stats?: fs.Stats) => stats !== undefined && !stats.isDirectory() && !roots.has(path.resolve(p)),
+  });
   let session: JournalSession | null = null;
   const record = (p: string) => fs.writeSync(log, JSON.stringify(path.resolve(p)) + '\n');
   watcher.on('all', (_event, p) => record(p));
+  watcher.on('raw', (_event, name: unknown, details: unknown) => {
+    const watched = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
+    if (typeof watched !== 'string') return;
+    // The entry that changed in the watched folder; the watched path itself when it is a file, or
+    // when the platform does not say which entry changed.
+    const inFolder = typeof name === 'string' && name !== '' && !rootFiles.has(path.resolve(watched));
+    record(inFolder ? path.join(watched, name) : watched);
+  });
   watcher.on('error', (err) => {
     if (session !== null) {
       session = { ...session, broken: (err as Error).message };
