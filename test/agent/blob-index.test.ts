@@ -3,12 +3,13 @@
  * same locations as the vault's copies, are not read from the vault again, and a damaged cached
  * copy is ignored in favour of the vault's.
  */
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BlobIndex } from '../../src/agent/blob-index.js';
 import { BlobWriter } from '../../src/agent/blob-writer.js';
 import { FileCache } from '../../src/agent/file-cache.js';
-import type { BlobId } from '../../src/core/ids.js';
+import type { BlobId, PackId } from '../../src/core/ids.js';
 import type { VaultSession } from '../../src/vault/api.js';
 import { createMachine } from '../helpers/machine.js';
 
@@ -24,6 +25,32 @@ function counting(inner: VaultSession): { session: VaultSession; reads: () => nu
   });
   return { session, reads: () => reads };
 }
+
+describe('blob index', () => {
+  it('finds every one of many blobs by type and id, and no other', () => {
+    const index = new BlobIndex();
+    const entries = Array.from({ length: 5000 }, (_, i) => ({
+      type: (i % 3 === 0 ? 'tree' : 'data') as 'tree' | 'data',
+      id: randomBytes(32).toString('hex') as BlobId,
+      offset: i * 100,
+      length: 100,
+      rawLength: 200 + i,
+    }));
+    // Several packs, and one blob stored twice: the later location wins.
+    for (let i = 0; i < entries.length; i += 700) index.addPack(`${String(i).padStart(64, '0')}` as PackId, entries.slice(i, i + 700));
+    const again = { ...entries[42]!, offset: 7 };
+    index.addPack('f'.repeat(64) as PackId, [again]);
+    expect(index.size).toBe(5000);
+    entries.forEach((e, i) => {
+      const loc = index.get(e.type, e.id);
+      expect(loc?.entry).toEqual(i === 42 ? again : e);
+      expect(index.has(e.type === 'tree' ? 'data' : 'tree', e.id)).toBe(false);
+    });
+    expect(index.get('data', entries[42]!.id)?.pack ?? index.get('tree', entries[42]!.id)?.pack).toBe('f'.repeat(64));
+    for (let i = 0; i < 1000; i++) expect(index.has('data', randomBytes(32).toString('hex') as BlobId)).toBe(false);
+    expect(index.has('data', 'not hex' as BlobId)).toBe(false);
+  });
+});
 
 describe('blob index cache', () => {
   it('keeps index files locally and gives the same locations without reading the vault again', async () => {
