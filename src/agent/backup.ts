@@ -180,6 +180,8 @@ class BackupJob {
   private dirty: Set<string> | null = null;
   private scan: ScanMode = { mode: 'full', reason: '' };
   private finalCheckpoint: Promise<void> | null = null;
+  /** entries of folders listed and not yet finished: what the walk holds in memory */
+  private openEntries = 0;
 
   constructor(
     private readonly ctx: AgentContext,
@@ -452,17 +454,33 @@ class BackupJob {
       const l = this.lstat(path.join(abs, name), name);
       if (l !== null) listed.push(l);
     }
+    const complete = listed.length === names.length;
+    this.openEntries += listed.length;
+    try {
+      return await this.walkFolder(abs, listed, complete);
+    } finally {
+      this.openEntries -= listed.length;
+    }
+  }
+
+  /** The rest of dir(): subfolders, then the fingerprint check, then the files. */
+  private async walkFolder(abs: string, listed: readonly Listed[], complete: boolean): Promise<Folder> {
     const subdirs = new Map<string, Promise<Folder | null>>();
+    let previous: Promise<Folder | null> | undefined;
     for (const l of listed) {
       if (l.st.kind !== 'dir') continue;
       await this.pool.room();
-      subdirs.set(l.name, handled(this.dir(l.abs)));
+      // Past a bound, finish one subfolder before starting the next, so the walk does not list
+      // far more of the tree than the readers have reached (memory would grow with the tree).
+      if (previous !== undefined && this.openEntries > MAX_OPEN_ENTRIES) await previous;
+      previous = handled(this.dir(l.abs));
+      subdirs.set(l.name, previous);
     }
     const subtrees = new Map<string, Folder | null>();
     for (const [name, sub] of subdirs) subtrees.set(name, await sub);
 
     const cached = this.cache.getDir(abs);
-    if (cached?.fingerprint != null && listed.length === names.length && this.index.has('tree', cached.tree)) {
+    if (cached?.fingerprint != null && complete && this.index.has('tree', cached.tree)) {
       const fp = fingerprint(listed.map((l) => [l.name, l.st, null]), subtrees);
       if (fp !== null && fp.equals(cached.fingerprint)) {
         const { tree, fingerprint: _, ...counts } = cached;
@@ -483,7 +501,7 @@ class BackupJob {
     const done = await Promise.all(entries);
     const folder = await this.folder(present(done), true);
     // A folder with anything skipped, special or changed while read is examined again next time.
-    const clean = listed.length === names.length && done.every((e, i) => e !== null && (listed[i]!.st.kind !== 'file' || remembered.has(listed[i]!.name)));
+    const clean = complete && done.every((e, i) => e !== null && (listed[i]!.st.kind !== 'file' || remembered.has(listed[i]!.name)));
     const fp = clean ? fingerprint(listed.map((l) => [l.name, l.st, remembered.get(l.name) ?? null]), subtrees) : null;
     this.cache.putDir(abs, { fingerprint: fp, tree: folder.tree, ...folder.counts, known: remembered });
     return folder;
@@ -554,6 +572,8 @@ class BackupJob {
 }
 
 const NO_FILES: ReadonlyMap<string, KnownFile> = new Map();
+/** folder entries the walk may hold before it goes one subfolder at a time */
+const MAX_OPEN_ENTRIES = 20_000;
 
 /**
  * What a folder's fingerprint covers: each entry's name, type, mode, times, size and inode (for a
