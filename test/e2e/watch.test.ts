@@ -59,15 +59,23 @@ describe('change journal', () => {
     await fs.writeFile(path.join(src, 'd7', 'new.txt'), 'new file\n');
     await fs.rm(path.join(src, 'd9'), { recursive: true });
     await fs.rename(path.join(src, 'd11', 'sub', 'f2.txt'), path.join(src, 'd12', 'moved.txt'));
+    // A new folder tree (its files may be written before the watcher sees the folder), a
+    // permission change and a same-size rewrite: files are watched through their folders.
+    await fs.mkdir(path.join(src, 'd2', 'new', 'deeper'), { recursive: true });
+    await fs.writeFile(path.join(src, 'd2', 'new', 'a.txt'), 'new a\n');
+    await fs.writeFile(path.join(src, 'd2', 'new', 'deeper', 'b.txt'), 'new b\n');
+    await fs.chmod(path.join(src, 'd4', 'sub', 'f4.txt'), 0o600);
+    await fs.writeFile(path.join(src, 'd5', 'sub', 'f5.txt'), 'DIR 5 FILE 5\n');
     await sleep(500);
     const third = await backup(m, [src]);
     expect(third.scan.mode).toBe('optimized');
-    expect(third.stats.files).toBe(200 - 10 + 1);
-    expect(third.stats.dirs).toBe(1 + 19 * 2);
+    expect(third.stats.files).toBe(200 - 10 + 1 + 2);
+    expect(third.stats.dirs).toBe(1 + 19 * 2 + 2);
 
     const target = path.join(root, 'restored');
     expectExit(await m.run(['restore', '--point', third.point.id, '--target', target]), 0);
     expect(await tree(path.join(target, src))).toEqual(await tree(src));
+    if (process.platform !== 'win32') expect((await fs.stat(path.join(target, src, 'd4', 'sub', 'f4.txt'))).mode & 0o777).toBe(0o600);
 
     const fourth = await backup(m, [src]);
     expect(fourth.scan.mode).toBe('optimized');
