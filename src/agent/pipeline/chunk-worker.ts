@@ -75,6 +75,15 @@ function readFile(task: FileTask): void {
       const n = fs.readSync(fd, buf, 0, READ_SIZE, position);
       if (n === 0) break;
       position += n;
+      // A short read that reaches the size fstat gave is the end: no read to learn it (if the file
+      // grew meanwhile, the fstat after reading says so and the main thread reads it again).
+      const end = n < READ_SIZE && position >= before.size;
+      if (end && task.offset === 0 && position < init.chunker.min) {
+        // The whole file is one chunk (none is cut before the minimum size): sealed in place.
+        pending.push(seal(buf.subarray(0, n)));
+        offset += n;
+        break;
+      }
       for (const chunk of chunker.push(buf.subarray(0, n))) {
         const s = seal(chunk);
         offset += chunk.length;
@@ -86,6 +95,7 @@ function readFile(task: FileTask): void {
           pendingSize = 0;
         }
       }
+      if (end) break;
     }
     for (const chunk of chunker.finish()) {
       pending.push(seal(chunk));
