@@ -217,7 +217,7 @@ class BackupJob {
     const { session, keys } = this.ctx;
     const cfg = await session.config();
     this.index = await BlobIndex.load(session, keys, this.cache);
-    this.writer = new BlobWriter(session, keys, this.index, { packSize: cfg.packSize, level: cfg.compression.level });
+    this.writer = new BlobWriter(session, keys, this.index, { packSize: cfg.packSize, level: cfg.compression.level, indexCache: this.cache });
     const trie = this.buildTrie();
     const includedPaths = collectIncluded(trie, []);
     if (includedPaths.length === 0) {

@@ -11,7 +11,7 @@ import { encodeIndex, type IndexPack } from '../core/index-file.js';
 import type { VaultKeys } from '../core/keys.js';
 import { PackBuilder, TARGET_PACK_SIZE } from '../core/pack.js';
 import type { VaultSession } from '../vault/api.js';
-import { blobKey, type BlobIndex } from './blob-index.js';
+import { blobKey, compactIndex, type BlobIndex, type IndexCache } from './blob-index.js';
 
 /** Room in a new pack's buffer beyond the target size: a last blob and the header usually fit. */
 const PACK_SLACK = 2 * 1024 * 1024;
@@ -38,7 +38,7 @@ export class BlobWriter {
     private readonly session: VaultSession,
     private readonly keys: VaultKeys,
     private readonly index: BlobIndex,
-    private readonly opts: { packSize?: number; level?: number; uploads?: number } = {},
+    private readonly opts: { packSize?: number; level?: number; uploads?: number; indexCache?: IndexCache } = {},
   ) {}
 
   /**
@@ -121,6 +121,8 @@ export class BlobWriter {
     const name = randomBytes(32).toString('hex');
     const data = encodeIndex(this.keys, name, packs);
     await this.session.putIndex(name, data);
+    // The next backup finds it in the local cache instead of decrypting it again.
+    this.opts.indexCache?.putIndex(name, compactIndex(packs));
     this.stats.indexFiles++;
     this.stats.uploadedBytes += data.length;
     for (const p of packs) {

@@ -90,4 +90,25 @@ describe('blob index cache', () => {
       cache.close();
     }
   });
+
+  it('has the index files a backup wrote in the cache already: the next one reads none', async () => {
+    const m = await createMachine();
+    const cache = FileCache.open(path.join(m.dir, 'cache.sqlite'));
+    try {
+      const writer = new BlobWriter(m.ctx.session, m.keys, new BlobIndex(), { packSize: 4096, indexCache: cache });
+      const ids: BlobId[] = [];
+      for (let i = 0; i < 20; i++) {
+        ids.push(await writer.add('data', Buffer.from(`written ${i} `.repeat(200))));
+        if (i % 7 === 6) await writer.flush();
+      }
+      await writer.flush();
+      expect(writer.stats.indexFiles).toBeGreaterThan(1);
+      const next = counting(m.ctx.session);
+      const index = await BlobIndex.load(next.session, m.keys, cache);
+      expect(next.reads()).toBe(0);
+      for (const id of ids) expect(index.has('data', id)).toBe(true);
+    } finally {
+      cache.close();
+    }
+  });
 });
