@@ -515,11 +515,14 @@ class BackupJob {
       // Unchanged since the checkpoint this job resumes from, or since the last backup: not read.
       return this.finishFile(abs, name, st, id, known.content, false);
     }
+    // The chunks of its previous version that the vault has: the workers hash those, and do not
+    // compress or encrypt them again (a big file changed in a few places costs a read).
+    const stored = known?.content.filter((c) => this.index.has('data', c));
     // A file that changes while it is read is read once more; if it changes again, what was read
     // is kept and the file is listed as changed during backup.
     let expected = id;
     for (let attempt = 0; ; attempt++) {
-      const r = await this.read(abs, expected);
+      const r = await this.read(abs, expected, stored);
       if ('error' in r) {
         this.skip(abs, describe({ code: r.error, message: r.message }));
         return null;
@@ -538,7 +541,7 @@ class BackupJob {
   }
 
   /** Reads a file through the workers, continuing a half-read file from the resumed checkpoint. */
-  private async read(abs: string, id: Identity): Promise<{ error: string; message: string } | { size: number; before: FileStat; after: FileStat; content: BlobId[] }> {
+  private async read(abs: string, id: Identity, stored: readonly BlobId[] | undefined): Promise<{ error: string; message: string } | { size: number; before: FileStat; after: FileStat; content: BlobId[] }> {
     const p = this.partials.get(abs);
     const resumeAt = p !== undefined && unchanged(p, id) && p.content.every((c) => this.index.has('data', c));
     const f: InFlight = { path: abs, id, offset: resumeAt ? p.offset : 0, content: resumeAt ? [...p.content] : [] };
@@ -546,7 +549,8 @@ class BackupJob {
     try {
       const r = await this.pool.read(abs, f.offset, id.size - f.offset, async (chunks, offset) => {
         for (const c of chunks) {
-          await this.writer.addSealed('data', c.id as BlobId, c.sealed, c.rawLength);
+          if (c.sealed === undefined) this.writer.addStored('data', c.id as BlobId, c.rawLength);
+          else await this.writer.addSealed('data', c.id as BlobId, c.sealed, c.rawLength);
           // content and offset move together, so a checkpoint taken at any await sees a chunk boundary
           f.content.push(c.id as BlobId);
           f.offset += c.rawLength;
@@ -554,7 +558,7 @@ class BackupJob {
         }
         if (f.offset !== offset) throw new AzbkError('AZBK_INTERNAL', `Chunk offsets of ${abs} do not add up.`);
         await this.tick();
-      });
+      }, stored);
       return 'error' in r ? r : { ...r, content: f.content };
     } finally {
       this.inFlight.delete(f);

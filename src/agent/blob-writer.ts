@@ -10,6 +10,7 @@ import type { BlobId, BlobType } from '../core/ids.js';
 import { encodeIndex, type IndexPack } from '../core/index-file.js';
 import type { VaultKeys } from '../core/keys.js';
 import { PackBuilder, TARGET_PACK_SIZE } from '../core/pack.js';
+import { AzbkError } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
 import { blobKey, compactIndex, type BlobIndex, type IndexCache } from './blob-index.js';
 
@@ -68,6 +69,15 @@ export class BlobWriter {
     this.check();
     if (this.isStored(type, id, rawLength)) return;
     await this.append(type, id, sealed, rawLength);
+  }
+
+  /**
+   * Counts a blob the caller knows the vault has (a chunk of a file's previous version, still in
+   * the index): it was hashed, not sealed. Throws AZBK_INTERNAL if it is not there after all.
+   */
+  addStored(type: BlobType, id: BlobId, rawLength: number): void {
+    this.check();
+    if (!this.isStored(type, id, rawLength)) throw new AzbkError('AZBK_INTERNAL', `Blob ${id} was taken as stored but the vault does not have it.`);
   }
 
   /** Counts a blob, and tells whether the vault or this job already has it. */

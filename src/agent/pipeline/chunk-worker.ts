@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { encodeBlob } from '../../core/blob.js';
+import { blobId, encodeBlob } from '../../core/blob.js';
 import { Chunker } from '../../core/chunker.js';
 import { deriveKeys } from '../../core/keys.js';
 import type { FileStat, FileTask, FromWorker, OutItem, SealedChunk, ToWorker, WorkerInit } from './protocol.js';
@@ -46,14 +46,23 @@ function push(item: OutItem, bytes: number, buffers: ArrayBuffer[] = []): void {
 }
 
 function emitChunks(taskId: number, chunks: SealedChunk[], offset: number): void {
-  const bytes = chunks.reduce((n, c) => n + c.sealed.byteLength, 0);
-  push({ kind: 'chunks', taskId, chunks, offset }, bytes, chunks.map((c) => c.sealed.buffer as ArrayBuffer));
+  let bytes = 0;
+  const buffers: ArrayBuffer[] = [];
+  for (const c of chunks) {
+    if (c.sealed === undefined) continue;
+    bytes += c.sealed.byteLength;
+    buffers.push(c.sealed.buffer as ArrayBuffer);
+  }
+  push({ kind: 'chunks', taskId, chunks, offset }, bytes, buffers);
 }
 
-function seal(chunk: Buffer): SealedChunk {
+/** Seals a chunk, unless the vault has it already (then only its id is needed). */
+function seal(chunk: Buffer, stored: ReadonlySet<string> | null): SealedChunk {
+  const id = blobId(keys, chunk);
+  if (stored?.has(id) === true) return { id, rawLength: chunk.length };
   // encodeBlob gives each sealed blob a buffer of its own: it is transferred, not copied.
-  const enc = encodeBlob(keys, 'data', chunk, { level: init.level });
-  return { id: enc.id, sealed: enc.sealed, rawLength: enc.rawLength };
+  const enc = encodeBlob(keys, 'data', chunk, { id, level: init.level });
+  return { id, sealed: enc.sealed, rawLength: enc.rawLength };
 }
 
 function readFile(task: FileTask): void {
@@ -67,6 +76,7 @@ function readFile(task: FileTask): void {
   try {
     const before = statOf(fs.fstatSync(fd, { bigint: true }));
     const chunker = new Chunker(init.chunker, keys.chunkerSeed);
+    const stored = task.stored === undefined || task.stored.length === 0 ? null : new Set(task.stored);
     let position = task.offset;
     let offset = task.offset;
     let pending: SealedChunk[] = [];
@@ -80,16 +90,16 @@ function readFile(task: FileTask): void {
       const end = n < READ_SIZE && position >= before.size;
       if (end && task.offset === 0 && position < init.chunker.min) {
         // The whole file is one chunk (none is cut before the minimum size): sealed in place.
-        pending.push(seal(buf.subarray(0, n)));
+        pending.push(seal(buf.subarray(0, n), stored));
         offset += n;
         break;
       }
       for (const chunk of chunker.push(buf.subarray(0, n))) {
-        const s = seal(chunk);
+        const s = seal(chunk, stored);
         offset += chunk.length;
         pending.push(s);
-        pendingSize += s.sealed.byteLength;
-        if (pendingSize >= FLUSH_BYTES) {
+        pendingSize += s.sealed?.byteLength ?? 0;
+        if (pendingSize >= FLUSH_BYTES || pending.length >= 256) {
           emitChunks(task.taskId, pending, offset);
           pending = [];
           pendingSize = 0;
@@ -98,7 +108,7 @@ function readFile(task: FileTask): void {
       if (end) break;
     }
     for (const chunk of chunker.finish()) {
-      pending.push(seal(chunk));
+      pending.push(seal(chunk, stored));
       offset += chunk.length;
     }
     if (pending.length > 0) emitChunks(task.taskId, pending, offset);

@@ -94,11 +94,15 @@ export class ChunkPool {
     }
   }
 
-  /** Reads a file (from `offset`, a chunk boundary) in a worker; `onChunks` gets its chunks in order. */
-  read(path: string, offset: number, sizeHint: number, onChunks: ChunkHandler): Promise<FileRead | { error: string; message: string }> {
+  /**
+   * Reads a file (from `offset`, a chunk boundary) in a worker; `onChunks` gets its chunks in
+   * order. Chunks whose ids are in `stored` come back unsealed (the vault must have them).
+   */
+  read(path: string, offset: number, sizeHint: number, onChunks: ChunkHandler, stored?: readonly string[]): Promise<FileRead | { error: string; message: string }> {
     if (this.failure !== null) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
-      this.queue.push({ task: { taskId: this.nextId++, path, offset }, sizeHint, onChunks, resolve, reject });
+      const task: FileTask = stored === undefined || stored.length === 0 ? { taskId: this.nextId++, path, offset } : { taskId: this.nextId++, path, offset, stored };
+      this.queue.push({ task, sizeHint, onChunks, resolve, reject });
       this.start();
       this.pump();
     });

@@ -12,18 +12,23 @@ export interface WorkerInit {
   readonly creditLimit: number;
 }
 
-/** One file to read from `offset` (a chunk boundary; 0 for a whole file). */
+/**
+ * One file to read from `offset` (a chunk boundary; 0 for a whole file). `stored`: ids of chunks
+ * the vault is known to have (the file's previous version): such chunks are hashed, not sealed.
+ */
 export interface FileTask {
   readonly taskId: number;
   readonly path: string;
   readonly offset: number;
+  readonly stored?: readonly string[];
 }
 
 export type ToWorker = { readonly type: 'batch'; readonly files: readonly FileTask[] };
 
+/** A chunk read: sealed, or (`sealed` absent) one the task said the vault already has. */
 export interface SealedChunk {
   readonly id: string;
-  readonly sealed: Uint8Array;
+  readonly sealed?: Uint8Array;
   readonly rawLength: number;
 }
 

@@ -1,0 +1,62 @@
+/**
+ * The chunk workers through ChunkPool: a file's chunks come back sealed, in order, and the chunks
+ * a task names as already stored come back with their ids only (hashed, not sealed again).
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ChunkPool } from '../../src/agent/pipeline/pool.js';
+import type { SealedChunk } from '../../src/agent/pipeline/protocol.js';
+import { decodeBlob } from '../../src/core/blob.js';
+import { DEFAULT_CHUNKER } from '../../src/core/chunker.js';
+import type { BlobId } from '../../src/core/ids.js';
+import { deriveKeys, generateMasterKey } from '../../src/core/keys.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+async function readAll(pool: ChunkPool, file: string, stored?: readonly string[]): Promise<SealedChunk[]> {
+  const out: SealedChunk[] = [];
+  const r = await pool.read(file, 0, 0, async (chunks) => void out.push(...chunks), stored);
+  if ('error' in r) throw new Error(r.message);
+  return out;
+}
+
+describe('chunk pool', () => {
+  it('seals every chunk, and only hashes the chunks a task says are stored', async () => {
+    const dir = await makeTempDir('azbk-pool-');
+    const file = path.join(dir, 'data.bin');
+    const data = randomBytes(12 * 1024 * 1024);
+    await fs.writeFile(file, data);
+    const master = generateMasterKey();
+    const keys = deriveKeys(master);
+    const pool = new ChunkPool({ master, chunker: DEFAULT_CHUNKER, level: 3 }, { workers: 2 });
+    try {
+      const first = await readAll(pool, file);
+      expect(first.length).toBeGreaterThan(3);
+      expect(first.every((c) => c.sealed !== undefined)).toBe(true);
+      // The sealed chunks are the file, in order.
+      const plain = Buffer.concat(first.map((c) => decodeBlob(keys, 'data', c.id as BlobId, c.sealed!)));
+      expect(plain.equals(data)).toBe(true);
+
+      const some = first.filter((_, i) => i % 2 === 0).map((c) => c.id);
+      const second = await readAll(pool, file, some);
+      expect(second.map((c) => [c.id, c.rawLength])).toEqual(first.map((c) => [c.id, c.rawLength]));
+      for (const c of second) expect(c.sealed === undefined, `chunk ${c.id}`).toBe(some.includes(c.id));
+
+      // A file changed in the middle: the chunks before and after the change are recognised.
+      data[6 * 1024 * 1024] ^= 0xff;
+      await fs.writeFile(file, data);
+      const third = await readAll(pool, file, first.map((c) => c.id));
+      const resealed = third.filter((c) => c.sealed !== undefined);
+      expect(resealed.length).toBeGreaterThan(0);
+      expect(resealed.length).toBeLessThanOrEqual(2);
+      const known = new Map(first.map((c) => [c.id, c]));
+      const rebuilt = Buffer.concat(
+        third.map((c) => (c.sealed !== undefined ? decodeBlob(keys, 'data', c.id as BlobId, c.sealed) : decodeBlob(keys, 'data', c.id as BlobId, known.get(c.id)!.sealed!))),
+      );
+      expect(rebuilt.equals(data)).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
+});
