@@ -17,6 +17,11 @@ import { blobKey, compactIndex, type BlobIndex, type IndexCache } from './blob-i
 /** Room in a new pack's buffer beyond the target size: a last blob and the header usually fit. */
 const PACK_SLACK = 2 * 1024 * 1024;
 
+interface Started {
+  readonly pack: IndexPack;
+  stored: boolean;
+}
+
 export interface WriterStats {
   blobs: number;
   newBlobs: number;
@@ -30,7 +35,8 @@ export interface WriterStats {
 export class BlobWriter {
   private pack: PackBuilder | null = null;
   private readonly pending = new Set<string>();
-  private unindexed: IndexPack[] = [];
+  /** packs started and not yet indexed, oldest first */
+  private readonly started: Started[] = [];
   private readonly uploads = new Set<Promise<void>>();
   private failed: unknown = undefined;
   readonly stats: WriterStats = { blobs: 0, newBlobs: 0, rawBytes: 0, newRawBytes: 0, uploadedBytes: 0, packs: 0, indexFiles: 0 };
@@ -103,11 +109,14 @@ export class BlobWriter {
     if (builder === null || builder.count === 0) return;
     this.pack = null;
     const pack = builder.finish();
+    // Packs are indexed in the order they were started (see flush).
+    const entry: Started = { pack: { id: pack.id, blobs: pack.entries }, stored: false };
+    this.started.push(entry);
     const upload = this.session.putPack(pack.id, pack.data).then(
       () => {
         this.stats.packs++;
         this.stats.uploadedBytes += pack.data.length;
-        this.unindexed.push({ id: pack.id, blobs: pack.entries });
+        entry.stored = true;
         this.uploads.delete(upload);
       },
       (err: unknown) => {
@@ -120,14 +129,21 @@ export class BlobWriter {
     while (this.uploads.size >= (this.opts.uploads ?? 2)) await Promise.race(this.uploads);
   }
 
-  /** Uploads the open pack and indexes every uploaded pack. Afterwards all added blobs are durable. */
+  /**
+   * Uploads the open pack and indexes uploaded packs. Afterwards every blob added before the call
+   * is durable and indexed. An index file names only packs whose every predecessor is stored
+   * too: a blob (a folder listing) is always added after the blobs it refers to, so nothing
+   * indexed can refer to a blob in a pack that might still fail.
+   */
   async flush(): Promise<void> {
     this.check();
     await this.uploadPack();
     await Promise.all(this.uploads);
-    if (this.unindexed.length === 0) return;
-    const packs = this.unindexed;
-    this.unindexed = [];
+    this.check();
+    let n = 0;
+    while (n < this.started.length && this.started[n]!.stored) n++;
+    if (n === 0) return;
+    const packs = this.started.splice(0, n).map((s) => s.pack);
     const name = randomBytes(32).toString('hex');
     const data = encodeIndex(this.keys, name, packs);
     await this.session.putIndex(name, data);
