@@ -59,4 +59,20 @@ describe('chunk pool', () => {
       await pool.close();
     }
   });
+
+  it('keeps a file smaller than a minimum chunk above the read size in one chunk', async () => {
+    const dir = await makeTempDir('azbk-pool-');
+    const file = path.join(dir, 'one.bin');
+    const data = randomBytes(1536 * 1024);
+    await fs.writeFile(file, data);
+    const master = generateMasterKey();
+    const pool = new ChunkPool({ master, chunker: { min: 2 * 1024 * 1024, avg: 4 * 1024 * 1024, max: 8 * 1024 * 1024 }, level: 3 }, { workers: 1 });
+    try {
+      const chunks = await readAll(pool, file);
+      expect(chunks.length).toBe(1);
+      expect(decodeBlob(deriveKeys(master), 'data', chunks[0]!.id as BlobId, chunks[0]!.sealed!).equals(data)).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
 });

@@ -88,8 +88,9 @@ function readFile(task: FileTask): void {
       // A short read that reaches the size fstat gave is the end: no read to learn it (if the file
       // grew meanwhile, the fstat after reading says so and the main thread reads it again).
       const end = n < READ_SIZE && position >= before.size;
-      if (end && task.offset === 0 && position < init.chunker.min) {
-        // The whole file is one chunk (none is cut before the minimum size): sealed in place.
+      if (end && task.offset === 0 && position === n && n < init.chunker.min) {
+        // The whole file, in this first read, is one chunk (none is cut before the minimum size):
+        // sealed in place.
         pending.push(seal(buf.subarray(0, n), stored));
         offset += n;
         break;
