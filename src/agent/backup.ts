@@ -128,6 +128,8 @@ interface Entry {
 interface Folder {
   readonly tree: BlobId;
   readonly counts: Counts;
+  /** nothing in it or beneath it was skipped, special or changing while read */
+  readonly clean?: boolean;
 }
 
 /** How the job found what to back up. */
@@ -434,11 +436,12 @@ class BackupJob {
    */
   private async dir(abs: string): Promise<Folder | null> {
     if (this.dirty !== null && !this.dirty.has(abs)) {
-      // The change journal saw nothing change in here since the last backup.
+      // The change journal saw nothing change in here since the last backup (a folder stored
+      // without a fingerprint had something skipped or changing: it is examined again).
       const known = this.cache.getDir(abs);
-      if (known !== undefined && this.index.has('tree', known.tree)) {
+      if (known !== undefined && known.fingerprint !== null && this.index.has('tree', known.tree)) {
         const { tree, fingerprint: _, ...counts } = known;
-        return { tree, counts };
+        return { tree, counts, clean: true };
       }
     }
     let names: string[];
@@ -484,7 +487,7 @@ class BackupJob {
       const fp = fingerprint(listed.map((l) => [l.name, l.st, null]), subtrees);
       if (fp !== null && fp.equals(cached.fingerprint)) {
         const { tree, fingerprint: _, ...counts } = cached;
-        return { tree, counts };
+        return { tree, counts, clean: true };
       }
     }
 
@@ -500,11 +503,15 @@ class BackupJob {
     }
     const done = await Promise.all(entries);
     const folder = await this.folder(present(done), true);
-    // A folder with anything skipped, special or changed while read is examined again next time.
-    const clean = complete && done.every((e, i) => e !== null && (listed[i]!.st.kind !== 'file' || remembered.has(listed[i]!.name)));
+    // A folder with anything skipped, special or changed while read, in it or beneath it, gets no
+    // fingerprint: it is examined again next time, also when the change journal saw nothing.
+    const clean =
+      complete &&
+      done.every((e, i) => e !== null && (listed[i]!.st.kind !== 'file' || remembered.has(listed[i]!.name))) &&
+      [...subtrees.values()].every((f) => f?.clean === true);
     const fp = clean ? fingerprint(listed.map((l) => [l.name, l.st, remembered.get(l.name) ?? null]), subtrees) : null;
     this.cache.putDir(abs, { fingerprint: fp, tree: folder.tree, ...folder.counts, known: remembered });
-    return folder;
+    return { ...folder, clean };
   }
 
   /** Backs up a regular file; `known` is what was known of it (`null` in the result: changed while read). */
