@@ -131,14 +131,23 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   const { watch } = await import('chokidar');
   // Folders only: a folder's watch reports every change to the entries in it (the 'raw' events),
   // so files need no watch of their own. One watch per file would take hundreds of MiB and, on a
-  // big tree, more inotify watches than the system allows.
+  // big tree, more inotify watches than the system allows. Files with more than one link are the
+  // exception: a write through another link shows only on a watch of the file itself.
   const roots = new Set(paths.map((p) => path.resolve(p)));
-  const rootFiles = new Set([...roots].filter((p) => !isDirectory(p)));
+  const watchedFiles = new Set([...roots].filter((p) => !isDirectory(p)));
   const watcher = watch([...paths], {
     ignoreInitial: true,
     followSymlinks: false,
     persistent: true,
-    ignored: (p: string, stats?: fs.Stats) => stats !== undefined && !stats.isDirectory() && !roots.has(path.resolve(p)),
+    ignored: (p: string, stats?: fs.Stats) => {
+      if (stats === undefined || stats.isDirectory()) return false;
+      const abs = path.resolve(p);
+      if (roots.has(abs) || (stats.isFile() && stats.nlink > 1)) {
+        watchedFiles.add(abs);
+        return false;
+      }
+      return true;
+    },
   });
   let session: JournalSession | null = null;
   const record = (p: string) => fs.writeSync(log, JSON.stringify(path.resolve(p)) + '\n');
@@ -148,7 +157,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     if (typeof watched !== 'string') return;
     // The entry that changed in the watched folder; the watched path itself when it is a file, or
     // when the platform does not say which entry changed.
-    const inFolder = typeof name === 'string' && name !== '' && !rootFiles.has(path.resolve(watched));
+    const inFolder = typeof name === 'string' && name !== '' && !watchedFiles.has(path.resolve(watched));
     record(inFolder ? path.join(watched, name) : watched);
   });
   watcher.on('error', (err) => {

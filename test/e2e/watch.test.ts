@@ -3,7 +3,7 @@
  * examines only what changed ("optimized") and still captures every change exactly; without it,
  * the backup scans everything and says why.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -86,5 +86,36 @@ describe('change journal', () => {
     const fifth = await backup(m, [src]);
     expect(fifth.scan.mode).toBe('full');
     expect(fifth.scan.reason).toMatch(/not running/);
+  }, 120_000);
+
+  it.skipIf(process.platform === 'win32')('re-examines folders with skipped entries, and sees writes through another hard link', async () => {
+    const root = await makeTempDir('azbk-watch-');
+    const src = path.join(root, 'src');
+    await fs.mkdir(path.join(src, 'a', 'pipes'), { recursive: true });
+    await fs.mkdir(path.join(src, 'b'), { recursive: true });
+    await fs.writeFile(path.join(src, 'a', 'pipes', 'x.txt'), 'x\n');
+    expect(spawnSync('mkfifo', [path.join(src, 'a', 'pipes', 'fifo')]).status).toBe(0);
+    await fs.writeFile(path.join(src, 'b', 'linked.txt'), 'version 1\n');
+    const outside = path.join(root, 'outside-link.txt');
+    await fs.link(path.join(src, 'b', 'linked.txt'), outside);
+    const m = await setupMachine(root);
+    expectExit(await m.run(['policy', 'set', '--include', src]), 0);
+    await backup(m, [src], 0);
+    const w = startWatch(m);
+    await w.ready;
+    try {
+      await backup(m, [src]);
+      await fs.writeFile(outside, 'version 2\n');
+      await sleep(500);
+      const third = await backup(m, [src]);
+      expect(third.scan.mode).toBe('optimized');
+      expect(third.warnings.map((x: { path: string }) => path.basename(x.path)), 'the special file is reported again').toEqual(['fifo']);
+      const target = path.join(root, 'restored');
+      expectExit(await m.run(['restore', '--point', third.point.id, '--target', target, '--path', path.join(src, 'b')]), 0);
+      expect(await fs.readFile(path.join(target, src, 'b', 'linked.txt'), 'utf8')).toBe('version 2\n');
+    } finally {
+      w.stop();
+      await w.done;
+    }
   }, 120_000);
 });
