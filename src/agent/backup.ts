@@ -21,13 +21,13 @@ import { BlobIndex } from './blob-index.js';
 import { BlobWriter } from './blob-writer.js';
 import { findResumable, sealCheckpoint, unchanged, type KnownFile, type PartialFile, type ResumeState } from './checkpoint.js';
 import type { AgentContext } from './context.js';
-import { FileCache } from './file-cache.js';
+import { FileCache, type KnownDir } from './file-cache.js';
 import { changesSince, dirtyFolders, journalOffset } from './journal.js';
 import { fromSegments, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
 import { sealManifest, type BackupStats, type PointManifest, type SkippedItem } from './manifest.js';
 import { ChunkPool } from './pipeline/pool.js';
-import type { FileStat } from './pipeline/protocol.js';
+import { fileStat, type FileStat } from './pipeline/protocol.js';
 
 export type BackupEvent =
   | { readonly type: 'start'; readonly jobId: string; readonly paths: readonly string[]; readonly resumed: ResumedFrom | null }
@@ -149,9 +149,8 @@ interface InFlight {
 type Identity = { size: number; mtime: string; ctime: string; ino: string };
 
 /** What the backup keeps of an lstat: the kind of entry, its permission bits and its identity. */
-interface EntryStat extends Identity {
+interface EntryStat extends FileStat {
   readonly kind: 'file' | 'dir' | 'symlink' | 'other';
-  readonly mode: number;
 }
 
 /** A folder's entry as lstat saw it. */
@@ -439,10 +438,7 @@ class BackupJob {
       // The change journal saw nothing change in here since the last backup (a folder stored
       // without a fingerprint had something skipped or changing: it is examined again).
       const known = this.cache.getDir(abs);
-      if (known !== undefined && known.fingerprint !== null && this.index.has('tree', known.tree)) {
-        const { tree, fingerprint: _, ...counts } = known;
-        return { tree, counts, clean: true };
-      }
+      if (known !== undefined && known.fingerprint !== null && this.index.has('tree', known.tree)) return storedFolder(known);
     }
     let names: string[];
     try {
@@ -485,10 +481,7 @@ class BackupJob {
     const cached = this.cache.getDir(abs);
     if (cached?.fingerprint != null && complete && this.index.has('tree', cached.tree)) {
       const fp = fingerprint(listed.map((l) => [l.name, l.st, null]), subtrees);
-      if (fp !== null && fp.equals(cached.fingerprint)) {
-        const { tree, fingerprint: _, ...counts } = cached;
-        return { tree, counts, clean: true };
-      }
+      if (fp !== null && fp.equals(cached.fingerprint)) return storedFolder(cached);
     }
 
     const known = cached === undefined ? NO_FILES : this.cache.getFiles(abs);
@@ -583,6 +576,12 @@ class BackupJob {
 }
 
 const NO_FILES: ReadonlyMap<string, KnownFile> = new Map();
+
+/** A folder as a backup stored it (a cache row with a fingerprint: nothing was skipped in it). */
+function storedFolder(row: KnownDir): Folder {
+  const { tree, files, dirs, symlinks, bytes } = row;
+  return { tree, counts: { files, dirs, symlinks, bytes }, clean: true };
+}
 /** folder entries the walk may hold before it goes one subfolder at a time */
 const MAX_OPEN_ENTRIES = 20_000;
 
@@ -613,7 +612,7 @@ function identity(st: Identity): Identity {
 
 function entryStat(st: fs.BigIntStats): EntryStat {
   const kind = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
-  return { kind, mode: Number(st.mode & 0o7777n), size: Number(st.size), mtime: st.mtimeNs.toString(), ctime: st.ctimeNs.toString(), ino: st.ino.toString() };
+  return { kind, ...fileStat(st) };
 }
 
 function sameContentStat(a: { size: number; mtime: string; ino: string }, b: { size: number; mtime: string; ino: string }): boolean {

@@ -9,7 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { blobId, encodeBlob } from '../../core/blob.js';
 import { Chunker } from '../../core/chunker.js';
 import { deriveKeys } from '../../core/keys.js';
-import type { FileStat, FileTask, FromWorker, OutItem, SealedChunk, ToWorker, WorkerInit } from './protocol.js';
+import { fileStat, type FileTask, type FromWorker, type OutItem, type SealedChunk, type ToWorker, type WorkerInit } from './protocol.js';
 
 const init = workerData as WorkerInit;
 const keys = deriveKeys(Buffer.from(init.master));
@@ -32,10 +32,6 @@ function flush(): void {
   pendingBytes = 0;
   // Back-pressure: wait while the main thread is behind.
   while (Atomics.load(credit, 0) > init.creditLimit) Atomics.wait(credit, 0, Atomics.load(credit, 0), 50);
-}
-
-function statOf(st: fs.BigIntStats): FileStat {
-  return { size: Number(st.size), mtime: st.mtimeNs.toString(), ctime: st.ctimeNs.toString(), ino: st.ino.toString(), mode: Number(st.mode & 0o7777n) };
 }
 
 function push(item: OutItem, bytes: number, buffers: ArrayBuffer[] = []): void {
@@ -74,7 +70,7 @@ function readFile(task: FileTask): void {
     return;
   }
   try {
-    const before = statOf(fs.fstatSync(fd, { bigint: true }));
+    const before = fileStat(fs.fstatSync(fd, { bigint: true }));
     const chunker = new Chunker(init.chunker, keys.chunkerSeed);
     const stored = task.stored === undefined || task.stored.length === 0 ? null : new Set(task.stored);
     let position = task.offset;
@@ -113,7 +109,7 @@ function readFile(task: FileTask): void {
       offset += chunk.length;
     }
     if (pending.length > 0) emitChunks(task.taskId, pending, offset);
-    const after = statOf(fs.fstatSync(fd, { bigint: true }));
+    const after = fileStat(fs.fstatSync(fd, { bigint: true }));
     push({ kind: 'done', taskId: task.taskId, size: position, before, after }, 0);
   } catch (err) {
     push({ kind: 'error', taskId: task.taskId, code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: (err as Error).message }, 0);

@@ -1,4 +1,5 @@
 /** Messages between the backup's main thread and its chunk workers. */
+import type { BigIntStats } from 'node:fs';
 import type { ChunkerParams } from '../../core/chunker.js';
 
 export interface WorkerInit {
@@ -39,6 +40,11 @@ export interface FileStat {
   readonly ctime: string;
   readonly ino: string;
   readonly mode: number;
+}
+
+/** The FileStat of an fstat or lstat result. */
+export function fileStat(st: BigIntStats): FileStat {
+  return { size: Number(st.size), mtime: st.mtimeNs.toString(), ctime: st.ctimeNs.toString(), ino: st.ino.toString(), mode: Number(st.mode & 0o7777n) };
 }
 
 export type OutItem =
