@@ -3,7 +3,7 @@
  * index files, and extended as packs are uploaded. Index files of other key families are skipped;
  * damaged ones are reported and skipped (their blobs are simply stored again).
  */
-import type { BlobId, BlobType, PackId } from '../core/ids.js';
+import { ID_BYTES, type BlobId, type BlobType, type PackId } from '../core/ids.js';
 import { decodeIndex, type IndexPack } from '../core/index-file.js';
 import type { VaultKeys } from '../core/keys.js';
 import type { PackEntry } from '../core/pack.js';
@@ -21,7 +21,6 @@ export function blobKey(type: BlobType, id: string): string {
 }
 
 const MAX_U32 = 0xffffffff;
-const ID_BYTES = 32;
 const DATA = 1;
 const TREE = 2;
 const typeCode = (type: BlobType): number => (type === 'tree' ? TREE : DATA);
@@ -218,7 +217,7 @@ export function compactIndex(packs: readonly IndexPack[]): Buffer {
     buf.writeUInt32LE(p.blobs.length, at + ID_BYTES);
     at += ID_BYTES + 4;
     for (const b of p.blobs) {
-      buf[at] = b.type === 'tree' ? TREE : 1;
+      buf[at] = typeCode(b.type);
       buf.write(b.id, at + 1, 'hex');
       buf.writeUInt32LE(b.offset, at + 33);
       buf.writeUInt32LE(b.length, at + 37);

@@ -16,11 +16,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { BlobId } from '../core/ids.js';
+import { ID_BYTES, type BlobId } from '../core/ids.js';
 import type { IndexCache } from './blob-index.js';
 import type { KnownFile } from './checkpoint.js';
 
-const ID_BYTES = 32;
 /** Bumped when the tables change; an older cache is dropped (it only saves work). */
 const SCHEMA_VERSION = 3;
 const BATCH = 256;

@@ -9,6 +9,9 @@ export type JobId = string & { readonly __brand: 'JobId' };
 /** The two kinds of blob a pack holds: file content chunks and directory listings. */
 export type BlobType = 'data' | 'tree';
 
+/** Bytes in a blob or pack id (64 hex digits). */
+export const ID_BYTES = 32;
+
 const HEX64 = /^[0-9a-f]{64}$/;
 const HEX32 = /^[0-9a-f]{32}$/;
 
