@@ -47,7 +47,8 @@ const JOURNAL_CATCH_UP_TIMEOUT_S = 120;
 function usage(msg) {
   if (msg) process.stderr.write(`bench: ${msg}\n`);
   process.stderr.write(
-    'usage: node bench/run.mjs PATH [--tools azbk,azbk-https,azbk-journal,restic,borg] [--work DIR] [--json FILE] [--keep]\n' +
+    'usage: node bench/run.mjs PATH [--tools azbk,azbk-https,azbk-journal,restic,borg] [--work DIR] [--restore-to DIR]\n' +
+      '                          [--json FILE] [--keep]\n' +
       '                          [--change-every N] [--no-floor] [--verify all|azbk|none] [--azbk DIR]\n' +
       '                          [--wait-idle SECONDS]\n',
   );
@@ -55,7 +56,7 @@ function usage(msg) {
 }
 
 function parseArgs(argv) {
-  const o = { waitIdle: 0, azbk: null, tools: DEFAULT_TOOLS, work: null, json: null, keep: false, changeEvery: 100, floor: true, verify: 'all', source: null };
+  const o = { waitIdle: 0, azbk: null, tools: DEFAULT_TOOLS, work: null, restoreTo: null, json: null, keep: false, changeEvery: 100, floor: true, verify: 'all', source: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -65,6 +66,7 @@ function parseArgs(argv) {
     };
     if (a === '--tools') o.tools = val().split(',').map((s) => s.trim()).filter(Boolean);
     else if (a === '--work') o.work = path.resolve(val());
+    else if (a === '--restore-to') o.restoreTo = path.resolve(val());
     else if (a === '--json') o.json = path.resolve(val());
     else if (a === '--keep') o.keep = true;
     else if (a === '--wait-idle') o.waitIdle = Number(val());
@@ -711,6 +713,7 @@ async function main() {
   }
   const sst = await fsp.stat(source).catch(() => null);
   if (!sst?.isDirectory()) usage(`${source} is not a folder`);
+  if (opts.restoreTo !== null && !(await fsp.stat(opts.restoreTo).catch(() => null))?.isDirectory()) usage(`--restore-to: ${opts.restoreTo} is not a folder`);
 
   STATE.gnuTime = hasGnuTime();
   if (!(opts.waitIdle >= 0)) usage('--wait-idle takes a number of seconds');
@@ -773,6 +776,7 @@ async function main() {
     work,
     sameFileSystem: sameDevice,
     fileSystem: fsInfo(work),
+    restoreTo: opts.restoreTo === null ? null : { dir: opts.restoreTo, fileSystem: fsInfo(opts.restoreTo) },
     machine: machineInfo(),
     azbkCheckout: ROOT,
     azbkCommit: STATE.git.commit,
@@ -783,6 +787,7 @@ async function main() {
     notes: [
       'The page cache cannot be dropped reliably here, so the tree is read once (tar | cat) before the first step and every step sees a warm cache.',
       'A sync runs (untimed) before every step so one step\'s dirty pages are not flushed during the next.',
+      opts.restoreTo === null ? 'Restores go into a fresh folder in the work folder.' : `Restores go into a fresh folder under ${opts.restoreTo} (--restore-to), not the work folder.`,
       'Repository size is du of the repository folder only; local caches (restic cache, borg cache, AZBK_HOME) are reported separately.',
       'Peak RSS is GNU time -v "Maximum resident set size" of the tool process.',
       'otherCores per step: CPU used by other processes during the step (from /proc/stat), as cores on average; above 0.25 the step is marked with * in the table.',
@@ -887,7 +892,8 @@ async function main() {
     for (const t of tools) {
       const r = result.tools[t.name];
       if (r.failed) continue;
-      const target = path.join(t.dir, 'restore');
+      const target = opts.restoreTo === null ? path.join(t.dir, 'restore') : path.join(opts.restoreTo, `azbk-bench-restore-${t.name}`);
+      await fsp.rm(target, { recursive: true, force: true });
       await fsp.mkdir(target, { recursive: true });
       log(`${t.name}: restore`);
       r.steps.restore = await t.restore(m(t), target);
@@ -994,6 +1000,7 @@ function printTable(result, names) {
   out.push(`azbk benchmark, ${result.date}`);
   out.push(`tree: ${result.source}: ${t.files} files, ${t.dirs} folders, ${fmtBytes(t.bytes)}`);
   out.push(`machine: ${m.nproc} cores (${m.cpuModel}), ${fmtBytes(m.totalMemoryBytes)} memory, node ${m.node}, ${result.fileSystem?.type ?? '?'} file system${result.sameFileSystem ? '' : ' (work folder on ANOTHER file system than the tree)'}`);
+  if (result.restoreTo) out.push(`restores into ${result.restoreTo.dir} (${result.restoreTo.fileSystem?.type ?? '?'} file system)`);
   out.push(`azbk commit ${result.azbkCommit}${result.azbkWorkingTreeModified ? ` plus uncommitted changes (${result.azbkModifiedFiles.map((l) => l.slice(3)).join(', ')})` : ''}`);
   out.push(`versions: ${names.map((n) => result.versions[n]).join('; ')}`);
   out.push(`compression: ${names.map((n) => `${n} ${result.compression[n]}`).join('; ')}`);
