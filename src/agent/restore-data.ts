@@ -1,11 +1,11 @@
 /**
  * The data phase of a restore: every chunk the selected files need, grouped by pack, so each pack
- * is read once (in ranges that skip large gaps), several packs at a time. Each chunk is opened and
- * checked, then written at its place in every file that uses it. A file is renamed into place
- * only when all of its chunks are written; a damaged chunk fails exactly the files that use it.
+ * is read once (in ranges that skip large gaps), several ranges at a time. The restore workers
+ * (pipeline/restore-pool.ts) open and check each chunk and write it at its place in every file
+ * that uses it. A file is renamed into place only when all of its chunks are written; a damaged
+ * chunk fails exactly the files that use it.
  */
 import fs from 'node:fs';
-import { decodeBlob } from '../core/blob.js';
 import type { BlobId, PackId } from '../core/ids.js';
 import type { VaultKeys } from '../core/keys.js';
 import type { PackEntry } from '../core/pack.js';
@@ -14,15 +14,22 @@ import { isAzbkError } from '../shared/errors.js';
 import { errnoCode } from '../shared/files.js';
 import type { VaultSession } from '../vault/api.js';
 import type { BlobIndex } from './blob-index.js';
+import { RestorePool, type RangeBlob, type RangeFile } from './pipeline/restore-pool.js';
+import { openTemp, settle, toTime } from './restore-files.js';
 
-/** One file to restore: written at `tmp`, renamed to `dest` when complete. */
+/** One file to restore: written at `tmp` (which must not exist yet), renamed to `dest` when complete. */
 export interface FilePlan {
   readonly shown: string;
   readonly dest: string;
   readonly tmp: string;
   readonly node: FileNode;
+  /** chunks not yet written (or failed) */
   remaining: number;
   error: string | null;
+  /** the temporary file exists and this thread must finish or remove it */
+  created?: boolean;
+  /** every chunk is in one read range: that range's worker creates and finishes the file */
+  owner?: Range;
 }
 
 interface Target {
@@ -35,8 +42,15 @@ interface Wanted {
   readonly targets: Target[];
 }
 
+interface Range {
+  readonly pack: PackId;
+  readonly start: number;
+  end: number;
+  readonly blobs: Wanted[];
+}
+
 const MAX_GAP = 1024 * 1024;
-const MAX_RANGE = 16 * 1024 * 1024;
+const MAX_RANGE = 4 * 1024 * 1024;
 
 export interface DataResult {
   readonly files: number;
@@ -44,36 +58,58 @@ export interface DataResult {
 }
 
 /**
- * Writes the content of `files` (their temporary files already exist, empty) and renames each
- * into place when complete; a failed file's temporary file is removed and its error set.
+ * Writes the content of `files` into their temporary files (none may exist yet) and renames each
+ * into place when complete, with its mode and time; a failed file's temporary file is removed
+ * and its error set.
  */
 export async function restoreData(
   session: VaultSession,
   keys: VaultKeys,
   index: BlobIndex,
   files: readonly FilePlan[],
-  opts: { concurrency?: number; onFile?: (f: FilePlan) => void } = {},
+  opts: { concurrency?: number; workers?: number; onFile?: (f: FilePlan) => void } = {},
 ): Promise<DataResult> {
   const byPack = new Map<PackId, Map<BlobId, Wanted>>();
   let done = { files: 0, bytes: 0 };
+  const completed = (f: FilePlan) => {
+    done = { files: done.files + 1, bytes: done.bytes + f.node.size };
+    opts.onFile?.(f);
+  };
+  /** Finishes a file this thread holds: renamed into place when complete, else removed. */
   const finish = (f: FilePlan) => {
     if (f.error === null) {
       try {
-        const t = toTime(f.node.mtime);
-        fs.chmodSync(f.tmp, f.node.mode);
-        fs.utimesSync(f.tmp, t, t);
+        if (f.created === true) {
+          // written by several workers: mode and time by name
+          const t = toTime(f.node.mtime);
+          fs.chmodSync(f.tmp, f.node.mode);
+          fs.utimesSync(f.tmp, t, t);
+        } else {
+          // no chunks: an empty file
+          const fd = openTemp(f.tmp, true);
+          f.created = true;
+          try {
+            settle(fd, f.node.mode, f.node.mtime);
+          } finally {
+            fs.closeSync(fd);
+          }
+        }
         fs.renameSync(f.tmp, f.dest);
-        done = { files: done.files + 1, bytes: done.bytes + f.node.size };
-        opts.onFile?.(f);
+        completed(f);
         return;
       } catch (err) {
         f.error = errnoCode(err) ?? (err as Error).message;
       }
     }
-    fs.rmSync(f.tmp, { force: true });
+    if (f.created === true) fs.rmSync(f.tmp, { force: true });
   };
   const failFile = (f: FilePlan, why: string) => {
     if (f.error === null) f.error = why;
+  };
+  /** `n` of the file's chunks are written or failed. */
+  const handled = (f: FilePlan, n: number) => {
+    f.remaining -= n;
+    if (f.remaining === 0) finish(f);
   };
 
   for (const f of files) {
@@ -96,76 +132,110 @@ export async function restoreData(
     if (f.remaining === 0) finish(f);
   }
 
-  const written = (t: Target) => {
-    if (--t.file.remaining === 0) finish(t.file);
-  };
-  const packs = [...byPack.entries()];
-  let next = 0;
-  const workers = Array.from({ length: Math.min(opts.concurrency ?? 3, packs.length) }, async () => {
-    while (next < packs.length) {
-      const [pack, blobs] = packs[next++]!;
-      for (const range of ranges([...blobs.values()])) {
-        let data: Buffer | null = null;
-        let readError = '';
-        try {
-          data = await session.readPack(pack, range.start, range.end - range.start);
-        } catch (err) {
-          if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT') && !isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')) throw err;
-          readError = err.message;
-        }
-        for (const w of range.blobs) {
-          let plain: Buffer | null = null;
-          if (data !== null) {
-            try {
-              const sealed = data.subarray(w.entry.offset - range.start, w.entry.offset - range.start + w.entry.length);
-              plain = decodeBlob(keys, 'data', w.entry.id, sealed);
-            } catch (err) {
-              readError = isAzbkError(err) ? `damaged chunk ${w.entry.id.slice(0, 12)} in pack ${pack.slice(0, 12)}` : String(err);
-            }
-          }
-          for (const t of w.targets) {
-            if (plain === null) failFile(t.file, readError);
-            else if (t.file.error === null) writeAt(t, plain);
-            written(t);
-          }
-        }
-      }
+  const all: Range[] = [];
+  for (const [pack, blobs] of byPack) all.push(...ranges(pack, [...blobs.values()]));
+  assignOwners(all);
+  // Files written by several ranges are created here first, so a worker never creates one.
+  for (const f of files) {
+    if (f.remaining === 0 || f.owner !== undefined || f.error !== null) continue;
+    try {
+      fs.closeSync(openTemp(f.tmp, true));
+      f.created = true;
+    } catch (err) {
+      failFile(f, errnoCode(err) ?? (err as Error).message);
     }
-  });
-  await Promise.all(workers);
+  }
+
+  const pool = new RestorePool(keys.master, opts.workers);
+  let next = 0;
+  try {
+    const readers = Array.from({ length: Math.min(opts.concurrency ?? 4, all.length) }, async () => {
+      while (next < all.length) await restoreRange(all[next++]!);
+    });
+    await Promise.all(readers);
+  } finally {
+    await pool.close();
+  }
   return done;
 
-  function writeAt(t: Target, plain: Buffer): void {
+  async function restoreRange(range: Range): Promise<void> {
+    let data: Buffer;
     try {
-      const fd = fs.openSync(t.file.tmp, 'r+');
-      try {
-        let pos = 0;
-        while (pos < plain.length) pos += fs.writeSync(fd, plain, pos, plain.length - pos, t.offset + pos);
-      } finally {
-        fs.closeSync(fd);
-      }
+      data = await session.readPack(range.pack, range.start, range.end - range.start);
     } catch (err) {
-      failFile(t.file, errnoCode(err) ?? (err as Error).message);
+      if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT') && !isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')) throw err;
+      for (const w of range.blobs) {
+        for (const t of w.targets) {
+          failFile(t.file, err.message);
+          handled(t.file, 1);
+        }
+      }
+      return;
+    }
+    // The task names each file once; files that failed already are left out (and counted).
+    const slot = new Map<FilePlan, number>();
+    const rangeFiles: RangeFile[] = [];
+    const counts: number[] = [];
+    const blobs: RangeBlob[] = [];
+    for (const w of range.blobs) {
+      const targets: { file: number; offset: number }[] = [];
+      for (const t of w.targets) {
+        const f = t.file;
+        if (f.error !== null) {
+          handled(f, 1);
+          continue;
+        }
+        let i = slot.get(f);
+        if (i === undefined) {
+          slot.set(f, (i = rangeFiles.length));
+          rangeFiles.push({ tmp: f.tmp, dest: f.dest, mode: f.node.mode, mtime: f.node.mtime, own: f.owner === range });
+          counts.push(0);
+        }
+        counts[i]!++;
+        targets.push({ file: i, offset: t.offset });
+      }
+      if (targets.length > 0) blobs.push({ id: w.entry.id, offset: w.entry.offset - range.start, length: w.entry.length, targets });
+    }
+    if (blobs.length === 0) return;
+    const errors = await pool.run(range.pack, data, blobs, rangeFiles);
+    for (const [f, i] of slot) {
+      const error = errors[i] ?? null;
+      if (error !== null) failFile(f, error);
+      if (f.owner === range) {
+        // the worker renamed it into place, or removed it
+        f.remaining = 0;
+        if (error === null) completed(f);
+      } else handled(f, counts[i]!);
     }
   }
 }
 
+/** A file whose chunks all lie in one range is owned by it. */
+function assignOwners(all: readonly Range[]): void {
+  const seen = new Map<FilePlan, Range | null>();
+  for (const r of all) {
+    for (const w of r.blobs) {
+      for (const t of w.targets) {
+        const prev = seen.get(t.file);
+        if (prev === undefined) seen.set(t.file, r);
+        else if (prev !== r) seen.set(t.file, null);
+      }
+    }
+  }
+  for (const [f, r] of seen) if (r !== null && f.error === null) f.owner = r;
+}
+
 /** Groups a pack's wanted blobs into read ranges, merging neighbours separated by small gaps. */
-function ranges(wanted: Wanted[]): { start: number; end: number; blobs: Wanted[] }[] {
+function ranges(pack: PackId, wanted: Wanted[]): Range[] {
   wanted.sort((a, b) => a.entry.offset - b.entry.offset);
-  const out: { start: number; end: number; blobs: Wanted[] }[] = [];
+  const out: Range[] = [];
   for (const w of wanted) {
     const last = out.at(-1);
     const end = w.entry.offset + w.entry.length;
     if (last !== undefined && w.entry.offset - last.end <= MAX_GAP && end - last.start <= MAX_RANGE) {
       last.end = Math.max(last.end, end);
       last.blobs.push(w);
-    } else out.push({ start: w.entry.offset, end, blobs: [w] });
+    } else out.push({ pack, start: w.entry.offset, end, blobs: [w] });
   }
   return out;
-}
-
-/** Seconds since the epoch with microsecond precision, from nanoseconds as a decimal string. */
-export function toTime(ns: string): number {
-  return Number(BigInt(ns) / 1000n) / 1e6;
 }

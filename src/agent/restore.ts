@@ -18,7 +18,8 @@ import { BlobIndex } from './blob-index.js';
 import type { AgentContext } from './context.js';
 import { displayPath, restoreLocation, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
-import { restoreData, toTime, type FilePlan } from './restore-data.js';
+import { restoreData, type FilePlan } from './restore-data.js';
+import { toTime } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
 import { findMachine, keysFor, openPoint, pickPoint } from './points.js';
 
@@ -77,6 +78,9 @@ class RestoreJob {
   readonly conflicts: { path: string; action: 'skipped' | 'copied'; restoredAs?: string }[] = [];
   readonly failed: SkippedItem[] = [];
   private readonly trees = new Map<string, Tree>();
+  /** temporary names: `.azbk-restore-<job>-<n>`, unique per job without a random draw per file */
+  private readonly tmpPrefix = `.azbk-restore-${randomBytes(6).toString('hex')}-`;
+  private tmpCount = 0;
 
   constructor(
     private readonly ctx: AgentContext,
@@ -169,7 +173,7 @@ class RestoreJob {
     for (const s of selected) {
       const dest = restoreLocation(s.segs, this.o.target);
       fs.mkdirSync(path.dirname(dest), { recursive: true });
-      await this.plan(s.segs, s.node, dest, files, dirs);
+      await this.plan(s.segs, s.node, dest, false, files, dirs);
     }
     try {
       const r = await restoreData(this.ctx.session, this.keys, this.index, files, { onFile: (f) => this.o.onEvent?.({ type: 'file', path: f.dest, size: f.node.size }) });
@@ -191,17 +195,20 @@ class RestoreJob {
     this.failed.push({ path: displayPath(segs), reason });
   }
 
-  private async plan(segs: readonly string[], node: TreeNode, dest: string, files: FilePlan[], dirs: { path: string; node: DirNode }[]): Promise<void> {
+  /**
+   * Plans one item: folders and links are made now, files are listed for the data phase.
+   * `fresh`: its folder was created by this restore, so nothing can be in the way.
+   */
+  private async plan(segs: readonly string[], node: TreeNode, dest: string, fresh: boolean, files: FilePlan[], dirs: { path: string; node: DirNode }[]): Promise<void> {
     try {
-      const to = await this.destination(segs, dest, node.type === 'dir');
-      if (to === null) return;
+      const found = fresh ? { to: dest, merge: false } : await this.destination(segs, dest, node.type === 'dir');
+      if (found === null) return;
+      const { to } = found;
       if (node.type === 'symlink') await this.symlink(node, to);
       else if (node.type === 'file') {
-        const tmp = tempName(to);
-        fs.closeSync(fs.openSync(tmp, 'wx', 0o600));
-        files.push({ shown: displayPath(segs), dest: to, tmp, node, remaining: 0, error: null });
+        files.push({ shown: displayPath(segs), dest: to, tmp: this.tempName(to), node, remaining: 0, error: null });
       } else {
-        fs.mkdirSync(to, { recursive: true });
+        if (!found.merge) fs.mkdirSync(to, { recursive: true });
         const tree = await this.tree(node.subtree);
         dirs.push({ path: to, node });
         this.restored.dirs++;
@@ -210,7 +217,7 @@ class RestoreJob {
             this.fail([...segs, child.name], new AzbkError('AZBK_BAD_INPUT', 'this name cannot be created on Windows'));
             continue;
           }
-          await this.plan([...segs, child.name], child, path.join(to, child.name), files, dirs);
+          await this.plan([...segs, child.name], child, path.join(to, child.name), !found.merge, files, dirs);
         }
       }
     } catch (err) {
@@ -218,31 +225,34 @@ class RestoreJob {
     }
   }
 
-  /** Where to write an item given the conflict rule; null to leave the existing one alone. */
-  private async destination(segs: readonly string[], dest: string, wantDir: boolean): Promise<string | null> {
-    let existing;
-    try {
-      existing = fs.lstatSync(dest);
-    } catch {
-      return dest;
-    }
-    if (wantDir && existing.isDirectory()) return dest; // merge into an existing folder
+  /**
+   * Where to write an item given the conflict rule, and whether it merges into a folder already there; null
+   * to leave the existing one alone.
+   */
+  private async destination(segs: readonly string[], dest: string, wantDir: boolean): Promise<{ to: string; merge: boolean } | null> {
+    const existing = fs.lstatSync(dest, { throwIfNoEntry: false });
+    if (existing === undefined) return { to: dest, merge: false };
+    if (wantDir && existing.isDirectory()) return { to: dest, merge: true }; // merge into an existing folder
     const shown = displayPath(segs);
     if (this.o.conflict === 'skip') {
       this.conflicts.push({ path: shown, action: 'skipped' });
       return null;
     }
-    if (this.o.conflict === 'overwrite' && !existing.isDirectory() && !wantDir) return dest;
+    if (this.o.conflict === 'overwrite' && !existing.isDirectory() && !wantDir) return { to: dest, merge: false };
     if (this.o.conflict === 'overwrite') {
       throw new AzbkError('AZBK_BAD_INPUT', 'a folder and a file have the same name; the existing one was left alone');
     }
     const copy = await copyName(dest, (this.o.now ?? (() => new Date()))());
     this.conflicts.push({ path: shown, action: 'copied', restoredAs: copy });
-    return copy;
+    return { to: copy, merge: false };
+  }
+
+  private tempName(dest: string): string {
+    return path.join(path.dirname(dest), `${this.tmpPrefix}${this.tmpCount++}`);
   }
 
   private async symlink(node: SymlinkNode, to: string): Promise<void> {
-    const tmp = tempName(to);
+    const tmp = this.tempName(to);
     fs.symlinkSync(node.target, tmp);
     try {
       const t = toTime(node.mtime);
@@ -254,10 +264,6 @@ class RestoreJob {
     }
     this.restored.symlinks++;
   }
-}
-
-function tempName(dest: string): string {
-  return path.join(path.dirname(dest), `.azbk-restore-${randomBytes(6).toString('hex')}`);
 }
 
 const pad = (n: number) => String(n).padStart(2, '0');

@@ -191,6 +191,48 @@ describe('get failures during restore', () => {
   });
 });
 
+describe('damaged chunks at restore', () => {
+  it('a damaged chunk fails exactly its file, whether one read range holds the file or several', async () => {
+    const m = await createMachine();
+    const src = await makeSource(m);
+    await writeRandomFile(path.join(src, 'docs', 'two.bin'), 2 * MiB + 4321);
+    const res = await runBackup(m.ctx, { include: [src] });
+    const { index, files } = await readPoint(m, res.point);
+    const locs = (f: string) => files.get(f)!.content.map((id) => index.get('data', id)!);
+    // A file of a few chunks side by side in one pack (one read range writes all of it: its
+    // worker creates it, and must remove it when its last chunk is damaged) ...
+    const one = path.join(src, 'docs', 'two.bin');
+    const l1 = locs(one);
+    expect(l1.length).toBeGreaterThan(1);
+    expect(new Set(l1.map((l) => l.pack)).size).toBe(1);
+    // ... and one whose chunks lie in several packs (written by several ranges).
+    const several = path.join(src, 'big.bin');
+    const l2 = locs(several);
+    expect(new Set(l2.map((l) => l.pack)).size).toBeGreaterThan(1);
+
+    const damage = async (loc: (typeof l1)[number]) => {
+      const key = layout.pack(loc.pack);
+      const data = (await m.base.get(key))!;
+      data[loc.entry.offset + 40]! ^= 0x01; // inside the sealed body, past the nonce
+      await m.base.delete(key);
+      await m.base.put(key, data);
+    };
+    await damage(l1.at(-1)!);
+    await damage(l2[Math.floor(l2.length / 2)]!);
+
+    const { result, target } = await restore(m);
+    expect(result.failed.map((f) => f.path).sort()).toEqual([several, one].sort());
+    for (const f of result.failed) expect(f.reason).toMatch(/damaged chunk/);
+    for (const p of files.keys()) {
+      const restored = path.join(target, p);
+      if (p === one || p === several) await expect(fs.lstat(restored)).rejects.toThrow(/ENOENT/);
+      else await expectSameBytes(p, restored);
+    }
+    expect((await listFiles(target)).filter((f) => path.basename(f).startsWith('.azbk-restore-'))).toEqual([]);
+    expect(result.restored.files).toBe(files.size - 2);
+  });
+});
+
 describe('a file that changes while it is read', () => {
   /** Rewrites `size` bytes at the start of `file` with new random data; its metadata show the change. */
   async function rewrite(file: string, size = MiB): Promise<void> {

@@ -4,13 +4,12 @@
  * for `room()` before queueing more files, and each worker pauses while too much of its output
  * is still unconsumed (a shared credit counter).
  */
-import { existsSync } from 'node:fs';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ChunkerParams } from '../../core/chunker.js';
 import { AzbkError } from '../../shared/errors.js';
 import type { FileStat, FileTask, FromWorker, OutItem, SealedChunk, ToWorker, WorkerInit } from './protocol.js';
+import { workerUrl } from './worker-url.js';
 
 export interface FileRead {
   readonly size: number;
@@ -45,14 +44,7 @@ export interface PoolOptions {
   readonly creditLimit?: number;
 }
 
-/**
- * The worker's module: beside this one once built; when this module runs from its TypeScript
- * source (the in-process tests), the built copy under dist/ (`npm test` builds first).
- */
-const WORKER_URL = ((): URL => {
-  const sibling = new URL('./chunk-worker.js', import.meta.url);
-  return existsSync(fileURLToPath(sibling)) ? sibling : new URL('../../../dist/agent/pipeline/chunk-worker.js', import.meta.url);
-})();
+const WORKER_URL = workerUrl('chunk-worker.js');
 
 export class ChunkPool {
   private readonly slots: Slot[] = [];

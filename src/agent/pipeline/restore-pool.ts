@@ -1,0 +1,100 @@
+/**
+ * The restore's workers: each takes one read range of a pack, opens and checks its chunks, and
+ * writes them into the files that use them. A file whose every chunk is in the range is "owned"
+ * by it: the worker creates it, writes it, gives it its mode and time, and renames it into place
+ * (or removes it on failure), so the main thread only reads packs and keeps count. The main
+ * thread itself creates and finishes the few files whose chunks span several ranges.
+ */
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { AzbkError } from '../../shared/errors.js';
+import { workerUrl } from './worker-url.js';
+
+/** One file a range writes into. */
+export interface RangeFile {
+  readonly tmp: string;
+  readonly dest: string;
+  readonly mode: number;
+  readonly mtime: string;
+  /** every chunk of the file is in this range: the worker creates and finishes it */
+  readonly own: boolean;
+}
+
+/** One chunk of the range (offsets into the range's bytes) and where it goes. */
+export interface RangeBlob {
+  readonly id: string;
+  readonly offset: number;
+  readonly length: number;
+  readonly targets: readonly { readonly file: number; readonly offset: number }[];
+}
+
+export interface RangeTask {
+  readonly taskId: number;
+  /** the pack's id, for error messages */
+  readonly pack: string;
+  readonly data: Uint8Array;
+  readonly blobs: readonly RangeBlob[];
+  readonly files: readonly RangeFile[];
+}
+
+/** Per file of the task: null when all its chunks in the range were written, else why not. */
+export type RangeResult = { readonly taskId: number; readonly errors: readonly (string | null)[] };
+
+interface Slot {
+  readonly worker: Worker;
+  busy: number;
+}
+
+const WORKER_URL = workerUrl('restore-worker.js');
+
+export class RestorePool {
+  private readonly slots: Slot[] = [];
+  private readonly pending = new Map<number, { resolve: (r: readonly (string | null)[]) => void; reject: (e: unknown) => void }>();
+  private nextId = 1;
+  private failure: unknown = null;
+
+  constructor(master: Buffer, workers = Math.max(1, os.availableParallelism())) {
+    for (let i = 0; i < workers; i++) {
+      const worker = new Worker(WORKER_URL, { workerData: { master: new Uint8Array(master) }, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+      const slot: Slot = { worker, busy: 0 };
+      worker.on('message', (r: RangeResult) => {
+        slot.busy--;
+        const p = this.pending.get(r.taskId);
+        this.pending.delete(r.taskId);
+        p?.resolve(r.errors);
+      });
+      worker.on('error', (err) => this.fail(new AzbkError('AZBK_INTERNAL', `A restore worker failed: ${err.message}`, { cause: err })));
+      this.slots.push(slot);
+    }
+  }
+
+  /**
+   * Writes one range's chunks in the least busy worker. `data` is handed over (its memory moves
+   * to the worker) when it is a whole buffer of its own, else copied.
+   */
+  run(pack: string, data: Buffer, blobs: readonly RangeBlob[], files: readonly RangeFile[]): Promise<readonly (string | null)[]> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !(data.buffer instanceof SharedArrayBuffer);
+    const bytes = own ? data : Uint8Array.prototype.slice.call(data);
+    const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
+    const taskId = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(taskId, { resolve, reject });
+      slot.busy++;
+      const task: RangeTask = { taskId, pack, data: bytes, blobs, files };
+      slot.worker.postMessage(task, [bytes.buffer as ArrayBuffer]);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.fail(new AzbkError('AZBK_CANCELLED', 'Stopped.'));
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+
+  private fail(err: unknown): void {
+    if (this.failure !== null) return;
+    this.failure = err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}
