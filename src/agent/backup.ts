@@ -82,7 +82,7 @@ interface Trie {
 export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise<BackupResult> {
   if (opts.include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'No folders or files to back up were given.');
   const lock = await acquireJobLock(ctx.paths.lock, { jobId: randomBytes(16).toString('hex'), kind: 'backup' });
-  const cache = FileCache.open(path.join(ctx.paths.home, 'cache', `${ctx.registration.vaultId}-${ctx.keys.keyId}.sqlite`));
+  const cache = FileCache.forVault(ctx.paths.home, ctx.registration.vaultId, ctx.keys.keyId);
   try {
     const resume = await findResumable(ctx.session, ctx.keys);
     const job = new BackupJob(ctx, resume, cache, opts);

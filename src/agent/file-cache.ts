@@ -65,6 +65,11 @@ export class FileCache implements IndexCache {
     this.putFilesStmt = db.prepare('INSERT OR REPLACE INTO dir_files (path, names, chunks) VALUES (?, ?, ?)');
   }
 
+  /** Opens (creating if needed) the cache of one vault and key family under AZBK_HOME. */
+  static forVault(home: string, vaultId: string, keyId: string): FileCache {
+    return FileCache.open(path.join(home, 'cache', `${vaultId}-${keyId}.sqlite`));
+  }
+
   /** Opens (creating if needed) the cache database `file`. */
   static open(file: string): FileCache {
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });

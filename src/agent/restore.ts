@@ -15,6 +15,7 @@ import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { errnoCode } from '../shared/files.js';
 import type { PointInfo } from '../vault/api.js';
 import { BlobIndex } from './blob-index.js';
+import { FileCache } from './file-cache.js';
 import type { AgentContext } from './context.js';
 import { displayPath, restoreLocation, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
@@ -60,7 +61,14 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
   const keys = await keysFor(ctx, machine.id, machine.id === ctx.registration.machineId ? undefined : o.passphrase);
   const info = pickPoint(await ctx.session.listPoints(machine.id), o.point);
   const { manifest } = await openPoint(ctx, keys, info);
-  const index = await BlobIndex.load(ctx.session, keys);
+  // The local cache of the key family's index files (the backups made here fill it).
+  const cache = FileCache.forVault(ctx.paths.home, ctx.registration.vaultId, keys.keyId);
+  let index: BlobIndex;
+  try {
+    index = await BlobIndex.load(ctx.session, keys, cache);
+  } finally {
+    cache.close();
+  }
   const job = new RestoreJob(ctx, keys, index, o);
   // Everything asked for is found before anything is written.
   const selected = await job.select(manifest);
