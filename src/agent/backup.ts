@@ -364,14 +364,14 @@ class BackupJob {
       const childAbs = fromSegments(childSegs);
       if (child.included) {
         const l = this.lstat(childAbs, name);
-        entries.push(l === null ? Promise.resolve(null) : l.st.kind === 'dir' ? this.dirEntry(l, this.dir(childAbs)) : this.entry(l, known, remembered));
+        entries.push(l === null ? Promise.resolve(null) : l.st.kind === 'dir' ? this.dirEntry(l, this.dir(l)) : this.entry(l, known, remembered));
       } else {
         const st = entryStat(fs.lstatSync(childAbs, { bigint: true }));
         entries.push(this.ancestorTree(childSegs, child).then((f) => ({ node: { type: 'dir', name, ...meta(st), subtree: f.tree }, counts: f.counts })));
       }
     }
     const folder = await this.folder(present(await Promise.all(entries)), false);
-    if (remembered.size > 0) this.cache.putDir(key, { fingerprint: null, tree: folder.tree, ...folder.counts, known: remembered });
+    if (remembered.size > 0) this.cache.putDir(key, { fingerprint: null, self: null, tree: folder.tree, ...folder.counts, known: remembered });
     return folder;
   }
 
@@ -433,12 +433,16 @@ class BackupJob {
    * fingerprint, and when the fingerprint matches the cache (nothing in here changed since a
    * backup stored it), that backup's tree is used without looking at the files one by one.
    */
-  private async dir(abs: string): Promise<Folder | null> {
+  private async dir(folder: Listed): Promise<Folder | null> {
+    const { abs } = folder;
     if (this.dirty !== null && !this.dirty.has(abs)) {
       // The change journal saw nothing change in here since the last backup (a folder stored
-      // without a fingerprint had something skipped or changing: it is examined again).
+      // without a fingerprint had something skipped or changing: it is examined again). It must
+      // be the same folder: one moved here from elsewhere has another inode and ctime.
       const known = this.cache.getDir(abs);
-      if (known !== undefined && known.fingerprint !== null && this.index.has('tree', known.tree)) return storedFolder(known);
+      if (known !== undefined && known.fingerprint !== null && known.self === folderIdentity(folder.st) && this.index.has('tree', known.tree)) {
+        return storedFolder(known);
+      }
     }
     let names: string[];
     try {
@@ -456,14 +460,15 @@ class BackupJob {
     const complete = listed.length === names.length;
     this.openEntries += listed.length;
     try {
-      return await this.walkFolder(abs, listed, complete);
+      return await this.walkFolder(folder, listed, complete);
     } finally {
       this.openEntries -= listed.length;
     }
   }
 
   /** The rest of dir(): subfolders, then the fingerprint check, then the files. */
-  private async walkFolder(abs: string, listed: readonly Listed[], complete: boolean): Promise<Folder> {
+  private async walkFolder(self: Listed, listed: readonly Listed[], complete: boolean): Promise<Folder> {
+    const { abs } = self;
     const subdirs = new Map<string, Promise<Folder | null>>();
     let previous: Promise<Folder | null> | undefined;
     for (const l of listed) {
@@ -472,7 +477,7 @@ class BackupJob {
       // Past a bound, finish one subfolder before starting the next, so the walk does not list
       // far more of the tree than the readers have reached (memory would grow with the tree).
       if (previous !== undefined && this.openEntries > MAX_OPEN_ENTRIES) await previous;
-      previous = handled(this.dir(l.abs));
+      previous = handled(this.dir(l));
       subdirs.set(l.name, previous);
     }
     const subtrees = new Map<string, Folder | null>();
@@ -503,7 +508,7 @@ class BackupJob {
       done.every((e, i) => e !== null && (listed[i]!.st.kind !== 'file' || remembered.has(listed[i]!.name))) &&
       [...subtrees.values()].every((f) => f?.clean === true);
     const fp = clean ? fingerprint(listed.map((l) => [l.name, l.st, remembered.get(l.name) ?? null]), subtrees) : null;
-    this.cache.putDir(abs, { fingerprint: fp, tree: folder.tree, ...folder.counts, known: remembered });
+    this.cache.putDir(abs, { fingerprint: fp, self: folderIdentity(self.st), tree: folder.tree, ...folder.counts, known: remembered });
     return { ...folder, clean };
   }
 
@@ -603,6 +608,11 @@ function fingerprint(entries: readonly (readonly [string, EntryStat, KnownFile |
     text += `${name}\0${st.kind}\0${st.mode}\0${id.mtime}\0${id.ctime}\0${id.ino}\0${id.size}\0${sub}\n`;
   }
   return createHash('sha256').update(text).digest();
+}
+
+/** A folder's own inode and ctime: a folder moved or made anew in its place differs. */
+function folderIdentity(st: EntryStat): string {
+  return `${st.ino}:${st.ctime}`;
 }
 
 /** The metadata that tell whether a file changed since it was last read. */

@@ -21,7 +21,7 @@ import type { IndexCache } from './blob-index.js';
 import type { KnownFile } from './checkpoint.js';
 
 /** Bumped when the tables change; an older cache is dropped (it only saves work). */
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 const BATCH = 256;
 
 /** What a backed-up folder held: its tree and the totals beneath it. */
@@ -36,6 +36,8 @@ export interface KnownDir {
 /** A folder's row: `fingerprint` is null when the folder must be examined file by file next time. */
 export interface DirRecord extends KnownDir {
   readonly fingerprint: Buffer | null;
+  /** the folder's own inode and ctime when stored (see folderIdentity), or null */
+  readonly self: string | null;
   /** regular files by name */
   readonly known: ReadonlyMap<string, KnownFile>;
 }
@@ -44,6 +46,7 @@ type FileRow = [name: string, size: number, mtime: string, ctime: string, ino: s
 
 interface DirRow {
   fp: Buffer | null;
+  self: string | null;
   tree: Buffer;
   files: number;
   dirs: number;
@@ -54,14 +57,14 @@ interface DirRow {
 export class FileCache implements IndexCache {
   private readonly getDirStmt: Database.Statement<[string], DirRow>;
   private readonly getFilesStmt: Database.Statement<[string], { names: string; chunks: Buffer }>;
-  private readonly putDirStmt: Database.Statement<[string, Buffer | null, Buffer, number, number, number, number]>;
+  private readonly putDirStmt: Database.Statement<[string, Buffer | null, string | null, Buffer, number, number, number, number]>;
   private readonly putFilesStmt: Database.Statement<[string, string, Buffer]>;
   private pending: [string, DirRecord][] = [];
 
   private constructor(private readonly db: Database.Database) {
     this.getFilesStmt = db.prepare('SELECT names, chunks FROM dir_files WHERE path = ?');
-    this.getDirStmt = db.prepare('SELECT fp, tree, files, dirs, symlinks, bytes FROM dirs WHERE path = ?');
-    this.putDirStmt = db.prepare('INSERT OR REPLACE INTO dirs (path, fp, tree, files, dirs, symlinks, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    this.getDirStmt = db.prepare('SELECT fp, self, tree, files, dirs, symlinks, bytes FROM dirs WHERE path = ?');
+    this.putDirStmt = db.prepare('INSERT OR REPLACE INTO dirs (path, fp, self, tree, files, dirs, symlinks, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     this.putFilesStmt = db.prepare('INSERT OR REPLACE INTO dir_files (path, names, chunks) VALUES (?, ?, ?)');
   }
 
@@ -83,7 +86,7 @@ export class FileCache implements IndexCache {
     }
     // Folders and their files in two tables: a full scan reads only the first, which stays small.
     db.exec(
-      'CREATE TABLE IF NOT EXISTS dirs (path TEXT PRIMARY KEY, fp BLOB, tree BLOB NOT NULL, files INTEGER NOT NULL, dirs INTEGER NOT NULL,' +
+      'CREATE TABLE IF NOT EXISTS dirs (path TEXT PRIMARY KEY, fp BLOB, self TEXT, tree BLOB NOT NULL, files INTEGER NOT NULL, dirs INTEGER NOT NULL,' +
         ' symlinks INTEGER NOT NULL, bytes INTEGER NOT NULL) WITHOUT ROWID',
     );
     db.exec('CREATE TABLE IF NOT EXISTS dir_files (path TEXT PRIMARY KEY, names TEXT NOT NULL, chunks BLOB NOT NULL) WITHOUT ROWID');
@@ -92,11 +95,11 @@ export class FileCache implements IndexCache {
     return new FileCache(db);
   }
 
-  /** The folder's tree and totals and the fingerprint they were stored under, or undefined. */
-  getDir(dir: string): (KnownDir & { readonly fingerprint: Buffer | null }) | undefined {
+  /** The folder's tree and totals, and the fingerprint and identity they were stored under, or undefined. */
+  getDir(dir: string): (KnownDir & { readonly fingerprint: Buffer | null; readonly self: string | null }) | undefined {
     const row = this.getDirStmt.get(dir);
     if (row === undefined || row.tree.length !== ID_BYTES) return undefined;
-    return { fingerprint: row.fp, tree: row.tree.toString('hex') as BlobId, files: row.files, dirs: row.dirs, symlinks: row.symlinks, bytes: row.bytes };
+    return { fingerprint: row.fp, self: row.self, tree: row.tree.toString('hex') as BlobId, files: row.files, dirs: row.dirs, symlinks: row.symlinks, bytes: row.bytes };
   }
 
   /** The files of the folder as last recorded (empty when unknown or unreadable). */
@@ -119,7 +122,7 @@ export class FileCache implements IndexCache {
     this.db.transaction(() => {
       for (const [dir, d] of rows) {
         const { names, chunks } = encodeFiles(d.known);
-        this.putDirStmt.run(dir, d.fingerprint, Buffer.from(d.tree, 'hex'), d.files, d.dirs, d.symlinks, d.bytes);
+        this.putDirStmt.run(dir, d.fingerprint, d.self, Buffer.from(d.tree, 'hex'), d.files, d.dirs, d.symlinks, d.bytes);
         this.putFilesStmt.run(dir, names, chunks);
       }
     })();
