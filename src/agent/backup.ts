@@ -22,7 +22,7 @@ import { BlobWriter } from './blob-writer.js';
 import { findResumable, sealCheckpoint, unchanged, type KnownFile, type PartialFile, type ResumeState } from './checkpoint.js';
 import type { AgentContext } from './context.js';
 import { FileCache, type KnownDir } from './file-cache.js';
-import { changesSince, dirtyFolders, journalOffset } from './journal.js';
+import { changesSince, dirtyFolders, journalOffset, underTree } from './journal.js';
 import { fromSegments, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
 import { sealManifest, type BackupStats, type PointManifest, type SkippedItem } from './manifest.js';
@@ -179,6 +179,8 @@ class BackupJob {
   private checkpointing: Promise<void> = Promise.resolve();
   /** folders the change journal saw change (optimized mode), or null for a full scan */
   private dirty: Set<string> | null = null;
+  /** folders the change journal says to examine whole (a folder moved or made there) */
+  private movedTrees: ReadonlySet<string> = new Set();
   private scan: ScanMode = { mode: 'full', reason: '' };
   private finalCheckpoint: Promise<void> | null = null;
   /** entries of folders listed and not yet finished: what the walk holds in memory */
@@ -231,8 +233,10 @@ class BackupJob {
     const offset = journalOffset(home);
     const journal = changesSince(home, lastBackup(this.cache.getMeta(LAST_BACKUP)), includedPaths.map(fromSegments));
     if (journal.ok) {
-      this.dirty = dirtyFolders(journal.changed);
-      this.scan = { mode: 'optimized', reason: `the change journal covers the time since the last backup; ${journal.changed.size} path(s) changed` };
+      this.dirty = dirtyFolders([...journal.changed, ...journal.trees]);
+      this.movedTrees = journal.trees;
+      const moved = journal.trees.size > 0 ? `, ${journal.trees.size} folder(s) moved or made (examined whole)` : '';
+      this.scan = { mode: 'optimized', reason: `the change journal covers the time since the last backup; ${journal.changed.size} path(s) changed${moved}` };
     } else this.scan = { mode: 'full', reason: journal.why };
 
     this.pool = new ChunkPool(
@@ -435,7 +439,7 @@ class BackupJob {
    */
   private async dir(folder: Listed): Promise<Folder | null> {
     const { abs } = folder;
-    if (this.dirty !== null && !this.dirty.has(abs)) {
+    if (this.dirty !== null && !this.dirty.has(abs) && !underTree(abs, this.movedTrees)) {
       // The change journal saw nothing change in here since the last backup (a folder stored
       // without a fingerprint had something skipped or changing: it is examined again). It must
       // be the same folder: one moved here from elsewhere has another inode and ctime.

@@ -6,8 +6,10 @@
  * started, is still running, watches every folder being backed up, and has reported no error.
  *
  * Files under AZBK_HOME/journal: `session.json` (the watcher's pid, start, paths, any error) and
- * `changes.log` (one JSON string per line: a changed path). A backup remembers the log's length
- * when it starts; the next one reads from there.
+ * `changes.log`, one JSON value per line: a string is a changed path; `{"tree": path}` says
+ * anything under that folder may have changed (a folder was moved or made there, and the watcher
+ * is rebuilding its watches of it). A backup remembers the log's length when it starts; the next
+ * one reads from there.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -62,7 +64,7 @@ export function changesSince(
   home: string,
   since: { started: string; offset: number } | null,
   include: readonly string[],
-): { ok: true; changed: Set<string> } | { ok: false; why: string } {
+): { ok: true; changed: Set<string>; trees: Set<string> } | { ok: false; why: string } {
   if (since === null) return { ok: false, why: 'no earlier backup on this machine to compare with' };
   const s = readSession(home);
   if (s === null) return { ok: false, why: 'no change journal (azbk watch is not running)' };
@@ -87,16 +89,41 @@ export function changesSince(
     if (since.offset > 0) return { ok: false, why: 'the change journal is missing' };
   }
   const changed = new Set<string>();
+  const trees = new Set<string>();
   for (const line of text.split('\n')) {
     if (line === '') continue;
+    let v: unknown;
     try {
-      const p = JSON.parse(line) as unknown;
-      if (typeof p === 'string') changed.add(p);
+      v = JSON.parse(line);
     } catch {
       return { ok: false, why: 'the change journal is damaged' };
     }
+    if (typeof v === 'string') changed.add(v);
+    else if (typeof (v as { tree?: unknown } | null)?.tree === 'string') trees.add((v as { tree: string }).tree);
+    else return { ok: false, why: 'the change journal is damaged' };
   }
-  return { ok: true, changed };
+  return { ok: true, changed, trees };
+}
+
+/** Whether `p` is one of `trees` or lies under one. */
+export function underTree(p: string, trees: ReadonlySet<string>): boolean {
+  if (trees.size === 0) return false;
+  for (let d = p; ; d = path.dirname(d)) {
+    if (trees.has(d)) return true;
+    if (path.dirname(d) === d) return false;
+  }
+}
+
+/** Quiet time after a folder left its place before the watches are set up anew. */
+const RESTART_QUIET_MS = 500;
+
+/** A folder, not a link to one. */
+function isRealDirectory(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function isDirectory(p: string): boolean {
@@ -135,38 +162,77 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   // exception: a write through another link shows only on a watch of the file itself.
   const roots = new Set(paths.map((p) => path.resolve(p)));
   const watchedFiles = new Set([...roots].filter((p) => !isDirectory(p)));
-  const watcher = watch([...paths], {
-    ignoreInitial: true,
-    followSymlinks: false,
-    persistent: true,
-    ignored: (p: string, stats?: fs.Stats) => {
-      if (stats === undefined || stats.isDirectory()) return false;
-      const abs = path.resolve(p);
-      if (roots.has(abs) || (stats.isFile() && stats.nlink > 1)) {
-        watchedFiles.add(abs);
-        return false;
-      }
-      return true;
-    },
-  });
   let session: JournalSession | null = null;
   const record = (p: string) => fs.writeSync(log, JSON.stringify(path.resolve(p)) + '\n');
-  watcher.on('all', (_event, p) => record(p));
-  watcher.on('raw', (_event, name: unknown, details: unknown) => {
-    const watched = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
-    if (typeof watched !== 'string') return;
-    // The entry that changed in the watched folder; the watched path itself when it is a file, or
-    // when the platform does not say which entry changed.
-    const inFolder = typeof name === 'string' && name !== '' && !watchedFiles.has(path.resolve(watched));
-    record(inFolder ? path.join(watched, name) : watched);
-  });
-  watcher.on('error', (err) => {
-    if (session !== null) {
-      session = { ...session, broken: (err as Error).message };
-      void writeFileAtomic(files.session, JSON.stringify(session), { mode: 0o600 });
-    }
-  });
-  await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+  const recordTree = (p: string) => fs.writeSync(log, JSON.stringify({ tree: path.resolve(p) }) + '\n');
+
+  const start = () => {
+    const w = watch([...paths], {
+      ignoreInitial: true,
+      followSymlinks: false,
+      persistent: true,
+      ignored: (p: string, stats?: fs.Stats) => {
+        if (stats === undefined || stats.isDirectory()) return false;
+        const abs = path.resolve(p);
+        if (roots.has(abs) || (stats.isFile() && stats.nlink > 1)) {
+          watchedFiles.add(abs);
+          return false;
+        }
+        return true;
+      },
+    });
+    w.on('all', (event, p) => {
+      record(p);
+      if (event === 'unlinkDir') restartSoon();
+    });
+    w.on('raw', (event: unknown, name: unknown, details: unknown) => {
+      const watched = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
+      if (typeof watched !== 'string') return;
+      // The entry that changed in the watched folder; the watched path itself when it is a file, or
+      // when the platform does not say which entry changed.
+      const inFolder = typeof name === 'string' && name !== '' && !watchedFiles.has(path.resolve(watched));
+      const p = inFolder ? path.join(watched, name) : watched;
+      record(p);
+      // A folder made or moved here: the next backup examines all of it, whatever the watches
+      // inside it saw while they were being set up.
+      if (inFolder && event === 'rename' && isRealDirectory(p)) recordTree(p);
+    });
+    w.on('error', (err) => {
+      if (session !== null) {
+        session = { ...session, broken: (err as Error).message };
+        void writeFileAtomic(files.session, JSON.stringify(session), { mode: 0o600 });
+      }
+    });
+    return { w, ready: new Promise<void>((resolve) => w.once('ready', () => resolve())) };
+  };
+
+  // After a folder leaves its place (removed, or moved elsewhere in the tree), the watcher's view
+  // of that path and of the folders moved within the tree can go stale: watches that report old
+  // paths, and none for a folder moved into a place just vacated. So the watches are set up anew,
+  // once things are quiet for a moment; from before that until it is done the journal says to
+  // examine everything (the next backup checks every folder's fingerprint, like a full scan).
+  let current = start();
+  let restartTimer: NodeJS.Timeout | null = null;
+  let restarting: Promise<void> | null = null;
+  const restartSoon = () => {
+    if (restartTimer !== null) clearTimeout(restartTimer);
+    restartTimer = setTimeout(() => {
+      restartTimer = null;
+      restarting = (restarting ?? Promise.resolve()).then(restart);
+    }, RESTART_QUIET_MS);
+  };
+  const restart = async () => {
+    if (signal.aborted) return;
+    for (const r of roots) recordTree(r);
+    // The old watches are closed first: chokidar shares one watch per path between its watchers,
+    // so a new watcher would take over the stale ones.
+    await current.w.close();
+    current = start();
+    await current.ready;
+    for (const r of roots) recordTree(r);
+  };
+
+  await current.ready;
   session = { version: 1, pid: process.pid, started: new Date().toISOString(), paths: [...paths] };
   await writeFileAtomic(files.session, JSON.stringify(session), { mode: 0o600 });
   onReady();
@@ -174,7 +240,9 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     if (signal.aborted) resolve();
     else signal.addEventListener('abort', () => resolve(), { once: true });
   });
-  await watcher.close();
+  if (restartTimer !== null) clearTimeout(restartTimer);
+  await restarting;
+  await current.w.close();
   fs.closeSync(log);
   fs.rmSync(files.session, { force: true });
 }
