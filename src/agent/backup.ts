@@ -231,8 +231,11 @@ class BackupJob {
     // The journal's length now: the next backup reads what changes from here on.
     const home = this.ctx.paths.home;
     const offset = journalOffset(home);
-    const journal = changesSince(home, lastBackup(this.cache.getMeta(LAST_BACKUP)), includedPaths.map(fromSegments));
-    if (journal.ok) {
+    const included = includedPaths.map(fromSegments);
+    const journal = changesSince(home, lastBackup(this.cache.getMeta(LAST_BACKUP)), included);
+    if (journal.ok && included.every((p) => underTree(p, journal.trees))) {
+      this.scan = { mode: 'full', reason: 'the change journal set up its watches anew since the last backup (a folder was removed or moved)' };
+    } else if (journal.ok) {
       this.dirty = dirtyFolders([...journal.changed, ...journal.trees]);
       this.movedTrees = journal.trees;
       const moved = journal.trees.size > 0 ? `, ${journal.trees.size} folder(s) moved or made (examined whole)` : '';

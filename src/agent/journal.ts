@@ -116,6 +116,8 @@ export function underTree(p: string, trees: ReadonlySet<string>): boolean {
 
 /** Quiet time after a folder left its place before the watches are set up anew. */
 const RESTART_QUIET_MS = 500;
+/** Longest a restart of the watches may take before the journal is marked broken. */
+const RESTART_LIMIT_MS = 10 * 60 * 1000;
 
 /** A folder, not a link to one. */
 function isRealDirectory(p: string): boolean {
@@ -166,14 +168,27 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   const record = (p: string) => fs.writeSync(log, JSON.stringify(path.resolve(p)) + '\n');
   const recordTree = (p: string) => fs.writeSync(log, JSON.stringify({ tree: path.resolve(p) }) + '\n');
 
+  const markBroken = (why: string) => {
+    if (session !== null && session.broken === undefined) {
+      session = { ...session, broken: why };
+      void writeFileAtomic(files.session, JSON.stringify(session), { mode: 0o600 });
+    }
+  };
+  /** folders the watches cover, as far as the watcher has been told */
+  const knownDirs = new Set<string>();
   const start = () => {
+    knownDirs.clear();
     const w = watch([...paths], {
       ignoreInitial: true,
       followSymlinks: false,
       persistent: true,
       ignored: (p: string, stats?: fs.Stats) => {
-        if (stats === undefined || stats.isDirectory()) return false;
+        if (stats === undefined) return false;
         const abs = path.resolve(p);
+        if (stats.isDirectory()) {
+          knownDirs.add(abs);
+          return false;
+        }
         if (roots.has(abs) || (stats.isFile() && stats.nlink > 1)) {
           watchedFiles.add(abs);
           return false;
@@ -183,7 +198,8 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     });
     w.on('all', (event, p) => {
       record(p);
-      if (event === 'unlinkDir') restartSoon();
+      if (event === 'addDir') knownDirs.add(path.resolve(p));
+      else if (event === 'unlinkDir') knownDirs.delete(path.resolve(p));
     });
     w.on('raw', (event: unknown, name: unknown, details: unknown) => {
       const watched = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
@@ -194,23 +210,22 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       const p = inFolder ? path.join(watched, name) : watched;
       record(p);
       // A folder made or moved here: the next backup examines all of it, whatever the watches
-      // inside it saw while they were being set up.
-      if (inFolder && event === 'rename' && isRealDirectory(p)) recordTree(p);
-    });
-    w.on('error', (err) => {
-      if (session !== null) {
-        session = { ...session, broken: (err as Error).message };
-        void writeFileAtomic(files.session, JSON.stringify(session), { mode: 0o600 });
+      // inside it saw while they were being set up. If the place was taken by a folder with
+      // watches until now, those may be taken for the newcomer's (see restartSoon).
+      if (inFolder && event === 'rename' && isRealDirectory(p)) {
+        recordTree(p);
+        if (knownDirs.has(p)) restartSoon();
       }
     });
+    w.on('error', (err) => markBroken((err as Error).message));
     return { w, ready: new Promise<void>((resolve) => w.once('ready', () => resolve())) };
   };
 
-  // After a folder leaves its place (removed, or moved elsewhere in the tree), the watcher's view
-  // of that path and of the folders moved within the tree can go stale: watches that report old
-  // paths, and none for a folder moved into a place just vacated. So the watches are set up anew,
-  // once things are quiet for a moment; from before that until it is done the journal says to
-  // examine everything (the next backup checks every folder's fingerprint, like a full scan).
+  // When a folder takes the place of another (a swap by renames, or a folder removed and made
+  // again at once), chokidar can keep the old folder's watches for that path: they report the
+  // old folder's changes under the new path, and the newcomer's subfolders go unwatched. So the
+  // watches are set up anew, once things are quiet for a moment; from before that until it is
+  // done the journal says to examine everything (the next backup is a full scan).
   let current = start();
   let restartTimer: NodeJS.Timeout | null = null;
   let restarting: Promise<void> | null = null;
@@ -224,11 +239,17 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   const restart = async () => {
     if (signal.aborted) return;
     for (const r of roots) recordTree(r);
-    // The old watches are closed first: chokidar shares one watch per path between its watchers,
-    // so a new watcher would take over the stale ones.
-    await current.w.close();
-    current = start();
-    await current.ready;
+    // Should it never finish, the journal is marked broken: backups then scan everything.
+    const stuck = setTimeout(() => markBroken('the watches could not be set up anew'), RESTART_LIMIT_MS);
+    try {
+      // The old watches are closed first: chokidar shares one watch per path between its watchers,
+      // so a new watcher would take over the stale ones.
+      await current.w.close();
+      current = start();
+      await current.ready;
+    } finally {
+      clearTimeout(stuck);
+    }
     for (const r of roots) recordTree(r);
   };
 

@@ -104,18 +104,23 @@ describe('change journal', () => {
     await w.ready;
     try {
       await backup(m, [src]);
-      // The watches of y and its subfolders still carry y's paths after the rename.
+      // The watches of y and its subfolders still carry y's paths after the rename: the watcher
+      // sets up its watches anew, and says so in the journal before and after.
       await fs.rename(path.join(src, 'x'), path.join(src, 'x.old'));
       await fs.rename(path.join(src, 'y'), path.join(src, 'x'));
-      await sleep(500);
+      const journal = path.join(m.home, 'journal', 'changes.log');
+      const marker = JSON.stringify({ tree: src });
+      for (let i = 0; i < 1200 && (await fs.readFile(journal, 'utf8')).split(marker).length < 3; i++) await sleep(25);
+      const jtext = await fs.readFile(journal, 'utf8');
+      expect(jtext.split(marker).length, `the watches were set up anew: ${jtext}`).toBe(3);
       const third = await backup(m, [src]);
-      expect(third.scan.mode).toBe('optimized');
+      expect(third.scan).toEqual({ mode: 'full', reason: expect.stringMatching(/watches anew/) });
       const target = path.join(root, 'restored');
       expectExit(await m.run(['restore', '--point', third.point.id, '--target', target]), 0);
       expect(await tree(path.join(target, src))).toEqual(await tree(src));
       expect(await fs.readFile(path.join(target, src, 'x', 'sub', 'deeper', 'g.txt'), 'utf8')).toBe('deeper in y\n');
 
-      // Writes in the moved folders after the swap are seen under their new paths.
+      // Writes in the moved folders afterwards are seen under their new paths.
       await fs.writeFile(path.join(src, 'x', 'sub', 'deeper', 'g.txt'), 'rewritten\n');
       await fs.writeFile(path.join(src, 'x.old', 'sub', 'f.txt'), 'old x, rewritten\n');
       await sleep(500);
