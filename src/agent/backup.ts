@@ -294,7 +294,20 @@ class BackupJob {
    * Called as chunks and files complete: writes a checkpoint when one is due, and a last one
    * followed by AZBK_CANCELLED when the job was asked to stop. Checkpoints never overlap.
    */
-  private async tick(): Promise<void> {
+  private tick(): Promise<void> | undefined {
+    // Most calls find nothing to do: no promise for those.
+    if (this.opts.signal?.aborted !== true && !this.checkpointDue()) return undefined;
+    return this.tickSlow();
+  }
+
+  private checkpointDue(): boolean {
+    return (
+      this.bytesSince >= (this.opts.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES) ||
+      Date.now() - this.lastCheckpoint >= (this.opts.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS)
+    );
+  }
+
+  private async tickSlow(): Promise<void> {
     if (this.opts.signal?.aborted === true) {
       this.finalCheckpoint ??= this.checkpointing.then(() => this.checkpoint(true));
       await this.finalCheckpoint;
@@ -302,10 +315,7 @@ class BackupJob {
         hint: 'Run azbk backup --now again: it continues from the checkpoint.',
       });
     }
-    const due =
-      this.bytesSince >= (this.opts.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES) ||
-      Date.now() - this.lastCheckpoint >= (this.opts.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS);
-    if (!due) return;
+    if (!this.checkpointDue()) return;
     // Reset the triggers at once, so callers arriving while this one runs do not start another.
     this.bytesSince = 0;
     this.lastCheckpoint = Date.now();
@@ -480,7 +490,7 @@ class BackupJob {
     let previous: Promise<Folder | null> | undefined;
     for (const l of listed) {
       if (l.st.kind !== 'dir') continue;
-      await this.pool.room();
+      if (!this.pool.hasRoom) await this.pool.room();
       // Past a bound, finish one subfolder before starting the next, so the walk does not list
       // far more of the tree than the readers have reached (memory would grow with the tree).
       if (previous !== undefined && this.openEntries > MAX_OPEN_ENTRIES) await previous;
@@ -502,7 +512,7 @@ class BackupJob {
     for (const l of listed) {
       if (l.st.kind === 'dir') entries.push(this.dirEntry(l, Promise.resolve(subtrees.get(l.name)!)));
       else {
-        await this.pool.room();
+        if (!this.pool.hasRoom) await this.pool.room();
         entries.push(handled(this.entry(l, known, remembered)));
       }
     }
@@ -562,14 +572,18 @@ class BackupJob {
       const r = await this.pool.read(abs, f.offset, id.size - f.offset, async (chunks, offset) => {
         for (const c of chunks) {
           if (c.sealed === undefined) this.writer.addStored('data', c.id as BlobId, c.rawLength);
-          else await this.writer.addSealed('data', c.id as BlobId, c.sealed, c.rawLength);
+          else {
+            const wait = this.writer.addSealed('data', c.id as BlobId, c.sealed, c.rawLength);
+            if (wait !== undefined) await wait;
+          }
           // content and offset move together, so a checkpoint taken at any await sees a chunk boundary
           f.content.push(c.id as BlobId);
           f.offset += c.rawLength;
           this.bytesSince += c.rawLength;
         }
         if (f.offset !== offset) throw new AzbkError('AZBK_INTERNAL', `Chunk offsets of ${abs} do not add up.`);
-        await this.tick();
+        const t = this.tick();
+        if (t !== undefined) await t;
       }, stored);
       return 'error' in r ? r : { ...r, content: f.content };
     } finally {
@@ -582,7 +596,8 @@ class BackupJob {
     this.opts.onEvent?.({ type: 'file', path: abs, size: id.size });
     const known: KnownFile = { ...id, content };
     if (fresh) this.finishedSince.push([abs, known]);
-    await this.tick();
+    const t = this.tick();
+    if (t !== undefined) await t;
     return { node: { type: 'file', name, mode: st.mode, mtime: st.mtime, size: id.size, content: [...content] }, known };
   }
 }

@@ -70,11 +70,14 @@ export class BlobWriter {
     return id;
   }
 
-  /** Stores a blob sealed elsewhere (by a chunk worker) unless it is already stored. */
-  async addSealed(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): Promise<void> {
+  /**
+   * Stores a blob sealed elsewhere (by a chunk worker) unless it is already stored. Returns a
+   * promise only when the caller must wait (a full pack is being handed to the vault).
+   */
+  addSealed(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): Promise<void> | undefined {
     this.check();
-    if (this.isStored(type, id, rawLength)) return;
-    await this.append(type, id, sealed, rawLength);
+    if (this.isStored(type, id, rawLength)) return undefined;
+    return this.append(type, id, sealed, rawLength);
   }
 
   /**
@@ -93,14 +96,15 @@ export class BlobWriter {
     return this.index.has(type, id) || this.pending.has(blobKey(type, id));
   }
 
-  private async append(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): Promise<void> {
+  /** Adds a new blob to the open pack; a promise when the pack is full and goes to the vault. */
+  private append(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): Promise<void> | undefined {
     // Room for a full pack and its header: most packs never grow.
     this.pack ??= new PackBuilder(this.keys, (this.opts.packSize ?? TARGET_PACK_SIZE) + PACK_SLACK);
     this.pack.add(type, id, sealed, rawLength);
     this.pending.add(blobKey(type, id));
     this.stats.newBlobs++;
     this.stats.newRawBytes += rawLength;
-    if (this.pack.size >= (this.opts.packSize ?? TARGET_PACK_SIZE)) await this.uploadPack();
+    return this.pack.size >= (this.opts.packSize ?? TARGET_PACK_SIZE) ? this.uploadPack() : undefined;
   }
 
   /** Starts uploading the open pack; waits only while too many uploads are in flight. */

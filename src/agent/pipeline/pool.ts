@@ -100,6 +100,11 @@ export class ChunkPool {
     });
   }
 
+  /** The queue has room for more files (room() would resolve at once). */
+  get hasRoom(): boolean {
+    return this.failure === null && this.queue.length < this.opts.maxQueued;
+  }
+
   /** Resolves when the queue has room for more files. */
   room(): Promise<void> {
     if (this.failure !== null) return Promise.reject(this.failure);
