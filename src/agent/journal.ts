@@ -23,6 +23,8 @@ export interface JournalSession {
   readonly started: string;
   readonly paths: readonly string[];
   readonly broken?: string;
+  /** the watcher is setting up its watches anew: changes may go unseen until it is done */
+  readonly rebuilding?: boolean;
 }
 
 export function journalFiles(home: string) {
@@ -70,6 +72,7 @@ export function changesSince(
   if (s === null) return { ok: false, why: 'no change journal (azbk watch is not running)' };
   if (!processAlive(s.pid)) return { ok: false, why: 'the change journal stopped (azbk watch is not running)' };
   if (s.broken !== undefined) return { ok: false, why: `the change journal reported an error: ${s.broken}` };
+  if (s.rebuilding === true) return { ok: false, why: 'the change journal is setting up its watches anew' };
   if (s.started > since.started) return { ok: false, why: 'the change journal started after the last backup' };
   const uncovered = include.find((p) => !s.paths.some((root) => within(p, root)));
   if (uncovered !== undefined) return { ok: false, why: `the change journal does not watch ${uncovered}` };
@@ -168,11 +171,19 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   const record = (p: string) => fs.writeSync(log, JSON.stringify(path.resolve(p)) + '\n');
   const recordTree = (p: string) => fs.writeSync(log, JSON.stringify({ tree: path.resolve(p) }) + '\n');
 
+  // session.json is rewritten in order, one write at a time.
+  let sessionWrite: Promise<void> = Promise.resolve();
+  const saveSession = (next: JournalSession) => {
+    session = next;
+    sessionWrite = sessionWrite.then(() => writeFileAtomic(files.session, JSON.stringify(next), { mode: 0o600 })).catch(() => undefined);
+  };
   const markBroken = (why: string) => {
-    if (session !== null && session.broken === undefined) {
-      session = { ...session, broken: why };
-      void writeFileAtomic(files.session, JSON.stringify(session), { mode: 0o600 });
-    }
+    if (session !== null && session.broken === undefined) saveSession({ ...session, broken: why });
+  };
+  let rebuilding = false;
+  const setRebuilding = (on: boolean) => {
+    rebuilding = on;
+    if (session !== null && (session.rebuilding === true) !== on) saveSession({ ...session, rebuilding: on });
   };
   /** folders the watches cover, as far as the watcher has been told */
   const knownDirs = new Set<string>();
@@ -229,14 +240,20 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   let current = start();
   let restartTimer: NodeJS.Timeout | null = null;
   let restarting: Promise<void> | null = null;
+  /** restarts whose quiet time is over, not yet done */
+  let queued = 0;
   const restartSoon = () => {
+    // Backups scan everything from now until the new watches are in place.
+    setRebuilding(true);
     if (restartTimer !== null) clearTimeout(restartTimer);
     restartTimer = setTimeout(() => {
       restartTimer = null;
+      queued++;
       restarting = (restarting ?? Promise.resolve()).then(restart);
     }, RESTART_QUIET_MS);
   };
   const restart = async () => {
+    queued--;
     if (signal.aborted) return;
     for (const r of roots) recordTree(r);
     // Should it never finish, the journal is marked broken: backups then scan everything.
@@ -247,15 +264,19 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       await current.w.close();
       current = start();
       await current.ready;
+    } catch (err) {
+      markBroken(`the watches could not be set up anew: ${(err as Error).message}`);
+      return;
     } finally {
       clearTimeout(stuck);
     }
     for (const r of roots) recordTree(r);
+    if (queued === 0 && restartTimer === null) setRebuilding(false);
   };
 
   await current.ready;
-  session = { version: 1, pid: process.pid, started: new Date().toISOString(), paths: [...paths] };
-  await writeFileAtomic(files.session, JSON.stringify(session), { mode: 0o600 });
+  saveSession({ version: 1, pid: process.pid, started: new Date().toISOString(), paths: [...paths], ...(rebuilding ? { rebuilding } : {}) });
+  await sessionWrite;
   onReady();
   await new Promise<void>((resolve) => {
     if (signal.aborted) resolve();
@@ -264,6 +285,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   if (restartTimer !== null) clearTimeout(restartTimer);
   await restarting;
   await current.w.close();
+  await sessionWrite;
   fs.closeSync(log);
   fs.rmSync(files.session, { force: true });
 }

@@ -11,11 +11,10 @@ import type { VaultKeys } from '../core/keys.js';
 import type { PackEntry } from '../core/pack.js';
 import type { FileNode } from '../core/tree.js';
 import { isAzbkError } from '../shared/errors.js';
-import { errnoCode } from '../shared/files.js';
 import type { VaultSession } from '../vault/api.js';
 import type { BlobIndex } from './blob-index.js';
 import { RestorePool, type RangeBlob, type RangeFile } from './pipeline/restore-pool.js';
-import { openTemp, settle, toTime } from './restore-files.js';
+import { openTemp, removeTemp, settle, why } from './restore-files.js';
 
 /** One file to restore: written at `tmp` (which must not exist yet), renamed to `dest` when complete. */
 export interface FilePlan {
@@ -79,29 +78,22 @@ export async function restoreData(
   const finish = (f: FilePlan) => {
     if (f.error === null) {
       try {
-        if (f.created === true) {
-          // written by several workers: mode and time by name
-          const t = toTime(f.node.mtime);
-          fs.chmodSync(f.tmp, f.node.mode);
-          fs.utimesSync(f.tmp, t, t);
-        } else {
-          // no chunks: an empty file
-          const fd = openTemp(f.tmp, true);
-          f.created = true;
-          try {
-            settle(fd, f.node.mode, f.node.mtime);
-          } finally {
-            fs.closeSync(fd);
-          }
+        // Written by several ranges, or (no chunks) an empty file made here.
+        const fd = openTemp(f.tmp, f.created !== true);
+        f.created = true;
+        try {
+          settle(fd, f.node.mode, f.node.mtime);
+        } finally {
+          fs.closeSync(fd);
         }
         fs.renameSync(f.tmp, f.dest);
         completed(f);
         return;
       } catch (err) {
-        f.error = errnoCode(err) ?? (err as Error).message;
+        f.error = why(err);
       }
     }
-    if (f.created === true) fs.rmSync(f.tmp, { force: true });
+    if (f.created === true) removeTemp(f.tmp);
   };
   const failFile = (f: FilePlan, why: string) => {
     if (f.error === null) f.error = why;
@@ -142,19 +134,33 @@ export async function restoreData(
       fs.closeSync(openTemp(f.tmp, true));
       f.created = true;
     } catch (err) {
-      failFile(f, errnoCode(err) ?? (err as Error).message);
+      failFile(f, why(err));
     }
   }
 
   const pool = new RestorePool(keys.master, opts.workers);
   let next = 0;
+  let stopped = false;
   try {
     const readers = Array.from({ length: Math.min(opts.concurrency ?? 4, all.length) }, async () => {
-      while (next < all.length) await restoreRange(all[next++]!);
+      try {
+        while (!stopped && next < all.length) await restoreRange(all[next++]!);
+      } catch (err) {
+        stopped = true;
+        throw err;
+      }
     });
     await Promise.all(readers);
   } finally {
     await pool.close();
+    // A restore that stops early leaves no temporary file behind (a worker may have made one).
+    for (const f of files) {
+      if (f.remaining > 0) {
+        failFile(f, 'the restore stopped');
+        f.remaining = 0;
+        removeTemp(f.tmp);
+      }
+    }
   }
   return done;
 

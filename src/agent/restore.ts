@@ -61,14 +61,7 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
   const keys = await keysFor(ctx, machine.id, machine.id === ctx.registration.machineId ? undefined : o.passphrase);
   const info = pickPoint(await ctx.session.listPoints(machine.id), o.point);
   const { manifest } = await openPoint(ctx, keys, info);
-  // The local cache of the key family's index files (the backups made here fill it).
-  const cache = FileCache.forVault(ctx.paths.home, ctx.registration.vaultId, keys.keyId);
-  let index: BlobIndex;
-  try {
-    index = await BlobIndex.load(ctx.session, keys, cache);
-  } finally {
-    cache.close();
-  }
+  const index = await loadIndex(ctx, keys);
   const job = new RestoreJob(ctx, keys, index, o);
   // Everything asked for is found before anything is written.
   const selected = await job.select(manifest);
@@ -79,6 +72,32 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
     await lock.release();
   }
   return { point: info, machineName: machine.name, target: o.target, restored: job.restored, conflicts: job.conflicts, failed: job.failed };
+}
+
+/**
+ * The vault's index, through the local cache of the key family's index files (the backups made
+ * here fill it); without the cache when it cannot be opened: a restore must not depend on it.
+ */
+async function loadIndex(ctx: AgentContext, keys: VaultKeys): Promise<BlobIndex> {
+  let cache: FileCache | undefined;
+  try {
+    cache = FileCache.forVault(ctx.paths.home, ctx.registration.vaultId, keys.keyId);
+  } catch {
+    cache = undefined;
+  }
+  if (cache === undefined) return BlobIndex.load(ctx.session, keys);
+  try {
+    return await BlobIndex.load(ctx.session, keys, cache);
+  } catch (err) {
+    if (isAzbkError(err)) throw err;
+    return BlobIndex.load(ctx.session, keys); // the cache failed (read-only, damaged)
+  } finally {
+    try {
+      cache.close();
+    } catch {
+      // nothing to keep
+    }
+  }
 }
 
 class RestoreJob {
@@ -209,14 +228,22 @@ class RestoreJob {
    */
   private async plan(segs: readonly string[], node: TreeNode, dest: string, fresh: boolean, files: FilePlan[], dirs: { path: string; node: DirNode }[]): Promise<void> {
     try {
-      const found = fresh ? { to: dest, merge: false } : await this.destination(segs, dest, node.type === 'dir');
+      // In a fresh folder only a link needs the check: a folder is made with mkdir, which fails
+      // rather than follow what another entry made there (on a file system that holds two names
+      // equal, by case or Unicode form), and a file is renamed over nothing of its own.
+      let found = fresh && node.type !== 'symlink' ? { to: dest, merge: false } : await this.destination(segs, dest, node.type === 'dir');
       if (found === null) return;
-      const { to } = found;
-      if (node.type === 'symlink') await this.symlink(node, to);
+      if (node.type === 'symlink') await this.symlink(node, found.to);
       else if (node.type === 'file') {
-        files.push({ shown: displayPath(segs), dest: to, tmp: this.tempName(to), node, remaining: 0, error: null });
+        files.push({ shown: displayPath(segs), dest: found.to, tmp: this.tempName(found.to), node, remaining: 0, error: null });
       } else {
-        if (!found.merge) fs.mkdirSync(to, { recursive: true });
+        if (!found.merge && !makeDir(found.to)) {
+          // Something is there after all: the conflict rule decides.
+          found = await this.destination(segs, dest, true);
+          if (found === null) return;
+          if (!found.merge && !makeDir(found.to)) throw new AzbkError('AZBK_BAD_INPUT', 'something else appeared at this path during the restore');
+        }
+        const { to } = found;
         const tree = await this.tree(node.subtree);
         dirs.push({ path: to, node });
         this.restored.dirs++;
@@ -271,6 +298,17 @@ class RestoreJob {
       throw err;
     }
     this.restored.symlinks++;
+  }
+}
+
+/** Makes a folder whose parent exists; false if something is at that path already. */
+function makeDir(p: string): boolean {
+  try {
+    fs.mkdirSync(p);
+    return true;
+  } catch (err) {
+    if (errnoCode(err) === 'EEXIST') return false;
+    throw err;
   }
 }
 

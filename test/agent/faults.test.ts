@@ -164,6 +164,26 @@ describe('get failures during restore', () => {
     expect(m.faulty.faults.get).toBe(4);
   });
 
+  it('a restore stopped by an unexpected error leaves no temporary file behind', async () => {
+    const m = await createMachine();
+    const src = await makeSource(m);
+    await runBackup(m.ctx, { include: [src] });
+    // Count the pack reads of a whole restore, then fail the last two of them (file data).
+    let reads = 0;
+    m.faulty.fail('get', { match: (k) => isPack(k) && ++reads < 0, times: 0 });
+    await expectRestores(m, src);
+    const total = reads;
+    expect(total).toBeGreaterThan(3);
+    m.faulty.fail('get', { match: isPack, after: total - 2, times: Infinity, error: () => new Error('socket hang up') });
+    const target = await fs.mkdtemp(path.join(m.dir, 'restore-'));
+    const err: unknown = await runRestore(m.ctx, { point: 'latest', target, paths: [], conflict: 'overwrite' }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect((err as Error).message).toContain('socket hang up');
+    expect((await listFiles(target)).filter((f) => path.basename(f).startsWith('.azbk-restore-'))).toEqual([]);
+  });
+
   it('a pack that cannot be read fails only the files with chunks in it', async () => {
     const m = await createMachine();
     const src = await makeSource(m, 36 * MiB); // big.bin spans a pack of its data only

@@ -8,8 +8,7 @@ import { decodeBlob } from '../../core/blob.js';
 import type { BlobId } from '../../core/ids.js';
 import { deriveKeys } from '../../core/keys.js';
 import { isAzbkError } from '../../shared/errors.js';
-import { errnoCode } from '../../shared/files.js';
-import { openTemp, settle, writeAll } from '../restore-files.js';
+import { openTemp, removeTemp, settle, why, writeAll } from '../restore-files.js';
 import type { RangeResult, RangeTask } from './restore-pool.js';
 
 const keys = deriveKeys(Buffer.from((workerData as { master: Uint8Array }).master));
@@ -17,49 +16,77 @@ const keys = deriveKeys(Buffer.from((workerData as { master: Uint8Array }).maste
 interface FileState {
   /** targets of the file in this range not yet handled */
   left: number;
+  /** open while the range still has chunks for the file */
+  fd: number | null;
   created: boolean;
   error: string | null;
 }
 
 function run(t: RangeTask): RangeResult {
   const data = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-  const state: FileState[] = t.files.map(() => ({ left: 0, created: false, error: null }));
+  const state: FileState[] = t.files.map(() => ({ left: 0, fd: null, created: false, error: null }));
   for (const b of t.blobs) for (const target of b.targets) state[target.file]!.left++;
-  for (const b of t.blobs) {
-    let plain: Buffer | null = null;
-    let why = '';
-    try {
-      plain = decodeBlob(keys, 'data', b.id as BlobId, data.subarray(b.offset, b.offset + b.length));
-    } catch (err) {
-      why = isAzbkError(err) ? `damaged chunk ${b.id.slice(0, 12)} in pack ${t.pack.slice(0, 12)}` : String(err);
-    }
-    for (const target of b.targets) {
-      const f = t.files[target.file]!;
-      const s = state[target.file]!;
-      s.left--;
-      if (s.error === null) {
-        if (plain === null) s.error = why;
-        else {
-          try {
-            // A shared file was created by the main thread; an owned one by its first chunk here.
-            const fd = openTemp(f.tmp, f.own && !s.created);
-            s.created = true;
+  try {
+    for (const b of t.blobs) {
+      let plain: Buffer | null = null;
+      let damaged = '';
+      try {
+        plain = decodeBlob(keys, 'data', b.id as BlobId, data.subarray(b.offset, b.offset + b.length));
+      } catch (err) {
+        damaged = isAzbkError(err) ? `damaged chunk ${b.id.slice(0, 12)} in pack ${t.pack.slice(0, 12)}` : String(err);
+      }
+      for (const target of b.targets) {
+        const s = state[target.file]!;
+        s.left--;
+        if (s.error === null) {
+          if (plain === null) s.error = damaged;
+          else {
             try {
-              writeAll(fd, plain, target.offset);
-              if (f.own && s.left === 0) settle(fd, f.mode, f.mtime);
-            } finally {
-              fs.closeSync(fd);
+              // A file written by several ranges was created by the main thread; an owned one is
+              // created by its first chunk here.
+              if (s.fd === null) {
+                const f = t.files[target.file]!;
+                s.fd = openTemp(f.tmp, f.own && !s.created);
+                s.created = true;
+              }
+              writeAll(s.fd, plain, target.offset);
+            } catch (err) {
+              s.error = why(err);
             }
-            if (f.own && s.left === 0) fs.renameSync(f.tmp, f.dest);
-          } catch (err) {
-            s.error = errnoCode(err) ?? (err as Error).message;
           }
         }
+        if (s.left === 0) done(t, target.file, s);
       }
-      if (f.own && s.left === 0 && s.error !== null && s.created) fs.rmSync(f.tmp, { force: true });
     }
+  } finally {
+    for (const s of state) if (s.fd !== null) fs.closeSync(s.fd);
   }
   return { taskId: t.taskId, errors: state.map((s) => s.error) };
+}
+
+/** The range has no more chunks for the file: close it; an owned file is finished or removed. */
+function done(t: RangeTask, i: number, s: FileState): void {
+  const f = t.files[i]!;
+  if (s.fd !== null) {
+    const fd = s.fd;
+    s.fd = null;
+    try {
+      if (f.own && s.error === null) settle(fd, f.mode, f.mtime);
+    } catch (err) {
+      s.error = why(err);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  if (!f.own) return;
+  if (s.error === null) {
+    try {
+      fs.renameSync(f.tmp, f.dest);
+    } catch (err) {
+      s.error = why(err);
+    }
+  }
+  if (s.error !== null && s.created) removeTemp(f.tmp);
 }
 
 parentPort!.on('message', (t: RangeTask) => parentPort!.postMessage(run(t)));
