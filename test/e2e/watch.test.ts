@@ -3,17 +3,26 @@
  * examines only what changed ("optimized") and still captures every change exactly; without it,
  * the backup scans everything and says why.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { BIN, REPO, backup, expectExit, setupMachine, type Machine } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Watchers still running: a failed test must not leave one behind. */
+const running = new Set<ChildProcess>();
+afterEach(() => {
+  for (const child of running) child.kill('SIGKILL');
+  running.clear();
+});
+
 function startWatch(m: Machine) {
   const child = spawn(process.execPath, [BIN, 'watch'], { cwd: REPO, env: { ...process.env, AZBK_HOME: m.home }, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  child.on('exit', () => running.delete(child));
   let stdout = '';
   child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
   const ready = (async () => {
