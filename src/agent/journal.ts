@@ -242,9 +242,16 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   let restarting: Promise<void> | null = null;
   /** restarts whose quiet time is over, not yet done */
   let queued = 0;
+  /** set once the first watcher is ready; a restart asked for before then waits for it */
+  let firstReady = false;
+  let restartAfterReady = false;
   const restartSoon = () => {
     // Backups scan everything from now until the new watches are in place.
     setRebuilding(true);
+    if (!firstReady) {
+      restartAfterReady = true;
+      return;
+    }
     if (restartTimer !== null) clearTimeout(restartTimer);
     restartTimer = setTimeout(() => {
       restartTimer = null;
@@ -262,8 +269,10 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       // The old watches are closed first: chokidar shares one watch per path between its watchers,
       // so a new watcher would take over the stale ones.
       await current.w.close();
+      if (signal.aborted) return;
       current = start();
-      await current.ready;
+      await Promise.race([current.ready, aborted]);
+      if (signal.aborted) return;
     } catch (err) {
       markBroken(`the watches could not be set up anew: ${(err as Error).message}`);
       return;
@@ -274,17 +283,20 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     if (queued === 0 && restartTimer === null) setRebuilding(false);
   };
 
-  await current.ready;
-  saveSession({ version: 1, pid: process.pid, started: new Date().toISOString(), paths: [...paths], ...(rebuilding ? { rebuilding } : {}) });
-  await sessionWrite;
-  onReady();
-  await new Promise<void>((resolve) => {
+  const aborted = new Promise<void>((resolve) => {
     if (signal.aborted) resolve();
     else signal.addEventListener('abort', () => resolve(), { once: true });
   });
+  await current.ready;
+  firstReady = true;
+  saveSession({ version: 1, pid: process.pid, started: new Date().toISOString(), paths: [...paths], ...(rebuilding ? { rebuilding } : {}) });
+  await sessionWrite;
+  onReady();
+  if (restartAfterReady) restartSoon();
+  await aborted;
   if (restartTimer !== null) clearTimeout(restartTimer);
   await restarting;
-  await current.w.close();
+  await current.w.close().catch(() => undefined);
   await sessionWrite;
   fs.closeSync(log);
   fs.rmSync(files.session, { force: true });

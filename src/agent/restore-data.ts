@@ -127,21 +127,22 @@ export async function restoreData(
   const all: Range[] = [];
   for (const [pack, blobs] of byPack) all.push(...ranges(pack, [...blobs.values()]));
   assignOwners(all);
-  // Files written by several ranges are created here first, so a worker never creates one.
-  for (const f of files) {
-    if (f.remaining === 0 || f.owner !== undefined || f.error !== null) continue;
-    try {
-      fs.closeSync(openTemp(f.tmp, true));
-      f.created = true;
-    } catch (err) {
-      failFile(f, why(err));
-    }
-  }
-
   const pool = new RestorePool(keys.master, opts.workers);
   let next = 0;
   let stopped = false;
   try {
+    // Files written by several ranges are created here first, so a worker never creates one.
+    for (const f of files) {
+      if (f.remaining === 0 || f.owner !== undefined || f.error !== null) continue;
+      try {
+        fs.closeSync(openTemp(f.tmp, true));
+        f.created = true;
+      } catch (err) {
+        failFile(f, why(err));
+      }
+    }
+    // On a failure the other readers finish the range they are on (a worker may have renamed
+    // files of it into place), start no other, and the first failure is reported.
     const readers = Array.from({ length: Math.min(opts.concurrency ?? 4, all.length) }, async () => {
       try {
         while (!stopped && next < all.length) await restoreRange(all[next++]!);
@@ -150,7 +151,8 @@ export async function restoreData(
         throw err;
       }
     });
-    await Promise.all(readers);
+    const failed = (await Promise.allSettled(readers)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
   } finally {
     await pool.close();
     // A restore that stops early leaves no temporary file behind (a worker may have made one).

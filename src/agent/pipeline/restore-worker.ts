@@ -59,7 +59,7 @@ function run(t: RangeTask): RangeResult {
       }
     }
   } finally {
-    for (const s of state) if (s.fd !== null) fs.closeSync(s.fd);
+    for (const s of state) if (s.fd !== null) closeQuietly(s.fd);
   }
   return { taskId: t.taskId, errors: state.map((s) => s.error) };
 }
@@ -74,8 +74,11 @@ function done(t: RangeTask, i: number, s: FileState): void {
       if (f.own && s.error === null) settle(fd, f.mode, f.mtime);
     } catch (err) {
       s.error = why(err);
-    } finally {
-      fs.closeSync(fd);
+    }
+    try {
+      fs.closeSync(fd); // on some file systems, the write's errors show here
+    } catch (err) {
+      s.error ??= why(err);
     }
   }
   if (!f.own) return;
@@ -87,6 +90,14 @@ function done(t: RangeTask, i: number, s: FileState): void {
     }
   }
   if (s.error !== null && s.created) removeTemp(f.tmp);
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // the file has failed already, or the worker is stopping
+  }
 }
 
 parentPort!.on('message', (t: RangeTask) => parentPort!.postMessage(run(t)));
