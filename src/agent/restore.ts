@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { decodeBlob } from '../core/blob.js';
-import type { BlobId } from '../core/ids.js';
+import type { BlobId, PackId } from '../core/ids.js';
 import type { VaultKeys } from '../core/keys.js';
 import { decodeTree, isPortableName, isSafeName, type DirNode, type SymlinkNode, type Tree, type TreeNode } from '../core/tree.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
@@ -26,6 +26,9 @@ import { findMachine, keysFor, openPoint, pickPoint } from './points.js';
 
 /** Decoded folder listings kept in memory during a restore. */
 const MAX_CACHED_TREES = 10_000;
+/** Listings of one level at most this far apart in a pack are read together, up to TREE_READ bytes. */
+const TREE_GAP = 256 * 1024;
+const TREE_READ = 4 * 1024 * 1024;
 
 export type ConflictRule = 'overwrite' | 'skip' | 'copy';
 
@@ -164,35 +167,66 @@ class RestoreJob {
     return out;
   }
 
-  /** Creates folders and links, and an empty temporary file for each file, then writes the data. */
   /**
-   * Reads the folder listings under the selected folders, several at a time and level by level,
-   * into the cache, so planning does not wait on one request per folder (a vault service is a
-   * round trip away). Stops when the cache is full; planning then reads the rest as it goes.
+   * Reads the folder listings under the selected folders into the cache, level by level: the
+   * listings of a level that lie close together in a pack in one read, several reads at a time,
+   * so planning does not wait on one request per folder (a vault service is a round trip away).
+   * Stops when the cache is full; planning then reads the rest as it goes.
    */
   private async prefetchTrees(selected: readonly Selected[]): Promise<void> {
     const seen = new Set<BlobId>();
     let level = selected.flatMap((s) => (s.node.type === 'dir' ? [s.node.subtree] : []));
     while (level.length > 0 && seen.size < MAX_CACHED_TREES) {
+      const byPack = new Map<PackId, { id: BlobId; offset: number; length: number }[]>();
+      for (const id of level) {
+        if (seen.has(id) || seen.size >= MAX_CACHED_TREES) continue;
+        seen.add(id);
+        const loc = this.index.get('tree', id);
+        if (loc === undefined) continue; // reported when planning reaches it
+        let list = byPack.get(loc.pack);
+        if (list === undefined) byPack.set(loc.pack, (list = []));
+        list.push({ id, offset: loc.entry.offset, length: loc.entry.length });
+      }
+      const reads: { pack: PackId; start: number; end: number; blobs: { id: BlobId; offset: number; length: number }[] }[] = [];
+      for (const [pack, list] of byPack) {
+        list.sort((a, b) => a.offset - b.offset);
+        for (const b of list) {
+          const last = reads.at(-1);
+          const end = b.offset + b.length;
+          if (last?.pack === pack && b.offset - last.end <= TREE_GAP && end - last.start <= TREE_READ) {
+            last.end = Math.max(last.end, end);
+            last.blobs.push(b);
+          } else reads.push({ pack, start: b.offset, end, blobs: [b] });
+        }
+      }
       const next: BlobId[] = [];
       let i = 0;
-      const worker = async () => {
-        while (i < level.length && seen.size < MAX_CACHED_TREES) {
-          const id = level[i++]!;
-          if (seen.has(id)) continue;
-          seen.add(id);
+      const reader = async () => {
+        while (i < reads.length) {
+          const r = reads[i++]!;
+          let data: Buffer;
           try {
-            for (const n of (await this.tree(id)).nodes) if (n.type === 'dir') next.push(n.subtree);
+            data = await this.ctx.session.readPack(r.pack, r.start, r.end - r.start);
           } catch {
-            // a damaged listing is reported when planning reaches it
+            continue; // reported when planning reaches these listings
+          }
+          for (const b of r.blobs) {
+            try {
+              const tree = decodeTree(decodeBlob(this.keys, 'tree', b.id, data.subarray(b.offset - r.start, b.offset - r.start + b.length)));
+              this.trees.set(b.id, tree);
+              for (const n of tree.nodes) if (n.type === 'dir') next.push(n.subtree);
+            } catch {
+              // a damaged listing is reported when planning reaches it
+            }
           }
         }
       };
-      await Promise.all(Array.from({ length: 8 }, worker));
+      await Promise.all(Array.from({ length: 8 }, reader));
       level = next;
     }
   }
 
+  /** Creates folders and links, lists the files, then writes their data. */
   async restoreAll(selected: readonly Selected[]): Promise<void> {
     await this.prefetchTrees(selected);
     const files: FilePlan[] = [];
