@@ -215,16 +215,27 @@ describe('damaged chunks at restore', () => {
   it('a damaged chunk fails exactly its file, whether one read range holds the file or several', async () => {
     const m = await createMachine();
     const src = await makeSource(m);
-    await writeRandomFile(path.join(src, 'docs', 'two.bin'), 2 * MiB + 4321);
+    // Chunk boundaries depend on the (random) key: of a few 3 MiB files, one is cut in two or
+    // more chunks that share a pack and span at most one read range.
+    const candidates: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const f = path.join(src, 'few', `c${i}.bin`);
+      await writeRandomFile(f, 3 * MiB + i);
+      candidates.push(f);
+    }
     const res = await runBackup(m.ctx, { include: [src] });
     const { index, files } = await readPoint(m, res.point);
     const locs = (f: string) => files.get(f)!.content.map((id) => index.get('data', id)!);
-    // A file of a few chunks side by side in one pack (one read range writes all of it: its
-    // worker creates it, and must remove it when its last chunk is damaged) ...
-    const one = path.join(src, 'docs', 'two.bin');
-    const l1 = locs(one);
-    expect(l1.length).toBeGreaterThan(1);
-    expect(new Set(l1.map((l) => l.pack)).size).toBe(1);
+    const fits = (f: string) => {
+      const l = locs(f);
+      const span = Math.max(...l.map((x) => x.entry.offset + x.entry.length)) - Math.min(...l.map((x) => x.entry.offset));
+      return l.length > 1 && new Set(l.map((x) => x.pack)).size === 1 && span <= 4 * MiB;
+    };
+    // A file of a few chunks side by side in one pack (restored on its own, one read range holds
+    // all of it: its worker creates it, and must remove it when its last chunk is damaged) ...
+    const one = candidates.find(fits);
+    expect(one, 'a file of several chunks in one pack').toBeDefined();
+    const l1 = locs(one!);
     // ... and one whose chunks lie in several packs (written by several ranges).
     const several = path.join(src, 'big.bin');
     const l2 = locs(several);
@@ -241,7 +252,7 @@ describe('damaged chunks at restore', () => {
     await damage(l2[Math.floor(l2.length / 2)]!);
 
     const { result, target } = await restore(m);
-    expect(result.failed.map((f) => f.path).sort()).toEqual([several, one].sort());
+    expect(result.failed.map((f) => f.path).sort()).toEqual([several, one!].sort());
     for (const f of result.failed) expect(f.reason).toMatch(/damaged chunk/);
     for (const p of files.keys()) {
       const restored = path.join(target, p);
@@ -250,6 +261,12 @@ describe('damaged chunks at restore', () => {
     }
     expect((await listFiles(target)).filter((f) => path.basename(f).startsWith('.azbk-restore-'))).toEqual([]);
     expect(result.restored.files).toBe(files.size - 2);
+
+    // The file on its own: its chunks are the only ones read, in one range.
+    const alone = await fs.mkdtemp(path.join(m.dir, 'restore-'));
+    const r2 = await runRestore(m.ctx, { point: 'latest', target: alone, paths: [one!], conflict: 'overwrite' });
+    expect(r2.failed.map((f) => f.path)).toEqual([one]);
+    expect(await listFiles(alone)).toEqual([]);
   });
 });
 
