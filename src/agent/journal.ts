@@ -13,6 +13,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { AzbkError } from '../shared/errors.js';
 import { writeFileAtomic } from '../shared/files.js';
 import { processAlive } from '../shared/process.js';
 
@@ -122,6 +123,11 @@ const RESTART_QUIET_MS = 500;
 /** Longest a restart of the watches may take before the journal is marked broken. */
 const RESTART_LIMIT_MS = 10 * 60 * 1000;
 
+/** The inode of `p` (not following a link), or null when there is nothing there. */
+function inodeOf(p: string): number | null {
+  return fs.lstatSync(p, { throwIfNoEntry: false })?.ino ?? null;
+}
+
 /** A folder, not a link to one. */
 function isRealDirectory(p: string): boolean {
   try {
@@ -185,6 +191,19 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     rebuilding = on;
     if (session !== null && (session.rebuilding === true) !== on) saveSession({ ...session, rebuilding: on });
   };
+  let removedRoot: string | null = null;
+  let endWatch: () => void = () => undefined;
+  const rootRemoved = new Promise<void>((resolve) => (endWatch = resolve));
+  // A watch follows the folder (or file) it was set on: one removed, or replaced by another at
+  // the same path, leaves the journal blind there.
+  const rootInodes = new Map([...roots].map((r) => [r, inodeOf(r)]));
+  // A watched folder itself is gone: chokidar would go on watching its parent for it, and the
+  // journal would cover nothing there. The watcher stops and says so.
+  const rootGone = (root: string) => {
+    if (removedRoot !== null) return;
+    removedRoot = root;
+    endWatch();
+  };
   /** folders the watches cover, as far as the watcher has been told */
   const knownDirs = new Set<string>();
   const start = () => {
@@ -209,8 +228,10 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     });
     w.on('all', (event, p) => {
       record(p);
-      if (event === 'addDir') knownDirs.add(path.resolve(p));
-      else if (event === 'unlinkDir') knownDirs.delete(path.resolve(p));
+      const abs = path.resolve(p);
+      if (event === 'addDir') knownDirs.add(abs);
+      else if (event === 'unlinkDir') knownDirs.delete(abs);
+      if ((event === 'unlinkDir' || event === 'unlink') && roots.has(abs)) rootGone(abs);
     });
     w.on('raw', (event: unknown, name: unknown, details: unknown) => {
       const watched = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
@@ -220,6 +241,8 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       const inFolder = typeof name === 'string' && name !== '' && !watchedFiles.has(path.resolve(watched));
       const p = inFolder ? path.join(watched, name) : watched;
       record(p);
+      const watchedAbs = path.resolve(watched);
+      if (roots.has(watchedAbs) && inodeOf(watchedAbs) !== rootInodes.get(watchedAbs)) rootGone(watchedAbs);
       // A folder made or moved here: the next backup examines all of it, whatever the watches
       // inside it saw while they were being set up. If the place was taken by a folder with
       // watches until now, those may be taken for the newcomer's (see restartSoon).
@@ -259,9 +282,10 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       restarting = (restarting ?? Promise.resolve()).then(restart);
     }, RESTART_QUIET_MS);
   };
+  const stopping = () => signal.aborted || removedRoot !== null;
   const restart = async () => {
     queued--;
-    if (signal.aborted) return;
+    if (stopping()) return;
     for (const r of roots) recordTree(r);
     // Should it never finish, the journal is marked broken: backups then scan everything.
     const stuck = setTimeout(() => markBroken('the watches could not be set up anew'), RESTART_LIMIT_MS);
@@ -269,10 +293,10 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       // The old watches are closed first: chokidar shares one watch per path between its watchers,
       // so a new watcher would take over the stale ones.
       await current.w.close();
-      if (signal.aborted) return;
+      if (stopping()) return;
       current = start();
       await Promise.race([current.ready, aborted]);
-      if (signal.aborted) return;
+      if (stopping()) return;
     } catch (err) {
       markBroken(`the watches could not be set up anew: ${(err as Error).message}`);
       return;
@@ -283,10 +307,13 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     if (queued === 0 && restartTimer === null) setRebuilding(false);
   };
 
-  const aborted = new Promise<void>((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener('abort', () => resolve(), { once: true });
-  });
+  const aborted = Promise.race([
+    new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      else signal.addEventListener('abort', () => resolve(), { once: true });
+    }),
+    rootRemoved,
+  ]);
   await current.ready;
   firstReady = true;
   saveSession({ version: 1, pid: process.pid, started: new Date().toISOString(), paths: [...paths], ...(rebuilding ? { rebuilding } : {}) });
@@ -300,4 +327,9 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   await sessionWrite;
   fs.closeSync(log);
   fs.rmSync(files.session, { force: true });
+  if (removedRoot !== null) {
+    throw new AzbkError('AZBK_PATH_NOT_FOUND', `${removedRoot} was removed or replaced, so the change journal stopped; backups scan everything until azbk watch runs again.`, {
+      hint: 'Start azbk watch again once the folder is back, or change the policy.',
+    });
+  }
 }

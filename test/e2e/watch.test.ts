@@ -29,8 +29,10 @@ function startWatch(m: Machine) {
     for (let i = 0; i < 400 && !stdout.includes('Watching'); i++) await sleep(25);
     if (!stdout.includes('Watching')) throw new Error(`azbk watch did not start: ${stdout}`);
   })();
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  return { ready, stop: () => child.kill('SIGTERM'), done };
+  return { ready, stop: () => child.kill('SIGTERM'), done, output: () => stdout + stderr };
 }
 
 async function tree(root: string): Promise<Map<string, string>> {
@@ -169,6 +171,25 @@ describe('change journal', () => {
     const target = path.join(root, 'restored');
     expectExit(await m.run(['restore', '--point', third.point.id, '--target', target]), 0);
     expect(await tree(path.join(target, src))).toEqual(await tree(src));
+  }, 60_000);
+
+  it('stops with exit 2 when a watched folder is removed, and backups then scan everything', async () => {
+    const root = await makeTempDir('azbk-watch-');
+    const kept = path.join(root, 'kept');
+    const gone = path.join(root, 'gone');
+    for (const d of [kept, gone]) {
+      await fs.mkdir(d, { recursive: true });
+      await fs.writeFile(path.join(d, 'f.txt'), 'x\n');
+    }
+    const m = await setupMachine(root);
+    expectExit(await m.run(['policy', 'set', '--include', kept, gone]), 0);
+    const w = startWatch(m);
+    await w.ready;
+    await fs.rm(gone, { recursive: true });
+    expect(await Promise.race([w.done, sleep(20_000).then(() => 'still running')])).toBe(2);
+    expect(w.output()).toContain(`${gone} was removed or replaced`);
+    const after = await backup(m, [kept]);
+    expect(after.scan.mode).toBe('full');
   }, 60_000);
 
   it.skipIf(process.platform === 'win32')('re-examines folders with skipped entries, and sees writes through another hard link', async () => {

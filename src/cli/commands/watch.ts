@@ -21,7 +21,8 @@ export function watchCommand(program: Command): void {
       'after',
       '\nWhile it runs, and has been running since the last backup, `azbk backup --now` examines only\n' +
         'the paths that changed ("optimized") instead of scanning everything ("full scan").\n' +
-        'Stop it with Ctrl-C or SIGTERM (exit 0). Exit codes: 0 stopped, 2 nothing to watch, 11 already running.',
+        'Stop it with Ctrl-C or SIGTERM (exit 0). Exit codes: 0 stopped, 2 nothing to watch or a watched folder\n' +
+        'was removed or replaced (the journal stops; backups scan everything), 11 already running.',
     )
     .action(
       action('watch', async ({ paths, out, log }, o: Opts) => {
