@@ -3,13 +3,14 @@
  * (chokidar), so a backup can examine only what changed instead of scanning everything, as the
  * MARS agent does with the NTFS change journal. A backup trusts the journal only when it covers
  * the whole time since the last backup: the watcher was running (ready) before that backup
- * started, is still running, watches every folder being backed up, and has reported no error.
+ * started, is still running, watches every folder being backed up, has reported no error, and is
+ * not setting up its watches anew.
  *
- * Files under AZBK_HOME/journal: `session.json` (the watcher's pid, start, paths, any error) and
- * `changes.log`, one JSON value per line: a string is a changed path; `{"tree": path}` says
- * anything under that folder may have changed (a folder was moved or made there, and the watcher
- * is rebuilding its watches of it). A backup remembers the log's length when it starts; the next
- * one reads from there.
+ * Files under AZBK_HOME/journal: `session.json` (the watcher's pid, start, paths, any error, and
+ * whether it is rebuilding its watches) and `changes.log`, one JSON value per line: a string is a
+ * changed path; `{"tree": path}` says anything under that folder may have changed (a folder was
+ * made or moved there, or the watches were set up anew). A backup remembers the log's length
+ * when it starts; the next one reads from there.
  */
 import fs from 'node:fs';
 import path from 'node:path';
