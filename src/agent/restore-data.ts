@@ -235,15 +235,24 @@ function assignOwners(all: readonly Range[]): void {
 
 /** Groups a pack's wanted blobs into read ranges, merging neighbours separated by small gaps. */
 function ranges(pack: PackId, wanted: Wanted[]): Range[] {
-  wanted.sort((a, b) => a.entry.offset - b.entry.offset);
-  const out: Range[] = [];
-  for (const w of wanted) {
+  return readRanges(wanted, (w) => w.entry, MAX_GAP, MAX_RANGE).map((r) => ({ pack, start: r.start, end: r.end, blobs: r.items }));
+}
+
+/**
+ * Groups the pieces of one pack (sorted here by offset) into read ranges: a piece joins the range
+ * before it when at most `gap` bytes lie between them and the range stays within `max` bytes.
+ */
+export function readRanges<T>(items: T[], at: (x: T) => { readonly offset: number; readonly length: number }, gap: number, max: number): { start: number; end: number; items: T[] }[] {
+  items.sort((a, b) => at(a).offset - at(b).offset);
+  const out: { start: number; end: number; items: T[] }[] = [];
+  for (const x of items) {
+    const { offset, length } = at(x);
     const last = out.at(-1);
-    const end = w.entry.offset + w.entry.length;
-    if (last !== undefined && w.entry.offset - last.end <= MAX_GAP && end - last.start <= MAX_RANGE) {
+    const end = offset + length;
+    if (last !== undefined && offset - last.end <= gap && end - last.start <= max) {
       last.end = Math.max(last.end, end);
-      last.blobs.push(w);
-    } else out.push({ pack, start: w.entry.offset, end, blobs: [w] });
+      last.items.push(x);
+    } else out.push({ start: offset, end, items: [x] });
   }
   return out;
 }

@@ -31,13 +31,12 @@ export function settle(fd: number, mode: number, mtime: string): void {
   fs.futimesSync(fd, t, t);
 }
 
-/** Removes a temporary file; the error's code when it cannot be removed, else null. */
-export function removeTemp(tmp: string): string | null {
+/** Removes the temporary file of a file that failed; a failure to remove it changes nothing more. */
+export function removeTemp(tmp: string): void {
   try {
     fs.rmSync(tmp, { force: true });
-    return null;
-  } catch (err) {
-    return errnoCode(err) ?? (err as Error).message;
+  } catch {
+    // the file is reported failed already
   }
 }
 

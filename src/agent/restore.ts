@@ -19,8 +19,8 @@ import { FileCache } from './file-cache.js';
 import type { AgentContext } from './context.js';
 import { displayPath, restoreLocation, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
-import { restoreData, type FilePlan } from './restore-data.js';
-import { toTime } from './restore-files.js';
+import { readRanges, restoreData, type FilePlan } from './restore-data.js';
+import { toTime, why } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
 import { findMachine, keysFor, openPoint, pickPoint } from './points.js';
 
@@ -187,18 +187,7 @@ class RestoreJob {
         if (list === undefined) byPack.set(loc.pack, (list = []));
         list.push({ id, offset: loc.entry.offset, length: loc.entry.length });
       }
-      const reads: { pack: PackId; start: number; end: number; blobs: { id: BlobId; offset: number; length: number }[] }[] = [];
-      for (const [pack, list] of byPack) {
-        list.sort((a, b) => a.offset - b.offset);
-        for (const b of list) {
-          const last = reads.at(-1);
-          const end = b.offset + b.length;
-          if (last?.pack === pack && b.offset - last.end <= TREE_GAP && end - last.start <= TREE_READ) {
-            last.end = Math.max(last.end, end);
-            last.blobs.push(b);
-          } else reads.push({ pack, start: b.offset, end, blobs: [b] });
-        }
-      }
+      const reads = [...byPack].flatMap(([pack, list]) => readRanges(list, (b) => b, TREE_GAP, TREE_READ).map((r) => ({ pack, ...r })));
       const next: BlobId[] = [];
       let i = 0;
       const reader = async () => {
@@ -210,7 +199,7 @@ class RestoreJob {
           } catch {
             continue; // reported when planning reaches these listings
           }
-          for (const b of r.blobs) {
+          for (const b of r.items) {
             try {
               const tree = decodeTree(decodeBlob(this.keys, 'tree', b.id, data.subarray(b.offset - r.start, b.offset - r.start + b.length)));
               this.trees.set(b.id, tree);
@@ -252,7 +241,7 @@ class RestoreJob {
   }
 
   private fail(segs: readonly string[], err: unknown): void {
-    const reason = isAzbkError(err) ? err.message : `${errnoCode(err) ?? (err as Error).message}`;
+    const reason = isAzbkError(err) ? err.message : why(err);
     this.failed.push({ path: displayPath(segs), reason });
   }
 
