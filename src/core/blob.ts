@@ -110,9 +110,10 @@ export function encodeBlob(
  * Opens, decompresses and checks one blob: the result's HMAC must equal `id`. Throws AzbkError
  * AZBK_VAULT_CORRUPT on any tampering (ciphertext, nonce, tag, flag, type or id swapped) and when
  * the decompressed size would exceed MAX_BLOB_SIZE (checked from the zstd frame header before
- * anything is allocated).
+ * anything is allocated). With `scratch`, a compressed blob that fits is decompressed there: the
+ * result is then a view of `scratch`, valid until its next use.
  */
-export function decodeBlob(keys: VaultKeys, type: BlobType, id: BlobId, sealed: Uint8Array): Buffer {
+export function decodeBlob(keys: VaultKeys, type: BlobType, id: BlobId, sealed: Uint8Array, scratch?: Buffer): Buffer {
   if (!isHex64(id)) throw corrupt('blob id is not 64 hex characters');
   if (TYPE_BYTE[type] === undefined) throw corrupt(`unknown blob type ${String(type)}`);
   if (sealed.length < BLOB_OVERHEAD || sealed.length > BLOB_OVERHEAD + MAX_BLOB_SIZE) {
@@ -125,14 +126,16 @@ export function decodeBlob(keys: VaultKeys, type: BlobType, id: BlobId, sealed: 
   decipher.setAuthTag(buf.subarray(buf.length - TAG_BYTES));
   let body: Buffer;
   try {
-    body = Buffer.concat([decipher.update(buf.subarray(NONCE_BYTES, buf.length - TAG_BYTES)), decipher.final()]);
+    body = decipher.update(buf.subarray(NONCE_BYTES, buf.length - TAG_BYTES));
+    const last = decipher.final(); // GCM returns everything from update: nothing here but the tag check
+    if (last.length > 0) body = Buffer.concat([body, last]);
   } catch (err) {
     throw corrupt(`blob ${id} failed authentication`, err);
   }
   const flag = body[0];
   let plaintext: Buffer;
   if (flag === FLAG_RAW) plaintext = body.subarray(1);
-  else if (flag === FLAG_ZSTD) plaintext = zstdDecompress(body.subarray(1), MAX_BLOB_SIZE);
+  else if (flag === FLAG_ZSTD) plaintext = zstdDecompress(body.subarray(1), MAX_BLOB_SIZE, scratch);
   else throw corrupt(`blob ${id} has an unknown compression flag ${String(flag)}`);
   const actual = hmacSha256(keys.idKey, plaintext);
   if (!timingSafeEqual(actual, idBytes)) throw corrupt(`blob ${id} does not match its id`);

@@ -38,9 +38,10 @@ let dctx: InstanceType<typeof binding.DCtx> | undefined;
 /**
  * Decompresses exactly one zstd frame whose header declares its content size, at most `limit`
  * bytes. Throws AZBK_VAULT_CORRUPT on anything else: no declared size, too large, trailing
- * bytes, or a frame that does not decode to the declared size.
+ * bytes, or a frame that does not decode to the declared size. With `into`, a frame that fits is
+ * decompressed there and the result is a view of it.
  */
-export function zstdDecompress(data: Uint8Array, limit: number): Buffer {
+export function zstdDecompress(data: Uint8Array, limit: number, into?: Buffer): Buffer {
   let size: number | null;
   let frameLength: number;
   try {
@@ -52,7 +53,7 @@ export function zstdDecompress(data: Uint8Array, limit: number): Buffer {
   if (size === null) throw corrupt('zstd frame does not declare its size');
   if (size > limit) throw corrupt(`zstd frame declares ${size} bytes, more than the limit of ${limit}`);
   if (frameLength !== data.length) throw corrupt('unexpected bytes after the zstd frame');
-  const out = Buffer.allocUnsafe(size);
+  const out = into !== undefined && size <= into.length ? into.subarray(0, size) : Buffer.allocUnsafe(size);
   let written: number;
   try {
     dctx ??= new binding.DCtx();

@@ -26,6 +26,22 @@ describe('blobs', () => {
     ['random', randomData(300_000)],
   ];
 
+  it('decompresses into a given scratch buffer when the blob fits, and into a buffer of its own when not', () => {
+    const plain = Buffer.from('the same line again and again\n'.repeat(20_000));
+    const enc = encodeBlob(keys, 'data', plain);
+    const scratch = Buffer.alloc(plain.length + 10, 0xee);
+    const fits = decodeBlob(keys, 'data', enc.id, enc.sealed, scratch);
+    expect(fits.equals(plain)).toBe(true);
+    expect(fits.buffer).toBe(scratch.buffer);
+    const small = Buffer.alloc(plain.length - 1);
+    const own = decodeBlob(keys, 'data', enc.id, enc.sealed, small);
+    expect(own.equals(plain)).toBe(true);
+    expect(own.buffer).not.toBe(small.buffer);
+    expect(small.every((b) => b === 0)).toBe(true);
+    // A damaged blob fails the same way with a scratch buffer.
+    expectCorrupt(() => decodeBlob(keys, 'data', enc.id, flipped(enc.sealed, 40), scratch));
+  });
+
   for (const [name, plain] of cases) {
     it(`round-trips ${name} data`, () => {
       for (const type of ['data', 'tree'] as const) {
