@@ -331,7 +331,7 @@ class BackupJob {
     const files = this.finishedSince;
     this.finishedSince = [];
     const partials: PartialFile[] = [...this.inFlight].filter((f) => f.offset > 0).map((f) => ({ path: f.path, ...f.id, offset: f.offset, content: [...f.content] }));
-    await this.writer.flush();
+    await this.writer.flush(false); // a checkpoint names file chunks, never listings
     const seq = this.seq + 1;
     const data = sealCheckpoint(this.ctx.keys, { version: 1, jobId: this.jobId, seq, files, partials });
     await this.ctx.session.putCheckpoint({ jobId: this.jobId, seq, data });

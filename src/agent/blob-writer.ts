@@ -1,8 +1,10 @@
 /**
  * Stores blobs in the vault with deduplication: a blob the vault (or this job) already has is not
- * sent again. New blobs are sealed into packs of about 16 MiB; each full pack is uploaded, and
- * `flush` uploads the open pack and writes one index file for every pack uploaded since the last
- * flush. Only after `flush` resolves may a point or checkpoint refer to those blobs.
+ * sent again. New blobs are sealed into packs of about 16 MiB, file data and folder listings in
+ * packs of their own (a restore reads every listing of a point before any data, and finds them
+ * together instead of scattered between file chunks); each full pack is uploaded, and `flush`
+ * uploads the open packs and writes one index file for every pack uploaded since the last flush.
+ * Only after `flush` resolves may a point or checkpoint refer to those blobs.
  */
 import { randomBytes } from 'node:crypto';
 import { blobId, encodeBlob } from '../core/blob.js';
@@ -16,6 +18,8 @@ import { blobKey, compactIndex, type BlobIndex, type IndexCache } from './blob-i
 
 /** Room in a new pack's buffer beyond the target size: a last blob and the header usually fit. */
 const PACK_SLACK = 2 * 1024 * 1024;
+/** A listings pack starts small and grows: most backups add only a few listings. */
+const TREE_PACK_START = 256 * 1024;
 
 interface Started {
   readonly pack: IndexPack;
@@ -33,7 +37,8 @@ export interface WriterStats {
 }
 
 export class BlobWriter {
-  private pack: PackBuilder | null = null;
+  /** the open pack of each blob type */
+  private readonly open: Record<BlobType, PackBuilder | null> = { data: null, tree: null };
   private readonly pending = new Set<string>();
   /** packs started and not yet indexed, oldest first */
   private readonly started: Started[] = [];
@@ -96,22 +101,23 @@ export class BlobWriter {
     return this.index.has(type, id) || this.pending.has(blobKey(type, id));
   }
 
-  /** Adds a new blob to the open pack; a promise when the pack is full and goes to the vault. */
+  /** Adds a new blob to the open pack of its type; a promise when the pack is full and goes to the vault. */
   private append(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): Promise<void> | undefined {
-    // Room for a full pack and its header: most packs never grow.
-    this.pack ??= new PackBuilder(this.keys, (this.opts.packSize ?? TARGET_PACK_SIZE) + PACK_SLACK);
-    this.pack.add(type, id, sealed, rawLength);
+    const target = this.opts.packSize ?? TARGET_PACK_SIZE;
+    // A data pack gets room for a full pack and its header at once: most never grow.
+    const pack = (this.open[type] ??= new PackBuilder(this.keys, type === 'data' ? target + PACK_SLACK : TREE_PACK_START));
+    pack.add(type, id, sealed, rawLength);
     this.pending.add(blobKey(type, id));
     this.stats.newBlobs++;
     this.stats.newRawBytes += rawLength;
-    return this.pack.size >= (this.opts.packSize ?? TARGET_PACK_SIZE) ? this.uploadPack() : undefined;
+    return pack.size >= target ? this.uploadPack(type) : undefined;
   }
 
-  /** Starts uploading the open pack; waits only while too many uploads are in flight. */
-  private async uploadPack(): Promise<void> {
-    const builder = this.pack;
+  /** Starts uploading the open pack of `type`; waits only while too many uploads are in flight. */
+  private async uploadPack(type: BlobType): Promise<void> {
+    const builder = this.open[type];
     if (builder === null || builder.count === 0) return;
-    this.pack = null;
+    this.open[type] = null;
     const pack = builder.finish();
     // Packs are indexed in the order they were started (see flush).
     const entry: Started = { pack: { id: pack.id, blobs: pack.entries }, stored: false };
@@ -134,14 +140,17 @@ export class BlobWriter {
   }
 
   /**
-   * Uploads the open pack and indexes uploaded packs. Afterwards every blob added before the call
-   * is durable and indexed. An index file names only packs whose every predecessor is stored
-   * too: a blob (a folder listing) is always added after the blobs it refers to, so nothing
-   * indexed can refer to a blob in a pack that might still fail.
+   * Uploads the open packs and indexes uploaded packs. Afterwards every blob added before the call
+   * is durable and indexed, except, with `listings` false, those in the open listings pack (a
+   * checkpoint names file chunks only; a pack of its own per checkpoint would leave many small
+   * ones). An index file names only packs whose every predecessor is stored too, and only after
+   * every upload of the call ended well: a listing may be in a pack uploaded before the data pack
+   * of the chunks it names, so nothing is indexed while one might still fail.
    */
-  async flush(): Promise<void> {
+  async flush(listings = true): Promise<void> {
     this.check();
-    await this.uploadPack();
+    await this.uploadPack('data');
+    if (listings) await this.uploadPack('tree');
     await Promise.all(this.uploads);
     this.check();
     let n = 0;

@@ -1,6 +1,7 @@
 /**
  * The blob writer's index order: an index file never names a pack while a pack started before it
- * is still being stored, so nothing indexed can refer to a blob that might still be lost.
+ * is still being stored, so nothing indexed can refer to a blob that might still be lost. File
+ * data and folder listings go into packs of their own.
  */
 import { randomBytes } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
@@ -43,5 +44,28 @@ describe('blob writer', () => {
     expect(index.has('data', b)).toBe(true);
     expect(index.has('tree', c)).toBe(true);
     expect(writer.stats.indexFiles).toBe(2);
+  });
+
+  it('keeps file data and listings in packs of their own; a flush without listings leaves them in the open pack', async () => {
+    const m = await createMachine();
+    const index = new BlobIndex();
+    const writer = new BlobWriter(m.ctx.session, m.keys, index);
+    const listing = randomBytes(300);
+    const d1 = await writer.add('data', randomBytes(3000));
+    const t1 = await writer.add('tree', listing);
+    const d2 = await writer.add('data', randomBytes(3000));
+    await writer.flush(false);
+    expect(index.has('data', d1) && index.has('data', d2)).toBe(true);
+    expect(index.has('tree', t1)).toBe(false);
+    expect(writer.stats.packs).toBe(1);
+    // Still known to the job: added again, it is not stored twice.
+    expect(await writer.add('tree', listing)).toBe(t1);
+    expect(writer.stats.newBlobs).toBe(3);
+    await writer.flush();
+    expect(index.has('tree', t1)).toBe(true);
+    const packOf = (type: 'data' | 'tree', id: typeof d1) => index.get(type, id)!.pack;
+    expect(packOf('data', d1)).toBe(packOf('data', d2));
+    expect(packOf('tree', t1)).not.toBe(packOf('data', d1));
+    expect(writer.stats.packs).toBe(2);
   });
 });

@@ -18,9 +18,12 @@ async function setup(ctx: Pick<TestContext, 'onTestFinished'>) {
   for (const f of files) await fs.writeFile(f, randomBytes(64 * 1024));
   const a = await setupMachine(root);
   await backup(a, [src]);
+  // File data and folder listings go into packs of their own: one of each here.
   const packs = await vaultObjects(a.vault.dir, 'packs');
-  expect(packs, 'the small backup fits one pack').toHaveLength(1);
-  return { root, src, files, a, pack: packs[0]! };
+  expect(packs, 'the small backup fits one pack of data and one of listings').toHaveLength(2);
+  const sizes = await Promise.all(packs.map(async (p) => (await fs.stat(p)).size));
+  const [listings, data] = sizes[0]! < sizes[1]! ? packs : [packs[1]!, packs[0]!];
+  return { root, src, files, a, pack: data!, listings: listings! };
 }
 
 /** Asserts every file restored under `target` has the bytes of its source, and returns their sources. */
@@ -62,12 +65,12 @@ describe.concurrent('vault damage', () => {
   });
 
   it('a damaged directory listing gives a clear error and restores no wrong data', async (ctx) => {
-    const { root, a, pack } = await setup(ctx);
-    // The blob just before the pack header is the last one written: a directory listing.
-    const data = await fs.readFile(pack);
+    const { root, a, listings } = await setup(ctx);
+    // The blob just before the listings pack's header is the last one written: the top listing.
+    const data = await fs.readFile(listings);
     const headerLength = data.readUInt32LE(data.length - 12);
     const headerStart = data.length - 12 - headerLength;
-    await flipByte(pack, headerStart - 1);
+    await flipByte(listings, headerStart - 1);
 
     const target = path.join(root, 'target');
     const r = await a.run(['restore', '--point', 'latest', '--target', target, '--json']);
