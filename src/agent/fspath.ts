@@ -37,3 +37,8 @@ export function restoreLocation(segs: readonly string[], target: string | null):
 export function displayPath(segs: readonly string[]): string {
   return fromSegments(segs);
 }
+
+/** `name` (one safe segment) in the folder `dir` (an absolute, normalized path): path.join without its cost. */
+export function childPath(dir: string, name: string): string {
+  return dir.endsWith(path.sep) ? dir + name : dir + path.sep + name;
+}

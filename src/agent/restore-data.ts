@@ -18,7 +18,8 @@ import { openTemp, removeTemp, settle, why } from './restore-files.js';
 
 /** One file to restore: written at `tmp` (which must not exist yet), renamed to `dest` when complete. */
 export interface FilePlan {
-  readonly shown: string;
+  /** the file's original path, as segments */
+  readonly segs: readonly string[];
   readonly dest: string;
   readonly tmp: string;
   readonly node: FileNode;
@@ -66,7 +67,7 @@ export async function restoreData(
   keys: VaultKeys,
   index: BlobIndex,
   files: readonly FilePlan[],
-  opts: { concurrency?: number; workers?: number; onFile?: (f: FilePlan) => void } = {},
+  opts: { concurrency?: number; workers?: number; pool?: RestorePool; onFile?: (f: FilePlan) => void } = {},
 ): Promise<DataResult> {
   const byPack = new Map<PackId, Map<BlobId, Wanted>>();
   let done = { files: 0, bytes: 0 };
@@ -127,7 +128,8 @@ export async function restoreData(
   const all: Range[] = [];
   for (const [pack, blobs] of byPack) all.push(...ranges(pack, [...blobs.values()]));
   assignOwners(all);
-  const pool = new RestorePool(keys.master, opts.workers);
+  // A pool made by the caller (started early, while it planned) is closed here too.
+  const pool = opts.pool ?? new RestorePool(keys.master, opts.workers);
   let next = 0;
   let stopped = false;
   try {

@@ -17,8 +17,9 @@ import type { PointInfo } from '../vault/api.js';
 import { BlobIndex } from './blob-index.js';
 import { FileCache } from './file-cache.js';
 import type { AgentContext } from './context.js';
-import { displayPath, restoreLocation, toSegments } from './fspath.js';
+import { childPath, displayPath, restoreLocation, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
+import { RestorePool } from './pipeline/restore-pool.js';
 import { readRanges, restoreData, type FilePlan } from './restore-data.js';
 import { toTime, why } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
@@ -217,20 +218,27 @@ class RestoreJob {
 
   /** Creates folders and links, lists the files, then writes their data. */
   async restoreAll(selected: readonly Selected[]): Promise<void> {
-    await this.prefetchTrees(selected);
+    // The workers start while this thread reads listings and plans (the data phase closes them).
+    const pool = new RestorePool(this.keys.master);
     const files: FilePlan[] = [];
     const dirs: { path: string; node: DirNode }[] = [];
-    for (const s of selected) {
-      const dest = restoreLocation(s.segs, this.o.target);
-      fs.mkdirSync(path.dirname(dest), { recursive: true });
-      await this.plan(s.segs, s.node, dest, false, files, dirs);
+    try {
+      await this.prefetchTrees(selected);
+      for (const s of selected) {
+        const dest = restoreLocation(s.segs, this.o.target);
+        fs.mkdirSync(path.dirname(dest), { recursive: true });
+        await this.plan(s.segs, s.node, dest, false, files, dirs);
+      }
+    } catch (err) {
+      await pool.close();
+      throw err;
     }
     try {
-      const r = await restoreData(this.ctx.session, this.keys, this.index, files, { onFile: (f) => this.o.onEvent?.({ type: 'file', path: f.dest, size: f.node.size }) });
+      const r = await restoreData(this.ctx.session, this.keys, this.index, files, { pool, onFile: (f) => this.o.onEvent?.({ type: 'file', path: f.dest, size: f.node.size }) });
       this.restored.files += r.files;
       this.restored.bytes += r.bytes;
     } finally {
-      for (const f of files) if (f.error !== null) this.failed.push({ path: f.shown, reason: f.error });
+      for (const f of files) if (f.error !== null) this.failed.push({ path: displayPath(f.segs), reason: f.error });
     }
     // Folder times last, deepest first, since writing into a folder changes its time.
     for (const d of dirs.reverse()) {
@@ -258,7 +266,7 @@ class RestoreJob {
       if (found === null) return;
       if (node.type === 'symlink') await this.symlink(node, found.to);
       else if (node.type === 'file') {
-        files.push({ shown: displayPath(segs), dest: found.to, tmp: this.tempName(found.to), node, remaining: 0, error: null });
+        files.push({ segs, dest: found.to, tmp: this.tempName(found.to), node, remaining: 0, error: null });
       } else {
         if (!found.merge && !makeDir(found.to)) {
           // Something is there after all: the conflict rule decides.
@@ -275,7 +283,7 @@ class RestoreJob {
             this.fail([...segs, child.name], new AzbkError('AZBK_BAD_INPUT', 'this name cannot be created on Windows'));
             continue;
           }
-          await this.plan([...segs, child.name], child, path.join(to, child.name), !found.merge, files, dirs);
+          await this.plan([...segs, child.name], child, childPath(to, child.name), !found.merge, files, dirs);
         }
       }
     } catch (err) {
@@ -306,7 +314,7 @@ class RestoreJob {
   }
 
   private tempName(dest: string): string {
-    return path.join(path.dirname(dest), `${this.tmpPrefix}${this.tmpCount++}`);
+    return childPath(path.dirname(dest), `${this.tmpPrefix}${this.tmpCount++}`);
   }
 
   private async symlink(node: SymlinkNode, to: string): Promise<void> {
