@@ -28,8 +28,8 @@ export interface FilePlan {
   error: string | null;
   /** the temporary file exists and this thread must finish or remove it */
   created?: boolean;
-  /** every chunk is in one read range: that range's worker creates and finishes the file */
-  owner?: Range;
+  /** every chunk is in one read range: that range's worker creates and finishes the file (null: several) */
+  owner?: Range | null;
 }
 
 interface Target {
@@ -135,7 +135,7 @@ export async function restoreData(
   try {
     // Files written by several ranges are created here first, so a worker never creates one.
     for (const f of files) {
-      if (f.remaining === 0 || f.owner !== undefined || f.error !== null) continue;
+      if (f.remaining === 0 || (f.owner !== undefined && f.owner !== null) || f.error !== null) continue;
       try {
         fs.closeSync(openTemp(f.tmp, true));
         f.created = true;
@@ -220,19 +220,17 @@ export async function restoreData(
   }
 }
 
-/** A file whose chunks all lie in one range is owned by it. */
+/** A file whose chunks all lie in one range is owned by it; one in several ranges gets null. */
 function assignOwners(all: readonly Range[]): void {
-  const seen = new Map<FilePlan, Range | null>();
   for (const r of all) {
     for (const w of r.blobs) {
       for (const t of w.targets) {
-        const prev = seen.get(t.file);
-        if (prev === undefined) seen.set(t.file, r);
-        else if (prev !== r) seen.set(t.file, null);
+        const f = t.file;
+        if (f.owner === undefined) f.owner = f.error === null ? r : null;
+        else if (f.owner !== r) f.owner = null;
       }
     }
   }
-  for (const [f, r] of seen) if (r !== null && f.error === null) f.owner = r;
 }
 
 /** Groups a pack's wanted blobs into read ranges, merging neighbours separated by small gaps. */

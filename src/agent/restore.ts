@@ -10,7 +10,7 @@ import path from 'node:path';
 import { decodeBlob } from '../core/blob.js';
 import type { BlobId, PackId } from '../core/ids.js';
 import type { VaultKeys } from '../core/keys.js';
-import { decodeTree, isPortableName, isSafeName, type DirNode, type SymlinkNode, type Tree, type TreeNode } from '../core/tree.js';
+import { decodeTree, isPortableName, isSafeName, type DirNode, type FileNode, type SymlinkNode, type Tree, type TreeNode } from '../core/tree.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { errnoCode } from '../shared/files.js';
 import type { PointInfo } from '../vault/api.js';
@@ -266,7 +266,7 @@ class RestoreJob {
       if (found === null) return;
       if (node.type === 'symlink') await this.symlink(node, found.to);
       else if (node.type === 'file') {
-        files.push({ segs, dest: found.to, tmp: this.tempName(found.to), node, remaining: 0, error: null });
+        files.push(this.filePlan(segs, found.to, node));
       } else {
         if (!found.merge && !makeDir(found.to)) {
           // Something is there after all: the conflict rule decides.
@@ -283,7 +283,11 @@ class RestoreJob {
             this.fail([...segs, child.name], new AzbkError('AZBK_BAD_INPUT', 'this name cannot be created on Windows'));
             continue;
           }
-          await this.plan([...segs, child.name], child, childPath(to, child.name), !found.merge, files, dirs);
+          const childSegs = [...segs, child.name];
+          const childDest = childPath(to, child.name);
+          // A file in a folder made here needs no check, and no call of its own (there are many).
+          if (!found.merge && child.type === 'file') files.push(this.filePlan(childSegs, childDest, child));
+          else await this.plan(childSegs, child, childDest, !found.merge, files, dirs);
         }
       }
     } catch (err) {
@@ -311,6 +315,10 @@ class RestoreJob {
     const copy = await copyName(dest, (this.o.now ?? (() => new Date()))());
     this.conflicts.push({ path: shown, action: 'copied', restoredAs: copy });
     return { to: copy, merge: false };
+  }
+
+  private filePlan(segs: readonly string[], dest: string, node: FileNode): FilePlan {
+    return { segs, dest, tmp: this.tempName(dest), node, remaining: 0, error: null };
   }
 
   private tempName(dest: string): string {
