@@ -23,7 +23,7 @@ import { findResumable, sealCheckpoint, unchanged, type KnownFile, type PartialF
 import type { AgentContext } from './context.js';
 import { FileCache, type KnownDir } from './file-cache.js';
 import { changesSince, dirtyFolders, journalOffset, underTree } from './journal.js';
-import { fromSegments, toSegments } from './fspath.js';
+import { childPath, fromSegments, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
 import { sealManifest, type BackupStats, type PointManifest, type SkippedItem } from './manifest.js';
 import { ChunkPool } from './pipeline/pool.js';
@@ -471,7 +471,7 @@ class BackupJob {
     names.sort();
     const listed: Listed[] = [];
     for (const name of names) {
-      const l = this.lstat(path.join(abs, name), name);
+      const l = this.lstat(childPath(abs, name), name); // a name from readdir is one segment
       if (l !== null) listed.push(l);
     }
     const complete = listed.length === names.length;
