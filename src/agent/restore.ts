@@ -226,7 +226,7 @@ class RestoreJob {
       await this.prefetchTrees(selected);
       for (const s of selected) {
         const dest = restoreLocation(s.segs, this.o.target);
-        fs.mkdirSync(path.dirname(dest), { recursive: true });
+        makeParents(path.dirname(dest));
         await this.plan(s.segs, s.node, dest, false, files, dirs);
       }
     } catch (err) {
@@ -337,6 +337,21 @@ class RestoreJob {
       throw err;
     }
     this.restored.symlinks++;
+  }
+}
+
+/** Makes the folder a selected item is restored into; a file or a permission in the way is bad input. */
+function makeParents(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOTDIR' || code === 'EEXIST' || code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+      throw new AzbkError('AZBK_BAD_INPUT', `Cannot create the folder ${dir} to restore into (${code === 'ENOTDIR' || code === 'EEXIST' ? 'a file is in the way' : code}).`, {
+        hint: 'Choose a --target folder that can be created and written to.',
+      });
+    }
+    throw err;
   }
 }
 

@@ -64,6 +64,18 @@ describe('restore to the original location', () => {
   });
 });
 
+describe('restore --target', () => {
+  it('a target below a file is bad input (exit 2) with a clear message, and writes nothing', async () => {
+    const file = fresh('a-file');
+    await fs.writeFile(file, 'not a folder\n');
+    const r = await a.run(['restore', '--point', 'latest', '--target', path.join(file, 'sub')]);
+    expectExit(r, 2);
+    expectNoStack(r);
+    expect(r.stderr).toMatch(/^azbk: error AZBK_BAD_INPUT: Cannot create the folder .+ \(a file is in the way\)\.\n  hint: .+\n$/);
+    expect(await fs.readFile(file, 'utf8')).toBe('not a folder\n');
+  });
+});
+
 describe('restore --path', () => {
   it('restores only the chosen file and folder', async () => {
     const target = fresh('target');
