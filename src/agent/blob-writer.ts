@@ -110,10 +110,26 @@ export class BlobWriter {
     this.pending.add(blobKey(type, id));
     this.stats.newBlobs++;
     this.stats.newRawBytes += rawLength;
-    return pack.size >= target ? this.uploadPack(type) : undefined;
+    if (pack.size < target) return undefined;
+    if (type === 'data') return this.uploadPack('data');
+    return this.uploadListings();
   }
 
-  /** Starts uploading the open pack of `type`; waits only while too many uploads are in flight. */
+  /**
+   * Starts the open data pack, then the open listings pack (both before either waits): packs are
+   * indexed in the order they start, and a listing names chunks that may be in the open data pack.
+   */
+  private async uploadListings(): Promise<void> {
+    const data = this.uploadPack('data');
+    const listings = this.uploadPack('tree');
+    await data;
+    await listings;
+  }
+
+  /**
+   * Starts uploading the open pack of `type` (all of that before the first await); then waits only
+   * while too many uploads are in flight.
+   */
   private async uploadPack(type: BlobType): Promise<void> {
     const builder = this.open[type];
     if (builder === null || builder.count === 0) return;
@@ -143,14 +159,15 @@ export class BlobWriter {
    * Uploads the open packs and indexes uploaded packs. Afterwards every blob added before the call
    * is durable and indexed, except, with `listings` false, those in the open listings pack (a
    * checkpoint names file chunks only; a pack of its own per checkpoint would leave many small
-   * ones). An index file names only packs whose every predecessor is stored too, and only after
-   * every upload of the call ended well: a listing may be in a pack uploaded before the data pack
-   * of the chunks it names, so nothing is indexed while one might still fail.
+   * ones). An index file names only packs whose every predecessor (in the order they started) is
+   * stored too. A listings pack always starts after the data pack that was open when it closed,
+   * so every chunk its listings name is in a pack that started before it: an index never names a
+   * listing whose chunks might still be lost.
    */
   async flush(listings = true): Promise<void> {
     this.check();
-    await this.uploadPack('data');
-    if (listings) await this.uploadPack('tree');
+    if (listings) await this.uploadListings();
+    else await this.uploadPack('data');
     await Promise.all(this.uploads);
     this.check();
     let n = 0;

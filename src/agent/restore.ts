@@ -238,6 +238,7 @@ class RestoreJob {
       this.restored.files += r.files;
       this.restored.bytes += r.bytes;
     } finally {
+      await pool.close(); // closed already, unless the data phase failed before it began
       for (const f of files) if (f.error !== null) this.failed.push({ path: displayPath(f.segs), reason: f.error });
     }
     // Folder times last, deepest first, since writing into a folder changes its time.

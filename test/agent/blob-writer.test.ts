@@ -68,4 +68,27 @@ describe('blob writer', () => {
     expect(packOf('tree', t1)).not.toBe(packOf('data', d1));
     expect(writer.stats.packs).toBe(2);
   });
+
+  it('never indexes a listing before the chunks it may name: a full listings pack starts after the open data pack', async () => {
+    const m = await createMachine();
+    const index = new BlobIndex();
+    const writer = new BlobWriter(m.ctx.session, m.keys, index, { packSize: 1000, uploads: 4 });
+    const held = gate();
+    let n = 0;
+    m.hooks.beforePutPack = async () => {
+      if (n++ === 0) await held.wait;
+    };
+    await writer.add('data', randomBytes(2000)); // pack 1, full: held
+    const checkpoint = writer.flush(false); // waits for pack 1
+    await setImmediate();
+    const chunk = await writer.add('data', randomBytes(100)); // the open data pack
+    const listing = await writer.add('tree', randomBytes(2000)); // fills the listings pack: it goes now
+    await setImmediate();
+    held.open();
+    await checkpoint;
+    // The listings pack may be indexed only together with the pack of the chunk it could name.
+    expect(!index.has('tree', listing) || index.has('data', chunk)).toBe(true);
+    await writer.flush();
+    expect(index.has('tree', listing) && index.has('data', chunk)).toBe(true);
+  });
 });

@@ -38,9 +38,10 @@ interface Slot {
 export interface PoolOptions {
   readonly workers?: number;
   /**
-   * files queued before room() waits: enough to keep the workers fed (each takes up to two batches
-   * at a time); a longer queue only keeps more files' state alive long enough to become old
-   * garbage (1024: 9.2 s and 489 MiB for the kernel tree, 256: 8.7 s and 464 MiB)
+   * files queued before room() waits (default: two batches per worker, at least 256): enough to
+   * keep the workers fed (each takes up to two batches at a time); a longer queue only keeps more
+   * files' state alive long enough to become old garbage (two workers, kernel tree: 1024 files
+   * 9.2 s and 489 MiB, 256 files 8.7 s and 464 MiB)
    */
   readonly maxQueued?: number;
   readonly batchFiles?: number;
@@ -64,10 +65,12 @@ export class ChunkPool {
     private readonly init: { master: Buffer; chunker: ChunkerParams; level: number },
     opts: PoolOptions = {},
   ) {
+    const workers = opts.workers ?? Math.max(1, os.availableParallelism());
+    const batchFiles = opts.batchFiles ?? 64;
     this.opts = {
-      workers: opts.workers ?? Math.max(1, os.availableParallelism()),
-      maxQueued: opts.maxQueued ?? 256,
-      batchFiles: opts.batchFiles ?? 64,
+      workers,
+      maxQueued: opts.maxQueued ?? Math.max(256, 2 * workers * batchFiles),
+      batchFiles,
       batchBytes: opts.batchBytes ?? 8 * 1024 * 1024,
       creditLimit: opts.creditLimit ?? 4 * 1024 * 1024,
     };

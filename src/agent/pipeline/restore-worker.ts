@@ -13,7 +13,7 @@ import type { RangeResult, RangeTask } from './restore-pool.js';
 
 const keys = deriveKeys(Buffer.from((workerData as { master: Uint8Array }).master));
 /** Where chunks are decompressed: each is written out before the next is opened (8 MiB, the chunker's default max). */
-const scratch = Buffer.allocUnsafeSlow(8 * 1024 * 1024);
+let scratch: Buffer | undefined;
 
 interface FileState {
   /** targets of the file in this range not yet handled */
@@ -33,7 +33,7 @@ function run(t: RangeTask): RangeResult {
       let plain: Buffer | null = null;
       let damaged = '';
       try {
-        plain = decodeBlob(keys, 'data', b.id as BlobId, data.subarray(b.offset, b.offset + b.length), scratch);
+        plain = decodeBlob(keys, 'data', b.id as BlobId, data.subarray(b.offset, b.offset + b.length), (scratch ??= Buffer.allocUnsafeSlow(8 * 1024 * 1024)));
       } catch (err) {
         damaged = isAzbkError(err) ? `damaged chunk ${b.id.slice(0, 12)} in pack ${t.pack.slice(0, 12)}` : String(err);
       }
