@@ -122,8 +122,7 @@ export class BlobWriter {
   private async uploadListings(): Promise<void> {
     const data = this.uploadPack('data');
     const listings = this.uploadPack('tree');
-    await data;
-    await listings;
+    await Promise.all([data, listings]); // both awaited: a failed upload rejects both
   }
 
   /**
