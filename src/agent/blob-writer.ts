@@ -175,7 +175,13 @@ export class BlobWriter {
     const packs = this.started.splice(0, n).map((s) => s.pack);
     const name = randomBytes(32).toString('hex');
     const data = encodeIndex(this.keys, name, packs);
-    await this.session.putIndex(name, data);
+    try {
+      await this.session.putIndex(name, data);
+    } catch (err) {
+      // These packs are out of `started` and named by no index: nothing may be indexed after them.
+      this.failed ??= err ?? new Error('index upload failed');
+      throw err;
+    }
     // The next backup finds it in the local cache instead of decrypting it again.
     this.opts.indexCache?.putIndex(name, compactIndex(packs));
     this.stats.indexFiles++;
