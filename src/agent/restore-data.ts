@@ -115,9 +115,11 @@ export async function restoreData(
       }
       let blobs = byPack.get(loc.pack);
       if (blobs === undefined) byPack.set(loc.pack, (blobs = new Map()));
-      let w = blobs.get(id);
-      if (w === undefined) blobs.set(id, (w = { entry: loc.entry, targets: [] }));
-      w.targets.push({ file: f, offset });
+      // Most chunks have one target: an array made with it holds one slot (one pushed onto [] gets 17).
+      const target = { file: f, offset };
+      const w = blobs.get(id);
+      if (w === undefined) blobs.set(id, { entry: loc.entry, targets: [target] });
+      else w.targets.push(target);
       f.remaining++;
       offset += loc.entry.rawLength;
     }
