@@ -508,10 +508,16 @@ class BackupJob {
 
     const known = cached === undefined ? NO_FILES : this.cache.getFiles(abs);
     const remembered = new Map<string, KnownFile>();
-    const entries: Promise<Entry | null>[] = [];
+    const entries: (Entry | null | Promise<Entry | null>)[] = [];
     for (const l of listed) {
       if (l.st.kind === 'dir') entries.push(this.dirEntry(l, Promise.resolve(subtrees.get(l.name)!)));
       else {
+        // Most files of a folder examined again have not changed: no promise for those.
+        const same = l.st.kind === 'file' ? this.storedVersion(l.abs, identity(l.st), known.get(l.name)) : undefined;
+        if (same !== undefined) {
+          entries.push(this.storedFile(l, same.content, remembered));
+          continue;
+        }
         if (!this.pool.hasRoom) await this.pool.room();
         entries.push(handled(this.entry(l, known, remembered)));
       }
@@ -530,13 +536,30 @@ class BackupJob {
   }
 
   /** Backs up a regular file; `known` is what was known of it (`null` in the result: changed while read). */
+  /**
+   * What was stored of a file that has not changed since the checkpoint this job resumes from, or
+   * since the last backup, provided the vault still has every chunk; undefined if it must be read.
+   */
+  private storedVersion(abs: string, id: Identity, cached: KnownFile | undefined): KnownFile | undefined {
+    const known = this.known.get(abs) ?? cached;
+    return known !== undefined && unchanged(known, id) && known.content.every((c) => this.index.has('data', c)) ? known : undefined;
+  }
+
+  /** The entry of an unchanged file (see storedVersion), without reading it; a promise only when a checkpoint is due. */
+  private storedFile(l: Listed, content: readonly BlobId[], remembered: Map<string, KnownFile>): Entry | Promise<Entry> {
+    const id = identity(l.st);
+    this.opts.onEvent?.({ type: 'file', path: l.abs, size: id.size });
+    remembered.set(l.name, { ...id, content });
+    const entry: Entry = { node: fileNode(l.name, l.st, id, content), counts: { files: 1, dirs: 0, symlinks: 0, bytes: id.size } };
+    const t = this.tick();
+    return t === undefined ? entry : handled(t.then(() => entry));
+  }
+
   private async file(abs: string, name: string, st: EntryStat, cached: KnownFile | undefined): Promise<{ node: FileNode; known: KnownFile | null } | null> {
     const id = identity(st);
+    const same = this.storedVersion(abs, id, cached);
+    if (same !== undefined) return this.finishFile(abs, name, st, id, same.content, false);
     const known = this.known.get(abs) ?? cached;
-    if (known !== undefined && unchanged(known, id) && known.content.every((c) => this.index.has('data', c))) {
-      // Unchanged since the checkpoint this job resumes from, or since the last backup: not read.
-      return this.finishFile(abs, name, st, id, known.content, false);
-    }
     // The chunks of its previous version that the vault has: the workers hash those, and do not
     // compress or encrypt them again (a big file changed in a few places costs a read).
     const stored = known?.content.filter((c) => this.index.has('data', c));
@@ -598,8 +621,12 @@ class BackupJob {
     if (fresh) this.finishedSince.push([abs, known]);
     const t = this.tick();
     if (t !== undefined) await t;
-    return { node: { type: 'file', name, mode: st.mode, mtime: st.mtime, size: id.size, content: [...content] }, known };
+    return { node: fileNode(name, st, id, content), known };
   }
+}
+
+function fileNode(name: string, st: { mode: number; mtime: string }, id: Identity, content: readonly BlobId[]): FileNode {
+  return { type: 'file', name, mode: st.mode, mtime: st.mtime, size: id.size, content: [...content] };
 }
 
 const NO_FILES: ReadonlyMap<string, KnownFile> = new Map();
