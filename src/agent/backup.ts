@@ -535,7 +535,6 @@ class BackupJob {
     return { ...folder, clean };
   }
 
-  /** Backs up a regular file; `known` is what was known of it (`null` in the result: changed while read). */
   /**
    * What was stored of a file that has not changed since the checkpoint this job resumes from, or
    * since the last backup, provided the vault still has every chunk; undefined if it must be read.
@@ -555,6 +554,7 @@ class BackupJob {
     return t === undefined ? entry : handled(t.then(() => entry));
   }
 
+  /** Backs up a regular file; `known` is what was known of it (`null` in the result: changed while read). */
   private async file(abs: string, name: string, st: EntryStat, cached: KnownFile | undefined): Promise<{ node: FileNode; known: KnownFile | null } | null> {
     const id = identity(st);
     const same = this.storedVersion(abs, id, cached);
