@@ -513,10 +513,13 @@ class BackupJob {
       if (l.st.kind === 'dir') entries.push(this.dirEntry(l, Promise.resolve(subtrees.get(l.name)!)));
       else {
         // Most files of a folder examined again have not changed: no promise for those.
-        const same = l.st.kind === 'file' ? this.storedVersion(l.abs, identity(l.st), known.get(l.name)) : undefined;
-        if (same !== undefined) {
-          entries.push(this.storedFile(l, same.content, remembered));
-          continue;
+        if (l.st.kind === 'file') {
+          const id = identity(l.st);
+          const same = this.storedVersion(l.abs, id, known.get(l.name));
+          if (same !== undefined) {
+            entries.push(this.storedFile(l, id, same.content, remembered));
+            continue;
+          }
         }
         if (!this.pool.hasRoom) await this.pool.room();
         entries.push(handled(this.entry(l, known, remembered)));
@@ -545,8 +548,7 @@ class BackupJob {
   }
 
   /** The entry of an unchanged file (see storedVersion), without reading it; a promise only when a checkpoint is due. */
-  private storedFile(l: Listed, content: readonly BlobId[], remembered: Map<string, KnownFile>): Entry | Promise<Entry> {
-    const id = identity(l.st);
+  private storedFile(l: Listed, id: Identity, content: readonly BlobId[], remembered: Map<string, KnownFile>): Entry | Promise<Entry> {
     this.opts.onEvent?.({ type: 'file', path: l.abs, size: id.size });
     remembered.set(l.name, { ...id, content });
     const entry: Entry = { node: fileNode(l.name, l.st, id, content), counts: { files: 1, dirs: 0, symlinks: 0, bytes: id.size } };

@@ -7,13 +7,12 @@
  */
 import fs from 'node:fs';
 import type { BlobId, PackId } from '../core/ids.js';
-import type { VaultKeys } from '../core/keys.js';
 import type { PackEntry } from '../core/pack.js';
 import type { FileNode } from '../core/tree.js';
 import { isAzbkError } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
 import type { BlobIndex } from './blob-index.js';
-import { RestorePool, type RangeBlob, type RangeFile } from './pipeline/restore-pool.js';
+import type { RangeBlob, RangeFile, RestorePool } from './pipeline/restore-pool.js';
 import { openTemp, removeTemp, settle, why } from './restore-files.js';
 
 /** One file to restore: written at `tmp` (which must not exist yet), renamed to `dest` when complete. */
@@ -51,6 +50,8 @@ interface Range {
 
 const MAX_GAP = 1024 * 1024;
 const MAX_RANGE = 4 * 1024 * 1024;
+/** ranges read at a time */
+const READERS = 4;
 
 export interface DataResult {
   readonly files: number;
@@ -58,16 +59,17 @@ export interface DataResult {
 }
 
 /**
- * Writes the content of `files` into their temporary files (none may exist yet) and renames each
- * into place when complete, with its mode and time; a failed file's temporary file is removed
- * and its error set.
+ * Writes the content of `files` into their temporary files (none may exist yet) through the
+ * workers of `pool`, and renames each into place when complete, with its mode and time; a failed
+ * file's temporary file is removed and its error set. Closes `pool` (its workers stop before any
+ * temporary file is removed).
  */
 export async function restoreData(
   session: VaultSession,
-  keys: VaultKeys,
   index: BlobIndex,
   files: readonly FilePlan[],
-  opts: { concurrency?: number; workers?: number; pool?: RestorePool; onFile?: (f: FilePlan) => void } = {},
+  pool: RestorePool,
+  opts: { onFile?: (f: FilePlan) => void } = {},
 ): Promise<DataResult> {
   const byPack = new Map<PackId, Map<BlobId, Wanted>>();
   let done = { files: 0, bytes: 0 };
@@ -130,14 +132,12 @@ export async function restoreData(
   const all: Range[] = [];
   for (const [pack, blobs] of byPack) all.push(...ranges(pack, [...blobs.values()]));
   assignOwners(all);
-  // A pool made by the caller (started early, while it planned) is closed here too.
-  const pool = opts.pool ?? new RestorePool(keys.master, opts.workers);
   let next = 0;
   let stopped = false;
   try {
     // Files written by several ranges are created here first, so a worker never creates one.
     for (const f of files) {
-      if (f.remaining === 0 || (f.owner !== undefined && f.owner !== null) || f.error !== null) continue;
+      if (f.remaining === 0 || f.owner != null || f.error !== null) continue;
       try {
         fs.closeSync(openTemp(f.tmp, true));
         f.created = true;
@@ -147,7 +147,7 @@ export async function restoreData(
     }
     // On a failure the other readers finish the range they are on (a worker may have renamed
     // files of it into place), start no other, and the first failure is reported.
-    const readers = Array.from({ length: Math.min(opts.concurrency ?? 4, all.length) }, async () => {
+    const readers = Array.from({ length: Math.min(READERS, all.length) }, async () => {
       try {
         while (!stopped && next < all.length) await restoreRange(all[next++]!);
       } catch (err) {

@@ -229,16 +229,11 @@ class RestoreJob {
         makeParents(path.dirname(dest));
         await this.plan(s.segs, s.node, dest, false, files, dirs);
       }
-    } catch (err) {
-      await pool.close();
-      throw err;
-    }
-    try {
-      const r = await restoreData(this.ctx.session, this.keys, this.index, files, { pool, onFile: (f) => this.o.onEvent?.({ type: 'file', path: f.dest, size: f.node.size }) });
+      const r = await restoreData(this.ctx.session, this.index, files, pool, { onFile: (f) => this.o.onEvent?.({ type: 'file', path: f.dest, size: f.node.size }) });
       this.restored.files += r.files;
       this.restored.bytes += r.bytes;
     } finally {
-      await pool.close(); // closed already, unless the data phase failed before it began
+      await pool.close(); // closed already by the data phase, unless planning failed first
       for (const f of files) if (f.error !== null) this.failed.push({ path: displayPath(f.segs), reason: f.error });
     }
     // Folder times last, deepest first, since writing into a folder changes its time.
