@@ -16,10 +16,14 @@ import { AzbkError } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
 import { blobKey, compactIndex, type BlobIndex, type IndexCache } from './blob-index.js';
 
-/** Room in a new pack's buffer beyond the target size: a last blob and the header usually fit. */
+/** Room in a pack's buffer beyond the target size: a last blob and the header usually fit. */
 const PACK_SLACK = 2 * 1024 * 1024;
-/** A listings pack starts small and grows: most backups add only a few listings. */
-const TREE_PACK_START = 256 * 1024;
+
+interface OpenPack {
+  readonly builder: PackBuilder;
+  /** the buffer the builder fills, back to `spare` once the pack is stored */
+  readonly room: Buffer;
+}
 
 interface Started {
   readonly pack: IndexPack;
@@ -38,7 +42,13 @@ export interface WriterStats {
 
 export class BlobWriter {
   /** the open pack of each blob type */
-  private readonly open: Record<BlobType, PackBuilder | null> = { data: null, tree: null };
+  private readonly open: Record<BlobType, OpenPack | null> = { data: null, tree: null };
+  /**
+   * Pack buffers whose packs are stored, for the next packs. Reused at once, a buffer is never
+   * left for the garbage collector to find: those were a fifth of the peak memory of a large
+   * backup. Only the pages a pack fills count, so a small listings pack costs little.
+   */
+  private readonly spare: Buffer[] = [];
   private readonly pending = new Set<string>();
   /** packs started and not yet indexed, oldest first */
   private readonly started: Started[] = [];
@@ -104,8 +114,13 @@ export class BlobWriter {
   /** Adds a new blob to the open pack of its type; a promise when the pack is full and goes to the vault. */
   private append(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): Promise<void> | undefined {
     const target = this.opts.packSize ?? TARGET_PACK_SIZE;
-    // A data pack gets room for a full pack and its header at once: most never grow.
-    const pack = (this.open[type] ??= new PackBuilder(this.keys, type === 'data' ? target + PACK_SLACK : TREE_PACK_START));
+    let open = this.open[type];
+    if (open === null) {
+      // Room for a full pack and its header at once: most packs never grow.
+      const room = this.spare.pop() ?? Buffer.allocUnsafeSlow(target + PACK_SLACK);
+      open = this.open[type] = { builder: new PackBuilder(this.keys, room), room };
+    }
+    const pack = open.builder;
     pack.add(type, id, sealed, rawLength);
     this.pending.add(blobKey(type, id));
     this.stats.newBlobs++;
@@ -130,10 +145,10 @@ export class BlobWriter {
    * while too many uploads are in flight.
    */
   private async uploadPack(type: BlobType): Promise<void> {
-    const builder = this.open[type];
-    if (builder === null || builder.count === 0) return;
+    const open = this.open[type];
+    if (open === null || open.builder.count === 0) return;
     this.open[type] = null;
-    const pack = builder.finish();
+    const pack = open.builder.finish();
     // Packs are indexed in the order they were started (see flush).
     const entry: Started = { pack: { id: pack.id, blobs: pack.entries }, stored: false };
     this.started.push(entry);
@@ -143,6 +158,8 @@ export class BlobWriter {
         this.stats.uploadedBytes += pack.data.length;
         entry.stored = true;
         this.uploads.delete(upload);
+        // Stored: no store keeps or reads the bytes it was given once the put resolved.
+        this.spare.push(open.room);
       },
       (err: unknown) => {
         this.failed ??= err ?? new Error('pack upload failed');

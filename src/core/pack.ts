@@ -39,8 +39,10 @@ const MIN_HEADER_BYTES = 8 + 16 + 12 + 16;
 /**
  * Collects sealed blobs into one pack. The caller decides when to finish (typically once `size`
  * reaches TARGET_PACK_SIZE); the blob area may not exceed MAX_PACK_SIZE. Sealed blobs are copied
- * into one buffer as they come (sized for `expected` bytes, grown when needed), so the caller's
- * buffers can go at once and finishing does not copy the pack again.
+ * into one buffer as they come, so the caller's buffers can go at once and finishing does not copy
+ * the pack again. That buffer is `room` itself when a Buffer is given (the caller may reuse it once
+ * the finished pack is stored), or a new one of `room` bytes; either is replaced by a larger one
+ * when a blob does not fit.
  */
 export class PackBuilder {
   private readonly keys: VaultKeys;
@@ -49,9 +51,9 @@ export class PackBuilder {
   private bytes = 0;
   private done = false;
 
-  constructor(keys: VaultKeys, expected = 0) {
+  constructor(keys: VaultKeys, room: number | Buffer = 0) {
     this.keys = keys;
-    this.buf = Buffer.allocUnsafeSlow(Math.min(expected, MAX_PACK_SIZE));
+    this.buf = Buffer.isBuffer(room) ? room : Buffer.allocUnsafeSlow(Math.min(room, MAX_PACK_SIZE));
   }
 
   /**

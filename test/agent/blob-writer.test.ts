@@ -8,6 +8,8 @@ import { setImmediate } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { BlobIndex } from '../../src/agent/blob-index.js';
 import { BlobWriter } from '../../src/agent/blob-writer.js';
+import { decodeBlob } from '../../src/core/blob.js';
+import type { VaultSession } from '../../src/vault/api.js';
 import { createMachine } from '../helpers/machine.js';
 
 function gate(): { wait: Promise<void>; open: () => void } {
@@ -91,4 +93,37 @@ describe('blob writer', () => {
     await writer.flush();
     expect(index.has('tree', listing) && index.has('data', chunk)).toBe(true);
   });
+
+  it('fills the buffer of a stored pack again, and every pack keeps its own bytes', async () => {
+    const m = await createMachine();
+    const index = new BlobIndex();
+    const buffers = new Set<ArrayBufferLike>();
+    const inner = m.ctx.session;
+    const session = new Proxy(inner, {
+      get(target, key) {
+        if (key === 'putPack') {
+          return (id: Parameters<VaultSession['putPack']>[0], data: Uint8Array) => {
+            buffers.add(data.buffer);
+            return target.putPack(id, data);
+          };
+        }
+        const v = Reflect.get(target, key) as unknown;
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    // Every blob fills a pack; at most two are being stored at once.
+    const writer = new BlobWriter(session, m.keys, index, { packSize: 1000, uploads: 2 });
+    const blobs = Array.from({ length: 12 }, (_, i) => randomBytes(1500 + i));
+    const ids = [];
+    for (const b of blobs) ids.push(await writer.add('data', b));
+    await writer.flush();
+    expect(writer.stats.packs).toBe(12);
+    expect(buffers.size).toBeLessThanOrEqual(3);
+    for (const [i, id] of ids.entries()) {
+      const at = index.get('data', id)!;
+      const sealed = await m.ctx.session.readPack(at.pack, at.entry.offset, at.entry.length);
+      expect(decodeBlob(m.keys, 'data', id, sealed).equals(blobs[i]!)).toBe(true);
+    }
+  });
 });
+
