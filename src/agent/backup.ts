@@ -19,7 +19,7 @@ import { errnoCode } from '../shared/files.js';
 import type { PointInfo } from '../vault/api.js';
 import { BlobIndex } from './blob-index.js';
 import { BlobWriter } from './blob-writer.js';
-import { findResumable, sealCheckpoint, unchanged, type KnownFile, type PartialFile, type ResumeState } from './checkpoint.js';
+import { findResumable, knownFile, sealCheckpoint, unchanged, type KnownFile, type PartialFile, type ResumeState } from './checkpoint.js';
 import type { AgentContext } from './context.js';
 import { FileCache, type KnownDir } from './file-cache.js';
 import { changesSince, dirtyFolders, journalOffset, underTree } from './journal.js';
@@ -535,7 +535,7 @@ class BackupJob {
       [...subtrees.values()].every((f) => f?.clean === true);
     const fp = clean ? fingerprint(listed.map((l) => [l.name, l.st, remembered.get(l.name) ?? null]), subtrees) : null;
     this.cache.putDir(abs, { fingerprint: fp, self: folderIdentity(self.st), tree: folder.tree, ...folder.counts, known: remembered });
-    return { ...folder, clean };
+    return { tree: folder.tree, counts: folder.counts, clean };
   }
 
   /**
@@ -550,7 +550,7 @@ class BackupJob {
   /** The entry of an unchanged file (see storedVersion), without reading it; a promise only when a checkpoint is due. */
   private storedFile(l: Listed, id: Identity, content: readonly BlobId[], remembered: Map<string, KnownFile>): Entry | Promise<Entry> {
     this.opts.onEvent?.({ type: 'file', path: l.abs, size: id.size });
-    remembered.set(l.name, { ...id, content });
+    remembered.set(l.name, knownFile(id, content));
     const entry: Entry = { node: fileNode(l.name, l.st, id, content), counts: { files: 1, dirs: 0, symlinks: 0, bytes: id.size } };
     const t = this.tick();
     return t === undefined ? entry : handled(t.then(() => entry));
@@ -610,7 +610,7 @@ class BackupJob {
         const t = this.tick();
         if (t !== undefined) await t;
       }, stored);
-      return 'error' in r ? r : { ...r, content: f.content };
+      return 'error' in r ? r : { size: r.size, before: r.before, after: r.after, content: f.content };
     } finally {
       this.inFlight.delete(f);
     }
@@ -619,7 +619,7 @@ class BackupJob {
   /** The file's listing entry and what to remember of it; `fresh`: just read (the checkpoint records it). */
   private async finishFile(abs: string, name: string, st: { mode: number; mtime: string }, id: Identity, content: readonly BlobId[], fresh: boolean): Promise<{ node: FileNode; known: KnownFile }> {
     this.opts.onEvent?.({ type: 'file', path: abs, size: id.size });
-    const known: KnownFile = { ...id, content };
+    const known = knownFile(id, content);
     if (fresh) this.finishedSince.push([abs, known]);
     const t = this.tick();
     if (t !== undefined) await t;

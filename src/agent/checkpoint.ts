@@ -21,6 +21,14 @@ export interface KnownFile {
   readonly content: readonly BlobId[];
 }
 
+/**
+ * A KnownFile from a file's identity. Written out in full: V8 gives every object made as
+ * `{ ...id, content }` a hidden class of its own (about 230 bytes more per file).
+ */
+export function knownFile(id: { readonly size: number; readonly mtime: string; readonly ctime: string; readonly ino: string }, content: readonly BlobId[]): KnownFile {
+  return { size: id.size, mtime: id.mtime, ctime: id.ctime, ino: id.ino, content };
+}
+
 /** A file read up to `offset` (a chunk boundary); `content` holds the chunks before it. */
 export interface PartialFile extends KnownFile {
   readonly path: string;
