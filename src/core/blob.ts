@@ -65,16 +65,21 @@ function blobAad(type: BlobType, idBytes: Buffer): Buffer {
   return aad;
 }
 
+/** Encryption goes through the cipher in pieces of this size: each piece's output is a small buffer. */
+const CIPHER_PIECE = 64 * 1024;
+
 /**
  * Compresses and seals one blob. `id` may be passed when already computed; it is trusted (not
  * recomputed), so it must be blobId(keys, plaintext). `level` is the zstd level (default 3).
- * Throws RangeError when the plaintext is larger than MAX_BLOB_SIZE.
+ * `into` gives the buffer to seal into, exactly as long as asked (default: a new buffer of its
+ * own, which can be handed to another thread without copying). Throws RangeError when the
+ * plaintext is larger than MAX_BLOB_SIZE.
  */
 export function encodeBlob(
   keys: VaultKeys,
   type: BlobType,
   plaintext: Uint8Array,
-  opts?: { id?: BlobId; level?: number },
+  opts?: { id?: BlobId; level?: number; into?: (length: number) => Buffer },
 ): EncodedBlob {
   if (plaintext.length > MAX_BLOB_SIZE) {
     throw new RangeError(`blob of ${plaintext.length} bytes exceeds MAX_BLOB_SIZE`);
@@ -92,15 +97,16 @@ export function encodeBlob(
       body = packed;
     }
   }
-  // The sealed blob gets a buffer of its own (not a slice of a shared pool), so it can be handed
-  // to another thread without copying.
-  const sealed = Buffer.allocUnsafeSlow(BLOB_OVERHEAD + body.length);
+  const length = BLOB_OVERHEAD + body.length;
+  const sealed = opts?.into?.(length) ?? Buffer.allocUnsafeSlow(length);
+  if (sealed.length !== length) throw new RangeError(`a blob of ${length} sealed bytes was given ${sealed.length}`);
   const nonce = nextNonce(sealed);
   const cipher = createCipheriv('aes-256-gcm', blobKey(keys, idBytes), nonce);
   cipher.setAAD(blobAad(type, idBytes));
   let at = NONCE_BYTES;
   at += cipher.update(Buffer.of(flag)).copy(sealed, at);
-  at += cipher.update(body).copy(sealed, at);
+  // In pieces: each piece's output is garbage at once, and small buffers are cheap to reuse.
+  for (let i = 0; i < body.length; i += CIPHER_PIECE) at += cipher.update(body.subarray(i, i + CIPHER_PIECE)).copy(sealed, at);
   at += cipher.final().copy(sealed, at);
   cipher.getAuthTag().copy(sealed, at);
   return { id: id as BlobId, sealed, rawLength: plaintext.length };

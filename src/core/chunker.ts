@@ -78,7 +78,9 @@ function checkParams(p: ChunkerParams): void {
  * Streams bytes into chunks. `push` returns the chunks completed by the new bytes (possibly none);
  * `finish` returns the rest (at most one chunk; none for an empty stream) and leaves the chunker
  * ready for a new stream. Memory held is at most `max` plus the last pushed buffer. Returned
- * buffers are owned by the caller (always copies, never views of pushed data).
+ * buffers are owned by the caller (always copies, never views of pushed data). `cut` and `end` do
+ * the same without copying: each chunk they yield is a view, valid only until the generator goes
+ * on, and the chunker keeps its buffer for the next stream.
  * `seed` selects the gear table (a keyed table hides chunk sizes from the vault); without it a
  * fixed table is used. Throws RangeError for params that are not 1 <= min <= avg <= max <= 2^30
  * with avg a power of two.
@@ -108,28 +110,50 @@ export class Chunker {
 
   push(data: Uint8Array): Buffer[] {
     const out: Buffer[] = [];
-    let off = 0;
-    while (off < data.length) {
-      const cut = this.scan(data, off);
-      if (cut < 0) {
-        this.hold(data.subarray(off));
-        break;
-      }
-      const piece = data.subarray(off, cut);
-      out.push(this.len === 0 ? Buffer.from(piece) : Buffer.concat([this.buf.subarray(0, this.len), piece]));
-      this.len = 0;
-      this.hash = 0;
-      off = cut;
-    }
+    for (const chunk of this.cut(data)) out.push(Buffer.from(chunk));
     return out;
   }
 
   finish(): Buffer[] {
-    const out = this.len === 0 ? [] : [Buffer.from(this.buf.subarray(0, this.len))];
+    const out: Buffer[] = [];
+    for (const chunk of this.end()) out.push(Buffer.from(chunk));
     this.buf = Buffer.alloc(0);
+    return out;
+  }
+
+  /** The chunks `data` completes, as views: of `data`, or of the chunker's buffer for a chunk begun earlier. */
+  *cut(data: Uint8Array): Generator<Buffer, void, undefined> {
+    const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    let off = 0;
+    while (off < bytes.length) {
+      const cut = this.scan(bytes, off);
+      if (cut < 0) {
+        this.hold(bytes.subarray(off));
+        break;
+      }
+      let chunk = bytes.subarray(off, cut);
+      if (this.len > 0) {
+        this.hold(chunk);
+        chunk = this.buf.subarray(0, this.len);
+      }
+      this.len = 0;
+      this.hash = 0;
+      off = cut;
+      yield chunk;
+    }
+  }
+
+  /** The rest of the stream as a last chunk (none if empty), as a view; the chunker is then ready for a new stream. */
+  *end(): Generator<Buffer, void, undefined> {
+    const len = this.len;
+    this.reset();
+    if (len > 0) yield this.buf.subarray(0, len);
+  }
+
+  /** Drops the current stream (as after a failed read); the chunker is ready for a new one. */
+  reset(): void {
     this.len = 0;
     this.hash = 0;
-    return out;
   }
 
   /** Appends bytes of the current chunk, growing the buffer by doubling up to `max`. */

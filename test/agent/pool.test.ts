@@ -16,7 +16,9 @@ import { makeTempDir } from '../helpers/tmp.js';
 
 async function readAll(pool: ChunkPool, file: string, stored?: readonly string[]): Promise<SealedChunk[]> {
   const out: SealedChunk[] = [];
-  const r = await pool.read(file, 0, 0, async (chunks) => void out.push(...chunks), stored);
+  // A sealed chunk is a view of a slab that goes back to its worker once the handler is done: kept, it is copied.
+  const keep = (c: SealedChunk): SealedChunk => (c.sealed === undefined ? c : { ...c, sealed: Buffer.from(c.sealed) });
+  const r = await pool.read(file, 0, 0, async (chunks) => void out.push(...chunks.map(keep)), stored);
   if ('error' in r) throw new Error(r.message);
   return out;
 }

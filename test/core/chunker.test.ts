@@ -124,4 +124,24 @@ describe('Chunker', () => {
     expect(mean).toBeLessThan(1.6 * DEFAULT_CHUNKER.avg);
     expect(lengths(chunk(big, DEFAULT_CHUNKER))).toEqual(lengths(chunks));
   });
+
+  it('yields the same chunks as views (cut, end), one stream after another in one chunker', () => {
+    const r = rng(7);
+    const c = new Chunker(SMALL);
+    for (const stream of [data.subarray(0, 300 * 1024), data.subarray(100 * 1024, 900 * 1024), data.subarray(5, 6)]) {
+      const hashed: string[] = [];
+      const keep = (v: Buffer) => hashed.push(createHash('sha256').update(v).digest('hex'));
+      for (let off = 0; off < stream.length; ) {
+        const n = 1 + Math.floor(r() * 40 * 1024);
+        // A copy of the input, overwritten once the chunks are taken: as a reader reuses its buffer.
+        const piece = Buffer.from(stream.subarray(off, off + n));
+        for (const v of c.cut(piece)) keep(v);
+        piece.fill(0);
+        off += n;
+      }
+      for (const v of c.end()) keep(v);
+      expect(hashed).toEqual(hashes(chunk(Buffer.from(stream), SMALL)));
+    }
+  });
 });
+

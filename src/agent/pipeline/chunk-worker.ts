@@ -5,7 +5,7 @@
  * than `creditLimit` bytes of its output still to consume, so memory stays bounded.
  */
 import fs from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { blobId, encodeBlob } from '../../core/blob.js';
 import { Chunker } from '../../core/chunker.js';
 import { deriveKeys } from '../../core/keys.js';
@@ -16,48 +16,87 @@ const keys = deriveKeys(Buffer.from(init.master));
 const credit = new Int32Array(init.credit);
 const READ_SIZE = 1024 * 1024;
 const FLUSH_BYTES = 2 * 1024 * 1024;
+/**
+ * Sealed chunks are written into slabs of this size, which go to the main thread with the results
+ * and come back once it has copied the chunks into packs. A blob too big for one gets a buffer of
+ * its own. Without slabs every sealed chunk was a buffer of its own, freed whenever the main
+ * thread's garbage collector got to it; the C allocator kept the memory they had held.
+ */
+const SLAB_BYTES = 2 * 1024 * 1024;
+/** Slabs kept for reuse (more come back only after a burst). */
+const SPARE_SLABS = 4;
 const buf = Buffer.allocUnsafe(READ_SIZE);
+/** One chunker for every file: its buffer (up to the largest chunk) is kept. */
+const chunker = new Chunker(init.chunker, keys.chunkerSeed);
 
 let items: OutItem[] = [];
-let transfer: ArrayBuffer[] = [];
+/** buffers to transfer with the next message: its slabs, then blobs that had a buffer of their own */
+let slabs: ArrayBuffer[] = [];
+let own: ArrayBuffer[] = [];
 let pendingBytes = 0;
+const spare: ArrayBuffer[] = [];
+/** the slab being filled (the last of `slabs`), and how much of it is used */
+let slab: Buffer | null = null;
+let slabUsed = 0;
 
 function flush(): void {
   if (items.length === 0) return;
   Atomics.add(credit, 0, pendingBytes);
-  const msg: FromWorker = { type: 'out', items, bytes: pendingBytes };
-  parentPort!.postMessage(msg, transfer);
+  const msg: FromWorker = { type: 'out', items, bytes: pendingBytes, slabs };
+  parentPort!.postMessage(msg, [...slabs, ...own]);
   items = [];
-  transfer = [];
+  slabs = [];
+  own = [];
+  slab = null;
   pendingBytes = 0;
   // Back-pressure: wait while the main thread is behind.
   while (Atomics.load(credit, 0) > init.creditLimit) Atomics.wait(credit, 0, Atomics.load(credit, 0), 50);
 }
 
-function push(item: OutItem, bytes: number, buffers: ArrayBuffer[] = []): void {
+function push(item: OutItem, bytes: number): void {
   items.push(item);
-  transfer.push(...buffers);
   pendingBytes += bytes;
   if (pendingBytes >= FLUSH_BYTES) flush();
 }
 
+/** Room for one sealed blob of `length` bytes, in the current slab if it fits. */
+function room(length: number): Buffer {
+  if (length > SLAB_BYTES) {
+    const b = Buffer.allocUnsafeSlow(length);
+    own.push(b.buffer as ArrayBuffer);
+    return b;
+  }
+  if (slab === null || slabUsed + length > slab.length) {
+    const ab = spareSlab() ?? new ArrayBuffer(SLAB_BYTES);
+    slabs.push(ab);
+    slab = Buffer.from(ab);
+    slabUsed = 0;
+  }
+  slabUsed += length;
+  return slab.subarray(slabUsed - length, slabUsed);
+}
+
+/** A slab the main thread has sent back, if any. */
+function spareSlab(): ArrayBuffer | undefined {
+  for (;;) {
+    const back = receiveMessageOnPort(init.slabReturns)?.message as ArrayBuffer[] | undefined;
+    if (back === undefined) break;
+    for (const ab of back) if (spare.length < SPARE_SLABS) spare.push(ab);
+  }
+  return spare.pop();
+}
+
 function emitChunks(taskId: number, chunks: SealedChunk[], offset: number): void {
   let bytes = 0;
-  const buffers: ArrayBuffer[] = [];
-  for (const c of chunks) {
-    if (c.sealed === undefined) continue;
-    bytes += c.sealed.byteLength;
-    buffers.push(c.sealed.buffer as ArrayBuffer);
-  }
-  push({ kind: 'chunks', taskId, chunks, offset }, bytes, buffers);
+  for (const c of chunks) bytes += c.sealed?.byteLength ?? 0;
+  push({ kind: 'chunks', taskId, chunks, offset }, bytes);
 }
 
 /** Seals a chunk, unless the vault has it already (then only its id is needed). */
 function seal(chunk: Buffer, stored: ReadonlySet<string> | null): SealedChunk {
   const id = blobId(keys, chunk);
   if (stored?.has(id) === true) return { id, rawLength: chunk.length };
-  // encodeBlob gives each sealed blob a buffer of its own: it is transferred, not copied.
-  const enc = encodeBlob(keys, 'data', chunk, { id, level: init.level });
+  const enc = encodeBlob(keys, 'data', chunk, { id, level: init.level, into: room });
   return { id, sealed: enc.sealed, rawLength: enc.rawLength };
 }
 
@@ -71,7 +110,7 @@ function readFile(task: FileTask): void {
   }
   try {
     const before = fileStat(fs.fstatSync(fd, { bigint: true }));
-    const chunker = new Chunker(init.chunker, keys.chunkerSeed);
+    chunker.reset();
     const stored = task.stored === undefined || task.stored.length === 0 ? null : new Set(task.stored);
     let position = task.offset;
     let offset = task.offset;
@@ -91,7 +130,7 @@ function readFile(task: FileTask): void {
         offset += n;
         break;
       }
-      for (const chunk of chunker.push(buf.subarray(0, n))) {
+      for (const chunk of chunker.cut(buf.subarray(0, n))) {
         const s = seal(chunk, stored);
         offset += chunk.length;
         pending.push(s);
@@ -104,7 +143,7 @@ function readFile(task: FileTask): void {
       }
       if (end) break;
     }
-    for (const chunk of chunker.finish()) {
+    for (const chunk of chunker.end()) {
       pending.push(seal(chunk, stored));
       offset += chunk.length;
     }

@@ -5,7 +5,7 @@
  * is still unconsumed (a shared credit counter).
  */
 import os from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { ChunkerParams } from '../../core/chunker.js';
 import { AzbkError } from '../../shared/errors.js';
 import type { FileStat, FileTask, FromWorker, OutItem, SealedChunk, ToWorker, WorkerInit } from './protocol.js';
@@ -31,6 +31,8 @@ interface Pending {
 
 interface Slot {
   readonly worker: Worker;
+  /** consumed slabs go back through here */
+  readonly slabReturns: MessagePort;
   readonly credit: Int32Array;
   batches: number;
 }
@@ -82,11 +84,12 @@ export class ChunkPool {
     const { init } = this;
     for (let i = 0; i < this.opts.workers; i++) {
       const shared = new SharedArrayBuffer(4);
-      const data: WorkerInit = { master: new Uint8Array(init.master), chunker: init.chunker, level: init.level, credit: shared, creditLimit: this.opts.creditLimit };
+      const { port1, port2 } = new MessageChannel();
+      const data: WorkerInit = { master: new Uint8Array(init.master), chunker: init.chunker, level: init.level, credit: shared, creditLimit: this.opts.creditLimit, slabReturns: port2 };
       // A small young generation: the workers' garbage is short-lived buffers, and every scavenge frees the
       // ones already used (a larger one let each worker hold about 60 MiB of them).
-      const worker = new Worker(WORKER_URL, { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
-      const slot: Slot = { worker, credit: new Int32Array(shared), batches: 0 };
+      const worker = new Worker(WORKER_URL, { workerData: data, transferList: [port2], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
+      const slot: Slot = { worker, slabReturns: port1, credit: new Int32Array(shared), batches: 0 };
       worker.on('message', (msg: FromWorker) => this.receive(slot, msg));
       worker.on('error', (err) => this.fail(new AzbkError('AZBK_INTERNAL', `A chunk worker failed: ${err.message}`, { cause: err })));
       this.slots.push(slot);
@@ -123,6 +126,7 @@ export class ChunkPool {
   async close(reason: unknown = new AzbkError('AZBK_CANCELLED', 'Stopped.')): Promise<void> {
     this.fail(reason);
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    for (const s of this.slots) s.slabReturns.close();
   }
 
   private pump(): void {
@@ -153,6 +157,8 @@ export class ChunkPool {
       if (this.failure !== null) return;
       try {
         for (const item of msg.items) await this.handle(slot, item);
+        // Every chunk is in a pack now: the slabs go back to be filled again.
+        if (msg.slabs.length > 0 && this.failure === null) slot.slabReturns.postMessage(msg.slabs, msg.slabs);
       } catch (err) {
         this.fail(err);
       } finally {

@@ -1,5 +1,6 @@
 /** Messages between the backup's main thread and its chunk workers. */
 import type { BigIntStats } from 'node:fs';
+import type { MessagePort } from 'node:worker_threads';
 import type { ChunkerParams } from '../../core/chunker.js';
 
 export interface WorkerInit {
@@ -11,6 +12,11 @@ export interface WorkerInit {
   readonly credit: SharedArrayBuffer;
   /** the worker pauses while more than this many bytes are outstanding */
   readonly creditLimit: number;
+  /**
+   * where the main thread sends back the slabs of consumed results (ArrayBuffer[] per message);
+   * the worker takes them with receiveMessageOnPort while it reads, also in the middle of a file
+   */
+  readonly slabReturns: MessagePort;
 }
 
 /**
@@ -54,4 +60,8 @@ export type OutItem =
   | { readonly kind: 'done'; readonly taskId: number; readonly size: number; readonly before: FileStat; readonly after: FileStat }
   | { readonly kind: 'error'; readonly taskId: number; readonly code: string; readonly message: string };
 
-export type FromWorker = { readonly type: 'out'; readonly items: readonly OutItem[]; readonly bytes: number };
+/**
+ * Results of a worker. Sealed chunks may be views of `slabs`, which go back to the worker once the
+ * items are consumed: nothing may keep such a view (the main thread copies chunks into packs).
+ */
+export type FromWorker = { readonly type: 'out'; readonly items: readonly OutItem[]; readonly bytes: number; readonly slabs: readonly ArrayBuffer[] };
