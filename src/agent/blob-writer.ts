@@ -44,9 +44,10 @@ export class BlobWriter {
   /** the open pack of each blob type */
   private readonly open: Record<BlobType, OpenPack | null> = { data: null, tree: null };
   /**
-   * Pack buffers whose packs are stored, for the next packs. Reused at once, a buffer is never
-   * left for the garbage collector to find: those were a fifth of the peak memory of a large
-   * backup. Only the pages a pack fills count, so a small listings pack costs little.
+   * Buffers of stored packs, for the next packs of either type: reused at once instead of left for
+   * the garbage collector to find (dead pack buffers were a fifth of the peak memory of a large
+   * backup). As many are kept as were ever in use at once (the open packs and those being
+   * stored), until the writer goes; a fresh buffer costs only the pages a pack fills.
    */
   private readonly spare: Buffer[] = [];
   private readonly pending = new Set<string>();

@@ -105,7 +105,8 @@ export function encodeBlob(
   cipher.setAAD(blobAad(type, idBytes));
   let at = NONCE_BYTES;
   at += cipher.update(Buffer.of(flag)).copy(sealed, at);
-  // In pieces: each piece's output is garbage at once, and small buffers are cheap to reuse.
+  // In pieces: the cipher allocates a buffer for each output, and a small one dies young instead
+  // of holding a chunk's size until the next collection.
   for (let i = 0; i < body.length; i += CIPHER_PIECE) at += cipher.update(body.subarray(i, i + CIPHER_PIECE)).copy(sealed, at);
   at += cipher.final().copy(sealed, at);
   cipher.getAuthTag().copy(sealed, at);

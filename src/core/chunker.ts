@@ -80,7 +80,8 @@ function checkParams(p: ChunkerParams): void {
  * ready for a new stream. Memory held is at most `max` plus the last pushed buffer. Returned
  * buffers are owned by the caller (always copies, never views of pushed data). `cut` and `end` do
  * the same without copying: each chunk they yield is a view, valid only until the generator goes
- * on, and the chunker keeps its buffer for the next stream.
+ * on, and the chunker keeps its buffer for the next stream. Both must be iterated to the end (an
+ * abandoned `cut` loses the rest of its input); `reset` drops a stream given up half way.
  * `seed` selects the gear table (a keyed table hides chunk sizes from the vault); without it a
  * fixed table is used. Throws RangeError for params that are not 1 <= min <= avg <= max <= 2^30
  * with avg a power of two.

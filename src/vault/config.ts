@@ -4,7 +4,7 @@
  */
 import { DEFAULT_CHUNKER, type ChunkerParams } from '../core/chunker.js';
 import { isHex32 } from '../core/ids.js';
-import { TARGET_PACK_SIZE } from '../core/pack.js';
+import { MAX_PACK_SIZE, TARGET_PACK_SIZE } from '../core/pack.js';
 import { AzbkError } from '../shared/errors.js';
 
 export interface VaultConfig {
@@ -65,7 +65,8 @@ export function parseVaultConfig(value: unknown): VaultConfig {
   const comp = c.compression as Record<string, unknown> | undefined;
   if (comp?.alg !== 'zstd' || typeof comp.level !== 'number') throw corrupt('bad compression');
   if (c.cipher !== 'aes-256-gcm' || c.blobId !== 'hmac-sha256' || c.kdf !== 'scrypt') throw corrupt('unknown algorithm');
-  if (!posInt(c.packSize)) throw corrupt('bad pack size');
+  // A backup holds a few buffers of this size: a vault may not ask for more than a quarter of the largest pack.
+  if (!posInt(c.packSize) || c.packSize > MAX_PACK_SIZE / 4) throw corrupt('bad pack size');
   const limits = c.limits as Record<string, unknown> | undefined;
   if (!posInt(limits?.machines)) throw corrupt('bad limits');
   const s = c.signing as Record<string, unknown> | undefined;

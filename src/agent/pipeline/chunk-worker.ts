@@ -20,7 +20,8 @@ const FLUSH_BYTES = 2 * 1024 * 1024;
  * Sealed chunks are written into slabs of this size, which go to the main thread with the results
  * and come back once it has copied the chunks into packs. A blob too big for one gets a buffer of
  * its own. Without slabs every sealed chunk was a buffer of its own, freed whenever the main
- * thread's garbage collector got to it; the C allocator kept the memory they had held.
+ * thread's garbage collector got to it; the C allocator kept the memory they had held. A message
+ * takes its last slab partly filled, so the slabs out can hold up to twice the bytes credited.
  */
 const SLAB_BYTES = 2 * 1024 * 1024;
 /** Slabs kept for reuse (more come back only after a burst). */

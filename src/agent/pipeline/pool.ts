@@ -157,7 +157,8 @@ export class ChunkPool {
       if (this.failure !== null) return;
       try {
         for (const item of msg.items) await this.handle(slot, item);
-        // Every chunk is in a pack now: the slabs go back to be filled again.
+        // No handler keeps a sealed chunk (the writer copies new ones into its open pack): the
+        // slabs go back to be filled again.
         if (msg.slabs.length > 0 && this.failure === null) slot.slabReturns.postMessage(msg.slabs, msg.slabs);
       } catch (err) {
         this.fail(err);
