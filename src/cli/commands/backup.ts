@@ -6,6 +6,7 @@ import { recordJob } from '../../agent/jobs.js';
 import { loadPolicy } from '../../agent/policy.js';
 import { AzbkError, ExitCode } from '../../shared/errors.js';
 import { limitOptions, withLimits, type LimitOpts } from '../limits.js';
+import { boundHeapGrowth } from '../heap.js';
 import { formatBytes } from '../output.js';
 import { action, setExitCode } from '../run.js';
 
@@ -71,6 +72,7 @@ export function backupCommand(program: Command): void {
     .action(
       action('backup', async ({ paths, out, log }, o: Opts) => {
         if (o.now !== true) throw new AzbkError('AZBK_USAGE', 'Say when: azbk backup --now.');
+        boundHeapGrowth();
         const include = o.include ?? (await loadPolicy(paths)).include;
         if (include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'Nothing to back up: no --include and no policy.');
         const checkpointIntervalMs = parseSeconds(o.checkpointInterval, '--checkpoint-interval') * 1000;
