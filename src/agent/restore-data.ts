@@ -12,7 +12,7 @@ import type { FileNode } from '../core/tree.js';
 import { isAzbkError } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
 import type { BlobIndex } from './blob-index.js';
-import type { RangeBlob, RangeFile, RestorePool } from './pipeline/restore-pool.js';
+import { RANGE_ROOM, type RangeBlob, type RangeFile, type RestorePool } from './pipeline/restore-pool.js';
 import { openTemp, removeTemp, settle, why } from './restore-files.js';
 
 /** One file to restore: written at `tmp` (which must not exist yet), renamed to `dest` when complete. */
@@ -49,7 +49,7 @@ interface Range {
 }
 
 const MAX_GAP = 1024 * 1024;
-const MAX_RANGE = 4 * 1024 * 1024;
+const MAX_RANGE = RANGE_ROOM;
 /** ranges read at a time */
 const READERS = 4;
 
@@ -172,9 +172,11 @@ export async function restoreData(
 
   async function restoreRange(range: Range): Promise<void> {
     let data: Buffer;
+    const room = pool.room(range.end - range.start);
     try {
-      data = await session.readPack(range.pack, range.start, range.end - range.start);
+      data = await session.readPack(range.pack, range.start, range.end - range.start, room);
     } catch (err) {
+      if (room !== undefined) pool.giveBack(room.buffer as ArrayBuffer);
       if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT') && !isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')) throw err;
       for (const w of range.blobs) {
         for (const t of w.targets) {
@@ -208,8 +210,10 @@ export async function restoreData(
       }
       if (targets.length > 0) blobs.push({ id: w.entry.id, offset: w.entry.offset - range.start, length: w.entry.length, targets });
     }
+    const inRoom = room !== undefined && data.buffer === room.buffer;
+    if (room !== undefined && (!inRoom || blobs.length === 0)) pool.giveBack(room.buffer as ArrayBuffer);
     if (blobs.length === 0) return;
-    const errors = await pool.run(range.pack, data, blobs, rangeFiles);
+    const errors = await pool.run(range.pack, data, blobs, rangeFiles, inRoom);
     for (const [f, i] of slot) {
       const error = errors[i] ?? null;
       if (error !== null) failFile(f, error);

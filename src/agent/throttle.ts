@@ -70,9 +70,9 @@ export function throttleSession(s: VaultSession, rates: { upload: RateSource; do
       await up.take(data.length);
       return s.putIndex(name, data);
     },
-    readPack: async (id, offset, length) => {
+    readPack: async (id, offset, length, into) => {
       await down.take(length);
-      return s.readPack(id, offset, length);
+      return s.readPack(id, offset, length, into);
     },
   };
   return new Proxy(s, {

@@ -74,8 +74,12 @@ export interface VaultSession {
   listMachines(): Promise<MachineInfo[]>;
   /** Stores a pack; its id must be the SHA-256 of its bytes. Storing an existing pack is a no-op. */
   putPack(id: PackId, data: Uint8Array): Promise<void>;
-  /** Reads `length` bytes at `offset` of a pack; AZBK_VAULT_CORRUPT when the pack is missing or short. */
-  readPack(id: PackId, offset: number, length: number): Promise<Buffer>;
+  /**
+   * Reads `length` bytes at `offset` of a pack; AZBK_VAULT_CORRUPT when the pack is missing or
+   * short. With `into`, the bytes may be read into it when they fit (the result is then a view of
+   * it); a remote vault returns a buffer of its own.
+   */
+  readPack(id: PackId, offset: number, length: number, into?: Buffer): Promise<Buffer>;
   /** The size of a pack in bytes, or null when the vault does not hold it. */
   statPack(id: PackId): Promise<number | null>;
   putIndex(name: string, data: Uint8Array): Promise<void>;

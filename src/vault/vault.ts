@@ -241,9 +241,9 @@ class Session implements VaultSession {
     await this.store.put(layout.pack(id), data);
   }
 
-  async readPack(id: PackId, offset: number, length: number): Promise<Buffer> {
+  async readPack(id: PackId, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     if (!isHex64(id)) throw new AzbkError('AZBK_BAD_INPUT', 'A pack id is 64 hex digits.');
-    const data = await this.store.get(layout.pack(id), { offset, length });
+    const data = await this.store.get(layout.pack(id), into === undefined ? { offset, length } : { offset, length, into });
     if (data === null) throw new AzbkError('AZBK_VAULT_CORRUPT', `Pack ${id} is missing from the vault.`);
     if (data.length !== length) throw new AzbkError('AZBK_VAULT_CORRUPT', `Pack ${id} is shorter than its index says.`);
     return data;

@@ -31,6 +31,21 @@ describe('FsBlobStore on disk', () => {
     return { root, store: new FsBlobStore(root) };
   }
 
+  test('reads a range into the buffer it is given when the range fits, else into one of its own', async () => {
+    const { store } = await fresh();
+    await store.put('packs/ab/abcd', Buffer.from('0123456789'));
+    const into = Buffer.alloc(8, '.');
+    const got = await store.get('packs/ab/abcd', { offset: 2, length: 5, into });
+    expect(got?.toString()).toBe('23456');
+    expect(got?.buffer).toBe(into.buffer);
+    expect(into.toString()).toBe('23456...');
+    const clipped = await store.get('packs/ab/abcd', { offset: 8, length: 5, into });
+    expect(clipped?.toString()).toBe('89');
+    const longer = await store.get('packs/ab/abcd', { offset: 0, length: 10, into });
+    expect(longer?.toString()).toBe('0123456789');
+    expect(longer?.buffer).not.toBe(into.buffer);
+  });
+
   test('stores each object as a file at its key, and leaves no temporary file', async () => {
     const { root, store } = await fresh();
     await store.put('packs/ab/abcd', Buffer.from('pack'));

@@ -35,10 +35,24 @@ export interface RangeTask {
   readonly data: Uint8Array;
   readonly blobs: readonly RangeBlob[];
   readonly files: readonly RangeFile[];
+  /** `data` is a view of a range buffer of the pool's: the worker sends that buffer back */
+  readonly room: boolean;
 }
 
-/** Per file of the task: null when all its chunks in the range were written, else why not. */
-export type RangeResult = { readonly taskId: number; readonly errors: readonly (string | null)[] };
+/**
+ * Per file of the task: null when all its chunks in the range were written, else why not; `room`:
+ * the task's range buffer, back to be read into again.
+ */
+export type RangeResult = { readonly taskId: number; readonly errors: readonly (string | null)[]; readonly room?: ArrayBuffer };
+
+/**
+ * The size of the buffers ranges are read into: a range's buffer goes to a worker with the range
+ * and comes back with its result. Left to the workers' garbage collectors, the ranges' buffers
+ * were a third of a large restore's peak memory (49 MiB of them alive at once).
+ */
+export const RANGE_ROOM = 4 * 1024 * 1024;
+/** Range buffers kept (at most as many ranges are read at once, a few more wait in workers). */
+const SPARE_ROOMS = 8;
 
 interface Slot {
   readonly worker: Worker;
@@ -49,6 +63,7 @@ const WORKER_URL = workerUrl('restore-worker.js');
 
 export class RestorePool {
   private readonly slots: Slot[] = [];
+  private readonly rooms: ArrayBuffer[] = [];
   private readonly pending = new Map<number, { resolve: (r: readonly (string | null)[]) => void; reject: (e: unknown) => void }>();
   private nextId = 1;
   private failure: unknown = null;
@@ -59,6 +74,7 @@ export class RestorePool {
       const slot: Slot = { worker, busy: 0 };
       worker.on('message', (r: RangeResult) => {
         slot.busy--;
+        if (r.room !== undefined) this.giveBack(r.room);
         const p = this.pending.get(r.taskId);
         this.pending.delete(r.taskId);
         p?.resolve(r.errors);
@@ -68,20 +84,35 @@ export class RestorePool {
     }
   }
 
+  /** A buffer to read a range of `length` bytes into (see RANGE_ROOM); undefined for a longer range. */
+  room(length: number): Buffer | undefined {
+    if (length > RANGE_ROOM) return undefined;
+    return Buffer.from(this.rooms.pop() ?? new ArrayBuffer(RANGE_ROOM));
+  }
+
+  /** Takes back a range buffer from `room` that was not used after all. */
+  giveBack(room: ArrayBuffer): void {
+    if (this.rooms.length < SPARE_ROOMS && room.byteLength === RANGE_ROOM) this.rooms.push(room);
+  }
+
   /**
    * Writes one range's chunks in the least busy worker. `data` is handed over (its memory moves
-   * to the worker) when it is a whole buffer of its own, else copied.
+   * to the worker) when it is a view of a buffer from `room` (`inRoom`: it comes back for the next
+   * range) or a whole buffer of its own, else copied.
    */
-  run(pack: string, data: Buffer, blobs: readonly RangeBlob[], files: readonly RangeFile[]): Promise<readonly (string | null)[]> {
-    if (this.failure !== null) return Promise.reject(this.failure);
-    const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !(data.buffer instanceof SharedArrayBuffer);
+  run(pack: string, data: Buffer, blobs: readonly RangeBlob[], files: readonly RangeFile[], inRoom = false): Promise<readonly (string | null)[]> {
+    if (this.failure !== null) {
+      if (inRoom) this.giveBack(data.buffer as ArrayBuffer);
+      return Promise.reject(this.failure);
+    }
+    const own = inRoom || (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !(data.buffer instanceof SharedArrayBuffer));
     const bytes = own ? data : Uint8Array.prototype.slice.call(data);
     const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
     const taskId = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(taskId, { resolve, reject });
       slot.busy++;
-      const task: RangeTask = { taskId, pack, data: bytes, blobs, files };
+      const task: RangeTask = { taskId, pack, data: bytes, blobs, files, room: inRoom };
       slot.worker.postMessage(task, [bytes.buffer as ArrayBuffer]);
     });
   }

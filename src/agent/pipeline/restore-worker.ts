@@ -102,4 +102,8 @@ function closeQuietly(fd: number): void {
   }
 }
 
-parentPort!.on('message', (t: RangeTask) => parentPort!.postMessage(run(t)));
+parentPort!.on('message', (t: RangeTask) => {
+  const r = run(t);
+  if (!t.room) parentPort!.postMessage(r);
+  else parentPort!.postMessage({ taskId: r.taskId, errors: r.errors, room: t.data.buffer as ArrayBuffer } satisfies RangeResult, [t.data.buffer as ArrayBuffer]);
+});

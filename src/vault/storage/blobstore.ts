@@ -14,9 +14,11 @@
  * - `delete` removes an object; deleting a missing key is not an error.
  * Transient failures throw AzbkError AZBK_VAULT_UNREACHABLE; callers may retry those.
  */
+import type { ByteRange } from './keys.js';
+
 export interface BlobStore {
   put(key: string, data: Uint8Array): Promise<'created' | 'exists'>;
-  get(key: string, range?: { offset: number; length: number }): Promise<Buffer | null>;
+  get(key: string, range?: ByteRange): Promise<Buffer | null>;
   stat(key: string): Promise<{ size: number } | null>;
   list(prefix: string): AsyncIterable<string>;
   delete(key: string): Promise<void>;

@@ -81,7 +81,7 @@ export class FsBlobStore implements BlobStore {
       const stat = await fstatFile(fd);
       if (!stat.isFile()) return null;
       const { start, end } = clipRange(stat.size, range);
-      const out = Buffer.allocUnsafe(end - start);
+      const out = range?.into !== undefined && range.into.length >= end - start ? range.into.subarray(0, end - start) : Buffer.allocUnsafe(end - start);
       let done = 0;
       while (done < out.length) {
         const bytesRead = await readFile(fd, out, done, out.length - done, start + done);

@@ -64,6 +64,11 @@ export function validatePrefix(prefix: string): string {
 export interface ByteRange {
   readonly offset: number;
   readonly length: number;
+  /**
+   * A buffer the store may read the bytes into when they fit (the result is then a view of it),
+   * so that a caller reading many ranges can reuse one; a store may ignore it.
+   */
+  readonly into?: Buffer;
 }
 
 /**
