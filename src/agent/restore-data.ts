@@ -6,21 +6,27 @@
  * chunk fails exactly the files that use it.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import type { BlobId, PackId } from '../core/ids.js';
-import type { PackEntry } from '../core/pack.js';
 import type { FileNode } from '../core/tree.js';
 import { isAzbkError } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
 import type { BlobIndex } from './blob-index.js';
 import { RANGE_ROOM, type RangeBlob, type RangeFile, type RestorePool } from './pipeline/restore-pool.js';
+import { childPath } from './fspath.js';
 import { openTemp, removeTemp, settle, why } from './restore-files.js';
 
-/** One file to restore: written at `tmp` (which must not exist yet), renamed to `dest` when complete. */
+/**
+ * One file to restore: written at its temporary file (which must not exist yet), renamed to `dest`
+ * when complete. A large restore holds one for every file, so it holds no string or array of its
+ * own that can be made again when needed.
+ */
 export interface FilePlan {
-  /** the file's original path, as segments */
-  readonly segs: readonly string[];
+  /** the original path of the file's folder, as segments (one array for all files of a folder) */
+  readonly folder: readonly string[];
   readonly dest: string;
-  readonly tmp: string;
+  /** the number of its temporary file beside `dest` (see tempPath) */
+  readonly tmp: number;
   readonly node: FileNode;
   /** chunks not yet written (or failed) */
   remaining: number;
@@ -36,9 +42,23 @@ interface Target {
   readonly offset: number;
 }
 
+/** A chunk to read, and where it goes: most go to one place, written inline (one object per chunk). */
 interface Wanted {
-  readonly entry: PackEntry;
-  readonly targets: Target[];
+  readonly id: BlobId;
+  /** where the sealed chunk lies in its pack */
+  readonly offset: number;
+  readonly length: number;
+  readonly file: FilePlan;
+  /** where the chunk goes in `file` */
+  readonly at: number;
+  /** further places it goes (a chunk in several files, or several times in one) */
+  more?: Target[];
+}
+
+/** Calls `fn` for every place a wanted chunk goes. */
+function eachTarget(w: Wanted, fn: (file: FilePlan, offset: number) => void): void {
+  fn(w.file, w.at);
+  if (w.more !== undefined) for (const t of w.more) fn(t.file, t.offset);
 }
 
 interface Range {
@@ -58,19 +78,25 @@ export interface DataResult {
   readonly bytes: number;
 }
 
+/** The path of temporary file number `n` (names start with `prefix`) beside `dest`. */
+export function tempPath(dest: string, prefix: string, n: number): string {
+  return childPath(path.dirname(dest), `${prefix}${n}`);
+}
+
 /**
- * Writes the content of `files` into their temporary files (none may exist yet) through the
- * workers of `pool`, and renames each into place when complete, with its mode and time; a failed
- * file's temporary file is removed and its error set. Closes `pool` (its workers stop before any
- * temporary file is removed).
+ * Writes the content of `files` into their temporary files (none may exist yet; `tmpPrefix`
+ * starts their names) through the workers of `pool`, and renames each into place when complete,
+ * with its mode and time; a failed file's temporary file is removed and its error set. Closes
+ * `pool` (its workers stop before any temporary file is removed).
  */
 export async function restoreData(
   session: VaultSession,
   index: BlobIndex,
   files: readonly FilePlan[],
   pool: RestorePool,
-  opts: { onFile?: (f: FilePlan) => void } = {},
+  opts: { tmpPrefix: string; onFile?: (f: FilePlan) => void },
 ): Promise<DataResult> {
+  const tmpOf = (f: FilePlan) => tempPath(f.dest, opts.tmpPrefix, f.tmp);
   const byPack = new Map<PackId, Map<BlobId, Wanted>>();
   let done = { files: 0, bytes: 0 };
   const completed = (f: FilePlan) => {
@@ -82,21 +108,21 @@ export async function restoreData(
     if (f.error === null) {
       try {
         // Written by several ranges, or (no chunks) an empty file made here.
-        const fd = openTemp(f.tmp, f.created !== true);
+        const fd = openTemp(tmpOf(f), f.created !== true);
         f.created = true;
         try {
           settle(fd, f.node.mode, f.node.mtime);
         } finally {
           fs.closeSync(fd);
         }
-        fs.renameSync(f.tmp, f.dest);
+        fs.renameSync(tmpOf(f), f.dest);
         completed(f);
         return;
       } catch (err) {
         f.error = why(err);
       }
     }
-    if (f.created === true) removeTemp(f.tmp);
+    if (f.created === true) removeTemp(tmpOf(f));
   };
   const failFile = (f: FilePlan, why: string) => {
     if (f.error === null) f.error = why;
@@ -117,11 +143,10 @@ export async function restoreData(
       }
       let blobs = byPack.get(loc.pack);
       if (blobs === undefined) byPack.set(loc.pack, (blobs = new Map()));
-      // Most chunks have one target: an array made with it holds one slot (one pushed onto [] gets 17).
-      const target = { file: f, offset };
       const w = blobs.get(id);
-      if (w === undefined) blobs.set(id, { entry: loc.entry, targets: [target] });
-      else w.targets.push(target);
+      if (w === undefined) blobs.set(id, { id, offset: loc.entry.offset, length: loc.entry.length, file: f, at: offset });
+      else if (w.more === undefined) w.more = [{ file: f, offset }]; // one slot (one pushed onto [] gets 17)
+      else w.more.push({ file: f, offset });
       f.remaining++;
       offset += loc.entry.rawLength;
     }
@@ -139,7 +164,7 @@ export async function restoreData(
     for (const f of files) {
       if (f.remaining === 0 || f.owner != null || f.error !== null) continue;
       try {
-        fs.closeSync(openTemp(f.tmp, true));
+        fs.closeSync(openTemp(tmpOf(f), true));
         f.created = true;
       } catch (err) {
         failFile(f, why(err));
@@ -164,7 +189,7 @@ export async function restoreData(
       if (f.remaining > 0) {
         failFile(f, 'the restore stopped');
         f.remaining = 0;
-        removeTemp(f.tmp);
+        removeTemp(tmpOf(f));
       }
     }
   }
@@ -179,10 +204,10 @@ export async function restoreData(
       if (room !== undefined) pool.giveBack(room.buffer as ArrayBuffer);
       if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT') && !isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')) throw err;
       for (const w of range.blobs) {
-        for (const t of w.targets) {
-          failFile(t.file, err.message);
-          handled(t.file, 1);
-        }
+        eachTarget(w, (file) => {
+          failFile(file, err.message);
+          handled(file, 1);
+        });
       }
       return;
     }
@@ -193,22 +218,21 @@ export async function restoreData(
     const blobs: RangeBlob[] = [];
     for (const w of range.blobs) {
       const targets: { file: number; offset: number }[] = [];
-      for (const t of w.targets) {
-        const f = t.file;
+      eachTarget(w, (f, offset) => {
         if (f.error !== null) {
           handled(f, 1);
-          continue;
+          return;
         }
         let i = slot.get(f);
         if (i === undefined) {
           slot.set(f, (i = rangeFiles.length));
-          rangeFiles.push({ tmp: f.tmp, dest: f.dest, mode: f.node.mode, mtime: f.node.mtime, own: f.owner === range });
+          rangeFiles.push({ tmp: tmpOf(f), dest: f.dest, mode: f.node.mode, mtime: f.node.mtime, own: f.owner === range });
           counts.push(0);
         }
         counts[i]!++;
-        targets.push({ file: i, offset: t.offset });
-      }
-      if (targets.length > 0) blobs.push({ id: w.entry.id, offset: w.entry.offset - range.start, length: w.entry.length, targets });
+        targets.push({ file: i, offset });
+      });
+      if (targets.length > 0) blobs.push({ id: w.id, offset: w.offset - range.start, length: w.length, targets });
     }
     const inRoom = room !== undefined && data.buffer === room.buffer;
     if (room !== undefined && (!inRoom || blobs.length === 0)) pool.giveBack(room.buffer as ArrayBuffer);
@@ -230,18 +254,17 @@ export async function restoreData(
 function assignOwners(all: readonly Range[]): void {
   for (const r of all) {
     for (const w of r.blobs) {
-      for (const t of w.targets) {
-        const f = t.file;
+      eachTarget(w, (f) => {
         if (f.owner === undefined) f.owner = f.error === null ? r : null;
         else if (f.owner !== r) f.owner = null;
-      }
+      });
     }
   }
 }
 
 /** Groups a pack's wanted blobs into read ranges, merging neighbours separated by small gaps. */
 function ranges(pack: PackId, wanted: Wanted[]): Range[] {
-  return readRanges(wanted, (w) => w.entry, MAX_GAP, MAX_RANGE).map((r) => ({ pack, start: r.start, end: r.end, blobs: r.items }));
+  return readRanges(wanted, (w) => w, MAX_GAP, MAX_RANGE).map((r) => ({ pack, start: r.start, end: r.end, blobs: r.items }));
 }
 
 /**

@@ -20,7 +20,7 @@ import type { AgentContext } from './context.js';
 import { childPath, displayPath, restoreLocation, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
 import { RestorePool } from './pipeline/restore-pool.js';
-import { readRanges, restoreData, type FilePlan } from './restore-data.js';
+import { readRanges, restoreData, tempPath, type FilePlan } from './restore-data.js';
 import { toTime, why } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
 import { findMachine, keysFor, openPoint, pickPoint } from './points.js';
@@ -229,12 +229,12 @@ class RestoreJob {
         makeParents(path.dirname(dest));
         await this.plan(s.segs, s.node, dest, false, files, dirs);
       }
-      const r = await restoreData(this.ctx.session, this.index, files, pool, { onFile: (f) => this.o.onEvent?.({ type: 'file', path: f.dest, size: f.node.size }) });
+      const r = await restoreData(this.ctx.session, this.index, files, pool, { tmpPrefix: this.tmpPrefix, onFile: (f) => this.o.onEvent?.({ type: 'file', path: f.dest, size: f.node.size }) });
       this.restored.files += r.files;
       this.restored.bytes += r.bytes;
     } finally {
       await pool.close(); // closed already by the data phase, unless planning failed first
-      for (const f of files) if (f.error !== null) this.failed.push({ path: displayPath(f.segs), reason: f.error });
+      for (const f of files) if (f.error !== null) this.failed.push({ path: displayPath([...f.folder, f.node.name]), reason: f.error });
     }
     // Folder times last, deepest first, since writing into a folder changes its time.
     for (const d of dirs.reverse()) {
@@ -262,7 +262,7 @@ class RestoreJob {
       if (found === null) return;
       if (node.type === 'symlink') await this.symlink(node, found.to);
       else if (node.type === 'file') {
-        files.push(this.filePlan(segs, found.to, node));
+        files.push(this.filePlan(segs.slice(0, -1), found.to, node));
       } else {
         if (!found.merge && !makeDir(found.to)) {
           // Something is there after all: the conflict rule decides.
@@ -279,11 +279,10 @@ class RestoreJob {
             this.fail([...segs, child.name], new AzbkError('AZBK_BAD_INPUT', 'this name cannot be created on Windows'));
             continue;
           }
-          const childSegs = [...segs, child.name];
           const childDest = childPath(to, child.name);
           // A file in a folder made here needs no check, and no call of its own (there are many).
-          if (!found.merge && child.type === 'file') files.push(this.filePlan(childSegs, childDest, child));
-          else await this.plan(childSegs, child, childDest, !found.merge, files, dirs);
+          if (!found.merge && child.type === 'file') files.push(this.filePlan(segs, childDest, child));
+          else await this.plan([...segs, child.name], child, childDest, !found.merge, files, dirs);
         }
       }
     } catch (err) {
@@ -313,12 +312,13 @@ class RestoreJob {
     return { to: copy, merge: false };
   }
 
-  private filePlan(segs: readonly string[], dest: string, node: FileNode): FilePlan {
-    return { segs, dest, tmp: this.tempName(dest), node, remaining: 0, error: null };
+  /** A file to restore; `folder`: the original path of its folder. */
+  private filePlan(folder: readonly string[], dest: string, node: FileNode): FilePlan {
+    return { folder, dest, tmp: this.tmpCount++, node, remaining: 0, error: null };
   }
 
   private tempName(dest: string): string {
-    return childPath(path.dirname(dest), `${this.tmpPrefix}${this.tmpCount++}`);
+    return tempPath(dest, this.tmpPrefix, this.tmpCount++);
   }
 
   private async symlink(node: SymlinkNode, to: string): Promise<void> {
