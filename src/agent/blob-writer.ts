@@ -16,6 +16,12 @@ import { AzbkError } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
 import { blobKey, compactIndex, type BlobIndex, type IndexCache } from './blob-index.js';
 
+/**
+ * Stored packs are indexed without waiting for a flush once this many wait at the front of the
+ * started list: until then every blob in them is an object and a string in memory (about 250
+ * bytes), after that 60 bytes in the index. Each index file then names about 128 MiB of packs.
+ */
+const INDEX_EVERY = 8;
 /** Room in a pack's buffer beyond the target size: a last blob and the header usually fit. */
 const PACK_SLACK = 2 * 1024 * 1024;
 
@@ -54,6 +60,8 @@ export class BlobWriter {
   /** packs started and not yet indexed, oldest first */
   private readonly started: Started[] = [];
   private readonly uploads = new Set<Promise<void>>();
+  /** an index file being written between flushes */
+  private indexing: Promise<void> | null = null;
   private failed: unknown = undefined;
   readonly stats: WriterStats = { blobs: 0, newBlobs: 0, rawBytes: 0, newRawBytes: 0, uploadedBytes: 0, packs: 0, indexFiles: 0 };
 
@@ -61,7 +69,7 @@ export class BlobWriter {
     private readonly session: VaultSession,
     private readonly keys: VaultKeys,
     private readonly index: BlobIndex,
-    private readonly opts: { packSize?: number; level?: number; uploads?: number; indexCache?: IndexCache } = {},
+    private readonly opts: { packSize?: number; level?: number; uploads?: number; indexEvery?: number; indexCache?: IndexCache } = {},
   ) {}
 
   /**
@@ -161,6 +169,7 @@ export class BlobWriter {
         this.uploads.delete(upload);
         // Stored: no store keeps or reads the bytes it was given once the put resolved.
         this.spare.push(open.room);
+        this.indexSome();
       },
       (err: unknown) => {
         this.failed ??= err ?? new Error('pack upload failed');
@@ -186,10 +195,35 @@ export class BlobWriter {
     if (listings) await this.uploadListings();
     else await this.uploadPack('data');
     await Promise.all(this.uploads);
+    // An index file being written may name packs added before this call (and start another as it ends).
+    while (this.indexing !== null) await this.indexing;
     this.check();
+    const n = this.storedFirst();
+    if (n > 0) await this.writeIndex(n);
+  }
+
+  /** How many packs at the front of the started list are stored. */
+  private storedFirst(): number {
     let n = 0;
     while (n < this.started.length && this.started[n]!.stored) n++;
-    if (n === 0) return;
+    return n;
+  }
+
+  /** Indexes the stored packs at the front of the started list once there are enough of them. */
+  private indexSome(): void {
+    if (this.indexing !== null || this.failed !== undefined) return;
+    const n = this.storedFirst();
+    if (n < (this.opts.indexEvery ?? INDEX_EVERY)) return;
+    const indexing = this.writeIndex(n).finally(() => {
+      this.indexing = null;
+      this.indexSome();
+    });
+    indexing.catch(() => undefined); // the failure is kept: the next add or flush throws it
+    this.indexing = indexing;
+  }
+
+  /** Writes one index file for the first `n` started packs (all stored); then their blobs are in the index. */
+  private async writeIndex(n: number): Promise<void> {
     const packs = this.started.splice(0, n).map((s) => s.pack);
     const name = randomBytes(32).toString('hex');
     const data = encodeIndex(this.keys, name, packs);

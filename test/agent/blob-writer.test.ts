@@ -125,5 +125,45 @@ describe('blob writer', () => {
       expect(decodeBlob(m.keys, 'data', id, sealed).equals(blobs[i]!)).toBe(true);
     }
   });
+
+  it('indexes stored packs between flushes once enough wait, and a flush waits for that index', async () => {
+    const m = await createMachine();
+    const index = new BlobIndex();
+    const held = gate();
+    let indexCalls = 0;
+    const inner = m.ctx.session;
+    const session = new Proxy(inner, {
+      get(target, key) {
+        if (key === 'putIndex') {
+          return async (...args: Parameters<VaultSession['putIndex']>) => {
+            if (indexCalls++ === 0) await held.wait;
+            return target.putIndex(...args);
+          };
+        }
+        const v = Reflect.get(target, key) as unknown;
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    const writer = new BlobWriter(session, m.keys, index, { packSize: 1000, uploads: 1, indexEvery: 2 });
+    const a = await writer.add('data', randomBytes(2000));
+    const b = await writer.add('data', randomBytes(2000));
+    const c = await writer.add('data', randomBytes(2000)); // packs a and b are stored: their index is being written
+    await setImmediate();
+    expect(indexCalls).toBe(1);
+    expect(index.has('data', a)).toBe(false);
+    const flushing = writer.flush();
+    await setImmediate();
+    expect(index.has('data', c)).toBe(false);
+    held.open();
+    await flushing;
+    expect([a, b, c].every((id) => index.has('data', id))).toBe(true);
+    expect(writer.stats.indexFiles).toBe(2);
+    // Without a flush: once two more packs are stored, they are indexed.
+    const d = await writer.add('data', randomBytes(2000));
+    const e = await writer.add('data', randomBytes(2000));
+    await writer.add('data', randomBytes(2000));
+    for (let i = 0; i < 5 && !index.has('data', e); i++) await setImmediate();
+    expect(index.has('data', d) && index.has('data', e)).toBe(true);
+  });
 });
 
