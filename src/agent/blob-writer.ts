@@ -2,8 +2,9 @@
  * Stores blobs in the vault with deduplication: a blob the vault (or this job) already has is not
  * sent again. New blobs are sealed into packs of about 16 MiB, file data and folder listings in
  * packs of their own (a restore reads every listing of a point before any data, and finds them
- * together instead of scattered between file chunks); each full pack is uploaded, and `flush`
- * uploads the open packs and writes one index file for every pack uploaded since the last flush.
+ * together instead of scattered between file chunks); each full pack is uploaded, an index file
+ * names stored packs whenever INDEX_EVERY of them wait, and `flush` uploads the open packs and
+ * indexes every pack not yet named.
  * Only after `flush` resolves may a point or checkpoint refer to those blobs.
  */
 import { randomBytes } from 'node:crypto';
@@ -57,7 +58,7 @@ export class BlobWriter {
    */
   private readonly spare: Buffer[] = [];
   private readonly pending = new Set<string>();
-  /** packs started and not yet indexed, oldest first */
+  /** packs started and not yet taken into an index file, oldest first */
   private readonly started: Started[] = [];
   private readonly uploads = new Set<Promise<void>>();
   /** an index file being written between flushes */
@@ -199,7 +200,7 @@ export class BlobWriter {
     while (this.indexing !== null) await this.indexing;
     this.check();
     const n = this.storedFirst();
-    if (n > 0) await this.writeIndex(n);
+    if (n > 0) await this.startIndex(n);
   }
 
   /** How many packs at the front of the started list are stored. */
@@ -214,12 +215,20 @@ export class BlobWriter {
     if (this.indexing !== null || this.failed !== undefined) return;
     const n = this.storedFirst();
     if (n < (this.opts.indexEvery ?? INDEX_EVERY)) return;
+    this.startIndex(n).catch(() => undefined); // the failure is kept: the next add or flush throws it
+  }
+
+  /**
+   * Starts the index file of the first `n` started packs. One index file is written at a time: one
+   * started after a failed one could name packs that only follow packs no index names.
+   */
+  private startIndex(n: number): Promise<void> {
     const indexing = this.writeIndex(n).finally(() => {
       this.indexing = null;
       this.indexSome();
     });
-    indexing.catch(() => undefined); // the failure is kept: the next add or flush throws it
     this.indexing = indexing;
+    return indexing;
   }
 
   /** Writes one index file for the first `n` started packs (all stored); then their blobs are in the index. */

@@ -22,7 +22,7 @@ import { openTemp, removeTemp, settle, why } from './restore-files.js';
  * own that can be made again when needed.
  */
 export interface FilePlan {
-  /** the original path of the file's folder, as segments (one array for all files of a folder) */
+  /** the original path of the file's folder, as segments (one array for the files of a folder this restore creates) */
   readonly folder: readonly string[];
   readonly dest: string;
   /** the number of its temporary file beside `dest` (see tempPath) */

@@ -15,7 +15,7 @@ export function fileEndpoint(dir: string): string {
 
 /** Whether `endpoint` names an embedded vault (a folder this machine writes itself). */
 export function isEmbeddedEndpoint(endpoint: string): boolean {
-  return endpoint.startsWith('file:');
+  return URL.canParse(endpoint) && new URL(endpoint).protocol === 'file:';
 }
 
 /** Opens the embedded vault in `dir`; AZBK_VAULT_NOT_FOUND when the folder holds none. */

@@ -165,5 +165,52 @@ describe('blob writer', () => {
     for (let i = 0; i < 5 && !index.has('data', e); i++) await setImmediate();
     expect(index.has('data', d) && index.has('data', e)).toBe(true);
   });
+
+  it('writes one index file at a time: none starts while a flush writes one, and none after a failed one', async () => {
+    const m = await createMachine();
+    const index = new BlobIndex();
+    const held = gate();
+    let calls = 0;
+    let inFlight = 0;
+    let most = 0;
+    const inner = m.ctx.session;
+    const session = new Proxy(inner, {
+      get(target, key) {
+        if (key === 'putIndex') {
+          return async (...args: Parameters<VaultSession['putIndex']>) => {
+            const first = calls++ === 0;
+            most = Math.max(most, ++inFlight);
+            try {
+              if (first) {
+                await held.wait;
+                throw new Error('index upload lost');
+              }
+              return await target.putIndex(...args);
+            } finally {
+              inFlight--;
+            }
+          };
+        }
+        const v = Reflect.get(target, key) as unknown;
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    const writer = new BlobWriter(session, m.keys, index, { packSize: 1000, uploads: 1, indexEvery: 2 });
+    await writer.add('data', randomBytes(2000));
+    const checkpoint = writer.flush(false); // its index file is held, then lost
+    await setImmediate();
+    expect(calls).toBe(1);
+    // Meanwhile more packs are stored: enough for an index file of their own, which must wait.
+    const later = [await writer.add('data', randomBytes(2000)), await writer.add('data', randomBytes(2000)), await writer.add('data', randomBytes(2000))];
+    await setImmediate();
+    expect(calls).toBe(1);
+    held.open();
+    await expect(checkpoint).rejects.toThrow('index upload lost');
+    for (let i = 0; i < 5; i++) await setImmediate();
+    expect(most).toBe(1);
+    expect(calls, 'no index file after the lost one').toBe(1);
+    expect(later.some((id) => index.has('data', id))).toBe(false);
+    await expect(writer.add('data', randomBytes(2000))).rejects.toThrow('index upload lost');
+  });
 });
 

@@ -51,7 +51,7 @@ export type RangeResult = { readonly taskId: number; readonly errors: readonly (
  * were a third of a large restore's peak memory (49 MiB of them alive at once).
  */
 export const RANGE_ROOM = 4 * 1024 * 1024;
-/** Range buffers kept (at most as many ranges are read at once, a few more wait in workers). */
+/** Range buffers kept (as many as ranges are read at once: each reader waits for its worker). */
 const SPARE_ROOMS = 8;
 
 interface Slot {
@@ -90,7 +90,7 @@ export class RestorePool {
     return Buffer.from(this.rooms.pop() ?? new ArrayBuffer(RANGE_ROOM));
   }
 
-  /** Takes back a range buffer from `room` that was not used after all. */
+  /** Takes back a range buffer from `room`: one not used after all, or one a worker sent back. */
   giveBack(room: ArrayBuffer): void {
     if (this.rooms.length < SPARE_ROOMS && room.byteLength === RANGE_ROOM) this.rooms.push(room);
   }
