@@ -17,7 +17,6 @@ import { encodeTree, type FileNode, type TreeNode } from '../core/tree.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { errnoCode } from '../shared/files.js';
 import type { PointInfo } from '../vault/api.js';
-import { isEmbeddedEndpoint } from '../vault/connect.js';
 import { BlobIndex } from './blob-index.js';
 import { BlobWriter } from './blob-writer.js';
 import { findResumable, knownFile, sealCheckpoint, unchanged, type KnownFile, type PartialFile, type ResumeState } from './checkpoint.js';
@@ -221,11 +220,7 @@ class BackupJob {
     const { session, keys } = this.ctx;
     const cfg = await session.config();
     this.index = await BlobIndex.load(session, keys, this.cache);
-    // Packs stored at once: an embedded vault's write (a file, fsynced) ends long before the next
-    // pack fills, and each pack in flight holds a pack-sized buffer; a vault service's round trips
-    // need two to overlap.
-    const uploads = isEmbeddedEndpoint(this.ctx.registration.endpoint) ? 1 : 2;
-    this.writer = new BlobWriter(session, keys, this.index, { packSize: cfg.packSize, level: cfg.compression.level, uploads, indexCache: this.cache });
+    this.writer = new BlobWriter(session, keys, this.index, { packSize: cfg.packSize, level: cfg.compression.level, indexCache: this.cache });
     const trie = this.buildTrie();
     const includedPaths = collectIncluded(trie, []);
     if (includedPaths.length === 0) {

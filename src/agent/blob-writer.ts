@@ -179,6 +179,9 @@ export class BlobWriter {
     );
     upload.catch(() => undefined); // surfaced by whoever awaits it below
     this.uploads.add(upload);
+    // Two in flight by default, also into an embedded vault: with one, a backup of incompressible
+    // big files took 36 s instead of 31 (a pack's write and fsync last about as long as filling
+    // the next one), for 20 MiB less.
     while (this.uploads.size >= (this.opts.uploads ?? 2)) await Promise.race(this.uploads);
   }
 

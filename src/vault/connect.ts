@@ -13,11 +13,6 @@ export function fileEndpoint(dir: string): string {
   return pathToFileURL(path.resolve(dir)).href;
 }
 
-/** Whether `endpoint` names an embedded vault (a folder this machine writes itself). */
-export function isEmbeddedEndpoint(endpoint: string): boolean {
-  return URL.canParse(endpoint) && new URL(endpoint).protocol === 'file:';
-}
-
 /** Opens the embedded vault in `dir`; AZBK_VAULT_NOT_FOUND when the folder holds none. */
 export async function openEmbeddedVault(dir: string): Promise<Vault> {
   try {
