@@ -18,6 +18,17 @@ function gate(): { wait: Promise<void>; open: () => void } {
   return { wait, open };
 }
 
+/** `session` with one method replaced by `fn` (which gets the original, bound). */
+function replacing<K extends 'putPack' | 'putIndex'>(session: VaultSession, key: K, fn: (inner: VaultSession[K], ...args: Parameters<VaultSession[K]>) => ReturnType<VaultSession[K]>): VaultSession {
+  return new Proxy(session, {
+    get(target, k) {
+      const v = Reflect.get(target, k) as unknown;
+      const bound = typeof v === 'function' ? v.bind(target) : v;
+      return k === key ? (...args: Parameters<VaultSession[K]>) => fn(bound as VaultSession[K], ...args) : bound;
+    },
+  });
+}
+
 describe('blob writer', () => {
   it('indexes only packs whose predecessors are all stored', async () => {
     const m = await createMachine();
@@ -98,18 +109,9 @@ describe('blob writer', () => {
     const m = await createMachine();
     const index = new BlobIndex();
     const buffers = new Set<ArrayBufferLike>();
-    const inner = m.ctx.session;
-    const session = new Proxy(inner, {
-      get(target, key) {
-        if (key === 'putPack') {
-          return (id: Parameters<VaultSession['putPack']>[0], data: Uint8Array) => {
-            buffers.add(data.buffer);
-            return target.putPack(id, data);
-          };
-        }
-        const v = Reflect.get(target, key) as unknown;
-        return typeof v === 'function' ? v.bind(target) : v;
-      },
+    const session = replacing(m.ctx.session, 'putPack', (putPack, id, data) => {
+      buffers.add(data.buffer);
+      return putPack(id, data);
     });
     // Every blob fills a pack; at most two are being stored at once.
     const writer = new BlobWriter(session, m.keys, index, { packSize: 1000, uploads: 2 });
@@ -131,18 +133,9 @@ describe('blob writer', () => {
     const index = new BlobIndex();
     const held = gate();
     let indexCalls = 0;
-    const inner = m.ctx.session;
-    const session = new Proxy(inner, {
-      get(target, key) {
-        if (key === 'putIndex') {
-          return async (...args: Parameters<VaultSession['putIndex']>) => {
-            if (indexCalls++ === 0) await held.wait;
-            return target.putIndex(...args);
-          };
-        }
-        const v = Reflect.get(target, key) as unknown;
-        return typeof v === 'function' ? v.bind(target) : v;
-      },
+    const session = replacing(m.ctx.session, 'putIndex', async (putIndex, ...args) => {
+      if (indexCalls++ === 0) await held.wait;
+      return putIndex(...args);
     });
     const writer = new BlobWriter(session, m.keys, index, { packSize: 1000, uploads: 1, indexEvery: 2 });
     const a = await writer.add('data', randomBytes(2000));
@@ -173,27 +166,18 @@ describe('blob writer', () => {
     let calls = 0;
     let inFlight = 0;
     let most = 0;
-    const inner = m.ctx.session;
-    const session = new Proxy(inner, {
-      get(target, key) {
-        if (key === 'putIndex') {
-          return async (...args: Parameters<VaultSession['putIndex']>) => {
-            const first = calls++ === 0;
-            most = Math.max(most, ++inFlight);
-            try {
-              if (first) {
-                await held.wait;
-                throw new Error('index upload lost');
-              }
-              return await target.putIndex(...args);
-            } finally {
-              inFlight--;
-            }
-          };
+    const session = replacing(m.ctx.session, 'putIndex', async (putIndex, ...args) => {
+      const first = calls++ === 0;
+      most = Math.max(most, ++inFlight);
+      try {
+        if (first) {
+          await held.wait;
+          throw new Error('index upload lost');
         }
-        const v = Reflect.get(target, key) as unknown;
-        return typeof v === 'function' ? v.bind(target) : v;
-      },
+        return await putIndex(...args);
+      } finally {
+        inFlight--;
+      }
     });
     const writer = new BlobWriter(session, m.keys, index, { packSize: 1000, uploads: 1, indexEvery: 2 });
     await writer.add('data', randomBytes(2000));
