@@ -77,7 +77,7 @@ export interface VaultSession {
   /**
    * Reads `length` bytes at `offset` of a pack; AZBK_VAULT_CORRUPT when the pack is missing or
    * short. With `into`, the bytes may be read into it when they fit (the result is then a view of
-   * it); a remote vault returns a buffer of its own.
+   * it), so that a caller reading many ranges can reuse one buffer.
    */
   readPack(id: PackId, offset: number, length: number, into?: Buffer): Promise<Buffer>;
   /** The size of a pack in bytes, or null when the vault does not hold it. */

@@ -96,8 +96,8 @@ class Api {
     }
   }
 
-  async bytes(path: string, notFound: () => AzbkError, headers: Record<string, string> = {}) {
-    return this.transport.request({ method: 'GET', path, headers: this.headers(headers), limit: OBJECT_LIMIT, idempotent: true, notFound });
+  async bytes(path: string, notFound: () => AzbkError, headers: Record<string, string> = {}, into?: Buffer) {
+    return this.transport.request({ method: 'GET', path, headers: this.headers(headers), limit: OBJECT_LIMIT, idempotent: true, notFound, ...(into === undefined ? {} : { into }) });
   }
 }
 
@@ -178,7 +178,7 @@ class HttpSession implements VaultSession {
     await this.api.upload('PUT', `/v1/packs/${id}`, data);
   }
 
-  async readPack(id: PackId, offset: number, length: number): Promise<Buffer> {
+  async readPack(id: PackId, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     if (!isHex64(id)) throw new AzbkError('AZBK_BAD_INPUT', 'A pack id is 64 hex digits.');
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 || length > OBJECT_LIMIT) {
       throw new AzbkError('AZBK_BAD_INPUT', `Invalid pack range (offset ${offset}, length ${length}).`);
@@ -189,7 +189,7 @@ class HttpSession implements VaultSession {
       if ((await this.statPack(id)) === null) throw missing();
       return Buffer.alloc(0);
     }
-    const res = await this.api.bytes(`/v1/packs/${id}`, missing, { range: `bytes=${offset}-${offset + length - 1}` });
+    const res = await this.api.bytes(`/v1/packs/${id}`, missing, { range: `bytes=${offset}-${offset + length - 1}` }, into);
     if (res.status !== 206 || res.body.length !== length) throw new AzbkError('AZBK_VAULT_CORRUPT', `The vault server sent ${res.body.length} bytes of pack ${id}, not ${length}.`);
     if (!String(res.headers['content-range']).startsWith(`bytes ${offset}-${offset + length - 1}/`)) throw bad(`range of pack ${id}`);
     return res.body;

@@ -36,6 +36,8 @@ export interface TransportRequest {
   readonly accept?: readonly number[];
   /** the error for a 404 without an AZBK code (default AZBK_VAULT_NOT_FOUND) */
   readonly notFound?: () => AzbkError;
+  /** where a successful reply's body is collected when it fits (the body is then a view of it) */
+  readonly into?: Buffer;
 }
 
 /** A reply with its whole body. */
@@ -189,7 +191,7 @@ export class HttpTransport {
       }
       chunks.push(chunk);
     }
-    const body = Buffer.concat(chunks, size);
+    const body = req.into !== undefined && res.statusCode < 300 && size <= req.into.length ? gather(chunks, req.into) : Buffer.concat(chunks, size);
     if (Number.isFinite(declared) && declared !== size) throw Object.assign(new Error('the reply was cut short'), { code: SHORT_REPLY });
     return { status: res.statusCode, headers: res.headers, body };
   }
@@ -198,4 +200,11 @@ export class HttpTransport {
   close(): Promise<void> {
     return this.#pool.close();
   }
+}
+
+/** Copies `chunks` one after another into `into`; a view of what they fill. */
+function gather(chunks: readonly Buffer[], into: Buffer): Buffer {
+  let at = 0;
+  for (const c of chunks) at += c.copy(into, at);
+  return into.subarray(0, at);
 }

@@ -64,6 +64,14 @@ describe('HttpVault against a vault server', () => {
     expect(await sb.statPack(packIdOf(packs[1]!))).toBe(200_000);
     expect(await sb.statPack('00'.repeat(32) as PackId)).toBeNull();
     expect(await sb.readPack(packIdOf(packs[1]!), 10, 0)).toHaveLength(0);
+    // Into a buffer of the caller's when the range fits, else into one of its own.
+    const into = Buffer.alloc(6000);
+    const viewed = await sb.readPack(packIdOf(packs[2]!), 1000, 5000, into);
+    expect(viewed.buffer).toBe(into.buffer);
+    expect(viewed.equals(packs[2]!.subarray(1000, 6000))).toBe(true);
+    const own = await sb.readPack(packIdOf(packs[2]!), 0, 7000, into);
+    expect(own.buffer).not.toBe(into.buffer);
+    expect(own.equals(packs[2]!.subarray(0, 7000))).toBe(true);
 
     const index = bytes(1234);
     await sa.putIndex('12'.repeat(32), index);
