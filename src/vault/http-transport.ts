@@ -4,6 +4,7 @@
  * replies mapped to AzbkErrors, and response bodies read with a size limit (the network is
  * hostile input).
  */
+import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { buildConnector, Pool } from 'undici';
 import { AzbkError, errorRegistry, type ErrorCode } from '../shared/errors.js';
@@ -163,12 +164,13 @@ export class HttpTransport {
 
   /** One attempt: the reply with its body, at most `req.limit` bytes. */
   async #once(req: TransportRequest): Promise<TransportResponse> {
+    const inPieces = req.body !== undefined && typeof req.body !== 'string' && req.body.length > BODY_PIECE;
     const res = await this.#pool.request({
       origin: this.#origin,
       path: this.#base + req.path,
       method: req.method,
-      headers: req.headers,
-      body: req.body === undefined ? null : typeof req.body === 'string' ? req.body : Buffer.from(req.body.buffer, req.body.byteOffset, req.body.byteLength),
+      headers: inPieces ? { ...req.headers, 'content-length': String(req.body!.length) } : req.headers,
+      body: req.body === undefined ? null : typeof req.body === 'string' ? req.body : inPieces ? Readable.from(pieces(req.body), { objectMode: false }) : Buffer.from(req.body.buffer, req.body.byteOffset, req.body.byteLength),
     });
     const limit = res.statusCode >= 400 ? Math.min(req.limit, 64 * 1024) : req.limit;
     const declared = Number(res.headers['content-length']);
@@ -207,4 +209,15 @@ function gather(chunks: readonly Buffer[], into: Buffer): Buffer {
   let at = 0;
   for (const c of chunks) at += c.copy(into, at);
   return into.subarray(0, at);
+}
+
+/**
+ * A request body larger than this goes to the socket in pieces of this size: TLS encrypts each as
+ * it is written, instead of copying a whole 16 MiB pack at once (two of them in flight).
+ */
+const BODY_PIECE = 256 * 1024;
+
+/** The body as views of BODY_PIECE bytes (a fresh stream of them for each attempt). */
+function* pieces(body: Uint8Array): Generator<Buffer, void, undefined> {
+  for (let at = 0; at < body.length; at += BODY_PIECE) yield Buffer.from(body.buffer, body.byteOffset + at, Math.min(BODY_PIECE, body.length - at));
 }

@@ -232,4 +232,28 @@ describe('HttpVault against a hostile server', () => {
     expect(await codeOf(client.config())).toBe('AZBK_VAULT_UNREACHABLE');
     expect(configCalls).toBe(3);
   });
+
+  it('sends a large body in pieces, whole again on a retry', async () => {
+    const received: Buffer[] = [];
+    const client = await hostile((req, res) => {
+      if (req.url === '/v1/session') return res.end(JSON.stringify({ machineId: machine }));
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => parts.push(c));
+      req.on('end', () => {
+        received.push(Buffer.concat(parts));
+        if (received.length === 1) {
+          res.writeHead(503);
+          return res.end('busy');
+        }
+        res.writeHead(204);
+        res.end();
+      });
+    });
+    const s = await client.session(machine, secret);
+    const pack = bytes(1_000_003);
+    await s.putPack(packIdOf(pack), pack);
+    expect(received).toHaveLength(2);
+    for (const r of received) expect(r.equals(pack)).toBe(true);
+  });
 });
+
