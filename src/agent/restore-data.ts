@@ -105,24 +105,25 @@ export async function restoreData(
   };
   /** Finishes a file this thread holds: renamed into place when complete, else removed. */
   const finish = (f: FilePlan) => {
+    const tmp = tmpOf(f);
     if (f.error === null) {
       try {
         // Written by several ranges, or (no chunks) an empty file made here.
-        const fd = openTemp(tmpOf(f), f.created !== true);
+        const fd = openTemp(tmp, f.created !== true);
         f.created = true;
         try {
           settle(fd, f.node.mode, f.node.mtime);
         } finally {
           fs.closeSync(fd);
         }
-        fs.renameSync(tmpOf(f), f.dest);
+        fs.renameSync(tmp, f.dest);
         completed(f);
         return;
       } catch (err) {
         f.error = why(err);
       }
     }
-    if (f.created === true) removeTemp(tmpOf(f));
+    if (f.created === true) removeTemp(tmp);
   };
   const failFile = (f: FilePlan, why: string) => {
     if (f.error === null) f.error = why;

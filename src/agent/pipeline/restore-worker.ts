@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { decodeBlob } from '../../core/blob.js';
+import { DEFAULT_CHUNKER } from '../../core/chunker.js';
 import type { BlobId } from '../../core/ids.js';
 import { deriveKeys } from '../../core/keys.js';
 import { isAzbkError } from '../../shared/errors.js';
@@ -12,7 +13,7 @@ import { openTemp, removeTemp, settle, why, writeAll } from '../restore-files.js
 import type { RangeResult, RangeTask } from './restore-pool.js';
 
 const keys = deriveKeys(Buffer.from((workerData as { master: Uint8Array }).master));
-/** Where chunks are decompressed: each is written out before the next is opened (8 MiB, the chunker's default max). */
+/** Where chunks are decompressed: each is written out before the next is opened (as large as the chunker's default largest chunk). */
 let scratch: Buffer | undefined;
 
 interface FileState {
@@ -33,7 +34,7 @@ function run(t: RangeTask): RangeResult {
       let plain: Buffer | null = null;
       let damaged = '';
       try {
-        plain = decodeBlob(keys, 'data', b.id as BlobId, data.subarray(b.offset, b.offset + b.length), (scratch ??= Buffer.allocUnsafeSlow(8 * 1024 * 1024)));
+        plain = decodeBlob(keys, 'data', b.id as BlobId, data.subarray(b.offset, b.offset + b.length), (scratch ??= Buffer.allocUnsafeSlow(DEFAULT_CHUNKER.max)));
       } catch (err) {
         damaged = isAzbkError(err) ? `damaged chunk ${b.id.slice(0, 12)} in pack ${t.pack.slice(0, 12)}` : String(err);
       }
