@@ -205,7 +205,11 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     removedRoot = root;
     endWatch();
   };
-  /** folders the watches cover, as far as the watcher has been told */
+  /**
+   * folders the watches have covered since they were set up, removed ones included: chokidar may
+   * report a folder's removal before the rename that puts another in its place, and that folder
+   * may still get the old one's watches
+   */
   const knownDirs = new Set<string>();
   const start = () => {
     knownDirs.clear();
@@ -231,7 +235,6 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       record(p);
       const abs = path.resolve(p);
       if (event === 'addDir') knownDirs.add(abs);
-      else if (event === 'unlinkDir') knownDirs.delete(abs);
       if ((event === 'unlinkDir' || event === 'unlink') && roots.has(abs)) rootGone(abs);
     });
     w.on('raw', (event: unknown, name: unknown, details: unknown) => {
