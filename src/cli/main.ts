@@ -47,6 +47,13 @@ export function buildProgram(): Command {
 
 /** Runs the CLI with `argv` (as process.argv) and exits. */
 export async function main(argv: string[]): Promise<void> {
+  // A reader that stops early (`azbk points | head -1`) closes the pipe: what is left to print is
+  // dropped, and the command ends as it would have, with its own exit code.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+    });
+  }
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

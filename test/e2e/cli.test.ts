@@ -1,7 +1,9 @@
 /** The command line itself: help, usage errors (exit 2), error format in text and --json. */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { expectExit, expectNoStack, parseJson, runCli, tempDir } from '../helpers/cli.js';
+import { BIN, expectExit, expectNoStack, parseJson, runCli, tempDir } from '../helpers/cli.js';
 import { exists } from '../helpers/fs-tree.js';
 
 describe.concurrent('azbk command line', () => {
@@ -14,6 +16,18 @@ describe.concurrent('azbk command line', () => {
     const sub = await runCli(['restore', '--help']);
     expectExit(sub, 0);
     expect(sub.stdout).toContain('--conflict');
+  });
+
+  it('exits as usual, without a stack trace, when the reader of its output has gone', async () => {
+    for (const args of [['--version'], ['--help']]) {
+      const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout.destroy(); // closed before azbk writes anything: its first write fails with EPIPE
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const [code] = (await once(child, 'close')) as [number | null];
+      expect(code, `${args.join(' ')}: ${stderr}`).toBe(0);
+      expect(stderr).toBe('');
+    }
   });
 
   it('usage errors exit 2 without a stack trace', async (ctx) => {
