@@ -110,6 +110,11 @@ export class ChunkPool {
     });
   }
 
+  /** How many workers read files (started or not). */
+  get workers(): number {
+    return this.opts.workers;
+  }
+
   /** The queue has room for more files (room() would resolve at once). */
   get hasRoom(): boolean {
     return this.failure === null && this.queue.length < this.opts.maxQueued;
