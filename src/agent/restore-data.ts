@@ -8,7 +8,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { BlobId, PackId } from '../core/ids.js';
-import type { FileNode } from '../core/tree.js';
 import { isAzbkError } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
 import type { BlobIndex } from './blob-index.js';
@@ -27,7 +26,13 @@ export interface FilePlan {
   readonly dest: string;
   /** the number of its temporary file beside `dest` (see tempPath) */
   readonly tmp: number;
-  readonly node: FileNode;
+  /** its name, size, mode and time as backed up (the tree's strings: no copies) */
+  readonly name: string;
+  readonly size: number;
+  readonly mode: number;
+  readonly mtime: string;
+  /** its chunks, until restoreData has planned where each is read (then null: the tree node can go) */
+  content: readonly BlobId[] | null;
   /** chunks not yet written (or failed) */
   remaining: number;
   error: string | null;
@@ -100,7 +105,7 @@ export async function restoreData(
   const byPack = new Map<PackId, Map<BlobId, Wanted>>();
   let done = { files: 0, bytes: 0 };
   const completed = (f: FilePlan) => {
-    done = { files: done.files + 1, bytes: done.bytes + f.node.size };
+    done = { files: done.files + 1, bytes: done.bytes + f.size };
     opts.onFile?.(f);
   };
   /** Finishes a file this thread holds: renamed into place when complete, else removed. */
@@ -112,7 +117,7 @@ export async function restoreData(
         const fd = openTemp(tmp, f.created !== true);
         f.created = true;
         try {
-          settle(fd, f.node.mode, f.node.mtime);
+          settle(fd, f.mode, f.mtime);
         } finally {
           fs.closeSync(fd);
         }
@@ -136,7 +141,9 @@ export async function restoreData(
 
   for (const f of files) {
     let offset = 0;
-    for (const id of f.node.content) {
+    const content = f.content ?? [];
+    f.content = null;
+    for (const id of content) {
       const loc = index.get('data', id);
       if (loc === undefined) {
         failFile(f, `chunk ${id.slice(0, 12)} is missing from the vault`);
@@ -151,13 +158,16 @@ export async function restoreData(
       f.remaining++;
       offset += loc.entry.rawLength;
     }
-    if (f.error === null && offset !== f.node.size) failFile(f, `its chunks hold ${offset} bytes where ${f.node.size} were backed up`);
+    if (f.error === null && offset !== f.size) failFile(f, `its chunks hold ${offset} bytes where ${f.size} were backed up`);
     if (f.remaining === 0) finish(f);
   }
 
-  const all: Range[] = [];
-  for (const [pack, blobs] of byPack) all.push(...ranges(pack, [...blobs.values()]));
-  assignOwners(all);
+  const planned: Range[] = [];
+  for (const [pack, blobs] of byPack) planned.push(...ranges(pack, [...blobs.values()]));
+  byPack.clear();
+  assignOwners(planned);
+  // A range is let go once read, with its chunks' ids: the plan shrinks as the restore goes on.
+  const all: (Range | undefined)[] = planned;
   let next = 0;
   let stopped = false;
   try {
@@ -175,7 +185,11 @@ export async function restoreData(
     // files of it into place), start no other, and the first failure is reported.
     const readers = Array.from({ length: Math.min(READERS, all.length) }, async () => {
       try {
-        while (!stopped && next < all.length) await restoreRange(all[next++]!);
+        while (!stopped && next < all.length) {
+          const range = all[next]!;
+          all[next++] = undefined;
+          await restoreRange(range);
+        }
       } catch (err) {
         stopped = true;
         throw err;
@@ -227,7 +241,7 @@ export async function restoreData(
         let i = slot.get(f);
         if (i === undefined) {
           slot.set(f, (i = rangeFiles.length));
-          rangeFiles.push({ tmp: tmpOf(f), dest: f.dest, mode: f.node.mode, mtime: f.node.mtime, own: f.owner === range });
+          rangeFiles.push({ tmp: tmpOf(f), dest: f.dest, mode: f.mode, mtime: f.mtime, own: f.owner === range });
           counts.push(0);
         }
         counts[i]!++;
@@ -243,7 +257,8 @@ export async function restoreData(
       const error = errors[i] ?? null;
       if (error !== null) failFile(f, error);
       if (f.owner === range) {
-        // the worker renamed it into place, or removed it
+        // the worker renamed it into place, or removed it (and the range may go)
+        f.owner = undefined;
         f.remaining = 0;
         if (error === null) completed(f);
       } else handled(f, counts[i]!);

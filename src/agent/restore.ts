@@ -229,12 +229,14 @@ class RestoreJob {
         makeParents(path.dirname(dest));
         await this.plan(s.segs, s.node, dest, false, files, dirs);
       }
-      const r = await restoreData(this.ctx.session, this.index, files, pool, { tmpPrefix: this.tmpPrefix, onFile: (f) => this.o.onEvent?.({ type: 'file', path: f.dest, size: f.node.size }) });
+      // Planned: the file plans hold what they need of the listings, which can go.
+      this.trees.clear();
+      const r = await restoreData(this.ctx.session, this.index, files, pool, { tmpPrefix: this.tmpPrefix, onFile: (f) => this.o.onEvent?.({ type: 'file', path: f.dest, size: f.size }) });
       this.restored.files += r.files;
       this.restored.bytes += r.bytes;
     } finally {
       await pool.close(); // closed already by the data phase, unless planning failed first
-      for (const f of files) if (f.error !== null) this.failed.push({ path: displayPath([...f.folder, f.node.name]), reason: f.error });
+      for (const f of files) if (f.error !== null) this.failed.push({ path: displayPath([...f.folder, f.name]), reason: f.error });
     }
     // Folder times last, deepest first, since writing into a folder changes its time.
     for (const d of dirs.reverse()) {
@@ -314,7 +316,7 @@ class RestoreJob {
 
   /** A file to restore; `folder`: the original path of its folder. */
   private filePlan(folder: readonly string[], dest: string, node: FileNode): FilePlan {
-    return { folder, dest, tmp: this.tmpCount++, node, remaining: 0, error: null };
+    return { folder, dest, tmp: this.tmpCount++, name: node.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null };
   }
 
   private tempName(dest: string): string {
