@@ -11,7 +11,7 @@ import type { BlobId, PackId } from '../core/ids.js';
 import { isAzbkError } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
 import type { BlobIndex } from './blob-index.js';
-import { RANGE_ROOM, type RangeBlob, type RangeFile, type RestorePool } from './pipeline/restore-pool.js';
+import { RANGE_ROOM, type RestorePool } from './pipeline/restore-pool.js';
 import { childPath } from './fspath.js';
 import { openTemp, removeTemp, settle, why } from './restore-files.js';
 
@@ -227,33 +227,48 @@ export async function restoreData(
       return;
     }
     // The task names each file once; files that failed already are left out (and counted).
-    const slot = new Map<FilePlan, number>();
-    const rangeFiles: RangeFile[] = [];
+    const work = { ids: [] as string[], layout: [] as number[], tmps: [] as string[], dests: [] as string[], modes: [] as number[], mtimes: [] as string[], owns: [] as number[] };
+    const taskFiles: FilePlan[] = [];
     const counts: number[] = [];
-    const blobs: RangeBlob[] = [];
+    const slot = new Map<FilePlan, number>();
+    /** Adds a place the chunk goes to the task; false when its file failed already. */
+    const place = (f: FilePlan, offset: number): boolean => {
+      if (f.error !== null) {
+        handled(f, 1);
+        return false;
+      }
+      let i = slot.get(f);
+      if (i === undefined) {
+        slot.set(f, (i = taskFiles.length));
+        taskFiles.push(f);
+        counts.push(0);
+        work.tmps.push(tmpOf(f));
+        work.dests.push(f.dest);
+        work.modes.push(f.mode);
+        work.mtimes.push(f.mtime);
+        work.owns.push(f.owner === range ? 1 : 0);
+      }
+      counts[i]!++;
+      work.layout.push(i, offset);
+      return true;
+    };
     for (const w of range.blobs) {
-      const targets: { file: number; offset: number }[] = [];
-      eachTarget(w, (f, offset) => {
-        if (f.error !== null) {
-          handled(f, 1);
-          return;
-        }
-        let i = slot.get(f);
-        if (i === undefined) {
-          slot.set(f, (i = rangeFiles.length));
-          rangeFiles.push({ tmp: tmpOf(f), dest: f.dest, mode: f.mode, mtime: f.mtime, own: f.owner === range });
-          counts.push(0);
-        }
-        counts[i]!++;
-        targets.push({ file: i, offset });
-      });
-      if (targets.length > 0) blobs.push({ id: w.id, offset: w.offset - range.start, length: w.length, targets });
+      const at = work.layout.length;
+      work.layout.push(w.offset - range.start, w.length, 0);
+      let n = place(w.file, w.at) ? 1 : 0;
+      if (w.more !== undefined) for (const t of w.more) if (place(t.file, t.offset)) n++;
+      if (n === 0) work.layout.length = at;
+      else {
+        work.layout[at + 2] = n;
+        work.ids.push(w.id);
+      }
     }
     const inRoom = room !== undefined && data.buffer === room.buffer;
-    if (room !== undefined && (!inRoom || blobs.length === 0)) pool.giveBack(room.buffer as ArrayBuffer);
-    if (blobs.length === 0) return;
-    const errors = await pool.run(range.pack, data, blobs, rangeFiles, inRoom);
-    for (const [f, i] of slot) {
+    if (room !== undefined && (!inRoom || work.ids.length === 0)) pool.giveBack(room.buffer as ArrayBuffer);
+    if (work.ids.length === 0) return;
+    const errors = await pool.run(range.pack, data, { ...work, layout: new Float64Array(work.layout), modes: new Int32Array(work.modes), owns: new Uint8Array(work.owns) }, inRoom);
+    for (let i = 0; i < taskFiles.length; i++) {
+      const f = taskFiles[i]!;
       const error = errors[i] ?? null;
       if (error !== null) failFile(f, error);
       if (f.owner === range) {

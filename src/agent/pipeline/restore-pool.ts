@@ -10,31 +10,33 @@ import { Worker } from 'node:worker_threads';
 import { AzbkError } from '../../shared/errors.js';
 import { workerUrl } from './worker-url.js';
 
-/** One file a range writes into. */
-export interface RangeFile {
-  readonly tmp: string;
-  readonly dest: string;
-  readonly mode: number;
-  readonly mtime: string;
-  /** every chunk of the file is in this range: the worker creates and finishes it */
-  readonly own: boolean;
+/**
+ * One range's work, in flat arrays: a range of small files names hundreds of them and of chunks,
+ * and an object for each cost the main thread garbage that outlived its young generation, and the
+ * structured clone every object's keys.
+ */
+export interface RangeWork {
+  /** per chunk, its id */
+  readonly ids: readonly string[];
+  /**
+   * per chunk, in order: its offset and length in the range's bytes, the number n of places it
+   * goes, then n pairs (file number in this task, offset in that file)
+   */
+  readonly layout: Float64Array;
+  /** per file: its temporary path, final path, mode and time */
+  readonly tmps: readonly string[];
+  readonly dests: readonly string[];
+  readonly modes: Int32Array;
+  readonly mtimes: readonly string[];
+  /** per file, 1 when every chunk of it is in this range: the worker creates and finishes it */
+  readonly owns: Uint8Array;
 }
 
-/** One chunk of the range (offsets into the range's bytes) and where it goes. */
-export interface RangeBlob {
-  readonly id: string;
-  readonly offset: number;
-  readonly length: number;
-  readonly targets: readonly { readonly file: number; readonly offset: number }[];
-}
-
-export interface RangeTask {
+export interface RangeTask extends RangeWork {
   readonly taskId: number;
   /** the pack's id, for error messages */
   readonly pack: string;
   readonly data: Uint8Array;
-  readonly blobs: readonly RangeBlob[];
-  readonly files: readonly RangeFile[];
   /** `data` is a view of a range buffer of the pool's: the worker sends that buffer back */
   readonly room: boolean;
 }
@@ -100,7 +102,7 @@ export class RestorePool {
    * to the worker) when it is a view of a buffer from `room` (`inRoom`: it comes back for the next
    * range) or a whole buffer of its own, else copied.
    */
-  run(pack: string, data: Buffer, blobs: readonly RangeBlob[], files: readonly RangeFile[], inRoom = false): Promise<readonly (string | null)[]> {
+  run(pack: string, data: Buffer, work: RangeWork, inRoom = false): Promise<readonly (string | null)[]> {
     if (this.failure !== null) {
       if (inRoom) this.giveBack(data.buffer as ArrayBuffer);
       return Promise.reject(this.failure);
@@ -112,7 +114,7 @@ export class RestorePool {
     return new Promise((resolve, reject) => {
       this.pending.set(taskId, { resolve, reject });
       slot.busy++;
-      const task: RangeTask = { taskId, pack, data: bytes, blobs, files, room: inRoom };
+      const task: RangeTask = { ...work, taskId, pack, data: bytes, room: inRoom };
       slot.worker.postMessage(task, [bytes.buffer as ArrayBuffer]);
     });
   }

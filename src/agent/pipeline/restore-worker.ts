@@ -16,83 +16,87 @@ const keys = deriveKeys(Buffer.from((workerData as { master: Uint8Array }).maste
 /** Where chunks are decompressed: each is written out before the next is opened (as large as the chunker's default largest chunk). */
 let scratch: Buffer | undefined;
 
-interface FileState {
-  /** targets of the file in this range not yet handled */
-  left: number;
-  /** open while the range still has chunks for the file */
-  fd: number | null;
-  created: boolean;
-  error: string | null;
+/** Per file of a task: places in the range not yet handled, descriptor (-1: closed), created, error. */
+interface Files {
+  readonly left: Int32Array;
+  readonly fds: Int32Array;
+  readonly created: Uint8Array;
+  readonly errors: (string | null)[];
 }
 
 function run(t: RangeTask): RangeResult {
   const data = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-  const state: FileState[] = t.files.map(() => ({ left: 0, fd: null, created: false, error: null }));
-  for (const b of t.blobs) for (const target of b.targets) state[target.file]!.left++;
+  const n = t.tmps.length;
+  const files: Files = { left: new Int32Array(n), fds: new Int32Array(n).fill(-1), created: new Uint8Array(n), errors: new Array<string | null>(n).fill(null) };
+  const { layout } = t;
+  for (let p = 0; p < layout.length; p += 3 + 2 * layout[p + 2]!) {
+    for (let k = 0; k < layout[p + 2]!; k++) files.left[layout[p + 3 + 2 * k]!]!++;
+  }
   try {
-    for (const b of t.blobs) {
+    for (let b = 0, p = 0; p < layout.length; b++, p += 3 + 2 * layout[p + 2]!) {
+      const id = t.ids[b]!;
+      const offset = layout[p]!;
       let plain: Buffer | null = null;
       let damaged = '';
       try {
-        plain = decodeBlob(keys, 'data', b.id as BlobId, data.subarray(b.offset, b.offset + b.length), (scratch ??= Buffer.allocUnsafeSlow(DEFAULT_CHUNKER.max)));
+        plain = decodeBlob(keys, 'data', id as BlobId, data.subarray(offset, offset + layout[p + 1]!), (scratch ??= Buffer.allocUnsafeSlow(DEFAULT_CHUNKER.max)));
       } catch (err) {
-        damaged = isAzbkError(err) ? `damaged chunk ${b.id.slice(0, 12)} in pack ${t.pack.slice(0, 12)}` : String(err);
+        damaged = isAzbkError(err) ? `damaged chunk ${id.slice(0, 12)} in pack ${t.pack.slice(0, 12)}` : String(err);
       }
-      for (const target of b.targets) {
-        const s = state[target.file]!;
-        s.left--;
-        if (s.error === null) {
-          if (plain === null) s.error = damaged;
+      for (let k = 0; k < layout[p + 2]!; k++) {
+        const i = layout[p + 3 + 2 * k]!;
+        files.left[i]!--;
+        if (files.errors[i] === null) {
+          if (plain === null) files.errors[i] = damaged;
           else {
             try {
               // A file written by several ranges was created by the main thread; an owned one is
               // created by its first chunk here.
-              if (s.fd === null) {
-                const f = t.files[target.file]!;
-                s.fd = openTemp(f.tmp, f.own && !s.created);
-                s.created = true;
+              if (files.fds[i] === -1) {
+                files.fds[i] = openTemp(t.tmps[i]!, t.owns[i] === 1 && files.created[i] === 0);
+                files.created[i] = 1;
               }
-              writeAll(s.fd, plain, target.offset);
+              writeAll(files.fds[i]!, plain, layout[p + 4 + 2 * k]!);
             } catch (err) {
-              s.error = why(err);
+              files.errors[i] = why(err);
             }
           }
         }
-        if (s.left === 0) done(t, target.file, s);
+        if (files.left[i] === 0) done(t, i, files);
       }
     }
   } finally {
-    for (const s of state) if (s.fd !== null) closeQuietly(s.fd);
+    for (const fd of files.fds) if (fd !== -1) closeQuietly(fd);
   }
-  return { taskId: t.taskId, errors: state.map((s) => s.error) };
+  return { taskId: t.taskId, errors: files.errors };
 }
 
-/** The range has no more chunks for the file: close it; an owned file is finished or removed. */
-function done(t: RangeTask, i: number, s: FileState): void {
-  const f = t.files[i]!;
-  if (s.fd !== null) {
-    const fd = s.fd;
-    s.fd = null;
+/** The range has no more chunks for file `i`: close it; an owned file is finished or removed. */
+function done(t: RangeTask, i: number, files: Files): void {
+  const own = t.owns[i] === 1;
+  const fd = files.fds[i]!;
+  if (fd !== -1) {
+    files.fds[i] = -1;
     try {
-      if (f.own && s.error === null) settle(fd, f.mode, f.mtime);
+      if (own && files.errors[i] === null) settle(fd, t.modes[i]!, t.mtimes[i]!);
     } catch (err) {
-      s.error = why(err);
+      files.errors[i] = why(err);
     }
     try {
       fs.closeSync(fd); // on some file systems, the write's errors show here
     } catch (err) {
-      s.error ??= why(err);
+      files.errors[i] ??= why(err);
     }
   }
-  if (!f.own) return;
-  if (s.error === null) {
+  if (!own) return;
+  if (files.errors[i] === null) {
     try {
-      fs.renameSync(f.tmp, f.dest);
+      fs.renameSync(t.tmps[i]!, t.dests[i]!);
     } catch (err) {
-      s.error = why(err);
+      files.errors[i] = why(err);
     }
   }
-  if (s.error !== null && s.created) removeTemp(f.tmp);
+  if (files.errors[i] !== null && files.created[i] === 1) removeTemp(t.tmps[i]!);
 }
 
 function closeQuietly(fd: number): void {
