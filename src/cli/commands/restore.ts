@@ -7,6 +7,7 @@ import { readPassphraseFile } from '../../agent/passphrase.js';
 import { runRestore, type ConflictRule } from '../../agent/restore.js';
 import { AzbkError, ExitCode } from '../../shared/errors.js';
 import { limitOptions, withLimits, type LimitOpts } from '../limits.js';
+import { boundHeapGrowth } from '../heap.js';
 import { formatBytes } from '../output.js';
 import { action, setExitCode } from '../run.js';
 
@@ -42,6 +43,7 @@ export function restoreCommand(program: Command): void {
         if (o.passphraseFile !== undefined && o.machine === undefined) {
           throw new AzbkError('AZBK_USAGE', '--passphrase-file is for restoring another machine: add --machine NAME.');
         }
+        boundHeapGrowth();
         const passphrase = o.passphraseFile === undefined ? undefined : await readPassphraseFile(o.passphraseFile);
         const ctx = await withLimits(await openAgent(paths), o);
         const started = new Date().toISOString();
