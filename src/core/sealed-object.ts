@@ -12,7 +12,8 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { KeyId } from './ids.js';
 import type { VaultKeys } from './keys.js';
 import { asBuffer, corrupt, hkdf32 } from './validate.js';
-import { zstdCompress, zstdDecompress } from './zstd.js';
+import { jsonPieces } from './json-pieces.js';
+import { zstdCompressPieces, zstdDecompress } from './zstd.js';
 
 export type ObjectKind = 'index' | 'point' | 'checkpoint' | 'pack-header';
 
@@ -43,20 +44,36 @@ function objectKey(keys: VaultKeys, nonce: Buffer): Buffer {
 
 /**
  * Serializes `value` as JSON (it must be JSON-serializable: TypeError otherwise), compresses and
- * seals it for `kind` and `name` under the keys' family.
+ * seals it for `kind` and `name` under the keys' family. The text is made in pieces (see
+ * jsonPieces), then each piece compressed and encrypted in turn: a large object holds its text
+ * once, not also as one buffer and one compressed buffer of that size.
  */
 export function sealObject(keys: VaultKeys, kind: ObjectKind, name: string, value: unknown): Buffer {
   if (!KINDS.includes(kind)) throw new TypeError(`unknown object kind ${String(kind)}`);
-  const json = JSON.stringify(value) as string | undefined;
-  if (json === undefined) throw new TypeError('sealed object value is not JSON-serializable');
-  const text = Buffer.from(json, 'utf8');
-  if (text.length > MAX_OBJECT_JSON) throw new RangeError(`sealed ${kind} object exceeds MAX_OBJECT_JSON`);
+  const pieces: string[] = [];
+  let size = 0;
+  for (const piece of jsonPieces(value)) {
+    pieces.push(piece);
+    size += Buffer.byteLength(piece, 'utf8');
+  }
+  if (size > MAX_OBJECT_JSON) throw new RangeError(`sealed ${kind} object exceeds MAX_OBJECT_JSON`);
   const keyId = Buffer.from(keys.keyId, 'hex');
   const nonce = randomBytes(NONCE_BYTES);
   const cipher = createCipheriv('aes-256-gcm', objectKey(keys, nonce), nonce);
   cipher.setAAD(objectAad(keyId, kind, name));
-  const body = zstdCompress(text, LEVEL);
-  return Buffer.concat([MAGIC, keyId, nonce, cipher.update(body), cipher.final(), cipher.getAuthTag()]);
+  const parts: Buffer[] = [MAGIC, keyId, nonce];
+  zstdCompressPieces(asBuffers(pieces), size, LEVEL, (part) => parts.push(cipher.update(part)));
+  parts.push(cipher.final(), cipher.getAuthTag());
+  return Buffer.concat(parts);
+}
+
+/** Each piece as UTF-8, letting go of the string once it is converted. */
+function* asBuffers(pieces: string[]): Generator<Buffer> {
+  for (let i = 0; i < pieces.length; i++) {
+    const b = Buffer.from(pieces[i]!, 'utf8');
+    pieces[i] = '';
+    yield b;
+  }
 }
 
 /**

@@ -16,12 +16,7 @@ let scratch = Buffer.alloc(0);
  * One context per level is kept: setting parameters for every call costs more than small inputs.
  */
 export function zstdCompress(data: Uint8Array, level: number): Buffer {
-  let c = contexts.get(level);
-  if (c === undefined) {
-    c = new binding.CCtx();
-    c.setParameter(binding.CParameter.compressionLevel, level);
-    contexts.set(level, c);
-  }
+  const c = context(level);
   const bound = binding.compressBound(data.length);
   let out = scratch;
   if (bound > out.length) {
@@ -32,6 +27,49 @@ export function zstdCompress(data: Uint8Array, level: number): Buffer {
 }
 
 const contexts = new Map<number, InstanceType<typeof binding.CCtx>>();
+
+function context(level: number): InstanceType<typeof binding.CCtx> {
+  let c = contexts.get(level);
+  if (c === undefined) {
+    c = new binding.CCtx();
+    c.setParameter(binding.CParameter.compressionLevel, level);
+    contexts.set(level, c);
+  }
+  return c;
+}
+
+let streamOut: Buffer | undefined;
+
+/**
+ * Compresses `pieces`, `size` bytes in all, into one zstd frame that records its content size (as
+ * zstdCompress does), handing each part of the frame to `out` as it is made: a view of a buffer
+ * reused for the next part, to consume at once. Throws when the pieces do not add up to `size`.
+ */
+export function zstdCompressPieces(pieces: Iterable<Uint8Array>, size: number, level: number, out: (part: Buffer) => void): void {
+  const c = context(level);
+  c.reset(binding.ResetDirective.sessionOnly);
+  c.setPledgedSrcSize(size);
+  const buf = (streamOut ??= Buffer.allocUnsafeSlow(binding.cStreamOutSize()));
+  try {
+    for (const piece of pieces) {
+      for (let at = 0; at < piece.length; ) {
+        const [, produced, consumed] = c.compressStream2(buf, piece.subarray(at), binding.EndDirective.continue);
+        at += consumed;
+        if (produced > 0) out(buf.subarray(0, produced));
+      }
+    }
+    for (let left = 1; left > 0; ) {
+      const [remaining, produced] = c.compressStream2(buf, EMPTY, binding.EndDirective.end);
+      left = remaining;
+      if (produced > 0) out(buf.subarray(0, produced));
+    }
+  } catch (err) {
+    c.reset(binding.ResetDirective.sessionOnly); // a frame left half-made would spoil the next
+    throw err;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
 
 let dctx: InstanceType<typeof binding.DCtx> | undefined;
 
