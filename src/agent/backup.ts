@@ -619,16 +619,19 @@ class BackupJob {
   /** The file's listing entry and what to remember of it; `fresh`: just read (the checkpoint records it). */
   private async finishFile(abs: string, name: string, st: { mode: number; mtime: string }, id: Identity, content: readonly BlobId[], fresh: boolean): Promise<{ node: FileNode; known: KnownFile }> {
     this.opts.onEvent?.({ type: 'file', path: abs, size: id.size });
-    const known = knownFile(id, content);
+    // One copy of the chunk list for the listing, the cache and the checkpoint: the list a read
+    // grew has room for more (one chunk pushed onto [] takes 17 slots), and it lives till a checkpoint.
+    const known = knownFile(id, fresh ? content.slice() : content);
     if (fresh) this.finishedSince.push([abs, known]);
     const t = this.tick();
     if (t !== undefined) await t;
-    return { node: fileNode(name, st, id, content), known };
+    return { node: fileNode(name, st, id, known.content), known };
   }
 }
 
+/** A file's listing entry; `content` is shared, never changed (a read's growing list is copied first). */
 function fileNode(name: string, st: { mode: number; mtime: string }, id: Identity, content: readonly BlobId[]): FileNode {
-  return { type: 'file', name, mode: st.mode, mtime: st.mtime, size: id.size, content: [...content] };
+  return { type: 'file', name, mode: st.mode, mtime: st.mtime, size: id.size, content };
 }
 
 const NO_FILES: ReadonlyMap<string, KnownFile> = new Map();
