@@ -15,11 +15,6 @@ export interface BlobLocation {
   readonly entry: PackEntry;
 }
 
-/** The key of a blob in sets and maps: its type's initial and its id. */
-export function blobKey(type: BlobType, id: string): string {
-  return type === 'data' ? `d${id}` : `t${id}`;
-}
-
 const MAX_U32 = 0xffffffff;
 const DATA = 1;
 const TREE = 2;

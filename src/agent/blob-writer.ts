@@ -15,7 +15,7 @@ import type { VaultKeys } from '../core/keys.js';
 import { PackBuilder, TARGET_PACK_SIZE } from '../core/pack.js';
 import { AzbkError } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
-import { blobKey, compactIndex, type BlobIndex, type IndexCache } from './blob-index.js';
+import { compactIndex, type BlobIndex, type IndexCache } from './blob-index.js';
 
 /**
  * Stored packs are indexed without waiting for a flush once this many wait at the front of the
@@ -57,7 +57,8 @@ export class BlobWriter {
    * stored), until the writer goes; a fresh buffer costs only the pages a pack fills.
    */
   private readonly spare: Buffer[] = [];
-  private readonly pending = new Set<string>();
+  /** blobs added to packs and not yet in an index file, by type (their ids as they are: no new strings) */
+  private readonly pending: Record<BlobType, Set<string>> = { data: new Set(), tree: new Set() };
   /** packs started and not yet taken into an index file, oldest first */
   private readonly started: Started[] = [];
   private readonly uploads = new Set<Promise<void>>();
@@ -118,7 +119,7 @@ export class BlobWriter {
   private isStored(type: BlobType, id: BlobId, rawLength: number): boolean {
     this.stats.blobs++;
     this.stats.rawBytes += rawLength;
-    return this.index.has(type, id) || this.pending.has(blobKey(type, id));
+    return this.index.has(type, id) || this.pending[type].has(id);
   }
 
   /** Adds a new blob to the open pack of its type; a promise when the pack is full and goes to the vault. */
@@ -132,7 +133,7 @@ export class BlobWriter {
     }
     const pack = open.builder;
     pack.add(type, id, sealed, rawLength);
-    this.pending.add(blobKey(type, id));
+    this.pending[type].add(id);
     this.stats.newBlobs++;
     this.stats.newRawBytes += rawLength;
     if (pack.size < target) return undefined;
@@ -252,7 +253,7 @@ export class BlobWriter {
     this.stats.uploadedBytes += data.length;
     for (const p of packs) {
       this.index.addPack(p.id, p.blobs);
-      for (const b of p.blobs) this.pending.delete(blobKey(b.type, b.id));
+      for (const b of p.blobs) this.pending[b.type].delete(b.id);
     }
   }
 }
