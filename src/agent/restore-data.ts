@@ -220,6 +220,7 @@ export async function restoreData(
       if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT') && !isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')) throw err;
       for (const w of range.blobs) {
         eachTarget(w, (file) => {
+          if (file.owner === range) file.owner = undefined; // the range may go
           failFile(file, err.message);
           handled(file, 1);
         });
@@ -234,6 +235,7 @@ export async function restoreData(
     /** Adds a place the chunk goes to the task; false when its file failed already. */
     const place = (f: FilePlan, offset: number): boolean => {
       if (f.error !== null) {
+        if (f.owner === range) f.owner = undefined; // the range may go
         handled(f, 1);
         return false;
       }

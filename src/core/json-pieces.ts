@@ -11,10 +11,10 @@ const PIECE_CHARS = 64 * 1024;
 
 /** Arrays and plain objects without toJSON: JSON.stringify writes those element by element. */
 function isContainer(v: unknown): v is readonly unknown[] | Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || typeof (v as { toJSON?: unknown }).toJSON === 'function') return false;
   if (Array.isArray(v)) return true;
-  if (typeof v !== 'object' || v === null) return false;
   const proto = Object.getPrototypeOf(v) as unknown;
-  return (proto === Object.prototype || proto === null) && typeof (v as { toJSON?: unknown }).toJSON !== 'function';
+  return proto === Object.prototype || proto === null;
 }
 
 /** Elements written together by one JSON.stringify call. */
@@ -68,7 +68,9 @@ function* parts(value: unknown, depth: number): Generator<string> {
 /**
  * The JSON text of `value` (exactly JSON.stringify's, which must not return undefined for it:
  * TypeError otherwise) as strings of about 64 Ki characters: each is at most that plus one part
- * written whole (a run of up to 256 elements, or a container from the third level down).
+ * written whole (a run of up to 256 elements, or a container from the third level down). A toJSON
+ * method inside must not depend on the key it is called with (Date's does not): parts written on
+ * their own pass it another.
  */
 export function* jsonPieces(value: unknown): Generator<string> {
   let acc = '';

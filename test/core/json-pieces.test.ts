@@ -12,6 +12,7 @@ describe('jsonPieces', () => {
       { skip: undefined, fn: () => 1, sym: Symbol('s'), keep: 1, nested: { skip: undefined, deep: { deeper: [1, { x: undefined }] } } },
       [undefined, () => 1, Symbol('s'), 1, [undefined], { u: undefined }],
       { when: date, list: [date], toJSON0: { toJSON: () => 'own' } },
+      { list: Object.assign([1, 2], { toJSON: () => 'whole' }), inner: [Object.assign([3], { toJSON: () => ['x'] })] },
       { 2: 'b', 1: 'a', z: 1, y: 2, '10': 'ten' },
       Object.assign(Object.create(null) as Record<string, unknown>, { bare: [1, 2] }),
     ];
