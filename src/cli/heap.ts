@@ -1,9 +1,9 @@
 /**
  * How far the JavaScript heap grows between full collections during a backup or restore. By
  * default V8 lets the old generation grow to up to four times what survived the last full
- * collection before collecting again. Most of what a backup's main thread keeps for a while dies old (a folder's
- * entries live until its last file is read), so that growth was mostly garbage: at the end of the
- * kernel tree's backup the heap held 167 MiB for 30 MiB live. Half again as much as survived is
+ * collection before collecting again. Most of what a backup's main thread keeps for a while dies
+ * old (a folder's entries live until its last file is read), so that growth was mostly garbage: at
+ * the end of the kernel tree's backup the heap held 167 MiB for 30 MiB live. Half again as much as survived is
  * room enough (peak 387-394 -> 308-319 MiB, no slower). A restore lets go of its listings once
  * planned and of each range once read, which the default growth left in place until the end
  * (kernel tree: peak 276-283 -> 255-263 MiB, about 2% slower).

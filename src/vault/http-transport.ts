@@ -164,14 +164,7 @@ export class HttpTransport {
 
   /** One attempt: the reply with its body, at most `req.limit` bytes. */
   async #once(req: TransportRequest): Promise<TransportResponse> {
-    const inPieces = req.body !== undefined && typeof req.body !== 'string' && req.body.length > BODY_PIECE;
-    const res = await this.#pool.request({
-      origin: this.#origin,
-      path: this.#base + req.path,
-      method: req.method,
-      headers: inPieces ? { ...req.headers, 'content-length': String(req.body!.length) } : req.headers,
-      body: req.body === undefined ? null : typeof req.body === 'string' ? req.body : inPieces ? Readable.from(pieces(req.body), { objectMode: false }) : Buffer.from(req.body.buffer, req.body.byteOffset, req.body.byteLength),
-    });
+    const res = await this.#pool.request({ origin: this.#origin, path: this.#base + req.path, method: req.method, ...outgoing(req) });
     const limit = res.statusCode >= 400 ? Math.min(req.limit, 64 * 1024) : req.limit;
     const declared = Number(res.headers['content-length']);
     const tooBig = () => new AzbkError('AZBK_VAULT_CORRUPT', `The vault server sent a larger reply than ${req.method} ${req.path} allows.`);
@@ -217,7 +210,16 @@ function gather(chunks: readonly Buffer[], into: Buffer): Buffer {
  */
 const BODY_PIECE = 256 * 1024;
 
-/** The body as views of BODY_PIECE bytes (a fresh stream of them for each attempt). */
+/** The request's headers and body as undici takes them: a large body as a fresh stream of pieces (one for each attempt). */
+function outgoing(req: TransportRequest): { headers: Record<string, string> | undefined; body: string | Buffer | Readable | null } {
+  const { headers, body } = req;
+  if (body === undefined) return { headers, body: null };
+  if (typeof body === 'string') return { headers, body };
+  if (body.length <= BODY_PIECE) return { headers, body: Buffer.from(body.buffer, body.byteOffset, body.byteLength) };
+  return { headers: { ...headers, 'content-length': String(body.length) }, body: Readable.from(pieces(body), { objectMode: false }) };
+}
+
+/** The body as views of BODY_PIECE bytes. */
 function* pieces(body: Uint8Array): Generator<Buffer, void, undefined> {
   for (let at = 0; at < body.length; at += BODY_PIECE) yield Buffer.from(body.buffer, body.byteOffset + at, Math.min(BODY_PIECE, body.length - at));
 }
