@@ -250,6 +250,9 @@ class BackupJob {
     try {
       root = await this.ancestorTree([], trie);
       await this.writer.flush();
+    } catch (err) {
+      await this.writer.abandon(); // drops a pack being streamed: nothing names it
+      throw err;
     } finally {
       await this.pool.close();
     }

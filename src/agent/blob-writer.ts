@@ -4,18 +4,20 @@
  * packs of their own (a restore reads every listing of a point before any data, and finds them
  * together instead of scattered between file chunks); each full pack is uploaded, an index file
  * names stored packs whenever INDEX_EVERY of them wait, and `flush` uploads the open packs and
- * indexes every pack not yet named.
+ * indexes every pack not yet named. Where the vault takes packs in pieces (the embedded vault),
+ * data packs are written into it as they fill instead of held whole in memory.
  * Only after `flush` resolves may a point or checkpoint refer to those blobs.
  */
 import { randomBytes } from 'node:crypto';
 import { blobId, encodeBlob } from '../core/blob.js';
-import type { BlobId, BlobType } from '../core/ids.js';
+import type { BlobId, BlobType, PackId } from '../core/ids.js';
 import { encodeIndex, type IndexPack } from '../core/index-file.js';
 import type { VaultKeys } from '../core/keys.js';
-import { PackBuilder, TARGET_PACK_SIZE } from '../core/pack.js';
+import { PackBuilder, TARGET_PACK_SIZE, type PackEntry } from '../core/pack.js';
 import { AzbkError } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
 import { compactIndex, type BlobIndex, type IndexCache } from './blob-index.js';
+import { StreamedPack } from './streamed-pack.js';
 
 /**
  * Stored packs are indexed without waiting for a flush once this many wait at the front of the
@@ -26,15 +28,67 @@ const INDEX_EVERY = 8;
 /** Room in a pack's buffer beyond the target size: a last blob and the header usually fit. */
 const PACK_SLACK = 2 * 1024 * 1024;
 
+/** A pack being filled, held whole until it is full or streamed into the vault as it fills. */
 interface OpenPack {
-  readonly builder: PackBuilder;
-  /** the buffer the builder fills, back to `spare` once the pack is stored */
-  readonly room: Buffer;
+  /** bytes of sealed blobs added so far */
+  readonly size: number;
+  readonly count: number;
+  /** Adds a sealed blob (copying it); a promise when the caller should wait before adding more. */
+  add(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): Promise<void> | undefined;
+  /** Ends the pack and stores it (all of that up to the first await); its id and entries once stored. */
+  store(): Promise<StoredPack>;
+  /** Drops a pack that will never be stored. */
+  abort(): Promise<void>;
+}
+
+export interface StoredPack {
+  readonly id: PackId;
+  readonly entries: readonly PackEntry[];
+  /** its size in the vault */
+  readonly bytes: number;
+}
+
+/** A pack built in one buffer and handed to the vault whole. */
+class WholePack implements OpenPack {
+  private readonly builder: PackBuilder;
+
+  /** `room` is the buffer the pack is built in; it goes back to `spare` once the pack is stored. */
+  constructor(
+    keys: VaultKeys,
+    private readonly session: VaultSession,
+    private readonly room: Buffer,
+    private readonly spare: Buffer[],
+  ) {
+    this.builder = new PackBuilder(keys, room);
+  }
+
+  get size(): number {
+    return this.builder.size;
+  }
+
+  get count(): number {
+    return this.builder.count;
+  }
+
+  add(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): undefined {
+    this.builder.add(type, id, sealed, rawLength);
+    return undefined;
+  }
+
+  async store(): Promise<StoredPack> {
+    const pack = this.builder.finish();
+    await this.session.putPack(pack.id, pack.data);
+    // Stored: no store keeps or reads the bytes it was given once the put resolved.
+    this.spare.push(this.room);
+    return { id: pack.id, entries: pack.entries, bytes: pack.data.length };
+  }
+
+  async abort(): Promise<void> {}
 }
 
 interface Started {
-  readonly pack: IndexPack;
-  stored: boolean;
+  /** the pack's id and blobs, once it is stored */
+  pack: IndexPack | null;
 }
 
 export interface WriterStats {
@@ -57,6 +111,8 @@ export class BlobWriter {
    * stored), until the writer goes; a fresh buffer costs only the pages a pack fills.
    */
   private readonly spare: Buffer[] = [];
+  /** Spare pieces of streamed packs, likewise. */
+  private readonly pieces: Buffer[] = [];
   /** blobs added to packs and not yet in an index file, by type (their ids as they are: no new strings) */
   private readonly pending: Record<BlobType, Set<string>> = { data: new Set(), tree: new Set() };
   /** packs started and not yet taken into an index file, oldest first */
@@ -122,23 +178,41 @@ export class BlobWriter {
     return this.index.has(type, id) || this.pending[type].has(id);
   }
 
-  /** Adds a new blob to the open pack of its type; a promise when the pack is full and goes to the vault. */
+  /**
+   * Adds a new blob to the open pack of its type; a promise when the caller should wait: the pack
+   * is full and goes to the vault, or its writes into the vault are behind.
+   */
   private append(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): Promise<void> | undefined {
     const target = this.opts.packSize ?? TARGET_PACK_SIZE;
-    let open = this.open[type];
-    if (open === null) {
-      // Room for a full pack and its header at once: most packs never grow.
-      const room = this.spare.pop() ?? Buffer.allocUnsafeSlow(target + PACK_SLACK);
-      open = this.open[type] = { builder: new PackBuilder(this.keys, room), room };
+    const pack = (this.open[type] ??= this.newPack(type, target));
+    let wait: Promise<void> | undefined;
+    try {
+      wait = pack.add(type, id, sealed, rawLength);
+    } catch (err) {
+      if (!(err instanceof RangeError)) this.failed ??= err; // a streamed write failed: the pack is lost
+      throw err;
     }
-    const pack = open.builder;
-    pack.add(type, id, sealed, rawLength);
     this.pending[type].add(id);
     this.stats.newBlobs++;
     this.stats.newRawBytes += rawLength;
-    if (pack.size < target) return undefined;
-    if (type === 'data') return this.uploadPack('data');
-    return this.uploadListings();
+    if (wait !== undefined) wait = wait.catch((err: unknown) => this.fail(err));
+    if (pack.size < target) return wait;
+    const upload = type === 'data' ? this.uploadPack('data') : this.uploadListings();
+    return wait === undefined ? upload : Promise.all([wait, upload]).then(() => undefined);
+  }
+
+  /** Data packs stream into a vault that takes them in pieces; listings packs, open all job long, go whole. */
+  private newPack(type: BlobType, target: number): OpenPack {
+    const stream = type === 'data' ? this.session.startPack() : null;
+    if (stream !== null) return new StreamedPack(this.keys, stream, this.pieces);
+    // Room for a full pack and its header at once: most packs never grow.
+    return new WholePack(this.keys, this.session, this.spare.pop() ?? Buffer.allocUnsafeSlow(target + PACK_SLACK), this.spare);
+  }
+
+  /** Keeps the first failure (nothing may refer to blobs added since) and throws it. */
+  private fail(err: unknown): never {
+    this.failed ??= err ?? new Error('pack upload failed');
+    throw err;
   }
 
   /**
@@ -157,33 +231,38 @@ export class BlobWriter {
    */
   private async uploadPack(type: BlobType): Promise<void> {
     const open = this.open[type];
-    if (open === null || open.builder.count === 0) return;
+    if (open === null || open.count === 0) return;
     this.open[type] = null;
-    const pack = open.builder.finish();
     // Packs are indexed in the order they were started (see flush).
-    const entry: Started = { pack: { id: pack.id, blobs: pack.entries }, stored: false };
+    const entry: Started = { pack: null };
     this.started.push(entry);
-    const upload = this.session.putPack(pack.id, pack.data).then(
-      () => {
+    const upload = open.store().then(
+      (pack) => {
         this.stats.packs++;
-        this.stats.uploadedBytes += pack.data.length;
-        entry.stored = true;
+        this.stats.uploadedBytes += pack.bytes;
+        entry.pack = { id: pack.id, blobs: pack.entries };
         this.uploads.delete(upload);
-        // Stored: no store keeps or reads the bytes it was given once the put resolved.
-        this.spare.push(open.room);
         this.indexSome();
       },
-      (err: unknown) => {
-        this.failed ??= err ?? new Error('pack upload failed');
-        throw err;
-      },
+      (err: unknown) => this.fail(err),
     );
     upload.catch(() => undefined); // surfaced by whoever awaits it below
     this.uploads.add(upload);
     // Two in flight by default, also into an embedded vault: with one, a backup of incompressible
     // big files took 36 s instead of 31 (a pack's write and fsync last about as long as filling
-    // the next one), for 20 MiB less.
+    // the next one).
     while (this.uploads.size >= (this.opts.uploads ?? 2)) await Promise.race(this.uploads);
+  }
+
+  /**
+   * Drops the open packs after a failure (a streamed pack would otherwise stay in the vault's
+   * temporary folder until it is swept). The writer must not be used afterwards.
+   */
+  async abandon(): Promise<void> {
+    const open = [this.open.data, this.open.tree];
+    this.open.data = this.open.tree = null;
+    this.failed ??= new Error('BlobWriter used after abandon');
+    await Promise.allSettled(open.map((p) => p?.abort()));
   }
 
   /**
@@ -210,7 +289,7 @@ export class BlobWriter {
   /** How many packs at the front of the started list are stored. */
   private storedFirst(): number {
     let n = 0;
-    while (n < this.started.length && this.started[n]!.stored) n++;
+    while (n < this.started.length && this.started[n]!.pack !== null) n++;
     return n;
   }
 
@@ -237,7 +316,7 @@ export class BlobWriter {
 
   /** Writes one index file for the first `n` started packs (all stored); then their blobs are in the index. */
   private async writeIndex(n: number): Promise<void> {
-    const packs = this.started.splice(0, n).map((s) => s.pack);
+    const packs = this.started.splice(0, n).map((s) => s.pack!);
     const name = randomBytes(32).toString('hex');
     const data = encodeIndex(this.keys, name, packs);
     try {

@@ -66,6 +66,21 @@ export function throttleSession(s: VaultSession, rates: { upload: RateSource; do
       await up.take(data.length);
       return s.putPack(id, data);
     },
+    startPack: () => {
+      const stream = s.startPack();
+      if (stream === null) return null;
+      const writes = new Set<Promise<void>>();
+      return {
+        write: (data) => {
+          const write = up.take(data.length).then(() => stream.write(data));
+          writes.add(write);
+          return write.finally(() => writes.delete(write));
+        },
+        // The writes waiting for their turn reach the stream before it ends.
+        end: () => Promise.allSettled(writes).then(() => stream.end()),
+        abort: () => stream.abort(),
+      };
+    },
     putIndex: async (name, data) => {
       await up.take(data.length);
       return s.putIndex(name, data);

@@ -63,9 +63,7 @@ export class PackBuilder {
    */
   add(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): PackEntry {
     if (this.done) throw new Error('PackBuilder used after finish');
-    const entry: PackEntry = { type, id, offset: this.bytes, length: sealed.length, rawLength };
-    const problem = entryProblem(entry);
-    if (problem !== null) throw new RangeError(`cannot add blob ${String(id)}: ${problem}`);
+    const entry = packEntry(type, id, this.bytes, sealed.length, rawLength);
     this.append(sealed);
     this.entries.push(entry);
     return entry;
@@ -96,15 +94,31 @@ export class PackBuilder {
   finish(): FinishedPack {
     if (this.done) throw new Error('PackBuilder used after finish');
     this.done = true;
-    const header = sealObject(this.keys, 'pack-header', '', { version: 1, blobs: this.entries });
-    const trailer = Buffer.alloc(TRAILER_BYTES);
-    trailer.writeUInt32LE(header.length, 0);
-    MAGIC.copy(trailer, 4);
-    this.append(header);
-    this.append(trailer);
+    this.append(packTail(this.keys, this.entries));
     const data = this.buf.subarray(0, this.bytes);
     return { id: packIdOf(data), data, entries: this.entries };
   }
+}
+
+/**
+ * The entry of a blob of `length` sealed bytes at `offset`. Throws RangeError for one
+ * readPackHeader would refuse (bad id or type, impossible lengths, pack too big).
+ */
+export function packEntry(type: BlobType, id: BlobId, offset: number, length: number, rawLength: number): PackEntry {
+  const entry: PackEntry = { type, id, offset, length, rawLength };
+  const problem = entryProblem(entry);
+  if (problem !== null) throw new RangeError(`cannot add blob ${String(id)}: ${problem}`);
+  return entry;
+}
+
+/** What follows a pack's blobs: its sealed header listing `entries`, the header's length and the magic. */
+export function packTail(keys: VaultKeys, entries: readonly PackEntry[]): Buffer {
+  const header = sealObject(keys, 'pack-header', '', { version: 1, blobs: entries });
+  const tail = Buffer.allocUnsafe(header.length + TRAILER_BYTES);
+  header.copy(tail, 0);
+  tail.writeUInt32LE(header.length, header.length);
+  MAGIC.copy(tail, header.length + 4);
+  return tail;
 }
 
 /** The SHA-256 id of pack bytes. */

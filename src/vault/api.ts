@@ -52,6 +52,23 @@ export interface Registration {
   readonly secret: string;
 }
 
+/**
+ * A pack written into the vault piece by piece as it fills, instead of whole by `putPack`: only a
+ * vault on a local disk, opened in this process, offers it. Nothing names the pack until `end`.
+ */
+export interface PackStream {
+  /** Appends bytes to the pack; the caller keeps `data` unchanged until the promise settles. */
+  write(data: Uint8Array): Promise<void>;
+  /**
+   * Ends the pack once every write has settled: stores it under the SHA-256 of the bytes written
+   * and returns that id (storing a pack the vault has is a no-op, as with putPack). Fails if a
+   * write failed; the pack is then dropped.
+   */
+  end(): Promise<PackId>;
+  /** Drops the pack. */
+  abort(): Promise<void>;
+}
+
 /** Operations open to an unregistered agent. */
 export interface VaultEntry {
   config(): Promise<VaultConfig>;
@@ -74,6 +91,8 @@ export interface VaultSession {
   listMachines(): Promise<MachineInfo[]>;
   /** Stores a pack; its id must be the SHA-256 of its bytes. Storing an existing pack is a no-op. */
   putPack(id: PackId, data: Uint8Array): Promise<void>;
+  /** A new pack to stream into the vault, or null when this vault takes whole packs only. */
+  startPack(): PackStream | null;
   /**
    * Reads `length` bytes at `offset` of a pack; AZBK_VAULT_CORRUPT when the pack is missing or
    * short. With `into`, the bytes may be read into it when they fit (the result is then a view of

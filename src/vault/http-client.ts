@@ -178,6 +178,11 @@ class HttpSession implements VaultSession {
     await this.api.upload('PUT', `/v1/packs/${id}`, data);
   }
 
+  /** Packs go over the network whole. */
+  startPack(): null {
+    return null;
+  }
+
   async readPack(id: PackId, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     if (!isHex64(id)) throw new AzbkError('AZBK_BAD_INPUT', 'A pack id is 64 hex digits.');
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 || length > OBJECT_LIMIT) {

@@ -9,7 +9,7 @@ import { isHex32, isHex64, type KeyId, type MachineId, type PackId, type PointId
 import { parseEnvelope, type KeyEnvelope } from '../core/keys.js';
 import { packIdOf } from '../core/pack.js';
 import { AzbkError } from '../shared/errors.js';
-import type { CheckpointInfo, MachineInfo, PointInfo, PointRecord, RegisterRequest, Registration, VaultEntry, VaultSession } from './api.js';
+import type { CheckpointInfo, MachineInfo, PackStream, PointInfo, PointRecord, RegisterRequest, Registration, VaultEntry, VaultSession } from './api.js';
 import { newVaultConfig, parseVaultConfig, VAULT_NAME, type VaultConfig } from './config.js';
 import { issueCredentials, verifyToken, type CredentialsFile } from './credentials.js';
 import { baseName, layout } from './layout.js';
@@ -239,6 +239,59 @@ class Session implements VaultSession {
       throw new AzbkError('AZBK_BAD_INPUT', 'The pack does not match its id.');
     }
     await this.store.put(layout.pack(id), data);
+  }
+
+  /**
+   * A pack streamed into a store that writes objects in pieces: the vault hashes the bytes as they
+   * pass, so the pack is named by what was written, as putPack's check ensures for a whole one.
+   */
+  startPack(): PackStream | null {
+    const store = this.store;
+    if (store.openWriter === undefined) return null;
+    const opening = store.openWriter();
+    opening.catch(() => undefined); // surfaced by the first write or by end
+    const hash = createHash('sha256');
+    let size = 0;
+    let ended = false;
+    let failed = false;
+    const writes = new Set<Promise<void>>();
+    const drop = () => opening.then((w) => w.abort(), () => undefined);
+    return {
+      write: (data) => {
+        if (ended) return Promise.reject(new Error('PackStream used after end'));
+        size += data.length;
+        if (size > MAX_OBJECT) {
+          failed = true;
+          return Promise.reject(new AzbkError('AZBK_BAD_INPUT', 'The pack is too large.'));
+        }
+        hash.update(data); // now: the bytes are hashed in the order of the calls
+        const write = opening.then((w) => w.write(data)).catch((err: unknown) => {
+          failed = true;
+          throw err;
+        });
+        const forget = () => void writes.delete(settled);
+        const settled: Promise<void> = write.then(forget, forget);
+        writes.add(settled);
+        return write;
+      },
+      end: async () => {
+        if (ended) throw new Error('PackStream used after end');
+        ended = true;
+        await Promise.all(writes);
+        // The hash covers every write called; a pack with a write missing is never named.
+        if (failed) {
+          await drop();
+          throw new AzbkError('AZBK_VAULT_UNREACHABLE', 'A write of the pack failed; the pack was dropped.');
+        }
+        const id = hash.digest('hex') as PackId;
+        await (await opening).finish(layout.pack(id));
+        return id;
+      },
+      abort: async () => {
+        ended = true;
+        await drop();
+      },
+    };
   }
 
   async readPack(id: PackId, offset: number, length: number, into?: Buffer): Promise<Buffer> {

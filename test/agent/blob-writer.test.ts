@@ -4,12 +4,18 @@
  * data and folder listings go into packs of their own.
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { BlobIndex } from '../../src/agent/blob-index.js';
 import { BlobWriter } from '../../src/agent/blob-writer.js';
 import { decodeBlob } from '../../src/core/blob.js';
+import type { PackId } from '../../src/core/ids.js';
+import { packIdOf, readPackHeader } from '../../src/core/pack.js';
 import type { VaultSession } from '../../src/vault/api.js';
+import { FsBlobStore } from '../../src/vault/storage/fs-store.js';
+import { listAll } from '../vault/storage-conformance.js';
 import { createMachine } from '../helpers/machine.js';
 
 function gate(): { wait: Promise<void>; open: () => void } {
@@ -128,6 +134,40 @@ describe('blob writer', () => {
     }
   });
 
+  it('streams data packs into a disk vault, named by the SHA-256 of their bytes; listings packs go whole', async () => {
+    const outer = await createMachine(); // only for its temporary folder
+    const root = path.join(outer.dir, 'vault');
+    await fs.mkdir(root);
+    const m = await createMachine({ base: new FsBlobStore(root) });
+    const index = new BlobIndex();
+    const whole: PackId[] = [];
+    const session = replacing(m.ctx.session, 'putPack', (putPack, id, data) => {
+      whole.push(id);
+      return putPack(id, data);
+    });
+    const writer = new BlobWriter(session, m.keys, index, { packSize: 2 * 1024 * 1024 });
+    const blobs = Array.from({ length: 12 }, () => randomBytes(300 * 1024 + 17)); // incompressible: 3.6 MiB in 2 MiB packs
+    const ids = [];
+    for (const b of blobs) ids.push(await writer.add('data', b));
+    const listing = await writer.add('tree', randomBytes(500));
+    await writer.flush();
+    expect(writer.stats.packs).toBe(3);
+    expect(whole).toEqual([index.get('tree', listing)!.pack]);
+    const packs = new Set(ids.map((id) => index.get('data', id)!.pack));
+    expect(packs.size).toBe(2);
+    for (const pack of packs) {
+      const bytes = await fs.readFile(path.join(root, 'packs', pack.slice(0, 2), pack));
+      expect(packIdOf(bytes)).toBe(pack);
+      expect(readPackHeader(m.keys, bytes).length).toBeGreaterThan(0);
+    }
+    for (const [i, id] of ids.entries()) {
+      const at = index.get('data', id)!;
+      const sealed = await m.ctx.session.readPack(at.pack, at.entry.offset, at.entry.length);
+      expect(decodeBlob(m.keys, 'data', id, sealed).equals(blobs[i]!)).toBe(true);
+    }
+    expect(await fs.readdir(path.join(root, '.tmp'))).toEqual([]);
+  });
+
   it('indexes stored packs between flushes once enough wait, and a flush waits for that index', async () => {
     const m = await createMachine();
     const index = new BlobIndex();
@@ -198,3 +238,40 @@ describe('blob writer', () => {
   });
 });
 
+
+describe('a pack streamed into a disk vault', () => {
+  async function diskMachine() {
+    const outer = await createMachine(); // only for its temporary folder
+    const root = path.join(outer.dir, 'vault');
+    await fs.mkdir(root);
+    return { root, m: await createMachine({ base: new FsBlobStore(root) }) };
+  }
+
+  it('is named by the SHA-256 of the bytes written, in the order of the writes', async () => {
+    const { root, m } = await diskMachine();
+    const stream = m.ctx.session.startPack()!;
+    const pieces = [randomBytes(1000), randomBytes(70_000), randomBytes(5)];
+    await Promise.all(pieces.map((p) => stream.write(p)));
+    const id = await stream.end();
+    expect(id).toBe(packIdOf(Buffer.concat(pieces)));
+    expect((await m.ctx.session.readPack(id, 1000, 70_000)).equals(pieces[1]!)).toBe(true);
+    expect(await fs.readdir(path.join(root, '.tmp'))).toEqual([]);
+  });
+
+  it('is never named when one of its writes failed, even one the disk never saw', async () => {
+    const { root, m } = await diskMachine();
+    const stream = m.ctx.session.startPack()!;
+    await stream.write(randomBytes(100));
+    m.faulty.fail('write'); // fails before the disk: the file itself has no gap to notice
+    await expect(stream.write(randomBytes(100))).rejects.toMatchObject({ code: 'AZBK_VAULT_UNREACHABLE' });
+    await stream.write(randomBytes(100));
+    await expect(stream.end()).rejects.toMatchObject({ code: 'AZBK_VAULT_UNREACHABLE' });
+    expect(await listAll(m.base, 'packs/')).toEqual([]);
+    expect(await fs.readdir(path.join(root, '.tmp'))).toEqual([]);
+  });
+
+  it('is not offered by a vault that takes whole packs only', async () => {
+    const m = await createMachine(); // in memory
+    expect(m.ctx.session.startPack()).toBeNull();
+  });
+});

@@ -354,6 +354,33 @@ describe('a disk vault with leftovers', () => {
   });
 });
 
+describe('packs streamed into a disk vault', () => {
+  it('a failed write stops the job, leaves no temporary file, and the next job resumes', async () => {
+    const outer = await createMachine(); // only for its temporary folder
+    const root = path.join(outer.dir, 'vault');
+    await fs.mkdir(root);
+    const m = await createMachine({ base: new FsBlobStore(root) });
+    const src = await makeSource(m);
+    m.faulty.fail('write', { after: 20, times: Infinity }); // about 20 MiB in: after two checkpoints
+    const err = await backupError(m, { include: [src], checkpointBytes: CHECKPOINT_BYTES });
+    expect(err.code).toBe('AZBK_VAULT_UNREACHABLE');
+    expect(m.faulty.faults.write).toBeGreaterThanOrEqual(1);
+    expect(await fs.readdir(path.join(root, '.tmp'))).toEqual([]);
+    const stored = await m.ctx.session.listCheckpoints();
+    expect(stored.length).toBeGreaterThanOrEqual(1);
+    await expectConsistent(m);
+
+    m.faulty.clearFaults();
+    const writes = m.faulty.calls.write;
+    const res = await runBackup(m.ctx, { include: [src], checkpointBytes: CHECKPOINT_BYTES });
+    expect(res.resumed).toMatchObject({ seq: stored.at(-1)!.seq });
+    expect(m.faulty.calls.write - writes).toBeGreaterThan(10); // MiB pieces of the rest
+    expect(await fs.readdir(path.join(root, '.tmp'))).toEqual([]);
+    await expectRestores(m, src);
+    await expectConsistent(m, true);
+  });
+});
+
 describe('cancellation', () => {
   it('an abort after the first checkpoint saves one more; the next job resumes and uploads less', async () => {
     const clean = await createMachine();

@@ -10,7 +10,7 @@ import { makeTempDir } from '../helpers/tmp.js';
 import { listAll } from './storage-conformance.js';
 
 const control = vi.hoisted(() => ({
-  /** Makes the next writeFile write half its data, then fail with this code. */
+  /** Makes the next write write half its data, then fail with this code. */
   writeError: undefined as string | undefined,
   /** Makes the next fsync fail with this code. */
   syncError: undefined as string | undefined,
@@ -18,27 +18,42 @@ const control = vi.hoisted(() => ({
   synced: [] as string[],
 }));
 
+/** Objects are written and fsynced through descriptors (node:fs), folders fsynced through handles (node:fs/promises). */
+vi.mock('node:fs', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs')>();
+  const osError = (code: string) => Object.assign(new Error(`${code}: injected`), { code });
+  const files = new Map<number, string>();
+  type Done<T> = (err: NodeJS.ErrnoException | null, value: T) => void;
+  const open = (file: string, flags: string, cb: Done<number>) =>
+    real.open(file, flags, (err, fd) => {
+      if (!err) files.set(fd, file);
+      cb(err, fd);
+    });
+  const write = (fd: number, data: Uint8Array, offset: number, length: number, position: number, cb: Done<number>) => {
+    const code = control.writeError;
+    if (code === undefined) return real.write(fd, data, offset, length, position, cb);
+    control.writeError = undefined;
+    real.write(fd, data, offset, length >> 1, position, () => cb(osError(code), 0));
+  };
+  const fsync = (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+    const code = control.syncError;
+    control.syncError = undefined;
+    if (code !== undefined) return cb(osError(code));
+    control.synced.push(files.get(fd) ?? `fd ${fd}`);
+    real.fsync(fd, cb);
+  };
+  const mocked = { ...real, open, write, fsync };
+  return { ...mocked, default: mocked };
+});
+
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs/promises')>();
-  const osError = (code: string) => Object.assign(new Error(`${code}: injected`), { code });
   const open: typeof real.open = async (file, flags, mode) => {
     const handle = await real.open(file, flags, mode);
     return new Proxy(handle, {
       get(target, prop) {
-        if (prop === 'writeFile') {
-          return async (data: Uint8Array) => {
-            const code = control.writeError;
-            if (code === undefined) return target.writeFile(data);
-            control.writeError = undefined;
-            await target.write(data.subarray(0, data.length >> 1));
-            throw osError(code);
-          };
-        }
         if (prop === 'sync') {
           return async () => {
-            const code = control.syncError;
-            control.syncError = undefined;
-            if (code !== undefined) throw osError(code);
             control.synced.push(String(file));
             return target.sync();
           };
@@ -72,6 +87,19 @@ describe('FsBlobStore with failing I/O', () => {
     expect(await store.stat('packs/ab/x')).toBeNull();
     expect(await readdir(join(root, TEMP_DIR))).toEqual([]);
     expect(await store.put('packs/ab/x', Buffer.alloc(4096, 7))).toBe('created');
+  });
+
+  test('a streamed object whose write fails midway is never named, and leaves no temporary file', async () => {
+    const root = await makeTempDir('azbk-fs-faults-');
+    const store = new FsBlobStore(root);
+    const w = await store.openWriter();
+    await w.write(Buffer.alloc(4096, 1));
+    control.writeError = 'EIO';
+    await expect(w.write(Buffer.alloc(4096, 2))).rejects.toMatchObject({ code: 'AZBK_VAULT_UNREACHABLE', cause: { code: 'EIO' } });
+    await w.write(Buffer.alloc(4096, 3));
+    await expect(w.finish('packs/ab/x')).rejects.toMatchObject({ code: 'AZBK_VAULT_UNREACHABLE', message: expect.stringContaining('packs/ab/x') });
+    expect(await store.stat('packs/ab/x')).toBeNull();
+    expect(await readdir(join(root, TEMP_DIR))).toEqual([]);
   });
 
   test('a failed fsync fails the put and publishes nothing', async () => {

@@ -114,7 +114,7 @@ describe('FaultyBlobStore', () => {
     await expectAzbkError(faulty.put('packs/2', Buffer.from('2')), 'AZBK_VAULT_UNREACHABLE');
     await expectAzbkError(faulty.put('packs/3', Buffer.from('3')), 'AZBK_VAULT_UNREACHABLE');
     expect(await faulty.put('packs/4', Buffer.from('4'))).toBe('created');
-    expect(faulty.calls).toEqual({ put: 5, get: 0, stat: 0, list: 0, delete: 0 });
+    expect(faulty.calls).toEqual({ put: 5, get: 0, stat: 0, list: 0, delete: 0, write: 0 });
     expect(faulty.faults.put).toBe(2);
     expect(await listAll(faulty, '')).toEqual(['config', 'packs/1', 'packs/4']);
   });

@@ -113,6 +113,52 @@ describe('FsBlobStore on disk', () => {
     expect(await listAll(store, '')).toEqual(['d/ok']);
   });
 
+  test('openWriter: writes in flight at once land in the order of the calls; the object appears only at finish', async () => {
+    const { root, store } = await fresh();
+    const w = await store.openWriter();
+    const pieces = Array.from({ length: 20 }, (_, i) => Buffer.alloc(1000 + i * 37, i));
+    await Promise.all(pieces.map((p) => w.write(p)));
+    expect(await store.stat('packs/ab/x')).toBeNull();
+    expect(await readdir(join(root, TEMP_DIR))).toHaveLength(1);
+    expect(await w.finish('packs/ab/x')).toBe('created');
+    expect((await store.get('packs/ab/x'))!.equals(Buffer.concat(pieces))).toBe(true);
+    expect(await readdir(join(root, TEMP_DIR))).toEqual([]);
+    await expect(w.write(Buffer.from('late'))).rejects.toThrow(/after finish/);
+  });
+
+  test('openWriter: finish never overwrites, abort leaves nothing, a bad key writes nothing', async () => {
+    const { root, store } = await fresh();
+    await store.put('k', Buffer.from('first'));
+    const taken = await store.openWriter();
+    await taken.write(Buffer.from('second'));
+    expect(await taken.finish('k')).toBe('exists');
+    expect((await store.get('k'))!.toString()).toBe('first');
+    const dropped = await store.openWriter();
+    await dropped.write(Buffer.from('dropped'));
+    await dropped.abort();
+    const bad = await store.openWriter();
+    await bad.write(Buffer.from('x'));
+    await expectAzbkError(bad.finish('../escape'), 'AZBK_BAD_INPUT');
+    expect(await readdir(join(root, TEMP_DIR))).toEqual([]);
+    expect(await listAll(store, '')).toEqual(['k']);
+  });
+
+  test('the first writer a store opens sweeps temporary files older than an hour', async () => {
+    const { root, store } = await fresh();
+    await mkdir(join(root, TEMP_DIR));
+    const old = join(root, TEMP_DIR, 'old.tmp');
+    await writeFile(old, 'left by a killed backup');
+    const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+    await utimes(old, twoHoursAgo, twoHoursAgo);
+    await writeFile(join(root, TEMP_DIR, 'recent.tmp'), 'someone is writing this');
+    const w = await store.openWriter();
+    for (let i = 0; i < 100 && (await readdir(join(root, TEMP_DIR))).includes('old.tmp'); i++) await new Promise((r) => setTimeout(r, 10));
+    const left = await readdir(join(root, TEMP_DIR));
+    expect(left).not.toContain('old.tmp');
+    expect(left).toContain('recent.tmp');
+    await w.abort();
+  });
+
   test('removeStaleTemp removes only old temporary files', async () => {
     const { root, store } = await fresh();
     await store.put('k', Buffer.from('x'));

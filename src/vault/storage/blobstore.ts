@@ -12,9 +12,28 @@
  * - `stat` returns the size, or null when missing.
  * - `list` yields every key that starts with `prefix`, in no particular order.
  * - `delete` removes an object; deleting a missing key is not an error.
+ * - `openWriter`, offered by stores on a local disk only, writes one object in pieces as they come
+ *   and names it at the end, under `put`'s rules, so a large object need not be held in memory.
  * Transient failures throw AzbkError AZBK_VAULT_UNREACHABLE; callers may retry those.
  */
 import type { ByteRange } from './keys.js';
+
+/** One object being written by `BlobStore.openWriter`: nobody sees it until `finish` names it. */
+export interface ObjectWriter {
+  /**
+   * Appends `data` after everything written before (in the order of the calls, also while earlier
+   * writes are still in flight). The caller keeps `data` unchanged until the promise settles.
+   */
+  write(data: Uint8Array): Promise<void>;
+  /**
+   * Waits for every write, makes the object durable and names it `key`, never overwriting: 'exists'
+   * when the key is taken (and the written bytes are dropped). The writer is closed afterwards,
+   * also when it throws.
+   */
+  finish(key: string): Promise<'created' | 'exists'>;
+  /** Drops what was written and closes the writer; harmless after `finish`. */
+  abort(): Promise<void>;
+}
 
 export interface BlobStore {
   put(key: string, data: Uint8Array): Promise<'created' | 'exists'>;
@@ -22,4 +41,5 @@ export interface BlobStore {
   stat(key: string): Promise<{ size: number } | null>;
   list(prefix: string): AsyncIterable<string>;
   delete(key: string): Promise<void>;
+  openWriter?(): Promise<ObjectWriter>;
 }

@@ -4,11 +4,14 @@
  * what the code under test did.
  */
 import { AzbkError } from '../../shared/errors.js';
-import type { BlobStore } from './blobstore.js';
+import type { BlobStore, ObjectWriter } from './blobstore.js';
 import type { ByteRange } from './keys.js';
 
-/** The BlobStore methods faults can be injected into. */
-export type StoreMethod = 'put' | 'get' | 'stat' | 'list' | 'delete';
+/**
+ * The BlobStore methods faults can be injected into; 'write' is a write of an ObjectWriter (its
+ * key is ''), whose `finish` counts as a 'put' of its key.
+ */
+export type StoreMethod = 'put' | 'get' | 'stat' | 'list' | 'delete' | 'write';
 
 /**
  * How a matching call fails:
@@ -43,7 +46,7 @@ interface ActiveRule extends FaultRule {
   fired: number;
 }
 
-const zero = (): Record<StoreMethod, number> => ({ put: 0, get: 0, stat: 0, list: 0, delete: 0 });
+const zero = (): Record<StoreMethod, number> => ({ put: 0, get: 0, stat: 0, list: 0, delete: 0, write: 0 });
 
 /**
  * Wraps `inner` and injects the faults added with `fail`. Rules of one method are checked in the
@@ -99,6 +102,24 @@ export class FaultyBlobStore implements BlobStore {
 
   delete(key: string): Promise<void> {
     return this.#call('delete', key, () => this.#inner.delete(key));
+  }
+
+  /** Offered when the inner store offers it; a failed `finish` drops the object, as a real one does. */
+  get openWriter(): (() => Promise<ObjectWriter>) | undefined {
+    const inner = this.#inner;
+    if (inner.openWriter === undefined) return undefined;
+    return async () => {
+      const w = await inner.openWriter!();
+      return {
+        write: (data) => this.#call('write', '', () => w.write(data)),
+        finish: (key) =>
+          this.#call('put', key, () => w.finish(key)).catch(async (err: unknown) => {
+            await w.abort();
+            throw err;
+          }),
+        abort: () => w.abort(),
+      };
+    };
   }
 
   async #call<T>(method: StoreMethod, key: string, run: () => Promise<T>): Promise<T> {

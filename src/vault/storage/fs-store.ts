@@ -5,13 +5,14 @@
  * is then hard-linked to its final name. link(2) fails with EEXIST when the name is taken, so of
  * many concurrent writers exactly one wins and nobody overwrites; a reader sees the whole file or
  * no file. The parent folder is fsynced afterwards so the new name survives a power loss.
+ * `openWriter` does the same for an object written in pieces (a pack streamed by a backup).
  */
 import { randomBytes } from 'node:crypto';
 import fsCb, { type Dirent, type Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { AzbkError, isAzbkError } from '../../shared/errors.js';
-import type { BlobStore } from './blobstore.js';
+import type { BlobStore, ObjectWriter } from './blobstore.js';
 import { clipRange, isKeySegment, validateKey, validatePrefix, type ByteRange } from './keys.js';
 
 /** The folder under the root that holds files being written; never listed. */
@@ -32,37 +33,65 @@ type Op = 'put' | 'get' | 'stat' | 'list' | 'delete';
  */
 export class FsBlobStore implements BlobStore {
   readonly root: string;
+  #swept: Promise<number> | undefined;
 
   constructor(root: string) {
     this.root = path.resolve(root);
   }
 
   async put(key: string, data: Uint8Array): Promise<'created' | 'exists'> {
-    const file = this.#path(key);
+    this.#path(key); // a bad key is refused before anything is written
+    const writer = await this.#open(key);
+    try {
+      await writer.write(data);
+      return await writer.finish(key);
+    } finally {
+      await writer.abort();
+    }
+  }
+
+  /**
+   * A writer of one new object, in a unique file in `.tmp` until `finish` names it. The first
+   * writer a store opens also removes temporary files older than an hour in the background: those
+   * of writers that were killed (a pack streamed into the vault is open for a minute at most, as
+   * a backup closes its data pack at every checkpoint).
+   */
+  openWriter(): Promise<ObjectWriter> {
+    this.#swept ??= this.removeStaleTemp().catch(() => 0);
+    return this.#open();
+  }
+
+  /** A new writer; its errors name `key`, or its temporary file when the key is not known yet. */
+  async #open(key?: string): Promise<FsObjectWriter> {
     const tempDir = path.join(this.root, TEMP_DIR);
-    const temp = path.join(tempDir, `${randomBytes(12).toString('hex')}.tmp`);
+    const name = `${randomBytes(12).toString('hex')}.tmp`;
+    const label = key ?? `${TEMP_DIR}/${name}`;
     try {
       await this.#ensureTempDir(tempDir);
-      await writeDurably(temp, data);
-      const parent = path.dirname(file);
-      const created = await fs.mkdir(parent, { recursive: true }).catch((err: unknown) => {
-        // A file where a folder should be: the key extends another key ('a' exists, put 'a/b').
-        throw errno(err) === 'ENOTDIR' || errno(err) === 'EEXIST' ? keyConflict(key) : err;
-      });
-      try {
-        await fs.link(temp, file);
-      } catch (err) {
-        if (errno(err) !== 'EEXIST') throw err;
-        if ((await fs.lstat(file)).isFile()) return 'exists';
-        throw keyConflict(key);
-      }
-      await syncDirs(created === undefined ? parent : path.dirname(created), parent);
-      return 'created';
+      const fd = await openFile(path.join(tempDir, name), 'wx');
+      return new FsObjectWriter(fd, path.join(tempDir, name), label, this.root, (temp, k) => this.#link(temp, k));
     } catch (err) {
-      throw toStorageError(err, 'put', key, this.root);
-    } finally {
-      await fs.rm(temp, { force: true }).catch(() => undefined);
+      throw toStorageError(err, 'put', label, this.root);
     }
+  }
+
+  /** Gives the finished temporary file `temp` the name of `key` without overwriting; fsyncs the folders it changed. */
+  async #link(temp: string, key: string): Promise<'created' | 'exists'> {
+    const file = this.#path(key);
+    const parent = path.dirname(file);
+    const created = await fs.mkdir(parent, { recursive: true }).catch((err: unknown) => {
+      // A file where a folder should be: the key extends another key ('a' exists, put 'a/b').
+      throw errno(err) === 'ENOTDIR' || errno(err) === 'EEXIST' ? keyConflict(key) : err;
+    });
+    try {
+      await fs.link(temp, file);
+    } catch (err) {
+      if (errno(err) !== 'EEXIST') throw err;
+      if ((await fs.lstat(file)).isFile()) return 'exists';
+      throw keyConflict(key);
+    }
+    await syncDirs(created === undefined ? parent : path.dirname(created), parent);
+    return 'created';
   }
 
   async get(key: string, range?: ByteRange): Promise<Buffer | null> {
@@ -188,20 +217,86 @@ export class FsBlobStore implements BlobStore {
   }
 }
 
-const openFile = (file: string) => new Promise<number>((resolve, reject) => fsCb.open(file, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
+const openFile = (file: string, flags = 'r') => new Promise<number>((resolve, reject) => fsCb.open(file, flags, (err, fd) => (err ? reject(err) : resolve(fd))));
+const fsyncFile = (fd: number) => new Promise<void>((resolve, reject) => fsCb.fsync(fd, (err) => (err ? reject(err) : resolve())));
 const fstatFile = (fd: number) => new Promise<Stats>((resolve, reject) => fsCb.fstat(fd, (err, st) => (err ? reject(err) : resolve(st))));
 const readFile = (fd: number, buf: Buffer, at: number, length: number, position: number) =>
   new Promise<number>((resolve, reject) => fsCb.read(fd, buf, at, length, position, (err, n) => (err ? reject(err) : resolve(n))));
 const closeFile = (fd: number) => new Promise<void>((resolve, reject) => fsCb.close(fd, (err) => (err ? reject(err) : resolve())));
 
-/** Writes `data` to a new file `file` (failing if it exists) and fsyncs it before closing. */
-async function writeDurably(file: string, data: Uint8Array): Promise<void> {
-  const handle = await fs.open(file, 'wx');
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
+/**
+ * An object being written into its temporary file: each write goes to its own offset at once, so
+ * several may be in flight; `finish` waits for them all, fsyncs and closes the file, then links it
+ * to its name.
+ */
+class FsObjectWriter implements ObjectWriter {
+  #size = 0;
+  readonly #writes = new Set<Promise<void>>();
+  #failed: unknown = undefined;
+  #open = true;
+  #closed: Promise<void> | undefined;
+
+  constructor(
+    private readonly fd: number,
+    private readonly temp: string,
+    private readonly label: string,
+    private readonly root: string,
+    private readonly link: (temp: string, key: string) => Promise<'created' | 'exists'>,
+  ) {}
+
+  write(data: Uint8Array): Promise<void> {
+    if (!this.#open) return Promise.reject(new Error('ObjectWriter used after finish or abort'));
+    const at = this.#size;
+    this.#size += data.length;
+    const write = writeAll(this.fd, data, at).then(
+      () => {
+        this.#writes.delete(write);
+      },
+      (err: unknown) => {
+        this.#writes.delete(write);
+        this.#failed ??= err;
+        throw toStorageError(err, 'put', this.label, this.root);
+      },
+    );
+    this.#writes.add(write);
+    return write;
+  }
+
+  async finish(key: string): Promise<'created' | 'exists'> {
+    if (!this.#open) throw new Error('ObjectWriter used after finish or abort');
+    this.#open = false;
+    try {
+      await Promise.allSettled(this.#writes);
+      if (this.#failed !== undefined) throw this.#failed;
+      await fsyncFile(this.fd);
+      await this.#close();
+      return await this.link(this.temp, key);
+    } catch (err) {
+      throw toStorageError(err, 'put', key, this.root);
+    } finally {
+      await this.abort();
+    }
+  }
+
+  async abort(): Promise<void> {
+    this.#open = false;
+    await Promise.allSettled(this.#writes);
+    await this.#close().catch(() => undefined);
+    await fs.rm(this.temp, { force: true }).catch(() => undefined);
+  }
+
+  #close(): Promise<void> {
+    this.#closed ??= closeFile(this.fd);
+    return this.#closed;
+  }
+}
+
+/** Writes all of `data` at `position` of `fd`. */
+async function writeAll(fd: number, data: Uint8Array, position: number): Promise<void> {
+  for (let done = 0; done < data.length; ) {
+    done += await new Promise<number>((resolve, reject) =>
+      fsCb.write(fd, data, done, data.length - done, position + done, (err, n) => (err ? reject(err) : resolve(n))),
+    );
   }
 }
 

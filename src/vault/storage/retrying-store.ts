@@ -4,7 +4,7 @@
  * the caller.
  */
 import { isAzbkError } from '../../shared/errors.js';
-import type { BlobStore } from './blobstore.js';
+import type { BlobStore, ObjectWriter } from './blobstore.js';
 import type { ByteRange } from './keys.js';
 
 /** What a RetryingBlobStore reports before each retry, e.g. to log it. */
@@ -68,6 +68,16 @@ export class RetryingBlobStore implements BlobStore {
 
   put(key: string, data: Uint8Array): Promise<'created' | 'exists'> {
     return this.#retry('put', key, () => this.#inner.put(key, data));
+  }
+
+  /**
+   * Opening a writer is retried; its writes and `finish` are not, as the bytes are gone by then: a
+   * failed streamed object fails its caller, who writes it again.
+   */
+  get openWriter(): (() => Promise<ObjectWriter>) | undefined {
+    const inner = this.#inner;
+    if (inner.openWriter === undefined) return undefined;
+    return () => this.#retry('put', 'a new object', () => inner.openWriter!());
   }
 
   get(key: string, range?: ByteRange): Promise<Buffer | null> {
