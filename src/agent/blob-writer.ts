@@ -33,9 +33,14 @@ interface OpenPack {
   /** bytes of sealed blobs added so far */
   readonly size: number;
   readonly count: number;
+  /** Set once the pack is lost (a streamed write failed). */
+  readonly failure: unknown;
   /** Adds a sealed blob (copying it); a promise when the caller should wait before adding more. */
   add(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): Promise<void> | undefined;
-  /** Ends the pack and stores it (all of that up to the first await); its id and entries once stored. */
+  /**
+   * Completes the pack at once (later blobs go elsewhere) and stores it; resolves to its id and
+   * entries once stored.
+   */
   store(): Promise<StoredPack>;
   /** Drops a pack that will never be stored. */
   abort(): Promise<void>;
@@ -70,6 +75,8 @@ class WholePack implements OpenPack {
     return this.builder.count;
   }
 
+  readonly failure: unknown = undefined;
+
   add(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): undefined {
     this.builder.add(type, id, sealed, rawLength);
     return undefined;
@@ -83,7 +90,9 @@ class WholePack implements OpenPack {
     return { id: pack.id, entries: pack.entries, bytes: pack.data.length };
   }
 
-  async abort(): Promise<void> {}
+  async abort(): Promise<void> {
+    this.spare.push(this.room);
+  }
 }
 
 interface Started {
@@ -189,7 +198,7 @@ export class BlobWriter {
     try {
       wait = pack.add(type, id, sealed, rawLength);
     } catch (err) {
-      if (!(err instanceof RangeError)) this.failed ??= err; // a streamed write failed: the pack is lost
+      if (pack.failure !== undefined) this.failed ??= pack.failure; // a streamed write failed: the pack is lost
       throw err;
     }
     this.pending[type].add(id);
@@ -231,8 +240,9 @@ export class BlobWriter {
    */
   private async uploadPack(type: BlobType): Promise<void> {
     const open = this.open[type];
-    if (open === null || open.count === 0) return;
+    if (open === null) return;
     this.open[type] = null;
+    if (open.count === 0) return open.abort(); // its first blob was refused
     // Packs are indexed in the order they were started (see flush).
     const entry: Started = { pack: null };
     this.started.push(entry);
@@ -256,13 +266,15 @@ export class BlobWriter {
 
   /**
    * Drops the open packs after a failure (a streamed pack would otherwise stay in the vault's
-   * temporary folder until it is swept). The writer must not be used afterwards.
+   * temporary folder until it is swept) and waits for the packs being stored. The writer must not
+   * be used afterwards.
    */
   async abandon(): Promise<void> {
     const open = [this.open.data, this.open.tree];
     this.open.data = this.open.tree = null;
     this.failed ??= new Error('BlobWriter used after abandon');
     await Promise.allSettled(open.map((p) => p?.abort()));
+    await Promise.allSettled(this.uploads); // packs being stored finish, or fail and clean up
   }
 
   /**

@@ -11,8 +11,8 @@ import type { StoredPack } from './blob-writer.js';
 
 /** Bytes of one write into the vault. */
 export const PIECE = 1024 * 1024;
-/** Writes in flight before `add` asks its caller to wait. */
-const WRITES = 4;
+/** Writes in flight before `add` asks its caller to wait (a large blob may start more at once). */
+const MAX_WRITES_IN_FLIGHT = 4;
 
 export class StreamedPack {
   private readonly entries: PackEntry[] = [];
@@ -42,11 +42,16 @@ export class StreamedPack {
     return this.entries.length;
   }
 
+  /** The error of a failed write: the pack is lost, and `add` and `store` throw it. */
+  get failure(): unknown {
+    return this.failed;
+  }
+
   /**
    * Appends a sealed blob; its bytes are copied at once, so the caller may reuse `sealed` when
-   * this returns. Returns a promise when the caller should wait for writes to drain; it rejects,
-   * as does every later call, once a write has failed. Throws RangeError for an entry the pack
-   * format refuses.
+   * this returns. Returns a promise when the caller should wait for writes to drain (it rejects
+   * if a write fails meanwhile). Throws the failure once a write has failed, and RangeError for
+   * an entry the pack format refuses.
    */
   add(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): Promise<void> | undefined {
     if (this.done) throw new Error('StreamedPack used after store');
@@ -54,24 +59,27 @@ export class StreamedPack {
     this.entries.push(packEntry(type, id, this.bytes, sealed.length, rawLength));
     this.bytes += sealed.length;
     this.copy(sealed);
-    return this.writes.size >= WRITES ? this.drain() : undefined;
+    return this.writes.size >= MAX_WRITES_IN_FLIGHT ? this.drain() : undefined;
   }
 
-  /** Writes the header and ends the pack (all but the wait before the first await); resolves once it is stored. */
+  /**
+   * Writes the header and ends the pack; resolves once the pack is stored. The pack is complete
+   * when this returns: a blob added to another pack afterwards is not in it.
+   */
   async store(): Promise<StoredPack> {
     if (this.done) throw new Error('StreamedPack used after store');
     this.done = true;
-    if (this.failed !== undefined) {
+    let tail: Buffer;
+    try {
+      if (this.failed !== undefined) throw this.failed;
+      tail = packTail(this.keys, this.entries);
+      this.copy(tail);
+      this.send();
+      await Promise.all(this.writes); // they never reject: a failure is kept in `failed`
+      if (this.failed !== undefined) throw this.failed;
+    } catch (err) {
       await this.stream.abort();
-      throw this.failed;
-    }
-    const tail = packTail(this.keys, this.entries);
-    this.copy(tail);
-    this.send();
-    await Promise.all(this.writes); // they never reject: a failure is kept in `failed`
-    if (this.failed !== undefined) {
-      await this.stream.abort();
-      throw this.failed;
+      throw err;
     }
     const id = await this.stream.end();
     return { id, entries: this.entries, bytes: this.bytes + tail.length };
@@ -116,7 +124,7 @@ export class StreamedPack {
   }
 
   private async drain(): Promise<void> {
-    while (this.writes.size >= WRITES) await Promise.race(this.writes);
+    while (this.writes.size >= MAX_WRITES_IN_FLIGHT) await Promise.race(this.writes);
     if (this.failed !== undefined) throw this.failed;
   }
 }

@@ -70,14 +70,27 @@ export function throttleSession(s: VaultSession, rates: { upload: RateSource; do
       const stream = s.startPack();
       if (stream === null) return null;
       const writes = new Set<Promise<void>>();
+      let failure: unknown = undefined;
       return {
         write: (data) => {
           const write = up.take(data.length).then(() => stream.write(data));
           writes.add(write);
-          return write.finally(() => writes.delete(write));
+          return write.then(
+            () => void writes.delete(write),
+            (err: unknown) => {
+              writes.delete(write);
+              failure ??= err ?? new Error('pack write failed');
+              throw err;
+            },
+          );
         },
-        // The writes waiting for their turn reach the stream before it ends.
-        end: () => Promise.allSettled(writes).then(() => stream.end()),
+        // The writes waiting for their turn reach the stream before it ends; one that never did fails it.
+        end: async () => {
+          await Promise.allSettled(writes);
+          if (failure === undefined) return stream.end();
+          await stream.abort();
+          throw failure;
+        },
         abort: () => stream.abort(),
       };
     },

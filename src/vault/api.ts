@@ -65,7 +65,7 @@ export interface PackStream {
    * write failed; the pack is then dropped.
    */
   end(): Promise<PackId>;
-  /** Drops the pack. */
+  /** Drops the pack; does nothing once `end` was called. */
   abort(): Promise<void>;
 }
 

@@ -253,7 +253,7 @@ class Session implements VaultSession {
     const hash = createHash('sha256');
     let size = 0;
     let ended = false;
-    let failed = false;
+    let failure: unknown = undefined;
     const writes = new Set<Promise<void>>();
     const drop = () => opening.then((w) => w.abort(), () => undefined);
     return {
@@ -261,12 +261,12 @@ class Session implements VaultSession {
         if (ended) return Promise.reject(new Error('PackStream used after end'));
         size += data.length;
         if (size > MAX_OBJECT) {
-          failed = true;
-          return Promise.reject(new AzbkError('AZBK_BAD_INPUT', 'The pack is too large.'));
+          failure ??= new AzbkError('AZBK_BAD_INPUT', 'The pack is too large.');
+          return Promise.reject(failure);
         }
         hash.update(data); // now: the bytes are hashed in the order of the calls
         const write = opening.then((w) => w.write(data)).catch((err: unknown) => {
-          failed = true;
+          failure ??= err ?? new Error('pack write failed');
           throw err;
         });
         const forget = () => void writes.delete(settled);
@@ -279,15 +279,16 @@ class Session implements VaultSession {
         ended = true;
         await Promise.all(writes);
         // The hash covers every write called; a pack with a write missing is never named.
-        if (failed) {
+        if (failure !== undefined) {
           await drop();
-          throw new AzbkError('AZBK_VAULT_UNREACHABLE', 'A write of the pack failed; the pack was dropped.');
+          throw failure;
         }
         const id = hash.digest('hex') as PackId;
         await (await opening).finish(layout.pack(id));
         return id;
       },
       abort: async () => {
+        if (ended) return; // once it ends, the writer's finish closes and removes the file
         ended = true;
         await drop();
       },

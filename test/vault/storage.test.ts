@@ -143,19 +143,33 @@ describe('FsBlobStore on disk', () => {
     expect(await listAll(store, '')).toEqual(['k']);
   });
 
-  test('the first writer a store opens sweeps temporary files older than an hour', async () => {
+  test('openWriter: an abort while finish runs waits for it instead of closing the file under it', async () => {
+    const { root, store } = await fresh();
+    const w = await store.openWriter();
+    void w.write(Buffer.alloc(256 * 1024, 5));
+    const finishing = w.finish('packs/ab/y');
+    await w.abort();
+    expect(await finishing).toBe('created');
+    expect((await store.get('packs/ab/y'))!.equals(Buffer.alloc(256 * 1024, 5))).toBe(true);
+    expect(await readdir(join(root, TEMP_DIR))).toEqual([]);
+  });
+
+  test('the first writer a store opens sweeps temporary files not written for a day, by the disk\'s clock', async () => {
     const { root, store } = await fresh();
     await mkdir(join(root, TEMP_DIR));
-    const old = join(root, TEMP_DIR, 'old.tmp');
-    await writeFile(old, 'left by a killed backup');
-    const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
-    await utimes(old, twoHoursAgo, twoHoursAgo);
-    await writeFile(join(root, TEMP_DIR, 'recent.tmp'), 'someone is writing this');
+    const at = (hoursAgo: number) => new Date(Date.now() - hoursAgo * 60 * 60 * 1000);
+    const stale = join(root, TEMP_DIR, 'stale.tmp');
+    await writeFile(stale, 'left by a killed backup');
+    await utimes(stale, at(25), at(25));
+    const slow = join(root, TEMP_DIR, 'slow.tmp');
+    await writeFile(slow, 'a backup that slept for hours');
+    await utimes(slow, at(5), at(5));
     const w = await store.openWriter();
-    for (let i = 0; i < 100 && (await readdir(join(root, TEMP_DIR))).includes('old.tmp'); i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 100 && (await readdir(join(root, TEMP_DIR))).includes('stale.tmp'); i++) await new Promise((r) => setTimeout(r, 10));
     const left = await readdir(join(root, TEMP_DIR));
-    expect(left).not.toContain('old.tmp');
-    expect(left).toContain('recent.tmp');
+    expect(left).not.toContain('stale.tmp');
+    expect(left).toContain('slow.tmp');
+    expect(left).toHaveLength(2); // and the writer's own
     await w.abort();
   });
 

@@ -17,6 +17,8 @@ import { clipRange, isKeySegment, validateKey, validatePrefix, type ByteRange } 
 
 /** The folder under the root that holds files being written; never listed. */
 export const TEMP_DIR = '.tmp';
+/** How long a streamed object's temporary file may go unwritten before another writer removes it. */
+const STALE_WRITER_MS = 24 * 60 * 60 * 1000;
 
 type Op = 'put' | 'get' | 'stat' | 'list' | 'delete';
 
@@ -52,13 +54,16 @@ export class FsBlobStore implements BlobStore {
 
   /**
    * A writer of one new object, in a unique file in `.tmp` until `finish` names it. The first
-   * writer a store opens also removes temporary files older than an hour in the background: those
-   * of writers that were killed (a pack streamed into the vault is open for a minute at most, as
-   * a backup closes its data pack at every checkpoint).
+   * writer a store opens also removes, in the background, temporary files left by writers that
+   * were killed: those not written for a day by the clock of the disk itself (its time of the new
+   * file), so a slow or suspended writer, or a disk whose clock is off, loses nothing.
    */
-  openWriter(): Promise<ObjectWriter> {
-    this.#swept ??= this.removeStaleTemp().catch(() => 0);
-    return this.#open();
+  async openWriter(): Promise<ObjectWriter> {
+    const writer = await this.#open();
+    this.#swept ??= fstatFile(writer.fd)
+      .then((st) => this.removeStaleTemp(STALE_WRITER_MS, st.mtimeMs))
+      .catch(() => 0);
+    return writer;
   }
 
   /** A new writer; its errors name `key`, or its temporary file when the key is not known yet. */
@@ -168,8 +173,9 @@ export class FsBlobStore implements BlobStore {
   }
 
   /**
-   * Removes files left in `.tmp` by writers that crashed, if older than `maxAgeMs` (default one
-   * hour, far longer than any put takes). Best effort: returns how many it removed.
+   * Removes files left in `.tmp` by writers that crashed, if last written more than `maxAgeMs`
+   * before `now` (default one hour, far longer than any put takes); a time after `now` is not
+   * old. Best effort: returns how many it removed.
    */
   async removeStaleTemp(maxAgeMs = 60 * 60 * 1000, now = Date.now()): Promise<number> {
     const tempDir = path.join(this.root, TEMP_DIR);
@@ -233,11 +239,12 @@ class FsObjectWriter implements ObjectWriter {
   #size = 0;
   readonly #writes = new Set<Promise<void>>();
   #failed: unknown = undefined;
-  #open = true;
+  #accepting = true;
+  #finishing: Promise<unknown> | undefined;
   #closed: Promise<void> | undefined;
 
   constructor(
-    private readonly fd: number,
+    readonly fd: number,
     private readonly temp: string,
     private readonly label: string,
     private readonly root: string,
@@ -245,7 +252,7 @@ class FsObjectWriter implements ObjectWriter {
   ) {}
 
   write(data: Uint8Array): Promise<void> {
-    if (!this.#open) return Promise.reject(new Error('ObjectWriter used after finish or abort'));
+    if (!this.#accepting) return Promise.reject(new Error('ObjectWriter used after finish or abort'));
     const at = this.#size;
     this.#size += data.length;
     const write = writeAll(this.fd, data, at).then(
@@ -262,9 +269,15 @@ class FsObjectWriter implements ObjectWriter {
     return write;
   }
 
-  async finish(key: string): Promise<'created' | 'exists'> {
-    if (!this.#open) throw new Error('ObjectWriter used after finish or abort');
-    this.#open = false;
+  finish(key: string): Promise<'created' | 'exists'> {
+    if (!this.#accepting) return Promise.reject(new Error('ObjectWriter used after finish or abort'));
+    this.#accepting = false;
+    const finishing = this.#finish(key);
+    this.#finishing = finishing.catch(() => undefined);
+    return finishing;
+  }
+
+  async #finish(key: string): Promise<'created' | 'exists'> {
     try {
       await Promise.allSettled(this.#writes);
       if (this.#failed !== undefined) throw this.#failed;
@@ -274,12 +287,18 @@ class FsObjectWriter implements ObjectWriter {
     } catch (err) {
       throw toStorageError(err, 'put', key, this.root);
     } finally {
-      await this.abort();
+      await this.#drop();
     }
   }
 
+  /** After `finish` has begun, waits for it instead: the file is its to close and remove. */
   async abort(): Promise<void> {
-    this.#open = false;
+    this.#accepting = false;
+    if (this.#finishing !== undefined) await this.#finishing;
+    else await this.#drop();
+  }
+
+  async #drop(): Promise<void> {
     await Promise.allSettled(this.#writes);
     await this.#close().catch(() => undefined);
     await fs.rm(this.temp, { force: true }).catch(() => undefined);
@@ -294,9 +313,12 @@ class FsObjectWriter implements ObjectWriter {
 /** Writes all of `data` at `position` of `fd`. */
 async function writeAll(fd: number, data: Uint8Array, position: number): Promise<void> {
   for (let done = 0; done < data.length; ) {
-    done += await new Promise<number>((resolve, reject) =>
+    const n = await new Promise<number>((resolve, reject) =>
       fsCb.write(fd, data, done, data.length - done, position + done, (err, n) => (err ? reject(err) : resolve(n))),
     );
+    // A write that makes no progress and reports nothing would spin here for ever.
+    if (n === 0) throw Object.assign(new Error('write wrote nothing'), { code: 'EIO' });
+    done += n;
   }
 }
 
