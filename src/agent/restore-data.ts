@@ -13,7 +13,7 @@ import type { VaultSession } from '../vault/api.js';
 import type { BlobIndex } from './blob-index.js';
 import { RANGE_ROOM, type RestorePool } from './pipeline/restore-pool.js';
 import { childPath } from './fspath.js';
-import { openTemp, removeTemp, settle, why } from './restore-files.js';
+import { creationMode, openTemp, removeTemp, settle, why } from './restore-files.js';
 
 /**
  * One file to restore: written at its temporary file (which must not exist yet), renamed to `dest`
@@ -114,10 +114,11 @@ export async function restoreData(
     if (f.error === null) {
       try {
         // Written by several ranges, or (no chunks) an empty file made here.
-        const fd = openTemp(tmp, f.created !== true);
+        const created = creationMode(f.mode, pool.umask);
+        const fd = openTemp(tmp, f.created !== true, created);
         f.created = true;
         try {
-          settle(fd, f.mode, f.mtime);
+          settle(fd, f.mode, f.mtime, created);
         } finally {
           fs.closeSync(fd);
         }
@@ -175,7 +176,7 @@ export async function restoreData(
     for (const f of files) {
       if (f.remaining === 0 || f.owner != null || f.error !== null) continue;
       try {
-        fs.closeSync(openTemp(tmpOf(f), true));
+        fs.closeSync(openTemp(tmpOf(f), true, creationMode(f.mode, pool.umask)));
         f.created = true;
       } catch (err) {
         failFile(f, why(err));
