@@ -6,7 +6,6 @@
  * chunk fails exactly the files that use it.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import type { BlobId, PackId } from '../core/ids.js';
 import { isAzbkError } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
@@ -16,15 +15,18 @@ import { childPath } from './fspath.js';
 import { creationMode, openTemp, removeTemp, settle, why } from './restore-files.js';
 
 /**
- * One file to restore: written at its temporary file (which must not exist yet), renamed to `dest`
- * when complete. A large restore holds one for every file, so it holds no string or array of its
- * own that can be made again when needed.
+ * One file to restore: written at its temporary file in `dir` (which must not exist yet), renamed
+ * into place when complete (see destOf). A large restore holds one for every file, so it holds no
+ * string or array of its own that can be made again when needed.
  */
 export interface FilePlan {
   /** the original path of the file's folder, as segments (one array for the files of a folder this restore creates) */
   readonly folder: readonly string[];
-  readonly dest: string;
-  /** the number of its temporary file beside `dest` (see tempPath) */
+  /** the folder it is restored into (one string for the files of a folder) */
+  readonly dir: string;
+  /** the name it is restored under when not its own (a copy beside an existing file) */
+  readonly renamed?: string;
+  /** the number of its temporary file in `dir` (see tempPath) */
   readonly tmp: number;
   /** its name, size, mode and time as backed up (the tree's strings: no copies) */
   readonly name: string;
@@ -83,9 +85,14 @@ export interface DataResult {
   readonly bytes: number;
 }
 
-/** The path of temporary file number `n` (names start with `prefix`) beside `dest`. */
-export function tempPath(dest: string, prefix: string, n: number): string {
-  return childPath(path.dirname(dest), `${prefix}${n}`);
+/** The path of temporary file number `n` (names start with `prefix`) in the folder `dir`. */
+export function tempPath(dir: string, prefix: string, n: number): string {
+  return childPath(dir, `${prefix}${n}`);
+}
+
+/** Where a planned file goes. */
+export function destOf(f: FilePlan): string {
+  return childPath(f.dir, f.renamed ?? f.name);
 }
 
 /**
@@ -101,7 +108,7 @@ export async function restoreData(
   pool: RestorePool,
   opts: { tmpPrefix: string; onFile?: (f: FilePlan) => void },
 ): Promise<DataResult> {
-  const tmpOf = (f: FilePlan) => tempPath(f.dest, opts.tmpPrefix, f.tmp);
+  const tmpOf = (f: FilePlan) => tempPath(f.dir, opts.tmpPrefix, f.tmp);
   const byPack = new Map<PackId, Map<BlobId, Wanted>>();
   let done = { files: 0, bytes: 0 };
   const completed = (f: FilePlan) => {
@@ -122,7 +129,7 @@ export async function restoreData(
         } finally {
           fs.closeSync(fd);
         }
-        fs.renameSync(tmp, f.dest);
+        fs.renameSync(tmp, destOf(f));
         completed(f);
         return;
       } catch (err) {
@@ -246,7 +253,7 @@ export async function restoreData(
         taskFiles.push(f);
         counts.push(0);
         work.tmps.push(tmpOf(f));
-        work.dests.push(f.dest);
+        work.dests.push(destOf(f));
         work.modes.push(f.mode);
         work.mtimes.push(f.mtime);
         work.owns.push(f.owner === range ? 1 : 0);

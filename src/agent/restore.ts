@@ -20,7 +20,7 @@ import type { AgentContext } from './context.js';
 import { childPath, displayPath, restoreLocation, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
 import { RestorePool } from './pipeline/restore-pool.js';
-import { readRanges, restoreData, tempPath, type FilePlan } from './restore-data.js';
+import { destOf, readRanges, restoreData, tempPath, type FilePlan } from './restore-data.js';
 import { toTime, why } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
 import { findMachine, keysFor, openPoint, pickPoint } from './points.js';
@@ -231,7 +231,7 @@ class RestoreJob {
       }
       // Planned: the file plans hold what they need of the listings, which can go.
       this.trees.clear();
-      const r = await restoreData(this.ctx.session, this.index, files, pool, { tmpPrefix: this.tmpPrefix, onFile: (f) => this.o.onEvent?.({ type: 'file', path: f.dest, size: f.size }) });
+      const r = await restoreData(this.ctx.session, this.index, files, pool, { tmpPrefix: this.tmpPrefix, onFile: (f) => this.o.onEvent?.({ type: 'file', path: destOf(f), size: f.size }) });
       this.restored.files += r.files;
       this.restored.bytes += r.bytes;
     } finally {
@@ -264,7 +264,7 @@ class RestoreJob {
       if (found === null) return;
       if (node.type === 'symlink') await this.symlink(node, found.to);
       else if (node.type === 'file') {
-        files.push(this.filePlan(segs.slice(0, -1), found.to, node));
+        files.push(this.filePlan(segs.slice(0, -1), path.dirname(found.to), node, path.basename(found.to)));
       } else {
         if (!found.merge && !makeDir(found.to)) {
           // Something is there after all: the conflict rule decides.
@@ -281,10 +281,9 @@ class RestoreJob {
             this.fail([...segs, child.name], new AzbkError('AZBK_BAD_INPUT', 'this name cannot be created on Windows'));
             continue;
           }
-          const childDest = childPath(to, child.name);
           // A file in a folder made here needs no check, and no call of its own (there are many).
-          if (!found.merge && child.type === 'file') files.push(this.filePlan(segs, childDest, child));
-          else await this.plan([...segs, child.name], child, childDest, !found.merge, files, dirs);
+          if (!found.merge && child.type === 'file') files.push(this.filePlan(segs, to, child));
+          else await this.plan([...segs, child.name], child, childPath(to, child.name), !found.merge, files, dirs);
         }
       }
     } catch (err) {
@@ -314,13 +313,14 @@ class RestoreJob {
     return { to: copy, merge: false };
   }
 
-  /** A file to restore; `folder`: the original path of its folder. */
-  private filePlan(folder: readonly string[], dest: string, node: FileNode): FilePlan {
-    return { folder, dest, tmp: this.tmpCount++, name: node.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null };
+  /** A file to restore into `dir` (as `as`, when not under its own name); `folder`: the original path of its folder. */
+  private filePlan(folder: readonly string[], dir: string, node: FileNode, as = node.name): FilePlan {
+    const f = { folder, dir, tmp: this.tmpCount++, name: node.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null };
+    return as === node.name ? f : { ...f, renamed: as };
   }
 
   private tempName(dest: string): string {
-    return tempPath(dest, this.tmpPrefix, this.tmpCount++);
+    return tempPath(path.dirname(dest), this.tmpPrefix, this.tmpCount++);
   }
 
   private async symlink(node: SymlinkNode, to: string): Promise<void> {
