@@ -10,6 +10,7 @@ import { setImmediate } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { BlobIndex } from '../../src/agent/blob-index.js';
 import { BlobWriter } from '../../src/agent/blob-writer.js';
+import { throttleSession } from '../../src/agent/throttle.js';
 import { decodeBlob } from '../../src/core/blob.js';
 import type { PackId } from '../../src/core/ids.js';
 import { packIdOf, readPackHeader } from '../../src/core/pack.js';
@@ -268,6 +269,17 @@ describe('a pack streamed into a disk vault', () => {
     await expect(stream.end()).rejects.toMatchObject({ code: 'AZBK_VAULT_UNREACHABLE' });
     expect(await listAll(m.base, 'packs/')).toEqual([]);
     expect(await fs.readdir(path.join(root, '.tmp'))).toEqual([]);
+  });
+
+  it('through the upload throttle, ends only once the writes waiting for their turn have reached the vault', async () => {
+    const { m } = await diskMachine();
+    const throttled = throttleSession(m.ctx.session, { upload: () => 4 * 1024 * 1024, download: () => null });
+    const stream = throttled.startPack()!;
+    const pieces = [randomBytes(3 * 1024 * 1024), randomBytes(3 * 1024 * 1024), randomBytes(1000)];
+    for (const p of pieces) void stream.write(p); // the later ones wait for the bucket
+    const id = await stream.end();
+    expect(id).toBe(packIdOf(Buffer.concat(pieces)));
+    expect(await m.ctx.session.statPack(id)).toBe(6 * 1024 * 1024 + 1000);
   });
 
   it('is not offered by a vault that takes whole packs only', async () => {
