@@ -12,7 +12,7 @@ import type { VaultSession } from '../vault/api.js';
 import type { BlobIndex } from './blob-index.js';
 import { RANGE_ROOM, type RestorePool } from './pipeline/restore-pool.js';
 import { childPath } from './fspath.js';
-import { creationMode, openTemp, removeTemp, settle, why } from './restore-files.js';
+import { openTemp, removeTemp, settle, why } from './restore-files.js';
 
 /**
  * One file to restore: written at its temporary file in `dir` (which must not exist yet), renamed
@@ -121,11 +121,10 @@ export async function restoreData(
     if (f.error === null) {
       try {
         // Written by several ranges, or (no chunks) an empty file made here.
-        const created = creationMode(f.mode, pool.umask);
-        const fd = openTemp(tmp, f.created !== true, created);
+        const fd = openTemp(tmp, f.created !== true);
         f.created = true;
         try {
-          settle(fd, f.mode, f.mtime, created);
+          settle(fd, f.mode, f.mtime);
         } finally {
           fs.closeSync(fd);
         }
@@ -183,7 +182,7 @@ export async function restoreData(
     for (const f of files) {
       if (f.remaining === 0 || f.owner != null || f.error !== null) continue;
       try {
-        fs.closeSync(openTemp(tmpOf(f), true, creationMode(f.mode, pool.umask)));
+        fs.closeSync(openTemp(tmpOf(f), true));
         f.created = true;
       } catch (err) {
         failFile(f, why(err));

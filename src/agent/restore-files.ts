@@ -11,21 +11,11 @@ export function toTime(ns: string): number {
 const REOPEN = fs.constants.O_WRONLY | (fs.constants.O_NOFOLLOW ?? 0);
 
 /**
- * The mode a restored file's temporary file is created with: its own when the umask keeps it
- * whole, it lets the owner write (a file written by several ranges is opened again) and it has no
- * special bits; otherwise owner-only, and `settle` sets the mode once the file is complete.
+ * Opens a file's temporary file for writing: `create` makes it (owner-only) and fails if anything
+ * is at that name already, a planted link included; else it must exist and not be a link.
  */
-export function creationMode(mode: number, umask: number): number {
-  return (mode & ~0o777) === 0 && (mode & 0o200) !== 0 && (mode & umask) === 0 ? mode : 0o600;
-}
-
-/**
- * Opens a file's temporary file for writing: `create` makes it with `mode` (see creationMode) and
- * fails if anything is at that name already, a planted link included; else it must exist and not
- * be a link.
- */
-export function openTemp(tmp: string, create: boolean, mode = 0o600): number {
-  return create ? fs.openSync(tmp, 'wx', mode) : fs.openSync(tmp, REOPEN);
+export function openTemp(tmp: string, create: boolean): number {
+  return create ? fs.openSync(tmp, 'wx', 0o600) : fs.openSync(tmp, REOPEN);
 }
 
 /** Writes all of `data` at `position`. */
@@ -34,10 +24,10 @@ export function writeAll(fd: number, data: Uint8Array, position: number): void {
   while (pos < data.length) pos += fs.writeSync(fd, data, pos, data.length - pos, position + pos);
 }
 
-/** Gives an open file its backed-up mode (unless it was created with it) and modification time. */
-export function settle(fd: number, mode: number, mtime: string, createdWith: number): void {
+/** Gives an open file its backed-up mode and modification time. */
+export function settle(fd: number, mode: number, mtime: string): void {
   const t = toTime(mtime);
-  if (createdWith !== mode) fs.fchmodSync(fd, mode);
+  fs.fchmodSync(fd, mode);
   fs.futimesSync(fd, t, t);
 }
 

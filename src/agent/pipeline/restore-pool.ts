@@ -72,12 +72,9 @@ export class RestorePool {
   private nextId = 1;
   private failure: unknown = null;
 
-  /** The process's umask, read once before the workers start (reading it sets it twice) */
-  readonly umask = process.umask();
-
   constructor(master: Buffer, workers = Math.max(1, os.availableParallelism())) {
     for (let i = 0; i < workers; i++) {
-      const worker = new Worker(WORKER_URL, { workerData: { master: new Uint8Array(master), umask: this.umask }, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+      const worker = new Worker(WORKER_URL, { workerData: { master: new Uint8Array(master) }, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
       const slot: Slot = { worker, busy: 0 };
       worker.on('message', (r: RangeResult) => {
         slot.busy--;

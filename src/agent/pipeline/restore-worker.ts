@@ -9,11 +9,10 @@ import { DEFAULT_CHUNKER } from '../../core/chunker.js';
 import type { BlobId } from '../../core/ids.js';
 import { deriveKeys } from '../../core/keys.js';
 import { isAzbkError } from '../../shared/errors.js';
-import { creationMode, openTemp, removeTemp, settle, why, writeAll } from '../restore-files.js';
+import { openTemp, removeTemp, settle, why, writeAll } from '../restore-files.js';
 import type { RangeResult, RangeTask } from './restore-pool.js';
 
-const { master, umask } = workerData as { master: Uint8Array; umask: number };
-const keys = deriveKeys(Buffer.from(master));
+const keys = deriveKeys(Buffer.from((workerData as { master: Uint8Array }).master));
 /** Where chunks are decompressed: each is written out before the next is opened (as large as the chunker's default largest chunk). */
 let scratch: Buffer | undefined;
 
@@ -54,7 +53,7 @@ function run(t: RangeTask): RangeResult {
               // A file written by several ranges was created by the main thread; an owned one is
               // created by its first chunk here.
               if (files.fds[i] === -1) {
-                files.fds[i] = openTemp(t.tmps[i]!, t.owns[i] === 1 && files.created[i] === 0, creationMode(t.modes[i]!, umask));
+                files.fds[i] = openTemp(t.tmps[i]!, t.owns[i] === 1 && files.created[i] === 0);
                 files.created[i] = 1;
               }
               writeAll(files.fds[i]!, plain, layout[p + 4 + 2 * k]!);
@@ -79,7 +78,7 @@ function done(t: RangeTask, i: number, files: Files): void {
   if (fd !== -1) {
     files.fds[i] = -1;
     try {
-      if (own && files.errors[i] === null) settle(fd, t.modes[i]!, t.mtimes[i]!, creationMode(t.modes[i]!, umask));
+      if (own && files.errors[i] === null) settle(fd, t.modes[i]!, t.mtimes[i]!);
     } catch (err) {
       files.errors[i] = why(err);
     }
