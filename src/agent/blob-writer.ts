@@ -25,6 +25,8 @@ import { StreamedPack } from './streamed-pack.js';
  * bytes), after that 60 bytes in the index. Each index file then names about 128 MiB of packs.
  */
 const INDEX_EVERY = 8;
+/** How long `abandon` waits for packs being stored. */
+const ABANDON_WAIT_MS = 5000;
 /** Room in a pack's buffer beyond the target size: a last blob and the header usually fit. */
 const PACK_SLACK = 2 * 1024 * 1024;
 
@@ -266,15 +268,20 @@ export class BlobWriter {
 
   /**
    * Drops the open packs after a failure (a streamed pack would otherwise stay in the vault's
-   * temporary folder until it is swept) and waits for the packs being stored. The writer must not
-   * be used afterwards.
+   * temporary folder until it is swept) and waits a little for the packs being stored. The writer
+   * must not be used afterwards.
    */
   async abandon(): Promise<void> {
     const open = [this.open.data, this.open.tree];
     this.open.data = this.open.tree = null;
     this.failed ??= new Error('BlobWriter used after abandon');
     await Promise.allSettled(open.map((p) => p?.abort()));
-    await Promise.allSettled(this.uploads); // packs being stored finish, or fail and clean up
+    // Packs being stored finish, or fail and clean up; not for long, as a low upload limit could
+    // hold their last writes back (what is not done by then is swept later).
+    let timer: NodeJS.Timeout | undefined;
+    const later = new Promise<void>((resolve) => (timer = setTimeout(resolve, ABANDON_WAIT_MS).unref()));
+    await Promise.race([Promise.allSettled(this.uploads), later]);
+    clearTimeout(timer);
   }
 
   /**

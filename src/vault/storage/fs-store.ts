@@ -56,13 +56,14 @@ export class FsBlobStore implements BlobStore {
    * A writer of one new object, in a unique file in `.tmp` until `finish` names it. The first
    * writer a store opens also removes, in the background, temporary files left by writers that
    * were killed: those not written for a day by the clock of the disk itself (its time of the new
-   * file), so a slow or suspended writer, or a disk whose clock is off, loses nothing.
+   * file), so a writer idle for less than a day, or a disk whose clock is off, loses nothing.
    */
   async openWriter(): Promise<ObjectWriter> {
     const writer = await this.#open();
-    this.#swept ??= fstatFile(writer.fd)
-      .then((st) => this.removeStaleTemp(STALE_WRITER_MS, st.mtimeMs))
-      .catch(() => 0);
+    if (this.#swept === undefined) {
+      const now = await fstatFile(writer.fd).then((st) => st.mtimeMs, () => null);
+      this.#swept = now === null ? Promise.resolve(0) : this.removeStaleTemp(STALE_WRITER_MS, now).catch(() => 0);
+    }
     return writer;
   }
 
