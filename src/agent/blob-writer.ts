@@ -9,6 +9,7 @@
  * Only after `flush` resolves may a point or checkpoint refer to those blobs.
  */
 import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { blobId, encodeBlob } from '../core/blob.js';
 import type { BlobId, BlobType, PackId } from '../core/ids.js';
 import { encodeIndex, type IndexPack } from '../core/index-file.js';
@@ -278,10 +279,7 @@ export class BlobWriter {
     await Promise.allSettled(open.map((p) => p?.abort()));
     // Packs being stored finish, or fail and clean up; not for long, as a low upload limit could
     // hold their last writes back (what is not done by then is swept later).
-    let timer: NodeJS.Timeout | undefined;
-    const later = new Promise<void>((resolve) => (timer = setTimeout(resolve, ABANDON_WAIT_MS).unref()));
-    await Promise.race([Promise.allSettled(this.uploads), later]);
-    clearTimeout(timer);
+    await Promise.race([Promise.allSettled(this.uploads), delay(ABANDON_WAIT_MS, undefined, { ref: false })]);
   }
 
   /**

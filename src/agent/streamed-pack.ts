@@ -6,6 +6,7 @@
 import type { BlobId, BlobType } from '../core/ids.js';
 import type { VaultKeys } from '../core/keys.js';
 import { packEntry, packTail, type PackEntry } from '../core/pack.js';
+import { InFlight } from '../shared/in-flight.js';
 import type { PackStream } from '../vault/api.js';
 import type { StoredPack } from './blob-writer.js';
 
@@ -19,8 +20,7 @@ export class StreamedPack {
   private bytes = 0;
   private piece: Buffer | null = null;
   private used = 0;
-  private readonly writes = new Set<Promise<void>>();
-  private failed: unknown = undefined;
+  private readonly writes = new InFlight();
   private done = false;
 
   /**
@@ -44,7 +44,7 @@ export class StreamedPack {
 
   /** The error of a failed write: the pack is lost, and `add` and `store` throw it. */
   get failure(): unknown {
-    return this.failed;
+    return this.writes.failure;
   }
 
   /**
@@ -55,7 +55,7 @@ export class StreamedPack {
    */
   add(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): Promise<void> | undefined {
     if (this.done) throw new Error('StreamedPack used after store');
-    if (this.failed !== undefined) throw this.failed;
+    if (this.failure !== undefined) throw this.failure;
     this.entries.push(packEntry(type, id, this.bytes, sealed.length, rawLength));
     this.bytes += sealed.length;
     this.copy(sealed);
@@ -71,12 +71,12 @@ export class StreamedPack {
     this.done = true;
     let tail: Buffer;
     try {
-      if (this.failed !== undefined) throw this.failed;
+      if (this.failure !== undefined) throw this.failure;
       tail = packTail(this.keys, this.entries);
       this.copy(tail);
       this.send();
-      await Promise.all(this.writes); // they never reject: a failure is kept in `failed`
-      if (this.failed !== undefined) throw this.failed;
+      await this.writes.settled();
+      if (this.failure !== undefined) throw this.failure;
     } catch (err) {
       await this.stream.abort();
       throw err;
@@ -110,21 +110,12 @@ export class StreamedPack {
     const piece = this.piece;
     if (piece === null) return;
     this.piece = null;
-    const write = this.stream.write(piece.subarray(0, this.used)).then(
-      () => {
-        this.writes.delete(write);
-        this.pieces.push(piece);
-      },
-      (err: unknown) => {
-        this.writes.delete(write);
-        this.failed ??= err ?? new Error('pack write failed');
-      },
-    );
-    this.writes.add(write);
+    // A piece goes back once written; a failed write is kept as the pack's failure.
+    this.writes.track(this.stream.write(piece.subarray(0, this.used)).then(() => void this.pieces.push(piece)));
   }
 
   private async drain(): Promise<void> {
-    while (this.writes.size >= MAX_WRITES_IN_FLIGHT) await Promise.race(this.writes);
-    if (this.failed !== undefined) throw this.failed;
+    while (this.writes.size >= MAX_WRITES_IN_FLIGHT) await this.writes.one();
+    if (this.failure !== undefined) throw this.failure;
   }
 }

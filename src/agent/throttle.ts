@@ -4,6 +4,7 @@
  * off-hours bandwidth at the moment of each transfer.
  */
 import { limitAt, type BandwidthPolicy } from '../core/bandwidth.js';
+import { InFlight } from '../shared/in-flight.js';
 import type { VaultSession } from '../vault/api.js';
 
 /** A rate in bytes per second that may change over time; null = unlimited. */
@@ -69,27 +70,15 @@ export function throttleSession(s: VaultSession, rates: { upload: RateSource; do
     startPack: () => {
       const stream = s.startPack();
       if (stream === null) return null;
-      const writes = new Set<Promise<void>>();
-      let failure: unknown = undefined;
+      const writes = new InFlight();
       return {
-        write: (data) => {
-          const write = up.take(data.length).then(() => stream.write(data));
-          writes.add(write);
-          return write.then(
-            () => void writes.delete(write),
-            (err: unknown) => {
-              writes.delete(write);
-              failure ??= err ?? new Error('pack write failed');
-              throw err;
-            },
-          );
-        },
+        write: (data) => writes.track(up.take(data.length).then(() => stream.write(data))),
         // The writes waiting for their turn reach the stream before it ends; one that never did fails it.
         end: async () => {
-          await Promise.allSettled(writes);
-          if (failure === undefined) return stream.end();
+          await writes.settled();
+          if (writes.failure === undefined) return stream.end();
           await stream.abort();
-          throw failure;
+          throw writes.failure;
         },
         abort: () => stream.abort(),
       };

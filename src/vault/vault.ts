@@ -9,6 +9,7 @@ import { isHex32, isHex64, type KeyId, type MachineId, type PackId, type PointId
 import { parseEnvelope, type KeyEnvelope } from '../core/keys.js';
 import { packIdOf } from '../core/pack.js';
 import { AzbkError } from '../shared/errors.js';
+import { InFlight } from '../shared/in-flight.js';
 import type { CheckpointInfo, MachineInfo, PackStream, PointInfo, PointRecord, RegisterRequest, Registration, VaultEntry, VaultSession } from './api.js';
 import { newVaultConfig, parseVaultConfig, VAULT_NAME, type VaultConfig } from './config.js';
 import { issueCredentials, verifyToken, type CredentialsFile } from './credentials.js';
@@ -253,35 +254,27 @@ class Session implements VaultSession {
     const hash = createHash('sha256');
     let size = 0;
     let ended = false;
-    let failure: unknown = undefined;
-    const writes = new Set<Promise<void>>();
+    const writes = new InFlight();
     const drop = () => opening.then((w) => w.abort(), () => undefined);
     return {
       write: (data) => {
         if (ended) return Promise.reject(new Error('PackStream used after end'));
         size += data.length;
         if (size > MAX_OBJECT) {
-          failure ??= new AzbkError('AZBK_BAD_INPUT', 'The pack is too large.');
-          return Promise.reject(failure);
+          writes.fail(new AzbkError('AZBK_BAD_INPUT', 'The pack is too large.'));
+          return Promise.reject(writes.failure);
         }
         hash.update(data); // now: the bytes are hashed in the order of the calls
-        const write = opening.then((w) => w.write(data)).catch((err: unknown) => {
-          failure ??= err ?? new Error('pack write failed');
-          throw err;
-        });
-        const forget = () => void writes.delete(settled);
-        const settled: Promise<void> = write.then(forget, forget);
-        writes.add(settled);
-        return write;
+        return writes.track(opening.then((w) => w.write(data)));
       },
       end: async () => {
         if (ended) throw new Error('PackStream used after end');
         ended = true;
-        await Promise.all(writes);
+        await writes.settled();
         // The hash covers every write called; a pack with a write missing is never named.
-        if (failure !== undefined) {
+        if (writes.failure !== undefined) {
           await drop();
-          throw failure;
+          throw writes.failure;
         }
         const id = hash.digest('hex') as PackId;
         await (await opening).finish(layout.pack(id));

@@ -12,6 +12,7 @@ import fsCb, { type Dirent, type Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { AzbkError, isAzbkError } from '../../shared/errors.js';
+import { InFlight } from '../../shared/in-flight.js';
 import type { BlobStore, ObjectWriter } from './blobstore.js';
 import { clipRange, isKeySegment, validateKey, validatePrefix, type ByteRange } from './keys.js';
 
@@ -238,8 +239,7 @@ const closeFile = (fd: number) => new Promise<void>((resolve, reject) => fsCb.cl
  */
 class FsObjectWriter implements ObjectWriter {
   #size = 0;
-  readonly #writes = new Set<Promise<void>>();
-  #failed: unknown = undefined;
+  readonly #writes = new InFlight();
   #accepting = true;
   #finishing: Promise<unknown> | undefined;
   #closed: Promise<void> | undefined;
@@ -256,18 +256,9 @@ class FsObjectWriter implements ObjectWriter {
     if (!this.#accepting) return Promise.reject(new Error('ObjectWriter used after finish or abort'));
     const at = this.#size;
     this.#size += data.length;
-    const write = writeAll(this.fd, data, at).then(
-      () => {
-        this.#writes.delete(write);
-      },
-      (err: unknown) => {
-        this.#writes.delete(write);
-        this.#failed ??= err;
-        throw toStorageError(err, 'put', this.label, this.root);
-      },
-    );
-    this.#writes.add(write);
-    return write;
+    return this.#writes.track(writeAll(this.fd, data, at)).catch((err: unknown) => {
+      throw toStorageError(err, 'put', this.label, this.root);
+    });
   }
 
   finish(key: string): Promise<'created' | 'exists'> {
@@ -280,8 +271,8 @@ class FsObjectWriter implements ObjectWriter {
 
   async #finish(key: string): Promise<'created' | 'exists'> {
     try {
-      await Promise.allSettled(this.#writes);
-      if (this.#failed !== undefined) throw this.#failed;
+      await this.#writes.settled();
+      if (this.#writes.failure !== undefined) throw this.#writes.failure;
       await fsyncFile(this.fd);
       await this.#close();
       return await this.link(this.temp, key);
@@ -300,7 +291,7 @@ class FsObjectWriter implements ObjectWriter {
   }
 
   async #drop(): Promise<void> {
-    await Promise.allSettled(this.#writes);
+    await this.#writes.settled();
     await this.#close().catch(() => undefined);
     await fs.rm(this.temp, { force: true }).catch(() => undefined);
   }
