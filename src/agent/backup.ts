@@ -27,7 +27,7 @@ import { childPath, fromSegments, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
 import { sealManifest, type BackupStats, type PointManifest, type SkippedItem } from './manifest.js';
 import { ChunkPool } from './pipeline/pool.js';
-import { fileStat, type FileStat } from './pipeline/protocol.js';
+import { fileStat, type FileStat, type SealedChunk } from './pipeline/protocol.js';
 
 export type BackupEvent =
   | { readonly type: 'start'; readonly jobId: string; readonly paths: readonly string[]; readonly resumed: ResumedFrom | null }
@@ -578,7 +578,7 @@ class BackupJob {
         return null;
       }
       const after = { size: r.after.size, mtime: r.after.mtime, ctime: r.after.ctime, ino: r.after.ino };
-      const changed = !sameContentStat(r.before, expected) || !sameContentStat(r.after, r.before) || r.size !== r.after.size;
+      const changed = !sameContentStat(r.after, expected) || r.size !== r.after.size;
       if (!changed || attempt === 1) {
         if (changed) {
           this.warnings.push({ path: abs, reason: 'changed during backup' });
@@ -591,32 +591,47 @@ class BackupJob {
   }
 
   /** Reads a file through the workers, continuing a half-read file from the resumed checkpoint. */
-  private async read(abs: string, id: Identity, stored: readonly BlobId[] | undefined): Promise<{ error: string; message: string } | { size: number; before: FileStat; after: FileStat; content: BlobId[] }> {
+  private async read(abs: string, id: Identity, stored: readonly BlobId[] | undefined): Promise<{ error: string; message: string } | { size: number; after: FileStat; content: BlobId[] }> {
     const p = this.partials.get(abs);
     const resumeAt = p !== undefined && unchanged(p, id) && p.content.every((c) => this.index.has('data', c));
     const f: InFlight = { path: abs, id, offset: resumeAt ? p.offset : 0, content: resumeAt ? [...p.content] : [] };
     this.inFlight.add(f);
     try {
-      const r = await this.pool.read(abs, f.offset, id.size - f.offset, async (chunks, offset) => {
-        for (const c of chunks) {
-          if (c.sealed === undefined) this.writer.addStored('data', c.id as BlobId, c.rawLength);
-          else {
-            const wait = this.writer.addSealed('data', c.id as BlobId, c.sealed, c.rawLength);
-            if (wait !== undefined) await wait;
-          }
-          // content and offset move together, so a checkpoint taken at any await sees a chunk boundary
-          f.content.push(c.id as BlobId);
-          f.offset += c.rawLength;
-          this.bytesSince += c.rawLength;
-        }
-        if (f.offset !== offset) throw new AzbkError('AZBK_INTERNAL', `Chunk offsets of ${abs} do not add up.`);
-        const t = this.tick();
-        if (t !== undefined) await t;
-      }, stored);
-      return 'error' in r ? r : { size: r.size, before: r.before, after: r.after, content: f.content };
+      const r = await this.pool.read(abs, f.offset, id.size, (chunks, offset) => this.addChunks(f, chunks, 0, offset), stored);
+      return 'error' in r ? r : { size: r.size, after: r.after, content: f.content };
     } finally {
       this.inFlight.delete(f);
     }
+  }
+
+  /**
+   * Hands a file's chunks from `from` on to the writer; `offset` is where the file stands after
+   * the last. A promise only when the writer or a checkpoint makes it wait: most chunks of a
+   * source tree are a small file's only one, and a promise each was garbage for the collector.
+   */
+  private addChunks(f: InFlight, chunks: readonly SealedChunk[], from: number, offset: number): Promise<void> | undefined {
+    for (let i = from; i < chunks.length; i++) {
+      const c = chunks[i]!;
+      if (c.sealed !== undefined) {
+        const wait = this.writer.addSealed('data', c.id as BlobId, c.sealed, c.rawLength);
+        if (wait !== undefined) {
+          return wait.then(() => {
+            this.added(f, c);
+            return this.addChunks(f, chunks, i + 1, offset);
+          });
+        }
+      } else this.writer.addStored('data', c.id as BlobId, c.rawLength);
+      this.added(f, c);
+    }
+    if (f.offset !== offset) throw new AzbkError('AZBK_INTERNAL', `Chunk offsets of ${f.path} do not add up.`);
+    return this.tick();
+  }
+
+  /** Content and offset move together, so a checkpoint taken while a chunk waits sees a chunk boundary. */
+  private added(f: InFlight, c: SealedChunk): void {
+    f.content.push(c.id as BlobId);
+    f.offset += c.rawLength;
+    this.bytesSince += c.rawLength;
   }
 
   /** The file's listing entry and what to remember of it; `fresh`: just read (the checkpoint records it). */

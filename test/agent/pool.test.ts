@@ -18,7 +18,7 @@ async function readAll(pool: ChunkPool, file: string, stored?: readonly string[]
   const out: SealedChunk[] = [];
   // A sealed chunk is a view of a slab that goes back to its worker once the handler is done: kept, it is copied.
   const keep = (c: SealedChunk): SealedChunk => (c.sealed === undefined ? c : { ...c, sealed: Buffer.from(c.sealed) });
-  const r = await pool.read(file, 0, 0, async (chunks) => void out.push(...chunks.map(keep)), stored);
+  const r = await pool.read(file, 0, (await fs.stat(file)).size, async (chunks) => void out.push(...chunks.map(keep)), stored);
   if ('error' in r) throw new Error(r.message);
   return out;
 }

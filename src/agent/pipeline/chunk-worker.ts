@@ -110,7 +110,6 @@ function readFile(task: FileTask): void {
     return;
   }
   try {
-    const before = fileStat(fs.fstatSync(fd, { bigint: true }));
     chunker.reset();
     const stored = task.stored === undefined || task.stored.length === 0 ? null : new Set(task.stored);
     let position = task.offset;
@@ -121,9 +120,9 @@ function readFile(task: FileTask): void {
       const n = fs.readSync(fd, buf, 0, READ_SIZE, position);
       if (n === 0) break;
       position += n;
-      // A short read that reaches the size fstat gave is the end: no read to learn it (if the file
+      // A short read that reaches the size lstat gave is the end: no read to learn it (if the file
       // grew meanwhile, the fstat after reading says so and the main thread reads it again).
-      const end = n < READ_SIZE && position >= before.size;
+      const end = n < READ_SIZE && position >= task.size;
       if (end && task.offset === 0 && position === n && n < init.chunker.min) {
         // The whole file, in this first read, is one chunk (none is cut before the minimum size):
         // sealed in place.
@@ -150,7 +149,7 @@ function readFile(task: FileTask): void {
     }
     if (pending.length > 0) emitChunks(task.taskId, pending, offset);
     const after = fileStat(fs.fstatSync(fd, { bigint: true }));
-    push({ kind: 'done', taskId: task.taskId, size: position, before, after }, 0);
+    push({ kind: 'done', taskId: task.taskId, size: position, after }, 0);
   } catch (err) {
     push({ kind: 'error', taskId: task.taskId, code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: (err as Error).message }, 0);
   } finally {

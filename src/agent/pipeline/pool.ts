@@ -11,13 +11,14 @@ import { AzbkError } from '../../shared/errors.js';
 import type { FileStat, FileTask, FromWorker, OutItem, SealedChunk, ToWorker, WorkerInit } from './protocol.js';
 import { workerUrl } from './worker-url.js';
 
+/** A file read: `size` bytes in all, and its fstat after reading. */
 export interface FileRead {
   readonly size: number;
-  readonly before: FileStat;
   readonly after: FileStat;
 }
 
-export type ChunkHandler = (chunks: readonly SealedChunk[], offset: number) => Promise<void>;
+/** Takes a file's chunks; a promise only when the reader must wait for it (throwing fails the job). */
+export type ChunkHandler = (chunks: readonly SealedChunk[], offset: number) => Promise<void> | undefined;
 
 interface Pending {
   readonly task: FileTask;
@@ -97,14 +98,15 @@ export class ChunkPool {
   }
 
   /**
-   * Reads a file (from `offset`, a chunk boundary) in a worker; `onChunks` gets its chunks in
-   * order. Chunks whose ids are in `stored` come back unsealed (the vault must have them).
+   * Reads a file of `size` bytes (as lstat gave it) in a worker, from `offset`, a chunk boundary;
+   * `onChunks` gets its chunks in order. Chunks whose ids are in `stored` come back unsealed (the
+   * vault must have them).
    */
-  read(path: string, offset: number, sizeHint: number, onChunks: ChunkHandler, stored?: readonly string[]): Promise<FileRead | { error: string; message: string }> {
+  read(path: string, offset: number, size: number, onChunks: ChunkHandler, stored?: readonly string[]): Promise<FileRead | { error: string; message: string }> {
     if (this.failure !== null) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
-      const task: FileTask = stored === undefined || stored.length === 0 ? { taskId: this.nextId++, path, offset } : { taskId: this.nextId++, path, offset, stored };
-      this.queue.push({ task, sizeHint, onChunks, resolve, reject });
+      const task: FileTask = stored === undefined || stored.length === 0 ? { taskId: this.nextId++, path, offset, size } : { taskId: this.nextId++, path, offset, size, stored };
+      this.queue.push({ task, sizeHint: size - offset, onChunks, resolve, reject });
       this.start();
       this.pump();
     });
@@ -161,7 +163,10 @@ export class ChunkPool {
     this.chain = this.chain.then(async () => {
       if (this.failure !== null) return;
       try {
-        for (const item of msg.items) await this.handle(slot, item);
+        for (const item of msg.items) {
+          const wait = this.handle(slot, item);
+          if (wait !== undefined) await wait;
+        }
         // No handler keeps a sealed chunk (the writer copies new ones into its open pack): the
         // slabs go back to be filled again.
         if (msg.slabs.length > 0 && this.failure === null) slot.slabReturns.postMessage(msg.slabs, msg.slabs);
@@ -174,19 +179,16 @@ export class ChunkPool {
     });
   }
 
-  private async handle(slot: Slot, item: OutItem): Promise<void> {
+  private handle(slot: Slot, item: OutItem): Promise<void> | undefined {
     const p = this.running.get(item.taskId);
-    if (p === undefined) return;
-    if (item.kind === 'chunks') {
-      await p.onChunks(item.chunks, item.offset);
-      return;
-    }
+    if (p === undefined) return undefined;
+    if (item.kind === 'chunks') return p.onChunks(item.chunks, item.offset);
     this.running.delete(item.taskId);
     if (p.lastOfBatch === true) {
       slot.batches--;
       this.pump();
     }
-    if (item.kind === 'done') p.resolve({ size: item.size, before: item.before, after: item.after });
+    if (item.kind === 'done') p.resolve({ size: item.size, after: item.after });
     else p.resolve({ error: item.code, message: item.message });
   }
 

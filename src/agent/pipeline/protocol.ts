@@ -20,13 +20,15 @@ export interface WorkerInit {
 }
 
 /**
- * One file to read from `offset` (a chunk boundary; 0 for a whole file). `stored`: ids of chunks
- * the vault is known to have (the file's previous version): such chunks are hashed, not sealed.
+ * One file to read from `offset` (a chunk boundary; 0 for a whole file) to the end; `size` is its
+ * size as the walk's lstat gave it. `stored`: ids of chunks the vault is known to have (the file's
+ * previous version): such chunks are hashed, not sealed.
  */
 export interface FileTask {
   readonly taskId: number;
   readonly path: string;
   readonly offset: number;
+  readonly size: number;
   readonly stored?: readonly string[];
 }
 
@@ -56,8 +58,8 @@ export function fileStat(st: BigIntStats): FileStat {
 export type OutItem =
   /** chunks of a file in order; `offset` is where the file stands after the last one */
   | { readonly kind: 'chunks'; readonly taskId: number; readonly chunks: readonly SealedChunk[]; readonly offset: number }
-  /** the file is read: `before`/`after` are fstat before and after reading */
-  | { readonly kind: 'done'; readonly taskId: number; readonly size: number; readonly before: FileStat; readonly after: FileStat }
+  /** the file is read, `size` bytes in all: `after` is its fstat after reading */
+  | { readonly kind: 'done'; readonly taskId: number; readonly size: number; readonly after: FileStat }
   | { readonly kind: 'error'; readonly taskId: number; readonly code: string; readonly message: string };
 
 /**
