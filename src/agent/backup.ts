@@ -25,6 +25,7 @@ import { FileCache, type KnownDir } from './file-cache.js';
 import { changesSince, dirtyFolders, journalOffset, underTree } from './journal.js';
 import { childPath, fromSegments, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
+import { openSpool } from './spool.js';
 import { sealManifest, type BackupStats, type PointManifest, type SkippedItem } from './manifest.js';
 import { ChunkPool } from './pipeline/pool.js';
 import { fileStat, type FileStat, type SealedChunk } from './pipeline/protocol.js';
@@ -220,7 +221,11 @@ class BackupJob {
     const { session, keys } = this.ctx;
     const cfg = await session.config();
     this.index = await BlobIndex.load(session, keys, this.cache);
-    this.writer = new BlobWriter(session, keys, this.index, { packSize: cfg.packSize, level: cfg.compression.level, indexCache: this.cache });
+    // A vault service takes data packs through the spool; this job holds the machine, so what a
+    // killed one left there goes.
+    const spool = session.putPackFile === undefined ? undefined : this.ctx.paths.spool;
+    if (spool !== undefined) await openSpool(spool);
+    this.writer = new BlobWriter(session, keys, this.index, { packSize: cfg.packSize, level: cfg.compression.level, indexCache: this.cache, ...(spool === undefined ? {} : { spool }) });
     const trie = this.buildTrie();
     const includedPaths = collectIncluded(trie, []);
     if (includedPaths.length === 0) {

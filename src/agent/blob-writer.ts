@@ -18,6 +18,7 @@ import { PackBuilder, TARGET_PACK_SIZE, type PackEntry } from '../core/pack.js';
 import { AzbkError } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
 import { compactIndex, type BlobIndex, type IndexCache } from './blob-index.js';
+import { spoolPack } from './spool.js';
 import { StreamedPack } from './streamed-pack.js';
 
 /**
@@ -139,7 +140,8 @@ export class BlobWriter {
     private readonly session: VaultSession,
     private readonly keys: VaultKeys,
     private readonly index: BlobIndex,
-    private readonly opts: { packSize?: number; level?: number; uploads?: number; indexEvery?: number; indexCache?: IndexCache } = {},
+    /** `spool`: a folder (see spool.ts) through which data packs go to a vault that takes them whole */
+    private readonly opts: { packSize?: number; level?: number; uploads?: number; indexEvery?: number; indexCache?: IndexCache; spool?: string } = {},
   ) {}
 
   /**
@@ -213,9 +215,13 @@ export class BlobWriter {
     return wait === undefined ? upload : Promise.all([wait, upload]).then(() => undefined);
   }
 
-  /** Data packs stream into a vault that takes them in pieces; listings packs, open all job long, go whole. */
+  /**
+   * Data packs stream into a vault that takes them in pieces, or through a spool file to a vault
+   * service; listings packs, open all job long, go whole.
+   */
   private newPack(type: BlobType, target: number): OpenPack {
-    const stream = type === 'data' ? this.session.startPack() : null;
+    const { spool } = this.opts;
+    const stream = type !== 'data' ? null : (this.session.startPack() ?? (spool === undefined ? null : spoolPack(this.session, spool)));
     if (stream !== null) return new StreamedPack(this.keys, stream, this.pieces);
     // Room for a full pack and its header at once: most packs never grow.
     return new WholePack(this.keys, this.session, this.spare.pop() ?? Buffer.allocUnsafeSlow(target + PACK_SLACK), this.spare);

@@ -5,6 +5,7 @@
  */
 import { limitAt, type BandwidthPolicy } from '../core/bandwidth.js';
 import { InFlight } from '../shared/in-flight.js';
+import type { PackId } from '../core/ids.js';
 import type { VaultSession } from '../vault/api.js';
 
 /** A rate in bytes per second that may change over time; null = unlimited. */
@@ -83,6 +84,14 @@ export function throttleSession(s: VaultSession, rates: { upload: RateSource; do
         abort: () => stream.abort(),
       };
     },
+    ...(s.putPackFile === undefined
+      ? {}
+      : {
+          putPackFile: async (id: PackId, file: string, length: number) => {
+            await up.take(length);
+            return s.putPackFile!(id, file, length);
+          },
+        }),
     putIndex: async (name, data) => {
       await up.take(data.length);
       return s.putIndex(name, data);

@@ -104,6 +104,10 @@ export const errorRegistry = {
     hint: 'Some items could not be processed; they are listed above.',
   },
   AZBK_CANCELLED: { exit: ExitCode.cancelled, hint: 'Run the command again to continue.' },
+  AZBK_LOCAL_IO: {
+    exit: ExitCode.failed,
+    hint: 'Check the free space and permissions of AZBK_HOME, then run the command again.',
+  },
   AZBK_INTERNAL: {
     exit: ExitCode.failed,
     hint: 'This is a bug in azbk; the log under AZBK_HOME/logs has details.',

@@ -1,7 +1,20 @@
 /** Small file helpers shared by the agent and the vault. */
 import { randomBytes } from 'node:crypto';
+import fsCb from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+
+/** Writes all of `data` at `position` of the open file `fd`. */
+export async function writeAt(fd: number, data: Uint8Array, position: number): Promise<void> {
+  for (let done = 0; done < data.length; ) {
+    const n = await new Promise<number>((resolve, reject) =>
+      fsCb.write(fd, data, done, data.length - done, position + done, (err, n) => (err ? reject(err) : resolve(n))),
+    );
+    // A write that makes no progress and reports nothing would spin here for ever.
+    if (n === 0) throw Object.assign(new Error('write wrote nothing'), { code: 'EIO' });
+    done += n;
+  }
+}
 
 /**
  * Writes `data` to `file` atomically: a temporary file in the same folder, fsync, rename. With

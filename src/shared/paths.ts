@@ -32,6 +32,8 @@ export function homePaths(home: string) {
     logs: path.join(home, 'logs'),
     log: path.join(home, 'logs', 'azbk.log'),
     vaults: path.join(home, 'vaults'),
+    /** packs on their way to a vault service, one file each while it is uploaded */
+    spool: path.join(home, 'spool'),
   } as const;
 }
 export type HomePaths = ReturnType<typeof homePaths>;

@@ -94,6 +94,12 @@ export interface VaultSession {
   /** A new pack to stream into the vault, or null when this vault takes whole packs only. */
   startPack(): PackStream | null;
   /**
+   * Stores a pack from a local file of `length` bytes, read again for every attempt (a vault
+   * service, where an upload may have to be retried); absent where the vault takes packs in
+   * pieces or whole only. Its id must be the SHA-256 of the file's bytes.
+   */
+  putPackFile?(id: PackId, file: string, length: number): Promise<void>;
+  /**
    * Reads `length` bytes at `offset` of a pack; AZBK_VAULT_CORRUPT when the pack is missing or
    * short. With `into`, the bytes may be read into it when they fit (the result is then a view of
    * it), so that a caller reading many ranges can reuse one buffer.

@@ -9,7 +9,7 @@ import { AzbkError } from '../shared/errors.js';
 import type { CheckpointInfo, MachineInfo, PointInfo, PointRecord, RegisterRequest, Registration, VaultEntry, VaultSession } from './api.js';
 import { parseVaultConfig, type VaultConfig } from './config.js';
 import { bearer, HEADER, JSON_LIMIT, JSON_RESPONSE_LIMIT, OBJECT_LIMIT, sha256Hex } from './http-protocol.js';
-import { HttpTransport, type TransportOptions, type TransportRequest } from './http-transport.js';
+import { HttpTransport, type FileBody, type TransportOptions, type TransportRequest } from './http-transport.js';
 import { parseCheckpointName, timeOfPointId } from './vault.js';
 
 const INDEX_NAME = /^[0-9a-f]{64}$/;
@@ -77,13 +77,18 @@ class Api {
     }
   }
 
-  /** Uploads bytes with their SHA-256, so the server can refuse a damaged or cut-short body. */
-  async upload(method: 'PUT' | 'POST', path: string, data: Uint8Array, extra: Record<string, string> = {}): Promise<unknown> {
+  /**
+   * Uploads bytes with their SHA-256, so the server can refuse a damaged or cut-short body. A file
+   * body comes with its hash (`sha256`, hex), taken as it was written.
+   */
+  async upload(method: 'PUT' | 'POST', path: string, data: Uint8Array | FileBody, extra: Record<string, string> = {}, sha256?: string): Promise<unknown> {
     if (data.length > OBJECT_LIMIT) throw new AzbkError('AZBK_BAD_INPUT', 'The object is too large for the vault server.');
+    const hash = data instanceof Uint8Array ? sha256Hex(data) : sha256;
+    if (hash === undefined) throw new TypeError('a file body needs its SHA-256');
     const res = await this.transport.request({
       method,
       path,
-      headers: this.headers({ 'content-type': 'application/octet-stream', [HEADER.sha256]: sha256Hex(data), ...extra }),
+      headers: this.headers({ 'content-type': 'application/octet-stream', [HEADER.sha256]: hash, ...extra }),
       body: data,
       limit: JSON_LIMIT,
       idempotent: true,
@@ -178,7 +183,13 @@ class HttpSession implements VaultSession {
     await this.api.upload('PUT', `/v1/packs/${id}`, data);
   }
 
-  /** Packs go over the network whole. */
+  /** The pack in `file` (its id is its SHA-256), read from the file again for each attempt. */
+  async putPackFile(id: PackId, file: string, length: number): Promise<void> {
+    if (!isHex64(id)) throw new AzbkError('AZBK_BAD_INPUT', 'A pack id is 64 hex digits.');
+    await this.api.upload('PUT', `/v1/packs/${id}`, { file, length }, {}, id);
+  }
+
+  /** Packs go over the network whole: from memory (putPack) or from a file (putPackFile). */
   startPack(): null {
     return null;
   }

@@ -4,6 +4,7 @@
  * replies mapped to AzbkErrors, and response bodies read with a size limit (the network is
  * hostile input).
  */
+import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { buildConnector, Pool } from 'undici';
@@ -25,12 +26,18 @@ export interface TransportOptions {
   readonly sleep?: (ms: number) => Promise<void>;
 }
 
+/** A request body read from a local file of `length` bytes, opened anew for every attempt. */
+export interface FileBody {
+  readonly file: string;
+  readonly length: number;
+}
+
 /** One request; `limit` bounds the reply body, `idempotent` allows retries once it may have arrived. */
 export interface TransportRequest {
   readonly method: 'GET' | 'HEAD' | 'POST' | 'PUT';
   readonly path: string;
   readonly headers?: Record<string, string>;
-  readonly body?: Uint8Array | string;
+  readonly body?: Uint8Array | string | FileBody;
   readonly limit: number;
   readonly idempotent: boolean;
   /** statuses returned to the caller instead of thrown (2xx always are) */
@@ -215,6 +222,10 @@ function outgoing(req: TransportRequest): { headers: Record<string, string> | un
   const { headers, body } = req;
   if (body === undefined) return { headers, body: null };
   if (typeof body === 'string') return { headers, body };
+  if (!(body instanceof Uint8Array)) {
+    // end: a file that grew since is still sent as the length its hash was taken over
+    return { headers: { ...headers, 'content-length': String(body.length) }, body: body.length === 0 ? '' : fs.createReadStream(body.file, { highWaterMark: BODY_PIECE, end: body.length - 1 }) };
+  }
   if (body.length <= BODY_PIECE) return { headers, body: Buffer.from(body.buffer, body.byteOffset, body.byteLength) };
   return { headers: { ...headers, 'content-length': String(body.length) }, body: Readable.from(pieces(body), { objectMode: false }) };
 }

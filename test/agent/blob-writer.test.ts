@@ -10,6 +10,7 @@ import { setImmediate } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { BlobIndex } from '../../src/agent/blob-index.js';
 import { BlobWriter } from '../../src/agent/blob-writer.js';
+import { openSpool } from '../../src/agent/spool.js';
 import { throttleSession } from '../../src/agent/throttle.js';
 import { decodeBlob } from '../../src/core/blob.js';
 import type { PackId } from '../../src/core/ids.js';
@@ -167,6 +168,47 @@ describe('blob writer', () => {
       expect(decodeBlob(m.keys, 'data', id, sealed).equals(blobs[i]!)).toBe(true);
     }
     expect(await fs.readdir(path.join(root, '.tmp'))).toEqual([]);
+  });
+
+  it('sends data packs to a vault that takes packs from files through the spool, also when throttled; listings packs go whole', async () => {
+    const m = await createMachine(); // in memory: whole packs only, so the spool is the way for data packs
+    const spool = path.join(m.dir, 'spool');
+    await openSpool(spool);
+    const whole: PackId[] = [];
+    const fromFile: PackId[] = [];
+    const service = new Proxy(m.ctx.session, {
+      get(target, k) {
+        if (k === 'putPack') return (id: PackId, data: Uint8Array) => (whole.push(id), target.putPack(id, data));
+        if (k === 'putPackFile') {
+          return async (id: PackId, file: string, length: number) => {
+            expect(path.dirname(file)).toBe(spool);
+            const data = await fs.readFile(file);
+            expect(data.length).toBe(length);
+            fromFile.push(id);
+            return target.putPack(id, data);
+          };
+        }
+        const v = Reflect.get(target, k) as unknown;
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    }) as VaultSession;
+    const session = throttleSession(service, { upload: () => 64 * 1024 * 1024, download: () => null });
+    const index = new BlobIndex();
+    const writer = new BlobWriter(session, m.keys, index, { packSize: 2 * 1024 * 1024, spool });
+    const blobs = Array.from({ length: 12 }, () => randomBytes(300 * 1024 + 17));
+    const ids = [];
+    for (const b of blobs) ids.push(await writer.add('data', b));
+    const listing = await writer.add('tree', randomBytes(500));
+    await writer.flush();
+    expect(whole).toEqual([index.get('tree', listing)!.pack]);
+    expect(new Set(fromFile)).toEqual(new Set(ids.map((id) => index.get('data', id)!.pack)));
+    expect(fromFile).toHaveLength(2);
+    for (const [i, id] of ids.entries()) {
+      const at = index.get('data', id)!;
+      const sealed = await m.ctx.session.readPack(at.pack, at.entry.offset, at.entry.length);
+      expect(decodeBlob(m.keys, 'data', id, sealed).equals(blobs[i]!)).toBe(true);
+    }
+    expect(await fs.readdir(spool)).toEqual([]);
   });
 
   it('indexes stored packs between flushes once enough wait, and a flush waits for that index', async () => {

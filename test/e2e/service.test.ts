@@ -85,9 +85,16 @@ describe('vault service over a folder', () => {
     expectExit(r, 0);
     await expectSameTree(src, path.join(theirs, src));
 
+    // Data packs went through the spool, which the backup left empty.
+    const spool = path.join(a.home, 'spool');
+    expect(await fs.readdir(spool)).toEqual([]);
+
     // A second backup of unchanged data uploads next to nothing: deduplication works over HTTPS.
+    // It also clears what a killed backup left in the spool.
+    await fs.writeFile(path.join(spool, `${'0'.repeat(32)}.pack`), 'half a pack');
     const second = await backup(a, [src]);
     expect(second.stats.newBytes).toBeLessThan(MiB);
+    expect(await fs.readdir(spool)).toEqual([]);
     expect(server.stderr()).not.toMatch(/Bearer [0-9a-f]{32}:/);
   });
 

@@ -5,8 +5,10 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import fs from 'node:fs/promises';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { generate } from 'selfsigned';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { KeyId, MachineId, PackId, PointId } from '../../src/core/ids.js';
@@ -15,6 +17,7 @@ import { isAzbkError } from '../../src/shared/errors.js';
 import { HttpVault } from '../../src/vault/http-client.js';
 import type { RunningServer } from '../../src/vault/server.js';
 import { parseTlsIdentity, type TlsIdentity } from '../../src/vault/tls.js';
+import { makeTempDir } from '../helpers/tmp.js';
 import { bytes, createTestVault, listen, testTls } from '../helpers/vault-service.js';
 
 const fast = { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 };
@@ -233,15 +236,17 @@ describe('HttpVault against a hostile server', () => {
     expect(configCalls).toBe(3);
   });
 
-  it('sends a large body in pieces, whole again on a retry', async () => {
+  it('sends a large body in pieces, whole again on a retry, also from a file', async () => {
     const received: Buffer[] = [];
+    const hashes: unknown[] = [];
     const client = await hostile((req, res) => {
       if (req.url === '/v1/session') return res.end(JSON.stringify({ machineId: machine }));
       const parts: Buffer[] = [];
+      hashes.push(req.headers['x-azbk-content-sha256']);
       req.on('data', (c: Buffer) => parts.push(c));
       req.on('end', () => {
         received.push(Buffer.concat(parts));
-        if (received.length === 1) {
+        if (received.length % 2 === 1) {
           res.writeHead(503);
           return res.end('busy');
         }
@@ -254,6 +259,15 @@ describe('HttpVault against a hostile server', () => {
     await s.putPack(packIdOf(pack), pack);
     expect(received).toHaveLength(2);
     for (const r of received) expect(r.equals(pack)).toBe(true);
+
+    // From a file (a spooled pack): read again for the retry, sent with its hash.
+    const other = bytes(2_500_001);
+    const file = path.join(await makeTempDir('azbk-http-'), 'pack');
+    await fs.writeFile(file, other);
+    await s.putPackFile!(packIdOf(other), file, other.length);
+    expect(received).toHaveLength(4);
+    for (const r of received.slice(2)) expect(r.equals(other)).toBe(true);
+    expect(hashes.slice(2)).toEqual([packIdOf(other), packIdOf(other)]);
   });
 });
 

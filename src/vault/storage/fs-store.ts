@@ -12,6 +12,7 @@ import fsCb, { type Dirent, type Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { AzbkError, isAzbkError } from '../../shared/errors.js';
+import { writeAt } from '../../shared/files.js';
 import { InFlight } from '../../shared/in-flight.js';
 import type { BlobStore, ObjectWriter } from './blobstore.js';
 import { clipRange, isKeySegment, validateKey, validatePrefix, type ByteRange } from './keys.js';
@@ -256,7 +257,7 @@ class FsObjectWriter implements ObjectWriter {
     if (!this.#accepting) return Promise.reject(new Error('ObjectWriter used after finish or abort'));
     const at = this.#size;
     this.#size += data.length;
-    return this.#writes.track(writeAll(this.fd, data, at)).catch((err: unknown) => {
+    return this.#writes.track(writeAt(this.fd, data, at)).catch((err: unknown) => {
       throw toStorageError(err, 'put', this.label, this.root);
     });
   }
@@ -299,18 +300,6 @@ class FsObjectWriter implements ObjectWriter {
   #close(): Promise<void> {
     this.#closed ??= closeFile(this.fd);
     return this.#closed;
-  }
-}
-
-/** Writes all of `data` at `position` of `fd`. */
-async function writeAll(fd: number, data: Uint8Array, position: number): Promise<void> {
-  for (let done = 0; done < data.length; ) {
-    const n = await new Promise<number>((resolve, reject) =>
-      fsCb.write(fd, data, done, data.length - done, position + done, (err, n) => (err ? reject(err) : resolve(n))),
-    );
-    // A write that makes no progress and reports nothing would spin here for ever.
-    if (n === 0) throw Object.assign(new Error('write wrote nothing'), { code: 'EIO' });
-    done += n;
   }
 }
 

@@ -1,0 +1,85 @@
+/**
+ * Packs on their way to a vault service, spooled through a local file: the pack's bytes go into
+ * the file as they come (a few pieces of memory instead of a whole pack's buffer), are hashed as
+ * they pass, and the file is uploaded once the pack ends, read again for every attempt the upload
+ * needs, then removed. Nothing names the pack before it is uploaded whole.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import fsCb from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { PackId } from '../core/ids.js';
+import { AzbkError } from '../shared/errors.js';
+import { writeAt } from '../shared/files.js';
+import { InFlight } from '../shared/in-flight.js';
+import type { PackStream, VaultSession } from '../vault/api.js';
+
+const SUFFIX = '.pack';
+
+/**
+ * Makes the spool folder (owner-only) and empties it: a spooled pack lives only while its job
+ * does, and one job at a time holds the machine, so what is there was left by a job that was
+ * killed.
+ */
+export async function openSpool(dir: string): Promise<void> {
+  try {
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    for (const name of await fs.readdir(dir)) if (name.endsWith(SUFFIX)) await fs.rm(path.join(dir, name), { force: true });
+  } catch (err) {
+    throw localError(dir, err);
+  }
+}
+
+/** A pack spooled in `dir` and stored with the session's putPackFile; null when the session has none. */
+export function spoolPack(session: VaultSession, dir: string): PackStream | null {
+  const put = session.putPackFile?.bind(session);
+  if (put === undefined) return null;
+  const file = path.join(dir, `${randomBytes(16).toString('hex')}${SUFFIX}`);
+  const opening = new Promise<number>((resolve, reject) => fsCb.open(file, 'wx', 0o600, (err, fd) => (err ? reject(localError(dir, err)) : resolve(fd))));
+  opening.catch(() => undefined); // surfaced by the first write or by end
+  const hash = createHash('sha256');
+  const writes = new InFlight();
+  let size = 0;
+  let ended = false;
+  let closed: Promise<void> | undefined;
+  const close = () => (closed ??= opening.then((fd) => new Promise<void>((resolve) => fsCb.close(fd, () => resolve())), () => undefined));
+  const drop = async () => {
+    await writes.settled();
+    await close();
+    await fs.rm(file, { force: true }).catch(() => undefined);
+  };
+  return {
+    write: (data) => {
+      if (ended) return Promise.reject(new Error('PackStream used after end'));
+      const at = size;
+      size += data.length;
+      hash.update(data); // now: the bytes are hashed in the order of the calls
+      return writes.track(opening.then((fd) => writeAt(fd, data, at).catch((err: unknown) => Promise.reject(localError(dir, err)))));
+    },
+    end: async () => {
+      if (ended) throw new Error('PackStream used after end');
+      ended = true;
+      try {
+        await writes.settled();
+        // The hash covers every write called; a pack with a write missing is never uploaded.
+        if (writes.failure !== undefined) throw writes.failure;
+        await close();
+        const id = hash.digest('hex') as PackId;
+        await put(id, file, size);
+        return id;
+      } finally {
+        await drop();
+      }
+    },
+    abort: async () => {
+      if (ended) return; // once it ends, end removes the file
+      ended = true;
+      await drop();
+    },
+  };
+}
+
+function localError(dir: string, err: unknown): AzbkError {
+  const reason = (err as NodeJS.ErrnoException).code === 'ENOSPC' ? 'no space left on device' : (err as Error).message;
+  return new AzbkError('AZBK_LOCAL_IO', `A pack could not be spooled in ${dir}: ${reason}.`, { cause: err });
+}
