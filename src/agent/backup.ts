@@ -28,7 +28,7 @@ import { acquireJobLock } from './lock.js';
 import { openSpool } from './spool.js';
 import { sealManifest, type BackupStats, type PointManifest, type SkippedItem } from './manifest.js';
 import { ChunkPool } from './pipeline/pool.js';
-import { fileStat, type FileStat, type SealedChunk } from './pipeline/protocol.js';
+import { fileStat, NOT_REGULAR, type FileStat, type SealedChunk } from './pipeline/protocol.js';
 
 export type BackupEvent =
   | { readonly type: 'start'; readonly jobId: string; readonly paths: readonly string[]; readonly resumed: ResumedFrom | null }
@@ -711,8 +711,9 @@ function entryStat(st: fs.BigIntStats): EntryStat {
   return { kind, ...fileStat(st) };
 }
 
-function sameContentStat(a: { size: number; mtime: string; ino: string }, b: { size: number; mtime: string; ino: string }): boolean {
-  return a.size === b.size && a.mtime === b.mtime && a.ino === b.ino;
+/** Nothing changed between the two: ctime too, since a rewrite can put the old size and mtime back. */
+function sameContentStat(a: Identity, b: Identity): boolean {
+  return a.size === b.size && a.mtime === b.mtime && a.ctime === b.ctime && a.ino === b.ino;
 }
 
 function meta(st: { mode: number; mtime: string }): { mode: number; mtime: string } {
@@ -742,6 +743,10 @@ function describe(err: unknown): string {
       return 'permission denied';
     case 'EBUSY':
       return 'locked by another process';
+    case 'ELOOP': // opened without following links
+    case 'ESPIPE': // a pipe, read at an offset
+    case NOT_REGULAR:
+      return 'replaced during backup by a link or a special file';
     default:
       return `cannot read (${errnoCode(err) ?? (err as Error).message})`;
   }

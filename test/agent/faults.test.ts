@@ -3,6 +3,7 @@
  * files changing while read, leftovers in a disk vault, cancellation, and the job lock. After
  * each fault the vault must stay consistent (verifyVault) and a later job must finish the work.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -305,6 +306,37 @@ describe('a file that changes while it is read', () => {
     const { result, target } = await restore(m);
     expect(result.failed).toEqual([]);
     expect((await fs.readFile(path.join(target, file))).equals(final)).toBe(true);
+    await expectConsistent(m);
+  });
+
+  it.skipIf(process.platform === 'win32')('changed once with its size and mtime put back: ctime tells, and the file is read again', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    const file = await writeRandomFile(path.join(src, 'sneaky.bin'), 52 * MiB);
+    const ref = path.join(m.dir, 'ref');
+    await fs.writeFile(ref, '');
+    expect(spawnSync('touch', ['-r', file, ref]).status).toBe(0);
+    let changes = 0;
+    m.hooks.afterPutPack = async () => {
+      if (changes++ > 0) return;
+      const fh = await fs.open(file, 'r+');
+      try {
+        await fh.write(randomBytes(MiB), 0, MiB, 0); // bytes already read
+      } finally {
+        await fh.close();
+      }
+      expect(spawnSync('touch', ['-r', ref, file]).status).toBe(0); // mtime to the nanosecond, as before
+    };
+    const before = await fs.stat(file, { bigint: true });
+    const res = await runBackup(m.ctx, { include: [src] });
+    m.hooks.afterPutPack = undefined;
+    const after = await fs.stat(file, { bigint: true });
+    expect([after.size, after.mtimeNs]).toEqual([before.size, before.mtimeNs]);
+    expect(after.ctimeNs).not.toBe(before.ctimeNs);
+    expect(res.warnings).toEqual([]);
+    const { result, target } = await restore(m);
+    expect(result.failed).toEqual([]);
+    await expectSameBytes(file, path.join(target, file));
     await expectConsistent(m);
   });
 

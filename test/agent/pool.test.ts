@@ -2,12 +2,13 @@
  * The chunk workers through ChunkPool: a file's chunks come back sealed, in order, and the chunks
  * a task names as already stored come back with their ids only (hashed, not sealed again).
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ChunkPool } from '../../src/agent/pipeline/pool.js';
-import type { SealedChunk } from '../../src/agent/pipeline/protocol.js';
+import { NOT_REGULAR, type SealedChunk } from '../../src/agent/pipeline/protocol.js';
 import { decodeBlob } from '../../src/core/blob.js';
 import { DEFAULT_CHUNKER } from '../../src/core/chunker.js';
 import type { BlobId } from '../../src/core/ids.js';
@@ -73,6 +74,27 @@ describe('chunk pool', () => {
       const chunks = await readAll(pool, file);
       expect(chunks.length).toBe(1);
       expect(decodeBlob(deriveKeys(master), 'data', chunks[0]!.id as BlobId, chunks[0]!.sealed!).equals(data)).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it.skipIf(process.platform === 'win32')('reads only a regular file: not through a link put in its place, not blocking on a pipe, not past its size from a device', async () => {
+    const dir = await makeTempDir('azbk-pool-');
+    const secret = path.join(dir, 'secret');
+    await fs.writeFile(secret, 'not listed');
+    const link = path.join(dir, 'link');
+    await fs.symlink(secret, link);
+    const pipe = path.join(dir, 'pipe');
+    expect(spawnSync('mkfifo', [pipe]).status).toBe(0);
+    const pool = new ChunkPool({ master: generateMasterKey(), chunker: DEFAULT_CHUNKER, level: 3 }, { workers: 1 });
+    try {
+      const read = (p: string, size: number) => pool.read(p, 0, size, () => undefined);
+      expect(await read(link, 10)).toMatchObject({ error: 'ELOOP' });
+      expect(await read(pipe, 10)).toMatchObject({ error: 'ESPIPE' }); // read at an offset: never waits for a writer
+      expect(await read('/dev/zero', 3 * 1024 * 1024)).toMatchObject({ error: NOT_REGULAR });
+      const ok = await read(secret, 10);
+      expect(ok).toMatchObject({ size: 10 });
     } finally {
       await pool.close();
     }

@@ -9,7 +9,7 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
 import { blobId, encodeBlob } from '../../core/blob.js';
 import { Chunker } from '../../core/chunker.js';
 import { deriveKeys } from '../../core/keys.js';
-import { fileStat, type FileTask, type FromWorker, type OutItem, type SealedChunk, type ToWorker, type WorkerInit } from './protocol.js';
+import { fileStat, NOT_REGULAR, type FileTask, type FromWorker, type OutItem, type SealedChunk, type ToWorker, type WorkerInit } from './protocol.js';
 
 const init = workerData as WorkerInit;
 const keys = deriveKeys(Buffer.from(init.master));
@@ -101,10 +101,18 @@ function seal(chunk: Buffer, stored: ReadonlySet<string> | null): SealedChunk {
   return { id, sealed: enc.sealed, rawLength: enc.rawLength };
 }
 
+/**
+ * The walk saw a regular file; by the time it is opened, its path may name something else. Never
+ * through a symbolic link put in its place (its target is not what was listed), and never
+ * blocking on a pipe: what is not a regular file is found by the fstat after reading, and only
+ * the walk's size is read, so a device put in its place cannot stream for ever.
+ */
+const OPEN_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0);
+
 function readFile(task: FileTask): void {
   let fd: number;
   try {
-    fd = fs.openSync(task.path, 'r');
+    fd = fs.openSync(task.path, OPEN_FLAGS);
   } catch (err) {
     push({ kind: 'error', taskId: task.taskId, code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: (err as Error).message }, 0);
     return;
@@ -116,13 +124,13 @@ function readFile(task: FileTask): void {
     let offset = task.offset;
     let pending: SealedChunk[] = [];
     let pendingSize = 0;
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, READ_SIZE, position);
+    // Up to the size lstat gave: if the file grew meanwhile, the fstat after reading says so, and
+    // the main thread reads it again.
+    while (position < task.size) {
+      const n = fs.readSync(fd, buf, 0, Math.min(READ_SIZE, task.size - position), position);
       if (n === 0) break;
       position += n;
-      // A short read that reaches the size lstat gave is the end: no read to learn it (if the file
-      // grew meanwhile, the fstat after reading says so and the main thread reads it again).
-      const end = n < READ_SIZE && position >= task.size;
+      const end = position >= task.size;
       if (end && task.offset === 0 && position === n && n < init.chunker.min) {
         // The whole file, in this first read, is one chunk (none is cut before the minimum size):
         // sealed in place.
@@ -148,8 +156,12 @@ function readFile(task: FileTask): void {
       offset += chunk.length;
     }
     if (pending.length > 0) emitChunks(task.taskId, pending, offset);
-    const after = fileStat(fs.fstatSync(fd, { bigint: true }));
-    push({ kind: 'done', taskId: task.taskId, size: position, after }, 0);
+    const st = fs.fstatSync(fd, { bigint: true });
+    if (!st.isFile()) {
+      push({ kind: 'error', taskId: task.taskId, code: NOT_REGULAR, message: 'not a regular file' }, 0);
+      return;
+    }
+    push({ kind: 'done', taskId: task.taskId, size: position, after: fileStat(st) }, 0);
   } catch (err) {
     push({ kind: 'error', taskId: task.taskId, code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: (err as Error).message }, 0);
   } finally {

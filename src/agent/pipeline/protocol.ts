@@ -41,6 +41,9 @@ export interface SealedChunk {
   readonly rawLength: number;
 }
 
+/** The error code of a file that was replaced by something other than a regular file while it was read. */
+export const NOT_REGULAR = 'ENOTREG';
+
 /** File metadata as the worker saw them, in decimal strings where they can exceed 2^53. */
 export interface FileStat {
   readonly size: number;
