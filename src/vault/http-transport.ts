@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { buildConnector, Pool } from 'undici';
+import { buildConnector, Pool, type Dispatcher } from 'undici';
 import { AzbkError, errorRegistry, type ErrorCode } from '../shared/errors.js';
 import { normalizeFingerprint } from './tls.js';
 
@@ -171,7 +171,18 @@ export class HttpTransport {
 
   /** One attempt: the reply with its body, at most `req.limit` bytes. */
   async #once(req: TransportRequest): Promise<TransportResponse> {
-    const res = await this.#pool.request({ origin: this.#origin, path: this.#base + req.path, method: req.method, ...outgoing(req) });
+    const out = await outgoing(req);
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await this.#pool.request({ origin: this.#origin, path: this.#base + req.path, method: req.method, ...out });
+    } catch (err) {
+      if (out.body instanceof fs.ReadStream) {
+        // A file body that failed to read is this machine's failure, not the network's: not retried.
+        if (out.body.errored !== null) throw unreadable((req.body as FileBody).file, out.body.errored);
+        out.body.destroy(); // closes the file, whether or not the request started reading it
+      }
+      throw err;
+    }
     const limit = res.statusCode >= 400 ? Math.min(req.limit, 64 * 1024) : req.limit;
     const declared = Number(res.headers['content-length']);
     const tooBig = () => new AzbkError('AZBK_VAULT_CORRUPT', `The vault server sent a larger reply than ${req.method} ${req.path} allows.`);
@@ -217,17 +228,39 @@ function gather(chunks: readonly Buffer[], into: Buffer): Buffer {
  */
 const BODY_PIECE = 256 * 1024;
 
-/** The request's headers and body as undici takes them: a large body as a fresh stream of pieces (one for each attempt). */
-function outgoing(req: TransportRequest): { headers: Record<string, string> | undefined; body: string | Buffer | Readable | null } {
+/**
+ * The request's headers and body as undici takes them: a large body as a fresh stream of pieces,
+ * a file body as a fresh stream of the file (one for each attempt). A file that cannot be opened
+ * or is shorter than its length is AZBK_LOCAL_IO.
+ */
+async function outgoing(req: TransportRequest): Promise<{ headers: Record<string, string> | undefined; body: string | Buffer | Readable | null }> {
   const { headers, body } = req;
   if (body === undefined) return { headers, body: null };
   if (typeof body === 'string') return { headers, body };
   if (!(body instanceof Uint8Array)) {
-    // end: a file that grew since is still sent as the length its hash was taken over
-    return { headers: { ...headers, 'content-length': String(body.length) }, body: body.length === 0 ? '' : fs.createReadStream(body.file, { highWaterMark: BODY_PIECE, end: body.length - 1 }) };
+    let fh: fs.promises.FileHandle | undefined;
+    try {
+      fh = await fs.promises.open(body.file, 'r');
+      const { size } = await fh.stat();
+      if (size < body.length) throw new Error(`it holds ${size} bytes, not ${body.length}`);
+    } catch (err) {
+      await fh?.close();
+      throw unreadable(body.file, err);
+    }
+    if (body.length === 0) {
+      await fh.close();
+      return { headers, body: '' };
+    }
+    // end: a file that grew since is sent as the length its hash was taken over
+    return { headers: { ...headers, 'content-length': String(body.length) }, body: fh.createReadStream({ highWaterMark: BODY_PIECE, end: body.length - 1 }) };
   }
   if (body.length <= BODY_PIECE) return { headers, body: Buffer.from(body.buffer, body.byteOffset, body.byteLength) };
   return { headers: { ...headers, 'content-length': String(body.length) }, body: Readable.from(pieces(body), { objectMode: false }) };
+}
+
+function unreadable(file: string, err: unknown): AzbkError {
+  const why = codeOf(err) || (err instanceof Error ? clean(err.message) : 'error');
+  return new AzbkError('AZBK_LOCAL_IO', `${file} could not be read to be sent to the vault (${why}).`, { cause: err });
 }
 
 /** The body as views of BODY_PIECE bytes. */

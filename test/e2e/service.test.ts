@@ -95,6 +95,16 @@ describe('vault service over a folder', () => {
     const second = await backup(a, [src]);
     expect(second.stats.newBytes).toBeLessThan(MiB);
     expect(await fs.readdir(spool)).toEqual([]);
+
+    // Without a spool, a backup through the service stops at once, saying why.
+    await fs.rm(spool, { recursive: true });
+    await fs.writeFile(spool, 'in the way');
+    const blocked = await a.run(['backup', '--now', '--include', src]);
+    expectExit(blocked, 1);
+    expect(blocked.stderr).toContain('AZBK_LOCAL_IO');
+    expect(blocked.stderr).toContain(spool);
+    expectNoStack(blocked);
+    await fs.rm(spool);
     expect(server.stderr()).not.toMatch(/Bearer [0-9a-f]{32}:/);
   });
 

@@ -268,6 +268,15 @@ describe('HttpVault against a hostile server', () => {
     expect(received).toHaveLength(4);
     for (const r of received.slice(2)) expect(r.equals(other)).toBe(true);
     expect(hashes.slice(2)).toEqual([packIdOf(other), packIdOf(other)]);
+
+    // A file missing or shorter than its length is this machine's failure: said so, not retried.
+    await fs.truncate(file, 1000);
+    expect(await codeOf(s.putPackFile!(packIdOf(other), file, other.length))).toBe('AZBK_LOCAL_IO');
+    await fs.rm(file);
+    const missing = s.putPackFile!(packIdOf(other), file, other.length);
+    await expect(missing).rejects.toThrow(file);
+    expect(await codeOf(missing)).toBe('AZBK_LOCAL_IO');
+    expect(received).toHaveLength(4);
   });
 });
 
