@@ -27,10 +27,14 @@ export function fromSegments(segs: readonly string[]): string {
   return '/' + segs.join('/');
 }
 
-/** Where a path is restored: at its original place, or under `target` with drive letters as folders. */
-export function restoreLocation(segs: readonly string[], target: string | null): string {
+/**
+ * Where a path is restored: at its original place, or under `target`, where the drive of a path
+ * backed up on Windows (`windows`) becomes a folder (`C:` -> `C`). Only there: on other systems a
+ * first folder named `x:` is a name like any other, and must not land on the folder `x`.
+ */
+export function restoreLocation(segs: readonly string[], target: string | null, windows: boolean): string {
   if (target === null) return fromSegments(segs);
-  return path.join(target, ...segs.map((s, i) => (i === 0 ? s.replace(/:$/, '') : s)));
+  return path.join(target, ...segs.map((s, i) => (i === 0 && windows ? s.replace(/^([A-Za-z]):$/, '$1') : s)));
 }
 
 /** Display form of a segment list: the original absolute path. */

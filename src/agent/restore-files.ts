@@ -24,11 +24,40 @@ export function writeAll(fd: number, data: Uint8Array, position: number): void {
   while (pos < data.length) pos += fs.writeSync(fd, data, pos, data.length - pos, position + pos);
 }
 
-/** Gives an open file its backed-up mode and modification time. */
+/**
+ * The mode a restored file gets: its backed-up permission bits without setuid and setgid. Owners
+ * are not restored, so a program that ran as its owner would run as whoever restored it (root,
+ * often). A folder keeps setgid and sticky, which grant nothing.
+ */
+export function restoredMode(mode: number, dir: boolean): number {
+  return mode & (dir ? 0o3777 : 0o1777);
+}
+
+/** Gives an open file its backed-up mode (see restoredMode) and modification time. */
 export function settle(fd: number, mode: number, mtime: string): void {
   const t = toTime(mtime);
-  fs.fchmodSync(fd, mode);
+  fs.fchmodSync(fd, restoredMode(mode, false));
   fs.futimesSync(fd, t, t);
+}
+
+/** Opening a folder to settle it never follows a link put in its place (where the OS can tell). */
+const OPEN_DIR = fs.constants.O_RDONLY | (fs.constants.O_DIRECTORY ?? 0) | (fs.constants.O_NOFOLLOW ?? 0);
+
+/** Gives a restored folder its backed-up mode (see restoredMode) and time, through the folder itself, not a link in its place. */
+export function settleDir(dir: string, mode: number, mtime: string): void {
+  const t = toTime(mtime);
+  if (process.platform === 'win32') {
+    fs.chmodSync(dir, restoredMode(mode, true));
+    fs.utimesSync(dir, t, t);
+    return;
+  }
+  const fd = fs.openSync(dir, OPEN_DIR);
+  try {
+    fs.fchmodSync(fd, restoredMode(mode, true));
+    fs.futimesSync(fd, t, t);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Removes the temporary file of a file that failed; a failure to remove it changes nothing more. */

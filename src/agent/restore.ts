@@ -21,7 +21,7 @@ import { childPath, displayPath, restoreLocation, toSegments } from './fspath.js
 import { acquireJobLock } from './lock.js';
 import { RestorePool } from './pipeline/restore-pool.js';
 import { destOf, readRanges, restoreData, tempPath, type FilePlan } from './restore-data.js';
-import { toTime, why } from './restore-files.js';
+import { settleDir, toTime, why } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
 import { findMachine, keysFor, openPoint, pickPoint } from './points.js';
 
@@ -57,6 +57,15 @@ export interface RestoreResult {
 interface Selected {
   readonly segs: readonly string[];
   readonly node: TreeNode;
+  /** where it goes */
+  readonly dest: string;
+}
+
+/** A folder restored, to be given its mode and time once everything in it is written. */
+interface PlannedDir {
+  readonly segs: readonly string[];
+  readonly path: string;
+  readonly node: DirNode;
 }
 
 /** Restores a point of this or another machine. */
@@ -163,9 +172,11 @@ class RestoreJob {
           hint: 'Give the original absolute path of a file or folder in the point; azbk points --json lists the backed-up paths.',
         });
       }
-      out.push({ segs, node });
+      out.push({ segs, node, dest: restoreLocation(segs, this.o.target, m.platform === 'win32') });
     }
-    return out;
+    // A path given twice, or inside another one given, is restored once.
+    const inside = (a: readonly string[], b: readonly string[]) => a.length >= b.length && b.every((s, i) => s === a[i]);
+    return out.filter((s, i) => !out.some((o, j) => j !== i && inside(s.segs, o.segs) && (o.segs.length < s.segs.length || j < i)));
   }
 
   /**
@@ -221,13 +232,19 @@ class RestoreJob {
     // The workers start while this thread reads listings and plans (the data phase closes them).
     const pool = new RestorePool(this.keys.master);
     const files: FilePlan[] = [];
-    const dirs: { path: string; node: DirNode }[] = [];
+    const dirs: PlannedDir[] = [];
     try {
+      // The target first: without it nothing can be restored.
+      if (this.o.target !== null) makeTarget(this.o.target);
       await this.prefetchTrees(selected);
       for (const s of selected) {
-        const dest = restoreLocation(s.segs, this.o.target);
-        makeParents(path.dirname(dest));
-        await this.plan(s.segs, s.node, dest, false, files, dirs);
+        try {
+          makeParents(path.dirname(s.dest), this.o.target);
+        } catch (err) {
+          this.fail(s.segs, err); // the other paths are still restored
+          continue;
+        }
+        await this.plan(s.segs, s.node, s.dest, false, files, dirs);
       }
       // Planned: the file plans hold what they need of the listings, which can go.
       this.trees.clear();
@@ -238,11 +255,14 @@ class RestoreJob {
       await pool.close(); // closed already by the data phase, unless planning failed first
       for (const f of files) if (f.error !== null) this.failed.push({ path: displayPath([...f.folder, f.name]), reason: f.error });
     }
-    // Folder times last, deepest first, since writing into a folder changes its time.
+    // Folder modes and times last, deepest first, since writing into a folder changes its time
+    // (and folders are made owner-only until then).
     for (const d of dirs.reverse()) {
-      fs.chmodSync(d.path, d.node.mode);
-      const t = toTime(d.node.mtime);
-      fs.utimesSync(d.path, t, t);
+      try {
+        settleDir(d.path, d.node.mode, d.node.mtime);
+      } catch (err) {
+        this.fail(d.segs, err);
+      }
     }
   }
 
@@ -255,7 +275,7 @@ class RestoreJob {
    * Plans one item: folders and links are made now, files are listed for the data phase.
    * `fresh`: its folder was created by this restore, so nothing can be in the way.
    */
-  private async plan(segs: readonly string[], node: TreeNode, dest: string, fresh: boolean, files: FilePlan[], dirs: { path: string; node: DirNode }[]): Promise<void> {
+  private async plan(segs: readonly string[], node: TreeNode, dest: string, fresh: boolean, files: FilePlan[], dirs: PlannedDir[]): Promise<void> {
     try {
       // In a fresh folder only a link needs the check: a folder is made with mkdir, which fails
       // rather than follow what another entry made there (on a file system that holds two names
@@ -274,7 +294,7 @@ class RestoreJob {
         }
         const { to } = found;
         const tree = await this.tree(node.subtree);
-        dirs.push({ path: to, node });
+        dirs.push({ segs, path: to, node });
         this.restored.dirs++;
         for (const child of tree.nodes) {
           if (process.platform === 'win32' && !isPortableName(child.name)) {
@@ -338,25 +358,67 @@ class RestoreJob {
   }
 }
 
-/** Makes the folder a selected item is restored into; a file or a permission in the way is bad input. */
-function makeParents(dir: string): void {
-  try {
-    fs.mkdirSync(dir, { recursive: true });
-  } catch (err) {
-    const code = errnoCode(err);
-    if (code === 'ENOTDIR' || code === 'EEXIST' || code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-      throw new AzbkError('AZBK_BAD_INPUT', `Cannot create the folder ${dir} to restore into (${code === 'ENOTDIR' || code === 'EEXIST' ? 'a file is in the way' : code}).`, {
-        hint: 'Choose a --target folder that can be created and written to.',
-      });
-    }
-    throw err;
+/**
+ * Makes the folder a selected item is restored into, one folder at a time, and never through a
+ * link someone else could have put on the way. Under a --target folder (made as given, links in
+ * its own path included) no link is followed: the restore makes everything below it. In place, a
+ * link on the way is followed only when it belongs to this user or to root, as the kernel's
+ * protected_symlinks does in shared folders. A file, a link or a permission in the way is bad input.
+ */
+function makeParents(dir: string, target: string | null): void {
+  const cannot = (at: string, why: string) => cannotCreate(at, why, target === null ? 'Restore with --target FOLDER, or remove what is in the way.' : undefined);
+  const root = target === null ? path.parse(dir).root : path.resolve(target);
+  let at = root;
+  for (const seg of path.relative(root, dir).split(path.sep).filter((s) => s !== '')) {
+    at = childPath(at, seg);
+    const st = fs.lstatSync(at, { throwIfNoEntry: false });
+    if (st === undefined) {
+      try {
+        fs.mkdirSync(at);
+      } catch (err) {
+        throw creating(at, err);
+      }
+    } else if (st.isSymbolicLink()) {
+      if (target !== null || !trustedLink(st)) throw cannot(at, `it is a link${target === null ? ' that belongs to another user' : ''}; a restore does not write through it`);
+      if (fs.statSync(at, { throwIfNoEntry: false })?.isDirectory() !== true) throw cannot(at, 'a link to something other than a folder is in the way');
+    } else if (!st.isDirectory()) throw cannot(at, 'a file is in the way');
   }
 }
 
-/** Makes a folder whose parent exists; false if something is at that path already. */
+/** Makes the --target folder as given (links in its own path are the user's to name). */
+function makeTarget(target: string): void {
+  try {
+    fs.mkdirSync(target, { recursive: true });
+  } catch (err) {
+    throw creating(path.resolve(target), err);
+  }
+}
+
+function cannotCreate(at: string, why: string, hint = 'Choose a --target folder that can be created and written to.'): AzbkError {
+  return new AzbkError('AZBK_BAD_INPUT', `Cannot create the folder ${at} to restore into (${why}).`, { hint });
+}
+
+/** A failed mkdir as the error to report: a file or a permission in the way is bad input. */
+function creating(at: string, err: unknown): unknown {
+  const code = errnoCode(err);
+  if (code === 'ENOTDIR' || code === 'EEXIST') return cannotCreate(at, 'a file is in the way');
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return cannotCreate(at, code);
+  return err;
+}
+
+/** A link the restore may follow in place: its owner is this user or root. */
+function trustedLink(st: fs.Stats): boolean {
+  const uid = process.getuid?.();
+  return uid === undefined || st.uid === 0 || st.uid === uid;
+}
+
+/**
+ * Makes a folder whose parent exists, owner-only until the restore gives it its mode at the end
+ * (nobody else can put a link in it meanwhile); false if something is at that path already.
+ */
 function makeDir(p: string): boolean {
   try {
-    fs.mkdirSync(p);
+    fs.mkdirSync(p, 0o700);
     return true;
   } catch (err) {
     if (errnoCode(err) === 'EEXIST') return false;

@@ -1,0 +1,90 @@
+/**
+ * What a restore must never do, whatever it finds on the way or in the point: write through a link
+ * it did not make, land two different paths on one place, or hand back a setuid program (owners
+ * are not restored).
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { restoreLocation } from '../../src/agent/fspath.js';
+import { settleDir } from '../../src/agent/restore-files.js';
+import { backup, expectExit, expectNoStack, parseJson, setupMachine, type Machine } from '../helpers/cli.js';
+import { listFiles } from '../helpers/fs-tree.js';
+import { createTempDir, type TempDir } from '../helpers/tmp.js';
+
+let tmp: TempDir;
+let root: string;
+let src: string;
+let a: Machine;
+let n = 0;
+const fresh = (name: string) => path.join(root, `${name}-${++n}`);
+
+beforeAll(async () => {
+  tmp = await createTempDir();
+  root = tmp.path;
+  src = path.join(root, 'data');
+  await fs.mkdir(path.join(src, 'docs'), { recursive: true });
+  await fs.writeFile(path.join(src, 'docs/report.txt'), 'report\n');
+  await fs.writeFile(path.join(src, 'tool'), '#!/bin/sh\necho hi\n');
+  await fs.chmod(path.join(src, 'tool'), 0o4755);
+  await fs.mkdir(path.join(src, 'shared'));
+  await fs.chmod(path.join(src, 'shared'), 0o2775);
+  a = await setupMachine(root);
+  await backup(a, [src]);
+});
+
+afterAll(() => tmp?.cleanup());
+
+describe.skipIf(process.platform === 'win32')('restore safety', () => {
+  it('does not write through a link found under the target on the way to a path', async () => {
+    const target = fresh('target');
+    const outside = fresh('outside');
+    await fs.mkdir(outside);
+    await fs.mkdir(target);
+    const first = path.relative(path.parse(src).root, src).split(path.sep)[0]!;
+    await fs.symlink(outside, path.join(target, first));
+    const r = await a.run(['restore', '--point', 'latest', '--target', target, '--json']);
+    expectExit(r, 3);
+    expectNoStack(r);
+    const res = parseJson(r);
+    expect(res.failed).toHaveLength(1);
+    expect(res.failed[0].reason).toContain('is a link');
+    expect(await listFiles(outside)).toEqual([]);
+  });
+
+  it('restores files without setuid or setgid, and folders with setgid', async () => {
+    const target = fresh('target');
+    const r = await a.run(['restore', '--point', 'latest', '--target', target]);
+    expectExit(r, 0);
+    const at = (rel: string) => path.join(target, path.relative(path.parse(src).root, src), rel);
+    expect((await fs.stat(at('tool'))).mode & 0o7777).toBe(0o755);
+    expect((await fs.stat(at('shared'))).mode & 0o7777).toBe(0o2775);
+    expect(await fs.readFile(at('docs/report.txt'), 'utf8')).toBe('report\n');
+  });
+
+  it('restores a path given twice, or inside another one given, once', async () => {
+    const target = fresh('target');
+    const docs = path.join(src, 'docs');
+    const r = await a.run(['restore', '--point', 'latest', '--target', target, '--path', docs, path.join(docs, 'report.txt'), docs, '--json']);
+    expectExit(r, 0);
+    expect(parseJson(r).restored).toMatchObject({ files: 1, dirs: 1 });
+    expect(parseJson(r).conflicts).toEqual([]);
+  });
+
+  it('settles a folder only through the folder itself, never through a link in its place', async () => {
+    const dir = fresh('dir');
+    await fs.mkdir(dir);
+    const link = fresh('link');
+    await fs.symlink(dir, link);
+    expect(() => settleDir(link, 0o777, '1500000000000000000')).toThrow(/ELOOP|ENOTDIR/);
+    expect((await fs.stat(dir)).mode & 0o777).not.toBe(0o777);
+  });
+});
+
+describe('restore locations', () => {
+  it('turn a drive into a folder only for a point made on Windows', () => {
+    expect(restoreLocation(['C:', 'Users', 'a'], '/t', true)).toBe(path.join('/t', 'C', 'Users', 'a'));
+    expect(restoreLocation(['x:', 'pwn'], '/t', false)).toBe(path.join('/t', 'x:', 'pwn'));
+    expect(restoreLocation(['x', 'pwn'], '/t', false)).not.toBe(restoreLocation(['x:', 'pwn'], '/t', false));
+  });
+});
