@@ -22,7 +22,7 @@ import { BlobWriter } from './blob-writer.js';
 import { findResumable, knownFile, sealCheckpoint, unchanged, type KnownFile, type PartialFile, type ResumeState } from './checkpoint.js';
 import type { AgentContext } from './context.js';
 import { FileCache, type KnownDir } from './file-cache.js';
-import { changesSince, dirtyFolders, journalOffset, underTree } from './journal.js';
+import { changesSince, dirtyFolders, journalOffset, journalRun, underTree, type JournalMark } from './journal.js';
 import { childPath, fromSegments, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
 import { openSpool } from './spool.js';
@@ -107,10 +107,31 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
 
 const LAST_BACKUP = 'last-backup';
 
-/** The start time and journal offset of the last completed backup, from the cache. */
-function lastBackup(v: unknown): { started: string; offset: number } | null {
-  const b = v as { started?: unknown; offset?: unknown } | undefined;
-  return typeof b?.started === 'string' && typeof b.offset === 'number' ? { started: b.started, offset: b.offset } : null;
+/**
+ * A backup with the change journal still scans everything when the last full scan is older than
+ * this: a watcher cannot see every change (a write through a hard link from outside the folders it
+ * watches), and this bounds how long such a change can go unseen.
+ */
+export const FULL_SCAN_EVERY_MS = 24 * 60 * 60 * 1000;
+
+/** What the last completed backup left for the next one (see JournalMark), and when the last full scan started. */
+interface LastBackup extends JournalMark {
+  readonly lastFull: string | null;
+}
+
+/** The last completed backup's mark, from the cache (null for none, or one this version did not write). */
+function lastBackup(v: unknown): LastBackup | null {
+  const b = v as Partial<Record<keyof LastBackup, unknown>> | undefined;
+  if (typeof b?.started !== 'string' || typeof b.offset !== 'number' || !Array.isArray(b.paths) || !b.paths.every((p) => typeof p === 'string')) return null;
+  const run = typeof b.run === 'string' ? b.run : null;
+  const lastFull = typeof b.lastFull === 'string' ? b.lastFull : null;
+  return { started: b.started, offset: b.offset, run, paths: b.paths as string[], lastFull };
+}
+
+/** Whether a full scan that started at `lastFull` (ISO time) is too old to go without another, now. */
+export function fullScanDue(lastFull: string | null, now: Date): boolean {
+  const age = lastFull === null ? NaN : now.getTime() - Date.parse(lastFull);
+  return !(age >= 0 && age < FULL_SCAN_EVERY_MS); // a clock set back counts as due
 }
 
 interface Counts {
@@ -233,12 +254,16 @@ class BackupJob {
     }
     this.opts.onEvent?.({ type: 'start', jobId: this.jobId, paths: includedPaths.map(fromSegments), resumed: this.resumedFrom });
 
-    // The journal's length now: the next backup reads what changes from here on.
+    // The journal's length and run now: the next backup reads what changes from here on.
     const home = this.ctx.paths.home;
     const offset = journalOffset(home);
+    const run = journalRun(home);
     const included = includedPaths.map(fromSegments);
-    const journal = changesSince(home, lastBackup(this.cache.getMeta(LAST_BACKUP)), included);
-    if (journal.ok && included.every((p) => underTree(p, journal.trees))) {
+    const last = lastBackup(this.cache.getMeta(LAST_BACKUP));
+    const journal = changesSince(home, last, included);
+    if (journal.ok && fullScanDue(last?.lastFull ?? null, started)) {
+      this.scan = { mode: 'full', reason: 'the last full scan is more than a day old (one a day finds what a change journal cannot see)' };
+    } else if (journal.ok && included.every((p) => underTree(p, journal.trees))) {
       this.scan = { mode: 'full', reason: 'the change journal set up its watches anew since the last backup (a folder was removed or moved)' };
     } else if (journal.ok) {
       this.dirty = dirtyFolders([...journal.changed, ...journal.trees]);
@@ -282,7 +307,8 @@ class BackupJob {
     const sealed = sealManifest(keys, manifest);
     this.stats.uploadedBytes = w.uploadedBytes + sealed.length;
     const point = await session.putPoint({ keyId: keys.keyId, jobId: this.jobId, manifest: sealed });
-    this.cache.setMeta(LAST_BACKUP, { started: manifest.started, offset });
+    const mark: LastBackup = { started: manifest.started, offset, run, paths: included, lastFull: this.scan.mode === 'full' ? manifest.started : (last?.lastFull ?? null) };
+    this.cache.setMeta(LAST_BACKUP, mark);
     return {
       scan: this.scan,
       jobId: this.jobId,

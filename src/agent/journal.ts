@@ -2,9 +2,12 @@
  * The change journal: `azbk watch` records every path that changes under the policy's folders
  * (chokidar), so a backup can examine only what changed instead of scanning everything, as the
  * MARS agent does with the NTFS change journal. A backup trusts the journal only when it covers
- * the whole time since the last backup: the watcher was running (ready) before that backup
- * started, is still running, watches every folder being backed up, has reported no error, and is
- * not setting up its watches anew.
+ * the whole time since the last backup: the same run of the watcher (a random id per run, and on
+ * Linux the process's own start time, so a pid used again by another process does not pass) was
+ * ready when that backup started and is still running, it watches every folder being backed up,
+ * that backup covered every one of them too, the watcher has reported no error, and it is not
+ * setting up its watches anew. A watcher sees no write made through a hard link outside what it
+ * watches: a full scan at least once a day (see backup.ts) finds those.
  *
  * Files under AZBK_HOME/journal: `session.json` (the watcher's pid, start, paths, any error, and
  * whether it is rebuilding its watches) and `changes.log`, one JSON value per line: a string is a
@@ -12,15 +15,20 @@
  * made or moved there, or the watches were set up anew). A backup remembers the log's length
  * when it starts; the next one reads from there.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AzbkError } from '../shared/errors.js';
 import { writeFileAtomic } from '../shared/files.js';
-import { processAlive } from '../shared/process.js';
+import { processIdentity, sameProcessAlive } from '../shared/process.js';
 
 export interface JournalSession {
   readonly version: 1;
   readonly pid: number;
+  /** this run of the watcher (random) */
+  readonly run: string;
+  /** the watcher process's identity (see processIdentity), or null where it cannot be known */
+  readonly proc: string | null;
   /** when the watcher had set up every watch (events from then on are recorded) */
   readonly started: string;
   readonly paths: readonly string[];
@@ -37,7 +45,8 @@ export function journalFiles(home: string) {
 function readSession(home: string): JournalSession | null {
   try {
     const s = JSON.parse(fs.readFileSync(journalFiles(home).session, 'utf8')) as JournalSession;
-    return s.version === 1 && typeof s.pid === 'number' && typeof s.started === 'string' && Array.isArray(s.paths) ? s : null;
+    const ok = s.version === 1 && typeof s.pid === 'number' && typeof s.run === 'string' && (s.proc === null || typeof s.proc === 'string');
+    return ok && typeof s.started === 'string' && Array.isArray(s.paths) ? s : null;
   } catch {
     return null;
   }
@@ -46,7 +55,24 @@ function readSession(home: string): JournalSession | null {
 /** The pid of a live watcher keeping this AZBK_HOME's journal, or null. */
 export function watcherRunning(home: string): number | null {
   const s = readSession(home);
-  return s !== null && s.pid !== process.pid && processAlive(s.pid) ? s.pid : null;
+  return s !== null && s.pid !== process.pid && sameProcessAlive(s.pid, s.proc) ? s.pid : null;
+}
+
+/**
+ * The run of the watcher that keeps the journal now, ready and without error, or null: a backup
+ * remembers it, and the next one trusts the journal only if that run is still the one keeping it.
+ */
+export function journalRun(home: string): string | null {
+  const s = readSession(home);
+  return s !== null && s.broken === undefined && sameProcessAlive(s.pid, s.proc) ? s.run : null;
+}
+
+/** What a backup remembers for the next one: when it started, the journal's length and run then, and what it covered. */
+export interface JournalMark {
+  readonly started: string;
+  readonly offset: number;
+  readonly run: string | null;
+  readonly paths: readonly string[];
 }
 
 /** The journal's current length: where the next backup will start reading. */
@@ -66,18 +92,20 @@ const within = (p: string, root: string) => p === root || p.startsWith(root.ends
  */
 export function changesSince(
   home: string,
-  since: { started: string; offset: number } | null,
+  since: JournalMark | null,
   include: readonly string[],
 ): { ok: true; changed: Set<string>; trees: Set<string> } | { ok: false; why: string } {
   if (since === null) return { ok: false, why: 'no earlier backup on this machine to compare with' };
   const s = readSession(home);
   if (s === null) return { ok: false, why: 'no change journal (azbk watch is not running)' };
-  if (!processAlive(s.pid)) return { ok: false, why: 'the change journal stopped (azbk watch is not running)' };
+  if (!sameProcessAlive(s.pid, s.proc)) return { ok: false, why: 'the change journal stopped (azbk watch is not running)' };
   if (s.broken !== undefined) return { ok: false, why: `the change journal reported an error: ${s.broken}` };
   if (s.rebuilding === true) return { ok: false, why: 'the change journal is setting up its watches anew' };
-  if (s.started > since.started) return { ok: false, why: 'the change journal started after the last backup' };
+  if (s.run !== since.run) return { ok: false, why: 'the change journal started after the last backup' };
   const uncovered = include.find((p) => !s.paths.some((root) => within(p, root)));
   if (uncovered !== undefined) return { ok: false, why: `the change journal does not watch ${uncovered}` };
+  const unseen = include.find((p) => !since.paths.some((root) => within(p, root)));
+  if (unseen !== undefined) return { ok: false, why: `the last backup did not include ${unseen}` };
   let text = '';
   try {
     const fd = fs.openSync(journalFiles(home).changes, 'r');
@@ -320,7 +348,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   ]);
   await current.ready;
   firstReady = true;
-  saveSession({ version: 1, pid: process.pid, started: new Date().toISOString(), paths: [...paths], ...(rebuilding ? { rebuilding } : {}) });
+  saveSession({ version: 1, pid: process.pid, run: randomBytes(16).toString('hex'), proc: processIdentity(process.pid), started: new Date().toISOString(), paths: [...paths], ...(rebuilding ? { rebuilding } : {}) });
   await sessionWrite;
   onReady();
   if (restartAfterReady) restartSoon();

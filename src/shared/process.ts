@@ -1,4 +1,5 @@
 /** Facts about other processes. */
+import fs from 'node:fs';
 import { errnoCode } from './files.js';
 
 /** True while process `pid` exists (also when it belongs to another user). */
@@ -9,4 +10,27 @@ export function processAlive(pid: number): boolean {
   } catch (err) {
     return errnoCode(err) === 'EPERM';
   }
+}
+
+/**
+ * What tells process `pid` apart from a later one given the same pid: on Linux, the boot and the
+ * time it started (from /proc); elsewhere null (only whether the pid is alive can be known).
+ */
+export function processIdentity(pid: number): string | null {
+  if (process.platform !== 'linux') return null;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which may hold spaces and parentheses: the 20th is the start time.
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return start === undefined ? null : `${boot}/${start}`;
+  } catch {
+    return null;
+  }
+}
+
+/** True while the process that had `identity` (see processIdentity; null: any process with that pid) runs. */
+export function sameProcessAlive(pid: number, identity: string | null): boolean {
+  if (!processAlive(pid)) return false;
+  return identity === null || processIdentity(pid) === identity;
 }

@@ -159,7 +159,7 @@ describe('change journal', () => {
     await backup(m, [src]);
     const journal = path.join(m.home, 'journal');
     await fs.mkdir(journal, { recursive: true, mode: 0o700 });
-    const session = { version: 1, pid: process.pid, started: new Date().toISOString(), paths: [src] };
+    const session = { version: 1, pid: process.pid, run: 'r1', proc: null, started: new Date().toISOString(), paths: [src] };
     await fs.writeFile(path.join(journal, 'session.json'), JSON.stringify(session), { mode: 0o600 });
     await backup(m, [src]);
     await fs.rename(path.join(src, 'x'), path.join(src, 'x.old'));
@@ -171,6 +171,35 @@ describe('change journal', () => {
     const target = path.join(root, 'restored');
     expectExit(await m.run(['restore', '--point', third.point.id, '--target', target]), 0);
     expect(await tree(path.join(target, src))).toEqual(await tree(src));
+  }, 60_000);
+
+  it('trusts a journal only from the run of the watcher the last backup saw, still the same process, over folders that backup covered', async () => {
+    const root = await makeTempDir('azbk-watch-');
+    const [a, b] = [path.join(root, 'a'), path.join(root, 'b')];
+    for (const d of [a, b]) {
+      await fs.mkdir(d, { recursive: true });
+      await fs.writeFile(path.join(d, 'f.txt'), `${d}\n`);
+    }
+    const m = await setupMachine(root);
+    const journal = path.join(m.home, 'journal');
+    await fs.mkdir(journal, { recursive: true, mode: 0o700 });
+    const session = (o: object) => fs.writeFile(path.join(journal, 'session.json'), JSON.stringify({ version: 1, pid: process.pid, run: 'r1', proc: null, started: new Date().toISOString(), paths: [root], ...o }), { mode: 0o600 });
+    await session({});
+    await backup(m, [a, b]); // full: no earlier backup; the run is remembered
+    expect((await backup(m, [a, b])).scan.mode).toBe('optimized');
+    // A backup of a alone moves the journal on past changes in b, which it did not look at.
+    await fs.writeFile(path.join(b, 'f.txt'), 'changed\n');
+    await fs.appendFile(path.join(journal, 'changes.log'), JSON.stringify(path.join(b, 'f.txt')) + '\n');
+    expect((await backup(m, [a])).scan.mode).toBe('optimized');
+    const both = await backup(m, [a, b]);
+    expect(both.scan).toEqual({ mode: 'full', reason: `the last backup did not include ${b}` });
+    expect(both.stats.newBlobs).toBeGreaterThan(0);
+    // Another run of the watcher, even with the same pid, did not see what happened before it.
+    await session({ run: 'r2' });
+    expect((await backup(m, [a, b])).scan.reason).toBe('the change journal started after the last backup');
+    // The same run id, but the pid now belongs to another process: not the watcher.
+    await session({ run: 'r2', proc: 'another-boot/1' });
+    expect((await backup(m, [a, b])).scan.reason).toBe('the change journal stopped (azbk watch is not running)');
   }, 60_000);
 
   it('stops with exit 2 when a watched folder is removed, and backups then scan everything', async () => {

@@ -1,0 +1,32 @@
+/** Telling a live process from a later one given the same pid, and when a full scan is due. */
+import { describe, expect, it } from 'vitest';
+import { fullScanDue, FULL_SCAN_EVERY_MS } from '../../src/agent/backup.js';
+import { processIdentity, sameProcessAlive } from '../../src/shared/process.js';
+
+describe('process identity', () => {
+  it.skipIf(process.platform !== 'linux')('is stable for a process, and differs for another', () => {
+    const me = processIdentity(process.pid);
+    expect(me).toMatch(/^[0-9a-f-]+\/\d+$/);
+    expect(processIdentity(process.pid)).toBe(me);
+    expect(sameProcessAlive(process.pid, me)).toBe(true);
+    expect(sameProcessAlive(process.pid, `${me}0`)).toBe(false);
+    expect(processIdentity(process.ppid)).not.toBe(me);
+  });
+
+  it('without an identity, only asks whether the pid is alive', () => {
+    expect(sameProcessAlive(process.pid, null)).toBe(true);
+    expect(sameProcessAlive(2 ** 22 + 12345, null)).toBe(false);
+  });
+});
+
+describe('full scan', () => {
+  it('is due after a day, with no full scan known, or with the clock set back', () => {
+    const now = new Date('2026-11-30T12:00:00Z');
+    const ago = (ms: number) => new Date(now.getTime() - ms).toISOString();
+    expect(fullScanDue(ago(60_000), now)).toBe(false);
+    expect(fullScanDue(ago(FULL_SCAN_EVERY_MS - 1000), now)).toBe(false);
+    expect(fullScanDue(ago(FULL_SCAN_EVERY_MS + 1000), now)).toBe(true);
+    expect(fullScanDue(null, now)).toBe(true);
+    expect(fullScanDue(ago(-3_600_000), now)).toBe(true);
+  });
+});
