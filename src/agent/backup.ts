@@ -382,8 +382,13 @@ class BackupJob {
     const root: Trie = { included: false, children: new Map() };
     for (const p of this.opts.include) {
       const abs = path.resolve(p);
+      if (toSegments(abs).length === 0) {
+        throw new AzbkError('AZBK_BAD_INPUT', 'The root folder / cannot be backed up as a whole.', { hint: 'Include the folders under it to back up, e.g. --include /etc /home /srv.' });
+      }
       try {
-        fs.lstatSync(abs);
+        if (fs.lstatSync(abs).isSymbolicLink()) {
+          this.warnings.push({ path: abs, reason: 'a link: the link itself is backed up, not what it points to (include its target for that)' });
+        }
       } catch (err) {
         this.skip(abs, errnoCode(err) === 'ENOENT' ? 'not found' : describe(err));
         continue;
@@ -496,8 +501,10 @@ class BackupJob {
       }
     }
     let names: string[];
+    let unnamed = 0;
     try {
       names = fs.readdirSync(abs);
+      if (names.some((n) => n.includes('\uFFFD'))) [names, unnamed] = this.decodableNames(abs);
     } catch (err) {
       this.skip(abs, describe(err));
       return null;
@@ -508,13 +515,32 @@ class BackupJob {
       const l = this.lstat(childPath(abs, name), name); // a name from readdir is one segment
       if (l !== null) listed.push(l);
     }
-    const complete = listed.length === names.length;
+    const complete = listed.length === names.length && unnamed === 0;
     this.openEntries += listed.length;
     try {
       return await this.walkFolder(folder, listed, complete);
     } finally {
       this.openEntries -= listed.length;
     }
+  }
+
+  /**
+   * The names in `abs` that are text, and how many are not. A name that is not valid UTF-8 reads
+   * as text with U+FFFD in place of its bad bytes: under that name the file cannot be opened, and
+   * it could even be another file's (whose name has U+FFFD itself). Such names are skipped, said so.
+   */
+  private decodableNames(abs: string): [string[], number] {
+    const names: string[] = [];
+    let bad = 0;
+    for (const raw of fs.readdirSync(abs, { encoding: 'buffer' })) {
+      const name = raw.toString('utf8');
+      if (Buffer.from(name, 'utf8').equals(raw)) names.push(name);
+      else {
+        bad++;
+        this.skip(childPath(abs, name), 'its name is not valid UTF-8 text, which azbk cannot store');
+      }
+    }
+    return [names, bad];
   }
 
   /** The rest of dir(): subfolders, then the fingerprint check, then the files. */

@@ -50,6 +50,42 @@ describe.concurrent('backup', () => {
     expect(await exists(path.join(target, gone))).toBe(false);
   });
 
+  it.skipIf(process.platform !== 'linux')('skips a name that is not UTF-8, says so, and keeps the rest of its folder (also a name with U+FFFD)', async (ctx) => {
+    const root = await tempDir(ctx);
+    const src = path.join(root, 'src');
+    await fs.mkdir(src);
+    await fs.writeFile(Buffer.concat([Buffer.from(`${src}/n`), Buffer.from([0xe9])]), 'latin-1 name\n');
+    await fs.writeFile(path.join(src, 'n\uFFFD'), 'a real replacement character\n');
+    await fs.writeFile(path.join(src, 'important.txt'), 'keep me\n');
+    const a = await setupMachine(root);
+    const first = await backup(a, [src], 3);
+    expect(first.skipped).toEqual([{ path: path.join(src, 'n\uFFFD'), reason: 'its name is not valid UTF-8 text, which azbk cannot store' }]);
+    expect(first.stats.files).toBe(2);
+    // Said again by the next backup: the folder is not taken as unchanged.
+    expect((await backup(a, [src], 3)).skipped).toHaveLength(1);
+    const target = path.join(root, 't');
+    expectExit(await a.run(['restore', '--point', first.point.id, '--target', target]), 0);
+    expect(await fs.readFile(path.join(target, src, 'n\uFFFD'), 'utf8')).toBe('a real replacement character\n');
+    expect(await fs.readFile(path.join(target, src, 'important.txt'), 'utf8')).toBe('keep me\n');
+  });
+
+  it('refuses the root folder as a whole, and warns that an included link is backed up as a link', async (ctx) => {
+    const root = await tempDir(ctx);
+    const a = await setupMachine(root);
+    const r = await a.run(['backup', '--now', '--include', path.parse(root).root]);
+    expectExit(r, 2);
+    expectNoStack(r);
+    expect(r.stderr).toContain('cannot be backed up as a whole');
+    const data = path.join(root, 'data');
+    await fs.mkdir(data);
+    await fs.writeFile(path.join(data, 'f.txt'), 'x\n');
+    const link = path.join(root, 'link');
+    await fs.symlink(data, link);
+    const b = await backup(a, [link]);
+    expect(b.warnings).toEqual([{ path: link, reason: 'a link: the link itself is backed up, not what it points to (include its target for that)' }]);
+    expect(b.stats).toMatchObject({ files: 0, symlinks: 1 });
+  });
+
   it('exits 2 and makes no point when no include path exists', async (ctx) => {
     const root = await tempDir(ctx);
     const a = await setupMachine(root);
