@@ -1,12 +1,16 @@
 /** Finding and opening the passphrase envelope that matches a passphrase. */
-import { deriveKeys, unwrapMasterKey, type VaultKeys } from '../core/keys.js';
+import { deriveKeys, kdfWork, unwrapMasterKey, type VaultKeys } from '../core/keys.js';
 
 /**
- * The keys of the first envelope `passphrase` opens, or null when it opens none. Malformed
- * envelopes (a hostile or damaged vault) are passed over, not trusted.
+ * The keys of the first envelope `passphrase` opens, or null when it opens none; the cheapest to
+ * try go first. Malformed envelopes (a hostile or damaged vault) are passed over, not trusted.
  */
 export async function unlockWithPassphrase(envelopes: readonly unknown[], passphrase: string): Promise<VaultKeys | null> {
-  for (const raw of envelopes) {
+  const byWork = (a: unknown, b: unknown) => {
+    const [x, y] = [kdfWork(a), kdfWork(b)];
+    return x === y ? 0 : x < y ? -1 : 1;
+  };
+  for (const raw of [...envelopes].sort(byWork)) {
     let master: Buffer | null;
     try {
       master = await unwrapMasterKey(raw, passphrase);

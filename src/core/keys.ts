@@ -47,9 +47,17 @@ export const DEFAULT_KDF = { N: 1 << 16, r: 8, p: 1 } as const;
 /**
  * Bounds on scrypt parameters read from a vault, so a hostile envelope cannot make an agent spend
  * gigabytes or minutes: N a power of two in [2^10, 2^22], r in [1, 32], p in [1, 16], and on top
- * memory (128 * N * r) at most 1 GiB and work (N * r * p) at most 64 times the default.
+ * memory (128 * N * r) at most 1 GiB and work (N * r * p) at most 4 times the default: an agent
+ * tries every envelope of a vault (up to 64) for a passphrase, and any machine may add one.
  */
-const KDF_LIMITS = { minLogN: 10, maxLogN: 22, maxR: 32, maxP: 16, maxMem: 1 << 30, maxWork: 1 << 25 } as const;
+const KDF_LIMITS = { minLogN: 10, maxLogN: 22, maxR: 32, maxP: 16, maxMem: 1 << 30, maxWork: 1 << 21 } as const;
+
+/** The scrypt work (N * r * p) an envelope asks for, or Infinity when it does not say. */
+export function kdfWork(envelope: unknown): number {
+  const kdf = (envelope as { kdf?: { N?: unknown; r?: unknown; p?: unknown } } | null)?.kdf;
+  const { N, r, p } = kdf ?? {};
+  return typeof N === 'number' && typeof r === 'number' && typeof p === 'number' ? N * r * p : Infinity;
+}
 const SALT_BYTES = { min: 16, max: 64, new: 32 } as const;
 const MASTER_BYTES = 32;
 const NONCE_BYTES = 12;

@@ -101,8 +101,9 @@ class Api {
     }
   }
 
-  async bytes(path: string, notFound: () => AzbkError, headers: Record<string, string> = {}, into?: Buffer) {
-    return this.transport.request({ method: 'GET', path, headers: this.headers(headers), limit: OBJECT_LIMIT, idempotent: true, notFound, ...(into === undefined ? {} : { into }) });
+  /** A GET of bytes, at most `limit` of them (a reply that says or sends more is refused unread). */
+  async bytes(path: string, notFound: () => AzbkError, headers: Record<string, string> = {}, into?: Buffer, limit = OBJECT_LIMIT) {
+    return this.transport.request({ method: 'GET', path, headers: this.headers(headers), limit, idempotent: true, notFound, ...(into === undefined ? {} : { into }) });
   }
 }
 
@@ -205,7 +206,7 @@ class HttpSession implements VaultSession {
       if ((await this.statPack(id)) === null) throw missing();
       return Buffer.alloc(0);
     }
-    const res = await this.api.bytes(`/v1/packs/${id}`, missing, { range: `bytes=${offset}-${offset + length - 1}` }, into);
+    const res = await this.api.bytes(`/v1/packs/${id}`, missing, { range: `bytes=${offset}-${offset + length - 1}` }, into, length);
     if (res.status !== 206 || res.body.length !== length) throw new AzbkError('AZBK_VAULT_CORRUPT', `The vault server sent ${res.body.length} bytes of pack ${id}, not ${length}.`);
     if (!String(res.headers['content-range']).startsWith(`bytes ${offset}-${offset + length - 1}/`)) throw bad(`range of pack ${id}`);
     return res.body;

@@ -191,7 +191,7 @@ export class HttpTransport {
       return { status: res.statusCode, headers: res.headers, body: Buffer.alloc(0) };
     }
     if (Number.isFinite(declared) && declared > limit) {
-      res.body.destroy();
+      drop(res.body);
       throw tooBig();
     }
     const chunks: Buffer[] = [];
@@ -199,7 +199,7 @@ export class HttpTransport {
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
       size += chunk.length;
       if (size > limit) {
-        res.body.destroy();
+        drop(res.body);
         throw tooBig();
       }
       chunks.push(chunk);
@@ -213,6 +213,15 @@ export class HttpTransport {
   close(): Promise<void> {
     return this.#pool.close();
   }
+}
+
+/**
+ * Stops reading a reply's body. undici's body stream then errs with an abort: with nobody
+ * listening, that error would end the process.
+ */
+function drop(body: Readable): void {
+  body.on('error', () => undefined);
+  body.destroy();
 }
 
 /** Copies `chunks` one after another into `into`; a view of what they fill. */

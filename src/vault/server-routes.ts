@@ -38,6 +38,29 @@ const CHECKPOINT = str('^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{32}-[0-9]{6}$');
 const params = (props: Record<string, unknown>) => ({ type: 'object', required: Object.keys(props), properties: props });
 const SHA_HEADER = { type: 'object', required: [HEADER.sha256], properties: { [HEADER.sha256]: HEX64 } };
 
+/**
+ * Bytes of request and reply bodies the server holds at once: uploads are read whole, and so are
+ * the packs and ranges it sends. A request that would go over the limit is answered 503 before
+ * its body is read, and the client tries again a little later; one on its own always fits.
+ */
+export class ByteBudget {
+  #used = 0;
+
+  constructor(readonly limit: number) {}
+
+  /** Takes `bytes` until `reply` is sent or its connection closes; 503 when they do not fit now. */
+  take(reply: FastifyReply, bytes: number): void {
+    if (this.#used > 0 && this.#used + bytes > this.limit) throw new HttpError(503, 'AZBK_VAULT_UNREACHABLE', 'The vault server is busy; try again shortly.');
+    this.#used += bytes;
+    reply.raw.once('close', () => (this.#used -= bytes));
+  }
+
+  /** Bytes taken now. */
+  get used(): number {
+    return this.#used;
+  }
+}
+
 /** onRequest hook of uploads: octet-stream with a Content-Length, refused before the body is read. */
 async function requireUpload(req: FastifyRequest): Promise<void> {
   const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -71,8 +94,13 @@ function parseRange(header: string): { offset: number; length: number } {
 }
 
 /** Registers every route on `app` (mounted under /v1). */
-export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; sessions: Authenticator }): Promise<void> {
-  const { vault, sessions } = ctx;
+export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; sessions: Authenticator; budget: ByteBudget }): Promise<void> {
+  const { vault, sessions, budget } = ctx;
+  /** onRequest hook of uploads: requireUpload, then the body's bytes from the budget. */
+  const upload = async (req: FastifyRequest, reply: FastifyReply) => {
+    await requireUpload(req);
+    budget.take(reply, Number(req.headers['content-length']));
+  };
 
   app.get('/config', async () => vault.config());
 
@@ -112,7 +140,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
 
     auth.put<{ Params: { id: string } }>('/packs/:id', {
       schema: { params: params({ id: HEX64 }) },
-      onRequest: requireUpload,
+      onRequest: upload,
       bodyLimit: OBJECT_LIMIT,
     }, async (req, reply) => {
       await s(req).putPack(req.params.id as PackId, body(req, false));
@@ -124,9 +152,11 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
       if (range === undefined) {
         const size = await s(req).statPack(id);
         if (size === null) throw new AzbkError('AZBK_VAULT_CORRUPT', `Pack ${id} is missing from the vault.`);
+        budget.take(reply, size);
         return octets(reply, await s(req).readPack(id, 0, size));
       }
       const { offset, length } = parseRange(range);
+      budget.take(reply, length);
       const data = await s(req).readPack(id, offset, length);
       reply.code(206).header('content-range', `bytes ${offset}-${offset + length - 1}/*`);
       return octets(reply, data);
@@ -139,7 +169,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
 
     auth.put<{ Params: { name: string } }>('/index/:name', {
       schema: { params: params({ name: HEX64 }), headers: SHA_HEADER },
-      onRequest: requireUpload,
+      onRequest: upload,
       bodyLimit: OBJECT_LIMIT,
     }, async (req, reply) => {
       await s(req).putIndex(req.params.name, body(req, true));
@@ -155,7 +185,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
         params: params({ id: HEX32 }),
         headers: { type: 'object', required: [HEADER.sha256, HEADER.keyId, HEADER.jobId], properties: { [HEADER.sha256]: HEX64, [HEADER.keyId]: HEX32, [HEADER.jobId]: HEX32 } },
       },
-      onRequest: requireUpload,
+      onRequest: upload,
       bodyLimit: OBJECT_LIMIT,
     }, async (req, reply) => {
       const session = s(req);
@@ -177,7 +207,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
 
     auth.put<{ Params: { job: string; seq: string } }>('/checkpoints/:job/:seq', {
       schema: { params: params({ job: HEX32, seq: str('^[0-9]{1,6}$') }), headers: SHA_HEADER },
-      onRequest: requireUpload,
+      onRequest: upload,
       bodyLimit: OBJECT_LIMIT,
     }, async (req, reply) => {
       const info = await s(req).putCheckpoint({ jobId: req.params.job, seq: Number(req.params.seq), data: body(req, true) });

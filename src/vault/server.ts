@@ -36,7 +36,7 @@ import { pino, type Logger } from 'pino';
 import { AzbkError, isAzbkError, type ErrorCode } from '../shared/errors.js';
 import type { VaultSession } from './api.js';
 import { API, JSON_LIMIT, parseBearer, statusOf, type ErrorBody } from './http-protocol.js';
-import { HttpError, registerRoutes } from './server-routes.js';
+import { ByteBudget, HttpError, registerRoutes } from './server-routes.js';
 import type { TlsIdentity } from './tls.js';
 import type { Vault } from './vault.js';
 
@@ -49,7 +49,12 @@ export interface ServerOptions {
   readonly tls?: TlsIdentity;
   /** how long an authenticated session is reused without asking the vault (default 30 s) */
   readonly sessionCacheMs?: number;
+  /** bytes of request and reply bodies held at once (default DEFAULT_MEMORY_BUDGET; see ByteBudget) */
+  readonly memoryBudget?: number;
 }
+
+/** Bodies a server holds at once by default: 32 packs of 16 MiB, or two of the largest objects. */
+export const DEFAULT_MEMORY_BUDGET = 512 * 1024 * 1024;
 
 /** Log settings of a vault server: JSON lines, secrets redacted. */
 export const SERVER_LOG_REDACT = ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'token', 'secret', '*.token', '*.secret'];
@@ -59,9 +64,15 @@ export function serverLogger(level = process.env.AZBK_LOG_LEVEL ?? 'info', dest:
   return pino({ level, redact: { paths: SERVER_LOG_REDACT, censor: '[redacted]' } }, dest as pino.DestinationStream);
 }
 
-/** The status, code and message an error is answered with; internals never reach the client. */
+/**
+ * The status, code and message an error is answered with; internals never reach the client: a
+ * storage failure's message names the vault's folder or storage account, so it goes to the log only.
+ */
 function describe(err: unknown): { status: number; code: ErrorCode; message: string } {
-  if (isAzbkError(err)) return { status: statusOf(err.code), code: err.code, message: err.message };
+  if (isAzbkError(err)) {
+    const status = statusOf(err.code);
+    return { status, code: err.code, message: status >= 500 ? 'The vault storage failed to answer the request; try again later.' : err.message };
+  }
   if (err instanceof HttpError) return { status: err.statusCode, code: err.azbkCode, message: err.message };
   const e = err as { statusCode?: unknown; message?: unknown; code?: unknown; validation?: unknown };
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
@@ -118,6 +129,11 @@ class SessionCache {
     this.#sessions.set(req, session);
   };
 
+  /** Forgets every remembered session (a machine was registered again: its old secret is void). */
+  forget(): void {
+    this.#cache.clear();
+  }
+
   /** The session of an authenticated request. */
   readonly of = (req: FastifyRequest): VaultSession => {
     const s = this.#sessions.get(req);
@@ -146,12 +162,14 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     const { status, code, message } = describe(err);
     if (status >= 500) req.log.error({ code, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'request failed');
     else req.log.info({ code, message }, 'request refused');
-    // An unread body may still be arriving: do not parse it as the next request.
-    if (status === 413 || status === 411 || status === 415) reply.header('connection', 'close');
+    // An unread body may still be arriving (refused before it was read, as every 401 and 403
+    // is): close the connection rather than read it, or parse it as the next request.
+    if (status === 401 || status === 403 || status === 411 || status === 413 || status === 415 || status === 503) reply.header('connection', 'close');
     return sendError(reply, status, code, message);
   });
 
   const sessions = new SessionCache(o.vault, o.sessionCacheMs ?? 30_000);
+  o.vault.onRegistered = () => sessions.forget();
   app.setNotFoundHandler(async (req, reply) => {
     if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') {
       return sendError(reply, 404, 'AZBK_BAD_INPUT', `No such route: ${req.method} ${req.url.slice(0, 200)}.`);
@@ -161,7 +179,8 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     return sendError(reply, 403, 'AZBK_FORBIDDEN', 'Machines may only add data to the vault; this change is not allowed.');
   });
 
-  await app.register(async (scope) => registerRoutes(scope, { vault: o.vault, sessions }), { prefix: API });
+  const budget = new ByteBudget(o.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
+  await app.register(async (scope) => registerRoutes(scope, { vault: o.vault, sessions, budget }), { prefix: API });
   return app;
 }
 

@@ -43,6 +43,9 @@ async function putOnce(store: BlobStore, key: string, data: Uint8Array, what: st
   if (old === null || !old.equals(data)) throw forbidden(`${what} already exists with other content; it cannot be overwritten.`);
 }
 
+/** Passphrase envelopes a vault holds at most (each key family has one per passphrase change). */
+export const MAX_KEY_ENVELOPES = 64;
+
 /** A point id sorts by time: 20261125T161000123Z-1a2b3c4d. */
 export function pointIdFor(time: Date): PointId {
   const iso = time.toISOString(); // 2026-11-25T16:10:00.123Z
@@ -60,6 +63,11 @@ function parseJson(data: Buffer, what: string): unknown {
 
 /** A vault over a BlobStore. `now` is the vault's clock: it, not the agent, dates points. */
 export class Vault implements VaultEntry {
+  /** registrations wait for the one before them */
+  private registering: Promise<unknown> = Promise.resolve();
+  /** told the id of each machine (re)registered, so that a server forgets sessions it remembers */
+  onRegistered: ((id: MachineId) => void) | undefined;
+
   private constructor(
     private readonly store: BlobStore,
     private readonly cfg: VaultConfig,
@@ -145,6 +153,11 @@ export class Vault implements VaultEntry {
     } catch (err) {
       throw new AzbkError('AZBK_BAD_INPUT', `The key envelope is not valid: ${err instanceof Error ? err.message : String(err)}`);
     }
+    // Every agent that asks for a passphrase tries the envelopes in turn: a machine must not be
+    // able to plant enough of them to make that take hours.
+    let count = 0;
+    for await (const key of this.store.list(layout.keysPrefix)) if (key !== layout.key(env.id)) count++;
+    if (count >= MAX_KEY_ENVELOPES) throw new AzbkError('AZBK_VAULT_LIMIT', `The vault already holds ${count} passphrase envelopes, its limit.`);
     await putOnce(this.store, layout.key(env.id), json(env), `Key envelope ${env.id}`);
   }
 
@@ -159,7 +172,17 @@ export class Vault implements VaultEntry {
     return out.sort((a, b) => a.registered.localeCompare(b.registered));
   }
 
-  async register(req: RegisterRequest): Promise<Registration> {
+  /**
+   * Registers a machine. One registration at a time: the name and limit checks and the write are
+   * one step for this process (vault servers sharing one storage account can still race).
+   */
+  register(req: RegisterRequest): Promise<Registration> {
+    const turn = this.registering.then(() => this.registerNow(req));
+    this.registering = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async registerNow(req: RegisterRequest): Promise<Registration> {
     this.verify(req.token);
     if (!MACHINE_NAME.test(req.machineName)) {
       throw new AzbkError('AZBK_BAD_INPUT', 'A machine name has 1 to 64 letters, digits, dots, dashes or underscores.');
@@ -183,11 +206,19 @@ export class Vault implements VaultEntry {
       registered: this.now().toISOString(),
       secretHash: hashSecret(secret),
     };
-    // Re-registration replaces the record: only the vault itself ever removes an object.
+    // Re-registration replaces the record: only the vault itself ever removes an object. Should
+    // the new record fail to be written, the old one is put back, so the machine is not lost.
+    const old = existing ? await this.store.get(layout.machine(id)) : null;
     if (existing) await this.store.delete(layout.machine(id));
-    if ((await this.store.put(layout.machine(id), json(record))) === 'exists') {
-      throw new AzbkError('AZBK_MACHINE_NAME_TAKEN', `A machine named ${req.machineName} was registered at the same time.`);
+    let put: 'created' | 'exists';
+    try {
+      put = await this.store.put(layout.machine(id), json(record));
+    } catch (err) {
+      if (old !== null) await this.store.put(layout.machine(id), old).catch(() => undefined);
+      throw err;
     }
+    if (put === 'exists') throw new AzbkError('AZBK_MACHINE_NAME_TAKEN', `A machine named ${req.machineName} was registered at the same time.`);
+    this.onRegistered?.(id);
     return { machineId: id, secret: secret.toString('base64') };
   }
 
@@ -362,7 +393,7 @@ class Session implements VaultSession {
     if (p.data.length > MAX_OBJECT) throw new AzbkError('AZBK_BAD_INPUT', 'The checkpoint is too large.');
     const stamp = pointIdFor(this.now()).slice(0, 19);
     const name = `${stamp}-${p.jobId}-${String(p.seq).padStart(6, '0')}`;
-    await this.store.put(layout.checkpoint(this.machineId, name), p.data);
+    await putOnce(this.store, layout.checkpoint(this.machineId, name), p.data, `Checkpoint ${name}`);
     return parseCheckpointName(name)!;
   }
 

@@ -139,6 +139,7 @@ describe('keys', () => {
       { p: 17 },
       { N: 2 ** 22, r: 8 }, // 4 GiB of memory
       { N: 2 ** 20, r: 8, p: 16 }, // minutes of work
+      { N: 2 ** 19, r: 8 }, // 8 times the default work: a planted envelope every unlock would try
     ];
     for (const h of hostile) await expectCorruptAsync(unwrapMasterKey({ ...env, kdf: { ...env.kdf, ...h } }, PASS));
     await expect(wrapMasterKey(generateMasterKey(), PASS, { cost: { N: 2 ** 23, r: 8, p: 1 } })).rejects.toThrow(

@@ -195,7 +195,10 @@ describe('HttpVault against a hostile server', () => {
       if (url === '/v1/index') return res.end(JSON.stringify({ names: ['../../config'] }));
       if (url === '/v1/machines') return res.end(JSON.stringify({ machines: [{ id: machine, name: 7 }] }));
       if (url.startsWith('/v1/packs/')) {
-        res.writeHead(206);
+        // Short, or far longer than the range asked for (refused before it is read).
+        const long = req.headers.range === 'bytes=0-9';
+        res.writeHead(206, long ? { 'content-length': String(64 * 1024 * 1024) } : {});
+        if (long) return res.end(Buffer.alloc(64 * 1024)); // then stalls: the client must not wait for the rest
         return res.end(Buffer.alloc(5));
       }
       if (url.endsWith('/points')) return res.end(JSON.stringify({ points: [{ id: '20200101T000000000Z-00000000', machineId: 'bb'.repeat(16), time: 'x' }] }));
@@ -207,9 +210,10 @@ describe('HttpVault against a hostile server', () => {
     expect(await codeOf(s.listIndex())).toBe('AZBK_VAULT_CORRUPT');
     expect(await codeOf(s.listMachines())).toBe('AZBK_VAULT_CORRUPT');
     expect(await codeOf(s.readPack('cd'.repeat(32) as PackId, 0, 100))).toBe('AZBK_VAULT_CORRUPT');
+    expect(await codeOf(s.readPack('cd'.repeat(32) as PackId, 0, 10))).toBe('AZBK_VAULT_CORRUPT');
     expect(await codeOf(s.listPoints(machine))).toBe('AZBK_VAULT_CORRUPT');
     expect(await codeOf(s.listKeys())).toBe('AZBK_VAULT_CORRUPT');
-    expect(calls).toBe(7); // none of these is retried
+    expect(calls).toBe(8); // none of these is retried
   });
 
   it('retries 5xx for idempotent requests only, and takes the server error code', async () => {

@@ -1,0 +1,126 @@
+/**
+ * The vault service against machines and clients that push its limits: registrations at once,
+ * a re-registration that fails half way, planted key envelopes, storage errors that must not name
+ * the storage, bodies beyond what the server holds at once, and a server that sends more than asked.
+ */
+import { EventEmitter } from 'node:events';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { generateMasterKey, wrapMasterKey } from '../../src/core/keys.js';
+import { packIdOf } from '../../src/core/pack.js';
+import { AzbkError } from '../../src/shared/errors.js';
+import { HEADER, sha256Hex } from '../../src/vault/http-protocol.js';
+import { layout } from '../../src/vault/layout.js';
+import { buildServer } from '../../src/vault/server.js';
+import { ByteBudget } from '../../src/vault/server-routes.js';
+import { FaultyBlobStore } from '../../src/vault/storage/faulty-store.js';
+import { MemoryBlobStore } from '../../src/vault/storage/memory-store.js';
+import { MAX_KEY_ENVELOPES, Vault } from '../../src/vault/vault.js';
+import { appFor, bytes, createTestVault, registerRaw } from '../helpers/vault-service.js';
+
+let apps: FastifyInstance[] = [];
+afterEach(async () => {
+  await Promise.all(apps.map((a) => a.close()));
+  apps = [];
+});
+
+const reg = (token: string, machineName: string, reregister = false) => ({ token, machineName, os: 'linux-x64', hostname: 'h', reregister });
+
+describe('vault service limits', () => {
+  it('registers one at a time: a name once, and never past the machine limit', async () => {
+    const t = await createTestVault({ maxMachines: 5 });
+    const same = await Promise.allSettled(Array.from({ length: 8 }, () => t.vault.register(reg(t.token, 'dup'))));
+    expect(same.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const many = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => t.vault.register(reg(t.token, `m${i}`))));
+    expect(many.filter((r) => r.status === 'fulfilled')).toHaveLength(4);
+    expect(await t.vault.machines()).toHaveLength(5);
+  });
+
+  it('keeps a machine whose re-registration could not be written', async () => {
+    const faulty = new FaultyBlobStore(new MemoryBlobStore());
+    const vault = await Vault.create(faulty, { name: 'V' });
+    const { token } = await vault.credentials({ endpoint: 'https://v.test:8443', certFingerprint: 'ab'.repeat(32), validDays: 1 });
+    const first = await vault.register(reg(token, 'keep'));
+    faulty.fail('put', { match: (k) => k === layout.machine(first.machineId), times: 1 });
+    await expect(vault.register(reg(token, 'keep', true))).rejects.toThrow();
+    await expect(vault.session(first.machineId, first.secret)).resolves.toBeDefined();
+  });
+
+  it(`holds at most ${MAX_KEY_ENVELOPES} passphrase envelopes`, async () => {
+    const t = await createTestVault();
+    const cheap = { N: 1024, r: 8, p: 1 };
+    const envelopes = await Promise.all(Array.from({ length: MAX_KEY_ENVELOPES - (await t.vault.readKeys()).length }, () => wrapMasterKey(generateMasterKey(), 'a passphrase of some length', { cost: cheap })));
+    for (const e of envelopes) await t.vault.addKey(e);
+    await t.vault.addKey(envelopes[0]!); // the same one again is no new envelope
+    const one = await wrapMasterKey(generateMasterKey(), 'a passphrase of some length', { cost: cheap });
+    await expect(t.vault.addKey(one)).rejects.toMatchObject({ code: 'AZBK_VAULT_LIMIT' });
+  });
+
+  it('answers a storage failure without naming the storage, and logs it', async () => {
+    const faulty = new FaultyBlobStore(new MemoryBlobStore());
+    const vault = await Vault.create(faulty, { name: 'V' });
+    const { token } = await vault.credentials({ endpoint: 'https://v.test:8443', certFingerprint: 'ab'.repeat(32), validDays: 1 });
+    const logs: string[] = [];
+    const app = await appFor({ store: new MemoryBlobStore(), vault, token, logs });
+    apps.push(app);
+    const a = await registerRaw(app, token, 'a');
+    faulty.fail('put', { error: new AzbkError('AZBK_VAULT_UNREACHABLE', 'Cannot put vault object in /srv/secret/vault-folder: ENOSPC.'), times: Infinity });
+    const data = bytes(1000);
+    const res = await app.inject({ method: 'PUT', url: `/v1/packs/${packIdOf(data)}`, headers: { authorization: a.auth, 'content-type': 'application/octet-stream', [HEADER.sha256]: sha256Hex(data) }, payload: data });
+    expect(res.statusCode).toBe(503);
+    expect(res.json().code).toBe('AZBK_VAULT_UNREACHABLE');
+    expect(res.body).not.toContain('/srv/secret');
+    expect(logs.join('\n')).toContain('/srv/secret/vault-folder');
+  });
+
+  it('forgets remembered sessions when a machine registers again: the old secret is refused at once', async () => {
+    const t = await createTestVault();
+    const app = await buildServer({ vault: t.vault, sessionCacheMs: 60_000 });
+    apps.push(app);
+    const a = await registerRaw(app, t.token, 'a');
+    const ask = () => app.inject({ method: 'GET', url: '/v1/session', headers: { authorization: a.auth } });
+    expect((await ask()).statusCode).toBe(200); // now remembered
+    const again = await app.inject({ method: 'POST', url: '/v1/register', payload: reg(t.token, 'a', true) });
+    expect(again.statusCode).toBe(201);
+    expect((await ask()).statusCode).toBe(401);
+  });
+});
+
+describe('checkpoints', () => {
+  it('are never overwritten with other bytes, even under the same name', async () => {
+    const fixed = new Date('2026-11-30T10:00:00.000Z');
+    const t = await createTestVault({ now: () => fixed });
+    const { machineId, secret } = await t.vault.register(reg(t.token, 'a'));
+    const s = await t.vault.session(machineId, secret);
+    const job = 'ab'.repeat(16);
+    await s.putCheckpoint({ jobId: job, seq: 1, data: Buffer.from('one') });
+    await s.putCheckpoint({ jobId: job, seq: 1, data: Buffer.from('one') }); // a retry: the same bytes
+    await expect(s.putCheckpoint({ jobId: job, seq: 1, data: Buffer.from('two') })).rejects.toMatchObject({ code: 'AZBK_FORBIDDEN' });
+    const [only] = await s.listCheckpoints();
+    expect((await s.readCheckpoint(only!.name)).toString()).toBe('one');
+  });
+});
+
+describe('byte budget', () => {
+  const reply = () => {
+    const raw = new EventEmitter();
+    return { r: { raw } as unknown as FastifyReply, done: () => raw.emit('close') };
+  };
+
+  it('refuses what does not fit with 503 until bodies are done, and always lets one through', () => {
+    const budget = new ByteBudget(1000);
+    const big = reply();
+    budget.take(big.r, 5000); // alone: taken, however large
+    expect(() => budget.take(reply().r, 1)).toThrow(expect.objectContaining({ statusCode: 503 }));
+    big.done();
+    expect(budget.used).toBe(0);
+    const [x, y] = [reply(), reply()];
+    budget.take(x.r, 600);
+    expect(() => budget.take(y.r, 600)).toThrow(expect.objectContaining({ statusCode: 503 }));
+    budget.take(y.r, 400);
+    expect(budget.used).toBe(1000);
+    x.done();
+    y.done();
+    expect(budget.used).toBe(0);
+  });
+});
