@@ -641,6 +641,12 @@ class BackupJob {
           this.warnings.push({ path: abs, reason: 'changed during backup' });
           return { node: (await this.finishFile(abs, name, { mode: r.after.mode, mtime: r.after.mtime }, after, r.content, false)).node, known: null };
         }
+        if (racy(after, Date.now())) {
+          // Changed so shortly before it was read that a change right after could keep its size
+          // and times: backed up, but remembered neither in the cache nor in a checkpoint, so the
+          // next backup reads it again.
+          return { node: (await this.finishFile(abs, name, { mode: r.after.mode, mtime: r.after.mtime }, after, r.content, false)).node, known: null };
+        }
         return this.finishFile(abs, name, { mode: r.after.mode, mtime: r.after.mtime }, after, r.content, true);
       }
       expected = after;
@@ -751,6 +757,19 @@ function fingerprint(entries: readonly (readonly [string, EntryStat, KnownFile |
 /** A folder's own inode and ctime: a folder moved or made anew in its place differs. */
 function folderIdentity(st: EntryStat): string {
   return `${st.ino}:${st.ctime}`;
+}
+
+/**
+ * How recent a change must be for a file read now to be "racy": file times tick coarsely (a
+ * jiffy on Linux before 6.13, 2 s on FAT), so a write in the same tick as the read, after it,
+ * would leave the size and times the read saw.
+ */
+const RACY_MS = 2000;
+
+/** Whether a file whose metadata after reading were `id` changed within RACY_MS of `now` (ms). */
+export function racy(id: Identity, now: number): boolean {
+  const limit = (now - RACY_MS) * 1e6;
+  return Number(id.mtime) > limit || Number(id.ctime) > limit; // ns; a double's rounding is far below a tick
 }
 
 /** The metadata that tell whether a file changed since it was last read. */

@@ -1,6 +1,6 @@
-/** Telling a live process from a later one given the same pid, and when a full scan is due. */
+/** Telling a live process from a later one given the same pid, a racy read, and when a full scan is due. */
 import { describe, expect, it } from 'vitest';
-import { fullScanDue, FULL_SCAN_EVERY_MS } from '../../src/agent/backup.js';
+import { fullScanDue, FULL_SCAN_EVERY_MS, racy } from '../../src/agent/backup.js';
 import { processIdentity, sameProcessAlive } from '../../src/shared/process.js';
 
 describe('process identity', () => {
@@ -16,6 +16,19 @@ describe('process identity', () => {
   it('without an identity, only asks whether the pid is alive', () => {
     expect(sameProcessAlive(process.pid, null)).toBe(true);
     expect(sameProcessAlive(2 ** 22 + 12345, null)).toBe(false);
+  });
+});
+
+describe('a file read just after it changed', () => {
+  it('is racy while its mtime or ctime is within two seconds of the read', () => {
+    const now = Date.parse('2026-11-30T12:00:00Z');
+    const ns = (ms: number) => `${BigInt(ms) * 1_000_000n + 123n}`;
+    const id = (m: number, c: number) => ({ size: 1, mtime: ns(m), ctime: ns(c), ino: '1' });
+    expect(racy(id(now - 60_000, now - 60_000), now)).toBe(false);
+    expect(racy(id(now - 60_000, now - 500), now)).toBe(true); // ctime: a rewrite that put mtime back
+    expect(racy(id(now - 1500, now - 60_000), now)).toBe(true);
+    expect(racy(id(now + 5000, now + 5000), now)).toBe(true); // times ahead of this clock
+    expect(racy(id(now - 2100, now - 2100), now)).toBe(false);
   });
 });
 
