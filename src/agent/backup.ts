@@ -638,8 +638,9 @@ class BackupJob {
       const changed = !sameContentStat(r.after, expected) || r.size !== r.after.size;
       if (!changed || attempt === 1) {
         if (changed) {
+          // What was read is kept, with the size read: its listing must add up to its chunks.
           this.warnings.push({ path: abs, reason: 'changed during backup' });
-          return { node: (await this.finishFile(abs, name, { mode: r.after.mode, mtime: r.after.mtime }, after, r.content, false)).node, known: null };
+          return { node: (await this.finishFile(abs, name, { mode: r.after.mode, mtime: r.after.mtime }, { ...after, size: r.size }, r.content, false)).node, known: null };
         }
         if (racy(after, Date.now())) {
           // Changed so shortly before it was read that a change right after could keep its size

@@ -340,6 +340,25 @@ describe('a file that changes while it is read', () => {
     await expectConsistent(m);
   });
 
+  it('growing all the time: backed up as far as it was read, and restored so', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    const file = await writeRandomFile(path.join(src, 'log.bin'), 52 * MiB);
+    const added = randomBytes(MiB);
+    m.hooks.afterPutPack = () => fs.appendFile(file, added);
+    const res = await runBackup(m.ctx, { include: [src] });
+    m.hooks.afterPutPack = undefined;
+    expect(res.warnings).toEqual([{ path: file, reason: 'changed during backup' }]);
+    const { result, target } = await restore(m);
+    expect(result.failed).toEqual([]);
+    const restored = await fs.readFile(path.join(target, file));
+    const now = await fs.readFile(file);
+    expect(restored.length).toBeGreaterThanOrEqual(52 * MiB);
+    expect(restored.length).toBeLessThan(now.length);
+    expect(restored.equals(now.subarray(0, restored.length))).toBe(true);
+    await expectConsistent(m);
+  });
+
   it('changed on every pack: the job finishes and lists the file as changed during backup', async () => {
     const m = await createMachine();
     const src = path.join(m.dir, 'src');
