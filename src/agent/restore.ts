@@ -11,7 +11,7 @@ import { decodeBlob } from '../core/blob.js';
 import type { BlobId, PackId } from '../core/ids.js';
 import type { VaultKeys } from '../core/keys.js';
 import { decodeTree, isPortableName, isSafeName, type DirNode, type FileNode, type SymlinkNode, type Tree, type TreeNode } from '../core/tree.js';
-import { AzbkError, isAzbkError } from '../shared/errors.js';
+import { AzbkError, errorRegistry, isAzbkError } from '../shared/errors.js';
 import { errnoCode } from '../shared/files.js';
 import type { PointInfo } from '../vault/api.js';
 import { BlobIndex } from './blob-index.js';
@@ -254,20 +254,20 @@ class RestoreJob {
     } finally {
       await pool.close(); // closed already by the data phase, unless planning failed first
       for (const f of files) if (f.error !== null) this.failed.push({ path: displayPath([...f.folder, f.name]), reason: f.error });
-    }
-    // Folder modes and times last, deepest first, since writing into a folder changes its time
-    // (and folders are made owner-only until then).
-    for (const d of dirs.reverse()) {
-      try {
-        settleDir(d.path, d.node.mode, d.node.mtime);
-      } catch (err) {
-        this.fail(d.segs, err);
+      // Folder modes and times last, deepest first, since writing into a folder changes its time;
+      // also when the restore stops early, as folders are made owner-only until then.
+      for (const d of dirs.reverse()) {
+        try {
+          settleDir(d.path, d.node.mode, d.node.mtime);
+        } catch (err) {
+          this.fail(d.segs, err);
+        }
       }
     }
   }
 
   private fail(segs: readonly string[], err: unknown): void {
-    const reason = isAzbkError(err) ? err.message : why(err);
+    const reason = isAzbkError(err) ? (err.code === 'AZBK_BAD_INPUT' && err.hint !== errorRegistry.AZBK_BAD_INPUT.hint ? `${err.message} ${err.hint}` : err.message) : why(err);
     this.failed.push({ path: displayPath(segs), reason });
   }
 
@@ -318,7 +318,12 @@ class RestoreJob {
   private async destination(segs: readonly string[], dest: string, wantDir: boolean): Promise<{ to: string; merge: boolean } | null> {
     const existing = fs.lstatSync(dest, { throwIfNoEntry: false });
     if (existing === undefined) return { to: dest, merge: false };
-    if (wantDir && existing.isDirectory()) return { to: dest, merge: true }; // merge into an existing folder
+    if (wantDir && existing.isDirectory()) {
+      // Merged into only when nobody else could swap what the restore makes in it.
+      const why = untrusted(existing);
+      if (why !== null) throw new AzbkError('AZBK_BAD_INPUT', `cannot restore into this existing folder: ${why}`);
+      return { to: dest, merge: true };
+    }
     const shown = displayPath(segs);
     if (this.o.conflict === 'skip') {
       this.conflicts.push({ path: shown, action: 'skipped' });
@@ -380,18 +385,49 @@ function makeParents(dir: string, target: string | null): void {
       }
     } else if (st.isSymbolicLink()) {
       if (target !== null || !trustedLink(st)) throw cannot(at, `it is a link${target === null ? ' that belongs to another user' : ''}; a restore does not write through it`);
-      if (fs.statSync(at, { throwIfNoEntry: false })?.isDirectory() !== true) throw cannot(at, 'a link to something other than a folder is in the way');
+      const real = fs.statSync(at, { throwIfNoEntry: false });
+      if (real?.isDirectory() !== true) throw cannot(at, 'a link to something other than a folder is in the way');
+      const why = untrusted(real);
+      if (why !== null) throw cannot(at, why);
     } else if (!st.isDirectory()) throw cannot(at, 'a file is in the way');
+    else {
+      const why = untrusted(st);
+      if (why !== null) throw cannot(at, why);
+    }
   }
 }
 
-/** Makes the --target folder as given (links in its own path are the user's to name). */
+/**
+ * Makes the --target folder as given (links in its own path are the user's to name); refused when
+ * a folder on its way could be swapped by another user (see untrusted).
+ */
 function makeTarget(target: string): void {
+  const abs = path.resolve(target);
   try {
-    fs.mkdirSync(target, { recursive: true });
+    fs.mkdirSync(abs, { recursive: true });
   } catch (err) {
-    throw creating(path.resolve(target), err);
+    throw creating(abs, err);
   }
+  const real = fs.realpathSync(abs);
+  for (let d = real; ; d = path.dirname(d)) {
+    const why = untrusted(fs.statSync(d));
+    if (why !== null) throw cannotCreate(real, `${d}: ${why}`, 'Choose a --target folder that only you or root can change, or restore as the user who owns it.');
+    if (path.dirname(d) === d) break;
+  }
+}
+
+/**
+ * Why a restore must not write in or below this existing folder, or null. Whoever can rename what
+ * is in a folder can swap a folder the restore just made for a link, between the restore's check
+ * and its writes: so a folder on the way must belong to this user or to root, and others may
+ * write in it only if it is sticky (/tmp), where they cannot rename what is not theirs.
+ */
+export function untrusted(st: fs.Stats): string | null {
+  const uid = process.getuid?.();
+  if (uid === undefined) return null; // Windows: no such owners and modes
+  if (st.uid !== uid && st.uid !== 0) return `it belongs to another user (uid ${st.uid}), who could send the restore elsewhere`;
+  if ((st.mode & 0o002) !== 0 && (st.mode & 0o1000) === 0) return 'anyone may rename what is in it, and so send the restore elsewhere';
+  return null;
 }
 
 function cannotCreate(at: string, why: string, hint = 'Choose a --target folder that can be created and written to.'): AzbkError {

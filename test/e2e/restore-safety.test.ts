@@ -71,6 +71,36 @@ describe.skipIf(process.platform === 'win32')('restore safety', () => {
     expect(parseJson(r).conflicts).toEqual([]);
   });
 
+  it('does not restore below a folder that anyone may change: a --target inside one is refused (exit 2)', async () => {
+    const open = fresh('open');
+    await fs.mkdir(open);
+    await fs.chmod(open, 0o777); // not sticky: anyone may rename what the restore makes in it
+    const r = await a.run(['restore', '--point', 'latest', '--target', path.join(open, 'target')]);
+    expectExit(r, 2);
+    expectNoStack(r);
+    expect(r.stderr).toContain('anyone may rename what is in it');
+    await fs.chmod(open, 0o1777); // sticky, as /tmp is: others cannot rename what is not theirs
+    expectExit(await a.run(['restore', '--point', 'latest', '--target', path.join(open, 'target')]), 0);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('does not restore in place below a folder of another user, who could swap what it makes there', async () => {
+    const theirs = fresh('theirs');
+    await fs.mkdir(theirs);
+    const inside = path.join(theirs, 'data');
+    await fs.mkdir(inside);
+    await fs.writeFile(path.join(inside, 'f.txt'), 'theirs\n');
+    const m = await setupMachine(fresh('machine'));
+    await backup(m, [inside]);
+    await fs.rm(inside, { recursive: true });
+    await fs.chown(theirs, 65534, 65534);
+    const r = await m.run(['restore', '--point', 'latest', '--json']);
+    expectExit(r, 3);
+    const res = parseJson(r);
+    expect(res.failed).toEqual([{ path: inside, reason: expect.stringContaining('belongs to another user (uid 65534)') }]);
+    expect(res.failed[0].reason).toContain('--target');
+    expect(await fs.readdir(theirs)).toEqual([]);
+  });
+
   it('settles a folder only through the folder itself, never through a link in its place', async () => {
     const dir = fresh('dir');
     await fs.mkdir(dir);
