@@ -45,8 +45,10 @@ export function journalFiles(home: string) {
 function readSession(home: string): JournalSession | null {
   try {
     const s = JSON.parse(fs.readFileSync(journalFiles(home).session, 'utf8')) as JournalSession;
-    const ok = s.version === 1 && typeof s.pid === 'number' && typeof s.run === 'string' && (s.proc === null || typeof s.proc === 'string');
-    return ok && typeof s.started === 'string' && Array.isArray(s.paths) ? s : null;
+    if (s.version !== 1 || typeof s.pid !== 'number' || typeof s.started !== 'string' || !Array.isArray(s.paths)) return null;
+    // A watcher of an earlier version wrote neither: still a watcher (a second one must not start),
+    // but with no run for a backup to remember, its journal is not trusted.
+    return { ...s, run: typeof s.run === 'string' ? s.run : '', proc: typeof s.proc === 'string' ? s.proc : null };
   } catch {
     return null;
   }
@@ -64,7 +66,7 @@ export function watcherRunning(home: string): number | null {
  */
 export function journalRun(home: string): string | null {
   const s = readSession(home);
-  return s !== null && s.broken === undefined && sameProcessAlive(s.pid, s.proc) ? s.run : null;
+  return s !== null && s.run !== '' && s.broken === undefined && sameProcessAlive(s.pid, s.proc) ? s.run : null;
 }
 
 /** What a backup remembers for the next one: when it started, the journal's length and run then, and what it covered. */
@@ -101,6 +103,7 @@ export function changesSince(
   if (!sameProcessAlive(s.pid, s.proc)) return { ok: false, why: 'the change journal stopped (azbk watch is not running)' };
   if (s.broken !== undefined) return { ok: false, why: `the change journal reported an error: ${s.broken}` };
   if (s.rebuilding === true) return { ok: false, why: 'the change journal is setting up its watches anew' };
+  if (s.run === '') return { ok: false, why: 'azbk watch was started by an earlier version of azbk: restart it' };
   if (s.run !== since.run) return { ok: false, why: 'the change journal started after the last backup' };
   const uncovered = include.find((p) => !s.paths.some((root) => within(p, root)));
   if (uncovered !== undefined) return { ok: false, why: `the change journal does not watch ${uncovered}` };

@@ -82,6 +82,16 @@ export function pinnedConnector(fingerprint: string, timeoutMs: number): buildCo
 
 const SHORT_REPLY = 'AZBK_SHORT_REPLY';
 
+/** How long a busy server (503 with Retry-After) is asked again before the request fails. */
+const BUSY_MS = 5 * 60_000;
+
+/** A 503's Retry-After in milliseconds (seconds only, at most 60 s), or null. */
+function retryAfterMs(res: TransportResponse): number | null {
+  const v = res.headers['retry-after'];
+  if (res.status !== 503 || typeof v !== 'string' || !/^\d{1,3}$/.test(v)) return null;
+  return Math.min(60, Math.max(1, Number(v))) * 1000;
+}
+
 /** Errors before a request was sent: safe to retry whatever the request. */
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
 /** Errors of a connection that broke or stalled: the request may have arrived. */
@@ -139,8 +149,13 @@ export class HttpTransport {
     });
   }
 
-  /** Sends `req`, retrying transient failures; throws an AzbkError for every failure. */
+  /**
+   * Sends `req`, retrying transient failures; throws an AzbkError for every failure. A server that
+   * is busy (503 with Retry-After: it holds as many bodies as it may) is asked again after the time
+   * it names, for up to BUSY_MS, without using up the attempts.
+   */
   async request(req: TransportRequest): Promise<TransportResponse> {
+    const busyUntil = Date.now() + BUSY_MS;
     for (let attempt = 1; ; attempt++) {
       let retry: AzbkError;
       try {
@@ -148,6 +163,12 @@ export class HttpTransport {
         if ((res.status >= 200 && res.status < 300) || req.accept?.includes(res.status)) return res;
         const err = replyError(res.status, res.body, req, this.#origin);
         if (!((res.status >= 500 || res.status === 429) && req.idempotent)) throw err;
+        const wait = retryAfterMs(res);
+        if (wait !== null && Date.now() + wait < busyUntil) {
+          attempt--;
+          await this.#sleep(Math.round(wait / 2 + (Math.random() * wait) / 2));
+          continue;
+        }
         retry = err;
       } catch (err) {
         if (err instanceof AzbkError) throw err;

@@ -165,6 +165,8 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     // An unread body may still be arriving (refused before it was read, as every 401 and 403
     // is): close the connection rather than read it, or parse it as the next request.
     if (status === 401 || status === 403 || status === 411 || status === 413 || status === 415 || status === 503) reply.header('connection', 'close');
+    // Busy (see ByteBudget): the agent asks again after this long.
+    if (err instanceof HttpError && status === 503) reply.header('retry-after', '1');
     return sendError(reply, status, code, message);
   });
 

@@ -63,8 +63,8 @@ function parseJson(data: Buffer, what: string): unknown {
 
 /** A vault over a BlobStore. `now` is the vault's clock: it, not the agent, dates points. */
 export class Vault implements VaultEntry {
-  /** registrations wait for the one before them */
-  private registering: Promise<unknown> = Promise.resolve();
+  /** registrations and new key envelopes wait for the one before them (their checks and writes are one step) */
+  private serial: Promise<unknown> = Promise.resolve();
   /** told the id of each machine (re)registered, so that a server forgets sessions it remembers */
   onRegistered: ((id: MachineId) => void) | undefined;
 
@@ -146,7 +146,11 @@ export class Vault implements VaultEntry {
     return out;
   }
 
-  async addKey(envelope: KeyEnvelope): Promise<void> {
+  addKey(envelope: KeyEnvelope): Promise<void> {
+    return this.inTurn(() => this.addKeyNow(envelope));
+  }
+
+  private async addKeyNow(envelope: KeyEnvelope): Promise<void> {
     let env: KeyEnvelope;
     try {
       env = parseEnvelope(envelope);
@@ -157,7 +161,11 @@ export class Vault implements VaultEntry {
     // able to plant enough of them to make that take hours.
     let count = 0;
     for await (const key of this.store.list(layout.keysPrefix)) if (key !== layout.key(env.id)) count++;
-    if (count >= MAX_KEY_ENVELOPES) throw new AzbkError('AZBK_VAULT_LIMIT', `The vault already holds ${count} passphrase envelopes, its limit.`);
+    if (count >= MAX_KEY_ENVELOPES) {
+      throw new AzbkError('AZBK_VAULT_LIMIT', `The vault already holds ${count} passphrase envelopes, its limit.`, {
+        hint: 'Use a passphrase already in use with this vault (machines that share one share their data), or another vault.',
+      });
+    }
     await putOnce(this.store, layout.key(env.id), json(env), `Key envelope ${env.id}`);
   }
 
@@ -177,8 +185,13 @@ export class Vault implements VaultEntry {
    * one step for this process (vault servers sharing one storage account can still race).
    */
   register(req: RegisterRequest): Promise<Registration> {
-    const turn = this.registering.then(() => this.registerNow(req));
-    this.registering = turn.catch(() => undefined);
+    return this.inTurn(() => this.registerNow(req));
+  }
+
+  /** Runs `step` once the registrations and envelopes before it are done. */
+  private inTurn<T>(step: () => Promise<T>): Promise<T> {
+    const turn = this.serial.then(step);
+    this.serial = turn.catch(() => undefined);
     return turn;
   }
 
@@ -195,7 +208,7 @@ export class Vault implements VaultEntry {
     if (!existing && machines.length >= this.cfg.limits.machines) {
       throw new AzbkError('AZBK_VAULT_LIMIT', `The vault already holds ${machines.length} machines, its limit.`);
     }
-    if (req.newKey !== undefined) await this.addKey(req.newKey);
+    if (req.newKey !== undefined) await this.addKeyNow(req.newKey); // in this turn already
     const secret = randomBytes(32);
     const id = existing?.id ?? (randomBytes(16).toString('hex') as MachineId);
     const record: MachineRecord = {

@@ -50,10 +50,15 @@ describe('vault service limits', () => {
     const t = await createTestVault();
     const cheap = { N: 1024, r: 8, p: 1 };
     const envelopes = await Promise.all(Array.from({ length: MAX_KEY_ENVELOPES - (await t.vault.readKeys()).length }, () => wrapMasterKey(generateMasterKey(), 'a passphrase of some length', { cost: cheap })));
-    for (const e of envelopes) await t.vault.addKey(e);
+    const more = await Promise.all(Array.from({ length: 8 }, () => wrapMasterKey(generateMasterKey(), 'a passphrase of some length', { cost: cheap })));
+    // All at once: the count and the write are one step, so the limit holds.
+    const added = await Promise.allSettled([...envelopes, ...more].map((e) => t.vault.addKey(e)));
+    expect(added.filter((r) => r.status === 'rejected')).toHaveLength(more.length);
+    expect(await t.vault.readKeys()).toHaveLength(MAX_KEY_ENVELOPES);
     await t.vault.addKey(envelopes[0]!); // the same one again is no new envelope
-    const one = await wrapMasterKey(generateMasterKey(), 'a passphrase of some length', { cost: cheap });
-    await expect(t.vault.addKey(one)).rejects.toMatchObject({ code: 'AZBK_VAULT_LIMIT' });
+    await expect(t.vault.addKey(more[0]!)).rejects.toMatchObject({ code: 'AZBK_VAULT_LIMIT' });
+    // A registration with a new passphrase then says why, and what to do.
+    await expect(t.vault.register({ ...reg(t.token, 'late'), newKey: more[1]! })).rejects.toMatchObject({ code: 'AZBK_VAULT_LIMIT', hint: expect.stringContaining('passphrase already in use') });
   });
 
   it('answers a storage failure without naming the storage, and logs it', async () => {

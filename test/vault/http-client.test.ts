@@ -168,7 +168,7 @@ describe('HttpVault against a vault server', () => {
 
 describe('HttpVault against a hostile server', () => {
   /** An HTTPS server with the test certificate that answers with `handler`. */
-  async function hostile(handler: (req: IncomingMessage, res: ServerResponse) => void) {
+  async function hostile(handler: (req: IncomingMessage, res: ServerResponse) => void, options: typeof fast & { sleep?: (ms: number) => Promise<void> } = fast) {
     const tls = await testTls();
     const server = https.createServer({ cert: tls.cert, key: tls.key }, handler);
     server.listen(0, '127.0.0.1');
@@ -177,7 +177,7 @@ describe('HttpVault against a hostile server', () => {
       server.closeAllConnections();
       server.close();
     });
-    const client = new HttpVault(`https://127.0.0.1:${(server.address() as AddressInfo).port}`, tls.fingerprint, fast);
+    const client = new HttpVault(`https://127.0.0.1:${(server.address() as AddressInfo).port}`, tls.fingerprint, options);
     cleanups.push(() => client.close());
     return client;
   }
@@ -238,6 +238,32 @@ describe('HttpVault against a hostile server', () => {
     expect(registerCalls).toBe(1);
     expect(await codeOf(client.config())).toBe('AZBK_VAULT_UNREACHABLE');
     expect(configCalls).toBe(3);
+  });
+
+  it('asks a busy server again after the time it names, beyond the usual attempts', async () => {
+    let puts = 0;
+    const waits: number[] = [];
+    const client = await hostile(
+      (req, res) => {
+        if (req.url === '/v1/session') return res.end(JSON.stringify({ machineId: machine }));
+        req.resume();
+        req.on('end', () => {
+          if (++puts <= 6) {
+            res.writeHead(503, { 'retry-after': '2', 'content-type': 'application/json' });
+            return res.end(JSON.stringify({ statusCode: 503, code: 'AZBK_VAULT_UNREACHABLE', error: 'Service Unavailable', message: 'The vault server is busy; try again shortly.' }));
+          }
+          res.writeHead(204);
+          res.end();
+        });
+      },
+      { ...fast, sleep: async (ms) => void waits.push(ms) },
+    );
+    const s = await client.session(machine, secret);
+    const pack = bytes(1000);
+    await s.putPack(packIdOf(pack), pack); // 6 busy answers, twice the attempts
+    expect(puts).toBe(7);
+    expect(waits).toHaveLength(6);
+    for (const w of waits) expect(w).toBeGreaterThanOrEqual(1000);
   });
 
   it('sends a large body in pieces, whole again on a retry, also from a file', async () => {
