@@ -3,10 +3,9 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backup, expectExit, expectNoStack, parseJson, setupMachine, type Machine } from '../helpers/cli.js';
+import { describe, expect, it } from 'vitest';
+import { expectExit, expectNoStack, parseJson, pointFixture } from '../helpers/cli.js';
 import { exists, expectSameTree, listFiles, walk } from '../helpers/fs-tree.js';
-import { createTempDir, type TempDir } from '../helpers/tmp.js';
 
 const exec = promisify(execFile);
 
@@ -24,51 +23,35 @@ async function smallTree(src: string): Promise<void> {
   }
 }
 
-let tmp: TempDir;
-let root: string;
-let src: string;
-let a: Machine;
-let n = 0;
-/** A new folder name under the test folder. */
-const fresh = (name: string) => path.join(root, `${name}-${++n}`);
-
 // One machine and one point of the small tree for every test in this file.
-beforeAll(async () => {
-  tmp = await createTempDir();
-  root = tmp.path;
-  src = path.join(root, 'data');
-  await smallTree(src);
-  a = await setupMachine(root);
-  await backup(a, [src]);
-});
+const fx = pointFixture(smallTree);
 
-afterAll(() => tmp?.cleanup());
 
 describe('restore to the original location', () => {
   it('brings deleted files, folders and links back to where they were', async () => {
-    const pristine = fresh('pristine');
-    await exec('cp', ['-a', src, pristine]); // keeps modes, times and links
-    await fs.rm(path.join(src, 'top.txt'));
-    await fs.rm(path.join(src, 'docs'), { recursive: true });
-    await fs.rm(path.join(src, 'report-link'));
-    expect(await exists(path.join(src, 'docs'))).toBe(false);
+    const pristine = fx.fresh('pristine');
+    await exec('cp', ['-a', fx.src, pristine]); // keeps modes, times and links
+    await fs.rm(path.join(fx.src, 'top.txt'));
+    await fs.rm(path.join(fx.src, 'docs'), { recursive: true });
+    await fs.rm(path.join(fx.src, 'report-link'));
+    expect(await exists(path.join(fx.src, 'docs'))).toBe(false);
 
-    const r = await a.run(['restore', '--point', 'latest', '--json']);
+    const r = await fx.machine.run(['restore', '--point', 'latest', '--json']);
     expectExit(r, 0);
     const res = parseJson(r);
     expect(res.target).toBeNull();
     expect(res.failed).toEqual([]);
     expect(res.restored.files).toBe(3); // top.txt, report.txt, 2019.txt; cat.jpg was still there
-    expect(res.conflicts).toEqual([{ path: path.join(src, 'photos/cat.jpg'), action: 'skipped' }]);
-    await expectSameTree(pristine, src);
+    expect(res.conflicts).toEqual([{ path: path.join(fx.src, 'photos/cat.jpg'), action: 'skipped' }]);
+    await expectSameTree(pristine, fx.src);
   });
 });
 
 describe('restore --target', () => {
   it('a target below a file is bad input (exit 2) with a clear message, and writes nothing', async () => {
-    const file = fresh('a-file');
+    const file = fx.fresh('a-file');
     await fs.writeFile(file, 'not a folder\n');
-    const r = await a.run(['restore', '--point', 'latest', '--target', path.join(file, 'sub')]);
+    const r = await fx.machine.run(['restore', '--point', 'latest', '--target', path.join(file, 'sub')]);
     expectExit(r, 2);
     expectNoStack(r);
     expect(r.stderr).toMatch(/^azbk: error AZBK_BAD_INPUT: Cannot create the folder .+ \(a file is in the way\)\.\n  hint: .+\n$/);
@@ -78,37 +61,37 @@ describe('restore --target', () => {
 
 describe('restore --path', () => {
   it('restores only the chosen file and folder', async () => {
-    const target = fresh('target');
-    const r = await a.run(['restore', '--point', 'latest', '--target', target, '--path', path.join(src, 'docs'), path.join(src, 'photos/cat.jpg'), '--json']);
+    const target = fx.fresh('target');
+    const r = await fx.machine.run(['restore', '--point', 'latest', '--target', target, '--path', path.join(fx.src, 'docs'), path.join(fx.src, 'photos/cat.jpg'), '--json']);
     expectExit(r, 0);
     expect(parseJson(r).restored).toMatchObject({ files: 3, dirs: 2, symlinks: 0 });
-    const got = (await listFiles(target)).map((f) => path.relative(path.join(target, src), f)).sort();
+    const got = (await listFiles(target)).map((f) => path.relative(path.join(target, fx.src), f)).sort();
     expect(got).toEqual(['docs/old/2019.txt', 'docs/report.txt', 'photos/cat.jpg']);
-    await expectSameTree(path.join(src, 'docs'), path.join(target, src, 'docs'));
+    await expectSameTree(path.join(fx.src, 'docs'), path.join(target, fx.src, 'docs'));
     // Only the chosen file of photos/, with its mode and time.
-    expect((await walk(path.join(target, src, 'photos'))).size).toBe(2);
-    const [s, t] = await Promise.all([fs.lstat(path.join(src, 'photos/cat.jpg')), fs.lstat(path.join(target, src, 'photos/cat.jpg'))]);
+    expect((await walk(path.join(target, fx.src, 'photos'))).size).toBe(2);
+    const [s, t] = await Promise.all([fs.lstat(path.join(fx.src, 'photos/cat.jpg')), fs.lstat(path.join(target, fx.src, 'photos/cat.jpg'))]);
     expect(t.mode & 0o7777).toBe(0o640);
     expect(Math.abs(t.mtimeMs - s.mtimeMs)).toBeLessThan(1);
-    expect(await exists(path.join(target, src, 'top.txt'))).toBe(false);
-    expect(await exists(path.join(target, src, 'report-link'))).toBe(false);
+    expect(await exists(path.join(target, fx.src, 'top.txt'))).toBe(false);
+    expect(await exists(path.join(target, fx.src, 'report-link'))).toBe(false);
   });
 
   it('refuses a path that is not in the point with exit 2 and writes nothing', async () => {
-    const elsewhere = fresh('not backed up');
+    const elsewhere = fx.fresh('not backed up');
     await fs.mkdir(elsewhere);
-    const target = fresh('target');
-    for (const paths of [[path.join(src, 'no such file')], [elsewhere], [path.join(src, 'top.txt'), path.join(src, 'docs/missing.txt')], [path.join(src, 'top.txt/below')]]) {
-      const r = await a.run(['restore', '--point', 'latest', '--target', target, '--path', ...paths]);
+    const target = fx.fresh('target');
+    for (const paths of [[path.join(fx.src, 'no such file')], [elsewhere], [path.join(fx.src, 'top.txt'), path.join(fx.src, 'docs/missing.txt')], [path.join(fx.src, 'top.txt/below')]]) {
+      const r = await fx.machine.run(['restore', '--point', 'latest', '--target', target, '--path', ...paths]);
       expectExit(r, 2);
       expectNoStack(r);
       expect(r.stderr).toMatch(/not in (the )?recovery point/i);
       expect(await exists(target), `nothing may be written for --path ${paths.join(' ')}`).toBe(false);
     }
     // Without --target too: the original place is left alone.
-    await fs.rm(path.join(src, 'top.txt'));
-    const r = await a.run(['restore', '--point', 'latest', '--path', path.join(src, 'top.txt'), path.join(src, 'nope')]);
+    await fs.rm(path.join(fx.src, 'top.txt'));
+    const r = await fx.machine.run(['restore', '--point', 'latest', '--path', path.join(fx.src, 'top.txt'), path.join(fx.src, 'nope')]);
     expectExit(r, 2);
-    expect(await exists(path.join(src, 'top.txt'))).toBe(false);
+    expect(await exists(path.join(fx.src, 'top.txt'))).toBe(false);
   });
 });

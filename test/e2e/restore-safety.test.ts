@@ -5,35 +5,21 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { restoreLocation } from '../../src/agent/fspath.js';
 import { settleDir } from '../../src/agent/restore-files.js';
-import { backup, expectExit, expectNoStack, parseJson, setupMachine, type Machine } from '../helpers/cli.js';
+import { backup, expectExit, expectNoStack, parseJson, pointFixture, setupMachine } from '../helpers/cli.js';
 import { listFiles } from '../helpers/fs-tree.js';
-import { createTempDir, type TempDir } from '../helpers/tmp.js';
 
-let tmp: TempDir;
-let root: string;
-let src: string;
-let a: Machine;
-let n = 0;
-const fresh = (name: string) => path.join(root, `${name}-${++n}`);
-
-beforeAll(async () => {
-  tmp = await createTempDir();
-  root = tmp.path;
-  src = path.join(root, 'data');
+const fx = pointFixture(async (src) => {
   await fs.mkdir(path.join(src, 'docs'), { recursive: true });
-  await fs.writeFile(path.join(src, 'docs/report.txt'), 'report\n');
-  await fs.writeFile(path.join(src, 'tool'), '#!/bin/sh\necho hi\n');
-  await fs.chmod(path.join(src, 'tool'), 0o4755);
-  await fs.mkdir(path.join(src, 'shared'));
-  await fs.chmod(path.join(src, 'shared'), 0o2775);
-  a = await setupMachine(root);
-  await backup(a, [src]);
+  await fs.writeFile(path.join(fx.src, 'docs/report.txt'), 'report\n');
+  await fs.writeFile(path.join(fx.src, 'tool'), '#!/bin/sh\necho hi\n');
+  await fs.chmod(path.join(fx.src, 'tool'), 0o4755);
+  await fs.mkdir(path.join(fx.src, 'shared'));
+  await fs.chmod(path.join(fx.src, 'shared'), 0o2775);
 });
-
-afterAll(() => tmp?.cleanup());
+const fresh = fx.fresh;
 
 describe.skipIf(process.platform === 'win32')('restore safety', () => {
   it('does not write through a link found under the target on the way to a path', async () => {
@@ -41,9 +27,9 @@ describe.skipIf(process.platform === 'win32')('restore safety', () => {
     const outside = fresh('outside');
     await fs.mkdir(outside);
     await fs.mkdir(target);
-    const first = path.relative(path.parse(src).root, src).split(path.sep)[0]!;
+    const first = path.relative(path.parse(fx.src).root, fx.src).split(path.sep)[0]!;
     await fs.symlink(outside, path.join(target, first));
-    const r = await a.run(['restore', '--point', 'latest', '--target', target, '--json']);
+    const r = await fx.machine.run(['restore', '--point', 'latest', '--target', target, '--json']);
     expectExit(r, 3);
     expectNoStack(r);
     const res = parseJson(r);
@@ -54,9 +40,9 @@ describe.skipIf(process.platform === 'win32')('restore safety', () => {
 
   it('restores files without setuid or setgid, and folders with setgid', async () => {
     const target = fresh('target');
-    const r = await a.run(['restore', '--point', 'latest', '--target', target]);
+    const r = await fx.machine.run(['restore', '--point', 'latest', '--target', target]);
     expectExit(r, 0);
-    const at = (rel: string) => path.join(target, path.relative(path.parse(src).root, src), rel);
+    const at = (rel: string) => path.join(target, path.relative(path.parse(fx.src).root, fx.src), rel);
     expect((await fs.stat(at('tool'))).mode & 0o7777).toBe(0o755);
     expect((await fs.stat(at('shared'))).mode & 0o7777).toBe(0o2775);
     expect(await fs.readFile(at('docs/report.txt'), 'utf8')).toBe('report\n');
@@ -64,8 +50,8 @@ describe.skipIf(process.platform === 'win32')('restore safety', () => {
 
   it('restores a path given twice, or inside another one given, once', async () => {
     const target = fresh('target');
-    const docs = path.join(src, 'docs');
-    const r = await a.run(['restore', '--point', 'latest', '--target', target, '--path', docs, path.join(docs, 'report.txt'), docs, '--json']);
+    const docs = path.join(fx.src, 'docs');
+    const r = await fx.machine.run(['restore', '--point', 'latest', '--target', target, '--path', docs, path.join(docs, 'report.txt'), docs, '--json']);
     expectExit(r, 0);
     expect(parseJson(r).restored).toMatchObject({ files: 1, dirs: 1 });
     expect(parseJson(r).conflicts).toEqual([]);
@@ -75,12 +61,12 @@ describe.skipIf(process.platform === 'win32')('restore safety', () => {
     const open = fresh('open');
     await fs.mkdir(open);
     await fs.chmod(open, 0o777); // not sticky: anyone may rename what the restore makes in it
-    const r = await a.run(['restore', '--point', 'latest', '--target', path.join(open, 'target')]);
+    const r = await fx.machine.run(['restore', '--point', 'latest', '--target', path.join(open, 'target')]);
     expectExit(r, 2);
     expectNoStack(r);
     expect(r.stderr).toContain('anyone may rename what is in it');
     await fs.chmod(open, 0o1777); // sticky, as /tmp is: others cannot rename what is not theirs
-    expectExit(await a.run(['restore', '--point', 'latest', '--target', path.join(open, 'target')]), 0);
+    expectExit(await fx.machine.run(['restore', '--point', 'latest', '--target', path.join(open, 'target')]), 0);
   });
 
   it.skipIf(process.getuid?.() !== 0)('does not restore in place below a folder of another user, who could swap what it makes there', async () => {

@@ -10,7 +10,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expect, type TestContext } from 'vitest';
+import { afterAll, beforeAll, expect, type TestContext } from 'vitest';
 import { createTempDir } from './tmp.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -184,4 +184,47 @@ export async function backup(m: Machine, include: readonly string[], expectCode 
   const r = await m.run(['backup', '--now', '--include', ...include, '--json']);
   expectExit(r, expectCode);
   return parseJson(r);
+}
+
+/** One machine with one point, shared by every test of a file (see pointFixture). */
+export interface PointFixture {
+  /** the test folder */
+  readonly root: string;
+  /** the backed-up tree, `root/data` */
+  readonly src: string;
+  readonly machine: Machine;
+  /** a new folder name under the test folder */
+  fresh(name: string): string;
+}
+
+/**
+ * Registers, before the tests of a file, one machine with one point of the tree `make` writes
+ * into `root/data`; removes the test folder after them.
+ */
+export function pointFixture(make: (src: string) => Promise<void>): PointFixture {
+  let root = '';
+  let machine: Machine | undefined;
+  let n = 0;
+  let cleanup: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    const tmp = await createTempDir();
+    cleanup = tmp.cleanup;
+    root = tmp.path;
+    await make(path.join(root, 'data'));
+    machine = await setupMachine(root);
+    await backup(machine, [path.join(root, 'data')]);
+  });
+  afterAll(() => cleanup?.());
+  return {
+    get root() {
+      return root;
+    },
+    get src() {
+      return path.join(root, 'data');
+    },
+    get machine() {
+      return machine!;
+    },
+    fresh: (name) => path.join(root, `${name}-${++n}`),
+  };
 }
