@@ -69,7 +69,24 @@ export function removeTemp(tmp: string): void {
   }
 }
 
-/** The message to report for a failed file operation. */
+/** What a failed file operation's code means to whoever reads the list of failed files. */
+const MEANING: Readonly<Record<string, string>> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENAMETOOLONG: 'name too long for this file system',
+  ENOTDIR: 'a folder on its path was replaced during the restore',
+  ELOOP: 'a folder on its path was replaced by a link during the restore',
+  ENOENT: 'its folder was removed during the restore',
+  EIO: 'input/output error',
+};
+
+/** The message to report for a failed file operation: its code, and what that means when known. */
 export function why(err: unknown): string {
-  return errnoCode(err) ?? (err as Error).message;
+  const code = errnoCode(err);
+  if (code === undefined) return (err as Error).message;
+  const meaning = MEANING[code];
+  return meaning === undefined ? code : `${meaning} (${code})`;
 }

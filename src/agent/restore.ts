@@ -322,6 +322,9 @@ class RestoreJob {
       // Merged into only when nobody else could swap what the restore makes in it.
       const why = untrusted(existing);
       if (why !== null) throw new AzbkError('AZBK_BAD_INPUT', `cannot restore into this existing folder: ${why}`);
+      // A folder of ours made read-only (by an earlier restore, say) is opened for the restore:
+      // it gets its backed-up mode at the end.
+      if ((existing.mode & 0o300) !== 0o300 && existing.uid === process.getuid?.()) fs.chmodSync(dest, (existing.mode & 0o7777) | 0o300);
       return { to: dest, merge: true };
     }
     const shown = displayPath(segs);
