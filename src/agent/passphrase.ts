@@ -2,14 +2,18 @@
 import { randomInt } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { AzbkError } from '../shared/errors.js';
-import { errnoCode } from '../shared/files.js';
+import { errnoCode, readSmallTextFile } from '../shared/files.js';
 
 export const MIN_PASSPHRASE = 16;
 const MAX_PASSPHRASE = 1024;
 
-/** Refuses passphrases shorter than 16 characters (counted as Unicode code points) or absurdly long. */
+/**
+ * Refuses passphrases shorter than 16 characters (Unicode code points, counted as scrypt gets
+ * them: NFC-normalised), absurdly long, or holding control characters (no terminal types those).
+ */
 export function checkPassphrase(p: string): string {
-  const n = [...p].length;
+  if (/[\u0000-\u001f\u007f]/.test(p)) throw new AzbkError('AZBK_BAD_INPUT', 'The passphrase holds a control character.');
+  const n = [...p.normalize('NFC')].length;
   if (n < MIN_PASSPHRASE) {
     throw new AzbkError('AZBK_PASSPHRASE_TOO_SHORT', `The passphrase has ${n} characters; it needs at least ${MIN_PASSPHRASE}.`);
   }
@@ -17,18 +21,10 @@ export function checkPassphrase(p: string): string {
   return p;
 }
 
-/** Reads a passphrase file: its first line, without the line ending. */
+/** Reads a passphrase file (UTF-8 text): its first line, without the line ending. */
 export async function readPassphraseFile(file: string): Promise<string> {
-  let text: string;
-  try {
-    const st = await fs.stat(file);
-    if (st.size > 64 * 1024) throw new AzbkError('AZBK_BAD_INPUT', `The passphrase file ${file} is too large.`);
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    if (err instanceof AzbkError) throw err;
-    throw new AzbkError('AZBK_BAD_INPUT', `Cannot read the passphrase file ${file} (${errnoCode(err) ?? 'error'}).`);
-  }
-  return checkPassphrase(text.split(/\r?\n/, 1)[0] ?? '');
+  const text = await readSmallTextFile(file, 64 * 1024, 'passphrase file');
+  return checkPassphrase(text.split(/\r\n|\r|\n/, 1)[0] ?? '');
 }
 
 const ALPHABET = 'abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789';

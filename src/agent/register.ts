@@ -1,12 +1,12 @@
 /** Registering this machine with a vault, all or nothing. */
 import os from 'node:os';
 import { generateMasterKey, deriveKeys, wrapMasterKey, type KeyEnvelope } from '../core/keys.js';
-import { AzbkError } from '../shared/errors.js';
+import { AzbkError, isAzbkError } from '../shared/errors.js';
 import type { HomePaths } from '../shared/paths.js';
 import { parseCredentials } from '../vault/credentials.js';
 import { connectVault } from '../vault/connect.js';
 import { osName } from '../vault/vault.js';
-import { loadRegistration, saveRegistration, type LocalRegistration } from './state.js';
+import { loadRegistration, prepareHome, saveRegistration, type LocalRegistration } from './state.js';
 import { unlockWithPassphrase } from './unlock.js';
 
 export interface RegisterOptions {
@@ -18,6 +18,8 @@ export interface RegisterOptions {
   readonly now?: Date;
   /** Runs once the credentials and vault are checked, before anything is written to the vault. */
   readonly beforeCommit?: () => Promise<void>;
+  /** called once the vault has registered the machine (the passphrase is in use from then on) */
+  readonly onVaultRegistered?: () => void;
 }
 
 export interface RegisterResult {
@@ -26,12 +28,24 @@ export interface RegisterResult {
   readonly newKeyFamily: boolean;
 }
 
-/** Registers this machine. On any error nothing is left registered, locally or in the vault. */
+/**
+ * Registers this machine. An error before the vault registered it leaves nothing registered; one
+ * after (the local files could not be written) says so, and `onVaultRegistered` has been called.
+ */
 export async function registerMachine(o: RegisterOptions): Promise<RegisterResult> {
   const now = o.now ?? new Date();
-  if ((await loadRegistration(o.paths)) !== null && !o.reregister) {
+  let existing: LocalRegistration | null;
+  try {
+    existing = await loadRegistration(o.paths);
+  } catch (err) {
+    // A damaged registration is what --reregister is for.
+    if (!(o.reregister && isAzbkError(err, 'AZBK_NOT_REGISTERED'))) throw err;
+    existing = null;
+  }
+  if (existing !== null && !o.reregister) {
     throw new AzbkError('AZBK_ALREADY_REGISTERED', `This machine is already registered (AZBK_HOME ${o.paths.home}).`);
   }
+  await prepareHome(o.paths);
   const creds = parseCredentials(o.credentialsText, now);
   const vault = await connectVault(creds.endpoint, creds.certFingerprint);
   const cfg = await vault.config();
@@ -56,6 +70,7 @@ export async function registerMachine(o: RegisterOptions): Promise<RegisterResul
     reregister: o.reregister,
     ...(newKey ? { newKey } : {}),
   });
+  o.onVaultRegistered?.();
   const registration: LocalRegistration = {
     version: 1,
     vaultId: cfg.id,
@@ -67,6 +82,13 @@ export async function registerMachine(o: RegisterOptions): Promise<RegisterResul
     keyId: keys.keyId,
     registered: now.toISOString(),
   };
-  await saveRegistration(o.paths, registration, { version: 1, machineSecret: reg.secret, masterKey: keys.master.toString('base64') });
+  try {
+    await saveRegistration(o.paths, registration, { version: 1, machineSecret: reg.secret, masterKey: keys.master.toString('base64') });
+  } catch (err) {
+    throw new AzbkError('AZBK_LOCAL_IO', `The vault registered ${o.machineName}, but its registration could not be saved in ${o.paths.home}: ${isAzbkError(err) ? err.message : (err as Error).message}`, {
+      hint: `Fix AZBK_HOME, then run azbk register again with --reregister and the same passphrase.`,
+      cause: err,
+    });
+  }
   return { registration, newKeyFamily: newKey !== undefined };
 }

@@ -34,8 +34,34 @@ function damaged(file: string): AzbkError {
   });
 }
 
+/**
+ * Refuses an AZBK_HOME, or a file of it, that another user could have put there or changed: the
+ * registration says which vault gets the data and secrets.json holds the key to it, so whoever
+ * can replace them receives this machine's backups (as ssh refuses loose modes on its keys). A
+ * folder must belong to this user and be writable by no one else; a file must belong to this
+ * user and be readable by no one else.
+ */
+async function checkPrivate(p: string, kind: 'folder' | 'file'): Promise<void> {
+  const uid = process.getuid?.();
+  if (uid === undefined) return; // Windows: access lists, not modes
+  let st;
+  try {
+    st = await fs.stat(p);
+  } catch {
+    return; // nothing there yet
+  }
+  const loose = kind === 'folder' ? (st.mode & 0o022) !== 0 : (st.mode & 0o077) !== 0;
+  if (st.uid === uid && !loose) return;
+  const why = st.uid !== uid ? `it belongs to another user (uid ${st.uid})` : `others may ${kind === 'folder' ? 'change what is in it' : 'read it'} (mode ${(st.mode & 0o777).toString(8)})`;
+  throw new AzbkError('AZBK_LOCAL_IO', `${p} is not private: ${why}, so it could send this machine's backups elsewhere or reveal its key.`, {
+    hint: st.uid !== uid ? 'Use an AZBK_HOME of your own.' : `Make it private (chmod ${kind === 'folder' ? '700' : '600'} ${p}), then run the command again.`,
+  });
+}
+
 /** The local registration, or null when this AZBK_HOME has none. */
 export async function loadRegistration(paths: HomePaths): Promise<LocalRegistration | null> {
+  await checkPrivate(paths.home, 'folder');
+  await checkPrivate(paths.registration, 'file');
   const v = await readLocalJson(paths.registration, () => damaged(paths.registration));
   if (v === null) return null;
   const r = v as LocalRegistration;
@@ -53,11 +79,19 @@ export async function requireRegistration(paths: HomePaths): Promise<LocalRegist
 }
 
 export async function loadSecrets(paths: HomePaths): Promise<LocalSecrets> {
+  await checkPrivate(paths.secrets, 'file');
   const s = (await readLocalJson(paths.secrets, () => damaged(paths.secrets))) as LocalSecrets | null;
   if (s === null || s.version !== 1 || typeof s.machineSecret !== 'string' || typeof s.masterKey !== 'string') {
     throw damaged(paths.secrets);
   }
+  if (Buffer.from(s.masterKey, 'base64').length !== 32) throw damaged(paths.secrets);
   return s;
+}
+
+/** Makes AZBK_HOME (owner-only) and checks that it is private, before anything is registered. */
+export async function prepareHome(paths: HomePaths): Promise<void> {
+  await fs.mkdir(paths.home, { recursive: true, mode: 0o700 });
+  await checkPrivate(paths.home, 'folder');
 }
 
 /**
@@ -65,7 +99,7 @@ export async function loadSecrets(paths: HomePaths): Promise<LocalSecrets> {
  * registration.json, so the machine counts as unregistered rather than half-registered.
  */
 export async function saveRegistration(paths: HomePaths, reg: LocalRegistration, secrets: LocalSecrets): Promise<void> {
-  await fs.mkdir(paths.home, { recursive: true, mode: 0o700 });
+  await prepareHome(paths);
   await writeFileAtomic(paths.secrets, JSON.stringify(secrets), { mode: 0o600 });
   await writeFileAtomic(paths.registration, JSON.stringify(reg, null, 2) + '\n', { mode: 0o600 });
 }

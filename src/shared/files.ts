@@ -3,6 +3,32 @@ import { randomBytes } from 'node:crypto';
 import fsCb from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { AzbkError } from './errors.js';
+
+/**
+ * Reads a small text file the user names (a passphrase or credentials file): a regular file (a
+ * pipe or device is refused, never waited on), at most `limit` bytes, valid UTF-8 (a byte order
+ * mark is dropped). `what` names it in the errors, which are AZBK_BAD_INPUT.
+ */
+export async function readSmallTextFile(file: string, limit: number, what: string): Promise<string> {
+  const bad = (why: string) => new AzbkError('AZBK_BAD_INPUT', `Cannot read the ${what} ${file} (${why}).`);
+  let fh: fs.FileHandle | undefined;
+  try {
+    fh = await fs.open(file, fsCb.constants.O_RDONLY | (fsCb.constants.O_NONBLOCK ?? 0));
+    const st = await fh.stat();
+    if (!st.isFile()) throw bad('not a regular file');
+    const buf = Buffer.alloc(limit + 1);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    if (bytesRead > limit) throw bad(`larger than ${limit} bytes`);
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(0, bytesRead));
+    return text.startsWith('\uFEFF') ? text.slice(1) : text;
+  } catch (err) {
+    if (err instanceof AzbkError) throw err;
+    throw bad(err instanceof TypeError ? 'not UTF-8 text' : (errnoCode(err) ?? 'error'));
+  } finally {
+    await fh?.close();
+  }
+}
 
 /** Writes all of `data` at `position` of the open file `fd`. */
 export async function writeAt(fd: number, data: Uint8Array, position: number): Promise<void> {

@@ -1,4 +1,5 @@
 /** Registration: passphrase rules, generated passphrases, and no half-registered states. */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -58,6 +59,64 @@ describe.concurrent('register', () => {
     expectExit(again, 2);
     expect(await fs.readFile(path.join(home, 'registration.json'), 'utf8')).toBe(before);
     expect(await vaultObjects(vault.dir, 'machines')).toHaveLength(1);
+  });
+
+  it.skipIf(process.platform === 'win32')('refuses an AZBK_HOME or a secrets file others could change or read, and says how to fix it', async (ctx) => {
+    const root = await tempDir(ctx);
+    const vault = await createVault(root);
+    const home = path.join(root, 'home');
+    expectExit(await runCli(registerArgs(vault.credentials, 'A', '--passphrase-file', await writePassphrase(root, PASSPHRASE)), { home }), 0);
+    const points = () => runCli(['points', '--json'], { home });
+    await fs.chmod(home, 0o777);
+    const open = await points();
+    expectExit(open, 1);
+    expectNoStack(open);
+    expect(open.stderr).toContain(`${home} is not private`);
+    expect(open.stderr).toContain(`chmod 700 ${home}`);
+    await fs.chmod(home, 0o700);
+    await fs.chmod(path.join(home, 'secrets.json'), 0o644);
+    const readable = await points();
+    expectExit(readable, 1);
+    expect(readable.stderr).toContain('others may read it (mode 644)');
+    await fs.chmod(path.join(home, 'secrets.json'), 0o600);
+    expectExit(await points(), 0);
+  });
+
+  it.skipIf(process.platform === 'win32')('reads passphrase and credentials files as UTF-8 text from regular files only, never waiting on a pipe', async (ctx) => {
+    const root = await tempDir(ctx);
+    const vault = await createVault(root);
+    const home = path.join(root, 'home');
+    const latin1 = path.join(root, 'latin1.txt');
+    await fs.writeFile(latin1, Buffer.alloc(20, 0xe9)); // not UTF-8: each byte would read as U+FFFD
+    const r1 = await runCli(registerArgs(vault.credentials, 'A', '--passphrase-file', latin1), { home });
+    expectExit(r1, 2);
+    expect(r1.stdout + r1.stderr).toContain('not UTF-8 text');
+    const fifo = path.join(root, 'fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    for (const args of [registerArgs(fifo, 'A', '--passphrase-file', latin1), registerArgs(vault.credentials, 'A', '--passphrase-file', fifo)]) {
+      const r = await runCli(args, { home });
+      expectExit(r, 2);
+      expect(r.stdout + r.stderr).toContain('not a regular file');
+    }
+    const tab = await runCli(registerArgs(vault.credentials, 'A', '--passphrase-file', await writePassphrase(root, `${PASSPHRASE}\tend`)), { home });
+    expectExit(tab, 2);
+    // Counted as scrypt gets it: 'e' and a combining accent are one character.
+    const nfd = await runCli(registerArgs(vault.credentials, 'A', '--passphrase-file', await writePassphrase(root, 'e\u0301'.repeat(15))), { home });
+    expectExit(nfd, 2);
+    expect(nfd.stdout).toMatch(/AZBK_PASSPHRASE_TOO_SHORT/);
+    await expectUnregistered(home);
+  });
+
+  it('registers again over a damaged local registration with --reregister', async (ctx) => {
+    const root = await tempDir(ctx);
+    const vault = await createVault(root);
+    const home = path.join(root, 'home');
+    const pass = await writePassphrase(root, PASSPHRASE);
+    expectExit(await runCli(registerArgs(vault.credentials, 'A', '--passphrase-file', pass), { home }), 0);
+    await fs.writeFile(path.join(home, 'registration.json'), '{"version":1,', { mode: 0o600 });
+    expectExit(await runCli(['points'], { home }), 2);
+    expectExit(await runCli(registerArgs(vault.credentials, 'A', '--passphrase-file', pass, '--reregister'), { home }), 0);
+    expectExit(await runCli(['points'], { home }), 0);
   });
 
   it('--generate-passphrase writes a new 0600 file with a strong passphrase that other machines can use', async (ctx) => {

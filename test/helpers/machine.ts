@@ -76,7 +76,7 @@ function hookSession(inner: VaultSession, hooks: SessionHooks): VaultSession {
 export async function createMachine(opts: MachineOptions = {}): Promise<TestMachine> {
   const dir = await makeTempDir('azbk-agent-');
   const home = path.join(dir, 'home');
-  await fs.mkdir(home);
+  await fs.mkdir(home, { mode: 0o700 });
   const base = opts.base ?? new MemoryBlobStore();
   const faulty = new FaultyBlobStore(base, { sleep: async () => undefined });
   const retries: RetryEvent[] = [];

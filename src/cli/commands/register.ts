@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { checkPassphrase, generatePassphrase, readPassphraseFile, writePassphraseFile } from '../../agent/passphrase.js';
 import { registerMachine } from '../../agent/register.js';
 import { AzbkError } from '../../shared/errors.js';
-import { errnoCode } from '../../shared/files.js';
+import { readSmallTextFile } from '../../shared/files.js';
 import { promptHidden } from '../prompt.js';
 import { action } from '../run.js';
 
@@ -41,12 +41,7 @@ export function registerCommand(program: Command): void {
         if (o.passphraseFile !== undefined && o.generatePassphrase !== undefined) {
           throw new AzbkError('AZBK_USAGE', 'Give either --passphrase-file or --generate-passphrase, not both.');
         }
-        let credentialsText: string;
-        try {
-          credentialsText = await fs.readFile(o.vaultCredentials, 'utf8');
-        } catch (err) {
-          throw new AzbkError('AZBK_BAD_INPUT', `Cannot read the credentials file ${o.vaultCredentials} (${errnoCode(err) ?? 'error'}).`);
-        }
+        const credentialsText = await readSmallTextFile(o.vaultCredentials, 64 * 1024, 'credentials file');
         let passphrase: string;
         let writeGenerated: (() => Promise<void>) | undefined;
         if (o.passphraseFile !== undefined) passphrase = await readPassphraseFile(o.passphraseFile);
@@ -62,6 +57,7 @@ export function registerCommand(program: Command): void {
         }
         const machineName = o.machineName ?? defaultMachineName();
         let wroteGenerated = false;
+        let inVault = false;
         try {
           const { registration, newKeyFamily } = await registerMachine({
             paths,
@@ -73,6 +69,7 @@ export function registerCommand(program: Command): void {
               await writeGenerated?.();
               wroteGenerated = writeGenerated !== undefined;
             },
+            onVaultRegistered: () => (inVault = true),
           });
           log.info({ machineId: registration.machineId, vaultId: registration.vaultId, newKeyFamily }, 'registered');
           out.line(`Registered ${registration.machineName} (${registration.machineId}) with vault ${registration.vaultName}.`);
@@ -83,7 +80,8 @@ export function registerCommand(program: Command): void {
           out.line(newKeyFamily ? 'This passphrase starts a new key: data is shared only with machines that use it.' : 'This passphrase matches other machines of the vault: they share deduplication and can restore each other.');
           out.result({ ...registration, newKeyFamily, passphraseFile: o.generatePassphrase ? path.resolve(o.generatePassphrase) : undefined });
         } catch (err) {
-          if (wroteGenerated && o.generatePassphrase !== undefined) await fs.rm(path.resolve(o.generatePassphrase), { force: true });
+          // Kept once the vault holds its envelope: it is the only way to that key now.
+          if (wroteGenerated && !inVault && o.generatePassphrase !== undefined) await fs.rm(path.resolve(o.generatePassphrase), { force: true });
           throw err;
         }
       }),
