@@ -3,12 +3,12 @@
  * credentials, registration (at most `limits.machines` machines, unique names, secrets kept only
  * as hashes), and machine sessions that may read and append but never delete or overwrite.
  */
-import { createHash, generateKeyPairSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import os from 'node:os';
 import { isHex32, isHex64, type KeyId, type MachineId, type PackId, type PointId } from '../core/ids.js';
 import { parseEnvelope, type KeyEnvelope } from '../core/keys.js';
 import { packIdOf } from '../core/pack.js';
-import { AzbkError } from '../shared/errors.js';
+import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { InFlight } from '../shared/in-flight.js';
 import type { CheckpointInfo, MachineInfo, PackStream, PointInfo, PointRecord, RegisterRequest, Registration, VaultEntry, VaultSession } from './api.js';
 import { newVaultConfig, parseVaultConfig, VAULT_NAME, type VaultConfig } from './config.js';
@@ -84,7 +84,7 @@ export class Vault implements VaultEntry {
       throw new AzbkError('AZBK_VAULT_EXISTS', 'A vault already exists there.');
     }
     const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-    const cfg = newVaultConfig({
+    let cfg = newVaultConfig({
       id: randomBytes(16).toString('hex'),
       name: p.name,
       created: now(),
@@ -92,10 +92,20 @@ export class Vault implements VaultEntry {
       maxMachines: p.maxMachines,
     });
     // The signing key first: a config without one would be a vault that cannot register anyone.
-    await store.put(layout.signingKey, json({ alg: 'ed25519', privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() }));
-    if ((await store.put(layout.config, json(cfg))) === 'exists') {
-      throw new AzbkError('AZBK_VAULT_EXISTS', 'A vault already exists there.');
+    // One left by a create that failed before its config (a container is not checked for being
+    // empty) is the key: its public half goes into the config.
+    let signing: Buffer = json({ alg: 'ed25519', privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() });
+    if ((await store.put(layout.signingKey, signing)) === 'exists') {
+      if ((await store.stat(layout.config)) !== null) throw new AzbkError('AZBK_VAULT_EXISTS', 'A vault already exists there.');
+      signing = (await store.get(layout.signingKey)) ?? signing;
+      const kept = (parseJson(signing, 'signing key') as { privateKey?: unknown }).privateKey;
+      if (typeof kept !== 'string') throw new AzbkError('AZBK_VAULT_CORRUPT', 'The vault has a damaged signing key and no config.');
+      cfg = { ...cfg, signing: { ...cfg.signing, publicKey: createPublicKey(createPrivateKey(kept)).export({ type: 'spki', format: 'pem' }).toString() } };
     }
+    // A reply lost on the first try makes the retry find its own config: the same bytes are success.
+    await putOnce(store, layout.config, json(cfg), 'A vault').catch((err: unknown) => {
+      throw isAzbkError(err, 'AZBK_FORBIDDEN') ? new AzbkError('AZBK_VAULT_EXISTS', 'A vault already exists there.') : err;
+    });
     return new Vault(store, cfg, now);
   }
 
@@ -223,14 +233,14 @@ export class Vault implements VaultEntry {
     // the new record fail to be written, the old one is put back, so the machine is not lost.
     const old = existing ? await this.store.get(layout.machine(id)) : null;
     if (existing) await this.store.delete(layout.machine(id));
-    let put: 'created' | 'exists';
     try {
-      put = await this.store.put(layout.machine(id), json(record));
+      // A retry after a lost reply finds its own record: the same bytes are success.
+      await putOnce(this.store, layout.machine(id), json(record), `Machine ${id}`);
     } catch (err) {
+      if (isAzbkError(err, 'AZBK_FORBIDDEN')) throw new AzbkError('AZBK_MACHINE_NAME_TAKEN', `A machine named ${req.machineName} was registered at the same time.`);
       if (old !== null) await this.store.put(layout.machine(id), old).catch(() => undefined);
       throw err;
     }
-    if (put === 'exists') throw new AzbkError('AZBK_MACHINE_NAME_TAKEN', `A machine named ${req.machineName} was registered at the same time.`);
     this.onRegistered?.(id);
     return { machineId: id, secret: secret.toString('base64') };
   }

@@ -24,11 +24,13 @@ vi.mock('node:fs', async (importOriginal) => {
   const osError = (code: string) => Object.assign(new Error(`${code}: injected`), { code });
   const files = new Map<number, string>();
   type Done<T> = (err: NodeJS.ErrnoException | null, value: T) => void;
-  const open = (file: string, flags: string, cb: Done<number>) =>
-    real.open(file, flags, (err, fd) => {
+  const open = (file: string, flags: string, mode: number | Done<number> | undefined, done?: Done<number>) => {
+    const cb = (typeof mode === 'function' ? mode : done)!;
+    real.open(file, flags, typeof mode === 'number' ? mode : undefined, (err, fd) => {
       if (!err) files.set(fd, file);
       cb(err, fd);
     });
+  };
   const write = (fd: number, data: Uint8Array, offset: number, length: number, position: number, cb: Done<number>) => {
     const code = control.writeError;
     if (code === undefined) return real.write(fd, data, offset, length, position, cb);

@@ -4,6 +4,8 @@
  * the storage, bodies beyond what the server holds at once, and a server that sends more than asked.
  */
 import { EventEmitter } from 'node:events';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateMasterKey, wrapMasterKey } from '../../src/core/keys.js';
@@ -14,8 +16,11 @@ import { layout } from '../../src/vault/layout.js';
 import { buildServer } from '../../src/vault/server.js';
 import { ByteBudget } from '../../src/vault/server-routes.js';
 import { FaultyBlobStore } from '../../src/vault/storage/faulty-store.js';
+import { FsBlobStore, TEMP_DIR } from '../../src/vault/storage/fs-store.js';
 import { MemoryBlobStore } from '../../src/vault/storage/memory-store.js';
+import { RetryingBlobStore } from '../../src/vault/storage/retrying-store.js';
 import { MAX_KEY_ENVELOPES, Vault } from '../../src/vault/vault.js';
+import { makeTempDir } from '../helpers/tmp.js';
 import { appFor, bytes, createTestVault, registerRaw } from '../helpers/vault-service.js';
 
 let apps: FastifyInstance[] = [];
@@ -88,6 +93,48 @@ describe('vault service limits', () => {
     const again = await app.inject({ method: 'POST', url: '/v1/register', payload: reg(t.token, 'a', true) });
     expect(again.statusCode).toBe(201);
     expect((await ask()).statusCode).toBe(401);
+  });
+});
+
+describe('vault storage', () => {
+  it.skipIf(process.platform === 'win32')('keeps the signing key and every object owner-only on disk', async () => {
+    const dir = await makeTempDir('azbk-vault-');
+    await fs.chmod(dir, 0o755); // an existing folder that others may read
+    await Vault.create(new FsBlobStore(dir), { name: 'V' });
+    expect((await fs.stat(path.join(dir, layout.signingKey))).mode & 0o777).toBe(0o600);
+    expect((await fs.stat(path.dirname(path.join(dir, layout.signingKey)))).mode & 0o777).toBe(0o700);
+  });
+
+  it('a create that stopped after its signing key is done again with that key, and its credentials work', async () => {
+    const faulty = new FaultyBlobStore(new MemoryBlobStore());
+    faulty.fail('put', { match: (k) => k === layout.config, times: 1 });
+    await expect(Vault.create(faulty, { name: 'V' })).rejects.toThrow();
+    const vault = await Vault.create(faulty, { name: 'V' });
+    const { token } = await vault.credentials({ endpoint: 'https://v.test:8443', certFingerprint: 'ab'.repeat(32), validDays: 1 });
+    await expect(vault.register(reg(token, 'a'))).resolves.toMatchObject({ machineId: expect.any(String) });
+    await expect(Vault.create(faulty, { name: 'V' })).rejects.toMatchObject({ code: 'AZBK_VAULT_EXISTS' });
+  });
+
+  it('a registration whose reply was lost, and so was written again, succeeds', async () => {
+    const faulty = new FaultyBlobStore(new MemoryBlobStore());
+    const vault = await Vault.create(new RetryingBlobStore(faulty, { sleep: async () => undefined }), { name: 'V' });
+    const { token } = await vault.credentials({ endpoint: 'https://v.test:8443', certFingerprint: 'ab'.repeat(32), validDays: 1 });
+    faulty.fail('put', { match: (k) => k.startsWith('machines/'), mode: 'lost-reply', times: 1 });
+    const r = await vault.register(reg(token, 'a'));
+    await expect(vault.session(r.machineId, r.secret)).resolves.toBeDefined();
+    expect(await vault.machines()).toHaveLength(1);
+  });
+
+  it('sweeps stale temporary files when a vault service only puts', async () => {
+    const dir = await makeTempDir('azbk-vault-');
+    const store = new FsBlobStore(dir);
+    await fs.mkdir(path.join(dir, TEMP_DIR), { recursive: true });
+    const stale = path.join(dir, TEMP_DIR, 'left-by-a-crash.tmp');
+    await fs.writeFile(stale, 'half a pack');
+    const old = new Date(Date.now() - 3 * 24 * 3600 * 1000);
+    await fs.utimes(stale, old, old);
+    await store.put('index/' + 'ab'.repeat(32), Buffer.from('x'));
+    await expect.poll(() => fs.stat(stale).then(() => true, () => false)).toBe(false);
   });
 });
 

@@ -46,6 +46,7 @@ export class FsBlobStore implements BlobStore {
   async put(key: string, data: Uint8Array): Promise<'created' | 'exists'> {
     this.#path(key); // a bad key is refused before anything is written
     const writer = await this.#open(key);
+    this.#sweepOnce(writer);
     try {
       await writer.write(data);
       return await writer.finish(key);
@@ -62,11 +63,17 @@ export class FsBlobStore implements BlobStore {
    */
   async openWriter(): Promise<ObjectWriter> {
     const writer = await this.#open();
-    if (this.#swept === undefined) {
-      const now = await fstatFile(writer.fd).then((st) => st.mtimeMs, () => null);
-      this.#swept = now === null ? Promise.resolve(0) : this.removeStaleTemp(STALE_WRITER_MS, now).catch(() => 0);
-    }
+    this.#sweepOnce(writer);
     return writer;
+  }
+
+  /** With the store's first writer (a put's too: a vault service only puts), starts the sweep of stale temporary files. */
+  #sweepOnce(writer: FsObjectWriter): void {
+    if (this.#swept !== undefined) return;
+    this.#swept = fstatFile(writer.fd).then(
+      (st) => this.removeStaleTemp(STALE_WRITER_MS, st.mtimeMs).catch(() => 0),
+      () => 0,
+    );
   }
 
   /** A new writer; its errors name `key`, or its temporary file when the key is not known yet. */
@@ -76,7 +83,7 @@ export class FsBlobStore implements BlobStore {
     const label = key ?? `${TEMP_DIR}/${name}`;
     try {
       await this.#ensureTempDir(tempDir);
-      const fd = await openFile(path.join(tempDir, name), 'wx');
+      const fd = await openFile(path.join(tempDir, name), 'wx', 0o600);
       return new FsObjectWriter(fd, path.join(tempDir, name), label, this.root, (temp, k) => this.#link(temp, k));
     } catch (err) {
       throw toStorageError(err, 'put', label, this.root);
@@ -87,7 +94,7 @@ export class FsBlobStore implements BlobStore {
   async #link(temp: string, key: string): Promise<'created' | 'exists'> {
     const file = this.#path(key);
     const parent = path.dirname(file);
-    const created = await fs.mkdir(parent, { recursive: true }).catch((err: unknown) => {
+    const created = await fs.mkdir(parent, { recursive: true, mode: 0o700 }).catch((err: unknown) => {
       // A file where a folder should be: the key extends another key ('a' exists, put 'a/b').
       throw errno(err) === 'ENOTDIR' || errno(err) === 'EEXIST' ? keyConflict(key) : err;
     });
@@ -204,7 +211,7 @@ export class FsBlobStore implements BlobStore {
 
   async #ensureTempDir(tempDir: string): Promise<void> {
     try {
-      await fs.mkdir(tempDir);
+      await fs.mkdir(tempDir, { mode: 0o700 });
     } catch (err) {
       if (errno(err) === 'EEXIST') return;
       if (errno(err) === 'ENOENT') {
@@ -226,7 +233,7 @@ export class FsBlobStore implements BlobStore {
   }
 }
 
-const openFile = (file: string, flags = 'r') => new Promise<number>((resolve, reject) => fsCb.open(file, flags, (err, fd) => (err ? reject(err) : resolve(fd))));
+const openFile = (file: string, flags = 'r', mode?: number) => new Promise<number>((resolve, reject) => fsCb.open(file, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
 const fsyncFile = (fd: number) => new Promise<void>((resolve, reject) => fsCb.fsync(fd, (err) => (err ? reject(err) : resolve())));
 const fstatFile = (fd: number) => new Promise<Stats>((resolve, reject) => fsCb.fstat(fd, (err, st) => (err ? reject(err) : resolve(st))));
 const readFile = (fd: number, buf: Buffer, at: number, length: number, position: number) =>
