@@ -19,7 +19,7 @@ import { errnoCode } from '../shared/files.js';
 import type { PointInfo } from '../vault/api.js';
 import { BlobIndex } from './blob-index.js';
 import { BlobWriter } from './blob-writer.js';
-import { findResumable, knownFile, sealCheckpoint, unchanged, type KnownFile, type PartialFile, type ResumeState } from './checkpoint.js';
+import { findResumable, knownFile, sealCheckpoint, unchanged, type KnownFile, type PartialDelta, type PartialFile, type ResumeState } from './checkpoint.js';
 import type { AgentContext } from './context.js';
 import { FileCache, type KnownDir } from './file-cache.js';
 import { changesSince, dirtyFolders, journalOffset, journalRun, underTree, type JournalMark } from './journal.js';
@@ -166,6 +166,8 @@ interface InFlight {
   readonly id: Identity;
   offset: number;
   content: BlobId[];
+  /** chunks of `content` that the job's checkpoints hold already (the next one stores the rest) */
+  sent: number;
 }
 
 type Identity = { size: number; mtime: string; ctime: string; ino: string };
@@ -364,11 +366,13 @@ class BackupJob {
   private async checkpoint(final: boolean): Promise<void> {
     const files = this.finishedSince;
     this.finishedSince = [];
-    const partials: PartialFile[] = [...this.inFlight].filter((f) => f.offset > 0).map((f) => ({ path: f.path, ...f.id, offset: f.offset, content: [...f.content] }));
+    const reading = [...this.inFlight].filter((f) => f.offset > 0);
+    const partials: PartialDelta[] = reading.map((f) => ({ path: f.path, ...f.id, offset: f.offset, from: f.sent, content: f.content.slice(f.sent) }));
     await this.writer.flush(false); // a checkpoint names file chunks, never listings
     const seq = this.seq + 1;
-    const data = sealCheckpoint(this.ctx.keys, { version: 1, jobId: this.jobId, seq, files, partials });
+    const data = sealCheckpoint(this.ctx.keys, { version: 2, jobId: this.jobId, seq, files, partials });
     await this.ctx.session.putCheckpoint({ jobId: this.jobId, seq, data });
+    reading.forEach((f, i) => (f.sent += partials[i]!.content.length));
     this.seq = seq;
     this.cache.flush();
     this.checkpoints++;
@@ -658,7 +662,8 @@ class BackupJob {
   private async read(abs: string, id: Identity, stored: readonly BlobId[] | undefined): Promise<{ error: string; message: string } | { size: number; after: FileStat; content: BlobId[] }> {
     const p = this.partials.get(abs);
     const resumeAt = p !== undefined && unchanged(p, id) && p.content.every((c) => this.index.has('data', c));
-    const f: InFlight = { path: abs, id, offset: resumeAt ? p.offset : 0, content: resumeAt ? [...p.content] : [] };
+    // A file continued from the checkpoint being resumed: that checkpoint holds its chunks so far.
+    const f: InFlight = { path: abs, id, offset: resumeAt ? p.offset : 0, content: resumeAt ? [...p.content] : [], sent: resumeAt ? p.content.length : 0 };
     this.inFlight.add(f);
     try {
       const r = await this.pool.read(abs, f.offset, id.size, (chunks, offset) => this.addChunks(f, chunks, 0, offset), stored);

@@ -1,7 +1,8 @@
 /**
  * Backup checkpoints. While a job runs it writes, every interval, a sealed delta to the vault: the
  * files finished since the previous checkpoint (path, metadata, chunk list) and how far it got in
- * the file it is reading. Every blob a checkpoint names was flushed and indexed before it was
+ * the files it is reading (the chunks read since the previous checkpoint, so that a file of a
+ * million chunks does not repeat its whole list in every checkpoint). Every blob a checkpoint names was flushed and indexed before it was
  * written. The next backup of the machine continues the newest job that has no recovery point
  * yet: finished files whose metadata still match are not read again, and a half-read file
  * continues from its last chunk boundary.
@@ -35,13 +36,22 @@ export interface PartialFile extends KnownFile {
   readonly offset: number;
 }
 
+/**
+ * A half-read file as a checkpoint stores it: `content` is the file's chunk list from position
+ * `from` on; the chunks before it are in the same file's entry in the job's previous checkpoint.
+ */
+export interface PartialDelta extends PartialFile {
+  readonly from: number;
+}
+
 export interface CheckpointData {
-  readonly version: 1;
+  /** 2: partials are deltas (version 1 partials hold the whole list, as a delta from 0) */
+  readonly version: 1 | 2;
   readonly jobId: string;
   readonly seq: number;
   readonly files: readonly (readonly [string, KnownFile])[];
   /** files being read when the checkpoint was taken (several workers read at once) */
-  readonly partials: readonly PartialFile[];
+  readonly partials: readonly (PartialFile | PartialDelta)[];
 }
 
 /** What a resumed job starts from. */
@@ -81,7 +91,7 @@ export function openCheckpoint(keys: VaultKeys, jobId: string, seq: number, data
   } catch {
     return null;
   }
-  if (c?.version !== 1 || c.jobId !== jobId || c.seq !== seq || !Array.isArray(c.files)) return null;
+  if ((c?.version !== 1 && c?.version !== 2) || c.jobId !== jobId || c.seq !== seq || !Array.isArray(c.files)) return null;
   for (const entry of c.files) {
     if (!Array.isArray(entry) || typeof entry[0] !== 'string' || !isKnownFile(entry[1])) return null;
   }
@@ -89,6 +99,8 @@ export function openCheckpoint(keys: VaultKeys, jobId: string, seq: number, data
   for (const p of c.partials as readonly unknown[]) {
     const f = p as PartialFile;
     if (!(isKnownFile(p) && typeof f.path === 'string' && Number.isSafeInteger(f.offset) && f.offset >= 0 && f.offset <= f.size)) return null;
+    const from = (p as Partial<PartialDelta>).from;
+    if (from !== undefined && !(Number.isSafeInteger(from) && from >= 0)) return null;
   }
   return c;
 }
@@ -109,7 +121,7 @@ export async function findResumable(session: VaultSession, keys: VaultKeys): Pro
   for (const c of checkpoints) if (c.jobId === newest.jobId) chain.set(c.seq, c);
 
   const files = new Map<string, KnownFile>();
-  let partials: readonly PartialFile[] = [];
+  let partials = new Map<string, PartialFile>();
   let last: CheckpointInfo | null = null;
   for (let seq = 1; chain.has(seq); seq++) {
     const info = chain.get(seq)!;
@@ -118,11 +130,31 @@ export async function findResumable(session: VaultSession, keys: VaultKeys): Pro
     const c = openCheckpoint(keys, info.jobId, seq, raw);
     if (c === null) break;
     for (const [path, f] of c.files) files.set(path, f);
-    partials = c.partials;
+    partials = withDeltas(partials, c.partials);
     last = info;
   }
   if (last === null) return null;
-  return { jobId: last.jobId, seq: last.seq, time: last.time, files, partials: new Map(partials.map((p) => [p.path, p])) };
+  return { jobId: last.jobId, seq: last.seq, time: last.time, files, partials };
+}
+
+/**
+ * The half-read files after a checkpoint: each of its entries, with the chunks before `from` taken
+ * from the same file's entry before it. An entry that does not follow on (another version of
+ * the file, or an entry missing) is dropped: that file is read again from its start.
+ */
+function withDeltas(before: ReadonlyMap<string, PartialFile>, entries: readonly (PartialFile | Partial<PartialDelta>)[]): Map<string, PartialFile> {
+  const after = new Map<string, PartialFile>();
+  for (const e of entries as readonly (PartialFile & { from?: number })[]) {
+    const { from = 0, ...p } = e;
+    if (from === 0) {
+      after.set(p.path, p);
+      continue;
+    }
+    const prev = before.get(p.path);
+    if (prev === undefined || !unchanged(prev, p) || prev.content.length !== from) continue;
+    after.set(p.path, { ...p, content: [...prev.content, ...p.content] });
+  }
+  return after;
 }
 
 /** True when a file's current metadata match what a checkpoint recorded. */

@@ -155,6 +155,30 @@ describe('persistent put failure from some put on', () => {
   });
 });
 
+describe('checkpoints of a long file', () => {
+  it('hold only the chunks read since the one before, and a job stopped late continues where it was', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    const file = await writeRandomFile(path.join(src, 'disk.img'), 96 * MiB);
+    m.faulty.fail('put', { match: (k) => k.startsWith('checkpoints/'), after: 12, times: Infinity });
+    await expect(runBackup(m.ctx, { include: [src], checkpointBytes: 4 * MiB })).rejects.toMatchObject({ code: 'AZBK_VAULT_UNREACHABLE' });
+    m.faulty.clearFaults();
+    const stored = await m.ctx.session.listCheckpoints();
+    expect(stored).toHaveLength(12);
+    const sizes = await Promise.all(stored.map(async (c) => (await m.ctx.session.readCheckpoint(c.name)).length));
+    // A whole chunk list in each would grow by a few chunks' worth (about 70 bytes each) every time.
+    expect(Math.max(...sizes.slice(1)) - Math.min(...sizes.slice(1))).toBeLessThan(400);
+    const before = await m.packBytes();
+    const res = await runBackup(m.ctx, { include: [src], checkpointBytes: 4 * MiB });
+    expect(res.resumed).toMatchObject({ seq: 12 });
+    // It read on from where the twelfth checkpoint was: most of the file was not stored again.
+    expect((await m.packBytes()) - before).toBeLessThan(96 * MiB - 36 * MiB);
+    const { result, target } = await restore(m);
+    expect(result.failed).toEqual([]);
+    await expectSameBytes(file, path.join(target, file));
+  });
+});
+
 describe('get failures during restore', () => {
   it('retries transient failures', async () => {
     const m = await createMachine();
