@@ -1,6 +1,6 @@
 /** Registering this machine with a vault, all or nothing. */
 import os from 'node:os';
-import { generateMasterKey, deriveKeys, wrapMasterKey, type KeyEnvelope } from '../core/keys.js';
+import { generateMasterKey, deriveKeys, keyProof, wrapMasterKey, type KeyEnvelope } from '../core/keys.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
 import type { HomePaths } from '../shared/paths.js';
 import { parseCredentials } from '../vault/credentials.js';
@@ -68,6 +68,7 @@ export async function registerMachine(o: RegisterOptions): Promise<RegisterResul
     os: osName(),
     hostname: os.hostname(),
     reregister: o.reregister,
+    keyProof: keyProof(keys),
     ...(newKey ? { newKey } : {}),
   });
   o.onVaultRegistered?.();

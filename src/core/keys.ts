@@ -41,6 +41,15 @@ export interface VaultKeys {
   readonly chunkerSeed: Buffer;
 }
 
+/**
+ * A key family's proof for the vault (hex): whoever registers a machine again under a name must
+ * show the proof of the family it was registered with, so a registration token alone cannot take
+ * a machine over. The vault keeps only its SHA-256; it reveals nothing of the keys.
+ */
+export function keyProof(keys: VaultKeys): string {
+  return hkdf32(keys.master, Buffer.alloc(0), 'azbk machine key proof v1').toString('hex');
+}
+
 /** scrypt cost used for new envelopes (about a quarter second on one core). */
 export const DEFAULT_KDF = { N: 1 << 16, r: 8, p: 1 } as const;
 

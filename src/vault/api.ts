@@ -44,6 +44,8 @@ export interface RegisterRequest {
   readonly reregister: boolean;
   /** A new passphrase envelope to store with the registration (a passphrase no envelope opens). */
   readonly newKey?: KeyEnvelope;
+  /** the key family's proof (see keyProof): needed to register a machine of that family again */
+  readonly keyProof?: string;
 }
 
 export interface Registration {

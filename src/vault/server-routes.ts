@@ -108,7 +108,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
     schema: { body: { type: 'object', required: ['token'], additionalProperties: false, properties: { token: { type: 'string', maxLength: 8192 } } } },
   }, async (req) => ({ keys: await vault.listKeysForRegistration(req.body.token) }));
 
-  app.post<{ Body: { token: string; machineName: string; os: string; hostname: string; reregister: boolean; newKey?: KeyEnvelope } }>('/register', {
+  app.post<{ Body: { token: string; machineName: string; os: string; hostname: string; reregister: boolean; newKey?: KeyEnvelope; keyProof?: string } }>('/register', {
     schema: {
       body: {
         type: 'object',
@@ -121,6 +121,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
           hostname: { type: 'string', maxLength: 255 },
           reregister: { type: 'boolean' },
           newKey: { type: 'object' },
+          keyProof: HEX64,
         },
       },
     },

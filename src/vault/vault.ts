@@ -27,6 +27,8 @@ const MAX_CHECKPOINT_SEQ = 999_999;
 
 interface MachineRecord extends MachineInfo {
   readonly secretHash: string;
+  /** SHA-256 of the key family's proof it was registered with (none for records of older versions) */
+  readonly proofHash?: string;
 }
 
 const json = (v: unknown) => Buffer.from(JSON.stringify(v, null, 1));
@@ -215,6 +217,11 @@ export class Vault implements VaultEntry {
     if (existing && !req.reregister) {
       throw new AzbkError('AZBK_MACHINE_NAME_TAKEN', `A machine named ${req.machineName} is already registered with this vault.`);
     }
+    if (req.keyProof !== undefined && !isHex64(req.keyProof)) throw new AzbkError('AZBK_BAD_INPUT', 'A key proof is 64 hex digits.');
+    const proofHash = req.keyProof === undefined ? undefined : hashSecret(Buffer.from(req.keyProof, 'hex'));
+    if (existing?.proofHash !== undefined && (proofHash === undefined || !timingSafeEqual(Buffer.from(proofHash, 'hex'), Buffer.from(existing.proofHash, 'hex')))) {
+      throw new AzbkError('AZBK_MACHINE_NAME_TAKEN', `The machine ${existing.name} was registered with another passphrase: only that passphrase can register it again (or choose another --machine-name).`);
+    }
     if (!existing && machines.length >= this.cfg.limits.machines) {
       throw new AzbkError('AZBK_VAULT_LIMIT', `The vault already holds ${machines.length} machines, its limit.`);
     }
@@ -228,6 +235,7 @@ export class Vault implements VaultEntry {
       hostname: String(req.hostname).slice(0, 255),
       registered: this.now().toISOString(),
       secretHash: hashSecret(secret),
+      ...(proofHash === undefined ? {} : { proofHash }),
     };
     // Re-registration replaces the record: only the vault itself ever removes an object. Should
     // the new record fail to be written, the old one is put back, so the machine is not lost.
@@ -282,7 +290,7 @@ class Session implements VaultSession {
   }
 
   async listMachines(): Promise<MachineInfo[]> {
-    return (await this.vault.machines()).map(({ secretHash: _h, ...info }) => info);
+    return (await this.vault.machines()).map(({ secretHash: _h, proofHash: _p, ...info }) => info);
   }
 
   async putPack(id: PackId, data: Uint8Array): Promise<void> {

@@ -107,6 +107,21 @@ describe.concurrent('register', () => {
     await expectUnregistered(home);
   });
 
+  it('takes a machine over with --reregister only with the passphrase it was registered with', async (ctx) => {
+    const root = await tempDir(ctx);
+    const vault = await createVault(root);
+    const pass = await writePassphrase(root, PASSPHRASE);
+    expectExit(await runCli(registerArgs(vault.credentials, 'web', '--passphrase-file', pass), { home: path.join(root, 'a') }), 0);
+    const other = await writePassphrase(root, 'quite another passphrase here');
+    const taken = await runCli(registerArgs(vault.credentials, 'web', '--passphrase-file', other, '--reregister'), { home: path.join(root, 'b') });
+    expectExit(taken, 2);
+    expect(taken.stdout).toContain('registered with another passphrase');
+    expectExit(await runCli(['points'], { home: path.join(root, 'a') }), 0); // still its own
+    // The machine rebuilt elsewhere, with its passphrase, takes its place.
+    expectExit(await runCli(registerArgs(vault.credentials, 'web', '--passphrase-file', pass, '--reregister'), { home: path.join(root, 'c') }), 0);
+    expectExit(await runCli(['points'], { home: path.join(root, 'c') }), 0);
+  });
+
   it('registers again over a damaged local registration with --reregister', async (ctx) => {
     const root = await tempDir(ctx);
     const vault = await createVault(root);

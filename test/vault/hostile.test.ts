@@ -41,6 +41,24 @@ describe('vault service limits', () => {
     expect(await t.vault.machines()).toHaveLength(5);
   });
 
+  it('lets a machine be registered again only with the passphrase (key family) it was registered with', async () => {
+    const t = await createTestVault();
+    const [p1, p2] = ['1'.repeat(64), '2'.repeat(64)];
+    const first = await t.vault.register({ ...reg(t.token, 'web'), keyProof: p1 });
+    await expect(t.vault.register({ ...reg(t.token, 'web', true), keyProof: p2 })).rejects.toMatchObject({ code: 'AZBK_MACHINE_NAME_TAKEN', message: expect.stringContaining('another passphrase') });
+    await expect(t.vault.register(reg(t.token, 'web', true))).rejects.toMatchObject({ code: 'AZBK_MACHINE_NAME_TAKEN' });
+    await expect(t.vault.session(first.machineId, first.secret)).resolves.toBeDefined(); // still its own
+    const again = await t.vault.register({ ...reg(t.token, 'web', true), keyProof: p1 });
+    expect(again.machineId).toBe(first.machineId);
+    // A machine registered before proofs were kept can be registered again, and keeps one from then on.
+    const old = await t.vault.register(reg(t.token, 'old'));
+    await t.vault.register({ ...reg(t.token, 'old', true), keyProof: p2 });
+    await expect(t.vault.register({ ...reg(t.token, 'old', true), keyProof: p1 })).rejects.toMatchObject({ code: 'AZBK_MACHINE_NAME_TAKEN' });
+    expect((await t.vault.machines()).find((m) => m.id === old.machineId)).toBeDefined();
+    const listed = JSON.stringify(await (await t.vault.session(again.machineId, again.secret)).listMachines());
+    expect(listed).not.toContain('proofHash');
+  });
+
   it('keeps a machine whose re-registration could not be written', async () => {
     const faulty = new FaultyBlobStore(new MemoryBlobStore());
     const vault = await Vault.create(faulty, { name: 'V' });
