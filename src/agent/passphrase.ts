@@ -2,7 +2,7 @@
 import { randomInt } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { AzbkError } from '../shared/errors.js';
-import { errnoCode, readSmallTextFile } from '../shared/files.js';
+import { errnoCode, readSmallFile, utf8Text } from '../shared/files.js';
 
 export const MIN_PASSPHRASE = 16;
 const MAX_PASSPHRASE = 1024;
@@ -21,10 +21,38 @@ export function checkPassphrase(p: string): string {
   return p;
 }
 
-/** Reads a passphrase file (UTF-8 text): its first line, without the line ending. */
-export async function readPassphraseFile(file: string): Promise<string> {
-  const text = await readSmallTextFile(file, 64 * 1024, 'passphrase file');
-  return checkPassphrase(text.split(/\r\n|\r|\n/, 1)[0] ?? '');
+/**
+ * A passphrase as given: `text`, from which a new key is made (checked by checkPassphrase then;
+ * null for a file that is not UTF-8 text), and `readings`, every passphrase to try on the
+ * vault's keys. A file gives two readings where they differ: as read now (UTF-8, without a byte
+ * order mark, up to any line ending) and as earlier versions read it (undecodable bytes as
+ * U+FFFD, a byte order mark kept, up to LF or CRLF), so a key made from such a file still opens.
+ */
+export interface PassphraseInput {
+  readonly text: string | null;
+  readonly readings: readonly string[];
+}
+
+/** A passphrase typed or generated: one reading. */
+export function givenPassphrase(p: string): PassphraseInput {
+  return { text: p, readings: [p] };
+}
+
+/** Reads a passphrase file: its first line, without the line ending (see PassphraseInput). */
+export async function readPassphraseFile(file: string): Promise<PassphraseInput> {
+  const data = await readSmallFile(file, 64 * 1024, 'passphrase file');
+  const now = utf8Text(data);
+  const text = now === null ? null : (now.split(/\r\n|\r|\n/, 1)[0] ?? '');
+  const earlier = data.toString('utf8').split(/\r?\n/, 1)[0] ?? '';
+  const readings = [...new Set([...(text === null ? [] : [text]), earlier])].filter((r) => r.length > 0 && r.length <= MAX_PASSPHRASE * 2);
+  if (readings.length === 0) throw new AzbkError('AZBK_BAD_INPUT', `The passphrase file ${file} holds no passphrase on its first line.`);
+  return { text, readings };
+}
+
+/** The passphrase a new key is made from: `p.text`, which must meet checkPassphrase. */
+export function newKeyPassphrase(p: PassphraseInput, where = 'The passphrase'): string {
+  if (p.text === null) throw new AzbkError('AZBK_BAD_INPUT', `${where} is not UTF-8 text.`);
+  return checkPassphrase(p.text);
 }
 
 const ALPHABET = 'abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789';

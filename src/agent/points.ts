@@ -1,4 +1,5 @@
 /** Finding machines and recovery points, and opening a point with the right keys. */
+import type { PassphraseInput } from './passphrase.js';
 import type { MachineId } from '../core/ids.js';
 import type { VaultKeys } from '../core/keys.js';
 import { AzbkError } from '../shared/errors.js';
@@ -43,14 +44,14 @@ export function pickPoint(points: readonly PointInfo[], spec: string): PointInfo
  * The keys that open `machine`'s points: this machine's own, or, for another machine, the ones
  * `passphrase` unlocks (AZBK_WRONG_PASSPHRASE when it unlocks none).
  */
-export async function keysFor(ctx: AgentContext, machine: MachineId, passphrase: string | undefined): Promise<VaultKeys> {
+export async function keysFor(ctx: AgentContext, machine: MachineId, passphrase: PassphraseInput | undefined): Promise<VaultKeys> {
   if (passphrase === undefined) {
     if (machine === ctx.registration.machineId) return ctx.keys;
     throw new AzbkError('AZBK_NO_PASSPHRASE', "Restoring another machine's data needs its passphrase.", {
       hint: 'Give --passphrase-file FILE with the passphrase of the machine that made the backup.',
     });
   }
-  const keys = await unlockWithPassphrase(await ctx.session.listKeys(), passphrase);
+  const keys = await unlockWithPassphrase(await ctx.session.listKeys(), passphrase.readings);
   if (keys === null) throw new AzbkError('AZBK_WRONG_PASSPHRASE', 'The passphrase is wrong: it opens no key in this vault.');
   return keys;
 }

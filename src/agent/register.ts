@@ -7,12 +7,13 @@ import { parseCredentials } from '../vault/credentials.js';
 import { connectVault } from '../vault/connect.js';
 import { osName } from '../vault/vault.js';
 import { loadRegistration, prepareHome, saveRegistration, type LocalRegistration } from './state.js';
+import { newKeyPassphrase, type PassphraseInput } from './passphrase.js';
 import { unlockWithPassphrase } from './unlock.js';
 
 export interface RegisterOptions {
   readonly paths: HomePaths;
   readonly credentialsText: string;
-  readonly passphrase: string;
+  readonly passphrase: PassphraseInput;
   readonly machineName: string;
   readonly reregister: boolean;
   readonly now?: Date;
@@ -55,11 +56,12 @@ export async function registerMachine(o: RegisterOptions): Promise<RegisterResul
   const envelopes = await vault.listKeysForRegistration(creds.token);
   await o.beforeCommit?.();
 
-  let keys = await unlockWithPassphrase(envelopes, o.passphrase);
+  let keys = await unlockWithPassphrase(envelopes, o.passphrase.readings);
   let newKey: KeyEnvelope | undefined;
   if (keys === null) {
+    // A new key: its passphrase must meet today's rules.
     const master = generateMasterKey();
-    newKey = await wrapMasterKey(master, o.passphrase, { now });
+    newKey = await wrapMasterKey(master, newKeyPassphrase(o.passphrase), { now });
     keys = deriveKeys(master);
   }
   const reg = await vault.register({

@@ -23,6 +23,7 @@ import { RestorePool } from './pipeline/restore-pool.js';
 import { destOf, readRanges, restoreData, tempPath, type FilePlan } from './restore-data.js';
 import { settleDir, toTime, why } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
+import type { PassphraseInput } from './passphrase.js';
 import { findMachine, keysFor, openPoint, pickPoint } from './points.js';
 
 /** Decoded folder listings kept in memory during a restore. */
@@ -38,7 +39,7 @@ export interface RestoreOptions {
   readonly target: string | null;
   readonly paths: readonly string[];
   readonly machine?: string;
-  readonly passphrase?: string;
+  readonly passphrase?: PassphraseInput;
   readonly conflict: ConflictRule;
   readonly now?: () => Date;
   readonly onEvent?: (e: { type: 'file'; path: string; size: number }) => void;

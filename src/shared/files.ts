@@ -6,11 +6,11 @@ import path from 'node:path';
 import { AzbkError } from './errors.js';
 
 /**
- * Reads a small text file the user names (a passphrase or credentials file): a regular file (a
- * pipe or device is refused, never waited on), at most `limit` bytes, valid UTF-8 (a byte order
- * mark is dropped). `what` names it in the errors, which are AZBK_BAD_INPUT.
+ * Reads a small file the user names (a passphrase or credentials file): a regular file (a pipe or
+ * device is refused, never waited on) of at most `limit` bytes. `what` names it in the errors,
+ * which are AZBK_BAD_INPUT.
  */
-export async function readSmallTextFile(file: string, limit: number, what: string): Promise<string> {
+export async function readSmallFile(file: string, limit: number, what: string): Promise<Buffer> {
   const bad = (why: string) => new AzbkError('AZBK_BAD_INPUT', `Cannot read the ${what} ${file} (${why}).`);
   let fh: fs.FileHandle | undefined;
   try {
@@ -20,14 +20,30 @@ export async function readSmallTextFile(file: string, limit: number, what: strin
     const buf = Buffer.alloc(limit + 1);
     const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
     if (bytesRead > limit) throw bad(`larger than ${limit} bytes`);
-    const text = new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(0, bytesRead));
-    return text.startsWith('\uFEFF') ? text.slice(1) : text;
+    return buf.subarray(0, bytesRead);
   } catch (err) {
     if (err instanceof AzbkError) throw err;
-    throw bad(err instanceof TypeError ? 'not UTF-8 text' : (errnoCode(err) ?? 'error'));
+    throw bad(errnoCode(err) ?? 'error');
   } finally {
     await fh?.close();
   }
+}
+
+/** `data` as UTF-8 text without a byte order mark, or null when it is not UTF-8. */
+export function utf8Text(data: Uint8Array): string | null {
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(data);
+    return text.startsWith('\uFEFF') ? text.slice(1) : text;
+  } catch {
+    return null;
+  }
+}
+
+/** Reads a small UTF-8 text file (see readSmallFile); AZBK_BAD_INPUT when it is not UTF-8. */
+export async function readSmallTextFile(file: string, limit: number, what: string): Promise<string> {
+  const text = utf8Text(await readSmallFile(file, limit, what));
+  if (text === null) throw new AzbkError('AZBK_BAD_INPUT', `Cannot read the ${what} ${file} (not UTF-8 text).`);
+  return text;
 }
 
 /** Writes all of `data` at `position` of the open file `fd`. */

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createVault, expectExit, expectNoStack, parseJson, PASSPHRASE, runCli, writePassphrase, tempDir } from '../helpers/cli.js';
 import { exists, vaultObjects } from '../helpers/fs-tree.js';
+import { generateMasterKey, wrapMasterKey } from '../../src/core/keys.js';
+import { openEmbeddedVault } from '../../src/vault/connect.js';
 
 function registerArgs(credentials: string, name: string, ...more: string[]): string[] {
   return ['register', '--vault-credentials', credentials, '--machine-name', name, '--json', ...more];
@@ -120,6 +122,25 @@ describe.concurrent('register', () => {
     // The machine rebuilt elsewhere, with its passphrase, takes its place.
     expectExit(await runCli(registerArgs(vault.credentials, 'web', '--passphrase-file', pass, '--reregister'), { home: path.join(root, 'c') }), 0);
     expectExit(await runCli(['points'], { home: path.join(root, 'c') }), 0);
+  });
+
+  it('still opens a key made from a passphrase file as earlier versions read it (byte order mark, a CR, not UTF-8)', async (ctx) => {
+    const root = await tempDir(ctx);
+    const vault = await createVault(root);
+    const embedded = await openEmbeddedVault(vault.dir);
+    const files: [string, Buffer][] = [
+      ['\uFEFFcorrect horse battery staple 42', Buffer.from('\uFEFFcorrect horse battery staple 42\n')],
+      ['one line\rwith a CR in it, 40 chars', Buffer.from('one line\rwith a CR in it, 40 chars\r\n')],
+      ['\uFFFD'.repeat(16), Buffer.alloc(16, 0xe9)],
+    ];
+    for (const [i, [earlier, bytes]] of files.entries()) {
+      await embedded.addKey(await wrapMasterKey(generateMasterKey(), earlier, { cost: { N: 1024, r: 8, p: 1 } }));
+      const file = path.join(root, `old-${i}.txt`);
+      await fs.writeFile(file, bytes);
+      const r = await runCli(registerArgs(vault.credentials, `old${i}`, '--passphrase-file', file), { home: path.join(root, `home-${i}`) });
+      expectExit(r, 0);
+      expect(parseJson(r).newKeyFamily, earlier).toBe(false);
+    }
   });
 
   it('registers again over a damaged local registration with --reregister', async (ctx) => {

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { checkPassphrase, generatePassphrase, readPassphraseFile, writePassphraseFile } from '../../agent/passphrase.js';
+import { checkPassphrase, generatePassphrase, givenPassphrase, readPassphraseFile, writePassphraseFile, type PassphraseInput } from '../../agent/passphrase.js';
 import { registerMachine } from '../../agent/register.js';
 import { AzbkError } from '../../shared/errors.js';
 import { readSmallTextFile } from '../../shared/files.js';
@@ -42,18 +42,20 @@ export function registerCommand(program: Command): void {
           throw new AzbkError('AZBK_USAGE', 'Give either --passphrase-file or --generate-passphrase, not both.');
         }
         const credentialsText = await readSmallTextFile(o.vaultCredentials, 64 * 1024, 'credentials file');
-        let passphrase: string;
+        let passphrase: PassphraseInput;
         let writeGenerated: (() => Promise<void>) | undefined;
         if (o.passphraseFile !== undefined) passphrase = await readPassphraseFile(o.passphraseFile);
         else if (o.generatePassphrase !== undefined) {
           const file = path.resolve(o.generatePassphrase);
-          passphrase = generatePassphrase();
-          writeGenerated = () => writePassphraseFile(file, passphrase);
+          const generated = generatePassphrase();
+          passphrase = givenPassphrase(generated);
+          writeGenerated = () => writePassphraseFile(file, generated);
         } else {
-          passphrase = checkPassphrase(await promptHidden('Passphrase (16+ characters): '));
-          if ((await promptHidden('Passphrase again: ')) !== passphrase) {
+          const typed = checkPassphrase(await promptHidden('Passphrase (16+ characters): '));
+          if ((await promptHidden('Passphrase again: ')) !== typed) {
             throw new AzbkError('AZBK_PASSPHRASE_MISMATCH', 'The two passphrases differ.');
           }
+          passphrase = givenPassphrase(typed);
         }
         const machineName = o.machineName ?? defaultMachineName();
         let wroteGenerated = false;
