@@ -166,8 +166,6 @@ interface InFlight {
   readonly id: Identity;
   offset: number;
   content: BlobId[];
-  /** chunks of `content` that the job's checkpoints hold already (the next one stores the rest) */
-  sent: number;
 }
 
 type Identity = { size: number; mtime: string; ctime: string; ino: string };
@@ -194,6 +192,8 @@ class BackupJob {
   private readonly jobId: string;
   private readonly known: Map<string, KnownFile>;
   private readonly partials: Map<string, PartialFile>;
+  /** the half-read files the last checkpoint written (or the one resumed from) holds: which version, and how many chunks */
+  private heldPartials: ReadonlyMap<string, { readonly id: Identity; readonly count: number }>;
   private readonly inFlight = new Set<InFlight>();
   private seq: number;
   private checkpoints = 0;
@@ -220,6 +220,7 @@ class BackupJob {
     this.seq = resume?.seq ?? 0;
     this.known = resume?.files ?? new Map();
     this.partials = resume?.partials ?? new Map();
+    this.heldPartials = new Map([...this.partials].map(([p, f]) => [p, { id: identity(f), count: f.content.length }]));
   }
 
   get id(): string {
@@ -366,13 +367,19 @@ class BackupJob {
   private async checkpoint(final: boolean): Promise<void> {
     const files = this.finishedSince;
     this.finishedSince = [];
-    const reading = [...this.inFlight].filter((f) => f.offset > 0);
-    const partials: PartialDelta[] = reading.map((f) => ({ path: f.path, ...f.id, offset: f.offset, from: f.sent, content: f.content.slice(f.sent) }));
+    // A delta on the same file's entry in the last checkpoint written, where it has one.
+    const partials: PartialDelta[] = [...this.inFlight]
+      .filter((f) => f.offset > 0)
+      .map((f) => {
+        const held = this.heldPartials.get(f.path);
+        const from = held !== undefined && sameContentStat(held.id, f.id) && held.count <= f.content.length ? held.count : 0;
+        return { path: f.path, ...f.id, offset: f.offset, from, content: f.content.slice(from) };
+      });
     await this.writer.flush(false); // a checkpoint names file chunks, never listings
     const seq = this.seq + 1;
     const data = sealCheckpoint(this.ctx.keys, { version: 2, jobId: this.jobId, seq, files, partials });
     await this.ctx.session.putCheckpoint({ jobId: this.jobId, seq, data });
-    reading.forEach((f, i) => (f.sent += partials[i]!.content.length));
+    this.heldPartials = new Map(partials.map((p) => [p.path, { id: identity(p), count: p.from + p.content.length }]));
     this.seq = seq;
     this.cache.flush();
     this.checkpoints++;
@@ -662,8 +669,7 @@ class BackupJob {
   private async read(abs: string, id: Identity, stored: readonly BlobId[] | undefined): Promise<{ error: string; message: string } | { size: number; after: FileStat; content: BlobId[] }> {
     const p = this.partials.get(abs);
     const resumeAt = p !== undefined && unchanged(p, id) && p.content.every((c) => this.index.has('data', c));
-    // A file continued from the checkpoint being resumed: that checkpoint holds its chunks so far.
-    const f: InFlight = { path: abs, id, offset: resumeAt ? p.offset : 0, content: resumeAt ? [...p.content] : [], sent: resumeAt ? p.content.length : 0 };
+    const f: InFlight = { path: abs, id, offset: resumeAt ? p.offset : 0, content: resumeAt ? [...p.content] : [] };
     this.inFlight.add(f);
     try {
       const r = await this.pool.read(abs, f.offset, id.size, (chunks, offset) => this.addChunks(f, chunks, 0, offset), stored);
