@@ -640,6 +640,7 @@ class BackupJob {
     // is kept and the file is listed as changed during backup.
     let expected = id;
     for (let attempt = 0; ; attempt++) {
+      const readFrom = Date.now();
       const r = await this.read(abs, expected, stored);
       if ('error' in r) {
         this.skip(abs, describe({ code: r.error, message: r.message }));
@@ -653,11 +654,13 @@ class BackupJob {
           this.warnings.push({ path: abs, reason: 'changed during backup' });
           return { node: (await this.finishFile(abs, name, { mode: r.after.mode, mtime: r.after.mtime }, { ...after, size: r.size }, r.content, false)).node, known: null };
         }
-        if (racy(after, Date.now())) {
+        if (racy(after, readFrom)) {
           // Changed so shortly before it was read that a change right after could keep its size
-          // and times: backed up, but remembered neither in the cache nor in a checkpoint, so the
-          // next backup reads it again.
-          return { node: (await this.finishFile(abs, name, { mode: r.after.mode, mtime: r.after.mtime }, after, r.content, false)).node, known: null };
+          // and times: backed up, and remembered under a change time no file has, so the next
+          // backup reads it again (hashing the chunks the vault has, not sealing them again); not
+          // in a checkpoint either.
+          const done = await this.finishFile(abs, name, { mode: r.after.mode, mtime: r.after.mtime }, after, r.content, false);
+          return { node: done.node, known: knownFile({ ...after, ctime: RACY_CTIME }, done.known.content) };
         }
         return this.finishFile(abs, name, { mode: r.after.mode, mtime: r.after.mtime }, after, r.content, true);
       }
@@ -778,10 +781,16 @@ function folderIdentity(st: EntryStat): string {
  */
 const RACY_MS = 2000;
 
-/** Whether a file whose metadata after reading were `id` changed within RACY_MS of `now` (ms). */
-export function racy(id: Identity, now: number): boolean {
-  const limit = (now - RACY_MS) * 1e6;
-  return Number(id.mtime) > limit || Number(id.ctime) > limit; // ns; a double's rounding is far below a tick
+/** The change time a racy file is remembered under: never a file's, so it never matches. */
+const RACY_CTIME = '-1';
+
+/**
+ * Whether a file whose metadata after reading were `id` changed within RACY_MS before `start`
+ * (ms), when its read began. Its change time tells: every write sets it to the clock of the
+ * moment (an mtime can be set to anything, the future included).
+ */
+export function racy(id: Identity, start: number): boolean {
+  return Number(id.ctime) > (start - RACY_MS) * 1e6; // ns; a double's rounding is far below a tick
 }
 
 /** The metadata that tell whether a file changed since it was last read. */
