@@ -19,7 +19,7 @@ export interface RegisterOptions {
   readonly now?: Date;
   /** Runs once the credentials and vault are checked, before anything is written to the vault. */
   readonly beforeCommit?: () => Promise<void>;
-  /** called once the vault has registered the machine (the passphrase is in use from then on) */
+  /** called as the vault is asked to register the machine (the passphrase may be in use from then on) */
   readonly onVaultRegistered?: () => void;
 }
 
@@ -64,6 +64,8 @@ export async function registerMachine(o: RegisterOptions): Promise<RegisterResul
     newKey = await wrapMasterKey(master, newKeyPassphrase(o.passphrase), { now });
     keys = deriveKeys(master);
   }
+  // From here the vault may hold the new key's envelope, even if its reply is lost.
+  o.onVaultRegistered?.();
   const reg = await vault.register({
     token: creds.token,
     machineName: o.machineName,
@@ -73,7 +75,6 @@ export async function registerMachine(o: RegisterOptions): Promise<RegisterResul
     keyProof: keyProof(keys),
     ...(newKey ? { newKey } : {}),
   });
-  o.onVaultRegistered?.();
   const registration: LocalRegistration = {
     version: 1,
     vaultId: cfg.id,

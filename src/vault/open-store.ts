@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AzbkError } from '../shared/errors.js';
 import type { BlobStore } from './storage/blobstore.js';
+import { layout } from './layout.js';
 import { FsBlobStore } from './storage/fs-store.js';
 import { RetryingBlobStore } from './storage/retrying-store.js';
 
@@ -39,6 +40,21 @@ export async function openVaultStore(loc: VaultLocation, o: { create?: boolean }
   } else {
     const st = await fs.stat(dir).catch(() => null);
     if (st === null || !st.isDirectory()) throw new AzbkError('AZBK_VAULT_NOT_FOUND', `No vault folder at ${dir}.`);
+    await keepPrivate(dir);
   }
   return new RetryingBlobStore(new FsBlobStore(dir));
+}
+
+/**
+ * Makes the vault's own secrets (its signing key, its TLS key) and their folder owner-only when
+ * they are not and belong to this user: vaults made before their files were created owner-only
+ * left them readable by every local user, who could issue credentials with the signing key.
+ */
+async function keepPrivate(dir: string): Promise<void> {
+  const uid = process.getuid?.();
+  if (uid === undefined) return;
+  for (const [p, mode] of [[path.join(dir, path.dirname(layout.signingKey)), 0o700], [path.join(dir, layout.signingKey), 0o600], [path.join(dir, layout.tls), 0o600]] as const) {
+    const st = await fs.lstat(p).catch(() => null);
+    if (st !== null && !st.isSymbolicLink() && st.uid === uid && (st.mode & 0o777 & ~mode) !== 0) await fs.chmod(p, mode).catch(() => undefined);
+  }
 }

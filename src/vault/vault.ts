@@ -100,9 +100,17 @@ export class Vault implements VaultEntry {
     if ((await store.put(layout.signingKey, signing)) === 'exists') {
       if ((await store.stat(layout.config)) !== null) throw new AzbkError('AZBK_VAULT_EXISTS', 'A vault already exists there.');
       signing = (await store.get(layout.signingKey)) ?? signing;
+      const damagedKey = () => new AzbkError('AZBK_VAULT_CORRUPT', 'The vault has a damaged signing key and no config.');
       const kept = (parseJson(signing, 'signing key') as { privateKey?: unknown }).privateKey;
-      if (typeof kept !== 'string') throw new AzbkError('AZBK_VAULT_CORRUPT', 'The vault has a damaged signing key and no config.');
-      cfg = { ...cfg, signing: { ...cfg.signing, publicKey: createPublicKey(createPrivateKey(kept)).export({ type: 'spki', format: 'pem' }).toString() } };
+      if (typeof kept !== 'string') throw damagedKey();
+      let key;
+      try {
+        key = createPrivateKey(kept);
+      } catch {
+        throw damagedKey();
+      }
+      if (key.asymmetricKeyType !== 'ed25519') throw damagedKey();
+      cfg = { ...cfg, signing: { ...cfg.signing, publicKey: createPublicKey(key).export({ type: 'spki', format: 'pem' }).toString() } };
     }
     // A reply lost on the first try makes the retry find its own config: the same bytes are success.
     await putOnce(store, layout.config, json(cfg), 'A vault').catch((err: unknown) => {

@@ -13,6 +13,7 @@ import { packIdOf } from '../../src/core/pack.js';
 import { AzbkError } from '../../src/shared/errors.js';
 import { HEADER, sha256Hex } from '../../src/vault/http-protocol.js';
 import { layout } from '../../src/vault/layout.js';
+import { openVaultStore } from '../../src/vault/open-store.js';
 import { buildServer } from '../../src/vault/server.js';
 import { ByteBudget } from '../../src/vault/server-routes.js';
 import { FaultyBlobStore } from '../../src/vault/storage/faulty-store.js';
@@ -121,6 +122,23 @@ describe('vault storage', () => {
     await Vault.create(new FsBlobStore(dir), { name: 'V' });
     expect((await fs.stat(path.join(dir, layout.signingKey))).mode & 0o777).toBe(0o600);
     expect((await fs.stat(path.dirname(path.join(dir, layout.signingKey)))).mode & 0o777).toBe(0o700);
+  });
+
+  it.skipIf(process.platform === 'win32')('makes the secrets of a vault made before owner-only when it is opened', async () => {
+    const dir = await makeTempDir('azbk-vault-');
+    await Vault.create(new FsBlobStore(dir), { name: 'V' });
+    const key = path.join(dir, layout.signingKey);
+    await fs.chmod(key, 0o644);
+    await fs.chmod(path.dirname(key), 0o755);
+    await openVaultStore({ kind: 'fs', dir });
+    expect((await fs.stat(key)).mode & 0o777).toBe(0o600);
+    expect((await fs.stat(path.dirname(key))).mode & 0o777).toBe(0o700);
+  });
+
+  it('refuses to finish a create with a left signing key that is not an ed25519 key', async () => {
+    const store = new MemoryBlobStore();
+    await store.put(layout.signingKey, Buffer.from(JSON.stringify({ alg: 'ed25519', privateKey: 'not a key' })));
+    await expect(Vault.create(store, { name: 'V' })).rejects.toMatchObject({ code: 'AZBK_VAULT_CORRUPT' });
   });
 
   it('a create that stopped after its signing key is done again with that key, and its credentials work', async () => {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { checkPassphrase, generatePassphrase, givenPassphrase, readPassphraseFile, writePassphraseFile, type PassphraseInput } from '../../agent/passphrase.js';
 import { registerMachine } from '../../agent/register.js';
-import { AzbkError } from '../../shared/errors.js';
+import { AzbkError, ExitCode, isAzbkError } from '../../shared/errors.js';
 import { readSmallTextFile } from '../../shared/files.js';
 import { promptHidden } from '../prompt.js';
 import { action } from '../run.js';
@@ -82,8 +82,10 @@ export function registerCommand(program: Command): void {
           out.line(newKeyFamily ? 'This passphrase starts a new key: data is shared only with machines that use it.' : 'This passphrase matches other machines of the vault: they share deduplication and can restore each other.');
           out.result({ ...registration, newKeyFamily, passphraseFile: o.generatePassphrase ? path.resolve(o.generatePassphrase) : undefined });
         } catch (err) {
-          // Kept once the vault holds its envelope: it is the only way to that key now.
-          if (wroteGenerated && !inVault && o.generatePassphrase !== undefined) await fs.rm(path.resolve(o.generatePassphrase), { force: true });
+          // Kept once the vault may hold its envelope (only a refusal says it does not): it is the
+          // only way to that key then.
+          const refused = isAzbkError(err) && err.exitCode !== ExitCode.failed && err.code !== 'AZBK_VAULT_UNREACHABLE';
+          if (wroteGenerated && (!inVault || refused) && o.generatePassphrase !== undefined) await fs.rm(path.resolve(o.generatePassphrase), { force: true });
           throw err;
         }
       }),
