@@ -54,7 +54,10 @@ async function checkPrivate(p: string, kind: 'folder' | 'file'): Promise<void> {
   if (st.uid === uid && !loose) return;
   const why = st.uid !== uid ? `it belongs to another user (uid ${st.uid})` : `others may ${kind === 'folder' ? 'change what is in it' : 'read it'} (mode ${(st.mode & 0o777).toString(8)})`;
   throw new AzbkError('AZBK_LOCAL_IO', `${p} is not private: ${why}, so it could send this machine's backups elsewhere or reveal its key.`, {
-    hint: st.uid !== uid ? 'Use an AZBK_HOME of your own.' : `Make it private (chmod ${kind === 'folder' ? '700' : '600'} ${p}), then run the command again.`,
+    hint:
+      st.uid !== uid
+        ? 'Use an AZBK_HOME of your own.'
+        : `Make it private (chmod ${kind === 'folder' ? '700' : '600'} ${p}; on a file system without Unix permissions, mount it with uid=${uid},umask=077), then run the command again.`,
   });
 }
 
