@@ -44,8 +44,14 @@ export async function readPassphraseFile(file: string): Promise<PassphraseInput>
   const now = utf8Text(data);
   const text = now === null ? null : (now.split(/\r\n|\r|\n/, 1)[0] ?? '');
   const earlier = data.toString('utf8').split(/\r?\n/, 1)[0] ?? '';
-  const readings = [...new Set([...(text === null ? [] : [text]), earlier])].filter((r) => r.length > 0 && r.length <= MAX_PASSPHRASE * 2);
-  if (readings.length === 0) throw new AzbkError('AZBK_BAD_INPUT', `The passphrase file ${file} holds no passphrase on its first line.`);
+  // Only readings some version could have made a key from: 16 characters as counted before NFC
+  // counted, at most 1024 after it.
+  const all = [...new Set([...(text === null ? [] : [text]), earlier])];
+  const readings = all.filter((r) => [...r].length >= MIN_PASSPHRASE && [...r.normalize('NFC')].length <= MAX_PASSPHRASE);
+  if (readings.length === 0) {
+    checkPassphrase(all[0]!.replace(/[\u0000-\u001f\u007f]/g, ' ')); // says too short or too long
+    throw new AzbkError('AZBK_BAD_INPUT', `The passphrase file ${file} holds no usable passphrase on its first line.`);
+  }
   return { text, readings };
 }
 

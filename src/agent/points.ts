@@ -6,7 +6,7 @@ import { AzbkError } from '../shared/errors.js';
 import type { MachineInfo, PointInfo, PointRecord } from '../vault/api.js';
 import type { AgentContext } from './context.js';
 import { openManifest, type PointManifest } from './manifest.js';
-import { unlockWithPassphrase } from './unlock.js';
+import { unlockFamilies } from './unlock.js';
 
 /** The machine named `name` (case-insensitive), or this machine when `name` is undefined. */
 export async function findMachine(ctx: AgentContext, name: string | undefined): Promise<MachineInfo> {
@@ -44,23 +44,27 @@ export function pickPoint(points: readonly PointInfo[], spec: string): PointInfo
  * The keys that open `machine`'s points: this machine's own, or, for another machine, the ones
  * `passphrase` unlocks (AZBK_WRONG_PASSPHRASE when it unlocks none).
  */
-export async function keysFor(ctx: AgentContext, machine: MachineId, passphrase: PassphraseInput | undefined): Promise<VaultKeys> {
+export async function keysFor(ctx: AgentContext, machine: MachineId, passphrase: PassphraseInput | undefined): Promise<VaultKeys[]> {
   if (passphrase === undefined) {
-    if (machine === ctx.registration.machineId) return ctx.keys;
+    if (machine === ctx.registration.machineId) return [ctx.keys];
     throw new AzbkError('AZBK_NO_PASSPHRASE', "Restoring another machine's data needs its passphrase.", {
       hint: 'Give --passphrase-file FILE with the passphrase of the machine that made the backup.',
     });
   }
-  const keys = await unlockWithPassphrase(await ctx.session.listKeys(), passphrase.readings);
-  if (keys === null) throw new AzbkError('AZBK_WRONG_PASSPHRASE', 'The passphrase is wrong: it opens no key in this vault.');
-  return keys;
+  const families = await unlockFamilies(await ctx.session.listKeys(), passphrase.readings);
+  if (families.length === 0) throw new AzbkError('AZBK_WRONG_PASSPHRASE', 'The passphrase is wrong: it opens no key in this vault.');
+  return families;
 }
 
-/** Reads and opens a point; AZBK_WRONG_PASSPHRASE when `keys` are not the ones it was made with. */
-export async function openPoint(ctx: AgentContext, keys: VaultKeys, info: PointInfo): Promise<{ record: PointRecord; manifest: PointManifest }> {
+/**
+ * Reads and opens a point with whichever of `keys` it was made with (the key families a
+ * passphrase opens); AZBK_WRONG_PASSPHRASE when it was made with none of them.
+ */
+export async function openPoint(ctx: AgentContext, keys: VaultKeys | readonly VaultKeys[], info: PointInfo): Promise<{ record: PointRecord; manifest: PointManifest; keys: VaultKeys }> {
   const record = await ctx.session.readPoint(info.machineId, info.id);
-  if (record.keyId !== keys.keyId) {
+  const mine = (Array.isArray(keys) ? keys : [keys]).find((k: VaultKeys) => k.keyId === record.keyId);
+  if (mine === undefined) {
     throw new AzbkError('AZBK_WRONG_PASSPHRASE', `The passphrase does not open recovery point ${info.id}.`);
   }
-  return { record, manifest: openManifest(keys, record.jobId, record.manifest) };
+  return { record, manifest: openManifest(mine, record.jobId, record.manifest), keys: mine };
 }

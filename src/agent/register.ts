@@ -8,7 +8,7 @@ import { connectVault } from '../vault/connect.js';
 import { osName } from '../vault/vault.js';
 import { loadRegistration, prepareHome, saveRegistration, type LocalRegistration } from './state.js';
 import { newKeyPassphrase, type PassphraseInput } from './passphrase.js';
-import { unlockWithPassphrase } from './unlock.js';
+import { unlockFamilies } from './unlock.js';
 
 export interface RegisterOptions {
   readonly paths: HomePaths;
@@ -56,7 +56,13 @@ export async function registerMachine(o: RegisterOptions): Promise<RegisterResul
   const envelopes = await vault.listKeysForRegistration(creds.token);
   await o.beforeCommit?.();
 
-  let keys = await unlockWithPassphrase(envelopes, o.passphrase.readings);
+  const families = await unlockFamilies(envelopes, o.passphrase.readings);
+  if (families.length > 1) {
+    throw new AzbkError('AZBK_BAD_INPUT', 'The passphrase file reads two ways (with or without its byte order mark, or its line endings) that open two different keys of this vault.', {
+      hint: 'Write the passphrase in the file exactly as the machines you want to join used it.',
+    });
+  }
+  let keys = families[0] ?? null;
   let newKey: KeyEnvelope | undefined;
   if (keys === null) {
     // A new key: its passphrase must meet today's rules.

@@ -72,9 +72,9 @@ interface PlannedDir {
 /** Restores a point of this or another machine. */
 export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<RestoreResult> {
   const machine = await findMachine(ctx, o.machine);
-  const keys = await keysFor(ctx, machine.id, machine.id === ctx.registration.machineId ? undefined : o.passphrase);
+  const families = await keysFor(ctx, machine.id, machine.id === ctx.registration.machineId ? undefined : o.passphrase);
   const info = pickPoint(await ctx.session.listPoints(machine.id), o.point);
-  const { manifest } = await openPoint(ctx, keys, info);
+  const { manifest, keys } = await openPoint(ctx, families, info);
   const index = await loadIndex(ctx, keys);
   const job = new RestoreJob(ctx, keys, index, o);
   // Everything asked for is found before anything is written.

@@ -2,18 +2,23 @@
 import { deriveKeys, kdfWork, unwrapMasterKey, type VaultKeys } from '../core/keys.js';
 
 /**
+ * The key families the readings of a passphrase open (see PassphraseInput): for each reading, the
+ * first envelope it opens; each family once. Usually one, or none.
+ */
+export async function unlockFamilies(envelopes: readonly unknown[], readings: readonly string[]): Promise<VaultKeys[]> {
+  const found = new Map<string, VaultKeys>();
+  for (const reading of readings) {
+    const keys = await unlockWithPassphrase(envelopes, reading);
+    if (keys !== null && !found.has(keys.keyId)) found.set(keys.keyId, keys);
+  }
+  return [...found.values()];
+}
+
+/**
  * The keys of the first envelope `passphrase` opens, or null when it opens none; the cheapest to
  * try go first. Malformed envelopes (a hostile or damaged vault) are passed over, not trusted.
  */
-export async function unlockWithPassphrase(envelopes: readonly unknown[], passphrase: string | readonly string[]): Promise<VaultKeys | null> {
-  for (const reading of typeof passphrase === 'string' ? [passphrase] : passphrase) {
-    const keys = await unlockWith(envelopes, reading);
-    if (keys !== null) return keys;
-  }
-  return null;
-}
-
-async function unlockWith(envelopes: readonly unknown[], passphrase: string): Promise<VaultKeys | null> {
+export async function unlockWithPassphrase(envelopes: readonly unknown[], passphrase: string): Promise<VaultKeys | null> {
   const byWork = (a: unknown, b: unknown) => {
     const [x, y] = [kdfWork(a), kdfWork(b)];
     return x === y ? 0 : x < y ? -1 : 1;

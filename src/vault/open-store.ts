@@ -55,6 +55,7 @@ async function keepPrivate(dir: string): Promise<void> {
   if (uid === undefined) return;
   for (const [p, mode] of [[path.join(dir, path.dirname(layout.signingKey)), 0o700], [path.join(dir, layout.signingKey), 0o600], [path.join(dir, layout.tls), 0o600]] as const) {
     const st = await fs.lstat(p).catch(() => null);
-    if (st !== null && !st.isSymbolicLink() && st.uid === uid && (st.mode & 0o777 & ~mode) !== 0) await fs.chmod(p, mode).catch(() => undefined);
+    if (st?.isSymbolicLink() === true) return; // not through links: what they lead to is not the vault's to change
+    if (st !== null && st.uid === uid && (st.mode & 0o777 & ~mode) !== 0) await fs.chmod(p, mode).catch(() => undefined);
   }
 }

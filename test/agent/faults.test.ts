@@ -53,6 +53,13 @@ async function expectRestores(m: TestMachine, src: string): Promise<void> {
   await expectSameTree(src, path.join(target, src));
 }
 
+/** Restores the latest point and expects the file `file` back, byte for byte as it is now. */
+async function expectRestoredFile(m: TestMachine, file: string): Promise<void> {
+  const { result, target } = await restore(m);
+  expect(result.failed).toEqual([]);
+  await expectSameBytes(file, path.join(target, file));
+}
+
 /** verifyVault finds no problem; `readData` decodes every chunk too (slower). */
 async function expectConsistent(m: TestMachine, readData = false): Promise<Awaited<ReturnType<typeof verifyVault>>> {
   const report = await verifyVault(m.ctx.session, m.keys, { readData });
@@ -174,9 +181,7 @@ describe('checkpoints of a long file', () => {
     expect(res.resumed).toMatchObject({ seq: 12 });
     // It read on from where the twelfth checkpoint was: most of the file was not stored again.
     expect((await m.packBytes()) - before).toBeLessThan(96 * MiB - 36 * MiB);
-    const { result, target } = await restore(m);
-    expect(result.failed).toEqual([]);
-    await expectSameBytes(file, path.join(target, file));
+    await expectRestoredFile(m, file);
   });
 });
 
@@ -207,9 +212,7 @@ describe('a resumed job stopped again', () => {
     // big.bin went on from where the second job got, not from its start: its chunks before that
     // (stored already, so deduplication alone would hide a read from the start) were not read again.
     expect(res.stats.blobs).toBeLessThan(45); // its chunks are about 60; the small files are known
-    const { result, target } = await restore(m);
-    expect(result.failed).toEqual([]);
-    await expectSameBytes(big, path.join(target, big));
+    await expectRestoredFile(m, big);
   });
 });
 
@@ -392,9 +395,7 @@ describe('a file that changes while it is read', () => {
     expect([after.size, after.mtimeNs]).toEqual([before.size, before.mtimeNs]);
     expect(after.ctimeNs).not.toBe(before.ctimeNs);
     expect(res.warnings).toEqual([]);
-    const { result, target } = await restore(m);
-    expect(result.failed).toEqual([]);
-    await expectSameBytes(file, path.join(target, file));
+    await expectRestoredFile(m, file);
     await expectConsistent(m);
   });
 

@@ -143,6 +143,21 @@ describe.concurrent('register', () => {
     }
   });
 
+  it('refuses a passphrase file whose two readings open two different keys, rather than pick one', async (ctx) => {
+    const root = await tempDir(ctx);
+    const vault = await createVault(root);
+    const embedded = await openEmbeddedVault(vault.dir);
+    const cheap = { cost: { N: 1024, r: 8, p: 1 } };
+    await embedded.addKey(await wrapMasterKey(generateMasterKey(), PASSPHRASE, cheap)); // made from the text
+    await embedded.addKey(await wrapMasterKey(generateMasterKey(), `\uFEFF${PASSPHRASE}`, cheap)); // and as an earlier version read the file
+    const file = path.join(root, 'bom.txt');
+    await fs.writeFile(file, `\uFEFF${PASSPHRASE}\n`);
+    const r = await runCli(registerArgs(vault.credentials, 'both', '--passphrase-file', file), { home: path.join(root, 'home') });
+    expectExit(r, 2);
+    expect(r.stdout).toContain('open two different keys');
+    await expectUnregistered(path.join(root, 'home'));
+  });
+
   it('registers again over a damaged local registration with --reregister', async (ctx) => {
     const root = await tempDir(ctx);
     const vault = await createVault(root);

@@ -86,6 +86,9 @@ export function registerCommand(program: Command): void {
           // only way to that key then.
           const refused = isAzbkError(err) && err.exitCode !== ExitCode.failed && err.code !== 'AZBK_VAULT_UNREACHABLE';
           if (wroteGenerated && (!inVault || refused) && o.generatePassphrase !== undefined) await fs.rm(path.resolve(o.generatePassphrase), { force: true });
+          else if (wroteGenerated && o.generatePassphrase !== undefined) {
+            out.line(`The passphrase stays in ${path.resolve(o.generatePassphrase)}: the vault may hold its key. Register again with --passphrase-file and that file.`);
+          }
           throw err;
         }
       }),
