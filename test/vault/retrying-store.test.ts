@@ -74,6 +74,22 @@ describe('RetryingBlobStore', () => {
     expect(sleeps).toEqual([]);
   });
 
+  test('does not retry a disk error that waiting does not mend (full, read-only, permission)', async () => {
+    for (const code of ['ENOSPC', 'EROFS', 'EACCES']) {
+      const { faulty, store, sleeps } = stack();
+      const error = new AzbkError('AZBK_VAULT_UNREACHABLE', `Cannot put: ${code}.`, { cause: Object.assign(new Error(code), { code }) });
+      faulty.fail('put', { error, times: Infinity });
+      await expect(store.put('k', Buffer.from('v'))).rejects.toBe(error);
+      expect(faulty.calls.put).toBe(1);
+      expect(sleeps).toEqual([]);
+    }
+    // An I/O error may pass: it is tried again.
+    const { faulty, store } = stack();
+    faulty.fail('put', { error: new AzbkError('AZBK_VAULT_UNREACHABLE', 'Cannot put: EIO.', { cause: Object.assign(new Error('EIO'), { code: 'EIO' }) }), times: 1 });
+    await store.put('k', Buffer.from('v'));
+    expect(faulty.calls.put).toBe(2);
+  });
+
   test('a put whose reply was lost succeeds on retry as exists, stored once', async () => {
     const { memory, faulty, store } = stack();
     faulty.fail('put', { mode: 'lost-reply' });

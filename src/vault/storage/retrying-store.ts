@@ -7,6 +7,15 @@ import { isAzbkError } from '../../shared/errors.js';
 import type { BlobStore, ObjectWriter } from './blobstore.js';
 import type { ByteRange } from './keys.js';
 
+/** Disk errors that waiting does not mend: retrying them only delays the message. */
+const LASTING = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EXDEV']);
+
+/** Whether an AZBK_VAULT_UNREACHABLE stands for a disk error that a retry cannot mend. */
+function lasting(error: Error): boolean {
+  const code = (error.cause as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && LASTING.has(code);
+}
+
 /** What a RetryingBlobStore reports before each retry, e.g. to log it. */
 export interface RetryEvent {
   readonly op: 'put' | 'get' | 'stat' | 'list' | 'delete';
@@ -120,7 +129,7 @@ export class RetryingBlobStore implements BlobStore {
 
   /** Rethrows `error` unless it is transient and attempts remain; otherwise waits. */
   async #backOff(op: RetryEvent['op'], key: string, attempt: number, error: unknown): Promise<void> {
-    if (!isAzbkError(error, 'AZBK_VAULT_UNREACHABLE') || attempt >= this.#attempts) throw error;
+    if (!isAzbkError(error, 'AZBK_VAULT_UNREACHABLE') || lasting(error) || attempt >= this.#attempts) throw error;
     const ceiling = Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (attempt - 1));
     const delayMs = Math.round(ceiling / 2 + (this.#random() * ceiling) / 2);
     this.#onRetry?.({ op, key, attempt, delayMs, error });
