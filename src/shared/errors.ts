@@ -43,7 +43,7 @@ export const errorRegistry = {
   },
   AZBK_ALREADY_REGISTERED: {
     exit: ExitCode.usage,
-    hint: 'This machine is already registered; use a fresh AZBK_HOME to register it elsewhere.',
+    hint: 'Use a fresh AZBK_HOME to register another machine, or pass --reregister to register this one again.',
   },
   AZBK_MACHINE_NAME_TAKEN: {
     exit: ExitCode.usage,

@@ -67,7 +67,7 @@ export function backupCommand(program: Command): void {
       'after',
       '\nA stopped backup (Ctrl-C, SIGTERM, kill, power loss, lost vault) continues from its last checkpoint\n' +
         'the next time backup runs.\n\nExit codes: 0 done, 1 failed, 2 bad input, 3 done but some items skipped (listed),\n' +
-        '10 vault unreachable, 11 another job is running, 130 cancelled (checkpoint saved).',
+        '10 vault unreachable, 11 another job is running, 13 credentials invalid, 130 cancelled (checkpoint saved).',
     )
     .action(
       action('backup', async ({ paths, out, log }, o: Opts) => {

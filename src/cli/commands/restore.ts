@@ -34,7 +34,7 @@ export function restoreCommand(program: Command): void {
     .option('--passphrase-file <file>', 'the passphrase of the machine that made the backup')
     .option('--conflict <rule>', 'when a file exists: overwrite, skip or copy (keep both)', 'skip')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExit codes: 0 restored, 2 bad input, 3 some files could not be restored (listed),\n10 vault unreachable, 12 wrong passphrase.')
+    .addHelpText('after', '\nExit codes: 0 restored, 2 bad input, 3 some files could not be restored (listed),\n10 vault unreachable, 11 another job is running, 12 wrong passphrase, 13 credentials invalid.')
     .action(
       action('restore', async ({ paths, out, log }, o: Opts) => {
         if (!RULES.includes(o.conflict as ConflictRule)) {
