@@ -372,7 +372,7 @@ class BackupJob {
       .filter((f) => f.offset > 0)
       .map((f) => {
         const held = this.heldPartials.get(f.path);
-        const from = held !== undefined && sameContentStat(held.id, f.id) && held.count <= f.content.length ? held.count : 0;
+        const from = held !== undefined && unchanged(held.id, f.id) && held.count <= f.content.length ? held.count : 0;
         return { path: f.path, ...f.id, offset: f.offset, from, content: f.content.slice(from) };
       });
     await this.writer.flush(false); // a checkpoint names file chunks, never listings
@@ -647,7 +647,7 @@ class BackupJob {
         return null;
       }
       const after = { size: r.after.size, mtime: r.after.mtime, ctime: r.after.ctime, ino: r.after.ino };
-      const changed = !sameContentStat(r.after, expected) || r.size !== r.after.size;
+      const changed = !unchanged(r.after, expected) || r.size !== r.after.size;
       if (!changed || attempt === 1) {
         if (changed) {
           // What was read is kept, with the size read: its listing must add up to its chunks.
@@ -801,11 +801,6 @@ function identity(st: Identity): Identity {
 function entryStat(st: fs.BigIntStats): EntryStat {
   const kind = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
   return { kind, ...fileStat(st) };
-}
-
-/** Nothing changed between the two: ctime too, since a rewrite can put the old size and mtime back. */
-function sameContentStat(a: Identity, b: Identity): boolean {
-  return a.size === b.size && a.mtime === b.mtime && a.ctime === b.ctime && a.ino === b.ino;
 }
 
 function meta(st: { mode: number; mtime: string }): { mode: number; mtime: string } {

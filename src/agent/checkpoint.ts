@@ -12,6 +12,9 @@ import type { VaultKeys } from '../core/keys.js';
 import { objectKeyId, openObject, sealObject } from '../core/sealed-object.js';
 import type { CheckpointInfo, VaultSession } from '../vault/api.js';
 
+/** A file's identity: what tells whether it changed (see unchanged). */
+type FileIdentity = { readonly size: number; readonly mtime: string; readonly ctime: string; readonly ino: string };
+
 /** What identifies an unchanged file, and its content. */
 export interface KnownFile {
   readonly size: number;
@@ -26,7 +29,7 @@ export interface KnownFile {
  * A KnownFile from a file's identity. Written out in full: V8 gives every object made as
  * `{ ...id, content }` a hidden class of its own (about 230 bytes more per file).
  */
-export function knownFile(id: { readonly size: number; readonly mtime: string; readonly ctime: string; readonly ino: string }, content: readonly BlobId[]): KnownFile {
+export function knownFile(id: FileIdentity, content: readonly BlobId[]): KnownFile {
   return { size: id.size, mtime: id.mtime, ctime: id.ctime, ino: id.ino, content };
 }
 
@@ -157,7 +160,10 @@ function withDeltas(before: ReadonlyMap<string, PartialFile>, entries: readonly 
   return after;
 }
 
-/** True when a file's current metadata match what a checkpoint recorded. */
-export function unchanged(known: KnownFile, now: { size: number; mtime: string; ctime: string; ino: string }): boolean {
+/**
+ * True when a file's metadata match what was recorded of it: size, mtime, ctime and inode (ctime
+ * too, since a rewrite can put the old size and mtime back).
+ */
+export function unchanged(known: FileIdentity, now: FileIdentity): boolean {
   return known.size === now.size && known.mtime === now.mtime && known.ctime === now.ctime && known.ino === now.ino;
 }
