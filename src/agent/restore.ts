@@ -380,24 +380,23 @@ function makeParents(dir: string, target: string | null): void {
   let at = root;
   for (const seg of path.relative(root, dir).split(path.sep).filter((s) => s !== '')) {
     at = childPath(at, seg);
-    const st = fs.lstatSync(at, { throwIfNoEntry: false });
+    let st = fs.lstatSync(at, { throwIfNoEntry: false });
     if (st === undefined) {
       try {
         fs.mkdirSync(at);
       } catch (err) {
         throw creating(at, err);
       }
-    } else if (st.isSymbolicLink()) {
-      if (target !== null || !trustedLink(st)) throw cannot(at, `it is a link${target === null ? ' that belongs to another user' : ''}; a restore does not write through it`);
+      continue; // made here: this user's
+    }
+    if (st.isSymbolicLink()) {
+      if (target !== null || !ownedByUserOrRoot(st)) throw cannot(at, `it is a link${target === null ? ' that belongs to another user' : ''}; a restore does not write through it`);
       const real = fs.statSync(at, { throwIfNoEntry: false });
       if (real?.isDirectory() !== true) throw cannot(at, 'a link to something other than a folder is in the way');
-      const why = untrusted(real);
-      if (why !== null) throw cannot(at, why);
+      st = real;
     } else if (!st.isDirectory()) throw cannot(at, 'a file is in the way');
-    else {
-      const why = untrusted(st);
-      if (why !== null) throw cannot(at, why);
-    }
+    const why = untrusted(st);
+    if (why !== null) throw cannot(at, why);
   }
 }
 
@@ -427,9 +426,7 @@ function makeTarget(target: string): void {
  * write in it only if it is sticky (/tmp), where they cannot rename what is not theirs.
  */
 export function untrusted(st: fs.Stats): string | null {
-  const uid = process.getuid?.();
-  if (uid === undefined) return null; // Windows: no such owners and modes
-  if (st.uid !== uid && st.uid !== 0) return `it belongs to another user (uid ${st.uid}), who could send the restore elsewhere`;
+  if (!ownedByUserOrRoot(st)) return `it belongs to another user (uid ${st.uid}), who could send the restore elsewhere`;
   if ((st.mode & 0o002) !== 0 && (st.mode & 0o1000) === 0) return 'anyone may rename what is in it, and so send the restore elsewhere';
   return null;
 }
@@ -446,8 +443,8 @@ function creating(at: string, err: unknown): unknown {
   return err;
 }
 
-/** A link the restore may follow in place: its owner is this user or root. */
-function trustedLink(st: fs.Stats): boolean {
+/** Whether this user or root owns it (always, where there are no such owners: Windows). */
+function ownedByUserOrRoot(st: fs.Stats): boolean {
   const uid = process.getuid?.();
   return uid === undefined || st.uid === 0 || st.uid === uid;
 }
