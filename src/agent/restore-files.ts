@@ -1,6 +1,6 @@
 /** Writing a restored file: the steps the restore's main thread and its workers share. */
 import fs from 'node:fs';
-import { errnoCode } from '../shared/files.js';
+import { errnoCode, errnoText } from '../shared/files.js';
 
 /** Seconds since the epoch with microsecond precision, from nanoseconds as a decimal string. */
 export function toTime(ns: string): number {
@@ -69,24 +69,16 @@ export function removeTemp(tmp: string): void {
   }
 }
 
-/** What a failed file operation's code means to whoever reads the list of failed files. */
-const MEANING: Readonly<Record<string, string>> = {
-  ENOSPC: 'no space left on the device',
-  EDQUOT: 'disk quota exceeded',
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EROFS: 'read-only file system',
+/** What a failed file's error code means in a restore, where the common words (errnoText) do not say it. */
+const RESTORE_ERRORS: Readonly<Record<string, string>> = {
   ENAMETOOLONG: 'name too long for this file system',
   ENOTDIR: 'a folder on its path was replaced during the restore',
   ELOOP: 'a folder on its path was replaced by a link during the restore',
   ENOENT: 'its folder was removed during the restore',
-  EIO: 'input/output error',
 };
 
-/** The message to report for a failed file operation: its code, and what that means when known. */
+/** The message to report for a failed file operation: what its code means when known, and the code. */
 export function why(err: unknown): string {
   const code = errnoCode(err);
-  if (code === undefined) return (err as Error).message;
-  const meaning = MEANING[code];
-  return meaning === undefined ? code : `${meaning} (${code})`;
+  return code === undefined ? (err as Error).message : errnoText(code, RESTORE_ERRORS);
 }

@@ -46,6 +46,31 @@ export async function readSmallTextFile(file: string, limit: number, what: strin
   return text;
 }
 
+/** What common OS error codes mean, in words. */
+const OS_ERRORS: Readonly<Record<string, string>> = {
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  EIO: 'input/output error',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files in the system',
+  EBUSY: 'resource busy',
+  EAGAIN: 'resource temporarily unavailable',
+  ETIMEDOUT: 'timed out',
+  ESTALE: 'stale network file handle',
+};
+
+/**
+ * An OS error code in words, then the code: "no space left on device (ENOSPC)"; the code alone
+ * when it has no words. `own` holds the caller's words for codes that mean more to it.
+ */
+export function errnoText(code: string, own: Readonly<Record<string, string>> = {}): string {
+  const text = own[code] ?? OS_ERRORS[code];
+  return text === undefined ? code : `${text} (${code})`;
+}
+
 /** Writes all of `data` at `position` of the open file `fd`. */
 export async function writeAt(fd: number, data: Uint8Array, position: number): Promise<void> {
   for (let done = 0; done < data.length; ) {

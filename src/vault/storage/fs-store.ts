@@ -12,7 +12,7 @@ import fsCb, { type Dirent, type Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { AzbkError, isAzbkError } from '../../shared/errors.js';
-import { writeAt } from '../../shared/files.js';
+import { errnoText, writeAt } from '../../shared/files.js';
 import { InFlight } from '../../shared/in-flight.js';
 import type { BlobStore, ObjectWriter } from './blobstore.js';
 import { clipRange, isKeySegment, validateKey, validatePrefix, type ByteRange } from './keys.js';
@@ -346,20 +346,18 @@ function keyConflict(key: string): AzbkError {
   );
 }
 
-const DESCRIPTIONS: Record<string, { text: string; hint?: string }> = {
-  ENOSPC: { text: 'no space left on device', hint: 'Free space on the vault disk, then run the command again.' },
-  EDQUOT: { text: 'disk quota exceeded', hint: 'Raise the quota or free space on the vault disk.' },
-  EACCES: { text: 'permission denied', hint: 'Check that azbk may read and write the vault folder.' },
-  EPERM: { text: 'operation not permitted', hint: 'Check that azbk may read and write the vault folder.' },
-  EROFS: { text: 'read-only file system', hint: 'Mount the vault disk read-write.' },
-  EIO: { text: 'input/output error', hint: 'The vault disk reported an I/O error; check the disk.' },
-  EMFILE: { text: 'too many open files' },
-  ENFILE: { text: 'too many open files in the system' },
-  EBUSY: { text: 'resource busy' },
-  EAGAIN: { text: 'resource temporarily unavailable' },
-  ETIMEDOUT: { text: 'timed out' },
-  ESTALE: { text: 'stale network file handle' },
-  EXDEV: { text: 'the vault spans several file systems', hint: 'Keep the whole vault folder on one file system.' },
+/** What an OS error means for a vault on disk, where the common words (errnoText) do not say it. */
+const VAULT_ERRORS: Readonly<Record<string, string>> = { EXDEV: 'the vault spans several file systems' };
+
+/** What to do about an OS error of the vault's disk. */
+const HINTS: Readonly<Record<string, string>> = {
+  ENOSPC: 'Free space on the vault disk, then run the command again.',
+  EDQUOT: 'Raise the quota or free space on the vault disk.',
+  EACCES: 'Check that azbk may read and write the vault folder.',
+  EPERM: 'Check that azbk may read and write the vault folder.',
+  EROFS: 'Mount the vault disk read-write.',
+  EIO: 'The vault disk reported an I/O error; check the disk.',
+  EXDEV: 'Keep the whole vault folder on one file system.',
 };
 
 /**
@@ -378,7 +376,6 @@ export function toStorageError(err: unknown, op: Op, key: string, root: string):
       cause: err,
     });
   }
-  const known = DESCRIPTIONS[code];
-  const message = `Cannot ${op} vault object "${key}" in ${root}: ${known ? `${known.text} (${code})` : code}.`;
-  return new AzbkError('AZBK_VAULT_UNREACHABLE', message, { cause: err, hint: known?.hint });
+  const message = `Cannot ${op} vault object "${key}" in ${root}: ${errnoText(code, VAULT_ERRORS)}.`;
+  return new AzbkError('AZBK_VAULT_UNREACHABLE', message, { cause: err, hint: HINTS[code] });
 }
