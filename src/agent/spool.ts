@@ -4,7 +4,7 @@
  * they pass, and the file is uploaded once the pack ends, read again for every attempt the upload
  * needs, then removed. Nothing names the pack before it is uploaded whole.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fsCb from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import { AzbkError } from '../shared/errors.js';
 import { writeAt } from '../shared/files.js';
 import { InFlight } from '../shared/in-flight.js';
 import type { PackStream, VaultSession } from '../vault/api.js';
+import { hashedPackStream, type PackSink } from '../vault/pack-stream.js';
 
 const SUFFIX = '.pack';
 
@@ -36,13 +37,15 @@ export function spoolPack(session: VaultSession, dir: string): PackStream | null
   if (put === undefined) return null;
   const file = path.join(dir, `${randomBytes(16).toString('hex')}${SUFFIX}`);
   const opening = new Promise<number>((resolve, reject) => fsCb.open(file, 'wx', 0o600, (err, fd) => (err ? reject(localError(dir, err)) : resolve(fd))));
-  opening.catch(() => undefined); // surfaced by the first write or by end
-  const hash = createHash('sha256');
+  return hashedPackStream(opening.then((fd) => spoolFile(fd, file, dir, (id, length) => put(id, file, length))));
+}
+
+/** The spool file open as `fd`: written at its end, uploaded by `upload` when the pack ends, removed either way. */
+function spoolFile(fd: number, file: string, dir: string, upload: (id: PackId, length: number) => Promise<void>): PackSink {
   const writes = new InFlight();
   let size = 0;
-  let ended = false;
   let closed: Promise<void> | undefined;
-  const close = () => (closed ??= opening.then((fd) => new Promise<void>((resolve) => fsCb.close(fd, () => resolve())), () => undefined));
+  const close = () => (closed ??= new Promise<void>((resolve) => fsCb.close(fd, () => resolve())));
   const drop = async () => {
     await writes.settled();
     await close();
@@ -50,32 +53,19 @@ export function spoolPack(session: VaultSession, dir: string): PackStream | null
   };
   return {
     write: (data) => {
-      if (ended) return Promise.reject(new Error('PackStream used after end'));
       const at = size;
       size += data.length;
-      hash.update(data); // now: the bytes are hashed in the order of the calls
-      return writes.track(opening.then((fd) => writeAt(fd, data, at).catch((err: unknown) => Promise.reject(localError(dir, err)))));
+      return writes.track(writeAt(fd, data, at).catch((err: unknown) => Promise.reject(localError(dir, err))));
     },
-    end: async () => {
-      if (ended) throw new Error('PackStream used after end');
-      ended = true;
+    finish: async (id) => {
       try {
-        await writes.settled();
-        // The hash covers every write called; a pack with a write missing is never uploaded.
-        if (writes.failure !== undefined) throw writes.failure;
         await close();
-        const id = hash.digest('hex') as PackId;
-        await put(id, file, size);
-        return id;
+        await upload(id, size);
       } finally {
         await drop();
       }
     },
-    abort: async () => {
-      if (ended) return; // once it ends, end removes the file
-      ended = true;
-      await drop();
-    },
+    abort: drop,
   };
 }
 

@@ -9,11 +9,11 @@ import { isHex32, isHex64, type KeyId, type MachineId, type PackId, type PointId
 import { parseEnvelope, type KeyEnvelope } from '../core/keys.js';
 import { packIdOf } from '../core/pack.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
-import { InFlight } from '../shared/in-flight.js';
 import type { CheckpointInfo, MachineInfo, PackStream, PointInfo, PointRecord, RegisterRequest, Registration, VaultEntry, VaultSession } from './api.js';
 import { newVaultConfig, parseVaultConfig, VAULT_NAME, type VaultConfig } from './config.js';
 import { issueCredentials, verifyToken, type CredentialsFile } from './credentials.js';
 import { baseName, layout } from './layout.js';
+import { hashedPackStream, type PackSink } from './pack-stream.js';
 import type { BlobStore } from './storage/blobstore.js';
 
 /** Machine names: printable, no path separators, 1..64 characters. */
@@ -319,43 +319,12 @@ class Session implements VaultSession {
   startPack(): PackStream | null {
     const store = this.store;
     if (store.openWriter === undefined) return null;
-    const opening = store.openWriter();
-    opening.catch(() => undefined); // surfaced by the first write or by end
-    const hash = createHash('sha256');
-    let size = 0;
-    let ended = false;
-    const writes = new InFlight();
-    const drop = () => opening.then((w) => w.abort(), () => undefined);
-    return {
-      write: (data) => {
-        if (ended) return Promise.reject(new Error('PackStream used after end'));
-        size += data.length;
-        if (size > MAX_OBJECT) {
-          writes.fail(new AzbkError('AZBK_BAD_INPUT', 'The pack is too large.'));
-          return Promise.reject(writes.failure);
-        }
-        hash.update(data); // now: the bytes are hashed in the order of the calls
-        return writes.track(opening.then((w) => w.write(data)));
-      },
-      end: async () => {
-        if (ended) throw new Error('PackStream used after end');
-        ended = true;
-        await writes.settled();
-        // The hash covers every write called; a pack with a write missing is never named.
-        if (writes.failure !== undefined) {
-          await drop();
-          throw writes.failure;
-        }
-        const id = hash.digest('hex') as PackId;
-        await (await opening).finish(layout.pack(id));
-        return id;
-      },
-      abort: async () => {
-        if (ended) return; // once it ends, the writer's finish closes and removes the file
-        ended = true;
-        await drop();
-      },
-    };
+    const sink = store.openWriter().then((w): PackSink => ({
+      write: (data) => w.write(data),
+      finish: async (id) => void (await w.finish(layout.pack(id))),
+      abort: () => w.abort(),
+    }));
+    return hashedPackStream(sink, MAX_OBJECT);
   }
 
   async readPack(id: PackId, offset: number, length: number, into?: Buffer): Promise<Buffer> {
