@@ -89,11 +89,13 @@ export class BlobIndex {
 
   private find(type: number, id: Buffer, at: number): number {
     const mask = this.table.length - 1;
-    for (let i = (id.readUInt32LE(at) ^ type) & mask; ; i = (i + 1) & mask) {
+    const head = id.readUInt32LE(at);
+    for (let i = (head ^ type) & mask; ; i = (i + 1) & mask) {
       const slot = this.table[i]!;
       if (slot === 0) return -1;
       const row = slot - 1;
-      if (this.types[row] === type && id.compare(this.ids, row * ID_BYTES, (row + 1) * ID_BYTES, at, at + ID_BYTES) === 0) return row;
+      // The first four bytes rule out almost every other blob without a call to compare.
+      if (this.types[row] === type && this.ids.readUInt32LE(row * ID_BYTES) === head && id.compare(this.ids, row * ID_BYTES, (row + 1) * ID_BYTES, at, at + ID_BYTES) === 0) return row;
     }
   }
 
@@ -102,7 +104,7 @@ export class BlobIndex {
     let row = this.find(type, id, at);
     if (row < 0) {
       row = this.count++;
-      if (row === this.types.length) this.grow();
+      if (row === this.types.length) this.grow(row + 1);
       this.types[row] = type;
       id.copy(this.ids, row * ID_BYTES, at, at + ID_BYTES);
       if (this.count * 2 > this.table.length) this.rehash(this.table.length * 2);
@@ -126,8 +128,18 @@ export class BlobIndex {
     for (let row = 0; row < this.count; row++) this.insert(row);
   }
 
-  private grow(): void {
-    const n = this.types.length * 2;
+  /** Makes room for `more` blobs, so adding them neither grows the columns nor rehashes the table. */
+  private reserve(more: number): void {
+    const rows = this.count + more;
+    if (rows > this.types.length) this.grow(rows);
+    let size = this.table.length;
+    while (rows * 2 > size) size *= 2;
+    if (size !== this.table.length) this.rehash(size);
+  }
+
+  /** Grows the columns to hold at least `rows` blobs. */
+  private grow(rows: number): void {
+    const n = Math.max(this.types.length * 2, rows);
     const ids = Buffer.alloc(n * ID_BYTES);
     this.ids.copy(ids);
     this.ids = ids;
@@ -145,8 +157,13 @@ export class BlobIndex {
    */
   static async load(session: VaultSession, keys: VaultKeys, cache?: IndexCache): Promise<BlobIndex> {
     const index = new BlobIndex();
-    for (const name of await session.listIndex()) {
-      const local = cache?.getIndex(name);
+    const names = await session.listIndex();
+    // The local copies first, so the table is sized once instead of doubled again and again.
+    const copies = names.map((name) => cache?.getIndex(name));
+    index.reserve(copies.reduce((n, c) => n + (c === undefined ? 0 : Math.max(0, compactBlobs(c))), 0));
+    for (const [i, name] of names.entries()) {
+      const local = copies[i];
+      copies[i] = undefined;
       if (local !== undefined && index.addCompact(local)) continue;
       const data = await session.readIndex(name);
       if (objectKeyId(data) !== keys.keyId) continue;
@@ -166,15 +183,9 @@ export class BlobIndex {
   /** Adds the packs of a compact index (see compactIndex); false, adding nothing, if it is malformed. */
   private addCompact(buf: Buffer): boolean {
     // Check the whole layout first, so a damaged copy adds nothing (the vault's is read instead).
-    if (buf.length < 4) return false;
+    if (compactBlobs(buf) < 0) return false;
     const packs = buf.readUInt32LE(0);
     let at = 4;
-    for (let i = 0; i < packs; i++) {
-      if (at + ID_BYTES + 4 > buf.length) return false;
-      at += ID_BYTES + 4 + buf.readUInt32LE(at + ID_BYTES) * COMPACT_BLOB;
-    }
-    if (at !== buf.length) return false;
-    at = 4;
     for (let i = 0; i < packs; i++) {
       const pack = buf.toString('hex', at, at + ID_BYTES) as PackId;
       const blobs = buf.readUInt32LE(at + ID_BYTES);
@@ -196,6 +207,21 @@ export interface IndexCache {
 
 /** type (1), id (32), offset, length and raw length (4 each) */
 const COMPACT_BLOB = 1 + ID_BYTES + 12;
+
+/** The number of blobs in a compact index (see compactIndex), or -1 when its layout is malformed. */
+function compactBlobs(buf: Buffer): number {
+  if (buf.length < 4) return -1;
+  const packs = buf.readUInt32LE(0);
+  let at = 4;
+  let blobs = 0;
+  for (let i = 0; i < packs; i++) {
+    if (at + ID_BYTES + 4 > buf.length) return -1;
+    const n = buf.readUInt32LE(at + ID_BYTES);
+    blobs += n;
+    at += ID_BYTES + 4 + n * COMPACT_BLOB;
+  }
+  return at === buf.length ? blobs : -1;
+}
 
 /**
  * An index file's packs in a compact binary form for the local cache: pack count, then per pack

@@ -50,6 +50,16 @@ describe('blob index', () => {
     for (let i = 0; i < 1000; i++) expect(index.has('data', randomBytes(32).toString('hex') as BlobId)).toBe(false);
     expect(index.has('data', 'not hex' as BlobId)).toBe(false);
   });
+
+  it('tells apart blobs whose ids share their first bytes', () => {
+    const index = new BlobIndex();
+    const head = randomBytes(8).toString('hex');
+    const entries = Array.from({ length: 50 }, (_, i) => ({ type: 'data' as const, id: (head + randomBytes(24).toString('hex')) as BlobId, offset: i, length: 1, rawLength: 1 }));
+    index.addPack('a'.repeat(64) as PackId, entries);
+    expect(index.size).toBe(50);
+    entries.forEach((e) => expect(index.get('data', e.id)?.entry.offset).toBe(e.offset));
+    expect(index.has('data', (head + randomBytes(24).toString('hex')) as BlobId)).toBe(false);
+  });
 });
 
 describe('blob index cache', () => {
