@@ -17,6 +17,7 @@ import {
   validateContainerName,
   type AzureBlobStoreOptions,
 } from '../../src/vault/storage/azure-store.js';
+import { RetryingBlobStore } from '../../src/vault/storage/retrying-store.js';
 import {
   AZURITE_ACCOUNT_KEY,
   azuriteConnectionString,
@@ -346,6 +347,12 @@ describe('AzureBlobStore', () => {
       expect((error as AzbkError).hint).toMatch(/connection string/);
       expectNoSecret(error, connectionString, wrongKey);
     }
+    // Waiting does not mend a wrong key: the vault's retrying store reports it at once.
+    const retries: unknown[] = [];
+    const retrying = new RetryingBlobStore(wrong, { onRetry: (e) => retries.push(e) });
+    await expect(retrying.get('k')).rejects.toMatchObject({ code: 'AZBK_VAULT_UNREACHABLE' });
+    await expect(retrying.put('k', Buffer.from('x'))).rejects.toMatchObject({ code: 'AZBK_VAULT_UNREACHABLE' });
+    expect(retries).toEqual([]);
   });
 
   test('SDK errors without a reply or status map to AzbkErrors; bugs pass through', () => {

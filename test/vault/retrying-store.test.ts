@@ -83,6 +83,15 @@ describe('RetryingBlobStore', () => {
       expect(faulty.calls.put).toBe(1);
       expect(sleeps).toEqual([]);
     }
+    // Nor a storage service's refusal of the credentials.
+    for (const statusCode of [401, 403]) {
+      const { faulty, store, sleeps } = stack();
+      const error = new AzbkError('AZBK_VAULT_UNREACHABLE', 'Cannot put: access denied.', { cause: Object.assign(new Error('denied'), { name: 'RestError', statusCode }) });
+      faulty.fail('put', { error, times: Infinity });
+      await expect(store.put('k', Buffer.from('v'))).rejects.toBe(error);
+      expect(faulty.calls.put).toBe(1);
+      expect(sleeps).toEqual([]);
+    }
     // An I/O error may pass: it is tried again.
     const { faulty, store } = stack();
     faulty.fail('put', { error: new AzbkError('AZBK_VAULT_UNREACHABLE', 'Cannot put: EIO.', { cause: Object.assign(new Error('EIO'), { code: 'EIO' }) }), times: 1 });

@@ -9,11 +9,13 @@ import type { ByteRange } from './keys.js';
 
 /** Disk errors that waiting does not mend: retrying them only delays the message. */
 const LASTING = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EXDEV']);
+/** Nor does it mend a storage service's refusal of the credentials (a wrong key, an expired token). */
+const LASTING_STATUS = new Set([401, 403]);
 
-/** Whether an AZBK_VAULT_UNREACHABLE stands for a disk error that a retry cannot mend. */
+/** Whether an AZBK_VAULT_UNREACHABLE stands for a disk error or a refusal that a retry cannot mend. */
 function lasting(error: Error): boolean {
-  const code = (error.cause as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' && LASTING.has(code);
+  const cause = error.cause as { code?: unknown; statusCode?: unknown } | undefined;
+  return (typeof cause?.code === 'string' && LASTING.has(cause.code)) || (typeof cause?.statusCode === 'number' && LASTING_STATUS.has(cause.statusCode));
 }
 
 /** What a RetryingBlobStore reports before each retry, e.g. to log it. */
