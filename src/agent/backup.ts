@@ -8,7 +8,7 @@
  * cache are not read; the others go to the chunk workers (pipeline/pool.ts), which read, chunk,
  * hash, compress and seal on every core while the main thread deduplicates, packs and uploads.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,13 +22,14 @@ import { BlobWriter } from './blob-writer.js';
 import { findResumable, knownFile, sealCheckpoint, unchanged, type KnownFile, type PartialDelta, type PartialFile, type ResumeState } from './checkpoint.js';
 import type { AgentContext } from './context.js';
 import { FileCache, type KnownDir } from './file-cache.js';
+import { entryStat, fingerprint, folderIdentity, identity, listFolder, type EntryStat, type Identity, type Listed } from './folder-listing.js';
 import { changesSince, dirtyFolders, journalOffset, journalRun, underTree, type JournalMark } from './journal.js';
-import { childPath, fromSegments, toSegments } from './fspath.js';
+import { fromSegments, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
 import { openSpool } from './spool.js';
 import { sealManifest, type BackupStats, type PointManifest, type SkippedItem } from './manifest.js';
 import { ChunkPool } from './pipeline/pool.js';
-import { fileStat, NOT_REGULAR, type FileStat, type SealedChunk } from './pipeline/protocol.js';
+import { NOT_REGULAR, type FileStat, type SealedChunk } from './pipeline/protocol.js';
 
 export type BackupEvent =
   | { readonly type: 'start'; readonly jobId: string; readonly paths: readonly string[]; readonly resumed: ResumedFrom | null }
@@ -166,20 +167,6 @@ interface InFlight {
   readonly id: Identity;
   offset: number;
   content: BlobId[];
-}
-
-type Identity = { size: number; mtime: string; ctime: string; ino: string };
-
-/** What the backup keeps of an lstat: the kind of entry, its permission bits and its identity. */
-interface EntryStat extends FileStat {
-  readonly kind: 'file' | 'dir' | 'symlink' | 'other';
-}
-
-/** A folder's entry as lstat saw it. */
-interface Listed {
-  readonly abs: string;
-  readonly name: string;
-  readonly st: EntryStat;
 }
 
 class BackupJob {
@@ -511,47 +498,20 @@ class BackupJob {
         return storedFolder(known);
       }
     }
-    let names: string[];
-    let unnamed = 0;
+    let listed: Listed[];
+    let complete: boolean;
     try {
-      names = fs.readdirSync(abs);
-      if (names.some((n) => n.includes('\uFFFD'))) [names, unnamed] = this.decodableNames(abs);
+      ({ listed, complete } = listFolder(abs, (p, why) => this.skip(p, typeof why === 'string' ? why : describe(why))));
     } catch (err) {
       this.skip(abs, describe(err));
       return null;
     }
-    names.sort();
-    const listed: Listed[] = [];
-    for (const name of names) {
-      const l = this.lstat(childPath(abs, name), name); // a name from readdir is one segment
-      if (l !== null) listed.push(l);
-    }
-    const complete = listed.length === names.length && unnamed === 0;
     this.openEntries += listed.length;
     try {
       return await this.walkFolder(folder, listed, complete);
     } finally {
       this.openEntries -= listed.length;
     }
-  }
-
-  /**
-   * The names in `abs` that are text, and how many are not. A name that is not valid UTF-8 reads
-   * as text with U+FFFD in place of its bad bytes: under that name the file cannot be opened, and
-   * it could even be another file's (whose name has U+FFFD itself). Such names are skipped, said so.
-   */
-  private decodableNames(abs: string): [string[], number] {
-    const names: string[] = [];
-    let bad = 0;
-    for (const raw of fs.readdirSync(abs, { encoding: 'buffer' })) {
-      const name = raw.toString('utf8');
-      if (Buffer.from(name, 'utf8').equals(raw)) names.push(name);
-      else {
-        bad++;
-        this.skip(childPath(abs, name), 'its name is not valid UTF-8 text, which azbk cannot store');
-      }
-    }
-    return [names, bad];
   }
 
   /** The rest of dir(): subfolders, then the fingerprint check, then the files. */
@@ -750,31 +710,6 @@ function openEntriesBound(workers: number): number {
 }
 
 /**
- * What a folder's fingerprint covers: each entry's name, type, mode, times, size and inode (for a
- * file read in this job, the metadata it had when read), and each subfolder's tree. Null when a
- * subfolder could not be backed up.
- */
-function fingerprint(entries: readonly (readonly [string, EntryStat, KnownFile | null])[], subtrees: ReadonlyMap<string, Folder | null>): Buffer | null {
-  let text = '';
-  for (const [name, st, known] of entries) {
-    let sub = '';
-    if (st.kind === 'dir') {
-      const f = subtrees.get(name);
-      if (f == null) return null;
-      sub = f.tree;
-    }
-    const id = known ?? identity(st);
-    text += `${name}\0${st.kind}\0${st.mode}\0${id.mtime}\0${id.ctime}\0${id.ino}\0${id.size}\0${sub}\n`;
-  }
-  return createHash('sha256').update(text).digest();
-}
-
-/** A folder's own inode and ctime: a folder moved or made anew in its place differs. */
-function folderIdentity(st: EntryStat): string {
-  return `${st.ino}:${st.ctime}`;
-}
-
-/**
  * How recent a change must be for a file read now to be "racy": file times tick coarsely (a
  * jiffy on Linux before 6.13, 2 s on FAT), so a write in the same tick as the read, after it,
  * would leave the size and times the read saw.
@@ -791,16 +726,6 @@ const RACY_CTIME = '-1';
  */
 export function racy(id: Identity, start: number): boolean {
   return Number(id.ctime) > (start - RACY_MS) * 1e6; // ns; a double's rounding is far below a tick
-}
-
-/** The metadata that tell whether a file changed since it was last read. */
-function identity(st: Identity): Identity {
-  return { size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino };
-}
-
-function entryStat(st: fs.BigIntStats): EntryStat {
-  const kind = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
-  return { kind, ...fileStat(st) };
 }
 
 function meta(st: { mode: number; mtime: string }): { mode: number; mtime: string } {

@@ -1,0 +1,104 @@
+/**
+ * A folder as a backup sees it: its entries with what lstat says of them, in name order, and the
+ * fingerprint that tells whether anything in it changed since a backup stored it (see
+ * file-cache.ts). The backup's walk and the scan worker that checks folders ahead of it
+ * (pipeline/scan-worker.ts) list and compare folders with these same functions.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import type { KnownFile } from './checkpoint.js';
+import { childPath } from './fspath.js';
+import { fileStat, type FileStat } from './pipeline/protocol.js';
+
+/** What the backup keeps of an lstat: the kind of entry, its permission bits and its identity. */
+export interface EntryStat extends FileStat {
+  readonly kind: 'file' | 'dir' | 'symlink' | 'other';
+}
+
+/** A folder's entry as lstat saw it. */
+export interface Listed {
+  readonly abs: string;
+  readonly name: string;
+  readonly st: EntryStat;
+}
+
+/** The metadata that tell whether a file changed since it was last read. */
+export type Identity = { size: number; mtime: string; ctime: string; ino: string };
+
+export function identity(st: Identity): Identity {
+  return { size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino };
+}
+
+export function entryStat(st: fs.BigIntStats): EntryStat {
+  const kind = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
+  return { kind, ...fileStat(st) };
+}
+
+/**
+ * The entries of the folder `abs` in name order, each with its lstat (a failed readdir throws).
+ * An entry that cannot be examined is left out and handed to `skip` with its error, or with why
+ * as text; `complete` is false then.
+ */
+export function listFolder(abs: string, skip: (p: string, why: unknown) => void): { listed: Listed[]; complete: boolean } {
+  let names = fs.readdirSync(abs);
+  let unnamed = 0;
+  if (names.some((n) => n.includes('\uFFFD'))) [names, unnamed] = decodableNames(abs, skip);
+  names.sort();
+  const listed: Listed[] = [];
+  for (const name of names) {
+    const p = childPath(abs, name); // a name from readdir is one segment
+    try {
+      listed.push({ abs: p, name, st: entryStat(fs.lstatSync(p, { bigint: true })) });
+    } catch (err) {
+      skip(p, err);
+    }
+  }
+  return { listed, complete: listed.length === names.length && unnamed === 0 };
+}
+
+/**
+ * The names in `abs` that are text, and how many are not. A name that is not valid UTF-8 reads
+ * as text with U+FFFD in place of its bad bytes: under that name the file cannot be opened, and
+ * it could even be another file's (whose name has U+FFFD itself). Such names are skipped, said so.
+ */
+function decodableNames(abs: string, skip: (p: string, why: unknown) => void): [string[], number] {
+  const names: string[] = [];
+  let bad = 0;
+  for (const raw of fs.readdirSync(abs, { encoding: 'buffer' })) {
+    const name = raw.toString('utf8');
+    if (Buffer.from(name, 'utf8').equals(raw)) names.push(name);
+    else {
+      bad++;
+      skip(childPath(abs, name), 'its name is not valid UTF-8 text, which azbk cannot store');
+    }
+  }
+  return [names, bad];
+}
+
+/**
+ * What a folder's fingerprint covers: each entry's name, type, mode, times, size and inode (for a
+ * file read in this job, the metadata it had when read), and each subfolder's tree. Null when a
+ * subfolder could not be backed up.
+ */
+export function fingerprint(
+  entries: readonly (readonly [string, EntryStat, KnownFile | null])[],
+  subtrees: ReadonlyMap<string, { readonly tree: string } | null>,
+): Buffer | null {
+  let text = '';
+  for (const [name, st, known] of entries) {
+    let sub = '';
+    if (st.kind === 'dir') {
+      const f = subtrees.get(name);
+      if (f == null) return null;
+      sub = f.tree;
+    }
+    const id = known ?? identity(st);
+    text += `${name}\0${st.kind}\0${st.mode}\0${id.mtime}\0${id.ctime}\0${id.ino}\0${id.size}\0${sub}\n`;
+  }
+  return createHash('sha256').update(text).digest();
+}
+
+/** A folder's own inode and ctime: a folder moved or made anew in its place differs. */
+export function folderIdentity(st: EntryStat): string {
+  return `${st.ino}:${st.ctime}`;
+}
