@@ -4,8 +4,9 @@
  * blob it refers to is in the vault and indexed, so a failed job never leaves a half-written point.
  *
  * The walk runs on the main thread with synchronous lstat and readdir (fast, and it never waits
- * on a file's content); files whose metadata match the checkpoint being resumed or the local
- * cache are not read; the others go to the chunk workers (pipeline/pool.ts), which read, chunk,
+ * on a file's content), helped in a full scan by the scan worker (pipeline/scan.ts), which finds
+ * unchanged folders from the far end; files whose metadata match the checkpoint being resumed or
+ * the local cache are not read; the others go to the chunk workers (pipeline/pool.ts), which read, chunk,
  * hash, compress and seal on every core while the main thread deduplicates, packs and uploads.
  */
 import { randomBytes } from 'node:crypto';
@@ -17,6 +18,7 @@ import { encodeTree, type FileNode, type TreeNode } from '../core/tree.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { errnoCode } from '../shared/files.js';
 import type { PointInfo } from '../vault/api.js';
+import type { VaultConfig } from '../vault/config.js';
 import { BlobIndex } from './blob-index.js';
 import { BlobWriter } from './blob-writer.js';
 import { findResumable, knownFile, sealCheckpoint, unchanged, type KnownFile, type PartialDelta, type PartialFile, type ResumeState } from './checkpoint.js';
@@ -29,6 +31,7 @@ import { acquireJobLock } from './lock.js';
 import { openSpool } from './spool.js';
 import { sealManifest, type BackupStats, type PointManifest, type SkippedItem } from './manifest.js';
 import { ChunkPool } from './pipeline/pool.js';
+import { FolderScan } from './pipeline/scan.js';
 import { NOT_REGULAR, type FileStat, type SealedChunk } from './pipeline/protocol.js';
 
 export type BackupEvent =
@@ -48,6 +51,11 @@ export interface BackupOptions {
   readonly signal?: AbortSignal;
   /** chunk workers (default: one per core) */
   readonly workers?: number;
+  /**
+   * a full scan's walk starts only once the scan worker has gone through everything, so that it
+   * takes every folder the worker found unchanged (tests)
+   */
+  readonly scanFirst?: boolean;
 }
 
 /** The checkpoint a job continued from. */
@@ -182,6 +190,8 @@ class BackupJob {
   /** the half-read files the last checkpoint written (or the one resumed from) holds: which version, and how many chunks */
   private heldPartials: ReadonlyMap<string, { readonly id: Identity; readonly count: number }>;
   private readonly inFlight = new Set<InFlight>();
+  /** the scan worker's help in a full scan (see pipeline/scan.ts) */
+  private scanner: FolderScan | null = null;
   private seq: number;
   private checkpoints = 0;
   private finishedSince: [string, KnownFile][] = [];
@@ -229,20 +239,12 @@ class BackupJob {
 
   async run(): Promise<BackupResult> {
     const started = new Date();
-    const { session, keys } = this.ctx;
-    const cfg = await session.config();
-    this.index = await BlobIndex.load(session, keys, this.cache);
-    // A vault service takes data packs through the spool; this job holds the machine, so what a
-    // killed one left there goes.
-    const spool = session.putPackFile === undefined ? undefined : this.ctx.paths.spool;
-    if (spool !== undefined) await openSpool(spool);
-    this.writer = new BlobWriter(session, keys, this.index, { packSize: cfg.packSize, level: cfg.compression.level, indexCache: this.cache, ...(spool === undefined ? {} : { spool }) });
+    const cfg = await this.ctx.session.config();
     const trie = this.buildTrie();
     const includedPaths = collectIncluded(trie, []);
     if (includedPaths.length === 0) {
       throw new AzbkError('AZBK_PATH_NOT_FOUND', `None of the paths to back up exist: ${this.skipped.map((s) => s.path).join(', ')}.`);
     }
-    this.opts.onEvent?.({ type: 'start', jobId: this.jobId, paths: includedPaths.map(fromSegments), resumed: this.resumedFrom });
 
     // The journal's length and run now: the next backup reads what changes from here on.
     const home = this.ctx.paths.home;
@@ -261,6 +263,33 @@ class BackupJob {
       const moved = journal.trees.size > 0 ? `, ${journal.trees.size} folder(s) moved or made (examined whole)` : '';
       this.scan = { mode: 'optimized', reason: `the change journal covers the time since the last backup; ${journal.changed.size} path(s) changed${moved}` };
     } else this.scan = { mode: 'full', reason: journal.why };
+    // A full scan after an earlier backup has help from the scan worker, which starts at once.
+    if (this.dirty === null && last !== null) this.scanner = new FolderScan(included, this.cache.file, (tree) => this.index.has('tree', tree));
+    try {
+      return await this.backUp(started, cfg, includedPaths, trie, { offset, run, included, last });
+    } finally {
+      await this.scanner?.close();
+    }
+  }
+
+  /** The rest of run(): the walk, then the point; `journal`: where the change journal stood and the last backup's mark. */
+  private async backUp(
+    started: Date,
+    cfg: VaultConfig,
+    includedPaths: string[][],
+    trie: Trie,
+    journal: { offset: number; run: string | null; included: string[]; last: LastBackup | null },
+  ): Promise<BackupResult> {
+    const { session, keys } = this.ctx;
+    const { offset, run, included, last } = journal;
+    this.index = await BlobIndex.load(session, keys, this.cache);
+    // A vault service takes data packs through the spool; this job holds the machine, so what a
+    // killed one left there goes.
+    const spool = session.putPackFile === undefined ? undefined : this.ctx.paths.spool;
+    if (spool !== undefined) await openSpool(spool);
+    this.writer = new BlobWriter(session, keys, this.index, { packSize: cfg.packSize, level: cfg.compression.level, indexCache: this.cache, ...(spool === undefined ? {} : { spool }) });
+    this.opts.onEvent?.({ type: 'start', jobId: this.jobId, paths: includedPaths.map(fromSegments), resumed: this.resumedFrom });
+    if (this.opts.scanFirst === true) await this.scanner?.done();
 
     this.pool = new ChunkPool(
       { master: keys.master, chunker: { min: cfg.chunker.min, avg: cfg.chunker.avg, max: cfg.chunker.max }, level: cfg.compression.level },
@@ -274,7 +303,7 @@ class BackupJob {
       await this.writer.abandon(); // drops a pack being streamed: nothing names it
       throw err;
     } finally {
-      await this.pool.close();
+      await Promise.all([this.pool.close(), this.scanner?.close()]);
     }
 
     const w = this.writer.stats;
@@ -498,6 +527,8 @@ class BackupJob {
         return storedFolder(known);
       }
     }
+    const scanned = this.scanner?.take(abs);
+    if (scanned !== undefined) return storedFolder(scanned);
     let listed: Listed[];
     let complete: boolean;
     try {

@@ -1,0 +1,58 @@
+/**
+ * The scan worker (see scan.ts): goes through the included folders from the far end, last names
+ * first, and reports each folder whose listing and subfolders match what the cache stored, with
+ * the folder-listing.ts functions the walk itself uses. It only reads; a folder it cannot examine
+ * whole, or that changed, is left to the walk, and so is every folder above it.
+ */
+import { workerData } from 'node:worker_threads';
+import { openDirRows, type StoredDir } from '../file-cache.js';
+import { fingerprint, listFolder } from '../folder-listing.js';
+import type { ScanBatch, ScanInit } from './scan.js';
+
+/** Folders per message: the walk should hear of them soon after they are found. */
+const BATCH = 16;
+
+const { roots, cacheFile, port } = workerData as ScanInit;
+const rows = openDirRows(cacheFile);
+let batch = { paths: [] as string[], trees: [] as string[], counts: [] as number[] } satisfies ScanBatch;
+
+function flush(): void {
+  if (batch.paths.length === 0) return;
+  port.postMessage(batch);
+  batch = { paths: [], trees: [], counts: [] };
+}
+
+/** The stored row of `abs` when nothing in it or beneath it changed, else null. */
+function scan(abs: string): StoredDir | null {
+  let listing: ReturnType<typeof listFolder>;
+  try {
+    listing = listFolder(abs, () => undefined);
+  } catch {
+    return null;
+  }
+  const { listed } = listing;
+  const subtrees = new Map<string, StoredDir | null>();
+  let same = listing.complete;
+  for (let i = listed.length - 1; i >= 0; i--) {
+    const l = listed[i]!;
+    if (l.st.kind !== 'dir') continue;
+    const sub = scan(l.abs);
+    subtrees.set(l.name, sub);
+    if (sub === null) same = false; // the other subfolders may still help the walk
+  }
+  if (!same) return null;
+  const row = rows.get(abs);
+  if (row?.fingerprint == null) return null;
+  const fp = fingerprint(listed.map((l) => [l.name, l.st, null] as const), subtrees);
+  if (fp === null || !fp.equals(row.fingerprint)) return null;
+  batch.paths.push(abs);
+  batch.trees.push(row.tree);
+  batch.counts.push(row.files, row.dirs, row.symlinks, row.bytes);
+  if (batch.paths.length >= BATCH) flush();
+  return row;
+}
+
+for (let i = roots.length - 1; i >= 0; i--) scan(roots[i]!);
+flush();
+rows.close();
+port.close();
