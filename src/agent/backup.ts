@@ -268,7 +268,7 @@ class BackupJob {
     try {
       return await this.backUp(started, cfg, includedPaths, trie, { offset, run, included, last });
     } finally {
-      await this.scanner?.close();
+      this.scanner?.close();
     }
   }
 
@@ -303,7 +303,8 @@ class BackupJob {
       await this.writer.abandon(); // drops a pack being streamed: nothing names it
       throw err;
     } finally {
-      await Promise.all([this.pool.close(), this.scanner?.close()]);
+      this.scanner?.close();
+      await this.pool.close();
     }
 
     const w = this.writer.stats;

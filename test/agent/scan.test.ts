@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runBackup } from '../../src/agent/backup.js';
 import { FileCache, type KnownDir } from '../../src/agent/file-cache.js';
-import { FolderScan } from '../../src/agent/pipeline/scan.js';
+import { FolderScan, type ScanOptions } from '../../src/agent/pipeline/scan.js';
 import { runRestore } from '../../src/agent/restore.js';
 import { expectSameTree } from '../helpers/fs-tree.js';
 import { createMachine, type TestMachine } from '../helpers/machine.js';
@@ -30,9 +30,9 @@ function cacheFile(m: TestMachine): string {
   return cache.file;
 }
 
-/** What the scan reported for each of `dirs`, once it has gone through everything. */
-async function scanned(m: TestMachine, root: string, dirs: readonly string[], stored: (tree: string) => boolean = () => true): Promise<Map<string, KnownDir>> {
-  const scan = new FolderScan([root], cacheFile(m), stored);
+/** What the scan reported for each of `dirs` (asked in this order), once it has gone through everything. */
+async function scanned(m: TestMachine, roots: readonly string[], dirs: readonly string[], stored: (tree: string) => boolean = () => true, opts: ScanOptions = {}): Promise<Map<string, KnownDir>> {
+  const scan = new FolderScan(roots, cacheFile(m), stored, opts);
   try {
     await scan.done();
     const out = new Map<string, KnownDir>();
@@ -42,7 +42,7 @@ async function scanned(m: TestMachine, root: string, dirs: readonly string[], st
     }
     return out;
   } finally {
-    await scan.close();
+    scan.close();
   }
 }
 
@@ -51,7 +51,7 @@ afterEach(() => {
 });
 
 describe('scan worker', () => {
-  it('reports the folders that did not change, and no other', async () => {
+  it('reports the folders that did not change, each standing for those beneath it, and no other', async () => {
     const m = await createMachine();
     const src = path.join(m.dir, 'src');
     const p = (...segs: string[]) => path.join(src, ...segs);
@@ -64,21 +64,36 @@ describe('scan worker', () => {
     const dirs = [src, p('a'), p('a', 'x'), p('a', 'y'), p('b'), p('b', 'z'), p('c')];
     await settle();
     await runBackup(m.ctx, { include: [src] });
-    const all = await scanned(m, src, dirs);
-    expect([...all.keys()].sort()).toEqual([...dirs].sort());
-    expect(all.get(p('b'))).toMatchObject({ files: 2, dirs: 2, symlinks: 0, bytes: 11 });
-    expect(all.get(src)).toMatchObject({ files: 5, dirs: 7 });
+
+    // Nothing changed: the top folder stands for all.
+    const all = await scanned(m, [src], dirs);
+    expect([...all.keys()]).toEqual([src]);
+    expect(all.get(src)).toMatchObject({ files: 5, dirs: 7, symlinks: 0, bytes: 23 });
+    expect(all.get(src)?.tree).toMatch(/^[0-9a-f]{64}$/);
 
     // A change deep down: that folder and every folder above it are left to the walk.
     await fs.appendFile(p('a', 'y', 'f2.txt'), 'more\n');
-    const some = await scanned(m, src, dirs);
-    expect([...some.keys()].sort()).toEqual([p('a', 'x'), p('b'), p('b', 'z'), p('c')].sort());
-    expect(some.get(p('b'))?.tree).toBe(all.get(p('b'))?.tree);
+    const some = await scanned(m, [src], dirs);
+    expect([...some.keys()].sort()).toEqual([p('a', 'x'), p('b'), p('c')].sort());
+    expect(some.get(p('b'))).toMatchObject({ files: 2, dirs: 2, symlinks: 0, bytes: 11 });
 
-    // A tree the vault lacks ends the help, also for the folders reported before it.
-    const lacking = all.get(p('b', 'z'))!.tree;
-    const none = await scanned(m, src, dirs, (tree) => tree !== lacking);
-    expect([...none.keys()]).toEqual([]);
+    // A tree the vault lacks: that folder and the folders above it are not taken, the others are.
+    const cache = FileCache.forVault(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId);
+    const lacking = cache.getDir(p('b', 'z'))!.tree;
+    cache.close();
+    const without = await scanned(m, [src], dirs, (tree) => tree !== lacking);
+    expect([...without.keys()].sort()).toEqual([p('a', 'x'), p('c')].sort());
+
+    // A report older than the bound is not taken: what it says may be out of date.
+    const stale = await scanned(m, [src], dirs, () => true, { maxAgeMs: -1 });
+    expect(stale.size).toBe(0);
+
+    // An included folder replaced by a link to it, moved: the walk backs up the link as a link,
+    // so the scan does not look behind it either (the listing there would match).
+    const moved = path.join(m.dir, 'moved');
+    await fs.rename(src, moved);
+    await fs.symlink(moved, src);
+    expect(await scanned(m, [src], [src, p('c')])).toEqual(new Map());
   });
 
   it('a full scan takes the folders it found unchanged, and still backs up every change', async () => {

@@ -4,6 +4,7 @@
  * the folder-listing.ts functions the walk itself uses. It only reads; a folder it cannot examine
  * whole, or that changed, is left to the walk, and so is every folder above it.
  */
+import fs from 'node:fs';
 import { workerData } from 'node:worker_threads';
 import { openDirRows, type StoredDir } from '../file-cache.js';
 import { fingerprint, listFolder } from '../folder-listing.js';
@@ -14,16 +15,21 @@ const BATCH = 16;
 
 const { roots, cacheFile, port } = workerData as ScanInit;
 const rows = openDirRows(cacheFile);
-let batch = { paths: [] as string[], trees: [] as string[], counts: [] as number[] } satisfies ScanBatch;
+
+function emptyBatch() {
+  return { paths: [] as string[], trees: [] as string[], counts: [] as number[], listed: [] as number[], subfolders: [] as string[][] } satisfies ScanBatch;
+}
+let batch = emptyBatch();
 
 function flush(): void {
   if (batch.paths.length === 0) return;
   port.postMessage(batch);
-  batch = { paths: [], trees: [], counts: [] };
+  batch = emptyBatch();
 }
 
-/** The stored row of `abs` when nothing in it or beneath it changed, else null. */
+/** The stored row of the folder `abs` when nothing in it or beneath it changed, else null. */
 function scan(abs: string): StoredDir | null {
+  const listedAt = Date.now();
   let listing: ReturnType<typeof listFolder>;
   try {
     listing = listFolder(abs, () => undefined);
@@ -48,11 +54,23 @@ function scan(abs: string): StoredDir | null {
   batch.paths.push(abs);
   batch.trees.push(row.tree);
   batch.counts.push(row.files, row.dirs, row.symlinks, row.bytes);
+  batch.listed.push(listedAt);
+  batch.subfolders.push([...subtrees.keys()]);
   if (batch.paths.length >= BATCH) flush();
   return row;
 }
 
-for (let i = roots.length - 1; i >= 0; i--) scan(roots[i]!);
+for (let i = roots.length - 1; i >= 0; i--) {
+  // Only folders: the walk backs up an included link as a link, and never looks behind it.
+  const root = roots[i]!;
+  let folder = false;
+  try {
+    folder = fs.lstatSync(root).isDirectory();
+  } catch {
+    // missing or unreadable: the walk says so
+  }
+  if (folder) scan(root);
+}
 flush();
 rows.close();
 port.close();

@@ -4,12 +4,12 @@
  * from the far end and reports the folders that did not change since a backup stored them. When
  * the walk reaches such a folder, it takes the stored tree without listing the folder. The two
  * meet about halfway, so on two or more cores an unchanged tree is examined in about half the
- * time. The scan is only a help: a folder it has not reported yet is examined by the walk, and a
- * failed scan leaves every folder to it.
+ * time. The scan is only a help: a folder it has not reported (yet) is examined by the walk.
  */
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import type { BlobId } from '../../core/ids.js';
 import type { KnownDir } from '../file-cache.js';
+import { childPath } from '../fspath.js';
 import { workerUrl } from './worker-url.js';
 
 export interface ScanInit {
@@ -20,33 +20,56 @@ export interface ScanInit {
   readonly port: MessagePort;
 }
 
-/** Unchanged folders, each after every folder beneath it: per folder its path, tree and totals (4 numbers). */
+/**
+ * Unchanged folders, each after every folder beneath it: per folder its path, tree, totals (4
+ * numbers), when its listing was made (ms since the epoch), and the names of its subfolders.
+ */
 export interface ScanBatch {
   readonly paths: readonly string[];
   readonly trees: readonly string[];
   readonly counts: readonly number[];
+  readonly listed: readonly number[];
+  readonly subfolders: readonly (readonly string[])[];
+}
+
+export interface ScanOptions {
+  /**
+   * A report older than this is not taken (default 10 s): a folder taken from the scan is backed
+   * up as it was when the worker listed it, and a file moved into it since then would be missed.
+   */
+  readonly maxAgeMs?: number;
 }
 
 const WORKER_URL = workerUrl('scan-worker.js');
+const DEFAULT_MAX_AGE_MS = 10_000;
+/** Reports held at most (about 0.5 KiB each); further ones are dropped. */
+const MAX_HELD = 65_536;
 
 export class FolderScan {
   private readonly worker: Worker;
   private readonly port: MessagePort;
-  private readonly found = new Map<string, KnownDir>();
-  private off = false;
+  /** reported folders not yet taken, none beneath another (a folder's report replaces its subfolders') */
+  private readonly found = new Map<string, KnownDir & { readonly listed: number }>();
+  /** reported folders whose tree, or a tree beneath them, the vault lacks (only until their parent is reported) */
+  private readonly lacking = new Set<string>();
+  private readonly maxAgeMs: number;
   private closed = false;
   private readonly exited: Promise<void>;
 
-  /** `stored(tree)`: whether the vault has that tree blob; a folder is taken only when it has. */
+  /** `stored(tree)`: whether the vault has that tree blob; a folder is taken only when it has it and every tree beneath it. */
   constructor(
     roots: readonly string[],
     cacheFile: string,
     private readonly stored: (tree: BlobId) => boolean,
+    opts: ScanOptions = {},
   ) {
+    this.maxAgeMs = opts.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     this.worker = new Worker(WORKER_URL, { workerData: { roots, cacheFile, port: port2 } satisfies ScanInit, transferList: [port2] });
-    this.worker.on('error', () => this.stopUsing());
+    // Only a help: a failed worker leaves every folder to the walk, and never keeps the process.
+    this.worker.on('error', () => undefined);
+    this.worker.unref();
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
   }
 
@@ -57,38 +80,43 @@ export class FolderScan {
 
   /** The stored folder at `abs`, when the scan found it unchanged; the walk examines it otherwise. */
   take(abs: string): KnownDir | undefined {
-    if (this.off) return undefined;
+    if (this.closed) return undefined;
     // The walk seldom leaves the event loop a turn, so it takes what the worker sent itself.
     for (let m = receiveMessageOnPort(this.port); m !== undefined; m = receiveMessageOnPort(this.port)) {
       this.add(m.message as ScanBatch);
     }
     const d = this.found.get(abs);
-    if (d !== undefined) this.found.delete(abs);
-    return d;
+    if (d === undefined) return undefined;
+    this.found.delete(abs);
+    if (Date.now() - d.listed > this.maxAgeMs) return undefined;
+    return { tree: d.tree, files: d.files, dirs: d.dirs, symlinks: d.symlinks, bytes: d.bytes };
   }
 
   private add(b: ScanBatch): void {
-    for (let i = 0; i < b.paths.length && !this.off; i++) {
+    for (let i = 0; i < b.paths.length; i++) {
+      const dir = b.paths[i]!;
       const tree = b.trees[i] as BlobId;
-      // Every folder beneath this one was reported and checked first. A tree the vault lacks
-      // (the cache is older than the vault's state) ends the help: whatever holds it must be
-      // stored again, which only the walk does.
-      if (!this.stored(tree)) this.stopUsing();
-      else this.found.set(b.paths[i]!, { tree, files: b.counts[4 * i]!, dirs: b.counts[4 * i + 1]!, symlinks: b.counts[4 * i + 2]!, bytes: b.counts[4 * i + 3]! });
+      // The reports of its subfolders came first: this one stands for them now.
+      let whole = this.stored(tree);
+      for (const name of b.subfolders[i]!) {
+        const sub = childPath(dir, name);
+        this.found.delete(sub);
+        if (this.lacking.delete(sub)) whole = false;
+      }
+      if (!whole) this.lacking.add(dir); // the walk stores what the vault lacks
+      else if (this.found.size < MAX_HELD) {
+        this.found.set(dir, { tree, files: b.counts[4 * i]!, dirs: b.counts[4 * i + 1]!, symlinks: b.counts[4 * i + 2]!, bytes: b.counts[4 * i + 3]!, listed: b.listed[i]! });
+      }
     }
   }
 
-  private stopUsing(): void {
-    this.off = true;
-    this.found.clear();
-  }
-
-  /** Stops the worker (the walk is done, or failed). */
-  async close(): Promise<void> {
-    this.stopUsing();
+  /** Stops the worker (the walk is done, or failed), without waiting for a system call it may be stuck in. */
+  close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.found.clear();
+    this.lacking.clear();
     this.port.close();
-    await this.worker.terminate();
+    void this.worker.terminate();
   }
 }
