@@ -1,8 +1,11 @@
 /**
  * The agent's view of which blobs the vault holds (for one key family): loaded from the vault's
  * index files, and extended as packs are uploaded. Index files of other key families are skipped;
- * damaged ones are reported and skipped (their blobs are simply stored again).
+ * damaged ones are reported and skipped (their blobs are simply stored again). With the local
+ * cache, the whole index is also kept as one snapshot, which the next command loads with a copy
+ * instead of building the table again (see snapshot).
  */
+import os from 'node:os';
 import { ID_BYTES, type BlobId, type BlobType, type PackId } from '../core/ids.js';
 import { decodeIndex, type IndexPack } from '../core/index-file.js';
 import type { VaultKeys } from '../core/keys.js';
@@ -42,6 +45,12 @@ export class BlobIndex {
   private readonly scratch = Buffer.alloc(ID_BYTES);
   /** names of index files that could not be read */
   readonly damaged: string[] = [];
+  /** the index files whose packs are all in here (see addIndexFile) */
+  private covered: string[] = [];
+  /** whether the index holds exactly the packs of `covered` (no pack added on its own) */
+  private exact = true;
+  /** index files added since the snapshot was loaded or saved */
+  private unsaved = false;
 
   /**
    * A chunk and a folder listing with the same bytes have the same id but are different blobs
@@ -61,7 +70,20 @@ export class BlobIndex {
     return this.count;
   }
 
+  /** Adds a pack on its own: the index then has no snapshot to save (it names no index file). */
   addPack(pack: PackId, entries: readonly PackEntry[]): void {
+    this.exact = false;
+    this.addEntries(pack, entries);
+  }
+
+  /** Adds the packs of the index file `name` (decoded, or just written). */
+  addIndexFile(name: string, packs: readonly IndexPack[]): void {
+    for (const p of packs) this.addEntries(p.id, p.blobs);
+    this.covered.push(name);
+    this.unsaved = true;
+  }
+
+  private addEntries(pack: PackId, entries: readonly PackEntry[]): void {
     const p = this.packRow(pack);
     for (const entry of entries) {
       if (!(entry.offset <= MAX_U32 && entry.length <= MAX_U32 && entry.rawLength <= MAX_U32)) {
@@ -156,15 +178,24 @@ export class BlobIndex {
    * files never change once written).
    */
   static async load(session: VaultSession, keys: VaultKeys, cache?: IndexCache): Promise<BlobIndex> {
-    const index = new BlobIndex();
     const names = await session.listIndex();
+    // The snapshot, when every index file it covers is still in the vault (none is ever changed).
+    const listed = new Set(names);
+    const snap = cache?.getIndexSnapshot();
+    const index = (snap !== undefined && snap.names.every((n) => listed.has(n)) ? BlobIndex.fromSnapshot(snap.data, snap.names) : undefined) ?? new BlobIndex();
+    const covered = new Set(index.covered);
+    const rest = names.filter((n) => !covered.has(n));
     // The local copies first, so the table is sized once instead of doubled again and again.
-    const copies = names.map((name) => cache?.getIndex(name));
+    const copies = rest.map((name) => cache?.getIndex(name));
     index.reserve(copies.reduce((n, c) => n + (c === undefined ? 0 : Math.max(0, compactBlobs(c))), 0));
-    for (const [i, name] of names.entries()) {
+    for (const [i, name] of rest.entries()) {
       const local = copies[i];
       copies[i] = undefined;
-      if (local !== undefined && index.addCompact(local)) continue;
+      if (local !== undefined && index.addCompact(local)) {
+        index.covered.push(name);
+        index.unsaved = true;
+        continue;
+      }
       const data = await session.readIndex(name);
       if (objectKeyId(data) !== keys.keyId) continue;
       let packs: readonly IndexPack[];
@@ -174,9 +205,83 @@ export class BlobIndex {
         index.damaged.push(name);
         continue;
       }
-      for (const p of packs) index.addPack(p.id, p.blobs);
+      index.addIndexFile(name, packs);
       cache?.putIndex(name, compactIndex(packs));
     }
+    return index;
+  }
+
+  /**
+   * Keeps the whole index in `cache` as one snapshot, for the next command to load, when index
+   * files were added since it was loaded (and it holds exactly the packs of its index files).
+   */
+  saveSnapshot(cache: IndexCache): void {
+    if (!this.exact || !this.unsaved) return;
+    cache.putIndexSnapshot(this.covered, this.snapshot());
+    this.unsaved = false;
+  }
+
+  /**
+   * The index as one buffer (little-endian): magic, version, blob count, table size and pack count
+   * (4 bytes each), then the pack ids (32 bytes each), the blob ids (32 bytes each), the types (1
+   * byte each, padded to 4), the pack rows, offsets, lengths and raw lengths (4 bytes each), and
+   * the hash table (4 bytes per slot).
+   */
+  private snapshot(): Buffer {
+    const n = this.count;
+    const size = snapshotSize(n, this.table.length, this.packIds.length);
+    const buf = Buffer.allocUnsafe(size);
+    let at = 0;
+    for (const v of [SNAPSHOT_MAGIC, SNAPSHOT_VERSION, n, this.table.length, this.packIds.length]) at = buf.writeUInt32LE(v, at);
+    for (const p of this.packIds) at += buf.write(p, at, 'hex');
+    at += this.ids.copy(buf, at, 0, n * ID_BYTES);
+    buf.set(this.types.subarray(0, n), at);
+    at += pad4(n);
+    buf.fill(0, at - (pad4(n) - n), at);
+    for (const col of [this.pack, this.offset, this.length, this.rawLength]) at += copyUint32s(col.subarray(0, n), buf, at);
+    at += copyUint32s(this.table, buf, at);
+    return buf;
+  }
+
+  /** The index in a snapshot covering the index files `names`; undefined when the snapshot is malformed. */
+  private static fromSnapshot(buf: Buffer, names: readonly string[]): BlobIndex | undefined {
+    if (buf.length < 20 || buf.readUInt32LE(0) !== SNAPSHOT_MAGIC || buf.readUInt32LE(4) !== SNAPSHOT_VERSION) return undefined;
+    const n = buf.readUInt32LE(8);
+    const slots = buf.readUInt32LE(12);
+    const packs = buf.readUInt32LE(16);
+    // The table must be a power of two at most half full, and every size must add up.
+    if (slots < 2 || (slots & (slots - 1)) !== 0 || n * 2 > slots || buf.length !== snapshotSize(n, slots, packs)) return undefined;
+    const index = new BlobIndex();
+    let at = 20;
+    for (let i = 0; i < packs; i++, at += ID_BYTES) index.packRow(buf.toString('hex', at, at + ID_BYTES) as PackId);
+    if (index.packIds.length !== packs) return undefined; // a pack named twice
+    index.ids = Buffer.from(buf.subarray(at, at + n * ID_BYTES));
+    at += n * ID_BYTES;
+    index.types = Uint8Array.from(buf.subarray(at, at + n));
+    at += pad4(n);
+    const column = () => {
+      const c = readUint32s(buf, at, n);
+      at += 4 * n;
+      return c;
+    };
+    [index.pack, index.offset, index.length, index.rawLength] = [column(), column(), column(), column()];
+    index.table = new Int32Array(readUint32s(buf, at, slots).buffer);
+    // Every row must be of a known type and pack, and be in the table exactly once.
+    const seen = new Uint8Array(n);
+    let used = 0;
+    for (let i = 0; i < slots; i++) {
+      const slot = index.table[i]!;
+      if (slot === 0) continue;
+      if (slot < 0 || slot > n || seen[slot - 1] === 1) return undefined;
+      seen[slot - 1] = 1;
+      used++;
+    }
+    if (used !== n) return undefined;
+    for (let row = 0; row < n; row++) {
+      if ((index.types[row] !== DATA && index.types[row] !== TREE) || index.pack[row]! >= packs) return undefined;
+    }
+    index.count = n;
+    index.covered = [...names];
     return index;
   }
 
@@ -199,10 +304,38 @@ export class BlobIndex {
   }
 }
 
-/** Where the agent keeps index files it has read (the local metadata cache). */
+/** Where the agent keeps index files it has read, and the index's snapshot (the local metadata cache). */
 export interface IndexCache {
   getIndex(name: string): Buffer | undefined;
   putIndex(name: string, data: Buffer): void;
+  /** the snapshot and the index files it covers, or undefined (none, or damaged) */
+  getIndexSnapshot(): { readonly names: readonly string[]; readonly data: Buffer } | undefined;
+  putIndexSnapshot(names: readonly string[], data: Buffer): void;
+}
+
+const SNAPSHOT_MAGIC = 0x49425a41; // "AZBI"
+const SNAPSHOT_VERSION = 1;
+
+const pad4 = (n: number) => (n + 3) & ~3;
+
+function snapshotSize(blobs: number, slots: number, packs: number): number {
+  return 20 + packs * ID_BYTES + blobs * ID_BYTES + pad4(blobs) + 16 * blobs + 4 * slots;
+}
+
+/** Copies 32-bit values into `buf` at `at`, little-endian; the bytes written. */
+function copyUint32s(values: Uint32Array | Int32Array, buf: Buffer, at: number): number {
+  const bytes = Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+  if (os.endianness() === 'LE') return bytes.copy(buf, at);
+  for (let i = 0; i < values.length; i++) buf.writeUInt32LE(values[i]! >>> 0, at + 4 * i);
+  return 4 * values.length;
+}
+
+/** `count` little-endian 32-bit values of `buf` from `at`, in an array of their own. */
+function readUint32s(buf: Buffer, at: number, count: number): Uint32Array<ArrayBuffer> {
+  const out = new Uint32Array(count);
+  if (os.endianness() === 'LE') Buffer.from(out.buffer).set(buf.subarray(at, at + 4 * count));
+  else for (let i = 0; i < count; i++) out[i] = buf.readUInt32LE(at + 4 * i);
+  return out;
 }
 
 /** type (1), id (32), offset, length and raw length (4 each) */

@@ -353,9 +353,7 @@ export class BlobWriter {
     this.opts.indexCache?.putIndex(name, compactIndex(packs));
     this.stats.indexFiles++;
     this.stats.uploadedBytes += data.length;
-    for (const p of packs) {
-      this.index.addPack(p.id, p.blobs);
-      for (const b of p.blobs) this.pending[b.type].delete(b.id);
-    }
+    this.index.addIndexFile(name, packs);
+    for (const p of packs) for (const b of p.blobs) this.pending[b.type].delete(b.id);
   }
 }

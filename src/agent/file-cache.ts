@@ -13,6 +13,7 @@
  * Memory use does not grow with the number of files: rows are read when their folder is reached
  * and written in batches.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -120,6 +121,8 @@ export class FileCache implements IndexCache {
     );
     db.exec('CREATE TABLE IF NOT EXISTS dir_files (path TEXT PRIMARY KEY, names TEXT NOT NULL, chunks BLOB NOT NULL) WITHOUT ROWID');
     db.exec('CREATE TABLE IF NOT EXISTS index_files (name TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID');
+    // One row: the blob index as a whole (see BlobIndex.saveSnapshot), with the index files it covers.
+    db.exec('CREATE TABLE IF NOT EXISTS index_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), names TEXT NOT NULL, sum BLOB NOT NULL, data BLOB NOT NULL)');
     db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
     return new FileCache(db, file);
   }
@@ -162,6 +165,23 @@ export class FileCache implements IndexCache {
 
   putIndex(name: string, data: Buffer): void {
     this.db.prepare('INSERT OR REPLACE INTO index_files (name, data) VALUES (?, ?)').run(name, data);
+  }
+
+  /** The blob index's snapshot and the index files it covers; undefined for none, or one that does not match its checksum. */
+  getIndexSnapshot(): { names: string[]; data: Buffer } | undefined {
+    const row = this.db.prepare('SELECT names, sum, data FROM index_snapshot WHERE id = 1').get() as { names: string; sum: Buffer; data: Buffer } | undefined;
+    if (row === undefined || !sha256(row.data).equals(row.sum)) return undefined;
+    let names: unknown;
+    try {
+      names = JSON.parse(row.names);
+    } catch {
+      return undefined;
+    }
+    return Array.isArray(names) && names.every((n) => typeof n === 'string') ? { names: names as string[], data: row.data } : undefined;
+  }
+
+  putIndexSnapshot(names: readonly string[], data: Buffer): void {
+    this.db.prepare('INSERT OR REPLACE INTO index_snapshot (id, names, sum, data) VALUES (1, ?, ?, ?)').run(JSON.stringify(names), sha256(data), data);
   }
 
   /** A JSON value stored under `key`, or undefined. */
@@ -220,4 +240,8 @@ function isFileRow(r: unknown): r is FileRow {
     Array.isArray(r) && r.length === 6 && typeof r[0] === 'string' && Number.isSafeInteger(r[1]) &&
     typeof r[2] === 'string' && typeof r[3] === 'string' && typeof r[4] === 'string' && Number.isSafeInteger(r[5]) && r[5] >= 0
   );
+}
+
+function sha256(data: Buffer): Buffer {
+  return createHash('sha256').update(data).digest();
 }

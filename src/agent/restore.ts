@@ -101,7 +101,13 @@ async function loadIndex(ctx: AgentContext, keys: VaultKeys): Promise<BlobIndex>
   }
   if (cache === undefined) return BlobIndex.load(ctx.session, keys);
   try {
-    return await BlobIndex.load(ctx.session, keys, cache);
+    const index = await BlobIndex.load(ctx.session, keys, cache);
+    try {
+      index.saveSnapshot(cache); // the next command loads it with a copy
+    } catch {
+      // a snapshot only saves time
+    }
+    return index;
   } catch (err) {
     if (isAzbkError(err)) throw err;
     return BlobIndex.load(ctx.session, keys); // the cache failed (read-only, damaged)

@@ -5,7 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { describe, expect, it, vi } from 'vitest';
 import { BlobIndex } from '../../src/agent/blob-index.js';
 import { BlobWriter } from '../../src/agent/blob-writer.js';
 import { FileCache } from '../../src/agent/file-cache.js';
@@ -117,6 +118,75 @@ describe('blob index cache', () => {
       const index = await BlobIndex.load(next.session, m.keys, cache);
       expect(next.reads()).toBe(0);
       for (const id of ids) expect(index.has('data', id)).toBe(true);
+    } finally {
+      cache.close();
+    }
+  });
+
+  it('keeps the whole index as a snapshot: the next load copies it, and falls back when it is stale, damaged or malformed', async () => {
+    const m = await createMachine();
+    const file = path.join(m.dir, 'cache.sqlite');
+    const cache = FileCache.open(file);
+    try {
+      const ids: { type: 'data' | 'tree'; id: BlobId }[] = [];
+      const write = async (from: number, to: number) => {
+        const index = await BlobIndex.load(m.ctx.session, m.keys, cache);
+        const writer = new BlobWriter(m.ctx.session, m.keys, index, { packSize: 4096, indexCache: cache });
+        for (let i = from; i < to; i++) {
+          const type = i % 4 === 0 ? 'tree' : 'data';
+          ids.push({ type, id: await writer.add(type, Buffer.from(`snapshot ${i} `.repeat(150))) });
+          if (i % 9 === 8) await writer.flush();
+        }
+        await writer.flush();
+        index.saveSnapshot(cache);
+      };
+      await write(0, 30);
+      const names = await m.ctx.session.listIndex();
+      expect(cache.getIndexSnapshot()?.names.slice().sort()).toEqual([...names].sort());
+
+      // Loaded from the snapshot: no index file is read, from the vault or from the local copies.
+      const copies = vi.spyOn(cache, 'getIndex');
+      const reads = counting(m.ctx.session);
+      const fromVault = await BlobIndex.load(m.ctx.session, m.keys);
+      const loaded = await BlobIndex.load(reads.session, m.keys, cache);
+      expect(reads.reads()).toBe(0);
+      expect(copies).not.toHaveBeenCalled();
+      expect(loaded.size).toBe(30);
+      for (const { type, id } of ids) expect(loaded.get(type, id)).toEqual(fromVault.get(type, id));
+      expect(loaded.has('data', ids[0]!.id), 'a tree is not a data blob').toBe(false);
+
+      // More index files: only those are read, and the snapshot saved again covers them too.
+      await write(30, 45);
+      const more = await m.ctx.session.listIndex();
+      expect(cache.getIndexSnapshot()?.names.length).toBe(more.length);
+      copies.mockClear();
+      const grown = await BlobIndex.load(m.ctx.session, m.keys, cache);
+      expect(copies).not.toHaveBeenCalled();
+      expect(grown.size).toBe(45);
+      for (const { type, id } of ids) expect(grown.has(type, id)).toBe(true);
+
+      // A snapshot naming an index file the vault does not list, one whose bytes changed, and one
+      // that is no index at all are each left alone: the index is built from the local copies.
+      const snap = cache.getIndexSnapshot()!;
+      const fallsBack = async () => {
+        copies.mockClear();
+        const index = await BlobIndex.load(m.ctx.session, m.keys, cache);
+        expect(copies).toHaveBeenCalledTimes(more.length);
+        expect(index.size).toBe(45);
+        for (const { type, id } of ids) expect(index.get(type, id)).toEqual(grown.get(type, id));
+      };
+      cache.putIndexSnapshot([...snap.names, 'f'.repeat(64)], snap.data);
+      await fallsBack();
+      cache.putIndexSnapshot(snap.names, Buffer.from('not an index'));
+      await fallsBack();
+      cache.putIndexSnapshot(snap.names, snap.data);
+      const raw = new Database(file);
+      const flipped = Buffer.from(snap.data);
+      flipped[flipped.length - 1]! ^= 1;
+      raw.prepare('UPDATE index_snapshot SET data = ?').run(flipped);
+      raw.close();
+      expect(cache.getIndexSnapshot(), 'its checksum no longer matches').toBeUndefined();
+      await fallsBack();
     } finally {
       cache.close();
     }
