@@ -181,8 +181,12 @@ export class BlobIndex {
     const names = await session.listIndex();
     // The snapshot, when every index file it covers is still in the vault (none is ever changed).
     const listed = new Set(names);
-    const snap = cache?.getIndexSnapshot();
-    const index = (snap !== undefined && snap.names.every((n) => listed.has(n)) ? BlobIndex.fromSnapshot(snap.data, snap.names) : undefined) ?? new BlobIndex();
+    let snap = cache?.getIndexSnapshot();
+    const fromSnap = snap !== undefined && snap.names.every((n) => listed.has(n)) ? BlobIndex.fromSnapshot(snap.data, snap.names) : undefined;
+    const index = fromSnap ?? new BlobIndex();
+    // A snapshot left alone is replaced at the next save.
+    if (snap !== undefined && fromSnap === undefined) index.unsaved = true;
+    snap = undefined; // its copy goes while index files are read
     const covered = new Set(index.covered);
     const rest = names.filter((n) => !covered.has(n));
     // The local copies first, so the table is sized once instead of doubled again and again.
@@ -230,14 +234,16 @@ export class BlobIndex {
   private snapshot(): Buffer {
     const n = this.count;
     const size = snapshotSize(n, this.table.length, this.packIds.length);
-    const buf = Buffer.allocUnsafe(size);
+    const buf = Buffer.alloc(size);
     let at = 0;
     for (const v of [SNAPSHOT_MAGIC, SNAPSHOT_VERSION, n, this.table.length, this.packIds.length]) at = buf.writeUInt32LE(v, at);
-    for (const p of this.packIds) at += buf.write(p, at, 'hex');
+    for (const p of this.packIds) {
+      if (buf.write(p, at, 'hex') !== ID_BYTES) throw new RangeError(`pack id ${p} is not 64 hex digits`);
+      at += ID_BYTES;
+    }
     at += this.ids.copy(buf, at, 0, n * ID_BYTES);
     buf.set(this.types.subarray(0, n), at);
     at += pad4(n);
-    buf.fill(0, at - (pad4(n) - n), at);
     for (const col of [this.pack, this.offset, this.length, this.rawLength]) at += copyUint32s(col.subarray(0, n), buf, at);
     at += copyUint32s(this.table, buf, at);
     return buf;

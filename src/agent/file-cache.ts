@@ -111,7 +111,7 @@ export class FileCache implements IndexCache {
     // each read once, so a bigger cache held memory and saved nothing.
     db.pragma('cache_size = -4096');
     if (db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
-      db.exec('DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS dirs; DROP TABLE IF EXISTS dir_files; DROP TABLE IF EXISTS index_files; DROP TABLE IF EXISTS meta');
+      db.exec('DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS dirs; DROP TABLE IF EXISTS dir_files; DROP TABLE IF EXISTS index_files; DROP TABLE IF EXISTS index_snapshot; DROP TABLE IF EXISTS meta');
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }
     // Folders and their files in two tables: a full scan reads only the first, which stays small.
@@ -169,8 +169,8 @@ export class FileCache implements IndexCache {
 
   /** The blob index's snapshot and the index files it covers; undefined for none, or one that does not match its checksum. */
   getIndexSnapshot(): { names: string[]; data: Buffer } | undefined {
-    const row = this.db.prepare('SELECT names, sum, data FROM index_snapshot WHERE id = 1').get() as { names: string; sum: Buffer; data: Buffer } | undefined;
-    if (row === undefined || !sha256(row.data).equals(row.sum)) return undefined;
+    const row = this.db.prepare('SELECT names, sum, data FROM index_snapshot WHERE id = 1').get() as { names: unknown; sum: unknown; data: unknown } | undefined;
+    if (row === undefined || typeof row.names !== 'string' || !Buffer.isBuffer(row.sum) || !Buffer.isBuffer(row.data) || !sha256(row.data).equals(row.sum)) return undefined;
     let names: unknown;
     try {
       names = JSON.parse(row.names);

@@ -4,9 +4,11 @@
  * copy is ignored in favour of the vault's.
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it, vi } from 'vitest';
+import { runBackup } from '../../src/agent/backup.js';
 import { BlobIndex } from '../../src/agent/blob-index.js';
 import { BlobWriter } from '../../src/agent/blob-writer.js';
 import { FileCache } from '../../src/agent/file-cache.js';
@@ -187,6 +189,65 @@ describe('blob index cache', () => {
       raw.close();
       expect(cache.getIndexSnapshot(), 'its checksum no longer matches').toBeUndefined();
       await fallsBack();
+      // A slot of the table pointing past the last blob: the layout check refuses it.
+      const badSlot = Buffer.from(snap.data);
+      badSlot.writeUInt32LE(46, badSlot.length - 4);
+      cache.putIndexSnapshot(snap.names, badSlot);
+      await fallsBack();
+
+      // Loaded from a snapshot, the index still grows past its table (rehashed) and finds everything.
+      cache.putIndexSnapshot(snap.names, snap.data);
+      const big = await BlobIndex.load(m.ctx.session, m.keys, cache);
+      const extra = Array.from({ length: 3000 }, (_, i) => ({ type: 'data' as const, id: randomBytes(32).toString('hex') as BlobId, offset: i, length: 1, rawLength: 1 }));
+      big.addPack('e'.repeat(64) as PackId, extra);
+      expect(big.size).toBe(3045);
+      for (const e of extra) expect(big.has('data', e.id)).toBe(true);
+      for (const { type, id } of ids) expect(big.get(type, id)).toEqual(grown.get(type, id));
+      // A pack added on its own is named by no index file: such an index is not kept, also when
+      // index files were added too.
+      const more2 = new BlobWriter(m.ctx.session, m.keys, big, { packSize: 4096, indexCache: cache });
+      await more2.add('data', Buffer.from('one more '.repeat(100)));
+      await more2.flush();
+      big.saveSnapshot(cache);
+      expect(cache.getIndexSnapshot()?.data.equals(snap.data)).toBe(true);
+    } finally {
+      cache.close();
+    }
+  });
+
+  it('a snapshot never holds the blobs of an index file that could not be written', async () => {
+    const m = await createMachine({ attempts: 1 });
+    const cache = FileCache.open(path.join(m.dir, 'cache.sqlite'));
+    try {
+      const index = await BlobIndex.load(m.ctx.session, m.keys, cache);
+      const writer = new BlobWriter(m.ctx.session, m.keys, index, { packSize: 4096, indexCache: cache });
+      const stored = await writer.add('data', Buffer.from('stored '.repeat(300)));
+      await writer.flush();
+      m.faulty.fail('put', { match: (key) => key.startsWith('index/'), times: Infinity });
+      const lost = await writer.add('data', Buffer.from('lost '.repeat(300)));
+      await expect(writer.flush()).rejects.toMatchObject({ code: 'AZBK_VAULT_UNREACHABLE' });
+      index.saveSnapshot(cache);
+      const again = await BlobIndex.load(m.ctx.session, m.keys, cache);
+      expect(again.has('data', stored)).toBe(true);
+      expect(again.has('data', lost), 'its pack is named by no index file').toBe(false);
+    } finally {
+      cache.close();
+    }
+  });
+
+  it('a backup leaves a snapshot of the index for the next command', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await fs.mkdir(src);
+    for (let i = 0; i < 20; i++) await fs.writeFile(path.join(src, `f${i}.txt`), `file ${i}\n`.repeat(100 + i));
+    await runBackup(m.ctx, { include: [src] });
+    const cache = FileCache.forVault(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId);
+    try {
+      expect(cache.getIndexSnapshot()?.names.slice().sort()).toEqual((await m.ctx.session.listIndex()).slice().sort());
+      const copies = vi.spyOn(cache, 'getIndex');
+      const index = await BlobIndex.load(m.ctx.session, m.keys, cache);
+      expect(copies).not.toHaveBeenCalled();
+      expect(index.size).toBe((await BlobIndex.load(m.ctx.session, m.keys)).size);
     } finally {
       cache.close();
     }
