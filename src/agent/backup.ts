@@ -330,7 +330,7 @@ class BackupJob {
     const mark: LastBackup = { started: manifest.started, offset, run, paths: included, lastFull: this.scan.mode === 'full' ? manifest.started : (last?.lastFull ?? null) };
     this.cache.setMeta(LAST_BACKUP, mark);
     try {
-      this.index.saveSnapshot(this.cache); // the next backup or restore loads the index with a copy
+      this.index.saveSnapshot(this.cache); // the next backup or restore loads the index as it is
     } catch {
       // the point is stored: a snapshot only saves time
     }

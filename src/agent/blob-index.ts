@@ -2,7 +2,7 @@
  * The agent's view of which blobs the vault holds (for one key family): loaded from the vault's
  * index files, and extended as packs are uploaded. Index files of other key families are skipped;
  * damaged ones are reported and skipped (their blobs are simply stored again). With the local
- * cache, the whole index is also kept as one snapshot, which the next command loads with a copy
+ * cache, the whole index is also kept as one snapshot, which the next command loads as it is
  * instead of building the table again (see snapshot).
  */
 import os from 'node:os';

@@ -103,7 +103,7 @@ async function loadIndex(ctx: AgentContext, keys: VaultKeys): Promise<BlobIndex>
   try {
     const index = await BlobIndex.load(ctx.session, keys, cache);
     try {
-      index.saveSnapshot(cache); // the next command loads it with a copy
+      index.saveSnapshot(cache); // the next command loads it as it is
     } catch {
       // a snapshot only saves time
     }
