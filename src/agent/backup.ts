@@ -21,10 +21,10 @@ import type { PointInfo } from '../vault/api.js';
 import type { VaultConfig } from '../vault/config.js';
 import { BlobIndex } from './blob-index.js';
 import { BlobWriter } from './blob-writer.js';
-import { findResumable, knownFile, sealCheckpoint, unchanged, type KnownFile, type PartialDelta, type PartialFile, type ResumeState } from './checkpoint.js';
+import { findResumable, identity, knownFile, sealCheckpoint, unchanged, type FileIdentity, type KnownFile, type PartialDelta, type PartialFile, type ResumeState } from './checkpoint.js';
 import type { AgentContext } from './context.js';
 import { FileCache, type KnownDir } from './file-cache.js';
-import { entryStat, fingerprint, folderIdentity, identity, listFolder, type EntryStat, type Identity, type Listed } from './folder-listing.js';
+import { entryStat, fingerprint, folderIdentity, listFolder, type EntryStat, type Listed } from './folder-listing.js';
 import { changesSince, dirtyFolders, journalOffset, journalRun, underTree, type JournalMark } from './journal.js';
 import { fromSegments, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
@@ -172,7 +172,7 @@ export interface ScanMode {
 /** A file being read by a worker: what a checkpoint needs to continue it. */
 interface InFlight {
   readonly path: string;
-  readonly id: Identity;
+  readonly id: FileIdentity;
   offset: number;
   content: BlobId[];
 }
@@ -188,7 +188,7 @@ class BackupJob {
   private readonly known: Map<string, KnownFile>;
   private readonly partials: Map<string, PartialFile>;
   /** the half-read files the last checkpoint written (or the one resumed from) holds: which version, and how many chunks */
-  private heldPartials: ReadonlyMap<string, { readonly id: Identity; readonly count: number }>;
+  private heldPartials: ReadonlyMap<string, { readonly id: FileIdentity; readonly count: number }>;
   private readonly inFlight = new Set<InFlight>();
   /** the scan worker's help in a full scan (see pipeline/scan.ts) */
   private scanner: FolderScan | null = null;
@@ -610,13 +610,13 @@ class BackupJob {
    * What was stored of a file that has not changed since the checkpoint this job resumes from, or
    * since the last backup, provided the vault still has every chunk; undefined if it must be read.
    */
-  private storedVersion(abs: string, id: Identity, cached: KnownFile | undefined): KnownFile | undefined {
+  private storedVersion(abs: string, id: FileIdentity, cached: KnownFile | undefined): KnownFile | undefined {
     const known = this.known.get(abs) ?? cached;
     return known !== undefined && unchanged(known, id) && known.content.every((c) => this.index.has('data', c)) ? known : undefined;
   }
 
   /** The entry of an unchanged file (see storedVersion), without reading it; a promise only when a checkpoint is due. */
-  private storedFile(l: Listed, id: Identity, content: readonly BlobId[], remembered: Map<string, KnownFile>): Entry | Promise<Entry> {
+  private storedFile(l: Listed, id: FileIdentity, content: readonly BlobId[], remembered: Map<string, KnownFile>): Entry | Promise<Entry> {
     this.opts.onEvent?.({ type: 'file', path: l.abs, size: id.size });
     remembered.set(l.name, knownFile(id, content));
     const entry: Entry = { node: fileNode(l.name, l.st, id, content), counts: { files: 1, dirs: 0, symlinks: 0, bytes: id.size } };
@@ -666,7 +666,7 @@ class BackupJob {
   }
 
   /** Reads a file through the workers, continuing a half-read file from the resumed checkpoint. */
-  private async read(abs: string, id: Identity, stored: readonly BlobId[] | undefined): Promise<{ error: string; message: string } | { size: number; after: FileStat; content: BlobId[] }> {
+  private async read(abs: string, id: FileIdentity, stored: readonly BlobId[] | undefined): Promise<{ error: string; message: string } | { size: number; after: FileStat; content: BlobId[] }> {
     const p = this.partials.get(abs);
     const resumeAt = p !== undefined && unchanged(p, id) && p.content.every((c) => this.index.has('data', c));
     const f: InFlight = { path: abs, id, offset: resumeAt ? p.offset : 0, content: resumeAt ? [...p.content] : [] };
@@ -710,7 +710,7 @@ class BackupJob {
   }
 
   /** The file's listing entry and what to remember of it; `fresh`: just read (the checkpoint records it). */
-  private async finishFile(abs: string, name: string, st: { mode: number; mtime: string }, id: Identity, content: readonly BlobId[], fresh: boolean): Promise<{ node: FileNode; known: KnownFile }> {
+  private async finishFile(abs: string, name: string, st: { mode: number; mtime: string }, id: FileIdentity, content: readonly BlobId[], fresh: boolean): Promise<{ node: FileNode; known: KnownFile }> {
     this.opts.onEvent?.({ type: 'file', path: abs, size: id.size });
     // One copy of the chunk list for the listing, the cache and the checkpoint: the list a read
     // grew has room for more (one chunk pushed onto [] takes 17 slots), and it lives till a checkpoint.
@@ -723,7 +723,7 @@ class BackupJob {
 }
 
 /** A file's listing entry; `content` is shared, never changed (a read's growing list is copied first). */
-function fileNode(name: string, st: { mode: number; mtime: string }, id: Identity, content: readonly BlobId[]): FileNode {
+function fileNode(name: string, st: { mode: number; mtime: string }, id: FileIdentity, content: readonly BlobId[]): FileNode {
   return { type: 'file', name, mode: st.mode, mtime: st.mtime, size: id.size, content };
 }
 
@@ -761,7 +761,7 @@ const RACY_CTIME = '-1';
  * (ms), when its read began. Its change time tells: every write sets it to the clock of the
  * moment (an mtime can be set to anything, the future included).
  */
-export function racy(id: Identity, start: number): boolean {
+export function racy(id: FileIdentity, start: number): boolean {
   return Number(id.ctime) > (start - RACY_MS) * 1e6; // ns; a double's rounding is far below a tick
 }
 

@@ -13,7 +13,12 @@ import { objectKeyId, openObject, sealObject } from '../core/sealed-object.js';
 import type { CheckpointInfo, VaultSession } from '../vault/api.js';
 
 /** A file's identity: what tells whether it changed (see unchanged). */
-type FileIdentity = { readonly size: number; readonly mtime: string; readonly ctime: string; readonly ino: string };
+export type FileIdentity = { readonly size: number; readonly mtime: string; readonly ctime: string; readonly ino: string };
+
+/** The identity alone, of anything that has one (an lstat, a known file). */
+export function identity(st: FileIdentity): FileIdentity {
+  return { size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino };
+}
 
 /** What identifies an unchanged file, and its content. */
 export interface KnownFile {

@@ -22,13 +22,6 @@ export interface Listed {
   readonly st: EntryStat;
 }
 
-/** The metadata that tell whether a file changed since it was last read. */
-export type Identity = { size: number; mtime: string; ctime: string; ino: string };
-
-export function identity(st: Identity): Identity {
-  return { size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino };
-}
-
 export function entryStat(st: fs.BigIntStats): EntryStat {
   const kind = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
   return { kind, ...fileStat(st) };
@@ -92,7 +85,7 @@ export function fingerprint(
       if (f == null) return null;
       sub = f.tree;
     }
-    const id = known ?? identity(st);
+    const id = known ?? st;
     text += `${name}\0${st.kind}\0${st.mode}\0${id.mtime}\0${id.ctime}\0${id.ino}\0${id.size}\0${sub}\n`;
   }
   return createHash('sha256').update(text).digest();
