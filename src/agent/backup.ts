@@ -288,7 +288,7 @@ class BackupJob {
     const spool = session.putPackFile === undefined ? undefined : this.ctx.paths.spool;
     if (spool !== undefined) await openSpool(spool);
     this.writer = new BlobWriter(session, keys, this.index, { packSize: cfg.packSize, level: cfg.compression.level, indexCache: this.cache, ...(spool === undefined ? {} : { spool }) });
-    this.opts.onEvent?.({ type: 'start', jobId: this.jobId, paths: includedPaths.map(fromSegments), resumed: this.resumedFrom });
+    this.opts.onEvent?.({ type: 'start', jobId: this.jobId, paths: included, resumed: this.resumedFrom });
     if (this.opts.scanFirst === true) await this.scanner?.done();
 
     this.pool = new ChunkPool(
@@ -340,7 +340,7 @@ class BackupJob {
       resumed: this.resumedFrom,
       checkpoints: this.checkpoints,
       point,
-      paths: includedPaths.map(fromSegments),
+      paths: included,
       stats: this.stats,
       skipped: this.skipped,
       warnings: this.warnings,
