@@ -79,6 +79,11 @@ export class BlobIndex {
   /** Adds the packs of the index file `name` (decoded, or just written). */
   addIndexFile(name: string, packs: readonly IndexPack[]): void {
     for (const p of packs) this.addEntries(p.id, p.blobs);
+    this.cover(name);
+  }
+
+  /** The packs of the index file `name` are all in here now. */
+  private cover(name: string): void {
     this.covered.push(name);
     this.unsaved = true;
   }
@@ -173,9 +178,9 @@ export class BlobIndex {
   }
 
   /**
-   * Loads every index file of `keys`' family from the vault. With a local `cache`, an index file
-   * read once is kept there in a compact binary form and not read from the vault again (index
-   * files never change once written).
+   * Loads every index file of `keys`' family from the vault. With a local `cache`, the index starts
+   * from the snapshot the last command saved, and an index file read once is kept there in a
+   * compact binary form and not read from the vault again (index files never change once written).
    */
   static async load(session: VaultSession, keys: VaultKeys, cache?: IndexCache): Promise<BlobIndex> {
     const names = await session.listIndex();
@@ -189,15 +194,17 @@ export class BlobIndex {
     snap = undefined; // its copy goes while index files are read
     const covered = new Set(index.covered);
     const rest = names.filter((n) => !covered.has(n));
-    // The local copies first, so the table is sized once instead of doubled again and again.
+    // The local copies first, so the table is sized once instead of doubled again and again. A
+    // damaged copy (its layout does not add up) adds nothing: the vault's is read instead.
     const copies = rest.map((name) => cache?.getIndex(name));
-    index.reserve(copies.reduce((n, c) => n + (c === undefined ? 0 : Math.max(0, compactBlobs(c))), 0));
+    const sizes = copies.map((c) => (c === undefined ? -1 : compactBlobs(c)));
+    index.reserve(sizes.reduce((n, b) => n + Math.max(0, b), 0));
     for (const [i, name] of rest.entries()) {
       const local = copies[i];
       copies[i] = undefined;
-      if (local !== undefined && index.addCompact(local)) {
-        index.covered.push(name);
-        index.unsaved = true;
+      if (local !== undefined && sizes[i]! >= 0) {
+        index.addCompact(local);
+        index.cover(name);
         continue;
       }
       const data = await session.readIndex(name);
@@ -297,10 +304,8 @@ export class BlobIndex {
     return index;
   }
 
-  /** Adds the packs of a compact index (see compactIndex); false, adding nothing, if it is malformed. */
-  private addCompact(buf: Buffer): boolean {
-    // Check the whole layout first, so a damaged copy adds nothing (the vault's is read instead).
-    if (compactBlobs(buf) < 0) return false;
+  /** Adds the packs of a compact index (see compactIndex) whose layout compactBlobs found sound. */
+  private addCompact(buf: Buffer): void {
     const packs = buf.readUInt32LE(0);
     let at = 4;
     for (let i = 0; i < packs; i++) {
@@ -312,7 +317,6 @@ export class BlobIndex {
         this.set(buf[at] === TREE ? TREE : DATA, buf, at + 1, p, buf.readUInt32LE(at + 33), buf.readUInt32LE(at + 37), buf.readUInt32LE(at + 41));
       }
     }
-    return true;
   }
 }
 
@@ -342,7 +346,6 @@ function copyUint32s(values: Uint32Array | Int32Array, buf: Buffer, at: number):
   return 4 * values.length;
 }
 
-/** `count` little-endian 32-bit values of `buf` from `at`, in an array of their own. */
 /** `count` little-endian 32-bit values of `buf` from `at`: a view of `buf` where the byte order and alignment allow, else a copy. */
 function readUint32s(buf: Buffer, at: number, count: number): Uint32Array {
   if (os.endianness() === 'LE' && (buf.byteOffset + at) % 4 === 0) return new Uint32Array(buf.buffer, buf.byteOffset + at, count);
