@@ -329,11 +329,7 @@ class BackupJob {
     const point = await session.putPoint({ keyId: keys.keyId, jobId: this.jobId, manifest: sealed });
     const mark: LastBackup = { started: manifest.started, offset, run, paths: included, lastFull: this.scan.mode === 'full' ? manifest.started : (last?.lastFull ?? null) };
     this.cache.setMeta(LAST_BACKUP, mark);
-    try {
-      this.index.saveSnapshot(this.cache); // the next backup or restore loads the index as it is
-    } catch {
-      // the point is stored: a snapshot only saves time
-    }
+    this.index.saveSnapshot(this.cache); // the next backup or restore loads the index as it is
     return {
       scan: this.scan,
       jobId: this.jobId,

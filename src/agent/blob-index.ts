@@ -224,12 +224,17 @@ export class BlobIndex {
 
   /**
    * Keeps the whole index in `cache` as one snapshot, for the next command to load, when index
-   * files were added since it was loaded (and it holds exactly the packs of its index files).
+   * files were added since it was loaded (and it holds exactly the packs of its index files). A
+   * snapshot only saves time: one that cannot be made or stored is left out.
    */
   saveSnapshot(cache: IndexCache): void {
     if (!this.exact || !this.unsaved) return;
-    cache.putIndexSnapshot(this.covered, this.snapshot());
-    this.unsaved = false;
+    try {
+      cache.putIndexSnapshot(this.covered, this.snapshot());
+      this.unsaved = false;
+    } catch {
+      // the next load builds the index from the index files, as without a snapshot
+    }
   }
 
   /**

@@ -102,11 +102,7 @@ async function loadIndex(ctx: AgentContext, keys: VaultKeys): Promise<BlobIndex>
   if (cache === undefined) return BlobIndex.load(ctx.session, keys);
   try {
     const index = await BlobIndex.load(ctx.session, keys, cache);
-    try {
-      index.saveSnapshot(cache); // the next command loads it as it is
-    } catch {
-      // a snapshot only saves time
-    }
+    index.saveSnapshot(cache); // the next command loads it as it is
     return index;
   } catch (err) {
     if (isAzbkError(err)) throw err;
