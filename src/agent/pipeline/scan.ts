@@ -88,8 +88,7 @@ export class FolderScan {
     const d = this.found.get(abs);
     if (d === undefined) return undefined;
     this.found.delete(abs);
-    if (Date.now() - d.listed > this.maxAgeMs) return undefined;
-    return { tree: d.tree, files: d.files, dirs: d.dirs, symlinks: d.symlinks, bytes: d.bytes };
+    return Date.now() - d.listed > this.maxAgeMs ? undefined : d;
   }
 
   private add(b: ScanBatch): void {
