@@ -20,22 +20,6 @@ export function limitAt(p: BandwidthPolicy, local: { day: number; minutes: numbe
   return working ? p.work : p.off;
 }
 
-const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
-
-/** Parses "mon-fri", "mon,wed,fri" or "sat-sun" into day numbers; null when malformed. */
-export function parseDays(s: string): number[] | null {
-  const out = new Set<number>();
-  for (const part of s.toLowerCase().split(',')) {
-    const [a, b] = part.split('-').map((d) => DAYS.indexOf(d.trim().slice(0, 3)));
-    if (a === undefined || a < 0 || (b !== undefined && b < 0)) return null;
-    for (let d = a; ; d = (d + 1) % 7) {
-      out.add(d);
-      if (b === undefined || d === b) break;
-    }
-  }
-  return [...out].sort();
-}
-
 /** Parses "09:00-17:30" (or "9-17") into minutes after midnight; null when malformed. */
 export function parseHours(s: string): { start: number; end: number } | null {
   const m = /^(\d{1,2})(?::(\d{2}))?-(\d{1,2})(?::(\d{2}))?$/.exec(s.trim());

@@ -1,6 +1,7 @@
 /** azbk policy: what `azbk backup --now` backs up when it names nothing, and bandwidth limits. */
 import type { Command } from 'commander';
-import { parseDays, parseHours, parseRate, type BandwidthPolicy } from '../../core/bandwidth.js';
+import { parseHours, parseRate, type BandwidthPolicy } from '../../core/bandwidth.js';
+import { parseDays } from '../../core/week.js';
 import { loadPolicy, updatePolicy, type Policy } from '../../agent/policy.js';
 import { AzbkError } from '../../shared/errors.js';
 import { formatBytes } from '../output.js';

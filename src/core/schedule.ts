@@ -1,0 +1,62 @@
+/**
+ * When scheduled backups run: up to three times of day, on chosen days of the week, in the
+ * machine's local time (as cron and Task Scheduler read them). Pure.
+ */
+import { formatClock, parseClock } from './week.js';
+
+export interface Schedule {
+  /** minutes after local midnight, ascending, 1 to MAX_RUNS_PER_DAY of them */
+  readonly times: readonly number[];
+  /** days of the week, 0 = Sunday, ascending */
+  readonly days: readonly number[];
+}
+
+/** Backups a day a schedule may start, as with the MARS agent. */
+export const MAX_RUNS_PER_DAY = 3;
+
+export const EVERY_DAY: readonly number[] = [0, 1, 2, 3, 4, 5, 6];
+
+/**
+ * Parses "09:00,13:00,21:00" into ascending minutes after midnight. Null when a time is
+ * malformed, repeated, or there are more than MAX_RUNS_PER_DAY of them.
+ */
+export function parseTimes(s: string): number[] | null {
+  const times = s.split(',').map(parseClock);
+  if (times.length > MAX_RUNS_PER_DAY || times.some((t) => t === null)) return null;
+  const sorted = [...new Set(times as number[])].sort((a, b) => a - b);
+  return sorted.length === times.length ? sorted : null;
+}
+
+const ascendingIn = (xs: unknown, lo: number, hi: number, max: number) =>
+  Array.isArray(xs) && xs.length >= 1 && xs.length <= max && xs.every((x, i) => Number.isInteger(x) && x >= lo && x <= hi && (i === 0 || x > xs[i - 1]));
+
+/** True for a well-formed schedule (a policy file is input like any other). */
+export function validSchedule(v: unknown): v is Schedule {
+  const s = v as Schedule;
+  return typeof s === 'object' && s !== null && ascendingIn(s.times, 0, 24 * 60 - 1, MAX_RUNS_PER_DAY) && ascendingIn(s.days, 0, 6, 7);
+}
+
+/** The minute, hour and day-of-week fields of one crontab line per time of day. */
+export function cronTimes(s: Schedule): string[] {
+  const days = s.days.length === 7 ? '*' : s.days.join(',');
+  return s.times.map((t) => `${t % 60} ${Math.floor(t / 60)} * * ${days}`);
+}
+
+/** "09:00, 13:00 and 21:00". */
+export function describeTimes(s: Schedule): string {
+  const t = s.times.map(formatClock);
+  return t.length === 1 ? t[0]! : `${t.slice(0, -1).join(', ')} and ${t.at(-1)}`;
+}
+
+/** The first run after `from`, in the time zone `from`'s local fields are read in. */
+export function nextRun(s: Schedule, from: Date): Date {
+  for (let d = 0; d <= 7; d++) {
+    const day = new Date(from.getFullYear(), from.getMonth(), from.getDate() + d);
+    if (!s.days.includes(day.getDay())) continue;
+    for (const t of s.times) {
+      const at = new Date(day.getFullYear(), day.getMonth(), day.getDate(), Math.floor(t / 60), t % 60);
+      if (at > from) return at;
+    }
+  }
+  throw new Error('a valid schedule runs within eight days');
+}
