@@ -17,7 +17,7 @@ import type { BlobId } from '../core/ids.js';
 import { encodeTree, type FileNode, type TreeNode } from '../core/tree.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { errnoCode } from '../shared/files.js';
-import type { PointInfo } from '../vault/api.js';
+import type { NewPoint } from '../vault/api.js';
 import type { VaultConfig } from '../vault/config.js';
 import { BlobIndex } from './blob-index.js';
 import { BlobWriter } from './blob-writer.js';
@@ -74,7 +74,7 @@ export interface BackupResult {
   readonly scan: ScanMode;
   readonly resumed: ResumedFrom | null;
   readonly checkpoints: number;
-  readonly point: PointInfo;
+  readonly point: NewPoint;
   readonly paths: readonly string[];
   readonly stats: BackupStats;
   readonly skipped: readonly SkippedItem[];

@@ -5,6 +5,7 @@
  */
 import type { KeyId, MachineId, PackId, PointId } from '../core/ids.js';
 import type { KeyEnvelope } from '../core/keys.js';
+import type { Retention } from '../core/retention.js';
 import type { VaultConfig } from './config.js';
 
 export interface MachineInfo {
@@ -20,6 +21,12 @@ export interface PointInfo {
   readonly machineId: MachineId;
   /** set by the vault when the point was written */
   readonly time: string;
+}
+
+/** A point just written. */
+export interface NewPoint extends PointInfo {
+  /** this machine's older points its retention policy no longer keeps, moved to soft delete */
+  readonly expired: readonly PointId[];
 }
 
 export interface PointRecord extends PointInfo {
@@ -83,7 +90,8 @@ export interface VaultEntry {
 
 /**
  * Operations open to a registered machine. Append-only: nothing here deletes or overwrites data,
- * and a machine writes points only under its own id.
+ * and a machine writes points only under its own id. Only the vault removes points, by the
+ * retention policy a machine states, and never its newest or those of the last week.
  */
 export interface VaultSession {
   readonly machineId: MachineId;
@@ -112,8 +120,16 @@ export interface VaultSession {
   putIndex(name: string, data: Uint8Array): Promise<void>;
   listIndex(): Promise<string[]>;
   readIndex(name: string): Promise<Buffer>;
-  /** Writes a recovery point for this machine; the vault sets its id and time. */
-  putPoint(p: { keyId: KeyId; jobId: string; manifest: Uint8Array }): Promise<PointInfo>;
+  /**
+   * Writes a recovery point for this machine; the vault sets its id and time, then applies the
+   * machine's retention policy to its points (a failure there does not fail the point).
+   */
+  putPoint(p: { keyId: KeyId; jobId: string; manifest: Uint8Array }): Promise<NewPoint>;
+  /**
+   * States this machine's retention policy, applied after each new point. The vault refuses
+   * counts out of RETENTION_RANGE (at least a week of daily points).
+   */
+  putPolicy(retention: Retention): Promise<void>;
   listPoints(machine: MachineId): Promise<PointInfo[]>;
   readPoint(machine: MachineId, id: PointId): Promise<PointRecord>;
   /** Writes checkpoint `seq` of job `jobId` for this machine; names sort by the vault's time. */

@@ -5,8 +5,9 @@
  */
 import { isHex32, isHex64, type KeyId, type MachineId, type PackId, type PointId } from '../core/ids.js';
 import type { KeyEnvelope } from '../core/keys.js';
+import type { Retention } from '../core/retention.js';
 import { AzbkError } from '../shared/errors.js';
-import type { CheckpointInfo, MachineInfo, PointInfo, PointRecord, RegisterRequest, Registration, VaultEntry, VaultSession } from './api.js';
+import type { CheckpointInfo, MachineInfo, NewPoint, PointInfo, PointRecord, RegisterRequest, Registration, VaultEntry, VaultSession } from './api.js';
 import { parseVaultConfig, type VaultConfig } from './config.js';
 import { bearer, HEADER, JSON_LIMIT, JSON_RESPONSE_LIMIT, OBJECT_LIMIT, sha256Hex } from './http-protocol.js';
 import { HttpTransport, type FileBody, type TransportOptions, type TransportRequest } from './http-transport.js';
@@ -238,9 +239,16 @@ class HttpSession implements VaultSession {
     return (await this.api.bytes(`/v1/index/${name}`, () => new AzbkError('AZBK_VAULT_CORRUPT', `Index ${name} is missing from the vault.`))).body;
   }
 
-  async putPoint(p: { keyId: KeyId; jobId: string; manifest: Uint8Array }): Promise<PointInfo> {
+  async putPoint(p: { keyId: KeyId; jobId: string; manifest: Uint8Array }): Promise<NewPoint> {
     const v = await this.api.upload('POST', `/v1/machines/${this.machineId}/points`, p.manifest, { [HEADER.keyId]: p.keyId, [HEADER.jobId]: p.jobId });
-    return pointInfo(v, this.machineId);
+    const expired = list(v, 'expired');
+    if (!expired.every((id) => isStr(id) && POINT_ID.test(id))) throw bad('list of expired points');
+    return { ...pointInfo(v, this.machineId), expired: expired as PointId[] };
+  }
+
+  async putPolicy(retention: Retention): Promise<void> {
+    const { daily, weekly, monthly, yearly } = retention;
+    await this.api.json('POST', '/v1/policy', { retention: { daily, weekly, monthly, yearly } });
   }
 
   async listPoints(machine: MachineId): Promise<PointInfo[]> {

@@ -18,7 +18,12 @@ export const layout = {
   pointsPrefix: (machine: MachineId) => `points/${machine}/`,
   checkpoint: (machine: MachineId, name: string) => `checkpoints/${machine}/${name}`,
   checkpointsPrefix: (machine: MachineId) => `checkpoints/${machine}/`,
-  policy: (machine: MachineId) => `policies/${machine}`,
+  /** a machine's retention policy, one object per change; the newest name is in force */
+  policy: (machine: MachineId, name: string) => `policies/${machine}/${name}`,
+  policiesPrefix: (machine: MachineId) => `policies/${machine}/`,
+  /** a point retention removed, kept until it is purged; `day` (YYYYMMDD) is when it was removed */
+  expiredPoint: (machine: MachineId, day: string, id: PointId) => `expired/${machine}/${day}/${id}`,
+  expiredPrefix: (machine: MachineId) => `expired/${machine}/`,
 } as const;
 
 /** The last segment of an object key. */

@@ -6,6 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { KeyId, MachineId, PackId, PointId } from '../core/ids.js';
 import type { KeyEnvelope } from '../core/keys.js';
+import { RETENTION_RANGE, type Retention } from '../core/retention.js';
 import { AzbkError, type ErrorCode } from '../shared/errors.js';
 import type { VaultSession } from './api.js';
 import { HEADER, OBJECT_LIMIT, sha256Hex } from './http-protocol.js';
@@ -36,6 +37,20 @@ const HEX32 = str('^[0-9a-f]{32}$');
 const POINT = str('^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{8}$');
 const CHECKPOINT = str('^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{32}-[0-9]{6}$');
 const params = (props: Record<string, unknown>) => ({ type: 'object', required: Object.keys(props), properties: props });
+const count = ([minimum, maximum]: readonly [number, number]) => ({ type: 'integer', minimum, maximum }) as const;
+const POLICY_BODY = {
+  type: 'object',
+  required: ['retention'],
+  additionalProperties: false,
+  properties: {
+    retention: {
+      type: 'object',
+      required: Object.keys(RETENTION_RANGE),
+      additionalProperties: false,
+      properties: Object.fromEntries(Object.entries(RETENTION_RANGE).map(([k, range]) => [k, count(range)])),
+    },
+  },
+} as const;
 const SHA_HEADER = { type: 'object', required: [HEADER.sha256], properties: { [HEADER.sha256]: HEX64 } };
 
 /**
@@ -138,6 +153,10 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
       return reply.code(204).send();
     });
     auth.get('/machines', async (req) => ({ machines: await s(req).listMachines() }));
+    auth.post<{ Body: { retention: Retention } }>('/policy', { schema: { body: POLICY_BODY } }, async (req, reply) => {
+      await s(req).putPolicy(req.body.retention);
+      return reply.code(204).send();
+    });
 
     auth.put<{ Params: { id: string } }>('/packs/:id', {
       schema: { params: params({ id: HEX64 }) },

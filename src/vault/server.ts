@@ -12,6 +12,7 @@
  *   GET  /v1/session                        -> {machineId}: checks the credentials
  *   GET  /v1/keys -> {keys};   POST /v1/keys <envelope> -> 204
  *   GET  /v1/machines                       -> {machines}
+ *   POST /v1/policy {retention}             -> 204: the machine's retention policy
  *   PUT  /v1/packs/:id                      octet-stream, Content-Length required -> 204
  *   GET  /v1/packs/:id  Range: bytes=a-b    -> 206 (200 with the whole pack without Range)
  *   HEAD /v1/packs/:id                      -> 200 with Content-Length, or 404
@@ -19,7 +20,7 @@
  *   GET  /v1/index -> {names};  GET /v1/index/:name -> octet-stream
  *   POST /v1/machines/:id/points            own id only (403 otherwise); octet-stream manifest,
  *                                           X-Azbk-Key-Id, X-Azbk-Job-Id, X-Azbk-Content-Sha256
- *                                           -> 201 PointInfo
+ *                                           -> 201 PointInfo with {expired}: points retention removed
  *   GET  /v1/machines/:id/points            -> {points}
  *   GET  /v1/machines/:id/points/:point     -> octet-stream manifest; X-Azbk-Key-Id, X-Azbk-Job-Id,
  *                                              X-Azbk-Point-Time

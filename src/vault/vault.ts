@@ -9,11 +9,13 @@ import { isHex32, isHex64, type KeyId, type MachineId, type PackId, type PointId
 import { parseEnvelope, type KeyEnvelope } from '../core/keys.js';
 import { packIdOf } from '../core/pack.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
-import type { CheckpointInfo, MachineInfo, PackStream, PointInfo, PointRecord, RegisterRequest, Registration, VaultEntry, VaultSession } from './api.js';
+import type { Retention } from '../core/retention.js';
+import type { CheckpointInfo, MachineInfo, NewPoint, PackStream, PointInfo, PointRecord, RegisterRequest, Registration, VaultEntry, VaultSession } from './api.js';
 import { newVaultConfig, parseVaultConfig, VAULT_NAME, type VaultConfig } from './config.js';
 import { issueCredentials, verifyToken, type CredentialsFile } from './credentials.js';
 import { baseName, layout } from './layout.js';
 import { hashedPackStream, type PackSink } from './pack-stream.js';
+import { expirePoints, writePolicy } from './retention.js';
 import type { BlobStore } from './storage/blobstore.js';
 
 /** Machine names: printable, no path separators, 1..64 characters. */
@@ -362,7 +364,18 @@ class Session implements VaultSession {
     return data;
   }
 
-  async putPoint(p: { keyId: KeyId; jobId: string; manifest: Uint8Array }): Promise<PointInfo> {
+  async putPoint(p: { keyId: KeyId; jobId: string; manifest: Uint8Array }): Promise<NewPoint> {
+    const point = await this.writePoint(p);
+    // The point is written whatever happens next; retention runs again after the next one.
+    const expired = await expirePoints(this.store, this.machineId, await this.listPoints(this.machineId), this.now()).catch(() => []);
+    return { ...point, expired };
+  }
+
+  async putPolicy(retention: Retention): Promise<void> {
+    await writePolicy(this.store, this.machineId, pointIdFor(this.now()), retention, this.now());
+  }
+
+  private async writePoint(p: { keyId: KeyId; jobId: string; manifest: Uint8Array }): Promise<PointInfo> {
     if (!isHex32(p.keyId) || !JOB_ID.test(p.jobId)) throw new AzbkError('AZBK_BAD_INPUT', 'Bad key or job id.');
     if (p.manifest.length > MAX_OBJECT) throw new AzbkError('AZBK_BAD_INPUT', 'The manifest is too large.');
     // A retry after a lost reply must not make a second point: one job writes one point, so when

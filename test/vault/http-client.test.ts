@@ -86,9 +86,10 @@ describe('HttpVault against a vault server', () => {
     const p = { keyId: '34'.repeat(16) as KeyId, jobId: '56'.repeat(16), manifest };
     const point = await sa.putPoint(p);
     expect(await sa.putPoint(p)).toEqual(point);
-    expect(await sb.listPoints(a.machineId)).toEqual([point]);
+    expect(point.expired).toEqual([]);
+    expect(await sb.listPoints(a.machineId)).toEqual([{ id: point.id, machineId: point.machineId, time: point.time }]);
     const rec = await sb.readPoint(a.machineId, point.id);
-    expect(rec).toMatchObject({ ...point, keyId: p.keyId, jobId: p.jobId });
+    expect(rec).toMatchObject({ id: point.id, machineId: point.machineId, time: point.time, keyId: p.keyId, jobId: p.jobId });
     expect(rec.manifest.equals(manifest)).toBe(true);
 
     const cp = await sa.putCheckpoint({ jobId: '78'.repeat(16), seq: 1, data: bytes(50) });
@@ -201,6 +202,10 @@ describe('HttpVault against a hostile server', () => {
         if (long) return res.end(Buffer.alloc(64 * 1024)); // then stalls: the client must not wait for the rest
         return res.end(Buffer.alloc(5));
       }
+      if (req.method === 'POST' && url.endsWith('/points')) {
+        // A well-formed point whose list of expired points names something else.
+        return res.end(JSON.stringify({ id: '20200101T000000000Z-00000000', machineId: machine, time: '2020-01-01T00:00:00.000Z', expired: ['../../config'] }));
+      }
       if (url.endsWith('/points')) return res.end(JSON.stringify({ points: [{ id: '20200101T000000000Z-00000000', machineId: 'bb'.repeat(16), time: 'x' }] }));
       res.writeHead(200);
       res.end('[]');
@@ -213,7 +218,8 @@ describe('HttpVault against a hostile server', () => {
     expect(await codeOf(s.readPack('cd'.repeat(32) as PackId, 0, 10))).toBe('AZBK_VAULT_CORRUPT');
     expect(await codeOf(s.listPoints(machine))).toBe('AZBK_VAULT_CORRUPT');
     expect(await codeOf(s.listKeys())).toBe('AZBK_VAULT_CORRUPT');
-    expect(calls).toBe(8); // none of these is retried
+    expect(await codeOf(s.putPoint({ keyId: '34'.repeat(16) as KeyId, jobId: '56'.repeat(16), manifest: Buffer.alloc(10) }))).toBe('AZBK_VAULT_CORRUPT');
+    expect(calls).toBe(9); // none of these is retried
   });
 
   it('retries 5xx for idempotent requests only, and takes the server error code', async () => {

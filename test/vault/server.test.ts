@@ -207,7 +207,9 @@ describe('authenticated routes', () => {
     expect((await post(a.auth, a.machineId)).json()).toEqual(info);
     expect(await keys(t, 'points/')).toHaveLength(1);
     const list = await app.inject({ method: 'GET', url: `/v1/machines/${a.machineId}/points`, headers: { authorization: b.auth } });
-    expect(list.json()).toEqual({ points: [info] });
+    const { expired, ...listed } = info;
+    expect(expired).toEqual([]); // no retention policy: nothing expires
+    expect(list.json()).toEqual({ points: [listed] });
     const read = await app.inject({ method: 'GET', url: `/v1/machines/${a.machineId}/points/${info.id}`, headers: { authorization: b.auth } });
     expect(read.rawPayload.equals(manifest)).toBe(true);
     expect(read.headers[HEADER.keyId]).toBe(heads[HEADER.keyId]);

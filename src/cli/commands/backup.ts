@@ -98,6 +98,7 @@ export function backupCommand(program: Command): void {
           out.line(`Recovery point ${r.point.id} created at ${r.point.time}.`);
           out.line(`  ${r.scan.mode === 'optimized' ? 'Optimized' : 'Full scan'}: ${r.scan.reason}.`);
           out.line(`  ${s.files} files, ${s.dirs} folders, ${s.symlinks} links; ${formatBytes(s.bytes)} read, ${formatBytes(s.newBytes)} new, ${formatBytes(s.uploadedBytes)} uploaded.`);
+          if (r.point.expired.length > 0) out.line(`  Retention: ${r.point.expired.length} older point(s) expired: ${r.point.expired.join(', ')}.`);
           for (const w of r.warnings) out.line(`  warning: ${w.path}: ${w.reason}`);
           if (r.skipped.length > 0) {
             out.line(`  ${r.skipped.length} item(s) skipped:`);
