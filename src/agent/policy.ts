@@ -1,9 +1,12 @@
 /**
- * The machine's backup policy: what `azbk backup --now` backs up when it names nothing, and the
- * bandwidth limits for work hours and off hours.
+ * The machine's backup policy: what `azbk backup --now` backs up when it names nothing, the
+ * bandwidth limits for work hours and off hours, when scheduled backups run, and the retention
+ * the vault applies to this machine's points (the vault keeps its own copy of that).
  */
 import path from 'node:path';
 import type { BandwidthPolicy } from '../core/bandwidth.js';
+import { validRetention, type Retention } from '../core/retention.js';
+import { validSchedule, type Schedule } from '../core/schedule.js';
 import { AzbkError } from '../shared/errors.js';
 import { readLocalJson, writeFileAtomic } from '../shared/files.js';
 import type { HomePaths } from '../shared/paths.js';
@@ -12,12 +15,14 @@ export interface Policy {
   readonly version: 1;
   readonly include: readonly string[];
   readonly bandwidth?: BandwidthPolicy;
+  readonly schedule?: Schedule;
+  readonly retention?: Retention;
 }
 
 const EMPTY: Policy = { version: 1, include: [] };
 
 function damaged(file: string): AzbkError {
-  return new AzbkError('AZBK_BAD_INPUT', `The policy file ${file} is damaged.`, { hint: 'Set it again: azbk policy set --include PATH.' });
+  return new AzbkError('AZBK_BAD_INPUT', `The policy file ${file} is damaged.`, { hint: 'Remove it and set the policy again: azbk policy set --include PATH.' });
 }
 
 const rate = (v: unknown) => v === null || (typeof v === 'number' && Number.isSafeInteger(v) && v > 0);
@@ -37,16 +42,31 @@ export async function loadPolicy(paths: HomePaths): Promise<Policy> {
   const p = v as Policy;
   if (p.version !== 1 || !Array.isArray(p.include) || !p.include.every((x) => typeof x === 'string')) throw damaged(paths.policy);
   if (p.bandwidth !== undefined && !validBandwidth(p.bandwidth)) throw damaged(paths.policy);
+  if (p.schedule !== undefined && !validSchedule(p.schedule)) throw damaged(paths.policy);
+  if (p.retention !== undefined && !validRetention(p.retention)) throw damaged(paths.policy);
   return p;
 }
 
+export interface PolicyChange {
+  readonly include?: readonly string[];
+  readonly bandwidth?: BandwidthPolicy;
+  /** null: no scheduled backups */
+  readonly schedule?: Schedule | null;
+  readonly retention?: Retention;
+}
+
 /** Changes the given parts of the policy and keeps the rest. */
-export async function updatePolicy(paths: HomePaths, change: { include?: readonly string[]; bandwidth?: BandwidthPolicy }): Promise<Policy> {
+export async function updatePolicy(paths: HomePaths, change: PolicyChange): Promise<Policy> {
   const old = await loadPolicy(paths);
+  const bandwidth = change.bandwidth ?? old.bandwidth;
+  const schedule = change.schedule === undefined ? old.schedule : change.schedule;
+  const retention = change.retention ?? old.retention;
   const policy: Policy = {
     version: 1,
     include: change.include === undefined ? old.include : [...new Set(change.include.map((p) => path.resolve(p)))],
-    ...((change.bandwidth ?? old.bandwidth) === undefined ? {} : { bandwidth: change.bandwidth ?? old.bandwidth }),
+    ...(bandwidth === undefined ? {} : { bandwidth }),
+    ...(schedule === undefined || schedule === null ? {} : { schedule }),
+    ...(retention === undefined ? {} : { retention }),
   };
   await writeFileAtomic(paths.policy, JSON.stringify(policy, null, 2) + '\n', { mode: 0o600 });
   return policy;

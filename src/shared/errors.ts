@@ -108,6 +108,10 @@ export const errorRegistry = {
     exit: ExitCode.failed,
     hint: 'Check the free space and permissions of AZBK_HOME, then run the command again.',
   },
+  AZBK_SCHEDULER_FAILED: {
+    exit: ExitCode.failed,
+    hint: "Check that this user may use the system's scheduler (crontab, or Task Scheduler on Windows).",
+  },
   AZBK_INTERNAL: {
     exit: ExitCode.failed,
     hint: 'This is a bug in azbk; the log under AZBK_HOME/logs has details.',

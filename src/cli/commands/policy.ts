@@ -1,9 +1,19 @@
-/** azbk policy: what `azbk backup --now` backs up when it names nothing, and bandwidth limits. */
+/**
+ * azbk policy: what `azbk backup --now` backs up when it names nothing, bandwidth limits, when
+ * scheduled backups run (installed in crontab or Task Scheduler) and how long the vault keeps
+ * this machine's points.
+ */
 import type { Command } from 'commander';
 import { parseHours, parseRate, type BandwidthPolicy } from '../../core/bandwidth.js';
-import { parseDays } from '../../core/week.js';
+import { RETENTION_RANGE, type Retention } from '../../core/retention.js';
+import { describeTimes, EVERY_DAY, MAX_RUNS_PER_DAY, nextRun, parseTimes, type Schedule } from '../../core/schedule.js';
+import { dayNames, formatClock, parseDays } from '../../core/week.js';
+import { openAgent } from '../../agent/context.js';
 import { loadPolicy, updatePolicy, type Policy } from '../../agent/policy.js';
+import { installedSchedule, installSchedule, scheduledCommand } from '../../agent/scheduler.js';
+import { requireRegistration } from '../../agent/state.js';
 import { AzbkError } from '../../shared/errors.js';
+import type { HomePaths } from '../../shared/paths.js';
 import { formatBytes } from '../output.js';
 import { action } from '../run.js';
 
@@ -13,6 +23,12 @@ interface SetOpts {
   workDays?: string;
   workBandwidth?: string;
   offBandwidth?: string;
+  schedule?: string;
+  scheduleDays?: string;
+  keepDaily?: string;
+  keepWeekly?: string;
+  keepMonthly?: string;
+  keepYearly?: string;
   json?: boolean;
 }
 
@@ -43,38 +59,130 @@ function bandwidthFrom(o: SetOpts, old: BandwidthPolicy | undefined): BandwidthP
   };
 }
 
-const hhmm = (m: number) => `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
+/** The schedule the options ask for: undefined when they leave it as it is, null for off. */
+function scheduleFrom(o: SetOpts, old: Schedule | undefined): Schedule | null | undefined {
+  if (o.schedule === undefined && o.scheduleDays === undefined) return undefined;
+  if (o.schedule?.trim().toLowerCase() === 'off') {
+    if (o.scheduleDays !== undefined) throw usage('--schedule-days has no meaning with --schedule off.');
+    return null;
+  }
+  const times = o.schedule === undefined ? old?.times : parseTimes(o.schedule);
+  if (times === null) throw usage(`--schedule takes 1 to ${MAX_RUNS_PER_DAY} different times of day such as 09:00,13:00,21:00, or off; not ${o.schedule}.`);
+  if (times === undefined) throw usage('--schedule-days needs times of day: give --schedule too.');
+  const days = o.scheduleDays === undefined ? (old?.days ?? EVERY_DAY) : parseDays(o.scheduleDays);
+  if (days === null) throw usage(`--schedule-days must look like mon-fri or mon,wed,fri, not ${o.scheduleDays}.`);
+  return { times, days };
+}
+
+/** Until a count is given: every point of the last 30 days, as the MARS agent's default. */
+const DEFAULT_RETENTION: Retention = { daily: 30, weekly: 0, monthly: 0, yearly: 0 };
+const KEEP_FLAGS = { daily: ['keepDaily', '--keep-daily', 'days'], weekly: ['keepWeekly', '--keep-weekly', 'weeks'], monthly: ['keepMonthly', '--keep-monthly', 'months'], yearly: ['keepYearly', '--keep-yearly', 'years'] } as const;
+
+/** The retention the options ask for; undefined when they give no count. */
+function retentionFrom(o: SetOpts, old: Retention | undefined): Retention | undefined {
+  const keys = Object.keys(KEEP_FLAGS) as (keyof Retention)[];
+  if (keys.every((k) => o[KEEP_FLAGS[k][0]] === undefined)) return undefined;
+  const r: Record<keyof Retention, number> = { ...(old ?? DEFAULT_RETENTION) };
+  for (const k of keys) {
+    const [field, flag, unit] = KEEP_FLAGS[k];
+    const given = o[field];
+    if (given === undefined) continue;
+    const [lo, hi] = RETENTION_RANGE[k];
+    const n = /^\d{1,5}$/.test(given.trim()) ? Number(given) : NaN;
+    if (!(n >= lo && n <= hi)) throw usage(`${flag} takes a number of ${unit} from ${lo} to ${hi}, not ${given}.`);
+    r[k] = n;
+  }
+  return r;
+}
+
 const rateText = (r: number | null) => (r === null ? 'unlimited' : `${formatBytes(r)}/s`);
+const plural = (n: number, unit: string) => `${n} ${n === 1 ? unit.replace(/s$/, '') : unit}`;
+
+function describeRetention(r: Retention): string {
+  const longer = [
+    r.weekly > 0 ? `each week for ${plural(r.weekly, 'weeks')}` : null,
+    r.monthly > 0 ? `each month for ${plural(r.monthly, 'months')}` : null,
+    r.yearly > 0 ? `each year for ${plural(r.yearly, 'years')}` : null,
+  ].filter((x) => x !== null);
+  return `Retention: every point for ${plural(r.daily, 'days')}${longer.length === 0 ? '' : `; the newest point of ${longer.join(', ')}`} (applied by the vault after each backup)`;
+}
+
+const localTime = (d: Date) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')} ${formatClock(d.getHours() * 60 + d.getMinutes())}`;
 
 function describe(p: Policy): string[] {
   const lines = [p.include.length === 0 ? 'Include: (nothing yet)' : `Include: ${p.include.join(', ')}`];
   const b = p.bandwidth;
   if (b !== undefined) {
-    const days = b.workDays.map((d) => ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'][d]).join(',');
-    lines.push(`Bandwidth: ${rateText(b.work)} during work hours (${days} ${hhmm(b.workStart)}-${hhmm(b.workEnd)}), ${rateText(b.off)} otherwise`);
+    lines.push(`Bandwidth: ${rateText(b.work)} during work hours (${dayNames(b.workDays)} ${formatClock(b.workStart)}-${formatClock(b.workEnd)}), ${rateText(b.off)} otherwise`);
   }
+  const s = p.schedule;
+  lines.push(
+    s === undefined
+      ? 'Schedule: none (backups run when started)'
+      : `Schedule: ${describeTimes(s)} ${s.days.length === 7 ? 'every day' : `on ${dayNames(s.days)}`} (local time); next ${localTime(nextRun(s, new Date()))}`,
+  );
+  lines.push(p.retention === undefined ? 'Retention: none set (the vault keeps every point)' : describeRetention(p.retention));
   return lines;
+}
+
+/** Whether the schedule of the policy is where the system scheduler runs it (null: not known here). */
+async function scheduleInstalled(paths: HomePaths, p: Policy): Promise<boolean | null> {
+  if (p.schedule === undefined || process.platform === 'win32') return null;
+  try {
+    return (await installedSchedule(scheduledCommand(paths))) !== null;
+  } catch {
+    return null;
+  }
 }
 
 export function policyCommand(program: Command): void {
   const policy = program.command('policy').description("show or set this machine's backup policy");
   policy
     .command('set')
-    .description('set what to back up and the bandwidth limits; options not given keep their value')
+    .description('set what to back up, bandwidth limits, the schedule and retention; options not given keep their value')
     .option('--include <path...>', 'files or folders to back up')
     .option('--work-hours <from-to>', 'work hours, e.g. 09:00-17:00 (local time)')
     .option('--work-days <days>', 'work days, e.g. mon-fri')
     .option('--work-bandwidth <rate>', 'limit during work hours, e.g. 1M (bytes/s; 0 = none)')
     .option('--off-bandwidth <rate>', 'limit outside work hours (bytes/s; 0 = none)')
+    .option('--schedule <times>', `run backups at up to ${MAX_RUNS_PER_DAY} times of day, e.g. 09:00,13:00,21:00 (local time); off to stop`)
+    .option('--schedule-days <days>', 'days scheduled backups run, e.g. mon-fri (default: every day)')
+    .option('--keep-daily <days>', `keep every point for this many days (${RETENTION_RANGE.daily.join('-')}; default 30)`)
+    .option('--keep-weekly <weeks>', `keep the newest point of each week for this many weeks (${RETENTION_RANGE.weekly.join('-')})`)
+    .option('--keep-monthly <months>', `keep the newest point of each month for this many months (${RETENTION_RANGE.monthly.join('-')})`)
+    .option('--keep-yearly <years>', `keep the newest point of each year for this many years (${RETENTION_RANGE.yearly.join('-')})`)
     .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      '\nScheduled backups run `azbk backup --now` from crontab (Linux, macOS) or Task Scheduler (Windows) as\n' +
+        'this user, with this AZBK_HOME; their output goes to AZBK_HOME/logs/scheduled.log.\n' +
+        'Retention is applied by the vault after each backup: points it no longer keeps wait 14 days in the\n' +
+        "vault's expired/ folder before they are removed. The newest point is always kept.",
+    )
     .action(
       action('policy set', async ({ paths, out }, o: SetOpts) => {
         const old = await loadPolicy(paths);
         const bandwidth = bandwidthFrom(o, old.bandwidth);
-        if (o.include === undefined && bandwidth === undefined) throw usage('Nothing to set: give --include or a bandwidth option.');
-        const p = await updatePolicy(paths, { ...(o.include ? { include: o.include } : {}), ...(bandwidth ? { bandwidth } : {}) });
+        const schedule = scheduleFrom(o, old.schedule);
+        const retention = retentionFrom(o, old.retention);
+        if (o.include === undefined && bandwidth === undefined && schedule === undefined && retention === undefined) {
+          throw usage('Nothing to set: give --include, a bandwidth option, --schedule or a --keep option.');
+        }
+        if (schedule) {
+          await requireRegistration(paths);
+          if ((o.include ?? old.include).length === 0) throw usage('A schedule needs something to back up: give --include PATH too.');
+        }
+        // The vault first: when it cannot be reached, nothing changes here either.
+        if (retention !== undefined) await (await openAgent(paths)).session.putPolicy(retention);
+        if (schedule !== undefined) await installSchedule(schedule, scheduledCommand(paths));
+        const p = await updatePolicy(paths, {
+          ...(o.include ? { include: o.include } : {}),
+          ...(bandwidth ? { bandwidth } : {}),
+          ...(schedule !== undefined ? { schedule } : {}),
+          ...(retention ? { retention } : {}),
+        });
         for (const line of describe(p)) out.line(line);
-        out.result(p);
+        out.result({ ...p, ...(p.schedule ? { nextRun: nextRun(p.schedule, new Date()).toISOString() } : {}) });
       }),
     );
   policy
@@ -85,7 +193,9 @@ export function policyCommand(program: Command): void {
       action('policy show', async ({ paths, out }) => {
         const p = await loadPolicy(paths);
         for (const line of describe(p)) out.line(line);
-        out.result(p);
+        const installed = await scheduleInstalled(paths, p);
+        if (installed === false) out.line('The schedule is missing from crontab: set it again with azbk policy set --schedule TIMES.');
+        out.result({ ...p, ...(p.schedule ? { nextRun: nextRun(p.schedule, new Date()).toISOString(), installed } : {}) });
       }),
     );
 }

@@ -1,0 +1,130 @@
+/**
+ * Scheduled backups end to end with the real `crontab` program: `azbk policy set --schedule`
+ * installs one AZBK_HOME's entries, replaces them when set again and removes them with off,
+ * leaving the user's own entries as they were. Where a cron daemon runs (CI starts one), cron
+ * itself then runs a scheduled backup, within about two minutes. The user's crontab is put back after the tests.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectExit, expectNoStack, parseJson, setupMachine } from '../helpers/cli.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+const hasCrontab = process.platform !== 'win32' && spawnSync('crontab', ['-l']).error === undefined;
+
+/** Whether a cron daemon runs here: its pid file names a live process (or pgrep finds one). */
+function cronDaemonRuns(): boolean {
+  for (const file of ['/run/crond.pid', '/var/run/crond.pid']) {
+    try {
+      process.kill(Number(readFileSync(file, 'utf8').trim()), 0);
+      return true;
+    } catch {
+      // no such file or process
+    }
+  }
+  return spawnSync('pgrep', ['-x', 'cron|crond']).status === 0;
+}
+/** CI starts a cron daemon (.ci/run): there the test runs, and fails without one. */
+const cronRuns = hasCrontab && (cronDaemonRuns() || process.env.CI === 'true');
+
+const readCrontab = () => {
+  const r = spawnSync('crontab', ['-l'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout : '';
+};
+const writeCrontab = (text: string) => {
+  if (text === '') spawnSync('crontab', ['-r']);
+  else execFileSync('crontab', ['-'], { input: text });
+};
+/** The lines that name `home`, the markers of its block left out. */
+const entriesOf = (home: string) => readCrontab().split('\n').filter((l) => l.includes(`AZBK_HOME='${home}'`));
+
+describe.runIf(hasCrontab)('scheduled backups', () => {
+  let saved = '';
+  const USER_LINES = '# the user\'s own\n17 3 * * * echo "100%" >/dev/null\n';
+  beforeAll(() => {
+    saved = readCrontab();
+    writeCrontab(saved + USER_LINES);
+  });
+  afterAll(() => writeCrontab(saved));
+
+  it('policy set --schedule installs, replaces and removes this machine\'s crontab entries only', async () => {
+    const tmp = await makeTempDir('azbk-schedule-');
+    const data = path.join(tmp, 'data');
+    await fs.mkdir(data);
+    const m = await setupMachine(tmp);
+
+    const empty = await m.run(['policy', 'set', '--schedule', '09:00']);
+    expectExit(empty, 2);
+    expect(empty.stderr).toMatch(/needs something to back up/);
+    for (const bad of [['--schedule', '1:00,2:00,3:00,4:00'], ['--schedule', '25:00'], ['--schedule', '9:00', '--schedule-days', 'someday'], ['--schedule-days', 'mon']]) {
+      const r = await m.run(['policy', 'set', '--include', data, ...bad]);
+      expectExit(r, 2);
+      expectNoStack(r);
+    }
+    expect(entriesOf(m.home)).toEqual([]);
+
+    const set = await m.run(['policy', 'set', '--include', data, '--schedule', '21:00,9:00,13:30', '--schedule-days', 'mon-fri', '--json']);
+    expectExit(set, 0);
+    expect(parseJson(set).schedule).toEqual({ times: [540, 810, 1260], days: [1, 2, 3, 4, 5] });
+    const lines = entriesOf(m.home);
+    expect(lines.map((l) => l.split(' ').slice(0, 5).join(' '))).toEqual(['0 9 * * 1,2,3,4,5', '30 13 * * 1,2,3,4,5', '0 21 * * 1,2,3,4,5']);
+    expect(lines[0]).toContain(`'${process.execPath}'`);
+    expect(lines[0]).toMatch(/ backup --now >>'.*scheduled\.log' 2>&1$/);
+
+    // Set again: replaced, not added; then off: gone. The user's lines stay throughout.
+    expectExit(await m.run(['policy', 'set', '--schedule', '06:15']), 0);
+    expect(entriesOf(m.home).map((l) => l.split(' ').slice(0, 5).join(' '))).toEqual(['15 6 * * 1,2,3,4,5']);
+    expect(readCrontab()).toContain(USER_LINES);
+    const show = await m.run(['policy', 'show', '--json']);
+    expect(parseJson(show)).toMatchObject({ schedule: { times: [375] }, installed: true });
+
+    // Removed behind azbk's back: show says so.
+    writeCrontab(saved + USER_LINES);
+    const missing = await m.run(['policy', 'show']);
+    expect(missing.stdout).toMatch(/missing from crontab/);
+
+    expectExit(await m.run(['policy', 'set', '--schedule', '06:15']), 0);
+    expectExit(await m.run(['policy', 'set', '--schedule', 'off']), 0);
+    expect(entriesOf(m.home)).toEqual([]);
+    expect(readCrontab()).toBe(saved + USER_LINES);
+    expect(parseJson(await m.run(['policy', 'show', '--json'])).schedule).toBeUndefined();
+
+    // A policy file with a schedule of four runs a day is damaged, not obeyed.
+    const file = path.join(m.home, 'policy.json');
+    const policy = JSON.parse(await fs.readFile(file, 'utf8'));
+    await fs.writeFile(file, JSON.stringify({ ...policy, schedule: { times: [60, 120, 180, 240], days: [1] } }));
+    const damaged = await m.run(['policy', 'show']);
+    expectExit(damaged, 2);
+    expect(damaged.stderr).toMatch(/policy file .* is damaged/);
+    expectNoStack(damaged);
+  }, 60_000);
+
+  it.runIf(cronRuns)('cron runs the scheduled backup, which makes a point', async () => {
+    const tmp = await makeTempDir('azbk-cron-');
+    const data = path.join(tmp, 'data');
+    await fs.mkdir(data);
+    await fs.writeFile(path.join(data, 'f.txt'), 'backed up by cron\n');
+    const m = await setupMachine(tmp);
+    // The next minute, or the one after when this one is nearly over (cron reads changed crontabs
+    // when a minute starts).
+    const at = new Date(Date.now() + (new Date().getSeconds() >= 50 ? 120_000 : 60_000));
+    const hhmm = `${String(at.getHours()).padStart(2, '0')}:${String(at.getMinutes()).padStart(2, '0')}`;
+    expectExit(await m.run(['policy', 'set', '--include', data, '--schedule', hhmm]), 0);
+    try {
+      const deadline = Date.now() + 150_000;
+      let points: unknown[] = [];
+      while (points.length === 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 2000));
+        const r = await m.run(['points', '--json']);
+        if (r.code === 0) points = parseJson(r).points;
+      }
+      expect(points).toHaveLength(1);
+      const log = await fs.readFile(path.join(m.home, 'logs', 'scheduled.log'), 'utf8');
+      expect(log).toMatch(/Recovery point \S+ created/);
+    } finally {
+      await m.run(['policy', 'set', '--schedule', 'off']);
+    }
+  }, 200_000);
+});
