@@ -366,9 +366,18 @@ class Session implements VaultSession {
 
   async putPoint(p: { keyId: KeyId; jobId: string; manifest: Uint8Array }): Promise<NewPoint> {
     const point = await this.writePoint(p);
-    // The point is written whatever happens next; retention runs again after the next one.
+    // The point is written whatever happens next; both run again after the next one.
     const expired = await expirePoints(this.store, this.machineId, await this.listPoints(this.machineId), this.now()).catch(() => []);
+    await this.dropCheckpointsUpTo(point.time).catch(() => undefined);
     return { ...point, expired };
+  }
+
+  /**
+   * Deletes this machine's checkpoints dated at or before `time`, that of its newest point: a
+   * backup resumes only from checkpoints newer than that (findResumable), so these serve nothing.
+   */
+  private async dropCheckpointsUpTo(time: string): Promise<void> {
+    for (const c of await this.listCheckpoints()) if (c.time <= time) await this.store.delete(layout.checkpoint(this.machineId, c.name));
   }
 
   async putPolicy(retention: Retention): Promise<void> {

@@ -116,6 +116,34 @@ describe('retention in the vault', () => {
     expect((await point(a)).expired).toEqual([]); // 10 days < 30
   });
 
+  it('drops a machine\'s checkpoints once a newer point makes them useless, and only its own', async () => {
+    const { app, a, b, point, keys, advance } = await setup();
+    const checkpoint = async (m: RawMachine, job: string, seq: number) => {
+      const data = bytes(32);
+      const res = await app.inject({
+        method: 'PUT',
+        url: `/v1/checkpoints/${job}/${seq}`,
+        headers: { authorization: m.auth, 'content-type': 'application/octet-stream', [HEADER.sha256]: createHash('sha256').update(data).digest('hex') },
+        payload: data,
+      });
+      expect(res.statusCode, res.body).toBe(201);
+    };
+    await checkpoint(a, 'aa'.repeat(16), 1);
+    await checkpoint(a, 'aa'.repeat(16), 2);
+    await checkpoint(b, 'bb'.repeat(16), 1);
+    advance(1000);
+    await point(a);
+    expect(await keys(`checkpoints/${a.machineId}/`)).toEqual([]);
+    expect(await keys(`checkpoints/${b.machineId}/`)).toHaveLength(1);
+    // A job after that point keeps its checkpoints until a point of its own or a later one.
+    advance(1000);
+    await checkpoint(a, 'cc'.repeat(16), 1);
+    expect(await keys(`checkpoints/${a.machineId}/`)).toHaveLength(1);
+    advance(1000);
+    await point(a);
+    expect(await keys(`checkpoints/${a.machineId}/`)).toEqual([]);
+  });
+
   it('keeps every point when the newest policy record is damaged', async () => {
     const { t, a, point, policy, keys, advance } = await setup();
     await point(a);
