@@ -11,7 +11,8 @@ import type { CheckpointInfo, MachineInfo, NewPoint, PointInfo, PointRecord, Reg
 import { parseVaultConfig, type VaultConfig } from './config.js';
 import { bearer, HEADER, JSON_LIMIT, JSON_RESPONSE_LIMIT, OBJECT_LIMIT, sha256Hex } from './http-protocol.js';
 import { HttpTransport, type FileBody, type TransportOptions, type TransportRequest } from './http-transport.js';
-import { parseCheckpointName, timeOfPointId } from './vault.js';
+import { timeOfPointId } from './layout.js';
+import { parseCheckpointName } from './vault.js';
 
 const INDEX_NAME = /^[0-9a-f]{64}$/;
 const POINT_ID = /^\d{8}T\d{9}Z-[0-9a-f]{8}$/;
@@ -241,7 +242,8 @@ class HttpSession implements VaultSession {
 
   async putPoint(p: { keyId: KeyId; jobId: string; manifest: Uint8Array }): Promise<NewPoint> {
     const v = await this.api.upload('POST', `/v1/machines/${this.machineId}/points`, p.manifest, { [HEADER.keyId]: p.keyId, [HEADER.jobId]: p.jobId });
-    const expired = list(v, 'expired');
+    // A vault server of an earlier version expires nothing and says nothing of it.
+    const expired = isObj(v) && v.expired === undefined ? [] : list(v, 'expired');
     if (!expired.every((id) => isStr(id) && POINT_ID.test(id))) throw bad('list of expired points');
     return { ...pointInfo(v, this.machineId), expired: expired as PointId[] };
   }

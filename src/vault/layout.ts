@@ -31,3 +31,9 @@ export function baseName(key: string): string {
   const i = key.lastIndexOf('/');
   return i < 0 ? key : key.slice(i + 1);
 }
+
+/** The ISO time encoded in a point id (or any name that starts with a vault time stamp); '' if none. */
+export function timeOfPointId(id: string): string {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z/.exec(id);
+  return m ? `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.${m[7]}Z` : '';
+}

@@ -1,20 +1,22 @@
 /**
- * The vault's side of retention. A machine states its policy (`policies/<machine>/<name>`, the
- * newest in force); after each new point the vault moves the points the policy no longer keeps to
- * `expired/<machine>/<day>/<id>`, where they wait SOFT_DELETE_DAYS days before they are purged.
- * Until then a point can be brought back by moving its object back under `points/`. A machine
- * without a policy keeps every point. Only points are removed: the packs they share stay.
+ * The vault's side of retention. A machine states its policy (`policies/<machine>/<name>`, one
+ * object per change, named by the vault's time); after each new point the vault moves the points
+ * no policy in force keeps to `expired/<machine>/<day>/<id>`, where they wait SOFT_DELETE_DAYS
+ * days before they are purged. Until then a point can be brought back by moving its object back
+ * under `points/`. A machine without a policy keeps every point. Only points are removed: the
+ * packs they share stay.
  */
 import type { MachineId, PointId } from '../core/ids.js';
 import { retain, validRetention, type Retention } from '../core/retention.js';
 import { AzbkError } from '../shared/errors.js';
 import type { PointInfo } from './api.js';
-import { baseName, layout } from './layout.js';
+import { baseName, layout, timeOfPointId } from './layout.js';
 import type { BlobStore } from './storage/blobstore.js';
 
 export const SOFT_DELETE_DAYS = 14;
 const POLICY_NAME = /^\d{8}T\d{9}Z-[0-9a-f]{8}$/;
 const DAY = /^\d{8}$/;
+const DAY_MS = 86_400_000;
 const POINT_ID = /^\d{8}T\d{9}Z-[0-9a-f]{8}$/;
 /** a policy record is a few hundred bytes; anything much larger is not one */
 const MAX_POLICY_BYTES = 4096;
@@ -30,18 +32,9 @@ export async function writePolicy(store: BlobStore, machine: MachineId, name: st
   await store.put(layout.policy(machine, name), Buffer.from(JSON.stringify(record)));
 }
 
-/**
- * The machine's policy in force, or null when it has none. A damaged newest record also gives
- * null: keeping every point is the safe reading of a policy that cannot be read.
- */
-export async function readPolicy(store: BlobStore, machine: MachineId): Promise<Retention | null> {
-  let newest: string | undefined;
-  for await (const key of store.list(layout.policiesPrefix(machine))) {
-    const name = baseName(key);
-    if (POLICY_NAME.test(name) && (newest === undefined || name > newest)) newest = name;
-  }
-  if (newest === undefined) return null;
-  const data = await store.get(layout.policy(machine, newest));
+/** The retention of a policy record, or null when it cannot be read. */
+async function readRecord(store: BlobStore, machine: MachineId, name: string): Promise<Retention | null> {
+  const data = await store.get(layout.policy(machine, name));
   if (data === null || data.length > MAX_POLICY_BYTES) return null;
   try {
     const r = (JSON.parse(data.toString('utf8')) as { version?: unknown; retention?: unknown }) ?? {};
@@ -52,20 +45,56 @@ export async function readPolicy(store: BlobStore, machine: MachineId): Promise<
 }
 
 /**
- * Applies the machine's policy at `now` to its `points` (every one it has, as listed): moves those
- * it does not keep to soft delete, and purges soft-deleted points older than SOFT_DELETE_DAYS.
- * Returns the ids moved. A point is first copied, then removed, so a failure in between leaves
- * it in both places, never in neither.
+ * The policies in force at some time in the last SOFT_DELETE_DAYS days: the one in force when
+ * that window began and every one set since. Null means every point is kept: no policy was in
+ * force when the window began (the machine kept everything then), or one of them cannot be read.
+ * A point is removed only when all of them let it go, so a policy that keeps fewer points takes
+ * effect SOFT_DELETE_DAYS days after it is set: a stolen or broken agent cannot have points
+ * removed at once, and its owner has that long to notice and set the policy again.
+ */
+export async function policiesInForce(store: BlobStore, machine: MachineId, now: Date): Promise<Retention[] | null> {
+  const names: string[] = [];
+  for await (const key of store.list(layout.policiesPrefix(machine))) {
+    const name = baseName(key);
+    if (POLICY_NAME.test(name)) names.push(name);
+  }
+  names.sort();
+  const since = new Date(now.getTime() - SOFT_DELETE_DAYS * DAY_MS).toISOString();
+  let first = -1;
+  for (let i = 0; i < names.length && timeOfPointId(names[i]!) <= since; i++) first = i;
+  if (first < 0) return null;
+  const out: Retention[] = [];
+  for (const name of names.slice(first)) {
+    const r = await readRecord(store, machine, name);
+    if (r === null) return null;
+    out.push(r);
+  }
+  return out;
+}
+
+/** Points moved to soft delete in one pass at most; the rest wait for the next point. */
+export const MAX_EXPIRED_PER_PASS = 200;
+
+/**
+ * Applies the machine's policies at `now` to its `points` (every one it has, as listed): moves
+ * those that no policy in force keeps (see policiesInForce) to soft delete, at most
+ * MAX_EXPIRED_PER_PASS, oldest first, and purges soft-deleted points older than SOFT_DELETE_DAYS.
+ * Returns the ids moved. A point is removed only once a whole copy of it is in soft delete, so a
+ * failure in between leaves it in both places, never in neither.
  */
 export async function expirePoints(store: BlobStore, machine: MachineId, points: readonly PointInfo[], now: Date): Promise<PointId[]> {
-  const policy = await readPolicy(store, machine);
+  const policies = await policiesInForce(store, machine, now);
   const moved: PointId[] = [];
-  if (policy !== null) {
+  if (policies !== null) {
     const day = dayOf(now);
-    for (const p of retain(points, (x) => x.time, policy, now).remove) {
+    const kept = new Set<PointInfo>();
+    for (const policy of policies) for (const p of retain(points, (x) => x.time, policy, now).keep.keys()) kept.add(p);
+    const expired = [...points].filter((p) => !kept.has(p)).sort((a, b) => a.id.localeCompare(b.id));
+    for (const p of expired.slice(0, MAX_EXPIRED_PER_PASS)) {
       const data = await store.get(layout.point(machine, p.id));
       if (data === null) continue;
-      await store.put(layout.expiredPoint(machine, day, p.id), data);
+      const key = layout.expiredPoint(machine, day, p.id);
+      if ((await store.put(key, data)) === 'exists' && !(await store.get(key))?.equals(data)) continue;
       await store.delete(layout.point(machine, p.id));
       moved.push(p.id);
     }
@@ -76,7 +105,7 @@ export async function expirePoints(store: BlobStore, machine: MachineId, points:
 
 /** Deletes soft-deleted points removed more than SOFT_DELETE_DAYS days before `now`. */
 async function purgeExpired(store: BlobStore, machine: MachineId, now: Date): Promise<void> {
-  const last = dayOf(new Date(now.getTime() - SOFT_DELETE_DAYS * 86_400_000));
+  const last = dayOf(new Date(now.getTime() - SOFT_DELETE_DAYS * DAY_MS));
   const prefix = layout.expiredPrefix(machine);
   for await (const key of store.list(prefix)) {
     const [day, id, extra] = key.slice(prefix.length).split('/');

@@ -13,7 +13,7 @@ import type { Retention } from '../core/retention.js';
 import type { CheckpointInfo, MachineInfo, NewPoint, PackStream, PointInfo, PointRecord, RegisterRequest, Registration, VaultEntry, VaultSession } from './api.js';
 import { newVaultConfig, parseVaultConfig, VAULT_NAME, type VaultConfig } from './config.js';
 import { issueCredentials, verifyToken, type CredentialsFile } from './credentials.js';
-import { baseName, layout } from './layout.js';
+import { baseName, layout, timeOfPointId } from './layout.js';
 import { hashedPackStream, type PackSink } from './pack-stream.js';
 import { expirePoints, writePolicy } from './retention.js';
 import type { BlobStore } from './storage/blobstore.js';
@@ -472,11 +472,6 @@ export function parseCheckpointName(name: string): CheckpointInfo | null {
   return { name, time: timeOfPointId(m[1]!), jobId: m[2]!, seq: Number(m[3]) };
 }
 
-/** The ISO time encoded in a point id. */
-export function timeOfPointId(id: string): string {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z/.exec(id);
-  return m ? `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.${m[7]}Z` : '';
-}
 
 /** This machine's OS, as recorded at registration. */
 export function osName(): string {

@@ -2,7 +2,8 @@
  * Retention end to end with the built CLI: `azbk policy set --keep-*` states the policy, the vault
  * applies it after the next backup, and `azbk points` no longer lists what it expired, which waits
  * in the vault's expired/ folder. Older points are made by copying a real point under older ids,
- * as a vault that has run for weeks holds them; they restore like the original.
+ * as a vault that has run for weeks holds them (they restore like the original), and the policy
+ * record is dated back as if set weeks ago.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -29,6 +30,19 @@ async function agedCopies(vaultDir: string, machine: string, id: string, daysAgo
   return ids;
 }
 
+/**
+ * Dates `machine`'s policy records `days` days back, as if set then: a policy that keeps fewer
+ * points than before takes effect 14 days after it is set.
+ */
+async function agePolicies(vaultDir: string, machine: string, days: number): Promise<void> {
+  const dir = path.join(vaultDir, 'policies', machine);
+  for (const name of await fs.readdir(dir)) {
+    const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z(-.*)$/.exec(name)!;
+    const time = new Date(Date.parse(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.${m[7]}Z`) - days * DAY);
+    await fs.rename(path.join(dir, name), path.join(dir, `${time.toISOString().replace(/[-:]/g, '').replace('.', '')}${m[8]}`));
+  }
+}
+
 async function expiredIn(vaultDir: string, machine: string): Promise<string[]> {
   const dir = path.join(vaultDir, 'expired', machine);
   const out: string[] = [];
@@ -53,15 +67,21 @@ async function expireThroughCli(root: string, m: Machine, vaultDir: string): Pro
   const set = await m.run(['policy', 'set', '--keep-daily', '7']);
   expectExit(set, 0);
   expect(set.stdout).toMatch(/Retention: every point for 7 days/);
-  // Stating the policy removes nothing yet.
+  // Stating the policy removes nothing, nor does the next backup: the machine kept everything
+  // until now, and a policy that keeps less takes effect 14 days after it is set.
   expect(parseJson(await m.run(['points', '--json'])).points).toHaveLength(5);
+  const early = await backup(m, [src]);
+  expect(early.point.expired).toEqual([]);
+  expect(parseJson(await m.run(['points', '--json'])).points).toHaveLength(6);
+  await agePolicies(vaultDir, machine, 15);
 
   const second = await m.run(['backup', '--now', '--include', src]);
   expectExit(second, 0);
   expect(second.stdout).toMatch(/Retention: 3 older point\(s\) expired/);
   const listed = parseJson(await m.run(['points', '--json'])).points.map((p: { id: string }) => p.id);
-  expect(listed).toHaveLength(3);
+  expect(listed).toHaveLength(4);
   expect(listed).toContain(first.point.id);
+  expect(listed).toContain(early.point.id);
   expect(listed).toContain(d3);
   expect(await expiredIn(vaultDir, machine)).toEqual([d40!, d20!, d10!].sort());
 

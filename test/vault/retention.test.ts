@@ -51,7 +51,7 @@ async function setup() {
 }
 
 describe('retention in the vault', () => {
-  it('keeps every point without a policy, then expires what the policy does not keep, only for that machine', async () => {
+  it('keeps every point without a policy, then expires what no policy in force keeps, only for that machine', async () => {
     const { a, b, point, policy, keys, advance } = await setup();
     const made: { id: string; time: string }[] = [];
     // Three points a day (09:00, 13:00, 21:00) from 1 to 30 January, for both machines.
@@ -67,30 +67,57 @@ describe('retention in the vault', () => {
     expect(await keys(`points/${a.machineId}/`)).toHaveLength(90);
 
     // Seven days of every point, and the newest of each of 3 weeks (this one and the two before).
+    // Until it has been set for 14 days, the machine's earlier state (keep everything) still holds.
     expect((await policy(a, { daily: 7, weekly: 3, monthly: 0, yearly: 0 })).statusCode).toBe(204);
-    const next = await point(a); // Saturday 31 January, 09:00
+    const newest = await point(a); // Saturday 31 January, 09:00
+    expect(newest.expired).toEqual([]);
+    advance(14 * DAY);
+    const next = await point(a); // Saturday 14 February, 09:00
     const left = (await keys(`points/${a.machineId}/`)).map((k) => k.split('/').at(-1)!);
-    // After 24 January 09:00: two that day, three a day from the 25th to the 30th, the new one (21);
-    // the newest of the week of 12 to 18 January (the 18th, 21:00); the other weeks' are daily.
-    expect(left.sort()).toEqual([...made.filter((p) => p.time > '2026-01-24T09:00:00.000Z' || p.time === '2026-01-18T21:00:00.000Z').map((p) => p.id), next.id].sort());
-    expect(left).toHaveLength(22);
-    expect(next.expired).toHaveLength(90 + 1 - 22);
+    // None of January's points is younger than seven days. Of the three weeks, that of 9 to 15
+    // February has the new point, that of 2 to 8 February none, and that of 26 January to
+    // 1 February the one of the 31st: every point made in the loop expires.
+    expect(left.sort()).toEqual([newest.id, next.id].sort());
     const expiredKeys = await keys(`expired/${a.machineId}/`);
-    expect(expiredKeys.map((k) => k.split('/').at(-1)).sort()).toEqual([...next.expired].sort());
-    // Nothing is lost: each expired object holds the point as it was.
-    expect(expiredKeys.every((k) => /^expired\/[0-9a-f]{32}\/\d{8}\/\d{8}T\d{9}Z-[0-9a-f]{8}$/.test(k))).toBe(true);
+    expect(expiredKeys.map((k) => k.split('/').at(-1)).sort()).toEqual(made.map((p) => p.id).sort());
+    expect(next.expired).toHaveLength(90);
+    // Each expired object holds the point as it was, under the day it expired.
+    expect(expiredKeys.every((k) => k.startsWith(`expired/${a.machineId}/20260214/`))).toBe(true);
     // The other machine keeps all of its points.
     expect(await keys(`points/${b.machineId}/`)).toHaveLength(90);
     expect(await keys(`expired/${b.machineId}/`)).toEqual([]);
   });
 
+  it('takes a policy that keeps fewer points 14 days after it is set, one that keeps more at once', async () => {
+    const { a, point, policy, keys, advance } = await setup();
+    expect((await policy(a, { daily: 30, weekly: 0, monthly: 0, yearly: 0 })).statusCode).toBe(204);
+    advance(15 * DAY);
+    const old = await point(a); // day 15
+    advance(10 * DAY);
+    // Shortened to a week: for 14 days the 30 days still hold.
+    expect((await policy(a, { daily: 7, weekly: 0, monthly: 0, yearly: 0 })).statusCode).toBe(204);
+    expect((await point(a)).expired).toEqual([]); // day 25: `old` is 10 days old
+    advance(13 * DAY);
+    expect((await point(a)).expired).toEqual([]); // day 38: the week's policy is 13 days old
+    // Lengthened again: in force at once, so the week alone never takes effect.
+    expect((await policy(a, { daily: 60, weekly: 0, monthly: 0, yearly: 0 })).statusCode).toBe(204);
+    advance(2 * DAY);
+    expect((await point(a)).expired).toEqual([]); // day 40: 60 days keep `old`
+    advance(20 * DAY);
+    expect((await point(a)).expired).toEqual([]); // day 60: the week's policy is no longer in force
+    advance(16 * DAY);
+    const late = await point(a); // day 76: `old` is 61 days old
+    expect(late.expired).toEqual([old.id]);
+    expect(await keys(`points/${a.machineId}/`)).toHaveLength(5);
+  });
+
   it('purges soft-deleted points 14 days after they expired, and not before', async () => {
     const { a, point, policy, keys, advance } = await setup();
+    expect((await policy(a, { daily: 7, weekly: 0, monthly: 0, yearly: 0 })).statusCode).toBe(204);
     const first = await point(a);
     advance(20 * DAY);
-    expect((await policy(a, { daily: 7, weekly: 0, monthly: 0, yearly: 0 })).statusCode).toBe(204);
     const second = await point(a);
-    expect(second.expired).toHaveLength(1);
+    expect(second.expired).toEqual([first.id]);
     advance(14 * DAY);
     await point(a); // expired the second; the first is 14 days in soft delete: kept
     expect(await keys(`expired/${a.machineId}/`)).toHaveLength(2);
@@ -100,6 +127,22 @@ describe('retention in the vault', () => {
     expect(soft).toHaveLength(1);
     expect(soft[0]!.endsWith(second.id)).toBe(true);
     expect(soft.some((k) => k.endsWith(first.id))).toBe(false);
+  });
+
+  it('moves at most 200 points in one pass, oldest first; the next point moves the rest', async () => {
+    const { a, point, policy, keys, advance } = await setup();
+    expect((await policy(a, { daily: 7, weekly: 0, monthly: 0, yearly: 0 })).statusCode).toBe(204);
+    advance(15 * DAY);
+    const made: string[] = [];
+    for (let i = 0; i < 230; i++) {
+      made.push((await point(a)).id);
+      advance(1000);
+    }
+    advance(8 * DAY);
+    const next = await point(a);
+    expect(next.expired).toEqual(made.slice(0, 200));
+    expect((await point(a)).expired).toEqual(made.slice(200));
+    expect(await keys(`points/${a.machineId}/`)).toHaveLength(2);
   });
 
   it('refuses a policy out of range or malformed, and keeps the one in force', async () => {
@@ -144,11 +187,11 @@ describe('retention in the vault', () => {
     expect(await keys(`checkpoints/${a.machineId}/`)).toEqual([]);
   });
 
-  it('keeps every point when the newest policy record is damaged', async () => {
+  it('keeps every point when a policy in force cannot be read', async () => {
     const { t, a, point, policy, keys, advance } = await setup();
+    expect((await policy(a, { daily: 7, weekly: 0, monthly: 0, yearly: 0 })).statusCode).toBe(204);
     await point(a);
     advance(30 * DAY);
-    expect((await policy(a, { daily: 7, weekly: 0, monthly: 0, yearly: 0 })).statusCode).toBe(204);
     await t.store.put(`policies/${a.machineId}/29991231T000000000Z-00000000`, Buffer.from('{"version":1,"retention":{"daily":0}}'));
     expect((await point(a)).expired).toEqual([]);
     expect(await keys(`points/${a.machineId}/`)).toHaveLength(2);
