@@ -22,7 +22,9 @@ export interface Policy {
 const EMPTY: Policy = { version: 1, include: [] };
 
 function damaged(file: string): AzbkError {
-  return new AzbkError('AZBK_BAD_INPUT', `The policy file ${file} is damaged.`, { hint: 'Remove it and set the policy again: azbk policy set --include PATH.' });
+  return new AzbkError('AZBK_BAD_INPUT', `The policy file ${file} is damaged.`, {
+    hint: 'Remove it and set the policy again with azbk policy set (--include, bandwidth, --schedule, --keep-*); until then the vault keeps the retention last set, and crontab the schedule.',
+  });
 }
 
 const rate = (v: unknown) => v === null || (typeof v === 'number' && Number.isSafeInteger(v) && v > 0);

@@ -31,12 +31,19 @@ export function scheduleTag(home: string): string {
   return createHash('sha256').update(home).digest('hex').slice(0, 12);
 }
 
-const failed = (message: string, cause?: unknown) => new AzbkError('AZBK_SCHEDULER_FAILED', message, cause === undefined ? undefined : { cause });
+const failed = (message: string, cause?: unknown, hint?: string) =>
+  new AzbkError('AZBK_SCHEDULER_FAILED', message, { ...(cause === undefined ? {} : { cause }), ...(hint === undefined ? {} : { hint }) });
 
 function checkPaths(cmd: ScheduledCommand): void {
   for (const p of [cmd.node, cmd.script, cmd.home, cmd.log]) {
+    // A control character would end or split the line; on POSIX a backslash before a % cannot be
+    // written so that cron keeps it.
     // eslint-disable-next-line no-control-regex
-    if (/[\u0000-\u001f\u007f]/.test(p)) throw new AzbkError('AZBK_BAD_INPUT', 'A path with a control character cannot go into a schedule.', { hint: 'Use an AZBK_HOME and an azbk install whose paths have none.' });
+    if (/[\u0000-\u001f\u007f]/.test(p) || (process.platform !== 'win32' && p.includes('\\'))) {
+      throw new AzbkError('AZBK_BAD_INPUT', `A path with a control character${process.platform === 'win32' ? '' : ' or a backslash'} cannot go into a schedule: ${JSON.stringify(p)}.`, {
+        hint: 'Use an AZBK_HOME and an azbk install whose paths have none.',
+      });
+    }
   }
 }
 
@@ -57,26 +64,57 @@ export function cronBlock(schedule: Schedule | null, cmd: ScheduledCommand): str
   return [BEGIN(tag), ...cronTimes(schedule).map((t) => `${t} ${run}`), END(tag)];
 }
 
+/** `lines` as the latin1 text the crontab is handled in: their UTF-8 bytes, one character each. */
+function asBytes(lines: readonly string[]): string[] {
+  return lines.map((l) => Buffer.from(l, 'utf8').toString('latin1'));
+}
+
 /**
- * `crontab` with the block of `tag` replaced by `block` (removed when it is empty); a new block
- * goes at the end. Every other line is kept as it was.
+ * The spans [begin, end] of `tag`'s blocks in `lines`. A begin marker without its end, or an end
+ * without its begin, is refused: what lies around it cannot be told apart from the user's lines.
  */
-export function replaceCronBlock(crontab: string, tag: string, block: readonly string[]): string {
+function blocks(lines: readonly string[], tag: string): [number, number][] {
+  const out: [number, number][] = [];
+  let open = -1;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line === BEGIN(tag) || line === END(tag)) {
+      if ((line === BEGIN(tag)) !== (open < 0)) {
+        throw failed(`The crontab has an azbk ${line === BEGIN(tag) ? 'begin' : 'end'} marker for this AZBK_HOME (${tag}) without its ${line === BEGIN(tag) ? 'end' : 'begin'}.`, undefined, 'Remove the azbk lines for it with crontab -e, then set the schedule again.');
+      }
+      if (open < 0) open = i;
+      else {
+        out.push([open, i]);
+        open = -1;
+      }
+    }
+  }
+  if (open >= 0) throw failed(`The crontab has an azbk begin marker for this AZBK_HOME (${tag}) without its end.`, undefined, 'Remove the azbk lines for it with crontab -e, then set the schedule again.');
+  return out;
+}
+
+const splitLines = (crontab: string) => {
   const lines = crontab.split('\n');
   if (lines.at(-1) === '') lines.pop();
-  const begin = lines.indexOf(BEGIN(tag));
-  const end = begin < 0 ? -1 : lines.indexOf(END(tag), begin);
-  const kept = begin < 0 || end < 0 ? lines : [...lines.slice(0, begin), ...lines.slice(end + 1)];
+  return lines;
+};
+
+/**
+ * `crontab` with the blocks of `tag` replaced by `block` (removed when it is empty), which goes at
+ * the end. Every other line is kept as it was.
+ */
+export function replaceCronBlock(crontab: string, tag: string, block: readonly string[]): string {
+  const lines = splitLines(crontab);
+  const spans = blocks(lines, tag);
+  const kept = lines.filter((_, i) => !spans.some(([b, e]) => i >= b && i <= e));
   const out = [...kept, ...block];
   return out.length === 0 ? '' : out.join('\n') + '\n';
 }
 
-/** The lines of `tag`'s block in `crontab`, markers left out; empty when there is none. */
+/** The lines of `tag`'s blocks in `crontab`, markers left out; empty when there is none. */
 export function cronEntries(crontab: string, tag: string): string[] {
-  const lines = crontab.split('\n');
-  const begin = lines.indexOf(BEGIN(tag));
-  const end = begin < 0 ? -1 : lines.indexOf(END(tag), begin);
-  return begin < 0 || end < 0 ? [] : lines.slice(begin + 1, end);
+  const lines = splitLines(crontab);
+  return blocks(lines, tag).flatMap(([b, e]) => lines.slice(b + 1, e));
 }
 
 interface Ran {
@@ -85,7 +123,11 @@ interface Ran {
   readonly stderr: string;
 }
 
-/** Runs a program (no shell) with `input` on stdin; rejects only when it cannot be started or takes over 30 s. */
+/**
+ * Runs a program (no shell) with `input` on stdin; rejects only when it cannot be started or takes
+ * over 30 s. Its output and `input` are read and written as latin1, one character per byte, so
+ * that a crontab goes back byte for byte whatever its encoding.
+ */
 function run(program: string, args: readonly string[], input?: string): Promise<Ran> {
   return new Promise((resolve, reject) => {
     const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
@@ -100,10 +142,10 @@ function run(program: string, args: readonly string[], input?: string): Promise<
     });
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8').trim() });
+      resolve({ code, stdout: Buffer.concat(out).toString('latin1'), stderr: Buffer.concat(err).toString('utf8').trim() });
     });
     child.stdin.on('error', () => undefined);
-    child.stdin.end(input ?? '');
+    child.stdin.end(Buffer.from(input ?? '', 'latin1'));
   });
 }
 
@@ -115,12 +157,15 @@ async function readCrontab(): Promise<string> {
   throw failed(`crontab -l failed: ${r.stderr.split('\n')[0] || `exit ${r.code}`}`);
 }
 
-async function installCron(schedule: Schedule | null, cmd: ScheduledCommand): Promise<void> {
+/** Reads the crontab and returns what writes it with `schedule` (nothing is changed until then). */
+async function planCron(schedule: Schedule | null, cmd: ScheduledCommand): Promise<() => Promise<void>> {
   const old = await readCrontab();
-  const next = replaceCronBlock(old, scheduleTag(cmd.home), cronBlock(schedule, cmd));
-  if (next === old) return;
-  const r = await run('crontab', ['-'], next);
-  if (r.code !== 0) throw failed(`crontab could not be written: ${r.stderr.split('\n')[0] || `exit ${r.code}`}`);
+  const next = replaceCronBlock(old, scheduleTag(cmd.home), asBytes(cronBlock(schedule, cmd)));
+  return async () => {
+    if (next === old) return;
+    const r = await run('crontab', ['-'], next);
+    if (r.code !== 0) throw failed(`crontab could not be written: ${r.stderr.split('\n')[0] || `exit ${r.code}`}`);
+  };
 }
 
 // ---- Task Scheduler -----------------------------------------------------------------------------
@@ -139,17 +184,19 @@ export function schtasksCreate(schedule: Schedule, n: number, tag: string, scrip
 /** A batch file for Task Scheduler: its /TR holds at most 261 characters, a path fits. */
 function batchFile(cmd: ScheduledCommand): string {
   const q = (s: string) => `"${s.replace(/%/g, '%%')}"`;
-  return ['@echo off', `set "AZBK_HOME=${cmd.home.replace(/%/g, '%%')}"`, `${q(cmd.node)} ${q(cmd.script)} backup --now >>${q(cmd.log)} 2>&1`, ''].join('\r\n');
+  // UTF-8 text: cmd reads it so only after chcp 65001.
+  return ['@echo off', 'chcp 65001 >nul', `set "AZBK_HOME=${cmd.home.replace(/%/g, '%%')}"`, `${q(cmd.node)} ${q(cmd.script)} backup --now >>${q(cmd.log)} 2>&1`, ''].join('\r\n');
 }
 
 async function installTasks(schedule: Schedule | null, cmd: ScheduledCommand): Promise<void> {
-  checkPaths(cmd);
   const tag = scheduleTag(cmd.home);
   const script = path.join(cmd.home, 'scheduled-backup.cmd');
   if (schedule !== null) await writeFileAtomic(script, batchFile(cmd), { mode: 0o600 });
   for (let n = 1; n <= 3; n++) {
-    // Removing a task that does not exist fails; that is the state wanted.
-    await run('schtasks', ['/Delete', '/F', '/TN', taskName(tag, n)]);
+    // Only a task that exists is deleted, and that must succeed.
+    if ((await run('schtasks', ['/Query', '/TN', taskName(tag, n)])).code !== 0) continue;
+    const r = await run('schtasks', ['/Delete', '/F', '/TN', taskName(tag, n)]);
+    if (r.code !== 0) throw failed(`schtasks could not delete the task ${taskName(tag, n)}: ${r.stderr.split('\n')[0] || `exit ${r.code}`}`);
   }
   for (let n = 0; n < (schedule?.times.length ?? 0); n++) {
     const r = await run('schtasks', schtasksCreate(schedule!, n, tag, script));
@@ -159,15 +206,19 @@ async function installTasks(schedule: Schedule | null, cmd: ScheduledCommand): P
 
 // ---- either -------------------------------------------------------------------------------------
 
-/** Installs `schedule` for `cmd`'s AZBK_HOME, replacing its earlier one; null removes it. */
-export async function installSchedule(schedule: Schedule | null, cmd: ScheduledCommand): Promise<void> {
-  if (process.platform === 'win32') await installTasks(schedule, cmd);
-  else await installCron(schedule, cmd);
+/**
+ * Checks that `schedule` can be installed for `cmd`'s AZBK_HOME (its paths; on POSIX, that the
+ * crontab can be read and its azbk markers are whole) and returns what installs it, replacing the
+ * earlier one; null removes it. Nothing changes until the returned function is called.
+ */
+export async function planSchedule(schedule: Schedule | null, cmd: ScheduledCommand): Promise<() => Promise<void>> {
+  if (schedule !== null) checkPaths(cmd);
+  if (process.platform === 'win32') return () => installTasks(schedule, cmd);
+  return planCron(schedule, cmd);
 }
 
-/** Where the schedule of `cmd`'s AZBK_HOME is installed, for `azbk policy show`; null when it is not. */
+/** The crontab lines of `cmd`'s AZBK_HOME, for `azbk policy show`; null on Windows (not looked at). */
 export async function installedSchedule(cmd: ScheduledCommand): Promise<string[] | null> {
   if (process.platform === 'win32') return null;
-  const entries = cronEntries(await readCrontab(), scheduleTag(cmd.home));
-  return entries.length === 0 ? null : entries;
+  return cronEntries(await readCrontab(), scheduleTag(cmd.home));
 }

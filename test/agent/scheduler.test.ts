@@ -14,12 +14,14 @@ describe('the crontab block', () => {
     expect(cronBlock(null, CMD)).toEqual([]);
   });
 
-  it('refuses paths with control characters rather than splitting a line', () => {
-    try {
-      cronBlock(S, { ...CMD, home: '/tmp/a\nb' });
-      throw new Error('expected a refusal');
-    } catch (err) {
-      expect(isAzbkError(err, 'AZBK_BAD_INPUT')).toBe(true);
+  it('refuses paths with control characters rather than splitting a line, and backslashes cron cannot keep', () => {
+    for (const home of ['/tmp/a\nb', '/tmp/a\rb', '/tmp/a\\%b']) {
+      try {
+        cronBlock(S, { ...CMD, home });
+        throw new Error('expected a refusal');
+      } catch (err) {
+        expect(isAzbkError(err, 'AZBK_BAD_INPUT')).toBe(true);
+      }
     }
   });
 
@@ -38,9 +40,24 @@ describe('the crontab block', () => {
     expect(replaceCronBlock('', scheduleTag(CMD.home), [])).toBe('');
   });
 
-  it('leaves a begin marker without its end, and what follows it, alone', () => {
-    const broken = `${cronBlock(S, CMD)[0]}\n0 1 * * * echo user\n`;
-    expect(replaceCronBlock(broken, scheduleTag(CMD.home), [])).toBe(broken);
+  it('removes every whole block of its own, and refuses a marker without its pair rather than guess', () => {
+    const mine = cronBlock(S, CMD);
+    const tag = scheduleTag(CMD.home);
+    const twice = `${mine.join('\n')}\n0 1 * * * echo user\n${mine.join('\n')}\n`;
+    expect(replaceCronBlock(twice, tag, [])).toBe('0 1 * * * echo user\n');
+    expect(cronEntries(twice, tag)).toHaveLength(4);
+    for (const broken of [`${mine[0]}\n0 1 * * * echo user\n`, `0 1 * * * echo user\n${mine.at(-1)}\n`, `${mine[0]}\n${mine[0]}\n${mine.at(-1)}\n`]) {
+      for (const f of [() => replaceCronBlock(broken, tag, mine), () => cronEntries(broken, tag)]) {
+        try {
+          f();
+          throw new Error('expected a refusal');
+        } catch (err) {
+          expect(isAzbkError(err, 'AZBK_SCHEDULER_FAILED')).toBe(true);
+        }
+      }
+    }
+    // Another AZBK_HOME's broken block is not this one's business.
+    expect(replaceCronBlock(`${cronBlock(S, { ...CMD, home: '/x' })[0]}\n`, tag, mine)).toBe(`${cronBlock(S, { ...CMD, home: '/x' })[0]}\n${mine.join('\n')}\n`);
   });
 });
 

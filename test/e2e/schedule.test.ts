@@ -29,23 +29,28 @@ function cronDaemonRuns(): boolean {
 /** CI starts a cron daemon (.ci/run): there the test runs, and fails without one. */
 const cronRuns = hasCrontab && (cronDaemonRuns() || process.env.CI === 'true');
 
-const readCrontab = () => {
-  const r = spawnSync('crontab', ['-l'], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout : '';
+/** The crontab as bytes; empty when there is none. Any other failure stops the tests before they touch it. */
+const readCrontab = (): Buffer => {
+  const r = spawnSync('crontab', ['-l']);
+  if (r.status === 0) return r.stdout;
+  if (/no crontab/i.test(r.stderr.toString())) return Buffer.alloc(0);
+  throw new Error(`crontab -l failed: ${r.stderr.toString()}`);
 };
-const writeCrontab = (text: string) => {
-  if (text === '') spawnSync('crontab', ['-r']);
-  else execFileSync('crontab', ['-'], { input: text });
+const writeCrontab = (bytes: Buffer) => {
+  if (bytes.length === 0) spawnSync('crontab', ['-r']);
+  else execFileSync('crontab', ['-'], { input: bytes });
 };
 /** The lines that name `home`, the markers of its block left out. */
-const entriesOf = (home: string) => readCrontab().split('\n').filter((l) => l.includes(`AZBK_HOME='${home}'`));
+const entriesOf = (home: string) => readCrontab().toString('utf8').split('\n').filter((l) => l.includes(`AZBK_HOME='${home}'`));
 
 describe.runIf(hasCrontab)('scheduled backups', () => {
-  let saved = '';
-  const USER_LINES = '# the user\'s own\n17 3 * * * echo "100%" >/dev/null\n';
+  let saved: Buffer = Buffer.alloc(0);
+  // The user's own lines, one of them not UTF-8 (a latin1 é): they must come back byte for byte.
+  const USER_LINES = Buffer.concat([Buffer.from("# the user's own, caf"), Buffer.from([0xe9]), Buffer.from('\n17 3 * * * echo "100%" >/dev/null\n')]);
+  const withUser = () => Buffer.concat([saved, USER_LINES]);
   beforeAll(() => {
     saved = readCrontab();
-    writeCrontab(saved + USER_LINES);
+    writeCrontab(withUser());
   });
   afterAll(() => writeCrontab(saved));
 
@@ -76,20 +81,42 @@ describe.runIf(hasCrontab)('scheduled backups', () => {
     // Set again: replaced, not added; then off: gone. The user's lines stay throughout.
     expectExit(await m.run(['policy', 'set', '--schedule', '06:15']), 0);
     expect(entriesOf(m.home).map((l) => l.split(' ').slice(0, 5).join(' '))).toEqual(['15 6 * * 1,2,3,4,5']);
-    expect(readCrontab()).toContain(USER_LINES);
+    expect(readCrontab().includes(USER_LINES)).toBe(true);
     const show = await m.run(['policy', 'show', '--json']);
     expect(parseJson(show)).toMatchObject({ schedule: { times: [375] }, installed: true });
 
     // Removed behind azbk's back: show says so.
-    writeCrontab(saved + USER_LINES);
+    writeCrontab(withUser());
     const missing = await m.run(['policy', 'show']);
     expect(missing.stdout).toMatch(/missing from crontab/);
 
     expectExit(await m.run(['policy', 'set', '--schedule', '06:15']), 0);
     expectExit(await m.run(['policy', 'set', '--schedule', 'off']), 0);
     expect(entriesOf(m.home)).toEqual([]);
-    expect(readCrontab()).toBe(saved + USER_LINES);
+    expect(readCrontab().equals(withUser())).toBe(true);
     expect(parseJson(await m.run(['policy', 'show', '--json'])).schedule).toBeUndefined();
+
+    // A crontab that cannot be read: exit 1, and neither the vault's retention nor the policy
+    // changes (everything is checked before the first change).
+    const fake = path.join(tmp, 'fake-bin');
+    await fs.mkdir(fake);
+    await fs.writeFile(path.join(fake, 'crontab'), '#!/bin/sh\necho "crontab: cannot open the spool" >&2\nexit 1\n', { mode: 0o755 });
+    const broken = await m.run(['policy', 'set', '--schedule', '09:00', '--keep-daily', '14'], { env: { PATH: `${fake}:${process.env.PATH}` } });
+    expectExit(broken, 1);
+    expect(broken.stderr).toMatch(/AZBK_SCHEDULER_FAILED: crontab -l failed: crontab: cannot open the spool/);
+    expectNoStack(broken);
+    expect(parseJson(await m.run(['policy', 'show', '--json']))).not.toHaveProperty('retention');
+    await expect(fs.readdir(path.join(m.vault.dir, 'policies'))).rejects.toThrow();
+
+    // Entries the policy file does not know (it was removed): show says so, and off removes them.
+    expectExit(await m.run(['policy', 'set', '--schedule', '07:00']), 0);
+    const policyFile = path.join(m.home, 'policy.json');
+    const kept = await fs.readFile(policyFile);
+    await fs.rm(policyFile);
+    expect((await m.run(['policy', 'show'])).stdout).toMatch(/crontab runs backups for this AZBK_HOME that the policy does not list/);
+    expectExit(await m.run(['policy', 'set', '--schedule', 'off']), 0);
+    expect(entriesOf(m.home)).toEqual([]);
+    await fs.writeFile(policyFile, kept);
 
     // A policy file with a schedule of four runs a day is damaged, not obeyed.
     const file = path.join(m.home, 'policy.json');
@@ -102,7 +129,8 @@ describe.runIf(hasCrontab)('scheduled backups', () => {
   }, 60_000);
 
   it.runIf(cronRuns)('cron runs the scheduled backup, which makes a point', async () => {
-    const tmp = await makeTempDir('azbk-cron-');
+    // Quotes, a percent sign and spaces in AZBK_HOME: sh and cron must both read them as written.
+    const tmp = await makeTempDir("azbk-cron it's 100% ");
     const data = path.join(tmp, 'data');
     await fs.mkdir(data);
     await fs.writeFile(path.join(data, 'f.txt'), 'backed up by cron\n');

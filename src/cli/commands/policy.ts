@@ -10,7 +10,7 @@ import { describeTimes, EVERY_DAY, MAX_RUNS_PER_DAY, nextRun, parseTimes, type S
 import { dayNames, formatClock, parseDays } from '../../core/week.js';
 import { openAgent } from '../../agent/context.js';
 import { loadPolicy, updatePolicy, type Policy } from '../../agent/policy.js';
-import { installedSchedule, installSchedule, scheduledCommand } from '../../agent/scheduler.js';
+import { installedSchedule, planSchedule, scheduledCommand } from '../../agent/scheduler.js';
 import { requireRegistration } from '../../agent/state.js';
 import { AzbkError } from '../../shared/errors.js';
 import type { HomePaths } from '../../shared/paths.js';
@@ -104,7 +104,7 @@ function describeRetention(r: Retention): string {
     r.monthly > 0 ? `each month for ${plural(r.monthly, 'months')}` : null,
     r.yearly > 0 ? `each year for ${plural(r.yearly, 'years')}` : null,
   ].filter((x) => x !== null);
-  return `Retention: every point for ${plural(r.daily, 'days')}${longer.length === 0 ? '' : `; the newest point of ${longer.join(', ')}`} (applied by the vault after each backup)`;
+  return `Retention: every point for ${plural(r.daily, 'days')}${longer.length === 0 ? '' : `; the newest point of ${longer.join(', ')}`} (applied by the vault after each backup; one that keeps fewer points than before takes effect 14 days after it is set)`;
 }
 
 const localTime = (d: Date) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')} ${formatClock(d.getHours() * 60 + d.getMinutes())}`;
@@ -121,18 +121,25 @@ function describe(p: Policy): string[] {
       ? 'Schedule: none (backups run when started)'
       : `Schedule: ${describeTimes(s)} ${s.days.length === 7 ? 'every day' : `on ${dayNames(s.days)}`} (local time); next ${localTime(nextRun(s, new Date()))}`,
   );
-  lines.push(p.retention === undefined ? 'Retention: none set (the vault keeps every point)' : describeRetention(p.retention));
+  lines.push(p.retention === undefined ? 'Retention: none set from this machine (the vault keeps every point)' : describeRetention(p.retention));
   return lines;
 }
 
-/** Whether the schedule of the policy is where the system scheduler runs it (null: not known here). */
-async function scheduleInstalled(paths: HomePaths, p: Policy): Promise<boolean | null> {
-  if (p.schedule === undefined || process.platform === 'win32') return null;
+/**
+ * What `policy show` says of the crontab, beside the policy: a schedule missing from it, or
+ * entries of this AZBK_HOME the policy does not have. Nothing on Windows or when it cannot be read.
+ */
+async function crontabNotes(paths: HomePaths, p: Policy): Promise<{ installed: boolean | null; note: string | null }> {
+  let entries: string[] | null;
   try {
-    return (await installedSchedule(scheduledCommand(paths))) !== null;
+    entries = await installedSchedule(scheduledCommand(paths));
   } catch {
-    return null;
+    entries = null;
   }
+  if (entries === null) return { installed: null, note: null };
+  if (p.schedule !== undefined && entries.length === 0) return { installed: false, note: 'The schedule is missing from crontab: set it again with azbk policy set --schedule TIMES.' };
+  if (p.schedule === undefined && entries.length > 0) return { installed: true, note: 'crontab runs backups for this AZBK_HOME that the policy does not list: remove them with azbk policy set --schedule off.' };
+  return { installed: entries.length > 0, note: null };
 }
 
 export function policyCommand(program: Command): void {
@@ -157,7 +164,8 @@ export function policyCommand(program: Command): void {
       '\nScheduled backups run `azbk backup --now` from crontab (Linux, macOS) or Task Scheduler (Windows) as\n' +
         'this user, with this AZBK_HOME; their output goes to AZBK_HOME/logs/scheduled.log.\n' +
         'Retention is applied by the vault after each backup: points it no longer keeps wait 14 days in the\n' +
-        "vault's expired/ folder before they are removed. The newest point is always kept.",
+        "vault's expired/ folder before they are removed. The newest point is always kept, and a policy that\n" +
+        'keeps fewer points than the one before takes effect 14 days after it is set.',
     )
     .action(
       action('policy set', async ({ paths, out }, o: SetOpts) => {
@@ -172,14 +180,18 @@ export function policyCommand(program: Command): void {
           await requireRegistration(paths);
           if ((o.include ?? old.include).length === 0) throw usage('A schedule needs something to back up: give --include PATH too.');
         }
-        // The vault first: when it cannot be reached, nothing changes here either.
-        if (retention !== undefined) await (await openAgent(paths)).session.putPolicy(retention);
-        if (schedule !== undefined) await installSchedule(schedule, scheduledCommand(paths));
+        // Everything is checked before anything changes; then the vault first (when it cannot be
+        // reached, nothing changes here either), and each change is recorded here once made.
+        const applySchedule = schedule === undefined ? null : await planSchedule(schedule, scheduledCommand(paths));
+        if (retention !== undefined) {
+          await (await openAgent(paths)).session.putPolicy(retention);
+          await updatePolicy(paths, { retention });
+        }
+        await applySchedule?.();
         const p = await updatePolicy(paths, {
           ...(o.include ? { include: o.include } : {}),
           ...(bandwidth ? { bandwidth } : {}),
           ...(schedule !== undefined ? { schedule } : {}),
-          ...(retention ? { retention } : {}),
         });
         for (const line of describe(p)) out.line(line);
         out.result({ ...p, ...(p.schedule ? { nextRun: nextRun(p.schedule, new Date()).toISOString() } : {}) });
@@ -193,9 +205,9 @@ export function policyCommand(program: Command): void {
       action('policy show', async ({ paths, out }) => {
         const p = await loadPolicy(paths);
         for (const line of describe(p)) out.line(line);
-        const installed = await scheduleInstalled(paths, p);
-        if (installed === false) out.line('The schedule is missing from crontab: set it again with azbk policy set --schedule TIMES.');
-        out.result({ ...p, ...(p.schedule ? { nextRun: nextRun(p.schedule, new Date()).toISOString(), installed } : {}) });
+        const { installed, note } = await crontabNotes(paths, p);
+        if (note !== null) out.line(note);
+        out.result({ ...p, ...(p.schedule ? { nextRun: nextRun(p.schedule, new Date()).toISOString() } : {}), ...(installed === null ? {} : { installed }) });
       }),
     );
 }
