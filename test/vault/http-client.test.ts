@@ -222,6 +222,17 @@ describe('HttpVault against a hostile server', () => {
     expect(calls).toBe(9); // none of these is retried
   });
 
+  it('takes a point from a server that sends no list of expired points as one that expired none', async () => {
+    const client = await hostile((req, res) => {
+      if (req.url === '/v1/session') return res.end(JSON.stringify({ machineId: machine }));
+      res.writeHead(201, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ id: '20200101T000000000Z-00000000', machineId: machine, time: '2020-01-01T00:00:00.000Z' }));
+    });
+    const s = await client.session(machine, secret);
+    const point = await s.putPoint({ keyId: '34'.repeat(16) as KeyId, jobId: '56'.repeat(16), manifest: Buffer.alloc(10) });
+    expect(point).toEqual({ id: '20200101T000000000Z-00000000', machineId: machine, time: '2020-01-01T00:00:00.000Z', expired: [] });
+  });
+
   it('retries 5xx for idempotent requests only, and takes the server error code', async () => {
     let configCalls = 0;
     let registerCalls = 0;
