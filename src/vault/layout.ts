@@ -18,7 +18,7 @@ export const layout = {
   pointsPrefix: (machine: MachineId) => `points/${machine}/`,
   checkpoint: (machine: MachineId, name: string) => `checkpoints/${machine}/${name}`,
   checkpointsPrefix: (machine: MachineId) => `checkpoints/${machine}/`,
-  /** a machine's retention policy, one object per change; the newest name is in force */
+  /** a machine's retention policy, one object per change, named by the vault's time (see retention.ts) */
   policy: (machine: MachineId, name: string) => `policies/${machine}/${name}`,
   policiesPrefix: (machine: MachineId) => `policies/${machine}/`,
   /** a point retention removed, kept until it is purged; `day` (YYYYMMDD) is when it was removed */

@@ -368,16 +368,23 @@ class Session implements VaultSession {
     const point = await this.writePoint(p);
     // The point is written whatever happens next; both run again after the next one.
     const expired = await expirePoints(this.store, this.machineId, await this.listPoints(this.machineId), this.now()).catch(() => []);
-    await this.dropCheckpointsUpTo(point.time).catch(() => undefined);
+    await this.dropFinishedCheckpoints(p.jobId, point.time).catch(() => undefined);
     return { ...point, expired };
   }
 
   /**
-   * Deletes this machine's checkpoints dated at or before `time`, that of its newest point: a
-   * backup resumes only from checkpoints newer than that (findResumable), so these serve nothing.
+   * Deletes the checkpoints of job `jobId`, which wrote the point dated `time`, and of every other
+   * job of this machine whose newest checkpoint is dated at or before it: a backup resumes only a
+   * job with a checkpoint newer than the machine's newest point (findResumable). A job's
+   * checkpoints go all together, since a resume reads them from the first.
    */
-  private async dropCheckpointsUpTo(time: string): Promise<void> {
-    for (const c of await this.listCheckpoints()) if (c.time <= time) await this.store.delete(layout.checkpoint(this.machineId, c.name));
+  private async dropFinishedCheckpoints(jobId: string, time: string): Promise<void> {
+    const jobs = new Map<string, CheckpointInfo[]>();
+    for (const c of await this.listCheckpoints()) jobs.set(c.jobId, [...(jobs.get(c.jobId) ?? []), c]);
+    for (const [job, list] of jobs) {
+      if (job !== jobId && list.some((c) => c.time > time)) continue;
+      for (const c of list) await this.store.delete(layout.checkpoint(this.machineId, c.name));
+    }
   }
 
   async putPolicy(retention: Retention): Promise<void> {

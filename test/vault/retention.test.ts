@@ -24,7 +24,7 @@ async function setup() {
   const a = await registerRaw(app, t.token, 'alpha');
   const b = await registerRaw(app, t.token, 'beta');
   let job = 0;
-  const point = async (m: RawMachine) => {
+  const point = async (m: RawMachine, jobId = (++job).toString(16).padStart(32, '0')) => {
     const manifest = bytes(64);
     const res = await app.inject({
       method: 'POST',
@@ -34,7 +34,7 @@ async function setup() {
         'content-type': 'application/octet-stream',
         [HEADER.sha256]: createHash('sha256').update(manifest).digest('hex'),
         [HEADER.keyId]: '11'.repeat(16),
-        [HEADER.jobId]: (++job).toString(16).padStart(32, '0'),
+        [HEADER.jobId]: jobId,
       },
       payload: manifest,
     });
@@ -47,7 +47,7 @@ async function setup() {
     for await (const k of t.store.list(prefix)) out.push(k);
     return out.sort();
   };
-  return { t, app, a, b, point, policy, keys, advance: (ms: number) => (now = new Date(now.getTime() + ms)), now: () => now };
+  return { t, app, a, b, point, policy, keys, advance: (ms: number) => (now = new Date(now.getTime() + ms)) };
 }
 
 describe('retention in the vault', () => {
@@ -111,6 +111,16 @@ describe('retention in the vault', () => {
     expect(await keys(`points/${a.machineId}/`)).toHaveLength(5);
   });
 
+  it('counts the 14 days to the millisecond', async () => {
+    const { a, point, policy, advance } = await setup();
+    const old = await point(a);
+    expect((await policy(a, { daily: 7, weekly: 0, monthly: 0, yearly: 0 })).statusCode).toBe(204);
+    advance(14 * DAY - 1);
+    expect((await point(a)).expired).toEqual([]);
+    advance(1);
+    expect((await point(a)).expired).toEqual([old.id]);
+  });
+
   it('purges soft-deleted points 14 days after they expired, and not before', async () => {
     const { a, point, policy, keys, advance } = await setup();
     expect((await policy(a, { daily: 7, weekly: 0, monthly: 0, yearly: 0 })).statusCode).toBe(204);
@@ -159,7 +169,7 @@ describe('retention in the vault', () => {
     expect((await point(a)).expired).toEqual([]); // 10 days < 30
   });
 
-  it('drops a machine\'s checkpoints once a newer point makes them useless, and only its own', async () => {
+  it('drops the checkpoints of a finished job, and of jobs no newer than the point, whole; only the machine\'s own', async () => {
     const { app, a, b, point, keys, advance } = await setup();
     const checkpoint = async (m: RawMachine, job: string, seq: number) => {
       const data = bytes(32);
@@ -171,20 +181,30 @@ describe('retention in the vault', () => {
       });
       expect(res.statusCode, res.body).toBe(201);
     };
+    const names = async (m: RawMachine) => (await keys(`checkpoints/${m.machineId}/`)).map((k) => k.split('-')[1]);
+    // A killed job (aa), another machine's (bb), then a job of other paths (cc) that finishes.
     await checkpoint(a, 'aa'.repeat(16), 1);
     await checkpoint(a, 'aa'.repeat(16), 2);
     await checkpoint(b, 'bb'.repeat(16), 1);
     advance(1000);
-    await point(a);
-    expect(await keys(`checkpoints/${a.machineId}/`)).toEqual([]);
-    expect(await keys(`checkpoints/${b.machineId}/`)).toHaveLength(1);
-    // A job after that point keeps its checkpoints until a point of its own or a later one.
-    advance(1000);
     await checkpoint(a, 'cc'.repeat(16), 1);
-    expect(await keys(`checkpoints/${a.machineId}/`)).toHaveLength(1);
     advance(1000);
+    await point(a, 'cc'.repeat(16));
+    expect(await names(a)).toEqual([]);
+    expect(await names(b)).toEqual(['bb'.repeat(16)]);
+
+    // A job with a checkpoint after the point (dd, its clock ahead) keeps all of its checkpoints,
+    // also the one before; the job that writes the point loses its own even when dated after it.
+    await checkpoint(a, 'dd'.repeat(16), 1);
+    advance(2000);
+    await checkpoint(a, 'dd'.repeat(16), 2);
+    await checkpoint(a, 'ee'.repeat(16), 1);
+    advance(-1000);
+    await point(a, 'ee'.repeat(16));
+    expect(await names(a)).toEqual(['dd'.repeat(16), 'dd'.repeat(16)]);
+    advance(5000);
     await point(a);
-    expect(await keys(`checkpoints/${a.machineId}/`)).toEqual([]);
+    expect(await names(a)).toEqual([]);
   });
 
   it('keeps every point when a policy in force cannot be read', async () => {
