@@ -157,11 +157,18 @@ async function readCrontab(): Promise<string> {
   throw failed(`crontab -l failed: ${r.stderr.split('\n')[0] || `exit ${r.code}`}`);
 }
 
-/** Reads the crontab and returns what writes it with `schedule` (nothing is changed until then). */
+/**
+ * Reads the crontab and returns what writes it with `schedule` (nothing is changed until then).
+ * That reads it again, so that a change made meanwhile (the user's, or another AZBK_HOME's) is
+ * kept.
+ */
 async function planCron(schedule: Schedule | null, cmd: ScheduledCommand): Promise<() => Promise<void>> {
-  const old = await readCrontab();
-  const next = replaceCronBlock(old, scheduleTag(cmd.home), asBytes(cronBlock(schedule, cmd)));
+  const block = asBytes(cronBlock(schedule, cmd));
+  const tag = scheduleTag(cmd.home);
+  replaceCronBlock(await readCrontab(), tag, block);
   return async () => {
+    const old = await readCrontab();
+    const next = replaceCronBlock(old, tag, block);
     if (next === old) return;
     const r = await run('crontab', ['-'], next);
     if (r.code !== 0) throw failed(`crontab could not be written: ${r.stderr.split('\n')[0] || `exit ${r.code}`}`);
@@ -200,7 +207,7 @@ async function installTasks(schedule: Schedule | null, cmd: ScheduledCommand): P
   }
   for (let n = 0; n < (schedule?.times.length ?? 0); n++) {
     const r = await run('schtasks', schtasksCreate(schedule!, n, tag, script));
-    if (r.code !== 0) throw failed(`schtasks could not create the task: ${r.stderr.split('\n')[0] || `exit ${r.code}`}`);
+    if (r.code !== 0) throw failed(`schtasks could not create the task (the earlier schedule is removed): ${r.stderr.split('\n')[0] || `exit ${r.code}`}`);
   }
 }
 
@@ -217,8 +224,16 @@ export async function planSchedule(schedule: Schedule | null, cmd: ScheduledComm
   return planCron(schedule, cmd);
 }
 
-/** The crontab lines of `cmd`'s AZBK_HOME, for `azbk policy show`; null on Windows (not looked at). */
-export async function installedSchedule(cmd: ScheduledCommand): Promise<string[] | null> {
+/**
+ * Whether the crontab holds `schedule` for `cmd`'s AZBK_HOME as `planSchedule` would write it:
+ * 'same', 'other' (other lines: other times, or another Node.js or azbk), 'none' (no lines), or
+ * null on Windows, where it is not looked at. Throws when the crontab cannot be read or its azbk
+ * markers are not whole.
+ */
+export async function installedSchedule(schedule: Schedule | null, cmd: ScheduledCommand): Promise<'same' | 'other' | 'none' | null> {
   if (process.platform === 'win32') return null;
-  return cronEntries(await readCrontab(), scheduleTag(cmd.home));
+  const entries = cronEntries(await readCrontab(), scheduleTag(cmd.home));
+  if (entries.length === 0) return 'none';
+  const expected = schedule === null ? [] : asBytes(cronBlock(schedule, cmd)).slice(1, -1);
+  return entries.length === expected.length && entries.every((e, i) => e === expected[i]) ? 'same' : 'other';
 }

@@ -85,7 +85,11 @@ describe.runIf(hasCrontab)('scheduled backups', () => {
     const show = await m.run(['policy', 'show', '--json']);
     expect(parseJson(show)).toMatchObject({ schedule: { times: [375] }, installed: true });
 
-    // Removed behind azbk's back: show says so.
+    // Changed behind azbk's back (another time), then removed: show says so.
+    writeCrontab(Buffer.from(readCrontab().toString('latin1').replace(/^15 6 /m, '45 6 '), 'latin1'));
+    const differs = await m.run(['policy', 'show', '--json']);
+    expect(parseJson(differs).installed).toBe(false);
+    expect((await m.run(['policy', 'show'])).stdout).toMatch(/crontab's entries for this AZBK_HOME differ from the policy/);
     writeCrontab(withUser());
     const missing = await m.run(['policy', 'show']);
     expect(missing.stdout).toMatch(/missing from crontab/);
@@ -129,8 +133,9 @@ describe.runIf(hasCrontab)('scheduled backups', () => {
   }, 60_000);
 
   it.runIf(cronRuns)('cron runs the scheduled backup, which makes a point', async () => {
-    // Quotes, a percent sign and spaces in AZBK_HOME: sh and cron must both read them as written.
-    const tmp = await makeTempDir("azbk-cron it's 100% ");
+    // A quote, a percent sign, spaces and a letter beyond ASCII in AZBK_HOME: sh and cron must
+    // both read them as written, and the crontab must hold them as UTF-8.
+    const tmp = await makeTempDir("azbk-cron it's 100% café ");
     const data = path.join(tmp, 'data');
     await fs.mkdir(data);
     await fs.writeFile(path.join(data, 'f.txt'), 'backed up by cron\n');

@@ -121,25 +121,31 @@ function describe(p: Policy): string[] {
       ? 'Schedule: none (backups run when started)'
       : `Schedule: ${describeTimes(s)} ${s.days.length === 7 ? 'every day' : `on ${dayNames(s.days)}`} (local time); next ${localTime(nextRun(s, new Date()))}`,
   );
-  lines.push(p.retention === undefined ? 'Retention: none set from this machine (the vault keeps every point)' : describeRetention(p.retention));
+  lines.push(p.retention === undefined ? 'Retention: none recorded here' : describeRetention(p.retention));
   return lines;
 }
 
 /**
- * What `policy show` says of the crontab, beside the policy: a schedule missing from it, or
- * entries of this AZBK_HOME the policy does not have. Nothing on Windows or when it cannot be read.
+ * What `policy show` says of the crontab, beside the policy: whether it holds the policy's
+ * schedule as set, and a note when it does not. Nothing on Windows.
  */
 async function crontabNotes(paths: HomePaths, p: Policy): Promise<{ installed: boolean | null; note: string | null }> {
-  let entries: string[] | null;
+  let state: Awaited<ReturnType<typeof installedSchedule>>;
   try {
-    entries = await installedSchedule(scheduledCommand(paths));
-  } catch {
-    entries = null;
+    state = await installedSchedule(p.schedule ?? null, scheduledCommand(paths));
+  } catch (err) {
+    return { installed: null, note: `The crontab could not be checked: ${err instanceof Error ? err.message : String(err)}` };
   }
-  if (entries === null) return { installed: null, note: null };
-  if (p.schedule !== undefined && entries.length === 0) return { installed: false, note: 'The schedule is missing from crontab: set it again with azbk policy set --schedule TIMES.' };
-  if (p.schedule === undefined && entries.length > 0) return { installed: true, note: 'crontab runs backups for this AZBK_HOME that the policy does not list: remove them with azbk policy set --schedule off.' };
-  return { installed: entries.length > 0, note: null };
+  if (state === null || (state === 'none' && p.schedule === undefined)) return { installed: null, note: null };
+  if (state === 'same') return { installed: true, note: null };
+  if (state === 'none') return { installed: false, note: 'The schedule is missing from crontab: set it again with azbk policy set --schedule TIMES.' };
+  return {
+    installed: false,
+    note:
+      p.schedule === undefined
+        ? 'crontab runs backups for this AZBK_HOME that the policy does not list: remove them with azbk policy set --schedule off.'
+        : "crontab's entries for this AZBK_HOME differ from the policy (other times, or another Node.js or azbk): set the schedule again with azbk policy set --schedule TIMES.",
+  };
 }
 
 export function policyCommand(program: Command): void {
@@ -187,7 +193,14 @@ export function policyCommand(program: Command): void {
           await (await openAgent(paths)).session.putPolicy(retention);
           await updatePolicy(paths, { retention });
         }
-        await applySchedule?.();
+        try {
+          await applySchedule?.();
+        } catch (err) {
+          // Task Scheduler's tasks are replaced one by one: a failure leaves none of the old ones.
+          if (process.platform === 'win32') await updatePolicy(paths, { schedule: null });
+          if (retention !== undefined && err instanceof AzbkError) throw new AzbkError(err.code, `${err.message} The retention policy was set.`, { hint: err.hint, cause: err });
+          throw err;
+        }
         const p = await updatePolicy(paths, {
           ...(o.include ? { include: o.include } : {}),
           ...(bandwidth ? { bandwidth } : {}),
