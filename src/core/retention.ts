@@ -28,6 +28,11 @@ export const RETENTION_RANGE: { readonly [K in keyof Retention]: readonly [numbe
   yearly: [0, 99],
 };
 
+/** The four counts of `r` and nothing else (`r` may come from the network with more in it). */
+export function pickRetention(r: Retention): Retention {
+  return { daily: r.daily, weekly: r.weekly, monthly: r.monthly, yearly: r.yearly };
+}
+
 export function validRetention(v: unknown): v is Retention {
   if (typeof v !== 'object' || v === null) return false;
   return (Object.keys(RETENTION_RANGE) as (keyof Retention)[]).every((k) => {

@@ -29,6 +29,14 @@ export interface NewPoint extends PointInfo {
   readonly expired: readonly PointId[];
 }
 
+/** A machine's retention, as the vault applies it (see vault/retention.ts). */
+export interface RetentionState {
+  /** the newest policy the machine set; null when none, or when it cannot be read */
+  readonly newest: Retention | null;
+  /** the policies in force: a point goes only when none of them keeps it; null keeps every point */
+  readonly inForce: readonly Retention[] | null;
+}
+
 export interface PointRecord extends PointInfo {
   readonly keyId: KeyId;
   readonly jobId: string;
@@ -130,6 +138,8 @@ export interface VaultSession {
    * counts out of RETENTION_RANGE (at least a week of daily points).
    */
   putPolicy(retention: Retention): Promise<void>;
+  /** The retention of `machine` (any machine of the vault: policies are not secret). */
+  readRetention(machine: MachineId): Promise<RetentionState>;
   listPoints(machine: MachineId): Promise<PointInfo[]>;
   readPoint(machine: MachineId, id: PointId): Promise<PointRecord>;
   /** Writes checkpoint `seq` of job `jobId` for this machine; names sort by the vault's time. */

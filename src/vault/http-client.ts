@@ -5,9 +5,9 @@
  */
 import { isHex32, isHex64, type KeyId, type MachineId, type PackId, type PointId } from '../core/ids.js';
 import type { KeyEnvelope } from '../core/keys.js';
-import type { Retention } from '../core/retention.js';
+import { pickRetention, validRetention, type Retention } from '../core/retention.js';
 import { AzbkError } from '../shared/errors.js';
-import type { CheckpointInfo, MachineInfo, NewPoint, PointInfo, PointRecord, RegisterRequest, Registration, VaultEntry, VaultSession } from './api.js';
+import type { CheckpointInfo, MachineInfo, NewPoint, PointInfo, PointRecord, RegisterRequest, Registration, RetentionState, VaultEntry, VaultSession } from './api.js';
 import { parseVaultConfig, type VaultConfig } from './config.js';
 import { bearer, HEADER, JSON_LIMIT, JSON_RESPONSE_LIMIT, OBJECT_LIMIT, sha256Hex } from './http-protocol.js';
 import { HttpTransport, type FileBody, type TransportOptions, type TransportRequest } from './http-transport.js';
@@ -248,9 +248,16 @@ class HttpSession implements VaultSession {
     return { ...pointInfo(v, this.machineId), expired: expired as PointId[] };
   }
 
+  async readRetention(machine: MachineId): Promise<RetentionState> {
+    if (!isHex32(machine)) throw new AzbkError('AZBK_BAD_INPUT', 'Bad machine id.');
+    const v = await this.api.json('GET', `/v1/machines/${machine}/policy`);
+    const inForce = isObj(v) && v.inForce === null ? null : list(v, 'inForce');
+    if (!isObj(v) || !(v.newest === null || validRetention(v.newest)) || !(inForce === null || inForce.every(validRetention))) throw bad('retention');
+    return { newest: v.newest === null ? null : pickRetention(v.newest as Retention), inForce: inForce === null ? null : (inForce as Retention[]).map(pickRetention) };
+  }
+
   async putPolicy(retention: Retention): Promise<void> {
-    const { daily, weekly, monthly, yearly } = retention;
-    await this.api.json('POST', '/v1/policy', { retention: { daily, weekly, monthly, yearly } });
+    await this.api.json('POST', '/v1/policy', { retention: pickRetention(retention) });
   }
 
   async listPoints(machine: MachineId): Promise<PointInfo[]> {

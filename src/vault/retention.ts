@@ -7,9 +7,9 @@
  * packs they share stay.
  */
 import type { MachineId, PointId } from '../core/ids.js';
-import { retain, validRetention, type Retention } from '../core/retention.js';
+import { pickRetention, retain, validRetention, type Retention } from '../core/retention.js';
 import { AzbkError } from '../shared/errors.js';
-import type { PointInfo } from './api.js';
+import type { PointInfo, RetentionState } from './api.js';
 import { baseName, layout, timeOfPointId } from './layout.js';
 import type { BlobStore } from './storage/blobstore.js';
 
@@ -27,8 +27,7 @@ const dayOf = (t: Date) => t.toISOString().slice(0, 10).replace(/-/g, '');
 /** Stores `retention` as the machine's policy under `name` (a name that sorts by time). */
 export async function writePolicy(store: BlobStore, machine: MachineId, name: string, retention: Retention, time: Date): Promise<void> {
   if (!validRetention(retention)) throw new AzbkError('AZBK_BAD_INPUT', 'The retention policy is out of range.');
-  const { daily, weekly, monthly, yearly } = retention;
-  const record = { version: 1, time: time.toISOString(), retention: { daily, weekly, monthly, yearly } };
+  const record = { version: 1, time: time.toISOString(), retention: pickRetention(retention) };
   await store.put(layout.policy(machine, name), Buffer.from(JSON.stringify(record)));
 }
 
@@ -70,6 +69,19 @@ export async function policiesInForce(store: BlobStore, machine: MachineId, now:
     out.push(r);
   }
   return out;
+}
+
+/**
+ * The machine's retention as it stands: the newest policy it set (null when none, or when that
+ * record cannot be read) and the policies in force (see policiesInForce; null: every point kept).
+ */
+export async function retentionState(store: BlobStore, machine: MachineId, now: Date): Promise<RetentionState> {
+  let newest: string | undefined;
+  for await (const key of store.list(layout.policiesPrefix(machine))) {
+    const name = baseName(key);
+    if (POLICY_NAME.test(name) && (newest === undefined || name > newest)) newest = name;
+  }
+  return { newest: newest === undefined ? null : await readRecord(store, machine, newest), inForce: await policiesInForce(store, machine, now) };
 }
 
 /** Points moved to soft delete in one pass at most; the rest wait for the next point. */

@@ -214,6 +214,9 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
       const info = await session.putPoint({ keyId: req.headers[HEADER.keyId] as KeyId, jobId: req.headers[HEADER.jobId]!, manifest });
       return reply.code(201).send(info);
     });
+    auth.get<{ Params: { id: string } }>('/machines/:id/policy', { schema: { params: params({ id: HEX32 }) } }, async (req) =>
+      s(req).readRetention(req.params.id as MachineId),
+    );
     auth.get<{ Params: { id: string } }>('/machines/:id/points', { schema: { params: params({ id: HEX32 }) } }, async (req) => ({
       points: await s(req).listPoints(req.params.id as MachineId),
     }));

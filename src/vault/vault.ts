@@ -10,12 +10,12 @@ import { parseEnvelope, type KeyEnvelope } from '../core/keys.js';
 import { packIdOf } from '../core/pack.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
 import type { Retention } from '../core/retention.js';
-import type { CheckpointInfo, MachineInfo, NewPoint, PackStream, PointInfo, PointRecord, RegisterRequest, Registration, VaultEntry, VaultSession } from './api.js';
+import type { CheckpointInfo, MachineInfo, NewPoint, PackStream, PointInfo, PointRecord, RegisterRequest, Registration, RetentionState, VaultEntry, VaultSession } from './api.js';
 import { newVaultConfig, parseVaultConfig, VAULT_NAME, type VaultConfig } from './config.js';
 import { issueCredentials, verifyToken, type CredentialsFile } from './credentials.js';
 import { baseName, layout, timeOfPointId } from './layout.js';
 import { hashedPackStream, type PackSink } from './pack-stream.js';
-import { expirePoints, writePolicy } from './retention.js';
+import { expirePoints, retentionState, writePolicy } from './retention.js';
 import type { BlobStore } from './storage/blobstore.js';
 
 /** Machine names: printable, no path separators, 1..64 characters. */
@@ -389,6 +389,11 @@ class Session implements VaultSession {
 
   async putPolicy(retention: Retention): Promise<void> {
     await writePolicy(this.store, this.machineId, pointIdFor(this.now()), retention, this.now());
+  }
+
+  async readRetention(machine: MachineId): Promise<RetentionState> {
+    if (!isHex32(machine)) throw new AzbkError('AZBK_BAD_INPUT', 'Bad machine id.');
+    return retentionState(this.store, machine, this.now());
   }
 
   private async writePoint(p: { keyId: KeyId; jobId: string; manifest: Uint8Array }): Promise<PointInfo> {

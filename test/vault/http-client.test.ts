@@ -202,6 +202,7 @@ describe('HttpVault against a hostile server', () => {
         if (long) return res.end(Buffer.alloc(64 * 1024)); // then stalls: the client must not wait for the rest
         return res.end(Buffer.alloc(5));
       }
+      if (url.endsWith('/policy')) return res.end(JSON.stringify({ newest: { daily: 1, weekly: 0, monthly: 0, yearly: 0 }, inForce: null }));
       if (req.method === 'POST' && url.endsWith('/points')) {
         // A well-formed point whose list of expired points names something else.
         return res.end(JSON.stringify({ id: '20200101T000000000Z-00000000', machineId: machine, time: '2020-01-01T00:00:00.000Z', expired: ['../../config'] }));
@@ -219,7 +220,8 @@ describe('HttpVault against a hostile server', () => {
     expect(await codeOf(s.listPoints(machine))).toBe('AZBK_VAULT_CORRUPT');
     expect(await codeOf(s.listKeys())).toBe('AZBK_VAULT_CORRUPT');
     expect(await codeOf(s.putPoint({ keyId: '34'.repeat(16) as KeyId, jobId: '56'.repeat(16), manifest: Buffer.alloc(10) }))).toBe('AZBK_VAULT_CORRUPT');
-    expect(calls).toBe(9); // none of these is retried
+    expect(await codeOf(s.readRetention(machine))).toBe('AZBK_VAULT_CORRUPT');
+    expect(calls).toBe(10); // none of these is retried
   });
 
   it('takes a point from a server that sends no list of expired points as one that expired none', async () => {

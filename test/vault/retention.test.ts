@@ -111,6 +111,26 @@ describe('retention in the vault', () => {
     expect(await keys(`points/${a.machineId}/`)).toHaveLength(5);
   });
 
+  it('tells any machine a machine\'s retention: the newest policy and those in force', async () => {
+    const { app, a, b, policy, advance } = await setup();
+    const state = async (m: RawMachine, of: string) => {
+      const res = await app.inject({ method: 'GET', url: `/v1/machines/${of}/policy`, headers: { authorization: m.auth } });
+      expect(res.statusCode, res.body).toBe(200);
+      return res.json();
+    };
+    expect(await state(b, a.machineId)).toEqual({ newest: null, inForce: null });
+    const week = { daily: 7, weekly: 0, monthly: 0, yearly: 0 };
+    const month = { daily: 31, weekly: 0, monthly: 0, yearly: 0 };
+    await policy(a, week);
+    expect(await state(b, a.machineId)).toEqual({ newest: week, inForce: null });
+    advance(15 * DAY);
+    await policy(a, month);
+    expect(await state(a, a.machineId)).toEqual({ newest: month, inForce: [week, month] });
+    expect(await state(a, 'ab'.repeat(16))).toEqual({ newest: null, inForce: null });
+    const bad = await app.inject({ method: 'GET', url: '/v1/machines/..%2Fvault/policy', headers: { authorization: a.auth } });
+    expect(bad.statusCode).toBe(400);
+  });
+
   it('counts the 14 days to the millisecond', async () => {
     const { a, point, policy, advance } = await setup();
     const old = await point(a);

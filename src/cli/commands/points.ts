@@ -4,8 +4,29 @@ import { openAgent } from '../../agent/context.js';
 import { openManifest } from '../../agent/manifest.js';
 import { fromSegments } from '../../agent/fspath.js';
 import { findMachine } from '../../agent/points.js';
+import { retain, type KeptBy } from '../../core/retention.js';
+import type { PointInfo, RetentionState } from '../../vault/api.js';
 import { formatBytes } from '../output.js';
 import { action } from '../run.js';
+
+/**
+ * Why each point stays under the vault's retention (every rule of every policy in force that keeps
+ * it), or [] for one the next backup of that machine expires; undefined for all when none is in force.
+ */
+function keptBy(points: readonly PointInfo[], state: RetentionState): Map<PointInfo, KeptBy[]> | undefined {
+  if (state.inForce === null) return undefined;
+  const out = new Map<PointInfo, KeptBy[]>(points.map((p) => [p, []]));
+  for (const policy of state.inForce) {
+    for (const [p, why] of retain(points, (x) => x.time, policy, new Date()).keep) out.set(p, [...new Set([...out.get(p)!, ...why])]);
+  }
+  return out;
+}
+
+function retentionLine(state: RetentionState): string {
+  if (state.newest === null && state.inForce === null) return 'Retention: none set; the vault keeps every point.';
+  if (state.inForce === null) return 'Retention: not in force yet (a policy that keeps fewer points takes effect 14 days after it is set); every point is kept.';
+  return 'Retention: in force; each point shows what keeps it.';
+}
 
 interface Opts {
   machine?: string;
@@ -23,6 +44,8 @@ export function pointsCommand(program: Command): void {
         const ctx = await openAgent(paths);
         const machine = await findMachine(ctx, o.machine);
         const points = await ctx.session.listPoints(machine.id);
+        const retention = await ctx.session.readRetention(machine.id);
+        const reasons = keptBy(points, retention);
         const rows = [];
         for (const p of points) {
           // Details are encrypted; they are shown for points this machine's keys open.
@@ -36,14 +59,16 @@ export function pointsCommand(program: Command): void {
           } catch {
             details = undefined;
           }
-          rows.push({ ...p, machineName: machine.name, ...details });
+          rows.push({ ...p, machineName: machine.name, ...details, ...(reasons ? { keptBy: reasons.get(p)! } : {}) });
         }
         if (rows.length === 0) out.line(`No recovery points for ${machine.name} yet.`);
+        else out.line(retentionLine(retention));
         for (const r of rows) {
           const extra = r.files === undefined ? '' : `  ${r.files} files, ${formatBytes(r.bytes ?? 0)}  ${(r.paths ?? []).join(', ')}`;
-          out.line(`${r.id}  ${r.time}${extra}`);
+          const kept = r.keptBy === undefined ? '' : r.keptBy.length === 0 ? '  [expires with the next backup]' : `  [kept: ${r.keptBy.join(', ')}]`;
+          out.line(`${r.id}  ${r.time}${extra}${kept}`);
         }
-        out.result({ machine: { id: machine.id, name: machine.name }, points: rows });
+        out.result({ machine: { id: machine.id, name: machine.name }, retention, points: rows });
       }),
     );
 }
