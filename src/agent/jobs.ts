@@ -1,5 +1,7 @@
 /** Job history: one JSON line per finished or failed job in AZBK_HOME/jobs.jsonl. */
 import fs from 'node:fs/promises';
+import { AzbkError } from '../shared/errors.js';
+import { errnoCode } from '../shared/files.js';
 import type { HomePaths } from '../shared/paths.js';
 
 export interface JobRecord {
@@ -17,4 +19,40 @@ export interface JobRecord {
 export async function recordJob(paths: HomePaths, rec: JobRecord): Promise<void> {
   await fs.mkdir(paths.home, { recursive: true, mode: 0o700 });
   await fs.appendFile(paths.jobs, JSON.stringify(rec) + '\n', { mode: 0o600 });
+}
+
+const KINDS = new Set(['backup', 'restore']);
+const STATUSES = new Set(['ok', 'partial', 'failed', 'cancelled']);
+
+/** True for a line that reads as a job record (the file is input like any other). */
+function isJobRecord(v: unknown): v is JobRecord {
+  const r = v as JobRecord;
+  return typeof r === 'object' && r !== null && KINDS.has(r.kind) && STATUSES.has(r.status) && typeof r.started === 'string' && typeof r.finished === 'string';
+}
+
+/**
+ * The recorded jobs, oldest first, and how many lines could not be read (a line cut short by a
+ * crash, or edited). No history yet is an empty one.
+ */
+export async function readJobs(paths: HomePaths): Promise<{ jobs: JobRecord[]; unreadable: number }> {
+  let text: string;
+  try {
+    text = await fs.readFile(paths.jobs, 'utf8');
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return { jobs: [], unreadable: 0 };
+    throw new AzbkError('AZBK_LOCAL_IO', `The job history ${paths.jobs} cannot be read (${errnoCode(err) ?? 'error'}).`, { cause: err });
+  }
+  const jobs: JobRecord[] = [];
+  let unreadable = 0;
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      const v: unknown = JSON.parse(line);
+      if (isJobRecord(v)) jobs.push(v);
+      else unreadable++;
+    } catch {
+      unreadable++;
+    }
+  }
+  return { jobs, unreadable };
 }

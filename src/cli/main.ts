@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../shared/errors.js';
 import { backupCommand } from './commands/backup.js';
+import { jobsCommand } from './commands/jobs.js';
 import { pointsCommand } from './commands/points.js';
 import { policyCommand } from './commands/policy.js';
 import { registerCommand } from './commands/register.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   policyCommand(program);
   backupCommand(program);
   pointsCommand(program);
+  jobsCommand(program);
   restoreCommand(program);
   watchCommand(program);
   const usageExits = (cmd: Command) => {

@@ -146,16 +146,21 @@ describe.runIf(hasCrontab)('scheduled backups', () => {
     const hhmm = `${String(at.getHours()).padStart(2, '0')}:${String(at.getMinutes()).padStart(2, '0')}`;
     expectExit(await m.run(['policy', 'set', '--include', data, '--schedule', hhmm]), 0);
     try {
+      // The job prints its result last (after recording the job): wait for that in its log.
+      const logFile = path.join(m.home, 'logs', 'scheduled.log');
       const deadline = Date.now() + 150_000;
-      let points: unknown[] = [];
-      while (points.length === 0 && Date.now() < deadline) {
+      let log = '';
+      while (!/Recovery point \S+ created[^]*uploaded/.test(log) && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 2000));
-        const r = await m.run(['points', '--json']);
-        if (r.code === 0) points = parseJson(r).points;
+        log = await fs.readFile(logFile, 'utf8').catch(() => '');
       }
-      expect(points).toHaveLength(1);
-      const log = await fs.readFile(path.join(m.home, 'logs', 'scheduled.log'), 'utf8');
       expect(log).toMatch(/Recovery point \S+ created/);
+      const points = parseJson(await m.run(['points', '--json'])).points as { id: string }[];
+      expect(points).toHaveLength(1);
+      // The job history has the run, as for one started by hand.
+      const jobs = parseJson(await m.run(['jobs', '--json'])).jobs;
+      expect(jobs).toHaveLength(1);
+      expect(jobs[0]).toMatchObject({ kind: 'backup', status: 'ok', point: points[0]!.id });
     } finally {
       await m.run(['policy', 'set', '--schedule', 'off']);
     }

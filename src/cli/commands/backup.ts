@@ -92,7 +92,7 @@ export function backupCommand(program: Command): void {
             },
           });
           const status = r.skipped.length > 0 ? 'partial' : 'ok';
-          await recordJob(paths, { jobId: r.jobId, kind: 'backup', status, started: r.started, finished: r.finished, point: r.point.id, scan: r.scan, resumedFrom: r.resumed, checkpoints: r.checkpoints, stats: r.stats, skipped: r.skipped.length });
+          await recordJob(paths, { jobId: r.jobId, kind: 'backup', status, started: r.started, finished: r.finished, point: r.point.id, expired: r.point.expired.length, scan: r.scan, resumedFrom: r.resumed, checkpoints: r.checkpoints, stats: r.stats, skipped: r.skipped.length });
           log.info({ jobId: r.jobId, point: r.point.id, stats: r.stats, skipped: r.skipped.length }, 'backup finished');
           const s = r.stats;
           out.line(`Recovery point ${r.point.id} created at ${r.point.time}.`);

@@ -1,0 +1,48 @@
+/** azbk jobs: the job history, read back through the CLI after real backups and restores. */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { expectExit, expectNoStack, parseJson, setupMachine } from '../helpers/cli.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+describe('azbk jobs', () => {
+  it('lists backups and restores with how they ended, oldest first, and skips lines it cannot read', async () => {
+    const tmp = await makeTempDir('azbk-jobs-');
+    const data = path.join(tmp, 'data');
+    await fs.mkdir(data);
+    await fs.writeFile(path.join(data, 'a.txt'), 'job history\n');
+    const m = await setupMachine(tmp);
+
+    const none = await m.run(['jobs']);
+    expectExit(none, 0);
+    expect(none.stdout).toMatch(/No jobs recorded yet/);
+
+    const ok = await m.run(['backup', '--now', '--include', data, '--json']);
+    expectExit(ok, 0);
+    const point = parseJson(ok).point.id as string;
+    expectExit(await m.run(['backup', '--now', '--include', path.join(tmp, 'missing')]), 2);
+    expectExit(await m.run(['restore', '--point', 'latest', '--target', path.join(tmp, 'out')]), 0);
+
+    const all = parseJson(await m.run(['jobs', '--json']));
+    expect(all.total).toBe(3);
+    expect(all.jobs.map((j: { kind: string; status: string }) => `${j.kind} ${j.status}`)).toEqual(['backup ok', 'backup failed', 'restore ok']);
+    expect(all.jobs[0]).toMatchObject({ point, stats: { files: 1 } });
+    expect(all.jobs[1]).toMatchObject({ error: 'AZBK_PATH_NOT_FOUND' });
+    const text = (await m.run(['jobs'])).stdout.trim().split('\n');
+    expect(text).toHaveLength(3);
+    expect(text[0]).toMatch(new RegExp(`backup\\s+ok\\s+\\d+\\.\\d s\\s+point ${point}; 1 files, 12 B read`));
+    expect(text[2]).toMatch(/restore\s+ok .*1 files, 12 B restored/);
+
+    // A line cut short (a crash while it was written) is left out; the rest are still listed.
+    await fs.appendFile(path.join(m.home, 'jobs.jsonl'), '{"kind":"backup","sta\n');
+    const damaged = await m.run(['jobs', '--last', '1']);
+    expectExit(damaged, 0);
+    expect(damaged.stdout).toMatch(/restore\s+ok/);
+    expect(damaged.stdout).toMatch(/1 line\(s\) of .*jobs\.jsonl could not be read/);
+    expect(parseJson(await m.run(['jobs', '--json'])).unreadable).toBe(1);
+
+    const bad = await m.run(['jobs', '--last', 'all']);
+    expectExit(bad, 2);
+    expectNoStack(bad);
+  }, 60_000);
+});
