@@ -15,10 +15,21 @@ export interface JobRecord {
   readonly [k: string]: unknown;
 }
 
-/** Appends a job record (owner-only file). */
+/**
+ * Appends a job record (owner-only file), on a line of its own also after a line a crash cut
+ * short.
+ */
 export async function recordJob(paths: HomePaths, rec: JobRecord): Promise<void> {
   await fs.mkdir(paths.home, { recursive: true, mode: 0o700 });
-  await fs.appendFile(paths.jobs, JSON.stringify(rec) + '\n', { mode: 0o600 });
+  const fh = await fs.open(paths.jobs, 'a+', 0o600);
+  try {
+    const { size } = await fh.stat();
+    const last = Buffer.alloc(1);
+    const cut = size > 0 && (await fh.read(last, 0, 1, size - 1)).bytesRead === 1 && last[0] !== 0x0a;
+    await fh.appendFile(`${cut ? '\n' : ''}${JSON.stringify(rec)}\n`);
+  } finally {
+    await fh.close();
+  }
 }
 
 const KINDS = new Set(['backup', 'restore']);

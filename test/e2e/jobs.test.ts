@@ -33,13 +33,15 @@ describe('azbk jobs', () => {
     expect(text[0]).toMatch(new RegExp(`backup\\s+ok\\s+\\d+\\.\\d s\\s+point ${point}; 1 files, 12 B read`));
     expect(text[2]).toMatch(/restore\s+ok .*1 files, 12 B restored/);
 
-    // A line cut short (a crash while it was written) is left out; the rest are still listed.
-    await fs.appendFile(path.join(m.home, 'jobs.jsonl'), '{"kind":"backup","sta\n');
+    // A line cut short (a crash while it was written) is left out; the next job starts a line
+    // of its own, and the rest are still listed.
+    await fs.appendFile(path.join(m.home, 'jobs.jsonl'), '{"kind":"backup","sta');
+    expectExit(await m.run(['restore', '--point', 'latest', '--target', path.join(tmp, 'out2')]), 0);
     const damaged = await m.run(['jobs', '--last', '1']);
     expectExit(damaged, 0);
     expect(damaged.stdout).toMatch(/restore\s+ok/);
     expect(damaged.stdout).toMatch(/1 line\(s\) of .*jobs\.jsonl could not be read/);
-    expect(parseJson(await m.run(['jobs', '--json'])).unreadable).toBe(1);
+    expect(parseJson(await m.run(['jobs', '--json']))).toMatchObject({ total: 4, unreadable: 1 });
 
     const bad = await m.run(['jobs', '--last', 'all']);
     expectExit(bad, 2);
