@@ -12,7 +12,7 @@ import type { VaultSession } from '../vault/api.js';
 import type { BlobIndex } from './blob-index.js';
 import { RANGE_ROOM, type RestorePool } from './pipeline/restore-pool.js';
 import { childPath } from './fspath.js';
-import { openTemp, removeTemp, settle, why } from './restore-files.js';
+import { extendTo, openTemp, removeTemp, settle, why } from './restore-files.js';
 
 /**
  * One file to restore: written at its temporary file in `dir` (which must not exist yet), renamed
@@ -124,6 +124,8 @@ export async function restoreData(
         const fd = openTemp(tmp, f.created !== true);
         f.created = true;
         try {
+          // Every range has written its part: a hole left at the end is there once it has the size.
+          extendTo(fd, f.size);
           settle(fd, f.mode, f.mtime);
         } finally {
           fs.closeSync(fd);

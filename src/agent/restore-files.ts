@@ -24,6 +24,27 @@ export function writeAll(fd: number, data: Uint8Array, position: number): void {
   while (pos < data.length) pos += fs.writeSync(fd, data, pos, data.length - pos, position + pos);
 }
 
+/** Chunks shorter than this are written even when all zero: a hole that small saves nothing. */
+const HOLE_MIN = 64 * 1024;
+/** Zero bytes to compare chunks with, grown to the largest chunk compared (never written). */
+let zeros = Buffer.alloc(0);
+
+/**
+ * True when `data` is a chunk of zero bytes long enough to leave as a hole: a restored file is
+ * new, so not writing it leaves a hole where the file system has them (a disk image's unused
+ * space stays unused), and the file's end is set by `extendTo`.
+ */
+export function isHole(data: Uint8Array): boolean {
+  if (data.length < HOLE_MIN || data[0] !== 0 || data[data.length - 1] !== 0) return false;
+  if (zeros.length < data.length) zeros = Buffer.alloc(data.length);
+  return Buffer.compare(data, zeros.subarray(0, data.length)) === 0;
+}
+
+/** Makes an open file at least `size` bytes long (the bytes added read as zeros). */
+export function extendTo(fd: number, size: number): void {
+  if (fs.fstatSync(fd).size < size) fs.ftruncateSync(fd, size);
+}
+
 /**
  * The mode a restored file gets: its backed-up permission bits without setuid and setgid. Owners
  * are not restored, so a program that ran as its owner would run as whoever restored it (root,

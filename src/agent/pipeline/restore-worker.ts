@@ -9,25 +9,29 @@ import { DEFAULT_CHUNKER } from '../../core/chunker.js';
 import type { BlobId } from '../../core/ids.js';
 import { deriveKeys } from '../../core/keys.js';
 import { isAzbkError } from '../../shared/errors.js';
-import { openTemp, removeTemp, settle, why, writeAll } from '../restore-files.js';
+import { extendTo, isHole, openTemp, removeTemp, settle, why, writeAll } from '../restore-files.js';
 import type { RangeResult, RangeTask } from './restore-pool.js';
 
 const keys = deriveKeys(Buffer.from((workerData as { master: Uint8Array }).master));
 /** Where chunks are decompressed: each is written out before the next is opened (as large as the chunker's default largest chunk). */
 let scratch: Buffer | undefined;
 
-/** Per file of a task: places in the range not yet handled, descriptor (-1: closed), created, error. */
+/**
+ * Per file of a task: places in the range not yet handled, descriptor (-1: closed), created, the
+ * end of the last chunk of zeros left as a hole (0: none), error.
+ */
 interface Files {
   readonly left: Int32Array;
   readonly fds: Int32Array;
   readonly created: Uint8Array;
+  readonly holeEnd: Float64Array;
   readonly errors: (string | null)[];
 }
 
 function run(t: RangeTask): RangeResult {
   const data = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
   const n = t.tmps.length;
-  const files: Files = { left: new Int32Array(n), fds: new Int32Array(n).fill(-1), created: new Uint8Array(n), errors: new Array<string | null>(n).fill(null) };
+  const files: Files = { left: new Int32Array(n), fds: new Int32Array(n).fill(-1), created: new Uint8Array(n), holeEnd: new Float64Array(n), errors: new Array<string | null>(n).fill(null) };
   const { layout } = t;
   for (let p = 0; p < layout.length; p += 3 + 2 * layout[p + 2]!) {
     for (let k = 0; k < layout[p + 2]!; k++) files.left[layout[p + 3 + 2 * k]!]!++;
@@ -56,7 +60,9 @@ function run(t: RangeTask): RangeResult {
                 files.fds[i] = openTemp(t.tmps[i]!, t.owns[i] === 1 && files.created[i] === 0);
                 files.created[i] = 1;
               }
-              writeAll(files.fds[i]!, plain, layout[p + 4 + 2 * k]!);
+              const at = layout[p + 4 + 2 * k]!;
+              if (isHole(plain)) files.holeEnd[i] = Math.max(files.holeEnd[i]!, at + plain.length);
+              else writeAll(files.fds[i]!, plain, at);
             } catch (err) {
               files.errors[i] = why(err);
             }
@@ -78,7 +84,11 @@ function done(t: RangeTask, i: number, files: Files): void {
   if (fd !== -1) {
     files.fds[i] = -1;
     try {
-      if (own && files.errors[i] === null) settle(fd, t.modes[i]!, t.mtimes[i]!);
+      if (own && files.errors[i] === null) {
+        // This range is the file's only writer: a hole at its end is there once it has the size.
+        if (files.holeEnd[i]! > 0) extendTo(fd, files.holeEnd[i]!);
+        settle(fd, t.modes[i]!, t.mtimes[i]!);
+      }
     } catch (err) {
       files.errors[i] = why(err);
     }

@@ -1,0 +1,53 @@
+/**
+ * Files with holes (disk images, databases) come back with their holes where the file system has
+ * them: chunks of zeros are not written, and the file gets its size at the end. Their content is
+ * the same either way.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { backup, expectExit, setupMachine } from '../helpers/cli.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+const MiB = 1024 * 1024;
+
+/** Bytes the file system holds for a file (st_blocks is in 512-byte units). */
+const allocated = async (file: string) => (await fs.stat(file)).blocks * 512;
+
+describe('sparse files', () => {
+  it('restore leaves chunks of zeros as holes, inside a file and at its end, with the content unchanged', async () => {
+    const tmp = await makeTempDir('azbk-sparse-');
+    const src = path.join(tmp, 'src');
+    await fs.mkdir(src);
+    // A 64 MiB image with 1 MiB of data at 20 MiB (written by several restore ranges), and a
+    // 1.5 MiB file of zeros only (one chunk, written by one range).
+    const image = path.join(src, 'disk.img');
+    const data = randomBytes(MiB);
+    const fh = await fs.open(image, 'w');
+    await fh.truncate(64 * MiB);
+    await fh.write(data, 0, data.length, 20 * MiB);
+    await fh.close();
+    const zeros = path.join(src, 'zeros.bin');
+    await fs.writeFile(zeros, Buffer.alloc(1.5 * MiB));
+    const holes = (await allocated(image)) < 8 * MiB; // this file system keeps holes
+
+    const m = await setupMachine(tmp);
+    await backup(m, [src]);
+    const out = path.join(tmp, 'out');
+    expectExit(await m.run(['restore', '--point', 'latest', '--target', out]), 0);
+
+    const back = path.join(out, image);
+    expect((await fs.stat(back)).size).toBe(64 * MiB);
+    const content = await fs.readFile(back);
+    expect(content.subarray(20 * MiB, 21 * MiB).equals(data)).toBe(true);
+    expect(content.subarray(0, 20 * MiB).every((b) => b === 0) && content.subarray(21 * MiB).every((b) => b === 0)).toBe(true);
+    const small = path.join(out, zeros);
+    expect((await fs.readFile(small)).equals(Buffer.alloc(1.5 * MiB))).toBe(true);
+    if (holes) {
+      // Without holes the image would take 64 MiB and the zeros 1.5 MiB.
+      expect(await allocated(back)).toBeLessThan(16 * MiB);
+      expect(await allocated(small)).toBeLessThan(MiB);
+    }
+  }, 120_000);
+});
