@@ -2,13 +2,16 @@
  * Scheduled backups end to end with the real `crontab` program: `azbk policy set --schedule`
  * installs one AZBK_HOME's entries, replaces them when set again and removes them with off,
  * leaving the user's own entries as they were. Where a cron daemon runs (CI starts one), cron
- * itself then runs a scheduled backup, within about two minutes. The user's crontab is put back after the tests.
+ * itself then runs a scheduled backup, within about two minutes. The tests touch only the lines
+ * they add. The user's crontab is put back after the tests.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scheduleTag } from '../../src/agent/scheduler.js';
 import { expectExit, expectNoStack, parseJson, setupMachine } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
@@ -42,17 +45,21 @@ const writeCrontab = (bytes: Buffer) => {
 };
 /** The lines that name `home`, the markers of its block left out. */
 const entriesOf = (home: string) => readCrontab().toString('utf8').split('\n').filter((l) => l.includes(`AZBK_HOME='${home}'`));
+/** The crontab with `edit` applied to each line (latin1: byte for byte); null drops the line. */
+const editCrontab = (edit: (line: string) => string | null) =>
+  writeCrontab(Buffer.from(readCrontab().toString('latin1').split('\n').flatMap((l) => edit(l) ?? []).join('\n'), 'latin1'));
+/** Whether a crontab line (latin1) belongs to `home`: its markers, or its entries. */
+const ofHome = (line: string, home: string) => line.includes(`# azbk ${scheduleTag(home)} `) || line.includes(`AZBK_HOME='${Buffer.from(home).toString('latin1')}'`);
 
+// Only this file's own lines are added, changed and removed, so that a test run elsewhere for the
+// same user (or the user's own entries) is left alone.
 describe.runIf(hasCrontab)('scheduled backups', () => {
-  let saved: Buffer = Buffer.alloc(0);
   // The user's own lines, one of them not UTF-8 (a latin1 é): they must come back byte for byte.
-  const USER_LINES = Buffer.concat([Buffer.from("# the user's own, caf"), Buffer.from([0xe9]), Buffer.from('\n17 3 * * * echo "100%" >/dev/null\n')]);
-  const withUser = () => Buffer.concat([saved, USER_LINES]);
-  beforeAll(() => {
-    saved = readCrontab();
-    writeCrontab(withUser());
-  });
-  afterAll(() => writeCrontab(saved));
+  const mark = randomBytes(4).toString('hex');
+  const USER_LINES = Buffer.concat([Buffer.from(`# the user's own ${mark}, caf`), Buffer.from([0xe9]), Buffer.from(`\n17 3 * * * echo "100%" >/dev/null # ${mark}\n`)]);
+  const hasUserLines = () => readCrontab().includes(USER_LINES);
+  beforeAll(() => writeCrontab(Buffer.concat([readCrontab(), USER_LINES])));
+  afterAll(() => editCrontab((l) => (l.includes(mark) ? null : l)));
 
   it('policy set --schedule installs, replaces and removes this machine\'s crontab entries only', async () => {
     const tmp = await makeTempDir('azbk-schedule-');
@@ -81,23 +88,24 @@ describe.runIf(hasCrontab)('scheduled backups', () => {
     // Set again: replaced, not added; then off: gone. The user's lines stay throughout.
     expectExit(await m.run(['policy', 'set', '--schedule', '06:15']), 0);
     expect(entriesOf(m.home).map((l) => l.split(' ').slice(0, 5).join(' '))).toEqual(['15 6 * * 1,2,3,4,5']);
-    expect(readCrontab().includes(USER_LINES)).toBe(true);
+    expect(hasUserLines()).toBe(true);
     const show = await m.run(['policy', 'show', '--json']);
     expect(parseJson(show)).toMatchObject({ schedule: { times: [375] }, installed: true });
 
     // Changed behind azbk's back (another time), then removed: show says so.
-    writeCrontab(Buffer.from(readCrontab().toString('latin1').replace(/^15 6 /m, '45 6 '), 'latin1'));
+    editCrontab((l) => (ofHome(l, m.home) ? l.replace(/^15 6 /, '45 6 ') : l));
     const differs = await m.run(['policy', 'show', '--json']);
     expect(parseJson(differs).installed).toBe(false);
     expect((await m.run(['policy', 'show'])).stdout).toMatch(/crontab's entries for this AZBK_HOME differ from the policy/);
-    writeCrontab(withUser());
+    editCrontab((l) => (ofHome(l, m.home) ? null : l));
     const missing = await m.run(['policy', 'show']);
     expect(missing.stdout).toMatch(/missing from crontab/);
 
     expectExit(await m.run(['policy', 'set', '--schedule', '06:15']), 0);
     expectExit(await m.run(['policy', 'set', '--schedule', 'off']), 0);
     expect(entriesOf(m.home)).toEqual([]);
-    expect(readCrontab().equals(withUser())).toBe(true);
+    expect(readCrontab().toString('latin1').split('\n').some((l) => ofHome(l, m.home))).toBe(false);
+    expect(hasUserLines()).toBe(true);
     expect(parseJson(await m.run(['policy', 'show', '--json'])).schedule).toBeUndefined();
 
     // A crontab that cannot be read: exit 1, and neither the vault's retention nor the policy
