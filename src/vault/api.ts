@@ -33,8 +33,10 @@ export interface NewPoint extends PointInfo {
 export interface RetentionState {
   /** the newest policy the machine set; null when none, or when it cannot be read */
   readonly newest: Retention | null;
-  /** the policies in force: a point goes only when none of them keeps it; null keeps every point */
+  /** the policies in force, each once: a point goes only when none of them keeps it; null keeps every point */
   readonly inForce: readonly Retention[] | null;
+  /** the vault's clock when it answered (ISO), by which it dates points and applies retention */
+  readonly now: string;
 }
 
 export interface PointRecord extends PointInfo {

@@ -18,6 +18,8 @@ const INDEX_NAME = /^[0-9a-f]{64}$/;
 const POINT_ID = /^\d{8}T\d{9}Z-[0-9a-f]{8}$/;
 const SECRET = /^[A-Za-z0-9+/]{43}=$/;
 const MAX_LIST = 1_000_000;
+/** distinct retention policies in force at once that a reply may name (each costs a pass over the points) */
+const MAX_POLICIES = 1000;
 
 const bad = (what: string) => new AzbkError('AZBK_VAULT_CORRUPT', `The vault server sent an invalid ${what}.`);
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -252,8 +254,14 @@ class HttpSession implements VaultSession {
     if (!isHex32(machine)) throw new AzbkError('AZBK_BAD_INPUT', 'Bad machine id.');
     const v = await this.api.json('GET', `/v1/machines/${machine}/policy`);
     const inForce = isObj(v) && v.inForce === null ? null : list(v, 'inForce');
-    if (!isObj(v) || !(v.newest === null || validRetention(v.newest)) || !(inForce === null || inForce.every(validRetention))) throw bad('retention');
-    return { newest: v.newest === null ? null : pickRetention(v.newest as Retention), inForce: inForce === null ? null : (inForce as Retention[]).map(pickRetention) };
+    const valid =
+      isObj(v) &&
+      (v.newest === null || validRetention(v.newest)) &&
+      (inForce === null || (inForce.length >= 1 && inForce.length <= MAX_POLICIES && inForce.every(validRetention))) &&
+      isStr(v.now, 64) &&
+      !Number.isNaN(Date.parse(v.now));
+    if (!valid) throw bad('retention');
+    return { newest: v.newest === null ? null : pickRetention(v.newest as Retention), inForce: inForce === null ? null : (inForce as Retention[]).map(pickRetention), now: v.now as string };
   }
 
   async putPolicy(retention: Retention): Promise<void> {

@@ -62,13 +62,13 @@ export async function policiesInForce(store: BlobStore, machine: MachineId, now:
   let first = -1;
   for (let i = 0; i < names.length && timeOfPointId(names[i]!) <= since; i++) first = i;
   if (first < 0) return null;
-  const out: Retention[] = [];
+  const out = new Map<string, Retention>();
   for (const name of names.slice(first)) {
     const r = await readRecord(store, machine, name);
     if (r === null) return null;
-    out.push(r);
+    out.set(JSON.stringify(pickRetention(r)), r); // each distinct policy once
   }
-  return out;
+  return [...out.values()];
 }
 
 /**
@@ -81,7 +81,7 @@ export async function retentionState(store: BlobStore, machine: MachineId, now: 
     const name = baseName(key);
     if (POLICY_NAME.test(name) && (newest === undefined || name > newest)) newest = name;
   }
-  return { newest: newest === undefined ? null : await readRecord(store, machine, newest), inForce: await policiesInForce(store, machine, now) };
+  return { newest: newest === undefined ? null : await readRecord(store, machine, newest), inForce: await policiesInForce(store, machine, now), now: now.toISOString() };
 }
 
 /** Points moved to soft delete in one pass at most; the rest wait for the next point. */

@@ -74,7 +74,7 @@ async function expireThroughCli(root: string, m: Machine, vaultDir: string): Pro
   expect(early.point.expired).toEqual([]);
   expect(parseJson(await m.run(['points', '--json'])).points).toHaveLength(6);
   const notYet = parseJson(await m.run(['points', '--json']));
-  expect(notYet.retention).toEqual({ newest: { daily: 7, weekly: 0, monthly: 0, yearly: 0 }, inForce: null });
+  expect(notYet.retention).toMatchObject({ newest: { daily: 7, weekly: 0, monthly: 0, yearly: 0 }, inForce: null });
   expect(notYet.points.every((p: { keptBy?: unknown }) => p.keptBy === undefined)).toBe(true);
   await agePolicies(vaultDir, machine, 15);
 
@@ -85,7 +85,8 @@ async function expireThroughCli(root: string, m: Machine, vaultDir: string): Pro
   const byId = new Map(parseJson(await m.run(['points', '--json'])).points.map((p: { id: string; keptBy: string[] }) => [p.id, p.keptBy]));
   expect(byId.get(d10)).toEqual([]);
   expect(byId.get(d3)).toEqual(['daily']);
-  expect(byId.get(early.point.id)).toEqual(['newest', 'daily']);
+  // Judged with the point the next backup adds, which is then the newest.
+  expect(byId.get(early.point.id)).toEqual(['daily']);
 
   const second = await m.run(['backup', '--now', '--include', src]);
   expectExit(second, 0);

@@ -188,6 +188,7 @@ describe('HttpVault against a hostile server', () => {
 
   it('refuses malformed replies with AZBK_VAULT_CORRUPT', async () => {
     let calls = 0;
+    let policyCalls = 0;
     const client = await hostile((req, res) => {
       calls++;
       const url = req.url ?? '';
@@ -202,7 +203,16 @@ describe('HttpVault against a hostile server', () => {
         if (long) return res.end(Buffer.alloc(64 * 1024)); // then stalls: the client must not wait for the rest
         return res.end(Buffer.alloc(5));
       }
-      if (url.endsWith('/policy')) return res.end(JSON.stringify({ newest: { daily: 1, weekly: 0, monthly: 0, yearly: 0 }, inForce: null }));
+      if (url.endsWith('/policy')) {
+        // In turn: a policy out of range, no policy in force but not null, no clock.
+        const week = { daily: 7, weekly: 0, monthly: 0, yearly: 0 };
+        const replies = [
+          { newest: { ...week, daily: 1 }, inForce: null, now: '2026-01-01T00:00:00.000Z' },
+          { newest: week, inForce: [], now: '2026-01-01T00:00:00.000Z' },
+          { newest: week, inForce: [week] },
+        ];
+        return res.end(JSON.stringify(replies[policyCalls++]));
+      }
       if (req.method === 'POST' && url.endsWith('/points')) {
         // A well-formed point whose list of expired points names something else.
         return res.end(JSON.stringify({ id: '20200101T000000000Z-00000000', machineId: machine, time: '2020-01-01T00:00:00.000Z', expired: ['../../config'] }));
@@ -220,8 +230,8 @@ describe('HttpVault against a hostile server', () => {
     expect(await codeOf(s.listPoints(machine))).toBe('AZBK_VAULT_CORRUPT');
     expect(await codeOf(s.listKeys())).toBe('AZBK_VAULT_CORRUPT');
     expect(await codeOf(s.putPoint({ keyId: '34'.repeat(16) as KeyId, jobId: '56'.repeat(16), manifest: Buffer.alloc(10) }))).toBe('AZBK_VAULT_CORRUPT');
-    expect(await codeOf(s.readRetention(machine))).toBe('AZBK_VAULT_CORRUPT');
-    expect(calls).toBe(10); // none of these is retried
+    for (let i = 0; i < 3; i++) expect(await codeOf(s.readRetention(machine))).toBe('AZBK_VAULT_CORRUPT');
+    expect(calls).toBe(12); // none of these is retried
   });
 
   it('takes a point from a server that sends no list of expired points as one that expired none', async () => {

@@ -118,15 +118,18 @@ describe('retention in the vault', () => {
       expect(res.statusCode, res.body).toBe(200);
       return res.json();
     };
-    expect(await state(b, a.machineId)).toEqual({ newest: null, inForce: null });
+    expect(await state(b, a.machineId)).toEqual({ newest: null, inForce: null, now: '2026-01-01T09:00:00.000Z' });
     const week = { daily: 7, weekly: 0, monthly: 0, yearly: 0 };
     const month = { daily: 31, weekly: 0, monthly: 0, yearly: 0 };
     await policy(a, week);
-    expect(await state(b, a.machineId)).toEqual({ newest: week, inForce: null });
+    expect(await state(b, a.machineId)).toMatchObject({ newest: week, inForce: null });
     advance(15 * DAY);
     await policy(a, month);
-    expect(await state(a, a.machineId)).toEqual({ newest: month, inForce: [week, month] });
-    expect(await state(a, 'ab'.repeat(16))).toEqual({ newest: null, inForce: null });
+    await policy(a, week);
+    await policy(a, month);
+    // Each distinct policy once.
+    expect(await state(a, a.machineId)).toEqual({ newest: month, inForce: [week, month], now: '2026-01-16T09:00:00.000Z' });
+    expect(await state(a, 'ab'.repeat(16))).toMatchObject({ newest: null, inForce: null });
     const bad = await app.inject({ method: 'GET', url: '/v1/machines/..%2Fvault/policy', headers: { authorization: a.auth } });
     expect(bad.statusCode).toBe(400);
   });

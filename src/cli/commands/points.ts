@@ -5,27 +5,34 @@ import { openManifest } from '../../agent/manifest.js';
 import { fromSegments } from '../../agent/fspath.js';
 import { findMachine } from '../../agent/points.js';
 import { retain, type KeptBy } from '../../core/retention.js';
+import { isAzbkError } from '../../shared/errors.js';
 import type { PointInfo, RetentionState } from '../../vault/api.js';
+import { MAX_EXPIRED_PER_PASS } from '../../vault/retention.js';
 import { formatBytes } from '../output.js';
 import { action } from '../run.js';
 
 /**
- * Why each point stays under the vault's retention (every rule of every policy in force that keeps
- * it), or [] for one the next backup of that machine expires; undefined for all when none is in force.
+ * Why each point stays under the vault's retention when the machine's next backup runs (every rule
+ * of every policy in force that keeps it), or [] for one it expires; undefined when none is in
+ * force or the vault does not say. Judged by the vault's clock, with the point that backup adds.
  */
-function keptBy(points: readonly PointInfo[], state: RetentionState): Map<PointInfo, KeptBy[]> | undefined {
-  if (state.inForce === null) return undefined;
+function keptBy(points: readonly PointInfo[], state: RetentionState | null): Map<PointInfo, KeptBy[]> | undefined {
+  if (state === null || state.inForce === null) return undefined;
+  const now = new Date(state.now);
+  const next = { time: state.now } as PointInfo;
+  const all = [...points, next];
   const out = new Map<PointInfo, KeptBy[]>(points.map((p) => [p, []]));
   for (const policy of state.inForce) {
-    for (const [p, why] of retain(points, (x) => x.time, policy, new Date()).keep) out.set(p, [...new Set([...out.get(p)!, ...why])]);
+    for (const [p, why] of retain(all, (x) => x.time, policy, now).keep) if (p !== next) out.set(p, [...new Set([...out.get(p)!, ...why])]);
   }
   return out;
 }
 
-function retentionLine(state: RetentionState): string {
+function retentionLine(state: RetentionState | null): string {
+  if (state === null) return 'Retention: not known (this vault service does not say).';
   if (state.newest === null && state.inForce === null) return 'Retention: none set; the vault keeps every point.';
   if (state.inForce === null) return 'Retention: not in force yet (a policy that keeps fewer points takes effect 14 days after it is set); every point is kept.';
-  return 'Retention: in force; each point shows what keeps it.';
+  return "Retention: in force; each point shows what keeps it at the machine's next backup.";
 }
 
 interface Opts {
@@ -44,8 +51,13 @@ export function pointsCommand(program: Command): void {
         const ctx = await openAgent(paths);
         const machine = await findMachine(ctx, o.machine);
         const points = await ctx.session.listPoints(machine.id);
-        const retention = await ctx.session.readRetention(machine.id);
+        // A vault service of an earlier version has no such route: retention is then not known.
+        const retention = await ctx.session.readRetention(machine.id).catch((err: unknown) => {
+          if (isAzbkError(err, 'AZBK_VAULT_NOT_FOUND')) return null;
+          throw err;
+        });
         const reasons = keptBy(points, retention);
+        let expiring = 0;
         const rows = [];
         for (const p of points) {
           // Details are encrypted; they are shown for points this machine's keys open.
@@ -59,13 +71,16 @@ export function pointsCommand(program: Command): void {
           } catch {
             details = undefined;
           }
-          rows.push({ ...p, machineName: machine.name, ...details, ...(reasons ? { keptBy: reasons.get(p)! } : {}) });
+          const kept = reasons?.get(p);
+          // A backup expires at most MAX_EXPIRED_PER_PASS points, oldest first; the rest go with later ones.
+          const expires = kept?.length === 0 ? (++expiring <= MAX_EXPIRED_PER_PASS ? 'next' : 'later') : undefined;
+          rows.push({ ...p, machineName: machine.name, ...details, ...(kept ? { keptBy: kept } : {}), ...(expires ? { expires } : {}) });
         }
         if (rows.length === 0) out.line(`No recovery points for ${machine.name} yet.`);
         else out.line(retentionLine(retention));
         for (const r of rows) {
           const extra = r.files === undefined ? '' : `  ${r.files} files, ${formatBytes(r.bytes ?? 0)}  ${(r.paths ?? []).join(', ')}`;
-          const kept = r.keptBy === undefined ? '' : r.keptBy.length === 0 ? '  [expires with the next backup]' : `  [kept: ${r.keptBy.join(', ')}]`;
+          const kept = r.keptBy === undefined ? '' : r.keptBy.length === 0 ? `  [expires with ${r.expires === 'next' ? 'the next backup' : 'a later backup'}]` : `  [kept: ${r.keptBy.join(', ')}]`;
           out.line(`${r.id}  ${r.time}${extra}${kept}`);
         }
         out.result({ machine: { id: machine.id, name: machine.name }, retention, points: rows });
