@@ -17,53 +17,101 @@ export interface JobRecord {
 
 /**
  * Appends a job record (owner-only file), on a line of its own also after a line a crash cut
- * short.
+ * short. The history is bookkeeping: a failure to write it is reported to `warn` and does not fail
+ * the job it records.
  */
-export async function recordJob(paths: HomePaths, rec: JobRecord): Promise<void> {
-  await fs.mkdir(paths.home, { recursive: true, mode: 0o700 });
-  const fh = await fs.open(paths.jobs, 'a+', 0o600);
+export async function recordJob(paths: HomePaths, rec: JobRecord, warn: (text: string) => void): Promise<void> {
   try {
-    const { size } = await fh.stat();
-    const last = Buffer.alloc(1);
-    const cut = size > 0 && (await fh.read(last, 0, 1, size - 1)).bytesRead === 1 && last[0] !== 0x0a;
-    await fh.appendFile(`${cut ? '\n' : ''}${JSON.stringify(rec)}\n`);
-  } finally {
-    await fh.close();
+    await fs.mkdir(paths.home, { recursive: true, mode: 0o700 });
+    const fh = await fs.open(paths.jobs, 'a+', 0o600);
+    try {
+      const { size } = await fh.stat();
+      const last = Buffer.alloc(1);
+      const cut = size > 0 && (await fh.read(last, 0, 1, size - 1)).bytesRead === 1 && last[0] !== 0x0a;
+      await fh.appendFile(`${cut ? '\n' : ''}${JSON.stringify(rec)}\n`);
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    warn(`the job history ${paths.jobs} could not be written (${errnoCode(err) ?? String(err)})`);
   }
 }
 
 const KINDS = new Set(['backup', 'restore']);
 const STATUSES = new Set(['ok', 'partial', 'failed', 'cancelled']);
+const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
+const POINT_ID = /^\d{8}T\d{9}Z-[0-9a-f]{8}$/;
+const ERROR_CODE = /^AZBK_[A-Z_]{1,40}$/;
 
-/** True for a line that reads as a job record (the file is input like any other). */
+/** True for a line that reads as a job record (the file is input like any other: what is printed is checked). */
 function isJobRecord(v: unknown): v is JobRecord {
   const r = v as JobRecord;
-  return typeof r === 'object' && r !== null && KINDS.has(r.kind) && STATUSES.has(r.status) && typeof r.started === 'string' && typeof r.finished === 'string';
+  return (
+    typeof r === 'object' && r !== null && KINDS.has(r.kind) && STATUSES.has(r.status) && TIME.test(String(r.started)) && TIME.test(String(r.finished)) &&
+    (r.point === undefined || POINT_ID.test(String(r.point))) && (r.error === undefined || ERROR_CODE.test(String(r.error)))
+  );
 }
 
+/** A job record is a few hundred bytes; a longer line is not one, and is not held whole. */
+const MAX_LINE = 64 * 1024;
+
 /**
- * The recorded jobs, oldest first, and how many lines could not be read (a line cut short by a
- * crash, or edited). No history yet is an empty one.
+ * The last `last` recorded jobs, oldest first, with how many there are and how many lines could
+ * not be read (cut short by a crash, edited, or too long). The file is read in pieces, so its
+ * size does not matter. No history yet is an empty one.
  */
-export async function readJobs(paths: HomePaths): Promise<{ jobs: JobRecord[]; unreadable: number }> {
-  let text: string;
+export async function readJobs(paths: HomePaths, last: number): Promise<{ jobs: JobRecord[]; total: number; unreadable: number }> {
+  let fh: fs.FileHandle;
   try {
-    text = await fs.readFile(paths.jobs, 'utf8');
+    fh = await fs.open(paths.jobs, 'r');
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return { jobs: [], unreadable: 0 };
+    if (errnoCode(err) === 'ENOENT') return { jobs: [], total: 0, unreadable: 0 };
     throw new AzbkError('AZBK_LOCAL_IO', `The job history ${paths.jobs} cannot be read (${errnoCode(err) ?? 'error'}).`, { cause: err });
   }
-  const jobs: JobRecord[] = [];
+  let jobs: JobRecord[] = [];
+  let total = 0;
   let unreadable = 0;
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
+  const take = (line: Buffer) => {
+    const text = line.toString('utf8');
+    if (text.trim() === '') return;
     try {
-      const v: unknown = JSON.parse(line);
-      if (isJobRecord(v)) jobs.push(v);
-      else unreadable++;
+      const v: unknown = JSON.parse(text);
+      if (!isJobRecord(v)) throw new Error('not a job record');
+      total++;
+      jobs.push(v);
+      if (jobs.length >= 2 * last) jobs = jobs.slice(-last);
     } catch {
       unreadable++;
     }
+  };
+  try {
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    let carry = Buffer.alloc(0);
+    let tooLong = false;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      const chunk = buf.subarray(0, bytesRead);
+      let start = 0;
+      for (let nl = chunk.indexOf(0x0a); nl >= 0; nl = chunk.indexOf(0x0a, start)) {
+        if (tooLong) unreadable++;
+        else take(Buffer.concat([carry, chunk.subarray(start, nl)]));
+        carry = Buffer.alloc(0);
+        tooLong = false;
+        start = nl + 1;
+      }
+      if (!tooLong) carry = Buffer.concat([carry, chunk.subarray(start)]);
+      if (carry.length > MAX_LINE) {
+        tooLong = true;
+        carry = Buffer.alloc(0);
+      }
+    }
+    if (tooLong) unreadable++;
+    else take(carry);
+  } catch (err) {
+    throw new AzbkError('AZBK_LOCAL_IO', `The job history ${paths.jobs} cannot be read (${errnoCode(err) ?? 'error'}).`, { cause: err });
+  } finally {
+    await fh.close();
   }
-  return { jobs, unreadable };
+  return { jobs: jobs.slice(-last), total, unreadable };
 }

@@ -43,6 +43,18 @@ describe('azbk jobs', () => {
     expect(damaged.stdout).toMatch(/1 line\(s\) of .*jobs\.jsonl could not be read/);
     expect(parseJson(await m.run(['jobs', '--json']))).toMatchObject({ total: 4, unreadable: 1 });
 
+    // A restore that fails is recorded too; a line too long to be a record, or one whose fields are
+    // not what azbk writes (a point id or code with a control character), is left out.
+    expectExit(await m.run(['restore', '--point', '20200101T000000000Z-00000000', '--target', path.join(tmp, 'none')]), 2);
+    const now = new Date().toISOString();
+    await fs.appendFile(
+      path.join(m.home, 'jobs.jsonl'),
+      `${'x'.repeat(200_000)}\n${JSON.stringify({ kind: 'backup', status: 'failed', started: now, finished: now, error: 'AZBK_\u001b[2J' })}\n`,
+    );
+    const after = parseJson(await m.run(['jobs', '--json', '--last', '1']));
+    expect(after).toMatchObject({ total: 5, unreadable: 3 });
+    expect(after.jobs[0]).toMatchObject({ kind: 'restore', status: 'failed', error: 'AZBK_POINT_NOT_FOUND' });
+
     const bad = await m.run(['jobs', '--last', 'all']);
     expectExit(bad, 2);
     expectNoStack(bad);

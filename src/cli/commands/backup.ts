@@ -92,7 +92,7 @@ export function backupCommand(program: Command): void {
             },
           });
           const status = r.skipped.length > 0 ? 'partial' : 'ok';
-          await recordJob(paths, { jobId: r.jobId, kind: 'backup', status, started: r.started, finished: r.finished, point: r.point.id, expired: r.point.expired.length, scan: r.scan, resumedFrom: r.resumed, checkpoints: r.checkpoints, stats: r.stats, skipped: r.skipped.length });
+          await recordJob(paths, { jobId: r.jobId, kind: 'backup', status, started: r.started, finished: r.finished, point: r.point.id, expired: r.point.expired.length, scan: r.scan, resumedFrom: r.resumed, checkpoints: r.checkpoints, stats: r.stats, skipped: r.skipped.length }, out.warn);
           log.info({ jobId: r.jobId, point: r.point.id, stats: r.stats, skipped: r.skipped.length }, 'backup finished');
           const s = r.stats;
           out.line(`Recovery point ${r.point.id} created at ${r.point.time}.`);
@@ -108,7 +108,7 @@ export function backupCommand(program: Command): void {
           out.result({ status, ...r });
         } catch (err) {
           const code = err instanceof AzbkError ? err.code : 'AZBK_INTERNAL';
-          await recordJob(paths, { kind: 'backup', status: code === 'AZBK_CANCELLED' ? 'cancelled' : 'failed', started, finished: new Date().toISOString(), error: code });
+          await recordJob(paths, { kind: 'backup', status: code === 'AZBK_CANCELLED' ? 'cancelled' : 'failed', started, finished: new Date().toISOString(), error: code }, out.warn);
           throw err;
         } finally {
           cancel.dispose();

@@ -42,12 +42,11 @@ export function jobsCommand(program: Command): void {
       action('jobs', async ({ paths, out }, o: Opts) => {
         const n = /^\d{1,6}$/.test(o.last.trim()) ? Number(o.last) : NaN;
         if (!(n >= 1)) throw new AzbkError('AZBK_USAGE', `--last takes a number of jobs of 1 or more, not ${o.last}.`);
-        const { jobs, unreadable } = await readJobs(paths);
-        const shown = jobs.slice(-n);
-        if (jobs.length === 0) out.line('No jobs recorded yet.');
+        const { jobs: shown, total, unreadable } = await readJobs(paths, n);
+        if (total === 0) out.line('No jobs recorded yet.');
         for (const j of shown) out.line(`${j.started}  ${j.kind.padEnd(7)}  ${j.status.padEnd(9)}  ${seconds(j).padStart(8)}  ${summary(j)}`);
         if (unreadable > 0) out.line(`${unreadable} line(s) of ${paths.jobs} could not be read and are left out.`);
-        out.result({ jobs: shown, total: jobs.length, unreadable });
+        out.result({ jobs: shown, total, unreadable });
       }),
     );
 }

@@ -45,18 +45,25 @@ export function restoreCommand(program: Command): void {
         }
         boundHeapGrowth();
         const passphrase = o.passphraseFile === undefined ? undefined : await readPassphraseFile(o.passphraseFile);
-        const ctx = await withLimits(await openAgent(paths), o);
         const started = new Date().toISOString();
-        const r = await runRestore(ctx, {
-          point: o.point,
-          target: o.target === undefined ? null : path.resolve(o.target),
-          paths: o.path ?? [],
-          conflict: o.conflict as ConflictRule,
-          ...(o.machine === undefined ? {} : { machine: o.machine }),
-          ...(passphrase === undefined ? {} : { passphrase }),
-        });
+        let r: Awaited<ReturnType<typeof runRestore>>;
+        try {
+          const ctx = await withLimits(await openAgent(paths), o);
+          r = await runRestore(ctx, {
+            point: o.point,
+            target: o.target === undefined ? null : path.resolve(o.target),
+            paths: o.path ?? [],
+            conflict: o.conflict as ConflictRule,
+            ...(o.machine === undefined ? {} : { machine: o.machine }),
+            ...(passphrase === undefined ? {} : { passphrase }),
+          });
+        } catch (err) {
+          const code = err instanceof AzbkError ? err.code : 'AZBK_INTERNAL';
+          await recordJob(paths, { kind: 'restore', status: code === 'AZBK_CANCELLED' ? 'cancelled' : 'failed', started, finished: new Date().toISOString(), error: code }, out.warn);
+          throw err;
+        }
         const status = r.failed.length > 0 ? 'partial' : 'ok';
-        await recordJob(paths, { kind: 'restore', status, started, finished: new Date().toISOString(), point: r.point.id, restored: r.restored, failed: r.failed.length });
+        await recordJob(paths, { kind: 'restore', status, started, finished: new Date().toISOString(), point: r.point.id, restored: r.restored, failed: r.failed.length }, out.warn);
         log.info({ point: r.point.id, restored: r.restored, failed: r.failed.length, conflicts: r.conflicts.length }, 'restore finished');
         const s = r.restored;
         out.line(`Restored point ${r.point.id} of ${r.machineName}${r.target === null ? ' to its original location' : ` under ${r.target}`}.`);
