@@ -47,6 +47,8 @@ function run(t: RangeTask): RangeResult {
       } catch (err) {
         damaged = isAzbkError(err) ? `damaged chunk ${id.slice(0, 12)} in pack ${t.pack.slice(0, 12)}` : String(err);
       }
+      // A chunk of zeros used in several places is looked at once.
+      const hole = plain !== null && isHole(plain);
       for (let k = 0; k < layout[p + 2]!; k++) {
         const i = layout[p + 3 + 2 * k]!;
         files.left[i]!--;
@@ -61,7 +63,7 @@ function run(t: RangeTask): RangeResult {
                 files.created[i] = 1;
               }
               const at = layout[p + 4 + 2 * k]!;
-              if (isHole(plain)) files.holeEnd[i] = Math.max(files.holeEnd[i]!, at + plain.length);
+              if (hole) files.holeEnd[i] = Math.max(files.holeEnd[i]!, at + plain.length);
               else writeAll(files.fds[i]!, plain, at);
             } catch (err) {
               files.errors[i] = why(err);
