@@ -1,5 +1,6 @@
 /** Job history: one JSON line per finished or failed job in AZBK_HOME/jobs.jsonl. */
 import fs from 'node:fs/promises';
+import { POINT_ID } from '../core/ids.js';
 import { AzbkError } from '../shared/errors.js';
 import { errnoCode } from '../shared/files.js';
 import type { HomePaths } from '../shared/paths.js';
@@ -40,7 +41,6 @@ export async function recordJob(paths: HomePaths, rec: JobRecord, warn: (text: s
 const KINDS = new Set(['backup', 'restore']);
 const STATUSES = new Set(['ok', 'partial', 'failed', 'cancelled']);
 const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
-const POINT_ID = /^\d{8}T\d{9}Z-[0-9a-f]{8}$/;
 const ERROR_CODE = /^AZBK_[A-Z_]{1,40}$/;
 
 /** True for a line that reads as a job record (the file is input like any other: what is printed is checked). */

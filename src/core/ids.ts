@@ -24,3 +24,6 @@ export function isHex64(s: unknown): s is string {
 export function isHex32(s: unknown): s is string {
   return typeof s === 'string' && HEX32.test(s);
 }
+
+/** A point id: the vault's time to the millisecond, then 8 random hex digits (20261125T161000123Z-1a2b3c4d). */
+export const POINT_ID = /^\d{8}T\d{9}Z-[0-9a-f]{8}$/;

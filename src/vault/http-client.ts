@@ -3,7 +3,7 @@
  * server.ts). Errors arrive as the same AzbkError codes the embedded vault throws, and every reply
  * is checked before use: a hostile server or network cannot hand the agent a malformed value.
  */
-import { isHex32, isHex64, type KeyId, type MachineId, type PackId, type PointId } from '../core/ids.js';
+import { isHex32, isHex64, POINT_ID, type KeyId, type MachineId, type PackId, type PointId } from '../core/ids.js';
 import type { KeyEnvelope } from '../core/keys.js';
 import { pickRetention, validRetention, type Retention } from '../core/retention.js';
 import { AzbkError } from '../shared/errors.js';
@@ -15,7 +15,6 @@ import { timeOfPointId } from './layout.js';
 import { parseCheckpointName } from './vault.js';
 
 const INDEX_NAME = /^[0-9a-f]{64}$/;
-const POINT_ID = /^\d{8}T\d{9}Z-[0-9a-f]{8}$/;
 const SECRET = /^[A-Za-z0-9+/]{43}=$/;
 const MAX_LIST = 1_000_000;
 /** distinct retention policies in force at once that a reply may name (each costs a pass over the points) */

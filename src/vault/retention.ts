@@ -6,7 +6,7 @@
  * under `points/`. A machine without a policy keeps every point. Only points are removed: the
  * packs they share stay.
  */
-import type { MachineId, PointId } from '../core/ids.js';
+import { POINT_ID, type MachineId, type PointId } from '../core/ids.js';
 import { pickRetention, retain, validRetention, type Retention } from '../core/retention.js';
 import { AzbkError } from '../shared/errors.js';
 import type { PointInfo, RetentionState } from './api.js';
@@ -14,10 +14,10 @@ import { baseName, layout, timeOfPointId } from './layout.js';
 import type { BlobStore } from './storage/blobstore.js';
 
 export const SOFT_DELETE_DAYS = 14;
-const POLICY_NAME = /^\d{8}T\d{9}Z-[0-9a-f]{8}$/;
+/** Policy records are named as points are: by the vault's time. */
+const POLICY_NAME = POINT_ID;
 const DAY = /^\d{8}$/;
 const DAY_MS = 86_400_000;
-const POINT_ID = /^\d{8}T\d{9}Z-[0-9a-f]{8}$/;
 /** a policy record is a few hundred bytes; anything much larger is not one */
 const MAX_POLICY_BYTES = 4096;
 
