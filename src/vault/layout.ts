@@ -1,4 +1,5 @@
 /** Object keys of a vault in its BlobStore (see DESIGN.md, "Vault layout"). */
+import { randomBytes } from 'node:crypto';
 import type { KeyId, MachineId, PackId, PointId } from '../core/ids.js';
 
 export const layout = {
@@ -36,4 +37,11 @@ export function baseName(key: string): string {
 export function timeOfPointId(id: string): string {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z/.exec(id);
   return m ? `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.${m[7]}Z` : '';
+}
+
+/** A point id sorts by time: 20261125T161000123Z-1a2b3c4d. */
+export function pointIdFor(time: Date): PointId {
+  const iso = time.toISOString(); // 2026-11-25T16:10:00.123Z
+  const compact = iso.replace(/[-:]/g, '').replace('.', '');
+  return `${compact}-${randomBytes(4).toString('hex')}` as PointId;
 }

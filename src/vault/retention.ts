@@ -10,7 +10,7 @@ import { POINT_ID, type MachineId, type PointId } from '../core/ids.js';
 import { pickRetention, retain, validRetention, type Retention } from '../core/retention.js';
 import { AzbkError } from '../shared/errors.js';
 import type { PointInfo, RetentionState } from './api.js';
-import { baseName, layout, timeOfPointId } from './layout.js';
+import { baseName, layout, pointIdFor, timeOfPointId } from './layout.js';
 import type { BlobStore } from './storage/blobstore.js';
 
 export const SOFT_DELETE_DAYS = 14;
@@ -24,11 +24,28 @@ const MAX_POLICY_BYTES = 4096;
 /** YYYYMMDD of a time, in UTC. */
 const dayOf = (t: Date) => t.toISOString().slice(0, 10).replace(/-/g, '');
 
-/** Stores `retention` as the machine's policy under `name` (a name that sorts by time). */
-export async function writePolicy(store: BlobStore, machine: MachineId, name: string, retention: Retention, time: Date): Promise<void> {
+/** The names of the machine's policy records, oldest first. */
+async function policyNames(store: BlobStore, machine: MachineId): Promise<string[]> {
+  const names: string[] = [];
+  for await (const key of store.list(layout.policiesPrefix(machine))) {
+    const name = baseName(key);
+    if (POLICY_NAME.test(name)) names.push(name);
+  }
+  return names.sort();
+}
+
+/**
+ * Stores `retention` as the machine's policy set at `now`, named by that time, or a millisecond
+ * after the newest record when that is later (a clock set back, or two in one millisecond), so
+ * that the newest name is always the policy set last.
+ */
+export async function writePolicy(store: BlobStore, machine: MachineId, retention: Retention, now: Date): Promise<void> {
   if (!validRetention(retention)) throw new AzbkError('AZBK_BAD_INPUT', 'The retention policy is out of range.');
+  const newest = (await policyNames(store, machine)).at(-1);
+  const after = newest === undefined ? 0 : Date.parse(timeOfPointId(newest)) + 1;
+  const time = new Date(Math.max(now.getTime(), after));
   const record = { version: 1, time: time.toISOString(), retention: pickRetention(retention) };
-  await store.put(layout.policy(machine, name), Buffer.from(JSON.stringify(record)));
+  await store.put(layout.policy(machine, pointIdFor(time)), Buffer.from(JSON.stringify(record)));
 }
 
 /** The retention of a policy record, or null when it cannot be read. */
@@ -52,12 +69,7 @@ async function readRecord(store: BlobStore, machine: MachineId, name: string): P
  * removed at once, and its owner has that long to notice and set the policy again.
  */
 export async function policiesInForce(store: BlobStore, machine: MachineId, now: Date): Promise<Retention[] | null> {
-  const names: string[] = [];
-  for await (const key of store.list(layout.policiesPrefix(machine))) {
-    const name = baseName(key);
-    if (POLICY_NAME.test(name)) names.push(name);
-  }
-  names.sort();
+  const names = await policyNames(store, machine);
   const since = new Date(now.getTime() - SOFT_DELETE_DAYS * DAY_MS).toISOString();
   let first = -1;
   for (let i = 0; i < names.length && timeOfPointId(names[i]!) <= since; i++) first = i;
@@ -76,11 +88,7 @@ export async function policiesInForce(store: BlobStore, machine: MachineId, now:
  * record cannot be read) and the policies in force (see policiesInForce; null: every point kept).
  */
 export async function retentionState(store: BlobStore, machine: MachineId, now: Date): Promise<RetentionState> {
-  let newest: string | undefined;
-  for await (const key of store.list(layout.policiesPrefix(machine))) {
-    const name = baseName(key);
-    if (POLICY_NAME.test(name) && (newest === undefined || name > newest)) newest = name;
-  }
+  const newest = (await policyNames(store, machine)).at(-1);
   return { newest: newest === undefined ? null : await readRecord(store, machine, newest), inForce: await policiesInForce(store, machine, now), now: now.toISOString() };
 }
 

@@ -13,7 +13,7 @@ import type { Retention } from '../core/retention.js';
 import type { CheckpointInfo, MachineInfo, NewPoint, PackStream, PointInfo, PointRecord, RegisterRequest, Registration, RetentionState, VaultEntry, VaultSession } from './api.js';
 import { newVaultConfig, parseVaultConfig, VAULT_NAME, type VaultConfig } from './config.js';
 import { issueCredentials, verifyToken, type CredentialsFile } from './credentials.js';
-import { baseName, layout, timeOfPointId } from './layout.js';
+import { baseName, layout, pointIdFor, timeOfPointId } from './layout.js';
 import { hashedPackStream, type PackSink } from './pack-stream.js';
 import { expirePoints, retentionState, writePolicy } from './retention.js';
 import type { BlobStore } from './storage/blobstore.js';
@@ -48,13 +48,6 @@ async function putOnce(store: BlobStore, key: string, data: Uint8Array, what: st
 
 /** Passphrase envelopes a vault holds at most (each key family has one per passphrase change). */
 export const MAX_KEY_ENVELOPES = 64;
-
-/** A point id sorts by time: 20261125T161000123Z-1a2b3c4d. */
-export function pointIdFor(time: Date): PointId {
-  const iso = time.toISOString(); // 2026-11-25T16:10:00.123Z
-  const compact = iso.replace(/[-:]/g, '').replace('.', '');
-  return `${compact}-${randomBytes(4).toString('hex')}` as PointId;
-}
 
 function parseJson(data: Buffer, what: string): unknown {
   try {
@@ -387,7 +380,7 @@ class Session implements VaultSession {
   }
 
   async putPolicy(retention: Retention): Promise<void> {
-    await writePolicy(this.store, this.machineId, pointIdFor(this.now()), retention, this.now());
+    await writePolicy(this.store, this.machineId, retention, this.now());
   }
 
   async readRetention(machine: MachineId): Promise<RetentionState> {

@@ -124,9 +124,12 @@ describe('retention in the vault', () => {
     await policy(a, week);
     expect(await state(b, a.machineId)).toMatchObject({ newest: week, inForce: null });
     advance(15 * DAY);
+    // Set in the same millisecond, the one set last is still the newest.
     await policy(a, month);
     await policy(a, week);
+    expect(await state(a, a.machineId)).toMatchObject({ newest: week });
     await policy(a, month);
+    expect(await state(a, a.machineId)).toMatchObject({ newest: month });
     // Each distinct policy once.
     expect(await state(a, a.machineId)).toEqual({ newest: month, inForce: [week, month], now: '2026-01-16T09:00:00.000Z' });
     expect(await state(a, 'ab'.repeat(16))).toMatchObject({ newest: null, inForce: null });
