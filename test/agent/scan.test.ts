@@ -111,7 +111,10 @@ describe('scan worker', () => {
     const second = await runBackup(m.ctx, { include: [src], scanFirst: true });
     expect(second.scan.mode).toBe('full');
     expect(taken(), 'the whole unchanged tree is taken from the scan').toEqual([src]);
-    expect(second.stats.newBlobs).toBe(0);
+    // Nothing new but, at most, the listings of the folders above the tree (another process may
+    // have added to /tmp meanwhile).
+    expect(second.stats.newBlobs).toBeLessThanOrEqual(src.split(path.sep).length - 1);
+    expect(second.stats.newBytes).toBeLessThan(4096);
     expect(second.stats).toMatchObject({ files: first.stats.files, dirs: first.stats.dirs, bytes: first.stats.bytes });
 
     take.mockClear();
