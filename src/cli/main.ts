@@ -7,6 +7,7 @@ import { pointsCommand } from './commands/points.js';
 import { policyCommand } from './commands/policy.js';
 import { registerCommand } from './commands/register.js';
 import { restoreCommand } from './commands/restore.js';
+import { statusCommand } from './commands/status.js';
 import { watchCommand } from './commands/watch.js';
 import { vaultCreateCommand } from './commands/vault-create.js';
 import { vaultCredentialsCommand } from './commands/vault-credentials.js';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   backupCommand(program);
   pointsCommand(program);
   jobsCommand(program);
+  statusCommand(program);
   restoreCommand(program);
   watchCommand(program);
   const usageExits = (cmd: Command) => {

@@ -1,0 +1,62 @@
+/**
+ * azbk status: this machine at a glance, from its local state only (no vault is contacted): its
+ * registration and vault, where its secrets are kept, its policy and schedule, whether a watcher
+ * keeps the change journal, and its last jobs.
+ */
+import type { Command } from 'commander';
+import { readJobs, type JobRecord } from '../../agent/jobs.js';
+import { watcherRunning } from '../../agent/journal.js';
+import { loadPolicy } from '../../agent/policy.js';
+import { loadRegistration } from '../../agent/state.js';
+import { nextRun } from '../../core/schedule.js';
+import { crontabNotes, describePolicy } from '../policy-text.js';
+import { action } from '../run.js';
+
+/** Jobs looked back through for the last backup that made a point. */
+const LOOK_BACK = 100;
+
+const jobLine = (j: JobRecord) => `${j.kind} ${j.status} at ${j.started}${j.point === undefined ? '' : `, point ${String(j.point)}`}${j.error === undefined ? '' : ` (${String(j.error)})`}`;
+
+export function statusCommand(program: Command): void {
+  program
+    .command('status')
+    .description('this machine at a glance: registration, vault, secrets, policy, schedule, change journal, last jobs')
+    .option('--json', 'print the result as JSON')
+    .action(
+      action('status', async ({ paths, out }) => {
+        const registration = await loadRegistration(paths);
+        if (registration === null) {
+          out.line(`Not registered (AZBK_HOME ${paths.home}): azbk register --vault-credentials FILE.`);
+          out.result({ home: paths.home, registered: false });
+          return;
+        }
+        const policy = await loadPolicy(paths);
+        const { installed, note } = await crontabNotes(paths, policy);
+        const watcher = watcherRunning(paths.home);
+        const { jobs, unreadable } = await readJobs(paths, LOOK_BACK);
+        const last = jobs.at(-1);
+        const lastBackup = jobs.filter((j) => j.kind === 'backup' && (j.status === 'ok' || j.status === 'partial')).at(-1);
+
+        out.line(`Machine ${registration.machineName} (${registration.machineId}), registered ${registration.registered}`);
+        out.line(`Vault ${registration.vaultName} (${registration.vaultId}) at ${registration.endpoint}`);
+        out.line(`Secrets: ${paths.secrets} (readable by its owner only), so scheduled jobs need no passphrase`);
+        for (const line of describePolicy(policy)) out.line(line);
+        if (note !== null) out.line(note);
+        out.line(watcher === null ? 'Change journal: no watcher runs (backups scan everything)' : `Change journal: kept by azbk watch (pid ${watcher})`);
+        out.line(last === undefined ? 'Last job: none yet' : `Last job: ${jobLine(last)}`);
+        if (lastBackup !== undefined && lastBackup !== last) out.line(`Last backup: ${jobLine(lastBackup)}`);
+        if (unreadable > 0) out.line(`${unreadable} line(s) of ${paths.jobs} could not be read.`);
+        out.result({
+          home: paths.home,
+          registered: true,
+          machine: { id: registration.machineId, name: registration.machineName, registered: registration.registered },
+          vault: { id: registration.vaultId, name: registration.vaultName, endpoint: registration.endpoint },
+          secrets: { store: 'file', path: paths.secrets },
+          policy: { ...policy, ...(policy.schedule ? { nextRun: nextRun(policy.schedule, new Date()).toISOString() } : {}), ...(installed === null ? {} : { installed }) },
+          watcher: watcher === null ? null : { pid: watcher },
+          lastJob: last ?? null,
+          lastBackup: lastBackup ?? null,
+        });
+      }),
+    );
+}

@@ -1,0 +1,43 @@
+/** azbk status: the machine at a glance, from its local state, through the CLI. */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { backup, expectExit, parseJson, runCli, setupMachine } from '../helpers/cli.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+describe('azbk status', () => {
+  it('says an AZBK_HOME is not registered, then what a registered machine has and last did', async () => {
+    const tmp = await makeTempDir('azbk-status-');
+    const fresh = await runCli(['status', '--json'], { home: path.join(tmp, 'nobody') });
+    expectExit(fresh, 0);
+    expect(parseJson(fresh)).toMatchObject({ registered: false });
+
+    const m = await setupMachine(tmp);
+    const data = path.join(tmp, 'data');
+    await fs.mkdir(data);
+    await fs.writeFile(path.join(data, 'a.txt'), 'status\n');
+    expectExit(await m.run(['policy', 'set', '--include', data]), 0);
+    const done = await backup(m, [data]);
+    expectExit(await m.run(['restore', '--point', '20200101T000000000Z-00000000', '--target', path.join(tmp, 'x')]), 2);
+
+    const r = await m.run(['status', '--json']);
+    expectExit(r, 0);
+    const s = parseJson(r);
+    expect(s).toMatchObject({
+      registered: true,
+      machine: { name: 'A' },
+      vault: { endpoint: expect.stringContaining(m.vault.dir) },
+      secrets: { store: 'file', path: path.join(m.home, 'secrets.json') },
+      policy: { include: [data] },
+      watcher: null,
+      lastJob: { kind: 'restore', status: 'failed', error: 'AZBK_POINT_NOT_FOUND' },
+      lastBackup: { kind: 'backup', status: 'ok', point: done.point.id },
+    });
+    const text = (await m.run(['status'])).stdout;
+    expect(text).toMatch(/^Machine A \(/m);
+    expect(text).toMatch(new RegExp(`Last backup: backup ok at .*point ${done.point.id}`));
+    // Secrets are named by path, never shown.
+    const secrets = JSON.parse(await fs.readFile(path.join(m.home, 'secrets.json'), 'utf8')) as Record<string, string>;
+    for (const v of Object.values(secrets)) if (typeof v === 'string' && v.length > 16) expect(r.stdout + text).not.toContain(v);
+  }, 60_000);
+});
