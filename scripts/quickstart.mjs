@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The quick start: an embedded vault under AZBK_HOME, this machine registered with a generated
-// passphrase, one backup of FOLDER, and the list of recovery points. Safe to run again: it
-// reuses the vault and the registration it finds.
+// passphrase, FOLDER as the policy's path when it has none, one backup of FOLDER, and the list of
+// recovery points. Safe to run again: it reuses the vault, the registration and the policy it finds.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -37,6 +37,10 @@ if (!fs.existsSync(path.join(home, 'registration.json'))) {
   must(azbk('vault', 'credentials', '--path', vault, '--out', creds));
   must(azbk('register', '--vault-credentials', creds, '--generate-passphrase', passphrase));
 }
+// FOLDER becomes what a plain `azbk backup --now` (or a schedule) backs up, unless the policy
+// names something already.
+const shown = spawnSync(process.execPath, [bin, 'policy', 'show', '--json'], { encoding: 'utf8' });
+if (shown.status === 0 && JSON.parse(shown.stdout).include.length === 0) must(azbk('policy', 'set', '--include', path.resolve(folder)));
 const code = azbk('backup', '--now', '--include', path.resolve(folder));
 must(azbk('points'));
 process.exit(code);
