@@ -99,3 +99,15 @@ export function retain<T>(points: readonly T[], time: (p: T) => string, r: Reten
   const remove = dated.filter(({ p }) => !keep.has(p)).map(({ p }) => p).reverse();
   return { keep, remove };
 }
+
+/**
+ * Applies several policies at once, as the vault does with those in force: a point is kept when
+ * any of them keeps it, for every reason any of them has. The points not in the map go.
+ */
+export function retainUnder<T>(points: readonly T[], time: (p: T) => string, policies: readonly Retention[], now: Date): Map<T, KeptBy[]> {
+  const out = new Map<T, KeptBy[]>();
+  for (const policy of policies) {
+    for (const [p, why] of retain(points, time, policy, now).keep) out.set(p, [...new Set([...(out.get(p) ?? []), ...why])]);
+  }
+  return out;
+}

@@ -7,7 +7,7 @@
  * packs they share stay.
  */
 import { POINT_ID, type MachineId, type PointId } from '../core/ids.js';
-import { pickRetention, retain, validRetention, type Retention } from '../core/retention.js';
+import { pickRetention, retainUnder, validRetention, type Retention } from '../core/retention.js';
 import { AzbkError } from '../shared/errors.js';
 import type { PointInfo, RetentionState } from './api.js';
 import { baseName, layout, pointIdFor, timeOfPointId } from './layout.js';
@@ -107,8 +107,7 @@ export async function expirePoints(store: BlobStore, machine: MachineId, points:
   const moved: PointId[] = [];
   if (policies !== null) {
     const day = dayOf(now);
-    const kept = new Set<PointInfo>();
-    for (const policy of policies) for (const p of retain(points, (x) => x.time, policy, now).keep.keys()) kept.add(p);
+    const kept = retainUnder(points, (x) => x.time, policies, now);
     const expired = [...points].filter((p) => !kept.has(p)).sort((a, b) => a.id.localeCompare(b.id));
     for (const p of expired.slice(0, MAX_EXPIRED_PER_PASS)) {
       const data = await store.get(layout.point(machine, p.id));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { retain, validRetention, type Retention } from '../../src/core/retention.js';
+import { retain, retainUnder, validRetention, type Retention } from '../../src/core/retention.js';
 
 const NOW = new Date('2026-11-30T12:00:00.000Z'); // a Monday
 const R = (daily: number, weekly = 0, monthly = 0, yearly = 0): Retention => ({ daily, weekly, monthly, yearly });
@@ -66,6 +66,17 @@ describe('retention', () => {
     expect(w.keep['2026-12-30T00:00:00.000Z']).toContain('future');
     expect(w.keep['not a time']).toEqual(['undated']);
     expect(w.remove).toEqual(['2020-01-01T00:00:00.000Z']);
+  });
+
+  it('under several policies keeps what any keeps, for every reason any has', () => {
+    const times = ['2026-10-20T21:00:00.000Z', '2026-11-20T12:00:00.000Z', '2026-11-29T09:00:00.000Z'];
+    const kept = retainUnder(times, (t) => t, [R(7), R(30), R(7, 0, 2)], NOW);
+    expect(Object.fromEntries(kept)).toEqual({
+      '2026-11-29T09:00:00.000Z': ['newest', 'daily', 'monthly'],
+      '2026-11-20T12:00:00.000Z': ['daily'],
+      '2026-10-20T21:00:00.000Z': ['monthly'],
+    });
+    expect(retainUnder(times, (t) => t, [R(7)], NOW).has('2026-11-20T12:00:00.000Z')).toBe(false);
   });
 
   it('accepts only whole counts in range, at least a week of daily points', () => {

@@ -4,7 +4,7 @@ import { openAgent } from '../../agent/context.js';
 import { openManifest } from '../../agent/manifest.js';
 import { fromSegments } from '../../agent/fspath.js';
 import { findMachine } from '../../agent/points.js';
-import { retain, type KeptBy } from '../../core/retention.js';
+import { retainUnder, type KeptBy } from '../../core/retention.js';
 import { isAzbkError } from '../../shared/errors.js';
 import type { PointInfo, RetentionState } from '../../vault/api.js';
 import { MAX_EXPIRED_PER_PASS } from '../../vault/retention.js';
@@ -21,11 +21,8 @@ function keptBy(points: readonly PointInfo[], state: RetentionState | null): Map
   const now = new Date(state.now);
   const next = { time: state.now } as PointInfo;
   const all = [...points, next];
-  const out = new Map<PointInfo, KeptBy[]>(points.map((p) => [p, []]));
-  for (const policy of state.inForce) {
-    for (const [p, why] of retain(all, (x) => x.time, policy, now).keep) if (p !== next) out.set(p, [...new Set([...out.get(p)!, ...why])]);
-  }
-  return out;
+  const kept = retainUnder(all, (x) => x.time, state.inForce, now);
+  return new Map(points.map((p) => [p, kept.get(p) ?? []]));
 }
 
 function retentionLine(state: RetentionState | null): string {
