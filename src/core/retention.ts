@@ -55,7 +55,7 @@ export interface Verdict<T> {
   readonly remove: T[];
 }
 
-const DAY_MS = 86_400_000;
+export const DAY_MS = 86_400_000;
 
 /** Calendar periods of a time, numbered so that consecutive periods differ by one. */
 function periods(ms: number): { weekly: number; monthly: number; yearly: number } {

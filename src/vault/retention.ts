@@ -7,7 +7,7 @@
  * packs they share stay.
  */
 import { POINT_ID, type MachineId, type PointId } from '../core/ids.js';
-import { pickRetention, retainUnder, validRetention, type Retention } from '../core/retention.js';
+import { DAY_MS, pickRetention, retainUnder, validRetention, type Retention } from '../core/retention.js';
 import { AzbkError } from '../shared/errors.js';
 import type { PointInfo, RetentionState } from './api.js';
 import { baseName, layout, pointIdFor, timeOfPointId } from './layout.js';
@@ -17,7 +17,6 @@ export const SOFT_DELETE_DAYS = 14;
 /** Policy records are named as points are: by the vault's time. */
 const POLICY_NAME = POINT_ID;
 const DAY = /^\d{8}$/;
-const DAY_MS = 86_400_000;
 /** a policy record is a few hundred bytes; anything much larger is not one */
 const MAX_POLICY_BYTES = 4096;
 
@@ -61,15 +60,16 @@ async function readRecord(store: BlobStore, machine: MachineId, name: string): P
 }
 
 /**
- * The policies in force at some time in the last SOFT_DELETE_DAYS days: the one in force when
+ * The policies in force at some time in the last SOFT_DELETE_DAYS days (`names`: the machine's
+ * policy names, oldest first, when the caller has them): the one in force when
  * that window began and every one set since. Null means every point is kept: no policy was in
  * force when the window began (the machine kept everything then), or one of them cannot be read.
  * A point is removed only when all of them let it go, so a policy that keeps fewer points takes
  * effect SOFT_DELETE_DAYS days after it is set: a stolen or broken agent cannot have points
  * removed at once, and its owner has that long to notice and set the policy again.
  */
-export async function policiesInForce(store: BlobStore, machine: MachineId, now: Date): Promise<Retention[] | null> {
-  const names = await policyNames(store, machine);
+export async function policiesInForce(store: BlobStore, machine: MachineId, now: Date, names?: readonly string[]): Promise<Retention[] | null> {
+  names ??= await policyNames(store, machine);
   const since = new Date(now.getTime() - SOFT_DELETE_DAYS * DAY_MS).toISOString();
   let first = -1;
   for (let i = 0; i < names.length && timeOfPointId(names[i]!) <= since; i++) first = i;
@@ -88,8 +88,9 @@ export async function policiesInForce(store: BlobStore, machine: MachineId, now:
  * record cannot be read) and the policies in force (see policiesInForce; null: every point kept).
  */
 export async function retentionState(store: BlobStore, machine: MachineId, now: Date): Promise<RetentionState> {
-  const newest = (await policyNames(store, machine)).at(-1);
-  return { newest: newest === undefined ? null : await readRecord(store, machine, newest), inForce: await policiesInForce(store, machine, now), now: now.toISOString() };
+  const names = await policyNames(store, machine);
+  const newest = names.at(-1);
+  return { newest: newest === undefined ? null : await readRecord(store, machine, newest), inForce: await policiesInForce(store, machine, now, names), now: now.toISOString() };
 }
 
 /** Points moved to soft delete in one pass at most; the rest wait for the next point. */

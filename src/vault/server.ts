@@ -21,7 +21,7 @@
  *   POST /v1/machines/:id/points            own id only (403 otherwise); octet-stream manifest,
  *                                           X-Azbk-Key-Id, X-Azbk-Job-Id, X-Azbk-Content-Sha256
  *                                           -> 201 PointInfo with {expired}: points retention removed
- *   GET  /v1/machines/:id/policy            -> {newest, inForce}: a machine's retention
+ *   GET  /v1/machines/:id/policy            -> {newest, inForce, now}: a machine's retention
  *   GET  /v1/machines/:id/points            -> {points}
  *   GET  /v1/machines/:id/points/:point     -> octet-stream manifest; X-Azbk-Key-Id, X-Azbk-Job-Id,
  *                                              X-Azbk-Point-Time
