@@ -7,8 +7,8 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { cronTimes, type Schedule } from '../core/schedule.js';
-import { formatClock } from '../core/week.js';
+import { cronTimes, MAX_RUNS_PER_DAY, type Schedule } from '../core/schedule.js';
+import { dayNames, formatClock } from '../core/week.js';
 import { AzbkError } from '../shared/errors.js';
 import { writeFileAtomic } from '../shared/files.js';
 import type { HomePaths } from '../shared/paths.js';
@@ -74,22 +74,21 @@ function asBytes(lines: readonly string[]): string[] {
  * without its begin, is refused: what lies around it cannot be told apart from the user's lines.
  */
 function blocks(lines: readonly string[], tag: string): [number, number][] {
+  const unpaired = (found: 'begin' | 'end') =>
+    failed(`The crontab has an azbk ${found} marker for this AZBK_HOME (${tag}) without its ${found === 'begin' ? 'end' : 'begin'}.`, undefined, 'Remove the azbk lines for it with crontab -e, then set the schedule again.');
   const out: [number, number][] = [];
   let open = -1;
   for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (line === BEGIN(tag) || line === END(tag)) {
-      if ((line === BEGIN(tag)) !== (open < 0)) {
-        throw failed(`The crontab has an azbk ${line === BEGIN(tag) ? 'begin' : 'end'} marker for this AZBK_HOME (${tag}) without its ${line === BEGIN(tag) ? 'end' : 'begin'}.`, undefined, 'Remove the azbk lines for it with crontab -e, then set the schedule again.');
-      }
-      if (open < 0) open = i;
-      else {
-        out.push([open, i]);
-        open = -1;
-      }
+    if (lines[i] === BEGIN(tag)) {
+      if (open >= 0) throw unpaired('begin');
+      open = i;
+    } else if (lines[i] === END(tag)) {
+      if (open < 0) throw unpaired('end');
+      out.push([open, i]);
+      open = -1;
     }
   }
-  if (open >= 0) throw failed(`The crontab has an azbk begin marker for this AZBK_HOME (${tag}) without its end.`, undefined, 'Remove the azbk lines for it with crontab -e, then set the schedule again.');
+  if (open >= 0) throw unpaired('begin');
   return out;
 }
 
@@ -149,12 +148,15 @@ function run(program: string, args: readonly string[], input?: string): Promise<
   });
 }
 
+/** What a program that failed said: the first line of its stderr, or its exit code. */
+const said = (r: Ran) => r.stderr.split('\n')[0] || `exit ${r.code}`;
+
 /** The user's crontab; empty when there is none. */
 async function readCrontab(): Promise<string> {
   const r = await run('crontab', ['-l']);
   if (r.code === 0) return r.stdout;
   if (/no crontab/i.test(r.stderr)) return '';
-  throw failed(`crontab -l failed: ${r.stderr.split('\n')[0] || `exit ${r.code}`}`);
+  throw failed(`crontab -l failed: ${said(r)}`);
 }
 
 /**
@@ -171,13 +173,11 @@ async function planCron(schedule: Schedule | null, cmd: ScheduledCommand): Promi
     const next = replaceCronBlock(old, tag, block);
     if (next === old) return;
     const r = await run('crontab', ['-'], next);
-    if (r.code !== 0) throw failed(`crontab could not be written: ${r.stderr.split('\n')[0] || `exit ${r.code}`}`);
+    if (r.code !== 0) throw failed(`crontab could not be written: ${said(r)}`);
   };
 }
 
 // ---- Task Scheduler -----------------------------------------------------------------------------
-
-const SCHTASKS_DAYS = ['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'];
 
 /** The name of `tag`'s n-th task (one per time of day). */
 export const taskName = (tag: string, n: number) => `azbk\\backup-${tag}-${n}`;
@@ -185,7 +185,7 @@ export const taskName = (tag: string, n: number) => `azbk\\backup-${tag}-${n}`;
 /** The schtasks arguments that create the task of time `n` of `schedule`, running `script`. */
 export function schtasksCreate(schedule: Schedule, n: number, tag: string, script: string): string[] {
   const t = schedule.times[n]!;
-  return ['/Create', '/F', '/TN', taskName(tag, n + 1), '/SC', 'WEEKLY', '/D', schedule.days.map((d) => SCHTASKS_DAYS[d]).join(','), '/ST', formatClock(t), '/TR', `"${script}"`];
+  return ['/Create', '/F', '/TN', taskName(tag, n + 1), '/SC', 'WEEKLY', '/D', dayNames(schedule.days).toUpperCase(), '/ST', formatClock(t), '/TR', `"${script}"`];
 }
 
 /** A batch file for Task Scheduler: its /TR holds at most 261 characters, a path fits. */
@@ -199,15 +199,15 @@ async function installTasks(schedule: Schedule | null, cmd: ScheduledCommand): P
   const tag = scheduleTag(cmd.home);
   const script = path.join(cmd.home, 'scheduled-backup.cmd');
   if (schedule !== null) await writeFileAtomic(script, batchFile(cmd), { mode: 0o600 });
-  for (let n = 1; n <= 3; n++) {
+  for (let n = 1; n <= MAX_RUNS_PER_DAY; n++) {
     // Only a task that exists is deleted, and that must succeed.
     if ((await run('schtasks', ['/Query', '/TN', taskName(tag, n)])).code !== 0) continue;
     const r = await run('schtasks', ['/Delete', '/F', '/TN', taskName(tag, n)]);
-    if (r.code !== 0) throw failed(`schtasks could not delete the task ${taskName(tag, n)}: ${r.stderr.split('\n')[0] || `exit ${r.code}`}`);
+    if (r.code !== 0) throw failed(`schtasks could not delete the task ${taskName(tag, n)}: ${said(r)}`);
   }
   for (let n = 0; n < (schedule?.times.length ?? 0); n++) {
     const r = await run('schtasks', schtasksCreate(schedule!, n, tag, script));
-    if (r.code !== 0) throw failed(`schtasks could not create the task (the earlier schedule is removed): ${r.stderr.split('\n')[0] || `exit ${r.code}`}`);
+    if (r.code !== 0) throw failed(`schtasks could not create the task (the earlier schedule is removed): ${said(r)}`);
   }
 }
 
