@@ -38,6 +38,12 @@ export async function recordJob(paths: HomePaths, rec: JobRecord, warn: (text: s
   }
 }
 
+/** Records a job that ended with `err`: cancelled for AZBK_CANCELLED, otherwise failed, with its code. */
+export async function recordFailure(paths: HomePaths, kind: JobRecord['kind'], started: string, err: unknown, warn: (text: string) => void): Promise<void> {
+  const code = err instanceof AzbkError ? err.code : 'AZBK_INTERNAL';
+  await recordJob(paths, { kind, status: code === 'AZBK_CANCELLED' ? 'cancelled' : 'failed', started, finished: new Date().toISOString(), error: code }, warn);
+}
+
 const KINDS = new Set(['backup', 'restore']);
 const STATUSES = new Set(['ok', 'partial', 'failed', 'cancelled']);
 const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
@@ -61,12 +67,13 @@ const MAX_LINE = 64 * 1024;
  * size does not matter. No history yet is an empty one.
  */
 export async function readJobs(paths: HomePaths, last: number): Promise<{ jobs: JobRecord[]; total: number; unreadable: number }> {
+  const unreadableFile = (err: unknown) => new AzbkError('AZBK_LOCAL_IO', `The job history ${paths.jobs} cannot be read (${errnoCode(err) ?? 'error'}).`, { cause: err });
   let fh: fs.FileHandle;
   try {
     fh = await fs.open(paths.jobs, 'r');
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return { jobs: [], total: 0, unreadable: 0 };
-    throw new AzbkError('AZBK_LOCAL_IO', `The job history ${paths.jobs} cannot be read (${errnoCode(err) ?? 'error'}).`, { cause: err });
+    throw unreadableFile(err);
   }
   let jobs: JobRecord[] = [];
   let total = 0;
@@ -109,7 +116,7 @@ export async function readJobs(paths: HomePaths, last: number): Promise<{ jobs: 
     if (tooLong) unreadable++;
     else take(carry);
   } catch (err) {
-    throw new AzbkError('AZBK_LOCAL_IO', `The job history ${paths.jobs} cannot be read (${errnoCode(err) ?? 'error'}).`, { cause: err });
+    throw unreadableFile(err);
   } finally {
     await fh.close();
   }

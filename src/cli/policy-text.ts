@@ -38,6 +38,11 @@ export function describePolicy(p: Policy): string[] {
   return lines;
 }
 
+/** The policy as a command's JSON result shows it: with its next run, and whether crontab has it when known. */
+export function policyResult(p: Policy, installed: boolean | null = null): Policy & { nextRun?: string; installed?: boolean } {
+  return { ...p, ...(p.schedule ? { nextRun: nextRun(p.schedule, new Date()).toISOString() } : {}), ...(installed === null ? {} : { installed }) };
+}
+
 /**
  * What `policy show` says of the crontab, beside the policy: whether it holds the policy's
  * schedule as set, and a note when it does not. Nothing on Windows.

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { runBackup } from '../../agent/backup.js';
 import { openAgent } from '../../agent/context.js';
-import { recordJob } from '../../agent/jobs.js';
+import { recordFailure, recordJob } from '../../agent/jobs.js';
 import { loadPolicy } from '../../agent/policy.js';
 import { AzbkError, ExitCode } from '../../shared/errors.js';
 import { limitOptions, withLimits, type LimitOpts } from '../limits.js';
@@ -107,8 +107,7 @@ export function backupCommand(program: Command): void {
           }
           out.result({ status, ...r });
         } catch (err) {
-          const code = err instanceof AzbkError ? err.code : 'AZBK_INTERNAL';
-          await recordJob(paths, { kind: 'backup', status: code === 'AZBK_CANCELLED' ? 'cancelled' : 'failed', started, finished: new Date().toISOString(), error: code }, out.warn);
+          await recordFailure(paths, 'backup', started, err, out.warn);
           throw err;
         } finally {
           cancel.dispose();

@@ -6,14 +6,14 @@
 import type { Command } from 'commander';
 import { parseHours, parseRate, type BandwidthPolicy } from '../../core/bandwidth.js';
 import { RETENTION_RANGE, type Retention } from '../../core/retention.js';
-import { EVERY_DAY, MAX_RUNS_PER_DAY, nextRun, parseTimes, type Schedule } from '../../core/schedule.js';
+import { EVERY_DAY, MAX_RUNS_PER_DAY, parseTimes, type Schedule } from '../../core/schedule.js';
 import { parseDays } from '../../core/week.js';
 import { openAgent } from '../../agent/context.js';
 import { loadPolicy, updatePolicy } from '../../agent/policy.js';
 import { planSchedule, scheduledCommand } from '../../agent/scheduler.js';
 import { requireRegistration } from '../../agent/state.js';
 import { AzbkError } from '../../shared/errors.js';
-import { crontabNotes, describePolicy } from '../policy-text.js';
+import { crontabNotes, describePolicy, policyResult } from '../policy-text.js';
 import { action } from '../run.js';
 
 interface SetOpts {
@@ -153,7 +153,7 @@ export function policyCommand(program: Command): void {
           ...(schedule !== undefined ? { schedule } : {}),
         });
         for (const line of describePolicy(p)) out.line(line);
-        out.result({ ...p, ...(p.schedule ? { nextRun: nextRun(p.schedule, new Date()).toISOString() } : {}) });
+        out.result(policyResult(p));
       }),
     );
   policy
@@ -166,7 +166,7 @@ export function policyCommand(program: Command): void {
         for (const line of describePolicy(p)) out.line(line);
         const { installed, note } = await crontabNotes(paths, p);
         if (note !== null) out.line(note);
-        out.result({ ...p, ...(p.schedule ? { nextRun: nextRun(p.schedule, new Date()).toISOString() } : {}), ...(installed === null ? {} : { installed }) });
+        out.result(policyResult(p, installed));
       }),
     );
 }

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { openAgent } from '../../agent/context.js';
-import { recordJob } from '../../agent/jobs.js';
+import { recordFailure, recordJob } from '../../agent/jobs.js';
 import { readPassphraseFile } from '../../agent/passphrase.js';
 import { runRestore, type ConflictRule } from '../../agent/restore.js';
 import { AzbkError, ExitCode } from '../../shared/errors.js';
@@ -58,8 +58,7 @@ export function restoreCommand(program: Command): void {
             ...(passphrase === undefined ? {} : { passphrase }),
           });
         } catch (err) {
-          const code = err instanceof AzbkError ? err.code : 'AZBK_INTERNAL';
-          await recordJob(paths, { kind: 'restore', status: code === 'AZBK_CANCELLED' ? 'cancelled' : 'failed', started, finished: new Date().toISOString(), error: code }, out.warn);
+          await recordFailure(paths, 'restore', started, err, out.warn);
           throw err;
         }
         const status = r.failed.length > 0 ? 'partial' : 'ok';

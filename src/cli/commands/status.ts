@@ -8,8 +8,7 @@ import { readJobs, type JobRecord } from '../../agent/jobs.js';
 import { watcherRunning } from '../../agent/journal.js';
 import { loadPolicy } from '../../agent/policy.js';
 import { loadRegistration } from '../../agent/state.js';
-import { nextRun } from '../../core/schedule.js';
-import { crontabNotes, describePolicy } from '../policy-text.js';
+import { crontabNotes, describePolicy, policyResult } from '../policy-text.js';
 import { action } from '../run.js';
 
 /** Jobs looked back through for the last backup that made a point. */
@@ -52,7 +51,7 @@ export function statusCommand(program: Command): void {
           machine: { id: registration.machineId, name: registration.machineName, registered: registration.registered },
           vault: { id: registration.vaultId, name: registration.vaultName, endpoint: registration.endpoint },
           secrets: { store: 'file', path: paths.secrets },
-          policy: { ...policy, ...(policy.schedule ? { nextRun: nextRun(policy.schedule, new Date()).toISOString() } : {}), ...(installed === null ? {} : { installed }) },
+          policy: policyResult(policy, installed),
           watcher: watcher === null ? null : { pid: watcher },
           lastJob: last ?? null,
           lastBackup: lastBackup ?? null,
