@@ -5,10 +5,10 @@
  * as a vault that has run for weeks holds them (they restore like the original), and the policy
  * record is dated back as if set weeks ago.
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { pointIdFor, timeOfPointId } from '../../src/vault/layout.js';
 import { backup, createVault, expectExit, expectNoStack, parseJson, runCli, setupMachine, type Machine, type Vault } from '../helpers/cli.js';
 import { expectSameTree } from '../helpers/fs-tree.js';
 import { startServe, type ServeProcess } from '../helpers/serve.js';
@@ -22,9 +22,9 @@ async function agedCopies(vaultDir: string, machine: string, id: string, daysAgo
   const record = JSON.parse(await fs.readFile(path.join(dir, id), 'utf8')) as Record<string, unknown>;
   const ids: string[] = [];
   for (const days of daysAgo) {
-    const time = new Date(Date.now() - days * DAY).toISOString();
-    const copy = `${time.replace(/[-:]/g, '').replace('.', '')}-${randomBytes(4).toString('hex')}`;
-    await fs.writeFile(path.join(dir, copy), JSON.stringify({ ...record, id: copy, time }));
+    const time = new Date(Date.now() - days * DAY);
+    const copy = pointIdFor(time);
+    await fs.writeFile(path.join(dir, copy), JSON.stringify({ ...record, id: copy, time: time.toISOString() }));
     ids.push(copy);
   }
   return ids;
@@ -37,9 +37,8 @@ async function agedCopies(vaultDir: string, machine: string, id: string, daysAgo
 async function agePolicies(vaultDir: string, machine: string, days: number): Promise<void> {
   const dir = path.join(vaultDir, 'policies', machine);
   for (const name of await fs.readdir(dir)) {
-    const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z(-.*)$/.exec(name)!;
-    const time = new Date(Date.parse(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.${m[7]}Z`) - days * DAY);
-    await fs.rename(path.join(dir, name), path.join(dir, `${time.toISOString().replace(/[-:]/g, '').replace('.', '')}${m[8]}`));
+    const time = new Date(Date.parse(timeOfPointId(name)) - days * DAY);
+    await fs.rename(path.join(dir, name), path.join(dir, pointIdFor(time)));
   }
 }
 
