@@ -9,14 +9,14 @@ export interface AgentContext {
   readonly paths: HomePaths;
   readonly registration: LocalRegistration;
   readonly session: VaultSession;
-  /** this machine's own keys, from the secrets file */
+  /** this machine's own keys, from its secrets */
   readonly keys: VaultKeys;
 }
 
 /** Opens the vault session of this registered machine. */
 export async function openAgent(paths: HomePaths): Promise<AgentContext> {
   const registration = await requireRegistration(paths);
-  const secrets = await loadSecrets(paths);
+  const secrets = await loadSecrets(paths, registration);
   const vault = await connectVault(registration.endpoint, registration.certFingerprint);
   const session = await vault.session(registration.machineId, secrets.machineSecret);
   const keys = deriveKeys(Buffer.from(secrets.masterKey, 'base64'));

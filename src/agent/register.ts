@@ -6,7 +6,8 @@ import type { HomePaths } from '../shared/paths.js';
 import { parseCredentials } from '../vault/credentials.js';
 import { connectVault } from '../vault/connect.js';
 import { osName } from '../vault/vault.js';
-import { loadRegistration, prepareHome, saveRegistration, type LocalRegistration } from './state.js';
+import { keychainProblem } from './keychain.js';
+import { loadRegistration, newKeychainItem, prepareHome, saveRegistration, type LocalRegistration, type SecretsLocation } from './state.js';
 import { newKeyPassphrase, type PassphraseInput } from './passphrase.js';
 import { unlockFamilies } from './unlock.js';
 
@@ -16,6 +17,8 @@ export interface RegisterOptions {
   readonly passphrase: PassphraseInput;
   readonly machineName: string;
   readonly reregister: boolean;
+  /** where to keep the secrets: the keychain, a file, or (auto) the keychain when one works here */
+  readonly secretStore: SecretStore;
   readonly now?: Date;
   /** Runs once the credentials and vault are checked, before anything is written to the vault. */
   readonly beforeCommit?: () => Promise<void>;
@@ -23,8 +26,14 @@ export interface RegisterOptions {
   readonly onVaultRegistered?: () => void;
 }
 
+export type SecretStore = 'auto' | 'keychain' | 'file';
+
 export interface RegisterResult {
   readonly registration: LocalRegistration;
+  /** why the secrets went to a file with --secret-store auto (no keychain here), or null */
+  readonly noKeychain: string | null;
+  /** what of an earlier registration's secrets could not be removed, or null */
+  readonly leftover: string | null;
   /** true when the passphrase opened no envelope, so this machine starts a new key family */
   readonly newKeyFamily: boolean;
 }
@@ -47,6 +56,14 @@ export async function registerMachine(o: RegisterOptions): Promise<RegisterResul
     throw new AzbkError('AZBK_ALREADY_REGISTERED', `This machine is already registered (AZBK_HOME ${o.paths.home}).`);
   }
   await prepareHome(o.paths);
+  // The keychain is tried before the vault is asked, so that a keychain that does not work
+  // leaves nothing registered.
+  const noKeychain = o.secretStore === 'file' ? null : await keychainProblem();
+  if (noKeychain !== null && o.secretStore === 'keychain') {
+    throw new AzbkError('AZBK_KEYCHAIN_UNAVAILABLE', `No keychain can keep this machine's secrets here: ${noKeychain}.`, {
+      hint: "Register in the user's desktop session with the keychain unlocked, or keep the secrets in a file: --secret-store file.",
+    });
+  }
   const creds = parseCredentials(o.credentialsText, now);
   const vault = await connectVault(creds.endpoint, creds.certFingerprint);
   const cfg = await vault.config();
@@ -91,14 +108,16 @@ export async function registerMachine(o: RegisterOptions): Promise<RegisterResul
     machineName: o.machineName,
     keyId: keys.keyId,
     registered: now.toISOString(),
+    secrets: o.secretStore === 'file' || noKeychain !== null ? { store: 'file' } : ({ store: 'keychain', ...newKeychainItem(o.machineName) } satisfies SecretsLocation),
   };
+  let leftover: string | null;
   try {
-    await saveRegistration(o.paths, registration, { version: 1, machineSecret: reg.secret, masterKey: keys.master.toString('base64') });
+    leftover = await saveRegistration(o.paths, registration, { version: 1, machineSecret: reg.secret, masterKey: keys.master.toString('base64') }, existing);
   } catch (err) {
     throw new AzbkError('AZBK_LOCAL_IO', `The vault registered ${o.machineName}, but its registration could not be saved in ${o.paths.home}: ${isAzbkError(err) ? err.message : (err as Error).message}`, {
       hint: `Fix AZBK_HOME, then run azbk register again with --reregister and the same passphrase.`,
       cause: err,
     });
   }
-  return { registration, newKeyFamily: newKey !== undefined };
+  return { registration, newKeyFamily: newKey !== undefined, noKeychain: o.secretStore === 'auto' ? noKeychain : null, leftover };
 }

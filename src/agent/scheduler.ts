@@ -26,6 +26,13 @@ export function scheduledCommand(paths: HomePaths): ScheduledCommand {
   return { node: process.execPath, script: path.resolve(process.argv[1] ?? ''), home: paths.home, log: path.join(paths.logs, 'scheduled.log') };
 }
 
+/**
+ * Whether a scheduled job can read secrets from the OS keychain. Cron runs jobs outside the user's
+ * session, where neither the Secret Service nor the macOS login keychain answers; Task Scheduler
+ * runs them as the user, logged on, where the Credential Manager does.
+ */
+export const KEYCHAIN_REACHES_SCHEDULED_JOBS = process.platform === 'win32';
+
 /** The tag of one AZBK_HOME's entries. */
 export function scheduleTag(home: string): string {
   return createHash('sha256').update(home).digest('hex').slice(0, 12);

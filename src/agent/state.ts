@@ -1,13 +1,19 @@
 /**
- * The agent's registration and secrets under AZBK_HOME. `registration.json` holds who this machine
- * is and where its vault is; `secrets.json` (mode 0600, written whole or not at all) holds the
- * machine secret and the unwrapped master key, so scheduled jobs run without the passphrase.
+ * The agent's registration and secrets. `registration.json` under AZBK_HOME holds who this machine
+ * is, where its vault is and where its secrets are. The secrets (the machine secret and the
+ * unwrapped master key, so that jobs run without the passphrase) are one JSON text, kept either
+ * in the OS keychain or in `secrets.json` (mode 0600, written whole or not at all).
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { isHex32, type KeyId, type MachineId } from '../core/ids.js';
-import { AzbkError } from '../shared/errors.js';
+import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { readLocalJson, writeFileAtomic } from '../shared/files.js';
 import type { HomePaths } from '../shared/paths.js';
+import { KEYCHAIN_SERVICE, keychainDelete, keychainGet, keychainSet, type KeychainItem } from './keychain.js';
+
+/** Where a machine's secrets are kept. */
+export type SecretsLocation = { readonly store: 'file' } | ({ readonly store: 'keychain' } & KeychainItem);
 
 export interface LocalRegistration {
   readonly version: 1;
@@ -19,6 +25,8 @@ export interface LocalRegistration {
   readonly machineName: string;
   readonly keyId: KeyId;
   readonly registered: string;
+  /** absent in registrations of earlier versions: the file */
+  readonly secrets?: SecretsLocation;
 }
 
 export interface LocalSecrets {
@@ -68,10 +76,25 @@ export async function loadRegistration(paths: HomePaths): Promise<LocalRegistrat
   const v = await readLocalJson(paths.registration, () => damaged(paths.registration));
   if (v === null) return null;
   const r = v as LocalRegistration;
-  if (r.version !== 1 || !isHex32(r.machineId) || !isHex32(r.keyId) || typeof r.endpoint !== 'string') {
+  if (r.version !== 1 || !isHex32(r.machineId) || !isHex32(r.keyId) || typeof r.endpoint !== 'string' || !validLocation(r.secrets)) {
     throw damaged(paths.registration);
   }
   return r;
+}
+
+function validLocation(l: SecretsLocation | undefined): boolean {
+  if (l === undefined || l.store === 'file') return true;
+  return l.store === 'keychain' && typeof l.service === 'string' && l.service !== '' && typeof l.account === 'string' && l.account !== '';
+}
+
+/** Where the registration `r` keeps its secrets. */
+export function secretsLocation(r: LocalRegistration): SecretsLocation {
+  return r.secrets ?? { store: 'file' };
+}
+
+/** A new keychain item for the secrets of a machine registered as `machineName`. */
+export function newKeychainItem(machineName: string): KeychainItem {
+  return { service: KEYCHAIN_SERVICE, account: `${machineName}.${randomBytes(6).toString('hex')}` };
 }
 
 /** The local registration; AZBK_NOT_REGISTERED when there is none. */
@@ -81,14 +104,57 @@ export async function requireRegistration(paths: HomePaths): Promise<LocalRegist
   return r;
 }
 
-export async function loadSecrets(paths: HomePaths): Promise<LocalSecrets> {
-  await checkPrivate(paths.secrets, 'file');
-  const s = (await readLocalJson(paths.secrets, () => damaged(paths.secrets))) as LocalSecrets | null;
-  if (s === null || s.version !== 1 || typeof s.machineSecret !== 'string' || typeof s.masterKey !== 'string') {
-    throw damaged(paths.secrets);
+/** The secrets of the registration `r`, from where it keeps them. */
+export async function loadSecrets(paths: HomePaths, r: LocalRegistration): Promise<LocalSecrets> {
+  const where = secretsLocation(r);
+  if (where.store === 'file') {
+    await checkPrivate(paths.secrets, 'file');
+    return parseSecrets(await readLocalJson(paths.secrets, () => damaged(paths.secrets)), () => damaged(paths.secrets));
   }
-  if (Buffer.from(s.masterKey, 'base64').length !== 32) throw damaged(paths.secrets);
-  return s;
+  const text = await keychainGet(where);
+  const missing = () =>
+    new AzbkError('AZBK_NOT_REGISTERED', `This machine's secrets are missing from the keychain, or damaged there (service ${where.service}, account ${where.account}).`, {
+      hint: 'Register the machine again: azbk register --vault-credentials FILE --reregister.',
+    });
+  let v: unknown = null;
+  try {
+    v = text === null ? null : JSON.parse(text);
+  } catch {
+    throw missing();
+  }
+  return parseSecrets(v, missing);
+}
+
+function parseSecrets(v: unknown, bad: () => AzbkError): LocalSecrets {
+  const s = v as LocalSecrets | null;
+  if (s === null || typeof s !== 'object' || s.version !== 1 || typeof s.machineSecret !== 'string' || typeof s.masterKey !== 'string') throw bad();
+  if (Buffer.from(s.masterKey, 'base64').length !== 32) throw bad();
+  return { version: 1, machineSecret: s.machineSecret, masterKey: s.masterKey };
+}
+
+/** Puts `secrets` where `where` says, whole: a keychain item is read back before it counts. */
+async function storeSecrets(paths: HomePaths, where: SecretsLocation, secrets: LocalSecrets): Promise<void> {
+  const text = JSON.stringify(secrets);
+  if (where.store === 'file') return writeFileAtomic(paths.secrets, text, { mode: 0o600 });
+  await keychainSet(where, text);
+  if ((await keychainGet(where)) !== text) {
+    throw new AzbkError('AZBK_KEYCHAIN_UNAVAILABLE', 'The keychain did not give back the secrets it was given.');
+  }
+}
+
+/**
+ * Removes the secrets kept at `where`, once a registration no longer points there. A failure is
+ * returned, not thrown: the registration is already in its new state.
+ */
+async function dropSecrets(paths: HomePaths, where: SecretsLocation): Promise<string | null> {
+  try {
+    if (where.store === 'file') await fs.rm(paths.secrets, { force: true });
+    else await keychainDelete(where);
+    return null;
+  } catch (err) {
+    const place = where.store === 'file' ? paths.secrets : `the keychain (service ${where.service}, account ${where.account})`;
+    return `The old copy of the secrets could not be removed from ${place}: ${isAzbkError(err) || err instanceof Error ? err.message : String(err)} Remove it by hand.`;
+  }
 }
 
 /** Makes AZBK_HOME (owner-only) and checks that it is private, before anything is registered. */
@@ -98,11 +164,32 @@ export async function prepareHome(paths: HomePaths): Promise<void> {
 }
 
 /**
- * Saves secrets, then the registration, each atomically: a crash in between leaves no
- * registration.json, so the machine counts as unregistered rather than half-registered.
+ * Saves the secrets where `reg` says, then the registration, each atomically: a crash in between
+ * leaves the registration as it was (or none), never one whose secrets are not saved yet. Then the
+ * secrets of `previous` go, when they were kept elsewhere; what could not be removed is returned.
  */
-export async function saveRegistration(paths: HomePaths, reg: LocalRegistration, secrets: LocalSecrets): Promise<void> {
+export async function saveRegistration(paths: HomePaths, reg: LocalRegistration, secrets: LocalSecrets, previous: LocalRegistration | null): Promise<string | null> {
   await prepareHome(paths);
-  await writeFileAtomic(paths.secrets, JSON.stringify(secrets), { mode: 0o600 });
+  const where = secretsLocation(reg);
+  await storeSecrets(paths, where, secrets);
   await writeFileAtomic(paths.registration, JSON.stringify(reg, null, 2) + '\n', { mode: 0o600 });
+  const old = previous === null ? null : secretsLocation(previous);
+  const left = [
+    where.store === 'keychain' ? await dropSecrets(paths, { store: 'file' }) : null, // a file of an earlier registration
+    old?.store === 'keychain' ? await dropSecrets(paths, old) : null, // each registration has an item of its own
+  ].filter((l) => l !== null);
+  return left.length === 0 ? null : left.join(' ');
+}
+
+/**
+ * Moves the registered machine's secrets to `to` (the keychain item `item`, for the keychain):
+ * stores them there, points the registration there, then removes the old copy. Returns the new
+ * registration and what could not be removed.
+ */
+export async function moveSecrets(paths: HomePaths, reg: LocalRegistration, to: SecretsLocation): Promise<{ registration: LocalRegistration; leftover: string | null }> {
+  const secrets = await loadSecrets(paths, reg);
+  const registration: LocalRegistration = { ...reg, secrets: to };
+  await storeSecrets(paths, to, secrets);
+  await writeFileAtomic(paths.registration, JSON.stringify(registration, null, 2) + '\n', { mode: 0o600 });
+  return { registration, leftover: await dropSecrets(paths, secretsLocation(reg)) };
 }

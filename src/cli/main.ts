@@ -7,6 +7,7 @@ import { pointsCommand } from './commands/points.js';
 import { policyCommand } from './commands/policy.js';
 import { registerCommand } from './commands/register.js';
 import { restoreCommand } from './commands/restore.js';
+import { secretsCommand } from './commands/secrets.js';
 import { statusCommand } from './commands/status.js';
 import { watchCommand } from './commands/watch.js';
 import { vaultCreateCommand } from './commands/vault-create.js';
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   pointsCommand(program);
   jobsCommand(program);
   statusCommand(program);
+  secretsCommand(program);
   restoreCommand(program);
   watchCommand(program);
   const usageExits = (cmd: Command) => {

@@ -112,6 +112,14 @@ export const errorRegistry = {
     exit: ExitCode.failed,
     hint: "Check that this user may use the system's scheduler (crontab, or Task Scheduler on Windows).",
   },
+  AZBK_KEYCHAIN_UNAVAILABLE: {
+    exit: ExitCode.failed,
+    hint: "Run the command in the user's desktop session with the keychain unlocked, or keep this machine's secrets in a file there: azbk secrets --store file.",
+  },
+  AZBK_SECRETS_IN_KEYCHAIN: {
+    exit: ExitCode.usage,
+    hint: "Scheduled jobs run outside the user's session, where the keychain is out of reach: keep the secrets in a file first (azbk secrets --store file).",
+  },
   AZBK_INTERNAL: {
     exit: ExitCode.failed,
     hint: 'This is a bug in azbk; the log under AZBK_HOME/logs has details.',

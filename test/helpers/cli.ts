@@ -48,9 +48,12 @@ export interface RunOptions {
 
 /** Runs `azbk ...args` and collects its exit code and output. Never rejects for a non-zero exit. */
 export async function runCli(args: readonly string[], opts: RunOptions = {}): Promise<CliResult> {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
-  // Each simulated machine has its own AZBK_HOME; one from the test runner's shell must not leak in.
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  // Each simulated machine has its own AZBK_HOME, and a keychain only when a test gives it one
+  // (helpers/secret-service.ts): neither may leak in from the test runner's shell.
   delete env.AZBK_HOME;
+  delete env.DBUS_SESSION_BUS_ADDRESS;
+  Object.assign(env, opts.env);
   if (opts.home !== undefined) env.AZBK_HOME = opts.home;
   let timeFile: string | undefined;
   let cmd = process.execPath;

@@ -10,8 +10,8 @@ import { EVERY_DAY, MAX_RUNS_PER_DAY, parseTimes, type Schedule } from '../../co
 import { parseDays } from '../../core/week.js';
 import { openAgent } from '../../agent/context.js';
 import { loadPolicy, updatePolicy } from '../../agent/policy.js';
-import { planSchedule, scheduledCommand } from '../../agent/scheduler.js';
-import { requireRegistration } from '../../agent/state.js';
+import { KEYCHAIN_REACHES_SCHEDULED_JOBS, planSchedule, scheduledCommand } from '../../agent/scheduler.js';
+import { requireRegistration, secretsLocation } from '../../agent/state.js';
 import { AzbkError } from '../../shared/errors.js';
 import { crontabNotes, describePolicy, policyResult } from '../policy-text.js';
 import { action } from '../run.js';
@@ -129,7 +129,10 @@ export function policyCommand(program: Command): void {
           throw usage('Nothing to set: give --include, a bandwidth option, --schedule or a --keep option.');
         }
         if (schedule) {
-          await requireRegistration(paths);
+          const reg = await requireRegistration(paths);
+          if (secretsLocation(reg).store === 'keychain' && !KEYCHAIN_REACHES_SCHEDULED_JOBS) {
+            throw new AzbkError('AZBK_SECRETS_IN_KEYCHAIN', "This machine's secret and key are in the keychain, which cron jobs cannot reach.");
+          }
           if ((o.include ?? old.include).length === 0) throw usage('A schedule needs something to back up: give --include PATH too.');
         }
         // Everything is checked before anything changes; then the vault first (when it cannot be

@@ -4,11 +4,13 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { checkPassphrase, generatePassphrase, givenPassphrase, readPassphraseFile, writePassphraseFile, type PassphraseInput } from '../../agent/passphrase.js';
-import { registerMachine } from '../../agent/register.js';
+import { registerMachine, type SecretStore } from '../../agent/register.js';
+import { secretsLocation } from '../../agent/state.js';
 import { AzbkError, ExitCode, isAzbkError } from '../../shared/errors.js';
 import { readSmallTextFile } from '../../shared/files.js';
 import { promptHidden } from '../prompt.js';
 import { action } from '../run.js';
+import { secretsPlace, secretsResult } from '../secrets-text.js';
 
 interface Opts {
   vaultCredentials: string;
@@ -16,6 +18,7 @@ interface Opts {
   generatePassphrase?: string;
   machineName?: string;
   reregister?: boolean;
+  secretStore: string;
   json?: boolean;
 }
 
@@ -34,13 +37,21 @@ export function registerCommand(program: Command): void {
     .option('--generate-passphrase <file>', 'generate a strong passphrase and save it to this new file (mode 0600)')
     .option('--machine-name <name>', 'name of this machine in the vault (default: the host name)')
     .option('--reregister', 'take over a machine name that is already registered, or register this AZBK_HOME again')
+    .option('--secret-store <where>', 'keep the machine secret and key in the OS keychain, in a file (AZBK_HOME/secrets.json, owner-only), or auto: the keychain when one works here', 'auto')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExit codes: 0 registered, 2 bad input or passphrase too short, 10 vault not found,\n13 credentials invalid or expired, 14 vault full.')
+    .addHelpText(
+      'after',
+      '\nScheduled jobs (cron) cannot reach a keychain on Linux or macOS: a machine with a schedule keeps its\n' +
+        'secrets in the file. azbk secrets --store moves them later.\n' +
+        '\nExit codes: 0 registered, 1 keychain asked for but unavailable, 2 bad input or passphrase too short,\n10 vault not found, 13 credentials invalid or expired, 14 vault full.',
+    )
     .action(
       action('register', async ({ paths, out, log }, o: Opts) => {
         if (o.passphraseFile !== undefined && o.generatePassphrase !== undefined) {
           throw new AzbkError('AZBK_USAGE', 'Give either --passphrase-file or --generate-passphrase, not both.');
         }
+        const secretStore = o.secretStore as SecretStore;
+        if (!['auto', 'keychain', 'file'].includes(secretStore)) throw new AzbkError('AZBK_USAGE', `--secret-store is auto, keychain or file, not ${o.secretStore}.`);
         const credentialsText = await readSmallTextFile(o.vaultCredentials, 64 * 1024, 'credentials file');
         let passphrase: PassphraseInput;
         let writeGenerated: (() => Promise<void>) | undefined;
@@ -61,12 +72,13 @@ export function registerCommand(program: Command): void {
         let wroteGenerated = false;
         let inVault = false;
         try {
-          const { registration, newKeyFamily } = await registerMachine({
+          const { registration, newKeyFamily, noKeychain, leftover } = await registerMachine({
             paths,
             credentialsText,
             passphrase,
             machineName,
             reregister: o.reregister === true,
+            secretStore,
             beforeCommit: async () => {
               await writeGenerated?.();
               wroteGenerated = writeGenerated !== undefined;
@@ -80,7 +92,10 @@ export function registerCommand(program: Command): void {
             out.line('machine: without it nobody, the vault included, can restore this data elsewhere.');
           }
           out.line(newKeyFamily ? 'This passphrase starts a new key: data is shared only with machines that use it.' : 'This passphrase matches other machines of the vault: they share deduplication and can restore each other.');
-          out.result({ ...registration, newKeyFamily, passphraseFile: o.generatePassphrase ? path.resolve(o.generatePassphrase) : undefined });
+          const where = secretsLocation(registration);
+          out.line(`Its secret and key are kept in ${secretsPlace(paths, where)}${noKeychain === null ? '' : `: no keychain here (${noKeychain})`}.`);
+          if (leftover !== null) out.warn(leftover);
+          out.result({ ...registration, secrets: secretsResult(paths, where), ...(noKeychain === null ? {} : { noKeychain }), newKeyFamily, passphraseFile: o.generatePassphrase ? path.resolve(o.generatePassphrase) : undefined });
         } catch (err) {
           // Kept once the vault may hold its envelope (only a refusal says it does not): it is the
           // only way to that key then.
