@@ -7,6 +7,8 @@ import { parseCredentials } from '../vault/credentials.js';
 import { connectVault } from '../vault/connect.js';
 import { osName } from '../vault/vault.js';
 import { keychainProblem } from './keychain.js';
+import { loadPolicy } from './policy.js';
+import { KEYCHAIN_REACHES_SCHEDULED_JOBS } from './scheduler.js';
 import { loadRegistration, newKeychainItem, prepareHome, saveRegistration, type LocalRegistration, type SecretsLocation } from './state.js';
 import { newKeyPassphrase, type PassphraseInput } from './passphrase.js';
 import { unlockFamilies } from './unlock.js';
@@ -58,7 +60,13 @@ export async function registerMachine(o: RegisterOptions): Promise<RegisterResul
   await prepareHome(o.paths);
   // The keychain is tried before the vault is asked, so that a keychain that does not work
   // leaves nothing registered.
-  const noKeychain = o.secretStore === 'file' ? null : await keychainProblem();
+  const scheduled = !KEYCHAIN_REACHES_SCHEDULED_JOBS && ((await loadPolicy(o.paths)).schedule ?? null) !== null;
+  if (scheduled && o.secretStore === 'keychain') {
+    throw new AzbkError('AZBK_SECRETS_IN_KEYCHAIN', 'Scheduled backups are set for this AZBK_HOME, and cron jobs cannot reach the keychain.', {
+      hint: 'Keep the secrets in the file (--secret-store file), or turn the schedule off first: azbk policy set --schedule off.',
+    });
+  }
+  const noKeychain = o.secretStore === 'file' ? null : scheduled ? 'scheduled backups are set, and cron jobs cannot reach one' : await keychainProblem();
   if (noKeychain !== null && o.secretStore === 'keychain') {
     throw new AzbkError('AZBK_KEYCHAIN_UNAVAILABLE', `No keychain can keep this machine's secrets here: ${noKeychain}.`, {
       hint: "Register in the user's desktop session with the keychain unlocked, or keep the secrets in a file: --secret-store file.",

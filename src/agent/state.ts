@@ -83,7 +83,9 @@ export async function loadRegistration(paths: HomePaths): Promise<LocalRegistrat
 }
 
 function validLocation(l: SecretsLocation | undefined): boolean {
-  if (l === undefined || l.store === 'file') return true;
+  if (l === undefined) return true;
+  if (typeof l !== 'object' || l === null) return false;
+  if (l.store === 'file') return true;
   return l.store === 'keychain' && typeof l.service === 'string' && l.service !== '' && typeof l.account === 'string' && l.account !== '';
 }
 

@@ -149,6 +149,18 @@ describe.skipIf(!HAS_SECRET_SERVICE)('secrets in the OS keychain', () => {
     expect(parseJson(file)).toMatchObject({ secrets: { store: 'file' } });
     expect(parseJson(file)).not.toHaveProperty('noKeychain');
 
+    // A home with a schedule keeps its secrets in the file even where a keychain works (cron could
+    // not reach it), and refuses --secret-store keychain. The schedule is written into policy.json
+    // as policy set writes it, so that this test leaves the crontab to the schedule test.
+    await fs.writeFile(path.join(tmp, 'home-3', 'policy.json'), JSON.stringify({ version: 1, include: [tmp], schedule: { times: [540], days: [0, 1, 2, 3, 4, 5, 6] } }), { mode: 0o600 });
+    const scheduled = await register('home-3', ['--machine-name', 'N3', '--reregister'], keyring.env);
+    expectExit(scheduled, 0);
+    expect(parseJson(scheduled)).toMatchObject({ secrets: { store: 'file' }, noKeychain: 'scheduled backups are set, and cron jobs cannot reach one' });
+    const forced = await register('home-3', ['--machine-name', 'N3', '--reregister', '--secret-store', 'keychain'], keyring.env);
+    expectExit(forced, 2);
+    expect(forced.stderr).toContain('AZBK_SECRETS_IN_KEYCHAIN');
+    expect((await fs.stat(path.join(tmp, 'home-3', 'secrets.json'))).mode & 0o777).toBe(0o600);
+
     const bad = await register('home-4', ['--machine-name', 'N4', '--secret-store', 'vault']);
     expectExit(bad, 2);
     expect(bad.stderr).toContain('--secret-store is auto, keychain or file');
