@@ -3,7 +3,8 @@ import { deriveKeys, type VaultKeys } from '../core/keys.js';
 import type { HomePaths } from '../shared/paths.js';
 import type { VaultSession } from '../vault/api.js';
 import { connectVault } from '../vault/connect.js';
-import { loadSecrets, requireRegistration, type LocalRegistration } from './state.js';
+import { isAzbkError } from '../shared/errors.js';
+import { loadSecrets, requireRegistration, secretsLocation, type LocalRegistration, type LocalSecrets } from './state.js';
 
 export interface AgentContext {
   readonly paths: HomePaths;
@@ -15,8 +16,17 @@ export interface AgentContext {
 
 /** Opens the vault session of this registered machine. */
 export async function openAgent(paths: HomePaths): Promise<AgentContext> {
-  const registration = await requireRegistration(paths);
-  const secrets = await loadSecrets(paths, registration);
+  let registration = await requireRegistration(paths);
+  let secrets: LocalSecrets;
+  try {
+    secrets = await loadSecrets(paths, registration);
+  } catch (err) {
+    // `azbk secrets --store` may have just moved them: then the registration says where to.
+    const now = await requireRegistration(paths);
+    if (!isAzbkError(err, 'AZBK_NOT_REGISTERED') || JSON.stringify(secretsLocation(now)) === JSON.stringify(secretsLocation(registration))) throw err;
+    registration = now;
+    secrets = await loadSecrets(paths, registration);
+  }
   const vault = await connectVault(registration.endpoint, registration.certFingerprint);
   const session = await vault.session(registration.machineId, secrets.machineSecret);
   const keys = deriveKeys(Buffer.from(secrets.masterKey, 'base64'));

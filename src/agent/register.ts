@@ -1,4 +1,5 @@
 /** Registering this machine with a vault, all or nothing. */
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { generateMasterKey, deriveKeys, keyProof, wrapMasterKey, type KeyEnvelope } from '../core/keys.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
@@ -7,9 +8,10 @@ import { parseCredentials } from '../vault/credentials.js';
 import { connectVault } from '../vault/connect.js';
 import { osName } from '../vault/vault.js';
 import { keychainProblem } from './keychain.js';
+import { acquireJobLock } from './lock.js';
 import { loadPolicy } from './policy.js';
 import { KEYCHAIN_REACHES_SCHEDULED_JOBS } from './scheduler.js';
-import { loadRegistration, newKeychainItem, prepareHome, saveRegistration, type LocalRegistration, type SecretsLocation } from './state.js';
+import { loadRegistration, newKeychainItem, prepareHome, saveRegistration, type LocalRegistration, type LocalSecrets, type SecretsLocation } from './state.js';
 import { newKeyPassphrase, type PassphraseInput } from './passphrase.js';
 import { unlockFamilies } from './unlock.js';
 
@@ -45,6 +47,17 @@ export interface RegisterResult {
  * after (the local files could not be written) says so, and `onVaultRegistered` has been called.
  */
 export async function registerMachine(o: RegisterOptions): Promise<RegisterResult> {
+  // No job may run on the registration, or move its secrets, while it is replaced.
+  await prepareHome(o.paths);
+  const lock = await acquireJobLock(o.paths.lock, { jobId: randomBytes(8).toString('hex'), kind: 'register' });
+  try {
+    return await register(o);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function register(o: RegisterOptions): Promise<RegisterResult> {
   const now = o.now ?? new Date();
   let existing: LocalRegistration | null;
   try {
@@ -60,7 +73,7 @@ export async function registerMachine(o: RegisterOptions): Promise<RegisterResul
   await prepareHome(o.paths);
   // The keychain is tried before the vault is asked, so that a keychain that does not work
   // leaves nothing registered.
-  const scheduled = !KEYCHAIN_REACHES_SCHEDULED_JOBS && ((await loadPolicy(o.paths)).schedule ?? null) !== null;
+  const scheduled = o.secretStore !== 'file' && !KEYCHAIN_REACHES_SCHEDULED_JOBS && ((await loadPolicy(o.paths)).schedule ?? null) !== null;
   if (scheduled && o.secretStore === 'keychain') {
     throw new AzbkError('AZBK_SECRETS_IN_KEYCHAIN', 'Scheduled backups are set for this AZBK_HOME, and cron jobs cannot reach the keychain.', {
       hint: 'Keep the secrets in the file (--secret-store file), or turn the schedule off first: azbk policy set --schedule off.',
@@ -118,14 +131,23 @@ export async function registerMachine(o: RegisterOptions): Promise<RegisterResul
     registered: now.toISOString(),
     secrets: o.secretStore === 'file' || noKeychain !== null ? { store: 'file' } : ({ store: 'keychain', ...newKeychainItem(o.machineName) } satisfies SecretsLocation),
   };
-  let leftover: string | null;
+  const secrets: LocalSecrets = { version: 1, machineSecret: reg.secret, masterKey: keys.master.toString('base64') };
+  let saved = { registration, noKeychain, leftover: null as string | null };
   try {
-    leftover = await saveRegistration(o.paths, registration, { version: 1, machineSecret: reg.secret, masterKey: keys.master.toString('base64') }, existing);
+    try {
+      saved.leftover = await saveRegistration(o.paths, registration, secrets, existing);
+    } catch (err) {
+      // A keychain that worked a moment ago and fails now: with auto, the file instead.
+      if (!(o.secretStore === 'auto' && isAzbkError(err, 'AZBK_KEYCHAIN_UNAVAILABLE'))) throw err;
+      const inFile: LocalRegistration = { ...registration, secrets: { store: 'file' } };
+      saved = { registration: inFile, noKeychain: err.message, leftover: await saveRegistration(o.paths, inFile, secrets, existing) };
+    }
   } catch (err) {
-    throw new AzbkError('AZBK_LOCAL_IO', `The vault registered ${o.machineName}, but its registration could not be saved in ${o.paths.home}: ${isAzbkError(err) ? err.message : (err as Error).message}`, {
-      hint: `Fix AZBK_HOME, then run azbk register again with --reregister and the same passphrase.`,
+    const keychain = isAzbkError(err, 'AZBK_KEYCHAIN_UNAVAILABLE');
+    throw new AzbkError(keychain ? err.code : 'AZBK_LOCAL_IO', `The vault registered ${o.machineName}, but its registration could not be saved in ${o.paths.home}: ${isAzbkError(err) ? err.message : (err as Error).message}`, {
+      hint: `${keychain ? 'Unlock the keychain, or choose --secret-store file' : 'Fix AZBK_HOME'}, then run azbk register again with --reregister and the same passphrase.`,
       cause: err,
     });
   }
-  return { registration, newKeyFamily: newKey !== undefined, noKeychain: o.secretStore === 'auto' ? noKeychain : null, leftover };
+  return { registration: saved.registration, newKeyFamily: newKey !== undefined, noKeychain: o.secretStore === 'auto' ? saved.noKeychain : null, leftover: saved.leftover };
 }

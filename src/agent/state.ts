@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { isHex32, type KeyId, type MachineId } from '../core/ids.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
-import { readLocalJson, writeFileAtomic } from '../shared/files.js';
+import { readLocalJson, syncFolder, writeFileAtomic } from '../shared/files.js';
 import type { HomePaths } from '../shared/paths.js';
 import { KEYCHAIN_SERVICE, keychainDelete, keychainGet, keychainSet, type KeychainItem } from './keychain.js';
 
@@ -86,8 +86,12 @@ function validLocation(l: SecretsLocation | undefined): boolean {
   if (l === undefined) return true;
   if (typeof l !== 'object' || l === null) return false;
   if (l.store === 'file') return true;
-  return l.store === 'keychain' && typeof l.service === 'string' && l.service !== '' && typeof l.account === 'string' && l.account !== '';
+  // Only an item azbk made: the registration decides what is read, and what is deleted on a move.
+  return l.store === 'keychain' && l.service === KEYCHAIN_SERVICE && typeof l.account === 'string' && KEYCHAIN_ACCOUNT.test(l.account);
 }
+
+/** The account of an item newKeychainItem makes: a machine name, a dot, 12 hex digits. */
+const KEYCHAIN_ACCOUNT = /^[A-Za-z0-9._-]{1,64}\.[0-9a-f]{12}$/;
 
 /** Where the registration `r` keeps its secrets. */
 export function secretsLocation(r: LocalRegistration): SecretsLocation {
@@ -139,9 +143,36 @@ async function storeSecrets(paths: HomePaths, where: SecretsLocation, secrets: L
   const text = JSON.stringify(secrets);
   if (where.store === 'file') return writeFileAtomic(paths.secrets, text, { mode: 0o600 });
   await keychainSet(where, text);
-  if ((await keychainGet(where)) !== text) {
-    throw new AzbkError('AZBK_KEYCHAIN_UNAVAILABLE', 'The keychain did not give back the secrets it was given.');
+  let back: string | null = null;
+  try {
+    back = await keychainGet(where);
+  } finally {
+    if (back !== text) await keychainDelete(where).catch(() => false); // no registration will point there
   }
+  if (back !== text) throw new AzbkError('AZBK_KEYCHAIN_UNAVAILABLE', 'The keychain did not give back the secrets it was given.');
+}
+
+/** Writes the registration and makes its new name durable, before an old copy of the secrets goes. */
+async function writeRegistration(paths: HomePaths, reg: LocalRegistration): Promise<void> {
+  await writeFileAtomic(paths.registration, JSON.stringify(reg, null, 2) + '\n', { mode: 0o600 });
+  await syncFolder(paths.home);
+}
+
+/**
+ * Whether `secrets.json` is there although the registration keeps its secrets in the keychain: a
+ * move or registration stopped before it removed the file.
+ */
+export async function straySecretsFile(paths: HomePaths, reg: LocalRegistration): Promise<boolean> {
+  if (secretsLocation(reg).store !== 'keychain') return false;
+  return fs.stat(paths.secrets).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Removes a stray secrets.json (see straySecretsFile); what could not be removed, or null. */
+export function dropStraySecretsFile(paths: HomePaths): Promise<string | null> {
+  return dropSecrets(paths, { store: 'file' });
 }
 
 /**
@@ -174,7 +205,7 @@ export async function saveRegistration(paths: HomePaths, reg: LocalRegistration,
   await prepareHome(paths);
   const where = secretsLocation(reg);
   await storeSecrets(paths, where, secrets);
-  await writeFileAtomic(paths.registration, JSON.stringify(reg, null, 2) + '\n', { mode: 0o600 });
+  await writeRegistration(paths, reg);
   const old = previous === null ? null : secretsLocation(previous);
   const left = [
     where.store === 'keychain' ? await dropSecrets(paths, { store: 'file' }) : null, // a file of an earlier registration
@@ -189,9 +220,11 @@ export async function saveRegistration(paths: HomePaths, reg: LocalRegistration,
  * registration and what could not be removed.
  */
 export async function moveSecrets(paths: HomePaths, reg: LocalRegistration, to: SecretsLocation): Promise<{ registration: LocalRegistration; leftover: string | null }> {
+  const from = secretsLocation(reg);
+  if (from.store === to.store) return { registration: reg, leftover: null }; // there already: nothing to drop
   const secrets = await loadSecrets(paths, reg);
   const registration: LocalRegistration = { ...reg, secrets: to };
   await storeSecrets(paths, to, secrets);
-  await writeFileAtomic(paths.registration, JSON.stringify(registration, null, 2) + '\n', { mode: 0o600 });
-  return { registration, leftover: await dropSecrets(paths, secretsLocation(reg)) };
+  await writeRegistration(paths, registration);
+  return { registration, leftover: await dropSecrets(paths, from) };
 }

@@ -11,3 +11,7 @@ export function secretsPlace(paths: HomePaths, where: SecretsLocation): string {
 export function secretsResult(paths: HomePaths, where: SecretsLocation): Record<string, string> {
   return where.store === 'file' ? { store: 'file', path: paths.secrets } : { store: 'keychain', service: where.service, account: where.account };
 }
+
+/** The warning about a secrets.json left beside secrets in the keychain (see straySecretsFile). */
+export const STRAY = (paths: HomePaths): string =>
+  `A copy of the secrets is left in ${paths.secrets} by a move or registration that stopped; azbk secrets --store keychain removes it.`;

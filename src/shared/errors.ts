@@ -114,7 +114,7 @@ export const errorRegistry = {
   },
   AZBK_KEYCHAIN_UNAVAILABLE: {
     exit: ExitCode.failed,
-    hint: "Run the command in the user's desktop session with the keychain unlocked, or keep this machine's secrets in a file there: azbk secrets --store file.",
+    hint: "Run the command in the user's desktop session with the keychain unlocked (where azbk secrets --store file moves the secrets to a file, for jobs that run elsewhere).",
   },
   AZBK_SECRETS_IN_KEYCHAIN: {
     exit: ExitCode.usage,

@@ -117,6 +117,20 @@ export async function writeFileAtomic(
   }
 }
 
+/**
+ * Makes the names in `dir` durable (fsync of the folder), so that a rename in it survives a power
+ * loss. Windows cannot open or fsync a folder (NTFS journals the rename itself): there it does nothing.
+ */
+export async function syncFolder(dir: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  const fh = await fs.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Reads and parses a JSON file; null when it does not exist. */
 export async function readJsonFile(file: string): Promise<unknown> {
   let text: string;

@@ -46,7 +46,9 @@ describe('local registration', () => {
     ['a string', 'keychain'],
     ['an unknown store', { store: 'vault' }],
     ['a keychain item without an account', { store: 'keychain', service: 'azbk' }],
-    ['a keychain item with an empty service', { store: 'keychain', service: '', account: 'x' }],
+    ['a keychain item with an empty service', { store: 'keychain', service: '', account: 'M.0123456789ab' }],
+    ["another program's keychain item", { store: 'keychain', service: 'ssh', account: 'M.0123456789ab' }],
+    ['a keychain account azbk does not make', { store: 'keychain', service: 'azbk', account: 'login' }],
   ])('refuses a place for the secrets that is %s as damaged', async (_, secrets) => {
     const paths = await homeWith({ ...BASE, secrets });
     await expect(loadRegistration(paths)).rejects.toMatchObject({ code: 'AZBK_NOT_REGISTERED', message: expect.stringContaining('damaged') });

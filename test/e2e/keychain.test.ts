@@ -5,6 +5,7 @@
  * file, and azbk secrets moves them both ways.
  */
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createVault, expectExit, expectNoStack, parseJson, runCli, writePassphrase, PASSPHRASE, type CliResult } from '../helpers/cli.js';
@@ -95,6 +96,17 @@ describe.skipIf(!HAS_SECRET_SERVICE)('secrets in the OS keychain', () => {
     const show = await runCli(['secrets'], withKeyring);
     expect(show.stdout).toContain(`kept in the keychain (service azbk, account ${again.account})`);
 
+    // A copy left in the file by a move that stopped is pointed out, and removed by the next move there.
+    await fs.writeFile(path.join(home, 'secrets.json'), JSON.stringify(stored), { mode: 0o600 });
+    const warned = await runCli(['status'], without);
+    expectExit(warned, 0);
+    expect(warned.stderr).toContain(`A copy of the secrets is left in ${path.join(home, 'secrets.json')}`);
+    expect(parseJson(await runCli(['secrets', '--json'], without))).toMatchObject({ stray: path.join(home, 'secrets.json') });
+    const tidy = await runCli(['secrets', '--store', 'keychain'], withKeyring);
+    expectExit(tidy, 0);
+    expect(tidy.stdout).toContain('is removed');
+    await expect(fs.stat(path.join(home, 'secrets.json'))).rejects.toMatchObject({ code: 'ENOENT' });
+
     // Registering again replaces the item with a new one and removes the old.
     const rereg = await runCli(['register', '--vault-credentials', vault.credentials, '--passphrase-file', passphraseFile, '--machine-name', 'K', '--reregister', '--json'], withKeyring);
     expectExit(rereg, 0);
@@ -103,6 +115,29 @@ describe.skipIf(!HAS_SECRET_SERVICE)('secrets in the OS keychain', () => {
     expect(await keyring.lookup(third.service, third.account)).not.toBeNull();
     expectExit(await runCli(['backup', '--now', '--include', data], withKeyring), 0);
   }, 120_000);
+
+  it('gives up on a keychain that never answers, with exit 1 and the secrets where they were', async () => {
+    const tmp = await makeTempDir('azbk-keychain-');
+    // A session bus that takes the connection and never says a word.
+    const socket = path.join(tmp, 'mute-bus');
+    const mute = net.createServer((c) => c.on('data', () => undefined));
+    await new Promise<void>((resolve) => mute.listen(socket, resolve));
+    try {
+      const vault = await createVault(tmp);
+      const home = path.join(tmp, 'home');
+      const reg = await runCli(['register', '--vault-credentials', vault.credentials, '--passphrase-file', await writePassphrase(tmp, PASSPHRASE), '--machine-name', 'H', '--secret-store', 'file'], { home });
+      expectExit(reg, 0);
+      const hung = await runCli(['secrets', '--store', 'keychain'], { home, env: { DBUS_SESSION_BUS_ADDRESS: `unix:path=${socket}` }, timeout: 50_000 });
+      expectExit(hung, 1);
+      expectNoStack(hung);
+      expect(hung.stderr).toContain('AZBK_KEYCHAIN_UNAVAILABLE');
+      expect(hung.stderr).toContain('did not answer within 15 s');
+      expect(parseJson(await runCli(['secrets', '--json'], { home }))).toMatchObject({ secrets: { store: 'file' } });
+      expectExit(await runCli(['points'], { home }), 0);
+    } finally {
+      mute.close();
+    }
+  }, 90_000);
 
   it('registers with the file where no keychain works, and refuses --secret-store keychain there before the vault is asked', async () => {
     const tmp = await makeTempDir('azbk-keychain-');
@@ -126,6 +161,11 @@ describe.skipIf(!HAS_SECRET_SERVICE)('secrets in the OS keychain', () => {
     expectExit(toKeychain, 1);
     expect(toKeychain.stderr).toContain('AZBK_KEYCHAIN_UNAVAILABLE');
     expect((await fs.stat(path.join(tmp, 'home-2', 'secrets.json'))).isFile()).toBe(true); // still where it was
+    // Moving them where they are changes nothing (and never removes them).
+    const same = await runCli(['secrets', '--store', 'file', '--json'], { home: path.join(tmp, 'home-2') });
+    expectExit(same, 0);
+    expect(parseJson(same)).toMatchObject({ moved: false, secrets: { store: 'file' } });
+    expect((await fs.stat(path.join(tmp, 'home-2', 'secrets.json'))).isFile()).toBe(true);
 
     // Where one works, the secrets move into it; an item deleted from the keychain is reported
     // as such, and registering again mends it.

@@ -50,9 +50,11 @@ export interface RunOptions {
 export async function runCli(args: readonly string[], opts: RunOptions = {}): Promise<CliResult> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   // Each simulated machine has its own AZBK_HOME, and a keychain only when a test gives it one
-  // (helpers/secret-service.ts): neither may leak in from the test runner's shell.
+  // (helpers/secret-service.ts): neither may leak in from the test runner's shell, whose session
+  // bus D-Bus also finds through XDG_RUNTIME_DIR.
   delete env.AZBK_HOME;
   delete env.DBUS_SESSION_BUS_ADDRESS;
+  delete env.XDG_RUNTIME_DIR;
   Object.assign(env, opts.env);
   if (opts.home !== undefined) env.AZBK_HOME = opts.home;
   let timeFile: string | undefined;

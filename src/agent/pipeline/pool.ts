@@ -9,7 +9,7 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { ChunkerParams } from '../../core/chunker.js';
 import { AzbkError } from '../../shared/errors.js';
 import type { FileStat, FileTask, FromWorker, OutItem, SealedChunk, ToWorker, WorkerInit } from './protocol.js';
-import { workerUrl } from './worker-url.js';
+import { workerUrl } from '../../shared/worker-url.js';
 
 /** A file read: `size` bytes in all, and its fstat after reading. */
 export interface FileRead {
@@ -52,7 +52,7 @@ export interface PoolOptions {
   readonly creditLimit?: number;
 }
 
-const WORKER_URL = workerUrl('chunk-worker.js');
+const WORKER_URL = workerUrl(import.meta.url, 'chunk-worker.js');
 
 export class ChunkPool {
   private readonly slots: Slot[] = [];

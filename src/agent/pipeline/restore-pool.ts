@@ -8,7 +8,7 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { AzbkError } from '../../shared/errors.js';
-import { workerUrl } from './worker-url.js';
+import { workerUrl } from '../../shared/worker-url.js';
 
 /**
  * One range's work, in flat arrays: a range of small files names hundreds of them and of chunks,
@@ -63,7 +63,7 @@ interface Slot {
   busy: number;
 }
 
-const WORKER_URL = workerUrl('restore-worker.js');
+const WORKER_URL = workerUrl(import.meta.url, 'restore-worker.js');
 
 export class RestorePool {
   private readonly slots: Slot[] = [];

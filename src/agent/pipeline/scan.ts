@@ -10,7 +10,7 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from '
 import type { BlobId } from '../../core/ids.js';
 import type { KnownDir } from '../file-cache.js';
 import { childPath } from '../fspath.js';
-import { workerUrl } from './worker-url.js';
+import { workerUrl } from '../../shared/worker-url.js';
 
 export interface ScanInit {
   /** the included paths, in the walk's order */
@@ -40,7 +40,7 @@ export interface ScanOptions {
   readonly maxAgeMs?: number;
 }
 
-const WORKER_URL = workerUrl('scan-worker.js');
+const WORKER_URL = workerUrl(import.meta.url, 'scan-worker.js');
 const DEFAULT_MAX_AGE_MS = 10_000;
 /** Reports held at most (about 0.5 KiB each); further ones are dropped. */
 const MAX_HELD = 65_536;

@@ -8,10 +8,10 @@ import { readJobs, type JobRecord } from '../../agent/jobs.js';
 import { watcherRunning } from '../../agent/journal.js';
 import { loadPolicy } from '../../agent/policy.js';
 import { KEYCHAIN_REACHES_SCHEDULED_JOBS } from '../../agent/scheduler.js';
-import { loadRegistration, secretsLocation } from '../../agent/state.js';
+import { loadRegistration, secretsLocation, straySecretsFile } from '../../agent/state.js';
 import { crontabNotes, describePolicy, policyResult } from '../policy-text.js';
 import { action } from '../run.js';
-import { secretsPlace, secretsResult } from '../secrets-text.js';
+import { STRAY, secretsPlace, secretsResult } from '../secrets-text.js';
 
 /** Jobs looked back through for the last backup that made a point. */
 const LOOK_BACK = 100;
@@ -42,6 +42,8 @@ export function statusCommand(program: Command): void {
         out.line(`Vault ${registration.vaultName} (${registration.vaultId}) at ${registration.endpoint}`);
         const secrets = secretsLocation(registration);
         out.line(`Secrets: in ${secretsPlace(paths, secrets)}, so jobs need no passphrase${secrets.store === 'keychain' && !KEYCHAIN_REACHES_SCHEDULED_JOBS ? ' (scheduled jobs cannot reach it)' : ''}`);
+        const stray = await straySecretsFile(paths, registration);
+        if (stray) out.warn(STRAY(paths));
         for (const line of describePolicy(policy)) out.line(line);
         if (note !== null) out.line(note);
         out.line(watcher === null ? 'Change journal: no watcher runs (backups scan everything)' : `Change journal: kept by azbk watch (pid ${watcher})`);
@@ -53,7 +55,7 @@ export function statusCommand(program: Command): void {
           registered: true,
           machine: { id: registration.machineId, name: registration.machineName, registered: registration.registered },
           vault: { id: registration.vaultId, name: registration.vaultName, endpoint: registration.endpoint },
-          secrets: secretsResult(paths, secrets),
+          secrets: { ...secretsResult(paths, secrets), ...(stray ? { stray: paths.secrets } : {}) },
           policy: policyResult(policy, installed),
           watcher: watcher === null ? null : { pid: watcher },
           lastJob: last ?? null,

@@ -12,7 +12,7 @@ import fsCb, { type Dirent, type Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { AzbkError, isAzbkError } from '../../shared/errors.js';
-import { errnoText, writeAt } from '../../shared/files.js';
+import { errnoText, syncFolder, writeAt } from '../../shared/files.js';
 import { InFlight } from '../../shared/in-flight.js';
 import type { BlobStore, ObjectWriter } from './blobstore.js';
 import { clipRange, isKeySegment, validateKey, validatePrefix, type ByteRange } from './keys.js';
@@ -314,19 +314,7 @@ class FsObjectWriter implements ObjectWriter {
 async function syncDirs(top: string, bottom: string): Promise<void> {
   const dirs = [bottom];
   for (let d = bottom; d !== top && path.dirname(d) !== d; ) dirs.push((d = path.dirname(d)));
-  for (const dir of dirs) {
-    try {
-      const handle = await fs.open(dir, 'r');
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    } catch (err) {
-      // Windows cannot open or fsync a folder; NTFS journals the link itself.
-      if (process.platform !== 'win32') throw err;
-    }
-  }
+  for (const dir of dirs) await syncFolder(dir);
 }
 
 function errno(err: unknown): string | undefined {

@@ -1,0 +1,18 @@
+/**
+ * Where a worker module is: beside the module that starts it once built; when that module runs
+ * from its TypeScript source (the in-process tests), the built copy at the same place under dist/
+ * (`npm test` builds first).
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** The repository (or package) root: this module is src/shared/ or dist/shared/ under it. */
+const ROOT = new URL('../../', import.meta.url);
+
+/** The worker module `file` beside the module whose import.meta.url is `from`. */
+export function workerUrl(from: string, file: string): URL {
+  const sibling = new URL(`./${file}`, from);
+  if (existsSync(fileURLToPath(sibling))) return sibling;
+  const src = new URL('src/', ROOT).href;
+  return sibling.href.startsWith(src) ? new URL(`dist/${sibling.href.slice(src.length)}`, ROOT) : sibling;
+}
