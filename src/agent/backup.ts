@@ -645,17 +645,17 @@ class BackupJob {
         if (changed) {
           // What was read is kept, with the size read: its listing must add up to its chunks.
           this.warnings.push({ path: abs, reason: 'changed during backup' });
-          return { node: (await this.finishFile(abs, name, { mode: r.after.mode, mtime: r.after.mtime }, { ...after, size: r.size }, r.content, false)).node, known: null };
+          return { node: (await this.finishFile(abs, name, r.after, { ...after, size: r.size }, r.content, false)).node, known: null };
         }
         if (racy(after, readFrom)) {
           // Changed so shortly before it was read that a change right after could keep its size
           // and times: backed up, and remembered under a change time no file has, so the next
           // backup reads it again (hashing the chunks the vault has, not sealing them again); not
           // in a checkpoint either.
-          const done = await this.finishFile(abs, name, { mode: r.after.mode, mtime: r.after.mtime }, after, r.content, false);
+          const done = await this.finishFile(abs, name, r.after, after, r.content, false);
           return { node: done.node, known: knownFile({ ...after, ctime: RACY_CTIME }, done.known.content) };
         }
-        return this.finishFile(abs, name, { mode: r.after.mode, mtime: r.after.mtime }, after, r.content, true);
+        return this.finishFile(abs, name, r.after, after, r.content, true);
       }
       expected = after;
     }
@@ -706,7 +706,7 @@ class BackupJob {
   }
 
   /** The file's listing entry and what to remember of it; `fresh`: just read (the checkpoint records it). */
-  private async finishFile(abs: string, name: string, st: { mode: number; mtime: string }, id: FileIdentity, content: readonly BlobId[], fresh: boolean): Promise<{ node: FileNode; known: KnownFile }> {
+  private async finishFile(abs: string, name: string, st: NodeStat, id: FileIdentity, content: readonly BlobId[], fresh: boolean): Promise<{ node: FileNode; known: KnownFile }> {
     this.opts.onEvent?.({ type: 'file', path: abs, size: id.size });
     // One copy of the chunk list for the listing, the cache and the checkpoint: the list a read
     // grew has room for more (one chunk pushed onto [] takes 17 slots), and it lives till a checkpoint.
@@ -718,9 +718,17 @@ class BackupJob {
   }
 }
 
-/** A file's listing entry; `content` is shared, never changed (a read's growing list is copied first). */
-function fileNode(name: string, st: { mode: number; mtime: string }, id: FileIdentity, content: readonly BlobId[]): FileNode {
-  return { type: 'file', name, mode: st.mode, mtime: st.mtime, size: id.size, content };
+/** What a file's listing entry takes of its stat. */
+type NodeStat = Pick<FileStat, 'mode' | 'mtime' | 'dev' | 'ino' | 'nlink'>;
+
+/**
+ * A file's listing entry; `content` is shared, never changed (a read's growing list is copied
+ * first). A file with more than one hard link carries its device and inode numbers, which its
+ * other names backed up share: a restore makes them links again.
+ */
+function fileNode(name: string, st: NodeStat, id: FileIdentity, content: readonly BlobId[]): FileNode {
+  const node: FileNode = { type: 'file', name, mode: st.mode, mtime: st.mtime, size: id.size, content };
+  return st.nlink > 1 ? { ...node, link: `${st.dev}:${st.ino}` } : node;
 }
 
 const NO_FILES: ReadonlyMap<string, KnownFile> = new Map();

@@ -69,6 +69,14 @@ interface PlannedDir {
   readonly node: DirNode;
 }
 
+/** A file restored as a hard link to another one restored (`leader`), once that one is written. */
+interface LinkPlan {
+  readonly leader: FilePlan;
+  readonly segs: readonly string[];
+  readonly dest: string;
+  readonly size: number;
+}
+
 /** Restores a point of this or another machine. */
 export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<RestoreResult> {
   const machine = await findMachine(ctx, o.machine);
@@ -124,6 +132,9 @@ class RestoreJob {
   /** temporary names: `.azbk-restore-<job>-<n>`, unique per job without a random draw per file */
   private readonly tmpPrefix = `.azbk-restore-${randomBytes(6).toString('hex')}-`;
   private tmpCount = 0;
+  /** the first file planned of each hard-link group, with the entry it was planned from */
+  private readonly linkLeaders = new Map<string, { plan: FilePlan; node: FileNode }>();
+  private readonly links: LinkPlan[] = [];
 
   constructor(
     private readonly ctx: AgentContext,
@@ -254,6 +265,7 @@ class RestoreJob {
       const r = await restoreData(this.ctx.session, this.index, files, pool, { tmpPrefix: this.tmpPrefix, onFile: (f) => this.o.onEvent?.({ type: 'file', path: destOf(f), size: f.size }) });
       this.restored.files += r.files;
       this.restored.bytes += r.bytes;
+      for (const l of this.links) this.link(l);
     } finally {
       await pool.close(); // closed already by the data phase, unless planning failed first
       for (const f of files) if (f.error !== null) this.failed.push({ path: displayPath([...f.folder, f.name]), reason: f.error });
@@ -287,7 +299,7 @@ class RestoreJob {
       if (found === null) return;
       if (node.type === 'symlink') await this.symlink(node, found.to);
       else if (node.type === 'file') {
-        files.push(this.filePlan(segs.slice(0, -1), path.dirname(found.to), node, path.basename(found.to)));
+        this.planFile(files, segs.slice(0, -1), path.dirname(found.to), node, path.basename(found.to));
       } else {
         if (!found.merge && !makeDir(found.to)) {
           // Something is there after all: the conflict rule decides.
@@ -305,7 +317,7 @@ class RestoreJob {
             continue;
           }
           // A file in a folder made here needs no check, and no call of its own (there are many).
-          if (!found.merge && child.type === 'file') files.push(this.filePlan(segs, to, child));
+          if (!found.merge && child.type === 'file') this.planFile(files, segs, to, child);
           else await this.plan([...segs, child.name], child, childPath(to, child.name), !found.merge, files, dirs);
         }
       }
@@ -344,10 +356,52 @@ class RestoreJob {
     return { to: copy, merge: false };
   }
 
-  /** A file to restore into `dir` (as `as`, when not under its own name); `folder`: the original path of its folder. */
-  private filePlan(folder: readonly string[], dir: string, node: FileNode, as = node.name): FilePlan {
+  /**
+   * Plans a file to restore into `dir` (as `as`, when not under its own name); `folder`: the
+   * original path of its folder. Another name of a hard-linked file already planned, with the same
+   * content, mode and time, becomes a link to that one instead.
+   */
+  private planFile(files: FilePlan[], folder: readonly string[], dir: string, node: FileNode, as = node.name): void {
+    const leader = node.link === undefined ? undefined : this.linkLeaders.get(node.link);
+    if (leader !== undefined && sameFile(leader.node, node)) {
+      this.links.push({ leader: leader.plan, segs: [...folder, node.name], dest: childPath(dir, as), size: node.size });
+      return;
+    }
     const f = { folder, dir, tmp: this.tmpCount++, name: node.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null };
-    return as === node.name ? f : { ...f, renamed: as };
+    const plan: FilePlan = as === node.name ? f : { ...f, renamed: as };
+    if (node.link !== undefined && leader === undefined) this.linkLeaders.set(node.link, { plan, node });
+    files.push(plan);
+  }
+
+  /**
+   * Makes a planned hard link once its leader is restored: a link under a temporary name, renamed
+   * into place. Where the file system has no hard links, a copy.
+   */
+  private link(l: LinkPlan): void {
+    if (l.leader.error !== null) {
+      this.fail(l.segs, new Error(`another name of this hard-linked file, ${displayPath([...l.leader.folder, l.leader.name])}, could not be restored: ${l.leader.error}`));
+      return;
+    }
+    const tmp = this.tempName(l.dest);
+    try {
+      try {
+        fs.linkSync(destOf(l.leader), tmp);
+      } catch (err) {
+        if (!['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK'].includes(errnoCode(err) ?? '')) throw err;
+        fs.copyFileSync(destOf(l.leader), tmp, fs.constants.COPYFILE_EXCL);
+        const t = toTime(l.leader.mtime);
+        fs.utimesSync(tmp, t, t);
+        fs.chmodSync(tmp, l.leader.mode);
+      }
+      fs.renameSync(tmp, l.dest);
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      this.fail(l.segs, err);
+      return;
+    }
+    this.restored.files++;
+    this.restored.bytes += l.size;
+    this.o.onEvent?.({ type: 'file', path: l.dest, size: l.size });
   }
 
   private tempName(dest: string): string {
@@ -463,6 +517,11 @@ function makeDir(p: string): boolean {
     if (errnoCode(err) === 'EEXIST') return false;
     throw err;
   }
+}
+
+/** Whether two names of one hard-linked file were backed up alike (a file changed between the reads of its names was not). */
+function sameFile(a: FileNode, b: FileNode): boolean {
+  return a.size === b.size && a.mode === b.mode && a.mtime === b.mtime && a.content.length === b.content.length && a.content.every((c, i) => c === b.content[i]);
 }
 
 const pad = (n: number) => String(n).padStart(2, '0');

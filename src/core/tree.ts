@@ -17,6 +17,8 @@ export interface FileNode extends NodeBase {
   readonly type: 'file';
   readonly size: number;
   readonly content: readonly BlobId[];
+  /** for a file with more than one hard link: "<device>:<inode>", the same for each of its names */
+  readonly link?: string;
 }
 export interface DirNode extends NodeBase {
   readonly type: 'dir';
@@ -58,6 +60,7 @@ function bad(why: string): AzbkError {
 }
 
 const MTIME = /^-?\d{1,22}$/;
+const LINK = /^\d{1,20}:\d{1,20}$/;
 
 /** Parses and validates an untrusted tree blob. */
 export function decodeTree(data: Uint8Array): Tree {
@@ -81,6 +84,7 @@ export function decodeTree(data: Uint8Array): Tree {
       case 'file':
         if (typeof n.size !== 'number' || !Number.isSafeInteger(n.size) || n.size < 0) throw bad('bad size');
         if (!Array.isArray(n.content) || !n.content.every(isHex64)) throw bad('bad content list');
+        if (n.link !== undefined && (typeof n.link !== 'string' || !LINK.test(n.link))) throw bad('bad hard link');
         break;
       case 'dir':
         if (!isHex64(n.subtree)) throw bad('bad subtree');

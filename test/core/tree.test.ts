@@ -46,6 +46,14 @@ describe('trees', () => {
     expectCorrupt(() => decodeTree(Buffer.from(JSON.stringify({ version: 2, nodes: [] }))));
   });
 
+  it('takes a hard-link key of device and inode numbers, and nothing else there', () => {
+    const file = { type: 'file', name: 'f', mode: 0o644, mtime: '1', size: 0, content: [] };
+    expect(decodeTree(Buffer.from(JSON.stringify({ version: 1, nodes: [{ ...file, link: '2049:1234567' }] }))).nodes[0]).toMatchObject({ link: '2049:1234567' });
+    for (const link of [12, '', '1:', ':2', '1:2:3', '../x:1', '1:2 ', '1'.repeat(21) + ':1']) {
+      expect(() => decodeTree(Buffer.from(JSON.stringify({ version: 1, nodes: [{ ...file, link }] }))), String(link)).toThrow(/bad hard link/);
+    }
+  });
+
   it('tells POSIX-safe names from names Windows can also create', () => {
     expect(isSafeName('back\\slash')).toBe(true);
     expect(isPortableName('back\\slash')).toBe(false);

@@ -55,7 +55,7 @@ export async function startSecretService(): Promise<SecretService> {
 <busconfig><type>session</type><listen>unix:dir=${dir.path}</listen>
 <policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy></busconfig>\n`,
     );
-    const bus = spawn('/usr/bin/dbus-daemon', [`--config-file=${config}`, '--nofork', '--print-address=1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const bus = spawn('/usr/bin/dbus-daemon', [`--config-file=${config}`, '--nofork', '--print-address=1'], { stdio: ['ignore', 'pipe', 'ignore'] });
     children.push(bus);
     const address = await firstLine(bus);
     const runtime = path.join(dir.path, 'run');

@@ -51,11 +51,14 @@ export interface FileStat {
   readonly ctime: string;
   readonly ino: string;
   readonly mode: number;
+  /** the device it is on and its number of hard links: names with both equal are one file */
+  readonly dev: string;
+  readonly nlink: number;
 }
 
 /** The FileStat of an fstat or lstat result. */
 export function fileStat(st: BigIntStats): FileStat {
-  return { size: Number(st.size), mtime: st.mtimeNs.toString(), ctime: st.ctimeNs.toString(), ino: st.ino.toString(), mode: Number(st.mode & 0o7777n) };
+  return { size: Number(st.size), mtime: st.mtimeNs.toString(), ctime: st.ctimeNs.toString(), ino: st.ino.toString(), mode: Number(st.mode & 0o7777n), dev: st.dev.toString(), nlink: Number(st.nlink) };
 }
 
 export type OutItem =

@@ -1,0 +1,69 @@
+/**
+ * Hard links through the CLI: names of one file backed up together come back as one file with
+ * those names, and a name restored without the others comes back as a plain file.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { backup, expectExit, parseJson, setupMachine } from '../helpers/cli.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+describe.skipIf(process.platform === 'win32')('hard links', () => {
+  it('restores the names of a hard-linked file as links of one file, and one name alone as a file', async () => {
+    const tmp = await makeTempDir('azbk-hardlinks-');
+    const src = path.join(tmp, 'data');
+    await fs.mkdir(path.join(src, 'a'), { recursive: true });
+    await fs.mkdir(path.join(src, 'b/c'), { recursive: true });
+    await fs.writeFile(path.join(src, 'a/one.txt'), 'one file, three names\n');
+    await fs.chmod(path.join(src, 'a/one.txt'), 0o640);
+    await fs.link(path.join(src, 'a/one.txt'), path.join(src, 'b/two.txt'));
+    await fs.link(path.join(src, 'a/one.txt'), path.join(src, 'b/c/three.txt'));
+    await fs.writeFile(path.join(src, 'a/pair.bin'), Buffer.alloc(200_000, 7));
+    await fs.link(path.join(src, 'a/pair.bin'), path.join(src, 'a/pair-again.bin'));
+    await fs.writeFile(path.join(src, 'a/alone.txt'), 'one link only\n');
+    await fs.writeFile(path.join(src, 'b/alone-too.txt'), 'one file, three names\n'); // same bytes, not linked
+
+    const m = await setupMachine(tmp);
+    const done = await backup(m, [src]);
+    expect(done.stats.files).toBe(7);
+
+    const target = path.join(tmp, 'restored');
+    const r = await m.run(['restore', '--point', 'latest', '--target', target, '--json']);
+    expectExit(r, 0);
+    expect(parseJson(r)).toMatchObject({ restored: { files: 7 } });
+    const at = (rel: string) => path.join(target, src, rel);
+    const [one, two, three, pair, pairAgain, alone, aloneToo] = await Promise.all(
+      ['a/one.txt', 'b/two.txt', 'b/c/three.txt', 'a/pair.bin', 'a/pair-again.bin', 'a/alone.txt', 'b/alone-too.txt'].map((p) => fs.stat(at(p))),
+    );
+    expect(one!.nlink).toBe(3);
+    expect(two!.ino).toBe(one!.ino);
+    expect(three!.ino).toBe(one!.ino);
+    expect(one!.mode & 0o777).toBe(0o640);
+    expect(pair!.nlink).toBe(2);
+    expect(pairAgain!.ino).toBe(pair!.ino);
+    expect(alone!.nlink).toBe(1);
+    expect(aloneToo!.nlink).toBe(1);
+    expect(aloneToo!.ino).not.toBe(one!.ino);
+    expect(await fs.readFile(at('b/c/three.txt'), 'utf8')).toBe('one file, three names\n');
+    expect(await fs.readFile(at('a/pair-again.bin'))).toEqual(Buffer.alloc(200_000, 7));
+    // Written once: a write through one name shows through the others, as in the source.
+    await fs.appendFile(at('b/two.txt'), 'more\n');
+    expect(await fs.readFile(at('a/one.txt'), 'utf8')).toBe('one file, three names\nmore\n');
+
+    // One folder alone: its name of the file comes back as a plain file; two names in it, as one.
+    const part = path.join(tmp, 'part');
+    expectExit(await m.run(['restore', '--point', 'latest', '--path', path.join(src, 'b'), '--target', part]), 0);
+    const two2 = await fs.stat(path.join(part, src, 'b/two.txt'));
+    const three2 = await fs.stat(path.join(part, src, 'b/c/three.txt'));
+    expect(two2.nlink).toBe(2);
+    expect(three2.ino).toBe(two2.ino);
+    expect(await fs.readFile(path.join(part, src, 'b/two.txt'), 'utf8')).toBe('one file, three names\n');
+
+    // Restored where it was, over changed copies: every name gets the backed-up content and is linked again.
+    await fs.rm(path.join(src, 'b/two.txt'));
+    await fs.writeFile(path.join(src, 'b/two.txt'), 'a file of its own now\n');
+    expectExit(await m.run(['restore', '--point', 'latest', '--path', path.join(src, 'a'), path.join(src, 'b'), '--conflict', 'overwrite']), 0);
+    expect((await fs.stat(path.join(src, 'b/two.txt'))).ino).toBe((await fs.stat(path.join(src, 'a/one.txt'))).ino);
+    expect(await fs.readFile(path.join(src, 'b/two.txt'), 'utf8')).toBe('one file, three names\n');
+  }, 60_000);
+});
