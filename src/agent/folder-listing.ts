@@ -86,7 +86,10 @@ export function fingerprint(
       sub = f.tree;
     }
     const id = known ?? st;
-    text += `${name}\0${st.kind}\0${st.mode}\0${id.mtime}\0${id.ctime}\0${id.ino}\0${id.size}\0${sub}\n`;
+    // A hard-linked file's listing entry names its device too (see backup.ts fileNode), which a
+    // remount may change without touching the file.
+    const dev = st.kind === 'file' && st.nlink > 1 ? `@${st.dev}` : '';
+    text += `${name}\0${st.kind}\0${st.mode}\0${id.mtime}\0${id.ctime}\0${id.ino}${dev}\0${id.size}\0${sub}\n`;
   }
   return createHash('sha256').update(text).digest();
 }

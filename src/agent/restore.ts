@@ -21,7 +21,7 @@ import { childPath, displayPath, restoreLocation, toSegments } from './fspath.js
 import { acquireJobLock } from './lock.js';
 import { RestorePool } from './pipeline/restore-pool.js';
 import { destOf, readRanges, restoreData, tempPath, type FilePlan } from './restore-data.js';
-import { settleDir, toTime, why } from './restore-files.js';
+import { openTemp, settle, settleDir, toTime, why, writeAll } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
 import type { PassphraseInput } from './passphrase.js';
 import { findMachine, keysFor, openPoint, pickPoint } from './points.js';
@@ -72,10 +72,17 @@ interface PlannedDir {
 /** A file restored as a hard link to another one restored (`leader`), once that one is written. */
 interface LinkPlan {
   readonly leader: FilePlan;
-  readonly segs: readonly string[];
-  readonly dest: string;
-  readonly size: number;
+  /** the original path of its folder, the folder it goes into, its name and the name it goes under */
+  readonly folder: readonly string[];
+  readonly dir: string;
+  readonly name: string;
+  readonly as: string;
 }
+
+/** Link errors after which a copy is made instead: no hard links there (another device, FAT, a limit reached). */
+const NO_LINK = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'ENOSYS', 'EINVAL', 'EISDIR']);
+/** Opening a restored file to link or copy it never follows a link put in its place (where the OS can tell). */
+const OPEN_RESTORED = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0);
 
 /** Restores a point of this or another machine. */
 export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<RestoreResult> {
@@ -262,11 +269,14 @@ class RestoreJob {
       }
       // Planned: the file plans hold what they need of the listings, which can go.
       this.trees.clear();
+      this.linkLeaders.clear();
       const r = await restoreData(this.ctx.session, this.index, files, pool, { tmpPrefix: this.tmpPrefix, onFile: (f) => this.o.onEvent?.({ type: 'file', path: destOf(f), size: f.size }) });
       this.restored.files += r.files;
       this.restored.bytes += r.bytes;
-      for (const l of this.links) this.link(l);
+      while (this.links.length > 0) this.link(this.links.shift()!);
     } finally {
+      // Links not made because the data phase stopped are listed with the rest.
+      for (const l of this.links.splice(0)) this.fail([...l.folder, l.name], new Error('the restore stopped before this hard link was made'));
       await pool.close(); // closed already by the data phase, unless planning failed first
       for (const f of files) if (f.error !== null) this.failed.push({ path: displayPath([...f.folder, f.name]), reason: f.error });
       // Folder modes and times last, deepest first, since writing into a folder changes its time;
@@ -364,7 +374,7 @@ class RestoreJob {
   private planFile(files: FilePlan[], folder: readonly string[], dir: string, node: FileNode, as = node.name): void {
     const leader = node.link === undefined ? undefined : this.linkLeaders.get(node.link);
     if (leader !== undefined && sameFile(leader.node, node)) {
-      this.links.push({ leader: leader.plan, segs: [...folder, node.name], dest: childPath(dir, as), size: node.size });
+      this.links.push({ leader: leader.plan, folder, dir, name: node.name, as });
       return;
     }
     const f = { folder, dir, tmp: this.tmpCount++, name: node.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null };
@@ -375,33 +385,47 @@ class RestoreJob {
 
   /**
    * Makes a planned hard link once its leader is restored: a link under a temporary name, renamed
-   * into place. Where the file system has no hard links, a copy.
+   * into place; where the file system has no hard links, a copy. The leader must still be a
+   * regular file of its size, and what is linked or copied is checked to be that very file (the
+   * copy's source is opened without following a link): a file put in its place since is neither
+   * linked to nor copied.
    */
   private link(l: LinkPlan): void {
-    if (l.leader.error !== null) {
-      this.fail(l.segs, new Error(`another name of this hard-linked file, ${displayPath([...l.leader.folder, l.leader.name])}, could not be restored: ${l.leader.error}`));
+    const segs = [...l.folder, l.name];
+    const { leader } = l;
+    if (leader.error !== null) {
+      this.fail(segs, new Error(`another name of this hard-linked file, ${displayPath([...leader.folder, leader.name])}, could not be restored: ${leader.error}`));
       return;
     }
-    const tmp = this.tempName(l.dest);
+    const dest = childPath(l.dir, l.as);
+    const tmp = this.tempName(dest);
+    let fd: number | undefined;
     try {
+      const st = fs.lstatSync(destOf(leader));
+      const changed = () => new Error(`another name of this hard-linked file, ${displayPath([...leader.folder, leader.name])}, was changed or replaced after it was restored`);
+      const same = (o: fs.Stats) => o.ino === st.ino && o.dev === st.dev;
+      if (!st.isFile() || st.size !== leader.size) throw changed();
       try {
-        fs.linkSync(destOf(l.leader), tmp);
+        fs.linkSync(destOf(leader), tmp);
+        if (!same(fs.lstatSync(tmp))) throw changed();
       } catch (err) {
-        if (!['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK'].includes(errnoCode(err) ?? '')) throw err;
-        fs.copyFileSync(destOf(l.leader), tmp, fs.constants.COPYFILE_EXCL);
-        const t = toTime(l.leader.mtime);
-        fs.utimesSync(tmp, t, t);
-        fs.chmodSync(tmp, l.leader.mode);
+        if (!NO_LINK.has(errnoCode(err) ?? '')) throw err;
+        fd = fs.openSync(destOf(leader), OPEN_RESTORED);
+        if (!same(fs.fstatSync(fd))) throw changed();
+        copyOpenFile(fd, tmp, leader);
       }
-      fs.renameSync(tmp, l.dest);
+      fs.renameSync(tmp, dest);
     } catch (err) {
-      fs.rmSync(tmp, { force: true });
-      this.fail(l.segs, err);
+      this.fail(segs, err);
       return;
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+      // Also after a rename that did nothing (the destination was that file already).
+      fs.rmSync(tmp, { force: true });
     }
     this.restored.files++;
-    this.restored.bytes += l.size;
-    this.o.onEvent?.({ type: 'file', path: l.dest, size: l.size });
+    this.restored.bytes += leader.size;
+    this.o.onEvent?.({ type: 'file', path: dest, size: leader.size });
   }
 
   private tempName(dest: string): string {
@@ -516,6 +540,23 @@ function makeDir(p: string): boolean {
   } catch (err) {
     if (errnoCode(err) === 'EEXIST') return false;
     throw err;
+  }
+}
+
+/** Copies the open restored file `fd` to the new file `tmp`, which gets the mode and time of `f` (see settle). */
+function copyOpenFile(fd: number, tmp: string, f: FilePlan): void {
+  const out = openTemp(tmp, true);
+  try {
+    const buf = Buffer.allocUnsafe(Math.min(f.size, 1024 * 1024));
+    for (let pos = 0; pos < f.size; ) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, f.size - pos), pos);
+      if (n === 0) throw Object.assign(new Error('the file it is copied from ended early'), { code: 'EIO' });
+      writeAll(out, buf.subarray(0, n), pos);
+      pos += n;
+    }
+    settle(out, f.mode, f.mtime);
+  } finally {
+    fs.closeSync(out);
   }
 }
 

@@ -65,5 +65,56 @@ describe.skipIf(process.platform === 'win32')('hard links', () => {
     expectExit(await m.run(['restore', '--point', 'latest', '--path', path.join(src, 'a'), path.join(src, 'b'), '--conflict', 'overwrite']), 0);
     expect((await fs.stat(path.join(src, 'b/two.txt'))).ino).toBe((await fs.stat(path.join(src, 'a/one.txt'))).ino);
     expect(await fs.readFile(path.join(src, 'b/two.txt'), 'utf8')).toBe('one file, three names\n');
+
+    // With --conflict skip, a name left as it is does not lead: the names restored link to each other.
+    await fs.rm(path.join(src, 'b'), { recursive: true });
+    await fs.rm(path.join(src, 'a/one.txt'));
+    await fs.writeFile(path.join(src, 'a/one.txt'), 'kept as it is\n');
+    const skip = await m.run(['restore', '--point', 'latest', '--path', path.join(src, 'a/one.txt'), path.join(src, 'b'), '--json']);
+    expectExit(skip, 0);
+    expect(parseJson(skip)).toMatchObject({ restored: { files: 3 }, conflicts: [{ path: path.join(src, 'a/one.txt'), action: 'skipped' }] });
+    expect(await fs.readFile(path.join(src, 'a/one.txt'), 'utf8')).toBe('kept as it is\n');
+    const [two3, three3] = await Promise.all([fs.stat(path.join(src, 'b/two.txt')), fs.stat(path.join(src, 'b/c/three.txt'))]);
+    expect(three3.ino).toBe(two3.ino);
+    expect(two3.nlink).toBe(2);
+
+    // No temporary name is left anywhere.
+    for (const root of [target, part, src]) expect(await names(root)).not.toContainEqual(expect.stringContaining('.azbk-restore-'));
+  }, 60_000);
+
+  it('copies where a hard link cannot be made (another file system), without setuid', async (ctx) => {
+    const tmp = await makeTempDir('azbk-hardlinks-');
+    const elsewhere = await fs.mkdtemp('/dev/shm/azbk-hardlinks-').catch(() => null);
+    if (elsewhere !== null) ctx.onTestFinished(() => fs.rm(elsewhere, { recursive: true, force: true }));
+    if (elsewhere === null || (await fs.stat(elsewhere)).dev === (await fs.stat(tmp)).dev) ctx.skip(); // no second file system here
+    const src = path.join(tmp, 'data');
+    await fs.mkdir(path.join(src, 'x'), { recursive: true });
+    await fs.mkdir(path.join(src, 'y/z'), { recursive: true });
+    await fs.writeFile(path.join(src, 'x/tool'), '#!/bin/sh\necho hi\n');
+    await fs.chmod(path.join(src, 'x/tool'), 0o4750);
+    await fs.link(path.join(src, 'x/tool'), path.join(src, 'y/z/tool'));
+    const m = await setupMachine(tmp);
+    await backup(m, [src]);
+
+    // y now lives on the other file system, behind a link of this user's that an in-place restore follows.
+    await fs.rm(path.join(src, 'y'), { recursive: true });
+    await fs.mkdir(path.join(elsewhere!, 'y/z'), { recursive: true });
+    await fs.symlink(path.join(elsewhere!, 'y'), path.join(src, 'y'));
+    await fs.rm(path.join(src, 'x/tool'));
+    const r = await m.run(['restore', '--point', 'latest', '--path', path.join(src, 'x/tool'), path.join(src, 'y/z/tool'), '--json']);
+    expectExit(r, 0);
+    expect(parseJson(r)).toMatchObject({ restored: { files: 2 }, failed: [] });
+    const [a, b] = await Promise.all([fs.stat(path.join(src, 'x/tool')), fs.stat(path.join(elsewhere!, 'y/z/tool'))]);
+    expect(b.ino === a.ino && b.dev === a.dev).toBe(false);
+    expect(await fs.readFile(path.join(elsewhere!, 'y/z/tool'), 'utf8')).toBe('#!/bin/sh\necho hi\n');
+    expect(a.mode & 0o7777).toBe(0o750);
+    expect(b.mode & 0o7777).toBe(0o750);
+    expect(b.mtimeMs).toBe(a.mtimeMs);
+    expect(await names(path.join(elsewhere!, 'y'))).not.toContainEqual(expect.stringContaining('.azbk-restore-'));
   }, 60_000);
 });
+
+/** Every name under `root`, recursively. */
+async function names(root: string): Promise<string[]> {
+  return (await fs.readdir(root, { recursive: true })).map(String);
+}
