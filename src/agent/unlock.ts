@@ -34,3 +34,8 @@ export async function unlockWithPassphrase(envelopes: readonly unknown[], passph
   }
   return null;
 }
+
+/** Whether a passphrase (any of its readings) opens the key family `keyId` among the vault's envelopes. */
+export async function opensFamily(envelopes: readonly unknown[], readings: readonly string[], keyId: string): Promise<boolean> {
+  return (await unlockFamilies(envelopes, readings)).some((k) => k.keyId === keyId);
+}

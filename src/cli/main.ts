@@ -6,6 +6,7 @@ import { jobsCommand } from './commands/jobs.js';
 import { pointsCommand } from './commands/points.js';
 import { policyCommand } from './commands/policy.js';
 import { registerCommand } from './commands/register.js';
+import { passphraseCommand } from './commands/passphrase.js';
 import { restoreCommand } from './commands/restore.js';
 import { secretsCommand } from './commands/secrets.js';
 import { statusCommand } from './commands/status.js';
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   jobsCommand(program);
   statusCommand(program);
   secretsCommand(program);
+  passphraseCommand(program);
   restoreCommand(program);
   watchCommand(program);
   const usageExits = (cmd: Command) => {

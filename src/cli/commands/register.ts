@@ -3,12 +3,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { checkPassphrase, generatePassphrase, givenPassphrase, readPassphraseFile, writePassphraseFile, type PassphraseInput } from '../../agent/passphrase.js';
 import { registerMachine, type SecretStore } from '../../agent/register.js';
 import { secretsLocation } from '../../agent/state.js';
 import { AzbkError, ExitCode, isAzbkError } from '../../shared/errors.js';
 import { readSmallTextFile } from '../../shared/files.js';
-import { promptHidden } from '../prompt.js';
+import { newPassphrase } from '../new-passphrase.js';
 import { action } from '../run.js';
 import { secretsPlace, secretsResult } from '../secrets-text.js';
 
@@ -47,27 +46,11 @@ export function registerCommand(program: Command): void {
     )
     .action(
       action('register', async ({ paths, out, log }, o: Opts) => {
-        if (o.passphraseFile !== undefined && o.generatePassphrase !== undefined) {
-          throw new AzbkError('AZBK_USAGE', 'Give either --passphrase-file or --generate-passphrase, not both.');
-        }
         const secretStore = o.secretStore as SecretStore;
         if (!['auto', 'keychain', 'file'].includes(secretStore)) throw new AzbkError('AZBK_USAGE', `--secret-store is auto, keychain or file, not ${o.secretStore}.`);
         const credentialsText = await readSmallTextFile(o.vaultCredentials, 64 * 1024, 'credentials file');
-        let passphrase: PassphraseInput;
-        let writeGenerated: (() => Promise<void>) | undefined;
-        if (o.passphraseFile !== undefined) passphrase = await readPassphraseFile(o.passphraseFile);
-        else if (o.generatePassphrase !== undefined) {
-          const file = path.resolve(o.generatePassphrase);
-          const generated = generatePassphrase();
-          passphrase = givenPassphrase(generated);
-          writeGenerated = () => writePassphraseFile(file, generated);
-        } else {
-          const typed = checkPassphrase(await promptHidden('Passphrase (16+ characters): '));
-          if ((await promptHidden('Passphrase again: ')) !== typed) {
-            throw new AzbkError('AZBK_PASSPHRASE_MISMATCH', 'The two passphrases differ.');
-          }
-          passphrase = givenPassphrase(typed);
-        }
+        const { passphrase, generated } = await newPassphrase(o);
+        const writeGenerated = generated?.write;
         const machineName = o.machineName ?? defaultMachineName();
         let wroteGenerated = false;
         let inVault = false;

@@ -1,0 +1,84 @@
+/**
+ * azbk passphrase check | add: whether a passphrase opens this machine's key, and another
+ * passphrase for it (this machine holds the key itself, so a lost passphrase can be replaced
+ * while the machine lives).
+ */
+import fs from 'node:fs/promises';
+import type { Command } from 'commander';
+import { openAgent } from '../../agent/context.js';
+import { addPassphrase } from '../../agent/passphrase-add.js';
+import { givenPassphrase, readPassphraseFile } from '../../agent/passphrase.js';
+import { opensFamily } from '../../agent/unlock.js';
+import { AzbkError, isAzbkError } from '../../shared/errors.js';
+import { newPassphrase } from '../new-passphrase.js';
+import { promptHidden } from '../prompt.js';
+import { action } from '../run.js';
+
+interface CheckOpts {
+  passphraseFile?: string;
+  json?: boolean;
+}
+
+interface AddOpts {
+  passphraseFile?: string;
+  generatePassphrase?: string;
+  json?: boolean;
+}
+
+export function passphraseCommand(program: Command): void {
+  const passphrase = program.command('passphrase').description("check or add a passphrase of this machine's key");
+  passphrase
+    .command('check')
+    .description("check that a passphrase opens this machine's key, as a restore on another machine needs")
+    .option('--passphrase-file <file>', 'read the passphrase from the first line of this file (default: ask on the terminal)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExit codes: 0 it opens the key, 2 bad input, 10 vault unreachable, 12 it does not.')
+    .action(
+      action('passphrase check', async ({ paths, out }, o: CheckOpts) => {
+        const p = o.passphraseFile !== undefined ? await readPassphraseFile(o.passphraseFile) : givenPassphrase(await promptHidden('Passphrase: '));
+        const ctx = await openAgent(paths);
+        if (!(await opensFamily(await ctx.session.listKeys(), p.readings, ctx.keys.keyId))) {
+          throw new AzbkError('AZBK_WRONG_PASSPHRASE', "This passphrase does not open this machine's key: it cannot restore this machine's data elsewhere.", {
+            hint: 'Find the passphrase this machine was registered with, or add one: azbk passphrase add.',
+          });
+        }
+        out.line(`This passphrase opens the key of ${ctx.registration.machineName} (${ctx.keys.keyId}): it restores this machine's data on any machine.`);
+        out.result({ opens: true, keyId: ctx.keys.keyId });
+      }),
+    );
+  passphrase
+    .command('add')
+    .description("add a passphrase that opens this machine's key (the ones before it keep working)")
+    .option('--passphrase-file <file>', 'read the new passphrase (16+ characters) from the first line of this file')
+    .option('--generate-passphrase <file>', 'generate a strong passphrase and save it to this new file (mode 0600)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      '\nThis machine holds its key, so a lost passphrase can be replaced from it. The vault never removes an\n' +
+        'envelope: passphrases added before keep opening the key.\n' +
+        '\nExit codes: 0 added (or opens the key already), 2 bad input or passphrase too short, 10 vault unreachable,\n14 the vault holds 64 passphrase envelopes.',
+    )
+    .action(
+      action('passphrase add', async ({ paths, out }, o: AddOpts) => {
+        const { passphrase: p, generated } = await newPassphrase(o);
+        const ctx = await openAgent(paths);
+        await generated?.write(); // the new passphrase is on disk before the vault can hold its envelope
+        let result: 'added' | 'opens already';
+        try {
+          result = await addPassphrase(ctx, p);
+        } catch (err) {
+          // Kept when the vault may hold the envelope (its reply lost): it is the only way to it then.
+          if (generated !== undefined && !isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')) await fs.rm(generated.file, { force: true });
+          else if (generated !== undefined) out.warn(`The passphrase stays in ${generated.file}: the vault may hold its envelope.`);
+          throw err;
+        }
+        out.line(
+          result === 'added'
+            ? `Added: this passphrase opens the key of ${ctx.registration.machineName} (${ctx.keys.keyId}) too; the ones before it still do.`
+            : `This passphrase opens the key of ${ctx.registration.machineName} already; nothing was added.`,
+        );
+        if (generated !== undefined) out.line(`Passphrase saved to ${generated.file}. Keep a copy somewhere safe, away from this machine.`);
+        out.result({ added: result === 'added', keyId: ctx.keys.keyId, ...(generated === undefined ? {} : { passphraseFile: generated.file }) });
+      }),
+    );
+}

@@ -1,0 +1,36 @@
+/**
+ * A new passphrase as the user gives it, for register and passphrase add: from a file, generated
+ * into a new file, or typed twice on the terminal.
+ */
+import path from 'node:path';
+import { checkPassphrase, generatePassphrase, givenPassphrase, readPassphraseFile, writePassphraseFile, type PassphraseInput } from '../agent/passphrase.js';
+import { AzbkError } from '../shared/errors.js';
+import { promptHidden } from './prompt.js';
+
+export interface NewPassphraseOpts {
+  passphraseFile?: string;
+  generatePassphrase?: string;
+}
+
+export interface NewPassphrase {
+  readonly passphrase: PassphraseInput;
+  /** for a generated one: the file it goes to, and what writes it there (never over a file) */
+  readonly generated?: { readonly file: string; readonly write: () => Promise<void> };
+}
+
+export async function newPassphrase(o: NewPassphraseOpts): Promise<NewPassphrase> {
+  if (o.passphraseFile !== undefined && o.generatePassphrase !== undefined) {
+    throw new AzbkError('AZBK_USAGE', 'Give either --passphrase-file or --generate-passphrase, not both.');
+  }
+  if (o.passphraseFile !== undefined) return { passphrase: await readPassphraseFile(o.passphraseFile) };
+  if (o.generatePassphrase !== undefined) {
+    const file = path.resolve(o.generatePassphrase);
+    const generated = generatePassphrase();
+    return { passphrase: givenPassphrase(generated), generated: { file, write: () => writePassphraseFile(file, generated) } };
+  }
+  const typed = checkPassphrase(await promptHidden('Passphrase (16+ characters): '));
+  if ((await promptHidden('Passphrase again: ')) !== typed) {
+    throw new AzbkError('AZBK_PASSPHRASE_MISMATCH', 'The two passphrases differ.');
+  }
+  return { passphrase: givenPassphrase(typed) };
+}
