@@ -18,10 +18,15 @@ export interface NewPassphrase {
   readonly generated?: { readonly file: string; readonly write: () => Promise<void> };
 }
 
-export async function newPassphrase(o: NewPassphraseOpts): Promise<NewPassphrase> {
+/** Refuses both options at once; called before anything else is read. */
+export function checkPassphraseSources(o: NewPassphraseOpts): void {
   if (o.passphraseFile !== undefined && o.generatePassphrase !== undefined) {
     throw new AzbkError('AZBK_USAGE', 'Give either --passphrase-file or --generate-passphrase, not both.');
   }
+}
+
+export async function newPassphrase(o: NewPassphraseOpts): Promise<NewPassphrase> {
+  checkPassphraseSources(o);
   if (o.passphraseFile !== undefined) return { passphrase: await readPassphraseFile(o.passphraseFile) };
   if (o.generatePassphrase !== undefined) {
     const file = path.resolve(o.generatePassphrase);

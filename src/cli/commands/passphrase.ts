@@ -9,7 +9,7 @@ import { openAgent } from '../../agent/context.js';
 import { addPassphrase } from '../../agent/passphrase-add.js';
 import { givenPassphrase, readPassphraseFile } from '../../agent/passphrase.js';
 import { opensFamily } from '../../agent/unlock.js';
-import { AzbkError, isAzbkError } from '../../shared/errors.js';
+import { AzbkError, ExitCode, isAzbkError } from '../../shared/errors.js';
 import { newPassphrase } from '../new-passphrase.js';
 import { promptHidden } from '../prompt.js';
 import { action } from '../run.js';
@@ -25,6 +25,16 @@ interface AddOpts {
   json?: boolean;
 }
 
+/** A passphrase typed on the terminal; without one, the file option is the way. */
+async function typed(): Promise<string> {
+  try {
+    return await promptHidden('Passphrase: ');
+  } catch (err) {
+    if (!isAzbkError(err, 'AZBK_NO_PASSPHRASE')) throw err;
+    throw new AzbkError(err.code, err.message, { hint: 'Give --passphrase-file FILE when no terminal is attached.' });
+  }
+}
+
 export function passphraseCommand(program: Command): void {
   const passphrase = program.command('passphrase').description("check or add a passphrase of this machine's key");
   passphrase
@@ -32,10 +42,10 @@ export function passphraseCommand(program: Command): void {
     .description("check that a passphrase opens this machine's key, as a restore on another machine needs")
     .option('--passphrase-file <file>', 'read the passphrase from the first line of this file (default: ask on the terminal)')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExit codes: 0 it opens the key, 2 bad input, 10 vault unreachable, 12 it does not.')
+    .addHelpText('after', '\nExit codes: 0 it opens the key, 2 bad input, 10 vault unreachable, 12 it does not, 13 this machine is refused by the vault.')
     .action(
       action('passphrase check', async ({ paths, out }, o: CheckOpts) => {
-        const p = o.passphraseFile !== undefined ? await readPassphraseFile(o.passphraseFile) : givenPassphrase(await promptHidden('Passphrase: '));
+        const p = o.passphraseFile !== undefined ? await readPassphraseFile(o.passphraseFile) : givenPassphrase(await typed());
         const ctx = await openAgent(paths);
         if (!(await opensFamily(await ctx.session.listKeys(), p.readings, ctx.keys.keyId))) {
           throw new AzbkError('AZBK_WRONG_PASSPHRASE', "This passphrase does not open this machine's key: it cannot restore this machine's data elsewhere.", {
@@ -56,20 +66,30 @@ export function passphraseCommand(program: Command): void {
       'after',
       '\nThis machine holds its key, so a lost passphrase can be replaced from it. The vault never removes an\n' +
         'envelope: passphrases added before keep opening the key.\n' +
-        '\nExit codes: 0 added (or opens the key already), 2 bad input or passphrase too short, 10 vault unreachable,\n14 the vault holds 64 passphrase envelopes.',
+        '\nExit codes: 0 added (or opens the key already), 2 bad input or passphrase too short, 10 vault unreachable,\n13 this machine is refused by the vault, 14 the vault holds 64 passphrase envelopes (for all its machines).',
     )
     .action(
       action('passphrase add', async ({ paths, out }, o: AddOpts) => {
         const { passphrase: p, generated } = await newPassphrase(o);
         const ctx = await openAgent(paths);
-        await generated?.write(); // the new passphrase is on disk before the vault can hold its envelope
+        let wrote = false;
+        let sent = false;
         let result: 'added' | 'opens already';
         try {
-          result = await addPassphrase(ctx, p);
+          result = await addPassphrase(ctx, p, {
+            // The new passphrase is on disk before the vault can hold its envelope.
+            beforeAdd: async () => {
+              await generated?.write();
+              wrote = generated !== undefined;
+            },
+            onAdding: () => (sent = true),
+          });
         } catch (err) {
-          // Kept when the vault may hold the envelope (its reply lost): it is the only way to it then.
-          if (generated !== undefined && !isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')) await fs.rm(generated.file, { force: true });
-          else if (generated !== undefined) out.warn(`The passphrase stays in ${generated.file}: the vault may hold its envelope.`);
+          // Kept once the vault may hold the envelope (only a refusal says it does not): it is the
+          // only way to that envelope then.
+          const refused = isAzbkError(err) && err.exitCode !== ExitCode.failed && err.code !== 'AZBK_VAULT_UNREACHABLE';
+          if (wrote && (!sent || refused)) await fs.rm(generated!.file, { force: true });
+          else if (wrote) out.warn(`The passphrase stays in ${generated!.file}: the vault may hold its envelope.`);
           throw err;
         }
         out.line(

@@ -7,7 +7,7 @@ import { registerMachine, type SecretStore } from '../../agent/register.js';
 import { secretsLocation } from '../../agent/state.js';
 import { AzbkError, ExitCode, isAzbkError } from '../../shared/errors.js';
 import { readSmallTextFile } from '../../shared/files.js';
-import { newPassphrase } from '../new-passphrase.js';
+import { checkPassphraseSources, newPassphrase } from '../new-passphrase.js';
 import { action } from '../run.js';
 import { secretsPlace, secretsResult } from '../secrets-text.js';
 
@@ -46,6 +46,7 @@ export function registerCommand(program: Command): void {
     )
     .action(
       action('register', async ({ paths, out, log }, o: Opts) => {
+        checkPassphraseSources(o);
         const secretStore = o.secretStore as SecretStore;
         if (!['auto', 'keychain', 'file'].includes(secretStore)) throw new AzbkError('AZBK_USAGE', `--secret-store is auto, keychain or file, not ${o.secretStore}.`);
         const credentialsText = await readSmallTextFile(o.vaultCredentials, 64 * 1024, 'credentials file');
