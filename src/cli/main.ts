@@ -10,6 +10,7 @@ import { passphraseCommand } from './commands/passphrase.js';
 import { restoreCommand } from './commands/restore.js';
 import { secretsCommand } from './commands/secrets.js';
 import { statusCommand } from './commands/status.js';
+import { verifyCommand } from './commands/verify.js';
 import { watchCommand } from './commands/watch.js';
 import { vaultCreateCommand } from './commands/vault-create.js';
 import { vaultCredentialsCommand } from './commands/vault-credentials.js';
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   secretsCommand(program);
   passphraseCommand(program);
   restoreCommand(program);
+  verifyCommand(program);
   watchCommand(program);
   const usageExits = (cmd: Command) => {
     cmd.exitOverride();

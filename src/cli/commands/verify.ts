@@ -1,0 +1,52 @@
+/**
+ * azbk verify: checks that every recovery point of this machine's key (on any machine) and every
+ * checkpoint of this machine refers only to listings and chunks the vault's index names, in packs
+ * the vault holds; with --read-data, also reads and checks every chunk.
+ */
+import type { Command } from 'commander';
+import { openAgent } from '../../agent/context.js';
+import { verifyVault } from '../../agent/verify.js';
+import { ExitCode } from '../../shared/errors.js';
+import { action, setExitCode } from '../run.js';
+
+interface Opts {
+  readData?: boolean;
+  json?: boolean;
+}
+
+/** Problems listed one per line at most; the rest are counted (all of them are in --json). */
+const SHOWN = 200;
+
+export function verifyCommand(program: Command): void {
+  program
+    .command('verify')
+    .description("check that the vault holds everything the recovery points of this machine's key refer to")
+    .option('--read-data', 'also read every chunk and check it (decrypt, decompress, compare with its id): reads the whole vault')
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      '\nWithout --read-data every folder listing is read and checked, and every pack that holds chunks is\n' +
+        'looked up; with it, every chunk is read too. Nothing is written.\n' +
+        '\nExit codes: 0 nothing wrong, 1 problems found (listed), 2 not registered, 10 vault unreachable.',
+    )
+    .action(
+      action('verify', async ({ paths, out, log }, o: Opts) => {
+        const ctx = await openAgent(paths);
+        const r = await verifyVault(ctx.session, ctx.keys, { readData: o.readData === true });
+        log.info({ points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.packs, problems: r.problems.length, readData: o.readData === true }, 'verify finished');
+        out.line(
+          `Checked ${r.points} recovery point(s) and ${r.checkpoints} checkpoint(s): ${r.trees} folder listings, ${r.blobs} blobs` +
+            ` in ${r.packs} packs${o.readData === true ? ', every chunk read' : ''}.`,
+        );
+        if (r.orphanPacks > 0) out.line(`${r.orphanPacks} pack(s) hold nothing a point refers to (left by stopped jobs): not a problem.`);
+        for (const p of r.problems.slice(0, SHOWN)) out.line(`  ${p.where}: ${p.what}`);
+        if (r.problems.length > SHOWN) out.line(`  ... and ${r.problems.length - SHOWN} more (--json lists them all).`);
+        out.result(r);
+        if (r.problems.length > 0) {
+          // The report is the result (one JSON document with --json); the exit code says it is bad.
+          out.warn(`${r.problems.length} problem(s) found: the points and files named cannot be restored whole. A new backup stores again what this machine still has.`);
+          setExitCode(ExitCode.failed);
+        } else out.line('Nothing is wrong.');
+      }),
+    );
+}

@@ -1,0 +1,61 @@
+/**
+ * azbk verify through the CLI: a healthy vault passes, with or without reading the data; a
+ * damaged chunk is found by --read-data and a missing pack by either, each named by the file it
+ * breaks, with exit 1 and the whole report.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { backup, expectExit, expectNoStack, parseJson, setupMachine } from '../helpers/cli.js';
+import { vaultObjects, writeRandomFile } from '../helpers/fs-tree.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+interface Report {
+  points: number;
+  problems: { where: string; what: string }[];
+}
+
+describe('azbk verify', () => {
+  it('passes a healthy vault and names the files a damaged or missing pack breaks', async () => {
+    const tmp = await makeTempDir('azbk-verify-');
+    const data = path.join(tmp, 'data');
+    await fs.mkdir(path.join(data, 'sub'), { recursive: true });
+    await writeRandomFile(path.join(data, 'sub', 'big.bin'), 3 * 1024 * 1024);
+    await fs.mkdir(path.join(data, 'empty'));
+    const m = await setupMachine(tmp);
+    await backup(m, [data]);
+
+    for (const args of [['verify', '--json'], ['verify', '--read-data', '--json']]) {
+      const ok = await m.run(args);
+      expectExit(ok, 0);
+      expect(parseJson<Report>(ok)).toMatchObject({ points: 1, problems: [] });
+    }
+    expect((await m.run(['verify'])).stdout).toContain('Nothing is wrong.');
+
+    // One byte of the data pack changed: its size is the same, so only reading the data finds it.
+    const packs = await vaultObjects(m.vault.dir, 'packs');
+    const sizes = await Promise.all(packs.map(async (p) => (await fs.stat(p)).size));
+    const dataPack = packs[sizes.indexOf(Math.max(...sizes))]!;
+    await fs.chmod(dataPack, 0o600);
+    const fh = await fs.open(dataPack, 'r+');
+    const byte = Buffer.alloc(1);
+    await fh.read(byte, 0, 1, 1000);
+    await fh.write(Buffer.from([byte[0]! ^ 0xff]), 0, 1, 1000);
+    await fh.close();
+    expectExit(await m.run(['verify']), 0);
+    const damaged = await m.run(['verify', '--read-data', '--json']);
+    expectExit(damaged, 1);
+    const found = parseJson<Report>(damaged).problems;
+    expect(found.length).toBeGreaterThan(0);
+    expect(found.every((p) => p.where.endsWith(path.join(data, 'sub', 'big.bin')))).toBe(true);
+    expect(damaged.stderr).toContain('problem(s) found');
+
+    // The pack gone: found without reading data, and shown as text.
+    await fs.rm(dataPack);
+    const missing = await m.run(['verify']);
+    expectExit(missing, 1);
+    expectNoStack(missing);
+    expect(missing.stdout).toContain(path.join(data, 'sub', 'big.bin'));
+    expect(missing.stdout).not.toContain(path.join(data, 'empty'));
+  }, 60_000);
+});
