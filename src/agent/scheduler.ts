@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { cronTimes, MAX_RUNS_PER_DAY, type Schedule } from '../core/schedule.js';
+import { cronCatchUp, cronTimes, MAX_RUNS_PER_DAY, type Schedule } from '../core/schedule.js';
 import { dayNames, formatClock } from '../core/week.js';
 import { AzbkError } from '../shared/errors.js';
 import { writeFileAtomic } from '../shared/files.js';
@@ -67,8 +67,9 @@ export function cronBlock(schedule: Schedule | null, cmd: ScheduledCommand): str
   if (schedule === null) return [];
   checkPaths(cmd);
   const tag = scheduleTag(cmd.home);
-  const run = `AZBK_HOME=${shellWord(cmd.home)} ${shellWord(cmd.node)} ${shellWord(cmd.script)} backup --now >>${shellWord(cmd.log)} 2>&1`;
-  return [BEGIN(tag), ...cronTimes(schedule).map((t) => `${t} ${run}`), END(tag)];
+  const run = (extra: string) => `AZBK_HOME=${shellWord(cmd.home)} ${shellWord(cmd.node)} ${shellWord(cmd.script)} backup --now${extra} >>${shellWord(cmd.log)} 2>&1`;
+  // The times of day, then the hourly check that catches up a run missed (the machine was off).
+  return [BEGIN(tag), ...cronTimes(schedule).map((t) => `${t} ${run('')}`), `${cronCatchUp(schedule)} ${run(' --catch-up')}`, END(tag)];
 }
 
 /** `lines` as the latin1 text the crontab is handled in: their UTF-8 bytes, one character each. */
@@ -189,6 +190,15 @@ async function planCron(schedule: Schedule | null, cmd: ScheduledCommand): Promi
 /** The name of `tag`'s n-th task (one per time of day). */
 export const taskName = (tag: string, n: number) => `azbk\\backup-${tag}-${n}`;
 
+/** The name of `tag`'s hourly task that catches up a missed run. */
+export const catchUpTaskName = (tag: string) => `azbk\\backup-${tag}-catch-up`;
+
+/** The schtasks arguments that create the hourly catch-up task (see cronCatchUp), running `script`. */
+export function schtasksCatchUp(schedule: Schedule, tag: string, script: string): string[] {
+  const minute = Number(cronCatchUp(schedule).split(' ')[0]);
+  return ['/Create', '/F', '/TN', catchUpTaskName(tag), '/SC', 'HOURLY', '/ST', formatClock(minute), '/TR', `"${script}" --catch-up`];
+}
+
 /** The schtasks arguments that create the task of time `n` of `schedule`, running `script`. */
 export function schtasksCreate(schedule: Schedule, n: number, tag: string, script: string): string[] {
   const t = schedule.times[n]!;
@@ -199,21 +209,23 @@ export function schtasksCreate(schedule: Schedule, n: number, tag: string, scrip
 function batchFile(cmd: ScheduledCommand): string {
   const q = (s: string) => `"${s.replace(/%/g, '%%')}"`;
   // UTF-8 text: cmd reads it so only after chcp 65001.
-  return ['@echo off', 'chcp 65001 >nul', `set "AZBK_HOME=${cmd.home.replace(/%/g, '%%')}"`, `${q(cmd.node)} ${q(cmd.script)} backup --now >>${q(cmd.log)} 2>&1`, ''].join('\r\n');
+  // %* passes on what the task adds (--catch-up for the hourly one).
+  return ['@echo off', 'chcp 65001 >nul', `set "AZBK_HOME=${cmd.home.replace(/%/g, '%%')}"`, `${q(cmd.node)} ${q(cmd.script)} backup --now %* >>${q(cmd.log)} 2>&1`, ''].join('\r\n');
 }
 
 async function installTasks(schedule: Schedule | null, cmd: ScheduledCommand): Promise<void> {
   const tag = scheduleTag(cmd.home);
   const script = path.join(cmd.home, 'scheduled-backup.cmd');
   if (schedule !== null) await writeFileAtomic(script, batchFile(cmd), { mode: 0o600 });
-  for (let n = 1; n <= MAX_RUNS_PER_DAY; n++) {
+  for (const name of [...Array.from({ length: MAX_RUNS_PER_DAY }, (_, i) => taskName(tag, i + 1)), catchUpTaskName(tag)]) {
     // Only a task that exists is deleted, and that must succeed.
-    if ((await run('schtasks', ['/Query', '/TN', taskName(tag, n)])).code !== 0) continue;
-    const r = await run('schtasks', ['/Delete', '/F', '/TN', taskName(tag, n)]);
-    if (r.code !== 0) throw failed(`schtasks could not delete the task ${taskName(tag, n)}: ${said(r)}`);
+    if ((await run('schtasks', ['/Query', '/TN', name])).code !== 0) continue;
+    const r = await run('schtasks', ['/Delete', '/F', '/TN', name]);
+    if (r.code !== 0) throw failed(`schtasks could not delete the task ${name}: ${said(r)}`);
   }
-  for (let n = 0; n < (schedule?.times.length ?? 0); n++) {
-    const r = await run('schtasks', schtasksCreate(schedule!, n, tag, script));
+  if (schedule === null) return;
+  for (const args of [...schedule.times.map((_, n) => schtasksCreate(schedule, n, tag, script)), schtasksCatchUp(schedule, tag, script)]) {
+    const r = await run('schtasks', args);
     if (r.code !== 0) throw failed(`schtasks could not create the task (the earlier schedule is removed): ${said(r)}`);
   }
 }

@@ -60,3 +60,34 @@ export function nextRun(s: Schedule, from: Date): Date {
   }
   throw new Error('a valid schedule runs within eight days');
 }
+
+/** The last run at or before `at` (local time, as nextRun), or null when none falls in the 8 days before. */
+export function lastRunBefore(s: Schedule, at: Date): Date | null {
+  for (let d = 0; d <= 8; d++) {
+    const day = new Date(at.getFullYear(), at.getMonth(), at.getDate() - d);
+    if (!s.days.includes(day.getDay())) continue;
+    for (const t of [...s.times].reverse()) {
+      const run = new Date(day.getFullYear(), day.getMonth(), day.getDate(), Math.floor(t / 60), t % 60);
+      if (run <= at) return run;
+    }
+  }
+  return null;
+}
+
+/**
+ * The crontab time fields of the hourly check that catches up a missed run: every hour, half an
+ * hour off the first time of day, so that it does not start with a scheduled run.
+ */
+export function cronCatchUp(s: Schedule): string {
+  return `${((s.times[0] ?? 0) % 60 + 30) % 60} * * * *`;
+}
+
+/**
+ * The scheduled run that was missed at `now`: the last run due at or before it, when no backup
+ * that ended well started at or after it (`lastBackup`: when the last such backup started, or
+ * null for none). Null when nothing was missed.
+ */
+export function missedRun(s: Schedule, lastBackup: Date | null, now: Date): Date | null {
+  const due = lastRunBefore(s, now);
+  return due !== null && (lastBackup === null || lastBackup < due) ? due : null;
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cronBlock, cronEntries, replaceCronBlock, scheduleTag, schtasksCreate, type ScheduledCommand } from '../../src/agent/scheduler.js';
+import { cronBlock, cronEntries, replaceCronBlock, scheduleTag, schtasksCatchUp, schtasksCreate, type ScheduledCommand } from '../../src/agent/scheduler.js';
 import { isAzbkError } from '../../src/shared/errors.js';
 
 const CMD: ScheduledCommand = { node: '/usr/bin/node', script: "/opt/it's 100%/bin/azbk", home: '/home/u/.config/azbk', log: '/home/u/.config/azbk/logs/scheduled.log' };
@@ -8,7 +8,9 @@ const S = { times: [9 * 60, 21 * 60], days: [1, 2, 3, 4, 5] };
 describe('the crontab block', () => {
   it('quotes every path for sh, and % for cron', () => {
     const block = cronBlock(S, CMD);
-    expect(block).toHaveLength(4);
+    expect(block).toHaveLength(5);
+    // The times of day, then the hourly check that catches up a missed run.
+    expect(block[3]).toBe(`30 * * * * AZBK_HOME='/home/u/.config/azbk' '/usr/bin/node' '/opt/it'\\''s 100\\%/bin/azbk' backup --now --catch-up >>'/home/u/.config/azbk/logs/scheduled.log' 2>&1`);
     expect(block[1]).toBe(`0 9 * * 1,2,3,4,5 AZBK_HOME='/home/u/.config/azbk' '/usr/bin/node' '/opt/it'\\''s 100\\%/bin/azbk' backup --now >>'/home/u/.config/azbk/logs/scheduled.log' 2>&1`);
     expect(block[0]).toContain(scheduleTag(CMD.home));
     expect(cronBlock(null, CMD)).toEqual([]);
@@ -35,7 +37,7 @@ describe('the crontab block', () => {
     const changed = cronBlock({ times: [60], days: [0] }, CMD);
     const again = replaceCronBlock(both, scheduleTag(CMD.home), changed);
     expect(again).toBe(user + other.join('\n') + '\n' + changed.join('\n') + '\n');
-    expect(cronEntries(again, scheduleTag(CMD.home))).toEqual([changed[1]]);
+    expect(cronEntries(again, scheduleTag(CMD.home))).toEqual(changed.slice(1, -1));
     expect(replaceCronBlock(replaceCronBlock(again, scheduleTag(CMD.home), []), scheduleTag('/another/home'), [])).toBe(user);
     expect(replaceCronBlock('', scheduleTag(CMD.home), [])).toBe('');
   });
@@ -45,7 +47,7 @@ describe('the crontab block', () => {
     const tag = scheduleTag(CMD.home);
     const twice = `${mine.join('\n')}\n0 1 * * * echo user\n${mine.join('\n')}\n`;
     expect(replaceCronBlock(twice, tag, [])).toBe('0 1 * * * echo user\n');
-    expect(cronEntries(twice, tag)).toHaveLength(4);
+    expect(cronEntries(twice, tag)).toHaveLength(6); // two times and the catch-up check, twice
     for (const broken of [`${mine[0]}\n0 1 * * * echo user\n`, `0 1 * * * echo user\n${mine.at(-1)}\n`, `${mine[0]}\n${mine[0]}\n${mine.at(-1)}\n`]) {
       for (const f of [() => replaceCronBlock(broken, tag, mine), () => cronEntries(broken, tag)]) {
         try {
@@ -65,6 +67,10 @@ describe('Task Scheduler', () => {
   it('creates one weekly task per time of day, on the schedule\'s days', () => {
     expect(schtasksCreate(S, 1, 'abc', 'C:\\ProgramData\\azbk\\scheduled-backup.cmd')).toEqual([
       '/Create', '/F', '/TN', 'azbk\\backup-abc-2', '/SC', 'WEEKLY', '/D', 'MON,TUE,WED,THU,FRI', '/ST', '21:00', '/TR', '"C:\\ProgramData\\azbk\\scheduled-backup.cmd"',
+    ]);
+    // The hourly check that catches up a missed run, every day, passing --catch-up on to the batch file.
+    expect(schtasksCatchUp(S, 'abc', 'C:\\ProgramData\\azbk\\scheduled-backup.cmd')).toEqual([
+      '/Create', '/F', '/TN', 'azbk\\backup-abc-catch-up', '/SC', 'HOURLY', '/ST', '00:30', '/TR', '"C:\\ProgramData\\azbk\\scheduled-backup.cmd" --catch-up',
     ]);
   });
 });

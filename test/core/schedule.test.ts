@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cronTimes, describeTimes, nextRun, parseTimes, validSchedule } from '../../src/core/schedule.js';
+import { cronCatchUp, cronTimes, describeTimes, lastRunBefore, missedRun, nextRun, parseTimes, validSchedule } from '../../src/core/schedule.js';
 import { parseClock, parseDays } from '../../src/core/week.js';
 
 describe('schedules', () => {
@@ -29,6 +29,29 @@ describe('schedules', () => {
     expect(nextRun(s, friEvening)).toEqual(new Date(2026, 10, 30, 9, 0));
     expect(nextRun(s, new Date(2026, 10, 30, 8, 59))).toEqual(new Date(2026, 10, 30, 9, 0));
     expect(nextRun({ times: [600], days: [3] }, new Date(2026, 10, 25, 10, 1))).toEqual(new Date(2026, 11, 2, 10, 0));
+  });
+
+  it('find the last run due, in local time, skipping days off', () => {
+    const s = { times: [9 * 60, 21 * 60], days: [1, 2, 3, 4, 5] }; // weekdays at 09:00 and 21:00
+    const at = (y: number, mo: number, d: number, h: number, mi = 0) => new Date(y, mo - 1, d, h, mi);
+    expect(lastRunBefore(s, at(2026, 12, 2, 10))).toEqual(at(2026, 12, 2, 9)); // a Wednesday
+    expect(lastRunBefore(s, at(2026, 12, 2, 9))).toEqual(at(2026, 12, 2, 9)); // due at that minute
+    expect(lastRunBefore(s, at(2026, 12, 2, 8, 59))).toEqual(at(2026, 12, 1, 21));
+    expect(lastRunBefore(s, at(2026, 12, 6, 12))).toEqual(at(2026, 12, 4, 21)); // Sunday: Friday evening's
+    expect(lastRunBefore({ times: [0], days: [3] }, at(2026, 12, 2, 0))).toEqual(at(2026, 12, 2, 0));
+  });
+
+  it('call a run missed when no backup that ended well started since it was due', () => {
+    const s = { times: [9 * 60], days: [0, 1, 2, 3, 4, 5, 6] };
+    const now = new Date(2026, 11, 2, 11, 30);
+    const due = new Date(2026, 11, 2, 9);
+    expect(missedRun(s, null, now)).toEqual(due);
+    expect(missedRun(s, new Date(2026, 11, 1, 9, 0, 5), now)).toEqual(due); // yesterday's
+    expect(missedRun(s, due, now)).toBeNull();
+    expect(missedRun(s, new Date(2026, 11, 2, 10, 17), now)).toBeNull(); // caught up already
+    // The hourly check runs half an hour off the first time of day.
+    expect(cronCatchUp(s)).toBe('30 * * * *');
+    expect(cronCatchUp({ times: [9 * 60 + 45, 20 * 60], days: [1] })).toBe('15 * * * *');
   });
 
   it('accept only well-formed schedules from a policy file', () => {

@@ -81,13 +81,15 @@ describe.runIf(hasCrontab)('scheduled backups', () => {
     expectExit(set, 0);
     expect(parseJson(set).schedule).toEqual({ times: [540, 810, 1260], days: [1, 2, 3, 4, 5] });
     const lines = entriesOf(m.home);
-    expect(lines.map((l) => l.split(' ').slice(0, 5).join(' '))).toEqual(['0 9 * * 1,2,3,4,5', '30 13 * * 1,2,3,4,5', '0 21 * * 1,2,3,4,5']);
+    // One line per time of day, and the hourly check that catches up a missed run.
+    expect(lines.map((l) => l.split(' ').slice(0, 5).join(' '))).toEqual(['0 9 * * 1,2,3,4,5', '30 13 * * 1,2,3,4,5', '0 21 * * 1,2,3,4,5', '30 * * * *']);
     expect(lines[0]).toContain(`'${process.execPath}'`);
     expect(lines[0]).toMatch(/ backup --now >>'.*scheduled\.log' 2>&1$/);
+    expect(lines[3]).toMatch(/ backup --now --catch-up >>'.*scheduled\.log' 2>&1$/);
 
     // Set again: replaced, not added; then off: gone. The user's lines stay throughout.
     expectExit(await m.run(['policy', 'set', '--schedule', '06:15']), 0);
-    expect(entriesOf(m.home).map((l) => l.split(' ').slice(0, 5).join(' '))).toEqual(['15 6 * * 1,2,3,4,5']);
+    expect(entriesOf(m.home).map((l) => l.split(' ').slice(0, 5).join(' '))).toEqual(['15 6 * * 1,2,3,4,5', '45 * * * *']);
     expect(hasUserLines()).toBe(true);
     const show = await m.run(['policy', 'show', '--json']);
     expect(parseJson(show)).toMatchObject({ schedule: { times: [375] }, installed: true });

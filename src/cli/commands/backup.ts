@@ -2,9 +2,10 @@
 import type { Command } from 'commander';
 import { runBackup } from '../../agent/backup.js';
 import { openAgent } from '../../agent/context.js';
-import { recordFailure, recordJob } from '../../agent/jobs.js';
+import { lastGoodBackup, recordFailure, recordJob } from '../../agent/jobs.js';
+import { missedRun } from '../../core/schedule.js';
 import { loadPolicy } from '../../agent/policy.js';
-import { AzbkError, ExitCode } from '../../shared/errors.js';
+import { AzbkError, ExitCode, isAzbkError } from '../../shared/errors.js';
 import { limitOptions, withLimits, type LimitOpts } from '../limits.js';
 import { boundHeapGrowth } from '../heap.js';
 import { formatBytes } from '../output.js';
@@ -15,6 +16,7 @@ interface Opts extends LimitOpts {
   include?: string[];
   checkpointInterval: string;
   checkpointBytes: string;
+  catchUp?: boolean;
   json?: boolean;
 }
 
@@ -62,6 +64,7 @@ export function backupCommand(program: Command): void {
     .option('--include <path...>', 'files or folders to back up (default: the policy\'s)')
     .option('--checkpoint-interval <seconds>', 'save a checkpoint at least this often', '60')
     .option('--checkpoint-bytes <size>', 'and after reading this much data (K, M, G suffixes)', '512M')
+    .option('--catch-up', 'back up only if a scheduled backup was missed: none ended well since the last one due (the hourly scheduled check runs this)')
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
@@ -73,7 +76,17 @@ export function backupCommand(program: Command): void {
       action('backup', async ({ paths, out, log }, o: Opts) => {
         if (o.now !== true) throw new AzbkError('AZBK_USAGE', 'Say when: azbk backup --now.');
         boundHeapGrowth();
-        const include = o.include ?? (await loadPolicy(paths)).include;
+        const policy = await loadPolicy(paths);
+        if (o.catchUp === true) {
+          const missed = policy.schedule === undefined ? null : missedRun(policy.schedule, await lastGoodBackup(paths), new Date());
+          if (missed === null) {
+            out.line(policy.schedule === undefined ? 'No backups are scheduled: nothing to catch up.' : 'No scheduled backup was missed.');
+            out.result({ status: 'nothing missed' });
+            return;
+          }
+          out.line(`The backup due at ${missed.toString()} did not run: backing up now.`);
+        }
+        const include = o.include ?? policy.include;
         if (include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'Nothing to back up: no --include and no policy.');
         const checkpointIntervalMs = parseSeconds(o.checkpointInterval, '--checkpoint-interval') * 1000;
         const checkpointBytes = parseBytes(o.checkpointBytes, '--checkpoint-bytes');
@@ -107,6 +120,12 @@ export function backupCommand(program: Command): void {
           }
           out.result({ status, ...r });
         } catch (err) {
+          if (o.catchUp === true && isAzbkError(err, 'AZBK_JOB_RUNNING')) {
+            // The backup due may be that job: the next check sees how it ended.
+            out.line('Another job is running: nothing to catch up now.');
+            out.result({ status: 'job running' });
+            return;
+          }
           await recordFailure(paths, 'backup', started, err, out.warn);
           throw err;
         } finally {
