@@ -16,6 +16,8 @@ export interface Policy {
   readonly include: readonly string[];
   readonly bandwidth?: BandwidthPolicy;
   readonly schedule?: Schedule;
+  /** when the schedule was set (ISO time): runs due before it were never missed */
+  readonly scheduleSet?: string;
   readonly retention?: Retention;
 }
 
@@ -45,6 +47,7 @@ export async function loadPolicy(paths: HomePaths): Promise<Policy> {
   if (p.version !== 1 || !Array.isArray(p.include) || !p.include.every((x) => typeof x === 'string')) throw damaged(paths.policy);
   if (p.bandwidth !== undefined && !validBandwidth(p.bandwidth)) throw damaged(paths.policy);
   if (p.schedule !== undefined && !validSchedule(p.schedule)) throw damaged(paths.policy);
+  if (p.scheduleSet !== undefined && !(typeof p.scheduleSet === 'string' && Number.isFinite(Date.parse(p.scheduleSet)))) throw damaged(paths.policy);
   if (p.retention !== undefined && !validRetention(p.retention)) throw damaged(paths.policy);
   return p;
 }
@@ -62,12 +65,14 @@ export async function updatePolicy(paths: HomePaths, change: PolicyChange): Prom
   const old = await loadPolicy(paths);
   const bandwidth = change.bandwidth ?? old.bandwidth;
   const schedule = change.schedule === undefined ? old.schedule : change.schedule;
+  const same = JSON.stringify(schedule) === JSON.stringify(old.schedule);
+  const scheduleSet = schedule === undefined || schedule === null ? undefined : same && old.scheduleSet !== undefined ? old.scheduleSet : new Date().toISOString();
   const retention = change.retention ?? old.retention;
   const policy: Policy = {
     version: 1,
     include: change.include === undefined ? old.include : [...new Set(change.include.map((p) => path.resolve(p)))],
     ...(bandwidth === undefined ? {} : { bandwidth }),
-    ...(schedule === undefined || schedule === null ? {} : { schedule }),
+    ...(schedule === undefined || schedule === null ? {} : { schedule, ...(scheduleSet === undefined ? {} : { scheduleSet }) }),
     ...(retention === undefined ? {} : { retention }),
   };
   await writeFileAtomic(paths.policy, JSON.stringify(policy, null, 2) + '\n', { mode: 0o600 });

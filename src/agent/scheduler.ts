@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { cronCatchUp, cronTimes, MAX_RUNS_PER_DAY, type Schedule } from '../core/schedule.js';
+import { catchUpMinute, cronCatchUp, cronTimes, MAX_RUNS_PER_DAY, type Schedule } from '../core/schedule.js';
 import { dayNames, formatClock } from '../core/week.js';
 import { AzbkError } from '../shared/errors.js';
 import { writeFileAtomic } from '../shared/files.js';
@@ -195,7 +195,7 @@ export const catchUpTaskName = (tag: string) => `azbk\\backup-${tag}-catch-up`;
 
 /** The schtasks arguments that create the hourly catch-up task (see cronCatchUp), running `script`. */
 export function schtasksCatchUp(schedule: Schedule, tag: string, script: string): string[] {
-  const minute = Number(cronCatchUp(schedule).split(' ')[0]);
+  const minute = catchUpMinute(schedule);
   return ['/Create', '/F', '/TN', catchUpTaskName(tag), '/SC', 'HOURLY', '/ST', formatClock(minute), '/TR', `"${script}" --catch-up`];
 }
 
@@ -224,9 +224,15 @@ async function installTasks(schedule: Schedule | null, cmd: ScheduledCommand): P
     if (r.code !== 0) throw failed(`schtasks could not delete the task ${name}: ${said(r)}`);
   }
   if (schedule === null) return;
+  const made: string[] = [];
   for (const args of [...schedule.times.map((_, n) => schtasksCreate(schedule, n, tag, script)), schtasksCatchUp(schedule, tag, script)]) {
     const r = await run('schtasks', args);
-    if (r.code !== 0) throw failed(`schtasks could not create the task (the earlier schedule is removed): ${said(r)}`);
+    if (r.code !== 0) {
+      // None of it stays: the policy then says no schedule, and so does Task Scheduler.
+      for (const name of made) await run('schtasks', ['/Delete', '/F', '/TN', name]);
+      throw failed(`schtasks could not create the task (the earlier schedule is removed): ${said(r)}`);
+    }
+    made.push(args[3]!);
   }
 }
 

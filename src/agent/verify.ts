@@ -47,9 +47,10 @@ export interface VerifyReport {
   readonly problems: readonly VerifyProblem[];
 }
 
-/** Errors that mean "could not ask the vault", not "the vault is inconsistent": never reported. */
+/** Errors that mean "could not ask the vault" (or not as this machine), not "the vault is inconsistent": never reported. */
 function rethrowIfUnreachable(err: unknown): void {
-  if (isAzbkError(err, 'AZBK_VAULT_UNREACHABLE') || isAzbkError(err, 'AZBK_VAULT_NOT_FOUND')) throw err;
+  const codes = ['AZBK_VAULT_UNREACHABLE', 'AZBK_VAULT_NOT_FOUND', 'AZBK_CREDENTIALS_INVALID', 'AZBK_CREDENTIALS_EXPIRED'];
+  if (codes.some((c) => isAzbkError(err, c as 'AZBK_VAULT_UNREACHABLE'))) throw err;
 }
 
 const why = (err: unknown): string => (err instanceof Error ? err.message : String(err));

@@ -62,6 +62,6 @@ export async function crontabNotes(paths: HomePaths, p: Policy): Promise<{ insta
     note:
       p.schedule === undefined
         ? 'crontab runs backups for this AZBK_HOME that the policy does not list: remove them with azbk policy set --schedule off.'
-        : "crontab's entries for this AZBK_HOME differ from the policy (other times, or another Node.js or azbk): set the schedule again with azbk policy set --schedule TIMES.",
+        : "crontab's entries for this AZBK_HOME differ from the policy (other times, another Node.js or azbk, or an earlier azbk without the hourly check that makes up missed runs): set the schedule again with azbk policy set --schedule TIMES.",
   };
 }

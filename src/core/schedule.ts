@@ -74,20 +74,35 @@ export function lastRunBefore(s: Schedule, at: Date): Date | null {
   return null;
 }
 
-/**
- * The crontab time fields of the hourly check that catches up a missed run: every hour, half an
- * hour off the first time of day, so that it does not start with a scheduled run.
- */
-export function cronCatchUp(s: Schedule): string {
-  return `${((s.times[0] ?? 0) % 60 + 30) % 60} * * * *`;
+/** The minute past each hour of the hourly catch-up check: as far from every time's minute as can be. */
+export function catchUpMinute(s: Schedule): number {
+  const taken = s.times.map((t) => t % 60);
+  const distance = (m: number) => Math.min(...taken.map((t) => Math.min(Math.abs(m - t), 60 - Math.abs(m - t))));
+  const start = ((taken[0] ?? 0) + 30) % 60;
+  let best = start;
+  for (let k = 1; k < 60; k++) {
+    const m = (start + k) % 60;
+    if (distance(m) > distance(best)) best = m;
+  }
+  return best;
 }
 
+/** The crontab time fields of the hourly check that catches up a missed run (see catchUpMinute). */
+export function cronCatchUp(s: Schedule): string {
+  return `${catchUpMinute(s)} * * * *`;
+}
+
+/** A run due less than this long ago is left to its own start (which may still be running). */
+export const CATCH_UP_GRACE_MS = 10 * 60 * 1000;
+
 /**
- * The scheduled run that was missed at `now`: the last run due at or before it, when no backup
- * that ended well started at or after it (`lastBackup`: when the last such backup started, or
- * null for none). Null when nothing was missed.
+ * The scheduled run that was missed at `now`: the last run due at least CATCH_UP_GRACE_MS before
+ * it, when no backup that ended well started at or after it (`lastBackup`: when the last such
+ * backup started, or null for none), and the schedule was in force then (`since`: when it was
+ * set, null when not known). Null when nothing was missed.
  */
-export function missedRun(s: Schedule, lastBackup: Date | null, now: Date): Date | null {
-  const due = lastRunBefore(s, now);
-  return due !== null && (lastBackup === null || lastBackup < due) ? due : null;
+export function missedRun(s: Schedule, lastBackup: Date | null, now: Date, since: Date | null = null): Date | null {
+  const due = lastRunBefore(s, new Date(now.getTime() - CATCH_UP_GRACE_MS));
+  if (due === null || (since !== null && due < since)) return null;
+  return lastBackup === null || lastBackup < due ? due : null;
 }

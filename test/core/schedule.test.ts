@@ -49,9 +49,16 @@ describe('schedules', () => {
     expect(missedRun(s, new Date(2026, 11, 1, 9, 0, 5), now)).toEqual(due); // yesterday's
     expect(missedRun(s, due, now)).toBeNull();
     expect(missedRun(s, new Date(2026, 11, 2, 10, 17), now)).toBeNull(); // caught up already
-    // The hourly check runs half an hour off the first time of day.
+    // A run due under ten minutes ago is left to its own start, which may still be running.
+    expect(missedRun(s, new Date(2026, 11, 1, 9, 0, 5), new Date(2026, 11, 2, 9, 5))).toBeNull();
+    expect(missedRun(s, new Date(2026, 11, 1, 9, 0, 5), new Date(2026, 11, 2, 9, 10))).toEqual(due);
+    // A run due before the schedule was set was never missed.
+    expect(missedRun(s, null, now, new Date(2026, 11, 2, 10))).toBeNull();
+    expect(missedRun(s, null, now, new Date(2026, 11, 2, 8))).toEqual(due);
+    // The hourly check runs as far from every scheduled minute as it can.
     expect(cronCatchUp(s)).toBe('30 * * * *');
-    expect(cronCatchUp({ times: [9 * 60 + 45, 20 * 60], days: [1] })).toBe('15 * * * *');
+    expect(cronCatchUp({ times: [9 * 60, 13 * 60 + 30, 21 * 60], days: [1] })).toBe('45 * * * *');
+    expect(cronCatchUp({ times: [9 * 60 + 45, 20 * 60], days: [1] })).toBe('22 * * * *');
   });
 
   it('accept only well-formed schedules from a policy file', () => {

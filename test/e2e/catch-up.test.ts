@@ -36,6 +36,18 @@ describe('catching up a missed scheduled backup', () => {
     expect(parseJson(again)).toEqual({ status: 'nothing missed' });
     expect(parseJson(await m.run(['points', '--json'])).points).toHaveLength(1);
     const jobs = parseJson(await m.run(['jobs', '--json'])).jobs as { kind: string; status: string }[];
-    expect(jobs).toEqual([expect.objectContaining({ kind: 'backup', status: 'ok' })]);
+    expect(jobs).toEqual([expect.objectContaining({ kind: 'backup', status: 'ok', policyPaths: true })]);
+
+    // A backup of other paths does not stand for the policy's; and runs due before a schedule was
+    // set were never missed (policy set records when).
+    expectExit(await m.run(['backup', '--now', '--include', path.join(data, 'f.txt')]), 0);
+    const policy = JSON.parse(await fs.readFile(path.join(m.home, 'policy.json'), 'utf8'));
+    await fs.writeFile(path.join(m.home, 'jobs.jsonl'), (await fs.readFile(path.join(m.home, 'jobs.jsonl'), 'utf8')).split('\n')[1] + '\n'); // the --include one only
+    expectExit(await m.run(['backup', '--now', '--catch-up']), 0);
+    expect(parseJson(await m.run(['points', '--json'])).points).toHaveLength(3);
+    await fs.writeFile(path.join(m.home, 'jobs.jsonl'), '');
+    await fs.writeFile(path.join(m.home, 'policy.json'), JSON.stringify({ ...policy, scheduleSet: new Date().toISOString() }), { mode: 0o600 });
+    expect(parseJson(await m.run(['backup', '--now', '--catch-up', '--json']))).toEqual({ status: 'nothing missed' });
+    expect(parseJson(await m.run(['points', '--json'])).points).toHaveLength(3);
   }, 60_000);
 });

@@ -82,7 +82,7 @@ describe.runIf(hasCrontab)('scheduled backups', () => {
     expect(parseJson(set).schedule).toEqual({ times: [540, 810, 1260], days: [1, 2, 3, 4, 5] });
     const lines = entriesOf(m.home);
     // One line per time of day, and the hourly check that catches up a missed run.
-    expect(lines.map((l) => l.split(' ').slice(0, 5).join(' '))).toEqual(['0 9 * * 1,2,3,4,5', '30 13 * * 1,2,3,4,5', '0 21 * * 1,2,3,4,5', '30 * * * *']);
+    expect(lines.map((l) => l.split(' ').slice(0, 5).join(' '))).toEqual(['0 9 * * 1,2,3,4,5', '30 13 * * 1,2,3,4,5', '0 21 * * 1,2,3,4,5', '45 * * * *']);
     expect(lines[0]).toContain(`'${process.execPath}'`);
     expect(lines[0]).toMatch(/ backup --now >>'.*scheduled\.log' 2>&1$/);
     expect(lines[3]).toMatch(/ backup --now --catch-up >>'.*scheduled\.log' 2>&1$/);

@@ -3,6 +3,7 @@
  * damaged chunk is found by --read-data and a missing pack by either, each named by the file it
  * breaks, with exit 1 and the whole report.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -57,5 +58,17 @@ describe('azbk verify', () => {
     expectNoStack(missing);
     expect(missing.stdout).toContain(path.join(data, 'sub', 'big.bin'));
     expect(missing.stdout).not.toContain(path.join(data, 'empty'));
+
+    // A name with a control character is shown escaped, never sent to the terminal as it is.
+    const odd = path.join(data, 'odd\rNothing is wrong.');
+    await fs.writeFile(odd, randomBytes(100_000));
+    await backup(m, [data]); // a data pack for this file, and a listings pack
+    const added = (await vaultObjects(m.vault.dir, 'packs')).filter((p) => !packs.includes(p));
+    const addedSizes = await Promise.all(added.map(async (p) => (await fs.stat(p)).size));
+    await fs.rm(added[addedSizes.indexOf(Math.max(...addedSizes))]!); // the data pack
+    const escaped = await m.run(['verify']);
+    expectExit(escaped, 1);
+    expect(escaped.stdout).toContain('odd\\x0dNothing is wrong.');
+    expect(escaped.stdout).not.toContain('\r');
   }, 60_000);
 });

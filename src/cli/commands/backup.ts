@@ -78,7 +78,8 @@ export function backupCommand(program: Command): void {
         boundHeapGrowth();
         const policy = await loadPolicy(paths);
         if (o.catchUp === true) {
-          const missed = policy.schedule === undefined ? null : missedRun(policy.schedule, await lastGoodBackup(paths), new Date());
+          const since = policy.scheduleSet === undefined ? null : new Date(policy.scheduleSet);
+          const missed = policy.schedule === undefined ? null : missedRun(policy.schedule, await lastGoodBackup(paths), new Date(), since);
           if (missed === null) {
             out.line(policy.schedule === undefined ? 'No backups are scheduled: nothing to catch up.' : 'No scheduled backup was missed.');
             out.result({ status: 'nothing missed' });
@@ -105,7 +106,7 @@ export function backupCommand(program: Command): void {
             },
           });
           const status = r.skipped.length > 0 ? 'partial' : 'ok';
-          await recordJob(paths, { jobId: r.jobId, kind: 'backup', status, started: r.started, finished: r.finished, point: r.point.id, expired: r.point.expired.length, scan: r.scan, resumedFrom: r.resumed, checkpoints: r.checkpoints, stats: r.stats, skipped: r.skipped.length }, out.warn);
+          await recordJob(paths, { jobId: r.jobId, kind: 'backup', status, policyPaths: o.include === undefined, started: r.started, finished: r.finished, point: r.point.id, expired: r.point.expired.length, scan: r.scan, resumedFrom: r.resumed, checkpoints: r.checkpoints, stats: r.stats, skipped: r.skipped.length }, out.warn);
           log.info({ jobId: r.jobId, point: r.point.id, stats: r.stats, skipped: r.skipped.length }, 'backup finished');
           const s = r.stats;
           out.line(`Recovery point ${r.point.id} created at ${r.point.time}.`);

@@ -3,10 +3,13 @@
  * checkpoint of this machine refers only to listings and chunks the vault's index names, in packs
  * the vault holds; with --read-data, also reads and checks every chunk.
  */
+import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { openAgent } from '../../agent/context.js';
-import { verifyVault } from '../../agent/verify.js';
+import { verifyVault, type VerifyReport } from '../../agent/verify.js';
+import { acquireJobLock } from '../../agent/lock.js';
 import { ExitCode } from '../../shared/errors.js';
+import { printable } from '../output.js';
 import { action, setExitCode } from '../run.js';
 
 interface Opts {
@@ -27,19 +30,27 @@ export function verifyCommand(program: Command): void {
       'after',
       '\nWithout --read-data every folder listing is read and checked, and every pack that holds chunks is\n' +
         'looked up; with it, every chunk is read too. Nothing is written.\n' +
-        '\nExit codes: 0 nothing wrong, 1 problems found (listed), 2 not registered, 10 vault unreachable.',
+        '\nExit codes: 0 nothing wrong, 1 problems found (listed), 2 not registered, 10 vault unreachable, 11 another job is\nrunning (verify holds the machine while it runs), 13 credentials invalid.',
     )
     .action(
       action('verify', async ({ paths, out, log }, o: Opts) => {
         const ctx = await openAgent(paths);
-        const r = await verifyVault(ctx.session, ctx.keys, { readData: o.readData === true });
+        // A backup of this machine finishing meanwhile would drop checkpoints and points it listed.
+        const lock = await acquireJobLock(paths.lock, { jobId: randomBytes(8).toString('hex'), kind: 'verify' });
+        let r: VerifyReport;
+        try {
+          r = await verifyVault(ctx.session, ctx.keys, { readData: o.readData === true });
+        } finally {
+          await lock.release();
+        }
         log.info({ points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.packs, problems: r.problems.length, readData: o.readData === true }, 'verify finished');
         out.line(
           `Checked ${r.points} recovery point(s) and ${r.checkpoints} checkpoint(s): ${r.trees} folder listings, ${r.blobs} blobs` +
             ` in ${r.packs} packs${o.readData === true ? ', every chunk read' : ''}.`,
         );
         if (r.orphanPacks > 0) out.line(`${r.orphanPacks} pack(s) hold nothing a point refers to (left by stopped jobs): not a problem.`);
-        for (const p of r.problems.slice(0, SHOWN)) out.line(`  ${p.where}: ${p.what}`);
+        // Names come from the vault's listings: no control character reaches the terminal as one.
+        for (const p of r.problems.slice(0, SHOWN)) out.line(`  ${printable(p.where)}: ${printable(p.what)}`);
         if (r.problems.length > SHOWN) out.line(`  ... and ${r.problems.length - SHOWN} more (--json lists them all).`);
         out.result(r);
         if (r.problems.length > 0) {
