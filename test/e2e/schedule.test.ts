@@ -80,6 +80,12 @@ describe.runIf(hasCrontab)('scheduled backups', () => {
     const set = await m.run(['policy', 'set', '--include', data, '--schedule', '21:00,9:00,13:30', '--schedule-days', 'mon-fri', '--json']);
     expectExit(set, 0);
     expect(parseJson(set).schedule).toEqual({ times: [540, 810, 1260], days: [1, 2, 3, 4, 5] });
+    // When it was set, so that the hourly check does not take runs due before as missed.
+    const setAt = async () => JSON.parse(await fs.readFile(path.join(m.home, 'policy.json'), 'utf8')).scheduleSet as string;
+    const first = await setAt();
+    expect(Date.now() - Date.parse(first)).toBeLessThan(60_000);
+    expectExit(await m.run(['policy', 'set', '--include', data]), 0);
+    expect(await setAt()).toBe(first); // the schedule did not change
     const lines = entriesOf(m.home);
     // One line per time of day, and the hourly check that catches up a missed run.
     expect(lines.map((l) => l.split(' ').slice(0, 5).join(' '))).toEqual(['0 9 * * 1,2,3,4,5', '30 13 * * 1,2,3,4,5', '0 21 * * 1,2,3,4,5', '45 * * * *']);
