@@ -53,6 +53,27 @@ describe('verifyVault', () => {
     }
   });
 
+  it('reads the chunks of a pack met in the order they were written in a few large reads', async () => {
+    const m = await createMachine();
+    const src = await smallTree(m, true); // a.bin: 36 MiB in about 36 chunks, over three packs
+    await runBackup(m.ctx, { include: [src] });
+    const reads: number[] = [];
+    const session = new Proxy(m.ctx.session, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop, target) as unknown;
+        if (prop === 'readPack') return (pack: string, offset: number, length: number) => (reads.push(length), target.readPack(pack as never, offset, length));
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const r = await verifyVault(session, m.keys, { readData: true });
+    expect(r.problems).toEqual([]);
+    expect(r.blobs).toBeGreaterThan(30);
+    // One read per blob would be r.blobs reads (41 or so); read-ahead doubles while the reads go on
+    // through a pack (to 4-7 MiB here, its end coming first), so there are far fewer.
+    expect(reads.length).toBeLessThan(r.blobs * 0.75);
+    expect(Math.max(...reads)).toBeGreaterThan(4 * MiB);
+  });
+
   it('reports the files of a point whose pack was deleted from the store', async () => {
     const m = await createMachine();
     const src = await smallTree(m, true);
