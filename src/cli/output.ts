@@ -45,7 +45,10 @@ export function formatBytes(n: number): string {
   return u === 0 ? `${v} B` : `${v.toFixed(1)} ${UNITS[u]}`;
 }
 
-/** Text from elsewhere (the vault, a file) with control characters shown as \xNN, so none acts on the terminal. */
+/**
+ * Text from elsewhere (file names, the vault) with control characters shown as \xNN, so none acts
+ * on the terminal: a name holding an escape sequence could otherwise rewrite or hide what is shown.
+ */
 export function printable(s: string): string {
   return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

@@ -8,7 +8,7 @@ import { loadPolicy } from '../../agent/policy.js';
 import { AzbkError, ExitCode, isAzbkError } from '../../shared/errors.js';
 import { limitOptions, withLimits, type LimitOpts } from '../limits.js';
 import { boundHeapGrowth } from '../heap.js';
-import { formatBytes } from '../output.js';
+import { formatBytes, printable } from '../output.js';
 import { action, setExitCode } from '../run.js';
 
 interface Opts extends LimitOpts {
@@ -113,10 +113,10 @@ export function backupCommand(program: Command): void {
           out.line(`  ${r.scan.mode === 'optimized' ? 'Optimized' : 'Full scan'}: ${r.scan.reason}.`);
           out.line(`  ${s.files} files, ${s.dirs} folders, ${s.symlinks} links; ${formatBytes(s.bytes)} read, ${formatBytes(s.newBytes)} new, ${formatBytes(s.uploadedBytes)} uploaded.`);
           if (r.point.expired.length > 0) out.line(`  Retention: ${r.point.expired.length} older point(s) expired: ${r.point.expired.join(', ')}.`);
-          for (const w of r.warnings) out.line(`  warning: ${w.path}: ${w.reason}`);
+          for (const w of r.warnings) out.line(`  warning: ${printable(w.path)}: ${printable(w.reason)}`);
           if (r.skipped.length > 0) {
             out.line(`  ${r.skipped.length} item(s) skipped:`);
-            for (const k of r.skipped) out.line(`    ${k.path}: ${k.reason}`);
+            for (const k of r.skipped) out.line(`    ${printable(k.path)}: ${printable(k.reason)}`);
             setExitCode(ExitCode.partial);
           }
           out.result({ status, ...r });

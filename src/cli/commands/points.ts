@@ -8,7 +8,7 @@ import { retainUnder, type KeptBy } from '../../core/retention.js';
 import { isAzbkError } from '../../shared/errors.js';
 import type { PointInfo, RetentionState } from '../../vault/api.js';
 import { MAX_EXPIRED_PER_PASS } from '../../vault/retention.js';
-import { formatBytes } from '../output.js';
+import { formatBytes, printable } from '../output.js';
 import { action } from '../run.js';
 
 /**
@@ -76,7 +76,7 @@ export function pointsCommand(program: Command): void {
         if (rows.length === 0) out.line(`No recovery points for ${machine.name} yet.`);
         else out.line(retentionLine(retention));
         for (const r of rows) {
-          const extra = r.files === undefined ? '' : `  ${r.files} files, ${formatBytes(r.bytes ?? 0)}  ${(r.paths ?? []).join(', ')}`;
+          const extra = r.files === undefined ? '' : `  ${r.files} files, ${formatBytes(r.bytes ?? 0)}  ${printable((r.paths ?? []).join(', '))}`;
           const kept = r.keptBy === undefined ? '' : r.keptBy.length === 0 ? `  [expires with ${r.expires === 'next' ? 'the next backup' : 'a later backup'}]` : `  [kept: ${r.keptBy.join(', ')}]`;
           out.line(`${r.id}  ${r.time}${extra}${kept}`);
         }

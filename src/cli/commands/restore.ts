@@ -8,7 +8,7 @@ import { runRestore, type ConflictRule } from '../../agent/restore.js';
 import { AzbkError, ExitCode } from '../../shared/errors.js';
 import { limitOptions, withLimits, type LimitOpts } from '../limits.js';
 import { boundHeapGrowth } from '../heap.js';
-import { formatBytes } from '../output.js';
+import { formatBytes, printable } from '../output.js';
 import { action, setExitCode } from '../run.js';
 
 interface Opts extends LimitOpts {
@@ -69,10 +69,10 @@ export function restoreCommand(program: Command): void {
         out.line(`  ${s.files} files (${formatBytes(s.bytes)}), ${s.dirs} folders, ${s.symlinks} links.`);
         const skipped = r.conflicts.filter((c) => c.action === 'skipped');
         if (skipped.length > 0) out.line(`  ${skipped.length} existing item(s) left as they were (--conflict skip).`);
-        for (const c of r.conflicts.filter((x) => x.action === 'copied')) out.line(`  ${c.path} exists; restored as ${c.restoredAs}`);
+        for (const c of r.conflicts.filter((x) => x.action === 'copied')) out.line(`  ${printable(c.path)} exists; restored as ${printable(c.restoredAs ?? '')}`);
         if (r.failed.length > 0) {
           out.line(`  ${r.failed.length} item(s) could not be restored:`);
-          for (const f of r.failed) out.line(`    ${f.path}: ${f.reason}`);
+          for (const f of r.failed) out.line(`    ${printable(f.path)}: ${printable(f.reason)}`);
           setExitCode(ExitCode.partial);
         }
         out.result({ status, ...r });

@@ -1,0 +1,39 @@
+/**
+ * Names with control characters (an escape sequence, a carriage return) are shown escaped as
+ * \xNN by backup, points and restore, never sent to the terminal as they are; --json keeps them.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { expectExit, parseJson, setupMachine } from '../helpers/cli.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+describe.skipIf(process.platform === 'win32')('names with control characters', () => {
+  it('are printed escaped, and kept as they are in --json', async () => {
+    const tmp = await makeTempDir('azbk-printable-');
+    const folder = path.join(tmp, 'clear\x1b[2Jscreen');
+    await fs.mkdir(folder);
+    await fs.writeFile(path.join(folder, 'f.txt'), 'x\n');
+    expect(spawnSync('mkfifo', [path.join(folder, 'pipe\rNothing to see')]).status).toBe(0);
+    const m = await setupMachine(tmp);
+
+    const b = await m.run(['backup', '--now', '--include', folder]);
+    expectExit(b, 0);
+    expect(b.stdout).toContain('warning: ' + path.join(tmp, 'clear\\x1b[2Jscreen', 'pipe\\x0dNothing to see') + ': special file');
+    const p = await m.run(['points']);
+    expectExit(p, 0);
+    expect(p.stdout).toContain('clear\\x1b[2Jscreen');
+    for (const out of [b.stdout, p.stdout]) expect(out).not.toMatch(/[\x1b\r]/);
+    expect(parseJson(await m.run(['points', '--json'])).points[0].paths).toEqual([folder]);
+
+    // A restore that meets one where a folder is in the way lists it escaped too.
+    const target = path.join(tmp, 'r');
+    await fs.mkdir(path.join(target, folder), { recursive: true });
+    await fs.mkdir(path.join(target, folder, 'f.txt'));
+    const r = await m.run(['restore', '--point', 'latest', '--target', target, '--conflict', 'overwrite']);
+    expectExit(r, 3);
+    expect(r.stdout).toContain(`${path.join(tmp, 'clear\\x1b[2Jscreen', 'f.txt')}:`);
+    expect(r.stdout).not.toMatch(/[\x1b\r]/);
+  }, 60_000);
+});
