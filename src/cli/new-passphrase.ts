@@ -2,9 +2,10 @@
  * A new passphrase as the user gives it, for register and passphrase add: from a file, generated
  * into a new file, or typed twice on the terminal.
  */
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { checkPassphrase, generatePassphrase, givenPassphrase, readPassphraseFile, writePassphraseFile, type PassphraseInput } from '../agent/passphrase.js';
-import { AzbkError } from '../shared/errors.js';
+import { AzbkError, ExitCode, isAzbkError } from '../shared/errors.js';
 import { promptHidden } from './prompt.js';
 
 export interface NewPassphraseOpts {
@@ -38,4 +39,16 @@ export async function newPassphrase(o: NewPassphraseOpts): Promise<NewPassphrase
     throw new AzbkError('AZBK_PASSPHRASE_MISMATCH', 'The two passphrases differ.');
   }
   return { passphrase: givenPassphrase(typed) };
+}
+
+/**
+ * After `err`, what becomes of a generated passphrase's file: removed when the vault holds nothing
+ * made from it (`sent` false: it was never asked; or it refused), and false; kept when the vault
+ * may hold it (its reply lost), and true: the file is the only way to it then.
+ */
+export async function keepGenerated(file: string, sent: boolean, err: unknown): Promise<boolean> {
+  const refused = isAzbkError(err) && err.exitCode !== ExitCode.failed && err.code !== 'AZBK_VAULT_UNREACHABLE';
+  if (sent && !refused) return true;
+  await fs.rm(file, { force: true });
+  return false;
 }

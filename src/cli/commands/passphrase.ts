@@ -3,14 +3,13 @@
  * passphrase for it (this machine holds the key itself, so a lost passphrase can be replaced
  * while the machine lives).
  */
-import fs from 'node:fs/promises';
 import type { Command } from 'commander';
 import { openAgent } from '../../agent/context.js';
 import { addPassphrase } from '../../agent/passphrase-add.js';
 import { givenPassphrase, readPassphraseFile } from '../../agent/passphrase.js';
 import { opensFamily } from '../../agent/unlock.js';
-import { AzbkError, ExitCode, isAzbkError } from '../../shared/errors.js';
-import { newPassphrase } from '../new-passphrase.js';
+import { AzbkError, isAzbkError } from '../../shared/errors.js';
+import { keepGenerated, newPassphrase } from '../new-passphrase.js';
 import { promptHidden } from '../prompt.js';
 import { action } from '../run.js';
 
@@ -85,11 +84,7 @@ export function passphraseCommand(program: Command): void {
             onAdding: () => (sent = true),
           });
         } catch (err) {
-          // Kept once the vault may hold the envelope (only a refusal says it does not): it is the
-          // only way to that envelope then.
-          const refused = isAzbkError(err) && err.exitCode !== ExitCode.failed && err.code !== 'AZBK_VAULT_UNREACHABLE';
-          if (wrote && (!sent || refused)) await fs.rm(generated!.file, { force: true });
-          else if (wrote) out.warn(`The passphrase stays in ${generated!.file}: the vault may hold its envelope.`);
+          if (wrote && (await keepGenerated(generated!.file, sent, err))) out.warn(`The passphrase stays in ${generated!.file}: the vault may hold its envelope.`);
           throw err;
         }
         out.line(

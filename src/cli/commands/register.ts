@@ -1,13 +1,11 @@
 /** azbk register: registers this machine with a vault using a downloaded credentials file. */
-import fs from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
 import type { Command } from 'commander';
 import { registerMachine, type SecretStore } from '../../agent/register.js';
 import { secretsLocation } from '../../agent/state.js';
-import { AzbkError, ExitCode, isAzbkError } from '../../shared/errors.js';
+import { AzbkError } from '../../shared/errors.js';
 import { readSmallTextFile } from '../../shared/files.js';
-import { checkPassphraseSources, newPassphrase } from '../new-passphrase.js';
+import { checkPassphraseSources, keepGenerated, newPassphrase } from '../new-passphrase.js';
 import { action } from '../run.js';
 import { secretsPlace, secretsResult } from '../secrets-text.js';
 
@@ -71,22 +69,18 @@ export function registerCommand(program: Command): void {
           });
           log.info({ machineId: registration.machineId, vaultId: registration.vaultId, newKeyFamily }, 'registered');
           out.line(`Registered ${registration.machineName} (${registration.machineId}) with vault ${registration.vaultName}.`);
-          if (o.generatePassphrase !== undefined) {
-            out.line(`Passphrase saved to ${path.resolve(o.generatePassphrase)}. Keep a copy somewhere safe, away from this`);
+          if (generated !== undefined) {
+            out.line(`Passphrase saved to ${generated.file}. Keep a copy somewhere safe, away from this`);
             out.line('machine: without it nobody, the vault included, can restore this data elsewhere.');
           }
           out.line(newKeyFamily ? 'This passphrase starts a new key: data is shared only with machines that use it.' : 'This passphrase matches other machines of the vault: they share deduplication and can restore each other.');
           const where = secretsLocation(registration);
           out.line(`Its secret and key are kept in ${secretsPlace(paths, where)}${noKeychain === null ? '' : `: no keychain here (${noKeychain})`}.`);
           if (leftover !== null) out.warn(leftover);
-          out.result({ ...registration, secrets: secretsResult(paths, where), ...(noKeychain === null ? {} : { noKeychain }), newKeyFamily, passphraseFile: o.generatePassphrase ? path.resolve(o.generatePassphrase) : undefined });
+          out.result({ ...registration, secrets: secretsResult(paths, where), ...(noKeychain === null ? {} : { noKeychain }), newKeyFamily, passphraseFile: generated?.file });
         } catch (err) {
-          // Kept once the vault may hold its envelope (only a refusal says it does not): it is the
-          // only way to that key then.
-          const refused = isAzbkError(err) && err.exitCode !== ExitCode.failed && err.code !== 'AZBK_VAULT_UNREACHABLE';
-          if (wroteGenerated && (!inVault || refused) && o.generatePassphrase !== undefined) await fs.rm(path.resolve(o.generatePassphrase), { force: true });
-          else if (wroteGenerated && o.generatePassphrase !== undefined) {
-            out.line(`The passphrase stays in ${path.resolve(o.generatePassphrase)}: the vault may hold its key. Register again with --passphrase-file and that file.`);
+          if (wroteGenerated && (await keepGenerated(generated!.file, inVault, err))) {
+            out.line(`The passphrase stays in ${generated!.file}: the vault may hold its key. Register again with --passphrase-file and that file.`);
           }
           throw err;
         }
