@@ -10,7 +10,7 @@ import { osName } from '../vault/vault.js';
 import { keychainProblem } from './keychain.js';
 import { acquireJobLock } from './lock.js';
 import { loadPolicy } from './policy.js';
-import { KEYCHAIN_REACHES_SCHEDULED_JOBS } from './scheduler.js';
+import { scheduleNeedsSecretsFile } from './scheduler.js';
 import { loadRegistration, newKeychainItem, prepareHome, saveRegistration, type LocalRegistration, type LocalSecrets, type SecretsLocation } from './state.js';
 import { newKeyPassphrase, type PassphraseInput } from './passphrase.js';
 import { unlockFamilies } from './unlock.js';
@@ -73,7 +73,7 @@ async function register(o: RegisterOptions): Promise<RegisterResult> {
   await prepareHome(o.paths);
   // The keychain is tried before the vault is asked, so that a keychain that does not work
   // leaves nothing registered.
-  const scheduled = o.secretStore !== 'file' && !KEYCHAIN_REACHES_SCHEDULED_JOBS && ((await loadPolicy(o.paths)).schedule ?? null) !== null;
+  const scheduled = o.secretStore !== 'file' && scheduleNeedsSecretsFile(await loadPolicy(o.paths));
   if (scheduled && o.secretStore === 'keychain') {
     throw new AzbkError('AZBK_SECRETS_IN_KEYCHAIN', 'Scheduled backups are set for this AZBK_HOME, and cron jobs cannot reach the keychain.', {
       hint: 'Keep the secrets in the file (--secret-store file), or turn the schedule off first: azbk policy set --schedule off.',

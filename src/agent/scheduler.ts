@@ -12,6 +12,7 @@ import { dayNames, formatClock } from '../core/week.js';
 import { AzbkError } from '../shared/errors.js';
 import { writeFileAtomic } from '../shared/files.js';
 import type { HomePaths } from '../shared/paths.js';
+import type { Policy } from './policy.js';
 
 /** What a scheduled job runs: this Node.js, this azbk, with this AZBK_HOME, its output to `log`. */
 export interface ScheduledCommand {
@@ -32,6 +33,11 @@ export function scheduledCommand(paths: HomePaths): ScheduledCommand {
  * runs them as the user, logged on, where the Credential Manager does.
  */
 export const KEYCHAIN_REACHES_SCHEDULED_JOBS = process.platform === 'win32';
+
+/** Whether `policy`'s schedule needs the secrets in the file: it has one, and its jobs cannot reach a keychain. */
+export function scheduleNeedsSecretsFile(policy: Policy): boolean {
+  return !KEYCHAIN_REACHES_SCHEDULED_JOBS && policy.schedule !== undefined;
+}
 
 /** The tag of one AZBK_HOME's entries. */
 export function scheduleTag(home: string): string {

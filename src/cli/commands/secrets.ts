@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { acquireJobLock } from '../../agent/lock.js';
 import { loadPolicy } from '../../agent/policy.js';
-import { KEYCHAIN_REACHES_SCHEDULED_JOBS } from '../../agent/scheduler.js';
+import { scheduleNeedsSecretsFile } from '../../agent/scheduler.js';
 import { dropStraySecretsFile, moveSecrets, newKeychainItem, requireRegistration, secretsLocation, straySecretsFile, type SecretsLocation } from '../../agent/state.js';
 import { AzbkError } from '../../shared/errors.js';
 import { action } from '../run.js';
@@ -42,7 +42,7 @@ export function secretsCommand(program: Command): void {
           out.result({ secrets: secretsResult(paths, where), moved: false, ...(stray ? { stray: paths.secrets } : {}) });
           return;
         }
-        if (o.store === 'keychain' && !KEYCHAIN_REACHES_SCHEDULED_JOBS && ((await loadPolicy(paths)).schedule ?? null) !== null) {
+        if (o.store === 'keychain' && scheduleNeedsSecretsFile(await loadPolicy(paths))) {
           throw new AzbkError('AZBK_SECRETS_IN_KEYCHAIN', 'Scheduled backups are set, and cron jobs cannot reach the keychain.', {
             hint: 'Keep the secrets in the file, or turn the schedule off first: azbk policy set --schedule off.',
           });
