@@ -124,15 +124,18 @@ export async function readJobs(paths: HomePaths, last: number): Promise<{ jobs: 
 }
 
 /** Jobs looked back through for the last backup that ended well. */
-const LOOK_BACK = 100;
+export const LOOK_BACK = 100;
+
+/** A backup that made a point: ok, or partial (some items skipped). */
+export const backupEndedWell = (j: JobRecord): boolean => j.kind === 'backup' && (j.status === 'ok' || j.status === 'partial');
 
 /**
- * When the last backup of the policy's paths that ended well (ok or partial) started, or null when
- * the history has none. A backup of other paths (--include) is not one of the policy's.
+ * When the last backup of the policy's paths that ended well started, or null when the history
+ * has none. A backup of other paths (--include) is not one of the policy's.
  */
 export async function lastGoodBackup(paths: HomePaths): Promise<Date | null> {
   const { jobs } = await readJobs(paths, LOOK_BACK);
-  const last = jobs.filter((j) => j.kind === 'backup' && (j.status === 'ok' || j.status === 'partial') && j.policyPaths !== false).at(-1);
+  const last = jobs.filter((j) => backupEndedWell(j) && j.policyPaths !== false).at(-1);
   const t = last === undefined ? NaN : Date.parse(last.started);
   return Number.isFinite(t) ? new Date(t) : null;
 }

@@ -4,7 +4,7 @@
  * keeps the change journal, and its last jobs.
  */
 import type { Command } from 'commander';
-import { readJobs, type JobRecord } from '../../agent/jobs.js';
+import { backupEndedWell, LOOK_BACK, readJobs, type JobRecord } from '../../agent/jobs.js';
 import { watcherRunning } from '../../agent/journal.js';
 import { loadPolicy } from '../../agent/policy.js';
 import { KEYCHAIN_REACHES_SCHEDULED_JOBS } from '../../agent/scheduler.js';
@@ -12,9 +12,6 @@ import { loadRegistration, secretsLocation, straySecretsFile } from '../../agent
 import { crontabNotes, describePolicy, policyResult } from '../policy-text.js';
 import { action } from '../run.js';
 import { STRAY, secretsPlace, secretsResult } from '../secrets-text.js';
-
-/** Jobs looked back through for the last backup that made a point. */
-const LOOK_BACK = 100;
 
 const jobLine = (j: JobRecord) => `${j.kind} ${j.status} at ${j.started}${j.point === undefined ? '' : `, point ${String(j.point)}`}${j.error === undefined ? '' : ` (${String(j.error)})`}`;
 
@@ -36,7 +33,7 @@ export function statusCommand(program: Command): void {
         const watcher = watcherRunning(paths.home);
         const { jobs, unreadable } = await readJobs(paths, LOOK_BACK);
         const last = jobs.at(-1);
-        const lastBackup = jobs.filter((j) => j.kind === 'backup' && (j.status === 'ok' || j.status === 'partial')).at(-1);
+        const lastBackup = jobs.filter(backupEndedWell).at(-1);
 
         out.line(`Machine ${registration.machineName} (${registration.machineId}), registered ${registration.registered}`);
         out.line(`Vault ${registration.vaultName} (${registration.vaultId}) at ${registration.endpoint}`);
