@@ -15,7 +15,7 @@ import { decodeIndex } from '../core/index-file.js';
 import type { VaultKeys } from '../core/keys.js';
 import { objectKeyId } from '../core/sealed-object.js';
 import { decodeTree, type Tree } from '../core/tree.js';
-import { isAzbkError } from '../shared/errors.js';
+import { isAzbkError, type ErrorCode } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
 import { BlobIndex } from './blob-index.js';
 import { openCheckpoint } from './checkpoint.js';
@@ -49,8 +49,8 @@ export interface VerifyReport {
 
 /** Errors that mean "could not ask the vault" (or not as this machine), not "the vault is inconsistent": never reported. */
 function rethrowIfUnreachable(err: unknown): void {
-  const codes = ['AZBK_VAULT_UNREACHABLE', 'AZBK_VAULT_NOT_FOUND', 'AZBK_CREDENTIALS_INVALID', 'AZBK_CREDENTIALS_EXPIRED'];
-  if (codes.some((c) => isAzbkError(err, c as 'AZBK_VAULT_UNREACHABLE'))) throw err;
+  const codes: readonly ErrorCode[] = ['AZBK_VAULT_UNREACHABLE', 'AZBK_VAULT_NOT_FOUND', 'AZBK_CREDENTIALS_INVALID', 'AZBK_CREDENTIALS_EXPIRED'];
+  if (isAzbkError(err) && codes.includes(err.code)) throw err;
 }
 
 const why = (err: unknown): string => (err instanceof Error ? err.message : String(err));
