@@ -393,24 +393,26 @@ class RestoreJob {
   private link(l: LinkPlan): void {
     const segs = [...l.folder, l.name];
     const { leader } = l;
+    const other = `another name of this hard-linked file, ${displayPath([...leader.folder, leader.name])},`;
     if (leader.error !== null) {
-      this.fail(segs, new Error(`another name of this hard-linked file, ${displayPath([...leader.folder, leader.name])}, could not be restored: ${leader.error}`));
+      this.fail(segs, new Error(`${other} could not be restored: ${leader.error}`));
       return;
     }
+    const source = destOf(leader);
     const dest = childPath(l.dir, l.as);
     const tmp = this.tempName(dest);
     let fd: number | undefined;
     try {
-      const st = fs.lstatSync(destOf(leader));
-      const changed = () => new Error(`another name of this hard-linked file, ${displayPath([...leader.folder, leader.name])}, was changed or replaced after it was restored`);
+      const st = fs.lstatSync(source);
+      const changed = () => new Error(`${other} was changed or replaced after it was restored`);
       const same = (o: fs.Stats) => o.ino === st.ino && o.dev === st.dev;
       if (!st.isFile() || st.size !== leader.size) throw changed();
       try {
-        fs.linkSync(destOf(leader), tmp);
+        fs.linkSync(source, tmp);
         if (!same(fs.lstatSync(tmp))) throw changed();
       } catch (err) {
         if (!NO_LINK.has(errnoCode(err) ?? '')) throw err;
-        fd = fs.openSync(destOf(leader), OPEN_RESTORED);
+        fd = fs.openSync(source, OPEN_RESTORED);
         if (!same(fs.fstatSync(fd))) throw changed();
         copyOpenFile(fd, tmp, leader);
       }
