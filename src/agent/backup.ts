@@ -13,14 +13,14 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { BlobId } from '../core/ids.js';
+import type { BlobId, PackId } from '../core/ids.js';
 import { encodeTree, type FileNode, type TreeNode } from '../core/tree.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { errnoCode } from '../shared/files.js';
 import type { NewPoint } from '../vault/api.js';
 import type { VaultConfig } from '../vault/config.js';
 import { BlobIndex } from './blob-index.js';
-import { BlobWriter } from './blob-writer.js';
+import { BlobWriter, type PackRef } from './blob-writer.js';
 import { findResumable, identity, knownFile, sealCheckpoint, unchanged, type FileIdentity, type KnownFile, type PartialDelta, type PartialFile, type ResumeState } from './checkpoint.js';
 import type { AgentContext } from './context.js';
 import { FileCache, type KnownDir } from './file-cache.js';
@@ -94,19 +94,21 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
   const lock = await acquireJobLock(ctx.paths.lock, { jobId: randomBytes(16).toString('hex'), kind: 'backup' });
   const cache = FileCache.forVault(ctx.paths.home, ctx.registration.vaultId, ctx.keys.keyId);
   try {
-    const resume = await findResumable(ctx.session, ctx.keys);
-    const job = new BackupJob(ctx, resume, cache, opts);
-    try {
-      return await job.run();
-    } catch (err) {
-      if (isAzbkError(err, 'AZBK_VAULT_UNREACHABLE') || isAzbkError(err, 'AZBK_VAULT_NOT_FOUND')) {
-        const saved = job.lastSeq > 0 ? `checkpoint ${job.lastSeq} of job ${job.id}` : null;
-        throw new AzbkError(err.code, `${err.message} The backup stopped${saved ? `; the next one continues from ${saved}` : ''}.`, {
-          hint: err.hint,
-          cause: err,
-        });
+    for (let attempt = 1; ; attempt++) {
+      const resume = await findResumable(ctx.session, ctx.keys);
+      const job = new BackupJob(ctx, resume, cache, opts);
+      try {
+        return await job.run();
+      } catch (err) {
+        // Packs the job counted on are not in the vault (prune deleted them while it ran, or they
+        // were lost): this machine leaves the missing ones out from now on, and the job runs once
+        // more, storing what was in them anew (continuing from the checkpoints the first run wrote).
+        if (attempt === 1 && isAzbkError(err, 'AZBK_PACK_GONE')) {
+          cache.addMissingPacks(await job.missingPacks());
+          continue;
+        }
+        throw jobError(job, err);
       }
-      throw err;
     }
   } finally {
     cache.close();
@@ -114,7 +116,21 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
   }
 }
 
+/** A job's error as the user sees it: where the next backup continues from, when the vault could not be reached. */
+function jobError(job: BackupJob, err: unknown): unknown {
+  if (isAzbkError(err, 'AZBK_VAULT_UNREACHABLE') || isAzbkError(err, 'AZBK_VAULT_NOT_FOUND')) {
+    const saved = job.lastSeq > 0 ? `checkpoint ${job.lastSeq} of job ${job.id}` : null;
+    return new AzbkError(err.code, `${err.message} The backup stopped${saved ? `; the next one continues from ${saved}` : ''}.`, {
+      hint: err.hint,
+      cause: err,
+    });
+  }
+  return err;
+}
+
 const LAST_BACKUP = 'last-backup';
+/** packs whose presence is asked of the vault at once */
+const STAT_AT_ONCE = 16;
 
 /**
  * A backup with the change journal still scans everything when the last full scan is older than
@@ -154,11 +170,15 @@ interface Counts {
 interface Entry {
   readonly node: TreeNode;
   readonly counts: Counts;
+  /** for a folder: the packs its tree and everything beneath it are in */
+  readonly packs?: ReadonlySet<PackRef>;
 }
 
 interface Folder {
   readonly tree: BlobId;
   readonly counts: Counts;
+  /** the packs its tree and everything beneath it are in: what a point must name for prune to keep */
+  readonly packs: ReadonlySet<PackRef>;
   /** nothing in it or beneath it was skipped, special or changing while read */
   readonly clean?: boolean;
 }
@@ -206,6 +226,12 @@ class BackupJob {
   private finalCheckpoint: Promise<void> | null = null;
   /** entries of folders listed and not yet finished: what the walk holds in memory */
   private openEntries = 0;
+  /** the trees this job stored (or found stored) and their packs, for the cache once the point is written */
+  private readonly madeTrees = new Map<BlobId, ReadonlySet<PackRef>>();
+  /** the packs of the point, once it is being written */
+  private named: readonly PackId[] = [];
+  /** how many of the writer's packs the checkpoints written name */
+  private namedByCheckpoints = 0;
 
   constructor(
     private readonly ctx: AgentContext,
@@ -264,7 +290,7 @@ class BackupJob {
       this.scan = { mode: 'optimized', reason: `the change journal covers the time since the last backup; ${journal.changed.size} path(s) changed${moved}` };
     } else this.scan = { mode: 'full', reason: journal.why };
     // A full scan after an earlier backup has help from the scan worker, which starts at once.
-    if (this.dirty === null && last !== null) this.scanner = new FolderScan(included, this.cache.file, (tree) => this.index.has('tree', tree));
+    if (this.dirty === null && last !== null) this.scanner = new FolderScan(included, this.cache.file, (tree) => this.storedPacks(tree) !== undefined);
     try {
       return await this.backUp(started, cfg, includedPaths, trie, { offset, run, included, last });
     } finally {
@@ -282,7 +308,7 @@ class BackupJob {
   ): Promise<BackupResult> {
     const { session, keys } = this.ctx;
     const { offset, run, included, last } = journal;
-    this.index = await BlobIndex.load(session, keys, this.cache);
+    this.index = await BlobIndex.load(session, keys, this.cache, { forBackup: true });
     // A vault service takes data packs through the spool; this job holds the machine, so what a
     // killed one left there goes.
     const spool = session.putPackFile === undefined ? undefined : this.ctx.paths.spool;
@@ -326,7 +352,9 @@ class BackupJob {
     };
     const sealed = sealManifest(keys, manifest);
     this.stats.uploadedBytes = w.uploadedBytes + sealed.length;
-    const point = await session.putPoint({ keyId: keys.keyId, jobId: this.jobId, manifest: sealed });
+    this.named = packIds(root.packs);
+    const point = await session.putPoint({ keyId: keys.keyId, jobId: this.jobId, manifest: sealed, packs: this.named });
+    this.cache.putTreePacks([...this.madeTrees].map(([tree, refs]) => [tree, packIds(refs)] as const));
     const mark: LastBackup = { started: manifest.started, offset, run, paths: included, lastFull: this.scan.mode === 'full' ? manifest.started : (last?.lastFull ?? null) };
     this.cache.setMeta(LAST_BACKUP, mark);
     this.index.saveSnapshot(this.cache); // the next backup or restore loads the index as it is
@@ -396,7 +424,10 @@ class BackupJob {
     await this.writer.flush(false); // a checkpoint names file chunks, never listings
     const seq = this.seq + 1;
     const data = sealCheckpoint(this.ctx.keys, { version: 2, jobId: this.jobId, seq, files, partials });
-    await this.ctx.session.putCheckpoint({ jobId: this.jobId, seq, data });
+    // The packs stored since the last checkpoint: the vault's prune keeps them while the checkpoint lasts.
+    const stored = this.writer.indexedPacks.length;
+    await this.ctx.session.putCheckpoint({ jobId: this.jobId, seq, data, packs: this.writer.indexedPacks.slice(this.namedByCheckpoints) });
+    this.namedByCheckpoints = stored;
     this.heldPartials = new Map(partials.map((p) => [p.path, { id: identity(p), count: p.from + p.content.length }]));
     this.seq = seq;
     this.cache.flush();
@@ -436,6 +467,17 @@ class BackupJob {
     return root;
   }
 
+  /** The packs of the point the vault refused (AZBK_PACK_GONE) that it does not hold. */
+  async missingPacks(): Promise<PackId[]> {
+    const missing: PackId[] = [];
+    for (let i = 0; i < this.named.length; i += STAT_AT_ONCE) {
+      const batch = this.named.slice(i, i + STAT_AT_ONCE);
+      const sizes = await Promise.all(batch.map((p) => this.ctx.session.statPack(p)));
+      batch.forEach((p, j) => sizes[j] === null && missing.push(p));
+    }
+    return missing;
+  }
+
   /** A tree for a directory above the included paths: only the children on the way down. */
   private async ancestorTree(segs: string[], trie: Trie): Promise<Folder> {
     const entries: Promise<Entry | null>[] = [];
@@ -452,7 +494,7 @@ class BackupJob {
         entries.push(l === null ? Promise.resolve(null) : l.st.kind === 'dir' ? this.dirEntry(l, this.dir(l)) : this.entry(l, known, remembered));
       } else {
         const st = entryStat(fs.lstatSync(childAbs, { bigint: true }));
-        entries.push(this.ancestorTree(childSegs, child).then((f) => ({ node: { type: 'dir', name, ...meta(st), subtree: f.tree }, counts: f.counts })));
+        entries.push(this.ancestorTree(childSegs, child).then((f) => ({ node: { type: 'dir', name, ...meta(st), subtree: f.tree }, counts: f.counts, packs: f.packs })));
       }
     }
     const folder = await this.folder(present(await Promise.all(entries)), false);
@@ -469,7 +511,35 @@ class BackupJob {
       counts.symlinks += e.counts.symlinks;
       counts.bytes += e.counts.bytes;
     }
-    return { tree: await this.writer.add('tree', encodeTree(entries.map((e) => e.node))), counts };
+    const tree = await this.writer.add('tree', encodeTree(entries.map((e) => e.node)));
+    const packs = new Set<PackRef>();
+    for (const e of entries) {
+      if (e.node.type === 'file') for (const c of e.node.content) packs.add(this.writer.packRef('data', c));
+      else if (e.packs !== undefined) for (const p of e.packs) packs.add(p);
+    }
+    packs.add(this.writer.packRef('tree', tree));
+    this.madeTrees.set(tree, packs);
+    return { tree, counts, packs };
+  }
+
+  /**
+   * The packs of a tree a backup stored, as the cache has them, when the vault still has the tree
+   * and prune has condemned none of them: the tree can then be reused as it is. Else undefined.
+   */
+  private storedPacks(tree: BlobId): ReadonlySet<PackRef> | undefined {
+    if (!this.index.has('tree', tree)) return undefined;
+    const packs = this.cache.getTreePacks(tree);
+    // A tree in a pack prune condemned or deleted (which the index left out) is stored again.
+    const gone = this.index.leftOut;
+    return packs === undefined || packs.some((p) => gone.has(p)) ? undefined : new Set(packs);
+  }
+
+  /** A folder as a backup stored it (a cache row with a fingerprint: nothing was skipped in it), or undefined when it cannot be reused (see storedPacks). */
+  private storedFolder(row: KnownDir): Folder | undefined {
+    const packs = this.storedPacks(row.tree);
+    if (packs === undefined) return undefined;
+    const { tree, files, dirs, symlinks, bytes } = row;
+    return { tree, counts: { files, dirs, symlinks, bytes }, clean: true, packs };
   }
 
   /** lstat, or null (and listed as skipped) when the entry cannot be examined. */
@@ -485,7 +555,7 @@ class BackupJob {
   /** A subfolder's entry in its parent's listing, once its own tree is stored. */
   private async dirEntry(l: Listed, sub: Promise<Folder | null>): Promise<Entry | null> {
     const f = await sub;
-    return f === null ? null : { node: { type: 'dir', name: l.name, ...meta(l.st), subtree: f.tree }, counts: f.counts };
+    return f === null ? null : { node: { type: 'dir', name: l.name, ...meta(l.st), subtree: f.tree }, counts: f.counts, packs: f.packs };
   }
 
   /**
@@ -525,12 +595,12 @@ class BackupJob {
       // without a fingerprint had something skipped or changing: it is examined again). It must
       // be the same folder: one moved here from elsewhere has another inode and ctime.
       const known = this.cache.getDir(abs);
-      if (known !== undefined && known.fingerprint !== null && known.self === folderIdentity(folder.st) && this.index.has('tree', known.tree)) {
-        return storedFolder(known);
-      }
+      const stored = known !== undefined && known.fingerprint !== null && known.self === folderIdentity(folder.st) ? this.storedFolder(known) : undefined;
+      if (stored !== undefined) return stored;
     }
     const scanned = this.scanner?.take(abs);
-    if (scanned !== undefined) return storedFolder(scanned);
+    const stored = scanned === undefined ? undefined : this.storedFolder(scanned);
+    if (stored !== undefined) return stored;
     let listed: Listed[];
     let complete: boolean;
     try {
@@ -565,9 +635,10 @@ class BackupJob {
     for (const [name, sub] of subdirs) subtrees.set(name, await sub);
 
     const cached = this.cache.getDir(abs);
-    if (cached?.fingerprint != null && complete && this.index.has('tree', cached.tree)) {
+    if (cached?.fingerprint != null && complete) {
       const fp = fingerprint(listed.map((l) => [l.name, l.st, null]), subtrees);
-      if (fp !== null && fp.equals(cached.fingerprint)) return storedFolder(cached);
+      const stored = fp !== null && fp.equals(cached.fingerprint) ? this.storedFolder(cached) : undefined;
+      if (stored !== undefined) return stored;
     }
 
     const known = cached === undefined ? NO_FILES : this.cache.getFiles(abs);
@@ -599,7 +670,7 @@ class BackupJob {
       [...subtrees.values()].every((f) => f?.clean === true);
     const fp = clean ? fingerprint(listed.map((l) => [l.name, l.st, remembered.get(l.name) ?? null]), subtrees) : null;
     this.cache.putDir(abs, { fingerprint: fp, self: folderIdentity(self.st), tree: folder.tree, ...folder.counts, known: remembered });
-    return { tree: folder.tree, counts: folder.counts, clean };
+    return { ...folder, clean };
   }
 
   /**
@@ -733,10 +804,15 @@ function fileNode(name: string, st: NodeStat, id: FileIdentity, content: readonl
 
 const NO_FILES: ReadonlyMap<string, KnownFile> = new Map();
 
-/** A folder as a backup stored it (a cache row with a fingerprint: nothing was skipped in it). */
-function storedFolder(row: KnownDir): Folder {
-  const { tree, files, dirs, symlinks, bytes } = row;
-  return { tree, counts: { files, dirs, symlinks, bytes }, clean: true };
+/** The ids of packs, each once and sorted, once every pack of this job among them is stored. */
+function packIds(refs: ReadonlySet<PackRef>): PackId[] {
+  const out = new Set<PackId>();
+  for (const r of refs) {
+    if (typeof r === 'string') out.add(r);
+    else if (r.pack === null) throw new AzbkError('AZBK_INTERNAL', 'A pack of this backup was named before it was stored.');
+    else out.add(r.pack.id);
+  }
+  return [...out].sort();
 }
 /**
  * Folder entries the walk may hold, per worker, before it goes one subfolder at a time. Enough to

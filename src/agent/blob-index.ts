@@ -5,6 +5,7 @@
  * cache, the whole index is also kept as one snapshot, which the next command loads as it is
  * instead of building the table again (see snapshot).
  */
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { ID_BYTES, type BlobId, type BlobType, type PackId } from '../core/ids.js';
 import { decodeIndex, type IndexPack } from '../core/index-file.js';
@@ -51,6 +52,9 @@ export class BlobIndex {
   private exact = true;
   /** index files added since the snapshot was loaded or saved */
   private unsaved = false;
+  /** packs whose blobs were left out (see load), and their digest (see sumOf) */
+  private skip: ReadonlySet<PackId> = new Set();
+  private skipSum = sumOf(new Set());
 
   /**
    * A chunk and a folder listing with the same bytes have the same id but are different blobs
@@ -58,6 +62,17 @@ export class BlobIndex {
    */
   has(type: BlobType, id: BlobId): boolean {
     return this.rowOf(type, id) >= 0;
+  }
+
+  /** The pack holding a blob, or undefined (as `get(...).pack`, without making a location). */
+  packOf(type: BlobType, id: BlobId): PackId | undefined {
+    const row = this.rowOf(type, id);
+    return row < 0 ? undefined : this.packIds[this.pack[row]!];
+  }
+
+  /** The packs whose blobs the index leaves out, as if no index file named them (see load). */
+  get leftOut(): ReadonlySet<PackId> {
+    return this.skip;
   }
 
   get(type: BlobType, id: BlobId): BlobLocation | undefined {
@@ -89,6 +104,7 @@ export class BlobIndex {
   }
 
   private addEntries(pack: PackId, entries: readonly PackEntry[]): void {
+    if (this.skip.has(pack)) return;
     const p = this.packRow(pack);
     for (const entry of entries) {
       if (!(entry.offset <= MAX_U32 && entry.length <= MAX_U32 && entry.rawLength <= MAX_U32)) {
@@ -181,14 +197,22 @@ export class BlobIndex {
    * Loads every index file of `keys`' family from the vault. With a local `cache`, the index starts
    * from the snapshot the last command saved, and an index file read once is kept there in a
    * compact binary form and not read from the vault again (index files never change once written).
+   * The blobs of packs the vault no longer holds (gone, or found missing: see the cache) are left
+   * out, and with `forBackup` those of packs prune condemned too (a backup must not count on
+   * them): a blob stored again elsewhere is then found where it is, not where it was.
    */
-  static async load(session: VaultSession, keys: VaultKeys, cache?: IndexCache): Promise<BlobIndex> {
-    const names = await session.listIndex();
-    // The snapshot, when every index file it covers is still in the vault (none is ever changed).
+  static async load(session: VaultSession, keys: VaultKeys, cache?: IndexCache, opts: { forBackup?: boolean } = {}): Promise<BlobIndex> {
+    const [names, pruned] = await Promise.all([session.listIndex(), session.listPrunedPacks()]);
+    const skip = new Set([...(opts.forBackup === true ? pruned.condemned : []), ...pruned.gone, ...(cache?.getMissingPacks?.() ?? [])]);
+    const skipSum = sumOf(skip);
+    // The snapshot, when it left out the same packs and every index file it covers is still in the vault (none is ever changed).
     const listed = new Set(names);
     let snap = cache?.getIndexSnapshot();
-    const fromSnap = snap !== undefined && snap.names.every((n) => listed.has(n)) ? BlobIndex.fromSnapshot(snap.data, snap.names) : undefined;
+    const usable = snap !== undefined && snap.skip === skipSum && snap.names.every((n) => listed.has(n));
+    const fromSnap = usable ? BlobIndex.fromSnapshot(snap!.data, snap!.names) : undefined;
     const index = fromSnap ?? new BlobIndex();
+    index.skip = skip;
+    index.skipSum = skipSum;
     // A snapshot left alone is replaced at the next save.
     if (snap !== undefined && fromSnap === undefined) index.unsaved = true;
     snap = undefined; // its copy goes while index files are read
@@ -230,7 +254,7 @@ export class BlobIndex {
   saveSnapshot(cache: IndexCache): void {
     if (!this.exact || !this.unsaved) return;
     try {
-      cache.putIndexSnapshot(this.covered, this.snapshot());
+      cache.putIndexSnapshot(this.covered, this.snapshot(), this.skipSum);
       this.unsaved = false;
     } catch {
       // the next load builds the index from the index files, as without a snapshot
@@ -317,6 +341,10 @@ export class BlobIndex {
       const pack = buf.toString('hex', at, at + ID_BYTES) as PackId;
       const blobs = buf.readUInt32LE(at + ID_BYTES);
       at += ID_BYTES + 4;
+      if (this.skip.has(pack)) {
+        at += blobs * COMPACT_BLOB;
+        continue;
+      }
       const p = this.packRow(pack);
       for (let j = 0; j < blobs; j++, at += COMPACT_BLOB) {
         this.set(buf[at] === TREE ? TREE : DATA, buf, at + 1, p, buf.readUInt32LE(at + 33), buf.readUInt32LE(at + 37), buf.readUInt32LE(at + 41));
@@ -329,9 +357,16 @@ export class BlobIndex {
 export interface IndexCache {
   getIndex(name: string): Buffer | undefined;
   putIndex(name: string, data: Buffer): void;
-  /** the snapshot and the index files it covers, or undefined (none, or damaged) */
-  getIndexSnapshot(): { readonly names: readonly string[]; readonly data: Buffer } | undefined;
-  putIndexSnapshot(names: readonly string[], data: Buffer): void;
+  /** packs found missing from the vault although index files name them: left out like gone ones */
+  getMissingPacks?(): readonly PackId[];
+  /** the snapshot, the index files it covers and the digest of the packs it left out, or undefined (none, or damaged) */
+  getIndexSnapshot(): { readonly names: readonly string[]; readonly data: Buffer; readonly skip: string } | undefined;
+  putIndexSnapshot(names: readonly string[], data: Buffer, skip: string): void;
+}
+
+/** A digest of a set of pack ids, to tell whether a snapshot left out the same packs. */
+function sumOf(packs: ReadonlySet<PackId>): string {
+  return createHash('sha256').update([...packs].sort().join(',')).digest('hex');
 }
 
 const SNAPSHOT_MAGIC = 0x49425a41; // "AZBI"

@@ -99,10 +99,14 @@ class WholePack implements OpenPack {
   }
 }
 
-interface Started {
+/** A pack of this job: open, being stored, or stored (its id and blobs known). */
+export interface PackSlot {
   /** the pack's id and blobs, once it is stored */
   pack: IndexPack | null;
 }
+
+/** Where a blob is: a pack the index names, or a pack of this job not yet indexed. */
+export type PackRef = PackId | PackSlot;
 
 export interface WriterStats {
   blobs: number;
@@ -117,6 +121,8 @@ export interface WriterStats {
 export class BlobWriter {
   /** the open pack of each blob type */
   private readonly open: Record<BlobType, OpenPack | null> = { data: null, tree: null };
+  /** the slot of each open pack */
+  private readonly openSlot: Record<BlobType, PackSlot | null> = { data: null, tree: null };
   /**
    * Buffers of stored packs, for the next packs of either type: reused at once instead of left for
    * the garbage collector to find (dead pack buffers were a fifth of the peak memory of a large
@@ -126,14 +132,16 @@ export class BlobWriter {
   private readonly spare: Buffer[] = [];
   /** Spare pieces of streamed packs, likewise. */
   private readonly pieces: Buffer[] = [];
-  /** blobs added to packs and not yet in an index file, by type (their ids as they are: no new strings) */
-  private readonly pending: Record<BlobType, Set<string>> = { data: new Set(), tree: new Set() };
+  /** blobs added to packs and not yet in an index file, by type (their ids as they are: no new strings), and their packs */
+  private readonly pending: Record<BlobType, Map<string, PackSlot>> = { data: new Map(), tree: new Map() };
   /** packs started and not yet taken into an index file, oldest first */
-  private readonly started: Started[] = [];
+  private readonly started: PackSlot[] = [];
   private readonly uploads = new Set<Promise<void>>();
   /** an index file being written between flushes */
   private indexing: Promise<void> | null = null;
   private failed: unknown = undefined;
+  /** every pack this writer stored and indexed, in that order */
+  readonly indexedPacks: PackId[] = [];
   readonly stats: WriterStats = { blobs: 0, newBlobs: 0, rawBytes: 0, newRawBytes: 0, uploadedBytes: 0, packs: 0, indexFiles: 0 };
 
   constructor(
@@ -185,6 +193,18 @@ export class BlobWriter {
     if (!this.isStored(type, id, rawLength)) throw new AzbkError('AZBK_INTERNAL', `Blob ${id} was taken as stored but the vault does not have it.`);
   }
 
+  /**
+   * The pack of a blob this writer was given (added, or counted as stored): a pack the index
+   * names, or the slot of one of this job's packs, whose id is known once it is stored.
+   */
+  packRef(type: BlobType, id: BlobId): PackRef {
+    const slot = this.pending[type].get(id);
+    if (slot !== undefined) return slot;
+    const pack = this.index.packOf(type, id);
+    if (pack === undefined) throw new AzbkError('AZBK_INTERNAL', `Blob ${id} is neither stored nor being stored.`);
+    return pack;
+  }
+
   /** Counts a blob, and tells whether the vault or this job already has it. */
   private isStored(type: BlobType, id: BlobId, rawLength: number): boolean {
     this.stats.blobs++;
@@ -199,6 +219,7 @@ export class BlobWriter {
   private append(type: BlobType, id: BlobId, sealed: Uint8Array, rawLength: number): Promise<void> | undefined {
     const target = this.opts.packSize ?? TARGET_PACK_SIZE;
     const pack = (this.open[type] ??= this.newPack(type, target));
+    const slot = (this.openSlot[type] ??= { pack: null });
     let wait: Promise<void> | undefined;
     try {
       wait = pack.add(type, id, sealed, rawLength);
@@ -206,7 +227,7 @@ export class BlobWriter {
       if (pack.failure !== undefined) this.failed ??= pack.failure; // a streamed write failed: the pack is lost
       throw err;
     }
-    this.pending[type].add(id);
+    this.pending[type].set(id, slot);
     this.stats.newBlobs++;
     this.stats.newRawBytes += rawLength;
     if (wait !== undefined) wait = wait.catch((err: unknown) => this.fail(err));
@@ -249,11 +270,12 @@ export class BlobWriter {
    */
   private async uploadPack(type: BlobType): Promise<void> {
     const open = this.open[type];
-    if (open === null) return;
+    const entry = this.openSlot[type];
+    if (open === null || entry === null) return;
     this.open[type] = null;
+    this.openSlot[type] = null;
     if (open.count === 0) return open.abort(); // its first blob was refused
     // Packs are indexed in the order they were started (see flush).
-    const entry: Started = { pack: null };
     this.started.push(entry);
     const upload = open.store().then(
       (pack) => {
@@ -281,6 +303,7 @@ export class BlobWriter {
   async abandon(): Promise<void> {
     const open = [this.open.data, this.open.tree];
     this.open.data = this.open.tree = null;
+    this.openSlot.data = this.openSlot.tree = null;
     this.failed ??= new Error('BlobWriter used after abandon');
     await Promise.allSettled(open.map((p) => p?.abort()));
     // Packs being stored finish, or fail and clean up; not for long, as a low upload limit could
@@ -354,6 +377,9 @@ export class BlobWriter {
     this.stats.indexFiles++;
     this.stats.uploadedBytes += data.length;
     this.index.addIndexFile(name, packs);
-    for (const p of packs) for (const b of p.blobs) this.pending[b.type].delete(b.id);
+    for (const p of packs) {
+      this.indexedPacks.push(p.id);
+      for (const b of p.blobs) this.pending[b.type].delete(b.id);
+    }
   }
 }

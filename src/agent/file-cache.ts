@@ -8,6 +8,8 @@
  *   folders that did not change);
  * - each regular file's size, mtime, ctime, inode and chunk ids: a file whose metadata match is
  *   not read again, provided every one of its chunks is still in the vault's index.
+ * For each tree a backup stored, it keeps the packs that tree and everything beneath it are in: a
+ * point names its packs for the vault's prune, and a folder reused as it is brings its tree's.
  * It also keeps the vault's index files in a compact form (they never change once written), so a
  * backup does not decrypt and parse them all again.
  * Memory use does not grow with the number of files: rows are read when their folder is reached
@@ -17,13 +19,17 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { ID_BYTES, type BlobId } from '../core/ids.js';
+import { ID_BYTES, isHex64, type BlobId, type PackId } from '../core/ids.js';
 import type { IndexCache } from './blob-index.js';
 import type { KnownFile } from './checkpoint.js';
 
 /** Bumped when the tables change; an older cache is dropped (it only saves work). */
 const SCHEMA_VERSION = 4;
 const BATCH = 256;
+/** the meta key of the digest of the packs the index snapshot left out */
+const SNAPSHOT_SKIP = 'indexSnapshotSkip';
+/** the meta key of the packs found missing (see getMissingPacks) */
+const MISSING_PACKS = 'missingPacks';
 
 /** What a backed-up folder held: its tree and the totals beneath it. */
 export interface KnownDir {
@@ -77,11 +83,40 @@ export function openDirRows(file: string): { get(dir: string): StoredDir | undef
   return { get: (dir) => storedDir(stmt.get(dir)), close: () => db.close() };
 }
 
+/** The packs a backup into this vault with this key family found missing (see FileCache.getMissingPacks); none without a cache. */
+export function missingPacks(home: string, vaultId: string, keyId: string): PackId[] {
+  const file = cacheFile(home, vaultId, keyId);
+  if (!fs.existsSync(file)) return [];
+  try {
+    const cache = FileCache.open(file);
+    try {
+      return cache.getMissingPacks();
+    } finally {
+      cache.close();
+    }
+  } catch {
+    return []; // an unreadable cache only saves work
+  }
+}
+
+/** Adds packs found missing to the cache of this vault and key family (see FileCache.addMissingPacks). */
+export function recordMissingPacks(home: string, vaultId: string, keyId: string, packs: readonly PackId[]): void {
+  const cache = FileCache.forVault(home, vaultId, keyId);
+  try {
+    cache.addMissingPacks(packs);
+  } finally {
+    cache.close();
+  }
+}
+
+const cacheFile = (home: string, vaultId: string, keyId: string) => path.join(home, 'cache', `${vaultId}-${keyId}.sqlite`);
+
 export class FileCache implements IndexCache {
   private readonly getDirStmt: Database.Statement<[string], DirRow>;
   private readonly getFilesStmt: Database.Statement<[string], { names: string; chunks: Buffer }>;
   private readonly putDirStmt: Database.Statement<[string, Buffer | null, string | null, Buffer, number, number, number, number]>;
   private readonly putFilesStmt: Database.Statement<[string, string, Buffer]>;
+  private readonly getTreePacksStmt: Database.Statement<[Buffer], { packs: Buffer }>;
   private pending: [string, DirRecord][] = [];
 
   private constructor(
@@ -93,11 +128,12 @@ export class FileCache implements IndexCache {
     this.getDirStmt = db.prepare(GET_DIR);
     this.putDirStmt = db.prepare('INSERT OR REPLACE INTO dirs (path, fp, self, tree, files, dirs, symlinks, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     this.putFilesStmt = db.prepare('INSERT OR REPLACE INTO dir_files (path, names, chunks) VALUES (?, ?, ?)');
+    this.getTreePacksStmt = db.prepare('SELECT packs FROM tree_packs WHERE tree = ?');
   }
 
   /** Opens (creating if needed) the cache of one vault and key family under AZBK_HOME. */
   static forVault(home: string, vaultId: string, keyId: string): FileCache {
-    return FileCache.open(path.join(home, 'cache', `${vaultId}-${keyId}.sqlite`));
+    return FileCache.open(cacheFile(home, vaultId, keyId));
   }
 
   /** Opens (creating if needed) the cache database `file`. */
@@ -111,7 +147,7 @@ export class FileCache implements IndexCache {
     // each read once, so a bigger cache held memory and saved nothing.
     db.pragma('cache_size = -4096');
     if (db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
-      db.exec('DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS dirs; DROP TABLE IF EXISTS dir_files; DROP TABLE IF EXISTS index_files; DROP TABLE IF EXISTS index_snapshot; DROP TABLE IF EXISTS meta');
+      db.exec('DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS dirs; DROP TABLE IF EXISTS dir_files; DROP TABLE IF EXISTS index_files; DROP TABLE IF EXISTS index_snapshot; DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS tree_packs');
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }
     // Folders and their files in two tables: a full scan reads only the first, which stays small.
@@ -123,6 +159,8 @@ export class FileCache implements IndexCache {
     db.exec('CREATE TABLE IF NOT EXISTS index_files (name TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID');
     // One row: the blob index as a whole (see BlobIndex.saveSnapshot), with the index files it covers.
     db.exec('CREATE TABLE IF NOT EXISTS index_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), names TEXT NOT NULL, sum BLOB NOT NULL, data BLOB NOT NULL)');
+    // Pack ids, 32 bytes each, in no order.
+    db.exec('CREATE TABLE IF NOT EXISTS tree_packs (tree BLOB PRIMARY KEY, packs BLOB NOT NULL) WITHOUT ROWID');
     db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
     return new FileCache(db, file);
   }
@@ -158,6 +196,23 @@ export class FileCache implements IndexCache {
     })();
   }
 
+  /** The packs a tree and everything beneath it are in, as a backup that stored it found them; undefined when unknown. */
+  getTreePacks(tree: BlobId): PackId[] | undefined {
+    const row = this.getTreePacksStmt.get(Buffer.from(tree, 'hex'));
+    if (row === undefined || !Buffer.isBuffer(row.packs) || row.packs.length % ID_BYTES !== 0) return undefined;
+    const out: PackId[] = [];
+    for (let at = 0; at < row.packs.length; at += ID_BYTES) out.push(row.packs.toString('hex', at, at + ID_BYTES) as PackId);
+    return out;
+  }
+
+  /** Records the packs of trees (see getTreePacks), in one transaction. */
+  putTreePacks(trees: Iterable<readonly [BlobId, readonly PackId[]]>): void {
+    const put = this.db.prepare('INSERT OR REPLACE INTO tree_packs (tree, packs) VALUES (?, ?)');
+    this.db.transaction(() => {
+      for (const [tree, packs] of trees) put.run(Buffer.from(tree, 'hex'), Buffer.from(packs.join(''), 'hex'));
+    })();
+  }
+
   /** A vault index file as the blob index keeps it (see compactIndex), or undefined. */
   getIndex(name: string): Buffer | undefined {
     return (this.db.prepare('SELECT data FROM index_files WHERE name = ?').get(name) as { data: Buffer } | undefined)?.data;
@@ -167,8 +222,11 @@ export class FileCache implements IndexCache {
     this.db.prepare('INSERT OR REPLACE INTO index_files (name, data) VALUES (?, ?)').run(name, data);
   }
 
-  /** The blob index's snapshot and the index files it covers; undefined for none, or one that does not match its checksum. */
-  getIndexSnapshot(): { names: string[]; data: Buffer } | undefined {
+  /**
+   * The blob index's snapshot, the index files it covers and the digest of the packs it left out;
+   * undefined for none, or one that does not match its checksum.
+   */
+  getIndexSnapshot(): { names: string[]; data: Buffer; skip: string } | undefined {
     const row = this.db.prepare('SELECT names, sum, data FROM index_snapshot WHERE id = 1').get() as { names: unknown; sum: unknown; data: unknown } | undefined;
     if (row === undefined || typeof row.names !== 'string' || !Buffer.isBuffer(row.sum) || !Buffer.isBuffer(row.data) || !sha256(row.data).equals(row.sum)) return undefined;
     let names: unknown;
@@ -177,11 +235,25 @@ export class FileCache implements IndexCache {
     } catch {
       return undefined;
     }
-    return Array.isArray(names) && names.every((n) => typeof n === 'string') ? { names: names as string[], data: row.data } : undefined;
+    const skip = this.getMeta(SNAPSHOT_SKIP);
+    return Array.isArray(names) && names.every((n) => typeof n === 'string') && typeof skip === 'string' ? { names: names as string[], data: row.data, skip } : undefined;
   }
 
-  putIndexSnapshot(names: readonly string[], data: Buffer): void {
-    this.db.prepare('INSERT OR REPLACE INTO index_snapshot (id, names, sum, data) VALUES (1, ?, ?, ?)').run(JSON.stringify(names), sha256(data), data);
+  putIndexSnapshot(names: readonly string[], data: Buffer, skip: string): void {
+    this.db.transaction(() => {
+      this.db.prepare('INSERT OR REPLACE INTO index_snapshot (id, names, sum, data) VALUES (1, ?, ?, ?)').run(JSON.stringify(names), sha256(data), data);
+      this.setMeta(SNAPSHOT_SKIP, skip);
+    })();
+  }
+
+  /** Packs a backup found missing from the vault although index files name them (see runBackup). */
+  getMissingPacks(): PackId[] {
+    const v = this.getMeta(MISSING_PACKS);
+    return Array.isArray(v) ? (v.filter(isHex64) as PackId[]) : [];
+  }
+
+  addMissingPacks(packs: readonly PackId[]): void {
+    this.setMeta(MISSING_PACKS, [...new Set([...this.getMissingPacks(), ...packs])].sort());
   }
 
   /** A JSON value stored under `key`, or undefined. */

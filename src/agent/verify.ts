@@ -44,6 +44,8 @@ export interface VerifyReport {
    * jobs, which prune removes. Not a problem. (Packs no index lists are invisible to a session.)
    */
   readonly orphanPacks: number;
+  /** packs that referenced blobs are in and the vault does not hold (see FileCache.addMissingPacks) */
+  readonly missingPacks: readonly PackId[];
   readonly problems: readonly VerifyProblem[];
 }
 
@@ -87,15 +89,19 @@ function packReader(session: VaultSession): (pack: PackId, offset: number, lengt
  * Checks the vault for `keys`' family; see the module comment. Inconsistencies are reported, not
  * thrown; it throws when the vault cannot be reached or listed.
  */
-export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: { readData?: boolean } = {}): Promise<VerifyReport> {
+export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: { readData?: boolean; missing?: readonly PackId[] } = {}): Promise<VerifyReport> {
   const problems: VerifyProblem[] = [];
   const index = new BlobIndex();
   const indexedPacks = new Set<PackId>();
+  // Index files still name the blobs of packs the vault no longer holds (and of those a backup of
+  // this machine found missing); a blob stored again is found where it is now.
+  const gone = new Set([...(await session.listPrunedPacks()).gone, ...(opts.missing ?? [])]);
   for (const name of await session.listIndex()) {
     try {
       const data = await session.readIndex(name);
       if (objectKeyId(data) !== keys.keyId) continue;
       for (const p of decodeIndex(keys, name, data).packs) {
+        if (gone.has(p.id)) continue;
         index.addPack(p.id, p.blobs);
         indexedPacks.add(p.id);
       }
@@ -219,5 +225,6 @@ export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: 
   }
 
   const orphanPacks = [...indexedPacks].filter((p) => !usedPacks.has(p)).length;
-  return { points, checkpoints, trees: walked.size, blobs: checked.size, packs: usedPacks.size, orphanPacks, problems };
+  const missingPacks = [...packSizes].filter(([, size]) => size === null).map(([p]) => p).sort();
+  return { points, checkpoints, trees: walked.size, blobs: checked.size, packs: usedPacks.size, orphanPacks, missingPacks, problems };
 }

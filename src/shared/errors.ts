@@ -75,6 +75,14 @@ export const errorRegistry = {
     exit: ExitCode.failed,
     hint: 'A vault object failed its integrity check; the vault may be damaged or tampered with.',
   },
+  AZBK_VAULT_TOO_OLD: {
+    exit: ExitCode.failed,
+    hint: 'Upgrade azbk where the vault service runs, then back up again; restores work meanwhile.',
+  },
+  AZBK_PACK_GONE: {
+    exit: ExitCode.failed,
+    hint: 'Data this backup counted on is no longer in the vault (pruned while it ran, or lost); run the backup again, which stores it anew.',
+  },
   AZBK_JOB_RUNNING: {
     exit: ExitCode.locked,
     hint: 'Wait for the running job to finish, or cancel it.',

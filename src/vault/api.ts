@@ -45,6 +45,26 @@ export interface PointRecord extends PointInfo {
   readonly manifest: Buffer;
 }
 
+/** What an agent sends to write a recovery point. */
+export interface NewPointData {
+  readonly keyId: KeyId;
+  readonly jobId: string;
+  /** the sealed manifest */
+  readonly manifest: Uint8Array;
+  /** the packs the point's trees and chunks are in (null only from an agent of an earlier version, through a vault service) */
+  readonly packs: readonly PackId[] | null;
+}
+
+/**
+ * Packs a backup must not count on: condemned ones (no point names them; prune deletes them in
+ * some days unless one does again), and gone ones, which prune deleted or which were found
+ * missing: index files still name their blobs, and nobody can read them.
+ */
+export interface PrunedPacks {
+  readonly condemned: readonly PackId[];
+  readonly gone: readonly PackId[];
+}
+
 /** A checkpoint of a running backup job; `time` is set by the vault, `seq` counts from 1 per job. */
 export interface CheckpointInfo {
   readonly name: string;
@@ -132,9 +152,13 @@ export interface VaultSession {
   readIndex(name: string): Promise<Buffer>;
   /**
    * Writes a recovery point for this machine; the vault sets its id and time, then applies the
-   * machine's retention policy to its points (a failure there does not fail the point).
+   * machine's retention policy to its points and, once a day, prunes (a failure there does not
+   * fail the point). `packs` names every pack the point's blobs are in, in plain text, for prune
+   * (vault/prune.ts); AZBK_PACK_GONE when one of them is no longer in the vault.
    */
-  putPoint(p: { keyId: KeyId; jobId: string; manifest: Uint8Array }): Promise<NewPoint>;
+  putPoint(p: NewPointData): Promise<NewPoint>;
+  /** The packs prune condemned or deleted (see vault/prune.ts). */
+  listPrunedPacks(): Promise<PrunedPacks>;
   /**
    * States this machine's retention policy, applied after each new point. The vault refuses
    * counts out of RETENTION_RANGE (at least a week of daily points).
@@ -145,7 +169,7 @@ export interface VaultSession {
   listPoints(machine: MachineId): Promise<PointInfo[]>;
   readPoint(machine: MachineId, id: PointId): Promise<PointRecord>;
   /** Writes checkpoint `seq` of job `jobId` for this machine; names sort by the vault's time. */
-  putCheckpoint(p: { jobId: string; seq: number; data: Uint8Array }): Promise<CheckpointInfo>;
+  putCheckpoint(p: { jobId: string; seq: number; data: Uint8Array; packs?: readonly PackId[] }): Promise<CheckpointInfo>;
   /** This machine's checkpoints, oldest first. */
   listCheckpoints(): Promise<CheckpointInfo[]>;
   readCheckpoint(name: string): Promise<Buffer>;

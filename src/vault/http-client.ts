@@ -7,9 +7,9 @@ import { isHex32, isHex64, POINT_ID, type KeyId, type MachineId, type PackId, ty
 import type { KeyEnvelope } from '../core/keys.js';
 import { pickRetention, validRetention, type Retention } from '../core/retention.js';
 import { AzbkError } from '../shared/errors.js';
-import type { CheckpointInfo, MachineInfo, NewPoint, PointInfo, PointRecord, RegisterRequest, Registration, RetentionState, VaultEntry, VaultSession } from './api.js';
+import type { CheckpointInfo, MachineInfo, NewPoint, NewPointData, PointInfo, PrunedPacks, PointRecord, RegisterRequest, Registration, RetentionState, VaultEntry, VaultSession } from './api.js';
 import { parseVaultConfig, type VaultConfig } from './config.js';
-import { bearer, HEADER, JSON_LIMIT, JSON_RESPONSE_LIMIT, OBJECT_LIMIT, sha256Hex } from './http-protocol.js';
+import { bearer, HEADER, JSON_LIMIT, JSON_RESPONSE_LIMIT, OBJECT_LIMIT, sha256Hex, withPacks } from './http-protocol.js';
 import { HttpTransport, type FileBody, type TransportOptions, type TransportRequest } from './http-transport.js';
 import { timeOfPointId } from './layout.js';
 import { parseCheckpointName } from './vault.js';
@@ -161,6 +161,9 @@ export class HttpVault implements VaultEntry {
 
 /** A registered machine's session over HTTPS. */
 class HttpSession implements VaultSession {
+  /** whether the server knows prune (and so takes a point's pack list); undefined until asked */
+  #prunes: boolean | undefined;
+
   constructor(
     private readonly api: Api,
     readonly machineId: MachineId,
@@ -241,12 +244,40 @@ class HttpSession implements VaultSession {
     return (await this.api.bytes(`/v1/index/${name}`, () => new AzbkError('AZBK_VAULT_CORRUPT', `Index ${name} is missing from the vault.`))).body;
   }
 
-  async putPoint(p: { keyId: KeyId; jobId: string; manifest: Uint8Array }): Promise<NewPoint> {
-    const v = await this.api.upload('POST', `/v1/machines/${this.machineId}/points`, p.manifest, { [HEADER.keyId]: p.keyId, [HEADER.jobId]: p.jobId });
+  async putPoint(p: NewPointData): Promise<NewPoint> {
+    const packs = p.packs ?? [];
+    if (!packs.every(isHex64)) throw new AzbkError('AZBK_BAD_INPUT', 'A pack id is 64 hex digits.');
+    await this.needsPrune();
+    const body = withPacks(p.manifest, packs);
+    const v = await this.api.upload('POST', `/v1/machines/${this.machineId}/points`, body, { [HEADER.keyId]: p.keyId, [HEADER.jobId]: p.jobId, [HEADER.packCount]: String(packs.length) });
     // A vault server of an earlier version expires nothing and says nothing of it.
     const expired = isObj(v) && v.expired === undefined ? [] : list(v, 'expired');
     if (!expired.every((id) => isStr(id) && POINT_ID.test(id))) throw bad('list of expired points');
     return { ...pointInfo(v, this.machineId), expired: expired as PointId[] };
+  }
+
+  /** AZBK_VAULT_TOO_OLD for a server of an earlier version: it would store a pack list as part of the object before it. */
+  private async needsPrune(): Promise<void> {
+    if (this.#prunes === undefined) await this.listPrunedPacks();
+    if (this.#prunes !== true) throw new AzbkError('AZBK_VAULT_TOO_OLD', 'The vault service runs an earlier version of azbk, which cannot take the backups of this one.');
+  }
+
+  async listPrunedPacks(): Promise<PrunedPacks> {
+    // A server of an earlier version has no such request: it never pruned anything.
+    const old = new AzbkError('AZBK_VAULT_TOO_OLD', 'no prune');
+    const v = await this.api.json('GET', '/v1/pruned-packs', undefined, { notFound: () => old }).catch((err: unknown) => {
+      if (err !== old) throw err;
+      return null;
+    });
+    if (v === null) {
+      this.#prunes = false;
+      return { condemned: [], gone: [] };
+    }
+    const condemned = list(v, 'condemned');
+    const gone = list(v, 'gone');
+    if (!condemned.every(isHex64) || !gone.every(isHex64)) throw bad('list of pruned packs');
+    this.#prunes = true;
+    return { condemned: condemned as PackId[], gone: gone as PackId[] };
   }
 
   async readRetention(machine: MachineId): Promise<RetentionState> {
@@ -283,9 +314,13 @@ class HttpSession implements VaultSession {
     return { id, machineId: machine, time, keyId: keyId as KeyId, jobId, manifest: res.body };
   }
 
-  async putCheckpoint(p: { jobId: string; seq: number; data: Uint8Array }): Promise<CheckpointInfo> {
+  async putCheckpoint(p: { jobId: string; seq: number; data: Uint8Array; packs?: readonly PackId[] }): Promise<CheckpointInfo> {
     if (!isHex32(p.jobId) || !Number.isInteger(p.seq) || p.seq < 1 || p.seq > 999_999) throw new AzbkError('AZBK_BAD_INPUT', 'Bad job id or checkpoint number.');
-    const info = checkpointInfo(await this.api.upload('PUT', `/v1/checkpoints/${p.jobId}/${p.seq}`, p.data));
+    await this.needsPrune();
+    const packs = p.packs ?? [];
+    if (!packs.every(isHex64)) throw new AzbkError('AZBK_BAD_INPUT', 'A pack id is 64 hex digits.');
+    const body = withPacks(p.data, packs);
+    const info = checkpointInfo(await this.api.upload('PUT', `/v1/checkpoints/${p.jobId}/${p.seq}`, body, { [HEADER.packCount]: String(packs.length) }));
     if (info.jobId !== p.jobId || info.seq !== p.seq) throw bad('checkpoint');
     return info;
   }

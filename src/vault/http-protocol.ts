@@ -17,7 +17,32 @@ export const HEADER = {
   keyId: 'x-azbk-key-id',
   jobId: 'x-azbk-job-id',
   pointTime: 'x-azbk-point-time',
+  /** how many pack ids (32 bytes each) follow the object in a new point's or checkpoint's body */
+  packCount: 'x-azbk-pack-count',
 } as const;
+
+/** How the message of a 404 for an unknown route begins (a server of an earlier version lacks newer routes). */
+export const NO_ROUTE = 'No such route';
+
+/** The body of a new point or checkpoint: the sealed object, then the packs it names as 32 raw bytes each. */
+export function withPacks(data: Uint8Array, packs: readonly string[]): Buffer {
+  const out = Buffer.alloc(data.length + packs.length * 32);
+  out.set(data, 0);
+  packs.forEach((p, i) => out.write(p, data.length + i * 32, 'hex'));
+  return out;
+}
+
+/**
+ * Splits a body made by withPacks and sent with `count` packs; null when `count` is not a whole
+ * number up to `max` or the body cannot hold that many (checked before any id is made).
+ */
+export function splitPacks(body: Buffer, count: number, max: number): { data: Buffer; packs: string[] } | null {
+  const at = body.length - count * 32;
+  if (!Number.isSafeInteger(count) || count < 0 || count > max || at < 0) return null;
+  const packs: string[] = [];
+  for (let i = 0; i < count; i++) packs.push(body.toString('hex', at + i * 32, at + (i + 1) * 32));
+  return { data: body.subarray(0, at), packs };
+}
 
 /** Largest JSON request body, and the largest JSON response a client accepts. */
 export const JSON_LIMIT = 1024 * 1024;

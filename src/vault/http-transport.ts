@@ -10,6 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import { buildConnector, Pool, type Dispatcher } from 'undici';
 import { AzbkError, errorRegistry, type ErrorCode } from '../shared/errors.js';
 import { normalizeFingerprint } from './tls.js';
+import { NO_ROUTE } from './http-protocol.js';
 
 /** Tuning of an HttpTransport; every field has a default. */
 export interface TransportOptions {
@@ -103,7 +104,11 @@ const NETWORK_ERRORS = new Set([
 const codeOf = (err: unknown): string => String((err as { code?: unknown })?.code ?? '');
 const clean = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').slice(0, 300);
 
-/** An error reply as an AzbkError: the server's AZBK code when it sent one, else by status. */
+/**
+ * An error reply as an AzbkError: the server's AZBK code when it sent one, else by status. A 404
+ * for a route the server does not have (one of an earlier version), or without a code, is the
+ * request's own error when it has one.
+ */
 function replyError(status: number, body: Buffer, req: TransportRequest, origin: string): AzbkError {
   let sent: { code?: unknown; message?: unknown } = {};
   try {
@@ -112,7 +117,9 @@ function replyError(status: number, body: Buffer, req: TransportRequest, origin:
     // not our server's JSON: fall back on the status
   }
   const message = typeof sent?.message === 'string' ? clean(sent.message) : `The vault server answered ${status}.`;
-  if (typeof sent?.code === 'string' && Object.hasOwn(errorRegistry, sent.code)) return new AzbkError(sent.code as ErrorCode, message);
+  const coded = typeof sent?.code === 'string' && Object.hasOwn(errorRegistry, sent.code);
+  if (status === 404 && req.notFound !== undefined && (!coded || message.startsWith(NO_ROUTE))) return req.notFound();
+  if (coded) return new AzbkError(sent.code as ErrorCode, message);
   if (status === 401) return new AzbkError('AZBK_CREDENTIALS_INVALID', message);
   if (status === 403) return new AzbkError('AZBK_FORBIDDEN', message);
   if (status === 404) return req.notFound?.() ?? new AzbkError('AZBK_VAULT_NOT_FOUND', `No vault service answers at ${origin}.`);

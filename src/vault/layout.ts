@@ -19,12 +19,26 @@ export const layout = {
   pointsPrefix: (machine: MachineId) => `points/${machine}/`,
   checkpoint: (machine: MachineId, name: string) => `checkpoints/${machine}/${name}`,
   checkpointsPrefix: (machine: MachineId) => `checkpoints/${machine}/`,
+  /** the packs a job stored since its previous checkpoint, for prune (plain JSON); goes with the checkpoint */
+  checkpointPacks: (machine: MachineId, name: string) => `checkpoint-packs/${machine}/${name}`,
+  checkpointPacksPrefix: 'checkpoint-packs/',
   /** a machine's retention policy, one object per change, named by the vault's time (see retention.ts) */
   policy: (machine: MachineId, name: string) => `policies/${machine}/${name}`,
   policiesPrefix: (machine: MachineId) => `policies/${machine}/`,
   /** a point retention removed, kept until it is purged; `day` (YYYYMMDD) is when it was removed */
   expiredPoint: (machine: MachineId, day: string, id: PointId) => `expired/${machine}/${day}/${id}`,
   expiredPrefix: (machine: MachineId) => `expired/${machine}/`,
+  /** a pack no recovery point names, marked on `day` (YYYYMMDD) and deleted some days later (see prune.ts) */
+  condemned: (day: string, pack: PackId) => `condemned/${day}/${pack}`,
+  condemnedPrefix: 'condemned/',
+  /**
+   * a pack the vault no longer holds: prune deleted it, or a new point named it and it was missing.
+   * Agents must not count on its blobs, which index files still name.
+   */
+  gone: (pack: PackId) => `gone/${pack}`,
+  gonePrefix: 'gone/',
+  /** made by the day's automatic prune pass, before it runs */
+  pruneRun: (day: string) => `prune/${day}`,
 } as const;
 
 /** The last segment of an object key. */

@@ -21,7 +21,7 @@ const DAY = /^\d{8}$/;
 const MAX_POLICY_BYTES = 4096;
 
 /** YYYYMMDD of a time, in UTC. */
-const dayOf = (t: Date) => t.toISOString().slice(0, 10).replace(/-/g, '');
+export const dayOf = (t: Date): string => t.toISOString().slice(0, 10).replace(/-/g, '');
 
 /** The names of the machine's policy records, oldest first. */
 async function policyNames(store: BlobStore, machine: MachineId): Promise<string[]> {

@@ -9,7 +9,8 @@ import type { KeyEnvelope } from '../core/keys.js';
 import { RETENTION_RANGE, type Retention } from '../core/retention.js';
 import { AzbkError, type ErrorCode } from '../shared/errors.js';
 import type { VaultSession } from './api.js';
-import { HEADER, OBJECT_LIMIT, sha256Hex } from './http-protocol.js';
+import { HEADER, OBJECT_LIMIT, sha256Hex, splitPacks } from './http-protocol.js';
+import { MAX_POINT_PACKS } from './vault.js';
 import type { Vault } from './vault.js';
 
 /** Resolves the machine behind a request (see SessionCache in server.ts). */
@@ -34,6 +35,7 @@ export class HttpError extends Error {
 const str = (pattern: string, maxLength = 256) => ({ type: 'string', pattern, maxLength }) as const;
 const HEX64 = str('^[0-9a-f]{64}$');
 const HEX32 = str('^[0-9a-f]{32}$');
+const PACK_COUNT = str('^[0-9]{1,7}$');
 const POINT = str('^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{8}$');
 const CHECKPOINT = str('^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{32}-[0-9]{6}$');
 const params = (props: Record<string, unknown>) => ({ type: 'object', required: Object.keys(props), properties: props });
@@ -86,6 +88,16 @@ async function requireUpload(req: FastifyRequest): Promise<void> {
 }
 
 /** The uploaded bytes, checked against X-Azbk-Content-Sha256 when the route asks for it. */
+/** A point's or checkpoint's body (hash checked), split from the packs it names (see withPacks); none without the header. */
+function bodyWithPacks(req: FastifyRequest): { data: Buffer; packs: string[] } {
+  const count = req.headers[HEADER.packCount];
+  const all = body(req, true);
+  if (count === undefined) return { data: all, packs: [] };
+  const parts = splitPacks(all, Number(count), MAX_POINT_PACKS);
+  if (parts === null) throw new AzbkError('AZBK_BAD_INPUT', `The body does not hold the packs it says it names (at most ${MAX_POINT_PACKS}).`);
+  return parts;
+}
+
 function body(req: FastifyRequest, checkHash: boolean): Buffer {
   const data = req.body;
   if (!Buffer.isBuffer(data)) throw new HttpError(415, 'AZBK_BAD_INPUT', 'Uploads are application/octet-stream.');
@@ -158,6 +170,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
       return reply.code(204).send();
     });
 
+    auth.get('/pruned-packs', async (req) => s(req).listPrunedPacks());
     auth.put<{ Params: { id: string } }>('/packs/:id', {
       schema: { params: params({ id: HEX64 }) },
       onRequest: upload,
@@ -203,15 +216,21 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
     auth.post<{ Params: { id: string }; Headers: Record<string, string> }>('/machines/:id/points', {
       schema: {
         params: params({ id: HEX32 }),
-        headers: { type: 'object', required: [HEADER.sha256, HEADER.keyId, HEADER.jobId], properties: { [HEADER.sha256]: HEX64, [HEADER.keyId]: HEX32, [HEADER.jobId]: HEX32 } },
+        headers: {
+          type: 'object',
+          required: [HEADER.sha256, HEADER.keyId, HEADER.jobId],
+          properties: { [HEADER.sha256]: HEX64, [HEADER.keyId]: HEX32, [HEADER.jobId]: HEX32, [HEADER.packCount]: PACK_COUNT },
+        },
       },
       onRequest: upload,
       bodyLimit: OBJECT_LIMIT,
     }, async (req, reply) => {
       const session = s(req);
       if (req.params.id !== session.machineId) throw new AzbkError('AZBK_FORBIDDEN', 'A machine may write recovery points only under its own id.');
-      const manifest = body(req, true);
-      const info = await session.putPoint({ keyId: req.headers[HEADER.keyId] as KeyId, jobId: req.headers[HEADER.jobId]!, manifest });
+      // An agent of an earlier version names no packs: its point is kept, and holds prune back.
+      const parts = bodyWithPacks(req);
+      const packs = req.headers[HEADER.packCount] === undefined ? null : (parts.packs as PackId[]);
+      const info = await session.putPoint({ keyId: req.headers[HEADER.keyId] as KeyId, jobId: req.headers[HEADER.jobId]!, manifest: parts.data, packs });
       return reply.code(201).send(info);
     });
     auth.get<{ Params: { id: string } }>('/machines/:id/policy', { schema: { params: params({ id: HEX32 }) } }, async (req) =>
@@ -229,11 +248,12 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
     });
 
     auth.put<{ Params: { job: string; seq: string } }>('/checkpoints/:job/:seq', {
-      schema: { params: params({ job: HEX32, seq: str('^[0-9]{1,6}$') }), headers: SHA_HEADER },
+      schema: { params: params({ job: HEX32, seq: str('^[0-9]{1,6}$') }), headers: { ...SHA_HEADER, properties: { ...SHA_HEADER.properties, [HEADER.packCount]: PACK_COUNT } } },
       onRequest: upload,
       bodyLimit: OBJECT_LIMIT,
     }, async (req, reply) => {
-      const info = await s(req).putCheckpoint({ jobId: req.params.job, seq: Number(req.params.seq), data: body(req, true) });
+      const { data, packs } = bodyWithPacks(req);
+      const info = await s(req).putCheckpoint({ jobId: req.params.job, seq: Number(req.params.seq), data, packs: packs as PackId[] });
       return reply.code(201).send(info);
     });
     auth.get('/checkpoints', async (req) => ({ checkpoints: await s(req).listCheckpoints() }));

@@ -37,7 +37,7 @@ import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { pino, type Logger } from 'pino';
 import { AzbkError, isAzbkError, type ErrorCode } from '../shared/errors.js';
 import type { VaultSession } from './api.js';
-import { API, JSON_LIMIT, parseBearer, statusOf, type ErrorBody } from './http-protocol.js';
+import { API, JSON_LIMIT, NO_ROUTE, parseBearer, statusOf, type ErrorBody } from './http-protocol.js';
 import { ByteBudget, HttpError, registerRoutes } from './server-routes.js';
 import type { TlsIdentity } from './tls.js';
 import type { Vault } from './vault.js';
@@ -176,7 +176,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   o.vault.onRegistered = () => sessions.forget();
   app.setNotFoundHandler(async (req, reply) => {
     if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') {
-      return sendError(reply, 404, 'AZBK_BAD_INPUT', `No such route: ${req.method} ${req.url.slice(0, 200)}.`);
+      return sendError(reply, 404, 'AZBK_BAD_INPUT', `${NO_ROUTE}: ${req.method} ${req.url.slice(0, 200)}.`);
     }
     // Authenticate first: strangers learn nothing, machines learn the vault is append-only.
     await sessions.authenticate(req);

@@ -10,11 +10,12 @@ import { parseEnvelope, type KeyEnvelope } from '../core/keys.js';
 import { packIdOf } from '../core/pack.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
 import type { Retention } from '../core/retention.js';
-import type { CheckpointInfo, MachineInfo, NewPoint, PackStream, PointInfo, PointRecord, RegisterRequest, Registration, RetentionState, VaultEntry, VaultSession } from './api.js';
+import type { CheckpointInfo, MachineInfo, NewPoint, NewPointData, PackStream, PrunedPacks, PointInfo, PointRecord, RegisterRequest, Registration, RetentionState, VaultEntry, VaultSession } from './api.js';
 import { newVaultConfig, parseVaultConfig, VAULT_NAME, type VaultConfig } from './config.js';
 import { issueCredentials, verifyToken, type CredentialsFile } from './credentials.js';
 import { baseName, layout, pointIdFor, timeOfPointId } from './layout.js';
 import { hashedPackStream, type PackSink } from './pack-stream.js';
+import { dailyPrune, gonePacks, packsOfRecord, prunedPacks, revive } from './prune.js';
 import { expirePoints, retentionState, writePolicy } from './retention.js';
 import type { BlobStore } from './storage/blobstore.js';
 
@@ -25,6 +26,10 @@ const INDEX_NAME = /^[0-9a-f]{64}$/;
 const JOB_ID = /^[0-9a-f]{32}$/;
 const CHECKPOINT_NAME = /^(\d{8}T\d{9}Z)-([0-9a-f]{32})-(\d{6})$/;
 const MAX_CHECKPOINT_SEQ = 999_999;
+/** packs whose presence a new point's check asks the store about at once */
+const STAT_AT_ONCE = 16;
+/** packs a point may name: 16 TiB of 16 MiB packs */
+export const MAX_POINT_PACKS = 1_000_000;
 
 interface MachineRecord extends MachineInfo {
   readonly secretHash: string;
@@ -356,12 +361,48 @@ class Session implements VaultSession {
     return data;
   }
 
-  async putPoint(p: { keyId: KeyId; jobId: string; manifest: Uint8Array }): Promise<NewPoint> {
-    const point = await this.writePoint(p);
-    // The point is written whatever happens next; both run again after the next one.
+  async putPoint(p: NewPointData): Promise<NewPoint> {
+    const packs = p.packs === null ? null : validPackList(p.packs);
+    if (packs !== null) await this.checkPacks(packs);
+    const point = await this.writePoint(p, packs);
+    if (packs !== null) {
+      // A prune pass running now may have marked one of them gone before it saw this point (it
+      // looks again for new points before it deletes, so one of the two sees the other): the
+      // point is taken back, and the agent stores that data again.
+      const gone = new Set(await gonePacks(this.store));
+      const lost = packs.find((id) => gone.has(id));
+      if (lost !== undefined) {
+        await this.store.delete(layout.point(this.machineId, point.id));
+        throw new AzbkError('AZBK_PACK_GONE', `Pack ${lost}, which the new recovery point needs, is being pruned.`);
+      }
+      await revive(this.store, packs).catch(() => 0);
+    }
+    // The point is written whatever happens next; each runs again after a later point.
     const expired = await expirePoints(this.store, this.machineId, await this.listPoints(this.machineId), this.now()).catch(() => []);
     await this.dropFinishedCheckpoints(p.jobId, point.time).catch(() => undefined);
+    await dailyPrune(this.store, this.now()).catch(() => null);
     return { ...point, expired };
+  }
+
+  listPrunedPacks(): Promise<PrunedPacks> {
+    return prunedPacks(this.store);
+  }
+
+  /**
+   * AZBK_PACK_GONE unless the vault holds every pack of `packs` that this machine's newest point
+   * does not name (prune keeps those; a backup that changed little names few others).
+   */
+  private async checkPacks(packs: readonly PackId[]): Promise<void> {
+    const newest = (await this.listPoints(this.machineId)).at(-1);
+    const data = newest === undefined ? null : await this.store.get(layout.point(this.machineId, newest.id));
+    const known = new Set(data === null ? [] : (packsOfRecord(data) ?? []));
+    const rest = packs.filter((id) => !known.has(id));
+    for (let i = 0; i < rest.length; i += STAT_AT_ONCE) {
+      const batch = rest.slice(i, i + STAT_AT_ONCE);
+      const sizes = await Promise.all(batch.map((id) => this.store.stat(layout.pack(id))));
+      const missing = batch.find((_, j) => sizes[j] === null);
+      if (missing !== undefined) throw new AzbkError('AZBK_PACK_GONE', `Pack ${missing}, which the new recovery point needs, is not in the vault.`);
+    }
   }
 
   /**
@@ -375,7 +416,10 @@ class Session implements VaultSession {
     for (const c of await this.listCheckpoints()) jobs.set(c.jobId, [...(jobs.get(c.jobId) ?? []), c]);
     for (const [job, list] of jobs) {
       if (job !== jobId && list.some((c) => c.time > time)) continue;
-      for (const c of list) await this.store.delete(layout.checkpoint(this.machineId, c.name));
+      for (const c of list) {
+        await this.store.delete(layout.checkpoint(this.machineId, c.name));
+        await this.store.delete(layout.checkpointPacks(this.machineId, c.name));
+      }
     }
   }
 
@@ -388,7 +432,7 @@ class Session implements VaultSession {
     return retentionState(this.store, machine, this.now());
   }
 
-  private async writePoint(p: { keyId: KeyId; jobId: string; manifest: Uint8Array }): Promise<PointInfo> {
+  private async writePoint(p: NewPointData, packs: readonly PackId[] | null): Promise<PointInfo> {
     if (!isHex32(p.keyId) || !JOB_ID.test(p.jobId)) throw new AzbkError('AZBK_BAD_INPUT', 'Bad key or job id.');
     if (p.manifest.length > MAX_OBJECT) throw new AzbkError('AZBK_BAD_INPUT', 'The manifest is too large.');
     // A retry after a lost reply must not make a second point: one job writes one point, so when
@@ -410,6 +454,7 @@ class Session implements VaultSession {
         keyId: p.keyId,
         jobId: p.jobId,
         manifest: Buffer.from(p.manifest).toString('base64'),
+        ...(packs === null ? {} : { packs }),
       };
       const key = layout.point(this.machineId, id);
       const body = json(record);
@@ -420,14 +465,19 @@ class Session implements VaultSession {
     }
   }
 
-  async putCheckpoint(p: { jobId: string; seq: number; data: Uint8Array }): Promise<CheckpointInfo> {
+  async putCheckpoint(p: { jobId: string; seq: number; data: Uint8Array; packs?: readonly PackId[] }): Promise<CheckpointInfo> {
     if (!JOB_ID.test(p.jobId) || !Number.isInteger(p.seq) || p.seq < 1 || p.seq > MAX_CHECKPOINT_SEQ) {
       throw new AzbkError('AZBK_BAD_INPUT', 'Bad job id or checkpoint number.');
     }
     if (p.data.length > MAX_OBJECT) throw new AzbkError('AZBK_BAD_INPUT', 'The checkpoint is too large.');
+    const packs = validPackList(p.packs ?? []);
     const stamp = pointIdFor(this.now()).slice(0, 19);
     const name = `${stamp}-${p.jobId}-${String(p.seq).padStart(6, '0')}`;
+    // The packs the job stored since its last checkpoint, named first: prune keeps them until the
+    // checkpoint goes, so a job that stops and resumes days later still finds them.
+    if (packs.length > 0) await putOnce(this.store, layout.checkpointPacks(this.machineId, name), json({ version: 1, packs }), `Checkpoint ${name}`);
     await putOnce(this.store, layout.checkpoint(this.machineId, name), p.data, `Checkpoint ${name}`);
+    await revive(this.store, packs).catch(() => 0);
     return parseCheckpointName(name)!;
   }
 
@@ -467,6 +517,14 @@ class Session implements VaultSession {
     }
     return { id, machineId: machine, time: r.time, keyId: r.keyId as KeyId, jobId: r.jobId, manifest: Buffer.from(r.manifest, 'base64') };
   }
+}
+
+/** A point's pack list, sorted and each once; AZBK_BAD_INPUT when it is not one. */
+function validPackList(packs: unknown): PackId[] {
+  if (!Array.isArray(packs) || packs.length > MAX_POINT_PACKS || !packs.every(isHex64)) {
+    throw new AzbkError('AZBK_BAD_INPUT', `A recovery point names up to ${MAX_POINT_PACKS} packs, each by 64 hex digits.`);
+  }
+  return [...new Set(packs as PackId[])].sort();
 }
 
 /** Parses a checkpoint object name: <vault time>-<job id>-<seq>. */

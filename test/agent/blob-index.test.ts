@@ -13,7 +13,9 @@ import { BlobIndex } from '../../src/agent/blob-index.js';
 import { BlobWriter } from '../../src/agent/blob-writer.js';
 import { FileCache } from '../../src/agent/file-cache.js';
 import type { BlobId, PackId } from '../../src/core/ids.js';
+import { encodeIndex } from '../../src/core/index-file.js';
 import type { VaultSession } from '../../src/vault/api.js';
+import { layout } from '../../src/vault/layout.js';
 import { createMachine } from '../helpers/machine.js';
 
 /** The session, counting index reads. */
@@ -177,11 +179,11 @@ describe('blob index cache', () => {
         expect(index.size).toBe(45);
         for (const { type, id } of ids) expect(index.get(type, id)).toEqual(grown.get(type, id));
       };
-      cache.putIndexSnapshot([...snap.names, 'f'.repeat(64)], snap.data);
+      cache.putIndexSnapshot([...snap.names, 'f'.repeat(64)], snap.data, snap.skip);
       await fallsBack();
-      cache.putIndexSnapshot(snap.names, Buffer.from('not an index'));
+      cache.putIndexSnapshot(snap.names, Buffer.from('not an index'), snap.skip);
       await fallsBack();
-      cache.putIndexSnapshot(snap.names, snap.data);
+      cache.putIndexSnapshot(snap.names, snap.data, snap.skip);
       const raw = new Database(file);
       const flipped = Buffer.from(snap.data);
       flipped[flipped.length - 1]! ^= 1;
@@ -192,11 +194,11 @@ describe('blob index cache', () => {
       // A slot of the table pointing past the last blob: the layout check refuses it.
       const badSlot = Buffer.from(snap.data);
       badSlot.writeUInt32LE(46, badSlot.length - 4);
-      cache.putIndexSnapshot(snap.names, badSlot);
+      cache.putIndexSnapshot(snap.names, badSlot, snap.skip);
       await fallsBack();
 
       // Loaded from a snapshot, the index still grows past its table (rehashed) and finds everything.
-      cache.putIndexSnapshot(snap.names, snap.data);
+      cache.putIndexSnapshot(snap.names, snap.data, snap.skip);
       const big = await BlobIndex.load(m.ctx.session, m.keys, cache);
       const extra = Array.from({ length: 3000 }, (_, i) => ({ type: 'data' as const, id: randomBytes(32).toString('hex') as BlobId, offset: i, length: 1, rawLength: 1 }));
       big.addPack('e'.repeat(64) as PackId, extra);
@@ -250,6 +252,41 @@ describe('blob index cache', () => {
       expect(index.size).toBe((await BlobIndex.load(m.ctx.session, m.keys)).size);
     } finally {
       cache.close();
+    }
+  });
+
+  it('leaves out the blobs of packs prune deleted, and for a backup those it condemned, wherever the index files put them', async () => {
+    const id = randomBytes(32).toString('hex') as BlobId;
+    const other = randomBytes(32).toString('hex') as BlobId;
+    const [deleted, live, condemned] = ['a', 'b', 'c'].map((c) => c.repeat(64) as PackId) as [PackId, PackId, PackId];
+    // The same blob in a deleted pack and a live one (stored again after its pack was condemned):
+    // the index file naming the deleted pack sorts first in one vault and last in the other.
+    for (const deletedFirst of [true, false]) {
+      const m = await createMachine();
+      const put = (name: string, pack: PackId, blob: BlobId, offset: number) =>
+        m.ctx.session.putIndex(name, encodeIndex(m.keys, name, [{ id: pack, blobs: [{ type: 'data', id: blob, offset, length: 60, rawLength: 40 }] }]));
+      await put((deletedFirst ? '0' : 'f').repeat(64), deleted, id, 0);
+      await put('8'.repeat(64), live, id, 100);
+      await put('9'.repeat(64), condemned, other, 0);
+      await m.base.put(layout.gone(deleted), Buffer.from('{}'));
+      await m.base.put(layout.condemned('20260101', condemned), Buffer.alloc(0));
+      const cache = FileCache.open(path.join(m.dir, 'cache.sqlite'));
+      try {
+        for (let round = 0; round < 2; round++) {
+          // Each load leaves out other packs than the snapshot the one before saved: it is not used.
+          const forRestore = await BlobIndex.load(m.ctx.session, m.keys, cache);
+          expect(forRestore.get('data', id)?.pack).toBe(live);
+          expect(forRestore.has('data', other)).toBe(true);
+          forRestore.saveSnapshot(cache);
+          const forBackup = await BlobIndex.load(m.ctx.session, m.keys, cache, { forBackup: true });
+          expect(forBackup.get('data', id)?.pack).toBe(live);
+          expect(forBackup.has('data', other)).toBe(false);
+          expect([...forBackup.leftOut].sort()).toEqual([deleted, condemned].sort());
+          forBackup.saveSnapshot(cache);
+        }
+      } finally {
+        cache.close();
+      }
     }
   });
 });

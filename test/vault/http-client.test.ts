@@ -83,9 +83,16 @@ describe('HttpVault against a vault server', () => {
     expect((await sb.readIndex('12'.repeat(32))).equals(index)).toBe(true);
 
     const manifest = bytes(300);
-    const p = { keyId: '34'.repeat(16) as KeyId, jobId: '56'.repeat(16), manifest };
+    const named = [packIdOf(packs[3]!), packIdOf(packs[1]!)];
+    // A point naming a pack the vault does not hold is refused, and nothing is written.
+    const missing = { keyId: '34'.repeat(16) as KeyId, jobId: '56'.repeat(16), manifest, packs: [...named, '00'.repeat(32) as PackId] };
+    expect(await codeOf(sa.putPoint(missing))).toBe('AZBK_PACK_GONE');
+    expect(await sb.listPoints(a.machineId)).toEqual([]);
+    const p = { keyId: '34'.repeat(16) as KeyId, jobId: '56'.repeat(16), manifest, packs: named };
     const point = await sa.putPoint(p);
     expect(await sa.putPoint(p)).toEqual(point);
+    // The day's first point ran a prune pass, which condemned the packs no point names.
+    expect(await sa.listPrunedPacks()).toEqual({ condemned: packs.map(packIdOf).filter((id) => !named.includes(id)).sort(), gone: [] });
     expect(point.expired).toEqual([]);
     expect(await sb.listPoints(a.machineId)).toEqual([{ id: point.id, machineId: point.machineId, time: point.time }]);
     const rec = await sb.readPoint(a.machineId, point.id);
@@ -189,6 +196,7 @@ describe('HttpVault against a hostile server', () => {
   it('refuses malformed replies with AZBK_VAULT_CORRUPT', async () => {
     let calls = 0;
     let policyCalls = 0;
+    let prunedCalls = 0;
     const client = await hostile((req, res) => {
       calls++;
       const url = req.url ?? '';
@@ -196,6 +204,8 @@ describe('HttpVault against a hostile server', () => {
       if (url === '/v1/session') return res.end(JSON.stringify({ machineId: machine }));
       if (url === '/v1/index') return res.end(JSON.stringify({ names: ['../../config'] }));
       if (url === '/v1/machines') return res.end(JSON.stringify({ machines: [{ id: machine, name: 7 }] }));
+      // A pack id that is none: refused; the second time well formed, so that the point's own reply is what is judged.
+      if (url === '/v1/pruned-packs') return res.end(JSON.stringify(prunedCalls++ === 0 ? { condemned: ['../x'], gone: [] } : { condemned: [], gone: [] }));
       if (url.startsWith('/v1/packs/')) {
         // Short, or far longer than the range asked for (refused before it is read).
         const long = req.headers.range === 'bytes=0-9';
@@ -229,20 +239,37 @@ describe('HttpVault against a hostile server', () => {
     expect(await codeOf(s.readPack('cd'.repeat(32) as PackId, 0, 10))).toBe('AZBK_VAULT_CORRUPT');
     expect(await codeOf(s.listPoints(machine))).toBe('AZBK_VAULT_CORRUPT');
     expect(await codeOf(s.listKeys())).toBe('AZBK_VAULT_CORRUPT');
-    expect(await codeOf(s.putPoint({ keyId: '34'.repeat(16) as KeyId, jobId: '56'.repeat(16), manifest: Buffer.alloc(10) }))).toBe('AZBK_VAULT_CORRUPT');
+    expect(await codeOf(s.listPrunedPacks())).toBe('AZBK_VAULT_CORRUPT');
+    expect(await codeOf(s.putPoint({ keyId: '34'.repeat(16) as KeyId, jobId: '56'.repeat(16), manifest: Buffer.alloc(10), packs: [] }))).toBe('AZBK_VAULT_CORRUPT');
     for (let i = 0; i < 3; i++) expect(await codeOf(s.readRetention(machine))).toBe('AZBK_VAULT_CORRUPT');
-    expect(calls).toBe(12); // none of these is retried
+    expect(calls).toBe(14); // none of these is retried
   });
 
   it('takes a point from a server that sends no list of expired points as one that expired none', async () => {
     const client = await hostile((req, res) => {
       if (req.url === '/v1/session') return res.end(JSON.stringify({ machineId: machine }));
+      if (req.url === '/v1/pruned-packs') return res.end(JSON.stringify({ condemned: [], gone: [] }));
       res.writeHead(201, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ id: '20200101T000000000Z-00000000', machineId: machine, time: '2020-01-01T00:00:00.000Z' }));
     });
     const s = await client.session(machine, secret);
-    const point = await s.putPoint({ keyId: '34'.repeat(16) as KeyId, jobId: '56'.repeat(16), manifest: Buffer.alloc(10) });
+    const point = await s.putPoint({ keyId: '34'.repeat(16) as KeyId, jobId: '56'.repeat(16), manifest: Buffer.alloc(10), packs: [] });
     expect(point).toEqual({ id: '20200101T000000000Z-00000000', machineId: machine, time: '2020-01-01T00:00:00.000Z', expired: [] });
+  });
+
+  it('restores from a server of an earlier version, which never prunes, but writes it no point', async () => {
+    const posts: string[] = [];
+    const client = await hostile((req, res) => {
+      if (req.url === '/v1/session') return res.end(JSON.stringify({ machineId: machine }));
+      if (req.method === 'POST') posts.push(req.url ?? '');
+      res.writeHead(404, { 'content-type': 'application/json' });
+      // As an earlier server answers a route it lacks.
+      res.end(JSON.stringify({ statusCode: 404, code: 'AZBK_BAD_INPUT', error: 'Not Found', message: `No such route: ${req.method} ${req.url}.` }));
+    });
+    const s = await client.session(machine, secret);
+    expect(await s.listPrunedPacks()).toEqual({ condemned: [], gone: [] });
+    expect(await codeOf(s.putPoint({ keyId: '34'.repeat(16) as KeyId, jobId: '56'.repeat(16), manifest: Buffer.alloc(10), packs: [] }))).toBe('AZBK_VAULT_TOO_OLD');
+    expect(posts).toEqual([]);
   });
 
   it('retries 5xx for idempotent requests only, and takes the server error code', async () => {

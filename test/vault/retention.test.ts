@@ -35,6 +35,7 @@ async function setup() {
         [HEADER.sha256]: createHash('sha256').update(manifest).digest('hex'),
         [HEADER.keyId]: '11'.repeat(16),
         [HEADER.jobId]: jobId,
+        [HEADER.packCount]: '0',
       },
       payload: manifest,
     });

@@ -9,6 +9,7 @@ import { packIdOf } from '../../src/core/pack.js';
 import { errorRegistry } from '../../src/shared/errors.js';
 import { HEADER } from '../../src/vault/http-protocol.js';
 import { layout } from '../../src/vault/layout.js';
+import { prune } from '../../src/vault/prune.js';
 import { parseListen } from '../../src/vault/server.js';
 import { Vault } from '../../src/vault/vault.js';
 import { appFor, bytes, createTestVault, registerRaw, type RawMachine, type TestVault } from '../helpers/vault-service.js';
@@ -195,7 +196,7 @@ describe('authenticated routes', () => {
   it('writes points only under the own machine id, once per job, and serves them to every machine', async () => {
     const { t, app, a, b } = await setup();
     const manifest = bytes(700);
-    const heads = { [HEADER.keyId]: '11'.repeat(16), [HEADER.jobId]: '22'.repeat(16) };
+    const heads = { [HEADER.keyId]: '11'.repeat(16), [HEADER.jobId]: '22'.repeat(16), [HEADER.packCount]: '0' };
     const post = (auth: string, machine: string, body = manifest) => app.inject({ method: 'POST', url: `/v1/machines/${machine}/points`, ...octet(auth, body, heads) });
     expectError(await post(a.auth, b.machineId), 403, 'AZBK_FORBIDDEN');
     expect(await keys(t, 'points/')).toEqual([]);
@@ -222,6 +223,35 @@ describe('authenticated routes', () => {
       expectError(res, 403, 'AZBK_FORBIDDEN');
     }
     await expect((await t.vault.session(a.machineId, a.secret)).readPoint(a.machineId, info.id)).resolves.toMatchObject({ manifest });
+  });
+
+  it('takes a point with the packs it names after its manifest, and only packs the vault holds', async () => {
+    const { t, app, a } = await setup();
+    const pack = bytes(100);
+    const id = packIdOf(pack);
+    await app.inject({ method: 'PUT', url: `/v1/packs/${id}`, ...octet(a.auth, pack) });
+    const manifest = bytes(300);
+    const heads = (n: number) => ({ [HEADER.keyId]: '11'.repeat(16), [HEADER.jobId]: '22'.repeat(16), [HEADER.packCount]: String(n) });
+    const post = (body: Buffer, n: number) => app.inject({ method: 'POST', url: `/v1/machines/${a.machineId}/points`, ...octet(a.auth, body, heads(n)) });
+    // More packs than the body holds, a pack the vault does not have, a count that is no number.
+    expectError(await post(Buffer.concat([manifest.subarray(0, 10)]), 1), 400, 'AZBK_BAD_INPUT');
+    expectError(await post(Buffer.concat([manifest, Buffer.from(id, 'hex'), Buffer.alloc(32, 7)]), 2), 400, 'AZBK_PACK_GONE');
+    expectError(await post(manifest, -1 as number), 400, 'AZBK_BAD_INPUT');
+    expect(await keys(t, 'points/')).toEqual([]);
+    const ok = await post(Buffer.concat([manifest, Buffer.from(id, 'hex')]), 1);
+    expect(ok.statusCode, ok.body).toBe(201);
+    const record = JSON.parse((await t.store.get((await keys(t, 'points/'))[0]!))!.toString('utf8'));
+    expect(record.packs).toEqual([id]);
+    expect(Buffer.from(record.manifest, 'base64').equals(manifest)).toBe(true);
+    // Which packs prune took away is for machines only.
+    expectError(await app.inject({ method: 'GET', url: '/v1/pruned-packs' }), 401, 'AZBK_CREDENTIALS_INVALID');
+    expect((await app.inject({ method: 'GET', url: '/v1/pruned-packs', headers: { authorization: a.auth } })).json()).toEqual({ condemned: [], gone: [] });
+    // A count past the most a point may name is refused before any id is read.
+    expectError(await post(Buffer.alloc(64), 1_000_001), 400, 'AZBK_BAD_INPUT');
+    // An agent of an earlier version names no packs: its point is taken, and holds prune back.
+    const old = await app.inject({ method: 'POST', url: `/v1/machines/${a.machineId}/points`, ...octet(a.auth, manifest, { [HEADER.keyId]: '11'.repeat(16), [HEADER.jobId]: '33'.repeat(16) }) });
+    expect(old.statusCode, old.body).toBe(201);
+    expect((await prune(t.store, new Date())).skipped).toMatch(/1 recovery point\(s\) or checkpoint\(s\) name no packs/);
   });
 
   it('refuses every delete with 403 once authenticated (401 before), and nothing changes', async () => {

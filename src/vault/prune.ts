@@ -1,0 +1,212 @@
+/**
+ * Prune: the vault frees the space of packs no recovery point needs any more, without reading a
+ * byte of them (it holds no key). Every point names, in plain text, the packs its trees and
+ * chunks are in (written once with the point, see Session.putPoint). A pass:
+ * - reads the pack lists of every point of every machine, kept (`points/`) or soft-deleted
+ *   (`expired/`, which can still be brought back), and of every checkpoint; when any names no
+ *   packs (written by an earlier version) or cannot be read, it stops and removes nothing;
+ * - condemns each pack no point names: `condemned/<day>/<pack>`, an empty marker;
+ * - deletes a pack condemned more than PRUNE_GRACE_DAYS days ago that still no point names: it
+ *   writes `gone/<pack>` first, then deletes the pack, then the marker;
+ * - forgets the condemnation of a pack a point names again, and that a pack is gone when it is
+ *   back in the vault (put back by hand).
+ * Agents leave condemned and gone packs out of what they deduplicate against (listPrunedPacks), so a
+ * new point names a condemned pack only when the backup that wrote it began before the pack was
+ * condemned; writing that point takes the condemnation back. The grace period also covers a
+ * backup still running, whose packs no point names yet, and checkpoints name the packs their job
+ * stored, so a job that stops keeps them until it resumes. A pass marks a pack gone before it
+ * deletes it, then looks once more for points and checkpoints written since it began: a pack one
+ * of them names stays. Writing a point checks the gone markers after the point is written: so of
+ * a point and a pass at the same time, one always sees the other.
+ */
+import { isHex64, type PackId } from '../core/ids.js';
+import { DAY_MS } from '../core/retention.js';
+import { baseName, layout, pointIdFor } from './layout.js';
+import { dayOf, SOFT_DELETE_DAYS } from './retention.js';
+import type { PrunedPacks } from './api.js';
+import type { BlobStore } from './storage/blobstore.js';
+
+/** Days a pack stays condemned before it is deleted. */
+export const PRUNE_GRACE_DAYS = SOFT_DELETE_DAYS;
+const DAY = /^\d{8}$/;
+
+export interface PruneResult {
+  /** why nothing was removed or condemned, or null when the pass ran */
+  readonly skipped: string | null;
+  /** points read, and the packs they name */
+  readonly points: number;
+  readonly named: number;
+  /** packs in the vault when the pass began */
+  readonly packs: number;
+  /** packs condemned in this pass, and condemned in all after it */
+  readonly condemned: number;
+  readonly waiting: number;
+  /** packs deleted in this pass, and their bytes */
+  readonly purged: number;
+  readonly purgedBytes: number;
+  /** condemnations taken back: a point names the pack again */
+  readonly revived: number;
+}
+
+/** The packs named by a point record's JSON (see Session.putPoint), or null when it names none or is damaged. */
+export function packsOfRecord(data: Buffer): readonly PackId[] | null {
+  try {
+    const r = JSON.parse(data.toString('utf8')) as { packs?: unknown };
+    return Array.isArray(r?.packs) && r.packs.every(isHex64) ? (r.packs as PackId[]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Condemnations by pack: the days (YYYYMMDD) of its markers. */
+async function condemnations(store: BlobStore): Promise<Map<PackId, string[]>> {
+  const out = new Map<PackId, string[]>();
+  for await (const key of store.list(layout.condemnedPrefix)) {
+    const [day, pack, extra] = key.slice(layout.condemnedPrefix.length).split('/');
+    if (day === undefined || !DAY.test(day) || !isHex64(pack) || extra !== undefined) continue;
+    out.set(pack as PackId, [...(out.get(pack as PackId) ?? []), day]);
+  }
+  return out;
+}
+
+/** The packs marked gone. */
+export async function gonePacks(store: BlobStore): Promise<PackId[]> {
+  const out: PackId[] = [];
+  for await (const key of store.list(layout.gonePrefix)) {
+    const pack = baseName(key);
+    if (isHex64(pack) && key === layout.gone(pack as PackId)) out.push(pack as PackId);
+  }
+  return out;
+}
+
+/** The packs prune condemned and those gone, each sorted. */
+export async function prunedPacks(store: BlobStore): Promise<PrunedPacks> {
+  const condemned = [...(await condemnations(store)).keys()].sort();
+  return { condemned, gone: (await gonePacks(store)).sort() };
+}
+
+
+
+/** Takes back the condemnation of any of `packs` (a point just written names them). */
+export async function revive(store: BlobStore, packs: readonly PackId[]): Promise<number> {
+  const named = new Set(packs);
+  let n = 0;
+  for (const [pack, days] of await condemnations(store)) {
+    if (!named.has(pack)) continue;
+    for (const day of days) await store.delete(layout.condemned(day, pack));
+    n++;
+  }
+  return n;
+}
+
+/**
+ * Every pack named by a point in `points/` or `expired/` or by a checkpoint (the packs its job
+ * stored), or the reason none can be trusted. With `since` (a vault time stamp, as object names
+ * begin), only the points and checkpoints written since: a point is never moved to `points/`
+ * later than it is written there.
+ */
+async function namedPacks(store: BlobStore, since?: string): Promise<{ named: Set<PackId>; points: number } | { skipped: string }> {
+  const named = new Set<PackId>();
+  let points = 0;
+  let unnamed = 0;
+  const prefixes = since === undefined ? ['points/', 'expired/', layout.checkpointPacksPrefix] : ['points/', layout.checkpointPacksPrefix];
+  for (const prefix of prefixes) {
+    for await (const key of store.list(prefix)) {
+      if (since !== undefined && baseName(key) < since) continue;
+      const data = await store.get(key);
+      if (data === null) continue; // moved to soft delete, purged or finished while listed: read under its other name, or needed no more
+      const packs = packsOfRecord(data);
+      if (prefix !== layout.checkpointPacksPrefix) points++;
+      if (packs === null) unnamed++;
+      else for (const p of packs) named.add(p);
+    }
+  }
+  if (unnamed > 0) return { skipped: `${unnamed} recovery point(s) or checkpoint(s) name no packs (written by an earlier version, or damaged); nothing is pruned while they are kept` };
+  return { named, points };
+}
+
+/**
+ * How far before a pass began its second look for new points reaches: vault servers sharing a
+ * store date points by their own clocks.
+ */
+const CLOCK_MARGIN_MS = 10 * 60_000;
+
+/**
+ * One prune pass at `now` (see the top of this file). A failure part way leaves every step done
+ * so far sound: a marker without its deletion is finished by the next pass.
+ */
+export async function prune(store: BlobStore, now: Date): Promise<PruneResult> {
+  const since = pointIdFor(new Date(now.getTime() - CLOCK_MARGIN_MS)).slice(0, 19);
+  const condemned = await condemnations(store);
+  const found = await namedPacks(store);
+  const none = { points: 0, named: 0, packs: 0, condemned: 0, waiting: condemned.size, purged: 0, purgedBytes: 0, revived: 0 };
+  if ('skipped' in found) return { skipped: found.skipped, ...none };
+  const { named, points } = found;
+  const today = dayOf(now);
+  const last = dayOf(new Date(now.getTime() - PRUNE_GRACE_DAYS * DAY_MS));
+  const inVault = new Set<PackId>();
+  let condemnedNow = 0;
+  let purged = 0;
+  let purgedBytes = 0;
+  for await (const key of store.list(layout.packsPrefix)) {
+    const pack = baseName(key);
+    if (!isHex64(pack) || key !== layout.pack(pack as PackId)) continue;
+    inVault.add(pack as PackId);
+  }
+  const doomed = new Map<PackId, number>();
+  for (const pack of inVault) {
+    if (named.has(pack)) continue;
+    const days = condemned.get(pack);
+    if (days === undefined) {
+      await store.put(layout.condemned(today, pack), Buffer.alloc(0));
+      condemned.set(pack, [today]);
+      condemnedNow++;
+    } else if (days.some((d) => d < last)) {
+      // Marked gone before anything is deleted: a point written from now on that names it is
+      // taken back by the vault (Session.putPoint), and one written before is found below.
+      const size = (await store.stat(layout.pack(pack)))?.size ?? 0;
+      await store.put(layout.gone(pack), Buffer.from(JSON.stringify({ version: 1, time: now.toISOString(), size })));
+      doomed.set(pack, size);
+    }
+  }
+  if (doomed.size > 0) {
+    const recent = await namedPacks(store, since);
+    for (const [pack, size] of doomed) {
+      if ('skipped' in recent || recent.named.has(pack)) {
+        await store.delete(layout.gone(pack)); // named again while the pass ran: kept
+        named.add(pack);
+        continue;
+      }
+      await store.delete(layout.pack(pack));
+      for (const d of condemned.get(pack) ?? []) await store.delete(layout.condemned(d, pack));
+      condemned.delete(pack);
+      inVault.delete(pack);
+      purged++;
+      purgedBytes += size;
+    }
+  }
+  // Markers of packs named again, or gone already (a pass stopped between deleting a pack and its marker).
+  let revived = 0;
+  for (const [pack, days] of condemned) {
+    if (named.has(pack) || !inVault.has(pack)) {
+      for (const d of days) await store.delete(layout.condemned(d, pack));
+      condemned.delete(pack);
+      if (named.has(pack)) revived++;
+    }
+  }
+  // A pack marked gone that is in the vault again, and not about to be deleted, is no longer gone.
+  for (const pack of await gonePacks(store)) {
+    if (inVault.has(pack) && !condemned.has(pack)) await store.delete(layout.gone(pack));
+  }
+  return { skipped: null, points, named: named.size, packs: inVault.size, condemned: condemnedNow, waiting: condemned.size, purged, purgedBytes, revived };
+}
+
+/**
+ * Runs a prune pass at most once a day (UTC), the first time a point is written that day: the
+ * `prune/<day>` marker is made before the pass, so a failed pass waits for the next day (or for
+ * `azbk vault prune`). Null when this day's pass ran already.
+ */
+export async function dailyPrune(store: BlobStore, now: Date): Promise<PruneResult | null> {
+  if ((await store.put(layout.pruneRun(dayOf(now)), Buffer.alloc(0))) === 'exists') return null;
+  return prune(store, now);
+}

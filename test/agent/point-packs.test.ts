@@ -1,0 +1,103 @@
+/**
+ * Every point names, for the vault's prune, exactly the packs its trees and chunks are in: after
+ * a first backup, after changes (unchanged folders reused from the cache), unchanged, and after
+ * prune condemned a pack that unchanged files are in (those are stored again, not counted on).
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runBackup } from '../../src/agent/backup.js';
+import { BlobIndex } from '../../src/agent/blob-index.js';
+import type { PackId } from '../../src/core/ids.js';
+import type { PointInfo } from '../../src/vault/api.js';
+import { layout } from '../../src/vault/layout.js';
+import { prune, prunedPacks } from '../../src/vault/prune.js';
+import { createMachine, readPoint, type TestMachine } from '../helpers/machine.js';
+
+const MiB = 1024 * 1024;
+
+async function named(m: TestMachine, point: PointInfo): Promise<PackId[]> {
+  const data = await m.base.get(layout.point(point.machineId, point.id));
+  return (JSON.parse(data!.toString('utf8')) as { packs: PackId[] }).packs;
+}
+
+/** The packs the point's trees and chunks are in, found where a backup would look (condemned packs left out). */
+async function referenced(m: TestMachine, point: PointInfo): Promise<PackId[]> {
+  const c = await readPoint(m, point);
+  const index = await BlobIndex.load(m.ctx.session, m.keys, undefined, { forBackup: true });
+  const out = new Set<PackId>();
+  for (const t of c.trees) out.add(index.get('tree', t)!.pack);
+  for (const f of c.files.values()) for (const id of f.content) out.add(index.get('data', id)!.pack);
+  return [...out].sort();
+}
+
+async function write(file: string, data: string | Buffer): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  await fs.writeFile(file, data);
+}
+
+describe('the packs a point names', () => {
+  it('are the packs its blobs are in, through changes, reused folders and a condemned pack', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    for (const f of ['a/1.bin', 'b/3.bin', 'b/c/4.bin', 'd/5.bin']) await write(path.join(src, f), randomBytes(7 * MiB));
+    await write(path.join(src, 'a/2.txt'), 'small\n');
+
+    const first = await runBackup(m.ctx, { include: [src] });
+    const firstPacks = await named(m, first.point);
+    expect(firstPacks.length).toBeGreaterThanOrEqual(3); // two data packs and the listings' own
+    expect(firstPacks).toEqual(await referenced(m, first.point));
+
+    await fs.rm(path.join(src, 'b/3.bin'));
+    await write(path.join(src, 'a/2.txt'), 'changed\n');
+    await write(path.join(src, 'e/6.txt'), 'new\n');
+    const second = await runBackup(m.ctx, { include: [src] });
+    expect(await named(m, second.point)).toEqual(await referenced(m, second.point));
+
+    const third = await runBackup(m.ctx, { include: [src] });
+    expect(third.stats.newBlobs).toBe(0);
+    expect(await named(m, third.point)).toEqual(await named(m, second.point));
+
+    // Prune condemns the pack that d/5.bin's first chunk is in: the next backup stores what it
+    // needs of that pack again, although the folder has not changed, and does not name it.
+    const c = await readPoint(m, third.point);
+    const pack = c.index.get('data', c.files.get(path.join(src, 'd/5.bin'))!.content[0]!)!.pack;
+    await m.base.put(layout.condemned('20260101', pack), Buffer.alloc(0));
+    const fourth = await runBackup(m.ctx, { include: [src] });
+    expect(fourth.stats.newBlobs).toBeGreaterThan(0);
+    const fourthPacks = await named(m, fourth.point);
+    expect(fourthPacks).not.toContain(pack);
+    expect(fourthPacks).toEqual(await referenced(m, fourth.point));
+  });
+
+  it('of a job stopped after a checkpoint are kept by prune until it resumes, which uploads them no more', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    for (const f of ['a.bin', 'b.bin', 'c.bin', 'd.bin']) await write(path.join(src, f), randomBytes(9 * MiB));
+    const ac = new AbortController();
+    const stopped = await runBackup(m.ctx, { include: [src], checkpointBytes: 8 * MiB, signal: ac.signal, onEvent: (e) => e.type === 'checkpoint' && ac.abort() }).catch((e: unknown) => e);
+    expect(stopped).toMatchObject({ code: 'AZBK_CANCELLED' });
+
+    // The checkpoints name the packs their job stored; a prune pass now condemns none of them.
+    const kept = new Set<PackId>();
+    for await (const key of m.base.list('checkpoint-packs/')) for (const p of JSON.parse((await m.base.get(key))!.toString()).packs as PackId[]) kept.add(p);
+    let keptBytes = 0;
+    for (const p of kept) keptBytes += (await m.base.stat(layout.pack(p)))!.size;
+    expect(keptBytes).toBeGreaterThanOrEqual(8 * MiB);
+    const pass = await prune(m.base, new Date());
+    expect(pass.skipped).toBeNull();
+    const { condemned } = await prunedPacks(m.base);
+    expect(condemned.filter((p) => kept.has(p))).toEqual([]);
+
+    // The resumed job counts on what those packs hold (random data: their size is what it stores again without them).
+    const resumed = await runBackup(m.ctx, { include: [src], checkpointBytes: 8 * MiB });
+    expect(resumed.resumed).not.toBeNull();
+    expect(resumed.stats.newBytes).toBeLessThan(36 * MiB - keptBytes + MiB);
+    expect(await named(m, resumed.point)).toEqual(await referenced(m, resumed.point));
+    // The point is written: the checkpoints and their pack lists went.
+    const left: string[] = [];
+    for await (const key of m.base.list('checkpoint-packs/')) left.push(key);
+    expect(left).toEqual([]);
+  });
+});

@@ -1,0 +1,173 @@
+/**
+ * The vault's prune pass over a store: which packs it condemns, when it deletes them, and what
+ * stops it. Points are written as the vault writes them (JSON records naming their packs).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { MachineId, PackId, PointId } from '../../src/core/ids.js';
+import { layout, pointIdFor } from '../../src/vault/layout.js';
+import { dailyPrune, prune, prunedPacks, PRUNE_GRACE_DAYS, revive } from '../../src/vault/prune.js';
+import { MemoryBlobStore } from '../../src/vault/storage/memory-store.js';
+import { packIdOf } from '../../src/core/pack.js';
+import { createMachine } from '../helpers/machine.js';
+
+const DAY = 86_400_000;
+const machine = 'ab'.repeat(16) as MachineId;
+const start = new Date('2026-03-01T12:00:00Z');
+const daysLater = (n: number) => new Date(start.getTime() + n * DAY);
+
+async function addPack(store: MemoryBlobStore, size = 100): Promise<PackId> {
+  const data = randomBytes(size);
+  const id = createHash('sha256').update(data).digest('hex') as PackId;
+  await store.put(layout.pack(id), data);
+  return id;
+}
+
+let seq = 0;
+/** A point record naming `packs` (or none, as an earlier version wrote them), under points/ or expired/, dated `time`. */
+async function addPoint(store: MemoryBlobStore, packs: PackId[] | undefined, where: 'points' | 'expired' = 'points', time = start): Promise<string> {
+  const id = pointIdFor(new Date(time.getTime() + seq++)) as PointId;
+  const record = { version: 1, id, machineId: machine, time: start.toISOString(), keyId: 'cd'.repeat(16), jobId: 'ef'.repeat(16), manifest: '', ...(packs === undefined ? {} : { packs }) };
+  const key = where === 'points' ? layout.point(machine, id) : layout.expiredPoint(machine, '20260301', id);
+  await store.put(key, Buffer.from(JSON.stringify(record)));
+  return key;
+}
+
+async function packsIn(store: MemoryBlobStore): Promise<PackId[]> {
+  const out: PackId[] = [];
+  for await (const key of store.list(layout.packsPrefix)) out.push(key.split('/').at(-1) as PackId);
+  return out.sort();
+}
+
+describe('prune', () => {
+  it('condemns the packs no point names, and deletes them once the grace period has passed', async () => {
+    const store = new MemoryBlobStore();
+    const [kept, alsoKept, dropped] = [await addPack(store), await addPack(store), await addPack(store, 5000)];
+    await addPoint(store, [kept]);
+    await addPoint(store, [alsoKept], 'expired'); // a soft-deleted point can still come back: its packs stay
+
+    const first = await prune(store, start);
+    expect(first).toMatchObject({ skipped: null, points: 2, named: 2, packs: 3, condemned: 1, waiting: 1, purged: 0 });
+    expect(await prunedPacks(store)).toEqual({ condemned: [dropped], gone: [] });
+    expect(await packsIn(store)).toEqual([kept, alsoKept, dropped].sort());
+
+    // Within the grace period nothing more happens, however often prune runs.
+    expect(await prune(store, daysLater(PRUNE_GRACE_DAYS))).toMatchObject({ condemned: 0, waiting: 1, purged: 0 });
+    expect(await packsIn(store)).toHaveLength(3);
+
+    const last = await prune(store, daysLater(PRUNE_GRACE_DAYS + 1));
+    expect(last).toMatchObject({ condemned: 0, waiting: 0, purged: 1, purgedBytes: 5000 });
+    expect(await packsIn(store)).toEqual([kept, alsoKept].sort());
+    expect(await prunedPacks(store)).toEqual({ condemned: [], gone: [dropped] });
+  });
+
+  it('keeps a condemned pack that a point names again, and takes the condemnation back', async () => {
+    const store = new MemoryBlobStore();
+    const pack = await addPack(store);
+    await addPoint(store, []);
+    expect((await prune(store, start)).condemned).toBe(1);
+    // A backup that began before the pack was condemned names it in its point: the vault revives it.
+    await addPoint(store, [pack]);
+    expect(await revive(store, [pack])).toBe(1);
+    expect(await prunedPacks(store)).toEqual({ condemned: [], gone: [] });
+    expect(await prune(store, daysLater(30))).toMatchObject({ condemned: 0, purged: 0 });
+    expect(await packsIn(store)).toEqual([pack]);
+
+    // Had the revival been missed, the next pass takes the condemnation back itself.
+    const other = await addPack(store);
+    await prune(store, daysLater(31));
+    await addPoint(store, [pack, other]);
+    expect(await prune(store, daysLater(60))).toMatchObject({ revived: 1, purged: 0, waiting: 0 });
+    expect(await packsIn(store)).toEqual([pack, other].sort());
+  });
+
+  it('removes nothing while any point names no packs, or cannot be read', async () => {
+    const store = new MemoryBlobStore();
+    await addPack(store);
+    const old = await addPoint(store, undefined);
+    const r = await prune(store, start);
+    expect(r.skipped).toMatch(/1 recovery point\(s\) or checkpoint\(s\) name no packs/);
+    expect(await prunedPacks(store)).toEqual({ condemned: [], gone: [] });
+    await store.delete(old);
+    await store.put(old, Buffer.from('{ not json'));
+    expect((await prune(store, start)).skipped).toMatch(/name no packs/);
+    await store.delete(old);
+    await store.put(old, Buffer.from(JSON.stringify({ packs: ['not a pack id'] })));
+    expect((await prune(store, start)).skipped).toMatch(/name no packs/);
+    expect(await packsIn(store)).toHaveLength(1);
+  });
+
+  it('finishes the work of a pass that stopped between deleting a pack and its marker', async () => {
+    const store = new MemoryBlobStore();
+    const pack = await addPack(store);
+    await addPoint(store, []);
+    await prune(store, start);
+    // As if the pass had stopped right after deleting the pack.
+    await store.put(layout.gone(pack), Buffer.from('{}'));
+    await store.delete(layout.pack(pack));
+    expect(await prune(store, daysLater(20))).toMatchObject({ purged: 0, waiting: 0 });
+    expect(await prunedPacks(store)).toEqual({ condemned: [], gone: [pack] });
+  });
+
+  it('runs by itself once a day', async () => {
+    const store = new MemoryBlobStore();
+    await addPack(store);
+    await addPoint(store, []);
+    expect(await dailyPrune(store, start)).toMatchObject({ condemned: 1 });
+    await addPack(store);
+    expect(await dailyPrune(store, new Date(start.getTime() + 3_600_000))).toBeNull();
+    expect(await dailyPrune(store, daysLater(1))).toMatchObject({ condemned: 1, waiting: 2 });
+  });
+
+  it('keeps the packs a checkpoint names, as a job that stopped needs them when it resumes', async () => {
+    const store = new MemoryBlobStore();
+    const [resumed, dropped] = [await addPack(store), await addPack(store)];
+    await addPoint(store, []);
+    await store.put(layout.checkpointPacks(machine, '20260301T120000000Z-' + 'ab'.repeat(16) + '-000001'), Buffer.from(JSON.stringify({ version: 1, packs: [resumed] })));
+    await prune(store, start);
+    expect(await prunedPacks(store)).toEqual({ condemned: [dropped], gone: [] });
+    await prune(store, daysLater(30));
+    expect(await packsIn(store)).toEqual([resumed]);
+  });
+
+  it('does not delete a pack that a point written while the pass runs names', async () => {
+    const store = new RacingStore();
+    const pack = await addPack(store);
+    await addPoint(store, []);
+    await prune(store, start);
+    // As the pass marks the pack gone, a backup that began before it was condemned writes its point.
+    const later = daysLater(PRUNE_GRACE_DAYS + 1);
+    store.onGone = () => addPoint(store, [pack], 'points', later);
+    const r = await prune(store, later);
+    expect(r).toMatchObject({ purged: 0, waiting: 0 });
+    expect(await packsIn(store)).toEqual([pack]);
+    expect(await prunedPacks(store)).toEqual({ condemned: [], gone: [] });
+  });
+
+  it('takes back a point naming a pack a pass is deleting, and refuses one naming a pack the vault lacks', async () => {
+    const m = await createMachine();
+    const data = randomBytes(100);
+    const id = packIdOf(data);
+    await m.ctx.session.putPack(id, data);
+    await m.base.put(layout.gone(id), Buffer.from('{}'));
+    const point = { keyId: m.keys.keyId, jobId: 'ab'.repeat(16), manifest: Buffer.alloc(10) };
+    await expect(m.ctx.session.putPoint({ ...point, packs: [id] })).rejects.toMatchObject({ code: 'AZBK_PACK_GONE' });
+    await expect(m.ctx.session.putPoint({ ...point, packs: ['00'.repeat(32) as PackId] })).rejects.toMatchObject({ code: 'AZBK_PACK_GONE' });
+    expect(await m.ctx.session.listPoints(m.ctx.registration.machineId)).toEqual([]);
+    await m.base.delete(layout.gone(id));
+    await expect(m.ctx.session.putPoint({ ...point, packs: [id] })).resolves.toMatchObject({ machineId: m.ctx.registration.machineId });
+  });
+});
+
+/** A store that runs `onGone` once, right after the first gone marker is written. */
+class RacingStore extends MemoryBlobStore {
+  onGone: (() => Promise<unknown>) | undefined;
+
+  override async put(key: string, data: Uint8Array): Promise<'created' | 'exists'> {
+    const r = await super.put(key, data);
+    const run = key.startsWith('gone/') ? this.onGone : undefined;
+    this.onGone = undefined;
+    if (run !== undefined) await run();
+    return r;
+  }
+}
