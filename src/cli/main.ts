@@ -14,6 +14,7 @@ import { verifyCommand } from './commands/verify.js';
 import { watchCommand } from './commands/watch.js';
 import { vaultCreateCommand } from './commands/vault-create.js';
 import { vaultCredentialsCommand } from './commands/vault-credentials.js';
+import { vaultPruneCommand } from './commands/vault-prune.js';
 import { vaultServeCommand } from './commands/vault-serve.js';
 import { currentExitCode } from './run.js';
 
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   vaultCreateCommand(vault);
   vaultCredentialsCommand(vault);
   vaultServeCommand(vault);
+  vaultPruneCommand(vault);
   registerCommand(program);
   policyCommand(program);
   backupCommand(program);
