@@ -3,14 +3,17 @@
  * (conditional creates racing, block uploads, containers, credentials, a service that dies or
  * freezes mid-test).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { inspect } from 'node:util';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
+import type { MachineId, PackId } from '../../src/core/ids.js';
 import { AzbkError } from '../../src/shared/errors.js';
+import { layout, pointIdFor } from '../../src/vault/layout.js';
+import { prune, prunedPacks } from '../../src/vault/prune.js';
 import {
   AzureBlobStore,
   toAzureStorageError,
@@ -447,3 +450,21 @@ describe('AzureBlobStore when Azurite goes away', () => {
     },
   );
 });
+
+test('a prune pass condemns, then deletes, the packs no point names, as on a disk', async () => {
+  const store = await freshStore();
+  const [keep, drop] = [randomBytes(1000), randomBytes(3000)];
+  const ids = [keep, drop].map((d) => createHash('sha256').update(d).digest('hex') as PackId) as [PackId, PackId];
+  await store.put(layout.pack(ids[0]), keep);
+  await store.put(layout.pack(ids[1]), drop);
+  const machine = 'ab'.repeat(16) as MachineId;
+  const t0 = new Date('2026-03-02T10:00:00Z');
+  const id = pointIdFor(t0);
+  await store.put(layout.point(machine, id), Buffer.from(JSON.stringify({ version: 1, id, machineId: machine, packs: [ids[0]] })));
+  expect(await prune(store, t0)).toMatchObject({ skipped: null, points: 1, packs: 2, condemned: 1 });
+  expect(await prunedPacks(store)).toEqual({ condemned: [ids[1]], gone: [] });
+  expect(await prune(store, new Date(t0.getTime() + 15 * 86_400_000))).toMatchObject({ purged: 1, purgedBytes: 3000, waiting: 0 });
+  expect(await listAll(store, 'packs/')).toEqual([layout.pack(ids[0])]);
+  expect(await prunedPacks(store)).toEqual({ condemned: [], gone: [ids[1]] });
+});
+
