@@ -104,8 +104,11 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
         // were lost): this machine leaves the missing ones out from now on, and the job runs once
         // more, storing what was in them anew (continuing from the checkpoints the first run wrote).
         if (attempt === 1 && isAzbkError(err, 'AZBK_PACK_GONE')) {
-          cache.addMissingPacks(await job.missingPacks());
-          continue;
+          const missing = await job.missingPacks().catch(() => null);
+          if (missing !== null) {
+            cache.addMissingPacks(missing);
+            continue;
+          }
         }
         throw jobError(job, err);
       }

@@ -51,8 +51,8 @@ export interface NewPointData {
   readonly jobId: string;
   /** the sealed manifest */
   readonly manifest: Uint8Array;
-  /** the packs the point's trees and chunks are in (null only from an agent of an earlier version, through a vault service) */
-  readonly packs: readonly PackId[] | null;
+  /** the packs the point's trees and chunks are in */
+  readonly packs: readonly PackId[];
 }
 
 /**

@@ -245,7 +245,7 @@ class HttpSession implements VaultSession {
   }
 
   async putPoint(p: NewPointData): Promise<NewPoint> {
-    const packs = p.packs ?? [];
+    const { packs } = p;
     if (!packs.every(isHex64)) throw new AzbkError('AZBK_BAD_INPUT', 'A pack id is 64 hex digits.');
     await this.needsPrune();
     const body = withPacks(p.manifest, packs);

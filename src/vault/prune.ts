@@ -102,17 +102,23 @@ export async function revive(store: BlobStore, packs: readonly PackId[]): Promis
 /**
  * Every pack named by a point in `points/` or `expired/` or by a checkpoint (the packs its job
  * stored), or the reason none can be trusted. With `since` (a vault time stamp, as object names
- * begin), only the points and checkpoints written since: a point is never moved to `points/`
- * later than it is written there.
+ * begin), only the points and checkpoints written since (a point soft-deleted meanwhile is
+ * found in `expired/` under its own name).
+ * A checkpoint's pack list whose checkpoint is gone (a write or delete that failed half way) is
+ * left out, and deleted once a day old.
  */
-async function namedPacks(store: BlobStore, since?: string): Promise<{ named: Set<PackId>; points: number } | { skipped: string }> {
+async function namedPacks(store: BlobStore, now: Date, since?: string): Promise<{ named: Set<PackId>; points: number } | { skipped: string }> {
   const named = new Set<PackId>();
   let points = 0;
   let unnamed = 0;
-  const prefixes = since === undefined ? ['points/', 'expired/', layout.checkpointPacksPrefix] : ['points/', layout.checkpointPacksPrefix];
-  for (const prefix of prefixes) {
+  const dayAgo = pointIdFor(new Date(now.getTime() - DAY_MS)).slice(0, 19);
+  for (const prefix of ['points/', 'expired/', layout.checkpointPacksPrefix]) {
     for await (const key of store.list(prefix)) {
       if (since !== undefined && baseName(key) < since) continue;
+      if (prefix === layout.checkpointPacksPrefix && (await store.stat(`checkpoints/${key.slice(prefix.length)}`)) === null) {
+        if (baseName(key) < dayAgo) await store.delete(key);
+        continue;
+      }
       const data = await store.get(key);
       if (data === null) continue; // moved to soft delete, purged or finished while listed: read under its other name, or needed no more
       const packs = packsOfRecord(data);
@@ -138,7 +144,7 @@ const CLOCK_MARGIN_MS = 10 * 60_000;
 export async function prune(store: BlobStore, now: Date): Promise<PruneResult> {
   const since = pointIdFor(new Date(now.getTime() - CLOCK_MARGIN_MS)).slice(0, 19);
   const condemned = await condemnations(store);
-  const found = await namedPacks(store);
+  const found = await namedPacks(store, now);
   const none = { points: 0, named: 0, packs: 0, condemned: 0, waiting: condemned.size, purged: 0, purgedBytes: 0, revived: 0 };
   if ('skipped' in found) return { skipped: found.skipped, ...none };
   const { named, points } = found;
@@ -170,7 +176,7 @@ export async function prune(store: BlobStore, now: Date): Promise<PruneResult> {
     }
   }
   if (doomed.size > 0) {
-    const recent = await namedPacks(store, since);
+    const recent = await namedPacks(store, now, since);
     for (const [pack, size] of doomed) {
       if ('skipped' in recent || recent.named.has(pack)) {
         await store.delete(layout.gone(pack)); // named again while the pass ran: kept
@@ -194,9 +200,10 @@ export async function prune(store: BlobStore, now: Date): Promise<PruneResult> {
       if (named.has(pack)) revived++;
     }
   }
-  // A pack marked gone that is in the vault again, and not about to be deleted, is no longer gone.
+  // A pack marked gone that is in the vault again (put back by hand), and not about to be
+  // deleted, is no longer gone; asked again now, as another pass may have deleted it meanwhile.
   for (const pack of await gonePacks(store)) {
-    if (inVault.has(pack) && !condemned.has(pack)) await store.delete(layout.gone(pack));
+    if (inVault.has(pack) && !condemned.has(pack) && (await store.stat(layout.pack(pack))) !== null) await store.delete(layout.gone(pack));
   }
   return { skipped: null, points, named: named.size, packs: inVault.size, condemned: condemnedNow, waiting: condemned.size, purged, purgedBytes, revived };
 }

@@ -88,11 +88,15 @@ async function requireUpload(req: FastifyRequest): Promise<void> {
 }
 
 /** The uploaded bytes, checked against X-Azbk-Content-Sha256 when the route asks for it. */
-/** A point's or checkpoint's body (hash checked), split from the packs it names (see withPacks); none without the header. */
+/**
+ * A point's or checkpoint's body (hash checked), split from the packs it names (see withPacks).
+ * An agent of an earlier version names none: it does not know which packs prune deleted either,
+ * so it could write points that need them, and is refused.
+ */
 function bodyWithPacks(req: FastifyRequest): { data: Buffer; packs: string[] } {
   const count = req.headers[HEADER.packCount];
+  if (count === undefined) throw new AzbkError('AZBK_BAD_INPUT', 'This vault service prunes: upgrade azbk on this machine to back up to it (restores work meanwhile).');
   const all = body(req, true);
-  if (count === undefined) return { data: all, packs: [] };
   const parts = splitPacks(all, Number(count), MAX_POINT_PACKS);
   if (parts === null) throw new AzbkError('AZBK_BAD_INPUT', `The body does not hold the packs it says it names (at most ${MAX_POINT_PACKS}).`);
   return parts;
@@ -227,10 +231,8 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
     }, async (req, reply) => {
       const session = s(req);
       if (req.params.id !== session.machineId) throw new AzbkError('AZBK_FORBIDDEN', 'A machine may write recovery points only under its own id.');
-      // An agent of an earlier version names no packs: its point is kept, and holds prune back.
-      const parts = bodyWithPacks(req);
-      const packs = req.headers[HEADER.packCount] === undefined ? null : (parts.packs as PackId[]);
-      const info = await session.putPoint({ keyId: req.headers[HEADER.keyId] as KeyId, jobId: req.headers[HEADER.jobId]!, manifest: parts.data, packs });
+      const { data, packs } = bodyWithPacks(req);
+      const info = await session.putPoint({ keyId: req.headers[HEADER.keyId] as KeyId, jobId: req.headers[HEADER.jobId]!, manifest: data, packs: packs as PackId[] });
       return reply.code(201).send(info);
     });
     auth.get<{ Params: { id: string } }>('/machines/:id/policy', { schema: { params: params({ id: HEX32 }) } }, async (req) =>

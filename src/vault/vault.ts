@@ -362,21 +362,22 @@ class Session implements VaultSession {
   }
 
   async putPoint(p: NewPointData): Promise<NewPoint> {
-    const packs = p.packs === null ? null : validPackList(p.packs);
-    if (packs !== null) await this.checkPacks(packs);
+    const packs = validPackList(p.packs);
+    await this.checkPacks(packs);
     const point = await this.writePoint(p, packs);
-    if (packs !== null) {
-      // A prune pass running now may have marked one of them gone before it saw this point (it
-      // looks again for new points before it deletes, so one of the two sees the other): the
-      // point is taken back, and the agent stores that data again.
+    // A prune pass running now may have marked one of them gone before it saw this point (it
+    // looks again for new points before it deletes, so one of the two sees the other): the point
+    // is taken back, and the agent stores that data again. So it is when the check itself fails:
+    // a point stays only once it is known to need no pack being deleted.
+    try {
       const gone = new Set(await gonePacks(this.store));
       const lost = packs.find((id) => gone.has(id));
-      if (lost !== undefined) {
-        await this.store.delete(layout.point(this.machineId, point.id));
-        throw new AzbkError('AZBK_PACK_GONE', `Pack ${lost}, which the new recovery point needs, is being pruned.`);
-      }
-      await revive(this.store, packs).catch(() => 0);
+      if (lost !== undefined) throw new AzbkError('AZBK_PACK_GONE', `Pack ${lost}, which the new recovery point needs, is being pruned.`);
+    } catch (err) {
+      await this.store.delete(layout.point(this.machineId, point.id)).catch(() => undefined);
+      throw err;
     }
+    await revive(this.store, packs).catch(() => 0);
     // The point is written whatever happens next; each runs again after a later point.
     const expired = await expirePoints(this.store, this.machineId, await this.listPoints(this.machineId), this.now()).catch(() => []);
     await this.dropFinishedCheckpoints(p.jobId, point.time).catch(() => undefined);
@@ -432,7 +433,7 @@ class Session implements VaultSession {
     return retentionState(this.store, machine, this.now());
   }
 
-  private async writePoint(p: NewPointData, packs: readonly PackId[] | null): Promise<PointInfo> {
+  private async writePoint(p: NewPointData, packs: readonly PackId[]): Promise<PointInfo> {
     if (!isHex32(p.keyId) || !JOB_ID.test(p.jobId)) throw new AzbkError('AZBK_BAD_INPUT', 'Bad key or job id.');
     if (p.manifest.length > MAX_OBJECT) throw new AzbkError('AZBK_BAD_INPUT', 'The manifest is too large.');
     // A retry after a lost reply must not make a second point: one job writes one point, so when
@@ -454,7 +455,7 @@ class Session implements VaultSession {
         keyId: p.keyId,
         jobId: p.jobId,
         manifest: Buffer.from(p.manifest).toString('base64'),
-        ...(packs === null ? {} : { packs }),
+        packs,
       };
       const key = layout.point(this.machineId, id);
       const body = json(record);

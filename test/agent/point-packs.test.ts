@@ -100,4 +100,30 @@ describe('the packs a point names', () => {
     for await (const key of m.base.list('checkpoint-packs/')) left.push(key);
     expect(left).toEqual([]);
   });
+
+  it('of a backup whose point the vault takes back, as prune is deleting a pack it names, are stored again at once', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    for (const f of ['a.bin', 'b.bin']) await write(path.join(src, f), randomBytes(3 * MiB));
+    // As the backup writes its point, a prune pass marks one of the packs the point names gone.
+    let doomed: PackId | undefined;
+    const session = new Proxy(m.ctx.session, {
+      get(target, prop) {
+        if (prop !== 'putPoint') return Reflect.get(target, prop, target) as unknown;
+        return async (p: Parameters<typeof target.putPoint>[0]) => {
+          if (doomed === undefined) {
+            doomed = p.packs[0]!;
+            await m.base.put(layout.gone(doomed), Buffer.from('{}'));
+          }
+          return target.putPoint(p);
+        };
+      },
+    });
+    const res = await runBackup({ ...m.ctx, session }, { include: [src] });
+    expect(doomed).toBeDefined();
+    expect(await m.ctx.session.listPoints(m.ctx.registration.machineId)).toEqual([{ id: res.point.id, machineId: res.point.machineId, time: res.point.time }]);
+    const packs = await named(m, res.point);
+    expect(packs).not.toContain(doomed);
+    expect(packs).toEqual(await referenced(m, res.point));
+  });
 });

@@ -123,7 +123,9 @@ describe('prune', () => {
     const store = new MemoryBlobStore();
     const [resumed, dropped] = [await addPack(store), await addPack(store)];
     await addPoint(store, []);
-    await store.put(layout.checkpointPacks(machine, '20260301T120000000Z-' + 'ab'.repeat(16) + '-000001'), Buffer.from(JSON.stringify({ version: 1, packs: [resumed] })));
+    const name = '20260301T120000000Z-' + 'ab'.repeat(16) + '-000001';
+    await store.put(layout.checkpointPacks(machine, name), Buffer.from(JSON.stringify({ version: 1, packs: [resumed] })));
+    await store.put(layout.checkpoint(machine, name), Buffer.from('sealed'));
     await prune(store, start);
     expect(await prunedPacks(store)).toEqual({ condemned: [dropped], gone: [] });
     await prune(store, daysLater(30));
@@ -142,6 +144,30 @@ describe('prune', () => {
     expect(r).toMatchObject({ purged: 0, waiting: 0 });
     expect(await packsIn(store)).toEqual([pack]);
     expect(await prunedPacks(store)).toEqual({ condemned: [], gone: [] });
+  });
+
+  it('finds a point written while the pass runs in soft delete too, where a later point moved it', async () => {
+    const store = new RacingStore();
+    const pack = await addPack(store);
+    await addPoint(store, []);
+    await prune(store, start);
+    const later = daysLater(PRUNE_GRACE_DAYS + 1);
+    store.onGone = () => addPoint(store, [pack], 'expired', later);
+    expect(await prune(store, later)).toMatchObject({ purged: 0 });
+    expect(await packsIn(store)).toEqual([pack]);
+  });
+
+  it('leaves out the pack list of a checkpoint that is not there, and deletes it once a day old', async () => {
+    const store = new MemoryBlobStore();
+    const pack = await addPack(store);
+    await addPoint(store, []);
+    const name = (t: Date) => `${pointIdFor(t).slice(0, 19)}-${'ab'.repeat(16)}-000001`;
+    const [old, fresh] = [name(start), name(daysLater(2))];
+    for (const n of [old, fresh]) await store.put(layout.checkpointPacks(machine, n), Buffer.from(JSON.stringify({ version: 1, packs: [pack] })));
+    expect(await prune(store, daysLater(2))).toMatchObject({ condemned: 1 });
+    const left: string[] = [];
+    for await (const key of store.list(layout.checkpointPacksPrefix)) left.push(key);
+    expect(left).toEqual([layout.checkpointPacks(machine, fresh)]);
   });
 
   it('takes back a point naming a pack a pass is deleting, and refuses one naming a pack the vault lacks', async () => {

@@ -199,16 +199,23 @@ describe('retention in the vault', () => {
   it('drops the checkpoints of a finished job, and of jobs no newer than the point, whole; only the machine\'s own', async () => {
     const { app, a, b, point, keys, advance } = await setup();
     const checkpoint = async (m: RawMachine, job: string, seq: number) => {
-      const data = bytes(32);
+      // A sealed checkpoint of 32 bytes, then the one pack it names.
+      const data = bytes(64);
       const res = await app.inject({
         method: 'PUT',
         url: `/v1/checkpoints/${job}/${seq}`,
-        headers: { authorization: m.auth, 'content-type': 'application/octet-stream', [HEADER.sha256]: createHash('sha256').update(data).digest('hex') },
+        headers: { authorization: m.auth, 'content-type': 'application/octet-stream', [HEADER.sha256]: createHash('sha256').update(data).digest('hex'), [HEADER.packCount]: '1' },
         payload: data,
       });
       expect(res.statusCode, res.body).toBe(201);
     };
-    const names = async (m: RawMachine) => (await keys(`checkpoints/${m.machineId}/`)).map((k) => k.split('-')[1]);
+    // The checkpoints' jobs; each checkpoint's pack list goes with it.
+    const names = async (m: RawMachine) => {
+      const job = (k: string) => k.split('/').at(-1)!.split('-')[1];
+      const jobs = (await keys(`checkpoints/${m.machineId}/`)).map(job);
+      expect((await keys(`checkpoint-packs/${m.machineId}/`)).map(job)).toEqual(jobs);
+      return jobs;
+    };
     // A killed job (aa), another machine's (bb), then a job of other paths (cc) that finishes.
     await checkpoint(a, 'aa'.repeat(16), 1);
     await checkpoint(a, 'aa'.repeat(16), 2);

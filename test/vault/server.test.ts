@@ -9,7 +9,6 @@ import { packIdOf } from '../../src/core/pack.js';
 import { errorRegistry } from '../../src/shared/errors.js';
 import { HEADER } from '../../src/vault/http-protocol.js';
 import { layout } from '../../src/vault/layout.js';
-import { prune } from '../../src/vault/prune.js';
 import { parseListen } from '../../src/vault/server.js';
 import { Vault } from '../../src/vault/vault.js';
 import { appFor, bytes, createTestVault, registerRaw, type RawMachine, type TestVault } from '../helpers/vault-service.js';
@@ -248,10 +247,14 @@ describe('authenticated routes', () => {
     expect((await app.inject({ method: 'GET', url: '/v1/pruned-packs', headers: { authorization: a.auth } })).json()).toEqual({ condemned: [], gone: [] });
     // A count past the most a point may name is refused before any id is read.
     expectError(await post(Buffer.alloc(64), 1_000_001), 400, 'AZBK_BAD_INPUT');
-    // An agent of an earlier version names no packs: its point is taken, and holds prune back.
+    // An agent of an earlier version names no packs, and does not know which packs prune deleted:
+    // its points and checkpoints are refused, with what to do.
     const old = await app.inject({ method: 'POST', url: `/v1/machines/${a.machineId}/points`, ...octet(a.auth, manifest, { [HEADER.keyId]: '11'.repeat(16), [HEADER.jobId]: '33'.repeat(16) }) });
-    expect(old.statusCode, old.body).toBe(201);
-    expect((await prune(t.store, new Date())).skipped).toMatch(/1 recovery point\(s\) or checkpoint\(s\) name no packs/);
+    expectError(old, 400, 'AZBK_BAD_INPUT');
+    expect(old.json().message).toMatch(/upgrade azbk on this machine/);
+    expectError(await app.inject({ method: 'PUT', url: `/v1/checkpoints/${'33'.repeat(16)}/1`, ...octet(a.auth, manifest) }), 400, 'AZBK_BAD_INPUT');
+    expect(await keys(t, 'points/')).toHaveLength(1);
+    expect(await keys(t, 'checkpoints/')).toEqual([]);
   });
 
   it('refuses every delete with 403 once authenticated (401 before), and nothing changes', async () => {
@@ -272,7 +275,7 @@ describe('authenticated routes', () => {
     const { app, a, b } = await setup();
     const job = '33'.repeat(16);
     const data = bytes(400);
-    const res = await app.inject({ method: 'PUT', url: `/v1/checkpoints/${job}/1`, ...octet(a.auth, data) });
+    const res = await app.inject({ method: 'PUT', url: `/v1/checkpoints/${job}/1`, ...octet(a.auth, data, { [HEADER.packCount]: '0' }) });
     expect(res.statusCode, res.body).toBe(201);
     expect(res.json()).toMatchObject({ jobId: job, seq: 1 });
     const mine = await app.inject({ method: 'GET', url: '/v1/checkpoints', headers: { authorization: a.auth } });
