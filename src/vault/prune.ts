@@ -5,9 +5,9 @@
  * - reads the pack lists of every point of every machine, kept (`points/`) or soft-deleted
  *   (`expired/`, which can still be brought back), and of every checkpoint; when any names no
  *   packs (written by an earlier version) or cannot be read, it stops and removes nothing;
- * - condemns each pack no point names: `condemned/<day>/<pack>`, an empty marker;
- * - deletes a pack condemned more than PRUNE_GRACE_DAYS days ago that still no point names: it
- *   writes `gone/<pack>` first, then deletes the pack, then the marker;
+ * - condemns each pack none of them names: `condemned/<day>/<pack>`, an empty marker;
+ * - deletes a pack condemned more than PRUNE_GRACE_DAYS days ago that still none names: it
+ *   writes `gone/<pack>` first, looks again (below), then deletes the pack, then the marker;
  * - forgets the condemnation of a pack a point names again, and that a pack is gone when it is
  *   back in the vault (put back by hand).
  * Agents leave condemned and gone packs out of what they deduplicate against (listPrunedPacks), so a
@@ -33,7 +33,7 @@ const DAY = /^\d{8}$/;
 export interface PruneResult {
   /** why nothing was removed or condemned, or null when the pass ran */
   readonly skipped: string | null;
-  /** points read, and the packs they name */
+  /** points read, and the packs they and the checkpoints name */
   readonly points: number;
   readonly named: number;
   /** packs in the vault when the pass began */
@@ -160,6 +160,7 @@ export async function prune(store: BlobStore, now: Date): Promise<PruneResult> {
     inVault.add(pack as PackId);
   }
   const doomed = new Map<PackId, number>();
+  const listed = inVault.size;
   for (const pack of inVault) {
     if (named.has(pack)) continue;
     const days = condemned.get(pack);
@@ -205,7 +206,7 @@ export async function prune(store: BlobStore, now: Date): Promise<PruneResult> {
   for (const pack of await gonePacks(store)) {
     if (inVault.has(pack) && !condemned.has(pack) && (await store.stat(layout.pack(pack))) !== null) await store.delete(layout.gone(pack));
   }
-  return { skipped: null, points, named: named.size, packs: inVault.size, condemned: condemnedNow, waiting: condemned.size, purged, purgedBytes, revived };
+  return { skipped: null, points, named: named.size, packs: listed, condemned: condemnedNow, waiting: condemned.size, purged, purgedBytes, revived };
 }
 
 /**
