@@ -202,7 +202,7 @@ export class BlobIndex {
    * them): a blob stored again elsewhere is then found where it is, not where it was.
    */
   static async load(session: VaultSession, keys: VaultKeys, cache?: IndexCache, opts: { forBackup?: boolean } = {}): Promise<BlobIndex> {
-    const [names, pruned] = await Promise.all([session.listIndex(), session.listPrunedPacks()]);
+    const [names, pruned] = await Promise.all([session.listIndex(), session.listPrunedPacks({ forBackup: opts.forBackup === true })]);
     const skip = new Set([...(opts.forBackup === true ? pruned.condemned : []), ...pruned.gone, ...(cache?.getMissingPacks?.() ?? [])]);
     const skipSum = sumOf(skip);
     // The snapshot, when it left out the same packs and every index file it covers is still in the vault (none is ever changed).

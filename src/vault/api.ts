@@ -157,8 +157,12 @@ export interface VaultSession {
    * (vault/prune.ts); AZBK_PACK_GONE when one of them is no longer in the vault.
    */
   putPoint(p: NewPointData): Promise<NewPoint>;
-  /** The packs prune condemned or deleted (see vault/prune.ts). */
-  listPrunedPacks(): Promise<PrunedPacks>;
+  /**
+   * The packs prune condemned or deleted (see vault/prune.ts). With `forBackup`,
+   * AZBK_VAULT_TOO_OLD from a vault service of an earlier version, which could not take the
+   * backup's points (it has none to report, so a restore may go on).
+   */
+  listPrunedPacks(opts?: { forBackup?: boolean }): Promise<PrunedPacks>;
   /**
    * States this machine's retention policy, applied after each new point. The vault refuses
    * counts out of RETENTION_RANGE (at least a week of daily points).

@@ -262,7 +262,7 @@ class HttpSession implements VaultSession {
     if (this.#prunes !== true) throw new AzbkError('AZBK_VAULT_TOO_OLD', 'The vault service runs an earlier version of azbk, which cannot take the backups of this one.');
   }
 
-  async listPrunedPacks(): Promise<PrunedPacks> {
+  async listPrunedPacks(opts: { forBackup?: boolean } = {}): Promise<PrunedPacks> {
     // A server of an earlier version has no such request: it never pruned anything.
     const old = new AzbkError('AZBK_VAULT_TOO_OLD', 'no prune');
     const v = await this.api.json('GET', '/v1/pruned-packs', undefined, { notFound: () => old }).catch((err: unknown) => {
@@ -271,6 +271,7 @@ class HttpSession implements VaultSession {
     });
     if (v === null) {
       this.#prunes = false;
+      if (opts.forBackup === true) await this.needsPrune();
       return { condemned: [], gone: [] };
     }
     const condemned = list(v, 'condemned');

@@ -268,6 +268,8 @@ describe('HttpVault against a hostile server', () => {
     });
     const s = await client.session(machine, secret);
     expect(await s.listPrunedPacks()).toEqual({ condemned: [], gone: [] });
+    // A backup learns it at once, before it uploads anything.
+    expect(await codeOf(s.listPrunedPacks({ forBackup: true }))).toBe('AZBK_VAULT_TOO_OLD');
     expect(await codeOf(s.putPoint({ keyId: '34'.repeat(16) as KeyId, jobId: '56'.repeat(16), manifest: Buffer.alloc(10), packs: [] }))).toBe('AZBK_VAULT_TOO_OLD');
     expect(posts).toEqual([]);
   });
