@@ -21,9 +21,9 @@ export function vaultPruneCommand(vault: Command): void {
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
-      `\nA pack no recovery point names (kept or soft-deleted) is condemned first and deleted ${PRUNE_GRACE_DAYS} days later if` +
-        '\nstill no point names it. Nothing is removed while any point was written by a version of azbk that' +
-        '\ndid not record its packs.\n\nExit codes: 0 done (also when nothing could be removed), 2 bad input, 10 vault not found or unreachable.',
+      `\nA pack that no recovery point (kept or soft-deleted) and no checkpoint of a stopped backup names is condemned\n` +
+        `first, and deleted ${PRUNE_GRACE_DAYS} days later if still nothing names it. Nothing is removed while any point was\n` +
+        'written by a version of azbk that did not record its packs.\n\nExit codes: 0 done (also when nothing could be removed), 2 bad input, 10 vault not found or unreachable.',
     )
     .action(
       action('vault prune', async ({ out }, o: Opts) => {
@@ -33,8 +33,8 @@ export function vaultPruneCommand(vault: Command): void {
         if (r.skipped !== null) {
           out.line(`Nothing was pruned: ${r.skipped}.`);
         } else {
-          out.line(`${r.points} recovery point(s) name ${r.named} of the vault's ${r.packs} pack(s).`);
-          out.line(`Condemned ${r.condemned} pack(s) no point names; ${r.waiting} condemned pack(s) wait out their ${PRUNE_GRACE_DAYS} days.`);
+          out.line(`${r.points} recovery point(s) and the checkpoints of stopped backups name ${r.named} of the vault's ${r.packs} pack(s).`);
+          out.line(`Condemned ${r.condemned} pack(s) nothing names; ${r.waiting} condemned pack(s) wait out their ${PRUNE_GRACE_DAYS} days.`);
           if (r.revived > 0) out.line(`${r.revived} condemned pack(s) are named again and stay.`);
           out.line(`Deleted ${r.purged} pack(s), freeing ${formatBytes(r.purgedBytes)}.`);
         }
