@@ -17,6 +17,7 @@ import type { BlobId, PackId } from '../core/ids.js';
 import { encodeTree, type FileNode, type TreeNode } from '../core/tree.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { errnoCode } from '../shared/files.js';
+import { absentOf } from '../shared/missing.js';
 import type { NewPoint } from '../vault/api.js';
 import type { VaultConfig } from '../vault/config.js';
 import { BlobIndex } from './blob-index.js';
@@ -132,8 +133,6 @@ function jobError(job: BackupJob, err: unknown): unknown {
 }
 
 const LAST_BACKUP = 'last-backup';
-/** packs whose presence is asked of the vault at once */
-const STAT_AT_ONCE = 16;
 
 /**
  * A backup with the change journal still scans everything when the last full scan is older than
@@ -472,13 +471,7 @@ class BackupJob {
 
   /** The packs of the point the vault refused (AZBK_PACK_GONE) that it does not hold. */
   async missingPacks(): Promise<PackId[]> {
-    const missing: PackId[] = [];
-    for (let i = 0; i < this.named.length; i += STAT_AT_ONCE) {
-      const batch = this.named.slice(i, i + STAT_AT_ONCE);
-      const sizes = await Promise.all(batch.map((p) => this.ctx.session.statPack(p)));
-      batch.forEach((p, j) => sizes[j] === null && missing.push(p));
-    }
-    return missing;
+    return absentOf(this.named, (p) => this.ctx.session.statPack(p));
   }
 
   /** A tree for a directory above the included paths: only the children on the way down. */

@@ -9,6 +9,7 @@ import { isHex32, isHex64, POINT_ID, type KeyId, type MachineId, type PackId, ty
 import { parseEnvelope, type KeyEnvelope } from '../core/keys.js';
 import { packIdOf } from '../core/pack.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
+import { absentOf } from '../shared/missing.js';
 import type { Retention } from '../core/retention.js';
 import type { CheckpointInfo, MachineInfo, NewPoint, NewPointData, PackStream, PrunedPacks, PointInfo, PointRecord, RegisterRequest, Registration, RetentionState, VaultEntry, VaultSession } from './api.js';
 import { newVaultConfig, parseVaultConfig, VAULT_NAME, type VaultConfig } from './config.js';
@@ -26,8 +27,6 @@ const INDEX_NAME = /^[0-9a-f]{64}$/;
 const JOB_ID = /^[0-9a-f]{32}$/;
 const CHECKPOINT_NAME = /^(\d{8}T\d{9}Z)-([0-9a-f]{32})-(\d{6})$/;
 const MAX_CHECKPOINT_SEQ = 999_999;
-/** packs whose presence a new point's check asks the store about at once */
-const STAT_AT_ONCE = 16;
 /** packs a point may name: 16 TiB of 16 MiB packs */
 export const MAX_POINT_PACKS = 1_000_000;
 
@@ -398,12 +397,8 @@ class Session implements VaultSession {
     const data = newest === undefined ? null : await this.store.get(layout.point(this.machineId, newest.id));
     const known = new Set(data === null ? [] : (packsOfRecord(data) ?? []));
     const rest = packs.filter((id) => !known.has(id));
-    for (let i = 0; i < rest.length; i += STAT_AT_ONCE) {
-      const batch = rest.slice(i, i + STAT_AT_ONCE);
-      const sizes = await Promise.all(batch.map((id) => this.store.stat(layout.pack(id))));
-      const missing = batch.find((_, j) => sizes[j] === null);
-      if (missing !== undefined) throw new AzbkError('AZBK_PACK_GONE', `Pack ${missing}, which the new recovery point needs, is not in the vault.`);
-    }
+    const [missing] = await absentOf(rest, async (id) => (await this.store.stat(layout.pack(id)))?.size ?? null);
+    if (missing !== undefined) throw new AzbkError('AZBK_PACK_GONE', `Pack ${missing}, which the new recovery point needs, is not in the vault.`);
   }
 
   /**
