@@ -245,18 +245,24 @@ class HttpSession implements VaultSession {
   }
 
   async putPoint(p: NewPointData): Promise<NewPoint> {
-    const { packs } = p;
-    if (!packs.every(isHex64)) throw new AzbkError('AZBK_BAD_INPUT', 'A pack id is 64 hex digits.');
-    await this.needsPrune();
-    const body = withPacks(p.manifest, packs);
-    const v = await this.api.upload('POST', `/v1/machines/${this.machineId}/points`, body, { [HEADER.keyId]: p.keyId, [HEADER.jobId]: p.jobId, [HEADER.packCount]: String(packs.length) });
+    const v = await this.uploadWithPacks('POST', `/v1/machines/${this.machineId}/points`, p.manifest, p.packs, { [HEADER.keyId]: p.keyId, [HEADER.jobId]: p.jobId });
     // A vault server of an earlier version expires nothing and says nothing of it.
     const expired = isObj(v) && v.expired === undefined ? [] : list(v, 'expired');
     if (!expired.every((id) => isStr(id) && POINT_ID.test(id))) throw bad('list of expired points');
     return { ...pointInfo(v, this.machineId), expired: expired as PointId[] };
   }
 
-  /** AZBK_VAULT_TOO_OLD for a server of an earlier version: it would store a pack list as part of the object before it. */
+  /**
+   * Uploads a point or checkpoint followed by the packs it names (see withPacks). AZBK_VAULT_TOO_OLD
+   * for a server of an earlier version, which would store the pack list as part of the object.
+   */
+  private async uploadWithPacks(method: 'PUT' | 'POST', path: string, data: Uint8Array, packs: readonly PackId[], extra: Record<string, string> = {}): Promise<unknown> {
+    if (!packs.every(isHex64)) throw new AzbkError('AZBK_BAD_INPUT', 'A pack id is 64 hex digits.');
+    await this.needsPrune();
+    return this.api.upload(method, path, withPacks(data, packs), { ...extra, [HEADER.packCount]: String(packs.length) });
+  }
+
+  /** AZBK_VAULT_TOO_OLD for a server of an earlier version (see uploadWithPacks). */
   private async needsPrune(): Promise<void> {
     if (this.#prunes === undefined) await this.listPrunedPacks();
     if (this.#prunes !== true) throw new AzbkError('AZBK_VAULT_TOO_OLD', 'The vault service runs an earlier version of azbk, which cannot take the backups of this one.');
@@ -317,11 +323,7 @@ class HttpSession implements VaultSession {
 
   async putCheckpoint(p: { jobId: string; seq: number; data: Uint8Array; packs?: readonly PackId[] }): Promise<CheckpointInfo> {
     if (!isHex32(p.jobId) || !Number.isInteger(p.seq) || p.seq < 1 || p.seq > 999_999) throw new AzbkError('AZBK_BAD_INPUT', 'Bad job id or checkpoint number.');
-    await this.needsPrune();
-    const packs = p.packs ?? [];
-    if (!packs.every(isHex64)) throw new AzbkError('AZBK_BAD_INPUT', 'A pack id is 64 hex digits.');
-    const body = withPacks(p.data, packs);
-    const info = checkpointInfo(await this.api.upload('PUT', `/v1/checkpoints/${p.jobId}/${p.seq}`, body, { [HEADER.packCount]: String(packs.length) }));
+    const info = checkpointInfo(await this.uploadWithPacks('PUT', `/v1/checkpoints/${p.jobId}/${p.seq}`, p.data, p.packs ?? []));
     if (info.jobId !== p.jobId || info.seq !== p.seq) throw bad('checkpoint');
     return info;
   }
