@@ -522,12 +522,12 @@ class BackupJob {
    * The packs of a tree a backup stored, as the cache has them, when the vault still has the tree
    * and prune has condemned none of them: the tree can then be reused as it is. Else undefined.
    */
-  private storedPacks(tree: BlobId): ReadonlySet<PackRef> | undefined {
+  private storedPacks(tree: BlobId): readonly PackId[] | undefined {
     if (!this.index.has('tree', tree)) return undefined;
     const packs = this.cache.getTreePacks(tree);
     // A tree in a pack prune condemned or deleted (which the index left out) is stored again.
     const gone = this.index.leftOut;
-    return packs === undefined || packs.some((p) => gone.has(p)) ? undefined : new Set(packs);
+    return packs === undefined || packs.some((p) => gone.has(p)) ? undefined : packs;
   }
 
   /** A folder as a backup stored it (a cache row with a fingerprint: nothing was skipped in it), or undefined when it cannot be reused (see storedPacks). */
@@ -535,7 +535,7 @@ class BackupJob {
     const packs = this.storedPacks(row.tree);
     if (packs === undefined) return undefined;
     const { tree, files, dirs, symlinks, bytes } = row;
-    return { tree, counts: { files, dirs, symlinks, bytes }, clean: true, packs };
+    return { tree, counts: { files, dirs, symlinks, bytes }, clean: true, packs: new Set(packs) };
   }
 
   /** lstat, or null (and listed as skipped) when the entry cannot be examined. */
