@@ -362,8 +362,9 @@ class Session implements VaultSession {
 
   async putPoint(p: NewPointData): Promise<NewPoint> {
     const packs = validPackList(p.packs);
-    await this.checkPacks(packs);
-    const point = await this.writePoint(p, packs);
+    const newest = (await this.listPoints(this.machineId)).at(-1);
+    await this.checkPacks(packs, newest);
+    const point = await this.writePoint(p, packs, newest);
     // A prune pass running now may have marked one of them gone before it saw this point (it
     // looks again for new points before it deletes, so one of the two sees the other): the point
     // is taken back, and the agent stores that data again. So it is when the check itself fails:
@@ -392,8 +393,7 @@ class Session implements VaultSession {
    * AZBK_PACK_GONE unless the vault holds every pack of `packs` that this machine's newest point
    * does not name (prune keeps those; a backup that changed little names few others).
    */
-  private async checkPacks(packs: readonly PackId[]): Promise<void> {
-    const newest = (await this.listPoints(this.machineId)).at(-1);
+  private async checkPacks(packs: readonly PackId[], newest: PointInfo | undefined): Promise<void> {
     const data = newest === undefined ? null : await this.store.get(layout.point(this.machineId, newest.id));
     const known = new Set(data === null ? [] : (packsOfRecord(data) ?? []));
     const rest = packs.filter((id) => !known.has(id));
@@ -428,12 +428,12 @@ class Session implements VaultSession {
     return retentionState(this.store, machine, this.now());
   }
 
-  private async writePoint(p: NewPointData, packs: readonly PackId[]): Promise<PointInfo> {
+  /** Writes the point; `newest` is this machine's newest point before it, if any. */
+  private async writePoint(p: NewPointData, packs: readonly PackId[], newest: PointInfo | undefined): Promise<PointInfo> {
     if (!isHex32(p.keyId) || !JOB_ID.test(p.jobId)) throw new AzbkError('AZBK_BAD_INPUT', 'Bad key or job id.');
     if (p.manifest.length > MAX_OBJECT) throw new AzbkError('AZBK_BAD_INPUT', 'The manifest is too large.');
     // A retry after a lost reply must not make a second point: one job writes one point, so when
     // this machine's newest point has the same job and manifest, that is the point asked for.
-    const newest = (await this.listPoints(this.machineId)).at(-1);
     if (newest !== undefined) {
       // A damaged newest point must not block new ones.
       const r = await this.readPoint(this.machineId, newest.id).catch(() => null);
