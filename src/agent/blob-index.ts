@@ -199,11 +199,12 @@ export class BlobIndex {
    * compact binary form and not read from the vault again (index files never change once written).
    * The blobs of packs the vault no longer holds (gone, or found missing: see the cache) are left
    * out, and with `forBackup` those of packs prune condemned too (a backup must not count on
-   * them): a blob stored again elsewhere is then found where it is, not where it was.
+   * them), and those of `leaveOut`: a blob stored again elsewhere is then found where it is, not
+   * where it was.
    */
-  static async load(session: VaultSession, keys: VaultKeys, cache?: IndexCache, opts: { forBackup?: boolean } = {}): Promise<BlobIndex> {
+  static async load(session: VaultSession, keys: VaultKeys, cache?: IndexCache, opts: { forBackup?: boolean; leaveOut?: Iterable<PackId> } = {}): Promise<BlobIndex> {
     const [names, pruned] = await Promise.all([session.listIndex(), session.listPrunedPacks({ forBackup: opts.forBackup === true })]);
-    const skip = new Set([...(opts.forBackup === true ? pruned.condemned : []), ...pruned.gone, ...(cache?.getMissingPacks?.() ?? [])]);
+    const skip = new Set([...(opts.forBackup === true ? pruned.condemned : []), ...pruned.gone, ...(cache?.getMissingPacks?.() ?? []), ...(opts.leaveOut ?? [])]);
     const skipSum = sumOf(skip);
     // The snapshot, when it left out the same packs and every index file it covers is still in the vault (none is ever changed).
     const listed = new Set(names);

@@ -83,6 +83,10 @@ const READERS = 4;
 export interface DataResult {
   readonly files: number;
   readonly bytes: number;
+  /** packs the index names that the vault does not hold (asked once a read of one failed) */
+  readonly missing: ReadonlySet<PackId>;
+  /** the files that failed because a pack they need is missing (see `missing`) */
+  readonly lost: readonly FilePlan[];
 }
 
 /** The path of temporary file number `n` (names start with `prefix`) in the folder `dir`. */
@@ -99,7 +103,9 @@ export function destOf(f: FilePlan): string {
  * Writes the content of `files` into their temporary files (none may exist yet; `tmpPrefix`
  * starts their names) through the workers of `pool`, and renames each into place when complete,
  * with its mode and time; a failed file's temporary file is removed and its error set. Closes
- * `pool` (its workers stop before any temporary file is removed).
+ * `pool` (its workers stop before any temporary file is removed). A read that fails because the
+ * vault does not hold the pack at all is told apart (see DataResult): those files may have a copy
+ * of their data in another pack.
  */
 export async function restoreData(
   session: VaultSession,
@@ -111,6 +117,8 @@ export async function restoreData(
   const tmpOf = (f: FilePlan) => tempPath(f.dir, opts.tmpPrefix, f.tmp);
   const byPack = new Map<PackId, Map<BlobId, Wanted>>();
   let done = { files: 0, bytes: 0 };
+  const missing = new Set<PackId>();
+  const lost = new Set<FilePlan>();
   const completed = (f: FilePlan) => {
     done = { files: done.files + 1, bytes: done.bytes + f.size };
     opts.onFile?.(f);
@@ -217,7 +225,7 @@ export async function restoreData(
       }
     }
   }
-  return done;
+  return { ...done, missing, lost: [...lost].filter((f) => f.error !== null) };
 
   async function restoreRange(range: Range): Promise<void> {
     let data: Buffer;
@@ -227,10 +235,13 @@ export async function restoreData(
     } catch (err) {
       if (room !== undefined) pool.giveBack(room.buffer as ArrayBuffer);
       if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT') && !isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')) throw err;
+      const gone = isAzbkError(err, 'AZBK_VAULT_CORRUPT') && (await packMissing(session, range.pack));
+      if (gone) missing.add(range.pack);
       for (const w of range.blobs) {
         eachTarget(w, (file) => {
           if (file.owner === range) file.owner = undefined; // the range may go
           failFile(file, err.message);
+          if (gone) lost.add(file);
           handled(file, 1);
         });
       }
@@ -290,6 +301,14 @@ export async function restoreData(
       } else handled(f, counts[i]!);
     }
   }
+}
+
+/** True when the vault says it does not hold `pack` (not when it cannot say). */
+export async function packMissing(session: VaultSession, pack: PackId): Promise<boolean> {
+  return session.statPack(pack).then(
+    (size) => size === null,
+    () => false,
+  );
 }
 
 /** A file whose chunks all lie in one range is owned by it; one in several ranges gets null. */

@@ -2,7 +2,8 @@
  * Restoring a recovery point, whole or in part. Each file is written under a temporary name in
  * its destination folder and renamed into place once complete and checked, so a failure never
  * leaves a half-written file under a real name. A damaged blob or listing fails only the files it
- * belongs to; everything else is still restored.
+ * belongs to; everything else is still restored. A pack the vault lost is left out of the index,
+ * and what it held is read where a later backup stored it again, if one did.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -15,12 +16,12 @@ import { AzbkError, errorRegistry, isAzbkError } from '../shared/errors.js';
 import { errnoCode } from '../shared/files.js';
 import type { PointInfo } from '../vault/api.js';
 import { BlobIndex } from './blob-index.js';
-import { FileCache } from './file-cache.js';
+import { FileCache, recordMissingPacks } from './file-cache.js';
 import type { AgentContext } from './context.js';
 import { childPath, displayPath, restoreLocation, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
 import { RestorePool } from './pipeline/restore-pool.js';
-import { destOf, readRanges, restoreData, tempPath, type FilePlan } from './restore-data.js';
+import { destOf, packMissing, readRanges, restoreData, tempPath, type FilePlan } from './restore-data.js';
 import { openTemp, settle, settleDir, toTime, why, writeAll } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
 import type { PassphraseInput } from './passphrase.js';
@@ -53,6 +54,8 @@ export interface RestoreResult {
   /** existing items left alone (skip) or kept beside a restored copy (copy) */
   readonly conflicts: readonly { path: string; action: 'skipped' | 'copied'; restoredAs?: string }[];
   readonly failed: readonly SkippedItem[];
+  /** packs the vault's index names that it no longer holds, found by this restore */
+  readonly missingPacks: readonly PackId[];
 }
 
 interface Selected {
@@ -90,7 +93,7 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
   const families = await keysFor(ctx, machine.id, machine.id === ctx.registration.machineId ? undefined : o.passphrase);
   const info = pickPoint(await ctx.session.listPoints(machine.id), o.point);
   const { manifest, keys } = await openPoint(ctx, families, info);
-  const index = await loadIndex(ctx, keys);
+  const index = await loadIndex(ctx, keys, []);
   const job = new RestoreJob(ctx, keys, index, o);
   // Everything asked for is found before anything is written.
   const selected = await job.select(manifest);
@@ -100,28 +103,30 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
   } finally {
     await lock.release();
   }
-  return { point: info, machineName: machine.name, target: o.target, restored: job.restored, conflicts: job.conflicts, failed: job.failed };
+  return { point: info, machineName: machine.name, target: o.target, restored: job.restored, conflicts: job.conflicts, failed: job.failed, missingPacks: [...job.missing].sort() };
 }
 
 /**
  * The vault's index, through the local cache of the key family's index files (the backups made
  * here fill it); without the cache when it cannot be opened: a restore must not depend on it.
+ * The blobs of the packs in `missing` are left out.
  */
-async function loadIndex(ctx: AgentContext, keys: VaultKeys): Promise<BlobIndex> {
+async function loadIndex(ctx: AgentContext, keys: VaultKeys, missing: readonly PackId[]): Promise<BlobIndex> {
   let cache: FileCache | undefined;
   try {
     cache = FileCache.forVault(ctx.paths.home, ctx.registration.vaultId, keys.keyId);
   } catch {
     cache = undefined;
   }
-  if (cache === undefined) return BlobIndex.load(ctx.session, keys);
+  const opts = { leaveOut: missing };
+  if (cache === undefined) return BlobIndex.load(ctx.session, keys, undefined, opts);
   try {
-    const index = await BlobIndex.load(ctx.session, keys, cache);
+    const index = await BlobIndex.load(ctx.session, keys, cache, opts);
     index.saveSnapshot(cache); // the next command loads it as it is
     return index;
   } catch (err) {
     if (isAzbkError(err)) throw err;
-    return BlobIndex.load(ctx.session, keys); // the cache failed (read-only, damaged)
+    return BlobIndex.load(ctx.session, keys, undefined, opts); // the cache failed (read-only, damaged)
   } finally {
     try {
       cache.close();
@@ -135,7 +140,11 @@ class RestoreJob {
   readonly restored = { files: 0, dirs: 0, symlinks: 0, bytes: 0 };
   readonly conflicts: { path: string; action: 'skipped' | 'copied'; restoredAs?: string }[] = [];
   readonly failed: SkippedItem[] = [];
+  /** packs the index names that the vault does not hold (see leaveOut) */
+  readonly missing = new Set<PackId>();
   private readonly trees = new Map<string, Tree>();
+  /** the point's root listing (see select) */
+  private root: BlobId | null = null;
   /** temporary names: `.azbk-restore-<job>-<n>`, unique per job without a random draw per file */
   private readonly tmpPrefix = `.azbk-restore-${randomBytes(6).toString('hex')}-`;
   private tmpCount = 0;
@@ -146,17 +155,42 @@ class RestoreJob {
   constructor(
     private readonly ctx: AgentContext,
     private readonly keys: VaultKeys,
-    private readonly index: BlobIndex,
+    private index: BlobIndex,
     private readonly o: RestoreOptions,
   ) {}
 
   private async blob(type: 'data' | 'tree', id: BlobId): Promise<Buffer> {
-    const loc = this.index.get(type, id);
+    let loc = this.index.get(type, id);
     if (loc === undefined) {
       throw new AzbkError('AZBK_VAULT_CORRUPT', `blob ${id.slice(0, 12)} is missing from the vault`);
     }
-    const sealed = await this.ctx.session.readPack(loc.pack, loc.entry.offset, loc.entry.length);
+    let sealed: Buffer;
+    try {
+      sealed = await this.ctx.session.readPack(loc.pack, loc.entry.offset, loc.entry.length);
+    } catch (err) {
+      // A pack the vault lost: the blob may have been stored again since, in another pack.
+      if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT') || !(await packMissing(this.ctx.session, loc.pack))) throw err;
+      await this.leaveOut([loc.pack]);
+      loc = this.index.get(type, id);
+      if (loc === undefined) throw err;
+      sealed = await this.ctx.session.readPack(loc.pack, loc.entry.offset, loc.entry.length);
+    }
     return decodeBlob(this.keys, type, id, sealed);
+  }
+
+  /**
+   * The vault does not hold these packs although its index names them: loads the index again
+   * without them, so a blob stored again since is found where it is now. This machine's cache
+   * remembers them too, so its next backup stores their data again instead of counting on it.
+   */
+  private async leaveOut(packs: readonly PackId[]): Promise<void> {
+    for (const p of packs) this.missing.add(p);
+    try {
+      recordMissingPacks(this.ctx.paths.home, this.ctx.registration.vaultId, this.keys.keyId, packs);
+    } catch {
+      // only saves the next backup a failure: the index below leaves them out all the same
+    }
+    this.index = await loadIndex(this.ctx, this.keys, [...this.missing]);
   }
 
   private async tree(id: BlobId): Promise<Tree> {
@@ -171,6 +205,7 @@ class RestoreJob {
 
   /** Resolves the paths to restore to tree nodes; AZBK_PATH_NOT_FOUND for a path not in the point. */
   async select(m: PointManifest): Promise<Selected[]> {
+    this.root = m.tree;
     const wanted = this.o.paths.length > 0 ? this.o.paths.map((p) => toSegments(p)) : m.paths.map((p) => [...p]);
     const out: Selected[] = [];
     for (const segs of wanted) {
@@ -270,9 +305,14 @@ class RestoreJob {
       // Planned: the file plans hold what they need of the listings, which can go.
       this.trees.clear();
       this.linkLeaders.clear();
-      const r = await restoreData(this.ctx.session, this.index, files, pool, { tmpPrefix: this.tmpPrefix, onFile: (f) => this.o.onEvent?.({ type: 'file', path: destOf(f), size: f.size }) });
+      let r = await restoreData(this.ctx.session, this.index, files, pool, this.dataOptions());
       this.restored.files += r.files;
       this.restored.bytes += r.bytes;
+      // Files that failed for a pack the vault lost, again without it, while that finds more lost packs.
+      while (r.lost.length > 0 && [...r.missing].some((p) => !this.missing.has(p))) {
+        await this.leaveOut([...r.missing]);
+        r = await this.restoreLost(r.lost);
+      }
       while (this.links.length > 0) this.link(this.links.shift()!);
     } finally {
       // Links not made because the data phase stopped are listed with the rest.
@@ -289,6 +329,43 @@ class RestoreJob {
         }
       }
     }
+  }
+
+  private dataOptions(): { tmpPrefix: string; onFile: (f: FilePlan) => void } {
+    return { tmpPrefix: this.tmpPrefix, onFile: (f) => this.o.onEvent?.({ type: 'file', path: destOf(f), size: f.size }) };
+  }
+
+  /**
+   * Restores again the files `lost` (failed for a pack the vault lost, each now without a file of
+   * its own at its destination) whose chunks the index now finds elsewhere. A file restored gets
+   * its error cleared; one that fails again gets the new error.
+   */
+  private async restoreLost(lost: readonly FilePlan[]): Promise<Awaited<ReturnType<typeof restoreData>>> {
+    const again: [FilePlan, FilePlan][] = [];
+    for (const f of lost) {
+      const node = await this.fileAt([...f.folder, f.name]).catch(() => undefined);
+      if (node === undefined || !node.content.every((id) => this.index.has('data', id))) continue;
+      const g: FilePlan = { folder: f.folder, dir: f.dir, tmp: this.tmpCount++, name: f.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null };
+      again.push([f, f.renamed === undefined ? g : { ...g, renamed: f.renamed }]);
+    }
+    if (again.length === 0) return { files: 0, bytes: 0, missing: new Set(), lost: [] };
+    const r = await restoreData(this.ctx.session, this.index, again.map(([, g]) => g), new RestorePool(this.keys.master), this.dataOptions());
+    for (const [f, g] of again) f.error = g.error;
+    this.restored.files += r.files;
+    this.restored.bytes += r.bytes;
+    return r;
+  }
+
+  /** The file at `segs` (original path segments) in the point. */
+  private async fileAt(segs: readonly string[]): Promise<FileNode | undefined> {
+    let tree = await this.tree(this.root!);
+    for (let i = 0; i < segs.length; i++) {
+      const node = tree.nodes.find((n) => n.name === segs[i]);
+      if (i === segs.length - 1) return node?.type === 'file' ? node : undefined;
+      if (node?.type !== 'dir') return undefined;
+      tree = await this.tree(node.subtree);
+    }
+    return undefined;
   }
 
   private fail(segs: readonly string[], err: unknown): void {

@@ -110,7 +110,7 @@ describe('prune', () => {
     expectExit(await m.run(['restore', '--point', 'latest', '--target', path.join(root, 'out')]), 0);
   });
 
-  it('after verify finds a pack lost, the next backup stores what was in it again, and every point is whole here', async (ctx) => {
+  it('after verify finds a pack lost, the next backup stores what was in it again, and every point is whole, here and on another machine', async (ctx) => {
     const root = await tempDir(ctx);
     const m = await setupMachine(root);
     const src = path.join(root, 'src');
@@ -138,5 +138,16 @@ describe('prune', () => {
     }
     // Nothing is read again: only the listings above the source, whose folders' times changed, are new.
     expect((await backup(m, [src])).stats.newBytes).toBeLessThan(64 * 1024);
+
+    // Another machine knows nothing of the lost pack. Whichever index file it reads last, every
+    // point restores whole; one that looked in the lost pack says so.
+    const other = await setupMachine(root, { name: 'B', vault: m.vault });
+    for (const p of [first.point.id, second.point.id]) {
+      const out = path.join(root, `other-${p}`);
+      const r = await other.run(['restore', '--point', p, '--machine', m.name, '--passphrase-file', other.passphraseFile, '--target', out, '--json']);
+      expectExit(r, 0);
+      expect(parseJson(r).missingPacks.length).toBeLessThanOrEqual(1);
+      await expectSameTree(src, path.join(out, src));
+    }
   });
 });

@@ -1,0 +1,101 @@
+/**
+ * A pack the vault lost, whose data a later backup stored again: a restore on a machine that does
+ * not know the pack is lost (a fresh one, after a disaster) still brings every file back,
+ * whichever of the two index files naming that data it reads last, and remembers the pack as
+ * missing so its own next backup does not count on it. Without a copy elsewhere, the files that
+ * need the pack fail and the rest is restored.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runBackup } from '../../src/agent/backup.js';
+import type { AgentContext } from '../../src/agent/context.js';
+import { missingPacks, recordMissingPacks } from '../../src/agent/file-cache.js';
+import { runRestore } from '../../src/agent/restore.js';
+import type { PackId } from '../../src/core/ids.js';
+import type { VaultSession } from '../../src/vault/api.js';
+import { layout } from '../../src/vault/layout.js';
+import { expectSameTree, writeRandomFile } from '../helpers/fs-tree.js';
+import { createMachine, type TestMachine } from '../helpers/machine.js';
+
+const MiB = 1024 * 1024;
+
+/**
+ * Deletes a pack as a disk can lose it: the biggest (a data pack, when a big file was backed up)
+ * or the smallest (the folder listings' own, when the files are big).
+ */
+async function losePack(m: TestMachine, which: 'biggest' | 'smallest'): Promise<PackId> {
+  const packs: { pack: PackId; size: number }[] = [];
+  for await (const key of m.base.list('packs/')) packs.push({ pack: path.posix.basename(key) as PackId, size: (await m.base.stat(key))!.size });
+  packs.sort((a, b) => (which === 'biggest' ? b.size - a.size : a.size - b.size));
+  await m.base.delete(layout.pack(packs[0]!.pack));
+  return packs[0]!.pack;
+}
+
+/** The context of a machine that has forgotten what it knew of the vault, listing index files in the order `order` gives. */
+async function forgetful(m: TestMachine, order: (names: string[]) => string[]): Promise<AgentContext> {
+  await fs.rm(path.join(m.ctx.paths.home, 'cache'), { recursive: true, force: true });
+  const session = new Proxy(m.ctx.session, {
+    get(target, prop) {
+      if (prop === 'listIndex') return async () => order(await target.listIndex());
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  }) as VaultSession;
+  return { ...m.ctx, session };
+}
+
+const remembered = (m: TestMachine) => missingPacks(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId);
+
+describe('a restore and a pack the vault lost', () => {
+  it.each([
+    ['chunks', 'biggest', 'last', true],
+    ['chunks', 'biggest', 'first', false],
+    ['listings', 'smallest', 'last', true],
+  ] as const)('restores every file from the %s stored again when the lost pack (the %s) is read %s', async (_, which, __, lostLast) => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await writeRandomFile(path.join(src, 'a.bin'), 20 * MiB);
+    await fs.writeFile(path.join(src, 'b.txt'), 'small\n');
+    const first = await runBackup(m.ctx, { include: [src] });
+    const before = new Set(await m.ctx.session.listIndex());
+    const pack = await losePack(m, which);
+    // What verify does when it finds the pack missing: this machine's next backup stores its data again.
+    recordMissingPacks(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId, [pack]);
+    const second = await runBackup(m.ctx, { include: [src] });
+    if (which === 'biggest') expect(second.stats.newBytes).toBeGreaterThanOrEqual(8 * MiB);
+
+    // Read last, the index file of the lost pack puts its blobs there; read first, the later one wins.
+    const ctx = await forgetful(m, (names) => {
+      const older = names.filter((n) => before.has(n));
+      const newer = names.filter((n) => !before.has(n));
+      return lostLast ? [...newer, ...older] : [...older, ...newer];
+    });
+    for (const point of [first.point, second.point]) {
+      const target = path.join(m.dir, `out-${point.id}`);
+      const r = await runRestore(ctx, { point: point.id, target, paths: [], conflict: 'skip' });
+      expect(r.failed).toEqual([]);
+      expect(r.missingPacks).toEqual(lostLast && point === first.point ? [pack] : []);
+      await expectSameTree(src, path.join(target, src));
+    }
+    expect(remembered(m)).toEqual(lostLast ? [pack] : []);
+  });
+
+  it('without a copy elsewhere, fails the files that need the lost pack and restores the rest', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await writeRandomFile(path.join(src, 'a.bin'), 20 * MiB);
+    await fs.writeFile(path.join(src, 'b.txt'), 'small\n');
+    const { point } = await runBackup(m.ctx, { include: [src] });
+    const pack = await losePack(m, 'biggest');
+
+    const target = path.join(m.dir, 'out');
+    const r = await runRestore(await forgetful(m, (names) => names), { point: point.id, target, paths: [], conflict: 'skip' });
+    expect(r.missingPacks).toEqual([pack]);
+    expect(r.failed).toEqual([{ path: path.join(src, 'a.bin'), reason: `Pack ${pack} is missing from the vault.` }]);
+    expect(await fs.readFile(path.join(target, src, 'b.txt'), 'utf8')).toBe('small\n');
+    // Nothing half-written is left under the file's name, nor any temporary file.
+    expect((await fs.readdir(path.join(target, src))).sort()).toEqual(['b.txt']);
+    expect(remembered(m)).toEqual([pack]);
+  });
+});
