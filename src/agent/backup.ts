@@ -38,6 +38,8 @@ import { NOT_REGULAR, type FileStat, type SealedChunk } from './pipeline/protoco
 export type BackupEvent =
   | { readonly type: 'start'; readonly jobId: string; readonly paths: readonly string[]; readonly resumed: ResumedFrom | null }
   | { readonly type: 'checkpoint'; readonly seq: number; readonly final: boolean }
+  /** the vault refused the point, as packs it names are gone or missing: the job runs once more without them */
+  | { readonly type: 'retry' }
   | { readonly type: 'file'; readonly path: string; readonly size: number }
   | { readonly type: 'skipped'; readonly path: string; readonly reason: string };
 
@@ -108,6 +110,7 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
           const missing = await job.missingPacks().catch(() => null);
           if (missing !== null) {
             cache.addMissingPacks(missing);
+            opts.onEvent?.({ type: 'retry' });
             continue;
           }
         }

@@ -119,8 +119,10 @@ describe('the packs a point names', () => {
         };
       },
     });
-    const res = await runBackup({ ...m.ctx, session }, { include: [src] });
+    const events: unknown[] = [];
+    const res = await runBackup({ ...m.ctx, session }, { include: [src], onEvent: (e) => e.type === 'retry' && events.push(e) });
     expect(doomed).toBeDefined();
+    expect(events).toEqual([{ type: 'retry' }]);
     expect(await m.ctx.session.listPoints(m.ctx.registration.machineId)).toEqual([{ id: res.point.id, machineId: res.point.machineId, time: res.point.time }]);
     const packs = await named(m, res.point);
     expect(packs).not.toContain(doomed);

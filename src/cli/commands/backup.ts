@@ -103,6 +103,7 @@ export function backupCommand(program: Command): void {
             onEvent: (e) => {
               if (e.type === 'start' && e.resumed) out.line(`Continuing job ${e.resumed.jobId} from checkpoint ${e.resumed.seq} (${e.resumed.time}).`);
               if (e.type === 'checkpoint') log.info({ seq: e.seq, final: e.final }, 'checkpoint saved');
+              if (e.type === 'retry') out.line('The vault refused the recovery point: data it counted on was pruned while the backup ran, or lost. Backing up once more, storing that data again.');
             },
           });
           const status = r.skipped.length > 0 ? 'partial' : 'ok';
