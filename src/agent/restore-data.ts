@@ -10,7 +10,8 @@ import type { BlobId, PackId } from '../core/ids.js';
 import { isAzbkError } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
 import type { BlobIndex } from './blob-index.js';
-import { RANGE_ROOM, type RestorePool } from './pipeline/restore-pool.js';
+import { RANGE_ROOM } from './pipeline/range-pool.js';
+import type { RestorePool } from './pipeline/restore-pool.js';
 import { childPath } from './fspath.js';
 import { extendTo, openTemp, removeTemp, settle, why } from './restore-files.js';
 
@@ -288,7 +289,7 @@ export async function restoreData(
     const inRoom = room !== undefined && data.buffer === room.buffer;
     if (room !== undefined && (!inRoom || work.ids.length === 0)) pool.giveBack(room.buffer as ArrayBuffer);
     if (work.ids.length === 0) return;
-    const errors = await pool.run(range.pack, data, { ...work, layout: new Float64Array(work.layout), modes: new Int32Array(work.modes), owns: new Uint8Array(work.owns) }, inRoom);
+    const errors = await pool.run(data, { ...work, pack: range.pack, layout: new Float64Array(work.layout), modes: new Int32Array(work.modes), owns: new Uint8Array(work.owns) }, inRoom);
     for (let i = 0; i < taskFiles.length; i++) {
       const f = taskFiles[i]!;
       const error = errors[i] ?? null;

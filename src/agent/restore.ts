@@ -20,7 +20,7 @@ import { FileCache, recordMissingPacks } from './file-cache.js';
 import type { AgentContext } from './context.js';
 import { childPath, displayPath, restoreLocation, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
-import { RestorePool } from './pipeline/restore-pool.js';
+import { restorePool } from './pipeline/restore-pool.js';
 import { destOf, packMissing, readRanges, restoreData, tempPath, type FilePlan } from './restore-data.js';
 import { openTemp, settle, settleDir, toTime, why, writeAll } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
@@ -286,7 +286,7 @@ class RestoreJob {
   /** Creates folders and links, lists the files, then writes their data. */
   async restoreAll(selected: readonly Selected[]): Promise<void> {
     // The workers start while this thread reads listings and plans (the data phase closes them).
-    const pool = new RestorePool(this.keys.master);
+    const pool = restorePool(this.keys.master);
     const files: FilePlan[] = [];
     const dirs: PlannedDir[] = [];
     try {
@@ -349,7 +349,7 @@ class RestoreJob {
       again.push([f, f.renamed === undefined ? g : { ...g, renamed: f.renamed }]);
     }
     if (again.length === 0) return { files: 0, bytes: 0, missing: new Set(), lost: [] };
-    const r = await restoreData(this.ctx.session, this.index, again.map(([, g]) => g), new RestorePool(this.keys.master), this.dataOptions());
+    const r = await restoreData(this.ctx.session, this.index, again.map(([, g]) => g), restorePool(this.keys.master), this.dataOptions());
     for (const [f, g] of again) f.error = g.error;
     this.restored.files += r.files;
     this.restored.bytes += r.bytes;

@@ -3,16 +3,16 @@
  * its id) and writes it into its files; finishes the files the range owns (see restore-pool.ts).
  */
 import fs from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
 import { decodeBlob } from '../../core/blob.js';
 import { DEFAULT_CHUNKER } from '../../core/chunker.js';
 import type { BlobId } from '../../core/ids.js';
-import { deriveKeys } from '../../core/keys.js';
 import { isAzbkError } from '../../shared/errors.js';
 import { extendTo, isHole, openTemp, removeTemp, settle, why, writeAll } from '../restore-files.js';
-import type { RangeResult, RangeTask } from './restore-pool.js';
+import type { RangeTask } from './range-pool.js';
+import { serveRanges, workerKeys } from './range-worker.js';
+import type { RangeErrors, RangeWork } from './restore-pool.js';
 
-const keys = deriveKeys(Buffer.from((workerData as { master: Uint8Array }).master));
+const keys = workerKeys();
 /** Where chunks are decompressed: each is written out before the next is opened (as large as the chunker's default largest chunk). */
 let scratch: Buffer | undefined;
 
@@ -28,8 +28,7 @@ interface Files {
   readonly errors: (string | null)[];
 }
 
-function run(t: RangeTask): RangeResult {
-  const data = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+function run(t: RangeTask<RangeWork>, data: Buffer): RangeErrors {
   const n = t.tmps.length;
   const files: Files = { left: new Int32Array(n), fds: new Int32Array(n).fill(-1), created: new Uint8Array(n), holeEnd: new Float64Array(n), errors: new Array<string | null>(n).fill(null) };
   const { layout } = t;
@@ -76,11 +75,11 @@ function run(t: RangeTask): RangeResult {
   } finally {
     for (const fd of files.fds) if (fd !== -1) closeQuietly(fd);
   }
-  return { taskId: t.taskId, errors: files.errors };
+  return files.errors;
 }
 
 /** The range has no more chunks for file `i`: close it; an owned file is finished or removed. */
-function done(t: RangeTask, i: number, files: Files): void {
+function done(t: RangeTask<RangeWork>, i: number, files: Files): void {
   const own = t.owns[i] === 1;
   const fd = files.fds[i]!;
   if (fd !== -1) {
@@ -119,8 +118,4 @@ function closeQuietly(fd: number): void {
   }
 }
 
-parentPort!.on('message', (t: RangeTask) => {
-  const r = run(t);
-  if (!t.room) parentPort!.postMessage(r);
-  else parentPort!.postMessage({ taskId: r.taskId, errors: r.errors, room: t.data.buffer as ArrayBuffer } satisfies RangeResult, [t.data.buffer as ArrayBuffer]);
-});
+serveRanges(run);
