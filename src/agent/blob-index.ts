@@ -64,6 +64,19 @@ export class BlobIndex {
     return this.rowOf(type, id) >= 0;
   }
 
+  /**
+   * The row of a blob: a number below `size` that stays its own while the index lives (a blob
+   * added again keeps its row), for keeping a bit or a number per blob; -1 when not indexed.
+   */
+  row(type: BlobType, id: BlobId): number {
+    return this.rowOf(type, id);
+  }
+
+  /** The id, pack and place of the blob in `row` (see row). */
+  at(row: number): { readonly id: BlobId; readonly pack: PackId; readonly offset: number; readonly length: number } {
+    return { id: this.ids.toString('hex', row * ID_BYTES, (row + 1) * ID_BYTES) as BlobId, pack: this.packIds[this.pack[row]!]!, offset: this.offset[row]!, length: this.length[row]! };
+  }
+
   /** The pack holding a blob, or undefined (as `get(...).pack`, without making a location). */
   packOf(type: BlobType, id: BlobId): PackId | undefined {
     const row = this.rowOf(type, id);

@@ -21,6 +21,9 @@ import { BlobIndex } from './blob-index.js';
 import { openCheckpoint } from './checkpoint.js';
 import { fromSegments } from './fspath.js';
 import { openManifest } from './manifest.js';
+import { checkPool } from './pipeline/check-pool.js';
+import { RANGE_ROOM } from './pipeline/range-pool.js';
+import { readRanges } from './restore-data.js';
 
 export interface VerifyProblem {
   /** `<point id>:<path>`, `<checkpoint name>:<path>`, a bare point id or checkpoint name, or `index <name>` */
@@ -57,37 +60,23 @@ function rethrowIfUnreachable(err: unknown): void {
 
 const why = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
-/** The most a read of chunks reads ahead. */
-const MAX_READ_AHEAD = 8 * 1024 * 1024;
+/** Chunks of a pack at most this far apart are read together (the bytes between are read too). */
+const MAX_GAP = 1024 * 1024;
+/** ranges read at a time */
+const READERS = 4;
+/** Folder listings read by the first of two sweeps are kept for the second up to this many bytes. */
+const TREE_CACHE_BYTES = 64 * 1024 * 1024;
 
-/**
- * Reads chunks of packs with adaptive read-ahead: a read that starts in or at the end of what the
- * last one read doubles how far the next one reads ahead (up to MAX_READ_AHEAD), and what was read
- * ahead serves the reads that fall in it; any other read starts over at its own length. A walk
- * meets most chunks in the order a backup wrote them, so a pack is read in a few large reads, not
- * one per chunk; in any other order it reads at most about twice what it needs.
- */
-function packReader(session: VaultSession): (pack: PackId, offset: number, length: number, size: number) => Promise<Buffer> {
-  let window: { pack: PackId; start: number; data: Buffer } | null = null;
-  let ahead = 0;
-  return async (pack, offset, length, size) => {
-    const w = window;
-    if (w !== null && w.pack === pack && offset >= w.start && offset + length <= w.start + w.data.length) {
-      return w.data.subarray(offset - w.start, offset - w.start + length);
-    }
-    // Past the window, or across its end: the reads go on through the pack.
-    const sequential = w !== null && w.pack === pack && offset >= w.start && offset <= w.start + w.data.length;
-    ahead = sequential ? Math.min(Math.max(ahead * 2, length), MAX_READ_AHEAD) : 0;
-    const read = Math.min(Math.max(length, ahead), size - offset);
-    const data = await session.readPack(pack, offset, read);
-    window = { pack, start: offset, data };
-    return data.subarray(0, length);
-  };
-}
+/** The size of a pack (null: the vault does not hold it), asked once per pack. */
+type PackSizes = (pack: PackId) => Promise<number | null>;
 
 /**
  * Checks the vault for `keys`' family; see the module comment. Inconsistencies are reported, not
  * thrown; it throws when the vault cannot be reached or listed.
+ *
+ * With `readData`, a first sweep through the points and checkpoints notes every chunk they use
+ * (a bit per indexed blob), those chunks are read pack by pack in ranges and checked on every
+ * core, and the sweep that reports then finds what that check said of each file's chunks.
  */
 export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: { readData?: boolean; missing?: readonly PackId[] } = {}): Promise<VerifyReport> {
   const problems: VerifyProblem[] = [];
@@ -112,13 +101,61 @@ export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: 
   }
 
   const packSizes = new Map<PackId, number | null>();
+  const sizeOf: PackSizes = async (pack) => {
+    if (!packSizes.has(pack)) packSizes.set(pack, await session.statPack(pack));
+    return packSizes.get(pack) ?? null;
+  };
+  const trees = new TreeCache();
+  let damaged: ReadonlyMap<BlobId, string> | undefined;
+  if (opts.readData === true) {
+    const used = new Uint8Array(index.size);
+    await sweep(session, keys, index, sizeOf, trees, { used });
+    damaged = await checkChunks(session, keys, index, used);
+  }
+  const r = await sweep(session, keys, index, sizeOf, trees, damaged === undefined ? {} : { damaged });
+  const orphanPacks = [...indexedPacks].filter((p) => !r.usedPacks.has(p)).length;
+  const missingPacks = [...packSizes].filter(([, size]) => size === null).map(([p]) => p).sort();
+  return { points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.usedPacks.size, orphanPacks, missingPacks, problems: [...problems, ...r.problems] };
+}
+
+/** Plaintext folder listings read by one sweep, for the next, up to TREE_CACHE_BYTES in all. */
+class TreeCache {
+  private readonly trees = new Map<BlobId, Buffer>();
+  private bytes = 0;
+
+  get(id: BlobId): Buffer | undefined {
+    return this.trees.get(id);
+  }
+
+  keep(id: BlobId, plain: Buffer): void {
+    if (this.bytes + plain.length > TREE_CACHE_BYTES || this.trees.has(id)) return;
+    this.trees.set(id, plain);
+    this.bytes += plain.length;
+  }
+}
+
+/**
+ * One sweep through every point and checkpoint of the family: the trees are read (and kept in
+ * `trees` while there is room), and each file's chunks are looked up. With `used`, a chunk found
+ * in a pack the vault holds sets its row's byte, and the chunk is not read; with `damaged`, a
+ * chunk's problem, if any, is what the check of the data found. Problems are reported as in the
+ * module comment.
+ */
+async function sweep(
+  session: VaultSession,
+  keys: VaultKeys,
+  index: BlobIndex,
+  sizeOf: PackSizes,
+  trees: TreeCache,
+  o: { used?: Uint8Array; damaged?: ReadonlyMap<BlobId, string> },
+): Promise<{ points: number; checkpoints: number; trees: number; blobs: number; usedPacks: ReadonlySet<PackId>; problems: VerifyProblem[] }> {
+  const problems: VerifyProblem[] = [];
   /** `type:id` -> null when the blob is fine, else what is wrong with it */
-  const readData = packReader(session);
   const checked = new Map<string, string | null>();
   const walked = new Set<BlobId>();
   const usedPacks = new Set<PackId>();
 
-  /** Checks one blob once; returns its plaintext when it was read (trees, or data with readData). */
+  /** Checks one blob once; returns its plaintext when it was read (trees). */
   const checkBlob = async (type: 'data' | 'tree', id: BlobId): Promise<{ problem: string | null; plain?: Buffer }> => {
     const key = `${type}:${id}`;
     const seen = checked.get(key);
@@ -129,20 +166,20 @@ export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: 
     if (loc === undefined) problem = `${type} blob ${id.slice(0, 12)} is not in the index`;
     else {
       usedPacks.add(loc.pack);
-      if (!packSizes.has(loc.pack)) packSizes.set(loc.pack, await session.statPack(loc.pack));
-      const size = packSizes.get(loc.pack) ?? null;
+      const size = await sizeOf(loc.pack);
       const { offset, length } = loc.entry;
       if (size === null) problem = `pack ${loc.pack.slice(0, 12)} of ${type} blob ${id.slice(0, 12)} is missing`;
       else if (offset + length > size) problem = `pack ${loc.pack.slice(0, 12)} is shorter than its index says`;
-      else if (type === 'tree' || opts.readData === true) {
+      else if (type === 'tree') {
         try {
-          const sealed = type === 'data' ? await readData(loc.pack, offset, length, size) : await session.readPack(loc.pack, offset, length);
-          plain = decodeBlob(keys, type, id, sealed);
+          plain = trees.get(id) ?? decodeBlob(keys, type, id, await session.readPack(loc.pack, offset, length));
+          trees.keep(id, plain);
         } catch (err) {
           rethrowIfUnreachable(err);
           problem = why(err);
         }
-      }
+      } else if (o.used !== undefined) o.used[index.row(type, id)] = 1;
+      else problem = o.damaged?.get(id) ?? null;
     }
     checked.set(key, problem);
     return plain === undefined ? { problem } : { problem, plain };
@@ -223,8 +260,66 @@ export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: 
     for (const [p, f] of c.files) await checkContent(`${info.name}:${p}`, f.content);
     for (const p of c.partials) await checkContent(`${info.name}:${p.path} (partial)`, p.content);
   }
+  return { points, checkpoints, trees: walked.size, blobs: checked.size, usedPacks, problems };
+}
 
-  const orphanPacks = [...indexedPacks].filter((p) => !usedPacks.has(p)).length;
-  const missingPacks = [...packSizes].filter(([, size]) => size === null).map(([p]) => p).sort();
-  return { points, checkpoints, trees: walked.size, blobs: checked.size, packs: usedPacks.size, orphanPacks, missingPacks, problems };
+/**
+ * Reads the data chunks whose rows `used` marks, pack by pack in ranges (a few at a time), and
+ * checks them in workers on every core. Returns the chunks that did not check out, with why.
+ */
+async function checkChunks(session: VaultSession, keys: VaultKeys, index: BlobIndex, used: Uint8Array): Promise<Map<BlobId, string>> {
+  const byPack = new Map<PackId, { row: number; offset: number; length: number }[]>();
+  for (let row = 0; row < used.length; row++) {
+    if (used[row] === 0) continue;
+    const { pack, offset, length } = index.at(row);
+    let list = byPack.get(pack);
+    if (list === undefined) byPack.set(pack, (list = []));
+    list.push({ row, offset, length });
+  }
+  const ranges: ({ pack: PackId; start: number; end: number; items: { row: number; offset: number; length: number }[] } | undefined)[] = [];
+  for (const [pack, list] of byPack) for (const r of readRanges(list, (x) => x, MAX_GAP, RANGE_ROOM)) ranges.push({ pack, ...r });
+  byPack.clear();
+
+  const damaged = new Map<BlobId, string>();
+  const pool = checkPool(keys.master);
+  let next = 0;
+  let stopped = false;
+  const reader = async (): Promise<void> => {
+    while (!stopped && next < ranges.length) {
+      const r = ranges[next]!;
+      ranges[next++] = undefined; // the plan shrinks as the check goes on
+      const ids = r.items.map((c) => index.at(c.row).id);
+      const room = pool.room(r.end - r.start);
+      let data: Buffer;
+      try {
+        data = await session.readPack(r.pack, r.start, r.end - r.start, room);
+      } catch (err) {
+        if (room !== undefined) pool.giveBack(room.buffer as ArrayBuffer);
+        rethrowIfUnreachable(err);
+        for (const id of ids) damaged.set(id, why(err));
+        continue;
+      }
+      const inRoom = room !== undefined && data.buffer === room.buffer;
+      if (room !== undefined && !inRoom) pool.giveBack(room.buffer as ArrayBuffer);
+      const layout = new Float64Array(2 * r.items.length);
+      r.items.forEach((c, i) => {
+        layout[2 * i] = c.offset - r.start;
+        layout[2 * i + 1] = c.length;
+      });
+      for (const [i, what] of await pool.run(data, { ids, layout }, inRoom)) damaged.set(ids[i]! as BlobId, what);
+    }
+  };
+  try {
+    const readers = Array.from({ length: Math.min(READERS, ranges.length) }, () =>
+      reader().catch((err: unknown) => {
+        stopped = true;
+        throw err;
+      }),
+    );
+    const failed = (await Promise.allSettled(readers)).find((x): x is PromiseRejectedResult => x.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+  } finally {
+    await pool.close();
+  }
+  return damaged;
 }
