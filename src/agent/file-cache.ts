@@ -252,8 +252,9 @@ export class FileCache implements IndexCache {
     return Array.isArray(v) ? (v.filter(isHex64) as PackId[]) : [];
   }
 
+  /** Adds packs to getMissingPacks, in one write transaction: a verify, backup or restore adding others meanwhile loses none. */
   addMissingPacks(packs: readonly PackId[]): void {
-    this.setMeta(MISSING_PACKS, [...new Set([...this.getMissingPacks(), ...packs])].sort());
+    this.db.transaction(() => this.setMeta(MISSING_PACKS, [...new Set([...this.getMissingPacks(), ...packs])].sort())).immediate();
   }
 
   /** A JSON value stored under `key`, or undefined. */

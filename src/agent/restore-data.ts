@@ -120,6 +120,8 @@ export async function restoreData(
   let done = { files: 0, bytes: 0 };
   const missing = new Set<PackId>();
   const lost = new Set<FilePlan>();
+  /** whether the vault holds a pack a read of which failed, asked once per pack */
+  const asked = new Map<PackId, Promise<boolean>>();
   const completed = (f: FilePlan) => {
     done = { files: done.files + 1, bytes: done.bytes + f.size };
     opts.onFile?.(f);
@@ -236,7 +238,12 @@ export async function restoreData(
     } catch (err) {
       if (room !== undefined) pool.giveBack(room.buffer as ArrayBuffer);
       if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT') && !isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')) throw err;
-      const gone = isAzbkError(err, 'AZBK_VAULT_CORRUPT') && (await packMissing(session, range.pack));
+      let gone = false;
+      if (isAzbkError(err, 'AZBK_VAULT_CORRUPT')) {
+        let ask = asked.get(range.pack);
+        if (ask === undefined) asked.set(range.pack, (ask = packMissing(session, range.pack)));
+        gone = await ask;
+      }
       if (gone) missing.add(range.pack);
       for (const w of range.blobs) {
         eachTarget(w, (file) => {

@@ -164,18 +164,21 @@ class RestoreJob {
     if (loc === undefined) {
       throw new AzbkError('AZBK_VAULT_CORRUPT', `blob ${id.slice(0, 12)} is missing from the vault`);
     }
-    let sealed: Buffer;
-    try {
-      sealed = await this.ctx.session.readPack(loc.pack, loc.entry.offset, loc.entry.length);
-    } catch (err) {
-      // A pack the vault lost: the blob may have been stored again since, in another pack.
-      if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT') || !(await packMissing(this.ctx.session, loc.pack))) throw err;
-      await this.leaveOut([loc.pack]);
-      loc = this.index.get(type, id);
-      if (loc === undefined) throw err;
-      sealed = await this.ctx.session.readPack(loc.pack, loc.entry.offset, loc.entry.length);
+    for (;;) {
+      let sealed: Buffer;
+      try {
+        sealed = await this.ctx.session.readPack(loc.pack, loc.entry.offset, loc.entry.length);
+      } catch (err) {
+        // A pack the vault lost: the blob may have been stored again since, in another pack (the
+        // index leaves each lost pack out, so this ends).
+        if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT') || !(await packMissing(this.ctx.session, loc.pack))) throw err;
+        await this.leaveOut([loc.pack]);
+        loc = this.index.get(type, id);
+        if (loc === undefined) throw err;
+        continue;
+      }
+      return decodeBlob(this.keys, type, id, sealed);
     }
-    return decodeBlob(this.keys, type, id, sealed);
   }
 
   /**
@@ -305,13 +308,19 @@ class RestoreJob {
       // Planned: the file plans hold what they need of the listings, which can go.
       this.trees.clear();
       this.linkLeaders.clear();
-      let r = await restoreData(this.ctx.session, this.index, files, pool, this.dataOptions());
+      const r = await restoreData(this.ctx.session, this.index, files, pool, this.dataOptions());
       this.restored.files += r.files;
       this.restored.bytes += r.bytes;
-      // Files that failed for a pack the vault lost, again without it, while that finds more lost packs.
-      while (r.lost.length > 0 && [...r.missing].some((p) => !this.missing.has(p))) {
-        await this.leaveOut([...r.missing]);
-        r = await this.restoreLost(r.lost);
+      // Files that failed for a pack the vault lost, again without it, while that finds more lost
+      // packs. A failure to do so leaves them failed, as they were.
+      let { lost, missing } = r;
+      try {
+        while (lost.length > 0 && [...missing].some((p) => !this.missing.has(p))) {
+          await this.leaveOut([...missing]);
+          ({ lost, missing } = await this.restoreLost(lost));
+        }
+      } catch (err) {
+        if (!isAzbkError(err)) throw err;
       }
       while (this.links.length > 0) this.link(this.links.shift()!);
     } finally {
@@ -338,22 +347,32 @@ class RestoreJob {
   /**
    * Restores again the files `lost` (failed for a pack the vault lost, each now without a file of
    * its own at its destination) whose chunks the index now finds elsewhere. A file restored gets
-   * its error cleared; one that fails again gets the new error.
+   * its error cleared, one that fails again the new error. Returns the packs found missing this
+   * time, and the files of `lost` that failed for them.
    */
-  private async restoreLost(lost: readonly FilePlan[]): Promise<Awaited<ReturnType<typeof restoreData>>> {
-    const again: [FilePlan, FilePlan][] = [];
+  private async restoreLost(lost: readonly FilePlan[]): Promise<{ lost: FilePlan[]; missing: ReadonlySet<PackId> }> {
+    const again = new Map<FilePlan, FilePlan>();
     for (const f of lost) {
       const node = await this.fileAt([...f.folder, f.name]).catch(() => undefined);
       if (node === undefined || !node.content.every((id) => this.index.has('data', id))) continue;
       const g: FilePlan = { folder: f.folder, dir: f.dir, tmp: this.tmpCount++, name: f.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null };
-      again.push([f, f.renamed === undefined ? g : { ...g, renamed: f.renamed }]);
+      again.set(f.renamed === undefined ? g : { ...g, renamed: f.renamed }, f);
     }
-    if (again.length === 0) return { files: 0, bytes: 0, missing: new Set(), lost: [] };
-    const r = await restoreData(this.ctx.session, this.index, again.map(([, g]) => g), restorePool(this.keys.master), this.dataOptions());
-    for (const [f, g] of again) f.error = g.error;
-    this.restored.files += r.files;
-    this.restored.bytes += r.bytes;
-    return r;
+    this.trees.clear();
+    if (again.size === 0) return { lost: [], missing: new Set() };
+    try {
+      const r = await restoreData(this.ctx.session, this.index, [...again.keys()], restorePool(this.keys.master), this.dataOptions());
+      return { lost: r.lost.map((g) => again.get(g)!), missing: r.missing };
+    } finally {
+      // Also when the data phase stopped: what it put in place is restored.
+      for (const [g, f] of again) {
+        f.error = g.error;
+        if (g.error === null) {
+          this.restored.files++;
+          this.restored.bytes += g.size;
+        }
+      }
+    }
   }
 
   /** The file at `segs` (original path segments) in the point. */

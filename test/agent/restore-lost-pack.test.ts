@@ -75,10 +75,40 @@ describe('a restore and a pack the vault lost', () => {
       const target = path.join(m.dir, `out-${point.id}`);
       const r = await runRestore(ctx, { point: point.id, target, paths: [], conflict: 'skip' });
       expect(r.failed).toEqual([]);
+      expect(r.restored).toMatchObject({ files: 2, bytes: 20 * MiB + 6 });
       expect(r.missingPacks).toEqual(lostLast && point === first.point ? [pack] : []);
       await expectSameTree(src, path.join(target, src));
     }
     expect(remembered(m)).toEqual(lostLast ? [pack] : []);
+  });
+
+  it('goes on to a third copy when the second is lost too, and makes the hard links of a file restored so', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await writeRandomFile(path.join(src, 'a.bin'), 20 * MiB);
+    await fs.link(path.join(src, 'a.bin'), path.join(src, 'a-link.bin'));
+    await fs.writeFile(path.join(src, 'b.txt'), 'small\n');
+    const first = await runBackup(m.ctx, { include: [src] });
+    // Lost, stored again, lost again, stored a third time: three index files name a.bin's chunks.
+    const rounds: string[][] = [await m.ctx.session.listIndex()];
+    const lost: PackId[] = [];
+    for (let i = 0; i < 2; i++) {
+      lost.push(await losePack(m, 'biggest'));
+      recordMissingPacks(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId, lost);
+      expect((await runBackup(m.ctx, { include: [src] })).stats.newBytes).toBeGreaterThanOrEqual(8 * MiB);
+      const seen = new Set(rounds.flat());
+      rounds.push((await m.ctx.session.listIndex()).filter((n) => !seen.has(n)));
+    }
+    // Newest first: the first lost pack is found first, then the second, then the copy that is there.
+    const ctx = await forgetful(m, () => [...rounds[2]!, ...rounds[1]!, ...rounds[0]!]);
+    const target = path.join(m.dir, 'out');
+    const r = await runRestore(ctx, { point: first.point.id, target, paths: [], conflict: 'skip' });
+    expect(r.failed).toEqual([]);
+    expect(r.missingPacks).toEqual([...lost].sort());
+    expect(r.restored).toMatchObject({ files: 3, bytes: 40 * MiB + 6 });
+    await expectSameTree(src, path.join(target, src));
+    const [a, link] = await Promise.all(['a.bin', 'a-link.bin'].map((n) => fs.stat(path.join(target, src, n))));
+    expect(link!.ino).toBe(a!.ino);
   });
 
   it('without a copy elsewhere, fails the files that need the lost pack and restores the rest', async () => {

@@ -139,8 +139,9 @@ describe('prune', () => {
     // Nothing is read again: only the listings above the source, whose folders' times changed, are new.
     expect((await backup(m, [src])).stats.newBytes).toBeLessThan(64 * 1024);
 
-    // Another machine knows nothing of the lost pack. Whichever index file it reads last, every
-    // point restores whole; one that looked in the lost pack says so.
+    // Another machine knows nothing of the lost pack. Every point restores whole, whichever index
+    // file it happens to read last (test/agent/restore-lost-pack.test.ts sets the order both
+    // ways); a restore that looked in the lost pack says so.
     const other = await setupMachine(root, { name: 'B', vault: m.vault });
     for (const p of [first.point.id, second.point.id]) {
       const out = path.join(root, `other-${p}`);

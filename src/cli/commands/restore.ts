@@ -71,7 +71,7 @@ export function restoreCommand(program: Command): void {
         if (skipped.length > 0) out.line(`  ${skipped.length} existing item(s) left as they were (--conflict skip).`);
         for (const c of r.conflicts.filter((x) => x.action === 'copied')) out.line(`  ${printable(c.path)} exists; restored as ${printable(c.restoredAs ?? '')}`);
         if (r.missingPacks.length > 0) {
-          out.line(`  The vault is missing ${r.missingPacks.length} pack(s) its index names; what was stored again since was read from there. Run azbk verify.`);
+          out.line(`  The vault is missing ${r.missingPacks.length} pack(s) its index names. Files whose data a later backup stored again were restored from there; azbk verify lists what else needs those packs.`);
         }
         if (r.failed.length > 0) {
           out.line(`  ${r.failed.length} item(s) could not be restored:`);
