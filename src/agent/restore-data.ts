@@ -12,6 +12,7 @@ import type { VaultSession } from '../vault/api.js';
 import type { BlobIndex } from './blob-index.js';
 import { RANGE_ROOM } from './pipeline/range-pool.js';
 import type { RestorePool } from './pipeline/restore-pool.js';
+import { eachAtOnce } from '../shared/each-at-once.js';
 import { childPath } from './fspath.js';
 import { extendTo, openTemp, removeTemp, settle, why } from './restore-files.js';
 
@@ -188,8 +189,6 @@ export async function restoreData(
   assignOwners(planned);
   // A range is let go once read, with its chunks' ids: the plan shrinks as the restore goes on.
   const all: (Range | undefined)[] = planned;
-  let next = 0;
-  let stopped = false;
   try {
     // Files written by several ranges are created here first, so a worker never creates one.
     for (const f of files) {
@@ -203,20 +202,7 @@ export async function restoreData(
     }
     // On a failure the other readers finish the range they are on (a worker may have renamed
     // files of it into place), start no other, and the first failure is reported.
-    const readers = Array.from({ length: Math.min(READERS, all.length) }, async () => {
-      try {
-        while (!stopped && next < all.length) {
-          const range = all[next]!;
-          all[next++] = undefined;
-          await restoreRange(range);
-        }
-      } catch (err) {
-        stopped = true;
-        throw err;
-      }
-    });
-    const failed = (await Promise.allSettled(readers)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
+    await eachAtOnce(all, READERS, restoreRange);
   } finally {
     await pool.close();
     // A restore that stops early leaves no temporary file behind (a worker may have made one).

@@ -15,6 +15,7 @@ import { decodeIndex } from '../core/index-file.js';
 import type { VaultKeys } from '../core/keys.js';
 import { objectKeyId } from '../core/sealed-object.js';
 import { decodeTree, type Tree } from '../core/tree.js';
+import { eachAtOnce } from '../shared/each-at-once.js';
 import { isAzbkError, type ErrorCode } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
 import { BlobIndex } from './blob-index.js';
@@ -66,6 +67,21 @@ const MAX_GAP = 1024 * 1024;
 const READERS = 4;
 /** Folder listings read by the first of two sweeps are kept for the second up to this many bytes. */
 const TREE_CACHE_BYTES = 64 * 1024 * 1024;
+
+/** A data chunk to check: its row in the index, and where it lies in its pack. */
+interface Chunk {
+  readonly row: number;
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** Chunks of one pack read together. */
+interface ChunkRange {
+  readonly pack: PackId;
+  readonly start: number;
+  readonly end: number;
+  readonly items: Chunk[];
+}
 
 /** The size of a pack (null: the vault does not hold it), asked once per pack. */
 type PackSizes = (pack: PackId) => Promise<number | null>;
@@ -268,7 +284,7 @@ async function sweep(
  * checks them in workers on every core. Returns the chunks that did not check out, with why.
  */
 async function checkChunks(session: VaultSession, keys: VaultKeys, index: BlobIndex, used: Uint8Array): Promise<Map<BlobId, string>> {
-  const byPack = new Map<PackId, { row: number; offset: number; length: number }[]>();
+  const byPack = new Map<PackId, Chunk[]>();
   for (let row = 0; row < used.length; row++) {
     if (used[row] === 0) continue;
     const { pack, offset, length } = index.at(row);
@@ -276,48 +292,35 @@ async function checkChunks(session: VaultSession, keys: VaultKeys, index: BlobIn
     if (list === undefined) byPack.set(pack, (list = []));
     list.push({ row, offset, length });
   }
-  const ranges: ({ pack: PackId; start: number; end: number; items: { row: number; offset: number; length: number }[] } | undefined)[] = [];
+  const ranges: (ChunkRange | undefined)[] = [];
   for (const [pack, list] of byPack) for (const r of readRanges(list, (x) => x, MAX_GAP, RANGE_ROOM)) ranges.push({ pack, ...r });
   byPack.clear();
 
   const damaged = new Map<BlobId, string>();
   const pool = checkPool(keys.master);
-  let next = 0;
-  let stopped = false;
-  const reader = async (): Promise<void> => {
-    while (!stopped && next < ranges.length) {
-      const r = ranges[next]!;
-      ranges[next++] = undefined; // the plan shrinks as the check goes on
-      const ids = r.items.map((c) => index.at(c.row).id);
-      const room = pool.room(r.end - r.start);
-      let data: Buffer;
-      try {
-        data = await session.readPack(r.pack, r.start, r.end - r.start, room);
-      } catch (err) {
-        if (room !== undefined) pool.giveBack(room.buffer as ArrayBuffer);
-        rethrowIfUnreachable(err);
-        for (const id of ids) damaged.set(id, why(err));
-        continue;
-      }
-      const inRoom = room !== undefined && data.buffer === room.buffer;
-      if (room !== undefined && !inRoom) pool.giveBack(room.buffer as ArrayBuffer);
-      const layout = new Float64Array(2 * r.items.length);
-      r.items.forEach((c, i) => {
-        layout[2 * i] = c.offset - r.start;
-        layout[2 * i + 1] = c.length;
-      });
-      for (const [i, what] of await pool.run(data, { ids, layout }, inRoom)) damaged.set(ids[i]! as BlobId, what);
+  const check = async (r: ChunkRange): Promise<void> => {
+    const ids = r.items.map((c) => index.at(c.row).id);
+    const room = pool.room(r.end - r.start);
+    let data: Buffer;
+    try {
+      data = await session.readPack(r.pack, r.start, r.end - r.start, room);
+    } catch (err) {
+      if (room !== undefined) pool.giveBack(room.buffer as ArrayBuffer);
+      rethrowIfUnreachable(err);
+      for (const id of ids) damaged.set(id, why(err));
+      return;
     }
+    const inRoom = room !== undefined && data.buffer === room.buffer;
+    if (room !== undefined && !inRoom) pool.giveBack(room.buffer as ArrayBuffer);
+    const layout = new Float64Array(2 * r.items.length);
+    r.items.forEach((c, i) => {
+      layout[2 * i] = c.offset - r.start;
+      layout[2 * i + 1] = c.length;
+    });
+    for (const [i, what] of await pool.run(data, { ids, layout }, inRoom)) damaged.set(ids[i]!, what);
   };
   try {
-    const readers = Array.from({ length: Math.min(READERS, ranges.length) }, () =>
-      reader().catch((err: unknown) => {
-        stopped = true;
-        throw err;
-      }),
-    );
-    const failed = (await Promise.allSettled(readers)).find((x): x is PromiseRejectedResult => x.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
+    await eachAtOnce(ranges, READERS, check);
   } finally {
     await pool.close();
   }
