@@ -72,9 +72,14 @@ export class BlobIndex {
     return this.rowOf(type, id);
   }
 
-  /** The id, pack and place of the blob in `row` (see row). */
-  at(row: number): { readonly id: BlobId; readonly pack: PackId; readonly offset: number; readonly length: number } {
-    return { id: this.ids.toString('hex', row * ID_BYTES, (row + 1) * ID_BYTES) as BlobId, pack: this.packIds[this.pack[row]!]!, offset: this.offset[row]!, length: this.length[row]! };
+  /** The pack and place of the blob in `row` (see row). */
+  at(row: number): { readonly pack: PackId; readonly offset: number; readonly length: number } {
+    return { pack: this.packIds[this.pack[row]!]!, offset: this.offset[row]!, length: this.length[row]! };
+  }
+
+  /** The id of the blob in `row` (see row). */
+  idAt(row: number): BlobId {
+    return this.ids.toString('hex', row * ID_BYTES, (row + 1) * ID_BYTES) as BlobId;
   }
 
   /** The pack holding a blob, or undefined (as `get(...).pack`, without making a location). */

@@ -229,6 +229,7 @@ export async function restoreData(
         let ask = asked.get(range.pack);
         if (ask === undefined) asked.set(range.pack, (ask = packMissing(session, range.pack)));
         gone = await ask;
+        if (!gone) asked.delete(range.pack); // the vault may not have been able to say: asked again next time
       }
       if (gone) missing.add(range.pack);
       for (const w of range.blobs) {

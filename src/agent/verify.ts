@@ -67,6 +67,8 @@ const MAX_GAP = 1024 * 1024;
 const READERS = 4;
 /** Folder listings read by the first of two sweeps are kept for the second up to this many bytes. */
 const TREE_CACHE_BYTES = 64 * 1024 * 1024;
+/** What a kept listing costs beyond its bytes (its id, the map's entry, the Buffer). */
+const TREE_ENTRY_BYTES = 256;
 
 /** A data chunk to check: its row in the index, and where it lies in its pack. */
 interface Chunk {
@@ -122,40 +124,54 @@ export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: 
     return packSizes.get(pack) ?? null;
   };
   const trees = new TreeCache();
-  let damaged: ReadonlyMap<BlobId, string> | undefined;
+  let checkedData: CheckedData | undefined;
   if (opts.readData === true) {
     const used = new Uint8Array(index.size);
-    await sweep(session, keys, index, sizeOf, trees, { used });
-    damaged = await checkChunks(session, keys, index, used);
+    await sweep(session, keys, index, sizeOf, trees, { mark: used });
+    checkedData = { used, damaged: await checkChunks(session, keys, index, used) };
   }
-  const r = await sweep(session, keys, index, sizeOf, trees, damaged === undefined ? {} : { damaged });
+  const r = await sweep(session, keys, index, sizeOf, trees, checkedData === undefined ? {} : { checked: checkedData });
   const orphanPacks = [...indexedPacks].filter((p) => !r.usedPacks.has(p)).length;
   const missingPacks = [...packSizes].filter(([, size]) => size === null).map(([p]) => p).sort();
   return { points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.usedPacks.size, orphanPacks, missingPacks, problems: [...problems, ...r.problems] };
 }
 
-/** Plaintext folder listings read by one sweep, for the next, up to TREE_CACHE_BYTES in all. */
+/** The data chunks checked ahead of the sweep that reports: those `used` marks (by index row), and those of them that did not check out. */
+interface CheckedData {
+  readonly used: Uint8Array;
+  readonly damaged: ReadonlyMap<BlobId, string>;
+}
+
+/**
+ * Plaintext folder listings read by one sweep, for the next, up to TREE_CACHE_BYTES in all. The
+ * next sweep takes each one out (it walks a listing once), so the cache empties as it goes.
+ */
 class TreeCache {
   private readonly trees = new Map<BlobId, Buffer>();
   private bytes = 0;
 
-  get(id: BlobId): Buffer | undefined {
-    return this.trees.get(id);
+  take(id: BlobId): Buffer | undefined {
+    const plain = this.trees.get(id);
+    if (plain !== undefined) {
+      this.trees.delete(id);
+      this.bytes -= plain.length + TREE_ENTRY_BYTES;
+    }
+    return plain;
   }
 
   keep(id: BlobId, plain: Buffer): void {
-    if (this.bytes + plain.length > TREE_CACHE_BYTES || this.trees.has(id)) return;
+    if (this.bytes + plain.length + TREE_ENTRY_BYTES > TREE_CACHE_BYTES || this.trees.has(id)) return;
     this.trees.set(id, plain);
-    this.bytes += plain.length;
+    this.bytes += plain.length + TREE_ENTRY_BYTES;
   }
 }
 
 /**
- * One sweep through every point and checkpoint of the family: the trees are read (and kept in
- * `trees` while there is room), and each file's chunks are looked up. With `used`, a chunk found
- * in a pack the vault holds sets its row's byte, and the chunk is not read; with `damaged`, a
- * chunk's problem, if any, is what the check of the data found. Problems are reported as in the
- * module comment.
+ * One sweep through every point and checkpoint of the family: the trees are read, and each file's
+ * chunks are looked up. With `mark`, a chunk found in a pack the vault holds sets its row's byte
+ * and is not read, and the trees read are kept in `trees` while there is room; with `checked`, a
+ * chunk checked ahead has the problem that check found, if any, and one it did not check (a point
+ * written since, say) is read and checked here. Problems are reported as in the module comment.
  */
 async function sweep(
   session: VaultSession,
@@ -163,7 +179,7 @@ async function sweep(
   index: BlobIndex,
   sizeOf: PackSizes,
   trees: TreeCache,
-  o: { used?: Uint8Array; damaged?: ReadonlyMap<BlobId, string> },
+  o: { mark?: Uint8Array; checked?: CheckedData },
 ): Promise<{ points: number; checkpoints: number; trees: number; blobs: number; usedPacks: ReadonlySet<PackId>; problems: VerifyProblem[] }> {
   const problems: VerifyProblem[] = [];
   /** `type:id` -> null when the blob is fine, else what is wrong with it */
@@ -186,16 +202,17 @@ async function sweep(
       const { offset, length } = loc.entry;
       if (size === null) problem = `pack ${loc.pack.slice(0, 12)} of ${type} blob ${id.slice(0, 12)} is missing`;
       else if (offset + length > size) problem = `pack ${loc.pack.slice(0, 12)} is shorter than its index says`;
-      else if (type === 'tree') {
+      else if (type === 'data' && o.mark !== undefined) o.mark[index.row(type, id)] = 1;
+      else if (type === 'data' && o.checked !== undefined && o.checked.used[index.row(type, id)] === 1) problem = o.checked.damaged.get(id) ?? null;
+      else if (type === 'tree' || o.checked !== undefined) {
         try {
-          plain = trees.get(id) ?? decodeBlob(keys, type, id, await session.readPack(loc.pack, offset, length));
-          trees.keep(id, plain);
+          plain = (type === 'tree' ? trees.take(id) : undefined) ?? decodeBlob(keys, type, id, await session.readPack(loc.pack, offset, length));
+          if (type === 'tree' && o.mark !== undefined) trees.keep(id, plain);
         } catch (err) {
           rethrowIfUnreachable(err);
           problem = why(err);
         }
-      } else if (o.used !== undefined) o.used[index.row(type, id)] = 1;
-      else problem = o.damaged?.get(id) ?? null;
+      }
     }
     checked.set(key, problem);
     return plain === undefined ? { problem } : { problem, plain };
@@ -297,9 +314,10 @@ async function checkChunks(session: VaultSession, keys: VaultKeys, index: BlobIn
   byPack.clear();
 
   const damaged = new Map<BlobId, string>();
+  if (ranges.length === 0) return damaged;
   const pool = checkPool(keys.master);
   const check = async (r: ChunkRange): Promise<void> => {
-    const ids = r.items.map((c) => index.at(c.row).id);
+    const ids = r.items.map((c) => index.idAt(c.row));
     const room = pool.room(r.end - r.start);
     let data: Buffer;
     try {
@@ -320,7 +338,8 @@ async function checkChunks(session: VaultSession, keys: VaultKeys, index: BlobIn
     for (const [i, what] of await pool.run(data, { ids, layout }, inRoom)) damaged.set(ids[i]!, what);
   };
   try {
-    await eachAtOnce(ranges, READERS, check);
+    // Each reader waits for its range's check: as many readers as workers keep every core busy.
+    await eachAtOnce(ranges, Math.max(READERS, pool.workers), check);
   } finally {
     await pool.close();
   }

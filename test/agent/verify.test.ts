@@ -11,6 +11,7 @@ import { verifyVault } from '../../src/agent/verify.js';
 import { decodeBlob } from '../../src/core/blob.js';
 import { decodeTree, encodeTree, type Tree } from '../../src/core/tree.js';
 import type { BlobId } from '../../src/core/ids.js';
+import { AzbkError } from '../../src/shared/errors.js';
 import { layout } from '../../src/vault/layout.js';
 import { writeRandomFile } from '../helpers/fs-tree.js';
 import { createMachine, dataOnlyPack, filesInPack, readPoint, type TestMachine } from '../helpers/machine.js';
@@ -95,20 +96,50 @@ describe('verifyVault', () => {
     }
   });
 
-  it('reports a damaged blob only when reading data', async () => {
-    const m = await createMachine();
-    const src = await smallTree(m, true);
-    const res = await runBackup(m.ctx, { include: [src] });
-    // Flip a byte in a pack of file data only (the store never overwrites: delete, then put).
-    const pack = dataOnlyPack(await readPoint(m, res.point), path.join(src, 'a.bin'));
+  /** Flips a byte in a pack of a.bin's data only (the store never overwrites: delete, then put). */
+  async function damageData(m: TestMachine, src: string, point: Parameters<typeof readPoint>[1]): Promise<void> {
+    const pack = dataOnlyPack(await readPoint(m, point), path.join(src, 'a.bin'));
     const key = layout.pack(pack);
     const data = (await m.base.get(key))!;
     data[5] = data[5]! ^ 1;
     await m.base.delete(key);
     await m.base.put(key, data);
+  }
+
+  it('reports a damaged blob only when reading data', async () => {
+    const m = await createMachine();
+    const src = await smallTree(m, true);
+    const res = await runBackup(m.ctx, { include: [src] });
+    await damageData(m, src, res.point);
     expect((await verifyVault(m.ctx.session, m.keys)).problems).toEqual([]);
     const r = await verifyVault(m.ctx.session, m.keys, { readData: true });
     expect(r.problems).toHaveLength(1);
+    expect(r.problems[0]!.what).toMatch(/1 of \d+ chunks unreadable: .*failed authentication/);
+  });
+
+  it('reading data, checks as it meets them the chunks the first sweep did not reach', async () => {
+    const m = await createMachine();
+    const src = await smallTree(m, true);
+    const res = await runBackup(m.ctx, { include: [src] });
+    await damageData(m, src, res.point);
+    // The first read of a listing (the point's root, in the first sweep) fails once: that sweep
+    // marks no chunk, and the one that reports finds them all.
+    let failures = 0;
+    const session = new Proxy(m.ctx.session, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop, target) as unknown;
+        if (prop === 'readPack') {
+          return (pack: string, offset: number, length: number, into?: Buffer) => {
+            if (failures++ === 0) return Promise.reject(new AzbkError('AZBK_VAULT_CORRUPT', 'The read was cut short.'));
+            return target.readPack(pack as never, offset, length, into);
+          };
+        }
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const r = await verifyVault(session, m.keys, { readData: true });
+    expect(r.problems).toHaveLength(1);
+    expect(r.problems[0]!.where).toMatch(new RegExp(`^${res.point.id}:${src}/`));
     expect(r.problems[0]!.what).toMatch(/1 of \d+ chunks unreadable: .*failed authentication/);
   });
 

@@ -61,6 +61,11 @@ export class RangePool<W extends object, R> {
     }
   }
 
+  /** How many workers the pool runs. */
+  get workers(): number {
+    return this.slots.length;
+  }
+
   /** A buffer to read a range of `length` bytes into (see RANGE_ROOM); undefined for a longer range. */
   room(length: number): Buffer | undefined {
     if (length > RANGE_ROOM) return undefined;
