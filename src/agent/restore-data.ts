@@ -202,7 +202,8 @@ export async function restoreData(
     }
     // On a failure the other readers finish the range they are on (a worker may have renamed
     // files of it into place), start no other, and the first failure is reported.
-    await eachAtOnce(all, READERS, restoreRange);
+    // Each reader waits for its range to be written: as many readers as workers keep every core busy.
+    await eachAtOnce(all, Math.max(READERS, pool.workers), restoreRange);
   } finally {
     await pool.close();
     // A restore that stops early leaves no temporary file behind (a worker may have made one).

@@ -18,7 +18,7 @@ import { workerUrl } from '../../shared/worker-url.js';
  * chunks mostly fill a range of their own).
  */
 export const RANGE_ROOM = 2 * 1024 * 1024;
-/** Range buffers kept (as many as ranges are read at once: each reader waits for its worker). */
+/** Range buffers kept, at least (as many as ranges are read at once: each reader waits for its worker). */
 const SPARE_ROOMS = 8;
 
 /** What a worker is sent: the work, the range's bytes, and whether they are a view of a range buffer of the pool's (to send back). */
@@ -42,10 +42,13 @@ export class RangePool<W extends object, R> {
   private readonly pending = new Map<number, { resolve: (r: R) => void; reject: (e: unknown) => void }>();
   private nextId = 1;
   private failure: unknown = null;
+  /** range buffers kept for reuse */
+  private readonly spare: number;
 
   /** Starts `workers` workers of the module `file` (in this folder), each given `master`, the key they derive theirs from; `what` names them in errors. */
   constructor(file: string, master: Buffer, what: string, workers = Math.max(1, os.availableParallelism())) {
     const url = workerUrl(import.meta.url, file);
+    this.spare = Math.max(SPARE_ROOMS, workers);
     for (let i = 0; i < workers; i++) {
       const worker = new Worker(url, { workerData: { master: new Uint8Array(master) }, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
       const slot: Slot = { worker, busy: 0 };
@@ -74,7 +77,7 @@ export class RangePool<W extends object, R> {
 
   /** Takes back a range buffer from `room`: one not used after all, or one a worker sent back. */
   giveBack(room: ArrayBuffer): void {
-    if (this.rooms.length < SPARE_ROOMS && room.byteLength === RANGE_ROOM) this.rooms.push(room);
+    if (this.rooms.length < this.spare && room.byteLength === RANGE_ROOM) this.rooms.push(room);
   }
 
   /**
