@@ -11,6 +11,8 @@ export const layout = {
   keysPrefix: 'keys/',
   machine: (id: MachineId) => `machines/${id}`,
   machinesPrefix: 'machines/',
+  /** a machine name (lower case), claimed by the machine registered under it (its id, plain text): one name, one machine */
+  machineName: (name: string) => `machine-names/${name.toLowerCase()}`,
   pack: (id: PackId) => `packs/${id.slice(0, 2)}/${id}`,
   packsPrefix: 'packs/',
   index: (name: string) => `index/${name}`,

@@ -200,7 +200,9 @@ export class Vault implements VaultEntry {
 
   /**
    * Registers a machine. One registration at a time: the name and limit checks and the write are
-   * one step for this process (vault servers sharing one storage account can still race).
+   * one step for this process. Vault servers sharing one storage account can both find a name
+   * free: the name is claimed too (see claimName), and only one of them gets it. (Both can still
+   * pass the machine limit's check at once, and register one machine past it.)
    */
   register(req: RegisterRequest): Promise<Registration> {
     return this.inTurn(() => this.registerNow(req));
@@ -247,16 +249,34 @@ export class Vault implements VaultEntry {
     // the new record fail to be written, the old one is put back, so the machine is not lost.
     const old = existing ? await this.store.get(layout.machine(id)) : null;
     if (existing) await this.store.delete(layout.machine(id));
+    const atTheSameTime = () => new AzbkError('AZBK_MACHINE_NAME_TAKEN', `A machine named ${req.machineName} was registered at the same time.`);
     try {
       // A retry after a lost reply finds its own record: the same bytes are success.
       await putOnce(this.store, layout.machine(id), json(record), `Machine ${id}`);
     } catch (err) {
-      if (isAzbkError(err, 'AZBK_FORBIDDEN')) throw new AzbkError('AZBK_MACHINE_NAME_TAKEN', `A machine named ${req.machineName} was registered at the same time.`);
+      if (isAzbkError(err, 'AZBK_FORBIDDEN')) throw atTheSameTime();
       if (old !== null) await this.store.put(layout.machine(id), old).catch(() => undefined);
       throw err;
     }
+    // The record first, then the name: a claim always has its machine. A new machine that finds
+    // the name claimed by another takes its record back. One registered again keeps its name
+    // (claimed now, if an earlier version registered it).
+    if (!(await this.claimName(req.machineName, id)) && !existing) {
+      await this.store.delete(layout.machine(id)).catch(() => undefined);
+      throw atTheSameTime();
+    }
     this.onRegistered?.(id);
     return { machineId: id, secret: secret.toString('base64') };
+  }
+
+  /**
+   * Claims `name` for the machine `id` by a conditional create (the store never overwrites): true
+   * when the claim is that machine's, made now or before (a retry after a lost reply).
+   */
+  private async claimName(name: string, id: MachineId): Promise<boolean> {
+    const key = layout.machineName(name);
+    if ((await this.store.put(key, Buffer.from(id, 'utf8'))) === 'created') return true;
+    return (await this.store.get(key))?.toString('utf8') === id;
   }
 
   async session(machineId: MachineId, secret: string): Promise<VaultSession> {

@@ -21,6 +21,7 @@ import {
   type AzureBlobStoreOptions,
 } from '../../src/vault/storage/azure-store.js';
 import { RetryingBlobStore } from '../../src/vault/storage/retrying-store.js';
+import { Vault } from '../../src/vault/vault.js';
 import {
   AZURITE_ACCOUNT_KEY,
   azuriteConnectionString,
@@ -468,3 +469,14 @@ test('a prune pass condemns, then deletes, the packs no point names, as on a dis
   expect(await prunedPacks(store)).toEqual({ condemned: [], gone: [ids[1]] });
 });
 
+
+test('vault servers sharing a container register a machine name once', async () => {
+  const store = await freshStore();
+  const first = await Vault.create(store, { name: 'Shared' });
+  const { token } = await first.credentials({ endpoint: 'https://vault.test:8443', certFingerprint: 'ab'.repeat(32), validDays: 1 });
+  const servers = [first, await Vault.open(store), await Vault.open(store)];
+  const req = { token, machineName: 'web1', os: 'linux-x64', hostname: 'h', reregister: false };
+  const results = await Promise.allSettled(servers.map((v) => v.register(req)));
+  expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+  expect((await first.machines()).map((m) => m.name)).toEqual(['web1']);
+});

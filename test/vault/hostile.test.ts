@@ -42,6 +42,31 @@ describe('vault service limits', () => {
     expect(await t.vault.machines()).toHaveLength(5);
   });
 
+  it('registers a name once when several vault servers share one store, and claims it for the machine', async () => {
+    const t = await createTestVault();
+    const servers = [t.vault, await Vault.open(t.store), await Vault.open(t.store)];
+    // Each server takes its own requests one at a time, but the servers do not wait for each other.
+    const same = await Promise.allSettled(servers.map((v) => v.register(reg(t.token, 'Dup'))));
+    const won = same.filter((r) => r.status === 'fulfilled');
+    expect(won).toHaveLength(1);
+    for (const r of same) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'AZBK_MACHINE_NAME_TAKEN', message: expect.stringContaining('at the same time') });
+    const machines = await t.vault.machines();
+    expect(machines.map((m) => m.name)).toEqual(['Dup']);
+    expect((await t.store.get(layout.machineName('dup')))?.toString('utf8')).toBe(machines[0]!.id);
+    // Registered again (also on another server), it keeps its id and its name.
+    const again = await servers[2]!.register(reg(t.token, 'dup', true));
+    expect(again.machineId).toBe(machines[0]!.id);
+    await expect(servers[1]!.register(reg(t.token, 'DUP'))).rejects.toMatchObject({ code: 'AZBK_MACHINE_NAME_TAKEN' });
+  });
+
+  it('claims the name of a machine an earlier version registered when it is registered again', async () => {
+    const t = await createTestVault();
+    const first = await t.vault.register(reg(t.token, 'older'));
+    await t.store.delete(layout.machineName('older')); // as an earlier version left it
+    expect((await t.vault.register(reg(t.token, 'older', true))).machineId).toBe(first.machineId);
+    expect((await t.store.get(layout.machineName('older')))?.toString('utf8')).toBe(first.machineId);
+  });
+
   it('lets a machine be registered again only with the passphrase (key family) it was registered with', async () => {
     const t = await createTestVault();
     const [p1, p2] = ['1'.repeat(64), '2'.repeat(64)];
