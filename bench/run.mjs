@@ -5,7 +5,7 @@
  * step's time (or size, or memory) and its ratio to restic. See bench/README.md.
  *
  *   node bench/run.mjs PATH [--tools azbk,azbk-https,azbk-journal,restic,borg] [--work DIR] [--json FILE] [--keep]
- *                           [--change-every N] [--no-floor] [--verify all|azbk|none] [--azbk DIR]
+ *                           [--change-every N] [--no-floor] [--no-check] [--verify all|azbk|none] [--azbk DIR]
  *                           [--wait-idle SECONDS]
  *
  * Plain Node ESM, no dependencies: it runs the built CLI (node bin/azbk), so build first
@@ -49,14 +49,14 @@ function usage(msg) {
   process.stderr.write(
     'usage: node bench/run.mjs PATH [--tools azbk,azbk-https,azbk-journal,restic,borg] [--work DIR] [--restore-to DIR]\n' +
       '                          [--json FILE] [--keep]\n' +
-      '                          [--change-every N] [--no-floor] [--verify all|azbk|none] [--azbk DIR]\n' +
+      '                          [--change-every N] [--no-floor] [--no-check] [--verify all|azbk|none] [--azbk DIR]\n' +
       '                          [--wait-idle SECONDS]\n',
   );
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const o = { waitIdle: 0, azbk: null, tools: DEFAULT_TOOLS, work: null, restoreTo: null, json: null, keep: false, changeEvery: 100, floor: true, verify: 'all', source: null };
+  const o = { waitIdle: 0, azbk: null, tools: DEFAULT_TOOLS, work: null, restoreTo: null, json: null, keep: false, changeEvery: 100, floor: true, check: true, verify: 'all', source: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -72,6 +72,7 @@ function parseArgs(argv) {
     else if (a === '--wait-idle') o.waitIdle = Number(val());
     else if (a === '--azbk') o.azbk = path.resolve(val());
     else if (a === '--no-floor') o.floor = false;
+    else if (a === '--no-check') o.check = false;
     else if (a === '--change-every') o.changeEvery = Number(val());
     else if (a === '--verify') o.verify = val();
     else if (a === '-h' || a === '--help') usage();
@@ -362,6 +363,7 @@ function azbkTool(name, { https = false, journal = false }, work, source) {
       return r;
     },
     restore: (m, target) => m('restore', process.execPath, [AZBK, 'restore', '--point', 'latest', '--target', target, '--json']),
+    check: (m) => m('check', process.execPath, [AZBK, 'verify', '--read-data', '--json']),
     // the change journal only: wait until it has recorded the changed files; stop the watcher
     afterChange: journal ? function (files) {
       const child = this.watcher?.child;
@@ -576,6 +578,7 @@ function makeTools(source, work, passphrase) {
       setup: (m) => m('setup-init', 'restic', ['init', '--repository-version', '2']),
       backup: (m, run) => m(`backup-${run}`, 'restic', ['backup', '--compression', 'auto', '--host', 'bench', source]),
       restore: (m, target) => m('restore', 'restic', ['restore', 'latest', '--target', target]),
+      check: (m) => m('check', 'restic', ['check', '--read-data']),
     },
     borg: {
       name: 'borg',
@@ -609,6 +612,7 @@ function makeTools(source, work, passphrase) {
       backup: (m, run) => m(`backup-${run}`, 'borg', ['create', '--compression', 'zstd,3', `::run-${run}`, source]),
       // borg extract writes into the current folder, with the absolute path minus its leading /
       restore: (m, target) => m('restore', 'borg', ['extract', '::run-changed'], { cwd: target }),
+      check: (m) => m('check', 'borg', ['check', '--verify-data']),
     },
   };
   return tools;
@@ -913,12 +917,23 @@ async function main() {
       await fsp.rm(target, { recursive: true, force: true });
     }
 
+    // 3b: check each repository, reading all its data (not counted in the peak: that is the backups' and restores')
+    if (opts.check) {
+      for (const t of tools) {
+        const r = result.tools[t.name];
+        if (r.failed) continue;
+        log(`${t.name}: check, reading all data`);
+        r.steps.check = await t.check(m(t));
+        if (!r.steps.check.ok) r.failed = 'check';
+      }
+    }
+
     // 4: sizes and peaks
     for (const t of tools) {
       const r = result.tools[t.name];
       r.repoSize = fs.existsSync(t.repo()) ? du(t.repo()) : null;
       r.localCacheSize = fs.existsSync(t.cache()) ? du(t.cache()) : null;
-      const measured = Object.entries(r.steps).filter(([k, s]) => k !== 'setup' && s.maxRss !== null);
+      const measured = Object.entries(r.steps).filter(([k, s]) => k !== 'setup' && k !== 'check' && s.maxRss !== null);
       const peak = measured.reduce((best, [k, s]) => (best === null || s.maxRss > best.bytes ? { bytes: s.maxRss, step: k } : best), null);
       r.peakRss = peak;
     }
@@ -972,6 +987,7 @@ function printTable(result, names) {
     ['unchanged re-run', stepCell('unchanged')],
     [`re-run, ${ch ? `${ch.percentOfFiles.toFixed(ch.percentOfFiles < 10 ? 1 : 0)}% of files changed` : 'files changed'}`, stepCell('changed')],
     ['restore', stepCell('restore')],
+    ...(Object.values(R).some((r) => r?.steps?.check) ? [['check, reading all data', stepCell('check')]] : []),
     ['repository size', (n) => cell(n, (r) => r?.repoSize?.allocated ?? null, fmtBytes)],
     ['peak RSS', (n) => cell(n, (r) => r?.peakRss?.bytes ?? null, fmtBytes)],
     ['initial backup CPU (user+sys)', (n) => cell(n, cpu('initial'), fmtSecs)],
