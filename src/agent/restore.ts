@@ -21,7 +21,8 @@ import type { AgentContext } from './context.js';
 import { childPath, displayPath, restoreLocation, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
 import { restorePool } from './pipeline/restore-pool.js';
-import { destOf, packMissing, readRanges, restoreData, tempPath, type FilePlan } from './restore-data.js';
+import { readListings } from './listings.js';
+import { destOf, packMissing, restoreData, tempPath, type FilePlan } from './restore-data.js';
 import { openTemp, settle, settleDir, toTime, why, writeAll } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
 import type { PassphraseInput } from './passphrase.js';
@@ -29,9 +30,6 @@ import { findMachine, keysFor, openPoint, pickPoint } from './points.js';
 
 /** Decoded folder listings kept in memory during a restore. */
 const MAX_CACHED_TREES = 10_000;
-/** Listings of one level at most this far apart in a pack are read together, up to TREE_READ bytes. */
-const TREE_GAP = 256 * 1024;
-const TREE_READ = 4 * 1024 * 1024;
 
 export type ConflictRule = 'overwrite' | 'skip' | 'copy';
 
@@ -239,51 +237,14 @@ class RestoreJob {
   }
 
   /**
-   * Reads the folder listings under the selected folders into the cache, level by level: the
-   * listings of a level that lie close together in a pack in one read, several reads at a time,
-   * so planning does not wait on one request per folder (a vault service is a round trip away).
-   * Stops when the cache is full; planning then reads the rest as it goes.
+   * Reads the folder listings under the selected folders into the cache ahead of planning (see
+   * listings.ts), until the cache is full; planning then reads the rest as it goes.
    */
-  private async prefetchTrees(selected: readonly Selected[]): Promise<void> {
-    const seen = new Set<BlobId>();
-    let level = selected.flatMap((s) => (s.node.type === 'dir' ? [s.node.subtree] : []));
-    while (level.length > 0 && seen.size < MAX_CACHED_TREES) {
-      const byPack = new Map<PackId, { id: BlobId; offset: number; length: number }[]>();
-      for (const id of level) {
-        if (seen.has(id) || seen.size >= MAX_CACHED_TREES) continue;
-        seen.add(id);
-        const loc = this.index.get('tree', id);
-        if (loc === undefined) continue; // reported when planning reaches it
-        let list = byPack.get(loc.pack);
-        if (list === undefined) byPack.set(loc.pack, (list = []));
-        list.push({ id, offset: loc.entry.offset, length: loc.entry.length });
-      }
-      const reads = [...byPack].flatMap(([pack, list]) => readRanges(list, (b) => b, TREE_GAP, TREE_READ).map((r) => ({ pack, ...r })));
-      const next: BlobId[] = [];
-      let i = 0;
-      const reader = async () => {
-        while (i < reads.length) {
-          const r = reads[i++]!;
-          let data: Buffer;
-          try {
-            data = await this.ctx.session.readPack(r.pack, r.start, r.end - r.start);
-          } catch {
-            continue; // reported when planning reaches these listings
-          }
-          for (const b of r.items) {
-            try {
-              const tree = decodeTree(decodeBlob(this.keys, 'tree', b.id, data.subarray(b.offset - r.start, b.offset - r.start + b.length)));
-              this.trees.set(b.id, tree);
-              for (const n of tree.nodes) if (n.type === 'dir') next.push(n.subtree);
-            } catch {
-              // a damaged listing is reported when planning reaches it
-            }
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: 8 }, reader));
-      level = next;
-    }
+  private prefetchTrees(selected: readonly Selected[]): Promise<void> {
+    const roots = selected.flatMap((s) => (s.node.type === 'dir' ? [s.node.subtree] : []));
+    return readListings(this.ctx.session, this.keys, this.index, roots, (id, _plain, tree) => {
+      if (this.trees.size < MAX_CACHED_TREES) this.trees.set(id, tree);
+    }, () => this.trees.size < MAX_CACHED_TREES);
   }
 
   /** Creates folders and links, lists the files, then writes their data. */

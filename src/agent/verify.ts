@@ -21,6 +21,7 @@ import type { VaultSession } from '../vault/api.js';
 import { BlobIndex } from './blob-index.js';
 import { openCheckpoint } from './checkpoint.js';
 import { fromSegments } from './fspath.js';
+import { readListings } from './listings.js';
 import { openManifest } from './manifest.js';
 import { checkPool } from './pipeline/check-pool.js';
 import { RANGE_ROOM } from './pipeline/range-pool.js';
@@ -65,9 +66,9 @@ const why = (err: unknown): string => (err instanceof Error ? err.message : Stri
 const MAX_GAP = 1024 * 1024;
 /** ranges read at a time */
 const READERS = 4;
-/** Folder listings read by the first of two sweeps are kept for the second up to this many bytes. */
+/** Folder listings read ahead, and by the first of two sweeps for the second, are kept up to about this many bytes. */
 const TREE_CACHE_BYTES = 64 * 1024 * 1024;
-/** What a kept listing costs beyond its bytes (its id, the map's entry, the Buffer). */
+/** What a kept listing costs beyond twice its plaintext (its id, the map's entry). */
 const TREE_ENTRY_BYTES = 256;
 
 /** A data chunk to check: its row in the index, and where it lies in its pack. */
@@ -143,35 +144,43 @@ interface CheckedData {
 }
 
 /**
- * Plaintext folder listings read by one sweep, for the next, up to TREE_CACHE_BYTES in all. The
- * next sweep takes each one out (it walks a listing once), so the cache empties as it goes.
+ * Decoded folder listings, read ahead of a sweep and kept for the next, up to about
+ * TREE_CACHE_BYTES (twice a listing's plaintext, as a guess at its decoded size). The last sweep
+ * takes each one out (it walks a listing once), so the cache empties as it goes.
  */
 class TreeCache {
-  private readonly trees = new Map<BlobId, Buffer>();
+  private readonly trees = new Map<BlobId, { readonly tree: Tree; readonly cost: number }>();
   private bytes = 0;
 
-  take(id: BlobId): Buffer | undefined {
-    const plain = this.trees.get(id);
-    if (plain !== undefined) {
-      this.trees.delete(id);
-      this.bytes -= plain.length + TREE_ENTRY_BYTES;
-    }
-    return plain;
+  get room(): boolean {
+    return this.bytes < TREE_CACHE_BYTES;
   }
 
-  keep(id: BlobId, plain: Buffer): void {
-    if (this.bytes + plain.length + TREE_ENTRY_BYTES > TREE_CACHE_BYTES || this.trees.has(id)) return;
-    this.trees.set(id, plain);
-    this.bytes += plain.length + TREE_ENTRY_BYTES;
+  /** The listing `id`, if kept; `take`: no longer kept. */
+  get(id: BlobId, take: boolean): Tree | undefined {
+    const kept = this.trees.get(id);
+    if (kept !== undefined && take) {
+      this.trees.delete(id);
+      this.bytes -= kept.cost;
+    }
+    return kept?.tree;
+  }
+
+  keep(id: BlobId, plain: Buffer, tree: Tree): void {
+    const cost = 2 * plain.length + TREE_ENTRY_BYTES;
+    if (this.bytes + cost > TREE_CACHE_BYTES || this.trees.has(id)) return;
+    this.trees.set(id, { tree, cost });
+    this.bytes += cost;
   }
 }
 
 /**
  * One sweep through every point and checkpoint of the family: the trees are read, and each file's
  * chunks are looked up. With `mark`, a chunk found in a pack the vault holds sets its row's byte
- * and is not read, and the trees read are kept in `trees` while there is room; with `checked`, a
- * chunk checked ahead has the problem that check found, if any, and one it did not check (a point
- * written since, say) is read and checked here. Problems are reported as in the module comment.
+ * and is not read, and the trees are kept in `trees` for the next sweep; with `checked`, a chunk
+ * checked ahead has the problem that check found, if any, and one it did not check (a point
+ * written since, say) is read and checked here. A first sweep reads the listings ahead of its
+ * walk (see listings.ts). Problems are reported as in the module comment.
  */
 async function sweep(
   session: VaultSession,
@@ -187,14 +196,15 @@ async function sweep(
   const walked = new Set<BlobId>();
   const usedPacks = new Set<PackId>();
 
-  /** Checks one blob once; returns its plaintext when it was read (trees). */
-  const checkBlob = async (type: 'data' | 'tree', id: BlobId): Promise<{ problem: string | null; plain?: Buffer }> => {
+  const last = o.mark === undefined;
+  /** Checks one blob once; returns the listing when it is a tree. */
+  const checkBlob = async (type: 'data' | 'tree', id: BlobId): Promise<{ problem: string | null; tree?: Tree }> => {
     const key = `${type}:${id}`;
     const seen = checked.get(key);
     if (seen !== undefined) return { problem: seen };
     const loc = index.get(type, id);
     let problem: string | null = null;
-    let plain: Buffer | undefined;
+    let tree: Tree | undefined;
     if (loc === undefined) problem = `${type} blob ${id.slice(0, 12)} is not in the index`;
     else {
       usedPacks.add(loc.pack);
@@ -204,10 +214,21 @@ async function sweep(
       else if (offset + length > size) problem = `pack ${loc.pack.slice(0, 12)} is shorter than its index says`;
       else if (type === 'data' && o.mark !== undefined) o.mark[index.row(type, id)] = 1;
       else if (type === 'data' && o.checked !== undefined && o.checked.used[index.row(type, id)] === 1) problem = o.checked.damaged.get(id) ?? null;
-      else if (type === 'tree' || o.checked !== undefined) {
+      else if (type === 'tree') {
         try {
-          plain = (type === 'tree' ? trees.take(id) : undefined) ?? decodeBlob(keys, type, id, await session.readPack(loc.pack, offset, length));
-          if (type === 'tree' && o.mark !== undefined) trees.keep(id, plain);
+          tree = trees.get(id, last);
+          if (tree === undefined) {
+            const plain = decodeBlob(keys, type, id, await session.readPack(loc.pack, offset, length));
+            tree = decodeTree(plain);
+            if (!last) trees.keep(id, plain, tree);
+          }
+        } catch (err) {
+          rethrowIfUnreachable(err);
+          problem = why(err);
+        }
+      } else if (o.checked !== undefined) {
+        try {
+          decodeBlob(keys, type, id, await session.readPack(loc.pack, offset, length));
         } catch (err) {
           rethrowIfUnreachable(err);
           problem = why(err);
@@ -215,7 +236,7 @@ async function sweep(
       }
     }
     checked.set(key, problem);
-    return plain === undefined ? { problem } : { problem, plain };
+    return tree === undefined ? { problem } : { problem, tree };
   };
 
   /** Checks a file's chunk list; one problem per file naming how many chunks are bad. */
@@ -241,15 +262,8 @@ async function sweep(
       return;
     }
     walked.add(id);
-    const { problem, plain } = await checkBlob('tree', id);
-    if (problem !== null || plain === undefined) return void problems.push({ where: at, what: problem ?? 'tree not read' });
-    let tree: Tree;
-    try {
-      tree = decodeTree(plain);
-    } catch (err) {
-      checked.set(`tree:${id}`, why(err));
-      return void problems.push({ where: at, what: why(err) });
-    }
+    const { problem, tree } = await checkBlob('tree', id);
+    if (problem !== null || tree === undefined) return void problems.push({ where: at, what: problem ?? 'tree not read' });
     for (const node of tree.nodes) {
       const childSegs = [...segs, node.name];
       if (node.type === 'dir') await walk(where, childSegs, node.subtree);
@@ -257,21 +271,41 @@ async function sweep(
     }
   };
 
-  let points = 0;
+  // The points first, so that their listings can be read ahead of the walk.
+  const roots: { readonly id: string; readonly tree: BlobId | null }[] = [];
   for (const machine of await session.listMachines()) {
     for (const info of await session.listPoints(machine.id)) {
+      let record: Awaited<ReturnType<VaultSession['readPoint']>>;
       try {
-        const record = await session.readPoint(machine.id, info.id);
-        if (record.keyId !== keys.keyId) continue;
-        points++;
-        const manifest = openManifest(keys, record.jobId, record.manifest);
-        await walk(info.id, [], manifest.tree);
+        record = await session.readPoint(machine.id, info.id);
       } catch (err) {
         rethrowIfUnreachable(err);
         problems.push({ where: info.id, what: why(err) });
+        continue;
+      }
+      if (record.keyId !== keys.keyId) continue;
+      try {
+        roots.push({ id: info.id, tree: openManifest(keys, record.jobId, record.manifest).tree });
+      } catch (err) {
+        problems.push({ where: info.id, what: why(err) });
+        roots.push({ id: info.id, tree: null }); // counted, not walked
       }
     }
   }
+  if (o.checked === undefined) {
+    const ids = roots.flatMap((r) => (r.tree === null ? [] : [r.tree]));
+    await readListings(session, keys, index, ids, (id, plain, tree) => trees.keep(id, plain, tree), () => trees.room);
+  }
+  for (const root of roots) {
+    if (root.tree === null) continue;
+    try {
+      await walk(root.id, [], root.tree);
+    } catch (err) {
+      rethrowIfUnreachable(err);
+      problems.push({ where: root.id, what: why(err) });
+    }
+  }
+  const points = roots.length;
 
   let checkpoints = 0;
   for (const info of await session.listCheckpoints()) {
