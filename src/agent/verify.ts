@@ -125,13 +125,15 @@ export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: 
     return packSizes.get(pack) ?? null;
   };
   const trees = new TreeCache();
-  let checkedData: CheckedData | undefined;
+  let r: Awaited<ReturnType<typeof sweep>>;
   if (opts.readData === true) {
     const used = new Uint8Array(index.size);
-    await sweep(session, keys, index, sizeOf, trees, { mark: used });
-    checkedData = { used, damaged: await checkChunks(session, keys, index, used) };
-  }
-  const r = await sweep(session, keys, index, sizeOf, trees, checkedData === undefined ? {} : { checked: checkedData });
+    const first = await sweep(session, keys, index, sizeOf, trees, { mark: used });
+    const damaged = await checkChunks(session, keys, index, used);
+    // With nothing wrong, the first sweep's report is the whole of it; else a second one names
+    // the files damaged chunks break, and reads what the first could not reach.
+    r = damaged.size === 0 && first.problems.length === 0 ? first : await sweep(session, keys, index, sizeOf, trees, { checked: { used, damaged } });
+  } else r = await sweep(session, keys, index, sizeOf, trees, {});
   const orphanPacks = [...indexedPacks].filter((p) => !r.usedPacks.has(p)).length;
   const missingPacks = [...packSizes].filter(([, size]) => size === null).map(([p]) => p).sort();
   return { points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.usedPacks.size, orphanPacks, missingPacks, problems: [...problems, ...r.problems] };
