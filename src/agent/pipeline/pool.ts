@@ -4,12 +4,12 @@
  * for `room()` before queueing more files, and each worker pauses while too much of its output
  * is still unconsumed (a shared credit counter).
  */
-import os from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { ChunkerParams } from '../../core/chunker.js';
 import { AzbkError } from '../../shared/errors.js';
 import type { FileStat, FileTask, FromWorker, OutItem, SealedChunk, ToWorker, WorkerInit } from './protocol.js';
 import { workerUrl } from '../../shared/worker-url.js';
+import { workerCount } from './cores.js';
 
 /** A file read: `size` bytes in all, and its fstat after reading. */
 export interface FileRead {
@@ -68,7 +68,7 @@ export class ChunkPool {
     private readonly init: { master: Buffer; chunker: ChunkerParams; level: number },
     opts: PoolOptions = {},
   ) {
-    const workers = opts.workers ?? Math.max(1, os.availableParallelism());
+    const workers = opts.workers ?? workerCount();
     const batchFiles = opts.batchFiles ?? 64;
     this.opts = {
       workers,

@@ -5,10 +5,10 @@
  * which the worker sends back to be read into again. The restore (restore-worker.js) and verify
  * (check-worker.js) run their workers through it; range-worker.ts is the workers' side.
  */
-import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { AzbkError } from '../../shared/errors.js';
 import { workerUrl } from '../../shared/worker-url.js';
+import { workerCount } from './cores.js';
 
 /**
  * The size of the buffers ranges are read into: a range's buffer goes to a worker with the range
@@ -46,7 +46,7 @@ export class RangePool<W extends object, R> {
   private readonly spare: number;
 
   /** Starts `workers` workers of the module `file` (in this folder), each given `master`, the key they derive theirs from; `what` names them in errors. */
-  constructor(file: string, master: Buffer, what: string, workers = Math.max(1, os.availableParallelism())) {
+  constructor(file: string, master: Buffer, what: string, workers = workerCount()) {
     const url = workerUrl(import.meta.url, file);
     this.spare = Math.max(SPARE_ROOMS, workers);
     for (let i = 0; i < workers; i++) {
