@@ -94,8 +94,9 @@ type PackSizes = (pack: PackId) => Promise<number | null>;
  * thrown; it throws when the vault cannot be reached or listed.
  *
  * With `readData`, a first sweep through the points and checkpoints notes every chunk they use
- * (a bit per indexed blob), those chunks are read pack by pack in ranges and checked on every
- * core, and the sweep that reports then finds what that check said of each file's chunks.
+ * (a bit per indexed blob), and those chunks are read pack by pack in ranges and checked on every
+ * core. When neither found anything wrong, the first sweep's report is the report; else a second
+ * sweep reports, finding what the check said of each file's chunks.
  */
 export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: { readData?: boolean; missing?: readonly PackId[] } = {}): Promise<VerifyReport> {
   const problems: VerifyProblem[] = [];
@@ -153,9 +154,11 @@ interface CheckedData {
 class TreeCache {
   private readonly trees = new Map<BlobId, { readonly tree: Tree; readonly cost: number }>();
   private bytes = 0;
+  /** a listing did not fit: reading ahead stops there */
+  private full = false;
 
   get room(): boolean {
-    return this.bytes < TREE_CACHE_BYTES;
+    return !this.full;
   }
 
   /** The listing `id`, if kept; `take`: no longer kept. */
@@ -170,7 +173,11 @@ class TreeCache {
 
   keep(id: BlobId, plain: Buffer, tree: Tree): void {
     const cost = 2 * plain.length + TREE_ENTRY_BYTES;
-    if (this.bytes + cost > TREE_CACHE_BYTES || this.trees.has(id)) return;
+    if (this.trees.has(id)) return;
+    if (this.bytes + cost > TREE_CACHE_BYTES) {
+      this.full = true;
+      return;
+    }
     this.trees.set(id, { tree, cost });
     this.bytes += cost;
   }
