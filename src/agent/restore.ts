@@ -198,8 +198,9 @@ class RestoreJob {
     let t = this.trees.get(id);
     if (t === undefined) {
       t = decodeTree(await this.blob('tree', id));
-      if (this.trees.size > MAX_CACHED_TREES) this.trees.clear();
-      this.trees.set(id, t);
+      // Kept while there is room: clearing the cache here would drop listings read ahead that
+      // planning has yet to reach, to be read again one at a time.
+      if (this.trees.size < MAX_CACHED_TREES) this.trees.set(id, t);
     }
     return t;
   }
