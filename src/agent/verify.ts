@@ -140,6 +140,43 @@ export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: 
   return { points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.usedPacks.size, orphanPacks, missingPacks, problems: [...problems, ...r.problems] };
 }
 
+/**
+ * What a sweep found of each blob it checked: for an indexed blob a byte by its index row (a
+ * problem's text beside it), for another one its type and id. A vault of millions of blobs costs
+ * a byte each, not a string and a map entry.
+ */
+class Checked {
+  private readonly state: Uint8Array;
+  private readonly problems = new Map<number, string>();
+  private readonly others = new Map<string, string | null>();
+  /** blobs checked */
+  count = 0;
+
+  constructor(index: BlobIndex) {
+    this.state = new Uint8Array(index.size);
+  }
+
+  /** undefined: not checked yet; null: fine; else what is wrong with it. `row`: its index row, or -1. */
+  get(type: 'data' | 'tree', id: BlobId, row: number): string | null | undefined {
+    if (row < 0) return this.others.get(`${type}:${id}`);
+    const s = this.state[row];
+    return s === UNSEEN ? undefined : s === FINE ? null : this.problems.get(row)!;
+  }
+
+  set(type: 'data' | 'tree', id: BlobId, row: number, problem: string | null): void {
+    if (this.get(type, id, row) === undefined) this.count++;
+    if (row < 0) this.others.set(`${type}:${id}`, problem);
+    else {
+      this.state[row] = problem === null ? FINE : BAD;
+      if (problem !== null) this.problems.set(row, problem);
+    }
+  }
+}
+
+const UNSEEN = 0;
+const FINE = 1;
+const BAD = 2;
+
 /** The data chunks checked ahead of the sweep that reports: those `used` marks (by index row), and those of them that did not check out. */
 interface CheckedData {
   readonly used: Uint8Array;
@@ -200,34 +237,32 @@ async function sweep(
   o: { mark?: Uint8Array; checked?: CheckedData },
 ): Promise<{ points: number; checkpoints: number; trees: number; blobs: number; usedPacks: ReadonlySet<PackId>; problems: VerifyProblem[] }> {
   const problems: VerifyProblem[] = [];
-  /** `type:id` -> null when the blob is fine, else what is wrong with it */
-  const checked = new Map<string, string | null>();
+  const checked = new Checked(index);
   const walked = new Set<BlobId>();
   const usedPacks = new Set<PackId>();
 
   const last = o.mark === undefined;
   /** Checks one blob once; returns the listing when it is a tree. */
   const checkBlob = async (type: 'data' | 'tree', id: BlobId): Promise<{ problem: string | null; tree?: Tree }> => {
-    const key = `${type}:${id}`;
-    const seen = checked.get(key);
+    const row = index.row(type, id);
+    const seen = checked.get(type, id, row);
     if (seen !== undefined) return { problem: seen };
-    const loc = index.get(type, id);
     let problem: string | null = null;
     let tree: Tree | undefined;
-    if (loc === undefined) problem = `${type} blob ${id.slice(0, 12)} is not in the index`;
+    if (row < 0) problem = `${type} blob ${id.slice(0, 12)} is not in the index`;
     else {
-      usedPacks.add(loc.pack);
-      const size = await sizeOf(loc.pack);
-      const { offset, length } = loc.entry;
-      if (size === null) problem = `pack ${loc.pack.slice(0, 12)} of ${type} blob ${id.slice(0, 12)} is missing`;
-      else if (offset + length > size) problem = `pack ${loc.pack.slice(0, 12)} is shorter than its index says`;
-      else if (type === 'data' && o.mark !== undefined) o.mark[index.row(type, id)] = 1;
-      else if (type === 'data' && o.checked !== undefined && o.checked.used[index.row(type, id)] === 1) problem = o.checked.damaged.get(id) ?? null;
+      const { pack, offset, length } = index.at(row);
+      usedPacks.add(pack);
+      const size = await sizeOf(pack);
+      if (size === null) problem = `pack ${pack.slice(0, 12)} of ${type} blob ${id.slice(0, 12)} is missing`;
+      else if (offset + length > size) problem = `pack ${pack.slice(0, 12)} is shorter than its index says`;
+      else if (type === 'data' && o.mark !== undefined) o.mark[row] = 1;
+      else if (type === 'data' && o.checked !== undefined && o.checked.used[row] === 1) problem = o.checked.damaged.get(id) ?? null;
       else if (type === 'tree') {
         try {
           tree = trees.get(id, last);
           if (tree === undefined) {
-            const plain = decodeBlob(keys, type, id, await session.readPack(loc.pack, offset, length));
+            const plain = decodeBlob(keys, type, id, await session.readPack(pack, offset, length));
             tree = decodeTree(plain);
             if (!last) trees.keep(id, plain, tree);
           }
@@ -237,14 +272,14 @@ async function sweep(
         }
       } else if (o.checked !== undefined) {
         try {
-          decodeBlob(keys, type, id, await session.readPack(loc.pack, offset, length));
+          decodeBlob(keys, type, id, await session.readPack(pack, offset, length));
         } catch (err) {
           rethrowIfUnreachable(err);
           problem = why(err);
         }
       }
     }
-    checked.set(key, problem);
+    checked.set(type, id, row, problem);
     return tree === undefined ? { problem } : { problem, tree };
   };
 
@@ -266,7 +301,7 @@ async function sweep(
   const walk = async (where: string, segs: readonly string[], id: BlobId): Promise<void> => {
     const at = `${where}:${fromSegments(segs)}`;
     if (walked.has(id)) {
-      const problem = checked.get(`tree:${id}`);
+      const problem = checked.get('tree', id, index.row('tree', id));
       if (problem) problems.push({ where: at, what: problem });
       return;
     }
@@ -336,7 +371,7 @@ async function sweep(
     for (const [p, f] of c.files) await checkContent(`${info.name}:${p}`, f.content);
     for (const p of c.partials) await checkContent(`${info.name}:${p.path} (partial)`, p.content);
   }
-  return { points, checkpoints, trees: walked.size, blobs: checked.size, usedPacks, problems };
+  return { points, checkpoints, trees: walked.size, blobs: checked.count, usedPacks, problems };
 }
 
 /**

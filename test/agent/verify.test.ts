@@ -143,6 +143,22 @@ describe('verifyVault', () => {
     expect(r.problems[0]!.what).toMatch(/1 of \d+ chunks unreadable: .*failed authentication/);
   });
 
+  it('reports a listing no index file names at every point that refers to it, checking it once', async () => {
+    const m = await createMachine();
+    const src = await smallTree(m);
+    const first = await runBackup(m.ctx, { include: [src] });
+    const second = await runBackup(m.ctx, { include: [src] }); // nothing changed: the same listings
+    for await (const key of m.base.list(layout.indexPrefix)) await m.base.delete(key);
+    for (const readData of [false, true]) {
+      const r = await verifyVault(m.ctx.session, m.keys, { readData });
+      expect(r.points).toBe(2);
+      expect(r.problems.map((p) => p.where).sort()).toEqual([`${first.point.id}:/`, `${second.point.id}:/`].sort());
+      for (const p of r.problems) expect(p.what).toMatch(/^tree blob [0-9a-f]{12} is not in the index$/);
+      expect(r.blobs).toBe(1);
+      expect(r.trees).toBe(1);
+    }
+  });
+
   it('counts indexed packs nothing refers to as orphans, not problems', async () => {
     const m = await createMachine();
     const src = await smallTree(m);
