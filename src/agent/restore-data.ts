@@ -14,7 +14,7 @@ import { RANGE_ROOM } from './pipeline/range-pool.js';
 import type { RestorePool } from './pipeline/restore-pool.js';
 import { eachAtOnce } from '../shared/each-at-once.js';
 import { childPath } from './fspath.js';
-import { extendTo, openTemp, removeTemp, settle, why } from './restore-files.js';
+import { extendTo, openTemp, removeTemp, settle, stopIfAsked, why } from './restore-files.js';
 
 /**
  * One file to restore: written at its temporary file in `dir` (which must not exist yet), renamed
@@ -114,7 +114,7 @@ export async function restoreData(
   index: BlobIndex,
   files: readonly FilePlan[],
   pool: RestorePool,
-  opts: { tmpPrefix: string; onFile?: (f: FilePlan) => void },
+  opts: { tmpPrefix: string; onFile?: (f: FilePlan) => void; signal?: AbortSignal },
 ): Promise<DataResult> {
   const tmpOf = (f: FilePlan) => tempPath(f.dir, opts.tmpPrefix, f.tmp);
   const byPack = new Map<PackId, Map<BlobId, Wanted>>();
@@ -218,6 +218,7 @@ export async function restoreData(
   return { ...done, missing, lost: [...lost].filter((f) => f.error !== null) };
 
   async function restoreRange(range: Range): Promise<void> {
+    stopIfAsked(opts.signal); // the ranges being written are finished, no other is started
     let data: Buffer;
     const room = pool.room(range.end - range.start);
     try {

@@ -1,6 +1,12 @@
 /** Writing a restored file: the steps the restore's main thread and its workers share. */
 import fs from 'node:fs';
+import { AzbkError } from '../shared/errors.js';
 import { errnoCode, errnoText } from '../shared/files.js';
+
+/** Throws AZBK_CANCELLED when `signal` asks the restore to stop (see RestoreOptions.signal). */
+export function stopIfAsked(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw new AzbkError('AZBK_CANCELLED', 'Restore stopped.');
+}
 
 /** Seconds since the epoch with microsecond precision, from nanoseconds as a decimal string. */
 export function toTime(ns: string): number {

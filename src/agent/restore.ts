@@ -23,7 +23,7 @@ import { acquireJobLock } from './lock.js';
 import { restorePool } from './pipeline/restore-pool.js';
 import { readListings } from './listings.js';
 import { destOf, packMissing, restoreData, tempPath, type FilePlan } from './restore-data.js';
-import { openTemp, settle, settleDir, toTime, why, writeAll } from './restore-files.js';
+import { openTemp, settle, settleDir, stopIfAsked, toTime, why, writeAll } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
 import type { PassphraseInput } from './passphrase.js';
 import { findMachine, keysFor, openPoint, pickPoint } from './points.js';
@@ -42,6 +42,8 @@ export interface RestoreOptions {
   readonly conflict: ConflictRule;
   readonly now?: () => Date;
   readonly onEvent?: (e: { type: 'file'; path: string; size: number }) => void;
+  /** stops the restore at the next safe point: files being written are finished, unfinished ones removed (AZBK_CANCELLED) */
+  readonly signal?: AbortSignal;
 }
 
 export interface RestoreResult {
@@ -98,6 +100,12 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
   const lock = await acquireJobLock(ctx.paths.lock, { jobId: randomBytes(16).toString('hex'), kind: 'restore' });
   try {
     await job.restoreAll(selected);
+  } catch (err) {
+    if (!isAzbkError(err, 'AZBK_CANCELLED')) throw err;
+    const r = job.restored;
+    throw new AzbkError('AZBK_CANCELLED', `Restore stopped: ${r.files} file(s) and ${r.dirs} folder(s) were restored; no unfinished file was left.`, {
+      hint: 'Run the same restore again with --conflict skip (the default) to restore the rest.',
+    });
   } finally {
     await lock.release();
   }
@@ -271,8 +279,6 @@ class RestoreJob {
       this.trees.clear();
       this.linkLeaders.clear();
       const r = await restoreData(this.ctx.session, this.index, files, pool, this.dataOptions());
-      this.restored.files += r.files;
-      this.restored.bytes += r.bytes;
       // Files that failed for a pack the vault lost, again without it, while that finds more lost
       // packs. A failure to do so leaves them failed, as they were.
       let { lost, missing } = r;
@@ -282,7 +288,7 @@ class RestoreJob {
           ({ lost, missing } = await this.restoreLost(lost));
         }
       } catch (err) {
-        if (!isAzbkError(err)) throw err;
+        if (!isAzbkError(err) || err.code === 'AZBK_CANCELLED') throw err;
       }
       while (this.links.length > 0) this.link(this.links.shift()!);
     } finally {
@@ -302,8 +308,14 @@ class RestoreJob {
     }
   }
 
-  private dataOptions(): { tmpPrefix: string; onFile: (f: FilePlan) => void } {
-    return { tmpPrefix: this.tmpPrefix, onFile: (f) => this.o.onEvent?.({ type: 'file', path: destOf(f), size: f.size }) };
+  /** The data phase's options: every file it puts in place is counted as it is (also when it stops early). */
+  private dataOptions(): { tmpPrefix: string; onFile: (f: FilePlan) => void; signal?: AbortSignal } {
+    const onFile = (f: FilePlan) => {
+      this.restored.files++;
+      this.restored.bytes += f.size;
+      this.o.onEvent?.({ type: 'file', path: destOf(f), size: f.size });
+    };
+    return this.o.signal === undefined ? { tmpPrefix: this.tmpPrefix, onFile } : { tmpPrefix: this.tmpPrefix, onFile, signal: this.o.signal };
   }
 
   /**
@@ -327,13 +339,7 @@ class RestoreJob {
       return { lost: r.lost.map((g) => again.get(g)!), missing: r.missing };
     } finally {
       // Also when the data phase stopped: what it put in place is restored.
-      for (const [g, f] of again) {
-        f.error = g.error;
-        if (g.error === null) {
-          this.restored.files++;
-          this.restored.bytes += g.size;
-        }
-      }
+      for (const [g, f] of again) f.error = g.error;
     }
   }
 
@@ -359,6 +365,7 @@ class RestoreJob {
    * `fresh`: its folder was created by this restore, so nothing can be in the way.
    */
   private async plan(segs: readonly string[], node: TreeNode, dest: string, fresh: boolean, files: FilePlan[], dirs: PlannedDir[]): Promise<void> {
+    stopIfAsked(this.o.signal);
     try {
       // In a fresh folder only a link needs the check: a folder is made with mkdir, which fails
       // rather than follow what another entry made there (on a file system that holds two names
@@ -390,6 +397,7 @@ class RestoreJob {
         }
       }
     } catch (err) {
+      if (isAzbkError(err, 'AZBK_CANCELLED')) throw err; // the whole restore stops, not this item
       this.fail(segs, err);
     }
   }

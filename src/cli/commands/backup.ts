@@ -8,6 +8,7 @@ import { loadPolicy } from '../../agent/policy.js';
 import { AzbkError, ExitCode, isAzbkError } from '../../shared/errors.js';
 import { limitOptions, withLimits, type LimitOpts } from '../limits.js';
 import { boundHeapGrowth } from '../heap.js';
+import { stopOnSignals } from '../signals.js';
 import { formatBytes, printable } from '../output.js';
 import { action, setExitCode } from '../run.js';
 
@@ -32,28 +33,6 @@ function parseSeconds(s: string, flag: string): number {
   const n = Number(s);
   if (!/^\d+(\.\d+)?$/.test(s) || !(n > 0) || n > 86_400) throw new AzbkError('AZBK_USAGE', `${flag} must be a number of seconds from 1 to 86400, not ${s}.`);
   return n;
-}
-
-/**
- * Ctrl-C or SIGTERM once: stop at the next safe point after saving a checkpoint. Twice: stop at
- * once (the previous checkpoint still counts).
- */
-function cancelOnSignals(warn: (s: string) => void): { signal: AbortSignal; dispose: () => void } {
-  const controller = new AbortController();
-  const onSignal = () => {
-    if (controller.signal.aborted) process.exit(ExitCode.cancelled);
-    warn('stopping: saving a checkpoint (press Ctrl-C again to stop at once)');
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return {
-    signal: controller.signal,
-    dispose: () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    },
-  };
 }
 
 export function backupCommand(program: Command): void {
@@ -93,7 +72,8 @@ export function backupCommand(program: Command): void {
         const checkpointBytes = parseBytes(o.checkpointBytes, '--checkpoint-bytes');
         const ctx = await withLimits(await openAgent(paths), o);
         const started = new Date().toISOString();
-        const cancel = cancelOnSignals(out.warn);
+        // Ctrl-C once: stop at the next safe point after saving a checkpoint; twice: at once (the previous checkpoint still counts).
+        const cancel = stopOnSignals(out.warn, 'stopping: saving a checkpoint (press Ctrl-C again to stop at once)');
         try {
           const r = await runBackup(ctx, {
             include,

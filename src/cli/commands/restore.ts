@@ -8,6 +8,7 @@ import { runRestore, type ConflictRule } from '../../agent/restore.js';
 import { AzbkError, ExitCode } from '../../shared/errors.js';
 import { limitOptions, withLimits, type LimitOpts } from '../limits.js';
 import { boundHeapGrowth } from '../heap.js';
+import { stopOnSignals } from '../signals.js';
 import { formatBytes, printable } from '../output.js';
 import { action, setExitCode } from '../run.js';
 
@@ -34,7 +35,11 @@ export function restoreCommand(program: Command): void {
     .option('--passphrase-file <file>', 'the passphrase of the machine that made the backup')
     .option('--conflict <rule>', 'when a file exists: overwrite, skip or copy (keep both)', 'skip')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExit codes: 0 restored, 2 bad input, 3 some files could not be restored (listed),\n10 vault unreachable, 11 another job is running, 12 wrong passphrase, 13 credentials invalid.')
+    .addHelpText(
+      'after',
+      '\nCtrl-C or SIGTERM stops the restore once the files being written are done; unfinished ones are removed.\n' +
+        '\nExit codes: 0 restored, 2 bad input, 3 some files could not be restored (listed),\n10 vault unreachable, 11 another job is running, 12 wrong passphrase, 13 credentials invalid, 130 cancelled.',
+    )
     .action(
       action('restore', async ({ paths, out, log }, o: Opts) => {
         if (!RULES.includes(o.conflict as ConflictRule)) {
@@ -47,6 +52,8 @@ export function restoreCommand(program: Command): void {
         const passphrase = o.passphraseFile === undefined ? undefined : await readPassphraseFile(o.passphraseFile);
         const started = new Date().toISOString();
         let r: Awaited<ReturnType<typeof runRestore>>;
+        // Ctrl-C once: finish the files being written, remove unfinished ones, give folders their modes; twice: stop at once.
+        const cancel = stopOnSignals(out.warn, 'stopping: finishing the files being written (press Ctrl-C again to stop at once)');
         try {
           const ctx = await withLimits(await openAgent(paths), o);
           r = await runRestore(ctx, {
@@ -56,10 +63,13 @@ export function restoreCommand(program: Command): void {
             conflict: o.conflict as ConflictRule,
             ...(o.machine === undefined ? {} : { machine: o.machine }),
             ...(passphrase === undefined ? {} : { passphrase }),
+            signal: cancel.signal,
           });
         } catch (err) {
           await recordFailure(paths, 'restore', started, err, out.warn);
           throw err;
+        } finally {
+          cancel.dispose();
         }
         const status = r.failed.length > 0 ? 'partial' : 'ok';
         await recordJob(paths, { kind: 'restore', status, started, finished: new Date().toISOString(), point: r.point.id, restored: r.restored, failed: r.failed.length }, out.warn);

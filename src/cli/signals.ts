@@ -1,0 +1,24 @@
+/** Stopping a long command at a safe point on Ctrl-C or SIGTERM. */
+import { ExitCode } from '../shared/errors.js';
+
+/**
+ * Ctrl-C or SIGTERM once: `warn(stopping)` and abort the signal, for the command to stop at its
+ * next safe point. Twice: exit at once (130).
+ */
+export function stopOnSignals(warn: (s: string) => void, stopping: string): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const onSignal = () => {
+    if (controller.signal.aborted) process.exit(ExitCode.cancelled);
+    warn(stopping);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}

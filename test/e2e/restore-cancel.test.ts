@@ -1,0 +1,70 @@
+/**
+ * Ctrl-C during a restore with the built CLI: the files being written are finished, unfinished
+ * ones are removed (no temporary file is left anywhere), the folders get their own modes, the
+ * command exits 130, and the same restore run again restores the rest.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BIN, REPO, backup, expectExit, setupMachine, tempDir } from '../helpers/cli.js';
+import { expectSameTree, writeRandomFile } from '../helpers/fs-tree.js';
+
+const MiB = 1024 * 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Every entry under `dir`, relative, with its stat. */
+async function entries(dir: string): Promise<{ rel: string; st: import('node:fs').Stats }[]> {
+  const names = await fs.readdir(dir, { recursive: true });
+  return Promise.all(names.map(async (n) => ({ rel: String(n), st: await fs.lstat(path.join(dir, String(n))) })));
+}
+
+describe('a restore stopped with Ctrl-C', () => {
+  it('finishes the files being written, leaves nothing half-written, and the next run restores the rest', async (ctx) => {
+    const root = await tempDir(ctx);
+    const src = path.join(root, 'src');
+    for (let d = 0; d < 12; d++) for (let f = 0; f < 3; f++) await writeRandomFile(path.join(src, `d${d}`, `f${f}.bin`), MiB);
+    await writeRandomFile(path.join(src, 'ro', 'kept.bin'), MiB);
+    await fs.chmod(path.join(src, 'ro'), 0o555);
+    ctx.onTestFinished(() => fs.chmod(path.join(src, 'ro'), 0o755));
+    const m = await setupMachine(root);
+    await backup(m, [src]);
+
+    // 37 MiB at 4 MiB/s: about nine seconds, stopped once the first files are in place.
+    const target = path.join(root, 'out');
+    const child = spawn(process.execPath, [BIN, 'restore', '--point', 'latest', '--target', target, '--limit-download', '4M'], {
+      cwd: REPO,
+      env: { ...process.env, AZBK_HOME: m.home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const restored = path.join(target, src);
+    for (let i = 0; i < 400; i++) {
+      const found = await entries(restored).catch(() => []);
+      if (found.some((e) => e.st.isFile() && !path.basename(e.rel).startsWith('.azbk-restore-'))) break;
+      await sleep(25);
+    }
+    child.kill('SIGINT');
+    const code = await done;
+    expect(code, stderr).toBe(130);
+    expect(stderr).toMatch(/Restore stopped: \d+ file\(s\) and \d+ folder\(s\) were restored/);
+    expect(stderr).toMatch(/--conflict skip/);
+    expect(stderr).not.toMatch(/^\s+at /m);
+
+    const after = await entries(restored);
+    expect(after.filter((e) => path.basename(e.rel).startsWith('.azbk-restore-'))).toEqual([]);
+    const files = after.filter((e) => e.st.isFile());
+    expect(files.length).toBeGreaterThan(0);
+    expect(files.length).toBeLessThan(37);
+    for (const f of files) expect((await fs.readFile(path.join(restored, f.rel))).equals(await fs.readFile(path.join(src, f.rel))), f.rel).toBe(true);
+    // Folders are not left owner-only: each has its own mode.
+    for (const d of after.filter((e) => e.st.isDirectory())) expect(d.st.mode & 0o777, d.rel).toBe((await fs.stat(path.join(src, d.rel))).mode & 0o777);
+    const jobs = (await fs.readFile(path.join(m.home, 'jobs.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { kind: string; status: string });
+    expect(jobs.at(-1)).toMatchObject({ kind: 'restore', status: 'cancelled' });
+
+    expectExit(await m.run(['restore', '--point', 'latest', '--target', target]), 0);
+    await expectSameTree(src, restored);
+  }, 90_000);
+});
