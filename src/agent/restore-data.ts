@@ -82,9 +82,8 @@ const MAX_RANGE = RANGE_ROOM;
 /** ranges read at a time */
 const READERS = 4;
 
+/** What the data phase found lost (the files it put in place went to `onFile` one by one). */
 export interface DataResult {
-  readonly files: number;
-  readonly bytes: number;
   /** packs the index names that the vault does not hold (asked once a read of one failed) */
   readonly missing: ReadonlySet<PackId>;
   /** the files that failed because a pack they need is missing (see `missing`) */
@@ -118,15 +117,10 @@ export async function restoreData(
 ): Promise<DataResult> {
   const tmpOf = (f: FilePlan) => tempPath(f.dir, opts.tmpPrefix, f.tmp);
   const byPack = new Map<PackId, Map<BlobId, Wanted>>();
-  let done = { files: 0, bytes: 0 };
   const missing = new Set<PackId>();
   const lost = new Set<FilePlan>();
   /** whether the vault holds a pack a read of which failed, asked once per pack */
   const asked = new Map<PackId, Promise<boolean>>();
-  const completed = (f: FilePlan) => {
-    done = { files: done.files + 1, bytes: done.bytes + f.size };
-    opts.onFile?.(f);
-  };
   /** Finishes a file this thread holds: renamed into place when complete, else removed. */
   const finish = (f: FilePlan) => {
     const tmp = tmpOf(f);
@@ -143,7 +137,7 @@ export async function restoreData(
           fs.closeSync(fd);
         }
         fs.renameSync(tmp, destOf(f));
-        completed(f);
+        opts.onFile?.(f);
         return;
       } catch (err) {
         f.error = why(err);
@@ -215,7 +209,7 @@ export async function restoreData(
       }
     }
   }
-  return { ...done, missing, lost: [...lost].filter((f) => f.error !== null) };
+  return { missing, lost: [...lost].filter((f) => f.error !== null) };
 
   async function restoreRange(range: Range): Promise<void> {
     stopIfAsked(opts.signal); // the ranges being written are finished, no other is started
@@ -294,7 +288,7 @@ export async function restoreData(
         // the worker renamed it into place, or removed it (and the range may go)
         f.owner = undefined;
         f.remaining = 0;
-        if (error === null) completed(f);
+        if (error === null) opts.onFile?.(f);
       } else handled(f, counts[i]!);
     }
   }
