@@ -220,19 +220,7 @@ class RestoreJob {
     const out: Selected[] = [];
     for (const segs of wanted) {
       if (segs.length === 0 || !segs.every(isSafeName)) throw new AzbkError('AZBK_BAD_INPUT', `Cannot restore ${displayPath(segs)}.`);
-      let tree = await this.tree(m.tree);
-      let node: TreeNode | undefined;
-      for (let i = 0; i < segs.length; i++) {
-        node = tree.nodes.find((n) => n.name === segs[i]);
-        if (node === undefined) break;
-        if (i < segs.length - 1) {
-          if (node.type !== 'dir') {
-            node = undefined;
-            break;
-          }
-          tree = await this.tree(node.subtree);
-        }
-      }
+      const node = await this.nodeAt(segs);
       if (node === undefined || !m.paths.some((p) => p.length <= segs.length && p.every((s, i) => s === segs[i]))) {
         throw new AzbkError('AZBK_PATH_NOT_FOUND', `${displayPath(segs)} is not in recovery point.`, {
           hint: 'Give the original absolute path of a file or folder in the point; azbk points --json lists the backed-up paths.',
@@ -327,8 +315,8 @@ class RestoreJob {
   private async restoreLost(lost: readonly FilePlan[]): Promise<{ lost: FilePlan[]; missing: ReadonlySet<PackId> }> {
     const again = new Map<FilePlan, FilePlan>();
     for (const f of lost) {
-      const node = await this.fileAt([...f.folder, f.name]).catch(() => undefined);
-      if (node === undefined || !node.content.every((id) => this.index.has('data', id))) continue;
+      const node = await this.nodeAt([...f.folder, f.name]).catch(() => undefined);
+      if (node?.type !== 'file' || !node.content.every((id) => this.index.has('data', id))) continue;
       const g: FilePlan = { folder: f.folder, dir: f.dir, tmp: this.tmpCount++, name: f.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null };
       again.set(f.renamed === undefined ? g : { ...g, renamed: f.renamed }, f);
     }
@@ -343,16 +331,15 @@ class RestoreJob {
     }
   }
 
-  /** The file at `segs` (original path segments) in the point. */
-  private async fileAt(segs: readonly string[]): Promise<FileNode | undefined> {
+  /** The item at `segs` (original path segments, at least one) in the point, or undefined. */
+  private async nodeAt(segs: readonly string[]): Promise<TreeNode | undefined> {
     let tree = await this.tree(this.root!);
-    for (let i = 0; i < segs.length; i++) {
+    for (let i = 0; ; i++) {
       const node = tree.nodes.find((n) => n.name === segs[i]);
-      if (i === segs.length - 1) return node?.type === 'file' ? node : undefined;
-      if (node?.type !== 'dir') return undefined;
+      if (i === segs.length - 1 || node === undefined) return node;
+      if (node.type !== 'dir') return undefined;
       tree = await this.tree(node.subtree);
     }
-    return undefined;
   }
 
   private fail(segs: readonly string[], err: unknown): void {
