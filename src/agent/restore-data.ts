@@ -213,12 +213,10 @@ export async function restoreData(
 
   async function restoreRange(range: Range): Promise<void> {
     stopIfAsked(opts.signal); // the ranges being written are finished, no other is started
-    let data: Buffer;
-    const room = pool.room(range.end - range.start);
+    let read: { data: Buffer; inRoom: boolean };
     try {
-      data = await session.readPack(range.pack, range.start, range.end - range.start, room);
+      read = await pool.read(session, range.pack, range.start, range.end - range.start);
     } catch (err) {
-      if (room !== undefined) pool.giveBack(room.buffer as ArrayBuffer);
       if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT') && !isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')) throw err;
       let gone = false;
       if (isAzbkError(err, 'AZBK_VAULT_CORRUPT')) {
@@ -276,9 +274,11 @@ export async function restoreData(
         work.ids.push(w.id);
       }
     }
-    const inRoom = room !== undefined && data.buffer === room.buffer;
-    if (room !== undefined && (!inRoom || work.ids.length === 0)) pool.giveBack(room.buffer as ArrayBuffer);
-    if (work.ids.length === 0) return;
+    const { data, inRoom } = read;
+    if (work.ids.length === 0) {
+      if (inRoom) pool.giveBack(data.buffer as ArrayBuffer);
+      return;
+    }
     const errors = await pool.run(data, { ...work, pack: range.pack, layout: new Float64Array(work.layout), modes: new Int32Array(work.modes), owns: new Uint8Array(work.owns) }, inRoom);
     for (let i = 0; i < taskFiles.length; i++) {
       const f = taskFiles[i]!;

@@ -396,18 +396,15 @@ async function checkChunks(session: VaultSession, keys: VaultKeys, index: BlobIn
   const pool = checkPool(keys.master);
   const check = async (r: ChunkRange): Promise<void> => {
     const ids = r.items.map((c) => index.idAt(c.row));
-    const room = pool.room(r.end - r.start);
-    let data: Buffer;
+    let read: { data: Buffer; inRoom: boolean };
     try {
-      data = await session.readPack(r.pack, r.start, r.end - r.start, room);
+      read = await pool.read(session, r.pack, r.start, r.end - r.start);
     } catch (err) {
-      if (room !== undefined) pool.giveBack(room.buffer as ArrayBuffer);
       rethrowIfUnreachable(err);
       for (const id of ids) damaged.set(id, why(err));
       return;
     }
-    const inRoom = room !== undefined && data.buffer === room.buffer;
-    if (room !== undefined && !inRoom) pool.giveBack(room.buffer as ArrayBuffer);
+    const { data, inRoom } = read;
     const layout = new Float64Array(2 * r.items.length);
     r.items.forEach((c, i) => {
       layout[2 * i] = c.offset - r.start;

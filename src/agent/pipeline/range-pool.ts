@@ -6,6 +6,8 @@
  * (check-worker.js) run their workers through it; range-worker.ts is the workers' side.
  */
 import { Worker } from 'node:worker_threads';
+import type { PackId } from '../../core/ids.js';
+import type { VaultSession } from '../../vault/api.js';
 import { AzbkError } from '../../shared/errors.js';
 import { workerUrl } from '../../shared/worker-url.js';
 import { workerCount } from './cores.js';
@@ -73,6 +75,25 @@ export class RangePool<W extends object, R> {
   room(length: number): Buffer | undefined {
     if (length > RANGE_ROOM) return undefined;
     return Buffer.from(this.rooms.pop() ?? new ArrayBuffer(RANGE_ROOM));
+  }
+
+  /**
+   * Reads a range of a pack, into one of the pool's range buffers when it fits; `inRoom`: `data`
+   * is a view of that buffer, to hand to `run`. A buffer the read did not end up in (or that
+   * failed) is taken back at once.
+   */
+  async read(session: VaultSession, pack: PackId, start: number, length: number): Promise<{ data: Buffer; inRoom: boolean }> {
+    const room = this.room(length);
+    let data: Buffer;
+    try {
+      data = await session.readPack(pack, start, length, room);
+    } catch (err) {
+      if (room !== undefined) this.giveBack(room.buffer as ArrayBuffer);
+      throw err;
+    }
+    const inRoom = room !== undefined && data.buffer === room.buffer;
+    if (room !== undefined && !inRoom) this.giveBack(room.buffer as ArrayBuffer);
+    return { data, inRoom };
   }
 
   /** Takes back a range buffer from `room`: one not used after all, or one a worker sent back. */
