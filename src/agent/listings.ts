@@ -8,6 +8,7 @@ import { decodeBlob } from '../core/blob.js';
 import type { BlobId, PackId } from '../core/ids.js';
 import type { VaultKeys } from '../core/keys.js';
 import { decodeTree, type Tree } from '../core/tree.js';
+import { eachAtOnce } from '../shared/each-at-once.js';
 import type { VaultSession } from '../vault/api.js';
 import type { BlobIndex } from './blob-index.js';
 import { readRanges } from './restore-data.js';
@@ -47,29 +48,25 @@ export async function readListings(
     }
     const reads = [...byPack].flatMap(([pack, list]) => readRanges(list, (b) => b, GAP, READ_MAX).map((r) => ({ pack, ...r })));
     const next: BlobId[] = [];
-    let i = 0;
-    const reader = async () => {
-      while (i < reads.length && room()) {
-        const r = reads[i++]!;
-        let data: Buffer;
+    await eachAtOnce(reads, READERS, async (r) => {
+      if (!room()) return;
+      let data: Buffer;
+      try {
+        data = await session.readPack(r.pack, r.start, r.end - r.start);
+      } catch {
+        return;
+      }
+      for (const b of r.items) {
         try {
-          data = await session.readPack(r.pack, r.start, r.end - r.start);
+          const plain = decodeBlob(keys, 'tree', b.id, data.subarray(b.offset - r.start, b.offset - r.start + b.length));
+          const tree = decodeTree(plain);
+          got(b.id, plain, tree);
+          for (const n of tree.nodes) if (n.type === 'dir') next.push(n.subtree);
         } catch {
-          continue;
-        }
-        for (const b of r.items) {
-          try {
-            const plain = decodeBlob(keys, 'tree', b.id, data.subarray(b.offset - r.start, b.offset - r.start + b.length));
-            const tree = decodeTree(plain);
-            got(b.id, plain, tree);
-            for (const n of tree.nodes) if (n.type === 'dir') next.push(n.subtree);
-          } catch {
-            // damaged: reported by the walk
-          }
+          // damaged: reported by the walk
         }
       }
-    };
-    await Promise.all(Array.from({ length: READERS }, reader));
+    });
     level = next;
   }
 }
