@@ -21,6 +21,7 @@ import type { AgentContext } from './context.js';
 import { childPath, displayPath, restoreLocation, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
 import { restorePool } from './pipeline/restore-pool.js';
+import { markRestore, removeLeftovers, type TempRoot } from './restore-leftovers.js';
 import { readListings } from './listings.js';
 import { destOf, packMissing, restoreData, tempPath, type FilePlan } from './restore-data.js';
 import { openTemp, settle, settleDir, stopIfAsked, toTime, why, writeAll } from './restore-files.js';
@@ -56,6 +57,8 @@ export interface RestoreResult {
   readonly failed: readonly SkippedItem[];
   /** packs the vault's index names that it no longer holds, found by this restore */
   readonly missingPacks: readonly PackId[];
+  /** temporary files of earlier restores that died, removed before this one began (see restore-leftovers.ts) */
+  readonly leftoversRemoved: number;
 }
 
 interface Selected {
@@ -98,7 +101,13 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
   // Everything asked for is found before anything is written.
   const selected = await job.select(manifest);
   const lock = await acquireJobLock(ctx.paths.lock, { jobId: randomBytes(16).toString('hex'), kind: 'restore' });
+  let leftovers = 0;
+  let unmark = async () => {};
   try {
+    leftovers = await removeLeftovers(ctx.paths.restores);
+    // Until the restore is over, whether it ends well, fails or stops (each removes its
+    // temporary files then), only a process that dies leaves its mark.
+    unmark = await markRestore(ctx.paths.restores, job.tmpPrefix, job.tempRoots(selected));
     await job.restoreAll(selected);
   } catch (err) {
     if (!isAzbkError(err, 'AZBK_CANCELLED')) throw err;
@@ -107,9 +116,19 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
       hint: 'Run the same restore again with --conflict skip (the default) to restore the rest.',
     });
   } finally {
+    await unmark();
     await lock.release();
   }
-  return { point: info, machineName: machine.name, target: o.target, restored: job.restored, conflicts: job.conflicts, failed: job.failed, missingPacks: [...job.missing].sort() };
+  return {
+    point: info,
+    machineName: machine.name,
+    target: o.target,
+    restored: job.restored,
+    conflicts: job.conflicts,
+    failed: job.failed,
+    missingPacks: [...job.missing].sort(),
+    leftoversRemoved: leftovers,
+  };
 }
 
 /**
@@ -152,7 +171,7 @@ class RestoreJob {
   /** the point's root listing (see select) */
   private root: BlobId | null = null;
   /** temporary names: `.azbk-restore-<job>-<n>`, unique per job without a random draw per file */
-  private readonly tmpPrefix = `.azbk-restore-${randomBytes(6).toString('hex')}-`;
+  readonly tmpPrefix = `.azbk-restore-${randomBytes(6).toString('hex')}-`;
   private tmpCount = 0;
   /** the first file planned of each hard-link group, with the entry it was planned from */
   private readonly linkLeaders = new Map<string, { plan: FilePlan; node: FileNode }>();
@@ -242,6 +261,11 @@ class RestoreJob {
     return readListings(this.ctx.session, this.keys, this.index, roots, (id, _plain, tree) => {
       if (this.trees.size < MAX_CACHED_TREES) this.trees.set(id, tree);
     }, () => this.trees.size < MAX_CACHED_TREES);
+  }
+
+  /** Where the restore of `selected` makes temporary files: in each folder restored, and beside each file restored. */
+  tempRoots(selected: readonly Selected[]): TempRoot[] {
+    return selected.map((s) => (s.node.type === 'dir' ? { path: s.dest, deep: true } : { path: path.dirname(s.dest), deep: false }));
   }
 
   /** Creates folders and links, lists the files, then writes their data. */

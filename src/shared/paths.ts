@@ -34,6 +34,8 @@ export function homePaths(home: string) {
     vaults: path.join(home, 'vaults'),
     /** packs on their way to a vault service, one file each while it is uploaded */
     spool: path.join(home, 'spool'),
+    /** a mark per running restore, naming its temporary files (see restore-leftovers.ts) */
+    restores: path.join(home, 'restores'),
   } as const;
 }
 export type HomePaths = ReturnType<typeof homePaths>;

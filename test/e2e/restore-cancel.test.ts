@@ -1,13 +1,14 @@
 /**
  * Ctrl-C during a restore with the built CLI: the files being written are finished, unfinished
  * ones are removed (no temporary file is left anywhere), the folders get their own modes, the
- * command exits 130, and the same restore run again restores the rest.
+ * command exits 130, and the same restore run again restores the rest. A restore killed outright
+ * leaves its temporary files, and the next restore removes them.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BIN, REPO, backup, expectExit, setupMachine, tempDir } from '../helpers/cli.js';
+import { BIN, REPO, backup, expectExit, parseJson, setupMachine, tempDir } from '../helpers/cli.js';
 import { expectSameTree, writeRandomFile } from '../helpers/fs-tree.js';
 
 const MiB = 1024 * 1024;
@@ -65,6 +66,48 @@ describe('a restore stopped with Ctrl-C', () => {
     expect(jobs.at(-1)).toMatchObject({ kind: 'restore', status: 'cancelled' });
 
     expectExit(await m.run(['restore', '--point', 'latest', '--target', target]), 0);
+    await expectSameTree(src, restored);
+  }, 90_000);
+
+  it('killed, leaves temporary files that the next restore removes, and only those', async (ctx) => {
+    const root = await tempDir(ctx);
+    const src = path.join(root, 'src');
+    for (let f = 0; f < 4; f++) await writeRandomFile(path.join(src, 'big', `f${f}.bin`), 6 * MiB);
+    await writeRandomFile(path.join(src, 'small.bin'), 1000);
+    const m = await setupMachine(root);
+    await backup(m, [src]);
+
+    // 24 MiB at 2 MiB/s: a file is being written for seconds; killed once one is.
+    const target = path.join(root, 'out');
+    const child = spawn(process.execPath, [BIN, 'restore', '--point', 'latest', '--target', target, '--limit-download', '2M'], {
+      cwd: REPO,
+      env: { ...process.env, AZBK_HOME: m.home },
+      stdio: 'ignore',
+    });
+    const done = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
+    const restored = path.join(target, src);
+    const temps = async () => (await entries(restored).catch(() => [])).filter((e) => path.basename(e.rel).startsWith('.azbk-restore-'));
+    for (let i = 0; i < 800 && (await temps()).length === 0; i++) await sleep(10);
+    child.kill('SIGKILL');
+    expect(await done).toBe('SIGKILL');
+    const left = await temps();
+    expect(left.length).toBeGreaterThan(0);
+    // A file of the user's named like a temporary file of that restore, but not one: kept.
+    const lookalike = path.join(restored, 'big', `${path.basename(left[0]!.rel)}-mine`);
+    await fs.writeFile(lookalike, 'mine');
+
+    const r = await m.run(['restore', '--point', 'latest', '--target', target, '--json']);
+    expectExit(r, 0);
+    expect(parseJson<{ leftoversRemoved: number }>(r).leftoversRemoved).toBe(left.length);
+    expect((await temps()).map((e) => e.rel)).toEqual([path.relative(restored, lookalike)]);
+    await fs.rm(lookalike);
+    // The mark of each restore is gone with it.
+    expect(await fs.readdir(path.join(m.home, 'restores'))).toEqual([]);
+
+    // (Over the lookalike's removal, which changed its folder's time.)
+    const again = await m.run(['restore', '--point', 'latest', '--target', target, '--conflict', 'overwrite']);
+    expectExit(again, 0);
+    expect(again.stdout).not.toMatch(/earlier restore/);
     await expectSameTree(src, restored);
   }, 90_000);
 });

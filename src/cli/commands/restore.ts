@@ -77,6 +77,7 @@ export function restoreCommand(program: Command): void {
         const s = r.restored;
         out.line(`Restored point ${r.point.id} of ${r.machineName}${r.target === null ? ' to its original location' : ` under ${r.target}`}.`);
         out.line(`  ${s.files} files (${formatBytes(s.bytes)}), ${s.dirs} folders, ${s.symlinks} links.`);
+        if (r.leftoversRemoved > 0) out.line(`  Removed ${r.leftoversRemoved} temporary file(s) left by an earlier restore that did not finish.`);
         const skipped = r.conflicts.filter((c) => c.action === 'skipped');
         if (skipped.length > 0) out.line(`  ${skipped.length} existing item(s) left as they were (--conflict skip).`);
         for (const c of r.conflicts.filter((x) => x.action === 'copied')) out.line(`  ${printable(c.path)} exists; restored as ${printable(c.restoredAs ?? '')}`);
