@@ -173,6 +173,39 @@ describe('verifyVault', () => {
     expect(r.orphanPacks).toBe(1);
   });
 
+  it('leaves out a point removed after it was listed, and still reports one that is damaged', async () => {
+    const m = await createMachine();
+    const src = await smallTree(m);
+    const first = await runBackup(m.ctx, { include: [src] });
+    await runBackup(m.ctx, { include: [src] });
+    const third = await runBackup(m.ctx, { include: [src] });
+    const key = (id: string) => `points/${m.ctx.registration.machineId}/${id}`;
+    await m.base.delete(key(third.point.id));
+    await m.base.put(key(third.point.id), Buffer.from('{"not":"a point"}'));
+    const firstRecord = (await m.base.get(key(first.point.id)))!;
+    // Retention (a backup of the machine) removes the first point once it is listed.
+    const session = new Proxy(m.ctx.session, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop, target) as unknown;
+        if (prop === 'listPoints') {
+          return async (machine: never) => {
+            const listed = await target.listPoints(machine);
+            await m.base.delete(key(first.point.id));
+            return listed;
+          };
+        }
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    for (const readData of [false, true]) {
+      await m.base.put(key(first.point.id), firstRecord);
+      const r = await verifyVault(session, m.keys, { readData });
+      expect(r.points).toBe(1);
+      expect(r.problems.map((p) => p.where)).toEqual([third.point.id]);
+      expect(r.problems[0]!.what).toMatch(/damaged/);
+    }
+  });
+
   it('skips points of another key family', async () => {
     const m = await createMachine();
     const src = await smallTree(m);
