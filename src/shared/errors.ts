@@ -10,6 +10,8 @@ export const ExitCode = {
   failed: 1,
   usage: 2,
   partial: 3,
+  /** verify found points or files that cannot be restored whole (it lists them) */
+  problems: 4,
   vaultUnreachable: 10,
   locked: 11,
   wrongPassphrase: 12,

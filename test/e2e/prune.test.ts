@@ -123,7 +123,7 @@ describe('prune', () => {
     await fs.rm(packs[sizes.indexOf(Math.max(...sizes))]!);
 
     const lost = await m.run(['verify']);
-    expectExit(lost, 1);
+    expectExit(lost, 4);
     expect(lost.stdout).toContain(path.join(src, 'a.bin'));
     // Nothing changed in the source, yet the backup reads what the lost pack held again.
     const second = await backup(m, [src]);

@@ -45,7 +45,7 @@ describe('azbk verify', () => {
     await fh.close();
     expectExit(await m.run(['verify']), 0);
     const damaged = await m.run(['verify', '--read-data', '--json']);
-    expectExit(damaged, 1);
+    expectExit(damaged, 4);
     const found = parseJson<Report>(damaged).problems;
     expect(found.length).toBeGreaterThan(0);
     expect(found.every((p) => p.where.endsWith(path.join(data, 'sub', 'big.bin')))).toBe(true);
@@ -55,7 +55,7 @@ describe('azbk verify', () => {
     const kept = await fs.readFile(dataPack);
     await fs.rm(dataPack);
     const missing = await m.run(['verify']);
-    expectExit(missing, 1);
+    expectExit(missing, 4);
     expectNoStack(missing);
     expect(missing.stdout).toContain(path.join(data, 'sub', 'big.bin'));
     expect(missing.stdout).not.toContain(path.join(data, 'empty'));
@@ -70,7 +70,7 @@ describe('azbk verify', () => {
     const addedSizes = await Promise.all(added.map(async (p) => (await fs.stat(p)).size));
     await fs.rm(added[addedSizes.indexOf(Math.max(...addedSizes))]!); // the data pack
     const escaped = await m.run(['verify']);
-    expectExit(escaped, 1);
+    expectExit(escaped, 4);
     expect(escaped.stdout).toContain('odd\\x0dNothing is wrong.');
     expect(escaped.stdout).not.toContain('\r');
   }, 60_000);

@@ -31,7 +31,7 @@ export function verifyCommand(program: Command): void {
       'after',
       '\nWithout --read-data every folder listing is read and checked, and every pack that holds chunks is\n' +
         'looked up; with it, every chunk is read too. Nothing is written.\n' +
-        '\nExit codes: 0 nothing wrong, 1 problems found (listed), 2 not registered, 10 vault unreachable, 11 another job is\nrunning (verify holds the machine while it runs), 13 credentials invalid.',
+        '\nExit codes: 0 nothing wrong, 4 problems found (listed), 1 verify itself failed, 2 not registered, 10 vault\nunreachable, 11 another job is running (verify holds the machine while it runs), 13 credentials invalid.',
     )
     .action(
       action('verify', async ({ paths, out, log }, o: Opts) => {
@@ -59,7 +59,7 @@ export function verifyCommand(program: Command): void {
         if (r.problems.length > 0) {
           // The report is the result (one JSON document with --json); the exit code says it is bad.
           out.warn(`${r.problems.length} problem(s) found: the points and files named cannot be restored whole. A new backup stores again what this machine still has.`);
-          setExitCode(ExitCode.failed);
+          setExitCode(ExitCode.problems);
         } else out.line('Nothing is wrong.');
       }),
     );
