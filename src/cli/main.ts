@@ -21,8 +21,9 @@ import { currentExitCode } from './run.js';
 const EXIT_CODES = `
 Exit codes:
   0 ok · 1 failed · 2 usage or bad input · 3 partial (some items skipped; listed)
-  10 vault unreachable or not found · 11 another job holds the machine · 12 wrong passphrase
-  13 credentials invalid or expired · 14 vault limit reached · 130 cancelled
+  4 verify found problems (listed) · 10 vault unreachable or not found
+  11 another job holds the machine · 12 wrong passphrase · 13 credentials invalid or expired
+  14 vault limit reached · 130 cancelled
 
 Local state lives in AZBK_HOME (default: the platform's config folder, e.g. ~/.config/azbk).`;
 
