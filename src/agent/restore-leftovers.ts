@@ -6,7 +6,8 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { readJsonFile, writeFileAtomic } from '../shared/files.js';
+import { errnoCode, readJsonFile, writeFileAtomic } from '../shared/files.js';
+import { processAlive, processIdentity } from '../shared/process.js';
 
 /** A folder a restore writes temporary files into: `deep` for every folder under it as well. */
 export interface TempRoot {
@@ -14,42 +15,81 @@ export interface TempRoot {
   readonly deep: boolean;
 }
 
+/** A running restore's mark. */
+export interface RestoreMark {
+  /** a folder found to receive temporary files after the mark was made (an item restored as a copy) */
+  add(root: TempRoot): Promise<void>;
+  /** the restore is over: its temporary files are gone */
+  remove(): Promise<void>;
+}
+
 /** The names a restore gives its temporary files: `.azbk-restore-<12 hex>-<n>`. */
 const PREFIX = /^\.azbk-restore-[0-9a-f]{12}-$/;
 
 /**
- * Marks a running restore (owner-only): returns what removes the mark once it is done. The mark
- * is bookkeeping: a restore goes on without it when it cannot be written.
+ * Marks a running restore (owner-only). The mark is bookkeeping: a restore goes on without it
+ * when it cannot be written.
  */
-export async function markRestore(dir: string, prefix: string, roots: readonly TempRoot[]): Promise<() => Promise<void>> {
+export async function markRestore(dir: string, prefix: string, roots: readonly TempRoot[]): Promise<RestoreMark> {
   if (!PREFIX.test(prefix)) throw new Error(`not a restore's temporary prefix: ${prefix}`);
   const file = path.join(dir, `${prefix.slice('.azbk-restore-'.length, -1)}.json`);
-  try {
-    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-    await writeFileAtomic(file, JSON.stringify({ prefix, roots }), { mode: 0o600 });
-  } catch {
-    return async () => {};
-  }
-  return () => fs.rm(file, { force: true }).catch(() => undefined);
+  const all = roots.map((r) => ({ path: path.resolve(r.path), deep: r.deep }));
+  const owner = { pid: process.pid, identity: processIdentity(process.pid) };
+  let written = false;
+  const write = async () => {
+    try {
+      await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      await writeFileAtomic(file, JSON.stringify({ prefix, roots: all, ...owner }), { mode: 0o600 });
+      written = true;
+    } catch {
+      // a restore does not depend on its mark
+    }
+  };
+  await write();
+  return {
+    add: async (root) => {
+      all.push({ path: path.resolve(root.path), deep: root.deep });
+      if (written) await write();
+    },
+    remove: async () => {
+      if (written) await fs.rm(file, { force: true }).catch(() => undefined);
+    },
+  };
+}
+
+interface Mark {
+  readonly prefix: string;
+  readonly roots: TempRoot[];
+  readonly pid: number | null;
+  readonly identity: string | null;
 }
 
 /** What a mark holds, if it reads as one (a damaged or edited mark is dropped). */
-function readMark(v: unknown): { prefix: string; roots: TempRoot[] } | null {
-  const m = v as { prefix?: unknown; roots?: unknown } | null;
+function readMark(v: unknown): Mark | null {
+  const m = v as { prefix?: unknown; roots?: unknown; pid?: unknown; identity?: unknown } | null;
   if (typeof m !== 'object' || m === null || typeof m.prefix !== 'string' || !PREFIX.test(m.prefix) || !Array.isArray(m.roots)) return null;
   const roots: TempRoot[] = [];
   for (const r of m.roots as { path?: unknown; deep?: unknown }[]) {
     if (typeof r !== 'object' || r === null || typeof r.path !== 'string' || !path.isAbsolute(r.path) || typeof r.deep !== 'boolean') return null;
     roots.push({ path: r.path, deep: r.deep });
   }
-  return { prefix: m.prefix, roots };
+  const pid = Number.isSafeInteger(m.pid) && (m.pid as number) > 0 ? (m.pid as number) : null;
+  return { prefix: m.prefix, roots, pid, identity: typeof m.identity === 'string' ? m.identity : null };
+}
+
+/** True when the restore that made the mark may still be running (another process of the same pid and start). */
+function maybeRunning(m: Mark): boolean {
+  if (m.pid === null || m.pid === process.pid || !processAlive(m.pid)) return false;
+  const now = processIdentity(m.pid);
+  return m.identity === null || now === null || now === m.identity;
 }
 
 /**
- * Removes the temporary files of restores that died, as their marks name them, and the marks.
- * Only regular files whose whole name is a temporary name of that restore go; links are not
- * followed. Call it holding the job lock, so no restore it names is still running. Returns how
- * many files it removed.
+ * Removes the temporary files and links of restores that died, as their marks name them, and the
+ * marks. Only entries whose whole name is a temporary name of that restore go; links are not
+ * followed. A mark stays while its process runs, and when a folder it names could not be read or
+ * an entry removed (tried again next time). Call it holding the job lock. Returns how many
+ * entries it removed.
  */
 export async function removeLeftovers(dir: string): Promise<number> {
   let names: string[];
@@ -59,37 +99,57 @@ export async function removeLeftovers(dir: string): Promise<number> {
     return 0; // none yet (or unreadable: what a mark names is left, as it was)
   }
   let removed = 0;
-  for (const name of names.filter((n) => n.endsWith('.json'))) {
+  for (const name of names) {
     const file = path.join(dir, name);
+    // A mark's own temporary file, left by a restore that died while writing it.
+    if (name.endsWith('.tmp')) await fs.rm(file, { force: true }).catch(() => undefined);
+    if (!name.endsWith('.json')) continue;
     const mark = readMark(await readJsonFile(file).catch(() => null));
+    if (mark !== null && maybeRunning(mark)) continue;
+    let whole = true;
     if (mark !== null) {
       const temp = new RegExp(`^${mark.prefix.replace(/\./g, '\\.')}\\d+$`);
-      for (const r of mark.roots) removed += await sweep(r.path, r.deep, temp);
+      for (const r of mark.roots) {
+        const s = await sweep(r.path, r.deep, temp);
+        removed += s.removed;
+        whole &&= s.whole;
+      }
     }
-    await fs.rm(file, { force: true }).catch(() => undefined);
+    if (whole) await fs.rm(file, { force: true }).catch(() => undefined);
   }
   return removed;
 }
 
-/** Removes the files named like `temp` in `folder` (and the folders under it when `deep`). */
-async function sweep(folder: string, deep: boolean, temp: RegExp): Promise<number> {
+/** Folders that are not there (any more) hold nothing of a restore's. */
+const NOTHING_THERE = new Set(['ENOENT', 'ENOTDIR']);
+
+/**
+ * Removes the entries named like `temp` in `folder` (and in the folders under it when `deep`);
+ * `whole` is false when a folder could not be read or an entry removed.
+ */
+async function sweep(folder: string, deep: boolean, temp: RegExp): Promise<{ removed: number; whole: boolean }> {
   let entries: import('node:fs').Dirent[];
   try {
     entries = await fs.readdir(folder, { withFileTypes: true });
-  } catch {
-    return 0; // gone, or not a folder (any more): nothing of the restore's is there
+  } catch (err) {
+    return { removed: 0, whole: NOTHING_THERE.has(errnoCode(err) ?? '') };
   }
   let removed = 0;
+  let whole = true;
   for (const e of entries) {
     const p = path.join(folder, e.name);
-    if (e.isFile() && temp.test(e.name)) {
+    if ((e.isFile() || e.isSymbolicLink()) && temp.test(e.name)) {
       try {
-        await fs.unlink(p);
+        await fs.unlink(p); // a link itself, never what it points to
         removed++;
-      } catch {
-        // removed meanwhile, or not ours to remove: left
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') whole = false;
       }
-    } else if (deep && e.isDirectory()) removed += await sweep(p, true, temp);
+    } else if (deep && e.isDirectory()) {
+      const s = await sweep(p, true, temp);
+      removed += s.removed;
+      whole &&= s.whole;
+    }
   }
-  return removed;
+  return { removed, whole };
 }

@@ -21,7 +21,7 @@ import type { AgentContext } from './context.js';
 import { childPath, displayPath, restoreLocation, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
 import { restorePool } from './pipeline/restore-pool.js';
-import { markRestore, removeLeftovers, type TempRoot } from './restore-leftovers.js';
+import { markRestore, removeLeftovers, type RestoreMark, type TempRoot } from './restore-leftovers.js';
 import { readListings } from './listings.js';
 import { destOf, packMissing, restoreData, tempPath, type FilePlan } from './restore-data.js';
 import { openTemp, settle, settleDir, stopIfAsked, toTime, why, writeAll } from './restore-files.js';
@@ -102,12 +102,11 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
   const selected = await job.select(manifest);
   const lock = await acquireJobLock(ctx.paths.lock, { jobId: randomBytes(16).toString('hex'), kind: 'restore' });
   let leftovers = 0;
-  let unmark = async () => {};
   try {
     leftovers = await removeLeftovers(ctx.paths.restores);
     // Until the restore is over, whether it ends well, fails or stops (each removes its
     // temporary files then), only a process that dies leaves its mark.
-    unmark = await markRestore(ctx.paths.restores, job.tmpPrefix, job.tempRoots(selected));
+    job.mark = await markRestore(ctx.paths.restores, job.tmpPrefix, job.tempRoots(selected));
     await job.restoreAll(selected);
   } catch (err) {
     if (!isAzbkError(err, 'AZBK_CANCELLED')) throw err;
@@ -116,7 +115,7 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
       hint: 'Run the same restore again with --conflict skip (the default) to restore the rest.',
     });
   } finally {
-    await unmark();
+    await job.mark?.remove();
     await lock.release();
   }
   return {
@@ -172,6 +171,8 @@ class RestoreJob {
   private root: BlobId | null = null;
   /** temporary names: `.azbk-restore-<job>-<n>`, unique per job without a random draw per file */
   readonly tmpPrefix = `.azbk-restore-${randomBytes(6).toString('hex')}-`;
+  /** names where the temporary files go, for the next restore should this one die (see restore-leftovers.ts) */
+  mark: RestoreMark | null = null;
   private tmpCount = 0;
   /** the first file planned of each hard-link group, with the entry it was planned from */
   private readonly linkLeaders = new Map<string, { plan: FilePlan; node: FileNode }>();
@@ -394,6 +395,8 @@ class RestoreJob {
           if (!found.merge && !makeDir(found.to)) throw new AzbkError('AZBK_BAD_INPUT', 'something else appeared at this path during the restore');
         }
         const { to } = found;
+        // A folder restored as a copy beside one in the way: its files are not under `dest`.
+        if (to !== dest) await this.mark?.add({ path: to, deep: true });
         const tree = await this.tree(node.subtree);
         dirs.push({ segs, path: to, node });
         this.restored.dirs++;

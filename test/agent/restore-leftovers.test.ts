@@ -1,13 +1,15 @@
 /**
- * The marks of running restores and what the next restore removes after one died: only regular
- * files named as that restore named its temporary files, in the folders it wrote into, never
- * through a link.
+ * The marks of running restores and what the next restore removes after one died: only files
+ * and links named as that restore named its temporary files, in the folders it wrote into, never
+ * through a link; a mark stays while its restore may run, or when its folders could not be read.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { markRestore, removeLeftovers } from '../../src/agent/restore-leftovers.js';
+import { processIdentity } from '../../src/shared/process.js';
 
 let root: string;
 let marks: string;
@@ -42,29 +44,33 @@ describe('restore leftovers', () => {
     await fs.mkdir(path.join(deep, `${P}7`)); // a folder
     await touch(path.join(outside, `${P}8`));
     await fs.symlink(outside, path.join(deep, 'link')); // not followed
-    await fs.symlink(path.join(outside, `${P}8`), path.join(deep, `${P}9`)); // a link is not a file
+    await fs.symlink(path.join(outside, `${P}8`), path.join(deep, `${P}9`)); // a link the restore made: removed, not followed
 
-    const unmark = await markRestore(marks, P, [
+    const mark = await markRestore(marks, P, [
       { path: deep, deep: true },
       { path: beside, deep: false },
     ]);
-    const [mark] = await fs.readdir(marks);
-    expect(mark).toBe('0123456789ab.json');
-    expect((await fs.stat(path.join(marks, mark!))).mode & 0o777).toBe(0o600);
+    expect(await fs.readdir(marks)).toEqual(['0123456789ab.json']);
+    expect((await fs.stat(path.join(marks, '0123456789ab.json'))).mode & 0o777).toBe(0o600);
     expect((await fs.stat(marks)).mode & 0o777).toBe(0o700);
-    void unmark; // the restore died: its mark stays
+    // A folder restored as a copy, found after the mark was made.
+    const copy = path.join(root, 'copy');
+    await touch(path.join(copy, 'c', `${P}10`));
+    await mark.add({ path: copy, deep: true });
+    // The restore died: its mark stays. Its process is gone (a pid no process has).
+    const file = path.join(marks, '0123456789ab.json');
+    await fs.writeFile(file, JSON.stringify({ ...(JSON.parse(await fs.readFile(file, 'utf8')) as object), pid: 2 ** 22 + 1 }));
 
-    expect(await removeLeftovers(marks)).toBe(3);
-    expect(await exists(path.join(deep, `${P}0`))).toBe(false);
-    expect(await exists(path.join(deep, 'a', 'b', `${P}17`))).toBe(false);
-    expect(await exists(path.join(beside, `${P}3`))).toBe(false);
+    expect(await removeLeftovers(marks)).toBe(5);
+    for (const gone of [path.join(deep, `${P}0`), path.join(deep, 'a', 'b', `${P}17`), path.join(beside, `${P}3`), path.join(deep, `${P}9`), path.join(copy, 'c', `${P}10`)]) {
+      expect(await exists(gone), gone).toBe(false);
+    }
     for (const kept of [
       path.join(beside, 'sub', `${P}4`),
       path.join(deep, `${P}5x`),
       path.join(deep, '.azbk-restore-ffffffffffff-6'),
       path.join(deep, `${P}7`),
       path.join(outside, `${P}8`),
-      path.join(deep, `${P}9`),
     ]) {
       expect(await exists(kept), kept).toBe(true);
     }
@@ -75,8 +81,8 @@ describe('restore leftovers', () => {
   it('a restore that ends removes its mark; a damaged mark is dropped and names nothing', async () => {
     const out = path.join(root, 'out');
     await touch(path.join(out, `${P}0`));
-    const unmark = await markRestore(marks, P, [{ path: out, deep: true }]);
-    await unmark();
+    const mark = await markRestore(marks, P, [{ path: out, deep: true }]);
+    await mark.remove();
     expect(await fs.readdir(marks)).toEqual([]);
     await fs.writeFile(path.join(marks, 'a.json'), '{"prefix":"../","roots":[{"path":"/","deep":true}]}');
     await fs.writeFile(path.join(marks, 'b.json'), '{"prefix":');
@@ -84,6 +90,34 @@ describe('restore leftovers', () => {
     expect(await removeLeftovers(marks)).toBe(0);
     expect(await exists(path.join(out, `${P}0`))).toBe(true);
     expect(await fs.readdir(marks)).toEqual([]);
+  });
+
+  it('keeps the mark of a restore still running, and of one whose folder could not be read', async () => {
+    const out = path.join(root, 'out');
+    await touch(path.join(out, `${P}0`));
+    // Its own process's mark is of a restore that died (the pid was reused): swept.
+    await markRestore(marks, P, [{ path: out, deep: true }]);
+    expect(await removeLeftovers(marks)).toBe(1);
+
+    // A running process with the pid and start the mark names.
+    await touch(path.join(out, `${P}1`));
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await fs.writeFile(path.join(marks, 'a.json'), JSON.stringify({ prefix: P, roots: [{ path: out, deep: true }], pid: child.pid, identity: processIdentity(child.pid!) }));
+      expect(await removeLeftovers(marks)).toBe(0);
+      expect(await fs.readdir(marks)).toEqual(['a.json']);
+    } finally {
+      child.kill();
+    }
+    await new Promise((r) => child.once('exit', r));
+    expect(await removeLeftovers(marks)).toBe(1);
+
+    // A folder that cannot be read (a loop of links): the mark stays, to be tried again.
+    await fs.symlink(path.join(root, 'loop'), path.join(root, 'loop'));
+    await markRestore(marks, '.azbk-restore-00000000000f-', [{ path: path.join(root, 'loop'), deep: true }]);
+    await fs.writeFile(path.join(marks, 'b.tmp'), 'a mark cut short');
+    expect(await removeLeftovers(marks)).toBe(0);
+    expect(await fs.readdir(marks)).toEqual(['00000000000f.json']);
   });
 
   it('no marks folder is no leftovers', async () => {
