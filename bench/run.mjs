@@ -621,7 +621,7 @@ function makeTools(source, work, passphrase) {
 // ---------------------------------------------------------------------------------------------
 // the run
 
-const STATE = { waitIdle: 0, gnuTime: false, interrupted: false, child: null, watchers: new Set(), git: { commit: 'unknown', dirty: false }, changed: [], source: null };
+const STATE = { waitIdle: 0, gnuTime: false, interrupted: false, child: null, watchers: new Set(), git: { commit: 'unknown', dirty: false }, changed: [], source: null, warmTarget: null };
 
 /** Appends CHANGE_SUFFIX to the chosen files, remembering each one's size and times. */
 async function applyChange(source, files) {
@@ -751,6 +751,7 @@ async function main() {
     // give the stopped tool (and any azbk watch) a moment to exit before its folder goes
     setTimeout(() => {
       if (!opts.keep) fs.rmSync(work, { recursive: true, force: true });
+      if (STATE.warmTarget) fs.rmSync(STATE.warmTarget, { recursive: true, force: true });
       process.exit(130);
     }, 1500);
   };
@@ -828,17 +829,19 @@ async function main() {
     const sh = (name, script) => measure(name, 'bash', ['-o', 'pipefail', '-c', script], { env: {}, cwd: work, logDir: path.join(work, 'logs') });
     const q = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
 
+    // The first tool to restore would otherwise pay alone for what a file system's first writes
+    // cost (on a fresh virtual machine, a tmpfs's first pages took 2-3 s more of system time):
+    // the tree is copied to where the restores go once, and removed; before the read below, so
+    // that the copy does not push the tree out of the page cache.
+    STATE.warmTarget = await fsp.mkdtemp(path.join(opts.restoreTo ?? work, 'azbk-bench-warmup-'));
+    log(`warm-up: copying the tree once to ${opts.restoreTo ?? 'the work folder'} and removing it, so that every tool's restore writes into a used file system`);
+    result.warmupRestore = await sh('warmup-restore', `tar cf - -C ${q(source)} . | tar xf - -C ${q(STATE.warmTarget)}`);
+    if (!result.warmupRestore.ok) log(`  warning: the copy failed (see ${path.join(work, 'logs')}): the first restore may pay for the file system's first writes`);
+    await fsp.rm(STATE.warmTarget, { recursive: true, force: true });
+    STATE.warmTarget = null;
     // warm-up: GNU tar does not read file contents when its output is /dev/null, hence the cat
     log('warm-up: reading the whole tree once (tar | cat > /dev/null) so that every tool sees a warm page cache');
     result.warmup = await sh('warmup', `tar cf - -C ${q(source)} . | cat > /dev/null`);
-    // The first tool to restore would otherwise pay alone for what a file system's first writes
-    // cost (on a fresh virtual machine, a tmpfs's first pages took 2-3 s more of system time):
-    // the tree is copied to where the restores go once, and removed.
-    const warmTarget = path.join(opts.restoreTo ?? work, 'azbk-bench-warmup');
-    log(`warm-up: copying the tree once to ${opts.restoreTo ?? 'the work folder'} and removing it, so that every tool's restore writes into a used file system`);
-    await fsp.mkdir(warmTarget, { recursive: true });
-    result.warmupRestore = await sh('warmup-restore', `tar cf - -C ${q(source)} . | tar xf - -C ${q(warmTarget)}`);
-    await fsp.rm(warmTarget, { recursive: true, force: true });
 
     if (opts.floor) {
       if (result.versions.zstd) {
