@@ -2,9 +2,11 @@
 import type { PassphraseInput } from './passphrase.js';
 import type { MachineId } from '../core/ids.js';
 import type { VaultKeys } from '../core/keys.js';
+import { isSafeName, type TreeNode } from '../core/tree.js';
 import { AzbkError } from '../shared/errors.js';
 import type { MachineInfo, PointInfo, PointRecord } from '../vault/api.js';
 import type { AgentContext } from './context.js';
+import { displayPath } from './fspath.js';
 import { openManifest, type PointManifest } from './manifest.js';
 import { unlockFamilies } from './unlock.js';
 
@@ -67,4 +69,20 @@ export async function openPoint(ctx: AgentContext, keys: VaultKeys | readonly Va
     throw new AzbkError('AZBK_WRONG_PASSPHRASE', `The passphrase does not open recovery point ${info.id}.`);
   }
   return { record, manifest: openManifest(mine, record.jobId, record.manifest), keys: mine };
+}
+
+/**
+ * The entry at the original absolute path `segs` in a point with the manifest `m` (`nodeAt` walks
+ * the point's listings from its root): AZBK_BAD_INPUT for a path no entry can have (to `verb` it),
+ * AZBK_PATH_NOT_FOUND for one the point does not hold.
+ */
+export async function entryAt(m: PointManifest, segs: readonly string[], nodeAt: (segs: readonly string[]) => Promise<TreeNode | undefined>, verb: string): Promise<TreeNode> {
+  if (segs.length === 0 || !segs.every(isSafeName)) throw new AzbkError('AZBK_BAD_INPUT', `Cannot ${verb} ${displayPath(segs)}.`);
+  const node = await nodeAt(segs);
+  if (node === undefined || !m.paths.some((p) => p.length <= segs.length && p.every((s, i) => s === segs[i]))) {
+    throw new AzbkError('AZBK_PATH_NOT_FOUND', `${displayPath(segs)} is not in recovery point.`, {
+      hint: 'Give the original absolute path of a file or folder in the point; azbk ls --point ID lists what it holds.',
+    });
+  }
+  return node;
 }

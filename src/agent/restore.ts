@@ -11,15 +11,16 @@ import path from 'node:path';
 import { decodeBlob } from '../core/blob.js';
 import type { BlobId, PackId } from '../core/ids.js';
 import type { VaultKeys } from '../core/keys.js';
-import { decodeTree, isPortableName, isSafeName, type DirNode, type FileNode, type SymlinkNode, type Tree, type TreeNode } from '../core/tree.js';
+import { decodeTree, isPortableName, type DirNode, type FileNode, type SymlinkNode, type Tree, type TreeNode } from '../core/tree.js';
 import { AzbkError, errorRegistry, isAzbkError } from '../shared/errors.js';
 import { errnoCode } from '../shared/files.js';
 import type { PointInfo } from '../vault/api.js';
 import { BlobIndex } from './blob-index.js';
-import { FileCache, recordMissingPacks } from './file-cache.js';
+import { recordMissingPacks } from './file-cache.js';
 import type { AgentContext } from './context.js';
 import { childPath, displayPath, restoreLocation, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
+import { loadIndex } from './read-index.js';
 import { restorePool } from './pipeline/restore-pool.js';
 import { markRestore, removeLeftovers, type RestoreMark, type TempRoot } from './restore-leftovers.js';
 import { readListings } from './listings.js';
@@ -27,7 +28,7 @@ import { destOf, packMissing, restoreData, tempPath, type FilePlan } from './res
 import { openTemp, settle, settleDir, stopIfAsked, toTime, why, writeAll } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
 import type { PassphraseInput } from './passphrase.js';
-import { findMachine, keysFor, openPoint, pickPoint } from './points.js';
+import { entryAt, findMachine, keysFor, openPoint, pickPoint } from './points.js';
 
 /** Decoded folder listings kept in memory during a restore. */
 const MAX_CACHED_TREES = 10_000;
@@ -130,36 +131,6 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
   };
 }
 
-/**
- * The vault's index, through the local cache of the key family's index files (the backups made
- * here fill it); without the cache when it cannot be opened: a restore must not depend on it.
- * The blobs of the packs in `missing` are left out.
- */
-async function loadIndex(ctx: AgentContext, keys: VaultKeys, missing: readonly PackId[]): Promise<BlobIndex> {
-  let cache: FileCache | undefined;
-  try {
-    cache = FileCache.forVault(ctx.paths.home, ctx.registration.vaultId, keys.keyId);
-  } catch {
-    cache = undefined;
-  }
-  const opts = { leaveOut: missing };
-  if (cache === undefined) return BlobIndex.load(ctx.session, keys, undefined, opts);
-  try {
-    const index = await BlobIndex.load(ctx.session, keys, cache, opts);
-    index.saveSnapshot(cache); // the next command loads it as it is
-    return index;
-  } catch (err) {
-    if (isAzbkError(err)) throw err;
-    return BlobIndex.load(ctx.session, keys, undefined, opts); // the cache failed (read-only, damaged)
-  } finally {
-    try {
-      cache.close();
-    } catch {
-      // nothing to keep
-    }
-  }
-}
-
 class RestoreJob {
   readonly restored = { files: 0, dirs: 0, symlinks: 0, bytes: 0 };
   readonly conflicts: { path: string; action: 'skipped' | 'copied'; restoredAs?: string }[] = [];
@@ -239,13 +210,7 @@ class RestoreJob {
     const wanted = this.o.paths.length > 0 ? this.o.paths.map((p) => toSegments(p)) : m.paths.map((p) => [...p]);
     const out: Selected[] = [];
     for (const segs of wanted) {
-      if (segs.length === 0 || !segs.every(isSafeName)) throw new AzbkError('AZBK_BAD_INPUT', `Cannot restore ${displayPath(segs)}.`);
-      const node = await this.nodeAt(segs);
-      if (node === undefined || !m.paths.some((p) => p.length <= segs.length && p.every((s, i) => s === segs[i]))) {
-        throw new AzbkError('AZBK_PATH_NOT_FOUND', `${displayPath(segs)} is not in recovery point.`, {
-          hint: 'Give the original absolute path of a file or folder in the point; azbk points --json lists the backed-up paths.',
-        });
-      }
+      const node = await entryAt(m, segs, (x) => this.nodeAt(x), 'restore');
       out.push({ segs, node, dest: restoreLocation(segs, this.o.target, m.platform === 'win32') });
     }
     // A path given twice, or inside another one given, is restored once.
