@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../shared/errors.js';
 import { backupCommand } from './commands/backup.js';
 import { jobsCommand } from './commands/jobs.js';
+import { lsCommand } from './commands/ls.js';
 import { pointsCommand } from './commands/points.js';
 import { policyCommand } from './commands/policy.js';
 import { registerCommand } from './commands/register.js';
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   policyCommand(program);
   backupCommand(program);
   pointsCommand(program);
+  lsCommand(program);
   jobsCommand(program);
   statusCommand(program);
   secretsCommand(program);

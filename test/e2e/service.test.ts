@@ -74,6 +74,11 @@ describe('vault service over a folder', () => {
     const points = await a.run(['points', '--json']);
     expectExit(points, 0);
     expect(JSON.stringify(parseJson(points))).toContain(first.point.id);
+    // What the point holds, through the service: the whole tree.
+    const listed = await a.run(['ls', '--point', 'latest', '-r', src, '--json']);
+    expectExit(listed, 0);
+    const names = (await fs.readdir(src, { recursive: true })).map((n) => path.join(src, String(n))).sort();
+    expect(parseJson<{ entries: { path: string }[] }>(listed).entries.map((e) => e.path).sort()).toEqual(names);
 
     const mine = path.join(root, 'restore-A');
     expectExit(await a.run(['restore', '--point', 'latest', '--target', mine]), 0);

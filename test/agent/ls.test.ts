@@ -1,0 +1,61 @@
+/** listPoint: a folder whose listing cannot be read is reported, and everything else is listed. */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runBackup } from '../../src/agent/backup.js';
+import { BlobIndex } from '../../src/agent/blob-index.js';
+import { listPoint, type ListedEntry } from '../../src/agent/ls.js';
+import { openPoint } from '../../src/agent/points.js';
+import { decodeBlob } from '../../src/core/blob.js';
+import type { BlobId } from '../../src/core/ids.js';
+import { decodeTree, type Tree } from '../../src/core/tree.js';
+import { AzbkError } from '../../src/shared/errors.js';
+import { createMachine, type TestMachine } from '../helpers/machine.js';
+
+async function readTree(m: TestMachine, index: BlobIndex, id: BlobId): Promise<Tree> {
+  const loc = index.get('tree', id)!;
+  return decodeTree(decodeBlob(m.keys, 'tree', id, await m.ctx.session.readPack(loc.pack, loc.entry.offset, loc.entry.length)));
+}
+
+describe('listPoint', () => {
+  it('reports a folder whose listing cannot be read and lists the rest', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    for (const d of ['one', 'two']) {
+      await fs.mkdir(path.join(src, d, 'inner'), { recursive: true });
+      await fs.writeFile(path.join(src, d, 'f.txt'), d);
+      await fs.writeFile(path.join(src, d, 'inner', 'g.txt'), d);
+    }
+    const res = await runBackup(m.ctx, { include: [src] });
+
+    // The listing of src/two, found from the point's root.
+    const index = await BlobIndex.load(m.ctx.session, m.keys);
+    const { manifest } = await openPoint(m.ctx, m.keys, res.point);
+    let tree = await readTree(m, index, manifest.tree);
+    let two: BlobId | undefined;
+    for (const name of [...src.split('/').filter(Boolean), 'two']) {
+      const node = tree.nodes.find((n) => n.name === name)!;
+      if (node.type !== 'dir') throw new Error('not a folder');
+      two = node.subtree;
+      tree = await readTree(m, index, node.subtree);
+    }
+    const bad = index.get('tree', two!)!;
+    const session = new Proxy(m.ctx.session, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop, target) as unknown;
+        if (prop === 'readPack') {
+          return (pack: string, offset: number, length: number, into?: Buffer) =>
+            pack === bad.pack && offset <= bad.entry.offset && offset + length >= bad.entry.offset + bad.entry.length
+              ? Promise.reject(new AzbkError('AZBK_VAULT_CORRUPT', 'a damaged range'))
+              : target.readPack(pack as never, offset, length, into);
+        }
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const seen: ListedEntry[] = [];
+    const r = await listPoint({ ...m.ctx, session }, { point: 'latest', paths: [src], recursive: true, onEntry: (e) => seen.push(e) });
+    expect(r.unreadable).toEqual([{ path: path.join(src, 'two'), reason: expect.stringMatching(/damaged range/) as unknown as string }]);
+    expect(seen.map((e) => path.relative(src, e.path))).toEqual(['one', 'one/f.txt', 'one/inner', 'one/inner/g.txt', 'two']);
+    expect(r.entries).toBe(5);
+  });
+});
