@@ -4,23 +4,16 @@
  * few large reads at a time, when listing everything under a folder); no file data. A listing
  * that cannot be read is reported and the rest is still listed.
  */
-import { decodeBlob } from '../core/blob.js';
-import type { BlobId } from '../core/ids.js';
-import type { VaultKeys } from '../core/keys.js';
-import { decodeTree, type Tree, type TreeNode } from '../core/tree.js';
-import { AzbkError, isAzbkError } from '../shared/errors.js';
+import type { PackId } from '../core/ids.js';
+import type { Tree, TreeNode } from '../core/tree.js';
+import { isAzbkError } from '../shared/errors.js';
 import type { PointInfo } from '../vault/api.js';
-import type { BlobIndex } from './blob-index.js';
 import type { AgentContext } from './context.js';
 import { displayPath, toSegments } from './fspath.js';
-import { readListings } from './listings.js';
 import type { SkippedItem } from './manifest.js';
 import type { PassphraseInput } from './passphrase.js';
-import { entryAt, findMachine, keysFor, openPoint, pickPoint } from './points.js';
-import { loadIndex } from './read-index.js';
-
-/** Decoded folder listings kept in memory while listing. */
-const MAX_CACHED_TREES = 10_000;
+import { PointReader } from './point-reader.js';
+import { entryAt, findMachine, keysFor, openPoint, outermost, pickPoint } from './points.js';
 
 export interface ListOptions {
   readonly point: string;
@@ -30,6 +23,8 @@ export interface ListOptions {
   readonly recursive: boolean;
   readonly machine?: string;
   readonly passphrase?: PassphraseInput;
+  /** the point, once found (before any entry) */
+  readonly onPoint?: (point: PointInfo, machineName: string) => void;
   /** each entry, in order: a folder before what it holds, names sorted */
   readonly onEntry: (e: ListedEntry) => void;
 }
@@ -40,8 +35,8 @@ export interface ListedEntry {
   readonly type: 'file' | 'dir' | 'symlink';
   /** permission bits */
   readonly mode: number;
-  /** modification time, ISO 8601 (UTC, to the millisecond) */
-  readonly mtime: string;
+  /** modification time, ISO 8601 (UTC, to the millisecond); null when out of that form's range */
+  readonly mtime: string | null;
   /** bytes, for a file */
   readonly size?: number;
   /** what a symbolic link points to */
@@ -53,7 +48,9 @@ export interface ListResult {
   readonly machineName: string;
   readonly entries: number;
   /** folders whose listing could not be read: what they hold is not listed */
-  readonly unreadable: readonly SkippedItem[];
+  readonly failed: readonly SkippedItem[];
+  /** packs the index names that the vault does not hold, found on the way (their listings were read where a later backup stored them again) */
+  readonly missingPacks: readonly PackId[];
 }
 
 /** Lists what a point of this or another machine holds (see ListOptions). */
@@ -62,14 +59,17 @@ export async function listPoint(ctx: AgentContext, o: ListOptions): Promise<List
   const families = await keysFor(ctx, machine.id, machine.id === ctx.registration.machineId ? undefined : o.passphrase);
   const info = pickPoint(await ctx.session.listPoints(machine.id), o.point);
   const { manifest, keys } = await openPoint(ctx, families, info);
-  const reader = new Listings(ctx, keys, await loadIndex(ctx, keys, []), manifest.tree);
-  // Every path asked for is found before anything is listed.
+  const reader = await PointReader.open(ctx, keys, manifest.tree);
+  // Every path asked for is found before anything is listed; one given twice, or inside another
+  // one given, is listed once.
   const wanted = o.paths.length > 0 ? o.paths.map((p) => toSegments(p)) : manifest.paths.map((p) => [...p]);
-  const found: { segs: readonly string[]; node: TreeNode }[] = [];
-  for (const segs of wanted) found.push({ segs, node: await entryAt(manifest, segs, (x) => reader.nodeAt(x), 'list') });
+  const asked: { segs: readonly string[]; node: TreeNode }[] = [];
+  for (const segs of wanted) asked.push({ segs, node: await entryAt(manifest, segs, (x) => reader.nodeAt(x), 'list') });
+  const found = o.recursive ? outermost(asked) : asked.filter((a, i) => asked.findIndex((b) => sameSegs(a.segs, b.segs)) === i);
+  o.onPoint?.(info, machine.name);
 
   let entries = 0;
-  const unreadable: SkippedItem[] = [];
+  const failed: SkippedItem[] = [];
   const emit = (segs: readonly string[], node: TreeNode) => {
     entries++;
     o.onEntry(entryOf(segs, node));
@@ -82,7 +82,7 @@ export async function listPoint(ctx: AgentContext, o: ListOptions): Promise<List
       tree = await reader.tree(node.subtree);
     } catch (err) {
       if (!isAzbkError(err) || err.code !== 'AZBK_VAULT_CORRUPT') throw err;
-      unreadable.push({ path: displayPath(segs), reason: err.message });
+      failed.push({ path: displayPath(segs), reason: err.message });
       return;
     }
     for (const child of tree.nodes) {
@@ -97,7 +97,11 @@ export async function listPoint(ctx: AgentContext, o: ListOptions): Promise<List
     if (o.paths.length === 0 || node.type !== 'dir') emit(segs, node);
     if (o.paths.length > 0 || o.recursive) await under(segs, node);
   }
-  return { point: info, machineName: machine.name, entries, unreadable };
+  return { point: info, machineName: machine.name, entries, failed, missingPacks: [...reader.missing].sort() };
+}
+
+function sameSegs(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((s, i) => s === b[i]);
 }
 
 function entryOf(segs: readonly string[], node: TreeNode): ListedEntry {
@@ -107,50 +111,9 @@ function entryOf(segs: readonly string[], node: TreeNode): ListedEntry {
   return base;
 }
 
-/** An entry's time (nanoseconds since the epoch, as a decimal string) as ISO 8601. */
-function isoTime(ns: string): string {
-  const ms = Number(BigInt(ns) / 1_000_000n);
-  const d = new Date(ms);
-  return Number.isNaN(d.getTime()) ? new Date(0).toISOString() : d.toISOString();
-}
-
-/** A point's folder listings, read from the vault once each while there is room to keep them. */
-class Listings {
-  private readonly trees = new Map<string, Tree>();
-
-  constructor(
-    private readonly ctx: AgentContext,
-    private readonly keys: VaultKeys,
-    private readonly index: BlobIndex,
-    private readonly root: BlobId,
-  ) {}
-
-  async tree(id: BlobId): Promise<Tree> {
-    let t = this.trees.get(id);
-    if (t === undefined) {
-      const loc = this.index.get('tree', id);
-      if (loc === undefined) throw new AzbkError('AZBK_VAULT_CORRUPT', `listing ${id.slice(0, 12)} is missing from the vault`);
-      t = decodeTree(decodeBlob(this.keys, 'tree', id, await this.ctx.session.readPack(loc.pack, loc.entry.offset, loc.entry.length)));
-      if (this.trees.size < MAX_CACHED_TREES) this.trees.set(id, t);
-    }
-    return t;
-  }
-
-  /** The entry at `segs` under the point's root, if any. */
-  async nodeAt(segs: readonly string[]): Promise<TreeNode | undefined> {
-    let tree = await this.tree(this.root);
-    for (let i = 0; ; i++) {
-      const node = tree.nodes.find((n) => n.name === segs[i]);
-      if (i === segs.length - 1 || node === undefined) return node;
-      if (node.type !== 'dir') return undefined;
-      tree = await this.tree(node.subtree);
-    }
-  }
-
-  /** Reads the listings under `roots` ahead of the walk, until there is no room to keep them (see listings.ts). */
-  readAhead(roots: readonly BlobId[]): Promise<void> {
-    return readListings(this.ctx.session, this.keys, this.index, roots, (id, _plain, tree) => {
-      if (this.trees.size < MAX_CACHED_TREES) this.trees.set(id, tree);
-    }, () => this.trees.size < MAX_CACHED_TREES);
-  }
+/** An entry's time (nanoseconds since the epoch, as a decimal string) as ISO 8601, if its years have four digits. */
+function isoTime(ns: string): string | null {
+  const d = new Date(Number(BigInt(ns) / 1_000_000n));
+  const iso = Number.isNaN(d.getTime()) ? '' : d.toISOString();
+  return /^\d{4}-/.test(iso) ? iso : null;
 }

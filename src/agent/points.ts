@@ -49,7 +49,7 @@ export function pickPoint(points: readonly PointInfo[], spec: string): PointInfo
 export async function keysFor(ctx: AgentContext, machine: MachineId, passphrase: PassphraseInput | undefined): Promise<VaultKeys[]> {
   if (passphrase === undefined) {
     if (machine === ctx.registration.machineId) return [ctx.keys];
-    throw new AzbkError('AZBK_NO_PASSPHRASE', "Restoring another machine's data needs its passphrase.", {
+    throw new AzbkError('AZBK_NO_PASSPHRASE', "Reading another machine's data needs its passphrase.", {
       hint: 'Give --passphrase-file FILE with the passphrase of the machine that made the backup.',
     });
   }
@@ -85,4 +85,10 @@ export async function entryAt(m: PointManifest, segs: readonly string[], nodeAt:
     });
   }
   return node;
+}
+
+/** Of items at original paths, those not inside another one (an item given twice counts once, the first). */
+export function outermost<T extends { readonly segs: readonly string[] }>(items: readonly T[]): T[] {
+  const inside = (a: readonly string[], b: readonly string[]) => a.length >= b.length && b.every((s, i) => s === a[i]);
+  return items.filter((s, i) => !items.some((o, j) => j !== i && inside(s.segs, o.segs) && (o.segs.length < s.segs.length || j < i)));
 }

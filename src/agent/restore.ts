@@ -8,7 +8,6 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { decodeBlob } from '../core/blob.js';
 import type { BlobId, PackId } from '../core/ids.js';
 import type { VaultKeys } from '../core/keys.js';
 import { decodeTree, isPortableName, type DirNode, type FileNode, type SymlinkNode, type Tree, type TreeNode } from '../core/tree.js';
@@ -16,22 +15,17 @@ import { AzbkError, errorRegistry, isAzbkError } from '../shared/errors.js';
 import { errnoCode } from '../shared/files.js';
 import type { PointInfo } from '../vault/api.js';
 import { BlobIndex } from './blob-index.js';
-import { recordMissingPacks } from './file-cache.js';
 import type { AgentContext } from './context.js';
 import { childPath, displayPath, restoreLocation, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
-import { loadIndex } from './read-index.js';
+import { PointReader } from './point-reader.js';
 import { restorePool } from './pipeline/restore-pool.js';
 import { markRestore, removeLeftovers, type RestoreMark, type TempRoot } from './restore-leftovers.js';
-import { readListings } from './listings.js';
-import { destOf, packMissing, restoreData, tempPath, type FilePlan } from './restore-data.js';
+import { destOf, restoreData, tempPath, type FilePlan } from './restore-data.js';
 import { openTemp, settle, settleDir, stopIfAsked, toTime, why, writeAll } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
 import type { PassphraseInput } from './passphrase.js';
-import { entryAt, findMachine, keysFor, openPoint, pickPoint } from './points.js';
-
-/** Decoded folder listings kept in memory during a restore. */
-const MAX_CACHED_TREES = 10_000;
+import { entryAt, findMachine, keysFor, openPoint, outermost, pickPoint } from './points.js';
 
 export type ConflictRule = 'overwrite' | 'skip' | 'copy';
 
@@ -97,8 +91,7 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
   const families = await keysFor(ctx, machine.id, machine.id === ctx.registration.machineId ? undefined : o.passphrase);
   const info = pickPoint(await ctx.session.listPoints(machine.id), o.point);
   const { manifest, keys } = await openPoint(ctx, families, info);
-  const index = await loadIndex(ctx, keys, []);
-  const job = new RestoreJob(ctx, keys, index, o);
+  const job = new RestoreJob(ctx, await PointReader.open(ctx, keys, manifest.tree), o);
   // Everything asked for is found before anything is written.
   const selected = await job.select(manifest);
   const lock = await acquireJobLock(ctx.paths.lock, { jobId: randomBytes(16).toString('hex'), kind: 'restore' });
@@ -135,11 +128,6 @@ class RestoreJob {
   readonly restored = { files: 0, dirs: 0, symlinks: 0, bytes: 0 };
   readonly conflicts: { path: string; action: 'skipped' | 'copied'; restoredAs?: string }[] = [];
   readonly failed: SkippedItem[] = [];
-  /** packs the index names that the vault does not hold (see leaveOut) */
-  readonly missing = new Set<PackId>();
-  private readonly trees = new Map<string, Tree>();
-  /** the point's root listing (see select) */
-  private root: BlobId | null = null;
   /** temporary names: `.azbk-restore-<job>-<n>`, unique per job without a random draw per file */
   readonly tmpPrefix = `.azbk-restore-${randomBytes(6).toString('hex')}-`;
   /** names where the temporary files go, for the next restore should this one die (see restore-leftovers.ts) */
@@ -151,82 +139,25 @@ class RestoreJob {
 
   constructor(
     private readonly ctx: AgentContext,
-    private readonly keys: VaultKeys,
-    private index: BlobIndex,
+    private readonly reader: PointReader,
     private readonly o: RestoreOptions,
   ) {}
 
-  private async blob(type: 'data' | 'tree', id: BlobId): Promise<Buffer> {
-    let loc = this.index.get(type, id);
-    if (loc === undefined) {
-      throw new AzbkError('AZBK_VAULT_CORRUPT', `blob ${id.slice(0, 12)} is missing from the vault`);
-    }
-    for (;;) {
-      let sealed: Buffer;
-      try {
-        sealed = await this.ctx.session.readPack(loc.pack, loc.entry.offset, loc.entry.length);
-      } catch (err) {
-        // A pack the vault lost: the blob may have been stored again since, in another pack (the
-        // index leaves each lost pack out, so this ends).
-        if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT') || !(await packMissing(this.ctx.session, loc.pack))) throw err;
-        await this.leaveOut([loc.pack]);
-        loc = this.index.get(type, id);
-        if (loc === undefined) throw err;
-        continue;
-      }
-      return decodeBlob(this.keys, type, id, sealed);
-    }
-  }
-
-  /**
-   * The vault does not hold these packs although its index names them: loads the index again
-   * without them, so a blob stored again since is found where it is now. This machine's cache
-   * remembers them too, so its next backup stores their data again instead of counting on it.
-   */
-  private async leaveOut(packs: readonly PackId[]): Promise<void> {
-    for (const p of packs) this.missing.add(p);
-    try {
-      recordMissingPacks(this.ctx.paths.home, this.ctx.registration.vaultId, this.keys.keyId, packs);
-    } catch {
-      // only saves the next backup a failure: the index below leaves them out all the same
-    }
-    this.index = await loadIndex(this.ctx, this.keys, [...this.missing]);
-  }
-
-  private async tree(id: BlobId): Promise<Tree> {
-    let t = this.trees.get(id);
-    if (t === undefined) {
-      t = decodeTree(await this.blob('tree', id));
-      // Kept while there is room: clearing the cache here would drop listings read ahead that
-      // planning has yet to reach, to be read again one at a time.
-      if (this.trees.size < MAX_CACHED_TREES) this.trees.set(id, t);
-    }
-    return t;
+  /** packs the index names that the vault does not hold, found so far */
+  get missing(): ReadonlySet<PackId> {
+    return this.reader.missing;
   }
 
   /** Resolves the paths to restore to tree nodes; AZBK_PATH_NOT_FOUND for a path not in the point. */
   async select(m: PointManifest): Promise<Selected[]> {
-    this.root = m.tree;
     const wanted = this.o.paths.length > 0 ? this.o.paths.map((p) => toSegments(p)) : m.paths.map((p) => [...p]);
     const out: Selected[] = [];
     for (const segs of wanted) {
-      const node = await entryAt(m, segs, (x) => this.nodeAt(x), 'restore');
+      const node = await entryAt(m, segs, (x) => this.reader.nodeAt(x), 'restore');
       out.push({ segs, node, dest: restoreLocation(segs, this.o.target, m.platform === 'win32') });
     }
     // A path given twice, or inside another one given, is restored once.
-    const inside = (a: readonly string[], b: readonly string[]) => a.length >= b.length && b.every((s, i) => s === a[i]);
-    return out.filter((s, i) => !out.some((o, j) => j !== i && inside(s.segs, o.segs) && (o.segs.length < s.segs.length || j < i)));
-  }
-
-  /**
-   * Reads the folder listings under the selected folders into the cache ahead of planning (see
-   * listings.ts), until the cache is full; planning then reads the rest as it goes.
-   */
-  private prefetchTrees(selected: readonly Selected[]): Promise<void> {
-    const roots = selected.flatMap((s) => (s.node.type === 'dir' ? [s.node.subtree] : []));
-    return readListings(this.ctx.session, this.keys, this.index, roots, (id, _plain, tree) => {
-      if (this.trees.size < MAX_CACHED_TREES) this.trees.set(id, tree);
-    }, () => this.trees.size < MAX_CACHED_TREES);
+    return outermost(out);
   }
 
   /** Where the restore of `selected` makes temporary files: in each folder restored, and beside each file restored. */
@@ -237,13 +168,13 @@ class RestoreJob {
   /** Creates folders and links, lists the files, then writes their data. */
   async restoreAll(selected: readonly Selected[]): Promise<void> {
     // The workers start while this thread reads listings and plans (the data phase closes them).
-    const pool = restorePool(this.keys.master);
+    const pool = restorePool(this.reader.keys.master);
     const files: FilePlan[] = [];
     const dirs: PlannedDir[] = [];
     try {
       // The target first: without it nothing can be restored.
       if (this.o.target !== null) makeTarget(this.o.target);
-      await this.prefetchTrees(selected);
+      await this.reader.readAhead(selected.flatMap((s) => (s.node.type === 'dir' ? [s.node.subtree] : [])));
       for (const s of selected) {
         try {
           makeParents(path.dirname(s.dest), this.o.target);
@@ -254,15 +185,15 @@ class RestoreJob {
         await this.plan(s.segs, s.node, s.dest, false, files, dirs);
       }
       // Planned: the file plans hold what they need of the listings, which can go.
-      this.trees.clear();
+      this.reader.forget();
       this.linkLeaders.clear();
-      const r = await restoreData(this.ctx.session, this.index, files, pool, this.dataOptions());
+      const r = await restoreData(this.ctx.session, this.reader.index, files, pool, this.dataOptions());
       // Files that failed for a pack the vault lost, again without it, while that finds more lost
       // packs. A failure to do so leaves them failed, as they were.
       let { lost, missing } = r;
       try {
         while (lost.length > 0 && [...missing].some((p) => !this.missing.has(p))) {
-          await this.leaveOut([...missing]);
+          await this.reader.leaveOut([...missing]);
           ({ lost, missing } = await this.restoreLost(lost));
         }
       } catch (err) {
@@ -305,30 +236,19 @@ class RestoreJob {
   private async restoreLost(lost: readonly FilePlan[]): Promise<{ lost: FilePlan[]; missing: ReadonlySet<PackId> }> {
     const again = new Map<FilePlan, FilePlan>();
     for (const f of lost) {
-      const node = await this.nodeAt([...f.folder, f.name]).catch(() => undefined);
-      if (node?.type !== 'file' || !node.content.every((id) => this.index.has('data', id))) continue;
+      const node = await this.reader.nodeAt([...f.folder, f.name]).catch(() => undefined);
+      if (node?.type !== 'file' || !node.content.every((id) => this.reader.index.has('data', id))) continue;
       const g: FilePlan = { folder: f.folder, dir: f.dir, tmp: this.tmpCount++, name: f.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null };
       again.set(f.renamed === undefined ? g : { ...g, renamed: f.renamed }, f);
     }
-    this.trees.clear();
+    this.reader.forget();
     if (again.size === 0) return { lost: [], missing: new Set() };
     try {
-      const r = await restoreData(this.ctx.session, this.index, [...again.keys()], restorePool(this.keys.master), this.dataOptions());
+      const r = await restoreData(this.ctx.session, this.reader.index, [...again.keys()], restorePool(this.reader.keys.master), this.dataOptions());
       return { lost: r.lost.map((g) => again.get(g)!), missing: r.missing };
     } finally {
       // Also when the data phase stopped: what it put in place is restored.
       for (const [g, f] of again) f.error = g.error;
-    }
-  }
-
-  /** The item at `segs` (original path segments, at least one) in the point, or undefined. */
-  private async nodeAt(segs: readonly string[]): Promise<TreeNode | undefined> {
-    let tree = await this.tree(this.root!);
-    for (let i = 0; ; i++) {
-      const node = tree.nodes.find((n) => n.name === segs[i]);
-      if (i === segs.length - 1 || node === undefined) return node;
-      if (node.type !== 'dir') return undefined;
-      tree = await this.tree(node.subtree);
     }
   }
 
@@ -362,7 +282,7 @@ class RestoreJob {
         const { to } = found;
         // A folder restored as a copy beside one in the way: its files are not under `dest`.
         if (to !== dest) await this.mark?.add({ path: to, deep: true });
-        const tree = await this.tree(node.subtree);
+        const tree = await this.reader.tree(node.subtree);
         dirs.push({ segs, path: to, node });
         this.restored.dirs++;
         for (const child of tree.nodes) {

@@ -9,6 +9,8 @@ export interface Output {
   result(value: unknown): void;
   /** A warning on stderr (in both modes). */
   warn(text: string): void;
+  /** Part of a JSON result too large to build whole, written as it comes (--json mode only). */
+  piece(text: string): void;
 }
 
 export function makeOutput(json: boolean): Output {
@@ -21,6 +23,9 @@ export function makeOutput(json: boolean): Output {
       if (json) process.stdout.write(JSON.stringify(value, null, 2) + '\n');
     },
     warn: (text) => process.stderr.write(`azbk: ${text}\n`),
+    piece: (text) => {
+      if (json) process.stdout.write(text);
+    },
   };
 }
 
@@ -48,7 +53,11 @@ export function formatBytes(n: number): string {
 /**
  * Text from elsewhere (file names, the vault) with control characters shown as \xNN, so none acts
  * on the terminal: a name holding an escape sequence could otherwise rewrite or hide what is shown.
+ * The characters that reorder text (bidirectional overrides, isolates and marks) and separate
+ * lines are shown as \u{NNNN}: a name could otherwise show as another.
  */
 export function printable(s: string): string {
-  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return s
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+    .replace(/[\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\\u{${c.charCodeAt(0).toString(16)}}`);
 }

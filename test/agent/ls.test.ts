@@ -1,4 +1,8 @@
-/** listPoint: a folder whose listing cannot be read is reported, and everything else is listed. */
+/**
+ * listPoint: a folder whose listing cannot be read is reported, and everything else is listed;
+ * no file data is read; listings in a pack the vault lost are read where a later backup stored
+ * them again, on a machine that did not know of the loss.
+ */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -10,7 +14,13 @@ import { decodeBlob } from '../../src/core/blob.js';
 import type { BlobId } from '../../src/core/ids.js';
 import { decodeTree, type Tree } from '../../src/core/tree.js';
 import { AzbkError } from '../../src/shared/errors.js';
+import { recordMissingPacks } from '../../src/agent/file-cache.js';
+import type { PackId } from '../../src/core/ids.js';
+import type { VaultSession } from '../../src/vault/api.js';
+import { writeRandomFile } from '../helpers/fs-tree.js';
 import { createMachine, type TestMachine } from '../helpers/machine.js';
+
+const MiB = 1024 * 1024;
 
 async function readTree(m: TestMachine, index: BlobIndex, id: BlobId): Promise<Tree> {
   const loc = index.get('tree', id)!;
@@ -54,8 +64,61 @@ describe('listPoint', () => {
     });
     const seen: ListedEntry[] = [];
     const r = await listPoint({ ...m.ctx, session }, { point: 'latest', paths: [src], recursive: true, onEntry: (e) => seen.push(e) });
-    expect(r.unreadable).toEqual([{ path: path.join(src, 'two'), reason: expect.stringMatching(/damaged range/) as unknown as string }]);
+    expect(r.failed).toEqual([{ path: path.join(src, 'two'), reason: expect.stringMatching(/damaged range/) as unknown as string }]);
     expect(seen.map((e) => path.relative(src, e.path))).toEqual(['one', 'one/f.txt', 'one/inner', 'one/inner/g.txt', 'two']);
     expect(r.entries).toBe(5);
+  });
+
+  it('reads only folder listings, each once', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await writeRandomFile(path.join(src, 'big.bin'), 12 * MiB);
+    await fs.mkdir(path.join(src, 'sub'));
+    await fs.writeFile(path.join(src, 'sub', 'small.txt'), 'small');
+    await runBackup(m.ctx, { include: [src] });
+    let read = 0;
+    const session = new Proxy(m.ctx.session, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop, target) as unknown;
+        if (prop === 'readPack') return (pack: string, offset: number, length: number, into?: Buffer) => ((read += length), target.readPack(pack as never, offset, length, into));
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const seen: string[] = [];
+    // The same folder twice, and one inside it: listed once.
+    await listPoint({ ...m.ctx, session }, { point: 'latest', paths: [src, src, path.join(src, 'sub')], recursive: true, onEntry: (e) => seen.push(e.path) });
+    expect(seen).toEqual([path.join(src, 'big.bin'), path.join(src, 'sub'), path.join(src, 'sub', 'small.txt')]);
+    expect(read).toBeGreaterThan(0);
+    expect(read).toBeLessThan(64 * 1024); // the big file's chunks are megabytes
+  });
+
+  it('reads a listing the vault lost where a later backup stored it again', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await writeRandomFile(path.join(src, 'a.bin'), 20 * MiB);
+    await fs.writeFile(path.join(src, 'b.txt'), 'small\n');
+    const first = await runBackup(m.ctx, { include: [src] });
+    const before = new Set(await m.ctx.session.listIndex());
+    // The listings' own pack (the smallest) is lost; the next backup stores them again.
+    const packs: { key: string; size: number }[] = [];
+    for await (const key of m.base.list('packs/')) packs.push({ key, size: (await m.base.stat(key))!.size });
+    packs.sort((a, b) => a.size - b.size);
+    await m.base.delete(packs[0]!.key);
+    recordMissingPacks(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId, [path.posix.basename(packs[0]!.key) as PackId]);
+    await runBackup(m.ctx, { include: [src] });
+    // A machine that does not know: the old index file, read last, puts the listings in the lost pack.
+    await fs.rm(path.join(m.ctx.paths.home, 'cache'), { recursive: true, force: true });
+    const session = new Proxy(m.ctx.session, {
+      get(target, prop) {
+        if (prop === 'listIndex') return async () => (await target.listIndex()).sort((a, b) => Number(before.has(a)) - Number(before.has(b)));
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    }) as VaultSession;
+    const seen: string[] = [];
+    const r = await listPoint({ ...m.ctx, session }, { point: first.point.id, paths: [src], recursive: true, onEntry: (e) => seen.push(e.path) });
+    expect(seen).toEqual([path.join(src, 'a.bin'), path.join(src, 'b.txt')]);
+    expect(r.failed).toEqual([]);
+    expect(r.missingPacks).toEqual([path.posix.basename(packs[0]!.key)]);
   });
 });

@@ -32,6 +32,7 @@ beforeAll(async () => {
   await fs.chmod(path.join(src, 'sub', 'b.bin'), 0o640);
   await fs.symlink('a.txt', path.join(src, 'link'));
   await fs.writeFile(path.join(src, 'odd\rname'), 'x');
+  await fs.writeFile(path.join(src, 'report\u202eexe.txt'), 'x'); // shows as report"txt.exe" unescaped
   await fs.chmod(path.join(src, 'sub'), 0o1750);
   a = await setupMachine(tmp.path, { name: 'alpha' });
   await backup(a, [src]);
@@ -59,15 +60,15 @@ describe.concurrent('azbk ls', () => {
     const folder = await a.run(['ls', '--point', 'latest', src]);
     expectExit(folder, 0);
     const lines = folder.stdout.trim().split('\n');
-    expect(lines.map((l) => l.split('  ').at(-1))).toEqual([`${src}/a.txt`, `${src}/link -> a.txt`, `${src}/odd\\x0dname`, `${src}/sub`]);
+    expect(lines.map((l) => l.split('  ').at(-1))).toEqual([`${src}/a.txt`, `${src}/link -> a.txt`, `${src}/odd\\x0dname`, `${src}/report\\u{202e}exe.txt`, `${src}/sub`]);
     expect(lines[0]).toMatch(/^-rw-r--r-- +6  /);
-    expect(lines[3]).toMatch(/^drwxr-x--T +-  /);
-    expect(folder.stdout).not.toContain('\r');
+    expect(lines[4]).toMatch(/^drwxr-x--T +-  /);
+    expect(folder.stdout).not.toMatch(/[\r\u202e]/);
 
     const all = await a.run(['ls', '--point', 'latest', '-r', src, '--json']);
     expectExit(all, 0);
-    const got = parseJson<{ entries: Entry[]; machineName: string }>(all);
-    expect(got.machineName).toBe('alpha');
+    const got = parseJson<{ entries: Entry[]; machineName: string; status: string; failed: unknown[] }>(all);
+    expect(got).toMatchObject({ machineName: 'alpha', status: 'ok', failed: [] });
     const names = (await fs.readdir(src, { recursive: true })).map((n) => path.join(src, String(n))).sort();
     expect(got.entries.map((e) => e.path).sort()).toEqual(names);
     for (const e of got.entries) expect(e, e.path).toEqual(await expected(e.path));

@@ -4,7 +4,8 @@ import { openAgent } from '../../agent/context.js';
 import { listPoint, type ListedEntry } from '../../agent/ls.js';
 import { readPassphraseFile } from '../../agent/passphrase.js';
 import { AzbkError, ExitCode } from '../../shared/errors.js';
-import { printable } from '../output.js';
+import type { PointInfo } from '../../vault/api.js';
+import { printable, type Output } from '../output.js';
 import { action, setExitCode } from '../run.js';
 
 interface Opts {
@@ -28,7 +29,40 @@ export function modeText(type: ListedEntry['type'], mode: number): string {
 function entryLine(e: ListedEntry): string {
   const size = e.size === undefined ? '-' : String(e.size);
   const link = e.target === undefined ? '' : ` -> ${printable(e.target)}`;
-  return `${modeText(e.type, e.mode)} ${size.padStart(12)}  ${e.mtime.slice(0, 19)}Z  ${printable(e.path)}${link}`;
+  const time = e.mtime === null ? '?'.padEnd(20) : e.mtime.replace(/\.\d+Z$/, 'Z');
+  return `${modeText(e.type, e.mode)} ${size.padStart(12)}  ${time}  ${printable(e.path)}${link}`;
+}
+
+/**
+ * The --json result, written as it comes: the point, each entry, then how it ended. A whole tree's
+ * entries held as one string would pass the longest a string can be (about 2.4 million entries).
+ */
+class JsonListing {
+  private pending = '';
+  private count = 0;
+
+  constructor(private readonly out: Output) {}
+
+  start(point: PointInfo, machineName: string): void {
+    this.pending = `{\n  "point": ${JSON.stringify(point)},\n  "machineName": ${JSON.stringify(machineName)},\n  "entries": [`;
+  }
+
+  entry(e: ListedEntry): void {
+    this.pending += `${this.count++ === 0 ? '' : ','}\n    ${JSON.stringify(e)}`;
+    if (this.pending.length >= 64 * 1024) this.flush();
+  }
+
+  end(tail: Record<string, unknown>): void {
+    this.pending += `${this.count === 0 ? '' : '\n  '}],\n`;
+    const fields = Object.entries(tail).map(([k, v]) => `  ${JSON.stringify(k)}: ${JSON.stringify(v)}`);
+    this.pending += `${fields.join(',\n')}\n}\n`;
+    this.flush();
+  }
+
+  private flush(): void {
+    this.out.piece(this.pending);
+    this.pending = '';
+  }
 }
 
 export function lsCommand(program: Command): void {
@@ -44,7 +78,7 @@ export function lsCommand(program: Command): void {
     .addHelpText(
       'after',
       '\nOnly folder listings are read from the vault, no file data. Give a path shown here to restore --path.\n' +
-        '\nExit codes: 0 listed, 2 bad input (a path not in the point, no such point), 3 some folders could not be read\n(listed), 10 vault unreachable, 12 wrong passphrase, 13 credentials invalid.',
+        '\nExit codes: 0 listed, 1 failed (a listing on the way to a path asked for could not be read), 2 bad input (a path\nnot in the point, no such point), 3 some folders could not be read (listed), 10 vault unreachable, 12 wrong\npassphrase, 13 credentials invalid.',
     )
     .action(
       action('ls', async ({ paths, out }, wanted: string[], o: Opts) => {
@@ -53,22 +87,27 @@ export function lsCommand(program: Command): void {
         }
         const passphrase = o.passphraseFile === undefined ? undefined : await readPassphraseFile(o.passphraseFile);
         const ctx = await openAgent(paths);
-        const entries: ListedEntry[] = [];
+        const json = new JsonListing(out);
         const r = await listPoint(ctx, {
           point: o.point,
           paths: wanted,
           recursive: o.recursive === true,
           ...(o.machine === undefined ? {} : { machine: o.machine }),
           ...(passphrase === undefined ? {} : { passphrase }),
-          // Lines as they come; the JSON document holds them all.
-          onEntry: (e) => (out.json ? entries.push(e) : out.line(entryLine(e))),
+          onPoint: (point, machineName) => {
+            if (out.json) json.start(point, machineName);
+          },
+          onEntry: (e) => (out.json ? json.entry(e) : out.line(entryLine(e))),
         });
-        if (r.unreadable.length > 0) {
-          out.warn(`${r.unreadable.length} folder(s) could not be read; what they hold is not listed:`);
-          for (const u of r.unreadable) out.warn(`  ${printable(u.path)}: ${printable(u.reason)}`);
+        if (r.failed.length > 0) {
+          out.warn(`${r.failed.length} folder(s) could not be read; what they hold is not listed:`);
+          for (const u of r.failed) out.warn(`  ${printable(u.path)}: ${printable(u.reason)}`);
           setExitCode(ExitCode.partial);
         }
-        out.result({ point: r.point, machineName: r.machineName, entries, unreadable: r.unreadable });
+        if (r.missingPacks.length > 0) {
+          out.warn(`The vault is missing ${r.missingPacks.length} pack(s) its index names; listings a later backup stored again were read from there (azbk verify lists what else needs those packs).`);
+        }
+        if (out.json) json.end({ status: r.failed.length > 0 ? 'partial' : 'ok', failed: r.failed, missingPacks: r.missingPacks });
       }),
     );
 }
