@@ -5,7 +5,7 @@
  * retire the passphrases before it.
  */
 import { wrapMasterKey } from '../core/keys.js';
-import { AzbkError, ExitCode, isAzbkError } from '../shared/errors.js';
+import { AzbkError, isAzbkError } from '../shared/errors.js';
 import type { AgentContext } from './context.js';
 import { newKeyPassphrase, type PassphraseInput } from './passphrase.js';
 import { unlockFamilies } from './unlock.js';

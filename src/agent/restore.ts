@@ -8,13 +8,11 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { BlobId, PackId } from '../core/ids.js';
-import type { VaultKeys } from '../core/keys.js';
-import { decodeTree, isPortableName, type DirNode, type FileNode, type SymlinkNode, type Tree, type TreeNode } from '../core/tree.js';
+import type { PackId } from '../core/ids.js';
+import { isPortableName, type DirNode, type FileNode, type SymlinkNode, type TreeNode } from '../core/tree.js';
 import { AzbkError, errorRegistry, isAzbkError } from '../shared/errors.js';
 import { errnoCode } from '../shared/files.js';
 import type { PointInfo } from '../vault/api.js';
-import { BlobIndex } from './blob-index.js';
 import type { AgentContext } from './context.js';
 import { childPath, displayPath, restoreLocation, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';

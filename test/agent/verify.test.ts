@@ -5,12 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { runBackup } from '../../src/agent/backup.js';
 import { BlobIndex } from '../../src/agent/blob-index.js';
 import { BlobWriter } from '../../src/agent/blob-writer.js';
-import { openPoint } from '../../src/agent/points.js';
 import { runRestore } from '../../src/agent/restore.js';
 import { verifyVault } from '../../src/agent/verify.js';
-import { decodeBlob } from '../../src/core/blob.js';
-import { decodeTree, encodeTree, type Tree } from '../../src/core/tree.js';
-import type { BlobId } from '../../src/core/ids.js';
+import { encodeTree } from '../../src/core/tree.js';
 import { AzbkError } from '../../src/shared/errors.js';
 import { layout } from '../../src/vault/layout.js';
 import { writeRandomFile } from '../helpers/fs-tree.js';
@@ -28,12 +25,6 @@ async function smallTree(m: TestMachine, big = false): Promise<string> {
   await fs.writeFile(path.join(src, 'sub', 'c.txt'), 'hello');
   await fs.mkdir(path.join(src, 'empty'));
   return src;
-}
-
-/** The tree blob `id` of the machine's vault, read directly. */
-async function readTree(m: TestMachine, index: BlobIndex, id: BlobId): Promise<Tree> {
-  const loc = index.get('tree', id)!;
-  return decodeTree(decodeBlob(m.keys, 'tree', id, await m.ctx.session.readPack(loc.pack, loc.entry.offset, loc.entry.length)));
 }
 
 describe('verifyVault', () => {

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HEADER } from '../../src/vault/http-protocol.js';
-import { appFor, bytes, createTestVault, registerRaw, type RawMachine, type TestVault } from '../helpers/vault-service.js';
+import { appFor, bytes, createTestVault, registerRaw, type RawMachine } from '../helpers/vault-service.js';
 
 const DAY = 86_400_000;
 let apps: FastifyInstance[] = [];
