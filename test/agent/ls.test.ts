@@ -15,9 +15,8 @@ import type { BlobId } from '../../src/core/ids.js';
 import { decodeTree, type Tree } from '../../src/core/tree.js';
 import { AzbkError } from '../../src/shared/errors.js';
 import { recordMissingPacks } from '../../src/agent/file-cache.js';
-import type { PackId } from '../../src/core/ids.js';
-import type { VaultSession } from '../../src/vault/api.js';
 import { writeRandomFile } from '../helpers/fs-tree.js';
+import { forgetful, losePack } from '../helpers/lost-pack.js';
 import { createMachine, type TestMachine } from '../helpers/machine.js';
 
 const MiB = 1024 * 1024;
@@ -100,25 +99,15 @@ describe('listPoint', () => {
     const first = await runBackup(m.ctx, { include: [src] });
     const before = new Set(await m.ctx.session.listIndex());
     // The listings' own pack (the smallest) is lost; the next backup stores them again.
-    const packs: { key: string; size: number }[] = [];
-    for await (const key of m.base.list('packs/')) packs.push({ key, size: (await m.base.stat(key))!.size });
-    packs.sort((a, b) => a.size - b.size);
-    await m.base.delete(packs[0]!.key);
-    recordMissingPacks(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId, [path.posix.basename(packs[0]!.key) as PackId]);
+    const pack = await losePack(m, 'smallest');
+    recordMissingPacks(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId, [pack]);
     await runBackup(m.ctx, { include: [src] });
     // A machine that does not know: the old index file, read last, puts the listings in the lost pack.
-    await fs.rm(path.join(m.ctx.paths.home, 'cache'), { recursive: true, force: true });
-    const session = new Proxy(m.ctx.session, {
-      get(target, prop) {
-        if (prop === 'listIndex') return async () => (await target.listIndex()).sort((a, b) => Number(before.has(a)) - Number(before.has(b)));
-        const v = Reflect.get(target, prop, target) as unknown;
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
-    }) as VaultSession;
+    const ctx = await forgetful(m, (names) => [...names.filter((n) => !before.has(n)), ...names.filter((n) => before.has(n))]);
     const seen: string[] = [];
-    const r = await listPoint({ ...m.ctx, session }, { point: first.point.id, paths: [src], recursive: true, onEntry: (e) => seen.push(e.path) });
+    const r = await listPoint(ctx, { point: first.point.id, paths: [src], recursive: true, onEntry: (e) => seen.push(e.path) });
     expect(seen).toEqual([path.join(src, 'a.bin'), path.join(src, 'b.txt')]);
     expect(r.failed).toEqual([]);
-    expect(r.missingPacks).toEqual([path.posix.basename(packs[0]!.key)]);
+    expect(r.missingPacks).toEqual([pack]);
   });
 });

@@ -9,41 +9,14 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBackup } from '../../src/agent/backup.js';
-import type { AgentContext } from '../../src/agent/context.js';
 import { missingPacks, recordMissingPacks } from '../../src/agent/file-cache.js';
 import { runRestore } from '../../src/agent/restore.js';
 import type { PackId } from '../../src/core/ids.js';
-import type { VaultSession } from '../../src/vault/api.js';
-import { layout } from '../../src/vault/layout.js';
 import { expectSameTree, writeRandomFile } from '../helpers/fs-tree.js';
+import { forgetful, losePack } from '../helpers/lost-pack.js';
 import { createMachine, type TestMachine } from '../helpers/machine.js';
 
 const MiB = 1024 * 1024;
-
-/**
- * Deletes a pack as a disk can lose it: the biggest (a data pack, when a big file was backed up)
- * or the smallest (the folder listings' own, when the files are big).
- */
-async function losePack(m: TestMachine, which: 'biggest' | 'smallest'): Promise<PackId> {
-  const packs: { pack: PackId; size: number }[] = [];
-  for await (const key of m.base.list('packs/')) packs.push({ pack: path.posix.basename(key) as PackId, size: (await m.base.stat(key))!.size });
-  packs.sort((a, b) => (which === 'biggest' ? b.size - a.size : a.size - b.size));
-  await m.base.delete(layout.pack(packs[0]!.pack));
-  return packs[0]!.pack;
-}
-
-/** The context of a machine that has forgotten what it knew of the vault, listing index files in the order `order` gives. */
-async function forgetful(m: TestMachine, order: (names: string[]) => string[]): Promise<AgentContext> {
-  await fs.rm(path.join(m.ctx.paths.home, 'cache'), { recursive: true, force: true });
-  const session = new Proxy(m.ctx.session, {
-    get(target, prop) {
-      if (prop === 'listIndex') return async () => order(await target.listIndex());
-      const v = Reflect.get(target, prop, target) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  }) as VaultSession;
-  return { ...m.ctx, session };
-}
 
 const remembered = (m: TestMachine) => missingPacks(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId);
 
