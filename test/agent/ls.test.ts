@@ -14,9 +14,8 @@ import { decodeBlob } from '../../src/core/blob.js';
 import type { BlobId } from '../../src/core/ids.js';
 import { decodeTree, type Tree } from '../../src/core/tree.js';
 import { AzbkError } from '../../src/shared/errors.js';
-import { recordMissingPacks } from '../../src/agent/file-cache.js';
 import { writeRandomFile } from '../helpers/fs-tree.js';
-import { forgetful, losePack } from '../helpers/lost-pack.js';
+import { forgetful, lostAndStoredAgain } from '../helpers/lost-pack.js';
 import { createMachine, type TestMachine } from '../helpers/machine.js';
 
 const MiB = 1024 * 1024;
@@ -93,15 +92,8 @@ describe('listPoint', () => {
 
   it('reads a listing the vault lost where a later backup stored it again', async () => {
     const m = await createMachine();
-    const src = path.join(m.dir, 'src');
-    await writeRandomFile(path.join(src, 'a.bin'), 20 * MiB);
-    await fs.writeFile(path.join(src, 'b.txt'), 'small\n');
-    const first = await runBackup(m.ctx, { include: [src] });
-    const before = new Set(await m.ctx.session.listIndex());
     // The listings' own pack (the smallest) is lost; the next backup stores them again.
-    const pack = await losePack(m, 'smallest');
-    recordMissingPacks(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId, [pack]);
-    await runBackup(m.ctx, { include: [src] });
+    const { src, first, before, pack } = await lostAndStoredAgain(m, 'smallest');
     // A machine that does not know: the old index file, read last, puts the listings in the lost pack.
     const ctx = await forgetful(m, (names) => [...names.filter((n) => !before.has(n)), ...names.filter((n) => before.has(n))]);
     const seen: string[] = [];

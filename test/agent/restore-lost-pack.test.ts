@@ -13,7 +13,7 @@ import { missingPacks, recordMissingPacks } from '../../src/agent/file-cache.js'
 import { runRestore } from '../../src/agent/restore.js';
 import type { PackId } from '../../src/core/ids.js';
 import { expectSameTree, writeRandomFile } from '../helpers/fs-tree.js';
-import { forgetful, losePack } from '../helpers/lost-pack.js';
+import { forgetful, losePack, lostAndStoredAgain } from '../helpers/lost-pack.js';
 import { createMachine, type TestMachine } from '../helpers/machine.js';
 
 const MiB = 1024 * 1024;
@@ -27,15 +27,7 @@ describe('a restore and a pack the vault lost', () => {
     ['listings', 'smallest', 'last', true],
   ] as const)('restores every file from the %s stored again when the lost pack (the %s) is read %s', async (_, which, __, lostLast) => {
     const m = await createMachine();
-    const src = path.join(m.dir, 'src');
-    await writeRandomFile(path.join(src, 'a.bin'), 20 * MiB);
-    await fs.writeFile(path.join(src, 'b.txt'), 'small\n');
-    const first = await runBackup(m.ctx, { include: [src] });
-    const before = new Set(await m.ctx.session.listIndex());
-    const pack = await losePack(m, which);
-    // What verify does when it finds the pack missing: this machine's next backup stores its data again.
-    recordMissingPacks(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId, [pack]);
-    const second = await runBackup(m.ctx, { include: [src] });
+    const { src, first, second, before, pack } = await lostAndStoredAgain(m, which);
     if (which === 'biggest') expect(second.stats.newBytes).toBeGreaterThanOrEqual(8 * MiB);
 
     // Read last, the index file of the lost pack puts its blobs there; read first, the later one wins.

@@ -5,6 +5,9 @@ import type { AgentContext } from '../../src/agent/context.js';
 import type { PackId } from '../../src/core/ids.js';
 import type { VaultSession } from '../../src/vault/api.js';
 import { layout } from '../../src/vault/layout.js';
+import { runBackup, type BackupResult } from '../../src/agent/backup.js';
+import { recordMissingPacks } from '../../src/agent/file-cache.js';
+import { writeRandomFile } from './fs-tree.js';
 import type { TestMachine } from './machine.js';
 
 /**
@@ -30,4 +33,21 @@ export async function forgetful(m: TestMachine, order: (names: string[]) => stri
     },
   }) as VaultSession;
   return { ...m.ctx, session };
+}
+
+/**
+ * Backs up `src` (a 20 MiB file and a small one), loses the pack `which` (see losePack) and,
+ * as after verify found it missing, backs up again, which stores its data again. `before`: the
+ * index files the first backup left.
+ */
+export async function lostAndStoredAgain(m: TestMachine, which: 'biggest' | 'smallest'): Promise<{ src: string; first: BackupResult; second: BackupResult; before: Set<string>; pack: PackId }> {
+  const src = path.join(m.dir, 'src');
+  await writeRandomFile(path.join(src, 'a.bin'), 20 * 1024 * 1024);
+  await fs.writeFile(path.join(src, 'b.txt'), 'small\n');
+  const first = await runBackup(m.ctx, { include: [src] });
+  const before = new Set(await m.ctx.session.listIndex());
+  const pack = await losePack(m, which);
+  recordMissingPacks(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId, [pack]);
+  const second = await runBackup(m.ctx, { include: [src] });
+  return { src, first, second, before, pack };
 }
