@@ -788,7 +788,7 @@ async function main() {
     azbkWorkingTreeModified: STATE.git.dirty,
     azbkModifiedFiles: STATE.git.dirtyFiles,
     gnuTime: STATE.gnuTime,
-    command: process.argv.slice(1).join(' '),
+    command: [path.relative(path.resolve(HERE, '..'), process.argv[1] ?? ''), ...process.argv.slice(2)].join(' '),
     notes: [
       'The page cache cannot be dropped reliably here, so the tree is read once (tar | cat) before the first step and every step sees a warm cache; it is also copied once to where the restores go, and removed, so that no tool pays alone for a file system\'s first writes.',
       'A sync runs (untimed) before every step so one step\'s dirty pages are not flushed during the next.',
