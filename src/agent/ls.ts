@@ -59,12 +59,12 @@ export async function listPoint(ctx: AgentContext, o: ListOptions): Promise<List
   const families = await keysFor(ctx, machine.id, machine.id === ctx.registration.machineId ? undefined : o.passphrase);
   const info = pickPoint(await ctx.session.listPoints(machine.id), o.point);
   const { manifest, keys } = await openPoint(ctx, families, info);
-  const reader = await PointReader.open(ctx, keys, manifest.tree);
+  const reader = await PointReader.open(ctx, keys);
   // Every path asked for is found before anything is listed; one given twice, or inside another
   // one given, is listed once.
   const wanted = o.paths.length > 0 ? o.paths.map((p) => toSegments(p)) : manifest.paths.map((p) => [...p]);
   const asked: { segs: readonly string[]; node: TreeNode }[] = [];
-  for (const segs of wanted) asked.push({ segs, node: await entryAt(manifest, segs, (x) => reader.nodeAt(x), 'list') });
+  for (const segs of wanted) asked.push({ segs, node: await entryAt(manifest, segs, (x) => reader.nodeAt(manifest.tree, x), 'list') });
   const found = o.recursive ? outermost(asked) : asked.filter((a, i) => asked.findIndex((b) => sameSegs(a.segs, b.segs)) === i);
   o.onPoint?.(info, machine.name);
 
@@ -104,7 +104,8 @@ function sameSegs(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((s, i) => s === b[i]);
 }
 
-function entryOf(segs: readonly string[], node: TreeNode): ListedEntry {
+/** What `ls` shows of the item `node` at `segs`. */
+export function entryOf(segs: readonly string[], node: TreeNode): ListedEntry {
   const base = { path: displayPath(segs), type: node.type, mode: node.mode, mtime: isoTime(node.mtime) };
   if (node.type === 'file') return { ...base, size: node.size };
   if (node.type === 'symlink') return { ...base, target: node.target };

@@ -1,5 +1,5 @@
 /**
- * Reading a point back (restore, ls): its folder listings, each read once while there is room to
+ * Reading points back (restore, ls, find): their folder listings, each read once while there is room to
  * keep it, read ahead a few large reads at a time, and any blob past a pack the vault lost. The
  * index comes through this machine's cache when it can.
  */
@@ -26,13 +26,11 @@ export class PointReader {
     private readonly ctx: AgentContext,
     readonly keys: VaultKeys,
     private current: BlobIndex,
-    /** the point's root listing */
-    private readonly root: BlobId,
   ) {}
 
-  /** A reader of the point whose root listing is `root`, made with `keys`. */
-  static async open(ctx: AgentContext, keys: VaultKeys, root: BlobId): Promise<PointReader> {
-    return new PointReader(ctx, keys, await loadIndex(ctx, keys, []), root);
+  /** A reader of the points made with `keys` (a listing shared by several is read once). */
+  static async open(ctx: AgentContext, keys: VaultKeys): Promise<PointReader> {
+    return new PointReader(ctx, keys, await loadIndex(ctx, keys, []));
   }
 
   /** The vault's index, without the packs found missing. */
@@ -90,9 +88,9 @@ export class PointReader {
     return t;
   }
 
-  /** The item at `segs` (original path segments, at least one) in the point, or undefined. */
-  async nodeAt(segs: readonly string[]): Promise<TreeNode | undefined> {
-    let tree = await this.tree(this.root);
+  /** The item at `segs` (original path segments, at least one) in the point whose root listing is `root`, or undefined. */
+  async nodeAt(root: BlobId, segs: readonly string[]): Promise<TreeNode | undefined> {
+    let tree = await this.tree(root);
     for (let i = 0; ; i++) {
       const node = tree.nodes.find((n) => n.name === segs[i]);
       if (i === segs.length - 1 || node === undefined) return node;

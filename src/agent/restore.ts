@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { PackId } from '../core/ids.js';
+import type { BlobId, PackId } from '../core/ids.js';
 import { isPortableName, type DirNode, type FileNode, type SymlinkNode, type TreeNode } from '../core/tree.js';
 import { AzbkError, errorRegistry, isAzbkError } from '../shared/errors.js';
 import { errnoCode } from '../shared/files.js';
@@ -89,7 +89,7 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
   const families = await keysFor(ctx, machine.id, machine.id === ctx.registration.machineId ? undefined : o.passphrase);
   const info = pickPoint(await ctx.session.listPoints(machine.id), o.point);
   const { manifest, keys } = await openPoint(ctx, families, info);
-  const job = new RestoreJob(ctx, await PointReader.open(ctx, keys, manifest.tree), o);
+  const job = new RestoreJob(ctx, await PointReader.open(ctx, keys), manifest.tree, o);
   // Everything asked for is found before anything is written.
   const selected = await job.select(manifest);
   const lock = await acquireJobLock(ctx.paths.lock, { jobId: randomBytes(16).toString('hex'), kind: 'restore' });
@@ -138,6 +138,8 @@ class RestoreJob {
   constructor(
     private readonly ctx: AgentContext,
     private readonly reader: PointReader,
+    /** the point's root listing */
+    private readonly root: BlobId,
     private readonly o: RestoreOptions,
   ) {}
 
@@ -151,7 +153,7 @@ class RestoreJob {
     const wanted = this.o.paths.length > 0 ? this.o.paths.map((p) => toSegments(p)) : m.paths.map((p) => [...p]);
     const out: Selected[] = [];
     for (const segs of wanted) {
-      const node = await entryAt(m, segs, (x) => this.reader.nodeAt(x), 'restore');
+      const node = await entryAt(m, segs, (x) => this.reader.nodeAt(this.root, x), 'restore');
       out.push({ segs, node, dest: restoreLocation(segs, this.o.target, m.platform === 'win32') });
     }
     // A path given twice, or inside another one given, is restored once.
@@ -234,7 +236,7 @@ class RestoreJob {
   private async restoreLost(lost: readonly FilePlan[]): Promise<{ lost: FilePlan[]; missing: ReadonlySet<PackId> }> {
     const again = new Map<FilePlan, FilePlan>();
     for (const f of lost) {
-      const node = await this.reader.nodeAt([...f.folder, f.name]).catch(() => undefined);
+      const node = await this.reader.nodeAt(this.root, [...f.folder, f.name]).catch(() => undefined);
       if (node?.type !== 'file' || !node.content.every((id) => this.reader.index.has('data', id))) continue;
       const g: FilePlan = { folder: f.folder, dir: f.dir, tmp: this.tmpCount++, name: f.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null };
       again.set(f.renamed === undefined ? g : { ...g, renamed: f.renamed }, f);
