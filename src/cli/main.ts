@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../shared/errors.js';
 import { backupCommand } from './commands/backup.js';
 import { jobsCommand } from './commands/jobs.js';
+import { findCommand } from './commands/find.js';
 import { lsCommand } from './commands/ls.js';
 import { pointsCommand } from './commands/points.js';
 import { policyCommand } from './commands/policy.js';
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   backupCommand(program);
   pointsCommand(program);
   lsCommand(program);
+  findCommand(program);
   jobsCommand(program);
   statusCommand(program);
   secretsCommand(program);

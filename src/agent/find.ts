@@ -1,0 +1,125 @@
+/**
+ * Finding files and folders by name or path in recovery points: every point of a machine (or one),
+ * oldest first, to see which points hold a file and in which version. Only folder listings are
+ * read; a listing shared by several points is read once, and a folder found to hold no match is
+ * not walked again in a later point.
+ */
+import type { BlobId, KeyId, PackId } from '../core/ids.js';
+import { globToRegExp } from '../core/glob.js';
+import type { TreeNode } from '../core/tree.js';
+import { AzbkError, isAzbkError } from '../shared/errors.js';
+import type { PointInfo } from '../vault/api.js';
+import type { AgentContext } from './context.js';
+import { displayPath } from './fspath.js';
+import { entryOf, type ListedEntry } from './ls.js';
+import type { SkippedItem } from './manifest.js';
+import type { PassphraseInput } from './passphrase.js';
+import { PointReader } from './point-reader.js';
+import { findMachine, keysFor, openPoint, pickPoint } from './points.js';
+
+export interface FindOptions {
+  /** shell patterns (see core/glob.ts): one with a `/` is matched against the whole original path, another against the name */
+  readonly patterns: readonly string[];
+  readonly ignoreCase?: boolean;
+  /** one point (as restore takes it); default: every point */
+  readonly point?: string;
+  readonly machine?: string;
+  readonly passphrase?: PassphraseInput;
+  /** each match, point by point (oldest first), a folder before what it holds */
+  readonly onMatch: (point: PointInfo, e: ListedEntry) => void;
+}
+
+export interface FindResult {
+  readonly machineName: string;
+  /** points looked through */
+  readonly points: number;
+  readonly matches: number;
+  /** points that could not be opened, and folders whose listing could not be read (`<point>:<path>`) */
+  readonly failed: readonly SkippedItem[];
+  readonly missingPacks: readonly PackId[];
+}
+
+/** Searches the points of this or another machine (see FindOptions). */
+export async function findInPoints(ctx: AgentContext, o: FindOptions): Promise<FindResult> {
+  if (o.patterns.length === 0) throw new AzbkError('AZBK_USAGE', 'Give at least one pattern to find.');
+  const matchers = o.patterns.map((p) => ({ re: globToRegExp(p, o.ignoreCase === true), byPath: p.includes('/') }));
+  const byPath = matchers.some((m) => m.byPath);
+  const matches = (segs: readonly string[]): boolean => {
+    const name = segs.at(-1)!;
+    const full = byPath ? displayPath(segs).replaceAll('\\', '/') : '';
+    return matchers.some((m) => m.re.test(m.byPath ? full : name));
+  };
+
+  const machine = await findMachine(ctx, o.machine);
+  const families = await keysFor(ctx, machine.id, machine.id === ctx.registration.machineId ? undefined : o.passphrase);
+  const listed = [...(await ctx.session.listPoints(machine.id))].sort((a, b) => a.id.localeCompare(b.id));
+  const points = o.point === undefined ? listed : [pickPoint(listed, o.point)];
+
+  const readers = new Map<KeyId, PointReader>();
+  /** listings (by id, and by where they are when a pattern names a path) that hold no match */
+  const barren = new Set<string>();
+  const failed: SkippedItem[] = [];
+  let found = 0;
+  for (const info of points) {
+    let opened: Awaited<ReturnType<typeof openPoint>>;
+    try {
+      opened = await openPoint(ctx, families, info);
+    } catch (err) {
+      // Removed since it was listed, or made with a key the passphrase does not open: the rest still count.
+      if (!isAzbkError(err) || err.code === 'AZBK_VAULT_UNREACHABLE') throw err;
+      failed.push({ path: info.id, reason: err.message });
+      continue;
+    }
+    const { manifest, keys } = opened;
+    let reader = readers.get(keys.keyId);
+    if (reader === undefined) {
+      readers.set(keys.keyId, (reader = await PointReader.open(ctx, keys)));
+      await reader.readAhead([manifest.tree]); // later points mostly share these listings
+    }
+    const r = reader;
+    const emit = (segs: readonly string[], node: TreeNode) => {
+      found++;
+      o.onMatch(info, entryOf(segs, node));
+    };
+    /** Walks the listing `id` of the folder at `segs`; true when something in it matched. */
+    const walk = async (id: BlobId, segs: readonly string[]): Promise<boolean> => {
+      const key = byPath ? `${id}\0${segs.join('\0')}` : id;
+      if (barren.has(key)) return false;
+      let nodes: readonly TreeNode[];
+      try {
+        nodes = (await r.tree(id)).nodes;
+      } catch (err) {
+        if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT')) throw err;
+        failed.push({ path: `${info.id}:${displayPath(segs)}`, reason: err.message });
+        return true; // not known to be barren
+      }
+      let any = false;
+      for (const node of nodes) {
+        const at = [...segs, node.name];
+        if (matches(at)) {
+          emit(at, node);
+          any = true;
+        }
+        if (node.type === 'dir' && (await walk(node.subtree, at))) any = true;
+      }
+      if (!any) barren.add(key);
+      return any;
+    };
+    // From each backed-up path: the folders above them are only the way there.
+    for (const segs of manifest.paths) {
+      let node: TreeNode | undefined;
+      try {
+        node = await r.nodeAt(manifest.tree, segs);
+      } catch (err) {
+        if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT')) throw err;
+        failed.push({ path: `${info.id}:${displayPath(segs)}`, reason: err.message });
+        continue;
+      }
+      if (node === undefined) continue;
+      if (matches(segs)) emit(segs, node);
+      if (node.type === 'dir') await walk(node.subtree, segs);
+    }
+  }
+  const missing = new Set([...readers.values()].flatMap((r) => [...r.missing]));
+  return { machineName: machine.name, points: points.length, matches: found, failed, missingPacks: [...missing].sort() };
+}

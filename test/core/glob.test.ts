@@ -1,0 +1,48 @@
+/** Shell patterns for azbk find: what each form matches, and what it does not. */
+import { describe, expect, it } from 'vitest';
+import { globToRegExp } from '../../src/core/glob.js';
+
+const matches = (pattern: string, text: string, ignoreCase = false) => globToRegExp(pattern, ignoreCase).test(text);
+
+describe('globToRegExp', () => {
+  it('matches * and ? within a name, ** across folders', () => {
+    expect(matches('*.c', 'main.c')).toBe(true);
+    expect(matches('*.c', 'main.h')).toBe(false);
+    expect(matches('*.c', 'a/main.c')).toBe(false);
+    expect(matches('?.txt', 'a.txt')).toBe(true);
+    expect(matches('?.txt', 'ab.txt')).toBe(false);
+    expect(matches('?.txt', '/.txt')).toBe(false);
+    expect(matches('/etc/**/*.conf', '/etc/nginx/conf.d/site.conf')).toBe(true);
+    expect(matches('/etc/*.conf', '/etc/nginx/site.conf')).toBe(false);
+    expect(matches('/etc/**', '/etc/a/b/c')).toBe(true);
+  });
+
+  it('matches sets, ranges and their negation, and a ] first in a set', () => {
+    expect(matches('[abc]x', 'bx')).toBe(true);
+    expect(matches('[a-c]x', 'dx')).toBe(false);
+    expect(matches('[!a-c]x', 'dx')).toBe(true);
+    expect(matches('[^a-c]x', 'ax')).toBe(false);
+    expect(matches('[!a]', '/')).toBe(false);
+    expect(matches('[]a]', ']')).toBe(true);
+    expect(matches('[a-]', '-')).toBe(true);
+  });
+
+  it('takes everything else literally: regular expression characters, escapes, an unclosed [', () => {
+    for (const name of ['a.b', '(a)', 'a+b', 'a{1}', 'x-y', '$HOME', 'a|b', '^a']) expect(matches(name, name), name).toBe(true);
+    expect(matches('a.b', 'axb')).toBe(false);
+    expect(matches('a\\*b', 'a*b')).toBe(true);
+    expect(matches('a\\*b', 'axb')).toBe(false);
+    expect(matches('[abc', '[abc')).toBe(true);
+    expect(matches('été*', 'été.txt')).toBe(true);
+  });
+
+  it('matches the whole text, with case unless told not to', () => {
+    expect(matches('main', 'main.c')).toBe(false);
+    expect(matches('README', 'readme')).toBe(false);
+    expect(matches('README', 'readme', true)).toBe(true);
+  });
+
+  it('refuses a range out of order with AZBK_BAD_INPUT', () => {
+    expect(() => globToRegExp('[z-a]')).toThrow(expect.objectContaining({ code: 'AZBK_BAD_INPUT' }));
+  });
+});
