@@ -5,7 +5,7 @@
  * not walked again in a later point.
  */
 import type { BlobId, KeyId, PackId } from '../core/ids.js';
-import { globToRegExp } from '../core/glob.js';
+import { compileGlob } from '../core/glob.js';
 import type { TreeNode } from '../core/tree.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
 import type { PointInfo } from '../vault/api.js';
@@ -42,12 +42,12 @@ export interface FindResult {
 /** Searches the points of this or another machine (see FindOptions). */
 export async function findInPoints(ctx: AgentContext, o: FindOptions): Promise<FindResult> {
   if (o.patterns.length === 0) throw new AzbkError('AZBK_USAGE', 'Give at least one pattern to find.');
-  const matchers = o.patterns.map((p) => ({ re: globToRegExp(p, o.ignoreCase === true), byPath: p.includes('/') }));
+  const matchers = o.patterns.map((p) => ({ test: compileGlob(p, o.ignoreCase === true), byPath: p.includes('/') }));
   const byPath = matchers.some((m) => m.byPath);
   const matches = (segs: readonly string[]): boolean => {
     const name = segs.at(-1)!;
     const full = byPath ? displayPath(segs).replaceAll('\\', '/') : '';
-    return matchers.some((m) => m.re.test(m.byPath ? full : name));
+    return matchers.some((m) => m.test(m.byPath ? full : name));
   };
 
   const machine = await findMachine(ctx, o.machine);

@@ -2,62 +2,118 @@
  * Shell-style patterns, for finding names and paths in recovery points: `*` any run of characters
  * but `/`, `**` any run including `/`, `?` one character but `/`, `[abc]`, `[a-z]` and `[!a]` (or
  * `[^a]`) one character of (or not of) a set, and `\x` the character x itself. A `[` without its
- * `]` is itself. The pattern matches the whole text. AZBK_BAD_INPUT for a set such as `[z-a]`.
+ * `]` is itself. The pattern matches the whole text.
+ *
+ * Matching runs the pattern as a set of positions over the text, one character at a time: its
+ * time is the text's length times the pattern's, whatever either holds. (A regular expression
+ * backtracks, and a name from a hostile vault could make `*a*a*a*b` take hours.)
  */
 import { AzbkError } from '../shared/errors.js';
 
-/** The pattern as a regular expression (see above); `ignoreCase` for letters of either case. */
-export function globToRegExp(pattern: string, ignoreCase = false): RegExp {
-  let re = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!;
-    if (c === '*') {
-      if (pattern[i + 1] === '*') {
-        re += '.*';
-        while (pattern[i + 1] === '*') i++;
-      } else re += '[^/]*';
-    } else if (c === '?') re += '[^/]';
-    else if (c === '\\' && i + 1 < pattern.length) re += escape(pattern[++i]!);
-    else if (c === '[') {
-      const set = bracket(pattern, i);
-      if (set === null) re += '\\[';
-      else {
-        re += set.re;
-        i = set.end;
+type Token =
+  | { readonly t: 'char'; readonly c: string }
+  | { readonly t: 'one' }
+  | { readonly t: 'set'; readonly negate: boolean; readonly chars: string; readonly ranges: readonly (readonly [number, number])[] }
+  | { readonly t: 'star' }
+  | { readonly t: 'globstar' };
+
+/** The pattern as a test of a whole text; `ignoreCase` for letters of either case. AZBK_BAD_INPUT for a set such as `[z-a]`. */
+export function compileGlob(pattern: string, ignoreCase = false): (text: string) => boolean {
+  const fold = (s: string) => (ignoreCase ? s.toLowerCase() : s);
+  const tokens = parse([...fold(pattern)], pattern);
+  const m = tokens.length;
+  /** Positions a star lets the pattern skip to without taking a character. */
+  const close = (at: Uint8Array) => {
+    for (let j = 0; j < m; j++) if (at[j] === 1 && (tokens[j]!.t === 'star' || tokens[j]!.t === 'globstar')) at[j + 1] = 1;
+  };
+  return (text) => {
+    let at = new Uint8Array(m + 1);
+    let next = new Uint8Array(m + 1);
+    at[0] = 1;
+    close(at);
+    for (const c of fold(text)) {
+      next.fill(0);
+      let any = false;
+      for (let j = 0; j < m; j++) {
+        if (at[j] === 0) continue;
+        const tok = tokens[j]!;
+        let to = -1;
+        if (tok.t === 'char') to = tok.c === c ? j + 1 : -1;
+        else if (tok.t === 'one') to = c === '/' ? -1 : j + 1;
+        else if (tok.t === 'set') to = inSet(tok, c) ? j + 1 : -1;
+        else if (tok.t === 'star') to = c === '/' ? -1 : j;
+        else to = j;
+        if (to >= 0) {
+          next[to] = 1;
+          any = true;
+        }
       }
-    } else re += escape(c);
-  }
-  try {
-    return new RegExp(`^${re}$`, ignoreCase ? 'iu' : 'u');
-  } catch {
-    throw new AzbkError('AZBK_BAD_INPUT', `${pattern} is not a pattern azbk can use (a range out of order?).`);
-  }
+      if (!any) return false;
+      close(next);
+      [at, next] = [next, at];
+    }
+    return at[m] === 1;
+  };
 }
 
-/** The set that starts with `[` at `start`, as a character class, and where it ends; null when it has no `]`. */
-function bracket(pattern: string, start: number): { re: string; end: number } | null {
+function inSet(tok: Extract<Token, { t: 'set' }>, c: string): boolean {
+  const code = c.codePointAt(0)!;
+  const hit = tok.chars.includes(c) || tok.ranges.some(([lo, hi]) => code >= lo && code <= hi);
+  return tok.negate ? !hit && c !== '/' : hit;
+}
+
+function parse(p: readonly string[], pattern: string): Token[] {
+  const tokens: Token[] = [];
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i]!;
+    if (c === '*') {
+      let globstar = false;
+      while (p[i + 1] === '*') {
+        globstar = true;
+        i++;
+      }
+      // Two stars in a row would only multiply the positions: one stands for both.
+      const last = tokens.at(-1);
+      if (last?.t === 'globstar' || (last?.t === 'star' && !globstar)) continue;
+      if (last?.t === 'star') tokens.pop();
+      tokens.push(globstar ? { t: 'globstar' } : { t: 'star' });
+    } else if (c === '?') tokens.push({ t: 'one' });
+    else if (c === '\\' && i + 1 < p.length) tokens.push({ t: 'char', c: p[++i]! });
+    else if (c === '[') {
+      const set = bracket(p, i, pattern);
+      if (set === null) tokens.push({ t: 'char', c });
+      else {
+        tokens.push(set.token);
+        i = set.end;
+      }
+    } else tokens.push({ t: 'char', c });
+  }
+  return tokens;
+}
+
+/** The set that starts with `[` at `start`, and where it ends; null when it has no `]`. */
+function bracket(p: readonly string[], start: number, pattern: string): { token: Token; end: number } | null {
   let i = start + 1;
   let negate = false;
-  if (pattern[i] === '!' || pattern[i] === '^') {
+  if (p[i] === '!' || p[i] === '^') {
     negate = true;
     i++;
   }
-  let body = '';
+  let chars = '';
+  const ranges: [number, number][] = [];
   // A `]` first in the set is one of its characters.
-  for (let first = true; i < pattern.length; i++, first = false) {
-    const c = pattern[i]!;
-    if (c === ']' && !first) return { re: `[${negate ? '^/' : ''}${body}]`, end: i };
-    if (c === '-' && !first && pattern[i + 1] !== ']') body += '-';
-    else if (c === '\\' && i + 1 < pattern.length) body += escapeInClass(pattern[++i]!);
-    else body += escapeInClass(c);
+  for (let first = true; i < p.length; i++, first = false) {
+    let c = p[i]!;
+    if (c === ']' && !first) return { token: { t: 'set', negate, chars, ranges }, end: i };
+    if (c === '\\' && i + 1 < p.length) c = p[++i]!;
+    if (p[i + 1] === '-' && p[i + 2] !== undefined && p[i + 2] !== ']') {
+      let hi = p[i + 2]!;
+      i += 2;
+      if (hi === '\\' && i + 1 < p.length) hi = p[++i]!;
+      const range: [number, number] = [c.codePointAt(0)!, hi.codePointAt(0)!];
+      if (range[0] > range[1]) throw new AzbkError('AZBK_BAD_INPUT', `${pattern} is not a pattern azbk can use: the range ${c}-${hi} is out of order.`);
+      ranges.push(range);
+    } else chars += c;
   }
   return null;
-}
-
-function escape(c: string): string {
-  return /[.*+?^${}()|[\]\\/]/.test(c) ? `\\${c}` : c;
-}
-
-function escapeInClass(c: string): string {
-  return /[\]\\^-]/.test(c) ? `\\${c}` : c;
 }
