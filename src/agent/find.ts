@@ -29,9 +29,12 @@ export interface FindOptions {
   readonly onMatch: (point: PointInfo, e: ListedEntry) => void;
 }
 
+/** Why a point is passed over (and named) rather than the search failed. */
+const PASSED_OVER = new Set(['AZBK_POINT_NOT_FOUND', 'AZBK_VAULT_CORRUPT', 'AZBK_WRONG_PASSPHRASE']);
+
 export interface FindResult {
   readonly machineName: string;
-  /** points looked through */
+  /** points searched (not those passed over: see `failed`) */
   readonly points: number;
   readonly matches: number;
   /** points that could not be opened, and folders whose listing could not be read (`<point>:<path>`) */
@@ -42,11 +45,22 @@ export interface FindResult {
 /** Searches the points of this or another machine (see FindOptions). */
 export async function findInPoints(ctx: AgentContext, o: FindOptions): Promise<FindResult> {
   if (o.patterns.length === 0) throw new AzbkError('AZBK_USAGE', 'Give at least one pattern to find.');
-  const matchers = o.patterns.map((p) => ({ test: compileGlob(p, o.ignoreCase === true), byPath: p.includes('/') }));
+  const windows = process.platform === 'win32';
+  const matchers = o.patterns.map((p) => {
+    const byPath = p.includes('/');
+    // Original paths start with / (here): a path pattern that does not, nor with a star, matches nothing.
+    if (byPath && !windows && !/^[/*]/.test(p)) {
+      throw new AzbkError('AZBK_BAD_INPUT', `${p} names a path but does not start with / or *: it would match nothing.`, {
+        hint: 'Original paths are absolute: start the pattern with / (a whole path) or **/ (anywhere).',
+      });
+    }
+    return { test: compileGlob(p, o.ignoreCase === true), byPath };
+  });
   const byPath = matchers.some((m) => m.byPath);
   const matches = (segs: readonly string[]): boolean => {
     const name = segs.at(-1)!;
-    const full = byPath ? displayPath(segs).replaceAll('\\', '/') : '';
+    // On Windows the separator is \ (which POSIX names may hold, as a character like any other).
+    const full = !byPath ? '' : windows ? displayPath(segs).replaceAll('\\', '/') : displayPath(segs);
     return matchers.some((m) => m.test(m.byPath ? full : name));
   };
 
@@ -60,16 +74,21 @@ export async function findInPoints(ctx: AgentContext, o: FindOptions): Promise<F
   const barren = new Set<string>();
   const failed: SkippedItem[] = [];
   let found = 0;
+  let searched = 0;
+  let locked: unknown = null;
   for (const info of points) {
     let opened: Awaited<ReturnType<typeof openPoint>>;
     try {
       opened = await openPoint(ctx, families, info);
     } catch (err) {
-      // Removed since it was listed, or made with a key the passphrase does not open: the rest still count.
-      if (!isAzbkError(err) || err.code === 'AZBK_VAULT_UNREACHABLE') throw err;
+      // Removed since it was listed, damaged, or made with a key the passphrase does not open:
+      // the others are still searched.
+      if (!isAzbkError(err) || !PASSED_OVER.has(err.code)) throw err;
+      if (err.code === 'AZBK_WRONG_PASSPHRASE') locked ??= err;
       failed.push({ path: info.id, reason: err.message });
       continue;
     }
+    searched++;
     const { manifest, keys } = opened;
     let reader = readers.get(keys.keyId);
     if (reader === undefined) {
@@ -120,6 +139,8 @@ export async function findInPoints(ctx: AgentContext, o: FindOptions): Promise<F
       if (node.type === 'dir') await walk(node.subtree, segs);
     }
   }
+  // A passphrase that opens none of them is wrong, not a partial search.
+  if (searched === 0 && locked !== null) throw locked;
   const missing = new Set([...readers.values()].flatMap((r) => [...r.missing]));
-  return { machineName: machine.name, points: points.length, matches: found, failed, missingPacks: [...missing].sort() };
+  return { machineName: machine.name, points: searched, matches: found, failed, missingPacks: [...missing].sort() };
 }

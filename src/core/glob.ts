@@ -17,30 +17,44 @@ type Token =
   | { readonly t: 'star' }
   | { readonly t: 'globstar' };
 
-/** The pattern as a test of a whole text; `ignoreCase` for letters of either case. AZBK_BAD_INPUT for a set such as `[z-a]`. */
+/**
+ * The pattern as a test of a whole text; `ignoreCase` for letters of either case (each character
+ * folded alone). Pattern and text are compared in Unicode's composed form (NFC), so an accented
+ * letter typed one way matches a name stored the other way. AZBK_BAD_INPUT for a set such as `[z-a]`.
+ */
 export function compileGlob(pattern: string, ignoreCase = false): (text: string) => boolean {
-  const fold = (s: string) => (ignoreCase ? s.toLowerCase() : s);
-  const tokens = parse([...fold(pattern)], pattern);
+  const fold = (c: string) => (ignoreCase ? c.toLowerCase() : c);
+  const tokens = parse([...pattern.normalize('NFC')], pattern, fold);
   const m = tokens.length;
-  /** Positions a star lets the pattern skip to without taking a character. */
+  /**
+   * Positions reached without taking a character: past a star (it may match nothing), and past
+   * `**` with the `/` after it (no folder at all), so that `/etc/` then `**` then `/*.conf`
+   * matches `/etc/a.conf` as well as `/etc/nginx/a.conf`.
+   */
   const close = (at: Uint8Array) => {
-    for (let j = 0; j < m; j++) if (at[j] === 1 && (tokens[j]!.t === 'star' || tokens[j]!.t === 'globstar')) at[j + 1] = 1;
+    for (let j = 0; j < m; j++) {
+      if (at[j] === 0) continue;
+      const t = tokens[j]!.t;
+      if (t === 'star' || t === 'globstar') at[j + 1] = 1;
+      const after = tokens[j + 1];
+      if (t === 'globstar' && after?.t === 'char' && after.c === '/') at[j + 2] = 1;
+    }
   };
   return (text) => {
     let at = new Uint8Array(m + 1);
     let next = new Uint8Array(m + 1);
     at[0] = 1;
     close(at);
-    for (const c of fold(text)) {
+    for (const c of text.normalize('NFC')) {
       next.fill(0);
       let any = false;
       for (let j = 0; j < m; j++) {
         if (at[j] === 0) continue;
         const tok = tokens[j]!;
         let to = -1;
-        if (tok.t === 'char') to = tok.c === c ? j + 1 : -1;
+        if (tok.t === 'char') to = tok.c === fold(c) ? j + 1 : -1;
         else if (tok.t === 'one') to = c === '/' ? -1 : j + 1;
-        else if (tok.t === 'set') to = inSet(tok, c) ? j + 1 : -1;
+        else if (tok.t === 'set') to = inSet(tok, c) || (ignoreCase && (inSet(tok, c.toLowerCase()) || inSet(tok, c.toUpperCase()))) ? j + 1 : -1;
         else if (tok.t === 'star') to = c === '/' ? -1 : j;
         else to = j;
         if (to >= 0) {
@@ -56,13 +70,15 @@ export function compileGlob(pattern: string, ignoreCase = false): (text: string)
   };
 }
 
+/** Whether `c` is one of the set's characters; never `/`, which separates names. */
 function inSet(tok: Extract<Token, { t: 'set' }>, c: string): boolean {
+  if (c === '/') return false;
   const code = c.codePointAt(0)!;
   const hit = tok.chars.includes(c) || tok.ranges.some(([lo, hi]) => code >= lo && code <= hi);
-  return tok.negate ? !hit && c !== '/' : hit;
+  return tok.negate ? !hit : hit;
 }
 
-function parse(p: readonly string[], pattern: string): Token[] {
+function parse(p: readonly string[], pattern: string, fold: (c: string) => string): Token[] {
   const tokens: Token[] = [];
   for (let i = 0; i < p.length; i++) {
     const c = p[i]!;
@@ -78,15 +94,15 @@ function parse(p: readonly string[], pattern: string): Token[] {
       if (last?.t === 'star') tokens.pop();
       tokens.push(globstar ? { t: 'globstar' } : { t: 'star' });
     } else if (c === '?') tokens.push({ t: 'one' });
-    else if (c === '\\' && i + 1 < p.length) tokens.push({ t: 'char', c: p[++i]! });
+    else if (c === '\\' && i + 1 < p.length) tokens.push({ t: 'char', c: fold(p[++i]!) });
     else if (c === '[') {
       const set = bracket(p, i, pattern);
-      if (set === null) tokens.push({ t: 'char', c });
+      if (set === null) tokens.push({ t: 'char', c: fold(c) });
       else {
         tokens.push(set.token);
         i = set.end;
       }
-    } else tokens.push({ t: 'char', c });
+    } else tokens.push({ t: 'char', c: fold(c) });
   }
   return tokens;
 }

@@ -54,6 +54,26 @@ describe('findInPoints', () => {
     expect(three.reads()).toBeLessThanOrEqual(one.reads() + 2);
   });
 
+  it('by path, tells apart the same folder at two places, and takes a \\ in a name as a character', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    for (const top of ['a', 'b']) {
+      await fs.mkdir(path.join(src, top, 'd'), { recursive: true });
+      await fs.writeFile(path.join(src, top, 'd', 'x.txt'), 'the same'); // a/d and b/d: one listing
+    }
+    await fs.writeFile(path.join(src, 'back\\slash.conf'), 'x');
+    await runBackup(m.ctx, { include: [src] });
+    const find = async (...patterns: string[]) => {
+      const seen: string[] = [];
+      await findInPoints(m.ctx, { patterns, onMatch: (_, e) => seen.push(path.relative(src, e.path)) });
+      return seen;
+    };
+    // a/d is walked first and holds no match there; b/d, the same listing, does.
+    expect(await find(`${src}/b/**`)).toEqual(['b/d', 'b/d/x.txt']);
+    expect(await find(`${src}/*.conf`)).toEqual(['back\\slash.conf']);
+    expect(await find(`${src}/back/slash.conf`)).toEqual([]);
+  });
+
   it('reports a listing it cannot read and searches the rest', async () => {
     const m = await createMachine();
     const src = path.join(m.dir, 'src');

@@ -59,6 +59,23 @@ describe('compileGlob', () => {
     expect(matches('[!a]x', '/x')).toBe(false);
   });
 
+  it('lets ** with its / stand for no folder, and never lets a set match /', () => {
+    expect(matches('/etc/**/*.conf', '/etc/a.conf')).toBe(true);
+    expect(matches('**/a.conf', '/a.conf')).toBe(true);
+    expect(matches('/etc/**/x/*.conf', '/etc/x/a.conf')).toBe(true);
+    expect(matches('/etc/**/x/*.conf', '/etc/a.conf')).toBe(false);
+    expect(matches('*[.-0]*', 'a/b')).toBe(false);
+    expect(matches('[!a]', '/')).toBe(false);
+  });
+
+  it('folds case a character at a time, and compares composed and decomposed letters alike', () => {
+    expect(matches('*Σ', 'ΟΣ', true)).toBe(true);
+    expect(matches('[Z-a]', '_')).toBe(true);
+    expect(matches('[Z-a]', '_', true)).toBe(true);
+    expect(matches('caf\u00e9', 'cafe\u0301')).toBe(true);
+    expect(matches('cafe\u0301*', 'caf\u00e9.txt')).toBe(true);
+  });
+
   it('refuses a range out of order with AZBK_BAD_INPUT', () => {
     expect(() => compileGlob('[z-a]')).toThrow(expect.objectContaining({ code: 'AZBK_BAD_INPUT' }));
   });

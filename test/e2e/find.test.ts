@@ -64,6 +64,9 @@ describe.concurrent('azbk find', () => {
 
   it('matches whole paths, folders too, and one point', async () => {
     expect((await found(a, [`${src}/**/*.PDF`])).map((m) => m.point)).toEqual([ids[0], ids[1], ids[2]]);
+    // ** with its / also stands for no folder at all.
+    expect((await found(a, [`${src}/**/notes.txt`, '--point', 'latest'])).map((m) => m.path)).toEqual([path.join(src, 'notes.txt')]);
+    expect((await found(a, ['**/docs/*.pdf', '--point', ids[0]!])).map((m) => m.path)).toEqual([path.join(src, 'docs', 'report.pdf')]);
     expect((await found(a, [`${src}/*.pdf`]))).toEqual([]);
     const dirs = await found(a, ['old', '--point', ids[1]!]);
     expect(dirs).toEqual([expect.objectContaining({ point: ids[1], path: path.join(src, 'docs', 'old'), type: 'dir' })]);
@@ -77,10 +80,15 @@ describe.concurrent('azbk find', () => {
     const no = await b.run(['find', 'report.pdf', '--machine', 'alpha']);
     expectExit(no, 2);
     expectNoStack(no);
+    // Another passphrase opens only its own key: wrong for alpha's points, not a partial search.
+    const c = await setupMachine(tmp.path, { name: 'charlie', vault: a.vault, passphrase: 'a passphrase of another key family' });
+    const wrong = await c.run(['find', 'report.pdf', '--machine', 'alpha', '--passphrase-file', c.passphraseFile]);
+    expectExit(wrong, 12);
+    expectNoStack(wrong);
   });
 
   it('refuses a bad pattern, an unknown point and no pattern with exit 2', async () => {
-    for (const args of [['find', '[z-a]'], ['find', 'x', '--point', '20200101T000000000Z-00000000'], ['find']]) {
+    for (const args of [['find', '[z-a]'], ['find', 'x', '--point', '20200101T000000000Z-00000000'], ['find'], ['find', 'docs/report.pdf']]) {
       const r = await a.run(args);
       expectExit(r, 2);
       expectNoStack(r);

@@ -56,7 +56,7 @@ export function findCommand(program: Command): void {
         if (r.missingPacks.length > 0) {
           out.warn(`The vault is missing ${r.missingPacks.length} pack(s) its index names; listings a later backup stored again were read from there (azbk verify lists what else needs those packs).`);
         }
-        out.line(`${r.matches} match(es) in ${r.points} point(s) of ${r.machineName}.`);
+        out.line(`${r.matches} match(es) in ${r.points} point(s) of ${printable(r.machineName)}.`);
         json?.end({ machineName: r.machineName, points: r.points, status: r.failed.length > 0 ? 'partial' : 'ok', failed: r.failed, missingPacks: r.missingPacks });
       }),
     );
