@@ -16,18 +16,12 @@ import type { BlobId, PackId } from '../../src/core/ids.js';
 import { encodeIndex } from '../../src/core/index-file.js';
 import type { VaultSession } from '../../src/vault/api.js';
 import { layout } from '../../src/vault/layout.js';
-import { createMachine } from '../helpers/machine.js';
+import { createMachine, withMethods } from '../helpers/machine.js';
 
 /** The session, counting index reads. */
 function counting(inner: VaultSession): { session: VaultSession; reads: () => number } {
   let reads = 0;
-  const session = new Proxy(inner, {
-    get(target, prop) {
-      const v = Reflect.get(target, prop, target) as unknown;
-      if (prop === 'readIndex') return (name: string) => (reads++, target.readIndex(name));
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
+  const session = withMethods(inner, (s) => ({ readIndex: (name) => (reads++, s.readIndex(name)) }));
   return { session, reads: () => reads };
 }
 

@@ -10,23 +10,17 @@ import { decodeBlob } from '../../src/core/blob.js';
 import { decodeTree } from '../../src/core/tree.js';
 import { AzbkError } from '../../src/shared/errors.js';
 import type { VaultSession } from '../../src/vault/api.js';
-import { createMachine, type TestMachine } from '../helpers/machine.js';
+import { createMachine, withMethods, type TestMachine } from '../helpers/machine.js';
 
 /** The machine's session, counting reads of packs, and failing those `fail` says to. */
 function counting(m: TestMachine, fail: (pack: string, offset: number, length: number) => boolean = () => false): { session: VaultSession; reads: () => number } {
   let reads = 0;
-  const session = new Proxy(m.ctx.session, {
-    get(target, prop) {
-      const v = Reflect.get(target, prop, target) as unknown;
-      if (prop === 'readPack') {
-        return (pack: string, offset: number, length: number, into?: Buffer) => {
-          reads++;
-          return fail(pack, offset, length) ? Promise.reject(new AzbkError('AZBK_VAULT_CORRUPT', 'a damaged range')) : target.readPack(pack as never, offset, length, into);
-        };
-      }
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+  const session = withMethods(m.ctx.session, (s) => ({
+    readPack: (pack, offset, length, into) => {
+      reads++;
+      return fail(pack, offset, length) ? Promise.reject(new AzbkError('AZBK_VAULT_CORRUPT', 'a damaged range')) : s.readPack(pack, offset, length, into);
     },
-  });
+  }));
   return { session, reads: () => reads };
 }
 

@@ -16,7 +16,7 @@ import { decodeTree, type Tree } from '../../src/core/tree.js';
 import { AzbkError } from '../../src/shared/errors.js';
 import { writeRandomFile } from '../helpers/fs-tree.js';
 import { forgetful, lostAndStoredAgain } from '../helpers/lost-pack.js';
-import { createMachine, type TestMachine } from '../helpers/machine.js';
+import { createMachine, withMethods, type TestMachine } from '../helpers/machine.js';
 
 const MiB = 1024 * 1024;
 
@@ -48,18 +48,12 @@ describe('listPoint', () => {
       tree = await readTree(m, index, node.subtree);
     }
     const bad = index.get('tree', two!)!;
-    const session = new Proxy(m.ctx.session, {
-      get(target, prop) {
-        const v = Reflect.get(target, prop, target) as unknown;
-        if (prop === 'readPack') {
-          return (pack: string, offset: number, length: number, into?: Buffer) =>
-            pack === bad.pack && offset <= bad.entry.offset && offset + length >= bad.entry.offset + bad.entry.length
-              ? Promise.reject(new AzbkError('AZBK_VAULT_CORRUPT', 'a damaged range'))
-              : target.readPack(pack as never, offset, length, into);
-        }
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
-    });
+    const session = withMethods(m.ctx.session, (s) => ({
+      readPack: (pack, offset, length, into) =>
+        pack === bad.pack && offset <= bad.entry.offset && offset + length >= bad.entry.offset + bad.entry.length
+          ? Promise.reject(new AzbkError('AZBK_VAULT_CORRUPT', 'a damaged range'))
+          : s.readPack(pack, offset, length, into),
+    }));
     const seen: ListedEntry[] = [];
     const r = await listPoint({ ...m.ctx, session }, { point: 'latest', paths: [src], recursive: true, onEntry: (e) => seen.push(e) });
     expect(r.failed).toEqual([{ path: path.join(src, 'two'), reason: expect.stringMatching(/damaged range/) as unknown as string }]);
@@ -75,13 +69,7 @@ describe('listPoint', () => {
     await fs.writeFile(path.join(src, 'sub', 'small.txt'), 'small');
     await runBackup(m.ctx, { include: [src] });
     let read = 0;
-    const session = new Proxy(m.ctx.session, {
-      get(target, prop) {
-        const v = Reflect.get(target, prop, target) as unknown;
-        if (prop === 'readPack') return (pack: string, offset: number, length: number, into?: Buffer) => ((read += length), target.readPack(pack as never, offset, length, into));
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
-    });
+    const session = withMethods(m.ctx.session, (s) => ({ readPack: (pack, offset, length, into) => ((read += length), s.readPack(pack, offset, length, into)) }));
     const seen: string[] = [];
     // The same folder twice, and one inside it: listed once.
     await listPoint({ ...m.ctx, session }, { point: 'latest', paths: [src, src, path.join(src, 'sub')], recursive: true, onEntry: (e) => seen.push(e.path) });

@@ -13,7 +13,7 @@ import type { PackId } from '../../src/core/ids.js';
 import type { PointInfo } from '../../src/vault/api.js';
 import { layout } from '../../src/vault/layout.js';
 import { prune, prunedPacks } from '../../src/vault/prune.js';
-import { createMachine, readPoint, type TestMachine } from '../helpers/machine.js';
+import { createMachine, readPoint, withMethods, type TestMachine } from '../helpers/machine.js';
 
 const MiB = 1024 * 1024;
 
@@ -107,18 +107,15 @@ describe('the packs a point names', () => {
     for (const f of ['a.bin', 'b.bin']) await write(path.join(src, f), randomBytes(3 * MiB));
     // As the backup writes its point, a prune pass marks one of the packs the point names gone.
     let doomed: PackId | undefined;
-    const session = new Proxy(m.ctx.session, {
-      get(target, prop) {
-        if (prop !== 'putPoint') return Reflect.get(target, prop, target) as unknown;
-        return async (p: Parameters<typeof target.putPoint>[0]) => {
-          if (doomed === undefined) {
-            doomed = p.packs[0]!;
-            await m.base.put(layout.gone(doomed), Buffer.from('{}'));
-          }
-          return target.putPoint(p);
-        };
+    const session = withMethods(m.ctx.session, (s) => ({
+      putPoint: async (p) => {
+        if (doomed === undefined) {
+          doomed = p.packs[0]!;
+          await m.base.put(layout.gone(doomed), Buffer.from('{}'));
+        }
+        return s.putPoint(p);
       },
-    });
+    }));
     const events: unknown[] = [];
     const res = await runBackup({ ...m.ctx, session }, { include: [src], onEvent: (e) => e.type === 'retry' && events.push(e) });
     expect(doomed).toBeDefined();

@@ -11,7 +11,7 @@ import { encodeTree } from '../../src/core/tree.js';
 import { AzbkError } from '../../src/shared/errors.js';
 import { layout } from '../../src/vault/layout.js';
 import { writeRandomFile } from '../helpers/fs-tree.js';
-import { createMachine, dataOnlyPack, filesInPack, readPoint, type TestMachine } from '../helpers/machine.js';
+import { createMachine, dataOnlyPack, filesInPack, readPoint, withMethods, type TestMachine } from '../helpers/machine.js';
 
 // Backups read files in worker threads; under vitest those run from a bundle of their source.
 
@@ -50,13 +50,7 @@ describe('verifyVault', () => {
     const src = await smallTree(m, true); // a.bin: 36 MiB in about 36 chunks, over three packs
     await runBackup(m.ctx, { include: [src] });
     const reads: number[] = [];
-    const session = new Proxy(m.ctx.session, {
-      get(target, prop) {
-        const v = Reflect.get(target, prop, target) as unknown;
-        if (prop === 'readPack') return (pack: string, offset: number, length: number, into?: Buffer) => (reads.push(length), target.readPack(pack as never, offset, length, into));
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
-    });
+    const session = withMethods(m.ctx.session, (s) => ({ readPack: (pack, offset, length, into) => (reads.push(length), s.readPack(pack, offset, length, into)) }));
     const r = await verifyVault(session, m.keys, { readData: true });
     expect(r.problems).toEqual([]);
     expect(r.blobs).toBeGreaterThan(30);
@@ -116,18 +110,12 @@ describe('verifyVault', () => {
     // The first read of a listing (the point's root, in the first sweep) fails once: that sweep
     // marks no chunk, and the one that reports finds them all.
     let failures = 0;
-    const session = new Proxy(m.ctx.session, {
-      get(target, prop) {
-        const v = Reflect.get(target, prop, target) as unknown;
-        if (prop === 'readPack') {
-          return (pack: string, offset: number, length: number, into?: Buffer) => {
-            if (failures++ === 0) return Promise.reject(new AzbkError('AZBK_VAULT_CORRUPT', 'The read was cut short.'));
-            return target.readPack(pack as never, offset, length, into);
-          };
-        }
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    const session = withMethods(m.ctx.session, (s) => ({
+      readPack: (pack, offset, length, into) => {
+        if (failures++ === 0) return Promise.reject(new AzbkError('AZBK_VAULT_CORRUPT', 'The read was cut short.'));
+        return s.readPack(pack, offset, length, into);
       },
-    });
+    }));
     const r = await verifyVault(session, m.keys, { readData: true });
     expect(r.problems).toHaveLength(1);
     expect(r.problems[0]!.where).toMatch(new RegExp(`^${res.point.id}:${src}/`));
@@ -175,19 +163,13 @@ describe('verifyVault', () => {
     await m.base.put(key(third.point.id), Buffer.from('{"not":"a point"}'));
     const firstRecord = (await m.base.get(key(first.point.id)))!;
     // Retention (a backup of the machine) removes the first point once it is listed.
-    const session = new Proxy(m.ctx.session, {
-      get(target, prop) {
-        const v = Reflect.get(target, prop, target) as unknown;
-        if (prop === 'listPoints') {
-          return async (machine: never) => {
-            const listed = await target.listPoints(machine);
-            await m.base.delete(key(first.point.id));
-            return listed;
-          };
-        }
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    const session = withMethods(m.ctx.session, (s) => ({
+      listPoints: async (machine) => {
+        const listed = await s.listPoints(machine);
+        await m.base.delete(key(first.point.id));
+        return listed;
       },
-    });
+    }));
     for (const readData of [false, true]) {
       await m.base.put(key(first.point.id), firstRecord);
       const r = await verifyVault(session, m.keys, { readData });

@@ -3,12 +3,11 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { AgentContext } from '../../src/agent/context.js';
 import type { PackId } from '../../src/core/ids.js';
-import type { VaultSession } from '../../src/vault/api.js';
 import { layout } from '../../src/vault/layout.js';
 import { runBackup, type BackupResult } from '../../src/agent/backup.js';
 import { recordMissingPacks } from '../../src/agent/file-cache.js';
 import { writeRandomFile } from './fs-tree.js';
-import type { TestMachine } from './machine.js';
+import { withMethods, type TestMachine } from './machine.js';
 
 /**
  * Deletes a pack as a disk can lose it: the biggest (a data pack, when a big file was backed up)
@@ -25,13 +24,7 @@ export async function losePack(m: TestMachine, which: 'biggest' | 'smallest'): P
 /** The context of a machine that has forgotten what it knew of the vault, listing index files in the order `order` gives. */
 export async function forgetful(m: TestMachine, order: (names: string[]) => string[]): Promise<AgentContext> {
   await fs.rm(path.join(m.ctx.paths.home, 'cache'), { recursive: true, force: true });
-  const session = new Proxy(m.ctx.session, {
-    get(target, prop) {
-      if (prop === 'listIndex') return async () => order(await target.listIndex());
-      const v = Reflect.get(target, prop, target) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  }) as VaultSession;
+  const session = withMethods(m.ctx.session, (s) => ({ listIndex: async () => order(await s.listIndex()) }));
   return { ...m.ctx, session };
 }
 

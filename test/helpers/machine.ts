@@ -55,21 +55,30 @@ export interface MachineOptions {
   readonly attempts?: number;
 }
 
-/** Delegates to `inner`, calling `hooks` around putPack. */
-function hookSession(inner: VaultSession, hooks: SessionHooks): VaultSession {
-  return new Proxy(inner, {
+/**
+ * `session` with the methods `over` gives in place of its own (`over` gets the session itself,
+ * to call the originals), and its own for the rest: to count calls and inject faults.
+ */
+export function withMethods(session: VaultSession, over: (inner: VaultSession) => Partial<VaultSession>): VaultSession {
+  const replaced = over(session) as Record<PropertyKey, unknown>;
+  return new Proxy(session, {
     get(target, prop) {
-      if (prop === 'putPack') {
-        return async (id: PackId, data: Uint8Array) => {
-          await hooks.beforePutPack?.(id);
-          await target.putPack(id, data);
-          await hooks.afterPutPack?.(id);
-        };
-      }
+      if (Object.hasOwn(replaced, prop)) return replaced[prop];
       const v = Reflect.get(target, prop, target) as unknown;
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
   });
+}
+
+/** Delegates to `inner`, calling `hooks` around putPack. */
+function hookSession(inner: VaultSession, hooks: SessionHooks): VaultSession {
+  return withMethods(inner, (s) => ({
+    putPack: async (id: PackId, data: Uint8Array) => {
+      await hooks.beforePutPack?.(id);
+      await s.putPack(id, data);
+      await hooks.afterPutPack?.(id);
+    },
+  }));
 }
 
 /** Creates a vault and registers one machine with it; must be called inside a test. */
