@@ -38,7 +38,7 @@ export function restoreCommand(program: Command): void {
     .addHelpText(
       'after',
       '\nCtrl-C or SIGTERM stops the restore once the files being written are done; unfinished ones are removed.\n' +
-        '\nExit codes: 0 restored, 2 bad input, 3 some files could not be restored (listed),\n10 vault unreachable, 11 another job is running, 12 wrong passphrase, 13 credentials invalid, 130 cancelled.',
+        '\nExit codes: 0 restored, 1 failed (e.g. the listing of a path asked for cannot be read), 2 bad input, 3 some files\ncould not be restored (listed), 10 vault unreachable, 11 another job is running, 12 wrong passphrase, 13 credentials\ninvalid, 130 cancelled.',
     )
     .action(
       action('restore', async ({ paths, out, log }, o: Opts) => {

@@ -30,7 +30,7 @@ export function verifyCommand(program: Command): void {
     .addHelpText(
       'after',
       '\nWithout --read-data every folder listing is read and checked, and every pack that holds chunks is\n' +
-        'looked up; with it, every chunk is read too. Nothing is written.\n' +
+        'looked up; with it, every chunk is read too. Nothing is written to the vault.\n' +
         '\nExit codes: 0 nothing wrong, 4 problems found (listed), 1 verify itself failed, 2 not registered, 10 vault\nunreachable, 11 another job is running (verify holds the machine while it runs), 13 credentials invalid.',
     )
     .action(
