@@ -65,7 +65,7 @@ export async function findInPoints(ctx: AgentContext, o: FindOptions): Promise<F
   };
 
   const machine = await findMachine(ctx, o.machine);
-  const families = await keysFor(ctx, machine.id, machine.id === ctx.registration.machineId ? undefined : o.passphrase);
+  const families = await keysFor(ctx, machine.id, o.passphrase);
   const listed = [...(await ctx.session.listPoints(machine.id))].sort((a, b) => a.id.localeCompare(b.id));
   const points = o.point === undefined ? listed : [pickPoint(listed, o.point)];
 

@@ -56,7 +56,7 @@ export interface ListResult {
 /** Lists what a point of this or another machine holds (see ListOptions). */
 export async function listPoint(ctx: AgentContext, o: ListOptions): Promise<ListResult> {
   const machine = await findMachine(ctx, o.machine);
-  const families = await keysFor(ctx, machine.id, machine.id === ctx.registration.machineId ? undefined : o.passphrase);
+  const families = await keysFor(ctx, machine.id, o.passphrase);
   const info = pickPoint(await ctx.session.listPoints(machine.id), o.point);
   const { manifest, keys } = await openPoint(ctx, families, info);
   const reader = await PointReader.open(ctx, keys);

@@ -43,12 +43,12 @@ export function pickPoint(points: readonly PointInfo[], spec: string): PointInfo
 }
 
 /**
- * The keys that open `machine`'s points: this machine's own, or, for another machine, the ones
- * `passphrase` unlocks (AZBK_WRONG_PASSPHRASE when it unlocks none).
+ * The keys that open `machine`'s points: this machine's own (any passphrase given is not needed),
+ * or, for another machine, the ones `passphrase` unlocks (AZBK_WRONG_PASSPHRASE when it unlocks none).
  */
 export async function keysFor(ctx: AgentContext, machine: MachineId, passphrase: PassphraseInput | undefined): Promise<VaultKeys[]> {
+  if (machine === ctx.registration.machineId) return [ctx.keys];
   if (passphrase === undefined) {
-    if (machine === ctx.registration.machineId) return [ctx.keys];
     throw new AzbkError('AZBK_NO_PASSPHRASE', "Reading another machine's data needs its passphrase.", {
       hint: 'Give --passphrase-file FILE with the passphrase of the machine that made the backup.',
     });

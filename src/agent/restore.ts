@@ -86,7 +86,7 @@ const OPEN_RESTORED = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0);
 /** Restores a point of this or another machine. */
 export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<RestoreResult> {
   const machine = await findMachine(ctx, o.machine);
-  const families = await keysFor(ctx, machine.id, machine.id === ctx.registration.machineId ? undefined : o.passphrase);
+  const families = await keysFor(ctx, machine.id, o.passphrase);
   const info = pickPoint(await ctx.session.listPoints(machine.id), o.point);
   const { manifest, keys } = await openPoint(ctx, families, info);
   const job = new RestoreJob(ctx, await PointReader.open(ctx, keys), manifest.tree, o);
