@@ -5,7 +5,7 @@
  *
  *   node bench/profile-top.mjs FILE.cpuprofile [--top N]
  *
- * To profile an azbk backup (main thread only):
+ * To profile an azbk backup (one file per thread, the workers' too):
  *   AZBK_HOME=... node --cpu-prof --cpu-prof-dir=/tmp/prof bin/azbk backup --now --include PATH
  */
 import fs from 'node:fs';
