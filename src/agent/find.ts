@@ -27,6 +27,8 @@ export interface FindOptions {
   readonly passphrase?: PassphraseInput;
   /** each match, point by point (oldest first), a folder before what it holds */
   readonly onMatch: (point: PointInfo, e: ListedEntry) => void;
+  /** folder listings kept in memory at most (see PointReader; tests set fewer) */
+  readonly maxListings?: number;
 }
 
 /** Why a point is passed over (and named) rather than the search failed. */
@@ -72,6 +74,7 @@ export async function findInPoints(ctx: AgentContext, o: FindOptions): Promise<F
   const readers = new Map<KeyId, PointReader>();
   /** listings (by id, and by where they are when a pattern names a path) that hold no match */
   const barren = new Set<string>();
+  const barrenKey = (id: BlobId, segs: readonly string[]) => (byPath ? `${id}\0${segs.join('\0')}` : id);
   const failed: SkippedItem[] = [];
   let found = 0;
   let searched = 0;
@@ -92,7 +95,7 @@ export async function findInPoints(ctx: AgentContext, o: FindOptions): Promise<F
     const { manifest, keys } = opened;
     let reader = readers.get(keys.keyId);
     if (reader === undefined) {
-      readers.set(keys.keyId, (reader = await PointReader.open(ctx, keys)));
+      readers.set(keys.keyId, (reader = await PointReader.open(ctx, keys, { maxListings: o.maxListings })));
       await reader.readAhead([manifest.tree]); // later points mostly share these listings
     }
     const r = reader;
@@ -102,7 +105,7 @@ export async function findInPoints(ctx: AgentContext, o: FindOptions): Promise<F
     };
     /** Walks the listing `id` of the folder at `segs`; true when something in it matched. */
     const walk = async (id: BlobId, segs: readonly string[]): Promise<boolean> => {
-      const key = byPath ? `${id}\0${segs.join('\0')}` : id;
+      const key = barrenKey(id, segs);
       if (barren.has(key)) return false;
       let nodes: readonly TreeNode[];
       try {
@@ -112,6 +115,8 @@ export async function findInPoints(ctx: AgentContext, o: FindOptions): Promise<F
         failed.push({ path: `${info.id}:${displayPath(segs)}`, reason: err.message });
         return true; // not known to be barren
       }
+      // The subfolders still to walk: their listings not kept are read now, together.
+      await r.ahead(nodes.flatMap((n) => (n.type === 'dir' && !barren.has(barrenKey(n.subtree, [...segs, n.name])) ? [n.subtree] : [])));
       let any = false;
       for (const node of nodes) {
         const at = [...segs, node.name];

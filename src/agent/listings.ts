@@ -23,7 +23,8 @@ const READERS = 8;
  * Reads the listings beneath `roots` (the roots' own included), level by level, while `room()`
  * says there is room for more; each one read and checked goes to `got` with its plaintext and
  * decoded tree. What cannot be read (not indexed, a failed read, damage) is left out: the walk
- * that needs it reads it itself and reports it.
+ * that needs it reads it itself and reports it. A listing `have` gives is not read again, only
+ * gone through.
  */
 export async function readListings(
   session: VaultSession,
@@ -32,14 +33,21 @@ export async function readListings(
   roots: readonly BlobId[],
   got: (id: BlobId, plain: Buffer, tree: Tree) => void,
   room: () => boolean,
+  have?: (id: BlobId) => Tree | undefined,
 ): Promise<void> {
   const seen = new Set<BlobId>();
   let level = [...roots];
   while (level.length > 0 && room()) {
     const byPack = new Map<PackId, { id: BlobId; offset: number; length: number }[]>();
+    const next: BlobId[] = [];
     for (const id of level) {
       if (seen.has(id)) continue;
       seen.add(id);
+      const kept = have?.(id);
+      if (kept !== undefined) {
+        for (const n of kept.nodes) if (n.type === 'dir') next.push(n.subtree);
+        continue;
+      }
       const loc = index.get('tree', id);
       if (loc === undefined) continue;
       let list = byPack.get(loc.pack);
@@ -47,7 +55,6 @@ export async function readListings(
       list.push({ id, offset: loc.entry.offset, length: loc.entry.length });
     }
     const reads = [...byPack].flatMap(([pack, list]) => readRanges(list, (b) => b, GAP, READ_MAX).map((r) => ({ pack, ...r })));
-    const next: BlobId[] = [];
     await eachAtOnce(reads, READERS, async (r) => {
       if (!room()) return;
       let data: Buffer;

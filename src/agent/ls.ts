@@ -12,7 +12,7 @@ import type { AgentContext } from './context.js';
 import { displayPath, toSegments } from './fspath.js';
 import type { SkippedItem } from './manifest.js';
 import type { PassphraseInput } from './passphrase.js';
-import { PointReader } from './point-reader.js';
+import { PointReader, subfolders } from './point-reader.js';
 import { entryAt, findMachine, keysFor, openPoint, outermost, pickPoint } from './points.js';
 
 export interface ListOptions {
@@ -27,6 +27,8 @@ export interface ListOptions {
   readonly onPoint?: (point: PointInfo, machineName: string) => void;
   /** each entry, in order: a folder before what it holds, names sorted */
   readonly onEntry: (e: ListedEntry) => void;
+  /** folder listings kept in memory at most (see PointReader; tests set fewer) */
+  readonly maxListings?: number;
 }
 
 export interface ListedEntry {
@@ -59,7 +61,7 @@ export async function listPoint(ctx: AgentContext, o: ListOptions): Promise<List
   const families = await keysFor(ctx, machine.id, o.passphrase);
   const info = pickPoint(await ctx.session.listPoints(machine.id), o.point);
   const { manifest, keys } = await openPoint(ctx, families, info);
-  const reader = await PointReader.open(ctx, keys);
+  const reader = await PointReader.open(ctx, keys, { maxListings: o.maxListings });
   // Every path asked for is found before anything is listed; one given twice, or inside another
   // one given, is listed once.
   const wanted = o.paths.length > 0 ? o.paths.map((p) => toSegments(p)) : manifest.paths.map((p) => [...p]);
@@ -85,11 +87,13 @@ export async function listPoint(ctx: AgentContext, o: ListOptions): Promise<List
       failed.push({ path: displayPath(segs), reason: err.message });
       return;
     }
+    if (o.recursive) await reader.ahead(subfolders(tree));
     for (const child of tree.nodes) {
       const at = [...segs, child.name];
       emit(at, child);
       if (o.recursive) await under(at, child);
     }
+    reader.done(node.subtree);
   };
   if (o.recursive) await reader.readAhead(found.flatMap((f) => (f.node.type === 'dir' ? [f.node.subtree] : [])));
   for (const { segs, node } of found) {

@@ -14,23 +14,39 @@ import { FileCache, recordMissingPacks } from './file-cache.js';
 import { readListings } from './listings.js';
 import { packMissing } from './restore-data.js';
 
-/** Decoded folder listings kept in memory. */
+/** Decoded folder listings kept in memory (by default). */
 const MAX_CACHED_TREES = 10_000;
+/**
+ * The share of them the first read-ahead leaves free, and a listing a walk then misses is read
+ * into, with those beneath it (the ones kept longest make room).
+ */
+const MISS_SHARE = 0.25;
+
+export interface ReaderOptions {
+  /** listings kept at most (default 10,000; tests set fewer) */
+  readonly maxListings?: number;
+}
 
 export class PointReader {
   /** packs the index names that the vault does not hold (see leaveOut) */
   readonly missing = new Set<PackId>();
   private readonly trees = new Map<string, Tree>();
+  private readonly max: number;
+  /** a walk has read ahead (and not forgotten since): a listing it misses is read with those beneath it */
+  private walking = false;
 
   private constructor(
     private readonly ctx: AgentContext,
     readonly keys: VaultKeys,
     private current: BlobIndex,
-  ) {}
+    opts: ReaderOptions,
+  ) {
+    this.max = Math.max(1, opts.maxListings ?? MAX_CACHED_TREES);
+  }
 
   /** A reader of the points made with `keys` (a listing shared by several is read once). */
-  static async open(ctx: AgentContext, keys: VaultKeys): Promise<PointReader> {
-    return new PointReader(ctx, keys, await loadIndex(ctx, keys, []));
+  static async open(ctx: AgentContext, keys: VaultKeys, opts: ReaderOptions = {}): Promise<PointReader> {
+    return new PointReader(ctx, keys, await loadIndex(ctx, keys, []), opts);
   }
 
   /** The vault's index, without the packs found missing. */
@@ -76,16 +92,59 @@ export class PointReader {
     this.current = await loadIndex(this.ctx, this.keys, [...this.missing]);
   }
 
-  /** A folder listing. */
+  /**
+   * A folder listing. Once a walk has read ahead (readAhead), one it misses is read together with
+   * up to a quarter of the cache's worth of the listings beneath it, so a walk past what was read
+   * ahead does not go on with one request per folder; what that cannot read is read alone, and
+   * reported from there.
+   */
   async tree(id: BlobId): Promise<Tree> {
     let t = this.trees.get(id);
+    if (t === undefined && this.walking) {
+      await this.readMissed([id]);
+      t = this.trees.get(id);
+    }
     if (t === undefined) {
       t = decodeTree(await this.blob('tree', id));
       // Kept while there is room: clearing the cache here would drop listings read ahead that
       // the walk has yet to reach, to be read again one at a time.
-      if (this.trees.size < MAX_CACHED_TREES) this.trees.set(id, t);
+      if (this.trees.size < this.max) this.trees.set(id, t);
     }
     return t;
+  }
+
+  /**
+   * A walk enters a folder whose subfolders have these listings: those not kept are read now, with
+   * those beneath them (see readMissed), rather than one at a time as the walk reaches them. A
+   * promise only when there is something to read.
+   */
+  ahead(ids: readonly BlobId[]): Promise<void> | undefined {
+    if (!this.walking) return undefined;
+    const wanted = ids.filter((id) => !this.trees.has(id));
+    return wanted.length === 0 ? undefined : this.readMissed(wanted);
+  }
+
+  /**
+   * The walk is past what was read ahead: reads the listings `ids` and those beneath them, up to
+   * a quarter of the cache's worth. The listings kept longest make room: read ahead for folders
+   * the walk has yet to reach, they are read again, many at once, if it gets there.
+   */
+  private readMissed(ids: readonly BlobId[]): Promise<void> {
+    const batch = Math.max(1, Math.floor(this.max * MISS_SHARE));
+    for (const old of this.trees.keys()) {
+      if (this.trees.size <= this.max - batch) break;
+      this.trees.delete(old);
+    }
+    return this.fill(ids, this.trees.size + batch);
+  }
+
+  /**
+   * The walk is done with the listing `id` and will not ask for it again (if it does, it is read
+   * again): its room goes to the listings the walk has yet to reach. The listing of an empty
+   * folder, which every empty folder shares, is kept.
+   */
+  done(id: BlobId): void {
+    if ((this.trees.get(id)?.nodes.length ?? 0) > 0) this.trees.delete(id);
   }
 
   /** The item at `segs` (original path segments, at least one) in the point whose root listing is `root`, or undefined. */
@@ -101,17 +160,26 @@ export class PointReader {
 
   /**
    * Reads the folder listings under `roots` into the cache ahead of the walk (see listings.ts),
-   * until the cache is full; the walk then reads the rest as it goes.
+   * leaving a quarter of it free: a listing the walk then misses is read with those beneath it
+   * (see tree).
    */
   readAhead(roots: readonly BlobId[]): Promise<void> {
+    this.walking = true;
+    return this.fill(roots, Math.max(1, Math.floor(this.max * (1 - MISS_SHARE))));
+  }
+
+  /** Reads the listings under `roots` (theirs included) not kept yet, until `upTo` are kept. */
+  private fill(roots: readonly BlobId[], upTo: number): Promise<void> {
+    const room = () => this.trees.size < upTo;
     return readListings(this.ctx.session, this.keys, this.current, roots, (id, _plain, tree) => {
-      if (this.trees.size < MAX_CACHED_TREES) this.trees.set(id, tree);
-    }, () => this.trees.size < MAX_CACHED_TREES);
+      if (room()) this.trees.set(id, tree);
+    }, room, (id) => this.trees.get(id));
   }
 
   /** Lets the listings read so far go. */
   forget(): void {
     this.trees.clear();
+    this.walking = false;
   }
 }
 
@@ -143,4 +211,9 @@ async function loadIndex(ctx: AgentContext, keys: VaultKeys, missing: readonly P
       // nothing to keep
     }
   }
+}
+
+/** The listings of a folder's subfolders. */
+export function subfolders(tree: Tree): BlobId[] {
+  return tree.nodes.flatMap((n) => (n.type === 'dir' ? [n.subtree] : []));
 }

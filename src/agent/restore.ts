@@ -16,7 +16,7 @@ import type { PointInfo } from '../vault/api.js';
 import type { AgentContext } from './context.js';
 import { childPath, displayPath, restoreLocation, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
-import { PointReader } from './point-reader.js';
+import { PointReader, subfolders } from './point-reader.js';
 import { restorePool } from './pipeline/restore-pool.js';
 import { markRestore, removeLeftovers, type RestoreMark, type TempRoot } from './restore-leftovers.js';
 import { destOf, restoreData, tempPath, type FilePlan } from './restore-data.js';
@@ -38,6 +38,8 @@ export interface RestoreOptions {
   readonly onEvent?: (e: { type: 'file'; path: string; size: number }) => void;
   /** stops the restore at the next safe point: files being written are finished, unfinished ones removed (AZBK_CANCELLED) */
   readonly signal?: AbortSignal;
+  /** folder listings kept in memory at most (see PointReader; tests set fewer) */
+  readonly maxListings?: number;
 }
 
 export interface RestoreResult {
@@ -89,7 +91,7 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
   const families = await keysFor(ctx, machine.id, o.passphrase);
   const info = pickPoint(await ctx.session.listPoints(machine.id), o.point);
   const { manifest, keys } = await openPoint(ctx, families, info);
-  const job = new RestoreJob(ctx, await PointReader.open(ctx, keys), manifest.tree, o);
+  const job = new RestoreJob(ctx, await PointReader.open(ctx, keys, { maxListings: o.maxListings }), manifest.tree, o);
   // Everything asked for is found before anything is written.
   const selected = await job.select(manifest);
   const lock = await acquireJobLock(ctx.paths.lock, { jobId: randomBytes(16).toString('hex'), kind: 'restore' });
@@ -283,6 +285,7 @@ class RestoreJob {
         // A folder restored as a copy beside one in the way: its files are not under `dest`.
         if (to !== dest) await this.mark?.add({ path: to, deep: true });
         const tree = await this.reader.tree(node.subtree);
+        await this.reader.ahead(subfolders(tree));
         dirs.push({ segs, path: to, node });
         this.restored.dirs++;
         for (const child of tree.nodes) {
@@ -294,6 +297,7 @@ class RestoreJob {
           if (!found.merge && child.type === 'file') this.planFile(files, segs, to, child);
           else await this.plan([...segs, child.name], child, childPath(to, child.name), !found.merge, files, dirs);
         }
+        this.reader.done(node.subtree); // planned: what the restore needs of it is in the plans now
       }
     } catch (err) {
       if (isAzbkError(err, 'AZBK_CANCELLED')) throw err; // the whole restore stops, not this item

@@ -48,6 +48,35 @@ describe('findInPoints', () => {
     expect(three.reads()).toBeLessThanOrEqual(one.reads() + 2);
   });
 
+  it('reads a tree of more folders than it keeps in large reads, and finds the same', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    for (let a = 0; a < 6; a++) {
+      for (let b = 0; b < 8; b++) {
+        for (let c = 0; c < 3; c++) {
+          await fs.mkdir(path.join(src, `a${a}`, `b${b}`, `c${c}`), { recursive: true });
+          await fs.writeFile(path.join(src, `a${a}`, `b${b}`, `c${c}`, `f${a}${b}${c}.txt`), 'x');
+        }
+      }
+    }
+    await runBackup(m.ctx, { include: [src] });
+    await fs.writeFile(path.join(src, 'a5', 'b7', 'c2', 'f572.txt'), 'changed');
+    await runBackup(m.ctx, { include: [src] });
+    const matched = async (maxListings: number) => {
+      const c = counting(m);
+      const seen: string[] = [];
+      const r = await findInPoints({ ...m.ctx, session: c.session }, { patterns: ['f*2.txt'], maxListings, onMatch: (p, e) => seen.push(`${p.id} ${e.path}`) });
+      return { r, seen, reads: c.reads() };
+    };
+    // 64 listings kept at most, of 199 in the first point: entering a folder reads the listings
+    // of its subfolders that are not kept, with those beneath them (one read each took 217).
+    const few = await matched(64);
+    const all = await matched(10_000);
+    expect(few.r).toMatchObject({ points: 2, matches: 2 * 6 * 8, failed: [] });
+    expect(few.seen).toEqual(all.seen);
+    expect(few.reads).toBeLessThan(160);
+  });
+
   it('by path, tells apart the same folder at two places, and takes a \\ in a name as a character', async () => {
     const m = await createMachine();
     const src = path.join(m.dir, 'src');

@@ -10,11 +10,12 @@ import { runBackup } from '../../src/agent/backup.js';
 import { BlobIndex } from '../../src/agent/blob-index.js';
 import { listPoint, type ListedEntry } from '../../src/agent/ls.js';
 import { openPoint } from '../../src/agent/points.js';
+import { runRestore } from '../../src/agent/restore.js';
 import { decodeBlob } from '../../src/core/blob.js';
 import type { BlobId } from '../../src/core/ids.js';
 import { decodeTree, type Tree } from '../../src/core/tree.js';
 import { AzbkError } from '../../src/shared/errors.js';
-import { writeRandomFile } from '../helpers/fs-tree.js';
+import { expectSameTree, writeRandomFile } from '../helpers/fs-tree.js';
 import { forgetful, lostAndStoredAgain } from '../helpers/lost-pack.js';
 import { createMachine, withMethods, type TestMachine } from '../helpers/machine.js';
 
@@ -76,6 +77,40 @@ describe('listPoint', () => {
     expect(seen).toEqual([path.join(src, 'big.bin'), path.join(src, 'sub'), path.join(src, 'sub', 'small.txt')]);
     expect(read).toBeGreaterThan(0);
     expect(read).toBeLessThan(64 * 1024); // the big file's chunks are megabytes
+  });
+
+  it('reads a tree of more folders than it keeps in large reads, for ls -r and for a restore', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    for (let a = 0; a < 6; a++) {
+      for (let b = 0; b < 8; b++) {
+        for (let c = 0; c < 3; c++) {
+          await fs.mkdir(path.join(src, `a${a}`, `b${b}`, `c${c}`, 'empty'), { recursive: true });
+          await fs.writeFile(path.join(src, `a${a}`, `b${b}`, `c${c}`, 'f.txt'), `${a}/${b}/${c}`);
+        }
+      }
+    }
+    await runBackup(m.ctx, { include: [src] });
+    // src, a*, a*/b*, a*/b*/c* and a*/b*/c*/empty: 343 folders, of 199 different listings (the empty ones share one)
+    const folders = 1 + 6 + 6 * 8 + 2 * 6 * 8 * 3;
+    const files = 6 * 8 * 3;
+    let reads = 0;
+    const session = withMethods(m.ctx.session, (s) => ({ readPack: (pack, offset, length, into) => (reads++, s.readPack(pack, offset, length, into)) }));
+
+    // 64 listings kept at most: past the first read-ahead, entering a folder reads its subfolders'
+    // listings that are not kept, with those beneath them. One read per listing missed took 161.
+    const seen: string[] = [];
+    const r = await listPoint({ ...m.ctx, session }, { point: 'latest', paths: [src], recursive: true, maxListings: 64, onEntry: (e) => seen.push(e.path) });
+    expect(r.entries).toBe(folders - 1 + files);
+    expect(seen).toEqual((await fs.readdir(src, { recursive: true })).map((n) => path.join(src, String(n))).sort());
+    expect(reads).toBeLessThan(80);
+
+    reads = 0;
+    const target = path.join(m.dir, 'out');
+    const restored = await runRestore({ ...m.ctx, session }, { point: 'latest', target, paths: [], conflict: 'skip', maxListings: 64 });
+    expect(restored.failed).toEqual([]);
+    await expectSameTree(src, path.join(target, src));
+    expect(reads).toBeLessThan(80); // the listings (one by one: 162 reads) and the files' data
   });
 
   it('reads a listing the vault lost where a later backup stored it again', async () => {
