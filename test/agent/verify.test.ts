@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { runBackup } from '../../src/agent/backup.js';
 import { BlobIndex } from '../../src/agent/blob-index.js';
 import { BlobWriter } from '../../src/agent/blob-writer.js';
+import { openPoint } from '../../src/agent/points.js';
 import { runRestore } from '../../src/agent/restore.js';
 import { verifyVault } from '../../src/agent/verify.js';
 import { encodeTree } from '../../src/core/tree.js';
@@ -127,14 +128,17 @@ describe('verifyVault', () => {
     const src = await smallTree(m);
     const first = await runBackup(m.ctx, { include: [src] });
     const second = await runBackup(m.ctx, { include: [src] }); // nothing changed: the same listings
+    // ... unless a folder above src changed in between (another process made a file in the
+    // system's temporary folder): then the two points have two root listings.
+    const roots = new Set([(await openPoint(m.ctx, m.keys, first.point)).manifest.tree, (await openPoint(m.ctx, m.keys, second.point)).manifest.tree]);
     for await (const key of m.base.list(layout.indexPrefix)) await m.base.delete(key);
     for (const readData of [false, true]) {
       const r = await verifyVault(m.ctx.session, m.keys, { readData });
       expect(r.points).toBe(2);
       expect(r.problems.map((p) => p.where).sort()).toEqual([`${first.point.id}:/`, `${second.point.id}:/`].sort());
       for (const p of r.problems) expect(p.what).toMatch(/^tree blob [0-9a-f]{12} is not in the index$/);
-      expect(r.blobs).toBe(1);
-      expect(r.trees).toBe(1);
+      expect(r.blobs).toBe(roots.size);
+      expect(r.trees).toBe(roots.size);
     }
   });
 
