@@ -19,12 +19,20 @@ const READ_MAX = 4 * 1024 * 1024;
 /** reads at a time */
 const READERS = 8;
 
+export interface KnownListings {
+  /** a listing already at hand: not read again, only gone through */
+  readonly have?: (id: BlobId) => Tree | undefined;
+  /** a listing found unreadable before: not tried again */
+  readonly unreadable?: (id: BlobId) => boolean;
+  /** a listing that could not be read or failed its checks now */
+  readonly failed?: (id: BlobId) => void;
+}
+
 /**
  * Reads the listings beneath `roots` (the roots' own included), level by level, while `room()`
  * says there is room for more; each one read and checked goes to `got` with its plaintext and
  * decoded tree. What cannot be read (not indexed, a failed read, damage) is left out: the walk
- * that needs it reads it itself and reports it. A listing `have` gives is not read again, only
- * gone through.
+ * that needs it reads it itself and reports it.
  */
 export async function readListings(
   session: VaultSession,
@@ -33,7 +41,7 @@ export async function readListings(
   roots: readonly BlobId[],
   got: (id: BlobId, plain: Buffer, tree: Tree) => void,
   room: () => boolean,
-  have?: (id: BlobId) => Tree | undefined,
+  known: KnownListings = {},
 ): Promise<void> {
   const seen = new Set<BlobId>();
   let level = [...roots];
@@ -43,11 +51,12 @@ export async function readListings(
     for (const id of level) {
       if (seen.has(id)) continue;
       seen.add(id);
-      const kept = have?.(id);
+      const kept = known.have?.(id);
       if (kept !== undefined) {
         for (const n of kept.nodes) if (n.type === 'dir') next.push(n.subtree);
         continue;
       }
+      if (known.unreadable?.(id) === true) continue;
       const loc = index.get('tree', id);
       if (loc === undefined) continue;
       let list = byPack.get(loc.pack);
@@ -55,25 +64,40 @@ export async function readListings(
       list.push({ id, offset: loc.entry.offset, length: loc.entry.length });
     }
     const reads = [...byPack].flatMap(([pack, list]) => readRanges(list, (b) => b, GAP, READ_MAX).map((r) => ({ pack, ...r })));
-    await eachAtOnce(reads, READERS, async (r) => {
+    const take = (id: BlobId, sealed: Buffer) => {
+      try {
+        const plain = decodeBlob(keys, 'tree', id, sealed);
+        const tree = decodeTree(plain);
+        got(id, plain, tree);
+        for (const n of tree.nodes) if (n.type === 'dir') next.push(n.subtree);
+      } catch {
+        known.failed?.(id); // damaged: reported by the walk
+      }
+    };
+    /**
+     * Reads the listings `items` (in pack order) in one range; when it cannot be read (a damaged
+     * stretch of the pack), each half on its own, so a damage costs a few reads more, not the
+     * listings around it.
+     */
+    const readItems = async (pack: PackId, items: readonly { id: BlobId; offset: number; length: number }[]): Promise<void> => {
       if (!room()) return;
+      const start = items[0]!.offset;
+      const end = Math.max(...items.map((b) => b.offset + b.length));
       let data: Buffer;
       try {
-        data = await session.readPack(r.pack, r.start, r.end - r.start);
+        data = await session.readPack(pack, start, end - start);
       } catch {
+        if (items.length === 1) known.failed?.(items[0]!.id);
+        else {
+          const half = Math.ceil(items.length / 2);
+          await readItems(pack, items.slice(0, half));
+          await readItems(pack, items.slice(half));
+        }
         return;
       }
-      for (const b of r.items) {
-        try {
-          const plain = decodeBlob(keys, 'tree', b.id, data.subarray(b.offset - r.start, b.offset - r.start + b.length));
-          const tree = decodeTree(plain);
-          got(b.id, plain, tree);
-          for (const n of tree.nodes) if (n.type === 'dir') next.push(n.subtree);
-        } catch {
-          // damaged: reported by the walk
-        }
-      }
-    });
+      for (const b of items) take(b.id, data.subarray(b.offset - start, b.offset - start + b.length));
+    };
+    await eachAtOnce(reads, READERS, (r) => readItems(r.pack, r.items));
     level = next;
   }
 }

@@ -31,6 +31,8 @@ export class PointReader {
   /** packs the index names that the vault does not hold (see leaveOut) */
   readonly missing = new Set<PackId>();
   private readonly trees = new Map<string, Tree>();
+  /** listings a read-ahead could not read: the walk reads each itself, and reports it */
+  private readonly unreadable = new Set<BlobId>();
   private readonly max: number;
   /** a walk has read ahead (and not forgotten since): a listing it misses is read with those beneath it */
   private walking = false;
@@ -100,7 +102,7 @@ export class PointReader {
    */
   async tree(id: BlobId): Promise<Tree> {
     let t = this.trees.get(id);
-    if (t === undefined && this.walking) {
+    if (t === undefined && this.walking && !this.unreadable.has(id)) {
       await this.readMissed([id]);
       t = this.trees.get(id);
     }
@@ -120,7 +122,7 @@ export class PointReader {
    */
   ahead(ids: readonly BlobId[]): Promise<void> | undefined {
     if (!this.walking) return undefined;
-    const wanted = ids.filter((id) => !this.trees.has(id));
+    const wanted = ids.filter((id) => !this.trees.has(id) && !this.unreadable.has(id));
     return wanted.length === 0 ? undefined : this.readMissed(wanted);
   }
 
@@ -173,12 +175,13 @@ export class PointReader {
     const room = () => this.trees.size < upTo;
     return readListings(this.ctx.session, this.keys, this.current, roots, (id, _plain, tree) => {
       if (room()) this.trees.set(id, tree);
-    }, room, (id) => this.trees.get(id));
+    }, room, { have: (id) => this.trees.get(id), unreadable: (id) => this.unreadable.has(id), failed: (id) => this.unreadable.add(id) });
   }
 
   /** Lets the listings read so far go. */
   forget(): void {
     this.trees.clear();
+    this.unreadable.clear();
     this.walking = false;
   }
 }

@@ -26,6 +26,20 @@ async function readTree(m: TestMachine, index: BlobIndex, id: BlobId): Promise<T
   return decodeTree(decodeBlob(m.keys, 'tree', id, await m.ctx.session.readPack(loc.pack, loc.entry.offset, loc.entry.length)));
 }
 
+/** 6 x 8 x 3 folders under src, each with a file and an empty folder: 343 folders, 199 different listings. */
+async function wideTree(m: TestMachine): Promise<string> {
+  const src = path.join(m.dir, 'src');
+  for (let a = 0; a < 6; a++) {
+    for (let b = 0; b < 8; b++) {
+      for (let c = 0; c < 3; c++) {
+        await fs.mkdir(path.join(src, `a${a}`, `b${b}`, `c${c}`, 'empty'), { recursive: true });
+        await fs.writeFile(path.join(src, `a${a}`, `b${b}`, `c${c}`, 'f.txt'), `${a}/${b}/${c}`);
+      }
+    }
+  }
+  return src;
+}
+
 describe('listPoint', () => {
   it('reports a folder whose listing cannot be read and lists the rest', async () => {
     const m = await createMachine();
@@ -81,15 +95,7 @@ describe('listPoint', () => {
 
   it('reads a tree of more folders than it keeps in large reads, for ls -r and for a restore', async () => {
     const m = await createMachine();
-    const src = path.join(m.dir, 'src');
-    for (let a = 0; a < 6; a++) {
-      for (let b = 0; b < 8; b++) {
-        for (let c = 0; c < 3; c++) {
-          await fs.mkdir(path.join(src, `a${a}`, `b${b}`, `c${c}`, 'empty'), { recursive: true });
-          await fs.writeFile(path.join(src, `a${a}`, `b${b}`, `c${c}`, 'f.txt'), `${a}/${b}/${c}`);
-        }
-      }
-    }
+    const src = await wideTree(m);
     await runBackup(m.ctx, { include: [src] });
     // src, a*, a*/b*, a*/b*/c* and a*/b*/c*/empty: 343 folders, of 199 different listings (the empty ones share one)
     const folders = 1 + 6 + 6 * 8 + 2 * 6 * 8 * 3;
@@ -111,6 +117,42 @@ describe('listPoint', () => {
     expect(restored.failed).toEqual([]);
     await expectSameTree(src, path.join(target, src));
     expect(reads).toBeLessThan(80); // the listings (one by one: 162 reads) and the files' data
+  });
+
+  it('past what it keeps, reports a damaged listing and lists everything around it', async () => {
+    const m = await createMachine();
+    const src = await wideTree(m);
+    const res = await runBackup(m.ctx, { include: [src] });
+    const index = await BlobIndex.load(m.ctx.session, m.keys);
+    const { manifest } = await openPoint(m.ctx, m.keys, res.point);
+    let tree = await readTree(m, index, manifest.tree);
+    let id: BlobId | undefined;
+    for (const name of [...src.split('/').filter(Boolean), 'a3', 'b4', 'c1']) {
+      const node = tree.nodes.find((n) => n.name === name)!;
+      if (node.type !== 'dir') throw new Error('not a folder');
+      id = node.subtree;
+      tree = await readTree(m, index, id);
+    }
+    const bad = index.get('tree', id!)!;
+    let reads = 0;
+    let failures = 0;
+    const session = withMethods(m.ctx.session, (s) => ({
+      readPack: (pack, offset, length, into) => {
+        reads++;
+        // a damaged stretch of the pack: every read that takes in any of the listing's bytes fails
+        if (pack !== bad.pack || offset + length <= bad.entry.offset || offset >= bad.entry.offset + bad.entry.length) return s.readPack(pack, offset, length, into);
+        failures++;
+        return Promise.reject(new AzbkError('AZBK_VAULT_CORRUPT', 'a damaged range'));
+      },
+    }));
+    const seen: string[] = [];
+    const r = await listPoint({ ...m.ctx, session }, { point: 'latest', paths: [src], recursive: true, maxListings: 64, onEntry: (e) => seen.push(e.path) });
+    const broken = path.join(src, 'a3', 'b4', 'c1');
+    expect(r.failed).toEqual([{ path: broken, reason: expect.stringMatching(/damaged range/) as unknown as string }]);
+    const all = (await fs.readdir(src, { recursive: true })).map((n) => path.join(src, String(n)));
+    expect(seen).toEqual(all.filter((p) => !p.startsWith(`${broken}/`)).sort());
+    expect(reads).toBeLessThan(120); // one by one: 199 listings
+    expect(failures).toBeGreaterThan(0);
   });
 
   it('reads a listing the vault lost where a later backup stored it again', async () => {
