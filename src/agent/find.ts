@@ -127,6 +127,7 @@ export async function findInPoints(ctx: AgentContext, o: FindOptions): Promise<F
         if (node.type === 'dir' && (await walk(node.subtree, at))) any = true;
       }
       if (!any) barren.add(key);
+      r.done(id);
       return any;
     };
     // From each backed-up path: the folders above them are only the way there.

@@ -17,8 +17,9 @@ import { packMissing } from './restore-data.js';
 /** Decoded folder listings kept in memory (by default). */
 const MAX_CACHED_TREES = 10_000;
 /**
- * The share of them the first read-ahead leaves free, and a listing a walk then misses is read
- * into, with those beneath it (the ones kept longest make room).
+ * Past what was read ahead, a listing a walk misses is read with those beneath it, up to this
+ * share of the cache (as many as there is room for, counting that of listings the walk has
+ * finished with).
  */
 const MISS_SHARE = 0.25;
 
@@ -33,6 +34,8 @@ export class PointReader {
   private readonly trees = new Map<string, Tree>();
   /** listings a read-ahead could not read: the walk reads each itself, and reports it */
   private readonly unreadable = new Set<BlobId>();
+  /** kept listings the walk has finished with (see done), the one finished longest ago first */
+  private readonly finished = new Set<BlobId>();
   private readonly max: number;
   /** a walk has read ahead (and not forgotten since): a listing it misses is read with those beneath it */
   private walking = false;
@@ -96,9 +99,8 @@ export class PointReader {
 
   /**
    * A folder listing. Once a walk has read ahead (readAhead), one it misses is read together with
-   * up to a quarter of the cache's worth of the listings beneath it, so a walk past what was read
-   * ahead does not go on with one request per folder; what that cannot read is read alone, and
-   * reported from there.
+   * listings beneath it (see readMissed), so a walk past what was read ahead does not go on with
+   * one request per folder; what that cannot read is read alone, and reported from there.
    */
   async tree(id: BlobId): Promise<Tree> {
     let t = this.trees.get(id);
@@ -108,8 +110,8 @@ export class PointReader {
     }
     if (t === undefined) {
       t = decodeTree(await this.blob('tree', id));
-      // Kept while there is room: clearing the cache here would drop listings read ahead that
-      // the walk has yet to reach, to be read again one at a time.
+      // Kept while there is room: a listing read ahead that the walk has yet to reach is never
+      // let go for another.
       if (this.trees.size < this.max) this.trees.set(id, t);
     }
     return t;
@@ -128,25 +130,30 @@ export class PointReader {
 
   /**
    * The walk is past what was read ahead: reads the listings `ids` and those beneath them, up to
-   * a quarter of the cache's worth. The listings kept longest make room: read ahead for folders
-   * the walk has yet to reach, they are read again, many at once, if it gets there.
+   * a quarter of the cache's worth, into the room there is and the room of listings the walk has
+   * finished with (the one finished longest ago first). A listing read ahead that the walk has
+   * yet to reach is never let go for another, so it is read once.
    */
-  private readMissed(ids: readonly BlobId[]): Promise<void> {
+  private readMissed(ids: readonly BlobId[]): Promise<void> | undefined {
     const batch = Math.max(1, Math.floor(this.max * MISS_SHARE));
-    for (const old of this.trees.keys()) {
+    for (const id of this.finished) {
       if (this.trees.size <= this.max - batch) break;
-      this.trees.delete(old);
+      this.finished.delete(id);
+      this.trees.delete(id);
     }
-    return this.fill(ids, this.trees.size + batch);
+    const upTo = Math.min(this.max, this.trees.size + batch);
+    return upTo > this.trees.size ? this.fill(ids, upTo) : undefined;
   }
 
   /**
-   * The walk is done with the listing `id` and will not ask for it again (if it does, it is read
-   * again): its room goes to the listings the walk has yet to reach. The listing of an empty
-   * folder, which every empty folder shares, is kept.
+   * The walk has finished with the listing `id`: it stays while there is room (a folder the same
+   * as one walked already shares its listing), and makes room for the listings the walk has yet
+   * to reach when there is not.
    */
   done(id: BlobId): void {
-    if ((this.trees.get(id)?.nodes.length ?? 0) > 0) this.trees.delete(id);
+    if (!this.trees.has(id)) return;
+    this.finished.delete(id);
+    this.finished.add(id);
   }
 
   /** The item at `segs` (original path segments, at least one) in the point whose root listing is `root`, or undefined. */
@@ -162,12 +169,12 @@ export class PointReader {
 
   /**
    * Reads the folder listings under `roots` into the cache ahead of the walk (see listings.ts),
-   * leaving a quarter of it free: a listing the walk then misses is read with those beneath it
-   * (see tree).
+   * until it is full; past that, a listing the walk misses is read with those beneath it (see
+   * tree and ahead).
    */
   readAhead(roots: readonly BlobId[]): Promise<void> {
     this.walking = true;
-    return this.fill(roots, Math.max(1, Math.floor(this.max * (1 - MISS_SHARE))));
+    return this.fill(roots, this.max);
   }
 
   /** Reads the listings under `roots` (theirs included) not kept yet, until `upTo` are kept. */
@@ -182,6 +189,7 @@ export class PointReader {
   forget(): void {
     this.trees.clear();
     this.unreadable.clear();
+    this.finished.clear();
     this.walking = false;
   }
 }

@@ -69,7 +69,7 @@ describe('findInPoints', () => {
       return { r, seen, reads: c.reads() };
     };
     // 64 listings kept at most, of 199 in the first point: entering a folder reads the listings
-    // of its subfolders that are not kept, with those beneath them (one read each took 217).
+    // of its subfolders that are not kept, with those beneath them (one read each took 197).
     const few = await matched(64);
     const all = await matched(10_000);
     expect(few.r).toMatchObject({ points: 2, matches: 2 * 6 * 8, failed: [] });
