@@ -52,6 +52,9 @@ export class BlobIndex {
   private exact = true;
   /** index files added since the snapshot was loaded or saved */
   private unsaved = false;
+  /** blobs and index files the snapshot loaded or saved last holds (0 without one) */
+  private snapshotBlobs = 0;
+  private snapshotFiles = 0;
   /** packs whose blobs were left out (see load), and their digest (see sumOf) */
   private skip: ReadonlySet<PackId> = new Set();
   private skipSum = sumOf(new Set());
@@ -192,15 +195,15 @@ export class BlobIndex {
   /** Makes room for `more` blobs, so adding them neither grows the columns nor rehashes the table. */
   private reserve(more: number): void {
     const rows = this.count + more;
-    if (rows > this.types.length) this.grow(rows);
+    if (rows > this.types.length) this.grow(rows, true);
     let size = this.table.length;
     while (rows * 2 > size) size *= 2;
     if (size !== this.table.length) this.rehash(size);
   }
 
-  /** Grows the columns to hold at least `rows` blobs. */
-  private grow(rows: number): void {
-    const n = Math.max(this.types.length * 2, rows);
+  /** Grows the columns to hold at least `rows` blobs (`exact`: just that many, as for a load that knows how many it adds). */
+  private grow(rows: number, exact = false): void {
+    const n = exact ? rows : Math.max(this.types.length * 2, rows);
     const ids = Buffer.alloc(n * ID_BYTES);
     this.ids.copy(ids);
     this.ids = ids;
@@ -269,12 +272,20 @@ export class BlobIndex {
    * Keeps the whole index in `cache` as one snapshot, for the next command to load, when index
    * files were added since it was loaded (and it holds exactly the packs of its index files). A
    * snapshot only saves time: one that cannot be made or stored is left out.
+   *
+   * A snapshot is written whole (about 60 bytes per blob), so a few index files added to a large
+   * index are not worth a new one: the next load reads them from their local copies after the
+   * snapshot. It is written again once those hold an eighth of the blobs, or number 64.
    */
   saveSnapshot(cache: IndexCache): void {
     if (!this.exact || !this.unsaved) return;
+    const files = this.covered.length - this.snapshotFiles;
+    if (this.snapshotFiles > 0 && files < SNAPSHOT_AFTER_FILES && (this.count - this.snapshotBlobs) * SNAPSHOT_AFTER_SHARE < this.count) return;
     try {
       cache.putIndexSnapshot(this.covered, this.snapshot(), this.skipSum);
       this.unsaved = false;
+      this.snapshotBlobs = this.count;
+      this.snapshotFiles = this.covered.length;
     } catch {
       // the next load builds the index from the index files, as without a snapshot
     }
@@ -349,6 +360,8 @@ export class BlobIndex {
     }
     index.count = n;
     index.covered = [...names];
+    index.snapshotBlobs = n;
+    index.snapshotFiles = names.length;
     return index;
   }
 
@@ -389,6 +402,9 @@ function sumOf(packs: ReadonlySet<PackId>): string {
 }
 
 const SNAPSHOT_MAGIC = 0x49425a41; // "AZBI"
+/** A snapshot is saved again once index files not in it hold this share of the blobs (1/8), or number this many (see saveSnapshot). */
+const SNAPSHOT_AFTER_SHARE = 8;
+const SNAPSHOT_AFTER_FILES = 64;
 const SNAPSHOT_VERSION = 1;
 
 const pad4 = (n: number) => (n + 3) & ~3;

@@ -11,11 +11,12 @@
  * For each tree a backup stored, it keeps the packs that tree and everything beneath it are in: a
  * point names its packs for the vault's prune, and a folder reused as it is brings its tree's.
  * It also keeps the vault's index files in a compact form (they never change once written), so a
- * backup does not decrypt and parse them all again.
+ * backup does not decrypt and parse them all again, and beside the database, in a file of its own,
+ * the snapshot of the whole index the next command loads (see BlobIndex.saveSnapshot).
  * Memory use does not grow with the number of files: rows are read when their folder is reached
  * and written in batches.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -26,8 +27,6 @@ import type { KnownFile } from './checkpoint.js';
 /** Bumped when the tables change; an older cache is dropped (it only saves work). */
 const SCHEMA_VERSION = 4;
 const BATCH = 256;
-/** the meta key of the digest of the packs the index snapshot left out */
-const SNAPSHOT_SKIP = 'indexSnapshotSkip';
 /** the meta key of the packs found missing (see getMissingPacks) */
 const MISSING_PACKS = 'missingPacks';
 
@@ -119,11 +118,15 @@ export class FileCache implements IndexCache {
   private readonly getTreePacksStmt: Database.Statement<[Buffer], { packs: Buffer }>;
   private pending: [string, DirRecord][] = [];
 
+  /** the index snapshot's file, beside the database */
+  private readonly snapshotFile: string;
+
   private constructor(
     private readonly db: Database.Database,
     /** the database file */
     readonly file: string,
   ) {
+    this.snapshotFile = `${file.replace(/\.sqlite$/, '')}.index`;
     this.getFilesStmt = db.prepare('SELECT names, chunks FROM dir_files WHERE path = ?');
     this.getDirStmt = db.prepare(GET_DIR);
     this.putDirStmt = db.prepare('INSERT OR REPLACE INTO dirs (path, fp, self, tree, files, dirs, symlinks, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
@@ -157,8 +160,8 @@ export class FileCache implements IndexCache {
     );
     db.exec('CREATE TABLE IF NOT EXISTS dir_files (path TEXT PRIMARY KEY, names TEXT NOT NULL, chunks BLOB NOT NULL) WITHOUT ROWID');
     db.exec('CREATE TABLE IF NOT EXISTS index_files (name TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID');
-    // One row: the blob index as a whole (see BlobIndex.saveSnapshot), with the index files it covers.
-    db.exec('CREATE TABLE IF NOT EXISTS index_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), names TEXT NOT NULL, sum BLOB NOT NULL, data BLOB NOT NULL)');
+    // The index snapshot is a file of its own now (see getIndexSnapshot): megabytes in a row took ten times as long to write.
+    db.exec('DROP TABLE IF EXISTS index_snapshot');
     // Pack ids, 32 bytes each, in no order.
     db.exec('CREATE TABLE IF NOT EXISTS tree_packs (tree BLOB PRIMARY KEY, packs BLOB NOT NULL) WITHOUT ROWID');
     db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
@@ -224,26 +227,53 @@ export class FileCache implements IndexCache {
 
   /**
    * The blob index's snapshot, the index files it covers and the digest of the packs it left out;
-   * undefined for none, or one that does not match its checksum.
+   * undefined for none, or one that does not match its checksum. The file holds a SHA-256 of the
+   * rest, the length of a JSON header (4 bytes, little-endian), the header ({names, skip}, padded
+   * with spaces so that the snapshot starts at a multiple of 8), then the snapshot.
    */
   getIndexSnapshot(): { names: string[]; data: Buffer; skip: string } | undefined {
-    const row = this.db.prepare('SELECT names, sum, data FROM index_snapshot WHERE id = 1').get() as { names: unknown; sum: unknown; data: unknown } | undefined;
-    if (row === undefined || typeof row.names !== 'string' || !Buffer.isBuffer(row.sum) || !Buffer.isBuffer(row.data) || !sha256(row.data).equals(row.sum)) return undefined;
-    let names: unknown;
+    let buf: Buffer;
     try {
-      names = JSON.parse(row.names);
+      buf = fs.readFileSync(this.snapshotFile);
     } catch {
       return undefined;
     }
-    const skip = this.getMeta(SNAPSHOT_SKIP);
-    return Array.isArray(names) && names.every((n) => typeof n === 'string') && typeof skip === 'string' ? { names: names as string[], data: row.data, skip } : undefined;
+    if (buf.length < SNAPSHOT_HEAD || !sha256([buf.subarray(ID_BYTES)]).equals(buf.subarray(0, ID_BYTES))) return undefined;
+    const size = buf.readUInt32LE(ID_BYTES);
+    if (size > buf.length - SNAPSHOT_HEAD) return undefined;
+    let head: unknown;
+    try {
+      head = JSON.parse(buf.toString('utf8', SNAPSHOT_HEAD, SNAPSHOT_HEAD + size));
+    } catch {
+      return undefined;
+    }
+    const { names, skip } = (head ?? {}) as { names?: unknown; skip?: unknown };
+    if (!Array.isArray(names) || !names.every((n) => typeof n === 'string') || typeof skip !== 'string') return undefined;
+    return { names: names as string[], data: buf.subarray(SNAPSHOT_HEAD + size), skip };
   }
 
+  /** Replaces the snapshot (see getIndexSnapshot): written to a temporary file, then renamed over the old one. */
   putIndexSnapshot(names: readonly string[], data: Buffer, skip: string): void {
-    this.db.transaction(() => {
-      this.db.prepare('INSERT OR REPLACE INTO index_snapshot (id, names, sum, data) VALUES (1, ?, ?, ?)').run(JSON.stringify(names), sha256(data), data);
-      this.setMeta(SNAPSHOT_SKIP, skip);
-    })();
+    const json = JSON.stringify({ names, skip });
+    const size = Buffer.byteLength(json) + ((8 - ((SNAPSHOT_HEAD + Buffer.byteLength(json)) % 8)) % 8);
+    const head = Buffer.alloc(SNAPSHOT_HEAD + size, ' ');
+    head.writeUInt32LE(size, ID_BYTES);
+    head.write(json, SNAPSHOT_HEAD);
+    sha256([head.subarray(ID_BYTES), data]).copy(head);
+    const tmp = `${this.snapshotFile}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      const fd = fs.openSync(tmp, 'wx', 0o600);
+      try {
+        fs.writeFileSync(fd, head);
+        fs.writeFileSync(fd, data);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, this.snapshotFile);
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      throw err;
+    }
   }
 
   /** Packs a backup found missing from the vault although index files name them (see runBackup). */
@@ -315,6 +345,11 @@ function isFileRow(r: unknown): r is FileRow {
   );
 }
 
-function sha256(data: Buffer): Buffer {
-  return createHash('sha256').update(data).digest();
+function sha256(parts: readonly Buffer[]): Buffer {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest();
 }
+
+/** The index snapshot file's checksum and header length, before the header (see getIndexSnapshot). */
+const SNAPSHOT_HEAD = ID_BYTES + 4;

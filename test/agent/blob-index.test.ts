@@ -6,7 +6,6 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { describe, expect, it, vi } from 'vitest';
 import { runBackup } from '../../src/agent/backup.js';
 import { BlobIndex } from '../../src/agent/blob-index.js';
@@ -178,12 +177,14 @@ describe('blob index cache', () => {
       cache.putIndexSnapshot(snap.names, Buffer.from('not an index'), snap.skip);
       await fallsBack();
       cache.putIndexSnapshot(snap.names, snap.data, snap.skip);
-      const raw = new Database(file);
-      const flipped = Buffer.from(snap.data);
+      const snapFile = file.replace(/\.sqlite$/, '.index');
+      const flipped = await fs.readFile(snapFile);
       flipped[flipped.length - 1]! ^= 1;
-      raw.prepare('UPDATE index_snapshot SET data = ?').run(flipped);
-      raw.close();
+      await fs.writeFile(snapFile, flipped);
       expect(cache.getIndexSnapshot(), 'its checksum no longer matches').toBeUndefined();
+      await fallsBack();
+      await fs.writeFile(snapFile, flipped.subarray(0, 30));
+      expect(cache.getIndexSnapshot(), 'too short').toBeUndefined();
       await fallsBack();
       // A slot of the table pointing past the last blob: the layout check refuses it.
       const badSlot = Buffer.from(snap.data);
@@ -206,6 +207,51 @@ describe('blob index cache', () => {
       await more2.flush();
       big.saveSnapshot(cache);
       expect(cache.getIndexSnapshot()?.data.equals(snap.data)).toBe(true);
+    } finally {
+      cache.close();
+    }
+  });
+
+  it('a few index files added to a large index go into no new snapshot: the next load reads their local copies after it', async () => {
+    const m = await createMachine();
+    const cache = FileCache.open(path.join(m.dir, 'cache.sqlite'));
+    try {
+      const ids: BlobId[] = [];
+      /** loads the index, adds `count` blobs in one index file, and saves the snapshot as a backup does */
+      const add = async (count: number) => {
+        const index = await BlobIndex.load(m.ctx.session, m.keys, cache);
+        const writer = new BlobWriter(m.ctx.session, m.keys, index, { packSize: 1 << 20, indexCache: cache });
+        for (let i = 0; i < count; i++) ids.push(await writer.add('data', Buffer.from(`few ${ids.length} `.repeat(50))));
+        await writer.flush();
+        index.saveSnapshot(cache);
+        return index;
+      };
+      await add(80);
+      const first = cache.getIndexSnapshot()!;
+      expect(first.names).toHaveLength(1);
+
+      // 4 blobs in one more index file, then 5 more (9 of 89: under an eighth): the snapshot stays.
+      await add(4);
+      await add(5);
+      expect(cache.getIndexSnapshot()!.data.equals(first.data)).toBe(true);
+      const copies = vi.spyOn(cache, 'getIndex');
+      const reads = counting(m.ctx.session);
+      const loaded = await BlobIndex.load(reads.session, m.keys, cache);
+      expect(reads.reads(), 'nothing is read from the vault').toBe(0);
+      expect(copies).toHaveBeenCalledTimes(2);
+      expect(loaded.size).toBe(89);
+      for (const id of ids) expect(loaded.has('data', id)).toBe(true);
+
+      // 3 more (12 of 92, more than an eighth): a new snapshot covers every index file.
+      copies.mockClear();
+      await add(3);
+      const names = await m.ctx.session.listIndex();
+      expect(cache.getIndexSnapshot()!.names.slice().sort()).toEqual([...names].sort());
+      copies.mockClear();
+      const all = await BlobIndex.load(m.ctx.session, m.keys, cache);
+      expect(copies).not.toHaveBeenCalled();
+      expect(all.size).toBe(92);
+      for (const id of ids) expect(all.has('data', id)).toBe(true);
     } finally {
       cache.close();
     }
@@ -240,6 +286,10 @@ describe('blob index cache', () => {
     const cache = FileCache.forVault(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId);
     try {
       expect(cache.getIndexSnapshot()?.names.slice().sort()).toEqual((await m.ctx.session.listIndex()).slice().sort());
+      // Beside the database, readable by the owner only, with no temporary file left behind.
+      const dir = path.dirname(cache.file);
+      expect((await fs.readdir(dir)).filter((n) => !/\.sqlite(-wal|-shm)?$/.test(n))).toEqual([path.basename(cache.file).replace(/\.sqlite$/, '.index')]);
+      if (process.platform !== 'win32') expect((await fs.stat(cache.file.replace(/\.sqlite$/, '.index'))).mode & 0o777).toBe(0o600);
       const copies = vi.spyOn(cache, 'getIndex');
       const index = await BlobIndex.load(m.ctx.session, m.keys, cache);
       expect(copies).not.toHaveBeenCalled();
