@@ -1,23 +1,6 @@
 /** The azbk command line: builds the commander program and exits with the command's code. */
 import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../shared/errors.js';
-import { backupCommand } from './commands/backup.js';
-import { jobsCommand } from './commands/jobs.js';
-import { findCommand } from './commands/find.js';
-import { lsCommand } from './commands/ls.js';
-import { pointsCommand } from './commands/points.js';
-import { policyCommand } from './commands/policy.js';
-import { registerCommand } from './commands/register.js';
-import { passphraseCommand } from './commands/passphrase.js';
-import { restoreCommand } from './commands/restore.js';
-import { secretsCommand } from './commands/secrets.js';
-import { statusCommand } from './commands/status.js';
-import { verifyCommand } from './commands/verify.js';
-import { watchCommand } from './commands/watch.js';
-import { vaultCreateCommand } from './commands/vault-create.js';
-import { vaultCredentialsCommand } from './commands/vault-credentials.js';
-import { vaultPruneCommand } from './commands/vault-prune.js';
-import { vaultServeCommand } from './commands/vault-serve.js';
 import { currentExitCode } from './run.js';
 
 const EXIT_CODES = `
@@ -29,31 +12,57 @@ Exit codes:
 
 Local state lives in AZBK_HOME (default: the platform's config folder, e.g. ~/.config/azbk).`;
 
-/** Builds the program; exported for tests that parse without running. */
-export function buildProgram(): Command {
+type Define = (parent: Command) => void;
+
+/**
+ * Each command's module, in the order help lists them. A run loads only the module of the command
+ * it runs (a backup need not load restore, verify or the vault's own commands: about 40 ms of a
+ * start on a slow machine); help, and anything it cannot tell, loads them all.
+ */
+const VAULT_COMMANDS: readonly (readonly [string, () => Promise<Define>])[] = [
+  ['create', async () => (await import('./commands/vault-create.js')).vaultCreateCommand],
+  ['credentials', async () => (await import('./commands/vault-credentials.js')).vaultCredentialsCommand],
+  ['serve', async () => (await import('./commands/vault-serve.js')).vaultServeCommand],
+  ['prune', async () => (await import('./commands/vault-prune.js')).vaultPruneCommand],
+];
+const COMMANDS: readonly (readonly [string, () => Promise<Define>])[] = [
+  ['register', async () => (await import('./commands/register.js')).registerCommand],
+  ['policy', async () => (await import('./commands/policy.js')).policyCommand],
+  ['backup', async () => (await import('./commands/backup.js')).backupCommand],
+  ['points', async () => (await import('./commands/points.js')).pointsCommand],
+  ['ls', async () => (await import('./commands/ls.js')).lsCommand],
+  ['find', async () => (await import('./commands/find.js')).findCommand],
+  ['jobs', async () => (await import('./commands/jobs.js')).jobsCommand],
+  ['status', async () => (await import('./commands/status.js')).statusCommand],
+  ['secrets', async () => (await import('./commands/secrets.js')).secretsCommand],
+  ['passphrase', async () => (await import('./commands/passphrase.js')).passphraseCommand],
+  ['restore', async () => (await import('./commands/restore.js')).restoreCommand],
+  ['verify', async () => (await import('./commands/verify.js')).verifyCommand],
+  ['watch', async () => (await import('./commands/watch.js')).watchCommand],
+];
+
+/** The commands `args` (the arguments after the program's name) run: one, or all when they name none known. */
+function wanted(args: readonly string[]): { vault: readonly string[]; top: readonly string[] } {
+  const [first, second] = args;
+  if (first === 'vault' && VAULT_COMMANDS.some(([name]) => name === second)) return { vault: [second!], top: [] };
+  if (first !== 'vault' && COMMANDS.some(([name]) => name === first)) return { vault: [], top: [first!] };
+  return { vault: VAULT_COMMANDS.map(([name]) => name), top: COMMANDS.map(([name]) => name) };
+}
+
+/** Builds the program with the commands `args` (as process.argv.slice(2)) run, or every command. */
+export async function buildProgram(args: readonly string[] = []): Promise<Command> {
   const program = new Command('azbk')
     .description('Backup agent: deduplicated, compressed, encrypted recovery points in a vault')
     .version('0.1.0')
     .showHelpAfterError()
     .addHelpText('after', EXIT_CODES);
-  const vault = program.command('vault').description('create and manage vaults');
-  vaultCreateCommand(vault);
-  vaultCredentialsCommand(vault);
-  vaultServeCommand(vault);
-  vaultPruneCommand(vault);
-  registerCommand(program);
-  policyCommand(program);
-  backupCommand(program);
-  pointsCommand(program);
-  lsCommand(program);
-  findCommand(program);
-  jobsCommand(program);
-  statusCommand(program);
-  secretsCommand(program);
-  passphraseCommand(program);
-  restoreCommand(program);
-  verifyCommand(program);
-  watchCommand(program);
+  const want = wanted(args);
+  const define = async (parent: Command, commands: typeof COMMANDS, names: readonly string[]) => {
+    const chosen = commands.filter(([name]) => names.includes(name));
+    for (const def of await Promise.all(chosen.map(([, load]) => load()))) def(parent);
+  };
+  if (want.vault.length > 0) await define(program.command('vault').description('create and manage vaults'), VAULT_COMMANDS, want.vault);
+  await define(program, COMMANDS, want.top);
   const usageExits = (cmd: Command) => {
     cmd.exitOverride();
     for (const sub of cmd.commands) usageExits(sub);
@@ -71,7 +80,7 @@ export async function main(argv: string[]): Promise<void> {
       if (err.code !== 'EPIPE') throw err;
     });
   }
-  const program = buildProgram();
+  const program = await buildProgram(argv.slice(2));
   try {
     await program.parseAsync(argv);
   } catch (err) {
