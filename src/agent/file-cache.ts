@@ -160,8 +160,12 @@ export class FileCache implements IndexCache {
     );
     db.exec('CREATE TABLE IF NOT EXISTS dir_files (path TEXT PRIMARY KEY, names TEXT NOT NULL, chunks BLOB NOT NULL) WITHOUT ROWID');
     db.exec('CREATE TABLE IF NOT EXISTS index_files (name TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID');
-    // The index snapshot is a file of its own now (see getIndexSnapshot): megabytes in a row took ten times as long to write.
-    db.exec('DROP TABLE IF EXISTS index_snapshot');
+    // The index snapshot is a file of its own now (see getIndexSnapshot): megabytes in a row took
+    // ten times as long to write. The table of an older cache goes, and so does its space.
+    if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'index_snapshot'").get() !== undefined) {
+      db.exec('DROP TABLE index_snapshot');
+      db.exec('VACUUM');
+    }
     // Pack ids, 32 bytes each, in no order.
     db.exec('CREATE TABLE IF NOT EXISTS tree_packs (tree BLOB PRIMARY KEY, packs BLOB NOT NULL) WITHOUT ROWID');
     db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
@@ -261,6 +265,7 @@ export class FileCache implements IndexCache {
     head.write(json, SNAPSHOT_HEAD);
     sha256([head.subarray(ID_BYTES), data]).copy(head);
     const tmp = `${this.snapshotFile}.${randomBytes(6).toString('hex')}.tmp`;
+    removeStaleTemporaries(this.snapshotFile);
     try {
       const fd = fs.openSync(tmp, 'wx', 0o600);
       try {
@@ -343,6 +348,24 @@ function isFileRow(r: unknown): r is FileRow {
     Array.isArray(r) && r.length === 6 && typeof r[0] === 'string' && Number.isSafeInteger(r[1]) &&
     typeof r[2] === 'string' && typeof r[3] === 'string' && typeof r[4] === 'string' && Number.isSafeInteger(r[5]) && r[5] >= 0
   );
+}
+
+/** Temporary files of a snapshot being written are this old at most, unless their writer was killed. */
+const STALE_TEMPORARY_MS = 10 * 60_000;
+
+/** Removes the temporary files that writers of `file` killed before they renamed them left behind. */
+function removeStaleTemporaries(file: string): void {
+  const dir = path.dirname(file);
+  const prefix = `${path.basename(file)}.`;
+  try {
+    for (const name of fs.readdirSync(dir)) {
+      if (!name.startsWith(prefix) || !/^[0-9a-f]{12}\.tmp$/.test(name.slice(prefix.length))) continue;
+      const tmp = path.join(dir, name);
+      if (Date.now() - fs.statSync(tmp).mtimeMs > STALE_TEMPORARY_MS) fs.rmSync(tmp, { force: true });
+    }
+  } catch {
+    // only space: the next write tries again
+  }
 }
 
 function sha256(parts: readonly Buffer[]): Buffer {

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it, vi } from 'vitest';
 import { runBackup } from '../../src/agent/backup.js';
 import { BlobIndex } from '../../src/agent/blob-index.js';
@@ -255,6 +256,33 @@ describe('blob index cache', () => {
     } finally {
       cache.close();
     }
+  });
+
+  it('drops the snapshot table of an older cache with its space, and removes what a killed save left', async () => {
+    const m = await createMachine();
+    const file = path.join(m.dir, 'cache.sqlite');
+    FileCache.open(file).close();
+    const raw = new Database(file);
+    raw.exec('CREATE TABLE index_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), names TEXT NOT NULL, sum BLOB NOT NULL, data BLOB NOT NULL)');
+    raw.prepare('INSERT INTO index_snapshot VALUES (1, ?, ?, ?)').run('[]', Buffer.alloc(32), randomBytes(4 << 20));
+    raw.close();
+    expect((await fs.stat(file)).size).toBeGreaterThan(4 << 20);
+    const cache = FileCache.open(file);
+    try {
+      // A temporary file of a save killed an hour ago goes; one that may be being written stays.
+      const snap = file.replace(/\.sqlite$/, '.index');
+      const [stale, fresh] = [`${snap}.0123456789ab.tmp`, `${snap}.ba9876543210.tmp`];
+      await fs.writeFile(stale, 'killed');
+      await fs.writeFile(fresh, 'writing');
+      const hourAgo = new Date(Date.now() - 3_600_000);
+      await fs.utimes(stale, hourAgo, hourAgo);
+      cache.putIndexSnapshot(['a'.repeat(64)], Buffer.alloc(24), 'skip');
+      expect((await fs.readdir(m.dir)).filter((n) => n.startsWith('cache.index')).sort()).toEqual(['cache.index', path.basename(fresh)]);
+      expect(cache.getIndexSnapshot()).toEqual({ names: ['a'.repeat(64)], data: Buffer.alloc(24), skip: 'skip' });
+    } finally {
+      cache.close();
+    }
+    expect((await fs.stat(file)).size, 'the table and its space are gone').toBeLessThan(1 << 20);
   });
 
   it('a snapshot never holds the blobs of an index file that could not be written', async () => {
