@@ -133,7 +133,17 @@ describe('blobs', () => {
   });
 });
 
-describe('prepared HMAC', () => {
+describe('HMAC-SHA256', () => {
+  it('gives the known answers of RFC 4231 (a short key, a 4-byte key, a key longer than a block)', async () => {
+    const { hmacSha256 } = await import('../../src/core/hmac.js');
+    const cases: [Buffer, string, string][] = [
+      [Buffer.alloc(20, 0x0b), 'Hi There', 'b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7'],
+      [Buffer.from('Jefe'), 'what do ya want for nothing?', '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843'],
+      [Buffer.alloc(131, 0xaa), 'Test Using Larger Than Block-Size Key - Hash Key First', '60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54'],
+    ];
+    for (const [key, msg, want] of cases) expect(hmacSha256(key, Buffer.from(msg)).toString('hex')).toBe(want);
+  });
+
   it('is exactly HMAC-SHA256 for short, block-sized and long keys and any split of the message', async () => {
     const { createHmac, randomBytes } = await import('node:crypto');
     const { hmacSha256 } = await import('../../src/core/hmac.js');
