@@ -3,8 +3,10 @@
  * backup stored them (each after the folders beneath it), its help ends when the vault lacks a
  * tree it reports, and a backup that takes its folders still backs up every change.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runBackup } from '../../src/agent/backup.js';
 import { FileCache, type KnownDir } from '../../src/agent/file-cache.js';
@@ -94,6 +96,25 @@ describe('scan worker', () => {
     await fs.rename(src, moved);
     await fs.symlink(moved, src);
     expect(await scanned(m, [src], [src, p('c')])).toEqual(new Map());
+  });
+
+  it('keeps the process alive while it is waited for, and only then', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await write(path.join(src, 'a', 'f.txt'), 'one\n');
+    await runBackup(m.ctx, { include: [src] });
+    const scanUrl = pathToFileURL(path.resolve('dist/agent/pipeline/scan.js')).href;
+    const run = (wait: boolean) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const script = `import { FolderScan } from ${JSON.stringify(scanUrl)};
+const scan = new FolderScan([${JSON.stringify(src)}], ${JSON.stringify(cacheFile(m))}, () => true);
+${wait ? 'await scan.done(); console.log("scanned");' : 'console.log("not waited");'}`;
+        execFile(process.execPath, ['--input-type=module', '-e', script], (err, stdout) => resolve({ code: err === null ? 0 : (err.code as number | undefined) ?? -1, out: stdout }));
+      });
+    // Waited for: the process ends once the scan has; before, it ended at once, mid-scan (exit 13).
+    expect(await run(true)).toEqual({ code: 0, out: 'scanned\n' });
+    // Not waited for: the worker does not keep the process.
+    expect(await run(false)).toEqual({ code: 0, out: 'not waited\n' });
   });
 
   it('a full scan takes the folders it found unchanged, and still backs up every change', async () => {

@@ -73,8 +73,12 @@ export class FolderScan {
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
   }
 
-  /** Resolves when the worker has gone through everything (or stopped). */
+  /**
+   * Resolves when the worker has gone through everything (or stopped). The worker keeps the
+   * process alive while it is waited for: unwaited, it never does (see the constructor).
+   */
   done(): Promise<void> {
+    this.worker.ref();
     return this.exited;
   }
 
