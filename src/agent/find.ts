@@ -16,6 +16,7 @@ import type { SkippedItem } from './manifest.js';
 import type { PassphraseInput } from './passphrase.js';
 import { PointReader } from './point-reader.js';
 import { findMachine, keysFor, openPoint, pickPoint } from './points.js';
+import { byText } from '../shared/text-order.js';
 
 export interface FindOptions {
   /** shell patterns (see core/glob.ts): one with a `/` is matched against the whole original path, another against the name */
@@ -68,7 +69,7 @@ export async function findInPoints(ctx: AgentContext, o: FindOptions): Promise<F
 
   const machine = await findMachine(ctx, o.machine);
   const families = await keysFor(ctx, machine.id, o.passphrase);
-  const listed = [...(await ctx.session.listPoints(machine.id))].sort((a, b) => a.id.localeCompare(b.id));
+  const listed = [...(await ctx.session.listPoints(machine.id))].sort((a, b) => byText(a.id, b.id));
   const points = o.point === undefined ? listed : [pickPoint(listed, o.point)];
 
   const readers = new Map<KeyId, PointReader>();

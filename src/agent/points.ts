@@ -9,6 +9,7 @@ import type { AgentContext } from './context.js';
 import { displayPath } from './fspath.js';
 import { openManifest, type PointManifest } from './manifest.js';
 import { unlockFamilies } from './unlock.js';
+import { byText } from '../shared/text-order.js';
 
 /** The machine named `name` (case-insensitive), or this machine when `name` is undefined. */
 export async function findMachine(ctx: AgentContext, name: string | undefined): Promise<MachineInfo> {
@@ -25,7 +26,7 @@ export async function findMachine(ctx: AgentContext, name: string | undefined): 
  * Picks a point: 'latest', an exact point id, or an ISO time (the newest point at or before it).
  */
 export function pickPoint(points: readonly PointInfo[], spec: string): PointInfo {
-  const sorted = [...points].sort((a, b) => a.id.localeCompare(b.id));
+  const sorted = [...points].sort((a, b) => byText(a.id, b.id));
   let found: PointInfo | undefined;
   if (spec === 'latest') found = sorted.at(-1);
   else {

@@ -13,6 +13,7 @@ import { bearer, HEADER, JSON_LIMIT, JSON_RESPONSE_LIMIT, OBJECT_LIMIT, sha256He
 import { HttpTransport, type FileBody, type TransportOptions, type TransportRequest } from './http-transport.js';
 import { timeOfPointId } from './layout.js';
 import { parseCheckpointName } from './vault.js';
+import { byText } from '../shared/text-order.js';
 
 const INDEX_NAME = /^[0-9a-f]{64}$/;
 const SECRET = /^[A-Za-z0-9+/]{43}=$/;
@@ -330,7 +331,7 @@ class HttpSession implements VaultSession {
 
   async listCheckpoints(): Promise<CheckpointInfo[]> {
     const out = list(await this.api.json('GET', '/v1/checkpoints'), 'checkpoints').map(checkpointInfo);
-    return out.sort((a, b) => a.name.localeCompare(b.name));
+    return out.sort((a, b) => byText(a.name, b.name));
   }
 
   async readCheckpoint(name: string): Promise<Buffer> {

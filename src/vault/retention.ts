@@ -12,6 +12,7 @@ import { AzbkError } from '../shared/errors.js';
 import type { PointInfo, RetentionState } from './api.js';
 import { baseName, layout, pointIdFor, timeOfPointId } from './layout.js';
 import type { BlobStore } from './storage/blobstore.js';
+import { byText } from '../shared/text-order.js';
 
 export const SOFT_DELETE_DAYS = 14;
 /** Policy records are named as points are: by the vault's time. */
@@ -109,7 +110,7 @@ export async function expirePoints(store: BlobStore, machine: MachineId, points:
   if (policies !== null) {
     const day = dayOf(now);
     const kept = retainUnder(points, (x) => x.time, policies, now);
-    const expired = [...points].filter((p) => !kept.has(p)).sort((a, b) => a.id.localeCompare(b.id));
+    const expired = [...points].filter((p) => !kept.has(p)).sort((a, b) => byText(a.id, b.id));
     for (const p of expired.slice(0, MAX_EXPIRED_PER_PASS)) {
       const data = await store.get(layout.point(machine, p.id));
       if (data === null) continue;

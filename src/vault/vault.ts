@@ -19,6 +19,7 @@ import { hashedPackStream, type PackSink } from './pack-stream.js';
 import { dailyPrune, gonePacks, packsOfRecord, prunedPacks, revive } from './prune.js';
 import { expirePoints, retentionState, writePolicy } from './retention.js';
 import type { BlobStore } from './storage/blobstore.js';
+import { byText } from '../shared/text-order.js';
 
 /** Machine names: printable, no path separators, 1..64 characters. */
 export const MACHINE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -195,7 +196,7 @@ export class Vault implements VaultEntry {
       const rec = parseJson(data, key) as MachineRecord;
       if (isHex32(rec.id) && typeof rec.name === 'string' && typeof rec.secretHash === 'string') out.push(rec);
     }
-    return out.sort((a, b) => a.registered.localeCompare(b.registered));
+    return out.sort((a, b) => byText(a.registered, b.registered));
   }
 
   /**
@@ -503,7 +504,7 @@ class Session implements VaultSession {
       const info = parseCheckpointName(baseName(key));
       if (info !== null) out.push(info);
     }
-    return out.sort((a, b) => a.name.localeCompare(b.name));
+    return out.sort((a, b) => byText(a.name, b.name));
   }
 
   async readCheckpoint(name: string): Promise<Buffer> {
@@ -520,7 +521,7 @@ class Session implements VaultSession {
       const id = baseName(key);
       if (POINT_ID.test(id)) out.push({ id: id as PointId, machineId: machine, time: timeOfPointId(id) });
     }
-    return out.sort((a, b) => a.id.localeCompare(b.id));
+    return out.sort((a, b) => byText(a.id, b.id));
   }
 
   async readPoint(machine: MachineId, id: PointId): Promise<PointRecord> {
