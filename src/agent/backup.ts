@@ -96,6 +96,7 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
   if (opts.include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'No folders or files to back up were given.');
   const lock = await acquireJobLock(ctx.paths.lock, { jobId: randomBytes(16).toString('hex'), kind: 'backup' });
   const cache = FileCache.forVault(ctx.paths.home, ctx.registration.vaultId, ctx.keys.keyId);
+  cache.holdReads(); // the walk looks up rows for every folder
   try {
     for (let attempt = 1; ; attempt++) {
       const resume = await findResumable(ctx.session, ctx.keys);
@@ -171,19 +172,26 @@ interface Counts {
   bytes: number;
 }
 
+/**
+ * The packs a folder's tree and everything beneath it are in: what a point must name for prune to
+ * keep. A set for a folder this job stored; `cache` for a stored one it reuses as it is, whose
+ * packs the cache keeps (see storedFolder): read only when needed, as the folder above is mostly
+ * reused too.
+ */
+type FolderPacks = ReadonlySet<PackRef> | 'cache';
+
 /** A backed-up entry and the totals beneath it. */
 interface Entry {
   readonly node: TreeNode;
   readonly counts: Counts;
-  /** for a folder: the packs its tree and everything beneath it are in */
-  readonly packs?: ReadonlySet<PackRef>;
+  /** for a folder: its packs */
+  readonly packs?: FolderPacks;
 }
 
 interface Folder {
   readonly tree: BlobId;
   readonly counts: Counts;
-  /** the packs its tree and everything beneath it are in: what a point must name for prune to keep */
-  readonly packs: ReadonlySet<PackRef>;
+  readonly packs: FolderPacks;
   /** nothing in it or beneath it was skipped, special or changing while read */
   readonly clean?: boolean;
 }
@@ -295,7 +303,7 @@ class BackupJob {
       this.scan = { mode: 'optimized', reason: `the change journal covers the time since the last backup; ${journal.changed.size} path(s) changed${moved}` };
     } else this.scan = { mode: 'full', reason: journal.why };
     // A full scan after an earlier backup has help from the scan worker, which starts at once.
-    if (this.dirty === null && last !== null) this.scanner = new FolderScan(included, this.cache.file, (tree) => this.storedPacks(tree) !== undefined);
+    if (this.dirty === null && last !== null) this.scanner = new FolderScan(included, this.cache.file, (tree) => this.reusable(tree));
     try {
       return await this.backUp(started, cfg, includedPaths, trie, { offset, run, included, last });
     } finally {
@@ -357,7 +365,7 @@ class BackupJob {
     };
     const sealed = sealManifest(keys, manifest);
     this.stats.uploadedBytes = w.uploadedBytes + sealed.length;
-    this.named = packIds(root.packs);
+    this.named = packIds(this.packsOf(root.tree, root.packs));
     const point = await session.putPoint({ keyId: keys.keyId, jobId: this.jobId, manifest: sealed, packs: this.named });
     this.cache.putTreePacks([...this.madeTrees].map(([tree, refs]) => [tree, packIds(refs)] as const));
     const mark: LastBackup = { started: manifest.started, offset, run, paths: included, lastFull: this.scan.mode === 'full' ? manifest.started : (last?.lastFull ?? null) };
@@ -514,7 +522,7 @@ class BackupJob {
     const packs = new Set<PackRef>();
     for (const e of entries) {
       if (e.node.type === 'file') for (const c of e.node.content) packs.add(this.writer.packRef('data', c));
-      else if (e.packs !== undefined) for (const p of e.packs) packs.add(p);
+      else if (e.node.type === 'dir' && e.packs !== undefined) for (const p of this.packsOf(e.node.subtree, e.packs)) packs.add(p);
     }
     packs.add(this.writer.packRef('tree', tree));
     this.madeTrees.set(tree, packs);
@@ -522,23 +530,33 @@ class BackupJob {
   }
 
   /**
-   * The packs of a tree a backup stored, as the cache has them, when the vault still has the tree
-   * and prune has condemned none of them: the tree can then be reused as it is. Else undefined.
+   * Whether a tree a backup stored can be reused as it is: the vault still has it, the cache has
+   * its packs, and prune has condemned none of them (with none left out, the packs need not be
+   * read: an unchanged tree has thousands of folders, and their packs are seldom needed).
    */
-  private storedPacks(tree: BlobId): readonly PackId[] | undefined {
-    if (!this.index.has('tree', tree)) return undefined;
-    const packs = this.cache.getTreePacks(tree);
+  private reusable(tree: BlobId): boolean {
+    if (!this.index.has('tree', tree)) return false;
     // A tree in a pack prune condemned or deleted (which the index left out) is stored again.
     const gone = this.index.leftOut;
-    return packs === undefined || packs.some((p) => gone.has(p)) ? undefined : packs;
+    if (gone.size === 0) return this.cache.hasTreePacks(tree);
+    const packs = this.cache.getTreePacks(tree);
+    return packs !== undefined && !packs.some((p) => gone.has(p));
   }
 
-  /** A folder as a backup stored it (a cache row with a fingerprint: nothing was skipped in it), or undefined when it cannot be reused (see storedPacks). */
+  /** A folder's packs (see FolderPacks); `tree` is its tree. */
+  private packsOf(tree: BlobId, packs: FolderPacks): Iterable<PackRef> {
+    if (packs !== 'cache') return packs;
+    // reusable() found them, and the cache's packs of trees change only after the point is written
+    const stored = this.cache.getTreePacks(tree);
+    if (stored === undefined) throw new AzbkError('AZBK_INTERNAL', `The local cache lost the packs of tree ${tree} during the backup.`);
+    return stored;
+  }
+
+  /** A folder as a backup stored it (a cache row with a fingerprint: nothing was skipped in it), or undefined when it cannot be reused (see reusable). */
   private storedFolder(row: KnownDir): Folder | undefined {
-    const packs = this.storedPacks(row.tree);
-    if (packs === undefined) return undefined;
+    if (!this.reusable(row.tree)) return undefined;
     const { tree, files, dirs, symlinks, bytes } = row;
-    return { tree, counts: { files, dirs, symlinks, bytes }, clean: true, packs: new Set(packs) };
+    return { tree, counts: { files, dirs, symlinks, bytes }, clean: true, packs: 'cache' };
   }
 
   /** lstat, or null (and listed as skipped) when the entry cannot be examined. */
@@ -804,7 +822,7 @@ function fileNode(name: string, st: NodeStat, id: FileIdentity, content: readonl
 const NO_FILES: ReadonlyMap<string, KnownFile> = new Map();
 
 /** The ids of packs, each once and sorted, once every pack of this job among them is stored. */
-function packIds(refs: ReadonlySet<PackRef>): PackId[] {
+function packIds(refs: Iterable<PackRef>): PackId[] {
   const out = new Set<PackId>();
   for (const r of refs) {
     if (typeof r === 'string') out.add(r);
