@@ -112,6 +112,8 @@ export function recordMissingPacks(home: string, vaultId: string, keyId: string,
 const LARGE_ROWS = {
   dir_files: 'path TEXT PRIMARY KEY, names TEXT NOT NULL, chunks BLOB NOT NULL',
   index_files: 'name TEXT PRIMARY KEY, data BLOB NOT NULL',
+  // pack ids, 32 bytes each, in no order: a folder near the top names every pack beneath it
+  tree_packs: 'tree BLOB PRIMARY KEY, packs BLOB NOT NULL',
 };
 
 /** Copies `table`, when it is a WITHOUT ROWID table, into one with rowids and the same `columns`; true when it did. */
@@ -121,14 +123,18 @@ function withRowids(db: Database.Database, table: string, columns: string): bool
     return row !== undefined && /WITHOUT\s+ROWID/i.test(row.sql);
   };
   if (!withoutRowid()) return false;
-  // Looked at again in a write transaction: another process may have copied it meanwhile.
-  return db
-    .transaction(() => {
-      if (!withoutRowid()) return false;
-      db.exec(`CREATE TABLE ${table}_copy (${columns}); INSERT INTO ${table}_copy SELECT * FROM ${table}; DROP TABLE ${table}; ALTER TABLE ${table}_copy RENAME TO ${table}`);
-      return true;
-    })
-    .immediate();
+  try {
+    // Looked at again in a write transaction: another process may have copied it meanwhile.
+    return db
+      .transaction(() => {
+        if (!withoutRowid()) return false;
+        db.exec(`CREATE TABLE ${table}_copy (${columns}); INSERT INTO ${table}_copy SELECT * FROM ${table}; DROP TABLE ${table}; ALTER TABLE ${table}_copy RENAME TO ${table}`);
+        return true;
+      })
+      .immediate();
+  } catch {
+    return false; // another process held the database too long: the old table works, slower, until the next open
+  }
 }
 
 const cacheFile = (home: string, vaultId: string, keyId: string) => path.join(home, 'cache', `${vaultId}-${keyId}.sqlite`);
@@ -144,6 +150,7 @@ export class FileCache implements IndexCache {
   private readonly putIndexStmt: Database.Statement<[string, Buffer]>;
   private readonly getMetaStmt: Database.Statement<[string], { value: string }>;
   private readonly putMetaStmt: Database.Statement<[string, string]>;
+  private readonly putTreePacksStmt: Database.Statement<[Buffer, Buffer]>;
   private pending: [string, DirRecord][] = [];
   /** reads share one read transaction (see holdReads) */
   private holding = false;
@@ -169,6 +176,7 @@ export class FileCache implements IndexCache {
     this.putIndexStmt = db.prepare('INSERT OR REPLACE INTO index_files (name, data) VALUES (?, ?)');
     this.getMetaStmt = db.prepare('SELECT value FROM meta WHERE key = ?');
     this.putMetaStmt = db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
+    this.putTreePacksStmt = db.prepare('INSERT OR REPLACE INTO tree_packs (tree, packs) VALUES (?, ?)');
   }
 
   /** Opens (creating if needed) the cache of one vault and key family under AZBK_HOME. */
@@ -195,8 +203,8 @@ export class FileCache implements IndexCache {
       'CREATE TABLE IF NOT EXISTS dirs (path TEXT PRIMARY KEY, fp BLOB, self TEXT, tree BLOB NOT NULL, files INTEGER NOT NULL, dirs INTEGER NOT NULL,' +
         ' symlinks INTEGER NOT NULL, bytes INTEGER NOT NULL) WITHOUT ROWID',
     );
-    // A folder's files and a compact index file are kilobytes to megabytes: they go in tables with
-    // rowids. In a WITHOUT ROWID table a lookup read each large row it passed on its way to the
+    // A folder's files, a compact index file and a tree's packs run to kilobytes or megabytes: they
+    // go in tables with rowids. In a WITHOUT ROWID table a lookup read each large row it passed on its way to the
     // one it looked for (SQLite advises rows of at most a twentieth of a page there): 19 index
     // copies of 85 bytes took 10-19 ms to read among three of 1-1.6 MB, and 0.2 ms with rowids.
     // An older cache's tables are copied over once.
@@ -209,9 +217,13 @@ export class FileCache implements IndexCache {
     // ten times as long to write. The table of an older cache goes, and so does its space.
     const dropped = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'index_snapshot'").get() !== undefined;
     if (dropped) db.exec('DROP TABLE index_snapshot');
-    if (dropped || copied) db.exec('VACUUM');
-    // Pack ids, 32 bytes each, in no order.
-    db.exec('CREATE TABLE IF NOT EXISTS tree_packs (tree BLOB PRIMARY KEY, packs BLOB NOT NULL) WITHOUT ROWID');
+    if (dropped || copied) {
+      try {
+        db.exec('VACUUM');
+      } catch {
+        // busy, or no room for the copy VACUUM makes: SQLite reuses the free pages anyway
+      }
+    }
     db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
     return new FileCache(db, file);
   }
@@ -264,12 +276,16 @@ export class FileCache implements IndexCache {
     if (this.pending.length >= BATCH) this.flush();
   }
 
-  /** Writes the recorded folders in one transaction. */
+  /**
+   * Writes the recorded folders in one transaction. Also ends the reads' shared transaction (see
+   * holdReads) with nothing to write: a checkpoint calls this, so no snapshot of the database
+   * outlasts one, and the write-ahead log can be folded back in.
+   */
   flush(): void {
+    this.endRead();
     if (this.pending.length === 0) return;
     const rows = this.pending;
     this.pending = [];
-    this.endRead();
     this.db.transaction(() => {
       for (const [dir, d] of rows) {
         const { names, chunks } = encodeFiles(d.known);
@@ -297,10 +313,9 @@ export class FileCache implements IndexCache {
 
   /** Records the packs of trees (see getTreePacks), in one transaction. */
   putTreePacks(trees: Iterable<readonly [BlobId, readonly PackId[]]>): void {
-    const put = this.db.prepare('INSERT OR REPLACE INTO tree_packs (tree, packs) VALUES (?, ?)');
     this.endRead();
     this.db.transaction(() => {
-      for (const [tree, packs] of trees) put.run(Buffer.from(tree, 'hex'), Buffer.from(packs.join(''), 'hex'));
+      for (const [tree, packs] of trees) this.putTreePacksStmt.run(Buffer.from(tree, 'hex'), Buffer.from(packs.join(''), 'hex'));
     })();
   }
 

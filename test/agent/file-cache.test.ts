@@ -38,14 +38,26 @@ describe('the local cache', () => {
       expect(cache.getDir('/a')?.tree).toBe(tree('a'));
       expect(cache.getDir('/other')?.tree).toBe(tree('e'));
 
+      // So does every other write, made while a read transaction is open.
+      expect(cache.getDir('/a')).toBeDefined();
       cache.setMeta('k', { v: 1 });
       expect(other.prepare('SELECT value FROM meta WHERE key = ?').get('k')).toEqual({ value: '{"v":1}' });
+      expect(cache.getDir('/a')).toBeDefined();
       cache.putIndex('i'.repeat(64), Buffer.from('compact'));
       expect((other.prepare('SELECT data FROM index_files').get() as { data: Buffer }).data.toString()).toBe('compact');
+      expect(cache.getDir('/a')).toBeDefined();
       cache.putTreePacks([[tree('a'), [pack('1'), pack('2')]]]);
       expect(other.prepare('SELECT count(*) AS n FROM tree_packs').get()).toEqual({ n: 1 });
+      expect(cache.getDir('/a')).toBeDefined();
       cache.addMissingPacks([pack('3')]);
+      expect(JSON.parse((other.prepare('SELECT value FROM meta WHERE key = ?').get('missingPacks') as { value: string }).value)).toEqual([pack('3')]);
       expect(cache.getMissingPacks()).toEqual([pack('3')]);
+
+      // A checkpoint's flush, with nothing to write, ends the snapshot too.
+      other.prepare('INSERT INTO dirs (path, fp, self, tree, files, dirs, symlinks, bytes) VALUES (?, ?, ?, ?, 1, 1, 0, 0)').run('/later', null, null, Buffer.from(tree('f'), 'hex'));
+      expect(cache.getDir('/later')).toBeUndefined();
+      cache.flush();
+      expect(cache.getDir('/later')?.tree).toBe(tree('f'));
 
       // Released, each read sees the database as it is.
       cache.releaseReads();
@@ -81,13 +93,22 @@ describe('the local cache', () => {
 
   it('copies the large-row tables of an older cache, made WITHOUT ROWID, into tables with rowids, rows and all', async () => {
     const file = path.join(await makeTempDir('azbk-cache-'), 'cache.sqlite');
-    FileCache.open(file).close();
-    const raw = new Database(file);
-    raw.exec('DROP TABLE dir_files; DROP TABLE index_files');
-    raw.exec('CREATE TABLE dir_files (path TEXT PRIMARY KEY, names TEXT NOT NULL, chunks BLOB NOT NULL) WITHOUT ROWID');
-    raw.exec('CREATE TABLE index_files (name TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID');
+    // Rows written through the cache's own methods, then the tables made as an older cache made them.
+    const old = FileCache.open(file);
     const big = Buffer.alloc(300_000, 7);
-    for (let i = 0; i < 5; i++) raw.prepare('INSERT INTO index_files VALUES (?, ?)').run(String(i).repeat(64), i === 2 ? big : Buffer.from(`copy ${i}`));
+    for (let i = 0; i < 5; i++) old.putIndex(String(i).repeat(64), i === 2 ? big : Buffer.from(`copy ${i}`));
+    const file1 = { size: 5, mtime: '1', ctime: '2', ino: '3', content: [tree('b')] };
+    old.putDir('/old', { ...record(tree('a')), known: new Map([['f', file1]]) });
+    old.putTreePacks([[tree('a'), [pack('1'), pack('2')]]]);
+    old.close();
+    const raw = new Database(file);
+    for (const [table, columns] of [
+      ['dir_files', 'path TEXT PRIMARY KEY, names TEXT NOT NULL, chunks BLOB NOT NULL'],
+      ['index_files', 'name TEXT PRIMARY KEY, data BLOB NOT NULL'],
+      ['tree_packs', 'tree BLOB PRIMARY KEY, packs BLOB NOT NULL'],
+    ]) {
+      raw.exec(`CREATE TABLE old (${columns}) WITHOUT ROWID; INSERT INTO old SELECT * FROM ${table}; DROP TABLE ${table}; ALTER TABLE old RENAME TO ${table}`);
+    }
     raw.close();
     const tables = () => {
       const db = new Database(file, { readonly: true });
@@ -101,8 +122,10 @@ describe('the local cache', () => {
 
     const cache = FileCache.open(file);
     try {
-      expect(tables().filter((t) => /WITHOUT ROWID/.test(t.sql)).map((t) => t.name)).toEqual(['dirs', 'meta', 'tree_packs']);
+      expect(tables().filter((t) => /WITHOUT ROWID/.test(t.sql)).map((t) => t.name)).toEqual(['dirs', 'meta']);
       for (let i = 0; i < 5; i++) expect(cache.getIndex(String(i).repeat(64))).toEqual(i === 2 ? big : Buffer.from(`copy ${i}`));
+      expect(cache.getFiles('/old')).toEqual(new Map([['f', file1]]));
+      expect(cache.getTreePacks(tree('a'))).toEqual([pack('1'), pack('2')]);
       cache.putDir('/a', { ...record(tree('a')), known: new Map([['f', { size: 5, mtime: '1', ctime: '2', ino: '3', content: [tree('b')] }]]) });
       cache.flush();
       expect([...cache.getFiles('/a').keys()]).toEqual(['f']);

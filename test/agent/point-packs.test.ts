@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { runBackup } from '../../src/agent/backup.js';
 import { BlobIndex } from '../../src/agent/blob-index.js';
@@ -69,6 +70,25 @@ describe('the packs a point names', () => {
     const fourthPacks = await named(m, fourth.point);
     expect(fourthPacks).not.toContain(pack);
     expect(fourthPacks).toEqual(await referenced(m, fourth.point));
+  });
+
+  it('are right when the cache lost the packs of the trees (a backup killed after its point): those folders are stored anew', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    for (let i = 0; i < 4; i++) await write(path.join(src, `d${i}`, 'f.txt'), `small ${i}\n`);
+    // Files changed less than two seconds before they are read are read again next time.
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    await runBackup(m.ctx, { include: [src] });
+    const cacheDir = path.join(m.ctx.paths.home, 'cache');
+    for (const name of (await fs.readdir(cacheDir)).filter((n) => n.endsWith('.sqlite'))) {
+      const db = new Database(path.join(cacheDir, name));
+      expect(db.prepare('DELETE FROM tree_packs').run().changes).toBeGreaterThan(0);
+      db.close();
+    }
+    await write(path.join(src, 'new.txt'), 'new\n');
+    const again = await runBackup(m.ctx, { include: [src] });
+    expect(again.stats.newBlobs).toBeGreaterThan(0);
+    expect(await named(m, again.point)).toEqual(await referenced(m, again.point));
   });
 
   it('of a job stopped after a checkpoint are kept by prune until it resumes, which uploads them no more', async () => {
