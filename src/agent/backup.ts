@@ -32,7 +32,7 @@ import { acquireJobLock } from './lock.js';
 import { openSpool } from './spool.js';
 import { sealManifest, type BackupStats, type PointManifest, type SkippedItem } from './manifest.js';
 import { ChunkPool } from './pipeline/pool.js';
-import { FolderScan } from './pipeline/scan.js';
+import { dropPrestartedScan, FolderScan } from './pipeline/scan.js';
 import { NOT_REGULAR, type FileStat, type SealedChunk } from './pipeline/protocol.js';
 
 export type BackupEvent =
@@ -302,8 +302,10 @@ class BackupJob {
       const moved = journal.trees.size > 0 ? `, ${journal.trees.size} folder(s) moved or made (examined whole)` : '';
       this.scan = { mode: 'optimized', reason: `the change journal covers the time since the last backup; ${journal.changed.size} path(s) changed${moved}` };
     } else this.scan = { mode: 'full', reason: journal.why };
-    // A full scan after an earlier backup has help from the scan worker, which starts at once.
+    // A full scan after an earlier backup has help from the scan worker, which starts at once (or
+    // was started while the command loaded: see prestartScan); a backup that needs none ends that one.
     if (this.dirty === null && last !== null) this.scanner = new FolderScan(included, this.cache.file, (tree) => this.reusable(tree));
+    else dropPrestartedScan();
     try {
       return await this.backUp(started, cfg, includedPaths, trie, { offset, run, included, last });
     } finally {

@@ -13,7 +13,8 @@ Exit codes:
 Local state lives in AZBK_HOME (default: the platform's config folder, e.g. ~/.config/azbk).`;
 
 type Define = (parent: Command) => void;
-type Entry = readonly [name: string, load: () => Promise<Define>];
+/** A command: its name, its module's loader, and what it starts while that loads when it is the one run. */
+type Entry = readonly [name: string, load: () => Promise<Define>, start?: () => void];
 
 /**
  * Each command's module, in the order help lists them. A run loads only the module of the command
@@ -29,7 +30,12 @@ const VAULT_COMMANDS: readonly Entry[] = [
 const COMMANDS: readonly Entry[] = [
   ['register', async () => (await import('./commands/register.js')).registerCommand],
   ['policy', async () => (await import('./commands/policy.js')).policyCommand],
-  ['backup', async () => (await import('./commands/backup.js')).backupCommand],
+  [
+    'backup',
+    async () => (await import('./commands/backup.js')).backupCommand,
+    // a full scan's helper (see prestartScan)
+    () => void import('../agent/pipeline/scan.js').then((m) => m.prestartScan(), () => undefined),
+  ],
   ['points', async () => (await import('./commands/points.js')).pointsCommand],
   ['ls', async () => (await import('./commands/ls.js')).lsCommand],
   ['find', async () => (await import('./commands/find.js')).findCommand],
@@ -60,6 +66,8 @@ export async function buildProgram(args: readonly string[] = []): Promise<Comman
     .showHelpAfterError()
     .addHelpText('after', EXIT_CODES);
   const want = wanted(args);
+  // The one command a run runs may start, while its modules load, work its run will need.
+  if (want.top.length === 1 && !args.includes('--help') && !args.includes('-h')) want.top[0]![2]?.();
   const define = async (parent: Command, entries: readonly Entry[]) => {
     for (const def of await Promise.all(entries.map(([, load]) => load()))) def(parent);
   };

@@ -7,10 +7,11 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runBackup } from '../../src/agent/backup.js';
 import { FileCache, type KnownDir } from '../../src/agent/file-cache.js';
-import { FolderScan, type ScanOptions } from '../../src/agent/pipeline/scan.js';
+import { dropPrestartedScan, FolderScan, prestartScan, type ScanOptions } from '../../src/agent/pipeline/scan.js';
 import { runRestore } from '../../src/agent/restore.js';
 import { expectSameTree } from '../helpers/fs-tree.js';
 import { createMachine, type TestMachine } from '../helpers/machine.js';
@@ -115,6 +116,38 @@ ${wait ? 'await scan.done(); console.log("scanned");' : 'console.log("not waited
     expect(await run(true)).toEqual({ code: 0, out: 'scanned\n' });
     // Not waited for: the worker does not keep the process.
     expect(await run(false)).toEqual({ code: 0, out: 'not waited\n' });
+  });
+
+  it('started ahead of its scan, hears what to scan in a message; one no scan takes keeps no process alive', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await write(path.join(src, 'a', 'f.txt'), 'one\n');
+    await settle();
+    await runBackup(m.ctx, { include: [src] });
+    const thread = prestartScan();
+    expect(prestartScan(), 'one at a time').toBe(thread);
+    const scan = new FolderScan([src], cacheFile(m), () => true);
+    try {
+      expect((scan as unknown as { worker: Worker }).worker.threadId, 'the scan took the worker started ahead').toBe(thread);
+      await scan.done();
+      expect(scan.take(src)).toMatchObject({ files: 1, dirs: 2 });
+    } finally {
+      scan.close();
+    }
+    expect(prestartScan(), 'the next one is another worker').not.toBe(thread);
+    dropPrestartedScan();
+
+    const scanUrl = pathToFileURL(path.resolve('dist/agent/pipeline/scan.js')).href;
+    const run = (drop: boolean) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const script = `import { dropPrestartedScan, prestartScan } from ${JSON.stringify(scanUrl)};
+prestartScan();
+${drop ? 'dropPrestartedScan();' : ''}
+console.log("done");`;
+        execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 20_000 }, (err, stdout) => resolve({ code: err === null ? 0 : (err.code as number | undefined) ?? -1, out: stdout }));
+      });
+    expect(await run(false)).toEqual({ code: 0, out: 'done\n' });
+    expect(await run(true)).toEqual({ code: 0, out: 'done\n' });
   });
 
   it('a full scan takes the folders it found unchanged, and still backs up every change', async () => {

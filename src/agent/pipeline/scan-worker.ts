@@ -5,7 +5,7 @@
  * whole, or that changed, is left to the walk, and so is every folder above it.
  */
 import fs from 'node:fs';
-import { workerData } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { openDirRows, type StoredDir } from '../file-cache.js';
 import { fingerprint, listFolder } from '../folder-listing.js';
 import type { ScanBatch, ScanInit } from './scan.js';
@@ -13,7 +13,8 @@ import type { ScanBatch, ScanInit } from './scan.js';
 /** Folders per message: the walk should hear of them soon after they are found. */
 const BATCH = 16;
 
-const { roots, cacheFile, port } = workerData as ScanInit;
+// Started ahead of its FolderScan (see prestartScan), the worker hears what to scan in a message.
+const { roots, cacheFile, port } = (workerData as ScanInit | null) ?? (await new Promise<ScanInit>((resolve) => parentPort!.once('message', resolve)));
 const rows = openDirRows(cacheFile);
 
 function emptyBatch() {
