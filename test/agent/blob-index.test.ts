@@ -242,6 +242,9 @@ describe('blob index cache', () => {
       expect(copies).toHaveBeenCalledTimes(2);
       expect(loaded.size).toBe(89);
       for (const id of ids) expect(loaded.has('data', id)).toBe(true);
+      // The 9 went into the snapshot's spare rows: its columns are still views of what was read.
+      const columns = loaded as unknown as { ids: Buffer; table: Int32Array };
+      expect(columns.ids.buffer, 'no column was copied to grow').toBe(columns.table.buffer);
 
       // 3 more (12 of 92, more than an eighth): a new snapshot covers every index file.
       copies.mockClear();
