@@ -304,7 +304,7 @@ class BackupJob {
     } else this.scan = { mode: 'full', reason: journal.why };
     // A full scan after an earlier backup has help from the scan worker, which starts at once (or
     // was started while the command loaded: see prestartScan); a backup that needs none ends that one.
-    if (this.dirty === null && last !== null) this.scanner = new FolderScan(included, this.cache.file, (tree) => this.reusable(tree));
+    if (this.dirty === null && last !== null) this.scanner = startScan(included, this.cache.file, (tree) => this.reusable(tree));
     else dropPrestartedScan();
     try {
       return await this.backUp(started, cfg, includedPaths, trie, { offset, run, included, last });
@@ -822,6 +822,15 @@ function fileNode(name: string, st: NodeStat, id: FileIdentity, content: readonl
 }
 
 const NO_FILES: ReadonlyMap<string, KnownFile> = new Map();
+
+/** A scan worker for a full scan (see FolderScan), or null when no thread could be started: it is only a help. */
+function startScan(roots: readonly string[], cacheFile: string, stored: (tree: BlobId) => boolean): FolderScan | null {
+  try {
+    return new FolderScan(roots, cacheFile, stored);
+  } catch {
+    return null;
+  }
+}
 
 /** The ids of packs, each once and sorted, once every pack of this job among them is stored. */
 function packIds(refs: Iterable<PackRef>): PackId[] {

@@ -328,7 +328,7 @@ export class BlobIndex {
    * giving them back, and a restore's peak memory rose by 5-10 MiB.
    */
   private static fromSnapshot(buf: Buffer, names: readonly string[]): BlobIndex | undefined {
-    if (buf.length < SNAPSHOT_HEAD || buf.readUInt32LE(0) !== SNAPSHOT_MAGIC || buf.readUInt32LE(4) !== SNAPSHOT_VERSION) return undefined;
+    if (buf.length < INDEX_HEAD || buf.readUInt32LE(0) !== SNAPSHOT_MAGIC || buf.readUInt32LE(4) !== SNAPSHOT_VERSION) return undefined;
     const n = buf.readUInt32LE(8);
     const rows = buf.readUInt32LE(12);
     const slots = buf.readUInt32LE(16);
@@ -336,7 +336,7 @@ export class BlobIndex {
     // The table must be a power of two at most half full, and every size must add up.
     if (rows < n || slots < 2 || (slots & (slots - 1)) !== 0 || n * 2 > slots || buf.length !== snapshotSize(rows, slots, packs)) return undefined;
     const index = new BlobIndex();
-    let at = SNAPSHOT_HEAD;
+    let at = INDEX_HEAD;
     for (let i = 0; i < packs; i++, at += ID_BYTES) index.packRow(buf.toString('hex', at, at + ID_BYTES) as PackId);
     if (index.packIds.length !== packs) return undefined; // a pack named twice
     // The columns have room for `rows` blobs, the first `n` used: blobs added after loading go
@@ -416,20 +416,20 @@ const SNAPSHOT_AFTER_SHARE = 8;
 const SNAPSHOT_AFTER_FILES = 64;
 const SNAPSHOT_VERSION = 2;
 /** magic, version, blobs, rows, table slots and packs: 4 bytes each */
-const SNAPSHOT_HEAD = 24;
+const INDEX_HEAD = 24;
 
 /**
- * Spare rows a snapshot's columns keep for blobs added after it is loaded (a sixteenth, at least
- * 1,024): the blobs of the index files it does not cover, and a backup's few new ones. Without
- * them the first added blob copied every column (4 MiB for the kernel tree's 83,000 blobs, 8-10
- * ms here).
+ * Spare rows a snapshot's columns keep for blobs added after it is loaded: room for the blobs of
+ * the index files it does not cover until a new one is saved (up to an eighth of all: a seventh of
+ * its own; see saveSnapshot), and at least 1,024 for a backup's new ones. Without them the first
+ * blob added copied every column (4 MiB for the kernel tree's 83,000 blobs, 8-10 ms here).
  */
-const snapshotSpare = (blobs: number) => Math.max(1024, blobs >> 4);
+const snapshotSpare = (blobs: number) => Math.max(1024, Math.ceil(blobs / (SNAPSHOT_AFTER_SHARE - 1)));
 
 const pad4 = (n: number) => (n + 3) & ~3;
 
 function snapshotSize(rows: number, slots: number, packs: number): number {
-  return SNAPSHOT_HEAD + packs * ID_BYTES + rows * ID_BYTES + pad4(rows) + 16 * rows + 4 * slots;
+  return INDEX_HEAD + packs * ID_BYTES + rows * ID_BYTES + pad4(rows) + 16 * rows + 4 * slots;
 }
 
 /** Copies 32-bit values into `buf` at `at`, little-endian; the bytes written. */

@@ -13,8 +13,11 @@ Exit codes:
 Local state lives in AZBK_HOME (default: the platform's config folder, e.g. ~/.config/azbk).`;
 
 type Define = (parent: Command) => void;
-/** A command: its name, its module's loader, and what it starts while that loads when it is the one run. */
-type Entry = readonly [name: string, load: () => Promise<Define>, start?: () => void];
+/**
+ * A command: its name, its module's loader, and what it starts while that loads when it is the
+ * one run (given the arguments after the program's name).
+ */
+type Entry = readonly [name: string, load: () => Promise<Define>, start?: (args: readonly string[]) => void];
 
 /**
  * Each command's module, in the order help lists them. A run loads only the module of the command
@@ -33,8 +36,14 @@ const COMMANDS: readonly Entry[] = [
   [
     'backup',
     async () => (await import('./commands/backup.js')).backupCommand,
-    // a full scan's helper (see prestartScan)
-    () => void import('../agent/pipeline/scan.js').then((m) => m.prestartScan(), () => undefined),
+    // a full scan's helper (see prestartScan); not for the hourly check, which seldom backs up
+    (args) => {
+      if (args.includes('--now') && !args.includes('--catch-up')) {
+        import('../agent/pipeline/scan.js')
+          .then((m) => m.prestartScan())
+          .catch(() => undefined);
+      }
+    },
   ],
   ['points', async () => (await import('./commands/points.js')).pointsCommand],
   ['ls', async () => (await import('./commands/ls.js')).lsCommand],
@@ -67,7 +76,7 @@ export async function buildProgram(args: readonly string[] = []): Promise<Comman
     .addHelpText('after', EXIT_CODES);
   const want = wanted(args);
   // The one command a run runs may start, while its modules load, work its run will need.
-  if (want.top.length === 1 && !args.includes('--help') && !args.includes('-h')) want.top[0]![2]?.();
+  if (want.top.length === 1 && !args.includes('--help') && !args.includes('-h')) want.top[0]![2]?.(args);
   const define = async (parent: Command, entries: readonly Entry[]) => {
     for (const def of await Promise.all(entries.map(([, load]) => load()))) def(parent);
   };

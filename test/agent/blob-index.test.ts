@@ -187,6 +187,16 @@ describe('blob index cache', () => {
       await fs.writeFile(snapFile, flipped.subarray(0, 30));
       expect(cache.getIndexSnapshot(), 'too short').toBeUndefined();
       await fallsBack();
+      // A snapshot of the first version (columns without spare rows) is refused; so is one that
+      // says it has fewer rows than blobs.
+      const v1 = Buffer.from(snap.data);
+      v1.writeUInt32LE(1, 4);
+      cache.putIndexSnapshot(snap.names, v1, snap.skip);
+      await fallsBack();
+      const fewRows = Buffer.from(snap.data);
+      fewRows.writeUInt32LE(fewRows.readUInt32LE(8) - 1, 12);
+      cache.putIndexSnapshot(snap.names, fewRows, snap.skip);
+      await fallsBack();
       // A slot of the table pointing past the last blob: the layout check refuses it.
       const badSlot = Buffer.from(snap.data);
       badSlot.writeUInt32LE(46, badSlot.length - 4);

@@ -125,6 +125,7 @@ ${wait ? 'await scan.done(); console.log("scanned");' : 'console.log("not waited
     await settle();
     await runBackup(m.ctx, { include: [src] });
     const thread = prestartScan();
+    expect(thread).not.toBeNull();
     expect(prestartScan(), 'one at a time').toBe(thread);
     const scan = new FolderScan([src], cacheFile(m), () => true);
     try {

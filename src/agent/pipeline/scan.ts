@@ -51,13 +51,23 @@ let prestarted: Worker | null = null;
  * while the backup loads the blob index beside it: started while the command's modules load, on
  * the other core, it is ready when the walk begins (an unchanged kernel-tree re-run took about
  * 40 ms less). A process that needs none ends it with dropPrestartedScan(); it never keeps a
- * process alive. Returns the worker's thread id.
+ * process alive. Returns the worker's thread id, or null when no thread could be started.
  */
-export function prestartScan(): number {
+export function prestartScan(): number | null {
   if (prestarted === null) {
-    prestarted = new Worker(WORKER_URL, { workerData: null });
-    prestarted.on('error', () => undefined);
-    prestarted.unref();
+    let worker: Worker;
+    try {
+      worker = new Worker(WORKER_URL, { workerData: null });
+    } catch {
+      return null; // no thread to be had (a process limit): the FolderScan tries again, or the walk goes alone
+    }
+    worker.on('error', () => undefined);
+    // One that ends before it is taken (it failed to load) is not handed to a FolderScan.
+    worker.once('exit', () => {
+      if (prestarted === worker) prestarted = null;
+    });
+    worker.unref();
+    prestarted = worker;
   }
   return prestarted.threadId;
 }
