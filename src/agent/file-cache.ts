@@ -204,9 +204,10 @@ export class FileCache implements IndexCache {
         ' symlinks INTEGER NOT NULL, bytes INTEGER NOT NULL) WITHOUT ROWID',
     );
     // A folder's files, a compact index file and a tree's packs run to kilobytes or megabytes: they
-    // go in tables with rowids. In a WITHOUT ROWID table a lookup read each large row it passed on its way to the
-    // one it looked for (SQLite advises rows of at most a twentieth of a page there): 19 index
-    // copies of 85 bytes took 10-19 ms to read among three of 1-1.6 MB, and 0.2 ms with rowids.
+    // go in tables with rowids. In a WITHOUT ROWID table a lookup read each large row it passed on
+    // its way to the one it looked for (SQLite advises rows of at most a twentieth of a page
+    // there): 19 index copies of 85 bytes took 10-19 ms to read among three of 1-1.6 MB, and 0.2
+    // ms with rowids.
     // An older cache's tables are copied over once.
     let copied = false;
     for (const [table, columns] of Object.entries(LARGE_ROWS)) {
@@ -412,8 +413,7 @@ export class FileCache implements IndexCache {
   }
 
   close(): void {
-    this.flush();
-    this.endRead();
+    this.flush(); // which ends a shared read transaction too
     this.db.close();
   }
 }

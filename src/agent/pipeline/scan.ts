@@ -46,6 +46,17 @@ const WORKER_URL = workerUrl(import.meta.url, 'scan-worker.js');
 let prestarted: Worker | null = null;
 
 /**
+ * A scan worker, given what to scan now or (null) in a message later. Only a help: a failed
+ * worker leaves every folder to the walk, and it never keeps the process alive.
+ */
+function scanWorker(init: ScanInit | null): Worker {
+  const worker = init === null ? new Worker(WORKER_URL, { workerData: null }) : new Worker(WORKER_URL, { workerData: init, transferList: [init.port] });
+  worker.on('error', () => undefined);
+  worker.unref();
+  return worker;
+}
+
+/**
  * Starts a scan worker ahead of its FolderScan, which sends it the folders to scan. A worker takes
  * about 100 ms to start (Node's own start in the thread, then its modules), and half again that
  * while the backup loads the blob index beside it: started while the command's modules load, on
@@ -57,16 +68,14 @@ export function prestartScan(): number | null {
   if (prestarted === null) {
     let worker: Worker;
     try {
-      worker = new Worker(WORKER_URL, { workerData: null });
+      worker = scanWorker(null);
     } catch {
       return null; // no thread to be had (a process limit): the FolderScan tries again, or the walk goes alone
     }
-    worker.on('error', () => undefined);
     // One that ends before it is taken (it failed to load) is not handed to a FolderScan.
     worker.once('exit', () => {
       if (prestarted === worker) prestarted = null;
     });
-    worker.unref();
     prestarted = worker;
   }
   return prestarted.threadId;
@@ -77,6 +86,7 @@ export function dropPrestartedScan(): void {
   void prestarted?.terminate();
   prestarted = null;
 }
+
 const DEFAULT_MAX_AGE_MS = 10_000;
 /** Reports held at most (about 0.5 KiB each); further ones are dropped. */
 const MAX_HELD = 65_536;
@@ -107,10 +117,7 @@ export class FolderScan {
       this.worker = prestarted;
       prestarted = null;
       this.worker.postMessage(init, [port2]);
-    } else this.worker = new Worker(WORKER_URL, { workerData: init, transferList: [port2] });
-    // Only a help: a failed worker leaves every folder to the walk, and never keeps the process.
-    this.worker.on('error', () => undefined);
-    this.worker.unref();
+    } else this.worker = scanWorker(init);
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
   }
 
