@@ -607,7 +607,16 @@ class BackupJob {
    * fingerprint, and when the fingerprint matches the cache (nothing in here changed since a
    * backup stored it), that backup's tree is used without looking at the files one by one.
    */
-  private async dir(folder: Listed): Promise<Folder | null> {
+  private async dir(folder: Listed, walked?: () => void): Promise<Folder | null> {
+    try {
+      return await this.dirWalk(folder, walked);
+    } finally {
+      walked?.();
+    }
+  }
+
+  /** dir(), which calls `walked` once every file beneath the folder is queued (or none will be). */
+  private async dirWalk(folder: Listed, walked: (() => void) | undefined): Promise<Folder | null> {
     const { abs } = folder;
     if (this.dirty !== null && !this.dirty.has(abs) && !underTree(abs, this.movedTrees)) {
       // The change journal saw nothing change in here since the last backup (a folder stored
@@ -630,25 +639,28 @@ class BackupJob {
     }
     this.openEntries += listed.length;
     try {
-      return await this.walkFolder(folder, listed, complete);
+      return await this.walkFolder(folder, listed, complete, walked);
     } finally {
       this.openEntries -= listed.length;
     }
   }
 
   /** The rest of dir(): subfolders, then the fingerprint check, then the files. */
-  private async walkFolder(self: Listed, listed: readonly Listed[], complete: boolean): Promise<Folder> {
+  private async walkFolder(self: Listed, listed: readonly Listed[], complete: boolean, walked: (() => void) | undefined): Promise<Folder> {
     const { abs } = self;
     const subdirs = new Map<string, Promise<Folder | null>>();
-    let previous: Promise<Folder | null> | undefined;
+    let previous: Promise<void> | undefined;
     for (const l of listed) {
       if (l.st.kind !== 'dir') continue;
       if (!this.pool.hasRoom) await this.pool.room();
-      // Past a bound, finish one subfolder before starting the next, so the walk does not list
-      // far more of the tree than the readers have reached (memory would grow with the tree).
+      // Past a bound, walk one subfolder at a time, so the walk does not list far more of the
+      // tree than the readers have reached (memory would grow with the tree). The next one starts
+      // once the one before has queued all its files, not once they are read: the readers are
+      // still busy with those while it is listed.
       if (previous !== undefined && this.openEntries > openEntriesBound(this.pool.workers)) await previous;
-      previous = handled(this.dir(l));
-      subdirs.set(l.name, previous);
+      let walkedSub!: () => void;
+      previous = new Promise<void>((resolve) => (walkedSub = resolve));
+      subdirs.set(l.name, handled(this.dir(l, walkedSub)));
     }
     const subtrees = new Map<string, Folder | null>();
     for (const [name, sub] of subdirs) subtrees.set(name, await sub);
@@ -679,6 +691,7 @@ class BackupJob {
         entries.push(handled(this.entry(l, known, remembered)));
       }
     }
+    walked?.();
     const done = await Promise.all(entries);
     const folder = await this.folder(present(done), true);
     // A folder with anything skipped, special or changed while read, in it or beneath it, gets no
