@@ -7,7 +7,8 @@ import type { PackId } from './ids.js';
 import { isHex64 } from './ids.js';
 import type { PackEntry } from './pack.js';
 import type { VaultKeys } from './keys.js';
-import { openObject, sealObject } from './sealed-object.js';
+import { openObject, sealSteps } from './sealed-object.js';
+import { runSteps, type Steps } from '../shared/steps.js';
 import { corrupt, isRecord } from './validate.js';
 
 export interface IndexPack {
@@ -22,6 +23,11 @@ export interface IndexFile {
 
 /** Why `packs` is not a valid index body, or null: see decodeIndex for the rules. */
 function packsProblem(packs: unknown): string | null {
+  return runSteps(packsProblemSteps(packs));
+}
+
+/** packsProblem in steps, one per pack. */
+function* packsProblemSteps(packs: unknown): Steps<string | null> {
   if (!Array.isArray(packs)) return 'packs is not an array';
   const seen = new Set<string>();
   for (const [i, p] of (packs as unknown[]).entries()) {
@@ -33,6 +39,7 @@ function packsProblem(packs: unknown): string | null {
       const problem = entryProblem(b);
       if (problem !== null) return `pack ${p.id} blob ${j}: ${problem}`;
     }
+    yield;
   }
   return null;
 }
@@ -42,13 +49,19 @@ function packsProblem(packs: unknown): string | null {
  * an entry would not pass decodeIndex (a bug in the caller, not bad data).
  */
 export function encodeIndex(keys: VaultKeys, name: string, packs: readonly IndexPack[]): Buffer {
-  const problem = packsProblem(packs);
+  return runSteps(encodeIndexSteps(keys, name, packs));
+}
+
+/** encodeIndex in steps (see runSliced): an index file of a large backup takes a while. */
+export function* encodeIndexSteps(keys: VaultKeys, name: string, packs: readonly IndexPack[]): Steps<Buffer> {
+  const problem = yield* packsProblemSteps(packs);
   if (problem !== null) throw new RangeError(`cannot encode index ${name}: ${problem}`);
   const body: IndexFile = {
     version: 1,
     packs: packs.map((p) => ({ id: p.id, blobs: p.blobs.map(toEntry) })),
   };
-  return sealObject(keys, 'index', name, body);
+  yield;
+  return yield* sealSteps(keys, 'index', name, body);
 }
 
 /**

@@ -13,6 +13,7 @@ import type { KeyId } from './ids.js';
 import type { VaultKeys } from './keys.js';
 import { asBuffer, corrupt, hkdf32 } from './validate.js';
 import { jsonPieces } from './json-pieces.js';
+import { runSteps, type Steps } from '../shared/steps.js';
 import { zstdCompressPieces, zstdDecompress } from './zstd.js';
 
 export type ObjectKind = 'index' | 'point' | 'checkpoint' | 'pack-header';
@@ -45,16 +46,22 @@ function objectKey(keys: VaultKeys, nonce: Buffer): Buffer {
 /**
  * Serializes `value` as JSON (it must be JSON-serializable: TypeError otherwise), compresses and
  * seals it for `kind` and `name` under the keys' family. The text is made in pieces (see
- * jsonPieces), then each piece compressed and encrypted in turn: a large object holds its text
- * once, not also as one buffer and one compressed buffer of that size.
+ * jsonPieces), each compressed and encrypted in turn: a large object never holds its text whole,
+ * nor as one buffer, nor as one compressed buffer of that size.
  */
 export function sealObject(keys: VaultKeys, kind: ObjectKind, name: string, value: unknown): Buffer {
+  return runSteps(sealSteps(keys, kind, name, value));
+}
+
+/** sealObject in steps, one per piece of text made and one per piece compressed (see runSliced). */
+export function* sealSteps(keys: VaultKeys, kind: ObjectKind, name: string, value: unknown): Steps<Buffer> {
   if (!KINDS.includes(kind)) throw new TypeError(`unknown object kind ${String(kind)}`);
-  const pieces: string[] = [];
+  // The text is made twice, first for its size (the frame records it), then to compress: a
+  // piece at a time, never all of it.
   let size = 0;
   for (const piece of jsonPieces(value)) {
-    pieces.push(piece);
     size += Buffer.byteLength(piece, 'utf8');
+    yield;
   }
   if (size > MAX_OBJECT_JSON) throw new RangeError(`sealed ${kind} object exceeds MAX_OBJECT_JSON`);
   const keyId = Buffer.from(keys.keyId, 'hex');
@@ -62,18 +69,14 @@ export function sealObject(keys: VaultKeys, kind: ObjectKind, name: string, valu
   const cipher = createCipheriv('aes-256-gcm', objectKey(keys, nonce), nonce);
   cipher.setAAD(objectAad(keyId, kind, name));
   const parts: Buffer[] = [MAGIC, keyId, nonce];
-  zstdCompressPieces(asBuffers(pieces), size, LEVEL, (part) => parts.push(cipher.update(part)));
+  yield* zstdCompressPieces(asBuffers(jsonPieces(value)), size, LEVEL, (part) => parts.push(cipher.update(part)));
   parts.push(cipher.final(), cipher.getAuthTag());
   return Buffer.concat(parts);
 }
 
-/** Each piece as UTF-8, letting go of the string once it is converted. */
-function* asBuffers(pieces: string[]): Generator<Buffer> {
-  for (let i = 0; i < pieces.length; i++) {
-    const b = Buffer.from(pieces[i]!, 'utf8');
-    pieces[i] = '';
-    yield b;
-  }
+/** Each piece as UTF-8. */
+function* asBuffers(pieces: Iterable<string>): Generator<Buffer> {
+  for (const piece of pieces) yield Buffer.from(piece, 'utf8');
 }
 
 /**

@@ -38,18 +38,36 @@ function context(level: number): InstanceType<typeof binding.CCtx> {
   return c;
 }
 
-let streamOut: Buffer | undefined;
+/** Streaming contexts not in use, per level: a frame made in steps keeps one until it ends. */
+const idleStreams = new Map<number, InstanceType<typeof binding.CCtx>[]>();
+
+/**
+ * The window of a streamed frame, 128 KiB: a streaming context holds its window (2 MiB at level 3
+ * otherwise), and one is kept per frame being made at once. The JSON of sealed objects repeats
+ * itself at short range: an index file of 30,000 blobs came out 5% smaller than with the level's
+ * own 2 MiB, and a fifth faster.
+ */
+const STREAM_WINDOW_LOG = 17;
 
 /**
  * Compresses `pieces`, `size` bytes in all, into one zstd frame that records its content size (as
  * zstdCompress does), handing each part of the frame to `out` as it is made: a view of a buffer
- * reused for the next part, to consume at once. Throws when the pieces do not add up to `size`.
+ * of its own, to consume at once. Throws when the pieces do not add up to `size`. A step (a
+ * `yield`) follows each piece: a caller may do other work between steps (see runSliced), as the
+ * frame has a context of its own.
  */
-export function zstdCompressPieces(pieces: Iterable<Uint8Array>, size: number, level: number, out: (part: Buffer) => void): void {
-  const c = context(level);
-  c.reset(binding.ResetDirective.sessionOnly);
+export function* zstdCompressPieces(pieces: Iterable<Uint8Array>, size: number, level: number, out: (part: Buffer) => void): Generator<void, void> {
+  const idle = idleStreams.get(level) ?? [];
+  idleStreams.set(level, idle);
+  let c = idle.pop();
+  if (c === undefined) {
+    c = new binding.CCtx();
+    c.setParameter(binding.CParameter.compressionLevel, level);
+    c.setParameter(binding.CParameter.windowLog, STREAM_WINDOW_LOG);
+  }
+  c.reset(binding.ResetDirective.sessionOnly); // a frame abandoned half-made is dropped
   c.setPledgedSrcSize(size);
-  const buf = (streamOut ??= Buffer.allocUnsafeSlow(binding.cStreamOutSize()));
+  const buf = Buffer.allocUnsafe(binding.cStreamOutSize());
   try {
     for (const piece of pieces) {
       for (let at = 0; at < piece.length; ) {
@@ -57,15 +75,15 @@ export function zstdCompressPieces(pieces: Iterable<Uint8Array>, size: number, l
         at += consumed;
         if (produced > 0) out(buf.subarray(0, produced));
       }
+      yield;
     }
     for (let left = 1; left > 0; ) {
       const [remaining, produced] = c.compressStream2(buf, EMPTY, binding.EndDirective.end);
       left = remaining;
       if (produced > 0) out(buf.subarray(0, produced));
     }
-  } catch (err) {
-    c.reset(binding.ResetDirective.sessionOnly); // a frame left half-made would spoil the next
-    throw err;
+  } finally {
+    idle.push(c);
   }
 }
 

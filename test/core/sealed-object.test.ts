@@ -2,7 +2,7 @@ import { createCipheriv, hkdfSync } from 'node:crypto';
 import { compress } from 'zstd-napi';
 import { describe, expect, it } from 'vitest';
 import type { VaultKeys } from '../../src/core/keys.js';
-import { objectKeyId, openObject, sealObject, type ObjectKind } from '../../src/core/sealed-object.js';
+import { objectKeyId, openObject, sealObject, sealSteps, type ObjectKind } from '../../src/core/sealed-object.js';
 import { expectCorrupt, flipped, testKeys } from './fixtures.js';
 
 const keys = testKeys();
@@ -42,6 +42,39 @@ describe('sealed objects', () => {
     expect(openObject(keys, 'checkpoint', 'c1', sealed)).toEqual(v);
     // a small object sealed next still opens: the compression context starts afresh
     expect(openObject(keys, 'point', 'p1', sealObject(keys, 'point', 'p1', value))).toEqual(value);
+  });
+
+  it('seals objects made in steps taken in turn, and one abandoned halfway spoils none after it', () => {
+    const many = (n: number, tag: string) => ({ version: 1, files: Array.from({ length: n }, (_, i) => ({ path: `/${tag}/f${i}`, content: [String(i).padStart(64, tag)] })) });
+    const a = many(20_000, 'a');
+    const b = many(15_000, 'b');
+    const sa = sealSteps(keys, 'index', 'a', a);
+    const sb = sealSteps(keys, 'checkpoint', 'b', b);
+    let doneA: Buffer | undefined;
+    let doneB: Buffer | undefined;
+    let turns = 0;
+    while (doneA === undefined || doneB === undefined) {
+      if (doneA === undefined) {
+        const r = sa.next();
+        if (r.done === true) doneA = r.value;
+      }
+      if (doneB === undefined) {
+        const r = sb.next();
+        if (r.done === true) doneB = r.value;
+      }
+      // a one-piece object sealed at once between the steps of the two
+      expect(openObject(keys, 'point', 'p', sealObject(keys, 'point', 'p', value))).toEqual(value);
+      turns++;
+    }
+    expect(turns).toBeGreaterThan(10);
+    expect(openObject(keys, 'index', 'a', doneA)).toEqual(a);
+    expect(openObject(keys, 'checkpoint', 'b', doneB)).toEqual(b);
+
+    // Steps left off in the middle of compressing: the next object still comes out whole.
+    const left = sealSteps(keys, 'index', 'x', a);
+    for (let i = 0; i < 40; i++) left.next();
+    left.return(Buffer.alloc(0));
+    expect(openObject(keys, 'checkpoint', 'b', sealObject(keys, 'checkpoint', 'b', b))).toEqual(b);
   });
 
   it('has the documented layout and readable key family', () => {
