@@ -230,7 +230,10 @@ class BackupJob {
   private finishedSince: [string, KnownFile][] = [];
   private bytesSince = 0;
   private lastCheckpoint = Date.now();
+  /** the checkpoints being written, one after another (see tickSlow) */
   private checkpointing: Promise<void> = Promise.resolve();
+  /** why a checkpoint written in the background failed: the job fails with it */
+  private checkpointFailure: { readonly error: unknown } | null = null;
   /** folders the change journal saw change (optimized mode), or null for a full scan */
   private dirty: Set<string> | null = null;
   /** folders the change journal says to examine whole (a folder moved or made there) */
@@ -339,6 +342,7 @@ class BackupJob {
     let root: Folder;
     try {
       root = await this.ancestorTree([], trie);
+      await this.checkpointsWritten();
       await this.writer.flush();
     } catch (err) {
       await this.writer.abandon(); // drops a pack being streamed: nothing names it
@@ -393,6 +397,7 @@ class BackupJob {
    * followed by AZBK_CANCELLED when the job was asked to stop. Checkpoints never overlap.
    */
   private tick(): Promise<void> | undefined {
+    if (this.checkpointFailure !== null) return Promise.reject(this.checkpointFailure.error);
     // Most calls find nothing to do: no promise for those.
     if (this.opts.signal?.aborted !== true && !this.checkpointDue()) return undefined;
     return this.tickSlow();
@@ -417,8 +422,20 @@ class BackupJob {
     // Reset the triggers at once, so callers arriving while this one runs do not start another.
     this.bytesSince = 0;
     this.lastCheckpoint = Date.now();
-    this.checkpointing = this.checkpointing.then(() => this.checkpoint(false));
+    // Written in the background: the files read meanwhile go on to the packs (the checkpoint
+    // names what was finished when it began). Holding the results back until it was stored left
+    // the workers without files for as long as that took, a third of a second here and there.
+    this.checkpointing = this.checkpointing
+      .then(() => this.checkpoint(false))
+      .catch((error: unknown) => {
+        this.checkpointFailure ??= { error };
+      });
+  }
+
+  /** Waits for the checkpoints being written; throws when one failed. */
+  private async checkpointsWritten(): Promise<void> {
     await this.checkpointing;
+    if (this.checkpointFailure !== null) throw this.checkpointFailure.error;
   }
 
   /**
@@ -438,7 +455,7 @@ class BackupJob {
       });
     await this.writer.flush(false); // a checkpoint names file chunks, never listings
     const seq = this.seq + 1;
-    const data = sealCheckpoint(this.ctx.keys, { version: 2, jobId: this.jobId, seq, files, partials });
+    const data = await sealCheckpoint(this.ctx.keys, { version: 2, jobId: this.jobId, seq, files, partials });
     // The packs stored since the last checkpoint: the vault's prune keeps them while the checkpoint lasts.
     const stored = this.writer.indexedPacks.length;
     await this.ctx.session.putCheckpoint({ jobId: this.jobId, seq, data, packs: this.writer.indexedPacks.slice(this.namedByCheckpoints) });
@@ -447,8 +464,6 @@ class BackupJob {
     this.seq = seq;
     this.cache.flush();
     this.checkpoints++;
-    this.bytesSince = 0;
-    this.lastCheckpoint = Date.now();
     this.opts.onEvent?.({ type: 'checkpoint', seq, final });
   }
 

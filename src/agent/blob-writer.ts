@@ -12,7 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { blobId, encodeBlob } from '../core/blob.js';
 import type { BlobId, BlobType, PackId } from '../core/ids.js';
-import { encodeIndex, type IndexPack } from '../core/index-file.js';
+import { encodeIndexSteps, type IndexPack } from '../core/index-file.js';
+import { runSliced } from '../shared/steps.js';
 import type { VaultKeys } from '../core/keys.js';
 import { PackBuilder, TARGET_PACK_SIZE, type PackEntry } from '../core/pack.js';
 import { AzbkError } from '../shared/errors.js';
@@ -364,7 +365,7 @@ export class BlobWriter {
   private async writeIndex(n: number): Promise<void> {
     const packs = this.started.splice(0, n).map((s) => s.pack!);
     const name = randomBytes(32).toString('hex');
-    const data = encodeIndex(this.keys, name, packs);
+    const data = await runSliced(encodeIndexSteps(this.keys, name, packs));
     try {
       await this.session.putIndex(name, data);
     } catch (err) {

@@ -9,7 +9,8 @@
  */
 import { isHex64, type BlobId } from '../core/ids.js';
 import type { VaultKeys } from '../core/keys.js';
-import { objectKeyId, openObject, sealObject } from '../core/sealed-object.js';
+import { objectKeyId, openObject, sealSteps } from '../core/sealed-object.js';
+import { runSliced } from '../shared/steps.js';
 import type { CheckpointInfo, VaultSession } from '../vault/api.js';
 
 /** A file's identity: what tells whether it changed (see unchanged). */
@@ -73,8 +74,9 @@ export interface ResumeState {
 
 const objectName = (jobId: string, seq: number) => `${jobId}.${seq}`;
 
-export function sealCheckpoint(keys: VaultKeys, data: CheckpointData): Buffer {
-  return sealObject(keys, 'checkpoint', objectName(data.jobId, data.seq), data);
+/** Seals a checkpoint in slices (see runSliced): one of a large backup lists tens of thousands of files. */
+export function sealCheckpoint(keys: VaultKeys, data: CheckpointData): Promise<Buffer> {
+  return runSliced(sealSteps(keys, 'checkpoint', objectName(data.jobId, data.seq), data));
 }
 
 const DEC = /^-?\d{1,24}$/;

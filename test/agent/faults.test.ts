@@ -10,13 +10,14 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBackup, type BackupOptions } from '../../src/agent/backup.js';
+import { openCheckpoint } from '../../src/agent/checkpoint.js';
 import { runRestore, type RestoreResult } from '../../src/agent/restore.js';
 import { verifyVault } from '../../src/agent/verify.js';
 import { AzbkError } from '../../src/shared/errors.js';
 import { layout } from '../../src/vault/layout.js';
 import { FsBlobStore } from '../../src/vault/storage/fs-store.js';
 import { expectSameBytes, expectSameTree, listFiles, writeRandomFile } from '../helpers/fs-tree.js';
-import { createMachine, dataOnlyPack, filesInPack, readPoint, type TestMachine } from '../helpers/machine.js';
+import { createMachine, dataOnlyPack, filesInPack, readPoint, withMethods, type TestMachine } from '../helpers/machine.js';
 
 // Backups read files in worker threads; under vitest those run from a bundle of their source.
 
@@ -183,6 +184,40 @@ describe('checkpoints of a long file', () => {
     // It read on from where the twelfth checkpoint was: most of the file was not stored again.
     expect((await m.packBytes()) - before).toBeLessThan(96 * MiB - 36 * MiB);
     await expectRestoredFile(m, file);
+  });
+});
+
+describe('a checkpoint being stored', () => {
+  it('does not hold the backup back: files finish while it is stored, and it names none of them', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    for (let i = 0; i < 24; i++) await writeRandomFile(path.join(src, `f${String(i).padStart(2, '0')}.bin`), MiB + i);
+    let finished = 0;
+    let finishedMeanwhile = -1;
+    let finishedBefore = -1;
+    let named = -1;
+    // The first checkpoint is stored only once another file has finished (or after 20 s, when the
+    // backup waits for the checkpoint instead).
+    const session = withMethods(m.ctx.session, (s) => ({
+      putCheckpoint: async (p) => {
+        if (finishedMeanwhile < 0) {
+          finishedBefore = finished;
+          const deadline = Date.now() + 20_000;
+          while (finished === finishedBefore && Date.now() < deadline) await sleep(5);
+          finishedMeanwhile = finished - finishedBefore;
+          named = openCheckpoint(m.keys, p.jobId, p.seq, p.data)?.files.length ?? -1;
+        }
+        return s.putCheckpoint(p);
+      },
+    }));
+    const res = await runBackup({ ...m.ctx, session }, { include: [src], checkpointBytes: 4 * MiB, onEvent: (e) => void (e.type === 'file' && finished++) });
+    expect(res.checkpoints).toBeGreaterThanOrEqual(2);
+    expect(finishedMeanwhile).toBeGreaterThan(0);
+    // It names files finished before it was stored, none of those finished while it waited.
+    expect(named).toBeGreaterThanOrEqual(0);
+    expect(named).toBeLessThanOrEqual(finishedBefore);
+    await expectRestores(m, src);
+    await expectConsistent(m, true);
   });
 });
 
