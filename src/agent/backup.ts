@@ -664,18 +664,24 @@ class BackupJob {
   private async walkFolder(self: Listed, listed: readonly Listed[], complete: boolean, walked: (() => void) | undefined): Promise<Folder> {
     const { abs } = self;
     const subdirs = new Map<string, Promise<Folder | null>>();
-    let previous: Promise<void> | undefined;
+    let previous: { walked: Promise<void>; done: Promise<Folder | null> } | undefined;
     for (const l of listed) {
       if (l.st.kind !== 'dir') continue;
       if (!this.pool.hasRoom) await this.pool.room();
       // Past a bound, walk one subfolder at a time, so the walk does not list far more of the
       // tree than the readers have reached (memory would grow with the tree). The next one starts
       // once the one before has queued all its files, not once they are read: the readers are
-      // still busy with those while it is listed.
-      if (previous !== undefined && this.openEntries > openEntriesBound(this.pool.workers)) await previous;
+      // still busy with those while it is listed. Past eight times the bound (folders of
+      // thousands of entries, each waiting for a file or two), once they are read.
+      if (previous !== undefined && this.openEntries > openEntriesBound(this.pool.workers)) {
+        await previous.walked;
+        if (this.openEntries > HARD_BOUND_FACTOR * openEntriesBound(this.pool.workers)) await previous.done;
+      }
       let walkedSub!: () => void;
-      previous = new Promise<void>((resolve) => (walkedSub = resolve));
-      subdirs.set(l.name, handled(this.dir(l, walkedSub)));
+      const walked = new Promise<void>((resolve) => (walkedSub = resolve));
+      const done = handled(this.dir(l, walkedSub));
+      previous = { walked, done };
+      subdirs.set(l.name, done);
     }
     const subtrees = new Map<string, Folder | null>();
     for (const [name, sub] of subdirs) subtrees.set(name, await sub);
@@ -877,6 +883,9 @@ function packIds(refs: Iterable<PackRef>): PackId[] {
  * and 280-292 MiB; 500 in all starved the workers: 9.6 s).
  */
 const OPEN_ENTRIES_PER_WORKER = 512;
+
+/** Past this many times the bound, the walk waits for a subfolder's files to be read, not only queued. */
+const HARD_BOUND_FACTOR = 8;
 
 function openEntriesBound(workers: number): number {
   return Math.max(2, workers) * OPEN_ENTRIES_PER_WORKER;

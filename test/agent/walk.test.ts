@@ -1,6 +1,6 @@
 /**
  * The folder walk past its bound on held entries (512 per worker, at least two workers' worth):
- * it then finishes one subfolder before it starts the next. The tree must come back whole.
+ * it then walks one subfolder at a time. The tree must come back whole.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
