@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { BlobId, PackId } from '../core/ids.js';
 import { encodeTree, type FileNode, type TreeNode } from '../core/tree.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
@@ -70,6 +71,8 @@ export interface ResumedFrom {
 
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 60_000;
 export const DEFAULT_CHECKPOINT_BYTES = 512 * 1024 * 1024;
+/** How long a failed job waits for the checkpoint it was writing to end (it fails fast once the writer is abandoned). */
+const CHECKPOINT_WAIT_MS = 5000;
 
 export interface BackupResult {
   readonly jobId: string;
@@ -230,8 +233,9 @@ class BackupJob {
   private finishedSince: [string, KnownFile][] = [];
   private bytesSince = 0;
   private lastCheckpoint = Date.now();
-  /** the checkpoints being written, one after another (see tickSlow) */
+  /** the checkpoint being written in the background, if any (see tickSlow) */
   private checkpointing: Promise<void> = Promise.resolve();
+  private checkpointRunning = false;
   /** why a checkpoint written in the background failed: the job fails with it */
   private checkpointFailure: { readonly error: unknown } | null = null;
   /** folders the change journal saw change (optimized mode), or null for a full scan */
@@ -346,6 +350,8 @@ class BackupJob {
       await this.writer.flush();
     } catch (err) {
       await this.writer.abandon(); // drops a pack being streamed: nothing names it
+      // A checkpoint being written fails at once now, or ends soon: not after the job.
+      await Promise.race([this.checkpointing, delay(CHECKPOINT_WAIT_MS, undefined, { ref: false })]);
       throw err;
     } finally {
       this.scanner?.close();
@@ -393,13 +399,14 @@ class BackupJob {
   }
 
   /**
-   * Called as chunks and files complete: writes a checkpoint when one is due, and a last one
-   * followed by AZBK_CANCELLED when the job was asked to stop. Checkpoints never overlap.
+   * Called as chunks and files complete: starts a checkpoint when one is due (one at a time), and
+   * writes a last one followed by AZBK_CANCELLED when the job was asked to stop. Throws when a
+   * checkpoint written in the background failed.
    */
   private tick(): Promise<void> | undefined {
     if (this.checkpointFailure !== null) return Promise.reject(this.checkpointFailure.error);
     // Most calls find nothing to do: no promise for those.
-    if (this.opts.signal?.aborted !== true && !this.checkpointDue()) return undefined;
+    if (this.opts.signal?.aborted !== true && (this.checkpointRunning || !this.checkpointDue())) return undefined;
     return this.tickSlow();
   }
 
@@ -414,21 +421,24 @@ class BackupJob {
     if (this.opts.signal?.aborted === true) {
       this.finalCheckpoint ??= this.checkpointing.then(() => this.checkpoint(true));
       await this.finalCheckpoint;
+      // One that failed meanwhile left its files out of every checkpoint: the job failed.
+      if (this.checkpointFailure !== null) throw this.checkpointFailure.error;
       throw new AzbkError('AZBK_CANCELLED', `Backup cancelled; checkpoint ${this.seq} of job ${this.jobId} saved.`, {
         hint: 'Run azbk backup --now again: it continues from the checkpoint.',
       });
     }
-    if (!this.checkpointDue()) return;
-    // Reset the triggers at once, so callers arriving while this one runs do not start another.
-    this.bytesSince = 0;
-    this.lastCheckpoint = Date.now();
+    if (this.checkpointRunning || !this.checkpointDue()) return;
     // Written in the background: the files read meanwhile go on to the packs (the checkpoint
     // names what was finished when it began). Holding the results back until it was stored left
     // the workers without files for as long as that took, a third of a second here and there.
-    this.checkpointing = this.checkpointing
-      .then(() => this.checkpoint(false))
+    // One at a time: on a slow link the next is due only an interval after this one is stored.
+    this.checkpointRunning = true;
+    this.checkpointing = this.checkpoint(false)
       .catch((error: unknown) => {
         this.checkpointFailure ??= { error };
+      })
+      .finally(() => {
+        this.checkpointRunning = false;
       });
   }
 
@@ -464,6 +474,8 @@ class BackupJob {
     this.seq = seq;
     this.cache.flush();
     this.checkpoints++;
+    this.bytesSince = 0;
+    this.lastCheckpoint = Date.now();
     this.opts.onEvent?.({ type: 'checkpoint', seq, final });
   }
 
@@ -801,7 +813,8 @@ class BackupJob {
 
   /**
    * Hands a file's chunks from `from` on to the writer; `offset` is where the file stands after
-   * the last. A promise only when the writer or a checkpoint makes it wait: most chunks of a
+   * the last. A promise only when the writer makes it wait, a checkpoint failed or the job is
+   * stopping: most chunks of a
    * source tree are a small file's only one, and a promise each was garbage for the collector.
    */
   private addChunks(f: InFlight, chunks: readonly SealedChunk[], from: number, offset: number): Promise<void> | undefined {

@@ -365,8 +365,9 @@ export class BlobWriter {
   private async writeIndex(n: number): Promise<void> {
     const packs = this.started.splice(0, n).map((s) => s.pack!);
     const name = randomBytes(32).toString('hex');
-    const data = await runSliced(encodeIndexSteps(this.keys, name, packs));
+    let data: Buffer;
     try {
+      data = await runSliced(encodeIndexSteps(this.keys, name, packs));
       await this.session.putIndex(name, data);
     } catch (err) {
       // These packs are out of `started` and named by no index: nothing may be indexed after them.
