@@ -574,6 +574,38 @@ describe('cancellation', () => {
     await expectRestores(m, src);
     await expectConsistent(m, true);
   });
+
+  it('an abort while a checkpoint fails: the job fails with that failure, not as cancelled, and the next job restores exactly', async () => {
+    const m = await createMachine();
+    const src = await makeSource(m);
+    const ac = new AbortController();
+    let calls = 0;
+    // The first checkpoint fails, and only after the abort has been seen: the job is stopping
+    // (its last checkpoint waits behind this one) when the failure comes.
+    const session = withMethods(m.ctx.session, (s) => ({
+      putCheckpoint: async (p) => {
+        if (++calls === 1) {
+          ac.abort();
+          await sleep(300);
+          throw new Error('socket hang up');
+        }
+        return s.putCheckpoint(p);
+      },
+    }));
+    const err: unknown = await runBackup({ ...m.ctx, session }, { include: [src], checkpointBytes: CHECKPOINT_BYTES, signal: ac.signal }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toContain('socket hang up');
+    expect(await m.ctx.session.listPoints(m.ctx.registration.machineId)).toEqual([]);
+    await expectConsistent(m);
+
+    const res = await runBackup(m.ctx, { include: [src], checkpointBytes: CHECKPOINT_BYTES });
+    expect(res.stats.files).toBe(5);
+    await expectRestores(m, src);
+    await expectConsistent(m, true);
+  });
 });
 
 describe('the job lock', () => {
