@@ -44,6 +44,9 @@ function* packsProblemSteps(packs: unknown): Steps<string | null> {
   return null;
 }
 
+/** Index body, packs, a pack, its blobs: a pack's blobs are written in runs, not the pack whole. */
+const INDEX_SPLIT_DEPTH = 4;
+
 /**
  * Seals an index file listing `packs` under `name` (its vault object id). Throws RangeError when
  * an entry would not pass decodeIndex (a bug in the caller, not bad data).
@@ -61,7 +64,8 @@ export function* encodeIndexSteps(keys: VaultKeys, name: string, packs: readonly
     packs: packs.map((p) => ({ id: p.id, blobs: p.blobs.map(toEntry) })),
   };
   yield;
-  return yield* sealSteps(keys, 'index', name, body);
+  // Written entry by entry: a pack of small chunks lists thousands, 30-100 ms for one piece.
+  return yield* sealSteps(keys, 'index', name, body, INDEX_SPLIT_DEPTH);
 }
 
 /**

@@ -53,13 +53,16 @@ export function sealObject(keys: VaultKeys, kind: ObjectKind, name: string, valu
   return runSteps(sealSteps(keys, kind, name, value));
 }
 
-/** sealObject in steps, one per piece of text made and one per piece compressed (see runSliced). */
-export function* sealSteps(keys: VaultKeys, kind: ObjectKind, name: string, value: unknown): Steps<Buffer> {
+/**
+ * sealObject in steps, one per piece of text made and one per piece compressed (see runSliced);
+ * `split`: the depth from which containers are written whole (see jsonPieces).
+ */
+export function* sealSteps(keys: VaultKeys, kind: ObjectKind, name: string, value: unknown, split?: number): Steps<Buffer> {
   if (!KINDS.includes(kind)) throw new TypeError(`unknown object kind ${String(kind)}`);
   // The text is made twice, first for its size (the frame records it), then to compress: a
   // piece at a time, never all of it.
   let size = 0;
-  for (const piece of jsonPieces(value)) {
+  for (const piece of jsonPieces(value, split)) {
     size += Buffer.byteLength(piece, 'utf8');
     yield;
   }
@@ -69,7 +72,7 @@ export function* sealSteps(keys: VaultKeys, kind: ObjectKind, name: string, valu
   const cipher = createCipheriv('aes-256-gcm', objectKey(keys, nonce), nonce);
   cipher.setAAD(objectAad(keyId, kind, name));
   const parts: Buffer[] = [MAGIC, keyId, nonce];
-  yield* zstdCompressPieces(asBuffers(jsonPieces(value)), size, LEVEL, (part) => parts.push(cipher.update(part)));
+  yield* zstdCompressPieces(asBuffers(jsonPieces(value, split)), size, LEVEL, (part) => parts.push(cipher.update(part)));
   parts.push(cipher.final(), cipher.getAuthTag());
   return Buffer.concat(parts);
 }

@@ -29,6 +29,21 @@ describe('jsonPieces', () => {
     expect(pieces.join('')).toBe(JSON.stringify(value));
   });
 
+  it('splits deeper when asked: an index of one big pack comes in bounded pieces, not the pack whole', () => {
+    const blobs = Array.from({ length: 6_000 }, (_, i) => ({ type: 'data', id: `${i}`.padStart(64, 'f'), offset: i * 100, length: 90, rawLength: 200 }));
+    const index = { version: 1, packs: [{ id: 'a'.repeat(64), blobs }, { id: 'b'.repeat(64), blobs: blobs.slice(0, 10) }] };
+    const whole = [...jsonPieces(index)];
+    const split = [...jsonPieces(index, 4)];
+    expect(Math.max(...whole.map((p) => p.length))).toBeGreaterThan(JSON.stringify(blobs).length);
+    const run = JSON.stringify(blobs.slice(0, 256)).length;
+    for (const p of split) expect(p.length).toBeLessThan(64 * 1024 + run);
+    expect(split.join('')).toBe(JSON.stringify(index));
+    expect(whole.join('')).toBe(JSON.stringify(index));
+    for (const v of [{ a: [[[[1, [2]]], {}]], b: { c: { d: { e: [undefined] } } } }, [[[{ x: undefined, y: [() => 1] }]]]]) {
+      for (const depth of [1, 3, 4, 6]) expect([...jsonPieces(v, depth)].join('')).toBe(JSON.stringify(v));
+    }
+  });
+
   it('refuses a value JSON.stringify cannot write, as sealing did', () => {
     expect(() => [...jsonPieces(undefined)]).toThrow(TypeError);
     expect(() => [...jsonPieces(() => 1)]).toThrow(TypeError);
