@@ -427,11 +427,11 @@ class BackupJob {
         hint: 'Run azbk backup --now again: it continues from the checkpoint.',
       });
     }
-    if (this.checkpointRunning || !this.checkpointDue()) return;
-    // Written in the background: the files read meanwhile go on to the packs (the checkpoint
-    // names what was finished when it began). Holding the results back until it was stored left
-    // the workers without files for as long as that took, a third of a second here and there.
-    // One at a time: on a slow link the next is due only an interval after this one is stored.
+    // Due, and none running (see tick). Written in the background: the files read meanwhile go on
+    // to the packs (the checkpoint names what was finished when it began). Holding the results
+    // back until it was stored left the workers without files for as long as that took, a third
+    // of a second here and there. One at a time: on a slow link the next is due only an interval
+    // after this one is stored.
     this.checkpointRunning = true;
     this.checkpointing = this.checkpoint(false)
       .catch((error: unknown) => {
@@ -814,8 +814,8 @@ class BackupJob {
   /**
    * Hands a file's chunks from `from` on to the writer; `offset` is where the file stands after
    * the last. A promise only when the writer makes it wait, a checkpoint failed or the job is
-   * stopping: most chunks of a
-   * source tree are a small file's only one, and a promise each was garbage for the collector.
+   * stopping: most chunks of a source tree are a small file's only one, and a promise each was
+   * garbage for the collector.
    */
   private addChunks(f: InFlight, chunks: readonly SealedChunk[], from: number, offset: number): Promise<void> | undefined {
     for (let i = from; i < chunks.length; i++) {

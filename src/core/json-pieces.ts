@@ -5,7 +5,7 @@
  */
 
 /** By default, containers this deep or deeper are written by JSON.stringify in one piece. */
-export const SPLIT_DEPTH = 2;
+const SPLIT_DEPTH = 2;
 /** Pieces are gathered up to about this many characters before they are handed on. */
 const PIECE_CHARS = 64 * 1024;
 
