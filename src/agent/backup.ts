@@ -216,7 +216,7 @@ interface InFlight {
 class BackupJob {
   private readonly skipped: SkippedItem[] = [];
   private readonly warnings: SkippedItem[] = [];
-  private readonly stats: BackupStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0, newBytes: 0, uploadedBytes: 0, blobs: 0, newBlobs: 0, packs: 0 };
+  private readonly stats: BackupStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0, readBytes: 0, newBytes: 0, uploadedBytes: 0, blobs: 0, newBlobs: 0, packs: 0 };
   private writer!: BlobWriter;
   private index!: BlobIndex;
   private pool!: ChunkPool;
@@ -840,6 +840,7 @@ class BackupJob {
     f.content.push(c.id as BlobId);
     f.offset += c.rawLength;
     this.bytesSince += c.rawLength;
+    this.stats.readBytes! += c.rawLength;
   }
 
   /** The file's listing entry and what to remember of it; `fresh`: just read (the checkpoint records it). */

@@ -13,7 +13,10 @@ export interface BackupStats {
   files: number;
   dirs: number;
   symlinks: number;
+  /** the size of the files in the point */
   bytes: number;
+  /** file data this job read: none for a file the cache found unchanged (absent in points made before it was counted) */
+  readBytes?: number;
   newBytes: number;
   uploadedBytes: number;
   blobs: number;

@@ -20,9 +20,11 @@ function summary(j: JobRecord): string {
   const parts: string[] = [];
   if (j.error !== undefined) parts.push(String(j.error));
   if (j.point !== undefined) parts.push(`point ${String(j.point)}`);
-  const s = j.stats as { files?: unknown; bytes?: unknown; uploadedBytes?: unknown } | undefined;
+  const s = j.stats as { files?: unknown; bytes?: unknown; readBytes?: unknown; uploadedBytes?: unknown } | undefined;
   if (typeof s?.files === 'number' && typeof s.bytes === 'number' && typeof s.uploadedBytes === 'number') {
-    parts.push(`${s.files} files, ${formatBytes(s.bytes)} read, ${formatBytes(s.uploadedBytes)} uploaded`);
+    // A job recorded before what it read was counted says only the point's size.
+    const read = typeof s.readBytes === 'number' ? `, ${formatBytes(s.readBytes)} read` : '';
+    parts.push(`${s.files} files (${formatBytes(s.bytes)})${read}, ${formatBytes(s.uploadedBytes)} uploaded`);
   }
   const r = j.restored as { files?: unknown; bytes?: unknown } | undefined;
   if (typeof r?.files === 'number' && typeof r.bytes === 'number') parts.push(`${r.files} files, ${formatBytes(r.bytes)} restored`);
