@@ -50,13 +50,13 @@ function usage(msg) {
     'usage: node bench/run.mjs PATH [--tools azbk,azbk-https,azbk-journal,restic,borg] [--work DIR] [--restore-to DIR]\n' +
       '                          [--json FILE] [--keep]\n' +
       '                          [--change-every N] [--no-floor] [--no-check] [--verify all|azbk|none] [--azbk DIR]\n' +
-      '                          [--wait-idle SECONDS]\n',
+      '                          [--wait-idle SECONDS] [--repeat N]\n',
   );
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const o = { waitIdle: 0, azbk: null, tools: DEFAULT_TOOLS, work: null, restoreTo: null, json: null, keep: false, changeEvery: 100, floor: true, check: true, verify: 'all', source: null };
+  const o = { waitIdle: 0, repeat: 1, azbk: null, tools: DEFAULT_TOOLS, work: null, restoreTo: null, json: null, keep: false, changeEvery: 100, floor: true, check: true, verify: 'all', source: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -70,6 +70,7 @@ function parseArgs(argv) {
     else if (a === '--json') o.json = path.resolve(val());
     else if (a === '--keep') o.keep = true;
     else if (a === '--wait-idle') o.waitIdle = Number(val());
+    else if (a === '--repeat') o.repeat = Number(val());
     else if (a === '--azbk') o.azbk = path.resolve(val());
     else if (a === '--no-floor') o.floor = false;
     else if (a === '--no-check') o.check = false;
@@ -84,6 +85,7 @@ function parseArgs(argv) {
   for (const t of o.tools) if (!ALL_TOOLS.includes(t)) usage(`unknown tool ${t} (known: ${ALL_TOOLS.join(', ')})`);
   if (!Number.isInteger(o.changeEvery) || o.changeEvery < 1) usage('--change-every must be a positive integer');
   if (!['all', 'azbk', 'none'].includes(o.verify)) usage('--verify must be all, azbk or none');
+  if (!Number.isInteger(o.repeat) || o.repeat < 1 || o.repeat > 9) usage('--repeat must be an integer from 1 to 9');
   return o;
 }
 
@@ -652,13 +654,21 @@ function killWatchers(sig) {
 }
 
 /** The azbk-journal re-runs that were not optimized: ['unchanged: full (why)', ...]. */
+/** The run with the median time (the lower of the two middle ones), or the first that failed. */
+function medianRun(runs) {
+  const failed = runs.find((s) => !s.ok);
+  if (failed) return failed;
+  return [...runs].sort((a, b) => a.wall - b.wall)[Math.floor((runs.length - 1) / 2)];
+}
+
 function journalNotOptimized(result) {
   const r = result.tools['azbk-journal'];
   if (!r) return [];
   const bad = [];
   for (const k of ['unchanged', 'changed']) {
-    const s = r.steps[k];
-    if (s?.ok && s.azbkScan?.mode !== 'optimized') bad.push(`${k}: ${s.azbkScan ? `${s.azbkScan.mode} (${s.azbkScan.reason})` : 'no scan mode in its result'}`);
+    for (const s of r.runs?.[k] ?? [r.steps[k]]) {
+      if (s?.ok && s.azbkScan?.mode !== 'optimized') bad.push(`${s.name}: ${s.azbkScan ? `${s.azbkScan.mode} (${s.azbkScan.reason})` : 'no scan mode in its result'}`);
+    }
   }
   return bad;
 }
@@ -779,6 +789,7 @@ async function main() {
     date: new Date().toISOString(),
     source,
     work,
+    repeat: opts.repeat,
     sameFileSystem: sameDevice,
     fileSystem: fsInfo(work),
     restoreTo: opts.restoreTo === null ? null : { dir: opts.restoreTo, fileSystem: fsInfo(opts.restoreTo) },
@@ -794,6 +805,7 @@ async function main() {
       'A sync runs (untimed) before every step so one step\'s dirty pages are not flushed during the next.',
       opts.restoreTo === null ? 'Restores go into a fresh folder in the work folder.' : `Restores go into a fresh folder under ${opts.restoreTo} (--restore-to), not the work folder.`,
       'Repository size is du of the repository folder only; local caches (restic cache, borg cache, AZBK_HOME) are reported separately.',
+      ...(opts.repeat > 1 ? [`--repeat ${opts.repeat}: the unchanged re-run and the restore ran ${opts.repeat} times per tool, the tools taking turns; the table gives each tool's median run (its time, CPU and ratio), the peak counts every run.`] : []),
       'Peak RSS is GNU time -v "Maximum resident set size" of the tool process.',
       'otherCores per step: CPU used by other processes during the step (from /proc/stat), as cores on average; above 0.25 the step is marked with * in the table.',
       'azbkScan per azbk backup step: full scan or optimized (the change journal), and why, from the backup\'s JSON result.',
@@ -874,6 +886,22 @@ async function main() {
       }
       log(`${t.name}: unchanged re-run`);
       r.steps.unchanged = await t.backup(m(t), 'unchanged');
+      r.runs = { unchanged: [r.steps.unchanged], restore: [] };
+    }
+
+    // 1b: with --repeat N, the unchanged re-run N - 1 times more, the tools taking turns, so that
+    // a spell of the machine's own slows them alike; the table gives each tool's median
+    for (let rep = 2; rep <= opts.repeat; rep++) {
+      for (const t of tools) {
+        const r = result.tools[t.name];
+        if (r.failed || !r.steps.unchanged?.ok) continue;
+        log(`${t.name}: unchanged re-run ${rep} of ${opts.repeat}`);
+        r.runs.unchanged.push(await t.backup(m(t), `unchanged-${rep}`));
+      }
+    }
+    for (const t of tools) {
+      const r = result.tools[t.name];
+      if (r.runs) r.steps.unchanged = medianRun(r.runs.unchanged);
     }
 
     // 2: change every Nth file once; every tool's third run sees the same changed tree
@@ -905,16 +933,20 @@ async function main() {
     const sample = new Set(chosen);
     for (let i = Math.floor(opts.changeEvery / 2); i < tree.files.length; i += opts.changeEvery) sample.add(tree.files[i]);
     sample.add(tree.files[tree.files.length - 1]); // so a tree of a few big files has an unchanged one checked too
-    for (const t of tools) {
+    // (with --repeat N, N times, the tools taking turns; the sample is checked after the first)
+    for (let rep = 1; rep <= opts.repeat; rep++) for (const t of tools) {
       const r = result.tools[t.name];
       if (r.failed) continue;
       const target = opts.restoreTo === null ? path.join(t.dir, 'restore') : path.join(opts.restoreTo, `azbk-bench-restore-${t.name}`);
       await fsp.rm(target, { recursive: true, force: true });
       await fsp.mkdir(target, { recursive: true });
-      log(`${t.name}: restore`);
-      r.steps.restore = await t.restore(m(t), target);
-      if (!r.steps.restore.ok) r.failed = 'restore';
-      else if (opts.verify === 'all' || (opts.verify === 'azbk' && t.name.startsWith('azbk'))) {
+      log(`${t.name}: restore${opts.repeat > 1 ? ` ${rep} of ${opts.repeat}` : ''}`);
+      const named = (name, ...rest) => m(t)(rep > 1 ? `${name}-${rep}` : name, ...rest);
+      const run = await t.restore(named, target);
+      r.runs.restore.push(run);
+      r.steps.restore = medianRun(r.runs.restore);
+      if (!run.ok) r.failed = 'restore';
+      else if (rep === 1 && (opts.verify === 'all' || (opts.verify === 'azbk' && t.name.startsWith('azbk')))) {
         const root = path.join(target, source);
         const bad = [];
         let checked = 0;
@@ -945,7 +977,9 @@ async function main() {
       const r = result.tools[t.name];
       r.repoSize = fs.existsSync(t.repo()) ? du(t.repo()) : null;
       r.localCacheSize = fs.existsSync(t.cache()) ? du(t.cache()) : null;
-      const measured = Object.entries(r.steps).filter(([k, s]) => k !== 'setup' && k !== 'check' && s.maxRss !== null);
+      // every run of a repeated step counts
+      const runs = Object.entries(r.runs ?? {}).flatMap(([k, list]) => list.map((s) => [k, s]));
+      const measured = [...Object.entries(r.steps), ...runs].filter(([k, s]) => k !== 'setup' && k !== 'check' && s.maxRss !== null);
       const peak = measured.reduce((best, [k, s]) => (best === null || s.maxRss > best.bytes ? { bytes: s.maxRss, step: k } : best), null);
       r.peakRss = peak;
     }
@@ -994,11 +1028,12 @@ function printTable(result, names) {
     return s?.ok && s.user !== null ? s.user + s.sys : null;
   };
   const ch = result.change;
+  const times = result.repeat > 1 ? ` (median of ${result.repeat})` : '';
   const rows = [
     ['initial backup', stepCell('initial')],
-    ['unchanged re-run', stepCell('unchanged')],
+    [`unchanged re-run${times}`, stepCell('unchanged')],
     [`re-run, ${ch ? `${ch.percentOfFiles.toFixed(ch.percentOfFiles < 10 ? 1 : 0)}% of files changed` : 'files changed'}`, stepCell('changed')],
-    ['restore', stepCell('restore')],
+    [`restore${times}`, stepCell('restore')],
     ...(Object.values(R).some((r) => r?.steps?.check) ? [['check, reading all data', stepCell('check')]] : []),
     ['repository size', (n) => cell(n, (r) => r?.repoSize?.allocated ?? null, fmtBytes)],
     ['peak RSS', (n) => cell(n, (r) => r?.peakRss?.bytes ?? null, fmtBytes)],
@@ -1047,6 +1082,12 @@ function printTable(result, names) {
   if (result.floor?.ok) {
     const f = result.floor;
     out.push(`floor: tar cf - | zstd -T0 -3 > /dev/null took ${fmtSecs(f.wall)} (${fmtBytes(t.bytes / f.wall)}/s)${f.user !== null ? `, cpu ${fmtSecs(f.user + f.sys)}` : ''}; warm-up read (tar | cat) ${fmtSecs(result.warmup.wall)}`);
+  }
+  if (result.repeat > 1) {
+    for (const k of ['unchanged', 'restore']) {
+      const each = names.filter((n) => R[n]?.runs?.[k]?.length).map((n) => `${n} ${R[n].runs[k].map((s) => (s.ok ? s.wall.toFixed(2) : 'failed')).join(' / ')}`);
+      if (each.length > 0) out.push(`${k === 'restore' ? 'restore' : 'unchanged re-run'}, each run in order (s): ${each.join('; ')}`);
+    }
   }
   for (const n of names) {
     const r = R[n];
