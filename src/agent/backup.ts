@@ -55,6 +55,8 @@ export interface BackupOptions {
   readonly signal?: AbortSignal;
   /** chunk workers (default: one per core) */
   readonly workers?: number;
+  /** folder entries per worker the walk may hold before it goes one subfolder at a time (default 512; tests set fewer) */
+  readonly heldEntriesPerWorker?: number;
   /**
    * a full scan's walk starts only once the scan worker has gone through everything, so that it
    * takes every folder the worker found unchanged (tests)
@@ -87,6 +89,8 @@ export interface BackupResult {
   readonly warnings: readonly SkippedItem[];
   readonly started: string;
   readonly finished: string;
+  /** the most folder entries the walk held at once: listed, in folders not yet finished (see walkFolder) */
+  readonly heldEntries: number;
 }
 
 interface Trie {
@@ -246,6 +250,8 @@ class BackupJob {
   private finalCheckpoint: Promise<void> | null = null;
   /** entries of folders listed and not yet finished: what the walk holds in memory */
   private openEntries = 0;
+  /** the most it has been */
+  private heldEntries = 0;
   /** the trees this job stored (or found stored) and their packs, for the cache once the point is written */
   private readonly madeTrees = new Map<BlobId, ReadonlySet<PackRef>>();
   /** the packs of the point, once it is being written */
@@ -395,6 +401,7 @@ class BackupJob {
       warnings: this.warnings,
       started: manifest.started,
       finished: manifest.finished,
+      heldEntries: this.heldEntries,
     };
   }
 
@@ -665,11 +672,17 @@ class BackupJob {
       return null;
     }
     this.openEntries += listed.length;
+    this.heldEntries = Math.max(this.heldEntries, this.openEntries);
     try {
       return await this.walkFolder(folder, listed, complete, walked);
     } finally {
       this.openEntries -= listed.length;
     }
+  }
+
+  /** Folder entries the walk may hold before it walks one subfolder at a time. */
+  private entriesBound(): number {
+    return openEntriesBound(this.pool.workers, this.opts.heldEntriesPerWorker);
   }
 
   /** The rest of dir(): subfolders, then the fingerprint check, then the files. */
@@ -685,9 +698,10 @@ class BackupJob {
       // once the one before has queued all its files, not once they are read: the readers are
       // still busy with those while it is listed. Past eight times the bound (folders of
       // thousands of entries, each waiting for a file or two), once they are read.
-      if (previous !== undefined && this.openEntries > openEntriesBound(this.pool.workers)) {
+      const bound = this.entriesBound();
+      if (previous !== undefined && this.openEntries > bound) {
         await previous.walked;
-        if (this.openEntries > HARD_BOUND_FACTOR * openEntriesBound(this.pool.workers)) await previous.done;
+        if (this.openEntries > HARD_BOUND_FACTOR * bound) await previous.done;
       }
       let walkedSub!: () => void;
       const walked = new Promise<void>((resolve) => (walkedSub = resolve));
@@ -901,8 +915,8 @@ const OPEN_ENTRIES_PER_WORKER = 512;
 /** Past this many times the bound, the walk waits for a subfolder's files to be read, not only queued. */
 const HARD_BOUND_FACTOR = 8;
 
-function openEntriesBound(workers: number): number {
-  return Math.max(2, workers) * OPEN_ENTRIES_PER_WORKER;
+function openEntriesBound(workers: number, perWorker = OPEN_ENTRIES_PER_WORKER): number {
+  return Math.max(2, workers) * perWorker;
 }
 
 /**
