@@ -6,7 +6,7 @@
  *
  *   node bench/run.mjs PATH [--tools azbk,azbk-https,azbk-journal,restic,borg] [--work DIR] [--json FILE] [--keep]
  *                           [--change-every N] [--no-floor] [--no-check] [--verify all|azbk|none] [--azbk DIR]
- *                           [--wait-idle SECONDS]
+ *                           [--wait-idle SECONDS] [--repeat N]
  *
  * Plain Node ESM, no dependencies: it runs the built CLI (node bin/azbk), so build first
  * (`npm run bench -- PATH` does).
@@ -653,7 +653,6 @@ function killWatchers(sig) {
   }
 }
 
-/** The azbk-journal re-runs that were not optimized: ['unchanged: full (why)', ...]. */
 /** The run with the median time (the lower of the two middle ones), or the first that failed. */
 function medianRun(runs) {
   const failed = runs.find((s) => !s.ok);
@@ -661,6 +660,7 @@ function medianRun(runs) {
   return [...runs].sort((a, b) => a.wall - b.wall)[Math.floor((runs.length - 1) / 2)];
 }
 
+/** The azbk-journal re-runs that were not optimized: ['backup-unchanged: full (why)', ...]. */
 function journalNotOptimized(result) {
   const r = result.tools['azbk-journal'];
   if (!r) return [];
@@ -901,7 +901,9 @@ async function main() {
     }
     for (const t of tools) {
       const r = result.tools[t.name];
-      if (r.runs) r.steps.unchanged = medianRun(r.runs.unchanged);
+      if (!r.runs) continue;
+      r.steps.unchanged = medianRun(r.runs.unchanged);
+      if (!r.steps.unchanged.ok) r.failed ??= 'unchanged';
     }
 
     // 2: change every Nth file once; every tool's third run sees the same changed tree
@@ -980,7 +982,7 @@ async function main() {
       // every run of a repeated step counts
       const runs = Object.entries(r.runs ?? {}).flatMap(([k, list]) => list.map((s) => [k, s]));
       const measured = [...Object.entries(r.steps), ...runs].filter(([k, s]) => k !== 'setup' && k !== 'check' && s.maxRss !== null);
-      const peak = measured.reduce((best, [k, s]) => (best === null || s.maxRss > best.bytes ? { bytes: s.maxRss, step: k } : best), null);
+      const peak = measured.reduce((best, [k, s]) => (best === null || s.maxRss > best.bytes ? { bytes: s.maxRss, step: r.runs?.[k]?.length > 1 ? s.name : k } : best), null);
       r.peakRss = peak;
     }
   } finally {
@@ -1017,7 +1019,8 @@ function printTable(result, names) {
     if (v === null || v === undefined) return R[name]?.failed ? `failed (${R[name].failed})` : 'n/a';
     const b = base ? get(R[base]) : null;
     const ratio = b ? ` (${(v / b).toFixed(2)}x)` : '';
-    const busy = stepKey !== undefined && (R[name]?.steps?.[stepKey]?.otherCores ?? 0) >= BUSY_MARK;
+    const runs = stepKey === undefined ? [] : (R[name]?.runs?.[stepKey] ?? [R[name]?.steps?.[stepKey]]);
+    const busy = runs.some((s) => (s?.otherCores ?? 0) >= BUSY_MARK);
     if (busy) busyMarks++;
     return `${fmt(v)}${ratio}${busy ? ' *' : ''}`;
   };
@@ -1076,7 +1079,9 @@ function printTable(result, names) {
   out.push('');
   out.push(base ? 'Ratios are to restic (below 1 = better than restic).' : 'restic did not run: no ratios.');
   if (busyMarks > 0) out.push(`* other processes on the machine used ${BUSY_MARK} cores or more on average during this step: its time is not clean.`);
-  const allSteps = Object.values(R).flatMap((r) => Object.values(r.steps));
+  // every run of a repeated step
+  const everyRun = (r) => [...Object.entries(r.steps).filter(([k]) => !r.runs?.[k]), ...Object.entries(r.runs ?? {}).flatMap(([k, list]) => list.map((s) => [list.length > 1 ? s.name : k, s]))];
+  const allSteps = Object.values(R).flatMap((r) => everyRun(r).map(([, s]) => s));
   const maxOther = allSteps.reduce((mx, s) => Math.max(mx, s.otherCores ?? 0), 0);
   if (allSteps.length > 0 && result.gnuTime) out.push(`background load: other processes used at most ${maxOther.toFixed(2)} cores on average during any step.`);
   if (result.floor?.ok) {
@@ -1100,7 +1105,7 @@ function printTable(result, names) {
     if (w) notes.push(`azbk watch (not timed) ready ${w.readySeconds !== null ? `${fmtSecs(w.readySeconds)} after start` : 'never'}, peak RSS ${fmtBytes(w.peakRss)}, cpu ${fmtSecs(w.cpuSeconds)} in all, exit ${w.exitCode}`);
     const c = r.journalCatchUp;
     if (c) notes.push(`journal had ${c.seen}/${c.expected} changed files ${fmtSecs(c.seconds)} after the change${c.ok ? '' : ' (GAVE UP WAITING)'}`);
-    for (const [k, s] of Object.entries(r.steps)) if (s.exitCode !== 0) notes.push(`${k} exit ${s.exitCode}${s.ok ? '' : ' (failed)'}`);
+    for (const [k, s] of everyRun(r)) if (s.exitCode !== 0) notes.push(`${k} exit ${s.exitCode}${s.ok ? '' : ' (failed)'}`);
     if (r.failed) notes.push(`FAILED at ${r.failed}`);
     out.push(`${n}: ${notes.join('; ')}`);
   }

@@ -93,6 +93,12 @@ export interface BackupResult {
   readonly heldEntries: number;
 }
 
+/** File data read and bytes uploaded, which a run's attempts add up. */
+interface Counted {
+  readonly readBytes: number;
+  readonly uploadedBytes: number;
+}
+
 interface Trie {
   included: boolean;
   readonly children: Map<string, Trie>;
@@ -105,9 +111,10 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
   const cache = FileCache.forVault(ctx.paths.home, ctx.registration.vaultId, ctx.keys.keyId);
   cache.holdReads(); // the walk looks up rows for every folder
   try {
+    let carried: Counted = { readBytes: 0, uploadedBytes: 0 };
     for (let attempt = 1; ; attempt++) {
       const resume = await findResumable(ctx.session, ctx.keys);
-      const job = new BackupJob(ctx, resume, cache, opts);
+      const job = new BackupJob(ctx, resume, cache, opts, carried);
       try {
         return await job.run();
       } catch (err) {
@@ -118,6 +125,7 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
           const missing = await job.missingPacks().catch(() => null);
           if (missing !== null) {
             cache.addMissingPacks(missing);
+            carried = job.counted; // what it read and uploaded counts in the run's totals
             opts.onEvent?.({ type: 'retry' });
             continue;
           }
@@ -264,7 +272,10 @@ class BackupJob {
     private readonly resume: ResumeState | null,
     private readonly cache: FileCache,
     private readonly opts: BackupOptions,
+    /** what an earlier attempt of this run read and uploaded (see runBackup) */
+    private readonly carried: Counted = { readBytes: 0, uploadedBytes: 0 },
   ) {
+    this.stats.readBytes = carried.readBytes;
     this.jobId = resume?.jobId ?? randomBytes(16).toString('hex');
     this.seq = resume?.seq ?? 0;
     this.known = resume?.files ?? new Map();
@@ -382,7 +393,7 @@ class BackupJob {
       warnings: this.warnings,
     };
     const sealed = sealManifest(keys, manifest);
-    this.stats.uploadedBytes = w.uploadedBytes + sealed.length;
+    this.stats.uploadedBytes = this.carried.uploadedBytes + w.uploadedBytes + sealed.length;
     this.named = packIds(this.packsOf(root.tree, root.packs));
     const point = await session.putPoint({ keyId: keys.keyId, jobId: this.jobId, manifest: sealed, packs: this.named });
     this.cache.putTreePacks([...this.madeTrees].map(([tree, refs]) => [tree, packIds(refs)] as const));
@@ -514,6 +525,11 @@ class BackupJob {
       node.included = true;
     }
     return root;
+  }
+
+  /** The file data this attempt read and what it uploaded, with an earlier attempt's. */
+  get counted(): Counted {
+    return { readBytes: this.stats.readBytes ?? 0, uploadedBytes: this.carried.uploadedBytes + (this.writer?.stats.uploadedBytes ?? 0) };
   }
 
   /** The packs of the point the vault refused (AZBK_PACK_GONE) that it does not hold. */

@@ -15,7 +15,11 @@ export interface BackupStats {
   symlinks: number;
   /** the size of the files in the point */
   bytes: number;
-  /** file data this job read: none for a file the cache found unchanged (absent in points made before it was counted) */
+  /**
+   * file data this run read: none for a file the cache found unchanged, twice for one read again
+   * (it changed while read, or its data went missing from the vault), so it can exceed `bytes`;
+   * absent in points made before it was counted
+   */
   readBytes?: number;
   newBytes: number;
   uploadedBytes: number;

@@ -125,12 +125,14 @@ describe('the packs a point names', () => {
     const m = await createMachine();
     const src = path.join(m.dir, 'src');
     for (const f of ['a.bin', 'b.bin']) await write(path.join(src, f), randomBytes(3 * MiB));
-    // As the backup writes its point, a prune pass marks one of the packs the point names gone.
+    // As the backup writes its point, a prune pass marks the pack of the files' data gone (the
+    // largest of the packs the point names: the others hold listings).
     let doomed: PackId | undefined;
     const session = withMethods(m.ctx.session, (s) => ({
       putPoint: async (p) => {
         if (doomed === undefined) {
-          doomed = p.packs[0]!;
+          const sizes = await Promise.all(p.packs.map(async (id) => [id, (await s.statPack(id)) ?? 0] as const));
+          doomed = sizes.reduce((a, b) => (b[1] > a[1] ? b : a))[0];
           await m.base.put(layout.gone(doomed), Buffer.from('{}'));
         }
         return s.putPoint(p);
@@ -144,5 +146,7 @@ describe('the packs a point names', () => {
     const packs = await named(m, res.point);
     expect(packs).not.toContain(doomed);
     expect(packs).toEqual(await referenced(m, res.point));
+    // The files were read twice, first for the point refused, then to store their data again.
+    expect(res.stats.readBytes).toBe(12 * MiB);
   });
 });

@@ -55,6 +55,12 @@ describe('azbk jobs', () => {
     expect(after).toMatchObject({ total: 5, unreadable: 3 });
     expect(after.jobs[0]).toMatchObject({ kind: 'restore', status: 'failed', error: 'AZBK_POINT_NOT_FOUND' });
 
+    // A backup recorded before the data read was counted: its files, their size and the upload.
+    const old = { kind: 'backup', status: 'ok', started: now, finished: now, point: '20200101T000000000Z-0a0b0c0d', stats: { files: 3, bytes: 3072, uploadedBytes: 2048 } };
+    await fs.appendFile(path.join(m.home, 'jobs.jsonl'), `${JSON.stringify(old)}\n`);
+    const last = (await m.run(['jobs', '--last', '1'])).stdout.split('\n')[0];
+    expect(last).toMatch(/backup\s+ok .*point 20200101T000000000Z-0a0b0c0d; 3 files \(3\.0 KiB\), 2\.0 KiB uploaded$/);
+
     const bad = await m.run(['jobs', '--last', 'all']);
     expectExit(bad, 2);
     expectNoStack(bad);
