@@ -653,6 +653,12 @@ function killWatchers(sig) {
   }
 }
 
+/** A step's name, with the run's number when the step ran more than once ('restore 2'). */
+function runLabel(r, k, s) {
+  const list = r.runs?.[k];
+  return list !== undefined && list.length > 1 ? `${k} ${list.indexOf(s) + 1}` : k;
+}
+
 /** The run with the median time (the lower of the two middle ones), or the first that failed. */
 function medianRun(runs) {
   const failed = runs.find((s) => !s.ok);
@@ -903,7 +909,10 @@ async function main() {
       const r = result.tools[t.name];
       if (!r.runs) continue;
       r.steps.unchanged = medianRun(r.runs.unchanged);
-      if (!r.steps.unchanged.ok) r.failed ??= 'unchanged';
+      if (!r.steps.unchanged.ok) {
+        r.failed ??= 'unchanged';
+        if (t.stop) r.watcher = await t.stop();
+      }
     }
 
     // 2: change every Nth file once; every tool's third run sees the same changed tree
@@ -982,7 +991,7 @@ async function main() {
       // every run of a repeated step counts
       const runs = Object.entries(r.runs ?? {}).flatMap(([k, list]) => list.map((s) => [k, s]));
       const measured = [...Object.entries(r.steps), ...runs].filter(([k, s]) => k !== 'setup' && k !== 'check' && s.maxRss !== null);
-      const peak = measured.reduce((best, [k, s]) => (best === null || s.maxRss > best.bytes ? { bytes: s.maxRss, step: r.runs?.[k]?.length > 1 ? s.name : k } : best), null);
+      const peak = measured.reduce((best, [k, s]) => (best === null || s.maxRss > best.bytes ? { bytes: s.maxRss, step: runLabel(r, k, s) } : best), null);
       r.peakRss = peak;
     }
   } finally {
@@ -1078,9 +1087,9 @@ function printTable(result, names) {
   for (const r of body) out.push(line(r));
   out.push('');
   out.push(base ? 'Ratios are to restic (below 1 = better than restic).' : 'restic did not run: no ratios.');
-  if (busyMarks > 0) out.push(`* other processes on the machine used ${BUSY_MARK} cores or more on average during this step: its time is not clean.`);
+  if (busyMarks > 0) out.push(`* other processes on the machine used ${BUSY_MARK} cores or more on average during this step (one of its runs, when repeated): its time is not clean.`);
   // every run of a repeated step
-  const everyRun = (r) => [...Object.entries(r.steps).filter(([k]) => !r.runs?.[k]), ...Object.entries(r.runs ?? {}).flatMap(([k, list]) => list.map((s) => [list.length > 1 ? s.name : k, s]))];
+  const everyRun = (r) => [...Object.entries(r.steps).filter(([k]) => !r.runs?.[k]), ...Object.entries(r.runs ?? {}).flatMap(([k, list]) => list.map((s) => [runLabel(r, k, s), s]))];
   const allSteps = Object.values(R).flatMap((r) => everyRun(r).map(([, s]) => s));
   const maxOther = allSteps.reduce((mx, s) => Math.max(mx, s.otherCores ?? 0), 0);
   if (allSteps.length > 0 && result.gnuTime) out.push(`background load: other processes used at most ${maxOther.toFixed(2)} cores on average during any step.`);

@@ -392,8 +392,10 @@ class BackupJob {
       skipped: this.skipped,
       warnings: this.warnings,
     };
+    // The manifest records what went up before it; the result counts the manifest too.
+    this.stats.uploadedBytes = this.carried.uploadedBytes + w.uploadedBytes;
     const sealed = sealManifest(keys, manifest);
-    this.stats.uploadedBytes = this.carried.uploadedBytes + w.uploadedBytes + sealed.length;
+    this.stats.uploadedBytes += sealed.length;
     this.named = packIds(this.packsOf(root.tree, root.packs));
     const point = await session.putPoint({ keyId: keys.keyId, jobId: this.jobId, manifest: sealed, packs: this.named });
     this.cache.putTreePacks([...this.madeTrees].map(([tree, refs]) => [tree, packIds(refs)] as const));

@@ -18,7 +18,8 @@ export interface BackupStats {
   /**
    * file data this run read: none for a file the cache found unchanged, twice for one read again
    * (it changed while read, or its data went missing from the vault), so it can exceed `bytes`;
-   * absent in points made before it was counted
+   * absent in points made before it was counted. Like `uploadedBytes`, it covers both attempts of
+   * a run retried because the vault lost a pack; the other counts are the last attempt's.
    */
   readBytes?: number;
   newBytes: number;
