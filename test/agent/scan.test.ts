@@ -11,7 +11,8 @@ import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runBackup } from '../../src/agent/backup.js';
 import { FileCache, type KnownDir } from '../../src/agent/file-cache.js';
-import { dropPrestartedScan, FolderScan, prestartScan, type ScanOptions } from '../../src/agent/pipeline/scan.js';
+import { dropPrestartedScan, FolderScan, prestartedScan, prestartScan, type ScanOptions } from '../../src/agent/pipeline/scan.js';
+import { buildProgram } from '../../src/cli/main.js';
 import { runRestore } from '../../src/agent/restore.js';
 import { expectSameTree } from '../helpers/fs-tree.js';
 import { createMachine, type TestMachine } from '../helpers/machine.js';
@@ -149,6 +150,25 @@ console.log("done");`;
       });
     expect(await run(false)).toEqual({ code: 0, out: 'done\n' });
     expect(await run(true)).toEqual({ code: 0, out: 'done\n' });
+  });
+
+  it('the command line starts one ahead for backup --now only: not for --catch-up, help or another command', async () => {
+    /** Whether building the program for `args` started a scan worker ahead (it does so once the scan module has loaded). */
+    const startsOne = async (args: string[]) => {
+      dropPrestartedScan();
+      await buildProgram(args);
+      for (let i = 0; i < 50 && prestartedScan() === null; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      const thread = prestartedScan();
+      dropPrestartedScan();
+      return thread !== null;
+    };
+    expect(await startsOne(['backup', '--now', '--include', '/srv'])).toBe(true);
+    // The hourly check seldom backs up; help runs nothing.
+    expect(await startsOne(['backup', '--now', '--catch-up'])).toBe(false);
+    expect(await startsOne(['backup', '--now', '--help'])).toBe(false);
+    expect(await startsOne(['backup', '--now', '-h'])).toBe(false);
+    expect(await startsOne(['backup'])).toBe(false);
+    expect(await startsOne(['restore', '--point', 'latest'])).toBe(false);
   });
 
   it('a full scan takes the folders it found unchanged, and still backs up every change', async () => {

@@ -81,6 +81,11 @@ export function prestartScan(): number | null {
   return prestarted.threadId;
 }
 
+/** The thread id of the worker prestartScan() started that no FolderScan has taken yet, or null. */
+export function prestartedScan(): number | null {
+  return prestarted?.threadId ?? null;
+}
+
 /** Ends a worker prestartScan() started that no FolderScan took (a backup that needs no scan). */
 export function dropPrestartedScan(): void {
   void prestarted?.terminate();
