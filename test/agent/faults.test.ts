@@ -521,8 +521,15 @@ describe('packs streamed into a disk vault', () => {
     await fs.mkdir(root);
     const m = await createMachine({ base: new FsBlobStore(root) });
     const src = await makeSource(m);
-    m.faulty.fail('write', { after: 20, times: Infinity }); // about 20 MiB in: after two checkpoints
-    const err = await backupError(m, { include: [src], checkpointBytes: CHECKPOINT_BYTES });
+    // Every write fails from a few MiB after the first checkpoint is stored (checkpoints are
+    // written beside the data: a fault at a fixed count of writes could come before any was).
+    const err = await backupError(m, {
+      include: [src],
+      checkpointBytes: CHECKPOINT_BYTES,
+      onEvent: (e) => {
+        if (e.type === 'checkpoint' && e.seq === 1) m.faulty.fail('write', { after: 4, times: Infinity });
+      },
+    });
     expect(err.code).toBe('AZBK_VAULT_UNREACHABLE');
     expect(m.faulty.faults.write).toBeGreaterThanOrEqual(1);
     expect(await fs.readdir(path.join(root, '.tmp'))).toEqual([]);
