@@ -659,6 +659,16 @@ function runLabel(r, k, s) {
   return list !== undefined && list.length > 1 ? `${k} ${list.indexOf(s) + 1}` : k;
 }
 
+/** Each run of step `k` of a tool's results `r`: several with --repeat, else the step's one. */
+function runsOf(r, k) {
+  return r?.runs?.[k] ?? [r?.steps?.[k]];
+}
+
+/** Every run of a tool's steps, as [label (see runLabel), run]: a repeated step's each run once. */
+function everyRun(r) {
+  return [...Object.entries(r.steps).filter(([k]) => !r.runs?.[k]), ...Object.entries(r.runs ?? {}).flatMap(([k, list]) => list.map((s) => [runLabel(r, k, s), s]))];
+}
+
 /** The run with the median time (the lower of the two middle ones), or the first that failed. */
 function medianRun(runs) {
   const failed = runs.find((s) => !s.ok);
@@ -672,7 +682,7 @@ function journalNotOptimized(result) {
   if (!r) return [];
   const bad = [];
   for (const k of ['unchanged', 'changed']) {
-    for (const s of r.runs?.[k] ?? [r.steps[k]]) {
+    for (const s of runsOf(r, k)) {
       if (s?.ok && s.azbkScan?.mode !== 'optimized') bad.push(`${s.name}: ${s.azbkScan ? `${s.azbkScan.mode} (${s.azbkScan.reason})` : 'no scan mode in its result'}`);
     }
   }
@@ -989,9 +999,8 @@ async function main() {
       r.repoSize = fs.existsSync(t.repo()) ? du(t.repo()) : null;
       r.localCacheSize = fs.existsSync(t.cache()) ? du(t.cache()) : null;
       // every run of a repeated step counts
-      const runs = Object.entries(r.runs ?? {}).flatMap(([k, list]) => list.map((s) => [k, s]));
-      const measured = [...Object.entries(r.steps), ...runs].filter(([k, s]) => k !== 'setup' && k !== 'check' && s.maxRss !== null);
-      const peak = measured.reduce((best, [k, s]) => (best === null || s.maxRss > best.bytes ? { bytes: s.maxRss, step: runLabel(r, k, s) } : best), null);
+      const measured = everyRun(r).filter(([k, s]) => k !== 'setup' && k !== 'check' && s.maxRss !== null);
+      const peak = measured.reduce((best, [k, s]) => (best === null || s.maxRss > best.bytes ? { bytes: s.maxRss, step: k } : best), null);
       r.peakRss = peak;
     }
   } finally {
@@ -1028,8 +1037,7 @@ function printTable(result, names) {
     if (v === null || v === undefined) return R[name]?.failed ? `failed (${R[name].failed})` : 'n/a';
     const b = base ? get(R[base]) : null;
     const ratio = b ? ` (${(v / b).toFixed(2)}x)` : '';
-    const runs = stepKey === undefined ? [] : (R[name]?.runs?.[stepKey] ?? [R[name]?.steps?.[stepKey]]);
-    const busy = runs.some((s) => (s?.otherCores ?? 0) >= BUSY_MARK);
+    const busy = stepKey !== undefined && runsOf(R[name], stepKey).some((s) => (s?.otherCores ?? 0) >= BUSY_MARK);
     if (busy) busyMarks++;
     return `${fmt(v)}${ratio}${busy ? ' *' : ''}`;
   };
@@ -1088,8 +1096,6 @@ function printTable(result, names) {
   out.push('');
   out.push(base ? 'Ratios are to restic (below 1 = better than restic).' : 'restic did not run: no ratios.');
   if (busyMarks > 0) out.push(`* other processes on the machine used ${BUSY_MARK} cores or more on average during this step (one of its runs, when repeated): its time is not clean.`);
-  // every run of a repeated step
-  const everyRun = (r) => [...Object.entries(r.steps).filter(([k]) => !r.runs?.[k]), ...Object.entries(r.runs ?? {}).flatMap(([k, list]) => list.map((s) => [runLabel(r, k, s), s]))];
   const allSteps = Object.values(R).flatMap((r) => everyRun(r).map(([, s]) => s));
   const maxOther = allSteps.reduce((mx, s) => Math.max(mx, s.otherCores ?? 0), 0);
   if (allSteps.length > 0 && result.gnuTime) out.push(`background load: other processes used at most ${maxOther.toFixed(2)} cores on average during any step.`);

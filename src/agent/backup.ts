@@ -228,7 +228,7 @@ interface InFlight {
 class BackupJob {
   private readonly skipped: SkippedItem[] = [];
   private readonly warnings: SkippedItem[] = [];
-  private readonly stats: BackupStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0, readBytes: 0, newBytes: 0, uploadedBytes: 0, blobs: 0, newBlobs: 0, packs: 0 };
+  private readonly stats: BackupStats & { readBytes: number } = { files: 0, dirs: 0, symlinks: 0, bytes: 0, readBytes: 0, newBytes: 0, uploadedBytes: 0, blobs: 0, newBlobs: 0, packs: 0 };
   private writer!: BlobWriter;
   private index!: BlobIndex;
   private pool!: ChunkPool;
@@ -393,7 +393,7 @@ class BackupJob {
       warnings: this.warnings,
     };
     // The manifest records what went up before it; the result counts the manifest too.
-    this.stats.uploadedBytes = this.carried.uploadedBytes + w.uploadedBytes;
+    this.stats.uploadedBytes = this.counted.uploadedBytes;
     const sealed = sealManifest(keys, manifest);
     this.stats.uploadedBytes += sealed.length;
     this.named = packIds(this.packsOf(root.tree, root.packs));
@@ -531,7 +531,7 @@ class BackupJob {
 
   /** The file data this attempt read and what it uploaded, with an earlier attempt's. */
   get counted(): Counted {
-    return { readBytes: this.stats.readBytes ?? 0, uploadedBytes: this.carried.uploadedBytes + (this.writer?.stats.uploadedBytes ?? 0) };
+    return { readBytes: this.stats.readBytes, uploadedBytes: this.carried.uploadedBytes + (this.writer?.stats.uploadedBytes ?? 0) };
   }
 
   /** The packs of the point the vault refused (AZBK_PACK_GONE) that it does not hold. */
@@ -872,7 +872,7 @@ class BackupJob {
     f.content.push(c.id as BlobId);
     f.offset += c.rawLength;
     this.bytesSince += c.rawLength;
-    this.stats.readBytes! += c.rawLength;
+    this.stats.readBytes += c.rawLength;
   }
 
   /** The file's listing entry and what to remember of it; `fresh`: just read (the checkpoint records it). */
