@@ -72,14 +72,9 @@ export function* sealSteps(keys: VaultKeys, kind: ObjectKind, name: string, valu
   const cipher = createCipheriv('aes-256-gcm', objectKey(keys, nonce), nonce);
   cipher.setAAD(objectAad(keyId, kind, name));
   const parts: Buffer[] = [MAGIC, keyId, nonce];
-  yield* zstdCompressPieces(asBuffers(jsonPieces(value, split)), size, LEVEL, (part) => parts.push(cipher.update(part)));
+  yield* zstdCompressPieces(jsonPieces(value, split), size, LEVEL, (part) => parts.push(cipher.update(part)));
   parts.push(cipher.final(), cipher.getAuthTag());
   return Buffer.concat(parts);
-}
-
-/** Each piece as UTF-8. */
-function* asBuffers(pieces: Iterable<string>): Generator<Buffer> {
-  for (const piece of pieces) yield Buffer.from(piece, 'utf8');
 }
 
 /**

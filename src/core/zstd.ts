@@ -38,8 +38,19 @@ function context(level: number): InstanceType<typeof binding.CCtx> {
   return c;
 }
 
+/**
+ * A streaming context with the buffers a frame made in steps uses: its output, and the UTF-8 of a
+ * text piece. Kept with the context, not made for each frame: the output buffer (about 128 KiB) was
+ * a fresh allocation for every sealed object, a few hundred of them in a large backup.
+ */
+interface Stream {
+  readonly c: InstanceType<typeof binding.CCtx>;
+  readonly out: Buffer;
+  text: Buffer;
+}
+
 /** Streaming contexts not in use, per level: a frame made in steps keeps one until it ends. */
-const idleStreams = new Map<number, InstanceType<typeof binding.CCtx>[]>();
+const idleStreams = new Map<number, Stream[]>();
 
 /**
  * The window of a streamed frame, 128 KiB: a streaming context holds its window (2 MiB at level 3
@@ -49,27 +60,44 @@ const idleStreams = new Map<number, InstanceType<typeof binding.CCtx>[]>();
  */
 const STREAM_WINDOW_LOG = 17;
 
+/** Text pieces are encoded into a buffer kept with the context, at most this large (a larger piece gets its own). */
+const TEXT_SCRATCH_LIMIT = 1024 * 1024;
+
+function takeStream(level: number): Stream {
+  let idle = idleStreams.get(level);
+  if (idle === undefined) idleStreams.set(level, (idle = []));
+  const s = idle.pop();
+  if (s !== undefined) return s;
+  const c = new binding.CCtx();
+  c.setParameter(binding.CParameter.compressionLevel, level);
+  c.setParameter(binding.CParameter.windowLog, STREAM_WINDOW_LOG);
+  return { c, out: Buffer.allocUnsafe(binding.cStreamOutSize()), text: Buffer.alloc(0) };
+}
+
+/** The UTF-8 of `piece`, in the stream's text buffer when it fits (valid until the next piece). */
+function utf8Of(s: Stream, piece: string): Buffer {
+  // A UTF-16 code unit takes at most 3 bytes of UTF-8 (a surrogate pair, two units, takes 4).
+  const room = piece.length * 3;
+  if (room > TEXT_SCRATCH_LIMIT) return Buffer.from(piece, 'utf8');
+  if (s.text.length < room) s.text = Buffer.allocUnsafe(Math.max(room, 64 * 1024));
+  return s.text.subarray(0, s.text.write(piece, 'utf8'));
+}
+
 /**
- * Compresses `pieces`, `size` bytes in all, into one zstd frame that records its content size (as
- * zstdCompress does), handing each part of the frame to `out` as it is made: a view of a buffer
- * of its own, to consume at once. Throws when the pieces do not add up to `size`. A step (a
- * `yield`) follows each piece: a caller may do other work between steps (see runSliced), as the
- * frame has a context of its own.
+ * Compresses `pieces` (bytes, or text written as UTF-8), `size` bytes in all, into one zstd frame
+ * that records its content size (as zstdCompress does), handing each part of the frame to `out` as
+ * it is made: a view of a buffer kept with the context, to consume at once. Throws when the pieces
+ * do not add up to `size`. A step (a `yield`) follows each piece: a caller may do other work
+ * between steps (see runSliced), as the frame has a context of its own.
  */
-export function* zstdCompressPieces(pieces: Iterable<Uint8Array>, size: number, level: number, out: (part: Buffer) => void): Generator<void, void> {
-  const idle = idleStreams.get(level) ?? [];
-  idleStreams.set(level, idle);
-  let c = idle.pop();
-  if (c === undefined) {
-    c = new binding.CCtx();
-    c.setParameter(binding.CParameter.compressionLevel, level);
-    c.setParameter(binding.CParameter.windowLog, STREAM_WINDOW_LOG);
-  }
+export function* zstdCompressPieces(pieces: Iterable<Uint8Array | string>, size: number, level: number, out: (part: Buffer) => void): Generator<void, void> {
+  const s = takeStream(level);
+  const { c, out: buf } = s;
   c.reset(binding.ResetDirective.sessionOnly); // a frame abandoned half-made is dropped
   c.setPledgedSrcSize(size);
-  const buf = Buffer.allocUnsafe(binding.cStreamOutSize());
   try {
-    for (const piece of pieces) {
+    for (const p of pieces) {
+      const piece = typeof p === 'string' ? utf8Of(s, p) : p;
       for (let at = 0; at < piece.length; ) {
         const [, produced, consumed] = c.compressStream2(buf, piece.subarray(at), binding.EndDirective.continue);
         at += consumed;
@@ -83,7 +111,7 @@ export function* zstdCompressPieces(pieces: Iterable<Uint8Array>, size: number, 
       if (produced > 0) out(buf.subarray(0, produced));
     }
   } finally {
-    idle.push(c);
+    idleStreams.get(level)!.push(s);
   }
 }
 

@@ -44,6 +44,17 @@ describe('sealed objects', () => {
     expect(openObject(keys, 'point', 'p1', sealObject(keys, 'point', 'p1', value))).toEqual(value);
   });
 
+  it('round-trips text of every width, in pieces of every size', () => {
+    // One, two, three and four bytes of UTF-8 (the last a surrogate pair in the string), in many
+    // pieces written through a buffer kept for the purpose, then in a piece too large for it.
+    const names = Array.from({ length: 20_000 }, (_, i) => `/home/ann/${i}-a-é-✓-😀`);
+    const huge = '😀é✓'.repeat(200_000);
+    for (const v of [{ version: 1, names }, { version: 1, huge }, { version: 1, names: names.slice(0, 10), huge, more: names }]) {
+      const sealed = sealObject(keys, 'checkpoint', 'c1', v);
+      expect(openObject(keys, 'checkpoint', 'c1', sealed)).toEqual(v);
+    }
+  });
+
   it('seals objects made in steps taken in turn, and one abandoned halfway spoils none after it', () => {
     const many = (n: number, tag: string) => ({ version: 1, files: Array.from({ length: n }, (_, i) => ({ path: `/${tag}/f${i}`, content: [String(i).padStart(64, tag)] })) });
     const a = many(20_000, 'a');
