@@ -41,7 +41,10 @@ function context(level: number): InstanceType<typeof binding.CCtx> {
 /**
  * A streaming context with the buffers a frame made in steps uses: its output, and the UTF-8 of a
  * text piece. Kept with the context, not made for each frame: the output buffer (about 128 KiB) was
- * a fresh allocation for every sealed object, a few hundred of them in a large backup.
+ * a fresh allocation for every sealed object, a few hundred of them in a large backup, and each
+ * 64 Ki-character piece of their JSON a buffer of its own. Both are used up before each step ends,
+ * so one pair for the module would do; one per context stays right even if `out` were to start
+ * another frame, for a few MiB at most (a context per frame made at once: two or three).
  */
 interface Stream {
   readonly c: InstanceType<typeof binding.CCtx>;
@@ -60,8 +63,13 @@ const idleStreams = new Map<number, Stream[]>();
  */
 const STREAM_WINDOW_LOG = 17;
 
-/** Text pieces are encoded into a buffer kept with the context, at most this large (a larger piece gets its own). */
+/**
+ * Text pieces are encoded into a buffer kept with the context, at most this large: a piece that
+ * could need more (3 bytes per UTF-16 code unit) gets a buffer of its own.
+ */
 const TEXT_SCRATCH_LIMIT = 1024 * 1024;
+/** The text buffer's first size: room for a piece of jsonPieces' usual 64 Ki characters of ASCII, and more. */
+const TEXT_SCRATCH_FIRST = 256 * 1024;
 
 function takeStream(level: number): Stream {
   let idle = idleStreams.get(level);
@@ -79,7 +87,7 @@ function utf8Of(s: Stream, piece: string): Buffer {
   // A UTF-16 code unit takes at most 3 bytes of UTF-8 (a surrogate pair, two units, takes 4).
   const room = piece.length * 3;
   if (room > TEXT_SCRATCH_LIMIT) return Buffer.from(piece, 'utf8');
-  if (s.text.length < room) s.text = Buffer.allocUnsafe(Math.max(room, 64 * 1024));
+  if (s.text.length < room) s.text = Buffer.allocUnsafe(Math.min(TEXT_SCRATCH_LIMIT, Math.max(room, 2 * s.text.length, TEXT_SCRATCH_FIRST)));
   return s.text.subarray(0, s.text.write(piece, 'utf8'));
 }
 

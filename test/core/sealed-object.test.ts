@@ -44,12 +44,15 @@ describe('sealed objects', () => {
     expect(openObject(keys, 'point', 'p1', sealObject(keys, 'point', 'p1', value))).toEqual(value);
   });
 
-  it('round-trips text of every width, in pieces of every size', () => {
+  it('round-trips text of every width, in small pieces, one that nearly fills the kept buffer, and one too large for it', () => {
     // One, two, three and four bytes of UTF-8 (the last a surrogate pair in the string), in many
-    // pieces written through a buffer kept for the purpose, then in a piece too large for it.
+    // pieces written through a buffer kept for the purpose; then one piece of three-byte
+    // characters that needs all but a few bytes of its 1 MiB (room for fewer bytes per character
+    // fails here); then pieces too large for it.
     const names = Array.from({ length: 20_000 }, (_, i) => `/home/ann/${i}-a-é-✓-😀`);
+    const wide = '✓'.repeat(349_500);
     const huge = '😀é✓'.repeat(200_000);
-    for (const v of [{ version: 1, names }, { version: 1, huge }, { version: 1, names: names.slice(0, 10), huge, more: names }]) {
+    for (const v of [{ version: 1, names }, { version: 1, wide }, { version: 1, huge }, { version: 1, names: names.slice(0, 10), huge, more: names }]) {
       const sealed = sealObject(keys, 'checkpoint', 'c1', v);
       expect(openObject(keys, 'checkpoint', 'c1', sealed)).toEqual(v);
     }
