@@ -230,8 +230,10 @@ async function filesEqual(a, b) {
 
 /**
  * Runs `cmd args` under GNU time -v (when there is one), after a `sync` so that one step's dirty
- * pages are not flushed during the next. Returns wall time (measured here), user and system CPU
- * and peak RSS (from time -v), exit code and the paths of the captured output.
+ * pages are not flushed during the next. Returns wall time (measured here), user and system CPU,
+ * peak RSS, minor page faults and involuntary context switches (from time -v), exit code and the
+ * paths of the captured output. Faults and switches tell a step that paid for fresh memory, or
+ * waited for a core, where time alone cannot.
  */
 async function measure(name, cmd, args, { env, cwd, logDir, okCodes = [0] }) {
   spawnSync('sync');
@@ -261,6 +263,8 @@ async function measure(name, cmd, args, { env, cwd, logDir, okCodes = [0] }) {
   let user = null;
   let sys = null;
   let maxRss = null;
+  let minorFaults = null;
+  let involuntarySwitches = null;
   if (useTime) {
     const t = await fsp.readFile(timeFile, 'utf8').catch(() => '');
     const get = (re) => {
@@ -271,12 +275,14 @@ async function measure(name, cmd, args, { env, cwd, logDir, okCodes = [0] }) {
     sys = get(/System time \(seconds\): ([\d.]+)/);
     const kb = get(/Maximum resident set size \(kbytes\): (\d+)/);
     maxRss = kb === null ? null : kb * 1024;
+    minorFaults = get(/Minor \(reclaiming a frame\) page faults: (\d+)/);
+    involuntarySwitches = get(/Involuntary context switches: (\d+)/);
   }
   const ok = okCodes.includes(code);
   // CPU that other processes on the machine used during the step, as cores on average
   const others = busy0 !== null && busy1 !== null && user !== null ? Math.max(0, busy1 - busy0 - user - sys) : null;
   const otherCores = others === null ? null : others / wall;
-  const r = { name, command: [cmd, ...args].join(' '), exitCode: code, ok, wall, user, sys, maxRss, otherCpuSeconds: others, otherCores, stdout: outFile, stderr: errFile };
+  const r = { name, command: [cmd, ...args].join(' '), exitCode: code, ok, wall, user, sys, maxRss, minorFaults, involuntarySwitches, otherCpuSeconds: others, otherCores, stdout: outFile, stderr: errFile };
   const cpu = user !== null && sys !== null ? `, cpu ${fmtSecs(user + sys)}` : '';
   const busy = otherCores !== null && otherCores >= 0.1 ? `, OTHER PROCESSES used ${otherCores.toFixed(2)} cores meanwhile` : '';
   const rss = maxRss !== null ? `, peak ${fmtBytes(maxRss)}` : '';
