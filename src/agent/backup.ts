@@ -76,6 +76,9 @@ export const DEFAULT_CHECKPOINT_BYTES = 512 * 1024 * 1024;
 /** How long a failed job waits for the checkpoint it was writing to end (it fails fast once the writer is abandoned). */
 const CHECKPOINT_WAIT_MS = 5000;
 
+/** A job's counts: a point's stats, with the data read always there (older points may lack it). */
+export type JobStats = BackupStats & { readBytes: number };
+
 export interface BackupResult {
   readonly jobId: string;
   /** full scan or optimized (change journal), and why */
@@ -84,7 +87,7 @@ export interface BackupResult {
   readonly checkpoints: number;
   readonly point: NewPoint;
   readonly paths: readonly string[];
-  readonly stats: BackupStats;
+  readonly stats: JobStats;
   readonly skipped: readonly SkippedItem[];
   readonly warnings: readonly SkippedItem[];
   readonly started: string;
@@ -228,7 +231,7 @@ interface InFlight {
 class BackupJob {
   private readonly skipped: SkippedItem[] = [];
   private readonly warnings: SkippedItem[] = [];
-  private readonly stats: BackupStats & { readBytes: number } = { files: 0, dirs: 0, symlinks: 0, bytes: 0, readBytes: 0, newBytes: 0, uploadedBytes: 0, blobs: 0, newBlobs: 0, packs: 0 };
+  private readonly stats: JobStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0, readBytes: 0, newBytes: 0, uploadedBytes: 0, blobs: 0, newBlobs: 0, packs: 0 };
   private writer!: BlobWriter;
   private index!: BlobIndex;
   private pool!: ChunkPool;

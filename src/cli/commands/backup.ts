@@ -92,7 +92,7 @@ export function backupCommand(program: Command): void {
           const s = r.stats;
           out.line(`Recovery point ${r.point.id} created at ${r.point.time}.`);
           out.line(`  ${r.scan.mode === 'optimized' ? 'Optimized' : 'Full scan'}: ${r.scan.reason}.`);
-          out.line(`  ${s.files} files (${formatBytes(s.bytes)}), ${s.dirs} folders, ${s.symlinks} links; ${formatBytes(s.readBytes ?? 0)} read, ${formatBytes(s.newBytes)} new, ${formatBytes(s.uploadedBytes)} uploaded.`);
+          out.line(`  ${s.files} files (${formatBytes(s.bytes)}), ${s.dirs} folders, ${s.symlinks} links; ${formatBytes(s.readBytes)} read, ${formatBytes(s.newBytes)} new, ${formatBytes(s.uploadedBytes)} uploaded.`);
           if (r.point.expired.length > 0) out.line(`  Retention: ${r.point.expired.length} older point(s) expired: ${r.point.expired.join(', ')}.`);
           for (const w of r.warnings) out.line(`  warning: ${printable(w.path)}: ${printable(w.reason)}`);
           if (r.skipped.length > 0) {
