@@ -79,6 +79,45 @@ describe('chunk pool', () => {
     }
   });
 
+  it('gives each batch to the worker with the fewest batches, then the fewest bytes left: big files are read side by side', async () => {
+    const dir = await makeTempDir('azbk-pool-');
+    const big = path.join(dir, 'big.bin');
+    const small = path.join(dir, 'small.bin');
+    await fs.writeFile(big, randomBytes(3 * 1024 * 1024));
+    await fs.writeFile(small, randomBytes(16 * 1024));
+    // A batch holds one file of over 1 MiB, or small files up to 1 MiB in all.
+    const pool = new ChunkPool({ master: generateMasterKey(), chunker: DEFAULT_CHUNKER, level: 3 }, { workers: 2, batchBytes: 1024 * 1024, batchFiles: 1 });
+    try {
+      const MiB3 = 3 * 1024 * 1024;
+      const KiB16 = 16 * 1024;
+      const reads = [pool.read(big, 0, MiB3, () => undefined), pool.read(big, 0, MiB3, () => undefined)];
+      // Dispatched at once (the workers answer later): one big file each, not both to the first.
+      expect(pool.inFlight).toEqual([
+        { batches: 1, bytes: MiB3 },
+        { batches: 1, bytes: MiB3 },
+      ]);
+      reads.push(pool.read(small, 0, KiB16, () => undefined), pool.read(small, 0, KiB16, () => undefined));
+      expect(pool.inFlight).toEqual([
+        { batches: 2, bytes: MiB3 + KiB16 },
+        { batches: 2, bytes: MiB3 + KiB16 },
+      ]);
+      for (const r of await Promise.all(reads)) expect(r).toMatchObject({ size: expect.any(Number) });
+      expect(pool.inFlight).toEqual([
+        { batches: 0, bytes: 0 },
+        { batches: 0, bytes: 0 },
+      ]);
+      // With a batch each, the next goes to the worker with fewer bytes left to read.
+      const more = [pool.read(big, 0, MiB3, () => undefined), pool.read(small, 0, KiB16, () => undefined), pool.read(small, 0, KiB16, () => undefined)];
+      expect(pool.inFlight).toEqual([
+        { batches: 1, bytes: MiB3 },
+        { batches: 2, bytes: 2 * KiB16 },
+      ]);
+      await Promise.all(more);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it.skipIf(process.platform === 'win32')('reads only a regular file: not through a link put in its place, not blocking on a pipe, not past its size from a device', async () => {
     const dir = await makeTempDir('azbk-pool-');
     const secret = path.join(dir, 'secret');

@@ -35,8 +35,14 @@ interface Slot {
   /** consumed slabs go back through here */
   readonly slabReturns: MessagePort;
   readonly credit: Int32Array;
+  /** batches sent and not finished (at most MAX_BATCHES) */
   batches: number;
+  /** bytes of the files sent to it and not finished (their sizes when sent) */
+  bytes: number;
 }
+
+/** Batches a worker holds at once: one being read, and the next, so it never waits for the main thread. */
+const MAX_BATCHES = 2;
 
 export interface PoolOptions {
   readonly workers?: number;
@@ -90,7 +96,7 @@ export class ChunkPool {
       // A small young generation: the workers' garbage is short-lived buffers, and every scavenge frees the
       // ones already used (a larger one let each worker hold about 60 MiB of them).
       const worker = new Worker(WORKER_URL, { workerData: data, transferList: [port2], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
-      const slot: Slot = { worker, slabReturns: port1, credit: new Int32Array(shared), batches: 0 };
+      const slot: Slot = { worker, slabReturns: port1, credit: new Int32Array(shared), batches: 0, bytes: 0 };
       worker.on('message', (msg: FromWorker) => this.receive(slot, msg));
       worker.on('error', (err) => this.fail(new AzbkError('AZBK_INTERNAL', `A chunk worker failed: ${err.message}`, { cause: err })));
       this.slots.push(slot);
@@ -117,6 +123,11 @@ export class ChunkPool {
     return this.opts.workers;
   }
 
+  /** Per worker (once started): the batches it holds and the bytes of their files not yet finished. */
+  get inFlight(): readonly { readonly batches: number; readonly bytes: number }[] {
+    return this.slots.map(({ batches, bytes }) => ({ batches, bytes }));
+  }
+
   /** The queue has room for more files (room() would resolve at once). */
   get hasRoom(): boolean {
     return this.failure === null && this.queue.length < this.opts.maxQueued;
@@ -136,21 +147,34 @@ export class ChunkPool {
     for (const s of this.slots) s.slabReturns.close();
   }
 
+  /**
+   * The next batch goes to the worker with the fewest batches, and of those the one with the fewest
+   * bytes left to read: two big files go to two workers, not both to the first while the other
+   * waits (two 2 GiB files were read by one worker, one after the other).
+   */
+  private idlest(): Slot | undefined {
+    let best: Slot | undefined;
+    for (const s of this.slots) {
+      if (s.batches >= MAX_BATCHES) continue;
+      if (best === undefined || s.batches < best.batches || (s.batches === best.batches && s.bytes < best.bytes)) best = s;
+    }
+    return best;
+  }
+
   private pump(): void {
-    for (const slot of this.slots) {
-      while (slot.batches < 2 && this.queue.length > 0) {
-        const files: FileTask[] = [];
-        let bytes = 0;
-        while (this.queue.length > 0 && files.length < this.opts.batchFiles && (files.length === 0 || bytes + this.queue[0]!.sizeHint <= this.opts.batchBytes)) {
-          const p = this.queue.shift()!;
-          this.running.set(p.task.taskId, p);
-          files.push(p.task);
-          bytes += p.sizeHint;
-        }
-        slot.batches++;
-        this.running.get(files.at(-1)!.taskId)!.lastOfBatch = true;
-        slot.worker.postMessage({ type: 'batch', files } satisfies ToWorker);
+    for (let slot = this.idlest(); slot !== undefined && this.queue.length > 0; slot = this.idlest()) {
+      const files: FileTask[] = [];
+      let bytes = 0;
+      while (this.queue.length > 0 && files.length < this.opts.batchFiles && (files.length === 0 || bytes + this.queue[0]!.sizeHint <= this.opts.batchBytes)) {
+        const p = this.queue.shift()!;
+        this.running.set(p.task.taskId, p);
+        files.push(p.task);
+        bytes += p.sizeHint;
       }
+      slot.batches++;
+      slot.bytes += bytes;
+      this.running.get(files.at(-1)!.taskId)!.lastOfBatch = true;
+      slot.worker.postMessage({ type: 'batch', files } satisfies ToWorker);
     }
     if (this.queue.length < this.opts.maxQueued) {
       const waiters = this.roomWaiters;
@@ -184,6 +208,7 @@ export class ChunkPool {
     if (p === undefined) return undefined;
     if (item.kind === 'chunks') return p.onChunks(item.chunks, item.offset);
     this.running.delete(item.taskId);
+    slot.bytes -= p.sizeHint;
     if (p.lastOfBatch === true) {
       slot.batches--;
       this.pump();
