@@ -42,6 +42,40 @@ describe('blobs', () => {
     expectCorrupt(() => decodeBlob(keys, 'data', enc.id, flipped(enc.sealed, 40), scratch));
   });
 
+  it('deciphers in pieces: a raw blob given a scratch buffer lands in one buffer kept for the thread, a blob without one in its own', () => {
+    // Random data is stored raw; the sizes are not multiples of the cipher's piece.
+    const a = randomData(300_001, 11);
+    const b = randomData(200_003, 12);
+    const encA = encodeBlob(keys, 'data', a);
+    const encB = encodeBlob(keys, 'data', b);
+    expect(encA.sealed.length).toBe(BLOB_OVERHEAD + a.length); // raw, not compressed
+    const scratch = Buffer.alloc(16);
+    const first = decodeBlob(keys, 'data', encA.id, encA.sealed, scratch);
+    expect(first.equals(a)).toBe(true);
+    expect(first.buffer === scratch.buffer).toBe(false);
+    const second = decodeBlob(keys, 'data', encB.id, encB.sealed, scratch);
+    expect(second.equals(b)).toBe(true);
+    // (buffers compared by identity as booleans: a failing toBe would diff their bytes)
+    expect(second.buffer === first.buffer, 'the kept buffer again, not a fresh one').toBe(true);
+    // Without a scratch buffer the result is the caller's to keep.
+    const own = decodeBlob(keys, 'data', encA.id, encA.sealed);
+    decodeBlob(keys, 'data', encB.id, encB.sealed);
+    decodeBlob(keys, 'data', encB.id, encB.sealed, scratch);
+    expect(own.equals(a)).toBe(true);
+    expect(own.buffer === first.buffer).toBe(false);
+    // Damage in the first, a middle or the last piece fails with a scratch buffer too.
+    for (const i of [12, 13, 12 + 16 * 1024, 12 + 100_000, encA.sealed.length - 17, encA.sealed.length - 1]) {
+      expectCorrupt(() => decodeBlob(keys, 'data', encA.id, flipped(encA.sealed, i), scratch));
+    }
+    // A body larger than the kept buffer may grow to gets a buffer of its own.
+    const big = randomData(17 * 1024 * 1024 + 5, 13);
+    const encBig = encodeBlob(keys, 'data', big);
+    const gotBig = decodeBlob(keys, 'data', encBig.id, encBig.sealed, scratch);
+    expect(gotBig.equals(big)).toBe(true);
+    expect(decodeBlob(keys, 'data', encB.id, encB.sealed, scratch).buffer === first.buffer).toBe(true);
+    expect(gotBig.equals(big)).toBe(true);
+  });
+
   for (const [name, plain] of cases) {
     it(`round-trips ${name} data`, () => {
       for (const type of ['data', 'tree'] as const) {
