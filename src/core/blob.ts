@@ -80,11 +80,13 @@ const CIPHER_PIECE = 16 * 1024;
  */
 let bodyRoom = Buffer.alloc(0);
 const BODY_ROOM_LIMIT = 16 * 1024 * 1024;
+const BODY_ROOM_STEP = 1024 * 1024;
 
 /** A buffer of `length` bytes for a blob's body: the kept one when `kept` and it fits (see bodyRoom), else a new one. */
 function bodyBuffer(length: number, kept: boolean): Buffer {
   if (!kept || length > BODY_ROOM_LIMIT) return Buffer.allocUnsafe(length);
-  if (bodyRoom.length < length) bodyRoom = Buffer.allocUnsafeSlow(Math.min(BODY_ROOM_LIMIT, Math.max(length, 2 * bodyRoom.length)));
+  // grown in steps of 1 MiB, not doubled: the largest chunk sets its size (8 MiB at most with the default chunker)
+  if (bodyRoom.length < length) bodyRoom = Buffer.allocUnsafeSlow(Math.min(BODY_ROOM_LIMIT, Math.ceil(length / BODY_ROOM_STEP) * BODY_ROOM_STEP));
   return bodyRoom.subarray(0, length);
 }
 
