@@ -67,8 +67,8 @@ function blobAad(type: BlobType, idBytes: Buffer): Buffer {
 
 /**
  * Blobs go through the cipher in pieces of this size: Node's cipher makes a new buffer for each
- * output, and a small one is memory the allocator hands out again at once, where a large one is
- * fresh pages from the kernel each time. Deciphering 1 GiB in 1 MiB chunks on each of two threads
+ * output, and the larger the outputs, the more of them are fresh pages from the kernel (page faults)
+ * rather than memory handed out again. Deciphering 1 GiB in 1 MiB chunks on each of two threads
  * took 4.5-4.8 s per thread whole, 1.9-2.3 s in 64 KiB pieces and 0.6-0.75 s in 16 KiB pieces
  * (page faults: 470,000, 190,000-210,000 and 31,000-34,000); 24-48 KiB took longer, 8 KiB no less.
  */
@@ -155,14 +155,16 @@ export function decodeBlob(keys: VaultKeys, type: BlobType, id: BlobId, sealed: 
   decipher.setAuthTag(buf.subarray(buf.length - TAG_BYTES));
   const end = buf.length - TAG_BYTES;
   const body = bodyBuffer(end - NONCE_BYTES, scratch !== undefined);
+  let deciphered: number;
   try {
     let at = 0;
     for (let i = NONCE_BYTES; i < end; i += CIPHER_PIECE) at += decipher.update(buf.subarray(i, Math.min(i + CIPHER_PIECE, end))).copy(body, at);
     at += decipher.final().copy(body, at); // GCM returns everything from update: nothing here but the tag check
-    if (at !== body.length) throw new Error(`deciphered ${at} of ${body.length} bytes`);
+    deciphered = at;
   } catch (err) {
     throw corrupt(`blob ${id} failed authentication`, err);
   }
+  if (deciphered !== body.length) throw new Error(`deciphered ${deciphered} of ${body.length} bytes`);
   const flag = body[0];
   let plaintext: Buffer;
   if (flag === FLAG_RAW) plaintext = body.subarray(1);

@@ -79,13 +79,13 @@ describe('chunk pool', () => {
     }
   });
 
-  it('gives each batch to the worker with the fewest batches, then the fewest bytes left: big files are read side by side', async () => {
+  it('gives each batch to the worker with the fewest batches, then the fewest bytes of unfinished files: big files are read side by side', async () => {
     const dir = await makeTempDir('azbk-pool-');
     const big = path.join(dir, 'big.bin');
     const small = path.join(dir, 'small.bin');
     await fs.writeFile(big, randomBytes(3 * 1024 * 1024));
     await fs.writeFile(small, randomBytes(16 * 1024));
-    // A batch holds one file of over 1 MiB, or small files up to 1 MiB in all.
+    // One file per batch.
     const pool = new ChunkPool({ master: generateMasterKey(), chunker: DEFAULT_CHUNKER, level: 3 }, { workers: 2, batchBytes: 1024 * 1024, batchFiles: 1 });
     try {
       const MiB3 = 3 * 1024 * 1024;
@@ -106,7 +106,7 @@ describe('chunk pool', () => {
         { batches: 0, bytes: 0 },
         { batches: 0, bytes: 0 },
       ]);
-      // With a batch each, the next goes to the worker with fewer bytes left to read.
+      // With a batch each, the next goes to the worker with fewer bytes of unfinished files.
       const more = [pool.read(big, 0, MiB3, () => undefined), pool.read(small, 0, KiB16, () => undefined), pool.read(small, 0, KiB16, () => undefined)];
       expect(pool.inFlight).toEqual([
         { batches: 1, bytes: MiB3 },

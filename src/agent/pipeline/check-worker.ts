@@ -6,7 +6,7 @@ import type { CheckResult, CheckWork } from './check-pool.js';
 import { serveRanges, workerKeys } from './range-worker.js';
 
 const keys = workerKeys();
-/** Where chunks are decompressed: each is checked before the next is opened. */
+/** Where chunks are decompressed: each is checked before the next is opened (decodeBlob also deciphers into a buffer of its own for this thread). */
 let scratch: Buffer | undefined;
 
 serveRanges<CheckWork, CheckResult>((t, data) => {

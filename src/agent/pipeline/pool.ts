@@ -149,7 +149,7 @@ export class ChunkPool {
 
   /**
    * The next batch goes to the worker with the fewest batches, and of those the one with the fewest
-   * bytes left to read: two big files go to two workers, not both to the first while the other
+   * bytes of files not yet finished: two big files go to two workers, not both to the first while the other
    * waits (two 2 GiB files were read by one worker, one after the other).
    */
   private idlest(): Slot | undefined {
@@ -226,6 +226,8 @@ export class ChunkPool {
     for (const w of this.roomWaiters) w();
     this.roomWaiters = [];
     for (const s of this.slots) {
+      s.batches = 0;
+      s.bytes = 0;
       Atomics.store(s.credit, 0, 0);
       Atomics.notify(s.credit, 0);
     }

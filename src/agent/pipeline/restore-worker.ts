@@ -13,7 +13,11 @@ import { serveRanges, workerKeys } from './range-worker.js';
 import type { RangeErrors, RangeWork } from './restore-pool.js';
 
 const keys = workerKeys();
-/** Where chunks are decompressed: each is written out before the next is opened (as large as the chunker's default largest chunk). */
+/**
+ * Where chunks are decompressed: each is written out before the next is opened (as large as the
+ * chunker's default largest chunk). With it, decodeBlob also deciphers into a buffer it keeps for
+ * this thread: a chunk's plaintext is valid only until the next decodeBlob here.
+ */
 let scratch: Buffer | undefined;
 
 /**
