@@ -26,8 +26,7 @@ describe('a restore and a pack the vault lost', () => {
     ['chunks', 'biggest', 'first', false],
     ['listings', 'smallest', 'last', true],
   ] as const)('restores every file from the %s stored again when the lost pack (the %s) is read %s', async (_, which, __, lostLast) => {
-    const m = await createMachine();
-    const { src, first, second, before, pack } = await lostAndStoredAgain(m, which);
+    const { m, src, first, second, before, pack } = await lostAndStoredAgain(which);
     if (which === 'biggest') expect(second.stats.newBytes).toBeGreaterThanOrEqual(8 * MiB);
 
     // Read last, the index file of the lost pack puts its blobs there; read first, the later one wins.

@@ -7,7 +7,7 @@ import { layout } from '../../src/vault/layout.js';
 import { runBackup, type BackupResult } from '../../src/agent/backup.js';
 import { recordMissingPacks } from '../../src/agent/file-cache.js';
 import { writeRandomFile } from './fs-tree.js';
-import { withMethods, type TestMachine } from './machine.js';
+import { createMachine, rootTree, withMethods, type TestMachine } from './machine.js';
 
 /**
  * Deletes a pack as a disk can lose it: the biggest (a data pack, when a big file was backed up)
@@ -28,19 +28,31 @@ export async function forgetful(m: TestMachine, order: (names: string[]) => stri
   return { ...m.ctx, session };
 }
 
+/** Machines lostAndStoredAgain makes at most, when the folders above `src` keep changing. */
+const ATTEMPTS = 5;
+
 /**
- * Backs up `src` (a 20 MiB file and a small one), loses the pack `which` (see losePack) and,
- * as after verify found it missing, backs up again, which stores its data again. `before`: the
- * index files the first backup left.
+ * A new machine that backs up `src` (a 20 MiB file and a small one), loses the pack `which` (see
+ * losePack) and, as after verify found it missing, backs up again, which stores its data again.
+ * `before`: the index files the first backup left. The second backup stores again every listing
+ * the first stored only when the folders above `src` did not change between the two (see
+ * rootTree): when they did (another test made a folder in the temporary folder meanwhile), it
+ * starts again with a new machine.
  */
-export async function lostAndStoredAgain(m: TestMachine, which: 'biggest' | 'smallest'): Promise<{ src: string; first: BackupResult; second: BackupResult; before: Set<string>; pack: PackId }> {
-  const src = path.join(m.dir, 'src');
-  await writeRandomFile(path.join(src, 'a.bin'), 20 * 1024 * 1024);
-  await fs.writeFile(path.join(src, 'b.txt'), 'small\n');
-  const first = await runBackup(m.ctx, { include: [src] });
-  const before = new Set(await m.ctx.session.listIndex());
-  const pack = await losePack(m, which);
-  recordMissingPacks(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId, [pack]);
-  const second = await runBackup(m.ctx, { include: [src] });
-  return { src, first, second, before, pack };
+export async function lostAndStoredAgain(
+  which: 'biggest' | 'smallest',
+): Promise<{ m: TestMachine; src: string; first: BackupResult; second: BackupResult; before: Set<string>; pack: PackId }> {
+  for (let attempt = 1; ; attempt++) {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await writeRandomFile(path.join(src, 'a.bin'), 20 * 1024 * 1024);
+    await fs.writeFile(path.join(src, 'b.txt'), 'small\n');
+    const first = await runBackup(m.ctx, { include: [src] });
+    const before = new Set(await m.ctx.session.listIndex());
+    const pack = await losePack(m, which);
+    recordMissingPacks(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId, [pack]);
+    const second = await runBackup(m.ctx, { include: [src] });
+    if ((await rootTree(m, first.point)) === (await rootTree(m, second.point))) return { m, src, first, second, before, pack };
+    if (attempt === ATTEMPTS) throw new Error(`The folders above ${src} changed between two backups ${ATTEMPTS} times in a row.`);
+  }
 }

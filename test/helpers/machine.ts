@@ -126,6 +126,16 @@ export async function createMachine(opts: MachineOptions = {}): Promise<TestMach
   return { ctx, keys, vault, base, faulty, retries, hooks, dir, packBytes };
 }
 
+/**
+ * The root listing of `point`. A point holds the listings of the folders above its paths too, with
+ * their times: another process making or removing anything in the system's temporary folder
+ * changes that folder's time, so the listing of its parent. Two backups of an unchanged tree under
+ * it store the same listings (and nothing new) only when their roots are equal.
+ */
+export async function rootTree(m: TestMachine, point: PointInfo): Promise<BlobId> {
+  return (await openPoint(m.ctx, m.keys, point)).manifest.tree;
+}
+
 /** What a point holds, read straight from the vault: its files by absolute path, and its tree ids. */
 export interface PointContents {
   readonly index: BlobIndex;
