@@ -48,13 +48,35 @@ export function describeTimes(s: Schedule): string {
   return t.length === 1 ? t[0]! : `${t.slice(0, -1).join(', ')} and ${t.at(-1)}`;
 }
 
+const MINUTE_MS = 60_000;
+const DAY_MINUTES = 24 * 60;
+const minuteOfDay = (d: Date) => d.getHours() * 60 + d.getMinutes();
+
+/**
+ * When the run at `t` minutes after midnight on `day` starts (local time). A day whose clocks
+ * jump forward over that time (02:30, where they go from 02:00 to 03:00) has no such instant:
+ * cron starts the run when the clocks jump, the first minute after it, where Date would place it
+ * after the jump by the jump's length (03:30).
+ */
+function runAt(day: Date, t: number): Date {
+  const at = new Date(day.getFullYear(), day.getMonth(), day.getDate(), Math.floor(t / 60), t % 60);
+  if (minuteOfDay(at) === t) return at;
+  let start = at.getTime();
+  for (let k = 0; k < DAY_MINUTES; k++) {
+    const before = new Date(start - MINUTE_MS);
+    if ((minuteOfDay(new Date(start)) - minuteOfDay(before) + DAY_MINUTES) % DAY_MINUTES !== 1) break; // the jump
+    start -= MINUTE_MS;
+  }
+  return new Date(start);
+}
+
 /** The first run after `from`, in the time zone `from`'s local fields are read in. */
 export function nextRun(s: Schedule, from: Date): Date {
   for (let d = 0; d <= 7; d++) {
     const day = new Date(from.getFullYear(), from.getMonth(), from.getDate() + d);
     if (!s.days.includes(day.getDay())) continue;
     for (const t of s.times) {
-      const at = new Date(day.getFullYear(), day.getMonth(), day.getDate(), Math.floor(t / 60), t % 60);
+      const at = runAt(day, t);
       if (at > from) return at;
     }
   }
@@ -67,7 +89,7 @@ export function lastRunBefore(s: Schedule, at: Date): Date | null {
     const day = new Date(at.getFullYear(), at.getMonth(), at.getDate() - d);
     if (!s.days.includes(day.getDay())) continue;
     for (const t of [...s.times].reverse()) {
-      const run = new Date(day.getFullYear(), day.getMonth(), day.getDate(), Math.floor(t / 60), t % 60);
+      const run = runAt(day, t);
       if (run <= at) return run;
     }
   }
