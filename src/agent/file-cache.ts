@@ -21,6 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ID_BYTES, isHex64, type BlobId, type PackId } from '../core/ids.js';
+import { makeFoldersSync } from '../shared/files.js';
 import type { IndexCache } from './blob-index.js';
 import type { KnownFile } from './checkpoint.js';
 
@@ -186,7 +187,7 @@ export class FileCache implements IndexCache {
 
   /** Opens (creating if needed) the cache database `file`. */
   static open(file: string): FileCache {
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    makeFoldersSync(path.dirname(file), 0o700);
     if (!fs.existsSync(file)) fs.closeSync(fs.openSync(file, 'a', 0o600));
     const db = new Database(file);
     db.pragma('journal_mode = WAL');

@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AzbkError } from '../shared/errors.js';
-import { writeFileAtomic } from '../shared/files.js';
+import { makeFoldersSync, writeFileAtomic } from '../shared/files.js';
 import { processIdentity, sameProcessAlive } from '../shared/process.js';
 
 export interface JournalSession {
@@ -195,7 +195,7 @@ export function dirtyFolders(changed: Iterable<string>): Set<string> {
  */
 export async function runWatcher(home: string, paths: readonly string[], signal: AbortSignal, onReady: () => void): Promise<void> {
   const files = journalFiles(home);
-  fs.mkdirSync(files.dir, { recursive: true, mode: 0o700 });
+  makeFoldersSync(files.dir, 0o700);
   const log = fs.openSync(files.changes, 'a', 0o600);
   // chokidar is loaded only by the watcher, not by every backup that reads the journal.
   const { watch } = await import('chokidar');

@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { BlobId, PackId } from '../core/ids.js';
 import { isPortableName, type DirNode, type FileNode, type SymlinkNode, type TreeNode } from '../core/tree.js';
 import { AzbkError, errorRegistry, isAzbkError } from '../shared/errors.js';
-import { errnoCode } from '../shared/files.js';
+import { errnoCode, makeFoldersSync } from '../shared/files.js';
 import type { PointInfo } from '../vault/api.js';
 import type { AgentContext } from './context.js';
 import { childPath, displayPath, restoreLocation, toSegments } from './fspath.js';
@@ -458,7 +458,7 @@ function makeParents(dir: string, target: string | null): void {
 function makeTarget(target: string): void {
   const abs = path.resolve(target);
   try {
-    fs.mkdirSync(abs, { recursive: true });
+    makeFoldersSync(abs);
   } catch (err) {
     throw creating(abs, err);
   }
@@ -491,6 +491,8 @@ function creating(at: string, err: unknown): unknown {
   const code = errnoCode(err);
   if (code === 'ENOTDIR' || code === 'EEXIST') return cannotCreate(at, 'a file is in the way');
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return cannotCreate(at, code);
+  // its parent is there (see makeFoldersSync): a file system that makes no folders, as /proc
+  if (code === 'ENOENT') return cannotCreate(at, 'the file system there makes no new folders');
   return err;
 }
 

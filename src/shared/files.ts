@@ -84,6 +84,52 @@ export async function writeAt(fd: number, data: Uint8Array, position: number): P
 }
 
 /**
+ * Makes the folder `dir` and those above it that are missing, each with `mode` (as `mkdir -p`; a
+ * folder there already is fine, a file there is EEXIST). Node's own recursive mkdir never ends
+ * where a folder exists but refuses new entries the way /proc does (ENOENT for the new folder,
+ * EEXIST for its parent, and again), and its synchronous form does not even let a signal stop
+ * the process; here such a folder's ENOENT is thrown.
+ */
+export function makeFoldersSync(dir: string, mode = 0o777): void {
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    try {
+      fsCb.mkdirSync(d, mode);
+      break;
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'EEXIST') {
+        if (missing.length === 0 && !fsCb.statSync(d).isDirectory()) throw err;
+        break; // made before (a file above a missing folder fails below, with ENOTDIR)
+      }
+      if (code !== 'ENOENT' || path.dirname(d) === d) throw err;
+      missing.push(d);
+    }
+  }
+  for (const d of missing.reverse()) fsCb.mkdirSync(d, mode);
+}
+
+/** makeFoldersSync, without blocking the event loop. */
+export async function makeFolders(dir: string, mode = 0o777): Promise<void> {
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    try {
+      await fs.mkdir(d, mode);
+      break;
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'EEXIST') {
+        if (missing.length === 0 && !(await fs.stat(d)).isDirectory()) throw err;
+        break;
+      }
+      if (code !== 'ENOENT' || path.dirname(d) === d) throw err;
+      missing.push(d);
+    }
+  }
+  for (const d of missing.reverse()) await fs.mkdir(d, mode);
+}
+
+/**
  * Writes `data` to `file` atomically: a temporary file in the same folder, fsync, rename. With
  * `mode` the file is created with those permissions from the start (0o600 for secrets), so its
  * content is never readable by others, not even for a moment. With `exclusive`, an existing file
@@ -95,7 +141,7 @@ export async function writeFileAtomic(
   opts: { mode?: number; exclusive?: boolean } = {},
 ): Promise<void> {
   const dir = path.dirname(file);
-  await fs.mkdir(dir, { recursive: true });
+  await makeFolders(dir);
   const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   const fh = await fs.open(tmp, 'wx', opts.mode ?? 0o644);
   try {

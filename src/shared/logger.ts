@@ -2,7 +2,7 @@
  * The agent's log: pino JSON lines in AZBK_HOME/logs/azbk.log. Secrets never reach it: callers log
  * ids and counts, and the redact list catches the field names that could carry one.
  */
-import fs from 'node:fs';
+import { makeFoldersSync } from './files.js';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 
@@ -13,7 +13,7 @@ const REDACT = ['passphrase', 'secret', 'machineSecret', 'masterKey', 'key', 'to
 /** Opens the log file under `logDir` (created 0700); a silent logger if `logDir` is null. */
 export function openLogger(logDir: string | null, level = process.env.AZBK_LOG_LEVEL ?? 'info'): Logger {
   if (logDir === null) return pino({ level: 'silent' });
-  fs.mkdirSync(logDir, { recursive: true, mode: 0o700 });
+  makeFoldersSync(logDir, 0o700);
   const dest = pino.destination({ dest: path.join(logDir, 'azbk.log'), sync: true, mkdir: true });
   return pino({ level, redact: { paths: REDACT, censor: '[redacted]' }, base: { pid: process.pid } }, dest);
 }

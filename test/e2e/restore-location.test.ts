@@ -57,6 +57,15 @@ describe('restore --target', () => {
     expect(r.stderr).toMatch(/^azbk: error AZBK_BAD_INPUT: Cannot create the folder .+ \(a file is in the way\)\.\n  hint: .+\n$/);
     expect(await fs.readFile(file, 'utf8')).toBe('not a folder\n');
   });
+
+  // /proc has folders that take no new entries (mkdir of a child: ENOENT, of the parent: EEXIST),
+  // on which Node's own recursive mkdir went round for ever, deaf to Ctrl-C.
+  it.runIf(process.platform === 'linux')('a target on a file system that makes no folders is bad input, at once', async () => {
+    const r = await fx.machine.run(['restore', '--point', 'latest', '--target', '/proc/azbk-restore-target/sub']);
+    expectExit(r, 2);
+    expectNoStack(r);
+    expect(r.stderr).toContain('Cannot create the folder /proc/azbk-restore-target/sub to restore into (the file system there makes no new folders).');
+  });
 });
 
 describe('restore --path', () => {

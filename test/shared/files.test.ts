@@ -1,0 +1,47 @@
+/** The shared file helpers that are not covered by the commands' own tests. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { errnoCode, makeFolders, makeFoldersSync } from '../../src/shared/files.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+const code = (f: () => unknown) => {
+  try {
+    f();
+  } catch (err) {
+    return errnoCode(err);
+  }
+  return 'none';
+};
+
+describe.each([
+  ['makeFoldersSync', async (d: string, mode?: number) => makeFoldersSync(d, mode)],
+  ['makeFolders', (d: string, mode?: number) => makeFolders(d, mode)],
+] as const)('%s', (_name, make) => {
+  it('makes the missing folders above, each with the mode, and takes a folder that is there', async () => {
+    const base = await makeTempDir();
+    const deep = path.join(base, 'a', 'b', 'c');
+    await make(deep, 0o700);
+    for (const d of [path.join(base, 'a'), path.join(base, 'a', 'b'), deep]) {
+      expect(fs.statSync(d).isDirectory()).toBe(true);
+      if (process.platform !== 'win32') expect(fs.statSync(d).mode & 0o777).toBe(0o700);
+    }
+    await make(deep); // there already
+    await make(path.join(base, 'a', '.', 'b', '..', 'b2'));
+    expect(fs.statSync(path.join(base, 'a', 'b2')).isDirectory()).toBe(true);
+  });
+
+  it('fails on a file in the way: EEXIST at the folder, ENOTDIR above it', async () => {
+    const base = await makeTempDir();
+    const file = path.join(base, 'f');
+    fs.writeFileSync(file, 'x');
+    await expect(make(file)).rejects.toMatchObject({ code: 'EEXIST' });
+    await expect(make(path.join(file, 'sub', 'deeper'))).rejects.toMatchObject({ code: 'ENOTDIR' });
+    expect(fs.readFileSync(file, 'utf8')).toBe('x');
+  });
+
+  it.runIf(process.platform === 'linux')('ends with ENOENT where a folder takes no new folders (/proc), where Node\'s recursive mkdir never ends', async () => {
+    await expect(make('/proc/azbk-no-such/sub')).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(code(() => fs.statSync('/proc/azbk-no-such'))).toBe('ENOENT');
+  });
+});
