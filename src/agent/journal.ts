@@ -177,6 +177,17 @@ function isDirectory(p: string): boolean {
   }
 }
 
+/** Whether a path is AZBK_HOME `home` or in it, by the path given and by its real one. */
+function ownPaths(home: string): (abs: string) => boolean {
+  const homes = new Set([path.resolve(home)]);
+  try {
+    homes.add(fs.realpathSync(home));
+  } catch {
+    // made later, under the name given
+  }
+  return (abs) => [...homes].some((h) => abs === h || abs.startsWith(h.endsWith(path.sep) ? h : h + path.sep));
+}
+
 /** Every folder a changed path makes dirty: the path itself and all its ancestors. */
 export function dirtyFolders(changed: Iterable<string>): Set<string> {
   const dirty = new Set<string>();
@@ -206,7 +217,13 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   const roots = new Set(paths.map((p) => path.resolve(p)));
   const watchedFiles = new Set([...roots].filter((p) => !isDirectory(p)));
   let session: JournalSession | null = null;
-  const record = (p: string) => fs.writeSync(log, JSON.stringify(path.resolve(p)) + '\n');
+  // AZBK_HOME's changes are azbk's own (the journal itself among them: watched, each line written
+  // would be another change, without end). A watched folder that holds it leaves it out.
+  const own = ownPaths(home);
+  const record = (p: string) => {
+    const abs = path.resolve(p);
+    if (!own(abs)) fs.writeSync(log, JSON.stringify(abs) + '\n');
+  };
   const recordTree = (p: string) => fs.writeSync(log, JSON.stringify({ tree: path.resolve(p) }) + '\n');
 
   // session.json is rewritten in order, one write at a time.
@@ -249,8 +266,9 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       followSymlinks: false,
       persistent: true,
       ignored: (p: string, stats?: fs.Stats) => {
-        if (stats === undefined) return false;
         const abs = path.resolve(p);
+        if (own(abs)) return true;
+        if (stats === undefined) return false;
         if (stats.isDirectory()) {
           knownDirs.add(abs);
           return false;
@@ -349,12 +367,15 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     }),
     rootRemoved,
   ]);
-  await current.ready;
+  // Stopped while the watches are still being set up: no session, and never ready.
+  await Promise.race([current.ready, aborted]);
   firstReady = true;
-  saveSession({ version: 1, pid: process.pid, run: randomBytes(16).toString('hex'), proc: processIdentity(process.pid), started: new Date().toISOString(), paths: [...paths], ...(rebuilding ? { rebuilding } : {}) });
-  await sessionWrite;
-  onReady();
-  if (restartAfterReady) restartSoon();
+  if (!stopping()) {
+    saveSession({ version: 1, pid: process.pid, run: randomBytes(16).toString('hex'), proc: processIdentity(process.pid), started: new Date().toISOString(), paths: [...paths], ...(rebuilding ? { rebuilding } : {}) });
+    await sessionWrite;
+    onReady();
+    if (restartAfterReady) restartSoon();
+  }
   await aborted;
   if (restartTimer !== null) clearTimeout(restartTimer);
   await restarting;

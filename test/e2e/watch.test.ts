@@ -202,6 +202,34 @@ describe('change journal', () => {
     expect((await backup(m, [a, b])).scan.reason).toBe('the change journal stopped (azbk watch is not running)');
   }, 60_000);
 
+  // AZBK_HOME under a watched folder (the default ~/.config/azbk under a watched home folder): the
+  // journal written there was itself a change to record, for ever, and the watcher never got ready
+  // nor heeded SIGTERM.
+  it('leaves AZBK_HOME out of a watched folder that holds it', async () => {
+    const root = await makeTempDir('azbk-watch-');
+    const data = path.join(root, 'data');
+    await fs.mkdir(data);
+    await fs.writeFile(path.join(data, 'a.txt'), 'a\n');
+    const m = await setupMachine(root);
+    expect(m.home.startsWith(root + path.sep)).toBe(true);
+    expectExit(await m.run(['policy', 'set', '--include', root]), 0);
+
+    const w = startWatch(m);
+    await w.ready;
+    await fs.writeFile(path.join(data, 'a.txt'), 'changed\n');
+    expectExit(await m.run(['status']), 0); // writes in AZBK_HOME while watched
+    await sleep(500);
+    const changes = path.join(m.home, 'journal', 'changes.log');
+    const size = (await fs.stat(changes)).size;
+    await sleep(500);
+    expect((await fs.stat(changes)).size, 'the journal stays still while nothing changes').toBe(size);
+    w.stop();
+    expect(await w.done).toBe(0);
+    const lines = (await fs.readFile(changes, 'utf8')).split('\n').filter((l) => l !== '');
+    expect(lines).toContain(JSON.stringify(path.join(data, 'a.txt')));
+    expect(lines.filter((l) => l.includes(m.home))).toEqual([]);
+  });
+
   it('stops with exit 2 when a watched folder is removed, and backups then scan everything', async () => {
     const root = await makeTempDir('azbk-watch-');
     const kept = path.join(root, 'kept');
