@@ -50,6 +50,8 @@ export async function findInPoints(ctx: AgentContext, o: FindOptions): Promise<F
   if (o.patterns.length === 0) throw new AzbkError('AZBK_USAGE', 'Give at least one pattern to find.');
   const windows = process.platform === 'win32';
   const matchers = o.patterns.map((p) => {
+    // No name or path is empty: an empty pattern (a shell variable that was not set?) is a mistake.
+    if (p === '') throw new AzbkError('AZBK_BAD_INPUT', 'An empty pattern matches no name or path.', { hint: "Give a name or a shell pattern such as '*.conf'." });
     const byPath = p.includes('/');
     // Original paths start with / (here): a path pattern that does not, nor with a star, matches nothing.
     if (byPath && !windows && !/^[/*]/.test(p)) {

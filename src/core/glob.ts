@@ -2,7 +2,9 @@
  * Shell-style patterns, for finding names and paths in recovery points: `*` any run of characters
  * but `/`, `**` any run including `/`, `?` one character but `/`, `[abc]`, `[a-z]` and `[!a]` (or
  * `[^a]`) one character of (or not of) a set, and `\x` the character x itself. A `[` without its
- * `]` is itself. The pattern matches the whole text.
+ * `]` is itself. A `**` with a `/` after it that starts the pattern or follows a `/` also stands,
+ * with that `/`, for no folder at all (`/etc/` then `**` then `/a.conf` matches `/etc/a.conf`), but
+ * never for part of a name. The pattern matches the whole text.
  *
  * Matching runs the pattern as a set of positions over the text, one character at a time: its
  * time is the text's length times the pattern's, whatever either holds. (A regular expression
@@ -15,29 +17,33 @@ type Token =
   | { readonly t: 'one' }
   | { readonly t: 'set'; readonly negate: boolean; readonly chars: string; readonly ranges: readonly (readonly [number, number])[] }
   | { readonly t: 'star' }
-  | { readonly t: 'globstar' };
+  | { readonly t: 'globstar' }
+  /** before a `**` that may stand for no folder with the `/` after it: reached, it reaches both the `**` and past the `/` */
+  | { readonly t: 'nofolder' };
 
 /**
  * The pattern as a test of a whole text; `ignoreCase` for letters of either case (each character
  * folded alone). Pattern and text are compared in Unicode's composed form (NFC), so an accented
- * letter typed one way matches a name stored the other way. AZBK_BAD_INPUT for a set such as `[z-a]`.
+ * letter typed one way matches a name stored the other way. AZBK_BAD_INPUT for a set such as `[z-a]`,
+ * and for a `\` that ends the pattern (it escapes nothing: `\\` is a backslash).
  */
 export function compileGlob(pattern: string, ignoreCase = false): (text: string) => boolean {
   const fold = (c: string) => (ignoreCase ? c.toLowerCase() : c);
   const tokens = parse([...pattern.normalize('NFC')], pattern, fold);
   const m = tokens.length;
   /**
-   * Positions reached without taking a character: past a star (it may match nothing), and past
-   * `**` with the `/` after it (no folder at all), so that `/etc/` then `**` then `/*.conf`
-   * matches `/etc/a.conf` as well as `/etc/nginx/a.conf`.
+   * Positions reached without taking a character: past a star (it may match nothing), and past a
+   * `**` and its `/` when reaching them (no folder at all), so that `/etc/` then `**` then
+   * `/*.conf` matches `/etc/a.conf` as well as `/etc/nginx/a.conf`. The skip is taken from the
+   * marker before the `**`, not from the `**` itself: there it would also follow characters the
+   * `**` had taken, and `**` then `/x` would match `abx`.
    */
   const close = (at: Uint8Array) => {
     for (let j = 0; j < m; j++) {
       if (at[j] === 0) continue;
       const t = tokens[j]!.t;
-      if (t === 'star' || t === 'globstar') at[j + 1] = 1;
-      const after = tokens[j + 1];
-      if (t === 'globstar' && after?.t === 'char' && after.c === '/') at[j + 2] = 1;
+      if (t === 'star' || t === 'globstar' || t === 'nofolder') at[j + 1] = 1;
+      if (t === 'nofolder') at[j + 3] = 1;
     }
   };
   return (text) => {
@@ -56,7 +62,7 @@ export function compileGlob(pattern: string, ignoreCase = false): (text: string)
         else if (tok.t === 'one') to = c === '/' ? -1 : j + 1;
         else if (tok.t === 'set') to = inSet(tok, c) || (ignoreCase && (inSet(tok, c.toLowerCase()) || inSet(tok, c.toUpperCase()))) ? j + 1 : -1;
         else if (tok.t === 'star') to = c === '/' ? -1 : j;
-        else to = j;
+        else if (tok.t === 'globstar') to = j;
         if (to >= 0) {
           next[to] = 1;
           any = true;
@@ -92,10 +98,19 @@ function parse(p: readonly string[], pattern: string, fold: (c: string) => strin
       const last = tokens.at(-1);
       if (last?.t === 'globstar' || (last?.t === 'star' && !globstar)) continue;
       if (last?.t === 'star') tokens.pop();
+      // A whole folder's worth of `**`, with its `/`, may also be no folder (see compileGlob).
+      const before = tokens.at(-1);
+      if (globstar && p[i + 1] === '/' && (before === undefined || (before.t === 'char' && before.c === '/'))) tokens.push({ t: 'nofolder' });
       tokens.push(globstar ? { t: 'globstar' } : { t: 'star' });
     } else if (c === '?') tokens.push({ t: 'one' });
-    else if (c === '\\' && i + 1 < p.length) tokens.push({ t: 'char', c: fold(p[++i]!) });
-    else if (c === '[') {
+    else if (c === '\\') {
+      if (i + 1 === p.length) {
+        throw new AzbkError('AZBK_BAD_INPUT', `${pattern} is not a pattern azbk can use: it ends in a \\ that escapes nothing.`, {
+          hint: 'Write \\\\ for a backslash itself, or leave the \\ out.',
+        });
+      }
+      tokens.push({ t: 'char', c: fold(p[++i]!) });
+    } else if (c === '[') {
       const set = bracket(p, i, pattern);
       if (set === null) tokens.push({ t: 'char', c: fold(c) });
       else {

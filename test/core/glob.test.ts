@@ -76,7 +76,31 @@ describe('compileGlob', () => {
     expect(matches('cafe\u0301*', 'caf\u00e9.txt')).toBe(true);
   });
 
-  it('refuses a range out of order with AZBK_BAD_INPUT', () => {
+  it('lets **/ stand for whole folders only: never for the start of a name', () => {
+    for (const name of ['x', 'sub/x', 'a/b/c/x', '/tmp/g/x', 'a b/x', 'a\tb/x', 'a\nb/x']) expect(matches('**/x', name), name).toBe(true);
+    for (const name of ['abx', 'a x', 'a\tx', 'a\nx', ' x', 'sub/abx', 'sub/a x', 'a b/c x', 'x/y', 'sub/xy']) expect(matches('**/x', name), name).toBe(false);
+    expect(matches('/**/x', '/tmp/g/x')).toBe(true);
+    expect(matches('/**/x', '/x')).toBe(true);
+    expect(matches('/**/x', '/tmp/g/abx')).toBe(false);
+    expect(matches('/**/x', '/tmp/g/a x')).toBe(false);
+    expect(matches('/tmp/**/x', '/tmp/x')).toBe(true);
+    expect(matches('/tmp/**/x', '/tmp/g/sub/x')).toBe(true);
+    expect(matches('/tmp/**/x', '/tmp/g/abx')).toBe(false);
+    expect(matches('/tmp/**/x', '/tmpx')).toBe(false);
+    expect(matches('**/**/x', 'abx')).toBe(false);
+    expect(matches('**/**/x', 'a/b/x')).toBe(true);
+    expect(matches('**/abx', 'sub/abx')).toBe(true);
+    // Within a name, ** is a run of characters (and folders) like any other: it needs its /.
+    expect(matches('/tmp/g**/x', '/tmp/gx')).toBe(false);
+    expect(matches('/tmp/g**/x', '/tmp/g/x')).toBe(true);
+    expect(matches('/tmp/g**/x', '/tmp/go/on/x')).toBe(true);
+  });
+
+  it('refuses a range out of order, and a \\ that ends the pattern, with AZBK_BAD_INPUT', () => {
     expect(() => compileGlob('[z-a]')).toThrow(expect.objectContaining({ code: 'AZBK_BAD_INPUT' }));
+    for (const p of ['\\', 'a\\', '[a\\']) expect(() => compileGlob(p), p).toThrow(expect.objectContaining({ code: 'AZBK_BAD_INPUT' }));
+    // An escaped backslash, and a [ without its ], are characters like any other.
+    expect(matches('a\\\\', 'a\\')).toBe(true);
+    expect(matches('[', '[')).toBe(true);
   });
 });

@@ -27,6 +27,8 @@ beforeAll(async () => {
   await fs.writeFile(path.join(src, 'docs', 'report.pdf'), 'version one');
   await fs.writeFile(path.join(src, 'docs', 'old', 'Report.PDF'), 'old');
   await fs.writeFile(path.join(src, 'notes.txt'), 'notes');
+  await fs.mkdir(path.join(src, 'g', 'sub'), { recursive: true });
+  for (const name of ['abx', 'a x', 'x', 'sub/x', 'sub/abx', '[']) await fs.writeFile(path.join(src, 'g', name), name);
   a = await setupMachine(tmp.path, { name: 'alpha' });
   ids.push((await backup(a, [src])).point.id);
   await fs.writeFile(path.join(src, 'docs', 'report.pdf'), 'version two, longer');
@@ -73,6 +75,16 @@ describe.concurrent('azbk find', () => {
     expect(await found(a, ['*.txt', 'report.pdf', '--point', 'latest'])).toEqual([expect.objectContaining({ point: ids[2], path: path.join(src, 'notes.txt'), size: 5 })]);
   });
 
+  it('matches **/x only with names that are x, at any depth', async () => {
+    const paths = async (pattern: string) => (await found(a, [pattern, '--point', 'latest'])).map((m) => m.path).sort();
+    const xs = [path.join(src, 'g', 'sub', 'x'), path.join(src, 'g', 'x')].sort();
+    expect(await paths('**/x')).toEqual(xs);
+    expect(await paths('/**/x')).toEqual(xs);
+    expect(await paths(`${src}/**/x`)).toEqual(xs);
+    expect(await paths(`${src}/g/**/x`)).toEqual(xs);
+    expect(await paths('**/abx')).toEqual([path.join(src, 'g', 'abx'), path.join(src, 'g', 'sub', 'abx')].sort());
+  });
+
   it("searches another machine's points with its passphrase", async () => {
     const b = await setupMachine(tmp.path, { name: 'bravo', vault: a.vault });
     const m = await found(b, ['report.pdf', '--machine', 'alpha', '--passphrase-file', b.passphraseFile]);
@@ -93,5 +105,16 @@ describe.concurrent('azbk find', () => {
       expectExit(r, 2);
       expectNoStack(r);
     }
+  });
+
+  it('refuses an empty pattern and one that ends in a lone \\, and takes a [ without its ] as itself', async () => {
+    for (const [pattern, says] of [['', /empty/], ['\\', /ends in a \\/], ['*.txt\\', /ends in a \\/]] as const) {
+      const r = await a.run(['find', 'notes.txt', pattern, '--point', 'latest']);
+      expectExit(r, 2);
+      expectNoStack(r);
+      expect(r.stderr).toMatch(says);
+      expect(r.stdout).toBe('');
+    }
+    expect((await found(a, ['[', '--point', 'latest'])).map((m) => m.path)).toEqual([path.join(src, 'g', '[')]);
   });
 });
