@@ -25,7 +25,7 @@ import { BlobIndex } from './blob-index.js';
 import { BlobWriter, type PackRef } from './blob-writer.js';
 import { findResumable, identity, knownFile, sealCheckpoint, unchanged, type FileIdentity, type KnownFile, type PartialDelta, type PartialFile, type ResumeState } from './checkpoint.js';
 import type { AgentContext } from './context.js';
-import { FileCache, type KnownDir } from './file-cache.js';
+import { FileCache, isDamagedCache, type KnownDir } from './file-cache.js';
 import { entryStat, fingerprint, folderIdentity, listFolder, type EntryStat, type Listed } from './folder-listing.js';
 import { changesSince, dirtyFolders, journalOffset, journalRun, underTree, type JournalMark } from './journal.js';
 import { fromSegments, toSegments } from './fspath.js';
@@ -40,7 +40,8 @@ export type BackupEvent =
   | { readonly type: 'start'; readonly jobId: string; readonly paths: readonly string[]; readonly resumed: ResumedFrom | null }
   | { readonly type: 'checkpoint'; readonly seq: number; readonly final: boolean }
   /** the vault refused the point, as packs it names are gone or missing: the job runs once more without them */
-  | { readonly type: 'retry' }
+  /** the job runs once more: packs it counted on are gone, or the local cache was found damaged */
+  | { readonly type: 'retry'; readonly why: 'packs gone' | 'cache damaged' }
   | { readonly type: 'file'; readonly path: string; readonly size: number }
   | { readonly type: 'skipped'; readonly path: string; readonly reason: string };
 
@@ -111,10 +112,15 @@ interface Trie {
 export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise<BackupResult> {
   if (opts.include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'No folders or files to back up were given.');
   const lock = await acquireJobLock(ctx.paths.lock, { jobId: randomBytes(16).toString('hex'), kind: 'backup' });
-  const cache = FileCache.forVault(ctx.paths.home, ctx.registration.vaultId, ctx.keys.keyId);
-  cache.holdReads(); // the walk looks up rows for every folder
+  const open = () => {
+    const c = FileCache.forVault(ctx.paths.home, ctx.registration.vaultId, ctx.keys.keyId);
+    c.holdReads(); // the walk looks up rows for every folder
+    return c;
+  };
+  let cache = open();
   try {
     let carried: Counted = { readBytes: 0, uploadedBytes: 0 };
+    let remade = false;
     for (let attempt = 1; ; attempt++) {
       const resume = await findResumable(ctx.session, ctx.keys);
       const job = new BackupJob(ctx, resume, cache, opts, carried);
@@ -129,16 +135,33 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
           if (missing !== null) {
             cache.addMissingPacks(missing);
             carried = job.counted; // what it read and uploaded counts in the run's totals
-            opts.onEvent?.({ type: 'retry' });
+            opts.onEvent?.({ type: 'retry', why: 'packs gone' });
             continue;
           }
+        }
+        // The cache found damaged on the way: made anew, and the job runs once more (from its
+        // checkpoints), reading what the cache would have spared it.
+        if (!remade && isDamagedCache(err)) {
+          cache.discard();
+          cache = open();
+          cache.remade = remade = true;
+          carried = job.counted;
+          opts.onEvent?.({ type: 'retry', why: 'cache damaged' });
+          continue;
         }
         throw jobError(job, err);
       }
     }
   } finally {
-    cache.close();
-    await lock.release();
+    try {
+      cache.close();
+    } catch (err) {
+      // Found damaged only now, the job done: the next one finds it so, and makes it anew.
+      if (!isDamagedCache(err)) throw err;
+      cache.abandon();
+    } finally {
+      await lock.release();
+    }
   }
 }
 
@@ -305,6 +328,7 @@ class BackupJob {
 
   async run(): Promise<BackupResult> {
     const started = new Date();
+    if (this.cache.remade) this.warnings.push({ path: this.cache.file, reason: 'the local cache was damaged, and was made anew: every file was read once more' });
     const cfg = await this.ctx.session.config();
     const trie = this.buildTrie();
     const includedPaths = collectIncluded(trie, []);

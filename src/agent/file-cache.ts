@@ -71,6 +71,17 @@ function storedDir(row: DirRow | undefined): StoredDir | undefined {
   return { fingerprint: row.fp, self: row.self, tree: row.tree.toString('hex') as BlobId, files: row.files, dirs: row.dirs, symlinks: row.symlinks, bytes: row.bytes };
 }
 
+/** True for SQLite's errors for a file that is not a database, or whose pages are damaged. */
+export function isDamagedCache(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT'));
+}
+
+/** Removes the cache database `file` with its journal files and index snapshot (see FileCache). */
+export function removeCache(file: string): void {
+  for (const f of [file, `${file}-wal`, `${file}-shm`, `${file.replace(/\.sqlite$/, '')}.index`]) fs.rmSync(f, { force: true });
+}
+
 /**
  * The folder rows of the cache database `file` as they are now, through a connection of their own
  * that only reads (for a thread other than the one that holds the FileCache); the file must exist.
@@ -160,6 +171,8 @@ export class FileCache implements IndexCache {
 
   /** the index snapshot's file, beside the database */
   private readonly snapshotFile: string;
+  /** the file was damaged, and was removed and made anew when opened */
+  remade = false;
 
   private constructor(
     private readonly db: Database.Database,
@@ -185,11 +198,35 @@ export class FileCache implements IndexCache {
     return FileCache.open(cacheFile(home, vaultId, keyId));
   }
 
-  /** Opens (creating if needed) the cache database `file`. */
+  /**
+   * Opens (creating if needed) the cache database `file`. One SQLite finds damaged is removed and
+   * made anew (`remade`): it only saves work, and every job would fail on it until removed by hand.
+   */
   static open(file: string): FileCache {
+    try {
+      return FileCache.openAs(file);
+    } catch (err) {
+      if (!isDamagedCache(err)) throw err;
+      removeCache(file);
+      const cache = FileCache.openAs(file);
+      cache.remade = true;
+      return cache;
+    }
+  }
+
+  private static openAs(file: string): FileCache {
     makeFoldersSync(path.dirname(file), 0o700);
     if (!fs.existsSync(file)) fs.closeSync(fs.openSync(file, 'a', 0o600));
     const db = new Database(file);
+    try {
+      return FileCache.prepared(db, file);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  private static prepared(db: Database.Database, file: string): FileCache {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     // 4 MiB of pages (better-sqlite3 builds SQLite with 16 MiB): the folders a backup looks up are
@@ -416,6 +453,21 @@ export class FileCache implements IndexCache {
   close(): void {
     this.flush(); // which ends a shared read transaction too
     this.db.close();
+  }
+
+  /** Closes the cache without writing what is pending (it was found damaged: see isDamagedCache). */
+  abandon(): void {
+    try {
+      this.db.close();
+    } catch {
+      // closed already
+    }
+  }
+
+  /** Removes the cache, found damaged (see isDamagedCache). */
+  discard(): void {
+    this.abandon();
+    removeCache(this.file);
   }
 }
 

@@ -152,7 +152,7 @@ describe('the packs a point names', () => {
     const events: unknown[] = [];
     const res = await runBackup({ ...m.ctx, session }, { include: [src], onEvent: (e) => e.type === 'retry' && events.push(e) });
     expect(doomed).toBeDefined();
-    expect(events).toEqual([{ type: 'retry' }]);
+    expect(events).toEqual([{ type: 'retry', why: 'packs gone' }]);
     expect(await m.ctx.session.listPoints(m.ctx.registration.machineId)).toEqual([{ id: res.point.id, machineId: res.point.machineId, time: res.point.time }]);
     const packs = await named(m, res.point);
     expect(packs).not.toContain(doomed);

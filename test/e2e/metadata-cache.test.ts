@@ -9,6 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backup, expectExit, setupMachine, tempDir } from '../helpers/cli.js';
 import { expectSameTree } from '../helpers/fs-tree.js';
+import { makeTempDir } from '../helpers/tmp.js';
 
 async function write(file: string, text: string): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
@@ -99,5 +100,44 @@ describe('metadata cache', () => {
       expect(r.warnings.map((w: { path: string }) => path.basename(w.path)), `run ${run + 1}`).toEqual(['pipe']);
       expect(r.stats.files).toBe(1);
     }
+  });
+
+  // The cache only saves work: one that SQLite finds damaged is made anew, where every backup used
+  // to fail on it ('file is not a database', exit 1) until it was removed by hand.
+  it.each([
+    ['its first page overwritten', async (file: string) => {
+      const fh = await fs.open(file, 'r+');
+      await fh.write(Buffer.from('garbage garbage garbage'), 0, 23, 0);
+      await fh.close();
+    }],
+    ['cut short', (file: string) => fs.truncate(file, 8192)],
+    // The first page (the header and the schema) whole: the damage shows only once the backup reads its rows.
+    ['every page but the first overwritten', async (file: string) => {
+      const { size } = await fs.stat(file);
+      expect(size).toBeGreaterThan(4096);
+      const fh = await fs.open(file, 'r+');
+      await fh.write(Buffer.alloc(size - 4096, 7), 0, size - 4096, 4096);
+      await fh.close();
+    }],
+  ] as const)('makes a damaged cache anew (%s) and backs up all the same', async (_how, damage) => {
+    const root = await makeTempDir('azbk-cache-');
+    const src = path.join(root, 'src');
+    for (let f = 0; f < 40; f++) await write(path.join(src, `d${f % 4}`, `f${f}.txt`), `file ${f}\n`.repeat(200));
+    const m = await setupMachine(root);
+    await backup(m, [src]);
+    const dir = path.join(m.home, 'cache');
+    const [file] = (await fs.readdir(dir)).filter((n) => n.endsWith('.sqlite'));
+    await damage(path.join(dir, file!));
+
+    const r = await backup(m, [src]);
+    expect(r.warnings).toEqual([{ path: path.join(dir, file!), reason: expect.stringMatching(/local cache was damaged, and was made anew/) }]);
+    expect(r.stats.files).toBe(40);
+    expect(r.stats.readBytes, 'without the cache, every file is read').toBe(r.stats.bytes);
+    const target = path.join(root, 'restored');
+    expectExit(await m.run(['restore', '--point', r.point.id, '--target', target]), 0);
+    await expectSameTree(src, path.join(target, src));
+    const again = await backup(m, [src]);
+    expect(again.warnings).toEqual([]);
+    expect(again.stats.readBytes, 'the new cache serves the next backup').toBe(0);
   });
 });

@@ -83,7 +83,8 @@ export function backupCommand(program: Command): void {
             onEvent: (e) => {
               if (e.type === 'start' && e.resumed) out.line(`Continuing job ${e.resumed.jobId} from checkpoint ${e.resumed.seq} (${e.resumed.time}).`);
               if (e.type === 'checkpoint') log.info({ seq: e.seq, final: e.final }, 'checkpoint saved');
-              if (e.type === 'retry') out.line('The vault refused the recovery point: data it counted on was pruned while the backup ran, or lost. Backing up once more, storing that data again.');
+              if (e.type === 'retry' && e.why === 'packs gone') out.line('The vault refused the recovery point: data it counted on was pruned while the backup ran, or lost. Backing up once more, storing that data again.');
+              if (e.type === 'retry' && e.why === 'cache damaged') out.line('The local cache was found damaged: it was made anew. Backing up once more, reading every file.');
             },
           });
           const status = r.skipped.length > 0 ? 'partial' : 'ok';
