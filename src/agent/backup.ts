@@ -29,6 +29,7 @@ import { FileCache, isDamagedCache, type KnownDir } from './file-cache.js';
 import { entryStat, fingerprint, folderIdentity, listFolder, type EntryStat, type Listed } from './folder-listing.js';
 import { changesSince, dirtyFolders, journalOffset, journalRun, underTree, type JournalMark } from './journal.js';
 import { fromSegments, toSegments } from './fspath.js';
+import { refuseWholeRoot } from './policy.js';
 import { acquireJobLock } from './lock.js';
 import { openSpool } from './spool.js';
 import { sealManifest, type BackupStats, type PointManifest, type SkippedItem } from './manifest.js';
@@ -531,9 +532,7 @@ class BackupJob {
     const root: Trie = { included: false, children: new Map() };
     for (const p of this.opts.include) {
       const abs = path.resolve(p);
-      if (toSegments(abs).length === 0) {
-        throw new AzbkError('AZBK_BAD_INPUT', 'The root folder / cannot be backed up as a whole.', { hint: 'Include the folders under it to back up, e.g. --include /etc /home /srv.' });
-      }
+      refuseWholeRoot([abs]);
       try {
         if (fs.lstatSync(abs).isSymbolicLink()) {
           this.warnings.push({ path: abs, reason: 'a link: the link itself is backed up, not what it points to (include its target for that)' });

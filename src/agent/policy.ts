@@ -10,6 +10,7 @@ import { validSchedule, type Schedule } from '../core/schedule.js';
 import { AzbkError } from '../shared/errors.js';
 import { readLocalJson, writeFileAtomic } from '../shared/files.js';
 import type { HomePaths } from '../shared/paths.js';
+import { toSegments } from './fspath.js';
 
 export interface Policy {
   readonly version: 1;
@@ -22,6 +23,16 @@ export interface Policy {
 }
 
 const EMPTY: Policy = { version: 1, include: [] };
+
+/**
+ * AZBK_BAD_INPUT when a path to back up is the root folder whole: a backup refuses it, and so does
+ * a policy that every scheduled backup would fail with.
+ */
+export function refuseWholeRoot(include: readonly string[]): void {
+  if (include.some((p) => toSegments(p).length === 0)) {
+    throw new AzbkError('AZBK_BAD_INPUT', 'The root folder / cannot be backed up as a whole.', { hint: 'Include the folders under it to back up, e.g. --include /etc /home /srv.' });
+  }
+}
 
 function damaged(file: string): AzbkError {
   return new AzbkError('AZBK_BAD_INPUT', `The policy file ${file} is damaged.`, {
@@ -44,7 +55,7 @@ export async function loadPolicy(paths: HomePaths): Promise<Policy> {
   const v = await readLocalJson(paths.policy, () => damaged(paths.policy));
   if (v === null) return EMPTY;
   const p = v as Policy;
-  if (p.version !== 1 || !Array.isArray(p.include) || !p.include.every((x) => typeof x === 'string')) throw damaged(paths.policy);
+  if (p.version !== 1 || !Array.isArray(p.include) || !p.include.every((x) => typeof x === 'string' && x !== '')) throw damaged(paths.policy);
   if (p.bandwidth !== undefined && !validBandwidth(p.bandwidth)) throw damaged(paths.policy);
   if (p.schedule !== undefined && !validSchedule(p.schedule)) throw damaged(paths.policy);
   if (p.scheduleSet !== undefined && !(typeof p.scheduleSet === 'string' && Number.isFinite(Date.parse(p.scheduleSet)))) throw damaged(paths.policy);

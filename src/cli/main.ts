@@ -104,8 +104,9 @@ export async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
-      const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help';
-      process.exitCode = ok ? ExitCode.ok : ExitCode.usage;
+      // Help asked for (--help, `azbk help`) and --version end 0; help shown for a command
+      // missing (`azbk vault`) comes with exit code 1, and like every mistake on the command line ends 2.
+      process.exitCode = err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
       return;
     }
     throw err;

@@ -3,6 +3,7 @@
  * a message, a hint and its exit code, and anything else into AZBK_INTERNAL (details go to the
  * log, never a stack trace on the screen).
  */
+import { Command } from 'commander';
 import { AzbkError, ExitCode } from '../shared/errors.js';
 import { openLogger, type Logger } from '../shared/logger.js';
 import { azbkHome, homePaths, type HomePaths } from '../shared/paths.js';
@@ -44,6 +45,7 @@ export function action<A extends unknown[]>(
     const out = makeOutput(json);
     try {
       log.info({ command: name }, 'command started');
+      refuseEmptyValues(args);
       await body({ paths, log, out }, ...args);
       log.info({ command: name, exitCode }, 'command finished');
     } catch (err) {
@@ -56,4 +58,28 @@ export function action<A extends unknown[]>(
       exitCode = e.exitCode;
     }
   };
+}
+
+/**
+ * AZBK_BAD_INPUT when an option or argument of the command (the last of `args`, as commander
+ * passes them to an action) is the empty string. No azbk value may be empty, and an empty path
+ * would otherwise quietly mean the current folder; an empty shell variable is the usual cause.
+ */
+function refuseEmptyValues(args: readonly unknown[]): void {
+  const cmd = args.at(-1);
+  if (!(cmd instanceof Command)) return;
+  const empty = (v: unknown) => v === '' || (Array.isArray(v) && v.includes(''));
+  for (const [key, value] of Object.entries(cmd.opts())) {
+    if (empty(value)) throw emptyValue(cmd.options.find((o) => o.attributeName() === key)?.long ?? key);
+  }
+  // The values before the options object are the command's arguments, in the order it declares them.
+  cmd.registeredArguments.forEach((arg, i) => {
+    if (empty(args[i])) throw emptyValue(arg.name().toUpperCase());
+  });
+}
+
+function emptyValue(what: string): AzbkError {
+  return new AzbkError('AZBK_BAD_INPUT', `${what} was given an empty value.`, {
+    hint: 'An empty shell variable is the usual cause ("$DIR" with DIR unset or empty): give the value itself, or leave the option out.',
+  });
 }

@@ -6,6 +6,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AzbkError } from '../shared/errors.js';
+import { errnoCode, errnoText, makeFolders } from '../shared/files.js';
 import type { BlobStore } from './storage/blobstore.js';
 import { layout } from './layout.js';
 import { FsBlobStore } from './storage/fs-store.js';
@@ -34,15 +35,46 @@ export async function openVaultStore(loc: VaultLocation, o: { create?: boolean }
   }
   const dir = path.resolve(loc.dir);
   if (o.create) {
-    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-    const entries = (await fs.readdir(dir)).filter((e) => e !== '.tmp');
-    if (entries.length > 0) throw new AzbkError('AZBK_VAULT_EXISTS', `${dir} is not empty.`);
+    let entries: string[];
+    try {
+      // Not fs.mkdir's recursive form: it never ends below a folder that refuses new entries (/proc).
+      await makeFolders(dir, 0o700);
+      entries = await fs.readdir(dir);
+    } catch (err) {
+      throw vaultFolderError(err, dir);
+    }
+    if (entries.some((e) => e !== '.tmp')) throw new AzbkError('AZBK_VAULT_EXISTS', `${dir} is not empty.`);
   } else {
     const st = await fs.stat(dir).catch(() => null);
     if (st === null || !st.isDirectory()) throw new AzbkError('AZBK_VAULT_NOT_FOUND', `No vault folder at ${dir}.`);
     await keepPrivate(dir);
   }
   return new RetryingBlobStore(new FsBlobStore(dir));
+}
+
+/** What a folder that cannot become a vault's is, in words, by the error making or reading it gave. */
+const FOLDER_ERRORS: Readonly<Record<string, string>> = {
+  EEXIST: 'it is a file, not a folder',
+  ENOTDIR: 'a part of the path is a file, not a folder',
+  ENOENT: 'a folder on the path does not take new folders',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENAMETOOLONG: 'the name is too long',
+  ELOOP: 'too many symbolic links on the path',
+};
+
+/**
+ * AZBK_BAD_INPUT naming `dir` for an error of making or reading it that the path given causes;
+ * anything else (a full disk, an I/O error) as it is.
+ */
+function vaultFolderError(err: unknown, dir: string): unknown {
+  const code = errnoCode(err);
+  if (code === undefined || FOLDER_ERRORS[code] === undefined) return err;
+  return new AzbkError('AZBK_BAD_INPUT', `Cannot make the vault folder ${dir}: ${errnoText(code, FOLDER_ERRORS)}.`, {
+    hint: 'Choose a new or empty folder this user can create and write, with --path DIR.',
+    cause: err,
+  });
 }
 
 /**

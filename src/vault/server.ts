@@ -205,7 +205,12 @@ export interface RunningServer {
 /** Builds the server with TLS and listens on `host`:`port` (0 picks a free port). */
 export async function startServer(o: ServerOptions & { tls: TlsIdentity; host: string; port: number }): Promise<RunningServer> {
   const app = await buildServer(o);
-  await app.listen({ host: o.host, port: o.port });
+  try {
+    await app.listen({ host: o.host, port: o.port });
+  } catch (err) {
+    await app.close().catch(() => undefined);
+    throw listenError(err, o.host, o.port);
+  }
   const addr = app.server.address() as AddressInfo;
   const host = addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]` : addr.address;
   const close = async (graceMs = 30_000) => {
@@ -217,6 +222,31 @@ export async function startServer(o: ServerOptions & { tls: TlsIdentity; host: s
     }
   };
   return { app, url: `https://${host}:${addr.port}`, fingerprint: o.tls.fingerprint, close };
+}
+
+/** Why the OS refused to listen, in words, for the listen errors a user causes and can fix. */
+const LISTEN_ERRORS: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'the port is in use by another program',
+  EADDRNOTAVAIL: 'the address is not one of this machine',
+  EACCES: 'this user may not use that port',
+  ENOTFOUND: 'no address found for that host name',
+  EAI_NONAME: 'no address found for that host name',
+  EAI_AGAIN: 'the host name could not be looked up',
+};
+
+/**
+ * AZBK_BAD_INPUT naming the address for a listen error the --listen value causes (a port in use,
+ * an address of another machine); anything else as it is.
+ */
+function listenError(err: unknown, host: string, port: number): unknown {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const why = code === undefined ? undefined : LISTEN_ERRORS[code];
+  if (why === undefined) return err;
+  const addr = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return new AzbkError('AZBK_BAD_INPUT', `Cannot listen on ${addr}: ${why} (${code}).`, {
+    hint: 'Give --listen a free port on an address of this machine, e.g. 0.0.0.0:8443 (port 0 picks a free one).',
+    cause: err,
+  });
 }
 
 /** `HOST:PORT` of --listen: a host name, IPv4 or [IPv6] address, and a port 0..65535. */

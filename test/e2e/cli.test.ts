@@ -63,6 +63,20 @@ describe.concurrent('azbk command line', () => {
     expect(await exists(path.join(root, 'v'))).toBe(false);
   });
 
+  it('a command without its subcommand prints the usage and exits 2; asking for help exits 0', async () => {
+    const missing = [[], ['vault'], ['policy'], ['passphrase']];
+    const asked = [['--help'], ['vault', '--help'], ['policy', '--help'], ['help'], ['help', 'vault'], ['--version']];
+    const results = await Promise.all([...missing, ...asked].map((args) => runCli(args)));
+    for (const [i, args] of missing.entries()) {
+      const r = results[i]!;
+      expect(r.code, `azbk ${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toContain(`Usage: azbk ${args.join(' ')}`.trimEnd());
+      expect(r.stdout).toBe('');
+      expectNoStack(r);
+    }
+    for (const i of asked.keys()) expectExit(results[missing.length + i]!, 0);
+  });
+
   it('reports an error as one line with a code and a hint, and as JSON with --json', async (ctx) => {
     const root = await tempDir(ctx);
     const home = path.join(root, 'home');

@@ -9,7 +9,7 @@ import { RETENTION_RANGE, type Retention } from '../../core/retention.js';
 import { EVERY_DAY, MAX_RUNS_PER_DAY, parseTimes, type Schedule } from '../../core/schedule.js';
 import { parseDays } from '../../core/week.js';
 import { openAgent } from '../../agent/context.js';
-import { loadPolicy, updatePolicy } from '../../agent/policy.js';
+import { loadPolicy, refuseWholeRoot, updatePolicy } from '../../agent/policy.js';
 import { KEYCHAIN_REACHES_SCHEDULED_JOBS, planSchedule, scheduledCommand } from '../../agent/scheduler.js';
 import { requireRegistration, secretsLocation } from '../../agent/state.js';
 import { AzbkError } from '../../shared/errors.js';
@@ -128,6 +128,8 @@ export function policyCommand(program: Command): void {
         if (o.include === undefined && bandwidth === undefined && schedule === undefined && retention === undefined) {
           throw usage('Nothing to set: give --include, a bandwidth option, --schedule or a --keep option.');
         }
+        // Paths scheduled backups would all refuse: refused here, before anything changes.
+        if (o.include !== undefined || schedule) refuseWholeRoot(o.include ?? old.include);
         if (schedule) {
           const reg = await requireRegistration(paths);
           if (secretsLocation(reg).store === 'keychain' && !KEYCHAIN_REACHES_SCHEDULED_JOBS) {

@@ -1,0 +1,138 @@
+/**
+ * Ordinary mistakes end 2 with a message that names what is wrong, never as an internal error:
+ * a vault folder that cannot be made, an address that cannot be listened on, the root folder as a
+ * policy's path, and an empty value (an empty shell variable) where a path or any other value goes.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { once } from 'node:events';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createVault, expectExit, expectNoStack, parseJson, runCli, setupMachine, show, tempDir, type CliResult } from '../helpers/cli.js';
+import { exists } from '../helpers/fs-tree.js';
+
+const linux = process.platform === 'linux';
+const root = process.getuid?.() === 0;
+
+/** Asserts exit 2 with AZBK_BAD_INPUT, no internal error, and a message matching each of `says`. */
+function expectBadInput(r: CliResult, ...says: (string | RegExp)[]): void {
+  expectExit(r, 2);
+  expectNoStack(r);
+  expect(r.stderr, show(r)).toMatch(/^azbk: error AZBK_BAD_INPUT: /);
+  for (const s of says) {
+    if (typeof s === 'string') expect(r.stderr, show(r)).toContain(s);
+    else expect(r.stderr, show(r)).toMatch(s);
+  }
+}
+
+/** A `crontab` first on PATH that records what would be written to the crontab in `root/crontab`. */
+async function fakeCrontab(dir: string): Promise<{ env: Record<string, string>; written: string }> {
+  const bin = path.join(dir, 'bin');
+  const written = path.join(dir, 'crontab');
+  await fs.mkdir(bin);
+  await fs.writeFile(
+    path.join(bin, 'crontab'),
+    `#!/bin/sh\nif [ "$1" = -l ]; then echo "no crontab for user" >&2; exit 1; fi\ncat > '${written}'\n`,
+    { mode: 0o755 },
+  );
+  return { env: { PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}` }, written };
+}
+
+describe.concurrent('bad input exits 2 and says what is wrong', () => {
+  it('vault create names the folder it cannot make, and why', async (ctx) => {
+    const dir = await tempDir(ctx);
+    const file = path.join(dir, 'file');
+    await fs.writeFile(file, 'not a folder\n');
+    const cases: [string, RegExp][] = [
+      [file, /it is a file, not a folder \(EEXIST\)/],
+      [path.join(file, 'v'), /a part of the path is a file, not a folder \(ENOTDIR\)/],
+    ];
+    if (linux) {
+      // /proc takes no new folders (ENOENT), which sent Node's recursive mkdir round for ever.
+      cases.push([`/proc/azbk-${randomBytes(4).toString('hex')}`, /\(ENOENT\)/]);
+      cases.push([`/sys/azbk-${randomBytes(4).toString('hex')}/v`, /\((EPERM|EACCES|ENOENT)\)/]);
+    }
+    if (process.platform !== 'win32' && !root) {
+      const readOnly = path.join(dir, 'read-only');
+      await fs.mkdir(readOnly, { mode: 0o555 });
+      cases.push([path.join(readOnly, 'v'), /permission denied \(EACCES\)/]);
+    }
+    const results = await Promise.all(cases.map(([p]) => runCli(['vault', 'create', '--path', p, '--name', 'n'], { timeout: 20_000 })));
+    for (const [i, [p, why]] of cases.entries()) expectBadInput(results[i]!, `Cannot make the vault folder ${p}: `, why);
+    expect(await fs.readFile(file, 'utf8')).toBe('not a folder\n');
+  });
+
+  it('vault serve names the address it cannot listen on, and why', async (ctx) => {
+    const dir = await tempDir(ctx);
+    const vault = await createVault(dir);
+    const taken = createServer();
+    taken.listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    ctx.onTestFinished(() => void taken.close());
+    const port = (taken.address() as { port: number }).port;
+    const serve = (listen: string) => runCli(['vault', 'serve', '--path', vault.dir, '--listen', listen], { timeout: 20_000 });
+    expectBadInput(await serve(`127.0.0.1:${port}`), `Cannot listen on 127.0.0.1:${port}: `, /in use .*\(EADDRINUSE\)/);
+    // TEST-NET-1 (RFC 5737): an address no machine here has
+    expectBadInput(await serve('192.0.2.1:8443'), 'Cannot listen on 192.0.2.1:8443: ', /not one of this machine \(EADDRNOTAVAIL\)/);
+  });
+
+  it.skipIf(process.platform === 'win32')('policy set refuses the root folder whole, as every backup would, and changes nothing', async (ctx) => {
+    const dir = await tempDir(ctx);
+    const m = await setupMachine(dir);
+    const cron = await fakeCrontab(dir);
+    const policyFile = path.join(m.home, 'policy.json');
+    expectExit(await m.run(['policy', 'set', '--include', dir]), 0);
+    const before = await fs.readFile(policyFile, 'utf8');
+    for (const args of [
+      ['--include', '/', '--schedule', '09:00'],
+      ['--include', dir, '/', '--schedule', '09:00'],
+      ['--include', '/'],
+    ]) {
+      const r = await m.run(['policy', 'set', ...args], { env: cron.env });
+      expectBadInput(r, 'The root folder / cannot be backed up as a whole.');
+    }
+    expect(await fs.readFile(policyFile, 'utf8')).toBe(before);
+    expect(await exists(cron.written)).toBe(false);
+    // what a backup says of it, word for word
+    const b = await m.run(['backup', '--now', '--include', '/']);
+    expectBadInput(b, 'The root folder / cannot be backed up as a whole.');
+  });
+
+  it('refuses an empty value (an empty shell variable) instead of taking the current folder', async (ctx) => {
+    const dir = await tempDir(ctx);
+    const m = await setupMachine(dir);
+    const src = path.join(dir, 'data');
+    await fs.mkdir(src);
+    await fs.writeFile(path.join(src, 'a.txt'), 'a\n');
+    expectExit(await m.run(['backup', '--now', '--include', src]), 0);
+    // The current folder of each run: an empty value must not turn into it.
+    const cwd = path.join(dir, 'cwd');
+    await fs.mkdir(cwd);
+    await fs.writeFile(path.join(cwd, 'here.txt'), 'here\n');
+    const policyFile = path.join(m.home, 'policy.json');
+    const runs: [readonly string[], string][] = [
+      [['backup', '--now', '--include', ''], '--include'],
+      [['backup', '--now', '--include', src, ''], '--include'],
+      [['restore', '--point', 'latest', '--target', ''], '--target'],
+      [['restore', '--point', 'latest', '--target', path.join(dir, 'out'), '--path', ''], '--path'],
+      [['restore', '--point', 'latest', '--machine', 'A', '--passphrase-file', ''], '--passphrase-file'],
+      [['policy', 'set', '--include', ''], '--include'],
+      [['vault', 'create', '--path', '', '--name', 'n'], '--path'],
+      [['vault', 'serve', '--path', ''], '--path'],
+      [['vault', 'credentials', '--path', m.vault.dir, '--out', ''], '--out'],
+      [['register', '--vault-credentials', '', '--passphrase-file', m.passphraseFile, '--reregister'], '--vault-credentials'],
+      [['passphrase', 'check', '--passphrase-file', ''], '--passphrase-file'],
+      [['ls', '--point', 'latest', ''], 'PATHS'],
+    ];
+    const results = await Promise.all(runs.map(([args]) => m.run(args, { cwd })));
+    for (const [i, [, what]] of runs.entries()) {
+      expectBadInput(results[i]!, `${what} was given an empty value.`, /hint: An empty shell variable is the usual cause/);
+    }
+    expect((await fs.readdir(cwd)).sort()).toEqual(['here.txt']);
+    expect(JSON.parse(await fs.readFile(policyFile, 'utf8').catch(() => '{}')).include ?? []).not.toContain('');
+    const jobs = await m.run(['jobs', '--json']);
+    expectExit(jobs, 0);
+    expect(parseJson<{ jobs: { kind: string }[] }>(jobs).jobs.filter((j) => j.kind === 'backup'), 'one backup ran: the first').toHaveLength(1);
+  });
+});
