@@ -112,6 +112,17 @@ export class BlobIndex {
     this.addEntries(pack, entries);
   }
 
+  /**
+   * Adds the blobs of a pack that are in no other pack added so far (for a pack found damaged: a
+   * blob stored again elsewhere is found there, one stored nowhere else still here).
+   */
+  addPackAsLast(pack: PackId, entries: readonly PackEntry[]): void {
+    this.addPack(
+      pack,
+      entries.filter((e) => !this.has(e.type, e.id)),
+    );
+  }
+
   /** Adds the packs of the index file `name` (decoded, or just written). */
   addIndexFile(name: string, packs: readonly IndexPack[]): void {
     for (const p of packs) this.addEntries(p.id, p.blobs);
@@ -219,13 +230,14 @@ export class BlobIndex {
    * from the snapshot the last command saved, and an index file read once is kept there in a
    * compact binary form and not read from the vault again (index files never change once written).
    * The blobs of packs the vault no longer holds (gone, or found missing: see the cache) are left
-   * out, and with `forBackup` those of packs prune condemned too (a backup must not count on
-   * them), and those of `leaveOut`: a blob stored again elsewhere is then found where it is, not
+   * out, and with `forBackup` those of packs prune condemned or a check found damaged too (a
+   * backup must not count on them), and those of `leaveOut`: a blob stored again elsewhere is then found where it is, not
    * where it was.
    */
   static async load(session: VaultSession, keys: VaultKeys, cache?: IndexCache, opts: { forBackup?: boolean; leaveOut?: Iterable<PackId> } = {}): Promise<BlobIndex> {
     const [names, pruned] = await Promise.all([session.listIndex(), session.listPrunedPacks({ forBackup: opts.forBackup === true })]);
-    const skip = new Set([...(opts.forBackup === true ? pruned.condemned : []), ...pruned.gone, ...(cache?.getMissingPacks?.() ?? []), ...(opts.leaveOut ?? [])]);
+    const forBackup = opts.forBackup === true ? [...pruned.condemned, ...(cache?.getDamagedPacks?.() ?? [])] : [];
+    const skip = new Set([...forBackup, ...pruned.gone, ...(cache?.getMissingPacks?.() ?? []), ...(opts.leaveOut ?? [])]);
     const skipSum = sumOf(skip);
     // The snapshot, when it left out the same packs and every index file it covers is still in the vault (none is ever changed).
     const listed = new Set(names);
@@ -400,6 +412,8 @@ export interface IndexCache {
   putIndex(name: string, data: Buffer): void;
   /** packs found missing from the vault although index files name them: left out like gone ones */
   getMissingPacks?(): readonly PackId[];
+  /** packs a check found damaged: a backup leaves them out (see FileCache.getDamagedPacks) */
+  getDamagedPacks?(): readonly PackId[];
   /** the snapshot, the index files it covers and the digest of the packs it left out, or undefined (none, or damaged) */
   getIndexSnapshot(): { readonly names: readonly string[]; readonly data: Buffer; readonly skip: string } | undefined;
   putIndexSnapshot(names: readonly string[], data: Buffer, skip: string): void;

@@ -28,6 +28,8 @@ import type { KnownFile } from './checkpoint.js';
 /** Bumped when the tables change; an older cache is dropped (it only saves work). */
 const SCHEMA_VERSION = 4;
 const BATCH = 256;
+/** the meta key of the packs found damaged (see getDamagedPacks) */
+const DAMAGED_PACKS = 'damagedPacks';
 /** the meta key of the packs found missing (see getMissingPacks) */
 const MISSING_PACKS = 'missingPacks';
 
@@ -94,19 +96,19 @@ export function openDirRows(file: string): { get(dir: string): StoredDir | undef
   return { get: (dir) => storedDir(stmt.get(dir)), close: () => db.close() };
 }
 
-/** The packs a backup into this vault with this key family found missing (see FileCache.getMissingPacks); none without a cache. */
-export function missingPacks(home: string, vaultId: string, keyId: string): PackId[] {
+/** The packs this machine found missing and damaged in this vault for this key family (see FileCache.getMissingPacks and getDamagedPacks); none without a cache. */
+export function knownBadPacks(home: string, vaultId: string, keyId: string): { missing: PackId[]; damaged: PackId[] } {
   const file = cacheFile(home, vaultId, keyId);
-  if (!fs.existsSync(file)) return [];
+  if (!fs.existsSync(file)) return { missing: [], damaged: [] };
   try {
     const cache = FileCache.open(file);
     try {
-      return cache.getMissingPacks();
+      return { missing: cache.getMissingPacks(), damaged: cache.getDamagedPacks() };
     } finally {
       cache.close();
     }
   } catch {
-    return []; // an unreadable cache only saves work
+    return { missing: [], damaged: [] }; // an unreadable cache only saves work
   }
 }
 
@@ -115,6 +117,16 @@ export function recordMissingPacks(home: string, vaultId: string, keyId: string,
   const cache = FileCache.forVault(home, vaultId, keyId);
   try {
     cache.addMissingPacks(packs);
+  } finally {
+    cache.close();
+  }
+}
+
+/** Adds packs found damaged to the cache of this vault and key family (see FileCache.addDamagedPacks). */
+export function recordDamagedPacks(home: string, vaultId: string, keyId: string, packs: readonly PackId[]): void {
+  const cache = FileCache.forVault(home, vaultId, keyId);
+  try {
+    cache.addDamagedPacks(packs);
   } finally {
     cache.close();
   }
@@ -431,6 +443,22 @@ export class FileCache implements IndexCache {
   addMissingPacks(packs: readonly PackId[]): void {
     this.endRead();
     this.db.transaction(() => this.setMeta(MISSING_PACKS, [...new Set([...this.getMissingPacks(), ...packs])].sort())).immediate();
+  }
+
+  /**
+   * Packs the vault holds in which a check found a damaged blob (verify --read-data): a backup
+   * leaves them out and so stores again what this machine still has of them, while a restore
+   * still reads the blobs that are whole in them.
+   */
+  getDamagedPacks(): PackId[] {
+    const v = this.getMeta(DAMAGED_PACKS);
+    return Array.isArray(v) ? (v.filter(isHex64) as PackId[]) : [];
+  }
+
+  /** Adds packs to getDamagedPacks (see addMissingPacks). */
+  addDamagedPacks(packs: readonly PackId[]): void {
+    this.endRead();
+    this.db.transaction(() => this.setMeta(DAMAGED_PACKS, [...new Set([...this.getDamagedPacks(), ...packs])].sort())).immediate();
   }
 
   /** A JSON value stored under `key`, or undefined. */

@@ -10,7 +10,7 @@ import { decodeTree, type Tree, type TreeNode } from '../core/tree.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { BlobIndex } from './blob-index.js';
 import type { AgentContext } from './context.js';
-import { FileCache, recordMissingPacks } from './file-cache.js';
+import { FileCache, recordDamagedPacks, recordMissingPacks } from './file-cache.js';
 import { readListings } from './listings.js';
 import { packMissing } from './restore-data.js';
 
@@ -31,6 +31,8 @@ export interface ReaderOptions {
 export class PointReader {
   /** packs the index names that the vault does not hold (see leaveOut) */
   readonly missing = new Set<PackId>();
+  /** packs the vault holds in which a blob failed its checks (see leaveOut) */
+  private readonly damaged = new Set<PackId>();
   private readonly trees = new Map<string, Tree>();
   /** listings a read-ahead could not read: the walk reads each itself, and reports it */
   private readonly unreadable = new Set<BlobId>();
@@ -83,18 +85,26 @@ export class PointReader {
   }
 
   /**
-   * The vault does not hold these packs although its index names them: loads the index again
-   * without them, so a blob stored again since is found where it is now. This machine's cache
-   * remembers them too, so its next backup stores their data again instead of counting on it.
+   * The vault does not hold these packs although its index names them (`packs`), or holds them
+   * damaged (`damaged`): loads the index again without them, so a blob stored again since is
+   * found where it is now. This machine's cache remembers them too, so its next backup stores
+   * their data again instead of counting on it.
    */
-  async leaveOut(packs: readonly PackId[]): Promise<void> {
+  async leaveOut(packs: readonly PackId[], damaged: readonly PackId[] = []): Promise<void> {
     for (const p of packs) this.missing.add(p);
+    for (const p of damaged) this.damaged.add(p);
     try {
-      recordMissingPacks(this.ctx.paths.home, this.ctx.registration.vaultId, this.keys.keyId, packs);
+      if (packs.length > 0) recordMissingPacks(this.ctx.paths.home, this.ctx.registration.vaultId, this.keys.keyId, packs);
+      if (damaged.length > 0) recordDamagedPacks(this.ctx.paths.home, this.ctx.registration.vaultId, this.keys.keyId, damaged);
     } catch {
       // only saves the next backup a failure: the index below leaves them out all the same
     }
-    this.current = await loadIndex(this.ctx, this.keys, [...this.missing]);
+    this.current = await loadIndex(this.ctx, this.keys, [...this.leftOut]);
+  }
+
+  /** The packs this reader's index leaves out: missing, or found damaged. */
+  get leftOut(): ReadonlySet<PackId> {
+    return new Set([...this.missing, ...this.damaged]);
   }
 
   /**

@@ -86,7 +86,9 @@ const READERS = 4;
 export interface DataResult {
   /** packs the index names that the vault does not hold (asked once a read of one failed) */
   readonly missing: ReadonlySet<PackId>;
-  /** the files that failed because a pack they need is missing (see `missing`) */
+  /** packs the vault holds in which a chunk failed its checks, or a read of which came back short */
+  readonly damaged: ReadonlySet<PackId>;
+  /** the files that failed because a pack they need is missing or damaged (see `missing` and `damaged`) */
   readonly lost: readonly FilePlan[];
 }
 
@@ -118,6 +120,7 @@ export async function restoreData(
   const tmpOf = (f: FilePlan) => tempPath(f.dir, opts.tmpPrefix, f.tmp);
   const byPack = new Map<PackId, Map<BlobId, Wanted>>();
   const missing = new Set<PackId>();
+  const damaged = new Set<PackId>();
   const lost = new Set<FilePlan>();
   /** whether the vault holds a pack a read of which failed, asked once per pack */
   const asked = new Map<PackId, Promise<boolean>>();
@@ -209,7 +212,7 @@ export async function restoreData(
       }
     }
   }
-  return { missing, lost: [...lost].filter((f) => f.error !== null) };
+  return { missing, damaged, lost: [...lost].filter((f) => f.error !== null) };
 
   async function restoreRange(range: Range): Promise<void> {
     stopIfAsked(opts.signal); // the ranges being written are finished, no other is started
@@ -226,11 +229,14 @@ export async function restoreData(
         if (!gone) asked.delete(range.pack); // the vault may not have been able to say: asked again next time
       }
       if (gone) missing.add(range.pack);
+      // The vault holds it, and it cannot be read whole (cut short, say): damaged there.
+      const short = !gone && isAzbkError(err, 'AZBK_VAULT_CORRUPT');
+      if (short) damaged.add(range.pack);
       for (const w of range.blobs) {
         eachTarget(w, (file) => {
           if (file.owner === range) file.owner = undefined; // the range may go
           failFile(file, err.message);
-          if (gone) lost.add(file);
+          if (gone || short) lost.add(file);
           handled(file, 1);
         });
       }
@@ -279,11 +285,13 @@ export async function restoreData(
       if (inRoom) pool.giveBack(data.buffer as ArrayBuffer);
       return;
     }
-    const errors = await pool.run(data, { ...work, pack: range.pack, layout: new Float64Array(work.layout), modes: new Int32Array(work.modes), owns: new Uint8Array(work.owns) }, inRoom);
+    const { errors, damaged: bad } = await pool.run(data, { ...work, pack: range.pack, layout: new Float64Array(work.layout), modes: new Int32Array(work.modes), owns: new Uint8Array(work.owns) }, inRoom);
     for (let i = 0; i < taskFiles.length; i++) {
       const f = taskFiles[i]!;
       const error = errors[i] ?? null;
       if (error !== null) failFile(f, error);
+      if (error !== null && bad) lost.add(f); // perhaps stored again elsewhere
+      if (bad) damaged.add(range.pack);
       if (f.owner === range) {
         // the worker renamed it into place, or removed it (and the range may go)
         f.owner = undefined;

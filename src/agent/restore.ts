@@ -190,13 +190,14 @@ class RestoreJob {
       this.reader.forget();
       this.linkLeaders.clear();
       const r = await restoreData(this.ctx.session, this.reader.index, files, pool, this.dataOptions());
-      // Files that failed for a pack the vault lost, again without it, while that finds more lost
-      // packs. A failure to do so leaves them failed, as they were.
-      let { lost, missing } = r;
+      // Files that failed for a pack the vault lost or holds damaged, again without it (their
+      // chunks may have been stored again since), while that finds more such packs. A failure to
+      // do so leaves them failed, as they were.
+      let { lost, missing, damaged } = r;
       try {
-        while (lost.length > 0 && [...missing].some((p) => !this.missing.has(p))) {
-          await this.reader.leaveOut([...missing]);
-          ({ lost, missing } = await this.restoreLost(lost));
+        while (lost.length > 0 && [...missing, ...damaged].some((p) => !this.reader.leftOut.has(p))) {
+          await this.reader.leaveOut([...missing], [...damaged]);
+          ({ lost, missing, damaged } = await this.restoreLost(lost));
         }
       } catch (err) {
         if (!isAzbkError(err) || err.code === 'AZBK_CANCELLED') throw err;
@@ -235,7 +236,7 @@ class RestoreJob {
    * its error cleared, one that fails again the new error. Returns the packs found missing this
    * time, and the files of `lost` that failed for them.
    */
-  private async restoreLost(lost: readonly FilePlan[]): Promise<{ lost: FilePlan[]; missing: ReadonlySet<PackId> }> {
+  private async restoreLost(lost: readonly FilePlan[]): Promise<{ lost: FilePlan[]; missing: ReadonlySet<PackId>; damaged: ReadonlySet<PackId> }> {
     const again = new Map<FilePlan, FilePlan>();
     for (const f of lost) {
       const node = await this.reader.nodeAt(this.root, [...f.folder, f.name]).catch(() => undefined);
@@ -244,10 +245,10 @@ class RestoreJob {
       again.set(f.renamed === undefined ? g : { ...g, renamed: f.renamed }, f);
     }
     this.reader.forget();
-    if (again.size === 0) return { lost: [], missing: new Set() };
+    if (again.size === 0) return { lost: [], missing: new Set(), damaged: new Set() };
     try {
       const r = await restoreData(this.ctx.session, this.reader.index, [...again.keys()], restorePool(this.reader.keys.master), this.dataOptions());
-      return { lost: r.lost.map((g) => again.get(g)!), missing: r.missing };
+      return { lost: r.lost.map((g) => again.get(g)!), missing: r.missing, damaged: r.damaged };
     } finally {
       // Also when the data phase stopped: what it put in place is restored.
       for (const [g, f] of again) f.error = g.error;

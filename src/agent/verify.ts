@@ -12,6 +12,7 @@
 import { decodeBlob } from '../core/blob.js';
 import type { BlobId, PackId } from '../core/ids.js';
 import { decodeIndex } from '../core/index-file.js';
+import type { PackEntry } from '../core/pack.js';
 import type { VaultKeys } from '../core/keys.js';
 import { objectKeyId } from '../core/sealed-object.js';
 import { decodeTree, type Tree } from '../core/tree.js';
@@ -51,6 +52,8 @@ export interface VerifyReport {
   readonly orphanPacks: number;
   /** packs that referenced blobs are in and the vault does not hold (see FileCache.addMissingPacks) */
   readonly missingPacks: readonly PackId[];
+  /** packs the vault holds in which a blob failed its checks or that are shorter than indexed (see FileCache.addDamagedPacks) */
+  readonly damagedPacks: readonly PackId[];
   readonly problems: readonly VerifyProblem[];
 }
 
@@ -98,20 +101,24 @@ type PackSizes = (pack: PackId) => Promise<number | null>;
  * core. When neither found anything wrong, the first sweep's report is the report; else a second
  * sweep reports, finding what the check said of each file's chunks.
  */
-export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: { readData?: boolean; missing?: readonly PackId[] } = {}): Promise<VerifyReport> {
+export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: { readData?: boolean; missing?: readonly PackId[]; damaged?: readonly PackId[] } = {}): Promise<VerifyReport> {
   const problems: VerifyProblem[] = [];
   const index = new BlobIndex();
   const indexedPacks = new Set<PackId>();
   // Index files still name the blobs of packs the vault no longer holds (and of those a backup of
   // this machine found missing); a blob stored again is found where it is now.
   const gone = new Set([...(await session.listPrunedPacks()).gone, ...(opts.missing ?? [])]);
+  // Packs a check found damaged come last: what a backup stored again since is found where it is now.
+  const damaged = new Set(opts.damaged ?? []);
+  const last: { id: PackId; blobs: readonly PackEntry[] }[] = [];
   for (const name of await session.listIndex()) {
     try {
       const data = await session.readIndex(name);
       if (objectKeyId(data) !== keys.keyId) continue;
       for (const p of decodeIndex(keys, name, data).packs) {
         if (gone.has(p.id)) continue;
-        index.addPack(p.id, p.blobs);
+        if (damaged.has(p.id)) last.push(p);
+        else index.addPack(p.id, p.blobs);
         indexedPacks.add(p.id);
       }
     } catch (err) {
@@ -119,6 +126,7 @@ export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: 
       problems.push({ where: `index ${name}`, what: why(err) });
     }
   }
+  for (const p of last) index.addPackAsLast(p.id, p.blobs);
 
   const packSizes = new Map<PackId, number | null>();
   const sizeOf: PackSizes = async (pack) => {
@@ -137,7 +145,7 @@ export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: 
   } else r = await sweep(session, keys, index, sizeOf, trees, {});
   const orphanPacks = [...indexedPacks].filter((p) => !r.usedPacks.has(p)).length;
   const missingPacks = [...packSizes].filter(([, size]) => size === null).map(([p]) => p).sort();
-  return { points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.usedPacks.size, orphanPacks, missingPacks, problems: [...problems, ...r.problems] };
+  return { points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.usedPacks.size, orphanPacks, missingPacks, damagedPacks: [...r.damagedPacks].sort(), problems: [...problems, ...r.problems] };
 }
 
 /**
@@ -235,8 +243,10 @@ async function sweep(
   sizeOf: PackSizes,
   trees: TreeCache,
   o: { mark?: Uint8Array; checked?: CheckedData },
-): Promise<{ points: number; checkpoints: number; trees: number; blobs: number; usedPacks: ReadonlySet<PackId>; problems: VerifyProblem[] }> {
+): Promise<{ points: number; checkpoints: number; trees: number; blobs: number; usedPacks: ReadonlySet<PackId>; damagedPacks: ReadonlySet<PackId>; problems: VerifyProblem[] }> {
   const problems: VerifyProblem[] = [];
+  /** packs a blob in was found damaged (shorter than indexed, or a blob failed its checks) */
+  const damagedPacks = new Set<PackId>();
   const checked = new Checked(index);
   const walked = new Set<BlobId>();
   const usedPacks = new Set<PackId>();
@@ -279,6 +289,7 @@ async function sweep(
         }
       }
     }
+    if (problem !== null && row >= 0 && (await sizeOf(index.at(row).pack)) !== null) damagedPacks.add(index.at(row).pack);
     checked.set(type, id, row, problem);
     return tree === undefined ? { problem } : { problem, tree };
   };
@@ -372,7 +383,7 @@ async function sweep(
     for (const [p, f] of c.files) await checkContent(`${info.name}:${p}`, f.content);
     for (const p of c.partials) await checkContent(`${info.name}:${p.path} (partial)`, p.content);
   }
-  return { points, checkpoints, trees: walked.size, blobs: checked.count, usedPacks, problems };
+  return { points, checkpoints, trees: walked.size, blobs: checked.count, usedPacks, damagedPacks, problems };
 }
 
 /**

@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBackup } from '../../src/agent/backup.js';
-import { missingPacks, recordMissingPacks } from '../../src/agent/file-cache.js';
+import { knownBadPacks, recordMissingPacks } from '../../src/agent/file-cache.js';
 import { runRestore } from '../../src/agent/restore.js';
 import type { PackId } from '../../src/core/ids.js';
 import { expectSameTree, writeRandomFile } from '../helpers/fs-tree.js';
@@ -18,7 +18,7 @@ import { createMachine, type TestMachine } from '../helpers/machine.js';
 
 const MiB = 1024 * 1024;
 
-const remembered = (m: TestMachine) => missingPacks(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId);
+const remembered = (m: TestMachine) => knownBadPacks(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId).missing;
 
 describe('a restore and a pack the vault lost', () => {
   it.each([

@@ -74,4 +74,49 @@ describe('azbk verify', () => {
     expect(escaped.stdout).toContain('odd\\x0dNothing is wrong.');
     expect(escaped.stdout).not.toContain('\r');
   }, 60_000);
+
+  // verify --read-data said a new backup stores again what the machine has, but the backup counted
+  // on the damaged chunks as stored: its new point was as broken as the old one.
+  it.each([
+    ['one byte changed', async (pack: string) => {
+      const fh = await fs.open(pack, 'r+');
+      const byte = Buffer.alloc(1);
+      await fh.read(byte, 0, 1, 100_000);
+      await fh.write(Buffer.from([byte[0]! ^ 0xff]), 0, 1, 100_000);
+      await fh.close();
+    }],
+    ['cut short', (pack: string) => fs.truncate(pack, 200_000)],
+  ] as const)('has the next backup store again what a damaged pack held (%s): old and new points restore whole', async (_how, damage) => {
+    const tmp = await makeTempDir('azbk-verify-');
+    const data = path.join(tmp, 'data');
+    await fs.mkdir(path.join(data, 'sub'), { recursive: true });
+    await writeRandomFile(path.join(data, 'sub', 'big.bin'), 3 * 1024 * 1024);
+    await fs.writeFile(path.join(data, 'small.txt'), 'small\n');
+    const m = await setupMachine(tmp);
+    const first = await backup(m, [data]);
+    const packs = await vaultObjects(m.vault.dir, 'packs');
+    const sizes = await Promise.all(packs.map(async (p) => (await fs.stat(p)).size));
+    const dataPack = packs[sizes.indexOf(Math.max(...sizes))]!;
+    await fs.chmod(dataPack, 0o600);
+    await damage(dataPack);
+
+    const damaged = await m.run(['verify', '--read-data', '--json']);
+    expectExit(damaged, 4);
+    const where = parseJson<Report>(damaged).problems.map((p) => p.where);
+    expect(where.some((w) => w.endsWith(path.join(data, 'sub', 'big.bin')))).toBe(true);
+
+    const second = await backup(m, [data]);
+    expect(second.stats.newBytes, 'what the damaged pack held is stored again').toBeGreaterThanOrEqual(3 * 1024 * 1024);
+    for (const point of [second.point.id, first.point.id]) {
+      const target = path.join(tmp, `restored-${point}`);
+      const r = await m.run(['restore', '--point', point, '--target', target]);
+      expectExit(r, 0);
+      // (equals, not toEqual: vitest compares a 3 MiB buffer byte by byte, for seconds)
+      expect((await fs.readFile(path.join(target, data, 'sub', 'big.bin'))).equals(await fs.readFile(path.join(data, 'sub', 'big.bin'))), point).toBe(true);
+    }
+    // The blobs are found where the backup stored them again: nothing is wrong any more.
+    const healed = await m.run(['verify', '--read-data', '--json']);
+    expectExit(healed, 0);
+    expect(parseJson<Report>(healed)).toMatchObject({ points: 2, problems: [] });
+  }, 60_000);
 });

@@ -31,12 +31,18 @@ export interface RangeWork {
   readonly owns: Uint8Array;
 }
 
-/** Per file of a task: null when all its chunks in the range were written, else why not. */
-export type RangeErrors = readonly (string | null)[];
+/**
+ * What a task did: per file, null when all its chunks in the range were written, else why not;
+ * and whether a chunk failed its checks (the pack is damaged there).
+ */
+export interface RangeResult {
+  readonly errors: readonly (string | null)[];
+  readonly damaged: boolean;
+}
 
-export type RestorePool = RangePool<RangeWork, RangeErrors>;
+export type RestorePool = RangePool<RangeWork, RangeResult>;
 
 /** Starts the restore's workers, one per core. */
 export function restorePool(master: Buffer): RestorePool {
-  return new RangePool<RangeWork, RangeErrors>('restore-worker.js', master, 'restore');
+  return new RangePool<RangeWork, RangeResult>('restore-worker.js', master, 'restore');
 }

@@ -10,7 +10,7 @@ import { isAzbkError } from '../../shared/errors.js';
 import { extendTo, isHole, openTemp, removeTemp, settle, why, writeAll } from '../restore-files.js';
 import type { RangeTask } from './range-pool.js';
 import { serveRanges, workerKeys } from './range-worker.js';
-import type { RangeErrors, RangeWork } from './restore-pool.js';
+import type { RangeResult, RangeWork } from './restore-pool.js';
 
 const keys = workerKeys();
 /**
@@ -32,13 +32,14 @@ interface Files {
   readonly errors: (string | null)[];
 }
 
-function run(t: RangeTask<RangeWork>, data: Buffer): RangeErrors {
+function run(t: RangeTask<RangeWork>, data: Buffer): RangeResult {
   const n = t.tmps.length;
   const files: Files = { left: new Int32Array(n), fds: new Int32Array(n).fill(-1), created: new Uint8Array(n), holeEnd: new Float64Array(n), errors: new Array<string | null>(n).fill(null) };
   const { layout } = t;
   for (let p = 0; p < layout.length; p += 3 + 2 * layout[p + 2]!) {
     for (let k = 0; k < layout[p + 2]!; k++) files.left[layout[p + 3 + 2 * k]!]!++;
   }
+  let packDamaged = false;
   try {
     for (let b = 0, p = 0; p < layout.length; b++, p += 3 + 2 * layout[p + 2]!) {
       const id = t.ids[b]!;
@@ -48,6 +49,7 @@ function run(t: RangeTask<RangeWork>, data: Buffer): RangeErrors {
       try {
         plain = decodeBlob(keys, 'data', id as BlobId, data.subarray(offset, offset + layout[p + 1]!), (scratch ??= Buffer.allocUnsafeSlow(DEFAULT_CHUNKER.max)));
       } catch (err) {
+        packDamaged ||= isAzbkError(err);
         damaged = isAzbkError(err) ? `damaged chunk ${id.slice(0, 12)} in pack ${t.pack.slice(0, 12)}` : String(err);
       }
       // A chunk of zeros used in several places is looked at once.
@@ -79,7 +81,7 @@ function run(t: RangeTask<RangeWork>, data: Buffer): RangeErrors {
   } finally {
     for (const fd of files.fds) if (fd !== -1) closeQuietly(fd);
   }
-  return files.errors;
+  return { errors: files.errors, damaged: packDamaged };
 }
 
 /** The range has no more chunks for file `i`: close it; an owned file is finished or removed. */

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { openAgent } from '../../agent/context.js';
-import { missingPacks, recordMissingPacks } from '../../agent/file-cache.js';
+import { knownBadPacks, recordDamagedPacks, recordMissingPacks } from '../../agent/file-cache.js';
 import { verifyVault, type VerifyReport } from '../../agent/verify.js';
 import { acquireJobLock } from '../../agent/lock.js';
 import { ExitCode } from '../../shared/errors.js';
@@ -40,9 +40,10 @@ export function verifyCommand(program: Command): void {
         const lock = await acquireJobLock(paths.lock, { jobId: randomBytes(8).toString('hex'), kind: 'verify' });
         let r: VerifyReport;
         try {
-          r = await verifyVault(ctx.session, ctx.keys, { readData: o.readData === true, missing: missingPacks(paths.home, ctx.registration.vaultId, ctx.keys.keyId) });
+          r = await verifyVault(ctx.session, ctx.keys, { readData: o.readData === true, ...knownBadPacks(paths.home, ctx.registration.vaultId, ctx.keys.keyId) });
           // The next backup leaves them out, and so stores again what this machine still has of them.
           if (r.missingPacks.length > 0) recordMissingPacks(paths.home, ctx.registration.vaultId, ctx.keys.keyId, r.missingPacks);
+          if (r.damagedPacks.length > 0) recordDamagedPacks(paths.home, ctx.registration.vaultId, ctx.keys.keyId, r.damagedPacks);
         } finally {
           await lock.release();
         }
