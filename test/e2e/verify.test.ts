@@ -77,16 +77,18 @@ describe('azbk verify', () => {
 
   // verify --read-data said a new backup stores again what the machine has, but the backup counted
   // on the damaged chunks as stored: its new point was as broken as the old one.
+  const flip = async (pack: string) => {
+    const fh = await fs.open(pack, 'r+');
+    const byte = Buffer.alloc(1);
+    await fh.read(byte, 0, 1, 100_000);
+    await fh.write(Buffer.from([byte[0]! ^ 0xff]), 0, 1, 100_000);
+    await fh.close();
+  };
   it.each([
-    ['one byte changed', async (pack: string) => {
-      const fh = await fs.open(pack, 'r+');
-      const byte = Buffer.alloc(1);
-      await fh.read(byte, 0, 1, 100_000);
-      await fh.write(Buffer.from([byte[0]! ^ 0xff]), 0, 1, 100_000);
-      await fh.close();
-    }],
-    ['cut short', (pack: string) => fs.truncate(pack, 200_000)],
-  ] as const)('has the next backup store again what a damaged pack held (%s): old and new points restore whole', async (_how, damage) => {
+    ['one byte changed', 'verify', flip],
+    ['cut short', 'verify', (pack: string) => fs.truncate(pack, 200_000)],
+    ['one byte changed', 'restore', flip],
+  ] as const)('has the next backup store again what a damaged pack held (%s, found by %s): old and new points restore whole', async (_how, finder, damage) => {
     const tmp = await makeTempDir('azbk-verify-');
     const data = path.join(tmp, 'data');
     await fs.mkdir(path.join(data, 'sub'), { recursive: true });
@@ -100,10 +102,16 @@ describe('azbk verify', () => {
     await fs.chmod(dataPack, 0o600);
     await damage(dataPack);
 
-    const damaged = await m.run(['verify', '--read-data', '--json']);
-    expectExit(damaged, 4);
-    const where = parseJson<Report>(damaged).problems.map((p) => p.where);
-    expect(where.some((w) => w.endsWith(path.join(data, 'sub', 'big.bin')))).toBe(true);
+    if (finder === 'verify') {
+      const damaged = await m.run(['verify', '--read-data', '--json']);
+      expectExit(damaged, 4);
+      const where = parseJson<Report>(damaged).problems.map((p) => p.where);
+      expect(where.some((w) => w.endsWith(path.join(data, 'sub', 'big.bin')))).toBe(true);
+    } else {
+      const failed = await m.run(['restore', '--point', first.point.id, '--target', path.join(tmp, 'before'), '--json']);
+      expectExit(failed, 3);
+      expect(parseJson<{ failed: { path: string }[] }>(failed).failed.map((f) => f.path)).toEqual([path.join(data, 'sub', 'big.bin')]);
+    }
 
     const second = await backup(m, [data]);
     expect(second.stats.newBytes, 'what the damaged pack held is stored again').toBeGreaterThanOrEqual(3 * 1024 * 1024);
