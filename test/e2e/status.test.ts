@@ -40,4 +40,38 @@ describe('azbk status', () => {
     const secrets = JSON.parse(await fs.readFile(path.join(m.home, 'secrets.json'), 'utf8')) as Record<string, string>;
     for (const v of Object.values(secrets)) if (typeof v === 'string' && v.length > 16) expect(r.stdout + text).not.toContain(v);
   }, 60_000);
+
+  // Status said all was well ('readable by its owner only, so jobs need no passphrase') of a secrets
+  // file every job refused, and ended with exit 2 at a damaged policy or registration.
+  it('reports each local file a job would fail on, shows the rest, and exits 1', async () => {
+    const tmp = await makeTempDir('azbk-status-');
+    const m = await setupMachine(tmp);
+    expectExit(await m.run(['policy', 'set', '--include', tmp]), 0);
+    const secrets = path.join(m.home, 'secrets.json');
+    const policy = path.join(m.home, 'policy.json');
+
+    await fs.chmod(secrets, 0o644);
+    let r = await m.run(['status']);
+    expectExit(r, 1);
+    expect(r.stdout).toContain(`Secrets: ${secrets} is not private`);
+    expect(r.stdout).not.toContain('so jobs need no passphrase');
+    expect(r.stdout).toContain(`Include: ${tmp}`);
+    expect(r.stderr).toContain('1 problem(s) found');
+    await fs.chmod(secrets, 0o600);
+
+    const kept = await fs.readFile(policy);
+    await fs.writeFile(secrets, '');
+    await fs.writeFile(policy, '');
+    r = await m.run(['status', '--json']);
+    expectExit(r, 1);
+    const s = parseJson(r);
+    expect(s).toMatchObject({ registered: true, machine: { name: 'A' }, policy: null });
+    expect(s.problems.map((p: { where: string; code: string }) => `${p.where} ${p.code}`)).toEqual(['Policy AZBK_BAD_INPUT', 'Secrets AZBK_NOT_REGISTERED']);
+    await fs.writeFile(policy, kept);
+
+    await fs.writeFile(path.join(m.home, 'registration.json'), '');
+    r = await m.run(['status']);
+    expectExit(r, 1);
+    expect(r.stdout).toMatch(/^Registration: The local registration in .+ is damaged\./);
+  });
 });
