@@ -106,7 +106,13 @@ export function makeFoldersSync(dir: string, mode = 0o777): void {
       missing.push(d);
     }
   }
-  for (const d of missing.reverse()) fsCb.mkdirSync(d, mode);
+  for (const d of missing.reverse()) {
+    try {
+      fsCb.mkdirSync(d, mode);
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST' || !fsCb.statSync(d).isDirectory()) throw err; // made meanwhile by another
+    }
+  }
 }
 
 /** makeFoldersSync, without blocking the event loop. */
@@ -126,7 +132,13 @@ export async function makeFolders(dir: string, mode = 0o777): Promise<void> {
       missing.push(d);
     }
   }
-  for (const d of missing.reverse()) await fs.mkdir(d, mode);
+  for (const d of missing.reverse()) {
+    try {
+      await fs.mkdir(d, mode);
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST' || !(await fs.stat(d)).isDirectory()) throw err; // made meanwhile by another
+    }
+  }
 }
 
 /**

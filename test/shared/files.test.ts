@@ -40,6 +40,15 @@ describe.each([
     expect(fs.readFileSync(file, 'utf8')).toBe('x');
   });
 
+  it('takes a folder another makes at the same moment, as mkdir -p does', async () => {
+    const base = await makeTempDir();
+    for (let round = 0; round < 20; round++) {
+      const top = path.join(base, `r${round}`);
+      await Promise.all([make(path.join(top, 'a', 'b', 'c')), make(path.join(top, 'a', 'b', 'd')), fs.promises.mkdir(path.join(top, 'a', 'b', 'e'), { recursive: true })]);
+      for (const leaf of ['c', 'd', 'e']) expect(fs.statSync(path.join(top, 'a', 'b', leaf)).isDirectory()).toBe(true);
+    }
+  });
+
   it.runIf(process.platform === 'linux')('ends with ENOENT where a folder takes no new folders (/proc), where Node\'s recursive mkdir never ends', async () => {
     await expect(make('/proc/azbk-no-such/sub')).rejects.toMatchObject({ code: 'ENOENT' });
     expect(code(() => fs.statSync('/proc/azbk-no-such'))).toBe('ENOENT');
