@@ -479,12 +479,14 @@ export class FileCache implements IndexCache {
   }
 
   close(): void {
+    if (!this.db.open) return; // abandoned
     this.flush(); // which ends a shared read transaction too
     this.db.close();
   }
 
   /** Closes the cache without writing what is pending (it was found damaged: see isDamagedCache). */
   abandon(): void {
+    this.pending = [];
     try {
       this.db.close();
     } catch {
