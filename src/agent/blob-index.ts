@@ -58,6 +58,8 @@ export class BlobIndex {
   /** packs whose blobs were left out (see load), and their digest (see sumOf) */
   private skip: ReadonlySet<PackId> = new Set();
   private skipSum = sumOf(new Set());
+  /** packs whose blobs come last (see load), with their entries once met */
+  private deferred = new Map<PackId, PackEntry[]>();
 
   /**
    * A chunk and a folder listing with the same bytes have the same id but are different blobs
@@ -137,6 +139,11 @@ export class BlobIndex {
 
   private addEntries(pack: PackId, entries: readonly PackEntry[]): void {
     if (this.skip.has(pack)) return;
+    const later = this.deferred.get(pack);
+    if (later !== undefined) {
+      later.push(...entries);
+      return;
+    }
     const p = this.packRow(pack);
     for (const entry of entries) {
       if (!(entry.offset <= MAX_U32 && entry.length <= MAX_U32 && entry.rawLength <= MAX_U32)) {
@@ -232,21 +239,27 @@ export class BlobIndex {
    * The blobs of packs the vault no longer holds (gone, or found missing: see the cache) are left
    * out, and with `forBackup` those of packs prune condemned or a check found damaged too (a
    * backup must not count on them), and those of `leaveOut`: a blob stored again elsewhere is then found where it is, not
-   * where it was.
+   * where it was. Without `forBackup`, the blobs of the packs found damaged (the cache's, and
+   * `last`) come last: each one stored again elsewhere is found there, and one stored nowhere else
+   * still where it is (whole blobs of a damaged pack restore).
    */
-  static async load(session: VaultSession, keys: VaultKeys, cache?: IndexCache, opts: { forBackup?: boolean; leaveOut?: Iterable<PackId> } = {}): Promise<BlobIndex> {
+  static async load(session: VaultSession, keys: VaultKeys, cache?: IndexCache, opts: { forBackup?: boolean; leaveOut?: Iterable<PackId>; last?: Iterable<PackId> } = {}): Promise<BlobIndex> {
     const [names, pruned] = await Promise.all([session.listIndex(), session.listPrunedPacks({ forBackup: opts.forBackup === true })]);
-    const forBackup = opts.forBackup === true ? [...pruned.condemned, ...(cache?.getDamagedPacks?.() ?? [])] : [];
+    const damaged = [...(cache?.getDamagedPacks?.() ?? []), ...(opts.last ?? [])];
+    const forBackup = opts.forBackup === true ? [...pruned.condemned, ...damaged] : [];
     const skip = new Set([...forBackup, ...pruned.gone, ...(cache?.getMissingPacks?.() ?? []), ...(opts.leaveOut ?? [])]);
     const skipSum = sumOf(skip);
-    // The snapshot, when it left out the same packs and every index file it covers is still in the vault (none is ever changed).
+    const last = opts.forBackup === true ? [] : damaged.filter((p) => !skip.has(p));
+    // The snapshot, when it left out the same packs and every index file it covers is still in the
+    // vault (none is ever changed); not with packs to load last, which a snapshot does not order.
     const listed = new Set(names);
-    let snap = cache?.getIndexSnapshot();
+    let snap = last.length > 0 ? undefined : cache?.getIndexSnapshot();
     const usable = snap !== undefined && snap.skip === skipSum && snap.names.every((n) => listed.has(n));
     const fromSnap = usable ? BlobIndex.fromSnapshot(snap!.data, snap!.names) : undefined;
     const index = fromSnap ?? new BlobIndex();
     index.skip = skip;
     index.skipSum = skipSum;
+    for (const p of last) index.deferred.set(p, []);
     // A snapshot left alone is replaced at the next save.
     if (snap !== undefined && fromSnap === undefined) index.unsaved = true;
     snap = undefined; // its copy goes while index files are read
@@ -277,7 +290,15 @@ export class BlobIndex {
       index.addIndexFile(name, packs);
       cache?.putIndex(name, compactIndex(packs));
     }
+    index.addDeferred();
     return index;
+  }
+
+  /** Adds the blobs of the packs to load last that no other pack holds (see load); no snapshot is saved then. */
+  private addDeferred(): void {
+    const deferred = [...this.deferred];
+    this.deferred = new Map();
+    for (const [pack, entries] of deferred) this.addPackAsLast(pack, entries);
   }
 
   /**
@@ -396,6 +417,13 @@ export class BlobIndex {
       at += ID_BYTES + 4;
       if (this.skip.has(pack)) {
         at += blobs * COMPACT_BLOB;
+        continue;
+      }
+      const later = this.deferred.get(pack);
+      if (later !== undefined) {
+        for (let j = 0; j < blobs; j++, at += COMPACT_BLOB) {
+          later.push({ type: buf[at] === TREE ? 'tree' : 'data', id: buf.toString('hex', at + 1, at + 33) as BlobId, offset: buf.readUInt32LE(at + 33), length: buf.readUInt32LE(at + 37), rawLength: buf.readUInt32LE(at + 41) });
+        }
         continue;
       }
       const p = this.packRow(pack);

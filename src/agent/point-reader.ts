@@ -53,7 +53,7 @@ export class PointReader {
 
   /** A reader of the points made with `keys` (a listing shared by several is read once). */
   static async open(ctx: AgentContext, keys: VaultKeys, opts: ReaderOptions = {}): Promise<PointReader> {
-    return new PointReader(ctx, keys, await loadIndex(ctx, keys, []), opts);
+    return new PointReader(ctx, keys, await loadIndex(ctx, keys, [], []), opts);
   }
 
   /** The vault's index, without the packs found missing. */
@@ -86,9 +86,10 @@ export class PointReader {
 
   /**
    * The vault does not hold these packs although its index names them (`packs`), or holds them
-   * damaged (`damaged`): loads the index again without them, so a blob stored again since is
-   * found where it is now. This machine's cache remembers them too, so its next backup stores
-   * their data again instead of counting on it.
+   * damaged (`damaged`): loads the index again without the first, and with the blobs of the
+   * others last, so a blob stored again since is found where it is now (and a whole one of a
+   * damaged pack stored nowhere else, still there). This machine's cache remembers them too, so
+   * its next backup stores their data again instead of counting on it.
    */
   async leaveOut(packs: readonly PackId[], damaged: readonly PackId[] = []): Promise<void> {
     for (const p of packs) this.missing.add(p);
@@ -99,11 +100,11 @@ export class PointReader {
     } catch {
       // only saves the next backup a failure: the index below leaves them out all the same
     }
-    this.current = await loadIndex(this.ctx, this.keys, [...this.leftOut]);
+    this.current = await loadIndex(this.ctx, this.keys, [...this.missing], [...this.damaged]);
   }
 
-  /** The packs this reader's index leaves out: missing, or found damaged. */
-  get leftOut(): ReadonlySet<PackId> {
+  /** The packs this reader found missing (its index leaves them out) or damaged (it loads them last). */
+  get badPacks(): ReadonlySet<PackId> {
     return new Set([...this.missing, ...this.damaged]);
   }
 
@@ -207,16 +208,16 @@ export class PointReader {
 /**
  * The vault's index, through the local cache of the key family's index files (the backups made
  * here fill it); without the cache when it cannot be opened: reading a point back must not depend on it.
- * The blobs of the packs in `missing` are left out.
+ * The blobs of the packs in `missing` are left out, those of `damaged` come last (see BlobIndex.load).
  */
-async function loadIndex(ctx: AgentContext, keys: VaultKeys, missing: readonly PackId[]): Promise<BlobIndex> {
+async function loadIndex(ctx: AgentContext, keys: VaultKeys, missing: readonly PackId[], damaged: readonly PackId[]): Promise<BlobIndex> {
   let cache: FileCache | undefined;
   try {
     cache = FileCache.forVault(ctx.paths.home, ctx.registration.vaultId, keys.keyId);
   } catch {
     cache = undefined;
   }
-  const opts = { leaveOut: missing };
+  const opts = { leaveOut: missing, last: damaged };
   if (cache === undefined) return BlobIndex.load(ctx.session, keys, undefined, opts);
   try {
     const index = await BlobIndex.load(ctx.session, keys, cache, opts);

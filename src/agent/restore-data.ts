@@ -122,8 +122,8 @@ export async function restoreData(
   const missing = new Set<PackId>();
   const damaged = new Set<PackId>();
   const lost = new Set<FilePlan>();
-  /** whether the vault holds a pack a read of which failed, asked once per pack */
-  const asked = new Map<PackId, Promise<boolean>>();
+  /** the size of a pack a read of which failed (null: the vault does not hold it; undefined: it could not say), asked once per pack */
+  const asked = new Map<PackId, Promise<number | null | undefined>>();
   /** Finishes a file this thread holds: renamed into place when complete, else removed. */
   const finish = (f: FilePlan) => {
     const tmp = tmpOf(f);
@@ -221,16 +221,17 @@ export async function restoreData(
       read = await pool.read(session, range.pack, range.start, range.end - range.start);
     } catch (err) {
       if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT') && !isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')) throw err;
-      let gone = false;
+      let size: number | null | undefined;
       if (isAzbkError(err, 'AZBK_VAULT_CORRUPT')) {
         let ask = asked.get(range.pack);
-        if (ask === undefined) asked.set(range.pack, (ask = packMissing(session, range.pack)));
-        gone = await ask;
-        if (!gone) asked.delete(range.pack); // the vault may not have been able to say: asked again next time
+        if (ask === undefined) asked.set(range.pack, (ask = session.statPack(range.pack).catch(() => undefined)));
+        size = await ask;
+        if (size === undefined) asked.delete(range.pack); // the vault could not say: asked again next time
       }
+      const gone = size === null;
       if (gone) missing.add(range.pack);
-      // The vault holds it, and it cannot be read whole (cut short, say): damaged there.
-      const short = !gone && isAzbkError(err, 'AZBK_VAULT_CORRUPT');
+      // The vault holds it shorter than the index says (cut short): damaged there.
+      const short = typeof size === 'number' && size < range.end;
       if (short) damaged.add(range.pack);
       for (const w of range.blobs) {
         eachTarget(w, (file) => {

@@ -190,12 +190,12 @@ class RestoreJob {
       this.reader.forget();
       this.linkLeaders.clear();
       const r = await restoreData(this.ctx.session, this.reader.index, files, pool, this.dataOptions());
-      // Files that failed for a pack the vault lost or holds damaged, again without it (their
-      // chunks may have been stored again since), while that finds more such packs. A failure to
-      // do so leaves them failed, as they were.
+      // Files that failed for a pack the vault lost or holds damaged, again without it (or with its
+      // blobs last: their chunks may have been stored again since), while that finds more such
+      // packs. A failure to do so leaves them failed, as they were.
       let { lost, missing, damaged } = r;
       try {
-        while (lost.length > 0 && [...missing, ...damaged].some((p) => !this.reader.leftOut.has(p))) {
+        while (lost.length > 0 && [...missing, ...damaged].some((p) => !this.reader.badPacks.has(p))) {
           await this.reader.leaveOut([...missing], [...damaged]);
           ({ lost, missing, damaged } = await this.restoreLost(lost));
         }
@@ -492,8 +492,8 @@ function creating(at: string, err: unknown): unknown {
   const code = errnoCode(err);
   if (code === 'ENOTDIR' || code === 'EEXIST') return cannotCreate(at, 'a file is in the way');
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return cannotCreate(at, code);
-  // its parent is there (see makeFoldersSync): a file system that makes no folders, as /proc
-  if (code === 'ENOENT') return cannotCreate(at, 'the file system there makes no new folders');
+  // (see makeFoldersSync)
+  if (code === 'ENOENT') return cannotCreate(at, 'a folder on the way is missing, or takes no new folders: a broken link, or a file system such as /proc');
   return err;
 }
 

@@ -138,10 +138,10 @@ export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: 
   if (opts.readData === true) {
     const used = new Uint8Array(index.size);
     const first = await sweep(session, keys, index, sizeOf, trees, { mark: used });
-    const damaged = await checkChunks(session, keys, index, used);
+    const { damaged, failed } = await checkChunks(session, keys, index, used);
     // With nothing wrong, the first sweep's report is the whole of it; else a second one names
     // the files damaged chunks break, and reads what the first could not reach.
-    r = damaged.size === 0 && first.problems.length === 0 ? first : await sweep(session, keys, index, sizeOf, trees, { checked: { used, damaged } });
+    r = damaged.size === 0 && first.problems.length === 0 ? first : await sweep(session, keys, index, sizeOf, trees, { checked: { used, damaged, failed } });
   } else r = await sweep(session, keys, index, sizeOf, trees, {});
   const orphanPacks = [...indexedPacks].filter((p) => !r.usedPacks.has(p)).length;
   const missingPacks = [...packSizes].filter(([, size]) => size === null).map(([p]) => p).sort();
@@ -189,6 +189,8 @@ const BAD = 2;
 interface CheckedData {
   readonly used: Uint8Array;
   readonly damaged: ReadonlyMap<BlobId, string>;
+  /** those of `damaged` that were read and failed their checks (not those that could not be read) */
+  readonly failed: ReadonlySet<BlobId>;
 }
 
 /**
@@ -245,7 +247,7 @@ async function sweep(
   o: { mark?: Uint8Array; checked?: CheckedData },
 ): Promise<{ points: number; checkpoints: number; trees: number; blobs: number; usedPacks: ReadonlySet<PackId>; damagedPacks: ReadonlySet<PackId>; problems: VerifyProblem[] }> {
   const problems: VerifyProblem[] = [];
-  /** packs a blob in was found damaged (shorter than indexed, or a blob failed its checks) */
+  /** packs a blob in was found damaged: shorter than indexed, or a blob read from it failed its checks */
   const damagedPacks = new Set<PackId>();
   const checked = new Checked(index);
   const walked = new Set<BlobId>();
@@ -265,31 +267,38 @@ async function sweep(
       usedPacks.add(pack);
       const size = await sizeOf(pack);
       if (size === null) problem = `pack ${pack.slice(0, 12)} of ${type} blob ${id.slice(0, 12)} is missing`;
-      else if (offset + length > size) problem = `pack ${pack.slice(0, 12)} is shorter than its index says`;
-      else if (type === 'data' && o.mark !== undefined) o.mark[row] = 1;
-      else if (type === 'data' && o.checked !== undefined && o.checked.used[row] === 1) problem = o.checked.damaged.get(id) ?? null;
-      else if (type === 'tree') {
+      else if (offset + length > size) {
+        problem = `pack ${pack.slice(0, 12)} is shorter than its index says`;
+        damagedPacks.add(pack);
+      } else if (type === 'data' && o.mark !== undefined) o.mark[row] = 1;
+      else if (type === 'data' && o.checked !== undefined && o.checked.used[row] === 1) {
+        problem = o.checked.damaged.get(id) ?? null;
+        if (o.checked.failed.has(id)) damagedPacks.add(pack);
+      } else if (type === 'tree' || o.checked !== undefined) {
+        // A read that fails says nothing of the pack (the vault may refuse it for a while); a
+        // blob read that fails its checks does.
+        let sealed: Buffer | undefined;
         try {
-          tree = trees.get(id, last);
-          if (tree === undefined) {
-            const plain = decodeBlob(keys, type, id, await session.readPack(pack, offset, length));
-            tree = decodeTree(plain);
-            if (!last) trees.keep(id, plain, tree);
-          }
+          tree = type === 'tree' ? trees.get(id, last) : undefined;
+          if (tree === undefined) sealed = await session.readPack(pack, offset, length);
         } catch (err) {
           rethrowIfUnreachable(err);
           problem = why(err);
         }
-      } else if (o.checked !== undefined) {
-        try {
-          decodeBlob(keys, type, id, await session.readPack(pack, offset, length));
-        } catch (err) {
-          rethrowIfUnreachable(err);
-          problem = why(err);
+        if (sealed !== undefined) {
+          try {
+            const plain = decodeBlob(keys, type, id, sealed);
+            if (type === 'tree') {
+              tree = decodeTree(plain);
+              if (!last) trees.keep(id, plain, tree);
+            }
+          } catch (err) {
+            problem = why(err);
+            damagedPacks.add(pack);
+          }
         }
       }
     }
-    if (problem !== null && row >= 0 && (await sizeOf(index.at(row).pack)) !== null) damagedPacks.add(index.at(row).pack);
     checked.set(type, id, row, problem);
     return tree === undefined ? { problem } : { problem, tree };
   };
@@ -388,9 +397,10 @@ async function sweep(
 
 /**
  * Reads the data chunks whose rows `used` marks, pack by pack in ranges (a few at a time), and
- * checks them in workers on every core. Returns the chunks that did not check out, with why.
+ * checks them in workers on every core. Returns the chunks that did not check out, with why, and
+ * which of them were read and failed their checks.
  */
-async function checkChunks(session: VaultSession, keys: VaultKeys, index: BlobIndex, used: Uint8Array): Promise<Map<BlobId, string>> {
+async function checkChunks(session: VaultSession, keys: VaultKeys, index: BlobIndex, used: Uint8Array): Promise<{ damaged: Map<BlobId, string>; failed: Set<BlobId> }> {
   const byPack = new Map<PackId, Chunk[]>();
   for (let row = 0; row < used.length; row++) {
     if (used[row] === 0) continue;
@@ -404,7 +414,8 @@ async function checkChunks(session: VaultSession, keys: VaultKeys, index: BlobIn
   byPack.clear();
 
   const damaged = new Map<BlobId, string>();
-  if (ranges.length === 0) return damaged;
+  const failed = new Set<BlobId>();
+  if (ranges.length === 0) return { damaged, failed };
   const pool = checkPool(keys.master);
   const check = async (r: ChunkRange): Promise<void> => {
     const ids = r.items.map((c) => index.idAt(c.row));
@@ -422,7 +433,10 @@ async function checkChunks(session: VaultSession, keys: VaultKeys, index: BlobIn
       layout[2 * i] = c.offset - r.start;
       layout[2 * i + 1] = c.length;
     });
-    for (const [i, what] of await pool.run(data, { ids, layout }, inRoom)) damaged.set(ids[i]!, what);
+    for (const [i, what] of await pool.run(data, { ids, layout }, inRoom)) {
+      damaged.set(ids[i]!, what);
+      failed.add(ids[i]!);
+    }
   };
   try {
     // Each reader waits for its range's check: as many readers as workers keep every core busy.
@@ -430,5 +444,5 @@ async function checkChunks(session: VaultSession, keys: VaultKeys, index: BlobIn
   } finally {
     await pool.close();
   }
-  return damaged;
+  return { damaged, failed };
 }

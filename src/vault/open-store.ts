@@ -56,7 +56,7 @@ export async function openVaultStore(loc: VaultLocation, o: { create?: boolean }
 const FOLDER_ERRORS: Readonly<Record<string, string>> = {
   EEXIST: 'it is a file, not a folder',
   ENOTDIR: 'a part of the path is a file, not a folder',
-  ENOENT: 'a folder on the path does not take new folders',
+  ENOENT: 'a folder on the way is missing, or takes no new folders (a broken link, or a file system such as /proc)',
   EACCES: 'permission denied',
   EPERM: 'operation not permitted',
   EROFS: 'read-only file system',

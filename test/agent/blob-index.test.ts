@@ -61,6 +61,48 @@ describe('blob index', () => {
   });
 });
 
+describe('packs found damaged', () => {
+  // A blob of a damaged pack stored again elsewhere is read there; one stored nowhere else is still
+  // read from the damaged pack (it may be whole); a backup counts on none of them.
+  it('come last in a restore\'s index, whatever order the index files load in, and not at all in a backup\'s', async () => {
+    const m = await createMachine();
+    const first = new BlobWriter(m.ctx.session, m.keys, new BlobIndex(), { packSize: 1 << 20 });
+    const a = await first.add('data', Buffer.from('stored twice '.repeat(50)));
+    const c = await first.add('data', Buffer.from('stored once '.repeat(50)));
+    await first.flush();
+    const second = new BlobWriter(m.ctx.session, m.keys, new BlobIndex(), { packSize: 1 << 20 });
+    expect(await second.add('data', Buffer.from('stored twice '.repeat(50)))).toBe(a);
+    await second.flush();
+    const plain = await BlobIndex.load(m.ctx.session, m.keys);
+    const once = plain.get('data', c)!.pack;
+    // The pack the index file read last gives `a` (their names are random): taken as the damaged
+    // one, so that loading it last is what makes the difference.
+    const damaged = plain.get('data', a)!.pack;
+    expect((await m.ctx.session.listIndex()).length).toBe(2);
+
+    const cache = FileCache.open(path.join(m.dir, 'cache.sqlite'));
+    try {
+      for (const [how, load] of [
+        ['given', () => BlobIndex.load(m.ctx.session, m.keys, undefined, { last: [damaged] })],
+        ['given, through the cache', () => BlobIndex.load(m.ctx.session, m.keys, cache, { last: [damaged] })],
+        ['recorded in the cache', async () => {
+          cache.addDamagedPacks([damaged]);
+          return BlobIndex.load(m.ctx.session, m.keys, cache);
+        }],
+      ] as const) {
+        const index = await load();
+        expect(index.get('data', a)!.pack, how).not.toBe(damaged);
+        expect(index.get('data', c)!.pack, how).toBe(once);
+      }
+      const forBackup = await BlobIndex.load(m.ctx.session, m.keys, cache, { forBackup: true });
+      expect(forBackup.get('data', a)!.pack).not.toBe(damaged);
+      expect(forBackup.has('data', c), 'a backup stores it again when it was in the damaged pack').toBe(once !== damaged);
+    } finally {
+      cache.close();
+    }
+  });
+});
+
 describe('blob index cache', () => {
   it('keeps index files locally and gives the same locations without reading the vault again', async () => {
     const m = await createMachine();

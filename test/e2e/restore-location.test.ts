@@ -64,7 +64,7 @@ describe('restore --target', () => {
     const r = await fx.machine.run(['restore', '--point', 'latest', '--target', '/proc/azbk-restore-target/sub']);
     expectExit(r, 2);
     expectNoStack(r);
-    expect(r.stderr).toContain('Cannot create the folder /proc/azbk-restore-target/sub to restore into (the file system there makes no new folders).');
+    expect(r.stderr).toContain('Cannot create the folder /proc/azbk-restore-target/sub to restore into (a folder on the way is missing, or takes no new folders: a broken link, or a file system such as /proc).');
   });
 });
 
