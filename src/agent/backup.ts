@@ -349,8 +349,11 @@ class BackupJob {
     } else if (journal.ok && included.every((p) => underTree(p, journal.trees))) {
       this.scan = { mode: 'full', reason: 'the change journal set up its watches anew since the last backup (a folder was removed or moved)' };
     } else if (journal.ok) {
-      this.dirty = dirtyFolders([...journal.changed, ...journal.trees]);
-      this.movedTrees = journal.trees;
+      // The watcher leaves AZBK_HOME out (its own writes would be changes without end): a backup
+      // that includes it examines it whole.
+      const trees = new Set([...journal.trees, path.resolve(home)]);
+      this.dirty = dirtyFolders([...journal.changed, ...trees]);
+      this.movedTrees = trees;
       const moved = journal.trees.size > 0 ? `, ${journal.trees.size} folder(s) moved or made (examined whole)` : '';
       this.scan = { mode: 'optimized', reason: `the change journal covers the time since the last backup; ${journal.changed.size} path(s) changed${moved}` };
     } else this.scan = { mode: 'full', reason: journal.why };

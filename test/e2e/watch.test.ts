@@ -223,11 +223,22 @@ describe('change journal', () => {
     const size = (await fs.stat(changes)).size;
     await sleep(500);
     expect((await fs.stat(changes)).size, 'the journal stays still while nothing changes').toBe(size);
-    w.stop();
-    expect(await w.done).toBe(0);
     const lines = (await fs.readFile(changes, 'utf8')).split('\n').filter((l) => l !== '');
     expect(lines).toContain(JSON.stringify(path.join(data, 'a.txt')));
     expect(lines.filter((l) => l.includes(m.home))).toEqual([]);
+
+    // Unwatched, AZBK_HOME is examined whole by an optimized backup that includes it.
+    await backup(m, [root]);
+    const marker = path.join(m.home, 'marker.txt');
+    await fs.writeFile(marker, 'home changed\n');
+    await sleep(500);
+    const optimized = await backup(m, [root]);
+    expect(optimized.scan.mode).toBe('optimized');
+    const target = path.join(root, 'restored');
+    expectExit(await m.run(['restore', '--point', optimized.point.id, '--target', target, '--path', marker]), 0);
+    expect(await fs.readFile(path.join(target, marker), 'utf8')).toBe('home changed\n');
+    w.stop();
+    expect(await w.done).toBe(0);
   });
 
   it('stops with exit 2 when a watched folder is removed, and backups then scan everything', async () => {
