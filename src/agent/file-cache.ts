@@ -435,30 +435,37 @@ export class FileCache implements IndexCache {
 
   /** Packs a backup found missing from the vault although index files name them (see runBackup). */
   getMissingPacks(): PackId[] {
-    const v = this.getMeta(MISSING_PACKS);
-    return Array.isArray(v) ? (v.filter(isHex64) as PackId[]) : [];
+    return this.packList(MISSING_PACKS);
   }
 
-  /** Adds packs to getMissingPacks, in one write transaction: a verify, backup or restore adding others meanwhile loses none. */
+  /** Adds packs to getMissingPacks (see addToPackList). */
   addMissingPacks(packs: readonly PackId[]): void {
-    this.endRead();
-    this.db.transaction(() => this.setMeta(MISSING_PACKS, [...new Set([...this.getMissingPacks(), ...packs])].sort())).immediate();
+    this.addToPackList(MISSING_PACKS, packs);
   }
 
   /**
-   * Packs the vault holds in which a check found a damaged blob (verify --read-data): a backup
-   * leaves them out and so stores again what this machine still has of them, while a restore
-   * still reads the blobs that are whole in them.
+   * Packs the vault holds in which a blob failed its checks (found by verify or a restore): a
+   * backup leaves them out and so stores again what this machine still has of them, while a
+   * restore reads from them last (see BlobIndex.load).
    */
   getDamagedPacks(): PackId[] {
-    const v = this.getMeta(DAMAGED_PACKS);
+    return this.packList(DAMAGED_PACKS);
+  }
+
+  /** Adds packs to getDamagedPacks (see addToPackList). */
+  addDamagedPacks(packs: readonly PackId[]): void {
+    this.addToPackList(DAMAGED_PACKS, packs);
+  }
+
+  private packList(key: string): PackId[] {
+    const v = this.getMeta(key);
     return Array.isArray(v) ? (v.filter(isHex64) as PackId[]) : [];
   }
 
-  /** Adds packs to getDamagedPacks (see addMissingPacks). */
-  addDamagedPacks(packs: readonly PackId[]): void {
+  /** Adds packs to the list under `key` in one write transaction: a verify, backup or restore adding others meanwhile loses none. */
+  private addToPackList(key: string, packs: readonly PackId[]): void {
     this.endRead();
-    this.db.transaction(() => this.setMeta(DAMAGED_PACKS, [...new Set([...this.getDamagedPacks(), ...packs])].sort())).immediate();
+    this.db.transaction(() => this.setMeta(key, [...new Set([...this.packList(key), ...packs])].sort())).immediate();
   }
 
   /** A JSON value stored under `key`, or undefined. */
