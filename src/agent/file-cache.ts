@@ -114,19 +114,18 @@ export function knownBadPacks(home: string, vaultId: string, keyId: string): { m
 
 /** Adds packs found missing to the cache of this vault and key family (see FileCache.addMissingPacks). */
 export function recordMissingPacks(home: string, vaultId: string, keyId: string, packs: readonly PackId[]): void {
-  const cache = FileCache.forVault(home, vaultId, keyId);
-  try {
-    cache.addMissingPacks(packs);
-  } finally {
-    cache.close();
-  }
+  withCache(home, vaultId, keyId, (cache) => cache.addMissingPacks(packs));
 }
 
 /** Adds packs found damaged to the cache of this vault and key family (see FileCache.addDamagedPacks). */
 export function recordDamagedPacks(home: string, vaultId: string, keyId: string, packs: readonly PackId[]): void {
+  withCache(home, vaultId, keyId, (cache) => cache.addDamagedPacks(packs));
+}
+
+function withCache(home: string, vaultId: string, keyId: string, f: (cache: FileCache) => void): void {
   const cache = FileCache.forVault(home, vaultId, keyId);
   try {
-    cache.addDamagedPacks(packs);
+    f(cache);
   } finally {
     cache.close();
   }
