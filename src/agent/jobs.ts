@@ -2,7 +2,7 @@
 import fs from 'node:fs/promises';
 import { POINT_ID } from '../core/ids.js';
 import { AzbkError } from '../shared/errors.js';
-import { errnoCode, makeFolders } from '../shared/files.js';
+import { errnoCode, makeFoldersSync } from '../shared/files.js';
 import type { HomePaths } from '../shared/paths.js';
 
 export interface JobRecord {
@@ -23,7 +23,7 @@ export interface JobRecord {
  */
 export async function recordJob(paths: HomePaths, rec: JobRecord, warn: (text: string) => void): Promise<void> {
   try {
-    await makeFolders(paths.home, 0o700);
+    makeFoldersSync(paths.home, 0o700);
     const fh = await fs.open(paths.jobs, 'a+', 0o600);
     try {
       const { size } = await fh.stat();

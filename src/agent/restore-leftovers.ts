@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { errnoCode, makeFolders, readJsonFile, writeFileAtomic } from '../shared/files.js';
+import { errnoCode, makeFoldersSync, readJsonFile, writeFileAtomic } from '../shared/files.js';
 import { processAlive, processIdentity } from '../shared/process.js';
 
 /** A folder a restore writes temporary files into: `deep` for every folder under it as well. */
@@ -38,7 +38,7 @@ export async function markRestore(dir: string, prefix: string, roots: readonly T
   let written = false;
   const write = async () => {
     try {
-      await makeFolders(dir, 0o700);
+      makeFoldersSync(dir, 0o700);
       await writeFileAtomic(file, JSON.stringify({ prefix, roots: all, ...owner }), { mode: 0o600 });
       written = true;
     } catch {

@@ -10,7 +10,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { PackId } from '../core/ids.js';
 import { AzbkError } from '../shared/errors.js';
-import { makeFolders, writeAt } from '../shared/files.js';
+import { makeFoldersSync, writeAt } from '../shared/files.js';
 import { InFlight } from '../shared/in-flight.js';
 import type { PackStream, VaultSession } from '../vault/api.js';
 import { hashedPackStream, type PackSink } from '../vault/pack-stream.js';
@@ -24,7 +24,7 @@ const SUFFIX = '.pack';
  */
 export async function openSpool(dir: string): Promise<void> {
   try {
-    await makeFolders(dir, 0o700);
+    makeFoldersSync(dir, 0o700);
     for (const name of await fs.readdir(dir)) if (name.endsWith(SUFFIX)) await fs.rm(path.join(dir, name), { force: true });
   } catch (err) {
     throw localError(dir, err);

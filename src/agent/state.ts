@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { isHex32, type KeyId, type MachineId } from '../core/ids.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
-import { makeFolders, readLocalJson, syncFolder, writeFileAtomic } from '../shared/files.js';
+import { makeFoldersSync, readLocalJson, syncFolder, writeFileAtomic } from '../shared/files.js';
 import type { HomePaths } from '../shared/paths.js';
 import { KEYCHAIN_SERVICE, keychainDelete, keychainGet, keychainSet, type KeychainItem } from './keychain.js';
 
@@ -192,7 +192,7 @@ async function dropSecrets(paths: HomePaths, where: SecretsLocation): Promise<st
 
 /** Makes AZBK_HOME (owner-only) and checks that it is private, before anything is registered. */
 export async function prepareHome(paths: HomePaths): Promise<void> {
-  await makeFolders(paths.home, 0o700);
+  makeFoldersSync(paths.home, 0o700);
   await checkPrivate(paths.home, 'folder');
 }
 

@@ -88,7 +88,8 @@ export async function writeAt(fd: number, data: Uint8Array, position: number): P
  * folder there already is fine, a file there is EEXIST). Node's own recursive mkdir never ends
  * where a folder exists but refuses new entries the way /proc does (ENOENT for the new folder,
  * EEXIST for its parent, and again), and its synchronous form does not even let a signal stop
- * the process; here such a folder's ENOENT is thrown.
+ * the process; here such a folder's ENOENT is thrown. Synchronous, also for async callers: a few
+ * mkdir calls for local state, a vault's folder or a restore's target.
  */
 export function makeFoldersSync(dir: string, mode = 0o777): void {
   const missing: string[] = [];
@@ -115,32 +116,6 @@ export function makeFoldersSync(dir: string, mode = 0o777): void {
   }
 }
 
-/** makeFoldersSync, without blocking the event loop. */
-export async function makeFolders(dir: string, mode = 0o777): Promise<void> {
-  const missing: string[] = [];
-  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
-    try {
-      await fs.mkdir(d, mode);
-      break;
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'EEXIST') {
-        if (missing.length === 0 && !(await fs.stat(d)).isDirectory()) throw err;
-        break;
-      }
-      if (code !== 'ENOENT' || path.dirname(d) === d) throw err;
-      missing.push(d);
-    }
-  }
-  for (const d of missing.reverse()) {
-    try {
-      await fs.mkdir(d, mode);
-    } catch (err) {
-      if (errnoCode(err) !== 'EEXIST' || !(await fs.stat(d)).isDirectory()) throw err; // made meanwhile by another
-    }
-  }
-}
-
 /**
  * Writes `data` to `file` atomically: a temporary file in the same folder, fsync, rename. With
  * `mode` the file is created with those permissions from the start (0o600 for secrets), so its
@@ -153,7 +128,7 @@ export async function writeFileAtomic(
   opts: { mode?: number; exclusive?: boolean } = {},
 ): Promise<void> {
   const dir = path.dirname(file);
-  await makeFolders(dir);
+  makeFoldersSync(dir);
   const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   const fh = await fs.open(tmp, 'wx', opts.mode ?? 0o644);
   try {

@@ -6,7 +6,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AzbkError } from '../shared/errors.js';
-import { errnoCode, errnoText, makeFolders } from '../shared/files.js';
+import { errnoCode, errnoText, makeFoldersSync } from '../shared/files.js';
 import type { BlobStore } from './storage/blobstore.js';
 import { layout } from './layout.js';
 import { FsBlobStore } from './storage/fs-store.js';
@@ -38,7 +38,7 @@ export async function openVaultStore(loc: VaultLocation, o: { create?: boolean }
     let entries: string[];
     try {
       // Not fs.mkdir's recursive form: it never ends below a folder that refuses new entries (/proc).
-      await makeFolders(dir, 0o700);
+      makeFoldersSync(dir, 0o700);
       entries = await fs.readdir(dir);
     } catch (err) {
       throw vaultFolderError(err, dir);

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { errnoCode, makeFolders, makeFoldersSync } from '../../src/shared/files.js';
+import { errnoCode, makeFoldersSync } from '../../src/shared/files.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const code = (f: () => unknown) => {
@@ -16,7 +16,6 @@ const code = (f: () => unknown) => {
 
 describe.each([
   ['makeFoldersSync', async (d: string, mode?: number) => makeFoldersSync(d, mode)],
-  ['makeFolders', (d: string, mode?: number) => makeFolders(d, mode)],
 ] as const)('%s', (_name, make) => {
   it('makes the missing folders above, each with the mode, and takes a folder that is there', async () => {
     const base = await makeTempDir();
