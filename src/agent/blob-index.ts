@@ -115,14 +115,12 @@ export class BlobIndex {
   }
 
   /**
-   * Adds the blobs of a pack that are in no other pack added so far (for a pack found damaged: a
-   * blob stored again elsewhere is found there, one stored nowhere else still here).
+   * The blobs of `packs` come last (packs found damaged): added from now on, they are held back
+   * until addDeferred, which adds each one no other pack holds. A blob stored again elsewhere is
+   * then found there, and one stored nowhere else still in the damaged pack.
    */
-  addPackAsLast(pack: PackId, entries: readonly PackEntry[]): void {
-    this.addPack(
-      pack,
-      entries.filter((e) => !this.has(e.type, e.id)),
-    );
+  deferPacks(packs: Iterable<PackId>): void {
+    for (const p of packs) if (!this.skip.has(p)) this.deferred.set(p, []);
   }
 
   /** Adds the packs of the index file `name` (decoded, or just written). */
@@ -259,7 +257,7 @@ export class BlobIndex {
     const index = fromSnap ?? new BlobIndex();
     index.skip = skip;
     index.skipSum = skipSum;
-    for (const p of last) index.deferred.set(p, []);
+    index.deferPacks(last);
     // A snapshot left alone is replaced at the next save.
     if (snap !== undefined && fromSnap === undefined) index.unsaved = true;
     snap = undefined; // its copy goes while index files are read
@@ -294,11 +292,16 @@ export class BlobIndex {
     return index;
   }
 
-  /** Adds the blobs of the packs to load last that no other pack holds (see load); no snapshot is saved then. */
-  private addDeferred(): void {
+  /** Adds the blobs held back by deferPacks that no other pack holds; no snapshot is saved then. */
+  addDeferred(): void {
     const deferred = [...this.deferred];
     this.deferred = new Map();
-    for (const [pack, entries] of deferred) this.addPackAsLast(pack, entries);
+    for (const [pack, entries] of deferred) {
+      this.addPack(
+        pack,
+        entries.filter((e) => !this.has(e.type, e.id)),
+      );
+    }
   }
 
   /**

@@ -12,7 +12,6 @@
 import { decodeBlob } from '../core/blob.js';
 import type { BlobId, PackId } from '../core/ids.js';
 import { decodeIndex } from '../core/index-file.js';
-import type { PackEntry } from '../core/pack.js';
 import type { VaultKeys } from '../core/keys.js';
 import { objectKeyId } from '../core/sealed-object.js';
 import { decodeTree, type Tree } from '../core/tree.js';
@@ -109,16 +108,14 @@ export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: 
   // this machine found missing); a blob stored again is found where it is now.
   const gone = new Set([...(await session.listPrunedPacks()).gone, ...(opts.missing ?? [])]);
   // Packs a check found damaged come last: what a backup stored again since is found where it is now.
-  const damaged = new Set(opts.damaged ?? []);
-  const last: { id: PackId; blobs: readonly PackEntry[] }[] = [];
+  index.deferPacks(opts.damaged ?? []);
   for (const name of await session.listIndex()) {
     try {
       const data = await session.readIndex(name);
       if (objectKeyId(data) !== keys.keyId) continue;
       for (const p of decodeIndex(keys, name, data).packs) {
         if (gone.has(p.id)) continue;
-        if (damaged.has(p.id)) last.push(p);
-        else index.addPack(p.id, p.blobs);
+        index.addPack(p.id, p.blobs);
         indexedPacks.add(p.id);
       }
     } catch (err) {
@@ -126,7 +123,7 @@ export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: 
       problems.push({ where: `index ${name}`, what: why(err) });
     }
   }
-  for (const p of last) index.addPackAsLast(p.id, p.blobs);
+  index.addDeferred();
 
   const packSizes = new Map<PackId, number | null>();
   const sizeOf: PackSizes = async (pack) => {
