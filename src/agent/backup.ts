@@ -40,7 +40,6 @@ import { NOT_REGULAR, type FileStat, type SealedChunk } from './pipeline/protoco
 export type BackupEvent =
   | { readonly type: 'start'; readonly jobId: string; readonly paths: readonly string[]; readonly resumed: ResumedFrom | null }
   | { readonly type: 'checkpoint'; readonly seq: number; readonly final: boolean }
-  /** the vault refused the point, as packs it names are gone or missing: the job runs once more without them */
   /** the job runs once more: packs it counted on are gone, or the local cache was found damaged */
   | { readonly type: 'retry'; readonly why: 'packs gone' | 'cache damaged' }
   | { readonly type: 'file'; readonly path: string; readonly size: number }

@@ -80,7 +80,7 @@ export function isDamagedCache(err: unknown): boolean {
 }
 
 /** Removes the cache database `file` with its journal files and index snapshot (see FileCache). */
-export function removeCache(file: string): void {
+function removeCache(file: string): void {
   for (const f of [file, `${file}-wal`, `${file}-shm`, `${file.replace(/\.sqlite$/, '')}.index`]) fs.rmSync(f, { force: true });
 }
 

@@ -179,13 +179,14 @@ function isDirectory(p: string): boolean {
 
 /** Whether a path is AZBK_HOME `home` or in it, by the path given and by its real one. */
 function ownPaths(home: string): (abs: string) => boolean {
-  const homes = new Set([path.resolve(home)]);
+  const homes = [path.resolve(home)];
   try {
-    homes.add(fs.realpathSync(home));
+    const real = fs.realpathSync(home);
+    if (real !== homes[0]) homes.push(real);
   } catch {
     // made later, under the name given
   }
-  return (abs) => [...homes].some((h) => abs === h || abs.startsWith(h.endsWith(path.sep) ? h : h + path.sep));
+  return (abs) => homes.some((h) => abs === h || abs.startsWith(h.endsWith(path.sep) ? h : h + path.sep));
 }
 
 /** Every folder a changed path makes dirty: the path itself and all its ancestors. */
