@@ -66,7 +66,7 @@ export async function listPoint(ctx: AgentContext, o: ListOptions): Promise<List
   // one given, is listed once.
   const wanted = o.paths.length > 0 ? o.paths.map((p) => toSegments(p)) : manifest.paths.map((p) => [...p]);
   const asked: { segs: readonly string[]; node: TreeNode }[] = [];
-  for (const segs of wanted) asked.push({ segs, node: await entryAt(manifest, segs, (x) => reader.nodeAt(manifest.tree, x), 'list') });
+  for (const segs of wanted) asked.push({ segs, node: await entryAt(info.id, manifest, segs, (x) => reader.nodeAt(manifest.tree, x), 'list') });
   const found = o.recursive ? outermost(asked) : asked.filter((a, i) => asked.findIndex((b) => sameSegs(a.segs, b.segs)) === i);
   o.onPoint?.(info, machine.name);
 

@@ -73,15 +73,21 @@ export async function openPoint(ctx: AgentContext, keys: VaultKeys | readonly Va
 }
 
 /**
- * The entry at the original absolute path `segs` in a point with the manifest `m` (`nodeAt` walks
- * the point's listings from its root): AZBK_BAD_INPUT for a path no entry can have (to `verb` it),
- * AZBK_PATH_NOT_FOUND for one the point does not hold.
+ * The entry at the original absolute path `segs` in the point `pointId` with the manifest `m`
+ * (`nodeAt` walks the point's listings from its root): AZBK_BAD_INPUT for a path no entry can have
+ * (to `verb` it), AZBK_PATH_NOT_FOUND for one the point does not hold.
  */
-export async function entryAt(m: PointManifest, segs: readonly string[], nodeAt: (segs: readonly string[]) => Promise<TreeNode | undefined>, verb: string): Promise<TreeNode> {
+export async function entryAt(
+  pointId: string,
+  m: PointManifest,
+  segs: readonly string[],
+  nodeAt: (segs: readonly string[]) => Promise<TreeNode | undefined>,
+  verb: string,
+): Promise<TreeNode> {
   if (segs.length === 0 || !segs.every(isSafeName)) throw new AzbkError('AZBK_BAD_INPUT', `Cannot ${verb} ${displayPath(segs)}.`);
   const node = await nodeAt(segs);
   if (node === undefined || !m.paths.some((p) => p.length <= segs.length && p.every((s, i) => s === segs[i]))) {
-    throw new AzbkError('AZBK_PATH_NOT_FOUND', `${displayPath(segs)} is not in recovery point.`, {
+    throw new AzbkError('AZBK_PATH_NOT_FOUND', `${displayPath(segs)} is not in recovery point ${pointId}.`, {
       hint: 'Give the original absolute path of a file or folder in the point; azbk ls --point ID lists what it holds.',
     });
   }

@@ -93,7 +93,7 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
   const { manifest, keys } = await openPoint(ctx, families, info);
   const job = new RestoreJob(ctx, await PointReader.open(ctx, keys, { maxListings: o.maxListings }), manifest.tree, o);
   // Everything asked for is found before anything is written.
-  const selected = await job.select(manifest);
+  const selected = await job.select(info.id, manifest);
   const lock = await acquireJobLock(ctx.paths.lock, { jobId: randomBytes(16).toString('hex'), kind: 'restore' });
   let leftovers = 0;
   try {
@@ -151,11 +151,11 @@ class RestoreJob {
   }
 
   /** Resolves the paths to restore to tree nodes; AZBK_PATH_NOT_FOUND for a path not in the point. */
-  async select(m: PointManifest): Promise<Selected[]> {
+  async select(pointId: string, m: PointManifest): Promise<Selected[]> {
     const wanted = this.o.paths.length > 0 ? this.o.paths.map((p) => toSegments(p)) : m.paths.map((p) => [...p]);
     const out: Selected[] = [];
     for (const segs of wanted) {
-      const node = await entryAt(m, segs, (x) => this.reader.nodeAt(this.root, x), 'restore');
+      const node = await entryAt(pointId, m, segs, (x) => this.reader.nodeAt(this.root, x), 'restore');
       out.push({ segs, node, dest: restoreLocation(segs, this.o.target, m.platform === 'win32') });
     }
     // A path given twice, or inside another one given, is restored once.

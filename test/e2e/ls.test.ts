@@ -3,6 +3,7 @@
  * path (the same entries, sizes, modes and times as the backed-up tree), a file alone, another
  * machine's point with its passphrase, names escaped, and bad input refused.
  */
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -103,5 +104,14 @@ describe.concurrent('azbk ls', () => {
       expectNoStack(r);
       expect(r.stdout).toBe('');
     }
+    // The error names the point the path was looked for in ('latest' is resolved to one).
+    const listed = parseJson(await a.run(['points', '--json'])).points as { id: string }[];
+    const newest = listed[listed.length - 1]!.id;
+    const notIn = await a.run(['ls', '--point', 'latest', path.join(src, 'nope')]);
+    expect(notIn.stderr).toContain(`${path.join(src, 'nope')} is not in recovery point ${newest}.`);
+    const restore = await a.run(['restore', '--point', 'latest', '--path', path.join(src, 'nope'), '--target', path.join(tmp.path, 'never')]);
+    expectExit(restore, 2);
+    expect(restore.stderr).toContain(`is not in recovery point ${newest}.`);
+    expect(existsSync(path.join(tmp.path, 'never'))).toBe(false);
   });
 });
