@@ -37,8 +37,19 @@ import { ChunkPool } from './pipeline/pool.js';
 import { dropPrestartedScan, FolderScan } from './pipeline/scan.js';
 import { NOT_REGULAR, type FileStat, type SealedChunk } from './pipeline/protocol.js';
 
+/** How far a running backup got: files examined (read, or found unchanged) and what was read, new and uploaded. */
+export interface BackupProgress {
+  readonly files: number;
+  /** the size of the files examined */
+  readonly bytes: number;
+  readonly readBytes: number;
+  readonly newBytes: number;
+  readonly uploadedBytes: number;
+}
+
 export type BackupEvent =
-  | { readonly type: 'start'; readonly jobId: string; readonly paths: readonly string[]; readonly resumed: ResumedFrom | null }
+  /** `progress` tells how far the job got, whenever asked, until it ends */
+  | { readonly type: 'start'; readonly jobId: string; readonly paths: readonly string[]; readonly resumed: ResumedFrom | null; readonly progress: () => BackupProgress }
   | { readonly type: 'checkpoint'; readonly seq: number; readonly final: boolean }
   /** the job runs once more: packs it counted on are gone, or the local cache was found damaged */
   | { readonly type: 'retry'; readonly why: 'packs gone' | 'cache damaged' }
@@ -292,6 +303,8 @@ class BackupJob {
   private named: readonly PackId[] = [];
   /** how many of the writer's packs the checkpoints written name */
   private namedByCheckpoints = 0;
+  /** files examined so far, and their size (see progress) */
+  private readonly examined = { files: 0, bytes: 0 };
 
   constructor(
     private readonly ctx: AgentContext,
@@ -383,7 +396,7 @@ class BackupJob {
     const spool = session.putPackFile === undefined ? undefined : this.ctx.paths.spool;
     if (spool !== undefined) await openSpool(spool);
     this.writer = new BlobWriter(session, keys, this.index, { packSize: cfg.packSize, level: cfg.compression.level, indexCache: this.cache, ...(spool === undefined ? {} : { spool }) });
-    this.opts.onEvent?.({ type: 'start', jobId: this.jobId, paths: included, resumed: this.resumedFrom });
+    this.opts.onEvent?.({ type: 'start', jobId: this.jobId, paths: included, resumed: this.resumedFrom, progress: () => this.progress() });
     if (this.opts.scanFirst === true) await this.scanner?.done();
 
     this.pool = new ChunkPool(
@@ -562,6 +575,18 @@ class BackupJob {
     return { readBytes: this.stats.readBytes, uploadedBytes: this.carried.uploadedBytes + (this.writer?.stats.uploadedBytes ?? 0) };
   }
 
+  /** How far the job got (see BackupProgress). */
+  private progress(): BackupProgress {
+    const { readBytes, uploadedBytes } = this.counted;
+    return { files: this.examined.files, bytes: this.examined.bytes, readBytes, newBytes: this.writer.stats.newRawBytes, uploadedBytes };
+  }
+
+  /** Counts files examined (see progress): one by one, or a folder's at once. */
+  private countExamined(files: number, bytes: number): void {
+    this.examined.files += files;
+    this.examined.bytes += bytes;
+  }
+
   /** The packs of the point the vault refused (AZBK_PACK_GONE) that it does not hold. */
   async missingPacks(): Promise<PackId[]> {
     return absentOf(this.named, (p) => this.ctx.session.statPack(p));
@@ -634,6 +659,12 @@ class BackupJob {
     return stored;
   }
 
+  /** A folder taken whole, without examining what it holds, counted as examined. */
+  private countedWhole(f: Folder): Folder {
+    this.countExamined(f.counts.files, f.counts.bytes);
+    return f;
+  }
+
   /** A folder as a backup stored it (a cache row with a fingerprint: nothing was skipped in it), or undefined when it cannot be reused (see reusable). */
   private storedFolder(row: KnownDir): Folder | undefined {
     if (!this.reusable(row.tree)) return undefined;
@@ -704,11 +735,11 @@ class BackupJob {
       // be the same folder: one moved here from elsewhere has another inode and ctime.
       const known = this.cache.getDir(abs);
       const stored = known !== undefined && known.fingerprint !== null && known.self === folderIdentity(folder.st) ? this.storedFolder(known) : undefined;
-      if (stored !== undefined) return stored;
+      if (stored !== undefined) return this.countedWhole(stored);
     }
     const scanned = this.scanner?.take(abs);
     const stored = scanned === undefined ? undefined : this.storedFolder(scanned);
-    if (stored !== undefined) return stored;
+    if (stored !== undefined) return this.countedWhole(stored);
     let listed: Listed[];
     let complete: boolean;
     try {
@@ -762,7 +793,16 @@ class BackupJob {
     if (cached?.fingerprint != null && complete) {
       const fp = fingerprint(listed.map((l) => [l.name, l.st, null]), subtrees);
       const stored = fp !== null && fp.equals(cached.fingerprint) ? this.storedFolder(cached) : undefined;
-      if (stored !== undefined) return stored;
+      if (stored !== undefined) {
+        // Its subfolders were counted as they were examined: what is left is its own files.
+        let { files, bytes } = stored.counts;
+        for (const f of subtrees.values()) {
+          files -= f?.counts.files ?? 0;
+          bytes -= f?.counts.bytes ?? 0;
+        }
+        this.countExamined(files, bytes);
+        return stored;
+      }
     }
 
     const known = cached === undefined ? NO_FILES : this.cache.getFiles(abs);
@@ -810,6 +850,7 @@ class BackupJob {
   /** The entry of an unchanged file (see storedVersion), without reading it; a promise only when a checkpoint is due. */
   private storedFile(l: Listed, id: FileIdentity, content: readonly BlobId[], remembered: Map<string, KnownFile>): Entry | Promise<Entry> {
     this.opts.onEvent?.({ type: 'file', path: l.abs, size: id.size });
+    this.countExamined(1, id.size);
     remembered.set(l.name, knownFile(id, content));
     const entry: Entry = { node: fileNode(l.name, l.st, id, content), counts: { files: 1, dirs: 0, symlinks: 0, bytes: id.size } };
     const t = this.tick();
@@ -906,6 +947,7 @@ class BackupJob {
   /** The file's listing entry and what to remember of it; `fresh`: just read (the checkpoint records it). */
   private async finishFile(abs: string, name: string, st: NodeStat, id: FileIdentity, content: readonly BlobId[], fresh: boolean): Promise<{ node: FileNode; known: KnownFile }> {
     this.opts.onEvent?.({ type: 'file', path: abs, size: id.size });
+    this.countExamined(1, id.size);
     // One copy of the chunk list for the listing, the cache and the checkpoint: the list a read
     // grew has room for more (one chunk pushed onto [] takes 17 slots), and it lives till a checkpoint.
     const known = knownFile(id, fresh ? content.slice() : content);

@@ -57,6 +57,8 @@ interface Wanted {
   /** where the sealed chunk lies in its pack */
   readonly offset: number;
   readonly length: number;
+  /** its plaintext's length */
+  readonly raw: number;
   readonly file: FilePlan;
   /** where the chunk goes in `file` */
   readonly at: number;
@@ -115,7 +117,7 @@ export async function restoreData(
   index: BlobIndex,
   files: readonly FilePlan[],
   pool: RestorePool,
-  opts: { tmpPrefix: string; onFile?: (f: FilePlan) => void; signal?: AbortSignal },
+  opts: { tmpPrefix: string; onFile?: (f: FilePlan) => void; onData?: (bytes: number) => void; signal?: AbortSignal },
 ): Promise<DataResult> {
   const tmpOf = (f: FilePlan) => tempPath(f.dir, opts.tmpPrefix, f.tmp);
   const byPack = new Map<PackId, Map<BlobId, Wanted>>();
@@ -170,7 +172,7 @@ export async function restoreData(
       let blobs = byPack.get(loc.pack);
       if (blobs === undefined) byPack.set(loc.pack, (blobs = new Map()));
       const w = blobs.get(id);
-      if (w === undefined) blobs.set(id, { id, offset: loc.entry.offset, length: loc.entry.length, file: f, at: offset });
+      if (w === undefined) blobs.set(id, { id, offset: loc.entry.offset, length: loc.entry.length, raw: loc.entry.rawLength, file: f, at: offset });
       else if (w.more === undefined) w.more = [{ file: f, offset }]; // one slot (one pushed onto [] gets 17)
       else w.more.push({ file: f, offset });
       f.remaining++;
@@ -270,6 +272,8 @@ export async function restoreData(
       work.layout.push(i, offset);
       return true;
     };
+    /** the plaintext bytes the task writes (for progress: also those of a chunk that fails) */
+    let bytes = 0;
     for (const w of range.blobs) {
       const at = work.layout.length;
       work.layout.push(w.offset - range.start, w.length, 0);
@@ -279,6 +283,7 @@ export async function restoreData(
       else {
         work.layout[at + 2] = n;
         work.ids.push(w.id);
+        bytes += n * w.raw;
       }
     }
     const { data, inRoom } = read;
@@ -287,6 +292,7 @@ export async function restoreData(
       return;
     }
     const { errors, damaged: bad } = await pool.run(data, { ...work, pack: range.pack, layout: new Float64Array(work.layout), modes: new Int32Array(work.modes), owns: new Uint8Array(work.owns) }, inRoom);
+    opts.onData?.(bytes);
     for (let i = 0; i < taskFiles.length; i++) {
       const f = taskFiles[i]!;
       const error = errors[i] ?? null;

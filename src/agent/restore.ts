@@ -27,6 +27,17 @@ import { entryAt, findMachine, keysFor, openPoint, outermost, pickPoint } from '
 
 export type ConflictRule = 'overwrite' | 'skip' | 'copy';
 
+/** Files restored and bytes written so far (a file's bytes count as its chunks are written), or planned in all. */
+export interface RestoreCounts {
+  readonly files: number;
+  readonly bytes: number;
+}
+
+export type RestoreEvent =
+  | { readonly type: 'file'; readonly path: string; readonly size: number }
+  /** everything is planned: `total` files will have been restored at the end, unless some fail; `progress` tells how many are, whenever asked */
+  | { readonly type: 'planned'; readonly total: RestoreCounts; readonly progress: () => RestoreCounts };
+
 export interface RestoreOptions {
   readonly point: string;
   readonly target: string | null;
@@ -35,7 +46,7 @@ export interface RestoreOptions {
   readonly passphrase?: PassphraseInput;
   readonly conflict: ConflictRule;
   readonly now?: () => Date;
-  readonly onEvent?: (e: { type: 'file'; path: string; size: number }) => void;
+  readonly onEvent?: (e: RestoreEvent) => void;
   /** stops the restore at the next safe point: files being written are finished, unfinished ones removed (AZBK_CANCELLED) */
   readonly signal?: AbortSignal;
   /** folder listings kept in memory at most (see PointReader; tests set fewer) */
@@ -126,6 +137,8 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
 
 class RestoreJob {
   readonly restored = { files: 0, dirs: 0, symlinks: 0, bytes: 0 };
+  /** bytes written (see RestoreCounts), for progress */
+  private written = 0;
   readonly conflicts: { path: string; action: 'skipped' | 'copied'; restoredAs?: string }[] = [];
   readonly failed: SkippedItem[] = [];
   /** temporary names: `.azbk-restore-<job>-<n>`, unique per job without a random draw per file */
@@ -189,6 +202,13 @@ class RestoreJob {
       // Planned: the file plans hold what they need of the listings, which can go.
       this.reader.forget();
       this.linkLeaders.clear();
+      // Hard links to files restored count as files of their own (see link).
+      let total = this.restored.files;
+      let bytes = this.written;
+      for (const f of files) bytes += f.size;
+      for (const l of this.links) bytes += l.leader.size;
+      total += files.length + this.links.length;
+      this.o.onEvent?.({ type: 'planned', total: { files: total, bytes }, progress: () => ({ files: this.restored.files, bytes: this.written }) });
       const r = await restoreData(this.ctx.session, this.reader.index, files, pool, this.dataOptions());
       // Files that failed for a pack the vault lost or holds damaged, again without it (or with its
       // blobs last: their chunks may have been stored again since), while that finds more such
@@ -220,14 +240,17 @@ class RestoreJob {
     }
   }
 
-  /** The data phase's options: every file it puts in place is counted as it is (also when it stops early). */
-  private dataOptions(): { tmpPrefix: string; onFile: (f: FilePlan) => void; signal?: AbortSignal } {
+  /** The data phase's options: every file it puts in place is counted as it is (also when it stops early), and every byte written. */
+  private dataOptions(): { tmpPrefix: string; onFile: (f: FilePlan) => void; onData: (bytes: number) => void; signal?: AbortSignal } {
     const onFile = (f: FilePlan) => {
       this.restored.files++;
       this.restored.bytes += f.size;
       this.o.onEvent?.({ type: 'file', path: destOf(f), size: f.size });
     };
-    return this.o.signal === undefined ? { tmpPrefix: this.tmpPrefix, onFile } : { tmpPrefix: this.tmpPrefix, onFile, signal: this.o.signal };
+    const onData = (bytes: number) => {
+      this.written += bytes;
+    };
+    return { tmpPrefix: this.tmpPrefix, onFile, onData, ...(this.o.signal === undefined ? {} : { signal: this.o.signal }) };
   }
 
   /**
@@ -397,6 +420,7 @@ class RestoreJob {
     }
     this.restored.files++;
     this.restored.bytes += leader.size;
+    this.written += leader.size;
     this.o.onEvent?.({ type: 'file', path: dest, size: leader.size });
   }
 

@@ -10,6 +10,7 @@ import { limitOptions, withLimits, type LimitOpts } from '../limits.js';
 import { boundHeapGrowth } from '../heap.js';
 import { stopOnSignals } from '../signals.js';
 import { formatBytes, printable } from '../output.js';
+import { backupProgressText, liveLine } from '../progress.js';
 import { action, setExitCode } from '../run.js';
 
 interface Opts extends LimitOpts {
@@ -72,8 +73,17 @@ export function backupCommand(program: Command): void {
         const checkpointBytes = parseBytes(o.checkpointBytes, '--checkpoint-bytes');
         const ctx = await withLimits(await openAgent(paths), o);
         const started = new Date().toISOString();
+        // On a terminal, how far it got, every second (see progress.ts); anything printed meanwhile erases it first.
+        const live = liveLine(o.json !== true);
+        const line = (text: string) => {
+          live.clear();
+          out.line(text);
+        };
         // Ctrl-C once: stop at the next safe point after saving a checkpoint; twice: at once (the previous checkpoint still counts).
-        const cancel = stopOnSignals(out.warn, 'stopping: saving a checkpoint (press Ctrl-C again to stop at once)');
+        const cancel = stopOnSignals((text) => {
+          live.clear();
+          out.warn(text);
+        }, 'stopping: saving a checkpoint (press Ctrl-C again to stop at once)');
         try {
           const r = await runBackup(ctx, {
             include,
@@ -81,12 +91,17 @@ export function backupCommand(program: Command): void {
             checkpointBytes,
             signal: cancel.signal,
             onEvent: (e) => {
-              if (e.type === 'start' && e.resumed) out.line(`Continuing job ${e.resumed.jobId} from checkpoint ${e.resumed.seq} (${e.resumed.time}).`);
+              if (e.type === 'start') {
+                if (e.resumed) line(`Continuing job ${e.resumed.jobId} from checkpoint ${e.resumed.seq} (${e.resumed.time}).`);
+                const t0 = Date.now();
+                live.follow(() => backupProgressText(e.progress(), Date.now() - t0));
+              }
               if (e.type === 'checkpoint') log.info({ seq: e.seq, final: e.final }, 'checkpoint saved');
-              if (e.type === 'retry' && e.why === 'packs gone') out.line('The vault refused the recovery point: data it counted on was pruned while the backup ran, or lost. Backing up once more, storing that data again.');
-              if (e.type === 'retry' && e.why === 'cache damaged') out.line('The local cache was found damaged: it was made anew. Backing up once more, reading every file.');
+              if (e.type === 'retry' && e.why === 'packs gone') line('The vault refused the recovery point: data it counted on was pruned while the backup ran, or lost. Backing up once more, storing that data again.');
+              if (e.type === 'retry' && e.why === 'cache damaged') line('The local cache was found damaged: it was made anew. Backing up once more, reading every file.');
             },
           });
+          live.stop();
           const status = r.skipped.length > 0 ? 'partial' : 'ok';
           await recordJob(paths, { jobId: r.jobId, kind: 'backup', status, policyPaths: o.include === undefined, started: r.started, finished: r.finished, point: r.point.id, expired: r.point.expired.length, scan: r.scan, resumedFrom: r.resumed, checkpoints: r.checkpoints, stats: r.stats, skipped: r.skipped.length }, out.warn);
           log.info({ jobId: r.jobId, point: r.point.id, stats: r.stats, skipped: r.skipped.length }, 'backup finished');
@@ -112,6 +127,7 @@ export function backupCommand(program: Command): void {
           await recordFailure(paths, 'backup', started, err, out.warn);
           throw err;
         } finally {
+          live.stop();
           cancel.dispose();
         }
       }),

@@ -11,6 +11,7 @@ import { boundHeapGrowth } from '../heap.js';
 import { stopOnSignals } from '../signals.js';
 import { formatBytes, printable } from '../output.js';
 import { action, setExitCode } from '../run.js';
+import { liveLine, restoreProgressText } from '../progress.js';
 
 interface Opts extends LimitOpts {
   point: string;
@@ -52,8 +53,14 @@ export function restoreCommand(program: Command): void {
         const passphrase = o.passphraseFile === undefined ? undefined : await readPassphraseFile(o.passphraseFile);
         const started = new Date().toISOString();
         let r: Awaited<ReturnType<typeof runRestore>>;
+        // On a terminal, how far it got, every second (see progress.ts), once everything is planned.
+        const live = liveLine(o.json !== true);
+        const t0 = Date.now();
         // Ctrl-C once: finish the files being written, remove unfinished ones, give folders their modes; twice: stop at once.
-        const cancel = stopOnSignals(out.warn, 'stopping: finishing the files being written (press Ctrl-C again to stop at once)');
+        const cancel = stopOnSignals((text) => {
+          live.clear();
+          out.warn(text);
+        }, 'stopping: finishing the files being written (press Ctrl-C again to stop at once)');
         try {
           const ctx = await withLimits(await openAgent(paths), o);
           r = await runRestore(ctx, {
@@ -64,11 +71,17 @@ export function restoreCommand(program: Command): void {
             ...(o.machine === undefined ? {} : { machine: o.machine }),
             ...(passphrase === undefined ? {} : { passphrase }),
             signal: cancel.signal,
+            onEvent: (e) => {
+              if (e.type !== 'planned') return;
+              const planned = Date.now();
+              live.follow(() => restoreProgressText(e.progress(), e.total, Date.now() - t0, Date.now() - planned));
+            },
           });
         } catch (err) {
           await recordFailure(paths, 'restore', started, err, out.warn);
           throw err;
         } finally {
+          live.stop();
           cancel.dispose();
         }
         const status = r.failed.length > 0 ? 'partial' : 'ok';

@@ -1,0 +1,83 @@
+/**
+ * A long job's progress on a terminal: one status line on stderr, drawn again every second and
+ * erased when the job ends, or before anything else is printed. Nothing at all when stderr is not
+ * a terminal (cron, a pipe, a log file) or with --json: the result says it all there.
+ */
+import type { BackupProgress } from '../agent/backup.js';
+import type { RestoreCounts } from '../agent/restore.js';
+import { formatBytes } from './output.js';
+
+/** How often the line is drawn again. */
+const EVERY_MS = 1000;
+/** A restore says how long it has left only after this long (the first seconds' rate says little). */
+const ETA_AFTER_MS = 5000;
+
+/** Elapsed or remaining time as m:ss, or h:mm:ss from an hour on. */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(s / 3600);
+  const mm = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(mm).padStart(2, '0')}:${ss}` : `${mm}:${ss}`;
+}
+
+/** A backup's status line. */
+export function backupProgressText(p: BackupProgress, elapsedMs: number): string {
+  return (
+    `${formatDuration(elapsedMs)}  ${p.files} files (${formatBytes(p.bytes)}) examined, ` +
+    `${formatBytes(p.readBytes)} read, ${formatBytes(p.newBytes)} new, ${formatBytes(p.uploadedBytes)} uploaded`
+  );
+}
+
+/**
+ * A restore's status line: `done` of `total` after `elapsedMs`, of which `dataMs` since the
+ * restore was planned (the time left is estimated from the bytes written since then).
+ */
+export function restoreProgressText(done: RestoreCounts, total: RestoreCounts, elapsedMs: number, dataMs: number): string {
+  // (files restored again after a lost pack write more than was planned: never over 100%)
+  const share = Math.min(1, total.bytes > 0 ? done.bytes / total.bytes : total.files > 0 ? done.files / total.files : 1);
+  let text = `${formatDuration(elapsedMs)}  ${Math.floor(share * 100)}%  ${done.files} of ${total.files} files, ${formatBytes(done.bytes)} of ${formatBytes(total.bytes)}`;
+  if (dataMs >= ETA_AFTER_MS && share > 0 && share < 1) text += `, about ${formatDuration((dataMs * (1 - share)) / share)} left`;
+  return text;
+}
+
+/** The status line of one job (see the module's comment). */
+export interface LiveLine {
+  /** draws `text()` every second from now on (until stop) */
+  follow(text: () => string): void;
+  /** erases the line, for other output to follow: it is drawn again at the next second */
+  clear(): void;
+  /** erases the line for good */
+  stop(): void;
+}
+
+/** A status line on `stream` (stderr), or one that draws nothing when `enabled` is false or the stream is no terminal. */
+export function liveLine(enabled: boolean, stream: NodeJS.WriteStream = process.stderr): LiveLine {
+  if (!enabled || stream.isTTY !== true) return { follow: () => undefined, clear: () => undefined, stop: () => undefined };
+  let shown = false;
+  let timer: NodeJS.Timeout | null = null;
+  const clear = () => {
+    if (shown) stream.write('\r\x1b[K');
+    shown = false;
+  };
+  return {
+    follow(text) {
+      if (timer !== null) clearInterval(timer);
+      timer = setInterval(() => {
+        // One line: cut to the terminal's width, so that it never wraps and can be erased.
+        const columns = stream.columns > 0 ? stream.columns : 80; // 0: a terminal that does not say
+        const width = Math.max(20, columns - 1);
+        const t = text();
+        stream.write(`\r${t.length > width ? t.slice(0, width) : t}\x1b[K`);
+        shown = true;
+      }, EVERY_MS);
+      timer.unref(); // never what keeps the process alive
+    },
+    clear,
+    stop() {
+      if (timer !== null) clearInterval(timer);
+      timer = null;
+      clear();
+    },
+  };
+}
