@@ -33,6 +33,12 @@ export interface VerifyProblem {
   readonly what: string;
 }
 
+/**
+ * Called once verify --read-data knows how much it will read: `total` bytes of packs, and
+ * `progress` tells how many of them were read and checked, whenever asked.
+ */
+export type DataReading = (total: number, progress: () => number) => void;
+
 export interface VerifyReport {
   /** recovery points of this key family that were checked */
   readonly points: number;
@@ -100,7 +106,11 @@ type PackSizes = (pack: PackId) => Promise<number | null>;
  * core. When neither found anything wrong, the first sweep's report is the report; else a second
  * sweep reports, finding what the check said of each file's chunks.
  */
-export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: { readData?: boolean; missing?: readonly PackId[]; damaged?: readonly PackId[] } = {}): Promise<VerifyReport> {
+export async function verifyVault(
+  session: VaultSession,
+  keys: VaultKeys,
+  opts: { readData?: boolean; missing?: readonly PackId[]; damaged?: readonly PackId[]; onReading?: DataReading } = {},
+): Promise<VerifyReport> {
   const problems: VerifyProblem[] = [];
   const index = new BlobIndex();
   const indexedPacks = new Set<PackId>();
@@ -135,7 +145,7 @@ export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: 
   if (opts.readData === true) {
     const used = new Uint8Array(index.size);
     const first = await sweep(session, keys, index, sizeOf, trees, { mark: used });
-    const { damaged, failed } = await checkChunks(session, keys, index, used);
+    const { damaged, failed } = await checkChunks(session, keys, index, used, opts.onReading);
     // With nothing wrong, the first sweep's report is the whole of it; else a second one names
     // the files damaged chunks break, and reads what the first could not reach.
     r = damaged.size === 0 && first.problems.length === 0 ? first : await sweep(session, keys, index, sizeOf, trees, { checked: { used, damaged, failed } });
@@ -397,7 +407,7 @@ async function sweep(
  * checks them in workers on every core. Returns the chunks that did not check out, with why, and
  * which of them were read and failed their checks.
  */
-async function checkChunks(session: VaultSession, keys: VaultKeys, index: BlobIndex, used: Uint8Array): Promise<{ damaged: Map<BlobId, string>; failed: Set<BlobId> }> {
+async function checkChunks(session: VaultSession, keys: VaultKeys, index: BlobIndex, used: Uint8Array, onReading?: DataReading): Promise<{ damaged: Map<BlobId, string>; failed: Set<BlobId> }> {
   const byPack = new Map<PackId, Chunk[]>();
   for (let row = 0; row < used.length; row++) {
     if (used[row] === 0) continue;
@@ -412,6 +422,10 @@ async function checkChunks(session: VaultSession, keys: VaultKeys, index: BlobIn
 
   const damaged = new Map<BlobId, string>();
   const failed = new Set<BlobId>();
+  let total = 0;
+  for (const r of ranges) total += r!.end - r!.start;
+  let done = 0;
+  onReading?.(total, () => done);
   if (ranges.length === 0) return { damaged, failed };
   const pool = checkPool(keys.master);
   const check = async (r: ChunkRange): Promise<void> => {
@@ -422,6 +436,7 @@ async function checkChunks(session: VaultSession, keys: VaultKeys, index: BlobIn
     } catch (err) {
       rethrowIfUnreachable(err);
       for (const id of ids) damaged.set(id, why(err));
+      done += r.end - r.start;
       return;
     }
     const { data, inRoom } = read;
@@ -434,6 +449,7 @@ async function checkChunks(session: VaultSession, keys: VaultKeys, index: BlobIn
       damaged.set(ids[i]!, what);
       failed.add(ids[i]!);
     }
+    done += r.end - r.start;
   };
   try {
     // Each reader waits for its range's check: as many readers as workers keep every core busy.

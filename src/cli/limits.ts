@@ -10,11 +10,10 @@ export interface LimitOpts {
   limitDownload?: string;
 }
 
-/** Adds the two options to a command. */
-export function limitOptions(cmd: Command): Command {
-  return cmd
-    .option('--limit-upload <rate>', 'upload at most this many bytes per second, e.g. 2M (default: the policy\'s bandwidth)')
-    .option('--limit-download <rate>', 'download at most this many bytes per second (default: the policy\'s bandwidth)');
+/** Adds the two options to a command, or only --limit-download to one that uploads nothing. */
+export function limitOptions(cmd: Command, opts: { upload: boolean } = { upload: true }): Command {
+  if (opts.upload) cmd.option('--limit-upload <rate>', 'upload at most this many bytes per second, e.g. 2M (default: the policy\'s bandwidth)');
+  return cmd.option('--limit-download <rate>', 'download at most this many bytes per second (default: the policy\'s bandwidth)');
 }
 
 /** The context with its session throttled by the options, or else by the policy's bandwidth. */

@@ -9,7 +9,7 @@ import { formatBytes } from './output.js';
 
 /** How often the line is drawn again. */
 const EVERY_MS = 1000;
-/** A restore says how long it has left only after this long (the first seconds' rate says little). */
+/** A restore or verify says how long it has left only after this long (the first seconds' rate says little). */
 const ETA_AFTER_MS = 5000;
 
 /** Elapsed or remaining time as m:ss, or h:mm:ss from an hour on. */
@@ -36,9 +36,18 @@ export function backupProgressText(p: BackupProgress, elapsedMs: number): string
 export function restoreProgressText(done: RestoreCounts, total: RestoreCounts, elapsedMs: number, dataMs: number): string {
   // (files restored again after a lost pack write more than was planned: never over 100%)
   const share = Math.min(1, total.bytes > 0 ? done.bytes / total.bytes : total.files > 0 ? done.files / total.files : 1);
-  let text = `${formatDuration(elapsedMs)}  ${Math.floor(share * 100)}%  ${done.files} of ${total.files} files, ${formatBytes(done.bytes)} of ${formatBytes(total.bytes)}`;
-  if (dataMs >= ETA_AFTER_MS && share > 0 && share < 1) text += `, about ${formatDuration((dataMs * (1 - share)) / share)} left`;
-  return text;
+  return `${formatDuration(elapsedMs)}  ${Math.floor(share * 100)}%  ${done.files} of ${total.files} files, ${formatBytes(done.bytes)} of ${formatBytes(total.bytes)}${timeLeft(share, dataMs)}`;
+}
+
+/** verify --read-data's status line: `done` of `total` bytes of packs read and checked, `dataMs` since it began reading them. */
+export function verifyProgressText(done: number, total: number, elapsedMs: number, dataMs: number): string {
+  const share = total > 0 ? Math.min(1, done / total) : 1;
+  return `${formatDuration(elapsedMs)}  ${Math.floor(share * 100)}%  ${formatBytes(done)} of ${formatBytes(total)} of stored data read and checked${timeLeft(share, dataMs)}`;
+}
+
+/** ", about m:ss left" at the rate so far, once `share` of the work took `ms` (at least ETA_AFTER_MS); else nothing. */
+function timeLeft(share: number, ms: number): string {
+  return ms >= ETA_AFTER_MS && share > 0 && share < 1 ? `, about ${formatDuration((ms * (1 - share)) / share)} left` : '';
 }
 
 /** The status line of one job (see the module's comment). */

@@ -2,7 +2,7 @@
  * What a running backup and restore say of their progress (the status line on a terminal shows
  * it): once the job is over, a backup has counted every file it holds once, however each folder
  * was examined (read, found unchanged file by file, or taken whole), and a restore has written all
- * it planned.
+ * it planned, and verify --read-data has read all it planned.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -10,6 +10,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBackup, type BackupEvent, type BackupOptions, type BackupProgress } from '../../src/agent/backup.js';
 import { runRestore, type RestoreCounts, type RestoreEvent } from '../../src/agent/restore.js';
+import { verifyVault } from '../../src/agent/verify.js';
 import { createMachine, type TestMachine } from '../helpers/machine.js';
 
 /** A backup, with what its progress said at the end. */
@@ -76,5 +77,14 @@ describe('progress', () => {
     expect(total).toEqual({ files: restored.restored.files, bytes: restored.restored.bytes });
     expect(total.files).toBe(28);
     expect(progress()).toEqual(total);
+
+    // verify --read-data reads every pack range it planned: the chunks (3 MiB random, the rest small) and their seals
+    let reading: { total: number; progress: () => number } | null = null;
+    const report = await verifyVault(m.ctx.session, m.keys, { readData: true, onReading: (t, p) => (reading = { total: t, progress: p }) });
+    expect(report.problems).toEqual([]);
+    expect(reading).not.toBeNull();
+    expect(reading!.total).toBeGreaterThan(3 * 1024 * 1024);
+    expect(reading!.total).toBeLessThan(4 * 1024 * 1024);
+    expect(reading!.progress()).toBe(reading!.total);
   }, 60_000);
 });

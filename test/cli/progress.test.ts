@@ -1,6 +1,6 @@
 /** The status line's text: times, shares and the time left of a restore. */
 import { describe, expect, it } from 'vitest';
-import { backupProgressText, formatDuration, restoreProgressText } from '../../src/cli/progress.js';
+import { backupProgressText, formatDuration, restoreProgressText, verifyProgressText } from '../../src/cli/progress.js';
 
 const MiB = 1024 * 1024;
 
@@ -28,5 +28,13 @@ describe('status line', () => {
     expect(restoreProgressText(total, total, 9_000, 9_000)).toBe('0:09  100%  100 of 100 files, 100.0 MiB of 100.0 MiB');
     // empty files only: the share is by files
     expect(restoreProgressText({ files: 3, bytes: 0 }, { files: 4, bytes: 0 }, 1_000, 1_000)).toContain('75%  3 of 4 files');
+    // more written than planned (files restored again after a lost pack): never over 100%
+    expect(restoreProgressText({ files: 5, bytes: 120 * MiB }, total, 9_000, 9_000)).toContain('  100%  ');
+  });
+
+  it('gives verify --read-data its share of the stored data read', () => {
+    expect(verifyProgressText(MiB, 4 * MiB, 3_000, 2_000)).toBe('0:03  25%  1.0 MiB of 4.0 MiB of stored data read and checked');
+    expect(verifyProgressText(3 * MiB, 4 * MiB, 16_000, 15_000)).toBe('0:16  75%  3.0 MiB of 4.0 MiB of stored data read and checked, about 0:05 left');
+    expect(verifyProgressText(0, 0, 1_000, 1_000)).toContain('  100%  ');
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Progress on a terminal: a backup and a restore run on a real pseudo-terminal (made by `script`,
+ * Progress on a terminal: a backup, a restore and verify --read-data run on a real pseudo-terminal (made by `script`,
  * util-linux) draw a status line on stderr every second and erase it before their result; with
  * --json, or without a terminal, they draw none.
  */
@@ -31,7 +31,7 @@ function onTerminal(m: Machine, args: readonly string[]): Promise<{ code: number
 }
 
 describe.skipIf(!existsSync(SCRIPT))('progress on a terminal', () => {
-  it('shows a backup and a restore as they go, erased before the result; none with --json or without a terminal', async () => {
+  it('shows a backup, a restore and verify --read-data as they go, erased before the result; none with --json or without a terminal', async () => {
     const root = await makeTempDir('azbk-progress-');
     const data = path.join(root, 'data');
     await fs.mkdir(data);
@@ -55,6 +55,13 @@ describe.skipIf(!existsSync(SCRIPT))('progress on a terminal', () => {
     expect(shares).toEqual([...shares].sort((a, b) => a - b)); // it only goes up
     expect(restore.screen).toContain(`\r${ERASE}Restored point `);
     expect((await fs.readFile(path.join(target, data, 'big.bin'))).equals(await fs.readFile(path.join(data, 'big.bin')))).toBe(true);
+
+    const verify = await onTerminal(m, ['verify', '--read-data', '--limit-download', '1M']);
+    expect(verify.code, verify.screen).toBe(0);
+    const read = [...verify.screen.matchAll(/\r\d+:\d\d  (\d+)%  [^\r]* of 3\.\d MiB of stored data read and checked[^\r]*\x1b\[K/g)].map((x) => Number(x[1]));
+    expect(read.length, verify.screen).toBeGreaterThanOrEqual(2);
+    expect(read).toEqual([...read].sort((a, b) => a - b));
+    expect(verify.screen).toContain(`\r${ERASE}Checked 1 recovery point(s)`);
 
     // --json on a terminal: the JSON alone
     const json = await onTerminal(m, ['restore', '--point', 'latest', '--target', path.join(root, 'json'), '--limit-download', '1M', '--json']);

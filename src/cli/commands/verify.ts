@@ -10,10 +10,12 @@ import { knownBadPacks, recordDamagedPacks, recordMissingPacks } from '../../age
 import { verifyVault, type VerifyReport } from '../../agent/verify.js';
 import { acquireJobLock } from '../../agent/lock.js';
 import { ExitCode } from '../../shared/errors.js';
+import { limitOptions, withLimits, type LimitOpts } from '../limits.js';
 import { printable } from '../output.js';
 import { action, setExitCode } from '../run.js';
+import { liveLine, verifyProgressText } from '../progress.js';
 
-interface Opts {
+interface Opts extends LimitOpts {
   readData?: boolean;
   json?: boolean;
 }
@@ -22,8 +24,7 @@ interface Opts {
 const SHOWN = 200;
 
 export function verifyCommand(program: Command): void {
-  program
-    .command('verify')
+  limitOptions(program.command('verify'), { upload: false })
     .description("check that the vault holds everything the recovery points of this machine's key refer to")
     .option('--read-data', 'also read every chunk and check it (decrypt, decompress, compare with its id): reads the whole vault')
     .option('--json', 'print the result as JSON')
@@ -35,16 +36,24 @@ export function verifyCommand(program: Command): void {
     )
     .action(
       action('verify', async ({ paths, out, log }, o: Opts) => {
-        const ctx = await openAgent(paths);
+        const ctx = await withLimits(await openAgent(paths), o);
         // A backup of this machine finishing meanwhile would drop checkpoints and points it listed.
         const lock = await acquireJobLock(paths.lock, { jobId: randomBytes(8).toString('hex'), kind: 'verify' });
         let r: VerifyReport;
+        // On a terminal, how far reading the data got, every second (see progress.ts).
+        const live = liveLine(o.json !== true);
+        const t0 = Date.now();
+        const onReading = (total: number, progress: () => number) => {
+          const reading = Date.now();
+          live.follow(() => verifyProgressText(progress(), total, Date.now() - t0, Date.now() - reading));
+        };
         try {
-          r = await verifyVault(ctx.session, ctx.keys, { readData: o.readData === true, ...knownBadPacks(paths.home, ctx.registration.vaultId, ctx.keys.keyId) });
+          r = await verifyVault(ctx.session, ctx.keys, { readData: o.readData === true, onReading, ...knownBadPacks(paths.home, ctx.registration.vaultId, ctx.keys.keyId) });
           // The next backup leaves them out, and so stores again what this machine still has of them.
           if (r.missingPacks.length > 0) recordMissingPacks(paths.home, ctx.registration.vaultId, ctx.keys.keyId, r.missingPacks);
           if (r.damagedPacks.length > 0) recordDamagedPacks(paths.home, ctx.registration.vaultId, ctx.keys.keyId, r.damagedPacks);
         } finally {
+          live.stop();
           await lock.release();
         }
         log.info({ points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.packs, problems: r.problems.length, readData: o.readData === true }, 'verify finished');
