@@ -17,6 +17,7 @@ interface LockBody {
   pid?: unknown;
   jobId?: unknown;
   kind?: unknown;
+  started?: unknown;
 }
 
 async function readLock(file: string): Promise<LockBody | null> {
@@ -51,6 +52,28 @@ async function takeOverStale(file: string): Promise<void> {
     await fs.link(aside, file).catch(() => undefined);
   }
   await fs.rm(aside, { force: true });
+}
+
+/** The job that holds a machine's lock: its process, id, kind and when it started. */
+export interface LockHolder {
+  readonly pid: number;
+  readonly jobId: string;
+  readonly kind: string;
+  /** ISO 8601, or null when the lock does not say */
+  readonly started: string | null;
+}
+
+/** Who holds the lock `file`, when a live process does (for status: a lock nobody holds any more is not a job running). */
+export async function lockHolder(file: string): Promise<LockHolder | null> {
+  const held = await readLock(file);
+  if (held === null || typeof held.pid !== 'number' || !Number.isSafeInteger(held.pid) || held.pid <= 0 || !processAlive(held.pid)) return null;
+  const { started } = held;
+  return {
+    pid: held.pid,
+    jobId: typeof held.jobId === 'string' ? held.jobId : '?',
+    kind: typeof held.kind === 'string' ? held.kind : 'azbk',
+    started: typeof started === 'string' && !Number.isNaN(Date.parse(started)) ? started : null,
+  };
 }
 
 /** Takes the machine's job lock; AZBK_JOB_RUNNING when a live process (this one included) holds it. */

@@ -1,10 +1,13 @@
 /**
- * A long job's progress on a terminal: one status line on stderr, drawn again every second and
- * erased when the job ends, or before anything else is printed. Nothing at all when stderr is not
- * a terminal (cron, a pipe, a log file) or with --json: the result says it all there.
+ * A long job's progress: on a terminal, one status line on stderr, drawn again every second and
+ * erased when the job ends, or before anything else is printed; nothing on the terminal when
+ * stderr is not one (cron, a pipe, a log file) or with --json, where the result says it all. And
+ * always, for `azbk status` in another process, the progress file (see agent/running.ts).
  */
 import type { BackupProgress } from '../agent/backup.js';
 import type { RestoreCounts } from '../agent/restore.js';
+import { progressFile, type ProgressRecord } from '../agent/running.js';
+import type { HomePaths } from '../shared/paths.js';
 import { formatBytes } from './output.js';
 
 /** How often the line is drawn again. */
@@ -87,6 +90,45 @@ export function liveLine(enabled: boolean, stream: NodeJS.WriteStream = process.
       if (timer !== null) clearInterval(timer);
       timer = null;
       clear();
+    },
+  };
+}
+
+/** The status line of any job's progress, `elapsedMs` into the job, at `now` (ms since the epoch). */
+export function progressText(r: ProgressRecord, elapsedMs: number, now: number): string {
+  switch (r.kind) {
+    case 'backup':
+      return backupProgressText(r, elapsedMs);
+    case 'restore':
+      return restoreProgressText({ files: r.files, bytes: r.bytes }, { files: r.totalFiles, bytes: r.totalBytes }, elapsedMs, now - r.since);
+    case 'verify':
+      return verifyProgressText(r.bytes, r.totalBytes, elapsedMs, now - r.since);
+  }
+}
+
+/** A job's progress on the terminal (see liveLine) and in the progress file. */
+export interface JobProgress {
+  /** shows and records `snapshot()` from now on */
+  follow(snapshot: () => ProgressRecord): void;
+  /** erases the status line, for other output to follow */
+  clear(): void;
+  /** erases the status line and removes the progress file */
+  stop(): Promise<void>;
+}
+
+export function jobProgress(paths: HomePaths, json: boolean): JobProgress {
+  const live = liveLine(!json);
+  const file = progressFile(paths);
+  const t0 = Date.now();
+  return {
+    follow(snapshot) {
+      live.follow(() => progressText(snapshot(), Date.now() - t0, Date.now()));
+      file.follow(snapshot);
+    },
+    clear: () => live.clear(),
+    async stop() {
+      live.stop();
+      await file.stop();
     },
   };
 }

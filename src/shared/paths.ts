@@ -28,6 +28,8 @@ export function homePaths(home: string) {
     secrets: path.join(home, 'secrets.json'),
     policy: path.join(home, 'policy.json'),
     lock: path.join(home, 'job.lock'),
+    /** how far the running job got, for status (see agent/running.ts) */
+    progress: path.join(home, 'progress.json'),
     jobs: path.join(home, 'jobs.jsonl'),
     logs: path.join(home, 'logs'),
     log: path.join(home, 'logs', 'azbk.log'),

@@ -1,9 +1,14 @@
 /** azbk status: the machine at a glance, from its local state, through the CLI. */
+import { spawn } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { backup, expectExit, parseJson, runCli, setupMachine } from '../helpers/cli.js';
+import { backup, BIN, expectExit, parseJson, runCli, setupMachine } from '../helpers/cli.js';
+import { writeRandomFile } from '../helpers/fs-tree.js';
 import { makeTempDir } from '../helpers/tmp.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('azbk status', () => {
   it('says an AZBK_HOME is not registered, then what a registered machine has and last did', async () => {
@@ -74,4 +79,35 @@ describe('azbk status', () => {
     expectExit(r, 1);
     expect(r.stdout).toMatch(/^Registration: The local registration in .+ is damaged\./);
   });
+  it('names the job running now, and how far it got, from another process; nothing once it is over', async () => {
+    const tmp = await makeTempDir('azbk-status-');
+    const m = await setupMachine(tmp);
+    const data = path.join(tmp, 'data');
+    await fs.mkdir(data);
+    await writeRandomFile(path.join(data, 'big.bin'), 4 * 1024 * 1024);
+    await fs.writeFile(path.join(data, 'small.txt'), 'small\n');
+    // The upload limit stretches the backup over about eight seconds; nothing watches its output.
+    const child = spawn(process.execPath, [BIN, 'backup', '--now', '--include', data, '--limit-upload', '512K', '--json'], { env: { ...process.env, AZBK_HOME: m.home }, stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const progress = path.join(m.home, 'progress.json');
+    for (let i = 0; i < 200 && !existsSync(progress); i++) await sleep(50);
+    expect(statSync(progress).mode & 0o777).toBe(0o600);
+    await sleep(1500);
+
+    const r = await m.run(['status', '--json']);
+    expectExit(r, 0);
+    const running = parseJson(r).running;
+    expect(running).toMatchObject({ kind: 'backup', pid: child.pid, progress: { kind: 'backup' } });
+    expect(running.progress.files).toBeLessThanOrEqual(2);
+    expect(running.progress.uploadedBytes).toBeLessThan(4 * 1024 * 1024);
+    const text = (await m.run(['status'])).stdout;
+    expect(text).toMatch(new RegExp(`^Running now: backup [0-9a-f]+ \\(process ${child.pid}\\), since `, 'm'));
+    expect(text).toMatch(/^ {2}\d+:\d\d {2}\d files \([^)]*\) examined, .* uploaded \(\d+ s ago\)$/m);
+
+    expect(await exited).toBe(0);
+    expect(existsSync(progress)).toBe(false);
+    const after = parseJson(await m.run(['status', '--json']));
+    expect(after.running).toBeNull();
+    expect(after.lastJob).toMatchObject({ kind: 'backup', status: 'ok' });
+  }, 60_000);
 });

@@ -10,7 +10,7 @@ import { limitOptions, withLimits, type LimitOpts } from '../limits.js';
 import { boundHeapGrowth } from '../heap.js';
 import { stopOnSignals } from '../signals.js';
 import { formatBytes, printable } from '../output.js';
-import { backupProgressText, liveLine } from '../progress.js';
+import { jobProgress } from '../progress.js';
 import { action, setExitCode } from '../run.js';
 
 interface Opts extends LimitOpts {
@@ -73,8 +73,8 @@ export function backupCommand(program: Command): void {
         const checkpointBytes = parseBytes(o.checkpointBytes, '--checkpoint-bytes');
         const ctx = await withLimits(await openAgent(paths), o);
         const started = new Date().toISOString();
-        // On a terminal, how far it got, every second (see progress.ts); anything printed meanwhile erases it first.
-        const live = liveLine(o.json !== true);
+        // How far it got, on a terminal and for status (see progress.ts); anything printed meanwhile erases the line first.
+        const live = jobProgress(paths, o.json === true);
         const line = (text: string) => {
           live.clear();
           out.line(text);
@@ -93,15 +93,14 @@ export function backupCommand(program: Command): void {
             onEvent: (e) => {
               if (e.type === 'start') {
                 if (e.resumed) line(`Continuing job ${e.resumed.jobId} from checkpoint ${e.resumed.seq} (${e.resumed.time}).`);
-                const t0 = Date.now();
-                live.follow(() => backupProgressText(e.progress(), Date.now() - t0));
+                live.follow(() => ({ kind: 'backup', ...e.progress() }));
               }
               if (e.type === 'checkpoint') log.info({ seq: e.seq, final: e.final }, 'checkpoint saved');
               if (e.type === 'retry' && e.why === 'packs gone') line('The vault refused the recovery point: data it counted on was pruned while the backup ran, or lost. Backing up once more, storing that data again.');
               if (e.type === 'retry' && e.why === 'cache damaged') line('The local cache was found damaged: it was made anew. Backing up once more, reading every file.');
             },
           });
-          live.stop();
+          await live.stop();
           const status = r.skipped.length > 0 ? 'partial' : 'ok';
           await recordJob(paths, { jobId: r.jobId, kind: 'backup', status, policyPaths: o.include === undefined, started: r.started, finished: r.finished, point: r.point.id, expired: r.point.expired.length, scan: r.scan, resumedFrom: r.resumed, checkpoints: r.checkpoints, stats: r.stats, skipped: r.skipped.length }, out.warn);
           log.info({ jobId: r.jobId, point: r.point.id, stats: r.stats, skipped: r.skipped.length }, 'backup finished');
@@ -127,7 +126,7 @@ export function backupCommand(program: Command): void {
           await recordFailure(paths, 'backup', started, err, out.warn);
           throw err;
         } finally {
-          live.stop();
+          await live.stop();
           cancel.dispose();
         }
       }),

@@ -11,7 +11,7 @@ import { boundHeapGrowth } from '../heap.js';
 import { stopOnSignals } from '../signals.js';
 import { formatBytes, printable } from '../output.js';
 import { action, setExitCode } from '../run.js';
-import { liveLine, restoreProgressText } from '../progress.js';
+import { jobProgress } from '../progress.js';
 
 interface Opts extends LimitOpts {
   point: string;
@@ -53,9 +53,8 @@ export function restoreCommand(program: Command): void {
         const passphrase = o.passphraseFile === undefined ? undefined : await readPassphraseFile(o.passphraseFile);
         const started = new Date().toISOString();
         let r: Awaited<ReturnType<typeof runRestore>>;
-        // On a terminal, how far it got, every second (see progress.ts), once everything is planned.
-        const live = liveLine(o.json !== true);
-        const t0 = Date.now();
+        // How far it got once everything is planned, on a terminal and for status (see progress.ts).
+        const live = jobProgress(paths, o.json === true);
         // Ctrl-C once: finish the files being written, remove unfinished ones, give folders their modes; twice: stop at once.
         const cancel = stopOnSignals((text) => {
           live.clear();
@@ -73,15 +72,18 @@ export function restoreCommand(program: Command): void {
             signal: cancel.signal,
             onEvent: (e) => {
               if (e.type !== 'planned') return;
-              const planned = Date.now();
-              live.follow(() => restoreProgressText(e.progress(), e.total, Date.now() - t0, Date.now() - planned));
+              const since = Date.now();
+              live.follow(() => {
+                const done = e.progress();
+                return { kind: 'restore', files: done.files, bytes: done.bytes, totalFiles: e.total.files, totalBytes: e.total.bytes, since };
+              });
             },
           });
         } catch (err) {
           await recordFailure(paths, 'restore', started, err, out.warn);
           throw err;
         } finally {
-          live.stop();
+          await live.stop();
           cancel.dispose();
         }
         const status = r.failed.length > 0 ? 'partial' : 'ok';

@@ -7,12 +7,14 @@
 import type { Command } from 'commander';
 import { backupEndedWell, LOOK_BACK, readJobs, type JobRecord } from '../../agent/jobs.js';
 import { watcherRunning } from '../../agent/journal.js';
+import { runningJob } from '../../agent/running.js';
 import { loadPolicy, type Policy } from '../../agent/policy.js';
 import { KEYCHAIN_REACHES_SCHEDULED_JOBS } from '../../agent/scheduler.js';
 import { loadRegistration, loadSecrets, secretsLocation, straySecretsFile, type LocalRegistration } from '../../agent/state.js';
 import { ExitCode, isAzbkError } from '../../shared/errors.js';
 import { crontabNotes, describePolicy, policyResult } from '../policy-text.js';
 import { printable } from '../output.js';
+import { progressText } from '../progress.js';
 import { action, setExitCode } from '../run.js';
 import { STRAY, secretsPlace, secretsResult } from '../secrets-text.js';
 
@@ -57,6 +59,7 @@ export function statusCommand(program: Command): void {
         const { jobs, unreadable } = await readJobs(paths, LOOK_BACK);
         const last = jobs.at(-1);
         const lastBackup = jobs.filter(backupEndedWell).at(-1);
+        const running = await runningJob(paths);
 
         out.line(`Machine ${registration.machineName} (${registration.machineId}), registered ${registration.registered}`);
         out.line(`Vault ${registration.vaultName} (${registration.vaultId}) at ${registration.endpoint}`);
@@ -69,6 +72,14 @@ export function statusCommand(program: Command): void {
         if (policy !== undefined) for (const line of describePolicy(policy)) out.line(line);
         if (note !== null) out.line(note);
         out.line(watcher === null ? 'Change journal: no watcher runs (backups scan everything)' : `Change journal: kept by azbk watch (pid ${watcher})`);
+        if (running !== null) {
+          out.line(`Running now: ${running.kind} ${running.jobId} (process ${running.pid})${running.started === null ? '' : `, since ${running.started}`}`);
+          const p = running.progress;
+          if (p !== null) {
+            const elapsed = running.started === null ? 0 : p.at - Date.parse(running.started);
+            out.line(`  ${progressText(p.record, elapsed, p.at)} (${Math.max(0, Math.round((Date.now() - p.at) / 1000))} s ago)`);
+          }
+        }
         out.line(last === undefined ? 'Last job: none yet' : `Last job: ${jobLine(last)}`);
         if (lastBackup !== undefined && lastBackup !== last) out.line(`Last backup: ${jobLine(lastBackup)}`);
         if (unreadable > 0) out.line(`${unreadable} line(s) of ${paths.jobs} could not be read.`);
@@ -80,6 +91,7 @@ export function statusCommand(program: Command): void {
           secrets: { ...secretsResult(paths, secrets), ...(stray ? { stray: paths.secrets } : {}) },
           policy: policy === undefined ? null : policyResult(policy, installed ?? null),
           watcher: watcher === null ? null : { pid: watcher },
+          running: running === null ? null : { kind: running.kind, jobId: running.jobId, pid: running.pid, started: running.started, progress: running.progress === null ? null : { at: new Date(running.progress.at).toISOString(), ...running.progress.record } },
           lastJob: last ?? null,
           lastBackup: lastBackup ?? null,
         });

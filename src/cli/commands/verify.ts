@@ -13,7 +13,7 @@ import { ExitCode } from '../../shared/errors.js';
 import { limitOptions, withLimits, type LimitOpts } from '../limits.js';
 import { printable } from '../output.js';
 import { action, setExitCode } from '../run.js';
-import { liveLine, verifyProgressText } from '../progress.js';
+import { jobProgress } from '../progress.js';
 
 interface Opts extends LimitOpts {
   readData?: boolean;
@@ -40,12 +40,11 @@ export function verifyCommand(program: Command): void {
         // A backup of this machine finishing meanwhile would drop checkpoints and points it listed.
         const lock = await acquireJobLock(paths.lock, { jobId: randomBytes(8).toString('hex'), kind: 'verify' });
         let r: VerifyReport;
-        // On a terminal, how far reading the data got, every second (see progress.ts).
-        const live = liveLine(o.json !== true);
-        const t0 = Date.now();
+        // How far reading the data got, on a terminal and for status (see progress.ts).
+        const live = jobProgress(paths, o.json === true);
         const onReading = (total: number, progress: () => number) => {
-          const reading = Date.now();
-          live.follow(() => verifyProgressText(progress(), total, Date.now() - t0, Date.now() - reading));
+          const since = Date.now();
+          live.follow(() => ({ kind: 'verify', bytes: progress(), totalBytes: total, since }));
         };
         try {
           r = await verifyVault(ctx.session, ctx.keys, { readData: o.readData === true, onReading, ...knownBadPacks(paths.home, ctx.registration.vaultId, ctx.keys.keyId) });
@@ -53,7 +52,7 @@ export function verifyCommand(program: Command): void {
           if (r.missingPacks.length > 0) recordMissingPacks(paths.home, ctx.registration.vaultId, ctx.keys.keyId, r.missingPacks);
           if (r.damagedPacks.length > 0) recordDamagedPacks(paths.home, ctx.registration.vaultId, ctx.keys.keyId, r.damagedPacks);
         } finally {
-          live.stop();
+          await live.stop();
           await lock.release();
         }
         log.info({ points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.packs, problems: r.problems.length, readData: o.readData === true }, 'verify finished');

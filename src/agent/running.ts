@@ -1,0 +1,87 @@
+/**
+ * What a running job says of itself, for `azbk status` in another process: a scheduled backup runs
+ * with nobody watching its output. The process that holds the job lock writes how far it got to
+ * a small file under AZBK_HOME every few seconds (owner-only, written whole), and removes it when
+ * the job ends. Status believes it only while the process that holds the lock, and wrote it, runs.
+ */
+import fs from 'node:fs/promises';
+import { readJsonFile, writeFileAtomic } from '../shared/files.js';
+import type { HomePaths } from '../shared/paths.js';
+import { lockHolder, type LockHolder } from './lock.js';
+
+/** How far a job got; counts only (a path could tell others what a machine holds). */
+export type ProgressRecord =
+  | { readonly kind: 'backup'; readonly files: number; readonly bytes: number; readonly readBytes: number; readonly newBytes: number; readonly uploadedBytes: number }
+  /** `since`: when it began writing data (ms since the epoch) */
+  | { readonly kind: 'restore'; readonly files: number; readonly bytes: number; readonly totalFiles: number; readonly totalBytes: number; readonly since: number }
+  | { readonly kind: 'verify'; readonly bytes: number; readonly totalBytes: number; readonly since: number };
+
+/** How often the file is written again. */
+const EVERY_MS = 5000;
+
+/** The running job's progress file; `follow` starts writing it, `stop` removes it. */
+export interface ProgressFile {
+  follow(snapshot: () => ProgressRecord): void;
+  stop(): Promise<void>;
+}
+
+export function progressFile(paths: HomePaths): ProgressFile {
+  let timer: NodeJS.Timeout | null = null;
+  let writing: Promise<void> = Promise.resolve();
+  const write = (record: ProgressRecord) => {
+    // One write at a time; a failed one changes nothing for the job (status shows no progress).
+    writing = writing.then(() => writeFileAtomic(paths.progress, JSON.stringify({ pid: process.pid, at: Date.now(), progress: record }), { mode: 0o600 }).catch(() => undefined));
+  };
+  return {
+    follow(snapshot) {
+      if (timer !== null) clearInterval(timer);
+      write(snapshot());
+      timer = setInterval(() => write(snapshot()), EVERY_MS);
+      timer.unref(); // never what keeps the process alive
+    },
+    async stop() {
+      if (timer !== null) clearInterval(timer);
+      timer = null;
+      await writing;
+      // Only its own: the job lock is released before this, and the next job may have written one.
+      const file = (await readJsonFile(paths.progress).catch(() => null)) as { pid?: unknown } | null;
+      if (file?.pid === process.pid) await fs.rm(paths.progress, { force: true }).catch(() => undefined);
+    },
+  };
+}
+
+export interface RunningJob extends LockHolder {
+  /** what it last said of its progress, and when (ms since the epoch); null before it has said anything */
+  readonly progress: { readonly at: number; readonly record: ProgressRecord } | null;
+}
+
+const count = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** A progress file's record, if it reads as one (anything else is ignored: it is only a help). */
+function readRecord(v: unknown): ProgressRecord | null {
+  const r = v as Record<string, unknown> | null;
+  if (typeof r !== 'object' || r === null) return null;
+  switch (r.kind) {
+    case 'backup':
+      return [r.files, r.bytes, r.readBytes, r.newBytes, r.uploadedBytes].every(count)
+        ? { kind: 'backup', files: r.files as number, bytes: r.bytes as number, readBytes: r.readBytes as number, newBytes: r.newBytes as number, uploadedBytes: r.uploadedBytes as number }
+        : null;
+    case 'restore':
+      return [r.files, r.bytes, r.totalFiles, r.totalBytes, r.since].every(count)
+        ? { kind: 'restore', files: r.files as number, bytes: r.bytes as number, totalFiles: r.totalFiles as number, totalBytes: r.totalBytes as number, since: r.since as number }
+        : null;
+    case 'verify':
+      return [r.bytes, r.totalBytes, r.since].every(count) ? { kind: 'verify', bytes: r.bytes as number, totalBytes: r.totalBytes as number, since: r.since as number } : null;
+    default:
+      return null;
+  }
+}
+
+/** The job running on this machine now, if any, with its progress (see the module comment). */
+export async function runningJob(paths: HomePaths): Promise<RunningJob | null> {
+  const holder = await lockHolder(paths.lock);
+  if (holder === null) return null;
+  const file = (await readJsonFile(paths.progress).catch(() => null)) as { pid?: unknown; at?: unknown; progress?: unknown } | null;
+  const record = file !== null && file.pid === holder.pid && count(file.at) ? readRecord(file.progress) : null;
+  return { ...holder, progress: record === null ? null : { at: file!.at as number, record } };
+}
