@@ -359,7 +359,7 @@ class BackupJob {
     if (journal.ok && fullScanDue(last?.lastFull ?? null, started)) {
       this.scan = { mode: 'full', reason: 'the last full scan is more than a day old (one a day finds what a change journal cannot see)' };
     } else if (journal.ok && included.every((p) => underTree(p, journal.trees))) {
-      this.scan = { mode: 'full', reason: 'the change journal set up its watches anew since the last backup (a folder was removed or moved)' };
+      this.scan = { mode: 'full', reason: 'the change journal set up its watches anew since the last backup (a folder was removed or moved, or a hard link made)' };
     } else if (journal.ok) {
       // The watcher leaves AZBK_HOME out (its own writes would be changes without end): a backup
       // that includes it examines it whole.

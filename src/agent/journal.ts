@@ -6,8 +6,12 @@
  * Linux the process's own start time, so a pid used again by another process does not pass) was
  * ready when that backup started and is still running, it watches every folder being backed up,
  * that backup covered every one of them too, the watcher has reported no error, and it is not
- * setting up its watches anew. A watcher sees no write made through a hard link outside what it
- * watches: a full scan at least once a day (see backup.ts) finds those.
+ * setting up its watches anew. A file with several links is watched itself, so a write through
+ * any of its names is seen; one met after the watches were set up (a link made since) has the
+ * watches set up anew, which watches all its names. A watcher sees no write made through a hard
+ * link outside what it watches: a full scan at least once a day (see backup.ts) finds those. A
+ * changes.log removed or replaced is made anew by the watcher as a new run (the next backup scans
+ * everything); until then, a backup finds it missing or not the watcher's own, and scans.
  *
  * Files under AZBK_HOME/journal: `session.json` (the watcher's pid, start, paths, any error, and
  * whether it is rebuilding its watches) and `changes.log`, one JSON value per line: a string is a
@@ -35,6 +39,8 @@ export interface JournalSession {
   readonly broken?: string;
   /** the watcher is setting up its watches anew: changes may go unseen until it is done */
   readonly rebuilding?: boolean;
+  /** the file the watcher writes changes.log through ("<dev>:<ino>"): another one at that path is not its journal */
+  readonly log?: string;
 }
 
 export function journalFiles(home: string) {
@@ -113,7 +119,9 @@ export function changesSince(
   try {
     const fd = fs.openSync(journalFiles(home).changes, 'r');
     try {
-      const size = fs.fstatSync(fd).size;
+      const st = fs.fstatSync(fd);
+      if (s.log !== undefined && s.log !== fileIdentity(st)) return { ok: false, why: 'the change journal was removed or replaced' };
+      const size = st.size;
       if (size < since.offset) return { ok: false, why: 'the change journal was reset since the last backup' };
       const buf = Buffer.alloc(size - since.offset);
       fs.readSync(fd, buf, 0, buf.length, since.offset);
@@ -122,7 +130,8 @@ export function changesSince(
       fs.closeSync(fd);
     }
   } catch {
-    if (since.offset > 0) return { ok: false, why: 'the change journal is missing' };
+    // A running watcher made it when it started: one that is not there was removed since.
+    return { ok: false, why: 'the change journal is missing' };
   }
   const changed = new Set<string>();
   const trees = new Set<string>();
@@ -141,6 +150,11 @@ export function changesSince(
   return { ok: true, changed, trees };
 }
 
+/** A file's identity on its file system, as a session records its journal's. */
+function fileIdentity(st: fs.Stats): string {
+  return `${st.dev}:${st.ino}`;
+}
+
 /** Whether `p` is one of `trees` or lies under one. */
 export function underTree(p: string, trees: ReadonlySet<string>): boolean {
   if (trees.size === 0) return false;
@@ -150,6 +164,8 @@ export function underTree(p: string, trees: ReadonlySet<string>): boolean {
   }
 }
 
+/** How often the watcher checks that changes.log is still the file it writes. */
+const LOG_CHECK_MS = 2000;
 /** Quiet time after a folder left its place before the watches are set up anew. */
 const RESTART_QUIET_MS = 500;
 /** Longest a restart of the watches may take before the journal is marked broken. */
@@ -208,7 +224,7 @@ export function dirtyFolders(changed: Iterable<string>): Set<string> {
 export async function runWatcher(home: string, paths: readonly string[], signal: AbortSignal, onReady: () => void): Promise<void> {
   const files = journalFiles(home);
   makeFoldersSync(files.dir, 0o700);
-  const log = fs.openSync(files.changes, 'a', 0o600);
+  let log = fs.openSync(files.changes, 'a', 0o600);
   // chokidar is loaded only by the watcher, not by every backup that reads the journal.
   const { watch } = await import('chokidar');
   // Folders only: a folder's watch reports every change to the entries in it (the 'raw' events),
@@ -260,8 +276,11 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
    * may still get the old one's watches
    */
   const knownDirs = new Set<string>();
+  /** the watches are being set up (and report what is there as they go) */
+  let settingUp = true;
   const start = () => {
     knownDirs.clear();
+    settingUp = true;
     const w = watch([...paths], {
       ignoreInitial: true,
       followSymlinks: false,
@@ -275,6 +294,10 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
           return false;
         }
         if (roots.has(abs) || (stats.isFile() && stats.nlink > 1)) {
+          // A file with several links met once the watches are set up: a link made since, or such
+          // a file moved here. Its other names were not watched, and a write through one of them
+          // would go unseen: the watches are set up anew, which watches them all (see newLink).
+          if (!settingUp && !watchedFiles.has(abs) && !roots.has(abs)) newLink(abs);
           watchedFiles.add(abs);
           return false;
         }
@@ -306,7 +329,13 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       }
     });
     w.on('error', (err) => markBroken((err as Error).message));
-    return { w, ready: new Promise<void>((resolve) => w.once('ready', () => resolve())) };
+    const ready = new Promise<void>((resolve) =>
+      w.once('ready', () => {
+        settingUp = false;
+        resolve();
+      }),
+    );
+    return { w, ready };
   };
 
   // When a folder takes the place of another (a swap by renames, or a folder removed and made
@@ -334,6 +363,20 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       restartTimer = null;
       queued++;
       restarting = (restarting ?? Promise.resolve()).then(restart);
+    }, RESTART_QUIET_MS);
+  };
+  // A link that lasts, that is: a file written under a temporary name and linked into place (a
+  // vault folder in a watched tree does that for every pack) has one link again once that name
+  // is removed, a moment later, and needs no new watches.
+  const newLinks = new Set<string>();
+  let linkTimer: NodeJS.Timeout | null = null;
+  const newLink = (abs: string) => {
+    newLinks.add(abs);
+    linkTimer ??= setTimeout(() => {
+      linkTimer = null;
+      const lasting = [...newLinks].some((p) => (fs.lstatSync(p, { throwIfNoEntry: false })?.nlink ?? 0) > 1);
+      newLinks.clear();
+      if (lasting) restartSoon();
     }, RESTART_QUIET_MS);
   };
   const stopping = () => signal.aborted || removedRoot !== null;
@@ -372,12 +415,32 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   await Promise.race([current.ready, aborted]);
   firstReady = true;
   if (!stopping()) {
-    saveSession({ version: 1, pid: process.pid, run: randomBytes(16).toString('hex'), proc: processIdentity(process.pid), started: new Date().toISOString(), paths: [...paths], ...(rebuilding ? { rebuilding } : {}) });
+    saveSession({ version: 1, pid: process.pid, run: randomBytes(16).toString('hex'), proc: processIdentity(process.pid), started: new Date().toISOString(), paths: [...paths], log: fileIdentity(fs.fstatSync(log)), ...(rebuilding ? { rebuilding } : {}) });
     await sessionWrite;
     onReady();
     if (restartAfterReady) restartSoon();
   }
+  // changes.log removed or replaced (by hand, or by a cleaner): the watcher starts a new one, as
+  // a new run, so the next backup scans everything and the one after can trust the journal again.
+  const logCheck = setInterval(() => {
+    if (session === null) return;
+    const here = fs.statSync(files.changes, { throwIfNoEntry: false });
+    const mine = fileIdentity(fs.fstatSync(log));
+    if (here !== undefined && fileIdentity(here) === mine) return;
+    try {
+      makeFoldersSync(files.dir, 0o700);
+      const next = fs.openSync(files.changes, 'a', 0o600);
+      fs.closeSync(log);
+      log = next;
+    } catch (err) {
+      markBroken(`the change journal could not be made anew: ${(err as Error).message}`);
+      return;
+    }
+    saveSession({ ...session, run: randomBytes(16).toString('hex'), log: fileIdentity(fs.fstatSync(log)) });
+  }, LOG_CHECK_MS);
   await aborted;
+  clearInterval(logCheck);
+  if (linkTimer !== null) clearTimeout(linkTimer);
   if (restartTimer !== null) clearTimeout(restartTimer);
   await restarting;
   await current.w.close().catch(() => undefined);

@@ -183,6 +183,7 @@ describe('change journal', () => {
     const m = await setupMachine(root);
     const journal = path.join(m.home, 'journal');
     await fs.mkdir(journal, { recursive: true, mode: 0o700 });
+    await fs.writeFile(path.join(journal, 'changes.log'), '', { mode: 0o600 }); // a watcher makes it as it starts
     const session = (o: object) => fs.writeFile(path.join(journal, 'session.json'), JSON.stringify({ version: 1, pid: process.pid, run: 'r1', proc: null, started: new Date().toISOString(), paths: [root], ...o }), { mode: 0o600 });
     await session({});
     await backup(m, [a, b]); // full: no earlier backup; the run is remembered
@@ -233,7 +234,7 @@ describe('change journal', () => {
     await fs.writeFile(marker, 'home changed\n');
     await sleep(500);
     const optimized = await backup(m, [root]);
-    expect(optimized.scan.mode).toBe('optimized');
+    expect(optimized.scan.mode, optimized.scan.reason).toBe('optimized');
     const target = path.join(root, 'restored');
     expectExit(await m.run(['restore', '--point', optimized.point.id, '--target', target, '--path', marker]), 0);
     expect(await fs.readFile(path.join(target, marker), 'utf8')).toBe('home changed\n');
@@ -285,6 +286,76 @@ describe('change journal', () => {
       const target = path.join(root, 'restored');
       expectExit(await m.run(['restore', '--point', third.point.id, '--target', target, '--path', path.join(src, 'b')]), 0);
       expect(await fs.readFile(path.join(target, src, 'b', 'linked.txt'), 'utf8')).toBe('version 2\n');
+    } finally {
+      w.stop();
+      await w.done;
+    }
+  }, 120_000);
+  it.skipIf(process.platform === 'win32')('sees a write through a hard link made after its watches were set up, and keeps the names linked', async () => {
+    const root = await makeTempDir('azbk-watch-');
+    const src = path.join(root, 'src');
+    await fs.mkdir(path.join(src, 'x'), { recursive: true });
+    await fs.mkdir(path.join(src, 'y'), { recursive: true });
+    await fs.writeFile(path.join(src, 'x', 'a.txt'), 'original\n');
+    const m = await setupMachine(root);
+    expectExit(await m.run(['policy', 'set', '--include', src]), 0);
+    const w = startWatch(m);
+    await w.ready;
+    try {
+      await backup(m, [src]);
+      await fs.link(path.join(src, 'x', 'a.txt'), path.join(src, 'y', 'b.txt'));
+      await sleep(1500); // the watches are set up anew once things are quiet
+      const linked = await backup(m, [src]);
+      expect(linked.scan.reason).toMatch(/hard link/);
+      // Written through the new name: the old one, in a folder where nothing else happened, changed too.
+      await fs.writeFile(path.join(src, 'y', 'b.txt'), 'changed through b\n');
+      await sleep(500);
+      const third = await backup(m, [src]);
+      expect(third.scan.mode).toBe('optimized');
+      const target = path.join(root, 'restored');
+      expectExit(await m.run(['restore', '--point', third.point.id, '--target', target]), 0);
+      for (const name of [['x', 'a.txt'], ['y', 'b.txt']]) expect(await fs.readFile(path.join(target, src, ...name), 'utf8')).toBe('changed through b\n');
+      const [a, b] = await Promise.all([fs.stat(path.join(target, src, 'x', 'a.txt')), fs.stat(path.join(target, src, 'y', 'b.txt'))]);
+      expect(a.ino, 'restored as one file with two names').toBe(b.ino);
+    } finally {
+      w.stop();
+      await w.done;
+    }
+  }, 120_000);
+
+  it('scans everything when its journal file was removed, makes a new one, and trusts that from the next backup on', async () => {
+    const root = await makeTempDir('azbk-watch-');
+    const src = path.join(root, 'src');
+    await fs.mkdir(src);
+    await fs.writeFile(path.join(src, 'f.txt'), 'v1\n');
+    const m = await setupMachine(root);
+    expectExit(await m.run(['policy', 'set', '--include', src]), 0);
+    const w = startWatch(m);
+    await w.ready;
+    try {
+      await backup(m, [src]);
+      const journal = path.join(m.home, 'journal', 'changes.log');
+      await fs.rm(journal);
+      await fs.writeFile(path.join(src, 'f.txt'), 'v2\n');
+      const missing = await backup(m, [src]);
+      expect(missing.scan, missing.scan.reason).toMatchObject({ mode: 'full', reason: expect.stringMatching(/missing|started after/) });
+      // Another file in its place is not the watcher's journal either.
+      await fs.rm(journal, { force: true });
+      await fs.writeFile(journal, '');
+      const replaced = await backup(m, [src]);
+      expect(replaced.scan.mode).toBe('full');
+      // The watcher makes a new journal, as a new run: one backup scans, the next trusts it.
+      for (let i = 0; i < 100; i++) {
+        await sleep(100);
+        if ((await backup(m, [src])).scan.reason.includes('started after')) break;
+      }
+      await fs.writeFile(path.join(src, 'f.txt'), 'v3\n');
+      await sleep(500);
+      const trusted = await backup(m, [src]);
+      expect(trusted.scan.mode).toBe('optimized');
+      const target = path.join(root, 'restored');
+      expectExit(await m.run(['restore', '--point', trusted.point.id, '--target', target]), 0);
+      expect(await fs.readFile(path.join(target, src, 'f.txt'), 'utf8')).toBe('v3\n');
     } finally {
       w.stop();
       await w.done;
