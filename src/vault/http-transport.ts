@@ -102,6 +102,11 @@ const NETWORK_ERRORS = new Set([
 ]);
 
 const codeOf = (err: unknown): string => String((err as { code?: unknown })?.code ?? '');
+/** An error of the connection (undici's own, or the socket's), not of a file being sent. */
+const isNetworkError = (err: unknown): boolean => {
+  const code = codeOf(err);
+  return CONNECT_ERRORS.has(code) || NETWORK_ERRORS.has(code) || code.startsWith('UND_ERR_');
+};
 const clean = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').slice(0, 300);
 
 /**
@@ -205,8 +210,10 @@ export class HttpTransport {
       res = await this.#pool.request({ origin: this.#origin, path: this.#base + req.path, method: req.method, ...out });
     } catch (err) {
       if (out.body instanceof fs.ReadStream) {
-        // A file body that failed to read is this machine's failure, not the network's: not retried.
-        if (out.body.errored !== null) throw unreadable((req.body as FileBody).file, out.body.errored);
+        // A file body that failed to read is this machine's failure, not the network's: not
+        // retried. A connection that failed ends the file's stream with its own error: that one is.
+        const failed = out.body.errored;
+        if (failed !== null && !isNetworkError(failed)) throw unreadable((req.body as FileBody).file, failed);
         out.body.destroy(); // closes the file, whether or not the request started reading it
       }
       throw err;

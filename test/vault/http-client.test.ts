@@ -366,5 +366,41 @@ describe('HttpVault against a hostile server', () => {
     expect(await codeOf(missing)).toBe('AZBK_LOCAL_IO');
     expect(received).toHaveLength(4);
   });
+
+  it('retries a file body whose connection broke while it was sent, and says the vault is unreachable, not the file unreadable, when it keeps breaking', async () => {
+    // The connection closes once part of the body has come: the client's file stream ends with
+    // the connection's error (a vault service stopped or restarted during an upload).
+    let breakUntil = 2;
+    let puts = 0;
+    const received: Buffer[] = [];
+    const client = await hostile((req, res) => {
+      if (req.url === '/v1/session') return res.end(JSON.stringify({ machineId: machine }));
+      puts++;
+      const parts: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        parts.push(c);
+        size += c.length;
+        if (puts <= breakUntil && size > 300_000) req.socket.destroy();
+      });
+      req.on('end', () => {
+        received.push(Buffer.concat(parts));
+        res.writeHead(204);
+        res.end();
+      });
+    });
+    const s = await client.session(machine, secret);
+    const pack = bytes(2_000_003);
+    const file = path.join(await makeTempDir('azbk-http-'), 'pack');
+    await fs.writeFile(file, pack);
+    await s.putPackFile!(packIdOf(pack), file, pack.length);
+    expect(puts).toBe(3);
+    expect(received).toHaveLength(1);
+    expect(received[0]!.equals(pack)).toBe(true);
+
+    breakUntil = Infinity;
+    expect(await codeOf(s.putPackFile!(packIdOf(pack), file, pack.length))).toBe('AZBK_VAULT_UNREACHABLE');
+    expect(puts).toBe(3 + fast.attempts);
+  });
 });
 
