@@ -35,6 +35,18 @@ function startWatch(m: Machine) {
   return { ready, stop: () => child.kill('SIGTERM'), done, output: () => stdout + stderr };
 }
 
+/** Runs `fn` while `azbk watch` runs (ready) for machine `m`, and stops the watcher after, whatever happens. */
+async function watching(m: Machine, fn: () => Promise<void>): Promise<void> {
+  const w = startWatch(m);
+  await w.ready;
+  try {
+    await fn();
+  } finally {
+    w.stop();
+    await w.done;
+  }
+}
+
 async function tree(root: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for (const e of await fs.readdir(root, { recursive: true, withFileTypes: true })) {
@@ -299,9 +311,7 @@ describe('change journal', () => {
     await fs.writeFile(path.join(src, 'x', 'a.txt'), 'original\n');
     const m = await setupMachine(root);
     expectExit(await m.run(['policy', 'set', '--include', src]), 0);
-    const w = startWatch(m);
-    await w.ready;
-    try {
+    await watching(m, async () => {
       await backup(m, [src]);
       await fs.link(path.join(src, 'x', 'a.txt'), path.join(src, 'y', 'b.txt'));
       await sleep(1500); // the watches are set up anew once things are quiet
@@ -317,10 +327,7 @@ describe('change journal', () => {
       for (const name of [['x', 'a.txt'], ['y', 'b.txt']]) expect(await fs.readFile(path.join(target, src, ...name), 'utf8')).toBe('changed through b\n');
       const [a, b] = await Promise.all([fs.stat(path.join(target, src, 'x', 'a.txt')), fs.stat(path.join(target, src, 'y', 'b.txt'))]);
       expect(a.ino, 'restored as one file with two names').toBe(b.ino);
-    } finally {
-      w.stop();
-      await w.done;
-    }
+    });
   }, 120_000);
 
   it('scans everything when its journal file was removed, makes a new one, and trusts that from the next backup on', async () => {
@@ -330,9 +337,7 @@ describe('change journal', () => {
     await fs.writeFile(path.join(src, 'f.txt'), 'v1\n');
     const m = await setupMachine(root);
     expectExit(await m.run(['policy', 'set', '--include', src]), 0);
-    const w = startWatch(m);
-    await w.ready;
-    try {
+    await watching(m, async () => {
       await backup(m, [src]);
       const journal = path.join(m.home, 'journal', 'changes.log');
       await fs.rm(journal);
@@ -356,9 +361,6 @@ describe('change journal', () => {
       const target = path.join(root, 'restored');
       expectExit(await m.run(['restore', '--point', trusted.point.id, '--target', target]), 0);
       expect(await fs.readFile(path.join(target, src, 'f.txt'), 'utf8')).toBe('v3\n');
-    } finally {
-      w.stop();
-      await w.done;
-    }
+    });
   }, 120_000);
 });
