@@ -39,6 +39,8 @@ export class PointReader {
   /** kept listings the walk has finished with (see done), the one finished longest ago first */
   private readonly finished = new Set<BlobId>();
   private readonly max: number;
+  /** folder listings read so far (for progress) */
+  private read = 0;
   /** a walk has read ahead (and not forgotten since): a listing it misses is read with those beneath it */
   private walking = false;
 
@@ -121,6 +123,7 @@ export class PointReader {
     }
     if (t === undefined) {
       t = decodeTree(await this.blob('tree', id));
+      this.read++;
       // Kept while there is room: a listing read ahead that the walk has yet to reach is never
       // let go for another.
       if (this.trees.size < this.max) this.trees.set(id, t);
@@ -192,8 +195,14 @@ export class PointReader {
   private fill(roots: readonly BlobId[], upTo: number): Promise<void> {
     const room = () => this.trees.size < upTo;
     return readListings(this.ctx.session, this.keys, this.current, roots, (id, _plain, tree) => {
+      this.read++;
       if (room()) this.trees.set(id, tree);
     }, room, { have: (id) => this.trees.get(id), unreadable: (id) => this.unreadable.has(id), failed: (id) => this.unreadable.add(id) });
+  }
+
+  /** How many folder listings this reader has read from the vault. */
+  get listingsRead(): number {
+    return this.read;
   }
 
   /** Lets the listings read so far go. */

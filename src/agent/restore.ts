@@ -35,6 +35,8 @@ export interface RestoreCounts {
 
 export type RestoreEvent =
   | { readonly type: 'file'; readonly path: string; readonly size: number }
+  /** it reads the folder listings it needs and plans; `listings` tells how many it has read, whenever asked */
+  | { readonly type: 'planning'; readonly listings: () => number }
   /** everything is planned: `total` files will have been restored at the end, unless some fail; `progress` tells how many are, whenever asked */
   | { readonly type: 'planned'; readonly total: RestoreCounts; readonly progress: () => RestoreCounts };
 
@@ -184,6 +186,7 @@ class RestoreJob {
   async restoreAll(selected: readonly Selected[]): Promise<void> {
     // The workers start while this thread reads listings and plans (the data phase closes them).
     const pool = restorePool(this.reader.keys.master);
+    this.o.onEvent?.({ type: 'planning', listings: () => this.reader.listingsRead });
     const files: FilePlan[] = [];
     const dirs: PlannedDir[] = [];
     try {

@@ -14,7 +14,9 @@ export type ProgressRecord =
   | { readonly kind: 'backup'; readonly files: number; readonly bytes: number; readonly readBytes: number; readonly newBytes: number; readonly uploadedBytes: number }
   /** `since`: when it began writing data (ms since the epoch) */
   | { readonly kind: 'restore'; readonly files: number; readonly bytes: number; readonly totalFiles: number; readonly totalBytes: number; readonly since: number }
-  | { readonly kind: 'verify'; readonly bytes: number; readonly totalBytes: number; readonly since: number };
+  | { readonly kind: 'verify'; readonly bytes: number; readonly totalBytes: number; readonly since: number }
+  /** a restore reading the folder listings it needs, before it writes anything */
+  | { readonly kind: 'planning'; readonly listings: number };
 
 /** How often the file is written again. */
 const EVERY_MS = 5000;
@@ -72,6 +74,8 @@ function readRecord(v: unknown): ProgressRecord | null {
         : null;
     case 'verify':
       return [r.bytes, r.totalBytes, r.since].every(count) ? { kind: 'verify', bytes: r.bytes as number, totalBytes: r.totalBytes as number, since: r.since as number } : null;
+    case 'planning':
+      return count(r.listings) ? { kind: 'planning', listings: r.listings } : null;
     default:
       return null;
   }

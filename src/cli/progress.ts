@@ -103,6 +103,8 @@ export function progressText(r: ProgressRecord, elapsedMs: number, now: number):
       return restoreProgressText({ files: r.files, bytes: r.bytes }, { files: r.totalFiles, bytes: r.totalBytes }, elapsedMs, now - r.since);
     case 'verify':
       return verifyProgressText(r.bytes, r.totalBytes, elapsedMs, now - r.since);
+    case 'planning':
+      return `${formatDuration(elapsedMs)}  planning: ${r.listings} folder listings read`;
   }
 }
 

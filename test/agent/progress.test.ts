@@ -66,7 +66,9 @@ describe('progress', () => {
     expect(scanned.end).toMatchObject({ files: 28, bytes: first.r.stats.bytes + 5 });
 
     let planned: { total: RestoreCounts; progress: () => RestoreCounts } | null = null;
+    let listings: (() => number) | null = null;
     const onEvent = (e: RestoreEvent) => {
+      if (e.type === 'planning') listings = e.listings;
       if (e.type === 'planned') planned = e;
     };
     const target = await fs.mkdtemp(path.join(m.dir, 'restore-'));
@@ -77,6 +79,9 @@ describe('progress', () => {
     expect(total).toEqual({ files: restored.restored.files, bytes: restored.restored.bytes });
     expect(total.files).toBe(28);
     expect(progress()).toEqual(total);
+    // src and its five folders at least (and the folders above it, found on the way)
+    expect(listings).not.toBeNull();
+    expect(listings!()).toBeGreaterThanOrEqual(6);
 
     // verify --read-data reads every pack range it planned: the chunks (3 MiB random, the rest small) and their seals
     let reading: { total: number; progress: () => number } | null = null;

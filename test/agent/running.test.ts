@@ -41,6 +41,10 @@ describe('running job', () => {
     expect(Math.abs(Date.now() - job!.progress!.at)).toBeLessThan(5000);
     files = 4;
 
+    // A restore that plans says how many listings it has read.
+    await fs.writeFile(paths.progress, JSON.stringify({ pid: process.pid, at: Date.now(), progress: { kind: 'planning', listings: 12 } }));
+    expect((await runningJob(paths))?.progress?.record).toEqual({ kind: 'planning', listings: 12 });
+
     // A damaged or edited file is no progress (and no error).
     for (const bad of ['{', JSON.stringify({ pid: process.pid, at: Date.now(), progress: { ...BACKUP, files: -1 } }), JSON.stringify({ pid: process.pid, at: Date.now(), progress: { kind: 'other' } }), JSON.stringify({ pid: process.pid, at: 'now', progress: BACKUP })]) {
       await fs.writeFile(paths.progress, bad);

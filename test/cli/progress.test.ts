@@ -1,6 +1,6 @@
 /** The status line's text: times, shares and the time left of a restore. */
 import { describe, expect, it } from 'vitest';
-import { backupProgressText, formatDuration, restoreProgressText, verifyProgressText } from '../../src/cli/progress.js';
+import { backupProgressText, formatDuration, progressText, restoreProgressText, verifyProgressText } from '../../src/cli/progress.js';
 
 const MiB = 1024 * 1024;
 
@@ -30,6 +30,10 @@ describe('status line', () => {
     expect(restoreProgressText({ files: 3, bytes: 0 }, { files: 4, bytes: 0 }, 1_000, 1_000)).toContain('75%  3 of 4 files');
     // more written than planned (files restored again after a lost pack): never over 100%
     expect(restoreProgressText({ files: 5, bytes: 120 * MiB }, total, 9_000, 9_000)).toContain('  100%  ');
+  });
+
+  it('says how many folder listings a restore has read while it plans', () => {
+    expect(progressText({ kind: 'planning', listings: 1234 }, 3_000, Date.now())).toBe('0:03  planning: 1234 folder listings read');
   });
 
   it('gives verify --read-data its share of the stored data read', () => {

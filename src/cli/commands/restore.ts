@@ -53,7 +53,7 @@ export function restoreCommand(program: Command): void {
         const passphrase = o.passphraseFile === undefined ? undefined : await readPassphraseFile(o.passphraseFile);
         const started = new Date().toISOString();
         let r: Awaited<ReturnType<typeof runRestore>>;
-        // How far it got once everything is planned, on a terminal and for status (see progress.ts).
+        // How far it got, on a terminal and for status (see progress.ts): listings read, then what is written.
         const live = jobProgress(paths, o.json === true);
         // Ctrl-C once: finish the files being written, remove unfinished ones, give folders their modes; twice: stop at once.
         const cancel = stopOnSignals((text) => {
@@ -71,6 +71,7 @@ export function restoreCommand(program: Command): void {
             ...(passphrase === undefined ? {} : { passphrase }),
             signal: cancel.signal,
             onEvent: (e) => {
+              if (e.type === 'planning') live.follow(() => ({ kind: 'planning', listings: e.listings() }));
               if (e.type !== 'planned') return;
               const since = Date.now();
               live.follow(() => {
