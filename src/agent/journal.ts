@@ -374,7 +374,15 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     newLinks.add(abs);
     linkTimer ??= setTimeout(() => {
       linkTimer = null;
-      const lasting = [...newLinks].some((p) => (fs.lstatSync(p, { throwIfNoEntry: false })?.nlink ?? 0) > 1);
+      // A path that cannot be looked at now (its folder replaced, or made unreadable) may still
+      // hold the link somewhere: taken as lasting.
+      const lasting = [...newLinks].some((p) => {
+        try {
+          return (fs.lstatSync(p, { throwIfNoEntry: false })?.nlink ?? 0) > 1;
+        } catch {
+          return true;
+        }
+      });
       newLinks.clear();
       if (lasting) restartSoon();
     }, RESTART_QUIET_MS);
@@ -424,9 +432,12 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   // a new run, so the next backup scans everything and the one after can trust the journal again.
   const logCheck = setInterval(() => {
     if (session === null) return;
-    const here = fs.statSync(files.changes, { throwIfNoEntry: false });
-    const mine = fileIdentity(fs.fstatSync(log));
-    if (here !== undefined && fileIdentity(here) === mine) return;
+    try {
+      const here = fs.statSync(files.changes, { throwIfNoEntry: false });
+      if (here !== undefined && fileIdentity(here) === fileIdentity(fs.fstatSync(log))) return;
+    } catch {
+      // not to be looked at (AZBK_HOME made unreadable?): made anew below, or the journal is marked broken
+    }
     try {
       makeFoldersSync(files.dir, 0o700);
       const next = fs.openSync(files.changes, 'a', 0o600);

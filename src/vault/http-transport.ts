@@ -102,11 +102,11 @@ const NETWORK_ERRORS = new Set([
 ]);
 
 const codeOf = (err: unknown): string => String((err as { code?: unknown })?.code ?? '');
-/** An error of the connection (undici's own, or the socket's), not of a file being sent. */
-const isNetworkError = (err: unknown): boolean => {
-  const code = codeOf(err);
-  return CONNECT_ERRORS.has(code) || NETWORK_ERRORS.has(code) || code.startsWith('UND_ERR_');
-};
+/**
+ * An error of the connection, not of a file being sent. Not every undici error: a file body
+ * shorter than its length ends with UND_ERR_REQ_CONTENT_LENGTH_MISMATCH, which is this machine's.
+ */
+const isNetworkError = (err: unknown): boolean => CONNECT_ERRORS.has(codeOf(err)) || NETWORK_ERRORS.has(codeOf(err));
 const clean = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').slice(0, 300);
 
 /**

@@ -73,7 +73,7 @@ export function statusCommand(program: Command): void {
         if (note !== null) out.line(note);
         out.line(watcher === null ? 'Change journal: no watcher runs (backups scan everything)' : `Change journal: kept by azbk watch (pid ${watcher})`);
         if (running !== null) {
-          out.line(`Running now: ${running.kind} ${running.jobId} (process ${running.pid})${running.started === null ? '' : `, since ${running.started}`}`);
+          out.line(`Running now: ${printable(running.kind)} ${printable(running.jobId)} (process ${running.pid})${running.started === null ? '' : `, since ${printable(running.started)}`}`);
           const p = running.progress;
           if (p !== null) {
             const elapsed = running.started === null ? 0 : p.at - Date.parse(running.started);
