@@ -223,6 +223,9 @@ export async function restoreData(
       read = await pool.read(session, range.pack, range.start, range.end - range.start);
     } catch (err) {
       if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT') && !isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')) throw err;
+      // The vault itself gone (a service stopped), not this pack alone: the restore stops, as
+      // any job that loses its vault does, rather than fail every file left one range at a time.
+      if (isAzbkError(err, 'AZBK_VAULT_UNREACHABLE') && !(await vaultAnswers(session, range.pack))) throw err;
       let size: number | null | undefined;
       if (isAzbkError(err, 'AZBK_VAULT_CORRUPT')) {
         let ask = asked.get(range.pack);
@@ -307,6 +310,14 @@ export async function restoreData(
       } else handled(f, counts[i]!);
     }
   }
+}
+
+/** Whether the vault answers a question about `pack` at all (whatever the answer). */
+function vaultAnswers(session: VaultSession, pack: PackId): Promise<boolean> {
+  return session.statPack(pack).then(
+    () => true,
+    (err: unknown) => !isAzbkError(err, 'AZBK_VAULT_UNREACHABLE'),
+  );
 }
 
 /** True when the vault says it does not hold `pack` (not when it cannot say). */

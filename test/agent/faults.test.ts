@@ -288,6 +288,29 @@ describe('get failures during restore', () => {
     expect((await listFiles(target)).filter((f) => path.basename(f).startsWith('.azbk-restore-'))).toEqual([]);
   });
 
+  it('a vault that stops answering stops the restore (AZBK_VAULT_UNREACHABLE), with no temporary file left, and the same restore again finishes it', async () => {
+    const m = await createMachine();
+    const src = await makeSource(m);
+    await runBackup(m.ctx, { include: [src] });
+    let reads = 0;
+    m.faulty.fail('get', { match: (k) => isPack(k) && ++reads < 0, times: 0 });
+    await expectRestores(m, src);
+    const total = reads;
+    // The vault goes away two pack reads before the end: every read and question fails from then on.
+    m.faulty.clearFaults();
+    let down = false;
+    m.faulty.fail('get', { match: (k) => isPack(k) && (down ||= --reads < 2), times: Infinity });
+    m.faulty.fail('stat', { match: () => down, times: Infinity });
+    reads = total;
+    const target = await fs.mkdtemp(path.join(m.dir, 'restore-'));
+    await expect(runRestore(m.ctx, { point: 'latest', target, paths: [], conflict: 'skip' })).rejects.toMatchObject({ code: 'AZBK_VAULT_UNREACHABLE' });
+    expect((await listFiles(target)).filter((f) => path.basename(f).startsWith('.azbk-restore-'))).toEqual([]);
+    m.faulty.clearFaults();
+    const again = await runRestore(m.ctx, { point: 'latest', target, paths: [], conflict: 'skip' });
+    expect(again.failed).toEqual([]);
+    await expectSameTree(src, path.join(target, src));
+  });
+
   it('a pack that cannot be read fails only the files with chunks in it', async () => {
     const m = await createMachine();
     const src = await makeSource(m, 36 * MiB); // big.bin spans a pack of its data only
