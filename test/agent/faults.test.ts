@@ -258,6 +258,16 @@ describe('a resumed job stopped again', () => {
   });
 });
 
+/** How many pack reads a whole restore of `src` takes (it restores it once to count them; no fault is left set). */
+async function packReadsOfRestore(m: TestMachine, src: string): Promise<number> {
+  let reads = 0;
+  m.faulty.fail('get', { match: (k) => isPack(k) && ++reads < 0, times: 0 });
+  await expectRestores(m, src);
+  m.faulty.clearFaults();
+  expect(reads).toBeGreaterThan(3);
+  return reads;
+}
+
 describe('get failures during restore', () => {
   it('retries transient failures', async () => {
     const m = await createMachine();
@@ -272,12 +282,8 @@ describe('get failures during restore', () => {
     const m = await createMachine();
     const src = await makeSource(m);
     await runBackup(m.ctx, { include: [src] });
-    // Count the pack reads of a whole restore, then fail the last two of them (file data).
-    let reads = 0;
-    m.faulty.fail('get', { match: (k) => isPack(k) && ++reads < 0, times: 0 });
-    await expectRestores(m, src);
-    const total = reads;
-    expect(total).toBeGreaterThan(3);
+    // Fail the last two pack reads of a whole restore (file data).
+    const total = await packReadsOfRestore(m, src);
     m.faulty.fail('get', { match: isPack, after: total - 2, times: Infinity, error: () => new Error('socket hang up') });
     const target = await fs.mkdtemp(path.join(m.dir, 'restore-'));
     const err: unknown = await runRestore(m.ctx, { point: 'latest', target, paths: [], conflict: 'overwrite' }).then(
@@ -292,16 +298,11 @@ describe('get failures during restore', () => {
     const m = await createMachine();
     const src = await makeSource(m);
     await runBackup(m.ctx, { include: [src] });
-    let reads = 0;
-    m.faulty.fail('get', { match: (k) => isPack(k) && ++reads < 0, times: 0 });
-    await expectRestores(m, src);
-    const total = reads;
     // The vault goes away two pack reads before the end: every read and question fails from then on.
-    m.faulty.clearFaults();
+    let reads = await packReadsOfRestore(m, src);
     let down = false;
     m.faulty.fail('get', { match: (k) => isPack(k) && (down ||= --reads < 2), times: Infinity });
     m.faulty.fail('stat', { match: () => down, times: Infinity });
-    reads = total;
     const target = await fs.mkdtemp(path.join(m.dir, 'restore-'));
     await expect(runRestore(m.ctx, { point: 'latest', target, paths: [], conflict: 'skip' })).rejects.toMatchObject({ code: 'AZBK_VAULT_UNREACHABLE' });
     expect((await listFiles(target)).filter((f) => path.basename(f).startsWith('.azbk-restore-'))).toEqual([]);
