@@ -223,8 +223,12 @@ export function dirtyFolders(changed: Iterable<string>): Set<string> {
  */
 export async function runWatcher(home: string, paths: readonly string[], signal: AbortSignal, onReady: () => void): Promise<void> {
   const files = journalFiles(home);
-  makeFoldersSync(files.dir, 0o700);
-  let log = fs.openSync(files.changes, 'a', 0o600);
+  /** Opens changes.log for appending, made (owner-only) if it is not there. */
+  const openLog = () => {
+    makeFoldersSync(files.dir, 0o700);
+    return fs.openSync(files.changes, 'a', 0o600);
+  };
+  let log = openLog();
   // chokidar is loaded only by the watcher, not by every backup that reads the journal.
   const { watch } = await import('chokidar');
   // Folders only: a folder's watch reports every change to the entries in it (the 'raw' events),
@@ -439,8 +443,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       // not to be looked at (AZBK_HOME made unreadable?): made anew below, or the journal is marked broken
     }
     try {
-      makeFoldersSync(files.dir, 0o700);
-      const next = fs.openSync(files.changes, 'a', 0o600);
+      const next = openLog();
       fs.closeSync(log);
       log = next;
     } catch (err) {

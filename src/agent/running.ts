@@ -59,26 +59,22 @@ export interface RunningJob extends LockHolder {
 
 const count = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
+type Kind = ProgressRecord['kind'];
+/** The counts each kind of record holds (all of them, and nothing else). */
+const FIELDS: { readonly [K in Kind]: readonly Exclude<keyof Extract<ProgressRecord, { kind: K }>, 'kind'>[] } = {
+  backup: ['files', 'bytes', 'readBytes', 'newBytes', 'uploadedBytes'],
+  restore: ['files', 'bytes', 'totalFiles', 'totalBytes', 'since'],
+  verify: ['bytes', 'totalBytes', 'since'],
+  planning: ['listings'],
+};
+
 /** A progress file's record, if it reads as one (anything else is ignored: it is only a help). */
 function readRecord(v: unknown): ProgressRecord | null {
   const r = v as Record<string, unknown> | null;
-  if (typeof r !== 'object' || r === null) return null;
-  switch (r.kind) {
-    case 'backup':
-      return [r.files, r.bytes, r.readBytes, r.newBytes, r.uploadedBytes].every(count)
-        ? { kind: 'backup', files: r.files as number, bytes: r.bytes as number, readBytes: r.readBytes as number, newBytes: r.newBytes as number, uploadedBytes: r.uploadedBytes as number }
-        : null;
-    case 'restore':
-      return [r.files, r.bytes, r.totalFiles, r.totalBytes, r.since].every(count)
-        ? { kind: 'restore', files: r.files as number, bytes: r.bytes as number, totalFiles: r.totalFiles as number, totalBytes: r.totalBytes as number, since: r.since as number }
-        : null;
-    case 'verify':
-      return [r.bytes, r.totalBytes, r.since].every(count) ? { kind: 'verify', bytes: r.bytes as number, totalBytes: r.totalBytes as number, since: r.since as number } : null;
-    case 'planning':
-      return count(r.listings) ? { kind: 'planning', listings: r.listings } : null;
-    default:
-      return null;
-  }
+  if (typeof r !== 'object' || r === null || typeof r.kind !== 'string' || !Object.hasOwn(FIELDS, r.kind)) return null;
+  const fields: readonly string[] = FIELDS[r.kind as Kind];
+  if (!fields.every((f) => count(r[f]))) return null;
+  return Object.fromEntries([['kind', r.kind], ...fields.map((f) => [f, r[f]])]) as ProgressRecord;
 }
 
 /** The job running on this machine now, if any, with its progress (see the module comment). */

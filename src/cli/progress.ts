@@ -112,8 +112,8 @@ export function progressText(r: ProgressRecord, elapsedMs: number, now: number):
 export interface JobProgress {
   /** shows and records `snapshot()` from now on */
   follow(snapshot: () => ProgressRecord): void;
-  /** erases the status line, for other output to follow */
-  clear(): void;
+  /** `print` that erases the status line first, for output while the job runs */
+  erasing(print: (text: string) => void): (text: string) => void;
   /** erases the status line and removes the progress file */
   stop(): Promise<void>;
 }
@@ -127,7 +127,10 @@ export function jobProgress(paths: HomePaths, json: boolean): JobProgress {
       live.follow(() => progressText(snapshot(), Date.now() - t0, Date.now()));
       file.follow(snapshot);
     },
-    clear: () => live.clear(),
+    erasing: (print) => (text) => {
+      live.clear();
+      print(text);
+    },
     async stop() {
       live.stop();
       await file.stop();

@@ -75,15 +75,9 @@ export function backupCommand(program: Command): void {
         const started = new Date().toISOString();
         // How far it got, on a terminal and for status (see progress.ts); anything printed meanwhile erases the line first.
         const live = jobProgress(paths, o.json === true);
-        const line = (text: string) => {
-          live.clear();
-          out.line(text);
-        };
+        const line = live.erasing(out.line);
         // Ctrl-C once: stop at the next safe point after saving a checkpoint; twice: at once (the previous checkpoint still counts).
-        const cancel = stopOnSignals((text) => {
-          live.clear();
-          out.warn(text);
-        }, 'stopping: saving a checkpoint (press Ctrl-C again to stop at once)');
+        const cancel = stopOnSignals(live.erasing(out.warn), 'stopping: saving a checkpoint (press Ctrl-C again to stop at once)');
         try {
           const r = await runBackup(ctx, {
             include,

@@ -56,10 +56,7 @@ export function restoreCommand(program: Command): void {
         // How far it got, on a terminal and for status (see progress.ts): listings read, then what is written.
         const live = jobProgress(paths, o.json === true);
         // Ctrl-C once: finish the files being written, remove unfinished ones, give folders their modes; twice: stop at once.
-        const cancel = stopOnSignals((text) => {
-          live.clear();
-          out.warn(text);
-        }, 'stopping: finishing the files being written (press Ctrl-C again to stop at once)');
+        const cancel = stopOnSignals(live.erasing(out.warn), 'stopping: finishing the files being written (press Ctrl-C again to stop at once)');
         try {
           const ctx = await withLimits(await openAgent(paths), o);
           r = await runRestore(ctx, {
