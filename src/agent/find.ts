@@ -28,8 +28,8 @@ export interface FindOptions {
   readonly passphrase?: PassphraseInput;
   /** each match, point by point (oldest first), a folder before what it holds */
   readonly onMatch: (point: PointInfo, e: ListedEntry) => void;
-  /** folder listings kept in memory at most (see PointReader; tests set fewer) */
-  readonly maxListings?: number;
+  /** folder listings kept in memory at most, each counting one plus its entries (see PointReader; tests set fewer) */
+  readonly maxKept?: number;
 }
 
 /** Why a point is passed over (and named) rather than the search failed. */
@@ -98,7 +98,7 @@ export async function findInPoints(ctx: AgentContext, o: FindOptions): Promise<F
     const { manifest, keys } = opened;
     let reader = readers.get(keys.keyId);
     if (reader === undefined) {
-      readers.set(keys.keyId, (reader = await PointReader.open(ctx, keys, { maxListings: o.maxListings })));
+      readers.set(keys.keyId, (reader = await PointReader.open(ctx, keys, { maxKept: o.maxKept })));
       await reader.readAhead([manifest.tree]); // later points mostly share these listings
     }
     const r = reader;

@@ -27,8 +27,8 @@ export interface ListOptions {
   readonly onPoint?: (point: PointInfo, machineName: string) => void;
   /** each entry, in order: a folder before what it holds, names sorted */
   readonly onEntry: (e: ListedEntry) => void;
-  /** folder listings kept in memory at most (see PointReader; tests set fewer) */
-  readonly maxListings?: number;
+  /** folder listings kept in memory at most, each counting one plus its entries (see PointReader; tests set fewer) */
+  readonly maxKept?: number;
 }
 
 export interface ListedEntry {
@@ -61,7 +61,7 @@ export async function listPoint(ctx: AgentContext, o: ListOptions): Promise<List
   const families = await keysFor(ctx, machine.id, o.passphrase);
   const info = pickPoint(await ctx.session.listPoints(machine.id), o.point);
   const { manifest, keys } = await openPoint(ctx, families, info);
-  const reader = await PointReader.open(ctx, keys, { maxListings: o.maxListings });
+  const reader = await PointReader.open(ctx, keys, { maxKept: o.maxKept });
   // Every path asked for is found before anything is listed; one given twice, or inside another
   // one given, is listed once.
   const wanted = o.paths.length > 0 ? o.paths.map((p) => toSegments(p)) : manifest.paths.map((p) => [...p]);

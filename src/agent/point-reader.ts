@@ -14,8 +14,12 @@ import { FileCache, recordDamagedPacks, recordMissingPacks } from './file-cache.
 import { readListings } from './listings.js';
 import { packMissing } from './restore-data.js';
 
-/** Decoded folder listings kept in memory (by default). */
-const MAX_CACHED_TREES = 10_000;
+/**
+ * Decoded folder listings kept in memory at most (by default), each counting one plus its entries
+ * (an entry takes about half a KiB): a point of a million files in a few thousand folders would
+ * otherwise be held whole. A kernel source tree's 5,100 listings of 84,000 entries fit.
+ */
+const MAX_KEPT = 100_000;
 /**
  * Past what was read ahead, a listing a walk misses is read with those beneath it, up to this
  * share of the cache (as many as there is room for, counting that of listings the walk has
@@ -24,9 +28,12 @@ const MAX_CACHED_TREES = 10_000;
 const MISS_SHARE = 0.25;
 
 export interface ReaderOptions {
-  /** listings kept at most (default 10,000; tests set fewer) */
-  readonly maxListings?: number;
+  /** listings kept at most, each counting one plus its entries (default 100,000; tests set fewer) */
+  readonly maxKept?: number;
 }
+
+/** What a kept listing counts against the cache's room. */
+const weight = (t: Tree) => 1 + t.nodes.length;
 
 export class PointReader {
   /** packs the index names that the vault does not hold (see leaveOut) */
@@ -34,6 +41,8 @@ export class PointReader {
   /** packs the vault holds in which a blob failed its checks (see leaveOut) */
   private readonly damaged = new Set<PackId>();
   private readonly trees = new Map<string, Tree>();
+  /** what the kept listings count (see weight) */
+  private held = 0;
   /** listings a read-ahead could not read: the walk reads each itself, and reports it */
   private readonly unreadable = new Set<BlobId>();
   /** kept listings the walk has finished with (see done), the one finished longest ago first */
@@ -50,7 +59,7 @@ export class PointReader {
     private current: BlobIndex,
     opts: ReaderOptions,
   ) {
-    this.max = Math.max(1, opts.maxListings ?? MAX_CACHED_TREES);
+    this.max = Math.max(1, opts.maxKept ?? MAX_KEPT);
   }
 
   /** A reader of the points made with `keys` (a listing shared by several is read once). */
@@ -126,7 +135,7 @@ export class PointReader {
       this.read++;
       // Kept while there is room: a listing read ahead that the walk has yet to reach is never
       // let go for another.
-      if (this.trees.size < this.max) this.trees.set(id, t);
+      if (this.held < this.max) this.keep(id, t);
     }
     return t;
   }
@@ -151,12 +160,24 @@ export class PointReader {
   private readMissed(ids: readonly BlobId[]): Promise<void> | undefined {
     const batch = Math.max(1, Math.floor(this.max * MISS_SHARE));
     for (const id of this.finished) {
-      if (this.trees.size <= this.max - batch) break;
+      if (this.held <= this.max - batch) break;
       this.finished.delete(id);
-      this.trees.delete(id);
+      this.drop(id);
     }
-    const upTo = Math.min(this.max, this.trees.size + batch);
-    return upTo > this.trees.size ? this.fill(ids, upTo) : undefined;
+    const upTo = Math.min(this.max, this.held + batch);
+    return upTo > this.held ? this.fill(ids, upTo) : undefined;
+  }
+
+  private keep(id: BlobId, t: Tree): void {
+    this.trees.set(id, t);
+    this.held += weight(t);
+  }
+
+  private drop(id: BlobId): void {
+    const t = this.trees.get(id);
+    if (t === undefined) return;
+    this.trees.delete(id);
+    this.held -= weight(t);
   }
 
   /**
@@ -193,10 +214,10 @@ export class PointReader {
 
   /** Reads the listings under `roots` (theirs included) not kept yet, until `upTo` are kept. */
   private fill(roots: readonly BlobId[], upTo: number): Promise<void> {
-    const room = () => this.trees.size < upTo;
+    const room = () => this.held < upTo;
     return readListings(this.ctx.session, this.keys, this.current, roots, (id, _plain, tree) => {
       this.read++;
-      if (room()) this.trees.set(id, tree);
+      if (room()) this.keep(id, tree);
     }, room, { have: (id) => this.trees.get(id), unreadable: (id) => this.unreadable.has(id), failed: (id) => this.unreadable.add(id) });
   }
 
@@ -208,6 +229,7 @@ export class PointReader {
   /** Lets the listings read so far go. */
   forget(): void {
     this.trees.clear();
+    this.held = 0;
     this.unreadable.clear();
     this.finished.clear();
     this.walking = false;

@@ -51,8 +51,8 @@ export interface RestoreOptions {
   readonly onEvent?: (e: RestoreEvent) => void;
   /** stops the restore at the next safe point: files being written are finished, unfinished ones removed (AZBK_CANCELLED) */
   readonly signal?: AbortSignal;
-  /** folder listings kept in memory at most (see PointReader; tests set fewer) */
-  readonly maxListings?: number;
+  /** folder listings kept in memory at most, each counting one plus its entries (see PointReader; tests set fewer) */
+  readonly maxKept?: number;
 }
 
 export interface RestoreResult {
@@ -104,7 +104,7 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
   const families = await keysFor(ctx, machine.id, o.passphrase);
   const info = pickPoint(await ctx.session.listPoints(machine.id), o.point);
   const { manifest, keys } = await openPoint(ctx, families, info);
-  const job = new RestoreJob(ctx, await PointReader.open(ctx, keys, { maxListings: o.maxListings }), manifest.tree, o);
+  const job = new RestoreJob(ctx, await PointReader.open(ctx, keys, { maxKept: o.maxKept }), manifest.tree, o);
   // Everything asked for is found before anything is written.
   const selected = await job.select(info.id, manifest);
   const lock = await acquireJobLock(ctx.paths.lock, { jobId: randomBytes(16).toString('hex'), kind: 'restore' });

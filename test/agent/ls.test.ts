@@ -103,17 +103,18 @@ describe('listPoint', () => {
     let reads = 0;
     const session = withMethods(m.ctx.session, (s) => ({ readPack: (pack, offset, length, into) => (reads++, s.readPack(pack, offset, length, into)) }));
 
-    // 64 listings kept at most: past the first read-ahead, entering a folder reads its subfolders'
+    // Room for less than half the tree (300, each listing counting one plus its entries: the 199
+    // listings count 686): past the first read-ahead, entering a folder reads its subfolders'
     // listings that are not kept, with those beneath them. One read per listing missed took 289.
     const seen: string[] = [];
-    const r = await listPoint({ ...m.ctx, session }, { point: 'latest', paths: [src], recursive: true, maxListings: 64, onEntry: (e) => seen.push(e.path) });
+    const r = await listPoint({ ...m.ctx, session }, { point: 'latest', paths: [src], recursive: true, maxKept: 300, onEntry: (e) => seen.push(e.path) });
     expect(r.entries).toBe(folders - 1 + files);
     expect(seen).toEqual((await fs.readdir(src, { recursive: true })).map((n) => path.join(src, String(n))).sort());
     expect(reads).toBeLessThan(80);
 
     reads = 0;
     const target = path.join(m.dir, 'out');
-    const restored = await runRestore({ ...m.ctx, session }, { point: 'latest', target, paths: [], conflict: 'skip', maxListings: 64 });
+    const restored = await runRestore({ ...m.ctx, session }, { point: 'latest', target, paths: [], conflict: 'skip', maxKept: 300 });
     expect(restored.failed).toEqual([]);
     await expectSameTree(src, path.join(target, src));
     expect(reads).toBeLessThan(80); // the listings (one by one: 290 reads) and the files' data
@@ -172,7 +173,7 @@ describe('listPoint', () => {
       },
     }));
     const seen: string[] = [];
-    const r = await listPoint({ ...m.ctx, session }, { point: 'latest', paths: [src], recursive: true, maxListings: 64, onEntry: (e) => seen.push(e.path) });
+    const r = await listPoint({ ...m.ctx, session }, { point: 'latest', paths: [src], recursive: true, maxKept: 300, onEntry: (e) => seen.push(e.path) });
     const broken = path.join(src, 'a3', 'b4', 'c1');
     expect(r.failed).toEqual([{ path: broken, reason: expect.stringMatching(/damaged range/) as unknown as string }]);
     const all = (await fs.readdir(src, { recursive: true })).map((n) => path.join(src, String(n)));
