@@ -108,7 +108,8 @@ export function destOf(f: FilePlan): string {
  * Writes the content of `files` into their temporary files (none may exist yet; `tmpPrefix`
  * starts their names) through the workers of `pool`, and renames each into place when complete,
  * with its mode and time; a failed file's temporary file is removed and its error set. Closes
- * `pool` (its workers stop before any temporary file is removed). A read that fails because the
+ * `pool` (its workers stop before any temporary file is removed), unless `keepPool` and every
+ * range was written (the workers are idle then: a restore in parts keeps them). A read that fails because the
  * vault does not hold the pack at all is told apart (see DataResult): those files may have a copy
  * of their data in another pack.
  */
@@ -117,7 +118,7 @@ export async function restoreData(
   index: BlobIndex,
   files: readonly FilePlan[],
   pool: RestorePool,
-  opts: { tmpPrefix: string; onFile?: (f: FilePlan) => void; onData?: (bytes: number) => void; signal?: AbortSignal },
+  opts: { tmpPrefix: string; onFile?: (f: FilePlan) => void; onData?: (bytes: number) => void; signal?: AbortSignal; keepPool?: boolean },
 ): Promise<DataResult> {
   const tmpOf = (f: FilePlan) => tempPath(f.dir, opts.tmpPrefix, f.tmp);
   const byPack = new Map<PackId, Map<BlobId, Wanted>>();
@@ -188,6 +189,7 @@ export async function restoreData(
   assignOwners(planned);
   // A range is let go once read, with its chunks' ids: the plan shrinks as the restore goes on.
   const all: (Range | undefined)[] = planned;
+  let written = false;
   try {
     // Files written by several ranges are created here first, so a worker never creates one.
     for (const f of files) {
@@ -203,8 +205,9 @@ export async function restoreData(
     // files of it into place), start no other, and the first failure is reported.
     // Each reader waits for its range to be written: as many readers as workers keep every core busy.
     await eachAtOnce(all, Math.max(READERS, pool.workers), restoreRange);
+    written = true;
   } finally {
-    await pool.close();
+    if (!written || opts.keepPool !== true) await pool.close();
     // A restore that stops early leaves no temporary file behind (a worker may have made one).
     for (const f of files) {
       if (f.remaining > 0) {

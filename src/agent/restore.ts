@@ -17,9 +17,9 @@ import type { AgentContext } from './context.js';
 import { childPath, displayPath, restoreLocation, toSegments } from './fspath.js';
 import { acquireJobLock } from './lock.js';
 import { PointReader, subfolders } from './point-reader.js';
-import { restorePool } from './pipeline/restore-pool.js';
+import { restorePool, type RestorePool } from './pipeline/restore-pool.js';
 import { markRestore, removeLeftovers, type RestoreMark, type TempRoot } from './restore-leftovers.js';
-import { destOf, restoreData, tempPath, type FilePlan } from './restore-data.js';
+import { destOf, restoreData, tempPath, type DataResult, type FilePlan } from './restore-data.js';
 import { openTemp, settle, settleDir, stopIfAsked, toTime, why, writeAll } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
 import type { PassphraseInput } from './passphrase.js';
@@ -33,12 +33,29 @@ export interface RestoreCounts {
   readonly bytes: number;
 }
 
+/** What a restore has planned so far; `complete` once it has planned everything (see restoreAll). */
+export interface PlannedCounts extends RestoreCounts {
+  readonly complete: boolean;
+}
+
+/**
+ * A restore plans at most about this many files and chunks (each one item) before it writes them,
+ * then plans the next ones: a plan holds about 0.7 KiB per file, so a restore of millions of files
+ * would otherwise hold gigabytes. Each part reads the pack regions its own files need; a pack with
+ * chunks of two parts is read once for each.
+ */
+const BATCH_ITEMS = 200_000;
+
 export type RestoreEvent =
   | { readonly type: 'file'; readonly path: string; readonly size: number }
   /** it reads the folder listings it needs and plans; `listings` tells how many it has read, whenever asked */
   | { readonly type: 'planning'; readonly listings: () => number }
-  /** everything is planned: `total` files will have been restored at the end, unless some fail; `progress` tells how many are, whenever asked */
-  | { readonly type: 'planned'; readonly total: RestoreCounts; readonly progress: () => RestoreCounts };
+  /**
+   * it begins to write: `total` tells how many files it has planned (files restored at the end,
+   * unless some fail), and whether that is all of them, and `progress` how many are restored,
+   * whenever asked (a large restore plans and writes in parts: see BATCH_ITEMS)
+   */
+  | { readonly type: 'planned'; readonly total: () => PlannedCounts; readonly progress: () => RestoreCounts };
 
 export interface RestoreOptions {
   readonly point: string;
@@ -53,6 +70,8 @@ export interface RestoreOptions {
   readonly signal?: AbortSignal;
   /** folder listings kept in memory at most, each counting one plus its entries (see PointReader; tests set fewer) */
   readonly maxKept?: number;
+  /** files and chunks planned at most before they are written (see BATCH_ITEMS; tests set fewer) */
+  readonly batchItems?: number;
 }
 
 export interface RestoreResult {
@@ -151,6 +170,17 @@ class RestoreJob {
   /** the first file planned of each hard-link group, with the entry it was planned from */
   private readonly linkLeaders = new Map<string, { plan: FilePlan; node: FileNode }>();
   private readonly links: LinkPlan[] = [];
+  /** the files planned and not yet written, and how many items (files and chunks) they hold */
+  private batch: FilePlan[] = [];
+  private batchItems = 0;
+  /** the workers, started while the first part is planned; kept from part to part, closed by the last one's data phase (or a failed one's) */
+  private pool: RestorePool | null = null;
+  /** files (hard links included) and bytes planned so far, and whether that is all */
+  private readonly total = { files: 0, bytes: 0, complete: false };
+  /** a data phase has begun */
+  private writing = false;
+  /** the error that stopped a part's data phase (or the next part's workers): the walk stops too */
+  private stopped: unknown = null;
 
   constructor(
     private readonly ctx: AgentContext,
@@ -182,12 +212,14 @@ class RestoreJob {
     return selected.map((s) => (s.node.type === 'dir' ? { path: s.dest, deep: true } : { path: path.dirname(s.dest), deep: false }));
   }
 
-  /** Creates folders and links, lists the files, then writes their data. */
+  /**
+   * Creates folders and links, lists the files, then writes their data: all at once, or in parts
+   * when there are many (see BATCH_ITEMS), each written before the next is planned.
+   */
   async restoreAll(selected: readonly Selected[]): Promise<void> {
-    // The workers start while this thread reads listings and plans (the data phase closes them).
-    const pool = restorePool(this.reader.keys.master);
+    // The workers start while this thread reads listings and plans (the last data phase closes them).
+    this.pool = restorePool(this.reader.keys.master);
     this.o.onEvent?.({ type: 'planning', listings: () => this.reader.listingsRead });
-    const files: FilePlan[] = [];
     const dirs: PlannedDir[] = [];
     try {
       // The target first: without it nothing can be restored.
@@ -200,37 +232,19 @@ class RestoreJob {
           this.fail(s.segs, err); // the other paths are still restored
           continue;
         }
-        await this.plan(s.segs, s.node, s.dest, false, files, dirs);
+        await this.plan(s.segs, s.node, s.dest, false, dirs);
+        await this.writeIfFull();
       }
       // Planned: the file plans hold what they need of the listings, which can go.
       this.reader.forget();
       this.linkLeaders.clear();
-      // Hard links to files restored count as files of their own (see link).
-      let total = this.restored.files;
-      let bytes = this.written;
-      for (const f of files) bytes += f.size;
-      for (const l of this.links) bytes += l.leader.size;
-      total += files.length + this.links.length;
-      this.o.onEvent?.({ type: 'planned', total: { files: total, bytes }, progress: () => ({ files: this.restored.files, bytes: this.written }) });
-      const r = await restoreData(this.ctx.session, this.reader.index, files, pool, this.dataOptions());
-      // Files that failed for a pack the vault lost or holds damaged, again without it (or with its
-      // blobs last: their chunks may have been stored again since), while that finds more such
-      // packs. A failure to do so leaves them failed, as they were.
-      let { lost, missing, damaged } = r;
-      try {
-        while (lost.length > 0 && [...missing, ...damaged].some((p) => !this.reader.badPacks.has(p))) {
-          await this.reader.leaveOut([...missing], [...damaged]);
-          ({ lost, missing, damaged } = await this.restoreLost(lost));
-        }
-      } catch (err) {
-        if (!isAzbkError(err) || err.code === 'AZBK_CANCELLED') throw err;
-      }
-      while (this.links.length > 0) this.link(this.links.shift()!);
+      this.total.complete = true;
+      await this.write();
     } finally {
       // Links not made because the data phase stopped are listed with the rest.
       for (const l of this.links.splice(0)) this.fail([...l.folder, l.name], new Error('the restore stopped before this hard link was made'));
-      await pool.close(); // closed already by the data phase, unless planning failed first
-      for (const f of files) if (f.error !== null) this.failed.push({ path: displayPath([...f.folder, f.name]), reason: f.error });
+      await this.pool?.close(); // closed already by the data phase, unless planning failed first
+      this.reportFailed();
       // Folder modes and times last, deepest first, since writing into a folder changes its time;
       // also when the restore stops early, as folders are made owner-only until then.
       for (const d of dirs.reverse()) {
@@ -241,6 +255,68 @@ class RestoreJob {
         }
       }
     }
+  }
+
+  /**
+   * Writes what is planned when it is a part's worth. A failure stops the walk that called it (see
+   * plan), not only the folder it was in.
+   */
+  private async writeIfFull(): Promise<void> {
+    if (this.batchItems < (this.o.batchItems ?? BATCH_ITEMS)) return;
+    try {
+      await this.write();
+    } catch (err) {
+      this.stopped = err;
+      throw err;
+    }
+  }
+
+  /** The data phase of the files planned so far, then the hard links to them; the last part's closes the workers. */
+  private async write(): Promise<void> {
+    const files = this.batch;
+    // Hard links to files restored count as files of their own (see link).
+    for (const f of files) this.total.bytes += f.size;
+    for (const l of this.links) this.total.bytes += l.leader.size;
+    this.total.files += files.length + this.links.length;
+    const pool = this.pool;
+    if (pool === null) throw new Error('no workers for the data phase');
+    // The last part's data phase closes the workers, and so does one that fails.
+    const last = this.total.complete;
+    if (last) this.pool = null;
+    // The first part tells how far the restore got from now on; `total` grows with each part.
+    if (!this.writing) {
+      this.writing = true;
+      const { total } = this;
+      this.o.onEvent?.({ type: 'planned', total: () => ({ ...total }), progress: () => ({ files: this.restored.files, bytes: this.written }) });
+    }
+    let r: DataResult;
+    try {
+      r = await restoreData(this.ctx.session, this.reader.index, files, pool, { ...this.dataOptions(), keepPool: !last });
+    } catch (err) {
+      this.pool = null;
+      throw err;
+    }
+    // Files that failed for a pack the vault lost or holds damaged, again without it (or with its
+    // blobs last: their chunks may have been stored again since), while that finds more such
+    // packs. A failure to do so leaves them failed, as they were.
+    let { lost, missing, damaged } = r;
+    try {
+      while (lost.length > 0 && [...missing, ...damaged].some((p) => !this.reader.badPacks.has(p))) {
+        await this.reader.leaveOut([...missing], [...damaged]);
+        ({ lost, missing, damaged } = await this.restoreLost(lost));
+      }
+    } catch (err) {
+      if (!isAzbkError(err) || err.code === 'AZBK_CANCELLED') throw err;
+    }
+    while (this.links.length > 0) this.link(this.links.shift()!);
+    this.reportFailed();
+  }
+
+  /** Lists the files of the part being written that failed, and lets the part go. */
+  private reportFailed(): void {
+    for (const f of this.batch) if (f.error !== null) this.failed.push({ path: displayPath([...f.folder, f.name]), reason: f.error });
+    this.batch = [];
+    this.batchItems = 0;
   }
 
   /** The data phase's options: every file it puts in place is counted as it is (also when it stops early), and every byte written. */
@@ -270,7 +346,7 @@ class RestoreJob {
       const g: FilePlan = { folder: f.folder, dir: f.dir, tmp: this.tmpCount++, name: f.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null };
       again.set(f.renamed === undefined ? g : { ...g, renamed: f.renamed }, f);
     }
-    this.reader.forget();
+    if (this.total.complete) this.reader.forget(); // else the walk goes on with what it read ahead
     if (again.size === 0) return { lost: [], missing: new Set(), damaged: new Set() };
     try {
       const r = await restoreData(this.ctx.session, this.reader.index, [...again.keys()], restorePool(this.reader.keys.master), this.dataOptions());
@@ -290,7 +366,7 @@ class RestoreJob {
    * Plans one item: folders and links are made now, files are listed for the data phase.
    * `fresh`: its folder was created by this restore, so nothing can be in the way.
    */
-  private async plan(segs: readonly string[], node: TreeNode, dest: string, fresh: boolean, files: FilePlan[], dirs: PlannedDir[]): Promise<void> {
+  private async plan(segs: readonly string[], node: TreeNode, dest: string, fresh: boolean, dirs: PlannedDir[]): Promise<void> {
     stopIfAsked(this.o.signal);
     try {
       // In a fresh folder only a link needs the check: a folder is made with mkdir, which fails
@@ -300,7 +376,7 @@ class RestoreJob {
       if (found === null) return;
       if (node.type === 'symlink') await this.symlink(node, found.to);
       else if (node.type === 'file') {
-        this.planFile(files, segs.slice(0, -1), path.dirname(found.to), node, path.basename(found.to));
+        this.planFile(segs.slice(0, -1), path.dirname(found.to), node, path.basename(found.to));
       } else {
         if (!found.merge && !makeDir(found.to)) {
           // Something is there after all: the conflict rule decides.
@@ -321,13 +397,15 @@ class RestoreJob {
             continue;
           }
           // A file in a folder made here needs no check, and no call of its own (there are many).
-          if (!found.merge && child.type === 'file') this.planFile(files, segs, to, child);
-          else await this.plan([...segs, child.name], child, childPath(to, child.name), !found.merge, files, dirs);
+          if (!found.merge && child.type === 'file') this.planFile(segs, to, child);
+          else await this.plan([...segs, child.name], child, childPath(to, child.name), !found.merge, dirs);
+          await this.writeIfFull();
         }
         this.reader.done(node.subtree); // planned: what the restore needs of it is in the plans now
       }
     } catch (err) {
-      if (isAzbkError(err, 'AZBK_CANCELLED')) throw err; // the whole restore stops, not this item
+      // The whole restore stops, not this item: asked to, or a part's data phase stopped.
+      if (isAzbkError(err, 'AZBK_CANCELLED') || err === this.stopped) throw err;
       this.fail(segs, err);
     }
   }
@@ -367,7 +445,7 @@ class RestoreJob {
    * original path of its folder. Another name of a hard-linked file already planned, with the same
    * content, mode and time, becomes a link to that one instead.
    */
-  private planFile(files: FilePlan[], folder: readonly string[], dir: string, node: FileNode, as = node.name): void {
+  private planFile(folder: readonly string[], dir: string, node: FileNode, as = node.name): void {
     const leader = node.link === undefined ? undefined : this.linkLeaders.get(node.link);
     if (leader !== undefined && sameFile(leader.node, node)) {
       this.links.push({ leader: leader.plan, folder, dir, name: node.name, as });
@@ -376,7 +454,8 @@ class RestoreJob {
     const f = { folder, dir, tmp: this.tmpCount++, name: node.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null };
     const plan: FilePlan = as === node.name ? f : { ...f, renamed: as };
     if (node.link !== undefined && leader === undefined) this.linkLeaders.set(node.link, { plan, node });
-    files.push(plan);
+    this.batch.push(plan);
+    this.batchItems += 1 + node.content.length;
   }
 
   /**

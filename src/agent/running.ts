@@ -12,8 +12,11 @@ import { lockHolder, type LockHolder } from './lock.js';
 /** How far a job got; counts only (a path could tell others what a machine holds). */
 export type ProgressRecord =
   | { readonly kind: 'backup'; readonly files: number; readonly bytes: number; readonly readBytes: number; readonly newBytes: number; readonly uploadedBytes: number }
-  /** `since`: when it began writing data (ms since the epoch) */
-  | { readonly kind: 'restore'; readonly files: number; readonly bytes: number; readonly totalFiles: number; readonly totalBytes: number; readonly since: number }
+  /**
+   * `since`: when it began writing data (ms since the epoch); `planning`: 1 while a restore in parts
+   * still plans more files (the totals are what it planned so far), else 0
+   */
+  | { readonly kind: 'restore'; readonly files: number; readonly bytes: number; readonly totalFiles: number; readonly totalBytes: number; readonly planning: number; readonly since: number }
   | { readonly kind: 'verify'; readonly bytes: number; readonly totalBytes: number; readonly since: number }
   /** a restore reading the folder listings it needs, before it writes anything */
   | { readonly kind: 'planning'; readonly listings: number };
@@ -63,7 +66,7 @@ type Kind = ProgressRecord['kind'];
 /** The counts each kind of record holds (all of them, and nothing else). */
 const FIELDS: { readonly [K in Kind]: readonly Exclude<keyof Extract<ProgressRecord, { kind: K }>, 'kind'>[] } = {
   backup: ['files', 'bytes', 'readBytes', 'newBytes', 'uploadedBytes'],
-  restore: ['files', 'bytes', 'totalFiles', 'totalBytes', 'since'],
+  restore: ['files', 'bytes', 'totalFiles', 'totalBytes', 'planning', 'since'],
   verify: ['bytes', 'totalBytes', 'since'],
   planning: ['listings'],
 };

@@ -34,9 +34,14 @@ export function backupProgressText(p: BackupProgress, elapsedMs: number): string
 
 /**
  * A restore's status line: `done` of `total` after `elapsedMs`, of which `dataMs` since the
- * restore was planned (the time left is estimated from the bytes written since then).
+ * restore began to write (the time left is estimated from the bytes written since then). While a
+ * restore in parts still plans (`complete` false), `total` is only what it planned so far: no
+ * share, and no time left.
  */
-export function restoreProgressText(done: RestoreCounts, total: RestoreCounts, elapsedMs: number, dataMs: number): string {
+export function restoreProgressText(done: RestoreCounts, total: RestoreCounts, elapsedMs: number, dataMs: number, complete = true): string {
+  if (!complete) {
+    return `${formatDuration(elapsedMs)}  ${done.files} of ${total.files} files planned so far, ${formatBytes(done.bytes)} of ${formatBytes(total.bytes)} (planning more)`;
+  }
   // (files restored again after a lost pack write more than was planned: never over 100%)
   const share = Math.min(1, total.bytes > 0 ? done.bytes / total.bytes : total.files > 0 ? done.files / total.files : 1);
   return `${formatDuration(elapsedMs)}  ${Math.floor(share * 100)}%  ${done.files} of ${total.files} files, ${formatBytes(done.bytes)} of ${formatBytes(total.bytes)}${timeLeft(share, dataMs)}`;
@@ -100,7 +105,7 @@ export function progressText(r: ProgressRecord, elapsedMs: number, now: number):
     case 'backup':
       return backupProgressText(r, elapsedMs);
     case 'restore':
-      return restoreProgressText({ files: r.files, bytes: r.bytes }, { files: r.totalFiles, bytes: r.totalBytes }, elapsedMs, now - r.since);
+      return restoreProgressText({ files: r.files, bytes: r.bytes }, { files: r.totalFiles, bytes: r.totalBytes }, elapsedMs, now - r.since, r.planning === 0);
     case 'verify':
       return verifyProgressText(r.bytes, r.totalBytes, elapsedMs, now - r.since);
     case 'planning':

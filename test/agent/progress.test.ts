@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBackup, type BackupEvent, type BackupOptions, type BackupProgress } from '../../src/agent/backup.js';
-import { runRestore, type RestoreCounts, type RestoreEvent } from '../../src/agent/restore.js';
+import { runRestore, type PlannedCounts, type RestoreCounts, type RestoreEvent } from '../../src/agent/restore.js';
 import { verifyVault } from '../../src/agent/verify.js';
 import { createMachine, type TestMachine } from '../helpers/machine.js';
 
@@ -65,7 +65,7 @@ describe('progress', () => {
     expect(scanned.r.stats.readBytes).toBe(0);
     expect(scanned.end).toMatchObject({ files: 28, bytes: first.r.stats.bytes + 5 });
 
-    let planned: { total: RestoreCounts; progress: () => RestoreCounts } | null = null;
+    let planned: { total: () => PlannedCounts; progress: () => RestoreCounts } | null = null;
     let listings: (() => number) | null = null;
     const onEvent = (e: RestoreEvent) => {
       if (e.type === 'planning') listings = e.listings;
@@ -75,10 +75,10 @@ describe('progress', () => {
     const restored = await runRestore(m.ctx, { point: 'latest', target, paths: [], conflict: 'skip', onEvent });
     expect(restored.failed).toEqual([]);
     expect(planned).not.toBeNull();
-    const { total, progress } = planned!;
-    expect(total).toEqual({ files: restored.restored.files, bytes: restored.restored.bytes });
-    expect(total.files).toBe(28);
-    expect(progress()).toEqual(total);
+    const { files, bytes, complete } = planned!.total();
+    expect({ files, bytes, complete }).toEqual({ files: restored.restored.files, bytes: restored.restored.bytes, complete: true });
+    expect(files).toBe(28);
+    expect(planned!.progress()).toEqual({ files, bytes });
     // src and its five folders at least (and the folders above it, found on the way)
     expect(listings).not.toBeNull();
     expect(listings!()).toBeGreaterThanOrEqual(6);

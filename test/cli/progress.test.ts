@@ -28,6 +28,8 @@ describe('status line', () => {
     expect(restoreProgressText(total, total, 9_000, 9_000)).toBe('0:09  100%  100 of 100 files, 100.0 MiB of 100.0 MiB');
     // empty files only: the share is by files
     expect(restoreProgressText({ files: 3, bytes: 0 }, { files: 4, bytes: 0 }, 1_000, 1_000)).toContain('75%  3 of 4 files');
+    // a restore in parts that still plans: what it planned so far, no share and no time left
+    expect(restoreProgressText({ files: 10, bytes: 25 * MiB }, total, 12_000, 10_000, false)).toBe('0:12  10 of 100 files planned so far, 25.0 MiB of 100.0 MiB (planning more)');
     // more written than planned (files restored again after a lost pack): never over 100%
     expect(restoreProgressText({ files: 5, bytes: 120 * MiB }, total, 9_000, 9_000)).toContain('  100%  ');
   });

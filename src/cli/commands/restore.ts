@@ -73,7 +73,8 @@ export function restoreCommand(program: Command): void {
               const since = Date.now();
               live.follow(() => {
                 const done = e.progress();
-                return { kind: 'restore', files: done.files, bytes: done.bytes, totalFiles: e.total.files, totalBytes: e.total.bytes, since };
+                const total = e.total();
+                return { kind: 'restore', files: done.files, bytes: done.bytes, totalFiles: total.files, totalBytes: total.bytes, planning: total.complete ? 0 : 1, since };
               });
             },
           });
