@@ -102,7 +102,11 @@ class WholePack implements OpenPack {
 
 /** A pack of this job: open, being stored, or stored (its id and blobs known). */
 export interface PackSlot {
-  /** the pack's id and blobs, once it is stored */
+  /**
+   * the pack's id and blobs, once it is stored; once indexed, its id alone (blobs empty): the
+   * folders of a backup keep their packs' slots to the end, and a pack of small files' chunks
+   * names tens of thousands of blobs (every blob of a backup of 500,000 files was kept so)
+   */
   pack: IndexPack | null;
 }
 
@@ -363,7 +367,8 @@ export class BlobWriter {
 
   /** Writes one index file for the first `n` started packs (all stored); then their blobs are in the index. */
   private async writeIndex(n: number): Promise<void> {
-    const packs = this.started.splice(0, n).map((s) => s.pack!);
+    const slots = this.started.splice(0, n);
+    const packs = slots.map((s) => s.pack!);
     const name = randomBytes(32).toString('hex');
     let data: Buffer;
     try {
@@ -383,5 +388,6 @@ export class BlobWriter {
       this.indexedPacks.push(p.id);
       for (const b of p.blobs) this.pending[b.type].delete(b.id);
     }
+    for (const s of slots) s.pack = { id: s.pack!.id, blobs: [] };
   }
 }

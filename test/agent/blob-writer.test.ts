@@ -9,7 +9,7 @@ import path from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { BlobIndex } from '../../src/agent/blob-index.js';
-import { BlobWriter } from '../../src/agent/blob-writer.js';
+import { BlobWriter, type PackSlot } from '../../src/agent/blob-writer.js';
 import { openSpool } from '../../src/agent/spool.js';
 import { throttleSession } from '../../src/agent/throttle.js';
 import { decodeBlob } from '../../src/core/blob.js';
@@ -65,6 +65,19 @@ describe('blob writer', () => {
     expect(index.has('data', b)).toBe(true);
     expect(index.has('tree', c)).toBe(true);
     expect(writer.stats.indexFiles).toBe(2);
+  });
+
+  it('names a pack of this job by its id alone once it is indexed: a folder that keeps its packs keeps none of their blobs', async () => {
+    const m = await createMachine();
+    const writer = new BlobWriter(m.ctx.session, m.keys, new BlobIndex(), { packSize: 1000, uploads: 1 });
+    const ids = [];
+    for (let i = 0; i < 12; i++) ids.push(await writer.add('data', randomBytes(100)));
+    const ref = writer.packRef('data', ids[0]!);
+    expect(typeof ref).not.toBe('string'); // this job's pack, open when asked for
+    await writer.flush();
+    const slot = ref as PackSlot;
+    expect(slot.pack?.id).toMatch(/^[0-9a-f]{64}$/);
+    expect(slot.pack?.blobs).toEqual([]);
   });
 
   it('keeps file data and listings in packs of their own; a flush without listings leaves them in the open pack', async () => {
