@@ -167,7 +167,10 @@ class RestoreJob {
   /** names where the temporary files go, for the next restore should this one die (see restore-leftovers.ts) */
   mark: RestoreMark | null = null;
   private tmpCount = 0;
-  /** the first file planned of each hard-link group, with the entry it was planned from */
+  /**
+   * the first file planned of each hard-link group, with the entry it was planned from: kept until
+   * planning ends (a restore in parts included), one per group
+   */
   private readonly linkLeaders = new Map<string, { plan: FilePlan; node: FileNode }>();
   private readonly links: LinkPlan[] = [];
   /** the files planned and not yet written, and how many items (files and chunks) they hold */
@@ -294,6 +297,7 @@ class RestoreJob {
       r = await restoreData(this.ctx.session, this.reader.index, files, pool, { ...this.dataOptions(), keepPool: !last });
     } catch (err) {
       this.pool = null;
+      await pool.close(); // (closed already, unless it failed before its reads began)
       throw err;
     }
     // Files that failed for a pack the vault lost or holds damaged, again without it (or with its
@@ -306,7 +310,8 @@ class RestoreJob {
         ({ lost, missing, damaged } = await this.restoreLost(lost));
       }
     } catch (err) {
-      if (!isAzbkError(err) || err.code === 'AZBK_CANCELLED') throw err;
+      // The vault gone stops the restore here, as in a data phase, rather than in the next part.
+      if (!isAzbkError(err) || err.code === 'AZBK_CANCELLED' || err.code === 'AZBK_VAULT_UNREACHABLE') throw err;
     }
     while (this.links.length > 0) this.link(this.links.shift()!);
     this.reportFailed();
@@ -449,6 +454,7 @@ class RestoreJob {
     const leader = node.link === undefined ? undefined : this.linkLeaders.get(node.link);
     if (leader !== undefined && sameFile(leader.node, node)) {
       this.links.push({ leader: leader.plan, folder, dir, name: node.name, as });
+      this.batchItems++; // a tree of links (snapshots made with cp -al) is written in parts too
       return;
     }
     const f = { folder, dir, tmp: this.tmpCount++, name: node.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null };
