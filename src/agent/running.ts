@@ -71,13 +71,17 @@ const FIELDS: { readonly [K in Kind]: readonly Exclude<keyof Extract<ProgressRec
   planning: ['listings'],
 };
 
+/** Counts a record written by an earlier version lacks, and what they mean there. */
+const ADDED: Readonly<Record<string, number>> = { planning: 0 };
+
 /** A progress file's record, if it reads as one (anything else is ignored: it is only a help). */
 function readRecord(v: unknown): ProgressRecord | null {
   const r = v as Record<string, unknown> | null;
   if (typeof r !== 'object' || r === null || typeof r.kind !== 'string' || !Object.hasOwn(FIELDS, r.kind)) return null;
   const fields: readonly string[] = FIELDS[r.kind as Kind];
-  if (!fields.every((f) => count(r[f]))) return null;
-  return Object.fromEntries([['kind', r.kind], ...fields.map((f) => [f, r[f]])]) as ProgressRecord;
+  const value = (f: string) => (r[f] === undefined && Object.hasOwn(ADDED, f) ? ADDED[f] : r[f]);
+  if (!fields.every((f) => count(value(f)))) return null;
+  return Object.fromEntries([['kind', r.kind], ...fields.map((f) => [f, value(f)])]) as ProgressRecord;
 }
 
 /** The job running on this machine now, if any, with its progress (see the module comment). */

@@ -45,6 +45,11 @@ describe('running job', () => {
     await fs.writeFile(paths.progress, JSON.stringify({ pid: process.pid, at: Date.now(), progress: { kind: 'planning', listings: 12 } }));
     expect((await runningJob(paths))?.progress?.record).toEqual({ kind: 'planning', listings: 12 });
 
+    // A restore's record from an earlier version, without `planning`: one that planned everything first.
+    const older = { kind: 'restore', files: 3, bytes: 30, totalFiles: 9, totalBytes: 90, since: Date.now() };
+    await fs.writeFile(paths.progress, JSON.stringify({ pid: process.pid, at: Date.now(), progress: older }));
+    expect((await runningJob(paths))?.progress?.record).toEqual({ ...older, planning: 0 });
+
     // A damaged or edited file is no progress (and no error).
     for (const bad of ['{', JSON.stringify({ pid: process.pid, at: Date.now(), progress: { ...BACKUP, files: -1 } }), JSON.stringify({ pid: process.pid, at: Date.now(), progress: { kind: 'other' } }), JSON.stringify({ pid: process.pid, at: 'now', progress: BACKUP })]) {
       await fs.writeFile(paths.progress, bad);
