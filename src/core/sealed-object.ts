@@ -28,6 +28,7 @@ const TAG_BYTES = 16;
 const HEADER_BYTES = MAGIC.length + KEY_ID_BYTES + NONCE_BYTES;
 const KINDS: readonly ObjectKind[] = ['index', 'point', 'checkpoint', 'pack-header'];
 const LEVEL = 3;
+const EMPTY = Buffer.alloc(0);
 
 /** magic | keyId | u8 kind length | kind | u32 LE name length | name, each part delimited. */
 function objectAad(keyId: Buffer, kind: ObjectKind, name: string): Buffer {
@@ -45,34 +46,36 @@ function objectKey(keys: VaultKeys, nonce: Buffer): Buffer {
 
 /**
  * Serializes `value` as JSON (it must be JSON-serializable: TypeError otherwise), compresses and
- * seals it for `kind` and `name` under the keys' family. The text is made in pieces (see
- * jsonPieces), each compressed and encrypted in turn: a large object never holds its text whole,
- * nor as one buffer, nor as one compressed buffer of that size.
+ * seals it for `kind` and `name` under the keys' family. The text is made once, in pieces (see
+ * jsonPieces), each compressed in turn, and encrypted once the frame is whole (its header then
+ * records its size): a large object never holds its text whole, nor as one buffer.
  */
 export function sealObject(keys: VaultKeys, kind: ObjectKind, name: string, value: unknown): Buffer {
   return runSteps(sealSteps(keys, kind, name, value));
 }
 
 /**
- * sealObject in steps, one per piece of text made and one per piece compressed (see runSliced);
+ * sealObject in steps, one per piece of text made and compressed (see runSliced);
  * `split`: the depth from which containers are written whole (see jsonPieces).
  */
 export function* sealSteps(keys: VaultKeys, kind: ObjectKind, name: string, value: unknown, split?: number): Steps<Buffer> {
   if (!KINDS.includes(kind)) throw new TypeError(`unknown object kind ${String(kind)}`);
-  // The text is made twice, first for its size (the frame records it), then to compress: a
-  // piece at a time, never all of it.
-  let size = 0;
-  for (const piece of jsonPieces(value, split)) {
-    size += Buffer.byteLength(piece, 'utf8');
-    yield;
+  let frame: Buffer[];
+  try {
+    frame = yield* zstdCompressPieces(jsonPieces(value, split), LEVEL, MAX_OBJECT_JSON);
+  } catch (err) {
+    if (err instanceof RangeError) throw new RangeError(`sealed ${kind} object exceeds MAX_OBJECT_JSON`);
+    throw err;
   }
-  if (size > MAX_OBJECT_JSON) throw new RangeError(`sealed ${kind} object exceeds MAX_OBJECT_JSON`);
   const keyId = Buffer.from(keys.keyId, 'hex');
   const nonce = randomBytes(NONCE_BYTES);
   const cipher = createCipheriv('aes-256-gcm', objectKey(keys, nonce), nonce);
   cipher.setAAD(objectAad(keyId, kind, name));
   const parts: Buffer[] = [MAGIC, keyId, nonce];
-  yield* zstdCompressPieces(jsonPieces(value, split), size, LEVEL, (part) => parts.push(cipher.update(part)));
+  for (let i = 0; i < frame.length; i++) {
+    parts.push(cipher.update(frame[i]!));
+    frame[i] = EMPTY; // each part is held once, plain or encrypted
+  }
   parts.push(cipher.final(), cipher.getAuthTag());
   return Buffer.concat(parts);
 }

@@ -92,35 +92,72 @@ function utf8Of(s: Stream, piece: string): Buffer {
 }
 
 /**
- * Compresses `pieces` (bytes, or text written as UTF-8), `size` bytes in all, into one zstd frame
- * that records its content size (as zstdCompress does), handing each part of the frame to `out` as
- * it is made: a view of a buffer kept with the context, to consume at once. Throws when the pieces
- * do not add up to `size`. A step (a `yield`) follows each piece: a caller may do other work
- * between steps (see runSliced), as the frame has a context of its own.
+ * Compresses `pieces` (bytes, or text written as UTF-8) into one zstd frame that records its
+ * content size (as zstdCompress does), without knowing that size ahead: the frame is made as one
+ * of unknown size, then its header is written again with the size it came to (see withSize). The
+ * text is thus made once, not once more first to count its bytes. Throws RangeError once the
+ * pieces pass `limit` bytes. A step (a `yield`) follows each piece: a caller may do other work
+ * between steps (see runSliced), as the frame has a context of its own. Returns the frame in
+ * parts, in order (each a buffer of its own).
  */
-export function* zstdCompressPieces(pieces: Iterable<Uint8Array | string>, size: number, level: number, out: (part: Buffer) => void): Generator<void, void> {
+export function* zstdCompressPieces(pieces: Iterable<Uint8Array | string>, level: number, limit: number): Generator<void, Buffer[]> {
   const s = takeStream(level);
   const { c, out: buf } = s;
-  c.reset(binding.ResetDirective.sessionOnly); // a frame abandoned half-made is dropped
-  c.setPledgedSrcSize(size);
+  const parts: Buffer[] = [];
+  let size = 0;
+  c.reset(binding.ResetDirective.sessionOnly); // a frame abandoned half-made is dropped; its size unknown
   try {
     for (const p of pieces) {
       const piece = typeof p === 'string' ? utf8Of(s, p) : p;
+      size += piece.length;
+      if (size > limit) throw new RangeError(`more than ${limit} bytes to compress`);
       for (let at = 0; at < piece.length; ) {
         const [, produced, consumed] = c.compressStream2(buf, piece.subarray(at), binding.EndDirective.continue);
         at += consumed;
-        if (produced > 0) out(buf.subarray(0, produced));
+        if (produced > 0) parts.push(Buffer.from(buf.subarray(0, produced)));
       }
       yield;
     }
     for (let left = 1; left > 0; ) {
       const [remaining, produced] = c.compressStream2(buf, EMPTY, binding.EndDirective.end);
       left = remaining;
-      if (produced > 0) out(buf.subarray(0, produced));
+      if (produced > 0) parts.push(Buffer.from(buf.subarray(0, produced)));
     }
   } finally {
     idleStreams.get(level)!.push(s);
   }
+  // The header comes whole in the first part (zstd writes it with the first block), but it costs
+  // nothing to be sure.
+  if (parts.length > 1 && parts[0]!.length < 6) parts.splice(0, parts.length, Buffer.concat(parts));
+  parts[0] = withSize(parts[0] ?? EMPTY, size);
+  return parts;
+}
+
+const FRAME_MAGIC = 0xfd2fb528;
+
+/**
+ * A zstd frame made without a known size (`frame`, or its start from the header on), with `size`
+ * written into its header (RFC 8878, 3.1.1.1). Such a header is the magic number, a descriptor
+ * byte with no content size and no single-segment flag, then the window descriptor (and a
+ * dictionary id, never used here). The descriptor's size field becomes 2 (4 bytes), and the 4
+ * bytes follow the window descriptor; the blocks after the header do not change. A frame whose
+ * header already records `size` is returned as it is (zstd records it when all the input came
+ * at once, as with none at all). A header of another shape, or one that records another size, is
+ * refused (TypeError), and so is a size of 4 GiB or more.
+ */
+export function withSize(frame: Buffer, size: number): Buffer {
+  if (frame.length < 6 || frame.readUInt32LE(0) !== FRAME_MAGIC) throw new TypeError('not a zstd frame');
+  const descriptor = frame[4]!;
+  if ((descriptor & 0b1110_0000) !== 0 && binding.getFrameContentSize(frame) === size) return frame;
+  // content size field 0, single segment 0, reserved bit 0, dictionary id 0
+  if ((descriptor & 0b1110_1011) !== 0) throw new TypeError('zstd frame header of an unexpected shape');
+  if (!Number.isInteger(size) || size < 0 || size >= 2 ** 32) throw new TypeError(`cannot record a content size of ${size}`);
+  const head = Buffer.alloc(10);
+  head.writeUInt32LE(FRAME_MAGIC, 0);
+  head[4] = descriptor | (2 << 6);
+  head[5] = frame[5]!; // the window descriptor
+  head.writeUInt32LE(size, 6);
+  return Buffer.concat([head, frame.subarray(6)]);
 }
 
 const EMPTY = Buffer.alloc(0);
