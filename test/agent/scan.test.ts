@@ -100,6 +100,22 @@ describe('scan worker', () => {
     expect(await scanned(m, [src], [src, p('c')])).toEqual(new Map());
   });
 
+  it('does not go into a folder the cache has no row for: it is new, and so is what is beneath it', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    const p = (...segs: string[]) => path.join(src, ...segs);
+    await write(p('a', 'x', 'f1.txt'), 'one\n');
+    await write(p('b', 'f2.txt'), 'two\n');
+    await settle();
+    await runBackup(m.ctx, { include: [p('a')] });
+    const dirs = [src, p('a'), p('a', 'x'), p('b')];
+    // Included alone, the folder stands for what is beneath it.
+    expect([...(await scanned(m, [p('a')], dirs)).keys()]).toEqual([p('a')]);
+    // Beneath a folder new to the backup it is not looked at, though it did not change: the
+    // worker would otherwise list every folder of a tree of new files for nothing.
+    expect((await scanned(m, [src], dirs)).size).toBe(0);
+  });
+
   it('keeps the process alive while it is waited for, and only then', async () => {
     const m = await createMachine();
     const src = path.join(m.dir, 'src');

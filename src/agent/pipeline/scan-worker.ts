@@ -28,8 +28,16 @@ function flush(): void {
   batch = emptyBatch();
 }
 
-/** The stored row of the folder `abs` when nothing in it or beneath it changed, else null. */
+/**
+ * The stored row of the folder `abs` when nothing in it or beneath it changed, else null. A
+ * folder the cache has no row for is new to the backup, and so (but for a folder that was
+ * included by itself before) is everything beneath it: it is neither listed nor gone into. A
+ * folder of new files was otherwise walked twice, once here for nothing, on a core the backup's
+ * workers need.
+ */
 function scan(abs: string): StoredDir | null {
+  const row = rows.get(abs);
+  if (row === undefined) return null;
   const listedAt = Date.now();
   let listing: ReturnType<typeof listFolder>;
   try {
@@ -47,9 +55,7 @@ function scan(abs: string): StoredDir | null {
     subtrees.set(l.name, sub);
     if (sub === null) same = false; // the other subfolders may still help the walk
   }
-  if (!same) return null;
-  const row = rows.get(abs);
-  if (row?.fingerprint == null) return null;
+  if (!same || row.fingerprint == null) return null;
   const fp = fingerprint(listed.map((l) => [l.name, l.st, null] as const), subtrees);
   if (fp === null || !fp.equals(row.fingerprint)) return null;
   batch.paths.push(abs);
