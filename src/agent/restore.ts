@@ -566,19 +566,29 @@ function makeParents(dir: string, target: string | null): void {
 
 /**
  * Makes the --target folder as given (links in its own path are the user's to name); refused when
- * a folder on its way could be swapped by another user (see untrusted).
+ * a folder on its way could be swapped by another user (see untrusted). The folders that exist
+ * are checked before any is made, so a refused target leaves nothing behind; the whole way is
+ * checked again once made.
  */
 function makeTarget(target: string): void {
   const abs = path.resolve(target);
+  let existing = abs;
+  while (!fs.existsSync(existing) && path.dirname(existing) !== existing) existing = path.dirname(existing);
+  if (existing !== abs) trustedWay(existing, abs);
   try {
     makeFoldersSync(abs);
   } catch (err) {
     throw creating(abs, err);
   }
-  const real = fs.realpathSync(abs);
+  trustedWay(abs, abs);
+}
+
+/** Refuses `target` when `dir` (that exists), or a folder above it, is untrusted (see untrusted). */
+function trustedWay(dir: string, target: string): void {
+  const real = fs.realpathSync(dir);
   for (let d = real; ; d = path.dirname(d)) {
     const why = untrusted(fs.statSync(d));
-    if (why !== null) throw cannotCreate(real, `${d}: ${why}`, 'Choose a --target folder that only you or root can change, or restore as the user who owns it.');
+    if (why !== null) throw cannotCreate(dir === target ? real : target, `${d}: ${why}`, 'Choose a --target folder that only you or root can change, or restore as the user who owns it.');
     if (path.dirname(d) === d) break;
   }
 }

@@ -57,14 +57,15 @@ describe.skipIf(process.platform === 'win32')('restore safety', () => {
     expect(parseJson(r).conflicts).toEqual([]);
   });
 
-  it('does not restore below a folder that anyone may change: a --target inside one is refused (exit 2)', async () => {
+  it('does not restore below a folder that anyone may change: a --target inside one is refused (exit 2), and not made', async () => {
     const open = fresh('open');
     await fs.mkdir(open);
     await fs.chmod(open, 0o777); // not sticky: anyone may rename what the restore makes in it
-    const r = await fx.machine.run(['restore', '--point', 'latest', '--target', path.join(open, 'target')]);
+    const r = await fx.machine.run(['restore', '--point', 'latest', '--target', path.join(open, 'target', 'deeper')]);
     expectExit(r, 2);
     expectNoStack(r);
     expect(r.stderr).toContain('anyone may rename what is in it');
+    expect(await fs.readdir(open)).toEqual([]); // refused before any folder of the target was made
     await fs.chmod(open, 0o1777); // sticky, as /tmp is: others cannot rename what is not theirs
     expectExit(await fx.machine.run(['restore', '--point', 'latest', '--target', path.join(open, 'target')]), 0);
   });
