@@ -273,6 +273,20 @@ describe('change journal', () => {
     expect(after.scan.mode).toBe('full');
   }, 60_000);
 
+  it('refuses at once (exit 2) a folder to watch that is not there, and keeps no journal', async () => {
+    const root = await makeTempDir('azbk-watch-');
+    const kept = path.join(root, 'kept');
+    await fs.mkdir(kept);
+    const m = await setupMachine(root);
+    expectExit(await m.run(['policy', 'set', '--include', kept, path.join(root, 'typo')]), 0);
+    const w = startWatch(m);
+    w.ready.catch(() => undefined); // it never gets ready
+    expect(await Promise.race([w.done, sleep(20_000).then(() => 'still running')])).toBe(2);
+    expect(w.output()).toContain(`AZBK_PATH_NOT_FOUND: Nothing to watch at ${path.join(root, 'typo')}: it does not exist.`);
+    expect(w.output()).not.toContain('Watching');
+    await expect(fs.stat(path.join(m.home, 'journal', 'session.json'))).rejects.toThrow();
+  }, 60_000);
+
   it.skipIf(process.platform === 'win32')('re-examines folders with skipped entries, and sees writes through another hard link', async () => {
     const root = await makeTempDir('azbk-watch-');
     const src = path.join(root, 'src');

@@ -1,4 +1,5 @@
 /** azbk watch: records changed paths between backups, so backups examine only what changed. */
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { journalFiles, runWatcher, watcherRunning } from '../../agent/journal.js';
@@ -28,6 +29,14 @@ export function watchCommand(program: Command): void {
       action('watch', async ({ paths, out, log }, o: Opts) => {
         const include = (o.include ?? (await loadPolicy(paths)).include).map((p) => path.resolve(p));
         if (include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'Nothing to watch: no --include and no policy.');
+        // A path that is not there has nothing to watch: chokidar would wait for it in its parent,
+        // and the watcher would stop (exit 2) only once it appeared.
+        const missing = include.filter((p) => fs.lstatSync(p, { throwIfNoEntry: false }) === undefined);
+        if (missing.length > 0) {
+          throw new AzbkError('AZBK_PATH_NOT_FOUND', `Nothing to watch at ${missing.join(', ')}: ${missing.length === 1 ? 'it does' : 'they do'} not exist.`, {
+            hint: 'Start azbk watch once the folder is there, or take it out of the policy (azbk policy set --include ...).',
+          });
+        }
         const running = watcherRunning(paths.home);
         if (running !== null) throw new AzbkError('AZBK_JOB_RUNNING', `A watcher (process ${running}) already keeps this machine's change journal.`);
         const controller = new AbortController();
