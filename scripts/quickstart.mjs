@@ -13,6 +13,11 @@ if (!folder) {
   process.stderr.write('usage: npm run quickstart -- FOLDER\n');
   process.exit(2);
 }
+// Checked before anything is made: a mistyped FOLDER would otherwise become the policy's path.
+if (!fs.statSync(folder, { throwIfNoEntry: false })?.isDirectory()) {
+  process.stderr.write(`quickstart: ${path.resolve(folder)} is not a folder; nothing was done.\n`);
+  process.exit(2);
+}
 const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'azbk');
 const home = azbkHome();
 const vault = path.join(home, 'vaults', 'default');

@@ -13,8 +13,13 @@ describe('quick start', () => {
     const folder = path.join(tmp, 'folder');
     await fs.mkdir(folder);
     await fs.writeFile(path.join(folder, 'a.txt'), 'quick start\n');
-    const quickstart = () =>
-      spawnSync(process.execPath, [path.join(REPO, 'scripts', 'quickstart.mjs'), folder], { env: { ...process.env, AZBK_HOME: home }, encoding: 'utf8', timeout: 60_000 });
+    const quickstart = (f = folder) =>
+      spawnSync(process.execPath, [path.join(REPO, 'scripts', 'quickstart.mjs'), f], { env: { ...process.env, AZBK_HOME: home }, encoding: 'utf8', timeout: 60_000 });
+    // A mistyped FOLDER is refused before anything is made: it would have become the policy's path.
+    const typo = quickstart(path.join(tmp, 'fodler'));
+    expect(typo.status).toBe(2);
+    expect(typo.stderr).toContain(`${path.join(tmp, 'fodler')} is not a folder; nothing was done.`);
+    await expect(fs.stat(home)).rejects.toThrow();
     const first = quickstart();
     expect(first.status, first.stdout + first.stderr).toBe(0);
     expect(first.stdout).toMatch(/Recovery point \S+ created/);
