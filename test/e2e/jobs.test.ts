@@ -6,7 +6,7 @@ import { expectExit, expectNoStack, parseJson, setupMachine } from '../helpers/c
 import { makeTempDir } from '../helpers/tmp.js';
 
 describe('azbk jobs', () => {
-  it('lists backups and restores with how they ended, oldest first, and skips lines it cannot read', async () => {
+  it('lists backups and restores with how they ended, oldest first (by start), and skips lines it cannot read', async () => {
     const tmp = await makeTempDir('azbk-jobs-');
     const data = path.join(tmp, 'data');
     await fs.mkdir(data);
@@ -60,6 +60,15 @@ describe('azbk jobs', () => {
     await fs.appendFile(path.join(m.home, 'jobs.jsonl'), `${JSON.stringify(old)}\n`);
     const last = (await m.run(['jobs', '--last', '1'])).stdout.split('\n')[0];
     expect(last).toMatch(/backup\s+ok .*point 20200101T000000000Z-0a0b0c0d; 3 files \(3\.0 KiB\), 2\.0 KiB uploaded$/);
+
+    // Listed by when each started, not by when each ended (the order of the file): a job that
+    // started before the last one but ended after it comes first.
+    const started = new Date(Date.parse(now) - 60_000).toISOString();
+    const long = { kind: 'backup', status: 'cancelled', started, finished: new Date().toISOString(), error: 'AZBK_CANCELLED' };
+    await fs.appendFile(path.join(m.home, 'jobs.jsonl'), `${JSON.stringify(long)}\n`);
+    const two = parseJson(await m.run(['jobs', '--json', '--last', '2'])).jobs as { started: string; status: string }[];
+    expect(two.map((j) => j.status)).toEqual(['cancelled', 'ok']);
+    expect(two[0]!.started).toBe(started);
 
     const bad = await m.run(['jobs', '--last', 'all']);
     expectExit(bad, 2);

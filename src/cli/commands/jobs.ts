@@ -37,14 +37,17 @@ function summary(j: JobRecord): string {
 export function jobsCommand(program: Command): void {
   program
     .command('jobs')
-    .description("this machine's backups and restores: when, how they ended, what they did (oldest first)")
+    .description("this machine's backups and restores: when, how they ended, what they did (oldest first, by start)")
     .option('--last <n>', 'show the last n jobs', '20')
     .option('--json', 'print the result as JSON')
     .action(
       action('jobs', async ({ paths, out }, o: Opts) => {
         const n = /^\d{1,6}$/.test(o.last.trim()) ? Number(o.last) : NaN;
         if (!(n >= 1)) throw new AzbkError('AZBK_USAGE', `--last takes a number of jobs of 1 or more, not ${o.last}.`);
-        const { jobs: shown, total, unreadable } = await readJobs(paths, n);
+        const { jobs: last, total, unreadable } = await readJobs(paths, n);
+        // Recorded as each ends, shown by when each started (the time on each line): a restore
+        // run during a long backup comes after it.
+        const shown = last.sort((a, b) => (a.started < b.started ? -1 : a.started > b.started ? 1 : 0));
         if (total === 0) out.line('No jobs recorded yet.');
         for (const j of shown) out.line(`${j.started}  ${j.kind.padEnd(7)}  ${j.status.padEnd(9)}  ${seconds(j).padStart(8)}  ${summary(j)}`);
         if (unreadable > 0) out.line(`${unreadable} line(s) of ${paths.jobs} could not be read and are left out.`);
