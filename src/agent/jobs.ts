@@ -1,4 +1,5 @@
 /** Job history: one JSON line per finished or failed job in AZBK_HOME/jobs.jsonl. */
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { POINT_ID } from '../core/ids.js';
 import { AzbkError } from '../shared/errors.js';
@@ -21,17 +22,26 @@ export interface JobRecord {
  * short. The history is bookkeeping: a failure to write it is reported to `warn` and does not fail
  * the job it records.
  */
-export async function recordJob(paths: HomePaths, rec: JobRecord, warn: (text: string) => void): Promise<void> {
+export function recordJob(paths: HomePaths, rec: JobRecord, warn: (text: string) => void): Promise<void> {
+  recordJobNow(paths, rec, warn);
+  return Promise.resolve();
+}
+
+/**
+ * recordJob, synchronously: also in a process about to exit (a second Ctrl-C), where nothing
+ * asynchronous runs any more. A record is one small append.
+ */
+export function recordJobNow(paths: HomePaths, rec: JobRecord, warn: (text: string) => void): void {
   try {
     makeFoldersSync(paths.home, 0o700);
-    const fh = await fs.open(paths.jobs, 'a+', 0o600);
+    const fd = openSync(paths.jobs, 'a+', 0o600);
     try {
-      const { size } = await fh.stat();
+      const { size } = fstatSync(fd);
       const last = Buffer.alloc(1);
-      const cut = size > 0 && (await fh.read(last, 0, 1, size - 1)).bytesRead === 1 && last[0] !== 0x0a;
-      await fh.appendFile(`${cut ? '\n' : ''}${JSON.stringify(rec)}\n`);
+      const cut = size > 0 && readSync(fd, last, 0, 1, size - 1) === 1 && last[0] !== 0x0a;
+      writeSync(fd, `${cut ? '\n' : ''}${JSON.stringify(rec)}\n`);
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   } catch (err) {
     warn(`the job history ${paths.jobs} could not be written (${errnoCode(err) ?? String(err)})`);

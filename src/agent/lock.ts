@@ -3,6 +3,7 @@
  * and its process. A lock whose process is gone (killed, crashed, rebooted) is taken over.
  */
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AzbkError } from '../shared/errors.js';
@@ -95,8 +96,14 @@ export async function acquireJobLock(file: string, job: { jobId: string; kind: s
       } finally {
         await fs.rm(tmp, { force: true });
       }
+      // A process that exits at once (a second Ctrl-C) still gives the lock up.
+      const atExit = () => {
+        if (heldHere.delete(key)) rmSync(file, { force: true });
+      };
+      process.once('exit', atExit);
       return {
         release: async () => {
+          process.off('exit', atExit);
           heldHere.delete(key);
           await fs.rm(file, { force: true });
         },

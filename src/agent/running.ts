@@ -4,6 +4,7 @@
  * a small file under AZBK_HOME every few seconds (owner-only, written whole), and removes it when
  * the job ends. Status believes it only while the process that holds the lock, and wrote it, runs.
  */
+import { readFileSync, rmSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { readJsonFile, writeFileAtomic } from '../shared/files.js';
 import type { HomePaths } from '../shared/paths.js';
@@ -37,15 +38,28 @@ export function progressFile(paths: HomePaths): ProgressFile {
     // One write at a time; a failed one changes nothing for the job (status shows no progress).
     writing = writing.then(() => writeFileAtomic(paths.progress, JSON.stringify({ pid: process.pid, at: Date.now(), progress: record }), { mode: 0o600 }).catch(() => undefined));
   };
+  // A process that exits at once (a second Ctrl-C) still removes its own.
+  const atExit = () => {
+    try {
+      const file = JSON.parse(readFileSync(paths.progress, 'utf8')) as { pid?: unknown } | null;
+      if (file?.pid === process.pid) rmSync(paths.progress, { force: true });
+    } catch {
+      // none, or not readable: nothing of this process's to remove
+    }
+  };
   return {
     follow(snapshot) {
-      if (timer !== null) clearInterval(timer);
+      if (timer === null) process.once('exit', atExit);
+      else clearInterval(timer);
       write(snapshot());
       timer = setInterval(() => write(snapshot()), EVERY_MS);
       timer.unref(); // never what keeps the process alive
     },
     async stop() {
-      if (timer !== null) clearInterval(timer);
+      if (timer !== null) {
+        clearInterval(timer);
+        process.off('exit', atExit);
+      }
       timer = null;
       await writing;
       // Only its own: the job lock is released before this, and the next job may have written one.

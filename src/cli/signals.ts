@@ -3,12 +3,19 @@ import { ExitCode } from '../shared/errors.js';
 
 /**
  * Ctrl-C or SIGTERM once: `warn(stopping)` and abort the signal, for the command to stop at its
- * next safe point. Twice: exit at once (130).
+ * next safe point. Twice: `atOnce()` (synchronous work only: what the command must still record),
+ * then exit at once (130).
  */
-export function stopOnSignals(warn: (s: string) => void, stopping: string): { signal: AbortSignal; dispose: () => void } {
+export function stopOnSignals(warn: (s: string) => void, stopping: string, atOnce: () => void = () => undefined): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
   const onSignal = () => {
-    if (controller.signal.aborted) process.exit(ExitCode.cancelled);
+    if (controller.signal.aborted) {
+      try {
+        atOnce();
+      } finally {
+        process.exit(ExitCode.cancelled);
+      }
+    }
     warn(stopping);
     controller.abort();
   };

@@ -55,7 +55,7 @@ function startBackup(m: Machine, args: readonly string[]) {
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
   );
-  return { stop: (s: NodeJS.Signals) => child.kill(s), done };
+  return { stop: (s: NodeJS.Signals) => child.kill(s), done, stderr: () => stderr };
 }
 
 async function expectSameTree(a: string, b: string): Promise<number> {
@@ -145,6 +145,37 @@ describe('checkpoints', () => {
     const jobs = (await fs.readFile(path.join(m.home, 'jobs.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
     expect(jobs.map((j) => j.status)).toEqual(['cancelled', 'ok']);
     expect(jobs[1].resumedFrom.jobId).toBe(result.jobId);
+  }, 120_000);
+
+  it('stops at once on a second SIGINT (130): gives up the lock and the progress file, records the job, and the next run continues', async () => {
+    const root = await makeTempDir('azbk-sigint2-');
+    const src = path.join(root, 'src');
+    const size = await makeTree(src, [48, 48, 32], 10);
+    const m = await setupMachine(root);
+
+    const job = startBackup(m, ['--include', src, '--checkpoint-bytes', '16M', '--limit-upload', '16M']);
+    for (let i = 0; i < 200; i++) {
+      const names = await fs.readdir(path.join(m.vault.dir, 'checkpoints'), { recursive: true }).catch(() => []);
+      if (names.some((n) => /-000001$/.test(String(n)))) break;
+      await sleep(25);
+    }
+    expect(await fs.stat(path.join(m.home, 'job.lock'))).toBeTruthy();
+    job.stop('SIGINT');
+    for (let i = 0; i < 400 && !job.stderr().includes('stopping'); i++) await sleep(5);
+    job.stop('SIGINT');
+    const r = await job.done;
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    const left = await fs.readdir(m.home);
+    expect(left).not.toContain('job.lock');
+    expect(left).not.toContain('progress.json');
+    const jobs = (await fs.readFile(path.join(m.home, 'jobs.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(jobs).toMatchObject([{ kind: 'backup', status: 'cancelled', error: 'AZBK_CANCELLED' }]);
+
+    const next = await m.run(['backup', '--now', '--include', src, '--json']);
+    expectExit(next, 0);
+    expect(parseJson(next).resumed, show(next)).not.toBeNull();
+    expect(parseJson(next).stats.bytes).toBe(size);
   }, 120_000);
 
   it('refuses a second job at once with exit 11, and a lock left by a killed job does not block', async () => {

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { runBackup } from '../../agent/backup.js';
 import { openAgent } from '../../agent/context.js';
-import { lastGoodBackup, recordFailure, recordJob } from '../../agent/jobs.js';
+import { lastGoodBackup, recordFailure, recordJob, recordJobNow } from '../../agent/jobs.js';
 import { missedRun } from '../../core/schedule.js';
 import { loadPolicy } from '../../agent/policy.js';
 import { AzbkError, ExitCode, isAzbkError } from '../../shared/errors.js';
@@ -77,7 +77,9 @@ export function backupCommand(program: Command): void {
         const live = jobProgress(paths, o.json === true);
         const line = live.erasing(out.line);
         // Ctrl-C once: stop at the next safe point after saving a checkpoint; twice: at once (the previous checkpoint still counts).
-        const cancel = stopOnSignals(live.erasing(out.warn), 'stopping: saving a checkpoint (press Ctrl-C again to stop at once)');
+        const cancel = stopOnSignals(live.erasing(out.warn), 'stopping: saving a checkpoint (press Ctrl-C again to stop at once)', () =>
+          recordJobNow(paths, { kind: 'backup', status: 'cancelled', started, finished: new Date().toISOString(), error: 'AZBK_CANCELLED' }, out.warn),
+        );
         try {
           const r = await runBackup(ctx, {
             include,

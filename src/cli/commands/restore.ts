@@ -2,7 +2,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { openAgent } from '../../agent/context.js';
-import { recordFailure, recordJob } from '../../agent/jobs.js';
+import { recordFailure, recordJob, recordJobNow } from '../../agent/jobs.js';
 import { readPassphraseFile } from '../../agent/passphrase.js';
 import { runRestore, type ConflictRule } from '../../agent/restore.js';
 import { AzbkError, ExitCode } from '../../shared/errors.js';
@@ -56,7 +56,9 @@ export function restoreCommand(program: Command): void {
         // How far it got, on a terminal and for status (see progress.ts): listings read, then what is written.
         const live = jobProgress(paths, o.json === true);
         // Ctrl-C once: finish the files being written, remove unfinished ones, give folders their modes; twice: stop at once.
-        const cancel = stopOnSignals(live.erasing(out.warn), 'stopping: finishing the files being written (press Ctrl-C again to stop at once)');
+        const cancel = stopOnSignals(live.erasing(out.warn), 'stopping: finishing the files being written (press Ctrl-C again to stop at once)', () =>
+          recordJobNow(paths, { kind: 'restore', status: 'cancelled', started, finished: new Date().toISOString(), error: 'AZBK_CANCELLED' }, out.warn),
+        );
         try {
           const ctx = await withLimits(await openAgent(paths), o);
           r = await runRestore(ctx, {
