@@ -3,6 +3,7 @@
  * a message, a hint and its exit code, and anything else into AZBK_INTERNAL (details go to the
  * log, never a stack trace on the screen).
  */
+import fs from 'node:fs';
 import { Command } from 'commander';
 import { AzbkError, ExitCode } from '../shared/errors.js';
 import { openLogger, type Logger } from '../shared/logger.js';
@@ -46,6 +47,7 @@ export function action<A extends unknown[]>(
     try {
       log.info({ command: name }, 'command started');
       refuseEmptyValues(args);
+      refuseHomeNotFolder(paths.home);
       await body({ paths, log, out }, ...args);
       log.info({ command: name, exitCode }, 'command finished');
     } catch (err) {
@@ -58,6 +60,18 @@ export function action<A extends unknown[]>(
       exitCode = e.exitCode;
     }
   };
+}
+
+/**
+ * AZBK_BAD_INPUT when AZBK_HOME is something other than a folder (a missing one is made when
+ * needed): every file under it would otherwise fail to be read or written, each command naming
+ * another of them as damaged.
+ */
+function refuseHomeNotFolder(home: string): void {
+  const st = fs.statSync(home, { throwIfNoEntry: false });
+  if (st !== undefined && !st.isDirectory()) {
+    throw new AzbkError('AZBK_BAD_INPUT', `AZBK_HOME (${home}) is not a folder.`, { hint: 'Set AZBK_HOME to a folder (a missing one is made), or unset it to use the default.' });
+  }
 }
 
 /**

@@ -99,6 +99,16 @@ describe.concurrent('bad input exits 2 and says what is wrong', () => {
     expectBadInput(b, 'The root folder / cannot be backed up as a whole.');
   });
 
+  it('refuses an AZBK_HOME that is a file, naming it, instead of calling what is under it damaged', async (ctx) => {
+    const dir = await tempDir(ctx);
+    const home = path.join(dir, 'home-file');
+    await fs.writeFile(home, 'not a folder\n');
+    for (const args of [['status'], ['backup', '--now'], ['points']]) {
+      expectBadInput(await runCli(args, { home, timeout: 20_000 }), `AZBK_HOME (${home}) is not a folder.`);
+    }
+    expect(await fs.readFile(home, 'utf8')).toBe('not a folder\n');
+  });
+
   it('refuses an empty value (an empty shell variable) instead of taking the current folder', async (ctx) => {
     const dir = await tempDir(ctx);
     const m = await setupMachine(dir);
