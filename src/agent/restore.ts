@@ -583,13 +583,23 @@ function makeTarget(target: string): void {
   trustedWay(abs, abs);
 }
 
-/** Refuses `target` when `dir` (that exists), or a folder above it, is untrusted (see untrusted). */
+/**
+ * Refuses `target` when `dir` (that exists), or a folder above it, is untrusted (see untrusted):
+ * above it as written, and above the folder it really is. A link on the way as written is only as
+ * safe as the folder it is in: whoever may rename what is in that folder may point it elsewhere.
+ */
 function trustedWay(dir: string, target: string): void {
   const real = fs.realpathSync(dir);
-  for (let d = real; ; d = path.dirname(d)) {
+  const way = new Set<string>();
+  for (const start of [path.resolve(dir), real]) {
+    for (let d = start; ; d = path.dirname(d)) {
+      way.add(d);
+      if (path.dirname(d) === d) break;
+    }
+  }
+  for (const d of way) {
     const why = untrusted(fs.statSync(d));
     if (why !== null) throw cannotCreate(dir === target ? real : target, `${d}: ${why}`, 'Choose a --target folder that only you or root can change, or restore as the user who owns it.');
-    if (path.dirname(d) === d) break;
   }
 }
 

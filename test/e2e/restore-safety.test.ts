@@ -66,6 +66,15 @@ describe.skipIf(process.platform === 'win32')('restore safety', () => {
     expectNoStack(r);
     expect(r.stderr).toContain('anyone may rename what is in it');
     expect(await fs.readdir(open)).toEqual([]); // refused before any folder of the target was made
+    // Nor through a link in such a folder: anyone may point it elsewhere once checked.
+    const safe = fresh('safe');
+    await fs.mkdir(safe);
+    await fs.symlink(safe, path.join(open, 'link'));
+    const linked = await fx.machine.run(['restore', '--point', 'latest', '--target', path.join(open, 'link', 'target')]);
+    expectExit(linked, 2);
+    expect(linked.stderr).toContain(`${open}: anyone may rename what is in it`);
+    expect(await fs.readdir(safe)).toEqual([]);
+    await fs.rm(path.join(open, 'link'));
     await fs.chmod(open, 0o1777); // sticky, as /tmp is: others cannot rename what is not theirs
     expectExit(await fx.machine.run(['restore', '--point', 'latest', '--target', path.join(open, 'target')]), 0);
   });
