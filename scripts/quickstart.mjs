@@ -14,7 +14,13 @@ if (!folder) {
   process.exit(2);
 }
 // Checked before anything is made: a mistyped FOLDER would otherwise become the policy's path.
-if (!fs.statSync(folder, { throwIfNoEntry: false })?.isDirectory()) {
+let st;
+try {
+  st = fs.lstatSync(folder); // a link is backed up as a link, not as the folder it points to
+} catch {
+  st = undefined;
+}
+if (!st?.isDirectory()) {
   process.stderr.write(`quickstart: ${path.resolve(folder)} is not a folder; nothing was done.\n`);
   process.exit(2);
 }

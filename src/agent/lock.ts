@@ -98,7 +98,11 @@ export async function acquireJobLock(file: string, job: { jobId: string; kind: s
       }
       // A process that exits at once (a second Ctrl-C) still gives the lock up.
       const atExit = () => {
-        if (heldHere.delete(key)) rmSync(file, { force: true });
+        try {
+          if (heldHere.delete(key)) rmSync(file, { force: true });
+        } catch {
+          // left for the next job, which takes over a lock whose process is gone
+        }
       };
       process.once('exit', atExit);
       return {

@@ -4,14 +4,15 @@ import { ExitCode } from '../shared/errors.js';
 /**
  * Ctrl-C or SIGTERM once: `warn(stopping)` and abort the signal, for the command to stop at its
  * next safe point. Twice: `atOnce()` (synchronous work only: what the command must still record),
- * then exit at once (130).
+ * unless `settled()` said it was recorded already, then exit at once (130).
  */
-export function stopOnSignals(warn: (s: string) => void, stopping: string, atOnce: () => void = () => undefined): { signal: AbortSignal; dispose: () => void } {
+export function stopOnSignals(warn: (s: string) => void, stopping: string, atOnce: () => void = () => undefined): { signal: AbortSignal; settled: () => void; dispose: () => void } {
   const controller = new AbortController();
+  let done = false;
   const onSignal = () => {
     if (controller.signal.aborted) {
       try {
-        atOnce();
+        if (!done) atOnce();
       } finally {
         process.exit(ExitCode.cancelled);
       }
@@ -23,6 +24,9 @@ export function stopOnSignals(warn: (s: string) => void, stopping: string, atOnc
   process.on('SIGTERM', onSignal);
   return {
     signal: controller.signal,
+    settled: () => {
+      done = true;
+    },
     dispose: () => {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

@@ -14,7 +14,7 @@ import type { VaultKeys } from './keys.js';
 import { asBuffer, corrupt, hkdf32 } from './validate.js';
 import { jsonPieces } from './json-pieces.js';
 import { runSteps, type Steps } from '../shared/steps.js';
-import { zstdCompressPieces, zstdDecompress } from './zstd.js';
+import { OverLimit, zstdCompressPieces, zstdDecompress } from './zstd.js';
 
 export type ObjectKind = 'index' | 'point' | 'checkpoint' | 'pack-header';
 
@@ -64,7 +64,7 @@ export function* sealSteps(keys: VaultKeys, kind: ObjectKind, name: string, valu
   try {
     frame = yield* zstdCompressPieces(jsonPieces(value, split), LEVEL, MAX_OBJECT_JSON);
   } catch (err) {
-    if (err instanceof RangeError) throw new RangeError(`sealed ${kind} object exceeds MAX_OBJECT_JSON`);
+    if (err instanceof OverLimit) throw new RangeError(`sealed ${kind} object exceeds MAX_OBJECT_JSON`);
     throw err;
   }
   const keyId = Buffer.from(keys.keyId, 'hex');

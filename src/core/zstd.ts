@@ -95,7 +95,7 @@ function utf8Of(s: Stream, piece: string): Buffer {
  * Compresses `pieces` (bytes, or text written as UTF-8) into one zstd frame that records its
  * content size (as zstdCompress does), without knowing that size ahead: the frame is made as one
  * of unknown size, then its header is written again with the size it came to (see withSize). The
- * text is thus made once, not once more first to count its bytes. Throws RangeError once the
+ * text is thus made once, not once more first to count its bytes. Throws OverLimit once the
  * pieces pass `limit` bytes. A step (a `yield`) follows each piece: a caller may do other work
  * between steps (see runSliced), as the frame has a context of its own. Returns the frame in
  * parts, in order (each a buffer of its own).
@@ -110,7 +110,7 @@ export function* zstdCompressPieces(pieces: Iterable<Uint8Array | string>, level
     for (const p of pieces) {
       const piece = typeof p === 'string' ? utf8Of(s, p) : p;
       size += piece.length;
-      if (size > limit) throw new RangeError(`more than ${limit} bytes to compress`);
+      if (size > limit) throw new OverLimit(`more than ${limit} bytes to compress`);
       for (let at = 0; at < piece.length; ) {
         const [, produced, consumed] = c.compressStream2(buf, piece.subarray(at), binding.EndDirective.continue);
         at += consumed;
@@ -132,6 +132,9 @@ export function* zstdCompressPieces(pieces: Iterable<Uint8Array | string>, level
   parts[0] = withSize(parts[0] ?? EMPTY, size);
   return parts;
 }
+
+/** What zstdCompressPieces throws when its pieces pass the limit. */
+export class OverLimit extends RangeError {}
 
 const FRAME_MAGIC = 0xfd2fb528;
 

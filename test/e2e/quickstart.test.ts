@@ -19,6 +19,12 @@ describe('quick start', () => {
     const typo = quickstart(path.join(tmp, 'fodler'));
     expect(typo.status).toBe(2);
     expect(typo.stderr).toContain(`${path.join(tmp, 'fodler')} is not a folder; nothing was done.`);
+    // So are a link to a folder (a backup stores it as a link) and a path beneath a file.
+    await fs.symlink(folder, path.join(tmp, 'link'));
+    expect(quickstart(path.join(tmp, 'link')).status).toBe(2);
+    const under = quickstart(path.join(folder, 'a.txt', 'sub'));
+    expect(under.status).toBe(2);
+    expect(under.stderr).not.toMatch(/^\s+at /m);
     await expect(fs.stat(home)).rejects.toThrow();
     const first = quickstart();
     expect(first.status, first.stdout + first.stderr).toBe(0);

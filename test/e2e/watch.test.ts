@@ -279,10 +279,15 @@ describe('change journal', () => {
     await fs.mkdir(kept);
     const m = await setupMachine(root);
     expectExit(await m.run(['policy', 'set', '--include', kept, path.join(root, 'typo')]), 0);
+    await fs.writeFile(path.join(root, 'file'), 'x\n');
     const w = startWatch(m);
     w.ready.catch(() => undefined); // it never gets ready
     expect(await Promise.race([w.done, sleep(20_000).then(() => 'still running')])).toBe(2);
     expect(w.output()).toContain(`AZBK_PATH_NOT_FOUND: Nothing to watch at ${path.join(root, 'typo')}: it does not exist.`);
+    // Nor beneath a file: not there either.
+    const under = spawnSync(process.execPath, [BIN, 'watch', '--include', path.join(root, 'file', 'sub')], { cwd: REPO, env: { ...process.env, AZBK_HOME: m.home }, encoding: 'utf8', timeout: 20_000 });
+    expect(under.status).toBe(2);
+    expect(under.stderr).toContain(`Nothing to watch at ${path.join(root, 'file', 'sub')}: it does not exist.`);
     expect(w.output()).not.toContain('Watching');
     await expect(fs.stat(path.join(m.home, 'journal', 'session.json'))).rejects.toThrow();
   }, 60_000);

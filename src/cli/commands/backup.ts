@@ -98,6 +98,7 @@ export function backupCommand(program: Command): void {
           });
           await live.stop();
           const status = r.skipped.length > 0 ? 'partial' : 'ok';
+          cancel.settled();
           await recordJob(paths, { jobId: r.jobId, kind: 'backup', status, policyPaths: o.include === undefined, started: r.started, finished: r.finished, point: r.point.id, expired: r.point.expired.length, scan: r.scan, resumedFrom: r.resumed, checkpoints: r.checkpoints, stats: r.stats, skipped: r.skipped.length }, out.warn);
           log.info({ jobId: r.jobId, point: r.point.id, stats: r.stats, skipped: r.skipped.length }, 'backup finished');
           const s = r.stats;
@@ -119,6 +120,7 @@ export function backupCommand(program: Command): void {
             out.result({ status: 'job running' });
             return;
           }
+          cancel.settled();
           await recordFailure(paths, 'backup', started, err, out.warn);
           throw err;
         } finally {

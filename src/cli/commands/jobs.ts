@@ -47,7 +47,7 @@ export function jobsCommand(program: Command): void {
         const { jobs: last, total, unreadable } = await readJobs(paths, n);
         // Recorded as each ends, shown by when each started (the time on each line): a restore
         // run during a long backup comes after it.
-        const shown = last.sort((a, b) => (a.started < b.started ? -1 : a.started > b.started ? 1 : 0));
+        const shown = last.sort((a, b) => Date.parse(a.started) - Date.parse(b.started));
         if (total === 0) out.line('No jobs recorded yet.');
         for (const j of shown) out.line(`${j.started}  ${j.kind.padEnd(7)}  ${j.status.padEnd(9)}  ${seconds(j).padStart(8)}  ${summary(j)}`);
         if (unreadable > 0) out.line(`${unreadable} line(s) of ${paths.jobs} could not be read and are left out.`);

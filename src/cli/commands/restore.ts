@@ -81,6 +81,7 @@ export function restoreCommand(program: Command): void {
             },
           });
         } catch (err) {
+          cancel.settled();
           await recordFailure(paths, 'restore', started, err, out.warn);
           throw err;
         } finally {
@@ -88,6 +89,7 @@ export function restoreCommand(program: Command): void {
           cancel.dispose();
         }
         const status = r.failed.length > 0 ? 'partial' : 'ok';
+        cancel.settled();
         await recordJob(paths, { kind: 'restore', status, started, finished: new Date().toISOString(), point: r.point.id, restored: r.restored, failed: r.failed.length }, out.warn);
         log.info({ point: r.point.id, restored: r.restored, failed: r.failed.length, conflicts: r.conflicts.length }, 'restore finished');
         const s = r.restored;

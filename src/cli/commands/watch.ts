@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { journalFiles, runWatcher, watcherRunning } from '../../agent/journal.js';
 import { loadPolicy } from '../../agent/policy.js';
 import { AzbkError } from '../../shared/errors.js';
+import { errnoCode } from '../../shared/files.js';
 import { action } from '../run.js';
 
 interface Opts {
@@ -31,9 +32,16 @@ export function watchCommand(program: Command): void {
         if (include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'Nothing to watch: no --include and no policy.');
         // A path that is not there has nothing to watch: chokidar would wait for it in its parent,
         // and the watcher would stop (exit 2) only once it appeared.
-        const missing = include.filter((p) => fs.lstatSync(p, { throwIfNoEntry: false }) === undefined);
-        if (missing.length > 0) {
-          throw new AzbkError('AZBK_PATH_NOT_FOUND', `Nothing to watch at ${missing.join(', ')}: ${missing.length === 1 ? 'it does' : 'they do'} not exist.`, {
+        for (const p of include) {
+          let code: string | null = null;
+          try {
+            fs.lstatSync(p);
+          } catch (err) {
+            code = errnoCode(err) ?? 'EIO';
+          }
+          if (code === null) continue;
+          const why = code === 'ENOENT' || code === 'ENOTDIR' ? 'it does not exist' : `it cannot be examined (${code})`;
+          throw new AzbkError('AZBK_PATH_NOT_FOUND', `Nothing to watch at ${p}: ${why}.`, {
             hint: 'Start azbk watch once the folder is there, or take it out of the policy (azbk policy set --include ...).',
           });
         }
