@@ -136,7 +136,13 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
     c.holdReads(); // the walk looks up rows for every folder
     return c;
   };
-  let cache = open();
+  let cache: FileCache;
+  try {
+    cache = open();
+  } catch (err) {
+    await lock.release(); // a cache that cannot be opened ends the job before it starts
+    throw err;
+  }
   try {
     let carried: Counted = { readBytes: 0, uploadedBytes: 0 };
     let remade = false;

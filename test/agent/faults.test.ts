@@ -80,6 +80,20 @@ async function backupError(m: TestMachine, opts: BackupOptions): Promise<AzbkErr
 
 const isPack = (key: string) => key.startsWith('packs/');
 
+describe('a local cache that cannot be opened', () => {
+  it('fails the job and gives the job lock up: the next job in this process runs', async () => {
+    const m = await createMachine();
+    const src = await makeSource(m);
+    const cacheDir = path.join(m.ctx.paths.home, 'cache');
+    await fs.rm(cacheDir, { recursive: true, force: true });
+    await fs.writeFile(cacheDir, 'a file where the cache folder goes\n');
+    await expect(runBackup(m.ctx, { include: [src] })).rejects.toThrow();
+    await fs.rm(cacheDir);
+    const res = await runBackup(m.ctx, { include: [src] });
+    expect(res.skipped).toEqual([]);
+  });
+});
+
 describe('transient store failures', () => {
   it('retries failed and lost puts: the backup succeeds and restores exactly', async () => {
     const m = await createMachine();

@@ -58,6 +58,25 @@ function startBackup(m: Machine, args: readonly string[]) {
   return { stop: (s: NodeJS.Signals) => child.kill(s), done, stderr: () => stderr };
 }
 
+/**
+ * A backup of a tree of 128 MiB in files of 48, 48 and 32 MiB and 10 small ones, uploading at
+ * `upload` per second, once its first checkpoint is in the vault (so that a test stopping it does
+ * not race the job's start).
+ */
+async function backupUntilCheckpoint(prefix: string, upload: string) {
+  const root = await makeTempDir(prefix);
+  const src = path.join(root, 'src');
+  const size = await makeTree(src, [48, 48, 32], 10);
+  const m = await setupMachine(root);
+  const job = startBackup(m, ['--include', src, '--checkpoint-bytes', '16M', '--limit-upload', upload]);
+  for (let i = 0; i < 200; i++) {
+    const names = await fs.readdir(path.join(m.vault.dir, 'checkpoints'), { recursive: true }).catch(() => []);
+    if (names.some((n) => /-000001$/.test(String(n)))) break;
+    await sleep(25);
+  }
+  return { src, size, m, job };
+}
+
 async function expectSameTree(a: string, b: string): Promise<number> {
   const names = (await fs.readdir(a, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
   for (const e of names) {
@@ -116,18 +135,7 @@ describe('checkpoints', () => {
   }, 180_000);
 
   it('saves a checkpoint on SIGINT, exits 130, and the next run continues from it', async () => {
-    const root = await makeTempDir('azbk-sigint-');
-    const src = path.join(root, 'src');
-    const size = await makeTree(src, [48, 48, 32], 10);
-    const m = await setupMachine(root);
-
-    const job = startBackup(m, ['--include', src, '--checkpoint-bytes', '16M', '--limit-upload', '32M']);
-    // Stop once the first checkpoint is in the vault, so the test does not race the job's start.
-    for (let i = 0; i < 200; i++) {
-      const names = await fs.readdir(path.join(m.vault.dir, 'checkpoints'), { recursive: true }).catch(() => []);
-      if (names.some((n) => /-000001$/.test(String(n)))) break;
-      await sleep(25);
-    }
+    const { src, size, m, job } = await backupUntilCheckpoint('azbk-sigint-', '32M');
     job.stop('SIGINT');
     const r = await job.done;
     expect(r.code, r.stderr).toBe(130);
@@ -148,17 +156,7 @@ describe('checkpoints', () => {
   }, 120_000);
 
   it('stops at once on a second SIGINT (130): gives up the lock and the progress file, records the job, and the next run continues', async () => {
-    const root = await makeTempDir('azbk-sigint2-');
-    const src = path.join(root, 'src');
-    const size = await makeTree(src, [48, 48, 32], 10);
-    const m = await setupMachine(root);
-
-    const job = startBackup(m, ['--include', src, '--checkpoint-bytes', '16M', '--limit-upload', '16M']);
-    for (let i = 0; i < 200; i++) {
-      const names = await fs.readdir(path.join(m.vault.dir, 'checkpoints'), { recursive: true }).catch(() => []);
-      if (names.some((n) => /-000001$/.test(String(n)))) break;
-      await sleep(25);
-    }
+    const { src, size, m, job } = await backupUntilCheckpoint('azbk-sigint2-', '16M');
     expect(await fs.stat(path.join(m.home, 'job.lock'))).toBeTruthy();
     job.stop('SIGINT');
     for (let i = 0; i < 400 && !job.stderr().includes('stopping'); i++) await sleep(5);
