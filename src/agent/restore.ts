@@ -576,7 +576,8 @@ function makeTarget(target: string): void {
   while (!fs.existsSync(existing) && path.dirname(existing) !== existing) existing = path.dirname(existing);
   if (existing !== abs) trustedWay(existing, abs);
   try {
-    makeFoldersSync(abs);
+    // Never writable by others, whatever the umask (0 would make them so, and refused once made).
+    makeFoldersSync(abs, 0o755);
   } catch (err) {
     throw creating(abs, err);
   }

@@ -3,12 +3,13 @@
  * it did not make, land two different paths on one place, or hand back a setuid program (owners
  * are not restored).
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { restoreLocation } from '../../src/agent/fspath.js';
 import { settleDir } from '../../src/agent/restore-files.js';
-import { backup, expectExit, expectNoStack, parseJson, pointFixture, setupMachine } from '../helpers/cli.js';
+import { BIN, REPO, backup, expectExit, expectNoStack, parseJson, pointFixture, setupMachine } from '../helpers/cli.js';
 import { listFiles } from '../helpers/fs-tree.js';
 
 const fx = pointFixture(async (src) => {
@@ -75,6 +76,17 @@ describe.skipIf(process.platform === 'win32')('restore safety', () => {
     expect(linked.stderr).toContain(`${open}: anyone may rename what is in it`);
     expect(await fs.readdir(safe)).toEqual([]);
     await fs.rm(path.join(open, 'link'));
+    // With a umask of 0 the target's folders are still made writable by their owner alone: they
+    // would be refused once made, and left behind.
+    const loose = fresh('umask0');
+    const umask0 = spawnSync('sh', ['-c', 'umask 0 && exec "$0" "$@"', process.execPath, BIN, 'restore', '--point', 'latest', '--target', path.join(loose, 'a', 'b')], {
+      cwd: REPO,
+      env: { ...process.env, AZBK_HOME: fx.machine.home },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(umask0.status, umask0.stderr).toBe(0);
+    expect((await fs.stat(path.join(loose, 'a'))).mode & 0o777).toBe(0o755);
     await fs.chmod(open, 0o1777); // sticky, as /tmp is: others cannot rename what is not theirs
     expectExit(await fx.machine.run(['restore', '--point', 'latest', '--target', path.join(open, 'target')]), 0);
   });
