@@ -608,9 +608,12 @@ function trustedWay(dir: string, target: string): void {
  * Why a restore must not write in or below this existing folder, or null. Whoever can rename what
  * is in a folder can swap a folder the restore just made for a link, between the restore's check
  * and its writes: so a folder on the way must belong to this user or to root, and others may
- * write in it only if it is sticky (/tmp), where they cannot rename what is not theirs.
+ * write in it only if it is sticky (/tmp), where they cannot rename what is not theirs. Not on
+ * Windows, whose permissions are access lists the mode does not show: Node reports every folder
+ * there as writable by all (0666), which would refuse every restore.
  */
-export function untrusted(st: fs.Stats): string | null {
+export function untrusted(st: Pick<fs.Stats, 'mode' | 'uid'>, platform: NodeJS.Platform = process.platform): string | null {
+  if (platform === 'win32') return null;
   if (!ownedByUserOrRoot(st)) return `it belongs to another user (uid ${st.uid}), who could send the restore elsewhere`;
   if ((st.mode & 0o002) !== 0 && (st.mode & 0o1000) === 0) return 'anyone may rename what is in it, and so send the restore elsewhere';
   return null;
@@ -631,7 +634,7 @@ function creating(at: string, err: unknown): unknown {
 }
 
 /** Whether this user or root owns it (always, where there are no such owners: Windows). */
-function ownedByUserOrRoot(st: fs.Stats): boolean {
+function ownedByUserOrRoot(st: Pick<fs.Stats, 'uid'>): boolean {
   const uid = process.getuid?.();
   return uid === undefined || st.uid === 0 || st.uid === uid;
 }
