@@ -149,6 +149,8 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
     for (let attempt = 1; ; attempt++) {
       const resume = await findResumable(ctx.session, ctx.keys);
       const job = new BackupJob(ctx, resume, cache, opts, carried);
+      // Status names the job that runs, the one its point and history name (not needed to run it).
+      await lock.relabel(job.id).catch(() => undefined);
       try {
         return await job.run();
       } catch (err) {

@@ -7,10 +7,12 @@ import { rmSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AzbkError } from '../shared/errors.js';
-import { errnoCode, readJsonFile } from '../shared/files.js';
+import { errnoCode, readJsonFile, writeFileAtomic } from '../shared/files.js';
 import { processAlive } from '../shared/process.js';
 
 export interface JobLock {
+  /** Names another job as the holder (a backup knows its id, or the job it continues, only once it holds the lock). */
+  relabel(jobId: string): Promise<void>;
   release(): Promise<void>;
 }
 
@@ -79,7 +81,8 @@ export async function lockHolder(file: string): Promise<LockHolder | null> {
 
 /** Takes the machine's job lock; AZBK_JOB_RUNNING when a live process (this one included) holds it. */
 export async function acquireJobLock(file: string, job: { jobId: string; kind: string }): Promise<JobLock> {
-  const body = JSON.stringify({ pid: process.pid, jobId: job.jobId, kind: job.kind, started: new Date().toISOString() });
+  const started = new Date().toISOString();
+  const body = JSON.stringify({ pid: process.pid, jobId: job.jobId, kind: job.kind, started });
   const key = path.resolve(file);
   const running = (held: LockBody | null) =>
     new AzbkError('AZBK_JOB_RUNNING', `Another ${String(held?.kind ?? 'azbk')} job (${String(held?.jobId ?? '?')}, process ${String(held?.pid ?? process.pid)}) is running on this machine.`);
@@ -106,6 +109,8 @@ export async function acquireJobLock(file: string, job: { jobId: string; kind: s
       };
       process.once('exit', atExit);
       return {
+        // Written whole under a temporary name, then renamed over the lock: it never stops existing.
+        relabel: (jobId) => writeFileAtomic(file, JSON.stringify({ pid: process.pid, jobId, kind: job.kind, started }), { mode: 0o600 }),
         release: async () => {
           process.off('exit', atExit);
           heldHere.delete(key);

@@ -3,17 +3,34 @@
  * job running, and only that process's own, well-formed progress file is its progress.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runBackup } from '../../src/agent/backup.js';
 import { progressFile, runningJob } from '../../src/agent/running.js';
 import { homePaths } from '../../src/shared/paths.js';
+import { createMachine } from '../helpers/machine.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const BACKUP = { kind: 'backup', files: 3, bytes: 300, readBytes: 200, newBytes: 100, uploadedBytes: 50 } as const;
 
 describe('running job', () => {
+  it('is named as the backup job its point and history name', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await fs.mkdir(src);
+    await fs.writeFile(path.join(src, 'a.txt'), 'running\n');
+    let locked: unknown;
+    const r = await runBackup(m.ctx, {
+      include: [src],
+      onEvent: (e) => {
+        if (e.type === 'start') locked = (JSON.parse(readFileSync(m.ctx.paths.lock, 'utf8')) as { jobId: unknown }).jobId;
+      },
+    });
+    expect(locked).toBe(r.jobId);
+  });
+
   it('is the live holder of the job lock, with its own progress file only', async () => {
     const paths = homePaths(await makeTempDir('azbk-running-'));
     expect(await runningJob(paths)).toBeNull();
