@@ -20,18 +20,10 @@ export interface JobRecord {
 /**
  * Appends a job record (owner-only file), on a line of its own also after a line a crash cut
  * short. The history is bookkeeping: a failure to write it is reported to `warn` and does not fail
- * the job it records.
+ * the job it records. Synchronous: a record is one small append, and a process about to exit (a
+ * second Ctrl-C), where nothing asynchronous runs any more, records its job too.
  */
-export function recordJob(paths: HomePaths, rec: JobRecord, warn: (text: string) => void): Promise<void> {
-  recordJobNow(paths, rec, warn);
-  return Promise.resolve();
-}
-
-/**
- * recordJob, synchronously: also in a process about to exit (a second Ctrl-C), where nothing
- * asynchronous runs any more. A record is one small append.
- */
-export function recordJobNow(paths: HomePaths, rec: JobRecord, warn: (text: string) => void): void {
+export function recordJob(paths: HomePaths, rec: JobRecord, warn: (text: string) => void): void {
   try {
     makeFoldersSync(paths.home, 0o700);
     const fd = openSync(paths.jobs, 'a+', 0o600);
@@ -49,9 +41,9 @@ export function recordJobNow(paths: HomePaths, rec: JobRecord, warn: (text: stri
 }
 
 /** Records a job that ended with `err`: cancelled for AZBK_CANCELLED, otherwise failed, with its code. */
-export async function recordFailure(paths: HomePaths, kind: JobRecord['kind'], started: string, err: unknown, warn: (text: string) => void): Promise<void> {
+export function recordFailure(paths: HomePaths, kind: JobRecord['kind'], started: string, err: unknown, warn: (text: string) => void): void {
   const code = err instanceof AzbkError ? err.code : 'AZBK_INTERNAL';
-  await recordJob(paths, { kind, status: code === 'AZBK_CANCELLED' ? 'cancelled' : 'failed', started, finished: new Date().toISOString(), error: code }, warn);
+  recordJob(paths, { kind, status: code === 'AZBK_CANCELLED' ? 'cancelled' : 'failed', started, finished: new Date().toISOString(), error: code }, warn);
 }
 
 const KINDS = new Set(['backup', 'restore']);

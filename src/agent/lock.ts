@@ -82,7 +82,7 @@ export async function lockHolder(file: string): Promise<LockHolder | null> {
 /** Takes the machine's job lock; AZBK_JOB_RUNNING when a live process (this one included) holds it. */
 export async function acquireJobLock(file: string, job: { jobId: string; kind: string }): Promise<JobLock> {
   const started = new Date().toISOString();
-  const body = JSON.stringify({ pid: process.pid, jobId: job.jobId, kind: job.kind, started });
+  const bodyOf = (jobId: string) => JSON.stringify({ pid: process.pid, jobId, kind: job.kind, started });
   const key = path.resolve(file);
   const running = (held: LockBody | null) =>
     new AzbkError('AZBK_JOB_RUNNING', `Another ${String(held?.kind ?? 'azbk')} job (${String(held?.jobId ?? '?')}, process ${String(held?.pid ?? process.pid)}) is running on this machine.`);
@@ -93,7 +93,7 @@ export async function acquireJobLock(file: string, job: { jobId: string; kind: s
       // Written whole under a temporary name, then linked into place: nobody ever reads a lock
       // file that exists but is still empty.
       const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-      await fs.writeFile(tmp, body, { flag: 'wx', mode: 0o600 });
+      await fs.writeFile(tmp, bodyOf(job.jobId), { flag: 'wx', mode: 0o600 });
       try {
         await fs.link(tmp, file);
       } finally {
@@ -110,7 +110,7 @@ export async function acquireJobLock(file: string, job: { jobId: string; kind: s
       process.once('exit', atExit);
       return {
         // Written whole under a temporary name, then renamed over the lock: it never stops existing.
-        relabel: (jobId) => writeFileAtomic(file, JSON.stringify({ pid: process.pid, jobId, kind: job.kind, started }), { mode: 0o600 }),
+        relabel: (jobId) => writeFileAtomic(file, bodyOf(jobId), { mode: 0o600 }),
         release: async () => {
           process.off('exit', atExit);
           heldHere.delete(key);

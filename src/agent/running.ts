@@ -5,7 +5,6 @@
  * the job ends. Status believes it only while the process that holds the lock, and wrote it, runs.
  */
 import { readFileSync, rmSync } from 'node:fs';
-import fs from 'node:fs/promises';
 import { readJsonFile, writeFileAtomic } from '../shared/files.js';
 import type { HomePaths } from '../shared/paths.js';
 import { lockHolder, type LockHolder } from './lock.js';
@@ -38,8 +37,9 @@ export function progressFile(paths: HomePaths): ProgressFile {
     // One write at a time; a failed one changes nothing for the job (status shows no progress).
     writing = writing.then(() => writeFileAtomic(paths.progress, JSON.stringify({ pid: process.pid, at: Date.now(), progress: record }), { mode: 0o600 }).catch(() => undefined));
   };
-  // A process that exits at once (a second Ctrl-C) still removes its own.
-  const atExit = () => {
+  // Only its own: the job lock is released before this, and the next job may have written one.
+  // Synchronous, for a process that exits at once (a second Ctrl-C) removes its own too.
+  const removeOwn = () => {
     try {
       const file = JSON.parse(readFileSync(paths.progress, 'utf8')) as { pid?: unknown } | null;
       if (file?.pid === process.pid) rmSync(paths.progress, { force: true });
@@ -49,7 +49,7 @@ export function progressFile(paths: HomePaths): ProgressFile {
   };
   return {
     follow(snapshot) {
-      if (timer === null) process.once('exit', atExit);
+      if (timer === null) process.once('exit', removeOwn);
       else clearInterval(timer);
       write(snapshot());
       timer = setInterval(() => write(snapshot()), EVERY_MS);
@@ -58,13 +58,11 @@ export function progressFile(paths: HomePaths): ProgressFile {
     async stop() {
       if (timer !== null) {
         clearInterval(timer);
-        process.off('exit', atExit);
+        process.off('exit', removeOwn);
       }
       timer = null;
       await writing;
-      // Only its own: the job lock is released before this, and the next job may have written one.
-      const file = (await readJsonFile(paths.progress).catch(() => null)) as { pid?: unknown } | null;
-      if (file?.pid === process.pid) await fs.rm(paths.progress, { force: true }).catch(() => undefined);
+      removeOwn();
     },
   };
 }

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { runBackup } from '../../agent/backup.js';
 import { openAgent } from '../../agent/context.js';
-import { lastGoodBackup, recordFailure, recordJob, recordJobNow } from '../../agent/jobs.js';
+import { lastGoodBackup, recordFailure, recordJob } from '../../agent/jobs.js';
 import { missedRun } from '../../core/schedule.js';
 import { loadPolicy } from '../../agent/policy.js';
 import { AzbkError, ExitCode, isAzbkError } from '../../shared/errors.js';
@@ -78,7 +78,7 @@ export function backupCommand(program: Command): void {
         const line = live.erasing(out.line);
         // Ctrl-C once: stop at the next safe point after saving a checkpoint; twice: at once (the previous checkpoint still counts).
         const cancel = stopOnSignals(live.erasing(out.warn), 'stopping: saving a checkpoint (press Ctrl-C again to stop at once)', () =>
-          recordJobNow(paths, { kind: 'backup', status: 'cancelled', started, finished: new Date().toISOString(), error: 'AZBK_CANCELLED' }, out.warn),
+          recordFailure(paths, 'backup', started, new AzbkError('AZBK_CANCELLED', 'Stopped at once.'), out.warn),
         );
         try {
           const r = await runBackup(ctx, {
@@ -99,7 +99,7 @@ export function backupCommand(program: Command): void {
           await live.stop();
           const status = r.skipped.length > 0 ? 'partial' : 'ok';
           cancel.settled();
-          await recordJob(paths, { jobId: r.jobId, kind: 'backup', status, policyPaths: o.include === undefined, started: r.started, finished: r.finished, point: r.point.id, expired: r.point.expired.length, scan: r.scan, resumedFrom: r.resumed, checkpoints: r.checkpoints, stats: r.stats, skipped: r.skipped.length }, out.warn);
+          recordJob(paths, { jobId: r.jobId, kind: 'backup', status, policyPaths: o.include === undefined, started: r.started, finished: r.finished, point: r.point.id, expired: r.point.expired.length, scan: r.scan, resumedFrom: r.resumed, checkpoints: r.checkpoints, stats: r.stats, skipped: r.skipped.length }, out.warn);
           log.info({ jobId: r.jobId, point: r.point.id, stats: r.stats, skipped: r.skipped.length }, 'backup finished');
           const s = r.stats;
           out.line(`Recovery point ${r.point.id} created at ${r.point.time}.`);
@@ -121,7 +121,7 @@ export function backupCommand(program: Command): void {
             return;
           }
           cancel.settled();
-          await recordFailure(paths, 'backup', started, err, out.warn);
+          recordFailure(paths, 'backup', started, err, out.warn);
           throw err;
         } finally {
           await live.stop();

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { openAgent } from '../../agent/context.js';
-import { recordFailure, recordJob, recordJobNow } from '../../agent/jobs.js';
+import { recordFailure, recordJob } from '../../agent/jobs.js';
 import { readPassphraseFile } from '../../agent/passphrase.js';
 import { runRestore, type ConflictRule } from '../../agent/restore.js';
 import { AzbkError, ExitCode } from '../../shared/errors.js';
@@ -57,7 +57,7 @@ export function restoreCommand(program: Command): void {
         const live = jobProgress(paths, o.json === true);
         // Ctrl-C once: finish the files being written, remove unfinished ones, give folders their modes; twice: stop at once.
         const cancel = stopOnSignals(live.erasing(out.warn), 'stopping: finishing the files being written (press Ctrl-C again to stop at once)', () =>
-          recordJobNow(paths, { kind: 'restore', status: 'cancelled', started, finished: new Date().toISOString(), error: 'AZBK_CANCELLED' }, out.warn),
+          recordFailure(paths, 'restore', started, new AzbkError('AZBK_CANCELLED', 'Stopped at once.'), out.warn),
         );
         try {
           const ctx = await withLimits(await openAgent(paths), o);
@@ -82,7 +82,7 @@ export function restoreCommand(program: Command): void {
           });
         } catch (err) {
           cancel.settled();
-          await recordFailure(paths, 'restore', started, err, out.warn);
+          recordFailure(paths, 'restore', started, err, out.warn);
           throw err;
         } finally {
           await live.stop();
@@ -90,7 +90,7 @@ export function restoreCommand(program: Command): void {
         }
         const status = r.failed.length > 0 ? 'partial' : 'ok';
         cancel.settled();
-        await recordJob(paths, { kind: 'restore', status, started, finished: new Date().toISOString(), point: r.point.id, restored: r.restored, failed: r.failed.length }, out.warn);
+        recordJob(paths, { kind: 'restore', status, started, finished: new Date().toISOString(), point: r.point.id, restored: r.restored, failed: r.failed.length }, out.warn);
         log.info({ point: r.point.id, restored: r.restored, failed: r.failed.length, conflicts: r.conflicts.length }, 'restore finished');
         const s = r.restored;
         out.line(`Restored point ${r.point.id} of ${r.machineName}${r.target === null ? ' to its original location' : ` under ${r.target}`}.`);
