@@ -15,33 +15,13 @@
 import { createCipheriv, createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { emptyDir, treeArgs } from './tree-args.mjs';
 
-function usage(msg) {
-  if (msg) process.stderr.write(`make-big-files: ${msg}\n`);
-  process.stderr.write('usage: node bench/make-big-files.mjs DIR [--files K] [--gib N] [--compressible F] [--seed S]\n');
-  process.exit(2);
-}
-
-const args = process.argv.slice(2);
-const o = { dir: null, files: 2, gib: 2, compressible: 0.5, seed: '1' };
-for (let i = 0; i < args.length; i++) {
-  const a = args[i];
-  const val = () => args[++i] ?? usage(`${a} needs a value`);
-  if (a === '--files') o.files = Number(val());
-  else if (a === '--gib') o.gib = Number(val());
-  else if (a === '--compressible') o.compressible = Number(val());
-  else if (a === '--seed') o.seed = val();
-  else if (a.startsWith('-')) usage(`unknown option ${a}`);
-  else if (o.dir === null) o.dir = path.resolve(a);
-  else usage('only one DIR');
-}
-if (o.dir === null) usage('DIR is required');
+const { o, usage } = treeArgs('make-big-files', 'DIR [--files K] [--gib N] [--compressible F] [--seed S]', { files: 2, gib: 2, compressible: 0.5, seed: '1' });
 if (!Number.isInteger(o.files) || o.files < 1) usage('--files must be a positive integer');
 if (!(o.gib > 0)) usage('--gib must be positive');
 if (!(o.compressible >= 0 && o.compressible <= 1)) usage('--compressible must be from 0 to 1');
-
-fs.mkdirSync(o.dir, { recursive: true });
-if (fs.readdirSync(o.dir).length > 0) usage(`${o.dir} is not empty`);
+emptyDir(o.dir, usage);
 
 const BLOCK = 1 << 20;
 const size = Math.round(o.gib * 1024 ** 3);

@@ -13,31 +13,12 @@
 import { createCipheriv, createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { emptyDir, treeArgs } from './tree-args.mjs';
 
-function usage(msg) {
-  if (msg) process.stderr.write(`make-small-files: ${msg}\n`);
-  process.stderr.write('usage: node bench/make-small-files.mjs DIR [--folders F] [--files M] [--seed S]\n');
-  process.exit(2);
-}
-
-const args = process.argv.slice(2);
-const o = { dir: null, folders: 5000, files: 100, seed: '1' };
-for (let i = 0; i < args.length; i++) {
-  const a = args[i];
-  const val = () => args[++i] ?? usage(`${a} needs a value`);
-  if (a === '--folders') o.folders = Number(val());
-  else if (a === '--files') o.files = Number(val());
-  else if (a === '--seed') o.seed = val();
-  else if (a.startsWith('-')) usage(`unknown option ${a}`);
-  else if (o.dir === null) o.dir = path.resolve(a);
-  else usage('only one DIR');
-}
-if (o.dir === null) usage('DIR is required');
+const { o, usage } = treeArgs('make-small-files', 'DIR [--folders F] [--files M] [--seed S]', { folders: 5000, files: 100, seed: '1' });
 if (!Number.isInteger(o.folders) || o.folders < 1) usage('--folders must be a positive integer');
 if (!Number.isInteger(o.files) || o.files < 1) usage('--files must be a positive integer');
-
-fs.mkdirSync(o.dir, { recursive: true });
-if (fs.readdirSync(o.dir).length > 0) usage(`${o.dir} is not empty`);
+emptyDir(o.dir, usage);
 
 const key = createHash('sha256').update(`azbk-bench-small-files:${o.seed}`).digest();
 const stream = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
