@@ -10,10 +10,13 @@ export type { Logger };
 
 const REDACT = ['passphrase', 'secret', 'machineSecret', 'masterKey', 'key', 'token', 'connectionString', '*.secret', '*.passphrase', '*.token'];
 
-/** Opens the log file under `logDir` (created 0700); a silent logger if `logDir` is null. */
+/**
+ * Opens the log file under `logDir` (the folder made 0700, the file owner-only: an error it records
+ * can name files and folders); a silent logger if `logDir` is null.
+ */
 export function openLogger(logDir: string | null, level = process.env.AZBK_LOG_LEVEL ?? 'info'): Logger {
   if (logDir === null) return pino({ level: 'silent' });
   makeFoldersSync(logDir, 0o700);
-  const dest = pino.destination({ dest: path.join(logDir, 'azbk.log'), sync: true, mkdir: true });
+  const dest = pino.destination({ dest: path.join(logDir, 'azbk.log'), sync: true, mkdir: true, mode: 0o600 });
   return pino({ level, redact: { paths: REDACT, censor: '[redacted]' }, base: { pid: process.pid } }, dest);
 }

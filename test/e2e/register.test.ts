@@ -49,6 +49,11 @@ describe.concurrent('register', () => {
     expect(reg.newKeyFamily).toBe(true);
     expect((await fs.stat(path.join(home, 'secrets.json'))).mode & 0o777).toBe(0o600);
     expect((await fs.stat(path.join(home, 'registration.json'))).isFile()).toBe(true);
+    // Every file under AZBK_HOME is the owner's alone, the log (which names files) included.
+    const modes = new Map<string, number>();
+    for (const f of await fs.readdir(home, { recursive: true })) modes.set(f, (await fs.stat(path.join(home, f))).mode & 0o777);
+    expect(modes.get(path.join('logs', 'azbk.log'))).toBe(0o600);
+    for (const [f, mode] of modes) expect(mode & 0o077, f).toBe(0);
     // The passphrase itself is not stored anywhere under AZBK_HOME.
     for (const f of await fs.readdir(home, { recursive: true })) {
       const p = path.join(home, f);
