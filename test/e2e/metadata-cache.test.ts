@@ -19,6 +19,15 @@ async function write(file: string, text: string): Promise<void> {
 /** How long after its last write a file is read as settled (see racy in backup.ts), and a margin. */
 const RACY_WAIT_MS = 2_100;
 
+/**
+ * Waits until files last written at `written` (ms) are settled: a file changed within two seconds
+ * before its read is read again by the next backup (its times may not show a write in the same
+ * tick), whatever the cache holds.
+ */
+async function settled(written: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, written + RACY_WAIT_MS - Date.now())));
+}
+
 describe('metadata cache', () => {
   it.skipIf(process.platform === 'win32')('reuses unchanged folders and still sees every change beneath them', async (ctx) => {
     const root = await tempDir(ctx, 'azbk-cache-');
@@ -30,9 +39,8 @@ describe('metadata cache', () => {
     const written = Date.now();
     const m = await setupMachine(root);
 
-    // A file changed within two seconds before its read is read again by the next backup (its
-    // times may not show a write in the same tick): the first backup comes later.
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, written + RACY_WAIT_MS - Date.now())));
+    // The first backup comes once the files are settled, so that the second reads none of them.
+    await settled(written);
     const first = await backup(m, [src]);
     expect(first.stats.files).toBe(30);
     expect(first.stats.readBytes, 'a first backup reads every file').toBe(first.stats.bytes);
@@ -123,11 +131,15 @@ describe('metadata cache', () => {
     const root = await makeTempDir('azbk-cache-');
     const src = path.join(root, 'src');
     for (let f = 0; f < 40; f++) await write(path.join(src, `d${f % 4}`, `f${f}.txt`), `file ${f}\n`.repeat(200));
+    const written = Date.now();
     const m = await setupMachine(root);
     await backup(m, [src]);
     const dir = path.join(m.home, 'cache');
     const [file] = (await fs.readdir(dir)).filter((n) => n.endsWith('.sqlite'));
     await damage(path.join(dir, file!));
+    // The backup that makes the cache anew reads the files once they are settled: the cache then
+    // remembers them, and the last backup below reads none.
+    await settled(written);
 
     const r = await backup(m, [src]);
     expect(r.warnings).toEqual([{ path: path.join(dir, file!), reason: expect.stringMatching(/local cache was damaged, and was made anew/) }]);
