@@ -2,8 +2,9 @@
  * The agent's log: pino JSON lines in AZBK_HOME/logs/azbk.log. Secrets never reach it: callers log
  * ids and counts, and the redact list catches the field names that could carry one.
  */
-import { makeFoldersSync } from './files.js';
+import fs from 'node:fs';
 import path from 'node:path';
+import { makeFoldersSync } from './files.js';
 import { pino, type Logger } from 'pino';
 
 export type { Logger };
@@ -17,6 +18,15 @@ const REDACT = ['passphrase', 'secret', 'machineSecret', 'masterKey', 'key', 'to
 export function openLogger(logDir: string | null, level = process.env.AZBK_LOG_LEVEL ?? 'info'): Logger {
   if (logDir === null) return pino({ level: 'silent' });
   makeFoldersSync(logDir, 0o700);
-  const dest = pino.destination({ dest: path.join(logDir, 'azbk.log'), sync: true, mkdir: true, mode: 0o600 });
+  const fd = fs.openSync(path.join(logDir, 'azbk.log'), 'a', 0o600);
+  // A log an earlier version made kept the mode it was made with (0644).
+  if (process.platform !== 'win32') {
+    try {
+      fs.fchmodSync(fd, 0o600);
+    } catch {
+      // not this user's file (another user ran azbk with this AZBK_HOME): it stays as it is
+    }
+  }
+  const dest = pino.destination({ fd, sync: true });
   return pino({ level, redact: { paths: REDACT, censor: '[redacted]' }, base: { pid: process.pid } }, dest);
 }

@@ -54,6 +54,10 @@ describe.concurrent('register', () => {
     for (const f of await fs.readdir(home, { recursive: true })) modes.set(f, (await fs.stat(path.join(home, f))).mode & 0o777);
     expect(modes.get(path.join('logs', 'azbk.log'))).toBe(0o600);
     for (const [f, mode] of modes) expect(mode & 0o077, f).toBe(0);
+    // A log an earlier version made readable by others is made owner-only by the next command.
+    await fs.chmod(path.join(home, 'logs', 'azbk.log'), 0o644);
+    expectExit(await runCli(['points'], { home }), 0);
+    expect((await fs.stat(path.join(home, 'logs', 'azbk.log'))).mode & 0o777).toBe(0o600);
     // The passphrase itself is not stored anywhere under AZBK_HOME.
     for (const f of await fs.readdir(home, { recursive: true })) {
       const p = path.join(home, f);
