@@ -1029,7 +1029,7 @@ function openEntriesBound(workers: number, perWorker = OPEN_ENTRIES_PER_WORKER):
  * jiffy on Linux before 6.13, 2 s on FAT), so a write in the same tick as the read, after it,
  * would leave the size and times the read saw.
  */
-const RACY_MS = 2000;
+export const RACY_MS = 2000;
 
 /** The change time a racy file is remembered under: never a file's, so it never matches. */
 const RACY_CTIME = '-1';

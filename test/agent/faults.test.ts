@@ -18,6 +18,7 @@ import { layout } from '../../src/vault/layout.js';
 import { FsBlobStore } from '../../src/vault/storage/fs-store.js';
 import { expectSameBytes, expectSameTree, listFiles, writeRandomFile } from '../helpers/fs-tree.js';
 import { createMachine, dataOnlyPack, filesInPack, readPoint, withMethods, type TestMachine } from '../helpers/machine.js';
+import { settled } from '../helpers/racy.js';
 
 // Backups read files in worker threads; under vitest those run from a bundle of their source.
 
@@ -207,7 +208,7 @@ describe('checkpoints of many small files', () => {
     const src = path.join(m.dir, 'src');
     await fs.mkdir(src, { recursive: true });
     for (let i = 0; i < 40; i++) await fs.writeFile(path.join(src, `f${String(i).padStart(2, '0')}.txt`), `small file ${i}\n`);
-    await sleep(2_100); // a file changed just before it is read is in no checkpoint (see racy)
+    await settled(); // a file changed just before it is read is in no checkpoint (see racy)
     const listed: number[] = [];
     const session = withMethods(m.ctx.session, (s) => ({
       putCheckpoint: (p) => {
@@ -282,7 +283,7 @@ describe('a resumed job stopped again', () => {
     // More entries in a/ than the walk holds before it finishes one folder first: z/ waits for a/.
     const small = (n: number, tag: string) => Promise.all(Array.from({ length: n }, (_, i) => writeRandomFile(path.join(src, 'a', `${tag}-${String(i).padStart(4, '0')}.bin`), 8 * 1024)));
     await small(1100, 'first');
-    await sleep(2100); // older than a racy read (see racy in backup.ts): finished files are remembered
+    await settled(); // older than a racy read: finished files are remembered
     const stopAfter = async (checkpoints: number) => {
       const before = (await m.ctx.session.listCheckpoints()).length;
       m.faulty.fail('put', { match: (k) => k.startsWith('checkpoints/'), after: checkpoints, times: Infinity });
@@ -294,7 +295,7 @@ describe('a resumed job stopped again', () => {
     expect(await stopAfter(6)).toBe(6);
     // New files before it: the resumed job's first checkpoints come before it reaches big.bin again.
     await small(1100, 'second');
-    await sleep(2100);
+    await settled();
     expect(await stopAfter(6)).toBe(6);
     const res = await runBackup(m.ctx, { include: [src], checkpointBytes: 4 * MiB, workers: 1 });
     expect(res.resumed).not.toBeNull();

@@ -15,6 +15,7 @@ import type { PointInfo } from '../../src/vault/api.js';
 import { layout } from '../../src/vault/layout.js';
 import { prune, prunedPacks } from '../../src/vault/prune.js';
 import { createMachine, readPoint, rootTree, withMethods, type TestMachine } from '../helpers/machine.js';
+import { settled } from '../helpers/racy.js';
 
 const MiB = 1024 * 1024;
 
@@ -85,7 +86,7 @@ describe('the packs a point names', () => {
     const src = path.join(m.dir, 'src');
     for (let i = 0; i < 4; i++) await write(path.join(src, `d${i}`, 'f.txt'), `small ${i}\n`);
     // Files changed less than two seconds before they are read are read again next time.
-    await new Promise((resolve) => setTimeout(resolve, 2100));
+    await settled();
     await runBackup(m.ctx, { include: [src] });
     const cacheDir = path.join(m.ctx.paths.home, 'cache');
     for (const name of (await fs.readdir(cacheDir)).filter((n) => n.endsWith('.sqlite'))) {
@@ -135,7 +136,7 @@ describe('the packs a point names', () => {
     for (const f of ['a.bin', 'b.bin']) await write(path.join(src, f), randomBytes(3 * MiB));
     // Files changed within two seconds before a backup read them are read again by the next one:
     // here only a lost pack may make the retry read them again.
-    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    await settled();
     // As the backup writes its point, a prune pass marks the pack of the files' data gone (the
     // largest of the packs the point names: the others hold listings).
     let doomed: PackId | undefined;

@@ -12,6 +12,7 @@ import { runBackup, type BackupEvent, type BackupOptions, type BackupProgress } 
 import { runRestore, type PlannedCounts, type RestoreCounts, type RestoreEvent } from '../../src/agent/restore.js';
 import { verifyVault } from '../../src/agent/verify.js';
 import { createMachine, type TestMachine } from '../helpers/machine.js';
+import { settled } from '../helpers/racy.js';
 
 /** A backup, with what its progress said at the end. */
 async function backupWithProgress(m: TestMachine, opts: BackupOptions) {
@@ -37,7 +38,7 @@ describe('progress', () => {
     await fs.link(path.join(src, 'b', 'big.bin'), path.join(src, 'c', 'big-link.bin'));
     await fs.symlink('f1.txt', path.join(src, 'a', 'link'));
     // Files changed within two seconds before a backup read them are read again by the next one.
-    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    await settled();
     const opts = { include: [src], workers: 1 };
 
     const first = await backupWithProgress(m, opts);
@@ -59,7 +60,7 @@ describe('progress', () => {
 
     // Unchanged folders the scan worker found first are taken whole, their files counted at once
     // (the file changed just before the last backup is read again: it was too recent to trust).
-    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    await settled();
     await backupWithProgress(m, opts);
     const scanned = await backupWithProgress(m, { ...opts, scanFirst: true });
     expect(scanned.r.stats.readBytes).toBe(0);

@@ -16,17 +16,15 @@ import { buildProgram } from '../../src/cli/main.js';
 import { runRestore } from '../../src/agent/restore.js';
 import { expectSameTree } from '../helpers/fs-tree.js';
 import { createMachine, type TestMachine } from '../helpers/machine.js';
+import { settled } from '../helpers/racy.js';
 
 async function write(file: string, text: string): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
   await fs.writeFile(file, text);
 }
 
-/**
- * Files changed within two seconds of being read are read again by the next backup (see racy in
- * backup.ts), and their folders examined again: the trees here are left alone for longer first.
- */
-const settle = () => new Promise((resolve) => setTimeout(resolve, 2100));
+// Files changed within two seconds of being read are read again by the next backup, and their
+// folders examined again: the trees here are left alone for longer first (settled).
 
 function cacheFile(m: TestMachine): string {
   const cache = FileCache.forVault(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId);
@@ -66,7 +64,7 @@ describe('scan worker', () => {
     await fs.mkdir(p('c'));
     await write(p('top.txt'), 'top\n');
     const dirs = [src, p('a'), p('a', 'x'), p('a', 'y'), p('b'), p('b', 'z'), p('c')];
-    await settle();
+    await settled();
     await runBackup(m.ctx, { include: [src] });
 
     // Nothing changed: the top folder stands for all.
@@ -106,7 +104,7 @@ describe('scan worker', () => {
     const p = (...segs: string[]) => path.join(src, ...segs);
     await write(p('a', 'x', 'f1.txt'), 'one\n');
     await write(p('b', 'f2.txt'), 'two\n');
-    await settle();
+    await settled();
     await runBackup(m.ctx, { include: [p('a')] });
     const dirs = [src, p('a'), p('a', 'x'), p('b')];
     // Included alone, the folder stands for what is beneath it.
@@ -139,7 +137,7 @@ ${wait ? 'await scan.done(); console.log("scanned");' : 'console.log("not waited
     const m = await createMachine();
     const src = path.join(m.dir, 'src');
     await write(path.join(src, 'a', 'f.txt'), 'one\n');
-    await settle();
+    await settled();
     await runBackup(m.ctx, { include: [src] });
     const thread = prestartScan();
     expect(thread).not.toBeNull();
@@ -194,7 +192,7 @@ console.log("done");`;
     for (let d = 0; d < 6; d++) {
       for (let f = 0; f < 5; f++) await write(deep(d, `f${f}.txt`), `folder ${d} file ${f}\n`.repeat(50));
     }
-    await settle();
+    await settled();
     const first = await runBackup(m.ctx, { include: [src] });
 
     const take = vi.spyOn(FolderScan.prototype, 'take');
@@ -213,7 +211,7 @@ console.log("done");`;
     await fs.chmod(deep(2, 'f2.txt'), 0o600);
     await fs.rename(deep(4, 'f4.txt'), deep(4, 'renamed.txt'));
     await write(deep(5, 'added.txt'), 'a new file\n');
-    await settle();
+    await settled();
     const third = await runBackup(m.ctx, { include: [src], scanFirst: true });
     expect(taken().sort()).toEqual([path.join(src, 'd0'), path.join(src, 'd3')].sort());
     expect(third.stats.files).toBe(31);

@@ -11,6 +11,7 @@ import { runBackup } from '../../src/agent/backup.js';
 import { runRestore } from '../../src/agent/restore.js';
 import { expectSameTree } from '../helpers/fs-tree.js';
 import { createMachine } from '../helpers/machine.js';
+import { settled } from '../helpers/racy.js';
 
 describe('folder walk', () => {
   it('backs up a tree wider than its bound on held entries, and the tree restores exactly', async () => {
@@ -44,7 +45,7 @@ describe('folder walk', () => {
       await fs.writeFile(path.join(dir, 'large.bin'), randomBytes(4 * 1024 * 1024));
     }
     // Files changed within two seconds before a backup read them are read again by the next one.
-    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    await settled();
     const opts = { include: [src], workers: 1, heldEntriesPerWorker: 8 };
     await runBackup(m.ctx, opts);
     for (let d = 0; d < FOLDERS; d++) await fs.appendFile(path.join(src, `d${String(d).padStart(2, '0')}`, 'large.bin'), randomBytes(16));

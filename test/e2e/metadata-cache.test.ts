@@ -10,22 +10,11 @@ import { describe, expect, it } from 'vitest';
 import { backup, expectExit, setupMachine, tempDir } from '../helpers/cli.js';
 import { expectSameTree } from '../helpers/fs-tree.js';
 import { makeTempDir } from '../helpers/tmp.js';
+import { settled } from '../helpers/racy.js';
 
 async function write(file: string, text: string): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
   await fs.writeFile(file, text);
-}
-
-/** How long after its last write a file is read as settled (see racy in backup.ts), and a margin. */
-const RACY_WAIT_MS = 2_100;
-
-/**
- * Waits until files last written at `written` (ms) are settled: a file changed within two seconds
- * before its read is read again by the next backup (its times may not show a write in the same
- * tick), whatever the cache holds.
- */
-async function settled(written: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, Math.max(0, written + RACY_WAIT_MS - Date.now())));
 }
 
 describe('metadata cache', () => {
