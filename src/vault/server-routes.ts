@@ -58,18 +58,37 @@ const SHA_HEADER = { type: 'object', required: [HEADER.sha256], properties: { [H
 /**
  * Bytes of request and reply bodies the server holds at once: uploads are read whole, and so are
  * the packs and ranges it sends. A request that would go over the limit is answered 503 before
- * its body is read, and the client tries again a little later; one on its own always fits.
+ * its body is read, and the client tries again a little later; one on its own always fits. One
+ * machine holds at most a share of the limit (beyond one request of any size): a machine that
+ * starts uploads and never finishes them, or never reads what it asked for, cannot keep the others
+ * waiting.
  */
 export class ByteBudget {
   #used = 0;
+  readonly #held = new Map<string, number>();
 
-  constructor(readonly limit: number) {}
+  /** `share`: what one machine may hold, as a part of `limit` (default a quarter). */
+  constructor(
+    readonly limit: number,
+    readonly share = 0.25,
+  ) {}
 
-  /** Takes `bytes` until `reply` is sent or its connection closes; 503 when they do not fit now. */
-  take(reply: FastifyReply, bytes: number): void {
-    if (this.#used > 0 && this.#used + bytes > this.limit) throw new HttpError(503, 'AZBK_VAULT_UNREACHABLE', 'The vault server is busy; try again shortly.');
+  /**
+   * Takes `bytes` for the machine `holder` until `reply` is sent or its connection closes; 503 when
+   * they do not fit now.
+   */
+  take(reply: FastifyReply, bytes: number, holder: string): void {
+    const own = this.#held.get(holder) ?? 0;
+    const busy = (this.#used > 0 && this.#used + bytes > this.limit) || (own > 0 && own + bytes > this.limit * this.share);
+    if (busy) throw new HttpError(503, 'AZBK_VAULT_UNREACHABLE', 'The vault server is busy; try again shortly.');
     this.#used += bytes;
-    reply.raw.once('close', () => (this.#used -= bytes));
+    this.#held.set(holder, own + bytes);
+    reply.raw.once('close', () => {
+      this.#used -= bytes;
+      const left = this.#held.get(holder)! - bytes;
+      if (left === 0) this.#held.delete(holder);
+      else this.#held.set(holder, left);
+    });
   }
 
   /** Bytes taken now. */
@@ -130,7 +149,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
   /** onRequest hook of uploads: requireUpload, then the body's bytes from the budget. */
   const upload = async (req: FastifyRequest, reply: FastifyReply) => {
     await requireUpload(req);
-    budget.take(reply, Number(req.headers['content-length']));
+    budget.take(reply, Number(req.headers['content-length']), sessions.of(req).machineId);
   };
 
   app.get('/config', async () => vault.config());
@@ -189,11 +208,11 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
       if (range === undefined) {
         const size = await s(req).statPack(id);
         if (size === null) throw new AzbkError('AZBK_VAULT_CORRUPT', `Pack ${id} is missing from the vault.`);
-        budget.take(reply, size);
+        budget.take(reply, size, s(req).machineId);
         return octets(reply, await s(req).readPack(id, 0, size));
       }
       const { offset, length } = parseRange(range);
-      budget.take(reply, length);
+      budget.take(reply, length, s(req).machineId);
       const data = await s(req).readPack(id, offset, length);
       reply.code(206).header('content-range', `bytes ${offset}-${offset + length - 1}/*`);
       return octets(reply, data);

@@ -53,7 +53,17 @@ export interface ServerOptions {
   readonly sessionCacheMs?: number;
   /** bytes of request and reply bodies held at once (default DEFAULT_MEMORY_BUDGET; see ByteBudget) */
   readonly memoryBudget?: number;
+  /** a connection on which nothing moves this long is closed (default IDLE_TIMEOUT_MS) */
+  readonly idleTimeoutMs?: number;
 }
+
+/**
+ * A connection on which no byte moves for this long is closed, with the bodies it held: an upload
+ * that stalled, a reply nobody reads. Long enough for the storage's slowest answer (the socket is
+ * idle while the vault reads or writes a large object), far shorter than the 15 minutes a request
+ * may take in all.
+ */
+export const IDLE_TIMEOUT_MS = 5 * 60_000;
 
 /** Bodies a server holds at once by default: 32 packs of 16 MiB, or two of the largest objects. */
 export const DEFAULT_MEMORY_BUDGET = 512 * 1024 * 1024;
@@ -151,6 +161,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     bodyLimit: JSON_LIMIT,
     ...(o.tls ? { https: { cert: o.tls.cert, key: o.tls.key, minVersion: 'TLSv1.2' as const } } : {}),
     requestTimeout: 15 * 60_000,
+    connectionTimeout: o.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
     keepAliveTimeout: 65_000,
     forceCloseConnections: 'idle',
     return503OnClosing: true,
@@ -162,13 +173,19 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.setErrorHandler((err, req, reply) => {
     const { status, code, message } = describe(err);
-    if (status >= 500) req.log.error({ code, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'request failed');
+    // Busy (see ByteBudget) is the server working as meant: a line, not a failure with its stack.
+    const busy = err instanceof HttpError && status === 503;
+    if (busy) req.log.warn({ code, message }, 'request refused: busy');
+    else if (status >= 500) req.log.error({ code, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'request failed');
     else req.log.info({ code, message }, 'request refused');
     // An unread body may still be arriving (refused before it was read, as every 401 and 403
-    // is): close the connection rather than read it, or parse it as the next request.
-    if (status === 401 || status === 403 || status === 411 || status === 413 || status === 415 || status === 503) reply.header('connection', 'close');
-    // Busy (see ByteBudget): the agent asks again after this long.
-    if (err instanceof HttpError && status === 503) reply.header('retry-after', '1');
+    // is): close the connection rather than read it, or parse it as the next request. A busy
+    // server's 503 is the exception: a client still sending would see the connection break, not
+    // the answer that tells it to wait (it would give up after its few attempts), so the body is
+    // read and dropped, and never held.
+    if (status === 401 || status === 403 || status === 411 || status === 413 || status === 415) reply.header('connection', 'close');
+    // The agent asks again after this long.
+    if (busy) reply.header('retry-after', '1');
     return sendError(reply, status, code, message);
   });
 

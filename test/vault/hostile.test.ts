@@ -221,19 +221,34 @@ describe('byte budget', () => {
   };
 
   it('refuses what does not fit with 503 until bodies are done, and always lets one through', () => {
-    const budget = new ByteBudget(1000);
+    const budget = new ByteBudget(1000, 1);
     const big = reply();
-    budget.take(big.r, 5000); // alone: taken, however large
-    expect(() => budget.take(reply().r, 1)).toThrow(expect.objectContaining({ statusCode: 503 }));
+    budget.take(big.r, 5000, 'a'); // alone: taken, however large
+    expect(() => budget.take(reply().r, 1, 'b')).toThrow(expect.objectContaining({ statusCode: 503 }));
     big.done();
     expect(budget.used).toBe(0);
     const [x, y] = [reply(), reply()];
-    budget.take(x.r, 600);
-    expect(() => budget.take(y.r, 600)).toThrow(expect.objectContaining({ statusCode: 503 }));
-    budget.take(y.r, 400);
+    budget.take(x.r, 600, 'a');
+    expect(() => budget.take(y.r, 600, 'b')).toThrow(expect.objectContaining({ statusCode: 503 }));
+    budget.take(y.r, 400, 'b');
     expect(budget.used).toBe(1000);
     x.done();
     y.done();
     expect(budget.used).toBe(0);
+  });
+
+  it('lets one machine hold at most its share, beyond one request of any size', () => {
+    const budget = new ByteBudget(1000); // a quarter each: 250
+    const [a1, a2, a3, b1] = [reply(), reply(), reply(), reply()];
+    budget.take(a1.r, 600, 'a'); // its first, however large
+    expect(() => budget.take(a2.r, 1, 'a')).toThrow(expect.objectContaining({ statusCode: 503 }));
+    budget.take(b1.r, 400, 'b'); // another machine still gets the rest
+    a1.done();
+    budget.take(a2.r, 200, 'a');
+    budget.take(a3.r, 50, 'a'); // 250: its share, whole
+    expect(() => budget.take(reply().r, 1, 'a')).toThrow(expect.objectContaining({ statusCode: 503 }));
+    for (const r of [a2, a3, b1]) r.done();
+    expect(budget.used).toBe(0);
+    budget.take(reply().r, 250, 'a'); // nothing of a's is remembered once its bodies are done
   });
 });

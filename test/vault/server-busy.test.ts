@@ -1,0 +1,130 @@
+/**
+ * A vault service that holds as many bodies as it may (see ByteBudget): uploads turned away are
+ * sent again once it has room, no machine can take all of its room with uploads it never
+ * finishes, and an agent that gives up stops asking.
+ */
+import { once } from 'node:events';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { describe, expect, it } from 'vitest';
+import { packIdOf } from '../../src/core/pack.js';
+import { HttpVault } from '../../src/vault/http-client.js';
+import { bearer } from '../../src/vault/http-protocol.js';
+import { layout } from '../../src/vault/layout.js';
+import type { RunningServer } from '../../src/vault/server.js';
+import { bytes, createTestVault, listen, testTls, type RawMachine, type TestVault } from '../helpers/vault-service.js';
+
+const MiB = 1024 * 1024;
+
+async function machine(t: TestVault, name: string): Promise<RawMachine> {
+  const r = await t.vault.register({ token: t.token, machineName: name, os: 'linux-x64', hostname: name, reregister: false });
+  return { ...r, auth: bearer(r.machineId, r.secret) };
+}
+
+/**
+ * An upload of `declared` bytes that sends a few and then nothing: it holds that much of the
+ * server's room until its connection goes. Resolves once the server has taken the request (its
+ * headers are read: a later request finds the room taken).
+ */
+async function stalledUpload(server: RunningServer, m: RawMachine, declared: number): Promise<tls.TLSSocket> {
+  const socket = tls.connect({ host: '127.0.0.1', port: Number(new URL(server.url).port), rejectUnauthorized: false });
+  socket.on('error', () => undefined);
+  await once(socket, 'secureConnect');
+  const id = 'ab'.repeat(32);
+  socket.write(`PUT /v1/packs/${id} HTTP/1.1\r\nHost: vault\r\nAuthorization: ${m.auth}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${declared}\r\n\r\nxyz`);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  return socket;
+}
+
+describe('a busy vault service', () => {
+  it('has an upload it turned away sent again once it has room, not failed as a broken connection', async () => {
+    const t = await createTestVault();
+    const server = await listen(t, await testTls(), { memoryBudget: 32 * MiB });
+    const [a, b] = [await machine(t, 'alpha'), await machine(t, 'beta')];
+    const stalled = await stalledUpload(server, b, 32 * MiB);
+    const waits: number[] = [];
+    const client = new HttpVault(server.url, server.fingerprint, {
+      attempts: 2,
+      baseDelayMs: 1,
+      sleep: async (ms) => {
+        waits.push(ms);
+        // the stalled upload goes away after the first busy answer
+        stalled.destroy();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      },
+    });
+    try {
+      const s = await client.session(a.machineId, a.secret);
+      const pack = bytes(16 * MiB); // more than the socket takes before the server answers
+      // from a file, as a backup sends its packs
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'azbk-busy-'));
+      const file = path.join(dir, 'pack');
+      await fs.writeFile(file, pack);
+      await s.putPackFile!(packIdOf(pack), file, pack.length);
+      await fs.rm(dir, { recursive: true });
+      expect(await t.store.stat(layout.pack(packIdOf(pack)))).toMatchObject({ size: pack.length });
+      expect(waits.length).toBeGreaterThanOrEqual(1);
+      expect(waits[0]).toBeGreaterThanOrEqual(500); // Retry-After (1 s), not the back-off of a broken connection
+    } finally {
+      stalled.destroy();
+      await client.close();
+      await server.close(0);
+    }
+  });
+
+  it('gives a machine whose uploads stall at most a quarter of its room: the others go on', async () => {
+    const t = await createTestVault();
+    const server = await listen(t, await testTls(), { memoryBudget: 32 * MiB });
+    const [a, b] = [await machine(t, 'alpha'), await machine(t, 'beta')];
+    // beta starts four uploads of 8 MiB and finishes none: only its first is taken
+    const stalled = await Promise.all([1, 2, 3, 4].map(() => stalledUpload(server, b, 8 * MiB)));
+    const client = new HttpVault(server.url, server.fingerprint, {
+      attempts: 1,
+      sleep: () => Promise.reject(new Error('alpha was told to wait')),
+    });
+    try {
+      const s = await client.session(a.machineId, a.secret);
+      const pack = bytes(16 * MiB);
+      await s.putPack(packIdOf(pack), pack);
+      expect(await t.store.stat(layout.pack(packIdOf(pack)))).toMatchObject({ size: pack.length });
+      expect(t.logs.filter((l) => l.includes('request refused: busy'))).toHaveLength(3);
+    } finally {
+      for (const s of stalled) s.destroy();
+      await client.close();
+      await server.close(0);
+    }
+  });
+
+  it('closes a connection on which nothing moves: a stalled upload or an unread reply gives its room back', async () => {
+    const t = await createTestVault();
+    const server = await listen(t, await testTls(), { memoryBudget: 32 * MiB, idleTimeoutMs: 500 });
+    const [a, b] = [await machine(t, 'alpha'), await machine(t, 'beta')];
+    const pack = bytes(16 * MiB);
+    await t.vault.session(a.machineId, a.secret).then((s) => s.putPack(packIdOf(pack), pack));
+    const upload = await stalledUpload(server, b, 32 * MiB);
+    // A download of the whole pack, never read (the socket is paused).
+    const port = Number(new URL(server.url).port);
+    const reader = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
+    reader.on('error', () => undefined);
+    await once(reader, 'secureConnect');
+    reader.write(`GET /v1/packs/${packIdOf(pack)} HTTP/1.1\r\nHost: vault\r\nAuthorization: ${a.auth}\r\n\r\n`);
+    reader.pause();
+    try {
+      // The server closes both (the reader, paused, would see it only once it reads): their room is free again.
+      await once(upload, 'close');
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      // A pack that needs all of the room goes through at once.
+      const client = new HttpVault(server.url, server.fingerprint, { attempts: 1, sleep: () => Promise.reject(new Error('told to wait')) });
+      const s = await client.session(b.machineId, b.secret);
+      const other = bytes(30 * MiB);
+      await s.putPack(packIdOf(other), other);
+      await client.close();
+    } finally {
+      upload.destroy();
+      reader.destroy();
+      await server.close(0);
+    }
+  });
+});
