@@ -440,6 +440,7 @@ class BackupJob {
       version: 1,
       jobId: this.jobId,
       keyId: keys.keyId,
+      machineId: this.ctx.registration.machineId,
       machineName: this.ctx.registration.machineName,
       hostname: os.hostname(),
       platform: process.platform,

@@ -1,5 +1,5 @@
 /** Recovery point manifests: sealed under the machine's keys, named by the job that wrote them. */
-import { isHex64, type BlobId, type KeyId } from '../core/ids.js';
+import { isHex64, type BlobId, type KeyId, type MachineId } from '../core/ids.js';
 import type { VaultKeys } from '../core/keys.js';
 import { openObject, sealObject } from '../core/sealed-object.js';
 import { AzbkError } from '../shared/errors.js';
@@ -33,6 +33,11 @@ export interface PointManifest {
   readonly version: 1;
   readonly jobId: string;
   readonly keyId: KeyId;
+  /**
+   * the machine that made the point: sealed with it, so a vault cannot pass one machine's point off
+   * as another's (both under one passphrase); absent in points of earlier versions
+   */
+  readonly machineId?: MachineId;
   readonly machineName: string;
   readonly hostname: string;
   readonly platform: string;
@@ -51,11 +56,17 @@ export function sealManifest(keys: VaultKeys, m: PointManifest): Buffer {
   return sealObject(keys, 'point', m.jobId, m);
 }
 
-/** Opens a point's manifest; AZBK_VAULT_CORRUPT when damaged or malformed. */
-export function openManifest(keys: VaultKeys, jobId: string, data: Uint8Array): PointManifest {
+/**
+ * Opens a point's manifest, listed among the points of the machine `machineId`; AZBK_VAULT_CORRUPT
+ * when damaged or malformed, or made by another machine.
+ */
+export function openManifest(keys: VaultKeys, jobId: string, data: Uint8Array, machineId: MachineId): PointManifest {
   const m = openObject(keys, 'point', jobId, data) as PointManifest;
   if (m?.version !== 1 || !isHex64(m.tree) || !Array.isArray(m.paths) || m.jobId !== jobId) {
     throw new AzbkError('AZBK_VAULT_CORRUPT', 'A recovery point manifest is malformed.');
+  }
+  if (m.machineId !== undefined && m.machineId !== machineId) {
+    throw new AzbkError('AZBK_VAULT_CORRUPT', `A recovery point the vault lists as machine ${machineId}'s was made by another machine (${String(m.machineId).slice(0, 32)}).`);
   }
   for (const p of m.paths) {
     if (!Array.isArray(p) || !p.every((s) => typeof s === 'string')) {

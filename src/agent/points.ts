@@ -69,7 +69,7 @@ export async function openPoint(ctx: AgentContext, keys: VaultKeys | readonly Va
   if (mine === undefined) {
     throw new AzbkError('AZBK_WRONG_PASSPHRASE', `The passphrase does not open recovery point ${info.id}.`);
   }
-  return { record, manifest: openManifest(mine, record.jobId, record.manifest), keys: mine };
+  return { record, manifest: openManifest(mine, record.jobId, record.manifest, info.machineId), keys: mine };
 }
 
 /**

@@ -357,7 +357,7 @@ async function sweep(
       }
       if (record.keyId !== keys.keyId) continue;
       try {
-        roots.push({ id: info.id, tree: openManifest(keys, record.jobId, record.manifest).tree });
+        roots.push({ id: info.id, tree: openManifest(keys, record.jobId, record.manifest, machine.id).tree });
       } catch (err) {
         problems.push({ where: info.id, what: why(err) });
         roots.push({ id: info.id, tree: null }); // counted, not walked

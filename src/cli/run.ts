@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import { Command } from 'commander';
 import { AzbkError, ExitCode } from '../shared/errors.js';
+import { closeVaults } from '../vault/open-vaults.js';
 import { openLogger, type Logger } from '../shared/logger.js';
 import { azbkHome, homePaths, type HomePaths } from '../shared/paths.js';
 import { makeOutput, printError, type Output } from './output.js';
@@ -58,6 +59,9 @@ export function action<A extends unknown[]>(
       log.error({ command: name, code: e.code, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'command failed');
       printError(e, json);
       exitCode = e.exitCode;
+    } finally {
+      // Uploads a failed job left waiting on a busy server end now, not minutes after its error.
+      await closeVaults().catch(() => undefined);
     }
   };
 }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AzbkError } from '../shared/errors.js';
 import type { VaultEntry } from './api.js';
+import { opened } from './open-vaults.js';
 import { FsBlobStore } from './storage/fs-store.js';
 import { RetryingBlobStore } from './storage/retrying-store.js';
 import { Vault } from './vault.js';
@@ -43,7 +44,9 @@ export async function connectVault(endpoint: string, certFingerprint: string | n
     }
     // Loaded only for a vault service: the HTTP stack costs start-up time every other command would pay.
     const { HttpVault } = await import('./http-client.js');
-    return new HttpVault(url.href, certFingerprint);
+    const vault = new HttpVault(url.href, certFingerprint);
+    opened.add(vault);
+    return vault;
   }
   throw new AzbkError('AZBK_CREDENTIALS_INVALID', `azbk cannot reach ${url.protocol}// vaults.`, {
     hint: 'The endpoint of a vault is a file:// folder or an https:// vault service.',

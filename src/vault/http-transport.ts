@@ -141,6 +141,8 @@ export class HttpTransport {
   readonly #baseDelayMs: number;
   readonly #maxDelayMs: number;
   readonly #sleep: (ms: number) => Promise<void>;
+  /** aborted by close(): requests in flight and waits between attempts end at once */
+  readonly #closing = new AbortController();
 
   /** `endpoint` is https://host:port[/prefix]; `fingerprint` pins the certificate (null: CA checks). */
   constructor(endpoint: URL, fingerprint: string | null, o: TransportOptions = {}) {
@@ -170,6 +172,7 @@ export class HttpTransport {
     const busyUntil = Date.now() + BUSY_MS;
     for (let attempt = 1; ; attempt++) {
       let retry: AzbkError;
+      this.#stopIfClosed();
       try {
         const res = await this.#once(req);
         if ((res.status >= 200 && res.status < 300) || req.accept?.includes(res.status)) return res;
@@ -178,12 +181,13 @@ export class HttpTransport {
         const wait = retryAfterMs(res);
         if (wait !== null && Date.now() + wait < busyUntil) {
           attempt--;
-          await this.#sleep(Math.round(wait / 2 + (Math.random() * wait) / 2));
+          await this.#pause(Math.round(wait / 2 + (Math.random() * wait) / 2));
           continue;
         }
         retry = err;
       } catch (err) {
         if (err instanceof AzbkError) throw err;
+        this.#stopIfClosed();
         const code = codeOf(err);
         if (err instanceof PinMismatch) {
           throw new AzbkError('AZBK_VAULT_UNREACHABLE', `The vault server at ${this.#origin} is not the one the credentials name: ${err.message}.`, {
@@ -198,8 +202,27 @@ export class HttpTransport {
       }
       if (attempt >= this.#attempts) throw retry;
       const ceiling = Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (attempt - 1));
-      await this.#sleep(Math.round(ceiling / 2 + (Math.random() * ceiling) / 2));
+      await this.#pause(Math.round(ceiling / 2 + (Math.random() * ceiling) / 2));
     }
+  }
+
+  /** Waits before another attempt; at once when the transport is closed meanwhile. */
+  async #pause(ms: number): Promise<void> {
+    const { signal } = this.#closing;
+    if (signal.aborted) return;
+    let stop!: () => void;
+    const stopped = new Promise<void>((resolve) => (stop = resolve));
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      await Promise.race([this.#sleep(ms), stopped]);
+    } finally {
+      signal.removeEventListener('abort', stop);
+    }
+  }
+
+  /** AZBK_CANCELLED once the transport is closed: no request is sent or tried again after that. */
+  #stopIfClosed(): void {
+    if (this.#closing.signal.aborted) throw new AzbkError('AZBK_CANCELLED', `The connection to the vault at ${this.#origin} was closed.`);
   }
 
   /** One attempt: the reply with its body, at most `req.limit` bytes. */
@@ -207,7 +230,7 @@ export class HttpTransport {
     const out = await outgoing(req);
     let res: Dispatcher.ResponseData;
     try {
-      res = await this.#pool.request({ origin: this.#origin, path: this.#base + req.path, method: req.method, ...out });
+      res = await this.#pool.request({ origin: this.#origin, path: this.#base + req.path, method: req.method, ...out, signal: this.#closing.signal });
     } catch (err) {
       if (out.body instanceof fs.ReadStream) {
         // A file body that failed to read is this machine's failure, not the network's: not
@@ -244,9 +267,15 @@ export class HttpTransport {
     return { status: res.statusCode, headers: res.headers, body };
   }
 
-  /** Closes every connection. */
-  close(): Promise<void> {
-    return this.#pool.close();
+  /**
+   * Closes every connection. A request still in flight or waiting to be tried again ends with
+   * AZBK_CANCELLED: a command that is over (a job that failed, say) does not go on asking a busy
+   * server for minutes.
+   */
+  async close(): Promise<void> {
+    if (this.#closing.signal.aborted) return;
+    this.#closing.abort();
+    await this.#pool.destroy();
   }
 }
 

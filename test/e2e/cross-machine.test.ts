@@ -84,4 +84,30 @@ describe.concurrent('another machine', () => {
     expectExit(r, 2);
     expect(await exists(path.join(tmp.path, 'z'))).toBe(false);
   });
+
+  it("refuses a point of A's that the vault lists as B's (both under one passphrase): exit 1, nothing written", async () => {
+    const b = await setupMachine(tmp.path, { name: 'echo', vault: a.vault });
+    const idOf = async (m: Machine) => JSON.parse(await fs.readFile(path.join(m.home, 'registration.json'), 'utf8')).machineId as string;
+    const [aId, bId] = [await idOf(a), await idOf(b)];
+    // The vault copies A's point among B's, with the vault's own fields made B's.
+    const record = JSON.parse(await fs.readFile(path.join(a.vault.dir, 'points', aId, pointId), 'utf8'));
+    const forged = `20261202T120500000Z-deadbeef`;
+    await fs.mkdir(path.join(a.vault.dir, 'points', bId), { recursive: true });
+    await fs.writeFile(path.join(a.vault.dir, 'points', bId, forged), JSON.stringify({ ...record, id: forged, machineId: bId, time: '2026-12-02T12:05:00.000Z' }));
+    try {
+      const target = path.join(tmp.path, 'forged');
+      const r = await b.run(['restore', '--point', forged, '--target', target]);
+      expectExit(r, 1);
+      expectNoStack(r);
+      expect(r.stderr).toMatch(/AZBK_VAULT_CORRUPT.*made by another machine/);
+      expect(await exists(target)).toBe(false);
+      const ls = await b.run(['ls', '--point', forged, '-r']);
+      expectExit(ls, 1);
+      // A's own point is A's: restored by B with the passphrase as before.
+      const ok = await b.run(['ls', '--point', pointId, '--machine', 'alpha', '--passphrase-file', b.passphraseFile, '-r']);
+      expectExit(ok, 0);
+    } finally {
+      await fs.rm(path.join(a.vault.dir, 'points', bId, forged));
+    }
+  });
 });

@@ -324,6 +324,30 @@ describe('HttpVault against a hostile server', () => {
     for (const w of waits) expect(w).toBeGreaterThanOrEqual(1000);
   });
 
+  it('ends a request waiting on a busy server at once when the client is closed (a command that is over stops asking)', async () => {
+    let puts = 0;
+    const client = await hostile((req, res) => {
+      if (req.url === '/v1/session') return res.end(JSON.stringify({ machineId: machine }));
+      req.resume();
+      req.on('end', () => {
+        puts++;
+        res.writeHead(503, { 'retry-after': '30', 'content-type': 'application/json' });
+        res.end(JSON.stringify({ statusCode: 503, code: 'AZBK_VAULT_UNREACHABLE', error: 'Service Unavailable', message: 'The vault server is busy; try again shortly.' }));
+      });
+    }, { ...fast, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) });
+    const s = await client.session(machine, secret);
+    const pack = bytes(1000);
+    const put = s.putPack(packIdOf(pack), pack);
+    put.catch(() => undefined);
+    while (puts === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    const started = Date.now();
+    await client.close();
+    await expect(put).rejects.toMatchObject({ code: 'AZBK_CANCELLED' });
+    expect(Date.now() - started).toBeLessThan(2000); // not the 15-30 s the server asked to wait
+    expect(puts).toBe(1);
+    await client.close(); // closing twice is harmless
+  });
+
   it('sends a large body in pieces, whole again on a retry, also from a file', async () => {
     const received: Buffer[] = [];
     const hashes: unknown[] = [];
