@@ -36,4 +36,22 @@ describe.skipIf(process.platform === 'win32')('names with control characters', (
     expect(r.stdout).toContain(`${path.join(tmp, 'clear\\x1b[2Jscreen', 'f.txt')}:`);
     expect(r.stdout).not.toMatch(/[\x1b\r]/);
   }, 60_000);
+
+  it('never show two names alike: a name holding an escape as text is not shown as the name it spells', async () => {
+    const tmp = await makeTempDir('azbk-printable-');
+    const folder = path.join(tmp, 'spoof');
+    await fs.mkdir(folder);
+    const names = ['a\nb', 'a\\x0ab', 'a\\x5cx0ab', 'x\u202ey', 'x\\u{202e}y', 'back\\slash'];
+    for (const n of names) await fs.writeFile(path.join(folder, n), n);
+    const m = await setupMachine(tmp);
+    expectExit(await m.run(['backup', '--now', '--include', folder]), 0);
+    const ls = await m.run(['ls', '--point', 'latest', folder]);
+    expectExit(ls, 0);
+    const shown = ls.stdout.split('\n').filter((l) => l.includes(`${folder}/`)).map((l) => l.slice(l.indexOf(`${folder}/`) + folder.length + 1));
+    expect(shown).toHaveLength(names.length);
+    expect(new Set(shown).size).toBe(names.length);
+    expect(shown).toContain('a\\x0ab'); // the newline
+    expect(shown).toContain('a\\x5cx0ab'); // the backslash
+    expect(shown).toContain('back\\slash'); // a backslash before anything else is shown as it is
+  }, 60_000);
 });
