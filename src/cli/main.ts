@@ -1,6 +1,7 @@
 /** The azbk command line: builds the commander program and exits with the command's code. */
 import { Command, CommanderError } from 'commander';
-import { ExitCode } from '../shared/errors.js';
+import fs from 'node:fs';
+import { errorRegistry, ExitCode } from '../shared/errors.js';
 import { currentExitCode } from './run.js';
 
 const EXIT_CODES = `
@@ -94,9 +95,18 @@ export async function buildProgram(args: readonly string[] = []): Promise<Comman
 export async function main(argv: string[]): Promise<void> {
   // A reader that stops early (`azbk points | head -1`) closes the pipe: what is left to print is
   // dropped, and the command ends as it would have, with its own exit code.
+  // Any other failure to write (a full disk under a redirected output) is said once, on stderr if
+  // it still takes it, and the command ends AZBK_LOCAL_IO: its output is lost.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EPIPE') throw err;
+      if (err.code === 'EPIPE' || outputLost) return;
+      outputLost = true;
+      process.exitCode = errorRegistry.AZBK_LOCAL_IO.exit;
+      try {
+        fs.writeSync(2, `azbk: error AZBK_LOCAL_IO: Cannot write the command's output (${err.code ?? 'error'}).\n`);
+      } catch {
+        // stderr is what failed: the exit code says it
+      }
     });
   }
   const program = await buildProgram(argv.slice(2));
@@ -111,5 +121,8 @@ export async function main(argv: string[]): Promise<void> {
     }
     throw err;
   }
-  process.exitCode = currentExitCode();
+  process.exitCode = outputLost ? errorRegistry.AZBK_LOCAL_IO.exit : currentExitCode();
 }
+
+/** Writing the output failed (see main). */
+let outputLost = false;

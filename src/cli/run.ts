@@ -55,7 +55,7 @@ export function action<A extends unknown[]>(
       const e =
         err instanceof AzbkError
           ? err
-          : new AzbkError('AZBK_INTERNAL', `Unexpected error: ${err instanceof Error ? err.message : String(err)}`);
+          : (localIoError(err) ?? new AzbkError('AZBK_INTERNAL', `Unexpected error: ${err instanceof Error ? err.message : String(err)}`));
       log.error({ command: name, code: e.code, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'command failed');
       printError(e, json);
       exitCode = e.exitCode;
@@ -66,15 +66,37 @@ export function action<A extends unknown[]>(
   };
 }
 
+/** Errors of the file system that the machine's state explains (permissions, space, something in the way), not a bug. */
+const LOCAL_IO_CODES = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT', 'EEXIST', 'ENOTDIR', 'EISDIR', 'EMFILE', 'ENFILE', 'EIO', 'ELOOP', 'ENAMETOOLONG']);
+
+/**
+ * AZBK_LOCAL_IO for a file system error that reached no handler of its own (a read-only AZBK_HOME,
+ * a full disk, a file where a folder of it should be), naming the file; undefined for anything else.
+ */
+function localIoError(err: unknown): AzbkError | undefined {
+  const e = err as NodeJS.ErrnoException | null;
+  if (e === null || typeof e !== 'object' || !LOCAL_IO_CODES.has(String(e.code))) return undefined;
+  const where = typeof e.path === 'string' ? ` ${e.path}` : '';
+  const what = typeof e.syscall === 'string' ? `${e.syscall}${where}` : `use${where}`;
+  return new AzbkError('AZBK_LOCAL_IO', `Cannot ${what} (${e.code}).`, { cause: err });
+}
+
 /**
  * AZBK_BAD_INPUT when AZBK_HOME is something other than a folder (a missing one is made when
  * needed): every file under it would otherwise fail to be read or written, each command naming
  * another of them as damaged.
  */
 function refuseHomeNotFolder(home: string): void {
-  const st = fs.statSync(home, { throwIfNoEntry: false });
+  const hint = 'Set AZBK_HOME to a folder (a missing one is made), or unset it to use the default.';
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(home, { throwIfNoEntry: false });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw err;
+    throw new AzbkError('AZBK_BAD_INPUT', `AZBK_HOME (${home}) is below a file, not a folder.`, { hint });
+  }
   if (st !== undefined && !st.isDirectory()) {
-    throw new AzbkError('AZBK_BAD_INPUT', `AZBK_HOME (${home}) is not a folder.`, { hint: 'Set AZBK_HOME to a folder (a missing one is made), or unset it to use the default.' });
+    throw new AzbkError('AZBK_BAD_INPUT', `AZBK_HOME (${home}) is not a folder.`, { hint });
   }
 }
 

@@ -3,13 +3,15 @@
  * a vault folder that cannot be made, an address that cannot be listened on, the root folder as a
  * policy's path, and an empty value (an empty shell variable) where a path or any other value goes.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createVault, expectExit, expectNoStack, parseJson, runCli, setupMachine, show, tempDir, type CliResult } from '../helpers/cli.js';
+import { BIN, createVault, expectExit, expectNoStack, parseJson, runCli, setupMachine, show, tempDir, type CliResult } from '../helpers/cli.js';
 import { exists } from '../helpers/fs-tree.js';
 
 const linux = process.platform === 'linux';
@@ -107,6 +109,37 @@ describe.concurrent('bad input exits 2 and says what is wrong', () => {
       expectBadInput(await runCli(args, { home, timeout: 20_000 }), `AZBK_HOME (${home}) is not a folder.`);
     }
     expect(await fs.readFile(home, 'utf8')).toBe('not a folder\n');
+    // Below a file: the same, not an internal error.
+    expectBadInput(await runCli(['status'], { home: path.join(home, 'sub'), timeout: 20_000 }), `AZBK_HOME (${path.join(home, 'sub')}) is below a file, not a folder.`);
+  });
+
+  it('says AZBK_LOCAL_IO, naming the file, when AZBK_HOME cannot be written as it must (a file where its cache folder goes), and when the output cannot be written', async (ctx) => {
+    const dir = await tempDir(ctx);
+    const m = await setupMachine(dir);
+    const src = path.join(dir, 'src');
+    await fs.mkdir(src);
+    await fs.writeFile(path.join(src, 'a.txt'), 'a\n');
+    const cache = path.join(m.home, 'cache');
+    await fs.rm(cache, { recursive: true, force: true });
+    await fs.writeFile(cache, 'in the way\n');
+    const r = await m.run(['backup', '--now', '--include', src]);
+    expectExit(r, 1);
+    expectNoStack(r);
+    expect(r.stderr).toContain(`AZBK_LOCAL_IO: Cannot mkdir ${cache} (EEXIST).`);
+    expect(r.stderr).not.toContain('bug');
+    await fs.rm(cache);
+    if (process.platform === 'linux') {
+      // stdout on a full device: one line on stderr, no stack, the exit code of AZBK_LOCAL_IO
+      const fd = openSync('/dev/full', 'w');
+      try {
+        const full = spawnSync(process.execPath, [BIN, 'points'], { env: { ...process.env, AZBK_HOME: m.home }, stdio: ['ignore', fd, 'pipe'], encoding: 'utf8', timeout: 30_000 });
+        expect(full.status).toBe(1);
+        expect(full.stderr).toContain("azbk: error AZBK_LOCAL_IO: Cannot write the command's output (ENOSPC).");
+        expect(full.stderr).not.toMatch(/\n\s+at /);
+      } finally {
+        closeSync(fd);
+      }
+    }
   });
 
   it('refuses an empty value (an empty shell variable) instead of taking the current folder', async (ctx) => {
