@@ -22,6 +22,12 @@ export async function findMachine(ctx: AgentContext, name: string | undefined): 
   return m;
 }
 
+/** Whether the date a time starts with (YYYY-MM-DD) is a day of the calendar: Date.parse takes 2026-11-31 as December 1st. */
+function onCalendar(spec: string): boolean {
+  const [y, m, d] = spec.slice(0, 10).split('-').map(Number) as [number, number, number];
+  return m >= 1 && m <= 12 && d >= 1 && d <= new Date(Date.UTC(y, m, 0)).getUTCDate();
+}
+
 /**
  * Picks a point: 'latest', an exact point id, or an ISO time (the newest point at or before it).
  */
@@ -33,7 +39,7 @@ export function pickPoint(points: readonly PointInfo[], spec: string): PointInfo
     found = sorted.find((p) => p.id === spec);
     if (found === undefined && /^\d{4}-\d{2}-\d{2}/.test(spec)) {
       const t = Date.parse(spec);
-      if (!Number.isFinite(t)) throw new AzbkError('AZBK_BAD_INPUT', `${spec} is not a valid time.`);
+      if (!Number.isFinite(t) || !onCalendar(spec)) throw new AzbkError('AZBK_BAD_INPUT', `${spec} is not a valid time.`);
       found = sorted.filter((p) => Date.parse(p.time) <= t).at(-1);
     }
   }

@@ -33,6 +33,8 @@ export function parseHours(s: string): { start: number; end: number } | null {
 export function parseRate(s: string): number | null {
   const m = /^(\d+(?:\.\d+)?)\s*([KMG])?(?:i?B)?(?:\/s)?$/i.exec(s.trim());
   if (m === null) return null;
-  const n = Math.round(Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] ?? ' ').toUpperCase()));
-  return Number.isSafeInteger(n) && n >= 0 ? n : null;
+  const exact = Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] ?? ' ').toUpperCase());
+  // A rate above 0 stays one: rounded to 0 it would mean no limit at all.
+  const n = exact > 0 ? Math.max(1, Math.round(exact)) : 0;
+  return Number.isSafeInteger(n) ? n : null;
 }

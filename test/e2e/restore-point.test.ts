@@ -69,7 +69,8 @@ describe('restore --point', () => {
 
   it('a time before the first point, an unknown id or a bad time exit 2 and write nothing', async () => {
     const before = new Date(Date.parse(points[0]!.time) - 60_000).toISOString();
-    for (const spec of [before, '20200101T000000000Z-00000000', 'yesterday', '2026-13-45T99:00:00Z']) {
+    // A day no calendar has is not rolled over into the next month (2099-11-31 would be 2099-12-01, after every point).
+    for (const spec of [before, '20200101T000000000Z-00000000', 'yesterday', '2026-13-45T99:00:00Z', '2099-11-31T23:00', '2099-02-29']) {
       const target = path.join(tmp.path, `bad${++n}`);
       const r = await a.run(['restore', '--point', spec, '--target', target]);
       expectExit(r, 2);

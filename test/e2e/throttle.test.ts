@@ -40,5 +40,11 @@ describe('bandwidth limits', () => {
     const bad = await m.run(['backup', '--now', '--include', file, '--limit-upload', 'fast']);
     expectExit(bad, 2);
     expect(bad.stderr).toMatch(/--limit-upload must be a rate/);
+
+    // A rate below half a byte a second is still a limit (1 B/s), not none.
+    expectExit(await m.run(['policy', 'set', '--work-bandwidth', '0.4', '--off-bandwidth', '0.0001K']), 0);
+    const shown = await m.run(['policy', 'show']);
+    expectExit(shown, 0);
+    expect(shown.stdout).not.toMatch(/unlimited/);
   }, 120_000);
 });

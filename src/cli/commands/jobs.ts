@@ -43,7 +43,7 @@ export function jobsCommand(program: Command): void {
     .action(
       action('jobs', async ({ paths, out }, o: Opts) => {
         const n = /^\d{1,6}$/.test(o.last.trim()) ? Number(o.last) : NaN;
-        if (!(n >= 1)) throw new AzbkError('AZBK_USAGE', `--last takes a number of jobs of 1 or more, not ${o.last}.`);
+        if (!(n >= 1)) throw new AzbkError('AZBK_USAGE', `--last takes a number of jobs from 1 to 999999, not ${o.last}.`);
         const { jobs: last, total, unreadable } = await readJobs(paths, n);
         // Recorded as each ends, shown by when each started (the time on each line): a restore
         // run during a long backup comes after it.
