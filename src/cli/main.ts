@@ -109,6 +109,9 @@ export async function main(argv: string[]): Promise<void> {
       }
     });
   }
+  // Ctrl-C or SIGTERM where the command has no way of its own to stop (see signals.ts): it ends
+  // at once, through 'exit', so that what it holds (the job lock, its progress file) is given up.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => stopNow(sig));
   const program = await buildProgram(argv.slice(2));
   try {
     await program.parseAsync(argv);
@@ -122,6 +125,17 @@ export async function main(argv: string[]): Promise<void> {
     throw err;
   }
   process.exitCode = outputLost ? errorRegistry.AZBK_LOCAL_IO.exit : currentExitCode();
+}
+
+/** Ends the process for `sig` (exit 130), unless the command stops at a safe point itself: it listens too. */
+function stopNow(sig: NodeJS.Signals): void {
+  if (process.listenerCount(sig) > 1) return;
+  try {
+    fs.writeSync(2, `azbk: error AZBK_CANCELLED: Stopped (${sig}).\n`);
+  } catch {
+    // stderr is gone: the exit code says it
+  }
+  process.exit(ExitCode.cancelled);
 }
 
 /** Writing the output failed (see main). */

@@ -3,11 +3,12 @@
  * damaged chunk is found by --read-data and a missing pack by either, each named by the file it
  * breaks, with exit 1 and the whole report.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { backup, expectExit, expectNoStack, parseJson, setupMachine } from '../helpers/cli.js';
+import { backup, BIN, expectExit, expectNoStack, parseJson, setupMachine } from '../helpers/cli.js';
 import { vaultObjects, writeRandomFile } from '../helpers/fs-tree.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
@@ -126,5 +127,29 @@ describe('azbk verify', () => {
     const healed = await m.run(['verify', '--read-data', '--json']);
     expectExit(healed, 0);
     expect(parseJson<Report>(healed)).toMatchObject({ points: 2, problems: [] });
+  }, 60_000);
+
+  it('stops on Ctrl-C with exit 130, giving up the job lock (a command without a safe point of its own)', async () => {
+    const tmp = await makeTempDir('azbk-verify-');
+    const m = await setupMachine(tmp);
+    const file = path.join(tmp, 'data.bin');
+    await writeRandomFile(file, 8 * 1024 * 1024);
+    await backup(m, [file]);
+    // Slowed down so that it is still reading when the signal comes.
+    const child = spawn(process.execPath, [BIN, 'verify', '--read-data', '--limit-download', '256K'], { env: { ...process.env, AZBK_HOME: m.home }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const lock = path.join(m.home, 'job.lock');
+    for (let i = 0; i < 400 && !(await fs.stat(lock).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGINT');
+    expect(await done, stderr).toBe(130);
+    expect(stderr).toContain('AZBK_CANCELLED');
+    expect(stderr).not.toMatch(/^\s+at /m);
+    await expect(fs.stat(lock)).rejects.toThrow();
+    await expect(fs.stat(path.join(m.home, 'progress.json'))).rejects.toThrow();
+    // The next job runs at once.
+    expectExit(await m.run(['verify']), 0);
   }, 60_000);
 });
