@@ -8,9 +8,11 @@ export function stopIfAsked(signal: AbortSignal | undefined): void {
   if (signal?.aborted === true) throw new AzbkError('AZBK_CANCELLED', 'Restore stopped.');
 }
 
-/** Seconds since the epoch with microsecond precision, from nanoseconds as a decimal string. */
-export function toTime(ns: string): number {
-  return Number(BigInt(ns) / 1000n) / 1e6;
+/** Seconds since the epoch with microsecond precision, from nanoseconds as a decimal string (as text before 1970). */
+export function toTime(ns: string): number | string {
+  const seconds = Number(BigInt(ns) / 1000n) / 1e6;
+  // Node takes a negative number of seconds as "now"; as text, it is taken as it is (before 1970).
+  return seconds < 0 ? String(seconds) : seconds;
 }
 
 /** Opening an existing temporary file never follows a link put in its place (where the OS can tell). */
@@ -44,6 +46,32 @@ export function isHole(data: Uint8Array): boolean {
   if (data.length < HOLE_MIN || data[0] !== 0 || data[data.length - 1] !== 0) return false;
   if (zeros.length < data.length) zeros = Buffer.alloc(data.length);
   return Buffer.compare(data, zeros.subarray(0, data.length)) === 0;
+}
+
+/**
+ * Writes `data` at `position` of a new file, leaving each stretch of zeros of HOLE_MIN bytes (at
+ * HOLE_MIN steps from the chunk's start) unwritten, a hole where the file system has them: a chunk
+ * of a sparse image is up to 8 MiB of zeros around a few bytes of data. Returns where the file must
+ * end when the chunk's last bytes were such a stretch (see extendTo), else 0. A stretch of data
+ * costs a look at its first byte, or its first and last.
+ */
+export function writeSparse(fd: number, data: Uint8Array, position: number): number {
+  if (data.length < 2 * HOLE_MIN) {
+    writeAll(fd, data, position);
+    return 0;
+  }
+  const zeroAt = (at: number) => isHole(data.subarray(at, Math.min(at + HOLE_MIN, data.length)));
+  let at = 0;
+  while (at < data.length) {
+    let start = at;
+    while (start < data.length && zeroAt(start)) start += HOLE_MIN;
+    if (start >= data.length) return position + data.length;
+    let end = start + HOLE_MIN;
+    while (end < data.length && !zeroAt(end)) end += HOLE_MIN;
+    writeAll(fd, data.subarray(start, Math.min(end, data.length)), position + start);
+    at = end;
+  }
+  return 0;
 }
 
 /** Makes an open file at least `size` bytes long (the bytes added read as zeros). */

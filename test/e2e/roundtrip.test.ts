@@ -11,7 +11,7 @@ import { createTempDir, makeTempDir, type TempDir } from '../helpers/tmp.js';
 
 const MiB = 1024 * 1024;
 
-/** Builds the odd tree under `src` and gives every entry a distinct, sub-millisecond mtime. */
+/** Builds the odd tree under `src` and gives every entry a distinct, sub-millisecond mtime (some before 1970). */
 async function buildOddTree(src: string): Promise<void> {
   const w = (rel: string, data: string | Buffer) => fs.writeFile(path.join(src, rel), data);
   await fs.mkdir(src, { recursive: true });
@@ -58,7 +58,9 @@ async function buildOddTree(src: string): Promise<void> {
   const entries = [...(await walk(src)).keys()].sort((a, b) => b.split(path.sep).length - a.split(path.sep).length);
   let i = 0;
   for (const rel of entries) {
-    const t = 1_500_000_000 + (i++) * 3_607 + 0.123_456; // sub-millisecond part
+    // sub-millisecond parts; every third entry before 1970 (as text: Node takes a negative number as "now")
+    const n = i++;
+    const t = n % 3 === 0 ? String(-20_000_000 - n * 3_607 - 0.123_456) : 1_500_000_000 + n * 3_607 + 0.123_456;
     const p = path.join(src, rel);
     if ((await fs.lstat(p)).isSymbolicLink()) await fs.lutimes(p, t, t);
     else await fs.utimes(p, t, t);

@@ -7,7 +7,7 @@ import { decodeBlob } from '../../core/blob.js';
 import { DEFAULT_CHUNKER } from '../../core/chunker.js';
 import type { BlobId } from '../../core/ids.js';
 import { isAzbkError } from '../../shared/errors.js';
-import { extendTo, isHole, openTemp, removeTemp, settle, why, writeAll } from '../restore-files.js';
+import { extendTo, isHole, openTemp, removeTemp, settle, why, writeSparse } from '../restore-files.js';
 import type { RangeTask } from './range-pool.js';
 import { serveRanges, workerKeys } from './range-worker.js';
 import type { RangeResult, RangeWork } from './restore-pool.js';
@@ -68,8 +68,8 @@ function run(t: RangeTask<RangeWork>, data: Buffer): RangeResult {
                 files.created[i] = 1;
               }
               const at = layout[p + 4 + 2 * k]!;
-              if (hole) files.holeEnd[i] = Math.max(files.holeEnd[i]!, at + plain.length);
-              else writeAll(files.fds[i]!, plain, at);
+              const end = hole ? at + plain.length : writeSparse(files.fds[i]!, plain, at);
+              if (end > 0) files.holeEnd[i] = Math.max(files.holeEnd[i]!, end);
             } catch (err) {
               files.errors[i] = why(err);
             }
