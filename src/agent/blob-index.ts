@@ -277,14 +277,18 @@ export class BlobIndex {
         continue;
       }
       const data = await session.readIndex(name);
-      if (objectKeyId(data) !== keys.keyId) continue;
       let packs: readonly IndexPack[];
-      try {
-        packs = decodeIndex(keys, name, data).packs;
-      } catch {
-        index.damaged.push(name);
-        continue;
+      if (objectKeyId(data) !== keys.keyId) packs = [];
+      else {
+        try {
+          packs = decodeIndex(keys, name, data).packs;
+        } catch {
+          index.damaged.push(name);
+          packs = [];
+        }
       }
+      // One of another key family, or damaged (a vault or a machine may write any bytes there),
+      // gives this key nothing, and is remembered as such: read once, not by every command.
       index.addIndexFile(name, packs);
       cache?.putIndex(name, compactIndex(packs));
     }

@@ -3,7 +3,7 @@
  * same locations as the vault's copies, are not read from the vault again, and a damaged cached
  * copy is ignored in favour of the vault's.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -137,6 +137,31 @@ describe('blob index cache', () => {
       const repaired = await BlobIndex.load(third.session, m.keys, cache);
       expect(third.reads()).toBe(1);
       for (const { type, id } of ids) expect(repaired.get(type, id)).toEqual(fromVault.get(type, id));
+    } finally {
+      cache.close();
+    }
+  });
+
+  it('reads an index file of another key family, or one that is not an index file, once: the cache remembers that it gives nothing', async () => {
+    const m = await createMachine();
+    const writer = new BlobWriter(m.ctx.session, m.keys, new BlobIndex(), { packSize: 4096 });
+    const id = await writer.add('data', Buffer.from('a blob '.repeat(100)));
+    await writer.flush();
+    // Any machine may put bytes under any new name: here 1 MiB of noise, and a file with this
+    // key family's header and a damaged body.
+    const noise = randomBytes(1024 * 1024);
+    const forged = Buffer.concat([(await m.ctx.session.readIndex((await m.ctx.session.listIndex())[0]!)).subarray(0, 64), randomBytes(500)]);
+    for (const bytes of [noise, forged]) await m.ctx.session.putIndex(createHash('sha256').update(bytes).digest('hex'), bytes);
+    const cache = FileCache.open(path.join(m.dir, 'cache.sqlite'));
+    try {
+      const first = counting(m.ctx.session);
+      const index = await BlobIndex.load(first.session, m.keys, cache);
+      expect(first.reads()).toBe(3);
+      expect(index.size).toBe(1);
+      expect(index.has('data', id)).toBe(true);
+      const second = counting(m.ctx.session);
+      expect((await BlobIndex.load(second.session, m.keys, cache)).size).toBe(1);
+      expect(second.reads()).toBe(0);
     } finally {
       cache.close();
     }
