@@ -45,6 +45,11 @@ export interface PlannedCounts extends RestoreCounts {
  * chunks of two parts is read once for each.
  */
 const BATCH_ITEMS = 200_000;
+/**
+ * How far a file's time may be from the one backed up and still be the file a restore put there:
+ * times are set to the microsecond, and Node's conversion is a microsecond or two off at times.
+ */
+const SAME_TIME_NS = 10_000n;
 
 export type RestoreEvent =
   | { readonly type: 'file'; readonly path: string; readonly size: number }
@@ -104,7 +109,8 @@ interface PlannedDir {
 
 /** A file restored as a hard link to another one restored (`leader`), once that one is written. */
 interface LinkPlan {
-  readonly leader: FilePlan;
+  /** the file it is a link to (another one when a name found in place takes over: see adoptLeader) */
+  leader: FilePlan;
   /** the original path of its folder, the folder it goes into, its name and the name it goes under */
   readonly folder: readonly string[];
   readonly dir: string;
@@ -378,7 +384,10 @@ class RestoreJob {
       // rather than follow what another entry made there (on a file system that holds two names
       // equal, by case or Unicode form), and a file is renamed over nothing of its own.
       let found = fresh && node.type !== 'symlink' ? { to: dest, merge: false } : await this.destination(segs, dest, node.type === 'dir');
-      if (found === null) return;
+      if (found === null) {
+        if (node.type === 'file') this.adoptLeader(segs, dest, node);
+        return;
+      }
       if (node.type === 'symlink') await this.symlink(node, found.to);
       else if (node.type === 'file') {
         this.planFile(segs.slice(0, -1), path.dirname(found.to), node, path.basename(found.to));
@@ -462,6 +471,38 @@ class RestoreJob {
     if (node.link !== undefined && leader === undefined) this.linkLeaders.set(node.link, { plan, node });
     this.batch.push(plan);
     this.batchItems += 1 + node.content.length;
+  }
+
+  /**
+   * A name of a hard-linked file left alone because something is there (--conflict skip): when
+   * that is the file as backed up (its size, and its time to the few microseconds a restore keeps)
+   * and no name of its group is planned yet, it is what the group's other names link to. A restore
+   * stopped part way, run again, thus makes whole the groups it had begun: their names restored
+   * since were linked to each other, not to it.
+   */
+  private adoptLeader(segs: readonly string[], dest: string, node: FileNode): void {
+    if (node.link === undefined) return;
+    const had = this.linkLeaders.get(node.link);
+    // Planned as a new file already (its name came first) and not written yet, or none planned.
+    const at = had === undefined ? -1 : this.batch.indexOf(had.plan);
+    if (had !== undefined && (at < 0 || !sameFile(had.node, node))) return;
+    const st = fs.lstatSync(dest, { bigint: true, throwIfNoEntry: false });
+    if (st === undefined || !st.isFile() || st.size !== BigInt(node.size)) return;
+    // Never someone else's file: they could change what the names linked to it hold.
+    if (process.getuid !== undefined && Number(st.uid) !== process.getuid()) return;
+    const off = st.mtimeNs - BigInt(node.mtime);
+    if (off > SAME_TIME_NS || off < -SAME_TIME_NS) return;
+    const plan: FilePlan = { folder: segs.slice(0, -1), dir: path.dirname(dest), tmp: -1, name: path.basename(dest), size: node.size, mode: node.mode, mtime: node.mtime, content: null, remaining: 0, error: null };
+    if (had !== undefined) {
+      // That name becomes a link to this file too, as do the names planned as links to it.
+      const first = had.plan;
+      this.batch.splice(at, 1);
+      this.batchItems -= 1 + (first.content?.length ?? 0);
+      for (const l of this.links) if (l.leader === first) l.leader = plan;
+      this.links.push({ leader: plan, folder: first.folder, dir: first.dir, name: first.name, as: first.renamed ?? first.name });
+      this.batchItems++;
+    }
+    this.linkLeaders.set(node.link, { plan, node });
   }
 
   /**

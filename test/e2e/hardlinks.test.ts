@@ -82,6 +82,41 @@ describe.skipIf(process.platform === 'win32')('hard links', () => {
     for (const root of [target, part, src]) expect(await names(root)).not.toContainEqual(expect.stringContaining('.azbk-restore-'));
   }, 60_000);
 
+  it('run again after it stopped part way, makes whole the groups of names it had begun, whichever name came back first', async () => {
+    const tmp = await makeTempDir('azbk-hardlinks-');
+    const src = path.join(tmp, 'data');
+    await fs.mkdir(path.join(src, 'a'), { recursive: true });
+    await fs.mkdir(path.join(src, 'z'), { recursive: true });
+    await fs.writeFile(path.join(src, 'a/orig'), 'one file, three names\n');
+    await fs.link(path.join(src, 'a/orig'), path.join(src, 'a/link'));
+    await fs.link(path.join(src, 'a/orig'), path.join(src, 'z/link2'));
+    const m = await setupMachine(tmp);
+    await backup(m, [src]);
+    const target = path.join(tmp, 'restored');
+    const at = (rel: string) => path.join(target, src, rel);
+    expectExit(await m.run(['restore', '--point', 'latest', '--target', target]), 0);
+    // As a restore stopped after its first file leaves it: one name in place (a/orig, which the
+    // walk meets after a/link), the others not made yet.
+    for (const left of [['a/orig'], ['z/link2'], ['a/link']]) {
+      for (const rel of ['a/orig', 'a/link', 'z/link2']) if (!left.includes(rel)) await fs.rm(at(rel));
+      const again = await m.run(['restore', '--point', 'latest', '--target', target, '--json']);
+      expectExit(again, 0);
+      const [x, y, z] = await Promise.all(['a/orig', 'a/link', 'z/link2'].map((rel) => fs.stat(at(rel))));
+      expect([x!.nlink, y!.ino, z!.ino], `left ${left[0]}`).toEqual([3, x!.ino, x!.ino]);
+      expect(await fs.readFile(at('a/link'), 'utf8')).toBe('one file, three names\n');
+    }
+    // A name in place that is not the file backed up (changed since) is left alone, and is no link of the others.
+    await fs.rm(at('a/link'));
+    await fs.rm(at('z/link2'));
+    await fs.writeFile(at('a/orig'), 'changed by its user\n');
+    expectExit(await m.run(['restore', '--point', 'latest', '--target', target]), 0);
+    const [x, y, z] = await Promise.all(['a/orig', 'a/link', 'z/link2'].map((rel) => fs.stat(at(rel))));
+    expect(x!.nlink).toBe(1);
+    expect(z!.ino).toBe(y!.ino);
+    expect(await fs.readFile(at('a/orig'), 'utf8')).toBe('changed by its user\n');
+    expect(await fs.readFile(at('z/link2'), 'utf8')).toBe('one file, three names\n');
+  });
+
   it('copies where a hard link cannot be made (another file system), without setuid', async (ctx) => {
     const tmp = await makeTempDir('azbk-hardlinks-');
     const elsewhere = await fs.mkdtemp('/dev/shm/azbk-hardlinks-').catch(() => null);
