@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { isHex32, type KeyId, type MachineId } from '../core/ids.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { makeFoldersSync, readLocalJson, syncFolder, writeFileAtomic } from '../shared/files.js';
@@ -36,8 +37,8 @@ export interface LocalSecrets {
   readonly masterKey: string;
 }
 
-function damaged(file: string): AzbkError {
-  return new AzbkError('AZBK_NOT_REGISTERED', `The local registration in ${file} is damaged.`, {
+function damaged(file: string, what = 'The local registration in'): AzbkError {
+  return new AzbkError('AZBK_NOT_REGISTERED', `${what} ${file} ${existsSync(file) ? 'is damaged' : 'is missing'}.`, {
     hint: 'Register the machine again: azbk register --vault-credentials FILE --reregister.',
   });
 }
@@ -115,7 +116,8 @@ export async function loadSecrets(paths: HomePaths, r: LocalRegistration): Promi
   const where = secretsLocation(r);
   if (where.store === 'file') {
     await checkPrivate(paths.secrets, 'file');
-    return parseSecrets(await readLocalJson(paths.secrets, () => damaged(paths.secrets)), () => damaged(paths.secrets));
+    const gone = () => damaged(paths.secrets, "This machine's secrets file");
+    return parseSecrets(await readLocalJson(paths.secrets, gone), gone);
   }
   const text = await keychainGet(where);
   const missing = () =>

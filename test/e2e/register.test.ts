@@ -177,6 +177,19 @@ describe.concurrent('register', () => {
     expectExit(await runCli(['points'], { home }), 2);
     expectExit(await runCli(registerArgs(vault.credentials, 'A', '--passphrase-file', pass, '--reregister'), { home }), 0);
     expectExit(await runCli(['points'], { home }), 0);
+    // The secrets file gone or damaged: said so by `secrets` too, not shown as where they are kept.
+    const secrets = path.join(home, 'secrets.json');
+    const kept = await fs.readFile(secrets);
+    await fs.rm(secrets);
+    const missing = await runCli(['secrets'], { home });
+    expectExit(missing, 2);
+    expect(missing.stderr).toContain(`This machine's secrets file ${secrets} is missing.`);
+    await fs.writeFile(secrets, 'not json', { mode: 0o600 });
+    const broken = await runCli(['secrets'], { home });
+    expectExit(broken, 2);
+    expect(broken.stderr).toContain(`This machine's secrets file ${secrets} is damaged.`);
+    await fs.writeFile(secrets, kept, { mode: 0o600 });
+    expectExit(await runCli(['secrets'], { home }), 0);
   });
 
   it('--generate-passphrase writes a new 0600 file with a strong passphrase that other machines can use', async (ctx) => {

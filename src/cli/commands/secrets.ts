@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { acquireJobLock } from '../../agent/lock.js';
 import { loadPolicy } from '../../agent/policy.js';
 import { scheduleNeedsSecretsFile } from '../../agent/scheduler.js';
-import { dropStraySecretsFile, moveSecrets, newKeychainItem, requireRegistration, secretsLocation, straySecretsFile, type SecretsLocation } from '../../agent/state.js';
+import { dropStraySecretsFile, loadSecrets, moveSecrets, newKeychainItem, requireRegistration, secretsLocation, straySecretsFile, type SecretsLocation } from '../../agent/state.js';
 import { AzbkError } from '../../shared/errors.js';
 import { action } from '../run.js';
 import { STRAY, secretsPlace, secretsResult } from '../secrets-text.js';
@@ -36,6 +36,8 @@ export function secretsCommand(program: Command): void {
         const shown = await requireRegistration(paths);
         if (o.store === undefined) {
           const where = secretsLocation(shown);
+          // A file that is gone or damaged is said so (as every other command does), not shown as where they are.
+          if (where.store === 'file') await loadSecrets(paths, shown);
           out.line(`This machine's secret and key are kept in ${secretsPlace(paths, where)}.`);
           const stray = await straySecretsFile(paths, shown);
           if (stray) out.warn(STRAY(paths));
