@@ -4,6 +4,7 @@
  * replies mapped to AzbkErrors, and response bodies read with a size limit (the network is
  * hostile input).
  */
+import { setMaxListeners } from 'node:events';
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -152,6 +153,8 @@ export class HttpTransport {
     this.#baseDelayMs = o.baseDelayMs ?? 250;
     this.#maxDelayMs = o.maxDelayMs ?? 8000;
     this.#sleep = o.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    // Every request in flight and every wait listens to it: more than Node's ten at a time is usual.
+    setMaxListeners(0, this.#closing.signal);
     const connectTimeout = o.connectTimeoutMs ?? 10_000;
     const replyTimeout = o.replyTimeoutMs ?? 10 * 60_000;
     this.#pool = new Pool(this.#origin, {
