@@ -126,7 +126,7 @@ export function removeTemp(tmp: string): void {
 
 /** What a failed file's error code means in a restore, where the common words (errnoText) do not say it. */
 const RESTORE_ERRORS: Readonly<Record<string, string>> = {
-  ENAMETOOLONG: 'name too long for this file system',
+  ENAMETOOLONG: 'name or path too long for this file system',
   ENOTDIR: 'a folder on its path was replaced during the restore',
   ELOOP: 'a folder on its path was replaced by a link during the restore',
   ENOENT: 'its folder was removed during the restore',

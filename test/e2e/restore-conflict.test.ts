@@ -87,6 +87,32 @@ describe('restore --conflict', () => {
     expect(parseJson(r).conflicts).toEqual([{ path: file, action: 'copied', restoredAs: path.join(dir, copy) }]);
   });
 
+  it('copy fits a long name into the 255 bytes a name may have: the end of its stem gives way, its extension stays', async () => {
+    const root = await createTempDir();
+    try {
+      const where = path.join(root.path, 'long');
+      await fs.mkdir(where);
+      const name = `${'é'.repeat(60)}${'n'.repeat(126)}.txt`; // 250 bytes of UTF-8
+      const long = path.join(where, name);
+      await fs.writeFile(long, BACKED_UP);
+      const m = await setupMachine(root.path);
+      await backup(m, [where]);
+      await fs.writeFile(long, LOCAL);
+      for (let round = 0; round < 2; round++) expectExit(await m.run(['restore', '--point', 'latest', '--conflict', 'copy']), 0);
+      const copies = (await fs.readdir(where)).filter((n) => n !== name).sort();
+      expect(copies).toHaveLength(2);
+      for (const c of copies) {
+        expect(Buffer.byteLength(c)).toBeLessThanOrEqual(255);
+        expect(await fs.readFile(path.join(where, c), 'utf8')).toBe(BACKED_UP);
+      }
+      expect(copies.find((c) => c.endsWith('.txt'))).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}-\d{2} Copy of é+n*\.txt$/);
+      expect(copies.find((c) => c.endsWith('.txt (2)'))).toBeDefined();
+      expect(await fs.readFile(long, 'utf8')).toBe(LOCAL);
+    } finally {
+      await root.cleanup();
+    }
+  });
+
   it('refuses an unknown rule with exit 2', async () => {
     const { a, file } = await setup();
     const r = await a.run(['restore', '--point', 'latest', '--conflict', 'replace']);
