@@ -483,15 +483,19 @@ class RestoreJob {
   private adoptLeader(segs: readonly string[], dest: string, node: FileNode): void {
     if (node.link === undefined) return;
     const had = this.linkLeaders.get(node.link);
-    // Planned as a new file already (its name came first) and not written yet, or none planned.
-    const at = had === undefined ? -1 : this.batch.indexOf(had.plan);
-    if (had !== undefined && (at < 0 || !sameFile(had.node, node))) return;
+    // A name found in place leads the group already (its plan has no temporary file), or the
+    // group's first name is another file.
+    if (had !== undefined && (had.plan.tmp < 0 || !sameFile(had.node, node))) return;
     const st = fs.lstatSync(dest, { bigint: true, throwIfNoEntry: false });
     if (st === undefined || !st.isFile() || st.size !== BigInt(node.size)) return;
     // Never someone else's file: they could change what the names linked to it hold.
     if (process.getuid !== undefined && Number(st.uid) !== process.getuid()) return;
     const off = st.mtimeNs - BigInt(node.mtime);
     if (off > SAME_TIME_NS || off < -SAME_TIME_NS) return;
+    // The group's first name, planned as a new file, if it is not written yet (searched last:
+    // the part being planned may hold 200,000 items).
+    const at = had === undefined ? -1 : this.batch.indexOf(had.plan);
+    if (had !== undefined && at < 0) return;
     const plan: FilePlan = { folder: segs.slice(0, -1), dir: path.dirname(dest), tmp: -1, name: path.basename(dest), size: node.size, mode: node.mode, mtime: node.mtime, content: null, remaining: 0, error: null };
     if (had !== undefined) {
       // That name becomes a link to this file too, as do the names planned as links to it.
@@ -718,7 +722,6 @@ function sameFile(a: FileNode, b: FileNode): boolean {
 
 const pad = (n: number) => String(n).padStart(2, '0');
 
-/** "YYYY-MM-DD HH-mm Copy of NAME" beside `dest`, numbered when that too exists. */
 /** The longest name most file systems take, in bytes of UTF-8. */
 const NAME_MAX = 255;
 
@@ -726,7 +729,7 @@ const NAME_MAX = 255;
  * `prefix` + `name` + `suffix`, with the end of `name`'s stem cut (its extension kept, when short)
  * so that the whole fits NAME_MAX: a copy of a long name is still a name the file system takes.
  */
-export function fitName(prefix: string, name: string, suffix: string): string {
+function fitName(prefix: string, name: string, suffix: string): string {
   const room = NAME_MAX - Buffer.byteLength(prefix) - Buffer.byteLength(suffix);
   if (Buffer.byteLength(name) <= room) return prefix + name + suffix;
   const ext = path.extname(name);
@@ -737,6 +740,7 @@ export function fitName(prefix: string, name: string, suffix: string): string {
   return prefix + stem.join('') + kept + suffix;
 }
 
+/** "YYYY-MM-DD HH-mm Copy of NAME" beside `dest`, numbered when that too exists. */
 async function copyName(dest: string, now: Date): Promise<string> {
   const stamp = `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())} ${pad(now.getHours())}-${pad(now.getMinutes())}`;
   for (let n = 1; ; n++) {
