@@ -1,7 +1,7 @@
 /** The azbk command line: builds the commander program and exits with the command's code. */
 import { Command, CommanderError } from 'commander';
 import fs from 'node:fs';
-import { errorRegistry, ExitCode } from '../shared/errors.js';
+import { errorRegistry, ExitCode, type ErrorCode } from '../shared/errors.js';
 import { currentExitCode } from './run.js';
 
 const EXIT_CODES = `
@@ -102,11 +102,7 @@ export async function main(argv: string[]): Promise<void> {
       if (err.code === 'EPIPE' || outputLost) return;
       outputLost = true;
       process.exitCode = errorRegistry.AZBK_LOCAL_IO.exit;
-      try {
-        fs.writeSync(2, `azbk: error AZBK_LOCAL_IO: Cannot write the command's output (${err.code ?? 'error'}).\n`);
-      } catch {
-        // stderr is what failed: the exit code says it
-      }
+      sayAtOnce('AZBK_LOCAL_IO', `Cannot write the command's output (${err.code ?? 'error'}).`);
     });
   }
   // Ctrl-C or SIGTERM where the command has no way of its own to stop (see signals.ts): it ends
@@ -130,12 +126,17 @@ export async function main(argv: string[]): Promise<void> {
 /** Ends the process for `sig` (exit 130), unless the command stops at a safe point itself: it listens too. */
 function stopNow(sig: NodeJS.Signals): void {
   if (process.listenerCount(sig) > 1) return;
-  try {
-    fs.writeSync(2, `azbk: error AZBK_CANCELLED: Stopped (${sig}).\n`);
-  } catch {
-    // stderr is gone: the exit code says it
-  }
+  sayAtOnce('AZBK_CANCELLED', `Stopped (${sig}).`);
   process.exit(ExitCode.cancelled);
+}
+
+/** An error line written to stderr at once (the process may end next, or stdout be what failed); when stderr fails too, the exit code says it. */
+function sayAtOnce(code: ErrorCode, message: string): void {
+  try {
+    fs.writeSync(2, `azbk: error ${code}: ${message}\n`);
+  } catch {
+    // nowhere left to say it
+  }
 }
 
 /** Writing the output failed (see main). */
