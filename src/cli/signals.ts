@@ -1,17 +1,38 @@
 /** Stopping a long command at a safe point on Ctrl-C or SIGTERM. */
 import { ExitCode } from '../shared/errors.js';
 
+export interface StopOptions {
+  /**
+   * Until `begun()`, a signal ends the command at once, as a second one would (after saying
+   * `before`): while it connects to the vault there is no safe point to wait for, and nothing to
+   * save.
+   */
+  readonly before?: string;
+}
+
+export interface Stopping {
+  readonly signal: AbortSignal;
+  /** the job has begun: from now on the first signal stops it at its next safe point */
+  readonly begun: () => void;
+  /** the command has recorded how it ended: a signal now only exits */
+  readonly settled: () => void;
+  readonly dispose: () => void;
+}
+
 /**
  * Ctrl-C or SIGTERM once: `warn(stopping)` and abort the signal, for the command to stop at its
  * next safe point. Twice: `atOnce()` (synchronous work only: what the command must still record),
- * unless `settled()` said it was recorded already, then exit at once (130).
+ * unless `settled()` said it was recorded already, then exit at once (130). With `before`, the
+ * first signal does that too until `begun()` is called.
  */
-export function stopOnSignals(warn: (s: string) => void, stopping: string, atOnce: () => void = () => undefined): { signal: AbortSignal; settled: () => void; dispose: () => void } {
+export function stopOnSignals(warn: (s: string) => void, stopping: string, atOnce: () => void = () => undefined, opts: StopOptions = {}): Stopping {
   const controller = new AbortController();
   let done = false;
+  let begun = opts.before === undefined;
   const onSignal = () => {
-    if (controller.signal.aborted) {
+    if (controller.signal.aborted || !begun) {
       try {
+        if (!begun) warn(opts.before!);
         if (!done) atOnce();
       } finally {
         process.exit(ExitCode.cancelled);
@@ -24,6 +45,9 @@ export function stopOnSignals(warn: (s: string) => void, stopping: string, atOnc
   process.on('SIGTERM', onSignal);
   return {
     signal: controller.signal,
+    begun: () => {
+      begun = true;
+    },
     settled: () => {
       done = true;
     },

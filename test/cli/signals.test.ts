@@ -49,4 +49,29 @@ describe('stopOnSignals', () => {
       cancel.dispose();
     }
   });
+
+  it('with `before`, exits at once on the first signal until the job has begun, recording it', () => {
+    const exit = catchExit();
+    const warned: string[] = [];
+    let recorded = 0;
+    const early = stopOnSignals((s) => warned.push(s), 'stopping', () => recorded++, { before: 'stopped before it began' });
+    try {
+      expect(() => process.emit('SIGINT')).toThrow('exit');
+      expect(exit.code()).toBe(130);
+      expect(warned).toEqual(['stopped before it began']);
+      expect(recorded).toBe(1);
+    } finally {
+      early.dispose();
+    }
+    const begun = stopOnSignals((s) => warned.push(s), 'stopping', () => recorded++, { before: 'stopped before it began' });
+    try {
+      begun.begun();
+      process.emit('SIGTERM');
+      expect(begun.signal.aborted).toBe(true);
+      expect(warned.at(-1)).toBe('stopping');
+      expect(recorded).toBe(1);
+    } finally {
+      begun.dispose();
+    }
+  });
 });

@@ -4,10 +4,12 @@
  * on another machine, certificate pinning, clean shutdown; and two stateless servers over one
  * Azure (Azurite) container.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backup, expectExit, expectNoStack, parseJson, runCli, setupMachine, writePassphrase, PASSPHRASE, type Machine, type Vault } from '../helpers/cli.js';
+import { backup, BIN, expectExit, expectNoStack, parseJson, runCli, setupMachine, writePassphrase, PASSPHRASE, REPO, type Machine, type Vault } from '../helpers/cli.js';
 import { expectSameTree, writeRandomFile } from '../helpers/fs-tree.js';
 import { startAzurite, type Azurite } from '../helpers/azurite.js';
 import { startServe, type ServeProcess } from '../helpers/serve.js';
@@ -135,6 +137,38 @@ describe('vault service over a folder', () => {
     expect(r2.stderr).toMatch(/AZBK_VAULT_UNREACHABLE.*certificate/);
     expect(r2.stderr).toMatch(/hint: .*pinned/);
   });
+
+  it('stops at once on the first Ctrl-C while a backup or restore is still connecting, and records the job as cancelled', async () => {
+    const m = await setupMachine(root, { name: 'Early', vault });
+    const src = await sourceTree(path.join(root, 'early'));
+    await backup(m, [src]);
+    // A server that takes connections and answers nothing: the command waits in its TLS handshake.
+    process.kill(server.pid, 'SIGSTOP');
+    try {
+      for (const args of [['backup', '--now', '--include', src], ['restore', '--point', 'latest', '--target', path.join(root, 'early-out')]]) {
+        const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env: { ...process.env, AZBK_HOME: m.home }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let stderr = '';
+        child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+        const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+        await sleep(1500);
+        const sent = Date.now();
+        child.kill('SIGINT');
+        const code = await done;
+        expect(code, stderr).toBe(130);
+        expect(Date.now() - sent).toBeLessThan(5000);
+        expect(stderr).toContain(`stopped before the ${args[0]} began`);
+        expect(stderr).not.toMatch(/^\s+at /m);
+        const jobs = (await fs.readFile(path.join(m.home, 'jobs.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { kind: string; status: string });
+        expect(jobs.at(-1)).toMatchObject({ kind: args[0], status: 'cancelled', error: 'AZBK_CANCELLED' });
+        // The job lock went with the process.
+        await expect(fs.stat(path.join(m.home, 'job.lock'))).rejects.toMatchObject({ code: 'ENOENT' });
+      }
+    } finally {
+      process.kill(server.pid, 'SIGCONT');
+    }
+    // The next backup runs as usual.
+    await backup(m, [src]);
+  }, 60_000);
 
   it('stops promptly with exit code 0 on SIGTERM', async () => {
     const dir = await makeTempDir();

@@ -71,16 +71,21 @@ export function backupCommand(program: Command): void {
         if (include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'Nothing to back up: no --include and no policy.');
         const checkpointIntervalMs = parseSeconds(o.checkpointInterval, '--checkpoint-interval') * 1000;
         const checkpointBytes = parseBytes(o.checkpointBytes, '--checkpoint-bytes');
-        const ctx = await withLimits(await openAgent(paths), o);
         const started = new Date().toISOString();
         // How far it got, on a terminal and for status (see progress.ts); anything printed meanwhile erases the line first.
         const live = jobProgress(paths, o.json === true);
         const line = live.erasing(out.line);
-        // Ctrl-C once: stop at the next safe point after saving a checkpoint; twice: at once (the previous checkpoint still counts).
-        const cancel = stopOnSignals(live.erasing(out.warn), 'stopping: saving a checkpoint (press Ctrl-C again to stop at once)', () =>
-          recordFailure(paths, 'backup', started, new AzbkError('AZBK_CANCELLED', 'Stopped at once.'), out.warn),
+        // Ctrl-C once: stop at the next safe point after saving a checkpoint; twice: at once (the
+        // previous checkpoint still counts). Before the job has begun (connecting, loading the
+        // vault's index), once stops at once: the job is recorded as cancelled either way.
+        const cancel = stopOnSignals(
+          live.erasing(out.warn),
+          'stopping: saving a checkpoint (press Ctrl-C again to stop at once)',
+          () => recordFailure(paths, 'backup', started, new AzbkError('AZBK_CANCELLED', 'Stopped at once.'), out.warn),
+          { before: 'stopped before the backup began' },
         );
         try {
+          const ctx = await withLimits(await openAgent(paths), o);
           const r = await runBackup(ctx, {
             include,
             checkpointIntervalMs,
@@ -88,6 +93,7 @@ export function backupCommand(program: Command): void {
             signal: cancel.signal,
             onEvent: (e) => {
               if (e.type === 'start') {
+                cancel.begun();
                 if (e.resumed) line(`Continuing job ${e.resumed.jobId} from checkpoint ${e.resumed.seq} (${e.resumed.time}).`);
                 live.follow(() => ({ kind: 'backup', ...e.progress() }));
               }

@@ -55,9 +55,14 @@ export function restoreCommand(program: Command): void {
         let r: Awaited<ReturnType<typeof runRestore>>;
         // How far it got, on a terminal and for status (see progress.ts): listings read, then what is written.
         const live = jobProgress(paths, o.json === true);
-        // Ctrl-C once: finish the files being written, remove unfinished ones, give folders their modes; twice: stop at once.
-        const cancel = stopOnSignals(live.erasing(out.warn), 'stopping: finishing the files being written (press Ctrl-C again to stop at once)', () =>
-          recordFailure(paths, 'restore', started, new AzbkError('AZBK_CANCELLED', 'Stopped at once.'), out.warn),
+        // Ctrl-C once: finish the files being written, remove unfinished ones, give folders their
+        // modes; twice: stop at once. Before it has begun (connecting, finding the point), once
+        // stops at once.
+        const cancel = stopOnSignals(
+          live.erasing(out.warn),
+          'stopping: finishing the files being written (press Ctrl-C again to stop at once)',
+          () => recordFailure(paths, 'restore', started, new AzbkError('AZBK_CANCELLED', 'Stopped at once.'), out.warn),
+          { before: 'stopped before the restore began' },
         );
         try {
           const ctx = await withLimits(await openAgent(paths), o);
@@ -70,6 +75,7 @@ export function restoreCommand(program: Command): void {
             ...(passphrase === undefined ? {} : { passphrase }),
             signal: cancel.signal,
             onEvent: (e) => {
+              if (e.type === 'planning') cancel.begun();
               if (e.type === 'planning') live.follow(() => ({ kind: 'planning', listings: e.listings() }));
               if (e.type !== 'planned') return;
               const since = Date.now();
