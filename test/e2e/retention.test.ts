@@ -131,6 +131,20 @@ describe('retention', () => {
     await expireThroughCli(tmp, m, dir);
   }, 120_000);
 
+  it('counts not given keep the value the vault has, also when this machine\'s policy file was made anew', async () => {
+    const tmp = await makeTempDir('azbk-retention-keep-');
+    const vault = await createVault(tmp);
+    const m = await setupMachine(tmp, { vault });
+    expectExit(await m.run(['policy', 'set', '--keep-daily', '7', '--keep-monthly', '12', '--keep-yearly', '5']), 0);
+    // What `policy show` suggests for a damaged policy file: remove it. The vault still has the policy.
+    await fs.rm(path.join(m.home, 'policy.json'));
+    const set = await m.run(['policy', 'set', '--keep-weekly', '4', '--json']);
+    expectExit(set, 0);
+    const want = { daily: 7, weekly: 4, monthly: 12, yearly: 5 };
+    expect(parseJson(set).retention).toEqual(want);
+    expect(parseJson(await m.run(['points', '--json'])).retention.newest).toEqual(want);
+  }, 60_000);
+
   it('a policy set where the vault cannot be reached changes nothing', async () => {
     const tmp = await makeTempDir('azbk-retention-down-');
     const vault = await createVault(tmp);

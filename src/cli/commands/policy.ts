@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { parseHours, parseRate, type BandwidthPolicy } from '../../core/bandwidth.js';
+import type { MachineId } from '../../core/ids.js';
 import { RETENTION_RANGE, type Retention } from '../../core/retention.js';
 import { EVERY_DAY, MAX_RUNS_PER_DAY, parseTimes, type Schedule } from '../../core/schedule.js';
 import { parseDays } from '../../core/week.js';
@@ -12,7 +13,8 @@ import { openAgent } from '../../agent/context.js';
 import { loadPolicy, refuseWholeRoot, updatePolicy } from '../../agent/policy.js';
 import { KEYCHAIN_REACHES_SCHEDULED_JOBS, planSchedule, scheduledCommand } from '../../agent/scheduler.js';
 import { requireRegistration, secretsLocation } from '../../agent/state.js';
-import { AzbkError } from '../../shared/errors.js';
+import { AzbkError, isAzbkError } from '../../shared/errors.js';
+import type { VaultSession } from '../../vault/api.js';
 import { crontabNotes, describePolicy, policyResult } from '../policy-text.js';
 import { action } from '../run.js';
 
@@ -78,10 +80,11 @@ const DEFAULT_RETENTION: Retention = { daily: 30, weekly: 0, monthly: 0, yearly:
 const KEEP_FLAGS = { daily: ['keepDaily', '--keep-daily', 'days'], weekly: ['keepWeekly', '--keep-weekly', 'weeks'], monthly: ['keepMonthly', '--keep-monthly', 'months'], yearly: ['keepYearly', '--keep-yearly', 'years'] } as const;
 
 /** The retention the options ask for; undefined when they give no count. */
-function retentionFrom(o: SetOpts, old: Retention | undefined): Retention | undefined {
+/** The --keep counts given (checked), or undefined when none is. */
+function keepCounts(o: SetOpts): Partial<Retention> | undefined {
   const keys = Object.keys(KEEP_FLAGS) as (keyof Retention)[];
   if (keys.every((k) => o[KEEP_FLAGS[k][0]] === undefined)) return undefined;
-  const r: Record<keyof Retention, number> = { ...(old ?? DEFAULT_RETENTION) };
+  const r: Partial<Record<keyof Retention, number>> = {};
   for (const k of keys) {
     const [field, flag, unit] = KEEP_FLAGS[k];
     const given = o[field];
@@ -92,6 +95,23 @@ function retentionFrom(o: SetOpts, old: Retention | undefined): Retention | unde
     r[k] = n;
   }
   return r;
+}
+
+/**
+ * The retention to set: the counts given, the others as the vault has them. The vault's is the
+ * policy in force; this machine's copy may be missing (a policy file made anew) or behind, and
+ * starting from it (or from the defaults) would change counts nobody asked to change.
+ */
+async function retentionFrom(session: VaultSession, machine: MachineId, given: Partial<Retention>, local: Retention | undefined): Promise<Retention> {
+  const inVault = await session.readRetention(machine).then(
+    (r) => r.newest,
+    (err: unknown) => {
+      // A vault service of an earlier version has no such route: this machine's copy is all there is.
+      if (isAzbkError(err, 'AZBK_VAULT_NOT_FOUND')) return null;
+      throw err;
+    },
+  );
+  return { ...(inVault ?? local ?? DEFAULT_RETENTION), ...given };
 }
 
 export function policyCommand(program: Command): void {
@@ -124,8 +144,8 @@ export function policyCommand(program: Command): void {
         const old = await loadPolicy(paths);
         const bandwidth = bandwidthFrom(o, old.bandwidth);
         const schedule = scheduleFrom(o, old.schedule);
-        const retention = retentionFrom(o, old.retention);
-        if (o.include === undefined && bandwidth === undefined && schedule === undefined && retention === undefined) {
+        const keep = keepCounts(o);
+        if (o.include === undefined && bandwidth === undefined && schedule === undefined && keep === undefined) {
           throw usage('Nothing to set: give --include, a bandwidth option, --schedule or a --keep option.');
         }
         // Paths scheduled backups would all refuse: refused here, before anything changes.
@@ -140,8 +160,10 @@ export function policyCommand(program: Command): void {
         // Everything is checked before anything changes; then the vault first (when it cannot be
         // reached, nothing changes here either), and each change is recorded here once made.
         const applySchedule = schedule === undefined ? null : await planSchedule(schedule, scheduledCommand(paths));
-        if (retention !== undefined) {
-          await (await openAgent(paths)).session.putPolicy(retention);
+        if (keep !== undefined) {
+          const ctx = await openAgent(paths);
+          const retention = await retentionFrom(ctx.session, ctx.registration.machineId, keep, old.retention);
+          await ctx.session.putPolicy(retention);
           await updatePolicy(paths, { retention });
         }
         try {
@@ -149,7 +171,7 @@ export function policyCommand(program: Command): void {
         } catch (err) {
           // Task Scheduler's tasks are replaced one by one: a failure leaves none of the old ones.
           if (process.platform === 'win32') await updatePolicy(paths, { schedule: null });
-          if (retention !== undefined && err instanceof AzbkError) throw new AzbkError(err.code, `${err.message} The retention policy was set.`, { hint: err.hint, cause: err });
+          if (keep !== undefined && err instanceof AzbkError) throw new AzbkError(err.code, `${err.message} The retention policy was set.`, { hint: err.hint, cause: err });
           throw err;
         }
         const p = await updatePolicy(paths, {
