@@ -132,12 +132,18 @@ export const LOOK_BACK = 100;
 export const backupEndedWell = (j: JobRecord): boolean => j.kind === 'backup' && (j.status === 'ok' || j.status === 'partial');
 
 /**
- * When the last backup of the policy's paths that ended well started, or null when the history
- * has none. A backup of other paths (--include) is not one of the policy's.
+ * When the last backup of the policy's paths that ended well started, no later than `now`, or
+ * null when the history has none. A backup of other paths (--include) is not one of the policy's.
  */
-export async function lastGoodBackup(paths: HomePaths): Promise<Date | null> {
+export async function lastGoodBackup(paths: HomePaths, now: Date): Promise<Date | null> {
   const { jobs } = await readJobs(paths, LOOK_BACK);
-  const last = jobs.filter((j) => backupEndedWell(j) && j.policyPaths !== false).at(-1);
-  const t = last === undefined ? NaN : Date.parse(last.started);
-  return Number.isFinite(t) ? new Date(t) : null;
+  let latest = NaN;
+  for (const j of jobs) {
+    if (!backupEndedWell(j) || j.policyPaths === false) continue;
+    // One that started later than now ran while the clock was ahead: it covers no run due since
+    // (taken as the last, catch-up would find nothing missed until the clock got there).
+    const t = Date.parse(j.started);
+    if (t <= now.getTime() && !(t <= latest)) latest = t;
+  }
+  return Number.isFinite(latest) ? new Date(latest) : null;
 }

@@ -1,12 +1,20 @@
 /** Days of the week and times of day, as the policy options write them. Pure. */
 
 const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+const FULL_NAMES = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'];
+
+/** The day number of "mon" or "monday" (any case), or -1: another word that begins like a day ("monkey") is none. */
+function dayNumber(name: string): number {
+  const d = name.trim();
+  const short = DAYS.indexOf(d);
+  return short >= 0 ? short : FULL_NAMES.indexOf(d);
+}
 
 /** Parses "mon-fri", "mon,wed,fri" or "sat-sun" into day numbers (0 = Sunday), sorted; null when malformed. */
 export function parseDays(s: string): number[] | null {
   const out = new Set<number>();
   for (const part of s.toLowerCase().split(',')) {
-    const [a, b, extra] = part.split('-').map((d) => DAYS.indexOf(d.trim().slice(0, 3)));
+    const [a, b, extra] = part.split('-').map(dayNumber);
     if (a === undefined || a < 0 || (b !== undefined && b < 0) || extra !== undefined) return null;
     for (let d = a; ; d = (d + 1) % 7) {
       out.add(d);

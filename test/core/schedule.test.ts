@@ -14,7 +14,8 @@ describe('schedules', () => {
     expect(parseDays('mon-fri')).toEqual([1, 2, 3, 4, 5]);
     expect(parseDays('fri-mon')).toEqual([0, 1, 5, 6]);
     expect(parseDays('sat,Sunday,wed')).toEqual([0, 3, 6]);
-    for (const bad of ['', 'funday', 'mon-tue-wed', 'mon,,fri']) expect(parseDays(bad), bad).toBeNull();
+    expect(parseDays('Monday-Friday')).toEqual([1, 2, 3, 4, 5]);
+    for (const bad of ['', 'funday', 'mon-tue-wed', 'mon,,fri', 'monkey,fridge', 'sunshine', 'fr', 'tues']) expect(parseDays(bad), bad).toBeNull();
   });
 
   it('give one crontab line per time of day, every day as *', () => {

@@ -49,5 +49,14 @@ describe('catching up a missed scheduled backup', () => {
     await fs.writeFile(path.join(m.home, 'policy.json'), JSON.stringify({ ...policy, scheduleSet: new Date().toISOString() }), { mode: 0o600 });
     expect(parseJson(await m.run(['backup', '--now', '--catch-up', '--json']))).toEqual({ status: 'nothing missed' });
     expect(parseJson(await m.run(['points', '--json'])).points).toHaveLength(3);
+
+    // A backup made while the clock was ahead (started in a month) covers no run due since.
+    const ahead = new Date(Date.now() + 30 * 86_400_000).toISOString();
+    await fs.writeFile(path.join(m.home, 'policy.json'), JSON.stringify(policy), { mode: 0o600 });
+    await fs.writeFile(path.join(m.home, 'jobs.jsonl'), `${JSON.stringify({ kind: 'backup', status: 'ok', policyPaths: true, started: ahead, finished: ahead })}\n`);
+    const afterAhead = await m.run(['backup', '--now', '--catch-up']);
+    expectExit(afterAhead, 0);
+    expect(afterAhead.stdout).toMatch(/did not run: backing up now/);
+    expect(parseJson(await m.run(['points', '--json'])).points).toHaveLength(4);
   }, 60_000);
 });

@@ -58,8 +58,9 @@ export function backupCommand(program: Command): void {
         boundHeapGrowth();
         const policy = await loadPolicy(paths);
         if (o.catchUp === true) {
+          const now = new Date();
           const since = policy.scheduleSet === undefined ? null : new Date(policy.scheduleSet);
-          const missed = policy.schedule === undefined ? null : missedRun(policy.schedule, await lastGoodBackup(paths), new Date(), since);
+          const missed = policy.schedule === undefined ? null : missedRun(policy.schedule, await lastGoodBackup(paths, now), now, since);
           if (missed === null) {
             out.line(policy.schedule === undefined ? 'No backups are scheduled: nothing to catch up.' : 'No scheduled backup was missed.');
             out.result({ status: 'nothing missed' });

@@ -60,7 +60,7 @@ export function verifyCommand(program: Command): void {
           `Checked ${r.points} recovery point(s) and ${r.checkpoints} checkpoint(s): ${r.trees} folder listings, ${r.blobs} blobs` +
             ` in ${r.packs} packs${o.readData === true ? ', every chunk read' : ''}.`,
         );
-        if (r.orphanPacks > 0) out.line(`${r.orphanPacks} pack(s) hold nothing a point refers to (left by stopped jobs): not a problem.`);
+        if (r.orphanPacks > 0) out.line(`${r.orphanPacks} pack(s) hold nothing a kept point refers to (data of expired points, or left by stopped jobs, which prune frees in time): not a problem.`);
         // Names come from the vault's listings: no control character reaches the terminal as one.
         for (const p of r.problems.slice(0, SHOWN)) out.line(`  ${printable(p.where)}: ${printable(p.what)}`);
         if (r.problems.length > SHOWN) out.line(`  ... and ${r.problems.length - SHOWN} more (--json lists them all).`);
