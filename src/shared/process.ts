@@ -2,13 +2,31 @@
 import fs from 'node:fs';
 import { errnoCode } from './files.js';
 
-/** True while process `pid` exists (also when it belongs to another user). */
+/**
+ * True while process `pid` exists (also when it belongs to another user) and has not ended. A
+ * process that ended but that its parent has not waited for yet (a zombie: a killed watcher whose
+ * parent never reaps, as under a container's first process that does not) still has its pid and
+ * its /proc entry: on Linux its state tells.
+ */
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return errnoCode(err) === 'EPERM';
+    if (errnoCode(err) !== 'EPERM') return false;
+  }
+  return !ended(pid);
+}
+
+/** On Linux, whether /proc says `pid` has ended (zombie or dead); false where that cannot be read. */
+function ended(pid: number): boolean {
+  if (process.platform !== 'linux') return false;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The state follows the command name, which may hold spaces and parentheses.
+    const state = stat[stat.lastIndexOf(')') + 2];
+    return state === 'Z' || state === 'X';
+  } catch {
+    return false;
   }
 }
 
