@@ -41,6 +41,8 @@ export interface JournalSession {
   readonly rebuilding?: boolean;
   /** the file the watcher writes changes.log through ("<dev>:<ino>"): another one at that path is not its journal */
   readonly log?: string;
+  /** what each watched path was when its watch was set ("<dev>:<ino>"): another one there is not watched */
+  readonly roots?: Readonly<Record<string, string>>;
 }
 
 export function journalFiles(home: string) {
@@ -115,6 +117,8 @@ export function changesSince(
   if (uncovered !== undefined) return { ok: false, why: `the change journal does not watch ${uncovered}` };
   const unseen = include.find((p) => !since.paths.some((root) => within(p, root)));
   if (unseen !== undefined) return { ok: false, why: `the last backup did not include ${unseen}` };
+  const moved = Object.entries(s.roots ?? {}).find(([root, id]) => identityOf(root) !== id);
+  if (moved !== undefined) return { ok: false, why: `${moved[0]}, which the change journal watches, was moved or replaced (or a folder above it)` };
   let text = '';
   try {
     const fd = fs.openSync(journalFiles(home).changes, 'r');
@@ -171,9 +175,14 @@ const RESTART_QUIET_MS = 500;
 /** Longest a restart of the watches may take before the journal is marked broken. */
 const RESTART_LIMIT_MS = 10 * 60 * 1000;
 
-/** The inode of `p` (not following a link), or null when there is nothing there. */
-function inodeOf(p: string): number | null {
-  return fs.lstatSync(p, { throwIfNoEntry: false })?.ino ?? null;
+/** The device and inode of `p` (not following a link at the end), or null when there is nothing there (or it cannot be looked at). */
+function identityOf(p: string): string | null {
+  try {
+    const st = fs.lstatSync(p, { throwIfNoEntry: false });
+    return st === undefined ? null : fileIdentity(st);
+  } catch {
+    return null;
+  }
 }
 
 /** A folder, not a link to one. */
@@ -266,7 +275,9 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   const rootRemoved = new Promise<void>((resolve) => (endWatch = resolve));
   // A watch follows the folder (or file) it was set on: one removed, or replaced by another at
   // the same path, leaves the journal blind there.
-  const rootInodes = new Map([...roots].map((r) => [r, inodeOf(r)]));
+  const rootIds = new Map([...roots].map((r) => [r, identityOf(r)]));
+  /** A watched path that is no longer what its watch is on: moved or replaced, itself or a folder above it. */
+  const movedRoot = () => [...roots].find((r) => identityOf(r) !== rootIds.get(r));
   // A watched folder itself is gone: chokidar would go on watching its parent for it, and the
   // journal would cover nothing there. The watcher stops and says so.
   const rootGone = (root: string) => {
@@ -323,7 +334,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       const p = inFolder ? path.join(watched, name) : watched;
       record(p);
       const watchedAbs = path.resolve(watched);
-      if (roots.has(watchedAbs) && inodeOf(watchedAbs) !== rootInodes.get(watchedAbs)) rootGone(watchedAbs);
+      if (roots.has(watchedAbs) && identityOf(watchedAbs) !== rootIds.get(watchedAbs)) rootGone(watchedAbs);
       // A folder made or moved here: the next backup examines all of it, whatever the watches
       // inside it saw while they were being set up. If the place was taken by a folder with
       // watches until now, those may be taken for the newcomer's (see restartSoon).
@@ -427,7 +438,8 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   await Promise.race([current.ready, aborted]);
   firstReady = true;
   if (!stopping()) {
-    saveSession({ version: 1, pid: process.pid, run: randomBytes(16).toString('hex'), proc: processIdentity(process.pid), started: new Date().toISOString(), paths: [...paths], log: fileIdentity(fs.fstatSync(log)), ...(rebuilding ? { rebuilding } : {}) });
+    const ids = Object.fromEntries([...rootIds].filter((e): e is [string, string] => e[1] !== null));
+    saveSession({ version: 1, pid: process.pid, run: randomBytes(16).toString('hex'), proc: processIdentity(process.pid), started: new Date().toISOString(), paths: [...paths], roots: ids, log: fileIdentity(fs.fstatSync(log)), ...(rebuilding ? { rebuilding } : {}) });
     await sessionWrite;
     onReady();
     if (restartAfterReady) restartSoon();
@@ -436,6 +448,13 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   // a new run, so the next backup scans everything and the one after can trust the journal again.
   const logCheck = setInterval(() => {
     if (session === null) return;
+    // A folder above a watched one renamed, or a link on the way retargeted: no event of the
+    // watched folder's own says so, and its watch now follows a folder elsewhere.
+    const moved = movedRoot();
+    if (moved !== undefined) {
+      rootGone(moved);
+      return;
+    }
     try {
       const here = fs.statSync(files.changes, { throwIfNoEntry: false });
       if (here !== undefined && fileIdentity(here) === fileIdentity(fs.fstatSync(log))) return;

@@ -32,7 +32,7 @@ function startWatch(m: Machine) {
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  return { ready, stop: () => child.kill('SIGTERM'), done, output: () => stdout + stderr };
+  return { ready, stop: () => child.kill('SIGTERM'), done, output: () => stdout + stderr, pid: child.pid! };
 }
 
 /** Runs `fn` while `azbk watch` runs (ready) for machine `m`, and stops the watcher after, whatever happens. */
@@ -271,6 +271,39 @@ describe('change journal', () => {
     expect(w.output()).toContain(`${gone} was removed or replaced`);
     const after = await backup(m, [kept]);
     expect(after.scan.mode).toBe('full');
+  }, 60_000);
+
+  it('does not trust its journal once a folder above a watched one is renamed and another put in its place', async () => {
+    const root = await makeTempDir('azbk-watch-');
+    const site = path.join(root, 'site');
+    const uploads = path.join(site, 'uploads');
+    await fs.mkdir(path.join(uploads, 'sub'), { recursive: true });
+    await fs.writeFile(path.join(uploads, 'sub', 'f'), 'v1\n');
+    const m = await setupMachine(root);
+    expectExit(await m.run(['policy', 'set', '--include', uploads]), 0);
+    const w = startWatch(m);
+    await w.ready;
+    expect((await backup(m, [uploads])).scan.mode).toBe('full');
+    // The watches follow the old folder; the new one at the same path has none. The watcher is
+    // held still meanwhile, so that the backup finds it out by itself.
+    process.kill(w.pid, 'SIGSTOP');
+    let r;
+    try {
+      await fs.rename(site, path.join(root, 'site.old'));
+      await fs.mkdir(path.join(uploads, 'sub'), { recursive: true });
+      await fs.writeFile(path.join(uploads, 'sub', 'f'), 'v2\n');
+      r = await backup(m, [uploads]);
+    } finally {
+      process.kill(w.pid, 'SIGCONT');
+    }
+    expect(r.scan.mode).toBe('full');
+    expect(r.scan.reason).toContain(`${uploads}, which the change journal watches, was moved or replaced`);
+    // The watcher sees it within seconds, and stops saying why.
+    expect(await Promise.race([w.done, sleep(20_000).then(() => 'still running')])).toBe(2);
+    expect(w.output()).toContain(`${uploads} was removed or replaced`);
+    const target = path.join(root, 'out');
+    expectExit(await m.run(['restore', '--point', r.point.id, '--target', target]), 0);
+    expect(await fs.readFile(path.join(target, uploads, 'sub', 'f'), 'utf8')).toBe('v2\n');
   }, 60_000);
 
   it('refuses at once (exit 2) a folder to watch that is not there, and keeps no journal', async () => {
