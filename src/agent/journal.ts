@@ -175,6 +175,20 @@ const RESTART_QUIET_MS = 500;
 /** Longest a restart of the watches may take before the journal is marked broken. */
 const RESTART_LIMIT_MS = 10 * 60 * 1000;
 
+/** How many events the kernel queues for an inotify watcher before it drops the rest (Linux), or null. */
+function inotifyQueueLimit(): number | null {
+  if (process.platform !== 'linux') return null;
+  try {
+    const n = Number(fs.readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8').trim());
+    return Number.isSafeInteger(n) && n > 0 ? n : DEFAULT_INOTIFY_QUEUE;
+  } catch {
+    return DEFAULT_INOTIFY_QUEUE;
+  }
+}
+
+/** The kernel's default for max_queued_events. */
+const DEFAULT_INOTIFY_QUEUE = 16_384;
+
 /** The device and inode of `p` (not following a link at the end), or null when there is nothing there (or it cannot be looked at). */
 function identityOf(p: string): string | null {
   try {
@@ -326,6 +340,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       if ((event === 'unlinkDir' || event === 'unlink') && roots.has(abs)) rootGone(abs);
     });
     w.on('raw', (event: unknown, name: unknown, details: unknown) => {
+      countBurst();
       const watched = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
       if (typeof watched !== 'string') return;
       // The entry that changed in the watched folder; the watched path itself when it is a file, or
@@ -351,6 +366,21 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       }),
     );
     return { w, ready };
+  };
+
+  // The kernel holds at most so many events for the watcher to read; past that it drops the rest,
+  // and neither Node nor chokidar says so. The events queued are all read in one turn of the event
+  // loop: a turn that brings that many means some were dropped. The watches are then set up anew
+  // (which also watches any folder made meanwhile), and the next backup examines everything.
+  const queueLimit = inotifyQueueLimit();
+  let burst = 0;
+  const countBurst = () => {
+    if (queueLimit === null || burst++ > 0) return;
+    setImmediate(() => {
+      const full = burst >= queueLimit;
+      burst = 0;
+      if (full && !stopping()) restartSoon();
+    });
   };
 
   // When a folder takes the place of another (a swap by renames, or a folder removed and made

@@ -4,6 +4,7 @@
  * the backup scans everything and says why.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -305,6 +306,41 @@ describe('change journal', () => {
     expectExit(await m.run(['restore', '--point', r.point.id, '--target', target]), 0);
     expect(await fs.readFile(path.join(target, uploads, 'sub', 'f'), 'utf8')).toBe('v2\n');
   }, 60_000);
+
+  const queueLimit = (() => {
+    try {
+      return Number(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8'));
+    } catch {
+      return NaN;
+    }
+  })();
+  it.runIf(queueLimit > 0 && queueLimit <= 65_536)('sets up its watches anew when the kernel dropped events (more than its queue holds at once)', async () => {
+    const root = await makeTempDir('azbk-watch-');
+    const src = path.join(root, 'src');
+    await fs.mkdir(path.join(src, 'bulk'), { recursive: true });
+    await fs.mkdir(path.join(src, 'keep'));
+    await fs.writeFile(path.join(src, 'keep', 'c.txt'), 'before\n');
+    const m = await setupMachine(root);
+    expectExit(await m.run(['policy', 'set', '--include', src]), 0);
+    const w = startWatch(m);
+    await w.ready;
+    await backup(m, [src]);
+    // Held still, the watcher reads nothing: each new file is two events (made, written), more
+    // than the kernel queues, so the last change, the one that matters here, is dropped.
+    process.kill(w.pid, 'SIGSTOP');
+    try {
+      const files = Math.ceil(queueLimit / 2) + 1000;
+      for (let i = 0; i < files; i += 500) await Promise.all(Array.from({ length: Math.min(500, files - i) }, (_, j) => fs.writeFile(path.join(src, 'bulk', `f${i + j}`), 'x')));
+      await fs.appendFile(path.join(src, 'keep', 'c.txt'), 'after\n');
+    } finally {
+      process.kill(w.pid, 'SIGCONT');
+    }
+    await sleep(3000);
+    const r = await backup(m, [src]);
+    const target = path.join(root, 'out');
+    expectExit(await m.run(['restore', '--point', r.point.id, '--target', target, '--path', path.join(src, 'keep')]), 0);
+    expect(await fs.readFile(path.join(target, src, 'keep', 'c.txt'), 'utf8')).toBe('before\nafter\n');
+  }, 120_000);
 
   it('refuses at once (exit 2) a folder to watch that is not there, and keeps no journal', async () => {
     const root = await makeTempDir('azbk-watch-');
