@@ -175,6 +175,36 @@ const RESTART_QUIET_MS = 500;
 /** Longest a restart of the watches may take before the journal is marked broken. */
 const RESTART_LIMIT_MS = 10 * 60 * 1000;
 
+/** How long after a folder appears its watches are checked (see checkWatchesSoon). */
+const CHECK_WATCHES_MS = 1500;
+
+/** Of `dirs`, those not inside another one of them. */
+function outermostOf(dirs: Iterable<string>): string[] {
+  const all = new Set(dirs);
+  return [...all].filter((d) => {
+    for (let p = path.dirname(d); p !== path.dirname(p); p = path.dirname(p)) if (all.has(p)) return false;
+    return true;
+  });
+}
+
+/** `top` and every folder beneath it (not through links), but for `skip`'s; what cannot be listed is passed over. */
+function foldersUnder(top: string, skip: (abs: string) => boolean): string[] {
+  const out: string[] = [];
+  const todo = [top];
+  for (let dir = todo.pop(); dir !== undefined; dir = todo.pop()) {
+    if (skip(dir)) continue;
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    out.push(dir);
+    for (const e of entries) if (e.isDirectory()) todo.push(path.join(dir, e.name));
+  }
+  return out;
+}
+
 /** How many events the kernel queues for an inotify watcher before it drops the rest (Linux), or null. */
 function inotifyQueueLimit(): number | null {
   if (process.platform !== 'linux') return null;
@@ -336,7 +366,10 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     w.on('all', (event, p) => {
       record(p);
       const abs = path.resolve(p);
-      if (event === 'addDir') knownDirs.add(abs);
+      if (event === 'addDir') {
+        knownDirs.add(abs);
+        checkWatchesSoon(abs);
+      }
       if ((event === 'unlinkDir' || event === 'unlink') && roots.has(abs)) rootGone(abs);
     });
     w.on('raw', (event: unknown, name: unknown, details: unknown) => {
@@ -355,6 +388,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       // watches until now, those may be taken for the newcomer's (see restartSoon).
       if (inFolder && event === 'rename' && isRealDirectory(p)) {
         recordTree(p);
+        checkWatchesSoon(p);
         if (knownDirs.has(p)) restartSoon();
       }
     });
@@ -366,6 +400,38 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       }),
     );
     return { w, ready };
+  };
+
+  // chokidar lists a new folder before it sets its watch: a subfolder made in between (a tree
+  // copied in, folders made in quick succession) is never listed, never watched, and changes in it
+  // go unseen for good. So each new folder is looked through once things have settled (chokidar
+  // lists a folder again at most once a second): a folder in it that has no watch gets one, and
+  // the next backup examines it whole (what changed in it until now was not seen).
+  const unchecked = new Set<string>();
+  let checkTimer: NodeJS.Timeout | null = null;
+  const checkWatchesSoon = (dir: string) => {
+    unchecked.add(path.resolve(dir));
+    checkTimer ??= setTimeout(checkWatches, CHECK_WATCHES_MS);
+  };
+  const checkWatches = () => {
+    checkTimer = null;
+    if (stopping()) return;
+    if (settingUp) {
+      // all set up anew meanwhile: looked at once that is done
+      checkTimer = setTimeout(checkWatches, CHECK_WATCHES_MS);
+      return;
+    }
+    const tops = outermostOf(unchecked);
+    unchecked.clear();
+    const watched = current.w.getWatched();
+    for (const top of tops) {
+      for (const dir of foldersUnder(top, own)) {
+        if (Object.hasOwn(watched, dir)) continue;
+        current.w.add(dir);
+        recordTree(dir);
+        checkWatchesSoon(dir);
+      }
+    }
   };
 
   // The kernel holds at most so many events for the watcher to read; past that it drops the rest,
@@ -503,6 +569,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   }, LOG_CHECK_MS);
   await aborted;
   clearInterval(logCheck);
+  if (checkTimer !== null) clearTimeout(checkTimer);
   if (linkTimer !== null) clearTimeout(linkTimer);
   if (restartTimer !== null) clearTimeout(restartTimer);
   await restarting;

@@ -4,7 +4,7 @@
  * the backup scans everything and says why.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -340,6 +340,41 @@ describe('change journal', () => {
     const target = path.join(root, 'out');
     expectExit(await m.run(['restore', '--point', r.point.id, '--target', target, '--path', path.join(src, 'keep')]), 0);
     expect(await fs.readFile(path.join(target, src, 'keep', 'c.txt'), 'utf8')).toBe('before\nafter\n');
+  }, 120_000);
+
+  it('watches every folder of a tree made in quick succession or copied in, so later changes in any of them are seen', async () => {
+    const root = await makeTempDir('azbk-watch-');
+    const src = path.join(root, 'src');
+    await fs.mkdir(src);
+    await fs.writeFile(path.join(src, 'x'), 'x\n');
+    const m = await setupMachine(root);
+    expectExit(await m.run(['policy', 'set', '--include', src]), 0);
+    await watching(m, async () => {
+      await backup(m, [src]);
+      // A folder's mode changed: the watches are set up anew (by a new chokidar watcher).
+      await fs.mkdir(path.join(src, 'sub'));
+      await sleep(1000);
+      await fs.chmod(path.join(src, 'sub'), 0o700);
+      await sleep(3000);
+      await backup(m, [src]);
+      // chokidar lists a new folder before it watches it: folders made in between got no watch.
+      const made = spawnSync('sh', ['-c', 'for i in $(seq 50); do mkdir -p new/d$i/e/g/h && echo v1 > new/d$i/e/g/h/f; done; cp -r "$0" copy', path.join(REPO, 'src')], { cwd: src });
+      expect(made.status).toBe(0);
+      await sleep(3000);
+      await backup(m, [src]);
+      const files = (await fs.readdir(src, { recursive: true, withFileTypes: true })).filter((e) => e.isFile() && e.parentPath !== src);
+      for (const f of files) appendFileSync(path.join(f.parentPath, f.name), 'v2\n');
+      await sleep(1500);
+      const last = await backup(m, [src]);
+      const target = path.join(root, 'out');
+      expectExit(await m.run(['restore', '--point', last.point.id, '--target', target]), 0);
+      const missed = [];
+      for (const f of files) {
+        const p = path.join(f.parentPath, f.name);
+        if ((await fs.readFile(path.join(target, p), 'utf8')) !== (await fs.readFile(p, 'utf8'))) missed.push(path.relative(src, p));
+      }
+      expect(missed).toEqual([]);
+    });
   }, 120_000);
 
   it('refuses at once (exit 2) a folder to watch that is not there, and keeps no journal', async () => {
