@@ -62,6 +62,22 @@ function parseJson(data: Buffer, what: string): unknown {
   }
 }
 
+/** A stored record: a JSON object (not null, an array or another value), else AZBK_VAULT_CORRUPT. */
+function parseRecord(data: Buffer, what: string): Record<string, unknown> {
+  const v = parseJson(data, what);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new AzbkError('AZBK_VAULT_CORRUPT', `The vault object ${what} is not a record.`);
+  return v as Record<string, unknown>;
+}
+
+/** The record, or undefined when it is not one (an object put in the storage by something else is passed over, not fatal to every reader). */
+function recordOrNothing(data: Buffer, what: string): Record<string, unknown> | undefined {
+  try {
+    return parseRecord(data, what);
+  } catch {
+    return undefined;
+  }
+}
+
 /** A vault over a BlobStore. `now` is the vault's clock: it, not the agent, dates points. */
 export class Vault implements VaultEntry {
   /** registrations and new key envelopes wait for the one before them (their checks and writes are one step) */
@@ -100,7 +116,7 @@ export class Vault implements VaultEntry {
       if ((await store.stat(layout.config)) !== null) throw new AzbkError('AZBK_VAULT_EXISTS', 'A vault already exists there.');
       signing = (await store.get(layout.signingKey)) ?? signing;
       const damagedKey = () => new AzbkError('AZBK_VAULT_CORRUPT', 'The vault has a damaged signing key and no config.');
-      const kept = (parseJson(signing, 'signing key') as { privateKey?: unknown }).privateKey;
+      const kept = parseRecord(signing, 'signing key').privateKey;
       if (typeof kept !== 'string') throw damagedKey();
       let key;
       try {
@@ -133,7 +149,7 @@ export class Vault implements VaultEntry {
   async credentials(p: { endpoint: string; certFingerprint: string | null; validDays: number }): Promise<CredentialsFile> {
     const data = await this.store.get(layout.signingKey);
     if (data === null) throw new AzbkError('AZBK_VAULT_CORRUPT', 'The vault has lost its signing key.');
-    const key = parseJson(data, 'vault/signing-key') as { privateKey?: unknown };
+    const key = parseRecord(data, 'vault/signing-key');
     if (typeof key.privateKey !== 'string') throw new AzbkError('AZBK_VAULT_CORRUPT', 'The vault signing key is damaged.');
     return issueCredentials({
       vaultId: this.cfg.id,
@@ -160,7 +176,8 @@ export class Vault implements VaultEntry {
     const out: unknown[] = [];
     for await (const key of this.store.list(layout.keysPrefix)) {
       const data = await this.store.get(key);
-      if (data !== null && data.length < 64 * 1024) out.push(parseJson(data, key));
+      const env = data !== null && data.length < 64 * 1024 ? recordOrNothing(data, key) : undefined;
+      if (env !== undefined) out.push(env);
     }
     return out;
   }
@@ -193,8 +210,8 @@ export class Vault implements VaultEntry {
     for await (const key of this.store.list(layout.machinesPrefix)) {
       const data = await this.store.get(key);
       if (data === null) continue;
-      const rec = parseJson(data, key) as MachineRecord;
-      if (isHex32(rec.id) && typeof rec.name === 'string' && typeof rec.secretHash === 'string') out.push(rec);
+      const rec = recordOrNothing(data, key) as Partial<MachineRecord> | undefined;
+      if (rec !== undefined && isHex32(rec.id) && typeof rec.name === 'string' && typeof rec.secretHash === 'string') out.push(rec as MachineRecord);
     }
     return out.sort((a, b) => byText(a.registered, b.registered));
   }
@@ -287,7 +304,7 @@ export class Vault implements VaultEntry {
     if (!isHex32(machineId)) throw denied();
     const data = await this.store.get(layout.machine(machineId));
     if (data === null) throw denied();
-    const rec = parseJson(data, 'machine record') as MachineRecord;
+    const rec = parseRecord(data, 'machine record');
     const given = Buffer.from(hashSecret(Buffer.from(secret, 'base64')), 'hex');
     const stored = Buffer.from(String(rec.secretHash), 'hex');
     if (given.length !== stored.length || !timingSafeEqual(given, stored)) throw denied();
@@ -528,7 +545,7 @@ class Session implements VaultSession {
     if (!isHex32(machine) || !POINT_ID.test(id)) throw new AzbkError('AZBK_BAD_INPUT', 'Bad point id.');
     const data = await this.store.get(layout.point(machine, id));
     if (data === null) throw new AzbkError('AZBK_POINT_NOT_FOUND', `Recovery point ${id} does not exist.`);
-    const r = parseJson(data, `point ${id}`) as Record<string, unknown>;
+    const r = parseRecord(data, `point ${id}`);
     if (r.id !== id || r.machineId !== machine || !isHex32(r.keyId) || typeof r.jobId !== 'string' || typeof r.manifest !== 'string' || typeof r.time !== 'string') {
       throw new AzbkError('AZBK_VAULT_CORRUPT', `Recovery point ${id} is damaged.`);
     }

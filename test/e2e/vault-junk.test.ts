@@ -1,0 +1,52 @@
+/**
+ * Objects in a vault's storage that no azbk wrote (a stray README, a record that is not one) are
+ * passed over or reported as damage, never fatal to every command and never a crash.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { backup, createVault, expectExit, expectNoStack, parseJson, setupMachine } from '../helpers/cli.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+describe('a vault with junk in its storage', () => {
+  it('registers, lists and restores past objects that are not records, and reports a point that is not one as damaged', async () => {
+    const root = await makeTempDir('azbk-junk-');
+    const vault = await createVault(root);
+    const a = await setupMachine(root, { name: 'A', vault });
+    const src = path.join(root, 'data');
+    await fs.mkdir(src);
+    await fs.writeFile(path.join(src, 'f.txt'), 'kept\n');
+    const first = await backup(a, [src]);
+    const machine = first.point.machineId as string;
+
+    await fs.writeFile(path.join(vault.dir, 'machines', 'README'), 'hello');
+    await fs.writeFile(path.join(vault.dir, 'keys', 'README'), 'hello');
+    await fs.writeFile(path.join(vault.dir, 'machines', '0'.repeat(32)), 'null');
+    const junkPoint = '29991231T000000000Z-deadbeef';
+    await fs.writeFile(path.join(vault.dir, 'points', machine, junkPoint), 'null');
+
+    // Another machine registers, and finds this one by name.
+    const b = await setupMachine(root, { name: 'B', vault });
+    const theirs = await b.run(['points', '--machine', 'A', '--json']);
+    expectExit(theirs, 0);
+    expect(parseJson(theirs).points.map((p: { id: string }) => p.id)).toContain(first.point.id);
+
+    // The point that is not a record is damaged; the others restore.
+    const bad = await a.run(['restore', '--point', junkPoint, '--target', path.join(root, 'bad')]);
+    expectExit(bad, 1);
+    expect(bad.stderr).toContain('AZBK_VAULT_CORRUPT');
+    expectNoStack(bad);
+    const target = path.join(root, 'out');
+    expectExit(await a.run(['restore', '--point', first.point.id, '--target', target]), 0);
+    expect(await fs.readFile(path.join(target, src, 'f.txt'), 'utf8')).toBe('kept\n');
+
+    // A machine whose record is not one is told so, not a bug.
+    const reg = JSON.parse(await fs.readFile(path.join(b.home, 'registration.json'), 'utf8'));
+    await fs.writeFile(path.join(b.home, 'registration.json'), JSON.stringify({ ...reg, machineId: '0'.repeat(32) }));
+    const zero = await b.run(['points']);
+    expect(zero.code).not.toBe(0);
+    expect(zero.stderr).toContain('AZBK_VAULT_CORRUPT');
+    expect(zero.stderr).not.toContain('AZBK_INTERNAL');
+    expectNoStack(zero);
+  }, 60_000);
+});
