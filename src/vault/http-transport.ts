@@ -25,7 +25,15 @@ export interface TransportOptions {
   readonly connectTimeoutMs?: number;
   /** waiting for a reply's headers or the next piece of its body (default 10 min) */
   readonly replyTimeoutMs?: number;
+  /**
+   * no retry of a failed request starts once it has taken this long (default 3 min): a vault
+   * that hangs rather than refuses (each attempt ends only by a timeout) fails a command in
+   * minutes, not after five such attempts; a busy server's waits are bounded apart (BUSY_MS)
+   */
+  readonly retryForMs?: number;
   readonly sleep?: (ms: number) => Promise<void>;
+  /** the clock (default Date.now); tests pass a fake */
+  readonly now?: () => number;
 }
 
 /** A request body read from a local file of `length` bytes, opened anew for every attempt. */
@@ -142,6 +150,8 @@ export class HttpTransport {
   readonly #baseDelayMs: number;
   readonly #maxDelayMs: number;
   readonly #sleep: (ms: number) => Promise<void>;
+  readonly #retryForMs: number;
+  readonly #now: () => number;
   /** aborted by close(): requests in flight and waits between attempts end at once */
   readonly #closing = new AbortController();
 
@@ -153,6 +163,8 @@ export class HttpTransport {
     this.#baseDelayMs = o.baseDelayMs ?? 250;
     this.#maxDelayMs = o.maxDelayMs ?? 8000;
     this.#sleep = o.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.#retryForMs = o.retryForMs ?? 3 * 60_000;
+    this.#now = o.now ?? Date.now;
     // Every request in flight and every wait listens to it: more than Node's ten at a time is usual.
     setMaxListeners(0, this.#closing.signal);
     const connectTimeout = o.connectTimeoutMs ?? 10_000;
@@ -173,6 +185,7 @@ export class HttpTransport {
    */
   async request(req: TransportRequest): Promise<TransportResponse> {
     const busyUntil = Date.now() + BUSY_MS;
+    const started = this.#now();
     for (let attempt = 1; ; attempt++) {
       let retry: AzbkError;
       this.#stopIfClosed();
@@ -203,7 +216,7 @@ export class HttpTransport {
         if (!known) throw wrapped;
         retry = wrapped;
       }
-      if (attempt >= this.#attempts) throw retry;
+      if (attempt >= this.#attempts || this.#now() - started >= this.#retryForMs) throw retry;
       const ceiling = Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (attempt - 1));
       await this.#pause(Math.round(ceiling / 2 + (Math.random() * ceiling) / 2));
     }

@@ -159,6 +159,20 @@ describe('HttpVault against a vault server', () => {
     expect((await client.session(a.machineId, a.secret)).machineId).toBe(a.machineId);
   });
 
+  it('starts no retry once a request has taken three minutes', async () => {
+    const { server } = await service();
+    const url = server.url;
+    await server.close();
+    // Each attempt seems to take 100 s (as one ended by a timeout would).
+    let clock = 0;
+    const delays: number[] = [];
+    const client = new HttpVault(url, server.fingerprint, { attempts: 5, baseDelayMs: 10, sleep: async (ms) => void delays.push(ms), now: () => (clock += 50_000) });
+    cleanups.push(() => client.close());
+    const err = await client.config().catch((e: unknown) => e);
+    expect(isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')).toBe(true);
+    expect(delays.length).toBeLessThan(4);
+  });
+
   it('retries connection failures with back-off, then reports AZBK_VAULT_UNREACHABLE', async () => {
     const { server } = await service();
     const url = server.url;

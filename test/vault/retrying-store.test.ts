@@ -25,6 +25,21 @@ runBlobStoreConformance('RetryingBlobStore over FaultyBlobStore over MemoryBlobS
 });
 
 describe('RetryingBlobStore', () => {
+  test('starts no retry once an operation has taken its deadline: storage that hangs fails in minutes', async () => {
+    // Each attempt ends only by a no-progress timeout of a minute.
+    let clock = 0;
+    const { memory, faulty, store } = stack({ now: () => clock, deadlineMs: 120_000 });
+    await memory.put('k', Buffer.from('v'));
+    faulty.fail('get', { times: 5 });
+    const inner = faulty.get.bind(faulty);
+    faulty.get = async (key, range) => {
+      clock += 60_000;
+      return inner(key, range);
+    };
+    await expectAzbkError(store.get('k'), 'AZBK_VAULT_UNREACHABLE');
+    expect(faulty.calls.get).toBe(2);
+  });
+
   test('retries transient errors with growing, jittered delays', async () => {
     const { memory, faulty, store, sleeps, retries } = stack();
     await memory.put('k', Buffer.from('v'));

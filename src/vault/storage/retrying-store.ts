@@ -43,6 +43,14 @@ export interface RetryOptions {
   readonly random?: () => number;
   /** Called before each retry. */
   readonly onRetry?: (event: RetryEvent) => void;
+  /**
+   * No retry starts once an operation has taken this long (default 2 min): storage that hangs (an
+   * attempt ends only by a no-progress timeout of a minute) fails in minutes, not after five of
+   * them, and a vault service answers its client before either gives up on the connection.
+   */
+  readonly deadlineMs?: number;
+  /** The clock (default Date.now); tests pass a fake. */
+  readonly now?: () => number;
 }
 
 const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -66,6 +74,8 @@ export class RetryingBlobStore implements BlobStore {
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #random: () => number;
   readonly #onRetry: ((event: RetryEvent) => void) | undefined;
+  readonly #deadlineMs: number;
+  readonly #now: () => number;
 
   constructor(inner: BlobStore, options: RetryOptions = {}) {
     this.#inner = inner;
@@ -75,6 +85,8 @@ export class RetryingBlobStore implements BlobStore {
     this.#sleep = options.sleep ?? defaultSleep;
     this.#random = options.random ?? Math.random;
     this.#onRetry = options.onRetry;
+    this.#deadlineMs = options.deadlineMs ?? 2 * 60_000;
+    this.#now = options.now ?? Date.now;
   }
 
   put(key: string, data: Uint8Array): Promise<'created' | 'exists'> {
@@ -101,6 +113,7 @@ export class RetryingBlobStore implements BlobStore {
 
   async *list(prefix: string): AsyncIterable<string> {
     const seen = new Set<string>();
+    const started = this.#now();
     for (let attempt = 1; ; attempt++) {
       try {
         for await (const key of this.#inner.list(prefix)) {
@@ -110,7 +123,7 @@ export class RetryingBlobStore implements BlobStore {
         }
         return;
       } catch (err) {
-        await this.#backOff('list', prefix, attempt, err);
+        await this.#backOff('list', prefix, attempt, err, started);
       }
     }
   }
@@ -120,20 +133,22 @@ export class RetryingBlobStore implements BlobStore {
   }
 
   async #retry<T>(op: RetryEvent['op'], key: string, run: () => Promise<T>): Promise<T> {
+    const started = this.#now();
     for (let attempt = 1; ; attempt++) {
       try {
         return await run();
       } catch (err) {
-        await this.#backOff(op, key, attempt, err);
+        await this.#backOff(op, key, attempt, err, started);
       }
     }
   }
 
-  /** Rethrows `error` unless it is transient and attempts remain; otherwise waits. */
-  async #backOff(op: RetryEvent['op'], key: string, attempt: number, error: unknown): Promise<void> {
+  /** Rethrows `error` unless it is transient and attempts and time (since `started`) remain; otherwise waits. */
+  async #backOff(op: RetryEvent['op'], key: string, attempt: number, error: unknown, started: number): Promise<void> {
     if (!isAzbkError(error, 'AZBK_VAULT_UNREACHABLE') || lasting(error) || attempt >= this.#attempts) throw error;
     const ceiling = Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (attempt - 1));
     const delayMs = Math.round(ceiling / 2 + (this.#random() * ceiling) / 2);
+    if (this.#now() - started + delayMs >= this.#deadlineMs) throw error;
     this.#onRetry?.({ op, key, attempt, delayMs, error });
     await this.#sleep(delayMs);
   }
