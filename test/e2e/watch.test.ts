@@ -377,6 +377,31 @@ describe('change journal', () => {
     });
   }, 120_000);
 
+  it('lets one of two watchers started at the same moment run; the other exits 11', async () => {
+    const root = await makeTempDir('azbk-watch-');
+    const src = path.join(root, 'src');
+    await fs.mkdir(src);
+    const m = await setupMachine(root);
+    expectExit(await m.run(['policy', 'set', '--include', src]), 0);
+    const both = [startWatch(m), startWatch(m)];
+    for (const w of both) w.ready.catch(() => undefined);
+    const first = await Promise.race(both.map((w, i) => w.done.then((code) => ({ i, code }))));
+    expect(first.code).toBe(11);
+    expect(both[first.i]!.output()).toContain("already keeps this machine's change journal");
+    expect(both[first.i]!.output()).toContain('hint: One watcher is enough');
+    const other = both[1 - first.i]!;
+    await other.ready;
+    expect(JSON.parse(await fs.readFile(path.join(m.home, 'journal', 'session.json'), 'utf8')).pid).toBe(other.pid);
+    other.stop();
+    expect(await other.done).toBe(0);
+    await expect(fs.stat(path.join(m.home, 'journal', 'session.json'))).rejects.toThrow();
+    // The lock went with it: a watcher starts again.
+    const again = startWatch(m);
+    await again.ready;
+    again.stop();
+    expect(await again.done).toBe(0);
+  }, 60_000);
+
   it('refuses at once (exit 2) a folder to watch that is not there, and keeps no journal', async () => {
     const root = await makeTempDir('azbk-watch-');
     const kept = path.join(root, 'kept');

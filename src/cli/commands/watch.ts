@@ -4,8 +4,9 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { journalFiles, runWatcher, watcherRunning } from '../../agent/journal.js';
 import { loadPolicy } from '../../agent/policy.js';
-import { AzbkError } from '../../shared/errors.js';
-import { errnoCode } from '../../shared/files.js';
+import { acquireJobLock, type JobLock } from '../../agent/lock.js';
+import { AzbkError, isAzbkError } from '../../shared/errors.js';
+import { errnoCode, makeFoldersSync } from '../../shared/files.js';
 import { action } from '../run.js';
 
 interface Opts {
@@ -45,8 +46,23 @@ export function watchCommand(program: Command): void {
             hint: 'Start azbk watch once the folder is there, or take it out of the policy (azbk policy set --include ...).',
           });
         }
+        const alreadyRunning = (pid: number | string) =>
+          new AzbkError('AZBK_JOB_RUNNING', `A watcher (process ${pid}) already keeps this machine's change journal.`, {
+            hint: 'One watcher is enough; to watch other folders, stop that one first.',
+          });
         const running = watcherRunning(paths.home);
-        if (running !== null) throw new AzbkError('AZBK_JOB_RUNNING', `A watcher (process ${running}) already keeps this machine's change journal.`);
+        if (running !== null) throw alreadyRunning(running);
+        // Two started at once both found none running (the session is written once the watches
+        // are set up): the lock lets one through, and only the one that holds it writes the session.
+        const dir = journalFiles(paths.home).dir;
+        makeFoldersSync(dir, 0o700);
+        let lock: JobLock;
+        try {
+          lock = await acquireJobLock(path.join(dir, 'watch.lock'), { jobId: 'watch', kind: 'watch' });
+        } catch (err) {
+          if (isAzbkError(err, 'AZBK_JOB_RUNNING')) throw alreadyRunning(/process (\d+)/.exec(err.message)?.[1] ?? '?');
+          throw err;
+        }
         const controller = new AbortController();
         const stop = () => controller.abort();
         process.on('SIGINT', stop);
@@ -60,6 +76,7 @@ export function watchCommand(program: Command): void {
         } finally {
           process.off('SIGINT', stop);
           process.off('SIGTERM', stop);
+          await lock.release();
         }
         out.line('Stopped watching.');
       }),
