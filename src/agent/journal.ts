@@ -282,6 +282,11 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     return fs.openSync(files.changes, 'a', 0o600);
   };
   let log = openLog();
+  /** how long changes.log is, by what this watcher found and wrote: shorter means it was cut (see logCheck) */
+  let logSize = fs.fstatSync(log).size;
+  const write = (line: string) => {
+    logSize += fs.writeSync(log, line);
+  };
   // chokidar is loaded only by the watcher, not by every backup that reads the journal.
   const { watch } = await import('chokidar');
   // Folders only: a folder's watch reports every change to the entries in it (the 'raw' events),
@@ -296,9 +301,9 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   const own = ownPaths(home);
   const record = (p: string) => {
     const abs = path.resolve(p);
-    if (!own(abs)) fs.writeSync(log, JSON.stringify(abs) + '\n');
+    if (!own(abs)) write(JSON.stringify(abs) + '\n');
   };
-  const recordTree = (p: string) => fs.writeSync(log, JSON.stringify({ tree: path.resolve(p) }) + '\n');
+  const recordTree = (p: string) => write(JSON.stringify({ tree: path.resolve(p) }) + '\n');
 
   // session.json is rewritten in order, one write at a time.
   let sessionWrite: Promise<void> = Promise.resolve();
@@ -553,7 +558,15 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     }
     try {
       const here = fs.statSync(files.changes, { throwIfNoEntry: false });
-      if (here !== undefined && fileIdentity(here) === fileIdentity(fs.fstatSync(log))) return;
+      const mine = fs.fstatSync(log);
+      // Cut in place (truncated, as by a log rotation that copies and truncates): what a backup
+      // read up to may now hold other lines, so this is a new run, as with a new file.
+      if (mine.size < logSize) {
+        logSize = mine.size;
+        saveSession({ ...session, run: randomBytes(16).toString('hex') });
+        return;
+      }
+      if (here !== undefined && fileIdentity(here) === fileIdentity(mine)) return;
     } catch {
       // not to be looked at (AZBK_HOME made unreadable?): made anew below, or the journal is marked broken
     }
@@ -561,6 +574,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       const next = openLog();
       fs.closeSync(log);
       log = next;
+      logSize = fs.fstatSync(log).size;
     } catch (err) {
       markBroken(`the change journal could not be made anew: ${(err as Error).message}`);
       return;

@@ -402,6 +402,35 @@ describe('change journal', () => {
     expect(await again.done).toBe(0);
   }, 60_000);
 
+  it('does not trust a journal cut in place, even once it has grown back past where the last backup read to', async () => {
+    const root = await makeTempDir('azbk-watch-');
+    const src = path.join(root, 'src');
+    await fs.mkdir(path.join(src, 'fill'), { recursive: true });
+    await fs.mkdir(path.join(src, 'keep'), { recursive: true });
+    await fs.writeFile(path.join(src, 'keep', 'canary'), 'before\n');
+    const m = await setupMachine(root);
+    expectExit(await m.run(['policy', 'set', '--include', src]), 0);
+    const changes = path.join(m.home, 'journal', 'changes.log');
+    await watching(m, async () => {
+      for (let i = 0; i < 20; i++) await fs.writeFile(path.join(src, 'fill', `a${i}`), 'x');
+      await sleep(500);
+      await backup(m, [src]);
+      const read = (await fs.stat(changes)).size;
+      await fs.truncate(changes, 0);
+      await fs.appendFile(path.join(src, 'keep', 'canary'), 'after\n');
+      for (let i = 0; (await fs.stat(changes)).size <= read && i < 200; i++) await fs.writeFile(path.join(src, 'fill', `b${i}`), 'y');
+      await sleep(3000);
+      const r = await backup(m, [src]);
+      expect(r.scan.mode).toBe('full');
+      // The watcher saw it cut, and started a new run: not read past what the backup read to
+      // (which could fall on the end of a line, as here it may not).
+      expect(r.scan.reason).toBe('the change journal started after the last backup');
+      const target = path.join(root, 'out');
+      expectExit(await m.run(['restore', '--point', r.point.id, '--target', target, '--path', path.join(src, 'keep')]), 0);
+      expect(await fs.readFile(path.join(target, src, 'keep', 'canary'), 'utf8')).toBe('before\nafter\n');
+    });
+  }, 60_000);
+
   it('refuses at once (exit 2) a folder to watch that is not there, and keeps no journal', async () => {
     const root = await makeTempDir('azbk-watch-');
     const kept = path.join(root, 'kept');
