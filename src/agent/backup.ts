@@ -27,7 +27,7 @@ import { findResumable, identity, knownFile, sealCheckpoint, unchanged, type Fil
 import type { AgentContext } from './context.js';
 import { FileCache, isDamagedCache, type KnownDir } from './file-cache.js';
 import { entryStat, fingerprint, folderIdentity, listFolder, type EntryStat, type Listed } from './folder-listing.js';
-import { changesSince, dirtyFolders, journalOffset, journalRun, underTree, type JournalMark } from './journal.js';
+import { changesSince, dirtyFolders, journalOffset, journalRun, journalSync, underTree, type JournalMark } from './journal.js';
 import { fromSegments, toSegments } from './fspath.js';
 import { refuseWholeRoot } from './policy.js';
 import { acquireJobLock } from './lock.js';
@@ -365,14 +365,18 @@ class BackupJob {
       throw new AzbkError('AZBK_PATH_NOT_FOUND', `None of the paths to back up exist: ${this.skipped.map((s) => s.path).join(', ')}.`);
     }
 
-    // The journal's length and run now: the next backup reads what changes from here on.
+    // The journal's length and run now, once the watcher has recorded every change before now:
+    // the next backup reads what changes from here on.
     const home = this.ctx.paths.home;
+    const sync = await journalSync(home);
     const offset = journalOffset(home);
     const run = journalRun(home);
     const included = includedPaths.map(fromSegments);
     const last = lastBackup(this.cache.getMeta(LAST_BACKUP));
     const journal = changesSince(home, last, included);
-    if (journal.ok && fullScanDue(last?.lastFull ?? null, started)) {
+    if (journal.ok && sync === 'silent') {
+      this.scan = { mode: 'full', reason: 'the change journal did not answer in time (azbk watch is stopped or far behind)' };
+    } else if (journal.ok && fullScanDue(last?.lastFull ?? null, started)) {
       this.scan = { mode: 'full', reason: 'the last full scan is more than a day old (one a day finds what a change journal cannot see)' };
     } else if (journal.ok && included.every((p) => underTree(p, journal.trees))) {
       this.scan = { mode: 'full', reason: 'the change journal set up its watches anew since the last backup (a folder was removed or moved, or a hard link made)' };

@@ -47,7 +47,65 @@ export interface JournalSession {
 
 export function journalFiles(home: string) {
   const dir = path.join(home, 'journal');
-  return { dir, session: path.join(dir, 'session.json'), changes: path.join(dir, 'changes.log') };
+  return { dir, session: path.join(dir, 'session.json'), changes: path.join(dir, 'changes.log'), sync: path.join(dir, 'sync') };
+}
+
+/** How long a backup waits for the watcher to answer (see journalSync). */
+const SYNC_WAIT_MS = 5000;
+const SYNC_LINE = (nonce: string) => `{"sync":"${nonce}"}\n`;
+
+/**
+ * Makes sure the watcher has recorded every change made before now: a request file goes into
+ * `journal/sync`, and the watcher answers with a line in changes.log once it sees it. On Linux
+ * its events come through one queue, in order: by the time it sees the request it has recorded
+ * every change before it. 'answered'; 'silent' when a watcher runs but did not answer in time
+ * (stopped, or far behind: its journal cannot be trusted up to now); 'none' when there is no
+ * watcher to ask (or one of an earlier version, which has no such folder).
+ */
+export async function journalSync(home: string, waitMs = SYNC_WAIT_MS): Promise<'answered' | 'silent' | 'none'> {
+  const files = journalFiles(home);
+  const s = readSession(home);
+  if (s === null || s.broken !== undefined || !sameProcessAlive(s.pid, s.proc)) return 'none';
+  const nonce = randomBytes(16).toString('hex');
+  const request = path.join(files.sync, nonce);
+  let from: number;
+  try {
+    const st = fs.statSync(files.changes);
+    // Not the watcher's journal (removed or replaced): its answer would go elsewhere, and the
+    // backup does not read that journal anyway.
+    if (s.log !== undefined && fileIdentity(st) !== s.log) return 'none';
+    from = st.size;
+    fs.writeFileSync(request, '', { flag: 'wx', mode: 0o600 });
+  } catch {
+    return 'none';
+  }
+  const answer = Buffer.from(SYNC_LINE(nonce));
+  try {
+    const until = Date.now() + waitMs;
+    let seen = Buffer.alloc(0);
+    for (;;) {
+      const fd = fs.openSync(files.changes, 'r');
+      try {
+        const size = fs.fstatSync(fd).size;
+        if (size > from) {
+          const more = Buffer.alloc(size - from);
+          fs.readSync(fd, more, 0, more.length, from);
+          // The tail of what was read before, in case the answer straddles two reads.
+          seen = Buffer.concat([seen.subarray(Math.max(0, seen.length - answer.length)), more]);
+          from = size;
+          if (seen.includes(answer)) return 'answered';
+        } else if (size < from) return 'silent'; // cut meanwhile: a new run, which the backup sees
+      } finally {
+        fs.closeSync(fd);
+      }
+      if (Date.now() >= until) return 'silent';
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  } catch {
+    return 'silent';
+  } finally {
+    fs.rmSync(request, { force: true });
+  }
 }
 
 function readSession(home: string): JournalSession | null {
@@ -149,7 +207,7 @@ export function changesSince(
     }
     if (typeof v === 'string') changed.add(v);
     else if (typeof (v as { tree?: unknown } | null)?.tree === 'string') trees.add((v as { tree: string }).tree);
-    else return { ok: false, why: 'the change journal is damaged' };
+    else if (typeof (v as { sync?: unknown } | null)?.sync !== 'string') return { ok: false, why: 'the change journal is damaged' };
   }
   return { ok: true, changed, trees };
 }
@@ -545,6 +603,25 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     onReady();
     if (restartAfterReady) restartSoon();
   }
+  // A backup about to read the journal asks whether every change before it is recorded (see
+  // journalSync): the answer goes into the journal after everything seen before the request.
+  let syncWatch: fs.FSWatcher | null = null;
+  if (!stopping()) {
+    try {
+      makeFoldersSync(files.sync, 0o700);
+      for (const old of fs.readdirSync(files.sync)) fs.rmSync(path.join(files.sync, old), { force: true });
+      syncWatch = fs.watch(files.sync, (_event, name) => {
+        if (typeof name !== 'string' || !/^[0-9a-f]{32}$/.test(name)) return;
+        const request = path.join(files.sync, name);
+        if (!fs.existsSync(request)) return;
+        write(SYNC_LINE(name));
+        fs.rmSync(request, { force: true });
+      });
+      syncWatch.on('error', () => undefined); // backups then get no answer, and scan everything
+    } catch {
+      // likewise
+    }
+  }
   // changes.log removed or replaced (by hand, or by a cleaner): the watcher starts a new one, as
   // a new run, so the next backup scans everything and the one after can trust the journal again.
   const logCheck = setInterval(() => {
@@ -583,6 +660,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   }, LOG_CHECK_MS);
   await aborted;
   clearInterval(logCheck);
+  syncWatch?.close();
   if (checkTimer !== null) clearTimeout(checkTimer);
   if (linkTimer !== null) clearTimeout(linkTimer);
   if (restartTimer !== null) clearTimeout(restartTimer);

@@ -431,6 +431,39 @@ describe('change journal', () => {
     });
   }, 60_000);
 
+  it('asks the watcher to catch up before a backup reads its journal, and scans everything when it does not answer', async () => {
+    const root = await makeTempDir('azbk-watch-');
+    const src = path.join(root, 'src');
+    await fs.mkdir(path.join(src, 'keep'), { recursive: true });
+    await fs.writeFile(path.join(src, 'keep', 'f'), 'v1\n');
+    const m = await setupMachine(root);
+    expectExit(await m.run(['policy', 'set', '--include', src]), 0);
+    const w = startWatch(m);
+    await w.ready;
+    await backup(m, [src]);
+    // A change made just before the backup is in its point: the backup waits for the watcher.
+    await fs.writeFile(path.join(src, 'keep', 'f'), 'v2\n');
+    const caught = await backup(m, [src]);
+    expect(caught.scan.mode).toBe('optimized');
+    // Held still, the watcher records nothing: the backup does not take its journal as complete.
+    process.kill(w.pid, 'SIGSTOP');
+    let r;
+    try {
+      await fs.writeFile(path.join(src, 'keep', 'f'), 'v3\n');
+      r = await backup(m, [src]);
+    } finally {
+      process.kill(w.pid, 'SIGCONT');
+    }
+    expect(r.scan).toEqual({ mode: 'full', reason: 'the change journal did not answer in time (azbk watch is stopped or far behind)' });
+    for (const [point, want] of [[caught.point.id, 'v2\n'], [r.point.id, 'v3\n']] as const) {
+      const target = path.join(root, `out-${want.trim()}`);
+      expectExit(await m.run(['restore', '--point', point, '--target', target]), 0);
+      expect(await fs.readFile(path.join(target, src, 'keep', 'f'), 'utf8')).toBe(want);
+    }
+    w.stop();
+    expect(await w.done).toBe(0);
+  }, 60_000);
+
   it('refuses at once (exit 2) a folder to watch that is not there, and keeps no journal', async () => {
     const root = await makeTempDir('azbk-watch-');
     const kept = path.join(root, 'kept');
