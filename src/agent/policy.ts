@@ -7,9 +7,11 @@ import path from 'node:path';
 import type { BandwidthPolicy } from '../core/bandwidth.js';
 import { validRetention, type Retention } from '../core/retention.js';
 import { validSchedule, type Schedule } from '../core/schedule.js';
-import { AzbkError } from '../shared/errors.js';
+import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { readLocalJson, writeFileAtomic } from '../shared/files.js';
 import type { HomePaths } from '../shared/paths.js';
+import type { MachineId } from '../core/ids.js';
+import type { RetentionState, VaultSession } from '../vault/api.js';
 import { toSegments } from './fspath.js';
 
 export interface Policy {
@@ -88,4 +90,14 @@ export async function updatePolicy(paths: HomePaths, change: PolicyChange): Prom
   };
   await writeFileAtomic(paths.policy, JSON.stringify(policy, null, 2) + '\n', { mode: 0o600 });
   return policy;
+}
+
+/** The retention the vault holds for `machine`, or null from a vault service of an earlier version, which has no such route. */
+export async function vaultRetention(session: VaultSession, machine: MachineId): Promise<RetentionState | null> {
+  try {
+    return await session.readRetention(machine);
+  } catch (err) {
+    if (isAzbkError(err, 'AZBK_VAULT_NOT_FOUND')) return null;
+    throw err;
+  }
 }

@@ -4,8 +4,8 @@ import { openAgent } from '../../agent/context.js';
 import { openManifest } from '../../agent/manifest.js';
 import { fromSegments } from '../../agent/fspath.js';
 import { findMachine } from '../../agent/points.js';
+import { vaultRetention } from '../../agent/policy.js';
 import { retainUnder, type KeptBy } from '../../core/retention.js';
-import { isAzbkError } from '../../shared/errors.js';
 import type { PointInfo, RetentionState } from '../../vault/api.js';
 import { MAX_EXPIRED_PER_PASS } from '../../vault/retention.js';
 import { formatBytes, printable } from '../output.js';
@@ -48,11 +48,8 @@ export function pointsCommand(program: Command): void {
         const ctx = await openAgent(paths);
         const machine = await findMachine(ctx, o.machine);
         const points = await ctx.session.listPoints(machine.id);
-        // A vault service of an earlier version has no such route: retention is then not known.
-        const retention = await ctx.session.readRetention(machine.id).catch((err: unknown) => {
-          if (isAzbkError(err, 'AZBK_VAULT_NOT_FOUND')) return null;
-          throw err;
-        });
+        // Not known from a vault service of an earlier version.
+        const retention = await vaultRetention(ctx.session, machine.id);
         const reasons = keptBy(points, retention);
         let expiring = 0;
         const rows = [];

@@ -10,10 +10,10 @@ import { RETENTION_RANGE, type Retention } from '../../core/retention.js';
 import { EVERY_DAY, MAX_RUNS_PER_DAY, parseTimes, type Schedule } from '../../core/schedule.js';
 import { parseDays } from '../../core/week.js';
 import { openAgent } from '../../agent/context.js';
-import { loadPolicy, refuseWholeRoot, updatePolicy } from '../../agent/policy.js';
+import { loadPolicy, refuseWholeRoot, updatePolicy, vaultRetention } from '../../agent/policy.js';
 import { KEYCHAIN_REACHES_SCHEDULED_JOBS, planSchedule, scheduledCommand } from '../../agent/scheduler.js';
 import { requireRegistration, secretsLocation } from '../../agent/state.js';
-import { AzbkError, isAzbkError } from '../../shared/errors.js';
+import { AzbkError } from '../../shared/errors.js';
 import type { VaultSession } from '../../vault/api.js';
 import { crontabNotes, describePolicy, policyResult } from '../policy-text.js';
 import { action } from '../run.js';
@@ -103,14 +103,8 @@ function keepCounts(o: SetOpts): Partial<Retention> | undefined {
  * starting from it (or from the defaults) would change counts nobody asked to change.
  */
 async function retentionFrom(session: VaultSession, machine: MachineId, given: Partial<Retention>, local: Retention | undefined): Promise<Retention> {
-  const inVault = await session.readRetention(machine).then(
-    (r) => r.newest,
-    (err: unknown) => {
-      // A vault service of an earlier version has no such route: this machine's copy is all there is.
-      if (isAzbkError(err, 'AZBK_VAULT_NOT_FOUND')) return null;
-      throw err;
-    },
-  );
+  // From a vault service of an earlier version, none: this machine's copy is all there is.
+  const inVault = (await vaultRetention(session, machine))?.newest;
   return { ...(inVault ?? local ?? DEFAULT_RETENTION), ...given };
 }
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { journalFiles, runWatcher, watcherRunning } from '../../agent/journal.js';
 import { loadPolicy } from '../../agent/policy.js';
-import { acquireJobLock, type JobLock } from '../../agent/lock.js';
+import { acquireJobLock, lockHolder, type JobLock } from '../../agent/lock.js';
 import { AzbkError, isAzbkError } from '../../shared/errors.js';
 import { errnoCode, makeFoldersSync } from '../../shared/files.js';
 import { action } from '../run.js';
@@ -56,11 +56,12 @@ export function watchCommand(program: Command): void {
         // are set up): the lock lets one through, and only the one that holds it writes the session.
         const dir = journalFiles(paths.home).dir;
         makeFoldersSync(dir, 0o700);
+        const lockFile = path.join(dir, 'watch.lock');
         let lock: JobLock;
         try {
-          lock = await acquireJobLock(path.join(dir, 'watch.lock'), { jobId: 'watch', kind: 'watch' });
+          lock = await acquireJobLock(lockFile, { jobId: 'watch', kind: 'watch' });
         } catch (err) {
-          if (isAzbkError(err, 'AZBK_JOB_RUNNING')) throw alreadyRunning(/process (\d+)/.exec(err.message)?.[1] ?? '?');
+          if (isAzbkError(err, 'AZBK_JOB_RUNNING')) throw alreadyRunning((await lockHolder(lockFile))?.pid ?? '?');
           throw err;
         }
         const controller = new AbortController();
