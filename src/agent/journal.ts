@@ -383,8 +383,8 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   // A watch follows the folder (or file) it was set on: one removed, or replaced by another at
   // the same path, leaves the journal blind there.
   const rootIds = new Map([...roots].map((r) => [r, identityOf(r)]));
-  /** A watched path that is no longer what its watch is on: moved or replaced, itself or a folder above it. */
-  const movedRoot = () => [...roots].find((r) => identityOf(r) !== rootIds.get(r));
+  /** Whether watched path `root` is no longer what its watch is on: moved or replaced, itself or a folder above it. */
+  const rootMoved = (root: string) => identityOf(root) !== rootIds.get(root);
   // A watched folder itself is gone: chokidar would go on watching its parent for it, and the
   // journal would cover nothing there. The watcher stops and says so.
   const rootGone = (root: string) => {
@@ -445,7 +445,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       const p = inFolder ? path.join(watched, name) : watched;
       record(p);
       const watchedAbs = path.resolve(watched);
-      if (roots.has(watchedAbs) && identityOf(watchedAbs) !== rootIds.get(watchedAbs)) rootGone(watchedAbs);
+      if (roots.has(watchedAbs) && rootMoved(watchedAbs)) rootGone(watchedAbs);
       // A folder made or moved here: the next backup examines all of it, whatever the watches
       // inside it saw while they were being set up. If the place was taken by a folder with
       // watches until now, those may be taken for the newcomer's (see restartSoon).
@@ -628,7 +628,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     if (session === null) return;
     // A folder above a watched one renamed, or a link on the way retargeted: no event of the
     // watched folder's own says so, and its watch now follows a folder elsewhere.
-    const moved = movedRoot();
+    const moved = [...roots].find(rootMoved);
     if (moved !== undefined) {
       rootGone(moved);
       return;

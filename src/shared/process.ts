@@ -19,14 +19,21 @@ export function processAlive(pid: number): boolean {
 
 /** On Linux, whether /proc says `pid` has ended (zombie or dead); false where that cannot be read. */
 function ended(pid: number): boolean {
-  if (process.platform !== 'linux') return false;
+  const state = procStat(pid)?.[0];
+  return state === 'Z' || state === 'X';
+}
+
+/**
+ * The fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses),
+ * from the state on; null where there is no such file (not Linux, or no such process).
+ */
+function procStat(pid: number): string[] | null {
+  if (process.platform !== 'linux') return null;
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The state follows the command name, which may hold spaces and parentheses.
-    const state = stat[stat.lastIndexOf(')') + 2];
-    return state === 'Z' || state === 'X';
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return false;
+    return null;
   }
 }
 
@@ -35,13 +42,12 @@ function ended(pid: number): boolean {
  * time it started (from /proc); elsewhere null (only whether the pid is alive can be known).
  */
 export function processIdentity(pid: number): string | null {
-  if (process.platform !== 'linux') return null;
+  // The 20th field after the command name is the start time.
+  const start = procStat(pid)?.[19];
+  if (start === undefined) return null;
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name, which may hold spaces and parentheses: the 20th is the start time.
-    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
     const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    return start === undefined ? null : `${boot}/${start}`;
+    return `${boot}/${start}`;
   } catch {
     return null;
   }
