@@ -137,13 +137,13 @@ export const backupEndedWell = (j: JobRecord): boolean => j.kind === 'backup' &&
  */
 export async function lastGoodBackup(paths: HomePaths, now: Date): Promise<Date | null> {
   const { jobs } = await readJobs(paths, LOOK_BACK);
-  let latest = NaN;
+  let latest = -Infinity;
   for (const j of jobs) {
     if (!backupEndedWell(j) || j.policyPaths === false) continue;
     // One that started later than now ran while the clock was ahead: it covers no run due since
     // (taken as the last, catch-up would find nothing missed until the clock got there).
     const t = Date.parse(j.started);
-    if (t <= now.getTime() && !(t <= latest)) latest = t;
+    if (t <= now.getTime()) latest = Math.max(latest, t);
   }
-  return Number.isFinite(latest) ? new Date(latest) : null;
+  return latest === -Infinity ? null : new Date(latest);
 }
