@@ -160,6 +160,30 @@ describe('prune', () => {
     expect(left).toEqual([layout.checkpointPacks(machine, fresh)]);
   });
 
+  it('works on many packs at once, the steps of each pack in their order', async () => {
+    const store = new SlowStore();
+    const packs = new Set<PackId>();
+    for (let i = 0; i < 40; i++) packs.add(await addPack(store));
+    await addPoint(store, [...packs].slice(0, 5));
+    expect(await prune(store, start)).toMatchObject({ condemned: 35, purged: 0 });
+    expect(store.most).toBeGreaterThan(4);
+    expect(store.most).toBeLessThanOrEqual(16);
+
+    store.most = 0;
+    store.log.length = 0;
+    expect(await prune(store, daysLater(PRUNE_GRACE_DAYS + 1))).toMatchObject({ condemned: 0, waiting: 0, purged: 35 });
+    expect(store.most).toBeGreaterThan(4);
+    expect(store.most).toBeLessThanOrEqual(16);
+    expect(await packsIn(store)).toHaveLength(5);
+    // Each pack: marked gone, then deleted, then its condemnation forgotten (the gone marker stays).
+    for (const pack of packs) {
+      const steps = store.log.filter((l) => l.endsWith(pack) && !l.startsWith('stat '));
+      if (steps.length === 0) continue;
+      expect(steps.map((l) => l.split(/[ /]/).slice(0, 2).join(' '))).toEqual(['put gone', 'delete packs', 'delete condemned']);
+    }
+    expect(store.log.filter((l) => l.startsWith('delete packs/'))).toHaveLength(35);
+  });
+
   it('takes back a point naming a pack a pass is deleting, and refuses one naming a pack the vault lacks', async () => {
     const m = await createMachine();
     const data = randomBytes(100);
@@ -185,5 +209,36 @@ class RacingStore extends MemoryBlobStore {
     this.onGone = undefined;
     if (run !== undefined) await run();
     return r;
+  }
+}
+
+/** A store whose every request takes a few milliseconds, which counts the most it had in flight at once and logs what it did. */
+class SlowStore extends MemoryBlobStore {
+  most = 0;
+  readonly log: string[] = [];
+  private now = 0;
+
+  private async slow<T>(what: string, work: () => Promise<T>): Promise<T> {
+    this.most = Math.max(this.most, ++this.now);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      const r = await work();
+      this.log.push(what);
+      return r;
+    } finally {
+      this.now--;
+    }
+  }
+
+  override put(key: string, data: Uint8Array): Promise<'created' | 'exists'> {
+    return this.slow(`put ${key}`, () => super.put(key, data));
+  }
+
+  override stat(key: string): Promise<{ size: number } | null> {
+    return this.slow(`stat ${key}`, () => super.stat(key));
+  }
+
+  override delete(key: string): Promise<void> {
+    return this.slow(`delete ${key}`, () => super.delete(key));
   }
 }
