@@ -86,7 +86,7 @@ async function register(o: RegisterOptions): Promise<RegisterResult> {
     });
   }
   const creds = parseCredentials(o.credentialsText, now);
-  const vault = await connectVault(creds.endpoint, creds.certFingerprint);
+  const vault = await connectVault(creds.endpoint, creds.certFingerprint, { pinnedBy: 'credentials' });
   const cfg = await vault.config();
   if (cfg.id !== creds.vaultId) {
     throw new AzbkError('AZBK_CREDENTIALS_INVALID', 'The credentials file belongs to another vault than the one at its endpoint.');

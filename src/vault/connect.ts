@@ -28,9 +28,10 @@ export async function openEmbeddedVault(dir: string): Promise<Vault> {
 /**
  * Connects to the vault at `endpoint`: an embedded vault for `file://`, the HTTPS client for
  * `https://`, which accepts only the certificate whose SHA-256 is `certFingerprint` (hex; null
- * falls back on the usual CA checks).
+ * falls back on the usual CA checks). `pinnedBy` says where that fingerprint comes from (see
+ * TransportOptions).
  */
-export async function connectVault(endpoint: string, certFingerprint: string | null): Promise<VaultEntry> {
+export async function connectVault(endpoint: string, certFingerprint: string | null, o: { pinnedBy?: 'registration' | 'credentials' } = {}): Promise<VaultEntry> {
   let url: URL;
   try {
     url = new URL(endpoint);
@@ -44,7 +45,7 @@ export async function connectVault(endpoint: string, certFingerprint: string | n
     }
     // Loaded only for a vault service: the HTTP stack costs start-up time every other command would pay.
     const { HttpVault } = await import('./http-client.js');
-    const vault = new HttpVault(url.href, certFingerprint);
+    const vault = new HttpVault(url.href, certFingerprint, o.pinnedBy === undefined ? {} : { pinnedBy: o.pinnedBy });
     opened.add(vault);
     return vault;
   }

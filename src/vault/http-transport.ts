@@ -34,6 +34,11 @@ export interface TransportOptions {
   readonly sleep?: (ms: number) => Promise<void>;
   /** the clock (default Date.now); tests pass a fake */
   readonly now?: () => number;
+  /**
+   * where the pinned certificate's fingerprint comes from, for what a mismatch advises: this
+   * machine's registration (the default), or a credentials file being registered with
+   */
+  readonly pinnedBy?: 'registration' | 'credentials';
 }
 
 /** A request body read from a local file of `length` bytes, opened anew for every attempt. */
@@ -141,6 +146,14 @@ function replyError(status: number, body: Buffer, req: TransportRequest, origin:
   return new AzbkError('AZBK_BAD_INPUT', message);
 }
 
+/** What to do about a certificate other than the pinned one, by where the pin comes from. */
+const PIN_HINTS = {
+  registration:
+    'The certificate differs from the one pinned at registration. If the vault really changed its certificate, register again with a fresh credentials file (azbk register --reregister); otherwise something is intercepting the connection.',
+  credentials:
+    'The certificate differs from the one the credentials file pins. If the vault really changed its certificate, ask its operator for a fresh credentials file (azbk vault credentials); otherwise something is intercepting the connection.',
+} as const;
+
 /** A pool of connections to one vault server; requests may run in parallel. */
 export class HttpTransport {
   readonly #pool: Pool;
@@ -152,6 +165,7 @@ export class HttpTransport {
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #retryForMs: number;
   readonly #now: () => number;
+  readonly #pinHint: string;
   /** aborted by close(): requests in flight and waits between attempts end at once */
   readonly #closing = new AbortController();
 
@@ -165,6 +179,7 @@ export class HttpTransport {
     this.#sleep = o.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.#retryForMs = o.retryForMs ?? 3 * 60_000;
     this.#now = o.now ?? Date.now;
+    this.#pinHint = PIN_HINTS[o.pinnedBy ?? 'registration'];
     // Every request in flight and every wait listens to it: more than Node's ten at a time is usual.
     setMaxListeners(0, this.#closing.signal);
     const connectTimeout = o.connectTimeoutMs ?? 10_000;
@@ -207,7 +222,7 @@ export class HttpTransport {
         const code = codeOf(err);
         if (err instanceof PinMismatch) {
           throw new AzbkError('AZBK_VAULT_UNREACHABLE', `The vault server at ${this.#origin} is not the one the credentials name: ${err.message}.`, {
-            hint: 'The certificate differs from the one pinned at registration. If the vault really changed its certificate, register again with a fresh credentials file (azbk register --reregister); otherwise something is intercepting the connection.',
+            hint: this.#pinHint,
           });
         }
         const known = CONNECT_ERRORS.has(code) || (req.idempotent && NETWORK_ERRORS.has(code));
