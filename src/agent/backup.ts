@@ -367,12 +367,13 @@ class BackupJob {
 
     // The journal's length and run now, once the watcher has recorded every change before now:
     // the next backup reads what changes from here on.
+    // The lines the last backup read up to may go (see journalSync).
     const home = this.ctx.paths.home;
-    const sync = await journalSync(home);
+    const last = lastBackup(this.cache.getMeta(LAST_BACKUP));
+    const sync = await journalSync(home, undefined, last?.offset);
     const offset = journalOffset(home);
     const run = journalRun(home);
     const included = includedPaths.map(fromSegments);
-    const last = lastBackup(this.cache.getMeta(LAST_BACKUP));
     const journal = changesSince(home, last, included);
     if (journal.ok && sync === 'silent') {
       this.scan = { mode: 'full', reason: 'the change journal did not answer in time (azbk watch is stopped or far behind)' };

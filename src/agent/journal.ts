@@ -43,6 +43,12 @@ export interface JournalSession {
   readonly log?: string;
   /** what each watched path was when its watch was set ("<dev>:<ino>"): another one there is not watched */
   readonly roots?: Readonly<Record<string, string>>;
+  /**
+   * where changes.log begins in the journal (0 when absent): the bytes of the lines the watcher
+   * dropped once backups had read them (see trimming in runWatcher). Offsets backups remember
+   * count from the journal's start, so they stay right across a trim.
+   */
+  readonly base?: number;
 }
 
 export function journalFiles(home: string) {
@@ -60,23 +66,32 @@ const SYNC_LINE = (nonce: string) => `{"sync":"${nonce}"}\n`;
  * its events come through one queue, in order: by the time it sees the request it has recorded
  * every change before it. 'answered'; 'silent' when a watcher runs but did not answer in time
  * (stopped, or far behind: its journal cannot be trusted up to now); 'none' when there is no
- * watcher to ask (or one of an earlier version, which has no such folder).
+ * watcher to ask (or one of an earlier version, which has no such folder). `drop`: the offset
+ * the last backup read from (see JournalMark), before which the watcher may drop the lines
+ * (see TRIM_BYTES): this backup reads from there, and a backup that fails leaves the mark as it
+ * was, so only lines no backup will read again go.
  */
-export async function journalSync(home: string, waitMs = SYNC_WAIT_MS): Promise<'answered' | 'silent' | 'none'> {
+export async function journalSync(home: string, waitMs = SYNC_WAIT_MS, drop?: number): Promise<'answered' | 'silent' | 'none'> {
   const files = journalFiles(home);
   const s = readSession(home);
   if (s === null || s.broken !== undefined || !sameProcessAlive(s.pid, s.proc)) return 'none';
   const nonce = randomBytes(16).toString('hex');
   const request = path.join(files.sync, nonce);
+  /** where the answer is looked for from, counted from the journal's start; the log read now, and where it begins */
   let from: number;
+  let log = s.log;
+  let base = s.base ?? 0;
   try {
     const st = fs.statSync(files.changes);
     // Not the watcher's journal (removed or replaced): its answer would go elsewhere, and the
     // backup does not read that journal anyway.
-    if (s.log !== undefined && fileIdentity(st) !== s.log) return 'none';
-    from = st.size;
-    fs.writeFileSync(request, '', { flag: 'wx', mode: 0o600 });
+    if (log !== undefined && fileIdentity(st) !== log) return 'none';
+    from = base + st.size;
+    // Whole when it appears under its name: the watcher reads it at once.
+    fs.writeFileSync(`${request}.tmp`, drop === undefined ? '' : JSON.stringify({ drop }), { flag: 'wx', mode: 0o600 });
+    fs.renameSync(`${request}.tmp`, request);
   } catch {
+    fs.rmSync(`${request}.tmp`, { force: true });
     return 'none';
   }
   const answer = Buffer.from(SYNC_LINE(nonce));
@@ -86,15 +101,26 @@ export async function journalSync(home: string, waitMs = SYNC_WAIT_MS): Promise<
     for (;;) {
       const fd = fs.openSync(files.changes, 'r');
       try {
-        const size = fs.fstatSync(fd).size;
-        if (size > from) {
-          const more = Buffer.alloc(size - from);
-          fs.readSync(fd, more, 0, more.length, from);
+        const st = fs.fstatSync(fd);
+        // Trimmed meanwhile (the watcher names the new log in its session before it answers).
+        const now = log === undefined ? null : readSessionIfMoved(home, log, fileIdentity(st));
+        if (now !== null) {
+          log = now.log;
+          base = now.base ?? 0;
+          seen = Buffer.alloc(0);
+        }
+        const at = from - base;
+        if (log !== undefined && fileIdentity(st) !== log) {
+          // replaced, and not (yet) named by the session: looked at again
+        } else if (at < 0) return 'silent';
+        else if (st.size > at) {
+          const more = Buffer.alloc(st.size - at);
+          fs.readSync(fd, more, 0, more.length, at);
           // The tail of what was read before, in case the answer straddles two reads.
           seen = Buffer.concat([seen.subarray(Math.max(0, seen.length - answer.length)), more]);
-          from = size;
+          from = base + st.size;
           if (seen.includes(answer)) return 'answered';
-        } else if (size < from) return 'silent'; // cut meanwhile: a new run, which the backup sees
+        } else if (st.size < at) return 'silent'; // cut meanwhile: a new run, which the backup sees
       } finally {
         fs.closeSync(fd);
       }
@@ -108,13 +134,22 @@ export async function journalSync(home: string, waitMs = SYNC_WAIT_MS): Promise<
   }
 }
 
+/** The session, when it names `found` as the log where it named `known` before (the watcher trimmed it); else null. */
+function readSessionIfMoved(home: string, known: string, found: string): (JournalSession & { log: string }) | null {
+  if (found === known) return null;
+  const s = readSession(home);
+  return s !== null && s.log === found ? (s as JournalSession & { log: string }) : null;
+}
+
 function readSession(home: string): JournalSession | null {
   try {
     const s = JSON.parse(fs.readFileSync(journalFiles(home).session, 'utf8')) as JournalSession;
     if (s.version !== 1 || typeof s.pid !== 'number' || typeof s.started !== 'string' || !Array.isArray(s.paths)) return null;
     // A watcher of an earlier version wrote neither: still a watcher (a second one must not start),
     // but with no run for a backup to remember, its journal is not trusted.
-    return { ...s, run: typeof s.run === 'string' ? s.run : '', proc: typeof s.proc === 'string' ? s.proc : null };
+    const read = { ...s, run: typeof s.run === 'string' ? s.run : '', proc: typeof s.proc === 'string' ? s.proc : null };
+    if (s.base !== undefined && !(Number.isSafeInteger(s.base) && s.base >= 0)) return { ...read, base: 0, broken: read.broken ?? 'its session names an impossible start of changes.log' };
+    return read;
   } catch {
     return null;
   }
@@ -143,10 +178,15 @@ export interface JournalMark {
   readonly paths: readonly string[];
 }
 
-/** The journal's current length: where the next backup will start reading. */
+/**
+ * The journal's current length, counted from its start (lines trimmed off included): where the
+ * next backup will start reading. The session is read before the log: a trim in between gives a
+ * smaller offset (the next backup reads a few lines twice), never a larger one.
+ */
 export function journalOffset(home: string): number {
+  const base = readSession(home)?.base ?? 0;
   try {
-    return fs.statSync(journalFiles(home).changes).size;
+    return base + fs.statSync(journalFiles(home).changes).size;
   } catch {
     return 0;
   }
@@ -183,10 +223,12 @@ export function changesSince(
     try {
       const st = fs.fstatSync(fd);
       if (s.log !== undefined && s.log !== fileIdentity(st)) return { ok: false, why: 'the change journal was removed or replaced' };
-      const size = st.size;
+      const base = s.base ?? 0;
+      if (since.offset < base) return { ok: false, why: 'the change journal dropped changes the last backup had not read' };
+      const size = base + st.size;
       if (size < since.offset) return { ok: false, why: 'the change journal was reset since the last backup' };
       const buf = Buffer.alloc(size - since.offset);
-      fs.readSync(fd, buf, 0, buf.length, since.offset);
+      fs.readSync(fd, buf, 0, buf.length, since.offset - base);
       text = buf.toString('utf8');
     } finally {
       fs.closeSync(fd);
@@ -223,6 +265,60 @@ export function underTree(p: string, trees: ReadonlySet<string>): boolean {
   for (let d = p; ; d = path.dirname(d)) {
     if (trees.has(d)) return true;
     if (path.dirname(d) === d) return false;
+  }
+}
+
+/**
+ * The read lines of changes.log (see journalSync's `drop`) are dropped once they come to this
+ * much: a watcher that runs for months keeps about this much, and what backups have not read yet.
+ */
+const TRIM_BYTES = 1024 * 1024;
+
+/** The offset a sync request asks the watcher to drop the lines before (its text: `{"drop": N}`), or null. */
+function dropOf(asked: string): number | null {
+  try {
+    const v = JSON.parse(asked) as { drop?: unknown } | null;
+    return typeof v?.drop === 'number' && Number.isSafeInteger(v.drop) && v.drop >= 0 ? v.drop : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Copies the bytes of the log `file` (open as `log`) from `from` to `to` into a new file, which
+ * then takes its place; returns that file, open for appending, or null when nothing changed
+ * (the log was replaced meanwhile, is shorter than `to`, or the copy failed).
+ */
+function tailCopy(file: string, log: number, from: number, to: number): number | null {
+  const temp = `${file}.new`;
+  let next: number | null = null;
+  let done = false;
+  try {
+    fs.rmSync(temp, { force: true });
+    next = fs.openSync(temp, 'ax', 0o600);
+    const src = fs.openSync(file, 'r');
+    try {
+      if (fileIdentity(fs.fstatSync(src)) !== fileIdentity(fs.fstatSync(log))) return null;
+      const buf = Buffer.allocUnsafe(Math.min(1024 * 1024, to - from + 1));
+      for (let at = from; at < to; ) {
+        const n = fs.readSync(src, buf, 0, Math.min(buf.length, to - at), at);
+        if (n === 0) return null;
+        for (let put = 0; put < n; ) put += fs.writeSync(next, buf, put, n - put);
+        at += n;
+      }
+    } finally {
+      fs.closeSync(src);
+    }
+    fs.renameSync(temp, file);
+    done = true;
+    return next;
+  } catch {
+    return null;
+  } finally {
+    if (!done) {
+      if (next !== null) fs.closeSync(next);
+      fs.rmSync(temp, { force: true });
+    }
   }
 }
 
@@ -603,6 +699,26 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     onReady();
     if (restartAfterReady) restartSoon();
   }
+  /**
+   * Drops the lines of changes.log before `drop` (counted from the journal's start), which a
+   * backup has read, once they come to TRIM_BYTES or more: the lines from there on are copied to a
+   * new file, which takes changes.log's place and this watcher's writes from then on, and the
+   * session names it and where it begins. False when nothing was dropped (also when the copy
+   * failed: the journal stays as it was).
+   */
+  const trimTo = (drop: number | null): boolean => {
+    if (session === null || drop === null) return false;
+    const cut = drop - (session.base ?? 0);
+    const size = fs.fstatSync(log).size;
+    if (!(cut >= TRIM_BYTES && cut <= size)) return false;
+    const next = tailCopy(files.changes, log, cut, size);
+    if (next === null) return false;
+    fs.closeSync(log);
+    log = next;
+    logSize = fs.fstatSync(log).size;
+    saveSession({ ...session, base: drop, log: fileIdentity(fs.fstatSync(log)) });
+    return true;
+  };
   // A backup about to read the journal asks whether every change before it is recorded (see
   // journalSync): the answer goes into the journal after everything seen before the request.
   let syncWatch: fs.FSWatcher | null = null;
@@ -610,12 +726,25 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     try {
       makeFoldersSync(files.sync, 0o700);
       for (const old of fs.readdirSync(files.sync)) fs.rmSync(path.join(files.sync, old), { force: true });
+      const answering = new Set<string>();
       syncWatch = fs.watch(files.sync, (_event, name) => {
-        if (typeof name !== 'string' || !/^[0-9a-f]{32}$/.test(name)) return;
+        if (typeof name !== 'string' || !/^[0-9a-f]{32}$/.test(name) || answering.has(name)) return;
         const request = path.join(files.sync, name);
-        if (!fs.existsSync(request)) return;
-        write(SYNC_LINE(name));
-        fs.rmSync(request, { force: true });
+        let asked: string;
+        try {
+          asked = fs.readFileSync(request, 'utf8');
+        } catch {
+          return; // answered already, or given up on
+        }
+        const answer = () => {
+          write(SYNC_LINE(name));
+          fs.rmSync(request, { force: true });
+          answering.delete(name);
+        };
+        answering.add(name);
+        // With the offset the last backup read from: the lines before it are read, and may go.
+        if (trimTo(dropOf(asked))) void sessionWrite.then(answer);
+        else answer();
       });
       syncWatch.on('error', () => undefined); // backups then get no answer, and scan everything
     } catch {

@@ -431,6 +431,46 @@ describe('change journal', () => {
     });
   }, 60_000);
 
+  it('drops the lines backups have read once they come to 1 MiB, and the backups after still see every change', async () => {
+    const root = await makeTempDir('azbk-watch-');
+    const src = path.join(root, 'src');
+    await fs.mkdir(path.join(src, 'keep'), { recursive: true });
+    await fs.writeFile(path.join(src, 'keep', 'f'), 'v1\n');
+    const m = await setupMachine(root);
+    expectExit(await m.run(['policy', 'set', '--include', src]), 0);
+    const changes = path.join(m.home, 'journal', 'changes.log');
+    const base = () => (JSON.parse(readFileSync(path.join(m.home, 'journal', 'session.json'), 'utf8')) as { base?: number }).base ?? 0;
+    await watching(m, async () => {
+      await backup(m, [src]);
+      // Weeks of changes in short: 1.2 MiB of lines, as the watcher writes them, then a real one.
+      const line = `${JSON.stringify(path.join(src, 'keep', 'f'))}\n`;
+      appendFileSync(changes, line.repeat(Math.ceil((1.2 * 1024 * 1024) / line.length)));
+      await fs.writeFile(path.join(src, 'keep', 'f'), 'v2\n');
+      const second = await backup(m, [src]);
+      expect(second.scan.mode).toBe('optimized');
+      const long = (await fs.stat(changes)).size;
+      expect(long).toBeGreaterThan(1024 * 1024);
+      expect(base()).toBe(0); // what the first backup read is far less than 1 MiB: kept
+
+      // The next backup lets the watcher drop what the second read, and reads on from there.
+      await fs.writeFile(path.join(src, 'keep', 'f'), 'v3\n');
+      const third = await backup(m, [src]);
+      expect(third.scan.mode).toBe('optimized');
+      expect(third.scan.reason).toContain('1 path(s) changed');
+      expect(base()).toBeGreaterThan(1024 * 1024);
+      expect((await fs.stat(changes)).size).toBeLessThan(long - 1024 * 1024);
+
+      await fs.writeFile(path.join(src, 'keep', 'f'), 'v4\n');
+      const fourth = await backup(m, [src]);
+      expect(fourth.scan.mode).toBe('optimized');
+      for (const [point, want] of [[second.point.id, 'v2\n'], [third.point.id, 'v3\n'], [fourth.point.id, 'v4\n']] as const) {
+        const target = path.join(root, `out-${want.trim()}`);
+        expectExit(await m.run(['restore', '--point', point, '--target', target]), 0);
+        expect(await fs.readFile(path.join(target, src, 'keep', 'f'), 'utf8')).toBe(want);
+      }
+    });
+  }, 60_000);
+
   it('asks the watcher to catch up before a backup reads its journal, and scans everything when it does not answer', async () => {
     const root = await makeTempDir('azbk-watch-');
     const src = path.join(root, 'src');
