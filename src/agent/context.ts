@@ -14,8 +14,12 @@ export interface AgentContext {
   readonly keys: VaultKeys;
 }
 
-/** Opens the vault session of this registered machine. */
-export async function openAgent(paths: HomePaths): Promise<AgentContext> {
+/**
+ * Opens the vault session of this registered machine. A `job` (backup, restore, verify) waits
+ * out a vault service that is down for a while (see connectVault's `patient`); other commands
+ * answer at once.
+ */
+export async function openAgent(paths: HomePaths, o: { job?: boolean } = {}): Promise<AgentContext> {
   let registration = await requireRegistration(paths);
   let secrets: LocalSecrets;
   try {
@@ -27,7 +31,7 @@ export async function openAgent(paths: HomePaths): Promise<AgentContext> {
     registration = now;
     secrets = await loadSecrets(paths, registration);
   }
-  const vault = await connectVault(registration.endpoint, registration.certFingerprint);
+  const vault = await connectVault(registration.endpoint, registration.certFingerprint, { patient: o.job === true });
   const session = await vault.session(registration.machineId, secrets.machineSecret);
   const keys = deriveKeys(Buffer.from(secrets.masterKey, 'base64'));
   return { paths, registration, session, keys };

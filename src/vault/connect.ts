@@ -26,12 +26,21 @@ export async function openEmbeddedVault(dir: string): Promise<Vault> {
 }
 
 /**
+ * Tries of a request a job makes (the default is 5): with the pauses between them doubling from
+ * 250 ms up to 8 s, a vault service that refuses connections or fails is asked again for about a
+ * minute, so a backup or restore outlives the service's restart; the time bound on retries (3
+ * minutes) still holds.
+ */
+const PATIENT_ATTEMPTS = 16;
+
+/**
  * Connects to the vault at `endpoint`: an embedded vault for `file://`, the HTTPS client for
  * `https://`, which accepts only the certificate whose SHA-256 is `certFingerprint` (hex; null
  * falls back on the usual CA checks). `pinnedBy` says where that fingerprint comes from (see
- * TransportOptions).
+ * TransportOptions); `patient`, for a job that would lose its work, waits out a vault service
+ * that is down for about a minute (see PATIENT_ATTEMPTS).
  */
-export async function connectVault(endpoint: string, certFingerprint: string | null, o: { pinnedBy?: 'registration' | 'credentials' } = {}): Promise<VaultEntry> {
+export async function connectVault(endpoint: string, certFingerprint: string | null, o: { pinnedBy?: 'registration' | 'credentials'; patient?: boolean } = {}): Promise<VaultEntry> {
   let url: URL;
   try {
     url = new URL(endpoint);
@@ -45,7 +54,7 @@ export async function connectVault(endpoint: string, certFingerprint: string | n
     }
     // Loaded only for a vault service: the HTTP stack costs start-up time every other command would pay.
     const { HttpVault } = await import('./http-client.js');
-    const vault = new HttpVault(url.href, certFingerprint, o.pinnedBy === undefined ? {} : { pinnedBy: o.pinnedBy });
+    const vault = new HttpVault(url.href, certFingerprint, { ...(o.pinnedBy === undefined ? {} : { pinnedBy: o.pinnedBy }), ...(o.patient === true ? { attempts: PATIENT_ATTEMPTS } : {}) });
     opened.add(vault);
     return vault;
   }

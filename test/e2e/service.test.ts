@@ -172,6 +172,38 @@ describe('vault service over a folder', () => {
     await backup(m, [src]);
   }, 60_000);
 
+  it('a backup waits out the vault service crashing and coming back, and completes', async () => {
+    const dir = await makeTempDir();
+    const v = path.join(dir, 'vault');
+    expectExit(await runCli(['vault', 'create', '--path', v, '--name', 'Restarted']), 0);
+    let s = await startServe(['--path', v]);
+    const listen = new URL(s.url).host;
+    try {
+      const m = await setupMachine(dir, { name: 'R', vault: { dir: v, credentials: await credentials(dir, 'Restarted', ['--path', v], s.url) } });
+      const src = path.join(dir, 'src');
+      await fs.mkdir(src);
+      await writeRandomFile(path.join(src, 'big.bin'), 6 * MiB + 3);
+      // At 1 MiB/s the pack takes about 6 s to upload: the service dies in the middle of it, and
+      // is back 8 s later, longer than a command that gives up after its usual few tries waits.
+      const child = spawn(process.execPath, [BIN, 'backup', '--now', '--include', src, '--limit-upload', '1M', '--json'], { cwd: REPO, env: { ...process.env, AZBK_HOME: m.home }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+      const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      await sleep(2500);
+      process.kill(s.pid, 'SIGKILL');
+      await s.stop();
+      await sleep(8000);
+      s = await startServe(['--path', v], { listen });
+      expect(await done, out).toBe(0);
+      const target = path.join(dir, 'restored');
+      expectExit(await m.run(['restore', '--point', 'latest', '--target', target]), 0);
+      await expectSameTree(src, path.join(target, src));
+    } finally {
+      await s.stop();
+    }
+  }, 90_000);
+
   it('stops promptly with exit code 0 on SIGTERM', async () => {
     const dir = await makeTempDir();
     const v = path.join(dir, 'vault');

@@ -17,11 +17,11 @@ export interface ServeProcess {
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
 }
 
-/** Starts `azbk vault serve ...args --listen 127.0.0.1:0`; kills it if it is not ready in time. */
-export async function startServe(args: readonly string[], o: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<ServeProcess> {
+/** Starts `azbk vault serve ...args --listen 127.0.0.1:0` (or `listen`); kills it if it is not ready in time. */
+export async function startServe(args: readonly string[], o: { env?: Record<string, string>; timeoutMs?: number; listen?: string } = {}): Promise<ServeProcess> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...o.env };
   delete env.AZBK_HOME;
-  const child = spawn(process.execPath, [BIN, 'vault', 'serve', ...args, '--listen', '127.0.0.1:0'], { env, cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'vault', 'serve', ...args, '--listen', o.listen ?? '127.0.0.1:0'], { env, cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));

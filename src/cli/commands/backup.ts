@@ -86,7 +86,7 @@ export function backupCommand(program: Command): void {
           { before: 'stopped before the backup began' },
         );
         try {
-          const ctx = await withLimits(await openAgent(paths), o);
+          const ctx = await withLimits(await openAgent(paths, { job: true }), o);
           const r = await runBackup(ctx, {
             include,
             checkpointIntervalMs,

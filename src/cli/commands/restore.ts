@@ -65,7 +65,7 @@ export function restoreCommand(program: Command): void {
           { before: 'stopped before the restore began' },
         );
         try {
-          const ctx = await withLimits(await openAgent(paths), o);
+          const ctx = await withLimits(await openAgent(paths, { job: true }), o);
           r = await runRestore(ctx, {
             point: o.point,
             target: o.target === undefined ? null : path.resolve(o.target),

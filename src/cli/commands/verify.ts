@@ -36,7 +36,7 @@ export function verifyCommand(program: Command): void {
     )
     .action(
       action('verify', async ({ paths, out, log }, o: Opts) => {
-        const ctx = await withLimits(await openAgent(paths), o);
+        const ctx = await withLimits(await openAgent(paths, { job: true }), o);
         // A backup of this machine finishing meanwhile would drop checkpoints and points it listed.
         const lock = await acquireJobLock(paths.lock, { jobId: randomBytes(8).toString('hex'), kind: 'verify' });
         let r: VerifyReport;
