@@ -39,8 +39,16 @@ export interface JournalSession {
   readonly broken?: string;
   /** the watcher is setting up its watches anew: changes may go unseen until it is done */
   readonly rebuilding?: boolean;
-  /** the file the watcher writes changes.log through ("<dev>:<ino>"): another one at that path is not its journal */
+  /**
+   * the file the watcher writes changes.log through ("<dev>:<ino>"): another one at that path is
+   * not its journal. Once lines were dropped (`base` above 0) it is LOG_TRIMMED instead, which no
+   * file's identity equals, and the identity is in `file`: an azbk of an earlier version, which
+   * knows nothing of `base` and would take offsets for places in the file, then finds the journal
+   * replaced and scans everything.
+   */
   readonly log?: string;
+  /** the identity of the file the watcher writes (see `log`), in sessions written since lines can be dropped */
+  readonly file?: string;
   /** what each watched path was when its watch was set ("<dev>:<ino>"): another one there is not watched */
   readonly roots?: Readonly<Record<string, string>>;
   /**
@@ -79,7 +87,7 @@ export async function journalSync(home: string, waitMs = SYNC_WAIT_MS, drop?: nu
   const request = path.join(files.sync, nonce);
   /** where the answer is looked for from, counted from the journal's start; the log read now, and where it begins */
   let from: number;
-  let log = s.log;
+  let log = logOf(s);
   let base = s.base ?? 0;
   try {
     const st = fs.statSync(files.changes);
@@ -103,9 +111,10 @@ export async function journalSync(home: string, waitMs = SYNC_WAIT_MS, drop?: nu
       try {
         const st = fs.fstatSync(fd);
         // Trimmed meanwhile (the watcher names the new log in its session before it answers).
-        const now = log === undefined ? null : readSessionIfMoved(home, log, fileIdentity(st));
+        const found = fileIdentity(st);
+        const now = log === undefined ? null : readSessionIfMoved(home, log, found);
         if (now !== null) {
-          log = now.log;
+          log = found;
           base = now.base ?? 0;
           seen = Buffer.alloc(0);
         }
@@ -135,10 +144,10 @@ export async function journalSync(home: string, waitMs = SYNC_WAIT_MS, drop?: nu
 }
 
 /** The session, when it names `found` as the log where it named `known` before (the watcher trimmed it); else null. */
-function readSessionIfMoved(home: string, known: string, found: string): (JournalSession & { log: string }) | null {
+function readSessionIfMoved(home: string, known: string, found: string): JournalSession | null {
   if (found === known) return null;
   const s = readSession(home);
-  return s !== null && s.log === found ? (s as JournalSession & { log: string }) : null;
+  return s !== null && logOf(s) === found ? s : null;
 }
 
 function readSession(home: string): JournalSession | null {
@@ -148,7 +157,7 @@ function readSession(home: string): JournalSession | null {
     // A watcher of an earlier version wrote neither: still a watcher (a second one must not start),
     // but with no run for a backup to remember, its journal is not trusted.
     const read = { ...s, run: typeof s.run === 'string' ? s.run : '', proc: typeof s.proc === 'string' ? s.proc : null };
-    if (s.base !== undefined && !(Number.isSafeInteger(s.base) && s.base >= 0)) return { ...read, base: 0, broken: read.broken ?? 'its session names an impossible start of changes.log' };
+    if ((s.base !== undefined && !(Number.isSafeInteger(s.base) && s.base >= 0)) || (s.file !== undefined && typeof s.file !== 'string')) return { ...read, base: 0, broken: read.broken ?? 'its session is damaged' };
     return read;
   } catch {
     return null;
@@ -177,6 +186,17 @@ export interface JournalMark {
   readonly run: string | null;
   readonly paths: readonly string[];
 }
+
+/** What `log` says once lines were dropped (see JournalSession). */
+const LOG_TRIMMED = 'trimmed';
+
+/** The session's fields that name the log: its identity, and where it begins in the journal. */
+function logFields(identity: string, base: number): Pick<JournalSession, 'log' | 'file' | 'base'> {
+  return { log: base === 0 ? identity : LOG_TRIMMED, file: identity, base };
+}
+
+/** The identity of the file a session's watcher writes changes.log through, if it says. */
+const logOf = (s: JournalSession): string | undefined => s.file ?? s.log;
 
 /**
  * The journal's current length, counted from its start (lines trimmed off included): where the
@@ -222,7 +242,8 @@ export function changesSince(
     const fd = fs.openSync(journalFiles(home).changes, 'r');
     try {
       const st = fs.fstatSync(fd);
-      if (s.log !== undefined && s.log !== fileIdentity(st)) return { ok: false, why: 'the change journal was removed or replaced' };
+      const log = logOf(s);
+      if (log !== undefined && log !== fileIdentity(st)) return { ok: false, why: 'the change journal was removed or replaced' };
       const base = s.base ?? 0;
       if (since.offset < base) return { ok: false, why: 'the change journal dropped changes the last backup had not read' };
       const size = base + st.size;
@@ -461,9 +482,14 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
 
   // session.json is rewritten in order, one write at a time.
   let sessionWrite: Promise<void> = Promise.resolve();
+  /** the last write of session.json failed */
+  let sessionUnsaved = false;
   const saveSession = (next: JournalSession) => {
     session = next;
-    sessionWrite = sessionWrite.then(() => writeFileAtomic(files.session, JSON.stringify(next), { mode: 0o600 })).catch(() => undefined);
+    sessionWrite = sessionWrite.then(() => writeFileAtomic(files.session, JSON.stringify(next), { mode: 0o600 })).then(
+      () => void (sessionUnsaved = false),
+      () => void (sessionUnsaved = true),
+    );
   };
   const markBroken = (why: string) => {
     if (session !== null && session.broken === undefined) saveSession({ ...session, broken: why });
@@ -694,7 +720,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   firstReady = true;
   if (!stopping()) {
     const ids = Object.fromEntries([...rootIds].filter((e): e is [string, string] => e[1] !== null));
-    saveSession({ version: 1, pid: process.pid, run: randomBytes(16).toString('hex'), proc: processIdentity(process.pid), started: new Date().toISOString(), paths: [...paths], roots: ids, log: fileIdentity(fs.fstatSync(log)), ...(rebuilding ? { rebuilding } : {}) });
+    saveSession({ version: 1, pid: process.pid, run: randomBytes(16).toString('hex'), proc: processIdentity(process.pid), started: new Date().toISOString(), paths: [...paths], roots: ids, ...logFields(fileIdentity(fs.fstatSync(log)), 0), ...(rebuilding ? { rebuilding } : {}) });
     await sessionWrite;
     onReady();
     if (restartAfterReady) restartSoon();
@@ -710,13 +736,15 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     if (session === null || drop === null) return false;
     const cut = drop - (session.base ?? 0);
     const size = fs.fstatSync(log).size;
+    // Cut in place since logCheck last looked: that starts a new run first.
+    if (size < logSize) return false;
     if (!(cut >= TRIM_BYTES && cut <= size)) return false;
     const next = tailCopy(files.changes, log, cut, size);
     if (next === null) return false;
     fs.closeSync(log);
     log = next;
     logSize = fs.fstatSync(log).size;
-    saveSession({ ...session, base: drop, log: fileIdentity(fs.fstatSync(log)) });
+    saveSession({ ...session, ...logFields(fileIdentity(fs.fstatSync(log)), drop) });
     return true;
   };
   // A backup about to read the journal asks whether every change before it is recorded (see
@@ -743,8 +771,15 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
         };
         answering.add(name);
         // With the offset the last backup read from: the lines before it are read, and may go.
-        if (trimTo(dropOf(asked))) void sessionWrite.then(answer);
-        else answer();
+        if (!trimTo(dropOf(asked))) answer();
+        else {
+          // The session names the new log before the answer; if it could not be written, backups
+          // find the log replaced (and scan everything) until the watcher runs again.
+          void sessionWrite.then(() => {
+            if (sessionUnsaved) markBroken('its session could not be written after changes.log was trimmed');
+            answer();
+          });
+        }
       });
       syncWatch.on('error', () => undefined); // backups then get no answer, and scan everything
     } catch {
@@ -785,7 +820,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       markBroken(`the change journal could not be made anew: ${(err as Error).message}`);
       return;
     }
-    saveSession({ ...session, run: randomBytes(16).toString('hex'), log: fileIdentity(fs.fstatSync(log)) });
+    saveSession({ ...session, run: randomBytes(16).toString('hex'), ...logFields(fileIdentity(fs.fstatSync(log)), 0) });
   }, LOG_CHECK_MS);
   await aborted;
   clearInterval(logCheck);

@@ -459,6 +459,12 @@ describe('change journal', () => {
       expect(third.scan.reason).toContain('1 path(s) changed');
       expect(base()).toBeGreaterThan(1024 * 1024);
       expect((await fs.stat(changes)).size).toBeLessThan(long - 1024 * 1024);
+      // An azbk of an earlier version knows nothing of `base`: the session's `log` must not name
+      // the file, so that one finds the journal replaced and scans everything.
+      const st = await fs.stat(changes);
+      const session = JSON.parse(readFileSync(path.join(m.home, 'journal', 'session.json'), 'utf8')) as { log?: string; file?: string };
+      expect(session.file).toBe(`${st.dev}:${st.ino}`);
+      expect(session.log).not.toBe(session.file);
 
       await fs.writeFile(path.join(src, 'keep', 'f'), 'v4\n');
       const fourth = await backup(m, [src]);
