@@ -57,6 +57,17 @@ async function tree(root: string): Promise<Map<string, string>> {
   return out;
 }
 
+/** A machine whose policy includes `src`, a folder that holds keep/f ("v1\n"). */
+async function watchedKeep(): Promise<{ root: string; src: string; m: Machine }> {
+  const root = await makeTempDir('azbk-watch-');
+  const src = path.join(root, 'src');
+  await fs.mkdir(path.join(src, 'keep'), { recursive: true });
+  await fs.writeFile(path.join(src, 'keep', 'f'), 'v1\n');
+  const m = await setupMachine(root);
+  expectExit(await m.run(['policy', 'set', '--include', src]), 0);
+  return { root, src, m };
+}
+
 describe('change journal', () => {
   it('backs up only what changed while azbk watch runs, and the points restore exactly', async () => {
     const root = await makeTempDir('azbk-watch-');
@@ -432,12 +443,7 @@ describe('change journal', () => {
   }, 60_000);
 
   it('drops the lines backups have read once they come to 1 MiB, and the backups after still see every change', async () => {
-    const root = await makeTempDir('azbk-watch-');
-    const src = path.join(root, 'src');
-    await fs.mkdir(path.join(src, 'keep'), { recursive: true });
-    await fs.writeFile(path.join(src, 'keep', 'f'), 'v1\n');
-    const m = await setupMachine(root);
-    expectExit(await m.run(['policy', 'set', '--include', src]), 0);
+    const { root, src, m } = await watchedKeep();
     const changes = path.join(m.home, 'journal', 'changes.log');
     const base = () => (JSON.parse(readFileSync(path.join(m.home, 'journal', 'session.json'), 'utf8')) as { base?: number }).base ?? 0;
     await watching(m, async () => {
@@ -478,12 +484,7 @@ describe('change journal', () => {
   }, 60_000);
 
   it('asks the watcher to catch up before a backup reads its journal, and scans everything when it does not answer', async () => {
-    const root = await makeTempDir('azbk-watch-');
-    const src = path.join(root, 'src');
-    await fs.mkdir(path.join(src, 'keep'), { recursive: true });
-    await fs.writeFile(path.join(src, 'keep', 'f'), 'v1\n');
-    const m = await setupMachine(root);
-    expectExit(await m.run(['policy', 'set', '--include', src]), 0);
+    const { root, src, m } = await watchedKeep();
     const w = startWatch(m);
     await w.ready;
     await backup(m, [src]);
