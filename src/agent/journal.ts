@@ -291,7 +291,8 @@ export function underTree(p: string, trees: ReadonlySet<string>): boolean {
 
 /**
  * The read lines of changes.log (see journalSync's `drop`) are dropped once they come to this
- * much: a watcher that runs for months keeps about this much, and what backups have not read yet.
+ * much: a watcher that runs for months keeps about this much, the lines the last backup read (the
+ * offset a backup sends is where the one before it read from), and what no backup has read yet.
  */
 const TRIM_BYTES = 1024 * 1024;
 
@@ -771,7 +772,13 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
         };
         answering.add(name);
         // With the offset the last backup read from: the lines before it are read, and may go.
-        if (!trimTo(dropOf(asked))) answer();
+        let trimmed = false;
+        try {
+          trimmed = trimTo(dropOf(asked));
+        } catch {
+          // the log could not be looked at: left as it is, as logCheck finds it
+        }
+        if (!trimmed) answer();
         else {
           // The session names the new log before the answer; if it could not be written, backups
           // find the log replaced (and scan everything) until the watcher runs again.
