@@ -592,7 +592,9 @@ describe('packs streamed into a disk vault', () => {
     const root = path.join(outer.dir, 'vault');
     await fs.mkdir(root);
     const m = await createMachine({ base: new FsBlobStore(root) });
-    const src = await makeSource(m);
+    // About 110 MiB: the first checkpoint is stored in the background, and on a busy machine the
+    // data of a 40 MiB source was nearly all written by then, so no write was left to fail.
+    const src = await makeSource(m, 92 * MiB);
     // Every write fails from a few MiB after the first checkpoint is stored (checkpoints are
     // written beside the data: a fault at a fixed count of writes could come before any was).
     const err = await backupError(m, {
