@@ -365,9 +365,9 @@ class BackupJob {
       throw new AzbkError('AZBK_PATH_NOT_FOUND', `None of the paths to back up exist: ${this.skipped.map((s) => s.path).join(', ')}.`);
     }
 
-    // The journal's length and run now, once the watcher has recorded every change before now:
-    // the next backup reads what changes from here on.
-    // The lines the last backup read up to may go (see journalSync).
+    // The journal's length and run now, once the watcher has recorded every change before now
+    // (and may drop the lines before where the last backup read from; see journalSync): the
+    // next backup reads what changes from here on.
     const home = this.ctx.paths.home;
     const last = lastBackup(this.cache.getMeta(LAST_BACKUP));
     const sync = await journalSync(home, undefined, last?.offset);

@@ -119,7 +119,7 @@ export async function journalSync(home: string, waitMs = SYNC_WAIT_MS, drop?: nu
           seen = Buffer.alloc(0);
         }
         const at = from - base;
-        if (log !== undefined && fileIdentity(st) !== log) {
+        if (log !== undefined && found !== log) {
           // replaced, and not (yet) named by the session: looked at again
         } else if (at < 0) return 'silent';
         else if (st.size > at) {
@@ -733,6 +733,14 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
    * session names it and where it begins. False when nothing was dropped (also when the copy
    * failed: the journal stays as it was).
    */
+  /** Makes `next` the file this watcher writes changes.log through (the one before closed); returns its identity. */
+  const useLog = (next: number): string => {
+    fs.closeSync(log);
+    log = next;
+    const st = fs.fstatSync(log);
+    logSize = st.size;
+    return fileIdentity(st);
+  };
   const trimTo = (drop: number | null): boolean => {
     if (session === null || drop === null) return false;
     const cut = drop - (session.base ?? 0);
@@ -742,10 +750,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     if (!(cut >= TRIM_BYTES && cut <= size)) return false;
     const next = tailCopy(files.changes, log, cut, size);
     if (next === null) return false;
-    fs.closeSync(log);
-    log = next;
-    logSize = fs.fstatSync(log).size;
-    saveSession({ ...session, ...logFields(fileIdentity(fs.fstatSync(log)), drop) });
+    saveSession({ ...session, ...logFields(useLog(next), drop) });
     return true;
   };
   // A backup about to read the journal asks whether every change before it is recorded (see
@@ -818,16 +823,14 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     } catch {
       // not to be looked at (AZBK_HOME made unreadable?): made anew below, or the journal is marked broken
     }
+    let made: string;
     try {
-      const next = openLog();
-      fs.closeSync(log);
-      log = next;
-      logSize = fs.fstatSync(log).size;
+      made = useLog(openLog());
     } catch (err) {
       markBroken(`the change journal could not be made anew: ${(err as Error).message}`);
       return;
     }
-    saveSession({ ...session, run: randomBytes(16).toString('hex'), ...logFields(fileIdentity(fs.fstatSync(log)), 0) });
+    saveSession({ ...session, run: randomBytes(16).toString('hex'), ...logFields(made, 0) });
   }, LOG_CHECK_MS);
   await aborted;
   clearInterval(logCheck);
