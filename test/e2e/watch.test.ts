@@ -68,6 +68,13 @@ async function watchedKeep(): Promise<{ root: string; src: string; m: Machine }>
   return { root, src, m };
 }
 
+/** keep/f (see watchedKeep) as recovery point `point` holds it: restored under `root`. */
+async function keptIn(m: Machine, root: string, src: string, point: string): Promise<string> {
+  const target = path.join(root, `out-${point}`);
+  expectExit(await m.run(['restore', '--point', point, '--target', target]), 0);
+  return fs.readFile(path.join(target, src, 'keep', 'f'), 'utf8');
+}
+
 describe('change journal', () => {
   it('backs up only what changed while azbk watch runs, and the points restore exactly', async () => {
     const root = await makeTempDir('azbk-watch-');
@@ -476,9 +483,7 @@ describe('change journal', () => {
       const fourth = await backup(m, [src]);
       expect(fourth.scan.mode).toBe('optimized');
       for (const [point, want] of [[second.point.id, 'v2\n'], [third.point.id, 'v3\n'], [fourth.point.id, 'v4\n']] as const) {
-        const target = path.join(root, `out-${want.trim()}`);
-        expectExit(await m.run(['restore', '--point', point, '--target', target]), 0);
-        expect(await fs.readFile(path.join(target, src, 'keep', 'f'), 'utf8')).toBe(want);
+        expect(await keptIn(m, root, src, point)).toBe(want);
       }
     });
   }, 60_000);
@@ -503,9 +508,7 @@ describe('change journal', () => {
     }
     expect(r.scan).toEqual({ mode: 'full', reason: 'the change journal did not answer in time (azbk watch is stopped or far behind)' });
     for (const [point, want] of [[caught.point.id, 'v2\n'], [r.point.id, 'v3\n']] as const) {
-      const target = path.join(root, `out-${want.trim()}`);
-      expectExit(await m.run(['restore', '--point', point, '--target', target]), 0);
-      expect(await fs.readFile(path.join(target, src, 'keep', 'f'), 'utf8')).toBe(want);
+      expect(await keptIn(m, root, src, point)).toBe(want);
     }
     w.stop();
     expect(await w.done).toBe(0);
