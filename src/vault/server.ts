@@ -33,7 +33,7 @@
 import { createHash } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { fastify, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { AzbkError, isAzbkError, type ErrorCode } from '../shared/errors.js';
 import type { VaultSession } from './api.js';
@@ -55,6 +55,43 @@ export interface ServerOptions {
   readonly memoryBudget?: number;
   /** a connection on which nothing moves this long is closed (default IDLE_TIMEOUT_MS) */
   readonly idleTimeoutMs?: number;
+  /** how long closing waits for work begun after a reply (default AFTER_REPLY_WAIT_MS) */
+  readonly afterReplyWaitMs?: number;
+}
+
+/**
+ * How long a server that is closing waits for the work it began after a reply. A daily prune cut
+ * short leaves the vault whole, as each of its steps does, and the next day's pass does what it
+ * left.
+ */
+export const AFTER_REPLY_WAIT_MS = 20_000;
+
+/**
+ * Work the server does after its reply (see Vault.runLater): one piece at a time, each logged
+ * when it ends; closing waits for it, for a while.
+ */
+class AfterReplies {
+  #last: Promise<void> = Promise.resolve();
+
+  constructor(private readonly log: FastifyBaseLogger) {}
+
+  readonly run = (what: string, work: () => Promise<unknown>): void => {
+    this.#last = this.#last.then(async () => {
+      try {
+        const result = await work();
+        if (result !== null && result !== undefined) this.log.info({ what, result }, 'done after a reply');
+      } catch (err) {
+        this.log.warn({ what, code: isAzbkError(err) ? err.code : undefined, message: err instanceof Error ? err.message : String(err) }, 'failed after a reply');
+      }
+    });
+  };
+
+  /** Resolves when the work begun so far has ended, or after `waitMs`. */
+  async settled(waitMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#last, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -191,6 +228,9 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
 
   const sessions = new SessionCache(o.vault, o.sessionCacheMs ?? 30_000);
   o.vault.onRegistered = () => sessions.forget();
+  const later = new AfterReplies(app.log);
+  o.vault.runLater = later.run;
+  app.addHook('onClose', () => later.settled(o.afterReplyWaitMs ?? AFTER_REPLY_WAIT_MS));
   app.setNotFoundHandler(async (req, reply) => {
     if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') {
       return sendError(reply, 404, 'AZBK_BAD_INPUT', `${NO_ROUTE}: ${req.method} ${req.url.slice(0, 200)}.`);

@@ -84,6 +84,12 @@ export class Vault implements VaultEntry {
   private serial: Promise<unknown> = Promise.resolve();
   /** told the id of each machine (re)registered, so that a server forgets sessions it remembers */
   onRegistered: ((id: MachineId) => void) | undefined;
+  /**
+   * Takes work a reply need not wait for (a new point's daily prune), set by a vault server, whose
+   * process outlives the request. Unset, such work is done before the call returns: an embedded
+   * vault's command may exit right after it.
+   */
+  runLater: ((what: string, work: () => Promise<unknown>) => void) | undefined;
 
   private constructor(
     private readonly store: BlobStore,
@@ -419,7 +425,10 @@ class Session implements VaultSession {
     // The point is written whatever happens next; each runs again after a later point.
     const expired = await expirePoints(this.store, this.machineId, await this.listPoints(this.machineId), this.now()).catch(() => []);
     await this.dropFinishedCheckpoints(p.jobId, point.time).catch(() => undefined);
-    await dailyPrune(this.store, this.now()).catch(() => null);
+    // The day's prune may take long on a large vault: a server answers first (see Vault.runLater).
+    const prune = () => dailyPrune(this.store, this.now());
+    if (this.vault.runLater !== undefined) this.vault.runLater('daily prune', prune);
+    else await prune().catch(() => null);
     return { ...point, expired };
   }
 

@@ -14,18 +14,18 @@ import { generateSelfSigned, type TlsIdentity } from '../../src/vault/tls.js';
 import { Vault } from '../../src/vault/vault.js';
 
 /** A vault over a memory store with a fresh registration token. */
-export interface TestVault {
-  readonly store: MemoryBlobStore;
+export interface TestVault<S extends MemoryBlobStore = MemoryBlobStore> {
+  readonly store: S;
   readonly vault: Vault;
   readonly token: string;
   /** every log line the server wrote */
   readonly logs: string[];
 }
 
-/** Creates a vault; `now` is its clock (default the real one). */
-export async function createTestVault(o: { now?: () => Date; maxMachines?: number } = {}): Promise<TestVault> {
-  const store = new MemoryBlobStore();
-  const vault = await Vault.create(store, { name: 'Service', ...o });
+/** Creates a vault in `store` (default a new one); `now` is its clock (default the real one). */
+export async function createTestVault<S extends MemoryBlobStore = MemoryBlobStore>(o: { now?: () => Date; maxMachines?: number; store?: S } = {}): Promise<TestVault<S>> {
+  const { store = new MemoryBlobStore() as S, ...rest } = o;
+  const vault = await Vault.create(store, { name: 'Service', ...rest });
   const creds = await vault.credentials({ endpoint: 'https://vault.test:8443', certFingerprint: 'ab'.repeat(32), validDays: 10 });
   return { store, vault, token: creds.token, logs: [] };
 }

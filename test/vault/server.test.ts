@@ -9,6 +9,8 @@ import { packIdOf } from '../../src/core/pack.js';
 import { errorRegistry } from '../../src/shared/errors.js';
 import { HEADER } from '../../src/vault/http-protocol.js';
 import { layout } from '../../src/vault/layout.js';
+import { dayOf } from '../../src/vault/retention.js';
+import { MemoryBlobStore } from '../../src/vault/storage/memory-store.js';
 import { parseListen } from '../../src/vault/server.js';
 import { Vault } from '../../src/vault/vault.js';
 import { appFor, bytes, createTestVault, registerRaw, type RawMachine, type TestVault } from '../helpers/vault-service.js';
@@ -255,6 +257,36 @@ describe('authenticated routes', () => {
     expectError(await app.inject({ method: 'PUT', url: `/v1/checkpoints/${'33'.repeat(16)}/1`, ...octet(a.auth, manifest) }), 400, 'AZBK_BAD_INPUT');
     expect(await keys(t, 'points/')).toHaveLength(1);
     expect(await keys(t, 'checkpoints/')).toEqual([]);
+  });
+
+  it("answers a new point before the day's prune, which runs after the reply and is waited for on close", async () => {
+    /** A store whose daily prune cannot begin (its marker cannot be written) until `open()`. */
+    class GatedStore extends MemoryBlobStore {
+      open!: () => void;
+      readonly gate = new Promise<void>((resolve) => (this.open = resolve));
+      override async put(key: string, data: Uint8Array): Promise<'created' | 'exists'> {
+        if (key.startsWith('prune/')) await this.gate;
+        return super.put(key, data);
+      }
+    }
+    const t = await createTestVault({ store: new GatedStore() });
+    const app = await appFor(t);
+    const a = await registerRaw(app, t.token, 'alpha');
+    const heads = { [HEADER.keyId]: '11'.repeat(16), [HEADER.jobId]: '22'.repeat(16), [HEADER.packCount]: '0' };
+    const reply = app.inject({ method: 'POST', url: `/v1/machines/${a.machineId}/points`, ...octet(a.auth, bytes(300), heads) });
+    const first = await Promise.race([reply, new Promise<null>((resolve) => setTimeout(() => resolve(null), 5000))]);
+    expect(first?.statusCode, 'the reply waited for the prune').toBe(201);
+    const marker = layout.pruneRun(dayOf(new Date()));
+    expect(await t.store.stat(marker)).toBeNull();
+    // Closing waits for it.
+    let closed = false;
+    const closing = app.close().then(() => (closed = true));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(closed).toBe(false);
+    t.store.open();
+    await closing;
+    expect(await t.store.stat(marker)).not.toBeNull();
+    expect(t.logs.some((line) => line.includes('done after a reply') && line.includes('daily prune'))).toBe(true);
   });
 
   it('refuses every delete with 403 once authenticated (401 before), and nothing changes', async () => {
