@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AzbkError } from '../shared/errors.js';
 import { errnoCode, readJsonFile, writeFileAtomic } from '../shared/files.js';
-import { processAlive } from '../shared/process.js';
+import { processIdentity, sameProcessAlive } from '../shared/process.js';
 
 export interface JobLock {
   /** Names another job as the holder (a backup knows its id, or the job it continues, only once it holds the lock). */
@@ -18,6 +18,8 @@ export interface JobLock {
 
 interface LockBody {
   pid?: unknown;
+  /** what tells the holder apart from a later process given its pid (see processIdentity) */
+  process?: unknown;
   jobId?: unknown;
   kind?: unknown;
   started?: unknown;
@@ -29,6 +31,15 @@ async function readLock(file: string): Promise<LockBody | null> {
   } catch {
     return null; // a torn lock file: its writer died mid-write
   }
+}
+
+/**
+ * Whether the process a lock names still runs: its pid alone can be another process's by now (after
+ * a reboot, or once pids wrap), so the identity the lock recorded must match too, where there is one.
+ */
+function holderAlive(held: LockBody): held is LockBody & { pid: number } {
+  if (typeof held.pid !== 'number' || !Number.isSafeInteger(held.pid) || held.pid <= 0) return false;
+  return sameProcessAlive(held.pid, typeof held.process === 'string' ? held.process : null);
 }
 
 /**
@@ -51,7 +62,7 @@ async function takeOverStale(file: string): Promise<void> {
     throw err;
   }
   const moved = await readLock(aside);
-  if (moved !== null && typeof moved.pid === 'number' && moved.pid !== process.pid && processAlive(moved.pid)) {
+  if (moved !== null && moved.pid !== process.pid && holderAlive(moved)) {
     await fs.link(aside, file).catch(() => undefined);
   }
   await fs.rm(aside, { force: true });
@@ -69,7 +80,7 @@ export interface LockHolder {
 /** Who holds the lock `file`, when a live process does (for status: a lock nobody holds any more is not a job running). */
 export async function lockHolder(file: string): Promise<LockHolder | null> {
   const held = await readLock(file);
-  if (held === null || typeof held.pid !== 'number' || !Number.isSafeInteger(held.pid) || held.pid <= 0 || !processAlive(held.pid)) return null;
+  if (held === null || !holderAlive(held)) return null;
   const { started } = held;
   return {
     pid: held.pid,
@@ -82,7 +93,8 @@ export async function lockHolder(file: string): Promise<LockHolder | null> {
 /** Takes the machine's job lock; AZBK_JOB_RUNNING when a live process (this one included) holds it. */
 export async function acquireJobLock(file: string, job: { jobId: string; kind: string }): Promise<JobLock> {
   const started = new Date().toISOString();
-  const bodyOf = (jobId: string) => JSON.stringify({ pid: process.pid, jobId, kind: job.kind, started });
+  const identity = processIdentity(process.pid);
+  const bodyOf = (jobId: string) => JSON.stringify({ pid: process.pid, ...(identity === null ? {} : { process: identity }), jobId, kind: job.kind, started });
   const key = path.resolve(file);
   const running = (held: LockBody | null) =>
     new AzbkError('AZBK_JOB_RUNNING', `Another ${String(held?.kind ?? 'azbk')} job (${String(held?.jobId ?? '?')}, process ${String(held?.pid ?? process.pid)}) is running on this machine.`);
@@ -122,7 +134,7 @@ export async function acquireJobLock(file: string, job: { jobId: string; kind: s
       if (errnoCode(err) !== 'EEXIST') throw err;
     }
     const held = await readLock(file);
-    if (held !== null && typeof held.pid === 'number' && held.pid !== process.pid && processAlive(held.pid)) throw running(held);
+    if (held !== null && held.pid !== process.pid && holderAlive(held)) throw running(held);
     if (heldHere.has(key)) throw running(held);
     await takeOverStale(file);
   }

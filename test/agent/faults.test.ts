@@ -3,7 +3,7 @@
  * files changing while read, leftovers in a disk vault, cancellation, and the job lock. After
  * each fault the vault must stay consistent (verifyVault) and a later job must finish the work.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -11,9 +11,11 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBackup, type BackupOptions } from '../../src/agent/backup.js';
 import { openCheckpoint } from '../../src/agent/checkpoint.js';
+import { lockHolder } from '../../src/agent/lock.js';
 import { runRestore, type RestoreResult } from '../../src/agent/restore.js';
 import { verifyVault } from '../../src/agent/verify.js';
 import { AzbkError } from '../../src/shared/errors.js';
+import { processIdentity } from '../../src/shared/process.js';
 import { layout } from '../../src/vault/layout.js';
 import { FsBlobStore } from '../../src/vault/storage/fs-store.js';
 import { expectSameBytes, expectSameTree, listFiles, writeRandomFile } from '../helpers/fs-tree.js';
@@ -722,5 +724,26 @@ describe('the job lock', () => {
     const res = await runBackup(m.ctx, { include: [src] });
     expect(res.stats.files).toBe(1);
     await expect(fs.lstat(m.ctx.paths.lock)).rejects.toThrow(/ENOENT/);
+  });
+
+  it.runIf(process.platform === 'linux')('a lock file whose pid another process has since been given does not block', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await writeRandomFile(path.join(src, 'f.bin'), MiB);
+    // The lock of a job that was killed, whose pid a live process has now (after a reboot, or once pids wrap).
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const identity = processIdentity(other.pid!);
+      expect(identity).not.toBeNull();
+      await fs.writeFile(m.ctx.paths.lock, JSON.stringify({ pid: other.pid, process: `${identity!}0`, jobId: 'x', kind: 'backup' }));
+      expect(await lockHolder(m.ctx.paths.lock)).toBeNull();
+      const res = await runBackup(m.ctx, { include: [src] });
+      expect(res.stats.files).toBe(1);
+      // The same pid with its own identity is a job running.
+      await fs.writeFile(m.ctx.paths.lock, JSON.stringify({ pid: other.pid, process: identity, jobId: 'y', kind: 'backup' }));
+      await expect(runBackup(m.ctx, { include: [src] })).rejects.toMatchObject({ code: 'AZBK_JOB_RUNNING' });
+    } finally {
+      other.kill();
+    }
   });
 });
