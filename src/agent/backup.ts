@@ -16,7 +16,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { BlobId, PackId } from '../core/ids.js';
 import { encodeTree, type FileNode, type TreeNode } from '../core/tree.js';
-import { AzbkError, isAzbkError } from '../shared/errors.js';
+import { AzbkError, isAzbkError, localIoError } from '../shared/errors.js';
 import { errnoCode } from '../shared/files.js';
 import { absentOf } from '../shared/missing.js';
 import type { NewPoint } from '../vault/api.js';
@@ -183,8 +183,10 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
     try {
       cache.close();
     } catch (err) {
-      // Found damaged only now, the job done: the next one finds it so, and makes it anew.
-      if (!isDamagedCache(err)) throw err;
+      // Found damaged only now, the job done: the next one finds it so, and makes it anew. What
+      // the disk could not take (full, read-only) is lost with it: the next backup reads those
+      // files again. Either way the job's own outcome stands (its point is in the vault).
+      if (!isDamagedCache(err) && localIoError(err) === undefined) throw err;
       cache.abandon();
     } finally {
       await lock.release();

@@ -2,7 +2,7 @@
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { POINT_ID } from '../core/ids.js';
-import { AzbkError } from '../shared/errors.js';
+import { AzbkError, localIoError } from '../shared/errors.js';
 import { errnoCode, makeFoldersSync } from '../shared/files.js';
 import type { HomePaths } from '../shared/paths.js';
 
@@ -42,7 +42,7 @@ export function recordJob(paths: HomePaths, rec: JobRecord, warn: (text: string)
 
 /** Records a job that ended with `err`: cancelled for AZBK_CANCELLED, otherwise failed, with its code. */
 export function recordFailure(paths: HomePaths, kind: JobRecord['kind'], started: string, err: unknown, warn: (text: string) => void): void {
-  const code = err instanceof AzbkError ? err.code : 'AZBK_INTERNAL';
+  const code = err instanceof AzbkError ? err.code : (localIoError(err)?.code ?? 'AZBK_INTERNAL');
   recordJob(paths, { kind, status: code === 'AZBK_CANCELLED' ? 'cancelled' : 'failed', started, finished: new Date().toISOString(), error: code }, warn);
 }
 

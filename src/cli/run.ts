@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import { Command } from 'commander';
-import { AzbkError, ExitCode } from '../shared/errors.js';
+import { AzbkError, ExitCode, localIoError } from '../shared/errors.js';
 import { closeVaults } from '../vault/open-vaults.js';
 import { openLogger, type Logger } from '../shared/logger.js';
 import { azbkHome, homePaths, type HomePaths } from '../shared/paths.js';
@@ -64,21 +64,6 @@ export function action<A extends unknown[]>(
       await closeVaults().catch(() => undefined);
     }
   };
-}
-
-/** Errors of the file system that the machine's state explains (permissions, space, something in the way), not a bug. */
-const LOCAL_IO_CODES = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT', 'EEXIST', 'ENOTDIR', 'EISDIR', 'EMFILE', 'ENFILE', 'EIO', 'ELOOP', 'ENAMETOOLONG']);
-
-/**
- * AZBK_LOCAL_IO for a file system error that reached no handler of its own (a read-only AZBK_HOME,
- * a full disk, a file where a folder of it should be), naming the file; undefined for anything else.
- */
-function localIoError(err: unknown): AzbkError | undefined {
-  const e = err as NodeJS.ErrnoException | null;
-  if (e === null || typeof e !== 'object' || !LOCAL_IO_CODES.has(String(e.code))) return undefined;
-  const where = typeof e.path === 'string' ? ` ${e.path}` : '';
-  const what = typeof e.syscall === 'string' ? `${e.syscall}${where}` : `use${where}`;
-  return new AzbkError('AZBK_LOCAL_IO', `Cannot ${what} (${e.code}).`, { cause: err });
 }
 
 /**

@@ -158,3 +158,24 @@ export class AzbkError extends Error {
 export function isAzbkError(err: unknown, code?: ErrorCode): err is AzbkError {
   return err instanceof AzbkError && (code === undefined || err.code === code);
 }
+
+/** Errors of the file system that the machine's state explains (permissions, space, something in the way), not a bug. */
+const LOCAL_IO_CODES = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT', 'EEXIST', 'ENOTDIR', 'EISDIR', 'EMFILE', 'ENFILE', 'EIO', 'ELOOP', 'ENAMETOOLONG']);
+
+/** SQLite's codes for a disk that is full, read-only, failing or refused. */
+const SQLITE_LOCAL_IO = /^SQLITE_(FULL|IOERR|CANTOPEN|READONLY|PERM|NOLFS)(_[A-Z_]+)?$/;
+
+/**
+ * AZBK_LOCAL_IO for a file system error that reached no handler of its own (a read-only AZBK_HOME,
+ * a full disk, a file where a folder of it should be), naming the file; undefined for anything else.
+ */
+export function localIoError(err: unknown): AzbkError | undefined {
+  const e = err as NodeJS.ErrnoException | null;
+  if (e === null || typeof e !== 'object') return undefined;
+  // better-sqlite3's errors (the local cache) carry SQLite's code, and no file
+  if (SQLITE_LOCAL_IO.test(String(e.code))) return new AzbkError('AZBK_LOCAL_IO', `Cannot use the local cache: ${e.message} (${e.code}).`, { cause: err });
+  if (!LOCAL_IO_CODES.has(String(e.code))) return undefined;
+  const where = typeof e.path === 'string' ? ` ${e.path}` : '';
+  const what = typeof e.syscall === 'string' ? `${e.syscall}${where}` : `use${where}`;
+  return new AzbkError('AZBK_LOCAL_IO', `Cannot ${what} (${e.code}).`, { cause: err });
+}

@@ -27,6 +27,16 @@ export function openLogger(logDir: string | null, level = process.env.AZBK_LOG_L
       // not this user's file (another user ran azbk with this AZBK_HOME): it stays as it is
     }
   }
-  const dest = pino.destination({ fd, sync: true });
+  // A line the disk cannot take (full, failing) is lost, and the command goes on: a log must never
+  // be what stops a backup or a restore, or turn an error it records into a crash.
+  const dest = {
+    write(line: string): void {
+      try {
+        fs.writeSync(fd, line);
+      } catch {
+        // dropped
+      }
+    },
+  };
   return pino({ level, redact: { paths: REDACT, censor: '[redacted]' }, base: { pid: process.pid } }, dest);
 }

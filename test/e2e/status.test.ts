@@ -4,13 +4,28 @@ import { existsSync, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { backup, BIN, expectExit, parseJson, runCli, setupMachine } from '../helpers/cli.js';
+import { backup, BIN, expectExit, expectNoStack, parseJson, runCli, setupMachine } from '../helpers/cli.js';
 import { writeRandomFile } from '../helpers/fs-tree.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('azbk status', () => {
+  it.runIf(process.platform === 'linux')('works, and fails cleanly, when its log cannot be written (a full disk)', async () => {
+    const tmp = await makeTempDir('azbk-status-');
+    const m = await setupMachine(tmp);
+    // Every write to /dev/full fails with ENOSPC, as on a full disk.
+    await fs.rm(path.join(m.home, 'logs', 'azbk.log'), { force: true });
+    await fs.symlink('/dev/full', path.join(m.home, 'logs', 'azbk.log'));
+    const ok = await m.run(['status']);
+    expectExit(ok, 0);
+    expect(ok.stdout).toMatch(/Machine/);
+    const failed = await m.run(['restore', '--point', '20200101T000000000Z-00000000', '--target', path.join(tmp, 'x')]);
+    expectExit(failed, 2);
+    expectNoStack(failed);
+    expect(failed.stderr).toMatch(/20200101T000000000Z-00000000/);
+  });
+
   it('says an AZBK_HOME is not registered, then what a registered machine has and last did', async () => {
     const tmp = await makeTempDir('azbk-status-');
     const fresh = await runCli(['status', '--json'], { home: path.join(tmp, 'nobody') });

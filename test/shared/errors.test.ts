@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { AzbkError, errorRegistry } from '../../src/shared/errors.js';
+import Database from 'better-sqlite3';
+import { AzbkError, errorRegistry, localIoError } from '../../src/shared/errors.js';
 
 describe('error registry', () => {
   it('is listed in docs/errors.md with the same exit codes and hints', () => {
@@ -20,5 +21,29 @@ describe('error registry', () => {
     expect(e.exitCode).toBe(12);
     expect(e.hint).toBe(errorRegistry.AZBK_WRONG_PASSPHRASE.hint);
     expect(new AzbkError('AZBK_PARTIAL', 'x', { hint: 'custom' }).hint).toBe('custom');
+  });
+
+  it('takes a full, read-only or refused disk as AZBK_LOCAL_IO, for the file system and for the cache, and nothing else', () => {
+    const noSpace = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write', path: '/home/x/azbk.log' });
+    expect(localIoError(noSpace)).toMatchObject({ code: 'AZBK_LOCAL_IO', message: 'Cannot write /home/x/azbk.log (ENOSPC).' });
+    // better-sqlite3's own error, as a cache on a read-only disk gives it
+    const dir = fs.mkdtempSync('/tmp/azbk-errors-');
+    const file = `${dir}/c.sqlite`;
+    new Database(file).close();
+    const db = new Database(file, { readonly: true });
+    let sqlite: unknown;
+    try {
+      db.exec('CREATE TABLE t (a)');
+    } catch (err) {
+      sqlite = err;
+    } finally {
+      db.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    expect((sqlite as { code: string }).code).toMatch(/^SQLITE_READONLY/);
+    expect(localIoError(sqlite)).toMatchObject({ code: 'AZBK_LOCAL_IO' });
+    expect(localIoError(Object.assign(new Error('x'), { code: 'SQLITE_FULL' }))?.message).toMatch(/local cache.*SQLITE_FULL/);
+    expect(localIoError(Object.assign(new Error('x'), { code: 'SQLITE_CORRUPT' }))).toBeUndefined();
+    expect(localIoError(new TypeError('x'))).toBeUndefined();
   });
 });
