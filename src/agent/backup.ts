@@ -194,6 +194,13 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
   }
 }
 
+/** Whether `p` is inside the folder `dir` (not `dir` itself). */
+function isBelow(p: string, dir: string): boolean {
+  const a = toSegments(p);
+  const d = toSegments(dir);
+  return a.length > d.length && d.every((seg, i) => a[i] === seg);
+}
+
 /** A job's error as the user sees it: where the next backup continues from, when the vault could not be reached. */
 function jobError(job: BackupJob, err: unknown): unknown {
   if (isAzbkError(err, 'AZBK_VAULT_UNREACHABLE') || isAzbkError(err, 'AZBK_VAULT_NOT_FOUND')) {
@@ -570,15 +577,27 @@ class BackupJob {
   /** The included paths as a trie of segments; missing ones are skipped, nested ones merged. */
   private buildTrie(): Trie {
     const root: Trie = { included: false, children: new Map() };
+    const paths: string[] = [];
+    const links: string[] = [];
     for (const p of this.opts.include) {
       const abs = path.resolve(p);
       refuseWholeRoot([abs]);
       try {
         if (fs.lstatSync(abs).isSymbolicLink()) {
           this.warnings.push({ path: abs, reason: 'a link: the link itself is backed up, not what it points to (include its target for that)' });
+          links.push(abs);
         }
       } catch (err) {
         this.skip(abs, errnoCode(err) === 'ENOENT' ? 'not found' : describe(err));
+        continue;
+      }
+      paths.push(abs);
+    }
+    for (const abs of paths) {
+      // Below an included link, which is stored as a link, nothing can be kept: said, not dropped.
+      const link = links.find((l) => isBelow(abs, l));
+      if (link !== undefined) {
+        this.skip(abs, `below ${link}, an included link that is backed up as a link (include the folder it points to instead)`);
         continue;
       }
       let node = root;

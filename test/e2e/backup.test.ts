@@ -84,6 +84,11 @@ describe.concurrent('backup', () => {
     const b = await backup(a, [link]);
     expect(b.warnings).toEqual([{ path: link, reason: 'a link: the link itself is backed up, not what it points to (include its target for that)' }]);
     expect(b.stats).toMatchObject({ files: 0, symlinks: 1 });
+    // A path below an included link is not silently dropped: listed as skipped, exit 3.
+    const inner = path.join(link, 'f.txt');
+    const c = await backup(a, [link, inner], 3);
+    expect(c.skipped).toEqual([{ path: inner, reason: expect.stringContaining(`below ${link}, an included link`) }]);
+    expect(c.stats).toMatchObject({ files: 0, symlinks: 1 });
   });
 
   it('exits 2 and makes no point when no include path exists', async (ctx) => {
