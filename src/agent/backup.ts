@@ -35,7 +35,7 @@ import { openSpool } from './spool.js';
 import { sealManifest, type BackupStats, type PointManifest, type SkippedItem } from './manifest.js';
 import { ChunkPool } from './pipeline/pool.js';
 import { dropPrestartedScan, FolderScan } from './pipeline/scan.js';
-import { NOT_REGULAR, type FileStat, type SealedChunk } from './pipeline/protocol.js';
+import { NOT_REGULAR, REPLACED, type FileStat, type SealedChunk } from './pipeline/protocol.js';
 
 /** How far a running backup got: files examined (read, or found unchanged) and what was read, new and uploaded. */
 export interface BackupProgress {
@@ -787,7 +787,7 @@ class BackupJob {
     let listed: Listed[];
     let complete: boolean;
     try {
-      ({ listed, complete } = listFolder(abs, (p, why) => this.skip(p, typeof why === 'string' ? why : describe(why))));
+      ({ listed, complete } = listFolder(abs, (p, why) => this.skip(p, typeof why === 'string' ? why : describe(why)), folder.st));
     } catch (err) {
       this.skip(abs, describe(err));
       return null;
@@ -918,6 +918,12 @@ class BackupJob {
       const r = await this.read(abs, expected, stored);
       if ('error' in r) {
         this.skip(abs, describe({ code: r.error, message: r.message }));
+        return null;
+      }
+      // Another file than the walk's: one put in its place, or read through a folder above it
+      // that was swapped for a link. Never stored under this name (it may be from anywhere).
+      if (r.after.ino !== st.ino || r.after.dev !== st.dev) {
+        this.skip(abs, describe({ code: REPLACED }));
         return null;
       }
       const after = { size: r.after.size, mtime: r.after.mtime, ctime: r.after.ctime, ino: r.after.ino };
@@ -1101,6 +1107,9 @@ function describe(err: unknown): string {
     case 'ESPIPE': // a pipe, read at an offset
     case NOT_REGULAR:
       return 'replaced during backup by a link or a special file';
+    case 'ENOTDIR': // a folder opened as one
+    case REPLACED:
+      return 'replaced during backup by another file or folder, or a folder above it was (read again next time)';
     default:
       return `cannot read (${errnoCode(err) ?? (err as Error).message})`;
   }

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import type { KnownFile } from './checkpoint.js';
 import { childPath } from './fspath.js';
-import { fileStat, type FileStat } from './pipeline/protocol.js';
+import { fileStat, REPLACED, type FileStat } from './pipeline/protocol.js';
 
 /** What the backup keeps of an lstat: the kind of entry, its permission bits and its identity. */
 export interface EntryStat extends FileStat {
@@ -29,19 +29,43 @@ export function entryStat(st: fs.BigIntStats): EntryStat {
 
 /**
  * The entries of the folder `abs` in name order, each with its lstat (a failed readdir throws).
+ * With `self` (the folder's own lstat, as its parent's listing has it), an error with code
+ * REPLACED when `abs` names another folder by now.
  * An entry that cannot be examined is left out and handed to `skip` with its error, or with why
  * as text; `complete` is false then.
  */
-export function listFolder(abs: string, skip: (p: string, why: unknown) => void): { listed: Listed[]; complete: boolean } {
-  let names = fs.readdirSync(abs);
+export function listFolder(abs: string, skip: (p: string, why: unknown) => void, self?: EntryStat): { listed: Listed[]; complete: boolean } {
+  if (self === undefined || process.platform === 'win32') return listAt(abs, abs, skip);
+  // Opened without following a link, and checked to be the folder its parent listed: a folder
+  // swapped for a link (to one outside the included folders, say) is never listed in its place.
+  const fd = fs.openSync(abs, DIR_FLAGS);
+  try {
+    const st = fs.fstatSync(fd, { bigint: true });
+    if (!st.isDirectory() || st.ino.toString() !== self.ino || st.dev.toString() !== self.dev) {
+      throw Object.assign(new Error(`${abs} was replaced during the backup`), { code: REPLACED });
+    }
+    // On Linux the folder opened is listed, and its entries examined, through its descriptor: so
+    // also when a folder above it is swapped for a link meanwhile.
+    return listAt(abs, BY_DESCRIPTOR ? `/proc/self/fd/${fd}` : abs, skip);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+const DIR_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_DIRECTORY ?? 0) | (fs.constants.O_NOFOLLOW ?? 0);
+const BY_DESCRIPTOR = process.platform === 'linux' && fs.existsSync('/proc/self/fd');
+
+/** listFolder's work: the entries of the folder `abs`, read through the path `at` (abs, or its descriptor). */
+function listAt(abs: string, at: string, skip: (p: string, why: unknown) => void): { listed: Listed[]; complete: boolean } {
+  let names = fs.readdirSync(at);
   let unnamed = 0;
-  if (names.some((n) => n.includes('\uFFFD'))) [names, unnamed] = decodableNames(abs, skip);
+  if (names.some((n) => n.includes('\uFFFD'))) [names, unnamed] = decodableNames(abs, at, skip);
   names.sort();
   const listed: Listed[] = [];
   for (const name of names) {
     const p = childPath(abs, name); // a name from readdir is one segment
     try {
-      listed.push({ abs: p, name, st: entryStat(fs.lstatSync(p, { bigint: true })) });
+      listed.push({ abs: p, name, st: entryStat(fs.lstatSync(at === abs ? p : `${at}/${name}`, { bigint: true })) });
     } catch (err) {
       skip(p, err);
     }
@@ -54,10 +78,10 @@ export function listFolder(abs: string, skip: (p: string, why: unknown) => void)
  * as text with U+FFFD in place of its bad bytes: under that name the file cannot be opened, and
  * it could even be another file's (whose name has U+FFFD itself). Such names are skipped, said so.
  */
-function decodableNames(abs: string, skip: (p: string, why: unknown) => void): [string[], number] {
+function decodableNames(abs: string, at: string, skip: (p: string, why: unknown) => void): [string[], number] {
   const names: string[] = [];
   let bad = 0;
-  for (const raw of fs.readdirSync(abs, { encoding: 'buffer' })) {
+  for (const raw of fs.readdirSync(at, { encoding: 'buffer' })) {
     const name = raw.toString('utf8');
     if (Buffer.from(name, 'utf8').equals(raw)) names.push(name);
     else {

@@ -542,6 +542,34 @@ describe('a file that changes while it is read', () => {
     await expectConsistent(m);
   });
 
+  it('a folder swapped for a link to one outside while its files wait to be read: nothing from outside is stored', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await writeRandomFile(path.join(src, 'a', 'big.bin'), 40 * MiB);
+    const names = ['f1', 'f2', 'f3'];
+    for (const n of names) await writeRandomFile(path.join(src, 'c', n), 1000);
+    const outside = path.join(m.dir, 'outside');
+    await fs.mkdir(outside);
+    for (const n of names) await fs.writeFile(path.join(outside, n), `SECRET ${n}\n`);
+    // c is listed with a/ before anything is read; one worker reads big.bin first, and by the
+    // time it reaches c's files, c is a link to the folder outside.
+    let swapped = false;
+    m.hooks.afterPutPack = async () => {
+      if (swapped) return;
+      swapped = true;
+      await fs.rename(path.join(src, 'c'), path.join(m.dir, 'c-moved'));
+      await fs.symlink(outside, path.join(src, 'c'));
+    };
+    const res = await runBackup(m.ctx, { include: [src], workers: 1 });
+    m.hooks.afterPutPack = undefined;
+    expect(swapped).toBe(true);
+    expect(res.skipped.map((s: { path: string }) => s.path).sort()).toEqual(names.map((n) => path.join(src, 'c', n)));
+    expect(res.skipped[0]?.reason).toMatch(/replaced during backup/);
+    const { target } = await restore(m);
+    for (const n of names) await expect(fs.readFile(path.join(target, src, 'c', n))).rejects.toThrow(/ENOENT/);
+    await expectSameBytes(path.join(src, 'a', 'big.bin'), path.join(target, src, 'a', 'big.bin'));
+  });
+
   it('changed on every pack: the job finishes and lists the file as changed during backup', async () => {
     const m = await createMachine();
     const src = path.join(m.dir, 'src');

@@ -44,6 +44,12 @@ export interface SealedChunk {
 /** The error code of a file that was replaced by something other than a regular file while it was read. */
 export const NOT_REGULAR = 'ENOTREG';
 
+/**
+ * The error code of a file or folder that its path no longer names when it is read: another one
+ * was put in its place, or a folder above it was (by a link to a folder outside, say).
+ */
+export const REPLACED = 'EREPLACED';
+
 /** File metadata as the worker saw them, in decimal strings where they can exceed 2^53. */
 export interface FileStat {
   readonly size: number;
