@@ -2,7 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import fs from 'node:fs';
 import { errorRegistry, ExitCode, type ErrorCode } from '../shared/errors.js';
-import { currentExitCode } from './run.js';
+import { commandFinished, currentExitCode } from './run.js';
 
 const EXIT_CODES = `
 Exit codes:
@@ -123,9 +123,14 @@ export async function main(argv: string[]): Promise<void> {
   process.exitCode = outputLost ? errorRegistry.AZBK_LOCAL_IO.exit : currentExitCode();
 }
 
-/** Ends the process for `sig` (exit 130), unless the command stops at a safe point itself: it listens too. */
+/**
+ * Ends the process for `sig` (exit 130), unless the command stops at a safe point itself: it
+ * listens too. A command that has ended already (a backup whose point is made and recorded) exits
+ * with its own code: the signal came while the process was on its way out.
+ */
 function stopNow(sig: NodeJS.Signals): void {
   if (process.listenerCount(sig) > 1) return;
+  if (commandFinished()) process.exit(outputLost ? errorRegistry.AZBK_LOCAL_IO.exit : currentExitCode());
   sayAtOnce('AZBK_CANCELLED', `Stopped (${sig}).`);
   process.exit(ExitCode.cancelled);
 }

@@ -24,6 +24,13 @@ export function currentExitCode(): number {
   return exitCode;
 }
 
+let finished = false;
+
+/** Whether the command has ended (its result or error said): the process only exits from now on. */
+export function commandFinished(): boolean {
+  return finished;
+}
+
 /** Sets the exit code for a command that finished with a result other than plain success. */
 export function setExitCode(code: number): void {
   exitCode = code;
@@ -60,6 +67,7 @@ export function action<A extends unknown[]>(
       printError(e, json);
       exitCode = e.exitCode;
     } finally {
+      finished = true;
       // Uploads a failed job left waiting on a busy server end now, not minutes after its error.
       await closeVaults().catch(() => undefined);
     }
