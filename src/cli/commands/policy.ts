@@ -119,7 +119,7 @@ export function policyCommand(program: Command): void {
     .option('--work-bandwidth <rate>', 'limit during work hours, e.g. 1M (bytes/s; 0 = none)')
     .option('--off-bandwidth <rate>', 'limit outside work hours (bytes/s; 0 = none)')
     .option('--schedule <times>', `run backups at up to ${MAX_RUNS_PER_DAY} times of day, e.g. 09:00,13:00,21:00 (local time); off to stop`)
-    .option('--schedule-days <days>', 'days scheduled backups run, e.g. mon-fri (default: every day)')
+    .option('--schedule-days <days>', 'days scheduled backups run, e.g. mon-fri or mon-sun (default: the days set before, or every day)')
     .option('--keep-daily <days>', `keep every point for this many days (${RETENTION_RANGE.daily.join('-')}; default 30)`)
     .option('--keep-weekly <weeks>', `keep the newest point of each week for this many weeks (${RETENTION_RANGE.weekly.join('-')})`)
     .option('--keep-monthly <months>', `keep the newest point of each month for this many months (${RETENTION_RANGE.monthly.join('-')})`)
