@@ -10,9 +10,12 @@ export function stopIfAsked(signal: AbortSignal | undefined): void {
 
 /** Seconds since the epoch with microsecond precision, from nanoseconds as a decimal string (as text before 1970). */
 export function toTime(ns: string): number | string {
-  const seconds = Number(BigInt(ns) / 1000n) / 1e6;
+  const micros = Number(BigInt(ns) / 1000n);
   // Node takes a negative number of seconds as "now"; as text, it is taken as it is (before 1970).
-  return seconds < 0 ? String(seconds) : seconds;
+  if (micros < 0) return String(micros / 1e6);
+  // libuv cuts the time to whole microseconds, and seconds as a double are a few tenths of one
+  // off: half a microsecond more is cut back to the right one, not the one before.
+  return (micros + 0.5) / 1e6;
 }
 
 /** Opening an existing temporary file never follows a link put in its place (where the OS can tell). */
