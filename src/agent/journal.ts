@@ -726,13 +726,6 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     onReady();
     if (restartAfterReady) restartSoon();
   }
-  /**
-   * Drops the lines of changes.log before `drop` (counted from the journal's start), which a
-   * backup has read, once they come to TRIM_BYTES or more: the lines from there on are copied to a
-   * new file, which takes changes.log's place and this watcher's writes from then on, and the
-   * session names it and where it begins. False when nothing was dropped (also when the copy
-   * failed: the journal stays as it was).
-   */
   /** Makes `next` the file this watcher writes changes.log through (the one before closed); returns its identity. */
   const useLog = (next: number): string => {
     fs.closeSync(log);
@@ -741,6 +734,13 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     logSize = st.size;
     return fileIdentity(st);
   };
+  /**
+   * Drops the lines of changes.log before `drop` (counted from the journal's start), which a
+   * backup has read, once they come to TRIM_BYTES or more: the lines from there on are copied to a
+   * new file, which takes changes.log's place and this watcher's writes from then on, and the
+   * session names it and where it begins. False when nothing was dropped (also when the copy
+   * failed: the journal stays as it was).
+   */
   const trimTo = (drop: number | null): boolean => {
     if (session === null || drop === null) return false;
     const cut = drop - (session.base ?? 0);
