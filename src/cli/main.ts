@@ -120,7 +120,12 @@ export async function main(argv: string[]): Promise<void> {
     }
     throw err;
   }
-  process.exitCode = outputLost ? errorRegistry.AZBK_LOCAL_IO.exit : currentExitCode();
+  process.exitCode = finalExitCode();
+}
+
+/** The code the process ends with once its command has ended: its own, unless its output was lost. */
+function finalExitCode(): number {
+  return outputLost ? errorRegistry.AZBK_LOCAL_IO.exit : currentExitCode();
 }
 
 /**
@@ -130,7 +135,7 @@ export async function main(argv: string[]): Promise<void> {
  */
 function stopNow(sig: NodeJS.Signals): void {
   if (process.listenerCount(sig) > 1) return;
-  if (commandFinished()) process.exit(outputLost ? errorRegistry.AZBK_LOCAL_IO.exit : currentExitCode());
+  if (commandFinished()) process.exit(finalExitCode());
   sayAtOnce('AZBK_CANCELLED', `Stopped (${sig}).`);
   process.exit(ExitCode.cancelled);
 }
