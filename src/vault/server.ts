@@ -33,6 +33,7 @@
 import { createHash } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fastify, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { AzbkError, isAzbkError, type ErrorCode } from '../shared/errors.js';
@@ -55,8 +56,6 @@ export interface ServerOptions {
   readonly memoryBudget?: number;
   /** a connection on which nothing moves this long is closed (default IDLE_TIMEOUT_MS) */
   readonly idleTimeoutMs?: number;
-  /** how long closing waits for work begun after a reply (default AFTER_REPLY_WAIT_MS) */
-  readonly afterReplyWaitMs?: number;
 }
 
 /**
@@ -64,7 +63,7 @@ export interface ServerOptions {
  * short leaves the vault whole, as each of its steps does, and the next day's pass does what it
  * left.
  */
-export const AFTER_REPLY_WAIT_MS = 20_000;
+const AFTER_REPLY_WAIT_MS = 20_000;
 
 /**
  * Work the server does after its reply (see Vault.runLater): one piece at a time, each logged
@@ -86,11 +85,9 @@ class AfterReplies {
     });
   };
 
-  /** Resolves when the work begun so far has ended, or after `waitMs`. */
-  async settled(waitMs: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.#last, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
-    clearTimeout(timer);
+  /** Resolves when the work begun so far has ended, or after AFTER_REPLY_WAIT_MS. */
+  async settled(): Promise<void> {
+    await Promise.race([this.#last, delay(AFTER_REPLY_WAIT_MS, undefined, { ref: false })]);
   }
 }
 
@@ -230,7 +227,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   o.vault.onRegistered = () => sessions.forget();
   const later = new AfterReplies(app.log);
   o.vault.runLater = later.run;
-  app.addHook('onClose', () => later.settled(o.afterReplyWaitMs ?? AFTER_REPLY_WAIT_MS));
+  app.addHook('onClose', () => later.settled());
   app.setNotFoundHandler(async (req, reply) => {
     if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') {
       return sendError(reply, 404, 'AZBK_BAD_INPUT', `${NO_ROUTE}: ${req.method} ${req.url.slice(0, 200)}.`);
