@@ -102,9 +102,16 @@ describe.concurrent('vault damage', () => {
     const before = await walk(src);
     expectExit(await a.run(['restore', '--point', 'latest', '--conflict', 'overwrite']), 1);
     expect(await walk(src)).toEqual(before);
-    // Listing the points still works and shows the damaged one.
+    // Listing the points still works: it shows the damaged one as such, names it, and exits 3.
     const p = await a.run(['points']);
-    expectExit(p, 0);
-    expect(p.stdout).toContain(envelope.id);
+    expectExit(p, 3);
+    expectNoStack(p);
+    expect(p.stdout).toMatch(new RegExp(`^${envelope.id} .*\\[damaged: cannot be read\\]$`, 'm'));
+    expect(p.stderr).toContain(`1 recovery point(s) cannot be read`);
+    expect(p.stderr).toContain(`  ${envelope.id}: `);
+    const pr = await a.run(['points', '--json']);
+    expectExit(pr, 3);
+    const pj = parseJson(pr);
+    expect(pj.points.map((x: { id: string; damaged?: string }) => [x.id, typeof x.damaged])).toEqual([[envelope.id, 'string']]);
   });
 });

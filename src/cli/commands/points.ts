@@ -8,8 +8,9 @@ import { vaultRetention } from '../../agent/policy.js';
 import { retainUnder, type KeptBy } from '../../core/retention.js';
 import type { PointInfo, RetentionState } from '../../vault/api.js';
 import { MAX_EXPIRED_PER_PASS } from '../../vault/retention.js';
+import { ExitCode, isAzbkError } from '../../shared/errors.js';
 import { formatBytes, printable } from '../output.js';
-import { action } from '../run.js';
+import { action, setExitCode } from '../run.js';
 
 /**
  * Why each point stays under the vault's retention when the machine's next backup runs (every rule
@@ -55,15 +56,19 @@ export function pointsCommand(program: Command): void {
         const rows = [];
         for (const p of points) {
           // Details are encrypted; they are shown for points this machine's keys open.
-          let details: { paths: string[]; files: number; bytes: number } | undefined;
+          // A point made under another passphrase shows none; one that cannot be read is marked.
+          let details: { paths?: string[]; files?: number; bytes?: number; damaged?: string } | undefined;
           try {
             const rec = await ctx.session.readPoint(p.machineId, p.id);
             if (rec.keyId === ctx.keys.keyId) {
               const m = openManifest(ctx.keys, rec.jobId, rec.manifest, p.machineId);
               details = { paths: m.paths.map(fromSegments), files: m.stats.files, bytes: m.stats.bytes };
             }
-          } catch {
-            details = undefined;
+          } catch (err) {
+            // Gone since it was listed (expired by a backup of that machine): nothing to show.
+            if (isAzbkError(err, 'AZBK_POINT_NOT_FOUND')) continue;
+            if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT')) throw err;
+            details = { damaged: err.message };
           }
           const kept = reasons?.get(p);
           // A backup expires at most MAX_EXPIRED_PER_PASS points, oldest first; the rest go with later ones.
@@ -73,9 +78,17 @@ export function pointsCommand(program: Command): void {
         if (rows.length === 0) out.line(`No recovery points for ${machine.name} yet.`);
         else out.line(retentionLine(retention));
         for (const r of rows) {
-          const extra = r.files === undefined ? '' : `  ${r.files} files, ${formatBytes(r.bytes ?? 0)}  ${printable((r.paths ?? []).join(', '))}`;
+          const extra = r.damaged !== undefined
+            ? '  [damaged: cannot be read]'
+            : r.files === undefined ? '' : `  ${r.files} files, ${formatBytes(r.bytes ?? 0)}  ${printable((r.paths ?? []).join(', '))}`;
           const kept = r.keptBy === undefined ? '' : r.keptBy.length === 0 ? `  [expires with ${r.expires === 'next' ? 'the next backup' : 'a later backup'}]` : `  [kept: ${r.keptBy.join(', ')}]`;
           out.line(`${r.id}  ${r.time}${extra}${kept}`);
+        }
+        const damaged = rows.filter((r) => r.damaged !== undefined);
+        if (damaged.length > 0) {
+          out.warn(`${damaged.length} recovery point(s) cannot be read; they cannot be restored:`);
+          for (const r of damaged) out.warn(`  ${r.id}: ${printable(r.damaged ?? '')}`);
+          setExitCode(ExitCode.partial);
         }
         out.result({ machine: { id: machine.id, name: machine.name }, retention, points: rows });
       }),
