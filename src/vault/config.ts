@@ -45,6 +45,11 @@ export function newVaultConfig(p: { id: string; name: string; created: Date; pub
   };
 }
 
+/** The chunk sizes a vault may ask for: 64 KiB up to 64 MiB (the default: 512 KiB, 1 MiB, 8 MiB). */
+export const CHUNK_LIMITS = { min: 64 * 1024, max: 64 * 1024 * 1024 } as const;
+/** zstd levels past 19 need windows of up to 128 MiB per compressor. */
+export const MAX_ZSTD_LEVEL = 19;
+
 function corrupt(what: string): AzbkError {
   return new AzbkError('AZBK_VAULT_CORRUPT', `The vault config is not valid: ${what}.`);
 }
@@ -61,9 +66,11 @@ export function parseVaultConfig(value: unknown): VaultConfig {
   if (typeof c.name !== 'string' || !VAULT_NAME.test(c.name)) throw corrupt('bad name');
   const ch = c.chunker as Record<string, unknown> | undefined;
   if (ch?.alg !== 'fastcdc-gear32' || !posInt(ch.min) || !posInt(ch.avg) || !posInt(ch.max)) throw corrupt('bad chunker');
-  if (!(ch.min <= ch.avg && ch.avg <= ch.max && ch.max <= 64 * 1024 * 1024)) throw corrupt('bad chunker sizes');
+  // Chunks far smaller than these would have a backup hold millions of ids; larger ones, buffers past its memory.
+  const powerOfTwo = (ch.avg & (ch.avg - 1)) === 0;
+  if (!(CHUNK_LIMITS.min <= ch.min && ch.min <= ch.avg && ch.avg <= ch.max && ch.max <= CHUNK_LIMITS.max) || !powerOfTwo) throw corrupt('bad chunker sizes');
   const comp = c.compression as Record<string, unknown> | undefined;
-  if (comp?.alg !== 'zstd' || typeof comp.level !== 'number') throw corrupt('bad compression');
+  if (comp?.alg !== 'zstd' || !Number.isInteger(comp.level) || (comp.level as number) < 1 || (comp.level as number) > MAX_ZSTD_LEVEL) throw corrupt('bad compression');
   if (c.cipher !== 'aes-256-gcm' || c.blobId !== 'hmac-sha256' || c.kdf !== 'scrypt') throw corrupt('unknown algorithm');
   // A backup holds a few buffers of this size: a vault may not ask for more than a quarter of the largest pack.
   if (!posInt(c.packSize) || c.packSize > MAX_PACK_SIZE / 4) throw corrupt('bad pack size');
