@@ -368,6 +368,12 @@ class BackupJob {
     const started = new Date();
     if (this.cache.remade) this.warnings.push({ path: this.cache.file, reason: 'the local cache was damaged, and was made anew: every file was read once more' });
     const cfg = await this.ctx.session.config();
+    // The local cache says which blobs this vault holds: another vault at the same place lacks them.
+    if (cfg.id !== this.ctx.registration.vaultId) {
+      throw new AzbkError('AZBK_VAULT_CORRUPT', `The vault at ${this.ctx.registration.endpoint} is another vault (id ${cfg.id}) than this machine registered with (${this.ctx.registration.vaultId}).`, {
+        hint: 'Point the machine at its own vault again, or register it with this one (azbk register).',
+      });
+    }
     const trie = this.buildTrie();
     const includedPaths = collectIncluded(trie, []);
     if (includedPaths.length === 0) {

@@ -28,8 +28,10 @@ describe('a vault with junk in its storage', () => {
     // Another machine registers, and finds this one by name.
     const b = await setupMachine(root, { name: 'B', vault });
     const theirs = await b.run(['points', '--machine', 'A', '--json']);
-    expectExit(theirs, 0);
-    expect(parseJson(theirs).points.map((p: { id: string }) => p.id)).toContain(first.point.id);
+    // The point that is not a record is listed as damaged (exit 3); the good one is listed as usual.
+    expectExit(theirs, 3);
+    const listed = parseJson(theirs).points as { id: string; damaged?: string }[];
+    expect(listed.map((p) => [p.id, p.damaged === undefined])).toEqual([[first.point.id, true], [junkPoint, false]]);
 
     // The point that is not a record is damaged; the others restore.
     const bad = await a.run(['restore', '--point', junkPoint, '--target', path.join(root, 'bad')]);
@@ -48,5 +50,28 @@ describe('a vault with junk in its storage', () => {
     expect(zero.stderr).toContain('AZBK_VAULT_CORRUPT');
     expect(zero.stderr).not.toContain('AZBK_INTERNAL');
     expectNoStack(zero);
+  }, 60_000);
+
+  it('refuses to back up into another vault found where the registration points', async () => {
+    const root = await makeTempDir('azbk-other-vault-');
+    const vault = await createVault(root);
+    const a = await setupMachine(root, { name: 'A', vault });
+    const src = path.join(root, 'data');
+    await fs.mkdir(src);
+    await fs.writeFile(path.join(src, 'f.txt'), 'kept\n');
+    await backup(a, [src]);
+    const packs = async () => (await fs.readdir(path.join(vault.dir, 'packs'), { recursive: true })).sort();
+    const before = await packs();
+
+    // The same storage under another vault's id: its index and packs are not the ones the cache knows.
+    const file = path.join(vault.dir, 'config');
+    const config = JSON.parse(await fs.readFile(file, 'utf8'));
+    await fs.writeFile(file, JSON.stringify({ ...config, id: 'f'.repeat(32) }));
+    await fs.writeFile(path.join(src, 'g.txt'), 'new\n');
+    const r = await a.run(['backup', '--now', '--include', src]);
+    expectExit(r, 1);
+    expectNoStack(r);
+    expect(r.stderr).toMatch(/AZBK_VAULT_CORRUPT: The vault at .+ is another vault \(id f{32}\) than this machine registered with/);
+    expect(await packs()).toEqual(before);
   }, 60_000);
 });
