@@ -172,10 +172,17 @@ describe.concurrent('register', () => {
     const vault = await createVault(root);
     const home = path.join(root, 'home');
     const pass = await writePassphrase(root, PASSPHRASE);
-    expectExit(await runCli(registerArgs(vault.credentials, 'A', '--passphrase-file', pass), { home }), 0);
+    const text = (...a: string[]) => registerArgs(vault.credentials, 'A', '--passphrase-file', pass, ...a).filter((x) => x !== '--json');
+    const first = await runCli(text(), { home });
+    expectExit(first, 0);
+    expect(first.stdout).toContain('This passphrase starts a new key');
     await fs.writeFile(path.join(home, 'registration.json'), '{"version":1,', { mode: 0o600 });
     expectExit(await runCli(['points'], { home }), 2);
-    expectExit(await runCli(registerArgs(vault.credentials, 'A', '--passphrase-file', pass, '--reregister'), { home }), 0);
+    const again = await runCli(text('--reregister'), { home });
+    expectExit(again, 0);
+    // The key is its own from before, not another machine's.
+    expect(again.stdout).toContain('This passphrase opens a key the vault already has');
+    expect(again.stdout).not.toMatch(/other machines/);
     expectExit(await runCli(['points'], { home }), 0);
     // The secrets file gone or damaged: said so by `secrets` too, not shown as where they are kept.
     const secrets = path.join(home, 'secrets.json');

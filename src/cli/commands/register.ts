@@ -73,7 +73,7 @@ export function registerCommand(program: Command): void {
             out.line(`Passphrase saved to ${generated.file}. Keep a copy somewhere safe, away from this`);
             out.line('machine: without it nobody, the vault included, can restore this data elsewhere.');
           }
-          out.line(newKeyFamily ? 'This passphrase starts a new key: data is shared only with machines that use it.' : 'This passphrase matches other machines of the vault: they share deduplication and can restore each other.');
+          out.line(newKeyFamily ? 'This passphrase starts a new key: data is shared only with machines that use it.' : "This passphrase opens a key the vault already has: the machines registered with it share deduplication and can restore each other's data.");
           const where = secretsLocation(registration);
           out.line(`Its secret and key are kept in ${secretsPlace(paths, where)}${noKeychain === null ? '' : `: no keychain here (${noKeychain})`}.`);
           if (leftover !== null) out.warn(leftover);
