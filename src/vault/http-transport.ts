@@ -272,13 +272,16 @@ export class HttpTransport {
       }
       throw err;
     }
-    const limit = res.statusCode >= 400 ? Math.min(req.limit, 64 * 1024) : req.limit;
-    const declared = Number(res.headers['content-length']);
-    const tooBig = () => new AzbkError('AZBK_VAULT_CORRUPT', `The vault server sent a larger reply than ${req.method} ${req.path} allows.`);
     if (req.method === 'HEAD') {
       await res.body.dump();
       return { status: res.statusCode, headers: res.headers, body: Buffer.alloc(0) };
     }
+    // An error's reply is read up to ERROR_BODY_LIMIT whatever the request allows (the status is
+    // what counts: a 503 to a small range is still tried again), and only its start is kept.
+    if (res.statusCode >= 400) return { status: res.statusCode, headers: res.headers, body: await errorBody(res.body) };
+    const limit = req.limit;
+    const declared = Number(res.headers['content-length']);
+    const tooBig = () => new AzbkError('AZBK_VAULT_CORRUPT', `The vault server sent a larger reply than ${req.method} ${req.path} allows.`);
     if (Number.isFinite(declared) && declared > limit) {
       drop(res.body);
       throw tooBig();
@@ -308,6 +311,24 @@ export class HttpTransport {
     this.#closing.abort();
     await this.#pool.destroy();
   }
+}
+
+/** The most of an error reply's body read: its JSON is a code and a message. */
+const ERROR_BODY_LIMIT = 64 * 1024;
+
+/** The start of an error reply's body, at most ERROR_BODY_LIMIT bytes; the rest is not read. */
+async function errorBody(body: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size >= ERROR_BODY_LIMIT) {
+      drop(body);
+      break;
+    }
+  }
+  return Buffer.concat(chunks, size).subarray(0, ERROR_BODY_LIMIT);
 }
 
 /**

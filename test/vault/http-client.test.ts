@@ -312,6 +312,30 @@ describe('HttpVault against a hostile server', () => {
     expect(configCalls).toBe(3);
   });
 
+  it('tries a small range again after a 5xx whose body is longer than the range, and reads only the start of a huge error body', async () => {
+    let reads = 0;
+    const data = bytes(10);
+    const client = await hostile((req, res) => {
+      if (req.url === '/v1/session') return res.end(JSON.stringify({ machineId: machine }));
+      reads++;
+      if (reads === 1) {
+        res.writeHead(503, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify({ statusCode: 503, code: 'AZBK_VAULT_UNREACHABLE', message: `storage down ${'.'.repeat(200)}` }));
+      }
+      if (reads === 2) {
+        // Declares far more than it sends, then stalls: the client must not wait for the rest.
+        res.writeHead(502, { 'content-length': String(64 * 1024 * 1024) });
+        return res.write(Buffer.alloc(128 * 1024, 0x20));
+      }
+      res.writeHead(206, { 'content-length': '10', 'content-range': 'bytes 0-9/10' });
+      res.end(data);
+    });
+    const s = await client.session(machine, secret);
+    const got = await s.readPack('cd'.repeat(32) as PackId, 0, 10);
+    expect(Buffer.compare(got, data)).toBe(0);
+    expect(reads).toBe(3);
+  });
+
   it('asks a busy server again after the time it names, beyond the usual attempts', async () => {
     let puts = 0;
     const waits: number[] = [];
