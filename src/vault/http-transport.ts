@@ -96,6 +96,8 @@ export function pinnedConnector(fingerprint: string, timeoutMs: number): buildCo
 }
 
 const SHORT_REPLY = 'AZBK_SHORT_REPLY';
+/** A reply whose body came too slowly on average (see ReplyPace). */
+const SLOW_REPLY = 'AZBK_SLOW_REPLY';
 
 /** How long a busy server (503 with Retry-After) is asked again before the request fails. */
 const BUSY_MS = 5 * 60_000;
@@ -112,7 +114,7 @@ const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOST
 /** Errors of a connection that broke or stalled: the request may have arrived. */
 const NETWORK_ERRORS = new Set([
   'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED',
-  'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_ABORTED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', SHORT_REPLY,
+  'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_ABORTED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', SHORT_REPLY, SLOW_REPLY,
 ]);
 
 const codeOf = (err: unknown): string => String((err as { code?: unknown })?.code ?? '');
@@ -166,6 +168,7 @@ export class HttpTransport {
   readonly #retryForMs: number;
   readonly #now: () => number;
   readonly #pinHint: string;
+  readonly #replyTimeout: number;
   /** aborted by close(): requests in flight and waits between attempts end at once */
   readonly #closing = new AbortController();
 
@@ -184,6 +187,7 @@ export class HttpTransport {
     setMaxListeners(0, this.#closing.signal);
     const connectTimeout = o.connectTimeoutMs ?? 10_000;
     const replyTimeout = o.replyTimeoutMs ?? 10 * 60_000;
+    this.#replyTimeout = replyTimeout;
     this.#pool = new Pool(this.#origin, {
       connections: o.connections ?? 8,
       keepAliveTimeout: 30_000,
@@ -226,7 +230,8 @@ export class HttpTransport {
           });
         }
         const known = CONNECT_ERRORS.has(code) || (req.idempotent && NETWORK_ERRORS.has(code));
-        const what = code || (err instanceof Error ? clean(err.message) : 'error');
+        const ours = code === SHORT_REPLY || code === SLOW_REPLY;
+        const what = (ours ? '' : code) || (err instanceof Error ? clean(err.message) : 'error');
         const wrapped = new AzbkError('AZBK_VAULT_UNREACHABLE', `Cannot reach the vault at ${this.#origin} (${what}).`, { cause: err });
         if (!known) throw wrapped;
         retry = wrapped;
@@ -276,9 +281,10 @@ export class HttpTransport {
       await res.body.dump();
       return { status: res.statusCode, headers: res.headers, body: Buffer.alloc(0) };
     }
+    const pace = new ReplyPace(this.#replyTimeout, this.#now);
     // An error's reply is read up to ERROR_BODY_LIMIT whatever the request allows (the status is
     // what counts: a 503 to a small range is still tried again), and only its start is kept.
-    if (res.statusCode >= 400) return { status: res.statusCode, headers: res.headers, body: await errorBody(res.body) };
+    if (res.statusCode >= 400) return { status: res.statusCode, headers: res.headers, body: await errorBody(res.body, pace) };
     const limit = req.limit;
     const declared = Number(res.headers['content-length']);
     const tooBig = () => new AzbkError('AZBK_VAULT_CORRUPT', `The vault server sent a larger reply than ${req.method} ${req.path} allows.`);
@@ -294,6 +300,7 @@ export class HttpTransport {
         drop(res.body);
         throw tooBig();
       }
+      pace.check(size, res.body);
       chunks.push(chunk);
     }
     const body = req.into !== undefined && res.statusCode < 300 && size <= req.into.length ? gather(chunks, req.into) : Buffer.concat(chunks, size);
@@ -313,16 +320,44 @@ export class HttpTransport {
   }
 }
 
+/** The slowest a reply's body may come once it has taken the reply timeout: 1 KiB/s on average. */
+const MIN_REPLY_RATE = 1024;
+
+/**
+ * Watches a reply's body arrive. The body timeout bounds each wait for its next piece; this bounds
+ * the whole: a server that keeps sending a trickle (a byte every few minutes) would otherwise hold a
+ * command, and the machine's job lock, for as long as it likes.
+ */
+class ReplyPace {
+  readonly #started: number;
+
+  constructor(
+    private readonly graceMs: number,
+    private readonly now: () => number,
+  ) {
+    this.#started = now();
+  }
+
+  /** Throws (a network error, SLOW_REPLY) when `size` bytes came too slowly; stops reading `body` then. */
+  check(size: number, body: Readable): void {
+    const elapsed = this.now() - this.#started;
+    if (elapsed <= this.graceMs || size >= (elapsed / 1000) * MIN_REPLY_RATE) return;
+    drop(body);
+    throw Object.assign(new Error(`its reply came slower than ${MIN_REPLY_RATE / 1024} KiB/s`), { code: SLOW_REPLY });
+  }
+}
+
 /** The most of an error reply's body read: its JSON is a code and a message. */
 const ERROR_BODY_LIMIT = 64 * 1024;
 
 /** The start of an error reply's body, at most ERROR_BODY_LIMIT bytes; the rest is not read. */
-async function errorBody(body: Readable): Promise<Buffer> {
+async function errorBody(body: Readable, pace: ReplyPace): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
     chunks.push(chunk);
     size += chunk.length;
+    pace.check(size, body);
     if (size >= ERROR_BODY_LIMIT) {
       drop(body);
       break;

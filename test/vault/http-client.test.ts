@@ -190,7 +190,7 @@ describe('HttpVault against a vault server', () => {
 
 describe('HttpVault against a hostile server', () => {
   /** An HTTPS server with the test certificate that answers with `handler`. */
-  async function hostile(handler: (req: IncomingMessage, res: ServerResponse) => void, options: typeof fast & { sleep?: (ms: number) => Promise<void> } = fast) {
+  async function hostile(handler: (req: IncomingMessage, res: ServerResponse) => void, options: typeof fast & { sleep?: (ms: number) => Promise<void>; replyTimeoutMs?: number } = fast) {
     const tls = await testTls();
     const server = https.createServer({ cert: tls.cert, key: tls.key }, handler);
     server.listen(0, '127.0.0.1');
@@ -334,6 +334,29 @@ describe('HttpVault against a hostile server', () => {
     const got = await s.readPack('cd'.repeat(32) as PackId, 0, 10);
     expect(Buffer.compare(got, data)).toBe(0);
     expect(reads).toBe(3);
+  });
+
+  it('gives up on a reply that keeps coming as a trickle, once it has taken the reply timeout', async () => {
+    let requests = 0;
+    const timers = new Set<NodeJS.Timeout>();
+    cleanups.push(async () => timers.forEach((t) => clearInterval(t)));
+    const client = await hostile(
+      (_req, res) => {
+        requests++;
+        // A byte every 20 ms: the body timeout (the gap between pieces) never fires.
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' });
+        const t = setInterval(() => res.write(' '), 20);
+        timers.add(t);
+        res.on('close', () => clearInterval(t));
+      },
+      { ...fast, replyTimeoutMs: 300 },
+    );
+    const started = Date.now();
+    const err = await client.config().catch((e: unknown) => e);
+    expect(isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')).toBe(true);
+    expect((err as Error).message).toMatch(/its reply came slower than 1 KiB\/s/);
+    expect(requests).toBe(fast.attempts);
+    expect(Date.now() - started).toBeLessThan(20_000);
   });
 
   it('asks a busy server again after the time it names, beyond the usual attempts', async () => {
