@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { isHex32, type KeyId, type MachineId } from '../core/ids.js';
+import { keyFamilyId } from '../core/keys.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { makeFoldersSync, readLocalJson, syncFolder, writeFileAtomic } from '../shared/files.js';
 import type { HomePaths } from '../shared/paths.js';
@@ -117,7 +118,7 @@ export async function loadSecrets(paths: HomePaths, r: LocalRegistration): Promi
   if (where.store === 'file') {
     await checkPrivate(paths.secrets, 'file');
     const gone = () => damaged(paths.secrets, "This machine's secrets file");
-    return parseSecrets(await readLocalJson(paths.secrets, gone), gone);
+    return parseSecrets(await readLocalJson(paths.secrets, gone), r, gone);
   }
   const text = await keychainGet(where);
   const missing = () =>
@@ -130,13 +131,18 @@ export async function loadSecrets(paths: HomePaths, r: LocalRegistration): Promi
   } catch {
     throw missing();
   }
-  return parseSecrets(v, missing);
+  return parseSecrets(v, r, missing);
 }
 
-function parseSecrets(v: unknown, bad: () => AzbkError): LocalSecrets {
+/**
+ * Secrets as read, checked: a master key of another key family than the registration's would make
+ * points that neither this machine's restores nor its passphrase could open.
+ */
+function parseSecrets(v: unknown, r: LocalRegistration, bad: () => AzbkError): LocalSecrets {
   const s = v as LocalSecrets | null;
   if (s === null || typeof s !== 'object' || s.version !== 1 || typeof s.machineSecret !== 'string' || typeof s.masterKey !== 'string') throw bad();
-  if (Buffer.from(s.masterKey, 'base64').length !== 32) throw bad();
+  const master = Buffer.from(s.masterKey, 'base64');
+  if (master.length !== 32 || keyFamilyId(master) !== r.keyId) throw bad();
   return { version: 1, machineSecret: s.machineSecret, masterKey: s.masterKey };
 }
 

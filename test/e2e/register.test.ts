@@ -195,6 +195,17 @@ describe.concurrent('register', () => {
     const broken = await runCli(['secrets'], { home });
     expectExit(broken, 2);
     expect(broken.stderr).toContain(`This machine's secrets file ${secrets} is damaged.`);
+    // A master key of another key family (well formed, but not the one registered) is damage too:
+    // a backup with it would make points this machine could not open. Nothing is written to the vault.
+    const other = { ...JSON.parse(kept.toString('utf8')), masterKey: Buffer.alloc(32, 7).toString('base64') };
+    await fs.writeFile(secrets, JSON.stringify(other), { mode: 0o600 });
+    const data = path.join(root, 'data');
+    await fs.mkdir(data);
+    await fs.writeFile(path.join(data, 'f'), 'x');
+    const foreign = await runCli(['backup', '--now', '--include', data], { home });
+    expectExit(foreign, 2);
+    expect(foreign.stderr).toContain(`This machine's secrets file ${secrets} is damaged.`);
+    expect(await exists(path.join(vault.dir, 'packs'))).toBe(false);
     await fs.writeFile(secrets, kept, { mode: 0o600 });
     expectExit(await runCli(['secrets'], { home }), 0);
   });
