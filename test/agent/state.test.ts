@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadRegistration, loadSecrets, secretsLocation } from '../../src/agent/state.js';
+import { keyFamilyId } from '../../src/core/keys.js';
 import { homePaths } from '../../src/shared/paths.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
@@ -14,7 +15,8 @@ const BASE = {
   certFingerprint: null,
   machineId: 'b'.repeat(32),
   machineName: 'M',
-  keyId: 'c'.repeat(32),
+  // the key family of the master key the tests' secrets files hold
+  keyId: keyFamilyId(Buffer.alloc(32, 7)),
   registered: '2026-11-30T00:00:00.000Z',
 };
 
