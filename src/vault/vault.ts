@@ -372,14 +372,30 @@ class Session implements VaultSession {
   async readPack(id: PackId, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     if (!isHex64(id)) throw new AzbkError('AZBK_BAD_INPUT', 'A pack id is 64 hex digits.');
     const data = await this.store.get(layout.pack(id), into === undefined ? { offset, length } : { offset, length, into });
-    if (data === null) throw new AzbkError('AZBK_VAULT_CORRUPT', `Pack ${id} is missing from the vault.`);
+    if (data === null) {
+      await this.stillHere();
+      throw new AzbkError('AZBK_VAULT_CORRUPT', `Pack ${id} is missing from the vault.`);
+    }
     if (data.length !== length) throw new AzbkError('AZBK_VAULT_CORRUPT', `Pack ${id} is shorter than its index says.`);
     return data;
   }
 
   async statPack(id: PackId): Promise<number | null> {
     if (!isHex64(id)) throw new AzbkError('AZBK_BAD_INPUT', 'A pack id is 64 hex digits.');
-    return (await this.store.stat(layout.pack(id)))?.size ?? null;
+    const size = (await this.store.stat(layout.pack(id)))?.size ?? null;
+    if (size === null) await this.stillHere();
+    return size;
+  }
+
+  /**
+   * Throws AZBK_VAULT_NOT_FOUND when the storage no longer holds the vault's config: every object
+   * of a vault whose folder was moved or unmounted looks missing, and a pack that looks missing is
+   * remembered as lost (a restore leaves its blobs out). Asked only when a pack is not found.
+   */
+  private async stillHere(): Promise<void> {
+    if ((await this.store.stat(layout.config)) === null) {
+      throw new AzbkError('AZBK_VAULT_NOT_FOUND', "The vault's storage no longer holds the vault (moved, removed or not mounted): no pack can be found there.");
+    }
   }
 
   async putIndex(name: string, data: Uint8Array): Promise<void> {

@@ -14,7 +14,7 @@ import { runRestore } from '../../src/agent/restore.js';
 import type { PackId } from '../../src/core/ids.js';
 import { expectSameTree, writeRandomFile } from '../helpers/fs-tree.js';
 import { forgetful, losePack, lostAndStoredAgain } from '../helpers/lost-pack.js';
-import { createMachine, type TestMachine } from '../helpers/machine.js';
+import { createMachine, withMethods, type TestMachine } from '../helpers/machine.js';
 
 const MiB = 1024 * 1024;
 
@@ -95,5 +95,38 @@ describe('a restore and a pack the vault lost', () => {
     // Nothing half-written is left under the file's name, nor any temporary file.
     expect((await fs.readdir(path.join(target, src))).sort()).toEqual(['b.txt']);
     expect(remembered(m)).toEqual([pack]);
+  });
+
+  it('stops, remembering no pack as missing, when the whole vault goes away during the restore (a folder moved or unmounted)', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await writeRandomFile(path.join(src, 'a.bin'), 6 * MiB);
+    await fs.writeFile(path.join(src, 'b.txt'), 'small\n');
+    const b = await runBackup(m.ctx, { include: [src] });
+    // Everything the storage holds, taken away as the restore reads its first pack, and put back after.
+    const away = new Map<string, Buffer>();
+    const vanish = async () => {
+      for await (const key of m.base.list('')) away.set(key, (await m.base.get(key))!);
+      for (const key of away.keys()) await m.base.delete(key);
+    };
+    let first = true;
+    const session = withMethods(m.ctx.session, (s) => ({
+      readPack: async (...a: Parameters<typeof s.readPack>) => {
+        if (first) await vanish();
+        first = false;
+        return s.readPack(...a);
+      },
+    }));
+    const target = path.join(m.dir, 'out');
+    const err = await runRestore({ ...m.ctx, session }, { point: b.point.id, target, paths: [], conflict: 'skip' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'AZBK_VAULT_NOT_FOUND' });
+    expect(remembered(m)).toEqual([]);
+
+    // Back again, the vault restores everything: nothing was left out.
+    for (const [key, data] of away) await m.base.put(key, data);
+    const again = path.join(m.dir, 'again');
+    const r = await runRestore(m.ctx, { point: b.point.id, target: again, paths: [], conflict: 'skip' });
+    expect(r.failed).toEqual([]);
+    await expectSameTree(src, path.join(again, src));
   });
 });
