@@ -95,12 +95,17 @@ export async function journalSync(home: string, waitMs = SYNC_WAIT_MS, drop?: nu
     // backup does not read that journal anyway.
     if (log !== undefined && fileIdentity(st) !== log) return 'none';
     from = base + st.size;
+  } catch {
+    return 'none';
+  }
+  try {
     // Whole when it appears under its name: the watcher reads it at once.
     fs.writeFileSync(`${request}.tmp`, drop === undefined ? '' : JSON.stringify({ drop }), { flag: 'wx', mode: 0o600 });
     fs.renameSync(`${request}.tmp`, request);
   } catch {
+    // A watcher runs, but cannot be asked (its request folder gone): it cannot say it is up to now.
     fs.rmSync(`${request}.tmp`, { force: true });
-    return 'none';
+    return 'silent';
   }
   const answer = Buffer.from(SYNC_LINE(nonce));
   try {

@@ -507,7 +507,18 @@ describe('change journal', () => {
       process.kill(w.pid, 'SIGCONT');
     }
     expect(r.scan).toEqual({ mode: 'full', reason: 'the change journal did not answer in time (azbk watch is stopped or far behind)' });
-    for (const [point, want] of [[caught.point.id, 'v2\n'], [r.point.id, 'v3\n']] as const) {
+    // Its request folder gone, the watcher cannot be asked to catch up: no more trusted than one that does not answer.
+    await fs.rm(path.join(m.home, 'journal', 'sync'), { recursive: true });
+    process.kill(w.pid, 'SIGSTOP');
+    let unasked;
+    try {
+      await fs.writeFile(path.join(src, 'keep', 'f'), 'v4\n');
+      unasked = await backup(m, [src]);
+    } finally {
+      process.kill(w.pid, 'SIGCONT');
+    }
+    expect(unasked.scan.mode).toBe('full');
+    for (const [point, want] of [[caught.point.id, 'v2\n'], [r.point.id, 'v3\n'], [unasked.point.id, 'v4\n']] as const) {
       expect(await keptIn(m, root, src, point)).toBe(want);
     }
     w.stop();
