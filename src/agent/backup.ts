@@ -27,7 +27,7 @@ import { findResumable, identity, knownFile, sealCheckpoint, unchanged, type Fil
 import type { AgentContext } from './context.js';
 import { FileCache, isDamagedCache, type KnownDir } from './file-cache.js';
 import { entryStat, fingerprint, folderIdentity, listFolder, type EntryStat, type Listed } from './folder-listing.js';
-import { changesSince, dirtyFolders, journalOffset, journalRun, journalSync, underTree, type JournalMark } from './journal.js';
+import { changesSince, dirtyFolders, homeSpellings, journalOffset, journalRun, journalSync, underTree, type JournalMark } from './journal.js';
 import { fromSegments, toSegments } from './fspath.js';
 import { refuseWholeRoot } from './policy.js';
 import { acquireJobLock } from './lock.js';
@@ -399,7 +399,7 @@ class BackupJob {
     } else if (journal.ok) {
       // The watcher leaves AZBK_HOME out (its own writes would be changes without end): a backup
       // that includes it examines it whole.
-      const trees = new Set([...journal.trees, path.resolve(home)]);
+      const trees = new Set([...journal.trees, ...homeSpellings(home, included)]);
       this.dirty = dirtyFolders([...journal.changed, ...trees]);
       this.movedTrees = trees;
       const moved = journal.trees.size > 0 ? `, ${journal.trees.size} folder(s) moved or made (examined whole)` : '';

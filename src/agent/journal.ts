@@ -427,15 +427,34 @@ function isDirectory(p: string): boolean {
   }
 }
 
-/** Whether a path is AZBK_HOME `home` or in it, by the path given and by its real one. */
-function ownPaths(home: string): (abs: string) => boolean {
-  const homes = [path.resolve(home)];
+/**
+ * The paths AZBK_HOME `home` has: the one given, its real one, and the one it has below each of
+ * `roots` (the folders watched or backed up, as given) whose real path holds it. A root reached
+ * through a link names home by that root's path, not by either of the others.
+ */
+export function homeSpellings(home: string, roots: Iterable<string>): string[] {
+  const out = new Set([path.resolve(home)]);
+  let real: string;
   try {
-    const real = fs.realpathSync(home);
-    if (real !== homes[0]) homes.push(real);
+    real = fs.realpathSync(home);
   } catch {
-    // made later, under the name given
+    return [...out]; // made later, under the name given
   }
+  out.add(real);
+  for (const root of roots) {
+    try {
+      const rel = path.relative(fs.realpathSync(root), real);
+      if (!rel.startsWith('..') && !path.isAbsolute(rel)) out.add(path.join(path.resolve(root), rel));
+    } catch {
+      // a root that is not there holds nothing
+    }
+  }
+  return [...out];
+}
+
+/** Whether a path is AZBK_HOME or in it, by any of its paths (see homeSpellings). */
+function ownPaths(home: string, roots: Iterable<string>): (abs: string) => boolean {
+  const homes = homeSpellings(home, roots);
   return (abs) => homes.some((h) => abs === h || abs.startsWith(h.endsWith(path.sep) ? h : h + path.sep));
 }
 
@@ -479,7 +498,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   let session: JournalSession | null = null;
   // AZBK_HOME's changes are azbk's own (the journal itself among them: watched, each line written
   // would be another change, without end). A watched folder that holds it leaves it out.
-  const own = ownPaths(home);
+  const own = ownPaths(home, roots);
   const record = (p: string) => {
     const abs = path.resolve(p);
     if (!own(abs)) write(JSON.stringify(abs) + '\n');
