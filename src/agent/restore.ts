@@ -179,6 +179,8 @@ class RestoreJob {
    */
   private readonly linkLeaders = new Map<string, { plan: FilePlan; node: FileNode }>();
   private readonly links: LinkPlan[] = [];
+  /** the names copies were given (--conflict copy): two long names cut to one must not get the same */
+  private readonly copies = new Set<string>();
   /** the files planned and not yet written, and how many items (files and chunks) they hold */
   private batch: FilePlan[] = [];
   private batchItems = 0;
@@ -449,7 +451,8 @@ class RestoreJob {
     if (this.o.conflict === 'overwrite') {
       throw new AzbkError('AZBK_BAD_INPUT', 'a folder and a file have the same name; the existing one was left alone');
     }
-    const copy = await copyName(dest, (this.o.now ?? (() => new Date()))());
+    const copy = await copyName(dest, (this.o.now ?? (() => new Date()))(), this.copies);
+    this.copies.add(copy);
     this.conflicts.push({ path: shown, action: 'copied', restoredAs: copy });
     return { to: copy, merge: false };
   }
@@ -741,10 +744,11 @@ function fitName(prefix: string, name: string, suffix: string): string {
 }
 
 /** "YYYY-MM-DD HH-mm Copy of NAME" beside `dest`, numbered when that too exists. */
-async function copyName(dest: string, now: Date): Promise<string> {
+async function copyName(dest: string, now: Date, taken: ReadonlySet<string>): Promise<string> {
   const stamp = `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())} ${pad(now.getHours())}-${pad(now.getMinutes())}`;
   for (let n = 1; ; n++) {
     const candidate = path.join(path.dirname(dest), fitName(`${stamp} Copy of `, path.basename(dest), n === 1 ? '' : ` (${n})`));
+    if (taken.has(candidate)) continue;
     try {
       fs.lstatSync(candidate);
     } catch {

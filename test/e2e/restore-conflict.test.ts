@@ -113,6 +113,32 @@ describe('restore --conflict', () => {
     }
   });
 
+  it('copy gives two long names that are cut to the same copy name copies of their own', async () => {
+    const root = await createTempDir();
+    try {
+      const where = path.join(root.path, 'two');
+      await fs.mkdir(where);
+      // Each 251 bytes: cut to fit the copy's prefix, both stems end in b's, and their ".txt" stays.
+      const names = [`${'b'.repeat(245)}1.txt`, `${'b'.repeat(245)}2.txt`];
+      for (const n of names) await fs.writeFile(path.join(where, n), `${n.slice(-5)} backed up\n`);
+      const m = await setupMachine(root.path);
+      await backup(m, [where]);
+      for (const n of names) await fs.writeFile(path.join(where, n), 'local\n');
+      const r = await m.run(['restore', '--point', 'latest', '--conflict', 'copy', '--json']);
+      expectExit(r, 0);
+      const conflicts = parseJson(r).conflicts as { path: string; restoredAs: string }[];
+      expect(conflicts).toHaveLength(2);
+      expect(new Set(conflicts.map((c) => c.restoredAs)).size).toBe(2);
+      for (const c of conflicts) {
+        expect(await fs.readFile(c.restoredAs, 'utf8')).toBe(`${c.path.slice(-5)} backed up\n`);
+      }
+      for (const n of names) expect(await fs.readFile(path.join(where, n), 'utf8')).toBe('local\n');
+      expect(await fs.readdir(where)).toHaveLength(4);
+    } finally {
+      await root.cleanup();
+    }
+  });
+
   it('refuses an unknown rule with exit 2', async () => {
     const { a, file } = await setup();
     const r = await a.run(['restore', '--point', 'latest', '--conflict', 'replace']);
