@@ -405,7 +405,7 @@ class RestoreJob {
         if (to !== dest) await this.mark?.add({ path: to, deep: true });
         const tree = await this.reader.tree(node.subtree);
         await this.reader.ahead(subfolders(tree));
-        dirs.push({ segs, path: to, node });
+        dirs.push({ segs, path: to, node: found.keepMode === undefined ? node : { ...node, mode: found.keepMode } });
         this.restored.dirs++;
         for (const child of tree.nodes) {
           if (process.platform === 'win32' && !isPortableName(child.name)) {
@@ -430,7 +430,7 @@ class RestoreJob {
    * Where to write an item given the conflict rule, and whether it merges into a folder already there; null
    * to leave the existing one alone.
    */
-  private async destination(segs: readonly string[], dest: string, wantDir: boolean): Promise<{ to: string; merge: boolean } | null> {
+  private async destination(segs: readonly string[], dest: string, wantDir: boolean): Promise<{ to: string; merge: boolean; keepMode?: number } | null> {
     const existing = fs.lstatSync(dest, { throwIfNoEntry: false });
     if (existing === undefined) return { to: dest, merge: false };
     if (wantDir && existing.isDirectory()) {
@@ -440,7 +440,10 @@ class RestoreJob {
       // A folder of ours made read-only (by an earlier restore, say) is opened for the restore:
       // it gets its backed-up mode at the end.
       if ((existing.mode & 0o300) !== 0o300 && existing.uid === process.getuid?.()) fs.chmodSync(dest, (existing.mode & 0o7777) | 0o300);
-      return { to: dest, merge: true };
+      // Only overwrite gives an existing folder the backed-up mode; skip and copy leave its own (a
+      // folder made private since the backup stays private). Its time is the backed-up one.
+      if (this.o.conflict === 'overwrite') return { to: dest, merge: true };
+      return { to: dest, merge: true, keepMode: existing.mode & 0o7777 };
     }
     const shown = displayPath(segs);
     if (this.o.conflict === 'skip') {

@@ -1,5 +1,6 @@
 /** --conflict skip (the default), overwrite and copy when a restored file already exists. */
 import fs from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backup, expectExit, parseJson, setupMachine, type Machine } from '../helpers/cli.js';
@@ -13,6 +14,8 @@ let tmp: TempDir;
 let machine: Machine;
 let dir: string;
 let file: string;
+/** the folder as backed up */
+let dirBackedUp: Stats;
 
 // One machine and one point for all the tests; each test starts from the changed local file.
 beforeAll(async () => {
@@ -25,6 +28,7 @@ beforeAll(async () => {
   await fs.utimes(file, T0, T0);
   machine = await setupMachine(tmp.path);
   await backup(machine, [dir]);
+  dirBackedUp = await fs.stat(dir);
 });
 
 afterAll(() => tmp?.cleanup());
@@ -136,6 +140,29 @@ describe('restore --conflict', () => {
       expect(await fs.readdir(where)).toHaveLength(4);
     } finally {
       await root.cleanup();
+    }
+  });
+
+  it('skip and copy leave an existing folder its own mode; overwrite gives it the backed-up one', async () => {
+    const { a, dir } = await setup();
+    const backedUp = dirBackedUp;
+    expect(backedUp.mode & 0o777).not.toBe(0o700);
+    const T1 = 1_700_000_000;
+    try {
+      for (const conflict of ['skip', 'copy'] as const) {
+        // Made private since the backup: a restore into it must not open it to others.
+        await fs.chmod(dir, 0o700);
+        await fs.utimes(dir, T1, T1);
+        expectExit(await a.run(['restore', '--point', 'latest', '--conflict', conflict]), 0);
+        const now = await fs.stat(dir);
+        expect(now.mode & 0o7777, conflict).toBe(0o700);
+        expect(Math.abs(now.mtimeMs - backedUp.mtimeMs), `${conflict}: the backed-up time`).toBeLessThan(0.002);
+      }
+      await fs.chmod(dir, 0o700);
+      expectExit(await a.run(['restore', '--point', 'latest', '--conflict', 'overwrite']), 0);
+      expect((await fs.stat(dir)).mode & 0o7777).toBe(backedUp.mode & 0o7777);
+    } finally {
+      await fs.chmod(dir, backedUp.mode & 0o7777);
     }
   });
 
