@@ -34,7 +34,8 @@ export function printError(err: AzbkError, json: boolean): void {
   if (json) {
     process.stdout.write(JSON.stringify({ error: { code: err.code, message: err.message, hint: err.hint, exitCode: err.exitCode } }, null, 2) + '\n');
   }
-  process.stderr.write(`azbk: error ${err.code}: ${err.message}\n  hint: ${err.hint}\n`);
+  // One line each, whatever a path or value named in them holds (a newline, a terminal escape).
+  process.stderr.write(`azbk: error ${err.code}: ${printable(err.message)}\n  hint: ${printable(err.hint)}\n`);
 }
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

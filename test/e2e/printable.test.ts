@@ -35,6 +35,14 @@ describe.skipIf(process.platform === 'win32')('names with control characters', (
     expectExit(r, 3);
     expect(r.stdout).toContain(`${path.join(tmp, 'clear\\x1b[2Jscreen', 'f.txt')}:`);
     expect(r.stdout).not.toMatch(/[\x1b\r]/);
+
+    // An error naming what was typed is one line too: a newline in a path forges no second line.
+    const typed = path.join(tmp, 'no\nazbk: error FAKE: \x1b[33m');
+    const e = await m.run(['backup', '--now', '--include', typed]);
+    expectExit(e, 2);
+    expect(e.stderr.split('\n').filter((l) => l !== '')).toHaveLength(2);
+    expect(e.stderr).toMatch(/^azbk: error AZBK_PATH_NOT_FOUND: .*no\\x0aazbk: error FAKE: \\x1b\[33m/);
+    expect(e.stderr).not.toMatch(/\x1b/);
   }, 60_000);
 
   it('never show two names alike: a name holding an escape as text is not shown as the name it spells', async () => {
