@@ -51,6 +51,11 @@ export type BackupEvent =
   /** `progress` tells how far the job got, whenever asked, until it ends */
   | { readonly type: 'start'; readonly jobId: string; readonly paths: readonly string[]; readonly resumed: ResumedFrom | null; readonly progress: () => BackupProgress }
   | { readonly type: 'checkpoint'; readonly seq: number; readonly final: boolean }
+  /**
+   * every file is read: what is left is uploading the last packs and storing the point, which a
+   * request to stop no longer interrupts (a checkpoint would wait for the same uploads)
+   */
+  | { readonly type: 'finishing' }
   /** the job runs once more: packs it counted on are gone, or the local cache was found damaged */
   | { readonly type: 'retry'; readonly why: 'packs gone' | 'cache damaged' }
   | { readonly type: 'file'; readonly path: string; readonly size: number }
@@ -442,6 +447,7 @@ class BackupJob {
     let root: Folder;
     try {
       root = await this.ancestorTree([], trie);
+      this.opts.onEvent?.({ type: 'finishing' });
       await this.checkpointsWritten();
       await this.writer.flush();
     } catch (err) {

@@ -16,6 +16,8 @@ export interface Stopping {
   readonly begun: () => void;
   /** the command has recorded how it ended: a signal now only exits */
   readonly settled: () => void;
+  /** what a first signal from now on says it does (the job is past where it could stop) */
+  readonly saying: (stopping: string) => void;
   readonly dispose: () => void;
 }
 
@@ -25,8 +27,9 @@ export interface Stopping {
  * unless `settled()` said it was recorded already, then exit at once (130). With `before`, the
  * first signal does that too until `begun()` is called.
  */
-export function stopOnSignals(warn: (s: string) => void, stopping: string, atOnce: () => void = () => undefined, opts: StopOptions = {}): Stopping {
+export function stopOnSignals(warn: (s: string) => void, stoppingFirst: string, atOnce: () => void = () => undefined, opts: StopOptions = {}): Stopping {
   const controller = new AbortController();
+  let stopping = stoppingFirst;
   let done = false;
   let begun = opts.before === undefined;
   const onSignal = () => {
@@ -50,6 +53,9 @@ export function stopOnSignals(warn: (s: string) => void, stopping: string, atOnc
     },
     settled: () => {
       done = true;
+    },
+    saying: (s) => {
+      stopping = s;
     },
     dispose: () => {
       process.off('SIGINT', onSignal);

@@ -97,6 +97,32 @@ describe('a local cache that cannot be opened', () => {
   });
 });
 
+describe('asked to stop once every file is read', () => {
+  it("says so ('finishing', after the last file) and makes the point: a checkpoint would wait for the same uploads", async () => {
+    const m = await createMachine();
+    const src = await makeSource(m);
+    const stop = new AbortController();
+    const events: string[] = [];
+    let putPoints = 0;
+    const ctx = { ...m.ctx, session: withMethods(m.ctx.session, (s) => ({ putPoint: async (...a: Parameters<typeof s.putPoint>) => (putPoints++, s.putPoint(...a)) })) };
+    const res = await runBackup(ctx, {
+      include: [src],
+      signal: stop.signal,
+      onEvent: (e) => {
+        events.push(e.type);
+        if (e.type === 'finishing') {
+          expect(putPoints).toBe(0);
+          stop.abort();
+        }
+      },
+    });
+    expect(events.filter((e) => e === 'finishing')).toHaveLength(1);
+    expect(events.lastIndexOf('file')).toBeLessThan(events.indexOf('finishing'));
+    expect(putPoints).toBe(1);
+    expect(res.stats.files).toBe(events.filter((e) => e === 'file').length);
+  });
+});
+
 describe('transient store failures', () => {
   it('retries failed and lost puts: the backup succeeds and restores exactly', async () => {
     const m = await createMachine();

@@ -36,6 +36,9 @@ function parseSeconds(s: string, flag: string): number {
   return n;
 }
 
+/** What a first Ctrl-C says once every file is read (see the 'finishing' event). */
+const FINISHING = 'stopping: every file is read, so the recovery point is made instead of a checkpoint; it waits for the same last uploads (press Ctrl-C again to stop at once)';
+
 export function backupCommand(program: Command): void {
   limitOptions(program
     .command('backup'))
@@ -98,12 +101,14 @@ export function backupCommand(program: Command): void {
                 if (e.resumed) line(`Continuing job ${e.resumed.jobId} from checkpoint ${e.resumed.seq} (${e.resumed.time}).`);
                 live.follow(() => ({ kind: 'backup', ...e.progress() }));
               }
+              if (e.type === 'finishing') cancel.saying(FINISHING);
               if (e.type === 'checkpoint') log.info({ seq: e.seq, final: e.final }, 'checkpoint saved');
               if (e.type === 'retry' && e.why === 'packs gone') line('The vault refused the recovery point: data it counted on was pruned while the backup ran, or lost. Backing up once more, storing that data again.');
               if (e.type === 'retry' && e.why === 'cache damaged') line('The local cache was found damaged: it was made anew. Backing up once more, reading every file.');
             },
           });
           await live.stop();
+          if (cancel.signal.aborted) line('Asked to stop once every file was read: the recovery point was made instead of a checkpoint.');
           const status = r.skipped.length > 0 ? 'partial' : 'ok';
           cancel.settled();
           recordJob(paths, { jobId: r.jobId, kind: 'backup', status, policyPaths: o.include === undefined, started: r.started, finished: r.finished, point: r.point.id, expired: r.point.expired.length, scan: r.scan, resumedFrom: r.resumed, checkpoints: r.checkpoints, stats: r.stats, skipped: r.skipped.length }, out.warn);
