@@ -32,7 +32,7 @@ export const errorRegistry = {
   AZBK_BAD_INPUT: { exit: ExitCode.usage, hint: 'Check the value and try again.' },
   AZBK_PASSPHRASE_TOO_SHORT: {
     exit: ExitCode.usage,
-    hint: 'Choose a passphrase of at least 16 characters, or use --generate-passphrase FILE.',
+    hint: 'Every azbk passphrase has at least 16 characters: check the file or what was typed. For a new one, register can make one: --generate-passphrase FILE.',
   },
   AZBK_PASSPHRASE_MISMATCH: { exit: ExitCode.usage, hint: 'Type the same passphrase twice.' },
   AZBK_NO_PASSPHRASE: {
