@@ -551,6 +551,10 @@ describe('change journal', () => {
     const under = spawnSync(process.execPath, [BIN, 'watch', '--include', path.join(root, 'file', 'sub')], { cwd: REPO, env: { ...process.env, AZBK_HOME: m.home }, encoding: 'utf8', timeout: 20_000 });
     expect(under.status).toBe(2);
     expect(under.stderr).toContain(`Nothing to watch at ${path.join(root, 'file', 'sub')}: it does not exist.`);
+    // The root folder, as backup refuses it.
+    const whole = spawnSync(process.execPath, [BIN, 'watch', '--include', '/'], { cwd: REPO, env: { ...process.env, AZBK_HOME: m.home }, encoding: 'utf8', timeout: 20_000 });
+    expect(whole.status).toBe(2);
+    expect(whole.stderr).toContain('AZBK_BAD_INPUT: The root folder / cannot be backed up as a whole.');
     expect(w.output()).not.toContain('Watching');
     await expect(fs.stat(path.join(m.home, 'journal', 'session.json'))).rejects.toThrow();
   }, 60_000);

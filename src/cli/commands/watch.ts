@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { journalFiles, runWatcher, watcherRunning } from '../../agent/journal.js';
-import { loadPolicy } from '../../agent/policy.js';
+import { loadPolicy, refuseWholeRoot } from '../../agent/policy.js';
 import { acquireJobLock, lockHolder, type JobLock } from '../../agent/lock.js';
 import { AzbkError, isAzbkError } from '../../shared/errors.js';
 import { errnoCode, makeFoldersSync } from '../../shared/files.js';
@@ -31,6 +31,7 @@ export function watchCommand(program: Command): void {
       action('watch', async ({ paths, out, log }, o: Opts) => {
         const include = (o.include ?? (await loadPolicy(paths)).include).map((p) => path.resolve(p));
         if (include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'Nothing to watch: no --include and no policy.');
+        refuseWholeRoot(include); // as backup does: a journal of it would serve no backup
         // A path that is not there has nothing to watch: chokidar would wait for it in its parent,
         // and the watcher would stop (exit 2) only once it appeared.
         for (const p of include) {
