@@ -26,8 +26,7 @@ interface Opts extends LimitOpts {
 const RULES: readonly ConflictRule[] = ['overwrite', 'skip', 'copy'];
 
 export function restoreCommand(program: Command): void {
-  limitOptions(program
-    .command('restore'))
+  limitOptions(program.command('restore'), { upload: false })
     .description('restore a recovery point, all of it or some paths')
     .requiredOption('--point <id>', "point id, 'latest', or an ISO time (the newest point at or before it)")
     .option('--target <dir>', 'restore under this folder (TARGET/<original absolute path>) instead of the original location')
