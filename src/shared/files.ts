@@ -164,7 +164,7 @@ export async function syncFolder(dir: string): Promise<void> {
   }
 }
 
-/** Reads and parses a JSON file; null when it does not exist. */
+/** Reads and parses a JSON file; null when it does not exist (one holding null throws, as a malformed one does). */
 export async function readJsonFile(file: string): Promise<unknown> {
   let text: string;
   try {
@@ -173,7 +173,10 @@ export async function readJsonFile(file: string): Promise<unknown> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
-  return JSON.parse(text) as unknown;
+  const value = JSON.parse(text) as unknown;
+  // null means "no file" to callers: a file that holds it is not one of ours, not a missing one.
+  if (value === null) throw new SyntaxError(`${file} holds null`);
+  return value;
 }
 
 /** Like readJsonFile, but an unreadable or malformed file throws `damaged()` instead. */

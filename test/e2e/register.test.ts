@@ -178,6 +178,11 @@ describe.concurrent('register', () => {
     expect(first.stdout).toContain('This passphrase starts a new key');
     await fs.writeFile(path.join(home, 'registration.json'), '{"version":1,', { mode: 0o600 });
     expectExit(await runCli(['points'], { home }), 2);
+    // One that holds JSON's null is damaged too, not missing: status says so (exit 1).
+    await fs.writeFile(path.join(home, 'registration.json'), 'null', { mode: 0o600 });
+    const nulled = await runCli(['status'], { home });
+    expectExit(nulled, 1);
+    expect(nulled.stdout + nulled.stderr).toContain('damaged');
     const again = await runCli(text('--reregister'), { home });
     expectExit(again, 0);
     // The key is its own from before, not another machine's.
