@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { ChunkerParams } from '../core/chunker.js';
 import type { BlobId, PackId } from '../core/ids.js';
 import { isPortableName, type DirNode, type FileNode, type SymlinkNode, type TreeNode } from '../core/tree.js';
 import { AzbkError, errorRegistry, isAzbkError } from '../shared/errors.js';
@@ -20,7 +21,7 @@ import { PointReader, subfolders } from './point-reader.js';
 import { restorePool, type RestorePool } from './pipeline/restore-pool.js';
 import { markRestore, removeLeftovers, type RestoreMark, type TempRoot } from './restore-leftovers.js';
 import { destOf, restoreData, tempPath, type DataResult, type FilePlan } from './restore-data.js';
-import { openTemp, settle, settleDir, stopIfAsked, toTime, why, writeAll } from './restore-files.js';
+import { holdsContent, openTemp, settle, settleDir, stopIfAsked, toTime, why, writeAll } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
 import type { PassphraseInput } from './passphrase.js';
 import { entryAt, findMachine, keysFor, openPoint, outermost, pickPoint } from './points.js';
@@ -181,6 +182,8 @@ class RestoreJob {
   private readonly links: LinkPlan[] = [];
   /** the names copies were given (--conflict copy): two long names cut to one must not get the same */
   private readonly copies = new Set<string>();
+  /** the vault's chunk sizes, once a file found in place is checked against its listing (see adoptLeader) */
+  private chunker: ChunkerParams | undefined;
   /** the files planned and not yet written, and how many items (files and chunks) they hold */
   private batch: FilePlan[] = [];
   private batchItems = 0;
@@ -387,7 +390,7 @@ class RestoreJob {
       // equal, by case or Unicode form), and a file is renamed over nothing of its own.
       let found = fresh && node.type !== 'symlink' ? { to: dest, merge: false } : await this.destination(segs, dest, node.type === 'dir');
       if (found === null) {
-        if (node.type === 'file') this.adoptLeader(segs, dest, node);
+        if (node.type === 'file') await this.adoptLeader(segs, dest, node);
         return;
       }
       if (node.type === 'symlink') await this.symlink(node, found.to);
@@ -486,7 +489,7 @@ class RestoreJob {
    * stopped part way, run again, thus makes whole the groups it had begun: their names restored
    * since were linked to each other, not to it.
    */
-  private adoptLeader(segs: readonly string[], dest: string, node: FileNode): void {
+  private async adoptLeader(segs: readonly string[], dest: string, node: FileNode): Promise<void> {
     if (node.link === undefined) return;
     const had = this.linkLeaders.get(node.link);
     // A name found in place leads the group already (its plan has no temporary file), or the
@@ -498,6 +501,9 @@ class RestoreJob {
     if (process.getuid !== undefined && Number(st.uid) !== process.getuid()) return;
     const off = st.mtimeNs - BigInt(node.mtime);
     if (off > SAME_TIME_NS || off < -SAME_TIME_NS) return;
+    // Size and time can be kept by a change (touch -r, a tool that keeps them): the content decides.
+    this.chunker ??= (await this.ctx.session.config()).chunker;
+    if (!holdsContent(dest, node.content, this.reader.keys, this.chunker)) return;
     // The group's first name, planned as a new file, if it is not written yet (searched last:
     // the part being planned may hold 200,000 items).
     const at = had === undefined ? -1 : this.batch.indexOf(had.plan);
