@@ -769,12 +769,21 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     if (session === null || drop === null) return false;
     const cut = drop - (session.base ?? 0);
     const size = fs.fstatSync(log).size;
-    // Cut in place since logCheck last looked: that starts a new run first.
-    if (size < logSize) return false;
     if (!(cut >= TRIM_BYTES && cut <= size)) return false;
     const next = tailCopy(files.changes, log, cut, size);
     if (next === null) return false;
     saveSession({ ...session, ...logFields(useLog(next), drop) });
+    return true;
+  };
+  /**
+   * Cut in place (truncated, as by a log rotation that copies and truncates) to `size`: what a
+   * backup read up to may now hold other lines, so this starts a new run, as with a new file. True
+   * when it did.
+   */
+  const newRunIfCut = (size: number): boolean => {
+    if (session === null || size >= logSize) return false;
+    logSize = size;
+    saveSession({ ...session, run: randomBytes(16).toString('hex') });
     return true;
   };
   // A backup about to read the journal asks whether every change before it is recorded (see
@@ -801,9 +810,11 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
         };
         answering.add(name);
         // With the offset the last backup read from: the lines before it are read, and may go.
+        // A log cut since logCheck last looked is a new run before the answer: the backup must
+        // not read the new lines at the offset where the old ones were.
         let trimmed = false;
         try {
-          trimmed = trimTo(dropOf(asked));
+          trimmed = newRunIfCut(fs.fstatSync(log).size) || trimTo(dropOf(asked));
         } catch {
           // the log could not be looked at: left as it is, as logCheck finds it
         }
@@ -812,7 +823,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
           // The session names the new log before the answer; if it could not be written, backups
           // find the log replaced (and scan everything) until the watcher runs again.
           void sessionWrite.then(() => {
-            if (sessionUnsaved) markBroken('its session could not be written after changes.log was trimmed');
+            if (sessionUnsaved) markBroken('its session could not be written after changes.log was trimmed or found cut');
             answer();
           });
         }
@@ -836,13 +847,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     try {
       const here = fs.statSync(files.changes, { throwIfNoEntry: false });
       const mine = fs.fstatSync(log);
-      // Cut in place (truncated, as by a log rotation that copies and truncates): what a backup
-      // read up to may now hold other lines, so this is a new run, as with a new file.
-      if (mine.size < logSize) {
-        logSize = mine.size;
-        saveSession({ ...session, run: randomBytes(16).toString('hex') });
-        return;
-      }
+      if (newRunIfCut(mine.size)) return;
       if (here !== undefined && fileIdentity(here) === fileIdentity(mine)) return;
     } catch {
       // not to be looked at (AZBK_HOME made unreadable?): made anew below, or the journal is marked broken
