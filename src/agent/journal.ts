@@ -647,13 +647,15 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   // The kernel holds at most so many events for the watcher to read; past that it drops the rest,
   // and neither Node nor chokidar says so. The events queued are all read in one turn of the event
   // loop: a turn that brings that many means some were dropped. The watches are then set up anew
-  // (which also watches any folder made meanwhile), and the next backup examines everything.
+  // (which also watches any folder made meanwhile), and the next backup examines everything. Not
+  // every event of the queue is counted (those of watches closed meanwhile, the overflow's own),
+  // so a turn that comes within a sixteenth of the limit counts as full.
   const queueLimit = inotifyQueueLimit();
   let burst = 0;
   const countBurst = () => {
     if (queueLimit === null || burst++ > 0) return;
     setImmediate(() => {
-      const full = burst >= queueLimit;
+      const full = burst >= queueLimit - Math.floor(queueLimit / 16);
       burst = 0;
       if (full && !stopping()) restartSoon();
     });
@@ -795,6 +797,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       for (const old of fs.readdirSync(files.sync)) fs.rmSync(path.join(files.sync, old), { force: true });
       const answering = new Set<string>();
       syncWatch = fs.watch(files.sync, (_event, name) => {
+        countBurst(); // its events come through the same queue
         if (typeof name !== 'string' || !/^[0-9a-f]{32}$/.test(name) || answering.has(name)) return;
         const request = path.join(files.sync, name);
         let asked: string;
