@@ -57,6 +57,8 @@ export interface JournalSession {
    * count from the journal's start, so they stay right across a trim.
    */
   readonly base?: number;
+  /** the watcher answers requests in journal/sync (see journalSync): one that cannot be asked is not trusted */
+  readonly sync?: boolean;
 }
 
 export function journalFiles(home: string) {
@@ -74,7 +76,7 @@ const SYNC_LINE = (nonce: string) => `{"sync":"${nonce}"}\n`;
  * its events come through one queue, in order: by the time it sees the request it has recorded
  * every change before it. 'answered'; 'silent' when a watcher runs but did not answer in time
  * (stopped, or far behind: its journal cannot be trusted up to now); 'none' when there is no
- * watcher to ask (or one of an earlier version, which has no such folder). `drop`: the offset
+ * watcher to ask (or one of an earlier version, whose session does not say `sync`). `drop`: the offset
  * the last backup read from (see JournalMark), before which the watcher may drop the lines
  * (see TRIM_BYTES): this backup reads from there, and a backup that fails leaves the mark as it
  * was, so only lines no backup will read again go.
@@ -103,9 +105,10 @@ export async function journalSync(home: string, waitMs = SYNC_WAIT_MS, drop?: nu
     fs.writeFileSync(`${request}.tmp`, drop === undefined ? '' : JSON.stringify({ drop }), { flag: 'wx', mode: 0o600 });
     fs.renameSync(`${request}.tmp`, request);
   } catch {
-    // A watcher runs, but cannot be asked (its request folder gone): it cannot say it is up to now.
+    // A watcher that answers requests, but cannot be asked (its request folder gone): it cannot
+    // say it is up to now.
     fs.rmSync(`${request}.tmp`, { force: true });
-    return 'silent';
+    return s.sync === true ? 'silent' : 'none';
   }
   const answer = Buffer.from(SYNC_LINE(nonce));
   try {
@@ -606,6 +609,9 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     const ready = new Promise<void>((resolve) =>
       w.once('ready', () => {
         settingUp = false;
+        // A folder made while chokidar set up (between its listing of a folder and that folder's
+        // watch) is in no listing and has no watch: the whole tree is looked through once.
+        for (const r of roots) if (isDirectory(r)) checkWatchesSoon(r);
         resolve();
       }),
     );
@@ -747,7 +753,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   firstReady = true;
   if (!stopping()) {
     const ids = Object.fromEntries([...rootIds].filter((e): e is [string, string] => e[1] !== null));
-    saveSession({ version: 1, pid: process.pid, run: randomBytes(16).toString('hex'), proc: processIdentity(process.pid), started: new Date().toISOString(), paths: [...paths], roots: ids, ...logFields(fileIdentity(fs.fstatSync(log)), 0), ...(rebuilding ? { rebuilding } : {}) });
+    saveSession({ version: 1, pid: process.pid, run: randomBytes(16).toString('hex'), proc: processIdentity(process.pid), started: new Date().toISOString(), paths: [...paths], roots: ids, sync: true, ...logFields(fileIdentity(fs.fstatSync(log)), 0), ...(rebuilding ? { rebuilding } : {}) });
     await sessionWrite;
     onReady();
     if (restartAfterReady) restartSoon();
