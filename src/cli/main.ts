@@ -116,6 +116,14 @@ export async function main(argv: string[]): Promise<void> {
       // Help asked for (--help, `azbk help`) and --version end 0; help shown for a command
       // missing (`azbk vault`) comes with exit code 1, and like every mistake on the command line ends 2.
       process.exitCode = err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+      // With --json the mistake is on stdout too, as every other error is (the usage stays on stderr).
+      const words = argv.slice(2);
+      const given = words.slice(0, words.includes('--') ? words.indexOf('--') : undefined);
+      if (err.exitCode !== 0 && given.includes('--json')) {
+        const message = err.message.replace(/^error: /, '').replace(/\s+/g, ' ').trim() || 'The command line is not complete.';
+        const { hint, exit } = errorRegistry.AZBK_USAGE;
+        process.stdout.write(JSON.stringify({ error: { code: 'AZBK_USAGE', message, hint, exitCode: exit } }, null, 2) + '\n');
+      }
       return;
     }
     throw err;

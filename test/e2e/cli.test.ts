@@ -61,6 +61,15 @@ describe.concurrent('azbk command line', () => {
       expect(r.stderr.length, `${args.join(' ')} explains itself`).toBeGreaterThan(0);
     }
     expect(await exists(path.join(root, 'v'))).toBe(false);
+    // With --json, the mistake is one JSON error on stdout too (the usage stays on stderr).
+    for (const args of [['backup', '--now', '--json', '--bogus-option'], ['restore', '--json'], ['status', '--json', 'extra']]) {
+      const r = await runCli(args, { home });
+      expectExit(r, 2);
+      const { error } = parseJson(r);
+      expect(error, args.join(' ')).toMatchObject({ code: 'AZBK_USAGE', exitCode: 2, message: expect.stringMatching(/\S/), hint: expect.stringMatching(/--help/) });
+    }
+    // Help is no mistake.
+    expect((await runCli(['status', '--help', '--json'], { home })).stdout).not.toContain('"error"');
   });
 
   it('a command without its subcommand prints the usage and exits 2; asking for help exits 0', async () => {
