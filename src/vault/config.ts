@@ -26,6 +26,11 @@ export interface VaultConfig {
 /** Names a vault may have: printable, no path separators, 1..64 characters. */
 export const VAULT_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
 
+/** AZBK_BAD_INPUT for a name a new vault may not have (see VAULT_NAME). */
+export function checkVaultName(name: string): void {
+  if (!VAULT_NAME.test(name)) throw new AzbkError('AZBK_BAD_INPUT', 'A vault name has 1 to 64 letters, digits, spaces, dots, dashes or underscores.');
+}
+
 /** Builds the config of a new vault. */
 export function newVaultConfig(p: { id: string; name: string; created: Date; publicKey: string; maxMachines?: number }): VaultConfig {
   return {

@@ -12,7 +12,7 @@ import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { absentOf } from '../shared/missing.js';
 import type { Retention } from '../core/retention.js';
 import type { CheckpointInfo, MachineInfo, NewPoint, NewPointData, PackStream, PrunedPacks, PointInfo, PointRecord, RegisterRequest, Registration, RetentionState, VaultEntry, VaultSession } from './api.js';
-import { newVaultConfig, parseVaultConfig, VAULT_NAME, type VaultConfig } from './config.js';
+import { checkVaultName, newVaultConfig, parseVaultConfig, type VaultConfig } from './config.js';
 import { issueCredentials, verifyToken, type CredentialsFile } from './credentials.js';
 import { baseName, layout, pointIdFor, timeOfPointId } from './layout.js';
 import { hashedPackStream, type PackSink } from './pack-stream.js';
@@ -99,9 +99,7 @@ export class Vault implements VaultEntry {
 
   /** Creates a new vault in an empty store; AZBK_VAULT_EXISTS if it already holds one. */
   static async create(store: BlobStore, p: { name: string; now?: () => Date; maxMachines?: number }): Promise<Vault> {
-    if (!VAULT_NAME.test(p.name)) {
-      throw new AzbkError('AZBK_BAD_INPUT', 'A vault name has 1 to 64 letters, digits, spaces, dots, dashes or underscores.');
-    }
+    checkVaultName(p.name);
     const now = p.now ?? (() => new Date());
     if ((await store.stat(layout.config)) !== null) {
       throw new AzbkError('AZBK_VAULT_EXISTS', 'A vault already exists there.');

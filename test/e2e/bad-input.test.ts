@@ -63,6 +63,10 @@ describe.concurrent('bad input exits 2 and says what is wrong', () => {
     const results = await Promise.all(cases.map(([p]) => runCli(['vault', 'create', '--path', p, '--name', 'n'], { timeout: 20_000 })));
     for (const [i, [p, why]] of cases.entries()) expectBadInput(results[i]!, `Cannot make the vault folder ${p}: `, why);
     expect(await fs.readFile(file, 'utf8')).toBe('not a folder\n');
+    // A name refused leaves no folder behind.
+    const deep = path.join(dir, 'v', 'deep');
+    expectBadInput(await runCli(['vault', 'create', '--path', deep, '--name', 'a/b']), 'A vault name has 1 to 64 letters', /digits/);
+    expect(await exists(path.join(dir, 'v'))).toBe(false);
   });
 
   it('vault serve names the address it cannot listen on, and why', async (ctx) => {

@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { AzbkError } from '../../shared/errors.js';
+import { checkVaultName } from '../../vault/config.js';
 import { fileEndpoint } from '../../vault/connect.js';
 import { describeLocation, openVaultStore } from '../../vault/open-store.js';
 import { ensureTlsIdentity } from '../../vault/tls.js';
@@ -39,6 +40,8 @@ export function vaultCreateCommand(vault: Command): void {
     .action(
       action('vault create', async ({ out, log }, o: Opts) => {
         const loc = resolveLocation(o, out);
+        // Checked before the folder is made: a refused name leaves nothing behind.
+        checkVaultName(o.name);
         const validDays = parseValidDays(o.validDays);
         const endpoint = o.endpoint === undefined ? undefined : parseHttpsEndpoint(o.endpoint);
         if (endpoint !== undefined && o.credentialsOut === undefined) throw new AzbkError('AZBK_USAGE', '--endpoint goes with --credentials-out.');
