@@ -250,7 +250,9 @@ export class Vault implements VaultEntry {
     if (req.keyProof !== undefined && !isHex64(req.keyProof)) throw new AzbkError('AZBK_BAD_INPUT', 'A key proof is 64 hex digits.');
     const proofHash = req.keyProof === undefined ? undefined : hashSecret(Buffer.from(req.keyProof, 'hex'));
     if (existing?.proofHash !== undefined && (proofHash === undefined || !timingSafeEqual(Buffer.from(proofHash, 'hex'), Buffer.from(existing.proofHash, 'hex')))) {
-      throw new AzbkError('AZBK_MACHINE_NAME_TAKEN', `The machine ${existing.name} was registered with another passphrase: only that passphrase can register it again (or choose another --machine-name).`);
+      throw new AzbkError('AZBK_MACHINE_NAME_TAKEN', `The machine ${existing.name} was registered with another passphrase: only that passphrase can register it again (or choose another --machine-name).`, {
+        hint: 'Give the passphrase that machine was registered with (--passphrase-file), or register under another --machine-name.',
+      });
     }
     if (!existing && machines.length >= this.cfg.limits.machines) {
       throw new AzbkError('AZBK_VAULT_LIMIT', `The vault already holds ${machines.length} machines, its limit.`);

@@ -127,6 +127,9 @@ describe.concurrent('register', () => {
     const taken = await runCli(registerArgs(vault.credentials, 'web', '--passphrase-file', other, '--reregister'), { home: path.join(root, 'b') });
     expectExit(taken, 2);
     expect(taken.stdout).toContain('registered with another passphrase');
+    // --reregister was given: the hint asks for the right passphrase, not for --reregister again.
+    expect(parseJson(taken).error.hint).toContain('--passphrase-file');
+    expect(parseJson(taken).error.hint).not.toContain('--reregister');
     expectExit(await runCli(['points'], { home: path.join(root, 'a') }), 0); // still its own
     // The machine rebuilt elsewhere, with its passphrase, takes its place.
     expectExit(await runCli(registerArgs(vault.credentials, 'web', '--passphrase-file', pass, '--reregister'), { home: path.join(root, 'c') }), 0);
