@@ -57,7 +57,10 @@ export async function loadPolicy(paths: HomePaths): Promise<Policy> {
   const v = await readLocalJson(paths.policy, () => damaged(paths.policy));
   if (v === null) return EMPTY;
   const p = v as Policy;
-  if (p.version !== 1 || !Array.isArray(p.include) || !p.include.every((x) => typeof x === 'string' && x !== '')) throw damaged(paths.policy);
+  // Written by policy set: absolute paths, and never the root (a relative one would be taken from
+  // wherever a scheduled job runs).
+  const includable = (x: unknown) => typeof x === 'string' && path.isAbsolute(x) && toSegments(x).length > 0;
+  if (p.version !== 1 || !Array.isArray(p.include) || !p.include.every(includable)) throw damaged(paths.policy);
   if (p.bandwidth !== undefined && !validBandwidth(p.bandwidth)) throw damaged(paths.policy);
   if (p.schedule !== undefined && !validSchedule(p.schedule)) throw damaged(paths.policy);
   if (p.scheduleSet !== undefined && !(typeof p.scheduleSet === 'string' && Number.isFinite(Date.parse(p.scheduleSet)))) throw damaged(paths.policy);

@@ -88,6 +88,14 @@ describe('azbk status', () => {
     expect(s).toMatchObject({ registered: true, machine: { name: 'A' }, policy: null });
     expect(s.problems.map((p: { where: string; code: string }) => `${p.where} ${p.code}`)).toEqual(['Policy AZBK_BAD_INPUT', 'Secrets AZBK_NOT_REGISTERED']);
     await fs.writeFile(policy, kept);
+    // Edited by hand to what policy set refuses (a relative path, the root): damaged as well.
+    for (const include of [['relative/path'], ['/']]) {
+      await fs.writeFile(policy, JSON.stringify({ ...JSON.parse(kept.toString('utf8')), include }));
+      r = await m.run(['status', '--json']);
+      expectExit(r, 1);
+      expect(parseJson(r).problems.map((p: { where: string }) => p.where), include[0]).toContain('Policy');
+    }
+    await fs.writeFile(policy, kept);
 
     await fs.writeFile(path.join(m.home, 'registration.json'), '');
     r = await m.run(['status']);
