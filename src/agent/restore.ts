@@ -685,6 +685,7 @@ function creating(at: string, err: unknown): unknown {
   const code = errnoCode(err);
   if (code === 'ENOTDIR' || code === 'EEXIST') return cannotCreate(at, 'a file is in the way');
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return cannotCreate(at, code);
+  if (code === 'ENAMETOOLONG') return cannotCreate(at, 'the path or a name in it is too long for the file system');
   // (see makeFoldersSync)
   if (code === 'ENOENT') return cannotCreate(at, 'a folder on the way is missing, or takes no new folders: a broken link, or a file system such as /proc');
   return err;

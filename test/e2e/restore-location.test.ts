@@ -66,6 +66,14 @@ describe('restore --target', () => {
     expectNoStack(r);
     expect(r.stderr).toContain('Cannot create the folder /proc/azbk-restore-target/sub to restore into (a folder on the way is missing, or takes no new folders: a broken link, or a file system such as /proc).');
   });
+
+  it('a target with a name longer than the file system takes is bad input, not an error of AZBK_HOME', async () => {
+    const long = path.join(fx.fresh('long'), 'n'.repeat(300));
+    const r = await fx.machine.run(['restore', '--point', 'latest', '--target', long]);
+    expectExit(r, 2);
+    expectNoStack(r);
+    expect(r.stderr).toContain(`Cannot create the folder ${long} to restore into (the path or a name in it is too long for the file system).`);
+  });
 });
 
 describe('restore --path', () => {
