@@ -36,6 +36,16 @@ function startWatch(m: Machine) {
   return { ready, stop: () => child.kill('SIGTERM'), done, output: () => stdout + stderr, pid: child.pid! };
 }
 
+/** Runs `fn` while the watcher `pid` is held still (SIGSTOP), and lets it go on after, whatever happens. */
+async function whileHeld<T>(pid: number, fn: () => Promise<T>): Promise<T> {
+  process.kill(pid, 'SIGSTOP');
+  try {
+    return await fn();
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+}
+
 /** Runs `fn` while `azbk watch` runs (ready) for machine `m`, and stops the watcher after, whatever happens. */
 async function watching(m: Machine, fn: () => Promise<void>): Promise<void> {
   const w = startWatch(m);
@@ -316,16 +326,12 @@ describe('change journal', () => {
     expect((await backup(m, [uploads])).scan.mode).toBe('full');
     // The watches follow the old folder; the new one at the same path has none. The watcher is
     // held still meanwhile, so that the backup finds it out by itself.
-    process.kill(w.pid, 'SIGSTOP');
-    let r;
-    try {
+    const r = await whileHeld(w.pid, async () => {
       await fs.rename(site, path.join(root, 'site.old'));
       await fs.mkdir(path.join(uploads, 'sub'), { recursive: true });
       await fs.writeFile(path.join(uploads, 'sub', 'f'), 'v2\n');
-      r = await backup(m, [uploads]);
-    } finally {
-      process.kill(w.pid, 'SIGCONT');
-    }
+      return backup(m, [uploads]);
+    });
     expect(r.scan.mode).toBe('full');
     expect(r.scan.reason).toContain(`${uploads}, which the change journal watches, was moved or replaced`);
     // The watcher sees it within seconds, and stops saying why.
@@ -360,15 +366,12 @@ describe('change journal', () => {
     await backup(m, [src]);
     // Held still, the watcher reads nothing: each new file is two events (made, written), more
     // than the kernel queues, so the last change, the one that matters here, is dropped.
-    process.kill(w.pid, 'SIGSTOP');
-    try {
+    await whileHeld(w.pid, async () => {
       if (asked) expect((await backup(m, [src])).scan.mode).toBe('full');
       const files = Math.ceil(queueLimit / 2) + 1000;
       for (let i = 0; i < files; i += 500) await Promise.all(Array.from({ length: Math.min(500, files - i) }, (_, j) => fs.writeFile(path.join(src, 'bulk', `f${i + j}`), 'x')));
       await fs.appendFile(path.join(src, 'keep', 'c.txt'), 'after\n');
-    } finally {
-      process.kill(w.pid, 'SIGCONT');
-    }
+    });
     await sleep(3000);
     const r = await backup(m, [src]);
     const target = path.join(root, 'out');
@@ -518,25 +521,17 @@ describe('change journal', () => {
     const caught = await backup(m, [src]);
     expect(caught.scan.mode).toBe('optimized');
     // Held still, the watcher records nothing: the backup does not take its journal as complete.
-    process.kill(w.pid, 'SIGSTOP');
-    let r;
-    try {
+    const r = await whileHeld(w.pid, async () => {
       await fs.writeFile(path.join(src, 'keep', 'f'), 'v3\n');
-      r = await backup(m, [src]);
-    } finally {
-      process.kill(w.pid, 'SIGCONT');
-    }
+      return backup(m, [src]);
+    });
     expect(r.scan).toEqual({ mode: 'full', reason: 'the change journal did not answer in time (azbk watch is stopped or far behind)' });
     // Its request folder gone, the watcher cannot be asked to catch up: no more trusted than one that does not answer.
     await fs.rm(path.join(m.home, 'journal', 'sync'), { recursive: true });
-    process.kill(w.pid, 'SIGSTOP');
-    let unasked;
-    try {
+    const unasked = await whileHeld(w.pid, async () => {
       await fs.writeFile(path.join(src, 'keep', 'f'), 'v4\n');
-      unasked = await backup(m, [src]);
-    } finally {
-      process.kill(w.pid, 'SIGCONT');
-    }
+      return backup(m, [src]);
+    });
     expect(unasked.scan.mode).toBe('full');
     for (const [point, want] of [[caught.point.id, 'v2\n'], [r.point.id, 'v3\n'], [unasked.point.id, 'v4\n']] as const) {
       expect(await keptIn(m, root, src, point)).toBe(want);
