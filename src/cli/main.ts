@@ -1,7 +1,8 @@
 /** The azbk command line: builds the commander program and exits with the command's code. */
 import { Command, CommanderError } from 'commander';
 import fs from 'node:fs';
-import { errorRegistry, ExitCode, type ErrorCode } from '../shared/errors.js';
+import { AzbkError, errorRegistry, ExitCode, type ErrorCode } from '../shared/errors.js';
+import { printJsonError } from './output.js';
 import { commandFinished, currentExitCode } from './run.js';
 
 const EXIT_CODES = `
@@ -121,8 +122,7 @@ export async function main(argv: string[]): Promise<void> {
       const given = words.slice(0, words.includes('--') ? words.indexOf('--') : undefined);
       if (err.exitCode !== 0 && given.includes('--json')) {
         const message = err.message.replace(/^error: /, '').replace(/\s+/g, ' ').trim() || 'The command line is not complete.';
-        const { hint, exit } = errorRegistry.AZBK_USAGE;
-        process.stdout.write(JSON.stringify({ error: { code: 'AZBK_USAGE', message, hint, exitCode: exit } }, null, 2) + '\n');
+        printJsonError(new AzbkError('AZBK_USAGE', message));
       }
       return;
     }

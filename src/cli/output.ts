@@ -31,11 +31,14 @@ export function makeOutput(json: boolean): Output {
 
 /** Prints an error: one line with its code and message, one with the hint. */
 export function printError(err: AzbkError, json: boolean): void {
-  if (json) {
-    process.stdout.write(JSON.stringify({ error: { code: err.code, message: err.message, hint: err.hint, exitCode: err.exitCode } }, null, 2) + '\n');
-  }
+  if (json) printJsonError(err);
   // One line each, whatever a path or value named in them holds (a newline, a terminal escape).
   process.stderr.write(`azbk: error ${err.code}: ${printable(err.message)}\n  hint: ${printable(err.hint)}\n`);
+}
+
+/** An error as the JSON document on stdout that --json gives instead of a result. */
+export function printJsonError(err: AzbkError): void {
+  process.stdout.write(JSON.stringify({ error: { code: err.code, message: err.message, hint: err.hint, exitCode: err.exitCode } }, null, 2) + '\n');
 }
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
