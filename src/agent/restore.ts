@@ -441,7 +441,7 @@ class RestoreJob {
       const why = untrusted(existing);
       if (why !== null) throw new AzbkError('AZBK_BAD_INPUT', `cannot restore into this existing folder: ${why}`);
       // A folder of ours made read-only (by an earlier restore, say) is opened for the restore:
-      // it gets its backed-up mode at the end.
+      // it gets its mode at the end (the backed-up one, or its own: see below).
       if ((existing.mode & 0o300) !== 0o300 && existing.uid === process.getuid?.()) fs.chmodSync(dest, (existing.mode & 0o7777) | 0o300);
       // Only overwrite gives an existing folder the backed-up mode; skip and copy leave its own (a
       // folder made private since the backup stays private). Its time is the backed-up one.
