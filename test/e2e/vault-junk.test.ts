@@ -8,14 +8,20 @@ import { describe, expect, it } from 'vitest';
 import { backup, createVault, expectExit, expectNoStack, parseJson, setupMachine } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
+/** A vault, machine A registered with it, and a folder `src` holding f.txt ("kept"), not backed up yet. */
+async function machineWithData(prefix: string) {
+  const root = await makeTempDir(prefix);
+  const vault = await createVault(root);
+  const a = await setupMachine(root, { name: 'A', vault });
+  const src = path.join(root, 'data');
+  await fs.mkdir(src);
+  await fs.writeFile(path.join(src, 'f.txt'), 'kept\n');
+  return { root, vault, a, src };
+}
+
 describe('a vault with junk in its storage', () => {
   it('registers, lists and restores past objects that are not records, and reports a point that is not one as damaged', async () => {
-    const root = await makeTempDir('azbk-junk-');
-    const vault = await createVault(root);
-    const a = await setupMachine(root, { name: 'A', vault });
-    const src = path.join(root, 'data');
-    await fs.mkdir(src);
-    await fs.writeFile(path.join(src, 'f.txt'), 'kept\n');
+    const { root, vault, a, src } = await machineWithData('azbk-junk-');
     const first = await backup(a, [src]);
     const machine = first.point.machineId as string;
 
@@ -53,12 +59,7 @@ describe('a vault with junk in its storage', () => {
   }, 60_000);
 
   it('refuses to back up into another vault found where the registration points', async () => {
-    const root = await makeTempDir('azbk-other-vault-');
-    const vault = await createVault(root);
-    const a = await setupMachine(root, { name: 'A', vault });
-    const src = path.join(root, 'data');
-    await fs.mkdir(src);
-    await fs.writeFile(path.join(src, 'f.txt'), 'kept\n');
+    const { vault, a, src } = await machineWithData('azbk-other-vault-');
     await backup(a, [src]);
     const packs = async () => (await fs.readdir(path.join(vault.dir, 'packs'), { recursive: true })).sort();
     const before = await packs();
