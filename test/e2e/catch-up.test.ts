@@ -31,6 +31,11 @@ describe('catching up a missed scheduled backup', () => {
     expectExit(caught, 0);
     expect(caught.stdout).toMatch(/did not run: backing up now[^]*Recovery point \S+ created/);
 
+    // It makes up the policy's backup, so other paths are refused, and nothing is backed up.
+    const other = await m.run(['backup', '--now', '--catch-up', '--include', data]);
+    expectExit(other, 2);
+    expect(other.stderr).toContain('takes no --include');
+
     const again = await m.run(['backup', '--now', '--catch-up', '--json']);
     expectExit(again, 0);
     expect(parseJson(again)).toEqual({ status: 'nothing missed' });

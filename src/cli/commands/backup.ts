@@ -58,6 +58,9 @@ export function backupCommand(program: Command): void {
     .action(
       action('backup', async ({ paths, out, log }, o: Opts) => {
         if (o.now !== true) throw new AzbkError('AZBK_USAGE', 'Say when: azbk backup --now.');
+        // What catch-up decides from is the history of the policy's backups: a backup of other
+        // paths would not count as the run it makes up, and every hourly check would make it again.
+        if (o.catchUp === true && o.include !== undefined) throw new AzbkError('AZBK_USAGE', '--catch-up backs up the policy\'s paths: it takes no --include.');
         boundHeapGrowth();
         const policy = await loadPolicy(paths);
         if (o.catchUp === true) {
