@@ -37,6 +37,23 @@ describe.skipIf(process.platform === 'win32')('restore safety', () => {
     expect(res.failed).toHaveLength(1);
     expect(res.failed[0].reason).toContain('is a link');
     expect(await listFiles(outside)).toEqual([]);
+    const said = await fx.machine.run(['restore', '--point', 'latest', '--target', target]);
+    expectExit(said, 3);
+    expect(said.stdout).toMatch(/^Could not restore point \S+ of \S+ under /);
+    expect(said.stdout).toContain('1 item(s) could not be restored');
+  });
+
+  it('says it restored only part of the point when some items could not be', async () => {
+    const target = fresh('target');
+    expectExit(await fx.machine.run(['restore', '--point', 'latest', '--target', target]), 0);
+    const report = path.join(target, path.relative(path.parse(fx.src).root, fx.src), 'docs/report.txt');
+    await fs.rm(report);
+    await fs.mkdir(path.join(report, 'kept'), { recursive: true });
+    const r = await fx.machine.run(['restore', '--point', 'latest', '--target', target, '--conflict', 'overwrite']);
+    expectExit(r, 3);
+    expect(r.stdout).toMatch(/^Restored part of point \S+ of \S+ under /);
+    expect(r.stdout).toMatch(/1 item\(s\) could not be restored:\n\s+\S+report\.txt: a folder and a file have the same name/);
+    expect(await fs.readdir(report)).toEqual(['kept']);
   });
 
   it('restores files without setuid or setgid, and folders with setgid', async () => {

@@ -98,7 +98,11 @@ export function restoreCommand(program: Command): void {
         recordJob(paths, { kind: 'restore', status, started, finished: new Date().toISOString(), point: r.point.id, restored: r.restored, failed: r.failed.length }, out.warn);
         log.info({ point: r.point.id, restored: r.restored, failed: r.failed.length, conflicts: r.conflicts.length }, 'restore finished');
         const s = r.restored;
-        out.line(`Restored point ${r.point.id} of ${r.machineName}${r.target === null ? ' to its original location' : ` under ${r.target}`}.`);
+        const where = r.target === null ? ' to its original location' : ` under ${r.target}`;
+        const nothing = s.files + s.dirs + s.symlinks === 0;
+        // The first line says how it ended: a restore whose items failed does not read as done.
+        const verb = r.failed.length === 0 ? 'Restored' : nothing ? 'Could not restore' : 'Restored part of';
+        out.line(`${verb} point ${r.point.id} of ${r.machineName}${where}.`);
         out.line(`  ${s.files} files (${formatBytes(s.bytes)}), ${s.dirs} folders, ${s.symlinks} links.`);
         if (r.leftoversRemoved > 0) out.line(`  Removed ${r.leftoversRemoved} temporary file(s) left by an earlier restore that did not finish.`);
         const skipped = r.conflicts.filter((c) => c.action === 'skipped');
