@@ -3,6 +3,7 @@ import type { Retention } from '../core/retention.js';
 import { describeTimes, nextRun } from '../core/schedule.js';
 import { dayNames, formatClock } from '../core/week.js';
 import type { Policy } from '../agent/policy.js';
+import { cronDaemonNote } from '../agent/cron-daemon.js';
 import { installedSchedule, scheduledCommand } from '../agent/scheduler.js';
 import type { HomePaths } from '../shared/paths.js';
 import { formatBytes } from './output.js';
@@ -38,16 +39,32 @@ export function describePolicy(p: Policy): string[] {
   return lines;
 }
 
-/** The policy as a command's JSON result shows it: with its next run, and whether crontab has it when known. */
-export function policyResult(p: Policy, installed: boolean | null = null): Policy & { nextRun?: string; installed?: boolean } {
-  return { ...p, ...(p.schedule ? { nextRun: nextRun(p.schedule, new Date()).toISOString() } : {}), ...(installed === null ? {} : { installed }) };
+/**
+ * The policy as a command's JSON result shows it: with its next run, whether crontab has it when
+ * known, and `cronDaemon: false` when it does but no cron daemon runs to run it.
+ */
+export function policyResult(p: Policy, notes: CrontabNotes | null = null): Policy & { nextRun?: string; installed?: boolean; cronDaemon?: false } {
+  return {
+    ...p,
+    ...(p.schedule ? { nextRun: nextRun(p.schedule, new Date()).toISOString() } : {}),
+    ...(notes === null || notes.installed === null ? {} : { installed: notes.installed }),
+    ...(notes?.noDaemon === true ? { cronDaemon: false as const } : {}),
+  };
+}
+
+export interface CrontabNotes {
+  readonly installed: boolean | null;
+  readonly note: string | null;
+  /** the crontab has the schedule, and no cron daemon runs it */
+  readonly noDaemon?: boolean;
 }
 
 /**
  * What `policy show` says of the crontab, beside the policy: whether it holds the policy's
- * schedule as set, and a note when it does not. Nothing on Windows.
+ * schedule as set, and a note when it does not, or when it does and no cron daemon runs (Linux).
+ * Nothing on Windows.
  */
-export async function crontabNotes(paths: HomePaths, p: Policy): Promise<{ installed: boolean | null; note: string | null }> {
+export async function crontabNotes(paths: HomePaths, p: Policy): Promise<CrontabNotes> {
   let state: Awaited<ReturnType<typeof installedSchedule>>;
   try {
     state = await installedSchedule(p.schedule ?? null, scheduledCommand(paths));
@@ -55,7 +72,10 @@ export async function crontabNotes(paths: HomePaths, p: Policy): Promise<{ insta
     return { installed: null, note: `The crontab could not be checked: ${err instanceof Error ? err.message : String(err)}` };
   }
   if (state === null || (state === 'none' && p.schedule === undefined)) return { installed: null, note: null };
-  if (state === 'same') return { installed: true, note: null };
+  if (state === 'same') {
+    const note = await cronDaemonNote();
+    return { installed: true, note, noDaemon: note !== null };
+  }
   if (state === 'none') return { installed: false, note: 'The schedule is missing from crontab: set it again with azbk policy set --schedule TIMES.' };
   return {
     installed: false,

@@ -99,6 +99,15 @@ describe.runIf(hasCrontab)('scheduled backups', () => {
     expect(hasUserLines()).toBe(true);
     const show = await m.run(['policy', 'show', '--json']);
     expect(parseJson(show)).toMatchObject({ schedule: { times: [375] }, installed: true });
+    // Installed, but without a cron daemon nothing runs it: set, show and status say so.
+    expect(parseJson(show).cronDaemon).toBe(cronRuns ? undefined : false);
+    const NO_DAEMON = /No cron daemon is running[^\n]*scheduled backups will not run until one is started/;
+    for (const args of [['policy', 'set', '--schedule', '06:15'], ['policy', 'show'], ['status']]) {
+      const r = await m.run(args);
+      expectExit(r, 0);
+      if (cronRuns) expect(r.stdout).not.toMatch(NO_DAEMON);
+      else expect(r.stdout).toMatch(NO_DAEMON);
+    }
 
     // Changed behind azbk's back (another time), then removed: show says so.
     editCrontab((l) => (ofHome(l, m.home) ? l.replace(/^15 6 /, '45 6 ') : l));

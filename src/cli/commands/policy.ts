@@ -15,6 +15,7 @@ import { KEYCHAIN_REACHES_SCHEDULED_JOBS, planSchedule, scheduledCommand } from 
 import { requireRegistration, secretsLocation } from '../../agent/state.js';
 import { AzbkError } from '../../shared/errors.js';
 import type { VaultSession } from '../../vault/api.js';
+import { cronDaemonNote } from '../../agent/cron-daemon.js';
 import { crontabNotes, describePolicy, policyResult } from '../policy-text.js';
 import { action } from '../run.js';
 
@@ -174,7 +175,9 @@ export function policyCommand(program: Command): void {
           ...(schedule !== undefined ? { schedule } : {}),
         });
         for (const line of describePolicy(p)) out.line(line);
-        out.result(policyResult(p));
+        const daemon = schedule ? await cronDaemonNote() : null;
+        if (daemon !== null) out.line(daemon);
+        out.result(policyResult(p, daemon === null ? null : { installed: true, note: daemon, noDaemon: true }));
       }),
     );
   policy
@@ -185,9 +188,9 @@ export function policyCommand(program: Command): void {
       action('policy show', async ({ paths, out }) => {
         const p = await loadPolicy(paths);
         for (const line of describePolicy(p)) out.line(line);
-        const { installed, note } = await crontabNotes(paths, p);
-        if (note !== null) out.line(note);
-        out.result(policyResult(p, installed));
+        const notes = await crontabNotes(paths, p);
+        if (notes.note !== null) out.line(notes.note);
+        out.result(policyResult(p, notes));
       }),
     );
 }

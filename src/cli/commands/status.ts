@@ -54,7 +54,8 @@ export function statusCommand(program: Command): void {
           return;
         }
         const policy: Policy | undefined = await read('Policy', () => loadPolicy(paths));
-        const { installed, note } = policy === undefined ? { installed: null, note: null } : await crontabNotes(paths, policy);
+        const notes = policy === undefined ? null : await crontabNotes(paths, policy);
+        const note = notes?.note ?? null;
         const watcher = watcherRunning(paths.home);
         const { jobs, unreadable } = await readJobs(paths, LOOK_BACK);
         const last = jobs.at(-1);
@@ -89,7 +90,7 @@ export function statusCommand(program: Command): void {
           machine: { id: registration.machineId, name: registration.machineName, registered: registration.registered },
           vault: { id: registration.vaultId, name: registration.vaultName, endpoint: registration.endpoint },
           secrets: { ...secretsResult(paths, secrets), ...(stray ? { stray: paths.secrets } : {}) },
-          policy: policy === undefined ? null : policyResult(policy, installed ?? null),
+          policy: policy === undefined ? null : policyResult(policy, notes),
           watcher: watcher === null ? null : { pid: watcher },
           running: running === null ? null : { kind: running.kind, jobId: running.jobId, pid: running.pid, started: running.started, progress: running.progress === null ? null : { at: new Date(running.progress.at).toISOString(), ...running.progress.record } },
           lastJob: last ?? null,
