@@ -11,6 +11,8 @@ export interface Output {
   warn(text: string): void;
   /** Part of a JSON result too large to build whole, written as it comes (--json mode only). */
   piece(text: string): void;
+  /** An event of a command that runs until stopped: one JSON line each (JSON Lines; --json mode only). */
+  event(value: unknown): void;
 }
 
 export function makeOutput(json: boolean): Output {
@@ -26,6 +28,9 @@ export function makeOutput(json: boolean): Output {
     piece: (text) => {
       if (json) process.stdout.write(text);
     },
+    event: (value) => {
+      if (json) process.stdout.write(JSON.stringify(value) + '\n');
+    },
   };
 }
 
@@ -36,9 +41,12 @@ export function printError(err: AzbkError, json: boolean): void {
   process.stderr.write(`azbk: error ${err.code}: ${printable(err.message)}\n  hint: ${printable(err.hint)}\n`);
 }
 
-/** An error as the JSON document on stdout that --json gives instead of a result. */
+/**
+ * An error as the JSON document on stdout that --json gives instead of a result: on one line, so
+ * that it also ends the JSON Lines of a command that prints events (watch).
+ */
 export function printJsonError(err: AzbkError): void {
-  process.stdout.write(JSON.stringify({ error: { code: err.code, message: err.message, hint: err.hint, exitCode: err.exitCode } }, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ error: { code: err.code, message: err.message, hint: err.hint, exitCode: err.exitCode } }) + '\n');
 }
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

@@ -20,20 +20,20 @@ afterEach(() => {
   running.clear();
 });
 
-function startWatch(m: Machine) {
-  const child = spawn(process.execPath, [BIN, 'watch'], { cwd: REPO, env: { ...process.env, AZBK_HOME: m.home }, stdio: ['ignore', 'pipe', 'pipe'] });
+function startWatch(m: Machine, args: readonly string[] = [], started = 'Watching') {
+  const child = spawn(process.execPath, [BIN, 'watch', ...args], { cwd: REPO, env: { ...process.env, AZBK_HOME: m.home }, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   child.on('exit', () => running.delete(child));
   let stdout = '';
   child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
   const ready = (async () => {
-    for (let i = 0; i < 400 && !stdout.includes('Watching'); i++) await sleep(25);
-    if (!stdout.includes('Watching')) throw new Error(`azbk watch did not start: ${stdout}`);
+    for (let i = 0; i < 400 && !stdout.includes(started); i++) await sleep(25);
+    if (!stdout.includes(started)) throw new Error(`azbk watch did not start: ${stdout}`);
   })();
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  return { ready, stop: () => child.kill('SIGTERM'), done, output: () => stdout + stderr, pid: child.pid! };
+  return { ready, stop: () => child.kill('SIGTERM'), done, output: () => stdout + stderr, stdout: () => stdout, pid: child.pid! };
 }
 
 /** Runs `fn` while the watcher `pid` is held still (SIGSTOP), and lets it go on after, whatever happens. */
@@ -561,6 +561,24 @@ describe('change journal', () => {
     expect(whole.stderr).toContain('AZBK_BAD_INPUT: The root folder / cannot be backed up as a whole.');
     expect(w.output()).not.toContain('Watching');
     await expect(fs.stat(path.join(m.home, 'journal', 'session.json'))).rejects.toThrow();
+  }, 60_000);
+
+  it('prints its events as JSON Lines with --json, an error as one line too', async () => {
+    const root = await makeTempDir('azbk-watch-');
+    const kept = path.join(root, 'kept');
+    await fs.mkdir(kept);
+    const m = await setupMachine(root);
+    const lines = (text: string) => text.trimEnd().split('\n').map((l) => JSON.parse(l) as unknown);
+    const w = startWatch(m, ['--json', '--include', kept], '"ready"');
+    await w.ready;
+    expect(lines(w.stdout())).toEqual([{ event: 'ready', paths: [kept] }]);
+    w.stop();
+    expect(await w.done).toBe(0);
+    expect(lines(w.stdout())).toEqual([{ event: 'ready', paths: [kept] }, { event: 'stopped' }]);
+
+    const missing = spawnSync(process.execPath, [BIN, 'watch', '--json', '--include', path.join(root, 'typo')], { cwd: REPO, env: { ...process.env, AZBK_HOME: m.home }, encoding: 'utf8', timeout: 20_000 });
+    expect(missing.status).toBe(2);
+    expect(lines(missing.stdout)).toEqual([{ error: expect.objectContaining({ code: 'AZBK_PATH_NOT_FOUND', exitCode: 2 }) }]);
   }, 60_000);
 
   it.skipIf(process.platform === 'win32')('re-examines folders with skipped entries, and sees writes through another hard link', async () => {

@@ -19,7 +19,7 @@ export function watchCommand(program: Command): void {
     .command('watch')
     .description('keep a change journal of the backed-up folders (runs until stopped)')
     .option('--include <path...>', "folders to watch (default: the policy's)")
-    .option('--json', 'print events as JSON')
+    .option('--json', 'print events as JSON Lines: ready, then stopped')
     .addHelpText(
       'after',
       '\nWhile it runs, and has been running since the last backup, `azbk backup --now` examines only\n' +
@@ -73,7 +73,7 @@ export function watchCommand(program: Command): void {
           await runWatcher(paths.home, include, controller.signal, () => {
             log.info({ paths: include.length }, 'watching');
             out.line(`Watching ${include.join(', ')}; changes go to ${journalFiles(paths.home).changes}.`);
-            out.result({ event: 'ready', paths: include });
+            out.event({ event: 'ready', paths: include });
           });
         } finally {
           process.off('SIGINT', stop);
@@ -81,6 +81,7 @@ export function watchCommand(program: Command): void {
           await lock.release();
         }
         out.line('Stopped watching.');
+        out.event({ event: 'stopped' });
       }),
     );
 }
