@@ -24,6 +24,7 @@ import { destOf, restoreData, tempPath, type DataResult, type FilePlan } from '.
 import { holdsContent, openTemp, settle, settleDir, stopIfAsked, toTime, why, writeAll } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
 import type { PassphraseInput } from './passphrase.js';
+import { checkOwnPoint } from './point-history.js';
 import { entryAt, findMachine, keysFor, openPoint, outermost, pickPoint } from './points.js';
 
 export type ConflictRule = 'overwrite' | 'skip' | 'copy';
@@ -92,6 +93,8 @@ export interface RestoreResult {
   readonly missingPacks: readonly PackId[];
   /** temporary files of earlier restores that died, removed before this one began (see restore-leftovers.ts) */
   readonly leftoversRemoved: number;
+  /** what the job history says the vault should have listed and did not (see point-history.ts) */
+  readonly warnings: readonly string[];
 }
 
 interface Selected {
@@ -128,8 +131,10 @@ const OPEN_RESTORED = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0);
 export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<RestoreResult> {
   const machine = await findMachine(ctx, o.machine);
   const families = await keysFor(ctx, machine.id, o.passphrase);
-  const info = pickPoint(await ctx.session.listPoints(machine.id), o.point);
-  const { manifest, keys } = await openPoint(ctx, families, info);
+  const listed = await ctx.session.listPoints(machine.id);
+  const info = pickPoint(listed, o.point);
+  const { record, manifest, keys } = await openPoint(ctx, families, info);
+  const warnings = machine.id === ctx.registration.machineId ? await checkOwnPoint(ctx.paths, listed, info, record.jobId) : [];
   const job = new RestoreJob(ctx, await PointReader.open(ctx, keys, { maxKept: o.maxKept }), manifest.tree, o);
   // Everything asked for is found before anything is written.
   const selected = await job.select(info.id, manifest);
@@ -160,6 +165,7 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
     failed: job.failed,
     missingPacks: [...job.missing].sort(),
     leftoversRemoved: leftovers,
+    warnings,
   };
 }
 

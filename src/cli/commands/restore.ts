@@ -104,6 +104,7 @@ export function restoreCommand(program: Command): void {
         const verb = r.failed.length === 0 ? 'Restored' : nothing ? 'Could not restore' : 'Restored part of';
         out.line(`${verb} point ${r.point.id} of ${r.machineName}${where}.`);
         out.line(`  ${s.files} files (${formatBytes(s.bytes)}), ${s.dirs} folders, ${s.symlinks} links.`);
+        for (const w of r.warnings) out.warn(w);
         if (r.leftoversRemoved > 0) out.line(`  Removed ${r.leftoversRemoved} temporary file(s) left by an earlier restore that did not finish.`);
         const skipped = r.conflicts.filter((c) => c.action === 'skipped');
         if (skipped.length > 0) out.line(`  ${skipped.length} existing item(s) left as they were (--conflict skip).`);

@@ -1,0 +1,55 @@
+/**
+ * A vault cannot forge a point, but it could pass an old one off as new: copy it under a newer
+ * name, so that "latest" restores old data, or leave the newest out of its list. The machine's
+ * job history, which the vault cannot touch, gives both away.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { backup, createVault, expectExit, expectNoStack, setupMachine } from '../helpers/cli.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+describe('a vault that presents old points as new', () => {
+  it('refuses a copy of an old point under a newer name, and warns of a newest point left out', async () => {
+    const root = await makeTempDir('azbk-rollback-');
+    const vault = await createVault(root);
+    const m = await setupMachine(root, { vault });
+    const src = path.join(root, 'data');
+    await fs.mkdir(src);
+    await fs.writeFile(path.join(src, 'f.txt'), 'old\n');
+    const first = await backup(m, [src]);
+    await fs.writeFile(path.join(src, 'f.txt'), 'new\n');
+    const second = await backup(m, [src]);
+    const dir = path.join(vault.dir, 'points', first.point.machineId as string);
+    const restored = async (target: string) => fs.readFile(path.join(target, src, 'f.txt'), 'utf8');
+
+    // The first point's record, renamed and dated after the second: what the vault alone can do.
+    const record = JSON.parse(await fs.readFile(path.join(dir, first.point.id), 'utf8'));
+    const time = new Date(Date.parse(second.point.time) + 60_000);
+    const copyId = `${time.toISOString().replace(/[-:]/g, '').replace('.', '')}-0badc0de`;
+    await fs.writeFile(path.join(dir, copyId), JSON.stringify({ ...record, id: copyId, time: time.toISOString() }));
+    const copied = await m.run(['restore', '--point', 'latest', '--target', path.join(root, 'copied')]);
+    expectExit(copied, 1);
+    expectNoStack(copied);
+    expect(copied.stderr).toContain(`AZBK_VAULT_CORRUPT: The vault gives recovery point ${copyId} the content of point ${first.point.id}`);
+    await expect(fs.stat(path.join(root, 'copied'))).rejects.toThrow();
+    // The points themselves still restore by id.
+    expectExit(await m.run(['restore', '--point', second.point.id, '--target', path.join(root, 'second')]), 0);
+    expect(await restored(path.join(root, 'second'))).toBe('new\n');
+
+    // The newest point withheld: the one before is restored, with a warning naming the missing one.
+    await fs.rm(path.join(dir, copyId));
+    await fs.rename(path.join(dir, second.point.id), path.join(root, 'withheld'));
+    const older = await m.run(['restore', '--point', 'latest', '--target', path.join(root, 'older')]);
+    expectExit(older, 0);
+    expect(older.stderr).toContain(`This machine's last backup made recovery point ${second.point.id}, which the vault does not list (the newest it lists is ${first.point.id}).`);
+    expect(await restored(path.join(root, 'older'))).toBe('old\n');
+
+    // Listed again: no warning.
+    await fs.rename(path.join(root, 'withheld'), path.join(dir, second.point.id));
+    const back = await m.run(['restore', '--point', 'latest', '--target', path.join(root, 'back')]);
+    expectExit(back, 0);
+    expect(back.stderr).toBe('');
+    expect(await restored(path.join(root, 'back'))).toBe('new\n');
+  }, 60_000);
+});
