@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { compileExcludes, excludesKey, type Excluded } from '../core/exclude.js';
 import type { BlobId, PackId } from '../core/ids.js';
 import { encodeTree, type FileNode, type TreeNode } from '../core/tree.js';
 import { AzbkError, isAzbkError, localIoError } from '../shared/errors.js';
@@ -63,6 +64,8 @@ export type BackupEvent =
 
 export interface BackupOptions {
   readonly include: readonly string[];
+  /** what to leave out under the included paths: patterns (see core/exclude.ts) */
+  readonly exclude?: readonly string[];
   readonly onEvent?: (e: BackupEvent) => void;
   /** write a checkpoint at least this often (default 60 s) */
   readonly checkpointIntervalMs?: number;
@@ -230,6 +233,8 @@ export const FULL_SCAN_EVERY_MS = 24 * 60 * 60 * 1000;
 /** What the last completed backup left for the next one (see JournalMark), and when the last full scan started. */
 interface LastBackup extends JournalMark {
   readonly lastFull: string | null;
+  /** its exclusions (excludesKey): under others, the folders the journal saw no change in may not be what they were */
+  readonly exclude: string;
 }
 
 /** The last completed backup's mark, from the cache (null for none, or one this version did not write). */
@@ -238,7 +243,9 @@ function lastBackup(v: unknown): LastBackup | null {
   if (typeof b?.started !== 'string' || typeof b.offset !== 'number' || !Array.isArray(b.paths) || !b.paths.every((p) => typeof p === 'string')) return null;
   const run = typeof b.run === 'string' ? b.run : null;
   const lastFull = typeof b.lastFull === 'string' ? b.lastFull : null;
-  return { started: b.started, offset: b.offset, run, paths: b.paths as string[], lastFull };
+  // A mark written before exclusions were: none then.
+  const exclude = typeof b.exclude === 'string' ? b.exclude : excludesKey([]);
+  return { started: b.started, offset: b.offset, run, paths: b.paths as string[], lastFull, exclude };
 }
 
 /** Whether a full scan that started at `lastFull` (ISO time) is too old to go without another, now. */
@@ -335,6 +342,9 @@ class BackupJob {
   private namedByCheckpoints = 0;
   /** files examined so far, and their size (see progress) */
   private readonly examined = { files: 0, bytes: 0 };
+  /** what the walk leaves out, and the same as one text (see core/exclude.ts) */
+  private readonly excluded: Excluded | null;
+  private readonly excludeKey: string;
 
   constructor(
     private readonly ctx: AgentContext,
@@ -350,6 +360,8 @@ class BackupJob {
     this.known = resume?.files ?? new Map();
     this.partials = resume?.partials ?? new Map();
     this.heldPartials = new Map([...this.partials].map(([p, f]) => [p, { id: identity(f), count: f.content.length }]));
+    this.excluded = compileExcludes(opts.exclude ?? []);
+    this.excludeKey = excludesKey(opts.exclude ?? []);
   }
 
   get id(): string {
@@ -395,7 +407,9 @@ class BackupJob {
     const run = journalRun(home);
     const included = includedPaths.map(fromSegments);
     const journal = changesSince(home, last, included);
-    if (journal.ok && sync === 'silent') {
+    if (last !== null && last.exclude !== this.excludeKey) {
+      this.scan = { mode: 'full', reason: 'the exclusions changed since the last backup' };
+    } else if (journal.ok && sync === 'silent') {
       this.scan = { mode: 'full', reason: 'the change journal did not answer in time (azbk watch is stopped or far behind)' };
     } else if (journal.ok && fullScanDue(last?.lastFull ?? null, started)) {
       this.scan = { mode: 'full', reason: 'the last full scan is more than a day old (one a day finds what a change journal cannot see)' };
@@ -412,7 +426,7 @@ class BackupJob {
     } else this.scan = { mode: 'full', reason: journal.why };
     // A full scan after an earlier backup has help from the scan worker, which starts at once (or
     // was started while the command loaded: see prestartScan); a backup that needs none ends that one.
-    if (this.dirty === null && last !== null) this.scanner = startScan(included, this.cache.file, (tree) => this.reusable(tree));
+    if (this.dirty === null && last !== null) this.scanner = startScan(included, this.opts.exclude ?? [], this.cache.file, (tree) => this.reusable(tree));
     else dropPrestartedScan();
     try {
       return await this.backUp(started, cfg, includedPaths, trie, { offset, run, included, last });
@@ -485,7 +499,7 @@ class BackupJob {
     this.named = packIds(this.packsOf(root.tree, root.packs));
     const point = await session.putPoint({ keyId: keys.keyId, jobId: this.jobId, manifest: sealed, packs: this.named });
     this.cache.putTreePacks([...this.madeTrees].map(([tree, refs]) => [tree, packIds(refs)] as const));
-    const mark: LastBackup = { started: manifest.started, offset, run, paths: included, lastFull: this.scan.mode === 'full' ? manifest.started : (last?.lastFull ?? null) };
+    const mark: LastBackup = { started: manifest.started, offset, run, paths: included, lastFull: this.scan.mode === 'full' ? manifest.started : (last?.lastFull ?? null), exclude: this.excludeKey };
     this.cache.setMeta(LAST_BACKUP, mark);
     this.index.saveSnapshot(this.cache); // the next backup or restore loads the index as it is
     return {
@@ -799,7 +813,7 @@ class BackupJob {
     let listed: Listed[];
     let complete: boolean;
     try {
-      ({ listed, complete } = listFolder(abs, (p, why) => this.skip(p, typeof why === 'string' ? why : describe(why)), folder.st));
+      ({ listed, complete } = listFolder(abs, (p, why) => this.skip(p, typeof why === 'string' ? why : describe(why)), folder.st, this.excluded));
     } catch (err) {
       this.skip(abs, describe(err));
       return null;
@@ -1036,9 +1050,9 @@ function fileNode(name: string, st: NodeStat, id: FileIdentity, content: readonl
 const NO_FILES: ReadonlyMap<string, KnownFile> = new Map();
 
 /** A scan worker for a full scan (see FolderScan), or null when no thread could be started: it is only a help. */
-function startScan(roots: readonly string[], cacheFile: string, stored: (tree: BlobId) => boolean): FolderScan | null {
+function startScan(roots: readonly string[], exclude: readonly string[], cacheFile: string, stored: (tree: BlobId) => boolean): FolderScan | null {
   try {
-    return new FolderScan(roots, cacheFile, stored);
+    return new FolderScan(roots, cacheFile, stored, { exclude });
   } catch {
     return null;
   }

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import type { Excluded } from '../core/exclude.js';
 import type { KnownFile } from './checkpoint.js';
 import { childPath } from './fspath.js';
 import { fileStat, REPLACED, type FileStat } from './pipeline/protocol.js';
@@ -32,10 +33,11 @@ export function entryStat(st: fs.BigIntStats): EntryStat {
  * With `self` (the folder's own lstat, as its parent's listing has it), an error with code
  * REPLACED when `abs` names another folder by now.
  * An entry that cannot be examined is left out and handed to `skip` with its error, or with why
- * as text; `complete` is false then.
+ * as text; `complete` is false then. An entry `excluded` leaves out is neither examined nor listed.
  */
-export function listFolder(abs: string, skip: (p: string, why: unknown) => void, self?: EntryStat): { listed: Listed[]; complete: boolean } {
-  if (self === undefined || process.platform === 'win32') return listAt(abs, abs, skip);
+export function listFolder(abs: string, skip: (p: string, why: unknown) => void, self?: EntryStat, excluded?: Excluded | null): { listed: Listed[]; complete: boolean } {
+  const out = excluded ?? null;
+  if (self === undefined || process.platform === 'win32') return listAt(abs, abs, skip, out);
   // Opened without following a link, and checked to be the folder its parent listed: a folder
   // swapped for a link (to one outside the included folders, say) is never listed in its place.
   const fd = fs.openSync(abs, DIR_FLAGS);
@@ -46,20 +48,27 @@ export function listFolder(abs: string, skip: (p: string, why: unknown) => void,
     }
     // On Linux the folder opened is listed, and its entries examined, through its descriptor: so
     // also when a folder above it is swapped for a link meanwhile.
-    return listAt(abs, BY_DESCRIPTOR ? `/proc/self/fd/${fd}` : abs, skip);
+    return listAt(abs, BY_DESCRIPTOR ? `/proc/self/fd/${fd}` : abs, skip, out);
   } finally {
     fs.closeSync(fd);
   }
 }
 
+/** A path as exclusions see it: with `/` between names (a Windows path keeps its drive, C:/Users). */
+const SLASHED = process.platform === 'win32' ? (p: string) => p.replaceAll('\\', '/') : (p: string) => p;
+
 const DIR_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_DIRECTORY ?? 0) | (fs.constants.O_NOFOLLOW ?? 0);
 const BY_DESCRIPTOR = process.platform === 'linux' && fs.existsSync('/proc/self/fd');
 
 /** listFolder's work: the entries of the folder `abs`, read through the path `at` (abs, or its descriptor). */
-function listAt(abs: string, at: string, skip: (p: string, why: unknown) => void): { listed: Listed[]; complete: boolean } {
+function listAt(abs: string, at: string, skip: (p: string, why: unknown) => void, excluded: Excluded | null): { listed: Listed[]; complete: boolean } {
   let names = fs.readdirSync(at);
   let unnamed = 0;
   if (names.some((n) => n.includes('\uFFFD'))) [names, unnamed] = decodableNames(abs, at, skip);
+  if (excluded !== null) {
+    const slashed = SLASHED(abs);
+    names = names.filter((name) => !excluded(slashed === '/' ? `/${name}` : `${slashed}/${name}`, name));
+  }
   names.sort();
   const listed: Listed[] = [];
   for (const name of names) {

@@ -53,6 +53,24 @@ afterEach(() => {
 });
 
 describe('scan worker', () => {
+  it('lists folders with the exclusions the walk has, so that a folder with entries left out can stand unchanged', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    const p = (...segs: string[]) => path.join(src, ...segs);
+    await write(p('a', 'keep.txt'), 'kept\n');
+    await write(p('a', 'skip.tmp'), 'left out\n');
+    await write(p('a', 'cache', 'blob'), 'left out\n');
+    await settled();
+    const exclude = ['*.tmp', 'cache'];
+    await runBackup(m.ctx, { include: [src], exclude });
+
+    const same = await scanned(m, [src], [src, p('a')], () => true, { exclude });
+    expect([...same.keys()]).toEqual([src]);
+    expect(same.get(src)).toMatchObject({ files: 1, dirs: 2, bytes: 5 });
+    // Without them, the folder holds more than was stored: the walk examines it.
+    expect([...(await scanned(m, [src], [src, p('a')])).keys()]).toEqual([]);
+  });
+
   it('reports the folders that did not change, each standing for those beneath it, and no other', async () => {
     const m = await createMachine();
     const src = path.join(m.dir, 'src');

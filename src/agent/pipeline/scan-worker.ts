@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
+import { compileExcludes } from '../../core/exclude.js';
 import { openDirRows, type StoredDir } from '../file-cache.js';
 import { fingerprint, listFolder } from '../folder-listing.js';
 import type { ScanBatch, ScanInit } from './scan.js';
@@ -14,8 +15,9 @@ import type { ScanBatch, ScanInit } from './scan.js';
 const BATCH = 16;
 
 // Started ahead of its FolderScan (see prestartScan), the worker hears what to scan in a message.
-const { roots, cacheFile, port } = (workerData as ScanInit | null) ?? (await new Promise<ScanInit>((resolve) => parentPort!.once('message', resolve)));
+const { roots, exclude, cacheFile, port } = (workerData as ScanInit | null) ?? (await new Promise<ScanInit>((resolve) => parentPort!.once('message', resolve)));
 const rows = openDirRows(cacheFile);
+const excluded = compileExcludes(exclude);
 
 function emptyBatch() {
   return { paths: [] as string[], trees: [] as string[], counts: [] as number[], listed: [] as number[], subfolders: [] as string[][] } satisfies ScanBatch;
@@ -41,7 +43,7 @@ function scan(abs: string): StoredDir | null {
   const listedAt = Date.now();
   let listing: ReturnType<typeof listFolder>;
   try {
-    listing = listFolder(abs, () => undefined);
+    listing = listFolder(abs, () => undefined, undefined, excluded);
   } catch {
     return null;
   }

@@ -15,6 +15,8 @@ import { workerUrl } from '../../shared/worker-url.js';
 export interface ScanInit {
   /** the included paths, in the walk's order */
   readonly roots: readonly string[];
+  /** what the walk leaves out (see core/exclude.ts): the worker lists folders as the walk does */
+  readonly exclude: readonly string[];
   /** the cache database, read through a connection of the worker's own */
   readonly cacheFile: string;
   readonly port: MessagePort;
@@ -38,6 +40,8 @@ export interface ScanOptions {
    * up as it was when the worker listed it, and a file moved into it since then would be missed.
    */
   readonly maxAgeMs?: number;
+  /** what the walk leaves out (see core/exclude.ts) */
+  readonly exclude?: readonly string[];
 }
 
 const WORKER_URL = workerUrl(import.meta.url, 'scan-worker.js');
@@ -117,7 +121,7 @@ export class FolderScan {
     this.maxAgeMs = opts.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    const init: ScanInit = { roots, cacheFile, port: port2 };
+    const init: ScanInit = { roots, exclude: opts.exclude ?? [], cacheFile, port: port2 };
     if (prestarted !== null) {
       this.worker = prestarted;
       prestarted = null;
