@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import type { BandwidthPolicy } from '../core/bandwidth.js';
+import { compileExcludes } from '../core/exclude.js';
 import { validRetention, type Retention } from '../core/retention.js';
 import { validSchedule, type Schedule } from '../core/schedule.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
@@ -17,6 +18,8 @@ import { toSegments } from './fspath.js';
 export interface Policy {
   readonly version: 1;
   readonly include: readonly string[];
+  /** what backups leave out under the included paths (see core/exclude.ts) */
+  readonly exclude?: readonly string[];
   readonly bandwidth?: BandwidthPolicy;
   readonly schedule?: Schedule;
   /** when the schedule was set (ISO time): runs due before it were never missed */
@@ -38,7 +41,7 @@ export function refuseWholeRoot(include: readonly string[]): void {
 
 function damaged(file: string): AzbkError {
   return new AzbkError('AZBK_BAD_INPUT', `The policy file ${file} is damaged.`, {
-    hint: 'Remove it and set the policy again with azbk policy set (--include, bandwidth, --schedule, --keep-*); until then the vault keeps the retention last set, and crontab the schedule.',
+    hint: 'Remove it and set the policy again with azbk policy set (--include, --exclude, bandwidth, --schedule, --keep-*); until then the vault keeps the retention last set, and crontab the schedule.',
   });
 }
 
@@ -53,6 +56,14 @@ function validBandwidth(b: unknown): b is BandwidthPolicy {
   );
 }
 
+function validExcludes(v: unknown): boolean {
+  try {
+    return Array.isArray(v) && compileExcludes(v as string[]) !== null;
+  } catch {
+    return false;
+  }
+}
+
 export async function loadPolicy(paths: HomePaths): Promise<Policy> {
   const v = await readLocalJson(paths.policy, () => damaged(paths.policy));
   if (v === null) return EMPTY;
@@ -61,6 +72,7 @@ export async function loadPolicy(paths: HomePaths): Promise<Policy> {
   // wherever a scheduled job runs).
   const includable = (x: unknown) => typeof x === 'string' && path.isAbsolute(x) && toSegments(x).length > 0;
   if (p.version !== 1 || !Array.isArray(p.include) || !p.include.every(includable)) throw damaged(paths.policy);
+  if (p.exclude !== undefined && !validExcludes(p.exclude)) throw damaged(paths.policy);
   if (p.bandwidth !== undefined && !validBandwidth(p.bandwidth)) throw damaged(paths.policy);
   if (p.schedule !== undefined && !validSchedule(p.schedule)) throw damaged(paths.policy);
   if (p.scheduleSet !== undefined && !(typeof p.scheduleSet === 'string' && Number.isFinite(Date.parse(p.scheduleSet)))) throw damaged(paths.policy);
@@ -70,6 +82,8 @@ export async function loadPolicy(paths: HomePaths): Promise<Policy> {
 
 export interface PolicyChange {
   readonly include?: readonly string[];
+  /** empty: leave nothing out */
+  readonly exclude?: readonly string[];
   readonly bandwidth?: BandwidthPolicy;
   /** null: no scheduled backups */
   readonly schedule?: Schedule | null;
@@ -84,9 +98,11 @@ export async function updatePolicy(paths: HomePaths, change: PolicyChange): Prom
   const same = JSON.stringify(schedule) === JSON.stringify(old.schedule);
   const scheduleSet = schedule === undefined || schedule === null ? undefined : same && old.scheduleSet !== undefined ? old.scheduleSet : new Date().toISOString();
   const retention = change.retention ?? old.retention;
+  const exclude = change.exclude === undefined ? old.exclude : [...new Set(change.exclude)];
   const policy: Policy = {
     version: 1,
     include: change.include === undefined ? old.include : [...new Set(change.include.map((p) => path.resolve(p)))],
+    ...(exclude === undefined || exclude.length === 0 ? {} : { exclude }),
     ...(bandwidth === undefined ? {} : { bandwidth }),
     ...(schedule === undefined || schedule === null ? {} : { schedule, ...(scheduleSet === undefined ? {} : { scheduleSet }) }),
     ...(retention === undefined ? {} : { retention }),

@@ -25,6 +25,7 @@ const localTime = (d: Date) => `${d.getFullYear()}-${String(d.getMonth() + 1).pa
 /** The policy as lines of text. */
 export function describePolicy(p: Policy): string[] {
   const lines = [p.include.length === 0 ? 'Include: (nothing yet)' : `Include: ${p.include.join(', ')}`];
+  if (p.exclude !== undefined && p.exclude.length > 0) lines.push(`Exclude: ${p.exclude.join(', ')}`);
   const b = p.bandwidth;
   if (b !== undefined) {
     lines.push(`Bandwidth: ${rateText(b.work)} during work hours (${dayNames(b.workDays)} ${formatClock(b.workStart)}-${formatClock(b.workEnd)}), ${rateText(b.off)} otherwise`);

@@ -8,7 +8,7 @@ import { appendFileSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BIN, REPO, backup, createVault, expectExit, setupMachine, type Machine } from '../helpers/cli.js';
+import { BIN, REPO, backup, createVault, expectExit, parseJson, setupMachine, type Machine } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -561,6 +561,36 @@ describe('change journal', () => {
     expect(whole.stderr).toContain('AZBK_BAD_INPUT: The root folder / cannot be backed up as a whole.');
     expect(w.output()).not.toContain('Watching');
     await expect(fs.stat(path.join(m.home, 'journal', 'session.json'))).rejects.toThrow();
+  }, 60_000);
+
+  it('leaves out what the exclusions match also when only what changed is examined, and scans everything when they change', async () => {
+    const root = await makeTempDir('azbk-watch-');
+    const src = path.join(root, 'src');
+    await fs.mkdir(path.join(src, 'a'), { recursive: true });
+    await fs.writeFile(path.join(src, 'a', 'kept.txt'), 'kept\n');
+    const m = await setupMachine(root);
+    expectExit(await m.run(['policy', 'set', '--include', src, '--exclude', '*.tmp']), 0);
+    const files = async (point: string) => (await m.run(['ls', '--point', point, '-r', src])).stdout.split('\n').filter((l) => l.startsWith('-')).map((l) => path.basename(l.split(/\s+/).at(-1)!));
+    await watching(m, async () => {
+      expectExit(await m.run(['backup', '--now']), 0);
+      await fs.writeFile(path.join(src, 'a', 'scratch.tmp'), 'left out\n');
+      await fs.writeFile(path.join(src, 'a', 'new.txt'), 'new\n');
+      await sleep(500);
+      const optimized = parseJson(await m.run(['backup', '--now', '--json']));
+      expect(optimized.scan.mode).toBe('optimized');
+      expect(await files(optimized.point.id)).toEqual(['kept.txt', 'new.txt']);
+
+      // Other exclusions: the folders the journal saw no change in may hold what they now let in.
+      expectExit(await m.run(['policy', 'set', '--exclude', 'new.txt']), 0);
+      const changed = parseJson(await m.run(['backup', '--now', '--json']));
+      expect(changed.scan).toEqual({ mode: 'full', reason: 'the exclusions changed since the last backup' });
+      expect(await files(changed.point.id)).toEqual(['kept.txt', 'scratch.tmp']);
+      await fs.writeFile(path.join(src, 'a', 'kept.txt'), 'kept, changed\n');
+      await sleep(500);
+      const after = parseJson(await m.run(['backup', '--now', '--json']));
+      expect(after.scan.mode).toBe('optimized');
+      expect(await files(after.point.id)).toEqual(['kept.txt', 'scratch.tmp']);
+    });
   }, 60_000);
 
   it('prints its events as JSON Lines with --json, an error as one line too', async () => {

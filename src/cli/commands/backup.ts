@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { runBackup } from '../../agent/backup.js';
 import { openAgent } from '../../agent/context.js';
 import { lastGoodBackup, recordFailure, recordJob } from '../../agent/jobs.js';
+import { compileExcludes } from '../../core/exclude.js';
 import { missedRun } from '../../core/schedule.js';
 import { loadPolicy } from '../../agent/policy.js';
 import { AzbkError, ExitCode, isAzbkError } from '../../shared/errors.js';
@@ -16,6 +17,7 @@ import { action, setExitCode } from '../run.js';
 interface Opts extends LimitOpts {
   now?: boolean;
   include?: string[];
+  exclude?: string[];
   checkpointInterval: string;
   checkpointBytes: string;
   catchUp?: boolean;
@@ -45,6 +47,7 @@ export function backupCommand(program: Command): void {
     .description('back up files and folders into a new recovery point')
     .option('--now', 'run a backup now')
     .option('--include <path...>', 'files or folders to back up (default: the policy\'s)')
+    .option('--exclude <pattern...>', 'leave out what matches: a name such as *.tmp, or a path such as /home/ann/.cache (default: the policy\'s)')
     .option('--checkpoint-interval <seconds>', 'save a checkpoint at least this often', '60')
     .option('--checkpoint-bytes <size>', 'and after reading this much data (K, M, G suffixes)', '512M')
     .option('--catch-up', 'back up only if a scheduled backup was missed: none ended well since the last one due (the hourly scheduled check runs this)')
@@ -60,7 +63,9 @@ export function backupCommand(program: Command): void {
         if (o.now !== true) throw new AzbkError('AZBK_USAGE', 'Say when: azbk backup --now.');
         // What catch-up decides from is the history of the policy's backups: a backup of other
         // paths would not count as the run it makes up, and every hourly check would make it again.
-        if (o.catchUp === true && o.include !== undefined) throw new AzbkError('AZBK_USAGE', '--catch-up backs up the policy\'s paths: it takes no --include.');
+        if (o.catchUp === true && (o.include !== undefined || o.exclude !== undefined)) {
+          throw new AzbkError('AZBK_USAGE', `--catch-up backs up the policy's paths: it takes no ${o.include !== undefined ? '--include' : '--exclude'}.`);
+        }
         boundHeapGrowth();
         const policy = await loadPolicy(paths);
         if (o.catchUp === true) {
@@ -75,6 +80,8 @@ export function backupCommand(program: Command): void {
           out.line(`The backup due at ${missed.toString()} did not run: backing up now.`);
         }
         const include = o.include ?? policy.include;
+        const exclude = o.exclude ?? policy.exclude ?? [];
+        compileExcludes(exclude); // a pattern that is not one is refused before anything starts
         if (include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'Nothing to back up: no --include and no policy.');
         const checkpointIntervalMs = parseSeconds(o.checkpointInterval, '--checkpoint-interval') * 1000;
         const checkpointBytes = parseBytes(o.checkpointBytes, '--checkpoint-bytes');
@@ -95,6 +102,7 @@ export function backupCommand(program: Command): void {
           const ctx = await withLimits(await openAgent(paths, { job: true }), o);
           const r = await runBackup(ctx, {
             include,
+            exclude,
             checkpointIntervalMs,
             checkpointBytes,
             signal: cancel.signal,
@@ -114,7 +122,7 @@ export function backupCommand(program: Command): void {
           if (cancel.signal.aborted) line('Asked to stop once every file was read: the recovery point was made instead of a checkpoint.');
           const status = r.skipped.length > 0 ? 'partial' : 'ok';
           cancel.settled();
-          recordJob(paths, { jobId: r.jobId, kind: 'backup', status, policyPaths: o.include === undefined, started: r.started, finished: r.finished, point: r.point.id, expired: r.point.expired.length, scan: r.scan, resumedFrom: r.resumed, checkpoints: r.checkpoints, stats: r.stats, skipped: r.skipped.length }, out.warn);
+          recordJob(paths, { jobId: r.jobId, kind: 'backup', status, policyPaths: o.include === undefined && o.exclude === undefined, started: r.started, finished: r.finished, point: r.point.id, expired: r.point.expired.length, scan: r.scan, resumedFrom: r.resumed, checkpoints: r.checkpoints, stats: r.stats, skipped: r.skipped.length }, out.warn);
           log.info({ jobId: r.jobId, point: r.point.id, stats: r.stats, skipped: r.skipped.length }, 'backup finished');
           const s = r.stats;
           out.line(`Recovery point ${r.point.id} created at ${r.point.time}.`);

@@ -16,11 +16,14 @@ import { requireRegistration, secretsLocation } from '../../agent/state.js';
 import { AzbkError } from '../../shared/errors.js';
 import type { VaultSession } from '../../vault/api.js';
 import { cronDaemonNote } from '../../agent/cron-daemon.js';
+import { compileExcludes } from '../../core/exclude.js';
 import { crontabNotes, describePolicy, policyResult } from '../policy-text.js';
 import { action } from '../run.js';
 
 interface SetOpts {
   include?: string[];
+  /** false: --no-exclude */
+  exclude?: string[] | false;
   workHours?: string;
   workDays?: string;
   workBandwidth?: string;
@@ -115,6 +118,8 @@ export function policyCommand(program: Command): void {
     .command('set')
     .description('set what to back up, bandwidth limits, the schedule and retention; options not given keep their value')
     .option('--include <path...>', 'files or folders to back up')
+    .option('--exclude <pattern...>', 'what backups leave out, replacing the patterns set before: a name such as *.tmp or node_modules, or a path such as /home/ann/.cache')
+    .option('--no-exclude', 'leave nothing out any more')
     .option('--work-hours <from-to>', 'work hours, e.g. 09:00-17:00 (local time)')
     .option('--work-days <days>', 'work days, e.g. mon-fri')
     .option('--work-bandwidth <rate>', 'limit during work hours, e.g. 1M (bytes/s; 0 = none)')
@@ -140,9 +145,11 @@ export function policyCommand(program: Command): void {
         const bandwidth = bandwidthFrom(o, old.bandwidth);
         const schedule = scheduleFrom(o, old.schedule);
         const keep = keepCounts(o);
-        if (o.include === undefined && bandwidth === undefined && schedule === undefined && keep === undefined) {
-          throw usage('Nothing to set: give --include, a bandwidth option, --schedule or a --keep option.');
+        const exclude = o.exclude === false ? [] : o.exclude;
+        if (o.include === undefined && exclude === undefined && bandwidth === undefined && schedule === undefined && keep === undefined) {
+          throw usage('Nothing to set: give --include, --exclude, a bandwidth option, --schedule or a --keep option.');
         }
+        if (exclude !== undefined) compileExcludes(exclude);
         // Paths scheduled backups would all refuse: refused here, before anything changes.
         if (o.include !== undefined || schedule) refuseWholeRoot(o.include ?? old.include);
         if (schedule) {
@@ -171,6 +178,7 @@ export function policyCommand(program: Command): void {
         }
         const p = await updatePolicy(paths, {
           ...(o.include ? { include: o.include } : {}),
+          ...(exclude !== undefined ? { exclude } : {}),
           ...(bandwidth ? { bandwidth } : {}),
           ...(schedule !== undefined ? { schedule } : {}),
         });

@@ -1,0 +1,126 @@
+/**
+ * Leaving things out of a backup (`--exclude`, or the policy's patterns): what matches is neither
+ * read nor in the point, a folder left out is not looked into, and a change of the patterns is
+ * seen by the next backup, which then examines every folder again.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { expectExit, expectNoStack, parseJson, setupMachine, type Machine } from '../helpers/cli.js';
+import { listFiles } from '../helpers/fs-tree.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+/** A project tree: sources, a node_modules folder deep inside, build output, editor leftovers. */
+async function project(root: string): Promise<string> {
+  const src = path.join(root, 'proj');
+  const files: Record<string, string> = {
+    'README.md': 'readme\n',
+    'src/main.ts': 'main\n',
+    'src/main.ts.swp': 'swap\n',
+    'src/lib/util.ts': 'util\n',
+    'app/node_modules/dep/index.js': 'dep\n',
+    'app/package.json': '{}\n',
+    'build/out/app.js': 'built\n',
+    'build/notes.txt': 'notes\n',
+  };
+  for (const [rel, text] of Object.entries(files)) {
+    await fs.mkdir(path.dirname(path.join(src, rel)), { recursive: true });
+    await fs.writeFile(path.join(src, rel), text);
+  }
+  return src;
+}
+
+/** The files of the latest point under `src`, relative to it, restored into a fresh folder. */
+async function latestFiles(m: Machine, root: string, src: string, name: string): Promise<string[]> {
+  const target = path.join(root, name);
+  expectExit(await m.run(['restore', '--point', 'latest', '--target', target]), 0);
+  const base = path.join(target, src);
+  return (await listFiles(base)).map((f) => path.relative(base, f)).sort();
+}
+
+describe('exclusions', () => {
+  it('leave out names and paths given with --exclude, and a change of them is backed up as such', async () => {
+    const root = await makeTempDir('azbk-exclude-');
+    const src = await project(root);
+    const m = await setupMachine(root);
+
+    const first = await m.run(['backup', '--now', '--include', src, '--exclude', 'node_modules', '*.swp', 'build/out', '--json']);
+    expectExit(first, 0);
+    expect(parseJson(first).stats).toMatchObject({ files: 5 });
+    expect(await latestFiles(m, root, src, 'r1')).toEqual(['README.md', 'app/package.json', 'build/notes.txt', 'src/lib/util.ts', 'src/main.ts']);
+    // The folder left out is not even listed: nothing of it in the point.
+    const ls = await m.run(['ls', '--point', 'latest', '-r', src]);
+    expect(ls.stdout).not.toContain('node_modules');
+    expect(ls.stdout).not.toMatch(/build\/out/);
+
+    // The same patterns again (another order): the scan worker lists folders as the walk does,
+    // and a new file that matches is left out as well.
+    await fs.writeFile(path.join(src, 'src', 'lib', 'util.ts.swp'), 'swap\n');
+    const same = await m.run(['backup', '--now', '--include', src, '--exclude', 'build/out', '*.swp', 'node_modules', '--json']);
+    expectExit(same, 0);
+    expect(parseJson(same).scan.reason).not.toContain('exclusions');
+    expect(await latestFiles(m, root, src, 'r2')).toEqual(['README.md', 'app/package.json', 'build/notes.txt', 'src/lib/util.ts', 'src/main.ts']);
+
+    // Other patterns: every folder is examined again, so what is no longer left out comes in, and
+    // what now is goes, also in folders where nothing else changed.
+    const other = await m.run(['backup', '--now', '--include', src, '--exclude', '/' + path.relative('/', path.join(src, 'src', 'lib')), '--json']);
+    expectExit(other, 0);
+    expect(parseJson(other).scan).toEqual({ mode: 'full', reason: 'the exclusions changed since the last backup' });
+    expect(await latestFiles(m, root, src, 'r3')).toEqual(['README.md', 'app/node_modules/dep/index.js', 'app/package.json', 'build/notes.txt', 'build/out/app.js', 'src/main.ts', 'src/main.ts.swp']);
+
+    // None: everything.
+    const all = await m.run(['backup', '--now', '--include', src, '--json']);
+    expect(parseJson(all).scan.reason).toBe('the exclusions changed since the last backup');
+    expect(await latestFiles(m, root, src, 'r4')).toHaveLength(9);
+  }, 60_000);
+
+  it('come from the policy for backups that name none, scheduled ones included', async () => {
+    const root = await makeTempDir('azbk-exclude-policy-');
+    const src = await project(root);
+    const m = await setupMachine(root);
+
+    const set = await m.run(['policy', 'set', '--include', src, '--exclude', 'node_modules', 'out/', '--json']);
+    expectExit(set, 0);
+    expect(parseJson(set).exclude).toEqual(['node_modules', 'out/']);
+    expect((await m.run(['policy', 'show'])).stdout).toContain('Exclude: node_modules, out/');
+    expectExit(await m.run(['backup', '--now']), 0);
+    expect(await latestFiles(m, root, src, 'r1')).toEqual(['README.md', 'app/package.json', 'build/notes.txt', 'src/lib/util.ts', 'src/main.ts', 'src/main.ts.swp']);
+    const lastBackup = async () => (parseJson(await m.run(['jobs', '--json'])).jobs as { kind: string; policyPaths: boolean }[]).filter((j) => j.kind === 'backup').at(-1)!;
+    expect((await lastBackup()).policyPaths).toBe(true);
+
+    // --exclude on the command line replaces the policy's, and such a backup is not the policy's.
+    expectExit(await m.run(['backup', '--now', '--exclude', '*.swp']), 0);
+    expect(await latestFiles(m, root, src, 'r2')).toHaveLength(7);
+    expect((await lastBackup()).policyPaths).toBe(false);
+    const catchUp = await m.run(['backup', '--now', '--catch-up', '--exclude', '*.swp']);
+    expectExit(catchUp, 2);
+    expect(catchUp.stderr).toContain('takes no --exclude');
+
+    // --no-exclude: nothing left out any more.
+    const none = await m.run(['policy', 'set', '--no-exclude', '--json']);
+    expectExit(none, 0);
+    expect(parseJson(none).exclude).toBeUndefined();
+    expectExit(await m.run(['backup', '--now']), 0);
+    expect(await latestFiles(m, root, src, 'r3')).toHaveLength(8);
+  }, 60_000);
+
+  it('refuses a pattern that is not one, before anything changes', async () => {
+    const root = await makeTempDir('azbk-exclude-bad-');
+    const src = await project(root);
+    const m = await setupMachine(root);
+    for (const args of [['backup', '--now', '--include', src, '--exclude', '[z-a]'], ['backup', '--now', '--include', src, '--exclude', ''], ['policy', 'set', '--include', src, '--exclude', 'a\\']]) {
+      const r = await m.run(args);
+      expectExit(r, 2);
+      expectNoStack(r);
+      expect(r.stderr).toContain('AZBK_BAD_INPUT');
+    }
+    expect(parseJson(await m.run(['points', '--json'])).points).toEqual([]);
+    await expect(fs.stat(path.join(m.home, 'policy.json'))).rejects.toThrow();
+
+    // A policy file whose patterns were damaged by hand is refused as damaged.
+    await fs.writeFile(path.join(m.home, 'policy.json'), JSON.stringify({ version: 1, include: [src], exclude: ['[z-a]'] }), { mode: 0o600 });
+    const damaged = await m.run(['backup', '--now']);
+    expectExit(damaged, 2);
+    expect(damaged.stderr).toMatch(/policy file .* is damaged/);
+  }, 60_000);
+});
