@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { buildConnector, Pool, type Dispatcher } from 'undici';
 import { AzbkError, errorRegistry, type ErrorCode } from '../shared/errors.js';
+import { PROXY_REFUSED, proxyFor, tunnelConnector } from './proxy.js';
 import { normalizeFingerprint } from './tls.js';
 import { NO_ROUTE } from './http-protocol.js';
 
@@ -93,6 +94,13 @@ export function pinnedConnector(fingerprint: string, timeoutMs: number): buildCo
       callback(null, socket);
     });
   };
+}
+
+/** How connections to `endpoint` are made: pinned or checked by CAs, through a proxy where the environment names one. */
+function connector(endpoint: URL, fingerprint: string | null, timeoutMs: number): buildConnector.connector {
+  const direct = fingerprint === null ? buildConnector({ timeout: timeoutMs }) : pinnedConnector(fingerprint, timeoutMs);
+  const proxy = proxyFor(endpoint);
+  return proxy === null ? direct : tunnelConnector(proxy, direct, timeoutMs);
 }
 
 const SHORT_REPLY = 'AZBK_SHORT_REPLY';
@@ -193,7 +201,7 @@ export class HttpTransport {
       keepAliveTimeout: 30_000,
       headersTimeout: replyTimeout,
       bodyTimeout: replyTimeout,
-      connect: fingerprint === null ? { timeout: connectTimeout } : pinnedConnector(fingerprint, connectTimeout),
+      connect: connector(endpoint, fingerprint, connectTimeout),
     });
   }
 
@@ -230,9 +238,10 @@ export class HttpTransport {
           });
         }
         const known = CONNECT_ERRORS.has(code) || (req.idempotent && NETWORK_ERRORS.has(code));
-        const ours = code === SHORT_REPLY || code === SLOW_REPLY;
+        const ours = code === SHORT_REPLY || code === SLOW_REPLY || code === PROXY_REFUSED;
         const what = (ours ? '' : code) || (err instanceof Error ? clean(err.message) : 'error');
-        const wrapped = new AzbkError('AZBK_VAULT_UNREACHABLE', `Cannot reach the vault at ${this.#origin} (${what}).`, { cause: err });
+        const hint = code === PROXY_REFUSED ? { hint: 'Check HTTPS_PROXY (the proxy, and the user and password in it if it asks for them), or name the vault\'s host in NO_PROXY to reach it directly.' } : {};
+        const wrapped = new AzbkError('AZBK_VAULT_UNREACHABLE', `Cannot reach the vault at ${this.#origin} (${what}).`, { cause: err, ...hint });
         if (!known) throw wrapped;
         retry = wrapped;
       }

@@ -55,6 +55,8 @@ export async function runCli(args: readonly string[], opts: RunOptions = {}): Pr
   delete env.AZBK_HOME;
   delete env.DBUS_SESSION_BUS_ADDRESS;
   delete env.XDG_RUNTIME_DIR;
+  // Nor a proxy: the vault services tests reach are on 127.0.0.1 (test/e2e/proxy.test.ts sets one).
+  for (const name of ['HTTPS_PROXY', 'https_proxy', 'NO_PROXY', 'no_proxy']) delete env[name];
   Object.assign(env, opts.env);
   if (opts.home !== undefined) env.AZBK_HOME = opts.home;
   let timeFile: string | undefined;
