@@ -2,8 +2,9 @@
  * Retention end to end with the built CLI: `azbk policy set --keep-*` states the policy, the vault
  * applies it after the next backup, and `azbk points` no longer lists what it expired, which waits
  * in the vault's expired/ folder. Older points are made by copying a real point under older ids,
- * as a vault that has run for weeks holds them (they restore like the original), and the policy
- * record is dated back as if set weeks ago.
+ * as a vault that has run for weeks holds them (the machine's own restores refuse them as copies:
+ * its job history says which point their job made), and the policy record is dated back as if set
+ * weeks ago.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -97,10 +98,14 @@ async function expireThroughCli(root: string, m: Machine, vaultDir: string): Pro
   expect(listed).toContain(d3);
   expect(await expiredIn(vaultDir, machine)).toEqual([d40!, d20!, d10!].sort());
 
-  // What is kept restores as the point it was copied from; what expired is no longer offered.
+  // What is kept restores; a copy is known for one by the job history of the machine that made
+  // its point (see e2e/vault-rollback.test.ts); what expired is no longer offered.
   const out = path.join(root, `restore-${m.name}`);
-  expectExit(await m.run(['restore', '--point', d3!, '--target', out]), 0);
+  expectExit(await m.run(['restore', '--point', first.point.id, '--target', out]), 0);
   await expectSameTree(src, path.join(out, src));
+  const copy = await m.run(['restore', '--point', d3!, '--target', path.join(root, `copy-${m.name}`)]);
+  expectExit(copy, 1);
+  expect(copy.stderr).toContain(`The vault gives recovery point ${d3} the content of point ${first.point.id}`);
   const gone = await m.run(['restore', '--point', d10!, '--target', path.join(root, `gone-${m.name}`)]);
   expectExit(gone, 2);
   expectNoStack(gone);
