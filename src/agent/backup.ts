@@ -27,7 +27,7 @@ import { BlobWriter, type PackRef } from './blob-writer.js';
 import { findResumable, identity, knownFile, sealCheckpoint, unchanged, type FileIdentity, type KnownFile, type PartialDelta, type PartialFile, type ResumeState } from './checkpoint.js';
 import type { AgentContext } from './context.js';
 import { FileCache, isDamagedCache, type KnownDir } from './file-cache.js';
-import { entryStat, fingerprint, folderIdentity, listFolder, type EntryStat, type Listed } from './folder-listing.js';
+import { entryStat, fingerprint, folderIdentity, listFolder, MAX_FOLDER_DEPTH, type EntryStat, type Listed } from './folder-listing.js';
 import { changesSince, dirtyFolders, homeSpellings, journalOffset, journalRun, journalSync, underTree, type JournalMark } from './journal.js';
 import { fromSegments, toSegments } from './fspath.js';
 import { refuseWholeRoot } from './policy.js';
@@ -799,6 +799,10 @@ class BackupJob {
   /** dir(), which calls `walked` once every file beneath the folder is queued (or none will be). */
   private async dirWalk(folder: Listed, walked: (() => void) | undefined): Promise<Folder | null> {
     const { abs } = folder;
+    if (toSegments(abs).length > MAX_FOLDER_DEPTH) {
+      this.skip(abs, `more than ${MAX_FOLDER_DEPTH} folders deep: not backed up`);
+      return null;
+    }
     if (this.dirty !== null && !this.dirty.has(abs) && !underTree(abs, this.movedTrees)) {
       // The change journal saw nothing change in here since the last backup (a folder stored
       // without a fingerprint had something skipped or changing: it is examined again). It must

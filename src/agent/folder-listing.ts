@@ -11,6 +11,14 @@ import type { KnownFile } from './checkpoint.js';
 import { childPath } from './fspath.js';
 import { fileStat, REPLACED, type FileStat } from './pipeline/protocol.js';
 
+/**
+ * Folders deeper than this (counted from the root) are skipped and listed. The walk goes down one
+ * call per folder, and a tree made deep enough (anyone who may write in an included folder can
+ * make one) would otherwise overflow the stack and fail the whole backup: about 1,100 levels did.
+ * No tree people keep comes near: each level takes at least two of a path's 4,096 bytes.
+ */
+export const MAX_FOLDER_DEPTH = 512;
+
 /** What the backup keeps of an lstat: the kind of entry, its permission bits and its identity. */
 export interface EntryStat extends FileStat {
   readonly kind: 'file' | 'dir' | 'symlink' | 'other';

@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { compileExcludes } from '../../core/exclude.js';
 import { openDirRows, type StoredDir } from '../file-cache.js';
-import { fingerprint, listFolder } from '../folder-listing.js';
+import { toSegments } from '../fspath.js';
+import { fingerprint, listFolder, MAX_FOLDER_DEPTH } from '../folder-listing.js';
 import type { ScanBatch, ScanInit } from './scan.js';
 
 /** Folders per message: the walk should hear of them soon after they are found. */
@@ -37,7 +38,9 @@ function flush(): void {
  * folder of new files was otherwise walked twice, once here for nothing, on a core the backup's
  * workers need.
  */
-function scan(abs: string): StoredDir | null {
+function scan(abs: string, depth: number): StoredDir | null {
+  // The walk skips what is deeper (see MAX_FOLDER_DEPTH), and so does this recursion.
+  if (depth > MAX_FOLDER_DEPTH) return null;
   const row = rows.get(abs);
   if (row === undefined) return null;
   const listedAt = Date.now();
@@ -53,7 +56,7 @@ function scan(abs: string): StoredDir | null {
   for (let i = listed.length - 1; i >= 0; i--) {
     const l = listed[i]!;
     if (l.st.kind !== 'dir') continue;
-    const sub = scan(l.abs);
+    const sub = scan(l.abs, depth + 1);
     subtrees.set(l.name, sub);
     if (sub === null) same = false; // the other subfolders may still help the walk
   }
@@ -78,7 +81,7 @@ for (let i = roots.length - 1; i >= 0; i--) {
   } catch {
     // missing or unreadable: the walk says so
   }
-  if (folder) scan(root);
+  if (folder) scan(root, toSegments(root).length);
 }
 flush();
 rows.close();
