@@ -1,4 +1,4 @@
-import { mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { AzbkError } from '../../src/shared/errors.js';
@@ -93,6 +93,21 @@ describe('FsBlobStore on disk', () => {
     await expect(stat(root)).rejects.toMatchObject({ code: 'ENOENT' });
     expect(await store.get('config')).toBeNull();
     expect(await listAll(store, '')).toEqual([]);
+  });
+
+  test('does not make the root again when it goes away while in use, with an object in the making or after', async () => {
+    const { root, store } = await fresh();
+    await store.put('config', Buffer.from('{}'));
+    const writer = await store.openWriter();
+    await writer.write(Buffer.from('pack data'));
+    await rename(root, `${root}-moved`);
+    await expectAzbkError(writer.finish('packs/d0/abc'), 'AZBK_VAULT_NOT_FOUND');
+    await expectAzbkError(store.put('checkpoints/m/c1', Buffer.from('checkpoint')), 'AZBK_VAULT_NOT_FOUND');
+    await expect(stat(root)).rejects.toMatchObject({ code: 'ENOENT' });
+    // Back in place, it is written as before, its folders made below it.
+    await rename(`${root}-moved`, root);
+    await store.put('packs/d1/def', Buffer.from('more'));
+    expect(await listAll(store, '')).toEqual(['config', 'packs/d1/def']);
   });
 
   test('keeps .tmp to itself', async () => {

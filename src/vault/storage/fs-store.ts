@@ -94,19 +94,50 @@ export class FsBlobStore implements BlobStore {
   async #link(temp: string, key: string): Promise<'created' | 'exists'> {
     const file = this.#path(key);
     const parent = path.dirname(file);
-    const created = await fs.mkdir(parent, { recursive: true, mode: 0o700 }).catch((err: unknown) => {
+    const created = await this.#makeFolders(parent).catch((err: unknown) => {
       // A file where a folder should be: the key extends another key ('a' exists, put 'a/b').
-      throw errno(err) === 'ENOTDIR' || errno(err) === 'EEXIST' ? keyConflict(key) : err;
+      throw errno(err) === 'ENOTDIR' ? keyConflict(key) : err;
     });
     try {
       await fs.link(temp, file);
     } catch (err) {
+      if (errno(err) === 'ENOTDIR') throw keyConflict(key);
+      if (errno(err) === 'ENOENT') await this.#stillThere(err);
       if (errno(err) !== 'EEXIST') throw err;
       if ((await fs.lstat(file)).isFile()) return 'exists';
       throw keyConflict(key);
     }
     await syncDirs(created === undefined ? parent : path.dirname(created), parent);
     return 'created';
+  }
+
+  /**
+   * Makes the folders from the vault's folder down to `dir` that are not there yet, and returns the
+   * first one made (as mkdir -p does). Never the vault's folder itself: one moved or unmounted
+   * while a backup runs is gone (AZBK_VAULT_NOT_FOUND), not made anew at its old place, where
+   * checkpoints would land that the vault does not have.
+   */
+  async #makeFolders(dir: string): Promise<string | undefined> {
+    let first: string | undefined;
+    let at = this.root;
+    for (const seg of path.relative(this.root, dir).split(path.sep).filter(Boolean)) {
+      at = path.join(at, seg);
+      try {
+        await fs.mkdir(at, { mode: 0o700 });
+        first ??= at;
+      } catch (err) {
+        if (errno(err) === 'EEXIST') continue;
+        if (errno(err) === 'ENOENT') await this.#stillThere(err);
+        throw err;
+      }
+    }
+    return first;
+  }
+
+  /** Throws AZBK_VAULT_NOT_FOUND, with `cause`, when the vault's folder is not there any more. */
+  async #stillThere(cause: unknown): Promise<void> {
+    const here = await fs.stat(this.root).then((st) => st.isDirectory(), () => false);
+    if (!here) throw new AzbkError('AZBK_VAULT_NOT_FOUND', `The vault folder ${this.root} does not exist.`, { cause });
   }
 
   async get(key: string, range?: ByteRange): Promise<Buffer | null> {
