@@ -203,6 +203,27 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
 }
 
 /** Whether `p` is inside the folder `dir` (not `dir` itself). */
+/** The first folder on the way from `outer` down to `abs` (both left out) that is a link, if any. */
+function linkBetween(outer: string, abs: string): string | undefined {
+  const up: string[] = [];
+  for (let d = path.dirname(abs); d !== outer && isBelow(d, outer); d = path.dirname(d)) up.push(d);
+  return up.reverse().find((d) => {
+    try {
+      return fs.lstatSync(d).isSymbolicLink();
+    } catch {
+      return false; // gone meanwhile: the walk says so
+    }
+  });
+}
+
+/** The first path on the way from `outer` down to `abs` (`abs` included) that `excluded` leaves out, if any. */
+function excludedBetween(excluded: Excluded, outer: string, abs: string): string | undefined {
+  const down: string[] = [];
+  for (let d = abs; d !== outer && isBelow(d, outer); d = path.dirname(d)) down.unshift(d);
+  const slashed = (p: string) => (process.platform === 'win32' ? p.replaceAll('\\', '/') : p);
+  return down.find((d) => excluded(slashed(d), path.basename(d)));
+}
+
 function isBelow(p: string, dir: string): boolean {
   const a = toSegments(p);
   const d = toSegments(dir);
@@ -624,6 +645,19 @@ class BackupJob {
       const link = links.find((l) => isBelow(abs, l));
       if (link !== undefined) {
         this.skip(abs, `below ${link}, an included link that is backed up as a link (include the folder it points to instead)`);
+        continue;
+      }
+      // Nor below a link inside another included folder (its walk stores the link as a link), nor
+      // what that walk leaves out.
+      const outer = paths.find((o) => isBelow(abs, o));
+      const inner = outer === undefined ? undefined : linkBetween(outer, abs);
+      if (inner !== undefined) {
+        this.skip(abs, `below ${inner}, a link in the included ${outer} that is backed up as a link (include the folder it points to instead)`);
+        continue;
+      }
+      const left = outer === undefined || this.excluded === null ? undefined : excludedBetween(this.excluded, outer, abs);
+      if (left !== undefined) {
+        this.skip(abs, `${left === abs ? 'it is' : `below ${left}, which is`} left out by the exclusions, in the included ${outer}`);
         continue;
       }
       let node = root;

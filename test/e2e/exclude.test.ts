@@ -104,6 +104,27 @@ describe('exclusions', () => {
     expect(await latestFiles(m, root, src, 'r3')).toHaveLength(8);
   }, 60_000);
 
+  it('skips and lists an include inside another one that its walk would not reach: left out, or below a link', async () => {
+    const root = await makeTempDir('azbk-exclude-nested-');
+    const src = await project(root);
+    const m = await setupMachine(root);
+    const outside = path.join(root, 'outside');
+    await fs.mkdir(path.join(outside, 'doc'), { recursive: true });
+    await fs.writeFile(path.join(outside, 'doc', 'x.txt'), 'outside\n');
+    await fs.symlink(outside, path.join(src, 'out'));
+    const dep = path.join(src, 'app', 'node_modules', 'dep');
+    const swap = path.join(src, 'src', 'main.ts.swp');
+    const doc = path.join(src, 'out', 'doc');
+    const r = await m.run(['backup', '--now', '--include', src, dep, swap, doc, '--exclude', 'node_modules', '*.swp', '--json']);
+    expectExit(r, 3);
+    expect(parseJson(r).skipped).toEqual([
+      { path: dep, reason: `below ${path.join(src, 'app', 'node_modules')}, which is left out by the exclusions, in the included ${src}` },
+      { path: swap, reason: `it is left out by the exclusions, in the included ${src}` },
+      { path: doc, reason: `below ${path.join(src, 'out')}, a link in the included ${src} that is backed up as a link (include the folder it points to instead)` },
+    ]);
+    expect(await latestFiles(m, root, src, 'r1')).toEqual(['README.md', 'app/package.json', 'build/notes.txt', 'build/out/app.js', 'src/lib/util.ts', 'src/main.ts']);
+  }, 60_000);
+
   it('refuses a pattern that is not one, before anything changes', async () => {
     const root = await makeTempDir('azbk-exclude-bad-');
     const src = await project(root);
