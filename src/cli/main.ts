@@ -109,6 +109,8 @@ export async function main(argv: string[]): Promise<void> {
   // Ctrl-C or SIGTERM where the command has no way of its own to stop (see signals.ts): it ends
   // at once, through 'exit', so that what it holds (the job lock, its progress file) is given up.
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => stopNow(sig));
+  const words = argv.slice(2);
+  jsonAsked = words.slice(0, words.includes('--') ? words.indexOf('--') : undefined).includes('--json');
   const program = await buildProgram(argv.slice(2));
   try {
     await program.parseAsync(argv);
@@ -118,9 +120,7 @@ export async function main(argv: string[]): Promise<void> {
       // missing (`azbk vault`) comes with exit code 1, and like every mistake on the command line ends 2.
       process.exitCode = err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
       // With --json the mistake is on stdout too, as every other error is (the usage stays on stderr).
-      const words = argv.slice(2);
-      const given = words.slice(0, words.includes('--') ? words.indexOf('--') : undefined);
-      if (err.exitCode !== 0 && given.includes('--json')) {
+      if (err.exitCode !== 0 && jsonAsked) {
         const message = err.message.replace(/^error: /, '').replace(/\s+/g, ' ').trim() || 'The command line is not complete.';
         printJsonError(new AzbkError('AZBK_USAGE', message));
       }
@@ -145,8 +145,12 @@ function stopNow(sig: NodeJS.Signals): void {
   if (process.listenerCount(sig) > 1) return;
   if (commandFinished()) process.exit(finalExitCode());
   sayAtOnce('AZBK_CANCELLED', `Stopped (${sig}).`);
+  if (jsonAsked) printJsonError(new AzbkError('AZBK_CANCELLED', `Stopped (${sig}).`), true);
   process.exit(ExitCode.cancelled);
 }
+
+/** Whether the command line asks for --json (before any `--`): a stop at once says so in JSON too. */
+let jsonAsked = false;
 
 /** An error line written to stderr at once (the process may end next, or stdout be what failed); when stderr fails too, the exit code says it. */
 function sayAtOnce(code: ErrorCode, message: string): void {

@@ -1,4 +1,5 @@
 /** Everything azbk prints goes through here: text for people, JSON for programs. */
+import fs from 'node:fs';
 import { AzbkError } from '../shared/errors.js';
 
 export interface Output {
@@ -43,10 +44,21 @@ export function printError(err: AzbkError, json: boolean): void {
 
 /**
  * An error as the JSON document on stdout that --json gives instead of a result: on one line, so
- * that it also ends the JSON Lines of a command that prints events (watch).
+ * that it also ends the JSON Lines of a command that prints events (watch). `now`: written
+ * synchronously, by a process that exits next (a stop on a signal).
  */
-export function printJsonError(err: AzbkError): void {
-  process.stdout.write(JSON.stringify({ error: { code: err.code, message: err.message, hint: err.hint, exitCode: err.exitCode } }) + '\n');
+export function printJsonError(err: AzbkError, now = false): void {
+  const text = JSON.stringify({ error: { code: err.code, message: err.message, hint: err.hint, exitCode: err.exitCode } }) + '\n';
+  if (!now) {
+    process.stdout.write(text);
+    return;
+  }
+  // At once, for a process about to exit: a write through the stream could still be queued.
+  try {
+    fs.writeSync(1, text);
+  } catch {
+    // stdout is gone: the exit code says it
+  }
 }
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

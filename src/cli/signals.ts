@@ -1,5 +1,6 @@
 /** Stopping a long command at a safe point on Ctrl-C or SIGTERM. */
-import { ExitCode } from '../shared/errors.js';
+import { AzbkError, ExitCode } from '../shared/errors.js';
+import { printJsonError } from './output.js';
 
 export interface StopOptions {
   /**
@@ -8,6 +9,8 @@ export interface StopOptions {
    * save.
    */
   readonly before?: string;
+  /** --json: a stop at once also says so as the JSON error on stdout (AZBK_CANCELLED) */
+  readonly json?: boolean;
 }
 
 export interface Stopping {
@@ -38,6 +41,7 @@ export function stopOnSignals(warn: (s: string) => void, stoppingFirst: string, 
         if (!begun) warn(opts.before!);
         if (!done) atOnce();
       } finally {
+        if (opts.json === true) printJsonError(new AzbkError('AZBK_CANCELLED', begun ? 'Stopped at once.' : 'Stopped before the job began.'), true);
         process.exit(ExitCode.cancelled);
       }
     }

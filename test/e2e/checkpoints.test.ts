@@ -63,12 +63,12 @@ function startBackup(m: Machine, args: readonly string[]) {
  * `upload` per second, once its first checkpoint is in the vault (so that a test stopping it does
  * not race the job's start).
  */
-async function backupUntilCheckpoint(prefix: string, upload: string) {
+async function backupUntilCheckpoint(prefix: string, upload: string, extra: readonly string[] = []) {
   const root = await makeTempDir(prefix);
   const src = path.join(root, 'src');
   const size = await makeTree(src, [48, 48, 32], 10);
   const m = await setupMachine(root);
-  const job = startBackup(m, ['--include', src, '--checkpoint-bytes', '16M', '--limit-upload', upload]);
+  const job = startBackup(m, ['--include', src, '--checkpoint-bytes', '16M', '--limit-upload', upload, ...extra]);
   for (let i = 0; i < 200; i++) {
     const names = await fs.readdir(path.join(m.vault.dir, 'checkpoints'), { recursive: true }).catch(() => []);
     if (names.some((n) => /-000001$/.test(String(n)))) break;
@@ -156,7 +156,7 @@ describe('checkpoints', () => {
   }, 120_000);
 
   it('stops at once on a second SIGINT (130): gives up the lock and the progress file, records the job, and the next run continues', async () => {
-    const { src, size, m, job } = await backupUntilCheckpoint('azbk-sigint2-', '16M');
+    const { src, size, m, job } = await backupUntilCheckpoint('azbk-sigint2-', '16M', ['--json']);
     expect(await fs.stat(path.join(m.home, 'job.lock'))).toBeTruthy();
     job.stop('SIGINT');
     for (let i = 0; i < 400 && !job.stderr().includes('stopping'); i++) await sleep(5);
@@ -164,6 +164,8 @@ describe('checkpoints', () => {
     const r = await job.done;
     expect(r.code, r.stderr).toBe(130);
     expect(r.stderr).not.toMatch(/^\s+at /m);
+    // With --json, the stop is the JSON error on stdout, as any other end without a result.
+    expect(JSON.parse(r.stdout)).toEqual({ error: expect.objectContaining({ code: 'AZBK_CANCELLED', message: 'Stopped at once.', exitCode: 130 }) });
     const left = await fs.readdir(m.home);
     expect(left).not.toContain('job.lock');
     expect(left).not.toContain('progress.json');

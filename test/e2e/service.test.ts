@@ -147,10 +147,12 @@ describe('vault service over a folder', () => {
     // A server that takes connections and answers nothing: the command waits in its TLS handshake.
     process.kill(server.pid, 'SIGSTOP');
     try {
-      for (const args of [['backup', '--now', '--include', src], ['restore', '--point', 'latest', '--target', path.join(root, 'early-out')]]) {
+      for (const args of [['backup', '--now', '--include', src, '--json'], ['restore', '--point', 'latest', '--target', path.join(root, 'early-out')]]) {
         const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env: { ...process.env, AZBK_HOME: m.home }, stdio: ['ignore', 'pipe', 'pipe'] });
         let stderr = '';
+        let stdout = '';
         child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+        child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
         const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
         await sleep(1500);
         const sent = Date.now();
@@ -159,6 +161,8 @@ describe('vault service over a folder', () => {
         expect(code, stderr).toBe(130);
         expect(Date.now() - sent).toBeLessThan(5000);
         expect(stderr).toContain(`stopped before the ${args[0]} began`);
+        if (args.includes('--json')) expect(JSON.parse(stdout)).toEqual({ error: expect.objectContaining({ code: 'AZBK_CANCELLED', exitCode: 130 }) });
+        else expect(stdout).toBe('');
         expect(stderr).not.toMatch(/^\s+at /m);
         const jobs = (await fs.readFile(path.join(m.home, 'jobs.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { kind: string; status: string });
         expect(jobs.at(-1)).toMatchObject({ kind: args[0], status: 'cancelled', error: 'AZBK_CANCELLED' });

@@ -96,7 +96,7 @@ export function backupCommand(program: Command): void {
           live.erasing(out.warn),
           'stopping: saving a checkpoint (press Ctrl-C again to stop at once)',
           () => recordFailure(paths, 'backup', started, new AzbkError('AZBK_CANCELLED', 'Stopped at once.'), out.warn),
-          { before: 'stopped before the backup began' },
+          { before: 'stopped before the backup began', json: o.json === true },
         );
         try {
           const ctx = await withLimits(await openAgent(paths, { job: true }), o);
