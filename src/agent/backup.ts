@@ -151,16 +151,18 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
     await lock.release(); // a cache that cannot be opened ends the job before it starts
     throw err;
   }
+  let result: BackupResult | undefined;
+  let cacheLost: string | null = null;
   try {
     let carried: Counted = { readBytes: 0, uploadedBytes: 0 };
     let remade = false;
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = 1; result === undefined; attempt++) {
       const resume = await findResumable(ctx.session, ctx.keys);
       const job = new BackupJob(ctx, resume, cache, opts, carried);
       // Status names the job that runs, the one its point and history name (not needed to run it).
       await lock.relabel(job.id).catch(() => undefined);
       try {
-        return await job.run();
+        result = await job.run();
       } catch (err) {
         // Packs the job counted on are not in the vault (prune deleted them while it ran, or they
         // were lost): this machine leaves the missing ones out from now on, and the job runs once
@@ -196,10 +198,14 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
       // files again. Either way the job's own outcome stands (its point is in the vault).
       if (!isDamagedCache(err) && localIoError(err) === undefined) throw err;
       cache.abandon();
+      cacheLost = isDamagedCache(err) ? 'it was found damaged' : `it could not be written: ${localIoError(err)!.message}`;
     } finally {
       await lock.release();
     }
   }
+  // Said, so that a full disk does not go on making every backup read everything without a word.
+  if (cacheLost === null) return result!;
+  return { ...result!, warnings: [...result!.warnings, { path: cache.file, reason: `the local cache of what was backed up is lost (${cacheLost}): the next backup reads every file again` }] };
 }
 
 /** Whether `p` is inside the folder `dir` (not `dir` itself). */

@@ -105,10 +105,11 @@ export async function acquireJobLock(file: string, job: { jobId: string; kind: s
       // Written whole under a temporary name, then linked into place: nobody ever reads a lock
       // file that exists but is still empty.
       const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-      await fs.writeFile(tmp, bodyOf(job.jobId), { flag: 'wx', mode: 0o600 });
       try {
+        await fs.writeFile(tmp, bodyOf(job.jobId), { flag: 'wx', mode: 0o600 });
         await fs.link(tmp, file);
       } finally {
+        // also when the write failed (a full disk): no empty temporary file stays behind
         await fs.rm(tmp, { force: true });
       }
       // A process that exits at once (a second Ctrl-C) still gives the lock up.

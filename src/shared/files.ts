@@ -134,9 +134,13 @@ export async function writeFileAtomic(
   try {
     await fh.writeFile(data);
     await fh.sync();
-  } finally {
-    await fh.close();
+  } catch (err) {
+    // A full disk: the temporary file goes, not left behind for every write that failed so.
+    await fh.close().catch(() => undefined);
+    await fs.rm(tmp, { force: true });
+    throw err;
   }
+  await fh.close();
   try {
     if (opts.exclusive) {
       await fs.link(tmp, file);

@@ -8,9 +8,10 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { runBackup, type BackupOptions } from '../../src/agent/backup.js';
 import { openCheckpoint } from '../../src/agent/checkpoint.js';
+import { FileCache } from '../../src/agent/file-cache.js';
 import { lockHolder } from '../../src/agent/lock.js';
 import { runRestore, type RestoreResult } from '../../src/agent/restore.js';
 import { verifyVault } from '../../src/agent/verify.js';
@@ -94,6 +95,26 @@ describe('a local cache that cannot be opened', () => {
     await fs.rm(cacheDir);
     const res = await runBackup(m.ctx, { include: [src] });
     expect(res.skipped).toEqual([]);
+  });
+});
+
+describe('a local cache that cannot be saved once the point is made', () => {
+  it('keeps the point, and says the cache is lost: the next backup reads every file again', async () => {
+    const m = await createMachine();
+    const src = await makeSource(m);
+    // The disk of AZBK_HOME full as the cache writes what the backup learnt.
+    const full = Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    const close = vi.spyOn(FileCache.prototype, 'close').mockImplementationOnce(() => {
+      throw full;
+    });
+    try {
+      const res = await runBackup(m.ctx, { include: [src] });
+      expect(res.point.id).toMatch(/^\d{8}T/);
+      expect(res.warnings).toEqual([{ path: expect.stringContaining('cache'), reason: expect.stringMatching(/^the local cache of what was backed up is lost \(it could not be written: .*SQLITE_FULL.*\): the next backup reads every file again$/) }]);
+    } finally {
+      close.mockRestore();
+    }
+    await expectRestores(m, src);
   });
 });
 

@@ -1,8 +1,8 @@
 /** The shared file helpers that are not covered by the commands' own tests. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { errnoCode, makeFoldersSync } from '../../src/shared/files.js';
+import { describe, expect, it, vi } from 'vitest';
+import { errnoCode, makeFoldersSync, writeFileAtomic } from '../../src/shared/files.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const code = (f: () => unknown) => {
@@ -51,5 +51,25 @@ describe.each([
   it.runIf(process.platform === 'linux')('ends with ENOENT where a folder takes no new folders (/proc), where Node\'s recursive mkdir never ends', async () => {
     await expect(make('/proc/azbk-no-such/sub')).rejects.toMatchObject({ code: 'ENOENT' });
     expect(code(() => fs.statSync('/proc/azbk-no-such'))).toBe('ENOENT');
+  });
+});
+
+describe('writeFileAtomic', () => {
+  it('leaves neither the file nor its temporary file when the data cannot be written (a full disk)', async () => {
+    const dir = await makeTempDir();
+    const file = path.join(dir, 'state.json');
+    const probe = await fs.promises.open(path.join(dir, 'probe'), 'w');
+    const handle = Object.getPrototypeOf(probe) as { writeFile: (data: unknown) => Promise<void> };
+    await probe.close();
+    await fs.promises.rm(path.join(dir, 'probe'));
+    const full = vi.spyOn(handle, 'writeFile').mockRejectedValueOnce(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }));
+    try {
+      await expect(writeFileAtomic(file, '{"a":1}')).rejects.toMatchObject({ code: 'ENOSPC' });
+    } finally {
+      full.mockRestore();
+    }
+    expect(fs.readdirSync(dir)).toEqual([]);
+    await writeFileAtomic(file, '{"a":2}');
+    expect(fs.readdirSync(dir)).toEqual(['state.json']);
   });
 });
