@@ -1178,6 +1178,7 @@ function describe(err: unknown): string {
     case NOT_REGULAR:
       return 'replaced during backup by a link or a special file';
     case 'ENOTDIR': // a folder opened as one
+    case 'EISDIR': // a file opened as one
     case REPLACED:
       return 'replaced during backup by another file or folder, or a folder above it was (read again next time)';
     default:

@@ -617,6 +617,25 @@ describe('a file that changes while it is read', () => {
     await expectSameBytes(path.join(src, 'a', 'big.bin'), path.join(target, src, 'a', 'big.bin'));
   });
 
+  it('a file replaced by a folder while it waits to be read is listed as replaced, not as unreadable', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await writeRandomFile(path.join(src, 'a', 'big.bin'), 40 * MiB);
+    await fs.mkdir(path.join(src, 'c'));
+    await fs.writeFile(path.join(src, 'c', 'f'), 'a file, for now\n');
+    let swapped = false;
+    m.hooks.afterPutPack = async () => {
+      if (swapped) return;
+      swapped = true;
+      await fs.rm(path.join(src, 'c', 'f'));
+      await fs.mkdir(path.join(src, 'c', 'f'));
+    };
+    const res = await runBackup(m.ctx, { include: [src], workers: 1 });
+    m.hooks.afterPutPack = undefined;
+    expect(swapped).toBe(true);
+    expect(res.skipped).toEqual([{ path: path.join(src, 'c', 'f'), reason: expect.stringMatching(/^replaced during backup by another file or folder/) }]);
+  });
+
   it('changed on every pack: the job finishes and lists the file as changed during backup', async () => {
     const m = await createMachine();
     const src = path.join(m.dir, 'src');
