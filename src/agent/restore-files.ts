@@ -15,10 +15,11 @@ export function stopIfAsked(signal: AbortSignal | undefined): void {
 /** Seconds since the epoch with microsecond precision, from nanoseconds as a decimal string (as text before 1970). */
 export function toTime(ns: string): number | string {
   const micros = Number(BigInt(ns) / 1000n);
+  // libuv cuts the time to whole microseconds (toward zero, before it makes a negative fraction
+  // positive), and seconds as a double are a few tenths of one off: half a microsecond further
+  // from zero is cut back to the right one, not the one next to it.
   // Node takes a negative number of seconds as "now"; as text, it is taken as it is (before 1970).
-  if (micros < 0) return String(micros / 1e6);
-  // libuv cuts the time to whole microseconds, and seconds as a double are a few tenths of one
-  // off: half a microsecond more is cut back to the right one, not the one before.
+  if (micros < 0) return String((micros - 0.5) / 1e6);
   return (micros + 0.5) / 1e6;
 }
 
