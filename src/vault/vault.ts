@@ -45,6 +45,9 @@ const forbidden = (message: string) => new AzbkError('AZBK_FORBIDDEN', message);
  * Stores `data` under `key` unless it exists. Writing the same bytes again succeeds (a retry
  * after a lost reply); other bytes under an existing key are an overwrite: AZBK_FORBIDDEN.
  */
+/** How recent a check that the vault is still there will do before a pack is stored (see Vault.present). */
+const PRESENT_FOR_PACKS_MS = 5000;
+
 async function putOnce(store: BlobStore, key: string, data: Uint8Array, what: string): Promise<void> {
   if ((await store.put(key, data)) === 'created') return;
   const old = await store.get(key);
@@ -149,6 +152,24 @@ export class Vault implements VaultEntry {
     return this.cfg;
   }
 
+  /** when the storage was last found to hold the vault's config (see present) */
+  #seenAt = 0;
+
+  /**
+   * Throws AZBK_VAULT_NOT_FOUND unless the storage still holds the vault's config. A vault folder
+   * moved or unmounted while in use may leave an empty folder in its place: nothing is written
+   * there as if it were the vault (points, machines and keys the vault would never see), and a
+   * machine is not told it is unknown. `recentMs`: a check this recent will do (for packs, many
+   * a second).
+   */
+  async present(recentMs = 0): Promise<void> {
+    if (recentMs > 0 && Date.now() - this.#seenAt < recentMs) return;
+    if ((await this.store.stat(layout.config)) === null) {
+      throw new AzbkError('AZBK_VAULT_NOT_FOUND', "The vault's storage no longer holds the vault (moved, removed or not mounted).");
+    }
+    this.#seenAt = Date.now();
+  }
+
   /** A fresh, signed credentials file for this vault. */
   async credentials(p: { endpoint: string; certFingerprint: string | null; validDays: number }): Promise<CredentialsFile> {
     const data = await this.store.get(layout.signingKey);
@@ -206,6 +227,7 @@ export class Vault implements VaultEntry {
         hint: 'Use a passphrase already in use with this vault (machines that share one share their data), or another vault.',
       });
     }
+    await this.present();
     await putOnce(this.store, layout.key(env.id), json(env), `Key envelope ${env.id}`);
   }
 
@@ -239,6 +261,7 @@ export class Vault implements VaultEntry {
 
   private async registerNow(req: RegisterRequest): Promise<Registration> {
     this.verify(req.token);
+    await this.present();
     if (!MACHINE_NAME.test(req.machineName)) {
       throw new AzbkError('AZBK_BAD_INPUT', 'A machine name has 1 to 64 letters, digits, dots, dashes or underscores.');
     }
@@ -309,7 +332,10 @@ export class Vault implements VaultEntry {
     });
     if (!isHex32(machineId)) throw denied();
     const data = await this.store.get(layout.machine(machineId));
-    if (data === null) throw denied();
+    if (data === null) {
+      await this.present(); // an empty folder where the vault was knows no machine: not this one's fault
+      throw denied();
+    }
     const rec = parseRecord(data, 'machine record');
     const given = Buffer.from(hashSecret(Buffer.from(secret, 'base64')), 'hex');
     const stored = Buffer.from(String(rec.secretHash), 'hex');
@@ -351,6 +377,7 @@ class Session implements VaultSession {
       if ((await this.store.stat(layout.pack(id))) !== null) throw forbidden(`Pack ${id} already exists with other content.`);
       throw new AzbkError('AZBK_BAD_INPUT', 'The pack does not match its id.');
     }
+    await this.vault.present(PRESENT_FOR_PACKS_MS);
     await this.store.put(layout.pack(id), data);
   }
 
@@ -363,7 +390,10 @@ class Session implements VaultSession {
     if (store.openWriter === undefined) return null;
     const sink = store.openWriter().then((w): PackSink => ({
       write: (data) => w.write(data),
-      finish: async (id) => void (await w.finish(layout.pack(id))),
+      finish: async (id) => {
+        await this.vault.present(PRESENT_FOR_PACKS_MS);
+        await w.finish(layout.pack(id));
+      },
       abort: () => w.abort(),
     }));
     return hashedPackStream(sink, MAX_OBJECT);
@@ -392,15 +422,14 @@ class Session implements VaultSession {
    * of a vault whose folder was moved or unmounted looks missing, and a pack that looks missing is
    * remembered as lost (a restore leaves its blobs out). Asked only when a pack is not found.
    */
-  private async stillHere(): Promise<void> {
-    if ((await this.store.stat(layout.config)) === null) {
-      throw new AzbkError('AZBK_VAULT_NOT_FOUND', "The vault's storage no longer holds the vault (moved, removed or not mounted): no pack can be found there.");
-    }
+  private stillHere(): Promise<void> {
+    return this.vault.present();
   }
 
   async putIndex(name: string, data: Uint8Array): Promise<void> {
     if (!INDEX_NAME.test(name)) throw new AzbkError('AZBK_BAD_INPUT', 'An index name is 64 hex digits.');
     if (data.length > MAX_OBJECT) throw new AzbkError('AZBK_BAD_INPUT', 'The index is too large.');
+    await this.vault.present();
     await putOnce(this.store, layout.index(name), data, `Index ${name}`);
   }
 
@@ -483,6 +512,7 @@ class Session implements VaultSession {
   }
 
   async putPolicy(retention: Retention): Promise<void> {
+    await this.vault.present();
     await writePolicy(this.store, this.machineId, retention, this.now());
   }
 
@@ -497,6 +527,7 @@ class Session implements VaultSession {
     if (p.manifest.length > MAX_OBJECT) throw new AzbkError('AZBK_BAD_INPUT', 'The manifest is too large.');
     // A retry after a lost reply must not make a second point: one job writes one point, so when
     // this machine's newest point has the same job and manifest, that is the point asked for.
+    await this.vault.present();
     if (newest !== undefined) {
       // A damaged newest point must not block new ones.
       const r = await this.readPoint(this.machineId, newest.id).catch(() => null);
@@ -530,6 +561,7 @@ class Session implements VaultSession {
     }
     if (p.data.length > MAX_OBJECT) throw new AzbkError('AZBK_BAD_INPUT', 'The checkpoint is too large.');
     const packs = validPackList(p.packs ?? []);
+    await this.vault.present();
     const stamp = pointIdFor(this.now()).slice(0, 19);
     const name = `${stamp}-${p.jobId}-${String(p.seq).padStart(6, '0')}`;
     // The packs the job stored since its last checkpoint, named first: prune keeps them until the

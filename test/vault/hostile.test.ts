@@ -186,6 +186,31 @@ describe('vault storage', () => {
     expect(await vault.machines()).toHaveLength(1);
   });
 
+  it('writes nothing into an empty folder left where the vault was, and tells machines the vault is not found', async () => {
+    const base = await makeTempDir('azbk-vault-');
+    const dir = path.join(base, 'vault');
+    await fs.mkdir(dir);
+    const vault = await Vault.create(new FsBlobStore(dir), { name: 'V' });
+    const { token } = await vault.credentials({ endpoint: 'https://v.test:8443', certFingerprint: 'ab'.repeat(32), validDays: 1 });
+    const r = await vault.register(reg(token, 'a'));
+    const session = await vault.session(r.machineId, r.secret);
+    // The disk unmounted: its mount point, empty, in its place.
+    await fs.rename(dir, path.join(base, 'away'));
+    await fs.mkdir(dir);
+    const gone = { code: 'AZBK_VAULT_NOT_FOUND' };
+    await expect(session.putIndex('cd'.repeat(32), Buffer.from('index'))).rejects.toMatchObject(gone);
+    await expect(session.putCheckpoint({ jobId: 'ef'.repeat(16), seq: 1, data: Buffer.from('checkpoint') })).rejects.toMatchObject(gone);
+    await expect(session.putPoint({ keyId: '01'.repeat(16), jobId: 'ef'.repeat(16), manifest: Buffer.from('m'), packs: [] } as never)).rejects.toMatchObject(gone);
+    await expect(vault.register(reg(token, 'b'))).rejects.toMatchObject(gone);
+    await expect(vault.session(r.machineId, r.secret)).rejects.toMatchObject(gone);
+    expect(await fs.readdir(dir)).toEqual([]);
+    // Back in place: as before.
+    await fs.rmdir(dir);
+    await fs.rename(path.join(base, 'away'), dir);
+    await session.putIndex('cd'.repeat(32), Buffer.from('index'));
+    await expect(vault.session(r.machineId, 'AAAA')).rejects.toMatchObject({ code: 'AZBK_CREDENTIALS_INVALID' });
+  });
+
   it('sweeps stale temporary files when a vault service only puts', async () => {
     const dir = await makeTempDir('azbk-vault-');
     const store = new FsBlobStore(dir);
