@@ -59,9 +59,9 @@ const SHA_HEADER = { type: 'object', required: [HEADER.sha256], properties: { [H
  * Bytes of request and reply bodies the server holds at once: uploads are read whole, and so are
  * the packs and ranges it sends. A request that would go over the limit is answered 503 before
  * its body is read, and the client tries again a little later; one on its own always fits. One
- * machine holds at most a share of the limit (beyond one request of any size): a machine that
- * starts uploads and never finishes them, or never reads what it asked for, cannot keep the others
- * waiting.
+ * machine holds at most a share of the limit (beyond one request of any size while at most half the
+ * limit is held): a machine that starts uploads and never finishes them, or never reads what it
+ * asked for, cannot keep the others waiting, nor can two of them.
  */
 export class ByteBudget {
   #used = 0;
@@ -79,7 +79,10 @@ export class ByteBudget {
    */
   take(reply: FastifyReply, bytes: number, holder: string): void {
     const own = this.#held.get(holder) ?? 0;
-    const busy = (this.#used > 0 && this.#used + bytes > this.limit) || (own > 0 && own + bytes > this.limit * this.share);
+    // Past its share, a holder's first request still fits, but only in the first half of the
+    // limit: two holders' uploads of the largest size, stalled, would otherwise fill it all.
+    const pastShare = own + bytes > this.limit * this.share && (own > 0 || (this.#used > 0 && this.#used + bytes > this.limit / 2));
+    const busy = (this.#used > 0 && this.#used + bytes > this.limit) || pastShare;
     if (busy) throw new HttpError(503, 'AZBK_VAULT_UNREACHABLE', 'The vault server is busy; try again shortly.');
     this.#used += bytes;
     this.#held.set(holder, own + bytes);

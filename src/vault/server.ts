@@ -101,6 +101,8 @@ export const IDLE_TIMEOUT_MS = 5 * 60_000;
 
 /** Bodies a server holds at once by default: 32 packs of 16 MiB, or two of the largest objects. */
 export const DEFAULT_MEMORY_BUDGET = 512 * 1024 * 1024;
+/** Bytes of JSON request bodies held at once, from all addresses (a quarter of it from one). */
+export const JSON_BODIES_BUDGET = 32 * 1024 * 1024;
 
 /** Log settings of a vault server: JSON lines, secrets redacted. */
 export const SERVER_LOG_REDACT = ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'token', 'secret', '*.token', '*.secret'];
@@ -235,6 +237,17 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     // Authenticate first: strangers learn nothing, machines learn the vault is append-only.
     await sessions.authenticate(req);
     return sendError(reply, 403, 'AZBK_FORBIDDEN', 'Machines may only add data to the vault; this change is not allowed.');
+  });
+
+  // Bodies that are not uploads (JSON: registrations, key envelopes) come before any machine is
+  // known: held within a budget of their own, by the address they come from, so that strangers
+  // who open connections and send such bodies cannot make the server hold memory without end.
+  const jsonBudget = new ByteBudget(JSON_BODIES_BUDGET);
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.method !== 'POST' && req.method !== 'PUT') return;
+    if (String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() === 'application/octet-stream') return; // uploads: see ByteBudget in the routes
+    const length = req.headers['content-length'];
+    jsonBudget.take(reply, length !== undefined && /^\d{1,12}$/.test(length) ? Math.min(Number(length), JSON_LIMIT) : JSON_LIMIT, req.ip);
   });
 
   const budget = new ByteBudget(o.memoryBudget ?? DEFAULT_MEMORY_BUDGET);

@@ -262,13 +262,19 @@ describe('byte budget', () => {
     expect(budget.used).toBe(0);
   });
 
-  it('lets one machine hold at most its share, beyond one request of any size', () => {
+  it('lets one machine hold at most its share, beyond one request of any size while at most half is held', () => {
     const budget = new ByteBudget(1000); // a quarter each: 250
-    const [a1, a2, a3, b1] = [reply(), reply(), reply(), reply()];
+    const [a1, a2, a3, b1, c1] = [reply(), reply(), reply(), reply(), reply()];
     budget.take(a1.r, 600, 'a'); // its first, however large
     expect(() => budget.take(a2.r, 1, 'a')).toThrow(expect.objectContaining({ statusCode: 503 }));
-    budget.take(b1.r, 400, 'b'); // another machine still gets the rest
+    // Another machine's first past its share would take more than half: two such uploads, stalled,
+    // would hold everything. Within its share it still gets the rest.
+    expect(() => budget.take(b1.r, 400, 'b')).toThrow(expect.objectContaining({ statusCode: 503 }));
+    budget.take(b1.r, 250, 'b');
+    budget.take(c1.r, 150, 'c');
+    expect(budget.used).toBe(1000);
     a1.done();
+    c1.done();
     budget.take(a2.r, 200, 'a');
     budget.take(a3.r, 50, 'a'); // 250: its share, whole
     expect(() => budget.take(reply().r, 1, 'a')).toThrow(expect.objectContaining({ statusCode: 503 }));

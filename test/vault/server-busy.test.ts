@@ -13,7 +13,7 @@ import { packIdOf } from '../../src/core/pack.js';
 import { HttpVault } from '../../src/vault/http-client.js';
 import { bearer } from '../../src/vault/http-protocol.js';
 import { layout } from '../../src/vault/layout.js';
-import type { RunningServer } from '../../src/vault/server.js';
+import { JSON_BODIES_BUDGET, type RunningServer } from '../../src/vault/server.js';
 import { bytes, createTestVault, listen, testTls, type RawMachine, type TestVault } from '../helpers/vault-service.js';
 
 const MiB = 1024 * 1024;
@@ -76,10 +76,10 @@ describe('a busy vault service', () => {
 
   it('gives a machine whose uploads stall at most a quarter of its room: the others go on', async () => {
     const t = await createTestVault();
-    const server = await listen(t, await testTls(), { memoryBudget: 32 * MiB });
+    const server = await listen(t, await testTls(), { memoryBudget: 64 * MiB });
     const [a, b] = [await machine(t, 'alpha'), await machine(t, 'beta')];
-    // beta starts four uploads of 8 MiB and finishes none: only its first is taken
-    const stalled = await Promise.all([1, 2, 3, 4].map(() => stalledUpload(server, b, 8 * MiB)));
+    // beta starts four uploads of 16 MiB (its share) and finishes none: only its first is taken
+    const stalled = await Promise.all([1, 2, 3, 4].map(() => stalledUpload(server, b, 16 * MiB)));
     const client = new HttpVault(server.url, server.fingerprint, {
       attempts: 1,
       sleep: () => Promise.reject(new Error('alpha was told to wait')),
@@ -93,6 +93,35 @@ describe('a busy vault service', () => {
     } finally {
       for (const s of stalled) s.destroy();
       await client.close();
+      await server.close(0);
+    }
+  });
+
+  it('holds the JSON bodies of strangers within a budget of their own: uploads of machines go on', async () => {
+    const t = await createTestVault();
+    const server = await listen(t, await testTls(), { memoryBudget: 64 * MiB });
+    const a = await machine(t, 'alpha');
+    // Registrations of 1 MiB that never finish, without credentials: a quarter of the JSON budget
+    // from this address is taken, then 503.
+    const port = Number(new URL(server.url).port);
+    const sockets: tls.TLSSocket[] = [];
+    for (let i = 0; i < JSON_BODIES_BUDGET / MiB / 4 + 3; i++) {
+      const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
+      socket.on('error', () => undefined);
+      await once(socket, 'secureConnect');
+      socket.write(`POST /v1/register HTTP/1.1\r\nHost: vault\r\nContent-Type: application/json\r\nContent-Length: ${MiB}\r\n\r\n{"tok`);
+      sockets.push(socket);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    try {
+      expect(t.logs.filter((l) => l.includes('request refused: busy'))).toHaveLength(3);
+      const client = new HttpVault(server.url, server.fingerprint, { attempts: 1, sleep: () => Promise.reject(new Error('alpha was told to wait')) });
+      const s = await client.session(a.machineId, a.secret);
+      const pack = bytes(16 * MiB);
+      await s.putPack(packIdOf(pack), pack);
+      await client.close();
+    } finally {
+      for (const socket of sockets) socket.destroy();
       await server.close(0);
     }
   });
