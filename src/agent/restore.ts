@@ -147,11 +147,16 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
     job.mark = await markRestore(ctx.paths.restores, job.tmpPrefix, job.tempRoots(selected));
     await job.restoreAll(selected);
   } catch (err) {
-    if (!isAzbkError(err, 'AZBK_CANCELLED')) throw err;
     const r = job.restored;
-    throw new AzbkError('AZBK_CANCELLED', `Restore stopped: ${r.files} file(s) and ${r.dirs} folder(s) were restored; no unfinished file was left.`, {
-      hint: 'Run the same restore again with --conflict skip (the default) to restore the rest.',
-    });
+    const sofar = `${r.files} file(s) and ${r.dirs} folder(s) were restored; no unfinished file was left.`;
+    if (isAzbkError(err, 'AZBK_CANCELLED')) {
+      throw new AzbkError('AZBK_CANCELLED', `Restore stopped: ${sofar}`, { hint: 'Run the same restore again with --conflict skip (the default) to restore the rest.' });
+    }
+    // A vault gone on the way stops it as a Ctrl-C does: said so, with how to go on.
+    if (isAzbkError(err, 'AZBK_VAULT_UNREACHABLE') || isAzbkError(err, 'AZBK_VAULT_NOT_FOUND')) {
+      throw new AzbkError(err.code, `${err.message} The restore stopped: ${sofar}`, { hint: 'Run the same restore again with --conflict skip (the default) once the vault answers, to restore the rest.', cause: err });
+    }
+    throw err;
   } finally {
     await job.mark?.remove();
     await lock.release();
