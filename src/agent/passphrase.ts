@@ -2,7 +2,7 @@
 import { randomInt } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { AzbkError } from '../shared/errors.js';
-import { errnoCode, readSmallFile, utf8Text } from '../shared/files.js';
+import { errnoCode, exposedWarning, readSmallFile, utf8Text } from '../shared/files.js';
 
 export const MIN_PASSPHRASE = 16;
 const MAX_PASSPHRASE = 1024;
@@ -38,9 +38,14 @@ export function givenPassphrase(p: string): PassphraseInput {
   return { text: p, readings: [p] };
 }
 
-/** Reads a passphrase file: its first line, without the line ending (see PassphraseInput). */
-export async function readPassphraseFile(file: string): Promise<PassphraseInput> {
+/**
+ * Reads a passphrase file: its first line, without the line ending (see PassphraseInput). `warn`
+ * hears of a file others may read.
+ */
+export async function readPassphraseFile(file: string, warn?: (text: string) => void): Promise<PassphraseInput> {
   const data = await readSmallFile(file, 64 * 1024, 'passphrase file');
+  const exposed = warn === undefined ? null : exposedWarning(file, 'passphrase file');
+  if (exposed !== null) warn!(exposed);
   const now = utf8Text(data);
   const text = now === null ? null : (now.split(/\r\n|\r|\n/, 1)[0] ?? '');
   const earlier = data.toString('utf8').split(/\r?\n/, 1)[0] ?? '';

@@ -26,9 +26,9 @@ export function checkPassphraseSources(o: NewPassphraseOpts): void {
   }
 }
 
-export async function newPassphrase(o: NewPassphraseOpts): Promise<NewPassphrase> {
+export async function newPassphrase(o: NewPassphraseOpts, warn?: (text: string) => void): Promise<NewPassphrase> {
   checkPassphraseSources(o);
-  if (o.passphraseFile !== undefined) return { passphrase: await readPassphraseFile(o.passphraseFile) };
+  if (o.passphraseFile !== undefined) return { passphrase: await readPassphraseFile(o.passphraseFile, warn) };
   if (o.generatePassphrase !== undefined) {
     const file = path.resolve(o.generatePassphrase);
     const generated = generatePassphrase();

@@ -198,3 +198,18 @@ export function errnoCode(err: unknown): string | undefined {
     ? String((err as { code: unknown }).code)
     : undefined;
 }
+
+/**
+ * A warning for a file of secrets (a passphrase, a credentials file) that others than its owner
+ * may read, by its permission bits; null when only the owner may, on Windows (ACLs, not bits),
+ * and when the file cannot be examined.
+ */
+export function exposedWarning(file: string, what: string): string | null {
+  if (process.platform === 'win32') return null;
+  try {
+    if ((fsCb.statSync(file).mode & 0o044) === 0) return null;
+  } catch {
+    return null;
+  }
+  return `the ${what} ${file} can be read by other users of this machine: keep it owner-only (chmod 600)`;
+}

@@ -93,6 +93,25 @@ describe.concurrent('register', () => {
     expectExit(await points(), 0);
   });
 
+  it.skipIf(process.platform === 'win32')('warns of a passphrase or credentials file others may read, and uses it', async (ctx) => {
+    const root = await tempDir(ctx);
+    const vault = await createVault(root);
+    const pass = await writePassphrase(root, PASSPHRASE);
+    expectExit(await runCli(registerArgs(vault.credentials, 'A', '--passphrase-file', pass), { home: path.join(root, 'home-a') }), 0);
+    const quiet = await runCli(['passphrase', 'check', '--passphrase-file', pass], { home: path.join(root, 'home-a') });
+    expectExit(quiet, 0);
+    expect(quiet.stderr).toBe('');
+    await fs.chmod(pass, 0o644);
+    await fs.chmod(vault.credentials, 0o640);
+    const r = await runCli(registerArgs(vault.credentials, 'B', '--passphrase-file', pass), { home: path.join(root, 'home-b') });
+    expectExit(r, 0);
+    expect(r.stderr).toContain(`the credentials file ${vault.credentials} can be read by other users of this machine: keep it owner-only (chmod 600)`);
+    expect(r.stderr).toContain(`the passphrase file ${pass} can be read by other users of this machine`);
+    const check = await runCli(['passphrase', 'check', '--passphrase-file', pass], { home: path.join(root, 'home-a') });
+    expectExit(check, 0);
+    expect(check.stderr).toContain(`the passphrase file ${pass} can be read by other users`);
+  });
+
   it.skipIf(process.platform === 'win32')('reads passphrase and credentials files as UTF-8 text from regular files only, never waiting on a pipe', async (ctx) => {
     const root = await tempDir(ctx);
     const vault = await createVault(root);

@@ -37,7 +37,7 @@ export function findCommand(program: Command): void {
         if (o.passphraseFile !== undefined && o.machine === undefined) {
           throw new AzbkError('AZBK_USAGE', '--passphrase-file is for another machine: add --machine NAME.');
         }
-        const passphrase = o.passphraseFile === undefined ? undefined : await readPassphraseFile(o.passphraseFile);
+        const passphrase = o.passphraseFile === undefined ? undefined : await readPassphraseFile(o.passphraseFile, out.warn);
         const ctx = await openAgent(paths);
         const json = out.json ? new JsonStream(out, {}, 'matches') : undefined;
         const r = await findInPoints(ctx, {

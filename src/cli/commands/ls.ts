@@ -36,7 +36,7 @@ export function lsCommand(program: Command): void {
         if (o.passphraseFile !== undefined && o.machine === undefined) {
           throw new AzbkError('AZBK_USAGE', '--passphrase-file is for another machine: add --machine NAME.');
         }
-        const passphrase = o.passphraseFile === undefined ? undefined : await readPassphraseFile(o.passphraseFile);
+        const passphrase = o.passphraseFile === undefined ? undefined : await readPassphraseFile(o.passphraseFile, out.warn);
         const ctx = await openAgent(paths);
         let json: JsonStream | undefined;
         const r = await listPoint(ctx, {

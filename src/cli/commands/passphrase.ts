@@ -44,7 +44,7 @@ export function passphraseCommand(program: Command): void {
     .addHelpText('after', '\nExit codes: 0 it opens the key, 2 bad input, 10 vault unreachable, 12 it does not, 13 this machine is refused by the vault.')
     .action(
       action('passphrase check', async ({ paths, out }, o: CheckOpts) => {
-        const p = o.passphraseFile !== undefined ? await readPassphraseFile(o.passphraseFile) : givenPassphrase(await typed());
+        const p = o.passphraseFile !== undefined ? await readPassphraseFile(o.passphraseFile, out.warn) : givenPassphrase(await typed());
         const ctx = await openAgent(paths);
         if (!(await opensFamily(await ctx.session.listKeys(), p.readings, ctx.keys.keyId))) {
           throw new AzbkError('AZBK_WRONG_PASSPHRASE', "This passphrase does not open this machine's key: it cannot restore this machine's data elsewhere.", {
@@ -69,7 +69,7 @@ export function passphraseCommand(program: Command): void {
     )
     .action(
       action('passphrase add', async ({ paths, out }, o: AddOpts) => {
-        const { passphrase: p, generated } = await newPassphrase(o);
+        const { passphrase: p, generated } = await newPassphrase(o, out.warn);
         const ctx = await openAgent(paths);
         let wrote = false;
         let sent = false;

@@ -49,7 +49,7 @@ export function restoreCommand(program: Command): void {
           throw new AzbkError('AZBK_USAGE', '--passphrase-file is for restoring another machine: add --machine NAME.');
         }
         boundHeapGrowth();
-        const passphrase = o.passphraseFile === undefined ? undefined : await readPassphraseFile(o.passphraseFile);
+        const passphrase = o.passphraseFile === undefined ? undefined : await readPassphraseFile(o.passphraseFile, out.warn);
         const started = new Date().toISOString();
         let r: Awaited<ReturnType<typeof runRestore>>;
         // How far it got, on a terminal and for status (see progress.ts): listings read, then what is written.
