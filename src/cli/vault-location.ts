@@ -66,7 +66,12 @@ export function parseHttpsEndpoint(s: string): string {
   if (url.protocol !== 'https:' || url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
     throw new AzbkError('AZBK_BAD_INPUT', `--endpoint must be a plain https://HOST:PORT URL, not ${s}.`);
   }
-  return url.pathname === '/' ? url.origin : `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+  const prefix = url.pathname.replace(/\/+$/, '');
+  // The service's routes are under /v1 of the address agents are given: that address is the one before it.
+  if (/\/v\d+$/.test(prefix)) {
+    throw new AzbkError('AZBK_BAD_INPUT', `--endpoint is the address of the vault service without its API version: ${url.origin}${prefix.replace(/\/v\d+$/, '')}, not ${s}.`);
+  }
+  return prefix === '' ? url.origin : `${url.origin}${prefix}`;
 }
 /** Reads --tls-cert and --tls-key, which go together; undefined when neither is given. */
 export async function givenTls(o: { tlsCert?: string; tlsKey?: string }): Promise<TlsIdentity | undefined> {
