@@ -59,13 +59,21 @@ describe.runIf(hasCrontab)('scheduled backups', () => {
   const USER_LINES = Buffer.concat([Buffer.from(`# the user's own ${mark}, caf`), Buffer.from([0xe9]), Buffer.from(`\n17 3 * * * echo "100%" >/dev/null # ${mark}\n`)]);
   const hasUserLines = () => readCrontab().includes(USER_LINES);
   beforeAll(() => writeCrontab(Buffer.concat([readCrontab(), USER_LINES])));
-  afterAll(() => editCrontab((l) => (l.includes(mark) ? null : l)));
+  // The user's lines go, and so do the entries of every machine here: a test that failed half
+  // way must not leave backups of a removed AZBK_HOME running every hour.
+  const homes: string[] = [];
+  afterAll(() => editCrontab((l) => (l.includes(mark) || homes.some((h) => ofHome(l, h)) ? null : l)));
+  const machineIn = async (tmp: string) => {
+    const m = await setupMachine(tmp);
+    homes.push(m.home);
+    return m;
+  };
 
   it('policy set --schedule installs, replaces and removes this machine\'s crontab entries only', async () => {
     const tmp = await makeTempDir('azbk-schedule-');
     const data = path.join(tmp, 'data');
     await fs.mkdir(data);
-    const m = await setupMachine(tmp);
+    const m = await machineIn(tmp);
 
     const empty = await m.run(['policy', 'set', '--schedule', '09:00']);
     expectExit(empty, 2);
@@ -164,7 +172,7 @@ describe.runIf(hasCrontab)('scheduled backups', () => {
     const data = path.join(tmp, 'data');
     await fs.mkdir(data);
     await fs.writeFile(path.join(data, 'f.txt'), 'backed up by cron\n');
-    const m = await setupMachine(tmp);
+    const m = await machineIn(tmp);
     // The next minute, or the one after when this one is nearly over (cron reads changed crontabs
     // when a minute starts).
     const at = new Date(Date.now() + (new Date().getSeconds() >= 50 ? 120_000 : 60_000));
