@@ -15,15 +15,13 @@ import type { ScanBatch, ScanInit } from './scan.js';
 /** Folders per message: the walk should hear of them soon after they are found. */
 const BATCH = 16;
 
-// Started ahead of its FolderScan (see prestartScan), the worker hears what to scan in a message.
-const { roots, exclude, cacheFile, port } = (workerData as ScanInit | null) ?? (await new Promise<ScanInit>((resolve) => parentPort!.once('message', resolve)));
-const rows = openDirRows(cacheFile);
-const excluded = compileExcludes(exclude);
-
 function emptyBatch() {
   return { paths: [] as string[], trees: [] as string[], counts: [] as number[], listed: [] as number[], subfolders: [] as string[][] } satisfies ScanBatch;
 }
 let batch = emptyBatch();
+let port: ScanInit['port'];
+let rows: ReturnType<typeof openDirRows>;
+let excluded: ReturnType<typeof compileExcludes>;
 
 function flush(): void {
   if (batch.paths.length === 0) return;
@@ -72,17 +70,30 @@ function scan(abs: string, depth: number): StoredDir | null {
   return row;
 }
 
-for (let i = roots.length - 1; i >= 0; i--) {
-  // Only folders: the walk backs up an included link as a link, and never looks behind it.
-  const root = roots[i]!;
-  let folder = false;
-  try {
-    folder = fs.lstatSync(root).isDirectory();
-  } catch {
-    // missing or unreadable: the walk says so
+function run(init: ScanInit): void {
+  ({ port } = init);
+  rows = openDirRows(init.cacheFile);
+  excluded = compileExcludes(init.exclude);
+  for (let i = init.roots.length - 1; i >= 0; i--) {
+    // Only folders: the walk backs up an included link as a link, and never looks behind it.
+    const root = init.roots[i]!;
+    let folder = false;
+    try {
+      folder = fs.lstatSync(root).isDirectory();
+    } catch {
+      // missing or unreadable: the walk says so
+    }
+    if (folder) scan(root, toSegments(root).length);
   }
-  if (folder) scan(root, toSegments(root).length);
+  flush();
+  rows.close();
+  port.close();
 }
-flush();
-rows.close();
-port.close();
+
+// Started ahead of its FolderScan (see prestartScan), the worker hears what to scan in a message.
+// It waits for it in the event loop, not in a top-level await: a worker ended while its module
+// is still being evaluated (one no backup took, ended by dropPrestartedScan) crashes the whole
+// process in V8 when that module awaits at its top level.
+const given = workerData as ScanInit | null;
+if (given !== null) run(given);
+else parentPort!.once('message', run);
