@@ -27,7 +27,7 @@ import { BlobWriter, type PackRef } from './blob-writer.js';
 import { findResumable, identity, knownFile, sealCheckpoint, unchanged, type FileIdentity, type KnownFile, type PartialDelta, type PartialFile, type ResumeState } from './checkpoint.js';
 import type { AgentContext } from './context.js';
 import { FileCache, isDamagedCache, type KnownDir } from './file-cache.js';
-import { entryStat, fingerprint, folderIdentity, listFolder, MAX_FOLDER_DEPTH, type EntryStat, type Listed } from './folder-listing.js';
+import { entryStat, fingerprint, folderIdentity, listFolder, MAX_FOLDER_DEPTH, slashed, type EntryStat, type Listed } from './folder-listing.js';
 import { changesSince, dirtyFolders, homeSpellings, journalOffset, journalRun, journalSync, underTree, type JournalMark } from './journal.js';
 import { fromSegments, toSegments } from './fspath.js';
 import { refuseWholeRoot } from './policy.js';
@@ -208,12 +208,16 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
   return { ...result!, warnings: [...result!.warnings, { path: cache.file, reason: `the local cache of what was backed up is lost (${cacheLost}): the next backup reads every file again` }] };
 }
 
-/** Whether `p` is inside the folder `dir` (not `dir` itself). */
+/** The paths from below `outer` down to `abs` (`abs` last), top first. */
+function pathsBetween(outer: string, abs: string): string[] {
+  const down: string[] = [];
+  for (let d = abs; d !== outer && isBelow(d, outer); d = path.dirname(d)) down.unshift(d);
+  return down;
+}
+
 /** The first folder on the way from `outer` down to `abs` (both left out) that is a link, if any. */
 function linkBetween(outer: string, abs: string): string | undefined {
-  const up: string[] = [];
-  for (let d = path.dirname(abs); d !== outer && isBelow(d, outer); d = path.dirname(d)) up.push(d);
-  return up.reverse().find((d) => {
+  return pathsBetween(outer, abs).slice(0, -1).find((d) => {
     try {
       return fs.lstatSync(d).isSymbolicLink();
     } catch {
@@ -224,12 +228,10 @@ function linkBetween(outer: string, abs: string): string | undefined {
 
 /** The first path on the way from `outer` down to `abs` (`abs` included) that `excluded` leaves out, if any. */
 function excludedBetween(excluded: Excluded, outer: string, abs: string): string | undefined {
-  const down: string[] = [];
-  for (let d = abs; d !== outer && isBelow(d, outer); d = path.dirname(d)) down.unshift(d);
-  const slashed = (p: string) => (process.platform === 'win32' ? p.replaceAll('\\', '/') : p);
-  return down.find((d) => excluded(slashed(d), path.basename(d)));
+  return pathsBetween(outer, abs).find((d) => excluded(slashed(d), path.basename(d)));
 }
 
+/** Whether `p` is inside the folder `dir` (not `dir` itself). */
 function isBelow(p: string, dir: string): boolean {
   const a = toSegments(p);
   const d = toSegments(dir);

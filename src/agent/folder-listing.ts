@@ -43,9 +43,8 @@ export function entryStat(st: fs.BigIntStats): EntryStat {
  * An entry that cannot be examined is left out and handed to `skip` with its error, or with why
  * as text; `complete` is false then. An entry `excluded` leaves out is neither examined nor listed.
  */
-export function listFolder(abs: string, skip: (p: string, why: unknown) => void, self?: EntryStat, excluded?: Excluded | null): { listed: Listed[]; complete: boolean } {
-  const out = excluded ?? null;
-  if (self === undefined || process.platform === 'win32') return listAt(abs, abs, skip, out);
+export function listFolder(abs: string, skip: (p: string, why: unknown) => void, self?: EntryStat, excluded: Excluded | null = null): { listed: Listed[]; complete: boolean } {
+  if (self === undefined || process.platform === 'win32') return listAt(abs, abs, skip, excluded);
   // Opened without following a link, and checked to be the folder its parent listed: a folder
   // swapped for a link (to one outside the included folders, say) is never listed in its place.
   const fd = fs.openSync(abs, DIR_FLAGS);
@@ -56,14 +55,14 @@ export function listFolder(abs: string, skip: (p: string, why: unknown) => void,
     }
     // On Linux the folder opened is listed, and its entries examined, through its descriptor: so
     // also when a folder above it is swapped for a link meanwhile.
-    return listAt(abs, BY_DESCRIPTOR ? `/proc/self/fd/${fd}` : abs, skip, out);
+    return listAt(abs, BY_DESCRIPTOR ? `/proc/self/fd/${fd}` : abs, skip, excluded);
   } finally {
     fs.closeSync(fd);
   }
 }
 
 /** A path as exclusions see it: with `/` between names (a Windows path keeps its drive, C:/Users). */
-const SLASHED = process.platform === 'win32' ? (p: string) => p.replaceAll('\\', '/') : (p: string) => p;
+export const slashed = process.platform === 'win32' ? (p: string) => p.replaceAll('\\', '/') : (p: string) => p;
 
 const DIR_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_DIRECTORY ?? 0) | (fs.constants.O_NOFOLLOW ?? 0);
 const BY_DESCRIPTOR = process.platform === 'linux' && fs.existsSync('/proc/self/fd');
@@ -74,8 +73,8 @@ function listAt(abs: string, at: string, skip: (p: string, why: unknown) => void
   let unnamed = 0;
   if (names.some((n) => n.includes('\uFFFD'))) [names, unnamed] = decodableNames(abs, at, skip);
   if (excluded !== null) {
-    const slashed = SLASHED(abs);
-    names = names.filter((name) => !excluded(slashed === '/' ? `/${name}` : `${slashed}/${name}`, name));
+    const dir = slashed(abs);
+    names = names.filter((name) => !excluded(dir === '/' ? `/${name}` : `${dir}/${name}`, name));
   }
   names.sort();
   const listed: Listed[] = [];

@@ -403,7 +403,9 @@ class Session implements VaultSession {
     if (!isHex64(id)) throw new AzbkError('AZBK_BAD_INPUT', 'A pack id is 64 hex digits.');
     const data = await this.store.get(layout.pack(id), into === undefined ? { offset, length } : { offset, length, into });
     if (data === null) {
-      await this.stillHere();
+      // Every pack of a vault moved or unmounted looks missing, and a pack found missing is
+      // remembered as lost (a restore leaves its blobs out): not when the whole vault is gone.
+      await this.vault.present();
       throw new AzbkError('AZBK_VAULT_CORRUPT', `Pack ${id} is missing from the vault.`);
     }
     if (data.length !== length) throw new AzbkError('AZBK_VAULT_CORRUPT', `Pack ${id} is shorter than its index says.`);
@@ -413,17 +415,8 @@ class Session implements VaultSession {
   async statPack(id: PackId): Promise<number | null> {
     if (!isHex64(id)) throw new AzbkError('AZBK_BAD_INPUT', 'A pack id is 64 hex digits.');
     const size = (await this.store.stat(layout.pack(id)))?.size ?? null;
-    if (size === null) await this.stillHere();
+    if (size === null) await this.vault.present(); // as readPack
     return size;
-  }
-
-  /**
-   * Throws AZBK_VAULT_NOT_FOUND when the storage no longer holds the vault's config: every object
-   * of a vault whose folder was moved or unmounted looks missing, and a pack that looks missing is
-   * remembered as lost (a restore leaves its blobs out). Asked only when a pack is not found.
-   */
-  private stillHere(): Promise<void> {
-    return this.vault.present();
   }
 
   async putIndex(name: string, data: Uint8Array): Promise<void> {

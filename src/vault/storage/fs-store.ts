@@ -137,7 +137,7 @@ export class FsBlobStore implements BlobStore {
   /** Throws AZBK_VAULT_NOT_FOUND, with `cause`, when the vault's folder is not there any more. */
   async #stillThere(cause: unknown): Promise<void> {
     const here = await fs.stat(this.root).then((st) => st.isDirectory(), () => false);
-    if (!here) throw new AzbkError('AZBK_VAULT_NOT_FOUND', `The vault folder ${this.root} does not exist.`, { cause });
+    if (!here) throw this.#gone(cause);
   }
 
   async get(key: string, range?: ByteRange): Promise<Buffer | null> {
@@ -245,13 +245,13 @@ export class FsBlobStore implements BlobStore {
       await fs.mkdir(tempDir, { mode: 0o700 });
     } catch (err) {
       if (errno(err) === 'EEXIST') return;
-      if (errno(err) === 'ENOENT') {
-        throw new AzbkError('AZBK_VAULT_NOT_FOUND', `The vault folder ${this.root} does not exist.`, {
-          cause: err,
-        });
-      }
+      if (errno(err) === 'ENOENT') throw this.#gone(err);
       throw err;
     }
+  }
+
+  #gone(cause: unknown): AzbkError {
+    return new AzbkError('AZBK_VAULT_NOT_FOUND', `The vault folder ${this.root} does not exist.`, { cause });
   }
 
   async #readDir(dirKey: string, prefix: string): Promise<Dirent[]> {
