@@ -57,8 +57,10 @@ function validBandwidth(b: unknown): b is BandwidthPolicy {
 }
 
 function validExcludes(v: unknown): boolean {
+  if (!Array.isArray(v)) return false;
   try {
-    return Array.isArray(v) && compileExcludes(v as string[]) !== null;
+    compileExcludes(v as string[]); // none at all is valid too: nothing is left out
+    return true;
   } catch {
     return false;
   }

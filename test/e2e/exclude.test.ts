@@ -143,5 +143,8 @@ describe('exclusions', () => {
     const damaged = await m.run(['backup', '--now']);
     expectExit(damaged, 2);
     expect(damaged.stderr).toMatch(/policy file .* is damaged/);
+    // An empty list, written by hand, leaves nothing out.
+    await fs.writeFile(path.join(m.home, 'policy.json'), JSON.stringify({ version: 1, include: [src], exclude: [] }), { mode: 0o600 });
+    expectExit(await m.run(['backup', '--now']), 0);
   }, 60_000);
 });
