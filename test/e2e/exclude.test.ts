@@ -30,6 +30,13 @@ async function project(root: string): Promise<string> {
   return src;
 }
 
+/** A test folder with the project tree in it (`src`), and a machine registered with a vault there. */
+async function projectMachine(prefix: string): Promise<{ root: string; src: string; m: Machine }> {
+  const root = await makeTempDir(prefix);
+  const src = await project(root);
+  return { root, src, m: await setupMachine(root) };
+}
+
 /** The files of the latest point under `src`, relative to it, restored into a fresh folder. */
 async function latestFiles(m: Machine, root: string, src: string, name: string): Promise<string[]> {
   const target = path.join(root, name);
@@ -40,9 +47,7 @@ async function latestFiles(m: Machine, root: string, src: string, name: string):
 
 describe('exclusions', () => {
   it('leave out names and paths given with --exclude, and a change of them is backed up as such', async () => {
-    const root = await makeTempDir('azbk-exclude-');
-    const src = await project(root);
-    const m = await setupMachine(root);
+    const { root, src, m } = await projectMachine('azbk-exclude-');
 
     const first = await m.run(['backup', '--now', '--include', src, '--exclude', 'node_modules', '*.swp', 'build/out', '--json']);
     expectExit(first, 0);
@@ -75,9 +80,7 @@ describe('exclusions', () => {
   }, 60_000);
 
   it('come from the policy for backups that name none, scheduled ones included', async () => {
-    const root = await makeTempDir('azbk-exclude-policy-');
-    const src = await project(root);
-    const m = await setupMachine(root);
+    const { root, src, m } = await projectMachine('azbk-exclude-policy-');
 
     const set = await m.run(['policy', 'set', '--include', src, '--exclude', 'node_modules', 'out/', '--json']);
     expectExit(set, 0);
@@ -105,9 +108,7 @@ describe('exclusions', () => {
   }, 60_000);
 
   it('skips and lists an include inside another one that its walk would not reach: left out, or below a link', async () => {
-    const root = await makeTempDir('azbk-exclude-nested-');
-    const src = await project(root);
-    const m = await setupMachine(root);
+    const { root, src, m } = await projectMachine('azbk-exclude-nested-');
     const outside = path.join(root, 'outside');
     await fs.mkdir(path.join(outside, 'doc'), { recursive: true });
     await fs.writeFile(path.join(outside, 'doc', 'x.txt'), 'outside\n');
@@ -126,9 +127,7 @@ describe('exclusions', () => {
   }, 60_000);
 
   it('refuses a pattern that is not one, before anything changes', async () => {
-    const root = await makeTempDir('azbk-exclude-bad-');
-    const src = await project(root);
-    const m = await setupMachine(root);
+    const { src, m } = await projectMachine('azbk-exclude-bad-');
     for (const args of [['backup', '--now', '--include', src, '--exclude', '[z-a]'], ['backup', '--now', '--include', src, '--exclude', ''], ['policy', 'set', '--include', src, '--exclude', 'a\\']]) {
       const r = await m.run(args);
       expectExit(r, 2);
