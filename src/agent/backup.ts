@@ -435,7 +435,7 @@ class BackupJob {
     const offset = journalOffset(home);
     const run = journalRun(home);
     const included = includedPaths.map(fromSegments);
-    const journal = changesSince(home, last, included);
+    const journal = changesSince(home, last, included, this.excludeKey);
     if (last !== null && last.exclude !== this.excludeKey) {
       this.scan = { mode: 'full', reason: 'the exclusions changed since the last backup' };
     } else if (journal.ok && sync === 'silent') {

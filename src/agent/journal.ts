@@ -22,9 +22,14 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { compileExcludes, excludesKey } from '../core/exclude.js';
 import { AzbkError } from '../shared/errors.js';
 import { makeFoldersSync, writeFileAtomic } from '../shared/files.js';
 import { processIdentity, sameProcessAlive } from '../shared/process.js';
+import { slashed } from './folder-listing.js';
+
+/** The exclusions of a watcher, or a backup, that leaves nothing out. */
+const NO_EXCLUDES = excludesKey([]);
 
 export interface JournalSession {
   readonly version: 1;
@@ -57,6 +62,12 @@ export interface JournalSession {
    * count from the journal's start, so they stay right across a trim.
    */
   readonly base?: number;
+  /**
+   * what the watcher leaves out (excludesKey of its patterns; absent in sessions of earlier
+   * versions, which left nothing out): it does not watch what they match, so it covers only
+   * backups that leave out the same, or a watcher that leaves out nothing
+   */
+  readonly exclude?: string;
   /** the watcher answers requests in journal/sync (see journalSync): one that cannot be asked is not trusted */
   readonly sync?: boolean;
 }
@@ -165,7 +176,7 @@ function readSession(home: string): JournalSession | null {
     // A watcher of an earlier version wrote neither: still a watcher (a second one must not start),
     // but with no run for a backup to remember, its journal is not trusted.
     const read = { ...s, run: typeof s.run === 'string' ? s.run : '', proc: typeof s.proc === 'string' ? s.proc : null };
-    if ((s.base !== undefined && !(Number.isSafeInteger(s.base) && s.base >= 0)) || (s.file !== undefined && typeof s.file !== 'string')) return { ...read, base: 0, broken: read.broken ?? 'its session is damaged' };
+    if ((s.base !== undefined && !(Number.isSafeInteger(s.base) && s.base >= 0)) || (s.file !== undefined && typeof s.file !== 'string') || (s.exclude !== undefined && typeof s.exclude !== 'string')) return { ...read, base: 0, broken: read.broken ?? 'its session is damaged' };
     return read;
   } catch {
     return null;
@@ -230,6 +241,7 @@ export function changesSince(
   home: string,
   since: JournalMark | null,
   include: readonly string[],
+  exclude: string = NO_EXCLUDES,
 ): { ok: true; changed: Set<string>; trees: Set<string> } | { ok: false; why: string } {
   if (since === null) return { ok: false, why: 'no earlier backup on this machine to compare with' };
   const s = readSession(home);
@@ -241,6 +253,9 @@ export function changesSince(
   if (s.run !== since.run) return { ok: false, why: 'the change journal started after the last backup' };
   const uncovered = include.find((p) => !s.paths.some((root) => within(p, root)));
   if (uncovered !== undefined) return { ok: false, why: `the change journal does not watch ${uncovered}` };
+  if (s.exclude !== undefined && s.exclude !== NO_EXCLUDES && s.exclude !== exclude) {
+    return { ok: false, why: 'the change journal leaves out other paths than this backup (azbk watch was started with other exclusions: restart it)' };
+  }
   const unseen = include.find((p) => !since.paths.some((root) => within(p, root)));
   if (unseen !== undefined) return { ok: false, why: `the last backup did not include ${unseen}` };
   const moved = Object.entries(s.roots ?? {}).find(([root, id]) => identityOf(root) !== id);
@@ -477,8 +492,12 @@ export function dirtyFolders(changed: Iterable<string>): Set<string> {
  * Watches `paths` until `signal` aborts, recording changes in the journal. Resolves when the
  * watcher has stopped; `onReady` runs once every watch is set up.
  */
-export async function runWatcher(home: string, paths: readonly string[], signal: AbortSignal, onReady: () => void): Promise<void> {
+export async function runWatcher(home: string, paths: readonly string[], exclude: readonly string[], signal: AbortSignal, onReady: () => void): Promise<void> {
   const files = journalFiles(home);
+  // What backups leave out is neither watched nor recorded (a build or cache folder that churns
+  // would cost watches and fill the log for nothing); the session says which patterns, and only
+  // backups that leave out the same trust it.
+  const excluded = compileExcludes(exclude);
   /** Opens changes.log for appending, made (owner-only) if it is not there. */
   const openLog = () => {
     makeFoldersSync(files.dir, 0o700);
@@ -502,9 +521,11 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   // AZBK_HOME's changes are azbk's own (the journal itself among them: watched, each line written
   // would be another change, without end). A watched folder that holds it leaves it out.
   const own = ownPaths(home, roots);
+  /** left out by the exclusions (a watched path itself never is, as a backup's included path is not) */
+  const leftOut = (abs: string) => excluded !== null && !roots.has(abs) && excluded(slashed(abs), path.basename(abs));
   const record = (p: string) => {
     const abs = path.resolve(p);
-    if (!own(abs)) write(JSON.stringify(abs) + '\n');
+    if (!own(abs) && !leftOut(abs)) write(JSON.stringify(abs) + '\n');
   };
   const recordTree = (p: string) => write(JSON.stringify({ tree: path.resolve(p) }) + '\n');
 
@@ -559,7 +580,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       persistent: true,
       ignored: (p: string, stats?: fs.Stats) => {
         const abs = path.resolve(p);
-        if (own(abs)) return true;
+        if (own(abs) || leftOut(abs)) return true;
         if (stats === undefined) return false;
         if (stats.isDirectory()) {
           knownDirs.add(abs);
@@ -599,7 +620,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
       // A folder made or moved here: the next backup examines all of it, whatever the watches
       // inside it saw while they were being set up. If the place was taken by a folder with
       // watches until now, those may be taken for the newcomer's (see restartSoon).
-      if (inFolder && event === 'rename' && isRealDirectory(p)) {
+      if (inFolder && event === 'rename' && !leftOut(path.resolve(p)) && isRealDirectory(p)) {
         recordTree(p);
         checkWatchesSoon(p);
         if (knownDirs.has(p)) restartSoon();
@@ -641,7 +662,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
     unchecked.clear();
     const watched = current.w.getWatched();
     for (const top of tops) {
-      for (const dir of foldersUnder(top, own)) {
+      for (const dir of foldersUnder(top, (p) => own(p) || leftOut(p))) {
         if (Object.hasOwn(watched, dir)) continue;
         current.w.add(dir);
         recordTree(dir);
@@ -753,7 +774,7 @@ export async function runWatcher(home: string, paths: readonly string[], signal:
   firstReady = true;
   if (!stopping()) {
     const ids = Object.fromEntries([...rootIds].filter((e): e is [string, string] => e[1] !== null));
-    saveSession({ version: 1, pid: process.pid, run: randomBytes(16).toString('hex'), proc: processIdentity(process.pid), started: new Date().toISOString(), paths: [...paths], roots: ids, sync: true, ...logFields(fileIdentity(fs.fstatSync(log)), 0), ...(rebuilding ? { rebuilding } : {}) });
+    saveSession({ version: 1, pid: process.pid, run: randomBytes(16).toString('hex'), proc: processIdentity(process.pid), started: new Date().toISOString(), paths: [...paths], ...(excluded === null ? {} : { exclude: excludesKey(exclude) }), roots: ids, sync: true, ...logFields(fileIdentity(fs.fstatSync(log)), 0), ...(rebuilding ? { rebuilding } : {}) });
     await sessionWrite;
     onReady();
     if (restartAfterReady) restartSoon();

@@ -17,7 +17,7 @@ describe('journal watcher', () => {
     const stop = new AbortController();
     let ready!: () => void;
     const isReady = new Promise<void>((resolve) => (ready = resolve));
-    const watching = runWatcher(home, [w], stop.signal, ready);
+    const watching = runWatcher(home, [w], [], stop.signal, ready);
     let failed: unknown = null;
     watching.catch((err: unknown) => (failed = err));
     await isReady;

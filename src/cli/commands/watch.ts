@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { compileExcludes } from '../../core/exclude.js';
 import { journalFiles, runWatcher, watcherRunning } from '../../agent/journal.js';
 import { loadPolicy, refuseWholeRoot } from '../../agent/policy.js';
 import { acquireJobLock, lockHolder, type JobLock } from '../../agent/lock.js';
@@ -11,6 +12,7 @@ import { action } from '../run.js';
 
 interface Opts {
   include?: string[];
+  exclude?: string[];
   json?: boolean;
 }
 
@@ -19,17 +21,22 @@ export function watchCommand(program: Command): void {
     .command('watch')
     .description('keep a change journal of the backed-up folders (runs until stopped)')
     .option('--include <path...>', "folders to watch (default: the policy's)")
+    .option('--exclude <pattern...>', "what not to watch, as backups leave it out (default: the policy's exclusions)")
     .option('--json', 'print events as JSON Lines: ready, then stopped')
     .addHelpText(
       'after',
       '\nWhile it runs, and has been running since the last backup, `azbk backup --now` examines only\n' +
-        'the paths that changed ("optimized") instead of scanning everything ("full scan").\n' +
+        'the paths that changed ("optimized") instead of scanning everything ("full scan"). What the\n' +
+        'exclusions match is not watched; backups with other exclusions scan everything.\n' +
         'Stop it with Ctrl-C or SIGTERM (exit 0). Exit codes: 0 stopped, 2 nothing to watch or a watched folder\n' +
         'was removed or replaced (the journal stops; backups scan everything), 11 already running.',
     )
     .action(
       action('watch', async ({ paths, out, log }, o: Opts) => {
-        const include = (o.include ?? (await loadPolicy(paths)).include).map((p) => path.resolve(p));
+        const policy = o.include === undefined || o.exclude === undefined ? await loadPolicy(paths) : null;
+        const include = (o.include ?? policy!.include).map((p) => path.resolve(p));
+        const exclude = o.exclude ?? policy!.exclude ?? [];
+        compileExcludes(exclude); // a pattern that is not one is refused before anything starts
         if (include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'Nothing to watch: no --include and no policy.');
         refuseWholeRoot(include); // as backup does: a journal of it would serve no backup
         // A path that is not there has nothing to watch: chokidar would wait for it in its parent,
@@ -70,7 +77,7 @@ export function watchCommand(program: Command): void {
         process.on('SIGINT', stop);
         process.on('SIGTERM', stop);
         try {
-          await runWatcher(paths.home, include, controller.signal, () => {
+          await runWatcher(paths.home, include, exclude, controller.signal, () => {
             log.info({ paths: include.length }, 'watching');
             out.line(`Watching ${include.join(', ')}; changes go to ${journalFiles(paths.home).changes}.`);
             out.event({ event: 'ready', paths: include });
