@@ -13,6 +13,7 @@ import type { VaultKeys } from '../core/keys.js';
 import type { PackEntry } from '../core/pack.js';
 import { objectKeyId } from '../core/sealed-object.js';
 import type { VaultSession } from '../vault/api.js';
+import { eachAtOnce } from '../shared/each-at-once.js';
 
 export interface BlobLocation {
   readonly pack: PackId;
@@ -245,7 +246,7 @@ export class BlobIndex {
     const [names, pruned] = await Promise.all([session.listIndex(), session.listPrunedPacks({ forBackup: opts.forBackup === true })]);
     const damaged = [...(cache?.getDamagedPacks?.() ?? []), ...(opts.last ?? [])];
     const forBackup = opts.forBackup === true ? [...pruned.condemned, ...damaged] : [];
-    const skip = new Set([...forBackup, ...pruned.gone, ...(cache?.getMissingPacks?.() ?? []), ...(opts.leaveOut ?? [])]);
+    const skip = new Set([...forBackup, ...pruned.gone, ...(await rememberedMissing(session, cache)), ...(opts.leaveOut ?? [])]);
     const skipSum = sumOf(skip);
     const last = opts.forBackup === true ? [] : damaged.filter((p) => !skip.has(p));
     // The snapshot, when it left out the same packs and every index file it covers is still in the
@@ -441,12 +442,46 @@ export class BlobIndex {
   }
 }
 
+/**
+ * Of `packs`, found missing from the vault once, those it still does not hold: a pack that is
+ * back (a disk mounted again, a folder restored from a copy) is read again rather than left out
+ * for good. A pack the vault cannot be asked about counts as missing.
+ */
+export async function stillMissing(session: Pick<VaultSession, 'statPack'>, packs: readonly PackId[]): Promise<PackId[]> {
+  const missing: PackId[] = [];
+  await eachAtOnce([...packs], STAT_WIDTH, async (p) => {
+    if ((await session.statPack(p).catch(() => null)) === null) missing.push(p);
+  });
+  return missing.sort();
+}
+
+/** Packs asked about at once by stillMissing. */
+const STAT_WIDTH = 16;
+
+/** The packs `cache` remembers missing that still are (see stillMissing); those back are forgotten. */
+async function rememberedMissing(session: VaultSession, cache: IndexCache | undefined): Promise<PackId[]> {
+  const remembered = cache?.getMissingPacks?.() ?? [];
+  if (remembered.length === 0) return [];
+  const missing = await stillMissing(session, remembered);
+  if (missing.length < remembered.length) {
+    const still = new Set(missing);
+    try {
+      cache?.forgetMissingPacks?.(remembered.filter((p) => !still.has(p)));
+    } catch {
+      // asked again next time
+    }
+  }
+  return missing;
+}
+
 /** Where the agent keeps index files it has read, and the index's snapshot (the local metadata cache). */
 export interface IndexCache {
   getIndex(name: string): Buffer | undefined;
   putIndex(name: string, data: Buffer): void;
   /** packs found missing from the vault although index files name them: left out like gone ones */
   getMissingPacks?(): readonly PackId[];
+  /** the vault holds these again: no longer missing */
+  forgetMissingPacks?(packs: readonly PackId[]): void;
   /** packs a check found damaged: a backup leaves them out (see FileCache.getDamagedPacks) */
   getDamagedPacks?(): readonly PackId[];
   /** the snapshot, the index files it covers and the digest of the packs it left out, or undefined (none, or damaged) */

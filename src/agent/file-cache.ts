@@ -442,6 +442,13 @@ export class FileCache implements IndexCache {
     this.addToPackList(MISSING_PACKS, packs);
   }
 
+  /** Takes packs out of getMissingPacks: the vault holds them again (see stillMissing). */
+  forgetMissingPacks(packs: readonly PackId[]): void {
+    this.endRead();
+    const back = new Set(packs);
+    this.db.transaction(() => this.setMeta(MISSING_PACKS, this.packList(MISSING_PACKS).filter((p) => !back.has(p)))).immediate();
+  }
+
   /**
    * Packs the vault holds in which a blob failed its checks (found by verify or a restore): a
    * backup leaves them out and so stores again what this machine still has of them, while a

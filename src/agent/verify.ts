@@ -18,7 +18,7 @@ import { decodeTree, type Tree } from '../core/tree.js';
 import { eachAtOnce } from '../shared/each-at-once.js';
 import { isAzbkError, type ErrorCode } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
-import { BlobIndex } from './blob-index.js';
+import { BlobIndex, stillMissing } from './blob-index.js';
 import { openCheckpoint } from './checkpoint.js';
 import { fromSegments } from './fspath.js';
 import { readListings } from './listings.js';
@@ -115,8 +115,8 @@ export async function verifyVault(
   const index = new BlobIndex();
   const indexedPacks = new Set<PackId>();
   // Index files still name the blobs of packs the vault no longer holds (and of those a backup of
-  // this machine found missing); a blob stored again is found where it is now.
-  const gone = new Set([...(await session.listPrunedPacks()).gone, ...(opts.missing ?? [])]);
+  // this machine found missing, and still is: see stillMissing); a blob stored again is found where it is now.
+  const gone = new Set([...(await session.listPrunedPacks()).gone, ...(await stillMissing(session, opts.missing ?? []))]);
   // Packs a check found damaged come last: what a backup stored again since is found where it is now.
   index.deferPacks(opts.damaged ?? []);
   for (const name of await session.listIndex()) {

@@ -13,7 +13,8 @@ import { knownBadPacks, recordMissingPacks } from '../../src/agent/file-cache.js
 import { runRestore } from '../../src/agent/restore.js';
 import type { PackId } from '../../src/core/ids.js';
 import { expectSameTree, writeRandomFile } from '../helpers/fs-tree.js';
-import { forgetful, losePack, lostAndStoredAgain } from '../helpers/lost-pack.js';
+import { biggestPack, forgetful, losePack, lostAndStoredAgain } from '../helpers/lost-pack.js';
+import { layout } from '../../src/vault/layout.js';
 import { createMachine, withMethods, type TestMachine } from '../helpers/machine.js';
 
 const MiB = 1024 * 1024;
@@ -95,6 +96,33 @@ describe('a restore and a pack the vault lost', () => {
     // Nothing half-written is left under the file's name, nor any temporary file.
     expect((await fs.readdir(path.join(target, src))).sort()).toEqual(['b.txt']);
     expect(remembered(m)).toEqual([pack]);
+  });
+
+  it('reads a pack remembered missing again once the vault holds it again, and forgets it', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await fs.mkdir(src);
+    await fs.writeFile(path.join(src, 'b.txt'), 'small\n');
+    await runBackup(m.ctx, { include: [src] });
+    await writeRandomFile(path.join(src, 'a.bin'), 20 * MiB);
+    const { point } = await runBackup(m.ctx, { include: [src] });
+    const key = layout.pack(await biggestPack(m));
+    const kept = (await m.base.get(key))!;
+    await m.base.delete(key);
+    const lost = await runRestore(m.ctx, { point: point.id, target: path.join(m.dir, 'out-lost'), paths: [], conflict: 'skip' });
+    expect(lost.failed.map((f) => f.path)).toEqual([path.join(src, 'a.bin')]);
+    expect(remembered(m)).toHaveLength(1);
+
+    // Put back (a disk mounted again): the same machine restores it whole, and forgets it was missing.
+    await m.base.put(key, kept);
+    const target = path.join(m.dir, 'out-back');
+    const back = await runRestore(m.ctx, { point: point.id, target, paths: [], conflict: 'skip' });
+    expect(back.failed).toEqual([]);
+    expect(back.missingPacks).toEqual([]);
+    await expectSameTree(src, path.join(target, src));
+    expect(remembered(m)).toEqual([]);
+    // Nor does its next backup store that data again: the vault has it.
+    expect((await runBackup(m.ctx, { include: [src] })).stats.newBytes).toBeLessThan(MiB);
   });
 
   it('stops, remembering no pack as missing, when the whole vault goes away during the restore (a folder moved or unmounted)', async () => {

@@ -14,10 +14,16 @@ import { createMachine, rootTree, withMethods, type TestMachine } from './machin
  * or the smallest (the folder listings' own, when the files are big).
  */
 export async function losePack(m: TestMachine, which: 'biggest' | 'smallest'): Promise<PackId> {
+  const pack = await biggestPack(m, which === 'smallest');
+  await m.base.delete(layout.pack(pack));
+  return pack;
+}
+
+/** The vault's biggest pack (or its smallest). */
+export async function biggestPack(m: TestMachine, smallest = false): Promise<PackId> {
   const packs: { pack: PackId; size: number }[] = [];
   for await (const key of m.base.list('packs/')) packs.push({ pack: path.posix.basename(key) as PackId, size: (await m.base.stat(key))!.size });
-  packs.sort((a, b) => (which === 'biggest' ? b.size - a.size : a.size - b.size));
-  await m.base.delete(layout.pack(packs[0]!.pack));
+  packs.sort((a, b) => (smallest ? a.size - b.size : b.size - a.size));
   return packs[0]!.pack;
 }
 
