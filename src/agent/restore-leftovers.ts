@@ -2,7 +2,10 @@
  * Temporary files a restore could not remove. A restore removes its own when it fails or stops,
  * but not when its process dies (killed, a second Ctrl-C, power lost). So while it runs, a mark
  * under AZBK_HOME names where its temporary files go and how their names start; the next restore
- * finds the mark of one that died and removes what it left, and nothing else.
+ * finds the mark of one that died and removes what it left, and nothing else. Beside the mark, a
+ * list of the folders the restore made (`<id>.dirs`, one JSON string a line, written before
+ * files go into them): a folder is made owner-only and gets its mode at the end, so one that died
+ * leaves them so, and the same restore run again gives them their modes (see RestoreJob).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -19,9 +22,17 @@ export interface TempRoot {
 export interface RestoreMark {
   /** a folder found to receive temporary files after the mark was made (an item restored as a copy) */
   add(root: TempRoot): Promise<void>;
+  /** folders the restore made (owner-only until it ends): added to the mark's list of them */
+  folders(paths: readonly string[]): Promise<void>;
   /** the restore is over: its temporary files are gone */
   remove(): Promise<void>;
 }
+
+/** A mark's list of folders, beside it. */
+const dirsOf = (markFile: string) => markFile.replace(/\.json$/, '.dirs');
+
+/** A list of folders larger than this is not read (a restore of some ten million folders): they keep the owner-only mode. */
+const MAX_DIRS_BYTES = 256 * 1024 * 1024;
 
 /** The names a restore gives its temporary files: `.azbk-restore-<12 hex>-<n>`. */
 const PREFIX = /^\.azbk-restore-[0-9a-f]{12}-$/;
@@ -51,8 +62,18 @@ export async function markRestore(dir: string, prefix: string, roots: readonly T
       all.push({ path: path.resolve(root.path), deep: root.deep });
       if (written) await write();
     },
+    folders: async (paths) => {
+      if (!written || paths.length === 0) return;
+      try {
+        await fs.appendFile(dirsOf(file), paths.map((p) => JSON.stringify(path.resolve(p)) + '\n').join(''), { mode: 0o600 });
+      } catch {
+        // bookkeeping, as the mark is: such folders would keep the owner-only mode
+      }
+    },
     remove: async () => {
-      if (written) await fs.rm(file, { force: true }).catch(() => undefined);
+      if (!written) return;
+      await fs.rm(dirsOf(file), { force: true }).catch(() => undefined);
+      await fs.rm(file, { force: true }).catch(() => undefined);
     },
   };
 }
@@ -84,25 +105,36 @@ function maybeRunning(m: Mark): boolean {
   return m.identity === null || now === null || now === m.identity;
 }
 
+/** What removeLeftovers found of restores that died. */
+export interface Leftovers {
+  /** temporary files and links removed */
+  readonly removed: number;
+  /** the folders those restores made (still owner-only, unless changed since) */
+  readonly folders: ReadonlySet<string>;
+}
+
 /**
  * Removes the temporary files and links of restores that died, as their marks name them, and the
- * marks. Only entries whose whole name is a temporary name of that restore go; links are not
- * followed. A mark stays while its process runs, and when a folder it names could not be read or
- * an entry removed (tried again next time). Call it holding the job lock. Returns how many
- * entries it removed.
+ * marks, and reads the folders they made. Only entries whose whole name is a temporary name of that
+ * restore go; links are not followed. A mark stays while its process runs, and when a folder it
+ * names could not be read or an entry removed (tried again next time). Call it holding the job
+ * lock.
  */
-export async function removeLeftovers(dir: string): Promise<number> {
+export async function removeLeftovers(dir: string): Promise<Leftovers> {
   let names: string[];
+  const folders = new Set<string>();
   try {
     names = await fs.readdir(dir);
   } catch {
-    return 0; // none yet (or unreadable: what a mark names is left, as it was)
+    return { removed: 0, folders }; // none yet (or unreadable: what a mark names is left, as it was)
   }
   let removed = 0;
   for (const name of names) {
     const file = path.join(dir, name);
     // A mark's own temporary file, left by a restore that died while writing it.
     if (name.endsWith('.tmp')) await fs.rm(file, { force: true }).catch(() => undefined);
+    // A list of folders whose mark is gone (removed just after it).
+    if (name.endsWith('.dirs') && !names.includes(name.replace(/\.dirs$/, '.json'))) await fs.rm(file, { force: true }).catch(() => undefined);
     if (!name.endsWith('.json')) continue;
     const mark = readMark(await readJsonFile(file).catch(() => null));
     if (mark !== null && maybeRunning(mark)) continue;
@@ -114,10 +146,35 @@ export async function removeLeftovers(dir: string): Promise<number> {
         removed += s.removed;
         whole &&= s.whole;
       }
+      for (const f of await madeFolders(dirsOf(file))) folders.add(f);
     }
-    if (whole) await fs.rm(file, { force: true }).catch(() => undefined);
+    if (whole) {
+      await fs.rm(dirsOf(file), { force: true }).catch(() => undefined);
+      await fs.rm(file, { force: true }).catch(() => undefined);
+    }
   }
-  return removed;
+  return { removed, folders };
+}
+
+/** The folders a list names (absolute paths; anything else in it is dropped). */
+async function madeFolders(file: string): Promise<string[]> {
+  let text: string;
+  try {
+    if ((await fs.stat(file)).size > MAX_DIRS_BYTES) return [];
+    text = await fs.readFile(file, 'utf8');
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    try {
+      const p: unknown = JSON.parse(line);
+      if (typeof p === 'string' && path.isAbsolute(p)) out.push(p);
+    } catch {
+      // a line cut short by the process dying, or none
+    }
+  }
+  return out;
 }
 
 /** Folders that are not there (any more) hold nothing of a restore's. */

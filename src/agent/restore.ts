@@ -141,7 +141,9 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
   const lock = await acquireJobLock(ctx.paths.lock, { jobId: randomBytes(16).toString('hex'), kind: 'restore' });
   let leftovers = 0;
   try {
-    leftovers = await removeLeftovers(ctx.paths.restores);
+    const earlier = await removeLeftovers(ctx.paths.restores);
+    leftovers = earlier.removed;
+    job.earlierFolders = earlier.folders;
     // Until the restore is over, whether it ends well, fails or stops (each removes its
     // temporary files then), only a process that dies leaves its mark.
     job.mark = await markRestore(ctx.paths.restores, job.tmpPrefix, job.tempRoots(selected));
@@ -184,6 +186,10 @@ class RestoreJob {
   readonly tmpPrefix = `.azbk-restore-${randomBytes(6).toString('hex')}-`;
   /** names where the temporary files go, for the next restore should this one die (see restore-leftovers.ts) */
   mark: RestoreMark | null = null;
+  /** folders restores that died made, still owner-only unless changed since (see restore-leftovers.ts) */
+  earlierFolders: ReadonlySet<string> = new Set();
+  /** folders this restore made that its mark does not list yet: listed before files go into them */
+  private madeFolders: string[] = [];
   private tmpCount = 0;
   /**
    * the first file planned of each hard-link group, with the entry it was planned from: kept until
@@ -298,6 +304,7 @@ class RestoreJob {
 
   /** The data phase of the files planned so far, then the hard links to them; the last part's closes the workers. */
   private async write(): Promise<void> {
+    await this.mark?.folders(this.madeFolders.splice(0));
     const files = this.batch;
     // Hard links to files restored count as files of their own (see link).
     for (const f of files) this.total.bytes += f.size;
@@ -415,6 +422,7 @@ class RestoreJob {
           if (!found.merge && !makeDir(found.to)) throw new AzbkError('AZBK_BAD_INPUT', 'something else appeared at this path during the restore');
         }
         const { to } = found;
+        if (!found.merge) this.madeFolders.push(to);
         // A folder restored as a copy beside one in the way: its files are not under `dest`.
         if (to !== dest) await this.mark?.add({ path: to, deep: true });
         const tree = await this.reader.tree(node.subtree);
@@ -454,6 +462,8 @@ class RestoreJob {
       // A folder of ours made read-only (by an earlier restore, say) is opened for the restore:
       // it gets its mode at the end (the backed-up one, or its own: see below).
       if ((existing.mode & 0o300) !== 0o300 && existing.uid === process.getuid?.()) fs.chmodSync(dest, (existing.mode & 0o7777) | 0o300);
+      // One a restore that died made, and left owner-only: this one finishes it, mode included.
+      if (this.earlierFolders.has(path.resolve(dest)) && (existing.mode & 0o7777) === 0o700 && existing.uid === process.getuid?.()) return { to: dest, merge: true };
       // Only overwrite gives an existing folder the backed-up mode; skip and copy leave its own (a
       // folder made private since the backup stays private). Its time is the backed-up one.
       if (this.o.conflict === 'overwrite') return { to: dest, merge: true };

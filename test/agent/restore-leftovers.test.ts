@@ -61,7 +61,7 @@ describe('restore leftovers', () => {
     const file = path.join(marks, '0123456789ab.json');
     await fs.writeFile(file, JSON.stringify({ ...(JSON.parse(await fs.readFile(file, 'utf8')) as object), pid: 2 ** 22 + 1 }));
 
-    expect(await removeLeftovers(marks)).toBe(5);
+    expect((await removeLeftovers(marks)).removed).toBe(5);
     for (const gone of [path.join(deep, `${P}0`), path.join(deep, 'a', 'b', `${P}17`), path.join(beside, `${P}3`), path.join(deep, `${P}9`), path.join(copy, 'c', `${P}10`)]) {
       expect(await exists(gone), gone).toBe(false);
     }
@@ -75,7 +75,7 @@ describe('restore leftovers', () => {
       expect(await exists(kept), kept).toBe(true);
     }
     expect(await fs.readdir(marks)).toEqual([]);
-    expect(await removeLeftovers(marks)).toBe(0);
+    expect((await removeLeftovers(marks)).removed).toBe(0);
   });
 
   it('a restore that ends removes its mark; a damaged mark is dropped and names nothing', async () => {
@@ -87,7 +87,7 @@ describe('restore leftovers', () => {
     await fs.writeFile(path.join(marks, 'a.json'), '{"prefix":"../","roots":[{"path":"/","deep":true}]}');
     await fs.writeFile(path.join(marks, 'b.json'), '{"prefix":');
     await fs.writeFile(path.join(marks, 'c.json'), JSON.stringify({ prefix: P, roots: [{ path: 'relative', deep: true }] }));
-    expect(await removeLeftovers(marks)).toBe(0);
+    expect((await removeLeftovers(marks)).removed).toBe(0);
     expect(await exists(path.join(out, `${P}0`))).toBe(true);
     expect(await fs.readdir(marks)).toEqual([]);
   });
@@ -97,30 +97,30 @@ describe('restore leftovers', () => {
     await touch(path.join(out, `${P}0`));
     // Its own process's mark is of a restore that died (the pid was reused): swept.
     await markRestore(marks, P, [{ path: out, deep: true }]);
-    expect(await removeLeftovers(marks)).toBe(1);
+    expect((await removeLeftovers(marks)).removed).toBe(1);
 
     // A running process with the pid and start the mark names.
     await touch(path.join(out, `${P}1`));
     const child = spawn('sleep', ['30'], { stdio: 'ignore' });
     try {
       await fs.writeFile(path.join(marks, 'a.json'), JSON.stringify({ prefix: P, roots: [{ path: out, deep: true }], pid: child.pid, identity: processIdentity(child.pid!) }));
-      expect(await removeLeftovers(marks)).toBe(0);
+      expect((await removeLeftovers(marks)).removed).toBe(0);
       expect(await fs.readdir(marks)).toEqual(['a.json']);
     } finally {
       child.kill();
     }
     await new Promise((r) => child.once('exit', r));
-    expect(await removeLeftovers(marks)).toBe(1);
+    expect((await removeLeftovers(marks)).removed).toBe(1);
 
     // A folder that cannot be read (a loop of links): the mark stays, to be tried again.
     await fs.symlink(path.join(root, 'loop'), path.join(root, 'loop'));
     await markRestore(marks, '.azbk-restore-00000000000f-', [{ path: path.join(root, 'loop'), deep: true }]);
     await fs.writeFile(path.join(marks, 'b.tmp'), 'a mark cut short');
-    expect(await removeLeftovers(marks)).toBe(0);
+    expect((await removeLeftovers(marks)).removed).toBe(0);
     expect(await fs.readdir(marks)).toEqual(['00000000000f.json']);
   });
 
   it('no marks folder is no leftovers', async () => {
-    expect(await removeLeftovers(path.join(root, 'none'))).toBe(0);
+    expect((await removeLeftovers(path.join(root, 'none'))).removed).toBe(0);
   });
 });

@@ -92,6 +92,9 @@ describe('a restore stopped with Ctrl-C', () => {
     expect(await done).toBe('SIGKILL');
     const left = await temps();
     expect(left.length).toBeGreaterThan(0);
+    // Folders are made owner-only and get their modes at the end, which the killed one never reached.
+    const mode = async (p: string) => (await fs.stat(p)).mode & 0o777;
+    expect(await mode(path.join(restored, 'big'))).toBe(0o700);
     // A file of the user's named like a temporary file of that restore, but not one: kept.
     const lookalike = path.join(restored, 'big', `${path.basename(left[0]!.rel)}-mine`);
     await fs.writeFile(lookalike, 'mine');
@@ -103,6 +106,8 @@ describe('a restore stopped with Ctrl-C', () => {
     await fs.rm(lookalike);
     // The mark of each restore is gone with it.
     expect(await fs.readdir(path.join(m.home, 'restores'))).toEqual([]);
+    // The same restore run again finished what the killed one made: its folders have their modes.
+    for (const d of [src, path.join(src, 'big')]) expect(await mode(path.join(target, d)), d).toBe(await mode(d));
 
     // (Over the lookalike's removal, which changed its folder's time.)
     const again = await m.run(['restore', '--point', 'latest', '--target', target, '--conflict', 'overwrite']);
