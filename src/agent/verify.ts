@@ -5,9 +5,9 @@
  * integrity; otherwise data blobs cost one `statPack` per pack. Tree blobs are always read, since
  * the walk needs their listings.
  *
- * Each distinct tree is walked once: a problem inside a subtree that several points share is
- * reported at the first place it was found. A blob or pack that is referenced but missing is
- * reported at every place that refers to it.
+ * Each distinct tree is walked once; a problem inside a subtree that several points share is
+ * reported for each of them, at its path in each. A blob or pack that is referenced but missing
+ * is reported at every place that refers to it.
  */
 import { decodeBlob } from '../core/blob.js';
 import type { BlobId, PackId } from '../core/ids.js';
@@ -188,6 +188,12 @@ class Checked {
   }
 }
 
+/** A problem under a tree: the path below it, and what is wrong. */
+interface Below {
+  readonly rel: readonly string[];
+  readonly what: string;
+}
+
 const UNSEEN = 0;
 const FINE = 1;
 const BAD = 2;
@@ -310,8 +316,8 @@ async function sweep(
     return tree === undefined ? { problem } : { problem, tree };
   };
 
-  /** Checks a file's chunk list; one problem per file naming how many chunks are bad. */
-  const checkContent = async (where: string, content: readonly BlobId[]): Promise<void> => {
+  /** Checks a file's chunk list; one problem per file naming how many chunks are bad (reported at `where`), returned too. */
+  const checkContent = async (where: string, content: readonly BlobId[]): Promise<string | null> => {
     let bad = 0;
     let first: string | null = null;
     for (const id of content) {
@@ -321,25 +327,45 @@ async function sweep(
         first ??= problem;
       }
     }
-    if (first !== null) problems.push({ where, what: `${bad} of ${content.length} chunks unreadable: ${first}` });
+    if (first === null) return null;
+    const what = `${bad} of ${content.length} chunks unreadable: ${first}`;
+    problems.push({ where, what });
+    return what;
   };
 
-  /** Walks the tree `id` found at `where`:`segs`; its subtrees only the first time it is met. */
-  const walk = async (where: string, segs: readonly string[], id: BlobId): Promise<void> => {
-    const at = `${where}:${fromSegments(segs)}`;
+  /**
+   * The problems under each tree walked that has any, by their paths below it: a tree met again
+   * (a folder several points share) is not walked again, but each of its problems is reported for
+   * this place too, so every point a problem breaks is named.
+   */
+  const under = new Map<BlobId, readonly Below[]>();
+  /** Walks the tree `id` found at `where`:`segs` (its subtrees only the first time it is met); returns the problems under it. */
+  const walk = async (where: string, segs: readonly string[], id: BlobId): Promise<readonly Below[]> => {
     if (walked.has(id)) {
-      const problem = checked.get('tree', id, index.row('tree', id));
-      if (problem) problems.push({ where: at, what: problem });
-      return;
+      const found = under.get(id) ?? [];
+      for (const b of found) problems.push({ where: `${where}:${fromSegments([...segs, ...b.rel])}`, what: b.what });
+      return found;
     }
     walked.add(id);
     const { problem, tree } = await checkBlob('tree', id);
-    if (problem !== null || tree === undefined) return void problems.push({ where: at, what: problem ?? 'tree not read' });
+    if (problem !== null || tree === undefined) {
+      const what = problem ?? 'tree not read';
+      problems.push({ where: `${where}:${fromSegments(segs)}`, what });
+      const found = [{ rel: [], what }];
+      under.set(id, found);
+      return found;
+    }
+    const found: Below[] = [];
     for (const node of tree.nodes) {
       const childSegs = [...segs, node.name];
-      if (node.type === 'dir') await walk(where, childSegs, node.subtree);
-      else if (node.type === 'file') await checkContent(`${where}:${fromSegments(childSegs)}`, node.content);
+      if (node.type === 'dir') for (const b of await walk(where, childSegs, node.subtree)) found.push({ rel: [node.name, ...b.rel], what: b.what });
+      else if (node.type === 'file') {
+        const what = await checkContent(`${where}:${fromSegments(childSegs)}`, node.content);
+        if (what !== null) found.push({ rel: [node.name], what });
+      }
     }
+    if (found.length > 0) under.set(id, found);
+    return found;
   };
 
   // The points first, so that their listings can be read ahead of the walk.

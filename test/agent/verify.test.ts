@@ -103,6 +103,27 @@ describe('verifyVault', () => {
     expect(r.problems[0]!.what).toMatch(/1 of \d+ chunks unreadable: .*failed authentication/);
   });
 
+  it('names every point a damaged chunk breaks, also where the points share the folder that holds it', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    const big = path.join(src, 'sub', 'big.bin');
+    await writeRandomFile(big, 36 * MiB);
+    await fs.writeFile(path.join(src, 'top.txt'), '1\n');
+    const first = await runBackup(m.ctx, { include: [src] });
+    // The second point's listing of src differs; that of sub, which holds big.bin, is the same one.
+    await fs.writeFile(path.join(src, 'top.txt'), '2\n');
+    const second = await runBackup(m.ctx, { include: [src] });
+    const pack = dataOnlyPack(await readPoint(m, first.point), big);
+    const data = (await m.base.get(layout.pack(pack)))!;
+    data[5] = data[5]! ^ 1;
+    await m.base.delete(layout.pack(pack));
+    await m.base.put(layout.pack(pack), data);
+    const r = await verifyVault(m.ctx.session, m.keys, { readData: true });
+    expect(r.problems.map((p) => p.where).sort()).toEqual([first, second].map((b) => `${b.point.id}:${big}`).sort());
+    expect(r.problems[0]!.what).toMatch(/1 of \d+ chunks unreadable: .*failed authentication/);
+    expect(r.problems[1]!.what).toBe(r.problems[0]!.what);
+  });
+
   it('reading data, checks as it meets them the chunks the first sweep did not reach', async () => {
     const m = await createMachine();
     const src = await smallTree(m, true);
