@@ -2,13 +2,14 @@
  * Vault consistency check for one key family: every recovery point (of any machine) and every
  * checkpoint of this machine made with these keys must refer only to blobs that are indexed and
  * whose packs are stored. With `readData`, every blob is also read and decoded, which checks its
- * integrity; otherwise data blobs cost one `statPack` per pack. Tree blobs are always read, since
+ * integrity, and every pack they are in is read whole and checked against its id; otherwise data blobs cost one `statPack` per pack. Tree blobs are always read, since
  * the walk needs their listings.
  *
  * Each distinct tree is walked once; a problem inside a subtree that several points share is
  * reported for each of them, at its path in each. A blob or pack that is referenced but missing
  * is reported at every place that refers to it.
  */
+import { createHash, type Hash } from 'node:crypto';
 import { decodeBlob } from '../core/blob.js';
 import type { BlobId, PackId } from '../core/ids.js';
 import { decodeIndex } from '../core/index-file.js';
@@ -142,17 +143,27 @@ export async function verifyVault(
   };
   const trees = new TreeCache();
   let r: Awaited<ReturnType<typeof sweep>>;
+  let damagedByHash: ReadonlySet<PackId> = new Set();
   if (opts.readData === true) {
     const used = new Uint8Array(index.size);
     const first = await sweep(session, keys, index, sizeOf, trees, { mark: used });
-    const { damaged, failed } = await checkChunks(session, keys, index, used, opts.onReading);
+    // Every pack a point or checkpoint needs, read whole (packSizes knows the size of each).
+    const held = new Map([...first.usedPacks].flatMap((p) => { const size = packSizes.get(p); return size === null || size === undefined ? [] : [[p, size] as const]; }));
+    const { damaged, failed, mismatched } = await checkChunks(session, keys, index, used, held, opts.onReading);
     // With nothing wrong, the first sweep's report is the whole of it; else a second one names
     // the files damaged chunks break, and reads what the first could not reach.
     r = damaged.size === 0 && first.problems.length === 0 ? first : await sweep(session, keys, index, sizeOf, trees, { checked: { used, damaged, failed } });
+    // A pack that does not hash to its id, with no chunk or listing in it found damaged: the
+    // damage is where no point reads (its header, or data of expired points). Restores still
+    // work; its header could not rebuild an index.
+    for (const pack of mismatched) {
+      if (!r.damagedPacks.has(pack)) problems.push({ where: `pack ${pack}`, what: 'its bytes do not match its id: damaged where no point reads (its header, or data no point needs)' });
+    }
+    damagedByHash = mismatched;
   } else r = await sweep(session, keys, index, sizeOf, trees, {});
   const orphanPacks = [...indexedPacks].filter((p) => !r.usedPacks.has(p)).length;
   const missingPacks = [...packSizes].filter(([, size]) => size === null).map(([p]) => p).sort();
-  return { points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.usedPacks.size, orphanPacks, missingPacks, damagedPacks: [...r.damagedPacks].sort(), problems: [...problems, ...r.problems] };
+  return { points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.usedPacks.size, orphanPacks, missingPacks, damagedPacks: [...new Set([...r.damagedPacks, ...damagedByHash])].sort(), problems: [...problems, ...r.problems] };
 }
 
 /**
@@ -429,32 +440,44 @@ async function sweep(
 }
 
 /**
- * Reads the data chunks whose rows `used` marks, pack by pack in ranges (a few at a time), and
- * checks them in workers on every core. Returns the chunks that did not check out, with why, and
- * which of them were read and failed their checks.
+ * Reads each pack of `packs` whole (it is read once, in ranges, one range after another) and checks
+ * that its bytes hash to its id, which also covers its header and what no point needs; the data
+ * chunks whose rows `used` marks are checked in workers on every core as their ranges come.
+ * Returns the chunks that did not check out, with why, which of them were read and failed their
+ * checks, and the packs whose bytes do not match their id.
  */
-async function checkChunks(session: VaultSession, keys: VaultKeys, index: BlobIndex, used: Uint8Array, onReading?: DataReading): Promise<{ damaged: Map<BlobId, string>; failed: Set<BlobId> }> {
-  const byPack = new Map<PackId, Chunk[]>();
+async function checkChunks(
+  session: VaultSession,
+  keys: VaultKeys,
+  index: BlobIndex,
+  used: Uint8Array,
+  packs: ReadonlyMap<PackId, number>,
+  onReading?: DataReading,
+): Promise<{ damaged: Map<BlobId, string>; failed: Set<BlobId>; mismatched: Set<PackId> }> {
+  const byPack = new Map<PackId, Chunk[]>([...packs.keys()].map((p) => [p, []]));
   for (let row = 0; row < used.length; row++) {
     if (used[row] === 0) continue;
     const { pack, offset, length } = index.at(row);
-    let list = byPack.get(pack);
-    if (list === undefined) byPack.set(pack, (list = []));
-    list.push({ row, offset, length });
+    byPack.get(pack)?.push({ row, offset, length });
   }
-  const ranges: (ChunkRange | undefined)[] = [];
-  for (const [pack, list] of byPack) for (const r of readRanges(list, (x) => x, MAX_GAP, RANGE_ROOM)) ranges.push({ pack, ...r });
+  const plans: (ChunkRange[] | undefined)[] = [];
+  let total = 0;
+  for (const [pack, list] of byPack) {
+    const size = packs.get(pack)!;
+    plans.push(wholePack(pack, size, readRanges(list, (x) => x, MAX_GAP, RANGE_ROOM)));
+    total += size;
+  }
   byPack.clear();
 
   const damaged = new Map<BlobId, string>();
   const failed = new Set<BlobId>();
-  let total = 0;
-  for (const r of ranges) total += r!.end - r!.start;
+  const mismatched = new Set<PackId>();
   let done = 0;
   onReading?.(total, () => done);
-  if (ranges.length === 0) return { damaged, failed };
+  if (plans.length === 0) return { damaged, failed, mismatched };
   const pool = checkPool(keys.master);
-  const check = async (r: ChunkRange): Promise<void> => {
+  /** Checks one range's chunks; false when it could not be read. */
+  const check = async (r: ChunkRange, hash: Hash): Promise<boolean> => {
     const ids = r.items.map((c) => index.idAt(c.row));
     let read: { data: Buffer; inRoom: boolean };
     try {
@@ -462,10 +485,14 @@ async function checkChunks(session: VaultSession, keys: VaultKeys, index: BlobIn
     } catch (err) {
       rethrowIfUnreachable(err);
       for (const id of ids) damaged.set(id, why(err));
-      done += r.end - r.start;
-      return;
+      return false;
     }
     const { data, inRoom } = read;
+    hash.update(data);
+    if (ids.length === 0) {
+      if (inRoom) pool.giveBack(data.buffer as ArrayBuffer);
+      return true;
+    }
     const layout = new Float64Array(2 * r.items.length);
     r.items.forEach((c, i) => {
       layout[2 * i] = c.offset - r.start;
@@ -475,13 +502,44 @@ async function checkChunks(session: VaultSession, keys: VaultKeys, index: BlobIn
       damaged.set(ids[i]!, what);
       failed.add(ids[i]!);
     }
-    done += r.end - r.start;
+    return true;
   };
   try {
-    // Each reader waits for its range's check: as many readers as workers keep every core busy.
-    await eachAtOnce(ranges, Math.max(READERS, pool.workers), check);
+    // Each reader takes a pack and waits for each range's check before it reads the next: as many
+    // readers as workers keep every core busy.
+    await eachAtOnce(plans, Math.max(READERS, pool.workers), async (ranges) => {
+      const hash = createHash('sha256');
+      let whole = true;
+      for (const r of ranges) {
+        // A range that could not be read leaves the pack's hash unknown, not wrong; the ranges after it are still checked.
+        whole = (await check(r, hash)) && whole;
+        done += r.end - r.start;
+      }
+      const pack = ranges[0]!.pack;
+      if (whole && hash.digest('hex') !== pack) mismatched.add(pack);
+    });
   } finally {
     await pool.close();
   }
-  return { damaged, failed };
+  return { damaged, failed, mismatched };
+}
+
+/**
+ * `ranges` (of `pack`, in order) with ranges of no chunks between them and around them, so that
+ * together they cover the pack's `size` bytes, none longer than a range buffer unless a chunk is.
+ */
+function wholePack(pack: PackId, size: number, ranges: readonly { start: number; end: number; items: Chunk[] }[]): ChunkRange[] {
+  const out: ChunkRange[] = [];
+  let at = 0;
+  const fill = (to: number) => {
+    for (; at < to; at = Math.min(to, at + RANGE_ROOM)) out.push({ pack, start: at, end: Math.min(to, at + RANGE_ROOM), items: [] });
+  };
+  for (const r of ranges) {
+    fill(r.start);
+    out.push({ pack, ...r });
+    at = r.end;
+  }
+  fill(size);
+  if (out.length === 0) out.push({ pack, start: 0, end: 0, items: [] }); // an empty pack: its hash is still checked
+  return out;
 }
