@@ -100,6 +100,14 @@ export class ByteBudget {
   }
 }
 
+/** Route config of the uploads (see isUploadRoute). */
+const UPLOAD = { upload: true } as const;
+
+/** Whether the request is for an upload route, whose body the route itself counts in its budget. */
+export function isUploadRoute(req: FastifyRequest): boolean {
+  return (req.routeOptions.config as { upload?: unknown } | undefined)?.upload === true;
+}
+
 /** onRequest hook of uploads: octet-stream with a Content-Length, refused before the body is read. */
 async function requireUpload(req: FastifyRequest): Promise<void> {
   const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -155,6 +163,16 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
     budget.take(reply, Number(req.headers['content-length']), sessions.of(req).machineId);
   };
 
+  /**
+   * Sends an object read whole, its bytes taken from the budget until the reply is sent (503 when
+   * they do not fit: the object is dropped, and the client asks again). Its size is known only
+   * once read, so a burst of such reads holds more for a moment.
+   */
+  const held = (reply: FastifyReply, req: FastifyRequest, data: Buffer) => {
+    budget.take(reply, data.length, sessions.of(req).machineId);
+    return octets(reply, data);
+  };
+
   app.get('/config', async () => vault.config());
 
   app.post<{ Body: { token: string } }>('/register/keys', {
@@ -201,6 +219,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
       schema: { params: params({ id: HEX64 }) },
       onRequest: upload,
       bodyLimit: OBJECT_LIMIT,
+      config: UPLOAD,
     }, async (req, reply) => {
       await s(req).putPack(req.params.id as PackId, body(req, false));
       return reply.code(204).send();
@@ -230,13 +249,14 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
       schema: { params: params({ name: HEX64 }), headers: SHA_HEADER },
       onRequest: upload,
       bodyLimit: OBJECT_LIMIT,
+      config: UPLOAD,
     }, async (req, reply) => {
       await s(req).putIndex(req.params.name, body(req, true));
       return reply.code(204).send();
     });
     auth.get('/index', async (req) => ({ names: await s(req).listIndex() }));
     auth.get<{ Params: { name: string } }>('/index/:name', { schema: { params: params({ name: HEX64 }) } }, async (req, reply) =>
-      octets(reply, await s(req).readIndex(req.params.name)),
+      held(reply, req, await s(req).readIndex(req.params.name)),
     );
 
     auth.post<{ Params: { id: string }; Headers: Record<string, string> }>('/machines/:id/points', {
@@ -250,6 +270,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
       },
       onRequest: upload,
       bodyLimit: OBJECT_LIMIT,
+      config: UPLOAD,
     }, async (req, reply) => {
       const session = s(req);
       if (req.params.id !== session.machineId) throw new AzbkError('AZBK_FORBIDDEN', 'A machine may write recovery points only under its own id.');
@@ -268,13 +289,14 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
     }, async (req, reply) => {
       const r = await s(req).readPoint(req.params.id as MachineId, req.params.point as PointId);
       reply.header(HEADER.keyId, r.keyId).header(HEADER.jobId, r.jobId).header(HEADER.pointTime, r.time);
-      return octets(reply, r.manifest);
+      return held(reply, req, r.manifest);
     });
 
     auth.put<{ Params: { job: string; seq: string } }>('/checkpoints/:job/:seq', {
       schema: { params: params({ job: HEX32, seq: str('^[0-9]{1,6}$') }), headers: { ...SHA_HEADER, properties: { ...SHA_HEADER.properties, [HEADER.packCount]: PACK_COUNT } } },
       onRequest: upload,
       bodyLimit: OBJECT_LIMIT,
+      config: UPLOAD,
     }, async (req, reply) => {
       const { data, packs } = bodyWithPacks(req);
       const info = await s(req).putCheckpoint({ jobId: req.params.job, seq: Number(req.params.seq), data, packs: packs as PackId[] });
@@ -282,7 +304,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
     });
     auth.get('/checkpoints', async (req) => ({ checkpoints: await s(req).listCheckpoints() }));
     auth.get<{ Params: { name: string } }>('/checkpoints/:name', { schema: { params: params({ name: CHECKPOINT }) } }, async (req, reply) =>
-      octets(reply, await s(req).readCheckpoint(req.params.name)),
+      held(reply, req, await s(req).readCheckpoint(req.params.name)),
     );
   });
 }

@@ -4,7 +4,8 @@
  * the embedded vault and the service behave the same. It keeps no state of its own beyond a short
  * cache of authenticated sessions, so several servers may serve one store.
  *
- * API (all under /v1; JSON bodies at most 1 MiB, objects at most 256 MiB):
+ * API (all under /v1; JSON bodies at most 1 MiB, objects at most 256 MiB; every body and reply is
+ * held within the budgets described at ByteBudget and JSON_BODIES_BUDGET, or answered 503):
  *   GET  /v1/config                         public: the vault config
  *   POST /v1/register/keys {token}          -> {keys}: envelopes to try a passphrase against
  *   POST /v1/register {token, machineName, os, hostname, reregister, newKey?} -> 201 {machineId, secret}
@@ -13,6 +14,7 @@
  *   GET  /v1/keys -> {keys};   POST /v1/keys <envelope> -> 204
  *   GET  /v1/machines                       -> {machines}
  *   POST /v1/policy {retention}             -> 204: the machine's retention policy
+ *   GET  /v1/pruned-packs                   -> {condemned, gone}: packs prune condemned or deleted
  *   PUT  /v1/packs/:id                      octet-stream, Content-Length required -> 204
  *   GET  /v1/packs/:id  Range: bytes=a-b    -> 206 (200 with the whole pack without Range)
  *   HEAD /v1/packs/:id                      -> 200 with Content-Length, or 404
@@ -39,7 +41,7 @@ import { pino, type Logger } from 'pino';
 import { AzbkError, isAzbkError, type ErrorCode } from '../shared/errors.js';
 import type { VaultSession } from './api.js';
 import { API, JSON_LIMIT, NO_ROUTE, parseBearer, statusOf, type ErrorBody } from './http-protocol.js';
-import { ByteBudget, HttpError, registerRoutes } from './server-routes.js';
+import { ByteBudget, HttpError, isUploadRoute, registerRoutes } from './server-routes.js';
 import type { TlsIdentity } from './tls.js';
 import type { Vault } from './vault.js';
 
@@ -242,11 +244,14 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   // Bodies that are not uploads (JSON: registrations, key envelopes) come before any machine is
   // known: held within a budget of their own, by the address they come from, so that strangers
   // who open connections and send such bodies cannot make the server hold memory without end.
+  // Every body but an upload's counts (any method fastify reads a body for, any type, any path:
+  // a route that takes none, or none at all, still reads one up to JSON_LIMIT before it answers).
   const jsonBudget = new ByteBudget(JSON_BODIES_BUDGET);
   app.addHook('onRequest', async (req, reply) => {
-    if (req.method !== 'POST' && req.method !== 'PUT') return;
-    if (String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() === 'application/octet-stream') return; // uploads: see ByteBudget in the routes
+    if (req.method === 'GET' || req.method === 'HEAD') return; // fastify reads no body of these
+    if (isUploadRoute(req)) return; // counted by the route: see ByteBudget in the routes
     const length = req.headers['content-length'];
+    if (req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) return; // no body
     jsonBudget.take(reply, length !== undefined && /^\d{1,12}$/.test(length) ? Math.min(Number(length), JSON_LIMIT) : JSON_LIMIT, req.ip);
   });
 

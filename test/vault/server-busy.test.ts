@@ -97,19 +97,26 @@ describe('a busy vault service', () => {
     }
   });
 
-  it('holds the JSON bodies of strangers within a budget of their own: uploads of machines go on', async () => {
+  it.each([
+    ['registrations', 'POST /v1/register', 'application/json'],
+    ['registrations sent as uploads', 'POST /v1/register', 'application/octet-stream'],
+    ['bodies to a path that is no route', 'POST /v1/nothing-here', 'application/octet-stream'],
+    ['OPTIONS with a body', 'OPTIONS /v1/config', 'application/json'],
+    ['DELETE with a body', 'DELETE /v1/packs/' + 'ab'.repeat(32), 'application/octet-stream'],
+    ['PATCH with a body', 'PATCH /v1/index', 'application/json'],
+  ])('holds the bodies of strangers (%s) within a budget of their own: uploads of machines go on', async (_, request, type) => {
     const t = await createTestVault();
     const server = await listen(t, await testTls(), { memoryBudget: 64 * MiB });
     const a = await machine(t, 'alpha');
-    // Registrations of 1 MiB that never finish, without credentials: a quarter of the JSON budget
-    // from this address is taken, then 503.
+    // Bodies of 1 MiB that never finish, without credentials: a quarter of the JSON budget from
+    // this address is taken, then 503.
     const port = Number(new URL(server.url).port);
     const sockets: tls.TLSSocket[] = [];
     for (let i = 0; i < JSON_BODIES_BUDGET / MiB / 4 + 3; i++) {
       const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
       socket.on('error', () => undefined);
       await once(socket, 'secureConnect');
-      socket.write(`POST /v1/register HTTP/1.1\r\nHost: vault\r\nContent-Type: application/json\r\nContent-Length: ${MiB}\r\n\r\n{"tok`);
+      socket.write(`${request} HTTP/1.1\r\nHost: vault\r\nContent-Type: ${type}\r\nContent-Length: ${MiB}\r\n\r\n{"tok`);
       sockets.push(socket);
     }
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -122,6 +129,32 @@ describe('a busy vault service', () => {
       await client.close();
     } finally {
       for (const socket of sockets) socket.destroy();
+      await server.close(0);
+    }
+  });
+
+  it('counts the replies of objects it reads whole (an index file): a machine that never reads them holds its share, then 503', async () => {
+    const t = await createTestVault();
+    const server = await listen(t, await testTls(), { memoryBudget: 32 * MiB });
+    const a = await machine(t, 'alpha');
+    const name = 'cd'.repeat(32);
+    await t.vault.session(a.machineId, a.secret).then((s) => s.putIndex(name, bytes(12 * MiB)));
+    const port = Number(new URL(server.url).port);
+    const readers: tls.TLSSocket[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const reader = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
+        reader.on('error', () => undefined);
+        await once(reader, 'secureConnect');
+        reader.write(`GET /v1/index/${name} HTTP/1.1\r\nHost: vault\r\nAuthorization: ${a.auth}\r\n\r\n`);
+        reader.pause();
+        readers.push(reader);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      // 12 MiB is past alpha's share (8 MiB) of 32: its first reply is sent, the next two refused.
+      expect(t.logs.filter((l) => l.includes('request refused: busy'))).toHaveLength(2);
+    } finally {
+      for (const r of readers) r.destroy();
       await server.close(0);
     }
   });
