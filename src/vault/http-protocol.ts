@@ -56,6 +56,8 @@ export interface ErrorBody {
   readonly code: ErrorCode;
   readonly error: string;
   readonly message: string;
+  /** what to do about it, when the vault has a hint of its own for this case (an agent shows it) */
+  readonly hint?: string;
 }
 
 /** The HTTP status the server answers with for an error code. */

@@ -131,7 +131,7 @@ const codeOf = (err: unknown): string => String((err as { code?: unknown })?.cod
  * shorter than its length ends with UND_ERR_REQ_CONTENT_LENGTH_MISMATCH, which is this machine's.
  */
 const isNetworkError = (err: unknown): boolean => CONNECT_ERRORS.has(codeOf(err)) || NETWORK_ERRORS.has(codeOf(err));
-const clean = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').slice(0, 300);
+const clean = (s: string, max = 300) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').slice(0, max);
 
 /**
  * An error reply as an AzbkError: the server's AZBK code when it sent one, else by status. A 404
@@ -139,7 +139,7 @@ const clean = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').sli
  * request's own error when it has one.
  */
 function replyError(status: number, body: Buffer, req: TransportRequest, origin: string): AzbkError {
-  let sent: { code?: unknown; message?: unknown } = {};
+  let sent: { code?: unknown; message?: unknown; hint?: unknown } = {};
   try {
     sent = JSON.parse(body.toString('utf8')) as typeof sent;
   } catch {
@@ -148,7 +148,8 @@ function replyError(status: number, body: Buffer, req: TransportRequest, origin:
   const message = typeof sent?.message === 'string' ? clean(sent.message) : `The vault server answered ${status}.`;
   const coded = typeof sent?.code === 'string' && Object.hasOwn(errorRegistry, sent.code);
   if (status === 404 && req.notFound !== undefined && (!coded || message.startsWith(NO_ROUTE))) return req.notFound();
-  if (coded) return new AzbkError(sent.code as ErrorCode, message);
+  // The server's hint (text from the network: control characters taken out), else the code's own.
+  if (coded) return new AzbkError(sent.code as ErrorCode, message, typeof sent.hint === 'string' && sent.hint !== '' ? { hint: clean(sent.hint, 600) } : undefined);
   if (status === 401) return new AzbkError('AZBK_CREDENTIALS_INVALID', message);
   if (status === 403) return new AzbkError('AZBK_FORBIDDEN', message);
   if (status === 404) return req.notFound?.() ?? new AzbkError('AZBK_VAULT_NOT_FOUND', `No vault service answers at ${origin}.`);
@@ -220,13 +221,15 @@ export class HttpTransport {
         const res = await this.#once(req);
         if ((res.status >= 200 && res.status < 300) || req.accept?.includes(res.status)) return res;
         const err = replyError(res.status, res.body, req, this.#origin);
-        if (!((res.status >= 500 || res.status === 429) && req.idempotent)) throw err;
+        // Busy: the server turned the request away before it read its body, so it is asked again
+        // whatever it is (a registration too).
         const wait = retryAfterMs(res);
         if (wait !== null && Date.now() + wait < busyUntil) {
           attempt--;
           await this.#pause(Math.round(wait / 2 + (Math.random() * wait) / 2));
           continue;
         }
+        if (!((res.status >= 500 || res.status === 429) && req.idempotent)) throw err;
         retry = err;
       } catch (err) {
         if (err instanceof AzbkError) throw err;

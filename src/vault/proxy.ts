@@ -38,8 +38,14 @@ export function proxyFor(target: URL, e: NodeJS.ProcessEnv = process.env): Proxy
   if (url.protocol !== 'http:' || url.hostname === '') {
     throw new AzbkError('AZBK_BAD_INPUT', `HTTPS_PROXY names ${shown}: azbk reaches a proxy over plain http:// only (the vault's own TLS goes through it).`, { hint: 'Set it to http://HOST:PORT, or unset it.' });
   }
-  const user = decodeURIComponent(url.username);
-  const auth = user === '' && url.password === '' ? null : `Basic ${Buffer.from(`${user}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+  let user: string;
+  let password: string;
+  try {
+    [user, password] = [decodeURIComponent(url.username), decodeURIComponent(url.password)];
+  } catch {
+    throw new AzbkError('AZBK_BAD_INPUT', `HTTPS_PROXY names ${shown}, whose user or password is not valid URL encoding.`, { hint: 'Write a % in them as %25 (and other reserved characters as %XX).' });
+  }
+  const auth = user === '' && password === '' ? null : `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
   return { shown, host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port === '' ? 80 : Number(url.port), auth };
 }
 

@@ -30,7 +30,8 @@
  *   PUT  /v1/checkpoints/:job/:seq          octet-stream + X-Azbk-Content-Sha256 -> 201 CheckpointInfo
  *   GET  /v1/checkpoints -> {checkpoints};  GET /v1/checkpoints/:name -> octet-stream
  * Any other change (DELETE, PUT or POST elsewhere) is refused with 403 once authenticated.
- * Every error is JSON {statusCode, code, error, message} with an AZBK_* code from the registry.
+ * Every error is JSON {statusCode, code, error, message, hint?} with an AZBK_* code from the
+ * registry (a hint when the vault has one of its own for the case).
  */
 import { createHash } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
@@ -38,7 +39,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fastify, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { pino, type Logger } from 'pino';
-import { AzbkError, isAzbkError, type ErrorCode } from '../shared/errors.js';
+import { AzbkError, errorRegistry, isAzbkError, type ErrorCode } from '../shared/errors.js';
 import type { VaultSession } from './api.js';
 import { API, JSON_LIMIT, NO_ROUTE, parseBearer, statusOf, type ErrorBody } from './http-protocol.js';
 import { ByteBudget, HttpError, isUploadRoute, registerRoutes } from './server-routes.js';
@@ -118,10 +119,12 @@ export function serverLogger(level = process.env.AZBK_LOG_LEVEL ?? 'info', dest:
  * The status, code and message an error is answered with; internals never reach the client: a
  * storage failure's message names the vault's folder or storage account, so it goes to the log only.
  */
-function describe(err: unknown): { status: number; code: ErrorCode; message: string } {
+function describe(err: unknown): { status: number; code: ErrorCode; message: string; hint?: string } {
   if (isAzbkError(err)) {
     const status = statusOf(err.code);
-    return { status, code: err.code, message: status >= 500 ? 'The vault storage failed to answer the request; try again later.' : err.message };
+    if (status >= 500) return { status, code: err.code, message: 'The vault storage failed to answer the request; try again later.' };
+    // The vault's own hint for this case (the same one an embedded vault gives); the code's usual one the agent knows.
+    return { status, code: err.code, message: err.message, ...(err.hint === errorRegistry[err.code].hint ? {} : { hint: err.hint }) };
   }
   if (err instanceof HttpError) return { status: err.statusCode, code: err.azbkCode, message: err.message };
   const e = err as { statusCode?: unknown; message?: unknown; code?: unknown; validation?: unknown };
@@ -144,8 +147,8 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
 }
 
 /** Sends the one error shape. */
-function sendError(reply: FastifyReply, status: number, code: ErrorCode, message: string): FastifyReply {
-  const body: ErrorBody = { statusCode: status, code, error: STATUS_CODES[status] ?? 'Error', message };
+function sendError(reply: FastifyReply, status: number, code: ErrorCode, message: string, hint?: string): FastifyReply {
+  const body: ErrorBody = { statusCode: status, code, error: STATUS_CODES[status] ?? 'Error', message, ...(hint === undefined ? {} : { hint }) };
   if (status === 401) reply.header('www-authenticate', 'Bearer realm="azbk"');
   return reply.code(status).type('application/json; charset=utf-8').send(body);
 }
@@ -210,7 +213,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
 
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.setErrorHandler((err, req, reply) => {
-    const { status, code, message } = describe(err);
+    const { status, code, message, hint } = describe(err);
     // Busy (see ByteBudget) is the server working as meant: a line, not a failure with its stack.
     const busy = err instanceof HttpError && status === 503;
     if (busy) req.log.warn({ code, message }, 'request refused: busy');
@@ -224,7 +227,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     if (status === 401 || status === 403 || status === 411 || status === 413 || status === 415) reply.header('connection', 'close');
     // The agent asks again after this long.
     if (busy) reply.header('retry-after', '1');
-    return sendError(reply, status, code, message);
+    return sendError(reply, status, code, message, hint);
   });
 
   const sessions = new SessionCache(o.vault, o.sessionCacheMs ?? 30_000);

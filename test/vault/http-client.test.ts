@@ -13,7 +13,7 @@ import { generate } from 'selfsigned';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { KeyId, MachineId, PackId, PointId } from '../../src/core/ids.js';
 import { packIdOf } from '../../src/core/pack.js';
-import { isAzbkError } from '../../src/shared/errors.js';
+import { errorRegistry, isAzbkError } from '../../src/shared/errors.js';
 import { HttpVault } from '../../src/vault/http-client.js';
 import type { RunningServer } from '../../src/vault/server.js';
 import { parseTlsIdentity, type TlsIdentity } from '../../src/vault/tls.js';
@@ -383,6 +383,43 @@ describe('HttpVault against a hostile server', () => {
     expect(puts).toBe(7);
     expect(waits).toHaveLength(6);
     for (const w of waits) expect(w).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('asks a busy server again for a registration too: turned away before its body was read, it was not taken', async () => {
+    let registers = 0;
+    const waits: number[] = [];
+    const client = await hostile(
+      (req, res) => {
+        req.resume();
+        req.on('end', () => {
+          if (++registers <= 2) {
+            res.writeHead(503, { 'retry-after': '1', 'content-type': 'application/json' });
+            return res.end(JSON.stringify({ statusCode: 503, code: 'AZBK_VAULT_UNREACHABLE', error: 'Service Unavailable', message: 'The vault server is busy; try again shortly.' }));
+          }
+          res.writeHead(201, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ machineId: machine, secret }));
+        });
+      },
+      { ...fast, sleep: async (ms) => void waits.push(ms) },
+    );
+    expect(await client.register(reg('t', 'alpha'))).toMatchObject({ machineId: machine });
+    expect(registers).toBe(3);
+    expect(waits).toHaveLength(2);
+  });
+
+  it("shows the vault's own hint for an error, its control characters taken out", async () => {
+    const { client, token } = await service();
+    await client.register({ ...reg(token, 'alpha'), keyProof: 'ab'.repeat(32) });
+    const err = await client.register({ ...reg(token, 'alpha', true), keyProof: 'cd'.repeat(32) }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'AZBK_MACHINE_NAME_TAKEN', hint: 'Give the passphrase that machine was registered with (--passphrase-file), or register under another --machine-name.' });
+    // Without a hint of its own, the code's.
+    expect(await client.register(reg(token, 'alpha')).catch((e: unknown) => e)).toMatchObject({ code: 'AZBK_MACHINE_NAME_TAKEN', hint: errorRegistry.AZBK_MACHINE_NAME_TAKEN.hint });
+    const hostileHint = await hostile((req, res) => {
+      req.resume();
+      res.writeHead(409, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ statusCode: 409, code: 'AZBK_MACHINE_NAME_TAKEN', error: 'Conflict', message: 'taken', hint: 'run \u001b]0;x\u0007this' }));
+    });
+    expect(await hostileHint.register(reg('t', 'alpha')).catch((e: unknown) => e)).toMatchObject({ hint: 'run  ]0;x this' });
   });
 
   it('ends a request waiting on a busy server at once when the client is closed (a command that is over stops asking)', async () => {

@@ -40,5 +40,9 @@ describe('proxy from the environment', () => {
     expect(() => proxyFor(vault, { HTTPS_PROXY: 'http://' })).toThrow(expect.objectContaining({ code: 'AZBK_BAD_INPUT' }));
     // The password is not in the message.
     expect(() => proxyFor(vault, { HTTPS_PROXY: 'socks5://ann:hunter22@proxy.corp:1080' })).toThrow(expect.not.objectContaining({ message: expect.stringContaining('hunter22') }));
+    // A % that is not URL encoding, in the password: said so, without it.
+    expect(() => proxyFor(vault, { HTTPS_PROXY: 'http://ann:50%off@proxy.corp:3128' })).toThrow(
+      expect.objectContaining({ code: 'AZBK_BAD_INPUT', message: expect.stringMatching(/^HTTPS_PROXY names http:\/\/proxy\.corp:3128, whose user or password is not valid URL encoding\.$/) }),
+    );
   });
 });

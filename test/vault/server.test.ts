@@ -38,7 +38,9 @@ async function setup(o: { now?: () => Date; maxMachines?: number } = {}): Promis
 function expectError(res: { statusCode: number; json: () => unknown; body: string }, status: number, code: string): void {
   expect(res.statusCode, res.body).toBe(status);
   const body = res.json() as Record<string, unknown>;
-  expect(Object.keys(body).sort()).toEqual(['code', 'error', 'message', 'statusCode']);
+  expect(Object.keys(body).filter((k) => k !== 'hint').sort()).toEqual(['code', 'error', 'message', 'statusCode']);
+  // a hint of the vault's own, when it has one
+  if (Object.hasOwn(body, 'hint')) expect(String(body.hint).length).toBeGreaterThan(5);
   expect(body.statusCode).toBe(status);
   expect(body.code).toBe(code);
   expect(Object.hasOwn(errorRegistry, body.code as string)).toBe(true);
