@@ -12,7 +12,7 @@ import type { HomePaths } from '../shared/paths.js';
 import type { PointInfo } from '../vault/api.js';
 import { backupEndedWell, LOOK_BACK, readJobs } from './jobs.js';
 
-/** The points the history's backups made (the last LOOK_BACK jobs), by job id. */
+/** The points the history's backups made (the last LOOK_BACK jobs), by job id, in the order the jobs ran. */
 async function madePoints(paths: HomePaths): Promise<Map<string, string>> {
   const made = new Map<string, string>();
   // A history that cannot be read holds nothing to hold a point against.
@@ -41,4 +41,20 @@ export async function checkOwnPoint(paths: HomePaths, listed: readonly PointInfo
   const newestMade = [...made.values()].sort().at(-1);
   if (newestMade === undefined || newestMade <= newestListed) return [];
   return [`This machine's last backup made recovery point ${newestMade}, which the vault does not list (the newest it lists is ${newestListed}).`];
+}
+
+/**
+ * The point "latest" means for this machine: `newest`, the newest the vault lists by its date,
+ * unless this machine's last backup (the last in its job history, which is in the order the jobs
+ * ran, whatever any clock said) made another point the vault lists: a vault whose clock ran ahead
+ * dated an older point later. Then that point, with a warning that says so.
+ */
+export async function ownLatest(paths: HomePaths, listed: readonly PointInfo[], newest: PointInfo): Promise<{ point: PointInfo; warning?: string }> {
+  const last = [...(await madePoints(paths)).values()].at(-1);
+  const found = last === undefined || last === newest.id ? undefined : listed.find((p) => p.id === last);
+  if (found === undefined) return { point: newest };
+  return {
+    point: found,
+    warning: `The vault dates recovery point ${newest.id} later than ${found.id}, which this machine's last backup made (its clock was ahead when it dated the other): "latest" is ${found.id}. Give --point ${newest.id} for the other.`,
+  };
 }

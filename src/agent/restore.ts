@@ -24,7 +24,7 @@ import { destOf, restoreData, tempPath, type DataResult, type FilePlan } from '.
 import { holdsContent, openTemp, settle, settleDir, stopIfAsked, toTime, why, writeAll } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
 import type { PassphraseInput } from './passphrase.js';
-import { checkOwnPoint } from './point-history.js';
+import { checkOwnPoint, ownLatest } from './point-history.js';
 import { entryAt, findMachine, keysFor, openPoint, outermost, pickPoint } from './points.js';
 
 export type ConflictRule = 'overwrite' | 'skip' | 'copy';
@@ -132,9 +132,18 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
   const machine = await findMachine(ctx, o.machine);
   const families = await keysFor(ctx, machine.id, o.passphrase);
   const listed = await ctx.session.listPoints(machine.id);
-  const info = pickPoint(listed, o.point);
-  const { record, manifest, keys } = await openPoint(ctx, families, info);
-  const warnings = machine.id === ctx.registration.machineId ? await checkOwnPoint(ctx.paths, listed, info, record.jobId) : [];
+  const own = machine.id === ctx.registration.machineId;
+  let info = pickPoint(listed, o.point);
+  let opened = await openPoint(ctx, families, info);
+  // The point chosen is checked first: an old point copied under a newer name is refused, not passed over.
+  const warnings = own ? await checkOwnPoint(ctx.paths, listed, info, opened.record.jobId) : [];
+  const latest = own && o.point === 'latest' ? await ownLatest(ctx.paths, listed, info) : { point: info };
+  if (latest.point !== info) {
+    info = latest.point;
+    opened = await openPoint(ctx, families, info);
+    warnings.unshift(latest.warning!);
+  }
+  const { manifest, keys } = opened;
   const job = new RestoreJob(ctx, await PointReader.open(ctx, keys, { maxKept: o.maxKept }), manifest.tree, o);
   // Everything asked for is found before anything is written.
   const selected = await job.select(info.id, manifest);

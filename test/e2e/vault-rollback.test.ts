@@ -52,4 +52,35 @@ describe('a vault that presents old points as new', () => {
     expect(back.stderr).toBe('');
     expect(await restored(path.join(root, 'back'))).toBe('new\n');
   }, 60_000);
+
+  it('takes as latest the point its last backup made when the vault dated an older one later (its clock ran ahead)', async () => {
+    const root = await makeTempDir('azbk-rollback-');
+    const vault = await createVault(root);
+    const m = await setupMachine(root, { vault });
+    const src = path.join(root, 'data');
+    await fs.mkdir(src);
+    await fs.writeFile(path.join(src, 'f.txt'), 'old\n');
+    const first = await backup(m, [src]);
+    // As if the vault's clock had been 11 days ahead when it dated the first point: its id and time
+    // in the vault, and so in the job history, which records what the vault answered.
+    const dir = path.join(vault.dir, 'points', first.point.machineId as string);
+    const record = JSON.parse(await fs.readFile(path.join(dir, first.point.id), 'utf8'));
+    const time = new Date(Date.parse(first.point.time) + 11 * 86_400_000);
+    const aheadId = `${time.toISOString().replace(/[-:]/g, '').replace('.', '')}-${first.point.id.slice(-8)}`;
+    await fs.writeFile(path.join(dir, aheadId), JSON.stringify({ ...record, id: aheadId, time: time.toISOString() }));
+    await fs.rm(path.join(dir, first.point.id));
+    const jobs = path.join(m.home, 'jobs.jsonl');
+    await fs.writeFile(jobs, (await fs.readFile(jobs, 'utf8')).replaceAll(first.point.id, aheadId));
+
+    await fs.writeFile(path.join(src, 'f.txt'), 'new\n');
+    const second = await backup(m, [src]);
+    expect(second.point.id < aheadId).toBe(true);
+    const r = await m.run(['restore', '--point', 'latest', '--target', path.join(root, 'out')]);
+    expectExit(r, 0);
+    expect(r.stderr).toContain(`The vault dates recovery point ${aheadId} later than ${second.point.id}, which this machine's last backup made`);
+    expect(await fs.readFile(path.join(root, 'out', src, 'f.txt'), 'utf8')).toBe('new\n');
+    // By its id, the other point is still there to restore.
+    expectExit(await m.run(['restore', '--point', aheadId, '--target', path.join(root, 'ahead')]), 0);
+    expect(await fs.readFile(path.join(root, 'ahead', src, 'f.txt'), 'utf8')).toBe('old\n');
+  }, 60_000);
 });
