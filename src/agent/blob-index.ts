@@ -247,7 +247,9 @@ export class BlobIndex {
     const damaged = [...(cache?.getDamagedPacks?.() ?? []), ...(opts.last ?? [])];
     const forBackup = opts.forBackup === true ? [...pruned.condemned, ...damaged] : [];
     const skip = new Set([...forBackup, ...pruned.gone, ...(await rememberedMissing(session, cache)), ...(opts.leaveOut ?? [])]);
-    const skipSum = sumOf(skip);
+    // Local copies of index files the vault holds damaged are left out (see FileCache.getDamagedIndex).
+    const damagedIndex = new Set(cache?.getDamagedIndex?.() ?? []);
+    const skipSum = sumOf(new Set([...skip, ...[...damagedIndex].map((n) => `index ${n}`)]));
     const last = opts.forBackup === true ? [] : damaged.filter((p) => !skip.has(p));
     // The snapshot, when it left out the same packs and every index file it covers is still in the
     // vault (none is ever changed); not with packs to load last, which a snapshot does not order.
@@ -266,7 +268,7 @@ export class BlobIndex {
     const rest = names.filter((n) => !covered.has(n));
     // The local copies first, so the table is sized once instead of doubled again and again. A
     // damaged copy (its layout does not add up) adds nothing: the vault's is read instead.
-    const copies = rest.map((name) => cache?.getIndex(name));
+    const copies = rest.map((name) => (damagedIndex.has(name) ? undefined : cache?.getIndex(name)));
     const sizes = copies.map((c) => (c === undefined ? -1 : compactBlobs(c)));
     index.reserve(sizes.reduce((n, b) => n + Math.max(0, b), 0));
     for (const [i, name] of rest.entries()) {
@@ -279,7 +281,11 @@ export class BlobIndex {
       }
       const data = await session.readIndex(name);
       let packs: readonly IndexPack[];
-      if (objectKeyId(data) !== keys.keyId) packs = [];
+      const family = objectKeyId(data);
+      if (family === null) {
+        index.damaged.push(name); // not a sealed object at all
+        packs = [];
+      } else if (family !== keys.keyId) packs = [];
       else {
         try {
           packs = decodeIndex(keys, name, data).packs;
@@ -482,6 +488,8 @@ export interface IndexCache {
   getMissingPacks?(): readonly PackId[];
   /** the vault holds these again: no longer missing */
   forgetMissingPacks?(packs: readonly PackId[]): void;
+  /** index files the vault holds damaged: their local copies are left out (see FileCache.getDamagedIndex) */
+  getDamagedIndex?(): readonly string[];
   /** packs a check found damaged: a backup leaves them out (see FileCache.getDamagedPacks) */
   getDamagedPacks?(): readonly PackId[];
   /** the snapshot, the index files it covers and the digest of the packs it left out, or undefined (none, or damaged) */
@@ -490,7 +498,7 @@ export interface IndexCache {
 }
 
 /** A digest of a set of pack ids, to tell whether a snapshot left out the same packs. */
-function sumOf(packs: ReadonlySet<PackId>): string {
+function sumOf(packs: ReadonlySet<string>): string {
   return createHash('sha256').update([...packs].sort().join(',')).digest('hex');
 }
 

@@ -30,6 +30,8 @@ const SCHEMA_VERSION = 4;
 const BATCH = 256;
 /** the meta key of the packs found damaged (see getDamagedPacks) */
 const DAMAGED_PACKS = 'damagedPacks';
+/** the meta key of the vault's index files found damaged (see getDamagedIndex) */
+const DAMAGED_INDEX = 'damagedIndex';
 /** the meta key of the packs found missing (see getMissingPacks) */
 const MISSING_PACKS = 'missingPacks';
 
@@ -115,6 +117,11 @@ export function knownBadPacks(home: string, vaultId: string, keyId: string): { m
 /** Adds packs found missing to the cache of this vault and key family (see FileCache.addMissingPacks). */
 export function recordMissingPacks(home: string, vaultId: string, keyId: string, packs: readonly PackId[]): void {
   withCache(home, vaultId, keyId, (cache) => cache.addMissingPacks(packs));
+}
+
+/** Adds index files of the vault found damaged to the cache of this vault and key family (see FileCache.getDamagedIndex). */
+export function recordDamagedIndex(home: string, vaultId: string, keyId: string, names: readonly string[]): void {
+  withCache(home, vaultId, keyId, (cache) => cache.addDamagedIndex(names));
 }
 
 /** Adds packs found damaged to the cache of this vault and key family (see FileCache.addDamagedPacks). */
@@ -440,6 +447,20 @@ export class FileCache implements IndexCache {
   /** Adds packs to getMissingPacks (see addToPackList). */
   addMissingPacks(packs: readonly PackId[]): void {
     this.addToPackList(MISSING_PACKS, packs);
+  }
+
+  /**
+   * Index files the vault holds damaged (found by verify), though this machine's copy of each,
+   * kept when it was whole, still names the blobs: no other machine can find them through it. So
+   * the index leaves those copies out, and a backup stores again what it still has of those blobs.
+   */
+  getDamagedIndex(): string[] {
+    return this.packList(DAMAGED_INDEX);
+  }
+
+  /** Adds index files to getDamagedIndex. */
+  addDamagedIndex(names: readonly string[]): void {
+    this.addToPackList(DAMAGED_INDEX, names as readonly PackId[]);
   }
 
   /** Takes packs out of getMissingPacks: the vault holds them again (see stillMissing). */

@@ -17,7 +17,7 @@ import type { VaultKeys } from '../core/keys.js';
 import { objectKeyId } from '../core/sealed-object.js';
 import { decodeTree, type Tree } from '../core/tree.js';
 import { eachAtOnce } from '../shared/each-at-once.js';
-import { isAzbkError, type ErrorCode } from '../shared/errors.js';
+import { AzbkError, isAzbkError, type ErrorCode } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
 import { BlobIndex, stillMissing } from './blob-index.js';
 import { openCheckpoint } from './checkpoint.js';
@@ -60,6 +60,8 @@ export interface VerifyReport {
   readonly missingPacks: readonly PackId[];
   /** packs the vault holds in which a blob failed its checks or that are shorter than indexed (see FileCache.addDamagedPacks) */
   readonly damagedPacks: readonly PackId[];
+  /** index files that are damaged (see FileCache.getDamagedIndex) */
+  readonly damagedIndex: readonly string[];
   readonly problems: readonly VerifyProblem[];
 }
 
@@ -120,10 +122,13 @@ export async function verifyVault(
   const gone = new Set([...(await session.listPrunedPacks()).gone, ...(await stillMissing(session, opts.missing ?? []))]);
   // Packs a check found damaged come last: what a backup stored again since is found where it is now.
   index.deferPacks(opts.damaged ?? []);
+  const damagedIndex: string[] = [];
   for (const name of await session.listIndex()) {
     try {
       const data = await session.readIndex(name);
-      if (objectKeyId(data) !== keys.keyId) continue;
+      const family = objectKeyId(data);
+      if (family === null) throw new AzbkError('AZBK_VAULT_CORRUPT', 'the index file is not a sealed object (damaged)');
+      if (family !== keys.keyId) continue;
       for (const p of decodeIndex(keys, name, data).packs) {
         if (gone.has(p.id)) continue;
         index.addPack(p.id, p.blobs);
@@ -132,6 +137,7 @@ export async function verifyVault(
     } catch (err) {
       rethrowIfUnreachable(err);
       problems.push({ where: `index ${name}`, what: why(err) });
+      if (isAzbkError(err, 'AZBK_VAULT_CORRUPT')) damagedIndex.push(name);
     }
   }
   index.addDeferred();
@@ -163,7 +169,7 @@ export async function verifyVault(
   } else r = await sweep(session, keys, index, sizeOf, trees, {});
   const orphanPacks = [...indexedPacks].filter((p) => !r.usedPacks.has(p)).length;
   const missingPacks = [...packSizes].filter(([, size]) => size === null).map(([p]) => p).sort();
-  return { points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.usedPacks.size, orphanPacks, missingPacks, damagedPacks: [...new Set([...r.damagedPacks, ...damagedByHash])].sort(), problems: [...problems, ...r.problems] };
+  return { points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.usedPacks.size, orphanPacks, missingPacks, damagedPacks: [...new Set([...r.damagedPacks, ...damagedByHash])].sort(), damagedIndex, problems: [...problems, ...r.problems] };
 }
 
 /**

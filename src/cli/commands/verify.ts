@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { openAgent } from '../../agent/context.js';
-import { knownBadPacks, recordDamagedPacks, recordMissingPacks } from '../../agent/file-cache.js';
+import { knownBadPacks, recordDamagedIndex, recordDamagedPacks, recordMissingPacks } from '../../agent/file-cache.js';
 import { verifyVault, type VerifyReport } from '../../agent/verify.js';
 import { acquireJobLock } from '../../agent/lock.js';
 import { ExitCode } from '../../shared/errors.js';
@@ -51,6 +51,7 @@ export function verifyCommand(program: Command): void {
           // The next backup leaves them out, and so stores again what this machine still has of them.
           if (r.missingPacks.length > 0) recordMissingPacks(paths.home, ctx.registration.vaultId, ctx.keys.keyId, r.missingPacks);
           if (r.damagedPacks.length > 0) recordDamagedPacks(paths.home, ctx.registration.vaultId, ctx.keys.keyId, r.damagedPacks);
+          if (r.damagedIndex.length > 0) recordDamagedIndex(paths.home, ctx.registration.vaultId, ctx.keys.keyId, r.damagedIndex);
         } finally {
           await live.stop();
           await lock.release();
