@@ -106,7 +106,7 @@ function parse(p: readonly string[], pattern: string, fold: (c: string) => strin
     else if (c === '\\') {
       if (i + 1 === p.length) {
         throw new AzbkError('AZBK_BAD_INPUT', `${pattern} is not a pattern azbk can use: it ends in a \\ that escapes nothing.`, {
-          hint: 'Write \\\\ for a backslash itself, or leave the \\ out.',
+          hint: 'Write two backslashes for a backslash itself (the first escapes the second), or leave it out.',
         });
       }
       tokens.push({ t: 'char', c: fold(p[++i]!) });

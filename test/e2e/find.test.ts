@@ -114,6 +114,8 @@ describe.concurrent('azbk find', () => {
       expectNoStack(r);
       expect(r.stderr).toMatch(says);
       expect(r.stdout).toBe('');
+      // The hint reads as written (no backslash of it shown escaped).
+      if (pattern !== '') expect(r.stderr).toContain('hint: Write two backslashes for a backslash itself (the first escapes the second), or leave it out.');
     }
     expect((await found(a, ['[', '--point', 'latest'])).map((m) => m.path)).toEqual([path.join(src, 'g', '[')]);
   });
