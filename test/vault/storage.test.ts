@@ -110,6 +110,23 @@ describe('FsBlobStore on disk', () => {
     expect(await listAll(store, '')).toEqual(['config', 'packs/d1/def']);
   });
 
+  test('writes nothing into another folder put in the root\'s place (an empty one, a mount point), and goes on once the root is back', async () => {
+    const { root, store } = await fresh();
+    await store.put('config', Buffer.from('{}'));
+    const writer = await store.openWriter();
+    await writer.write(Buffer.from('pack data'));
+    await rename(root, `${root}-moved`);
+    await mkdir(root, { mode: 0o700 });
+    await expectAzbkError(writer.finish('packs/d0/abc'), 'AZBK_VAULT_NOT_FOUND');
+    await expectAzbkError(store.put('checkpoints/m/c1', Buffer.from('checkpoint')), 'AZBK_VAULT_NOT_FOUND');
+    await expectAzbkError(store.openWriter(), 'AZBK_VAULT_NOT_FOUND');
+    expect(await readdir(root)).toEqual([]);
+    await rename(root, `${root}-stand-in`);
+    await rename(`${root}-moved`, root);
+    await store.put('packs/d1/def', Buffer.from('more'));
+    expect(await listAll(store, '')).toEqual(['config', 'packs/d1/def']);
+  });
+
   test('keeps .tmp to itself', async () => {
     const { root, store } = await fresh();
     await store.put('k', Buffer.from('x'));

@@ -39,8 +39,33 @@ export class FsBlobStore implements BlobStore {
   readonly root: string;
   #swept: Promise<number> | undefined;
 
+  /** the vault folder's identity ("<dev>:<ino>") when first seen: a folder put in its place is not it */
+  #rootId: string | undefined;
+
   constructor(root: string) {
     this.root = path.resolve(root);
+    try {
+      this.#rootId = identity(fsCb.statSync(this.root));
+    } catch {
+      // not there yet (a vault being created): taken when first written to
+    }
+  }
+
+  /**
+   * Throws AZBK_VAULT_NOT_FOUND unless the vault's folder is there and is the folder it was: one
+   * moved away, with another (an empty one, a mount point) put in its place, is never written to.
+   */
+  async #sameRoot(): Promise<void> {
+    let st: Stats;
+    try {
+      st = await fs.stat(this.root);
+    } catch (err) {
+      throw this.#gone(err);
+    }
+    if (!st.isDirectory()) throw this.#gone(undefined);
+    const id = identity(st);
+    this.#rootId ??= id;
+    if (id !== this.#rootId) throw new AzbkError('AZBK_VAULT_NOT_FOUND', `The vault folder ${this.root} was replaced by another folder.`, { hint: 'Put the vault folder back where it was (mount its disk again), then run the command again.' });
   }
 
   async put(key: string, data: Uint8Array): Promise<'created' | 'exists'> {
@@ -118,6 +143,7 @@ export class FsBlobStore implements BlobStore {
    * checkpoints would land that the vault does not have.
    */
   async #makeFolders(dir: string): Promise<string | undefined> {
+    await this.#sameRoot();
     let first: string | undefined;
     let at = this.root;
     for (const seg of path.relative(this.root, dir).split(path.sep).filter(Boolean)) {
@@ -241,6 +267,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   async #ensureTempDir(tempDir: string): Promise<void> {
+    await this.#sameRoot();
     try {
       await fs.mkdir(tempDir, { mode: 0o700 });
     } catch (err) {
@@ -397,4 +424,9 @@ export function toStorageError(err: unknown, op: Op, key: string, root: string):
   }
   const message = `Cannot ${op} vault object "${key}" in ${root}: ${errnoText(code, VAULT_ERRORS)}.`;
   return new AzbkError('AZBK_VAULT_UNREACHABLE', message, { cause: err, hint: HINTS[code] });
+}
+
+/** A folder's identity on its file system. */
+function identity(st: Stats): string {
+  return `${st.dev}:${st.ino}`;
 }
