@@ -189,6 +189,18 @@ describe.concurrent('register', () => {
     await expectUnregistered(path.join(root, 'home'));
   });
 
+  it('registers the same machine again with --reregister and no --machine-name, not one named after the host', async (ctx) => {
+    const root = await tempDir(ctx);
+    const vault = await createVault(root);
+    const home = path.join(root, 'home');
+    const pass = await writePassphrase(root, PASSPHRASE);
+    const first = parseJson(await runCli(registerArgs(vault.credentials, 'pa', '--passphrase-file', pass), { home }));
+    const again = await runCli(['register', '--vault-credentials', vault.credentials, '--passphrase-file', pass, '--reregister', '--json'], { home });
+    expectExit(again, 0);
+    expect(parseJson(again)).toMatchObject({ machineName: 'pa', machineId: first.machineId });
+    expect(await vaultObjects(vault.dir, 'machines')).toHaveLength(1);
+  });
+
   it('registers again over a damaged local registration with --reregister', async (ctx) => {
     const root = await tempDir(ctx);
     const vault = await createVault(root);

@@ -2,7 +2,7 @@
 import os from 'node:os';
 import type { Command } from 'commander';
 import { registerMachine, type SecretStore } from '../../agent/register.js';
-import { secretsLocation } from '../../agent/state.js';
+import { loadRegistration, secretsLocation } from '../../agent/state.js';
 import { AzbkError } from '../../shared/errors.js';
 import { exposedWarning, readSmallTextFile } from '../../shared/files.js';
 import { checkPassphraseSources, keepGenerated, newPassphrase } from '../new-passphrase.js';
@@ -52,7 +52,9 @@ export function registerCommand(program: Command): void {
         if (exposed !== null) out.warn(exposed);
         const { passphrase, generated } = await newPassphrase(o, out.warn);
         const writeGenerated = generated?.write;
-        const machineName = o.machineName ?? defaultMachineName();
+        // Registered again: the same machine by default (its name), not one named after the host.
+        const registered = o.machineName === undefined && o.reregister === true ? await loadRegistration(paths).catch(() => null) : null;
+        const machineName = o.machineName ?? registered?.machineName ?? defaultMachineName();
         let wroteGenerated = false;
         let inVault = false;
         try {
