@@ -174,7 +174,8 @@ export function localIoError(err: unknown): AzbkError | undefined {
   if (e === null || typeof e !== 'object') return undefined;
   // better-sqlite3's errors (the local cache) carry SQLite's code, and no file
   if (SQLITE_LOCAL_IO.test(String(e.code))) return new AzbkError('AZBK_LOCAL_IO', `Cannot use the local cache: ${e.message} (${e.code}).`, { cause: err });
-  if (!LOCAL_IO_CODES.has(String(e.code))) return undefined;
+  // A folder that cannot be made where its parent is (a file system such as /proc, a broken link on the way) too.
+  if (!LOCAL_IO_CODES.has(String(e.code)) && !(e.code === 'ENOENT' && e.syscall === 'mkdir')) return undefined;
   const where = typeof e.path === 'string' ? ` ${e.path}` : '';
   const what = typeof e.syscall === 'string' ? `${e.syscall}${where}` : `use${where}`;
   return new AzbkError('AZBK_LOCAL_IO', `Cannot ${what} (${e.code}).`, { cause: err });

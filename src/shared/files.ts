@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import fsCb from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { AzbkError } from './errors.js';
+import { AzbkError, localIoError } from './errors.js';
 
 /**
  * Reads a small file the user names (a passphrase or credentials file): a regular file (a pipe or
@@ -187,7 +187,10 @@ export async function readJsonFile(file: string): Promise<unknown> {
 export async function readLocalJson(file: string, damaged: () => Error): Promise<unknown> {
   try {
     return await readJsonFile(file);
-  } catch {
+  } catch (err) {
+    // One this user cannot read (written by another, say root) is not damaged: removing it is not the fix.
+    const io = localIoError(err);
+    if (io !== undefined) throw new AzbkError('AZBK_LOCAL_IO', `${io.message.replace(/\.$/, '')}: the file cannot be read.`, { hint: `Give it back to this user, readable by it (chown, chmod 600 ${file}), then run the command again.`, cause: err });
     throw damaged();
   }
 }

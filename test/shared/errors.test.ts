@@ -45,5 +45,14 @@ describe('error registry', () => {
     expect(localIoError(Object.assign(new Error('x'), { code: 'SQLITE_FULL' }))?.message).toMatch(/local cache.*SQLITE_FULL/);
     expect(localIoError(Object.assign(new Error('x'), { code: 'SQLITE_CORRUPT' }))).toBeUndefined();
     expect(localIoError(new TypeError('x'))).toBeUndefined();
+    // A folder its file system will not make (AZBK_HOME under /proc): the machine's state, not a bug; another ENOENT is not.
+    let proc: unknown;
+    try {
+      fs.mkdirSync('/proc/azbk-errors-test');
+    } catch (err) {
+      proc = err;
+    }
+    if (process.platform === 'linux') expect(localIoError(proc)).toMatchObject({ code: 'AZBK_LOCAL_IO', message: 'Cannot mkdir /proc/azbk-errors-test (ENOENT).' });
+    expect(localIoError(Object.assign(new Error('x'), { code: 'ENOENT', syscall: 'open', path: '/x' }))).toBeUndefined();
   });
 });

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { errnoCode, makeFoldersSync, writeFileAtomic } from '../../src/shared/files.js';
+import { errnoCode, makeFoldersSync, readLocalJson, writeFileAtomic } from '../../src/shared/files.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const code = (f: () => unknown) => {
@@ -71,5 +71,25 @@ describe('writeFileAtomic', () => {
     expect(fs.readdirSync(dir)).toEqual([]);
     await writeFileAtomic(file, '{"a":2}');
     expect(fs.readdirSync(dir)).toEqual(['state.json']);
+  });
+});
+
+describe('readLocalJson', () => {
+  const damaged = () => new Error('damaged');
+  it('takes a file it cannot read for what it is (AZBK_LOCAL_IO, how to fix it), not for damaged', async () => {
+    const dir = await makeTempDir('azbk-files-');
+    const folder = path.join(dir, 'policy.json');
+    fs.mkdirSync(folder);
+    await expect(readLocalJson(folder, damaged)).rejects.toMatchObject({ code: 'AZBK_LOCAL_IO', message: expect.stringContaining('(EISDIR): the file cannot be read.') });
+    // Unreadable by this user (not root, who reads it anyway): the same.
+    if (process.getuid?.() !== 0 && process.platform !== 'win32') {
+      const file = path.join(dir, 'secrets.json');
+      fs.writeFileSync(file, '{}', { mode: 0o000 });
+      await expect(readLocalJson(file, damaged)).rejects.toMatchObject({ code: 'AZBK_LOCAL_IO', hint: expect.stringContaining(`chmod 600 ${file}`) });
+    }
+    const bad = path.join(dir, 'bad.json');
+    fs.writeFileSync(bad, '{"version":');
+    await expect(readLocalJson(bad, damaged)).rejects.toThrow('damaged');
+    expect(await readLocalJson(path.join(dir, 'none.json'), damaged)).toBeNull();
   });
 });
