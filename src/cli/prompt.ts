@@ -25,6 +25,9 @@ export async function promptHidden(question: string): Promise<string> {
       for (const ch of chunk) {
         if (ch === '\r' || ch === '\n') return done();
         if (ch === '\u0003') return done(new AzbkError('AZBK_CANCELLED', 'Cancelled.'));
+        // Ctrl-D: the end of input. With nothing typed, nothing will come: cancelled, as a terminal's
+        // programs take it; after some, it ends the line as Enter does.
+        if (ch === '\u0004') return value === '' ? done(new AzbkError('AZBK_CANCELLED', 'Cancelled (end of input).')) : done();
         if (ch === '\u007f' || ch === '\b') value = [...value].slice(0, -1).join('');
         else if (ch >= ' ') value += ch;
       }

@@ -54,6 +54,10 @@ describe.skipIf(!existsSync(SCRIPT))('register on a terminal', () => {
     const differ = await registerOnTerminal(home, vault.credentials, ['first passphrase 123456', 'second passphrase 12345']);
     expect(differ.code, differ.screen).toBe(2);
     expect(differ.screen).toMatch(/AZBK_PASSPHRASE_MISMATCH/);
+    // Ctrl-D at an empty prompt: nothing more will come, so it is cancelled (the Enter after it is not read).
+    const ended = await registerOnTerminal(home, vault.credentials, ['\u0004']);
+    expect(ended.code, ended.screen).toBe(130);
+    expect(ended.screen).toMatch(/AZBK_CANCELLED: Cancelled \(end of input\)/);
     const short = await registerOnTerminal(home, vault.credentials, ['too short']);
     expect(short.code, short.screen).toBe(2);
     expect(short.screen).toMatch(/AZBK_PASSPHRASE_TOO_SHORT/);
