@@ -16,7 +16,8 @@ export function azbkHome(env: NodeJS.ProcessEnv = process.env): string {
     case 'darwin':
       return path.join(os.homedir(), 'Library', 'Application Support', 'azbk');
     default:
-      return path.join(env.XDG_CONFIG_HOME ?? path.join(os.homedir(), '.config'), 'azbk');
+      // A relative XDG_CONFIG_HOME is ignored, as the XDG spec says: it would name a folder under whatever the current one is.
+      return path.join(env.XDG_CONFIG_HOME !== undefined && path.isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : path.join(os.homedir(), '.config'), 'azbk');
   }
 }
 

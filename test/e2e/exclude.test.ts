@@ -99,6 +99,14 @@ describe('exclusions', () => {
     expectExit(catchUp, 2);
     expect(catchUp.stderr).toContain('takes no --exclude');
 
+    // Both at once: refused, in either order, and the policy left as it was.
+    for (const args of [['--exclude', 'x', '--no-exclude'], ['--no-exclude', '--exclude=x']]) {
+      const both = await m.run(['policy', 'set', ...args]);
+      expectExit(both, 2);
+      expect(both.stderr).toContain('--exclude and --no-exclude contradict each other');
+    }
+    expect(parseJson(await m.run(['policy', 'show', '--json'])).exclude).toBeDefined();
+
     // --no-exclude: nothing left out any more.
     const none = await m.run(['policy', 'set', '--no-exclude', '--json']);
     expectExit(none, 0);

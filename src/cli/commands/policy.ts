@@ -145,6 +145,10 @@ export function policyCommand(program: Command): void {
         const bandwidth = bandwidthFrom(o, old.bandwidth);
         const schedule = scheduleFrom(o, old.schedule);
         const keep = keepCounts(o);
+        // Both given: which one was meant? (commander would keep the last without a word)
+        if (process.argv.includes('--no-exclude') && process.argv.some((a) => a === '--exclude' || a.startsWith('--exclude='))) {
+          throw usage('--exclude and --no-exclude contradict each other: give one of them.');
+        }
         const exclude = o.exclude === false ? [] : o.exclude;
         if (o.include === undefined && exclude === undefined && bandwidth === undefined && schedule === undefined && keep === undefined) {
           throw usage('Nothing to set: give --include, --exclude, a bandwidth option, --schedule or a --keep option.');
