@@ -100,6 +100,16 @@ describe.concurrent('vault create and vault credentials', () => {
     const missing = await runCli(['vault', 'credentials', '--path', path.join(root, 'no vault here'), '--out', path.join(root, 'y.VaultCredentials')]);
     expectExit(missing, 10);
     expectNoStack(missing);
+
+    // Into a folder that is not there: refused, no folder made, and (vault create) no vault either.
+    const nowhere = path.join(root, 'no such folder');
+    const out = await runCli(['vault', 'credentials', '--path', vault.dir, '--out', path.join(nowhere, 'z.VaultCredentials')]);
+    expectExit(out, 2);
+    expect(out.stderr).toContain(`the folder ${nowhere} does not exist`);
+    const created = await runCli(['vault', 'create', '--path', path.join(root, 'new vault'), '--name', 'New', '--credentials-out', path.join(nowhere, 'n.VaultCredentials')]);
+    expectExit(created, 2);
+    expect(await exists(nowhere)).toBe(false);
+    expect(await exists(path.join(root, 'new vault'))).toBe(false);
   });
 });
 

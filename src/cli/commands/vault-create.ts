@@ -14,7 +14,7 @@ import { ensureTlsIdentity } from '../../vault/tls.js';
 import { Vault } from '../../vault/vault.js';
 import { action } from '../run.js';
 import { addLocationOptions, givenTls, parseHttpsEndpoint, resolveLocation, type LocationOpts } from '../vault-location.js';
-import { parseValidDays, writeCredentialsFile } from './vault-credentials.js';
+import { checkOutFolder, parseValidDays, writeCredentialsFile } from './vault-credentials.js';
 
 interface Opts extends LocationOpts {
   name: string;
@@ -49,6 +49,7 @@ export function vaultCreateCommand(vault: Command): void {
           throw new AzbkError('AZBK_USAGE', 'Agents reach an Azure vault through `azbk vault serve`: give --endpoint https://HOST:PORT with --credentials-out.');
         }
         const given = await givenTls(o);
+        if (o.credentialsOut !== undefined) await checkOutFolder(o.credentialsOut); // before the vault is made
         if (o.credentialsOut !== undefined && (await exists(o.credentialsOut))) {
           throw new AzbkError('AZBK_BAD_INPUT', `${path.resolve(o.credentialsOut)} already exists; azbk will not overwrite it.`);
         }

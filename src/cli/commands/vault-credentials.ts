@@ -33,8 +33,18 @@ export function parseValidDays(s: string): number {
 }
 
 /** Writes a credentials file (owner-only, never over an existing file); returns its absolute path. */
+/** AZBK_BAD_INPUT unless `out`'s folder is there: a mistyped path makes no folders (writeFileAtomic would). */
+export async function checkOutFolder(out: string): Promise<void> {
+  const file = path.resolve(out);
+  const dir = path.dirname(file);
+  if (!(await fs.stat(dir).then((st) => st.isDirectory(), () => false))) {
+    throw new AzbkError('AZBK_BAD_INPUT', `Cannot write ${file}: the folder ${dir} does not exist.`, { hint: 'Give a file in a folder that exists (or make the folder first).' });
+  }
+}
+
 export async function writeCredentialsFile(out: string, creds: CredentialsFile): Promise<string> {
   const file = path.resolve(out);
+  await checkOutFolder(file);
   try {
     await writeFileAtomic(file, JSON.stringify(creds, null, 2) + '\n', { mode: 0o600, exclusive: true });
   } catch (err) {
