@@ -41,6 +41,7 @@ function must(code) {
 
 process.stdout.write(`AZBK_HOME is ${home}\n`);
 if (!fs.existsSync(path.join(vault, 'config'))) {
+  fs.mkdirSync(path.dirname(creds), { recursive: true, mode: 0o700 }); // azbk writes a credentials file only into a folder that exists
   must(azbk('vault', 'create', '--path', vault, '--name', 'default', '--credentials-out', creds));
 }
 if (!fs.existsSync(path.join(home, 'registration.json'))) {

@@ -2,8 +2,9 @@
  * Vault consistency check for one key family: every recovery point (of any machine) and every
  * checkpoint of this machine made with these keys must refer only to blobs that are indexed and
  * whose packs are stored. With `readData`, every blob is also read and decoded, which checks its
- * integrity, and every pack they are in is read whole and checked against its id; otherwise data blobs cost one `statPack` per pack. Tree blobs are always read, since
- * the walk needs their listings.
+ * integrity, and every pack they are in is read whole and checked against its id; otherwise data
+ * blobs cost one `statPack` per pack. Tree blobs are always read, since the walk needs their
+ * listings.
  *
  * Each distinct tree is walked once; a problem inside a subtree that several points share is
  * reported for each of them, at its path in each. A blob or pack that is referenced but missing
@@ -154,7 +155,11 @@ export async function verifyVault(
     const used = new Uint8Array(index.size);
     const first = await sweep(session, keys, index, sizeOf, trees, { mark: used });
     // Every pack a point or checkpoint needs, read whole (packSizes knows the size of each).
-    const held = new Map([...first.usedPacks].flatMap((p) => { const size = packSizes.get(p); return size === null || size === undefined ? [] : [[p, size] as const]; }));
+    const held = new Map<PackId, number>();
+    for (const p of first.usedPacks) {
+      const size = packSizes.get(p);
+      if (typeof size === 'number') held.set(p, size);
+    }
     const { damaged, failed, mismatched } = await checkChunks(session, keys, index, used, held, opts.onReading);
     // With nothing wrong, the first sweep's report is the whole of it; else a second one names
     // the files damaged chunks break, and reads what the first could not reach.

@@ -145,6 +145,7 @@ export interface Vault {
 export async function createVault(root: string, name = 'TestVault', extra: readonly string[] = []): Promise<Vault> {
   const dir = path.join(root, 'vault');
   const credentials = path.join(root, `${name}.VaultCredentials`);
+  await fs.mkdir(root, { recursive: true });
   const r = await runCli(['vault', 'create', '--path', dir, '--name', name, '--credentials-out', credentials, ...extra]);
   expectExit(r, 0);
   return { dir, credentials };
