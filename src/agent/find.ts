@@ -15,7 +15,8 @@ import { entryOf, type ListedEntry } from './ls.js';
 import type { SkippedItem } from './manifest.js';
 import type { PassphraseInput } from './passphrase.js';
 import { PointReader } from './point-reader.js';
-import { findMachine, keysFor, openPoint, pickPoint } from './points.js';
+import { choosePoint } from './point-history.js';
+import { findMachine, keysFor, openPoint } from './points.js';
 import { byText } from '../shared/text-order.js';
 
 export interface FindOptions {
@@ -43,6 +44,8 @@ export interface FindResult {
   /** points that could not be opened, and folders whose listing could not be read (`<point>:<path>`) */
   readonly failed: readonly SkippedItem[];
   readonly missingPacks: readonly PackId[];
+  /** what to know about the point chosen (see choosePoint) */
+  readonly warnings: readonly string[];
 }
 
 /** Searches the points of this or another machine (see FindOptions). */
@@ -72,7 +75,8 @@ export async function findInPoints(ctx: AgentContext, o: FindOptions): Promise<F
   const machine = await findMachine(ctx, o.machine);
   const families = await keysFor(ctx, machine.id, o.passphrase);
   const listed = [...(await ctx.session.listPoints(machine.id))].sort((a, b) => byText(a.id, b.id));
-  const points = o.point === undefined ? listed : [pickPoint(listed, o.point)];
+  const chosen = o.point === undefined ? null : await choosePoint(ctx.paths, machine.id === ctx.registration.machineId, listed, o.point);
+  const points = chosen === null ? listed : [chosen.point];
 
   const readers = new Map<KeyId, PointReader>();
   /** listings (by id, and by where they are when a pattern names a path) that hold no match */
@@ -151,5 +155,5 @@ export async function findInPoints(ctx: AgentContext, o: FindOptions): Promise<F
   // A passphrase that opens none of them is wrong, not a partial search.
   if (searched === 0 && locked !== null) throw locked;
   const missing = new Set([...readers.values()].flatMap((r) => [...r.missing]));
-  return { machineName: machine.name, points: searched, matches: found, failed, missingPacks: [...missing].sort() };
+  return { machineName: machine.name, points: searched, matches: found, failed, missingPacks: [...missing].sort(), warnings: chosen?.warnings ?? [] };
 }

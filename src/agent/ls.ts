@@ -13,7 +13,8 @@ import { displayPath, toSegments } from './fspath.js';
 import type { SkippedItem } from './manifest.js';
 import type { PassphraseInput } from './passphrase.js';
 import { PointReader, subfolders } from './point-reader.js';
-import { entryAt, findMachine, keysFor, openPoint, outermost, pickPoint } from './points.js';
+import { choosePoint } from './point-history.js';
+import { entryAt, findMachine, keysFor, openPoint, outermost } from './points.js';
 
 export interface ListOptions {
   readonly point: string;
@@ -53,13 +54,15 @@ export interface ListResult {
   readonly failed: readonly SkippedItem[];
   /** packs the index names that the vault does not hold, found on the way (their listings were read where a later backup stored them again) */
   readonly missingPacks: readonly PackId[];
+  /** what to know about the point chosen (see choosePoint) */
+  readonly warnings: readonly string[];
 }
 
 /** Lists what a point of this or another machine holds (see ListOptions). */
 export async function listPoint(ctx: AgentContext, o: ListOptions): Promise<ListResult> {
   const machine = await findMachine(ctx, o.machine);
   const families = await keysFor(ctx, machine.id, o.passphrase);
-  const info = pickPoint(await ctx.session.listPoints(machine.id), o.point);
+  const { point: info, warnings } = await choosePoint(ctx.paths, machine.id === ctx.registration.machineId, await ctx.session.listPoints(machine.id), o.point);
   const { manifest, keys } = await openPoint(ctx, families, info);
   const reader = await PointReader.open(ctx, keys, { maxKept: o.maxKept });
   // Every path asked for is found before anything is listed; one given twice, or inside another
@@ -101,7 +104,7 @@ export async function listPoint(ctx: AgentContext, o: ListOptions): Promise<List
     if (o.paths.length === 0 || node.type !== 'dir') emit(segs, node);
     if (o.paths.length > 0 || o.recursive) await under(segs, node);
   }
-  return { point: info, machineName: machine.name, entries, failed, missingPacks: [...reader.missing].sort() };
+  return { point: info, machineName: machine.name, entries, failed, missingPacks: [...reader.missing].sort(), warnings };
 }
 
 function sameSegs(a: readonly string[], b: readonly string[]): boolean {

@@ -11,6 +11,7 @@ import { AzbkError } from '../shared/errors.js';
 import type { HomePaths } from '../shared/paths.js';
 import type { PointInfo } from '../vault/api.js';
 import { backupEndedWell, LOOK_BACK, readJobs } from './jobs.js';
+import { pickPoint } from './points.js';
 
 /** The points the history's backups made (the last LOOK_BACK jobs), by job id, in the order the jobs ran. */
 async function madePoints(paths: HomePaths): Promise<Map<string, string>> {
@@ -57,4 +58,15 @@ export async function ownLatest(paths: HomePaths, listed: readonly PointInfo[], 
     point: found,
     warning: `The vault dates recovery point ${newest.id} later than ${found.id}, which this machine's last backup made (its clock was ahead when it dated the other): "latest" is ${found.id}. Give --point ${newest.id} for the other.`,
   };
+}
+
+/**
+ * The point `spec` names among `listed`, a machine's points (see pickPoint); for this machine's own
+ * `latest`, the one its last backup made (see ownLatest), with the warning that says so.
+ */
+export async function choosePoint(paths: HomePaths, own: boolean, listed: readonly PointInfo[], spec: string): Promise<{ point: PointInfo; warnings: string[] }> {
+  const point = pickPoint(listed, spec);
+  if (!own || spec !== 'latest') return { point, warnings: [] };
+  const latest = await ownLatest(paths, listed, point);
+  return { point: latest.point, warnings: latest.warning === undefined ? [] : [latest.warning] };
 }

@@ -6,7 +6,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { backup, createVault, expectExit, expectNoStack, setupMachine } from '../helpers/cli.js';
+import { backup, createVault, expectExit, expectNoStack, parseJson, setupMachine } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 describe('a vault that presents old points as new', () => {
@@ -79,6 +79,15 @@ describe('a vault that presents old points as new', () => {
     expectExit(r, 0);
     expect(r.stderr).toContain(`The vault dates recovery point ${aheadId} later than ${second.point.id}, which this machine's last backup made`);
     expect(await fs.readFile(path.join(root, 'out', src, 'f.txt'), 'utf8')).toBe('new\n');
+    // ls and find take the same point as latest, and say so too.
+    const ls = await m.run(['ls', '--point', 'latest', '-r', src, '--json']);
+    expectExit(ls, 0);
+    expect(parseJson(ls).point.id).toBe(second.point.id);
+    expect(ls.stderr).toContain(`which this machine's last backup made`);
+    const find = await m.run(['find', 'f.txt', '--point', 'latest', '--json']);
+    expectExit(find, 0);
+    expect(find.stdout).toContain(`"point":"${second.point.id}"`);
+    expect(find.stdout).toContain(`which this machine's last backup made`);
     // By its id, the other point is still there to restore.
     expectExit(await m.run(['restore', '--point', aheadId, '--target', path.join(root, 'ahead')]), 0);
     expect(await fs.readFile(path.join(root, 'ahead', src, 'f.txt'), 'utf8')).toBe('old\n');

@@ -48,6 +48,7 @@ export function findCommand(program: Command): void {
           ...(passphrase === undefined ? {} : { passphrase }),
           onMatch: (point, e) => (json !== undefined ? json.item({ point: point.id, ...e }) : out.line(`${point.id}  ${entryLine(e)}`)),
         });
+        for (const w of r.warnings) out.warn(w);
         if (r.failed.length > 0) {
           out.warn(`${r.failed.length} point(s) or folder(s) could not be read; what they hold was not searched:`);
           for (const f of r.failed) out.warn(`  ${printable(f.path)}: ${printable(f.reason)}`);
@@ -57,7 +58,7 @@ export function findCommand(program: Command): void {
           out.warn(`The vault is missing ${r.missingPacks.length} pack(s) its index names; listings a later backup stored again were read from there (azbk verify lists what else needs those packs).`);
         }
         out.line(`${r.matches} match(es) in ${r.points} point(s) of ${printable(r.machineName)}.`);
-        json?.end({ machineName: r.machineName, points: r.points, status: r.failed.length > 0 ? 'partial' : 'ok', failed: r.failed, missingPacks: r.missingPacks });
+        json?.end({ machineName: r.machineName, points: r.points, status: r.failed.length > 0 ? 'partial' : 'ok', failed: r.failed, missingPacks: r.missingPacks, warnings: r.warnings });
       }),
     );
 }

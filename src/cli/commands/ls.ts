@@ -50,6 +50,7 @@ export function lsCommand(program: Command): void {
           },
           onEntry: (e) => (json !== undefined ? json.item(e) : out.line(entryLine(e))),
         });
+        for (const w of r.warnings) out.warn(w);
         if (r.failed.length > 0) {
           out.warn(`${r.failed.length} folder(s) could not be read; what they hold is not listed:`);
           for (const u of r.failed) out.warn(`  ${printable(u.path)}: ${printable(u.reason)}`);
@@ -58,7 +59,7 @@ export function lsCommand(program: Command): void {
         if (r.missingPacks.length > 0) {
           out.warn(`The vault is missing ${r.missingPacks.length} pack(s) its index names; listings a later backup stored again were read from there (azbk verify lists what else needs those packs).`);
         }
-        json?.end({ status: r.failed.length > 0 ? 'partial' : 'ok', failed: r.failed, missingPacks: r.missingPacks });
+        json?.end({ status: r.failed.length > 0 ? 'partial' : 'ok', failed: r.failed, missingPacks: r.missingPacks, warnings: r.warnings });
       }),
     );
 }
