@@ -9,15 +9,20 @@ import { describe, expect, it } from 'vitest';
 import { backup, createVault, expectExit, expectNoStack, parseJson, setupMachine } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
+/** A machine with one point of `root/data`, which holds f.txt ("old"). */
+async function firstPoint() {
+  const root = await makeTempDir('azbk-rollback-');
+  const vault = await createVault(root);
+  const m = await setupMachine(root, { vault });
+  const src = path.join(root, 'data');
+  await fs.mkdir(src);
+  await fs.writeFile(path.join(src, 'f.txt'), 'old\n');
+  return { root, vault, m, src, first: await backup(m, [src]) };
+}
+
 describe('a vault that presents old points as new', () => {
   it('refuses a copy of an old point under a newer name, and warns of a newest point left out', async () => {
-    const root = await makeTempDir('azbk-rollback-');
-    const vault = await createVault(root);
-    const m = await setupMachine(root, { vault });
-    const src = path.join(root, 'data');
-    await fs.mkdir(src);
-    await fs.writeFile(path.join(src, 'f.txt'), 'old\n');
-    const first = await backup(m, [src]);
+    const { root, vault, m, src, first } = await firstPoint();
     await fs.writeFile(path.join(src, 'f.txt'), 'new\n');
     const second = await backup(m, [src]);
     const dir = path.join(vault.dir, 'points', first.point.machineId as string);
@@ -54,13 +59,7 @@ describe('a vault that presents old points as new', () => {
   }, 60_000);
 
   it('takes as latest the point its last backup made when the vault dated an older one later (its clock ran ahead)', async () => {
-    const root = await makeTempDir('azbk-rollback-');
-    const vault = await createVault(root);
-    const m = await setupMachine(root, { vault });
-    const src = path.join(root, 'data');
-    await fs.mkdir(src);
-    await fs.writeFile(path.join(src, 'f.txt'), 'old\n');
-    const first = await backup(m, [src]);
+    const { root, vault, m, src, first } = await firstPoint();
     // As if the vault's clock had been 11 days ahead when it dated the first point: its id and time
     // in the vault, and so in the job history, which records what the vault answered.
     const dir = path.join(vault.dir, 'points', first.point.machineId as string);
