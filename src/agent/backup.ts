@@ -18,7 +18,7 @@ import { compileExcludes, excludesKey, type Excluded } from '../core/exclude.js'
 import type { BlobId, PackId } from '../core/ids.js';
 import { encodeTree, type FileNode, type TreeNode } from '../core/tree.js';
 import { AzbkError, isAzbkError, localIoError } from '../shared/errors.js';
-import { errnoCode } from '../shared/files.js';
+import { errnoCode, fileIdentity } from '../shared/files.js';
 import { absentOf } from '../shared/missing.js';
 import type { NewPoint } from '../vault/api.js';
 import type { VaultConfig } from '../vault/config.js';
@@ -1090,7 +1090,7 @@ type NodeStat = Pick<FileStat, 'mode' | 'mtime' | 'dev' | 'ino' | 'nlink'>;
  */
 function fileNode(name: string, st: NodeStat, id: FileIdentity, content: readonly BlobId[]): FileNode {
   const node: FileNode = { type: 'file', name, mode: st.mode, mtime: st.mtime, size: id.size, content };
-  return st.nlink > 1 ? { ...node, link: `${st.dev}:${st.ino}` } : node;
+  return st.nlink > 1 ? { ...node, link: fileIdentity(st) } : node;
 }
 
 const NO_FILES: ReadonlyMap<string, KnownFile> = new Map();

@@ -465,9 +465,8 @@ export class FileCache implements IndexCache {
 
   /** Takes packs out of getMissingPacks: the vault holds them again (see stillMissing). */
   forgetMissingPacks(packs: readonly PackId[]): void {
-    this.endRead();
     const back = new Set(packs);
-    this.db.transaction(() => this.setMeta(MISSING_PACKS, this.packList(MISSING_PACKS).filter((p) => !back.has(p)))).immediate();
+    this.changePackList(MISSING_PACKS, (list) => list.filter((p) => !back.has(p)));
   }
 
   /**
@@ -491,8 +490,13 @@ export class FileCache implements IndexCache {
 
   /** Adds packs to the list under `key` in one write transaction: a verify, backup or restore adding others meanwhile loses none. */
   private addToPackList(key: string, packs: readonly PackId[]): void {
+    this.changePackList(key, (list) => [...new Set([...list, ...packs])].sort());
+  }
+
+  /** Replaces the pack list `key` with what `change` makes of it, in one write transaction. */
+  private changePackList(key: string, change: (list: PackId[]) => PackId[]): void {
     this.endRead();
-    this.db.transaction(() => this.setMeta(key, [...new Set([...this.packList(key), ...packs])].sort())).immediate();
+    this.db.transaction(() => this.setMeta(key, change(this.packList(key)))).immediate();
   }
 
   /** A JSON value stored under `key`, or undefined. */

@@ -24,7 +24,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { compileExcludes, excludesKey } from '../core/exclude.js';
 import { AzbkError } from '../shared/errors.js';
-import { makeFoldersSync, writeFileAtomic } from '../shared/files.js';
+import { fileIdentity, makeFoldersSync, writeFileAtomic } from '../shared/files.js';
 import { processIdentity, sameProcessAlive } from '../shared/process.js';
 import { slashed } from './folder-listing.js';
 
@@ -296,11 +296,6 @@ export function changesSince(
     else if (typeof (v as { sync?: unknown } | null)?.sync !== 'string') return { ok: false, why: 'the change journal is damaged' };
   }
   return { ok: true, changed, trees };
-}
-
-/** A file's identity on its file system, as a session records its journal's. */
-function fileIdentity(st: fs.Stats): string {
-  return `${st.dev}:${st.ino}`;
 }
 
 /** Whether `p` is one of `trees` or lies under one. */

@@ -31,6 +31,12 @@ export interface RestoreMark {
 /** A mark's list of folders, beside it. */
 const dirsOf = (markFile: string) => markFile.replace(/\.json$/, '.dirs');
 
+/** Removes a mark and its list of folders (the list first: a list without its mark is dropped as well). */
+async function removeMark(markFile: string): Promise<void> {
+  await fs.rm(dirsOf(markFile), { force: true }).catch(() => undefined);
+  await fs.rm(markFile, { force: true }).catch(() => undefined);
+}
+
 /** A list of folders larger than this is not read (a restore of some ten million folders): they keep the owner-only mode. */
 const MAX_DIRS_BYTES = 256 * 1024 * 1024;
 
@@ -71,9 +77,7 @@ export async function markRestore(dir: string, prefix: string, roots: readonly T
       }
     },
     remove: async () => {
-      if (!written) return;
-      await fs.rm(dirsOf(file), { force: true }).catch(() => undefined);
-      await fs.rm(file, { force: true }).catch(() => undefined);
+      if (written) await removeMark(file);
     },
   };
 }
@@ -148,10 +152,7 @@ export async function removeLeftovers(dir: string): Promise<Leftovers> {
       }
       for (const f of await madeFolders(dirsOf(file))) folders.add(f);
     }
-    if (whole) {
-      await fs.rm(dirsOf(file), { force: true }).catch(() => undefined);
-      await fs.rm(file, { force: true }).catch(() => undefined);
-    }
+    if (whole) await removeMark(file);
   }
   return { removed, folders };
 }

@@ -195,6 +195,11 @@ export async function readLocalJson(file: string, damaged: () => Error): Promise
   }
 }
 
+/** A file's or folder's identity on its file system ("<dev>:<ino>"): another one at the same path has another. */
+export function fileIdentity(st: { readonly dev: number | bigint | string; readonly ino: number | bigint | string }): string {
+  return `${st.dev}:${st.ino}`;
+}
+
 /** The errno code of a Node.js system error, if any. */
 export function errnoCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err

@@ -21,6 +21,22 @@ const MiB = 1024 * 1024;
 
 const remembered = (m: TestMachine) => knownBadPacks(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId).missing;
 
+/**
+ * A machine that backed up src/b.txt ("small\n") on its own, then with src/a.bin (20 MiB): the small
+ * file's chunk is in no pack of the big file's (backed up together, the two are read side by side,
+ * and the first pack holds both). `point` is the second backup's.
+ */
+async function smallThenBig() {
+  const m = await createMachine();
+  const src = path.join(m.dir, 'src');
+  await fs.mkdir(src);
+  await fs.writeFile(path.join(src, 'b.txt'), 'small\n');
+  await runBackup(m.ctx, { include: [src] });
+  await writeRandomFile(path.join(src, 'a.bin'), 20 * MiB);
+  const { point } = await runBackup(m.ctx, { include: [src] });
+  return { m, src, point };
+}
+
 describe('a restore and a pack the vault lost', () => {
   it.each([
     ['chunks', 'biggest', 'last', true],
@@ -77,15 +93,7 @@ describe('a restore and a pack the vault lost', () => {
   });
 
   it('without a copy elsewhere, fails the files that need the lost pack and restores the rest', async () => {
-    const m = await createMachine();
-    const src = path.join(m.dir, 'src');
-    // The small file first, on its own: its chunk is in no pack of the big file's (backed up
-    // together, the two are read side by side, and the first pack holds both).
-    await fs.mkdir(src);
-    await fs.writeFile(path.join(src, 'b.txt'), 'small\n');
-    await runBackup(m.ctx, { include: [src] });
-    await writeRandomFile(path.join(src, 'a.bin'), 20 * MiB);
-    const { point } = await runBackup(m.ctx, { include: [src] });
+    const { m, src, point } = await smallThenBig();
     const pack = await losePack(m, 'biggest');
 
     const target = path.join(m.dir, 'out');
@@ -99,13 +107,7 @@ describe('a restore and a pack the vault lost', () => {
   });
 
   it('reads a pack remembered missing again once the vault holds it again, and forgets it', async () => {
-    const m = await createMachine();
-    const src = path.join(m.dir, 'src');
-    await fs.mkdir(src);
-    await fs.writeFile(path.join(src, 'b.txt'), 'small\n');
-    await runBackup(m.ctx, { include: [src] });
-    await writeRandomFile(path.join(src, 'a.bin'), 20 * MiB);
-    const { point } = await runBackup(m.ctx, { include: [src] });
+    const { m, src, point } = await smallThenBig();
     const key = layout.pack(await biggestPack(m));
     const kept = (await m.base.get(key))!;
     await m.base.delete(key);

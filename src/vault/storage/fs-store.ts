@@ -12,7 +12,7 @@ import fsCb, { type Dirent, type Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { AzbkError, isAzbkError } from '../../shared/errors.js';
-import { errnoText, syncFolder, writeAt } from '../../shared/files.js';
+import { errnoText, fileIdentity, syncFolder, writeAt } from '../../shared/files.js';
 import { InFlight } from '../../shared/in-flight.js';
 import type { BlobStore, ObjectWriter } from './blobstore.js';
 import { clipRange, isKeySegment, validateKey, validatePrefix, type ByteRange } from './keys.js';
@@ -45,25 +45,26 @@ export class FsBlobStore implements BlobStore {
   constructor(root: string) {
     this.root = path.resolve(root);
     try {
-      this.#rootId = identity(fsCb.statSync(this.root));
+      this.#rootId = fileIdentity(fsCb.statSync(this.root));
     } catch {
       // not there yet (a vault being created): taken when first written to
     }
   }
 
   /**
-   * Throws AZBK_VAULT_NOT_FOUND unless the vault's folder is there and is the folder it was: one
-   * moved away, with another (an empty one, a mount point) put in its place, is never written to.
+   * Throws AZBK_VAULT_NOT_FOUND (with `cause`, the error that had it looked at, if any) unless the
+   * vault's folder is there and is the folder it was: one moved away, with another (an empty one,
+   * a mount point) put in its place, is never written to.
    */
-  async #sameRoot(): Promise<void> {
+  async #sameRoot(cause?: unknown): Promise<void> {
     let st: Stats;
     try {
       st = await fs.stat(this.root);
     } catch (err) {
-      throw this.#gone(err);
+      throw this.#gone(cause ?? err);
     }
-    if (!st.isDirectory()) throw this.#gone(undefined);
-    const id = identity(st);
+    if (!st.isDirectory()) throw this.#gone(cause);
+    const id = fileIdentity(st);
     this.#rootId ??= id;
     if (id !== this.#rootId) throw new AzbkError('AZBK_VAULT_NOT_FOUND', `The vault folder ${this.root} was replaced by another folder.`, { hint: 'Put the vault folder back where it was (mount its disk again), then run the command again.' });
   }
@@ -127,7 +128,7 @@ export class FsBlobStore implements BlobStore {
       await fs.link(temp, file);
     } catch (err) {
       if (errno(err) === 'ENOTDIR') throw keyConflict(key);
-      if (errno(err) === 'ENOENT') await this.#stillThere(err);
+      if (errno(err) === 'ENOENT') await this.#sameRoot(err);
       if (errno(err) !== 'EEXIST') throw err;
       if ((await fs.lstat(file)).isFile()) return 'exists';
       throw keyConflict(key);
@@ -153,17 +154,11 @@ export class FsBlobStore implements BlobStore {
         first ??= at;
       } catch (err) {
         if (errno(err) === 'EEXIST') continue;
-        if (errno(err) === 'ENOENT') await this.#stillThere(err);
+        if (errno(err) === 'ENOENT') await this.#sameRoot(err);
         throw err;
       }
     }
     return first;
-  }
-
-  /** Throws AZBK_VAULT_NOT_FOUND, with `cause`, when the vault's folder is not there any more. */
-  async #stillThere(cause: unknown): Promise<void> {
-    const here = await fs.stat(this.root).then((st) => st.isDirectory(), () => false);
-    if (!here) throw this.#gone(cause);
   }
 
   async get(key: string, range?: ByteRange): Promise<Buffer | null> {
@@ -424,9 +419,4 @@ export function toStorageError(err: unknown, op: Op, key: string, root: string):
   }
   const message = `Cannot ${op} vault object "${key}" in ${root}: ${errnoText(code, VAULT_ERRORS)}.`;
   return new AzbkError('AZBK_VAULT_UNREACHABLE', message, { cause: err, hint: HINTS[code] });
-}
-
-/** A folder's identity on its file system. */
-function identity(st: Stats): string {
-  return `${st.dev}:${st.ino}`;
 }
