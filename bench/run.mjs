@@ -829,7 +829,7 @@ async function main() {
     gnuTime: STATE.gnuTime,
     command: [path.relative(path.resolve(HERE, '..'), process.argv[1] ?? ''), ...process.argv.slice(2)].join(' '),
     notes: [
-      'The page cache cannot be dropped reliably here, so the tree is read once (tar | cat) before the first step and every step sees a warm cache; it is also copied once to where the restores go, and removed, so that no tool pays alone for a file system\'s first writes.',
+      'The page cache cannot be dropped reliably here, so the tree is read once (tar | cat) before the first step and every step sees a warm cache, and read again before each initial backup, as are each tool\'s repository and local cache before its restores and check (not timed: the machine may page out what was not touched for a minute or so); the tree is also copied once to where the restores go, and removed, so that no tool pays alone for a file system\'s first writes.',
       'A sync runs (untimed) before every step so one step\'s dirty pages are not flushed during the next.',
       opts.restoreTo === null ? 'Restores go into a fresh folder in the work folder.' : `Restores go into a fresh folder under ${opts.restoreTo} (--restore-to), not the work folder.`,
       'Repository size is du of the repository folder only; local caches (restic cache, borg cache, AZBK_HOME) are reported separately.',
@@ -890,6 +890,12 @@ async function main() {
       } else log('floor: zstd not installed (apt-get install -y zstd), skipped');
     }
 
+    // This machine pages out memory left untouched for about a minute (page cache included), so
+    // what a step reads is read once just before it, not timed: the tree before each initial
+    // backup, and the tool's repository before each restore and check. Otherwise whichever tool
+    // came later, or restored first after the backups, read from disk where the others did not.
+    const warm = (what, dir) => spawnSync('bash', ['-o', 'pipefail', '-c', `tar cf - -C ${q(dir)} . | cat > /dev/null`], { stdio: 'ignore' }).status === 0 || log(`  warning: reading ${what} ahead failed`);
+
     const m = (t) => (name, cmd, args, extra = {}) =>
       measure(name, cmd, args, { env: t.env(), cwd: extra.cwd ?? t.dir, logDir: path.join(t.dir, 'logs'), okCodes: name.startsWith('setup') ? [0] : t.okCodes });
 
@@ -906,6 +912,7 @@ async function main() {
         continue;
       }
       log(`${t.name}: initial backup`);
+      warm('the tree', source);
       r.steps.initial = await t.backup(m(t), 'initial');
       if (!r.steps.initial.ok) {
         r.failed = 'initial';
@@ -978,6 +985,8 @@ async function main() {
       await fsp.mkdir(target, { recursive: true });
       log(`${t.name}: restore${opts.repeat > 1 ? ` ${rep} of ${opts.repeat}` : ''}`);
       const named = (name, ...rest) => m(t)(rep > 1 ? `${name}-${rep}` : name, ...rest);
+      warm('the repository', t.repo());
+      warm('the local cache', t.cache());
       const run = await t.restore(named, target);
       r.runs.restore.push(run);
       r.steps.restore = medianRun(r.runs.restore);
@@ -1003,6 +1012,8 @@ async function main() {
         const r = result.tools[t.name];
         if (r.failed) continue;
         log(`${t.name}: check, reading all data`);
+        warm('the repository', t.repo());
+        warm('the local cache', t.cache());
         r.steps.check = await t.check(m(t));
         if (!r.steps.check.ok) r.failed = 'check';
       }
