@@ -814,7 +814,14 @@ class BackupJob {
     }
     if (st.kind === 'symlink') {
       try {
-        const target = fs.readlinkSync(abs);
+        const raw = fs.readlinkSync(abs, { encoding: 'buffer' });
+        const target = raw.toString('utf8');
+        // As with names (see folder-listing.ts): a target that is not valid UTF-8 would be stored
+        // with U+FFFD in place of its bad bytes, and restored pointing elsewhere.
+        if (!Buffer.from(target, 'utf8').equals(raw)) {
+          this.skip(abs, 'the path it points to is not valid UTF-8 text, which azbk cannot store');
+          return null;
+        }
         return { node: { type: 'symlink', name, ...meta(st), target }, counts: { files: 0, dirs: 0, symlinks: 1, bytes: 0 } };
       } catch (err) {
         this.skip(abs, describe(err));

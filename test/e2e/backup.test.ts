@@ -69,6 +69,25 @@ describe.concurrent('backup', () => {
     expect(await fs.readFile(path.join(target, src, 'important.txt'), 'utf8')).toBe('keep me\n');
   });
 
+  it.skipIf(process.platform !== 'linux')('skips a link whose target is not UTF-8, says so, and keeps a link to a name with U+FFFD', async (ctx) => {
+    const root = await tempDir(ctx);
+    const src = path.join(root, 'src');
+    await fs.mkdir(src);
+    await fs.symlink(Buffer.concat([Buffer.from('tar'), Buffer.from([0xff]), Buffer.from('get')]), path.join(src, 'bad'));
+    await fs.symlink('tar\uFFFDget', path.join(src, 'good'));
+    await fs.writeFile(path.join(src, 'important.txt'), 'keep me\n');
+    const a = await setupMachine(root);
+    const first = await backup(a, [src], 3);
+    // Before, it was stored pointing at tar\uFFFDget, and restored so, without a word.
+    expect(first.skipped).toEqual([{ path: path.join(src, 'bad'), reason: 'the path it points to is not valid UTF-8 text, which azbk cannot store' }]);
+    expect((await backup(a, [src], 3)).skipped).toHaveLength(1);
+    const target = path.join(root, 't');
+    expectExit(await a.run(['restore', '--point', first.point.id, '--target', target]), 0);
+    expect(await fs.readlink(path.join(target, src, 'good'))).toBe('tar\uFFFDget');
+    expect(await exists(path.join(target, src, 'bad'))).toBe(false);
+    expect(await fs.readFile(path.join(target, src, 'important.txt'), 'utf8')).toBe('keep me\n');
+  });
+
   it('refuses the root folder as a whole, and warns that an included link is backed up as a link', async (ctx) => {
     const root = await tempDir(ctx);
     const a = await setupMachine(root);
