@@ -88,6 +88,26 @@ describe.concurrent('backup', () => {
     expect(await fs.readFile(path.join(target, src, 'important.txt'), 'utf8')).toBe('keep me\n');
   });
 
+  it.skipIf(process.platform !== 'linux')('refuses a path on the command line that holds U+FFFD: it may be bytes that were not UTF-8, naming another path', async (ctx) => {
+    const root = await tempDir(ctx);
+    // Given as d<0xff>X, the process reads d\uFFFDX: the name of this other folder.
+    const other = path.join(root, 'd\uFFFDX');
+    await fs.mkdir(other);
+    await fs.writeFile(path.join(other, 'f'), 'the other folder\n');
+    const a = await setupMachine(root);
+    const r = await a.run(['backup', '--now', '--include', other]);
+    expectExit(r, 2);
+    expectNoStack(r);
+    expect(r.stderr).toContain('U+FFFD');
+    expect(await a.run(['points', '--json']).then((p) => JSON.parse(p.stdout).points)).toEqual([]);
+    const ok = await backup(a, [root], 0);
+    const restored = await a.run(['restore', '--point', ok.point.id, '--target', path.join(root, 't\uFFFD')]);
+    expectExit(restored, 2);
+    expect(await exists(path.join(root, 't\uFFFD'))).toBe(false);
+    expectExit(await a.run(['restore', '--point', ok.point.id, '--target', path.join(root, 't'), '--path', other]), 2);
+    expectExit(await a.run(['policy', 'set', '--include', other]), 2);
+  });
+
   it('refuses the root folder as a whole, and warns that an included link is backed up as a link', async (ctx) => {
     const root = await tempDir(ctx);
     const a = await setupMachine(root);

@@ -13,6 +13,7 @@ import { stopOnSignals } from '../signals.js';
 import { formatBytes, printable } from '../output.js';
 import { jobProgress } from '../progress.js';
 import { action, setExitCode } from '../run.js';
+import { textPaths } from '../arg-paths.js';
 
 interface Opts extends LimitOpts {
   now?: boolean;
@@ -79,7 +80,7 @@ export function backupCommand(program: Command): void {
           }
           out.line(`The backup due at ${missed.toString()} did not run: backing up now.`);
         }
-        const include = o.include ?? policy.include;
+        const include = textPaths('--include', o.include) ?? policy.include;
         const exclude = o.exclude ?? policy.exclude ?? [];
         compileExcludes(exclude); // a pattern that is not one is refused before anything starts
         if (include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'Nothing to back up: no --include and no policy.');

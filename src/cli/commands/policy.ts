@@ -19,6 +19,7 @@ import { cronDaemonNote } from '../../agent/cron-daemon.js';
 import { compileExcludes } from '../../core/exclude.js';
 import { crontabNotes, describePolicy, policyResult } from '../policy-text.js';
 import { action } from '../run.js';
+import { textPaths } from '../arg-paths.js';
 
 interface SetOpts {
   include?: string[];
@@ -154,6 +155,7 @@ export function policyCommand(program: Command): void {
           throw usage('Nothing to set: give --include, --exclude, a bandwidth option, --schedule or a --keep option.');
         }
         if (exclude !== undefined) compileExcludes(exclude);
+        textPaths('--include', o.include);
         // Paths scheduled backups would all refuse: refused here, before anything changes.
         if (o.include !== undefined || schedule) refuseWholeRoot(o.include ?? old.include);
         if (schedule) {

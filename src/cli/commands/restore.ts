@@ -12,6 +12,7 @@ import { stopOnSignals } from '../signals.js';
 import { formatBytes, printable } from '../output.js';
 import { action, setExitCode } from '../run.js';
 import { jobProgress } from '../progress.js';
+import { textPaths } from '../arg-paths.js';
 
 interface Opts extends LimitOpts {
   point: string;
@@ -67,8 +68,8 @@ export function restoreCommand(program: Command): void {
           const ctx = await withLimits(await openAgent(paths, { job: true }), o);
           r = await runRestore(ctx, {
             point: o.point,
-            target: o.target === undefined ? null : path.resolve(o.target),
-            paths: o.path ?? [],
+            target: o.target === undefined ? null : path.resolve(textPaths('--target', o.target)),
+            paths: textPaths('--path', o.path) ?? [],
             conflict: o.conflict as ConflictRule,
             ...(o.machine === undefined ? {} : { machine: o.machine }),
             ...(passphrase === undefined ? {} : { passphrase }),

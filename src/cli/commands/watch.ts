@@ -9,6 +9,7 @@ import { acquireJobLock, lockHolder, type JobLock } from '../../agent/lock.js';
 import { AzbkError, isAzbkError } from '../../shared/errors.js';
 import { errnoCode, makeFoldersSync } from '../../shared/files.js';
 import { action } from '../run.js';
+import { textPaths } from '../arg-paths.js';
 
 interface Opts {
   include?: string[];
@@ -34,7 +35,7 @@ export function watchCommand(program: Command): void {
     .action(
       action('watch', async ({ paths, out, log }, o: Opts) => {
         const policy = o.include === undefined || o.exclude === undefined ? await loadPolicy(paths) : null;
-        const include = (o.include ?? policy!.include).map((p) => path.resolve(p));
+        const include = (textPaths('--include', o.include) ?? policy!.include).map((p) => path.resolve(p));
         const exclude = o.exclude ?? policy!.exclude ?? [];
         compileExcludes(exclude); // a pattern that is not one is refused before anything starts
         if (include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'Nothing to watch: no --include and no policy.');
