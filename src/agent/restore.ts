@@ -205,7 +205,7 @@ class RestoreJob {
    * planning ends (a restore in parts included), one per group
    */
   private readonly linkLeaders = new Map<string, { plan: FilePlan; node: FileNode }>();
-  private readonly links: LinkPlan[] = [];
+  private links: LinkPlan[] = [];
   /** the names copies were given (--conflict copy): two long names cut to one must not get the same */
   private readonly copies = new Set<string>();
   /** the vault's chunk sizes, once a file found in place is checked against its listing (see adoptLeader) */
@@ -351,8 +351,49 @@ class RestoreJob {
       // The vault gone stops the restore here, as in a data phase, rather than in the next part.
       if (!isAzbkError(err) || err.code === 'AZBK_CANCELLED' || err.code === 'AZBK_VAULT_UNREACHABLE') throw err;
     }
+    await this.leadAgain();
     while (this.links.length > 0) this.link(this.links.shift()!);
     this.reportFailed();
+  }
+
+  /**
+   * A hard-linked file that failed under the name it was written under (a path too long there, a
+   * folder that could not be made) is written again under the next name of its group, which the
+   * group's other names then link to: its data may well be fine. One that fails again is listed
+   * with its own reason.
+   */
+  private async leadAgain(): Promise<void> {
+    if (this.o.signal?.aborted === true) return;
+    const next = new Map<FilePlan, FilePlan>();
+    const written = new Map<FilePlan, LinkPlan>();
+    for (const l of this.links) {
+      if (l.leader.error === null) continue;
+      const had = next.get(l.leader);
+      if (had !== undefined) {
+        l.leader = had;
+        continue;
+      }
+      const node = await this.reader.nodeAt(this.root, [...l.folder, l.name]).catch(() => undefined);
+      if (node?.type !== 'file') continue;
+      const g: FilePlan = { folder: l.folder, dir: l.dir, tmp: this.tmpCount++, name: l.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null };
+      const plan = l.as === l.name ? g : { ...g, renamed: l.as };
+      next.set(l.leader, plan);
+      written.set(plan, l);
+    }
+    if (written.size === 0) return;
+    const moved = new Set(written.values());
+    this.links = this.links.filter((l) => !moved.has(l));
+    // Names a later part plans link to the new one.
+    for (const [k, v] of this.linkLeaders) {
+      const g = next.get(v.plan);
+      if (g !== undefined) this.linkLeaders.set(k, { plan: g, node: v.node });
+    }
+    if (this.total.complete) this.reader.forget();
+    try {
+      await restoreData(this.ctx.session, this.reader.index, [...written.keys()], restorePool(this.reader.keys.master), this.dataOptions());
+    } finally {
+      for (const g of written.keys()) if (g.error !== null) this.failed.push({ path: displayPath([...g.folder, g.name]), reason: g.error });
+    }
   }
 
   /** Lists the files of the part being written that failed, and lets the part go. */

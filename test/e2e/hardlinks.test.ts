@@ -82,6 +82,37 @@ describe.skipIf(process.platform === 'win32')('hard links', () => {
     for (const root of [target, part, src]) expect(await names(root)).not.toContainEqual(expect.stringContaining('.azbk-restore-'));
   }, 60_000);
 
+  it.skipIf(process.platform !== 'linux')('a name that fails (its path too long at the target) leaves the others to be written: they come back linked to each other', async () => {
+    const tmp = await makeTempDir('azbk-hardlinks-');
+    const src = path.join(tmp, 'data');
+    // The first name's path is just short enough here, and too long under a target with a long name.
+    let deep = path.join(src, 'a');
+    while (Buffer.byteLength(deep) < 3700) deep = path.join(deep, 'q'.repeat(200));
+    await fs.mkdir(deep, { recursive: true });
+    await fs.mkdir(path.join(src, 'z'));
+    const first = path.join(deep, 'n'.repeat(200));
+    await fs.writeFile(first, 'one file, three names\n');
+    await fs.link(first, path.join(src, 'z/second.txt'));
+    await fs.link(first, path.join(src, 'z/third.txt'));
+    const m = await setupMachine(tmp);
+    await backup(m, [src]);
+    // A target whose name makes the first name's folder 100 bytes short of the limit (4,095): it
+    // is made, and the file is written there, but cannot be renamed to its 200-byte name.
+    const target = path.join(tmp, 't'.repeat(3995 - Buffer.byteLength(deep) - Buffer.byteLength(tmp) - 1));
+    const r = await m.run(['restore', '--point', 'latest', '--target', target, '--json']);
+    expectExit(r, 3);
+    const out = parseJson(r) as { failed: { path: string; reason: string }[]; restored: { files: number } };
+    // Only the name too long fails; before, the other two failed with it ("another name of this
+    // hard-linked file ... could not be restored") although their data was there.
+    expect(out.failed.map((f) => f.path)).toEqual([first]);
+    expect(out.restored.files).toBe(2);
+    const second = await fs.stat(path.join(target, src, 'z/second.txt'));
+    const third = await fs.stat(path.join(target, src, 'z/third.txt'));
+    expect(await fs.readFile(path.join(target, src, 'z/second.txt'), 'utf8')).toBe('one file, three names\n');
+    expect(third.ino).toBe(second.ino);
+    expect(second.nlink).toBe(2);
+  });
+
   it('run again after it stopped part way, makes whole the groups of names it had begun, whichever name came back first', async () => {
     const tmp = await makeTempDir('azbk-hardlinks-');
     const src = path.join(tmp, 'data');
