@@ -526,7 +526,9 @@ class RestoreJob {
     }
     if (this.o.conflict === 'overwrite' && !existing.isDirectory() && !wantDir) return { to: dest, merge: false };
     if (this.o.conflict === 'overwrite') {
-      throw new AzbkError('AZBK_BAD_INPUT', 'a folder and a file have the same name; the existing one was left alone');
+      const there = existing.isDirectory() ? 'a folder' : existing.isSymbolicLink() ? 'a link' : 'a file';
+      const backedUp = wantDir ? 'a folder' : 'a file';
+      throw new AzbkError('AZBK_BAD_INPUT', `${there} is where the backup has ${backedUp}; the existing one was left alone`);
     }
     const copy = await copyName(dest, (this.o.now ?? (() => new Date()))(), this.copies);
     this.copies.add(copy);

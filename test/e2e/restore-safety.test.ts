@@ -52,8 +52,16 @@ describe.skipIf(process.platform === 'win32')('restore safety', () => {
     const r = await fx.machine.run(['restore', '--point', 'latest', '--target', target, '--conflict', 'overwrite']);
     expectExit(r, 3);
     expect(r.stdout).toMatch(/^Restored part of point \S+ of \S+ under /);
-    expect(r.stdout).toMatch(/1 item\(s\) could not be restored:\n\s+\S+report\.txt: a folder and a file have the same name/);
+    expect(r.stdout).toMatch(/1 item\(s\) could not be restored:\n\s+\S+report\.txt: a folder is where the backup has a file; the existing one was left alone/);
     expect(await fs.readdir(report)).toEqual(['kept']);
+    // A link where the backup has a folder is named a link (it was called a file).
+    const docs = path.dirname(report);
+    await fs.rm(docs, { recursive: true });
+    await fs.symlink(target, docs);
+    const l = await fx.machine.run(['restore', '--point', 'latest', '--target', target, '--conflict', 'overwrite']);
+    expectExit(l, 3);
+    expect(l.stdout).toMatch(/docs: a link is where the backup has a folder; the existing one was left alone/);
+    expect((await fs.lstat(docs)).isSymbolicLink()).toBe(true);
   });
 
   it('restores files without setuid or setgid, and folders with setgid', async () => {
