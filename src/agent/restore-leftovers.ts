@@ -5,8 +5,12 @@
  * finds the mark of one that died and removes what it left, and nothing else. Beside the mark, a
  * list of the folders the restore made (`<id>.dirs`, one JSON string a line, written before
  * files go into them): a folder is made owner-only and gets its mode at the end, so one that died
- * leaves them so, and the same restore run again gives them their modes (see RestoreJob).
+ * leaves them so, and the same restore run again gives them their modes (see RestoreJob); a
+ * restore that gives them none (another one) lists them for the next. The list also names the
+ * existing folders the restore opened to its owner (a path and their mode, a JSON array a line),
+ * which the next restore gives their modes back at once.
  */
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode, makeFoldersSync, readJsonFile, writeFileAtomic } from '../shared/files.js';
@@ -24,8 +28,16 @@ export interface RestoreMark {
   add(root: TempRoot): Promise<void>;
   /** folders the restore made (owner-only until it ends): added to the mark's list of them */
   folders(paths: readonly string[]): Promise<void>;
-  /** the restore is over: its temporary files are gone */
-  remove(): Promise<void>;
+  /**
+   * an existing folder of mode `mode` that the restore is about to open to its owner (see
+   * RestoreJob): should the restore die, the next one gives it its mode back
+   */
+  opened(folder: string, mode: number): Promise<void>;
+  /**
+   * the restore is over: its temporary files are gone. Folders a restore that died made, which
+   * this one did not give modes to (`handOn`), stay listed for the next restore.
+   */
+  remove(handOn?: readonly string[]): Promise<void>;
 }
 
 /** A mark's list of folders, beside it. */
@@ -63,21 +75,31 @@ export async function markRestore(dir: string, prefix: string, roots: readonly T
     }
   };
   await write();
+  const append = async (lines: readonly unknown[]) => {
+    if (!written || lines.length === 0) return;
+    try {
+      await fs.appendFile(dirsOf(file), lines.map((l) => JSON.stringify(l) + '\n').join(''), { mode: 0o600 });
+    } catch {
+      // bookkeeping, as the mark is: such folders would keep the mode the restore left
+    }
+  };
   return {
     add: async (root) => {
       all.push({ path: path.resolve(root.path), deep: root.deep });
       if (written) await write();
     },
-    folders: async (paths) => {
-      if (!written || paths.length === 0) return;
+    folders: (paths) => append(paths.map((p) => path.resolve(p))),
+    opened: (folder, mode) => append([[path.resolve(folder), mode & 0o7777]]),
+    remove: async (handOn = []) => {
+      if (!written) return;
+      if (handOn.length === 0) return removeMark(file);
+      // Left as the mark of a restore that is over (no process, nothing to sweep), naming them.
       try {
-        await fs.appendFile(dirsOf(file), paths.map((p) => JSON.stringify(path.resolve(p)) + '\n').join(''), { mode: 0o600 });
+        await writeFileAtomic(dirsOf(file), handOn.map((p) => JSON.stringify(p) + '\n').join(''), { mode: 0o600 });
+        await writeFileAtomic(file, JSON.stringify({ prefix, roots: [], pid: null, identity: null }), { mode: 0o600 });
       } catch {
-        // bookkeeping, as the mark is: such folders would keep the owner-only mode
+        await removeMark(file);
       }
-    },
-    remove: async () => {
-      if (written) await removeMark(file);
     },
   };
 }
@@ -150,15 +172,21 @@ export async function removeLeftovers(dir: string): Promise<Leftovers> {
         removed += s.removed;
         whole &&= s.whole;
       }
-      for (const f of await madeFolders(dirsOf(file))) folders.add(f);
+      for (const f of await listedFolders(dirsOf(file))) {
+        if (f.mode === undefined) folders.add(f.path);
+        else giveBackMode(f.path, f.mode);
+      }
     }
     if (whole) await removeMark(file);
   }
   return { removed, folders };
 }
 
-/** The folders a list names (absolute paths; anything else in it is dropped). */
-async function madeFolders(file: string): Promise<string[]> {
+/**
+ * The folders a list names: made by the restore (a path), or existing ones it opened (a path and
+ * the mode they had). Absolute paths only; anything else in it is dropped.
+ */
+async function listedFolders(file: string): Promise<{ path: string; mode?: number }[]> {
   let text: string;
   try {
     if ((await fs.stat(file)).size > MAX_DIRS_BYTES) return [];
@@ -166,16 +194,42 @@ async function madeFolders(file: string): Promise<string[]> {
   } catch {
     return [];
   }
-  const out: string[] = [];
+  const out: { path: string; mode?: number }[] = [];
   for (const line of text.split('\n')) {
     try {
       const p: unknown = JSON.parse(line);
-      if (typeof p === 'string' && path.isAbsolute(p)) out.push(p);
+      if (typeof p === 'string' && path.isAbsolute(p)) out.push({ path: p });
+      const [f, mode] = Array.isArray(p) ? (p as unknown[]) : [];
+      if (typeof f === 'string' && path.isAbsolute(f) && Number.isInteger(mode) && (mode as number) >= 0 && (mode as number) <= 0o7777) out.push({ path: f, mode: mode as number });
     } catch {
       // a line cut short by the process dying, or none
     }
   }
   return out;
+}
+
+/** Opening a folder to give its mode back never follows a link put in its place (where the OS can tell). */
+const OPEN_DIR = fsSync.constants.O_RDONLY | (fsSync.constants.O_DIRECTORY ?? 0) | (fsSync.constants.O_NOFOLLOW ?? 0);
+
+/**
+ * Gives an existing folder a restore that died had opened to its owner its own mode back: only
+ * while it is still ours and as the restore left it (a mode changed since is the user's).
+ */
+function giveBackMode(folder: string, mode: number): void {
+  let fd: number;
+  try {
+    fd = fsSync.openSync(folder, OPEN_DIR);
+  } catch {
+    return; // gone, or not a folder any more
+  }
+  try {
+    const st = fsSync.fstatSync(fd);
+    if (st.isDirectory() && (st.mode & 0o7777) === (mode | 0o300) && st.uid === process.getuid?.()) fsSync.fchmodSync(fd, mode);
+  } catch {
+    // left as it is: the restore that opened it said where it was going
+  } finally {
+    fsSync.closeSync(fd);
+  }
 }
 
 /** Folders that are not there (any more) hold nothing of a restore's. */

@@ -156,6 +156,8 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
     // Until the restore is over, whether it ends well, fails or stops (each removes its
     // temporary files then), only a process that dies leaves its mark.
     job.mark = await markRestore(ctx.paths.restores, job.tmpPrefix, job.tempRoots(selected));
+    // Listed again in this one's mark: should it die too, the next restore still gives them modes.
+    await job.mark.folders([...job.earlierFolders]);
     await job.restoreAll(selected);
   } catch (err) {
     const r = job.restored;
@@ -169,7 +171,7 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
     }
     throw err;
   } finally {
-    await job.mark?.remove();
+    await job.mark?.remove(job.unsettledEarlier());
     await lock.release();
   }
   return {
@@ -197,6 +199,8 @@ class RestoreJob {
   mark: RestoreMark | null = null;
   /** folders restores that died made, still owner-only unless changed since (see restore-leftovers.ts) */
   earlierFolders: ReadonlySet<string> = new Set();
+  /** the folders this restore gave their modes and times (absolute paths) */
+  private readonly settled = new Set<string>();
   /** folders this restore made that its mark does not list yet: listed before files go into them */
   private madeFolders: string[] = [];
   private tmpCount = 0;
@@ -233,6 +237,16 @@ class RestoreJob {
   /** packs the index names that the vault does not hold, found so far */
   get missing(): ReadonlySet<PackId> {
     return this.reader.missing;
+  }
+
+  /** The folders restores that died made which this one did not give modes to: the next one may (another restore of them). */
+  unsettledEarlier(): string[] {
+    return [...this.earlierFolders].filter((f) => {
+      if (this.settled.has(f)) return false;
+      // Still there and still owner-only: one removed or changed since is not for a restore to mind.
+      const st = fs.lstatSync(f, { throwIfNoEntry: false });
+      return st !== undefined && st.isDirectory() && (st.mode & 0o7777) === 0o700 && st.uid === process.getuid?.();
+    });
   }
 
   /** Resolves the paths to restore to tree nodes; AZBK_PATH_NOT_FOUND for a path not in the point. */
@@ -290,6 +304,7 @@ class RestoreJob {
       for (const d of dirs.reverse()) {
         try {
           settleDir(d.path, d.node.mode, d.node.mtime);
+          this.settled.add(path.resolve(d.path));
         } catch (err) {
           this.fail(d.segs, err);
         }
@@ -511,7 +526,11 @@ class RestoreJob {
       if (why !== null) throw new AzbkError('AZBK_BAD_INPUT', `cannot restore into this existing folder: ${why}`);
       // A folder of ours made read-only (by an earlier restore, say) is opened for the restore:
       // it gets its mode at the end (the backed-up one, or its own: see below).
-      if ((existing.mode & 0o300) !== 0o300 && existing.uid === process.getuid?.()) fs.chmodSync(dest, (existing.mode & 0o7777) | 0o300);
+      if ((existing.mode & 0o300) !== 0o300 && existing.uid === process.getuid?.()) {
+        // Listed first: should this restore die, the next one gives the folder its mode back.
+        await this.mark?.opened(dest, existing.mode);
+        fs.chmodSync(dest, (existing.mode & 0o7777) | 0o300);
+      }
       // One a restore that died made, and left owner-only: this one finishes it, mode included.
       if (this.earlierFolders.has(path.resolve(dest)) && (existing.mode & 0o7777) === 0o700 && existing.uid === process.getuid?.()) return { to: dest, merge: true };
       // Only overwrite gives an existing folder the backed-up mode; skip and copy leave its own (a

@@ -115,4 +115,54 @@ describe('a restore stopped with Ctrl-C', () => {
     expect(again.stdout).not.toMatch(/earlier restore/);
     await expectSameTree(src, restored);
   }, 90_000);
+
+  it('killed twice, or followed by another restore, still leaves the folders it made their modes, and gives an existing read-only folder its mode back', async (ctx) => {
+    const root = await tempDir(ctx);
+    const src = path.join(root, 'src');
+    for (let f = 0; f < 3; f++) await writeRandomFile(path.join(src, 'big', `f${f}.bin`), 6 * MiB);
+    await writeRandomFile(path.join(src, 'ro', 'inside.bin'), 6 * MiB);
+    await writeRandomFile(path.join(src, 'small.bin'), 1000);
+    await fs.chmod(path.join(src, 'big'), 0o750);
+    await fs.chmod(path.join(src, 'ro'), 0o555);
+    ctx.onTestFinished(() => fs.chmod(path.join(src, 'ro'), 0o755));
+    const m = await setupMachine(root);
+    await backup(m, [src]);
+    const mode = async (p: string) => (await fs.stat(p)).mode & 0o777;
+    const folders = [src, path.join(src, 'big'), path.join(src, 'ro')];
+    /** Starts a restore into `target` at 2 MiB/s and kills it once it writes a file. */
+    const killWhileWriting = async (target: string) => {
+      const child = spawn(process.execPath, [BIN, 'restore', '--point', 'latest', '--target', target, '--limit-download', '2M'], { cwd: REPO, env: { ...process.env, AZBK_HOME: m.home }, stdio: 'ignore' });
+      const done = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
+      const temps = async () => (await entries(path.join(target, src)).catch(() => [])).filter((e) => path.basename(e.rel).startsWith('.azbk-restore-'));
+      for (let i = 0; i < 800 && (await temps()).length === 0; i++) await sleep(10);
+      child.kill('SIGKILL');
+      expect(await done).toBe('SIGKILL');
+    };
+
+    // Killed twice: the second one listed what the first had made, and the third gives them their modes.
+    const twice = path.join(root, 'twice');
+    await killWhileWriting(twice);
+    await killWhileWriting(twice);
+    expect(await mode(path.join(twice, src, 'big'))).toBe(0o700);
+    expectExit(await m.run(['restore', '--point', 'latest', '--target', twice]), 0);
+    for (const d of folders) expect(await mode(path.join(twice, d)), d).toBe(await mode(d));
+
+    // Killed, then another restore (elsewhere), then the same one again.
+    const other = path.join(root, 'other');
+    await killWhileWriting(other);
+    expectExit(await m.run(['restore', '--point', 'latest', '--target', path.join(root, 'elsewhere'), '--path', path.join(src, 'small.bin')]), 0);
+    expectExit(await m.run(['restore', '--point', 'latest', '--target', other]), 0);
+    for (const d of folders) expect(await mode(path.join(other, d)), d).toBe(await mode(d));
+    expect(await fs.readdir(path.join(m.home, 'restores'))).toEqual([]);
+
+    // A restore into an existing read-only folder opens it to its owner while it writes there; killed
+    // then, the next restore gives the folder its own mode back (it kept the opened one).
+    const ro = path.join(twice, src, 'ro');
+    await fs.rm(path.join(ro, 'inside.bin'));
+    await killWhileWriting(twice);
+    expect(await mode(ro)).toBe(0o755);
+    expectExit(await m.run(['restore', '--point', 'latest', '--target', twice]), 0);
+    expect(await mode(ro)).toBe(0o555);
+    await expectSameTree(src, path.join(twice, src));
+  }, 120_000);
 });
