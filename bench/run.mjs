@@ -1113,7 +1113,7 @@ function printTable(result, names) {
   out.push(`azbk commit ${result.azbkCommit}${result.azbkWorkingTreeModified ? ` plus uncommitted changes (${result.azbkModifiedFiles.map((l) => l.slice(3)).join(', ')})` : ''}`);
   out.push(`versions: ${names.map((n) => result.versions[n]).join('; ')}`);
   out.push(`compression: ${names.map((n) => `${n} ${result.compression[n]}`).join('; ')}`);
-  out.push('cache: the tree was read once before the first step (warm page cache for every tool; dropping it is not reliable here), and copied once to where the restores go');
+  out.push('cache: the tree was read once before the first step and again before each initial backup, and each repository and local cache before its restores and check (warm page cache for every tool; dropping it is not reliable here); the tree was copied once to where the restores go');
   if (ch) out.push(`change: ${CHANGE_SUFFIX.length} bytes appended to ${ch.files} of ${t.files} files (every ${ch.every}th by sorted path), same files for every tool; reverted at the end`);
   out.push('');
   out.push(line(header));
