@@ -77,16 +77,18 @@ export function formatBytes(n: number): string {
 /**
  * Text from elsewhere (file names, the vault) with control characters shown as \xNN, so none acts
  * on the terminal: a name holding an escape sequence could otherwise rewrite or hide what is shown.
- * The characters that reorder text (bidirectional overrides, isolates and marks) and separate
- * lines are shown as \u{NNNN}: a name could otherwise show as another. So could a name that holds
- * such an escape as text (`a\x0ab` against `a` newline `b`): a backslash is shown as \x5c where
- * what follows it is shown starting with `x`, `u` or a backslash, and as itself elsewhere (a
- * Windows path stays readable). No two texts are shown alike.
+ * The characters that reorder text (bidirectional overrides, isolates and marks), separate lines,
+ * or show as nothing and serve no name (a zero-width space, a soft hyphen, a byte order mark, the
+ * invisible operators) are shown as \u{NNNN}: a name could otherwise show as another. So could a
+ * name that holds such an escape as text (`a\x0ab` against `a` newline `b`): a backslash is shown
+ * as \x5c where what follows it is shown starting with `x`, `u` or a backslash, and as itself
+ * elsewhere (a Windows path stays readable). Joiners (U+200C, U+200D), which some scripts and
+ * emoji need, are shown as they are, as are the composed and decomposed forms of one letter.
  */
 export function printable(s: string): string {
   const shown = s
     .replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\u0000${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
-    .replace(/[\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\u0001${c.charCodeAt(0).toString(16)}}`);
+    .replace(/[\u00ad\u061c\u180e\u200b\u200e\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g, (c) => `\u0001${c.charCodeAt(0).toString(16)}}`);
   // Escapes are marked with U+0000 and U+0001 above (none is left of the text's own): each
   // becomes a backslash once the text's backslashes are settled.
   return shown

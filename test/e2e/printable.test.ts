@@ -49,7 +49,7 @@ describe.skipIf(process.platform === 'win32')('names with control characters', (
     const tmp = await makeTempDir('azbk-printable-');
     const folder = path.join(tmp, 'spoof');
     await fs.mkdir(folder);
-    const names = ['a\nb', 'a\\x0ab', 'a\\x5cx0ab', 'x\u202ey', 'x\\u{202e}y', 'back\\slash'];
+    const names = ['a\nb', 'a\\x0ab', 'a\\x5cx0ab', 'x\u202ey', 'x\\u{202e}y', 'back\\slash', 'xy', 'x\u200by', 'x\ufeffy'];
     for (const n of names) await fs.writeFile(path.join(folder, n), n);
     const m = await setupMachine(tmp);
     expectExit(await m.run(['backup', '--now', '--include', folder]), 0);
@@ -61,5 +61,6 @@ describe.skipIf(process.platform === 'win32')('names with control characters', (
     expect(shown).toContain('a\\x0ab'); // the newline
     expect(shown).toContain('a\\x5cx0ab'); // the backslash
     expect(shown).toContain('back\\slash'); // a backslash before anything else is shown as it is
+    expect(shown).toContain('x\\u{200b}y'); // a zero-width space: shown as xy before, like the name xy
   }, 60_000);
 });
