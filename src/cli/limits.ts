@@ -16,6 +16,12 @@ export function limitOptions(cmd: Command, opts: { upload: boolean } = { upload:
   return cmd.option('--limit-download <rate>', 'download at most this many bytes per second (default: the policy\'s bandwidth)');
 }
 
+/** Refuses a malformed limit (AZBK_USAGE) before the job opens the vault or counts as one. */
+export function checkLimits(o: LimitOpts): void {
+  if (o.limitUpload !== undefined) parseRateOption(o.limitUpload, '--limit-upload');
+  if (o.limitDownload !== undefined) parseRateOption(o.limitDownload, '--limit-download');
+}
+
 /** The context with its session throttled by the options, or else by the policy's bandwidth. */
 export async function withLimits(ctx: AgentContext, o: LimitOpts): Promise<AgentContext> {
   const fromPolicy = policyRate((await loadPolicy(ctx.paths)).bandwidth);

@@ -47,4 +47,23 @@ describe('bandwidth limits', () => {
     expectExit(shown, 0);
     expect(shown.stdout).not.toMatch(/unlimited/);
   }, 120_000);
+
+  it('a malformed limit exits 2 before the vault is opened, and is not recorded as a job', async () => {
+    const root = await makeTempDir('azbk-throttle-');
+    const m = await setupMachine(root);
+    const data = path.join(root, 'data');
+    await fs.mkdir(data);
+    await fs.writeFile(path.join(data, 'a.txt'), 'a\n');
+    expectExit(await m.run(['backup', '--now', '--include', data]), 0);
+    const jobs = () => fs.readFile(path.join(m.home, 'jobs.jsonl'), 'utf8').then((t) => t.trim().split('\n').length);
+    const before = await jobs();
+    // With the vault gone too: a bad flag is said first (it exited 10 before, after opening).
+    await fs.rename(path.join(root, 'vault'), path.join(root, 'vault.away'));
+    for (const args of [['backup', '--now', '--include', data, '--limit-upload', 'bogus'], ['restore', '--point', 'latest', '--target', path.join(root, 't'), '--limit-download', 'fast'], ['verify', '--limit-download', '-1']]) {
+      const r = await m.run(args);
+      expectExit(r, 2);
+      expect(r.stderr, show(r)).toMatch(/--limit-(upload|download)/);
+    }
+    expect(await jobs()).toBe(before);
+  });
 });

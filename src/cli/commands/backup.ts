@@ -7,7 +7,7 @@ import { compileExcludes } from '../../core/exclude.js';
 import { missedRun } from '../../core/schedule.js';
 import { loadPolicy } from '../../agent/policy.js';
 import { AzbkError, ExitCode, isAzbkError } from '../../shared/errors.js';
-import { limitOptions, withLimits, type LimitOpts } from '../limits.js';
+import { checkLimits, limitOptions, withLimits, type LimitOpts } from '../limits.js';
 import { boundHeapGrowth } from '../heap.js';
 import { stopOnSignals } from '../signals.js';
 import { formatBytes, printable } from '../output.js';
@@ -62,6 +62,7 @@ export function backupCommand(program: Command): void {
     .action(
       action('backup', async ({ paths, out, log }, o: Opts) => {
         if (o.now !== true) throw new AzbkError('AZBK_USAGE', 'Say when: azbk backup --now.');
+        checkLimits(o);
         // What catch-up decides from is the history of the policy's backups: a backup of other
         // paths would not count as the run it makes up, and every hourly check would make it again.
         if (o.catchUp === true && (o.include !== undefined || o.exclude !== undefined)) {

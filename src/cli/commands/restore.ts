@@ -6,7 +6,7 @@ import { recordFailure, recordJob } from '../../agent/jobs.js';
 import { readPassphraseFile } from '../../agent/passphrase.js';
 import { runRestore, type ConflictRule } from '../../agent/restore.js';
 import { AzbkError, ExitCode } from '../../shared/errors.js';
-import { limitOptions, withLimits, type LimitOpts } from '../limits.js';
+import { checkLimits, limitOptions, withLimits, type LimitOpts } from '../limits.js';
 import { boundHeapGrowth } from '../heap.js';
 import { stopOnSignals } from '../signals.js';
 import { formatBytes, printable } from '../output.js';
@@ -43,6 +43,7 @@ export function restoreCommand(program: Command): void {
     )
     .action(
       action('restore', async ({ paths, out, log }, o: Opts) => {
+        checkLimits(o);
         if (!RULES.includes(o.conflict as ConflictRule)) {
           throw new AzbkError('AZBK_USAGE', `--conflict must be overwrite, skip or copy, not ${o.conflict}.`);
         }

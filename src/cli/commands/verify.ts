@@ -10,7 +10,7 @@ import { knownBadPacks, recordDamagedIndex, recordDamagedPacks, recordMissingPac
 import { verifyVault, type VerifyReport } from '../../agent/verify.js';
 import { acquireJobLock } from '../../agent/lock.js';
 import { ExitCode } from '../../shared/errors.js';
-import { limitOptions, withLimits, type LimitOpts } from '../limits.js';
+import { checkLimits, limitOptions, withLimits, type LimitOpts } from '../limits.js';
 import { printable } from '../output.js';
 import { action, setExitCode } from '../run.js';
 import { jobProgress } from '../progress.js';
@@ -36,6 +36,7 @@ export function verifyCommand(program: Command): void {
     )
     .action(
       action('verify', async ({ paths, out, log }, o: Opts) => {
+        checkLimits(o);
         const ctx = await withLimits(await openAgent(paths, { job: true }), o);
         // A backup of this machine finishing meanwhile would drop checkpoints and points it listed.
         const lock = await acquireJobLock(paths.lock, { jobId: randomBytes(8).toString('hex'), kind: 'verify' });
