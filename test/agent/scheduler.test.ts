@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cronBlock, cronEntries, replaceCronBlock, scheduleTag, schtasksCatchUp, schtasksCreate, type ScheduledCommand } from '../../src/agent/scheduler.js';
 import { isAzbkError } from '../../src/shared/errors.js';
@@ -10,10 +14,30 @@ describe('the crontab block', () => {
     const block = cronBlock(S, CMD);
     expect(block).toHaveLength(5);
     // The times of day, then the hourly check that catches up a missed run.
-    expect(block[3]).toBe(`30 * * * * AZBK_HOME='/home/u/.config/azbk' '/usr/bin/node' '/opt/it'\\''s 100\\%/bin/azbk' backup --now --catch-up >>'/home/u/.config/azbk/logs/scheduled.log' 2>&1`);
-    expect(block[1]).toBe(`0 9 * * 1,2,3,4,5 AZBK_HOME='/home/u/.config/azbk' '/usr/bin/node' '/opt/it'\\''s 100\\%/bin/azbk' backup --now >>'/home/u/.config/azbk/logs/scheduled.log' 2>&1`);
+    const mk = "mkdir -p -m 700 '/home/u/.config/azbk/logs' 2>/dev/null;";
+    expect(block[3]).toBe(`30 * * * * ${mk} AZBK_HOME='/home/u/.config/azbk' '/usr/bin/node' '/opt/it'\\''s 100\\%/bin/azbk' backup --now --catch-up >>'/home/u/.config/azbk/logs/scheduled.log' 2>&1`);
+    expect(block[1]).toBe(`0 9 * * 1,2,3,4,5 ${mk} AZBK_HOME='/home/u/.config/azbk' '/usr/bin/node' '/opt/it'\\''s 100\\%/bin/azbk' backup --now >>'/home/u/.config/azbk/logs/scheduled.log' 2>&1`);
     expect(block[0]).toContain(scheduleTag(CMD.home));
     expect(cronBlock(null, CMD)).toEqual([]);
+  });
+
+  it.skipIf(process.platform === 'win32')('runs, as cron would, also when the logs folder is gone: it is made (owner-only) and the output goes there', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'azbk-cron-'));
+    try {
+      const script = path.join(dir, 'fake-azbk.js');
+      await fs.writeFile(script, "console.log('ran with', process.argv.slice(2).join(' '), 'in', process.env.AZBK_HOME)");
+      const home = path.join(dir, 'home');
+      await fs.mkdir(home);
+      const cmd: ScheduledCommand = { node: process.execPath, script, home, log: path.join(home, 'logs', 'scheduled.log') };
+      const line = cronBlock(S, cmd)[1]!;
+      // What cron hands sh: the line after its five time fields, with \% read as %.
+      const r = spawnSync('sh', ['-c', line.split(' ').slice(5).join(' ').replace(/\\%/g, '%')], { env: { PATH: '/usr/bin:/bin', HOME: dir } });
+      expect(r.status, r.stderr.toString()).toBe(0);
+      expect(await fs.readFile(cmd.log, 'utf8')).toBe(`ran with backup --now in ${home}\n`);
+      expect((await fs.stat(path.dirname(cmd.log))).mode & 0o777).toBe(0o700);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses paths with control characters rather than splitting a line, and backslashes cron cannot keep', () => {
