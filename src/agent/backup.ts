@@ -25,7 +25,7 @@ import type { VaultConfig } from '../vault/config.js';
 import { BlobIndex } from './blob-index.js';
 import { BlobWriter, type PackRef } from './blob-writer.js';
 import { findResumable, identity, knownFile, sealCheckpoint, unchanged, type FileIdentity, type KnownFile, type PartialDelta, type PartialFile, type ResumeState } from './checkpoint.js';
-import type { AgentContext } from './context.js';
+import { anotherVault, type AgentContext } from './context.js';
 import { FileCache, isDamagedCache, type KnownDir } from './file-cache.js';
 import { entryStat, fingerprint, folderIdentity, listFolder, MAX_FOLDER_DEPTH, slashed, type EntryStat, type Listed } from './folder-listing.js';
 import { changesSince, dirtyFolders, homeSpellings, journalOffset, journalRun, journalSync, underTree, type JournalMark } from './journal.js';
@@ -415,11 +415,7 @@ class BackupJob {
     if (this.cache.remade) this.warnings.push({ path: this.cache.file, reason: 'the local cache was damaged, and was made anew: every file was read once more' });
     const cfg = await this.ctx.session.config();
     // The local cache says which blobs this vault holds: another vault at the same place lacks them.
-    if (cfg.id !== this.ctx.registration.vaultId) {
-      throw new AzbkError('AZBK_VAULT_CORRUPT', `The vault at ${this.ctx.registration.endpoint} is another vault (id ${cfg.id}) than this machine registered with (${this.ctx.registration.vaultId}).`, {
-        hint: 'Point the machine at its own vault again, or register it with this one (azbk register).',
-      });
-    }
+    if (cfg.id !== this.ctx.registration.vaultId) throw anotherVault(this.ctx.registration, cfg.id);
     const trie = this.buildTrie();
     const includedPaths = collectIncluded(trie, []);
     if (includedPaths.length === 0) {

@@ -3,7 +3,7 @@ import { deriveKeys, type VaultKeys } from '../core/keys.js';
 import type { HomePaths } from '../shared/paths.js';
 import type { VaultSession } from '../vault/api.js';
 import { connectVault } from '../vault/connect.js';
-import { isAzbkError } from '../shared/errors.js';
+import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { loadSecrets, requireRegistration, secretsLocation, type LocalRegistration, type LocalSecrets } from './state.js';
 
 export interface AgentContext {
@@ -32,7 +32,26 @@ export async function openAgent(paths: HomePaths, o: { job?: boolean } = {}): Pr
     secrets = await loadSecrets(paths, registration);
   }
   const vault = await connectVault(registration.endpoint, registration.certFingerprint, { patient: o.job === true });
-  const session = await vault.session(registration.machineId, secrets.machineSecret);
+  let session: VaultSession;
+  try {
+    session = await vault.session(registration.machineId, secrets.machineSecret);
+  } catch (err) {
+    // Another vault where this machine's was (made anew in its folder, say) does not know the
+    // machine either: said as such, not as credentials to register again, which would bind the
+    // machine to that other vault.
+    if (isAzbkError(err, 'AZBK_CREDENTIALS_INVALID')) {
+      const id = await vault.config().then((c) => c.id, () => registration.vaultId);
+      if (id !== registration.vaultId) throw anotherVault(registration, id);
+    }
+    throw err;
+  }
   const keys = deriveKeys(Buffer.from(secrets.masterKey, 'base64'));
   return { paths, registration, session, keys };
+}
+
+/** The vault at this machine's endpoint is another one than it registered with (AZBK_VAULT_CORRUPT). */
+export function anotherVault(registration: LocalRegistration, id: string): AzbkError {
+  return new AzbkError('AZBK_VAULT_CORRUPT', `The vault at ${registration.endpoint} is another vault (id ${id}) than this machine registered with (${registration.vaultId}).`, {
+    hint: 'Point the machine at its own vault again, or register it with this one (azbk register).',
+  });
 }

@@ -75,4 +75,21 @@ describe('a vault with junk in its storage', () => {
     expect(r.stderr).toMatch(/AZBK_VAULT_CORRUPT: The vault at .+ is another vault \(id f{32}\) than this machine registered with/);
     expect(await packs()).toEqual(before);
   }, 60_000);
+
+  it('says a new vault made where the machine\'s was is another vault, not that it should register again', async () => {
+    const { vault, a, src } = await machineWithData('azbk-new-vault-');
+    await backup(a, [src]);
+    await fs.rename(vault.dir, `${vault.dir}.moved`);
+    const made = await a.run(['vault', 'create', '--path', vault.dir, '--name', 'impostor']);
+    expectExit(made, 0);
+    for (const args of [['backup', '--now', '--include', src], ['points']]) {
+      const r = await a.run(args);
+      expectExit(r, 1);
+      expectNoStack(r);
+      // Before: AZBK_CREDENTIALS_INVALID (exit 13) with the hint to register again, which would
+      // have bound the machine to the impostor.
+      expect(r.stderr).toMatch(/AZBK_VAULT_CORRUPT: The vault at .+ is another vault \(id [0-9a-f]{32}\) than this machine registered with/);
+      expect(r.stderr).not.toMatch(/reregister/);
+    }
+  }, 60_000);
 });
