@@ -19,7 +19,7 @@
  * of them names stays. Writing a point checks the gone markers after the point is written: so of
  * a point and a pass at the same time, one always sees the other.
  */
-import { isHex64, type PackId } from '../core/ids.js';
+import { isHex64, POINT_ID, type PackId } from '../core/ids.js';
 import { DAY_MS } from '../core/retention.js';
 import { baseName, layout, pointIdFor } from './layout.js';
 import { dayOf, SOFT_DELETE_DAYS } from './retention.js';
@@ -124,6 +124,9 @@ async function namedPacks(store: BlobStore, now: Date, since?: string): Promise<
     const keys: string[] = [];
     for await (const key of store.list(prefix)) if (since === undefined || baseName(key) >= since) keys.push(key);
     await eachAtOnce(keys, REQUESTS_AT_ONCE, async (key) => {
+      // Something else's object among the points (not named as a point is) names nothing to keep,
+      // and must not hold every prune back.
+      if (prefix !== layout.checkpointPacksPrefix && !POINT_ID.test(baseName(key))) return;
       if (prefix === layout.checkpointPacksPrefix && (await store.stat(`checkpoints/${key.slice(prefix.length)}`)) === null) {
         if (baseName(key) < dayAgo) await store.delete(key);
         return;

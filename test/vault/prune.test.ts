@@ -97,6 +97,18 @@ describe('prune', () => {
     expect(await packsIn(store)).toHaveLength(1);
   });
 
+  it('passes over objects among the points that are not named as points: they neither stop it nor keep packs', async () => {
+    const store = new MemoryBlobStore();
+    const [kept, dropped] = [await addPack(store), await addPack(store)];
+    await addPoint(store, [kept]);
+    // Put there by something else: before, each stopped every prune ("name no packs") for good.
+    await store.put(`points/${machine}/garbage`, Buffer.from('junk'));
+    await store.put(`expired/${machine}/x/y`, Buffer.from('junk'));
+    const r = await prune(store, start);
+    expect(r).toMatchObject({ skipped: null, points: 1, condemned: 1 });
+    expect(await prunedPacks(store)).toEqual({ condemned: [dropped], gone: [] });
+  });
+
   it('finishes the work of a pass that stopped between deleting a pack and its marker', async () => {
     const store = new MemoryBlobStore();
     const pack = await addPack(store);
