@@ -320,6 +320,10 @@ describe('AzureBlobStore', () => {
       await expectAzbkError(AzureBlobStore.fromConnectionString(azurite.connectionString, name), 'AZBK_BAD_INPUT');
     }
     for (const name of ['abc', 'a-b-c', 'a'.repeat(63), '0vault-1']) expect(validateContainerName(name)).toBe(name);
+    // A connection string given as the container by mistake: its key is not quoted (it was, cut at 80).
+    const given = 'DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=c2VjcmV0LWtleS10aGF0';
+    expect(() => validateContainerName(given)).toThrow(/Invalid Azure container name \(the name given\)/);
+    expect(() => validateContainerName('Upper')).toThrow(/"Upper"/);
     const secret = 'c2VjcmV0LWtleS10aGF0LW11c3Qtbm90LWxlYWs=';
     for (const bad of [
       `DefaultEndpointsProtocol=https;AccountKey=${secret}`,

@@ -82,7 +82,9 @@ const WRITER = 'azbkwriter';
  */
 export function validateContainerName(name: string): string {
   if (typeof name !== 'string' || !CONTAINER_NAME.test(name)) {
-    const shown = typeof name === 'string' ? JSON.stringify(name.slice(0, 80)) : typeof name;
+    // Shown only when it cannot be a secret given by mistake (a connection string, a key): those
+    // hold '=', ';', '+' or '/'.
+    const shown = typeof name === 'string' && /^[A-Za-z0-9._-]{1,80}$/.test(name) ? JSON.stringify(name) : '(the name given)';
     throw new AzbkError(
       'AZBK_BAD_INPUT',
       `Invalid Azure container name ${shown}: use 3 to 63 lowercase letters, digits and single dashes, starting and ending with a letter or digit.`,
