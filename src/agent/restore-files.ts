@@ -104,7 +104,12 @@ export function settle(fd: number, mode: number, mtime: string): void {
 }
 
 /** Opening a folder to settle it never follows a link put in its place (where the OS can tell). */
-const OPEN_DIR = fs.constants.O_RDONLY | (fs.constants.O_DIRECTORY ?? 0) | (fs.constants.O_NOFOLLOW ?? 0);
+export const OPEN_FOLDER = fs.constants.O_RDONLY | (fs.constants.O_DIRECTORY ?? 0) | (fs.constants.O_NOFOLLOW ?? 0);
+
+/** The mode a restore gives an existing folder of `mode` that its owner cannot write into, while it writes there. */
+export function openedToOwner(mode: number): number {
+  return (mode & 0o7777) | 0o300;
+}
 
 /** Gives a restored folder its backed-up mode (see restoredMode) and time, through the folder itself, not a link in its place. */
 export function settleDir(dir: string, mode: number, mtime: string): void {
@@ -114,7 +119,7 @@ export function settleDir(dir: string, mode: number, mtime: string): void {
     fs.utimesSync(dir, t, t);
     return;
   }
-  const fd = fs.openSync(dir, OPEN_DIR);
+  const fd = fs.openSync(dir, OPEN_FOLDER);
   try {
     fs.fchmodSync(fd, restoredMode(mode, true));
     fs.futimesSync(fd, t, t);

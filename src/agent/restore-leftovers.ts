@@ -15,6 +15,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode, makeFoldersSync, readJsonFile, writeFileAtomic } from '../shared/files.js';
 import { processAlive, processIdentity } from '../shared/process.js';
+import { OPEN_FOLDER, openedToOwner } from './restore-files.js';
 
 /** A folder a restore writes temporary files into: `deep` for every folder under it as well. */
 export interface TempRoot {
@@ -208,9 +209,6 @@ async function listedFolders(file: string): Promise<{ path: string; mode?: numbe
   return out;
 }
 
-/** Opening a folder to give its mode back never follows a link put in its place (where the OS can tell). */
-const OPEN_DIR = fsSync.constants.O_RDONLY | (fsSync.constants.O_DIRECTORY ?? 0) | (fsSync.constants.O_NOFOLLOW ?? 0);
-
 /**
  * Gives an existing folder a restore that died had opened to its owner its own mode back: only
  * while it is still ours and as the restore left it (a mode changed since is the user's).
@@ -218,13 +216,13 @@ const OPEN_DIR = fsSync.constants.O_RDONLY | (fsSync.constants.O_DIRECTORY ?? 0)
 function giveBackMode(folder: string, mode: number): void {
   let fd: number;
   try {
-    fd = fsSync.openSync(folder, OPEN_DIR);
+    fd = fsSync.openSync(folder, OPEN_FOLDER); // never through a link put in its place
   } catch {
     return; // gone, or not a folder any more
   }
   try {
     const st = fsSync.fstatSync(fd);
-    if (st.isDirectory() && (st.mode & 0o7777) === (mode | 0o300) && st.uid === process.getuid?.()) fsSync.fchmodSync(fd, mode);
+    if (st.isDirectory() && (st.mode & 0o7777) === openedToOwner(mode) && st.uid === process.getuid?.()) fsSync.fchmodSync(fd, mode);
   } catch {
     // left as it is: the restore that opened it said where it was going
   } finally {

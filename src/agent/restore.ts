@@ -21,7 +21,7 @@ import { PointReader, subfolders } from './point-reader.js';
 import { restorePool, type RestorePool } from './pipeline/restore-pool.js';
 import { markRestore, removeLeftovers, type RestoreMark, type TempRoot } from './restore-leftovers.js';
 import { destOf, restoreData, tempPath, type DataResult, type FilePlan } from './restore-data.js';
-import { holdsContent, openTemp, settle, settleDir, stopIfAsked, toTime, why, writeAll } from './restore-files.js';
+import { holdsContent, openedToOwner, openTemp, settle, settleDir, stopIfAsked, toTime, why, writeAll } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
 import type { PassphraseInput } from './passphrase.js';
 import { checkOwnPoint, ownLatest } from './point-history.js';
@@ -187,6 +187,11 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
   };
 }
 
+/** A folder as a restore that died left one it made: owner-only, and ours. */
+function leftOwnerOnly(st: fs.Stats): boolean {
+  return st.isDirectory() && (st.mode & 0o7777) === 0o700 && st.uid === process.getuid?.();
+}
+
 class RestoreJob {
   readonly restored = { files: 0, dirs: 0, symlinks: 0, bytes: 0 };
   /** bytes written (see RestoreCounts), for progress */
@@ -245,7 +250,7 @@ class RestoreJob {
       if (this.settled.has(f)) return false;
       // Still there and still owner-only: one removed or changed since is not for a restore to mind.
       const st = fs.lstatSync(f, { throwIfNoEntry: false });
-      return st !== undefined && st.isDirectory() && (st.mode & 0o7777) === 0o700 && st.uid === process.getuid?.();
+      return st !== undefined && leftOwnerOnly(st);
     });
   }
 
@@ -390,8 +395,7 @@ class RestoreJob {
       }
       const node = await this.reader.nodeAt(this.root, [...l.folder, l.name]).catch(() => undefined);
       if (node?.type !== 'file') continue;
-      const g: FilePlan = { folder: l.folder, dir: l.dir, tmp: this.tmpCount++, name: l.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null };
-      const plan = l.as === l.name ? g : { ...g, renamed: l.as };
+      const plan = this.newPlan(l.folder, l.dir, node, l.as);
       next.set(l.leader, plan);
       written.set(plan, l);
     }
@@ -442,8 +446,7 @@ class RestoreJob {
     for (const f of lost) {
       const node = await this.reader.nodeAt(this.root, [...f.folder, f.name]).catch(() => undefined);
       if (node?.type !== 'file' || !node.content.every((id) => this.reader.index.has('data', id))) continue;
-      const g: FilePlan = { folder: f.folder, dir: f.dir, tmp: this.tmpCount++, name: f.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null };
-      again.set(f.renamed === undefined ? g : { ...g, renamed: f.renamed }, f);
+      again.set(this.newPlan(f.folder, f.dir, node, f.renamed), f);
     }
     if (this.total.complete) this.reader.forget(); // else the walk goes on with what it read ahead
     if (again.size === 0) return { lost: [], missing: new Set(), damaged: new Set() };
@@ -529,10 +532,10 @@ class RestoreJob {
       if ((existing.mode & 0o300) !== 0o300 && existing.uid === process.getuid?.()) {
         // Listed first: should this restore die, the next one gives the folder its mode back.
         await this.mark?.opened(dest, existing.mode);
-        fs.chmodSync(dest, (existing.mode & 0o7777) | 0o300);
+        fs.chmodSync(dest, openedToOwner(existing.mode));
       }
       // One a restore that died made, and left owner-only: this one finishes it, mode included.
-      if (this.earlierFolders.has(path.resolve(dest)) && (existing.mode & 0o7777) === 0o700 && existing.uid === process.getuid?.()) return { to: dest, merge: true };
+      if (this.earlierFolders.has(path.resolve(dest)) && leftOwnerOnly(existing)) return { to: dest, merge: true };
       // Only overwrite gives an existing folder the backed-up mode; skip and copy leave its own (a
       // folder made private since the backup stays private). Its time is the backed-up one.
       if (this.o.conflict === 'overwrite') return { to: dest, merge: true };
@@ -560,6 +563,12 @@ class RestoreJob {
    * original path of its folder. Another name of a hard-linked file already planned, with the same
    * content, mode and time, becomes a link to that one instead.
    */
+  /** A file to write from `node`, in `dir` (the folder `folder` of the point), under its own name or `as`. */
+  private newPlan(folder: readonly string[], dir: string, node: FileNode, as = node.name): FilePlan {
+    const plan: FilePlan = { folder, dir, tmp: this.tmpCount++, name: node.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null };
+    return as === node.name ? plan : { ...plan, renamed: as };
+  }
+
   private planFile(folder: readonly string[], dir: string, node: FileNode, as = node.name): void {
     const leader = node.link === undefined ? undefined : this.linkLeaders.get(node.link);
     if (leader !== undefined && sameFile(leader.node, node)) {
@@ -567,8 +576,7 @@ class RestoreJob {
       this.batchItems++; // a tree of links (snapshots made with cp -al) is written in parts too
       return;
     }
-    const f = { folder, dir, tmp: this.tmpCount++, name: node.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null };
-    const plan: FilePlan = as === node.name ? f : { ...f, renamed: as };
+    const plan = this.newPlan(folder, dir, node, as);
     if (node.link !== undefined && leader === undefined) this.linkLeaders.set(node.link, { plan, node });
     this.batch.push(plan);
     this.batchItems += 1 + node.content.length;
