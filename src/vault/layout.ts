@@ -11,6 +11,12 @@ export const layout = {
   keysPrefix: 'keys/',
   machine: (id: MachineId) => `machines/${id}`,
   machinesPrefix: 'machines/',
+  /**
+   * the record a re-registration replaces, kept until the new one is written: a machine whose
+   * record is missing here is still registered by this one (a re-registration cut off half way)
+   */
+  machineBefore: (id: MachineId) => `machines-before/${id}`,
+  machinesBeforePrefix: 'machines-before/',
   /** a machine name (lower case), claimed by the machine registered under it (its id, plain text): one name, one machine */
   machineName: (name: string) => `machine-names/${name.toLowerCase()}`,
   pack: (id: PackId) => `packs/${id.slice(0, 2)}/${id}`,

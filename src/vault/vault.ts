@@ -232,14 +232,31 @@ export class Vault implements VaultEntry {
   }
 
   async machines(): Promise<MachineRecord[]> {
-    const out: MachineRecord[] = [];
-    for await (const key of this.store.list(layout.machinesPrefix)) {
-      const data = await this.store.get(key);
-      if (data === null) continue;
-      const rec = recordOrNothing(data, key) as Partial<MachineRecord> | undefined;
-      if (rec !== undefined && isHex32(rec.id) && typeof rec.name === 'string' && typeof rec.secretHash === 'string') out.push(rec as MachineRecord);
+    const found = new Map<string, MachineRecord>();
+    for (const prefix of [layout.machinesPrefix, layout.machinesBeforePrefix]) {
+      for await (const key of this.store.list(prefix)) {
+        const rec = await this.machineAt(key);
+        if (rec !== undefined && !found.has(rec.id)) found.set(rec.id, rec);
+      }
     }
-    return out.sort((a, b) => byText(a.registered, b.registered));
+    return [...found.values()].sort((a, b) => byText(a.registered, b.registered));
+  }
+
+  /** The machine record under `key`, if it is one and names the machine the key does. */
+  private async machineAt(key: string): Promise<MachineRecord | undefined> {
+    const data = await this.store.get(key);
+    if (data === null) return undefined;
+    const rec = recordOrNothing(data, key) as Partial<MachineRecord> | undefined;
+    if (rec === undefined || !isHex32(rec.id) || !key.endsWith(`/${rec.id}`)) return undefined;
+    return typeof rec.name === 'string' && typeof rec.secretHash === 'string' ? (rec as MachineRecord) : undefined;
+  }
+
+  /**
+   * A machine's record; the one a re-registration replaces when the new one was never written
+   * (the storage failed, or the process stopped, between the two).
+   */
+  private async machineRecord(id: MachineId): Promise<Buffer | null> {
+    return (await this.store.get(layout.machine(id))) ?? (await this.store.get(layout.machineBefore(id)));
   }
 
   /**
@@ -292,19 +309,19 @@ export class Vault implements VaultEntry {
       secretHash: hashSecret(secret),
       ...(proofHash === undefined ? {} : { proofHash }),
     };
-    // Re-registration replaces the record: only the vault itself ever removes an object. Should
-    // the new record fail to be written, the old one is put back, so the machine is not lost.
-    const old = existing ? await this.store.get(layout.machine(id)) : null;
-    if (existing) await this.store.delete(layout.machine(id));
+    // Re-registration replaces the record: only the vault itself ever removes an object. The old
+    // record is kept under its own key first and is the machine's until the new one is written,
+    // so a storage failure or a stop between the two loses neither the machine nor its name.
+    if (existing) await this.keepBefore(id);
     const atTheSameTime = () => new AzbkError('AZBK_MACHINE_NAME_TAKEN', `A machine named ${req.machineName} was registered at the same time.`);
     try {
       // A retry after a lost reply finds its own record: the same bytes are success.
       await putOnce(this.store, layout.machine(id), json(record), `Machine ${id}`);
     } catch (err) {
       if (isAzbkError(err, 'AZBK_FORBIDDEN')) throw atTheSameTime();
-      if (old !== null) await this.store.put(layout.machine(id), old).catch(() => undefined);
       throw err;
     }
+    if (existing) await this.store.delete(layout.machineBefore(id)).catch(() => undefined);
     // The record first, then the name: a claim always has its machine. A new machine that finds
     // the name claimed by another takes its record back. One registered again keeps its name
     // (claimed now, if an earlier version registered it).
@@ -314,6 +331,21 @@ export class Vault implements VaultEntry {
     }
     this.onRegistered?.(id);
     return { machineId: id, secret: secret.toString('base64') };
+  }
+
+  /**
+   * Moves machine `id`'s record aside to machineBefore, where it stands for the machine until the
+   * new one is written. A record only there (an earlier re-registration cut off) stays.
+   */
+  private async keepBefore(id: MachineId): Promise<void> {
+    const current = await this.store.get(layout.machine(id));
+    if (current === null) return;
+    await this.store.delete(layout.machineBefore(id));
+    if ((await this.store.put(layout.machineBefore(id), current)) === 'exists') {
+      const kept = await this.store.get(layout.machineBefore(id));
+      if (kept === null || !kept.equals(current)) throw new AzbkError('AZBK_MACHINE_NAME_TAKEN', `Machine ${id} is being registered again elsewhere at the same time.`);
+    }
+    await this.store.delete(layout.machine(id));
   }
 
   /**
@@ -331,7 +363,7 @@ export class Vault implements VaultEntry {
       hint: 'Register the machine again with a fresh credentials file: azbk register --reregister.',
     });
     if (!isHex32(machineId)) throw denied();
-    const data = await this.store.get(layout.machine(machineId));
+    const data = await this.machineRecord(machineId);
     if (data === null) {
       await this.present(); // an empty folder where the vault was knows no machine: not this one's fault
       throw denied();

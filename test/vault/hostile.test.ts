@@ -95,6 +95,32 @@ describe('vault service limits', () => {
     await expect(vault.session(first.machineId, first.secret)).resolves.toBeDefined();
   });
 
+  it('keeps a machine, its name and its proof when storage fails for good between removing its record and writing the new one', async () => {
+    const faulty = new FaultyBlobStore(new MemoryBlobStore());
+    const vault = await Vault.create(faulty, { name: 'V' });
+    const { token } = await vault.credentials({ endpoint: 'https://v.test:8443', certFingerprint: 'ab'.repeat(32), validDays: 1 });
+    const proof = 'cd'.repeat(32);
+    const first = await vault.register({ ...reg(token, 'keep'), keyProof: proof });
+    // Every later write of the machine's record fails, as when the storage goes away (or the
+    // process is killed) just after the old record was deleted.
+    faulty.fail('put', { match: (k) => k === layout.machine(first.machineId), times: Infinity });
+    await expect(vault.register({ ...reg(token, 'keep', true), keyProof: proof })).rejects.toThrow();
+    expect(await faulty.get(layout.machine(first.machineId))).toBeNull();
+    // The machine is still registered, under its name, with its old secret.
+    const reopened = await Vault.open(faulty);
+    await expect(reopened.session(first.machineId, first.secret)).resolves.toBeDefined();
+    expect((await reopened.machines()).map((m) => [m.id, m.name])).toEqual([[first.machineId, 'keep']]);
+    // Only its passphrase registers it again; then it has one record, its id and the new secret.
+    await expect(reopened.register({ ...reg(token, 'keep', true), keyProof: 'ef'.repeat(32) })).rejects.toMatchObject({ code: 'AZBK_MACHINE_NAME_TAKEN' });
+    faulty.clearFaults();
+    const again = await reopened.register({ ...reg(token, 'keep', true), keyProof: proof });
+    expect(again.machineId).toBe(first.machineId);
+    await expect(reopened.session(first.machineId, first.secret)).rejects.toMatchObject({ code: 'AZBK_CREDENTIALS_INVALID' });
+    await expect(reopened.session(again.machineId, again.secret)).resolves.toBeDefined();
+    expect(await faulty.get(layout.machineBefore(first.machineId))).toBeNull();
+    expect(await reopened.machines()).toHaveLength(1);
+  });
+
   it(`holds at most ${MAX_KEY_ENVELOPES} passphrase envelopes`, async () => {
     const t = await createTestVault();
     const cheap = { N: 1024, r: 8, p: 1 };
