@@ -62,8 +62,9 @@ export interface ListResult {
 export async function listPoint(ctx: AgentContext, o: ListOptions): Promise<ListResult> {
   const machine = await findMachine(ctx, o.machine);
   const families = await keysFor(ctx, machine.id, o.passphrase);
-  const { point: info, warnings } = await choosePoint(ctx.paths, machine.id === ctx.registration.machineId, await ctx.session.listPoints(machine.id), o.point);
-  const { manifest, keys } = await openPoint(ctx, families, info);
+  const listed = await ctx.session.listPoints(machine.id);
+  const { point: info, warnings } = await choosePoint(ctx.paths, machine.id === ctx.registration.machineId, listed, o.point);
+  const { manifest, keys } = await openPoint(ctx, families, info, listed);
   const reader = await PointReader.open(ctx, keys, { maxKept: o.maxKept });
   // Every path asked for is found before anything is listed; one given twice, or inside another
   // one given, is listed once.

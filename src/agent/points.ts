@@ -3,7 +3,7 @@ import type { PassphraseInput } from './passphrase.js';
 import type { MachineId } from '../core/ids.js';
 import type { VaultKeys } from '../core/keys.js';
 import { isSafeName, type TreeNode } from '../core/tree.js';
-import { AzbkError } from '../shared/errors.js';
+import { AzbkError, isAzbkError } from '../shared/errors.js';
 import type { MachineInfo, PointInfo, PointRecord } from '../vault/api.js';
 import type { AgentContext } from './context.js';
 import { displayPath } from './fspath.js';
@@ -67,15 +67,25 @@ export async function keysFor(ctx: AgentContext, machine: MachineId, passphrase:
 
 /**
  * Reads and opens a point with whichever of `keys` it was made with (the key families a
- * passphrase opens); AZBK_WRONG_PASSPHRASE when it was made with none of them.
+ * passphrase opens); AZBK_WRONG_PASSPHRASE when it was made with none of them, AZBK_VAULT_CORRUPT
+ * naming the point (and the one before it among `listed`, to restore instead) when it is damaged.
  */
-export async function openPoint(ctx: AgentContext, keys: VaultKeys | readonly VaultKeys[], info: PointInfo): Promise<{ record: PointRecord; manifest: PointManifest; keys: VaultKeys }> {
-  const record = await ctx.session.readPoint(info.machineId, info.id);
-  const mine = (Array.isArray(keys) ? keys : [keys]).find((k: VaultKeys) => k.keyId === record.keyId);
-  if (mine === undefined) {
-    throw new AzbkError('AZBK_WRONG_PASSPHRASE', `The passphrase does not open recovery point ${info.id}.`);
+export async function openPoint(ctx: AgentContext, keys: VaultKeys | readonly VaultKeys[], info: PointInfo, listed: readonly PointInfo[] = []): Promise<{ record: PointRecord; manifest: PointManifest; keys: VaultKeys }> {
+  try {
+    const record = await ctx.session.readPoint(info.machineId, info.id);
+    const mine = (Array.isArray(keys) ? keys : [keys]).find((k: VaultKeys) => k.keyId === record.keyId);
+    if (mine === undefined) {
+      throw new AzbkError('AZBK_WRONG_PASSPHRASE', `The passphrase does not open recovery point ${info.id}.`);
+    }
+    return { record, manifest: openManifest(mine, record.jobId, record.manifest, info.machineId), keys: mine };
+  } catch (err) {
+    if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT')) throw err;
+    const before = listed.map((p) => p.id).filter((id) => id < info.id).sort(byText).at(-1);
+    throw new AzbkError('AZBK_VAULT_CORRUPT', `Recovery point ${info.id} is damaged: ${err.message}`, {
+      hint: `${before === undefined ? 'Choose another point' : `Give --point ${before}, the point before it, or another one`} (azbk points lists them); azbk verify tells what else is damaged.`,
+      cause: err,
+    });
   }
-  return { record, manifest: openManifest(mine, record.jobId, record.manifest, info.machineId), keys: mine };
 }
 
 /**

@@ -114,4 +114,31 @@ describe.concurrent('vault damage', () => {
     const pj = parseJson(pr);
     expect(pj.points.map((x: { id: string; damaged?: string }) => [x.id, typeof x.damaged])).toEqual([[envelope.id, 'string']]);
   });
+
+  it('a damaged newest point is named when "latest" is asked for, with the point before it to give instead', async (ctx) => {
+    const { root, src, a } = await setup(ctx);
+    await fs.writeFile(path.join(src, 'e.bin'), randomBytes(1000));
+    await backup(a, [src]);
+    const points = (await vaultObjects(a.vault.dir, 'points')).sort();
+    expect(points).toHaveLength(2);
+    const [older, newest] = points.map((p) => path.basename(p)) as [string, string];
+    const envelope = JSON.parse(await fs.readFile(points[1]!, 'utf8'));
+    const manifest = Buffer.from(envelope.manifest, 'base64');
+    manifest[manifest.length - 5] = manifest[manifest.length - 5]! ^ 0x01;
+    envelope.manifest = manifest.toString('base64');
+    await fs.writeFile(points[1]!, JSON.stringify(envelope));
+
+    const target = path.join(root, 'target');
+    for (const args of [['restore', '--point', 'latest', '--target', target], ['ls', '--point', 'latest']]) {
+      const r = await a.run(args);
+      expectExit(r, 1);
+      expectNoStack(r);
+      expect(r.stderr).toContain(`AZBK_VAULT_CORRUPT: Recovery point ${newest} is damaged`);
+      expect(r.stderr).toContain(`hint: Give --point ${older}, the point before it`);
+    }
+    expect(await exists(target)).toBe(false);
+    // The point the hint names restores.
+    expectExit(await a.run(['restore', '--point', older, '--target', target]), 0);
+    expect(await expectRestoredFilesCorrect(target)).toHaveLength(4);
+  });
 });
