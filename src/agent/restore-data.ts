@@ -315,12 +315,23 @@ export async function restoreData(
   }
 }
 
-/** Whether the vault answers a question about `pack` at all (whatever the answer). */
-function vaultAnswers(session: VaultSession, pack: PackId): Promise<boolean> {
-  return session.statPack(pack).then(
+/**
+ * How long a vault whose read just failed (after its retries) has to answer a question before it
+ * counts as gone: asked with retries of its own, the question would wait as long again.
+ */
+const ANSWER_MS = 15_000;
+
+/** Whether the vault answers a question about `pack` at all (whatever the answer) within `waitMs`. */
+export function vaultAnswers(session: VaultSession, pack: PackId, waitMs = ANSWER_MS): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), waitMs);
+  });
+  const answer = session.statPack(pack).then(
     () => true,
     (err: unknown) => !isAzbkError(err, 'AZBK_VAULT_UNREACHABLE'),
   );
+  return Promise.race([answer, late]).finally(() => clearTimeout(timer));
 }
 
 /** True when the vault says it does not hold `pack` (not when it cannot say). */

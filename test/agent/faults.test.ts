@@ -14,6 +14,9 @@ import { openCheckpoint } from '../../src/agent/checkpoint.js';
 import { FileCache } from '../../src/agent/file-cache.js';
 import { lockHolder } from '../../src/agent/lock.js';
 import { runRestore, type RestoreResult } from '../../src/agent/restore.js';
+import { vaultAnswers } from '../../src/agent/restore-data.js';
+import type { PackId } from '../../src/core/ids.js';
+import type { VaultSession } from '../../src/vault/api.js';
 import { verifyVault } from '../../src/agent/verify.js';
 import { AzbkError } from '../../src/shared/errors.js';
 import { processIdentity } from '../../src/shared/process.js';
@@ -412,6 +415,18 @@ describe('get failures during restore', () => {
     const again = await runRestore(m.ctx, { point: 'latest', target, paths: [], conflict: 'skip' });
     expect(again.failed).toEqual([]);
     await expectSameTree(src, path.join(target, src));
+  });
+
+  it('a vault whose read failed counts as gone when a question about the pack gets no answer in time, not after a wait as long again', async () => {
+    const pack = 'ab'.repeat(32) as PackId;
+    const asking = (statPack: () => Promise<number | null>) => ({ statPack }) as unknown as VaultSession;
+    expect(await vaultAnswers(asking(async () => null), pack, 5000), '"not held" is an answer').toBe(true);
+    expect(await vaultAnswers(asking(async () => Promise.reject(new AzbkError('AZBK_VAULT_CORRUPT', 'odd'))), pack, 5000), 'any answer is one').toBe(true);
+    expect(await vaultAnswers(asking(async () => Promise.reject(new AzbkError('AZBK_VAULT_UNREACHABLE', 'gone'))), pack, 5000)).toBe(false);
+    // A question retried for minutes, as the read before it was: not waited for.
+    const started = Date.now();
+    expect(await vaultAnswers(asking(() => new Promise(() => undefined)), pack, 200)).toBe(false);
+    expect(Date.now() - started).toBeLessThan(30_000);
   });
 
   it('a pack that cannot be read fails only the files with chunks in it', async () => {
