@@ -18,17 +18,24 @@ describe.concurrent('azbk command line', () => {
     expect(sub.stdout).toContain('--conflict');
   });
 
-  it('every command listed in the help has help of its own (a run loads only the command it runs)', async () => {
+  it('every command listed in the help has help of its own, with its exit codes (a run loads only the command it runs)', async () => {
     const commandsIn = (help: string) => [...help.split(/\nCommands:\n/)[1]!.matchAll(/^  ([a-z-]+)/gm)].map((m) => m[1]!).filter((c) => c !== 'help');
     const top = commandsIn((await runCli(['--help'])).stdout);
     const vault = commandsIn((await runCli(['vault', '--help'])).stdout);
     expect(top).toEqual(['vault', 'register', 'policy', 'backup', 'points', 'ls', 'find', 'jobs', 'status', 'secrets', 'passphrase', 'restore', 'verify', 'watch']);
     expect(vault).toEqual(['create', 'credentials', 'serve', 'prune']);
-    const runs = [...top.filter((c) => c !== 'vault').map((c) => [c]), ...vault.map((c) => ['vault', c])];
+    const policy = commandsIn((await runCli(['policy', '--help'])).stdout);
+    const passphrase = commandsIn((await runCli(['passphrase', '--help'])).stdout);
+    expect(policy).toEqual(['set', 'show']);
+    expect(passphrase).toEqual(['check', 'add']);
+    const groups = { vault, policy, passphrase };
+    const runs = [...top.filter((c) => !(c in groups)).map((c) => [c]), ...Object.entries(groups).flatMap(([g, subs]) => subs.map((c) => [g, c]))];
     const helps = await Promise.all(runs.map((args) => runCli([...args, '--help'])));
     for (const [i, args] of runs.entries()) {
       expectExit(helps[i]!, 0);
       expect(helps[i]!.stdout).toContain(`Usage: azbk ${args.join(' ')} `);
+      // Each says how it ends.
+      expect(helps[i]!.stdout, args.join(' ')).toMatch(/Exit codes: 0 /);
     }
   });
 

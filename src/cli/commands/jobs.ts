@@ -40,6 +40,7 @@ export function jobsCommand(program: Command): void {
     .description("this machine's backups and restores: when, how they ended, what they did (oldest first, by start)")
     .option('--last <n>', 'show the last n jobs', '20')
     .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExit codes: 0 listed (lines that cannot be read are counted and left out), 1 the job history cannot\nbe read, 2 --last is not a number from 1 to 999999.')
     .action(
       action('jobs', async ({ paths, out }, o: Opts) => {
         const n = /^\d{1,6}$/.test(o.last.trim()) ? Number(o.last) : NaN;

@@ -44,6 +44,7 @@ export function pointsCommand(program: Command): void {
     .description('list recovery points (oldest first)')
     .option('--machine <name>', 'another machine of the vault')
     .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExit codes: 0 listed, 2 no machine of that name, 3 some points could not be read (marked damaged,\nnamed on stderr), 10 vault unreachable, 13 credentials invalid.')
     .action(
       action('points', async ({ paths, out }, o: Opts) => {
         const ctx = await openAgent(paths);

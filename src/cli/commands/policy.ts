@@ -138,7 +138,9 @@ export function policyCommand(program: Command): void {
         'this user, with this AZBK_HOME; their output goes to AZBK_HOME/logs/scheduled.log.\n' +
         'Retention is applied by the vault after each backup: points it no longer keeps wait 14 days in the\n' +
         "vault's expired/ folder before they are removed. The newest point is always kept, and a policy that\n" +
-        'keeps fewer points than the one before takes effect 14 days after it is set.',
+        'keeps fewer points than the one before takes effect 14 days after it is set.\n' +
+        '\nExit codes: 0 set, 1 the schedule or AZBK_HOME could not be written, 2 bad input (nothing changes),\n' +
+        '10 vault unreachable when retention is set (nothing changes), 13 credentials invalid.',
     )
     .action(
       action('policy set', async ({ paths, out }, o: SetOpts) => {
@@ -198,6 +200,7 @@ export function policyCommand(program: Command): void {
     .command('show')
     .description('show the policy')
     .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExit codes: 0 shown, 2 the policy file is damaged (with what to do).')
     .action(
       action('policy show', async ({ paths, out }) => {
         const p = await loadPolicy(paths);

@@ -25,6 +25,7 @@ export function statusCommand(program: Command): void {
     .command('status')
     .description('this machine at a glance: registration, vault, secrets, policy, schedule, change journal, last jobs')
     .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nNo vault is contacted. Exit codes: 0 shown (also for an AZBK_HOME not registered yet), 1 a local file\nevery job would fail on (named, with what to do).')
     .action(
       action('status', async ({ paths, out }) => {
         /** what a job would fail on, as it would say it */
