@@ -71,9 +71,14 @@ async function checkPrivate(p: string, kind: 'folder' | 'file'): Promise<void> {
   });
 }
 
+/** Refuses an AZBK_HOME another user could have put there or changed (see checkPrivate). */
+export function checkHome(paths: HomePaths): Promise<void> {
+  return checkPrivate(paths.home, 'folder');
+}
+
 /** The local registration, or null when this AZBK_HOME has none. */
 export async function loadRegistration(paths: HomePaths): Promise<LocalRegistration | null> {
-  await checkPrivate(paths.home, 'folder');
+  await checkHome(paths);
   await checkPrivate(paths.registration, 'file');
   const v = await readLocalJson(paths.registration, () => damaged(paths.registration));
   if (v === null) return null;
@@ -201,7 +206,7 @@ async function dropSecrets(paths: HomePaths, where: SecretsLocation): Promise<st
 /** Makes AZBK_HOME (owner-only) and checks that it is private, before anything is registered. */
 export async function prepareHome(paths: HomePaths): Promise<void> {
   makeFoldersSync(paths.home, 0o700);
-  await checkPrivate(paths.home, 'folder');
+  await checkHome(paths);
 }
 
 /**

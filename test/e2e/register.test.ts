@@ -84,7 +84,16 @@ describe.concurrent('register', () => {
     expectNoStack(open);
     expect(open.stderr).toContain(`${home} is not private`);
     expect(open.stderr).toContain(`chmod 700 ${home}`);
+    // The policy others could have written is neither shown nor changed.
+    const policy = path.join(home, 'policy.json');
+    for (const args of [['policy', 'show'], ['policy', 'set', '--work-bandwidth', '1M']]) {
+      const r = await runCli(args, { home });
+      expectExit(r, 1);
+      expect(r.stderr).toContain(`${home} is not private`);
+    }
+    expect(await exists(policy)).toBe(false);
     await fs.chmod(home, 0o700);
+    expectExit(await runCli(['policy', 'show'], { home }), 0);
     await fs.chmod(path.join(home, 'secrets.json'), 0o644);
     const readable = await points();
     expectExit(readable, 1);

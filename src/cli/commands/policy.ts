@@ -12,7 +12,7 @@ import { parseDays } from '../../core/week.js';
 import { openAgent } from '../../agent/context.js';
 import { loadPolicy, refuseWholeRoot, updatePolicy, vaultRetention } from '../../agent/policy.js';
 import { KEYCHAIN_REACHES_SCHEDULED_JOBS, planSchedule, scheduledCommand } from '../../agent/scheduler.js';
-import { requireRegistration, secretsLocation } from '../../agent/state.js';
+import { checkHome, requireRegistration, secretsLocation } from '../../agent/state.js';
 import { AzbkError } from '../../shared/errors.js';
 import type { VaultSession } from '../../vault/api.js';
 import { cronDaemonNote } from '../../agent/cron-daemon.js';
@@ -139,11 +139,13 @@ export function policyCommand(program: Command): void {
         'Retention is applied by the vault after each backup: points it no longer keeps wait 14 days in the\n' +
         "vault's expired/ folder before they are removed. The newest point is always kept, and a policy that\n" +
         'keeps fewer points than the one before takes effect 14 days after it is set.\n' +
-        '\nExit codes: 0 set, 1 the schedule or AZBK_HOME could not be written, 2 bad input (nothing changes),\n' +
+        '\nExit codes: 0 set, 1 the schedule or AZBK_HOME could not be written (or AZBK_HOME is not private), 2 bad input (nothing changes),\n' +
         '10 vault unreachable when retention is set (nothing changes), 13 credentials invalid.',
     )
     .action(
       action('policy set', async ({ paths, out }, o: SetOpts) => {
+        // A policy others could have written is no policy to change, nor to show.
+        await checkHome(paths);
         const old = await loadPolicy(paths);
         const bandwidth = bandwidthFrom(o, old.bandwidth);
         const schedule = scheduleFrom(o, old.schedule);
@@ -200,9 +202,10 @@ export function policyCommand(program: Command): void {
     .command('show')
     .description('show the policy')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExit codes: 0 shown, 2 the policy file is damaged (with what to do).')
+    .addHelpText('after', '\nExit codes: 0 shown, 1 AZBK_HOME is not private, 2 the policy file is damaged (with what to do).')
     .action(
       action('policy show', async ({ paths, out }) => {
+        await checkHome(paths);
         const p = await loadPolicy(paths);
         for (const line of describePolicy(p)) out.line(line);
         const notes = await crontabNotes(paths, p);
