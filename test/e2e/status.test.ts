@@ -97,6 +97,18 @@ describe('azbk status', () => {
     }
     await fs.writeFile(policy, kept);
 
+    // A job history that cannot be read (a folder in its place) is one more problem; the rest shows.
+    const jobs = path.join(m.home, 'jobs.jsonl');
+    await fs.rm(jobs, { force: true }); // none yet: no job ran
+    await fs.mkdir(jobs);
+    r = await m.run(['status']);
+    expectExit(r, 1);
+    expectNoStack(r);
+    expect(r.stdout).toContain(`Job history: The job history ${jobs} cannot be read`);
+    expect(r.stdout).toContain(`Include: ${tmp}`);
+    expect(r.stdout).toContain('Last job: not known');
+    await fs.rmdir(jobs);
+
     await fs.writeFile(path.join(m.home, 'registration.json'), '');
     r = await m.run(['status']);
     expectExit(r, 1);

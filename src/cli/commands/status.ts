@@ -58,7 +58,8 @@ export function statusCommand(program: Command): void {
         const notes = policy === undefined ? null : await crontabNotes(paths, policy);
         const note = notes?.note ?? null;
         const watcher = watcherRunning(paths.home);
-        const { jobs, unreadable } = await readJobs(paths, LOOK_BACK);
+        const history = await read('Job history', () => readJobs(paths, LOOK_BACK));
+        const { jobs, unreadable } = history ?? { jobs: [], unreadable: 0 };
         const last = jobs.at(-1);
         const lastBackup = jobs.filter(backupEndedWell).at(-1);
         const running = await runningJob(paths);
@@ -82,7 +83,7 @@ export function statusCommand(program: Command): void {
             out.line(`  ${progressText(p.record, elapsed, p.at)} (${Math.max(0, Math.round((Date.now() - p.at) / 1000))} s ago)`);
           }
         }
-        out.line(last === undefined ? 'Last job: none yet' : `Last job: ${jobLine(last)}`);
+        out.line(history === undefined ? 'Last job: not known (the job history cannot be read)' : last === undefined ? 'Last job: none yet' : `Last job: ${jobLine(last)}`);
         if (lastBackup !== undefined && lastBackup !== last) out.line(`Last backup: ${jobLine(lastBackup)}`);
         if (unreadable > 0) out.line(`${unreadable} line(s) of ${paths.jobs} could not be read.`);
         ended({
