@@ -17,6 +17,8 @@ export const layout = {
    */
   machineBefore: (id: MachineId) => `machines-before/${id}`,
   machinesBeforePrefix: 'machines-before/',
+  /** held while a machine registers again (plain JSON: the vault's time), so that two do not interleave */
+  machineLock: (id: MachineId) => `machine-locks/${id}`,
   /** a machine name (lower case), claimed by the machine registered under it (its id, plain text): one name, one machine */
   machineName: (name: string) => `machine-names/${name.toLowerCase()}`,
   pack: (id: PackId) => `packs/${id.slice(0, 2)}/${id}`,

@@ -56,6 +56,8 @@ async function putOnce(store: BlobStore, key: string, data: Uint8Array, what: st
 
 /** Passphrase envelopes a vault holds at most (each key family has one per passphrase change). */
 export const MAX_KEY_ENVELOPES = 64;
+/** How old a machine's re-registration lock must be to be taken as given up (see whileLocked). */
+const LOCK_STALE_MS = 2 * 60_000;
 
 function parseJson(data: Buffer, what: string): unknown {
   try {
@@ -312,16 +314,24 @@ export class Vault implements VaultEntry {
     // Re-registration replaces the record: only the vault itself ever removes an object. The old
     // record is kept under its own key first and is the machine's until the new one is written,
     // so a storage failure or a stop between the two loses neither the machine nor its name.
-    if (existing) await this.keepBefore(id);
     const atTheSameTime = () => new AzbkError('AZBK_MACHINE_NAME_TAKEN', `A machine named ${req.machineName} was registered at the same time.`);
-    try {
-      // A retry after a lost reply finds its own record: the same bytes are success.
-      await putOnce(this.store, layout.machine(id), json(record), `Machine ${id}`);
-    } catch (err) {
-      if (isAzbkError(err, 'AZBK_FORBIDDEN')) throw atTheSameTime();
-      throw err;
-    }
-    if (existing) await this.store.delete(layout.machineBefore(id)).catch(() => undefined);
+    const write = async () => {
+      try {
+        // A retry after a lost reply finds its own record: the same bytes are success.
+        await putOnce(this.store, layout.machine(id), json(record), `Machine ${id}`);
+      } catch (err) {
+        if (isAzbkError(err, 'AZBK_FORBIDDEN')) throw atTheSameTime();
+        throw err;
+      }
+    };
+    if (existing) {
+      await this.whileLocked(id, req.machineName, async () => {
+        await this.keepBefore(id);
+        await write();
+        // The new record stands: a copy left behind (a failed delete) is never read again.
+        await this.store.delete(layout.machineBefore(id)).catch(() => undefined);
+      });
+    } else await write();
     // The record first, then the name: a claim always has its machine. A new machine that finds
     // the name claimed by another takes its record back. One registered again keeps its name
     // (claimed now, if an earlier version registered it).
@@ -334,17 +344,43 @@ export class Vault implements VaultEntry {
   }
 
   /**
+   * Runs `step`, a re-registration of machine `id`, holding the machine's lock: vault servers
+   * sharing a store, and embedded vaults of two processes, would otherwise interleave two
+   * re-registrations so that one removes the record the other kept (see keepBefore). A lock left
+   * by a registration that was stopped is taken over once LOCK_STALE_MS old.
+   */
+  private async whileLocked(id: MachineId, name: string, step: () => Promise<void>): Promise<void> {
+    const key = layout.machineLock(id);
+    const mine = json({ time: this.now().toISOString(), nonce: randomBytes(16).toString('hex') });
+    const busy = () =>
+      new AzbkError('AZBK_MACHINE_NAME_TAKEN', `The machine ${name} is being registered again elsewhere at this moment.`, {
+        hint: `Try again in ${LOCK_STALE_MS / 60_000} minutes, once that registration is over (or has been given up).`,
+      });
+    if ((await this.store.put(key, mine)) === 'exists') {
+      const held = await this.store.get(key);
+      const since = held === null ? NaN : Date.parse(String(recordOrNothing(held, key)?.time));
+      if (held !== null && !held.equals(mine) && this.now().getTime() - since < LOCK_STALE_MS) throw busy();
+      // Given up: taken over, unless another took it over first.
+      await this.store.delete(key);
+      if ((await this.store.put(key, mine)) === 'exists' && !(await this.store.get(key))?.equals(mine)) throw busy();
+    }
+    try {
+      await step();
+    } finally {
+      await this.store.delete(key).catch(() => undefined);
+    }
+  }
+
+  /**
    * Moves machine `id`'s record aside to machineBefore, where it stands for the machine until the
-   * new one is written. A record only there (an earlier re-registration cut off) stays.
+   * new one is written; called under the machine's lock. A record only there (an earlier
+   * re-registration cut off) stays.
    */
   private async keepBefore(id: MachineId): Promise<void> {
     const current = await this.store.get(layout.machine(id));
     if (current === null) return;
     await this.store.delete(layout.machineBefore(id));
-    if ((await this.store.put(layout.machineBefore(id), current)) === 'exists') {
-      const kept = await this.store.get(layout.machineBefore(id));
-      if (kept === null || !kept.equals(current)) throw new AzbkError('AZBK_MACHINE_NAME_TAKEN', `Machine ${id} is being registered again elsewhere at the same time.`);
-    }
+    await this.store.put(layout.machineBefore(id), current);
     await this.store.delete(layout.machine(id));
   }
 

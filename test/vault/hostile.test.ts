@@ -121,6 +121,63 @@ describe('vault service limits', () => {
     expect(await reopened.machines()).toHaveLength(1);
   });
 
+  it('takes two re-registrations of one machine through two servers one at a time, so that neither removes what the other kept', async () => {
+    const base = new MemoryBlobStore();
+    const store = new FaultyBlobStore(base);
+    const one = await Vault.create(store, { name: 'V' });
+    const { token } = await one.credentials({ endpoint: 'https://v.test:8443', certFingerprint: 'ab'.repeat(32), validDays: 1 });
+    const proof = 'cd'.repeat(32);
+    const first = await one.register({ ...reg(token, 'web1'), keyProof: proof });
+    // Server one's re-registration stops short of its last step, its copy of the old record kept.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let paused!: () => void;
+    const reached = new Promise<void>((resolve) => (paused = resolve));
+    const slowed = { ...store, put: store.put.bind(store), get: store.get.bind(store), stat: store.stat.bind(store), list: store.list.bind(store),
+      delete: async (key: string) => {
+        if (key === layout.machineBefore(first.machineId)) {
+          paused();
+          await held;
+        }
+        return store.delete(key);
+      },
+    };
+    const slow = (await Vault.open(slowed as unknown as FaultyBlobStore)).register({ ...reg(token, 'web1', true), keyProof: proof });
+    await reached;
+    // Server two, meanwhile, is refused instead of interleaving (it would have copied server one's
+    // new record over the kept one, which server one then deletes).
+    const two = await Vault.open(store);
+    await expect(two.register({ ...reg(token, 'web1', true), keyProof: proof })).rejects.toMatchObject({ code: 'AZBK_MACHINE_NAME_TAKEN', message: expect.stringContaining('being registered again elsewhere') });
+    await expect(one.register({ ...reg(token, 'web1', true), keyProof: proof })).rejects.toMatchObject({ code: 'AZBK_MACHINE_NAME_TAKEN' });
+    release();
+    const last = await slow;
+    // One record, the one registration's that ran: its secret works, the first one's no longer does.
+    expect(await two.machines()).toHaveLength(1);
+    await expect(two.session(last.machineId, last.secret)).resolves.toBeDefined();
+    await expect(two.session(first.machineId, first.secret)).rejects.toMatchObject({ code: 'AZBK_CREDENTIALS_INVALID' });
+    expect(await base.get(layout.machineLock(first.machineId))).toBeNull();
+    expect(await base.get(layout.machineBefore(first.machineId))).toBeNull();
+    // Then it registers again as usual.
+    await expect(two.register({ ...reg(token, 'web1', true), keyProof: proof })).resolves.toMatchObject({ machineId: first.machineId });
+  });
+
+  it('takes over the lock of a re-registration that was stopped, once it is 2 minutes old', async () => {
+    let now = Date.parse('2026-12-03T10:00:00Z');
+    const t = await createTestVault();
+    const vault = await Vault.open(t.store, { now: () => new Date(now) });
+    const proof = 'cd'.repeat(32);
+    const first = await vault.register({ ...reg(t.token, 'web1'), keyProof: proof });
+    // What a process killed during its re-registration leaves.
+    await t.store.put(layout.machineLock(first.machineId), Buffer.from(JSON.stringify({ time: new Date(now).toISOString(), nonce: 'x' })));
+    now += 60_000;
+    await expect(vault.register({ ...reg(t.token, 'web1', true), keyProof: proof })).rejects.toMatchObject({ code: 'AZBK_MACHINE_NAME_TAKEN', hint: expect.stringContaining('2 minutes') });
+    await expect(vault.session(first.machineId, first.secret)).resolves.toBeDefined();
+    now += 61_000;
+    const again = await vault.register({ ...reg(t.token, 'web1', true), keyProof: proof });
+    await expect(vault.session(again.machineId, again.secret)).resolves.toBeDefined();
+    expect(await t.store.get(layout.machineLock(first.machineId))).toBeNull();
+  });
+
   it(`holds at most ${MAX_KEY_ENVELOPES} passphrase envelopes`, async () => {
     const t = await createTestVault();
     const cheap = { N: 1024, r: 8, p: 1 };
