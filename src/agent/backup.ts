@@ -522,7 +522,14 @@ class BackupJob {
     const sealed = sealManifest(keys, manifest);
     this.stats.uploadedBytes += sealed.length;
     this.named = packIds(this.packsOf(root.tree, root.packs));
-    const point = await session.putPoint({ keyId: keys.keyId, jobId: this.jobId, manifest: sealed, packs: this.named });
+    const point = await session.putPoint({ keyId: keys.keyId, jobId: this.jobId, manifest: sealed, packs: this.named }).catch((err: unknown) => {
+      // Sent, but no answer: the vault may have written the point before it stopped answering.
+      if (!isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')) throw err;
+      throw new AzbkError(err.code, `${err.message} The recovery point was sent when the vault stopped answering, and may have been made.`, {
+        hint: 'Once the vault answers, azbk points shows whether it was; run azbk backup --now again either way (it sends nothing the vault has).',
+        cause: err,
+      });
+    });
     this.cache.putTreePacks([...this.madeTrees].map(([tree, refs]) => [tree, packIds(refs)] as const));
     const mark: LastBackup = { started: manifest.started, offset, run, paths: included, lastFull: this.scan.mode === 'full' ? manifest.started : (last?.lastFull ?? null), exclude: this.excludeKey };
     this.cache.setMeta(LAST_BACKUP, mark);

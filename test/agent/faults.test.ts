@@ -180,6 +180,31 @@ describe('transient store failures', () => {
   });
 });
 
+describe('a vault that stops answering once the point is sent', () => {
+  it('says the point may have been made, and the next backup makes one (sending no data again)', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await writeRandomFile(path.join(src, 'f.bin'), MiB);
+    // The vault writes the point, and its answer never comes (a vault service's, after the retries).
+    const lost = { ...m.ctx, session: withMethods(m.ctx.session, (s) => ({
+      putPoint: async (...a: Parameters<typeof s.putPoint>) => {
+        await s.putPoint(...a);
+        throw new AzbkError('AZBK_VAULT_UNREACHABLE', 'Cannot reach the vault at https://v.test (ECONNRESET).');
+      },
+    })) };
+    await expect(runBackup(lost, { include: [src] })).rejects.toMatchObject({
+      code: 'AZBK_VAULT_UNREACHABLE',
+      message: expect.stringContaining('The recovery point was sent when the vault stopped answering, and may have been made.'),
+      hint: expect.stringContaining('azbk points'),
+    });
+    expect(await m.ctx.session.listPoints(m.ctx.registration.machineId)).toHaveLength(1);
+    const again = await runBackup(m.ctx, { include: [src] });
+    expect(again.stats.uploadedBytes).toBeLessThan(64 * 1024);
+    expect(await m.ctx.session.listPoints(m.ctx.registration.machineId)).toHaveLength(2);
+    await expectRestores(m, src);
+  });
+});
+
 describe('persistent put failure from some put on', () => {
   // Puts of a job with checkpoints every 8 MiB: pack, index, the checkpoint's pack list, checkpoint,
   // pack... Let through 4 (fail the 2nd pack), 6 (fail the 2nd checkpoint) or 9 (fail the 3rd index).
