@@ -102,7 +102,8 @@ function decodableNames(abs: string, at: string, skip: (p: string, why: unknown)
     if (Buffer.from(name, 'utf8').equals(raw)) names.push(name);
     else {
       bad++;
-      skip(childPath(abs, name), 'its name is not valid UTF-8 text, which azbk cannot store');
+      // Shown with U+FFFD in place of its bad bytes: its bytes tell which file it is.
+      skip(childPath(abs, name), `its name is not valid UTF-8 text, which azbk cannot store (its bytes: ${raw.toString('hex').replace(/(..)(?!$)/g, '$1 ')})`);
     }
   }
   return [names, bad];

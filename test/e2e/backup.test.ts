@@ -59,7 +59,7 @@ describe.concurrent('backup', () => {
     await fs.writeFile(path.join(src, 'important.txt'), 'keep me\n');
     const a = await setupMachine(root);
     const first = await backup(a, [src], 3);
-    expect(first.skipped).toEqual([{ path: path.join(src, 'n\uFFFD'), reason: 'its name is not valid UTF-8 text, which azbk cannot store' }]);
+    expect(first.skipped).toEqual([{ path: path.join(src, 'n\uFFFD'), reason: 'its name is not valid UTF-8 text, which azbk cannot store (its bytes: 6e e9)' }]);
     expect(first.stats.files).toBe(2);
     // Said again by the next backup: the folder is not taken as unchanged.
     expect((await backup(a, [src], 3)).skipped).toHaveLength(1);
