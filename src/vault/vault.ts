@@ -593,6 +593,13 @@ class Session implements VaultSession {
       // A damaged newest point must not block new ones.
       const r = await this.readPoint(this.machineId, newest.id).catch(() => null);
       if (r !== null && r.jobId === p.jobId && r.keyId === p.keyId && r.manifest.equals(p.manifest)) return newest;
+      // Another point of the same job: two copies of one registration (a cloned AZBK_HOME) both
+      // resumed the job. Its agents count on one point per job (see point-history.ts).
+      if (r !== null && r.jobId === p.jobId) {
+        throw new AzbkError('AZBK_FORBIDDEN', `Backup job ${p.jobId} of this machine made recovery point ${newest.id} already: another copy of this machine's registration (a copied AZBK_HOME, a cloned system) resumed the same backup.`, {
+          hint: 'Give each copy a machine of its own: in the copy, azbk register --vault-credentials FILE --reregister --machine-name NEW-NAME (with its passphrase), then back up again there.',
+        });
+      }
     }
     for (;;) {
       const time = this.now();

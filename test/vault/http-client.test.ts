@@ -91,6 +91,12 @@ describe('HttpVault against a vault server', () => {
     const p = { keyId: '34'.repeat(16) as KeyId, jobId: '56'.repeat(16), manifest, packs: named };
     const point = await sa.putPoint(p);
     expect(await sa.putPoint(p)).toEqual(point);
+    // Another point of the same job (a copied registration that resumed it) is refused, saying why.
+    await expect(sa.putPoint({ ...p, manifest: bytes(300) })).rejects.toMatchObject({
+      code: 'AZBK_FORBIDDEN',
+      message: expect.stringContaining(`made recovery point ${point.id} already: another copy of this machine's registration`),
+      hint: expect.stringContaining('--reregister --machine-name'),
+    });
     // The day's first point ran a prune pass, which condemned the packs no point names.
     expect(await sa.listPrunedPacks()).toEqual({ condemned: packs.map(packIdOf).filter((id) => !named.includes(id)).sort(), gone: [] });
     expect(point.expired).toEqual([]);
