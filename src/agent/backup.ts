@@ -28,8 +28,9 @@ import { findResumable, identity, knownFile, sealCheckpoint, unchanged, type Fil
 import { anotherVault, type AgentContext } from './context.js';
 import { FileCache, isDamagedCache, type KnownDir } from './file-cache.js';
 import { entryStat, fingerprint, folderIdentity, listFolder, MAX_FOLDER_DEPTH, slashed, type EntryStat, type Listed } from './folder-listing.js';
-import { changesSince, dirtyFolders, homeSpellings, journalOffset, journalRun, journalSync, underTree, type JournalMark } from './journal.js';
-import { fromSegments, toSegments } from './fspath.js';
+import { changesSince, dirtyFolders, journalOffset, journalRun, journalSync, underTree, type JournalMark } from './journal.js';
+import { fromSegments, isAtOrBelow, toSegments } from './fspath.js';
+import { ownFolderOf, ownFolders, ownPatterns } from './own-folders.js';
 import { refuseWholeRoot } from './policy.js';
 import { acquireJobLock } from './lock.js';
 import { openSpool } from './spool.js';
@@ -233,9 +234,7 @@ function excludedBetween(excluded: Excluded, outer: string, abs: string): string
 
 /** Whether `p` is inside the folder `dir` (not `dir` itself). */
 function isBelow(p: string, dir: string): boolean {
-  const a = toSegments(p);
-  const d = toSegments(dir);
-  return a.length > d.length && d.every((seg, i) => a[i] === seg);
+  return isAtOrBelow(p, dir) && toSegments(p).length > toSegments(dir).length;
 }
 
 /** A job's error as the user sees it: where the next backup continues from, when the vault could not be reached. */
@@ -374,6 +373,9 @@ class BackupJob {
   /** what the walk leaves out, and the same as one text (see core/exclude.ts) */
   private readonly excluded: Excluded | null;
   private readonly excludeKey: string;
+  /** AZBK_HOME and the embedded vault, by each of their paths (see own-folders.ts), and the patterns that leave them out with the ones given */
+  private readonly own: readonly string[];
+  private readonly exclude: readonly string[];
 
   constructor(
     private readonly ctx: AgentContext,
@@ -389,7 +391,10 @@ class BackupJob {
     this.known = resume?.files ?? new Map();
     this.partials = resume?.partials ?? new Map();
     this.heldPartials = new Map([...this.partials].map(([p, f]) => [p, { id: identity(f), count: f.content.length }]));
-    this.excluded = compileExcludes(opts.exclude ?? []);
+    // azbk's own folders are left out like the patterns given (but are no change of those).
+    this.own = ownFolders(ctx.paths.home, ctx.registration.endpoint, opts.include);
+    this.exclude = [...(opts.exclude ?? []), ...ownPatterns(this.own)];
+    this.excluded = compileExcludes(this.exclude);
     this.excludeKey = excludesKey(opts.exclude ?? []);
   }
 
@@ -419,7 +424,7 @@ class BackupJob {
     const trie = this.buildTrie();
     const includedPaths = collectIncluded(trie, []);
     if (includedPaths.length === 0) {
-      throw new AzbkError('AZBK_PATH_NOT_FOUND', `None of the paths to back up exist: ${this.skipped.map((s) => s.path).join(', ')}.`);
+      throw new AzbkError('AZBK_PATH_NOT_FOUND', `None of the paths to back up can be backed up: ${this.skipped.map((s) => `${s.path} (${s.reason})`).join('; ')}.`);
     }
 
     // The journal's length and run now, once the watcher has recorded every change before now
@@ -441,9 +446,8 @@ class BackupJob {
     } else if (journal.ok && included.every((p) => underTree(p, journal.trees))) {
       this.scan = { mode: 'full', reason: 'the change journal set up its watches anew since the last backup (a folder was removed or moved, or a hard link made)' };
     } else if (journal.ok) {
-      // The watcher leaves AZBK_HOME out (its own writes would be changes without end): a backup
-      // that includes it examines it whole.
-      const trees = new Set([...journal.trees, ...homeSpellings(home, included)]);
+      // The watcher leaves AZBK_HOME out (its own writes would be changes without end), as do backups.
+      const trees = new Set(journal.trees);
       this.dirty = dirtyFolders([...journal.changed, ...trees]);
       this.movedTrees = trees;
       const moved = journal.trees.size > 0 ? `, ${journal.trees.size} folder(s) moved or made (examined whole)` : '';
@@ -451,7 +455,7 @@ class BackupJob {
     } else this.scan = { mode: 'full', reason: journal.why };
     // A full scan after an earlier backup has help from the scan worker, which starts at once (or
     // was started while the command loaded: see prestartScan); a backup that needs none ends that one.
-    if (this.dirty === null && last !== null) this.scanner = startScan(included, this.opts.exclude ?? [], this.cache.file, (tree) => this.reusable(tree));
+    if (this.dirty === null && last !== null) this.scanner = startScan(included, this.exclude, this.cache.file, (tree) => this.reusable(tree));
     else dropPrestartedScan();
     try {
       return await this.backUp(started, cfg, includedPaths, trie, { offset, run, included, last });
@@ -652,6 +656,11 @@ class BackupJob {
       paths.push(abs);
     }
     for (const abs of paths) {
+      const own = ownFolderOf(abs, this.own);
+      if (own !== undefined) {
+        this.skip(abs, `${own === abs ? 'it is' : `it is in ${own}, which is`} azbk's own folder (AZBK_HOME or the vault), which backups leave out`);
+        continue;
+      }
       // Below an included link, which is stored as a link, nothing can be kept: said, not dropped.
       const link = links.find((l) => isBelow(abs, l));
       if (link !== undefined) {

@@ -16,6 +16,7 @@ import { errnoCode, makeFoldersSync } from '../shared/files.js';
 import type { PointInfo } from '../vault/api.js';
 import type { AgentContext } from './context.js';
 import { childPath, displayPath, restoreLocation, toSegments } from './fspath.js';
+import { ownFolderOf, ownFolders } from './own-folders.js';
 import { acquireJobLock } from './lock.js';
 import { PointReader, subfolders } from './point-reader.js';
 import { restorePool, type RestorePool } from './pipeline/restore-pool.js';
@@ -231,13 +232,18 @@ class RestoreJob {
   /** the error that stopped a part's data phase (or the next part's workers): the walk stops too */
   private stopped: unknown = null;
 
+  /** AZBK_HOME and the embedded vault (see own-folders.ts): nothing is restored into them */
+  private readonly own: readonly string[];
+
   constructor(
     private readonly ctx: AgentContext,
     private readonly reader: PointReader,
     /** the point's root listing */
     private readonly root: BlobId,
     private readonly o: RestoreOptions,
-  ) {}
+  ) {
+    this.own = ownFolders(ctx.paths.home, ctx.registration.endpoint, []);
+  }
 
   /** packs the index names that the vault does not hold, found so far */
   get missing(): ReadonlySet<PackId> {
@@ -258,9 +264,20 @@ class RestoreJob {
   async select(pointId: string, m: PointManifest): Promise<Selected[]> {
     const wanted = this.o.paths.length > 0 ? this.o.paths.map((p) => toSegments(p)) : m.paths.map((p) => [...p]);
     const out: Selected[] = [];
+    const ownRefused = (where: string, own: string) =>
+      new AzbkError('AZBK_BAD_INPUT', `${where} is ${where === own ? '' : `in ${own}, `}azbk's own folder (AZBK_HOME or the vault), which a restore does not write into.`, {
+        hint: 'Restore somewhere else: --target DIR.',
+      });
+    if (this.o.target !== null) {
+      const own = ownFolderOf(path.resolve(this.o.target), this.own);
+      if (own !== undefined) throw ownRefused(path.resolve(this.o.target), own);
+    }
     for (const segs of wanted) {
       const node = await entryAt(pointId, m, segs, (x) => this.reader.nodeAt(this.root, x), 'restore');
-      out.push({ segs, node, dest: restoreLocation(segs, this.o.target, m.platform === 'win32') });
+      const dest = restoreLocation(segs, this.o.target, m.platform === 'win32');
+      const own = ownFolderOf(dest, this.own);
+      if (own !== undefined) throw ownRefused(dest, own);
+      out.push({ segs, node, dest });
     }
     // A path given twice, or inside another one given, is restored once.
     return outermost(out);
@@ -470,6 +487,11 @@ class RestoreJob {
    */
   private async plan(segs: readonly string[], node: TreeNode, dest: string, fresh: boolean, dirs: PlannedDir[]): Promise<void> {
     stopIfAsked(this.o.signal);
+    // azbk's own folder, in a point made before backups left it out: left as it is now.
+    if (node.type === 'dir' && !fresh && ownFolderOf(dest, this.own) !== undefined) {
+      this.conflicts.push({ path: displayPath(segs), action: 'skipped' });
+      return;
+    }
     try {
       // In a fresh folder only a link needs the check: a folder is made with mkdir, which fails
       // rather than follow what another entry made there (on a file system that holds two names

@@ -142,6 +142,31 @@ describe.concurrent('backup', () => {
     expect(parseJson(points).points).toEqual([]);
   });
 
+  it("leaves azbk's own folders (AZBK_HOME, the vault) out of a folder that holds them, so the vault is never stored in itself", async (ctx) => {
+    const root = await tempDir(ctx);
+    await writeRandomFile(path.join(root, 'data', 'a.bin'), 256 * 1024);
+    // The vault (root/vault) and AZBK_HOME (root/home-A) are both in the folder backed up.
+    const a = await setupMachine(root);
+    const first = await backup(a, [root]);
+    const again = await backup(a, [root]);
+    expect(again.stats.files).toBe(first.stats.files);
+    expect(again.stats.bytes).toBe(first.stats.bytes);
+    expect(again.stats.newBytes, 'an unchanged re-run stores (almost) nothing').toBeLessThan(16 * 1024);
+    const ls = await a.run(['ls', '--point', 'latest', '-r', root]);
+    expectExit(ls, 0);
+    expect(ls.stdout).toContain('a.bin');
+    for (const own of [a.vault.dir, a.home]) expect(ls.stdout).not.toContain(path.basename(own));
+    // Named on their own, they are skipped and said so; with nothing else to back up, exit 2.
+    const only = await a.run(['backup', '--now', '--include', a.home, path.join(a.vault.dir, 'packs')]);
+    expectExit(only, 2);
+    expectNoStack(only);
+    expect(only.stderr).toContain(`${a.home} (it is azbk's own folder (AZBK_HOME or the vault), which backups leave out)`);
+    expect(only.stderr).toContain(`it is in ${a.vault.dir}, which is azbk's own folder`);
+    const mixed = await backup(a, [path.join(root, 'data'), a.vault.dir], 3);
+    expect(mixed.skipped.map((x: { path: string }) => x.path)).toEqual([a.vault.dir]);
+    expect(mixed.paths).toEqual([path.join(root, 'data')]);
+  });
+
   it('uses the policy when --include is not given', async (ctx) => {
     const root = await tempDir(ctx);
     const a = await setupMachine(root);

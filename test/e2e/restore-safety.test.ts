@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { restoreLocation } from '../../src/agent/fspath.js';
 import { settleDir } from '../../src/agent/restore-files.js';
-import { BIN, REPO, backup, expectExit, expectNoStack, parseJson, pointFixture, setupMachine } from '../helpers/cli.js';
+import { BIN, REPO, backup, expectExit, expectNoStack, parseJson, pointFixture, runCli, setupMachine } from '../helpers/cli.js';
 import { listFiles } from '../helpers/fs-tree.js';
 
 const fx = pointFixture(async (src) => {
@@ -132,6 +132,37 @@ describe.skipIf(process.platform === 'win32')('restore safety', () => {
     expect(res.failed).toEqual([{ path: inside, reason: expect.stringContaining('belongs to another user (uid 65534)') }]);
     expect(res.failed[0].reason).toContain('--target');
     expect(await fs.readdir(theirs)).toEqual([]);
+  });
+
+  it("writes nothing into azbk's own folders: a --target in them is refused (exit 2), and a point's copy of one is left alone", async () => {
+    const root = fresh('own');
+    await fs.mkdir(root);
+    const m = await setupMachine(root, { name: 'own-a' });
+    const data = path.join(root, 'data');
+    await fs.mkdir(path.join(data, 'keep'), { recursive: true });
+    await fs.writeFile(path.join(data, 'a.txt'), 'a\n');
+    await fs.writeFile(path.join(data, 'keep', 'b.txt'), 'b\n');
+    await backup(m, [data]);
+    for (const target of [m.home, path.join(m.vault.dir, 'packs', 'x')]) {
+      const r = await m.run(['restore', '--point', 'latest', '--target', target]);
+      expectExit(r, 2);
+      expectNoStack(r);
+      expect(r.stderr).toContain("azbk's own folder (AZBK_HOME or the vault), which a restore does not write into");
+    }
+    expect(await fs.readdir(path.join(m.vault.dir, 'packs'))).not.toContain('x');
+    // Another machine whose AZBK_HOME is where the point has a folder (made before backups left
+    // such folders out): restored in place, that folder is left as it is, the rest restored.
+    await fs.rm(path.join(data, 'a.txt'));
+    await fs.rm(path.join(data, 'keep', 'b.txt'));
+    await fs.chmod(path.join(data, 'keep'), 0o700);
+    const homeB = path.join(data, 'keep');
+    const asB = (args: string[]) => runCli(args, { home: homeB });
+    expectExit(await asB(['register', '--vault-credentials', m.vault.credentials, '--passphrase-file', m.passphraseFile, '--machine-name', 'own-b']), 0);
+    const r = await asB(['restore', '--point', 'latest', '--machine', m.name, '--passphrase-file', m.passphraseFile, '--path', data, '--json']);
+    expectExit(r, 0);
+    expect(parseJson(r).conflicts).toEqual([{ path: homeB, action: 'skipped' }]);
+    expect(await fs.readFile(path.join(data, 'a.txt'), 'utf8')).toBe('a\n');
+    expect(await fs.readdir(homeB)).not.toContain('b.txt');
   });
 
   it('settles a folder only through the folder itself, never through a link in its place', async () => {
