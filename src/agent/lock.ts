@@ -90,6 +90,22 @@ export async function lockHolder(file: string): Promise<LockHolder | null> {
   };
 }
 
+/**
+ * Takes the lock `file` as acquireJobLock does, waiting while another process holds it, for up to
+ * `waitMs`: for short steps that must not interleave (policy set), which then take turns.
+ */
+export async function acquireLockWaiting(file: string, job: { jobId: string; kind: string }, waitMs: number): Promise<JobLock> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await acquireJobLock(file, job);
+    } catch (err) {
+      if (!(err instanceof AzbkError && err.code === 'AZBK_JOB_RUNNING') || Date.now() >= until) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 100));
+    }
+  }
+}
+
 /** Takes the machine's job lock; AZBK_JOB_RUNNING when a live process (this one included) holds it. */
 export async function acquireJobLock(file: string, job: { jobId: string; kind: string }): Promise<JobLock> {
   const started = new Date().toISOString();

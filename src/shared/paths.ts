@@ -29,6 +29,8 @@ export function homePaths(home: string) {
     secrets: path.join(home, 'secrets.json'),
     policy: path.join(home, 'policy.json'),
     lock: path.join(home, 'job.lock'),
+    /** held while `policy set` changes the policy (and the schedule), so that two do not interleave */
+    policyLock: path.join(home, 'policy.lock'),
     /** how far the running job got, for status (see agent/running.ts) */
     progress: path.join(home, 'progress.json'),
     jobs: path.join(home, 'jobs.jsonl'),

@@ -167,6 +167,27 @@ describe.concurrent('backup', () => {
     expect(mixed.paths).toEqual([path.join(root, 'data')]);
   });
 
+  it('takes several policy set at once in turn: every change stands', async (ctx) => {
+    const root = await tempDir(ctx);
+    const a = await setupMachine(root);
+    for (let round = 0; round < 3; round++) {
+      const include = path.join(root, `src${round}`);
+      const runs = await Promise.all([
+        a.run(['policy', 'set', '--include', include]),
+        a.run(['policy', 'set', '--exclude', `*.tmp${round}`]),
+        a.run(['policy', 'set', '--work-bandwidth', `${round + 1}M`]),
+        a.run(['policy', 'set', '--keep-daily', String(30 + round)]),
+      ]);
+      for (const r of runs) expectExit(r, 0);
+      const shown = parseJson(await a.run(['policy', 'show', '--json']));
+      expect(shown.include).toEqual([include]);
+      expect(shown.exclude).toEqual([`*.tmp${round}`]);
+      expect(shown.bandwidth.work).toBe((round + 1) * 1024 * 1024);
+      expect(shown.retention.daily).toBe(30 + round);
+    }
+    expect(await exists(path.join(a.home, 'policy.lock'))).toBe(false);
+  });
+
   it('uses the policy when --include is not given', async (ctx) => {
     const root = await tempDir(ctx);
     const a = await setupMachine(root);

@@ -3,6 +3,7 @@
  * scheduled backups run (installed in crontab or Task Scheduler) and how long the vault keeps
  * this machine's points.
  */
+import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { parseHours, parseRate, type BandwidthPolicy } from '../../core/bandwidth.js';
 import type { MachineId } from '../../core/ids.js';
@@ -10,14 +11,18 @@ import { RETENTION_RANGE, type Retention } from '../../core/retention.js';
 import { EVERY_DAY, MAX_RUNS_PER_DAY, parseTimes, type Schedule } from '../../core/schedule.js';
 import { parseDays } from '../../core/week.js';
 import { openAgent } from '../../agent/context.js';
+import { acquireLockWaiting } from '../../agent/lock.js';
 import { loadPolicy, refuseWholeRoot, updatePolicy, vaultRetention } from '../../agent/policy.js';
 import { KEYCHAIN_REACHES_SCHEDULED_JOBS, planSchedule, scheduledCommand } from '../../agent/scheduler.js';
 import { checkHome, requireRegistration, secretsLocation } from '../../agent/state.js';
 import { AzbkError } from '../../shared/errors.js';
+import { makeFoldersSync } from '../../shared/files.js';
+import type { HomePaths } from '../../shared/paths.js';
 import type { VaultSession } from '../../vault/api.js';
 import { cronDaemonNote } from '../../agent/cron-daemon.js';
 import { compileExcludes } from '../../core/exclude.js';
 import { crontabNotes, describePolicy, policyResult } from '../policy-text.js';
+import type { Output } from '../output.js';
 import { action } from '../run.js';
 import { textPaths } from '../arg-paths.js';
 
@@ -140,62 +145,21 @@ export function policyCommand(program: Command): void {
         "vault's expired/ folder before they are removed. The newest point is always kept, and a policy that\n" +
         'keeps fewer points than the one before takes effect 14 days after it is set.\n' +
         '\nExit codes: 0 set, 1 the schedule or AZBK_HOME could not be written (or AZBK_HOME is not private), 2 bad input (nothing changes),\n' +
-        '10 vault unreachable when retention is set (nothing changes), 13 credentials invalid.',
+        '10 vault unreachable when retention is set (nothing changes), 11 another policy set still runs after\n' +
+        '30 seconds (two take turns), 13 credentials invalid.',
     )
     .action(
       action('policy set', async ({ paths, out }, o: SetOpts) => {
         // A policy others could have written is no policy to change, nor to show.
         await checkHome(paths);
-        const old = await loadPolicy(paths);
-        const bandwidth = bandwidthFrom(o, old.bandwidth);
-        const schedule = scheduleFrom(o, old.schedule);
-        const keep = keepCounts(o);
-        // Both given: which one was meant? (commander would keep the last without a word)
-        if (process.argv.includes('--no-exclude') && process.argv.some((a) => a === '--exclude' || a.startsWith('--exclude='))) {
-          throw usage('--exclude and --no-exclude contradict each other: give one of them.');
-        }
-        const exclude = o.exclude === false ? [] : o.exclude;
-        if (o.include === undefined && exclude === undefined && bandwidth === undefined && schedule === undefined && keep === undefined) {
-          throw usage('Nothing to set: give --include, --exclude, a bandwidth option, --schedule or a --keep option.');
-        }
-        if (exclude !== undefined) compileExcludes(exclude);
-        textPaths('--include', o.include);
-        // Paths scheduled backups would all refuse: refused here, before anything changes.
-        if (o.include !== undefined || schedule) refuseWholeRoot(o.include ?? old.include);
-        if (schedule) {
-          const reg = await requireRegistration(paths);
-          if (secretsLocation(reg).store === 'keychain' && !KEYCHAIN_REACHES_SCHEDULED_JOBS) {
-            throw new AzbkError('AZBK_SECRETS_IN_KEYCHAIN', "This machine's secret and key are in the keychain, which cron jobs cannot reach.");
-          }
-          if ((o.include ?? old.include).length === 0) throw usage('A schedule needs something to back up: give --include PATH too.');
-        }
-        // Everything is checked before anything changes; then the vault first (when it cannot be
-        // reached, nothing changes here either), and each change is recorded here once made.
-        const applySchedule = schedule === undefined ? null : await planSchedule(schedule, scheduledCommand(paths));
-        if (keep !== undefined) {
-          const ctx = await openAgent(paths);
-          const retention = await retentionFrom(ctx.session, ctx.registration.machineId, keep, old.retention);
-          await ctx.session.putPolicy(retention);
-          await updatePolicy(paths, { retention });
-        }
+        // Two at once would each write back what it read, and the last one's would stand.
+        makeFoldersSync(paths.home, 0o700);
+        const lock = await acquireLockWaiting(paths.policyLock, { jobId: randomBytes(16).toString('hex'), kind: 'policy set' }, POLICY_WAIT_MS);
         try {
-          await applySchedule?.();
-        } catch (err) {
-          // Task Scheduler's tasks are replaced one by one: a failure leaves none of the old ones.
-          if (process.platform === 'win32') await updatePolicy(paths, { schedule: null });
-          if (keep !== undefined && err instanceof AzbkError) throw new AzbkError(err.code, `${err.message} The retention policy was set.`, { hint: err.hint, cause: err });
-          throw err;
+          await setPolicy(paths, out, o);
+        } finally {
+          await lock.release();
         }
-        const p = await updatePolicy(paths, {
-          ...(o.include ? { include: o.include } : {}),
-          ...(exclude !== undefined ? { exclude } : {}),
-          ...(bandwidth ? { bandwidth } : {}),
-          ...(schedule !== undefined ? { schedule } : {}),
-        });
-        for (const line of describePolicy(p)) out.line(line);
-        const daemon = schedule ? await cronDaemonNote() : null;
-        if (daemon !== null) out.line(daemon);
-        out.result(policyResult(p, daemon === null ? null : { installed: true, note: daemon, noDaemon: true }));
       }),
     );
   policy
@@ -213,4 +177,61 @@ export function policyCommand(program: Command): void {
         out.result(policyResult(p, notes));
       }),
     );
+}
+
+/** How long policy set waits for another one to finish before it gives up (exit 11). */
+const POLICY_WAIT_MS = 30_000;
+
+/** policy set's work, under the policy lock: everything checked first, then the vault, then here. */
+async function setPolicy(paths: HomePaths, out: Output, o: SetOpts): Promise<void> {
+  const old = await loadPolicy(paths);
+  const bandwidth = bandwidthFrom(o, old.bandwidth);
+  const schedule = scheduleFrom(o, old.schedule);
+  const keep = keepCounts(o);
+  // Both given: which one was meant? (commander would keep the last without a word)
+  if (process.argv.includes('--no-exclude') && process.argv.some((a) => a === '--exclude' || a.startsWith('--exclude='))) {
+    throw usage('--exclude and --no-exclude contradict each other: give one of them.');
+  }
+  const exclude = o.exclude === false ? [] : o.exclude;
+  if (o.include === undefined && exclude === undefined && bandwidth === undefined && schedule === undefined && keep === undefined) {
+    throw usage('Nothing to set: give --include, --exclude, a bandwidth option, --schedule or a --keep option.');
+  }
+  if (exclude !== undefined) compileExcludes(exclude);
+  textPaths('--include', o.include);
+  // Paths scheduled backups would all refuse: refused here, before anything changes.
+  if (o.include !== undefined || schedule) refuseWholeRoot(o.include ?? old.include);
+  if (schedule) {
+    const reg = await requireRegistration(paths);
+    if (secretsLocation(reg).store === 'keychain' && !KEYCHAIN_REACHES_SCHEDULED_JOBS) {
+      throw new AzbkError('AZBK_SECRETS_IN_KEYCHAIN', "This machine's secret and key are in the keychain, which cron jobs cannot reach.");
+    }
+    if ((o.include ?? old.include).length === 0) throw usage('A schedule needs something to back up: give --include PATH too.');
+  }
+  // Everything is checked before anything changes; then the vault first (when it cannot be
+  // reached, nothing changes here either), and each change is recorded here once made.
+  const applySchedule = schedule === undefined ? null : await planSchedule(schedule, scheduledCommand(paths));
+  if (keep !== undefined) {
+    const ctx = await openAgent(paths);
+    const retention = await retentionFrom(ctx.session, ctx.registration.machineId, keep, old.retention);
+    await ctx.session.putPolicy(retention);
+    await updatePolicy(paths, { retention });
+  }
+  try {
+    await applySchedule?.();
+  } catch (err) {
+    // Task Scheduler's tasks are replaced one by one: a failure leaves none of the old ones.
+    if (process.platform === 'win32') await updatePolicy(paths, { schedule: null });
+    if (keep !== undefined && err instanceof AzbkError) throw new AzbkError(err.code, `${err.message} The retention policy was set.`, { hint: err.hint, cause: err });
+    throw err;
+  }
+  const p = await updatePolicy(paths, {
+    ...(o.include ? { include: o.include } : {}),
+    ...(exclude !== undefined ? { exclude } : {}),
+    ...(bandwidth ? { bandwidth } : {}),
+    ...(schedule !== undefined ? { schedule } : {}),
+  });
+  for (const line of describePolicy(p)) out.line(line);
+  const daemon = schedule ? await cronDaemonNote() : null;
+  if (daemon !== null) out.line(daemon);
+  out.result(policyResult(p, daemon === null ? null : { installed: true, note: daemon, noDaemon: true }));
 }
