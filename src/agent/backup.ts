@@ -368,6 +368,8 @@ class BackupJob {
   private named: readonly PackId[] = [];
   /** how many of the writer's packs the checkpoints written name */
   private namedByCheckpoints = 0;
+  /** included paths backed up (not skipped) so far */
+  private includedKept = 0;
   /** files examined so far, and their size (see progress) */
   private readonly examined = { files: 0, bytes: 0 };
   /** what the walk leaves out, and the same as one text (see core/exclude.ts) */
@@ -490,6 +492,11 @@ class BackupJob {
     let root: Folder;
     try {
       root = await this.ancestorTree([], trie);
+      // Not one of them could be read (a folder this user may not list, say): no point of nothing.
+      if (this.includedKept === 0) {
+        const why = [...this.skipped, ...this.warnings].map((x) => `${x.path} (${x.reason})`).join('; ');
+        throw new AzbkError('AZBK_PATH_NOT_FOUND', `None of the paths to back up could be backed up: ${why}.`);
+      }
       this.opts.onEvent?.({ type: 'finishing' });
       await this.checkpointsWritten();
       await this.writer.flush();
@@ -729,7 +736,8 @@ class BackupJob {
       const childAbs = fromSegments(childSegs);
       if (child.included) {
         const l = this.lstat(childAbs, name);
-        entries.push(l === null ? Promise.resolve(null) : l.st.kind === 'dir' ? this.dirEntry(l, this.dir(l)) : this.entry(l, known, remembered));
+        const e = l === null ? Promise.resolve(null) : l.st.kind === 'dir' ? this.dirEntry(l, this.dir(l)) : this.entry(l, known, remembered);
+        entries.push(e.then((x) => (x === null ? x : (this.includedKept++, x))));
       } else {
         const st = entryStat(fs.lstatSync(childAbs, { bigint: true }));
         entries.push(this.ancestorTree(childSegs, child).then((f) => ({ node: { type: 'dir', name, ...meta(st), subtree: f.tree }, counts: f.counts, packs: f.packs })));

@@ -1,5 +1,5 @@
 /** backup --now: missing include paths (partial), the policy, one job at a time, a vanished vault. */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -130,13 +130,29 @@ describe.concurrent('backup', () => {
     expect(c.stats).toMatchObject({ files: 0, symlinks: 1 });
   });
 
-  it('exits 2 and makes no point when no include path exists', async (ctx) => {
+  it('exits 2 and makes no point when no include path exists, or none could be backed up', async (ctx) => {
     const root = await tempDir(ctx);
     const a = await setupMachine(root);
     const r = await a.run(['backup', '--now', '--include', path.join(root, 'nope1'), path.join(root, 'nope2')]);
     expectExit(r, 2);
     expectNoStack(r);
     expect(r.stderr).toContain('nope1');
+    // There, but nothing of it can be kept: a pipe (as a folder this user may not list).
+    const pipe = path.join(root, 'pipe');
+    if (process.platform !== 'win32') {
+      expect(spawnSync('mkfifo', [pipe]).status).toBe(0);
+      const none = await a.run(['backup', '--now', '--include', pipe]);
+      expectExit(none, 2);
+      expect(none.stderr).toContain(`None of the paths to back up could be backed up: ${pipe} (special file`);
+    }
+    if (process.platform !== 'win32' && process.getuid?.() !== 0) {
+      const locked = path.join(root, 'locked');
+      await fs.mkdir(locked, { mode: 0o000 });
+      const none = await a.run(['backup', '--now', '--include', locked]);
+      expectExit(none, 2);
+      expect(none.stderr).toContain(`None of the paths to back up could be backed up: ${locked} (`);
+      await fs.chmod(locked, 0o700);
+    }
     const points = await a.run(['points', '--json']);
     expectExit(points, 0);
     expect(parseJson(points).points).toEqual([]);
