@@ -88,7 +88,7 @@ export interface RestoreResult {
   readonly target: string | null;
   readonly restored: { files: number; dirs: number; symlinks: number; bytes: number };
   /** existing items left alone (skip) or kept beside a restored copy (copy) */
-  readonly conflicts: readonly { path: string; action: 'skipped' | 'copied'; restoredAs?: string }[];
+  readonly conflicts: readonly Conflict[];
   readonly failed: readonly SkippedItem[];
   /** packs the vault's index names that it no longer holds, found by this restore */
   readonly missingPacks: readonly PackId[];
@@ -96,6 +96,14 @@ export interface RestoreResult {
   readonly leftoversRemoved: number;
   /** what the job history says the vault should have listed and did not (see point-history.ts) */
   readonly warnings: readonly string[];
+}
+
+/** An item found in the way: left as it is (--conflict skip, or azbk's own folder: `own`), or restored beside it as `restoredAs`. */
+export interface Conflict {
+  readonly path: string;
+  readonly action: 'skipped' | 'copied';
+  readonly restoredAs?: string;
+  readonly own?: true;
 }
 
 interface Selected {
@@ -197,7 +205,7 @@ class RestoreJob {
   readonly restored = { files: 0, dirs: 0, symlinks: 0, bytes: 0 };
   /** bytes written (see RestoreCounts), for progress */
   private written = 0;
-  readonly conflicts: { path: string; action: 'skipped' | 'copied'; restoredAs?: string }[] = [];
+  readonly conflicts: Conflict[] = [];
   readonly failed: SkippedItem[] = [];
   /** temporary names: `.azbk-restore-<job>-<n>`, unique per job without a random draw per file */
   readonly tmpPrefix = `.azbk-restore-${randomBytes(6).toString('hex')}-`;
@@ -489,7 +497,7 @@ class RestoreJob {
     stopIfAsked(this.o.signal);
     // azbk's own folder, in a point made before backups left it out: left as it is now.
     if (node.type === 'dir' && !fresh && ownFolderOf(dest, this.own) !== undefined) {
-      this.conflicts.push({ path: displayPath(segs), action: 'skipped' });
+      this.conflicts.push({ path: displayPath(segs), action: 'skipped', own: true });
       return;
     }
     try {

@@ -160,7 +160,7 @@ describe.skipIf(process.platform === 'win32')('restore safety', () => {
     expectExit(await asB(['register', '--vault-credentials', m.vault.credentials, '--passphrase-file', m.passphraseFile, '--machine-name', 'own-b']), 0);
     const r = await asB(['restore', '--point', 'latest', '--machine', m.name, '--passphrase-file', m.passphraseFile, '--path', data, '--json']);
     expectExit(r, 0);
-    expect(parseJson(r).conflicts).toEqual([{ path: homeB, action: 'skipped' }]);
+    expect(parseJson(r).conflicts).toEqual([{ path: homeB, action: 'skipped', own: true }]);
     expect(await fs.readFile(path.join(data, 'a.txt'), 'utf8')).toBe('a\n');
     expect(await fs.readdir(homeB)).not.toContain('b.txt');
   });

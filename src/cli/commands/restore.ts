@@ -108,9 +108,10 @@ export function restoreCommand(program: Command): void {
         out.line(`  ${s.files} files (${formatBytes(s.bytes)}), ${s.dirs} folders, ${s.symlinks} links.`);
         for (const w of r.warnings) out.warn(w);
         if (r.leftoversRemoved > 0) out.line(`  Removed ${r.leftoversRemoved} temporary file(s) left by an earlier restore that did not finish.`);
-        const skipped = r.conflicts.filter((c) => c.action === 'skipped');
+        const skipped = r.conflicts.filter((c) => c.action === 'skipped' && c.own !== true);
         if (skipped.length > 0) out.line(`  ${skipped.length} existing item(s) left as they were (--conflict skip).`);
-        for (const c of r.conflicts.filter((x) => x.action === 'copied')) out.line(`  ${printable(c.path)} exists; restored as ${printable(c.restoredAs ?? '')}`);
+        for (const c of r.conflicts.filter((x) => x.own === true)) out.line(`  ${printable(c.path)}: azbk's own folder here, left as it is.`);
+        for (const c of r.conflicts.filter((x) => x.action === 'copied')) out.line(`  ${printable(c.path)}: one was there already; restored beside it as ${printable(c.restoredAs ?? '')}`);
         if (r.missingPacks.length > 0) {
           out.line(`  The vault is missing ${r.missingPacks.length} pack(s) its index names. Files whose data a later backup stored again were restored from there; azbk verify lists what else needs those packs.`);
         }
