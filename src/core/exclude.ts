@@ -19,7 +19,8 @@ const MAX_PATTERN = 4096;
 export function checkExcludes(patterns: readonly unknown[]): asserts patterns is readonly string[] {
   if (patterns.length > MAX_EXCLUDES) throw new AzbkError('AZBK_BAD_INPUT', `At most ${MAX_EXCLUDES} patterns may be excluded.`);
   for (const p of patterns) {
-    if (typeof p !== 'string' || p === '' || p.length > MAX_PATTERN || p.includes('\0')) {
+    // `/` (all slashes) would be a pattern of nothing once its end is left off.
+    if (typeof p !== 'string' || /^\/*$/.test(p) || p.length > MAX_PATTERN || p.includes('\0')) {
       throw new AzbkError('AZBK_BAD_INPUT', `${JSON.stringify(String(p)).slice(0, 80)} is not a pattern to exclude.`, { hint: 'Give a name such as *.tmp, or a path such as /home/ann/.cache.' });
     }
   }

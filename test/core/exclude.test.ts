@@ -42,7 +42,7 @@ describe('exclusions', () => {
   });
 
   it('refuses what is not a pattern', () => {
-    for (const bad of [[''], ['a\0b'], ['[z-a]'], ['x\\'], ['y'.repeat(5000)], Array.from({ length: MAX_EXCLUDES + 1 }, (_, i) => `p${i}`)]) {
+    for (const bad of [[''], ['/'], ['//'], ['a\0b'], ['[z-a]'], ['x\\'], ['y'.repeat(5000)], Array.from({ length: MAX_EXCLUDES + 1 }, (_, i) => `p${i}`)]) {
       expect(() => compileExcludes(bad), JSON.stringify(bad).slice(0, 40)).toThrow(expect.objectContaining({ code: 'AZBK_BAD_INPUT' }));
     }
   });

@@ -195,6 +195,8 @@ describe.concurrent('backup', () => {
         a.run(['policy', 'set', '--keep-daily', String(30 + round)]),
       ]);
       for (const r of runs) expectExit(r, 0);
+      // Set, but said: a path not there (yet) is skipped by backups.
+      expect(runs[0]!.stderr).toContain(`azbk: ${include} does not exist now: backups skip it (exit 3) until it does.`);
       const shown = parseJson(await a.run(['policy', 'show', '--json']));
       expect(shown.include).toEqual([include]);
       expect(shown.exclude).toEqual([`*.tmp${round}`]);

@@ -4,6 +4,8 @@
  * this machine's points.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { parseHours, parseRate, type BandwidthPolicy } from '../../core/bandwidth.js';
 import type { MachineId } from '../../core/ids.js';
@@ -22,7 +24,7 @@ import type { VaultSession } from '../../vault/api.js';
 import { cronDaemonNote } from '../../agent/cron-daemon.js';
 import { compileExcludes } from '../../core/exclude.js';
 import { crontabNotes, describePolicy, policyResult } from '../policy-text.js';
-import type { Output } from '../output.js';
+import { printable, type Output } from '../output.js';
 import { action } from '../run.js';
 import { textPaths } from '../arg-paths.js';
 
@@ -224,6 +226,8 @@ async function setPolicy(paths: HomePaths, out: Output, o: SetOpts): Promise<voi
     if (keep !== undefined && err instanceof AzbkError) throw new AzbkError(err.code, `${err.message} The retention policy was set.`, { hint: err.hint, cause: err });
     throw err;
   }
+  // Kept (a disk mounted later, say), but said: until they are there, backups skip them.
+  for (const inc of o.include ?? []) if (!existsSync(inc)) out.warn(`${printable(path.resolve(inc))} does not exist now: backups skip it (exit 3) until it does.`);
   const p = await updatePolicy(paths, {
     ...(o.include ? { include: o.include } : {}),
     ...(exclude !== undefined ? { exclude } : {}),
