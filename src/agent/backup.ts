@@ -30,13 +30,13 @@ import { FileCache, isDamagedCache, type KnownDir } from './file-cache.js';
 import { entryStat, fingerprint, folderIdentity, listFolder, MAX_FOLDER_DEPTH, slashed, type EntryStat, type Listed } from './folder-listing.js';
 import { changesSince, dirtyFolders, journalOffset, journalRun, journalSync, underTree, type JournalMark } from './journal.js';
 import { fromSegments, isAtOrBelow, toSegments } from './fspath.js';
-import { ownFolderOf, ownFolders, ownPatterns } from './own-folders.js';
+import { excludedForm, ownFolderOf, ownFolders } from './own-folders.js';
 import { refuseWholeRoot } from './policy.js';
 import { acquireJobLock } from './lock.js';
 import { openSpool } from './spool.js';
 import { sealManifest, type BackupStats, type PointManifest, type SkippedItem } from './manifest.js';
 import { ChunkPool } from './pipeline/pool.js';
-import { dropPrestartedScan, FolderScan } from './pipeline/scan.js';
+import { dropPrestartedScan, FolderScan, type ScanOptions } from './pipeline/scan.js';
 import { NOT_REGULAR, REPLACED, type FileStat, type SealedChunk } from './pipeline/protocol.js';
 
 /** How far a running backup got: files examined (read, or found unchanged) and what was read, new and uploaded. */
@@ -375,9 +375,8 @@ class BackupJob {
   /** what the walk leaves out, and the same as one text (see core/exclude.ts) */
   private readonly excluded: Excluded | null;
   private readonly excludeKey: string;
-  /** AZBK_HOME and the embedded vault, by each of their paths (see own-folders.ts), and the patterns that leave them out with the ones given */
+  /** AZBK_HOME and the embedded vault, by each of their paths (see own-folders.ts) */
   private readonly own: readonly string[];
-  private readonly exclude: readonly string[];
 
   constructor(
     private readonly ctx: AgentContext,
@@ -395,8 +394,7 @@ class BackupJob {
     this.heldPartials = new Map([...this.partials].map(([p, f]) => [p, { id: identity(f), count: f.content.length }]));
     // azbk's own folders are left out like the patterns given (but are no change of those).
     this.own = ownFolders(ctx.paths.home, ctx.registration.endpoint, opts.include);
-    this.exclude = [...(opts.exclude ?? []), ...ownPatterns(this.own)];
-    this.excluded = compileExcludes(this.exclude);
+    this.excluded = compileExcludes(opts.exclude ?? [], excludedForm(this.own));
     this.excludeKey = excludesKey(opts.exclude ?? []);
   }
 
@@ -457,7 +455,7 @@ class BackupJob {
     } else this.scan = { mode: 'full', reason: journal.why };
     // A full scan after an earlier backup has help from the scan worker, which starts at once (or
     // was started while the command loaded: see prestartScan); a backup that needs none ends that one.
-    if (this.dirty === null && last !== null) this.scanner = startScan(included, this.exclude, this.cache.file, (tree) => this.reusable(tree));
+    if (this.dirty === null && last !== null) this.scanner = startScan(included, { exclude: this.opts.exclude ?? [], excludeExact: excludedForm(this.own) }, this.cache.file, (tree) => this.reusable(tree));
     else dropPrestartedScan();
     try {
       return await this.backUp(started, cfg, includedPaths, trie, { offset, run, included, last });
@@ -1123,9 +1121,9 @@ function fileNode(name: string, st: NodeStat, id: FileIdentity, content: readonl
 const NO_FILES: ReadonlyMap<string, KnownFile> = new Map();
 
 /** A scan worker for a full scan (see FolderScan), or null when no thread could be started: it is only a help. */
-function startScan(roots: readonly string[], exclude: readonly string[], cacheFile: string, stored: (tree: BlobId) => boolean): FolderScan | null {
+function startScan(roots: readonly string[], excludes: ScanOptions, cacheFile: string, stored: (tree: BlobId) => boolean): FolderScan | null {
   try {
-    return new FolderScan(roots, cacheFile, stored, { exclude });
+    return new FolderScan(roots, cacheFile, stored, excludes);
   } catch {
     return null;
   }

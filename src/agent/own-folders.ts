@@ -5,7 +5,6 @@
  * grow by itself, at every backup. A restore does not write into them.
  */
 import { fileURLToPath } from 'node:url';
-import { escapeGlob } from '../core/glob.js';
 import { slashed } from './folder-listing.js';
 import { homeSpellings } from './journal.js';
 import { isAtOrBelow } from './fspath.js';
@@ -24,9 +23,9 @@ export function ownFolders(home: string, endpoint: string, roots: Iterable<strin
   return [...out];
 }
 
-/** Exclusion patterns (see core/exclude.ts) that leave out exactly `folders`. */
-export function ownPatterns(folders: readonly string[]): string[] {
-  return folders.map((f) => escapeGlob(slashed(f)));
+/** `folders` as exclusions see paths (see compileExcludes' `exact`). */
+export function excludedForm(folders: readonly string[]): string[] {
+  return folders.map(slashed);
 }
 
 /** The folder of `folders` that `abs` is or is in, if any. */

@@ -148,8 +148,3 @@ function bracket(p: readonly string[], start: number, pattern: string): { token:
   }
   return null;
 }
-
-/** A pattern that matches `text` and nothing else: each character with a meaning here escaped. */
-export function escapeGlob(text: string): string {
-  return text.replace(/[\\*?[\]]/g, (c) => `\\${c}`);
-}

@@ -1,18 +1,10 @@
 /** Shell patterns for azbk find: what each form matches, and what it does not. */
 import { describe, expect, it } from 'vitest';
-import { compileGlob, escapeGlob } from '../../src/core/glob.js';
+import { compileGlob } from '../../src/core/glob.js';
 
 const matches = (pattern: string, text: string, ignoreCase = false) => compileGlob(pattern, ignoreCase)(text);
 
 describe('compileGlob', () => {
-  it('matches an escaped text (escapeGlob) and nothing else, whatever it holds', () => {
-    for (const text of ['/home/ann/.config/azbk', '/srv/[a]b*c?d\\e]', '/x/**/y', '/a/\\']) {
-      const m = compileGlob(escapeGlob(text));
-      expect(m(text), text).toBe(true);
-      for (const other of [`${text}x`, text.slice(0, -1), text.replace(/[*?[\]\\]/g, 'z')]) if (other !== text) expect(m(other), `${text} / ${other}`).toBe(false);
-    }
-  });
-
   it('matches * and ? within a name, ** across folders', () => {
     expect(matches('*.c', 'main.c')).toBe(true);
     expect(matches('*.c', 'main.h')).toBe(false);

@@ -73,7 +73,7 @@ function scan(abs: string, depth: number): StoredDir | null {
 function run(init: ScanInit): void {
   ({ port } = init);
   rows = openDirRows(init.cacheFile);
-  excluded = compileExcludes(init.exclude);
+  excluded = compileExcludes(init.exclude, init.excludeExact);
   for (let i = init.roots.length - 1; i >= 0; i--) {
     // Only folders: the walk backs up an included link as a link, and never looks behind it.
     const root = init.roots[i]!;
