@@ -30,7 +30,7 @@ import { FileCache, isDamagedCache, type KnownDir } from './file-cache.js';
 import { entryStat, fingerprint, folderIdentity, listFolder, MAX_FOLDER_DEPTH, slashed, type EntryStat, type Listed } from './folder-listing.js';
 import { changesSince, dirtyFolders, journalOffset, journalRun, journalSync, underTree, type JournalMark } from './journal.js';
 import { fromSegments, isAtOrBelow, toSegments } from './fspath.js';
-import { excludedForm, ownFolderOf, ownFolders } from './own-folders.js';
+import { ownFolderOf, ownFolders, type OwnFolders } from './own-folders.js';
 import { refuseWholeRoot } from './policy.js';
 import { acquireJobLock } from './lock.js';
 import { openSpool } from './spool.js';
@@ -263,6 +263,8 @@ interface LastBackup extends JournalMark {
   readonly lastFull: string | null;
   /** its exclusions (excludesKey): under others, the folders the journal saw no change in may not be what they were */
   readonly exclude: string;
+  /** the own folders it left out (OwnFolders.key; null in a mark that does not say): the same holds of those */
+  readonly own: string | null;
 }
 
 /** The last completed backup's mark, from the cache (null for none, or one this version did not write). */
@@ -273,7 +275,7 @@ function lastBackup(v: unknown): LastBackup | null {
   const lastFull = typeof b.lastFull === 'string' ? b.lastFull : null;
   // A mark written before exclusions were: none then.
   const exclude = typeof b.exclude === 'string' ? b.exclude : excludesKey([]);
-  return { started: b.started, offset: b.offset, run, paths: b.paths as string[], lastFull, exclude };
+  return { started: b.started, offset: b.offset, run, paths: b.paths as string[], lastFull, exclude, own: typeof b.own === 'string' ? b.own : null };
 }
 
 /** Whether a full scan that started at `lastFull` (ISO time) is too old to go without another, now. */
@@ -375,8 +377,8 @@ class BackupJob {
   /** what the walk leaves out, and the same as one text (see core/exclude.ts) */
   private readonly excluded: Excluded | null;
   private readonly excludeKey: string;
-  /** AZBK_HOME and the embedded vault, by each of their paths (see own-folders.ts) */
-  private readonly own: readonly string[];
+  /** AZBK_HOME and the embedded vault, which the walk leaves out (see own-folders.ts) */
+  private readonly own: OwnFolders;
 
   constructor(
     private readonly ctx: AgentContext,
@@ -393,8 +395,8 @@ class BackupJob {
     this.partials = resume?.partials ?? new Map();
     this.heldPartials = new Map([...this.partials].map(([p, f]) => [p, { id: identity(f), count: f.content.length }]));
     // azbk's own folders are left out like the patterns given (but are no change of those).
-    this.own = ownFolders(ctx.paths.home, ctx.registration.endpoint, opts.include);
-    this.excluded = compileExcludes(opts.exclude ?? [], excludedForm(this.own));
+    this.own = ownFolders(ctx.paths.home, ctx.registration.endpoint);
+    this.excluded = compileExcludes(opts.exclude ?? []);
     this.excludeKey = excludesKey(opts.exclude ?? []);
   }
 
@@ -424,7 +426,9 @@ class BackupJob {
     const trie = this.buildTrie();
     const includedPaths = collectIncluded(trie, []);
     if (includedPaths.length === 0) {
-      throw new AzbkError('AZBK_PATH_NOT_FOUND', `None of the paths to back up can be backed up: ${this.skipped.map((s) => `${s.path} (${s.reason})`).join('; ')}.`);
+      throw new AzbkError('AZBK_PATH_NOT_FOUND', `None of the paths to back up can be backed up: ${this.skipped.map((s) => `${s.path} (${s.reason})`).join('; ')}.`, {
+        hint: 'Each path says why; include folders or files that are there and this user may read.',
+      });
     }
 
     // The journal's length and run now, once the watcher has recorded every change before now
@@ -439,6 +443,8 @@ class BackupJob {
     const journal = changesSince(home, last, included, this.excludeKey);
     if (last !== null && last.exclude !== this.excludeKey) {
       this.scan = { mode: 'full', reason: 'the exclusions changed since the last backup' };
+    } else if (last !== null && last.own !== this.own.key) {
+      this.scan = { mode: 'full', reason: "azbk's own folders (AZBK_HOME, the vault), which backups leave out, are not those of the last backup" };
     } else if (journal.ok && sync === 'silent') {
       this.scan = { mode: 'full', reason: 'the change journal did not answer in time (azbk watch is stopped or far behind)' };
     } else if (journal.ok && fullScanDue(last?.lastFull ?? null, started)) {
@@ -455,7 +461,7 @@ class BackupJob {
     } else this.scan = { mode: 'full', reason: journal.why };
     // A full scan after an earlier backup has help from the scan worker, which starts at once (or
     // was started while the command loaded: see prestartScan); a backup that needs none ends that one.
-    if (this.dirty === null && last !== null) this.scanner = startScan(included, { exclude: this.opts.exclude ?? [], excludeExact: excludedForm(this.own) }, this.cache.file, (tree) => this.reusable(tree));
+    if (this.dirty === null && last !== null) this.scanner = startScan(included, { exclude: this.opts.exclude ?? [], own: [...this.own.ids] }, this.cache.file, (tree) => this.reusable(tree));
     else dropPrestartedScan();
     try {
       return await this.backUp(started, cfg, includedPaths, trie, { offset, run, included, last });
@@ -493,7 +499,9 @@ class BackupJob {
       // Not one of them could be read (a folder this user may not list, say): no point of nothing.
       if (this.includedKept === 0) {
         const why = [...this.skipped, ...this.warnings].map((x) => `${x.path} (${x.reason})`).join('; ');
-        throw new AzbkError('AZBK_PATH_NOT_FOUND', `None of the paths to back up could be backed up: ${why}.`);
+        throw new AzbkError('AZBK_PATH_NOT_FOUND', `None of the paths to back up could be backed up: ${why}.`, {
+          hint: 'Each path says why; include folders or files that are there and this user may read.',
+        });
       }
       this.opts.onEvent?.({ type: 'finishing' });
       await this.checkpointsWritten();
@@ -540,7 +548,7 @@ class BackupJob {
       });
     });
     this.cache.putTreePacks([...this.madeTrees].map(([tree, refs]) => [tree, packIds(refs)] as const));
-    const mark: LastBackup = { started: manifest.started, offset, run, paths: included, lastFull: this.scan.mode === 'full' ? manifest.started : (last?.lastFull ?? null), exclude: this.excludeKey };
+    const mark: LastBackup = { started: manifest.started, offset, run, paths: included, lastFull: this.scan.mode === 'full' ? manifest.started : (last?.lastFull ?? null), exclude: this.excludeKey, own: this.own.key };
     this.cache.setMeta(LAST_BACKUP, mark);
     this.index.saveSnapshot(this.cache); // the next backup or restore loads the index as it is
     return {
@@ -884,7 +892,7 @@ class BackupJob {
     let listed: Listed[];
     let complete: boolean;
     try {
-      ({ listed, complete } = listFolder(abs, (p, why) => this.skip(p, typeof why === 'string' ? why : describe(why)), folder.st, this.excluded));
+      ({ listed, complete } = listFolder(abs, (p, why) => this.skip(p, typeof why === 'string' ? why : describe(why)), folder.st, this.excluded, this.own.ids));
     } catch (err) {
       this.skip(abs, describe(err));
       return null;

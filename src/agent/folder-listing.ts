@@ -10,6 +10,7 @@ import type { Excluded } from '../core/exclude.js';
 import type { KnownFile } from './checkpoint.js';
 import { childPath } from './fspath.js';
 import { fileStat, REPLACED, type FileStat } from './pipeline/protocol.js';
+import { idOf } from './own-folders.js';
 
 /**
  * Folders deeper than this (counted from the root) are skipped and listed. The walk goes down one
@@ -43,8 +44,14 @@ export function entryStat(st: fs.BigIntStats): EntryStat {
  * An entry that cannot be examined is left out and handed to `skip` with its error, or with why
  * as text; `complete` is false then. An entry `excluded` leaves out is neither examined nor listed.
  */
-export function listFolder(abs: string, skip: (p: string, why: unknown) => void, self?: EntryStat, excluded: Excluded | null = null): { listed: Listed[]; complete: boolean } {
-  if (self === undefined || process.platform === 'win32') return listAt(abs, abs, skip, excluded);
+export function listFolder(
+  abs: string,
+  skip: (p: string, why: unknown) => void,
+  self?: EntryStat,
+  excluded: Excluded | null = null,
+  own: ReadonlySet<string> = NONE,
+): { listed: Listed[]; complete: boolean } {
+  if (self === undefined || process.platform === 'win32') return listAt(abs, abs, skip, excluded, own);
   // Opened without following a link, and checked to be the folder its parent listed: a folder
   // swapped for a link (to one outside the included folders, say) is never listed in its place.
   const fd = fs.openSync(abs, DIR_FLAGS);
@@ -55,7 +62,7 @@ export function listFolder(abs: string, skip: (p: string, why: unknown) => void,
     }
     // On Linux the folder opened is listed, and its entries examined, through its descriptor: so
     // also when a folder above it is swapped for a link meanwhile.
-    return listAt(abs, BY_DESCRIPTOR ? `/proc/self/fd/${fd}` : abs, skip, excluded);
+    return listAt(abs, BY_DESCRIPTOR ? `/proc/self/fd/${fd}` : abs, skip, excluded, own);
   } finally {
     fs.closeSync(fd);
   }
@@ -67,8 +74,13 @@ export const slashed = process.platform === 'win32' ? (p: string) => p.replaceAl
 const DIR_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_DIRECTORY ?? 0) | (fs.constants.O_NOFOLLOW ?? 0);
 const BY_DESCRIPTOR = process.platform === 'linux' && fs.existsSync('/proc/self/fd');
 
-/** listFolder's work: the entries of the folder `abs`, read through the path `at` (abs, or its descriptor). */
-function listAt(abs: string, at: string, skip: (p: string, why: unknown) => void, excluded: Excluded | null): { listed: Listed[]; complete: boolean } {
+const NONE: ReadonlySet<string> = new Set();
+
+/**
+ * listFolder's work: the entries of the folder `abs`, read through the path `at` (abs, or its
+ * descriptor), but for the folders of `own` (`dev:ino`: azbk's own, see own-folders.ts).
+ */
+function listAt(abs: string, at: string, skip: (p: string, why: unknown) => void, excluded: Excluded | null, own: ReadonlySet<string>): { listed: Listed[]; complete: boolean } {
   let names = fs.readdirSync(at);
   let unnamed = 0;
   if (names.some((n) => n.includes('\uFFFD'))) [names, unnamed] = decodableNames(abs, at, skip);
@@ -78,15 +90,18 @@ function listAt(abs: string, at: string, skip: (p: string, why: unknown) => void
   }
   names.sort();
   const listed: Listed[] = [];
+  let left = 0;
   for (const name of names) {
     const p = childPath(abs, name); // a name from readdir is one segment
     try {
-      listed.push({ abs: p, name, st: entryStat(fs.lstatSync(at === abs ? p : `${at}/${name}`, { bigint: true })) });
+      const st = entryStat(fs.lstatSync(at === abs ? p : `${at}/${name}`, { bigint: true }));
+      if (st.kind === 'dir' && own.size > 0 && own.has(idOf(st))) left++;
+      else listed.push({ abs: p, name, st });
     } catch (err) {
       skip(p, err);
     }
   }
-  return { listed, complete: listed.length === names.length && unnamed === 0 };
+  return { listed, complete: listed.length + left === names.length && unnamed === 0 };
 }
 
 /**

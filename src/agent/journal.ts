@@ -465,9 +465,10 @@ export function homeSpellings(home: string, roots: Iterable<string>): string[] {
   return [...out];
 }
 
-/** Whether a path is AZBK_HOME or in it, by any of its paths (see homeSpellings). */
-function ownPaths(home: string, roots: Iterable<string>): (abs: string) => boolean {
-  const homes = homeSpellings(home, roots);
+/** Whether a path is one of `folders` (AZBK_HOME, the embedded vault) or in one, by any of its paths (see homeSpellings). */
+function ownPaths(folders: readonly string[], roots: Iterable<string>): (abs: string) => boolean {
+  const list = [...roots];
+  const homes = folders.flatMap((f) => homeSpellings(f, list));
   return (abs) => homes.some((h) => abs === h || abs.startsWith(h.endsWith(path.sep) ? h : h + path.sep));
 }
 
@@ -487,7 +488,15 @@ export function dirtyFolders(changed: Iterable<string>): Set<string> {
  * Watches `paths` until `signal` aborts, recording changes in the journal. Resolves when the
  * watcher has stopped; `onReady` runs once every watch is set up.
  */
-export async function runWatcher(home: string, paths: readonly string[], exclude: readonly string[], signal: AbortSignal, onReady: () => void): Promise<void> {
+export async function runWatcher(
+  home: string,
+  paths: readonly string[],
+  exclude: readonly string[],
+  signal: AbortSignal,
+  onReady: () => void,
+  /** azbk's other own folders (the embedded vault), left out as AZBK_HOME is */
+  others: readonly string[] = [],
+): Promise<void> {
   const files = journalFiles(home);
   // What backups leave out is neither watched nor recorded (a build or cache folder that churns
   // would cost watches and fill the log for nothing); the session says which patterns, and only
@@ -514,8 +523,9 @@ export async function runWatcher(home: string, paths: readonly string[], exclude
   const watchedFiles = new Set([...roots].filter((p) => !isDirectory(p)));
   let session: JournalSession | null = null;
   // AZBK_HOME's changes are azbk's own (the journal itself among them: watched, each line written
-  // would be another change, without end). A watched folder that holds it leaves it out.
-  const own = ownPaths(home, roots);
+  // would be another change, without end), as are the embedded vault's. A watched folder that
+  // holds them leaves them out, as backups do.
+  const own = ownPaths([home, ...others], roots);
   /** left out by the exclusions (a watched path itself never is, as a backup's included path is not) */
   const leftOut = (abs: string) => excluded !== null && !roots.has(abs) && excluded(slashed(abs), path.basename(abs));
   const record = (p: string) => {

@@ -3,32 +3,81 @@
  * the quick start makes in it) and the embedded vault it backs up to, wherever that is. A backup
  * of a folder that holds them leaves them out: the vault would otherwise be stored in itself, and
  * grow by itself, at every backup. A restore does not write into them.
+ *
+ * They are known by device and inode, not by path: a link or a bind mount names them by another
+ * path, and a name in another Unicode form is another folder.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { slashed } from './folder-listing.js';
-import { homeSpellings } from './journal.js';
-import { isAtOrBelow } from './fspath.js';
 
-/** Every path of AZBK_HOME `home` and of the embedded vault at `endpoint` (see homeSpellings), as seen from `roots` too. */
-export function ownFolders(home: string, endpoint: string, roots: Iterable<string>): string[] {
-  const list = [...roots];
-  const out = new Set(homeSpellings(home, list));
+export interface OwnFolders {
+  /** the folders as they were given (for messages) */
+  readonly paths: readonly string[];
+  /** `dev:ino` of each (see idOf) */
+  readonly ids: ReadonlySet<string>;
+  /** the ids as one text, the same for the same folders (to tell a change of them) */
+  readonly key: string;
+}
+
+/** A folder's identity from its stat: device and inode, in the decimal form EntryStat has them. */
+export function idOf(st: { readonly dev: string | bigint; readonly ino: string | bigint }): string {
+  return `${String(st.dev)}:${String(st.ino)}`;
+}
+
+/** What `p` is (following links), or undefined when it is not there. */
+function statId(p: string): string | undefined {
+  const st = fs.statSync(p, { bigint: true, throwIfNoEntry: false });
+  return st === undefined ? undefined : idOf(st);
+}
+
+/** AZBK_HOME `home` and the embedded vault at `endpoint` (an https:// one is not here). */
+export function ownFolders(home: string, endpoint: string): OwnFolders {
+  const paths = [path.resolve(home)];
   if (endpoint.startsWith('file:')) {
     try {
-      for (const p of homeSpellings(fileURLToPath(endpoint), list)) out.add(p);
+      paths.push(fileURLToPath(endpoint));
     } catch {
-      // not a path of this system: nothing of it is here to leave out
+      // not a path of this system: nothing of it is here
     }
   }
-  return [...out];
+  const ids = new Set<string>();
+  for (const p of paths) {
+    try {
+      const id = statId(p);
+      if (id !== undefined) ids.add(id);
+    } catch {
+      // cannot be examined: a walk cannot reach it either
+    }
+  }
+  return { paths, ids, key: [...ids].sort().join(',') };
 }
 
-/** `folders` as exclusions see paths (see compileExcludes' `exact`). */
-export function excludedForm(folders: readonly string[]): string[] {
-  return folders.map(slashed);
+/**
+ * The own folder the path `abs` is or is in, by any path (following links), if any: each folder
+ * from `abs` up that exists is compared with them.
+ */
+export function ownFolderOf(abs: string, own: OwnFolders): string | undefined {
+  if (own.ids.size === 0) return undefined;
+  for (let d = path.resolve(abs); ; d = path.dirname(d)) {
+    let id: string | undefined;
+    try {
+      id = statId(d);
+    } catch {
+      id = undefined; // not examined: the folders above it still are
+    }
+    if (id !== undefined && own.ids.has(id)) return d;
+    if (path.dirname(d) === d) return undefined;
+  }
 }
 
-/** The folder of `folders` that `abs` is or is in, if any. */
-export function ownFolderOf(abs: string, folders: readonly string[]): string | undefined {
-  return folders.find((f) => isAtOrBelow(abs, f));
+/** Whether the folder `abs` is one of them itself (one stat). */
+export function isOwnFolder(abs: string, own: OwnFolders): boolean {
+  if (own.ids.size === 0) return false;
+  try {
+    const id = statId(abs);
+    return id !== undefined && own.ids.has(id);
+  } catch {
+    return false;
+  }
 }

@@ -16,7 +16,7 @@ import { errnoCode, makeFoldersSync } from '../shared/files.js';
 import type { PointInfo } from '../vault/api.js';
 import type { AgentContext } from './context.js';
 import { childPath, displayPath, restoreLocation, toSegments } from './fspath.js';
-import { ownFolderOf, ownFolders } from './own-folders.js';
+import { isOwnFolder, ownFolderOf, ownFolders, type OwnFolders } from './own-folders.js';
 import { acquireJobLock } from './lock.js';
 import { PointReader, subfolders } from './point-reader.js';
 import { restorePool, type RestorePool } from './pipeline/restore-pool.js';
@@ -241,7 +241,7 @@ class RestoreJob {
   private stopped: unknown = null;
 
   /** AZBK_HOME and the embedded vault (see own-folders.ts): nothing is restored into them */
-  private readonly own: readonly string[];
+  private readonly own: OwnFolders;
 
   constructor(
     private readonly ctx: AgentContext,
@@ -250,7 +250,7 @@ class RestoreJob {
     private readonly root: BlobId,
     private readonly o: RestoreOptions,
   ) {
-    this.own = ownFolders(ctx.paths.home, ctx.registration.endpoint, []);
+    this.own = ownFolders(ctx.paths.home, ctx.registration.endpoint);
   }
 
   /** packs the index names that the vault does not hold, found so far */
@@ -496,7 +496,7 @@ class RestoreJob {
   private async plan(segs: readonly string[], node: TreeNode, dest: string, fresh: boolean, dirs: PlannedDir[]): Promise<void> {
     stopIfAsked(this.o.signal);
     // azbk's own folder, in a point made before backups left it out: left as it is now.
-    if (node.type === 'dir' && !fresh && ownFolderOf(dest, this.own) !== undefined) {
+    if (node.type === 'dir' && !fresh && isOwnFolder(dest, this.own)) {
       this.conflicts.push({ path: displayPath(segs), action: 'skipped', own: true });
       return;
     }

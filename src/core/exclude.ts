@@ -26,14 +26,10 @@ export function checkExcludes(patterns: readonly unknown[]): asserts patterns is
   }
 }
 
-/**
- * The test of `patterns` and of the paths `exact` (each left out as it is, compared as a whole:
- * no pattern); null when there are none. AZBK_BAD_INPUT for a pattern that is not one.
- */
-export function compileExcludes(patterns: readonly string[], exact: readonly string[] = []): Excluded | null {
+/** The test of `patterns` (null when there are none); AZBK_BAD_INPUT for one that is not a pattern. */
+export function compileExcludes(patterns: readonly string[]): Excluded | null {
   checkExcludes(patterns);
-  const whole = new Set(exact);
-  if (patterns.length === 0 && whole.size === 0) return null;
+  if (patterns.length === 0) return null;
   const names: ((text: string) => boolean)[] = [];
   const paths: ((text: string) => boolean)[] = [];
   for (const pattern of patterns) {
@@ -42,7 +38,7 @@ export function compileExcludes(patterns: readonly string[], exact: readonly str
     if (!p.includes('/')) names.push(compileGlob(p));
     else paths.push(compileGlob(p.startsWith('/') ? p : `/**/${p}`));
   }
-  return (abs, name) => whole.has(abs) || names.some((m) => m(name)) || paths.some((m) => m(abs));
+  return (abs, name) => names.some((m) => m(name)) || paths.some((m) => m(abs));
 }
 
 /** The patterns as one text, the same for the same set whatever their order (to tell a change of them). */

@@ -3,6 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { backup, BIN, expectExit, expectNoStack, parseJson, runCli, setupMachine, tempDir } from '../helpers/cli.js';
 import { exists, expectSameTree, writeRandomFile } from '../helpers/fs-tree.js';
@@ -171,7 +172,7 @@ describe.concurrent('backup', () => {
     const ls = await a.run(['ls', '--point', 'latest', '-r', root]);
     expectExit(ls, 0);
     expect(ls.stdout).toContain('a.bin');
-    for (const own of [a.vault.dir, a.home]) expect(ls.stdout).not.toContain(path.basename(own));
+    for (const own of [a.vault.dir, a.home]) expect(ls.stdout).not.toContain(own);
     // Named on their own, they are skipped and said so; with nothing else to back up, exit 2.
     const only = await a.run(['backup', '--now', '--include', a.home, path.join(a.vault.dir, 'packs')]);
     expectExit(only, 2);
@@ -181,6 +182,34 @@ describe.concurrent('backup', () => {
     const mixed = await backup(a, [path.join(root, 'data'), a.vault.dir], 3);
     expect(mixed.skipped.map((x: { path: string }) => x.path)).toEqual([a.vault.dir]);
     expect(mixed.paths).toEqual([path.join(root, 'data')]);
+
+    // They are known as folders, not by their names: reached through a link they are left out as
+    // well, and a folder beside them whose name starts the same is backed up.
+    await writeRandomFile(path.join(root, `${path.basename(a.home)}2`, 'c.bin'), 1024);
+    const up = path.join(root, 'data', 'up');
+    await fs.symlink(path.dirname(root), up); // stored as a link by a walk of root
+    const throughLink = await a.run(['backup', '--now', '--include', path.join(up, path.basename(root), path.basename(a.vault.dir), 'packs')]);
+    expectExit(throughLink, 2);
+    expect(throughLink.stderr).toContain("azbk's own folder");
+    const viaLink = path.join(up, path.basename(root));
+    await backup(a, [viaLink]);
+    const listed = await a.run(['ls', '--point', 'latest', '-r', viaLink]);
+    expectExit(listed, 0);
+    expect(listed.stdout).toContain('c.bin');
+    expect(listed.stdout).toContain(`${path.basename(a.home)}2`);
+    expect(listed.stdout).toContain(path.join(viaLink, 'data', 'a.bin'));
+    for (const own of [a.vault.dir, a.home]) expect(listed.stdout).not.toContain(`${path.join(viaLink, path.basename(own))}\n`);
+    expect(listed.stdout).not.toContain(path.join(viaLink, path.basename(a.home), 'registration.json'));
+    await fs.rm(up);
+    // A mark of a backup that did not say which own folders it left out: the next one is a full scan.
+    const again2 = await backup(a, [root]);
+    expect(again2.stats.files).toBe(first.stats.files + 1); // c.bin
+    const [db] = (await fs.readdir(path.join(a.home, 'cache'))).filter((f) => f.endsWith('.sqlite'));
+    const cache = new Database(path.join(a.home, 'cache', db!));
+    cache.prepare("UPDATE meta SET value = json_remove(value, '$.own') WHERE key = 'last-backup'").run();
+    cache.close();
+    const rescan = await backup(a, [root]);
+    expect(rescan.scan).toMatchObject({ mode: 'full', reason: expect.stringContaining("azbk's own folders") });
   });
 
   it('takes several policy set at once in turn: every change stands', async (ctx) => {

@@ -150,6 +150,12 @@ describe.skipIf(process.platform === 'win32')('restore safety', () => {
       expect(r.stderr).toContain("azbk's own folder (AZBK_HOME or the vault), which a restore does not write into");
     }
     expect(await fs.readdir(path.join(m.vault.dir, 'packs'))).not.toContain('x');
+    // Nor through a link to one.
+    await fs.symlink(m.home, path.join(root, 'home-link'));
+    const linked = await m.run(['restore', '--point', 'latest', '--target', path.join(root, 'home-link', 'rt')]);
+    expectExit(linked, 2);
+    expect(linked.stderr).toContain("azbk's own folder");
+    expect(await fs.readdir(m.home)).not.toContain('rt');
     // Another machine whose AZBK_HOME is where the point has a folder (made before backups left
     // such folders out): restored in place, that folder is left as it is, the rest restored.
     await fs.rm(path.join(data, 'a.txt'));

@@ -297,6 +297,33 @@ describe('change journal', () => {
     expect(await w.done).toBe(0);
   }, 60_000);
 
+  it('leaves the embedded vault out of a watched folder that holds it: a backup that stores data there keeps the next one optimized', async () => {
+    const base = await makeTempDir('azbk-watch-');
+    const data = path.join(base, 'data');
+    await fs.mkdir(data);
+    await fs.writeFile(path.join(data, 'a.txt'), 'a\n');
+    // The vault is in the watched folder, AZBK_HOME is not.
+    const m = await setupMachine(base, { vault: await createVault(data) });
+    expect(m.vault.dir.startsWith(data + path.sep)).toBe(true);
+    expectExit(await m.run(['policy', 'set', '--include', data]), 0);
+    const w = startWatch(m);
+    await w.ready;
+    await backup(m, [data]);
+    await fs.writeFile(path.join(data, 'b.bin'), Buffer.alloc(200_000, 7)); // new data: new packs in the vault
+    await sleep(500);
+    const first = await backup(m, [data]);
+    expect(first.scan.mode, first.scan.reason).toBe('optimized');
+    await fs.writeFile(path.join(data, 'c.txt'), 'c\n');
+    await sleep(500);
+    const next = await backup(m, [data]);
+    expect(next.scan.mode, next.scan.reason).toBe('optimized');
+    expect(next.scan.reason).toContain('1 path(s) changed');
+    const lines = (await fs.readFile(path.join(m.home, 'journal', 'changes.log'), 'utf8')).split('\n');
+    expect(lines.filter((l) => l.includes(m.vault.dir))).toEqual([]);
+    w.stop();
+    expect(await w.done).toBe(0);
+  }, 60_000);
+
   it('stops with exit 2 when a watched folder is removed, and backups then scan everything', async () => {
     const root = await makeTempDir('azbk-watch-');
     const kept = path.join(root, 'kept');

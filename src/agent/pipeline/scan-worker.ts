@@ -22,6 +22,8 @@ let batch = emptyBatch();
 let port: ScanInit['port'];
 let rows: ReturnType<typeof openDirRows>;
 let excluded: ReturnType<typeof compileExcludes>;
+/** azbk's own folders (`dev:ino`), which the walk leaves out */
+let own: ReadonlySet<string> = new Set();
 
 function flush(): void {
   if (batch.paths.length === 0) return;
@@ -44,7 +46,7 @@ function scan(abs: string, depth: number): StoredDir | null {
   const listedAt = Date.now();
   let listing: ReturnType<typeof listFolder>;
   try {
-    listing = listFolder(abs, () => undefined, undefined, excluded);
+    listing = listFolder(abs, () => undefined, undefined, excluded, own);
   } catch {
     return null;
   }
@@ -73,7 +75,8 @@ function scan(abs: string, depth: number): StoredDir | null {
 function run(init: ScanInit): void {
   ({ port } = init);
   rows = openDirRows(init.cacheFile);
-  excluded = compileExcludes(init.exclude, init.excludeExact);
+  excluded = compileExcludes(init.exclude);
+  own = new Set(init.own);
   for (let i = init.roots.length - 1; i >= 0; i--) {
     // Only folders: the walk backs up an included link as a link, and never looks behind it.
     const root = init.roots[i]!;

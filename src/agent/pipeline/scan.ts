@@ -17,8 +17,8 @@ export interface ScanInit {
   readonly roots: readonly string[];
   /** what the walk leaves out (see core/exclude.ts): the worker lists folders as the walk does */
   readonly exclude: readonly string[];
-  /** paths the walk leaves out as they are (azbk's own folders: see own-folders.ts) */
-  readonly excludeExact: readonly string[];
+  /** folders (`dev:ino`) the walk leaves out: azbk's own (see own-folders.ts) */
+  readonly own: readonly string[];
   /** the cache database, read through a connection of the worker's own */
   readonly cacheFile: string;
   readonly port: MessagePort;
@@ -44,7 +44,8 @@ export interface ScanOptions {
   readonly maxAgeMs?: number;
   /** what the walk leaves out (see core/exclude.ts) */
   readonly exclude?: readonly string[];
-  readonly excludeExact?: readonly string[];
+  /** folders (`dev:ino`) it leaves out too */
+  readonly own?: readonly string[];
 }
 
 const WORKER_URL = workerUrl(import.meta.url, 'scan-worker.js');
@@ -124,7 +125,7 @@ export class FolderScan {
     this.maxAgeMs = opts.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    const init: ScanInit = { roots, exclude: opts.exclude ?? [], excludeExact: opts.excludeExact ?? [], cacheFile, port: port2 };
+    const init: ScanInit = { roots, exclude: opts.exclude ?? [], own: opts.own ?? [], cacheFile, port: port2 };
     if (prestarted !== null) {
       this.worker = prestarted;
       prestarted = null;

@@ -4,7 +4,7 @@
  * this machine's points.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { parseHours, parseRate, type BandwidthPolicy } from '../../core/bandwidth.js';
@@ -227,7 +227,7 @@ async function setPolicy(paths: HomePaths, out: Output, o: SetOpts): Promise<voi
     throw err;
   }
   // Kept (a disk mounted later, say), but said: until they are there, backups skip them.
-  for (const inc of o.include ?? []) if (!existsSync(inc)) out.warn(`${printable(path.resolve(inc))} does not exist now: backups skip it (exit 3) until it does.`);
+  for (const inc of o.include ?? []) if (lstatSync(inc, { throwIfNoEntry: false }) === undefined) out.warn(`${printable(path.resolve(inc))} does not exist now: backups skip it (exit 3) until it does.`);
   const p = await updatePolicy(paths, {
     ...(o.include ? { include: o.include } : {}),
     ...(exclude !== undefined ? { exclude } : {}),
