@@ -26,6 +26,8 @@ export const layout = {
   index: (name: string) => `index/${name}`,
   indexPrefix: 'index/',
   point: (machine: MachineId, id: PointId) => `points/${machine}/${id}`,
+  /** the point a backup job made (plain text: its id), claimed once it is written: one job, one point */
+  pointOfJob: (machine: MachineId, jobId: string) => `point-jobs/${machine}/${jobId}`,
   pointsPrefix: (machine: MachineId) => `points/${machine}/`,
   checkpoint: (machine: MachineId, name: string) => `checkpoints/${machine}/${name}`,
   checkpointsPrefix: (machine: MachineId) => `checkpoints/${machine}/`,

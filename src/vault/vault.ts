@@ -350,23 +350,39 @@ export class Vault implements VaultEntry {
    * by a registration that was stopped is taken over once LOCK_STALE_MS old.
    */
   private async whileLocked(id: MachineId, name: string, step: () => Promise<void>): Promise<void> {
-    const key = layout.machineLock(id);
+    const first = layout.machineLock(id);
     const mine = json({ time: this.now().toISOString(), nonce: randomBytes(16).toString('hex') });
     const busy = () =>
       new AzbkError('AZBK_MACHINE_NAME_TAKEN', `The machine ${name} is being registered again elsewhere at this moment.`, {
         hint: `Try again in ${LOCK_STALE_MS / 60_000} minutes, once that registration is over (or has been given up).`,
       });
-    if ((await this.store.put(key, mine)) === 'exists') {
+    // A lock given up is taken over under a key of its own, named by what it holds: one taker
+    // gets it (a conditional create), and the given-up locks it passed go when it is done.
+    const passed: { key: string; held: Buffer }[] = [];
+    let key = first;
+    for (let tries = 0; ; tries++) {
+      if (tries >= 8) throw busy();
+      if ((await this.store.put(key, mine)) === 'created') break;
       const held = await this.store.get(key);
-      const since = held === null ? NaN : Date.parse(String(recordOrNothing(held, key)?.time));
-      if (held !== null && !held.equals(mine) && this.now().getTime() - since < LOCK_STALE_MS) throw busy();
-      // Given up: taken over, unless another took it over first.
-      await this.store.delete(key);
-      if ((await this.store.put(key, mine)) === 'exists' && !(await this.store.get(key))?.equals(mine)) throw busy();
+      if (held === null) continue; // given back meanwhile
+      if (held.equals(mine)) break; // ours: a put retried after its reply was lost
+      const since = Date.parse(String(recordOrNothing(held, key)?.time));
+      if (this.now().getTime() - since < LOCK_STALE_MS) throw busy();
+      passed.push({ key, held });
+      key = `${first}.${createHash('sha256').update(held).digest('hex').slice(0, 32)}`;
+    }
+    // Each lock passed must still be the one given up: else its holder, or another taker, is done
+    // with it, and a new holder may be at work (whose lock stays).
+    for (const p of passed) {
+      if (!(await this.store.get(p.key))?.equals(p.held)) {
+        await this.store.delete(key).catch(() => undefined);
+        throw busy();
+      }
     }
     try {
       await step();
     } finally {
+      for (const p of passed) await this.store.delete(p.key).catch(() => undefined);
       await this.store.delete(key).catch(() => undefined);
     }
   }
@@ -525,6 +541,7 @@ class Session implements VaultSession {
       if (lost !== undefined) throw new AzbkError('AZBK_PACK_GONE', `Pack ${lost}, which the new recovery point needs, is being pruned.`);
     } catch (err) {
       await this.store.delete(layout.point(this.machineId, point.id)).catch(() => undefined);
+      await this.store.delete(layout.pointOfJob(this.machineId, p.jobId)).catch(() => undefined);
       throw err;
     }
     await revive(this.store, packs).catch(() => 0);
@@ -587,20 +604,22 @@ class Session implements VaultSession {
     if (!isHex32(p.keyId) || !JOB_ID.test(p.jobId)) throw new AzbkError('AZBK_BAD_INPUT', 'Bad key or job id.');
     if (p.manifest.length > MAX_OBJECT) throw new AzbkError('AZBK_BAD_INPUT', 'The manifest is too large.');
     // A retry after a lost reply must not make a second point: one job writes one point, so when
-    // this machine's newest point has the same job and manifest, that is the point asked for.
+    // the job has made one with the same manifest, that is the point asked for. Another point of
+    // the same job: two copies of one registration (a cloned AZBK_HOME) both resumed the job, and
+    // its agents count on one point per job (see point-history.ts).
     await this.vault.present();
-    if (newest !== undefined) {
-      // A damaged newest point must not block new ones.
-      const r = await this.readPoint(this.machineId, newest.id).catch(() => null);
-      if (r !== null && r.jobId === p.jobId && r.keyId === p.keyId && r.manifest.equals(p.manifest)) return newest;
-      // Another point of the same job: two copies of one registration (a cloned AZBK_HOME) both
-      // resumed the job. Its agents count on one point per job (see point-history.ts).
-      if (r !== null && r.jobId === p.jobId) {
-        throw new AzbkError('AZBK_FORBIDDEN', `Backup job ${p.jobId} of this machine made recovery point ${newest.id} already: another copy of this machine's registration (a copied AZBK_HOME, a cloned system) resumed the same backup.`, {
-          hint: 'Give each copy a machine of its own: in the copy, azbk register --vault-credentials FILE --reregister --machine-name NEW-NAME (with its passphrase), then back up again there.',
-        });
-      }
-    }
+    const sameJob = (made: string) =>
+      new AzbkError('AZBK_FORBIDDEN', `Backup job ${p.jobId} of this machine made recovery point ${made} already: another copy of this machine's registration (a copied AZBK_HOME, a cloned system) resumed the same backup.`, {
+        hint: 'Give each copy a machine of its own: in the copy, azbk register --vault-credentials FILE --reregister --machine-name NEW-NAME (with its passphrase), then back up again there.',
+      });
+    const claim = layout.pointOfJob(this.machineId, p.jobId);
+    const claimed = (await this.store.get(claim))?.toString('utf8');
+    // The job's point, or (points made before jobs claimed theirs) the newest, which stands for its job.
+    const r = await this.pointOf(claimed ?? newest?.id);
+    if (r !== null && r.jobId === p.jobId && r.keyId === p.keyId && r.manifest.equals(p.manifest)) return { id: r.id, machineId: r.machineId, time: r.time };
+    if (r !== null && r.jobId === p.jobId) throw sameJob(r.id);
+    // A claim whose point was taken back (see putPoint), or is damaged, blocks nothing.
+    if (claimed !== undefined) await this.store.delete(claim);
     for (;;) {
       const time = this.now();
       const id = pointIdFor(time);
@@ -618,9 +637,23 @@ class Session implements VaultSession {
       const body = json(record);
       // 'exists' with our own bytes: the store retried a put whose reply was lost.
       if ((await this.store.put(key, body)) === 'created' || (await this.store.get(key))?.equals(body)) {
+        // Two copies writing a point of one job at once: one claims the job, the other's point goes.
+        if ((await this.store.put(claim, Buffer.from(id, 'utf8'))) === 'exists') {
+          const winner = (await this.store.get(claim))?.toString('utf8');
+          if (winner !== id) {
+            await this.store.delete(key);
+            throw sameJob(String(winner).slice(0, 40));
+          }
+        }
         return { id, machineId: this.machineId, time: record.time };
       }
     }
+  }
+
+  /** This machine's point `id` when it is one that can be read; null otherwise. */
+  private async pointOf(id: string | undefined): Promise<PointRecord | null> {
+    if (id === undefined || !POINT_ID.test(id)) return null;
+    return this.readPoint(this.machineId, id as PointId).catch(() => null);
   }
 
   async putCheckpoint(p: { jobId: string; seq: number; data: Uint8Array; packs?: readonly PackId[] }): Promise<CheckpointInfo> {

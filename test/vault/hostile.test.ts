@@ -178,6 +178,47 @@ describe('vault service limits', () => {
     expect(await t.store.get(layout.machineLock(first.machineId))).toBeNull();
   });
 
+  it('lets one of two that find the same given-up lock take it over, never both', async () => {
+    let now = Date.parse('2026-12-03T10:00:00Z');
+    const t = await createTestVault();
+    const clock = { now: () => new Date(now) };
+    const [one, two] = [await Vault.open(t.store, clock), await Vault.open(t.store, clock)];
+    const proof = 'cd'.repeat(32);
+    const first = await one.register({ ...reg(t.token, 'web1'), keyProof: proof });
+    await t.store.put(layout.machineLock(first.machineId), Buffer.from(JSON.stringify({ time: new Date(now).toISOString(), nonce: 'x' })));
+    now += 3 * 60_000;
+    const both = await Promise.allSettled([one, two].map((v) => v.register({ ...reg(t.token, 'web1', true), keyProof: proof })));
+    const won = both.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    expect(won).toHaveLength(1);
+    for (const r of both) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'AZBK_MACHINE_NAME_TAKEN', message: expect.stringContaining('being registered again elsewhere') });
+    await expect(one.session(won[0]!.machineId, won[0]!.secret)).resolves.toBeDefined();
+    // Nothing of the locks is left.
+    const left: string[] = [];
+    for await (const k of t.store.list('machine-locks/')) left.push(k);
+    expect(left).toEqual([]);
+  });
+
+  it('keeps one point per backup job, whichever points came between, and also when two write one at once', async () => {
+    const t = await createTestVault();
+    const [one, two] = [t.vault, await Vault.open(t.store)];
+    const r = await one.register(reg(t.token, 'm'));
+    const [a, b] = [await one.session(r.machineId, r.secret), await two.session(r.machineId, r.secret)];
+    const point = (jobId: string, text: string) => ({ keyId: '01'.repeat(16), jobId, manifest: Buffer.from(text), packs: [] }) as never;
+    const jobJ = 'aa'.repeat(16);
+    const p1 = await a.putPoint(point(jobJ, 'first'));
+    await a.putPoint(point('bb'.repeat(16), 'another job'));
+    // The same job again: the same point when it is the same manifest, refused when it is another.
+    expect((await a.putPoint(point(jobJ, 'first'))).id).toBe(p1.id);
+    await expect(b.putPoint(point(jobJ, 'a copy that resumed the job'))).rejects.toMatchObject({ code: 'AZBK_FORBIDDEN', message: expect.stringContaining(`made recovery point ${p1.id} already`) });
+    // Two copies at once: one point of the job stands.
+    const jobK = 'cc'.repeat(16);
+    const both = await Promise.allSettled([a.putPoint(point(jobK, 'copy one')), b.putPoint(point(jobK, 'copy two'))]);
+    expect(both.filter((x) => x.status === 'fulfilled')).toHaveLength(1);
+    const jobs = await Promise.all((await a.listPoints(r.machineId)).map(async (p) => (await a.readPoint(r.machineId, p.id)).jobId));
+    expect(jobs.filter((j) => j === jobK)).toHaveLength(1);
+    expect(jobs.filter((j) => j === jobJ)).toHaveLength(1);
+  });
+
   it(`holds at most ${MAX_KEY_ENVELOPES} passphrase envelopes`, async () => {
     const t = await createTestVault();
     const cheap = { N: 1024, r: 8, p: 1 };
