@@ -155,7 +155,11 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
   const { manifest, keys } = opened;
   const job = new RestoreJob(ctx, await PointReader.open(ctx, keys, { maxKept: o.maxKept }), manifest.tree, o);
   // Everything asked for is found before anything is written.
-  const selected = await job.select(info.id, manifest);
+  // A path not in the point that "latest" was taken to mean: the error says which point that was, and why.
+  const selected = await job.select(info.id, manifest).catch((err: unknown) => {
+    if (latest.warning === undefined || !isAzbkError(err)) throw err;
+    throw new AzbkError(err.code, `${err.message} ${latest.warning}`, { hint: err.hint, cause: err });
+  });
   const lock = await acquireJobLock(ctx.paths.lock, { jobId: randomBytes(16).toString('hex'), kind: 'restore' });
   let leftovers = 0;
   try {

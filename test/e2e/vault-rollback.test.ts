@@ -87,6 +87,10 @@ describe('a vault that presents old points as new', () => {
     expectExit(find, 0);
     expect(find.stdout).toContain(`"point":"${second.point.id}"`);
     expect(find.stdout).toContain(`which this machine's last backup made`);
+    // A path not in the point taken as latest: the error says which point that was, and why.
+    const missing = await m.run(['restore', '--point', 'latest', '--path', path.join(src, 'nope.txt'), '--target', path.join(root, 'none')]);
+    expectExit(missing, 2);
+    expect(missing.stderr).toContain(`is not in recovery point ${second.point.id}. The vault dates recovery point ${aheadId} later than ${second.point.id}`);
     // By its id, the other point is still there to restore.
     expectExit(await m.run(['restore', '--point', aheadId, '--target', path.join(root, 'ahead')]), 0);
     expect(await fs.readFile(path.join(root, 'ahead', src, 'f.txt'), 'utf8')).toBe('old\n');
