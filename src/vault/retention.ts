@@ -130,6 +130,23 @@ async function purgeExpired(store: BlobStore, machine: MachineId, now: Date): Pr
   const prefix = layout.expiredPrefix(machine);
   for await (const key of store.list(prefix)) {
     const [day, id, extra] = key.slice(prefix.length).split('/');
-    if (day !== undefined && DAY.test(day) && id !== undefined && POINT_ID.test(id) && extra === undefined && day < last) await store.delete(key);
+    if (day !== undefined && DAY.test(day) && id !== undefined && POINT_ID.test(id) && extra === undefined && day < last) {
+      await dropClaim(store, machine, key, id);
+      await store.delete(key);
+    }
   }
+}
+
+/** Deletes the claim of the job that made point `id` (the soft-deleted copy at `key` names the job), if it names that point. */
+async function dropClaim(store: BlobStore, machine: MachineId, key: string, id: string): Promise<void> {
+  const data = await store.get(key);
+  let jobId: unknown;
+  try {
+    jobId = data === null ? undefined : (JSON.parse(data.toString('utf8')) as { jobId?: unknown }).jobId;
+  } catch {
+    return; // a damaged copy names no job
+  }
+  if (typeof jobId !== 'string' || !/^[0-9a-f]{32}$/.test(jobId)) return;
+  const claim = layout.pointOfJob(machine, jobId);
+  if ((await store.get(claim))?.toString('utf8') === id) await store.delete(claim);
 }

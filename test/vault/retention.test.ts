@@ -87,6 +87,15 @@ describe('retention in the vault', () => {
     // The other machine keeps all of its points.
     expect(await keys(`points/${b.machineId}/`)).toHaveLength(90);
     expect(await keys(`expired/${b.machineId}/`)).toEqual([]);
+    // 14 days on, they are purged, and so are the claims of the jobs that made them.
+    expect(await keys(`point-jobs/${a.machineId}/`)).toHaveLength(92);
+    advance(15 * DAY);
+    await point(a);
+    const stillExpired = await keys(`expired/${a.machineId}/`);
+    expect(stillExpired.filter((k) => k.includes('/20260214/'))).toEqual([]);
+    // A claim for each point left, and for each expired one not yet purged.
+    expect(await keys(`point-jobs/${a.machineId}/`)).toHaveLength((await keys(`points/${a.machineId}/`)).length + stillExpired.length);
+    expect(await keys(`point-jobs/${b.machineId}/`)).toHaveLength(90);
   });
 
   it('takes a policy that keeps fewer points 14 days after it is set, one that keeps more at once', async () => {
