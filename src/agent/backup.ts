@@ -427,7 +427,7 @@ class BackupJob {
     const includedPaths = collectIncluded(trie, []);
     if (includedPaths.length === 0) {
       throw new AzbkError('AZBK_PATH_NOT_FOUND', `None of the paths to back up can be backed up: ${this.skipped.map((s) => `${s.path} (${s.reason})`).join('; ')}.`, {
-        hint: 'Each path says why; include folders or files that are there and this user may read.',
+        hint: 'Each path says why it was not backed up.',
       });
     }
 
@@ -500,7 +500,7 @@ class BackupJob {
       if (this.includedKept === 0) {
         const why = [...this.skipped, ...this.warnings].map((x) => `${x.path} (${x.reason})`).join('; ');
         throw new AzbkError('AZBK_PATH_NOT_FOUND', `None of the paths to back up could be backed up: ${why}.`, {
-          hint: 'Each path says why; include folders or files that are there and this user may read.',
+          hint: 'Each path says why it was not backed up.',
         });
       }
       this.opts.onEvent?.({ type: 'finishing' });
@@ -669,7 +669,8 @@ class BackupJob {
       paths.push(abs);
     }
     for (const abs of paths) {
-      const own = ownFolderOf(abs, this.own);
+      // An included link is stored as a link, whatever it points to.
+      const own = links.includes(abs) ? undefined : ownFolderOf(abs, this.own);
       if (own !== undefined) {
         this.skip(abs, `${own === abs ? 'it is' : `it is in ${own}, which is`} azbk's own folder (AZBK_HOME or the vault), which backups leave out`);
         continue;

@@ -22,6 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { idOf } from './own-folders.js';
 import { compileExcludes, excludesKey } from '../core/exclude.js';
 import { AzbkError } from '../shared/errors.js';
 import { fileIdentity, makeFoldersSync, writeFileAtomic } from '../shared/files.js';
@@ -526,6 +527,23 @@ export async function runWatcher(
   // would be another change, without end), as are the embedded vault's. A watched folder that
   // holds them leaves them out, as backups do.
   const own = ownPaths([home, ...others], roots);
+  // By their paths, and as folders: a bind mount shows them by another path (its writes would
+  // otherwise be recorded without end, the journal's own among them).
+  const ownIds = new Set(
+    [home, ...others].flatMap((f) => {
+      const st = fs.statSync(f, { bigint: true, throwIfNoEntry: false });
+      return st === undefined ? [] : [idOf(st)];
+    }),
+  );
+  const ownDir = (abs: string): boolean => {
+    if (ownIds.size === 0) return false;
+    try {
+      const st = fs.lstatSync(abs, { bigint: true });
+      return st.isDirectory() && ownIds.has(idOf(st));
+    } catch {
+      return false;
+    }
+  };
   /** left out by the exclusions (a watched path itself never is, as a backup's included path is not) */
   const leftOut = (abs: string) => excluded !== null && !roots.has(abs) && excluded(slashed(abs), path.basename(abs));
   const record = (p: string) => {
@@ -588,6 +606,7 @@ export async function runWatcher(
         if (own(abs) || leftOut(abs)) return true;
         if (stats === undefined) return false;
         if (stats.isDirectory()) {
+          if (ownDir(abs)) return true;
           knownDirs.add(abs);
           return false;
         }
@@ -667,7 +686,7 @@ export async function runWatcher(
     unchecked.clear();
     const watched = current.w.getWatched();
     for (const top of tops) {
-      for (const dir of foldersUnder(top, (p) => own(p) || leftOut(p))) {
+      for (const dir of foldersUnder(top, (p) => own(p) || ownDir(p) || leftOut(p))) {
         if (Object.hasOwn(watched, dir)) continue;
         current.w.add(dir);
         recordTree(dir);

@@ -638,11 +638,14 @@ class Session implements VaultSession {
       // 'exists' with our own bytes: the store retried a put whose reply was lost.
       if ((await this.store.put(key, body)) === 'created' || (await this.store.get(key))?.equals(body)) {
         // Two copies writing a point of one job at once: one claims the job, the other's point goes.
-        if ((await this.store.put(claim, Buffer.from(id, 'utf8'))) === 'exists') {
+        const mine = Buffer.from(id, 'utf8');
+        if ((await this.store.put(claim, mine)) === 'exists') {
           const winner = (await this.store.get(claim))?.toString('utf8');
-          if (winner !== id) {
+          // Gone meanwhile (its point taken back): the job's point is this one.
+          if (winner === undefined) await this.store.put(claim, mine);
+          else if (winner !== id) {
             await this.store.delete(key);
-            throw sameJob(String(winner).slice(0, 40));
+            throw sameJob(winner.slice(0, 40));
           }
         }
         return { id, machineId: this.machineId, time: record.time };

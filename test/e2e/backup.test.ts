@@ -201,6 +201,13 @@ describe.concurrent('backup', () => {
     for (const own of [a.vault.dir, a.home]) expect(listed.stdout).not.toContain(`${path.join(viaLink, path.basename(own))}\n`);
     expect(listed.stdout).not.toContain(path.join(viaLink, path.basename(a.home), 'registration.json'));
     await fs.rm(up);
+    // An included link to one is stored as a link, as any included link is.
+    const homeLink = path.join(root, 'home-link');
+    await fs.symlink(a.home, homeLink);
+    const linked = await backup(a, [homeLink]);
+    expect(linked.skipped).toEqual([]);
+    expect(linked.stats.symlinks).toBe(1);
+    await fs.rm(homeLink);
     // A mark of a backup that did not say which own folders it left out: the next one is a full scan.
     const again2 = await backup(a, [root]);
     expect(again2.stats.files).toBe(first.stats.files + 1); // c.bin
@@ -233,6 +240,11 @@ describe.concurrent('backup', () => {
       expect(shown.retention.daily).toBe(30 + round);
     }
     expect(await exists(path.join(a.home, 'policy.lock'))).toBe(false);
+    // A path below a file is not there either: said, and set.
+    await fs.writeFile(path.join(root, 'file'), 'f\n');
+    const below = await a.run(['policy', 'set', '--include', path.join(root, 'file', 'x')]);
+    expectExit(below, 0);
+    expect(below.stderr).toContain('does not exist now');
   });
 
   it('uses the policy when --include is not given', async (ctx) => {

@@ -227,7 +227,7 @@ async function setPolicy(paths: HomePaths, out: Output, o: SetOpts): Promise<voi
     throw err;
   }
   // Kept (a disk mounted later, say), but said: until they are there, backups skip them.
-  for (const inc of o.include ?? []) if (lstatSync(inc, { throwIfNoEntry: false }) === undefined) out.warn(`${printable(path.resolve(inc))} does not exist now: backups skip it (exit 3) until it does.`);
+  for (const inc of o.include ?? []) if (!there(inc)) out.warn(`${printable(path.resolve(inc))} does not exist now: backups skip it (exit 3) until it does.`);
   const p = await updatePolicy(paths, {
     ...(o.include ? { include: o.include } : {}),
     ...(exclude !== undefined ? { exclude } : {}),
@@ -238,4 +238,13 @@ async function setPolicy(paths: HomePaths, out: Output, o: SetOpts): Promise<voi
   const daemon = schedule ? await cronDaemonNote() : null;
   if (daemon !== null) out.line(daemon);
   out.result(policyResult(p, daemon === null ? null : { installed: true, note: daemon, noDaemon: true }));
+}
+
+/** Whether something (a link too, dangling or not) is at `p`: not when a part of the way is missing, a file, or out of reach. */
+function there(p: string): boolean {
+  try {
+    return lstatSync(p, { throwIfNoEntry: false }) !== undefined;
+  } catch {
+    return false;
+  }
 }
