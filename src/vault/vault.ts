@@ -653,10 +653,16 @@ class Session implements VaultSession {
     }
   }
 
-  /** This machine's point `id` when it is one that can be read; null otherwise. */
+  /**
+   * This machine's point `id`; null when there is none (or no such id), or it is damaged. A storage
+   * that does not answer is not taken for a point not there: that error is thrown.
+   */
   private async pointOf(id: string | undefined): Promise<PointRecord | null> {
     if (id === undefined || !POINT_ID.test(id)) return null;
-    return this.readPoint(this.machineId, id as PointId).catch(() => null);
+    return this.readPoint(this.machineId, id as PointId).catch((err: unknown) => {
+      if (isAzbkError(err, 'AZBK_POINT_NOT_FOUND') || isAzbkError(err, 'AZBK_VAULT_CORRUPT')) return null;
+      throw err;
+    });
   }
 
   async putCheckpoint(p: { jobId: string; seq: number; data: Uint8Array; packs?: readonly PackId[] }): Promise<CheckpointInfo> {

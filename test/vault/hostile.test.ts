@@ -219,6 +219,22 @@ describe('vault service limits', () => {
     expect(jobs.filter((j) => j === jobJ)).toHaveLength(1);
   });
 
+  it("does not take a job's point that the storage could not read for one that is not there", async () => {
+    const faulty = new FaultyBlobStore(new MemoryBlobStore());
+    const vault = await Vault.create(faulty, { name: 'V' });
+    const { token } = await vault.credentials({ endpoint: 'https://v.test:8443', certFingerprint: 'ab'.repeat(32), validDays: 1 });
+    const r = await vault.register(reg(token, 'm'));
+    const session = await vault.session(r.machineId, r.secret);
+    const point = (text: string) => ({ keyId: '01'.repeat(16), jobId: 'aa'.repeat(16), manifest: Buffer.from(text), packs: [] }) as never;
+    const made = await session.putPoint(point('first'));
+    // The first read (of the newest point's packs) goes through; the job's point then cannot be read.
+    faulty.fail('get', { match: (k) => k === layout.point(r.machineId, made.id), after: 1, times: Infinity });
+    await expect(session.putPoint(point('a copy that resumed the job'))).rejects.toMatchObject({ code: 'AZBK_VAULT_UNREACHABLE' });
+    faulty.clearFaults();
+    expect(await session.listPoints(r.machineId)).toHaveLength(1);
+    await expect(session.putPoint(point('a copy that resumed the job'))).rejects.toMatchObject({ code: 'AZBK_FORBIDDEN' });
+  });
+
   it(`holds at most ${MAX_KEY_ENVELOPES} passphrase envelopes`, async () => {
     const t = await createTestVault();
     const cheap = { N: 1024, r: 8, p: 1 };
