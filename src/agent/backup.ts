@@ -29,7 +29,7 @@ import { anotherVault, type AgentContext } from './context.js';
 import { FileCache, isDamagedCache, type KnownDir } from './file-cache.js';
 import { entryStat, fingerprint, folderIdentity, listFolder, MAX_FOLDER_DEPTH, slashed, type EntryStat, type Listed } from './folder-listing.js';
 import { changesSince, dirtyFolders, journalOffset, journalRun, journalSync, underTree, type JournalMark } from './journal.js';
-import { fromSegments, isAtOrBelow, toSegments } from './fspath.js';
+import { fromSegments, toSegments } from './fspath.js';
 import { ownFolderOf, ownFolders, type OwnFolders } from './own-folders.js';
 import { refuseWholeRoot } from './policy.js';
 import { acquireJobLock } from './lock.js';
@@ -234,7 +234,9 @@ function excludedBetween(excluded: Excluded, outer: string, abs: string): string
 
 /** Whether `p` is inside the folder `dir` (not `dir` itself). */
 function isBelow(p: string, dir: string): boolean {
-  return isAtOrBelow(p, dir) && toSegments(p).length > toSegments(dir).length;
+  const a = toSegments(p);
+  const d = toSegments(dir);
+  return a.length > d.length && d.every((seg, i) => a[i] === seg);
 }
 
 /** A job's error as the user sees it: where the next backup continues from, when the vault could not be reached. */

@@ -18,13 +18,6 @@ export function toSegments(p: string): string[] {
   return abs.split('/').filter(Boolean);
 }
 
-/** Whether the path `p` is the folder `dir` or inside it, compared name by name. */
-export function isAtOrBelow(p: string, dir: string): boolean {
-  const a = toSegments(p);
-  const d = toSegments(dir);
-  return a.length >= d.length && d.every((seg, i) => a[i] === seg);
-}
-
 /** The absolute path of a segment list on this platform. */
 export function fromSegments(segs: readonly string[]): string {
   if (isWin) {

@@ -22,7 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { idOf } from './own-folders.js';
+import { isOwnEntry, ownFolders as ownFoldersOf, type OwnFolders } from './own-folders.js';
 import { compileExcludes, excludesKey } from '../core/exclude.js';
 import { AzbkError } from '../shared/errors.js';
 import { fileIdentity, makeFoldersSync, writeFileAtomic } from '../shared/files.js';
@@ -495,8 +495,8 @@ export async function runWatcher(
   exclude: readonly string[],
   signal: AbortSignal,
   onReady: () => void,
-  /** azbk's other own folders (the embedded vault), left out as AZBK_HOME is */
-  others: readonly string[] = [],
+  /** azbk's own folders (AZBK_HOME, the embedded vault), left out; default AZBK_HOME alone */
+  ownFolders: OwnFolders = ownFoldersOf(home, ''),
 ): Promise<void> {
   const files = journalFiles(home);
   // What backups leave out is neither watched nor recorded (a build or cache folder that churns
@@ -526,24 +526,10 @@ export async function runWatcher(
   // AZBK_HOME's changes are azbk's own (the journal itself among them: watched, each line written
   // would be another change, without end), as are the embedded vault's. A watched folder that
   // holds them leaves them out, as backups do.
-  const own = ownPaths([home, ...others], roots);
+  const own = ownPaths(ownFolders.paths, roots);
   // By their paths, and as folders: a bind mount shows them by another path (its writes would
   // otherwise be recorded without end, the journal's own among them).
-  const ownIds = new Set(
-    [home, ...others].flatMap((f) => {
-      const st = fs.statSync(f, { bigint: true, throwIfNoEntry: false });
-      return st === undefined ? [] : [idOf(st)];
-    }),
-  );
-  const ownDir = (abs: string): boolean => {
-    if (ownIds.size === 0) return false;
-    try {
-      const st = fs.lstatSync(abs, { bigint: true });
-      return st.isDirectory() && ownIds.has(idOf(st));
-    } catch {
-      return false;
-    }
-  };
+  const ownDir = (abs: string) => isOwnEntry(abs, ownFolders);
   /** left out by the exclusions (a watched path itself never is, as a backup's included path is not) */
   const leftOut = (abs: string) => excluded !== null && !roots.has(abs) && excluded(slashed(abs), path.basename(abs));
   const record = (p: string) => {

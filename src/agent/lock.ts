@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { AzbkError } from '../shared/errors.js';
+import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { errnoCode, readJsonFile, writeFileAtomic } from '../shared/files.js';
 import { processIdentity, sameProcessAlive } from '../shared/process.js';
 
@@ -100,7 +100,7 @@ export async function acquireLockWaiting(file: string, job: { jobId: string; kin
     try {
       return await acquireJobLock(file, job);
     } catch (err) {
-      if (!(err instanceof AzbkError && err.code === 'AZBK_JOB_RUNNING') || Date.now() >= until) throw err;
+      if (!isAzbkError(err, 'AZBK_JOB_RUNNING') || Date.now() >= until) throw err;
       await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 100));
     }
   }

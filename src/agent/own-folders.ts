@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface OwnFolders {
-  /** the folders as they were given (for messages) */
+  /** the folders as they were given (for messages, and the change journal's checks by path) */
   readonly paths: readonly string[];
   /** `dev:ino` of each (see idOf) */
   readonly ids: ReadonlySet<string>;
@@ -25,10 +25,14 @@ export function idOf(st: { readonly dev: string | bigint; readonly ino: string |
   return `${String(st.dev)}:${String(st.ino)}`;
 }
 
-/** What `p` is (following links), or undefined when it is not there. */
+/** What `p` is (following links), or undefined when it is not there or cannot be examined. */
 function statId(p: string): string | undefined {
-  const st = fs.statSync(p, { bigint: true, throwIfNoEntry: false });
-  return st === undefined ? undefined : idOf(st);
+  try {
+    const st = fs.statSync(p, { bigint: true, throwIfNoEntry: false });
+    return st === undefined ? undefined : idOf(st);
+  } catch {
+    return undefined;
+  }
 }
 
 /** AZBK_HOME `home` and the embedded vault at `endpoint` (an https:// one is not here). */
@@ -41,15 +45,8 @@ export function ownFolders(home: string, endpoint: string): OwnFolders {
       // not a path of this system: nothing of it is here
     }
   }
-  const ids = new Set<string>();
-  for (const p of paths) {
-    try {
-      const id = statId(p);
-      if (id !== undefined) ids.add(id);
-    } catch {
-      // cannot be examined: a walk cannot reach it either
-    }
-  }
+  // One that cannot be examined: a walk cannot reach it either.
+  const ids = new Set(paths.flatMap((p) => statId(p) ?? []));
   return { paths, ids, key: [...ids].sort().join(',') };
 }
 
@@ -60,23 +57,24 @@ export function ownFolders(home: string, endpoint: string): OwnFolders {
 export function ownFolderOf(abs: string, own: OwnFolders): string | undefined {
   if (own.ids.size === 0) return undefined;
   for (let d = path.resolve(abs); ; d = path.dirname(d)) {
-    let id: string | undefined;
-    try {
-      id = statId(d);
-    } catch {
-      id = undefined; // not examined: the folders above it still are
-    }
+    const id = statId(d); // one not examined: the folders above it still are
     if (id !== undefined && own.ids.has(id)) return d;
     if (path.dirname(d) === d) return undefined;
   }
 }
 
-/** Whether the folder `abs` is one of them itself (one stat). */
+/** Whether the folder `abs` is one of them itself (one stat, following links). */
 export function isOwnFolder(abs: string, own: OwnFolders): boolean {
+  const id = own.ids.size === 0 ? undefined : statId(abs);
+  return id !== undefined && own.ids.has(id);
+}
+
+/** Whether `abs` itself (not a link to it) is one of them: for a walk, which never follows links. */
+export function isOwnEntry(abs: string, own: OwnFolders): boolean {
   if (own.ids.size === 0) return false;
   try {
-    const id = statId(abs);
-    return id !== undefined && own.ids.has(id);
+    const st = fs.lstatSync(abs, { bigint: true });
+    return st.isDirectory() && own.ids.has(idOf(st));
   } catch {
     return false;
   }

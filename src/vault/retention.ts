@@ -6,7 +6,7 @@
  * under `points/`. A machine without a policy keeps every point. Only points are removed: the
  * packs they share stay.
  */
-import { POINT_ID, type MachineId, type PointId } from '../core/ids.js';
+import { isHex32, POINT_ID, type MachineId, type PointId } from '../core/ids.js';
 import { DAY_MS, pickRetention, retainUnder, validRetention, type Retention } from '../core/retention.js';
 import { AzbkError } from '../shared/errors.js';
 import type { PointInfo, RetentionState } from './api.js';
@@ -146,7 +146,7 @@ async function dropClaim(store: BlobStore, machine: MachineId, key: string, id: 
   } catch {
     return; // a damaged copy names no job
   }
-  if (typeof jobId !== 'string' || !/^[0-9a-f]{32}$/.test(jobId)) return;
+  if (!isHex32(jobId)) return;
   const claim = layout.pointOfJob(machine, jobId);
   if ((await store.get(claim))?.toString('utf8') === id) await store.delete(claim);
 }

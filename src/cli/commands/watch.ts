@@ -1,16 +1,15 @@
 /** azbk watch: records changed paths between backups, so backups examine only what changed. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { compileExcludes } from '../../core/exclude.js';
 import { journalFiles, runWatcher, watcherRunning } from '../../agent/journal.js';
 import { loadPolicy, refuseWholeRoot } from '../../agent/policy.js';
+import { ownFolders } from '../../agent/own-folders.js';
 import { loadRegistration } from '../../agent/state.js';
 import { acquireJobLock, lockHolder, type JobLock } from '../../agent/lock.js';
 import { AzbkError, isAzbkError } from '../../shared/errors.js';
 import { errnoCode, makeFoldersSync } from '../../shared/files.js';
-import type { HomePaths } from '../../shared/paths.js';
 import { action } from '../run.js';
 import { textPaths } from '../arg-paths.js';
 
@@ -91,7 +90,7 @@ export function watchCommand(program: Command): void {
               out.line(`Watching ${include.join(', ')}; changes go to ${journalFiles(paths.home).changes}.`);
               out.event({ event: 'ready', paths: include });
             },
-            await embeddedVaultOf(paths),
+            ownFolders(paths.home, (await loadRegistration(paths).catch(() => null))?.endpoint ?? ''),
           );
         } finally {
           process.off('SIGINT', stop);
@@ -104,13 +103,3 @@ export function watchCommand(program: Command): void {
     );
 }
 
-/** The embedded vault this machine backs up to, when it is registered with one: the watcher leaves it out. */
-async function embeddedVaultOf(paths: HomePaths): Promise<string[]> {
-  const reg = await loadRegistration(paths).catch(() => null);
-  if (reg === null || !reg.endpoint.startsWith('file:')) return [];
-  try {
-    return [fileURLToPath(reg.endpoint)];
-  } catch {
-    return [];
-  }
-}
