@@ -19,8 +19,8 @@ export const DIST = path.join(REPO, 'dist');
 /** GNU time, for peak memory; null when it is not installed. */
 export const GNU_TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
 
-if (!existsSync(path.join(DIST, 'cli', 'main.js'))) {
-  throw new Error(`${DIST}/cli/main.js is missing: run \`npm run build\` before the end-to-end tests.`);
+if (!existsSync(path.join(DIST, 'bundle', 'main.js'))) {
+  throw new Error(`${DIST}/bundle/main.js is missing: run \`npm run build\` before the end-to-end tests.`);
 }
 
 export interface CliResult {
