@@ -61,6 +61,11 @@ export function printJsonError(err: AzbkError, now = false): void {
   }
 }
 
+/** `n` and the word for that many: counted(1, 'file') -> "1 file", counted(2, 'file') -> "2 files". */
+export function counted(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
 /** 1536 -> "1.5 KiB" */

@@ -8,7 +8,7 @@ import type { BackupProgress } from '../agent/backup.js';
 import type { RestoreCounts } from '../agent/restore.js';
 import { progressFile, type ProgressRecord } from '../agent/running.js';
 import type { HomePaths } from '../shared/paths.js';
-import { formatBytes } from './output.js';
+import { counted, formatBytes } from './output.js';
 
 /** How often the line is drawn again. */
 const EVERY_MS = 1000;
@@ -27,7 +27,7 @@ export function formatDuration(ms: number): string {
 /** A backup's status line. */
 export function backupProgressText(p: BackupProgress, elapsedMs: number): string {
   return (
-    `${formatDuration(elapsedMs)}  ${p.files} files (${formatBytes(p.bytes)}) examined, ` +
+    `${formatDuration(elapsedMs)}  ${counted(p.files, 'file')} (${formatBytes(p.bytes)}) examined, ` +
     `${formatBytes(p.readBytes)} read, ${formatBytes(p.newBytes)} new, ${formatBytes(p.uploadedBytes)} uploaded`
   );
 }
@@ -40,11 +40,11 @@ export function backupProgressText(p: BackupProgress, elapsedMs: number): string
  */
 export function restoreProgressText(done: RestoreCounts, total: RestoreCounts, elapsedMs: number, dataMs: number, complete = true): string {
   if (!complete) {
-    return `${formatDuration(elapsedMs)}  ${done.files} of ${total.files} files planned so far, ${formatBytes(done.bytes)} of ${formatBytes(total.bytes)} (planning more)`;
+    return `${formatDuration(elapsedMs)}  ${done.files} of ${counted(total.files, 'file')} planned so far, ${formatBytes(done.bytes)} of ${formatBytes(total.bytes)} (planning more)`;
   }
   // (files restored again after a lost pack write more than was planned: never over 100%)
   const share = Math.min(1, total.bytes > 0 ? done.bytes / total.bytes : total.files > 0 ? done.files / total.files : 1);
-  return `${formatDuration(elapsedMs)}  ${Math.floor(share * 100)}%  ${done.files} of ${total.files} files, ${formatBytes(done.bytes)} of ${formatBytes(total.bytes)}${timeLeft(share, dataMs)}`;
+  return `${formatDuration(elapsedMs)}  ${Math.floor(share * 100)}%  ${done.files} of ${counted(total.files, 'file')}, ${formatBytes(done.bytes)} of ${formatBytes(total.bytes)}${timeLeft(share, dataMs)}`;
 }
 
 /** verify --read-data's status line: `done` of `total` bytes of packs read and checked, `dataMs` since it began reading them. */

@@ -16,6 +16,9 @@ describe('status line', () => {
   it('says what a backup examined, read, found new and uploaded', () => {
     const text = backupProgressText({ files: 1234, bytes: 3 * MiB, readBytes: 2 * MiB, newBytes: MiB, uploadedBytes: 512 * 1024 }, 75_000);
     expect(text).toBe('1:15  1234 files (3.0 MiB) examined, 2.0 MiB read, 1.0 MiB new, 512.0 KiB uploaded');
+    // one file is "1 file", none "0 files"
+    expect(backupProgressText({ files: 1, bytes: 12, readBytes: 12, newBytes: 12, uploadedBytes: 0 }, 1_000)).toContain('  1 file (12 B) examined');
+    expect(backupProgressText({ files: 0, bytes: 0, readBytes: 0, newBytes: 0, uploadedBytes: 0 }, 1_000)).toContain('  0 files (0 B) examined');
   });
 
   it('gives a restore its share by bytes, and the time left only after five seconds of writing', () => {
@@ -28,6 +31,7 @@ describe('status line', () => {
     expect(restoreProgressText(total, total, 9_000, 9_000)).toBe('0:09  100%  100 of 100 files, 100.0 MiB of 100.0 MiB');
     // empty files only: the share is by files
     expect(restoreProgressText({ files: 3, bytes: 0 }, { files: 4, bytes: 0 }, 1_000, 1_000)).toContain('75%  3 of 4 files');
+    expect(restoreProgressText({ files: 1, bytes: 0 }, { files: 1, bytes: 0 }, 1_000, 1_000)).toContain('100%  1 of 1 file, ');
     // a restore in parts that still plans: what it planned so far, no share and no time left
     expect(restoreProgressText({ files: 10, bytes: 25 * MiB }, total, 12_000, 10_000, false)).toBe('0:12  10 of 100 files planned so far, 25.0 MiB of 100.0 MiB (planning more)');
     // more written than planned (files restored again after a lost pack): never over 100%

@@ -30,8 +30,8 @@ describe('azbk jobs', () => {
     expect(all.jobs[1]).toMatchObject({ error: 'AZBK_PATH_NOT_FOUND' });
     const text = (await m.run(['jobs'])).stdout.trim().split('\n');
     expect(text).toHaveLength(3);
-    expect(text[0]).toMatch(new RegExp(`backup\\s+ok\\s+\\d+\\.\\d s\\s+point ${point}; 1 files \\(12 B\\), 12 B read, [^;]+ uploaded`));
-    expect(text[2]).toMatch(/restore\s+ok .*1 files, 12 B restored/);
+    expect(text[0]).toMatch(new RegExp(`backup\\s+ok\\s+\\d+\\.\\d s\\s+point ${point}; 1 file \\(12 B\\), 12 B read, [^;]+ uploaded`));
+    expect(text[2]).toMatch(/restore\s+ok .*1 file, 12 B restored/);
 
     // A line cut short (a crash while it was written) is left out; the next job starts a line
     // of its own, and the rest are still listed.

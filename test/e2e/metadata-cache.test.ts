@@ -38,7 +38,7 @@ describe('metadata cache', () => {
     // In words: the point's size, and that nothing was read.
     const text = await m.run(['backup', '--now', '--include', src]);
     expectExit(text, 0);
-    expect(text.stdout).toMatch(new RegExp(`30 files \\(${(first.stats.bytes / 1024).toFixed(1)} KiB\\), \\d+ folders, 1 links; 0 B read, `));
+    expect(text.stdout).toMatch(new RegExp(`30 files \\(${(first.stats.bytes / 1024).toFixed(1)} KiB\\), \\d+ folders, 1 link; 0 B read, `));
     // An unchanged tree stores nothing new: at most the listings of the folders above it, whose
     // times change when another process adds to /tmp meanwhile (as concurrent tests do).
     expect(second.stats.newBlobs, 'an unchanged tree stores nothing new').toBeLessThanOrEqual(src.split(path.sep).length - 1);

@@ -61,7 +61,7 @@ describe.skipIf(!existsSync(SCRIPT))('progress on a terminal', () => {
     const read = [...verify.screen.matchAll(/\r\d+:\d\d  (\d+)%  [^\r]* of 3\.\d MiB of stored data read and checked[^\r]*\x1b\[K/g)].map((x) => Number(x[1]));
     expect(read.length, verify.screen).toBeGreaterThanOrEqual(2);
     expect(read).toEqual([...read].sort((a, b) => a - b));
-    expect(verify.screen).toContain(`\r${ERASE}Checked 1 recovery point(s)`);
+    expect(verify.screen).toContain(`\r${ERASE}Checked 1 recovery point and `);
 
     // --json on a terminal: the JSON alone
     const json = await onTerminal(m, ['restore', '--point', 'latest', '--target', path.join(root, 'json'), '--limit-download', '1M', '--json']);

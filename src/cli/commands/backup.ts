@@ -10,7 +10,7 @@ import { AzbkError, ExitCode, isAzbkError } from '../../shared/errors.js';
 import { checkLimits, limitOptions, withLimits, type LimitOpts } from '../limits.js';
 import { boundHeapGrowth } from '../heap.js';
 import { stopOnSignals } from '../signals.js';
-import { formatBytes, printable } from '../output.js';
+import { counted, formatBytes, printable } from '../output.js';
 import { jobProgress } from '../progress.js';
 import { action, setExitCode } from '../run.js';
 import { textPaths } from '../arg-paths.js';
@@ -129,7 +129,7 @@ export function backupCommand(program: Command): void {
           const s = r.stats;
           out.line(`Recovery point ${r.point.id} created at ${r.point.time}.`);
           out.line(`  ${r.scan.mode === 'optimized' ? 'Optimized' : 'Full scan'}: ${r.scan.reason}.`);
-          out.line(`  ${s.files} files (${formatBytes(s.bytes)}), ${s.dirs} folders, ${s.symlinks} links; ${formatBytes(s.readBytes)} read, ${formatBytes(s.newBytes)} new, ${formatBytes(s.uploadedBytes)} uploaded.`);
+          out.line(`  ${counted(s.files, 'file')} (${formatBytes(s.bytes)}), ${counted(s.dirs, 'folder')}, ${counted(s.symlinks, 'link')}; ${formatBytes(s.readBytes)} read, ${formatBytes(s.newBytes)} new, ${formatBytes(s.uploadedBytes)} uploaded.`);
           if (r.point.expired.length > 0) out.line(`  Retention: ${r.point.expired.length} older point(s) expired: ${r.point.expired.join(', ')}.`);
           for (const w of r.warnings) out.line(`  warning: ${printable(w.path)}: ${printable(w.reason)}`);
           if (r.skipped.length > 0) {

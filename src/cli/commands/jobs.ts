@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { readJobs, type JobRecord } from '../../agent/jobs.js';
 import { AzbkError } from '../../shared/errors.js';
-import { formatBytes } from '../output.js';
+import { counted, formatBytes } from '../output.js';
 import { action } from '../run.js';
 
 interface Opts {
@@ -24,10 +24,10 @@ function summary(j: JobRecord): string {
   if (typeof s?.files === 'number' && typeof s.bytes === 'number' && typeof s.uploadedBytes === 'number') {
     // A job recorded before what it read was counted says only the point's size.
     const read = typeof s.readBytes === 'number' ? `, ${formatBytes(s.readBytes)} read` : '';
-    parts.push(`${s.files} files (${formatBytes(s.bytes)})${read}, ${formatBytes(s.uploadedBytes)} uploaded`);
+    parts.push(`${counted(s.files, 'file')} (${formatBytes(s.bytes)})${read}, ${formatBytes(s.uploadedBytes)} uploaded`);
   }
   const r = j.restored as { files?: unknown; bytes?: unknown } | undefined;
-  if (typeof r?.files === 'number' && typeof r.bytes === 'number') parts.push(`${r.files} files, ${formatBytes(r.bytes)} restored`);
+  if (typeof r?.files === 'number' && typeof r.bytes === 'number') parts.push(`${counted(r.files, 'file')}, ${formatBytes(r.bytes)} restored`);
   if (typeof j.skipped === 'number' && j.skipped > 0) parts.push(`${j.skipped} skipped`);
   if (typeof j.failed === 'number' && j.failed > 0) parts.push(`${j.failed} failed`);
   if (typeof j.expired === 'number' && j.expired > 0) parts.push(`${j.expired} older point(s) expired`);

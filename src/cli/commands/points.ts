@@ -9,7 +9,7 @@ import { retainUnder, type KeptBy } from '../../core/retention.js';
 import type { PointInfo, RetentionState } from '../../vault/api.js';
 import { MAX_EXPIRED_PER_PASS } from '../../vault/retention.js';
 import { ExitCode, isAzbkError } from '../../shared/errors.js';
-import { formatBytes, printable } from '../output.js';
+import { counted, formatBytes, printable } from '../output.js';
 import { action, setExitCode } from '../run.js';
 
 /**
@@ -81,7 +81,7 @@ export function pointsCommand(program: Command): void {
         for (const r of rows) {
           const extra = r.damaged !== undefined
             ? '  [damaged: cannot be read]'
-            : r.files === undefined ? '' : `  ${r.files} files, ${formatBytes(r.bytes ?? 0)}  ${printable((r.paths ?? []).join(', '))}`;
+            : r.files === undefined ? '' : `  ${counted(r.files, 'file')}, ${formatBytes(r.bytes ?? 0)}  ${printable((r.paths ?? []).join(', '))}`;
           const kept = r.keptBy === undefined ? '' : r.keptBy.length === 0 ? `  [expires with ${r.expires === 'next' ? 'the next backup' : 'a later backup'}]` : `  [kept: ${r.keptBy.join(', ')}]`;
           out.line(`${r.id}  ${r.time}${extra}${kept}`);
         }

@@ -9,7 +9,7 @@ import { AzbkError, ExitCode } from '../../shared/errors.js';
 import { checkLimits, limitOptions, withLimits, type LimitOpts } from '../limits.js';
 import { boundHeapGrowth } from '../heap.js';
 import { stopOnSignals } from '../signals.js';
-import { formatBytes, printable } from '../output.js';
+import { counted, formatBytes, printable } from '../output.js';
 import { action, setExitCode } from '../run.js';
 import { jobProgress } from '../progress.js';
 import { textPaths } from '../arg-paths.js';
@@ -105,7 +105,7 @@ export function restoreCommand(program: Command): void {
         // The first line says how it ended: a restore whose items failed does not read as done.
         const verb = r.failed.length === 0 ? 'Restored' : nothing ? 'Could not restore' : 'Restored part of';
         out.line(`${verb} point ${r.point.id} of ${r.machineName}${where}.`);
-        out.line(`  ${s.files} files (${formatBytes(s.bytes)}), ${s.dirs} folders, ${s.symlinks} links.`);
+        out.line(`  ${counted(s.files, 'file')} (${formatBytes(s.bytes)}), ${counted(s.dirs, 'folder')}, ${counted(s.symlinks, 'link')}.`);
         for (const w of r.warnings) out.warn(w);
         if (r.leftoversRemoved > 0) out.line(`  Removed ${r.leftoversRemoved} temporary file(s) left by an earlier restore that did not finish.`);
         const skipped = r.conflicts.filter((c) => c.action === 'skipped' && c.own !== true);

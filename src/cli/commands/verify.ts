@@ -11,7 +11,7 @@ import { verifyVault, type VerifyReport } from '../../agent/verify.js';
 import { acquireJobLock } from '../../agent/lock.js';
 import { ExitCode } from '../../shared/errors.js';
 import { checkLimits, limitOptions, withLimits, type LimitOpts } from '../limits.js';
-import { printable } from '../output.js';
+import { counted, printable } from '../output.js';
 import { action, setExitCode } from '../run.js';
 import { jobProgress } from '../progress.js';
 
@@ -59,8 +59,8 @@ export function verifyCommand(program: Command): void {
         }
         log.info({ points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.packs, problems: r.problems.length, readData: o.readData === true }, 'verify finished');
         out.line(
-          `Checked ${r.points} recovery point(s) and ${r.checkpoints} checkpoint(s): ${r.trees} folder listings, ${r.blobs} blobs` +
-            ` in ${r.packs} packs${o.readData === true ? ', every chunk read' : ''}.`,
+          `Checked ${counted(r.points, 'recovery point')} and ${counted(r.checkpoints, 'checkpoint')}: ${counted(r.trees, 'folder listing')}, ${counted(r.blobs, 'blob')}` +
+            ` in ${counted(r.packs, 'pack')}${o.readData === true ? ', every chunk read' : ''}.`,
         );
         if (r.orphanPacks > 0) out.line(`${r.orphanPacks} pack(s) hold nothing a kept point refers to (data of expired points, or left by stopped jobs, which prune frees in time): not a problem.`);
         // Names come from the vault's listings: no control character reaches the terminal as one.
