@@ -527,9 +527,11 @@ class RestoreJob {
         if (!found.merge) this.madeFolders.push(to);
         // A folder restored as a copy beside one in the way: its files are not under `dest`.
         if (to !== dest) await this.mark?.add({ path: to, deep: true });
+        // Its mode and times are the parent listing's: set at the end also when its own listing
+        // cannot be read (the folder then stays, empty, and is listed as failed).
+        dirs.push({ segs, path: to, node: found.keepMode === undefined ? node : { ...node, mode: found.keepMode } });
         const tree = await this.reader.tree(node.subtree);
         await this.reader.ahead(subfolders(tree));
-        dirs.push({ segs, path: to, node: found.keepMode === undefined ? node : { ...node, mode: found.keepMode } });
         this.restored.dirs++;
         for (const child of tree.nodes) {
           if (process.platform === 'win32' && !isPortableName(child.name)) {

@@ -82,6 +82,36 @@ describe.concurrent('vault damage', () => {
     if (await exists(target)) await expectRestoredFilesCorrect(target);
   });
 
+  it("a folder whose own listing is damaged is still given its mode and times, from its parent's listing", async (ctx) => {
+    const root = await tempDir(ctx);
+    const src = path.join(root, 'data');
+    const sub = path.join(src, 'sub');
+    await fs.mkdir(sub, { recursive: true });
+    await fs.writeFile(path.join(sub, 'd.bin'), randomBytes(1000));
+    await fs.writeFile(path.join(src, 'a.bin'), randomBytes(1000));
+    await fs.chmod(sub, 0o750);
+    const when = new Date('2001-02-03T04:05:06Z');
+    await fs.utimes(sub, when, when);
+    const a = await setupMachine(root);
+    await backup(a, [src]);
+    // Listings are sealed deepest first: the listings pack begins with sub's (past its nonce here).
+    const packs = await vaultObjects(a.vault.dir, 'packs');
+    const sizes = await Promise.all(packs.map(async (p) => (await fs.stat(p)).size));
+    const listings = sizes[0]! < sizes[1]! ? packs[0]! : packs[1]!;
+    await flipByte(listings, 20);
+
+    const target = path.join(root, 'target');
+    const r = await a.run(['restore', '--point', 'latest', '--target', target, '--json']);
+    expectExit(r, 3);
+    expectNoStack(r);
+    expect(parseJson(r).failed.map((f: { path: string }) => f.path)).toEqual([sub]);
+    const st = await fs.stat(path.join(target, sub));
+    expect((st.mode & 0o7777).toString(8)).toBe('750');
+    expect(st.mtime.toISOString()).toBe(when.toISOString());
+    expect(await fs.readdir(path.join(target, sub))).toEqual([]);
+    await expectRestoredFilesCorrect(target);
+  });
+
   it("a damaged point manifest gives a clear error (exit 1) and writes nothing", async (ctx) => {
     const { root, src, a } = await setup(ctx);
     const [pointFile] = await vaultObjects(a.vault.dir, 'points');
