@@ -176,11 +176,11 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
     const r = job.restored;
     const sofar = `${r.files} file(s) and ${r.dirs} folder(s) were restored; no unfinished file was left.`;
     if (isAzbkError(err, 'AZBK_CANCELLED')) {
-      throw new AzbkError('AZBK_CANCELLED', `Restore stopped: ${sofar}`, { hint: 'Run the same restore again with --conflict skip (the default) to restore the rest.' });
+      throw new AzbkError('AZBK_CANCELLED', `Restore stopped: ${sofar}`, { hint: goOn(o.conflict, '') });
     }
     // A vault gone on the way stops it as a Ctrl-C does: said so, with how to go on.
     if (isAzbkError(err, 'AZBK_VAULT_UNREACHABLE') || isAzbkError(err, 'AZBK_VAULT_NOT_FOUND')) {
-      throw new AzbkError(err.code, `${err.message} The restore stopped: ${sofar}`, { hint: 'Run the same restore again with --conflict skip (the default) once the vault answers, to restore the rest.', cause: err });
+      throw new AzbkError(err.code, `${err.message} The restore stopped: ${sofar}`, { hint: goOn(o.conflict, ' once the vault answers'), cause: err });
     }
     throw err;
   } finally {
@@ -198,6 +198,20 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
     leftoversRemoved: leftovers,
     warnings,
   };
+}
+
+/**
+ * How to finish a restore that stopped (`when`: a condition, e.g. once the vault answers), by its
+ * conflict rule. Skip: the files restored already are left as they are. Overwrite: only the same
+ * rule replaces the rest of the files in the way (skip would leave them as they were and end
+ * well). Copy: a second run takes what the first restored for items in the way, and copies it.
+ */
+function goOn(rule: ConflictRule, when: string): string {
+  if (rule === 'overwrite') return `Run the same restore again with --conflict overwrite${when} to restore the rest (files restored already are written again).`;
+  if (rule === 'copy') {
+    return `To have the whole point without more copies, restore it into an empty folder (--target DIR)${when}; run with --conflict copy again, and what this run restored is copied once more.`;
+  }
+  return `Run the same restore again with --conflict skip (the default)${when} to restore the rest.`;
 }
 
 /** A folder as a restore that died left one it made: owner-only, and ours. */

@@ -69,6 +69,44 @@ describe('a restore stopped with Ctrl-C', () => {
     await expectSameTree(src, restored);
   }, 90_000);
 
+  it('with --conflict overwrite, says to go on with that rule, which then replaces every changed file', async (ctx) => {
+    const root = await tempDir(ctx);
+    const src = path.join(root, 'src');
+    for (let d = 0; d < 8; d++) for (let f = 0; f < 3; f++) await writeRandomFile(path.join(src, `d${d}`, `f${f}.bin`), MiB);
+    const m = await setupMachine(root);
+    await backup(m, [src]);
+    const target = path.join(root, 'out');
+    expectExit(await m.run(['restore', '--point', 'latest', '--target', target]), 0);
+    const restored = path.join(target, src);
+    // Every restored file changed since: all of them are in the way of the next restore.
+    for (const f of await fs.readdir(restored, { recursive: true })) {
+      const p = path.join(restored, String(f));
+      if ((await fs.lstat(p)).isFile()) await fs.writeFile(p, 'changed');
+    }
+    const child = spawn(process.execPath, [BIN, 'restore', '--point', 'latest', '--target', target, '--conflict', 'overwrite', '--limit-download', '4M'], {
+      cwd: REPO,
+      env: { ...process.env, AZBK_HOME: m.home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const replaced = async () => {
+      let n = 0;
+      for (const e of await entries(restored)) if (e.st.isFile() && e.st.size === MiB) n++;
+      return n;
+    };
+    for (let i = 0; i < 400 && (await replaced()) === 0; i++) await sleep(25);
+    child.kill('SIGINT');
+    expect(await done, stderr).toBe(130);
+    expect(await replaced()).toBeLessThan(24);
+    expect(stderr).toContain('hint: Run the same restore again with --conflict overwrite to restore the rest');
+    expect(stderr).not.toContain('--conflict skip');
+
+    expectExit(await m.run(['restore', '--point', 'latest', '--target', target, '--conflict', 'overwrite']), 0);
+    await expectSameTree(src, restored);
+  }, 90_000);
+
   it('killed, leaves temporary files that the next restore removes, and only those', async (ctx) => {
     const root = await tempDir(ctx);
     const src = path.join(root, 'src');
