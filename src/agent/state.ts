@@ -38,9 +38,13 @@ export interface LocalSecrets {
   readonly masterKey: string;
 }
 
-function damaged(file: string, what = 'The local registration in'): AzbkError {
-  return new AzbkError('AZBK_NOT_REGISTERED', `${what} ${file} ${existsSync(file) ? 'is damaged' : 'is missing'}.`, {
-    hint: 'Register the machine again: azbk register --vault-credentials FILE --reregister.',
+const REREGISTER = 'Register the machine again: azbk register --vault-credentials FILE --reregister.';
+
+/** The registration (by default) or the secrets file `file` is damaged or gone. */
+function damaged(file: string, what?: string): AzbkError {
+  return new AzbkError('AZBK_NOT_REGISTERED', `${what ?? 'The local registration in'} ${file} ${existsSync(file) ? 'is damaged' : 'is missing'}.`, {
+    // without its registration, the machine's name is not known here (see register's --reregister)
+    hint: what === undefined ? 'Register the machine again under the name it had: azbk register --vault-credentials FILE --machine-name NAME --reregister.' : REREGISTER,
   });
 }
 
@@ -128,7 +132,7 @@ export async function loadSecrets(paths: HomePaths, r: LocalRegistration): Promi
   const text = await keychainGet(where);
   const missing = () =>
     new AzbkError('AZBK_NOT_REGISTERED', `This machine's secrets are missing from the keychain, or damaged there (service ${where.service}, account ${where.account}).`, {
-      hint: 'Register the machine again: azbk register --vault-credentials FILE --reregister.',
+      hint: REREGISTER,
     });
   let v: unknown = null;
   try {

@@ -210,6 +210,30 @@ describe.concurrent('register', () => {
     expect(await vaultObjects(vault.dir, 'machines')).toHaveLength(1);
   });
 
+  it('refuses --reregister without --machine-name over a damaged registration: the host name could be another machine', async (ctx) => {
+    const root = await tempDir(ctx);
+    const vault = await createVault(root);
+    const pass = await writePassphrase(root, PASSPHRASE);
+    // One machine under the host's name (the default), and this one under another name.
+    const host = path.join(root, 'host');
+    expectExit(await runCli(['register', '--vault-credentials', vault.credentials, '--passphrase-file', pass], { home: host }), 0);
+    const home = path.join(root, 'home');
+    const b = parseJson(await runCli(registerArgs(vault.credentials, 'B', '--passphrase-file', pass), { home }));
+    await fs.writeFile(path.join(home, 'registration.json'), '{"version":1,', { mode: 0o600 });
+    const hinted = await runCli(['points'], { home });
+    expect(hinted.stderr).toContain('--machine-name NAME --reregister');
+
+    const r = await runCli(['register', '--vault-credentials', vault.credentials, '--passphrase-file', pass, '--reregister'], { home });
+    expectExit(r, 2);
+    expectNoStack(r);
+    expect(r.stderr).toMatch(/is damaged\. Which machine this is cannot be told from it, so --reregister needs --machine-name\./);
+    // The machine of the host's name keeps its secret.
+    expectExit(await runCli(['points'], { home: host }), 0);
+    const again = await runCli(registerArgs(vault.credentials, 'B', '--passphrase-file', pass, '--reregister'), { home });
+    expectExit(again, 0);
+    expect(parseJson(again).machineId).toBe(b.machineId);
+  });
+
   it('registers again over a damaged local registration with --reregister', async (ctx) => {
     const root = await tempDir(ctx);
     const vault = await createVault(root);

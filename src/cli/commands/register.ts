@@ -2,10 +2,11 @@
 import os from 'node:os';
 import type { Command } from 'commander';
 import { registerMachine, type SecretStore } from '../../agent/register.js';
-import { loadRegistration, secretsLocation } from '../../agent/state.js';
-import { AzbkError } from '../../shared/errors.js';
+import { loadRegistration, secretsLocation, type LocalRegistration } from '../../agent/state.js';
+import { AzbkError, isAzbkError } from '../../shared/errors.js';
 import { exposedWarning, readSmallTextFile } from '../../shared/files.js';
 import { checkPassphraseSources, keepGenerated, newPassphrase } from '../new-passphrase.js';
+import type { HomePaths } from '../../shared/paths.js';
 import { action } from '../run.js';
 import { secretsPlace, secretsResult } from '../secrets-text.js';
 
@@ -53,7 +54,7 @@ export function registerCommand(program: Command): void {
         const { passphrase, generated } = await newPassphrase(o, out.warn);
         const writeGenerated = generated?.write;
         // Registered again: the same machine by default (its name), not one named after the host.
-        const registered = o.machineName === undefined && o.reregister === true ? await loadRegistration(paths).catch(() => null) : null;
+        const registered = o.machineName === undefined && o.reregister === true ? await registeredHere(paths) : null;
         const machineName = o.machineName ?? registered?.machineName ?? defaultMachineName();
         let wroteGenerated = false;
         let inVault = false;
@@ -90,4 +91,22 @@ export function registerCommand(program: Command): void {
         }
       }),
     );
+}
+
+/**
+ * The registration `--reregister` without `--machine-name` registers again, or null when this
+ * AZBK_HOME has none (the host name is taken then). One that cannot be read is refused: which
+ * machine this was is unknown, and the host name could be another machine's, whose secret a
+ * re-registration would replace (locking that machine out).
+ */
+async function registeredHere(paths: HomePaths): Promise<LocalRegistration | null> {
+  try {
+    return await loadRegistration(paths);
+  } catch (err) {
+    if (!isAzbkError(err, 'AZBK_NOT_REGISTERED')) throw err;
+    throw new AzbkError('AZBK_USAGE', `${err.message} Which machine this is cannot be told from it, so --reregister needs --machine-name.`, {
+      hint: 'Give the name this machine was registered under: azbk register --vault-credentials FILE --machine-name NAME --reregister.',
+      cause: err,
+    });
+  }
 }
