@@ -110,11 +110,31 @@ type PackSizes = (pack: PackId) => Promise<number | null>;
  * core. When neither found anything wrong, the first sweep's report is the report; else a second
  * sweep reports, finding what the check said of each file's chunks.
  */
-export async function verifyVault(
-  session: VaultSession,
-  keys: VaultKeys,
-  opts: { readData?: boolean; missing?: readonly PackId[]; damaged?: readonly PackId[]; onReading?: DataReading } = {},
-): Promise<VerifyReport> {
+export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: VerifyOptions = {}): Promise<VerifyReport> {
+  const first = await verifyOnce(session, keys, opts);
+  const known = new Set([...(opts.missing ?? []), ...(opts.damaged ?? [])]);
+  const found = [...first.missingPacks, ...first.damagedPacks].filter((p) => !known.has(p));
+  if (found.length === 0) return first;
+  // Packs found missing or damaged that this machine did not know of: the index names one place
+  // for each blob (the index file read last), and a later backup may have stored a blob of them
+  // again elsewhere, where restores find it (they leave such a pack out and look again). Checked
+  // again with those packs last, only what has no other copy is a problem.
+  const again = await verifyOnce(session, keys, { ...opts, damaged: [...(opts.damaged ?? []), ...found] });
+  const union = <T>(a: readonly T[], b: readonly T[]): T[] => [...new Set([...a, ...b])].sort();
+  return { ...again, missingPacks: union(first.missingPacks, again.missingPacks), damagedPacks: union(first.damagedPacks, again.damagedPacks), damagedIndex: union(first.damagedIndex, again.damagedIndex) };
+}
+
+export interface VerifyOptions {
+  readonly readData?: boolean;
+  /** packs a backup of this machine found missing (those still missing are left out) */
+  readonly missing?: readonly PackId[];
+  /** packs found damaged: their blobs count only where no other pack holds them */
+  readonly damaged?: readonly PackId[];
+  readonly onReading?: DataReading;
+}
+
+/** One check of the vault (see verifyVault). */
+async function verifyOnce(session: VaultSession, keys: VaultKeys, opts: VerifyOptions): Promise<VerifyReport> {
   const problems: VerifyProblem[] = [];
   const index = new BlobIndex();
   const indexedPacks = new Set<PackId>();

@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBackup } from '../../src/agent/backup.js';
+import { recordDamagedPacks } from '../../src/agent/file-cache.js';
 import { BlobIndex } from '../../src/agent/blob-index.js';
 import { BlobWriter } from '../../src/agent/blob-writer.js';
 import { openPoint } from '../../src/agent/points.js';
@@ -110,6 +111,29 @@ describe('verifyVault', () => {
     const r = await verifyVault(m.ctx.session, m.keys, { readData: true });
     expect(r.problems).toHaveLength(1);
     expect(r.problems[0]!.what).toMatch(/1 of \d+ chunks unreadable: .*failed authentication/);
+  });
+
+  it('a damaged chunk stored again by a later backup is no problem, whichever index file names it last', async () => {
+    const m = await createMachine();
+    const src = await smallTree(m, true);
+    const first = await runBackup(m.ctx, { include: [src] });
+    const before = new Set(await m.ctx.session.listIndex());
+    await damageData(m, src, first.point);
+    const pack = dataOnlyPack(await readPoint(m, first.point), path.join(src, 'a.bin'));
+    // The machine that found it damaged stores what it has of it again.
+    recordDamagedPacks(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId, [pack]);
+    await runBackup(m.ctx, { include: [src] });
+    // Another machine knows nothing of it; the index file of the damaged pack is read last.
+    const session = withMethods(m.ctx.session, (s) => ({
+      listIndex: async () => {
+        const names = await s.listIndex();
+        return [...names.filter((n) => !before.has(n)), ...names.filter((n) => before.has(n))];
+      },
+    }));
+    const r = await verifyVault(session, m.keys, { readData: true });
+    expect(r.problems).toEqual([]);
+    expect(r.damagedPacks).toEqual([pack]);
+    expect(r.points).toBe(2);
   });
 
   it('names every point a damaged chunk breaks, also where the points share the folder that holds it', async () => {
