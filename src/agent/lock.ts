@@ -153,6 +153,13 @@ export async function acquireJobLock(file: string, job: { jobId: string; kind: s
     const held = await readLock(file);
     if (held !== null && held.pid !== process.pid && holderAlive(held)) throw running(held);
     if (heldHere.has(key)) throw running(held);
+    // Only a lock file is taken over: a folder (or anything else) of that name is not azbk's to remove.
+    const st = await fs.lstat(file).catch(() => undefined);
+    if (st !== undefined && !st.isFile()) {
+      throw new AzbkError('AZBK_LOCAL_IO', `${file} is not a file, so the job lock cannot be taken: something else is at its name.`, {
+        hint: `Move ${file} away (azbk makes it as a file while a job runs), then run the job again.`,
+      });
+    }
     await takeOverStale(file);
   }
   throw new AzbkError('AZBK_JOB_RUNNING', 'Could not take the job lock; another job keeps taking it.');

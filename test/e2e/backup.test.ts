@@ -281,6 +281,25 @@ describe.concurrent('backup', () => {
     expect(await exists(path.join(target, root, 'outside.txt'))).toBe(false);
   });
 
+  it('refuses a job lock that is a folder (exit 1, said so) and leaves that folder as it is', async (ctx) => {
+    const root = await tempDir(ctx);
+    const src = path.join(root, 'src');
+    await fs.mkdir(src);
+    await fs.writeFile(path.join(src, 'f.txt'), 'x');
+    const a = await setupMachine(root);
+    const lock = path.join(a.home, 'job.lock');
+    await fs.mkdir(lock);
+    await fs.writeFile(path.join(lock, 'mine.txt'), 'mine');
+    const r = await a.run(['backup', '--now', '--include', src]);
+    expectExit(r, 1);
+    expectNoStack(r);
+    expect(r.stderr).toContain(`azbk: error AZBK_LOCAL_IO: ${lock} is not a file, so the job lock cannot be taken`);
+    expect(await fs.readFile(path.join(lock, 'mine.txt'), 'utf8')).toBe('mine');
+    expect((await fs.readdir(a.home)).filter((n) => n.startsWith('job.lock.'))).toEqual([]);
+    await fs.rm(lock, { recursive: true });
+    expectExit(await a.run(['backup', '--now', '--include', src]), 0);
+  });
+
   it('runs one job at a time per machine: a second backup or a restore exits 11', async (ctx) => {
     const root = await tempDir(ctx);
     const src = path.join(root, 'big');
