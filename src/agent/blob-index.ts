@@ -45,7 +45,7 @@ export class BlobIndex {
   private readonly packRows = new Map<PackId, number>();
   /** a looked-up id as bytes */
   private readonly scratch = Buffer.alloc(ID_BYTES);
-  /** names of index files that could not be read */
+  /** names of the vault's index files that are damaged (found so now, or by an earlier command) */
   readonly damaged: string[] = [];
   /** the index files whose packs are all in here (see addIndexFile) */
   private covered: string[] = [];
@@ -298,9 +298,23 @@ export class BlobIndex {
       // gives this key nothing, and is remembered as such: read once, not by every command.
       index.addIndexFile(name, packs);
       cache?.putIndex(name, compactIndex(packs));
+      if (index.damaged.at(-1) === name) cache?.addUnreadableIndex?.([name]);
     }
+    // ... and named when a blob is not found (see unindexed)
+    const unreadable = new Set([...damagedIndex, ...(cache?.getUnreadableIndex?.() ?? [])]);
+    for (const name of names) if (unreadable.has(name) && !index.damaged.includes(name)) index.damaged.push(name);
     index.addDeferred();
     return index;
+  }
+
+  /**
+   * Why the blob `what` names (e.g. "chunk 1a2b3c4d5e6f") is not in here: missing from the vault,
+   * or, with index files of the vault damaged, perhaps named only by one of them.
+   */
+  unindexed(what: string): string {
+    if (this.damaged.length === 0) return `${what} is missing from the vault`;
+    const more = this.damaged.length > 1 ? ` and ${this.damaged.length - 1} more` : '';
+    return `${what} is named by no intact index file of the vault (index file ${this.damaged[0]!.slice(0, 12)}${more} ${this.damaged.length > 1 ? 'are' : 'is'} damaged; a backup of the machine that stored it stores it again)`;
   }
 
   /** Adds the blobs held back by deferPacks that no other pack holds; no snapshot is saved then. */
@@ -490,6 +504,9 @@ export interface IndexCache {
   forgetMissingPacks?(packs: readonly PackId[]): void;
   /** index files the vault holds damaged: their local copies are left out (see FileCache.getDamagedIndex) */
   getDamagedIndex?(): readonly string[];
+  /** index files found damaged when loaded, which the cache holds as giving nothing (see FileCache.getUnreadableIndex) */
+  getUnreadableIndex?(): readonly string[];
+  addUnreadableIndex?(names: readonly string[]): void;
   /** packs a check found damaged: a backup leaves them out (see FileCache.getDamagedPacks) */
   getDamagedPacks?(): readonly PackId[];
   /** the snapshot, the index files it covers and the digest of the packs it left out, or undefined (none, or damaged) */

@@ -32,6 +32,8 @@ const BATCH = 256;
 const DAMAGED_PACKS = 'damagedPacks';
 /** the meta key of the vault's index files found damaged (see getDamagedIndex) */
 const DAMAGED_INDEX = 'damagedIndex';
+/** the meta key of the vault's index files this cache holds as giving nothing because they are damaged (see getUnreadableIndex) */
+const UNREADABLE_INDEX = 'unreadableIndex';
 /** the meta key of the packs found missing (see getMissingPacks) */
 const MISSING_PACKS = 'missingPacks';
 
@@ -461,6 +463,20 @@ export class FileCache implements IndexCache {
   /** Adds index files to getDamagedIndex. */
   addDamagedIndex(names: readonly string[]): void {
     this.addToPackList(DAMAGED_INDEX, names as readonly PackId[]);
+  }
+
+  /**
+   * Index files of the vault that could not be read when loaded (not sealed, or failing their
+   * checks), which the cache holds as giving nothing: read once, and named when a blob is not
+   * found (see BlobIndex.unindexed).
+   */
+  getUnreadableIndex(): string[] {
+    return this.packList(UNREADABLE_INDEX);
+  }
+
+  /** Adds index files to getUnreadableIndex. */
+  addUnreadableIndex(names: readonly string[]): void {
+    this.addToPackList(UNREADABLE_INDEX, names as readonly PackId[]);
   }
 
   /** Takes packs out of getMissingPacks: the vault holds them again (see stillMissing). */

@@ -76,7 +76,7 @@ export class PointReader {
   async blob(type: 'data' | 'tree', id: BlobId): Promise<Buffer> {
     let loc = this.current.get(type, id);
     if (loc === undefined) {
-      throw new AzbkError('AZBK_VAULT_CORRUPT', `blob ${id.slice(0, 12)} is missing from the vault`);
+      throw new AzbkError('AZBK_VAULT_CORRUPT', this.current.unindexed(`blob ${id.slice(0, 12)}`));
     }
     for (;;) {
       let sealed: Buffer;

@@ -167,7 +167,7 @@ export async function restoreData(
     for (const id of content) {
       const loc = index.get('data', id);
       if (loc === undefined) {
-        failFile(f, `chunk ${id.slice(0, 12)} is missing from the vault`);
+        failFile(f, index.unindexed(`chunk ${id.slice(0, 12)}`));
         continue;
       }
       let blobs = byPack.get(loc.pack);

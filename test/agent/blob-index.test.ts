@@ -151,7 +151,8 @@ describe('blob index cache', () => {
     // key family's header and a damaged body.
     const noise = randomBytes(1024 * 1024);
     const forged = Buffer.concat([(await m.ctx.session.readIndex((await m.ctx.session.listIndex())[0]!)).subarray(0, 64), randomBytes(500)]);
-    for (const bytes of [noise, forged]) await m.ctx.session.putIndex(createHash('sha256').update(bytes).digest('hex'), bytes);
+    const bad = [noise, forged].map((bytes) => createHash('sha256').update(bytes).digest('hex'));
+    for (const [i, bytes] of [noise, forged].entries()) await m.ctx.session.putIndex(bad[i]!, bytes);
     const cache = FileCache.open(path.join(m.dir, 'cache.sqlite'));
     try {
       const first = counting(m.ctx.session);
@@ -159,9 +160,14 @@ describe('blob index cache', () => {
       expect(first.reads()).toBe(3);
       expect(index.size).toBe(1);
       expect(index.has('data', id)).toBe(true);
+      // Both are damaged for this key, and named where a blob is not found.
+      expect([...index.damaged].sort()).toEqual([...bad].sort());
+      expect(index.unindexed('chunk 0123456789ab')).toMatch(/^chunk 0123456789ab is named by no intact index file of the vault \(index file [0-9a-f]{12} and 1 more are damaged; /);
       const second = counting(m.ctx.session);
-      expect((await BlobIndex.load(second.session, m.keys, cache)).size).toBe(1);
+      const again = await BlobIndex.load(second.session, m.keys, cache);
+      expect(again.size).toBe(1);
       expect(second.reads()).toBe(0);
+      expect([...again.damaged].sort()).toEqual([...bad].sort());
     } finally {
       cache.close();
     }

@@ -112,6 +112,22 @@ describe.concurrent('vault damage', () => {
     await expectRestoredFilesCorrect(target);
   });
 
+  it('a damaged index file is named when what it lists cannot be found, also by the next command', async (ctx) => {
+    const { root, a } = await setup(ctx);
+    const [index] = await vaultObjects(a.vault.dir, 'index');
+    const name = path.basename(index!);
+    await flipByte(index!, 100);
+    // Another machine of the same key (the one that wrote it keeps a copy of its own).
+    const b = await setupMachine(root, { name: 'B', vault: a.vault });
+    const target = path.join(root, 'target');
+    for (let run = 0; run < 2; run++) {
+      const r = await b.run(['restore', '--point', 'latest', '--machine', 'A', '--passphrase-file', a.passphraseFile, '--target', target]);
+      expectExit(r, 1);
+      expectNoStack(r);
+      expect(r.stderr).toMatch(new RegExp(`is named by no intact index file of the vault \\(index file ${name.slice(0, 12)} is damaged; a backup of the machine that stored it stores it again\\)`));
+    }
+  });
+
   it("a damaged point manifest gives a clear error (exit 1) and writes nothing", async (ctx) => {
     const { root, src, a } = await setup(ctx);
     const [pointFile] = await vaultObjects(a.vault.dir, 'points');
