@@ -314,7 +314,7 @@ export class BlobIndex {
   unindexed(what: string): string {
     if (this.damaged.length === 0) return `${what} is missing from the vault`;
     const more = this.damaged.length > 1 ? ` and ${this.damaged.length - 1} more` : '';
-    return `${what} is named by no intact index file of the vault (index file ${this.damaged[0]!.slice(0, 12)}${more} ${this.damaged.length > 1 ? 'are' : 'is'} damaged; a backup of the machine that stored it stores it again)`;
+    return `${what} is named by no intact index file of the vault (index file ${this.damaged[0]!.slice(0, 12)}${more} ${this.damaged.length > 1 ? 'are' : 'is'} damaged: azbk verify --repair-index names its packs again from their own headers)`;
   }
 
   /** Adds the blobs held back by deferPacks that no other pack holds; no snapshot is saved then. */

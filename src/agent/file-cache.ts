@@ -34,6 +34,8 @@ const DAMAGED_PACKS = 'damagedPacks';
 const DAMAGED_INDEX = 'damagedIndex';
 /** the meta key of the vault's index files this cache holds as giving nothing because they are damaged (see getUnreadableIndex) */
 const UNREADABLE_INDEX = 'unreadableIndex';
+/** the meta key of the damaged index files a repair named around (see getRepairedIndex) */
+const REPAIRED_INDEX = 'repairedIndex';
 /** the meta key of the packs found missing (see getMissingPacks) */
 const MISSING_PACKS = 'missingPacks';
 
@@ -100,20 +102,30 @@ export function openDirRows(file: string): { get(dir: string): StoredDir | undef
   return { get: (dir) => storedDir(stmt.get(dir)), close: () => db.close() };
 }
 
-/** The packs this machine found missing and damaged in this vault for this key family (see FileCache.getMissingPacks and getDamagedPacks); none without a cache. */
-export function knownBadPacks(home: string, vaultId: string, keyId: string): { missing: PackId[]; damaged: PackId[] } {
+/**
+ * The packs this machine found missing and damaged in this vault for this key family, and the
+ * damaged index files a repair named around (see FileCache.getMissingPacks, getDamagedPacks and
+ * getRepairedIndex); none without a cache.
+ */
+export function knownBadPacks(home: string, vaultId: string, keyId: string): { missing: PackId[]; damaged: PackId[]; repaired: string[] } {
   const file = cacheFile(home, vaultId, keyId);
-  if (!fs.existsSync(file)) return { missing: [], damaged: [] };
+  const none = { missing: [], damaged: [], repaired: [] };
+  if (!fs.existsSync(file)) return none;
   try {
     const cache = FileCache.open(file);
     try {
-      return { missing: cache.getMissingPacks(), damaged: cache.getDamagedPacks() };
+      return { missing: cache.getMissingPacks(), damaged: cache.getDamagedPacks(), repaired: cache.getRepairedIndex() };
     } finally {
       cache.close();
     }
   } catch {
-    return { missing: [], damaged: [] }; // an unreadable cache only saves work
+    return none; // an unreadable cache only saves work
   }
+}
+
+/** Adds damaged index files whose packs a repair named again (see FileCache.getRepairedIndex). */
+export function recordRepairedIndex(home: string, vaultId: string, keyId: string, names: readonly string[]): void {
+  withCache(home, vaultId, keyId, (cache) => cache.addRepairedIndex(names));
 }
 
 /** Adds packs found missing to the cache of this vault and key family (see FileCache.addMissingPacks). */
@@ -477,6 +489,20 @@ export class FileCache implements IndexCache {
   /** Adds index files to getUnreadableIndex. */
   addUnreadableIndex(names: readonly string[]): void {
     this.addToPackList(UNREADABLE_INDEX, names as readonly PackId[]);
+  }
+
+  /**
+   * Damaged index files of the vault whose packs `verify --repair-index` named again in new index
+   * files (every pack of this key family the vault held then): verify no longer counts them as
+   * problems.
+   */
+  getRepairedIndex(): string[] {
+    return this.packList(REPAIRED_INDEX);
+  }
+
+  /** Adds index files to getRepairedIndex. */
+  addRepairedIndex(names: readonly string[]): void {
+    this.addToPackList(REPAIRED_INDEX, names as readonly PackId[]);
   }
 
   /** Takes packs out of getMissingPacks: the vault holds them again (see stillMissing). */

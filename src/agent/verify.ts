@@ -63,6 +63,8 @@ export interface VerifyReport {
   readonly damagedPacks: readonly PackId[];
   /** index files that are damaged (see FileCache.getDamagedIndex) */
   readonly damagedIndex: readonly string[];
+  /** of those, the ones whose packs a repair named again (`repaired`): not problems */
+  readonly repairedIndex: readonly string[];
   readonly problems: readonly VerifyProblem[];
 }
 
@@ -121,7 +123,7 @@ export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: 
   // again with those packs last, only what has no other copy is a problem.
   const again = await verifyOnce(session, keys, { ...opts, damaged: [...(opts.damaged ?? []), ...found] });
   const union = <T>(a: readonly T[], b: readonly T[]): T[] => [...new Set([...a, ...b])].sort();
-  return { ...again, missingPacks: union(first.missingPacks, again.missingPacks), damagedPacks: union(first.damagedPacks, again.damagedPacks), damagedIndex: union(first.damagedIndex, again.damagedIndex) };
+  return { ...again, missingPacks: union(first.missingPacks, again.missingPacks), damagedPacks: union(first.damagedPacks, again.damagedPacks), damagedIndex: union(first.damagedIndex, again.damagedIndex), repairedIndex: union(first.repairedIndex, again.repairedIndex) };
 }
 
 export interface VerifyOptions {
@@ -130,6 +132,8 @@ export interface VerifyOptions {
   readonly missing?: readonly PackId[];
   /** packs found damaged: their blobs count only where no other pack holds them */
   readonly damaged?: readonly PackId[];
+  /** damaged index files whose packs a repair named again (see repairIndex): not problems */
+  readonly repaired?: readonly string[];
   readonly onReading?: DataReading;
 }
 
@@ -144,6 +148,8 @@ async function verifyOnce(session: VaultSession, keys: VaultKeys, opts: VerifyOp
   // Packs a check found damaged come last: what a backup stored again since is found where it is now.
   index.deferPacks(opts.damaged ?? []);
   const damagedIndex: string[] = [];
+  const repaired = new Set(opts.repaired ?? []);
+  const repairedIndex: string[] = [];
   for (const name of await session.listIndex()) {
     try {
       const data = await session.readIndex(name);
@@ -157,8 +163,9 @@ async function verifyOnce(session: VaultSession, keys: VaultKeys, opts: VerifyOp
       }
     } catch (err) {
       rethrowIfUnreachable(err);
-      problems.push({ where: `index ${name}`, what: why(err) });
       if (isAzbkError(err, 'AZBK_VAULT_CORRUPT')) damagedIndex.push(name);
+      if (isAzbkError(err, 'AZBK_VAULT_CORRUPT') && repaired.has(name)) repairedIndex.push(name);
+      else problems.push({ where: `index ${name}`, what: `${why(err)}${isAzbkError(err, 'AZBK_VAULT_CORRUPT') ? ' (azbk verify --repair-index names its packs again from their own headers)' : ''}` });
     }
   }
   index.addDeferred();
@@ -194,7 +201,7 @@ async function verifyOnce(session: VaultSession, keys: VaultKeys, opts: VerifyOp
   } else r = await sweep(session, keys, index, sizeOf, trees, {});
   const orphanPacks = [...indexedPacks].filter((p) => !r.usedPacks.has(p)).length;
   const missingPacks = [...packSizes].filter(([, size]) => size === null).map(([p]) => p).sort();
-  return { points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.usedPacks.size, orphanPacks, missingPacks, damagedPacks: [...new Set([...r.damagedPacks, ...damagedByHash])].sort(), damagedIndex, problems: [...problems, ...r.problems] };
+  return { points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.usedPacks.size, orphanPacks, missingPacks, damagedPacks: [...new Set([...r.damagedPacks, ...damagedByHash])].sort(), damagedIndex, repairedIndex, problems: [...problems, ...r.problems] };
 }
 
 /**

@@ -133,13 +133,37 @@ export function packIdOf(data: Uint8Array): PackId {
  */
 export function readPackHeader(keys: VaultKeys, data: Uint8Array): PackEntry[] {
   const buf = asBuffer(data);
-  if (buf.length < MIN_HEADER_BYTES + TRAILER_BYTES) throw corrupt('pack is too short');
+  return readPackTail(keys, buf.subarray(buf.length - Math.min(buf.length, packTailLength(buf))), buf.length);
+}
+
+/** Bytes a pack's trailer takes: its last ones, which tell the header's length (see packTailLength). */
+export const PACK_TRAILER_BYTES = TRAILER_BYTES;
+
+/**
+ * How long the tail (header and trailer) of a pack is, from at least its last PACK_TRAILER_BYTES
+ * bytes; throws AZBK_VAULT_CORRUPT when they are not a pack's trailer.
+ */
+export function packTailLength(end: Uint8Array): number {
+  const buf = asBuffer(end);
+  if (buf.length < TRAILER_BYTES) throw corrupt('pack is too short');
   if (!buf.subarray(buf.length - MAGIC.length).equals(MAGIC)) throw corrupt('pack does not end with AZBKPAK1');
   const headerLength = buf.readUInt32LE(buf.length - TRAILER_BYTES);
-  const headerStart = buf.length - TRAILER_BYTES - headerLength;
-  if (headerLength < MIN_HEADER_BYTES || headerStart < 0) throw corrupt('pack header length is impossible');
+  if (headerLength < MIN_HEADER_BYTES || headerLength > MAX_PACK_SIZE) throw corrupt('pack header length is impossible');
+  return headerLength + TRAILER_BYTES;
+}
+
+/**
+ * The entries of a pack of `packSize` bytes from its tail alone (header and trailer, as long as
+ * packTailLength says): what readPackHeader checks, without the blobs.
+ */
+export function readPackTail(keys: VaultKeys, tail: Uint8Array, packSize: number): PackEntry[] {
+  const buf = asBuffer(tail);
+  if (packSize < MIN_HEADER_BYTES + TRAILER_BYTES) throw corrupt('pack is too short');
+  const length = packTailLength(buf);
+  if (length !== buf.length || length > packSize) throw corrupt('pack header length is impossible');
+  const headerStart = packSize - length;
   if (headerStart > MAX_PACK_SIZE) throw corrupt('pack is larger than MAX_PACK_SIZE');
-  const header = openObject(keys, 'pack-header', '', buf.subarray(headerStart, buf.length - TRAILER_BYTES));
+  const header = openObject(keys, 'pack-header', '', buf.subarray(0, buf.length - TRAILER_BYTES));
   if (!isRecord(header) || header.version !== 1 || !Array.isArray(header.blobs)) {
     throw corrupt('pack header is not a version 1 header');
   }

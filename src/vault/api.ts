@@ -147,6 +147,8 @@ export interface VaultSession {
   readPack(id: PackId, offset: number, length: number, into?: Buffer): Promise<Buffer>;
   /** The size of a pack in bytes, or null when the vault does not hold it. */
   statPack(id: PackId): Promise<number | null>;
+  /** Every pack the vault holds (of any machine and key family), sorted: to name again those no index file names. */
+  listPacks(): Promise<PackId[]>;
   putIndex(name: string, data: Uint8Array): Promise<void>;
   listIndex(): Promise<string[]>;
   readIndex(name: string): Promise<Buffer>;

@@ -228,6 +228,13 @@ class HttpSession implements VaultSession {
     return size;
   }
 
+  async listPacks(): Promise<PackId[]> {
+    return list(await this.api.json('GET', '/v1/packs'), 'ids').map((id) => {
+      if (!isStr(id) || !isHex64(id)) throw bad('pack id');
+      return id as PackId;
+    });
+  }
+
   async putIndex(name: string, data: Uint8Array): Promise<void> {
     if (!INDEX_NAME.test(name)) throw new AzbkError('AZBK_BAD_INPUT', 'An index name is 64 hex digits.');
     await this.api.upload('PUT', `/v1/index/${name}`, data);

@@ -255,6 +255,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
       return reply.code(204).send();
     });
     auth.get('/index', async (req) => ({ names: await s(req).listIndex() }));
+    auth.get('/packs', async (req) => ({ ids: await s(req).listPacks() }));
     auth.get<{ Params: { name: string } }>('/index/:name', { schema: { params: params({ name: HEX64 }) } }, async (req, reply) =>
       held(reply, req, await s(req).readIndex(req.params.name)),
     );

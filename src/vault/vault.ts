@@ -503,6 +503,15 @@ class Session implements VaultSession {
     return size;
   }
 
+  async listPacks(): Promise<PackId[]> {
+    const out: PackId[] = [];
+    for await (const key of this.store.list(layout.packsPrefix)) {
+      const id = baseName(key) as PackId;
+      if (isHex64(id) && key === layout.pack(id)) out.push(id);
+    }
+    return out.sort();
+  }
+
   async putIndex(name: string, data: Uint8Array): Promise<void> {
     if (!INDEX_NAME.test(name)) throw new AzbkError('AZBK_BAD_INPUT', 'An index name is 64 hex digits.');
     if (data.length > MAX_OBJECT) throw new AzbkError('AZBK_BAD_INPUT', 'The index is too large.');

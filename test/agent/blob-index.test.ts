@@ -162,7 +162,7 @@ describe('blob index cache', () => {
       expect(index.has('data', id)).toBe(true);
       // Both are damaged for this key, and named where a blob is not found.
       expect([...index.damaged].sort()).toEqual([...bad].sort());
-      expect(index.unindexed('chunk 0123456789ab')).toMatch(/^chunk 0123456789ab is named by no intact index file of the vault \(index file [0-9a-f]{12} and 1 more are damaged; /);
+      expect(index.unindexed('chunk 0123456789ab')).toMatch(/^chunk 0123456789ab is named by no intact index file of the vault \(index file [0-9a-f]{12} and 1 more are damaged: azbk verify --repair-index names/);
       const second = counting(m.ctx.session);
       const again = await BlobIndex.load(second.session, m.keys, cache);
       expect(again.size).toBe(1);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { decodeBlob, encodeBlob } from '../../src/core/blob.js';
 import type { BlobId } from '../../src/core/ids.js';
-import { PackBuilder, packIdOf, readPackHeader, type FinishedPack } from '../../src/core/pack.js';
+import { PACK_TRAILER_BYTES, PackBuilder, packIdOf, packTailLength, readPackHeader, readPackTail, type FinishedPack } from '../../src/core/pack.js';
 import { sealObject } from '../../src/core/sealed-object.js';
 import { expectCorrupt, flipped, randomData, testKeys } from './fixtures.js';
 
@@ -32,6 +32,17 @@ function withHeader(blobArea: Buffer, header: Buffer): Buffer {
 }
 
 describe('packs', () => {
+  it("reads a pack's header from its tail alone, told the pack's size", () => {
+    const { pack } = buildPack();
+    const length = packTailLength(pack.data.subarray(pack.data.length - PACK_TRAILER_BYTES));
+    const tail = pack.data.subarray(pack.data.length - length);
+    expect(readPackTail(keys, tail, pack.data.length)).toEqual(pack.entries);
+    // Told another size, the entries do not cover the blobs: damaged.
+    expectCorrupt(() => readPackTail(keys, tail, pack.data.length + 1));
+    expectCorrupt(() => readPackTail(keys, tail.subarray(1), pack.data.length));
+    expectCorrupt(() => packTailLength(Buffer.from('not a pack at all')));
+  });
+
   it('builds a pack whose header reads back and whose blobs decode', () => {
     const { pack, plains } = buildPack();
     expect(pack.id).toBe(createHash('sha256').update(pack.data).digest('hex'));

@@ -112,8 +112,8 @@ describe.concurrent('vault damage', () => {
     await expectRestoredFilesCorrect(target);
   });
 
-  it('a damaged index file is named when what it lists cannot be found, also by the next command', async (ctx) => {
-    const { root, a } = await setup(ctx);
+  it('a damaged index file is named when what it lists cannot be found, and verify --repair-index names its packs again', async (ctx) => {
+    const { root, files, a } = await setup(ctx);
     const [index] = await vaultObjects(a.vault.dir, 'index');
     const name = path.basename(index!);
     await flipByte(index!, 100);
@@ -124,8 +124,36 @@ describe.concurrent('vault damage', () => {
       const r = await b.run(['restore', '--point', 'latest', '--machine', 'A', '--passphrase-file', a.passphraseFile, '--target', target]);
       expectExit(r, 1);
       expectNoStack(r);
-      expect(r.stderr).toMatch(new RegExp(`is named by no intact index file of the vault \\(index file ${name.slice(0, 12)} is damaged; a backup of the machine that stored it stores it again\\)`));
+      expect(r.stderr).toMatch(new RegExp(`is named by no intact index file of the vault \\(index file ${name.slice(0, 12)} is damaged: azbk verify --repair-index names its packs again from their own headers\\)`));
     }
+    const found = await b.run(['verify']);
+    expectExit(found, 4);
+    expect(found.stdout).toContain(`index ${name}: `);
+    expect(found.stdout).toContain('(azbk verify --repair-index names its packs again from their own headers)');
+
+    // A machine of another key shares the vault: its pack is not this key's to name.
+    const other = await setupMachine(root, { name: 'C', vault: a.vault, passphrase: 'another passphrase of sixteen+' });
+    const otherSrc = path.join(root, 'other');
+    await fs.mkdir(otherSrc);
+    await fs.writeFile(path.join(otherSrc, 'o.txt'), 'other key');
+    await backup(other, [otherSrc]);
+    const repaired = await b.run(['verify', '--repair-index', '--json']);
+    expectExit(repaired, 0);
+    const j = parseJson(repaired);
+    // The two packs of A (data and listings) named again in one new index file; C's two left alone.
+    expect(j.indexRepair).toMatchObject({ unnamed: 4, named: 2, foreign: 2, damaged: [], damagedIndex: [name] });
+    expect(j.indexRepair.indexFiles).toHaveLength(1);
+    expect(j.indexRepair.blobs).toBeGreaterThanOrEqual(5);
+    expect(j.repairedIndex).toEqual([name]);
+    expect(j.problems).toEqual([]);
+    expect(await vaultObjects(a.vault.dir, 'index')).toHaveLength(3);
+    // Restores work again, and a second repair finds nothing to name.
+    expectExit(await b.run(['restore', '--point', 'latest', '--machine', 'A', '--passphrase-file', a.passphraseFile, '--target', target]), 0);
+    expect(await expectRestoredFilesCorrect(target)).toEqual([...files].sort());
+    const again = await b.run(['verify', '--repair-index']);
+    expectExit(again, 0);
+    expect(again.stdout).toContain('Index: 2 packs named by no intact index file of this key; 0 of this key named again from their headers in 0 new index files (0 blobs); 2 of another key, left to its machines.');
+    expect(again.stdout).toContain('1 damaged index file whose packs a repair named again: not a problem.');
   });
 
   it("a damaged point manifest gives a clear error (exit 1) and writes nothing", async (ctx) => {

@@ -66,6 +66,8 @@ describe('HttpVault against a vault server', () => {
     reads.forEach((r, i) => expect(r.equals(packs[i]!.subarray(1000, 6000))).toBe(true));
     expect(await sb.statPack(packIdOf(packs[1]!))).toBe(200_000);
     expect(await sb.statPack('00'.repeat(32) as PackId)).toBeNull();
+    // Every pack the vault holds, of either machine, sorted.
+    expect(await sb.listPacks()).toEqual(packs.map((p) => packIdOf(p)).sort());
     expect(await sb.readPack(packIdOf(packs[1]!), 10, 0)).toHaveLength(0);
     // Into a buffer of the caller's when the range fits, else into one of its own.
     const into = Buffer.alloc(6000);
@@ -254,6 +256,7 @@ describe('HttpVault against a hostile server', () => {
     expect(await codeOf(client.config())).toBe('AZBK_VAULT_CORRUPT');
     const s = await client.session(machine, secret);
     expect(await codeOf(s.listIndex())).toBe('AZBK_VAULT_CORRUPT');
+    expect(await codeOf(s.listPacks())).toBe('AZBK_VAULT_CORRUPT');
     expect(await codeOf(s.listMachines())).toBe('AZBK_VAULT_CORRUPT');
     expect(await codeOf(s.readPack('cd'.repeat(32) as PackId, 0, 100))).toBe('AZBK_VAULT_CORRUPT');
     expect(await codeOf(s.readPack('cd'.repeat(32) as PackId, 0, 10))).toBe('AZBK_VAULT_CORRUPT');
@@ -262,7 +265,7 @@ describe('HttpVault against a hostile server', () => {
     expect(await codeOf(s.listPrunedPacks())).toBe('AZBK_VAULT_CORRUPT');
     expect(await codeOf(s.putPoint({ keyId: '34'.repeat(16) as KeyId, jobId: '56'.repeat(16), manifest: Buffer.alloc(10), packs: [] }))).toBe('AZBK_VAULT_CORRUPT');
     for (let i = 0; i < 3; i++) expect(await codeOf(s.readRetention(machine))).toBe('AZBK_VAULT_CORRUPT');
-    expect(calls).toBe(14); // none of these is retried
+    expect(calls).toBe(15); // none of these is retried
   });
 
   it('takes a point from a server that sends no list of expired points as one that expired none', async () => {

@@ -6,7 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { openAgent } from '../../agent/context.js';
-import { knownBadPacks, recordDamagedIndex, recordDamagedPacks, recordMissingPacks } from '../../agent/file-cache.js';
+import { knownBadPacks, recordDamagedIndex, recordDamagedPacks, recordMissingPacks, recordRepairedIndex } from '../../agent/file-cache.js';
+import { repairIndex, type IndexRepair } from '../../agent/repair-index.js';
 import { verifyVault, type VerifyReport } from '../../agent/verify.js';
 import { acquireJobLock } from '../../agent/lock.js';
 import { ExitCode } from '../../shared/errors.js';
@@ -17,6 +18,7 @@ import { jobProgress } from '../progress.js';
 
 interface Opts extends LimitOpts {
   readData?: boolean;
+  repairIndex?: boolean;
   json?: boolean;
 }
 
@@ -27,11 +29,13 @@ export function verifyCommand(program: Command): void {
   limitOptions(program.command('verify'), { upload: false })
     .description("check that the vault holds everything the recovery points of this machine's key refer to")
     .option('--read-data', 'also read every chunk and check it (decrypt, decompress, compare with its id): reads the whole vault')
+    .option('--repair-index', "first name again, in new index files, this key's packs no intact index file names (from each pack's own header)")
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
       '\nWithout --read-data every folder listing is read and checked, and every pack that holds chunks is\n' +
-        'looked up; with it, every chunk is read too. Nothing is written to the vault.\n' +
+        'looked up; with it, every chunk is read too. Nothing is written to the vault, but with --repair-index\n' +
+        'the new index files.\n' +
         '\nExit codes: 0 nothing wrong, 4 problems found (listed), 1 verify itself failed, 2 not registered, 10 vault\nunreachable, 11 another job is running (verify holds the machine while it runs), 13 credentials invalid.',
     )
     .action(
@@ -47,7 +51,14 @@ export function verifyCommand(program: Command): void {
           const since = Date.now();
           live.follow(() => ({ kind: 'verify', bytes: progress(), totalBytes: total, since }));
         };
+        let repair: IndexRepair | undefined;
         try {
+          if (o.repairIndex === true) {
+            repair = await repairIndex(ctx.session, ctx.keys);
+            log.info({ unnamed: repair.unnamed, named: repair.named, blobs: repair.blobs, foreign: repair.foreign, damaged: repair.damaged.length, indexFiles: repair.indexFiles.length }, 'index repaired');
+            // Every pack of this key the vault holds is named by an intact index file now: the damaged ones are not problems any more.
+            if (repair.damagedIndex.length > 0) recordRepairedIndex(paths.home, ctx.registration.vaultId, ctx.keys.keyId, repair.damagedIndex);
+          }
           r = await verifyVault(ctx.session, ctx.keys, { readData: o.readData === true, onReading, ...knownBadPacks(paths.home, ctx.registration.vaultId, ctx.keys.keyId) });
           // The next backup leaves them out, and so stores again what this machine still has of them.
           if (r.missingPacks.length > 0) recordMissingPacks(paths.home, ctx.registration.vaultId, ctx.keys.keyId, r.missingPacks);
@@ -58,6 +69,15 @@ export function verifyCommand(program: Command): void {
           await lock.release();
         }
         log.info({ points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.packs, problems: r.problems.length, readData: o.readData === true }, 'verify finished');
+        if (repair !== undefined) {
+          const foreign = repair.foreign > 0 ? `; ${repair.foreign} of another key, left to its machines` : '';
+          out.line(
+            `Index: ${counted(repair.unnamed, 'pack')} named by no intact index file of this key; ${repair.named} of this key named again from ${repair.named === 1 ? 'its header' : 'their headers'}` +
+              ` in ${counted(repair.indexFiles.length, 'new index file')} (${counted(repair.blobs, 'blob')})${foreign}.`,
+          );
+          for (const p of repair.damaged) out.line(`  pack ${p}: its header is damaged; not named (what only it holds cannot be found)`);
+        }
+        if (r.repairedIndex.length > 0) out.line(`${counted(r.repairedIndex.length, 'damaged index file')} whose packs a repair named again: not a problem.`);
         out.line(
           `Checked ${counted(r.points, 'recovery point')} and ${counted(r.checkpoints, 'checkpoint')}: ${counted(r.trees, 'folder listing')}, ${counted(r.blobs, 'blob')}` +
             ` in ${counted(r.packs, 'pack')}${o.readData === true ? ', every chunk read' : ''}.`,
@@ -66,7 +86,7 @@ export function verifyCommand(program: Command): void {
         // Names come from the vault's listings: no control character reaches the terminal as one.
         for (const p of r.problems.slice(0, SHOWN)) out.line(`  ${printable(p.where)}: ${printable(p.what)}`);
         if (r.problems.length > SHOWN) out.line(`  ... and ${r.problems.length - SHOWN} more (--json lists them all).`);
-        out.result(r);
+        out.result(repair === undefined ? r : { ...r, indexRepair: repair });
         if (r.problems.length > 0) {
           // The report is the result (one JSON document with --json); the exit code says it is bad.
           out.warn(`${r.problems.length} problem(s) found: the points and files named cannot be restored whole. A new backup stores again what this machine still has.`);
