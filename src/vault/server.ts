@@ -18,6 +18,7 @@
  *   PUT  /v1/packs/:id                      octet-stream, Content-Length required -> 204
  *   GET  /v1/packs/:id  Range: bytes=a-b    -> 206 (200 with the whole pack without Range)
  *   HEAD /v1/packs/:id                      -> 200 with Content-Length, or 404
+ *   GET  /v1/packs                          -> {ids}: every pack the vault holds (verify --repair-index)
  *   PUT  /v1/index/:name                    octet-stream + X-Azbk-Content-Sha256 -> 204
  *   GET  /v1/index -> {names};  GET /v1/index/:name -> octet-stream
  *   POST /v1/machines/:id/points            own id only (403 otherwise); octet-stream manifest,
