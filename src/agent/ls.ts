@@ -120,9 +120,14 @@ export function entryOf(segs: readonly string[], node: TreeNode): ListedEntry {
   return base;
 }
 
-/** An entry's time (nanoseconds since the epoch, as a decimal string) as ISO 8601, if its years have four digits. */
-function isoTime(ns: string): string | null {
-  const d = new Date(Number(BigInt(ns) / 1_000_000n));
+/**
+ * An entry's time (nanoseconds since the epoch, as a decimal string) as ISO 8601 (to the
+ * millisecond, rounded down: before 1970 too), if its years have four digits.
+ */
+export function isoTime(ns: string): string | null {
+  const n = BigInt(ns);
+  const ms = n / 1_000_000n - (n < 0n && n % 1_000_000n !== 0n ? 1n : 0n);
+  const d = new Date(Number(ms));
   const iso = Number.isNaN(d.getTime()) ? '' : d.toISOString();
   return /^\d{4}-/.test(iso) ? iso : null;
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBackup } from '../../src/agent/backup.js';
 import { BlobIndex } from '../../src/agent/blob-index.js';
-import { listPoint, type ListedEntry } from '../../src/agent/ls.js';
+import { isoTime, listPoint, type ListedEntry } from '../../src/agent/ls.js';
 import { openPoint } from '../../src/agent/points.js';
 import { runRestore } from '../../src/agent/restore.js';
 import { decodeBlob } from '../../src/core/blob.js';
@@ -192,5 +192,18 @@ describe('listPoint', () => {
     expect(seen).toEqual([path.join(src, 'a.bin'), path.join(src, 'b.txt')]);
     expect(r.failed).toEqual([]);
     expect(r.missingPacks).toEqual([pack]);
+  });
+});
+
+describe('times in listings', () => {
+  it('shows a time to the millisecond, rounded down, before 1970 too', () => {
+    expect(isoTime('1700000000123456789')).toBe('2023-11-14T22:13:20.123Z');
+    expect(isoTime('0')).toBe('1970-01-01T00:00:00.000Z');
+    // a nanosecond before 1970 is in 1969, not at its end
+    expect(isoTime('-1')).toBe('1969-12-31T23:59:59.999Z');
+    expect(isoTime('-315359992876543211')).toBe('1960-01-04T00:00:07.123Z');
+    expect(isoTime('-1000000')).toBe('1969-12-31T23:59:59.999Z');
+    // years of more than four digits are not shown
+    expect(isoTime('-99999999999999999999999')).toBeNull();
   });
 });
