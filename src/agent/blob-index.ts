@@ -300,9 +300,11 @@ export class BlobIndex {
       cache?.putIndex(name, compactIndex(packs));
       if (index.damaged.at(-1) === name) cache?.addUnreadableIndex?.([name]);
     }
-    // ... and named when a blob is not found (see unindexed)
+    // ... and named when a blob is not found (see unindexed), but those a repair named around
     const unreadable = new Set([...damagedIndex, ...(cache?.getUnreadableIndex?.() ?? [])]);
     for (const name of names) if (unreadable.has(name) && !index.damaged.includes(name)) index.damaged.push(name);
+    const repaired = new Set(cache?.getRepairedIndex?.() ?? []);
+    index.damaged.splice(0, index.damaged.length, ...index.damaged.filter((n) => !repaired.has(n)));
     index.addDeferred();
     return index;
   }
@@ -507,6 +509,8 @@ export interface IndexCache {
   /** index files found damaged when loaded, which the cache holds as giving nothing (see FileCache.getUnreadableIndex) */
   getUnreadableIndex?(): readonly string[];
   addUnreadableIndex?(names: readonly string[]): void;
+  /** damaged index files whose packs a repair named again (see FileCache.getRepairedIndex) */
+  getRepairedIndex?(): readonly string[];
   /** packs a check found damaged: a backup leaves them out (see FileCache.getDamagedPacks) */
   getDamagedPacks?(): readonly PackId[];
   /** the snapshot, the index files it covers and the digest of the packs it left out, or undefined (none, or damaged) */

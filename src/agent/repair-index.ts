@@ -42,8 +42,16 @@ const BLOBS_PER_FILE = 100_000;
 export async function repairIndex(session: VaultSession, keys: VaultKeys): Promise<IndexRepair> {
   const named = new Set<PackId>();
   const damagedIndex: string[] = [];
-  for (const name of await session.listIndex()) {
-    const data = await session.readIndex(name);
+  for (const name of new Set(await session.listIndex())) {
+    let data: Buffer;
+    try {
+      data = await session.readIndex(name);
+    } catch (err) {
+      // gone since it was listed, or held damaged: what it named is named here again
+      if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT')) throw err;
+      damagedIndex.push(name);
+      continue;
+    }
     const family = objectKeyId(data);
     if (family === null) damagedIndex.push(name);
     if (family !== keys.keyId) continue;
@@ -56,7 +64,7 @@ export async function repairIndex(session: VaultSession, keys: VaultKeys): Promi
   }
   const pruned = await session.listPrunedPacks();
   const left = new Set([...pruned.condemned, ...pruned.gone]);
-  const unnamed = (await session.listPacks()).filter((p) => !named.has(p) && !left.has(p));
+  const unnamed = [...new Set(await session.listPacks())].filter((p) => !named.has(p) && !left.has(p));
 
   const found: IndexPack[] = [];
   const damaged: PackId[] = [];

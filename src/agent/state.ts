@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { isHex32, type KeyId, type MachineId } from '../core/ids.js';
+import { isHex32, MACHINE_NAME, type KeyId, type MachineId } from '../core/ids.js';
 import { keyFamilyId } from '../core/keys.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { makeFoldersSync, readLocalJson, syncFolder, writeFileAtomic } from '../shared/files.js';
@@ -87,7 +87,8 @@ export async function loadRegistration(paths: HomePaths): Promise<LocalRegistrat
   const v = await readLocalJson(paths.registration, () => damaged(paths.registration));
   if (v === null) return null;
   const r = v as LocalRegistration;
-  if (r.version !== 1 || !isHex32(r.machineId) || !isHex32(r.keyId) || typeof r.endpoint !== 'string' || !validLocation(r.secrets)) {
+  // Its name too: a registration again takes it (see register's --reregister), not the host's.
+  if (r.version !== 1 || !isHex32(r.machineId) || !isHex32(r.keyId) || typeof r.endpoint !== 'string' || typeof r.machineName !== 'string' || !MACHINE_NAME.test(r.machineName) || !validLocation(r.secrets)) {
     throw damaged(paths.registration);
   }
   return r;

@@ -199,7 +199,9 @@ async function verifyOnce(session: VaultSession, keys: VaultKeys, opts: VerifyOp
     }
     damagedByHash = mismatched;
   } else r = await sweep(session, keys, index, sizeOf, trees, {});
-  const orphanPacks = [...indexedPacks].filter((p) => !r.usedPacks.has(p)).length;
+  // (a pack known damaged, read last, is not one prune frees: points may still name it)
+  const known = new Set(opts.damaged ?? []);
+  const orphanPacks = [...indexedPacks].filter((p) => !r.usedPacks.has(p) && !known.has(p)).length;
   const missingPacks = [...packSizes].filter(([, size]) => size === null).map(([p]) => p).sort();
   return { points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.usedPacks.size, orphanPacks, missingPacks, damagedPacks: [...new Set([...r.damagedPacks, ...damagedByHash])].sort(), damagedIndex, repairedIndex, problems: [...problems, ...r.problems] };
 }

@@ -27,3 +27,6 @@ export function isHex32(s: unknown): s is string {
 
 /** A point id: the vault's time to the millisecond, then 8 random hex digits (20261125T161000123Z-1a2b3c4d). */
 export const POINT_ID = /^\d{8}T\d{9}Z-[0-9a-f]{8}$/;
+
+/** A machine's name in a vault: letters, digits, dots, underscores and dashes, from a letter or digit, up to 64. */
+export const MACHINE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;

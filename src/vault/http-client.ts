@@ -229,7 +229,9 @@ class HttpSession implements VaultSession {
   }
 
   async listPacks(): Promise<PackId[]> {
-    return list(await this.api.json('GET', '/v1/packs'), 'ids').map((id) => {
+    // A server of an earlier version has no such request.
+    const old = () => new AzbkError('AZBK_VAULT_TOO_OLD', 'The vault service runs an earlier version of azbk, which cannot list its packs.');
+    return list(await this.api.json('GET', '/v1/packs', undefined, { notFound: old }), 'ids').map((id) => {
       if (!isStr(id) || !isHex64(id)) throw bad('pack id');
       return id as PackId;
     });

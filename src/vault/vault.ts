@@ -5,7 +5,7 @@
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import os from 'node:os';
-import { isHex32, isHex64, POINT_ID, type KeyId, type MachineId, type PackId, type PointId } from '../core/ids.js';
+import { isHex32, isHex64, MACHINE_NAME, POINT_ID, type KeyId, type MachineId, type PackId, type PointId } from '../core/ids.js';
 import { parseEnvelope, type KeyEnvelope } from '../core/keys.js';
 import { packIdOf } from '../core/pack.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
@@ -22,7 +22,6 @@ import type { BlobStore } from './storage/blobstore.js';
 import { byText } from '../shared/text-order.js';
 
 /** Machine names: printable, no path separators, 1..64 characters. */
-export const MACHINE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const MAX_OBJECT = 256 * 1024 * 1024;
 const INDEX_NAME = /^[0-9a-f]{64}$/;
 const JOB_ID = /^[0-9a-f]{32}$/;

@@ -6,7 +6,8 @@ import { BlobIndex } from '../../src/agent/blob-index.js';
 import { repairIndex } from '../../src/agent/repair-index.js';
 import { layout } from '../../src/vault/layout.js';
 import { writeRandomFile } from '../helpers/fs-tree.js';
-import { createMachine } from '../helpers/machine.js';
+import { createMachine, withMethods } from '../helpers/machine.js';
+import { AzbkError } from '../../src/shared/errors.js';
 
 const MiB = 1 << 20;
 
@@ -49,5 +50,24 @@ describe('repairIndex', () => {
     }
     // A second repair names nothing more: the index file it wrote is whole.
     expect(await repairIndex(m.ctx.session, m.keys)).toMatchObject({ unnamed: 1, named: 0, damaged: [hurt] });
+  });
+
+  it('takes a pack listed twice once, and an index file listed but not there as one to name around', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await writeRandomFile(path.join(src, 'a.bin'), 1000);
+    await runBackup(m.ctx, { include: [src] });
+    const [name] = await m.ctx.session.listIndex();
+    const session = withMethods(m.ctx.session, (s) => ({
+      listPacks: async () => {
+        const packs = await s.listPacks();
+        return [...packs, ...packs];
+      },
+      readIndex: (n) => (n === name ? Promise.reject(new AzbkError('AZBK_VAULT_CORRUPT', `Index ${n} is missing from the vault.`)) : s.readIndex(n)),
+    }));
+    const packs = await m.ctx.session.listPacks();
+    const r = await repairIndex(session, m.keys);
+    expect(r).toMatchObject({ unnamed: packs.length, named: packs.length, damaged: [], damagedIndex: [name] });
+    expect(r.indexFiles).toHaveLength(1);
   });
 });

@@ -134,6 +134,8 @@ describe('verifyVault', () => {
     expect(r.problems).toEqual([]);
     expect(r.damagedPacks).toEqual([pack]);
     expect(r.points).toBe(2);
+    // Not counted among the packs nothing refers to, which prune frees: the first point names it.
+    expect(r.orphanPacks).toBe(0);
   });
 
   it('names every point a damaged chunk breaks, also where the points share the folder that holds it', async () => {

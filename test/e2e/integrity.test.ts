@@ -113,7 +113,7 @@ describe.concurrent('vault damage', () => {
   });
 
   it('a damaged index file is named when what it lists cannot be found, and verify --repair-index names its packs again', async (ctx) => {
-    const { root, files, a } = await setup(ctx);
+    const { root, files, a, pack: dataPack } = await setup(ctx);
     const [index] = await vaultObjects(a.vault.dir, 'index');
     const name = path.basename(index!);
     await flipByte(index!, 100);
@@ -154,6 +154,34 @@ describe.concurrent('vault damage', () => {
     expectExit(again, 0);
     expect(again.stdout).toContain('Index: 2 packs named by no intact index file of this key; 0 of this key named again from their headers in 0 new index files (0 blobs); 2 of another key, left to its machines.');
     expect(again.stdout).toContain('1 damaged index file whose packs a repair named again: not a problem.');
+    // A pack lost after the repair is said to be missing, not blamed on the index file repaired around.
+    await fs.rm(dataPack);
+    // (the second run knows the pack is missing: its index leaves it out, so its chunks are named by none)
+    for (const run of [1, 2]) {
+      const lost = await b.run(['restore', '--point', 'latest', '--machine', 'A', '--passphrase-file', a.passphraseFile, '--target', path.join(root, `lost${run}`), '--json']);
+      expectExit(lost, 3);
+      const reasons = parseJson(lost).failed.map((f: { reason: string }) => f.reason).join('\n');
+      expect(reasons, `run ${run}`).toContain('is missing from the vault');
+      expect(reasons, `run ${run}`).not.toContain('no intact index file');
+    }
+  });
+
+  it('verify --repair-index leaves a damaged index file a problem while a pack it named has a damaged header', async (ctx) => {
+    const { root, a, listings } = await setup(ctx);
+    const [index] = await vaultObjects(a.vault.dir, 'index');
+    const name = path.basename(index!);
+    await flipByte(index!, 100);
+    // The last byte of the listings pack's header (before its length and the magic).
+    await flipByte(listings, (await fs.stat(listings)).size - 13);
+    const b = await setupMachine(root, { name: 'B', vault: a.vault });
+    const r = await b.run(['verify', '--repair-index']);
+    expectExit(r, 4);
+    expect(r.stdout).toContain(`  pack ${path.basename(listings)}: its header is damaged; not named (what only it holds cannot be found)`);
+    expect(r.stdout).toContain(`index ${name}: `);
+    expect(r.stdout).not.toContain('whose packs a repair named again');
+    const again = await b.run(['verify']);
+    expectExit(again, 4);
+    expect(again.stdout).toContain(`index ${name}: `);
   });
 
   it("a damaged point manifest gives a clear error (exit 1) and writes nothing", async (ctx) => {

@@ -219,6 +219,7 @@ describe.concurrent('register', () => {
     expectExit(await runCli(['register', '--vault-credentials', vault.credentials, '--passphrase-file', pass], { home: host }), 0);
     const home = path.join(root, 'home');
     const b = parseJson(await runCli(registerArgs(vault.credentials, 'B', '--passphrase-file', pass), { home }));
+    const whole = JSON.parse(await fs.readFile(path.join(home, 'registration.json'), 'utf8'));
     await fs.writeFile(path.join(home, 'registration.json'), '{"version":1,', { mode: 0o600 });
     const hinted = await runCli(['points'], { home });
     expect(hinted.stderr).toContain('--machine-name NAME --reregister');
@@ -227,6 +228,12 @@ describe.concurrent('register', () => {
     expectExit(r, 2);
     expectNoStack(r);
     expect(r.stderr).toMatch(/is damaged\. Which machine this is cannot be told from it, so --reregister needs --machine-name\./);
+    // A registration whose JSON is whole but names no machine is damaged too.
+    expect(whole.machineName).toBe('B');
+    await fs.writeFile(path.join(home, 'registration.json'), JSON.stringify({ ...whole, machineName: null }), { mode: 0o600 });
+    const nameless = await runCli(['register', '--vault-credentials', vault.credentials, '--passphrase-file', pass, '--reregister'], { home });
+    expectExit(nameless, 2);
+    expect(nameless.stderr).toContain('so --reregister needs --machine-name');
     // The machine of the host's name keeps its secret.
     expectExit(await runCli(['points'], { home: host }), 0);
     const again = await runCli(registerArgs(vault.credentials, 'B', '--passphrase-file', pass, '--reregister'), { home });

@@ -56,8 +56,9 @@ export function verifyCommand(program: Command): void {
           if (o.repairIndex === true) {
             repair = await repairIndex(ctx.session, ctx.keys);
             log.info({ unnamed: repair.unnamed, named: repair.named, blobs: repair.blobs, foreign: repair.foreign, damaged: repair.damaged.length, indexFiles: repair.indexFiles.length }, 'index repaired');
-            // Every pack of this key the vault holds is named by an intact index file now: the damaged ones are not problems any more.
-            if (repair.damagedIndex.length > 0) recordRepairedIndex(paths.home, ctx.registration.vaultId, ctx.keys.keyId, repair.damagedIndex);
+            // Every pack of this key the vault holds is named by an intact index file now (unless a
+            // header was damaged too): the damaged index files are not problems any more.
+            if (repair.damagedIndex.length > 0 && repair.damaged.length === 0) recordRepairedIndex(paths.home, ctx.registration.vaultId, ctx.keys.keyId, repair.damagedIndex);
           }
           r = await verifyVault(ctx.session, ctx.keys, { readData: o.readData === true, onReading, ...knownBadPacks(paths.home, ctx.registration.vaultId, ctx.keys.keyId) });
           // The next backup leaves them out, and so stores again what this machine still has of them.
@@ -82,6 +83,9 @@ export function verifyCommand(program: Command): void {
           `Checked ${counted(r.points, 'recovery point')} and ${counted(r.checkpoints, 'checkpoint')}: ${counted(r.trees, 'folder listing')}, ${counted(r.blobs, 'blob')}` +
             ` in ${counted(r.packs, 'pack')}${o.readData === true ? ', every chunk read' : ''}.`,
         );
+        // Found now or known from before: what points need of them was found elsewhere, or is a problem listed below.
+        if (r.damagedPacks.length > 0) out.warn(`${counted(r.damagedPacks.length, 'pack')} held damaged (this machine's next backup stores again what it still has of them): ${r.damagedPacks.join(', ')}.`);
+        if (r.missingPacks.length > 0) out.warn(`${counted(r.missingPacks.length, 'pack')} named by the index missing from the vault (this machine's next backup stores again what it still has of them): ${r.missingPacks.join(', ')}.`);
         if (r.orphanPacks > 0) out.line(`${r.orphanPacks} pack(s) hold nothing a kept point refers to (data of expired points, or left by stopped jobs, which prune frees in time): not a problem.`);
         // Names come from the vault's listings: no control character reaches the terminal as one.
         for (const p of r.problems.slice(0, SHOWN)) out.line(`  ${printable(p.where)}: ${printable(p.what)}`);
