@@ -20,6 +20,15 @@ async function entries(dir: string): Promise<{ rel: string; st: import('node:fs'
   return Promise.all(names.map(async (n) => ({ rel: String(n), st: await fs.lstat(path.join(dir, String(n))) })));
 }
 
+/** `azbk restore --point latest ARGS` as machine `home` in the background: its exit code, and what it said on stderr so far. */
+function spawnRestore(home: string, args: readonly string[]): { child: ReturnType<typeof spawn>; done: Promise<number | null>; stderr: () => string } {
+  const child = spawn(process.execPath, [BIN, 'restore', '--point', 'latest', ...args], { cwd: REPO, env: { ...process.env, AZBK_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+  const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, done, stderr: () => stderr };
+}
+
 describe('a restore stopped with Ctrl-C', () => {
   it('finishes the files being written, leaves nothing half-written, and the next run restores the rest', async (ctx) => {
     const root = await tempDir(ctx);
@@ -33,14 +42,7 @@ describe('a restore stopped with Ctrl-C', () => {
 
     // 37 MiB at 4 MiB/s: about nine seconds, stopped once the first files are in place.
     const target = path.join(root, 'out');
-    const child = spawn(process.execPath, [BIN, 'restore', '--point', 'latest', '--target', target, '--limit-download', '4M'], {
-      cwd: REPO,
-      env: { ...process.env, AZBK_HOME: m.home },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const { child, done, stderr: said } = spawnRestore(m.home, ['--target', target, '--limit-download', '4M']);
     const restored = path.join(target, src);
     for (let i = 0; i < 400; i++) {
       const found = await entries(restored).catch(() => []);
@@ -49,6 +51,7 @@ describe('a restore stopped with Ctrl-C', () => {
     }
     child.kill('SIGINT');
     const code = await done;
+    const stderr = said();
     expect(code, stderr).toBe(130);
     expect(stderr).toMatch(/Restore stopped: \d+ file\(s\) and \d+ folder\(s\) were restored/);
     expect(stderr).toMatch(/--conflict skip/);
@@ -83,14 +86,7 @@ describe('a restore stopped with Ctrl-C', () => {
       const p = path.join(restored, String(f));
       if ((await fs.lstat(p)).isFile()) await fs.writeFile(p, 'changed');
     }
-    const child = spawn(process.execPath, [BIN, 'restore', '--point', 'latest', '--target', target, '--conflict', 'overwrite', '--limit-download', '4M'], {
-      cwd: REPO,
-      env: { ...process.env, AZBK_HOME: m.home },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const { child, done, stderr: said } = spawnRestore(m.home, ['--target', target, '--conflict', 'overwrite', '--limit-download', '4M']);
     const replaced = async () => {
       let n = 0;
       for (const e of await entries(restored)) if (e.st.isFile() && e.st.size === MiB) n++;
@@ -98,7 +94,9 @@ describe('a restore stopped with Ctrl-C', () => {
     };
     for (let i = 0; i < 400 && (await replaced()) === 0; i++) await sleep(25);
     child.kill('SIGINT');
-    expect(await done, stderr).toBe(130);
+    const code = await done;
+    const stderr = said();
+    expect(code, stderr).toBe(130);
     expect(await replaced()).toBeLessThan(24);
     expect(stderr).toContain('hint: Run the same restore again with --conflict overwrite to restore the rest');
     expect(stderr).not.toContain('--conflict skip');
