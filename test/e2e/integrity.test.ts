@@ -114,6 +114,10 @@ describe.concurrent('vault damage', () => {
 
   it('a damaged index file is named when what it lists cannot be found, and verify --repair-index names its packs again', async (ctx) => {
     const { root, files, a, pack: dataPack } = await setup(ctx);
+    const whole = await a.run(['verify', '--repair-index']);
+    expectExit(whole, 0);
+    expect(whole.stdout).toContain('Index: an intact index file names every pack of the vault: nothing to repair.');
+    expect(await vaultObjects(a.vault.dir, 'index')).toHaveLength(1);
     const [index] = await vaultObjects(a.vault.dir, 'index');
     const name = path.basename(index!);
     await flipByte(index!, 100);
