@@ -46,7 +46,7 @@ export class BlobIndex {
   /** a looked-up id as bytes */
   private readonly scratch = Buffer.alloc(ID_BYTES);
   /** names of the vault's index files that are damaged (found so now, or by an earlier command) */
-  readonly damaged: string[] = [];
+  damaged: readonly string[] = [];
   /** the index files whose packs are all in here (see addIndexFile) */
   private covered: string[] = [];
   /** whether the index holds exactly the packs of `covered` (no pack added on its own) */
@@ -249,6 +249,8 @@ export class BlobIndex {
     const skip = new Set([...forBackup, ...pruned.gone, ...(await rememberedMissing(session, cache)), ...(opts.leaveOut ?? [])]);
     // Local copies of index files the vault holds damaged are left out (see FileCache.getDamagedIndex).
     const damagedIndex = new Set(cache?.getDamagedIndex?.() ?? []);
+    // Index files damaged: those found so before (by a check, or when loaded), and now.
+    const unreadable = new Set([...damagedIndex, ...(cache?.getUnreadableIndex?.() ?? [])]);
     const skipSum = sumOf(new Set([...skip, ...[...damagedIndex].map((n) => `index ${n}`)]));
     const last = opts.forBackup === true ? [] : damaged.filter((p) => !skip.has(p));
     // The snapshot, when it left out the same packs and every index file it covers is still in the
@@ -280,31 +282,29 @@ export class BlobIndex {
         continue;
       }
       const data = await session.readIndex(name);
-      let packs: readonly IndexPack[];
+      let packs: readonly IndexPack[] = [];
+      let damaged = false;
       const family = objectKeyId(data);
-      if (family === null) {
-        index.damaged.push(name); // not a sealed object at all
-        packs = [];
-      } else if (family !== keys.keyId) packs = [];
-      else {
+      if (family === null) damaged = true; // not a sealed object at all
+      else if (family === keys.keyId) {
         try {
           packs = decodeIndex(keys, name, data).packs;
         } catch {
-          index.damaged.push(name);
-          packs = [];
+          damaged = true;
         }
       }
       // One of another key family, or damaged (a vault or a machine may write any bytes there),
       // gives this key nothing, and is remembered as such: read once, not by every command.
       index.addIndexFile(name, packs);
       cache?.putIndex(name, compactIndex(packs));
-      if (index.damaged.at(-1) === name) cache?.addUnreadableIndex?.([name]);
+      if (damaged) {
+        unreadable.add(name);
+        cache?.addUnreadableIndex?.([name]);
+      }
     }
     // ... and named when a blob is not found (see unindexed), but those a repair named around
-    const unreadable = new Set([...damagedIndex, ...(cache?.getUnreadableIndex?.() ?? [])]);
-    for (const name of names) if (unreadable.has(name) && !index.damaged.includes(name)) index.damaged.push(name);
     const repaired = new Set(cache?.getRepairedIndex?.() ?? []);
-    index.damaged.splice(0, index.damaged.length, ...index.damaged.filter((n) => !repaired.has(n)));
+    index.damaged = names.filter((n) => unreadable.has(n) && !repaired.has(n));
     index.addDeferred();
     return index;
   }

@@ -163,9 +163,10 @@ async function verifyOnce(session: VaultSession, keys: VaultKeys, opts: VerifyOp
       }
     } catch (err) {
       rethrowIfUnreachable(err);
-      if (isAzbkError(err, 'AZBK_VAULT_CORRUPT')) damagedIndex.push(name);
-      if (isAzbkError(err, 'AZBK_VAULT_CORRUPT') && repaired.has(name)) repairedIndex.push(name);
-      else problems.push({ where: `index ${name}`, what: `${why(err)}${isAzbkError(err, 'AZBK_VAULT_CORRUPT') ? ' (azbk verify --repair-index names its packs again from their own headers)' : ''}` });
+      const damaged = isAzbkError(err, 'AZBK_VAULT_CORRUPT');
+      if (damaged) damagedIndex.push(name);
+      if (damaged && repaired.has(name)) repairedIndex.push(name);
+      else problems.push({ where: `index ${name}`, what: `${why(err)}${damaged ? ' (azbk verify --repair-index names its packs again from their own headers)' : ''}` });
     }
   }
   index.addDeferred();

@@ -70,7 +70,7 @@ export function verifyCommand(program: Command): void {
           await lock.release();
         }
         log.info({ points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.packs, problems: r.problems.length, readData: o.readData === true }, 'verify finished');
-        if (repair !== undefined && repair.unnamed === 0) out.line('Index: an intact index file names every pack of the vault: nothing to repair.');
+        if (repair?.unnamed === 0) out.line('Index: an intact index file names every pack of the vault: nothing to repair.');
         else if (repair !== undefined) {
           const foreign = repair.foreign > 0 ? `; ${repair.foreign} of another key, left to its machines` : '';
           out.line(
