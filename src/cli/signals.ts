@@ -24,18 +24,24 @@ export interface Stopping {
   readonly dispose: () => void;
 }
 
+/** How a second signal of the kind received stops the command at once, for the stopping message. */
+const AGAIN = {
+  SIGINT: 'press Ctrl-C again to stop at once',
+  SIGTERM: 'a second SIGTERM stops it at once',
+} as const;
+
 /**
- * Ctrl-C or SIGTERM once: `warn(stopping)` and abort the signal, for the command to stop at its
- * next safe point. Twice: `atOnce()` (synchronous work only: what the command must still record),
- * unless `settled()` said it was recorded already, then exit at once (130). With `before`, the
- * first signal does that too until `begun()` is called.
+ * Ctrl-C or SIGTERM once: `warn(stopping)`, with how a second one stops at once, and abort the
+ * signal, for the command to stop at its next safe point. Twice: `atOnce()` (synchronous work
+ * only: what the command must still record), unless `settled()` said it was recorded already,
+ * then exit at once (130). With `before`, the first signal does that too until `begun()` is called.
  */
 export function stopOnSignals(warn: (s: string) => void, stoppingFirst: string, atOnce: () => void = () => undefined, opts: StopOptions = {}): Stopping {
   const controller = new AbortController();
   let stopping = stoppingFirst;
   let done = false;
   let begun = opts.before === undefined;
-  const onSignal = () => {
+  const onSignal = (received: 'SIGINT' | 'SIGTERM') => {
     if (controller.signal.aborted || !begun) {
       try {
         if (!begun) warn(opts.before!);
@@ -45,11 +51,13 @@ export function stopOnSignals(warn: (s: string) => void, stoppingFirst: string, 
         process.exit(ExitCode.cancelled);
       }
     }
-    warn(stopping);
+    warn(`${stopping} (${AGAIN[received]})`);
     controller.abort();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const onInt = () => onSignal('SIGINT');
+  const onTerm = () => onSignal('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
   return {
     signal: controller.signal,
     begun: () => {
@@ -62,8 +70,8 @@ export function stopOnSignals(warn: (s: string) => void, stoppingFirst: string, 
       stopping = s;
     },
     dispose: () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
     },
   };
 }

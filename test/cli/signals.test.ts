@@ -25,7 +25,7 @@ describe('stopOnSignals', () => {
     try {
       process.emit('SIGINT');
       expect(cancel.signal.aborted).toBe(true);
-      expect(warned).toEqual(['stopping']);
+      expect(warned).toEqual(['stopping (press Ctrl-C again to stop at once)']);
       expect(recorded).toBe(0);
       expect(() => process.emit('SIGTERM')).toThrow('exit');
       expect(exit.code()).toBe(130);
@@ -68,7 +68,8 @@ describe('stopOnSignals', () => {
       begun.begun();
       process.emit('SIGTERM');
       expect(begun.signal.aborted).toBe(true);
-      expect(warned.at(-1)).toBe('stopping');
+      // A SIGTERM (a service manager's stop) is not told to press Ctrl-C.
+      expect(warned.at(-1)).toBe('stopping (a second SIGTERM stops it at once)');
       expect(recorded).toBe(1);
     } finally {
       begun.dispose();

@@ -40,7 +40,7 @@ function parseSeconds(s: string, flag: string): number {
 }
 
 /** What a first Ctrl-C says once every file is read (see the 'finishing' event). */
-const FINISHING = 'stopping: every file is read, so the recovery point is made instead of a checkpoint; it waits for the same last uploads (press Ctrl-C again to stop at once)';
+const FINISHING = 'stopping: every file is read, so the recovery point is made instead of a checkpoint; it waits for the same last uploads';
 
 export function backupCommand(program: Command): void {
   limitOptions(program
@@ -96,7 +96,7 @@ export function backupCommand(program: Command): void {
         // vault's index), once stops at once: the job is recorded as cancelled either way.
         const cancel = stopOnSignals(
           live.erasing(out.warn),
-          'stopping: saving a checkpoint (press Ctrl-C again to stop at once)',
+          'stopping: saving a checkpoint',
           () => recordFailure(paths, 'backup', started, new AzbkError('AZBK_CANCELLED', 'Stopped at once.'), out.warn),
           { before: 'stopped before the backup began', json: o.json === true },
         );

@@ -61,7 +61,7 @@ export function restoreCommand(program: Command): void {
         // stops at once.
         const cancel = stopOnSignals(
           live.erasing(out.warn),
-          'stopping: finishing the files being written (press Ctrl-C again to stop at once)',
+          'stopping: finishing the files being written',
           () => recordFailure(paths, 'restore', started, new AzbkError('AZBK_CANCELLED', 'Stopped at once.'), out.warn),
           { before: 'stopped before the restore began', json: o.json === true },
         );
