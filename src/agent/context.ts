@@ -16,10 +16,10 @@ export interface AgentContext {
 
 /**
  * Opens the vault session of this registered machine. A `job` (backup, restore, verify) waits
- * out a vault service that is down for a while (see connectVault's `patient`); other commands
- * answer at once.
+ * out a vault service that is down for a while (see connectVault's `patient`), until `stopping`
+ * asks it to stop; other commands answer at once.
  */
-export async function openAgent(paths: HomePaths, o: { job?: boolean } = {}): Promise<AgentContext> {
+export async function openAgent(paths: HomePaths, o: { job?: boolean; stopping?: AbortSignal } = {}): Promise<AgentContext> {
   let registration = await requireRegistration(paths);
   let secrets: LocalSecrets;
   try {
@@ -31,7 +31,7 @@ export async function openAgent(paths: HomePaths, o: { job?: boolean } = {}): Pr
     registration = now;
     secrets = await loadSecrets(paths, registration);
   }
-  const vault = await connectVault(registration.endpoint, registration.certFingerprint, { patient: o.job === true });
+  const vault = await connectVault(registration.endpoint, registration.certFingerprint, { patient: o.job === true, ...(o.stopping === undefined ? {} : { stopping: o.stopping }) });
   let session: VaultSession;
   try {
     session = await vault.session(registration.machineId, secrets.machineSecret);

@@ -38,9 +38,13 @@ const PATIENT_ATTEMPTS = 16;
  * `https://`, which accepts only the certificate whose SHA-256 is `certFingerprint` (hex; null
  * falls back on the usual CA checks). `pinnedBy` says where that fingerprint comes from (see
  * TransportOptions); `patient`, for a job that would lose its work, waits out a vault service
- * that is down for about a minute (see PATIENT_ATTEMPTS).
+ * that is down for about a minute (see PATIENT_ATTEMPTS), until `stopping` asks the job to stop.
  */
-export async function connectVault(endpoint: string, certFingerprint: string | null, o: { pinnedBy?: 'registration' | 'credentials'; patient?: boolean } = {}): Promise<VaultEntry> {
+export async function connectVault(
+  endpoint: string,
+  certFingerprint: string | null,
+  o: { pinnedBy?: 'registration' | 'credentials'; patient?: boolean; stopping?: AbortSignal } = {},
+): Promise<VaultEntry> {
   let url: URL;
   try {
     url = new URL(endpoint);
@@ -54,7 +58,11 @@ export async function connectVault(endpoint: string, certFingerprint: string | n
     }
     // Loaded only for a vault service: the HTTP stack costs start-up time every other command would pay.
     const { HttpVault } = await import('./http-client.js');
-    const vault = new HttpVault(url.href, certFingerprint, { ...(o.pinnedBy === undefined ? {} : { pinnedBy: o.pinnedBy }), ...(o.patient === true ? { attempts: PATIENT_ATTEMPTS } : {}) });
+    const vault = new HttpVault(url.href, certFingerprint, {
+      ...(o.pinnedBy === undefined ? {} : { pinnedBy: o.pinnedBy }),
+      ...(o.patient === true ? { attempts: PATIENT_ATTEMPTS } : {}),
+      ...(o.stopping === undefined ? {} : { stopping: o.stopping }),
+    });
     opened.add(vault);
     return vault;
   }

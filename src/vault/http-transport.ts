@@ -18,6 +18,13 @@ import { NO_ROUTE } from './http-protocol.js';
 export interface TransportOptions {
   /** tries per request, the first included (default 5) */
   readonly attempts?: number;
+  /**
+   * aborted when the job that makes the requests is asked to stop: from then on a failed request
+   * is tried at most the default number of times in all, and a pause before another try ends at
+   * once. A job that is patient with a vault service that is down (more attempts) is not, then:
+   * Ctrl-C stops it in seconds, not after a minute of tries.
+   */
+  readonly stopping?: AbortSignal;
   /** delay before the first retry, doubling per retry (default 250 ms), at most maxDelayMs (8 s) */
   readonly baseDelayMs?: number;
   readonly maxDelayMs?: number;
@@ -109,6 +116,8 @@ const SLOW_REPLY = 'AZBK_SLOW_REPLY';
 
 /** How long a busy server (503 with Retry-After) is asked again before the request fails. */
 const BUSY_MS = 5 * 60_000;
+/** Tries per request unless told otherwise (see TransportOptions.attempts and stopping). */
+const DEFAULT_ATTEMPTS = 5;
 
 /** A 503's Retry-After in milliseconds (seconds only, at most 60 s), or null. */
 function retryAfterMs(res: TransportResponse): number | null {
@@ -171,6 +180,7 @@ export class HttpTransport {
   readonly #origin: string;
   readonly #base: string;
   readonly #attempts: number;
+  readonly #stopping: AbortSignal | undefined;
   readonly #baseDelayMs: number;
   readonly #maxDelayMs: number;
   readonly #sleep: (ms: number) => Promise<void>;
@@ -185,7 +195,8 @@ export class HttpTransport {
   constructor(endpoint: URL, fingerprint: string | null, o: TransportOptions = {}) {
     this.#origin = endpoint.origin;
     this.#base = endpoint.pathname.replace(/\/+$/, '');
-    this.#attempts = Math.max(1, o.attempts ?? 5);
+    this.#attempts = Math.max(1, o.attempts ?? DEFAULT_ATTEMPTS);
+    this.#stopping = o.stopping;
     this.#baseDelayMs = o.baseDelayMs ?? 250;
     this.#maxDelayMs = o.maxDelayMs ?? 8000;
     this.#sleep = o.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
@@ -194,6 +205,7 @@ export class HttpTransport {
     this.#pinHint = PIN_HINTS[o.pinnedBy ?? 'registration'];
     // Every request in flight and every wait listens to it: more than Node's ten at a time is usual.
     setMaxListeners(0, this.#closing.signal);
+    if (o.stopping !== undefined) setMaxListeners(0, o.stopping);
     const connectTimeout = o.connectTimeoutMs ?? 10_000;
     const replyTimeout = o.replyTimeoutMs ?? 10 * 60_000;
     this.#replyTimeout = replyTimeout;
@@ -248,23 +260,27 @@ export class HttpTransport {
         if (!known) throw wrapped;
         retry = wrapped;
       }
-      if (attempt >= this.#attempts || this.#now() - started >= this.#retryForMs) throw retry;
+      const attempts = this.#stopping?.aborted === true ? Math.min(this.#attempts, DEFAULT_ATTEMPTS) : this.#attempts;
+      if (attempt >= attempts || this.#now() - started >= this.#retryForMs) throw retry;
       const ceiling = Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (attempt - 1));
-      await this.#pause(Math.round(ceiling / 2 + (Math.random() * ceiling) / 2));
+      await this.#pause(Math.round(ceiling / 2 + (Math.random() * ceiling) / 2), true);
     }
   }
 
-  /** Waits before another attempt; at once when the transport is closed meanwhile. */
-  async #pause(ms: number): Promise<void> {
-    const { signal } = this.#closing;
-    if (signal.aborted) return;
+  /**
+   * Waits before another attempt; at once when the transport is closed meanwhile, or with
+   * `orStop`, when the job is asked to stop (not a busy server's wait: it answers, and asks for it).
+   */
+  async #pause(ms: number, orStop = false): Promise<void> {
+    const signals = orStop && this.#stopping !== undefined ? [this.#closing.signal, this.#stopping] : [this.#closing.signal];
+    if (signals.some((s) => s.aborted)) return;
     let stop!: () => void;
     const stopped = new Promise<void>((resolve) => (stop = resolve));
-    signal.addEventListener('abort', stop, { once: true });
+    for (const s of signals) s.addEventListener('abort', stop, { once: true });
     try {
       await Promise.race([this.#sleep(ms), stopped]);
     } finally {
-      signal.removeEventListener('abort', stop);
+      for (const s of signals) s.removeEventListener('abort', stop);
     }
   }
 

@@ -208,6 +208,35 @@ describe('vault service over a folder', () => {
     }
   }, 90_000);
 
+  it('a backup waiting out a vault service that is down stops within seconds on Ctrl-C', async () => {
+    const dir = await makeTempDir();
+    const v = path.join(dir, 'vault');
+    expectExit(await runCli(['vault', 'create', '--path', v, '--name', 'Down']), 0);
+    const s = await startServe(['--path', v]);
+    const m = await setupMachine(dir, { name: 'D', vault: { dir: v, credentials: await credentials(dir, 'Down', ['--path', v], s.url) } });
+    const src = path.join(dir, 'src');
+    await fs.mkdir(src);
+    await writeRandomFile(path.join(src, 'big.bin'), 6 * MiB + 3);
+    const child = spawn(process.execPath, [BIN, 'backup', '--now', '--include', src, '--limit-upload', '1M'], { cwd: REPO, env: { ...process.env, AZBK_HOME: m.home }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    // The service dies in the middle of the upload and stays down: the backup is patient with it
+    // (about a minute of tries) until it is asked to stop.
+    await sleep(2500);
+    process.kill(s.pid, 'SIGKILL');
+    await s.stop();
+    await sleep(3000);
+    const sent = Date.now();
+    child.kill('SIGINT');
+    const code = await done;
+    expect(Date.now() - sent, err).toBeLessThan(20_000);
+    expect(code, err).toBe(10);
+    expect(err).toMatch(/stopping: .*\(press Ctrl-C again to stop at once\)/);
+    expect(err).toMatch(/AZBK_VAULT_UNREACHABLE: Cannot reach the vault/);
+    expectNoStack({ code, signal: null, stdout: '', stderr: err, ms: 0 });
+  }, 60_000);
+
   it('stops promptly with exit code 0 on SIGTERM', async () => {
     const dir = await makeTempDir();
     const v = path.join(dir, 'vault');

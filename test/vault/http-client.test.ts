@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import fs from 'node:fs/promises';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { generate } from 'selfsigned';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -179,6 +179,37 @@ describe('HttpVault against a vault server', () => {
     const err = await client.config().catch((e: unknown) => e);
     expect(isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')).toBe(true);
     expect(delays.length).toBeLessThan(4);
+  });
+
+  it('once the job is asked to stop, ends the pause under way and tries at most the usual 5 times in all', async () => {
+    // A server that drops every connection at once, counting them: one per try.
+    let connections = 0;
+    const dropper = net.createServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    dropper.listen(0, '127.0.0.1');
+    await once(dropper, 'listening');
+    cleanups.push(() => new Promise<void>((resolve) => dropper.close(() => resolve())));
+    const url = `https://127.0.0.1:${(dropper.address() as AddressInfo).port}`;
+    const stopping = new AbortController();
+    let tries = 0;
+    // The third pause would last for ever: the job is asked to stop during it.
+    const client = new HttpVault(url, null, {
+      attempts: 16,
+      stopping: stopping.signal,
+      sleep: () => {
+        if (++tries < 3) return Promise.resolve();
+        setTimeout(() => stopping.abort(), 20);
+        return new Promise<void>(() => undefined);
+      },
+    });
+    cleanups.push(() => client.close());
+    const err = await client.config().catch((e: unknown) => e);
+    expect(isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')).toBe(true);
+    // Three pauses began; the fourth and fifth tries followed at once, and no sixth.
+    expect(tries).toBe(3);
+    expect(connections).toBe(5);
   });
 
   it('retries connection failures with back-off, then reports AZBK_VAULT_UNREACHABLE', async () => {

@@ -101,7 +101,7 @@ export function backupCommand(program: Command): void {
           { before: 'stopped before the backup began', json: o.json === true },
         );
         try {
-          const ctx = await withLimits(await openAgent(paths, { job: true }), o);
+          const ctx = await withLimits(await openAgent(paths, { job: true, stopping: cancel.signal }), o);
           const r = await runBackup(ctx, {
             include,
             exclude,

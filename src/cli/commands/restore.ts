@@ -66,7 +66,7 @@ export function restoreCommand(program: Command): void {
           { before: 'stopped before the restore began', json: o.json === true },
         );
         try {
-          const ctx = await withLimits(await openAgent(paths, { job: true }), o);
+          const ctx = await withLimits(await openAgent(paths, { job: true, stopping: cancel.signal }), o);
           r = await runRestore(ctx, {
             point: o.point,
             target: o.target === undefined ? null : path.resolve(textPaths('--target', o.target)),
