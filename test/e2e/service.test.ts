@@ -42,6 +42,32 @@ async function setRegistration(m: Machine, change: (r: Record<string, unknown>) 
   await fs.writeFile(file, JSON.stringify(reg, null, 2));
 }
 
+/**
+ * A vault served from a fresh folder, a machine registered through it, and a source of one 6 MiB
+ * file: about 6 s of upload at the 1 MiB/s backupInBackground limits it to.
+ */
+async function slowUpload(name: string): Promise<{ dir: string; v: string; s: ServeProcess; m: Machine; src: string }> {
+  const dir = await makeTempDir();
+  const v = path.join(dir, 'vault');
+  expectExit(await runCli(['vault', 'create', '--path', v, '--name', name]), 0);
+  const s = await startServe(['--path', v]);
+  const m = await setupMachine(dir, { name: name.slice(0, 1), vault: { dir: v, credentials: await credentials(dir, name, ['--path', v], s.url) } });
+  const src = path.join(dir, 'src');
+  await fs.mkdir(src);
+  await writeRandomFile(path.join(src, 'big.bin'), 6 * MiB + 3);
+  return { dir, v, s, m, src };
+}
+
+/** `azbk backup --now --include src` on `m` at 1 MiB/s in a child process: its exit code, and all it printed. */
+function backupInBackground(m: Machine, src: string): { child: ReturnType<typeof spawn>; done: Promise<number | null>; out: () => string } {
+  const child = spawn(process.execPath, [BIN, 'backup', '--now', '--include', src, '--limit-upload', '1M', '--json'], { cwd: REPO, env: { ...process.env, AZBK_HOME: m.home }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, done, out: () => out };
+}
+
 describe('vault service over a folder', () => {
   let root: string;
   let server: ServeProcess;
@@ -177,29 +203,18 @@ describe('vault service over a folder', () => {
   }, 60_000);
 
   it('a backup waits out the vault service crashing and coming back, and completes', async () => {
-    const dir = await makeTempDir();
-    const v = path.join(dir, 'vault');
-    expectExit(await runCli(['vault', 'create', '--path', v, '--name', 'Restarted']), 0);
-    let s = await startServe(['--path', v]);
+    let { dir, v, s, m, src } = await slowUpload('Restarted');
     const listen = new URL(s.url).host;
     try {
-      const m = await setupMachine(dir, { name: 'R', vault: { dir: v, credentials: await credentials(dir, 'Restarted', ['--path', v], s.url) } });
-      const src = path.join(dir, 'src');
-      await fs.mkdir(src);
-      await writeRandomFile(path.join(src, 'big.bin'), 6 * MiB + 3);
       // At 1 MiB/s the pack takes about 6 s to upload: the service dies in the middle of it, and
       // is back 8 s later, longer than a command that gives up after its usual few tries waits.
-      const child = spawn(process.execPath, [BIN, 'backup', '--now', '--include', src, '--limit-upload', '1M', '--json'], { cwd: REPO, env: { ...process.env, AZBK_HOME: m.home }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-      child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-      const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      const job = backupInBackground(m, src);
       await sleep(2500);
       process.kill(s.pid, 'SIGKILL');
       await s.stop();
       await sleep(8000);
       s = await startServe(['--path', v], { listen });
-      expect(await done, out).toBe(0);
+      expect(await job.done, job.out()).toBe(0);
       const target = path.join(dir, 'restored');
       expectExit(await m.run(['restore', '--point', 'latest', '--target', target]), 0);
       await expectSameTree(src, path.join(target, src));
@@ -209,18 +224,8 @@ describe('vault service over a folder', () => {
   }, 90_000);
 
   it('a backup waiting out a vault service that is down stops within seconds on Ctrl-C', async () => {
-    const dir = await makeTempDir();
-    const v = path.join(dir, 'vault');
-    expectExit(await runCli(['vault', 'create', '--path', v, '--name', 'Down']), 0);
-    const s = await startServe(['--path', v]);
-    const m = await setupMachine(dir, { name: 'D', vault: { dir: v, credentials: await credentials(dir, 'Down', ['--path', v], s.url) } });
-    const src = path.join(dir, 'src');
-    await fs.mkdir(src);
-    await writeRandomFile(path.join(src, 'big.bin'), 6 * MiB + 3);
-    const child = spawn(process.execPath, [BIN, 'backup', '--now', '--include', src, '--limit-upload', '1M'], { cwd: REPO, env: { ...process.env, AZBK_HOME: m.home }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const { s, m, src } = await slowUpload('Down');
+    const job = backupInBackground(m, src);
     // The service dies in the middle of the upload and stays down: the backup is patient with it
     // (about a minute of tries) until it is asked to stop.
     await sleep(2500);
@@ -228,13 +233,14 @@ describe('vault service over a folder', () => {
     await s.stop();
     await sleep(3000);
     const sent = Date.now();
-    child.kill('SIGINT');
-    const code = await done;
-    expect(Date.now() - sent, err).toBeLessThan(20_000);
-    expect(code, err).toBe(10);
-    expect(err).toMatch(/stopping: .*\(press Ctrl-C again to stop at once\)/);
-    expect(err).toMatch(/AZBK_VAULT_UNREACHABLE: Cannot reach the vault/);
-    expectNoStack({ code, signal: null, stdout: '', stderr: err, ms: 0 });
+    job.child.kill('SIGINT');
+    const code = await job.done;
+    const out = job.out();
+    expect(Date.now() - sent, out).toBeLessThan(20_000);
+    expect(code, out).toBe(10);
+    expect(out).toMatch(/stopping: .*\(press Ctrl-C again to stop at once\)/);
+    expect(out).toMatch(/AZBK_VAULT_UNREACHABLE: Cannot reach the vault/);
+    expectNoStack({ code, signal: null, stdout: out, stderr: '', ms: 0 });
   }, 60_000);
 
   it('stops promptly with exit code 0 on SIGTERM', async () => {
