@@ -442,7 +442,7 @@ class BackupJob {
     const offset = journalOffset(home);
     const run = journalRun(home);
     const included = includedPaths.map(fromSegments);
-    const journal = changesSince(home, last, included, this.excludeKey);
+    const journal = changesSince(home, last, included, this.excludeKey, this.excluded);
     if (last !== null && last.exclude !== this.excludeKey) {
       this.scan = { mode: 'full', reason: 'the exclusions changed since the last backup' };
     } else if (last !== null && last.own !== this.own.key) {

@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { isOwnEntry, ownFolders as ownFoldersOf, type OwnFolders } from './own-folders.js';
-import { compileExcludes, excludesKey } from '../core/exclude.js';
+import { compileExcludes, excludesKey, type Excluded } from '../core/exclude.js';
 import { AzbkError } from '../shared/errors.js';
 import { fileIdentity, makeFoldersSync, writeFileAtomic } from '../shared/files.js';
 import { processIdentity, sameProcessAlive } from '../shared/process.js';
@@ -235,14 +235,40 @@ export function journalOffset(home: string): number {
 const within = (p: string, root: string) => p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
 
 /**
+ * Why the change journal does not cover the included path `p` within the watched path `root`, or
+ * null when it does: the watcher records changes by the paths it watches, so not where `p` is
+ * reached through a symbolic link below `root` (the link's target changes under other paths, or
+ * outside the watched ones), nor where the exclusions `excluded` leave out `p` or a folder on the
+ * way (never watched; a backup still takes a path it is told to include).
+ */
+function uncoveredBelow(p: string, root: string, excluded: Excluded | null): string | null {
+  let real: string;
+  let realRoot: string;
+  try {
+    real = fs.realpathSync(p);
+    realRoot = fs.realpathSync(root);
+  } catch {
+    return `the change journal cannot tell where ${p} is`;
+  }
+  if (real !== path.join(realRoot, path.relative(root, p))) return `${p} is reached through a symbolic link, which the change journal does not follow`;
+  if (excluded === null) return null;
+  for (let d = p; d !== root && path.dirname(d) !== d; d = path.dirname(d)) {
+    if (excluded(slashed(d), path.basename(d))) return `the change journal does not watch ${d}, which the exclusions leave out`;
+  }
+  return null;
+}
+
+/**
  * The paths that changed since `since` (a backup's start time and journal offset), or why the
- * journal cannot be trusted for that interval.
+ * journal cannot be trusted for that interval. `exclude` is the backup's exclusions (see
+ * excludesKey), `excluded` the same compiled.
  */
 export function changesSince(
   home: string,
   since: JournalMark | null,
   include: readonly string[],
   exclude: string = NO_EXCLUDES,
+  excluded: Excluded | null = null,
 ): { ok: true; changed: Set<string>; trees: Set<string> } | { ok: false; why: string } {
   if (since === null) return { ok: false, why: 'no earlier backup on this machine to compare with' };
   const s = readSession(home);
@@ -259,6 +285,10 @@ export function changesSince(
   }
   const unseen = include.find((p) => !since.paths.some((root) => within(p, root)));
   if (unseen !== undefined) return { ok: false, why: `the last backup did not include ${unseen}` };
+  for (const p of include) {
+    const why = uncoveredBelow(p, s.paths.find((root) => within(p, root))!, excluded);
+    if (why !== null) return { ok: false, why };
+  }
   const moved = Object.entries(s.roots ?? {}).find(([root, id]) => identityOf(root) !== id);
   if (moved !== undefined) return { ok: false, why: `${moved[0]}, which the change journal watches, was moved or replaced (or a folder above it)` };
   let text = '';
@@ -858,15 +888,16 @@ export async function runWatcher(
         } catch {
           // the log could not be looked at: left as it is, as logCheck finds it
         }
-        if (!trimmed) answer();
-        else {
-          // The session names the new log before the answer; if it could not be written, backups
-          // find the log replaced (and scan everything) until the watcher runs again.
+        // The answer waits for the end of this turn, which reads every event queued before the
+        // request (see countBurst: a queue that overflowed sets the watches up anew, and the
+        // session says so), and for the session to be written: a backup reads the session once
+        // answered. One that could not be written gets no answer, so the backup scans everything.
+        setImmediate(() => {
           void sessionWrite.then(() => {
-            if (sessionUnsaved) markBroken('its session could not be written after changes.log was trimmed or found cut');
-            answer();
+            if (!sessionUnsaved) answer();
+            else if (trimmed) markBroken('its session could not be written after changes.log was trimmed or found cut');
           });
-        }
+        });
       });
       syncWatch.on('error', () => undefined); // backups then get no answer, and scan everything
     } catch {

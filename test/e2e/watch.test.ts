@@ -599,6 +599,68 @@ describe('change journal', () => {
     expect(await w.done).toBe(0);
   }, 60_000);
 
+  it('does not trust its journal for an included path reached through a symbolic link, or one the exclusions leave out', async () => {
+    const root = await makeTempDir('azbk-watch-');
+    const src = path.join(root, 'src');
+    await fs.mkdir(path.join(src, 'releases', 'v1', 'data'), { recursive: true });
+    await fs.writeFile(path.join(src, 'releases', 'v1', 'data', 'file'), 'old\n');
+    await fs.symlink(path.join('releases', 'v1'), path.join(src, 'current'));
+    await fs.mkdir(path.join(src, 'cache', 'sub'), { recursive: true });
+    await fs.writeFile(path.join(src, 'cache', 'sub', 'file'), 'old\n');
+    const m = await setupMachine(root);
+    // The watcher watches src and leaves out `cache`, as these backups do.
+    expectExit(await m.run(['policy', 'set', '--include', src, '--exclude', 'cache']), 0);
+    const run = async (include: string) => parseJson(await m.run(['backup', '--now', '--json', '--include', include]));
+    await watching(m, async () => {
+      // The watcher records a change in the link's target under releases/, not under current/;
+      // and it never watched cache/, which a backup still takes when told to include it.
+      const cases = [
+        { include: path.join(src, 'current', 'data'), changed: path.join(src, 'releases', 'v1', 'data', 'file'), below: 'file', why: /current\/data is reached through a symbolic link, which the change journal does not follow/ },
+        { include: path.join(src, 'cache'), changed: path.join(src, 'cache', 'sub', 'file'), below: path.join('sub', 'file'), why: /the change journal does not watch .*cache, which the exclusions leave out/ },
+      ];
+      for (const { include, changed, below, why } of cases) {
+        await run(include);
+        await fs.writeFile(changed, `new for ${include}\n`);
+        await sleep(500);
+        const r = await run(include);
+        expect(r.scan.mode).toBe('full');
+        expect(r.scan.reason).toMatch(why);
+        const target = path.join(root, `out-${r.point.id}`);
+        expectExit(await m.run(['restore', '--point', r.point.id, '--target', target]), 0);
+        expect(await fs.readFile(path.join(target, include, below), 'utf8')).toBe(`new for ${include}\n`);
+      }
+    });
+  }, 60_000);
+
+  it.runIf(process.platform === 'linux')('answers a backup only once it has looked whether the events it read overflowed the queue', async () => {
+    const limit = Number(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8'));
+    const { root, src, m } = await watchedKeep();
+    for (let i = 0; i < 300; i++) await fs.mkdir(path.join(src, 'many', `d${i}`), { recursive: true });
+    const w = startWatch(m);
+    await w.ready;
+    await backup(m, [src]);
+    await backup(m, [src]);
+    // Held still, the watcher gets more events than the kernel queues for it: the rest, the change
+    // to keep/f among them, are dropped. It goes on just after the backup starts: it reads the
+    // queue, and the backup's request, and must not answer before the session says it is setting
+    // its watches up anew.
+    process.kill(w.pid, 'SIGSTOP');
+    let job: Promise<any>;
+    try {
+      for (let i = 0; i < limit + 5000; i++) appendFileSync(path.join(src, 'many', `d${i % 300}`, 'f'), 'x');
+      await fs.writeFile(path.join(src, 'keep', 'f'), 'v2\n');
+      job = backup(m, [src]);
+      await sleep(110);
+    } finally {
+      process.kill(w.pid, 'SIGCONT');
+    }
+    const r = await job;
+    expect(r.scan.mode).toBe('full');
+    expect(await keptIn(m, root, src, r.point.id)).toBe('v2\n');
+    w.stop();
+    expect(await w.done).toBe(0);
+  }, 90_000);
+
   it('refuses at once (exit 2) a folder to watch that is not there, and keeps no journal', async () => {
     const root = await makeTempDir('azbk-watch-');
     const kept = path.join(root, 'kept');
