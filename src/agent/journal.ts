@@ -572,7 +572,10 @@ export async function runWatcher(
   let sessionWrite: Promise<void> = Promise.resolve();
   /** the last write of session.json failed */
   let sessionUnsaved = false;
+  /** set once the watcher stops: the session is removed then, and never written again */
+  let closing = false;
   const saveSession = (next: JournalSession) => {
+    if (closing) return;
     session = next;
     sessionWrite = sessionWrite.then(() => writeFileAtomic(files.session, JSON.stringify(next), { mode: 0o600 })).then(
       () => void (sessionUnsaved = false),
@@ -933,6 +936,9 @@ export async function runWatcher(
     saveSession({ ...session, run: randomBytes(16).toString('hex'), ...logFields(made, 0) });
   }, LOG_CHECK_MS);
   await aborted;
+  // Events still coming in while the watches close (a large folder being removed) must not write
+  // the session again once it is removed: it would name this process as a watcher that runs.
+  closing = true;
   clearInterval(logCheck);
   syncWatch?.close();
   if (checkTimer !== null) clearTimeout(checkTimer);

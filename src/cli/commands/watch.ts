@@ -10,8 +10,11 @@ import { loadRegistration } from '../../agent/state.js';
 import { acquireJobLock, lockHolder, type JobLock } from '../../agent/lock.js';
 import { AzbkError, isAzbkError } from '../../shared/errors.js';
 import { errnoCode, makeFoldersSync } from '../../shared/files.js';
-import { action } from '../run.js';
+import { action, currentExitCode } from '../run.js';
 import { textPaths } from '../arg-paths.js';
+
+/** How long a stopped watcher waits for the process to end by itself before it ends it (see the action's end). */
+const LINGER_MS = 2000;
 
 interface Opts {
   include?: string[];
@@ -99,6 +102,9 @@ export function watchCommand(program: Command): void {
         }
         out.line('Stopped watching.');
         out.event({ event: 'stopped' });
+        // Its journal is closed and its session removed: a watch the file-watching library left
+        // open must not keep the process (and its inotify watches) alive.
+        setTimeout(() => process.exit(currentExitCode()), LINGER_MS).unref();
       }),
     );
 }
