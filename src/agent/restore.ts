@@ -12,7 +12,7 @@ import type { ChunkerParams } from '../core/chunker.js';
 import type { BlobId, PackId } from '../core/ids.js';
 import { isPortableName, type DirNode, type FileNode, type SymlinkNode, type TreeNode } from '../core/tree.js';
 import { AzbkError, errorRegistry, isAzbkError } from '../shared/errors.js';
-import { errnoCode, makeFoldersSync } from '../shared/files.js';
+import { errnoCode, errnoText, makeFoldersSync } from '../shared/files.js';
 import type { PointInfo } from '../vault/api.js';
 import type { AgentContext } from './context.js';
 import { childPath, displayPath, restoreLocation, toSegments } from './fspath.js';
@@ -789,6 +789,14 @@ function makeTarget(target: string): void {
     throw creating(abs, err);
   }
   trustedWay(abs, abs);
+  // One that takes nothing new (a read-only file system, a folder this user may not write in) is
+  // refused as a target, as one that cannot be made is, rather than failing every item in it.
+  try {
+    fs.accessSync(abs, fs.constants.W_OK);
+  } catch (err) {
+    const code = errnoCode(err);
+    throw new AzbkError('AZBK_BAD_INPUT', `Cannot write in the folder ${abs} to restore into (${code === undefined ? String(err) : errnoText(code)}).`, { hint: TARGET_HINT });
+  }
 }
 
 /**
@@ -826,19 +834,28 @@ export function untrusted(st: Pick<fs.Stats, 'mode' | 'uid'>, platform: NodeJS.P
   return null;
 }
 
-function cannotCreate(at: string, why: string, hint = 'Choose a --target folder that can be created and written to.'): AzbkError {
+/** What a --target folder that cannot be made or written in is told to do. */
+const TARGET_HINT = 'Choose a --target folder that can be created and written to.';
+
+function cannotCreate(at: string, why: string, hint = TARGET_HINT): AzbkError {
   return new AzbkError('AZBK_BAD_INPUT', `Cannot create the folder ${at} to restore into (${why}).`, { hint });
 }
 
-/** A failed mkdir as the error to report: a file or a permission in the way is bad input. */
+/**
+ * A failed mkdir as the error to report: the folder to restore into cannot be made there (a file,
+ * a permission, a full or read-only file system, a loop of links in the way), whatever the OS
+ * error; an error of azbk's own as it is.
+ */
 function creating(at: string, err: unknown): unknown {
   const code = errnoCode(err);
+  if (isAzbkError(err) || code === undefined) return err;
   if (code === 'ENOTDIR' || code === 'EEXIST') return cannotCreate(at, 'a file is in the way');
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return cannotCreate(at, code);
   if (code === 'ENAMETOOLONG') return cannotCreate(at, 'the path or a name in it is too long for the file system');
   // (see makeFoldersSync)
   if (code === 'ENOENT') return cannotCreate(at, 'a folder on the way is missing, or takes no new folders: a broken link, or a file system such as /proc');
-  return err;
+  if (code === 'ELOOP') return cannotCreate(at, 'a link on the way leads round in a loop');
+  return cannotCreate(at, errnoText(code));
 }
 
 /** Whether this user or root owns it (always, where there are no such owners: Windows). */

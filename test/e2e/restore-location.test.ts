@@ -67,6 +67,36 @@ describe('restore --target', () => {
     expect(r.stderr).toContain('Cannot create the folder /proc/azbk-restore-target/sub to restore into (a folder on the way is missing, or takes no new folders: a broken link, or a file system such as /proc).');
   });
 
+  it('a target behind a loop of links, or in which nothing can be written, is bad input, at once', async () => {
+    const loop = fx.fresh('loop');
+    await fs.symlink(path.basename(loop), loop);
+    const looped = await fx.machine.run(['restore', '--point', 'latest', '--target', loop]);
+    expectExit(looped, 2);
+    expectNoStack(looped);
+    expect(looped.stderr).toContain(`Cannot create the folder ${loop} to restore into (a link on the way leads round in a loop).`);
+
+    // Read-only: a file system mounted so (root may write in any folder), or a folder of mode 0555.
+    const ro = fx.fresh('read-only');
+    await fs.mkdir(ro);
+    const root = process.getuid?.() === 0;
+    if (root) {
+      try {
+        await exec('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', ro]);
+      } catch {
+        return; // not allowed to mount here
+      }
+    } else await fs.chmod(ro, 0o555);
+    try {
+      const r = await fx.machine.run(['restore', '--point', 'latest', '--target', ro]);
+      expectExit(r, 2);
+      expectNoStack(r);
+      expect(r.stderr).toMatch(new RegExp(`Cannot write in the folder ${ro} to restore into \\((read-only file system \\(EROFS\\)|permission denied \\(EACCES\\))\\)\\.`));
+    } finally {
+      if (root) await exec('umount', [ro]);
+      else await fs.chmod(ro, 0o755);
+    }
+  });
+
   it('a target with a name longer than the file system takes is bad input, not an error of AZBK_HOME', async () => {
     const long = path.join(fx.fresh('long'), 'n'.repeat(300));
     const r = await fx.machine.run(['restore', '--point', 'latest', '--target', long]);
