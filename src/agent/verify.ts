@@ -65,6 +65,12 @@ export interface VerifyReport {
   readonly damagedIndex: readonly string[];
   /** of those, the ones whose packs a repair named again (`repaired`): not problems */
   readonly repairedIndex: readonly string[];
+  /**
+   * of those, the others when every blob the points and checkpoints use is indexed without them:
+   * not problems either (they named nothing a restore needs, or were never azbk's: any machine
+   * registered with the vault may add an index file)
+   */
+  readonly unneededIndex: readonly string[];
   readonly problems: readonly VerifyProblem[];
 }
 
@@ -123,6 +129,7 @@ export async function verifyVault(session: VaultSession, keys: VaultKeys, opts: 
   // again with those packs last, only what has no other copy is a problem.
   const again = await verifyOnce(session, keys, { ...opts, damaged: [...(opts.damaged ?? []), ...found] });
   const union = <T>(a: readonly T[], b: readonly T[]): T[] => [...new Set([...a, ...b])].sort();
+  // (unneededIndex is the second check's, as its problems are)
   return { ...again, missingPacks: union(first.missingPacks, again.missingPacks), damagedPacks: union(first.damagedPacks, again.damagedPacks), damagedIndex: union(first.damagedIndex, again.damagedIndex), repairedIndex: union(first.repairedIndex, again.repairedIndex) };
 }
 
@@ -150,6 +157,8 @@ async function verifyOnce(session: VaultSession, keys: VaultKeys, opts: VerifyOp
   const damagedIndex: string[] = [];
   const repaired = new Set(opts.repaired ?? []);
   const repairedIndex: string[] = [];
+  /** damaged index files neither repaired nor known to be unneeded yet: problems once a blob is found unindexed */
+  const indexProblems: VerifyProblem[] = [];
   for (const name of await session.listIndex()) {
     try {
       const data = await session.readIndex(name);
@@ -166,7 +175,7 @@ async function verifyOnce(session: VaultSession, keys: VaultKeys, opts: VerifyOp
       const damaged = isAzbkError(err, 'AZBK_VAULT_CORRUPT');
       if (damaged) damagedIndex.push(name);
       if (damaged && repaired.has(name)) repairedIndex.push(name);
-      else problems.push({ where: `index ${name}`, what: `${why(err)}${damaged ? ' (azbk verify --repair-index names its packs again from their own headers)' : ''}` });
+      else (damaged ? indexProblems : problems).push({ where: `index ${name}`, what: `${why(err)}${damaged ? ' (azbk verify --repair-index names its packs again from their own headers)' : ''}` });
     }
   }
   index.addDeferred();
@@ -204,7 +213,10 @@ async function verifyOnce(session: VaultSession, keys: VaultKeys, opts: VerifyOp
   const known = new Set(opts.damaged ?? []);
   const orphanPacks = [...indexedPacks].filter((p) => !r.usedPacks.has(p) && !known.has(p)).length;
   const missingPacks = [...packSizes].filter(([, size]) => size === null).map(([p]) => p).sort();
-  return { points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.usedPacks.size, orphanPacks, missingPacks, damagedPacks: [...new Set([...r.damagedPacks, ...damagedByHash])].sort(), damagedIndex, repairedIndex, problems: [...problems, ...r.problems] };
+  // A damaged index file matters only if something the points use is named by no other.
+  const unneededIndex = r.unindexed === 0 ? indexProblems.map((p) => p.where.slice('index '.length)) : [];
+  if (r.unindexed > 0) problems.push(...indexProblems);
+  return { points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.usedPacks.size, orphanPacks, missingPacks, damagedPacks: [...new Set([...r.damagedPacks, ...damagedByHash])].sort(), damagedIndex, repairedIndex, unneededIndex, problems: [...problems, ...r.problems] };
 }
 
 /**
@@ -310,8 +322,10 @@ async function sweep(
   sizeOf: PackSizes,
   trees: TreeCache,
   o: { mark?: Uint8Array; checked?: CheckedData },
-): Promise<{ points: number; checkpoints: number; trees: number; blobs: number; usedPacks: ReadonlySet<PackId>; damagedPacks: ReadonlySet<PackId>; problems: VerifyProblem[] }> {
+): Promise<{ points: number; checkpoints: number; trees: number; blobs: number; unindexed: number; usedPacks: ReadonlySet<PackId>; damagedPacks: ReadonlySet<PackId>; problems: VerifyProblem[] }> {
   const problems: VerifyProblem[] = [];
+  /** blobs used that no index file names */
+  let unindexed = 0;
   /** packs a blob in was found damaged: shorter than indexed, or a blob read from it failed its checks */
   const damagedPacks = new Set<PackId>();
   const checked = new Checked(index);
@@ -326,8 +340,10 @@ async function sweep(
     if (seen !== undefined) return { problem: seen };
     let problem: string | null = null;
     let tree: Tree | undefined;
-    if (row < 0) problem = `${type} blob ${id.slice(0, 12)} is not in the index`;
-    else {
+    if (row < 0) {
+      problem = `${type} blob ${id.slice(0, 12)} is not in the index`;
+      unindexed++;
+    } else {
       const { pack, offset, length } = index.at(row);
       usedPacks.add(pack);
       const size = await sizeOf(pack);
@@ -477,7 +493,7 @@ async function sweep(
     for (const [p, f] of c.files) await checkContent(`${info.name}:${p}`, f.content);
     for (const p of c.partials) await checkContent(`${info.name}:${p.path} (partial)`, p.content);
   }
-  return { points, checkpoints, trees: walked.size, blobs: checked.count, usedPacks, damagedPacks, problems };
+  return { points, checkpoints, trees: walked.size, blobs: checked.count, unindexed, usedPacks, damagedPacks, problems };
 }
 
 /**

@@ -58,4 +58,39 @@ describe('a damaged index file in the vault', () => {
     expectExit(verify, 4);
     expect(verify.stdout).toContain(`  index ${name}: the index file is not a sealed object (damaged)`);
   }, 60_000);
+
+  it('that names nothing the points use (added by any machine of the vault: not azbk\'s, or failing its checks) is no problem', async () => {
+    const root = await makeTempDir('azbk-index-');
+    const src = path.join(root, 'data');
+    await fs.mkdir(src);
+    await fs.writeFile(path.join(src, 'a.txt'), 'hello\n');
+    const a = await setupMachine(root, { name: 'alpha' });
+    await backup(a, [src]);
+    const dir = path.join(a.vault.dir, 'index');
+    const [own] = await fs.readdir(dir);
+    // Any registered machine may add index files: one of bytes that are no sealed object, and one
+    // that looks like a sealed object of alpha's key but fails its checks.
+    const looksSealed = Buffer.concat([(await fs.readFile(path.join(dir, own!))).subarray(0, 36), Buffer.alloc(64, 7)]);
+    const planted = ['9'.repeat(64), 'a'.repeat(64)];
+    await fs.writeFile(path.join(dir, planted[0]!), 'not an index\n');
+    await fs.writeFile(path.join(dir, planted[1]!), looksSealed);
+    for (const args of [['verify'], ['verify', '--read-data']]) {
+      const r = await a.run(args);
+      expectExit(r, 0);
+      expect(r.stderr).toContain(`2 index files damaged, or not azbk's (any machine of the vault may add one): every point and checkpoint is found without them, so not a problem: ${planted.join(', ')}.`);
+      expect(r.stdout).toContain('Nothing is wrong.');
+    }
+    const json = JSON.parse((await a.run(['verify', '--json'])).stdout);
+    expect(json).toMatchObject({ damagedIndex: planted, unneededIndex: planted, problems: [] });
+    // Once alpha's own index file is damaged too, its blobs are named by none: all three are problems.
+    const data = await fs.readFile(path.join(dir, own!));
+    data[data.length >> 1] = data[data.length >> 1]! ^ 1;
+    await fs.chmod(path.join(dir, own!), 0o600);
+    await fs.writeFile(path.join(dir, own!), data);
+    const bad = await a.run(['verify', '--json']);
+    expectExit(bad, 4);
+    const report = JSON.parse(bad.stdout);
+    expect(report.unneededIndex).toEqual([]);
+    expect(report.problems.map((p: { where: string }) => p.where).filter((w: string) => w.startsWith('index '))).toEqual([own!, ...planted].sort().map((n) => `index ${n}`));
+  }, 60_000);
 });

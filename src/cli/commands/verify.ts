@@ -80,6 +80,11 @@ export function verifyCommand(program: Command): void {
           for (const p of repair.damaged) out.line(`  pack ${p}: its header is damaged; not named (what only it holds cannot be found)`);
         }
         if (r.repairedIndex.length > 0) out.line(`${counted(r.repairedIndex.length, 'damaged index file')} whose packs a repair named again: not a problem.`);
+        if (r.unneededIndex.length > 0) {
+          out.warn(
+            `${counted(r.unneededIndex.length, 'index file')} damaged, or not azbk's (any machine of the vault may add one): every point and checkpoint is found without ${r.unneededIndex.length === 1 ? 'it' : 'them'}, so not a problem: ${r.unneededIndex.join(', ')}.`,
+          );
+        }
         out.line(
           `Checked ${counted(r.points, 'recovery point')} and ${counted(r.checkpoints, 'checkpoint')}: ${counted(r.trees, 'folder listing')}, ${counted(r.blobs, 'blob')}` +
             ` in ${counted(r.packs, 'pack')}${o.readData === true ? ', every chunk read' : ''}.`,
