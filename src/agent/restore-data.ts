@@ -14,7 +14,7 @@ import { RANGE_ROOM } from './pipeline/range-pool.js';
 import type { RestorePool } from './pipeline/restore-pool.js';
 import { eachAtOnce } from '../shared/each-at-once.js';
 import { childPath } from './fspath.js';
-import { extendTo, openTemp, removeTemp, settle, stopIfAsked, why } from './restore-files.js';
+import { extendTo, openTemp, putInPlace, removeTemp, settle, stopIfAsked, why } from './restore-files.js';
 
 /**
  * One file to restore: written at its temporary file in `dir` (which must not exist yet), renamed
@@ -44,6 +44,11 @@ export interface FilePlan {
   created?: boolean;
   /** every chunk is in one read range: that range's worker creates and finishes the file (null: several) */
   owner?: Range | null;
+  /**
+   * its folder was there before the restore, and the conflict rule keeps what is in the way:
+   * something another program puts at its name meanwhile is kept too (see putInPlace)
+   */
+  readonly keep?: boolean;
 }
 
 interface Target {
@@ -142,7 +147,7 @@ export async function restoreData(
         } finally {
           fs.closeSync(fd);
         }
-        fs.renameSync(tmp, destOf(f));
+        putInPlace(tmp, destOf(f), f.keep === true);
         opts.onFile?.(f);
         return;
       } catch (err) {
@@ -252,7 +257,7 @@ export async function restoreData(
       return;
     }
     // The task names each file once; files that failed already are left out (and counted).
-    const work = { ids: [] as string[], layout: [] as number[], tmps: [] as string[], dests: [] as string[], modes: [] as number[], mtimes: [] as string[], owns: [] as number[] };
+    const work = { ids: [] as string[], layout: [] as number[], tmps: [] as string[], dests: [] as string[], modes: [] as number[], mtimes: [] as string[], owns: [] as number[], keep: [] as number[] };
     const taskFiles: FilePlan[] = [];
     const counts: number[] = [];
     const slot = new Map<FilePlan, number>();
@@ -273,6 +278,7 @@ export async function restoreData(
         work.modes.push(f.mode);
         work.mtimes.push(f.mtime);
         work.owns.push(f.owner === range ? 1 : 0);
+        work.keep.push(f.keep === true ? 1 : 0);
       }
       counts[i]!++;
       work.layout.push(i, offset);
@@ -297,7 +303,7 @@ export async function restoreData(
       if (inRoom) pool.giveBack(data.buffer as ArrayBuffer);
       return;
     }
-    const { errors, damaged: bad } = await pool.run(data, { ...work, pack: range.pack, layout: new Float64Array(work.layout), modes: new Int32Array(work.modes), owns: new Uint8Array(work.owns) }, inRoom);
+    const { errors, damaged: bad } = await pool.run(data, { ...work, pack: range.pack, layout: new Float64Array(work.layout), modes: new Int32Array(work.modes), owns: new Uint8Array(work.owns), keep: new Uint8Array(work.keep) }, inRoom);
     opts.onData?.(bytes);
     for (let i = 0; i < taskFiles.length; i++) {
       const f = taskFiles[i]!;

@@ -128,6 +128,35 @@ export function settleDir(dir: string, mode: number, mtime: string): void {
   }
 }
 
+/** Hard link errors that mean none can be made there: another device, FAT, a limit reached. */
+export const NO_HARD_LINK: ReadonlySet<string> = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'ENOSYS', 'EINVAL', 'EISDIR']);
+
+const appeared = () => new Error('something appeared at this path during the restore; left as it is');
+
+/**
+ * Puts the finished temporary file `tmp` in place at `dest`: by a rename, which replaces what is
+ * there; or with `keep`, not if something is there by now (another program made it during the
+ * restore): by a hard link, which fails on a taken name, then the temporary name removed. Where
+ * no hard link can be made, and for a symbolic link (`byLink` false: macOS would link to what it
+ * points to), a look first, then the rename.
+ */
+export function putInPlace(tmp: string, dest: string, keep: boolean, byLink = true): void {
+  if (keep) {
+    try {
+      if (!byLink) throw Object.assign(new Error('not by a link'), { code: 'EPERM' });
+      fs.linkSync(tmp, dest);
+      fs.rmSync(tmp, { force: true });
+      return;
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'EEXIST') throw appeared();
+      if (code === undefined || !NO_HARD_LINK.has(code)) throw err;
+    }
+    if (fs.lstatSync(dest, { throwIfNoEntry: false }) !== undefined) throw appeared();
+  }
+  fs.renameSync(tmp, dest);
+}
+
 /** Removes the temporary file of a file that failed; a failure to remove it changes nothing more. */
 export function removeTemp(tmp: string): void {
   try {

@@ -22,7 +22,7 @@ import { PointReader, subfolders } from './point-reader.js';
 import { restorePool, type RestorePool } from './pipeline/restore-pool.js';
 import { markRestore, removeLeftovers, type RestoreMark, type TempRoot } from './restore-leftovers.js';
 import { destOf, restoreData, tempPath, type DataResult, type FilePlan } from './restore-data.js';
-import { holdsContent, openedToOwner, openTemp, settle, settleDir, stopIfAsked, toTime, why, writeAll } from './restore-files.js';
+import { holdsContent, NO_HARD_LINK, openedToOwner, openTemp, putInPlace, settle, settleDir, stopIfAsked, toTime, why, writeAll } from './restore-files.js';
 import type { PointManifest, SkippedItem } from './manifest.js';
 import type { PassphraseInput } from './passphrase.js';
 import { checkOwnPoint, ownLatest } from './point-history.js';
@@ -129,10 +129,10 @@ interface LinkPlan {
   readonly dir: string;
   readonly name: string;
   readonly as: string;
+  /** see FilePlan.keep */
+  readonly keep: boolean;
 }
 
-/** Link errors after which a copy is made instead: no hard links there (another device, FAT, a limit reached). */
-const NO_LINK = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'ENOSYS', 'EINVAL', 'EISDIR']);
 /** Opening a restored file to link or copy it never follows a link put in its place (where the OS can tell). */
 const OPEN_RESTORED = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0);
 
@@ -438,7 +438,7 @@ class RestoreJob {
       }
       const node = await this.reader.nodeAt(this.root, [...l.folder, l.name]).catch(() => undefined);
       if (node?.type !== 'file') continue;
-      const plan = this.newPlan(l.folder, l.dir, node, l.as);
+      const plan = this.newPlan(l.folder, l.dir, node, l.as, l.keep);
       next.set(l.leader, plan);
       written.set(plan, l);
     }
@@ -489,7 +489,7 @@ class RestoreJob {
     for (const f of lost) {
       const node = await this.reader.nodeAt(this.root, [...f.folder, f.name]).catch(() => undefined);
       if (node?.type !== 'file' || !node.content.every((id) => this.reader.index.has('data', id))) continue;
-      again.set(this.newPlan(f.folder, f.dir, node, f.renamed), f);
+      again.set(this.newPlan(f.folder, f.dir, node, f.renamed ?? node.name, f.keep === true), f);
     }
     if (this.total.complete) this.reader.forget(); // else the walk goes on with what it read ahead
     if (again.size === 0) return { lost: [], missing: new Set(), damaged: new Set() };
@@ -527,9 +527,9 @@ class RestoreJob {
         if (node.type === 'file') await this.adoptLeader(segs, dest, node);
         return;
       }
-      if (node.type === 'symlink') await this.symlink(node, found.to);
+      if (node.type === 'symlink') await this.symlink(node, found.to, !fresh && this.keepInExisting);
       else if (node.type === 'file') {
-        this.planFile(segs.slice(0, -1), path.dirname(found.to), node, path.basename(found.to));
+        this.planFile(segs.slice(0, -1), path.dirname(found.to), node, !fresh, path.basename(found.to));
       } else {
         if (!found.merge && !makeDir(found.to)) {
           // Something is there after all: the conflict rule decides.
@@ -553,7 +553,7 @@ class RestoreJob {
             continue;
           }
           // A file in a folder made here needs no check, and no call of its own (there are many).
-          if (!found.merge && child.type === 'file') this.planFile(segs, to, child);
+          if (!found.merge && child.type === 'file') this.planFile(segs, to, child, false);
           else await this.plan([...segs, child.name], child, childPath(to, child.name), !found.merge, dirs);
           await this.writeIfFull();
         }
@@ -608,25 +608,31 @@ class RestoreJob {
     return { to: copy, merge: false };
   }
 
-  /**
-   * Plans a file to restore into `dir` (as `as`, when not under its own name); `folder`: the
-   * original path of its folder. Another name of a hard-linked file already planned, with the same
-   * content, mode and time, becomes a link to that one instead.
-   */
-  /** A file to write from `node`, in `dir` (the folder `folder` of the point), under its own name or `as`. */
-  private newPlan(folder: readonly string[], dir: string, node: FileNode, as = node.name): FilePlan {
-    const plan: FilePlan = { folder, dir, tmp: this.tmpCount++, name: node.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null };
+  /** A file to write from `node`, in `dir` (the folder `folder` of the point), under its own name or `as`; `keep`: see FilePlan.keep. */
+  private newPlan(folder: readonly string[], dir: string, node: FileNode, as: string, keep: boolean): FilePlan {
+    const plan: FilePlan = { folder, dir, tmp: this.tmpCount++, name: node.name, size: node.size, mode: node.mode, mtime: node.mtime, content: node.content, remaining: 0, error: null, ...(keep ? { keep } : {}) };
     return as === node.name ? plan : { ...plan, renamed: as };
   }
 
-  private planFile(folder: readonly string[], dir: string, node: FileNode, as = node.name): void {
+  /** Whether a file restored into a folder that was there before keeps what appears at its name meanwhile: unless the rule is to overwrite. */
+  private get keepInExisting(): boolean {
+    return this.o.conflict !== 'overwrite';
+  }
+
+  /**
+   * Plans a file to restore into `dir` (as `as`, when not under its own name); `folder`: the
+   * original path of its folder; `existing`: `dir` was there before the restore. Another name of a
+   * hard-linked file already planned, with the same content, mode and time, becomes a link to that
+   * one instead.
+   */
+  private planFile(folder: readonly string[], dir: string, node: FileNode, existing: boolean, as = node.name): void {
     const leader = node.link === undefined ? undefined : this.linkLeaders.get(node.link);
     if (leader !== undefined && sameFile(leader.node, node)) {
-      this.links.push({ leader: leader.plan, folder, dir, name: node.name, as });
+      this.links.push({ leader: leader.plan, folder, dir, name: node.name, as, keep: existing && this.keepInExisting });
       this.batchItems++; // a tree of links (snapshots made with cp -al) is written in parts too
       return;
     }
-    const plan = this.newPlan(folder, dir, node, as);
+    const plan = this.newPlan(folder, dir, node, as, existing && this.keepInExisting);
     if (node.link !== undefined && leader === undefined) this.linkLeaders.set(node.link, { plan, node });
     this.batch.push(plan);
     this.batchItems += 1 + node.content.length;
@@ -665,7 +671,7 @@ class RestoreJob {
       this.batch.splice(at, 1);
       this.batchItems -= 1 + (first.content?.length ?? 0);
       for (const l of this.links) if (l.leader === first) l.leader = plan;
-      this.links.push({ leader: plan, folder: first.folder, dir: first.dir, name: first.name, as: first.renamed ?? first.name });
+      this.links.push({ leader: plan, folder: first.folder, dir: first.dir, name: first.name, as: first.renamed ?? first.name, keep: first.keep === true });
       this.batchItems++;
     }
     this.linkLeaders.set(node.link, { plan, node });
@@ -699,12 +705,12 @@ class RestoreJob {
         fs.linkSync(source, tmp);
         if (!same(fs.lstatSync(tmp))) throw changed();
       } catch (err) {
-        if (!NO_LINK.has(errnoCode(err) ?? '')) throw err;
+        if (!NO_HARD_LINK.has(errnoCode(err) ?? '')) throw err; // a copy is made instead
         fd = fs.openSync(source, OPEN_RESTORED);
         if (!same(fs.fstatSync(fd))) throw changed();
         copyOpenFile(fd, tmp, leader);
       }
-      fs.renameSync(tmp, dest);
+      putInPlace(tmp, dest, l.keep);
     } catch (err) {
       this.fail(segs, err);
       return;
@@ -723,13 +729,14 @@ class RestoreJob {
     return tempPath(path.dirname(dest), this.tmpPrefix, this.tmpCount++);
   }
 
-  private async symlink(node: SymlinkNode, to: string): Promise<void> {
+  /** Makes a symbolic link at `to`; `keep`: see FilePlan.keep. */
+  private async symlink(node: SymlinkNode, to: string, keep: boolean): Promise<void> {
     const tmp = this.tempName(to);
     fs.symlinkSync(node.target, tmp);
     try {
       const t = toTime(node.mtime);
       fs.lutimesSync(tmp, t, t);
-      fs.renameSync(tmp, to);
+      putInPlace(tmp, to, keep, false);
     } catch (err) {
       fs.rmSync(tmp, { force: true });
       throw err;

@@ -4,7 +4,8 @@ import type { Stats } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backup, expectExit, parseJson, setupMachine, type Machine } from '../helpers/cli.js';
-import { createTempDir, type TempDir } from '../helpers/tmp.js';
+import { writeRandomFile } from '../helpers/fs-tree.js';
+import { createTempDir, makeTempDir, type TempDir } from '../helpers/tmp.js';
 
 const BACKED_UP = 'the content that was backed up\n';
 const LOCAL = 'a local change made after the backup\n';
@@ -172,4 +173,41 @@ describe('restore --conflict', () => {
     expectExit(r, 2);
     expect(await fs.readFile(file, 'utf8')).toBe(LOCAL);
   });
+});
+
+describe('restore --conflict skip, with another program writing in the folder', () => {
+  it('keeps a file that appears at a name after the restore planned it, and says so (exit 3)', async () => {
+    const root = await makeTempDir('azbk-race-');
+    const src = path.join(root, 'data');
+    await fs.mkdir(src);
+    const names = ['a.bin', 'b.bin', 'c.bin', 'd.bin', 'e.bin', 'f.bin'];
+    for (const n of names) await writeRandomFile(path.join(src, n), 3 * 1024 * 1024);
+    const m = await setupMachine(root);
+    await backup(m, [src]);
+    // The folder is there before the restore: the restore finds nothing in the way when it plans,
+    // and writes slowly (18 MiB at 2 MiB/s) while another program makes files at those names.
+    const target = path.join(root, 'out');
+    const into = path.join(target, src);
+    await fs.mkdir(into, { recursive: true });
+    const job = m.run(['restore', '--point', 'latest', '--target', target, '--limit-download', '2M', '--json']);
+    for (let i = 0; i < 400 && !(await fs.readdir(into)).some((n) => n.startsWith('.azbk-restore-')); i++) await new Promise((r) => setTimeout(r, 25));
+    const mine: string[] = [];
+    for (const n of names) {
+      try {
+        await fs.writeFile(path.join(into, n), `mine: ${n}\n`, { flag: 'wx' });
+        mine.push(n);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err; // restored already
+      }
+    }
+    expect(mine.length).toBeGreaterThanOrEqual(3);
+    const r = await job;
+    expectExit(r, 3);
+    for (const n of mine) expect(await fs.readFile(path.join(into, n), 'utf8')).toBe(`mine: ${n}\n`);
+    const failed = parseJson(r).failed as { path: string; reason: string }[];
+    expect(failed.map((f) => f.path).sort()).toEqual(mine.map((n) => path.join(src, n)));
+    for (const f of failed) expect(f.reason).toBe('something appeared at this path during the restore; left as it is');
+    // No temporary file is left behind.
+    expect((await fs.readdir(into)).filter((n) => n.startsWith('.azbk-restore-'))).toEqual([]);
+  }, 60_000);
 });

@@ -29,6 +29,8 @@ export interface RangeWork {
   readonly mtimes: readonly string[];
   /** per file, 1 when every chunk of it is in this range: the worker creates and finishes it */
   readonly owns: Uint8Array;
+  /** per file, 1 when what appears at its name meanwhile is kept (see putInPlace) */
+  readonly keep: Uint8Array;
 }
 
 /**

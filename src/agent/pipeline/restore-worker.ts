@@ -7,7 +7,7 @@ import { decodeBlob } from '../../core/blob.js';
 import { DEFAULT_CHUNKER } from '../../core/chunker.js';
 import type { BlobId } from '../../core/ids.js';
 import { isAzbkError } from '../../shared/errors.js';
-import { extendTo, isHole, openTemp, removeTemp, settle, why, writeSparse } from '../restore-files.js';
+import { extendTo, isHole, openTemp, putInPlace, removeTemp, settle, why, writeSparse } from '../restore-files.js';
 import type { RangeTask } from './range-pool.js';
 import { serveRanges, workerKeys } from './range-worker.js';
 import type { RangeResult, RangeWork } from './restore-pool.js';
@@ -108,7 +108,7 @@ function done(t: RangeTask<RangeWork>, i: number, files: Files): void {
   if (!own) return;
   if (files.errors[i] === null) {
     try {
-      fs.renameSync(t.tmps[i]!, t.dests[i]!);
+      putInPlace(t.tmps[i]!, t.dests[i]!, t.keep[i] === 1);
     } catch (err) {
       files.errors[i] = why(err);
     }
