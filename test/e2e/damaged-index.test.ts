@@ -6,9 +6,22 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { backup, expectExit, setupMachine } from '../helpers/cli.js';
+import { backup, expectExit, setupMachine, type Machine } from '../helpers/cli.js';
 import { expectSameTree, writeRandomFile } from '../helpers/fs-tree.js';
 import { makeTempDir } from '../helpers/tmp.js';
+
+/** Machine alpha with one backup of one small file: the vault's index folder, and its one index file. */
+async function oneSmallBackup(): Promise<{ a: Machine; dir: string; name: string }> {
+  const root = await makeTempDir('azbk-index-');
+  const src = path.join(root, 'data');
+  await fs.mkdir(src);
+  await fs.writeFile(path.join(src, 'a.txt'), 'hello\n');
+  const a = await setupMachine(root, { name: 'alpha' });
+  await backup(a, [src]);
+  const dir = path.join(a.vault.dir, 'index');
+  const [name] = await fs.readdir(dir);
+  return { a, dir, name: name! };
+}
 
 describe('a damaged index file in the vault', () => {
   it('is found by verify, and the next backup stores again what it named: another machine restores that point whole', async () => {
@@ -42,15 +55,8 @@ describe('a damaged index file in the vault', () => {
   }, 60_000);
 
   it('that is not a sealed object at all (filled with zeros) is reported, not taken for one of another key', async () => {
-    const root = await makeTempDir('azbk-index-');
-    const src = path.join(root, 'data');
-    await fs.mkdir(src);
-    await fs.writeFile(path.join(src, 'a.txt'), 'hello\n');
-    const a = await setupMachine(root, { name: 'alpha' });
-    await backup(a, [src]);
-    const dir = path.join(a.vault.dir, 'index');
-    const [name] = await fs.readdir(dir);
-    const file = path.join(dir, name!);
+    const { a, dir, name } = await oneSmallBackup();
+    const file = path.join(dir, name);
     const size = (await fs.stat(file)).size;
     await fs.chmod(file, 0o600);
     await fs.writeFile(file, Buffer.alloc(size));
@@ -60,17 +66,10 @@ describe('a damaged index file in the vault', () => {
   }, 60_000);
 
   it('that names nothing the points use (added by any machine of the vault: not azbk\'s, or failing its checks) is no problem', async () => {
-    const root = await makeTempDir('azbk-index-');
-    const src = path.join(root, 'data');
-    await fs.mkdir(src);
-    await fs.writeFile(path.join(src, 'a.txt'), 'hello\n');
-    const a = await setupMachine(root, { name: 'alpha' });
-    await backup(a, [src]);
-    const dir = path.join(a.vault.dir, 'index');
-    const [own] = await fs.readdir(dir);
+    const { a, dir, name: own } = await oneSmallBackup();
     // Any registered machine may add index files: one of bytes that are no sealed object, and one
     // that looks like a sealed object of alpha's key but fails its checks.
-    const looksSealed = Buffer.concat([(await fs.readFile(path.join(dir, own!))).subarray(0, 36), Buffer.alloc(64, 7)]);
+    const looksSealed = Buffer.concat([(await fs.readFile(path.join(dir, own))).subarray(0, 36), Buffer.alloc(64, 7)]);
     const planted = ['9'.repeat(64), 'a'.repeat(64)];
     await fs.writeFile(path.join(dir, planted[0]!), 'not an index\n');
     await fs.writeFile(path.join(dir, planted[1]!), looksSealed);
@@ -83,14 +82,14 @@ describe('a damaged index file in the vault', () => {
     const json = JSON.parse((await a.run(['verify', '--json'])).stdout);
     expect(json).toMatchObject({ damagedIndex: planted, unneededIndex: planted, problems: [] });
     // Once alpha's own index file is damaged too, its blobs are named by none: all three are problems.
-    const data = await fs.readFile(path.join(dir, own!));
+    const data = await fs.readFile(path.join(dir, own));
     data[data.length >> 1] = data[data.length >> 1]! ^ 1;
-    await fs.chmod(path.join(dir, own!), 0o600);
-    await fs.writeFile(path.join(dir, own!), data);
+    await fs.chmod(path.join(dir, own), 0o600);
+    await fs.writeFile(path.join(dir, own), data);
     const bad = await a.run(['verify', '--json']);
     expectExit(bad, 4);
     const report = JSON.parse(bad.stdout);
     expect(report.unneededIndex).toEqual([]);
-    expect(report.problems.map((p: { where: string }) => p.where).filter((w: string) => w.startsWith('index '))).toEqual([own!, ...planted].sort().map((n) => `index ${n}`));
+    expect(report.problems.map((p: { where: string }) => p.where).filter((w: string) => w.startsWith('index '))).toEqual([own, ...planted].sort().map((n) => `index ${n}`));
   }, 60_000);
 });
