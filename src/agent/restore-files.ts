@@ -141,20 +141,25 @@ const appeared = () => new Error('something appeared at this path during the res
  * points to), a look first, then the rename.
  */
 export function putInPlace(tmp: string, dest: string, keep: boolean, byLink = true): void {
-  if (keep) {
-    try {
-      if (!byLink) throw Object.assign(new Error('not by a link'), { code: 'EPERM' });
-      fs.linkSync(tmp, dest);
-      fs.rmSync(tmp, { force: true });
-      return;
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'EEXIST') throw appeared();
-      if (code === undefined || !NO_HARD_LINK.has(code)) throw err;
-    }
-    if (fs.lstatSync(dest, { throwIfNoEntry: false }) !== undefined) throw appeared();
+  if (keep && byLink && linkedNew(tmp, dest)) {
+    fs.rmSync(tmp, { force: true });
+    return;
   }
+  if (keep && fs.lstatSync(dest, { throwIfNoEntry: false }) !== undefined) throw appeared();
   fs.renameSync(tmp, dest);
+}
+
+/** Makes `dest` a hard link to `tmp`: false where no hard link can be made; throws when `dest` is taken. */
+function linkedNew(tmp: string, dest: string): boolean {
+  try {
+    fs.linkSync(tmp, dest);
+    return true;
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'EEXIST') throw appeared();
+    if (code === undefined || !NO_HARD_LINK.has(code)) throw err;
+    return false;
+  }
 }
 
 /** Removes the temporary file of a file that failed; a failure to remove it changes nothing more. */
