@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { catchUpMinute, cronCatchUp, cronTimes, MAX_RUNS_PER_DAY, type Schedule } from '../core/schedule.js';
 import { dayNames, formatClock } from '../core/week.js';
@@ -39,9 +40,32 @@ export function scheduleNeedsSecretsFile(policy: Policy): boolean {
   return !KEYCHAIN_REACHES_SCHEDULED_JOBS && policy.schedule !== undefined;
 }
 
-/** The tag of one AZBK_HOME's entries. */
+/**
+ * The tag of one AZBK_HOME's entries, from the folder it really is: the same home named through a
+ * link (or another spelling) has one set of entries, which setting the schedule through either
+ * name replaces, and `off` removes.
+ */
 export function scheduleTag(home: string): string {
-  return createHash('sha256').update(home).digest('hex').slice(0, 12);
+  return tagOf(realHome(home));
+}
+
+/**
+ * The tags entries of `home` may have: its own (see scheduleTag), and the one of the name it is
+ * given by when that differs (entries made before tags came from the real folder).
+ */
+function scheduleTags(home: string): string[] {
+  return [...new Set([scheduleTag(home), tagOf(path.resolve(home))])];
+}
+
+const tagOf = (home: string) => createHash('sha256').update(home).digest('hex').slice(0, 12);
+
+/** The folder `home` really is; as given when it cannot be looked at (not made yet). */
+function realHome(home: string): string {
+  try {
+    return fs.realpathSync.native(home);
+  } catch {
+    return path.resolve(home);
+  }
 }
 
 const failed = (message: string, cause?: unknown, hint?: string) =>
@@ -183,11 +207,13 @@ async function readCrontab(): Promise<string> {
  */
 async function planCron(schedule: Schedule | null, cmd: ScheduledCommand): Promise<() => Promise<void>> {
   const block = asBytes(cronBlock(schedule, cmd));
-  const tag = scheduleTag(cmd.home);
-  replaceCronBlock(await readCrontab(), tag, block);
+  // This home's block in place of its own, and none under another name of it.
+  const [tag, ...others] = scheduleTags(cmd.home);
+  const replaced = (crontab: string) => others.reduce((text, other) => replaceCronBlock(text, other, []), replaceCronBlock(crontab, tag!, block));
+  replaced(await readCrontab());
   return async () => {
     const old = await readCrontab();
-    const next = replaceCronBlock(old, tag, block);
+    const next = replaced(old);
     if (next === old) return;
     const r = await run('crontab', ['-'], next);
     if (r.code !== 0) throw failed(`crontab could not be written: ${said(r)}`);
@@ -223,10 +249,11 @@ function batchFile(cmd: ScheduledCommand): string {
 }
 
 async function installTasks(schedule: Schedule | null, cmd: ScheduledCommand): Promise<void> {
-  const tag = scheduleTag(cmd.home);
+  const tags = scheduleTags(cmd.home);
+  const tag = tags[0]!;
   const script = path.join(cmd.home, 'scheduled-backup.cmd');
   if (schedule !== null) await writeFileAtomic(script, batchFile(cmd), { mode: 0o600 });
-  for (const name of [...Array.from({ length: MAX_RUNS_PER_DAY }, (_, i) => taskName(tag, i + 1)), catchUpTaskName(tag)]) {
+  for (const name of tags.flatMap((t) => [...Array.from({ length: MAX_RUNS_PER_DAY }, (_, i) => taskName(t, i + 1)), catchUpTaskName(t)])) {
     // Only a task that exists is deleted, and that must succeed.
     if ((await run('schtasks', ['/Query', '/TN', name])).code !== 0) continue;
     const r = await run('schtasks', ['/Delete', '/F', '/TN', name]);

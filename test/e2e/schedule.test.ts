@@ -12,7 +12,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scheduleTag } from '../../src/agent/scheduler.js';
-import { expectExit, expectNoStack, parseJson, setupMachine } from '../helpers/cli.js';
+import { expectExit, expectNoStack, parseJson, runCli, setupMachine } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const hasCrontab = process.platform !== 'win32' && spawnSync('crontab', ['-l']).error === undefined;
@@ -132,6 +132,20 @@ describe.runIf(hasCrontab)('scheduled backups', () => {
     expect(readCrontab().toString('latin1').split('\n').some((l) => ofHome(l, m.home))).toBe(false);
     expect(hasUserLines()).toBe(true);
     expect(parseJson(await m.run(['policy', 'show', '--json'])).schedule).toBeUndefined();
+
+    // The same AZBK_HOME named through a link has one set of entries: set through the link, they
+    // replace those set through the folder; off through the folder removes them.
+    const link = `${m.home}-link`;
+    await fs.symlink(m.home, link);
+    expectExit(await m.run(['policy', 'set', '--schedule', '05:00']), 0);
+    expectExit(await runCli(['policy', 'set', '--schedule', '04:00'], { home: link }), 0);
+    expect(entriesOf(m.home)).toEqual([]);
+    expect(entriesOf(link).map((l) => l.split(' ').slice(0, 5).join(' '))[0]).toBe('0 4 * * *');
+    expect(entriesOf(link)).toHaveLength(2);
+    expectExit(await m.run(['policy', 'set', '--schedule', 'off']), 0);
+    expect(entriesOf(link)).toEqual([]);
+    expect(readCrontab().toString('latin1').split('\n').some((l) => ofHome(l, m.home))).toBe(false);
+    expect(hasUserLines()).toBe(true);
 
     // A crontab that cannot be read: exit 1, and neither the vault's retention nor the policy
     // changes (everything is checked before the first change).
