@@ -102,6 +102,11 @@ describe.skipIf(!HAS_SECRET_SERVICE)('secrets in the OS keychain', () => {
     expectExit(warned, 0);
     expect(warned.stderr).toContain(`A copy of the secrets is left in ${path.join(home, 'secrets.json')}`);
     expect(parseJson(await runCli(['secrets', '--json'], without))).toMatchObject({ stray: path.join(home, 'secrets.json') });
+    // Not while the keychain cannot be read: that copy may be the only one that can.
+    const blind = await runCli(['secrets', '--store', 'keychain'], without);
+    expectExit(blind, 1);
+    expect(blind.stderr).toContain('AZBK_KEYCHAIN_UNAVAILABLE');
+    expect((await fs.stat(path.join(home, 'secrets.json'))).isFile()).toBe(true);
     const tidy = await runCli(['secrets', '--store', 'keychain'], withKeyring);
     expectExit(tidy, 0);
     expect(tidy.stdout).toContain('is removed');
@@ -166,6 +171,12 @@ describe.skipIf(!HAS_SECRET_SERVICE)('secrets in the OS keychain', () => {
     expectExit(same, 0);
     expect(parseJson(same)).toMatchObject({ moved: false, secrets: { store: 'file' } });
     expect((await fs.stat(path.join(tmp, 'home-2', 'secrets.json'))).isFile()).toBe(true);
+    // Nor is a file others may read said to be kept safe: refused, as every command refuses it.
+    await fs.chmod(path.join(tmp, 'home-2', 'secrets.json'), 0o644);
+    const open = await runCli(['secrets', '--store', 'file'], { home: path.join(tmp, 'home-2') });
+    expectExit(open, 1);
+    expect(open.stdout).not.toContain('already');
+    await fs.chmod(path.join(tmp, 'home-2', 'secrets.json'), 0o600);
 
     // Where one works, the secrets move into it; an item deleted from the keychain is reported
     // as such, and registering again mends it.

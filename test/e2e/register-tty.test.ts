@@ -7,20 +7,24 @@ import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BIN, createVault } from '../helpers/cli.js';
+import { BIN, createVault, setupMachine } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const SCRIPT = '/usr/bin/script';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs `azbk register` on a pseudo-terminal, typing each answer once its prompt appears. */
-async function registerOnTerminal(home: string, credentials: string, answers: readonly string[]) {
-  const cmd = `${process.execPath} ${BIN} register --vault-credentials ${credentials} --machine-name tty`;
+function registerOnTerminal(home: string, credentials: string, answers: readonly string[]) {
+  return onTerminal(home, `register --vault-credentials ${credentials} --machine-name tty`, [/Passphrase \(16\+ characters\): $/, /Passphrase again: $/], answers);
+}
+
+/** Runs `azbk ARGS` on a pseudo-terminal, typing each answer once its prompt (one of `prompts`, in turn) appears. */
+async function onTerminal(home: string, args: string, prompts: readonly RegExp[], answers: readonly string[]) {
+  const cmd = `${process.execPath} ${BIN} ${args}`;
   const child = spawn(SCRIPT, ['-qfec', cmd, '/dev/null'], { env: { ...process.env, AZBK_HOME: home }, stdio: ['pipe', 'pipe', 'pipe'] });
   let screen = '';
   child.stdout.on('data', (b: Buffer) => (screen += b.toString()));
   const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  const prompts = [/Passphrase \(16\+ characters\): $/, /Passphrase again: $/];
   for (const [i, answer] of answers.entries()) {
     for (let t = 0; t < 400 && !prompts[i]!.test(screen.trimEnd() + ' '); t++) await sleep(25);
     await sleep(100);
@@ -63,5 +67,13 @@ describe.skipIf(!existsSync(SCRIPT))('register on a terminal', () => {
     expect(short.screen).toMatch(/AZBK_PASSPHRASE_TOO_SHORT/);
     expect(existsSync(path.join(home, 'registration.json'))).toBe(false);
     expect(await fs.readdir(path.join(vault.dir, 'machines')).catch(() => [])).toEqual([]);
+  }, 60_000);
+
+  it('passphrase check: a short passphrase typed is bad input (exit 2), as one read from a file is', async () => {
+    const root = await makeTempDir('azbk-tty-');
+    const m = await setupMachine(root);
+    const short = await onTerminal(m.home, 'passphrase check', [/Passphrase: $/], ['too short']);
+    expect(short.code, short.screen).toBe(2);
+    expect(short.screen).toMatch(/AZBK_PASSPHRASE_TOO_SHORT/);
   }, 60_000);
 });

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { openAgent } from '../../agent/context.js';
 import { addPassphrase } from '../../agent/passphrase-add.js';
-import { givenPassphrase, readPassphraseFile } from '../../agent/passphrase.js';
+import { checkPassphrase, givenPassphrase, readPassphraseFile } from '../../agent/passphrase.js';
 import { opensFamily } from '../../agent/unlock.js';
 import { AzbkError, isAzbkError } from '../../shared/errors.js';
 import { keepGenerated, newPassphrase } from '../new-passphrase.js';
@@ -24,10 +24,10 @@ interface AddOpts {
   json?: boolean;
 }
 
-/** A passphrase typed on the terminal; without one, the file option is the way. */
+/** A passphrase typed on the terminal, checked as one read from a file is; without a terminal, the file option is the way. */
 async function typed(): Promise<string> {
   try {
-    return await promptHidden('Passphrase: ');
+    return checkPassphrase(await promptHidden('Passphrase: '));
   } catch (err) {
     if (!isAzbkError(err, 'AZBK_NO_PASSPHRASE')) throw err;
     throw new AzbkError(err.code, err.message, { hint: 'Give --passphrase-file FILE when no terminal is attached.' });

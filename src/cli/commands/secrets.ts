@@ -56,7 +56,10 @@ export function secretsCommand(program: Command): void {
           const reg = await requireRegistration(paths);
           const from = secretsLocation(reg);
           if (from.store === o.store) {
-            // There already; a copy left in the file by a move that stopped goes now.
+            // There already, and they must read back from there (a file that is there, private
+            // and whole; a keychain that answers and holds them) before a copy left in the file by
+            // a move that stopped goes: else that copy may be the only one that can be read.
+            await loadSecrets(paths, reg);
             const stray = await straySecretsFile(paths, reg);
             const failed = stray ? await dropStraySecretsFile(paths) : null;
             out.line(`This machine's secret and key are kept in ${secretsPlace(paths, from)} already.`);
