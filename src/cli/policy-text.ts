@@ -6,7 +6,7 @@ import type { Policy } from '../agent/policy.js';
 import { cronDaemonNote } from '../agent/cron-daemon.js';
 import { installedSchedule, scheduledCommand } from '../agent/scheduler.js';
 import type { HomePaths } from '../shared/paths.js';
-import { formatBytes } from './output.js';
+import { formatBytes, printable } from './output.js';
 
 const rateText = (r: number | null) => (r === null ? 'unlimited' : `${formatBytes(r)}/s`);
 const plural = (n: number, unit: string) => `${n} ${n === 1 ? unit.replace(/s$/, '') : unit}`;
@@ -24,8 +24,8 @@ const localTime = (d: Date) => `${d.getFullYear()}-${String(d.getMonth() + 1).pa
 
 /** The policy as lines of text. */
 export function describePolicy(p: Policy): string[] {
-  const lines = [p.include.length === 0 ? 'Include: (nothing yet)' : `Include: ${p.include.join(', ')}`];
-  if (p.exclude !== undefined && p.exclude.length > 0) lines.push(`Exclude: ${p.exclude.join(', ')}`);
+  const lines = [p.include.length === 0 ? 'Include: (nothing yet)' : `Include: ${p.include.map(printable).join(', ')}`];
+  if (p.exclude !== undefined && p.exclude.length > 0) lines.push(`Exclude: ${p.exclude.map(printable).join(', ')}`);
   const b = p.bandwidth;
   if (b !== undefined) {
     lines.push(`Bandwidth: ${rateText(b.work)} during work hours (${dayNames(b.workDays)} ${formatClock(b.workStart)}-${formatClock(b.workEnd)}), ${rateText(b.off)} otherwise`);

@@ -43,6 +43,16 @@ describe.skipIf(process.platform === 'win32')('names with control characters', (
     expect(e.stderr.split('\n').filter((l) => l !== '')).toHaveLength(2);
     expect(e.stderr).toMatch(/^azbk: error AZBK_PATH_NOT_FOUND: .*no\\x0aazbk: error FAKE: \\x1b\[33m/);
     expect(e.stderr).not.toMatch(/\x1b/);
+
+    // Paths a command was given and says back when it ends well are escaped too.
+    const policy = await m.run(['policy', 'set', '--include', folder]);
+    const restored = await m.run(['restore', '--point', 'latest', '--target', path.join(tmp, 'to\x1b[2J'), '--path', path.join(folder, 'f.txt')]);
+    const status = await m.run(['status']);
+    for (const r of [policy, restored, status]) {
+      expectExit(r, 0);
+      expect(r.stdout).toContain('\\x1b[2J');
+      expect(r.stdout).not.toMatch(/\x1b/);
+    }
   }, 60_000);
 
   it('never show two names alike: a name holding an escape as text is not shown as the name it spells', async () => {

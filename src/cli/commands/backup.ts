@@ -128,7 +128,7 @@ export function backupCommand(program: Command): void {
           log.info({ jobId: r.jobId, point: r.point.id, stats: r.stats, skipped: r.skipped.length }, 'backup finished');
           const s = r.stats;
           out.line(`Recovery point ${r.point.id} created at ${r.point.time}.`);
-          out.line(`  ${r.scan.mode === 'optimized' ? 'Optimized' : 'Full scan'}: ${r.scan.reason}.`);
+          out.line(`  ${r.scan.mode === 'optimized' ? 'Optimized' : 'Full scan'}: ${printable(r.scan.reason)}.`);
           out.line(`  ${counted(s.files, 'file')} (${formatBytes(s.bytes)}), ${counted(s.dirs, 'folder')}, ${counted(s.symlinks, 'link')}; ${formatBytes(s.readBytes)} read, ${formatBytes(s.newBytes)} new, ${formatBytes(s.uploadedBytes)} uploaded.`);
           if (r.point.expired.length > 0) out.line(`  Retention: ${r.point.expired.length} older point(s) expired: ${r.point.expired.join(', ')}.`);
           for (const w of r.warnings) out.line(`  warning: ${printable(w.path)}: ${printable(w.reason)}`);

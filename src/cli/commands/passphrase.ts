@@ -12,6 +12,7 @@ import { AzbkError, isAzbkError } from '../../shared/errors.js';
 import { keepGenerated, newPassphrase } from '../new-passphrase.js';
 import { promptHidden } from '../prompt.js';
 import { action } from '../run.js';
+import { printable } from '../output.js';
 
 interface CheckOpts {
   passphraseFile?: string;
@@ -92,7 +93,7 @@ export function passphraseCommand(program: Command): void {
             ? `Added: this passphrase opens the key of ${ctx.registration.machineName} (${ctx.keys.keyId}) too; the ones before it still do.`
             : `This passphrase opens the key of ${ctx.registration.machineName} already; nothing was added.`,
         );
-        if (generated !== undefined) out.line(`Passphrase saved to ${generated.file}. Keep a copy somewhere safe, away from this machine.`);
+        if (generated !== undefined) out.line(`Passphrase saved to ${printable(generated.file)}. Keep a copy somewhere safe, away from this machine.`);
         out.result({ added: result === 'added', keyId: ctx.keys.keyId, ...(generated === undefined ? {} : { passphraseFile: generated.file }) });
       }),
     );

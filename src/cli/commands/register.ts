@@ -9,6 +9,7 @@ import { checkPassphraseSources, keepGenerated, newPassphrase } from '../new-pas
 import type { HomePaths } from '../../shared/paths.js';
 import { action } from '../run.js';
 import { secretsPlace, secretsResult } from '../secrets-text.js';
+import { printable } from '../output.js';
 
 interface Opts {
   vaultCredentials: string;
@@ -75,7 +76,7 @@ export function registerCommand(program: Command): void {
           log.info({ machineId: registration.machineId, vaultId: registration.vaultId, newKeyFamily }, 'registered');
           out.line(`Registered ${registration.machineName} (${registration.machineId}) with vault ${registration.vaultName}.`);
           if (generated !== undefined) {
-            out.line(`Passphrase saved to ${generated.file}. Keep a copy somewhere safe, away from this`);
+            out.line(`Passphrase saved to ${printable(generated.file)}. Keep a copy somewhere safe, away from this`);
             out.line('machine: without it nobody, the vault included, can restore this data elsewhere.');
           }
           out.line(newKeyFamily ? 'This passphrase starts a new key: data is shared only with machines that use it.' : "This passphrase opens a key the vault already has: the machines registered with it share deduplication and can restore each other's data.");
@@ -85,7 +86,7 @@ export function registerCommand(program: Command): void {
           out.result({ ...registration, secrets: secretsResult(paths, where), ...(noKeychain === null ? {} : { noKeychain }), newKeyFamily, passphraseFile: generated?.file });
         } catch (err) {
           if (wroteGenerated && (await keepGenerated(generated!.file, inVault, err))) {
-            out.line(`The passphrase stays in ${generated!.file}: the vault may hold its key. Register again with --passphrase-file and that file.`);
+            out.line(`The passphrase stays in ${printable(generated!.file)}: the vault may hold its key. Register again with --passphrase-file and that file.`);
           }
           throw err;
         }

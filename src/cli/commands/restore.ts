@@ -100,7 +100,7 @@ export function restoreCommand(program: Command): void {
         recordJob(paths, { kind: 'restore', status, started, finished: new Date().toISOString(), point: r.point.id, restored: r.restored, failed: r.failed.length }, out.warn);
         log.info({ point: r.point.id, restored: r.restored, failed: r.failed.length, conflicts: r.conflicts.length }, 'restore finished');
         const s = r.restored;
-        const where = r.target === null ? ' to its original location' : ` under ${r.target}`;
+        const where = r.target === null ? ' to its original location' : ` under ${printable(r.target)}`;
         const nothing = s.files + s.dirs + s.symlinks === 0;
         // The first line says how it ended: a restore whose items failed does not read as done.
         const verb = r.failed.length === 0 ? 'Restored' : nothing ? 'Could not restore' : 'Restored part of';

@@ -15,6 +15,7 @@ import { Vault } from '../../vault/vault.js';
 import { action } from '../run.js';
 import { addLocationOptions, givenTls, parseHttpsEndpoint, resolveLocation, type LocationOpts } from '../vault-location.js';
 import { checkOutFolder, parseValidDays, writeCredentialsFile } from './vault-credentials.js';
+import { printable } from '../output.js';
 
 interface Opts extends LocationOpts {
   name: string;
@@ -69,7 +70,7 @@ export function vaultCreateCommand(vault: Command): void {
             validDays,
           });
           credentials = { file: await writeCredentialsFile(o.credentialsOut, creds), expires: creds.expires };
-          out.line(`Credentials written to ${credentials.file}; valid until ${creds.expires}.`);
+          out.line(`Credentials written to ${printable(credentials.file)}; valid until ${creds.expires}.`);
         }
         out.result({
           vaultId: cfg.id,

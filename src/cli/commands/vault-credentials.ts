@@ -14,6 +14,7 @@ import { ensureTlsIdentity, fingerprintOfPem } from '../../vault/tls.js';
 import { Vault } from '../../vault/vault.js';
 import { action } from '../run.js';
 import { addLocationOptions, parseHttpsEndpoint, resolveLocation, type LocationOpts } from '../vault-location.js';
+import { printable } from '../output.js';
 
 interface Opts extends LocationOpts {
   endpoint?: string;
@@ -82,7 +83,7 @@ export function vaultCredentialsCommand(vault: Command): void {
         }
         const creds = await v.credentials({ endpoint: endpoint ?? fileEndpoint((loc as { dir: string }).dir), certFingerprint, validDays });
         const file = await writeCredentialsFile(o.out, creds);
-        out.line(`Credentials written to ${file}; valid until ${creds.expires}.`);
+        out.line(`Credentials written to ${printable(file)}; valid until ${creds.expires}.`);
         if (certFingerprint !== null) out.line(`Agents will accept only the certificate with SHA-256 ${certFingerprint}.`);
         out.result({ credentials: file, vaultId: creds.vaultId, endpoint: creds.endpoint, certFingerprint, expires: creds.expires });
       }),
