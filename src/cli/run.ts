@@ -43,7 +43,9 @@ export function action<A extends unknown[]>(
 ): (...args: A) => Promise<void> {
   return async (...args: A) => {
     const opts = args.find((a) => typeof a === 'object' && a !== null && !Array.isArray(a) && 'json' in (a as object)) as { json?: boolean } | undefined;
-    const json = opts?.json === true;
+    const misread = optionTakenAsValue(args);
+    // (`--include --json`: --json was asked for, though taken as a value)
+    const json = opts?.json === true || misread?.value === '--json';
     const paths = homePaths(azbkHome());
     let log: Logger;
     try {
@@ -55,6 +57,11 @@ export function action<A extends unknown[]>(
     try {
       log.info({ command: name }, 'command started');
       refuseEmptyValues(args);
+      if (misread !== undefined) {
+        throw new AzbkError('AZBK_USAGE', `${misread.option} has no value: ${misread.value}, which follows it, is an option of this command.`, {
+          hint: `Give ${misread.option} its value; a path that starts with a dash is written with ./ before it.`,
+        });
+      }
       refuseHomeNotFolder(paths.home);
       await body({ paths, log, out }, ...args);
       log.info({ command: name, exitCode }, 'command finished');
@@ -109,6 +116,21 @@ function refuseEmptyValues(args: readonly unknown[]): void {
   cmd.registeredArguments.forEach((arg, i) => {
     if (empty(args[i])) throw emptyValue(arg.name().toUpperCase());
   });
+}
+
+/**
+ * An option that took one of the command's own options as its value (`--include --json`, the
+ * value forgotten), or undefined: commander takes whatever follows an option that needs a value.
+ */
+function optionTakenAsValue(args: readonly unknown[]): { option: string; value: string } | undefined {
+  const cmd = args.at(-1);
+  if (!(cmd instanceof Command)) return undefined;
+  const flags = new Set(['--help', ...cmd.options.flatMap((o) => [o.long, o.short]).filter((f): f is string => f !== undefined)]);
+  for (const [key, value] of Object.entries(cmd.opts())) {
+    const taken = (Array.isArray(value) ? value : [value]).find((v): v is string => typeof v === 'string' && flags.has(v));
+    if (taken !== undefined) return { option: cmd.options.find((o) => o.attributeName() === key)?.long ?? key, value: taken };
+  }
+  return undefined;
 }
 
 function emptyValue(what: string): AzbkError {

@@ -182,4 +182,22 @@ describe.concurrent('bad input exits 2 and says what is wrong', () => {
     expectExit(jobs, 0);
     expect(parseJson<{ jobs: { kind: string }[] }>(jobs).jobs.filter((j) => j.kind === 'backup'), 'one backup ran: the first').toHaveLength(1);
   });
+
+  it('refuses an option whose value was forgotten, so that the next option was taken for it', async (ctx) => {
+    const dir = await tempDir(ctx);
+    const m = await setupMachine(dir);
+    const policyFile = path.join(m.home, 'policy.json');
+    const before = await fs.readFile(policyFile, 'utf8').catch(() => null);
+    const set = await m.run(['policy', 'set', '--include', '--json']);
+    expectExit(set, 2);
+    // --json was asked for: the error is one JSON document.
+    expect(parseJson(set)).toEqual({ error: expect.objectContaining({ code: 'AZBK_USAGE', message: '--include has no value: --json, which follows it, is an option of this command.' }) });
+    expect(await fs.readFile(policyFile, 'utf8').catch(() => null)).toBe(before);
+    const ls = await m.run(['ls', '--point', '-r']);
+    expectExit(ls, 2);
+    expectNoStack(ls);
+    expect(ls.stderr).toContain('--point has no value: -r, which follows it, is an option of this command.');
+    // A value that only looks like an option, given as a path, is taken.
+    expectExit(await m.run(['policy', 'set', '--include', path.join(dir, '--json')]), 0);
+  });
 });
