@@ -99,12 +99,13 @@ export function watchCommand(program: Command): void {
           process.off('SIGINT', stop);
           process.off('SIGTERM', stop);
           await lock.release();
+          // Its journal is closed and its session removed (also when it stopped on an error): a
+          // watch the file-watching library left open must not keep the process, and its inotify
+          // watches, alive.
+          setTimeout(() => process.exit(currentExitCode()), LINGER_MS).unref();
         }
         out.line('Stopped watching.');
         out.event({ event: 'stopped' });
-        // Its journal is closed and its session removed: a watch the file-watching library left
-        // open must not keep the process (and its inotify watches) alive.
-        setTimeout(() => process.exit(currentExitCode()), LINGER_MS).unref();
       }),
     );
 }
