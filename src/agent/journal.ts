@@ -237,23 +237,24 @@ const within = (p: string, root: string) => p === root || p.startsWith(root.ends
 /**
  * Why the change journal does not cover the included path `p` within the watched path `root`, or
  * null when it does: the watcher records changes by the paths it watches, so not where `p` is
- * reached through a symbolic link below `root` (the link's target changes under other paths, or
- * outside the watched ones), nor where the exclusions `excluded` leave out `p` or a folder on the
- * way (never watched; a backup still takes a path it is told to include).
+ * reached through a symbolic link between `root` and it (the link's target changes under other
+ * paths, or outside the watched ones; `p` itself may be a link, which a backup stores as one),
+ * nor where the exclusions `excluded` leave out `p` or a folder on the way (never watched; a
+ * backup still takes a path it is told to include).
  */
 function uncoveredBelow(p: string, root: string, excluded: Excluded | null): string | null {
-  let real: string;
-  let realRoot: string;
-  try {
-    real = fs.realpathSync(p);
-    realRoot = fs.realpathSync(root);
-  } catch {
-    return `the change journal cannot tell where ${p} is`;
-  }
-  if (real !== path.join(realRoot, path.relative(root, p))) return `${p} is reached through a symbolic link, which the change journal does not follow`;
-  if (excluded === null) return null;
   for (let d = p; d !== root && path.dirname(d) !== d; d = path.dirname(d)) {
-    if (excluded(slashed(d), path.basename(d))) return `the change journal does not watch ${d}, which the exclusions leave out`;
+    if (d !== p) {
+      let st: fs.Stats | undefined;
+      try {
+        st = fs.lstatSync(d, { throwIfNoEntry: false });
+      } catch {
+        st = undefined;
+      }
+      if (st === undefined) return `the change journal cannot tell what ${d} is`;
+      if (st.isSymbolicLink()) return `${p} is reached through a symbolic link (${d}), which the change journal does not follow`;
+    }
+    if (excluded !== null && excluded(slashed(d), path.basename(d))) return `the change journal does not watch ${d}, which the exclusions leave out`;
   }
   return null;
 }

@@ -93,8 +93,11 @@ const BEGIN = (tag: string) => `# azbk ${tag} begin: scheduled backups of one AZ
 const END = (tag: string) => `# azbk ${tag} end`;
 
 /** The crontab lines of `schedule` (none for null), between their markers. */
-export function cronBlock(schedule: Schedule | null, cmd: ScheduledCommand): string[] {
+export function cronBlock(schedule: Schedule | null, given: ScheduledCommand): string[] {
   if (schedule === null) return [];
+  // AZBK_HOME as the folder it really is: set through any name of it, the lines are the same.
+  const home = realHome(given.home);
+  const cmd = { ...given, home, log: path.join(home, path.relative(given.home, given.log)) };
   checkPaths(cmd);
   const tag = scheduleTag(cmd.home);
   // The log's folder is made first (owner-only): without it the shell could not open the log, and
@@ -293,7 +296,8 @@ export async function planSchedule(schedule: Schedule | null, cmd: ScheduledComm
  */
 export async function installedSchedule(schedule: Schedule | null, cmd: ScheduledCommand): Promise<'same' | 'other' | 'none' | null> {
   if (process.platform === 'win32') return null;
-  const entries = cronEntries(await readCrontab(), scheduleTag(cmd.home));
+  const crontab = await readCrontab();
+  const entries = scheduleTags(cmd.home).flatMap((tag) => cronEntries(crontab, tag));
   if (entries.length === 0) return 'none';
   const expected = schedule === null ? [] : asBytes(cronBlock(schedule, cmd)).slice(1, -1);
   return entries.length === expected.length && entries.every((e, i) => e === expected[i]) ? 'same' : 'other';

@@ -125,7 +125,7 @@ function refuseEmptyValues(args: readonly unknown[]): void {
 function optionTakenAsValue(args: readonly unknown[]): { option: string; value: string } | undefined {
   const cmd = args.at(-1);
   if (!(cmd instanceof Command)) return undefined;
-  const flags = new Set(['--help', ...cmd.options.flatMap((o) => [o.long, o.short]).filter((f): f is string => f !== undefined)]);
+  const flags = new Set(['--help', '-h', ...cmd.options.flatMap((o) => [o.long, o.short]).filter((f): f is string => f !== undefined)]);
   for (const [key, value] of Object.entries(cmd.opts())) {
     const taken = (Array.isArray(value) ? value : [value]).find((v): v is string => typeof v === 'string' && flags.has(v));
     if (taken !== undefined) return { option: cmd.options.find((o) => o.attributeName() === key)?.long ?? key, value: taken };

@@ -268,12 +268,15 @@ export class HttpTransport {
   }
 
   /**
-   * Waits before another attempt; at once when the transport is closed meanwhile, or with
-   * `orStop`, when the job is asked to stop (not a busy server's wait: it answers, and asks for it).
+   * Waits before another attempt; ends at once when the transport is closed meanwhile, or with
+   * `orStop`, when the job is asked to stop during it (not a busy server's wait: it answers, and
+   * asks for it). A job asked to stop before waits as any other: the work it finishes (a
+   * checkpoint, the files being written) gets the usual pauses between its few tries.
    */
   async #pause(ms: number, orStop = false): Promise<void> {
-    const signals = orStop && this.#stopping !== undefined ? [this.#closing.signal, this.#stopping] : [this.#closing.signal];
-    if (signals.some((s) => s.aborted)) return;
+    if (this.#closing.signal.aborted) return;
+    const cut = orStop && this.#stopping !== undefined && !this.#stopping.aborted;
+    const signals = cut ? [this.#closing.signal, this.#stopping!] : [this.#closing.signal];
     let stop!: () => void;
     const stopped = new Promise<void>((resolve) => (stop = resolve));
     for (const s of signals) s.addEventListener('abort', stop, { once: true });

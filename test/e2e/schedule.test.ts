@@ -133,17 +133,20 @@ describe.runIf(hasCrontab)('scheduled backups', () => {
     expect(hasUserLines()).toBe(true);
     expect(parseJson(await m.run(['policy', 'show', '--json'])).schedule).toBeUndefined();
 
-    // The same AZBK_HOME named through a link has one set of entries: set through the link, they
-    // replace those set through the folder; off through the folder removes them.
+    // The same AZBK_HOME named through a link has one set of entries, which name the folder it
+    // really is: set through the link, they replace those set through the folder, and show
+    // through either name as installed; off through the folder removes them.
     const link = `${m.home}-link`;
     await fs.symlink(m.home, link);
     expectExit(await m.run(['policy', 'set', '--schedule', '05:00']), 0);
     expectExit(await runCli(['policy', 'set', '--schedule', '04:00'], { home: link }), 0);
-    expect(entriesOf(m.home)).toEqual([]);
-    expect(entriesOf(link).map((l) => l.split(' ').slice(0, 5).join(' '))[0]).toBe('0 4 * * *');
-    expect(entriesOf(link)).toHaveLength(2);
-    expectExit(await m.run(['policy', 'set', '--schedule', 'off']), 0);
     expect(entriesOf(link)).toEqual([]);
+    expect(entriesOf(m.home).map((l) => l.split(' ').slice(0, 5).join(' '))[0]).toBe('0 4 * * *');
+    expect(entriesOf(m.home)).toHaveLength(2);
+    expect(parseJson(await m.run(['policy', 'show', '--json'])).installed).toBe(true);
+    expect(parseJson(await runCli(['policy', 'show', '--json'], { home: link })).installed).toBe(true);
+    expectExit(await m.run(['policy', 'set', '--schedule', 'off']), 0);
+    expect(entriesOf(m.home)).toEqual([]);
     expect(readCrontab().toString('latin1').split('\n').some((l) => ofHome(l, m.home))).toBe(false);
     expect(hasUserLines()).toBe(true);
 

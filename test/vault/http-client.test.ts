@@ -181,7 +181,7 @@ describe('HttpVault against a vault server', () => {
     expect(delays.length).toBeLessThan(4);
   });
 
-  it('once the job is asked to stop, ends the pause under way and tries at most the usual 5 times in all', async () => {
+  it('once the job is asked to stop, ends the pause under way and tries at most the usual 5 times in all, with the usual pauses', async () => {
     // A server that drops every connection at once, counting them: one per try.
     let connections = 0;
     const dropper = net.createServer((socket) => {
@@ -194,12 +194,13 @@ describe('HttpVault against a vault server', () => {
     const url = `https://127.0.0.1:${(dropper.address() as AddressInfo).port}`;
     const stopping = new AbortController();
     let tries = 0;
-    // The third pause would last for ever: the job is asked to stop during it.
+    // The third pause would last for ever: the job is asked to stop during it. The pauses after
+    // it are as usual (here, none at all).
     const client = new HttpVault(url, null, {
       attempts: 16,
       stopping: stopping.signal,
       sleep: () => {
-        if (++tries < 3) return Promise.resolve();
+        if (++tries !== 3) return Promise.resolve();
         setTimeout(() => stopping.abort(), 20);
         return new Promise<void>(() => undefined);
       },
@@ -207,8 +208,8 @@ describe('HttpVault against a vault server', () => {
     cleanups.push(() => client.close());
     const err = await client.config().catch((e: unknown) => e);
     expect(isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')).toBe(true);
-    // Three pauses began; the fourth and fifth tries followed at once, and no sixth.
-    expect(tries).toBe(3);
+    // The third pause ended at once; the fourth came as usual, then the fifth try, and no sixth.
+    expect(tries).toBe(4);
     expect(connections).toBe(5);
   });
 
