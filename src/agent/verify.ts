@@ -66,9 +66,9 @@ export interface VerifyReport {
   /** of those, the ones whose packs a repair named again (`repaired`): not problems */
   readonly repairedIndex: readonly string[];
   /**
-   * of those, the others when every blob the points and checkpoints use is indexed without them:
-   * not problems either (they named nothing a restore needs, or were never azbk's: any machine
-   * registered with the vault may add an index file)
+   * of those, the others when every blob the points and checkpoints use is found whole without
+   * them: not problems either (they named nothing a restore needs, or were never azbk's: any
+   * machine registered with the vault may add an index file)
    */
   readonly unneededIndex: readonly string[];
   readonly problems: readonly VerifyProblem[];
@@ -213,9 +213,11 @@ async function verifyOnce(session: VaultSession, keys: VaultKeys, opts: VerifyOp
   const known = new Set(opts.damaged ?? []);
   const orphanPacks = [...indexedPacks].filter((p) => !r.usedPacks.has(p) && !known.has(p)).length;
   const missingPacks = [...packSizes].filter(([, size]) => size === null).map(([p]) => p).sort();
-  // A damaged index file matters only if something the points use is named by no other.
-  const unneededIndex = r.unindexed === 0 ? indexProblems.map((p) => p.where.slice('index '.length)) : [];
-  if (r.unindexed > 0) problems.push(...indexProblems);
+  // A damaged index file matters only while the points miss something: a blob named by no other
+  // index file, or one whose named copy is missing or damaged (the damaged file may name another).
+  const needed = r.unindexed > 0 || r.problems.length > 0;
+  const unneededIndex = needed ? [] : indexProblems.map((p) => p.where.slice('index '.length));
+  if (needed) problems.push(...indexProblems);
   return { points: r.points, checkpoints: r.checkpoints, trees: r.trees, blobs: r.blobs, packs: r.usedPacks.size, orphanPacks, missingPacks, damagedPacks: [...new Set([...r.damagedPacks, ...damagedByHash])].sort(), damagedIndex, repairedIndex, unneededIndex, problems: [...problems, ...r.problems] };
 }
 

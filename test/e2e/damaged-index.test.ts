@@ -81,6 +81,17 @@ describe('a damaged index file in the vault', () => {
     }
     const json = JSON.parse((await a.run(['verify', '--json'])).stdout);
     expect(json).toMatchObject({ damagedIndex: planted, unneededIndex: planted, problems: [] });
+    // While a pack the points need is missing, a damaged index file may name another copy of
+    // what it held: a problem again.
+    const packs = path.join(a.vault.dir, 'packs');
+    const pack = (await fs.readdir(packs, { recursive: true, withFileTypes: true })).find((e) => e.isFile())!;
+    const packFile = path.join(pack.parentPath, pack.name);
+    await fs.rename(packFile, `${packFile}.away`);
+    const missing = await a.run(['verify', '--json']);
+    expectExit(missing, 4);
+    expect(JSON.parse(missing.stdout).unneededIndex).toEqual([]);
+    expect(JSON.parse(missing.stdout).problems.map((p: { where: string }) => p.where)).toEqual(expect.arrayContaining(planted.map((n) => `index ${n}`)));
+    await fs.rename(`${packFile}.away`, packFile);
     // Once alpha's own index file is damaged too, its blobs are named by none: all three are problems.
     const data = await fs.readFile(path.join(dir, own));
     data[data.length >> 1] = data[data.length >> 1]! ^ 1;
