@@ -14,6 +14,7 @@ import type { PackEntry } from '../core/pack.js';
 import { objectKeyId } from '../core/sealed-object.js';
 import type { VaultSession } from '../vault/api.js';
 import { eachAtOnce } from '../shared/each-at-once.js';
+import { AzbkError } from '../shared/errors.js';
 
 export interface BlobLocation {
   readonly pack: PackId;
@@ -462,6 +463,18 @@ export class BlobIndex {
       }
     }
   }
+}
+
+/**
+ * The packs the vault's index file `name` names, when it is of `keys`' family; null when it is of
+ * another. Throws AZBK_VAULT_CORRUPT when it is damaged (not a sealed object, or failing its
+ * checks) or gone since it was listed, and whatever reading it throws.
+ */
+export async function readOwnIndex(session: Pick<VaultSession, 'readIndex'>, keys: VaultKeys, name: string): Promise<readonly IndexPack[] | null> {
+  const data = await session.readIndex(name);
+  const family = objectKeyId(data);
+  if (family === null) throw new AzbkError('AZBK_VAULT_CORRUPT', 'the index file is not a sealed object (damaged)');
+  return family === keys.keyId ? decodeIndex(keys, name, data).packs : null;
 }
 
 /**

@@ -6,13 +6,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { PackId } from '../core/ids.js';
-import { encodeIndex, decodeIndex, type IndexPack } from '../core/index-file.js';
+import { encodeIndex, type IndexPack } from '../core/index-file.js';
 import type { VaultKeys } from '../core/keys.js';
 import { PACK_TRAILER_BYTES, packTailLength, readPackTail } from '../core/pack.js';
 import { objectKeyId } from '../core/sealed-object.js';
 import { eachAtOnce } from '../shared/each-at-once.js';
 import { isAzbkError } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
+import { readOwnIndex } from './blob-index.js';
 
 export interface IndexRepair {
   /** packs the vault holds that no index file of this key family names whole */
@@ -43,24 +44,16 @@ export async function repairIndex(session: VaultSession, keys: VaultKeys): Promi
   const named = new Set<PackId>();
   const damagedIndex: string[] = [];
   for (const name of new Set(await session.listIndex())) {
-    let data: Buffer;
+    let packs: readonly IndexPack[] | null;
     try {
-      data = await session.readIndex(name);
+      packs = await readOwnIndex(session, keys, name);
     } catch (err) {
-      // gone since it was listed, or held damaged: what it named is named here again
+      // damaged, or gone since it was listed: what it named is named here again
       if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT')) throw err;
       damagedIndex.push(name);
       continue;
     }
-    const family = objectKeyId(data);
-    if (family === null) damagedIndex.push(name);
-    if (family !== keys.keyId) continue;
-    try {
-      for (const p of decodeIndex(keys, name, data).packs) named.add(p.id);
-    } catch (err) {
-      if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT')) throw err;
-      damagedIndex.push(name); // what it named is named here again
-    }
+    for (const p of packs ?? []) named.add(p.id);
   }
   const pruned = await session.listPrunedPacks();
   const left = new Set([...pruned.condemned, ...pruned.gone]);

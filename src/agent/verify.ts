@@ -13,14 +13,13 @@
 import { createHash, type Hash } from 'node:crypto';
 import { decodeBlob } from '../core/blob.js';
 import type { BlobId, PackId } from '../core/ids.js';
-import { decodeIndex } from '../core/index-file.js';
 import type { VaultKeys } from '../core/keys.js';
 import { objectKeyId } from '../core/sealed-object.js';
 import { decodeTree, type Tree } from '../core/tree.js';
 import { eachAtOnce } from '../shared/each-at-once.js';
-import { AzbkError, isAzbkError, type ErrorCode } from '../shared/errors.js';
+import { isAzbkError, type ErrorCode } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
-import { BlobIndex, stillMissing } from './blob-index.js';
+import { BlobIndex, readOwnIndex, stillMissing } from './blob-index.js';
 import { openCheckpoint } from './checkpoint.js';
 import { fromSegments } from './fspath.js';
 import { readListings } from './listings.js';
@@ -161,11 +160,7 @@ async function verifyOnce(session: VaultSession, keys: VaultKeys, opts: VerifyOp
   const indexProblems: VerifyProblem[] = [];
   for (const name of await session.listIndex()) {
     try {
-      const data = await session.readIndex(name);
-      const family = objectKeyId(data);
-      if (family === null) throw new AzbkError('AZBK_VAULT_CORRUPT', 'the index file is not a sealed object (damaged)');
-      if (family !== keys.keyId) continue;
-      for (const p of decodeIndex(keys, name, data).packs) {
+      for (const p of (await readOwnIndex(session, keys, name)) ?? []) {
         if (gone.has(p.id)) continue;
         index.addPack(p.id, p.blobs);
         indexedPacks.add(p.id);

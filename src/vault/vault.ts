@@ -21,7 +21,6 @@ import { expirePoints, retentionState, writePolicy } from './retention.js';
 import type { BlobStore } from './storage/blobstore.js';
 import { byText } from '../shared/text-order.js';
 
-/** Machine names: printable, no path separators, 1..64 characters. */
 const MAX_OBJECT = 256 * 1024 * 1024;
 const INDEX_NAME = /^[0-9a-f]{64}$/;
 const JOB_ID = /^[0-9a-f]{32}$/;
