@@ -626,13 +626,14 @@ class RestoreJob {
    * one instead.
    */
   private planFile(folder: readonly string[], dir: string, node: FileNode, existing: boolean, as = node.name): void {
+    const keep = existing && this.keepInExisting;
     const leader = node.link === undefined ? undefined : this.linkLeaders.get(node.link);
     if (leader !== undefined && sameFile(leader.node, node)) {
-      this.links.push({ leader: leader.plan, folder, dir, name: node.name, as, keep: existing && this.keepInExisting });
+      this.links.push({ leader: leader.plan, folder, dir, name: node.name, as, keep });
       this.batchItems++; // a tree of links (snapshots made with cp -al) is written in parts too
       return;
     }
-    const plan = this.newPlan(folder, dir, node, as, existing && this.keepInExisting);
+    const plan = this.newPlan(folder, dir, node, as, keep);
     if (node.link !== undefined && leader === undefined) this.linkLeaders.set(node.link, { plan, node });
     this.batch.push(plan);
     this.batchItems += 1 + node.content.length;
