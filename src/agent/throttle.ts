@@ -3,7 +3,9 @@
  * comes from --limit-upload/--limit-download or, failing those, from the policy's work-hours and
  * off-hours bandwidth at the moment of each transfer.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { limitAt, type BandwidthPolicy } from '../core/bandwidth.js';
+import { AzbkError } from '../shared/errors.js';
 import { InFlight } from '../shared/in-flight.js';
 import type { PackId } from '../core/ids.js';
 import type { VaultSession } from '../vault/api.js';
@@ -16,11 +18,16 @@ class Bucket {
   private last = Date.now();
   private queue: Promise<void> = Promise.resolve();
 
-  constructor(private readonly rate: RateSource) {}
+  /** `stopping`: once aborted, transfers waiting for their turn (and later ones) are refused with AZBK_CANCELLED */
+  constructor(
+    private readonly rate: RateSource,
+    private readonly stopping?: AbortSignal,
+  ) {}
 
   /** Waits until `bytes` may be sent. Transfers take their turn, in order. */
   take(bytes: number): Promise<void> {
     const turn = this.queue.then(async () => {
+      this.refuseIfStopping();
       // Idle time earns at most one second of credit, so a pause does not allow a burst.
       this.refill(0);
       for (;;) {
@@ -33,12 +40,19 @@ class Bucket {
           this.available -= bytes;
           return;
         }
-        await new Promise((r) => setTimeout(r, Math.max(5, Math.min(1000, Math.ceil(((bytes - this.available) / rate) * 1000)))));
+        const wait = Math.max(5, Math.min(1000, Math.ceil(((bytes - this.available) / rate) * 1000)));
+        await delay(wait, undefined, this.stopping === undefined ? {} : { signal: this.stopping }).catch(() => this.refuseIfStopping());
+        this.refuseIfStopping();
         this.refill(bytes);
       }
     });
-    this.queue = turn;
+    // A transfer refused does not hold up the ones queued behind it (they are refused in turn).
+    this.queue = turn.catch(() => undefined);
     return turn;
+  }
+
+  private refuseIfStopping(): void {
+    if (this.stopping?.aborted === true) throw new AzbkError('AZBK_CANCELLED', 'Stopped while waiting for its turn under the bandwidth limit.');
   }
 
   /** Adds the credit earned since the last refill, up to a second's worth or `need`. */
@@ -59,10 +73,14 @@ export function policyRate(p: BandwidthPolicy | undefined): RateSource {
   };
 }
 
-/** Wraps a session so uploads and downloads keep to their rates. */
-export function throttleSession(s: VaultSession, rates: { upload: RateSource; download: RateSource }): VaultSession {
-  const up = new Bucket(rates.upload);
-  const down = new Bucket(rates.download);
+/**
+ * Wraps a session so uploads and downloads keep to their rates. Once `stopping` is aborted, a
+ * transfer still waiting for its turn is refused (AZBK_CANCELLED) instead of waiting on: for jobs
+ * that have nothing left to send when asked to stop (a backup's last checkpoint still uploads).
+ */
+export function throttleSession(s: VaultSession, rates: { upload: RateSource; download: RateSource }, stopping?: AbortSignal): VaultSession {
+  const up = new Bucket(rates.upload, stopping);
+  const down = new Bucket(rates.download, stopping);
   const overrides: Partial<VaultSession> = {
     putPack: async (id, data) => {
       await up.take(data.length);

@@ -22,8 +22,11 @@ export function checkLimits(o: LimitOpts): void {
   if (o.limitDownload !== undefined) parseRateOption(o.limitDownload, '--limit-download');
 }
 
-/** The context with its session throttled by the options, or else by the policy's bandwidth. */
-export async function withLimits(ctx: AgentContext, o: LimitOpts): Promise<AgentContext> {
+/**
+ * The context with its session throttled by the options, or else by the policy's bandwidth;
+ * `stopping`: see throttleSession.
+ */
+export async function withLimits(ctx: AgentContext, o: LimitOpts, stopping?: AbortSignal): Promise<AgentContext> {
   const fromPolicy = policyRate((await loadPolicy(ctx.paths)).bandwidth);
   const fixed = (s: string | undefined, flag: string): RateSource => {
     if (s === undefined) return fromPolicy;
@@ -32,5 +35,5 @@ export async function withLimits(ctx: AgentContext, o: LimitOpts): Promise<Agent
   };
   const upload = fixed(o.limitUpload, '--limit-upload');
   const download = fixed(o.limitDownload, '--limit-download');
-  return { ...ctx, session: throttleSession(ctx.session, { upload, download }) };
+  return { ...ctx, session: throttleSession(ctx.session, { upload, download }, stopping) };
 }

@@ -72,6 +72,36 @@ describe('a restore stopped with Ctrl-C', () => {
     await expectSameTree(src, restored);
   }, 90_000);
 
+  it('under a low --limit-download, stops on Ctrl-C at once rather than after the reads waiting for their turn', async (ctx) => {
+    const root = await tempDir(ctx);
+    const src = path.join(root, 'src');
+    await writeRandomFile(path.join(src, 'big.bin'), 3 * MiB);
+    const m = await setupMachine(root);
+    await backup(m, [src]);
+
+    // 3 MiB at 32 KiB/s: over a minute and a half of waiting for the bandwidth.
+    const target = path.join(root, 'out');
+    const { child, done, stderr: said } = spawnRestore(m.home, ['--target', target, '--limit-download', '32K']);
+    // Stopped once it writes (its data phase has begun: the progress file says so).
+    const progress = path.join(m.home, 'progress.json');
+    for (let i = 0; i < 600; i++) {
+      if ((await fs.readFile(progress, 'utf8').catch(() => '')).includes('"restore"')) break;
+      await sleep(25);
+    }
+    const stoppedAt = Date.now();
+    child.kill('SIGINT');
+    const code = await done;
+    const stderr = said();
+    expect(code, stderr).toBe(130);
+    expect(Date.now() - stoppedAt, stderr).toBeLessThan(20_000);
+    expect(stderr).toMatch(/Restore stopped: 0 file\(s\)/);
+    expect(stderr).not.toMatch(/^\s+at /m);
+    const left = await entries(target).catch(() => []);
+    expect(left.filter((e) => e.st.isFile())).toEqual([]);
+    const jobs = (await fs.readFile(path.join(m.home, 'jobs.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { kind: string; status: string });
+    expect(jobs.at(-1)).toMatchObject({ kind: 'restore', status: 'cancelled' });
+  }, 90_000);
+
   it('with --conflict overwrite, says to go on with that rule, which then replaces every changed file', async (ctx) => {
     const root = await tempDir(ctx);
     const src = path.join(root, 'src');

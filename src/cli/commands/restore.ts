@@ -66,7 +66,8 @@ export function restoreCommand(program: Command): void {
           { before: 'stopped before the restore began', json: o.json === true },
         );
         try {
-          const ctx = await withLimits(await openAgent(paths, { job: true, stopping: cancel.signal }), o);
+          // A stop request also ends the wait of ranges not read yet for their turn under --limit-download.
+          const ctx = await withLimits(await openAgent(paths, { job: true, stopping: cancel.signal }), o, cancel.signal);
           r = await runRestore(ctx, {
             point: o.point,
             target: o.target === undefined ? null : path.resolve(textPaths('--target', o.target)),
