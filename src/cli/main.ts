@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import { AzbkError, errorRegistry, ExitCode, type ErrorCode } from '../shared/errors.js';
 import { printJsonError } from './output.js';
 import { commandFinished, currentExitCode } from './run.js';
+import { onStopSignals } from './signals.js';
 
 const EXIT_CODES = `
 Exit codes:
@@ -106,9 +107,9 @@ export async function main(argv: string[]): Promise<void> {
       sayAtOnce('AZBK_LOCAL_IO', `Cannot write the command's output (${err.code ?? 'error'}).`);
     });
   }
-  // Ctrl-C or SIGTERM where the command has no way of its own to stop (see signals.ts): it ends
-  // at once, through 'exit', so that what it holds (the job lock, its progress file) is given up.
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => stopNow(sig));
+  // Ctrl-C, SIGTERM or SIGHUP where the command has no way of its own to stop (see signals.ts):
+  // it ends at once, through 'exit', so that what it holds (the job lock, its progress file) is given up.
+  onStopSignals(stopNow);
   const words = argv.slice(2);
   jsonAsked = words.slice(0, words.includes('--') ? words.indexOf('--') : undefined).includes('--json');
   const program = await buildProgram(argv.slice(2));

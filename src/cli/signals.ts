@@ -1,4 +1,8 @@
-/** Stopping a long command at a safe point on Ctrl-C or SIGTERM. */
+/**
+ * Stopping a long command at a safe point on Ctrl-C, SIGTERM or SIGHUP (the terminal it was
+ * started from closed: left to Node's default, that would end it as a kill does, with no
+ * checkpoint saved and its job lock left behind).
+ */
 import { AzbkError, ExitCode } from '../shared/errors.js';
 import { printJsonError } from './output.js';
 
@@ -28,10 +32,24 @@ export interface Stopping {
 const AGAIN = {
   SIGINT: 'press Ctrl-C again to stop at once',
   SIGTERM: 'a second SIGTERM stops it at once',
+  SIGHUP: 'a second SIGHUP stops it at once',
 } as const;
 
+/** The signals that ask a command to stop. */
+export type StopSignal = keyof typeof AGAIN;
+export const STOP_SIGNALS = Object.keys(AGAIN) as StopSignal[];
+
+/** Calls `handler` on each of the signals that ask to stop; returns what takes it off again. */
+export function onStopSignals(handler: (signal: StopSignal) => void): () => void {
+  const listeners = STOP_SIGNALS.map((sig) => [sig, () => handler(sig)] as const);
+  for (const [sig, listener] of listeners) process.on(sig, listener);
+  return () => {
+    for (const [sig, listener] of listeners) process.off(sig, listener);
+  };
+}
+
 /**
- * Ctrl-C or SIGTERM once: `warn(stopping)`, with how a second one stops at once, and abort the
+ * Ctrl-C, SIGTERM or SIGHUP once: `warn(stopping)`, with how a second one stops at once, and abort the
  * signal, for the command to stop at its next safe point. Twice: `atOnce()` (synchronous work
  * only: what the command must still record), unless `settled()` said it was recorded already,
  * then exit at once (130). With `before`, the first signal does that too until `begun()` is called.
@@ -41,7 +59,7 @@ export function stopOnSignals(warn: (s: string) => void, stoppingFirst: string, 
   let stopping = stoppingFirst;
   let done = false;
   let begun = opts.before === undefined;
-  const onSignal = (received: 'SIGINT' | 'SIGTERM') => {
+  const onSignal = (received: StopSignal) => {
     if (controller.signal.aborted || !begun) {
       try {
         if (!begun) warn(opts.before!);
@@ -54,10 +72,7 @@ export function stopOnSignals(warn: (s: string) => void, stoppingFirst: string, 
     warn(`${stopping} (${AGAIN[received]})`);
     controller.abort();
   };
-  const onInt = () => onSignal('SIGINT');
-  const onTerm = () => onSignal('SIGTERM');
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
+  const dispose = onStopSignals(onSignal);
   return {
     signal: controller.signal,
     begun: () => {
@@ -69,9 +84,6 @@ export function stopOnSignals(warn: (s: string) => void, stoppingFirst: string, 
     saying: (s) => {
       stopping = s;
     },
-    dispose: () => {
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
-    },
+    dispose,
   };
 }

@@ -75,4 +75,18 @@ describe('stopOnSignals', () => {
       begun.dispose();
     }
   });
+
+  it('takes SIGHUP (its terminal closed) as a stop at a safe point, not as a kill, and lets go of it on dispose', () => {
+    const warned: string[] = [];
+    const cancel = stopOnSignals((s) => warned.push(s), 'stopping');
+    try {
+      expect(process.listenerCount('SIGHUP')).toBeGreaterThan(0);
+      process.emit('SIGHUP');
+      expect(cancel.signal.aborted).toBe(true);
+      expect(warned).toEqual(['stopping (a second SIGHUP stops it at once)']);
+    } finally {
+      cancel.dispose();
+    }
+    expect(process.listenerCount('SIGHUP')).toBe(0);
+  });
 });

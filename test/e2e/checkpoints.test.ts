@@ -134,9 +134,10 @@ describe('checkpoints', () => {
     expect(await expectSameTree(src, path.join(target, src))).toBe(9 + 300);
   }, 180_000);
 
-  it('saves a checkpoint on SIGINT, exits 130, and the next run continues from it', async () => {
+  // SIGHUP: the terminal the backup ran in closed.
+  it.each(['SIGINT', 'SIGHUP'] as const)('saves a checkpoint on %s, exits 130, and the next run continues from it', async (signal) => {
     const { src, size, m, job } = await backupUntilCheckpoint('azbk-sigint-', '32M');
-    job.stop('SIGINT');
+    job.stop(signal);
     const r = await job.done;
     expect(r.code, r.stderr).toBe(130);
     expect(r.stderr).toMatch(/checkpoint \d+ of job [0-9a-f]{32} saved/);

@@ -2,7 +2,7 @@
  * azbk vault serve: the vault as an HTTPS service for agents, over a local folder or an Azure
  * Blob Storage container. Stateless: several servers may serve one container. Prints the URL and
  * the certificate fingerprint on stdout, logs each request (JSON lines, no secrets) on stderr,
- * and on SIGTERM or SIGINT stops taking connections, lets requests in flight finish, and exits 0.
+ * and on SIGTERM, SIGINT or SIGHUP stops taking connections, lets requests in flight finish, and exits 0.
  */
 import type { Command } from 'commander';
 import { describeLocation, openVaultStore } from '../../vault/open-store.js';
@@ -10,6 +10,7 @@ import { ensureTlsIdentity } from '../../vault/tls.js';
 import { Vault } from '../../vault/vault.js';
 import { action } from '../run.js';
 import { addLocationOptions, givenTls, resolveLocation, type LocationOpts } from '../vault-location.js';
+import { onStopSignals } from '../signals.js';
 
 interface Opts extends LocationOpts {
   listen: string;
@@ -32,7 +33,7 @@ export function vaultServeCommand(vault: Command): void {
       'server of one vault presents the same one. Credentials files pin its SHA-256 fingerprint.',
       `Request logs go to stderr; AZBK_LOG_LEVEL sets their level.`,
       '',
-      'Exit codes: 0 stopped by SIGTERM or SIGINT, 2 bad input, 10 vault not found or unreachable.',
+      'Exit codes: 0 stopped by SIGTERM, SIGINT or SIGHUP, 2 bad input, 10 vault not found or unreachable.',
     ].join('\n'))
     .action(
       action('vault serve', async ({ out, log }, o: Opts) => {
@@ -52,14 +53,11 @@ export function vaultServeCommand(vault: Command): void {
         const server = await startServer({ vault: v, tls, host, port, logger: serverLogger() });
         // Handlers first, then the lines a supervisor waits for: a SIGTERM right after them is clean.
         const stopped = new Promise<void>((resolve) => {
-          const stop = (signal: NodeJS.Signals) => {
-            process.removeListener('SIGTERM', stop);
-            process.removeListener('SIGINT', stop);
+          const ignoreSignals = onStopSignals((signal) => {
+            ignoreSignals();
             log.info({ signal }, 'vault service stopping');
             server.close().then(resolve, resolve);
-          };
-          process.on('SIGTERM', stop);
-          process.on('SIGINT', stop);
+          });
         });
         log.info({ vaultId: cfg.id, where: describeLocation(loc), url: server.url }, 'vault service started');
         out.line(`Serving vault ${cfg.name} (${cfg.id}) from ${describeLocation(loc)}`);

@@ -12,6 +12,7 @@ import { AzbkError, isAzbkError } from '../../shared/errors.js';
 import { errnoCode, makeFoldersSync } from '../../shared/files.js';
 import { action, currentExitCode } from '../run.js';
 import { textPaths } from '../arg-paths.js';
+import { onStopSignals } from '../signals.js';
 
 /** How long a stopped watcher waits for the process to end by itself before it ends it (see the action's end). */
 const LINGER_MS = 2000;
@@ -80,8 +81,7 @@ export function watchCommand(program: Command): void {
         }
         const controller = new AbortController();
         const stop = () => controller.abort();
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
+        const ignoreSignals = onStopSignals(stop);
         try {
           await runWatcher(
             paths.home,
@@ -96,8 +96,7 @@ export function watchCommand(program: Command): void {
             ownFolders(paths.home, (await loadRegistration(paths).catch(() => null))?.endpoint ?? ''),
           );
         } finally {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
+          ignoreSignals();
           await lock.release();
           // Its journal is closed and its session removed (also when it stopped on an error): a
           // watch the file-watching library left open must not keep the process, and its inotify
