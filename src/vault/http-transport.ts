@@ -22,9 +22,14 @@ export interface TransportOptions {
    * aborted when the job that makes the requests is asked to stop: from then on a failed request
    * is tried at most the default number of times in all, and a pause before another try ends at
    * once. A job that is patient with a vault service that is down (more attempts) is not, then:
-   * Ctrl-C stops it in seconds, not after a minute of tries.
+   * Ctrl-C stops it in seconds, not after a minute of tries. A request still without its whole
+   * reply `stopGraceMs` after the stop (or after it began, when it began later) is given up and
+   * not tried again: a vault that stopped answering does not hold a stopping job for the reply
+   * timeout.
    */
   readonly stopping?: AbortSignal;
+  /** see `stopping` (default 60 s: the last checkpoint's uploads of a few packs on a slow link) */
+  readonly stopGraceMs?: number;
   /** delay before the first retry, doubling per retry (default 250 ms), at most maxDelayMs (8 s) */
   readonly baseDelayMs?: number;
   readonly maxDelayMs?: number;
@@ -188,6 +193,7 @@ export class HttpTransport {
   readonly #now: () => number;
   readonly #pinHint: string;
   readonly #replyTimeout: number;
+  readonly #stopGraceMs: number;
   /** aborted by close(): requests in flight and waits between attempts end at once */
   readonly #closing = new AbortController();
 
@@ -197,6 +203,7 @@ export class HttpTransport {
     this.#base = endpoint.pathname.replace(/\/+$/, '');
     this.#attempts = Math.max(1, o.attempts ?? DEFAULT_ATTEMPTS);
     this.#stopping = o.stopping;
+    this.#stopGraceMs = o.stopGraceMs ?? 60_000;
     this.#baseDelayMs = o.baseDelayMs ?? 250;
     this.#maxDelayMs = o.maxDelayMs ?? 8000;
     this.#sleep = o.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
@@ -292,12 +299,35 @@ export class HttpTransport {
     if (this.#closing.signal.aborted) throw new AzbkError('AZBK_CANCELLED', `The connection to the vault at ${this.#origin} was closed.`);
   }
 
-  /** One attempt: the reply with its body, at most `req.limit` bytes. */
+  /**
+   * One attempt, ended (AZBK_VAULT_UNREACHABLE, not tried again) when it has no whole reply
+   * `stopGraceMs` after the job was asked to stop.
+   */
   async #once(req: TransportRequest): Promise<TransportResponse> {
+    const stopping = this.#stopping;
+    if (stopping === undefined) return this.#attempt(req, this.#closing.signal);
+    const late = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => (timer = setTimeout(() => late.abort(), this.#stopGraceMs));
+    if (stopping.aborted) arm();
+    else stopping.addEventListener('abort', arm, { once: true });
+    try {
+      return await this.#attempt(req, AbortSignal.any([this.#closing.signal, late.signal]));
+    } catch (err) {
+      if (!late.signal.aborted || this.#closing.signal.aborted) throw err;
+      throw new AzbkError('AZBK_VAULT_UNREACHABLE', `The vault at ${this.#origin} did not answer ${req.method} ${req.path} within ${Math.round(this.#stopGraceMs / 1000)} s of the stop.`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+      stopping.removeEventListener('abort', arm);
+    }
+  }
+
+  /** One attempt: the reply with its body, at most `req.limit` bytes. */
+  async #attempt(req: TransportRequest, signal: AbortSignal): Promise<TransportResponse> {
     const out = await outgoing(req);
     let res: Dispatcher.ResponseData;
     try {
-      res = await this.#pool.request({ origin: this.#origin, path: this.#base + req.path, method: req.method, ...out, signal: this.#closing.signal });
+      res = await this.#pool.request({ origin: this.#origin, path: this.#base + req.path, method: req.method, ...out, signal });
     } catch (err) {
       if (out.body instanceof fs.ReadStream) {
         // A file body that failed to read is this machine's failure, not the network's: not

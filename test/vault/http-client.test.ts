@@ -230,7 +230,7 @@ describe('HttpVault against a vault server', () => {
 
 describe('HttpVault against a hostile server', () => {
   /** An HTTPS server with the test certificate that answers with `handler`. */
-  async function hostile(handler: (req: IncomingMessage, res: ServerResponse) => void, options: typeof fast & { sleep?: (ms: number) => Promise<void>; replyTimeoutMs?: number } = fast) {
+  async function hostile(handler: (req: IncomingMessage, res: ServerResponse) => void, options: typeof fast & { sleep?: (ms: number) => Promise<void>; replyTimeoutMs?: number; stopping?: AbortSignal; stopGraceMs?: number } = fast) {
     const tls = await testTls();
     const server = https.createServer({ cert: tls.cert, key: tls.key }, handler);
     server.listen(0, '127.0.0.1');
@@ -375,6 +375,26 @@ describe('HttpVault against a hostile server', () => {
     const got = await s.readPack('cd'.repeat(32) as PackId, 0, 10);
     expect(Buffer.compare(got, data)).toBe(0);
     expect(reads).toBe(3);
+  });
+
+  it('gives up a request a vault leaves unanswered once the job has been asked to stop, without trying it again', async () => {
+    let requests = 0;
+    const stopping = new AbortController();
+    // Takes the upload, then answers nothing (a frozen service): only the reply timeout, 10 minutes, would end it.
+    const client = await hostile(
+      (req) => {
+        requests++;
+        req.resume();
+        req.on('end', () => setTimeout(() => stopping.abort(), 50));
+      },
+      { ...fast, stopping: stopping.signal, stopGraceMs: 1000 },
+    );
+    const started = Date.now();
+    const err = await client.session(machine, secret).catch((e: unknown) => e);
+    expect(isAzbkError(err, 'AZBK_VAULT_UNREACHABLE'), String(err)).toBe(true);
+    expect((err as Error).message).toMatch(/did not answer GET \/v1\/session within 1 s of the stop/);
+    expect(requests).toBe(1);
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it('gives up on a reply that keeps coming as a trickle, once it has taken the reply timeout', async () => {
