@@ -150,9 +150,12 @@ async function verifyOnce(session: VaultSession, keys: VaultKeys, opts: VerifyOp
   const indexedPacks = new Set<PackId>();
   // Index files still name the blobs of packs the vault no longer holds (and of those a backup of
   // this machine found missing, and still is: see stillMissing); a blob stored again is found where it is now.
-  const gone = new Set([...(await session.listPrunedPacks()).gone, ...(await stillMissing(session, opts.missing ?? []))]);
-  // Packs a check found damaged come last: what a backup stored again since is found where it is now.
-  index.deferPacks(opts.damaged ?? []);
+  const pruned = await session.listPrunedPacks();
+  const gone = new Set([...pruned.gone, ...(await stillMissing(session, opts.missing ?? []))]);
+  // Packs a check found damaged, or prune condemned, come last: what a backup stored again since
+  // is found where it is now.
+  const condemned = new Set(pruned.condemned);
+  index.deferPacks([...(opts.damaged ?? []), ...condemned]);
   const damagedIndex: string[] = [];
   const repaired = new Set(opts.repaired ?? []);
   const repairedIndex: string[] = [];
@@ -185,7 +188,7 @@ async function verifyOnce(session: VaultSession, keys: VaultKeys, opts: VerifyOp
   let damagedByHash: ReadonlySet<PackId> = new Set();
   if (opts.readData === true) {
     const used = new Uint8Array(index.size);
-    const first = await sweep(session, keys, index, sizeOf, trees, { mark: used });
+    const first = await sweep(session, keys, index, sizeOf, trees, { mark: used, condemned });
     // Every pack a point or checkpoint needs, read whole (packSizes knows the size of each).
     const held = new Map<PackId, number>();
     for (const p of first.usedPacks) {
@@ -195,7 +198,7 @@ async function verifyOnce(session: VaultSession, keys: VaultKeys, opts: VerifyOp
     const { damaged, failed, mismatched } = await checkChunks(session, keys, index, used, held, opts.onReading);
     // With nothing wrong, the first sweep's report is the whole of it; else a second one names
     // the files damaged chunks break, and reads what the first could not reach.
-    r = damaged.size === 0 && first.problems.length === 0 ? first : await sweep(session, keys, index, sizeOf, trees, { checked: { used, damaged, failed } });
+    r = damaged.size === 0 && first.problems.length === 0 ? first : await sweep(session, keys, index, sizeOf, trees, { checked: { used, damaged, failed }, condemned });
     // A pack that does not hash to its id, with no chunk or listing in it found damaged: the
     // damage is where no point reads (its header, or data of expired points). Restores still
     // work; its header could not rebuild an index.
@@ -203,7 +206,7 @@ async function verifyOnce(session: VaultSession, keys: VaultKeys, opts: VerifyOp
       if (!r.damagedPacks.has(pack)) problems.push({ where: `pack ${pack}`, what: 'its bytes do not match its id: damaged where no point reads (its header, or data no point needs)' });
     }
     damagedByHash = mismatched;
-  } else r = await sweep(session, keys, index, sizeOf, trees, {});
+  } else r = await sweep(session, keys, index, sizeOf, trees, { condemned });
   // (a pack known damaged, read last, is not one prune frees: points may still name it)
   const known = new Set(opts.damaged ?? []);
   const orphanPacks = [...indexedPacks].filter((p) => !r.usedPacks.has(p) && !known.has(p)).length;
@@ -311,6 +314,11 @@ class TreeCache {
  * checked ahead has the problem that check found, if any, and one it did not check (a point
  * written since, say) is read and checked here. A first sweep reads the listings ahead of its
  * walk (see listings.ts). Problems are reported as in the module comment.
+ *
+ * A blob whose only copy is in a pack prune `condemned` is a problem too: prune condemns a pack
+ * no recovery point or checkpoint names, so a point that needs it names its packs wrongly (its
+ * plain list, which is all the vault can read, is damaged), and loses that data once the pack's
+ * grace period is over.
  */
 async function sweep(
   session: VaultSession,
@@ -318,7 +326,7 @@ async function sweep(
   index: BlobIndex,
   sizeOf: PackSizes,
   trees: TreeCache,
-  o: { mark?: Uint8Array; checked?: CheckedData },
+  o: { mark?: Uint8Array; checked?: CheckedData; condemned: ReadonlySet<PackId> },
 ): Promise<{ points: number; checkpoints: number; trees: number; blobs: number; unindexed: number; usedPacks: ReadonlySet<PackId>; damagedPacks: ReadonlySet<PackId>; problems: VerifyProblem[] }> {
   const problems: VerifyProblem[] = [];
   /** blobs used that no index file names */
@@ -375,6 +383,9 @@ async function sweep(
             damagedPacks.add(pack);
           }
         }
+      }
+      if (problem === null && o.condemned.has(pack)) {
+        problem = `pack ${pack.slice(0, 12)} of ${type} blob ${id.slice(0, 12)} is condemned: no recovery point names it to the vault, whose prune deletes it after a grace period`;
       }
     }
     checked.set(type, id, row, problem);

@@ -90,6 +90,29 @@ describe('prune', () => {
     expectExit(await m.run(['verify']), 0);
   });
 
+  it('verify reports the data of a point whose pack list lost a pack, once prune has condemned that pack (exit 4)', async (ctx) => {
+    const root = await tempDir(ctx);
+    const m = await setupMachine(root);
+    const src = path.join(root, 'src');
+    await writeRandomFile(path.join(src, 'x.bin'), MiB);
+    const first = await backup(m, [src]);
+    const file = path.join(m.vault.dir, 'points', first.point.machineId, first.point.id);
+    const record = JSON.parse(await fs.readFile(file, 'utf8')) as { packs: string[] };
+    expect(record.packs.length).toBeGreaterThan(1);
+    // The plain list, all the vault can read of a point, damaged: it no longer names a pack it needs.
+    const [lost, ...rest] = record.packs;
+    await fs.writeFile(file, JSON.stringify({ ...record, packs: rest }));
+    const pruned = parseJson(await runCli(['vault', 'prune', '--path', m.vault.dir, '--json']));
+    expect(pruned).toMatchObject({ skipped: null, condemned: 1, purged: 0 });
+
+    const r = await m.run(['verify']);
+    expectExit(r, 4);
+    expectNoStack(r);
+    expect(r.stdout + r.stderr).toContain(`pack ${lost!.slice(0, 12)}`);
+    expect(r.stdout + r.stderr).toMatch(/is condemned: no recovery point names it/);
+    expect(r.stdout + r.stderr).toContain(first.point.id);
+  });
+
   it('removes nothing while a point of an earlier version, which names no packs, is kept', async (ctx) => {
     const root = await tempDir(ctx);
     const m = await setupMachine(root);
