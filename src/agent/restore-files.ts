@@ -106,9 +106,14 @@ export function settle(fd: number, mode: number, mtime: string): void {
 /** Opening a folder to settle it never follows a link put in its place (where the OS can tell). */
 export const OPEN_FOLDER = fs.constants.O_RDONLY | (fs.constants.O_DIRECTORY ?? 0) | (fs.constants.O_NOFOLLOW ?? 0);
 
-/** The mode a restore gives an existing folder of `mode` that its owner cannot write into, while it writes there. */
+/**
+ * The mode a restore gives an existing folder of `mode` while it writes there: its owner may list
+ * it, write in it and go through it. Writing takes write and search; listing it (to remove a dead
+ * restore's temporary files) and opening it to give it its mode and time at the end take read.
+ * `mode` itself (its permission bits) when the owner has all three.
+ */
 export function openedToOwner(mode: number): number {
-  return (mode & 0o7777) | 0o300;
+  return (mode & 0o7777) | 0o700;
 }
 
 /** Gives a restored folder its backed-up mode (see restoredMode) and time, through the folder itself, not a link in its place. */

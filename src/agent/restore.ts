@@ -577,9 +577,10 @@ class RestoreJob {
       // Merged into only when nobody else could swap what the restore makes in it.
       const why = untrusted(existing);
       if (why !== null) throw new AzbkError('AZBK_BAD_INPUT', `cannot restore into this existing folder: ${why}`);
-      // A folder of ours made read-only (by an earlier restore, say) is opened for the restore:
-      // it gets its mode at the end (the backed-up one, or its own: see below).
-      if ((existing.mode & 0o300) !== 0o300 && existing.uid === process.getuid?.()) {
+      // A folder of ours its owner cannot list, write in or go through (made read-only by an
+      // earlier restore, say) is opened for the restore: it gets its mode at the end (the
+      // backed-up one, or its own: see below).
+      if (openedToOwner(existing.mode) !== (existing.mode & 0o7777) && existing.uid === process.getuid?.()) {
         // Listed first: should this restore die, the next one gives the folder its mode back.
         await this.mark?.opened(dest, existing.mode);
         fs.chmodSync(dest, openedToOwner(existing.mode));
