@@ -522,7 +522,7 @@ class RestoreJob {
       // In a fresh folder only a link needs the check: a folder is made with mkdir, which fails
       // rather than follow what another entry made there (on a file system that holds two names
       // equal, by case or Unicode form), and a file is renamed over nothing of its own.
-      let found = fresh && node.type !== 'symlink' ? { to: dest, merge: false } : await this.destination(segs, dest, node.type === 'dir');
+      let found = fresh && node.type !== 'symlink' ? { to: dest, merge: false } : await this.destination(segs, dest, node.type);
       if (found === null) {
         if (node.type === 'file') await this.adoptLeader(segs, dest, node);
         return;
@@ -533,7 +533,7 @@ class RestoreJob {
       } else {
         if (!found.merge && !makeDir(found.to)) {
           // Something is there after all: the conflict rule decides.
-          found = await this.destination(segs, dest, true);
+          found = await this.destination(segs, dest, 'dir');
           if (found === null) return;
           if (!found.merge && !makeDir(found.to)) throw new AzbkError('AZBK_BAD_INPUT', 'something else appeared at this path during the restore');
         }
@@ -567,10 +567,12 @@ class RestoreJob {
   }
 
   /**
-   * Where to write an item given the conflict rule, and whether it merges into a folder already there; null
-   * to leave the existing one alone.
+   * Where to write an item of the point (of type `kind`) given the conflict rule, and whether it
+   * merges into a folder already there; null to leave the existing one alone. Throws (the item
+   * fails) when a folder is in the way of a file or link, or the reverse, and the rule is not copy.
    */
-  private async destination(segs: readonly string[], dest: string, wantDir: boolean): Promise<{ to: string; merge: boolean; keepMode?: number } | null> {
+  private async destination(segs: readonly string[], dest: string, kind: TreeNode['type']): Promise<{ to: string; merge: boolean; keepMode?: number } | null> {
+    const wantDir = kind === 'dir';
     const existing = fs.lstatSync(dest, { throwIfNoEntry: false });
     if (existing === undefined) return { to: dest, merge: false };
     if (wantDir && existing.isDirectory()) {
@@ -593,20 +595,26 @@ class RestoreJob {
       return { to: dest, merge: true, keepMode: existing.mode & 0o7777 };
     }
     const shown = displayPath(segs);
+    if (this.o.conflict === 'copy') {
+      const copy = await copyName(dest, (this.o.now ?? (() => new Date()))(), this.copies);
+      this.copies.add(copy);
+      this.conflicts.push({ path: shown, action: 'copied', restoredAs: copy });
+      return { to: copy, merge: false };
+    }
+    // A folder where the backup has a file or link, or the reverse, fails under skip as under
+    // overwrite: skip leaves an item as the user has it, but this one is not that item, and a
+    // whole folder of the point left out must not pass as a file kept; overwrite never puts one
+    // kind in place of the other.
+    if (wantDir || existing.isDirectory()) {
+      const there = existing.isDirectory() ? 'a folder' : existing.isSymbolicLink() ? 'a link' : 'a file';
+      const backedUp = wantDir ? 'a folder' : kind === 'symlink' ? 'a link' : 'a file';
+      throw new AzbkError('AZBK_BAD_INPUT', `${there} is where the backup has ${backedUp}; the existing one was left alone`);
+    }
     if (this.o.conflict === 'skip') {
       this.conflicts.push({ path: shown, action: 'skipped' });
       return null;
     }
-    if (this.o.conflict === 'overwrite' && !existing.isDirectory() && !wantDir) return { to: dest, merge: false };
-    if (this.o.conflict === 'overwrite') {
-      const there = existing.isDirectory() ? 'a folder' : existing.isSymbolicLink() ? 'a link' : 'a file';
-      const backedUp = wantDir ? 'a folder' : 'a file';
-      throw new AzbkError('AZBK_BAD_INPUT', `${there} is where the backup has ${backedUp}; the existing one was left alone`);
-    }
-    const copy = await copyName(dest, (this.o.now ?? (() => new Date()))(), this.copies);
-    this.copies.add(copy);
-    this.conflicts.push({ path: shown, action: 'copied', restoredAs: copy });
-    return { to: copy, merge: false };
+    return { to: dest, merge: false };
   }
 
   /** A file to write from `node`, in `dir` (the folder `folder` of the point), under its own name or `as`; `keep`: see FilePlan.keep. */

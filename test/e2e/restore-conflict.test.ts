@@ -175,6 +175,94 @@ describe('restore --conflict', () => {
   });
 });
 
+describe('restore --conflict, with a folder where the point has a file or link, or the reverse', () => {
+  /**
+   * A point of data/ holding folders `sub` and `linked` and a file `b` and a link `c`, and a
+   * target where each of those names is of the other kind: a file at `sub`, a link at `linked`
+   * (to a folder), a folder at `b` and at `c`. `ok.txt` has nothing in its way.
+   */
+  async function kindsCrossed(root: string): Promise<{ m: Machine; src: string; into: (target: string) => Promise<string> }> {
+    const src = path.join(root, 'data');
+    await fs.mkdir(path.join(src, 'sub'), { recursive: true });
+    await fs.mkdir(path.join(src, 'linked'));
+    await fs.writeFile(path.join(src, 'sub', 'a.txt'), 'a\n');
+    await fs.writeFile(path.join(src, 'linked', 'x.txt'), 'x\n');
+    await fs.writeFile(path.join(src, 'b'), 'b\n');
+    await fs.symlink('b', path.join(src, 'c'));
+    await fs.writeFile(path.join(src, 'ok.txt'), 'ok\n');
+    const m = await setupMachine(root);
+    await backup(m, [src]);
+    const into = async (target: string) => {
+      const at = path.join(target, src);
+      await fs.mkdir(path.join(at, 'b', 'mine'), { recursive: true });
+      await fs.mkdir(path.join(at, 'c'));
+      await fs.mkdir(path.join(target, 'elsewhere'));
+      await fs.writeFile(path.join(at, 'sub'), 'mine\n');
+      await fs.symlink(path.join(target, 'elsewhere'), path.join(at, 'linked'));
+      return at;
+    };
+    return { m, src, into };
+  }
+
+  /** What is in the way is as it was. */
+  async function expectUntouched(at: string, target: string): Promise<void> {
+    expect(await fs.readFile(path.join(at, 'sub'), 'utf8')).toBe('mine\n');
+    expect(await fs.readlink(path.join(at, 'linked'))).toBe(path.join(target, 'elsewhere'));
+    expect(await fs.readdir(path.join(target, 'elsewhere'))).toEqual([]);
+    expect(await fs.readdir(path.join(at, 'b'))).toEqual(['mine']);
+    expect(await fs.readdir(path.join(at, 'c'))).toEqual([]);
+  }
+
+  it('skip and overwrite leave each alone and name it as not restored, restore the rest, and exit 3', async () => {
+    const root = await makeTempDir('azbk-kinds-');
+    const { m, src, into } = await kindsCrossed(root);
+    for (const conflict of ['skip', 'overwrite'] as const) {
+      const target = path.join(root, `out-${conflict}`);
+      const at = await into(target);
+      const r = await m.run(['restore', '--point', 'latest', '--target', target, '--conflict', conflict, '--json']);
+      expectExit(r, 3);
+      const j = parseJson<{ failed: { path: string; reason: string }[]; conflicts: unknown[] }>(r);
+      expect(j.conflicts, conflict).toEqual([]);
+      const left = (there: string, backedUp: string) => `${there} is where the backup has ${backedUp}; the existing one was left alone`;
+      expect([...j.failed].sort((x, y) => x.path.localeCompare(y.path)), conflict).toEqual([
+        { path: path.join(src, 'b'), reason: left('a folder', 'a file') },
+        { path: path.join(src, 'c'), reason: left('a folder', 'a link') },
+        { path: path.join(src, 'linked'), reason: left('a link', 'a folder') },
+        { path: path.join(src, 'sub'), reason: left('a file', 'a folder') },
+      ]);
+      await expectUntouched(at, target);
+      expect(await fs.readFile(path.join(at, 'ok.txt'), 'utf8')).toBe('ok\n');
+      expect((await fs.readdir(at)).sort()).toEqual(['b', 'c', 'linked', 'ok.txt', 'sub']);
+
+      const text = await m.run(['restore', '--point', 'latest', '--target', target, '--conflict', conflict]);
+      expectExit(text, 3);
+      expect(text.stdout).toContain(`${path.join(src, 'sub')}: ${left('a file', 'a folder')}`);
+    }
+  });
+
+  it('copy restores each beside what is in the way (exit 0)', async () => {
+    const root = await makeTempDir('azbk-kinds-');
+    const { m, src, into } = await kindsCrossed(root);
+    const target = path.join(root, 'out');
+    const at = await into(target);
+    const r = await m.run(['restore', '--point', 'latest', '--target', target, '--conflict', 'copy', '--json']);
+    expectExit(r, 0);
+    const copies = new Map((parseJson(r).conflicts as { path: string; action: string; restoredAs: string }[]).map((c) => [path.basename(c.path), c]));
+    expect([...copies.keys()].sort()).toEqual(['b', 'c', 'linked', 'sub']);
+    for (const [name, c] of copies) {
+      expect(c.path).toBe(path.join(src, name));
+      expect(c.action).toBe('copied');
+      expect(path.dirname(c.restoredAs)).toBe(at);
+      expect(path.basename(c.restoredAs)).toMatch(new RegExp(`^\\d{4}-\\d{2}-\\d{2} \\d{2}-\\d{2} Copy of ${name}$`));
+    }
+    expect(await fs.readFile(path.join(copies.get('sub')!.restoredAs, 'a.txt'), 'utf8')).toBe('a\n');
+    expect(await fs.readFile(path.join(copies.get('linked')!.restoredAs, 'x.txt'), 'utf8')).toBe('x\n');
+    expect(await fs.readFile(copies.get('b')!.restoredAs, 'utf8')).toBe('b\n');
+    expect(await fs.readlink(copies.get('c')!.restoredAs)).toBe('b');
+    await expectUntouched(at, target);
+  });
+});
+
 describe('restore --conflict skip, with another program writing in the folder', () => {
   it('keeps a file that appears at a name after the restore planned it, and says so (exit 3)', async () => {
     const root = await makeTempDir('azbk-race-');
