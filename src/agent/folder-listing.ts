@@ -82,12 +82,11 @@ const NONE: ReadonlySet<string> = new Set();
  */
 function listAt(abs: string, at: string, skip: (p: string, why: unknown) => void, excluded: Excluded | null, own: ReadonlySet<string>): { listed: Listed[]; complete: boolean } {
   let names = fs.readdirSync(at);
+  const dir = slashed(abs);
+  const kept = excluded === null ? null : (name: string) => !excluded(dir === '/' ? `/${name}` : `${dir}/${name}`, name);
   let unnamed = 0;
-  if (names.some((n) => n.includes('\uFFFD'))) [names, unnamed] = decodableNames(abs, at, skip);
-  if (excluded !== null) {
-    const dir = slashed(abs);
-    names = names.filter((name) => !excluded(dir === '/' ? `/${name}` : `${dir}/${name}`, name));
-  }
+  if (names.some((n) => n.includes('\uFFFD'))) [names, unnamed] = decodableNames(abs, at, skip, kept);
+  if (kept !== null) names = names.filter(kept);
   names.sort();
   const listed: Listed[] = [];
   let left = 0;
@@ -107,15 +106,17 @@ function listAt(abs: string, at: string, skip: (p: string, why: unknown) => void
 /**
  * The names in `abs` that are text, and how many are not. A name that is not valid UTF-8 reads
  * as text with U+FFFD in place of its bad bytes: under that name the file cannot be opened, and
- * it could even be another file's (whose name has U+FFFD itself). Such names are skipped, said so.
+ * it could even be another file's (whose name has U+FFFD itself). Such names are skipped, said so;
+ * but one the exclusions leave out (`kept` false, as they see it with U+FFFD: `*.tmp` matches
+ * one ending in .tmp) is left out as any other, without a word.
  */
-function decodableNames(abs: string, at: string, skip: (p: string, why: unknown) => void): [string[], number] {
+function decodableNames(abs: string, at: string, skip: (p: string, why: unknown) => void, kept: ((name: string) => boolean) | null): [string[], number] {
   const names: string[] = [];
   let bad = 0;
   for (const raw of fs.readdirSync(at, { encoding: 'buffer' })) {
     const name = raw.toString('utf8');
     if (Buffer.from(name, 'utf8').equals(raw)) names.push(name);
-    else {
+    else if (kept === null || kept(name)) {
       bad++;
       // Shown with U+FFFD in place of its bad bytes: its bytes tell which file it is.
       skip(childPath(abs, name), `its name is not valid UTF-8 text, which azbk cannot store (its bytes: ${raw.toString('hex').replace(/(..)(?!$)/g, '$1 ')})`);

@@ -134,6 +134,24 @@ describe('exclusions', () => {
     expect(await latestFiles(m, root, src, 'r1')).toEqual(['README.md', 'app/package.json', 'build/notes.txt', 'build/out/app.js', 'src/lib/util.ts', 'src/main.ts']);
   }, 60_000);
 
+  it.skipIf(process.platform !== 'linux')('match names that are not UTF-8 as shown, with U+FFFD: such a name left out is not skipped as one azbk cannot store', async () => {
+    const { root, src, m } = await projectMachine('azbk-exclude-bytes-');
+    const named = (...parts: (string | number[])[]) => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
+    await fs.writeFile(named(src, '/src/r', [0xe9], 'sum', [0xe9], '.tmp'), 'left over\n');
+    await fs.mkdir(named(src, '/caf', [0xe9]));
+    await fs.writeFile(named(src, '/caf', [0xe9], '/inside.txt'), 'inside\n');
+
+    const r = await m.run(['backup', '--now', '--include', src, '--exclude', '*.tmp', 'caf?', '--json']);
+    expectExit(r, 0);
+    expect(parseJson(r).skipped).toEqual([]);
+    expect(await latestFiles(m, root, src, 'r1')).toHaveLength(8);
+
+    // One the exclusions do not match is still skipped and listed, as a name azbk cannot store.
+    const partial = await m.run(['backup', '--now', '--include', src, '--exclude', '*.tmp', '--json']);
+    expectExit(partial, 3);
+    expect(parseJson(partial).skipped).toEqual([{ path: path.join(src, 'caf\uFFFD'), reason: 'its name is not valid UTF-8 text, which azbk cannot store (its bytes: 63 61 66 e9)' }]);
+  }, 60_000);
+
   it('refuses a pattern that is not one, before anything changes', async () => {
     const { src, m } = await projectMachine('azbk-exclude-bad-');
     for (const args of [['backup', '--now', '--include', src, '--exclude', '[z-a]'], ['backup', '--now', '--include', src, '--exclude', ''], ['policy', 'set', '--include', src, '--exclude', 'a\\']]) {
