@@ -7,7 +7,7 @@ import { rmSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
-import { errnoCode, readJsonFile, writeFileAtomic } from '../shared/files.js';
+import { errnoCode, naming, readJsonFile, writeFileAtomic } from '../shared/files.js';
 import { processIdentity, sameProcessAlive } from '../shared/process.js';
 
 export interface JobLock {
@@ -122,7 +122,7 @@ export async function acquireJobLock(file: string, job: { jobId: string; kind: s
       // file that exists but is still empty.
       const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
       try {
-        await fs.writeFile(tmp, bodyOf(job.jobId), { flag: 'wx', mode: 0o600 });
+        await fs.writeFile(tmp, bodyOf(job.jobId), { flag: 'wx', mode: 0o600 }).catch((err: unknown) => Promise.reject(naming(err, file)));
         await fs.link(tmp, file);
       } finally {
         // also when the write failed (a full disk): no empty temporary file stays behind

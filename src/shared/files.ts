@@ -138,7 +138,7 @@ export async function writeFileAtomic(
     // A full disk: the temporary file goes, not left behind for every write that failed so.
     await fh.close().catch(() => undefined);
     await fs.rm(tmp, { force: true });
-    throw err;
+    throw naming(err, file);
   }
   await fh.close();
   try {
@@ -152,6 +152,16 @@ export async function writeFileAtomic(
     await fs.rm(tmp, { force: true });
     throw err;
   }
+}
+
+/**
+ * `err` naming `file` when it names no file: a write through a handle fails (a full disk) with
+ * only the system call, and the user is told which file could not be written.
+ */
+export function naming(err: unknown, file: string): unknown {
+  const e = err as NodeJS.ErrnoException | null;
+  if (e !== null && typeof e === 'object' && typeof e.code === 'string' && e.path === undefined) e.path = file;
+  return err;
 }
 
 /**

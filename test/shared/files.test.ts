@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
+import { localIoError } from '../../src/shared/errors.js';
 import { errnoCode, makeFoldersSync, readLocalJson, writeFileAtomic } from '../../src/shared/files.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
@@ -64,7 +65,10 @@ describe('writeFileAtomic', () => {
     await fs.promises.rm(path.join(dir, 'probe'));
     const full = vi.spyOn(handle, 'writeFile').mockRejectedValueOnce(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }));
     try {
-      await expect(writeFileAtomic(file, '{"a":1}')).rejects.toMatchObject({ code: 'ENOSPC' });
+      const err = await writeFileAtomic(file, '{"a":1}').catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'ENOSPC' });
+      // The user is told which file: the one written, not its temporary file, nor only "write".
+      expect(localIoError(err)?.message).toBe(`Cannot use ${file} (ENOSPC).`);
     } finally {
       full.mockRestore();
     }
