@@ -100,7 +100,12 @@ export async function entryAt(
   nodeAt: (segs: readonly string[]) => Promise<TreeNode | undefined>,
   verb: string,
 ): Promise<TreeNode> {
-  if (segs.length === 0 || !segs.every(isSafeName)) throw new AzbkError('AZBK_BAD_INPUT', `Cannot ${verb} ${displayPath(segs)}.`);
+  if (segs.length === 0) {
+    throw new AzbkError('AZBK_BAD_INPUT', `Cannot ${verb} /: it is the root above the folders the point holds, not one of them.`, {
+      hint: 'Name a folder or file of the point, or no path at all for the whole point; azbk ls --point ID lists what it holds.',
+    });
+  }
+  if (!segs.every(isSafeName)) throw new AzbkError('AZBK_BAD_INPUT', `Cannot ${verb} ${displayPath(segs)}.`);
   const node = await nodeAt(segs);
   if (node === undefined || !m.paths.some((p) => p.length <= segs.length && p.every((s, i) => s === segs[i]))) {
     throw new AzbkError('AZBK_PATH_NOT_FOUND', `${displayPath(segs)} is not in recovery point ${pointId}.`, {

@@ -113,5 +113,13 @@ describe.concurrent('azbk ls', () => {
     expectExit(restore, 2);
     expect(restore.stderr).toContain(`is not in recovery point ${newest}.`);
     expect(existsSync(path.join(tmp.path, 'never'))).toBe(false);
+    // The root is above what a point holds: the error says what to name instead.
+    for (const args of [['ls', '--point', 'latest', '/'], ['restore', '--point', 'latest', '--path', '/', '--target', path.join(tmp.path, 'never')]]) {
+      const root = await a.run(args);
+      expectExit(root, 2);
+      expect(root.stderr).toMatch(/Cannot (list|restore) \/: it is the root above the folders the point holds/);
+      expect(root.stderr).toContain('or no path at all for the whole point');
+    }
+    expect(existsSync(path.join(tmp.path, 'never'))).toBe(false);
   });
 });
