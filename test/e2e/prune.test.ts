@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, type TestContext } from 'vitest';
 import { DAY_MS } from '../../src/core/retention.js';
 import { dayOf } from '../../src/vault/retention.js';
 import { backup, expectExit, expectNoStack, parseJson, runCli, setupMachine, tempDir } from '../helpers/cli.js';
@@ -22,6 +22,16 @@ async function dateBack(dir: string, days: number): Promise<void> {
     const time = Date.parse(`${day.slice(0, 4)}-${day.slice(4, 6)}-${day.slice(6, 8)}T12:00:00Z`);
     await fs.rename(path.join(dir, day), path.join(dir, dayOf(new Date(time - days * DAY_MS))));
   }
+}
+
+/** A machine with one point of a file of 1 MiB, and the point's record in the vault. */
+async function onePoint(ctx: TestContext) {
+  const root = await tempDir(ctx);
+  const m = await setupMachine(root);
+  const src = path.join(root, 'src');
+  await writeRandomFile(path.join(src, 'x.bin'), MiB);
+  const first = await backup(m, [src]);
+  return { root, m, first, file: path.join(m.vault.dir, 'points', first.point.machineId, first.point.id) };
 }
 
 describe('prune', () => {
@@ -91,12 +101,7 @@ describe('prune', () => {
   });
 
   it('verify reports the data of a point whose pack list lost a pack, once prune has condemned that pack (exit 4)', async (ctx) => {
-    const root = await tempDir(ctx);
-    const m = await setupMachine(root);
-    const src = path.join(root, 'src');
-    await writeRandomFile(path.join(src, 'x.bin'), MiB);
-    const first = await backup(m, [src]);
-    const file = path.join(m.vault.dir, 'points', first.point.machineId, first.point.id);
+    const { m, first, file } = await onePoint(ctx);
     const record = JSON.parse(await fs.readFile(file, 'utf8')) as { packs: string[] };
     expect(record.packs.length).toBeGreaterThan(1);
     // The plain list, all the vault can read of a point, damaged: it no longer names a pack it needs.
@@ -114,12 +119,7 @@ describe('prune', () => {
   });
 
   it('removes nothing while a point of an earlier version, which names no packs, is kept', async (ctx) => {
-    const root = await tempDir(ctx);
-    const m = await setupMachine(root);
-    const src = path.join(root, 'src');
-    await writeRandomFile(path.join(src, 'x.bin'), MiB);
-    const first = await backup(m, [src]);
-    const file = path.join(m.vault.dir, 'points', first.point.machineId, first.point.id);
+    const { root, m, file } = await onePoint(ctx);
     const { packs: _packs, ...record } = JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>;
     await fs.writeFile(file, JSON.stringify(record));
     await fs.mkdir(path.join(m.vault.dir, 'packs', '00'), { recursive: true });
