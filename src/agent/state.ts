@@ -12,6 +12,7 @@ import { keyFamilyId } from '../core/keys.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { makeFoldersSync, readLocalJson, syncFolder, writeFileAtomic } from '../shared/files.js';
 import type { HomePaths } from '../shared/paths.js';
+import { checkPrivate, type PrivateUse } from '../shared/private.js';
 import { KEYCHAIN_SERVICE, keychainDelete, keychainGet, keychainSet, type KeychainItem } from './keychain.js';
 
 /** Where a machine's secrets are kept. */
@@ -49,41 +50,24 @@ function damaged(file: string, what?: string): AzbkError {
 }
 
 /**
- * Refuses an AZBK_HOME, or a file of it, that another user could have put there or changed: the
- * registration says which vault gets the data and secrets.json holds the key to it, so whoever
- * can replace them receives this machine's backups (as ssh refuses loose modes on its keys). A
- * folder must belong to this user and be writable by no one else; a file must belong to this
- * user and be readable by no one else.
+ * What checkPrivate says of AZBK_HOME and its files: the registration says which vault gets the
+ * data and secrets.json holds the key to it, so whoever can replace them receives this machine's
+ * backups.
  */
-async function checkPrivate(p: string, kind: 'folder' | 'file'): Promise<void> {
-  const uid = process.getuid?.();
-  if (uid === undefined) return; // Windows: access lists, not modes
-  let st;
-  try {
-    st = await fs.stat(p);
-  } catch {
-    return; // nothing there yet
-  }
-  const loose = kind === 'folder' ? (st.mode & 0o022) !== 0 : (st.mode & 0o077) !== 0;
-  if (st.uid === uid && !loose) return;
-  const why = st.uid !== uid ? `it belongs to another user (uid ${st.uid})` : `others may ${kind === 'folder' ? 'change what is in it' : 'read it'} (mode ${(st.mode & 0o777).toString(8)})`;
-  throw new AzbkError('AZBK_LOCAL_IO', `${p} is not private: ${why}, so it could send this machine's backups elsewhere or reveal its key.`, {
-    hint:
-      st.uid !== uid
-        ? 'Use an AZBK_HOME of your own.'
-        : `Make it private (chmod ${kind === 'folder' ? '700' : '600'} ${p}; on a file system without Unix permissions, mount it with uid=${uid},umask=077), then run the command again.`,
-  });
-}
+const HOME_USE: PrivateUse = {
+  risk: "it could send this machine's backups elsewhere or reveal its key",
+  otherOwnerHint: 'Use an AZBK_HOME of your own.',
+};
 
 /** Refuses an AZBK_HOME another user could have put there or changed (see checkPrivate). */
 export function checkHome(paths: HomePaths): Promise<void> {
-  return checkPrivate(paths.home, 'folder');
+  return checkPrivate(paths.home, 'folder', HOME_USE);
 }
 
 /** The local registration, or null when this AZBK_HOME has none. */
 export async function loadRegistration(paths: HomePaths): Promise<LocalRegistration | null> {
   await checkHome(paths);
-  await checkPrivate(paths.registration, 'file');
+  await checkPrivate(paths.registration, 'file', HOME_USE);
   const v = await readLocalJson(paths.registration, () => damaged(paths.registration));
   if (v === null) return null;
   const r = v as LocalRegistration;
@@ -126,7 +110,7 @@ export async function requireRegistration(paths: HomePaths): Promise<LocalRegist
 export async function loadSecrets(paths: HomePaths, r: LocalRegistration): Promise<LocalSecrets> {
   const where = secretsLocation(r);
   if (where.store === 'file') {
-    await checkPrivate(paths.secrets, 'file');
+    await checkPrivate(paths.secrets, 'file', HOME_USE);
     const gone = () => damaged(paths.secrets, "This machine's secrets file");
     return parseSecrets(await readLocalJson(paths.secrets, gone), r, gone);
   }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AzbkError } from '../shared/errors.js';
 import type { VaultEntry } from './api.js';
+import { checkVaultFolder } from './open-store.js';
 import { opened } from './open-vaults.js';
 import { FsBlobStore } from './storage/fs-store.js';
 import { RetryingBlobStore } from './storage/retrying-store.js';
@@ -14,7 +15,10 @@ export function fileEndpoint(dir: string): string {
   return pathToFileURL(path.resolve(dir)).href;
 }
 
-/** Opens the embedded vault in `dir`; AZBK_VAULT_NOT_FOUND when the folder holds none. */
+/**
+ * Opens the embedded vault in `dir`; AZBK_VAULT_NOT_FOUND when the folder holds none, AZBK_LOCAL_IO
+ * when others could change it (see checkVaultFolder).
+ */
 export async function openEmbeddedVault(dir: string): Promise<Vault> {
   try {
     const st = await fs.stat(dir);
@@ -22,6 +26,7 @@ export async function openEmbeddedVault(dir: string): Promise<Vault> {
   } catch {
     throw new AzbkError('AZBK_VAULT_NOT_FOUND', `No vault folder at ${dir}.`);
   }
+  await checkVaultFolder(dir);
   return Vault.open(new RetryingBlobStore(new FsBlobStore(dir)));
 }
 

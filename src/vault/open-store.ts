@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AzbkError } from '../shared/errors.js';
 import { errnoCode, errnoText, makeFoldersSync } from '../shared/files.js';
+import { checkPrivate, type PrivateUse } from '../shared/private.js';
 import type { BlobStore } from './storage/blobstore.js';
 import { layout } from './layout.js';
 import { FsBlobStore } from './storage/fs-store.js';
@@ -25,6 +26,7 @@ export function describeLocation(loc: VaultLocation): string {
 /**
  * Opens the store of `loc`. With `create` the folder or container is created when missing (and a
  * folder must then be empty but for a `.tmp`); without it a missing one is AZBK_VAULT_NOT_FOUND.
+ * A folder others could change is AZBK_LOCAL_IO either way (see checkVaultFolder).
  */
 export async function openVaultStore(loc: VaultLocation, o: { create?: boolean } = {}): Promise<BlobStore> {
   if (loc.kind === 'azure') {
@@ -43,13 +45,30 @@ export async function openVaultStore(loc: VaultLocation, o: { create?: boolean }
     } catch (err) {
       throw vaultFolderError(err, dir);
     }
+    await checkVaultFolder(dir); // an empty folder that was there already
     if (entries.some((e) => e !== '.tmp')) throw new AzbkError('AZBK_VAULT_EXISTS', `${dir} is not empty.`);
   } else {
     const st = await fs.stat(dir).catch(() => null);
     if (st === null || !st.isDirectory()) throw new AzbkError('AZBK_VAULT_NOT_FOUND', `No vault folder at ${dir}.`);
+    await checkVaultFolder(dir);
     await keepPrivate(dir);
   }
   return new RetryingBlobStore(new FsBlobStore(dir));
+}
+
+/** What checkPrivate says of a vault folder: its signing key and TLS key are in it. */
+const VAULT_USE: PrivateUse = {
+  risk: 'another user could replace the key that signs its credentials, its TLS certificate or what it holds',
+  otherOwnerHint: 'Use the vault as the user who owns its folder: vault create, vault credentials, vault serve and the machines of an embedded vault run as that one user.',
+};
+
+/**
+ * AZBK_LOCAL_IO unless the vault folder `dir` belongs to this user and no one else may write in it,
+ * as AZBK_HOME (see checkPrivate). keepPrivate mends only the vault's own secrets below it: a
+ * folder others could write in may already hold what they put there.
+ */
+export function checkVaultFolder(dir: string): Promise<void> {
+  return checkPrivate(dir, 'folder', VAULT_USE);
 }
 
 /** What a folder that cannot become a vault's is, in words, by the error making or reading it gave. */

@@ -254,6 +254,48 @@ describe('vault service over a folder', () => {
   });
 });
 
+describe.skipIf(process.platform === 'win32')('a vault folder others could change', () => {
+  it('is refused by vault serve, vault credentials, vault create and the machines of an embedded vault, which say what to chmod', async () => {
+    const dir = await makeTempDir();
+    const m = await setupMachine(dir);
+    const v = m.vault.dir;
+    await fs.chmod(v, 0o777);
+    const refused = [
+      await runCli(['vault', 'serve', '--path', v, '--listen', '127.0.0.1:0']),
+      await runCli(['vault', 'credentials', '--path', v, '--out', path.join(dir, 'loose.VaultCredentials')]),
+      await m.run(['points']),
+    ];
+    for (const r of refused) {
+      expectExit(r, 1);
+      expectNoStack(r);
+      expect(r.stderr).toContain(`AZBK_LOCAL_IO: ${v} is not private: others may change what is in it (mode 777)`);
+      expect(r.stderr).toContain(`chmod 700 ${v}`);
+    }
+    expect(await fs.readdir(dir)).not.toContain('loose.VaultCredentials');
+    // An empty folder that was there already is not made a vault in either.
+    const open = path.join(dir, 'open');
+    await fs.mkdir(open);
+    await fs.chmod(open, 0o777);
+    const created = await runCli(['vault', 'create', '--path', open, '--name', 'Open']);
+    expectExit(created, 1);
+    expect(created.stderr).toContain(`${open} is not private`);
+    expect(await fs.readdir(open)).toEqual([]);
+    await fs.chmod(v, 0o700);
+    expectExit(await m.run(['points']), 0);
+    // One of another user: root's own folder for anyone else; a folder given away for root.
+    let theirs = '/';
+    if (process.getuid?.() === 0) {
+      theirs = path.join(dir, 'theirs');
+      await fs.cp(v, theirs, { recursive: true });
+      await fs.chown(theirs, 65534, 65534);
+    }
+    const other = await runCli(['vault', 'serve', '--path', theirs, '--listen', '127.0.0.1:0']);
+    expectExit(other, 1);
+    expect(other.stderr).toMatch(/is not private: it belongs to another user \(uid \d+\)/);
+    expect(other.stderr).toContain('Use the vault as the user who owns its folder');
+  });
+});
+
 describe('two vault servers over one Azure container', () => {
   let azurite: Azurite;
   beforeAll(async () => {
