@@ -7,6 +7,7 @@
  */
 import { Option, type Command } from 'commander';
 import { AzbkError } from '../shared/errors.js';
+import { shownUrl } from '../vault/connect.js';
 import type { VaultLocation } from '../vault/open-store.js';
 import { readTlsFiles, type TlsIdentity } from '../vault/tls.js';
 import type { Output } from './output.js';
@@ -55,21 +56,36 @@ export function resolveLocation(o: LocationOpts, out: Output): VaultLocation {
   return { kind: 'azure', connectionString, container: o.container };
 }
 
-/** Checks an --endpoint: a plain https://HOST[:PORT] URL; returns it normalised. */
+/**
+ * Checks an --endpoint: a plain https://HOST[:PORT] URL; returns it normalised. A user and
+ * password in it are refused and never shown back (see shownUrl).
+ */
 export function parseHttpsEndpoint(s: string): string {
+  const shown = shownUrl(s);
   let url: URL;
   try {
     url = new URL(s);
   } catch {
-    throw new AzbkError('AZBK_BAD_INPUT', `--endpoint must be an https://HOST:PORT URL, not ${s}.`);
+    throw new AzbkError('AZBK_BAD_INPUT', `--endpoint must be an https://HOST:PORT URL, not ${shown}.`);
   }
-  if (url.protocol !== 'https:' || url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
-    throw new AzbkError('AZBK_BAD_INPUT', `--endpoint must be a plain https://HOST:PORT URL, not ${s}.`);
+  if (url.username !== '' || url.password !== '') {
+    // Agents send no user or password: the certificate's pin and the machine's secret identify both ends.
+    throw new AzbkError('AZBK_BAD_INPUT', `--endpoint must be a plain https://HOST:PORT URL, without a user or password, not ${shown}.`, {
+      hint: 'Give the address alone, as `azbk vault serve` prints it.',
+    });
+  }
+  if (url.protocol !== 'https:' || url.search !== '' || url.hash !== '') {
+    throw new AzbkError('AZBK_BAD_INPUT', `--endpoint must be a plain https://HOST:PORT URL, not ${shown}.`);
+  }
+  if (url.port === '0') {
+    throw new AzbkError('AZBK_BAD_INPUT', `--endpoint names port 0, on which no vault service can be reached: ${shown}.`, {
+      hint: 'Give the port `azbk vault serve` listens on (it prints its URL).',
+    });
   }
   const prefix = url.pathname.replace(/\/+$/, '');
   // The service's routes are under /v1 of the address agents are given: that address is the one before it.
   if (/\/v\d+$/.test(prefix)) {
-    throw new AzbkError('AZBK_BAD_INPUT', `--endpoint is the address of the vault service without its API version: ${url.origin}${prefix.replace(/\/v\d+$/, '')}, not ${s}.`);
+    throw new AzbkError('AZBK_BAD_INPUT', `--endpoint is the address of the vault service without its API version: ${url.origin}${prefix.replace(/\/v\d+$/, '')}, not ${shown}.`);
   }
   return prefix === '' ? url.origin : `${url.origin}${prefix}`;
 }

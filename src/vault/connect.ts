@@ -10,6 +10,16 @@ import { FsBlobStore } from './storage/fs-store.js';
 import { RetryingBlobStore } from './storage/retrying-store.js';
 import { Vault } from './vault.js';
 
+/**
+ * A URL someone gave azbk, as a message or log line may show it: whatever comes before its last
+ * `@` (a user and password, after the scheme and its slashes) is shown as `***`, also when the
+ * text is no URL at all. An address never shows the password in it back, on the screen or in
+ * the log.
+ */
+export function shownUrl(s: string): string {
+  return s.replace(/^([a-z][a-z0-9+.-]*:[\\/]+)?[\s\S]*@/i, '$1***@');
+}
+
 /** The `file://` endpoint of an embedded vault folder. */
 export function fileEndpoint(dir: string): string {
   return pathToFileURL(path.resolve(dir)).href;
@@ -54,7 +64,7 @@ export async function connectVault(
   try {
     url = new URL(endpoint);
   } catch {
-    throw new AzbkError('AZBK_CREDENTIALS_INVALID', `The vault endpoint ${endpoint} is not a URL.`);
+    throw new AzbkError('AZBK_CREDENTIALS_INVALID', `The vault endpoint ${shownUrl(endpoint)} is not a URL.`);
   }
   if (url.protocol === 'file:') return openEmbeddedVault(fileURLToPath(url));
   if (url.protocol === 'https:') {

@@ -113,6 +113,26 @@ describe.concurrent('vault create and vault credentials', () => {
   });
 });
 
+describe.concurrent('vault credentials --endpoint', () => {
+  it('refuses a user and password in the address without showing them, on the screen or in the log, and port 0', async (ctx) => {
+    const root = await tempDir(ctx);
+    const vault = await createVault(root);
+    const home = path.join(root, 'home');
+    const out = path.join(root, 'served.VaultCredentials');
+    for (const endpoint of ['https://bob7:s3cret@backup.example:8443', 'https://bob7:s3cret@backup.example:99999', 'https://backup.example:0']) {
+      const r = await runCli(['vault', 'credentials', '--path', vault.dir, '--endpoint', endpoint, '--out', out], { home });
+      expectExit(r, 2);
+      expectNoStack(r);
+      expect(r.stdout + r.stderr, endpoint).not.toMatch(/bob7|s3cret/);
+      expect(r.stderr, endpoint).toContain(endpoint.includes('@') ? 'https://***@backup.example' : 'port 0');
+    }
+    const log = await fs.readFile(path.join(home, 'logs', 'azbk.log'), 'utf8');
+    expect(log).toContain('AZBK_BAD_INPUT');
+    expect(log).not.toMatch(/bob7|s3cret/);
+    expect(await exists(out)).toBe(false);
+  });
+});
+
 describe.concurrent('register with bad credentials', () => {
   it('refuses expired credentials with exit 13, says to download new ones, registers nothing', async (ctx) => {
     const root = await tempDir(ctx);
