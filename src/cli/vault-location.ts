@@ -7,6 +7,7 @@
  */
 import { Option, type Command } from 'commander';
 import { AzbkError } from '../shared/errors.js';
+import { exposedWarning } from '../shared/files.js';
 import { shownUrl } from '../vault/connect.js';
 import type { VaultLocation } from '../vault/open-store.js';
 import { readTlsFiles, type TlsIdentity } from '../vault/tls.js';
@@ -89,8 +90,15 @@ export function parseHttpsEndpoint(s: string): string {
   }
   return prefix === '' ? url.origin : `${url.origin}${prefix}`;
 }
-/** Reads --tls-cert and --tls-key, which go together; undefined when neither is given. */
-export async function givenTls(o: { tlsCert?: string; tlsKey?: string }): Promise<TlsIdentity | undefined> {
+/**
+ * Reads --tls-cert and --tls-key, which go together; undefined when neither is given. A key file
+ * other users may read is used, with a warning: whoever has it can pose as the vault.
+ */
+export async function givenTls(o: { tlsCert?: string; tlsKey?: string }, out: Output): Promise<TlsIdentity | undefined> {
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new AzbkError('AZBK_USAGE', 'Give --tls-cert and --tls-key together.');
-  return o.tlsCert === undefined ? undefined : readTlsFiles(o.tlsCert, o.tlsKey!);
+  if (o.tlsCert === undefined) return undefined;
+  const tls = await readTlsFiles(o.tlsCert, o.tlsKey!);
+  const exposed = exposedWarning(o.tlsKey!, 'TLS key');
+  if (exposed !== null) out.warn(exposed);
+  return tls;
 }

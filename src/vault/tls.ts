@@ -119,10 +119,20 @@ export async function loadTlsIdentity(store: BlobStore): Promise<TlsIdentity | n
  * The vault's TLS identity: the one it holds; else `given`, or a new self-signed certificate,
  * stored first. Of several servers storing one at the same time exactly one wins, and all return
  * the winner, so they present the same certificate.
+ *
+ * With `machines` (how many are registered) above 0 and nothing given, a missing one is not made
+ * anew: `vault create` made it, so it was lost, and every machine registered through a vault
+ * service pins it; a new one would lock them all out, quietly, for good (it is stored, and
+ * stored objects are never replaced). AZBK_VAULT_CORRUPT then, with the ways on.
  */
-export async function ensureTlsIdentity(store: BlobStore, p: { given?: TlsIdentity; commonName: string }): Promise<TlsIdentity> {
+export async function ensureTlsIdentity(store: BlobStore, p: { given?: TlsIdentity; commonName: string; machines?: number }): Promise<TlsIdentity> {
   const held = await loadTlsIdentity(store);
   if (held !== null) return held;
+  if (p.given === undefined && (p.machines ?? 0) > 0) {
+    throw new AzbkError('AZBK_VAULT_CORRUPT', `The vault's TLS certificate (${layout.tls}) is missing, though ${p.machines} machine${p.machines === 1 ? ' is' : 's are'} registered: those registered through \`azbk vault serve\` accept only that certificate, and a new one would lock them out.`, {
+      hint: `Put ${layout.tls} back from a copy of the vault, or give the certificate they pin with --tls-cert and --tls-key (it becomes the vault's own). To start over with a new certificate, give that one instead; then every machine that uses the service registers again with fresh credentials (azbk vault credentials, then azbk register --reregister).`,
+    });
+  }
   const id = p.given ?? (await generateSelfSigned(p.commonName));
   const record = Buffer.from(JSON.stringify({ version: 1, cert: id.cert, key: id.key }));
   if ((await store.put(layout.tls, record)) === 'created') return id;

@@ -254,6 +254,51 @@ describe('vault service over a folder', () => {
   });
 });
 
+describe('a vault service whose certificate is lost', () => {
+  it('is not given a new one once machines are registered: serve and credentials refuse, and serve takes the old one back from --tls-cert', async () => {
+    const dir = await makeTempDir();
+    const v = path.join(dir, 'vault');
+    expectExit(await runCli(['vault', 'create', '--path', v, '--name', 'Lost']), 0);
+    const first = await startServe(['--path', v]);
+    const m = await setupMachine(dir, { vault: { dir: v, credentials: await credentials(dir, 'Lost', ['--path', v], first.url) } });
+    expect((await first.stop()).code).toBe(0);
+    const tlsFile = path.join(v, 'vault', 'tls');
+    const held = JSON.parse(await fs.readFile(tlsFile, 'utf8')) as { cert: string; key: string };
+    await fs.rm(tlsFile);
+
+    const serve = await runCli(['vault', 'serve', '--path', v, '--listen', '127.0.0.1:0']);
+    const creds = await runCli(['vault', 'credentials', '--path', v, '--endpoint', first.url, '--out', path.join(dir, 'new.VaultCredentials')]);
+    for (const r of [serve, creds]) {
+      expectExit(r, 1);
+      expectNoStack(r);
+      expect(r.stderr).toContain("AZBK_VAULT_CORRUPT: The vault's TLS certificate (vault/tls) is missing, though 1 machine is registered");
+      expect(r.stderr).toContain('--tls-cert and --tls-key');
+    }
+    expect(serve.stdout).not.toContain('listening on');
+    expect(await fs.readdir(path.join(v, 'vault'))).not.toContain('tls');
+
+    // The certificate the machine pins, given back (its key readable by others: said, and used).
+    const cert = path.join(dir, 'cert.pem');
+    const key = path.join(dir, 'key.pem');
+    await fs.writeFile(cert, held.cert);
+    await fs.writeFile(key, held.key, { mode: 0o644 });
+    await fs.chmod(key, 0o644);
+    const again = await startServe(['--path', v, '--tls-cert', cert, '--tls-key', key]);
+    try {
+      expect(again.fingerprint).toBe(first.fingerprint);
+      expect(again.stderr()).toContain(`the TLS key ${key} can be read by other users of this machine: keep it owner-only (chmod 600)`);
+      await setRegistration(m, (r) => (r.endpoint = again.url));
+      expectExit(await m.run(['points']), 0);
+    } finally {
+      await again.stop();
+    }
+    // Stored as the vault's own again: served without the files.
+    const own = await startServe(['--path', v]);
+    expect(own.fingerprint).toBe(first.fingerprint);
+    await own.stop();
+  });
+});
+
 describe.skipIf(process.platform === 'win32')('a vault folder others could change', () => {
   it('is refused by vault serve, vault credentials, vault create and the machines of an embedded vault, which say what to chmod', async () => {
     const dir = await makeTempDir();

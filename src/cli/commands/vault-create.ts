@@ -49,7 +49,7 @@ export function vaultCreateCommand(vault: Command): void {
         if (loc.kind === 'azure' && o.credentialsOut !== undefined && endpoint === undefined) {
           throw new AzbkError('AZBK_USAGE', 'Agents reach an Azure vault through `azbk vault serve`: give --endpoint https://HOST:PORT with --credentials-out.');
         }
-        const given = await givenTls(o);
+        const given = await givenTls(o, out);
         if (o.credentialsOut !== undefined) await checkOutFolder(o.credentialsOut); // before the vault is made
         if (o.credentialsOut !== undefined && (await exists(o.credentialsOut))) {
           throw new AzbkError('AZBK_BAD_INPUT', `${path.resolve(o.credentialsOut)} already exists; azbk will not overwrite it.`);

@@ -79,7 +79,7 @@ export function vaultCredentialsCommand(vault: Command): void {
         if (endpoint !== undefined) {
           certFingerprint = o.tlsCert !== undefined
             ? fingerprintOfPem(await readText(o.tlsCert))
-            : (await ensureTlsIdentity(store, { commonName: `azbk vault ${(await v.config()).id}` })).fingerprint;
+            : (await ensureTlsIdentity(store, { commonName: `azbk vault ${(await v.config()).id}`, machines: (await v.machines()).length })).fingerprint;
         }
         const creds = await v.credentials({ endpoint: endpoint ?? fileEndpoint((loc as { dir: string }).dir), certFingerprint, validDays });
         const file = await writeCredentialsFile(o.out, creds);

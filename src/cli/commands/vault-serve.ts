@@ -31,9 +31,12 @@ export function vaultServeCommand(vault: Command): void {
       '',
       'The vault keeps its TLS certificate (made by `azbk vault create`) in its storage, so every',
       'server of one vault presents the same one. Credentials files pin its SHA-256 fingerprint.',
+      'Once machines are registered, a vault whose certificate is missing is not given a new one:',
+      'give the certificate they pin (or a new one, deliberately) with --tls-cert and --tls-key.',
       `Request logs go to stderr; AZBK_LOG_LEVEL sets their level.`,
       '',
-      'Exit codes: 0 stopped by SIGTERM, SIGINT or SIGHUP, 2 bad input, 10 vault not found or unreachable.',
+      'Exit codes: 0 stopped by SIGTERM, SIGINT or SIGHUP, 1 failed (its certificate missing, say), 2 bad',
+      'input, 10 vault not found or unreachable.',
     ].join('\n'))
     .action(
       action('vault serve', async ({ out, log }, o: Opts) => {
@@ -41,11 +44,12 @@ export function vaultServeCommand(vault: Command): void {
         // The server stack is loaded only by this command.
         const { parseListen, serverLogger, startServer } = await import('../../vault/server.js');
         const { host, port } = parseListen(o.listen);
-        const given = await givenTls(o);
+        const given = await givenTls(o, out);
         const store = await openVaultStore(loc);
         const v = await Vault.open(store);
         const cfg = await v.config();
-        let tls = await ensureTlsIdentity(store, { commonName: `azbk vault ${cfg.id}`, ...(given ? { given } : {}) });
+        const machines = (await v.machines()).length;
+        let tls = await ensureTlsIdentity(store, { commonName: `azbk vault ${cfg.id}`, machines, ...(given ? { given } : {}) });
         if (given !== undefined && tls.fingerprint !== given.fingerprint) {
           out.warn(`serving --tls-cert (SHA-256 ${given.fingerprint}), not the vault's own certificate; make credentials with \`azbk vault credentials --tls-cert\` so agents pin it.`);
           tls = given;
