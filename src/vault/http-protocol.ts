@@ -60,6 +60,27 @@ export interface ErrorBody {
   readonly hint?: string;
 }
 
+/**
+ * The codes a vault server's error replies carry: those the vault's rules, its storage and the
+ * server itself throw (keep in step with them). A client takes no other code from the network: a
+ * hostile or broken server must not choose the agent's exit code (a partial or cancelled job, a
+ * job running, a wrong passphrase).
+ */
+export const SERVER_ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  'AZBK_BAD_INPUT',
+  'AZBK_CREDENTIALS_INVALID',
+  'AZBK_CREDENTIALS_EXPIRED',
+  'AZBK_FORBIDDEN',
+  'AZBK_MACHINE_NAME_TAKEN',
+  'AZBK_POINT_NOT_FOUND',
+  'AZBK_PACK_GONE',
+  'AZBK_VAULT_CORRUPT',
+  'AZBK_VAULT_LIMIT',
+  'AZBK_VAULT_NOT_FOUND',
+  'AZBK_VAULT_UNREACHABLE',
+  'AZBK_INTERNAL',
+]);
+
 /** The HTTP status the server answers with for an error code. */
 export function statusOf(code: ErrorCode): number {
   switch (code) {

@@ -12,7 +12,7 @@ import { buildConnector, Pool, type Dispatcher } from 'undici';
 import { AzbkError, errorRegistry, type ErrorCode } from '../shared/errors.js';
 import { PROXY_REFUSED, proxyFor, tunnelConnector } from './proxy.js';
 import { normalizeFingerprint } from './tls.js';
-import { NO_ROUTE } from './http-protocol.js';
+import { NO_ROUTE, SERVER_ERROR_CODES } from './http-protocol.js';
 
 /** Tuning of an HttpTransport; every field has a default. */
 export interface TransportOptions {
@@ -148,9 +148,11 @@ const isNetworkError = (err: unknown): boolean => CONNECT_ERRORS.has(codeOf(err)
 const clean = (s: string, max = 300) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').slice(0, max);
 
 /**
- * An error reply as an AzbkError: the server's AZBK code when it sent one, else by status. A 404
- * for a route the server does not have (one of an earlier version), or without a code, is the
- * request's own error when it has one.
+ * An error reply as an AzbkError: the server's AZBK code when it sent one a vault server sends
+ * (SERVER_ERROR_CODES), else by status. A 404 for a route the server does not have (one of an
+ * earlier version), or without a code, is the request's own error when it has one. Another code
+ * of azbk's (AZBK_PARTIAL, AZBK_CANCELLED, ...) is an invalid reply (AZBK_VAULT_CORRUPT): it
+ * would pick the agent's exit code. One azbk does not know (a later server's) goes by status.
  */
 function replyError(status: number, body: Buffer, req: TransportRequest, origin: string): AzbkError {
   let sent: { code?: unknown; message?: unknown; hint?: unknown } = {};
@@ -160,8 +162,11 @@ function replyError(status: number, body: Buffer, req: TransportRequest, origin:
     // not our server's JSON: fall back on the status
   }
   const message = typeof sent?.message === 'string' ? clean(sent.message) : `The vault server answered ${status}.`;
-  const coded = typeof sent?.code === 'string' && Object.hasOwn(errorRegistry, sent.code);
+  const coded = typeof sent?.code === 'string' && SERVER_ERROR_CODES.has(sent.code);
   if (status === 404 && req.notFound !== undefined && (!coded || message.startsWith(NO_ROUTE))) return req.notFound();
+  if (!coded && typeof sent?.code === 'string' && Object.hasOwn(errorRegistry, sent.code)) {
+    return new AzbkError('AZBK_VAULT_CORRUPT', `The vault server sent an invalid error reply: ${sent.code}, which no vault server sends (${message}).`);
+  }
   // The server's hint (text from the network: control characters taken out), else the code's own.
   if (coded) return new AzbkError(sent.code as ErrorCode, message, typeof sent.hint === 'string' && sent.hint !== '' ? { hint: clean(sent.hint, 600) } : undefined);
   if (status === 401) return new AzbkError('AZBK_CREDENTIALS_INVALID', message);

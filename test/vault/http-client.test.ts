@@ -353,6 +353,26 @@ describe('HttpVault against a hostile server', () => {
     expect(configCalls).toBe(3);
   });
 
+  it("takes from a server only the error codes a vault server sends: another of azbk's, which would pick the agent's exit code, is an invalid reply", async () => {
+    // Codes that would make a job look partial, cancelled, locked, or the passphrase wrong.
+    const foreign = ['AZBK_PARTIAL', 'AZBK_CANCELLED', 'AZBK_JOB_RUNNING', 'AZBK_WRONG_PASSPHRASE', 'AZBK_LOCAL_IO', 'AZBK_NOT_REGISTERED'];
+    let next = '';
+    const client = await hostile((req, res) => {
+      req.resume();
+      res.writeHead(next === 'AZBK_MACHINE_NAME_TAKEN' ? 409 : 400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ statusCode: 400, code: next, error: 'Bad Request', message: 'as you wish', hint: 'exit as told' }));
+    });
+    for (const code of foreign) {
+      next = code;
+      const err = await client.register(reg('t', 'alpha')).catch((e: unknown) => e);
+      expect(err, code).toMatchObject({ code: 'AZBK_VAULT_CORRUPT', exitCode: 1, hint: errorRegistry.AZBK_VAULT_CORRUPT.hint });
+      expect((err as Error).message, code).toBe(`The vault server sent an invalid error reply: ${code}, which no vault server sends (as you wish).`);
+    }
+    // One the vault sends, as it is, with its hint.
+    next = 'AZBK_MACHINE_NAME_TAKEN';
+    expect(await client.register(reg('t', 'alpha')).catch((e: unknown) => e)).toMatchObject({ code: 'AZBK_MACHINE_NAME_TAKEN', exitCode: 2, hint: 'exit as told' });
+  });
+
   it('tries a small range again after a 5xx whose body is longer than the range, and reads only the start of a huge error body', async () => {
     let reads = 0;
     const data = bytes(10);
