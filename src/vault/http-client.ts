@@ -138,7 +138,13 @@ export class HttpVault implements VaultEntry {
 
   async register(req: RegisterRequest): Promise<Registration> {
     // Not retried once sent: a second registration after a lost reply would find the name taken.
-    const v = await this.#api.json('POST', '/v1/register', req, { idempotent: false });
+    // Nor said to be unreachable then: the vault may have registered the machine.
+    const lostReply = (why: string, cause: unknown) =>
+      new AzbkError('AZBK_VAULT_UNREACHABLE', `The vault's reply to the registration was lost (${why}): the machine may have been registered.`, {
+        hint: 'Register again with --reregister, the same --machine-name and the same passphrase: that takes over the registration if it was made (only its passphrase can), or makes it.',
+        cause,
+      });
+    const v = await this.#api.json('POST', '/v1/register', req, { idempotent: false, lostReply });
     if (!isObj(v) || !isHex32(v.machineId) || !isStr(v.secret) || !SECRET.test(v.secret)) throw bad('registration');
     return { machineId: v.machineId as MachineId, secret: v.secret };
   }

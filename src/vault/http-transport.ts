@@ -72,6 +72,12 @@ export interface TransportRequest {
   readonly accept?: readonly number[];
   /** the error for a 404 without an AZBK code (default AZBK_VAULT_NOT_FOUND) */
   readonly notFound?: () => AzbkError;
+  /**
+   * the error when a request that is not idempotent was sent and its connection broke before
+   * the whole reply came (`why`: how; `cause`: the error), so the server may have done it
+   * (default: the vault is unreachable, which says nothing of that)
+   */
+  readonly lostReply?: (why: string, cause: unknown) => AzbkError;
   /** where a successful reply's body is collected when it fits (the body is then a view of it) */
   readonly into?: Buffer;
 }
@@ -268,7 +274,8 @@ export class HttpTransport {
         const ours = code === SHORT_REPLY || code === SLOW_REPLY || code === PROXY_REFUSED;
         const what = (ours ? '' : code) || (err instanceof Error ? clean(err.message) : 'error');
         const hint = code === PROXY_REFUSED ? { hint: 'Check HTTPS_PROXY (the proxy, and the user and password in it if it asks for them), or name the vault\'s host in NO_PROXY to reach it directly.' } : {};
-        const wrapped = new AzbkError('AZBK_VAULT_UNREACHABLE', `Cannot reach the vault at ${this.#origin} (${what}).`, { cause: err, ...hint });
+        const lost = !req.idempotent && NETWORK_ERRORS.has(code) && req.lostReply !== undefined;
+        const wrapped = lost ? req.lostReply!(what, err) : new AzbkError('AZBK_VAULT_UNREACHABLE', `Cannot reach the vault at ${this.#origin} (${what}).`, { cause: err, ...hint });
         if (!known) throw wrapped;
         retry = wrapped;
       }

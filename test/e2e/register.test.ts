@@ -1,10 +1,14 @@
 /** Registration: passphrase rules, generated passphrases, and no half-registered states. */
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs/promises';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createVault, expectExit, expectNoStack, parseJson, PASSPHRASE, runCli, writePassphrase, tempDir } from '../helpers/cli.js';
 import { exists, vaultObjects } from '../helpers/fs-tree.js';
+import { startServe } from '../helpers/serve.js';
 import { generateMasterKey, wrapMasterKey } from '../../src/core/keys.js';
 import { openEmbeddedVault } from '../../src/vault/connect.js';
 
@@ -369,5 +373,58 @@ describe.concurrent('register', () => {
     await expectUnregistered(home);
     expect(await exists(path.join(root, 'g.txt'))).toBe(false);
     expect(await vaultObjects(vault.dir, 'machines')).toEqual([]);
+  });
+});
+
+describe('register through a vault service whose reply is lost', () => {
+  it('says the machine may have been registered and to register again with --reregister, which then takes it over', async (ctx) => {
+    const root = await tempDir(ctx);
+    const dir = path.join(root, 'vault');
+    expectExit(await runCli(['vault', 'create', '--path', dir, '--name', 'Lossy']), 0);
+    const serve = await startServe(['--path', dir]);
+    // In front of it, with the vault's own certificate (the one credentials pin): relays every
+    // request, and while `drop` is set, lets a registration through but breaks its reply off.
+    const { cert, key } = JSON.parse(await fs.readFile(path.join(dir, 'vault', 'tls'), 'utf8')) as { cert: string; key: string };
+    let drop = true;
+    let dropped = 0;
+    const relay = https.createServer({ cert, key }, (req, res) => {
+      const up = https.request(`${serve.url}${req.url}`, { method: req.method, headers: req.headers, rejectUnauthorized: false }, (reply) => {
+        if (drop && req.method === 'POST' && req.url === '/v1/register') {
+          dropped++;
+          reply.resume();
+          reply.on('end', () => req.socket.destroy());
+          return;
+        }
+        res.writeHead(reply.statusCode!, reply.headers);
+        reply.pipe(res);
+      });
+      req.pipe(up);
+    });
+    relay.listen(0, '127.0.0.1');
+    await once(relay, 'listening');
+    try {
+      const credentials = path.join(root, 'Lossy.VaultCredentials');
+      expectExit(await runCli(['vault', 'credentials', '--path', dir, '--endpoint', `https://127.0.0.1:${(relay.address() as AddressInfo).port}`, '--out', credentials]), 0);
+      const home = path.join(root, 'home');
+      const pass = await writePassphrase(root, PASSPHRASE);
+      const lost = await runCli(['register', '--vault-credentials', credentials, '--passphrase-file', pass, '--machine-name', 'web1'], { home });
+      expectExit(lost, 10);
+      expectNoStack(lost);
+      expect(dropped).toBe(1);
+      expect(lost.stderr).toContain("The vault's reply to the registration was lost");
+      expect(lost.stderr).toContain('the machine may have been registered');
+      expect(lost.stderr).toContain('--reregister');
+      expect(lost.stderr).not.toContain('Cannot reach the vault');
+      await expectUnregistered(home);
+      expect(await vaultObjects(dir, 'machines')).toHaveLength(1); // it was
+      drop = false;
+      expectExit(await runCli(['register', '--vault-credentials', credentials, '--passphrase-file', pass, '--machine-name', 'web1', '--reregister'], { home }), 0);
+      expect(await vaultObjects(dir, 'machines')).toHaveLength(1);
+      expectExit(await runCli(['points'], { home }), 0);
+    } finally {
+      relay.closeAllConnections();
+      relay.close();
+      await serve.stop();
+    }
   });
 });

@@ -225,6 +225,9 @@ describe('HttpVault against a vault server', () => {
     expect((err as Error).message).toMatch(/ECONNREFUSED/);
     expect(delays).toHaveLength(3);
     expect(delays[2]!).toBeGreaterThanOrEqual(20);
+    // A registration never sent (tried again, as anything not sent): unreachable, no more.
+    const reg1 = await client.register(reg('t', 'alpha')).catch((e: unknown) => e);
+    expect(reg1).toMatchObject({ code: 'AZBK_VAULT_UNREACHABLE', message: expect.stringMatching(/^Cannot reach the vault .*ECONNREFUSED/) });
   });
 });
 
@@ -371,6 +374,18 @@ describe('HttpVault against a hostile server', () => {
     // One the vault sends, as it is, with its hint.
     next = 'AZBK_MACHINE_NAME_TAKEN';
     expect(await client.register(reg('t', 'alpha')).catch((e: unknown) => e)).toMatchObject({ code: 'AZBK_MACHINE_NAME_TAKEN', exitCode: 2, hint: 'exit as told' });
+  });
+
+  it('says a registration whose reply was lost may have been made, and to register again with --reregister', async () => {
+    let registers = 0;
+    const client = await hostile((req, res) => {
+      registers++;
+      req.resume();
+      req.on('end', () => res.socket?.destroy()); // the whole request read, then no reply
+    });
+    const err = await client.register(reg('t', 'alpha')).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'AZBK_VAULT_UNREACHABLE', message: expect.stringMatching(/^The vault's reply to the registration was lost \(.+\): the machine may have been registered\.$/), hint: expect.stringContaining('--reregister') });
+    expect(registers).toBe(1); // and not sent again
   });
 
   it('tries a small range again after a 5xx whose body is longer than the range, and reads only the start of a huge error body', async () => {
