@@ -181,7 +181,8 @@ export async function prune(store: BlobStore, now: Date): Promise<PruneResult> {
     if (days === undefined) fresh.push(pack);
     else if (days.some((d) => d < last)) expired.push(pack);
   }
-  await eachAtOnce(fresh, REQUESTS_AT_ONCE, async (pack) => {
+  // (eachAtOnce lets go of the items it is given: the packs are looked at again below)
+  await eachAtOnce([...fresh], REQUESTS_AT_ONCE, async (pack) => {
     await store.put(layout.condemned(today, pack), Buffer.alloc(0));
     condemned.set(pack, [today]);
     condemnedNow++;
@@ -193,10 +194,21 @@ export async function prune(store: BlobStore, now: Date): Promise<PruneResult> {
     await store.put(layout.gone(pack), Buffer.from(JSON.stringify({ version: 1, time: now.toISOString(), size })));
     doomed.set(pack, size);
   });
-  if (doomed.size > 0) {
+  if (doomed.size > 0 || fresh.length > 0) {
+    // A second look at the points and checkpoints written since the pass began. One written
+    // before its packs were marked condemned (whose own revive found nothing to take back) names
+    // them: the condemnation is taken back now, not a day later, so that nothing (verify among
+    // them) takes a pack a kept point names for one no point names.
     const recent = await namedPacks(store, now, since);
+    const namedSince = (pack: PackId) => 'skipped' in recent || recent.named.has(pack);
+    await eachAtOnce(fresh.filter(namedSince), REQUESTS_AT_ONCE, async (pack) => {
+      await store.delete(layout.condemned(today, pack));
+      condemned.delete(pack);
+      named.add(pack);
+      condemnedNow--;
+    });
     await eachAtOnce([...doomed], REQUESTS_AT_ONCE, async ([pack, size]) => {
-      if ('skipped' in recent || recent.named.has(pack)) {
+      if (namedSince(pack)) {
         await store.delete(layout.gone(pack)); // named again while the pass ran: kept
         named.add(pack);
         return;

@@ -145,6 +145,19 @@ describe('prune', () => {
   });
 
   // The point is found where it is: still kept, or already moved to soft delete by a later point.
+  it('takes back at once the condemnation of a pack that a point written while the pass ran names', async () => {
+    const store = new RacingStore();
+    const pack = await addPack(store);
+    await addPoint(store, []);
+    // A backup's point naming the pack lands after the pass read the points, and its own
+    // revive ran before the pass marked the pack condemned (it found nothing to take back).
+    store.onCondemned = () => addPoint(store, [pack]);
+    const r = await prune(store, start);
+    expect(r).toMatchObject({ condemned: 0, waiting: 0 });
+    expect(await prunedPacks(store)).toEqual({ condemned: [], gone: [] });
+    expect(await packsIn(store)).toEqual([pack]);
+  });
+
   it.each(['points', 'expired'] as const)('does not delete a pack that a point written while the pass runs names (in %s/)', async (where) => {
     const store = new RacingStore();
     const pack = await addPack(store);
@@ -214,11 +227,13 @@ describe('prune', () => {
 /** A store that runs `onGone` once, right after the first gone marker is written. */
 class RacingStore extends MemoryBlobStore {
   onGone: (() => Promise<unknown>) | undefined;
+  onCondemned: (() => Promise<unknown>) | undefined;
 
   override async put(key: string, data: Uint8Array): Promise<'created' | 'exists'> {
     const r = await super.put(key, data);
-    const run = key.startsWith('gone/') ? this.onGone : undefined;
-    this.onGone = undefined;
+    let run: (() => Promise<unknown>) | undefined;
+    if (key.startsWith('gone/')) [run, this.onGone] = [this.onGone, undefined];
+    if (key.startsWith('condemned/')) [run, this.onCondemned] = [this.onCondemned, undefined];
     if (run !== undefined) await run();
     return r;
   }
