@@ -14,10 +14,11 @@ import { expectSameTree, writeRandomFile } from '../helpers/fs-tree.js';
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Every entry under `dir`, relative, with its stat. */
+/** Every entry under `dir`, relative, with its stat; one gone before it was looked at (a restore's temporary file renamed into place while it runs) is left out. */
 async function entries(dir: string): Promise<{ rel: string; st: import('node:fs').Stats }[]> {
   const names = await fs.readdir(dir, { recursive: true });
-  return Promise.all(names.map(async (n) => ({ rel: String(n), st: await fs.lstat(path.join(dir, String(n))) })));
+  const found = await Promise.all(names.map(async (n) => ({ rel: String(n), st: await fs.lstat(path.join(dir, String(n))).catch(() => null) })));
+  return found.filter((e): e is { rel: string; st: import('node:fs').Stats } => e.st !== null);
 }
 
 /** `azbk restore --point latest ARGS` as machine `home` in the background: its exit code, and what it said on stderr so far. */

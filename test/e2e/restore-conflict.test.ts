@@ -111,7 +111,9 @@ describe('restore --conflict', () => {
         expect(await fs.readFile(path.join(where, c), 'utf8')).toBe(BACKED_UP);
       }
       expect(copies.find((c) => c.endsWith('.txt'))).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}-\d{2} Copy of é+n*\.txt$/);
-      expect(copies.find((c) => c.endsWith('.txt (2)'))).toBeDefined();
+      // Copies of one name made in the same minute are told apart by a number.
+      if (new Set(copies.map((c) => c.slice(0, 16))).size === 1) expect(copies.find((c) => c.endsWith('.txt (2)'))).toBeDefined();
+      else expect(copies.every((c) => c.endsWith('.txt'))).toBe(true);
       expect(await fs.readFile(long, 'utf8')).toBe(LOCAL);
     } finally {
       await root.cleanup();
