@@ -312,34 +312,54 @@ export class HttpTransport {
   }
 
   /**
-   * One attempt, ended (AZBK_VAULT_UNREACHABLE, not tried again) when it has no whole reply
-   * `stopGraceMs` after the job was asked to stop.
+   * One attempt. Once the job is asked to stop, it is ended (AZBK_VAULT_UNREACHABLE, not tried
+   * again) when nothing comes for `stopGraceMs` after its body was sent: no reply, or no more of
+   * its body. An upload still going is not cut: the grace begins once its body is sent.
    */
   async #once(req: TransportRequest): Promise<TransportResponse> {
     const stopping = this.#stopping;
-    if (stopping === undefined) return this.#attempt(req, this.#closing.signal);
+    const closing = this.#closing.signal;
+    if (stopping === undefined) return this.#attempt(req, closing, () => undefined, () => undefined);
+    // (one controller the close is forwarded to, rather than AbortSignal.any, which Node 20 keeps
+    // a reference to from the long-lived close signal for every attempt)
     const late = new AbortController();
+    const onClose = () => late.abort();
+    closing.addEventListener('abort', onClose, { once: true });
+    let sent = false;
     let timer: NodeJS.Timeout | undefined;
-    const arm = () => (timer = setTimeout(() => late.abort(), this.#stopGraceMs));
-    if (stopping.aborted) arm();
-    else stopping.addEventListener('abort', arm, { once: true });
+    const arm = () => {
+      clearTimeout(timer);
+      if (sent && stopping.aborted) timer = setTimeout(() => late.abort(), this.#stopGraceMs);
+    };
+    stopping.addEventListener('abort', arm, { once: true });
     try {
-      return await this.#attempt(req, AbortSignal.any([this.#closing.signal, late.signal]));
+      const bodySent = () => {
+        sent = true;
+        arm();
+      };
+      return await this.#attempt(req, late.signal, bodySent, arm);
     } catch (err) {
-      if (!late.signal.aborted || this.#closing.signal.aborted) throw err;
-      throw new AzbkError('AZBK_VAULT_UNREACHABLE', `The vault at ${this.#origin} did not answer ${req.method} ${req.path} within ${Math.round(this.#stopGraceMs / 1000)} s of the stop.`, { cause: err });
+      if (!late.signal.aborted || closing.aborted) throw err;
+      throw new AzbkError('AZBK_VAULT_UNREACHABLE', `The vault at ${this.#origin} sent nothing for ${Math.round(this.#stopGraceMs / 1000)} s in reply to ${req.method} ${req.path} after the stop.`, { cause: err });
     } finally {
       clearTimeout(timer);
       stopping.removeEventListener('abort', arm);
+      closing.removeEventListener('abort', onClose);
     }
   }
 
-  /** One attempt: the reply with its body, at most `req.limit` bytes. */
-  async #attempt(req: TransportRequest, signal: AbortSignal): Promise<TransportResponse> {
+  /**
+   * One attempt: the reply with its body, at most `req.limit` bytes. `sent` is called once the
+   * request's body is all handed on, `moved` as the reply comes.
+   */
+  async #attempt(req: TransportRequest, signal: AbortSignal, sent: () => void, moved: () => void): Promise<TransportResponse> {
     const out = await outgoing(req);
+    if (out.body instanceof Readable) out.body.once('end', sent);
+    else sent();
     let res: Dispatcher.ResponseData;
     try {
       res = await this.#pool.request({ origin: this.#origin, path: this.#base + req.path, method: req.method, ...out, signal });
+      moved();
     } catch (err) {
       if (out.body instanceof fs.ReadStream) {
         // A file body that failed to read is this machine's failure, not the network's: not
@@ -374,6 +394,7 @@ export class HttpTransport {
         throw tooBig();
       }
       pace.check(size, res.body);
+      moved();
       chunks.push(chunk);
     }
     const body = req.into !== undefined && res.statusCode < 300 && size <= req.into.length ? gather(chunks, req.into) : Buffer.concat(chunks, size);

@@ -15,6 +15,7 @@ import type { KeyId, MachineId, PackId, PointId } from '../../src/core/ids.js';
 import { packIdOf } from '../../src/core/pack.js';
 import { errorRegistry, isAzbkError } from '../../src/shared/errors.js';
 import { HttpVault } from '../../src/vault/http-client.js';
+import { HttpTransport } from '../../src/vault/http-transport.js';
 import type { RunningServer } from '../../src/vault/server.js';
 import { parseTlsIdentity, type TlsIdentity } from '../../src/vault/tls.js';
 import { makeTempDir } from '../helpers/tmp.js';
@@ -427,9 +428,38 @@ describe('HttpVault against a hostile server', () => {
     const started = Date.now();
     const err = await client.session(machine, secret).catch((e: unknown) => e);
     expect(isAzbkError(err, 'AZBK_VAULT_UNREACHABLE'), String(err)).toBe(true);
-    expect((err as Error).message).toMatch(/did not answer GET \/v1\/session within 1 s of the stop/);
+    expect((err as Error).message).toMatch(/sent nothing for 1 s in reply to GET \/v1\/session after the stop/);
     expect(requests).toBe(1);
     expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('once the job has been asked to stop, lets an upload still going finish: the grace begins once its body is sent', async () => {
+    const tls = await testTls();
+    const stopping = new AbortController();
+    let received = 0;
+    // Takes nothing for 2.5 s (the grace is 1 s), then the whole body, and answers.
+    const server = https.createServer({ cert: tls.cert, key: tls.key }, (req, res) => {
+      req.pause();
+      setTimeout(() => {
+        req.on('data', (b: Buffer) => (received += b.length));
+        req.on('end', () => res.end('{}'));
+        req.resume();
+      }, 2500);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    cleanups.push(async () => {
+      server.closeAllConnections();
+      server.close();
+    });
+    const transport = new HttpTransport(new URL(`https://127.0.0.1:${(server.address() as AddressInfo).port}`), tls.fingerprint, { ...fast, stopping: stopping.signal, stopGraceMs: 1000 });
+    cleanups.push(() => transport.close());
+    // More than the sockets' buffers hold: the body is still being sent when the stop comes.
+    const body = Buffer.alloc(48 * 1024 * 1024, 7);
+    const put = transport.request({ method: 'PUT', path: '/upload', body, limit: 1024, idempotent: true });
+    setTimeout(() => stopping.abort(), 100);
+    expect((await put).status).toBe(200);
+    expect(received).toBe(body.length);
   });
 
   it('gives up on a reply that keeps coming as a trickle, once it has taken the reply timeout', async () => {
