@@ -130,7 +130,7 @@ export async function ensureTlsIdentity(store: BlobStore, p: { given?: TlsIdenti
   if (held !== null) return held;
   if (p.given === undefined && (p.machines ?? 0) > 0) {
     throw new AzbkError('AZBK_VAULT_CORRUPT', `The vault's TLS certificate (${layout.tls}) is missing, though ${p.machines} machine${p.machines === 1 ? ' is' : 's are'} registered: those registered through \`azbk vault serve\` accept only that certificate, and a new one would lock them out.`, {
-      hint: `Put ${layout.tls} back from a copy of the vault, or give the certificate they pin with --tls-cert and --tls-key (it becomes the vault's own). To start over with a new certificate, give that one instead; then every machine that uses the service registers again with fresh credentials (azbk vault credentials, then azbk register --reregister).`,
+      hint: `Put ${layout.tls} back from a copy of the vault, or give the certificate they pin to \`azbk vault serve --tls-cert F --tls-key F\` (it becomes the vault's own, for \`vault credentials\` too). To start over with a new certificate, give that one instead; then every machine that uses the service registers again with fresh credentials (azbk vault credentials, then azbk register --reregister).`,
     });
   }
   const id = p.given ?? (await generateSelfSigned(p.commonName));

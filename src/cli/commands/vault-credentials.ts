@@ -63,7 +63,7 @@ export function vaultCredentialsCommand(vault: Command): void {
     .requiredOption('--out <file>', 'where to write the .VaultCredentials file')
     .option('--valid-days <n>', 'days the credentials stay valid (1..10)', '10')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExit codes: 0 written, 2 bad input, 10 vault not found or unreachable.')
+    .addHelpText('after', '\nExit codes: 0 written, 1 failed (the vault certificate missing, say), 2 bad input, 10 vault not found or unreachable.')
     .action(
       action('vault credentials', async ({ out }, o: Opts) => {
         const loc = resolveLocation(o, out);
