@@ -200,17 +200,22 @@ export async function prune(store: BlobStore, now: Date): Promise<PruneResult> {
     // them: the condemnation is taken back now, not a day later, so that nothing (verify among
     // them) takes a pack a kept point names for one no point names.
     const recent = await namedPacks(store, now, since);
+    // (a point written meanwhile that names no packs: none of them is condemned or deleted now,
+    // though none counts as named)
     const namedSince = (pack: PackId) => 'skipped' in recent || recent.named.has(pack);
+    const keep = (pack: PackId) => {
+      if (!('skipped' in recent)) named.add(pack);
+    };
     await eachAtOnce(fresh.filter(namedSince), REQUESTS_AT_ONCE, async (pack) => {
       await store.delete(layout.condemned(today, pack));
       condemned.delete(pack);
-      named.add(pack);
+      keep(pack);
       condemnedNow--;
     });
     await eachAtOnce([...doomed], REQUESTS_AT_ONCE, async ([pack, size]) => {
       if (namedSince(pack)) {
         await store.delete(layout.gone(pack)); // named again while the pass ran: kept
-        named.add(pack);
+        keep(pack);
         return;
       }
       await store.delete(layout.pack(pack));

@@ -144,7 +144,6 @@ describe('prune', () => {
     expect(await packsIn(store)).toEqual([resumed]);
   });
 
-  // The point is found where it is: still kept, or already moved to soft delete by a later point.
   it('takes back at once the condemnation of a pack that a point written while the pass ran names', async () => {
     const store = new RacingStore();
     const pack = await addPack(store);
@@ -158,6 +157,18 @@ describe('prune', () => {
     expect(await packsIn(store)).toEqual([pack]);
   });
 
+  it('condemns nothing in a pass during which a point naming no packs was written, and counts nothing as named for it', async () => {
+    const store = new RacingStore();
+    await addPack(store);
+    await addPack(store);
+    await addPoint(store, []);
+    store.onCondemned = () => addPoint(store, undefined);
+    const r = await prune(store, start);
+    expect(r).toMatchObject({ skipped: null, named: 0, condemned: 0, waiting: 0, revived: 0 });
+    expect(await prunedPacks(store)).toEqual({ condemned: [], gone: [] });
+  });
+
+  // The point is found where it is: still kept, or already moved to soft delete by a later point.
   it.each(['points', 'expired'] as const)('does not delete a pack that a point written while the pass runs names (in %s/)', async (where) => {
     const store = new RacingStore();
     const pack = await addPack(store);
