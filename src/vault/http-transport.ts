@@ -13,6 +13,7 @@ import { AzbkError, errorRegistry, type ErrorCode } from '../shared/errors.js';
 import { PROXY_REFUSED, proxyFor, tunnelConnector } from './proxy.js';
 import { normalizeFingerprint } from './tls.js';
 import { NO_ROUTE, SERVER_ERROR_CODES } from './http-protocol.js';
+import { StallWatch } from './stall-watch.js';
 
 /** Tuning of an HttpTransport; every field has a default. */
 export interface TransportOptions {
@@ -22,13 +23,13 @@ export interface TransportOptions {
    * aborted when the job that makes the requests is asked to stop: from then on a failed request
    * is tried at most the default number of times in all, and a pause before another try ends at
    * once. A job that is patient with a vault service that is down (more attempts) is not, then:
-   * Ctrl-C stops it in seconds, not after a minute of tries. A request still without its whole
-   * reply `stopGraceMs` after the stop (or after it began, when it began later) is given up and
-   * not tried again: a vault that stopped answering does not hold a stopping job for the reply
-   * timeout.
+   * Ctrl-C stops it in seconds, not after a minute of tries. From then on, the requests in flight
+   * are given up, and not tried again, when for `stopGraceMs` none of them gets a reply and
+   * together they move less than STALL_MIN_BYTES (see StallWatch): a vault that went silent
+   * does not hold a stopping job for the reply timeout, and a slow one still takes its last uploads.
    */
   readonly stopping?: AbortSignal;
-  /** see `stopping` (default 60 s: the last checkpoint's uploads of a few packs on a slow link) */
+  /** see `stopping` (default 60 s) */
   readonly stopGraceMs?: number;
   /** delay before the first retry, doubling per retry (default 250 ms), at most maxDelayMs (8 s) */
   readonly baseDelayMs?: number;
@@ -204,6 +205,8 @@ export class HttpTransport {
   readonly #now: () => number;
   readonly #pinHint: string;
   readonly #replyTimeout: number;
+  /** once the job is asked to stop, ends the requests in flight when they stall (see TransportOptions.stopping) */
+  readonly #stall: StallWatch | undefined;
   readonly #stopGraceMs: number;
   /** aborted by close(): requests in flight and waits between attempts end at once */
   readonly #closing = new AbortController();
@@ -215,6 +218,12 @@ export class HttpTransport {
     this.#attempts = Math.max(1, o.attempts ?? DEFAULT_ATTEMPTS);
     this.#stopping = o.stopping;
     this.#stopGraceMs = o.stopGraceMs ?? 60_000;
+    if (o.stopping !== undefined) {
+      const stall = new StallWatch(this.#stopGraceMs, STALL_MIN_BYTES);
+      if (o.stopping.aborted) stall.start();
+      else o.stopping.addEventListener('abort', () => stall.start(), { once: true });
+      this.#stall = stall;
+    }
     this.#baseDelayMs = o.baseDelayMs ?? 250;
     this.#maxDelayMs = o.maxDelayMs ?? 8000;
     this.#sleep = o.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
@@ -312,54 +321,33 @@ export class HttpTransport {
   }
 
   /**
-   * One attempt. Once the job is asked to stop, it is ended (AZBK_VAULT_UNREACHABLE, not tried
-   * again) when nothing comes for `stopGraceMs` after its body was sent: no reply, or no more of
-   * its body. An upload still going is not cut: the grace begins once its body is sent.
+   * One attempt; once the job is asked to stop, ended (AZBK_VAULT_UNREACHABLE, not tried again)
+   * when the requests in flight stall (see TransportOptions.stopping).
    */
   async #once(req: TransportRequest): Promise<TransportResponse> {
-    const stopping = this.#stopping;
-    const closing = this.#closing.signal;
-    if (stopping === undefined) return this.#attempt(req, closing, () => undefined, () => undefined);
-    // (one controller the close is forwarded to, rather than AbortSignal.any, which Node 20 keeps
-    // a reference to from the long-lived close signal for every attempt)
-    const late = new AbortController();
-    const onClose = () => late.abort();
-    closing.addEventListener('abort', onClose, { once: true });
-    let sent = false;
-    let timer: NodeJS.Timeout | undefined;
-    const arm = () => {
-      clearTimeout(timer);
-      if (sent && stopping.aborted) timer = setTimeout(() => late.abort(), this.#stopGraceMs);
-    };
-    stopping.addEventListener('abort', arm, { once: true });
+    const stall = this.#stall;
+    if (stall === undefined) return this.#attempt(req, this.#closing.signal);
+    const signal = stall.signal;
+    const leave = stall.enter();
     try {
-      const bodySent = () => {
-        sent = true;
-        arm();
-      };
-      return await this.#attempt(req, late.signal, bodySent, arm);
+      return await this.#attempt(req, signal, stall);
     } catch (err) {
-      if (!late.signal.aborted || closing.aborted) throw err;
-      throw new AzbkError('AZBK_VAULT_UNREACHABLE', `The vault at ${this.#origin} sent nothing for ${Math.round(this.#stopGraceMs / 1000)} s in reply to ${req.method} ${req.path} after the stop.`, { cause: err });
+      if (!signal.aborted || this.#closing.signal.aborted) throw err;
+      const grace = Math.round(this.#stopGraceMs / 1000);
+      throw new AzbkError('AZBK_VAULT_UNREACHABLE', `The vault at ${this.#origin} answered nothing and took almost nothing for ${grace} s after the stop: ${req.method} ${req.path} is given up.`, { cause: err });
     } finally {
-      clearTimeout(timer);
-      stopping.removeEventListener('abort', arm);
-      closing.removeEventListener('abort', onClose);
+      leave();
     }
   }
 
-  /**
-   * One attempt: the reply with its body, at most `req.limit` bytes. `sent` is called once the
-   * request's body is all handed on, `moved` as the reply comes.
-   */
-  async #attempt(req: TransportRequest, signal: AbortSignal, sent: () => void, moved: () => void): Promise<TransportResponse> {
+  /** One attempt: the reply with its body, at most `req.limit` bytes; what moves is told to `watch`. */
+  async #attempt(req: TransportRequest, signal: AbortSignal, watch?: StallWatch): Promise<TransportResponse> {
     const out = await outgoing(req);
-    if (out.body instanceof Readable) out.body.once('end', sent);
-    else sent();
+    const sending = watch !== undefined && out.body instanceof Readable ? counted(out.body, watch) : out.body;
     let res: Dispatcher.ResponseData;
     try {
-      res = await this.#pool.request({ origin: this.#origin, path: this.#base + req.path, method: req.method, ...out, signal });
-      moved();
+      res = await this.#pool.request({ origin: this.#origin, path: this.#base + req.path, method: req.method, headers: out.headers, body: sending, signal });
+      watch?.replied();
     } catch (err) {
       if (out.body instanceof fs.ReadStream) {
         // A file body that failed to read is this machine's failure, not the network's: not
@@ -377,7 +365,7 @@ export class HttpTransport {
     const pace = new ReplyPace(this.#replyTimeout, this.#now);
     // An error's reply is read up to ERROR_BODY_LIMIT whatever the request allows (the status is
     // what counts: a 503 to a small range is still tried again), and only its start is kept.
-    if (res.statusCode >= 400) return { status: res.statusCode, headers: res.headers, body: await errorBody(res.body, pace) };
+    if (res.statusCode >= 400) return { status: res.statusCode, headers: res.headers, body: await errorBody(res.body, pace, watch) };
     const limit = req.limit;
     const declared = Number(res.headers['content-length']);
     const tooBig = () => new AzbkError('AZBK_VAULT_CORRUPT', `The vault server sent a larger reply than ${req.method} ${req.path} allows.`);
@@ -394,7 +382,7 @@ export class HttpTransport {
         throw tooBig();
       }
       pace.check(size, res.body);
-      moved();
+      watch?.moved(chunk.length);
       chunks.push(chunk);
     }
     const body = req.into !== undefined && res.statusCode < 300 && size <= req.into.length ? gather(chunks, req.into) : Buffer.concat(chunks, size);
@@ -410,8 +398,25 @@ export class HttpTransport {
   async close(): Promise<void> {
     if (this.#closing.signal.aborted) return;
     this.#closing.abort();
+    this.#stall?.close();
     await this.#pool.destroy();
   }
+}
+
+/** The least the requests in flight must move in each grace period once the job is asked to stop (about 1 KiB/s). */
+const STALL_MIN_BYTES = 64 * 1024;
+
+/** `source` as it is read, each piece told to `watch` as moved. */
+function counted(source: Readable, watch: StallWatch): Readable {
+  return Readable.from(
+    (async function* () {
+      for await (const piece of source as AsyncIterable<Buffer>) {
+        watch.moved(piece.length);
+        yield piece;
+      }
+    })(),
+    { objectMode: false },
+  );
 }
 
 /** The slowest a reply's body may come once it has taken the reply timeout: 1 KiB/s on average. */
@@ -445,12 +450,13 @@ class ReplyPace {
 const ERROR_BODY_LIMIT = 64 * 1024;
 
 /** The start of an error reply's body, at most ERROR_BODY_LIMIT bytes; the rest is not read. */
-async function errorBody(body: Readable, pace: ReplyPace): Promise<Buffer> {
+async function errorBody(body: Readable, pace: ReplyPace, watch: StallWatch | undefined): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
     chunks.push(chunk);
     size += chunk.length;
+    watch?.moved(chunk.length);
     pace.check(size, body);
     if (size >= ERROR_BODY_LIMIT) {
       drop(body);
