@@ -248,6 +248,22 @@ describe('HttpVault against a hostile server', () => {
     return client;
   }
 
+  /** A server whose every reply promises 4 KiB and sends a byte every `everyMs`; `onRequest` runs as each request comes. */
+  async function trickling(everyMs: number, options: Parameters<typeof hostile>[1], onRequest: () => void = () => undefined) {
+    let requests = 0;
+    const timers = new Set<NodeJS.Timeout>();
+    cleanups.push(async () => timers.forEach((t) => clearInterval(t)));
+    const client = await hostile((_req, res) => {
+      requests++;
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' });
+      const t = setInterval(() => res.write(' '), everyMs);
+      timers.add(t);
+      res.on('close', () => clearInterval(t));
+      onRequest();
+    }, options);
+    return { client, requests: () => requests };
+  }
+
   const machine = 'aa'.repeat(16) as MachineId;
   const secret = Buffer.alloc(32, 1).toString('base64');
 
@@ -472,48 +488,23 @@ describe('HttpVault against a hostile server', () => {
 
   it('once the job has been asked to stop, gives up a reply that comes as a trickle within a few graces, not the reply timeout', async () => {
     const stopping = new AbortController();
-    const timers = new Set<NodeJS.Timeout>();
-    cleanups.push(async () => timers.forEach((t) => clearInterval(t)));
-    let requests = 0;
-    const client = await hostile(
-      (_req, res) => {
-        requests++;
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' });
-        const t = setInterval(() => res.write(' '), 100);
-        timers.add(t);
-        res.on('close', () => clearInterval(t));
-        setTimeout(() => stopping.abort(), 50);
-      },
-      { ...fast, stopping: stopping.signal, stopGraceMs: 1000 },
-    );
+    const t = await trickling(100, { ...fast, stopping: stopping.signal, stopGraceMs: 1000 }, () => setTimeout(() => stopping.abort(), 50));
     const started = Date.now();
-    const err = await client.config().catch((e: unknown) => e);
+    const err = await t.client.config().catch((e: unknown) => e);
     expect(isAzbkError(err, 'AZBK_VAULT_UNREACHABLE'), String(err)).toBe(true);
     expect((err as Error).message).toMatch(/took almost nothing for 1 s after the stop/);
-    expect(requests).toBe(1);
+    expect(t.requests()).toBe(1);
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it('gives up on a reply that keeps coming as a trickle, once it has taken the reply timeout', async () => {
-    let requests = 0;
-    const timers = new Set<NodeJS.Timeout>();
-    cleanups.push(async () => timers.forEach((t) => clearInterval(t)));
-    const client = await hostile(
-      (_req, res) => {
-        requests++;
-        // A byte every 20 ms: the body timeout (the gap between pieces) never fires.
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' });
-        const t = setInterval(() => res.write(' '), 20);
-        timers.add(t);
-        res.on('close', () => clearInterval(t));
-      },
-      { ...fast, replyTimeoutMs: 300 },
-    );
+    // A byte every 20 ms: the body timeout (the gap between pieces) never fires.
+    const t = await trickling(20, { ...fast, replyTimeoutMs: 300 });
     const started = Date.now();
-    const err = await client.config().catch((e: unknown) => e);
+    const err = await t.client.config().catch((e: unknown) => e);
     expect(isAzbkError(err, 'AZBK_VAULT_UNREACHABLE')).toBe(true);
     expect((err as Error).message).toMatch(/its reply came slower than 1 KiB\/s/);
-    expect(requests).toBe(fast.attempts);
+    expect(t.requests()).toBe(fast.attempts);
     expect(Date.now() - started).toBeLessThan(20_000);
   });
 
