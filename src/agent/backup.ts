@@ -12,13 +12,12 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { compileExcludes, excludesKey, type Excluded } from '../core/exclude.js';
 import type { BlobId, PackId } from '../core/ids.js';
 import { encodeTree, type FileNode, type TreeNode } from '../core/tree.js';
 import { AzbkError, isAzbkError, localIoError } from '../shared/errors.js';
-import { errnoCode, fileIdentity } from '../shared/files.js';
+import { fileIdentity } from '../shared/files.js';
 import { absentOf } from '../shared/missing.js';
 import type { NewPoint } from '../vault/api.js';
 import type { VaultConfig } from '../vault/config.js';
@@ -27,17 +26,19 @@ import { BlobWriter, type PackRef } from './blob-writer.js';
 import { findResumable, identity, knownFile, sealCheckpoint, unchanged, type FileIdentity, type KnownFile, type PartialDelta, type PartialFile, type ResumeState } from './checkpoint.js';
 import { anotherVault, type AgentContext } from './context.js';
 import { FileCache, isDamagedCache, type KnownDir } from './file-cache.js';
-import { entryStat, fingerprint, folderIdentity, listFolder, MAX_FOLDER_DEPTH, slashed, type EntryStat, type Listed } from './folder-listing.js';
-import { changesSince, dirtyFolders, journalOffset, journalRun, journalSync, underTree, type JournalMark } from './journal.js';
+import { entryStat, fingerprint, folderIdentity, listFolder, MAX_FOLDER_DEPTH, type EntryStat, type Listed } from './folder-listing.js';
+import { changesSince, journalOffset, journalRun, journalSync, underTree } from './journal.js';
+import { LAST_BACKUP, lastBackup, planScan, type LastBackup, type ScanMode } from './scan-mode.js';
 import { fromSegments, toSegments } from './fspath.js';
-import { ownFolderOf, ownFolders, type OwnFolders } from './own-folders.js';
-import { refuseWholeRoot } from './policy.js';
+import { ownFolders, type OwnFolders } from './own-folders.js';
+import { collectIncluded, includedTrie, type Trie } from './included.js';
+import { skipReason } from './skip-reason.js';
 import { acquireJobLock } from './lock.js';
 import { openSpool } from './spool.js';
 import { sealManifest, type BackupStats, type PointManifest, type SkippedItem } from './manifest.js';
 import { ChunkPool } from './pipeline/pool.js';
 import { dropPrestartedScan, FolderScan, type ScanOptions } from './pipeline/scan.js';
-import { NOT_REGULAR, REPLACED, type FileStat, type SealedChunk } from './pipeline/protocol.js';
+import { REPLACED, type FileStat, type SealedChunk } from './pipeline/protocol.js';
 
 /** How far a running backup got: files examined (read, or found unchanged) and what was read, new and uploaded. */
 export interface BackupProgress {
@@ -131,11 +132,6 @@ interface Counted {
   readonly uploadedBytes: number;
 }
 
-interface Trie {
-  included: boolean;
-  readonly children: Map<string, Trie>;
-}
-
 /** Runs one backup job for the registered machine in `ctx`. */
 export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise<BackupResult> {
   if (opts.include.length === 0) throw new AzbkError('AZBK_NOTHING_TO_BACK_UP', 'No folders or files to back up were given.');
@@ -209,36 +205,6 @@ export async function runBackup(ctx: AgentContext, opts: BackupOptions): Promise
   return { ...result!, warnings: [...result!.warnings, { path: cache.file, reason: `the local cache of what was backed up is lost (${cacheLost}): the next backup reads every file again` }] };
 }
 
-/** The paths from below `outer` down to `abs` (`abs` last), top first. */
-function pathsBetween(outer: string, abs: string): string[] {
-  const down: string[] = [];
-  for (let d = abs; d !== outer && isBelow(d, outer); d = path.dirname(d)) down.unshift(d);
-  return down;
-}
-
-/** The first folder on the way from `outer` down to `abs` (both left out) that is a link, if any. */
-function linkBetween(outer: string, abs: string): string | undefined {
-  return pathsBetween(outer, abs).slice(0, -1).find((d) => {
-    try {
-      return fs.lstatSync(d).isSymbolicLink();
-    } catch {
-      return false; // gone meanwhile: the walk says so
-    }
-  });
-}
-
-/** The first path on the way from `outer` down to `abs` (`abs` included) that `excluded` leaves out, if any. */
-function excludedBetween(excluded: Excluded, outer: string, abs: string): string | undefined {
-  return pathsBetween(outer, abs).find((d) => excluded(slashed(d), path.basename(d)));
-}
-
-/** Whether `p` is inside the folder `dir` (not `dir` itself). */
-function isBelow(p: string, dir: string): boolean {
-  const a = toSegments(p);
-  const d = toSegments(dir);
-  return a.length > d.length && d.every((seg, i) => a[i] === seg);
-}
-
 /** A job's error as the user sees it: where the next backup continues from, when the vault could not be reached. */
 function jobError(job: BackupJob, err: unknown): unknown {
   if (isAzbkError(err, 'AZBK_VAULT_UNREACHABLE') || isAzbkError(err, 'AZBK_VAULT_NOT_FOUND')) {
@@ -249,41 +215,6 @@ function jobError(job: BackupJob, err: unknown): unknown {
     });
   }
   return err;
-}
-
-const LAST_BACKUP = 'last-backup';
-
-/**
- * A backup with the change journal still scans everything when the last full scan is older than
- * this: a watcher cannot see every change (a write through a hard link from outside the folders it
- * watches), and this bounds how long such a change can go unseen.
- */
-export const FULL_SCAN_EVERY_MS = 24 * 60 * 60 * 1000;
-
-/** What the last completed backup left for the next one (see JournalMark), and when the last full scan started. */
-interface LastBackup extends JournalMark {
-  readonly lastFull: string | null;
-  /** its exclusions (excludesKey): under others, the folders the journal saw no change in may not be what they were */
-  readonly exclude: string;
-  /** the own folders it left out (OwnFolders.key; null in a mark that does not say): the same holds of those */
-  readonly own: string | null;
-}
-
-/** The last completed backup's mark, from the cache (null for none, or one this version did not write). */
-function lastBackup(v: unknown): LastBackup | null {
-  const b = v as Partial<Record<keyof LastBackup, unknown>> | undefined;
-  if (typeof b?.started !== 'string' || typeof b.offset !== 'number' || !Array.isArray(b.paths) || !b.paths.every((p) => typeof p === 'string')) return null;
-  const run = typeof b.run === 'string' ? b.run : null;
-  const lastFull = typeof b.lastFull === 'string' ? b.lastFull : null;
-  // A mark written before exclusions were: none then.
-  const exclude = typeof b.exclude === 'string' ? b.exclude : excludesKey([]);
-  return { started: b.started, offset: b.offset, run, paths: b.paths as string[], lastFull, exclude, own: typeof b.own === 'string' ? b.own : null };
-}
-
-/** Whether a full scan that started at `lastFull` (ISO time) is too old to go without another, now. */
-export function fullScanDue(lastFull: string | null, now: Date): boolean {
-  const age = lastFull === null ? NaN : now.getTime() - Date.parse(lastFull);
-  return !(age >= 0 && age < FULL_SCAN_EVERY_MS); // a clock set back counts as due
 }
 
 interface Counts {
@@ -315,12 +246,6 @@ interface Folder {
   readonly packs: FolderPacks;
   /** nothing in it or beneath it was skipped, special or changing while read */
   readonly clean?: boolean;
-}
-
-/** How the job found what to back up. */
-export interface ScanMode {
-  readonly mode: 'full' | 'optimized';
-  readonly reason: string;
 }
 
 /** A file being read by a worker: what a checkpoint needs to continue it. */
@@ -357,7 +282,7 @@ class BackupJob {
   /** why a checkpoint written in the background failed: the job fails with it */
   private checkpointFailure: { readonly error: unknown } | null = null;
   /** folders the change journal saw change (optimized mode), or null for a full scan */
-  private dirty: Set<string> | null = null;
+  private dirty: ReadonlySet<string> | null = null;
   /** folders the change journal says to examine whole (a folder moved or made there) */
   private movedTrees: ReadonlySet<string> = new Set();
   private scan: ScanMode = { mode: 'full', reason: '' };
@@ -425,8 +350,11 @@ class BackupJob {
     const cfg = await this.ctx.session.config();
     // The local cache says which blobs this vault holds: another vault at the same place lacks them.
     if (cfg.id !== this.ctx.registration.vaultId) throw anotherVault(this.ctx.registration, cfg.id);
-    const trie = this.buildTrie();
-    const includedPaths = collectIncluded(trie, []);
+    const trie = includedTrie(this.opts.include, this.own, this.excluded, {
+      skip: (p, reason) => this.skip(p, reason),
+      warn: (p, reason) => this.warnings.push({ path: p, reason }),
+    });
+    const includedPaths = collectIncluded(trie);
     if (includedPaths.length === 0) {
       throw new AzbkError('AZBK_PATH_NOT_FOUND', `None of the paths to back up can be backed up: ${this.skipped.map((s) => `${s.path} (${s.reason})`).join('; ')}.`, {
         hint: 'Each path says why it was not backed up.',
@@ -443,24 +371,7 @@ class BackupJob {
     const run = journalRun(home);
     const included = includedPaths.map(fromSegments);
     const journal = changesSince(home, last, included, this.excludeKey, this.excluded);
-    if (last !== null && last.exclude !== this.excludeKey) {
-      this.scan = { mode: 'full', reason: 'the exclusions changed since the last backup' };
-    } else if (last !== null && last.own !== this.own.key) {
-      this.scan = { mode: 'full', reason: "azbk's own folders (AZBK_HOME, the vault), which backups leave out, are not those of the last backup" };
-    } else if (journal.ok && sync === 'silent') {
-      this.scan = { mode: 'full', reason: 'the change journal did not answer in time (azbk watch is stopped or far behind)' };
-    } else if (journal.ok && fullScanDue(last?.lastFull ?? null, started)) {
-      this.scan = { mode: 'full', reason: 'the last full scan is more than a day old (one a day finds what a change journal cannot see)' };
-    } else if (journal.ok && included.every((p) => underTree(p, journal.trees))) {
-      this.scan = { mode: 'full', reason: 'the change journal set up its watches anew since the last backup (a folder was removed or moved, or a hard link made)' };
-    } else if (journal.ok) {
-      // The watcher leaves AZBK_HOME out (its own writes would be changes without end), as do backups.
-      const trees = new Set(journal.trees);
-      this.dirty = dirtyFolders([...journal.changed, ...trees]);
-      this.movedTrees = trees;
-      const moved = journal.trees.size > 0 ? `, ${journal.trees.size} folder(s) moved or made (examined whole)` : '';
-      this.scan = { mode: 'optimized', reason: `the change journal covers the time since the last backup; ${journal.changed.size} path(s) changed${moved}` };
-    } else this.scan = { mode: 'full', reason: journal.why };
+    ({ scan: this.scan, dirty: this.dirty, movedTrees: this.movedTrees } = planScan({ last, exclude: this.excludeKey, own: this.own.key, sync, journal, included, now: started }));
     // A full scan after an earlier backup has help from the scan worker, which starts at once (or
     // was started while the command loaded: see prestartScan); a backup that needs none ends that one.
     if (this.dirty === null && last !== null) this.scanner = startScan(included, { exclude: this.opts.exclude ?? [], own: [...this.own.ids] }, this.cache.file, (tree) => this.reusable(tree));
@@ -651,65 +562,6 @@ class BackupJob {
     this.opts.onEvent?.({ type: 'checkpoint', seq, final });
   }
 
-  /** The included paths as a trie of segments; missing ones are skipped, nested ones merged. */
-  private buildTrie(): Trie {
-    const root: Trie = { included: false, children: new Map() };
-    const paths: string[] = [];
-    const links: string[] = [];
-    for (const p of this.opts.include) {
-      const abs = path.resolve(p);
-      refuseWholeRoot([abs]);
-      try {
-        if (fs.lstatSync(abs).isSymbolicLink()) {
-          this.warnings.push({ path: abs, reason: 'a link: the link itself is backed up, not what it points to (include its target for that)' });
-          links.push(abs);
-        }
-      } catch (err) {
-        this.skip(abs, errnoCode(err) === 'ENOENT' ? 'not found' : describe(err));
-        continue;
-      }
-      paths.push(abs);
-    }
-    for (const abs of paths) {
-      // An included link is stored as a link, whatever it points to.
-      const own = links.includes(abs) ? undefined : ownFolderOf(abs, this.own);
-      if (own !== undefined) {
-        this.skip(abs, `${own === abs ? 'it is' : `it is in ${own}, which is`} azbk's own folder (AZBK_HOME or the vault), which backups leave out`);
-        continue;
-      }
-      // Below an included link, which is stored as a link, nothing can be kept: said, not dropped.
-      const link = links.find((l) => isBelow(abs, l));
-      if (link !== undefined) {
-        this.skip(abs, `below ${link}, an included link that is backed up as a link (include the folder it points to instead)`);
-        continue;
-      }
-      // Nor below a link inside another included folder (its walk stores the link as a link), nor
-      // what that walk leaves out.
-      const outer = paths.find((o) => isBelow(abs, o));
-      const inner = outer === undefined ? undefined : linkBetween(outer, abs);
-      if (inner !== undefined) {
-        this.skip(abs, `below ${inner}, a link in the included ${outer} that is backed up as a link (include the folder it points to instead)`);
-        continue;
-      }
-      const left = outer === undefined || this.excluded === null ? undefined : excludedBetween(this.excluded, outer, abs);
-      if (left !== undefined) {
-        this.skip(abs, `${left === abs ? 'it is' : `below ${left}, which is`} left out by the exclusions, in the included ${outer}`);
-        continue;
-      }
-      let node = root;
-      for (const seg of toSegments(abs)) {
-        let next = node.children.get(seg);
-        if (next === undefined) {
-          next = { included: false, children: new Map() };
-          node.children.set(seg, next);
-        }
-        node = next;
-      }
-      node.included = true;
-    }
-    return root;
-  }
-
   /** The file data this attempt read and what it uploaded, with an earlier attempt's. */
   get counted(): Counted {
     return { readBytes: this.stats.readBytes, uploadedBytes: this.carried.uploadedBytes + (this.writer?.stats.uploadedBytes ?? 0) };
@@ -818,7 +670,7 @@ class BackupJob {
     try {
       return { abs, name, st: entryStat(fs.lstatSync(abs, { bigint: true })) };
     } catch (err) {
-      this.skip(abs, describe(err));
+      this.skip(abs, skipReason(err));
       return null;
     }
   }
@@ -853,7 +705,7 @@ class BackupJob {
         }
         return { node: { type: 'symlink', name, ...meta(st), target }, counts: { files: 0, dirs: 0, symlinks: 1, bytes: 0 } };
       } catch (err) {
-        this.skip(abs, describe(err));
+        this.skip(abs, skipReason(err));
         return null;
       }
     }
@@ -895,9 +747,9 @@ class BackupJob {
     let listed: Listed[];
     let complete: boolean;
     try {
-      ({ listed, complete } = listFolder(abs, (p, why) => this.skip(p, typeof why === 'string' ? why : describe(why)), folder.st, this.excluded, this.own.ids));
+      ({ listed, complete } = listFolder(abs, (p, why) => this.skip(p, typeof why === 'string' ? why : skipReason(why)), folder.st, this.excluded, this.own.ids));
     } catch (err) {
-      this.skip(abs, describe(err));
+      this.skip(abs, skipReason(err));
       return null;
     }
     this.openEntries += listed.length;
@@ -1025,13 +877,13 @@ class BackupJob {
       const readFrom = Date.now();
       const r = await this.read(abs, expected, stored);
       if ('error' in r) {
-        this.skip(abs, describe({ code: r.error, message: r.message }));
+        this.skip(abs, skipReason({ code: r.error, message: r.message }));
         return null;
       }
       // Another file than the walk's: one put in its place, or read through a folder above it
       // that was swapped for a link. Never stored under this name (it may be from anywhere).
       if (r.after.ino !== st.ino || r.after.dev !== st.dev) {
-        this.skip(abs, describe({ code: REPLACED }));
+        this.skip(abs, skipReason({ code: REPLACED }));
         return null;
       }
       const after = { size: r.after.size, mtime: r.after.mtime, ctime: r.after.ctime, ino: r.after.ino };
@@ -1200,35 +1052,4 @@ function handled<T>(p: Promise<T>): Promise<T> {
 
 function present<T>(xs: readonly (T | null)[]): T[] {
   return xs.filter((x): x is T => x !== null);
-}
-
-function describe(err: unknown): string {
-  switch (errnoCode(err)) {
-    case 'ENOENT':
-      return 'vanished during backup';
-    case 'EACCES':
-    case 'EPERM':
-      return 'permission denied';
-    case 'EBUSY':
-      return 'locked by another process';
-    case 'ELOOP': // opened without following links
-    case 'ESPIPE': // a pipe, read at an offset
-    case NOT_REGULAR:
-      return 'replaced during backup by a link or a special file';
-    case 'ENOTDIR': // a folder opened as one
-    case 'EISDIR': // a file opened as one
-    case REPLACED:
-      return 'replaced during backup by another file or folder, or a folder above it was (read again next time)';
-    default:
-      return `cannot read (${errnoCode(err) ?? (err as Error).message})`;
-  }
-}
-
-function collectIncluded(trie: Trie, segs: string[]): string[][] {
-  const out: string[][] = [];
-  for (const [name, child] of trie.children) {
-    if (child.included) out.push([...segs, name]);
-    else out.push(...collectIncluded(child, [...segs, name]));
-  }
-  return out;
 }

@@ -1,6 +1,6 @@
-/** Telling a live process from a later one given the same pid, a racy read, and when a full scan is due. */
+/** Telling a live process from a later one given the same pid, and a racy read. */
 import { describe, expect, it } from 'vitest';
-import { fullScanDue, FULL_SCAN_EVERY_MS, racy } from '../../src/agent/backup.js';
+import { racy } from '../../src/agent/backup.js';
 import { processIdentity, sameProcessAlive } from '../../src/shared/process.js';
 
 describe('process identity', () => {
@@ -29,17 +29,5 @@ describe('a file read just after it changed', () => {
     expect(racy(id(now + 3.6e6, now - 60_000), now)).toBe(false); // an mtime set ahead: ctime tells
     expect(racy(id(now + 5000, now + 5000), now)).toBe(true); // changed after the read began
     expect(racy(id(now - 2100, now - 2100), now)).toBe(false);
-  });
-});
-
-describe('full scan', () => {
-  it('is due after a day, with no full scan known, or with the clock set back', () => {
-    const now = new Date('2026-11-30T12:00:00Z');
-    const ago = (ms: number) => new Date(now.getTime() - ms).toISOString();
-    expect(fullScanDue(ago(60_000), now)).toBe(false);
-    expect(fullScanDue(ago(FULL_SCAN_EVERY_MS - 1000), now)).toBe(false);
-    expect(fullScanDue(ago(FULL_SCAN_EVERY_MS + 1000), now)).toBe(true);
-    expect(fullScanDue(null, now)).toBe(true);
-    expect(fullScanDue(ago(-3_600_000), now)).toBe(true);
   });
 });
