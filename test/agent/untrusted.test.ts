@@ -1,6 +1,6 @@
 /** Which existing folders a restore refuses to write below: others could swap what it makes there. */
 import { describe, expect, it } from 'vitest';
-import { untrusted } from '../../src/agent/restore.js';
+import { untrusted } from '../../src/agent/restore-target.js';
 
 const me = process.getuid?.() ?? 0;
 
