@@ -2,7 +2,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { journalFiles, runWatcher } from '../../src/agent/journal.js';
+import { journalFiles } from '../../src/agent/journal.js';
+import { runWatcher } from '../../src/agent/journal-watcher.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
