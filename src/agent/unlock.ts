@@ -1,5 +1,13 @@
 /** Finding and opening the passphrase envelope that matches a passphrase. */
-import { deriveKeys, kdfWork, unwrapMasterKey, type VaultKeys } from '../core/keys.js';
+import { deriveKeys, kdfWork, MAX_KEY_ENVELOPES, unwrapMasterKey, type VaultKeys } from '../core/keys.js';
+import { corrupt } from '../core/validate.js';
+
+/**
+ * Envelopes an agent tries at most: a vault takes no more than MAX_KEY_ENVELOPES, and machines
+ * adding one at the same moment may each pass that by one. Trying each can take a second or so:
+ * a vault that lists many more (damaged, or hostile) would keep a command busy for hours.
+ */
+const MAX_TRIED = 2 * MAX_KEY_ENVELOPES;
 
 /**
  * The key families the readings of a passphrase open (see PassphraseInput): for each reading, the
@@ -16,9 +24,13 @@ export async function unlockFamilies(envelopes: readonly unknown[], readings: re
 
 /**
  * The keys of the first envelope `passphrase` opens, or null when it opens none; the cheapest to
- * try go first. Malformed envelopes (a hostile or damaged vault) are passed over, not trusted.
+ * try go first. Malformed envelopes (a hostile or damaged vault) are passed over, not trusted;
+ * AZBK_VAULT_CORRUPT for far more envelopes than a vault holds (see MAX_TRIED).
  */
 export async function unlockWithPassphrase(envelopes: readonly unknown[], passphrase: string): Promise<VaultKeys | null> {
+  if (envelopes.length > MAX_TRIED) {
+    throw corrupt(`The vault lists ${envelopes.length} passphrase envelopes, where a vault holds at most ${MAX_KEY_ENVELOPES}: trying them all could take hours, so none was tried.`);
+  }
   const byWork = (a: unknown, b: unknown) => {
     const [x, y] = [kdfWork(a), kdfWork(b)];
     return x === y ? 0 : x < y ? -1 : 1;

@@ -67,6 +67,9 @@ export function kdfWork(envelope: unknown): number {
   const { N, r, p } = kdf ?? {};
   return typeof N === 'number' && typeof r === 'number' && typeof p === 'number' ? N * r * p : Infinity;
 }
+/** Passphrase envelopes a vault holds at most (each key family has one per passphrase change). */
+export const MAX_KEY_ENVELOPES = 64;
+
 const SALT_BYTES = { min: 16, max: 64, new: 32 } as const;
 const MASTER_BYTES = 32;
 const NONCE_BYTES = 12;

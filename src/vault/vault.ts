@@ -6,7 +6,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import os from 'node:os';
 import { isHex32, isHex64, MACHINE_NAME, POINT_ID, type KeyId, type MachineId, type PackId, type PointId } from '../core/ids.js';
-import { parseEnvelope, type KeyEnvelope } from '../core/keys.js';
+import { MAX_KEY_ENVELOPES, parseEnvelope, type KeyEnvelope } from '../core/keys.js';
 import { packIdOf } from '../core/pack.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { absentOf } from '../shared/missing.js';
@@ -52,8 +52,6 @@ async function putOnce(store: BlobStore, key: string, data: Uint8Array, what: st
   if (old === null || !old.equals(data)) throw forbidden(`${what} already exists with other content; it cannot be overwritten.`);
 }
 
-/** Passphrase envelopes a vault holds at most (each key family has one per passphrase change). */
-export const MAX_KEY_ENVELOPES = 64;
 /** How old a machine's re-registration lock must be to be taken as given up (see whileLocked). */
 const LOCK_STALE_MS = 2 * 60_000;
 

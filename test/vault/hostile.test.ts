@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { generateMasterKey, wrapMasterKey } from '../../src/core/keys.js';
+import { generateMasterKey, MAX_KEY_ENVELOPES, wrapMasterKey } from '../../src/core/keys.js';
 import { packIdOf } from '../../src/core/pack.js';
 import { AzbkError } from '../../src/shared/errors.js';
 import { HEADER, sha256Hex } from '../../src/vault/http-protocol.js';
@@ -20,7 +20,7 @@ import { FaultyBlobStore } from '../../src/vault/storage/faulty-store.js';
 import { FsBlobStore, TEMP_DIR } from '../../src/vault/storage/fs-store.js';
 import { MemoryBlobStore } from '../../src/vault/storage/memory-store.js';
 import { RetryingBlobStore } from '../../src/vault/storage/retrying-store.js';
-import { MAX_KEY_ENVELOPES, Vault } from '../../src/vault/vault.js';
+import { Vault } from '../../src/vault/vault.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { appFor, bytes, createTestVault, registerRaw } from '../helpers/vault-service.js';
 
