@@ -10,7 +10,7 @@ import path from 'node:path';
 import { isOwnEntry, ownFolders as ownFoldersOf, type OwnFolders } from './own-folders.js';
 import { compileExcludes, excludesKey } from '../core/exclude.js';
 import { AzbkError } from '../shared/errors.js';
-import { fileIdentity, makeFoldersSync, writeFileAtomic } from '../shared/files.js';
+import { errnoCode, errnoText, fileIdentity, makeFoldersSync, writeFileAtomic } from '../shared/files.js';
 import { processIdentity } from '../shared/process.js';
 import { slashed } from './folder-listing.js';
 import { identityOf, journalFiles, logFields, SYNC_LINE, type JournalSession } from './journal.js';
@@ -196,8 +196,36 @@ export async function runWatcher(
   let log = openLog();
   /** how long changes.log is, by what this watcher found and wrote: shorter means it was cut (see logCheck) */
   let logSize = fs.fstatSync(log).size;
-  const write = (line: string) => {
-    logSize += fs.writeSync(log, line);
+  /** why the watcher stops on its own (a watched folder gone, a change it could not record): thrown once it has stopped */
+  let failure: AzbkError | null = null;
+  let endWatch: () => void = () => undefined;
+  const failed = new Promise<void>((resolve) => (endWatch = resolve));
+  const fail = (err: AzbkError) => {
+    if (failure !== null) return;
+    failure = err;
+    endWatch();
+  };
+  /**
+   * Appends `line` to changes.log; false once a line could not be written (a full disk, an I/O
+   * error): the journal then misses a change, so the watcher stops (see fail), its session goes,
+   * and backups scan everything.
+   */
+  const write = (line: string): boolean => {
+    if (failure !== null) return false;
+    try {
+      const buf = Buffer.from(line);
+      for (let put = 0; put < buf.length; ) put += fs.writeSync(log, buf, put, buf.length - put);
+      logSize += buf.length;
+      return true;
+    } catch (err) {
+      const code = errnoCode(err);
+      fail(
+        new AzbkError('AZBK_LOCAL_IO', `A change could not be recorded in ${files.changes} (${code === undefined ? (err as Error).message : errnoText(code)}), so the change journal stopped; backups scan everything until azbk watch runs again.`, {
+          hint: 'Make room on the disk that holds AZBK_HOME (or mend it), then start azbk watch again.',
+        }),
+      );
+      return false;
+    }
   };
   // chokidar is loaded only by the watcher, not by every backup that reads the journal.
   const { watch } = await import('chokidar');
@@ -245,9 +273,6 @@ export async function runWatcher(
     rebuilding = on;
     if (session !== null && (session.rebuilding === true) !== on) saveSession({ ...session, rebuilding: on });
   };
-  let removedRoot: string | null = null;
-  let endWatch: () => void = () => undefined;
-  const rootRemoved = new Promise<void>((resolve) => (endWatch = resolve));
   // A watch follows the folder (or file) it was set on: one removed, or replaced by another at
   // the same path, leaves the journal blind there.
   const rootIds = new Map([...roots].map((r) => [r, identityOf(r)]));
@@ -255,11 +280,12 @@ export async function runWatcher(
   const rootMoved = (root: string) => identityOf(root) !== rootIds.get(root);
   // A watched folder itself is gone: chokidar would go on watching its parent for it, and the
   // journal would cover nothing there. The watcher stops and says so.
-  const rootGone = (root: string) => {
-    if (removedRoot !== null) return;
-    removedRoot = root;
-    endWatch();
-  };
+  const rootGone = (root: string) =>
+    fail(
+      new AzbkError('AZBK_PATH_NOT_FOUND', `${root} was removed or replaced, so the change journal stopped; backups scan everything until azbk watch runs again.`, {
+        hint: 'Start azbk watch again once the folder is back, or change the policy.',
+      }),
+    );
   /**
    * folders the watches have covered since they were set up, removed ones included: chokidar may
    * report a folder's removal before the rename that puts another in its place, and that folder
@@ -435,7 +461,7 @@ export async function runWatcher(
       if (lasting) restartSoon();
     }, RESTART_QUIET_MS);
   };
-  const stopping = () => signal.aborted || removedRoot !== null;
+  const stopping = () => signal.aborted || failure !== null;
   const restart = async () => {
     queued--;
     if (stopping()) return;
@@ -465,7 +491,7 @@ export async function runWatcher(
       if (signal.aborted) resolve();
       else signal.addEventListener('abort', () => resolve(), { once: true });
     }),
-    rootRemoved,
+    failed,
   ]);
   // Stopped while the watches are still being set up: no session, and never ready.
   await Promise.race([current.ready, aborted]);
@@ -532,7 +558,7 @@ export async function runWatcher(
           return; // answered already, or given up on
         }
         const answer = () => {
-          write(SYNC_LINE(name));
+          if (!write(SYNC_LINE(name))) return; // no answer: the backup scans everything
           fs.rmSync(request, { force: true });
           answering.delete(name);
         };
@@ -604,9 +630,5 @@ export async function runWatcher(
   await sessionWrite;
   fs.closeSync(log);
   fs.rmSync(files.session, { force: true });
-  if (removedRoot !== null) {
-    throw new AzbkError('AZBK_PATH_NOT_FOUND', `${removedRoot} was removed or replaced, so the change journal stopped; backups scan everything until azbk watch runs again.`, {
-      hint: 'Start azbk watch again once the folder is back, or change the policy.',
-    });
-  }
+  if (failure !== null) throw failure;
 }

@@ -1,7 +1,8 @@
-/** The change journal's watcher, in process: what must not stop it. */
+/** The change journal's watcher, in process: what must not stop it, and what must. */
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { journalFiles } from '../../src/agent/journal.js';
 import { runWatcher } from '../../src/agent/journal-watcher.js';
 import { makeTempDir } from '../helpers/tmp.js';
@@ -35,5 +36,34 @@ describe('journal watcher', () => {
     await watching;
     const log = await fs.readFile(journalFiles(home).changes, 'utf8');
     expect(log).toContain(JSON.stringify(path.join(w, 'a', 'later.txt')));
+  });
+
+  it('stops with an error, and leaves no session, when a change cannot be recorded (a full disk)', async () => {
+    const root = await makeTempDir('azbk-journal-');
+    const [w, home] = [path.join(root, 'w'), path.join(root, 'home')];
+    await fs.mkdir(w);
+    const stop = new AbortController();
+    let ready!: () => void;
+    const isReady = new Promise<void>((resolve) => (ready = resolve));
+    const watching = runWatcher(home, [w], [], stop.signal, ready);
+    watching.catch(() => undefined);
+    await isReady;
+    expect(fsSync.existsSync(journalFiles(home).session)).toBe(true);
+    const write = fsSync.writeSync;
+    const full = vi.spyOn(fsSync, 'writeSync').mockImplementation(((fd: number, ...rest: never[]) => {
+      if (fsSync.fstatSync(fd).ino === fsSync.statSync(journalFiles(home).changes).ino) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+      return (write as (...a: unknown[]) => number)(fd, ...rest);
+    }) as typeof fsSync.writeSync);
+    try {
+      await fs.writeFile(path.join(w, 'new.txt'), 'x\n');
+      await expect(watching).rejects.toMatchObject({
+        code: 'AZBK_LOCAL_IO',
+        message: expect.stringMatching(/^A change could not be recorded in .*changes\.log \(.*\), so the change journal stopped; backups scan everything/),
+      });
+    } finally {
+      full.mockRestore();
+      stop.abort();
+    }
+    expect(fsSync.existsSync(journalFiles(home).session)).toBe(false);
   });
 });
