@@ -7,6 +7,7 @@
 import { setMaxListeners } from 'node:events';
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { TLSSocket } from 'node:tls';
 import { buildConnector, Pool, type Dispatcher } from 'undici';
 import { AzbkError, errorRegistry, type ErrorCode } from '../shared/errors.js';
@@ -45,7 +46,8 @@ export interface TransportOptions {
    * minutes, not after five such attempts; a busy server's waits are bounded apart (BUSY_MS)
    */
   readonly retryForMs?: number;
-  readonly sleep?: (ms: number) => Promise<void>;
+  /** waits `ms` or until `signal` aborts (default a timer, cleared then); tests pass a fake */
+  readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** the clock (default Date.now); tests pass a fake */
   readonly now?: () => number;
   /**
@@ -200,7 +202,7 @@ export class HttpTransport {
   readonly #stopping: AbortSignal | undefined;
   readonly #baseDelayMs: number;
   readonly #maxDelayMs: number;
-  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   readonly #retryForMs: number;
   readonly #now: () => number;
   readonly #pinHint: string;
@@ -226,7 +228,8 @@ export class HttpTransport {
     }
     this.#baseDelayMs = o.baseDelayMs ?? 250;
     this.#maxDelayMs = o.maxDelayMs ?? 8000;
-    this.#sleep = o.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    // A pause cut short clears its timer: a command that is over must not wait for it to end.
+    this.#sleep = o.sleep ?? ((ms, signal) => delay(ms, undefined, { signal }).catch(() => undefined));
     this.#retryForMs = o.retryForMs ?? 3 * 60_000;
     this.#now = o.now ?? Date.now;
     this.#pinHint = PIN_HINTS[o.pinnedBy ?? 'registration'];
@@ -305,11 +308,12 @@ export class HttpTransport {
     if (this.#closing.signal.aborted) return;
     const cut = orStop && this.#stopping !== undefined && !this.#stopping.aborted;
     const signals = cut ? [this.#closing.signal, this.#stopping!] : [this.#closing.signal];
-    let stop!: () => void;
-    const stopped = new Promise<void>((resolve) => (stop = resolve));
+    const cutShort = new AbortController();
+    const stopped = new Promise<void>((resolve) => cutShort.signal.addEventListener('abort', () => resolve(), { once: true }));
+    const stop = () => cutShort.abort();
     for (const s of signals) s.addEventListener('abort', stop, { once: true });
     try {
-      await Promise.race([this.#sleep(ms), stopped]);
+      await Promise.race([this.#sleep(ms, cutShort.signal), stopped]);
     } finally {
       for (const s of signals) s.removeEventListener('abort', stop);
     }

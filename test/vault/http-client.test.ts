@@ -2,6 +2,7 @@
  * The HTTPS client of the vault service against a real TLS server: the whole session API, the
  * errors it maps, certificate pinning, retries, and a hostile server whose replies it must refuse.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -234,7 +235,7 @@ describe('HttpVault against a vault server', () => {
 
 describe('HttpVault against a hostile server', () => {
   /** An HTTPS server with the test certificate that answers with `handler`. */
-  async function hostile(handler: (req: IncomingMessage, res: ServerResponse) => void, options: typeof fast & { sleep?: (ms: number) => Promise<void>; replyTimeoutMs?: number; stopping?: AbortSignal; stopGraceMs?: number } = fast) {
+  async function hostile(handler: (req: IncomingMessage, res: ServerResponse) => void, options: typeof fast & { sleep?: (ms: number, signal: AbortSignal) => Promise<void>; replyTimeoutMs?: number; stopping?: AbortSignal; stopGraceMs?: number } = fast) {
     const tls = await testTls();
     const server = https.createServer({ cert: tls.cert, key: tls.key }, handler);
     server.listen(0, '127.0.0.1');
@@ -571,8 +572,9 @@ describe('HttpVault against a hostile server', () => {
     expect(await hostileHint.register(reg('t', 'alpha')).catch((e: unknown) => e)).toMatchObject({ hint: 'run  ]0;x this' });
   });
 
-  it('ends a request waiting on a busy server at once when the client is closed (a command that is over stops asking)', async () => {
+  it('ends a request waiting on a busy server at once when the client is closed, its timer too (a command that is over stops asking)', async () => {
     let puts = 0;
+    const pauses: (AbortSignal | undefined)[] = [];
     const client = await hostile((req, res) => {
       if (req.url === '/v1/session') return res.end(JSON.stringify({ machineId: machine }));
       req.resume();
@@ -581,7 +583,7 @@ describe('HttpVault against a hostile server', () => {
         res.writeHead(503, { 'retry-after': '30', 'content-type': 'application/json' });
         res.end(JSON.stringify({ statusCode: 503, code: 'AZBK_VAULT_UNREACHABLE', error: 'Service Unavailable', message: 'The vault server is busy; try again shortly.' }));
       });
-    }, { ...fast, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) });
+    }, { ...fast, sleep: (ms, signal) => (pauses.push(signal), delay(ms, undefined, { signal }).catch(() => undefined)) });
     const s = await client.session(machine, secret);
     const pack = bytes(1000);
     const put = s.putPack(packIdOf(pack), pack);
@@ -591,6 +593,8 @@ describe('HttpVault against a hostile server', () => {
     await client.close();
     await expect(put).rejects.toMatchObject({ code: 'AZBK_CANCELLED' });
     expect(Date.now() - started).toBeLessThan(2000); // not the 15-30 s the server asked to wait
+    // Nor does its timer keep the process up until then: the pause was told to end.
+    expect(pauses.map((p) => p?.aborted)).toEqual([true]);
     expect(puts).toBe(1);
     await client.close(); // closing twice is harmless
   });
