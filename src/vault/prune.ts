@@ -19,6 +19,7 @@
  * of them names stays. Writing a point checks the gone markers after the point is written: so of
  * a point and a pass at the same time, one always sees the other.
  */
+import { randomBytes } from 'node:crypto';
 import { isHex64, POINT_ID, type PackId } from '../core/ids.js';
 import { DAY_MS } from '../core/retention.js';
 import { baseName, layout, pointIdFor } from './layout.js';
@@ -249,6 +250,10 @@ export async function prune(store: BlobStore, now: Date): Promise<PruneResult> {
  * `azbk vault prune`). Null when this day's pass ran already.
  */
 export async function dailyPrune(store: BlobStore, now: Date): Promise<PruneResult | null> {
-  if ((await store.put(layout.pruneRun(dayOf(now)), Buffer.alloc(0))) === 'exists') return null;
+  // The marker holds a nonce: a retried put whose first try made it (its reply lost) finds 'exists'
+  // and its own nonce, and runs the pass, rather than leaving the day without one.
+  const mine = Buffer.from(randomBytes(16).toString('hex'));
+  const key = layout.pruneRun(dayOf(now));
+  if ((await store.put(key, mine)) === 'exists' && (await store.get(key))?.equals(mine) !== true) return null;
   return prune(store, now);
 }

@@ -8,6 +8,8 @@ import type { MachineId, PackId, PointId } from '../../src/core/ids.js';
 import { layout, pointIdFor } from '../../src/vault/layout.js';
 import { dailyPrune, prune, prunedPacks, PRUNE_GRACE_DAYS, revive } from '../../src/vault/prune.js';
 import { MemoryBlobStore } from '../../src/vault/storage/memory-store.js';
+import { FaultyBlobStore } from '../../src/vault/storage/faulty-store.js';
+import { RetryingBlobStore } from '../../src/vault/storage/retrying-store.js';
 import { packIdOf } from '../../src/core/pack.js';
 import { createMachine } from '../helpers/machine.js';
 
@@ -129,6 +131,18 @@ describe('prune', () => {
     await addPack(store);
     expect(await dailyPrune(store, new Date(start.getTime() + 3_600_000))).toBeNull();
     expect(await dailyPrune(store, daysLater(1))).toMatchObject({ condemned: 1, waiting: 2 });
+  });
+
+  it("runs the day's pass when the reply to its marker was lost and the retry finds the marker there", async () => {
+    const inner = new MemoryBlobStore();
+    await addPack(inner);
+    await addPoint(inner, []);
+    const faulty = new FaultyBlobStore(inner).fail('put', { mode: 'lost-reply', match: (k) => k.startsWith('prune/') });
+    const store = new RetryingBlobStore(faulty, { sleep: async () => undefined });
+    expect(await dailyPrune(store, start)).toMatchObject({ condemned: 1 });
+    expect(faulty.faults.put).toBe(1);
+    // Another server's pass the same day still finds the marker another wrote.
+    expect(await dailyPrune(inner, new Date(start.getTime() + 60_000))).toBeNull();
   });
 
   it('keeps the packs a checkpoint names, as a job that stopped needs them when it resumes', async () => {
