@@ -1,13 +1,21 @@
-/** --limit-upload / --limit-download, shared by the commands that move data. */
+/** --limit-upload / --limit-download, shared by the commands that move data, and how a rate option is read. */
 import type { Command } from 'commander';
 import type { AgentContext } from '../agent/context.js';
 import { loadPolicy } from '../agent/policy.js';
 import { policyRate, throttleSession, type RateSource } from '../agent/throttle.js';
-import { parseRateOption } from './commands/policy.js';
+import { parseRate } from '../core/bandwidth.js';
+import { AzbkError } from '../shared/errors.js';
 
 export interface LimitOpts {
   limitUpload?: string;
   limitDownload?: string;
+}
+
+/** Parses a bandwidth option: a rate such as 512K or 10M (bytes per second); 0 means no limit. AZBK_USAGE for anything else. */
+export function parseRateOption(s: string, flag: string): number | null {
+  const n = parseRate(s);
+  if (n === null) throw new AzbkError('AZBK_USAGE', `${flag} must be a rate such as 512K or 10M (bytes per second; 0 for no limit), not ${s}.`);
+  return n === 0 ? null : n;
 }
 
 /** Adds the two options to a command, or only --limit-download to one that uploads nothing. */

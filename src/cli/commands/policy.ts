@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { lstatSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { parseHours, parseRate, type BandwidthPolicy } from '../../core/bandwidth.js';
+import { parseHours, type BandwidthPolicy } from '../../core/bandwidth.js';
 import type { MachineId } from '../../core/ids.js';
 import { RETENTION_RANGE, type Retention } from '../../core/retention.js';
 import { EVERY_DAY, MAX_RUNS_PER_DAY, parseTimes, type Schedule } from '../../core/schedule.js';
@@ -26,6 +26,7 @@ import { compileExcludes } from '../../core/exclude.js';
 import { crontabNotes, describePolicy, policyResult } from '../policy-text.js';
 import { printable, type Output } from '../output.js';
 import { action } from '../run.js';
+import { parseRateOption } from '../limits.js';
 import { textPaths } from '../arg-paths.js';
 
 interface SetOpts {
@@ -47,13 +48,6 @@ interface SetOpts {
 
 function usage(message: string): AzbkError {
   return new AzbkError('AZBK_USAGE', message);
-}
-
-/** Parses a bandwidth option: a rate such as 512K or 10M (bytes per second); 0 means no limit. */
-export function parseRateOption(s: string, flag: string): number | null {
-  const n = parseRate(s);
-  if (n === null) throw usage(`${flag} must be a rate such as 512K or 10M (bytes per second; 0 for no limit), not ${s}.`);
-  return n === 0 ? null : n;
 }
 
 function bandwidthFrom(o: SetOpts, old: BandwidthPolicy | undefined): BandwidthPolicy | undefined {
@@ -122,8 +116,12 @@ async function retentionFrom(session: VaultSession, machine: MachineId, given: P
 
 export function policyCommand(program: Command): void {
   const policy = program.command('policy').description("show or set this machine's backup policy");
+  // Both given: which one was meant? (commander keeps the last without a word)
+  const excludeGiven = new Set<'exclude' | 'no-exclude'>();
   policy
     .command('set')
+    .on('option:exclude', () => excludeGiven.add('exclude'))
+    .on('option:no-exclude', () => excludeGiven.add('no-exclude'))
     .description('set what to back up, bandwidth limits, the schedule and retention; options not given keep their value')
     .option('--include <path...>', 'files or folders to back up')
     .option('--exclude <pattern...>', 'what backups leave out, replacing the patterns set before: a name such as *.tmp or node_modules, or a path such as /home/ann/.cache')
@@ -158,7 +156,7 @@ export function policyCommand(program: Command): void {
         makeFoldersSync(paths.home, 0o700);
         const lock = await acquireLockWaiting(paths.policyLock, { jobId: randomBytes(16).toString('hex'), kind: 'policy set' }, POLICY_WAIT_MS);
         try {
-          await setPolicy(paths, out, o);
+          await setPolicy(paths, out, o, excludeGiven.size === 2);
         } finally {
           await lock.release();
         }
@@ -184,14 +182,15 @@ export function policyCommand(program: Command): void {
 /** How long policy set waits for another one to finish before it gives up (exit 11). */
 const POLICY_WAIT_MS = 30_000;
 
+
+
 /** policy set's work, under the policy lock: everything checked first, then the vault, then here. */
-async function setPolicy(paths: HomePaths, out: Output, o: SetOpts): Promise<void> {
+async function setPolicy(paths: HomePaths, out: Output, o: SetOpts, excludeBoth: boolean): Promise<void> {
   const old = await loadPolicy(paths);
   const bandwidth = bandwidthFrom(o, old.bandwidth);
   const schedule = scheduleFrom(o, old.schedule);
   const keep = keepCounts(o);
-  // Both given: which one was meant? (commander would keep the last without a word)
-  if (process.argv.includes('--no-exclude') && process.argv.some((a) => a === '--exclude' || a.startsWith('--exclude='))) {
+  if (excludeBoth) {
     throw usage('--exclude and --no-exclude contradict each other: give one of them.');
   }
   const exclude = o.exclude === false ? [] : o.exclude;
