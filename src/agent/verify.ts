@@ -52,8 +52,10 @@ export interface VerifyReport {
   /** distinct packs that referenced blobs live in */
   readonly packs: number;
   /**
-   * Indexed packs none of whose blobs any point or checkpoint refers to: leftovers of interrupted
-   * jobs, which prune removes. Not a problem. (Packs no index lists are invisible to a session.)
+   * Indexed packs from which this key's points and checkpoints read nothing: data of expired
+   * points, leftovers of stopped jobs (of any machine), or a second copy of data two machines of
+   * the key stored at once (the index reads one copy; the point that stored the other still names
+   * it, so prune keeps it). Not a problem. (Packs no index lists are invisible to a session.)
    */
   readonly orphanPacks: number;
   /** packs that referenced blobs are in and the vault does not hold (see FileCache.addMissingPacks) */

@@ -92,7 +92,9 @@ export function verifyCommand(program: Command): void {
         // Found now or known from before: what points need of them was found elsewhere, or is a problem listed below.
         if (r.damagedPacks.length > 0) out.warn(`${counted(r.damagedPacks.length, 'pack')} held damaged (this machine's next backup stores again what it still has of them): ${r.damagedPacks.join(', ')}.`);
         if (r.missingPacks.length > 0) out.warn(`${counted(r.missingPacks.length, 'pack')} named by the index missing from the vault (this machine's next backup stores again what it still has of them): ${r.missingPacks.join(', ')}.`);
-        if (r.orphanPacks > 0) out.line(`${r.orphanPacks} pack(s) hold nothing a kept point refers to (data of expired points, or left by stopped jobs, which prune frees in time): not a problem.`);
+        if (r.orphanPacks > 0) {
+          out.line(`${r.orphanPacks} pack(s) hold nothing the points of this key read (data of expired points, a copy of data stored twice, or packs of stopped or running jobs): not a problem; prune frees those no point or checkpoint names.`);
+        }
         // Names come from the vault's listings: no control character reaches the terminal as one.
         for (const p of r.problems.slice(0, SHOWN)) out.line(`  ${printable(p.where)}: ${printable(p.what)}`);
         if (r.problems.length > SHOWN) out.line(`  ... and ${r.problems.length - SHOWN} more (--json lists them all).`);
