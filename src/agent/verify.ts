@@ -449,6 +449,12 @@ async function sweep(
   // The points first, so that their listings can be read ahead of the walk.
   const roots: { readonly id: string; readonly tree: BlobId | null }[] = [];
   for (const machine of await session.listMachines()) {
+    // A record that cannot be read says no key: it is this key's problem unless the machine's
+    // other points are all of another key (a machine keeps its key: registering it again with
+    // another is refused).
+    const unreadable: VerifyProblem[] = [];
+    let ours = 0;
+    let theirs = 0;
     for (const info of await session.listPoints(machine.id)) {
       let record: Awaited<ReturnType<VaultSession['readPoint']>>;
       try {
@@ -456,10 +462,14 @@ async function sweep(
       } catch (err) {
         rethrowIfUnreachable(err);
         // Removed since it was listed (retention, by a backup of its machine): not a problem.
-        if (!isAzbkError(err, 'AZBK_POINT_NOT_FOUND')) problems.push({ where: info.id, what: why(err) });
+        if (!isAzbkError(err, 'AZBK_POINT_NOT_FOUND')) unreadable.push({ where: info.id, what: why(err) });
         continue;
       }
-      if (record.keyId !== keys.keyId) continue;
+      if (record.keyId !== keys.keyId) {
+        theirs++;
+        continue;
+      }
+      ours++;
       try {
         roots.push({ id: info.id, tree: openManifest(keys, record.jobId, record.manifest, machine.id).tree });
       } catch (err) {
@@ -467,6 +477,7 @@ async function sweep(
         roots.push({ id: info.id, tree: null }); // counted, not walked
       }
     }
+    if (!(theirs > 0 && ours === 0)) problems.push(...unreadable);
   }
   if (o.checked === undefined) {
     const ids = roots.flatMap((r) => (r.tree === null ? [] : [r.tree]));

@@ -9,9 +9,11 @@ import { BlobWriter } from '../../src/agent/blob-writer.js';
 import { openPoint } from '../../src/agent/points.js';
 import { runRestore } from '../../src/agent/restore.js';
 import { verifyVault } from '../../src/agent/verify.js';
+import { deriveKeys, generateMasterKey } from '../../src/core/keys.js';
 import { encodeTree } from '../../src/core/tree.js';
 import { AzbkError } from '../../src/shared/errors.js';
 import { layout } from '../../src/vault/layout.js';
+import { homePaths } from '../../src/shared/paths.js';
 import { writeRandomFile } from '../helpers/fs-tree.js';
 import { createMachine, dataOnlyPack, filesInPack, readPoint, withMethods, type TestMachine } from '../helpers/machine.js';
 
@@ -285,5 +287,35 @@ describe('a data chunk and a tree with the same bytes', () => {
     expect(res.failed).toEqual([]);
     expect((await fs.readFile(path.join(target, src, 'a.json'))).equals(encodeTree([]))).toBe(true);
     expect((await fs.stat(path.join(target, src, 'b-empty'))).isDirectory()).toBe(true);
+  });
+
+  it("counts a point record that cannot be read as a problem of its machine's key only, when its other points say which", async () => {
+    const m = await createMachine();
+    const src = await smallTree(m);
+    await runBackup(m.ctx, { include: [src] });
+    // Machine m2 of another key, with two points.
+    const creds = await m.vault.credentials({ endpoint: 'memory://t', certFingerprint: null, validDays: 1 });
+    const reg = await m.vault.register({ token: creds.token, machineName: 'm2', os: 'test', hostname: 'h2', reregister: false });
+    const keys2 = deriveKeys(generateMasterKey());
+    const home2 = path.join(m.dir, 'home2');
+    await fs.mkdir(home2, { mode: 0o700 });
+    const ctx2 = { ...m.ctx, paths: { ...m.ctx.paths, ...homePaths(home2) }, session: await m.vault.session(reg.machineId, reg.secret), keys: keys2, registration: { ...m.ctx.registration, machineId: reg.machineId, machineName: 'm2', keyId: keys2.keyId } };
+    await runBackup(ctx2, { include: [src] });
+    await runBackup(ctx2, { include: [src] });
+    const records: string[] = [];
+    for await (const key of m.base.list(`points/${reg.machineId}/`)) records.push(key);
+    expect(records).toHaveLength(2);
+    const damage = async (key: string) => (await m.base.delete(key), await m.base.put(key, Buffer.from('{"not a point')));
+    await damage(records[0]!);
+
+    const mine = await verifyVault(m.ctx.session, m.keys, {});
+    expect(mine.problems).toEqual([]);
+    expect(mine.points).toBe(1);
+    const theirs = await verifyVault(ctx2.session, keys2, {});
+    expect(theirs.problems).toEqual([{ where: expect.any(String), what: expect.stringMatching(/not valid JSON/) }]);
+
+    // With no readable point left, whose it was cannot be told: a problem for every key.
+    await damage(records[1]!);
+    expect((await verifyVault(m.ctx.session, m.keys, {})).problems).toHaveLength(2);
   });
 });
