@@ -333,7 +333,7 @@ export class Vault implements VaultEntry {
     // (claimed now, if an earlier version registered it).
     if (!(await this.claimName(req.machineName, id)) && !existing) {
       await this.store.delete(layout.machine(id)).catch(() => undefined);
-      throw atTheSameTime();
+      throw (await this.orphanClaim(req.machineName)) ?? atTheSameTime();
     }
     this.onRegistered?.(id);
     return { machineId: id, secret: secret.toString('base64') };
@@ -404,6 +404,19 @@ export class Vault implements VaultEntry {
     const key = layout.machineName(name);
     if ((await this.store.put(key, Buffer.from(id, 'utf8'))) === 'created') return true;
     return (await this.store.get(key))?.toString('utf8') === id;
+  }
+
+  /**
+   * The error for a name whose claim names a machine the vault has no record of (removed from the
+   * storage by hand: the record is written before the claim, and a registration never removes a
+   * claim), or null. Such a claim is not taken over: two registrations could each take it.
+   */
+  private async orphanClaim(name: string): Promise<AzbkError | null> {
+    const holder = (await this.store.get(layout.machineName(name)))?.toString('utf8');
+    if (holder === undefined || !isHex32(holder) || (await this.machineRecord(holder as MachineId)) !== null) return null;
+    return new AzbkError('AZBK_MACHINE_NAME_TAKEN', `The name ${name} is held by machine ${holder}, whose record is no longer in the vault (removed from its storage by hand?).`, {
+      hint: `Register under another --machine-name, or have the vault's owner remove ${layout.machineName(name)} from its storage.`,
+    });
   }
 
   async session(machineId: MachineId, secret: string): Promise<VaultSession> {

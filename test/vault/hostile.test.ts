@@ -42,6 +42,23 @@ describe('vault service limits', () => {
     expect(await t.vault.machines()).toHaveLength(5);
   });
 
+  it('says what holds a name whose machine record was removed from the storage, and leaves no record behind', async () => {
+    const t = await createTestVault();
+    const gone = await t.vault.register(reg(t.token, 'gone'));
+    await t.store.delete(layout.machine(gone.machineId));
+    for (const again of [false, true]) {
+      await expect(t.vault.register(reg(t.token, 'Gone', again))).rejects.toMatchObject({
+        code: 'AZBK_MACHINE_NAME_TAKEN',
+        message: `The name Gone is held by machine ${gone.machineId}, whose record is no longer in the vault (removed from its storage by hand?).`,
+        hint: expect.stringContaining('machine-names/gone'),
+      });
+    }
+    expect(await t.vault.machines()).toEqual([]);
+    // Once the owner removes the claim, the name is free.
+    await t.store.delete(layout.machineName('gone'));
+    expect((await t.vault.register(reg(t.token, 'gone'))).machineId).not.toBe(gone.machineId);
+  });
+
   it('registers a name once when several vault servers share one store, and claims it for the machine', async () => {
     const t = await createTestVault();
     const servers = [t.vault, await Vault.open(t.store), await Vault.open(t.store)];
