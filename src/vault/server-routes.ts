@@ -117,7 +117,6 @@ async function requireUpload(req: FastifyRequest): Promise<void> {
   if (Number(length) > OBJECT_LIMIT) throw new HttpError(413, 'AZBK_BAD_INPUT', 'The request body is too large.');
 }
 
-/** The uploaded bytes, checked against X-Azbk-Content-Sha256 when the route asks for it. */
 /**
  * A point's or checkpoint's body (hash checked), split from the packs it names (see withPacks).
  * An agent of an earlier version names none: it does not know which packs prune deleted either,
@@ -132,6 +131,7 @@ function bodyWithPacks(req: FastifyRequest): { data: Buffer; packs: string[] } {
   return parts;
 }
 
+/** The uploaded bytes, checked against X-Azbk-Content-Sha256 when the route asks for it. */
 function body(req: FastifyRequest, checkHash: boolean): Buffer {
   const data = req.body;
   if (!Buffer.isBuffer(data)) throw new HttpError(415, 'AZBK_BAD_INPUT', 'Uploads are application/octet-stream.');

@@ -39,13 +39,13 @@ const json = (v: unknown) => Buffer.from(JSON.stringify(v, null, 1));
 const hashSecret = (secret: Buffer) => createHash('sha256').update(secret).digest('hex');
 const forbidden = (message: string) => new AzbkError('AZBK_FORBIDDEN', message);
 
+/** How recent a check that the vault is still there will do before a pack is stored (see Vault.present). */
+const PRESENT_FOR_PACKS_MS = 5000;
+
 /**
  * Stores `data` under `key` unless it exists. Writing the same bytes again succeeds (a retry
  * after a lost reply); other bytes under an existing key are an overwrite: AZBK_FORBIDDEN.
  */
-/** How recent a check that the vault is still there will do before a pack is stored (see Vault.present). */
-const PRESENT_FOR_PACKS_MS = 5000;
-
 async function putOnce(store: BlobStore, key: string, data: Uint8Array, what: string): Promise<void> {
   if ((await store.put(key, data)) === 'created') return;
   const old = await store.get(key);

@@ -85,7 +85,6 @@ function scheduleFrom(o: SetOpts, old: Schedule | undefined): Schedule | null | 
 const DEFAULT_RETENTION: Retention = { daily: 30, weekly: 0, monthly: 0, yearly: 0 };
 const KEEP_FLAGS = { daily: ['keepDaily', '--keep-daily', 'days'], weekly: ['keepWeekly', '--keep-weekly', 'weeks'], monthly: ['keepMonthly', '--keep-monthly', 'months'], yearly: ['keepYearly', '--keep-yearly', 'years'] } as const;
 
-/** The retention the options ask for; undefined when they give no count. */
 /** The --keep counts given (checked), or undefined when none is. */
 function keepCounts(o: SetOpts): Partial<Retention> | undefined {
   const keys = Object.keys(KEEP_FLAGS) as (keyof Retention)[];

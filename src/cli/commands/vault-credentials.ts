@@ -33,7 +33,6 @@ export function parseValidDays(s: string): number {
   return n;
 }
 
-/** Writes a credentials file (owner-only, never over an existing file); returns its absolute path. */
 /** AZBK_BAD_INPUT unless `out`'s folder is there: a mistyped path makes no folders (writeFileAtomic would). */
 export async function checkOutFolder(out: string): Promise<void> {
   const file = path.resolve(out);
@@ -43,6 +42,7 @@ export async function checkOutFolder(out: string): Promise<void> {
   }
 }
 
+/** Writes a credentials file (owner-only, never over an existing file); returns its absolute path. */
 export async function writeCredentialsFile(out: string, creds: CredentialsFile): Promise<string> {
   const file = path.resolve(out);
   await checkOutFolder(file);
