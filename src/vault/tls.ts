@@ -4,10 +4,9 @@
  * server of one vault presents the same certificate, and agents pin its SHA-256 fingerprint.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import fs from 'node:fs/promises';
 import os from 'node:os';
 import { AzbkError } from '../shared/errors.js';
-import { errnoCode } from '../shared/files.js';
+import { readSmallTextFile } from '../shared/files.js';
 import { layout } from './layout.js';
 import type { BlobStore } from './storage/blobstore.js';
 
@@ -64,14 +63,12 @@ export function fingerprintOfPem(cert: string): string {
 
 /** Reads `--tls-cert` and `--tls-key` files and checks them (parseTlsIdentity). */
 export async function readTlsFiles(certFile: string, keyFile: string): Promise<TlsIdentity> {
-  const read = async (file: string) => {
-    try {
-      return await fs.readFile(file, 'utf8');
-    } catch (err) {
-      throw new AzbkError('AZBK_BAD_INPUT', `Cannot read ${file} (${errnoCode(err) ?? 'error'}).`);
-    }
-  };
-  return parseTlsIdentity(await read(certFile), await read(keyFile));
+  return parseTlsIdentity(await readTlsCert(certFile), await readSmallTextFile(keyFile, MAX_PEM, 'TLS key'));
+}
+
+/** The text of a `--tls-cert` file: AZBK_BAD_INPUT when it cannot be read, is not a file, or is larger than any PEM certificate chain azbk takes. */
+export function readTlsCert(file: string): Promise<string> {
+  return readSmallTextFile(file, MAX_PEM, 'TLS certificate');
 }
 
 /**

@@ -283,6 +283,16 @@ describe('a vault service whose certificate is lost', () => {
     await fs.writeFile(cert, held.cert);
     await fs.writeFile(key, held.key, { mode: 0o644 });
     await fs.chmod(key, 0o644);
+    // What is no PEM file is refused before anything is read whole: a device, a folder.
+    for (const [flag, bad, why] of [['--tls-cert', '/dev/zero', 'not a regular file'], ['--tls-key', dir, 'not a regular file']] as const) {
+      const r = await runCli(['vault', 'serve', '--path', v, '--listen', '127.0.0.1:0', '--tls-cert', flag === '--tls-cert' ? bad : cert, '--tls-key', flag === '--tls-key' ? bad : key]);
+      expectExit(r, 2);
+      expectNoStack(r);
+      expect(r.stderr).toContain(`Cannot read the ${flag === '--tls-cert' ? 'TLS certificate' : 'TLS key'} ${bad} (${why})`);
+    }
+    const zero = await runCli(['vault', 'credentials', '--path', v, '--endpoint', first.url, '--out', path.join(dir, 'z.VaultCredentials'), '--tls-cert', '/dev/zero']);
+    expectExit(zero, 2);
+    expect(zero.stderr).toContain('Cannot read the TLS certificate /dev/zero (not a regular file)');
     const again = await startServe(['--path', v, '--tls-cert', cert, '--tls-key', key]);
     try {
       expect(again.fingerprint).toBe(first.fingerprint);

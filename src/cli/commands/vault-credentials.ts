@@ -10,7 +10,7 @@ import { errnoCode, writeFileAtomic } from '../../shared/files.js';
 import { MAX_VALID_DAYS, type CredentialsFile } from '../../vault/credentials.js';
 import { fileEndpoint } from '../../vault/connect.js';
 import { openVaultStore } from '../../vault/open-store.js';
-import { ensureTlsIdentity, fingerprintOfPem } from '../../vault/tls.js';
+import { ensureTlsIdentity, fingerprintOfPem, readTlsCert } from '../../vault/tls.js';
 import { Vault } from '../../vault/vault.js';
 import { action } from '../run.js';
 import { addLocationOptions, parseHttpsEndpoint, resolveLocation, type LocationOpts } from '../vault-location.js';
@@ -78,7 +78,7 @@ export function vaultCredentialsCommand(vault: Command): void {
         let certFingerprint: string | null = null;
         if (endpoint !== undefined) {
           certFingerprint = o.tlsCert !== undefined
-            ? fingerprintOfPem(await readText(o.tlsCert))
+            ? fingerprintOfPem(await readTlsCert(o.tlsCert))
             : (await ensureTlsIdentity(store, { commonName: `azbk vault ${(await v.config()).id}`, machines: (await v.machines()).length })).fingerprint;
         }
         const creds = await v.credentials({ endpoint: endpoint ?? fileEndpoint((loc as { dir: string }).dir), certFingerprint, validDays });
@@ -90,10 +90,3 @@ export function vaultCredentialsCommand(vault: Command): void {
     );
 }
 
-async function readText(file: string): Promise<string> {
-  try {
-    return await fs.readFile(file, 'utf8');
-  } catch (err) {
-    throw new AzbkError('AZBK_BAD_INPUT', `Cannot read ${file} (${errnoCode(err) ?? 'error'}).`);
-  }
-}
