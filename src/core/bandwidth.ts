@@ -29,12 +29,20 @@ export function parseHours(s: string): { start: number; end: number } | null {
   return start < end && end <= 24 * 60 && Number(m[2] ?? 0) < 60 && Number(m[4] ?? 0) < 60 ? { start, end } : null;
 }
 
-/** Parses a rate: digits with an optional K, M or G suffix (powers of 1024), per second; 0 = unlimited. */
-export function parseRate(s: string): number | null {
-  const m = /^(\d+(?:\.\d+)?)\s*([KMG])?(?:i?B)?(?:\/s)?$/i.exec(s.trim());
-  if (m === null) return null;
-  const exact = Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] ?? ' ').toUpperCase());
-  // A rate above 0 stays one: rounded to 0 it would mean no limit at all.
+/**
+ * Parses a number of bytes as options take it: a number (decimals allowed) with an optional K, M,
+ * G or T (powers of 1024), optionally followed by B or iB (512M, 1.5 GiB); with `perSecond`, an
+ * optional /s too. Rounded to whole bytes, never from above 0 down to 0; null when it is none.
+ */
+export function parseSize(s: string, perSecond = false): number | null {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT])?(?:i?B)?(\/s)?$/i.exec(s.trim());
+  if (m === null || (m[3] !== undefined && !perSecond)) return null;
+  const exact = Number(m[1]) * 1024 ** ' KMGT'.indexOf((m[2] ?? ' ').toUpperCase());
   const n = exact > 0 ? Math.max(1, Math.round(exact)) : 0;
   return Number.isSafeInteger(n) ? n : null;
+}
+
+/** Parses a rate (see parseSize), bytes per second; 0 = unlimited. */
+export function parseRate(s: string): number | null {
+  return parseSize(s, true);
 }

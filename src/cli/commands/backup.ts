@@ -4,6 +4,7 @@ import { runBackup } from '../../agent/backup.js';
 import { openAgent } from '../../agent/context.js';
 import { lastGoodBackup, recordFailure, recordJob } from '../../agent/jobs.js';
 import { compileExcludes } from '../../core/exclude.js';
+import { parseSize } from '../../core/bandwidth.js';
 import { missedRun } from '../../core/schedule.js';
 import { loadPolicy } from '../../agent/policy.js';
 import { AzbkError, ExitCode, isAzbkError } from '../../shared/errors.js';
@@ -25,11 +26,10 @@ interface Opts extends LimitOpts {
   json?: boolean;
 }
 
-/** Parses a byte count: digits with an optional K, M, G or T suffix (powers of 1024). */
-export function parseBytes(s: string, flag: string): number {
-  const m = /^(\d+)([KMGT]i?B?)?$/i.exec(s.trim());
-  const n = m ? Number(m[1]) * 1024 ** ' KMGT'.indexOf((m[2]?.[0] ?? ' ').toUpperCase()) : NaN;
-  if (!Number.isSafeInteger(n) || n <= 0) throw new AzbkError('AZBK_USAGE', `${flag} must be a positive size such as 512M, not ${s}.`);
+/** Parses a positive byte count (see parseSize); AZBK_USAGE for anything else. */
+function parseBytes(s: string, flag: string): number {
+  const n = parseSize(s);
+  if (n === null || n <= 0) throw new AzbkError('AZBK_USAGE', `${flag} must be a positive size such as 512M, not ${s}.`);
   return n;
 }
 
