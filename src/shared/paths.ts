@@ -1,18 +1,21 @@
 /**
  * Where azbk keeps its local state. Everything lives under AZBK_HOME, which defaults to the
  * platform's config folder: `$XDG_CONFIG_HOME/azbk` or `~/.config/azbk` on Linux,
- * `~/Library/Application Support/azbk` on macOS, `%ProgramData%\azbk` on Windows.
+ * `~/Library/Application Support/azbk` on macOS, `%LOCALAPPDATA%\azbk` on Windows. On Windows azbk
+ * cannot check a folder's permissions (access lists, not modes): a folder in the user's own profile
+ * is readable by that user alone (and the system's administrators) from the start, where one made
+ * in ProgramData would let every user of the machine read the secrets.
  */
 import os from 'node:os';
 import path from 'node:path';
 
 /** The AZBK_HOME folder for this process. */
-export function azbkHome(env: NodeJS.ProcessEnv = process.env): string {
+export function azbkHome(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): string {
   const explicit = env.AZBK_HOME;
   if (explicit !== undefined && explicit !== '') return path.resolve(explicit);
-  switch (process.platform) {
+  switch (platform) {
     case 'win32':
-      return path.join(env.ProgramData ?? 'C:\\ProgramData', 'azbk');
+      return path.win32.join(env.LOCALAPPDATA !== undefined && path.win32.isAbsolute(env.LOCALAPPDATA) ? env.LOCALAPPDATA : path.win32.join(os.homedir(), 'AppData', 'Local'), 'azbk');
     case 'darwin':
       return path.join(os.homedir(), 'Library', 'Application Support', 'azbk');
     default:

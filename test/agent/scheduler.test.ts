@@ -89,12 +89,12 @@ describe('the crontab block', () => {
 
 describe('Task Scheduler', () => {
   it('creates one weekly task per time of day, on the schedule\'s days', () => {
-    expect(schtasksCreate(S, 1, 'abc', 'C:\\ProgramData\\azbk\\scheduled-backup.cmd')).toEqual([
-      '/Create', '/F', '/TN', 'azbk\\backup-abc-2', '/SC', 'WEEKLY', '/D', 'MON,TUE,WED,THU,FRI', '/ST', '21:00', '/TR', '"C:\\ProgramData\\azbk\\scheduled-backup.cmd"',
+    expect(schtasksCreate(S, 1, 'abc', 'C:\\Users\\ann\\AppData\\Local\\azbk\\scheduled-backup.cmd')).toEqual([
+      '/Create', '/F', '/TN', 'azbk\\backup-abc-2', '/SC', 'WEEKLY', '/D', 'MON,TUE,WED,THU,FRI', '/ST', '21:00', '/TR', '"C:\\Users\\ann\\AppData\\Local\\azbk\\scheduled-backup.cmd"',
     ]);
     // The hourly check that catches up a missed run, every day, passing --catch-up on to the batch file.
-    expect(schtasksCatchUp(S, 'abc', 'C:\\ProgramData\\azbk\\scheduled-backup.cmd')).toEqual([
-      '/Create', '/F', '/TN', 'azbk\\backup-abc-catch-up', '/SC', 'HOURLY', '/ST', '00:30', '/TR', '"C:\\ProgramData\\azbk\\scheduled-backup.cmd" --catch-up',
+    expect(schtasksCatchUp(S, 'abc', 'C:\\Users\\ann\\AppData\\Local\\azbk\\scheduled-backup.cmd')).toEqual([
+      '/Create', '/F', '/TN', 'azbk\\backup-abc-catch-up', '/SC', 'HOURLY', '/ST', '00:30', '/TR', '"C:\\Users\\ann\\AppData\\Local\\azbk\\scheduled-backup.cmd" --catch-up',
     ]);
   });
 });

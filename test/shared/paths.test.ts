@@ -12,4 +12,13 @@ describe('azbkHome', () => {
     expect(azbkHome({ XDG_CONFIG_HOME: 'relxdg' })).toBe(path.join(os.homedir(), '.config', 'azbk'));
     expect(azbkHome({})).toBe(path.join(os.homedir(), '.config', 'azbk'));
   });
+
+  it("is on Windows in the user's own profile (LOCALAPPDATA), never in ProgramData, which every user may read", () => {
+    expect(azbkHome({ LOCALAPPDATA: 'C:\\Users\\ann\\AppData\\Local', ProgramData: 'C:\\ProgramData' }, 'win32')).toBe('C:\\Users\\ann\\AppData\\Local\\azbk');
+    for (const env of [{ ProgramData: 'C:\\ProgramData' }, { LOCALAPPDATA: 'rel\\local' }]) {
+      const home = azbkHome(env, 'win32');
+      expect(home.endsWith('\\AppData\\Local\\azbk')).toBe(true);
+      expect(home).not.toContain('ProgramData');
+    }
+  });
 });
