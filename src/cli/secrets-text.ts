@@ -2,10 +2,10 @@
 import type { SecretsLocation } from '../agent/state.js';
 import type { HomePaths } from '../shared/paths.js';
 
-export function secretsPlace(paths: HomePaths, where: SecretsLocation): string {
-  return where.store === 'file'
-    ? `${paths.secrets} (readable by its owner only)`
-    : `the keychain (service ${where.service}, account ${where.account})`;
+/** Where the secrets are, in words; on Windows, whose access lists azbk does not check, a file is not said to be owner-only. */
+export function secretsPlace(paths: HomePaths, where: SecretsLocation, platform: NodeJS.Platform = process.platform): string {
+  if (where.store !== 'file') return `the keychain (service ${where.service}, account ${where.account})`;
+  return platform === 'win32' ? `${paths.secrets} (keep AZBK_HOME where only you can read it)` : `${paths.secrets} (readable by its owner only)`;
 }
 
 export function secretsResult(paths: HomePaths, where: SecretsLocation): Record<string, string> {
