@@ -15,6 +15,7 @@ import os from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { compileExcludes, excludesKey, type Excluded } from '../core/exclude.js';
 import type { BlobId, PackId } from '../core/ids.js';
+import { MAX_BLOB_SIZE } from '../core/blob.js';
 import { encodeTree, type FileNode, type TreeNode } from '../core/tree.js';
 import { AzbkError, isAzbkError, localIoError } from '../shared/errors.js';
 import { fileIdentity } from '../shared/files.js';
@@ -86,6 +87,8 @@ export interface BackupOptions {
    * takes every folder the worker found unchanged (tests)
    */
   readonly scanFirst?: boolean;
+  /** the largest folder listing a backup stores (default MAX_BLOB_SIZE; tests set less) */
+  readonly maxListingBytes?: number;
 }
 
 /** The checkpoint a job continued from. */
@@ -604,7 +607,13 @@ class BackupJob {
         entries.push(this.ancestorTree(childSegs, child).then((f) => ({ node: { type: 'dir', name, ...meta(st), subtree: f.tree }, counts: f.counts, packs: f.packs })));
       }
     }
-    const folder = await this.folder(present(await Promise.all(entries)), false);
+    const folder = await this.folder(present(await Promise.all(entries)), false).catch((err: unknown) => {
+      // Only files included one by one make such a listing large: one of a terabyte or more.
+      if (!(err instanceof ListingTooLarge)) throw err;
+      throw new AzbkError('AZBK_BAD_INPUT', `The files included in ${abs} cannot be stored: their chunk lists ${err.size}.`, {
+        hint: 'Include the folder they are in, or fewer of them at a time.',
+      });
+    });
     if (remembered.size > 0) this.cache.putDir(key, { fingerprint: null, self: null, tree: folder.tree, ...folder.counts, known: remembered });
     return folder;
   }
@@ -618,7 +627,9 @@ class BackupJob {
       counts.symlinks += e.counts.symlinks;
       counts.bytes += e.counts.bytes;
     }
-    const tree = await this.writer.add('tree', encodeTree(entries.map((e) => e.node)));
+    const listing = encodeTree(entries.map((e) => e.node));
+    if (listing.length > (this.opts.maxListingBytes ?? MAX_BLOB_SIZE)) throw new ListingTooLarge(entries.length, listing.length);
+    const tree = await this.writer.add('tree', listing);
     const packs = new Set<PackRef>();
     for (const e of entries) {
       if (e.node.type === 'file') for (const c of e.node.content) packs.add(this.writer.packRef('data', c));
@@ -756,6 +767,10 @@ class BackupJob {
     this.heldEntries = Math.max(this.heldEntries, this.openEntries);
     try {
       return await this.walkFolder(folder, listed, complete, walked);
+    } catch (err) {
+      if (!(err instanceof ListingTooLarge)) throw err;
+      this.skip(abs, err.reason);
+      return null;
     } finally {
       this.openEntries -= listed.length;
     }
@@ -1038,6 +1053,30 @@ export function racy(id: FileIdentity, start: number): boolean {
 
 function meta(st: { mode: number; mtime: string }): { mode: number; mtime: string } {
   return { mode: st.mode, mtime: st.mtime };
+}
+
+/**
+ * A folder's listing is one blob, which holds every entry and each file's list of chunk ids (67
+ * bytes a chunk): past MAX_BLOB_SIZE (about 200,000-350,000 entries, or files of about 1 TiB in
+ * all at the default chunk size) it cannot be stored, and the folder is skipped, not the job failed.
+ */
+class ListingTooLarge extends Error {
+  constructor(
+    readonly entries: number,
+    readonly bytes: number,
+  ) {
+    super(`a listing of ${entries} entries, ${bytes} bytes`);
+  }
+
+  /** its size and the limit, in words */
+  get size(): string {
+    return `would take ${(this.bytes / 2 ** 20).toFixed(1)} MiB, more than the ${MAX_BLOB_SIZE / 2 ** 20} MiB one folder's listing may`;
+  }
+
+  /** why a folder with this listing is skipped */
+  get reason(): string {
+    return `its listing (${this.entries} entries and their chunk lists) ${this.size}: not backed up (split it into smaller folders)`;
+  }
 }
 
 /**
