@@ -141,7 +141,7 @@ export class BlobIndex {
     if (this.skip.has(pack)) return;
     const later = this.deferred.get(pack);
     if (later !== undefined) {
-      later.push(...entries);
+      for (const e of entries) later.push(e); // not push(...entries): a pack may hold more blobs than a call takes arguments
       return;
     }
     const p = this.packRow(pack);

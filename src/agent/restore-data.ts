@@ -189,7 +189,7 @@ export async function restoreData(
   }
 
   const planned: Range[] = [];
-  for (const [pack, blobs] of byPack) planned.push(...ranges(pack, [...blobs.values()]));
+  for (const [pack, blobs] of byPack) for (const r of ranges(pack, [...blobs.values()])) planned.push(r);
   byPack.clear();
   assignOwners(planned);
   // A range is let go once read, with its chunks' ids: the plan shrinks as the restore goes on.

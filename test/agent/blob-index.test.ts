@@ -447,4 +447,16 @@ describe('blob index cache', () => {
       }
     }
   });
+
+  it('holds back a damaged pack of 200,000 blobs (more than a call takes arguments), then adds them', () => {
+    const pack = 'd'.repeat(64) as PackId;
+    const entries = Array.from({ length: 200_000 }, (_, i) => ({ type: 'data' as const, id: randomBytes(32).toString('hex') as BlobId, offset: i * 60, length: 60, rawLength: 40 }));
+    const index = new BlobIndex();
+    index.deferPacks([pack]);
+    index.addPack(pack, entries);
+    expect(index.has('data', entries[0]!.id)).toBe(false);
+    index.addDeferred();
+    expect(index.size).toBe(200_000);
+    expect(index.get('data', entries[199_999]!.id)?.pack).toBe(pack);
+  });
 });
