@@ -595,11 +595,14 @@ class BackupJob {
     const key = `\0${abs}`;
     const known = this.cache.getFiles(key);
     const remembered = new Map<string, KnownFile>();
+    /** the names of the files (and links) included one by one in here */
+    const includedFiles = new Set<string>();
     for (const [name, child] of trie.children) {
       const childSegs = [...segs, name];
       const childAbs = fromSegments(childSegs);
       if (child.included) {
         const l = this.lstat(childAbs, name);
+        if (l !== null && l.st.kind !== 'dir') includedFiles.add(name);
         const e = l === null ? Promise.resolve(null) : l.st.kind === 'dir' ? this.dirEntry(l, this.dir(l)) : this.entry(l, known, remembered);
         entries.push(e.then((x) => (x === null ? x : (this.includedKept++, x))));
       } else {
@@ -607,12 +610,18 @@ class BackupJob {
         entries.push(this.ancestorTree(childSegs, child).then((f) => ({ node: { type: 'dir', name, ...meta(st), subtree: f.tree }, counts: f.counts, packs: f.packs })));
       }
     }
-    const folder = await this.folder(present(await Promise.all(entries)), false).catch((err: unknown) => {
-      // Only files included one by one make such a listing large: one of a terabyte or more.
+    const all = present(await Promise.all(entries));
+    const folder = await this.folder(all, false).catch(async (err: unknown) => {
+      // Only files included one by one make such a listing large (a terabyte of them or more):
+      // those are skipped, and the rest of the job goes on.
       if (!(err instanceof ListingTooLarge)) throw err;
-      throw new AzbkError('AZBK_BAD_INPUT', `The files included in ${abs} cannot be stored: their chunk lists ${err.size}.`, {
-        hint: 'Include the folder they are in, or fewer of them at a time.',
-      });
+      const kept = all.filter((e) => !includedFiles.has(e.node.name));
+      for (const e of all) {
+        if (!includedFiles.has(e.node.name)) continue;
+        this.skip(fromSegments([...segs, e.node.name]), `the listing of ${abs} with the files included one by one in it ${err.size}: not backed up (include fewer of them at a time)`);
+        this.includedKept--;
+      }
+      return this.folder(kept, false);
     });
     if (remembered.size > 0) this.cache.putDir(key, { fingerprint: null, self: null, tree: folder.tree, ...folder.counts, known: remembered });
     return folder;
@@ -628,7 +637,8 @@ class BackupJob {
       counts.bytes += e.counts.bytes;
     }
     const listing = encodeTree(entries.map((e) => e.node));
-    if (listing.length > (this.opts.maxListingBytes ?? MAX_BLOB_SIZE)) throw new ListingTooLarge(entries.length, listing.length);
+    const limit = this.opts.maxListingBytes ?? MAX_BLOB_SIZE;
+    if (listing.length > limit) throw new ListingTooLarge(entries.length, listing.length, limit);
     const tree = await this.writer.add('tree', listing);
     const packs = new Set<PackRef>();
     for (const e of entries) {
@@ -845,7 +855,13 @@ class BackupJob {
     }
     walked?.();
     const done = await Promise.all(entries);
-    const folder = await this.folder(present(done), true);
+    const folder = await this.folder(present(done), true).catch((err: unknown) => {
+      // Skipped (see dirWalk): the copy stored before is not this folder any more, and must not
+      // be taken for it by a later backup that sees no change here; the files read are
+      // remembered, so that the next one does not read them again only to skip them.
+      if (err instanceof ListingTooLarge && cached !== undefined) this.cache.putDir(abs, { ...cached, fingerprint: null, self: null, known: remembered });
+      throw err;
+    });
     // A folder with anything skipped, special or changed while read, in it or beneath it, gets no
     // fingerprint: it is examined again next time, also when the change journal saw nothing.
     const clean =
@@ -1064,13 +1080,15 @@ class ListingTooLarge extends Error {
   constructor(
     readonly entries: number,
     readonly bytes: number,
+    readonly limit: number,
   ) {
     super(`a listing of ${entries} entries, ${bytes} bytes`);
   }
 
   /** its size and the limit, in words */
   get size(): string {
-    return `would take ${(this.bytes / 2 ** 20).toFixed(1)} MiB, more than the ${MAX_BLOB_SIZE / 2 ** 20} MiB one folder's listing may`;
+    const mib = (n: number) => `${+(n / 2 ** 20).toFixed(n < 2 ** 20 ? 3 : 1)} MiB`;
+    return `would take ${mib(this.bytes)}, more than the ${mib(this.limit)} one folder's listing may`;
   }
 
   /** why a folder with this listing is skipped */
