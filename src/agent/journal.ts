@@ -58,7 +58,7 @@ export interface JournalSession {
   readonly roots?: Readonly<Record<string, string>>;
   /**
    * where changes.log begins in the journal (0 when absent): the bytes of the lines the watcher
-   * dropped once backups had read them (see trimming in runWatcher). Offsets backups remember
+   * dropped once backups had read them (see trimTo in journal-watcher.ts). Offsets backups remember
    * count from the journal's start, so they stay right across a trim.
    */
   readonly base?: number;

@@ -1,7 +1,8 @@
-/** What a backup says of a file or folder it could not read, by the error reading it gave. */
+/** Why a backup skipped a file or folder, in words. */
 import { errnoCode } from '../shared/files.js';
 import { NOT_REGULAR, REPLACED } from './pipeline/protocol.js';
 
+/** What a backup says of a file or folder it could not read, by the error reading it gave. */
 export function skipReason(err: unknown): string {
   switch (errnoCode(err)) {
     case 'ENOENT':

@@ -31,11 +31,11 @@ export function parseHours(s: string): { start: number; end: number } | null {
 
 /**
  * Parses a number of bytes as options take it: a number (decimals allowed) with an optional K, M,
- * G or T (powers of 1024), optionally followed by B or iB (512M, 1.5 GiB); with `perSecond`, an
+ * G or T (powers of 1024), optionally followed by B, i or iB (512M, 512Mi, 1.5 GiB); with `perSecond`, an
  * optional /s too. Rounded to whole bytes, never from above 0 down to 0; null when it is none.
  */
 export function parseSize(s: string, perSecond = false): number | null {
-  const m = /^(\d+(?:\.\d+)?)\s*([KMGT])?(?:i?B)?(\/s)?$/i.exec(s.trim());
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT])?(?:iB?|B)?(\/s)?$/i.exec(s.trim());
   if (m === null || (m[3] !== undefined && !perSecond)) return null;
   const exact = Number(m[1]) * 1024 ** ' KMGT'.indexOf((m[2] ?? ' ').toUpperCase());
   const n = exact > 0 ? Math.max(1, Math.round(exact)) : 0;

@@ -67,6 +67,7 @@ export function kdfWork(envelope: unknown): number {
   const { N, r, p } = kdf ?? {};
   return typeof N === 'number' && typeof r === 'number' && typeof p === 'number' ? N * r * p : Infinity;
 }
+
 /** Passphrase envelopes a vault holds at most (each key family has one per passphrase change). */
 export const MAX_KEY_ENVELOPES = 64;
 

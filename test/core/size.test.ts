@@ -15,7 +15,8 @@ describe('parseSize', () => {
   });
 
   it('refuses anything else, and /s where no rate is asked for', () => {
-    for (const s of ['', 'M', '-1M', '1X', '1.M', '1e3', '1M/s', '1 M B', '99999999999T']) expect(parseSize(s)).toBeNull();
+    for (const s of ['', 'M', '-1M', '1X', '1.M', '1e3', '1M/s', '1 M B', '1MiBB', '99999999999T']) expect(parseSize(s)).toBeNull();
+    expect(parseSize('512Mi')).toBe(512 * 2 ** 20);
     expect(parseRate('1M/s')).toBe(2 ** 20);
     expect(parseRate('1.5 MiB/s')).toBe(1.5 * 2 ** 20);
   });

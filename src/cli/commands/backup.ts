@@ -50,7 +50,7 @@ export function backupCommand(program: Command): void {
     .option('--include <path...>', 'files or folders to back up (default: the policy\'s)')
     .option('--exclude <pattern...>', 'leave out what matches: a name such as *.tmp, or a path such as /home/ann/.cache (default: the policy\'s)')
     .option('--checkpoint-interval <seconds>', 'save a checkpoint at least this often', '60')
-    .option('--checkpoint-bytes <size>', 'and after reading this much data (K, M, G suffixes)', '512M')
+    .option('--checkpoint-bytes <size>', 'and after reading this much data, e.g. 512M or 1.5G (K, M, G, T: powers of 1024)', '512M')
     .option('--catch-up', 'back up only if a scheduled backup was missed: none ended well since the last one due (the hourly scheduled check runs this)')
     .option('--json', 'print the result as JSON')
     .addHelpText(

@@ -181,8 +181,6 @@ export function policyCommand(program: Command): void {
 /** How long policy set waits for another one to finish before it gives up (exit 11). */
 const POLICY_WAIT_MS = 30_000;
 
-
-
 /** policy set's work, under the policy lock: everything checked first, then the vault, then here. */
 async function setPolicy(paths: HomePaths, out: Output, o: SetOpts, excludeBoth: boolean): Promise<void> {
   const old = await loadPolicy(paths);

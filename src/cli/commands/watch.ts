@@ -37,7 +37,8 @@ export function watchCommand(program: Command): void {
         'the paths that changed ("optimized") instead of scanning everything ("full scan"). What the\n' +
         'exclusions match is not watched; backups with other exclusions scan everything.\n' +
         'Stop it with Ctrl-C or SIGTERM (exit 0). Exit codes: 0 stopped, 2 nothing to watch or a watched folder\n' +
-        'was removed or replaced (the journal stops; backups scan everything), 11 already running.',
+        'was removed or replaced (the journal stops; backups scan everything), 1 a change could not be written\n' +
+        'to the journal (a full disk: it stops, and backups scan everything), 11 already running.',
     )
     .action(
       action('watch', async ({ paths, out, log }, o: Opts) => {
