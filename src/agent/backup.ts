@@ -859,7 +859,7 @@ class BackupJob {
       // Skipped (see dirWalk): the copy stored before is not this folder any more, and must not
       // be taken for it by a later backup that sees no change here; the files read are
       // remembered, so that the next one does not read them again only to skip them.
-      if (err instanceof ListingTooLarge && cached !== undefined) this.cache.putDir(abs, { ...cached, fingerprint: null, self: null, known: remembered });
+      if (err instanceof ListingTooLarge) this.cache.putDir(abs, { ...(cached ?? UNSTORED), fingerprint: null, self: null, known: remembered });
       throw err;
     });
     // A folder with anything skipped, special or changed while read, in it or beneath it, gets no
@@ -1070,6 +1070,12 @@ export function racy(id: FileIdentity, start: number): boolean {
 function meta(st: { mode: number; mtime: string }): { mode: number; mtime: string } {
   return { mode: st.mode, mtime: st.mtime };
 }
+
+/**
+ * The row of a folder never stored (its listing too large): with no fingerprint it is never taken
+ * for the folder (see walkFolder, dirWalk and the scan worker), and only remembers its files.
+ */
+const UNSTORED: KnownDir = { tree: '0'.repeat(64) as BlobId, files: 0, dirs: 0, symlinks: 0, bytes: 0 };
 
 /**
  * A folder's listing is one blob, which holds every entry and each file's list of chunk ids (67

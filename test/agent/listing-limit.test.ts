@@ -63,4 +63,27 @@ describe('a folder listing past the limit', () => {
     // None kept at all: no point, as for any backup that keeps nothing.
     await expect(runBackup(m.ctx, { include: files, maxListingBytes: 4096 })).rejects.toMatchObject({ code: 'AZBK_PATH_NOT_FOUND' });
   });
+
+  it('reads the files of a folder too large from the first backup once, not on every backup that skips it', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await fs.mkdir(path.join(src, 'big'), { recursive: true });
+    await Promise.all(Array.from({ length: 60 }, (_, i) => fs.writeFile(path.join(src, 'big', `file-with-a-long-name-${i}.txt`), 'x'.repeat(100))));
+    await fs.writeFile(path.join(src, 'doc.txt'), 'important\n');
+    await settled();
+    const first = await runBackup(m.ctx, { include: [src], maxListingBytes: 4096 });
+    expect(first.skipped.map((s) => s.path)).toEqual([path.join(src, 'big')]);
+    expect(first.stats.readBytes).toBe(60 * 100 + 10);
+    const again = await runBackup(m.ctx, { include: [src], maxListingBytes: 4096 });
+    expect(again.skipped.map((s) => s.path)).toEqual([path.join(src, 'big')]);
+    expect(again.stats.readBytes).toBe(0);
+    // Once it fits, it is stored whole, from the chunks already read.
+    const fits = await runBackup(m.ctx, { include: [src] });
+    expect(fits.skipped).toEqual([]);
+    expect(fits.stats.files).toBe(61);
+    expect(fits.stats.readBytes).toBe(0);
+    const target = await fs.mkdtemp(path.join(m.dir, 'restore-'));
+    expect((await runRestore(m.ctx, { point: 'latest', target, paths: [], conflict: 'overwrite' })).failed).toEqual([]);
+    expect(await fs.readFile(path.join(target, src, 'big', 'file-with-a-long-name-59.txt'), 'utf8')).toBe('x'.repeat(100));
+  });
 });
