@@ -10,7 +10,7 @@ import path from 'node:path';
 import { isOwnEntry, ownFolders as ownFoldersOf, type OwnFolders } from './own-folders.js';
 import { compileExcludes, excludesKey } from '../core/exclude.js';
 import { AzbkError } from '../shared/errors.js';
-import { errnoCode, errnoText, fileIdentity, makeFoldersSync, writeFileAtomic } from '../shared/files.js';
+import { errnoCode, errnoText, fileIdentity, makeFoldersSync, writeAll, writeFileAtomic } from '../shared/files.js';
 import { processIdentity } from '../shared/process.js';
 import { slashed } from './folder-listing.js';
 import { identityOf, journalFiles, logFields, SYNC_LINE, type JournalSession } from './journal.js';
@@ -51,7 +51,7 @@ function tailCopy(file: string, log: number, from: number, to: number): number |
       for (let at = from; at < to; ) {
         const n = fs.readSync(src, buf, 0, Math.min(buf.length, to - at), at);
         if (n === 0) return null;
-        for (let put = 0; put < n; ) put += fs.writeSync(next, buf, put, n - put);
+        writeAll(next, buf.subarray(0, n));
         at += n;
       }
     } finally {
@@ -214,7 +214,7 @@ export async function runWatcher(
     if (failure !== null) return false;
     try {
       const buf = Buffer.from(line);
-      for (let put = 0; put < buf.length; ) put += fs.writeSync(log, buf, put, buf.length - put);
+      writeAll(log, buf);
       logSize += buf.length;
       return true;
     } catch (err) {

@@ -5,7 +5,7 @@ import { Chunker, type ChunkerParams } from '../core/chunker.js';
 import type { BlobId } from '../core/ids.js';
 import type { VaultKeys } from '../core/keys.js';
 import { AzbkError } from '../shared/errors.js';
-import { errnoCode, errnoText } from '../shared/files.js';
+import { errnoCode, errnoText, writeAll } from '../shared/files.js';
 
 /** Throws AZBK_CANCELLED when `signal` asks the restore to stop (see RestoreOptions.signal). */
 export function stopIfAsked(signal: AbortSignal | undefined): void {
@@ -32,12 +32,6 @@ const REOPEN = fs.constants.O_WRONLY | (fs.constants.O_NOFOLLOW ?? 0);
  */
 export function openTemp(tmp: string, create: boolean): number {
   return create ? fs.openSync(tmp, 'wx', 0o600) : fs.openSync(tmp, REOPEN);
-}
-
-/** Writes all of `data` at `position`. */
-export function writeAll(fd: number, data: Uint8Array, position: number): void {
-  let pos = 0;
-  while (pos < data.length) pos += fs.writeSync(fd, data, pos, data.length - pos, position + pos);
 }
 
 /** Chunks shorter than this are written even when all zero: a hole that small saves nothing. */

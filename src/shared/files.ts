@@ -29,6 +29,12 @@ export async function readSmallFile(file: string, limit: number, what: string): 
   }
 }
 
+/** Writes all of `data` to `fd`: at `position`, or (null) where the file's offset is (its end, for one opened to append). */
+export function writeAll(fd: number, data: Uint8Array, position: number | null = null): void {
+  let pos = 0;
+  while (pos < data.length) pos += fsCb.writeSync(fd, data, pos, data.length - pos, position === null ? null : position + pos);
+}
+
 /** `data` as UTF-8 text without a byte order mark, or null when it is not UTF-8. */
 export function utf8Text(data: Uint8Array): string | null {
   try {
