@@ -25,7 +25,7 @@ import { DAY_MS } from '../core/retention.js';
 import { baseName, layout, pointIdFor } from './layout.js';
 import { dayOf, SOFT_DELETE_DAYS } from './retention.js';
 import type { PrunedPacks } from './api.js';
-import type { BlobStore } from './storage/blobstore.js';
+import { putOwn, type BlobStore } from './storage/blobstore.js';
 import { eachAtOnce } from '../shared/each-at-once.js';
 
 /**
@@ -252,8 +252,6 @@ export async function prune(store: BlobStore, now: Date): Promise<PruneResult> {
 export async function dailyPrune(store: BlobStore, now: Date): Promise<PruneResult | null> {
   // The marker holds a nonce: a retried put whose first try made it (its reply lost) finds 'exists'
   // and its own nonce, and runs the pass, rather than leaving the day without one.
-  const mine = Buffer.from(randomBytes(16).toString('hex'));
-  const key = layout.pruneRun(dayOf(now));
-  if ((await store.put(key, mine)) === 'exists' && (await store.get(key))?.equals(mine) !== true) return null;
+  if (!(await putOwn(store, layout.pruneRun(dayOf(now)), Buffer.from(randomBytes(16).toString('hex'))))) return null;
   return prune(store, now);
 }

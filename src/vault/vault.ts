@@ -18,7 +18,7 @@ import { baseName, layout, pointIdFor, timeOfPointId } from './layout.js';
 import { hashedPackStream, type PackSink } from './pack-stream.js';
 import { dailyPrune, gonePacks, packsOfRecord, prunedPacks, revive } from './prune.js';
 import { expirePoints, retentionState, writePolicy } from './retention.js';
-import type { BlobStore } from './storage/blobstore.js';
+import { putOwn, type BlobStore } from './storage/blobstore.js';
 import { byText } from '../shared/text-order.js';
 
 const MAX_OBJECT = 256 * 1024 * 1024;
@@ -47,9 +47,7 @@ const PRESENT_FOR_PACKS_MS = 5000;
  * after a lost reply); other bytes under an existing key are an overwrite: AZBK_FORBIDDEN.
  */
 async function putOnce(store: BlobStore, key: string, data: Uint8Array, what: string): Promise<void> {
-  if ((await store.put(key, data)) === 'created') return;
-  const old = await store.get(key);
-  if (old === null || !old.equals(data)) throw forbidden(`${what} already exists with other content; it cannot be overwritten.`);
+  if (!(await putOwn(store, key, data))) throw forbidden(`${what} already exists with other content; it cannot be overwritten.`);
 }
 
 /** How old a machine's re-registration lock must be to be taken as given up (see whileLocked). */
@@ -401,9 +399,7 @@ export class Vault implements VaultEntry {
    * when the claim is that machine's, made now or before (a retry after a lost reply).
    */
   private async claimName(name: string, id: MachineId): Promise<boolean> {
-    const key = layout.machineName(name);
-    if ((await this.store.put(key, Buffer.from(id, 'utf8'))) === 'created') return true;
-    return (await this.store.get(key))?.toString('utf8') === id;
+    return putOwn(this.store, layout.machineName(name), Buffer.from(id, 'utf8'));
   }
 
   /**
@@ -654,7 +650,7 @@ class Session implements VaultSession {
       const key = layout.point(this.machineId, id);
       const body = json(record);
       // 'exists' with our own bytes: the store retried a put whose reply was lost.
-      if ((await this.store.put(key, body)) === 'created' || (await this.store.get(key))?.equals(body)) {
+      if (await putOwn(this.store, key, body)) {
         // Two copies writing a point of one job at once: one claims the job, the other's point goes.
         const mine = Buffer.from(id, 'utf8');
         if ((await this.store.put(claim, mine)) === 'exists') {

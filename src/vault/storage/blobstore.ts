@@ -43,3 +43,12 @@ export interface BlobStore {
   delete(key: string): Promise<void>;
   openWriter?(): Promise<ObjectWriter>;
 }
+
+/**
+ * Stores `data` under `key` unless it exists; true when the object holds exactly `data`: made now,
+ * or found so (this writer's own put, retried after its reply was lost). False when another's is there.
+ */
+export async function putOwn(store: BlobStore, key: string, data: Uint8Array): Promise<boolean> {
+  if ((await store.put(key, data)) === 'created') return true;
+  return (await store.get(key))?.equals(data) === true;
+}
