@@ -615,9 +615,12 @@ class BackupJob {
       // Only files included one by one make such a listing large (a terabyte of them or more):
       // those are skipped, and the rest of the job goes on.
       if (!(err instanceof ListingTooLarge)) throw err;
-      const kept = all.filter((e) => !includedFiles.has(e.node.name));
+      const kept: Entry[] = [];
       for (const e of all) {
-        if (!includedFiles.has(e.node.name)) continue;
+        if (!includedFiles.has(e.node.name)) {
+          kept.push(e);
+          continue;
+        }
         this.skip(fromSegments([...segs, e.node.name]), `the listing of ${abs} with the files included one by one in it ${err.size}: not backed up (include fewer of them at a time)`);
         this.includedKept--;
       }
@@ -777,10 +780,6 @@ class BackupJob {
     this.heldEntries = Math.max(this.heldEntries, this.openEntries);
     try {
       return await this.walkFolder(folder, listed, complete, walked);
-    } catch (err) {
-      if (!(err instanceof ListingTooLarge)) throw err;
-      this.skip(abs, err.reason);
-      return null;
     } finally {
       this.openEntries -= listed.length;
     }
@@ -792,7 +791,8 @@ class BackupJob {
   }
 
   /** The rest of dir(): subfolders, then the fingerprint check, then the files. */
-  private async walkFolder(self: Listed, listed: readonly Listed[], complete: boolean, walked: (() => void) | undefined): Promise<Folder> {
+  /** The folder stored, or null when it is skipped (its listing too large). */
+  private async walkFolder(self: Listed, listed: readonly Listed[], complete: boolean, walked: (() => void) | undefined): Promise<Folder | null> {
     const { abs } = self;
     const subdirs = new Map<string, Promise<Folder | null>>();
     let previous: { walked: Promise<void>; done: Promise<Folder | null> } | undefined;
@@ -856,12 +856,15 @@ class BackupJob {
     walked?.();
     const done = await Promise.all(entries);
     const folder = await this.folder(present(done), true).catch((err: unknown) => {
-      // Skipped (see dirWalk): the copy stored before is not this folder any more, and must not
-      // be taken for it by a later backup that sees no change here; the files read are
-      // remembered, so that the next one does not read them again only to skip them.
-      if (err instanceof ListingTooLarge) this.cache.putDir(abs, { ...(cached ?? UNSTORED), fingerprint: null, self: null, known: remembered });
-      throw err;
+      if (!(err instanceof ListingTooLarge)) throw err;
+      // Skipped: the copy stored before is not this folder any more, and must not be taken for it
+      // by a later backup that sees no change here; the files read are remembered, so that the
+      // next one does not read them again only to skip them.
+      this.cache.putDir(abs, { ...(cached ?? UNSTORED), fingerprint: null, self: null, known: remembered });
+      this.skip(abs, err.reason);
+      return null;
     });
+    if (folder === null) return null;
     // A folder with anything skipped, special or changed while read, in it or beneath it, gets no
     // fingerprint: it is examined again next time, also when the change journal saw nothing.
     const clean =
