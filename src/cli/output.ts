@@ -66,19 +66,6 @@ export function counted(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-
-/** 1536 -> "1.5 KiB" */
-export function formatBytes(n: number): string {
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < UNITS.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${UNITS[u]}`;
-}
-
 /**
  * Text from elsewhere (file names, the vault) with control characters shown as \xNN, so none acts
  * on the terminal: a name holding an escape sequence could otherwise rewrite or hide what is shown.

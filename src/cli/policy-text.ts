@@ -6,7 +6,8 @@ import type { Policy } from '../agent/policy.js';
 import { cronDaemonNote } from '../agent/cron-daemon.js';
 import { installedSchedule, scheduledCommand } from '../agent/scheduler.js';
 import type { HomePaths } from '../shared/paths.js';
-import { formatBytes, printable } from './output.js';
+import { formatBytes } from '../core/size.js';
+import { printable } from './output.js';
 
 const rateText = (r: number | null) => (r === null ? 'unlimited' : `${formatBytes(r)}/s`);
 const plural = (n: number, unit: string) => `${n} ${n === 1 ? unit.replace(/s$/, '') : unit}`;

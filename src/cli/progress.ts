@@ -8,7 +8,8 @@ import type { BackupProgress } from '../agent/backup.js';
 import type { RestoreCounts } from '../agent/restore.js';
 import { progressFile, type ProgressRecord } from '../agent/running.js';
 import type { HomePaths } from '../shared/paths.js';
-import { counted, formatBytes } from './output.js';
+import { formatBytes } from '../core/size.js';
+import { counted } from './output.js';
 
 /** How often the line is drawn again. */
 const EVERY_MS = 1000;

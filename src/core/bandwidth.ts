@@ -2,6 +2,7 @@
  * Bandwidth rules, as the MARS agent has them: one limit during work hours on work days, another
  * the rest of the time. Pure: the caller passes the local time.
  */
+import { parseSize } from './size.js';
 
 export interface BandwidthPolicy {
   /** days of the week that have work hours, 0 = Sunday */
@@ -27,19 +28,6 @@ export function parseHours(s: string): { start: number; end: number } | null {
   const start = Number(m[1]) * 60 + Number(m[2] ?? 0);
   const end = Number(m[3]) * 60 + Number(m[4] ?? 0);
   return start < end && end <= 24 * 60 && Number(m[2] ?? 0) < 60 && Number(m[4] ?? 0) < 60 ? { start, end } : null;
-}
-
-/**
- * Parses a number of bytes as options take it: a number (decimals allowed) with an optional K, M,
- * G or T (powers of 1024), optionally followed by B, i or iB (512M, 512Mi, 1.5 GiB); with `perSecond`, an
- * optional /s too. Rounded to whole bytes, never from above 0 down to 0; null when it is none.
- */
-export function parseSize(s: string, perSecond = false): number | null {
-  const m = /^(\d+(?:\.\d+)?)\s*([KMGT])?(?:iB?|B)?(\/s)?$/i.exec(s.trim());
-  if (m === null || (m[3] !== undefined && !perSecond)) return null;
-  const exact = Number(m[1]) * 1024 ** ' KMGT'.indexOf((m[2] ?? ' ').toUpperCase());
-  const n = exact > 0 ? Math.max(1, Math.round(exact)) : 0;
-  return Number.isSafeInteger(n) ? n : null;
 }
 
 /** Parses a rate (see parseSize), bytes per second; 0 = unlimited. */

@@ -1,6 +1,7 @@
 /** One grammar for every byte count and rate an option takes. */
 import { describe, expect, it } from 'vitest';
-import { parseRate, parseSize } from '../../src/core/bandwidth.js';
+import { parseRate } from '../../src/core/bandwidth.js';
+import { parseSize } from '../../src/core/size.js';
 
 describe('parseSize', () => {
   it('takes digits, decimals, K/M/G/T in powers of 1024, B or iB, and spaces before the unit', () => {

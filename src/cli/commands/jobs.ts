@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { readJobs, type JobRecord } from '../../agent/jobs.js';
 import { AzbkError } from '../../shared/errors.js';
-import { counted, formatBytes } from '../output.js';
+import { counted } from '../output.js';
+import { formatBytes } from '../../core/size.js';
 import { action } from '../run.js';
 
 interface Opts {

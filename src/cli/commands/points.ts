@@ -9,7 +9,8 @@ import { retainUnder, type KeptBy } from '../../core/retention.js';
 import type { PointInfo, RetentionState } from '../../vault/api.js';
 import { MAX_EXPIRED_PER_PASS } from '../../vault/retention.js';
 import { ExitCode, isAzbkError } from '../../shared/errors.js';
-import { counted, formatBytes, printable } from '../output.js';
+import { counted, printable } from '../output.js';
+import { formatBytes } from '../../core/size.js';
 import { action, setExitCode } from '../run.js';
 
 /**

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { prune, PRUNE_GRACE_DAYS } from '../../vault/prune.js';
 import { openVaultStore } from '../../vault/open-store.js';
 import { Vault } from '../../vault/vault.js';
-import { formatBytes } from '../output.js';
+import { formatBytes } from '../../core/size.js';
 import { action } from '../run.js';
 import { addLocationOptions, resolveLocation, type LocationOpts } from '../vault-location.js';
 
