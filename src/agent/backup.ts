@@ -16,7 +16,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { compileExcludes, excludesKey, type Excluded } from '../core/exclude.js';
 import type { BlobId, PackId } from '../core/ids.js';
 import { MAX_BLOB_SIZE } from '../core/blob.js';
-import { encodeTree, type FileNode, type TreeNode } from '../core/tree.js';
+import { formatBytes } from '../core/size.js';
+import { encodeTree, encodeTreePart, splitTree, type FileNode, type TreeNode } from '../core/tree.js';
 import { AzbkError, isAzbkError, localIoError } from '../shared/errors.js';
 import { fileIdentity } from '../shared/files.js';
 import { absentOf } from '../shared/missing.js';
@@ -30,7 +31,7 @@ import { FileCache, isDamagedCache, type KnownDir } from './file-cache.js';
 import { entryStat, fingerprint, folderIdentity, listFolder, MAX_FOLDER_DEPTH, type EntryStat, type Listed } from './folder-listing.js';
 import { changesSince, journalOffset, journalRun, journalSync, underTree } from './journal.js';
 import { LAST_BACKUP, lastBackup, planScan, type LastBackup, type ScanMode } from './scan-mode.js';
-import { fromSegments, toSegments } from './fspath.js';
+import { childPath, fromSegments, toSegments } from './fspath.js';
 import { ownFolders, type OwnFolders } from './own-folders.js';
 import { collectIncluded, includedTrie, type Trie } from './included.js';
 import { skipReason } from './skip-reason.js';
@@ -595,14 +596,11 @@ class BackupJob {
     const key = `\0${abs}`;
     const known = this.cache.getFiles(key);
     const remembered = new Map<string, KnownFile>();
-    /** the names of the files (and links) included one by one in here */
-    const includedFiles = new Set<string>();
     for (const [name, child] of trie.children) {
       const childSegs = [...segs, name];
       const childAbs = fromSegments(childSegs);
       if (child.included) {
         const l = this.lstat(childAbs, name);
-        if (l !== null && l.st.kind !== 'dir') includedFiles.add(name);
         const e = l === null ? Promise.resolve(null) : l.st.kind === 'dir' ? this.dirEntry(l, this.dir(l)) : this.entry(l, known, remembered);
         entries.push(e.then((x) => (x === null ? x : (this.includedKept++, x))));
       } else {
@@ -610,28 +608,36 @@ class BackupJob {
         entries.push(this.ancestorTree(childSegs, child).then((f) => ({ node: { type: 'dir', name, ...meta(st), subtree: f.tree }, counts: f.counts, packs: f.packs })));
       }
     }
-    const all = present(await Promise.all(entries));
-    const folder = await this.folder(all, false).catch(async (err: unknown) => {
-      // Only files included one by one make such a listing large (a terabyte of them or more):
-      // those are skipped, and the rest of the job goes on.
-      if (!(err instanceof ListingTooLarge)) throw err;
-      const kept: Entry[] = [];
-      for (const e of all) {
-        if (!includedFiles.has(e.node.name)) {
-          kept.push(e);
-          continue;
-        }
-        this.skip(fromSegments([...segs, e.node.name]), `the listing of ${abs} with the files included one by one in it ${err.size}: not backed up (include fewer of them at a time)`);
-        this.includedKept--;
-      }
-      return this.folder(kept, false);
-    });
+    const folder = await this.folder(abs, present(await Promise.all(entries)), false);
+    // Only files are left out (see folder), and all files here were included one by one.
+    this.includedKept -= folder.left;
     if (remembered.size > 0) this.cache.putDir(key, { fingerprint: null, self: null, tree: folder.tree, ...folder.counts, known: remembered });
     return folder;
   }
 
-  /** Stores a folder's listing; `counted` adds the folder itself to the totals. */
-  private async folder(entries: readonly Entry[], counted: boolean): Promise<Folder> {
+  /**
+   * Stores the listing of the folder `abs`, in parts when it is larger than a blob may be (a few
+   * hundred thousand entries: see core/tree.ts); `counted` adds the folder itself to the totals.
+   * An entry too large for a part of its own (a file of about a terabyte, by its list of chunk
+   * ids) is skipped and left out; `left` counts those.
+   */
+  private async folder(abs: string, all: readonly Entry[], counted: boolean): Promise<Folder & { readonly left: number }> {
+    const limit = this.opts.maxListingBytes ?? MAX_BLOB_SIZE;
+    let entries = all;
+    /** the ids of the listing's blobs: its first part last */
+    const trees: BlobId[] = [];
+    const whole = encodeTree(all.map((e) => e.node));
+    if (whole.length <= limit) trees.push(await this.writer.add('tree', whole));
+    else {
+      const { parts, tooLarge } = splitTree(all.map((e) => e.node), limit);
+      for (const n of tooLarge) this.skip(childPath(abs, n.name), tooLargeReason(n, limit));
+      const left = new Set(tooLarge.map((n) => n.name));
+      entries = all.filter((e) => !left.has(e.node.name));
+      // Each part names the next one: they are stored from the last.
+      for (let i = parts.length - 1; i >= 0; i--) {
+        trees.push(await this.writer.add('tree', parts.length === 1 ? encodeTree(parts[i]!) : encodeTreePart(parts[i]!, trees.at(-1))));
+      }
+    }
     const counts: Counts = { files: 0, dirs: counted ? 1 : 0, symlinks: 0, bytes: 0 };
     for (const e of entries) {
       counts.files += e.counts.files;
@@ -639,18 +645,15 @@ class BackupJob {
       counts.symlinks += e.counts.symlinks;
       counts.bytes += e.counts.bytes;
     }
-    const listing = encodeTree(entries.map((e) => e.node));
-    const limit = this.opts.maxListingBytes ?? MAX_BLOB_SIZE;
-    if (listing.length > limit) throw new ListingTooLarge(entries.length, listing.length, limit);
-    const tree = await this.writer.add('tree', listing);
     const packs = new Set<PackRef>();
     for (const e of entries) {
       if (e.node.type === 'file') for (const c of e.node.content) packs.add(this.writer.packRef('data', c));
       else if (e.node.type === 'dir' && e.packs !== undefined) for (const p of this.packsOf(e.node.subtree, e.packs)) packs.add(p);
     }
-    packs.add(this.writer.packRef('tree', tree));
+    for (const id of trees) packs.add(this.writer.packRef('tree', id));
+    const tree = trees.at(-1)!;
     this.madeTrees.set(tree, packs);
-    return { tree, counts, packs };
+    return { tree, counts, packs, left: all.length - entries.length };
   }
 
   /**
@@ -791,8 +794,7 @@ class BackupJob {
   }
 
   /** The rest of dir(): subfolders, then the fingerprint check, then the files. */
-  /** The folder stored, or null when it is skipped (its listing too large). */
-  private async walkFolder(self: Listed, listed: readonly Listed[], complete: boolean, walked: (() => void) | undefined): Promise<Folder | null> {
+  private async walkFolder(self: Listed, listed: readonly Listed[], complete: boolean, walked: (() => void) | undefined): Promise<Folder> {
     const { abs } = self;
     const subdirs = new Map<string, Promise<Folder | null>>();
     let previous: { walked: Promise<void>; done: Promise<Folder | null> } | undefined;
@@ -855,19 +857,12 @@ class BackupJob {
     }
     walked?.();
     const done = await Promise.all(entries);
-    const folder = await this.folder(present(done), true).catch((err: unknown) => {
-      if (!(err instanceof ListingTooLarge)) throw err;
-      // Skipped: the copy stored before is not this folder any more, and must not be taken for it
-      // by a later backup that sees no change here; the files read are remembered, so that the
-      // next one does not read them again only to skip them.
-      this.cache.putDir(abs, { ...(cached ?? UNSTORED), fingerprint: null, self: null, known: remembered });
-      this.skip(abs, err.reason);
-      return null;
-    });
-    if (folder === null) return null;
+    const folder = await this.folder(abs, present(done), true);
     // A folder with anything skipped, special or changed while read, in it or beneath it, gets no
-    // fingerprint: it is examined again next time, also when the change journal saw nothing.
+    // fingerprint: it is examined again next time, also when the change journal saw nothing. (A
+    // file left out of its listing for its size is remembered: it is not read again to be left out.)
     const clean =
+      folder.left === 0 &&
       complete &&
       done.every((e, i) => e !== null && (listed[i]!.st.kind !== 'file' || remembered.has(listed[i]!.name))) &&
       [...subtrees.values()].every((f) => f?.clean === true);
@@ -1074,36 +1069,10 @@ function meta(st: { mode: number; mtime: string }): { mode: number; mtime: strin
   return { mode: st.mode, mtime: st.mtime };
 }
 
-/**
- * The row of a folder never stored (its listing too large): with no fingerprint it is never taken
- * for the folder (see walkFolder, dirWalk and the scan worker), and only remembers its files.
- */
-const UNSTORED: KnownDir = { tree: '0'.repeat(64) as BlobId, files: 0, dirs: 0, symlinks: 0, bytes: 0 };
-
-/**
- * A folder's listing is one blob, which holds every entry and each file's list of chunk ids (67
- * bytes a chunk): past MAX_BLOB_SIZE (about 200,000-350,000 entries, or files of about 1 TiB in
- * all at the default chunk size) it cannot be stored, and the folder is skipped, not the job failed.
- */
-class ListingTooLarge extends Error {
-  constructor(
-    readonly entries: number,
-    readonly bytes: number,
-    readonly limit: number,
-  ) {
-    super(`a listing of ${entries} entries, ${bytes} bytes`);
-  }
-
-  /** its size and the limit, in words */
-  get size(): string {
-    const mib = (n: number) => `${+(n / 2 ** 20).toFixed(n < 2 ** 20 ? 3 : 1)} MiB`;
-    return `would take ${mib(this.bytes)}, more than the ${mib(this.limit)} one folder's listing may`;
-  }
-
-  /** why a folder with this listing is skipped */
-  get reason(): string {
-    return `its listing (${this.entries} entries and their chunk lists) ${this.size}: not backed up (split it into smaller folders)`;
-  }
+/** Why an entry too large for a part of a folder's listing (see core/tree.ts) is left out of it. */
+function tooLargeReason(n: TreeNode, limit: number): string {
+  const what = n.type === 'file' ? `its name and list of ${n.content.length} chunk ids` : 'its name and metadata';
+  return `its entry in the folder's listing (${what}) would take ${formatBytes(Buffer.byteLength(JSON.stringify(n)))}, more than the ${formatBytes(limit)} a part of a listing may: not backed up`;
 }
 
 /**

@@ -31,7 +31,7 @@ export interface KnownListings {
 /**
  * Reads the listings beneath `roots` (the roots' own included), level by level, while `room()`
  * says there is room for more; each one read and checked goes to `got` with its plaintext and
- * decoded tree. What cannot be read (not indexed, a failed read, damage) is left out: the walk
+ * decoded tree. What cannot be read (not indexed, a failed read, damage), and a listing in parts, are left out: the walk
  * that needs it reads it itself and reports it.
  */
 export async function readListings(
@@ -68,6 +68,9 @@ export async function readListings(
       try {
         const plain = decodeBlob(keys, 'tree', id, sealed);
         const tree = decodeTree(plain);
+        // A listing in parts (a folder of a few hundred thousand entries: see core/tree.ts) is
+        // read whole by the walk that reaches it: not one of a level's small reads.
+        if (tree.version !== 1) return;
         got(id, plain, tree);
         for (const n of tree.nodes) if (n.type === 'dir') next.push(n.subtree);
       } catch {

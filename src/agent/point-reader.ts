@@ -6,7 +6,7 @@
 import { decodeBlob } from '../core/blob.js';
 import type { BlobId, PackId } from '../core/ids.js';
 import type { VaultKeys } from '../core/keys.js';
-import { decodeTree, type Tree, type TreeNode } from '../core/tree.js';
+import { decodeTree, wholeTree, type Tree, type TreeNode } from '../core/tree.js';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
 import { BlobIndex } from './blob-index.js';
 import type { AgentContext } from './context.js';
@@ -131,7 +131,8 @@ export class PointReader {
       t = this.trees.get(id);
     }
     if (t === undefined) {
-      t = decodeTree(await this.blob('tree', id));
+      // (A listing in parts is never read ahead: see listings.ts.)
+      t = await wholeTree(id, decodeTree(await this.blob('tree', id)), async (part) => decodeTree(await this.blob('tree', part)));
       this.read++;
       // Kept while there is room: a listing read ahead that the walk has yet to reach is never
       // let go for another.

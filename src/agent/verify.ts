@@ -15,7 +15,7 @@ import { decodeBlob } from '../core/blob.js';
 import type { BlobId, PackId } from '../core/ids.js';
 import type { VaultKeys } from '../core/keys.js';
 import { objectKeyId } from '../core/sealed-object.js';
-import { decodeTree, type Tree } from '../core/tree.js';
+import { decodeTree, wholeTree, type Tree } from '../core/tree.js';
 import { eachAtOnce } from '../shared/each-at-once.js';
 import { isAzbkError, type ErrorCode } from '../shared/errors.js';
 import type { VaultSession } from '../vault/api.js';
@@ -425,7 +425,23 @@ async function sweep(
       return found;
     }
     walked.add(id);
-    const { problem, tree } = await checkBlob('tree', id);
+    let { problem, tree } = await checkBlob('tree', id);
+    if (problem === null && tree !== undefined) {
+      // A listing in parts: each part is a blob checked as any other (one checked already, in
+      // another listing that ends as this one does, is read again).
+      try {
+        tree = await wholeTree(id, tree, async (part) => {
+          const got = await checkBlob('tree', part);
+          if (got.problem !== null) throw new Error(`a part of it, tree blob ${part.slice(0, 12)}: ${got.problem}`);
+          if (got.tree !== undefined) return got.tree;
+          const { pack, offset, length } = index.at(index.row('tree', part));
+          return decodeTree(decodeBlob(keys, 'tree', part, await session.readPack(pack, offset, length)));
+        });
+      } catch (err) {
+        rethrowIfUnreachable(err);
+        problem = why(err);
+      }
+    }
     if (problem !== null || tree === undefined) {
       const what = problem ?? 'tree not read';
       problems.push({ where: `${where}:${fromSegments(segs)}`, what });

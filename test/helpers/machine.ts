@@ -14,7 +14,7 @@ import { decodeBlob } from '../../src/core/blob.js';
 import type { BlobId, PackId } from '../../src/core/ids.js';
 import { deriveKeys, generateMasterKey, type VaultKeys } from '../../src/core/keys.js';
 import { homePaths } from '../../src/shared/paths.js';
-import { decodeTree, type FileNode } from '../../src/core/tree.js';
+import { decodeTree, wholeTree, type FileNode, type Tree } from '../../src/core/tree.js';
 import type { PointInfo, VaultSession } from '../../src/vault/api.js';
 import type { BlobStore } from '../../src/vault/storage/blobstore.js';
 import { FaultyBlobStore } from '../../src/vault/storage/faulty-store.js';
@@ -136,7 +136,7 @@ export async function rootTree(m: TestMachine, point: PointInfo): Promise<BlobId
   return (await openPoint(m.ctx, m.keys, point)).manifest.tree;
 }
 
-/** What a point holds, read straight from the vault: its files by absolute path, and its tree ids. */
+/** What a point holds, read straight from the vault: its files by absolute path, and its tree ids (each part of a listing in parts). */
 export interface PointContents {
   readonly index: BlobIndex;
   readonly files: Map<string, FileNode>;
@@ -149,12 +149,15 @@ export async function readPoint(m: TestMachine, point: PointInfo): Promise<Point
   const { manifest } = await openPoint(m.ctx, m.keys, point);
   const files = new Map<string, FileNode>();
   const trees = new Set<BlobId>();
-  const visit = async (segs: string[], id: BlobId): Promise<void> => {
+  const read = async (id: BlobId): Promise<Tree> => {
     trees.add(id);
     const loc = index.get('tree', id);
     if (loc === undefined) throw new Error(`tree ${id} is not indexed`);
     const sealed = await m.ctx.session.readPack(loc.pack, loc.entry.offset, loc.entry.length);
-    for (const node of decodeTree(decodeBlob(m.keys, 'tree', id, sealed)).nodes) {
+    return decodeTree(decodeBlob(m.keys, 'tree', id, sealed));
+  };
+  const visit = async (segs: string[], id: BlobId): Promise<void> => {
+    for (const node of (await wholeTree(id, await read(id), read)).nodes) {
       if (node.type === 'dir') await visit([...segs, node.name], node.subtree);
       else if (node.type === 'file') files.set(fromSegments([...segs, node.name]), node);
     }
