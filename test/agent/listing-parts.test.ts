@@ -31,15 +31,21 @@ async function listingBlob(m: TestMachine, id: BlobId): Promise<{ tree: Tree; pa
   return { tree: decodeTree(decodeBlob(m.keys, 'tree', id, sealed)), pack: loc.pack, offset: loc.entry.offset, length: loc.entry.length };
 }
 
+/** A machine, and a folder `src` with `big` in it: 60 files, whose listing takes several parts. */
+async function withBigFolder(): Promise<{ m: TestMachine; src: string; big: string }> {
+  const m = await createMachine();
+  const src = path.join(m.dir, 'src');
+  const big = path.join(src, 'big');
+  await fs.mkdir(big, { recursive: true });
+  await Promise.all(Array.from({ length: 60 }, (_, i) => fs.writeFile(path.join(big, name(i)), `${i}\n`)));
+  return { m, src, big };
+}
+
 const cacheOf = (m: TestMachine) => FileCache.forVault(m.ctx.paths.home, m.ctx.registration.vaultId, m.keys.keyId);
 
 describe('a folder listing past the limit', () => {
   it('is stored in parts and read back whole by restore, ls, find and verify; an unchanged one is reused', async () => {
-    const m = await createMachine();
-    const src = path.join(m.dir, 'src');
-    const big = path.join(src, 'big');
-    await fs.mkdir(big, { recursive: true });
-    await Promise.all(Array.from({ length: 60 }, (_, i) => fs.writeFile(path.join(big, name(i)), `${i}\n`)));
+    const { m, src, big } = await withBigFolder();
     // The same but for its first file: the two listings share every part but the first.
     const twin = path.join(src, 'twin');
     await fs.cp(big, twin, { recursive: true });
@@ -101,11 +107,7 @@ describe('a folder listing past the limit', () => {
   });
 
   it('a damaged part is named by verify, and by the restore of that folder, which brings back the rest', async () => {
-    const m = await createMachine();
-    const src = path.join(m.dir, 'src');
-    const big = path.join(src, 'big');
-    await fs.mkdir(big, { recursive: true });
-    await Promise.all(Array.from({ length: 60 }, (_, i) => fs.writeFile(path.join(big, name(i)), `${i}\n`)));
+    const { m, src, big } = await withBigFolder();
     await fs.writeFile(path.join(src, 'doc.txt'), 'important\n');
     await settled();
     const res = await runBackup(m.ctx, { include: [src], maxListingBytes: LIMIT });
