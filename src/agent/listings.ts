@@ -31,8 +31,8 @@ export interface KnownListings {
 /**
  * Reads the listings beneath `roots` (the roots' own included), level by level, while `room()`
  * says there is room for more; each one read and checked goes to `got` with its plaintext and
- * decoded tree. What cannot be read (not indexed, a failed read, damage), and a listing in parts, are left out: the walk
- * that needs it reads it itself and reports it.
+ * decoded tree. What cannot be read (not indexed, a failed read, damage) is left out, and so is
+ * a listing in parts: the walk that needs it reads it itself (and reports what it cannot read).
  */
 export async function readListings(
   session: VaultSession,
