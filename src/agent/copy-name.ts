@@ -22,12 +22,12 @@ function fitName(prefix: string, name: string, suffix: string): string {
   return prefix + stem.join('') + kept + suffix;
 }
 
-/** "YYYY-MM-DD HH-mm Copy of NAME" beside `dest`, numbered when that too exists. */
-export async function copyName(dest: string, now: Date, taken: ReadonlySet<string>): Promise<string> {
+/** "YYYY-MM-DD HH-mm Copy of NAME" beside `dest`, numbered when that exists or is `taken` (by the restore). */
+export async function copyName(dest: string, now: Date, taken: (candidate: string) => boolean): Promise<string> {
   const stamp = `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())} ${pad(now.getHours())}-${pad(now.getMinutes())}`;
   for (let n = 1; ; n++) {
     const candidate = path.join(path.dirname(dest), fitName(`${stamp} Copy of `, path.basename(dest), n === 1 ? '' : ` (${n})`));
-    if (taken.has(candidate)) continue;
+    if (taken(candidate)) continue;
     try {
       fs.lstatSync(candidate);
     } catch {

@@ -246,6 +246,12 @@ class RestoreJob {
   private links: LinkPlan[] = [];
   /** the names copies were given (--conflict copy): two long names cut to one must not get the same */
   private readonly copies = new Set<string>();
+  /**
+   * The paths this restore puts the point's own items at, in the folders that were there before
+   * whose items it is planning (and the paths asked for): a copy must not take one of those names
+   * (a point holds the copies an earlier restore made, which sort before the originals).
+   */
+  private readonly reserved = new Set<string>();
   /** the vault's chunk sizes, once a file found in place is checked against its listing (see adoptLeader) */
   private chunker: ChunkerParams | undefined;
   /** the files planned and not yet written, and how many items (files and chunks) they hold */
@@ -329,6 +335,7 @@ class RestoreJob {
       // The target first: without it nothing can be restored.
       if (this.o.target !== null) makeTarget(this.o.target);
       await this.reader.readAhead(selected.flatMap((s) => (s.node.type === 'dir' ? [s.node.subtree] : [])));
+      for (const s of selected) this.reserved.add(s.dest);
       for (const s of selected) {
         try {
           makeParents(path.dirname(s.dest), this.o.target);
@@ -549,6 +556,8 @@ class RestoreJob {
         const tree = await this.reader.tree(node.subtree);
         await this.reader.ahead(subfolders(tree));
         this.restored.dirs++;
+        const ours = found.merge ? tree.nodes.map((child) => childPath(to, child.name)) : [];
+        for (const p of ours) this.reserved.add(p);
         for (const child of tree.nodes) {
           if (process.platform === 'win32' && !isPortableName(child.name)) {
             this.fail([...segs, child.name], new AzbkError('AZBK_BAD_INPUT', 'this name cannot be created on Windows'));
@@ -559,6 +568,7 @@ class RestoreJob {
           else await this.plan([...segs, child.name], child, childPath(to, child.name), !found.merge, dirs);
           await this.writeIfFull();
         }
+        for (const p of ours) this.reserved.delete(p);
         this.reader.done(node.subtree); // planned: what the restore needs of it is in the plans now
       }
     } catch (err) {
@@ -598,7 +608,7 @@ class RestoreJob {
     }
     const shown = displayPath(segs);
     if (this.o.conflict === 'copy') {
-      const copy = await copyName(dest, (this.o.now ?? (() => new Date()))(), this.copies);
+      const copy = await copyName(dest, (this.o.now ?? (() => new Date()))(), (c) => this.copies.has(c) || this.reserved.has(c));
       this.copies.add(copy);
       this.conflicts.push({ path: shown, action: 'copied', restoredAs: copy });
       return { to: copy, merge: false };
