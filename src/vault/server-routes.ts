@@ -10,6 +10,7 @@ import { RETENTION_RANGE, type Retention } from '../core/retention.js';
 import { AzbkError, type ErrorCode } from '../shared/errors.js';
 import type { VaultSession } from './api.js';
 import { HEADER, OBJECT_LIMIT, sha256Hex, splitPacks } from './http-protocol.js';
+import { layout } from './layout.js';
 import { MAX_POINT_PACKS } from './vault.js';
 import type { Vault } from './vault.js';
 
@@ -164,13 +165,20 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
   };
 
   /**
-   * Sends an object read whole, its bytes taken from the budget until the reply is sent (503 when
-   * they do not fit: the object is dropped, and the client asks again). Its size is known only
-   * once read, so a burst of such reads holds more for a moment.
+   * Reads the object stored at `key` (an index file, a checkpoint, a point record) with `read`,
+   * which reads it whole and checks it, for a reply: its stored size is taken from the budget
+   * before it is read (503 when it does not fit, and the client asks again), until the reply is
+   * sent. Taken once read, a burst of reads of a large object held them all before most were refused.
    */
-  const held = (reply: FastifyReply, req: FastifyRequest, data: Buffer) => {
-    budget.take(reply, data.length, sessions.of(req).machineId);
-    return octets(reply, data);
+  const held = async <T>(reply: FastifyReply, req: FastifyRequest, key: string, read: () => Promise<T>, bytesOf: (t: T) => Buffer): Promise<T> => {
+    const machine = sessions.of(req).machineId;
+    const size = (await vault.storedSize(key)) ?? 0; // none: the read says so
+    budget.take(reply, size, machine);
+    const got = await read();
+    // Stored meanwhile (it was not there a moment ago): the rest of it too.
+    const more = bytesOf(got).length - size;
+    if (more > 0) budget.take(reply, more, machine);
+    return got;
   };
 
   app.get('/config', async () => vault.config());
@@ -257,7 +265,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
     auth.get('/index', async (req) => ({ names: await s(req).listIndex() }));
     auth.get('/packs', async (req) => ({ ids: await s(req).listPacks() }));
     auth.get<{ Params: { name: string } }>('/index/:name', { schema: { params: params({ name: HEX64 }) } }, async (req, reply) =>
-      held(reply, req, await s(req).readIndex(req.params.name)),
+      octets(reply, await held(reply, req, layout.index(req.params.name), () => s(req).readIndex(req.params.name), (d) => d)),
     );
 
     auth.post<{ Params: { id: string }; Headers: Record<string, string> }>('/machines/:id/points', {
@@ -288,9 +296,10 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
     auth.get<{ Params: { id: string; point: string } }>('/machines/:id/points/:point', {
       schema: { params: params({ id: HEX32, point: POINT }) },
     }, async (req, reply) => {
-      const r = await s(req).readPoint(req.params.id as MachineId, req.params.point as PointId);
+      const [machine, point] = [req.params.id as MachineId, req.params.point as PointId];
+      const r = await held(reply, req, layout.point(machine, point), () => s(req).readPoint(machine, point), (p) => p.manifest);
       reply.header(HEADER.keyId, r.keyId).header(HEADER.jobId, r.jobId).header(HEADER.pointTime, r.time);
-      return held(reply, req, r.manifest);
+      return octets(reply, r.manifest);
     });
 
     auth.put<{ Params: { job: string; seq: string } }>('/checkpoints/:job/:seq', {
@@ -305,7 +314,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; 
     });
     auth.get('/checkpoints', async (req) => ({ checkpoints: await s(req).listCheckpoints() }));
     auth.get<{ Params: { name: string } }>('/checkpoints/:name', { schema: { params: params({ name: CHECKPOINT }) } }, async (req, reply) =>
-      held(reply, req, await s(req).readCheckpoint(req.params.name)),
+      octets(reply, await held(reply, req, layout.checkpoint(s(req).machineId, req.params.name), () => s(req).readCheckpoint(req.params.name), (d) => d)),
     );
   });
 }

@@ -166,6 +166,14 @@ export class Vault implements VaultEntry {
     this.#seenAt = Date.now();
   }
 
+  /**
+   * The stored size of an object a machine reads whole (see `layout`), or null when there is none:
+   * a server takes that much from its memory budget before it reads the object.
+   */
+  async storedSize(key: string): Promise<number | null> {
+    return (await this.store.stat(key))?.size ?? null;
+  }
+
   /** A fresh, signed credentials file for this vault. */
   async credentials(p: { endpoint: string; certFingerprint: string | null; validDays: number }): Promise<CredentialsFile> {
     const data = await this.store.get(layout.signingKey);

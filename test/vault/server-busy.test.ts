@@ -14,6 +14,8 @@ import { HttpVault } from '../../src/vault/http-client.js';
 import { bearer } from '../../src/vault/http-protocol.js';
 import { layout } from '../../src/vault/layout.js';
 import { JSON_BODIES_BUDGET, type RunningServer } from '../../src/vault/server.js';
+import type { ByteRange } from '../../src/vault/storage/keys.js';
+import { MemoryBlobStore } from '../../src/vault/storage/memory-store.js';
 import { bytes, createTestVault, listen, testTls, type RawMachine, type TestVault } from '../helpers/vault-service.js';
 
 const MiB = 1024 * 1024;
@@ -153,6 +155,41 @@ describe('a busy vault service', () => {
       }
       // 12 MiB is past alpha's share (8 MiB) of 32: its first reply is sent, the next two refused.
       expect(t.logs.filter((l) => l.includes('request refused: busy'))).toHaveLength(2);
+    } finally {
+      for (const r of readers) r.destroy();
+      await server.close(0);
+    }
+  });
+
+  it('takes the size of an object it reads whole from its room before reading it: a burst of reads of a large one reads it once', async () => {
+    /** counts whole reads of index files from storage */
+    class CountingStore extends MemoryBlobStore {
+      indexReads = 0;
+      override get(key: string, range?: ByteRange): Promise<Buffer | null> {
+        if (key.startsWith(layout.indexPrefix)) this.indexReads++;
+        return super.get(key, range);
+      }
+    }
+    const t = await createTestVault({ store: new CountingStore() });
+    const server = await listen(t, await testTls(), { memoryBudget: 32 * MiB });
+    const a = await machine(t, 'alpha');
+    const name = 'cd'.repeat(32);
+    await t.vault.session(a.machineId, a.secret).then((s) => s.putIndex(name, bytes(24 * MiB)));
+    const port = Number(new URL(server.url).port);
+    const readers: tls.TLSSocket[] = [];
+    try {
+      // Eight at once, none read: the first is sent, the others refused before the store is read.
+      for (let i = 0; i < 8; i++) {
+        const reader = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
+        reader.on('error', () => undefined);
+        await once(reader, 'secureConnect');
+        reader.write(`GET /v1/index/${name} HTTP/1.1\r\nHost: vault\r\nAuthorization: ${a.auth}\r\n\r\n`);
+        reader.pause();
+        readers.push(reader);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(t.logs.filter((l) => l.includes('request refused: busy'))).toHaveLength(7);
+      expect(t.store.indexReads).toBe(1);
     } finally {
       for (const r of readers) r.destroy();
       await server.close(0);
