@@ -67,6 +67,8 @@ const SHA_HEADER = { type: 'object', required: [HEADER.sha256], properties: { [H
 export class ByteBudget {
   #used = 0;
   readonly #held = new Map<string, number>();
+  /** what each reply holds: taken more than once (a body counted as it arrives), given back once */
+  readonly #holds = new WeakMap<FastifyReply, { bytes: number }>();
 
   /** `share`: what one machine may hold, as a part of `limit` (default a quarter). */
   constructor(
@@ -75,8 +77,8 @@ export class ByteBudget {
   ) {}
 
   /**
-   * Takes `bytes` for the machine `holder` until `reply` is sent or its connection closes; 503 when
-   * they do not fit now.
+   * Takes `bytes` for the machine (or address) `holder` until `reply` is sent or its connection
+   * closes; 503 when they do not fit now. One reply takes for one holder.
    */
   take(reply: FastifyReply, bytes: number, holder: string): void {
     const own = this.#held.get(holder) ?? 0;
@@ -87,9 +89,16 @@ export class ByteBudget {
     if (busy) throw new HttpError(503, 'AZBK_VAULT_UNREACHABLE', 'The vault server is busy; try again shortly.');
     this.#used += bytes;
     this.#held.set(holder, own + bytes);
+    const hold = this.#holds.get(reply);
+    if (hold !== undefined) {
+      hold.bytes += bytes;
+      return;
+    }
+    const taken = { bytes };
+    this.#holds.set(reply, taken);
     reply.raw.once('close', () => {
-      this.#used -= bytes;
-      const left = this.#held.get(holder)! - bytes;
+      this.#used -= taken.bytes;
+      const left = this.#held.get(holder)! - taken.bytes;
       if (left === 0) this.#held.delete(holder);
       else this.#held.set(holder, left);
     });

@@ -37,6 +37,7 @@
 import { createHash } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { Transform } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fastify, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { pino, type Logger } from 'pino';
@@ -60,6 +61,8 @@ export interface ServerOptions {
   readonly memoryBudget?: number;
   /** a connection on which nothing moves this long is closed (default IDLE_TIMEOUT_MS) */
   readonly idleTimeoutMs?: number;
+  /** a body that is not an upload must arrive within this long (default JSON_BODY_MS) */
+  readonly jsonBodyMs?: number;
 }
 
 /**
@@ -107,6 +110,8 @@ export const IDLE_TIMEOUT_MS = 5 * 60_000;
 export const DEFAULT_MEMORY_BUDGET = 512 * 1024 * 1024;
 /** Bytes of JSON request bodies held at once, from all addresses (a quarter of it from one). */
 export const JSON_BODIES_BUDGET = 32 * 1024 * 1024;
+/** A body that is not an upload (at most JSON_LIMIT: 1 MiB) arrives within this long of its request, or its connection is closed. */
+export const JSON_BODY_MS = 30_000;
 
 /** Log settings of a vault server: JSON lines, secrets redacted. */
 export const SERVER_LOG_REDACT = ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'token', 'secret', '*.token', '*.secret'];
@@ -250,13 +255,33 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   // who open connections and send such bodies cannot make the server hold memory without end.
   // Every body but an upload's counts (any method fastify reads a body for, any type, any path:
   // a route that takes none, or none at all, still reads one up to JSON_LIMIT before it answers).
+  // They are counted as they arrive, not by the length announced (a stranger announcing bodies
+  // and sending nothing took the whole budget, and every registration was refused), and must
+  // arrive within JSON_BODY_MS: holding the budget costs sending it again and again.
   const jsonBudget = new ByteBudget(JSON_BODIES_BUDGET);
-  app.addHook('onRequest', async (req, reply) => {
-    if (req.method === 'GET' || req.method === 'HEAD') return; // fastify reads no body of these
-    if (isUploadRoute(req)) return; // counted by the route: see ByteBudget in the routes
-    const length = req.headers['content-length'];
-    if (req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) return; // no body
-    jsonBudget.take(reply, length !== undefined && /^\d{1,12}$/.test(length) ? Math.min(Number(length), JSON_LIMIT) : JSON_LIMIT, req.ip);
+  app.addHook('preParsing', async (req, reply, payload) => {
+    if (req.method === 'GET' || req.method === 'HEAD') return payload; // fastify reads no body of these
+    if (isUploadRoute(req)) return payload; // counted by the route: see ByteBudget in the routes
+    const late = setTimeout(() => req.raw.destroy(), o.jsonBodyMs ?? JSON_BODY_MS);
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        try {
+          jsonBudget.take(reply, chunk.length, req.ip);
+          done(null, chunk);
+        } catch (err) {
+          done(err as Error);
+        }
+      },
+      flush(done) {
+        clearTimeout(late);
+        done();
+      },
+    });
+    reply.raw.once('close', () => clearTimeout(late));
+    // Not pipeline(): a 503 must not destroy the request, so that its answer is sent (Node reads
+    // and drops the rest of the body).
+    payload.on('error', (err) => counted.destroy(err));
+    return payload.pipe(counted);
   });
 
   const budget = new ByteBudget(o.memoryBudget ?? DEFAULT_MEMORY_BUDGET);

@@ -99,6 +99,16 @@ describe('a busy vault service', () => {
     }
   });
 
+  /** A connection from 127.0.0.1 that sends `head` and then `sent` bytes of the body it announces. */
+  async function stranger(server: RunningServer, head: string, sent: number): Promise<tls.TLSSocket> {
+    const socket = tls.connect({ host: '127.0.0.1', port: Number(new URL(server.url).port), rejectUnauthorized: false });
+    socket.on('error', () => undefined);
+    await once(socket, 'secureConnect');
+    socket.write(head);
+    if (sent > 0) socket.write(Buffer.alloc(sent, 0x20));
+    return socket;
+  }
+
   it.each([
     ['registrations', 'POST /v1/register', 'application/json'],
     ['registrations sent as uploads', 'POST /v1/register', 'application/octet-stream'],
@@ -106,20 +116,16 @@ describe('a busy vault service', () => {
     ['OPTIONS with a body', 'OPTIONS /v1/config', 'application/json'],
     ['DELETE with a body', 'DELETE /v1/packs/' + 'ab'.repeat(32), 'application/octet-stream'],
     ['PATCH with a body', 'PATCH /v1/index', 'application/json'],
-  ])('holds the bodies of strangers (%s) within a budget of their own: uploads of machines go on', async (_, request, type) => {
+  ])('holds the bodies of strangers (%s) within a budget of their own, counted as they arrive: uploads of machines go on', async (_, request, type) => {
     const t = await createTestVault();
     const server = await listen(t, await testTls(), { memoryBudget: 64 * MiB });
     const a = await machine(t, 'alpha');
-    // Bodies of 1 MiB that never finish, without credentials: a quarter of the JSON budget from
-    // this address is taken, then 503.
-    const port = Number(new URL(server.url).port);
+    // Bodies of 1 MiB sent but for their last byte, without credentials: a quarter of the JSON
+    // budget from this address is taken, then 503.
     const sockets: tls.TLSSocket[] = [];
     for (let i = 0; i < JSON_BODIES_BUDGET / MiB / 4 + 3; i++) {
-      const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
-      socket.on('error', () => undefined);
-      await once(socket, 'secureConnect');
-      socket.write(`${request} HTTP/1.1\r\nHost: vault\r\nContent-Type: ${type}\r\nContent-Length: ${MiB}\r\n\r\n{"tok`);
-      sockets.push(socket);
+      sockets.push(await stranger(server, `${request} HTTP/1.1\r\nHost: vault\r\nContent-Type: ${type}\r\nContent-Length: ${MiB}\r\n\r\n`, MiB - 1));
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
     await new Promise((resolve) => setTimeout(resolve, 300));
     try {
@@ -131,6 +137,26 @@ describe('a busy vault service', () => {
       await client.close();
     } finally {
       for (const socket of sockets) socket.destroy();
+      await server.close(0);
+    }
+  });
+
+  it('is not kept from registering machines by strangers who announce bodies and send none, nor by bodies that never finish', async () => {
+    const t = await createTestVault();
+    const server = await listen(t, await testTls(), { jsonBodyMs: 1000 });
+    // Announced: 64 MiB in all, twice the JSON budget, but nothing sent.
+    const idle = await Promise.all(Array.from({ length: 64 }, () => stranger(server, `POST /v1/register HTTP/1.1\r\nHost: vault\r\nContent-Type: application/json\r\nContent-Length: ${MiB}\r\n\r\n`, 0)));
+    // Sent but for a byte: the budget taken until the deadline closes them.
+    const slow = await Promise.all(Array.from({ length: 7 }, () => stranger(server, `POST /v1/register HTTP/1.1\r\nHost: vault\r\nContent-Type: application/json\r\nContent-Length: ${MiB}\r\n\r\n`, MiB - 1)));
+    try {
+      await Promise.all(slow.map((socket) => once(socket, 'close')));
+      const client = new HttpVault(server.url, server.fingerprint, { attempts: 1, sleep: () => Promise.reject(new Error('told to wait')) });
+      const r = await client.register({ token: t.token, machineName: 'late', os: 'linux-x64', hostname: 'late', reregister: false });
+      expect(r.machineId).toMatch(/^[0-9a-f]{32}$/);
+      await client.close();
+      expect(t.logs.filter((l) => l.includes('request refused: busy'))).toEqual([]);
+    } finally {
+      for (const socket of [...idle, ...slow]) socket.destroy();
       await server.close(0);
     }
   });
