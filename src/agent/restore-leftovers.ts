@@ -3,8 +3,8 @@
  * but not when its process dies (killed, a second Ctrl-C, power lost). So while it runs, a mark
  * under AZBK_HOME names where its temporary files go and how their names start; the next restore
  * finds the mark of one that died and removes what it left, and nothing else. Beside the mark, a
- * list of the folders the restore made (`<id>.dirs`, one JSON string a line, written before
- * files go into them): a folder is made owner-only and gets its mode at the end, so one that died
+ * list of the folders the restore makes (`<id>.dirs`, one JSON string a line, written before
+ * each is made): a folder is made owner-only and gets its mode at the end, so one that died
  * leaves them so, and the same restore run again gives them their modes (see RestoreJob); a
  * restore that gives them none (another one) lists them for the next. The list also names the
  * existing folders the restore opened to its owner (a path and their mode, a JSON array a line),
@@ -27,7 +27,7 @@ export interface TempRoot {
 export interface RestoreMark {
   /** a folder found to receive temporary files after the mark was made (an item restored as a copy) */
   add(root: TempRoot): Promise<void>;
-  /** folders the restore made (owner-only until it ends): added to the mark's list of them */
+  /** folders the restore makes (owner-only until it ends), listed before they are made: added to the mark's list of them */
   folders(paths: readonly string[]): Promise<void>;
   /**
    * an existing folder of mode `mode` that the restore is about to open to its owner (see
@@ -76,13 +76,25 @@ export async function markRestore(dir: string, prefix: string, roots: readonly T
     }
   };
   await write();
+  // Kept open: a folder is listed before it is made, one write each.
+  let list: number | undefined;
   const append = async (lines: readonly unknown[]) => {
     if (!written || lines.length === 0) return;
     try {
-      await fs.appendFile(dirsOf(file), lines.map((l) => JSON.stringify(l) + '\n').join(''), { mode: 0o600 });
+      list ??= fsSync.openSync(dirsOf(file), 'a', 0o600);
+      fsSync.writeSync(list, lines.map((l) => JSON.stringify(l) + '\n').join(''));
     } catch {
       // bookkeeping, as the mark is: such folders would keep the mode the restore left
     }
+  };
+  const closeList = () => {
+    if (list === undefined) return;
+    try {
+      fsSync.closeSync(list);
+    } catch {
+      // nothing was buffered
+    }
+    list = undefined;
   };
   return {
     add: async (root) => {
@@ -92,6 +104,7 @@ export async function markRestore(dir: string, prefix: string, roots: readonly T
     folders: (paths) => append(paths.map((p) => path.resolve(p))),
     opened: (folder, mode) => append([[path.resolve(folder), mode & 0o7777]]),
     remove: async (handOn = []) => {
+      closeList();
       if (!written) return;
       if (handOn.length === 0) return removeMark(file);
       // Left as the mark of a restore that is over (no process, nothing to sweep), naming them.

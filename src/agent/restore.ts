@@ -235,8 +235,6 @@ class RestoreJob {
   earlierFolders: ReadonlySet<string> = new Set();
   /** the folders this restore gave their modes and times (absolute paths) */
   private readonly settled = new Set<string>();
-  /** folders this restore made that its mark does not list yet: listed before files go into them */
-  private madeFolders: string[] = [];
   private tmpCount = 0;
   /**
    * the first file planned of each hard-link group, with the entry it was planned from: kept until
@@ -385,7 +383,6 @@ class RestoreJob {
 
   /** The data phase of the files planned so far, then the hard links to them; the last part's closes the workers. */
   private async write(): Promise<void> {
-    await this.mark?.folders(this.madeFolders.splice(0));
     const files = this.batch;
     // Hard links to files restored count as files of their own (see link).
     for (const f of files) this.total.bytes += f.size;
@@ -540,14 +537,13 @@ class RestoreJob {
       else if (node.type === 'file') {
         this.planFile(segs.slice(0, -1), path.dirname(found.to), node, !fresh, path.basename(found.to));
       } else {
-        if (!found.merge && !makeDir(found.to)) {
+        if (!found.merge && !(await this.makeListed(found.to, fresh && found.to === dest))) {
           // Something is there after all: the conflict rule decides.
           found = await this.destination(segs, dest, 'dir');
           if (found === null) return;
-          if (!found.merge && !makeDir(found.to)) throw new AzbkError('AZBK_BAD_INPUT', 'something else appeared at this path during the restore');
+          if (!found.merge && !(await this.makeListed(found.to, false))) throw new AzbkError('AZBK_BAD_INPUT', 'something else appeared at this path during the restore');
         }
         const { to } = found;
-        if (!found.merge) this.madeFolders.push(to);
         // A folder restored as a copy beside one in the way: its files are not under `dest`.
         if (to !== dest) await this.mark?.add({ path: to, deep: true });
         // Its mode and times are the parent listing's: set at the end also when its own listing
@@ -555,6 +551,8 @@ class RestoreJob {
         dirs.push({ segs, path: to, node: found.keepMode === undefined ? node : { ...node, mode: found.keepMode } });
         const tree = await this.reader.tree(node.subtree);
         await this.reader.ahead(subfolders(tree));
+        // The folders it makes in a folder it made, listed at once (see makeListed).
+        if (!found.merge) await this.mark?.folders(tree.nodes.flatMap((c) => (c.type === 'dir' ? [childPath(to, c.name)] : [])));
         this.restored.dirs++;
         const ours = found.merge ? tree.nodes.map((child) => childPath(to, child.name)) : [];
         for (const p of ours) this.reserved.add(p);
@@ -576,6 +574,17 @@ class RestoreJob {
       if (isAzbkError(err, 'AZBK_CANCELLED') || err === this.stopped) throw err;
       this.fail(segs, err);
     }
+  }
+
+  /**
+   * Makes a folder (see makeDir), listed in the mark before it is made unless `listed` (its
+   * parent's were): a restore that dies leaves every folder it made listed, owner-only as they
+   * are until it ends, and the same restore run again gives them their modes. Listed once made, a
+   * restore killed while it planned left them owner-only for good.
+   */
+  private async makeListed(to: string, listed: boolean): Promise<boolean> {
+    if (!listed) await this.mark?.folders([to]);
+    return makeDir(to);
   }
 
   /**

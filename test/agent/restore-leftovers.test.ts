@@ -4,11 +4,15 @@
  * through a link; a mark stays while its restore may run, or when its folders could not be read.
  */
 import { spawn } from 'node:child_process';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runBackup } from '../../src/agent/backup.js';
 import { markRestore, removeLeftovers } from '../../src/agent/restore-leftovers.js';
+import { runRestore } from '../../src/agent/restore.js';
+import { createMachine, withMethods } from '../helpers/machine.js';
 import { processIdentity } from '../../src/shared/process.js';
 
 let root: string;
@@ -122,5 +126,39 @@ describe('restore leftovers', () => {
 
   it('no marks folder is no leftovers', async () => {
     expect((await removeLeftovers(path.join(root, 'none'))).removed).toBe(0);
+  });
+});
+
+describe('the folders a restore makes', () => {
+  it('are listed in its mark before they are made: a restore that dies while it plans leaves none unlisted', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    let deepest = src;
+    for (let i = 0; i < 6; i++) {
+      deepest = path.join(deepest, `level-${i}`);
+      await fs.mkdir(deepest, { recursive: true });
+      await fs.writeFile(path.join(deepest, 'file.txt'), `${i}\n`);
+    }
+    await runBackup(m.ctx, { include: [src] });
+    // The listings are read as the planning reaches them (one kept at a time); the first read once
+    // it has made three levels waits for ever.
+    const target = path.join(m.dir, 'out');
+    let reached!: () => void;
+    const paused = new Promise<void>((resolve) => (reached = resolve));
+    let fail!: (err: Error) => void;
+    const never = new Promise<Buffer>((_, reject) => (fail = reject));
+    const third = path.join(target, src, 'level-0', 'level-1', 'level-2');
+    const session = withMethods(m.ctx.session, (s) => ({ readPack: (...args) => (fsSync.existsSync(third) ? (reached(), never) : s.readPack(...args)) }));
+    const restore = runRestore({ ...m.ctx, session }, { point: 'latest', target, paths: [], conflict: 'skip', maxKept: 1 });
+    await paused;
+    // As a restore killed now would leave it: every folder it made so far is in its list.
+    const made = (await fs.readdir(target, { recursive: true })).map((p) => path.join(target, String(p)));
+    const folders = [target, ...made].filter((p) => p.includes('level-') || p === path.join(target, src));
+    expect(folders.length).toBeGreaterThan(3);
+    const [mark] = (await fs.readdir(m.ctx.paths.restores)).filter((n) => n.endsWith('.dirs'));
+    const listed = (await fs.readFile(path.join(m.ctx.paths.restores, mark!), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as string);
+    for (const f of folders) if ((await fs.stat(f)).isDirectory()) expect(listed, f).toContain(f);
+    fail(new Error('the test is over'));
+    await expect(restore).rejects.toThrow('the test is over');
   });
 });
