@@ -182,8 +182,17 @@ function replyError(status: number, body: Buffer, req: TransportRequest, origin:
   if (status === 403) return new AzbkError('AZBK_FORBIDDEN', message);
   if (status === 404) return req.notFound?.() ?? new AzbkError('AZBK_VAULT_NOT_FOUND', `No vault service answers at ${origin}.`);
   if (status >= 500 || status === 429) return new AzbkError('AZBK_VAULT_UNREACHABLE', `The vault server at ${origin} failed (${status}).`);
-  return new AzbkError('AZBK_BAD_INPUT', message);
+  if (status === 408) return new AzbkError('AZBK_VAULT_UNREACHABLE', `The vault server at ${origin} stopped waiting for the request to arrive (408).`);
+  if (status >= 300 && status < 400) {
+    return new AzbkError('AZBK_VAULT_UNREACHABLE', `Something at ${origin} answered ${status}, a redirect no vault service sends: a proxy or portal between this machine and the vault?`);
+  }
+  // What a vault service refuses as malformed; any other status is not one of its replies.
+  if (MALFORMED.has(status)) return new AzbkError('AZBK_BAD_INPUT', message);
+  return new AzbkError('AZBK_VAULT_CORRUPT', `The vault server at ${origin} answered ${status}, which no vault service sends (${message}).`);
 }
+
+/** Statuses a vault service (or a proxy before it) answers a request it finds malformed with. */
+const MALFORMED: ReadonlySet<number> = new Set([400, 411, 413, 414, 415, 416, 431]);
 
 /** What to do about a certificate other than the pinned one, by where the pin comes from. */
 const PIN_HINTS = {
@@ -271,7 +280,7 @@ export class HttpTransport {
           await this.#pause(Math.round(wait / 2 + (Math.random() * wait) / 2));
           continue;
         }
-        if (!((res.status >= 500 || res.status === 429) && req.idempotent)) throw err;
+        if (!((res.status >= 500 || res.status === 429 || res.status === 408) && req.idempotent)) throw err;
         retry = err;
       } catch (err) {
         if (err instanceof AzbkError) throw err;

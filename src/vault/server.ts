@@ -145,7 +145,9 @@ function describe(err: unknown): { status: number; code: ErrorCode; message: str
 function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-  const body = JSON.stringify({ statusCode: status, code: 'AZBK_BAD_INPUT', error: STATUS_CODES[status] ?? 'Bad Request', message: 'The request is not valid HTTP or took too long.' } satisfies ErrorBody);
+  // Too slow is the link's doing, not the request's: the agent takes it as the vault out of reach, and tries again.
+  const [code, message]: [ErrorCode, string] = status === 408 ? ['AZBK_VAULT_UNREACHABLE', 'The request took too long to arrive.'] : ['AZBK_BAD_INPUT', 'The request is not valid HTTP.'];
+  const body = JSON.stringify({ statusCode: status, code, error: STATUS_CODES[status] ?? 'Bad Request', message } satisfies ErrorBody);
   if (socket.writable) {
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
   }

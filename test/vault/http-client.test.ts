@@ -374,6 +374,29 @@ describe('HttpVault against a hostile server', () => {
     expect(configCalls).toBe(3);
   });
 
+  it('takes a 408 for a vault out of reach, tried again; a redirect too; another status no vault sends for an invalid reply, never for bad input', async () => {
+    let calls = 0;
+    const client = await hostile((req, res) => {
+      calls++;
+      if (req.url === '/v1/config' && calls < 3) {
+        // as vault serve answers a request that took too long to arrive
+        res.writeHead(408, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify({ statusCode: 408, code: 'AZBK_VAULT_UNREACHABLE', error: 'Request Timeout', message: 'The request took too long to arrive.' }));
+      }
+      if (req.url === '/v1/config') return res.writeHead(408).end();
+      if (req.url === '/v1/register') return res.writeHead(302, { location: 'https://portal.example/' }).end();
+      res.writeHead(418).end();
+    });
+    expect(await codeOf(client.config())).toBe('AZBK_VAULT_UNREACHABLE');
+    expect(calls).toBe(3); // tried again, as for a 5xx
+    const redirect = await client.register(reg('t', 'alpha')).catch((e: unknown) => e);
+    expect(isAzbkError(redirect, 'AZBK_VAULT_UNREACHABLE')).toBe(true);
+    expect((redirect as Error).message).toMatch(/answered 302, a redirect no vault service sends/);
+    const teapot = await client.listKeysForRegistration('t').catch((e: unknown) => e);
+    expect(isAzbkError(teapot, 'AZBK_VAULT_CORRUPT')).toBe(true);
+    expect((teapot as Error).message).toMatch(/answered 418, which no vault service sends/);
+  });
+
   it("takes from a server only the error codes a vault server sends: another of azbk's, which would pick the agent's exit code, is an invalid reply", async () => {
     // Codes that would make a job look partial, cancelled, locked, or the passphrase wrong.
     const foreign = ['AZBK_PARTIAL', 'AZBK_CANCELLED', 'AZBK_JOB_RUNNING', 'AZBK_WRONG_PASSPHRASE', 'AZBK_LOCAL_IO', 'AZBK_NOT_REGISTERED'];
