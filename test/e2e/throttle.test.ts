@@ -41,11 +41,15 @@ describe('bandwidth limits', () => {
     expectExit(bad, 2);
     expect(bad.stderr).toMatch(/--limit-upload must be a rate/);
 
-    // A rate below half a byte a second is still a limit (1 B/s), not none.
-    expectExit(await m.run(['policy', 'set', '--work-bandwidth', '0.4', '--off-bandwidth', '0.0001K']), 0);
+    // A limit under 32K (1 meant as 1M, say) would make a backup take days: refused, nothing changed.
+    for (const args of [['policy', 'set', '--work-bandwidth', '0.4'], ['policy', 'set', '--off-bandwidth', '1'], ['backup', '--now', '--include', file, '--limit-upload', '31K']]) {
+      const tiny = await m.run(args);
+      expectExit(tiny, 2);
+      expect(tiny.stderr, show(tiny)).toMatch(/a limit is at least 32K \(0 for no limit\)/);
+    }
     const shown = await m.run(['policy', 'show']);
     expectExit(shown, 0);
-    expect(shown.stdout).not.toMatch(/unlimited/);
+    expect(shown.stdout).toMatch(/4\.0 MiB\/s/);
   }, 120_000);
 
   it('a malformed limit exits 2 before the vault is opened, and is not recorded as a job', async () => {
