@@ -26,6 +26,19 @@ if (!st?.isDirectory()) {
 }
 const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'azbk');
 const home = azbkHome();
+// Nor AZBK_HOME or a folder in it, which backups leave out (the vault is made there).
+const real = (p) => {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return path.resolve(p);
+  }
+};
+const within = path.relative(real(home), real(folder));
+if (within === '' || (!within.startsWith('..') && !path.isAbsolute(within))) {
+  process.stderr.write(`quickstart: ${path.resolve(folder)} is AZBK_HOME (${home}) or in it, which backups leave out; nothing was done.\n`);
+  process.exit(2);
+}
 const vault = path.join(home, 'vaults', 'default');
 const creds = path.join(home, 'vaults', 'default.VaultCredentials');
 const passphrase = path.join(home, 'passphrase.txt');

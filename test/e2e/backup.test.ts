@@ -245,6 +245,15 @@ describe.concurrent('backup', () => {
     const below = await a.run(['policy', 'set', '--include', path.join(root, 'file', 'x')]);
     expectExit(below, 0);
     expect(below.stderr).toContain('does not exist now');
+    // azbk's own folders, which backups leave out: said; alone, refused and nothing changed.
+    const vault = path.join(root, 'vault');
+    const mixed = await a.run(['policy', 'set', '--include', root, path.join(a.home, 'cache')]);
+    expectExit(mixed, 0);
+    expect(mixed.stderr).toContain(`azbk: ${path.join(a.home, 'cache')} is azbk's own folder (AZBK_HOME or the vault) or in it: backups leave it out (exit 3).`);
+    const alone = await a.run(['policy', 'set', '--include', vault, '--schedule', '10:00']);
+    expectExit(alone, 2);
+    expect(alone.stderr).toContain(`${vault} is azbk's own folder (AZBK_HOME or the vault) or in it, which backups leave out, and nothing else is included; nothing was changed.`);
+    expect(parseJson(await a.run(['policy', 'show', '--json'])).include).toEqual([root, path.join(a.home, 'cache')]);
   });
 
   it('uses the policy when --include is not given', async (ctx) => {

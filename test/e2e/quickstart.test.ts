@@ -26,6 +26,15 @@ describe('quick start', () => {
     expect(under.status).toBe(2);
     expect(under.stderr).not.toMatch(/^\s+at /m);
     await expect(fs.stat(home)).rejects.toThrow();
+    // And AZBK_HOME itself, or a folder in it, which backups leave out.
+    await fs.mkdir(path.join(home, 'inside'), { recursive: true, mode: 0o700 });
+    for (const f of [home, path.join(home, 'inside')]) {
+      const own = quickstart(f);
+      expect(own.status).toBe(2);
+      expect(own.stderr).toContain(`is AZBK_HOME (${home}) or in it, which backups leave out; nothing was done.`);
+    }
+    expect(await fs.readdir(home)).toEqual(['inside']);
+    await fs.rm(home, { recursive: true });
     const first = quickstart();
     expect(first.status, first.stdout + first.stderr).toBe(0);
     expect(first.stdout).toMatch(/Recovery point \S+ created/);

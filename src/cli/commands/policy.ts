@@ -16,7 +16,8 @@ import { openAgent } from '../../agent/context.js';
 import { acquireLockWaiting } from '../../agent/lock.js';
 import { loadPolicy, refuseWholeRoot, updatePolicy, vaultRetention } from '../../agent/policy.js';
 import { KEYCHAIN_REACHES_SCHEDULED_JOBS, planSchedule, scheduledCommand } from '../../agent/scheduler.js';
-import { checkHome, requireRegistration, secretsLocation } from '../../agent/state.js';
+import { ownFolderOf, ownFolders } from '../../agent/own-folders.js';
+import { checkHome, loadRegistration, requireRegistration, secretsLocation } from '../../agent/state.js';
 import { AzbkError } from '../../shared/errors.js';
 import { makeFoldersSync } from '../../shared/files.js';
 import type { HomePaths } from '../../shared/paths.js';
@@ -198,6 +199,13 @@ async function setPolicy(paths: HomePaths, out: Output, o: SetOpts, excludeBoth:
   textPaths('--include', o.include);
   // Paths scheduled backups would all refuse: refused here, before anything changes.
   if (o.include !== undefined || schedule) refuseWholeRoot(o.include ?? old.include);
+  const own = o.include === undefined ? [] : await ownIncluded(paths, o.include);
+  if (own.length > 0 && own.length === o.include!.length) {
+    const one = own.length === 1;
+    throw new AzbkError('AZBK_BAD_INPUT', `${own.map((p) => printable(p)).join(', ')} ${one ? 'is' : 'are'} azbk's own folder${one ? '' : 's'} (AZBK_HOME or the vault) or in ${one ? 'it' : 'them'}, which backups leave out, and nothing else is included; nothing was changed.`, {
+      hint: 'Include the folders to back up.',
+    });
+  }
   if (schedule) {
     const reg = await requireRegistration(paths);
     if (secretsLocation(reg).store === 'keychain' && !KEYCHAIN_REACHES_SCHEDULED_JOBS) {
@@ -224,6 +232,7 @@ async function setPolicy(paths: HomePaths, out: Output, o: SetOpts, excludeBoth:
   }
   // Kept (a disk mounted later, say), but said: until they are there, backups skip them.
   for (const inc of o.include ?? []) if (!there(inc)) out.warn(`${printable(path.resolve(inc))} does not exist now: backups skip it (exit 3) until it does.`);
+  for (const p of own) out.warn(`${printable(p)} is azbk's own folder (AZBK_HOME or the vault) or in it: backups leave it out (exit 3).`);
   const p = await updatePolicy(paths, {
     ...(o.include ? { include: o.include } : {}),
     ...(exclude !== undefined ? { exclude } : {}),
@@ -234,6 +243,20 @@ async function setPolicy(paths: HomePaths, out: Output, o: SetOpts, excludeBoth:
   const daemon = schedule ? await cronDaemonNote() : null;
   if (daemon !== null) out.line(daemon);
   out.result(policyResult(p, daemon === null ? null : { installed: true, note: daemon, noDaemon: true }));
+}
+
+/** The paths of `include` (resolved) that are azbk's own folders or in one (see own-folders.ts); an included link is backed up as a link, so is none. */
+async function ownIncluded(paths: HomePaths, include: readonly string[]): Promise<string[]> {
+  const own = ownFolders(paths.home, (await loadRegistration(paths).catch(() => null))?.endpoint ?? '');
+  return include.map((p) => path.resolve(p)).filter((p) => !isLink(p) && ownFolderOf(p, own) !== undefined);
+}
+
+function isLink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 /** Whether something (a link too, dangling or not) is at `p`: not when a part of the way is missing, a file, or out of reach. */
