@@ -101,9 +101,9 @@ export function cronBlock(schedule: Schedule | null, given: ScheduledCommand): s
   checkPaths(cmd);
   const tag = scheduleTag(cmd.home);
   // The log's folder is made first (owner-only): without it the shell could not open the log, and
-  // azbk would never start, nor say why.
+  // azbk would never start, nor say why. The log is owner-only too (cron's umask is 022).
   const logs = shellWord(path.dirname(cmd.log));
-  const run = (extra: string) => `mkdir -p -m 700 ${logs} 2>/dev/null; AZBK_HOME=${shellWord(cmd.home)} ${shellWord(cmd.node)} ${shellWord(cmd.script)} backup --now${extra} >>${shellWord(cmd.log)} 2>&1`;
+  const run = (extra: string) => `umask 077; mkdir -p -m 700 ${logs} 2>/dev/null; AZBK_HOME=${shellWord(cmd.home)} ${shellWord(cmd.node)} ${shellWord(cmd.script)} backup --now${extra} >>${shellWord(cmd.log)} 2>&1`;
   // The times of day, then the hourly check that catches up a run missed (the machine was off).
   return [BEGIN(tag), ...cronTimes(schedule).map((t) => `${t} ${run('')}`), `${cronCatchUp(schedule)} ${run(' --catch-up')}`, END(tag)];
 }

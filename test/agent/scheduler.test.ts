@@ -14,14 +14,14 @@ describe('the crontab block', () => {
     const block = cronBlock(S, CMD);
     expect(block).toHaveLength(5);
     // The times of day, then the hourly check that catches up a missed run.
-    const mk = "mkdir -p -m 700 '/home/u/.config/azbk/logs' 2>/dev/null;";
+    const mk = "umask 077; mkdir -p -m 700 '/home/u/.config/azbk/logs' 2>/dev/null;";
     expect(block[3]).toBe(`30 * * * * ${mk} AZBK_HOME='/home/u/.config/azbk' '/usr/bin/node' '/opt/it'\\''s 100\\%/bin/azbk' backup --now --catch-up >>'/home/u/.config/azbk/logs/scheduled.log' 2>&1`);
     expect(block[1]).toBe(`0 9 * * 1,2,3,4,5 ${mk} AZBK_HOME='/home/u/.config/azbk' '/usr/bin/node' '/opt/it'\\''s 100\\%/bin/azbk' backup --now >>'/home/u/.config/azbk/logs/scheduled.log' 2>&1`);
     expect(block[0]).toContain(scheduleTag(CMD.home));
     expect(cronBlock(null, CMD)).toEqual([]);
   });
 
-  it.skipIf(process.platform === 'win32')('runs, as cron would, also when the logs folder is gone: it is made (owner-only) and the output goes there', async () => {
+  it.skipIf(process.platform === 'win32')('runs, as cron would, also when the logs folder is gone: it is made (owner-only) and the output goes there (owner-only)', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'azbk-cron-'));
     try {
       const script = path.join(dir, 'fake-azbk.js');
@@ -35,6 +35,7 @@ describe('the crontab block', () => {
       expect(r.status, r.stderr.toString()).toBe(0);
       expect(await fs.readFile(cmd.log, 'utf8')).toBe(`ran with backup --now in ${home}\n`);
       expect((await fs.stat(path.dirname(cmd.log))).mode & 0o777).toBe(0o700);
+      expect((await fs.stat(cmd.log)).mode & 0o777).toBe(0o600);
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }

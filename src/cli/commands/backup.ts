@@ -75,11 +75,13 @@ export function backupCommand(program: Command): void {
           const since = policy.scheduleSet === undefined ? null : new Date(policy.scheduleSet);
           const missed = policy.schedule === undefined ? null : missedRun(policy.schedule, await lastGoodBackup(paths, now), now, since);
           if (missed === null) {
-            out.line(policy.schedule === undefined ? 'No backups are scheduled: nothing to catch up.' : 'No scheduled backup was missed.');
+            // The hourly check from cron says nothing then: its log would hold little else.
+            if (policy.schedule === undefined) out.line('No backups are scheduled: nothing to catch up.');
+            else if (process.stdout.isTTY) out.line('No scheduled backup was missed.');
             out.result({ status: 'nothing missed' });
             return;
           }
-          out.line(`The backup due at ${missed.toString()} did not run: backing up now.`);
+          out.line(`${now.toISOString()}: the backup due at ${missed.toISOString()} did not run: backing up now.`);
         }
         const include = textPaths('--include', o.include) ?? policy.include;
         const exclude = o.exclude ?? policy.exclude ?? [];
