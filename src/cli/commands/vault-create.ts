@@ -37,7 +37,7 @@ export function vaultCreateCommand(vault: Command): void {
     .option('--tls-cert <file>', 'PEM certificate (chain) for the vault service instead of a self-signed one')
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExit codes: 0 created, 2 bad input or the vault exists, 10 storage unreachable.')
+    .addHelpText('after', '\nExit codes: 0 created, 1 the vault folder is not private, 2 bad input or the vault exists, 10 storage\nunreachable.')
     .action(
       action('vault create', async ({ out, log }, o: Opts) => {
         const loc = resolveLocation(o, out);

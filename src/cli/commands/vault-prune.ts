@@ -23,7 +23,7 @@ export function vaultPruneCommand(vault: Command): void {
       'after',
       `\nA pack that no recovery point (kept or soft-deleted) and no checkpoint of a stopped backup names is condemned\n` +
         `first, and deleted ${PRUNE_GRACE_DAYS} days later if still nothing names it. Nothing is removed while any point was\n` +
-        'written by a version of azbk that did not record its packs.\n\nExit codes: 0 done (also when nothing could be removed), 2 bad input, 10 vault not found or unreachable.',
+        'written by a version of azbk that did not record its packs.\n\nExit codes: 0 done (also when nothing could be removed), 1 the vault folder is not private, 2 bad input, 10 vault not\nfound or unreachable.',
     )
     .action(
       action('vault prune', async ({ out }, o: Opts) => {
