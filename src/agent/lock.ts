@@ -3,7 +3,7 @@
  * and its process. A lock whose process is gone (killed, crashed, rebooted) is taken over.
  */
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { lstatSync, readdirSync, rmSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AzbkError, isAzbkError } from '../shared/errors.js';
@@ -48,6 +48,29 @@ function holderAlive(held: LockBody): held is LockBody & { pid: number } {
  * e.g. one started from a test or a future scheduler, holds it.
  */
 const heldHere = new Set<string>();
+
+/** A temporary file of an atomic write (see writeFileAtomic, and the lock's own above), by its name. */
+const TEMP = /^\.?[^/]+\.[0-9a-f]{12}\.tmp$/;
+/** One older than this is not being written: its writer died (killed during a job). */
+const TEMP_STALE_MS = 60 * 60_000;
+
+/**
+ * Removes the temporary files killed jobs left in AZBK_HOME (a progress file written every few
+ * seconds, a lock being taken): nothing else removes them. Best effort.
+ */
+function removeStaleTemps(home: string): void {
+  try {
+    const old = Date.now() - TEMP_STALE_MS;
+    for (const name of readdirSync(home)) {
+      if (!TEMP.test(name)) continue;
+      const p = path.join(home, name);
+      const st = lstatSync(p, { throwIfNoEntry: false });
+      if (st?.isFile() === true && st.mtimeMs < old) rmSync(p, { force: true });
+    }
+  } catch {
+    // left for the next job
+  }
+}
 
 /**
  * Removes a stale lock: moved aside first (only one process can move a given file), then checked
@@ -137,6 +160,7 @@ export async function acquireJobLock(file: string, job: { jobId: string; kind: s
         }
       };
       process.once('exit', atExit);
+      removeStaleTemps(path.dirname(file));
       return {
         // Written whole under a temporary name, then renamed over the lock: it never stops existing.
         relabel: (jobId) => writeFileAtomic(file, bodyOf(jobId), { mode: 0o600 }),
