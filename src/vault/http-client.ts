@@ -50,7 +50,11 @@ function checkpointInfo(v: unknown): CheckpointInfo {
   return info;
 }
 
+/** The routes whose replies are lists that grow with the vault (its packs, index files, points...). */
+const LISTS = /^\/v1\/(packs|index|pruned-packs|checkpoints|machines|machines\/[0-9a-f]{32}\/points)$/;
+
 /** Sends JSON requests and checks JSON replies. */
+
 class Api {
   constructor(
     readonly transport: HttpTransport,
@@ -69,7 +73,9 @@ class Api {
       path,
       headers: this.headers(payload === undefined ? {} : { 'content-type': 'application/json' }),
       ...(payload === undefined ? {} : { body: payload }),
-      limit: JSON_RESPONSE_LIMIT,
+      // A list may be long; any other reply is small, and a hostile server that drips one
+      // (see ReplyPace) holds the command for minutes, not hours.
+      limit: LISTS.test(path) ? JSON_RESPONSE_LIMIT : JSON_LIMIT,
       idempotent: true,
       ...more,
     });

@@ -374,6 +374,21 @@ describe('HttpVault against a hostile server', () => {
     expect(configCalls).toBe(3);
   });
 
+  it('takes at most 1 MiB for a reply that is not a list (a dripping server holds a command for minutes, not hours), lists more', async () => {
+    const big = JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024) });
+    const client = await hostile((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (req.url === '/v1/config') return res.end(big);
+      if (req.url === '/v1/session') return res.end(JSON.stringify({ machineId: machine }));
+      res.end(JSON.stringify({ names: [], pad: 'x'.repeat(2 * 1024 * 1024) }));
+    });
+    const err = await client.config().catch((e: unknown) => e);
+    expect(isAzbkError(err, 'AZBK_VAULT_CORRUPT')).toBe(true);
+    expect((err as Error).message).toMatch(/larger reply than GET \/v1\/config allows/);
+    const s = await client.session(machine, secret);
+    expect(await s.listIndex()).toEqual([]);
+  });
+
   it('takes a 408 for a vault out of reach, tried again; a redirect too; another status no vault sends for an invalid reply, never for bad input', async () => {
     let calls = 0;
     const client = await hostile((req, res) => {
