@@ -31,6 +31,16 @@ function list(v: unknown, field: string): unknown[] {
   return items;
 }
 
+/**
+ * `items` when each is there once, in the order a vault lists them (ascending: its ids are
+ * ASCII). A hostile server listing one point a hundred thousand times would have the agent read it
+ * as often.
+ */
+function eachOnce<T>(items: T[], key: (t: T) => string, what: string): T[] {
+  for (let i = 1; i < items.length; i++) if (!(key(items[i - 1]!) < key(items[i]!))) throw bad(`${what} list (not in order, or one twice)`);
+  return items;
+}
+
 function header(h: Record<string, string | string[] | undefined>, name: string): string {
   const v = h[name];
   if (typeof v !== 'string') throw bad(`${name} header`);
@@ -243,10 +253,11 @@ class HttpSession implements VaultSession {
   async listPacks(): Promise<PackId[]> {
     // A server of an earlier version has no such request.
     const old = () => new AzbkError('AZBK_VAULT_TOO_OLD', 'The vault service runs an earlier version of azbk, which cannot list its packs.');
-    return list(await this.api.json('GET', '/v1/packs', undefined, { notFound: old }), 'ids').map((id) => {
+    const ids = list(await this.api.json('GET', '/v1/packs', undefined, { notFound: old }), 'ids').map((id) => {
       if (!isStr(id) || !isHex64(id)) throw bad('pack id');
       return id as PackId;
     });
+    return eachOnce(ids, (id) => id, 'pack');
   }
 
   async putIndex(name: string, data: Uint8Array): Promise<void> {
@@ -255,10 +266,11 @@ class HttpSession implements VaultSession {
   }
 
   async listIndex(): Promise<string[]> {
-    return list(await this.api.json('GET', '/v1/index'), 'names').map((n) => {
+    const names = list(await this.api.json('GET', '/v1/index'), 'names').map((n) => {
       if (!isStr(n) || !INDEX_NAME.test(n)) throw bad('index name');
       return n;
     });
+    return eachOnce(names, (n) => n, 'index');
   }
 
   async readIndex(name: string): Promise<Buffer> {
@@ -329,7 +341,7 @@ class HttpSession implements VaultSession {
 
   async listPoints(machine: MachineId): Promise<PointInfo[]> {
     if (!isHex32(machine)) throw new AzbkError('AZBK_BAD_INPUT', 'Bad machine id.');
-    return list(await this.api.json('GET', `/v1/machines/${machine}/points`), 'points').map((p) => pointInfo(p, machine));
+    return eachOnce(list(await this.api.json('GET', `/v1/machines/${machine}/points`), 'points').map((p) => pointInfo(p, machine)), (p) => p.id, 'points');
   }
 
   async readPoint(machine: MachineId, id: PointId): Promise<PointRecord> {

@@ -374,6 +374,24 @@ describe('HttpVault against a hostile server', () => {
     expect(configCalls).toBe(3);
   });
 
+  it('refuses a list of points, packs or index files that names one twice, or out of order', async () => {
+    const id = '20260102T030405678Z-0123abcd';
+    const time = '2026-01-02T03:04:05.678Z';
+    const client = await hostile((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (req.url === '/v1/session') return res.end(JSON.stringify({ machineId: machine }));
+      if (req.url === '/v1/index') return res.end(JSON.stringify({ names: ['cd'.repeat(32), 'ab'.repeat(32)] }));
+      if (req.url === '/v1/packs') return res.end(JSON.stringify({ ids: ['ab'.repeat(32), 'ab'.repeat(32)] }));
+      res.end(JSON.stringify({ points: Array.from({ length: 3 }, () => ({ id, machineId: machine, time })) }));
+    });
+    const s = await client.session(machine, secret);
+    for (const [call, what] of [[() => s.listPoints(machine), 'points'], [() => s.listIndex(), 'index'], [() => s.listPacks(), 'pack']] as const) {
+      const err = await call().catch((e: unknown) => e);
+      expect(isAzbkError(err, 'AZBK_VAULT_CORRUPT'), what).toBe(true);
+      expect((err as Error).message).toContain(`${what} list (not in order, or one twice)`);
+    }
+  });
+
   it('takes at most 1 MiB for a reply that is not a list (a dripping server holds a command for minutes, not hours), lists more', async () => {
     const big = JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024) });
     const client = await hostile((req, res) => {
