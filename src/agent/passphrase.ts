@@ -2,7 +2,7 @@
 import { randomInt } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { AzbkError } from '../shared/errors.js';
-import { errnoCode, exposedWarning, readSmallFile, utf8Text } from '../shared/files.js';
+import { exposedWarning, newFileError, readSmallFile, utf8Text } from '../shared/files.js';
 
 export const MIN_PASSPHRASE = 16;
 const MAX_PASSPHRASE = 1024;
@@ -84,10 +84,6 @@ export async function writePassphraseFile(file: string, passphrase: string): Pro
   try {
     await fs.writeFile(file, passphrase + '\n', { mode: 0o600, flag: 'wx' });
   } catch (err) {
-    const code = errnoCode(err);
-    throw new AzbkError(
-      'AZBK_BAD_INPUT',
-      code === 'EEXIST' ? `${file} already exists; azbk will not overwrite it.` : `Cannot write ${file} (${code ?? 'error'}).`,
-    );
+    throw newFileError(file, err);
   }
 }

@@ -160,6 +160,17 @@ export async function writeFileAtomic(
   }
 }
 
+/** A new file azbk will not write over (a passphrase, a credentials file) is there already. */
+export function existsError(file: string): AzbkError {
+  return new AzbkError('AZBK_BAD_INPUT', `${file} already exists; azbk will not overwrite it.`, { hint: 'Name a new file, or move that one away first.' });
+}
+
+/** Why such a new file (see existsError) could not be written. */
+export function newFileError(file: string, err: unknown): AzbkError {
+  const code = errnoCode(err);
+  return code === 'EEXIST' ? existsError(file) : new AzbkError('AZBK_BAD_INPUT', `Cannot write ${file} (${code ?? 'error'}).`);
+}
+
 /**
  * `err` naming `file` when it names no file: a write through a handle fails (a full disk) with
  * only the system call, and the user is told which file could not be written.

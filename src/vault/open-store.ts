@@ -49,7 +49,9 @@ export async function openVaultStore(loc: VaultLocation, o: { create?: boolean }
     if (entries.some((e) => e !== '.tmp')) throw new AzbkError('AZBK_VAULT_EXISTS', `${dir} is not empty.`);
   } else {
     const st = await fs.stat(dir).catch(() => null);
-    if (st === null || !st.isDirectory()) throw new AzbkError('AZBK_VAULT_NOT_FOUND', `No vault folder at ${dir}.`);
+    if (st === null || !st.isDirectory()) {
+      throw new AzbkError('AZBK_VAULT_NOT_FOUND', `No vault folder at ${dir}.`, { hint: 'Check --path: it names the folder azbk vault create made (mounted, if it is on a disk of its own).' });
+    }
     await checkVaultFolder(dir);
     await keepPrivate(dir);
   }

@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { AzbkError } from '../../shared/errors.js';
+import { existsError } from '../../shared/files.js';
 import { checkVaultName } from '../../vault/config.js';
 import { fileEndpoint } from '../../vault/connect.js';
 import { describeLocation, openVaultStore } from '../../vault/open-store.js';
@@ -52,7 +53,7 @@ export function vaultCreateCommand(vault: Command): void {
         const given = await givenTls(o, out);
         if (o.credentialsOut !== undefined) await checkOutFolder(o.credentialsOut); // before the vault is made
         if (o.credentialsOut !== undefined && (await exists(o.credentialsOut))) {
-          throw new AzbkError('AZBK_BAD_INPUT', `${path.resolve(o.credentialsOut)} already exists; azbk will not overwrite it.`);
+          throw existsError(path.resolve(o.credentialsOut));
         }
         const store = await openVaultStore(loc, { create: true });
         const v = await Vault.create(store, { name: o.name });

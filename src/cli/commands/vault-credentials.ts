@@ -6,7 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { AzbkError } from '../../shared/errors.js';
-import { errnoCode, writeFileAtomic } from '../../shared/files.js';
+import { newFileError, writeFileAtomic } from '../../shared/files.js';
 import { MAX_VALID_DAYS, type CredentialsFile } from '../../vault/credentials.js';
 import { fileEndpoint } from '../../vault/connect.js';
 import { openVaultStore } from '../../vault/open-store.js';
@@ -49,8 +49,7 @@ export async function writeCredentialsFile(out: string, creds: CredentialsFile):
   try {
     await writeFileAtomic(file, JSON.stringify(creds, null, 2) + '\n', { mode: 0o600, exclusive: true });
   } catch (err) {
-    const code = errnoCode(err);
-    throw new AzbkError('AZBK_BAD_INPUT', code === 'EEXIST' ? `${file} already exists; azbk will not overwrite it.` : `Cannot write ${file} (${code ?? 'error'}).`);
+    throw newFileError(file, err);
   }
   return file;
 }
