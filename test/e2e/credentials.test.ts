@@ -91,6 +91,7 @@ describe.concurrent('vault create and vault credentials', () => {
     const before = await fs.readFile(vault.credentials, 'utf8');
     const again = await runCli(['vault', 'credentials', '--path', vault.dir, '--out', vault.credentials]);
     expectExit(again, 2);
+    expect(again.stderr).toContain(`${vault.credentials} already exists; azbk will not overwrite it.\n  hint: Name a new file, or move that one away first.`);
     expect(await fs.readFile(vault.credentials, 'utf8')).toBe(before);
 
     const second = await runCli(['vault', 'create', '--path', vault.dir, '--name', 'Other', '--credentials-out', path.join(root, 'x.VaultCredentials')]);
@@ -100,6 +101,7 @@ describe.concurrent('vault create and vault credentials', () => {
     const missing = await runCli(['vault', 'credentials', '--path', path.join(root, 'no vault here'), '--out', path.join(root, 'y.VaultCredentials')]);
     expectExit(missing, 10);
     expectNoStack(missing);
+    expect(missing.stderr).toContain('hint: Check --path');
 
     // Into a folder that is not there: refused, no folder made, and (vault create) no vault either.
     const nowhere = path.join(root, 'no such folder');
