@@ -960,6 +960,8 @@ class BackupJob {
   private addChunks(f: InFlight, chunks: readonly SealedChunk[], from: number, offset: number): Promise<void> | undefined {
     for (let i = from; i < chunks.length; i++) {
       const c = chunks[i]!;
+      // Read, as the writer counts it new: progress never shows more new than read.
+      this.stats.readBytes += c.rawLength;
       if (c.sealed !== undefined) {
         const wait = this.writer.addSealed('data', c.id as BlobId, c.sealed, c.rawLength);
         if (wait !== undefined) {
@@ -980,7 +982,6 @@ class BackupJob {
     f.content.push(c.id as BlobId);
     f.offset += c.rawLength;
     this.bytesSince += c.rawLength;
-    this.stats.readBytes += c.rawLength;
   }
 
   /** The file's listing entry and what to remember of it; `fresh`: just read (the checkpoint records it). */

@@ -93,4 +93,30 @@ describe('progress', () => {
     expect(reading!.total).toBeLessThan(4 * 1024 * 1024);
     expect(reading!.progress()).toBe(reading!.total);
   }, 60_000);
+
+  it('never shows more new data than read, also while the uploads hold the backup back', async () => {
+    const m = await createMachine();
+    const src = path.join(m.dir, 'src');
+    await fs.mkdir(src);
+    await fs.writeFile(path.join(src, 'big.bin'), randomBytes(56 * 1024 * 1024)); // more packs than go up at once
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    m.hooks.beforePutPack = () => gate;
+    const seen: { progress?: () => BackupProgress } = {};
+    const job = runBackup(m.ctx, { include: [src], workers: 1, onEvent: (e) => void (e.type === 'start' && (seen.progress = e.progress)) });
+    // Until nothing more is taken: the packs that fit are full, and the next one waits.
+    let last = -1;
+    for (let i = 0; i < 200; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const now = seen.progress?.().newBytes ?? -1;
+      if (now > 0 && now === last) break;
+      last = now;
+    }
+    const held = seen.progress!();
+    expect(held.newBytes).toBeGreaterThan(16 * 1024 * 1024);
+    expect(held.newBytes).toBeLessThanOrEqual(held.readBytes);
+    release();
+    const r = await job;
+    expect(r.stats.readBytes).toBe(56 * 1024 * 1024);
+  });
 });
