@@ -270,7 +270,7 @@ export function changesSince(
   exclude: string = NO_EXCLUDES,
   excluded: Excluded | null = null,
 ): { ok: true; changed: Set<string>; trees: Set<string> } | { ok: false; why: string } {
-  if (since === null) return { ok: false, why: 'no earlier backup on this machine to compare with' };
+  if (since === null) return { ok: false, why: "no earlier backup in this machine's local cache to compare with (the first backup, or the cache was made anew)" };
   const s = readSession(home);
   if (s === null) return { ok: false, why: 'no change journal (azbk watch is not running)' };
   if (!sameProcessAlive(s.pid, s.proc)) return { ok: false, why: 'the change journal stopped (azbk watch is not running)' };
