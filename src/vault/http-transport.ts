@@ -296,7 +296,9 @@ export class HttpTransport {
         const what = (ours ? '' : code) || (err instanceof Error ? clean(err.message) : 'error');
         const hint = code === PROXY_REFUSED ? { hint: 'Check HTTPS_PROXY (the proxy, and the user and password in it if it asks for them), or name the vault\'s host in NO_PROXY to reach it directly.' } : {};
         const lost = !req.idempotent && NETWORK_ERRORS.has(code) && req.lostReply !== undefined;
-        const wrapped = lost ? req.lostReply!(what, err) : new AzbkError('AZBK_VAULT_UNREACHABLE', `Cannot reach the vault at ${this.#origin} (${what}).`, { cause: err, ...hint });
+        const proxy = (err as { proxy?: unknown } | null)?.proxy;
+        const through = typeof proxy === 'string' ? `: the proxy ${proxy} (HTTPS_PROXY) cannot be reached` : '';
+        const wrapped = lost ? req.lostReply!(what, err) : new AzbkError('AZBK_VAULT_UNREACHABLE', `Cannot reach the vault at ${this.#origin} (${what}${through}).`, { cause: err, ...hint });
         if (!known) throw wrapped;
         retry = wrapped;
       }

@@ -118,7 +118,8 @@ export function tunnelConnector(proxy: ProxyConfig, inner: buildConnector.connec
       if (head.length > end + 4) finish(Object.assign(new Error(`the proxy ${proxy.shown} sent more than its reply to CONNECT`), { code: PROXY_REFUSED }));
       else finish(null);
     };
-    socket.on('error', finish);
+    // Its code kept (what is tried again goes by it), the proxy named: the vault was not the one out of reach.
+    socket.on('error', (err) => finish(Object.assign(err, { proxy: proxy.shown })));
     socket.on('close', onClose);
     socket.on('data', onData);
     socket.once('connect', () => {

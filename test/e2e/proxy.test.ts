@@ -122,5 +122,11 @@ describe('a vault service through an HTTP proxy', () => {
     const bad = await runCli(['points'], { home: path.join(root, 'home-A'), env: { HTTPS_PROXY: 'https://127.0.0.1:1' } });
     expectExit(bad, 2);
     expect(bad.stderr).toContain('AZBK_BAD_INPUT');
+
+    // A proxy nobody listens on is named: the vault was not the one out of reach.
+    const none = await runCli(['points'], { home: path.join(root, 'home-A'), env: { HTTPS_PROXY: 'http://u:pw@127.0.0.1:9' } });
+    expectExit(none, 10);
+    expect(none.stderr).toContain('ECONNREFUSED: the proxy http://127.0.0.1:9 (HTTPS_PROXY) cannot be reached');
+    expect(none.stderr).not.toContain('pw@');
   }, 60_000);
 });
