@@ -46,6 +46,10 @@ export async function openVaultStore(loc: VaultLocation, o: { create?: boolean }
       throw vaultFolderError(err, dir);
     }
     await checkVaultFolder(dir); // an empty folder that was there already
+    if (entries.includes('config')) {
+      // (one whose making was cut short too: its credentials file is made from what is there)
+      throw new AzbkError('AZBK_VAULT_EXISTS', `${dir} holds a vault already.`, { hint: `To register machines with it, get a credentials file: azbk vault credentials --path ${dir} --out FILE.` });
+    }
     if (entries.some((e) => e !== '.tmp')) throw new AzbkError('AZBK_VAULT_EXISTS', `${dir} is not empty.`);
   } else {
     const st = await fs.stat(dir).catch(() => null);

@@ -96,6 +96,7 @@ describe.concurrent('vault create and vault credentials', () => {
 
     const second = await runCli(['vault', 'create', '--path', vault.dir, '--name', 'Other', '--credentials-out', path.join(root, 'x.VaultCredentials')]);
     expectExit(second, 2);
+    expect(second.stderr).toContain(`${vault.dir} holds a vault already.\n  hint: To register machines with it, get a credentials file: azbk vault credentials --path ${vault.dir} --out FILE.`);
     expect(await exists(path.join(root, 'x.VaultCredentials'))).toBe(false);
 
     const missing = await runCli(['vault', 'credentials', '--path', path.join(root, 'no vault here'), '--out', path.join(root, 'y.VaultCredentials')]);
