@@ -40,6 +40,7 @@ export const layout = {
   /** a point retention removed, kept until it is purged; `day` (YYYYMMDD) is when it was removed */
   expiredPoint: (machine: MachineId, day: string, id: PointId) => `expired/${machine}/${day}/${id}`,
   expiredPrefix: (machine: MachineId) => `expired/${machine}/`,
+  expiredRoot: 'expired/',
   /** a pack no recovery point names, marked on `day` (YYYYMMDD) and deleted some days later (see prune.ts) */
   condemned: (day: string, pack: PackId) => `condemned/${day}/${pack}`,
   condemnedPrefix: 'condemned/',

@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { isHex64, POINT_ID, type PackId } from '../core/ids.js';
 import { DAY_MS } from '../core/retention.js';
 import { baseName, layout, pointIdFor } from './layout.js';
-import { dayOf, SOFT_DELETE_DAYS } from './retention.js';
+import { dayOf, purgeExpired, SOFT_DELETE_DAYS } from './retention.js';
 import type { PrunedPacks } from './api.js';
 import { putOwn, type BlobStore } from './storage/blobstore.js';
 import { eachAtOnce } from '../shared/each-at-once.js';
@@ -155,6 +155,9 @@ const CLOCK_MARGIN_MS = 10 * 60_000;
  * so far sound: a marker without its deletion is finished by the next pass.
  */
 export async function prune(store: BlobStore, now: Date): Promise<PruneResult> {
+  // Points soft-deleted 14 days ago go first, also those of a machine that no longer backs up
+  // (its own backups purge them otherwise): the packs only they named are condemned below.
+  await purgeExpired(store, undefined, now);
   const since = pointIdFor(new Date(now.getTime() - CLOCK_MARGIN_MS)).slice(0, 19);
   const condemned = await condemnations(store);
   const found = await namedPacks(store, now);

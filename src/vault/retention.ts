@@ -124,17 +124,23 @@ export async function expirePoints(store: BlobStore, machine: MachineId, points:
   return moved;
 }
 
-/** Deletes soft-deleted points removed more than SOFT_DELETE_DAYS days before `now`. */
-async function purgeExpired(store: BlobStore, machine: MachineId, now: Date): Promise<void> {
+/**
+ * Deletes soft-deleted points removed more than SOFT_DELETE_DAYS days before `now`: `machine`'s,
+ * or every machine's (prune does this: a machine that no longer backs up would keep its expired
+ * points, and the packs they name, for ever). Returns how many.
+ */
+export async function purgeExpired(store: BlobStore, machine: MachineId | undefined, now: Date): Promise<number> {
   const last = dayOf(new Date(now.getTime() - SOFT_DELETE_DAYS * DAY_MS));
-  const prefix = layout.expiredPrefix(machine);
-  for await (const key of store.list(prefix)) {
-    const [day, id, extra] = key.slice(prefix.length).split('/');
-    if (day !== undefined && DAY.test(day) && id !== undefined && POINT_ID.test(id) && extra === undefined && day < last) {
-      await dropClaim(store, machine, key, id);
+  let purged = 0;
+  for await (const key of store.list(machine === undefined ? layout.expiredRoot : layout.expiredPrefix(machine))) {
+    const [m, day, id, extra] = key.slice(layout.expiredRoot.length).split('/');
+    if (isHex32(m) && day !== undefined && DAY.test(day) && id !== undefined && POINT_ID.test(id) && extra === undefined && day < last) {
+      await dropClaim(store, m as MachineId, key, id);
       await store.delete(key);
+      purged++;
     }
   }
+  return purged;
 }
 
 /** Deletes the claim of the job that made point `id` (the soft-deleted copy at `key` names the job), if it names that point. */

@@ -57,10 +57,15 @@ describe('prune', () => {
     expect(await prune(store, daysLater(PRUNE_GRACE_DAYS))).toMatchObject({ condemned: 0, waiting: 1, purged: 0 });
     expect(await packsIn(store)).toHaveLength(3);
 
+    // The soft-deleted point is 15 days old now: purged (its machine makes no more backups, which
+    // would purge it otherwise), and the pack only it named is condemned in turn.
     const last = await prune(store, daysLater(PRUNE_GRACE_DAYS + 1));
-    expect(last).toMatchObject({ condemned: 0, waiting: 0, purged: 1, purgedBytes: 5000 });
+    expect(last).toMatchObject({ points: 1, condemned: 1, waiting: 1, purged: 1, purgedBytes: 5000 });
     expect(await packsIn(store)).toEqual([kept, alsoKept].sort());
-    expect(await prunedPacks(store)).toEqual({ condemned: [], gone: [dropped] });
+    expect(await prunedPacks(store)).toEqual({ condemned: [alsoKept], gone: [dropped] });
+    const left: string[] = [];
+    for await (const key of store.list(layout.expiredRoot)) left.push(key);
+    expect(left).toEqual([]);
   });
 
   it('keeps a condemned pack that a point names again, and takes the condemnation back', async () => {
