@@ -33,8 +33,8 @@ function list(v: unknown, field: string): unknown[] {
 
 /**
  * `items` when each is there once, in the order a vault lists them (ascending: its ids are
- * ASCII). A hostile server listing one point a hundred thousand times would have the agent read it
- * as often.
+ * ASCII). A hostile server listing one point (or checkpoint, or machine) a hundred thousand times
+ * would have the agent read it as often.
  */
 function eachOnce<T>(items: T[], key: (t: T) => string, what: string): T[] {
   for (let i = 1; i < items.length; i++) if (!(key(items[i - 1]!) < key(items[i]!))) throw bad(`${what} list (not in order, or one twice)`);
@@ -202,10 +202,13 @@ class HttpSession implements VaultSession {
   }
 
   async listMachines(): Promise<MachineInfo[]> {
-    return list(await this.api.json('GET', '/v1/machines'), 'machines').map((m) => {
+    const machines = list(await this.api.json('GET', '/v1/machines'), 'machines').map((m) => {
       if (!isObj(m) || !isHex32(m.id) || !isStr(m.name, 64) || !isStr(m.os, 64) || !isStr(m.hostname, 255) || !isStr(m.registered, 64)) throw bad('machine');
       return { id: m.id as MachineId, name: m.name, os: m.os, hostname: m.hostname, registered: m.registered };
     });
+    // (listed by when they registered: each once is checked in the order of their ids)
+    eachOnce(machines.map((m) => m.id).sort(), (id) => id, 'machines');
+    return machines;
   }
 
   async putPack(id: PackId, data: Uint8Array): Promise<void> {
@@ -364,7 +367,7 @@ class HttpSession implements VaultSession {
 
   async listCheckpoints(): Promise<CheckpointInfo[]> {
     const out = list(await this.api.json('GET', '/v1/checkpoints'), 'checkpoints').map(checkpointInfo);
-    return out.sort((a, b) => byText(a.name, b.name));
+    return eachOnce(out.sort((a, b) => byText(a.name, b.name)), (c) => c.name, 'checkpoints');
   }
 
   async readCheckpoint(name: string): Promise<Buffer> {

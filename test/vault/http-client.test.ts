@@ -374,7 +374,7 @@ describe('HttpVault against a hostile server', () => {
     expect(configCalls).toBe(3);
   });
 
-  it('refuses a list of points, packs or index files that names one twice, or out of order', async () => {
+  it('refuses a list of points, packs, index files, checkpoints or machines that names one twice (or, where a vault sorts them, out of order)', async () => {
     const id = '20260102T030405678Z-0123abcd';
     const time = '2026-01-02T03:04:05.678Z';
     const client = await hostile((req, res) => {
@@ -382,10 +382,13 @@ describe('HttpVault against a hostile server', () => {
       if (req.url === '/v1/session') return res.end(JSON.stringify({ machineId: machine }));
       if (req.url === '/v1/index') return res.end(JSON.stringify({ names: ['cd'.repeat(32), 'ab'.repeat(32)] }));
       if (req.url === '/v1/packs') return res.end(JSON.stringify({ ids: ['ab'.repeat(32), 'ab'.repeat(32)] }));
+      if (req.url === '/v1/checkpoints') return res.end(JSON.stringify({ checkpoints: Array.from({ length: 2 }, () => ({ name: `20260102T030405678Z-${'ef'.repeat(16)}-000001`, time, jobId: 'ef'.repeat(16), seq: 1 })) }));
+      if (req.url === '/v1/machines') return res.end(JSON.stringify({ machines: Array.from({ length: 2 }, () => ({ id: machine, name: 'a', os: 'linux-x64', hostname: 'h', registered: time })) }));
       res.end(JSON.stringify({ points: Array.from({ length: 3 }, () => ({ id, machineId: machine, time })) }));
     });
     const s = await client.session(machine, secret);
-    for (const [call, what] of [[() => s.listPoints(machine), 'points'], [() => s.listIndex(), 'index'], [() => s.listPacks(), 'pack']] as const) {
+    const calls = [[() => s.listPoints(machine), 'points'], [() => s.listIndex(), 'index'], [() => s.listPacks(), 'pack'], [() => s.listCheckpoints(), 'checkpoints'], [() => s.listMachines(), 'machines']] as const;
+    for (const [call, what] of calls) {
       const err = await call().catch((e: unknown) => e);
       expect(isAzbkError(err, 'AZBK_VAULT_CORRUPT'), what).toBe(true);
       expect((err as Error).message).toContain(`${what} list (not in order, or one twice)`);
