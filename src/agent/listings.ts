@@ -26,6 +26,8 @@ export interface KnownListings {
   readonly unreadable?: (id: BlobId) => boolean;
   /** a listing that could not be read or failed its checks now */
   readonly failed?: (id: BlobId) => void;
+  /** a listing found stored in parts (left to the walk: see readListings) */
+  readonly inParts?: (id: BlobId) => void;
 }
 
 /**
@@ -70,7 +72,7 @@ export async function readListings(
         const tree = decodeTree(plain);
         // A listing in parts (a folder of a few hundred thousand entries: see core/tree.ts) is
         // read whole by the walk that reaches it: not one of a level's small reads.
-        if (tree.version !== 1) return;
+        if (tree.version !== 1) return known.inParts?.(id);
         got(id, plain, tree);
         for (const n of tree.nodes) if (n.type === 'dir') next.push(n.subtree);
       } catch {

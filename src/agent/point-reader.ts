@@ -45,6 +45,10 @@ export class PointReader {
   private held = 0;
   /** listings a read-ahead could not read: the walk reads each itself, and reports it */
   private readonly unreadable = new Set<BlobId>();
+  /** listings found stored in parts while reading ahead: the walk reads each whole itself, once */
+  private readonly inParts = new Set<BlobId>();
+  /** not read ahead again: unreadable, or in parts */
+  private readonly passed = (id: BlobId) => this.unreadable.has(id) || this.inParts.has(id);
   /** kept listings the walk has finished with (see done), the one finished longest ago first */
   private readonly finished = new Set<BlobId>();
   private readonly max: number;
@@ -126,7 +130,7 @@ export class PointReader {
    */
   async tree(id: BlobId): Promise<Tree> {
     let t = this.trees.get(id);
-    if (t === undefined && this.walking && !this.unreadable.has(id)) {
+    if (t === undefined && this.walking && !this.passed(id)) {
       await this.readMissed([id]);
       t = this.trees.get(id);
     }
@@ -148,7 +152,7 @@ export class PointReader {
    */
   ahead(ids: readonly BlobId[]): Promise<void> | undefined {
     if (!this.walking) return undefined;
-    const wanted = ids.filter((id) => !this.trees.has(id) && !this.unreadable.has(id));
+    const wanted = ids.filter((id) => !this.trees.has(id) && !this.passed(id));
     return wanted.length === 0 ? undefined : this.readMissed(wanted);
   }
 
@@ -219,7 +223,7 @@ export class PointReader {
     return readListings(this.ctx.session, this.keys, this.current, roots, (id, _plain, tree) => {
       this.read++;
       if (room()) this.keep(id, tree);
-    }, room, { have: (id) => this.trees.get(id), unreadable: (id) => this.unreadable.has(id), failed: (id) => this.unreadable.add(id) });
+    }, room, { have: (id) => this.trees.get(id), unreadable: this.passed, failed: (id) => this.unreadable.add(id), inParts: (id) => this.inParts.add(id) });
   }
 
   /** How many folder listings this reader has read from the vault. */
@@ -232,6 +236,7 @@ export class PointReader {
     this.trees.clear();
     this.held = 0;
     this.unreadable.clear();
+    this.inParts.clear();
     this.finished.clear();
     this.walking = false;
   }
