@@ -626,8 +626,8 @@ class BackupJob {
     let entries = all;
     /** the ids of the listing's blobs: its first part last */
     const trees: BlobId[] = [];
-    const whole = encodeTree(all.map((e) => e.node));
-    if (whole.length <= limit) trees.push(await this.writer.add('tree', whole));
+    const whole = wholeListing(all.map((e) => e.node));
+    if (whole !== null && whole.length <= limit) trees.push(await this.writer.add('tree', whole));
     else {
       const { parts, tooLarge } = splitTree(all.map((e) => e.node), limit);
       for (const n of tooLarge) this.skip(childPath(abs, n.name), tooLargeReason(n, limit));
@@ -1068,6 +1068,16 @@ export function racy(id: FileIdentity, start: number): boolean {
 
 function meta(st: { mode: number; mtime: string }): { mode: number; mtime: string } {
   return { mode: st.mode, mtime: st.mtime };
+}
+
+/** A folder's listing as one blob, or null when it is past what one string may hold (some 2 million long names: split). */
+function wholeListing(nodes: readonly TreeNode[]): Buffer | null {
+  try {
+    return encodeTree(nodes);
+  } catch (err) {
+    if (err instanceof RangeError) return null;
+    throw err;
+  }
 }
 
 /** Why an entry too large for a part of a folder's listing (see core/tree.ts) is left out of it. */
