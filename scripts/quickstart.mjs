@@ -35,7 +35,7 @@ const real = (p) => {
   }
 };
 const within = path.relative(real(home), real(folder));
-if (within === '' || (!within.startsWith('..') && !path.isAbsolute(within))) {
+if (within === '' || (within !== '..' && !within.startsWith(`..${path.sep}`) && !path.isAbsolute(within))) {
   process.stderr.write(`quickstart: ${path.resolve(folder)} is AZBK_HOME (${home}) or in it, which backups leave out; nothing was done.\n`);
   process.exit(2);
 }

@@ -28,12 +28,13 @@ describe('quick start', () => {
     await expect(fs.stat(home)).rejects.toThrow();
     // And AZBK_HOME itself, or a folder in it, which backups leave out.
     await fs.mkdir(path.join(home, 'inside'), { recursive: true, mode: 0o700 });
-    for (const f of [home, path.join(home, 'inside')]) {
+    await fs.mkdir(path.join(home, '..dots'), { mode: 0o700 }); // in it, whatever its name starts with
+    for (const f of [home, path.join(home, 'inside'), path.join(home, '..dots')]) {
       const own = quickstart(f);
       expect(own.status).toBe(2);
       expect(own.stderr).toContain(`is AZBK_HOME (${home}) or in it, which backups leave out; nothing was done.`);
     }
-    expect(await fs.readdir(home)).toEqual(['inside']);
+    expect((await fs.readdir(home)).sort()).toEqual(['..dots', 'inside']);
     await fs.rm(home, { recursive: true });
     const first = quickstart();
     expect(first.status, first.stdout + first.stderr).toBe(0);
