@@ -4,6 +4,7 @@ import type { AgentContext } from '../agent/context.js';
 import { loadPolicy } from '../agent/policy.js';
 import { policyRate, throttleSession, type RateSource } from '../agent/throttle.js';
 import { parseRate } from '../core/bandwidth.js';
+import { formatBytes } from '../core/size.js';
 import { AzbkError } from '../shared/errors.js';
 
 export interface LimitOpts {
@@ -12,17 +13,18 @@ export interface LimitOpts {
 }
 
 /**
- * The lowest limit a rate option takes: a pack of 16 MiB then takes about 9 minutes, within the
- * quarter of an hour a vault service gives one request. (A rate of 1 meant as 1M made a backup
- * run for days, its Ctrl-C waiting on the last uploads.)
+ * The lowest limit a rate option takes (the MARS agent's is 512 kbit/s): the two packs of 16 MiB a
+ * backup uploads at once then take under 9 minutes, within the quarter of an hour a vault service
+ * gives one request. (A rate of 1 meant as 1M made a backup run for days, its Ctrl-C waiting on
+ * the last uploads.)
  */
-export const MIN_RATE = 32 * 1024;
+export const MIN_RATE = 64 * 1024;
 
 /** Parses a bandwidth option: a rate such as 512K or 10M (bytes per second, at least MIN_RATE); 0 means no limit. AZBK_USAGE for anything else. */
 export function parseRateOption(s: string, flag: string): number | null {
   const n = parseRate(s);
   if (n === null) throw new AzbkError('AZBK_USAGE', `${flag} must be a rate such as 512K or 10M (bytes per second; 0 for no limit), not ${s}.`);
-  if (n > 0 && n < MIN_RATE) throw new AzbkError('AZBK_USAGE', `${flag} ${s} is ${n} bytes per second: a limit is at least 32K (0 for no limit).`, { hint: 'A rate counts bytes per second: 1M is 1 MiB/s.' });
+  if (n > 0 && n < MIN_RATE) throw new AzbkError('AZBK_USAGE', `${flag} ${s} is ${formatBytes(n)}/s: a limit is at least 64K (0 for no limit).`, { hint: 'A rate counts bytes per second: 1M is 1 MiB/s.' });
   return n === 0 ? null : n;
 }
 

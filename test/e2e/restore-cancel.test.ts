@@ -80,9 +80,9 @@ describe('a restore stopped with Ctrl-C', () => {
     const m = await setupMachine(root);
     await backup(m, [src]);
 
-    // 3 MiB at 32 KiB/s: over a minute and a half of waiting for the bandwidth.
+    // 3 MiB at 64 KiB/s: most of a minute of waiting for the bandwidth.
     const target = path.join(root, 'out');
-    const { child, done, stderr: said } = spawnRestore(m.home, ['--target', target, '--limit-download', '32K']);
+    const { child, done, stderr: said } = spawnRestore(m.home, ['--target', target, '--limit-download', '64K']);
     // Stopped once it writes (its data phase has begun: the progress file says so).
     const progress = path.join(m.home, 'progress.json');
     for (let i = 0; i < 600; i++) {
