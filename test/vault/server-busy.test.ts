@@ -40,6 +40,21 @@ async function stalledUpload(server: RunningServer, m: RawMachine, declared: num
   return socket;
 }
 
+/** `count` requests of `m` for the index file `name`, `gapMs` apart, whose replies are never read: each holds what the server took for it. */
+async function unreadIndexReads(server: RunningServer, m: RawMachine, name: string, count: number, gapMs = 0): Promise<tls.TLSSocket[]> {
+  const readers: tls.TLSSocket[] = [];
+  for (let i = 0; i < count; i++) {
+    const reader = tls.connect({ host: '127.0.0.1', port: Number(new URL(server.url).port), rejectUnauthorized: false });
+    reader.on('error', () => undefined);
+    await once(reader, 'secureConnect');
+    reader.write(`GET /v1/index/${name} HTTP/1.1\r\nHost: vault\r\nAuthorization: ${m.auth}\r\n\r\n`);
+    reader.pause();
+    readers.push(reader);
+    if (gapMs > 0) await new Promise((resolve) => setTimeout(resolve, gapMs));
+  }
+  return readers;
+}
+
 describe('a busy vault service', () => {
   it('has an upload it turned away sent again once it has room, not failed as a broken connection', async () => {
     const t = await createTestVault();
@@ -167,18 +182,8 @@ describe('a busy vault service', () => {
     const a = await machine(t, 'alpha');
     const name = 'cd'.repeat(32);
     await t.vault.session(a.machineId, a.secret).then((s) => s.putIndex(name, bytes(12 * MiB)));
-    const port = Number(new URL(server.url).port);
-    const readers: tls.TLSSocket[] = [];
+    const readers = await unreadIndexReads(server, a, name, 3, 300);
     try {
-      for (let i = 0; i < 3; i++) {
-        const reader = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
-        reader.on('error', () => undefined);
-        await once(reader, 'secureConnect');
-        reader.write(`GET /v1/index/${name} HTTP/1.1\r\nHost: vault\r\nAuthorization: ${a.auth}\r\n\r\n`);
-        reader.pause();
-        readers.push(reader);
-        await new Promise((resolve) => setTimeout(resolve, 300));
-      }
       // 12 MiB is past alpha's share (8 MiB) of 32: its first reply is sent, the next two refused.
       expect(t.logs.filter((l) => l.includes('request refused: busy'))).toHaveLength(2);
     } finally {
@@ -201,18 +206,9 @@ describe('a busy vault service', () => {
     const a = await machine(t, 'alpha');
     const name = 'cd'.repeat(32);
     await t.vault.session(a.machineId, a.secret).then((s) => s.putIndex(name, bytes(24 * MiB)));
-    const port = Number(new URL(server.url).port);
-    const readers: tls.TLSSocket[] = [];
+    // Eight at once, none read: the first is sent, the others refused before the store is read.
+    const readers = await unreadIndexReads(server, a, name, 8);
     try {
-      // Eight at once, none read: the first is sent, the others refused before the store is read.
-      for (let i = 0; i < 8; i++) {
-        const reader = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
-        reader.on('error', () => undefined);
-        await once(reader, 'secureConnect');
-        reader.write(`GET /v1/index/${name} HTTP/1.1\r\nHost: vault\r\nAuthorization: ${a.auth}\r\n\r\n`);
-        reader.pause();
-        readers.push(reader);
-      }
       await new Promise((resolve) => setTimeout(resolve, 500));
       expect(t.logs.filter((l) => l.includes('request refused: busy'))).toHaveLength(7);
       expect(t.store.indexReads).toBe(1);
