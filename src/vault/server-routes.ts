@@ -164,13 +164,42 @@ function parseRange(header: string): { offset: number; length: number } {
   return { offset: first, length: last - first + 1 };
 }
 
-/** Registers every route on `app` (mounted under /v1). */
-export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; sessions: Authenticator; budget: ByteBudget }): Promise<void> {
-  const { vault, sessions, budget } = ctx;
-  /** onRequest hook of uploads: requireUpload, then the body's bytes from the budget. */
+/**
+ * Closes an upload whose body comes too slowly to arrive within `requestMs` (the request timeout),
+ * which would fail it then anyway: checked once `requestMs / 15` has passed (a minute of the
+ * quarter of an hour), every `requestMs / 30`, by the bytes its connection has read since the
+ * request began. The budget it held is free at once, not after the timeout: machines whose
+ * uploads send a byte a minute could otherwise hold all of it, reconnecting every 15 minutes.
+ */
+function closeIfTooSlow(req: FastifyRequest, reply: FastifyReply, declared: number, requestMs: number, log: (msg: string) => void): void {
+  const socket = req.raw.socket;
+  const start = socket.bytesRead;
+  const began = Date.now();
+  const timer = setInterval(() => {
+    const elapsed = Date.now() - began;
+    if (elapsed < requestMs / 15) return;
+    const got = socket.bytesRead - start;
+    if (got >= declared) return clearInterval(timer); // all of it here: the route has it
+    // At the pace so far, the rest would arrive after the request timeout.
+    if (got === 0 || (elapsed * declared) / got > requestMs) {
+      clearInterval(timer);
+      log(`upload closed: ${got} of ${declared} bytes in ${Math.round(elapsed / 1000)} s would not arrive within ${Math.round(requestMs / 1000)} s`);
+      req.raw.destroy();
+    }
+  }, requestMs / 30);
+  timer.unref();
+  reply.raw.once('close', () => clearInterval(timer));
+}
+
+/** Registers every route on `app` (mounted under /v1); `requestMs`: the server's request timeout. */
+export async function registerRoutes(app: FastifyInstance, ctx: { vault: Vault; sessions: Authenticator; budget: ByteBudget; requestMs: number }): Promise<void> {
+  const { vault, sessions, budget, requestMs } = ctx;
+  /** onRequest hook of uploads: requireUpload, then the body's bytes from the budget, given back early if they come too slowly. */
   const upload = async (req: FastifyRequest, reply: FastifyReply) => {
     await requireUpload(req);
-    budget.take(reply, Number(req.headers['content-length']), sessions.of(req).machineId);
+    const declared = Number(req.headers['content-length']);
+    budget.take(reply, declared, sessions.of(req).machineId);
+    closeIfTooSlow(req, reply, declared, requestMs, (msg) => req.log.warn({ code: 'AZBK_VAULT_UNREACHABLE' }, msg));
   };
 
   /**

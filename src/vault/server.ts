@@ -63,6 +63,8 @@ export interface ServerOptions {
   readonly idleTimeoutMs?: number;
   /** a body that is not an upload must arrive within this long (default JSON_BODY_MS) */
   readonly jsonBodyMs?: number;
+  /** a request must be whole within this long, and an upload on its way to be (default REQUEST_TIMEOUT_MS) */
+  readonly requestTimeoutMs?: number;
 }
 
 /**
@@ -105,6 +107,9 @@ class AfterReplies {
  * may take in all.
  */
 export const IDLE_TIMEOUT_MS = 5 * 60_000;
+
+/** A request (an upload of 256 MiB, say) must have arrived whole within this long. */
+export const REQUEST_TIMEOUT_MS = 15 * 60_000;
 
 /** Bodies a server holds at once by default: 32 packs of 16 MiB, or two of the largest objects. */
 export const DEFAULT_MEMORY_BUDGET = 512 * 1024 * 1024;
@@ -209,7 +214,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     loggerInstance: o.logger ?? pino({ level: 'silent' }),
     bodyLimit: JSON_LIMIT,
     ...(o.tls ? { https: { cert: o.tls.cert, key: o.tls.key, minVersion: 'TLSv1.2' as const } } : {}),
-    requestTimeout: 15 * 60_000,
+    requestTimeout: o.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
     connectionTimeout: o.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
     keepAliveTimeout: 65_000,
     forceCloseConnections: 'idle',
@@ -287,7 +292,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   });
 
   const budget = new ByteBudget(o.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
-  await app.register(async (scope) => registerRoutes(scope, { vault: o.vault, sessions, budget }), { prefix: API });
+  await app.register(async (scope) => registerRoutes(scope, { vault: o.vault, sessions, budget, requestMs: o.requestTimeoutMs ?? REQUEST_TIMEOUT_MS }), { prefix: API });
   return app;
 }
 

@@ -57,7 +57,7 @@ export function testTls(): Promise<TlsIdentity> {
 }
 
 /** A listening HTTPS server for `t.vault` on 127.0.0.1 and a free port. */
-export async function listen(t: TestVault, tls?: TlsIdentity, o: { memoryBudget?: number; idleTimeoutMs?: number; jsonBodyMs?: number } = {}): Promise<RunningServer> {
+export async function listen(t: TestVault, tls?: TlsIdentity, o: { memoryBudget?: number; idleTimeoutMs?: number; jsonBodyMs?: number; requestTimeoutMs?: number } = {}): Promise<RunningServer> {
   return startServer({ vault: t.vault, tls: tls ?? (await testTls()), host: '127.0.0.1', port: 0, logger: logSink(t.logs), ...o });
 }
 

@@ -218,6 +218,27 @@ describe('a busy vault service', () => {
     }
   });
 
+  it('closes an upload too slow to arrive within the request timeout, which would fail it anyway: its room is free at once', async () => {
+    const t = await createTestVault();
+    const server = await listen(t, await testTls(), { memoryBudget: 32 * MiB, requestTimeoutMs: 3000 });
+    const [a, b] = [await machine(t, 'alpha'), await machine(t, 'beta')];
+    // All the room, and a few bytes of it sent: at that pace it would take days.
+    const upload = await stalledUpload(server, b, 32 * MiB);
+    try {
+      await once(upload, 'close');
+      expect(t.logs.some((l) => l.includes('upload closed: ') && l.includes(`of ${32 * MiB} bytes`))).toBe(true);
+      // A pack that needs all of the room goes through at once, long before the request timeout.
+      const client = new HttpVault(server.url, server.fingerprint, { attempts: 1, sleep: () => Promise.reject(new Error('told to wait')) });
+      const s = await client.session(a.machineId, a.secret);
+      const pack = bytes(30 * MiB);
+      await s.putPack(packIdOf(pack), pack);
+      await client.close();
+    } finally {
+      upload.destroy();
+      await server.close(0);
+    }
+  });
+
   it('closes a connection on which nothing moves: a stalled upload or an unread reply gives its room back', async () => {
     const t = await createTestVault();
     const server = await listen(t, await testTls(), { memoryBudget: 32 * MiB, idleTimeoutMs: 500 });
