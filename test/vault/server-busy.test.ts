@@ -55,6 +55,17 @@ async function unreadIndexReads(server: RunningServer, m: RawMachine, name: stri
   return readers;
 }
 
+/** Uploads a pack of `size` bytes as `m`, failing if the server says to wait. */
+async function uploadsAtOnce(server: RunningServer, m: RawMachine, size: number): Promise<void> {
+  const client = new HttpVault(server.url, server.fingerprint, { attempts: 1, sleep: () => Promise.reject(new Error(`${m.machineId} was told to wait`)) });
+  try {
+    const pack = bytes(size);
+    await (await client.session(m.machineId, m.secret)).putPack(packIdOf(pack), pack);
+  } finally {
+    await client.close();
+  }
+}
+
 describe('a busy vault service', () => {
   it('has an upload it turned away sent again once it has room, not failed as a broken connection', async () => {
     const t = await createTestVault();
@@ -228,11 +239,7 @@ describe('a busy vault service', () => {
       await once(upload, 'close');
       expect(t.logs.some((l) => l.includes('upload closed: ') && l.includes(`of ${32 * MiB} bytes`))).toBe(true);
       // A pack that needs all of the room goes through at once, long before the request timeout.
-      const client = new HttpVault(server.url, server.fingerprint, { attempts: 1, sleep: () => Promise.reject(new Error('told to wait')) });
-      const s = await client.session(a.machineId, a.secret);
-      const pack = bytes(30 * MiB);
-      await s.putPack(packIdOf(pack), pack);
-      await client.close();
+      await uploadsAtOnce(server, a, 30 * MiB);
     } finally {
       upload.destroy();
       await server.close(0);
@@ -258,11 +265,7 @@ describe('a busy vault service', () => {
       await once(upload, 'close');
       await new Promise((resolve) => setTimeout(resolve, 1000));
       // A pack that needs all of the room goes through at once.
-      const client = new HttpVault(server.url, server.fingerprint, { attempts: 1, sleep: () => Promise.reject(new Error('told to wait')) });
-      const s = await client.session(b.machineId, b.secret);
-      const other = bytes(30 * MiB);
-      await s.putPack(packIdOf(other), other);
-      await client.close();
+      await uploadsAtOnce(server, b, 30 * MiB);
     } finally {
       upload.destroy();
       reader.destroy();
