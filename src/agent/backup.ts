@@ -626,10 +626,11 @@ class BackupJob {
     let entries = all;
     /** the ids of the listing's blobs: its first part last */
     const trees: BlobId[] = [];
-    const whole = wholeListing(all.map((e) => e.node));
+    const nodes = all.map((e) => e.node);
+    const whole = wholeListing(nodes);
     if (whole !== null && whole.length <= limit) trees.push(await this.writer.add('tree', whole));
     else {
-      const { parts, tooLarge } = splitTree(all.map((e) => e.node), limit);
+      const { parts, tooLarge } = splitTree(nodes, limit);
       for (const n of tooLarge) this.skip(childPath(abs, n.name), tooLargeReason(n, limit));
       const left = new Set(tooLarge.map((n) => n.name));
       entries = all.filter((e) => !left.has(e.node.name));

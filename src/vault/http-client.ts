@@ -64,7 +64,6 @@ function checkpointInfo(v: unknown): CheckpointInfo {
 const LISTS = /^\/v1\/(packs|index|pruned-packs|checkpoints|machines|machines\/[0-9a-f]{32}\/points)$/;
 
 /** Sends JSON requests and checks JSON replies. */
-
 class Api {
   constructor(
     readonly transport: HttpTransport,
