@@ -239,7 +239,8 @@ type FolderPacks = ReadonlySet<PackRef> | 'cache';
 /** A backed-up entry and the totals beneath it. */
 interface Entry {
   readonly node: TreeNode;
-  readonly counts: Counts;
+  /** a folder's counts; a file or a link counts as one of its kind (no object each: a folder may hold 200,000) */
+  readonly counts?: Counts;
   /** for a folder: its packs */
   readonly packs?: FolderPacks;
 }
@@ -640,11 +641,16 @@ class BackupJob {
       }
     }
     const counts: Counts = { files: 0, dirs: counted ? 1 : 0, symlinks: 0, bytes: 0 };
-    for (const e of entries) {
-      counts.files += e.counts.files;
-      counts.dirs += e.counts.dirs;
-      counts.symlinks += e.counts.symlinks;
-      counts.bytes += e.counts.bytes;
+    for (const { node, counts: c } of entries) {
+      if (c !== undefined) {
+        counts.files += c.files;
+        counts.dirs += c.dirs;
+        counts.symlinks += c.symlinks;
+        counts.bytes += c.bytes;
+      } else if (node.type === 'file') {
+        counts.files++;
+        counts.bytes += node.size;
+      } else counts.symlinks++;
     }
     const packs = new Set<PackRef>();
     for (const e of entries) {
@@ -719,7 +725,7 @@ class BackupJob {
       const r = await this.file(abs, name, st, known.get(name));
       if (r === null) return null;
       if (r.known !== null) remembered.set(name, r.known);
-      return { node: r.node, counts: { files: 1, dirs: 0, symlinks: 0, bytes: r.node.size } };
+      return { node: r.node };
     }
     if (st.kind === 'symlink') {
       try {
@@ -731,7 +737,7 @@ class BackupJob {
           this.skip(abs, 'the path it points to is not valid UTF-8 text, which azbk cannot store');
           return null;
         }
-        return { node: { type: 'symlink', name, ...meta(st), target }, counts: { files: 0, dirs: 0, symlinks: 1, bytes: 0 } };
+        return { node: { type: 'symlink', name, ...meta(st), target } };
       } catch (err) {
         this.skip(abs, skipReason(err));
         return null;
@@ -823,7 +829,7 @@ class BackupJob {
 
     const cached = this.cache.getDir(abs);
     if (cached?.fingerprint != null && complete) {
-      const fp = fingerprint(listed.map((l) => [l.name, l.st, null]), subtrees);
+      const fp = fingerprint(listed, subtrees);
       const stored = fp !== null && fp.equals(cached.fingerprint) ? this.storedFolder(cached) : undefined;
       if (stored !== undefined) {
         // Its subfolders were counted as they were examined: what is left is its own files.
@@ -848,7 +854,7 @@ class BackupJob {
           const id = identity(l.st);
           const same = this.storedVersion(l.abs, id, known.get(l.name));
           if (same !== undefined) {
-            entries.push(this.storedFile(l, id, same.content, remembered));
+            entries.push(this.storedFile(l, id, same, remembered));
             continue;
           }
         }
@@ -867,7 +873,7 @@ class BackupJob {
       complete &&
       done.every((e, i) => e !== null && (listed[i]!.st.kind !== 'file' || remembered.has(listed[i]!.name))) &&
       [...subtrees.values()].every((f) => f?.clean === true);
-    const fp = clean ? fingerprint(listed.map((l) => [l.name, l.st, remembered.get(l.name) ?? null]), subtrees) : null;
+    const fp = clean ? fingerprint(listed, subtrees, (name) => remembered.get(name)) : null;
     this.cache.putDir(abs, { fingerprint: fp, self: folderIdentity(self.st), tree: folder.tree, ...folder.counts, known: remembered });
     return { ...folder, clean };
   }
@@ -881,12 +887,15 @@ class BackupJob {
     return known !== undefined && unchanged(known, id) && known.content.every((c) => this.index.has('data', c)) ? known : undefined;
   }
 
-  /** The entry of an unchanged file (see storedVersion), without reading it; a promise only when a checkpoint is due. */
-  private storedFile(l: Listed, id: FileIdentity, content: readonly BlobId[], remembered: Map<string, KnownFile>): Entry | Promise<Entry> {
+  /**
+   * The entry of an unchanged file without reading it: `same` is what was stored of it (see
+   * storedVersion), remembered as it is. A promise only when a checkpoint is due.
+   */
+  private storedFile(l: Listed, id: FileIdentity, same: KnownFile, remembered: Map<string, KnownFile>): Entry | Promise<Entry> {
     this.opts.onEvent?.({ type: 'file', path: l.abs, size: id.size });
     this.countExamined(1, id.size);
-    remembered.set(l.name, knownFile(id, content));
-    const entry: Entry = { node: fileNode(l.name, l.st, id, content), counts: { files: 1, dirs: 0, symlinks: 0, bytes: id.size } };
+    remembered.set(l.name, same);
+    const entry: Entry = { node: fileNode(l.name, l.st, id, same.content) };
     const t = this.tick();
     return t === undefined ? entry : handled(t.then(() => entry));
   }

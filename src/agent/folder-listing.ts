@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import type { Excluded } from '../core/exclude.js';
 import type { KnownFile } from './checkpoint.js';
 import { childPath } from './fspath.js';
-import { fileStat, REPLACED, type FileStat } from './pipeline/protocol.js';
+import { devText, REPLACED, type FileStat } from './pipeline/protocol.js';
 import { idOf } from './own-folders.js';
 
 /**
@@ -32,9 +32,14 @@ export interface Listed {
   readonly st: EntryStat;
 }
 
+/**
+ * One object of eight fields for each entry of every folder a backup lists (a folder of 200,000
+ * entries holds them all at once): FileStat's fields, written out (a spread put them in a second,
+ * out-of-object array).
+ */
 export function entryStat(st: fs.BigIntStats): EntryStat {
   const kind = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
-  return { kind, ...fileStat(st) };
+  return { kind, size: Number(st.size), mtime: st.mtimeNs.toString(), ctime: st.ctimeNs.toString(), ino: st.ino.toString(), mode: Number(st.mode & 0o7777n), dev: devText(st.dev), nlink: Number(st.nlink) };
 }
 
 /**
@@ -125,30 +130,39 @@ function decodableNames(abs: string, at: string, skip: (p: string, why: unknown)
   return [names, bad];
 }
 
+/** How much of a fingerprint's text is gathered before it is hashed: a folder's whole text was a string of millions of pieces. */
+const FINGERPRINT_BATCH = 64 * 1024;
+
 /**
  * What a folder's fingerprint covers: each entry's name, type, mode, times, size and inode (for a
- * file read in this job, the metadata it had when read), and each subfolder's tree. Null when a
- * subfolder could not be backed up.
+ * file read in this job, the metadata it had when read: `known`), and each subfolder's tree. Null
+ * when a subfolder could not be backed up.
  */
 export function fingerprint(
-  entries: readonly (readonly [string, EntryStat, KnownFile | null])[],
+  listed: readonly Listed[],
   subtrees: ReadonlyMap<string, { readonly tree: string } | null>,
+  known?: (name: string) => KnownFile | undefined,
 ): Buffer | null {
+  const hash = createHash('sha256');
   let text = '';
-  for (const [name, st, known] of entries) {
+  for (const { name, st } of listed) {
     let sub = '';
     if (st.kind === 'dir') {
       const f = subtrees.get(name);
       if (f == null) return null;
       sub = f.tree;
     }
-    const id = known ?? st;
+    const id = known?.(name) ?? st;
     // A hard-linked file's listing entry names its device too (see backup.ts fileNode), which a
     // remount may change without touching the file.
     const dev = st.kind === 'file' && st.nlink > 1 ? `@${st.dev}` : '';
     text += `${name}\0${st.kind}\0${st.mode}\0${id.mtime}\0${id.ctime}\0${id.ino}${dev}\0${id.size}\0${sub}\n`;
+    if (text.length >= FINGERPRINT_BATCH) {
+      hash.update(text);
+      text = '';
+    }
   }
-  return createHash('sha256').update(text).digest();
+  return hash.update(text).digest();
 }
 
 /** A folder's own inode and ctime: a folder moved or made anew in its place differs. */

@@ -3,10 +3,11 @@
  * put in its place (by a link to a folder outside, or another folder), and on Linux through the
  * folder opened, whatever its path names meanwhile.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { entryStat, listFolder } from '../../src/agent/folder-listing.js';
+import { entryStat, fingerprint, listFolder, type Listed } from '../../src/agent/folder-listing.js';
 import { REPLACED } from '../../src/agent/pipeline/protocol.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
@@ -38,5 +39,29 @@ describe('listFolder', () => {
     expect(() => listFolder(dir, skipNone, self)).toThrow(expect.objectContaining({ code: REPLACED }));
     // Without its lstat (as the scan worker lists), the path is listed as it is.
     expect(listFolder(dir, skipNone).listed.map((l) => l.name)).toEqual(['other']);
+  });
+});
+
+describe('fingerprint', () => {
+  // Folder caches hold fingerprints from earlier backups: however it is computed, a fingerprint
+  // must stay the SHA-256 of one line per entry, or every folder is taken as changed.
+  it('is the SHA-256 of one line per entry, also for a folder whose text is hashed in pieces', () => {
+    const st = { kind: 'file', size: 5, mtime: '1700000000123456789', ctime: '1700000000987654321', ino: '42', mode: 0o644, dev: '2049', nlink: 1 } as const;
+    const listed: Listed[] = [];
+    for (let i = 0; i < 5000; i++) listed.push({ abs: `/d/f${i}`, name: `f${i}`, st: { ...st, ino: String(i) } });
+    listed.push({ abs: '/d/linked', name: 'linked', st: { ...st, nlink: 2 } });
+    listed.push({ abs: '/d/sub', name: 'sub', st: { ...st, kind: 'dir' } });
+    const subtrees = new Map([['sub', { tree: 'ab'.repeat(32) }]]);
+    const read = { size: 7, mtime: '1', ctime: '2', ino: '3', content: [] };
+    let text = '';
+    for (const { name, st: s } of listed) {
+      const id = name === 'f7' ? read : s;
+      text += `${name}\0${s.kind}\0${s.mode}\0${id.mtime}\0${id.ctime}\0${id.ino}${s.nlink > 1 ? `@${s.dev}` : ''}\0${id.size}\0${s.kind === 'dir' ? 'ab'.repeat(32) : ''}\n`;
+    }
+    expect(text.length).toBeGreaterThan(3 * 64 * 1024);
+    const fp = fingerprint(listed, subtrees, (name) => (name === 'f7' ? read : undefined));
+    expect(fp?.toString('hex')).toBe(createHash('sha256').update(text).digest('hex'));
+    // A subfolder that could not be backed up: no fingerprint.
+    expect(fingerprint(listed, new Map([['sub', null]]))).toBeNull();
   });
 });

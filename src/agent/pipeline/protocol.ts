@@ -64,7 +64,19 @@ export interface FileStat {
 
 /** The FileStat of an fstat or lstat result. */
 export function fileStat(st: BigIntStats): FileStat {
-  return { size: Number(st.size), mtime: st.mtimeNs.toString(), ctime: st.ctimeNs.toString(), ino: st.ino.toString(), mode: Number(st.mode & 0o7777n), dev: st.dev.toString(), nlink: Number(st.nlink) };
+  return { size: Number(st.size), mtime: st.mtimeNs.toString(), ctime: st.ctimeNs.toString(), ino: st.ino.toString(), mode: Number(st.mode & 0o7777n), dev: devText(st.dev), nlink: Number(st.nlink) };
+}
+
+let lastDev = -1n;
+let lastDevText = '';
+
+/** A device number as text: the last one's string again while it repeats (a folder's entries are on one device). */
+export function devText(dev: bigint): string {
+  if (dev !== lastDev) {
+    lastDev = dev;
+    lastDevText = dev.toString();
+  }
+  return lastDevText;
 }
 
 export type OutItem =

@@ -61,7 +61,7 @@ function scan(abs: string, depth: number): StoredDir | null {
     if (sub === null) same = false; // the other subfolders may still help the walk
   }
   if (!same || row.fingerprint == null) return null;
-  const fp = fingerprint(listed.map((l) => [l.name, l.st, null] as const), subtrees);
+  const fp = fingerprint(listed, subtrees);
   if (fp === null || !fp.equals(row.fingerprint)) return null;
   batch.paths.push(abs);
   batch.trees.push(row.tree);
