@@ -4,7 +4,9 @@
  * chunks are in (written once with the point, see Session.putPoint). A pass:
  * - reads the pack lists of every point of every machine, kept (`points/`) or soft-deleted
  *   (`expired/`, which can still be brought back), and of every checkpoint; when any names no
- *   packs (written by an earlier version) or cannot be read, it stops and removes nothing;
+ *   packs (written by an earlier version) or cannot be read, or its list fails its check sum
+ *   (a flipped bit that still spells a pack id would free a pack a kept point needs), it stops
+ *   and removes nothing;
  * - condemns each pack none of them names: `condemned/<day>/<pack>`, an empty marker;
  * - deletes a pack condemned more than PRUNE_GRACE_DAYS days ago that still none names: it
  *   writes `gone/<pack>` first, looks again (below), then deletes the pack, then the marker;
@@ -19,7 +21,7 @@
  * of them names stays. Writing a point checks the gone markers after the point is written: so of
  * a point and a pass at the same time, one always sees the other.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { isHex64, POINT_ID, type PackId } from '../core/ids.js';
 import { DAY_MS } from '../core/retention.js';
 import { baseName, layout, pointIdFor } from './layout.js';
@@ -57,11 +59,30 @@ export interface PruneResult {
   readonly revived: number;
 }
 
-/** The packs named by a point record's JSON (see Session.putPoint), or null when it names none or is damaged. */
+/**
+ * The check sum a point record or a checkpoint's pack list carries beside its packs
+ * (`packsSha256`): the SHA-256 of their ids, one per line.
+ */
+export function packsSum(packs: readonly PackId[]): string {
+  return createHash('sha256').update(packs.join('\n')).digest('hex');
+}
+
+/** A record's fields with its pack list and the list's check sum (see packsSum). */
+export function withPacks<T extends object>(fields: T, packs: readonly PackId[]): T & { packs: readonly PackId[]; packsSha256: string } {
+  return { ...fields, packs, packsSha256: packsSum(packs) };
+}
+
+/**
+ * The packs named by a point record's JSON or a checkpoint's pack list (see withPacks), or null
+ * when it names none or is damaged: not version 1, or its list fails its check sum (records
+ * written before they carried one are taken as they are).
+ */
 export function packsOfRecord(data: Buffer): readonly PackId[] | null {
   try {
-    const r = JSON.parse(data.toString('utf8')) as { packs?: unknown };
-    return Array.isArray(r?.packs) && r.packs.every(isHex64) ? (r.packs as PackId[]) : null;
+    const r = JSON.parse(data.toString('utf8')) as { version?: unknown; packs?: unknown; packsSha256?: unknown } | null;
+    if (r?.version !== 1 || !Array.isArray(r.packs) || !r.packs.every(isHex64)) return null;
+    const packs = r.packs as PackId[];
+    return r.packsSha256 === undefined || r.packsSha256 === packsSum(packs) ? packs : null;
   } catch {
     return null;
   }
@@ -119,7 +140,7 @@ export async function revive(store: BlobStore, packs: readonly PackId[]): Promis
 async function namedPacks(store: BlobStore, now: Date, since?: string): Promise<{ named: Set<PackId>; points: number } | { skipped: string }> {
   const named = new Set<PackId>();
   let points = 0;
-  let unnamed = 0;
+  const unnamed: string[] = [];
   const dayAgo = pointIdFor(new Date(now.getTime() - DAY_MS)).slice(0, 19);
   for (const prefix of ['points/', 'expired/', layout.checkpointPacksPrefix]) {
     const keys: string[] = [];
@@ -136,11 +157,13 @@ async function namedPacks(store: BlobStore, now: Date, since?: string): Promise<
       if (data === null) return; // moved to soft delete, purged or finished while listed: read under its other name, or needed no more
       const packs = packsOfRecord(data);
       if (prefix !== layout.checkpointPacksPrefix) points++;
-      if (packs === null) unnamed++;
+      if (packs === null) unnamed.push(key);
       else for (const p of packs) named.add(p);
     });
   }
-  if (unnamed > 0) return { skipped: `${unnamed} recovery point(s) or checkpoint(s) name no packs (written by an earlier version, or damaged); nothing is pruned while they are kept` };
+  if (unnamed.length > 0) {
+    return { skipped: `${unnamed.length} recovery point(s) or checkpoint(s) name no packs (written by an earlier version) or are damaged, ${unnamed.sort()[0]} among them; nothing is pruned while they are kept` };
+  }
   return { named, points };
 }
 

@@ -16,7 +16,7 @@ import { checkVaultName, newVaultConfig, parseVaultConfig, type VaultConfig } fr
 import { issueCredentials, verifyToken, type CredentialsFile } from './credentials.js';
 import { baseName, layout, pointIdFor, timeOfPointId } from './layout.js';
 import { hashedPackStream, type PackSink } from './pack-stream.js';
-import { dailyPrune, gonePacks, packsOfRecord, prunedPacks, revive } from './prune.js';
+import { dailyPrune, gonePacks, packsOfRecord, prunedPacks, revive, withPacks } from './prune.js';
 import { expirePoints, retentionState, writePolicy } from './retention.js';
 import { putOwn, type BlobStore } from './storage/blobstore.js';
 import { byText } from '../shared/text-order.js';
@@ -645,16 +645,7 @@ class Session implements VaultSession {
     for (;;) {
       const time = this.now();
       const id = pointIdFor(time);
-      const record = {
-        version: 1,
-        id,
-        machineId: this.machineId,
-        time: time.toISOString(),
-        keyId: p.keyId,
-        jobId: p.jobId,
-        manifest: Buffer.from(p.manifest).toString('base64'),
-        packs,
-      };
+      const record = withPacks({ version: 1, id, machineId: this.machineId, time: time.toISOString(), keyId: p.keyId, jobId: p.jobId, manifest: Buffer.from(p.manifest).toString('base64') }, packs);
       const key = layout.point(this.machineId, id);
       const body = json(record);
       // 'exists' with our own bytes: the store retried a put whose reply was lost.
@@ -698,7 +689,7 @@ class Session implements VaultSession {
     const name = `${stamp}-${p.jobId}-${String(p.seq).padStart(6, '0')}`;
     // The packs the job stored since its last checkpoint, named first: prune keeps them until the
     // checkpoint goes, so a job that stops and resumes days later still finds them.
-    if (packs.length > 0) await putOnce(this.store, layout.checkpointPacks(this.machineId, name), json({ version: 1, packs }), `Checkpoint ${name}`);
+    if (packs.length > 0) await putOnce(this.store, layout.checkpointPacks(this.machineId, name), json(withPacks({ version: 1 }, packs)), `Checkpoint ${name}`);
     await putOnce(this.store, layout.checkpoint(this.machineId, name), p.data, `Checkpoint ${name}`);
     await revive(this.store, packs).catch(() => 0);
     return parseCheckpointName(name)!;

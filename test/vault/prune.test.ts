@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { MachineId, PackId, PointId } from '../../src/core/ids.js';
 import { layout, pointIdFor } from '../../src/vault/layout.js';
-import { dailyPrune, prune, prunedPacks, PRUNE_GRACE_DAYS, revive } from '../../src/vault/prune.js';
+import { dailyPrune, prune, prunedPacks, PRUNE_GRACE_DAYS, revive, withPacks } from '../../src/vault/prune.js';
 import { MemoryBlobStore } from '../../src/vault/storage/memory-store.js';
 import { FaultyBlobStore } from '../../src/vault/storage/faulty-store.js';
 import { RetryingBlobStore } from '../../src/vault/storage/retrying-store.js';
@@ -102,6 +102,28 @@ describe('prune', () => {
     await store.put(old, Buffer.from(JSON.stringify({ packs: ['not a pack id'] })));
     expect((await prune(store, start)).skipped).toMatch(/name no packs/);
     expect(await packsIn(store)).toHaveLength(1);
+  });
+
+  it('removes nothing while the pack list of a point fails its check sum: a flipped digit that still spells a pack id', async () => {
+    const store = new MemoryBlobStore();
+    const [kept, other] = [await addPack(store), await addPack(store)];
+    const key = await addPoint(store, undefined);
+    const record = JSON.parse((await store.get(key))!.toString('utf8')) as Record<string, unknown>;
+    const flipped = (kept.startsWith('0') ? '1' : '0') + kept.slice(1);
+    await store.delete(key);
+    await store.put(key, Buffer.from(JSON.stringify({ ...withPacks(record, [kept]), packs: [flipped] })));
+    const r = await prune(store, start);
+    expect(r.skipped).toMatch(/1 recovery point\(s\) or checkpoint\(s\) name no packs .* or are damaged, points\/.* among them/);
+    expect(await prunedPacks(store)).toEqual({ condemned: [], gone: [] });
+    // A record of another version is not read as this one.
+    await store.delete(key);
+    await store.put(key, Buffer.from(JSON.stringify({ ...withPacks(record, [kept]), version: 2 })));
+    expect((await prune(store, start)).skipped).toMatch(/are damaged/);
+    // Intact, it keeps its pack; the other is condemned.
+    await store.delete(key);
+    await store.put(key, Buffer.from(JSON.stringify(withPacks(record, [kept]))));
+    expect(await prune(store, start)).toMatchObject({ skipped: null, points: 1, condemned: 1 });
+    expect(await prunedPacks(store)).toEqual({ condemned: [other], gone: [] });
   });
 
   it('passes over objects among the points that are not named as points: they neither stop it nor keep packs', async () => {
@@ -250,7 +272,12 @@ describe('prune', () => {
     await expect(m.ctx.session.putPoint({ ...point, packs: ['00'.repeat(32) as PackId] })).rejects.toMatchObject({ code: 'AZBK_PACK_GONE' });
     expect(await m.ctx.session.listPoints(m.ctx.registration.machineId)).toEqual([]);
     await m.base.delete(layout.gone(id));
-    await expect(m.ctx.session.putPoint({ ...point, packs: [id] })).resolves.toMatchObject({ machineId: m.ctx.registration.machineId });
+    const written = await m.ctx.session.putPoint({ ...point, packs: [id] });
+    expect(written).toMatchObject({ machineId: m.ctx.registration.machineId });
+    // The record carries its pack list's check sum, which prune reads it by.
+    const record = JSON.parse((await m.base.get(layout.point(m.ctx.registration.machineId, written.id)))!.toString('utf8')) as Record<string, unknown>;
+    expect(record.packsSha256).toBe(createHash('sha256').update(id).digest('hex'));
+    expect(await prune(m.base, new Date())).toMatchObject({ skipped: null, points: 1, named: 1 });
   });
 });
 
