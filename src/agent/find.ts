@@ -89,7 +89,7 @@ export async function findInPoints(ctx: AgentContext, o: FindOptions): Promise<F
   for (const info of points) {
     let opened: Awaited<ReturnType<typeof openPoint>>;
     try {
-      opened = await openPoint(ctx, families, info);
+      opened = await openPoint(ctx, families, machine, info);
     } catch (err) {
       // Removed since it was listed, damaged, or made with a key the passphrase does not open:
       // the others are still searched.

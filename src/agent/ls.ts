@@ -64,7 +64,7 @@ export async function listPoint(ctx: AgentContext, o: ListOptions): Promise<List
   const families = await keysFor(ctx, machine.id, o.passphrase);
   const listed = await ctx.session.listPoints(machine.id);
   const { point: info, warnings } = await choosePoint(ctx.paths, machine.id === ctx.registration.machineId, listed, o.point);
-  const { manifest, keys } = await openPoint(ctx, families, info, listed);
+  const { manifest, keys } = await openPoint(ctx, families, machine, info, listed);
   const reader = await PointReader.open(ctx, keys, { maxKept: o.maxKept });
   // Every path asked for is found before anything is listed; one given twice, or inside another
   // one given, is listed once.

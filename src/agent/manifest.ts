@@ -1,5 +1,6 @@
 /** Recovery point manifests: sealed under the machine's keys, named by the job that wrote them. */
 import { isHex64, type BlobId, type KeyId, type MachineId } from '../core/ids.js';
+import type { MachineInfo } from '../vault/api.js';
 import type { VaultKeys } from '../core/keys.js';
 import { openObject, sealObject } from '../core/sealed-object.js';
 import { AzbkError } from '../shared/errors.js';
@@ -57,16 +58,19 @@ export function sealManifest(keys: VaultKeys, m: PointManifest): Buffer {
 }
 
 /**
- * Opens a point's manifest, listed among the points of the machine `machineId`; AZBK_VAULT_CORRUPT
- * when damaged or malformed, or made by another machine.
+ * Opens a point's manifest, listed among the points of `machine`; AZBK_VAULT_CORRUPT when damaged
+ * or malformed, or made by another machine: by its id, and by its name (a machine keeps its name,
+ * but for its case: a vault that swapped two machines' names would pass one's points off as the
+ * other's, ids and all).
  */
-export function openManifest(keys: VaultKeys, jobId: string, data: Uint8Array, machineId: MachineId): PointManifest {
+export function openManifest(keys: VaultKeys, jobId: string, data: Uint8Array, machine: Pick<MachineInfo, 'id' | 'name'>): PointManifest {
   const m = openObject(keys, 'point', jobId, data) as PointManifest;
-  if (m?.version !== 1 || !isHex64(m.tree) || !Array.isArray(m.paths) || m.jobId !== jobId) {
+  if (m?.version !== 1 || !isHex64(m.tree) || !Array.isArray(m.paths) || m.jobId !== jobId || typeof m.machineName !== 'string') {
     throw new AzbkError('AZBK_VAULT_CORRUPT', 'A recovery point manifest is malformed.');
   }
-  if (m.machineId !== undefined && m.machineId !== machineId) {
-    throw new AzbkError('AZBK_VAULT_CORRUPT', `A recovery point the vault lists as machine ${machineId}'s was made by another machine (${String(m.machineId).slice(0, 32)}).`);
+  if ((m.machineId !== undefined && m.machineId !== machine.id) || m.machineName.toLowerCase() !== machine.name.toLowerCase()) {
+    const by = m.machineId === undefined ? '' : ` ${String(m.machineId).slice(0, 32)}`;
+    throw new AzbkError('AZBK_VAULT_CORRUPT', `A recovery point the vault lists as machine ${machine.name}'s (${machine.id}) was made by another machine (${m.machineName.slice(0, 64)}${by}).`);
   }
   for (const p of m.paths) {
     if (!Array.isArray(p) || !p.every((s) => typeof s === 'string')) {

@@ -70,18 +70,26 @@ export async function keysFor(ctx: AgentContext, machine: MachineId, passphrase:
  * passphrase opens); AZBK_WRONG_PASSPHRASE when it was made with none of them, AZBK_VAULT_CORRUPT
  * naming the point (and the one before it among `listed`, to restore instead) when it is damaged.
  */
-export async function openPoint(ctx: AgentContext, keys: VaultKeys | readonly VaultKeys[], info: PointInfo, listed: readonly PointInfo[] = []): Promise<{ record: PointRecord; manifest: PointManifest; keys: VaultKeys }> {
+export async function openPoint(
+  ctx: AgentContext,
+  keys: VaultKeys | readonly VaultKeys[],
+  machine: Pick<MachineInfo, 'id' | 'name'>,
+  info: PointInfo,
+  listed: readonly PointInfo[] = [],
+): Promise<{ record: PointRecord; manifest: PointManifest; keys: VaultKeys }> {
   try {
     const record = await ctx.session.readPoint(info.machineId, info.id);
     const mine = (Array.isArray(keys) ? keys : [keys]).find((k: VaultKeys) => k.keyId === record.keyId);
     if (mine === undefined) {
       throw new AzbkError('AZBK_WRONG_PASSPHRASE', `The passphrase does not open recovery point ${info.id}.`);
     }
-    return { record, manifest: openManifest(mine, record.jobId, record.manifest, info.machineId), keys: mine };
+    return { record, manifest: openManifest(mine, record.jobId, record.manifest, machine), keys: mine };
   } catch (err) {
     if (!isAzbkError(err, 'AZBK_VAULT_CORRUPT')) throw err;
     const before = listed.map((p) => p.id).filter((id) => id < info.id).sort(byText).at(-1);
-    throw new AzbkError('AZBK_VAULT_CORRUPT', `Recovery point ${info.id} is damaged: ${err.message}`, {
+    // (the vault's own word may name the point already)
+    const what = err.message.startsWith(`Recovery point ${info.id} `) ? err.message : `Recovery point ${info.id} is damaged: ${err.message}`;
+    throw new AzbkError('AZBK_VAULT_CORRUPT', what, {
       hint: `${before === undefined ? 'Choose another point' : `Give --point ${before}, the point before it, or another one`} (azbk points lists them); azbk verify tells what else is damaged.`,
       cause: err,
     });

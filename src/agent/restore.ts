@@ -145,13 +145,13 @@ export async function runRestore(ctx: AgentContext, o: RestoreOptions): Promise<
   const listed = await ctx.session.listPoints(machine.id);
   const own = machine.id === ctx.registration.machineId;
   let info = pickPoint(listed, o.point);
-  let opened = await openPoint(ctx, families, info, listed);
+  let opened = await openPoint(ctx, families, machine, info, listed);
   // The point chosen is checked first: an old point copied under a newer name is refused, not passed over.
   const warnings = own ? await checkOwnPoint(ctx.paths, listed, info, opened.record.jobId) : [];
   const latest = own && o.point === 'latest' ? await ownLatest(ctx.paths, listed, info) : { point: info };
   if (latest.point !== info) {
     info = latest.point;
-    opened = await openPoint(ctx, families, info, listed);
+    opened = await openPoint(ctx, families, machine, info, listed);
     warnings.unshift(latest.warning!);
   }
   const { manifest, keys } = opened;

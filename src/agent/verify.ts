@@ -487,7 +487,7 @@ async function sweep(
       }
       ours++;
       try {
-        roots.push({ id: info.id, tree: openManifest(keys, record.jobId, record.manifest, machine.id).tree });
+        roots.push({ id: info.id, tree: openManifest(keys, record.jobId, record.manifest, machine).tree });
       } catch (err) {
         problems.push({ where: info.id, what: why(err) });
         roots.push({ id: info.id, tree: null }); // counted, not walked

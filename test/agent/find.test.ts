@@ -10,7 +10,7 @@ import { decodeBlob } from '../../src/core/blob.js';
 import { decodeTree } from '../../src/core/tree.js';
 import { AzbkError } from '../../src/shared/errors.js';
 import type { VaultSession } from '../../src/vault/api.js';
-import { createMachine, withMethods, type TestMachine } from '../helpers/machine.js';
+import { createMachine, ownMachine, withMethods, type TestMachine } from '../helpers/machine.js';
 
 /** The machine's session, counting reads of packs, and failing those `fail` says to. */
 function counting(m: TestMachine, fail: (pack: string, offset: number, length: number) => boolean = () => false): { session: VaultSession; reads: () => number } {
@@ -107,7 +107,7 @@ describe('findInPoints', () => {
     const res = await runBackup(m.ctx, { include: [src] });
     // The listing of src/a, found from the point's root, cannot be read.
     const index = await BlobIndex.load(m.ctx.session, m.keys);
-    const { manifest } = await openPoint(m.ctx, m.keys, res.point);
+    const { manifest } = await openPoint(m.ctx, m.keys, ownMachine(m), res.point);
     let id = manifest.tree;
     for (const name of [...src.split('/').filter(Boolean), 'a']) {
       const loc = index.get('tree', id)!;

@@ -17,7 +17,7 @@ import { decodeTree, type Tree } from '../../src/core/tree.js';
 import { AzbkError } from '../../src/shared/errors.js';
 import { expectSameTree, writeRandomFile } from '../helpers/fs-tree.js';
 import { forgetful, lostAndStoredAgain } from '../helpers/lost-pack.js';
-import { createMachine, withMethods, type TestMachine } from '../helpers/machine.js';
+import { createMachine, ownMachine, withMethods, type TestMachine } from '../helpers/machine.js';
 
 const MiB = 1024 * 1024;
 
@@ -53,7 +53,7 @@ describe('listPoint', () => {
 
     // The listing of src/two, found from the point's root.
     const index = await BlobIndex.load(m.ctx.session, m.keys);
-    const { manifest } = await openPoint(m.ctx, m.keys, res.point);
+    const { manifest } = await openPoint(m.ctx, m.keys, ownMachine(m), res.point);
     let tree = await readTree(m, index, manifest.tree);
     let two: BlobId | undefined;
     for (const name of [...src.split('/').filter(Boolean), 'two']) {
@@ -151,7 +151,7 @@ describe('listPoint', () => {
     const src = await wideTree(m);
     const res = await runBackup(m.ctx, { include: [src] });
     const index = await BlobIndex.load(m.ctx.session, m.keys);
-    const { manifest } = await openPoint(m.ctx, m.keys, res.point);
+    const { manifest } = await openPoint(m.ctx, m.keys, ownMachine(m), res.point);
     let tree = await readTree(m, index, manifest.tree);
     let id: BlobId | undefined;
     for (const name of [...src.split('/').filter(Boolean), 'a3', 'b4', 'c1']) {

@@ -15,7 +15,7 @@ import { AzbkError } from '../../src/shared/errors.js';
 import { layout } from '../../src/vault/layout.js';
 import { homePaths } from '../../src/shared/paths.js';
 import { writeRandomFile } from '../helpers/fs-tree.js';
-import { createMachine, dataOnlyPack, filesInPack, readPoint, withMethods, type TestMachine } from '../helpers/machine.js';
+import { createMachine, dataOnlyPack, filesInPack, ownMachine, readPoint, withMethods, type TestMachine } from '../helpers/machine.js';
 
 // Backups read files in worker threads; under vitest those run from a bundle of their source.
 
@@ -208,7 +208,7 @@ describe('verifyVault', () => {
     const second = await runBackup(m.ctx, { include: [src] }); // nothing changed: the same listings
     // ... unless a folder above src changed in between (another process made a file in the
     // system's temporary folder): then the two points have two root listings.
-    const roots = new Set([(await openPoint(m.ctx, m.keys, first.point)).manifest.tree, (await openPoint(m.ctx, m.keys, second.point)).manifest.tree]);
+    const roots = new Set([(await openPoint(m.ctx, m.keys, ownMachine(m), first.point)).manifest.tree, (await openPoint(m.ctx, m.keys, ownMachine(m), second.point)).manifest.tree]);
     for await (const key of m.base.list(layout.indexPrefix)) await m.base.delete(key);
     for (const readData of [false, true]) {
       const r = await verifyVault(m.ctx.session, m.keys, { readData });

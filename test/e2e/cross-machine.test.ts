@@ -85,6 +85,32 @@ describe.concurrent('another machine', () => {
     expect(await exists(path.join(tmp.path, 'z'))).toBe(false);
   });
 
+  it("refuses the points of a machine the vault lists under another machine's name (their names swapped): exit 1, nothing written", async () => {
+    // A vault of its own: the other tests here run meanwhile.
+    const root = path.join(tmp.path, 'swap');
+    await fs.mkdir(root);
+    const g = await setupMachine(root, { name: 'golf' });
+    const f = await setupMachine(root, { name: 'foxtrot', vault: g.vault });
+    for (const m of [g, f]) {
+      const src = path.join(root, `src-${m.name}`);
+      await fs.mkdir(src);
+      await fs.writeFile(path.join(src, 'own.txt'), `${m.name}'s own file\n`);
+      await backup(m, [src]);
+    }
+    const recordOf = (m: Machine) => fs.readFile(path.join(m.home, 'registration.json'), 'utf8').then((t) => path.join(g.vault.dir, 'machines', JSON.parse(t).machineId as string));
+    const [gFile, fFile] = [await recordOf(g), await recordOf(f)];
+    // The vault swaps the two machines' names: asked for golf's points, it gives foxtrot's.
+    await fs.writeFile(gFile, JSON.stringify({ ...JSON.parse(await fs.readFile(gFile, 'utf8')), name: 'foxtrot' }));
+    await fs.writeFile(fFile, JSON.stringify({ ...JSON.parse(await fs.readFile(fFile, 'utf8')), name: 'golf' }));
+    const target = path.join(root, 'swapped');
+    const r = await g.run(['restore', '--point', 'latest', '--machine', 'golf', '--passphrase-file', g.passphraseFile, '--target', target]);
+    expectExit(r, 1);
+    expectNoStack(r);
+    expect(r.stderr).toMatch(/AZBK_VAULT_CORRUPT.*made by another machine \(foxtrot/);
+    expect(await exists(target)).toBe(false);
+    expectExit(await g.run(['ls', '--point', 'latest', '--machine', 'golf', '--passphrase-file', g.passphraseFile, '-r']), 1);
+  });
+
   it("refuses a point of A's that the vault lists as B's (both under one passphrase): exit 1, nothing written", async () => {
     const b = await setupMachine(tmp.path, { name: 'echo', vault: a.vault });
     const idOf = async (m: Machine) => JSON.parse(await fs.readFile(path.join(m.home, 'registration.json'), 'utf8')).machineId as string;

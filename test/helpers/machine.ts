@@ -11,7 +11,7 @@ import type { AgentContext } from '../../src/agent/context.js';
 import { fromSegments } from '../../src/agent/fspath.js';
 import { openPoint } from '../../src/agent/points.js';
 import { decodeBlob } from '../../src/core/blob.js';
-import type { BlobId, PackId } from '../../src/core/ids.js';
+import type { BlobId, MachineId, PackId } from '../../src/core/ids.js';
 import { deriveKeys, generateMasterKey, type VaultKeys } from '../../src/core/keys.js';
 import { homePaths } from '../../src/shared/paths.js';
 import { decodeTree, wholeTree, type FileNode, type Tree } from '../../src/core/tree.js';
@@ -126,6 +126,11 @@ export async function createMachine(opts: MachineOptions = {}): Promise<TestMach
   return { ctx, keys, vault, base, faulty, retries, hooks, dir, packBytes };
 }
 
+/** `m`'s machine, as the vault lists it. */
+export function ownMachine(m: TestMachine): { id: MachineId; name: string } {
+  return { id: m.ctx.registration.machineId, name: m.ctx.registration.machineName };
+}
+
 /**
  * The root listing of `point`. A point holds the listings of the folders above its paths too, with
  * their times: another process making or removing anything in the system's temporary folder
@@ -133,7 +138,7 @@ export async function createMachine(opts: MachineOptions = {}): Promise<TestMach
  * it store the same listings (and nothing new) only when their roots are equal.
  */
 export async function rootTree(m: TestMachine, point: PointInfo): Promise<BlobId> {
-  return (await openPoint(m.ctx, m.keys, point)).manifest.tree;
+  return (await openPoint(m.ctx, m.keys, ownMachine(m), point)).manifest.tree;
 }
 
 /** What a point holds, read straight from the vault: its files by absolute path, and its tree ids (each part of a listing in parts). */
@@ -146,7 +151,7 @@ export interface PointContents {
 /** Walks every tree of `point` (of `m`'s own machine and keys). */
 export async function readPoint(m: TestMachine, point: PointInfo): Promise<PointContents> {
   const index = await BlobIndex.load(m.ctx.session, m.keys);
-  const { manifest } = await openPoint(m.ctx, m.keys, point);
+  const { manifest } = await openPoint(m.ctx, m.keys, ownMachine(m), point);
   const files = new Map<string, FileNode>();
   const trees = new Set<BlobId>();
   const read = async (id: BlobId): Promise<Tree> => {

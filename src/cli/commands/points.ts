@@ -63,7 +63,7 @@ export function pointsCommand(program: Command): void {
           try {
             const rec = await ctx.session.readPoint(p.machineId, p.id);
             if (rec.keyId === ctx.keys.keyId) {
-              const m = openManifest(ctx.keys, rec.jobId, rec.manifest, p.machineId);
+              const m = openManifest(ctx.keys, rec.jobId, rec.manifest, machine);
               details = { paths: m.paths.map(fromSegments), files: m.stats.files, bytes: m.stats.bytes };
             }
           } catch (err) {
