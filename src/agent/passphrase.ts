@@ -1,8 +1,9 @@
 /** Passphrase rules and sources other than the terminal (which lives in src/cli/prompt.ts). */
 import { randomInt } from 'node:crypto';
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import { AzbkError } from '../shared/errors.js';
-import { exposedWarning, newFileError, readSmallFile, utf8Text } from '../shared/files.js';
+import { exposedWarning, newFileError, readSmallFile, syncFolder, utf8Text } from '../shared/files.js';
 
 export const MIN_PASSPHRASE = 16;
 const MAX_PASSPHRASE = 1024;
@@ -79,11 +80,28 @@ export function generatePassphrase(): string {
   return groups.join('-');
 }
 
-/** Writes a generated passphrase to a new file only its owner can read; never overwrites. */
+/**
+ * Writes a generated passphrase to a new file only its owner can read; never overwrites. The file
+ * and its name are on the disk before this returns (a new key's only copy: a power cut right after
+ * "Registered" left it empty). Written in place, not renamed or linked: it may go to a USB stick.
+ */
 export async function writePassphraseFile(file: string, passphrase: string): Promise<void> {
+  let fh: fs.FileHandle;
   try {
-    await fs.writeFile(file, passphrase + '\n', { mode: 0o600, flag: 'wx' });
+    fh = await fs.open(file, 'wx', 0o600);
   } catch (err) {
     throw newFileError(file, err);
   }
+  try {
+    await fh.writeFile(passphrase + '\n');
+    await fh.sync();
+    await fh.close();
+  } catch (err) {
+    // A full disk: no part of a passphrase is left to be taken for one.
+    await fh.close().catch(() => undefined);
+    await fs.rm(file, { force: true });
+    throw newFileError(file, err);
+  }
+  // Some file systems (a few network ones) cannot sync a folder: the file itself is on the disk.
+  await syncFolder(path.dirname(file)).catch(() => undefined);
 }
