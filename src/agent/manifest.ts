@@ -1,8 +1,8 @@
 /** Recovery point manifests: sealed under the machine's keys, named by the job that wrote them. */
 import { isHex64, type BlobId, type KeyId, type MachineId } from '../core/ids.js';
-import type { MachineInfo } from '../vault/api.js';
+import type { MachineInfo, PointRecord } from '../vault/api.js';
 import type { VaultKeys } from '../core/keys.js';
-import { openObject, sealObject } from '../core/sealed-object.js';
+import { objectKeyId, openObject, sealObject } from '../core/sealed-object.js';
 import { AzbkError } from '../shared/errors.js';
 
 export interface SkippedItem {
@@ -51,6 +51,20 @@ export interface PointManifest {
   readonly stats: BackupStats;
   readonly skipped: readonly SkippedItem[];
   readonly warnings: readonly SkippedItem[];
+}
+
+/**
+ * The key a point was made with: its manifest's, which the manifest's seal covers. The record's
+ * own keyId is only the vault's word: one that differs (or a manifest that is no sealed object) is
+ * a damaged record, AZBK_VAULT_CORRUPT. Taken from the record, it let a vault have a restore say
+ * the passphrase was wrong, and verify pass over the point.
+ */
+export function pointKeyId(record: Pick<PointRecord, 'id' | 'keyId' | 'manifest'>): KeyId {
+  const keyId = objectKeyId(record.manifest);
+  if (keyId === null || keyId !== record.keyId) {
+    throw new AzbkError('AZBK_VAULT_CORRUPT', `Recovery point ${record.id} is damaged: its record names another key than its manifest.`);
+  }
+  return keyId;
 }
 
 export function sealManifest(keys: VaultKeys, m: PointManifest): Buffer {

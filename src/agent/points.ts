@@ -7,7 +7,7 @@ import { AzbkError, isAzbkError } from '../shared/errors.js';
 import type { MachineInfo, PointInfo, PointRecord } from '../vault/api.js';
 import type { AgentContext } from './context.js';
 import { displayPath } from './fspath.js';
-import { openManifest, type PointManifest } from './manifest.js';
+import { openManifest, pointKeyId, type PointManifest } from './manifest.js';
 import { unlockFamilies } from './unlock.js';
 import { byText } from '../shared/text-order.js';
 
@@ -79,7 +79,8 @@ export async function openPoint(
 ): Promise<{ record: PointRecord; manifest: PointManifest; keys: VaultKeys }> {
   try {
     const record = await ctx.session.readPoint(info.machineId, info.id);
-    const mine = (Array.isArray(keys) ? keys : [keys]).find((k: VaultKeys) => k.keyId === record.keyId);
+    const keyId = pointKeyId(record);
+    const mine = (Array.isArray(keys) ? keys : [keys]).find((k: VaultKeys) => k.keyId === keyId);
     if (mine === undefined) {
       throw new AzbkError('AZBK_WRONG_PASSPHRASE', `The passphrase does not open recovery point ${info.id}.`);
     }

@@ -12,7 +12,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { decodeBlob } from '../core/blob.js';
-import type { BlobId, PackId } from '../core/ids.js';
+import type { BlobId, KeyId, PackId } from '../core/ids.js';
 import type { VaultKeys } from '../core/keys.js';
 import { objectKeyId } from '../core/sealed-object.js';
 import { decodeTree, wholeTree, type Tree } from '../core/tree.js';
@@ -23,7 +23,7 @@ import { BlobIndex, readOwnIndex, stillMissing } from './blob-index.js';
 import { openCheckpoint } from './checkpoint.js';
 import { fromSegments } from './fspath.js';
 import { readListings } from './listings.js';
-import { openManifest } from './manifest.js';
+import { openManifest, pointKeyId } from './manifest.js';
 import { checkPool } from './pipeline/check-pool.js';
 import { RANGE_ROOM } from './pipeline/range-pool.js';
 import { readRanges } from './restore-data.js';
@@ -473,15 +473,17 @@ async function sweep(
     let theirs = 0;
     for (const info of await session.listPoints(machine.id)) {
       let record: Awaited<ReturnType<VaultSession['readPoint']>>;
+      let keyId: KeyId;
       try {
         record = await session.readPoint(machine.id, info.id);
+        keyId = pointKeyId(record);
       } catch (err) {
         rethrowIfUnreachable(err);
         // Removed since it was listed (retention, by a backup of its machine): not a problem.
         if (!isAzbkError(err, 'AZBK_POINT_NOT_FOUND')) unreadable.push({ where: info.id, what: why(err) });
         continue;
       }
-      if (record.keyId !== keys.keyId) {
+      if (keyId !== keys.keyId) {
         theirs++;
         continue;
       }

@@ -111,6 +111,33 @@ describe.concurrent('another machine', () => {
     expectExit(await g.run(['ls', '--point', 'latest', '--machine', 'golf', '--passphrase-file', g.passphraseFile, '-r']), 1);
   });
 
+  it("takes a point's key from its sealed manifest, not the vault's word: a record naming another key is damaged (exit 1, verify exit 4), not a wrong passphrase", async () => {
+    // A vault of its own: the other tests here run meanwhile.
+    const root = path.join(tmp.path, 'key-word');
+    await fs.mkdir(root);
+    const h = await setupMachine(root, { name: 'hotel' });
+    const src = path.join(root, 'src');
+    await fs.mkdir(src);
+    await fs.writeFile(path.join(src, 'a.txt'), 'first\n');
+    await backup(h, [src]);
+    await fs.writeFile(path.join(src, 'a.txt'), 'second\n');
+    const newest = (await backup(h, [src])).point.id as string;
+    const machineId = JSON.parse(await fs.readFile(path.join(h.home, 'registration.json'), 'utf8')).machineId as string;
+    const file = path.join(h.vault.dir, 'points', machineId, newest);
+    const record = JSON.parse(await fs.readFile(file, 'utf8'));
+    await fs.writeFile(file, JSON.stringify({ ...record, keyId: 'ab'.repeat(16) }));
+    const target = path.join(root, 'out');
+    const r = await h.run(['restore', '--point', 'latest', '--target', target]);
+    expectExit(r, 1);
+    expectNoStack(r);
+    expect(r.stderr).toMatch(new RegExp(`AZBK_VAULT_CORRUPT: Recovery point ${newest} is damaged: its record names another key than its manifest`));
+    expect(await exists(target)).toBe(false);
+    const v = await h.run(['verify', '--json']);
+    expectExit(v, 4);
+    expect(parseJson<{ problems: { where: string; what: string }[] }>(v).problems).toContainEqual(expect.objectContaining({ where: newest, what: expect.stringMatching(/another key than its manifest/) }));
+    expectExit(await h.run(['points']), 3);
+  });
+
   it("refuses a point of A's that the vault lists as B's (both under one passphrase): exit 1, nothing written", async () => {
     const b = await setupMachine(tmp.path, { name: 'echo', vault: a.vault });
     const idOf = async (m: Machine) => JSON.parse(await fs.readFile(path.join(m.home, 'registration.json'), 'utf8')).machineId as string;

@@ -1,7 +1,7 @@
 /** azbk points: lists the recovery points of this or another machine. */
 import type { Command } from 'commander';
 import { openAgent } from '../../agent/context.js';
-import { openManifest } from '../../agent/manifest.js';
+import { openManifest, pointKeyId } from '../../agent/manifest.js';
 import { fromSegments } from '../../agent/fspath.js';
 import { findMachine } from '../../agent/points.js';
 import { vaultRetention } from '../../agent/policy.js';
@@ -62,7 +62,7 @@ export function pointsCommand(program: Command): void {
           let details: { paths?: string[]; files?: number; bytes?: number; damaged?: string } | undefined;
           try {
             const rec = await ctx.session.readPoint(p.machineId, p.id);
-            if (rec.keyId === ctx.keys.keyId) {
+            if (pointKeyId(rec) === ctx.keys.keyId) {
               const m = openManifest(ctx.keys, rec.jobId, rec.manifest, machine);
               details = { paths: m.paths.map(fromSegments), files: m.stats.files, bytes: m.stats.bytes };
             }
