@@ -375,7 +375,7 @@ class BackupJob {
     const offset = journalOffset(home);
     const run = journalRun(home);
     const included = includedPaths.map(fromSegments);
-    const journal = changesSince(home, last, included, this.excludeKey, this.excluded);
+    const journal = changesSince(home, last, included, this.excludeKey, this.excluded, this.own.key);
     ({ scan: this.scan, dirty: this.dirty, movedTrees: this.movedTrees } = planScan({ last, exclude: this.excludeKey, own: this.own.key, sync, journal, included, now: started }));
     // A full scan after an earlier backup has help from the scan worker, which starts at once (or
     // was started while the command loaded: see prestartScan); a backup that needs none ends that one.

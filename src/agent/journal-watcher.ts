@@ -170,6 +170,9 @@ function ownPaths(folders: readonly string[], roots: Iterable<string>): (abs: st
   return (abs) => homes.some((h) => abs === h || abs.startsWith(h.endsWith(path.sep) ? h : h + path.sep));
 }
 
+/** Errors of a watch on a folder backups cannot read either (see the watcher's error handler). */
+const UNREADABLE: ReadonlySet<string> = new Set(['EACCES', 'EPERM', 'ENAMETOOLONG']);
+
 /**
  * Watches `paths` until `signal` aborts, recording changes in the journal. Resolves when the
  * watcher has stopped; `onReady` runs once every watch is set up.
@@ -265,8 +268,11 @@ export async function runWatcher(
       () => void (sessionUnsaved = true),
     );
   };
+  /** an error before the first session was written (a watch that could not be set up): the session says so from the start */
+  let brokenEarly: string | null = null;
   const markBroken = (why: string) => {
-    if (session !== null && session.broken === undefined) saveSession({ ...session, broken: why });
+    if (session === null) brokenEarly ??= why;
+    else if (session.broken === undefined) saveSession({ ...session, broken: why });
   };
   let rebuilding = false;
   const setRebuilding = (on: boolean) => {
@@ -308,6 +314,8 @@ export async function runWatcher(
         if (stats.isDirectory()) {
           if (ownDir(abs)) return true;
           knownDirs.add(abs);
+          // A file with several links once, a folder now: its watch reports the entries in it.
+          watchedFiles.delete(abs);
           return false;
         }
         if (roots.has(abs) || (stats.isFile() && stats.nlink > 1)) {
@@ -350,7 +358,11 @@ export async function runWatcher(
         if (knownDirs.has(p)) restartSoon();
       }
     });
-    w.on('error', (err) => markBroken((err as Error).message));
+    // A folder that cannot be watched misses its changes, but for one backups cannot read either:
+    // they skip it, and examine its folder again every time, journal or not.
+    w.on('error', (err) => {
+      if (!UNREADABLE.has(errnoCode(err) ?? '')) markBroken((err as Error).message);
+    });
     const ready = new Promise<void>((resolve) =>
       w.once('ready', () => {
         settingUp = false;
@@ -498,7 +510,7 @@ export async function runWatcher(
   firstReady = true;
   if (!stopping()) {
     const ids = Object.fromEntries([...rootIds].filter((e): e is [string, string] => e[1] !== null));
-    saveSession({ version: 1, pid: process.pid, run: randomBytes(16).toString('hex'), proc: processIdentity(process.pid), started: new Date().toISOString(), paths: [...paths], ...(excluded === null ? {} : { exclude: excludesKey(exclude) }), roots: ids, sync: true, ...logFields(fileIdentity(fs.fstatSync(log)), 0), ...(rebuilding ? { rebuilding } : {}) });
+    saveSession({ version: 1, pid: process.pid, run: randomBytes(16).toString('hex'), proc: processIdentity(process.pid), started: new Date().toISOString(), paths: [...paths], ...(excluded === null ? {} : { exclude: excludesKey(exclude) }), own: ownFolders.key, roots: ids, sync: true, ...logFields(fileIdentity(fs.fstatSync(log)), 0), ...(rebuilding ? { rebuilding } : {}), ...(brokenEarly === null ? {} : { broken: brokenEarly }) });
     await sessionWrite;
     onReady();
     if (restartAfterReady) restartSoon();

@@ -41,6 +41,7 @@ export interface JournalSession {
   /** when the watcher had set up every watch (events from then on are recorded) */
   readonly started: string;
   readonly paths: readonly string[];
+  /** why the journal misses changes (a watch that could not be set up, say): backups scan everything until the watcher is restarted */
   readonly broken?: string;
   /** the watcher is setting up its watches anew: changes may go unseen until it is done */
   readonly rebuilding?: boolean;
@@ -68,6 +69,12 @@ export interface JournalSession {
    * backups that leave out the same, or a watcher that leaves out nothing
    */
   readonly exclude?: string;
+  /**
+   * azbk's own folders the watcher leaves out (OwnFolders.key; absent in sessions of earlier
+   * versions): a backup whose own folders differ (registered with another vault since) would
+   * take the old vault's folder, now backed up, for watched
+   */
+  readonly own?: string;
   /** the watcher answers requests in journal/sync (see journalSync): one that cannot be asked is not trusted */
   readonly sync?: boolean;
 }
@@ -176,7 +183,7 @@ function readSession(home: string): JournalSession | null {
     // A watcher of an earlier version wrote neither: still a watcher (a second one must not start),
     // but with no run for a backup to remember, its journal is not trusted.
     const read = { ...s, run: typeof s.run === 'string' ? s.run : '', proc: typeof s.proc === 'string' ? s.proc : null };
-    if ((s.base !== undefined && !(Number.isSafeInteger(s.base) && s.base >= 0)) || (s.file !== undefined && typeof s.file !== 'string') || (s.exclude !== undefined && typeof s.exclude !== 'string')) return { ...read, base: 0, broken: read.broken ?? 'its session is damaged' };
+    if ((s.base !== undefined && !(Number.isSafeInteger(s.base) && s.base >= 0)) || (s.file !== undefined && typeof s.file !== 'string') || (s.exclude !== undefined && typeof s.exclude !== 'string') || (s.own !== undefined && typeof s.own !== 'string')) return { ...read, base: 0, broken: read.broken ?? 'its session is damaged' };
     return read;
   } catch {
     return null;
@@ -185,8 +192,14 @@ function readSession(home: string): JournalSession | null {
 
 /** The pid of a live watcher keeping this AZBK_HOME's journal, or null. */
 export function watcherRunning(home: string): number | null {
+  return watcherState(home)?.pid ?? null;
+}
+
+/** A live watcher keeping this AZBK_HOME's journal (see watcherRunning), and why backups do not trust it now, if they do not; or null. */
+export function watcherState(home: string): { pid: number; broken?: string; rebuilding?: boolean } | null {
   const s = readSession(home);
-  return s !== null && s.pid !== process.pid && sameProcessAlive(s.pid, s.proc) ? s.pid : null;
+  if (s === null || s.pid === process.pid || !sameProcessAlive(s.pid, s.proc)) return null;
+  return { pid: s.pid, ...(s.broken === undefined ? {} : { broken: s.broken }), ...(s.rebuilding === true ? { rebuilding: true } : {}) };
 }
 
 /**
@@ -269,6 +282,8 @@ export function changesSince(
   include: readonly string[],
   exclude: string = NO_EXCLUDES,
   excluded: Excluded | null = null,
+  /** the backup's own folders (OwnFolders.key) */
+  own?: string,
 ): { ok: true; changed: Set<string>; trees: Set<string> } | { ok: false; why: string } {
   if (since === null) return { ok: false, why: "no earlier backup in this machine's local cache to compare with (the first backup, or the cache was made anew)" };
   const s = readSession(home);
@@ -282,6 +297,10 @@ export function changesSince(
   if (uncovered !== undefined) return { ok: false, why: `the change journal does not watch ${uncovered}` };
   if (s.exclude !== undefined && s.exclude !== NO_EXCLUDES && s.exclude !== exclude) {
     return { ok: false, why: 'the change journal leaves out other paths than this backup (azbk watch was started with other exclusions: restart it)' };
+  }
+  // A watcher of an earlier version does not say.
+  if (own !== undefined && s.own !== undefined && s.own !== own) {
+    return { ok: false, why: "the change journal leaves out other folders of azbk's own (AZBK_HOME, the vault) than this backup: restart azbk watch" };
   }
   const unseen = include.find((p) => !since.paths.some((root) => within(p, root)));
   if (unseen !== undefined) return { ok: false, why: `the last backup did not include ${unseen}` };

@@ -372,6 +372,28 @@ describe('change journal', () => {
     expect(after.scan.mode).toBe('full');
   }, 60_000);
 
+  it('status says when the running watcher reported an error', async () => {
+    const { m } = await watchedKeep();
+    const w = startWatch(m);
+    await w.ready;
+    try {
+      const session = path.join(m.home, 'journal', 'session.json');
+      // As the watcher writes it when a folder could not be watched (the system's limit reached).
+      await whileHeld(w.pid, async () => {
+        const s = JSON.parse(await fs.readFile(session, 'utf8'));
+        await fs.writeFile(session, JSON.stringify({ ...s, broken: 'ENOSPC: System limit for number of file watchers reached' }));
+        const status = await m.run(['status']);
+        expectExit(status, 0);
+        expect(status.stdout).toContain(`Change journal: azbk watch (pid ${w.pid}) reported an error, so backups scan everything until it is started again: ENOSPC`);
+        const json = parseJson<{ watcher: unknown }>(await m.run(['status', '--json']));
+        expect(json.watcher).toEqual({ pid: w.pid, broken: expect.stringMatching(/^ENOSPC/) });
+      });
+    } finally {
+      w.stop();
+      await w.done;
+    }
+  }, 60_000);
+
   it('does not trust its journal once a folder above a watched one is renamed and another put in its place', async () => {
     const root = await makeTempDir('azbk-watch-');
     const site = path.join(root, 'site');

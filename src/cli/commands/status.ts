@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { backupEndedWell, LOOK_BACK, readJobs, type JobRecord } from '../../agent/jobs.js';
-import { watcherRunning } from '../../agent/journal.js';
+import { watcherState } from '../../agent/journal.js';
 import { runningJob } from '../../agent/running.js';
 import { loadPolicy, type Policy } from '../../agent/policy.js';
 import { KEYCHAIN_REACHES_SCHEDULED_JOBS } from '../../agent/scheduler.js';
@@ -57,7 +57,7 @@ export function statusCommand(program: Command): void {
         const policy: Policy | undefined = await read('Policy', () => loadPolicy(paths));
         const notes = policy === undefined ? null : await crontabNotes(paths, policy);
         const note = notes?.note ?? null;
-        const watcher = watcherRunning(paths.home);
+        const watcher = watcherState(paths.home);
         const history = await read('Job history', () => readJobs(paths, LOOK_BACK));
         const { jobs, unreadable } = history ?? { jobs: [], unreadable: 0 };
         const last = jobs.at(-1);
@@ -74,7 +74,15 @@ export function statusCommand(program: Command): void {
         if (stray) out.warn(STRAY(paths));
         if (policy !== undefined) for (const line of describePolicy(policy)) out.line(line);
         if (note !== null) out.line(note);
-        out.line(watcher === null ? 'Change journal: no watcher runs (backups scan everything)' : `Change journal: kept by azbk watch (pid ${watcher})`);
+        out.line(
+          watcher === null
+            ? 'Change journal: no watcher runs (backups scan everything)'
+            : watcher.broken !== undefined
+              ? `Change journal: azbk watch (pid ${watcher.pid}) reported an error, so backups scan everything until it is started again: ${printable(watcher.broken)}`
+              : watcher.rebuilding === true
+                ? `Change journal: azbk watch (pid ${watcher.pid}) is setting up its watches anew (the next backup scans everything)`
+                : `Change journal: kept by azbk watch (pid ${watcher.pid})`,
+        );
         if (running !== null) {
           out.line(`Running now: ${printable(running.kind)} ${printable(running.jobId)} (process ${running.pid})${running.started === null ? '' : `, since ${printable(running.started)}`}`);
           const p = running.progress;
@@ -93,7 +101,7 @@ export function statusCommand(program: Command): void {
           vault: { id: registration.vaultId, name: registration.vaultName, endpoint: registration.endpoint },
           secrets: { ...secretsResult(paths, secrets), ...(stray ? { stray: paths.secrets } : {}) },
           policy: policy === undefined ? null : policyResult(policy, notes),
-          watcher: watcher === null ? null : { pid: watcher },
+          watcher,
           running: running === null ? null : { kind: running.kind, jobId: running.jobId, pid: running.pid, started: running.started, progress: running.progress === null ? null : { at: new Date(running.progress.at).toISOString(), ...running.progress.record } },
           lastJob: last ?? null,
           lastBackup: lastBackup ?? null,
