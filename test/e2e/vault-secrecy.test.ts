@@ -136,7 +136,8 @@ describe.concurrent('vault secrecy', () => {
       expect(typeof v === 'object' && v !== null).toBe(true);
       const o = v as Record<string, unknown>;
       if (rel.startsWith('points/')) {
-        expect(Object.keys(o).sort()).toEqual(['id', 'jobId', 'keyId', 'machineId', 'manifest', 'packs', 'time', 'version']);
+        expect(Object.keys(o).sort()).toEqual(['id', 'jobId', 'keyId', 'machineId', 'manifest', 'packs', 'packsSha256', 'time', 'version']);
+        expect(o.packsSha256).toMatch(/^[0-9a-f]{64}$/);
         // The packs the point's data is in, for prune: ids of packs in the vault, nothing more.
         expect(Array.isArray(o.packs) && o.packs.length > 0).toBe(true);
         for (const p of o.packs as string[]) await fs.access(path.join(a.vault.dir, 'packs', p.slice(0, 2), p));
