@@ -366,9 +366,10 @@ export class HttpTransport {
     } catch (err) {
       if (out.body instanceof fs.ReadStream) {
         // A file body that failed to read is this machine's failure, not the network's: not
-        // retried. A connection that failed ends the file's stream with its own error: that one is.
+        // retried. A connection that failed ends the file's stream with its own error, or aborts
+        // it (ABORT_ERR: a connection reset once the server had stopped reading): that one is.
         const failed = out.body.errored;
-        if (failed !== null && !isNetworkError(failed)) throw unreadable((req.body as FileBody).file, failed);
+        if (failed !== null && !isNetworkError(failed) && codeOf(failed) !== 'ABORT_ERR') throw unreadable((req.body as FileBody).file, failed);
         out.body.destroy(); // closes the file, whether or not the request started reading it
       }
       throw err;
